@@ -1,0 +1,1 @@
+//! `tally-agent`: the store daemon.

@@ -1,0 +1,1 @@
+//! `tally-hub`: the HQ server.
