@@ -4,5 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+SIM_SEEDS="${TALLY_SIM_SEEDS:-200}"
+
 echo "== unit, property and end-to-end tests"
-cargo test --workspace --all-targets
+cargo test --workspace
+
+echo "== deterministic simulation: ${SIM_SEEDS} fixed seeds x 5 stores x 10,000 steps"
+cargo run --release --example simulate -- \
+    --seed 1 --seeds "${SIM_SEEDS}" --stores 5 --steps 10000 --quiet

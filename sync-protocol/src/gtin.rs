@@ -53,6 +53,11 @@ pub fn gs1_check_digit(digits: &[u8]) -> u8 {
 }
 
 impl Gtin {
+    /// The smallest GTIN, `00000000000000`.
+    pub const MIN: Gtin = Gtin(0);
+    /// The largest GTIN, `99999999999997`.
+    pub const MAX: Gtin = Gtin(99_999_999_999_997);
+
     /// Parses a GTIN-8, -12, -13 or -14 and normalises it to GTIN-14.
     pub fn parse(s: &str) -> Result<Self, GtinError> {
         if !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -70,7 +75,9 @@ impl Gtin {
                 expected,
             });
         }
-        Ok(Gtin(digits.iter().fold(0u64, |acc, &d| acc * 10 + u64::from(d))))
+        Ok(Gtin(
+            digits.iter().fold(0u64, |acc, &d| acc * 10 + u64::from(d)),
+        ))
     }
 
     /// Builds a GTIN-14 from its first 13 digits, computing the check digit.
@@ -187,10 +194,7 @@ mod tests {
                 expected: 3
             })
         ));
-        assert!(matches!(
-            Gtin::parse("12345"),
-            Err(GtinError::BadLength(5))
-        ));
+        assert!(matches!(Gtin::parse("12345"), Err(GtinError::BadLength(5))));
         assert!(matches!(
             Gtin::parse("62910415002a3"),
             Err(GtinError::NotDigits(_))
@@ -217,5 +221,7 @@ mod tests {
         let g = Gtin::from_body(629_104_150_021).unwrap();
         assert_eq!(g.to_string(), "06291041500213");
         assert!(Gtin::from_body(10_000_000_000_000).is_none());
+        assert_eq!(Gtin::from_body(0), Some(Gtin::MIN));
+        assert_eq!(Gtin::from_body(9_999_999_999_999), Some(Gtin::MAX));
     }
 }

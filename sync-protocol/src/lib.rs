@@ -1,12 +1,45 @@
 //! `tally-sync`: Tally's pure model.
 //!
 //! Everything here is a value and every function is a pure function of its
-//! arguments: no I/O, no tokio, no clock reads, no entropy. The agent, the
-//! hub and the simulation all build on it, so the rules that keep stock
-//! consistent (escrow counters, validation, rebalancing) are written once.
+//! arguments: no I/O, no tokio, no clock reads, no entropy (the simulation
+//! draws from a seeded generator it is given). The agent, the hub and the
+//! simulation all build on it, so the rules that keep stock consistent
+//! (escrow counters, validation, event effects, rebalancing) exist once.
+//!
+//! Map:
+//! - [`gtin`], [`ids`]: validated identifiers.
+//! - [`counter`]: the escrow counter for one (item, location).
+//! - [`inventory`]: many counters with version stamps and delta extraction.
+//! - [`epcs`]: sold serialized items, and double-sale detection.
+//! - [`event`], [`journal`], [`ledger`]: events, the grow-only journal, and
+//!   how an event moves the counters.
+//! - [`policy`]: the rights-rebalancing policy.
+//! - [`message`], [`codec`]: sync messages and their encodings.
+//! - [`audit`]: checks computed from events alone.
+//! - [`sim`]: the deterministic simulation of a hub and stores.
 
+pub mod audit;
+pub mod codec;
+pub mod counter;
+pub mod epcs;
+pub mod event;
+pub mod exchange;
 pub mod gtin;
 pub mod ids;
+pub mod inventory;
+pub mod journal;
+pub mod ledger;
+pub mod message;
+pub mod policy;
+pub mod sim;
 
+pub use counter::{BoundedCounter, CounterError, Violation};
+pub use epcs::{DoubleSale, EpcLedger};
+pub use event::{Direction, Event, EventKind, Line, Override, Shortfall, Tender};
 pub use gtin::{Gtin, GtinError};
 pub use ids::{Epc, EventId, IdError, LocationId, ReplicaId};
+pub use inventory::{Delta, DeltaEntry, DeltaViolation, Inventory, ItemKey};
+pub use journal::Journal;
+pub use ledger::{apply_event, Refusal};
+pub use message::{SyncRequest, SyncResponse, PROTOCOL_VERSION};
+pub use policy::{rebalance, Rebalance, ReservePolicy, RightsView};

@@ -1,0 +1,211 @@
+//! Serialized items: which EPCs have been sold, and which were sold twice.
+//!
+//! # Design constraints
+//! - State is two grow-only sets per EPC: the sale events that sold it and
+//!   the return events that brought it back. Merge is set union, so it is
+//!   commutative, associative and idempotent.
+//! - An EPC is *currently sold* when it has more sales than returns; a
+//!   replica refuses to sell it then ([`EpcLedger::check_sellable`]).
+//! - Two replicas that sold the same tag while partitioned cannot see each
+//!   other; merge detects it: an EPC with more sales than returns + 1 was
+//!   sold twice, and [`EpcLedger::merge`] reports every EPC that merge
+//!   newly made double-sold, with the sales involved.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{Epc, EventId, ReplicaId};
+
+/// A sale or return of one EPC: which event, recorded by whom.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct EpcRecord {
+    /// The event.
+    pub event: EventId,
+    /// The replica that recorded it.
+    pub replica: ReplicaId,
+}
+
+/// What happened to one EPC.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpcHistory {
+    /// Sales of this EPC.
+    pub sales: BTreeSet<EpcRecord>,
+    /// Returns of this EPC.
+    pub returns: BTreeSet<EpcRecord>,
+}
+
+impl EpcHistory {
+    /// Sold and not returned.
+    pub fn is_sold(&self) -> bool {
+        self.sales.len() > self.returns.len()
+    }
+
+    /// Sold again while already sold.
+    pub fn is_double_sold(&self) -> bool {
+        self.sales.len() > self.returns.len() + 1
+    }
+}
+
+/// An EPC sold by more than one sale with no return between them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoubleSale {
+    /// The tag.
+    pub epc: Epc,
+    /// Every sale of it.
+    pub sales: Vec<EpcRecord>,
+}
+
+/// Why an EPC operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EpcError {
+    /// Selling a tag that is currently sold.
+    #[error("EPC {0} was already sold")]
+    AlreadySold(Epc),
+    /// Returning a tag that is not currently sold.
+    #[error("EPC {0} is not sold, so it cannot be returned")]
+    NotSold(Epc),
+}
+
+/// The sold-EPC set. See the module docs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpcLedger {
+    entries: BTreeMap<Epc, EpcHistory>,
+}
+
+impl EpcLedger {
+    /// An empty ledger.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The history of `epc`, if it was ever sold or returned.
+    pub fn get(&self, epc: &Epc) -> Option<&EpcHistory> {
+        self.entries.get(epc)
+    }
+
+    /// Whether `epc` is currently sold.
+    pub fn is_sold(&self, epc: &Epc) -> bool {
+        self.get(epc).is_some_and(EpcHistory::is_sold)
+    }
+
+    /// Refuses if `epc` is currently sold.
+    pub fn check_sellable(&self, epc: &Epc) -> Result<(), EpcError> {
+        if self.is_sold(epc) {
+            return Err(EpcError::AlreadySold(epc.clone()));
+        }
+        Ok(())
+    }
+
+    /// Refuses if `epc` is not currently sold.
+    pub fn check_returnable(&self, epc: &Epc) -> Result<(), EpcError> {
+        if !self.is_sold(epc) {
+            return Err(EpcError::NotSold(epc.clone()));
+        }
+        Ok(())
+    }
+
+    /// Records a sale unconditionally (as merge does). Returns the double
+    /// sale if this made `epc` double-sold.
+    pub fn record_sale(&mut self, epc: &Epc, record: EpcRecord) -> Option<DoubleSale> {
+        let h = self.entries.entry(epc.clone()).or_default();
+        let was = h.is_double_sold();
+        h.sales.insert(record);
+        (!was && h.is_double_sold()).then(|| double(epc, h))
+    }
+
+    /// Records a return unconditionally (as merge does).
+    pub fn record_return(&mut self, epc: &Epc, record: EpcRecord) {
+        self.entries
+            .entry(epc.clone())
+            .or_default()
+            .returns
+            .insert(record);
+    }
+
+    /// Set union with `other`. Returns every EPC that merge newly made
+    /// double-sold.
+    pub fn merge(&mut self, other: &EpcLedger) -> Vec<DoubleSale> {
+        let mut found = Vec::new();
+        for (epc, theirs) in &other.entries {
+            let h = self.entries.entry(epc.clone()).or_default();
+            let was = h.is_double_sold();
+            h.sales.extend(theirs.sales.iter().cloned());
+            h.returns.extend(theirs.returns.iter().cloned());
+            if !was && h.is_double_sold() {
+                found.push(double(epc, h));
+            }
+        }
+        found
+    }
+
+    /// Every EPC that is double-sold.
+    pub fn double_sold(&self) -> Vec<DoubleSale> {
+        self.entries
+            .iter()
+            .filter(|(_, h)| h.is_double_sold())
+            .map(|(e, h)| double(e, h))
+            .collect()
+    }
+
+    /// Number of EPCs with any history.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no EPC has any history.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+fn double(epc: &Epc, h: &EpcHistory) -> DoubleSale {
+    DoubleSale {
+        epc: epc.clone(),
+        sales: h.sales.iter().cloned().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(n: u8, r: &str) -> EpcRecord {
+        EpcRecord {
+            event: EventId::v7(u64::from(n), [n; 10]),
+            replica: ReplicaId::new(r).unwrap(),
+        }
+    }
+
+    #[test]
+    fn sell_return_sell_again_is_fine() {
+        let epc = Epc::from_hex("3074257BF7194E4000001A85").unwrap();
+        let mut l = EpcLedger::new();
+        assert!(l.check_sellable(&epc).is_ok());
+        assert!(l.check_returnable(&epc).is_err());
+        assert!(l.record_sale(&epc, rec(1, "s1")).is_none());
+        assert_eq!(
+            l.check_sellable(&epc),
+            Err(EpcError::AlreadySold(epc.clone()))
+        );
+        l.record_return(&epc, rec(2, "s1"));
+        assert!(l.check_sellable(&epc).is_ok());
+        assert!(l.record_sale(&epc, rec(3, "s1")).is_none());
+        assert!(l.double_sold().is_empty());
+    }
+
+    #[test]
+    fn merge_reports_a_tag_sold_by_two_partitioned_replicas() {
+        let epc = Epc::from_hex("3074257BF7194E4000001A85").unwrap();
+        let mut a = EpcLedger::new();
+        let mut b = EpcLedger::new();
+        a.record_sale(&epc, rec(1, "s1"));
+        b.record_sale(&epc, rec(2, "s2"));
+        let found = a.merge(&b);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].sales.len(), 2);
+        // Reported once: merging again finds nothing new.
+        assert!(a.merge(&b).is_empty());
+        assert_eq!(a.double_sold().len(), 1);
+    }
+}

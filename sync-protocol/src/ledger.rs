@@ -1,0 +1,438 @@
+//! How an event moves the counters, and the planners that fill in an
+//! event's state-dependent fields before it is recorded.
+//!
+//! # Design constraints
+//! - [`apply_event`] is the single definition of an event's effect, used
+//!   by the agent (sales, returns, receipts, counts), the hub (online
+//!   orders) and the simulation alike.
+//! - It is all-or-nothing: it works on copies of the counters it touches
+//!   and hands them back only if every line succeeded. A refused event
+//!   changes nothing.
+//! - It only ever moves the entries of `event.replica`, and removes only
+//!   within that replica's rights, so the escrow invariant holds whatever
+//!   events a replica records.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::counter::{BoundedCounter, CounterError};
+use crate::epcs::{EpcError, EpcLedger};
+use crate::event::{Direction, Event, EventKind, Line, Shortfall};
+use crate::gtin::Gtin;
+use crate::ids::{Epc, ReplicaId};
+
+/// Why an event was refused. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    /// The replica's rights for an item do not cover the quantity.
+    #[error("insufficient stock of {gtin}: {requested} requested, {available} available")]
+    InsufficientStock {
+        /// The item.
+        gtin: Gtin,
+        /// Units the event needed.
+        requested: u64,
+        /// Rights the replica holds.
+        available: u64,
+    },
+    /// A serialized item was already sold.
+    #[error("EPC {epc} was already sold")]
+    AlreadySold {
+        /// The tag.
+        epc: Epc,
+    },
+    /// A serialized item being returned is not sold.
+    #[error("EPC {epc} is not sold")]
+    NotSold {
+        /// The tag.
+        epc: Epc,
+    },
+    /// The event is malformed.
+    #[error("invalid event: {0}")]
+    Invalid(String),
+}
+
+/// The counters an event touched, after it, and the EPCs it sold or
+/// returned. The caller stores them (in one transaction) or drops them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// New state of every counter the event touched, by item (all at the
+    /// event's location).
+    pub counters: BTreeMap<Gtin, BoundedCounter>,
+    /// EPCs the event sold.
+    pub sold: Vec<Epc>,
+    /// EPCs the event returned.
+    pub returned: Vec<Epc>,
+}
+
+/// Checks the shape of an event's lines: non-empty, qty > 0, qty 1 with an
+/// EPC, no EPC twice.
+pub fn check_lines(lines: &[Line]) -> Result<(), Refusal> {
+    if lines.is_empty() {
+        return Err(Refusal::Invalid("an event needs at least one line".into()));
+    }
+    let mut epcs = BTreeSet::new();
+    for line in lines {
+        if line.qty == 0 {
+            return Err(Refusal::Invalid(format!(
+                "qty must be > 0 for {}",
+                line.gtin
+            )));
+        }
+        if let Some(epc) = &line.epc {
+            if line.qty != 1 {
+                return Err(Refusal::Invalid(format!(
+                    "a line with EPC {epc} must have qty 1"
+                )));
+            }
+            if !epcs.insert(epc) {
+                return Err(Refusal::Invalid(format!("EPC {epc} appears twice")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies `event` to copies of `counters` (the current counters at the
+/// event's location, by item; missing ones are empty) and checks EPCs
+/// against `epcs`. Returns the new counters, or why it was refused.
+pub fn apply_event(
+    event: &Event,
+    counters: &BTreeMap<Gtin, BoundedCounter>,
+    epcs: &EpcLedger,
+) -> Result<Applied, Refusal> {
+    if !matches!(event.kind, EventKind::CountAdjustment { .. }) {
+        check_lines(&event.lines)?;
+    }
+    let r = &event.replica;
+    let mut out = Applied::default();
+    let touch = |gtin: Gtin, out: &mut Applied| -> BoundedCounter {
+        out.counters
+            .remove(&gtin)
+            .unwrap_or_else(|| counters.get(&gtin).cloned().unwrap_or_default())
+    };
+    let refusal = |gtin: Gtin, e: CounterError| match e {
+        CounterError::InsufficientRights {
+            available,
+            requested,
+        } => Refusal::InsufficientStock {
+            gtin,
+            requested,
+            available,
+        },
+        CounterError::Overflow => Refusal::Invalid(format!("quantity overflow for {gtin}")),
+    };
+
+    match &event.kind {
+        EventKind::Sale { override_, .. } => {
+            if let Some(ov) = override_ {
+                for s in &ov.shortfall {
+                    let mut c = touch(s.gtin, &mut out);
+                    c.add(r, s.units).map_err(|e| refusal(s.gtin, e))?;
+                    out.counters.insert(s.gtin, c);
+                }
+            }
+            for line in &event.lines {
+                if let Some(epc) = &line.epc {
+                    epcs.check_sellable(epc).map_err(epc_refusal)?;
+                    out.sold.push(epc.clone());
+                }
+                let mut c = touch(line.gtin, &mut out);
+                c.remove(r, line.qty).map_err(|e| refusal(line.gtin, e))?;
+                out.counters.insert(line.gtin, c);
+            }
+        }
+        EventKind::Order { .. } => {
+            for line in &event.lines {
+                if line.epc.is_some() {
+                    return Err(Refusal::Invalid("online orders do not name EPCs".into()));
+                }
+                let mut c = touch(line.gtin, &mut out);
+                c.remove(r, line.qty).map_err(|e| refusal(line.gtin, e))?;
+                out.counters.insert(line.gtin, c);
+            }
+        }
+        EventKind::Return { .. } | EventKind::Receipt => {
+            let is_return = matches!(event.kind, EventKind::Return { .. });
+            for line in &event.lines {
+                if let Some(epc) = &line.epc {
+                    if is_return {
+                        epcs.check_returnable(epc).map_err(epc_refusal)?;
+                        out.returned.push(epc.clone());
+                    }
+                }
+                let mut c = touch(line.gtin, &mut out);
+                c.add(r, line.qty).map_err(|e| refusal(line.gtin, e))?;
+                out.counters.insert(line.gtin, c);
+            }
+        }
+        EventKind::CountAdjustment { direction, .. } => {
+            let [line] = event.lines.as_slice() else {
+                return Err(Refusal::Invalid(
+                    "a count adjustment has exactly one line".into(),
+                ));
+            };
+            if line.epc.is_some() {
+                return Err(Refusal::Invalid(
+                    "a count adjustment does not name an EPC".into(),
+                ));
+            }
+            let mut c = touch(line.gtin, &mut out);
+            match direction {
+                Direction::Up => c.add(r, line.qty),
+                Direction::Down => c.remove(r, line.qty),
+            }
+            .map_err(|e| refusal(line.gtin, e))?;
+            out.counters.insert(line.gtin, c);
+        }
+    }
+    Ok(out)
+}
+
+fn epc_refusal(e: EpcError) -> Refusal {
+    match e {
+        EpcError::AlreadySold(epc) => Refusal::AlreadySold { epc },
+        EpcError::NotSold(epc) => Refusal::NotSold { epc },
+    }
+}
+
+/// For a manager-approved sale: the units of each item the lines need
+/// beyond `r`'s rights. Empty if rights cover the whole sale.
+pub fn plan_override(
+    lines: &[Line],
+    counters: &BTreeMap<Gtin, BoundedCounter>,
+    r: &ReplicaId,
+) -> Vec<Shortfall> {
+    let mut need: BTreeMap<Gtin, u64> = BTreeMap::new();
+    for line in lines {
+        let n = need.entry(line.gtin).or_default();
+        *n = n.saturating_add(line.qty);
+    }
+    need.into_iter()
+        .filter_map(|(gtin, qty)| {
+            let rights = counters.get(&gtin).map_or(0, |c| c.rights(r));
+            (qty > rights).then(|| Shortfall {
+                gtin,
+                units: qty - rights,
+            })
+        })
+        .collect()
+}
+
+/// A cycle count, planned: how far to move on-hand towards `counted`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CountPlan {
+    /// Up or down.
+    pub direction: Direction,
+    /// Units to move (the line's qty); 0 when the count matches.
+    pub units: u64,
+    /// Units missing that `r` cannot remove for lack of rights.
+    pub unresolved: u64,
+}
+
+/// Plans a cycle count of one item by replica `r`: brings on-hand to
+/// `counted` as far as `r`'s rights allow (a store cannot remove units
+/// whose rights another replica holds, e.g. the hub's online reserve).
+pub fn plan_count(counter: &BoundedCounter, r: &ReplicaId, counted: u64) -> CountPlan {
+    let on_hand = counter.value();
+    if counted >= on_hand {
+        return CountPlan {
+            direction: Direction::Up,
+            units: counted - on_hand,
+            unresolved: 0,
+        };
+    }
+    let missing = on_hand - counted;
+    let units = missing.min(counter.rights(r));
+    CountPlan {
+        direction: Direction::Down,
+        units,
+        unresolved: missing - units,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Override, Tender};
+    use crate::ids::{EventId, LocationId};
+
+    fn gtin(n: u64) -> Gtin {
+        Gtin::from_body(n).unwrap()
+    }
+
+    fn event(kind: EventKind, lines: Vec<Line>) -> Event {
+        Event {
+            id: EventId::v7(1, [1; 10]),
+            location: LocationId::new("s1").unwrap(),
+            replica: ReplicaId::new("s1").unwrap(),
+            at_ms: 1,
+            kind,
+            lines,
+        }
+    }
+
+    fn line(g: u64, qty: u64) -> Line {
+        Line {
+            gtin: gtin(g),
+            qty,
+            unit_price_minor: 100,
+            epc: None,
+        }
+    }
+
+    fn sale(lines: Vec<Line>) -> Event {
+        event(
+            EventKind::Sale {
+                tenders: vec![Tender {
+                    method: "cash".into(),
+                    amount_minor: 100,
+                    reference: None,
+                }],
+                override_: None,
+            },
+            lines,
+        )
+    }
+
+    #[test]
+    fn sale_is_all_or_nothing() {
+        let r = ReplicaId::new("s1").unwrap();
+        let mut counters = BTreeMap::new();
+        let mut c = BoundedCounter::new();
+        c.add(&r, 2).unwrap();
+        counters.insert(gtin(1), c);
+        let ok = apply_event(
+            &sale(vec![line(1, 1), line(1, 1)]),
+            &counters,
+            &EpcLedger::new(),
+        );
+        assert_eq!(ok.unwrap().counters[&gtin(1)].value(), 0);
+        let refused = apply_event(
+            &sale(vec![line(1, 2), line(1, 1)]),
+            &counters,
+            &EpcLedger::new(),
+        );
+        assert_eq!(
+            refused,
+            Err(Refusal::InsufficientStock {
+                gtin: gtin(1),
+                requested: 1,
+                available: 0
+            })
+        );
+        let unknown = apply_event(&sale(vec![line(2, 1)]), &counters, &EpcLedger::new());
+        assert!(matches!(
+            unknown,
+            Err(Refusal::InsufficientStock { available: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn override_adds_the_shortfall_then_sells() {
+        let r = ReplicaId::new("s1").unwrap();
+        let counters = BTreeMap::new();
+        let lines = vec![line(1, 2)];
+        let shortfall = plan_override(&lines, &counters, &r);
+        assert_eq!(
+            shortfall,
+            vec![Shortfall {
+                gtin: gtin(1),
+                units: 2
+            }]
+        );
+        let ev = event(
+            EventKind::Sale {
+                tenders: vec![],
+                override_: Some(Override {
+                    approver: "mgr".into(),
+                    reason: "on shelf".into(),
+                    shortfall,
+                }),
+            },
+            lines,
+        );
+        let out = apply_event(&ev, &counters, &EpcLedger::new()).unwrap();
+        let c = &out.counters[&gtin(1)];
+        assert_eq!((c.value(), c.total_added(), c.total_removed()), (0, 2, 2));
+    }
+
+    #[test]
+    fn epc_rules() {
+        let r = ReplicaId::new("s1").unwrap();
+        let epc = Epc::from_hex("3074257BF7194E4000001A85").unwrap();
+        let mut counters = BTreeMap::new();
+        let mut c = BoundedCounter::new();
+        c.add(&r, 5).unwrap();
+        counters.insert(gtin(1), c);
+        let mut l = line(1, 1);
+        l.epc = Some(epc.clone());
+        let mut ledger = EpcLedger::new();
+        let out = apply_event(&sale(vec![l.clone()]), &counters, &ledger).unwrap();
+        assert_eq!(out.sold, vec![epc.clone()]);
+        ledger.record_sale(
+            &epc,
+            crate::epcs::EpcRecord {
+                event: EventId::v7(1, [1; 10]),
+                replica: r.clone(),
+            },
+        );
+        assert_eq!(
+            apply_event(&sale(vec![l.clone()]), &counters, &ledger),
+            Err(Refusal::AlreadySold { epc: epc.clone() })
+        );
+        assert!(matches!(
+            apply_event(
+                &sale(vec![l.clone(), l.clone()]),
+                &counters,
+                &EpcLedger::new()
+            ),
+            Err(Refusal::Invalid(_))
+        ));
+        let ret = event(
+            EventKind::Return {
+                original_sale: None,
+            },
+            vec![l.clone()],
+        );
+        assert!(apply_event(&ret, &counters, &ledger).is_ok());
+        assert_eq!(
+            apply_event(&ret, &counters, &EpcLedger::new()),
+            Err(Refusal::NotSold { epc })
+        );
+    }
+
+    #[test]
+    fn count_plan_respects_rights() {
+        let (s, hub) = (ReplicaId::new("s1").unwrap(), ReplicaId::hub());
+        let mut c = BoundedCounter::new();
+        c.add(&s, 10).unwrap();
+        c.transfer(&s, &hub, 4).unwrap();
+        let up = plan_count(&c, &s, 12);
+        assert_eq!(
+            (up.direction, up.units, up.unresolved),
+            (Direction::Up, 2, 0)
+        );
+        let down = plan_count(&c, &s, 1);
+        assert_eq!(
+            (down.direction, down.units, down.unresolved),
+            (Direction::Down, 6, 3)
+        );
+        let same = plan_count(&c, &s, 10);
+        assert_eq!(same.units, 0);
+    }
+
+    #[test]
+    fn bad_lines_are_invalid() {
+        let counters = BTreeMap::new();
+        assert!(matches!(
+            apply_event(&sale(vec![]), &counters, &EpcLedger::new()),
+            Err(Refusal::Invalid(_))
+        ));
+        assert!(matches!(
+            apply_event(&sale(vec![line(1, 0)]), &counters, &EpcLedger::new()),
+            Err(Refusal::Invalid(_))
+        ));
+    }
+}

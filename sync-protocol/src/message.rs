@@ -1,0 +1,145 @@
+//! Sync messages between a store's agent and the hub (DESIGN.md §4).
+//!
+//! One exchange: the agent POSTs a [`SyncRequest`] with its own counter
+//! changes since the hub last acknowledged them, its new events and its
+//! cursor into the hub's changes; the hub answers with a [`SyncResponse`]
+//! acknowledging what it durably merged and carrying what the store lacks.
+//!
+//! # Design constraints
+//! - Every cursor is a high-water mark and every payload is idempotent
+//!   (deltas merge by max, events are keyed by id), so a lost, duplicated,
+//!   reordered or interrupted exchange is always safe to repeat.
+//! - The store's identity is *not* taken from `replica`/`location` here:
+//!   the hub derives it from the client certificate and refuses a request
+//!   whose body names another store.
+//! - Messages carry a [`ProtocolVersion`]; a peer refuses an unknown major
+//!   version with a clear error (see [`crate::codec`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Event;
+use crate::gtin::Gtin;
+use crate::ids::{EventId, LocationId, ReplicaId};
+use crate::inventory::Delta;
+use crate::policy::ReservePolicy;
+
+/// A protocol version. Peers must share the major version; minor versions
+/// only add optional meaning and are accepted both ways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ProtocolVersion {
+    /// Incompatible changes bump this.
+    pub major: u16,
+    /// Compatible additions bump this.
+    pub minor: u16,
+}
+
+impl std::fmt::Display for ProtocolVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// The version this build speaks.
+pub const PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion { major: 1, minor: 0 };
+
+/// Units of an item a store was refused for lack of rights since its last
+/// acknowledged sync: the demand signal for rebalancing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Demand {
+    /// The item.
+    pub gtin: Gtin,
+    /// Units refused.
+    pub units: u64,
+}
+
+/// A catalog entry: what an item is called and costs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogItem {
+    /// The item.
+    pub gtin: Gtin,
+    /// Display name.
+    pub name: String,
+    /// Unit price in minor units.
+    pub price_minor: i64,
+}
+
+/// Agent → hub.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRequest {
+    /// Protocol version of the sender.
+    pub version: ProtocolVersion,
+    /// The sending replica (checked against its certificate).
+    pub replica: ReplicaId,
+    /// The sender's location (checked against its certificate).
+    pub location: LocationId,
+    /// The sender's own counter entries changed since the hub's last
+    /// acknowledgement.
+    pub delta: Delta,
+    /// The sender's inventory version this delta covers; the hub echoes it
+    /// back in [`SyncResponse::acked_delta_version`] once merged.
+    pub delta_version: u64,
+    /// Events not yet acknowledged, oldest first.
+    pub events: Vec<Event>,
+    /// The sender's outbox sequence number of the last event included.
+    pub events_upto: u64,
+    /// The hub version the sender has applied: send changes after it.
+    pub hub_cursor: u64,
+    /// The catalog version the sender has applied.
+    pub catalog_cursor: u64,
+    /// Refused demand per item since the last acknowledged sync.
+    pub demand: Vec<Demand>,
+}
+
+/// An event the hub refused for good (to dead-letter, not retry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedEvent {
+    /// The event.
+    pub id: EventId,
+    /// Why.
+    pub reason: String,
+}
+
+/// Hub → agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncResponse {
+    /// Protocol version of the hub.
+    pub version: ProtocolVersion,
+    /// The request's `delta_version`, now durably merged at the hub.
+    pub acked_delta_version: u64,
+    /// The request's `events_upto`, now durably stored at the hub.
+    pub acked_events_upto: u64,
+    /// Events the hub will never accept (e.g. an id reused with other content).
+    pub rejected_events: Vec<RejectedEvent>,
+    /// Counters at the store's location changed at the hub after the
+    /// request's `hub_cursor` (other replicas' entries, transfers), minus
+    /// what the request itself just carried.
+    pub delta: Delta,
+    /// The hub version `delta` brings the store up to.
+    pub hub_cursor: u64,
+    /// The reserve policy, so the store moves rights the same way.
+    pub policy: ReservePolicy,
+    /// Catalog changes after the request's `catalog_cursor`.
+    pub catalog: Vec<CatalogItem>,
+    /// The catalog version `catalog` brings the store up to.
+    pub catalog_cursor: u64,
+    /// The hub had more to send than fits one response: sync again.
+    pub more: bool,
+}
+
+/// A message that carries a protocol version.
+pub trait Versioned {
+    /// The version the sender spoke.
+    fn version(&self) -> ProtocolVersion;
+}
+
+impl Versioned for SyncRequest {
+    fn version(&self) -> ProtocolVersion {
+        self.version
+    }
+}
+
+impl Versioned for SyncResponse {
+    fn version(&self) -> ProtocolVersion {
+        self.version
+    }
+}
