@@ -164,17 +164,9 @@ pub fn hub_handle<S: ReplicaStore>(
     policy: &ReservePolicy,
     limits: &HubLimits,
 ) -> Result<(SyncResponse, HubOutcome), HandleError<S::Error>> {
-    // 1. Validate everything before writing anything.
-    if req.replica != who.replica || req.location != who.location {
-        return Err(SyncRefusal::WrongIdentity {
-            replica: who.replica.clone(),
-            location: who.location.clone(),
-            claimed_replica: req.replica.clone(),
-            claimed_location: req.location.clone(),
-        }
-        .into());
-    }
-    if who.replica.is_hub() {
+    // 1. Validate everything before writing anything. A store may never
+    // speak as the hub, whose entries it could then forge.
+    if req.replica != who.replica || req.location != who.location || who.replica.is_hub() {
         return Err(SyncRefusal::WrongIdentity {
             replica: who.replica.clone(),
             location: who.location.clone(),
