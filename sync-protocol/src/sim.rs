@@ -637,9 +637,13 @@ impl Sim {
         for round in 1..=MAX_HEAL_ROUNDS {
             self.report.heal_rounds = round;
             for s in 0..self.stores.len() {
-                self.sync(s);
-                while let Some(msg) = self.net.pop() {
-                    self.deliver(msg);
+                // Like the agent: keep syncing while the outbox has a backlog.
+                let pages = self.stores[s].outbox.len() / self.cfg.max_events_per_sync.max(1) + 1;
+                for _ in 0..pages {
+                    self.sync(s);
+                    while let Some(msg) = self.net.pop() {
+                        self.deliver(msg);
+                    }
                 }
             }
             let now = self.fingerprint();

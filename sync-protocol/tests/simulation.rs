@@ -23,3 +23,14 @@ proptest! {
         prop_assert!(report.ok(), "seed {} stores {} items {}: {:?}", seed, stores, items, report);
     }
 }
+
+/// Seeds that once failed, replayed forever.
+#[test]
+fn regression_seeds() {
+    // A long partition left 772 events in one store's outbox; healing must
+    // drain a backlog, not one page per round.
+    let mut cfg = SimConfig::new(410_309_100_541_283_827, 1, 2_000);
+    cfg.items = 1;
+    let report = run(&cfg);
+    assert!(report.ok(), "{report:?}");
+}
