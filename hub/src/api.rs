@@ -348,9 +348,14 @@ async fn sync_inner(
                     error(StatusCode::FORBIDDEN, "forbidden_update", &refusal),
                 )
             } else {
+                let mut body = json!({ "error": "refused_update", "message": refusal.to_string() });
+                if let tally_sync::exchange::SyncRefusal::Event { id, .. } = &refusal {
+                    // The client can dead-letter this event and sync the rest.
+                    body["event_id"] = json!(id);
+                }
                 (
                     SyncOutcome::Invalid,
-                    error(StatusCode::UNPROCESSABLE_ENTITY, "refused_update", &refusal),
+                    with_fields(StatusCode::UNPROCESSABLE_ENTITY, body),
                 )
             }
         }

@@ -259,6 +259,11 @@ async fn refused_requests_change_nothing() {
     let mut req = s2.request(10);
     req.events = s1.request(10).events;
     let err = c2.sync(&req).await.unwrap_err();
+    assert_eq!(
+        err.1["event_id"],
+        json!(req.events[0].id),
+        "names the event to dead-letter"
+    );
     cases.push(("another store's events", err.0, err.1.to_string()));
 
     // A forged delta: s1 raises the hub's P entry.
