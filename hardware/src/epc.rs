@@ -236,11 +236,13 @@ impl Sgtin96 {
         Self::new(filter, partition, company_prefix, item_reference, serial)
     }
 
-    fn cp(&self) -> String {
+    /// The company prefix, zero-padded to its digit count.
+    pub fn cp(&self) -> String {
         pad(self.company_prefix, cp_digits(self.partition))
     }
 
-    fn ir(&self) -> String {
+    /// Indicator digit and item reference, zero-padded.
+    pub fn ir(&self) -> String {
         pad(self.item_reference, u32::from(self.partition) + 1)
     }
 
@@ -304,11 +306,13 @@ impl Sgtin96 {
 }
 
 impl Sscc96 {
-    fn cp(&self) -> String {
+    /// The company prefix, zero-padded to its digit count.
+    pub fn cp(&self) -> String {
         pad(self.company_prefix, cp_digits(self.partition))
     }
 
-    fn sr(&self) -> String {
+    /// Extension digit and serial reference, zero-padded.
+    pub fn sr(&self) -> String {
         pad(self.serial_reference, u32::from(self.partition) + 5)
     }
 
@@ -373,11 +377,13 @@ impl Sscc96 {
 }
 
 impl Grai96 {
-    fn cp(&self) -> String {
+    /// The company prefix, zero-padded to its digit count.
+    pub fn cp(&self) -> String {
         pad(self.company_prefix, cp_digits(self.partition))
     }
 
-    fn at(&self) -> String {
+    /// The asset type, zero-padded (empty for partition 0).
+    pub fn at(&self) -> String {
         pad(self.asset_type, u32::from(self.partition))
     }
 

@@ -220,7 +220,23 @@ impl FromStr for RcnLayout {
 
 impl fmt::Display for RcnLayout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let prefixes: Vec<String> = self.prefixes.iter().map(|p| format!("{p:02}")).collect();
+        // Consecutive prefixes are written as ranges: 02,20-29.
+        let mut prefixes: Vec<String> = Vec::new();
+        let mut i = 0;
+        while i < self.prefixes.len() {
+            let lo = self.prefixes[i];
+            let mut hi = lo;
+            while self.prefixes.get(i + 1) == Some(&(hi + 1)) {
+                hi += 1;
+                i += 1;
+            }
+            prefixes.push(if hi > lo {
+                format!("{lo:02}-{hi:02}")
+            } else {
+                format!("{lo:02}")
+            });
+            i += 1;
+        }
         let pattern: String = self.pattern.iter().map(|&c| char::from(c)).collect();
         write!(f, "{}:{}:{}", prefixes.join(","), pattern, self.decimals)
     }

@@ -122,6 +122,13 @@ impl DriverHandle {
         })
     }
 
+    /// Asks the driver to stop without waiting. It sends what it still has
+    /// (an RFID driver flushes its open windows) and ends; its channel
+    /// closes when it has.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
     /// Asks the driver to stop and waits for its thread (at most one read
     /// timeout, or one backoff step).
     pub fn stop(mut self) {
