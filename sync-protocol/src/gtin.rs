@@ -70,7 +70,9 @@ impl Gtin {
                 expected,
             });
         }
-        Ok(Gtin(digits.iter().fold(0u64, |acc, &d| acc * 10 + u64::from(d))))
+        Ok(Gtin(
+            digits.iter().fold(0u64, |acc, &d| acc * 10 + u64::from(d)),
+        ))
     }
 
     /// Builds a GTIN-14 from its first 13 digits, computing the check digit.
@@ -187,10 +189,7 @@ mod tests {
                 expected: 3
             })
         ));
-        assert!(matches!(
-            Gtin::parse("12345"),
-            Err(GtinError::BadLength(5))
-        ));
+        assert!(matches!(Gtin::parse("12345"), Err(GtinError::BadLength(5))));
         assert!(matches!(
             Gtin::parse("62910415002a3"),
             Err(GtinError::NotDigits(_))
