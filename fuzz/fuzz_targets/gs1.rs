@@ -10,7 +10,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    for parsed in [gs1::parse(text), gs1::parse_human(text)].into_iter().flatten() {
+    for parsed in [gs1::parse(text), gs1::parse_human(text)]
+        .into_iter()
+        .flatten()
+    {
         if parsed.elements.iter().all(|e| !e.value.contains('(')) {
             let again = gs1::parse_human(&parsed.to_string()).expect("human form re-parses");
             assert_eq!(again, parsed);

@@ -13,7 +13,9 @@ fuzz_target!(|data: &[u8]| {
     loop {
         match decode(rest) {
             Decoded::Frame(f, used) => {
-                let bytes = Frame::new(f.frame_type, f.command, f.payload).encode().expect("encodes");
+                let bytes = Frame::new(f.frame_type, f.command, f.payload)
+                    .encode()
+                    .expect("encodes");
                 assert_eq!(bytes.as_slice(), &rest[..used]);
                 rest = &rest[used..];
             }
