@@ -17,7 +17,7 @@ pub mod rfid;
 pub mod scanner;
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -225,10 +225,6 @@ fn read_port(port: &mut dyn SerialPort, buf: &mut [u8]) -> ReadOutcome {
         }
         Err(e) => ReadOutcome::Lost(e.to_string()),
     }
-}
-
-fn path_of(settings: &PortSettings) -> &Path {
-    &settings.path
 }
 
 #[cfg(test)]

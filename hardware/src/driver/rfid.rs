@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::{
-    open_with_backoff, path_of, read_port, DeviceStatus, DriverHandle, PortSettings, ReadOutcome,
-    StopFlag,
+    open_with_backoff, read_port, DeviceStatus, DriverHandle, PortSettings, ReadOutcome, StopFlag,
 };
 use crate::dedup::{Deduplicator, TagReport, DEFAULT_MAX_TAGS, DEFAULT_WINDOW};
 use crate::rfid::{ProtocolStats, ReaderEvent, ReaderProtocol};
@@ -105,7 +104,7 @@ impl<P: ReaderProtocol> Driver<P> {
     }
 
     fn run(mut self, stop: &StopFlag) {
-        let path = path_of(&self.config.port).to_path_buf();
+        let path = self.config.port.path.clone();
         let _ = self.connect_loop(stop);
         // Whatever was still in a window is reported before stopping.
         for report in self.dedup.flush() {
@@ -117,7 +116,7 @@ impl<P: ReaderProtocol> Driver<P> {
     }
 
     fn connect_loop(&mut self, stop: &StopFlag) -> Result<(), Closed> {
-        let path = path_of(&self.config.port).to_path_buf();
+        let path = self.config.port.path.clone();
         let mut buf = [0u8; 4096];
         'connect: loop {
             let Some(mut port) = open_with_backoff(&self.config.port, stop) else {

@@ -6,8 +6,7 @@ use std::io;
 use tokio::sync::mpsc;
 
 use super::{
-    open_with_backoff, path_of, read_port, DeviceStatus, DriverHandle, PortSettings, ReadOutcome,
-    StopFlag,
+    open_with_backoff, read_port, DeviceStatus, DriverHandle, PortSettings, ReadOutcome, StopFlag,
 };
 use crate::barcode::{self, Barcode, BarcodeError};
 use crate::framer::{FramerConfig, FramerStats, LineFramer};
@@ -76,7 +75,7 @@ pub fn spawn(config: ScannerConfig, tx: mpsc::Sender<ScannerEvent>) -> io::Resul
 }
 
 fn run(config: &ScannerConfig, tx: &mpsc::Sender<ScannerEvent>, stop: &StopFlag) {
-    let path = path_of(&config.port).to_path_buf();
+    let path = config.port.path.clone();
     let send = |event| tx.blocking_send(event).is_ok();
     let mut framer = LineFramer::new(config.framer.clone());
     let mut logged = FramerStats::default();
