@@ -169,6 +169,47 @@ fn field(v: u128, offset: u32, bits: u32) -> u64 {
     ((v >> shift) & ((1u128 << bits) - 1)) as u64
 }
 
+/// The fields every partitioned 96-bit scheme starts with (TDS §14.3.3):
+/// filter, partition, company prefix and the partition's second field
+/// (item reference, serial reference or asset type), both checked to fit
+/// their digit counts.
+struct Partitioned {
+    filter: u8,
+    partition: u8,
+    company_prefix: u64,
+    second: u64,
+}
+
+fn partitioned(
+    v: u128,
+    scheme: &'static str,
+    second_name: &'static str,
+    second_bits: &[u32; 7],
+    second_digits: fn(u8) -> u32,
+) -> Result<Partitioned, EpcError> {
+    let filter = field(v, 8, 3) as u8;
+    let partition = field(v, 11, 3) as u8;
+    let p = usize::from(partition);
+    if p > 6 {
+        return Err(EpcError::InvalidPartition { scheme, partition });
+    }
+    let company_prefix = field(v, 14, CP_BITS[p]);
+    let second = field(v, 14 + CP_BITS[p], second_bits[p]);
+    check_fit(
+        scheme,
+        "company prefix",
+        company_prefix,
+        cp_digits(partition),
+    )?;
+    check_fit(scheme, second_name, second, second_digits(partition))?;
+    Ok(Partitioned {
+        filter,
+        partition,
+        company_prefix,
+        second,
+    })
+}
+
 fn digits_of(s: &str) -> Vec<u8> {
     s.bytes().map(|b| b - b'0').collect()
 }
@@ -289,19 +330,16 @@ impl Sgtin96 {
     }
 
     fn decode(v: u128) -> Result<Self, EpcError> {
-        let filter = field(v, 8, 3) as u8;
-        let partition = field(v, 11, 3) as u8;
-        let p = usize::from(partition);
-        if p > 6 {
-            return Err(EpcError::InvalidPartition {
-                scheme: "sgtin-96",
-                partition,
-            });
-        }
-        let company_prefix = field(v, 14, CP_BITS[p]);
-        let item_reference = field(v, 14 + CP_BITS[p], SGTIN_IR_BITS[p]);
-        let serial = field(v, 58, 38);
-        Self::new(filter, partition, company_prefix, item_reference, serial)
+        let f = partitioned(v, "sgtin-96", "item reference", &SGTIN_IR_BITS, |p| {
+            u32::from(p) + 1
+        })?;
+        Ok(Sgtin96 {
+            filter: f.filter,
+            partition: f.partition,
+            company_prefix: f.company_prefix,
+            item_reference: f.second,
+            serial: field(v, 58, 38),
+        })
     }
 }
 
@@ -341,37 +379,17 @@ impl Sscc96 {
     }
 
     fn decode(v: u128) -> Result<Self, EpcError> {
-        let filter = field(v, 8, 3) as u8;
-        let partition = field(v, 11, 3) as u8;
-        let p = usize::from(partition);
-        if p > 6 {
-            return Err(EpcError::InvalidPartition {
-                scheme: "sscc-96",
-                partition,
-            });
-        }
-        let company_prefix = field(v, 14, CP_BITS[p]);
-        let serial_reference = field(v, 14 + CP_BITS[p], SSCC_SR_BITS[p]);
+        let f = partitioned(v, "sscc-96", "serial reference", &SSCC_SR_BITS, |p| {
+            u32::from(p) + 5
+        })?;
         if field(v, 72, 24) != 0 {
             return Err(EpcError::ReservedNotZero);
         }
-        check_fit(
-            "sscc-96",
-            "company prefix",
-            company_prefix,
-            cp_digits(partition),
-        )?;
-        check_fit(
-            "sscc-96",
-            "serial reference",
-            serial_reference,
-            u32::from(partition) + 5,
-        )?;
         Ok(Sscc96 {
-            filter,
-            partition,
-            company_prefix,
-            serial_reference,
+            filter: f.filter,
+            partition: f.partition,
+            company_prefix: f.company_prefix,
+            serial_reference: f.second,
         })
     }
 }
@@ -417,31 +435,13 @@ impl Grai96 {
     }
 
     fn decode(v: u128) -> Result<Self, EpcError> {
-        let filter = field(v, 8, 3) as u8;
-        let partition = field(v, 11, 3) as u8;
-        let p = usize::from(partition);
-        if p > 6 {
-            return Err(EpcError::InvalidPartition {
-                scheme: "grai-96",
-                partition,
-            });
-        }
-        let company_prefix = field(v, 14, CP_BITS[p]);
-        let asset_type = field(v, 14 + CP_BITS[p], GRAI_AT_BITS[p]);
-        let serial = field(v, 58, 38);
-        check_fit(
-            "grai-96",
-            "company prefix",
-            company_prefix,
-            cp_digits(partition),
-        )?;
-        check_fit("grai-96", "asset type", asset_type, u32::from(partition))?;
+        let f = partitioned(v, "grai-96", "asset type", &GRAI_AT_BITS, u32::from)?;
         Ok(Grai96 {
-            filter,
-            partition,
-            company_prefix,
-            asset_type,
-            serial,
+            filter: f.filter,
+            partition: f.partition,
+            company_prefix: f.company_prefix,
+            asset_type: f.second,
+            serial: field(v, 58, 38),
         })
     }
 }
