@@ -1,13 +1,35 @@
 //! `tally-agent` binary: parses flags and hands over to the library.
 
-use clap::Parser;
+mod devices_cli;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
 
 /// Tally store agent.
 #[derive(Debug, Parser)]
 #[command(name = "tally-agent", version, about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
 
-fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    Ok(())
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decode a scanned barcode or an RFID EPC and print JSON.
+    Decode(devices_cli::DecodeArgs),
+    /// List serial ports (USB vendor/product where known).
+    Devices(devices_cli::DevicesArgs),
+    /// Run the scanner and/or RFID drivers and print one event per line.
+    Listen(devices_cli::ListenArgs),
+}
+
+fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    Ok(match cli.command {
+        Some(Command::Decode(args)) => devices_cli::run_decode(args),
+        Some(Command::Devices(args)) => devices_cli::run_devices(args),
+        Some(Command::Listen(args)) => devices_cli::run_listen(args),
+        None => ExitCode::SUCCESS,
+    })
 }

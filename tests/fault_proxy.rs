@@ -1,0 +1,58 @@
+//! Self-test of the fault-injecting proxy the end-to-end tests rely on:
+//! it must forward, black-hole and refuse exactly as it says.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use support::proxy::{FaultProxy, Mode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+async fn echo_server() -> std::net::SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+async fn round_trip(addr: std::net::SocketAddr) -> std::io::Result<Vec<u8>> {
+    let mut s = TcpStream::connect(addr).await?;
+    s.write_all(b"ping").await?;
+    let mut buf = [0u8; 4];
+    s.read_exact(&mut buf).await?;
+    Ok(buf.to_vec())
+}
+
+#[tokio::test]
+async fn passes_blackholes_and_refuses() {
+    let proxy = FaultProxy::start(echo_server().await).await.unwrap();
+    assert_eq!(round_trip(proxy.addr()).await.unwrap(), b"ping");
+
+    proxy.set(Mode::Blackhole);
+    // A black hole never answers: the round trip is still pending when a
+    // generous deadline expires (this bounds the test, it does not wait for
+    // an event).
+    let pending = tokio::time::timeout(Duration::from_millis(300), round_trip(proxy.addr())).await;
+    assert!(pending.is_err(), "black-holed traffic must not get through");
+
+    proxy.set(Mode::Refuse);
+    assert!(round_trip(proxy.addr()).await.is_err());
+
+    proxy.set(Mode::Pass);
+    assert_eq!(round_trip(proxy.addr()).await.unwrap(), b"ping");
+    assert!(proxy.connections() >= 4);
+}

@@ -1,0 +1,124 @@
+//! A fault-injecting TCP proxy for end-to-end tests: it sits between an
+//! agent and the hub on loopback and can pass traffic, black-hole it (a
+//! partition: connections hang, bytes vanish) or refuse it (connections
+//! reset at once). Switching mode also cuts every open connection, as a
+//! real network outage does to in-flight requests.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// What the proxy does with traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)]
+pub enum Mode {
+    /// Forward bytes both ways.
+    Pass = 0,
+    /// Accept connections, forward nothing: requests time out.
+    Blackhole = 1,
+    /// Close every connection at once: requests fail fast.
+    Refuse = 2,
+}
+
+/// A running proxy; dropping it stops it.
+#[derive(Debug)]
+pub struct FaultProxy {
+    addr: SocketAddr,
+    mode: Arc<AtomicU8>,
+    generation: watch::Sender<u64>,
+    connections: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[allow(dead_code)]
+impl FaultProxy {
+    /// Starts a proxy on 127.0.0.1 forwarding to `upstream`.
+    pub async fn start(upstream: SocketAddr) -> std::io::Result<FaultProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let mode = Arc::new(AtomicU8::new(Mode::Pass as u8));
+        let (generation, gen_rx) = watch::channel(0u64);
+        let connections = Arc::new(AtomicU64::new(0));
+        let (m, c) = (mode.clone(), connections.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
+                c.fetch_add(1, Ordering::Relaxed);
+                let mode = m.load(Ordering::SeqCst);
+                let mut cut = gen_rx.clone();
+                // Only cuts after this connection was accepted count.
+                cut.borrow_and_update();
+                tokio::spawn(async move {
+                    if mode == Mode::Refuse as u8 {
+                        drop(client);
+                        return;
+                    }
+                    if mode == Mode::Blackhole as u8 {
+                        // Hold the connection, swallow bytes, until cut.
+                        let mut client = client;
+                        let mut sink = [0u8; 4096];
+                        loop {
+                            tokio::select! {
+                                _ = cut.changed() => return,
+                                n = client.read(&mut sink) => if matches!(n, Ok(0) | Err(_)) { return },
+                            }
+                        }
+                    }
+                    let Ok(server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = async {
+                        tokio::io::copy(&mut cr, &mut sw).await.ok();
+                        sw.shutdown().await.ok();
+                    };
+                    let down = async {
+                        tokio::io::copy(&mut sr, &mut cw).await.ok();
+                        cw.shutdown().await.ok();
+                    };
+                    tokio::select! {
+                        _ = cut.changed() => {}
+                        _ = async { tokio::join!(up, down) } => {}
+                    }
+                });
+            }
+        });
+        Ok(FaultProxy {
+            addr,
+            mode,
+            generation,
+            connections,
+            task,
+        })
+    }
+
+    /// Where clients connect.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Switches mode and cuts every open connection.
+    pub fn set(&self, mode: Mode) {
+        self.mode.store(mode as u8, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.set(Mode::Refuse);
+        self.task.abort();
+    }
+}
