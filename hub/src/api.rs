@@ -93,6 +93,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/stores", get(stores))
         .route("/v1/exceptions", get(exceptions))
         .route("/metrics", get(metrics))
+        .route("/", get(dashboard_page))
+        .route("/assets/app.js", get(dashboard_js))
+        .route("/assets/style.css", get(dashboard_css))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .with_state(state)
 }
@@ -101,6 +104,18 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Unix milliseconds as RFC 3339 UTC (for people and the dashboard).
+pub fn rfc3339(ms: u64) -> String {
+    let nanos = i128::from(ms) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 /// A JSON error response.
@@ -118,6 +133,9 @@ fn with_fields(status: StatusCode, mut body: Value) -> Response {
     }
     (status, Json(body)).into_response()
 }
+
+/// Longest time a client may take to send a body.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Why a body could not be read.
 enum BodyError {
@@ -656,6 +674,7 @@ async fn stores(State(st): State<AppState>, headers: HeaderMap) -> Response {
                         "store": r.store,
                         "online": is_online(r.last_sync_ms, now, window),
                         "last_sync_ms": r.last_sync_ms,
+                        "last_sync_at": rfc3339(r.last_sync_ms),
                         "seconds_since_last_sync": now.saturating_sub(r.last_sync_ms) / 1000,
                         "first_sync_ms": r.first_sync_ms,
                         "syncs": r.syncs,
@@ -698,6 +717,15 @@ async fn exceptions(
     match blocking(move || storage.exceptions(q.since, limit)).await {
         Ok(list) => {
             let next = list.last().map_or(q.since, |x| x.id);
+            let list: Vec<Value> = list
+                .into_iter()
+                .map(|x| {
+                    let at = rfc3339(x.at_ms);
+                    let mut v = json!(x);
+                    v["at"] = json!(at);
+                    v
+                })
+                .collect();
             Json(json!({ "exceptions": list, "next": next })).into_response()
         }
         Err(r) => r,
@@ -729,6 +757,39 @@ async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> Response {
         .into_response()
 }
 
+// ---------------------------------------------------------------- dashboard
+
+// The HQ dashboard's static files, built into the binary. They hold no
+// data: the page asks for the admin token and calls the admin API with it.
+const DASHBOARD_HTML: &str = include_str!("../assets/index.html");
+const DASHBOARD_JS: &str = include_str!("../assets/app.js");
+const DASHBOARD_CSS: &str = include_str!("../assets/style.css");
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn dashboard_page() -> Response {
+    asset("text/html; charset=utf-8", DASHBOARD_HTML)
+}
+
+async fn dashboard_js() -> Response {
+    asset("text/javascript; charset=utf-8", DASHBOARD_JS)
+}
+
+async fn dashboard_css() -> Response {
+    asset("text/css; charset=utf-8", DASHBOARD_CSS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -738,6 +799,12 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn times_are_rfc3339_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_763_900_000_123), "2025-11-23T12:13:20.123Z");
     }
 
     #[test]

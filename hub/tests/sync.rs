@@ -43,6 +43,7 @@ async fn a_store_syncs_and_the_hub_reserves_and_sells_online() {
     assert_eq!(rec["store"], "s1");
     assert_eq!(rec["events_received"], 3);
     assert_eq!(rec["online"], true);
+    assert!(rec["last_sync_at"].as_str().unwrap().ends_with('Z'));
 
     // Online orders: within the hub's rights → 201; repeat → 200, same body.
     let order =
@@ -469,6 +470,22 @@ async fn admin_api_needs_the_token_and_validates_bodies() {
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+    // The dashboard's static page needs no token (its data does).
+    for (path, ct) in [
+        ("/", "text/html"),
+        ("/assets/app.js", "text/javascript"),
+        ("/assets/style.css", "text/css"),
+    ] {
+        let r = anon
+            .http
+            .get(format!("{}{path}", anon.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        let got = r.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(got.starts_with(ct), "{path}: {got}");
     }
     let r = anon
         .http
