@@ -94,6 +94,18 @@ async fn a_store_syncs_and_the_hub_reserves_and_sells_online() {
     let (_, stock) = admin.get(&format!("/v1/stock/{b}")).await;
     assert_eq!(stock["on_hand"], 0);
 
+    // The JSON encoding works the same and answers in JSON.
+    let req = s1.request(100);
+    let (status, bytes) = client
+        .post_raw("application/json", serde_json::to_vec(&req).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    let resp: tally_sync::SyncResponse =
+        codec::decode(&bytes, Encoding::Json, codec::DEFAULT_MAX_MESSAGE_BYTES).unwrap();
+    assert_eq!(resp.acked_events_upto, req.events_upto);
+    s1.apply(&req, &resp);
+
     // Metrics are Prometheus text and count what happened.
     let (status, text) = admin.get("/metrics").await;
     assert_eq!(status, StatusCode::OK);
@@ -446,7 +458,30 @@ async fn refused_requests_change_nothing() {
     );
     assert!(text.contains("tally_hub_sync_requests_total{outcome=\"cert_refused\"} 1"));
 
-    // And the honest request still goes through afterwards.
+    // And at the storage level: only the three receipts are stored; the
+    // pending sales carried by refused requests are not.
+    let pending: Vec<_> = s1
+        .request(10)
+        .events
+        .iter()
+        .chain(s3.request(10).events.iter())
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(pending.len(), 2);
+    let (tmp, data) = hub.stop().await;
+    {
+        let db = tally_store::Db::open(data.database()).unwrap();
+        let r = db.begin_read().unwrap();
+        assert_eq!(r.event_count().unwrap(), 3);
+        for id in &pending {
+            assert!(r.event(id).unwrap().is_none());
+        }
+    }
+    let hub = TestHub::serve(tmp, data, |c| c.max_sync_body = 64 * 1024).await;
+    let admin = hub.admin();
+    let c1 = hub.store_client(&b1);
+
+    // The honest request still goes through afterwards.
     s1.sync_all(&c1, 10).await;
     let (_, stock) = admin.get(&format!("/v1/stock/{g}")).await;
     assert_eq!(stock["stores"]["s1"]["on_hand"], 9);
