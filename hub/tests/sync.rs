@@ -650,3 +650,100 @@ async fn a_chunked_body_over_the_limit_is_refused_while_reading() {
     writer.abort();
     hub.stop().await;
 }
+
+/// Many stores sync at once (so the writer commits several requests per
+/// transaction) while HQ takes online orders; afterwards every store and
+/// the hub agree, and units are conserved exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_stores_and_orders_converge_and_conserve_stock() {
+    use rand::{Rng, SeedableRng};
+    const STORES: usize = 16;
+    const ITEMS: u64 = 3;
+    const RECEIVED: u64 = 20;
+    let seed = 20_261_123u64;
+    println!("seed {seed}");
+    let hub = TestHub::start(|_| {}).await;
+    let mut tasks = Vec::new();
+    for i in 0..STORES {
+        let id = format!("s{i:02}");
+        let client = hub.store_client(&hub.enroll(&id));
+        tasks.push(tokio::spawn(async move {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed + i as u64);
+            let mut store = SimStore::new(&id, seed + 100 + i as u64);
+            for g in 0..ITEMS {
+                store.receive(gtin(g), RECEIVED);
+            }
+            store.sync_all(&client, 20).await;
+            let mut sold = 0u64;
+            for _ in 0..4 {
+                for _ in 0..6 {
+                    if store.sell(gtin(rng.gen_range(0..ITEMS)), 1).is_ok() {
+                        sold += 1;
+                    }
+                }
+                let req = store.request(1000);
+                let resp = client.sync(&req).await.unwrap();
+                store.apply(&req, &resp);
+            }
+            (store, client, sold)
+        }));
+    }
+    // Online orders race the stores' syncs.
+    let admin = hub.admin();
+    let mut ordered = 0u64;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    for n in 0..60 {
+        let store = format!("s{:02}", rng.gen_range(0..STORES));
+        let g = gtin(rng.gen_range(0..ITEMS));
+        let order = json!({"order_id": format!("o{n}"), "store": store,
+                           "lines": [{"gtin": g.to_string(), "qty": 1}]});
+        let (status, body) = admin.post("/v1/orders", &order).await;
+        match status {
+            StatusCode::CREATED => ordered += 1,
+            StatusCode::CONFLICT => assert_eq!(body["error"], "insufficient_stock"),
+            other => panic!("order {n}: {other} {body}"),
+        }
+    }
+    let mut stores = Vec::new();
+    let mut sold = 0;
+    for t in tasks {
+        let (store, client, s) = t.await.unwrap();
+        sold += s;
+        stores.push((store, client));
+    }
+    assert!(
+        ordered > 0,
+        "some orders must find hub rights (seed {seed})"
+    );
+    // Heal: every store catches up with the orders.
+    for (store, client) in &mut stores {
+        store.sync_all(client, 20).await;
+    }
+    let mut total_on_hand = 0;
+    for g in 0..ITEMS {
+        let (_, stock) = admin.get(&format!("/v1/stock/{}", gtin(g))).await;
+        for (store, _) in &stores {
+            let id = store.who.replica.to_string();
+            let hub_view = &stock["stores"][&id];
+            assert_eq!(hub_view["on_hand"], store.on_hand(gtin(g)), "{id} {g}");
+            assert_eq!(hub_view["store_rights"], store.rights(gtin(g)), "{id} {g}");
+        }
+        total_on_hand += stock["on_hand"].as_u64().unwrap();
+    }
+    let received = STORES as u64 * ITEMS * RECEIVED;
+    assert_eq!(
+        total_on_hand + sold + ordered,
+        received,
+        "units are conserved"
+    );
+    let (_, text) = admin.get("/metrics").await;
+    let text = text.as_str().unwrap().to_string();
+    let expected_events = STORES as u64 * ITEMS + sold;
+    assert!(
+        text.contains(&format!(
+            "tally_hub_events_received_total {expected_events}\n"
+        )),
+        "{text}"
+    );
+    hub.stop().await;
+}
