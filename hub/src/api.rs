@@ -277,7 +277,23 @@ async fn sync_inner(
             return (outcome, body_error(e, max));
         }
     };
-    let req: SyncRequest = match codec::decode(&bytes, enc, max) {
+    // Large bodies are decoded off the async workers.
+    let decoded = if bytes.len() > 256 * 1024 {
+        match tokio::task::spawn_blocking(move || codec::decode::<SyncRequest>(&bytes, enc, max))
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                return (
+                    SyncOutcome::Unavailable,
+                    error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),
+                )
+            }
+        }
+    } else {
+        codec::decode::<SyncRequest>(&bytes, enc, max)
+    };
+    let req: SyncRequest = match decoded {
         Ok(r) => r,
         Err(e) => {
             warn!(store = %id.store, error = %e, "Sync refused: undecodable request.");

@@ -747,3 +747,23 @@ async fn concurrent_stores_and_orders_converge_and_conserve_stock() {
     );
     hub.stop().await;
 }
+
+/// A large request (decoded off the async workers) goes through whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_backlog_syncs_in_one_request() {
+    let hub = TestHub::start(|_| {}).await;
+    let client = hub.store_client(&hub.enroll("s1"));
+    let mut s1 = SimStore::new("s1", 9);
+    for i in 0..8000 {
+        s1.receive(gtin(i % 50), 1);
+    }
+    let req = s1.request(10_000);
+    let size = codec::encode(&req, Encoding::Binary).unwrap().len();
+    assert!(size > 256 * 1024, "{size} bytes");
+    let resp = client.sync(&req).await.unwrap();
+    assert_eq!(resp.acked_events_upto, 8000);
+    s1.apply(&req, &resp);
+    let (_, stores) = hub.admin().get("/v1/stores").await;
+    assert_eq!(stores["stores"][0]["events_received"], 8000);
+    hub.stop().await;
+}
