@@ -123,12 +123,30 @@ impl Committer {
 
     /// Submits a job and waits for its outcome (durable if recorded).
     pub async fn submit(&self, job: Job) -> Result<Done, CommitError> {
+        self.enqueue(job).await?.wait().await
+    }
+
+    /// Queues a job (waiting only for room in the queue) and returns a
+    /// ticket for its outcome. Jobs are applied in the order they were
+    /// queued.
+    pub async fn enqueue(&self, job: Job) -> Result<Ticket, CommitError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Request { job, reply })
             .await
             .map_err(|_| CommitError::Closed)?;
-        rx.await.map_err(|_| CommitError::Closed)?
+        Ok(Ticket(rx))
+    }
+}
+
+/// The pending outcome of a queued job.
+#[derive(Debug)]
+pub struct Ticket(oneshot::Receiver<Result<Done, CommitError>>);
+
+impl Ticket {
+    /// Waits for the outcome (durable if recorded).
+    pub async fn wait(self) -> Result<Done, CommitError> {
+        self.0.await.map_err(|_| CommitError::Closed)?
     }
 }
 
