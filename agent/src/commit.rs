@@ -197,10 +197,10 @@ fn process(db: &AgentDb, metrics: &Metrics, batch: Vec<Request>, rng: &mut impl 
                 tracing::warn!(error = %e, "Aborting an empty transaction failed.");
             }
         }
-        Ok(Applied { appended, .. }) => match txn.commit() {
+        Ok(Applied { appended, .. }) => match timed(metrics, || txn.commit()) {
             Ok(()) => {
                 metrics
-                    .commit_seconds
+                    .batch_seconds
                     .observe(started.elapsed().as_secs_f64());
                 metrics.batch_size.observe(size as f64);
                 metrics.set_outbox_depth(metrics.outbox_depth().saturating_add(appended));
@@ -222,6 +222,13 @@ fn process(db: &AgentDb, metrics: &Metrics, batch: Vec<Request>, rng: &mut impl 
             fail(metrics, replies, &e);
         }
     }
+}
+
+fn timed<T>(metrics: &Metrics, f: impl FnOnce() -> T) -> T {
+    let t = Instant::now();
+    let out = f();
+    metrics.commit_seconds.observe(t.elapsed().as_secs_f64());
+    out
 }
 
 fn fail(metrics: &Metrics, replies: impl Iterator<Item = Reply>, e: &CommitError) {

@@ -158,6 +158,18 @@ impl Command {
         }
     }
 
+    /// Items of lines that take the catalog price (no price given).
+    pub fn unpriced(&self) -> BTreeSet<Gtin> {
+        match self {
+            Command::Sale { lines, .. } | Command::Return { lines, .. } => lines
+                .iter()
+                .filter(|l| l.unit_price_minor.is_none())
+                .map(|l| l.gtin)
+                .collect(),
+            Command::Receipt { .. } | Command::Count { .. } => BTreeSet::new(),
+        }
+    }
+
     /// Every EPC the command names.
     pub fn epcs(&self) -> Vec<&Epc> {
         match self {
@@ -176,7 +188,7 @@ pub struct Loaded {
     pub counters: BTreeMap<Gtin, BoundedCounter>,
     /// Histories of the command's EPCs.
     pub epcs: EpcLedger,
-    /// Catalog prices of the command's items that the catalog knows.
+    /// Catalog prices of the command's unpriced items that the catalog knows.
     pub prices: BTreeMap<Gtin, i64>,
 }
 
@@ -326,6 +338,8 @@ pub fn load<L: Ledger>(ledger: &L, who: &Who, cmd: &Command) -> Result<Loaded, L
     for gtin in cmd.gtins() {
         let key = ItemKey::new(who.location.clone(), gtin);
         loaded.counters.insert(gtin, ledger.counter(&key)?);
+    }
+    for gtin in cmd.unpriced() {
         if let Some(p) = ledger.catalog_price(gtin)? {
             loaded.prices.insert(gtin, p);
         }
