@@ -148,6 +148,20 @@ fn rss_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// CPU time (user + system) of a process so far, from /proc.
+fn cpu_time(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are
+    // the 14th and 15th fields of the whole line, in clock ticks (100/s).
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let ticks = f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
 fn gtin(i: u64) -> String {
     Gtin::from_body(2_000_000_000_000 + i).unwrap().to_string()
 }
@@ -164,11 +178,16 @@ struct Run {
     commit_p99: Duration,
     /// Server side: whole batch (apply + commit), p99.
     batch_p99: Duration,
+    /// CPU time per sale: the agent's, and the load generator's.
+    agent_cpu: Duration,
+    client_cpu: Duration,
 }
 
 /// `clients` tasks posting sales back to back for `for_secs`.
-async fn load(client: &ApiClient, clients: usize, for_secs: f64) -> Run {
+async fn load(client: &ApiClient, agent_pid: u32, clients: usize, for_secs: f64) -> Run {
     let before = scrape(client).await;
+    let pid = agent_pid.to_string();
+    let (agent_cpu0, client_cpu0) = (cpu_time(&pid), cpu_time("self"));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for c in 0..clients {
@@ -195,7 +214,9 @@ async fn load(client: &ApiClient, clients: usize, for_secs: f64) -> Run {
         lat.extend(t.await.unwrap());
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let (agent_cpu, client_cpu) = (cpu_time(&pid) - agent_cpu0, cpu_time("self") - client_cpu0);
     let after = scrape(client).await;
+    let n = u32::try_from(lat.len()).unwrap_or(u32::MAX).max(1);
     lat.sort();
     Run {
         clients,
@@ -207,6 +228,8 @@ async fn load(client: &ApiClient, clients: usize, for_secs: f64) -> Run {
         commit_p50: hist_quantile(&before.commit, &after.commit, 0.5),
         commit_p99: hist_quantile(&before.commit, &after.commit, 0.99),
         batch_p99: hist_quantile(&before.batch, &after.batch, 0.99),
+        agent_cpu: agent_cpu / n,
+        client_cpu: client_cpu / n,
     }
 }
 
@@ -320,7 +343,7 @@ fn main() {
                 .unwrap();
             assert_eq!(s.as_u16(), 201, "{v}");
         }
-        load(&client, 8, 0.5).await; // warm-up
+        load(&client, agent.child.id(), 8, 0.5).await; // warm-up
     });
     // Rounds: raw fsync, then each concurrency level, back to back, so
     // each round compares the agent with the disk as it was just then.
@@ -332,7 +355,7 @@ fn main() {
             raw_fsync(dir.path(), true, 1.5),
         ));
         for (i, clients) in [1, 8, 64].into_iter().enumerate() {
-            runs[i].push(rt.block_on(load(&client, clients, for_secs)));
+            runs[i].push(rt.block_on(load(&client, agent.child.id(), clients, for_secs)));
         }
     }
     let (sales_rss, _) = rss_kib(agent.child.id());
@@ -397,14 +420,14 @@ fn main() {
         ms(app_p99)
     );
     println!("\nSales through the HTTP API, one line each, 201 = durable (per round: raw fsyncs/s of that round, then each level):\n");
-    println!("| round | raw fsyncs/s (overwrite) | clients | committed sales/s | ÷ raw fsyncs/s | client p50 | client p99 | p99 ÷ raw p99 | server commit p50 / p99 | server batch p99 | sales per commit |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| round | raw fsyncs/s (overwrite) | clients | committed sales/s | ÷ raw fsyncs/s | client p50 | client p99 | p99 ÷ raw p99 | server commit p50 / p99 | server batch p99 | sales per commit | CPU per sale: agent / load generator |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for round in 0..rounds {
         let ((rate, _, rp99), _) = raws[round];
         for level in &runs {
             let r = &level[round];
             println!(
-                "| {} | {rate:.0} | {} | {:.0} | {:.1}× | {} | {} | {:.1} | {} / {} | {} | {:.1} |",
+                "| {} | {rate:.0} | {} | {:.0} | {:.1}× | {} | {} | {:.1} | {} / {} | {} | {:.1} | {:.0} µs / {:.0} µs |",
                 round + 1,
                 r.clients,
                 r.sales_per_s,
@@ -415,7 +438,9 @@ fn main() {
                 ms(r.commit_p50),
                 ms(r.commit_p99),
                 ms(r.batch_p99),
-                r.batch_mean
+                r.batch_mean,
+                r.agent_cpu.as_secs_f64() * 1e6,
+                r.client_cpu.as_secs_f64() * 1e6
             );
         }
     }
