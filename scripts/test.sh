@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SIM_SEEDS="${TALLY_SIM_SEEDS:-200}"
+FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
 
 echo "== unit, property and end-to-end tests"
 cargo test --workspace
@@ -12,3 +13,6 @@ cargo test --workspace
 echo "== deterministic simulation: ${SIM_SEEDS} fixed seeds x 5 stores x 10,000 steps"
 cargo run --release --example simulate -- \
     --seed 1 --seeds "${SIM_SEEDS}" --stores 5 --steps 10000 --quiet
+
+echo "== fuzzing: line framer, GS1 parser, RFID frame codec, EPC decoder (${FUZZ_SECONDS}s each)"
+FUZZ_SECONDS="${FUZZ_SECONDS}" bash scripts/fuzz.sh

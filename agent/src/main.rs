@@ -1,6 +1,10 @@
 //! `tally-agent` binary: parses flags, installs logging, and hands over to
 //! the library (`tally_agent::run` for the daemon, `tally_agent::cli` for
-//! the client subcommands).
+//! the client subcommands) or to `devices_cli` (decode, devices, listen).
+
+mod devices_cli;
+
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -25,34 +29,32 @@ enum Command {
     /// Catalog maintenance.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Decode a scanned barcode or an RFID EPC and print JSON.
+    Decode(devices_cli::DecodeArgs),
+    /// List serial ports (USB vendor/product where known).
+    Devices(devices_cli::DevicesArgs),
+    /// Run the scanner and/or RFID drivers and print one event per line.
+    Listen(devices_cli::ListenArgs),
 }
 
-fn main() -> std::process::ExitCode {
-    match real_main() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Decode(args) => return devices_cli::run_decode(args),
+        Command::Devices(args) => return devices_cli::run_devices(args),
+        Command::Listen(args) => return devices_cli::run_listen(args),
+        Command::Run(args) => run(&args),
+        Command::Stock(args) => runtime().and_then(|rt| print(rt.block_on(cli::stock(&args))?)),
+        Command::Status(args) => runtime().and_then(|rt| print(rt.block_on(cli::status(&args))?)),
+        Command::Catalog(CatalogCommand::Import(args)) => {
+            runtime().and_then(|rt| print(rt.block_on(cli::catalog_import(&args))?))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line with the whole chain of causes.
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-fn real_main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    match cli.command {
-        Command::Run(args) => run(&args),
-        Command::Stock(args) => print(runtime()?.block_on(cli::stock(&args))?),
-        Command::Status(args) => print(runtime()?.block_on(cli::status(&args))?),
-        Command::Catalog(CatalogCommand::Import(args)) => {
-            print(runtime()?.block_on(cli::catalog_import(&args))?)
+            ExitCode::FAILURE
         }
     }
 }
@@ -71,6 +73,14 @@ fn print(v: serde_json::Value) -> anyhow::Result<()> {
 
 /// `tally-agent run`: binds the API and serves until SIGINT or SIGTERM.
 fn run(args: &RunArgs) -> anyhow::Result<()> {
+    // Logs go to stderr (stdout carries the "listening on" line).
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
     let config = args.resolve()?;
     let rt = runtime()?;
     rt.block_on(async move {

@@ -1,3 +1,30 @@
 //! `tally-hardware`: barcode scanners and UHF RFID readers on serial ports,
-//! and the pure decoders under them (AIM identifiers, GS1 element strings,
-//! EPC Tag Data Standard, RFID module frames).
+//! and the pure decoders under them.
+//!
+//! **Architecture Invariant:** every module except [`driver`] and [`ports`]
+//! is pure: bytes or text in, values or typed errors out, no I/O, no clock.
+//! Drivers own the ports, run on dedicated threads and hand decoded events
+//! to async code through bounded tokio channels.
+//!
+//! Code map:
+//! - [`framer`]: scanner byte stream → lines.
+//! - [`aim`]: AIM symbology identifiers.
+//! - [`gs1`]: GS1 element strings and the AI table.
+//! - [`rcn`]: restricted-circulation EAN-13 (weighed goods).
+//! - [`barcode`]: one scan → symbology, GTIN, AIs.
+//! - [`rfid`]: reader protocol trait, frame codec, M100 protocol.
+//! - [`epc`]: EPC Tag Data Standard decoding.
+//! - [`dedup`]: per-window RFID read de-duplication.
+//! - [`driver`]: serial drivers with reconnect and backoff.
+//! - [`ports`]: serial port listing.
+
+pub mod aim;
+pub mod barcode;
+pub mod dedup;
+pub mod driver;
+pub mod epc;
+pub mod framer;
+pub mod gs1;
+pub mod ports;
+pub mod rcn;
+pub mod rfid;

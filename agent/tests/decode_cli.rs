@@ -1,0 +1,149 @@
+//! Black-box tests of `tally-agent decode barcode|epc`: the real binary,
+//! its exit codes, its JSON on stdout and its one-line reason on stderr.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Output};
+
+use serde_json::{json, Value};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tally-agent"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok_json(args: &[&str]) -> Value {
+    let out = run(args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "one JSON object on one line: {stdout:?}"
+    );
+    serde_json::from_str(&stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = run(args);
+    assert_eq!(out.status.code(), Some(1), "{args:?} should fail");
+    assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one-line reason: {stderr:?}"
+    );
+    stderr
+}
+
+#[test]
+fn decodes_barcodes() {
+    // GS1-128 with GS written three ways: <GS>, \x1d and a real 0x1D byte.
+    for raw in [
+        "]C1010400638133393117251231<GS>10LOT7",
+        "]C1010400638133393117251231\\x1d10LOT7",
+        "]C1010400638133393117251231\u{1d}10LOT7",
+    ] {
+        let v = ok_json(&["decode", "barcode", raw]);
+        assert_eq!(v["symbology"], "gs1-128");
+        assert_eq!(v["gtin"], "04006381333931");
+        assert_eq!(
+            v["ais"],
+            json!({"01": "04006381333931", "17": "251231", "10": "LOT7"})
+        );
+    }
+    // Human-readable form.
+    let v = ok_json(&["decode", "barcode", "(01)94006381333934(3103)001234"]);
+    assert_eq!(v["ais"], json!({"01": "94006381333934", "3103": "001234"}));
+    assert_eq!(v["ai_details"]["3103"]["value"], "1.234");
+    // EAN-13 with and without AIM identifier; EAN-8.
+    let v = ok_json(&["decode", "barcode", "]E04006381333931"]);
+    assert_eq!(
+        (v["symbology"].as_str(), v["gtin"].as_str()),
+        (Some("ean-13"), Some("04006381333931"))
+    );
+    let v = ok_json(&["decode", "barcode", "4006381333931"]);
+    assert_eq!(v["gtin"], "04006381333931");
+    let v = ok_json(&["decode", "barcode", "]E496385074"]);
+    assert_eq!(
+        (v["symbology"].as_str(), v["gtin"].as_str()),
+        (Some("ean-8"), Some("00000096385074"))
+    );
+    // Weighed goods: default layout and a configured one.
+    let v = ok_json(&["decode", "barcode", "2112345012346"]);
+    assert_eq!(v["gtin"], "02112345000008");
+    assert_eq!(v["variable_measure"]["price"], "12.34");
+    let v = ok_json(&[
+        "decode",
+        "barcode",
+        "--rcn-layout",
+        "28:FFIIIIIVWWWWC:3",
+        "2812345928752",
+    ]);
+    assert_eq!(v["variable_measure"]["weight_kg"], "2.875");
+    // Text that is no GS1 code: no GTIN, no AIs.
+    let v = ok_json(&["decode", "barcode", "LOYALTY-42"]);
+    assert_eq!(
+        (v["gtin"].clone(), v["ais"].clone()),
+        (Value::Null, json!({}))
+    );
+}
+
+#[test]
+fn rejects_bad_barcodes() {
+    assert!(fails(&["decode", "barcode", "]E04006381333932"]).contains("check digit"));
+    assert!(fails(&["decode", "barcode", "]C1010400638133"]).contains("needs 14"));
+    assert!(fails(&["decode", "barcode", "]C199XYZ"]).contains("unknown application identifier"));
+    fails(&["decode", "barcode", ""]);
+    fails(&[
+        "decode",
+        "barcode",
+        "--rcn-layout",
+        "28:FFIIIIIVWWWWC:3",
+        "2812345828755",
+    ]);
+}
+
+#[test]
+fn decodes_epcs() {
+    // EPC TDS examples.
+    let v = ok_json(&["decode", "epc", "3074257BF7194E4000001A85"]);
+    for (k, want) in [
+        ("scheme", json!("sgtin-96")),
+        ("filter", json!(3)),
+        ("company_prefix", json!("0614141")),
+        ("item_reference", json!("812345")),
+        ("serial", json!("6789")),
+        ("gtin", json!("80614141123458")),
+        ("epc_uri", json!("urn:epc:id:sgtin:0614141.812345.6789")),
+        (
+            "tag_uri",
+            json!("urn:epc:tag:sgtin-96:3.0614141.812345.6789"),
+        ),
+    ] {
+        assert_eq!(v[k], want, "{k}");
+    }
+    let v = ok_json(&["decode", "epc", "3174257bf4499602d2000000"]);
+    assert_eq!(
+        (v["scheme"].as_str(), v["sscc"].as_str()),
+        (Some("sscc-96"), Some("106141412345678908"))
+    );
+    let v = ok_json(&["decode", "epc", "3374257BF40C0E400000162E"]);
+    assert_eq!(v["epc_uri"], "urn:epc:id:grai:0614141.12345.5678");
+    let v = ok_json(&["decode", "epc", "E2801160600002054C0DB71D"]);
+    assert_eq!(v["scheme"], "raw");
+}
+
+#[test]
+fn rejects_bad_epcs() {
+    assert!(fails(&["decode", "epc", "307C257BF7194E4000001A85"]).contains("partition"));
+    fails(&["decode", "epc", "xyz"]);
+    fails(&["decode", "epc", "3074257BF7194E40"]);
+}

@@ -1,0 +1,111 @@
+//! Black-box test of `tally-agent listen --json`: the real binary reading a
+//! scanner and an RFID reader that are real pseudo-terminals, printing one
+//! JSON event per line, and exiting cleanly on SIGINT.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+use nix::unistd::Pid;
+use serde_json::{json, Value};
+
+struct Pty {
+    master: File,
+    _slave: OwnedFd,
+    path: PathBuf,
+}
+
+fn pty() -> Pty {
+    let pair = nix::pty::openpty(None, None).unwrap();
+    let mut t = tcgetattr(&pair.slave).unwrap();
+    cfmakeraw(&mut t);
+    tcsetattr(&pair.slave, SetArg::TCSANOW, &t).unwrap();
+    let path = nix::unistd::ttyname(pair.slave.as_fd()).unwrap();
+    Pty {
+        master: File::from(pair.master),
+        _slave: pair.slave,
+        path,
+    }
+}
+
+#[test]
+fn listen_prints_scan_error_and_tag_events_as_json() {
+    let mut scanner = pty();
+    let mut reader = pty();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tally-agent"))
+        .args(["listen", "--json", "--window-ms", "100", "--scanner"])
+        .arg(&scanner.path)
+        .arg("--rfid")
+        .arg(&reader.path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let next_line = |what: &str| -> Value {
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("no {what} line"));
+        serde_json::from_str(&line).unwrap()
+    };
+
+    // Bytes written before the drivers opened the ports wait in the pty.
+    scanner
+        .master
+        .write_all(b"]C10104006381333931\x1d10LOT7\r]E04006381333932\r")
+        .unwrap();
+    // M100 notice of the TDS SGTIN-96 example (RSSI -55 dBm).
+    let mut notice = vec![0xBB, 0x02, 0x22, 0x00, 0x11, 0xC9, 0x30, 0x00];
+    notice.extend([
+        0x30, 0x74, 0x25, 0x7B, 0xF7, 0x19, 0x4E, 0x40, 0x00, 0x00, 0x1A, 0x85, 0x12, 0x34,
+    ]);
+    let sum = notice[1..].iter().fold(0u8, |a, &b| a.wrapping_add(b));
+    notice.extend([sum, 0x7E]);
+    reader.master.write_all(&notice).unwrap();
+
+    let mut events = [next_line("first"), next_line("second"), next_line("third")];
+    events.sort_by_key(|v| v["event"].as_str().unwrap_or_default().to_owned());
+    let (scan, error, tag) = (&events[0], &events[1], &events[2]);
+    assert_eq!(scan["event"], "scan");
+    assert_eq!(scan["raw"], "]C10104006381333931\u{1d}10LOT7");
+    assert_eq!(scan["symbology"], "gs1-128");
+    assert_eq!(scan["gtin"], "04006381333931");
+    assert_eq!(scan["ais"], json!({"01": "04006381333931", "10": "LOT7"}));
+    assert_eq!(error["event"], "scan_error");
+    assert_eq!(error["raw"], "]E04006381333932");
+    assert!(error["error"].as_str().unwrap().contains("check digit"));
+    assert_eq!(
+        *tag,
+        json!({"event": "tag", "epc": "3074257BF7194E4000001A85", "rssi": -55, "count": 1,
+               "scheme": "sgtin-96", "gtin": "80614141123458", "serial": "6789"})
+    );
+
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "listen did not exit after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0));
+}

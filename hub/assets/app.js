@@ -1,0 +1,151 @@
+// Tally HQ dashboard: plain JS, no build step. Talks to the hub's admin
+// API with the admin token (kept in sessionStorage for this tab only) and
+// refreshes every 2 s without reloading the page.
+"use strict";
+
+const COLORS = ["#3b82f6", "#ef4444", "#10b981", "#f59e0b", "#8b5cf6", "#ec4899", "#14b8a6", "#64748b"];
+const $ = (id) => document.getElementById(id);
+let token = sessionStorage.getItem("tally-admin-token") || "";
+let timer = null;
+let lastGtin = null;
+
+async function api(path) {
+  const r = await fetch(path, { headers: { Authorization: "Bearer " + token } });
+  if (r.status === 401 || r.status === 403) throw new AuthError();
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(body.detail || body.error || ("HTTP " + r.status));
+  return body;
+}
+class AuthError extends Error { constructor() { super("the admin token was refused"); } }
+
+function text(s) { return String(s == null ? "" : s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c])); }
+function ago(ts) {
+  if (!ts) return "never";
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(ts)) / 1000));
+  if (s < 90) return s + " s ago";
+  if (s < 5400) return Math.round(s / 60) + " min ago";
+  return Math.round(s / 3600) + " h ago";
+}
+function list(body, key) { return Array.isArray(body) ? body : (body[key] || []); }
+
+function renderStores(body) {
+  const stores = list(body, "stores");
+  $("stores-body").innerHTML = stores.map((s) => {
+    const id = s.store || s.store_id || s.id;
+    const online = !!s.online;
+    return `<tr data-store="${text(id)}"><td><b>${text(id)}</b></td>` +
+      `<td><span class="pill ${online ? "online" : "offline"}">${online ? "online" : "offline"}</span></td>` +
+      `<td>${text(s.last_sync_at || "never")}</td><td>${text(ago(s.last_sync_at))}</td>` +
+      `<td>${text(s.events_received ?? 0)}</td></tr>`;
+  }).join("") || `<tr><td colspan="5" class="muted">No store has enrolled yet.</td></tr>`;
+  const online = stores.filter((s) => s.online).length;
+  const events = stores.reduce((a, s) => a + (s.events_received || 0), 0);
+  $("summary").innerHTML =
+    `<span class="stat" data-testid="stores-online"><b>${online}</b>/${stores.length} stores online</span>` +
+    `<span class="stat"><b>${events}</b> events received</span>`;
+}
+
+function renderExceptions(body) {
+  const rows = list(body, "exceptions");
+  $("exceptions-body").innerHTML = rows.map((e) => {
+    const kind = e.kind || (e.epc ? "epc_sold_twice" : "override");
+    const detail = e.epc ? ("EPC " + e.epc) : [e.approver && ("approved by " + e.approver), e.reason].filter(Boolean).join(": ");
+    const ids = (e.event_ids || (e.event_id ? [e.event_id] : [])).map((i) => `<code>${text(String(i).slice(0, 8))}</code>`).join(" ");
+    return `<tr data-kind="${text(kind)}"><td>${text(kind.replace(/_/g, " "))}</td><td>${text(e.store || (e.stores || []).join(", "))}</td>` +
+      `<td>${text(detail)}</td><td>${ids}</td><td>${text(e.at || e.time || "")}</td></tr>`;
+  }).join("") || `<tr><td colspan="5" class="muted">No exceptions.</td></tr>`;
+}
+
+function renderStock(s) {
+  const stores = Object.entries(s.stores || {});
+  const max = Math.max(1, ...stores.map(([, v]) => (v.store_rights || 0) + (v.hub_rights || 0)));
+  $("stock").innerHTML =
+    `<p data-testid="stock-total">GTIN <code>${text(s.gtin)}</code>: <b>${text(s.on_hand)}</b> on hand chain-wide.</p>` +
+    `<table><thead><tr><th>Store</th><th>On hand</th><th>Store rights</th><th>Hub rights (online reserve)</th><th>Who holds the rights</th></tr></thead><tbody>` +
+    stores.map(([id, v]) => {
+      const sw = 100 * (v.store_rights || 0) / max, hw = 100 * (v.hub_rights || 0) / max;
+      return `<tr data-store="${text(id)}"><td>${text(id)}</td><td>${text(v.on_hand)}</td><td>${text(v.store_rights)}</td><td>${text(v.hub_rights)}</td>` +
+        `<td><div class="bar" title="store ${v.store_rights} / hub ${v.hub_rights}"><span class="s" style="width:${sw}%"></span><span class="h" style="width:${hw}%"></span></div></td></tr>`;
+    }).join("") + `</tbody></table>` +
+    `<div class="legend"><span><i style="background:var(--store)"></i>store may sell</span><span><i style="background:var(--hub)"></i>hub reserve for online orders</span></div>`;
+}
+
+function renderChart(body) {
+  const series = body.stores || {};
+  const names = Object.keys(series).sort();
+  const points = names.flatMap((n) => series[n]);
+  const svg = $("chart");
+  if (!points.length) { svg.innerHTML = `<text x="20" y="90" fill="#6b7385">No sales yet.</text>`; $("legend").innerHTML = ""; return; }
+  const t0 = Math.min(...points.map((p) => p.t)), t1 = Math.max(...points.map((p) => p.t), t0 + 1);
+  const vmax = Math.max(1, ...points.map((p) => p.units));
+  const x = (t) => 10 + 700 * (t - t0) / (t1 - t0), y = (v) => 170 - 160 * v / vmax;
+  svg.innerHTML = names.map((n, i) => {
+    const d = series[n].map((p, j) => (j ? "L" : "M") + x(p.t).toFixed(1) + " " + y(p.units).toFixed(1)).join(" ");
+    return `<path d="${d}" fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="2"><title>${text(n)}</title></path>`;
+  }).join("");
+  $("legend").innerHTML = names.map((n, i) => `<span><i style="background:${COLORS[i % COLORS.length]}"></i>${text(n)}</span>`).join("");
+  $("chart-caption").textContent = `(units per ${body.bucket_seconds || 60} s, peak ${vmax})`;
+}
+
+async function lookup(gtin) {
+  $("stock-error").textContent = "";
+  try {
+    renderStock(await api("/v1/stock/" + encodeURIComponent(gtin)));
+    lastGtin = gtin;
+  } catch (e) {
+    if (e instanceof AuthError) return logout(e.message);
+    $("stock-error").textContent = e.message;
+  }
+}
+
+async function refresh() {
+  try {
+    const [stores, exceptions, sales] = await Promise.all([
+      api("/v1/stores"), api("/v1/exceptions"), api("/v1/stats/sales").catch(() => ({ stores: {} })),
+    ]);
+    renderStores(stores);
+    renderExceptions(exceptions);
+    renderChart(sales);
+    if (lastGtin) renderStock(await api("/v1/stock/" + encodeURIComponent(lastGtin)));
+    $("refreshed").textContent = "Last refresh " + new Date().toLocaleTimeString() + ".";
+    document.body.dataset.loaded = "true";
+  } catch (e) {
+    if (e instanceof AuthError) return logout(e.message);
+    $("refreshed").textContent = "Refresh failed: " + e.message;
+  }
+}
+
+function show(loggedIn) {
+  $("login").hidden = loggedIn;
+  $("app").hidden = !loggedIn;
+  $("logout").hidden = !loggedIn;
+}
+
+async function login(t) {
+  token = t.trim();
+  try {
+    await api("/v1/stores");
+  } catch (e) {
+    $("login-error").textContent = e instanceof AuthError ? "That token was refused." : e.message;
+    return;
+  }
+  sessionStorage.setItem("tally-admin-token", token);
+  $("login-error").textContent = "";
+  show(true);
+  await refresh();
+  clearInterval(timer);
+  timer = setInterval(refresh, 2000);
+}
+
+function logout(message) {
+  clearInterval(timer);
+  sessionStorage.removeItem("tally-admin-token");
+  token = "";
+  show(false);
+  $("login-error").textContent = message || "";
+}
+
+$("login-form").addEventListener("submit", (ev) => { ev.preventDefault(); login($("token").value); });
+$("stock-form").addEventListener("submit", (ev) => { ev.preventDefault(); lookup($("gtin").value.trim()); });
+$("logout").addEventListener("click", () => logout());
+if (token) login(token); else show(false);
