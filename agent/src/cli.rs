@@ -16,6 +16,7 @@ use crate::catalog::{parse_csv, CsvError};
 use crate::client::{ApiClient, ClientError};
 use crate::config::{self, default_agent_url, ConfigError};
 use crate::store::{put_catalog, AgentDb, OpenError};
+use tally_sync::message::CatalogItem;
 
 /// `tally-agent run`.
 #[derive(Debug, Clone, Args)]
@@ -159,7 +160,7 @@ pub async fn status(agent: &AgentArg) -> Result<Value, CliError> {
     ok(status, body)
 }
 
-fn read_csv(file: &Path) -> Result<Vec<tally_sync::message::CatalogItem>, CliError> {
+fn read_csv(file: &Path) -> Result<Vec<CatalogItem>, CliError> {
     let f = std::fs::File::open(file).map_err(|source| CliError::Read {
         file: file.to_path_buf(),
         source,
@@ -188,7 +189,7 @@ pub async fn catalog_import(args: &ImportArgs) -> Result<Value, CliError> {
     }
     let client = ApiClient::new(&args.agent.agent);
     let mut changed = 0u64;
-    for chunk in items.chunks(MAX_CATALOG_ITEMS) {
+    for chunk in chunks(&items) {
         let (status, body) = client
             .post("/v1/catalog", &json!({ "items": chunk }))
             .await?;
@@ -196,4 +197,60 @@ pub async fn catalog_import(args: &ImportArgs) -> Result<Value, CliError> {
         changed += body["changed"].as_u64().unwrap_or(0);
     }
     Ok(json!({"items": items.len(), "changed": changed}))
+}
+
+/// Splits items into requests of at most [`MAX_CATALOG_ITEMS`] items and
+/// about [`CHUNK_BYTES`] of JSON, well under the API's default body limit
+/// whatever the length of the names.
+fn chunks(items: &[CatalogItem]) -> Vec<&[CatalogItem]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        // gtin, price and JSON punctuation take < 80 bytes; names may need
+        // escaping, at most 6 bytes per byte (\uXXXX).
+        let size = 80 + item.name.len().saturating_mul(6);
+        if i > start && (i - start == MAX_CATALOG_ITEMS || bytes + size > CHUNK_BYTES) {
+            out.push(&items[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < items.len() {
+        out.push(&items[start..]);
+    }
+    out
+}
+
+/// Target JSON size of one catalog request.
+const CHUNK_BYTES: usize = 256 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tally_sync::Gtin;
+
+    fn item(i: u64, name_len: usize) -> CatalogItem {
+        CatalogItem {
+            gtin: Gtin::from_body(i).unwrap(),
+            name: "n".repeat(name_len),
+            price_minor: 1,
+        }
+    }
+
+    #[test]
+    fn chunks_bound_items_and_bytes_and_keep_everything() {
+        let small: Vec<_> = (0..12_001).map(|i| item(i, 10)).collect();
+        let c = chunks(&small);
+        assert!(c.len() > 1);
+        assert!(c.iter().all(|c| c.len() <= MAX_CATALOG_ITEMS));
+        assert_eq!(c.iter().map(|c| c.len()).sum::<usize>(), small.len());
+        let big: Vec<_> = (0..100).map(|i| item(i, 100_000)).collect();
+        let c = chunks(&big);
+        assert_eq!(c.len(), 100, "one huge item per request");
+        for chunk in chunks(&small) {
+            let json = serde_json::to_vec(&json!({ "items": chunk })).unwrap();
+            assert!(json.len() <= CHUNK_BYTES, "{}", json.len());
+        }
+        assert!(chunks(&[]).is_empty());
+    }
 }
