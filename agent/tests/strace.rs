@@ -43,10 +43,14 @@ fn parse(trace: &str) -> Vec<Sync> {
     let mut open: std::collections::HashMap<&str, f64> = std::collections::HashMap::new();
     let mut out = Vec::new();
     for line in trace.lines() {
-        let mut parts = line.splitn(3, ' ');
-        let (Some(pid), Some(ts), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
+        // strace pads the pid column, so split on runs of spaces.
+        let Some((pid, rest)) = line.trim_start().split_once(' ') else {
             continue;
         };
+        let Some((ts, rest)) = rest.trim_start().split_once(' ') else {
+            continue;
+        };
+        let rest = rest.trim_start();
         let Ok(ts) = ts.parse::<f64>() else { continue };
         let is_sync = rest.starts_with("fsync(") || rest.starts_with("fdatasync(");
         let dur = || {
@@ -203,7 +207,7 @@ async fn n_sales_take_between_1_and_n_fsyncs_and_wait_for_theirs() {
 #[test]
 fn parser_reads_complete_and_split_calls() {
     let t = "\
-100 1700000000.000100 fdatasync(5) = 0 <0.002000>
+100  1700000000.000100 fdatasync(5)   = 0 <0.002000>
 101 1700000000.001000 fsync(6 <unfinished ...>
 100 1700000000.001500 write(1, \"x\", 1) = 1 <0.000010>
 101 1700000000.004000 <... fsync resumed>) = 0 <0.003000>
