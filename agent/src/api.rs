@@ -333,9 +333,11 @@ async fn submit(state: &AppState, cmd: Command) -> Result<Response, ApiError> {
             Ok((status, Json(recorded_body(&event))).into_response())
         }
         Done::Command(Outcome::Refused { refusal, .. }) => Err(ApiError::Refused(refusal)),
-        Done::Catalog { .. } => Err(ApiError::Unavailable(
-            "the committer answered a command with a catalog result".into(),
-        )),
+        Done::Catalog { .. } | Done::Synced(_) | Done::DeadLettered(_) => {
+            Err(ApiError::Unavailable(
+                "the committer answered a command with another job's result".into(),
+            ))
+        }
     }
 }
 
@@ -457,6 +459,7 @@ async fn get_status(State(state): State<AppState>) -> Response {
         "replica_id": who.replica,
         "online": sync.online,
         "last_sync_at": sync.last_sync_at_ms,
+        "sync_error": sync.error,
         "outbox_events": state.metrics.outbox_depth(),
         "version": env!("CARGO_PKG_VERSION"),
     }))
@@ -494,8 +497,8 @@ async fn post_catalog(
         Done::Catalog { items, changed } => {
             Ok(Json(json!({"items": items, "changed": changed})).into_response())
         }
-        Done::Command(_) => Err(ApiError::Unavailable(
-            "the committer answered a catalog import with a command result".into(),
+        Done::Command(_) | Done::Synced(_) | Done::DeadLettered(_) => Err(ApiError::Unavailable(
+            "the committer answered a catalog import with another job's result".into(),
         )),
     }
 }

@@ -33,6 +33,15 @@ pub struct RunArgs {
     /// This store's id (required on the first run, checked afterwards).
     #[arg(long)]
     pub store_id: Option<String>,
+    /// The hub's base URL (https://…); enables sync. Needs --identity.
+    #[arg(long)]
+    pub hub: Option<String>,
+    /// The identity bundle from `tally-hub enroll` (certificate, key, hub CA).
+    #[arg(long)]
+    pub identity: Option<PathBuf>,
+    /// Seconds between syncs when nothing changes (default 30).
+    #[arg(long)]
+    pub sync_interval: Option<u64>,
 }
 
 impl RunArgs {
@@ -49,6 +58,9 @@ impl RunArgs {
                 data_dir: self.data_dir.clone(),
                 listen: self.listen,
                 store_id: self.store_id.clone(),
+                hub: self.hub.clone(),
+                identity: self.identity.clone(),
+                sync_interval_secs: self.sync_interval,
             },
         )
     }

@@ -36,12 +36,12 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use rand::RngCore;
 use tally_store::{StoreError, WriteTxn};
 use tally_sync::message::CatalogItem;
-use tally_sync::{EventId, EventKind, Refusal};
-use tokio::sync::{mpsc, oneshot};
+use tally_sync::{EventId, EventKind, Refusal, SyncRequest, SyncResponse};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::core::{execute, Command, Outcome, Stamp};
 use crate::metrics::{KindLabel, Metrics, ReasonLabel};
-use crate::store::{put_catalog, AgentDb, AgentTxn};
+use crate::store::{apply_sync, dead_letter, put_catalog, AgentDb, AgentTxn, SyncApplied};
 
 /// Work for the committer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +50,25 @@ pub enum Job {
     Command(Command),
     /// Catalog items to store (import before the first sync).
     Catalog(Vec<CatalogItem>),
+    /// The hub's answer to a sync request, to apply (the sync client).
+    Sync(Box<SyncJob>),
+    /// An event the hub will never accept: out of the outbox, into the
+    /// dead-letter table.
+    DeadLetter {
+        /// The event.
+        id: EventId,
+        /// The hub's reason.
+        reason: String,
+    },
+}
+
+/// A sync exchange to apply: what was sent and what the hub answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncJob {
+    /// The request as sent.
+    pub request: SyncRequest,
+    /// The hub's answer.
+    pub response: SyncResponse,
 }
 
 /// What the committer did with a job.
@@ -64,6 +83,10 @@ pub enum Done {
         /// Items that were new or different.
         changed: usize,
     },
+    /// A sync response applied.
+    Synced(SyncApplied),
+    /// An event dead-lettered (`true` if it was still in the outbox).
+    DeadLettered(bool),
 }
 
 /// Why a job got no outcome.
@@ -105,6 +128,7 @@ pub struct Limits {
 #[derive(Debug, Clone)]
 pub struct Committer {
     tx: mpsc::Sender<Request>,
+    recorded: watch::Receiver<u64>,
 }
 
 impl Committer {
@@ -115,10 +139,17 @@ impl Committer {
         limits: Limits,
     ) -> std::io::Result<(Committer, JoinHandle<()>)> {
         let (tx, rx) = mpsc::channel(limits.queue.max(1));
+        let (recorded_tx, recorded) = watch::channel(0u64);
         let handle = std::thread::Builder::new()
             .name("tally-committer".into())
-            .spawn(move || run(&db, &metrics, rx, limits.max_batch.max(1)))?;
-        Ok((Committer { tx }, handle))
+            .spawn(move || run(&db, &metrics, rx, limits.max_batch.max(1), &recorded_tx))?;
+        Ok((Committer { tx, recorded }, handle))
+    }
+
+    /// Rises after every commit that appended events to the outbox: the
+    /// sync client's cue to sync soon.
+    pub fn recorded(&self) -> watch::Receiver<u64> {
+        self.recorded.clone()
     }
 
     /// Submits a job and waits for its outcome (durable if recorded).
@@ -150,7 +181,13 @@ impl Ticket {
     }
 }
 
-fn run(db: &AgentDb, metrics: &Metrics, mut rx: mpsc::Receiver<Request>, max_batch: usize) {
+fn run(
+    db: &AgentDb,
+    metrics: &Metrics,
+    mut rx: mpsc::Receiver<Request>,
+    max_batch: usize,
+    recorded: &watch::Sender<u64>,
+) {
     let mut rng = rand::thread_rng();
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
@@ -160,7 +197,9 @@ fn run(db: &AgentDb, metrics: &Metrics, mut rx: mpsc::Receiver<Request>, max_bat
                 Err(_) => break,
             }
         }
-        process(db, metrics, batch, &mut rng);
+        if process(db, metrics, batch, &mut rng) > 0 {
+            recorded.send_modify(|n| *n += 1);
+        }
     }
     tracing::debug!("Committer stopped.");
 }
@@ -181,12 +220,16 @@ fn refusal_reason(r: &Refusal) -> &'static str {
 }
 
 /// Applies one batch in one transaction and answers every request.
-fn process(db: &AgentDb, metrics: &Metrics, batch: Vec<Request>, rng: &mut impl RngCore) {
+/// Returns how many events it durably appended to the outbox.
+fn process(db: &AgentDb, metrics: &Metrics, batch: Vec<Request>, rng: &mut impl RngCore) -> u64 {
     let started = Instant::now();
     let size = batch.len();
     let txn = match db.begin_write() {
         Ok(t) => t,
-        Err(e) => return fail(metrics, batch.into_iter().map(|r| r.reply), &e.into()),
+        Err(e) => {
+            fail(metrics, batch.into_iter().map(|r| r.reply), &e.into());
+            return 0;
+        }
     };
     let mut waiting: Vec<(Reply, Done)> = Vec::with_capacity(size);
     let mut jobs = batch.into_iter();
@@ -196,20 +239,32 @@ fn process(db: &AgentDb, metrics: &Metrics, batch: Vec<Request>, rng: &mut impl 
             if let Err(e) = txn.abort() {
                 tracing::warn!(error = %e, "Aborting an empty transaction failed.");
             }
+            0
         }
-        Ok(Applied { appended, .. }) => match timed(metrics, || txn.commit()) {
+        Ok(Applied {
+            appended, removed, ..
+        }) => match timed(metrics, || txn.commit()) {
             Ok(()) => {
                 metrics
                     .batch_seconds
                     .observe(started.elapsed().as_secs_f64());
                 metrics.batch_size.observe(size as f64);
-                metrics.set_outbox_depth(metrics.outbox_depth().saturating_add(appended));
+                metrics.set_outbox_depth(
+                    metrics
+                        .outbox_depth()
+                        .saturating_add(appended)
+                        .saturating_sub(removed),
+                );
                 for (reply, done) in waiting {
                     count(metrics, &done);
                     let _ = reply.send(Ok(done));
                 }
+                appended
             }
-            Err(e) => fail(metrics, waiting.into_iter().map(|(r, _)| r), &e.into()),
+            Err(e) => {
+                fail(metrics, waiting.into_iter().map(|(r, _)| r), &e.into());
+                0
+            }
         },
         Err((reply, e)) => {
             // Dropping the transaction aborts it: nothing of the batch stays.
@@ -220,6 +275,7 @@ fn process(db: &AgentDb, metrics: &Metrics, batch: Vec<Request>, rng: &mut impl 
                 .chain(std::iter::once(reply))
                 .chain(jobs.map(|r| r.reply));
             fail(metrics, replies, &e);
+            0
         }
     }
 }
@@ -261,6 +317,8 @@ fn count(metrics: &Metrics, done: &Done) {
 struct Applied {
     /// Outbox entries appended.
     appended: u64,
+    /// Outbox entries removed (acknowledged by the hub or dead-lettered).
+    removed: u64,
     /// Whether anything was written (else the transaction is not committed).
     dirty: bool,
 }
@@ -281,6 +339,7 @@ fn apply_all(
     // job needs them closed (it writes the shared metadata table).
     let mut ledger: Option<AgentTxn<'_>> = None;
     let mut appended = 0u64;
+    let mut removed = 0u64;
     let mut demand_added = false;
     let mut recorded: HashSet<EventId> = HashSet::new();
     for Request { job, reply } in jobs.by_ref() {
@@ -297,6 +356,32 @@ fn apply_all(
                             changed,
                         },
                     )),
+                    Err(e) => return Err((reply, e.into())),
+                }
+                continue;
+            }
+            Job::Sync(sync) => {
+                if let Some(l) = ledger.take() {
+                    appended += l.appended();
+                }
+                match apply_sync(txn, db.who(), &sync.request, &sync.response) {
+                    Ok(applied) => {
+                        removed += applied.acked + applied.dead_lettered as u64;
+                        waiting.push((reply, Done::Synced(applied)));
+                    }
+                    Err(e) => return Err((reply, e.into())),
+                }
+                continue;
+            }
+            Job::DeadLetter { id, reason } => {
+                if let Some(l) = ledger.take() {
+                    appended += l.appended();
+                }
+                match dead_letter(txn, id, &reason) {
+                    Ok(was_queued) => {
+                        removed += u64::from(was_queued);
+                        waiting.push((reply, Done::DeadLettered(was_queued)));
+                    }
                     Err(e) => return Err((reply, e.into())),
                 }
                 continue;
@@ -351,6 +436,7 @@ fn apply_all(
     }
     Ok(Applied {
         appended,
+        removed,
         dirty: demand_added || !waiting.is_empty(),
     })
 }

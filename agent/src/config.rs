@@ -12,6 +12,11 @@
 //! [commit]
 //! max_batch = 1024
 //! queue = 4096
+//!
+//! [sync]
+//! hub = "https://hub.example.com:8443"
+//! identity = "/etc/tally/store-001.pem"
+//! interval_secs = 30
 //! ```
 
 use std::net::SocketAddr;
@@ -19,6 +24,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use tally_sync::{IdError, ReplicaId};
+
+use crate::sync::SyncConfig;
 
 /// The port the agent's API listens on by default (loopback only).
 pub const DEFAULT_PORT: u16 = 7420;
@@ -69,6 +76,24 @@ pub enum ConfigError {
     /// A limit that must be positive is zero.
     #[error("{0} must be greater than 0")]
     Zero(&'static str),
+    /// A hub without an identity, or the other way round.
+    #[error("sync needs both a hub URL (--hub) and an identity bundle (--identity)")]
+    HalfSync,
+    /// The hub URL is not https.
+    #[error("hub URL {0:?} must start with https://")]
+    HubUrl(String),
+}
+
+/// Sync settings in the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncFileConfig {
+    /// The hub's base URL.
+    pub hub: Option<String>,
+    /// The identity bundle.
+    pub identity: Option<PathBuf>,
+    /// Seconds between syncs when nothing changes.
+    pub interval_secs: Option<u64>,
 }
 
 /// API limits.
@@ -122,6 +147,9 @@ pub struct FileConfig {
     /// Group-commit limits.
     #[serde(default)]
     pub commit: CommitConfig,
+    /// Sync with the hub.
+    #[serde(default)]
+    pub sync: SyncFileConfig,
 }
 
 impl FileConfig {
@@ -152,6 +180,12 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
     /// `--store-id`.
     pub store_id: Option<String>,
+    /// `--hub`.
+    pub hub: Option<String>,
+    /// `--identity`.
+    pub identity: Option<PathBuf>,
+    /// `--sync-interval`.
+    pub sync_interval_secs: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -168,6 +202,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// Group-commit limits.
     pub commit: CommitConfig,
+    /// Sync with the hub, if configured.
+    pub sync: Option<SyncConfig>,
 }
 
 impl Config {
@@ -179,6 +215,7 @@ impl Config {
             store_id,
             api: ApiConfig::default(),
             commit: CommitConfig::default(),
+            sync: None,
         }
     }
 
@@ -202,12 +239,32 @@ impl Config {
         if file.api.max_body_bytes == 0 {
             return Err(ConfigError::Zero("api.max_body_bytes"));
         }
+        let sync = match (
+            flags.hub.or(file.sync.hub),
+            flags.identity.or(file.sync.identity),
+        ) {
+            (None, None) => None,
+            (Some(hub), Some(identity)) => {
+                if !hub.starts_with("https://") {
+                    return Err(ConfigError::HubUrl(hub));
+                }
+                let mut s = SyncConfig::new(hub, identity);
+                match flags.sync_interval_secs.or(file.sync.interval_secs) {
+                    Some(0) => return Err(ConfigError::Zero("sync interval")),
+                    Some(secs) => s.interval = std::time::Duration::from_secs(secs),
+                    None => {}
+                }
+                Some(s)
+            }
+            _ => return Err(ConfigError::HalfSync),
+        };
         Ok(Self {
             data_dir,
             listen: flags.listen.or(file.listen).unwrap_or_else(default_listen),
             store_id,
             api: file.api,
             commit: file.commit,
+            sync,
         })
     }
 }
@@ -291,6 +348,41 @@ mod tests {
             parse_store_id("hub"),
             Err(ConfigError::ReservedStoreId(_))
         ));
+        let half = Overrides {
+            data_dir: Some("/d".into()),
+            hub: Some("https://hub:8443".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Config::resolve(None, half),
+            Err(ConfigError::HalfSync)
+        ));
+        let plain = Overrides {
+            data_dir: Some("/d".into()),
+            hub: Some("http://hub".into()),
+            identity: Some("/id.pem".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Config::resolve(None, plain),
+            Err(ConfigError::HubUrl(_))
+        ));
+        let file = FileConfig::parse(
+            "[sync]\nhub = \"https://hub:8443\"\nidentity = \"/id.pem\"\ninterval_secs = 5\n",
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        let c = Config::resolve(
+            Some(file),
+            Overrides {
+                data_dir: Some("/d".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let sync = c.sync.unwrap();
+        assert_eq!(sync.hub, "https://hub:8443");
+        assert_eq!(sync.interval, std::time::Duration::from_secs(5));
         let e = FileConfig::parse("nope = 1", Path::new("x.toml")).unwrap_err();
         assert!(e.to_string().contains("x.toml"), "{e}");
         let zero = FileConfig::parse("[commit]\nmax_batch = 0", Path::new("x.toml")).unwrap();

@@ -8,6 +8,8 @@
 //! - [`commit`]: the single writer; batches commands into one transaction.
 //! - [`core`]: the pure command core (plan + `tally_sync::apply_event`).
 //! - [`store`]: the agent's tables beside `tally-store`'s, one database.
+//! - [`sync`]: the sync client (mTLS to the hub; outbox out, hub's
+//!   entries, rights and catalog in).
 //! - [`config`], [`metrics`], [`status`]: configuration, Prometheus
 //!   metrics, sync status. [`catalog`], [`client`], [`cli`]: the CLI.
 //!
@@ -25,6 +27,7 @@ pub mod core;
 pub mod metrics;
 pub mod status;
 pub mod store;
+pub mod sync;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -73,6 +76,7 @@ pub async fn run(
         store_id,
         api: api_config,
         commit: commit_config,
+        sync: sync_config,
         ..
     } = config;
     let db = tokio::task::spawn_blocking(move || AgentDb::open(&data_dir, store_id.as_ref()))
@@ -99,11 +103,23 @@ pub async fn run(
         what: "starting the committer",
         source,
     })?;
+    let status = Arc::new(SyncStatus::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let syncer = sync_config.map(|cfg| {
+        tracing::info!(hub = %cfg.hub, interval_s = cfg.interval.as_secs(), "Syncing with the hub.");
+        let ctx = sync::SyncContext {
+            db: db.clone(),
+            committer: committer.clone(),
+            status: status.clone(),
+            metrics: metrics.clone(),
+        };
+        tokio::spawn(sync::run(ctx, cfg, stop_rx))
+    });
     let state = AppState {
         db: db.clone(),
         committer,
         metrics,
-        sync: Arc::new(SyncStatus::default()),
+        sync: status,
     };
     let addr = listener.local_addr().map_err(|source| AgentError::Io {
         what: "reading the listen address",
@@ -111,9 +127,19 @@ pub async fn run(
     })?;
     tracing::info!(store = %db.who().replica, %addr, outbox = depth, "Agent ready.");
     let app = api::router(state, api_config.max_body_bytes);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
+    // The sync task stops at once (an interrupted exchange is safe to
+    // repeat) and drops its committer handle.
+    if let Some(task) = syncer {
+        task.abort();
+        let _ = task.await;
+    }
     // Every handler (and its committer handle) is gone now: the committer
     // answers what is still queued, commits, and stops.
     tracing::info!("Shutting down: finishing queued commits.");

@@ -1,19 +1,22 @@
 //! The agent's sync status as `GET /v1/status` shows it: whether the hub
 //! was reachable at the last attempt and when the last sync succeeded.
 //!
-//! The sync client (issue 5) owns the updates; until it runs, the agent is
-//! reported offline with no sync yet. A std `Mutex`: never held across an
+//! The sync client ([`crate::sync`]) owns the updates; without a hub
+//! configured the agent is reported offline with no sync yet. A std `Mutex`: never held across an
 //! `.await`.
 
 use std::sync::Mutex;
 
 /// A copy of the status at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncSnapshot {
     /// The last sync attempt reached the hub.
     pub online: bool,
     /// When the last sync succeeded, Unix milliseconds.
     pub last_sync_at_ms: Option<u64>,
+    /// Why syncing is stuck (revoked certificate, unsupported protocol…),
+    /// until the next successful sync.
+    pub error: Option<String>,
 }
 
 /// Shared, updatable sync status.
@@ -25,14 +28,22 @@ pub struct SyncStatus {
 impl SyncStatus {
     /// The current status.
     pub fn snapshot(&self) -> SyncSnapshot {
-        *self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// A sync succeeded at `at_ms`.
     pub fn synced(&self, at_ms: u64) {
         let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         s.online = true;
+        s.error = None;
         s.last_sync_at_ms = Some(s.last_sync_at_ms.map_or(at_ms, |t| t.max(at_ms)));
+    }
+
+    /// The hub answered, but syncing cannot succeed until someone acts.
+    pub fn failed(&self, error: String) {
+        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        s.online = false;
+        s.error = Some(error);
     }
 
     /// A sync attempt could not reach the hub.
@@ -55,11 +66,16 @@ mod tests {
             s.snapshot(),
             SyncSnapshot {
                 online: true,
-                last_sync_at_ms: Some(10)
+                last_sync_at_ms: Some(10),
+                error: None,
             }
         );
         s.unreachable();
         assert!(!s.snapshot().online);
         assert_eq!(s.snapshot().last_sync_at_ms, Some(10));
+        s.failed("certificate_revoked".into());
+        assert_eq!(s.snapshot().error.as_deref(), Some("certificate_revoked"));
+        s.synced(11);
+        assert_eq!(s.snapshot().error, None);
     }
 }

@@ -24,11 +24,12 @@ use std::path::{Path, PathBuf};
 use tally_store::redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use tally_store::{Db, ReadTxn, StoreError, TxnReplica, WriteTxn};
 use tally_sync::epcs::{DoubleSale, EpcHistory, EpcRecord};
-use tally_sync::exchange::ReplicaStore;
+use tally_sync::exchange::{store_apply, Identity, ReplicaStore, SyncCursors};
 use tally_sync::journal::Inserted;
-use tally_sync::message::CatalogItem;
+use tally_sync::message::{CatalogItem, Demand};
 use tally_sync::{
-    BoundedCounter, Delta, Epc, Event, EventId, Gtin, ItemKey, LocationId, ReplicaId,
+    BoundedCounter, Delta, Epc, Event, EventId, Gtin, ItemKey, LocationId, ReplicaId, SyncRequest,
+    SyncResponse, PROTOCOL_VERSION,
 };
 
 use crate::core::{Ledger, Who};
@@ -39,8 +40,17 @@ const OUTBOX: TableDefinition<u64, u128> = TableDefinition::new("agent_outbox");
 const DEMAND: TableDefinition<u64, u64> = TableDefinition::new("agent_demand");
 /// The agent's counters: name → value.
 const AGENT_META: TableDefinition<&str, u64> = TableDefinition::new("agent_meta");
+/// Events the hub refused for good: event id → reason (UTF-8).
+const DEAD_LETTER: TableDefinition<u128, &[u8]> = TableDefinition::new("agent_dead_letter");
 /// Last outbox sequence number handed out.
 const OUTBOX_SEQ: &str = "outbox_seq";
+/// The sync cursors (`tally_sync::exchange::SyncCursors`), one key each.
+const CURSOR_KEYS: [&str; 4] = [
+    "sync_acked_delta_version",
+    "sync_acked_events_upto",
+    "sync_hub_cursor",
+    "sync_catalog_cursor",
+];
 /// `tally-store` metadata key of the store id.
 const STORE_ID: &str = "store_id";
 
@@ -166,6 +176,7 @@ impl AgentDb {
             raw.open_table(OUTBOX).map_err(storage)?;
             raw.open_table(DEMAND).map_err(storage)?;
             raw.open_table(AGENT_META).map_err(storage)?;
+            raw.open_table(DEAD_LETTER).map_err(storage)?;
         }
         txn.commit()?;
         let location = LocationId::new(id.as_str()).map_err(|e| OpenError::BadStoredId {
@@ -242,19 +253,224 @@ impl AgentDb {
 
     /// Outstanding refused demand per item.
     pub fn demand(&self) -> Result<BTreeMap<Gtin, u64>, StoreError> {
+        read_demand(&self.read()?)
+    }
+
+    /// The persisted sync cursors.
+    pub fn cursors(&self) -> Result<SyncCursors, StoreError> {
+        read_cursors(&self.read()?)
+    }
+
+    /// Events the hub refused for good, with the reasons.
+    pub fn dead_letters(&self) -> Result<Vec<(EventId, String)>, StoreError> {
         let txn = self.read()?;
-        let t = txn.raw().open_table(DEMAND).map_err(storage)?;
-        let mut out = BTreeMap::new();
+        let t = txn.raw().open_table(DEAD_LETTER).map_err(storage)?;
+        let mut out = Vec::new();
         for row in t.iter().map_err(storage)? {
             let (k, v) = row.map_err(storage)?;
-            let gtin = Gtin::from_u64(k.value()).map_err(|e| StoreError::Corrupt {
-                table: "agent_demand",
-                detail: e.to_string(),
-            })?;
-            out.insert(gtin, v.value());
+            out.push((
+                EventId(uuid::Uuid::from_u128(k.value())),
+                String::from_utf8_lossy(v.value()).into_owned(),
+            ));
         }
         Ok(out)
     }
+
+    /// The next sync request, built from ONE snapshot so the delta, its
+    /// version, the events and the cursors agree (docs/sync.md): own
+    /// counter entries changed since the hub's last ack, at most
+    /// `max_events` outbox events after the acked sequence, refused demand.
+    pub fn sync_request(&self, max_events: usize) -> Result<SyncRequest, StoreError> {
+        let txn = self.read()?;
+        let cursors = read_cursors(&txn)?;
+        let (delta, delta_version) =
+            txn.delta_since(&self.who.location, cursors.acked_delta_version, usize::MAX)?;
+        let outbox = txn.raw().open_table(OUTBOX).map_err(storage)?;
+        let mut events = Vec::new();
+        let mut events_upto = cursors.acked_events_upto;
+        for row in outbox
+            .range(cursors.acked_events_upto.saturating_add(1)..)
+            .map_err(storage)?
+            .take(max_events.max(1))
+        {
+            let (seq, id) = row.map_err(storage)?;
+            let id = EventId(uuid::Uuid::from_u128(id.value()));
+            let event = txn.event(&id)?.ok_or_else(|| StoreError::Corrupt {
+                table: "agent_outbox",
+                detail: format!("outbox entry {} names missing event {id}", seq.value()),
+            })?;
+            events.push(event);
+            events_upto = seq.value();
+        }
+        Ok(SyncRequest {
+            version: PROTOCOL_VERSION,
+            replica: self.who.replica.clone(),
+            location: self.who.location.clone(),
+            delta: delta.owned_by(&self.who.replica),
+            delta_version,
+            events,
+            events_upto,
+            hub_cursor: cursors.hub_cursor,
+            catalog_cursor: cursors.catalog_cursor,
+            demand: read_demand(&txn)?
+                .into_iter()
+                .filter(|(_, units)| *units > 0)
+                .map(|(gtin, units)| Demand { gtin, units })
+                .collect(),
+        })
+    }
+}
+
+/// What applying a sync response did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncApplied {
+    /// Counters the hub's entries changed here.
+    pub merged: usize,
+    /// Rights given to the hub for its online reserve, per item.
+    pub given: Vec<(Gtin, u64)>,
+    /// Outbox entries the hub acknowledged and that were removed.
+    pub acked: u64,
+    /// Events the hub refused for good, now dead-lettered.
+    pub dead_lettered: usize,
+    /// Catalog items that changed.
+    pub catalog_changed: usize,
+}
+
+/// Applies the hub's answer to `req` in `txn` (no [`AgentTxn`] may be
+/// open on it): `store_apply` (merge, cursors, reserve transfers),
+/// persisted cursors, acknowledged outbox entries removed, refused events
+/// dead-lettered, the request's demand subtracted, catalog upserted.
+/// Safe with a stale, duplicated or reordered response.
+pub fn apply_sync(
+    txn: &WriteTxn,
+    who: &Who,
+    req: &SyncRequest,
+    resp: &SyncResponse,
+) -> Result<SyncApplied, StoreError> {
+    let raw = txn.raw();
+    let mut out = SyncApplied::default();
+    let identity = Identity {
+        replica: who.replica.clone(),
+        location: who.location.clone(),
+    };
+    {
+        let mut meta = raw.open_table(AGENT_META).map_err(storage)?;
+        let mut cursors = cursors_from(&meta)?;
+        let mut demand = raw.open_table(DEMAND).map_err(storage)?;
+        let mut current: BTreeMap<Gtin, u64> = BTreeMap::new();
+        for row in demand.iter().map_err(storage)? {
+            let (k, v) = row.map_err(storage)?;
+            if let Ok(g) = Gtin::from_u64(k.value()) {
+                current.insert(g, v.value());
+            }
+        }
+        let mut replica = txn.replica()?;
+        let applied = store_apply(
+            &mut replica,
+            &identity,
+            &mut cursors,
+            resp,
+            req.delta.entries.iter().map(|e| e.key.gtin),
+            &current,
+        )?;
+        drop(replica);
+        out.merged = applied.merged;
+        out.given = applied.given;
+        for (key, value) in CURSOR_KEYS.iter().zip([
+            cursors.acked_delta_version,
+            cursors.acked_events_upto,
+            cursors.hub_cursor,
+            cursors.catalog_cursor,
+        ]) {
+            meta.insert(*key, value).map_err(storage)?;
+        }
+        // The hub committed everything up to the ack: only now may the
+        // outbox let go of it.
+        let mut outbox = raw.open_table(OUTBOX).map_err(storage)?;
+        let acked: Vec<u64> = outbox
+            .range(..=cursors.acked_events_upto)
+            .map_err(storage)?
+            .map(|row| row.map(|(k, _)| k.value()).map_err(storage))
+            .collect::<Result<_, _>>()?;
+        for seq in &acked {
+            outbox.remove(*seq).map_err(storage)?;
+        }
+        out.acked = acked.len() as u64;
+        // The hub has acted on the demand this request carried.
+        for d in &req.demand {
+            let key = d.gtin.as_u64();
+            let left = current
+                .get(&d.gtin)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(d.units);
+            if left == 0 {
+                demand.remove(key).map_err(storage)?;
+            } else {
+                demand.insert(key, left).map_err(storage)?;
+            }
+        }
+    }
+    for rejected in &resp.rejected_events {
+        dead_letter(txn, rejected.id, &rejected.reason)?;
+        out.dead_lettered += 1;
+    }
+    out.catalog_changed = put_catalog(txn, &resp.catalog)?;
+    Ok(out)
+}
+
+/// Moves an event the hub will never accept out of the outbox into the
+/// dead-letter table (the event itself stays recorded locally).
+pub fn dead_letter(txn: &WriteTxn, id: EventId, reason: &str) -> Result<bool, StoreError> {
+    let raw = txn.raw();
+    let mut outbox = raw.open_table(OUTBOX).map_err(storage)?;
+    let mut found = None;
+    for row in outbox.iter().map_err(storage)? {
+        let (k, v) = row.map_err(storage)?;
+        if v.value() == id.0.as_u128() {
+            found = Some(k.value());
+            break;
+        }
+    }
+    if let Some(seq) = found {
+        outbox.remove(seq).map_err(storage)?;
+    }
+    raw.open_table(DEAD_LETTER)
+        .map_err(storage)?
+        .insert(id.0.as_u128(), reason.as_bytes())
+        .map_err(storage)?;
+    Ok(found.is_some())
+}
+
+fn read_demand(txn: &ReadTxn) -> Result<BTreeMap<Gtin, u64>, StoreError> {
+    let t = txn.raw().open_table(DEMAND).map_err(storage)?;
+    let mut out = BTreeMap::new();
+    for row in t.iter().map_err(storage)? {
+        let (k, v) = row.map_err(storage)?;
+        let gtin = Gtin::from_u64(k.value()).map_err(|e| StoreError::Corrupt {
+            table: "agent_demand",
+            detail: e.to_string(),
+        })?;
+        out.insert(gtin, v.value());
+    }
+    Ok(out)
+}
+
+fn read_cursors(txn: &ReadTxn) -> Result<SyncCursors, StoreError> {
+    cursors_from(&txn.raw().open_table(AGENT_META).map_err(storage)?)
+}
+
+fn cursors_from(meta: &impl ReadableTable<&'static str, u64>) -> Result<SyncCursors, StoreError> {
+    let mut v = [0u64; 4];
+    for (slot, key) in v.iter_mut().zip(CURSOR_KEYS) {
+        *slot = meta.get(key).map_err(storage)?.map_or(0, |x| x.value());
+    }
+    Ok(SyncCursors {
+        acked_delta_version: v[0],
+        acked_events_upto: v[1],
+        hub_cursor: v[2],
+        catalog_cursor: v[3],
+    })
 }
 
 /// Stores catalog items in `txn` (no [`AgentTxn`] may be open on it);

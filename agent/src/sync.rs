@@ -1,0 +1,546 @@
+//! The sync client: ships the store's own counter changes and events to
+//! the hub over mutual TLS and applies what the hub answers
+//! (docs/sync.md is the contract).
+//!
+//! # Design constraints
+//! - **Nothing leaves before it is acknowledged.** A request is built from
+//!   one database snapshot; the response is applied by the committer (the
+//!   single writer) in one transaction that removes outbox entries only up
+//!   to the hub's acknowledgement. An interruption anywhere leaves the
+//!   cursors where they were, and the next request re-sends: the hub's
+//!   handling is idempotent, so repeating is always safe.
+//! - **When to sync.** On an interval, soon (a short debounce) after each
+//!   local change while the hub is reachable, and again at once while the
+//!   hub says `more`, the outbox still holds events, or applying the
+//!   response moved rights. While the hub is unreachable: exponential
+//!   backoff with full jitter, honouring `Retry-After`; local changes do
+//!   not cut a backoff short.
+//! - **Retry decisions are pure** ([`classify`], [`backoff`]) and separate
+//!   from the transport, as in Vector's `RetryLogic`.
+//! - **Refusals for good are not retried forever.** An event the hub will
+//!   never accept is dead-lettered (kept locally, surfaced in the status);
+//!   a revoked certificate or an unsupported protocol stops fast syncing
+//!   and is surfaced, while the store keeps selling offline.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+use tally_sync::codec::{self, Encoding};
+use tally_sync::{EventId, SyncRequest, SyncResponse};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::commit::{CommitError, Committer, Done, Job, SyncJob};
+use crate::metrics::Metrics;
+use crate::status::SyncStatus;
+use crate::store::AgentDb;
+
+/// How and when to sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncConfig {
+    /// The hub's base URL, e.g. `https://hub.example.com:8443`.
+    pub hub: String,
+    /// The identity bundle from `tally-hub enroll` (certificate, key, CA).
+    pub identity: PathBuf,
+    /// Sync at least this often.
+    pub interval: Duration,
+    /// Wait this long after a local change, to ship a burst together.
+    pub debounce: Duration,
+    /// Most events per request (halved on 413).
+    pub max_events: usize,
+    /// Give up on one request after this long.
+    pub request_timeout: Duration,
+    /// First retry delay ceiling.
+    pub backoff_base: Duration,
+    /// Largest retry delay ceiling.
+    pub backoff_cap: Duration,
+}
+
+impl SyncConfig {
+    /// Defaults for a hub URL and identity file: every 30 s (the hub
+    /// counts a store online for 120 s after a sync), 250 ms debounce,
+    /// 1,000 events per request, backoff from 1 s up to 60 s.
+    pub fn new(hub: impl Into<String>, identity: impl Into<PathBuf>) -> Self {
+        Self {
+            hub: hub.into(),
+            identity: identity.into(),
+            interval: Duration::from_secs(30),
+            debounce: Duration::from_millis(250),
+            max_events: 1000,
+            request_timeout: Duration::from_secs(60),
+            backoff_base: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why the sync client could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The identity bundle could not be read.
+    #[error("reading identity bundle {path}: {source}")]
+    ReadIdentity {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The bundle is not a certificate, key and CA in PEM.
+    #[error("identity bundle {path} is not usable: {detail}")]
+    BadIdentity {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        detail: String,
+    },
+    /// The hub URL is not an https URL.
+    #[error("hub URL {0:?} must start with https://")]
+    BadUrl(String),
+    /// The HTTP client could not be built.
+    #[error("building the HTTPS client: {0}")]
+    Client(String),
+}
+
+/// What went wrong with one exchange, by what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The hub could not be reached or had a passing problem: back off
+    /// and retry the same logical request.
+    Transient {
+        /// What happened.
+        detail: String,
+        /// The hub's `Retry-After`, if any.
+        retry_after: Option<Duration>,
+    },
+    /// The request was too large: send fewer events.
+    TooLarge,
+    /// One event will never be accepted: dead-letter it, sync the rest.
+    EventRefused {
+        /// The event.
+        id: EventId,
+        /// The hub's reason.
+        reason: String,
+    },
+    /// Syncing cannot succeed until a person acts (revoked certificate,
+    /// unsupported protocol, a refused delta): surface it, retry slowly.
+    Stuck {
+        /// The hub's error code.
+        code: String,
+        /// The hub's message.
+        detail: String,
+    },
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Transient { detail, .. } => write!(f, "hub unreachable: {detail}"),
+            Failure::TooLarge => f.write_str("request too large"),
+            Failure::EventRefused { id, reason } => write!(f, "event {id} refused: {reason}"),
+            Failure::Stuck { code, detail } => write!(f, "sync refused ({code}): {detail}"),
+        }
+    }
+}
+
+/// Classifies a non-200 answer (pure; see docs/sync.md's table).
+pub fn classify(status: u16, body: &serde_json::Value, retry_after: Option<Duration>) -> Failure {
+    let code = body["error"].as_str().unwrap_or("").to_string();
+    let detail = body["message"]
+        .as_str()
+        .or_else(|| body["detail"].as_str())
+        .unwrap_or("")
+        .to_string();
+    match status {
+        413 => Failure::TooLarge,
+        422 => match body["event_id"]
+            .as_str()
+            .and_then(|s| s.parse::<EventId>().ok())
+        {
+            Some(id) => Failure::EventRefused { id, reason: detail },
+            None => Failure::Stuck { code, detail },
+        },
+        408 | 429 | 500..=599 => Failure::Transient {
+            detail: format!("HTTP {status} {code} {detail}").trim().to_string(),
+            retry_after,
+        },
+        _ => Failure::Stuck {
+            code: if code.is_empty() {
+                format!("http_{status}")
+            } else {
+                code
+            },
+            detail,
+        },
+    }
+}
+
+/// The delay before retry number `attempt` (1-based): a uniformly random
+/// fraction (`jitter` in 0..=1) of `min(cap, base × 2^(attempt−1))` — AWS's
+/// "full jitter" — and never less than the hub's `Retry-After`.
+pub fn backoff(
+    attempt: u32,
+    base: Duration,
+    cap: Duration,
+    jitter: f64,
+    retry_after: Option<Duration>,
+) -> Duration {
+    let exp = 2u32.saturating_pow(attempt.saturating_sub(1).min(30));
+    let ceiling = base.saturating_mul(exp).min(cap);
+    let delay = ceiling.mul_f64(jitter.clamp(0.0, 1.0));
+    delay.max(retry_after.unwrap_or(Duration::ZERO))
+}
+
+/// One mTLS connection to the hub.
+#[derive(Debug, Clone)]
+pub struct HubClient {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl HubClient {
+    /// Builds the client from the identity bundle: its certificate and key
+    /// are presented, its last certificate (the hub CA) is the only root.
+    pub fn new(config: &SyncConfig) -> Result<Self, SetupError> {
+        install_crypto();
+        if !config.hub.starts_with("https://") {
+            return Err(SetupError::BadUrl(config.hub.clone()));
+        }
+        let path = &config.identity;
+        let pem = std::fs::read(path).map_err(|source| SetupError::ReadIdentity {
+            path: path.clone(),
+            source,
+        })?;
+        let bad = |detail: String| SetupError::BadIdentity {
+            path: path.clone(),
+            detail,
+        };
+        let ca = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| bad(e.to_string()))?
+            .pop()
+            .ok_or_else(|| bad("no certificate in the bundle".into()))?;
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| bad(e.to_string()))?;
+        let http = reqwest::Client::builder()
+            .identity(identity)
+            .tls_certs_only([ca])
+            .connect_timeout(Duration::from_secs(10).min(config.request_timeout))
+            .timeout(config.request_timeout)
+            .pool_max_idle_per_host(1)
+            .build()
+            .map_err(|e| SetupError::Client(e.to_string()))?;
+        Ok(Self {
+            http,
+            url: format!("{}/v1/sync", config.hub.trim_end_matches('/')),
+        })
+    }
+
+    /// One exchange in the binary encoding.
+    pub async fn exchange(&self, req: &SyncRequest) -> Result<SyncResponse, Failure> {
+        let body = codec::encode(req, Encoding::Binary).map_err(|e| Failure::Stuck {
+            code: "encode".into(),
+            detail: e.to_string(),
+        })?;
+        let resp = self
+            .http
+            .post(&self.url)
+            .header("content-type", Encoding::Binary.content_type())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| Failure::Transient {
+                detail: error_chain(&e),
+                retry_after: None,
+            })?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = resp.bytes().await.map_err(|e| Failure::Transient {
+            detail: error_chain(&e),
+            retry_after,
+        })?;
+        if status != 200 {
+            let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+            return Err(classify(status, &body, retry_after));
+        }
+        codec::decode(&bytes, Encoding::Binary, codec::DEFAULT_MAX_MESSAGE_BYTES).map_err(|e| {
+            match e {
+                codec::CodecError::UnsupportedVersion { .. } => Failure::Stuck {
+                    code: "unsupported_protocol_version".into(),
+                    detail: e.to_string(),
+                },
+                _ => Failure::Transient {
+                    detail: format!("unreadable response: {e}"),
+                    retry_after: None,
+                },
+            }
+        })
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Installs ring as rustls' process-wide crypto provider (reqwest is built
+/// without one); a no-op if one is installed.
+fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// What one round (one exchange) achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Round {
+    /// Events the hub acknowledged.
+    pub acked: u64,
+    /// There is more to exchange right away.
+    pub again: bool,
+}
+
+/// The sync loop's moving parts.
+#[derive(Debug, Clone)]
+pub struct SyncContext {
+    /// The database (snapshots for requests).
+    pub db: Arc<AgentDb>,
+    /// The single writer (applies responses).
+    pub committer: Committer,
+    /// What `GET /v1/status` shows.
+    pub status: Arc<SyncStatus>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Builds a request, exchanges it and applies the answer.
+pub async fn sync_once(
+    ctx: &SyncContext,
+    client: &HubClient,
+    max_events: usize,
+) -> Result<Round, Failure> {
+    let db = ctx.db.clone();
+    let request = tokio::task::spawn_blocking(move || db.sync_request(max_events))
+        .await
+        .map_err(|e| Failure::Stuck {
+            code: "internal".into(),
+            detail: e.to_string(),
+        })?
+        .map_err(|e| Failure::Stuck {
+            code: "storage".into(),
+            detail: e.to_string(),
+        })?;
+    let response = client.exchange(&request).await?;
+    let more = response.more;
+    let sent_events = request.events.len() as u64;
+    let done = ctx
+        .committer
+        .submit(Job::Sync(Box::new(SyncJob { request, response })))
+        .await
+        .map_err(|e| match e {
+            CommitError::Storage(detail) => Failure::Transient {
+                detail: format!("local storage: {detail}"),
+                retry_after: None,
+            },
+            CommitError::Closed => Failure::Stuck {
+                code: "shutting_down".into(),
+                detail: "the agent is stopping".into(),
+            },
+        })?;
+    let Done::Synced(applied) = done else {
+        return Err(Failure::Stuck {
+            code: "internal".into(),
+            detail: "the committer answered a sync with another job's result".into(),
+        });
+    };
+    ctx.status.synced(now_ms());
+    let depth = ctx.metrics.outbox_depth();
+    tracing::info!(
+        sent = sent_events,
+        acked = applied.acked,
+        merged = applied.merged,
+        given = applied.given.len(),
+        catalog = applied.catalog_changed,
+        outbox = depth,
+        "Synced with the hub."
+    );
+    Ok(Round {
+        acked: applied.acked,
+        again: more || depth > 0 || !applied.given.is_empty(),
+    })
+}
+
+/// Runs the sync loop until `stop` turns true.
+pub async fn run(ctx: SyncContext, config: SyncConfig, mut stop: watch::Receiver<bool>) {
+    let client = match HubClient::new(&config) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "Sync disabled: the hub client could not be set up.");
+            ctx.status.failed(e.to_string());
+            return;
+        }
+    };
+    let mut recorded = ctx.committer.recorded();
+    let mut max_events = config.max_events.max(1);
+    let mut failures = 0u32;
+    let mut due = Instant::now();
+    let mut in_backoff = false;
+    // Rounds that acknowledged nothing while asking to go again: a guard
+    // against spinning if the hub keeps answering without progress.
+    let mut idle_rounds = 0u32;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => {}
+            _ = tokio::time::sleep_until(due) => {}
+            changed = recorded.changed(), if !in_backoff => {
+                if changed.is_err() {
+                    return; // the committer is gone: the agent is stopping
+                }
+                tokio::time::sleep(config.debounce).await;
+            }
+        }
+        if *stop.borrow() {
+            return;
+        }
+        recorded.mark_unchanged();
+        let outcome = tokio::select! {
+            r = sync_once(&ctx, &client, max_events) => r,
+            _ = stop.changed() => return,
+        };
+        match outcome {
+            Ok(round) => {
+                failures = 0;
+                in_backoff = false;
+                idle_rounds = if round.acked == 0 { idle_rounds + 1 } else { 0 };
+                due = if round.again && idle_rounds < 3 {
+                    Instant::now()
+                } else {
+                    Instant::now() + config.interval
+                };
+            }
+            Err(Failure::TooLarge) => {
+                max_events = (max_events / 2).max(1);
+                tracing::warn!(
+                    max_events,
+                    "Hub said the request was too large; sending fewer events."
+                );
+                due = Instant::now();
+            }
+            Err(Failure::EventRefused { id, reason }) => {
+                tracing::error!(event = %id, %reason, "The hub refused an event for good; dead-lettering it.");
+                if let Err(e) = ctx.committer.submit(Job::DeadLetter { id, reason }).await {
+                    tracing::error!(error = %e, "Could not dead-letter the event.");
+                }
+                due = Instant::now();
+            }
+            Err(Failure::Transient {
+                detail,
+                retry_after,
+            }) => {
+                failures = failures.saturating_add(1);
+                in_backoff = true;
+                ctx.status.unreachable();
+                let jitter = rand::thread_rng().gen_range(0.0..=1.0);
+                let delay = backoff(
+                    failures,
+                    config.backoff_base,
+                    config.backoff_cap,
+                    jitter,
+                    retry_after,
+                );
+                tracing::warn!(attempt = failures, delay_ms = delay.as_millis() as u64, %detail, "Hub unreachable; will retry.");
+                due = Instant::now() + delay;
+            }
+            Err(stuck @ Failure::Stuck { .. }) => {
+                in_backoff = true;
+                tracing::error!(error = %stuck, "Sync refused; the store keeps selling offline. Retrying slowly.");
+                ctx.status.failed(stuck.to_string());
+                due = Instant::now() + config.backoff_cap;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn backoff_is_full_jitter_capped_and_honours_retry_after() {
+        let (base, cap) = (Duration::from_secs(1), Duration::from_secs(60));
+        assert_eq!(backoff(1, base, cap, 1.0, None), Duration::from_secs(1));
+        assert_eq!(backoff(3, base, cap, 1.0, None), Duration::from_secs(4));
+        assert_eq!(backoff(3, base, cap, 0.5, None), Duration::from_secs(2));
+        assert_eq!(backoff(30, base, cap, 1.0, None), cap);
+        assert_eq!(backoff(u32::MAX, base, cap, 1.0, None), cap);
+        assert_eq!(backoff(2, base, cap, 0.0, None), Duration::ZERO);
+        assert_eq!(
+            backoff(1, base, cap, 0.1, Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
+    }
+
+    #[test]
+    fn answers_are_classified_as_docs_sync_md_says() {
+        let id = "0199a0e0-0000-7000-8000-000000000001";
+        assert_eq!(classify(413, &json!({}), None), Failure::TooLarge);
+        assert_eq!(
+            classify(
+                422,
+                &json!({"error": "refused_update", "event_id": id, "message": "bad"}),
+                None
+            ),
+            Failure::EventRefused {
+                id: id.parse().unwrap(),
+                reason: "bad".into()
+            }
+        );
+        assert!(matches!(
+            classify(422, &json!({"error": "refused_update"}), None),
+            Failure::Stuck { .. }
+        ));
+        assert!(matches!(
+            classify(503, &json!({"error": "unavailable"}), Some(Duration::from_secs(3))),
+            Failure::Transient { retry_after: Some(d), .. } if d == Duration::from_secs(3)
+        ));
+        match classify(
+            403,
+            &json!({"error": "certificate_revoked", "message": "re-enroll"}),
+            None,
+        ) {
+            Failure::Stuck { code, .. } => assert_eq!(code, "certificate_revoked"),
+            other => panic!("{other:?}"),
+        }
+        match classify(400, &json!({"error": "unsupported_protocol_version"}), None) {
+            Failure::Stuck { code, .. } => assert_eq!(code, "unsupported_protocol_version"),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(classify(418, &json!(null), None), Failure::Stuck { code, .. } if code == "http_418")
+        );
+    }
+
+    #[test]
+    fn setup_errors_are_clear() {
+        let cfg = SyncConfig::new("http://hub", "/nonexistent");
+        assert!(matches!(HubClient::new(&cfg), Err(SetupError::BadUrl(_))));
+        let cfg = SyncConfig::new("https://hub", "/nonexistent/bundle.pem");
+        let e = HubClient::new(&cfg).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/bundle.pem"), "{e}");
+    }
+}
