@@ -1,6 +1,7 @@
 //! `tally-agent` binary: parses flags and hands over to the library.
 
 mod devices_cli;
+mod pos;
 
 use std::process::ExitCode;
 
@@ -22,6 +23,8 @@ enum Command {
     Devices(devices_cli::DevicesArgs),
     /// Run the scanner and/or RFID drivers and print one event per line.
     Listen(devices_cli::ListenArgs),
+    /// Cashier terminal (full screen) on the running agent's API.
+    Pos(pos::PosArgs),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -30,6 +33,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Some(Command::Decode(args)) => devices_cli::run_decode(args),
         Some(Command::Devices(args)) => devices_cli::run_devices(args),
         Some(Command::Listen(args)) => devices_cli::run_listen(args),
+        Some(Command::Pos(args)) => pos::run(args)?,
         None => ExitCode::SUCCESS,
     })
 }
