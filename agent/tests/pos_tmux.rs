@@ -250,12 +250,6 @@ impl Tmux {
     fn wait_for(&self, needle: &str) -> String {
         self.wait(&format!("{needle:?}"), |s| s.contains(needle))
     }
-
-    fn pane(&self, format: &str) -> String {
-        self.ok(&["list-panes", "-t", "pos", "-F", format])
-            .trim()
-            .to_string()
-    }
 }
 
 impl Drop for Tmux {
@@ -286,6 +280,16 @@ fn receipt_id(screen: &str) -> String {
         .unwrap_or_else(|| panic!("no sale id on the receipt:\n{screen}"))
 }
 
+/// The outbox depth in the header.
+fn outbox(screen: &str) -> u64 {
+    let head = screen.lines().next().unwrap_or_default();
+    head.split("outbox ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no outbox depth in the header:\n{screen}"))
+}
+
 fn row<'a>(screen: &'a str, needle: &str) -> &'a str {
     screen
         .lines()
@@ -296,7 +300,9 @@ fn row<'a>(screen: &'a str, needle: &str) -> &'a str {
 #[test]
 fn cashier_sells_overrides_and_quits_under_tmux() {
     if !agent_can_run() {
-        println!(
+        // Written to stderr directly: libtest captures println! of passing tests.
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIPPED pos_tmux: this build's tally-agent has no `run` subcommand yet \
              (the agent's daemon lands from the `agent` branch); nothing to sell against"
         );
@@ -332,14 +338,26 @@ fn cashier_sells_overrides_and_quits_under_tmux() {
     assert_eq!(s, 201, "{v}");
 
     let mut scanner = pty();
+    // The wrapper shell reaps pos and writes its exit status to a file
+    // (tmux 3.3's pane_dead_status was seen to stay empty, the pane
+    // process a zombie tmux had not reaped).
+    let status_file = scratch.0.join("pos-exit-status");
     let command = format!(
-        "{BIN} pos --agent {} --scanner {} --timeout-secs 5",
+        "'{BIN}' pos --agent '{}' --scanner '{}' --timeout-secs 5; echo $? > '{}'",
         agent.url,
-        scanner.path.display()
+        scanner.path.display(),
+        status_file.display()
     );
     let socket = format!("tally-pos-test-{}", std::process::id());
     let tmux = Tmux::start(socket, &scratch.0.join("tmux.conf"), &command);
-    tmux.wait_for("agent online");
+    // A store agent without a hub is offline: the banner says so, with
+    // the outbox depth.
+    let screen = tmux.wait_for("store store-pos");
+    assert!(
+        screen.contains("OFFLINE: hub not reachable. Outbox:"),
+        "{screen}"
+    );
+    let outbox_before = outbox(&screen);
     tmux.wait_for("scanner ready");
 
     // 1. Two pens: one typed, one from the scanner.
@@ -374,6 +392,9 @@ fn cashier_sells_overrides_and_quits_under_tmux() {
     assert_eq!(sale["tenders"][0]["amount_minor"], 258, "{sale}");
     let (_, stock) = http.get(&format!("/v1/stock/{PEN}"));
     assert_eq!(stock["on_hand"], 3, "{stock}");
+    // The sale waits in the outbox for the hub: the next status poll shows it.
+    let want = format!("outbox {}", outbox_before + 1);
+    tmux.wait_for(&want);
 
     // 3. Two gums, one in stock: refused, then a manager override.
     tmux.keys(&["Enter"]);
@@ -420,13 +441,23 @@ fn cashier_sells_overrides_and_quits_under_tmux() {
     tmux.wait_for("Empty basket");
     tmux.keys(&["F10"]);
     let deadline = Instant::now() + STEP;
-    while tmux.pane("#{pane_dead}") != "1" {
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file) {
+            if text.ends_with('\n') {
+                break text;
+            }
+        }
         assert!(
             Instant::now() < deadline,
             "pos did not exit:\n{}",
             tmux.screen()
         );
         std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(tmux.pane("#{pane_dead_status}"), "0", "{}", tmux.screen());
+    };
+    assert_eq!(status.trim(), "0", "pos exit status");
+    let end = tmux.screen();
+    assert!(
+        !end.contains("Tally POS"),
+        "the screen was restored:\n{end}"
+    );
 }
