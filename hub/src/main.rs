@@ -1,13 +1,188 @@
-//! `tally-hub` binary: parses flags and hands over to the library.
+//! `tally-hub` binary: parses flags, builds a [`tally_hub::Config`],
+//! installs tracing and hands over to the library.
 
-use clap::Parser;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tally_hub::pki::{self, DataDir};
+use tally_hub::Config;
+use tally_sync::ReservePolicy;
 
 /// Tally HQ hub.
 #[derive(Debug, Parser)]
 #[command(name = "tally-hub", version, about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the hub's CA, its server certificate and the admin token.
+    Init {
+        /// The hub's data directory (created if missing).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// A DNS name or IP address stores use to reach the hub (repeat);
+        /// default `localhost` and `127.0.0.1`.
+        #[arg(long = "hostname")]
+        hostnames: Vec<String>,
+    },
+    /// Issue a store's identity bundle (client certificate, key, CA).
+    Enroll {
+        /// The hub's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The store id (1-64 of `[A-Za-z0-9._-]`, not `hub`).
+        #[arg(long)]
+        store: String,
+        /// Where to write the bundle (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Revoke every certificate issued to a store so far.
+    Revoke {
+        /// The hub's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The store id.
+        #[arg(long)]
+        store: String,
+    },
+    /// Serve the sync endpoint and the admin API.
+    Run(RunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The hub's data directory (made by `init`).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Address to listen on, e.g. `0.0.0.0:8443` or `127.0.0.1:0`.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: String,
+    /// Share of each store's stock the hub holds for online orders (0-100).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u8).range(0..=100))]
+    online_reserve_pct: u8,
+    /// Minimum units the hub holds for online orders while there is stock.
+    #[arg(long, default_value_t = 1)]
+    min_reserve_units: u64,
+    /// A store is online if it synced within this many seconds.
+    #[arg(long, default_value_t = 120)]
+    online_window_secs: u64,
+    /// Largest sync request body, in bytes.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    max_sync_body: usize,
+    /// Most write requests committed in one transaction.
+    #[arg(long, default_value_t = 256)]
+    max_batch: usize,
+    /// Most TLS connections at once.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Log as JSON lines instead of text.
+    #[arg(long)]
+    log_json: bool,
+}
+
+fn install_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
 
 fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Init {
+            data_dir,
+            hostnames,
+        } => {
+            let report = pki::init(&DataDir::new(&data_dir), &hostnames)
+                .with_context(|| format!("initializing {}", data_dir.display()))?;
+            println!(
+                "Initialized hub in {} for {}; admin token in {}",
+                data_dir.display(),
+                report.hostnames.join(", "),
+                report.admin_token_path.display()
+            );
+        }
+        Command::Enroll {
+            data_dir,
+            store,
+            out,
+        } => {
+            let e = pki::enroll(&DataDir::new(&data_dir), &store, &out)
+                .with_context(|| format!("enrolling store {store:?}"))?;
+            println!(
+                "Enrolled store {} (certificate serial {}); identity bundle in {}",
+                e.store,
+                e.serial,
+                e.bundle.display()
+            );
+        }
+        Command::Revoke { data_dir, store } => {
+            let n = pki::revoke(&DataDir::new(&data_dir), &store)
+                .with_context(|| format!("revoking store {store:?}"))?;
+            println!("Revoked {n} certificate(s) of store {store}; its next sync gets 403.");
+        }
+        Command::Run(args) => {
+            install_tracing(args.log_json);
+            let mut config = Config::new(&args.data_dir);
+            config.policy = ReservePolicy {
+                online_reserve_pct: args.online_reserve_pct,
+                min_reserve_units: args.min_reserve_units,
+            };
+            config.online_window = Duration::from_secs(args.online_window_secs);
+            config.max_sync_body = args.max_sync_body;
+            config.max_batch = args.max_batch;
+            config.max_connections = args.max_connections;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the tokio runtime")?;
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(&args.listen)
+                    .await
+                    .with_context(|| format!("binding {}", args.listen))?;
+                let addr = listener.local_addr().context("reading the bound address")?;
+                // One line on stdout for scripts and tests that listen on :0.
+                println!("tally-hub listening on https://{addr}");
+                tally_hub::run(config, listener, shutdown_signal())
+                    .await
+                    .context("running the hub")
+            })?;
+        }
+    }
     Ok(())
 }

@@ -1,0 +1,307 @@
+//! The hub's counters and their Prometheus text rendering (`GET /metrics`).
+//!
+//! Plain atomics: every counter is cumulative since start, the latency
+//! histogram has fixed buckets. No registry crate is needed for a dozen
+//! series.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the sync latency histogram, in seconds.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// How a sync request ended, for `tally_hub_sync_requests_total{outcome}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncOutcome {
+    /// Merged and acknowledged.
+    Ok,
+    /// No client certificate.
+    Unauthenticated,
+    /// Revoked, or not bound to a store.
+    CertRefused,
+    /// Forged or impossible (403).
+    Forbidden,
+    /// Refused as invalid (422).
+    Invalid,
+    /// Undecodable, wrong content type, unknown version (4xx).
+    BadRequest,
+    /// Over the size limit (413).
+    TooLarge,
+    /// Storage failed or the hub is stopping (5xx).
+    Unavailable,
+}
+
+impl SyncOutcome {
+    const ALL: [SyncOutcome; 8] = [
+        SyncOutcome::Ok,
+        SyncOutcome::Unauthenticated,
+        SyncOutcome::CertRefused,
+        SyncOutcome::Forbidden,
+        SyncOutcome::Invalid,
+        SyncOutcome::BadRequest,
+        SyncOutcome::TooLarge,
+        SyncOutcome::Unavailable,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            SyncOutcome::Ok => "ok",
+            SyncOutcome::Unauthenticated => "unauthenticated",
+            SyncOutcome::CertRefused => "cert_refused",
+            SyncOutcome::Forbidden => "forbidden",
+            SyncOutcome::Invalid => "invalid",
+            SyncOutcome::BadRequest => "bad_request",
+            SyncOutcome::TooLarge => "too_large",
+            SyncOutcome::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// All the hub's metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    sync: [AtomicU64; 8],
+    events_received: AtomicU64,
+    events_duplicate: AtomicU64,
+    counters_merged: AtomicU64,
+    rights_given: AtomicU64,
+    exceptions: AtomicU64,
+    orders_accepted: AtomicU64,
+    orders_refused: AtomicU64,
+    orders_replayed: AtomicU64,
+    commits: AtomicU64,
+    committed_jobs: AtomicU64,
+    connections_open: AtomicU64,
+    connections_total: AtomicU64,
+    handshake_failures: AtomicU64,
+    admin_unauthorized: AtomicU64,
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+}
+
+fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Metrics {
+    /// Counts one sync request and, for completed ones, its latency.
+    pub fn sync(&self, outcome: SyncOutcome, latency: Duration) {
+        let i = SyncOutcome::ALL
+            .iter()
+            .position(|o| *o == outcome)
+            .unwrap_or(0);
+        add(&self.sync[i], 1);
+        let secs = latency.as_secs_f64();
+        for (b, bound) in self.latency_buckets.iter().zip(LATENCY_BUCKETS) {
+            if secs <= bound {
+                add(b, 1);
+            }
+        }
+        add(&self.latency_count, 1);
+        add(
+            &self.latency_sum_us,
+            u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+        );
+    }
+
+    /// What one accepted sync did.
+    pub fn merged(&self, new_events: u64, duplicates: u64, counters: u64, rights: u64) {
+        add(&self.events_received, new_events);
+        add(&self.events_duplicate, duplicates);
+        add(&self.counters_merged, counters);
+        add(&self.rights_given, rights);
+    }
+
+    /// Exceptions recorded.
+    pub fn exceptions(&self, n: u64) {
+        add(&self.exceptions, n);
+    }
+
+    /// An order: accepted, refused for stock, or replayed by id.
+    pub fn order(&self, accepted: bool, replayed: bool) {
+        match (accepted, replayed) {
+            (_, true) => add(&self.orders_replayed, 1),
+            (true, false) => add(&self.orders_accepted, 1),
+            (false, false) => add(&self.orders_refused, 1),
+        }
+    }
+
+    /// One durable commit covering `jobs` requests (group commit).
+    pub fn commit(&self, jobs: u64) {
+        add(&self.commits, 1);
+        add(&self.committed_jobs, jobs);
+    }
+
+    /// A connection opened (`true`) or closed.
+    pub fn connection(&self, open: bool) {
+        if open {
+            add(&self.connections_total, 1);
+            add(&self.connections_open, 1);
+        } else {
+            self.connections_open.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A TLS handshake failed.
+    pub fn handshake_failed(&self) {
+        add(&self.handshake_failures, 1);
+    }
+
+    /// An admin request without a valid token.
+    pub fn admin_unauthorized(&self) {
+        add(&self.admin_unauthorized, 1);
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    pub fn render(&self, stores: usize, stores_online: usize) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut out = String::with_capacity(4096);
+        let mut counter = |name: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        };
+        counter(
+            "tally_hub_events_received_total",
+            "Events stored for the first time.",
+            get(&self.events_received),
+        );
+        counter(
+            "tally_hub_events_duplicate_total",
+            "Events received again (already stored, idempotent).",
+            get(&self.events_duplicate),
+        );
+        counter(
+            "tally_hub_counters_merged_total",
+            "Counters changed by merging store deltas.",
+            get(&self.counters_merged),
+        );
+        counter(
+            "tally_hub_rights_given_total",
+            "Units of rights the hub gave back to stores.",
+            get(&self.rights_given),
+        );
+        counter(
+            "tally_hub_exceptions_total",
+            "Exceptions recorded (override sales, EPCs sold twice, unresolved counts).",
+            get(&self.exceptions),
+        );
+        counter(
+            "tally_hub_commits_total",
+            "Durable (fsynced) write transactions.",
+            get(&self.commits),
+        );
+        counter(
+            "tally_hub_committed_requests_total",
+            "Requests covered by those commits (group commit).",
+            get(&self.committed_jobs),
+        );
+        counter(
+            "tally_hub_connections_total",
+            "TLS connections accepted.",
+            get(&self.connections_total),
+        );
+        counter(
+            "tally_hub_tls_handshake_failures_total",
+            "TLS handshakes that failed (bad or foreign client certificates included).",
+            get(&self.handshake_failures),
+        );
+        counter(
+            "tally_hub_admin_unauthorized_total",
+            "Admin requests without a valid bearer token.",
+            get(&self.admin_unauthorized),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tally_hub_orders_total Online orders by result.\n# TYPE tally_hub_orders_total counter"
+        );
+        for (label, c) in [
+            ("accepted", &self.orders_accepted),
+            ("insufficient_stock", &self.orders_refused),
+            ("replayed", &self.orders_replayed),
+        ] {
+            let _ = writeln!(
+                out,
+                "tally_hub_orders_total{{result=\"{label}\"}} {}",
+                get(c)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tally_hub_sync_requests_total Sync requests by outcome.\n# TYPE tally_hub_sync_requests_total counter"
+        );
+        for (o, c) in SyncOutcome::ALL.iter().zip(&self.sync) {
+            let _ = writeln!(
+                out,
+                "tally_hub_sync_requests_total{{outcome=\"{}\"}} {}",
+                o.label(),
+                get(c)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tally_hub_sync_duration_seconds Sync request latency, body read to response.\n# TYPE tally_hub_sync_duration_seconds histogram"
+        );
+        for (b, bound) in self.latency_buckets.iter().zip(LATENCY_BUCKETS) {
+            let _ = writeln!(
+                out,
+                "tally_hub_sync_duration_seconds_bucket{{le=\"{bound}\"}} {}",
+                get(b)
+            );
+        }
+        let count = get(&self.latency_count);
+        let _ = writeln!(
+            out,
+            "tally_hub_sync_duration_seconds_bucket{{le=\"+Inf\"}} {count}\ntally_hub_sync_duration_seconds_sum {}\ntally_hub_sync_duration_seconds_count {count}",
+            get(&self.latency_sum_us) as f64 / 1e6
+        );
+        let mut gauge = |name: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        };
+        gauge(
+            "tally_hub_connections_open",
+            "TLS connections open now.",
+            get(&self.connections_open),
+        );
+        gauge(
+            "tally_hub_stores",
+            "Stores that have synced at least once.",
+            stores as u64,
+        );
+        gauge(
+            "tally_hub_stores_online",
+            "Stores whose last sync is within the online window.",
+            stores_online as u64,
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histogram() {
+        let m = Metrics::default();
+        m.sync(SyncOutcome::Ok, Duration::from_millis(3));
+        m.sync(SyncOutcome::Forbidden, Duration::from_millis(30));
+        m.merged(5, 1, 2, 0);
+        let text = m.render(2, 1);
+        assert!(text.contains("tally_hub_sync_requests_total{outcome=\"ok\"} 1"));
+        assert!(text.contains("tally_hub_sync_requests_total{outcome=\"forbidden\"} 1"));
+        assert!(text.contains("tally_hub_events_received_total 5"));
+        assert!(text.contains("tally_hub_sync_duration_seconds_bucket{le=\"0.005\"} 1"));
+        assert!(text.contains("tally_hub_sync_duration_seconds_bucket{le=\"0.05\"} 2"));
+        assert!(text.contains("tally_hub_sync_duration_seconds_count 2"));
+        assert!(text.contains("tally_hub_stores_online 1"));
+    }
+}

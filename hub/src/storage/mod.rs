@@ -1,0 +1,218 @@
+//! The hub's storage, behind a small trait so another engine can come
+//! later: what the HTTP layer asks of storage, and nothing more.
+//!
+//! # Design constraints
+//! - **One writer, group commit.** Every write (a store's sync, an online
+//!   order, a catalog change) is a [`WriteRequest`]. The [`crate::writer`]
+//!   thread hands a batch of them to [`HubStorage::apply`], which runs them
+//!   in order inside **one** transaction and commits it durably (fsync)
+//!   before returning; only then are clients answered. A request that is
+//!   refused (a forged delta, an order without stock) writes nothing, by
+//!   construction: `hub_handle` and `apply_event` validate everything
+//!   before they write. A storage failure aborts the whole batch and every
+//!   request in it gets a retriable error; nothing of it is kept.
+//! - **No second counter store.** Counters, events, EPCs and the catalog
+//!   are `tally-store`'s; the hub adds only its bookkeeping (per-store sync
+//!   records, exceptions, the order-id index) in the same transaction.
+//! - Reads ([`HubStorage::stock`], …) see a consistent snapshot.
+
+pub mod redb;
+
+use serde::{Deserialize, Serialize};
+use tally_sync::exchange::{Identity, SyncRefusal};
+use tally_sync::message::CatalogItem;
+use tally_sync::{EventId, Gtin, LocationId, SyncRequest, SyncResponse};
+
+pub use self::redb::RedbHub;
+
+/// A storage failure: the batch did not commit; retrying is safe.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct StorageError(#[from] pub tally_store::StoreError);
+
+/// One write, as the writer hands it to storage.
+#[derive(Debug, Clone)]
+pub enum WriteRequest {
+    /// A store's sync (identity from its certificate).
+    Sync {
+        /// Who, from the certificate.
+        who: Identity,
+        /// The decoded request.
+        req: SyncRequest,
+        /// The hub's clock when it arrived (Unix ms).
+        now_ms: u64,
+    },
+    /// An online order.
+    Order(OrderRequest),
+    /// Catalog items to add or change.
+    Catalog(Vec<CatalogItem>),
+}
+
+/// A validated online order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRequest {
+    /// The client's id for idempotence (generated when absent).
+    pub order_id: String,
+    /// The store whose stock it takes.
+    pub store: LocationId,
+    /// Items and quantities, one line per item, in item order.
+    pub lines: Vec<(Gtin, u64)>,
+    /// The event id to record it under if it is new.
+    pub event_id: EventId,
+    /// The hub's clock (Unix ms).
+    pub now_ms: u64,
+}
+
+impl OrderRequest {
+    /// What must match for a repeated order id to be the same order.
+    pub fn fingerprint(&self) -> String {
+        let lines: Vec<String> = self.lines.iter().map(|(g, q)| format!("{g}x{q}")).collect();
+        format!("{}|{}", self.store, lines.join(","))
+    }
+}
+
+/// What one write did.
+#[derive(Debug, Clone)]
+pub enum WriteResult {
+    /// The sync was merged; answer with the response.
+    Synced(Box<SyncResponse>, SyncSummary),
+    /// The sync was refused whole; nothing was written.
+    SyncRefused(SyncRefusal),
+    /// What became of an order.
+    Order(OrderResult),
+    /// Catalog items stored; `changed` of them were new or different.
+    Catalog {
+        /// Items that changed.
+        changed: usize,
+    },
+}
+
+/// What a merged sync changed, for logs and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncSummary {
+    /// Events stored for the first time.
+    pub new_events: u64,
+    /// Events already stored (resent).
+    pub duplicate_events: u64,
+    /// Events refused for good (id reused with other content).
+    pub rejected_events: u64,
+    /// Counters changed by the merge.
+    pub merged: u64,
+    /// Units of rights the hub gave back.
+    pub rights_given: u64,
+    /// Exceptions recorded.
+    pub exceptions: u64,
+}
+
+/// An accepted order, as answered to the client (and again, identically,
+/// on a repeat of its id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderReceipt {
+    /// The order id.
+    pub order_id: String,
+    /// The event recorded for it.
+    pub event_id: EventId,
+    /// The store.
+    pub store: LocationId,
+    /// The lines.
+    pub lines: Vec<ReceiptLine>,
+    /// When the hub took it (Unix ms).
+    pub at_ms: u64,
+}
+
+/// One line of an [`OrderReceipt`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptLine {
+    /// The item.
+    pub gtin: Gtin,
+    /// Units.
+    pub qty: u64,
+    /// Catalog unit price at the time (0 if the item has none).
+    pub unit_price_minor: i64,
+}
+
+/// What became of an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderResult {
+    /// Recorded now.
+    Accepted(OrderReceipt),
+    /// Recorded earlier under the same id, same content.
+    Replayed(OrderReceipt),
+    /// The hub's rights at the store do not cover a line. Nothing written.
+    InsufficientStock {
+        /// The item.
+        gtin: Gtin,
+        /// Units asked.
+        requested: u64,
+        /// The hub's rights there.
+        available: u64,
+    },
+    /// The id was used for a different order. Nothing written.
+    IdConflict {
+        /// The order id.
+        order_id: String,
+    },
+    /// Refused as invalid. Nothing written.
+    Invalid(String),
+}
+
+/// Per-store sync bookkeeping.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreRecord {
+    /// The store.
+    pub store: String,
+    /// First accepted sync (hub clock, Unix ms).
+    pub first_sync_ms: u64,
+    /// Last accepted sync (hub clock, Unix ms).
+    pub last_sync_ms: u64,
+    /// Accepted syncs.
+    pub syncs: u64,
+    /// Events stored for the first time from this store.
+    pub events_received: u64,
+    /// The store's outbox sequence last acknowledged.
+    pub acked_events_upto: u64,
+}
+
+/// Something HQ must look at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExceptionRecord {
+    /// Sequence number (rising).
+    pub id: u64,
+    /// `override_sale`, `epc_sold_twice` or `count_unresolved`.
+    pub kind: String,
+    /// The store whose sync surfaced it.
+    pub store: String,
+    /// The events involved.
+    pub event_ids: Vec<EventId>,
+    /// When it happened (the recording store's clock, Unix ms; for an EPC
+    /// sold twice, the latest of the sales).
+    pub at_ms: u64,
+    /// When the hub learned of it (hub clock, Unix ms).
+    pub detected_at_ms: u64,
+    /// Kind-specific details.
+    pub detail: serde_json::Value,
+}
+
+/// One store's part of an item's stock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreStock {
+    /// Units on hand.
+    pub on_hand: u64,
+    /// Rights the store holds.
+    pub store_rights: u64,
+    /// Rights the hub holds there (its online reserve).
+    pub hub_rights: u64,
+}
+
+/// What the HTTP layer needs from storage. See the module docs.
+pub trait HubStorage: Send + Sync + 'static {
+    /// Runs `batch` in order in one transaction and commits it durably;
+    /// one result per request. On `Err` nothing was committed.
+    fn apply(&self, batch: &[WriteRequest]) -> Result<Vec<WriteResult>, StorageError>;
+    /// An item's stock at every store that has it.
+    fn stock(&self, gtin: Gtin) -> Result<Vec<(String, StoreStock)>, StorageError>;
+    /// Every store that has synced.
+    fn stores(&self) -> Result<Vec<StoreRecord>, StorageError>;
+    /// Exceptions with id > `since`, oldest first, at most `limit`.
+    fn exceptions(&self, since: u64, limit: usize) -> Result<Vec<ExceptionRecord>, StorageError>;
+}

@@ -1,0 +1,446 @@
+//! [`HubStorage`] on redb through `tally-store`: counters, events, EPCs and
+//! catalog are `tally-store`'s tables; the hub's bookkeeping lives in three
+//! tables of its own, written in the same transaction.
+//!
+//! Hub tables (JSON values, so HQ tools can read them and they can grow
+//! fields):
+//! - `hub_stores`: store id → [`StoreRecord`].
+//! - `hub_exceptions`: sequence → [`ExceptionRecord`].
+//! - `hub_orders`: order id → [`OrderIndex`] (fingerprint and receipt).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use tally_store::redb::{ReadableTable, TableDefinition};
+use tally_store::{Db, StoreError, WriteTxn};
+use tally_sync::exchange::{hub_handle, HandleError, HubLimits, ReplicaStore};
+use tally_sync::journal::Inserted;
+use tally_sync::ledger::Refusal;
+use tally_sync::{
+    apply_event, EpcLedger, Event, EventKind, Gtin, ItemKey, Line, ReplicaId, ReservePolicy,
+};
+
+use super::{
+    ExceptionRecord, HubStorage, OrderReceipt, OrderRequest, OrderResult, ReceiptLine,
+    StorageError, StoreRecord, StoreStock, SyncSummary, WriteRequest, WriteResult,
+};
+
+const STORES: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_stores");
+const EXCEPTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("hub_exceptions");
+const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_orders");
+
+/// What the order-id index keeps per order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OrderIndex {
+    fingerprint: String,
+    receipt: OrderReceipt,
+}
+
+/// Settings that shape what a sync answers.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncSettings {
+    /// The online-reserve policy.
+    pub policy: ReservePolicy,
+    /// Response limits for `hub_handle`.
+    pub limits: HubLimits,
+    /// Most catalog items in one response.
+    pub catalog_page: usize,
+}
+
+/// The hub's storage on redb.
+#[derive(Debug)]
+pub struct RedbHub {
+    db: Db,
+    settings: SyncSettings,
+}
+
+fn corrupt(table: &'static str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        table,
+        detail: e.to_string(),
+    }
+}
+
+fn to_json<T: Serialize>(table: &'static str, v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| corrupt(table, e))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(
+    table: &'static str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| corrupt(table, e))
+}
+
+fn redb_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Storage(e.to_string())
+}
+
+impl RedbHub {
+    /// Opens (creating) the hub database at `path`, exclusively.
+    pub fn open(path: &Path, settings: SyncSettings) -> Result<Self, StorageError> {
+        let db = Db::open(path)?;
+        let txn = db.begin_write()?;
+        {
+            let raw = txn.raw();
+            raw.open_table(STORES).map_err(redb_err)?;
+            raw.open_table(EXCEPTIONS).map_err(redb_err)?;
+            raw.open_table(ORDERS).map_err(redb_err)?;
+        }
+        txn.commit()?;
+        Ok(Self { db, settings })
+    }
+
+    /// The underlying database (tests read it directly).
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    fn run(&self, txn: &WriteTxn, req: &WriteRequest) -> Result<WriteResult, StoreError> {
+        match req {
+            WriteRequest::Sync { who, req, now_ms } => self.sync(txn, who, req, *now_ms),
+            WriteRequest::Order(o) => order(txn, o).map(WriteResult::Order),
+            WriteRequest::Catalog(items) => {
+                let mut changed = 0;
+                for item in items {
+                    if txn.put_catalog_item(item)? {
+                        changed += 1;
+                    }
+                }
+                Ok(WriteResult::Catalog { changed })
+            }
+        }
+    }
+
+    fn sync(
+        &self,
+        txn: &WriteTxn,
+        who: &tally_sync::exchange::Identity,
+        req: &tally_sync::SyncRequest,
+        now_ms: u64,
+    ) -> Result<WriteResult, StoreError> {
+        let s = &self.settings;
+        let mut replica = txn.replica()?;
+        let (mut resp, outcome) = match hub_handle(&mut replica, who, req, &s.policy, &s.limits) {
+            Ok(x) => x,
+            Err(HandleError::Refused(r)) => return Ok(WriteResult::SyncRefused(r)),
+            Err(HandleError::Storage(e)) => return Err(e),
+        };
+
+        // Exceptions, with the events' own times.
+        let store = who.replica.to_string();
+        let mut exceptions = Vec::new();
+        let by_id: HashMap<_, &Event> = if outcome.overrides.is_empty() {
+            HashMap::new()
+        } else {
+            req.events.iter().map(|e| (e.id, e)).collect()
+        };
+        for id in &outcome.overrides {
+            if let Some(e) = by_id.get(id) {
+                if let EventKind::Sale {
+                    override_: Some(ov),
+                    ..
+                } = &e.kind
+                {
+                    exceptions.push(ExceptionRecord {
+                        id: 0,
+                        kind: "override_sale".into(),
+                        store: store.clone(),
+                        event_ids: vec![*id],
+                        at_ms: e.at_ms,
+                        detected_at_ms: now_ms,
+                        detail: serde_json::json!({
+                            "approver": ov.approver,
+                            "reason": ov.reason,
+                            "shortfall": ov.shortfall,
+                        }),
+                    });
+                }
+            }
+        }
+        for d in &outcome.double_sales {
+            let mut sales = Vec::new();
+            let mut latest = 0;
+            for rec in &d.sales {
+                let at = replica.event(&rec.event)?.map(|e| e.at_ms);
+                latest = latest.max(at.unwrap_or(0));
+                sales.push(serde_json::json!({
+                    "event_id": rec.event,
+                    "store": rec.replica,
+                    "at_ms": at,
+                }));
+            }
+            exceptions.push(ExceptionRecord {
+                id: 0,
+                kind: "epc_sold_twice".into(),
+                store: store.clone(),
+                event_ids: d.sales.iter().map(|r| r.event).collect(),
+                at_ms: latest,
+                detected_at_ms: now_ms,
+                detail: serde_json::json!({ "epc": d.epc, "sales": sales }),
+            });
+        }
+        let new: HashSet<_> = outcome.new_events.iter().copied().collect();
+        for e in &req.events {
+            if let EventKind::CountAdjustment {
+                counted,
+                unresolved,
+                ..
+            } = &e.kind
+            {
+                if *unresolved > 0 && new.contains(&e.id) {
+                    exceptions.push(ExceptionRecord {
+                        id: 0,
+                        kind: "count_unresolved".into(),
+                        store: store.clone(),
+                        event_ids: vec![e.id],
+                        at_ms: e.at_ms,
+                        detected_at_ms: now_ms,
+                        detail: serde_json::json!({
+                            "gtin": e.lines.first().map(|l| l.gtin),
+                            "counted": counted,
+                            "unresolved": unresolved,
+                        }),
+                    });
+                }
+            }
+        }
+        drop(replica);
+
+        // Catalog changes since the store's cursor, paged.
+        let (items, cursor) = txn.catalog_since(req.catalog_cursor, s.catalog_page)?;
+        resp.more |= items.len() >= s.catalog_page;
+        resp.catalog = items;
+        resp.catalog_cursor = cursor;
+
+        // Bookkeeping.
+        let raw = txn.raw();
+        let mut stores = raw.open_table(STORES).map_err(redb_err)?;
+        let old: Option<StoreRecord> = match stores.get(store.as_str()).map_err(redb_err)? {
+            Some(v) => Some(from_json("hub_stores", v.value())?),
+            None => None,
+        };
+        let new_events = outcome.new_events.len() as u64;
+        let record = match old {
+            Some(mut r) => {
+                r.last_sync_ms = r.last_sync_ms.max(now_ms);
+                r.syncs += 1;
+                r.events_received += new_events;
+                r.acked_events_upto = r.acked_events_upto.max(req.events_upto);
+                r
+            }
+            None => StoreRecord {
+                store: store.clone(),
+                first_sync_ms: now_ms,
+                last_sync_ms: now_ms,
+                syncs: 1,
+                events_received: new_events,
+                acked_events_upto: req.events_upto,
+            },
+        };
+        stores
+            .insert(store.as_str(), to_json("hub_stores", &record)?.as_slice())
+            .map_err(redb_err)?;
+        let n_exceptions = exceptions.len() as u64;
+        if !exceptions.is_empty() {
+            let mut table = raw.open_table(EXCEPTIONS).map_err(redb_err)?;
+            let first = match table.last().map_err(redb_err)? {
+                Some((k, _)) => k.value() + 1,
+                None => 1,
+            };
+            for (id, mut x) in (first..).zip(exceptions) {
+                x.id = id;
+                table
+                    .insert(id, to_json("hub_exceptions", &x)?.as_slice())
+                    .map_err(redb_err)?;
+            }
+        }
+        let rejected = resp.rejected_events.len() as u64;
+        let summary = SyncSummary {
+            new_events,
+            duplicate_events: (req.events.len() as u64).saturating_sub(new_events + rejected),
+            rejected_events: rejected,
+            merged: outcome.merged as u64,
+            rights_given: outcome.given.iter().map(|(_, n)| n).sum(),
+            exceptions: n_exceptions,
+        };
+        Ok(WriteResult::Synced(Box::new(resp), summary))
+    }
+}
+
+fn order(txn: &WriteTxn, o: &OrderRequest) -> Result<OrderResult, StoreError> {
+    {
+        let orders = txn.raw().open_table(ORDERS).map_err(redb_err)?;
+        let found = orders
+            .get(o.order_id.as_str())
+            .map_err(redb_err)?
+            .map(|v| from_json::<OrderIndex>("hub_orders", v.value()));
+        if let Some(index) = found {
+            let index = index?;
+            return Ok(if index.fingerprint == o.fingerprint() {
+                OrderResult::Replayed(index.receipt)
+            } else {
+                OrderResult::IdConflict {
+                    order_id: o.order_id.clone(),
+                }
+            });
+        }
+    }
+    let mut lines = Vec::with_capacity(o.lines.len());
+    for &(gtin, qty) in &o.lines {
+        let price = txn.catalog_item(gtin)?.map_or(0, |c| c.price_minor);
+        lines.push(Line {
+            gtin,
+            qty,
+            unit_price_minor: price,
+            epc: None,
+        });
+    }
+    let event = Event {
+        id: o.event_id,
+        location: o.store.clone(),
+        replica: ReplicaId::hub(),
+        at_ms: o.now_ms,
+        kind: EventKind::Order {
+            reference: Some(o.order_id.clone()),
+        },
+        lines,
+    };
+    let mut replica = txn.replica()?;
+    let key = |gtin: Gtin| ItemKey::new(o.store.clone(), gtin);
+    let mut counters = BTreeMap::new();
+    for &(gtin, _) in &o.lines {
+        counters.insert(gtin, replica.counter(&key(gtin))?);
+    }
+    let applied = match apply_event(&event, &counters, &EpcLedger::new()) {
+        Ok(a) => a,
+        Err(Refusal::InsufficientStock {
+            gtin,
+            requested,
+            available,
+        }) => {
+            return Ok(OrderResult::InsufficientStock {
+                gtin,
+                requested,
+                available,
+            })
+        }
+        Err(other) => return Ok(OrderResult::Invalid(other.to_string())),
+    };
+    if replica.insert_event(&event)? != Inserted::New {
+        // A fresh random UUIDv7 that is taken: astronomically unlikely;
+        // refuse rather than merge into another event.
+        return Err(StoreError::Storage(format!(
+            "event id {} is already taken",
+            event.id
+        )));
+    }
+    for (gtin, c) in applied.counters {
+        replica.put_counter(&key(gtin), c)?;
+    }
+    drop(replica);
+    let receipt = OrderReceipt {
+        order_id: o.order_id.clone(),
+        event_id: event.id,
+        store: o.store.clone(),
+        lines: event
+            .lines
+            .iter()
+            .map(|l| ReceiptLine {
+                gtin: l.gtin,
+                qty: l.qty,
+                unit_price_minor: l.unit_price_minor,
+            })
+            .collect(),
+        at_ms: o.now_ms,
+    };
+    let index = OrderIndex {
+        fingerprint: o.fingerprint(),
+        receipt: receipt.clone(),
+    };
+    txn.raw()
+        .open_table(ORDERS)
+        .map_err(redb_err)?
+        .insert(
+            o.order_id.as_str(),
+            to_json("hub_orders", &index)?.as_slice(),
+        )
+        .map_err(redb_err)?;
+    Ok(OrderResult::Accepted(receipt))
+}
+
+impl HubStorage for RedbHub {
+    fn apply(&self, batch: &[WriteRequest]) -> Result<Vec<WriteResult>, StorageError> {
+        let txn = self.db.begin_write()?;
+        let mut results = Vec::with_capacity(batch.len());
+        for req in batch {
+            match self.run(&txn, req) {
+                Ok(r) => results.push(r),
+                Err(e) => {
+                    // Dropping the transaction aborts it; say why.
+                    let _ = txn.abort();
+                    return Err(e.into());
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(results)
+    }
+
+    fn stock(&self, gtin: Gtin) -> Result<Vec<(String, StoreStock)>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let stores = txn.raw().open_table(STORES).map_err(redb_err)?;
+        let hub = ReplicaId::hub();
+        let mut out = Vec::new();
+        for row in stores.iter().map_err(redb_err)? {
+            let (k, _) = row.map_err(redb_err)?;
+            let id = k.value().to_string();
+            let (Ok(location), Ok(replica)) = (
+                tally_sync::LocationId::new(&id),
+                tally_sync::ReplicaId::new(&id),
+            ) else {
+                return Err(corrupt("hub_stores", format!("bad store id {id:?}")).into());
+            };
+            let c = txn.counter(&ItemKey::new(location, gtin))?;
+            if c.is_empty() {
+                continue;
+            }
+            out.push((
+                id,
+                StoreStock {
+                    on_hand: c.value(),
+                    store_rights: c.rights(&replica),
+                    hub_rights: c.rights(&hub),
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    fn stores(&self) -> Result<Vec<StoreRecord>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let stores = txn.raw().open_table(STORES).map_err(redb_err)?;
+        let mut out = Vec::new();
+        for row in stores.iter().map_err(redb_err)? {
+            let (_, v) = row.map_err(redb_err)?;
+            out.push(from_json("hub_stores", v.value())?);
+        }
+        Ok(out)
+    }
+
+    fn exceptions(&self, since: u64, limit: usize) -> Result<Vec<ExceptionRecord>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.raw().open_table(EXCEPTIONS).map_err(redb_err)?;
+        let mut out = Vec::new();
+        for row in table
+            .range(since.saturating_add(1)..)
+            .map_err(redb_err)?
+            .take(limit)
+        {
+            let (_, v) = row.map_err(redb_err)?;
+            out.push(from_json("hub_exceptions", v.value())?);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,139 @@
+//! The real `tally-hub` binary: `init`, `enroll`, `run` on 127.0.0.1:0,
+//! `revoke` while it runs (next sync → 403), a second `run` on the same
+//! data directory refused, and a graceful stop on SIGTERM.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use support::{gtin, HubClient, SimStore};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tally-hub");
+
+fn hub(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn wait_exit(child: &mut Child, deadline: Duration) -> std::process::ExitStatus {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < end,
+            "tally-hub did not exit in {deadline:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_enroll_run_revoke_and_stop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("hub");
+    let dir_s = dir.to_str().unwrap();
+
+    let out = hub(&["init", "--data-dir", dir_s]);
+    assert!(out.status.success(), "{out:?}");
+    let again = hub(&["init", "--data-dir", dir_s]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a hub CA"));
+    for f in [
+        "ca.pem",
+        "ca.key",
+        "server.pem",
+        "server.key",
+        "admin.token",
+    ] {
+        assert!(dir.join(f).exists(), "{f}");
+    }
+
+    let bundle = tmp.path().join("s1.pem");
+    let out = hub(&[
+        "enroll",
+        "--data-dir",
+        dir_s,
+        "--store",
+        "s1",
+        "--out",
+        bundle.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let bad = hub(&[
+        "enroll",
+        "--data-dir",
+        dir_s,
+        "--store",
+        "hub",
+        "--out",
+        "/dev/null/x",
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid store id"));
+
+    let mut child = Command::new(BIN)
+        .args(["run", "--data-dir", dir_s, "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("tally-hub listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    assert!(base.starts_with("https://127.0.0.1:"), "{base}");
+
+    // A second hub on the same data directory is refused clearly.
+    let second = hub(&["run", "--data-dir", dir_s, "--listen", "127.0.0.1:0"]);
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("already open"),
+        "{second:?}"
+    );
+
+    let client = HubClient::new(&base, &std::fs::read(&bundle).unwrap(), true);
+    let mut s1 = SimStore::new("s1", 11);
+    s1.receive(gtin(1), 3);
+    s1.sync_all(&client, 10).await;
+
+    let out = hub(&["revoke", "--data-dir", dir_s, "--store", "s1"]);
+    assert!(out.status.success(), "{out:?}");
+    s1.sell(gtin(1), 1).unwrap();
+    let (status, body) = client.sync(&s1.request(10)).await.unwrap_err();
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"], "certificate_revoked");
+
+    // Re-enrolled, the store syncs again.
+    let bundle2 = tmp.path().join("s1-new.pem");
+    let out = hub(&[
+        "enroll",
+        "--data-dir",
+        dir_s,
+        "--store",
+        "s1",
+        "--out",
+        bundle2.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let client2 = HubClient::new(&base, &std::fs::read(&bundle2).unwrap(), true);
+    s1.sync_all(&client2, 10).await;
+
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    assert!(status.success(), "graceful stop exits 0: {status:?}");
+}
