@@ -33,7 +33,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Some(Command::Decode(args)) => devices_cli::run_decode(args),
         Some(Command::Devices(args)) => devices_cli::run_devices(args),
         Some(Command::Listen(args)) => devices_cli::run_listen(args),
-        Some(Command::Pos(args)) => pos::run(args)?,
+        Some(Command::Pos(args)) => pos::run(args),
         None => ExitCode::SUCCESS,
     })
 }

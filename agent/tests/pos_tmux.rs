@@ -23,8 +23,8 @@ use serde_json::{json, Value};
 const BIN: &str = env!("CARGO_BIN_EXE_tally-agent");
 const PEN: &str = "04006381333931";
 const GUM: &str = "00000096385074";
-const WIDTH: u16 = 100;
-const HEIGHT: u16 = 30;
+const WIDTH: u16 = 96;
+const HEIGHT: u16 = 24;
 /// How long one step may take (debug build, 2 shared cores).
 const STEP: Duration = Duration::from_secs(30);
 
@@ -230,13 +230,14 @@ impl Tmux {
         self.ok(&["send-keys", "-t", "pos", "-l", text]);
     }
 
-    /// Polls the screen until `pred` holds; panics with the last screen
-    /// after STEP.
+    /// Polls the screen until `pred` holds on a settled screen (two
+    /// captures in a row alike: a capture may catch a frame half drawn);
+    /// panics with the last screen after STEP.
     fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + STEP;
         loop {
             let s = self.screen();
-            if pred(&s) {
+            if pred(&s) && self.screen() == s {
                 return s;
             }
             assert!(
@@ -248,7 +249,15 @@ impl Tmux {
     }
 
     fn wait_for(&self, needle: &str) -> String {
-        self.wait(&format!("{needle:?}"), |s| s.contains(needle))
+        self.wait_all(&[needle], &[])
+    }
+
+    /// Waits for a settled screen showing every one of `all` and none of
+    /// `none`.
+    fn wait_all(&self, all: &[&str], none: &[&str]) -> String {
+        self.wait(&format!("{all:?} and not {none:?}"), |s| {
+            all.iter().all(|n| s.contains(n)) && !none.iter().any(|n| s.contains(n))
+        })
     }
 }
 
@@ -288,6 +297,14 @@ fn outbox(screen: &str) -> u64 {
         .and_then(|t| t.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no outbox depth in the header:\n{screen}"))
+}
+
+/// Keeps a screen as a text screenshot beside the build (docs/pos.md, CI
+/// artifacts): `target/<name>`.
+fn save(name: &str, screen: &str) {
+    if let Some(target) = Path::new(env!("CARGO_TARGET_TMPDIR")).parent() {
+        let _ = std::fs::write(target.join(name), screen);
+    }
 }
 
 fn row<'a>(screen: &'a str, needle: &str) -> &'a str {
@@ -352,37 +369,40 @@ fn cashier_sells_overrides_and_quits_under_tmux() {
     let tmux = Tmux::start(socket, &scratch.0.join("tmux.conf"), &command);
     // A store agent without a hub is offline: the banner says so, with
     // the outbox depth.
-    let screen = tmux.wait_for("store store-pos");
-    assert!(
-        screen.contains("OFFLINE: hub not reachable. Outbox:"),
-        "{screen}"
+    let screen = tmux.wait_all(
+        &[
+            "store store-pos",
+            "agent OFFLINE",
+            "OFFLINE: hub not reachable. Outbox:",
+            "scanner ready",
+            "Empty basket",
+        ],
+        &[],
     );
     let outbox_before = outbox(&screen);
-    tmux.wait_for("scanner ready");
 
     // 1. Two pens: one typed, one from the scanner.
     tmux.type_text("4006381333931");
     tmux.keys(&["Enter"]);
-    tmux.wait_for("Pen, blue");
+    tmux.wait_all(&["Pen, blue", "TOTAL 1.29"], &[]);
     scanner.master.write_all(b"]E04006381333931\r").unwrap();
-    let screen = tmux.wait_for("TOTAL 2.58");
+    let screen = tmux.wait_all(&["TOTAL 2.58", "1 line, 2 units"], &[]);
     let pen = row(&screen, "Pen, blue");
     assert!(pen.contains("    2 "), "{pen}");
     assert!(pen.contains("1.29"), "{pen}");
-    // The main screen, for docs/pos.md and as a CI artifact.
-    if let Some(target) = Path::new(env!("CARGO_TARGET_TMPDIR")).parent() {
-        let _ = std::fs::write(target.join("pos-screen.txt"), &screen);
-    }
+    save("pos-screen.txt", &screen);
 
     // 2. Pay cash 5.00: change 2.42, receipt on screen.
     tmux.keys(&["F5"]);
     tmux.wait_for("[C] cash");
     tmux.keys(&["c"]);
-    tmux.wait_for("Cash given");
+    tmux.wait_for("Cash given (Enter alone = exact): _");
     tmux.type_text("5");
     tmux.keys(&["Enter"]);
-    let receipt = tmux.wait_for("SALE COMMITTED");
+    let receipt = tmux.wait_all(&["SALE COMMITTED", "CHANGE", "[Enter] next customer"], &[]);
+    save("pos-receipt.txt", &receipt);
     assert!(row(&receipt, "CHANGE").contains("2.42"), "{receipt}");
+    assert!(row(&receipt, "Cash").contains("5.00"), "{receipt}");
     let id = receipt_id(&receipt);
     let (s, sale) = http.get(&format!("/v1/sales/{id}"));
     assert_eq!(s, 200, "{sale}");
@@ -398,25 +418,29 @@ fn cashier_sells_overrides_and_quits_under_tmux() {
 
     // 3. Two gums, one in stock: refused, then a manager override.
     tmux.keys(&["Enter"]);
-    tmux.wait_for("Empty basket");
+    tmux.wait_all(&["Empty basket"], &["SALE COMMITTED"]);
     tmux.type_text("96385074");
     tmux.keys(&["Enter"]);
-    tmux.wait_for("Gum");
+    tmux.wait_all(&["Gum", "TOTAL 0.50"], &[]);
     tmux.keys(&["+"]);
-    tmux.wait_for("TOTAL 1.00");
-    tmux.wait_for("SHORT: store may sell 1");
+    tmux.wait_all(&["TOTAL 1.00", "Gum [SHORT: store may sell 1]"], &[]);
     tmux.keys(&["F5"]);
     tmux.wait_for("[K] card");
     tmux.keys(&["k"]);
-    tmux.wait_for("Card reference");
+    tmux.wait_for("Card reference: _");
     tmux.type_text("AUTH-42");
     tmux.keys(&["Enter"]);
-    let refused = tmux.wait_for("REFUSED: not enough stock");
-    assert!(refused.contains("requested 2, available 1"), "{refused}");
-    assert!(
-        refused.contains("may be held for online orders"),
-        "{refused}"
+    let refused = tmux.wait_all(
+        &[
+            "REFUSED: not enough stock",
+            "Gum: requested 2, available 1.",
+            "On hand 1; this store may sell 1;",
+            "may be held for online orders",
+            "[O] manager override",
+        ],
+        &[],
     );
+    save("pos-refused.txt", &refused);
     tmux.keys(&["o"]);
     tmux.wait_for("Approving manager: _");
     tmux.type_text("Ann");
@@ -424,10 +448,13 @@ fn cashier_sells_overrides_and_quits_under_tmux() {
     tmux.wait_for("Reason: _");
     tmux.type_text("two on the shelf");
     tmux.keys(&["Enter"]);
-    let receipt = tmux.wait_for("SALE COMMITTED");
-    assert!(
-        receipt.contains("Manager override by Ann: two on the shelf"),
-        "{receipt}"
+    let receipt = tmux.wait_all(
+        &[
+            "SALE COMMITTED",
+            "Manager override by Ann: two on the shelf",
+            "[Enter] next customer",
+        ],
+        &[],
     );
     let id = receipt_id(&receipt);
     let (s, sale) = http.get(&format!("/v1/sales/{id}"));
@@ -438,7 +465,7 @@ fn cashier_sells_overrides_and_quits_under_tmux() {
 
     // 4. Quit with an empty basket: the program ends cleanly.
     tmux.keys(&["Enter"]);
-    tmux.wait_for("Empty basket");
+    tmux.wait_all(&["Empty basket"], &["SALE COMMITTED"]);
     tmux.keys(&["F10"]);
     let deadline = Instant::now() + STEP;
     let status = loop {

@@ -57,8 +57,19 @@ pub struct PosArgs {
     log: Option<PathBuf>,
 }
 
-/// Runs the terminal until the cashier quits.
-pub fn run(args: PosArgs) -> anyhow::Result<ExitCode> {
+/// Runs the terminal until the cashier quits; on an error, prints it on
+/// one line (after the terminal is restored) and exits 1.
+pub fn run(args: PosArgs) -> ExitCode {
+    match run_terminal(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_terminal(args: PosArgs) -> anyhow::Result<()> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         anyhow::bail!("tally-agent pos is a full-screen program: run it in a terminal");
     }
@@ -102,6 +113,5 @@ pub fn run(args: PosArgs) -> anyhow::Result<ExitCode> {
         app::LoopConfig { scanner },
     ));
     ratatui::try_restore().context("restoring the terminal")?;
-    result?;
-    Ok(ExitCode::SUCCESS)
+    Ok(result?)
 }

@@ -72,16 +72,40 @@ pub fn draw(frame: &mut Frame<'_>, s: &PosState) {
     }
 }
 
-/// Lines `text` takes wrapped at word boundaries in `width` columns
-/// (an estimate with one line of slack for word breaks), at most `max`.
+/// Lines `text` takes when wrapped at spaces in `width` columns (as
+/// ratatui's `Wrap` does, words longer than a line broken), at most `max`.
 fn wrapped_height(text: &str, width: u16, max: usize) -> u16 {
     let width = usize::from(width.max(1));
-    let len = text.chars().count();
-    let lines = if len <= width {
-        1
-    } else {
-        len.div_ceil(width) + 1
+    let (mut lines, mut used) = (1usize, 0usize);
+    let (mut spaces, mut word) = (0usize, 0usize);
+    // Places the word just read after the spaces before it.
+    let mut place = |spaces: usize, word: usize| {
+        if word == 0 {
+            return;
+        }
+        if used > 0 && used + spaces + word <= width {
+            used += spaces + word;
+            return;
+        }
+        if used > 0 {
+            lines += 1;
+        }
+        lines += (word - 1) / width;
+        used = (word - 1) % width + 1;
     };
+    for c in text.chars() {
+        if c.is_whitespace() {
+            if word > 0 {
+                place(spaces, word);
+                spaces = 0;
+                word = 0;
+            }
+            spaces += 1;
+        } else {
+            word += 1;
+        }
+    }
+    place(spaces, word);
     u16::try_from(lines.min(max)).unwrap_or(1)
 }
 
@@ -589,4 +613,22 @@ fn receipt_dialog(r: &Receipt) -> (String, Color, Vec<String>) {
     lines.push(String::new());
     lines.push("[Enter] next customer".into());
     (title.into(), Color::Green, lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrapped_height;
+
+    #[test]
+    fn wrapped_height_counts_word_wrapped_lines() {
+        assert_eq!(wrapped_height("", 10, 3), 1);
+        assert_eq!(wrapped_height("abc def", 7, 3), 1);
+        assert_eq!(wrapped_height("abc def", 6, 3), 2);
+        assert_eq!(wrapped_height("abc defgh ij", 5, 9), 3);
+        assert_eq!(wrapped_height("abcdefghijk", 5, 9), 3);
+        assert_eq!(wrapped_height("a b c d e f", 1, 3), 3);
+        // Runs of spaces count, as ratatui keeps them inside a line.
+        assert_eq!(wrapped_height("ab  cd", 5, 3), 2);
+        assert_eq!(wrapped_height(" ab  cd", 6, 3), 1);
+    }
 }
