@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 SIM_SEEDS="${TALLY_SIM_SEEDS:-200}"
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
+# kill -9 cycles of the agent crash test (agent/tests/crash.rs).
+export TALLY_CRASH_CYCLES="${TALLY_CRASH_CYCLES:-200}"
 
 echo "== unit, property and end-to-end tests"
 cargo test --workspace

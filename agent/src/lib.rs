@@ -1,1 +1,132 @@
-//! `tally-agent`: the store daemon.
+//! `tally-agent`: the store daemon. Records every sale, return, receipt and
+//! count durably in a local redb database (group commit: one `fdatasync`
+//! per batch of concurrent commands), serves the local HTTP API, and keeps
+//! an outbox of events for the hub.
+//!
+//! Map (a request's path through the agent):
+//! - [`api`]: HTTP/JSON ↔ [`core::Command`]; reads from snapshots.
+//! - [`commit`]: the single writer; batches commands into one transaction.
+//! - [`core`]: the pure command core (plan + `tally_sync::apply_event`).
+//! - [`store`]: the agent's tables beside `tally-store`'s, one database.
+//! - [`config`], [`metrics`], [`status`]: configuration, Prometheus
+//!   metrics, sync status. [`catalog`], [`client`], [`cli`]: the CLI.
+//!
+//! Library/binary split as in mini-redis: `main.rs` parses flags and calls
+//! [`run`] with a bound listener and a shutdown future, so tests start the
+//! agent on `127.0.0.1:0` and stop it.
+
+pub mod api;
+pub mod catalog;
+pub mod cli;
+pub mod client;
+pub mod commit;
+pub mod config;
+pub mod core;
+pub mod metrics;
+pub mod status;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::api::AppState;
+use crate::commit::{Committer, Limits};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::status::SyncStatus;
+use crate::store::{AgentDb, OpenError};
+
+/// Why the agent stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The database could not be opened (held by another process, wrong
+    /// store id, corrupt, …).
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// Reading the database at start failed.
+    #[error(transparent)]
+    Store(#[from] tally_store::StoreError),
+    /// Serving or a system resource failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What failed.
+        what: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A background task panicked.
+    #[error("{0} panicked")]
+    Panicked(&'static str),
+}
+
+/// Runs the agent on `listener` until `shutdown` completes, then finishes
+/// in-flight requests and commits and returns.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AgentError> {
+    let Config {
+        data_dir,
+        store_id,
+        api: api_config,
+        commit: commit_config,
+        ..
+    } = config;
+    let db = tokio::task::spawn_blocking(move || AgentDb::open(&data_dir, store_id.as_ref()))
+        .await
+        .map_err(|_| AgentError::Panicked("opening the database"))??;
+    let db = Arc::new(db);
+    let metrics = Arc::new(Metrics::new());
+    let depth = {
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || db.outbox_len())
+            .await
+            .map_err(|_| AgentError::Panicked("reading the outbox"))??
+    };
+    metrics.set_outbox_depth(depth);
+    let (committer, committer_thread) = Committer::start(
+        db.clone(),
+        metrics.clone(),
+        Limits {
+            max_batch: commit_config.max_batch,
+            queue: commit_config.queue,
+        },
+    )
+    .map_err(|source| AgentError::Io {
+        what: "starting the committer",
+        source,
+    })?;
+    let state = AppState {
+        db: db.clone(),
+        committer,
+        metrics,
+        sync: Arc::new(SyncStatus::default()),
+    };
+    let addr = listener.local_addr().map_err(|source| AgentError::Io {
+        what: "reading the listen address",
+        source,
+    })?;
+    tracing::info!(store = %db.who().replica, %addr, outbox = depth, "Agent ready.");
+    let app = api::router(state, api_config.max_body_bytes);
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    // Every handler (and its committer handle) is gone now: the committer
+    // answers what is still queued, commits, and stops.
+    tracing::info!("Shutting down: finishing queued commits.");
+    let joined = tokio::task::spawn_blocking(move || committer_thread.join()).await;
+    served.map_err(|source| AgentError::Io {
+        what: "serving the API",
+        source,
+    })?;
+    match joined {
+        Ok(Ok(())) => {
+            tracing::info!("Agent stopped.");
+            Ok(())
+        }
+        _ => Err(AgentError::Panicked("the committer")),
+    }
+}

@@ -1,22 +1,35 @@
-//! `tally-agent` binary: parses flags and hands over to the library.
+//! `tally-agent` binary: parses flags, installs logging, and hands over to
+//! the library (`tally_agent::run` for the daemon, `tally_agent::cli` for
+//! the client subcommands) or to `devices_cli` (decode, devices, listen).
 
 mod devices_cli;
 mod pos;
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tally_agent::cli::{self, AgentArg, CatalogCommand, RunArgs, StockArgs};
 
 /// Tally store agent.
 #[derive(Debug, Parser)]
 #[command(name = "tally-agent", version, about)]
 struct Cli {
     #[command(subcommand)]
-    command: Option<Command>,
+    command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Runs the agent: durable store, local API.
+    Run(RunArgs),
+    /// Shows an item's stock (asks the running agent).
+    Stock(StockArgs),
+    /// Shows the agent's status (asks the running agent).
+    Status(AgentArg),
+    /// Catalog maintenance.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
     /// Decode a scanned barcode or an RFID EPC and print JSON.
     Decode(devices_cli::DecodeArgs),
     /// List serial ports (USB vendor/product where known).
@@ -27,13 +40,70 @@ enum Command {
     Pos(pos::PosArgs),
 }
 
-fn main() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
-    Ok(match cli.command {
-        Some(Command::Decode(args)) => devices_cli::run_decode(args),
-        Some(Command::Devices(args)) => devices_cli::run_devices(args),
-        Some(Command::Listen(args)) => devices_cli::run_listen(args),
-        Some(Command::Pos(args)) => pos::run(args),
-        None => ExitCode::SUCCESS,
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Decode(args) => return devices_cli::run_decode(args),
+        Command::Devices(args) => return devices_cli::run_devices(args),
+        Command::Listen(args) => return devices_cli::run_listen(args),
+        Command::Pos(args) => return pos::run(args),
+        Command::Run(args) => run(&args),
+        Command::Stock(args) => runtime().and_then(|rt| print(rt.block_on(cli::stock(&args))?)),
+        Command::Status(args) => runtime().and_then(|rt| print(rt.block_on(cli::status(&args))?)),
+        Command::Catalog(CatalogCommand::Import(args)) => {
+            runtime().and_then(|rt| print(rt.block_on(cli::catalog_import(&args))?))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line with the whole chain of causes.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn print(v: serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
+/// `tally-agent run`: binds the API and serves until SIGINT or SIGTERM.
+fn run(args: &RunArgs) -> anyhow::Result<()> {
+    // Logs go to stderr (stdout carries the "listening on" line).
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+    let config = args.resolve()?;
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        // Tests and scripts read this line to find the port (e.g. with --listen 127.0.0.1:0).
+        println!("tally-agent listening on http://{addr}");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received."),
+                _ = term.recv() => tracing::info!("SIGTERM received."),
+            }
+        };
+        tally_agent::run(config, listener, shutdown)
+            .await
+            .context("tally-agent stopped with an error")
     })
 }

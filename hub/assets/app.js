@@ -48,8 +48,12 @@ function renderStores(body) {
 function renderExceptions(body) {
   const rows = list(body, "exceptions");
   $("exceptions-body").innerHTML = rows.map((e) => {
-    const kind = e.kind || (e.epc ? "epc_sold_twice" : "override");
-    const detail = e.epc ? ("EPC " + e.epc) : [e.approver && ("approved by " + e.approver), e.reason].filter(Boolean).join(": ");
+    const d = e.detail || {};
+    const kind = e.kind || "exception";
+    const detail = d.epc ? ("EPC " + d.epc)
+      : d.approver ? ["approved by " + d.approver, d.reason].filter(Boolean).join(": ")
+      : d.unresolved ? (d.unresolved + " units of " + d.gtin + " missing, rights held elsewhere")
+      : "";
     const ids = (e.event_ids || (e.event_id ? [e.event_id] : [])).map((i) => `<code>${text(String(i).slice(0, 8))}</code>`).join(" ");
     return `<tr data-kind="${text(kind)}"><td>${text(kind.replace(/_/g, " "))}</td><td>${text(e.store || (e.stores || []).join(", "))}</td>` +
       `<td>${text(detail)}</td><td>${ids}</td><td>${text(e.at || e.time || "")}</td></tr>`;

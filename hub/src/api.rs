@@ -92,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/stock/{gtin}", get(stock))
         .route("/v1/stores", get(stores))
         .route("/v1/exceptions", get(exceptions))
+        .route("/v1/stats/sales", get(sales_stats))
         .route("/metrics", get(metrics))
         .route("/", get(dashboard_page))
         .route("/assets/app.js", get(dashboard_js))
@@ -743,6 +744,47 @@ async fn exceptions(
                 })
                 .collect();
             Json(json!({ "exceptions": list, "next": next })).into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct SalesQuery {
+    #[serde(default)]
+    minutes: Option<u64>,
+}
+
+/// Units sold at the tills per store and minute over the last `minutes`
+/// (default 60, at most 7 days), for the dashboard's chart.
+async fn sales_stats(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<SalesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    if let Err(r) = authorized(&st, &headers) {
+        return r;
+    }
+    let Ok(Query(q)) = query else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "minutes must be a non-negative integer",
+        );
+    };
+    let minutes = q.minutes.unwrap_or(60).clamp(1, 7 * 24 * 60);
+    let since = (now_ms() / 60_000).saturating_sub(minutes);
+    let storage = st.storage.clone();
+    match blocking(move || storage.sales_per_minute(since)).await {
+        Ok(rows) => {
+            let mut stores = serde_json::Map::new();
+            for (store, minute, units) in rows {
+                if let Value::Array(points) = stores.entry(store).or_insert_with(|| json!([])) {
+                    points.push(json!({ "t": minute * 60, "units": units }));
+                }
+            }
+            Json(json!({ "bucket_seconds": 60, "minutes": minutes, "stores": stores }))
+                .into_response()
         }
         Err(r) => r,
     }

@@ -118,6 +118,39 @@ async fn a_store_syncs_and_the_hub_reserves_and_sells_online() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sales_per_minute_feed_the_dashboard_once_per_sale() {
+    let hub = TestHub::start(|_| {}).await;
+    let client = hub.store_client(&hub.enroll("s1"));
+    let admin = hub.admin();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let mut s1 = SimStore::new("s1", 9);
+    s1.set_clock(now - 120_000);
+    s1.receive(gtin(1), 20);
+    s1.sell(gtin(1), 2).unwrap();
+    s1.set_clock(now - 30_000);
+    s1.sell(gtin(1), 3).unwrap();
+    let req = s1.request(100);
+    let resp = client.sync(&req).await.unwrap();
+    // A re-sent request (lost response) must not count the sales twice.
+    client.sync(&req).await.unwrap();
+    s1.apply(&req, &resp);
+
+    let (status, body) = admin.get("/v1/stats/sales?minutes=10").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["bucket_seconds"], 60);
+    let points = body["stores"]["s1"].as_array().unwrap();
+    let units: u64 = points.iter().map(|p| p["units"].as_u64().unwrap()).sum();
+    assert_eq!(units, 5, "{body}");
+    assert!(points.iter().all(|p| p["t"].as_u64().unwrap() % 60 == 0));
+    let (status, _) = admin.get("/v1/stats/sales?minutes=x").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catalog_changes_reach_stores_in_pages_and_state_survives_restart() {
     let hub = TestHub::start(|c| c.catalog_page = 10).await;
     let bundle = hub.enroll("s1");

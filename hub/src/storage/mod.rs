@@ -213,6 +213,9 @@ pub trait HubStorage: Send + Sync + 'static {
     fn stock(&self, gtin: Gtin) -> Result<Vec<(String, StoreStock)>, StorageError>;
     /// Every store that has synced.
     fn stores(&self) -> Result<Vec<StoreRecord>, StorageError>;
+    /// Units sold at the tills per (store, Unix minute), for minutes ≥
+    /// `since_minute`, in store then minute order.
+    fn sales_per_minute(&self, since_minute: u64) -> Result<Vec<(String, u64, u64)>, StorageError>;
     /// Exceptions with id > `since`, oldest first, at most `limit`.
     fn exceptions(&self, since: u64, limit: usize) -> Result<Vec<ExceptionRecord>, StorageError>;
 }

@@ -7,6 +7,8 @@
 //! - `hub_stores`: store id → [`StoreRecord`].
 //! - `hub_exceptions`: sequence → [`ExceptionRecord`].
 //! - `hub_orders`: order id → [`OrderIndex`] (fingerprint and receipt).
+//! - `hub_sales_per_minute`: (store, Unix minute of the sale) → units sold,
+//!   counted once per new sale event (the dashboard's chart).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -29,6 +31,7 @@ use super::{
 const STORES: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_stores");
 const EXCEPTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("hub_exceptions");
 const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_orders");
+const SALES: TableDefinition<(&str, u64), u64> = TableDefinition::new("hub_sales_per_minute");
 
 /// What the order-id index keeps per order.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -87,6 +90,7 @@ impl RedbHub {
             raw.open_table(STORES).map_err(redb_err)?;
             raw.open_table(EXCEPTIONS).map_err(redb_err)?;
             raw.open_table(ORDERS).map_err(redb_err)?;
+            raw.open_table(SALES).map_err(redb_err)?;
         }
         txn.commit()?;
         Ok(Self { db, settings })
@@ -182,6 +186,14 @@ impl RedbHub {
             });
         }
         let new: HashSet<_> = outcome.new_events.iter().copied().collect();
+        let mut sold_per_minute: BTreeMap<u64, u64> = BTreeMap::new();
+        for e in req.events.iter().filter(|e| new.contains(&e.id)) {
+            if matches!(e.kind, EventKind::Sale { .. }) {
+                let units: u64 = e.lines.iter().map(|l| l.qty).fold(0, u64::saturating_add);
+                let slot = sold_per_minute.entry(e.at_ms / 60_000).or_default();
+                *slot = slot.saturating_add(units);
+            }
+        }
         for e in &req.events {
             if let EventKind::CountAdjustment {
                 counted,
@@ -242,6 +254,18 @@ impl RedbHub {
         stores
             .insert(store.as_str(), to_json("hub_stores", &record)?.as_slice())
             .map_err(redb_err)?;
+        if !sold_per_minute.is_empty() {
+            let mut sales = raw.open_table(SALES).map_err(redb_err)?;
+            for (minute, units) in sold_per_minute {
+                let before = sales
+                    .get((store.as_str(), minute))
+                    .map_err(redb_err)?
+                    .map_or(0, |v| v.value());
+                sales
+                    .insert((store.as_str(), minute), before.saturating_add(units))
+                    .map_err(redb_err)?;
+            }
+        }
         let n_exceptions = exceptions.len() as u64;
         if !exceptions.is_empty() {
             let mut table = raw.open_table(EXCEPTIONS).map_err(redb_err)?;
@@ -425,6 +449,20 @@ impl HubStorage for RedbHub {
         for row in stores.iter().map_err(redb_err)? {
             let (_, v) = row.map_err(redb_err)?;
             out.push(from_json("hub_stores", v.value())?);
+        }
+        Ok(out)
+    }
+
+    fn sales_per_minute(&self, since_minute: u64) -> Result<Vec<(String, u64, u64)>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.raw().open_table(SALES).map_err(redb_err)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(redb_err)? {
+            let (k, v) = row.map_err(redb_err)?;
+            let (store, minute) = k.value();
+            if minute >= since_minute {
+                out.push((store.to_string(), minute, v.value()));
+            }
         }
         Ok(out)
     }

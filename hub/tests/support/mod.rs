@@ -287,6 +287,11 @@ impl SimStore {
         }
     }
 
+    /// Moves this store's clock (Unix ms) for the events it records next.
+    pub fn set_clock(&mut self, ms: u64) {
+        self.clock_ms = ms;
+    }
+
     pub fn event(&mut self, kind: EventKind, lines: Vec<Line>) -> Event {
         self.clock_ms += 1;
         let mut random = [0u8; 10];

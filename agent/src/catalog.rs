@@ -1,0 +1,101 @@
+//! Catalog CSV files (`gtin,name,price_minor`), read by
+//! `tally-agent catalog import` for stores running before their first
+//! sync. Pure: bytes in, items or a line-numbered error out.
+
+use std::io::Read;
+
+use tally_sync::message::CatalogItem;
+use tally_sync::Gtin;
+
+/// Why a CSV file was refused (nothing is imported then).
+#[derive(Debug, thiserror::Error)]
+pub enum CsvError {
+    /// The CSV itself is malformed.
+    #[error("line {line}: {detail}")]
+    Row {
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Reading failed.
+    #[error("reading CSV: {0}")]
+    Read(String),
+}
+
+/// Parses `gtin,name,price_minor` rows. A first row whose first field is
+/// `gtin` is taken as a header. Names may be quoted (RFC 4180).
+pub fn parse_csv(reader: impl Read) -> Result<Vec<CatalogItem>, CsvError> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(reader);
+    let mut out = Vec::new();
+    for (i, rec) in rdr.records().enumerate() {
+        let rec = rec.map_err(|e| match e.position() {
+            Some(p) => CsvError::Row {
+                line: p.line(),
+                detail: e.to_string(),
+            },
+            None => CsvError::Read(e.to_string()),
+        })?;
+        let line = rec.position().map_or(i as u64 + 1, |p| p.line());
+        let bad = |detail: String| CsvError::Row { line, detail };
+        if i == 0 && rec.get(0).is_some_and(|f| f.eq_ignore_ascii_case("gtin")) {
+            continue;
+        }
+        if rec.len() != 3 {
+            return Err(bad(format!(
+                "expected 3 fields (gtin,name,price_minor), found {}",
+                rec.len()
+            )));
+        }
+        let gtin = Gtin::parse(&rec[0]).map_err(|e| bad(format!("gtin {:?}: {e}", &rec[0])))?;
+        let price_minor: i64 = rec[2]
+            .parse()
+            .ok()
+            .filter(|p: &i64| *p >= 0)
+            .ok_or_else(|| bad(format!("price_minor {:?} is not an integer >= 0", &rec[2])))?;
+        out.push(CatalogItem {
+            gtin,
+            name: rec[1].to_string(),
+            price_minor,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_with_and_without_header() {
+        let items = parse_csv(
+            "gtin,name,price_minor\n4006381333931,\"Pen, blue\",129\n96385074,Gum,50\n".as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].name, "Pen, blue");
+        assert_eq!(items[0].gtin.to_string(), "04006381333931");
+        assert_eq!(items[1].price_minor, 50);
+        assert_eq!(parse_csv("96385074,Gum,50\n".as_bytes()).unwrap().len(), 1);
+        assert!(parse_csv("".as_bytes()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        for (text, line) in [
+            ("gtin,name,price_minor\n4006381333932,Pen,1\n", 2),
+            ("96385074,Gum,50\n96385074,Gum,-1\n", 2),
+            ("96385074,Gum,5.5\n", 1),
+            ("96385074,Gum\n", 1),
+        ] {
+            match parse_csv(text.as_bytes()) {
+                Err(CsvError::Row { line: l, .. }) => assert_eq!(l, line, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+}

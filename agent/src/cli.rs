@@ -1,0 +1,256 @@
+//! The CLI's subcommands other than `run`: `stock`, `status` and
+//! `catalog import`, plus the flag structs `main.rs` parses. `stock` and
+//! `status` ask the running agent's API; `catalog import` goes through the
+//! API too, or, with `--data-dir`, opens the database directly while the
+//! agent is stopped (the database is exclusive, so a running agent makes
+//! that fail with a clear message instead of racing it).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use crate::api::MAX_CATALOG_ITEMS;
+use crate::catalog::{parse_csv, CsvError};
+use crate::client::{ApiClient, ClientError};
+use crate::config::{self, default_agent_url, ConfigError};
+use crate::store::{put_catalog, AgentDb, OpenError};
+use tally_sync::message::CatalogItem;
+
+/// `tally-agent run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Directory of the database (created if missing).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Address of the local API (default 127.0.0.1:7420; loopback only unless you say otherwise).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// TOML configuration file; flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// This store's id (required on the first run, checked afterwards).
+    #[arg(long)]
+    pub store_id: Option<String>,
+}
+
+impl RunArgs {
+    /// Resolves the configuration: the file if given, overridden by flags.
+    pub fn resolve(&self) -> Result<config::Config, ConfigError> {
+        let file = self
+            .config
+            .as_deref()
+            .map(config::FileConfig::load)
+            .transpose()?;
+        config::Config::resolve(
+            file,
+            config::Overrides {
+                data_dir: self.data_dir.clone(),
+                listen: self.listen,
+                store_id: self.store_id.clone(),
+            },
+        )
+    }
+}
+
+/// Where the running agent's API is.
+#[derive(Debug, Clone, Args)]
+pub struct AgentArg {
+    /// Base URL of the running agent.
+    #[arg(long, default_value_t = default_agent_url(), env = "TALLY_AGENT_URL")]
+    pub agent: String,
+}
+
+/// `tally-agent stock GTIN`.
+#[derive(Debug, Clone, Args)]
+pub struct StockArgs {
+    /// GTIN-8, -12, -13 or -14.
+    pub gtin: String,
+    #[command(flatten)]
+    pub agent: AgentArg,
+}
+
+/// `tally-agent catalog …`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum CatalogCommand {
+    /// Imports `gtin,name,price_minor` rows (for stores running before their first sync).
+    Import(ImportArgs),
+}
+
+/// `tally-agent catalog import FILE.csv`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The CSV file.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub agent: AgentArg,
+    /// Write into this data directory directly (the agent must be stopped)
+    /// instead of going through the running agent's API.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// With --data-dir on a new data directory: the store id to create it with.
+    #[arg(long, requires = "data_dir")]
+    pub store_id: Option<String>,
+}
+
+/// Why a client subcommand failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The API could not be reached or answered garbage.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The API answered with an error.
+    #[error("the agent answered {status}: {body}")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// The JSON body.
+        body: Value,
+    },
+    /// The CSV file is malformed.
+    #[error("{file}: {source}")]
+    Csv {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong.
+        source: CsvError,
+    },
+    /// The file could not be read.
+    #[error("reading {file}: {source}")]
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A flag is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] tally_store::StoreError),
+}
+
+fn ok(status: hyper::StatusCode, body: Value) -> Result<Value, CliError> {
+    if status.is_success() {
+        Ok(body)
+    } else {
+        Err(CliError::Status {
+            status: status.as_u16(),
+            body,
+        })
+    }
+}
+
+/// `stock`: the item's stock as the agent reports it.
+pub async fn stock(args: &StockArgs) -> Result<Value, CliError> {
+    let client = ApiClient::new(&args.agent.agent);
+    let (status, body) = client.get(&format!("/v1/stock/{}", args.gtin)).await?;
+    ok(status, body)
+}
+
+/// `status`: the agent's status.
+pub async fn status(agent: &AgentArg) -> Result<Value, CliError> {
+    let client = ApiClient::new(&agent.agent);
+    let (status, body) = client.get("/v1/status").await?;
+    ok(status, body)
+}
+
+fn read_csv(file: &Path) -> Result<Vec<CatalogItem>, CliError> {
+    let f = std::fs::File::open(file).map_err(|source| CliError::Read {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    parse_csv(std::io::BufReader::new(f)).map_err(|source| CliError::Csv {
+        file: file.to_path_buf(),
+        source,
+    })
+}
+
+/// `catalog import`: through the API in chunks, or directly into a stopped
+/// agent's database (one transaction) with `--data-dir`.
+pub async fn catalog_import(args: &ImportArgs) -> Result<Value, CliError> {
+    let items = read_csv(&args.file)?;
+    if let Some(dir) = &args.data_dir {
+        let store_id = args
+            .store_id
+            .as_deref()
+            .map(config::parse_store_id)
+            .transpose()?;
+        let db = AgentDb::open(dir, store_id.as_ref())?;
+        let txn = db.begin_write()?;
+        let changed = put_catalog(&txn, &items)?;
+        txn.commit()?;
+        return Ok(json!({"items": items.len(), "changed": changed}));
+    }
+    let client = ApiClient::new(&args.agent.agent);
+    let mut changed = 0u64;
+    for chunk in chunks(&items) {
+        let (status, body) = client
+            .post("/v1/catalog", &json!({ "items": chunk }))
+            .await?;
+        let body = ok(status, body)?;
+        changed += body["changed"].as_u64().unwrap_or(0);
+    }
+    Ok(json!({"items": items.len(), "changed": changed}))
+}
+
+/// Splits items into requests of at most [`MAX_CATALOG_ITEMS`] items and
+/// about [`CHUNK_BYTES`] of JSON, well under the API's default body limit
+/// whatever the length of the names.
+fn chunks(items: &[CatalogItem]) -> Vec<&[CatalogItem]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        // gtin, price and JSON punctuation take < 80 bytes; names may need
+        // escaping, at most 6 bytes per byte (\uXXXX).
+        let size = 80 + item.name.len().saturating_mul(6);
+        if i > start && (i - start == MAX_CATALOG_ITEMS || bytes + size > CHUNK_BYTES) {
+            out.push(&items[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < items.len() {
+        out.push(&items[start..]);
+    }
+    out
+}
+
+/// Target JSON size of one catalog request.
+const CHUNK_BYTES: usize = 256 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tally_sync::Gtin;
+
+    fn item(i: u64, name_len: usize) -> CatalogItem {
+        CatalogItem {
+            gtin: Gtin::from_body(i).unwrap(),
+            name: "n".repeat(name_len),
+            price_minor: 1,
+        }
+    }
+
+    #[test]
+    fn chunks_bound_items_and_bytes_and_keep_everything() {
+        let small: Vec<_> = (0..12_001).map(|i| item(i, 10)).collect();
+        let c = chunks(&small);
+        assert!(c.len() > 1);
+        assert!(c.iter().all(|c| c.len() <= MAX_CATALOG_ITEMS));
+        assert_eq!(c.iter().map(|c| c.len()).sum::<usize>(), small.len());
+        let big: Vec<_> = (0..100).map(|i| item(i, 100_000)).collect();
+        let c = chunks(&big);
+        assert_eq!(c.len(), 100, "one huge item per request");
+        for chunk in chunks(&small) {
+            let json = serde_json::to_vec(&json!({ "items": chunk })).unwrap();
+            assert!(json.len() <= CHUNK_BYTES, "{}", json.len());
+        }
+        assert!(chunks(&[]).is_empty());
+    }
+}

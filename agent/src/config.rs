@@ -1,0 +1,308 @@
+//! The agent's typed configuration: a TOML file (optional) overridden by
+//! command-line flags, resolved once at start into a [`Config`].
+//!
+//! ```toml
+//! data_dir = "/var/lib/tally"
+//! listen = "127.0.0.1:7420"
+//! store_id = "store-001"
+//!
+//! [api]
+//! max_body_bytes = 1048576
+//!
+//! [commit]
+//! max_batch = 1024
+//! queue = 4096
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use tally_sync::{IdError, ReplicaId};
+
+/// The port the agent's API listens on by default (loopback only).
+pub const DEFAULT_PORT: u16 = 7420;
+
+/// The default listen address: loopback, never all interfaces.
+pub fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))
+}
+
+/// The default API base URL for the CLI's client subcommands.
+pub fn default_agent_url() -> String {
+    format!("http://127.0.0.1:{DEFAULT_PORT}")
+}
+
+/// Why a configuration could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("config file {path}: {detail}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (with line and column).
+        detail: String,
+    },
+    /// No data directory in flags or file.
+    #[error("no data directory: pass --data-dir or set data_dir in the config file")]
+    NoDataDir,
+    /// The store id is not a valid id.
+    #[error("invalid store id {id:?}: {source}")]
+    StoreId {
+        /// What was given.
+        id: String,
+        /// Why it is invalid.
+        source: IdError,
+    },
+    /// "hub" is the hub's replica id.
+    #[error("store id {0:?} is reserved for the hub")]
+    ReservedStoreId(String),
+    /// A limit that must be positive is zero.
+    #[error("{0} must be greater than 0")]
+    Zero(&'static str),
+}
+
+/// API limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Largest request body accepted, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Group-commit limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommitConfig {
+    /// Most commands in one transaction.
+    pub max_batch: usize,
+    /// Commands waiting for the committer before senders wait in turn.
+    pub queue: usize,
+}
+
+impl Default for CommitConfig {
+    fn default() -> Self {
+        Self {
+            max_batch: 1024,
+            queue: 4096,
+        }
+    }
+}
+
+/// The configuration file, every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Where the database lives.
+    pub data_dir: Option<PathBuf>,
+    /// API address.
+    pub listen: Option<SocketAddr>,
+    /// This store's id (= replica id = location id).
+    pub store_id: Option<String>,
+    /// API limits.
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// Group-commit limits.
+    #[serde(default)]
+    pub commit: CommitConfig,
+}
+
+impl FileConfig {
+    /// Parses TOML text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Reads and parses a file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+}
+
+/// What the command line says; each `Some` overrides the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--store-id`.
+    pub store_id: Option<String>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Where the database lives (created if missing).
+    pub data_dir: PathBuf,
+    /// API address.
+    pub listen: SocketAddr,
+    /// The store id if configured; required on the first run, then checked
+    /// against the one stored in the database.
+    pub store_id: Option<ReplicaId>,
+    /// API limits.
+    pub api: ApiConfig,
+    /// Group-commit limits.
+    pub commit: CommitConfig,
+}
+
+impl Config {
+    /// A configuration with defaults for `data_dir` (tests, tools).
+    pub fn new(data_dir: impl Into<PathBuf>, store_id: Option<ReplicaId>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            listen: default_listen(),
+            store_id,
+            api: ApiConfig::default(),
+            commit: CommitConfig::default(),
+        }
+    }
+
+    /// Resolves `file` (if any) with `flags` taking precedence.
+    pub fn resolve(file: Option<FileConfig>, flags: Overrides) -> Result<Self, ConfigError> {
+        let file = file.unwrap_or_default();
+        let data_dir = flags
+            .data_dir
+            .or(file.data_dir)
+            .ok_or(ConfigError::NoDataDir)?;
+        let store_id = match flags.store_id.or(file.store_id) {
+            None => None,
+            Some(id) => Some(parse_store_id(&id)?),
+        };
+        if file.commit.max_batch == 0 {
+            return Err(ConfigError::Zero("commit.max_batch"));
+        }
+        if file.commit.queue == 0 {
+            return Err(ConfigError::Zero("commit.queue"));
+        }
+        if file.api.max_body_bytes == 0 {
+            return Err(ConfigError::Zero("api.max_body_bytes"));
+        }
+        Ok(Self {
+            data_dir,
+            listen: flags.listen.or(file.listen).unwrap_or_else(default_listen),
+            store_id,
+            api: file.api,
+            commit: file.commit,
+        })
+    }
+}
+
+/// Validates a store id: a valid replica id that is not the hub's.
+pub fn parse_store_id(id: &str) -> Result<ReplicaId, ConfigError> {
+    let r = ReplicaId::new(id).map_err(|source| ConfigError::StoreId {
+        id: id.to_string(),
+        source,
+    })?;
+    if r.is_hub() {
+        return Err(ConfigError::ReservedStoreId(id.to_string()));
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file() {
+        let file = FileConfig::parse(
+            "data_dir = \"/a\"\nlisten = \"127.0.0.1:9000\"\nstore_id = \"s1\"\n[commit]\nmax_batch = 8\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let c = Config::resolve(
+            Some(file.clone()),
+            Overrides {
+                data_dir: Some("/b".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/b"));
+        assert_eq!(c.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(c.store_id.unwrap().as_str(), "s1");
+        assert_eq!(c.commit.max_batch, 8);
+        assert_eq!(c.commit.queue, CommitConfig::default().queue);
+        let c = Config::resolve(
+            Some(file),
+            Overrides {
+                store_id: Some("s2".into()),
+                listen: Some("127.0.0.1:1".parse().unwrap()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.store_id.unwrap().as_str(), "s2");
+        assert_eq!(c.listen.port(), 1);
+    }
+
+    #[test]
+    fn defaults_and_errors() {
+        let c = Config::resolve(
+            None,
+            Overrides {
+                data_dir: Some("/d".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.listen, default_listen());
+        assert!(c.listen.ip().is_loopback());
+        assert!(c.store_id.is_none());
+        assert!(matches!(
+            Config::resolve(None, Overrides::default()),
+            Err(ConfigError::NoDataDir)
+        ));
+        let bad_id = Overrides {
+            data_dir: Some("/d".into()),
+            store_id: Some("a b".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Config::resolve(None, bad_id),
+            Err(ConfigError::StoreId { .. })
+        ));
+        assert!(matches!(
+            parse_store_id("hub"),
+            Err(ConfigError::ReservedStoreId(_))
+        ));
+        let e = FileConfig::parse("nope = 1", Path::new("x.toml")).unwrap_err();
+        assert!(e.to_string().contains("x.toml"), "{e}");
+        let zero = FileConfig::parse("[commit]\nmax_batch = 0", Path::new("x.toml")).unwrap();
+        assert!(matches!(
+            Config::resolve(
+                Some(zero),
+                Overrides {
+                    data_dir: Some("/d".into()),
+                    ..Default::default()
+                }
+            ),
+            Err(ConfigError::Zero(_))
+        ));
+    }
+}

@@ -1,0 +1,872 @@
+//! The command core: what `sell`, `return`, `receive`, `count` and
+//! `override` do, with no HTTP, no clock and no entropy in it.
+//!
+//! # Design constraints
+//! - A command is validated and planned into an immutable [`Event`] by
+//!   [`plan`], a pure function of the command, the state it reads
+//!   ([`Loaded`]) and a [`Stamp`] (clock and randomness supplied by the
+//!   caller). Its effect is `tally_sync::apply_event`, the one definition
+//!   shared with the hub and the simulation.
+//! - [`execute`] runs a command against a [`Ledger`] (one write
+//!   transaction): idempotency check by id, load, plan, apply, then write
+//!   counters, event, EPC records and the outbox entry. It writes only
+//!   after the plan and the apply succeeded, so a refused command leaves
+//!   nothing behind, except an `insufficient_stock` refusal of a sale,
+//!   which adds the units it lacked to the demand table (the rebalancing
+//!   signal for the hub).
+//! - Ids make commands idempotent: a command whose id is already recorded
+//!   returns the recorded event (`new: false`) and changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tally_sync::epcs::{EpcHistory, EpcRecord};
+use tally_sync::exchange::ReplicaStore;
+use tally_sync::journal::Inserted;
+use tally_sync::ledger::{plan_count, plan_override};
+use tally_sync::{
+    apply_event, BoundedCounter, Epc, EpcLedger, Event, EventId, EventKind, Gtin, ItemKey, Line,
+    LocationId, Override, Refusal, ReplicaId, Shortfall, Tender,
+};
+
+/// The storage a command runs against: the model's [`ReplicaStore`]
+/// (counters, events, sold EPCs) plus what only the agent keeps. Backed by
+/// one redb write transaction in production ([`crate::store`]).
+pub trait Ledger: ReplicaStore {
+    /// The recorded event with `id`.
+    fn event(&self, id: &EventId) -> Result<Option<Event>, Self::Error>;
+    /// The sale and return history of one EPC.
+    fn epc_history(&self, epc: &Epc) -> Result<Option<EpcHistory>, Self::Error>;
+    /// The catalog price of an item, if the catalog knows it.
+    fn catalog_price(&self, gtin: Gtin) -> Result<Option<i64>, Self::Error>;
+    /// Appends an event to the outbox; returns its sequence number.
+    fn append_outbox(&mut self, id: EventId) -> Result<u64, Self::Error>;
+    /// Adds refused units of an item to the demand signal.
+    fn add_demand(&mut self, gtin: Gtin, units: u64) -> Result<(), Self::Error>;
+}
+
+/// Who records: this agent's replica and location (one agent per store:
+/// the store id is both).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Who {
+    /// The replica whose counter entries the agent moves.
+    pub replica: ReplicaId,
+    /// The store.
+    pub location: LocationId,
+}
+
+/// Time and randomness for a new event, supplied by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// Now, Unix milliseconds.
+    pub now_ms: u64,
+    /// 10 random bytes for a UUIDv7.
+    pub random: [u8; 10],
+}
+
+/// One line of a sale or return as the front-end gave it (already parsed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineIn {
+    /// The item.
+    pub gtin: Gtin,
+    /// Units (> 0).
+    pub qty: u64,
+    /// Price per unit; the catalog price when absent.
+    pub unit_price_minor: Option<i64>,
+    /// The serialized item, for RFID-tagged goods.
+    pub epc: Option<Epc>,
+}
+
+/// A manager's approval to sell beyond rights.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    /// Who approved.
+    pub approver: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A command: what the cashier or staff asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Sell (with an optional manager override).
+    Sale {
+        /// Idempotency key; a UUIDv7 is generated when absent.
+        id: Option<EventId>,
+        /// Lines.
+        lines: Vec<LineIn>,
+        /// Payments.
+        tenders: Vec<Tender>,
+        /// A manager's approval to sell beyond rights.
+        approval: Option<Approval>,
+    },
+    /// Take goods back.
+    Return {
+        /// Idempotency key.
+        id: Option<EventId>,
+        /// Lines.
+        lines: Vec<LineIn>,
+        /// The sale they came from, if known.
+        original_sale: Option<EventId>,
+    },
+    /// Receive goods (prices do not apply).
+    Receipt {
+        /// Idempotency key.
+        id: Option<EventId>,
+        /// Items and units.
+        lines: Vec<(Gtin, u64)>,
+    },
+    /// A cycle count of one item.
+    Count {
+        /// Idempotency key.
+        id: Option<EventId>,
+        /// The item.
+        gtin: Gtin,
+        /// Units counted on the shelf.
+        counted: u64,
+    },
+}
+
+impl Command {
+    /// The caller-supplied id, if any.
+    pub fn id(&self) -> Option<EventId> {
+        match self {
+            Command::Sale { id, .. }
+            | Command::Return { id, .. }
+            | Command::Receipt { id, .. }
+            | Command::Count { id, .. } => *id,
+        }
+    }
+
+    /// The name of the event kind this command records.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Command::Sale { .. } => "sale",
+            Command::Return { .. } => "return",
+            Command::Receipt { .. } => "receipt",
+            Command::Count { .. } => "count_adjustment",
+        }
+    }
+
+    /// Every item the command touches, each once.
+    pub fn gtins(&self) -> BTreeSet<Gtin> {
+        match self {
+            Command::Sale { lines, .. } | Command::Return { lines, .. } => {
+                lines.iter().map(|l| l.gtin).collect()
+            }
+            Command::Receipt { lines, .. } => lines.iter().map(|(g, _)| *g).collect(),
+            Command::Count { gtin, .. } => BTreeSet::from([*gtin]),
+        }
+    }
+
+    /// Items of lines that take the catalog price (no price given).
+    pub fn unpriced(&self) -> BTreeSet<Gtin> {
+        match self {
+            Command::Sale { lines, .. } | Command::Return { lines, .. } => lines
+                .iter()
+                .filter(|l| l.unit_price_minor.is_none())
+                .map(|l| l.gtin)
+                .collect(),
+            Command::Receipt { .. } | Command::Count { .. } => BTreeSet::new(),
+        }
+    }
+
+    /// Every EPC the command names.
+    pub fn epcs(&self) -> Vec<&Epc> {
+        match self {
+            Command::Sale { lines, .. } | Command::Return { lines, .. } => {
+                lines.iter().filter_map(|l| l.epc.as_ref()).collect()
+            }
+            Command::Receipt { .. } | Command::Count { .. } => Vec::new(),
+        }
+    }
+}
+
+/// The state a command reads, loaded from the ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Loaded {
+    /// Current counters of the command's items at this location.
+    pub counters: BTreeMap<Gtin, BoundedCounter>,
+    /// Histories of the command's EPCs.
+    pub epcs: EpcLedger,
+    /// Catalog prices of the command's unpriced items that the catalog knows.
+    pub prices: BTreeMap<Gtin, i64>,
+}
+
+/// What a command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Recorded: `new` is false when the id was already recorded (a retry),
+    /// in which case nothing changed.
+    Recorded {
+        /// The event (the stored one for a retry).
+        event: Event,
+        /// Whether this call recorded it.
+        new: bool,
+    },
+    /// Refused; nothing changed except the demand signal.
+    Refused {
+        /// Why.
+        refusal: Refusal,
+        /// Units the store lacked rights for, per item, added to demand
+        /// (only for a sale refused for insufficient stock).
+        demand: Vec<Shortfall>,
+    },
+}
+
+fn invalid(detail: impl Into<String>) -> Refusal {
+    Refusal::Invalid(detail.into())
+}
+
+fn price_lines(lines: &[LineIn], prices: &BTreeMap<Gtin, i64>) -> Result<Vec<Line>, Refusal> {
+    lines
+        .iter()
+        .map(|l| {
+            let unit_price_minor = match l.unit_price_minor {
+                Some(p) if p < 0 => {
+                    return Err(invalid(format!(
+                        "unit_price_minor must be >= 0 for {}",
+                        l.gtin
+                    )))
+                }
+                Some(p) => p,
+                None => *prices.get(&l.gtin).ok_or_else(|| {
+                    invalid(format!(
+                        "item {} is not in the catalog; give unit_price_minor",
+                        l.gtin
+                    ))
+                })?,
+            };
+            Ok(Line {
+                gtin: l.gtin,
+                qty: l.qty,
+                unit_price_minor,
+                epc: l.epc.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Plans `cmd` into the event it records, given the state it reads.
+/// Pure; refusals found by planning (bad input, unknown price) come back
+/// as `Err`. Rights and EPCs are checked by `apply_event` afterwards.
+pub fn plan(cmd: &Command, who: &Who, loaded: &Loaded, stamp: Stamp) -> Result<Event, Refusal> {
+    let id = cmd
+        .id()
+        .unwrap_or_else(|| EventId::v7(stamp.now_ms, stamp.random));
+    let (kind, lines) = match cmd {
+        Command::Sale {
+            lines,
+            tenders,
+            approval,
+            ..
+        } => {
+            let lines = price_lines(lines, &loaded.prices)?;
+            let override_ = match approval {
+                None => None,
+                Some(a) => {
+                    if a.approver.trim().is_empty() || a.reason.trim().is_empty() {
+                        return Err(invalid("an override needs an approver and a reason"));
+                    }
+                    Some(Override {
+                        approver: a.approver.clone(),
+                        reason: a.reason.clone(),
+                        shortfall: plan_override(&lines, &loaded.counters, &who.replica),
+                    })
+                }
+            };
+            (
+                EventKind::Sale {
+                    tenders: tenders.clone(),
+                    override_,
+                },
+                lines,
+            )
+        }
+        Command::Return {
+            lines,
+            original_sale,
+            ..
+        } => (
+            EventKind::Return {
+                original_sale: *original_sale,
+            },
+            price_lines(lines, &loaded.prices)?,
+        ),
+        Command::Receipt { lines, .. } => (
+            EventKind::Receipt,
+            lines
+                .iter()
+                .map(|&(gtin, qty)| Line {
+                    gtin,
+                    qty,
+                    unit_price_minor: 0,
+                    epc: None,
+                })
+                .collect(),
+        ),
+        Command::Count { gtin, counted, .. } => {
+            let counter = loaded.counters.get(gtin).cloned().unwrap_or_default();
+            let plan = plan_count(&counter, &who.replica, *counted);
+            (
+                EventKind::CountAdjustment {
+                    counted: *counted,
+                    direction: plan.direction,
+                    unresolved: plan.unresolved,
+                },
+                vec![Line {
+                    gtin: *gtin,
+                    qty: plan.units,
+                    unit_price_minor: 0,
+                    epc: None,
+                }],
+            )
+        }
+    };
+    Ok(Event {
+        id,
+        location: who.location.clone(),
+        replica: who.replica.clone(),
+        at_ms: stamp.now_ms,
+        kind,
+        lines,
+    })
+}
+
+/// Loads what `cmd` reads from `ledger`.
+pub fn load<L: Ledger>(ledger: &L, who: &Who, cmd: &Command) -> Result<Loaded, L::Error> {
+    let mut loaded = Loaded::default();
+    for gtin in cmd.gtins() {
+        let key = ItemKey::new(who.location.clone(), gtin);
+        loaded.counters.insert(gtin, ledger.counter(&key)?);
+    }
+    for gtin in cmd.unpriced() {
+        if let Some(p) = ledger.catalog_price(gtin)? {
+            loaded.prices.insert(gtin, p);
+        }
+    }
+    for epc in cmd.epcs() {
+        if let Some(h) = ledger.epc_history(epc)? {
+            for r in h.sales {
+                loaded.epcs.record_sale(epc, r);
+            }
+            for r in h.returns {
+                loaded.epcs.record_return(epc, r);
+            }
+        }
+    }
+    Ok(loaded)
+}
+
+/// Runs one command in `ledger` (see the module docs). `Err` is a storage
+/// failure only: the caller must then abort the whole transaction.
+pub fn execute<L: Ledger>(
+    ledger: &mut L,
+    who: &Who,
+    cmd: &Command,
+    stamp: Stamp,
+) -> Result<Outcome, L::Error> {
+    if let Some(id) = cmd.id() {
+        if let Some(event) = ledger.event(&id)? {
+            let kind = event.kind.name();
+            if kind != cmd.kind_name() {
+                return Ok(Outcome::Refused {
+                    refusal: invalid(format!("id {id} is already used by a {kind}")),
+                    demand: Vec::new(),
+                });
+            }
+            return Ok(Outcome::Recorded { event, new: false });
+        }
+    }
+    let loaded = load(ledger, who, cmd)?;
+    let event = match plan(cmd, who, &loaded, stamp) {
+        Ok(e) => e,
+        Err(refusal) => {
+            return Ok(Outcome::Refused {
+                refusal,
+                demand: Vec::new(),
+            })
+        }
+    };
+    let applied = match apply_event(&event, &loaded.counters, &loaded.epcs) {
+        Ok(a) => a,
+        Err(refusal) => {
+            let mut demand = Vec::new();
+            if let (Refusal::InsufficientStock { .. }, EventKind::Sale { .. }) =
+                (&refusal, &event.kind)
+            {
+                demand = plan_override(&event.lines, &loaded.counters, &who.replica);
+                for s in &demand {
+                    ledger.add_demand(s.gtin, s.units)?;
+                }
+            }
+            return Ok(Outcome::Refused { refusal, demand });
+        }
+    };
+    // A freshly generated id cannot collide in practice; a caller's id was
+    // checked above, so anything but `New` means the ledger changed under
+    // us, which the single writer rules out. Refuse rather than overwrite.
+    if ledger.insert_event(&event)? != Inserted::New {
+        return Ok(Outcome::Refused {
+            refusal: invalid(format!("id {} is already used", event.id)),
+            demand: Vec::new(),
+        });
+    }
+    for (gtin, counter) in applied.counters {
+        ledger.put_counter(&ItemKey::new(who.location.clone(), gtin), counter)?;
+    }
+    let record = || EpcRecord {
+        event: event.id,
+        replica: who.replica.clone(),
+    };
+    for epc in &applied.sold {
+        ledger.record_epc_sale(epc, record())?;
+    }
+    for epc in &applied.returned {
+        ledger.record_epc_return(epc, record())?;
+    }
+    ledger.append_outbox(event.id)?;
+    Ok(Outcome::Recorded { event, new: true })
+}
+
+#[cfg(test)]
+pub(crate) mod memory {
+    //! An in-memory [`Ledger`] over the model's `MemoryReplica`, for tests.
+
+    use super::*;
+    use std::convert::Infallible;
+    use tally_sync::epcs::DoubleSale;
+    use tally_sync::exchange::MemoryReplica;
+    use tally_sync::Delta;
+
+    #[derive(Debug, Default, Clone)]
+    pub struct MemLedger {
+        pub replica: MemoryReplica,
+        pub prices: BTreeMap<Gtin, i64>,
+        pub outbox: Vec<EventId>,
+        pub demand: BTreeMap<Gtin, u64>,
+    }
+
+    impl ReplicaStore for MemLedger {
+        type Error = Infallible;
+        fn counter(&self, key: &ItemKey) -> Result<BoundedCounter, Infallible> {
+            self.replica.counter(key)
+        }
+        fn put_counter(&mut self, key: &ItemKey, c: BoundedCounter) -> Result<(), Infallible> {
+            self.replica.put_counter(key, c)
+        }
+        fn delta_since(
+            &self,
+            location: &LocationId,
+            cursor: u64,
+            limit: usize,
+        ) -> Result<(Delta, u64), Infallible> {
+            self.replica.delta_since(location, cursor, limit)
+        }
+        fn insert_event(&mut self, event: &Event) -> Result<Inserted, Infallible> {
+            self.replica.insert_event(event)
+        }
+        fn record_epc_sale(
+            &mut self,
+            epc: &Epc,
+            record: EpcRecord,
+        ) -> Result<Option<DoubleSale>, Infallible> {
+            self.replica.record_epc_sale(epc, record)
+        }
+        fn record_epc_return(&mut self, epc: &Epc, record: EpcRecord) -> Result<(), Infallible> {
+            self.replica.record_epc_return(epc, record)
+        }
+    }
+
+    impl Ledger for MemLedger {
+        fn event(&self, id: &EventId) -> Result<Option<Event>, Infallible> {
+            Ok(self.replica.journal.get(id).cloned())
+        }
+        fn epc_history(&self, epc: &Epc) -> Result<Option<EpcHistory>, Infallible> {
+            Ok(self.replica.epcs.get(epc).cloned())
+        }
+        fn catalog_price(&self, gtin: Gtin) -> Result<Option<i64>, Infallible> {
+            Ok(self.prices.get(&gtin).copied())
+        }
+        fn append_outbox(&mut self, id: EventId) -> Result<u64, Infallible> {
+            self.outbox.push(id);
+            Ok(self.outbox.len() as u64)
+        }
+        fn add_demand(&mut self, gtin: Gtin, units: u64) -> Result<(), Infallible> {
+            *self.demand.entry(gtin).or_default() += units;
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::memory::MemLedger;
+    use super::*;
+    use tally_sync::Direction;
+
+    fn who() -> Who {
+        Who {
+            replica: ReplicaId::new("s1").unwrap(),
+            location: LocationId::new("s1").unwrap(),
+        }
+    }
+
+    fn gtin(n: u64) -> Gtin {
+        Gtin::from_body(n).unwrap()
+    }
+
+    fn stamp(n: u8) -> Stamp {
+        Stamp {
+            now_ms: 1_700_000_000_000 + u64::from(n),
+            random: [n; 10],
+        }
+    }
+
+    fn line(g: u64, qty: u64, price: Option<i64>) -> LineIn {
+        LineIn {
+            gtin: gtin(g),
+            qty,
+            unit_price_minor: price,
+            epc: None,
+        }
+    }
+
+    fn sale(id: Option<u8>, lines: Vec<LineIn>) -> Command {
+        Command::Sale {
+            id: id.map(|n| EventId::v7(1, [n; 10])),
+            lines,
+            tenders: vec![],
+            approval: None,
+        }
+    }
+
+    fn receive(l: &mut MemLedger, g: u64, qty: u64) {
+        let cmd = Command::Receipt {
+            id: None,
+            lines: vec![(gtin(g), qty)],
+        };
+        static N: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(100);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let out = execute(l, &who(), &cmd, stamp(n)).unwrap();
+        assert!(matches!(out, Outcome::Recorded { new: true, .. }));
+    }
+
+    fn on_hand(l: &MemLedger, g: u64) -> u64 {
+        l.replica
+            .inventory
+            .counter(&ItemKey::new(who().location, gtin(g)))
+            .value()
+    }
+
+    #[test]
+    fn sale_uses_catalog_price_or_given_price() {
+        let mut l = MemLedger::default();
+        l.prices.insert(gtin(1), 250);
+        receive(&mut l, 1, 5);
+        receive(&mut l, 2, 5);
+        let cmd = sale(Some(1), vec![line(1, 2, None), line(2, 1, Some(99))]);
+        let Outcome::Recorded { event, new } = execute(&mut l, &who(), &cmd, stamp(1)).unwrap()
+        else {
+            panic!("refused")
+        };
+        assert!(new);
+        assert_eq!(event.total_minor(), 599);
+        assert_eq!((on_hand(&l, 1), on_hand(&l, 2)), (3, 4));
+        assert_eq!(l.outbox.len(), 3);
+    }
+
+    #[test]
+    fn unknown_item_without_price_is_invalid_and_changes_nothing() {
+        let mut l = MemLedger::default();
+        receive(&mut l, 1, 5);
+        let before = l.clone();
+        let out = execute(
+            &mut l,
+            &who(),
+            &sale(None, vec![line(1, 1, None)]),
+            stamp(1),
+        )
+        .unwrap();
+        assert!(matches!(
+            out,
+            Outcome::Refused {
+                refusal: Refusal::Invalid(_),
+                ..
+            }
+        ));
+        assert_eq!(l.outbox, before.outbox);
+        assert_eq!(on_hand(&l, 1), 5);
+    }
+
+    #[test]
+    fn insufficient_stock_refuses_whole_sale_and_records_demand() {
+        let mut l = MemLedger::default();
+        receive(&mut l, 1, 2);
+        receive(&mut l, 2, 1);
+        let cmd = sale(
+            Some(1),
+            vec![
+                line(1, 1, Some(1)),
+                line(2, 3, Some(1)),
+                line(1, 2, Some(1)),
+            ],
+        );
+        let out = execute(&mut l, &who(), &cmd, stamp(1)).unwrap();
+        let Outcome::Refused { refusal, demand } = out else {
+            panic!("accepted")
+        };
+        assert!(matches!(refusal, Refusal::InsufficientStock { .. }));
+        assert_eq!(
+            demand,
+            vec![
+                Shortfall {
+                    gtin: gtin(1),
+                    units: 1
+                },
+                Shortfall {
+                    gtin: gtin(2),
+                    units: 2
+                }
+            ]
+        );
+        assert_eq!(l.demand.get(&gtin(2)), Some(&2));
+        assert_eq!((on_hand(&l, 1), on_hand(&l, 2)), (2, 1));
+        assert_eq!(l.outbox.len(), 2, "only the two receipts");
+        // The refused id was not recorded: posting it again may succeed.
+        receive(&mut l, 2, 5);
+        receive(&mut l, 1, 5);
+        assert!(matches!(
+            execute(&mut l, &who(), &cmd, stamp(2)).unwrap(),
+            Outcome::Recorded { new: true, .. }
+        ));
+    }
+
+    #[test]
+    fn same_id_is_applied_once() {
+        let mut l = MemLedger::default();
+        receive(&mut l, 1, 5);
+        let cmd = sale(Some(7), vec![line(1, 2, Some(10))]);
+        let first = execute(&mut l, &who(), &cmd, stamp(1)).unwrap();
+        let again = execute(&mut l, &who(), &cmd, stamp(2)).unwrap();
+        let (
+            Outcome::Recorded {
+                event: a,
+                new: true,
+            },
+            Outcome::Recorded {
+                event: b,
+                new: false,
+            },
+        ) = (first, again)
+        else {
+            panic!("not recorded once")
+        };
+        assert_eq!(a, b);
+        assert_eq!(on_hand(&l, 1), 3);
+        // The same id as another kind is refused.
+        let ret = Command::Return {
+            id: Some(a.id),
+            lines: vec![line(1, 1, Some(10))],
+            original_sale: None,
+        };
+        assert!(matches!(
+            execute(&mut l, &who(), &ret, stamp(3)).unwrap(),
+            Outcome::Refused {
+                refusal: Refusal::Invalid(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn override_sells_beyond_rights_and_is_flagged() {
+        let mut l = MemLedger::default();
+        receive(&mut l, 1, 1);
+        let cmd = Command::Sale {
+            id: None,
+            lines: vec![line(1, 3, Some(100))],
+            tenders: vec![],
+            approval: Some(Approval {
+                approver: "mgr".into(),
+                reason: "on the shelf".into(),
+            }),
+        };
+        let Outcome::Recorded { event, .. } = execute(&mut l, &who(), &cmd, stamp(1)).unwrap()
+        else {
+            panic!("refused")
+        };
+        assert!(event.is_override());
+        let EventKind::Sale {
+            override_: Some(ov),
+            ..
+        } = &event.kind
+        else {
+            panic!("no override")
+        };
+        assert_eq!(
+            ov.shortfall,
+            vec![Shortfall {
+                gtin: gtin(1),
+                units: 2
+            }]
+        );
+        assert_eq!(on_hand(&l, 1), 0);
+        // An approval needs a name and a reason.
+        let bad = Command::Sale {
+            id: None,
+            lines: vec![line(1, 1, Some(100))],
+            tenders: vec![],
+            approval: Some(Approval {
+                approver: " ".into(),
+                reason: "x".into(),
+            }),
+        };
+        assert!(matches!(
+            execute(&mut l, &who(), &bad, stamp(2)).unwrap(),
+            Outcome::Refused {
+                refusal: Refusal::Invalid(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn epc_sold_once_then_returned_then_sold_again() {
+        let mut l = MemLedger::default();
+        receive(&mut l, 1, 5);
+        let epc = Epc::from_hex("3074257BF7194E4000001A85").unwrap();
+        let tagged = |price| LineIn {
+            epc: Some(epc.clone()),
+            ..line(1, 1, Some(price))
+        };
+        let s = |n| Command::Sale {
+            id: Some(EventId::v7(1, [n; 10])),
+            lines: vec![tagged(10)],
+            tenders: vec![],
+            approval: None,
+        };
+        assert!(matches!(
+            execute(&mut l, &who(), &s(1), stamp(1)).unwrap(),
+            Outcome::Recorded { new: true, .. }
+        ));
+        assert_eq!(
+            execute(&mut l, &who(), &s(2), stamp(2)).unwrap(),
+            Outcome::Refused {
+                refusal: Refusal::AlreadySold { epc: epc.clone() },
+                demand: vec![]
+            }
+        );
+        let ret = Command::Return {
+            id: None,
+            lines: vec![tagged(10)],
+            original_sale: None,
+        };
+        assert!(matches!(
+            execute(&mut l, &who(), &ret, stamp(3)).unwrap(),
+            Outcome::Recorded { new: true, .. }
+        ));
+        assert!(matches!(
+            execute(&mut l, &who(), &ret, stamp(4)).unwrap(),
+            Outcome::Refused {
+                refusal: Refusal::NotSold { .. },
+                ..
+            }
+        ));
+        assert!(matches!(
+            execute(&mut l, &who(), &s(3), stamp(5)).unwrap(),
+            Outcome::Recorded { new: true, .. }
+        ));
+        assert_eq!(on_hand(&l, 1), 4);
+    }
+
+    #[test]
+    fn count_moves_on_hand_to_counted() {
+        let mut l = MemLedger::default();
+        receive(&mut l, 1, 10);
+        let count = |counted| Command::Count {
+            id: None,
+            gtin: gtin(1),
+            counted,
+        };
+        let Outcome::Recorded { event, .. } = execute(&mut l, &who(), &count(7), stamp(1)).unwrap()
+        else {
+            panic!("refused")
+        };
+        assert_eq!(
+            event.kind,
+            EventKind::CountAdjustment {
+                counted: 7,
+                direction: Direction::Down,
+                unresolved: 0
+            }
+        );
+        assert_eq!(on_hand(&l, 1), 7);
+        execute(&mut l, &who(), &count(12), stamp(2)).unwrap();
+        assert_eq!(on_hand(&l, 1), 12);
+        let Outcome::Recorded { event, .. } =
+            execute(&mut l, &who(), &count(12), stamp(3)).unwrap()
+        else {
+            panic!("refused")
+        };
+        assert_eq!(event.lines[0].qty, 0);
+        assert_eq!(on_hand(&l, 1), 12);
+    }
+
+    #[test]
+    fn count_cannot_remove_units_whose_rights_another_replica_holds() {
+        let mut l = MemLedger::default();
+        receive(&mut l, 1, 10);
+        let key = ItemKey::new(who().location, gtin(1));
+        let mut c = l.replica.inventory.counter(&key);
+        c.transfer(&who().replica, &ReplicaId::hub(), 4).unwrap();
+        l.replica.inventory.put(&key, c);
+        let cmd = Command::Count {
+            id: None,
+            gtin: gtin(1),
+            counted: 1,
+        };
+        let Outcome::Recorded { event, .. } = execute(&mut l, &who(), &cmd, stamp(1)).unwrap()
+        else {
+            panic!("refused")
+        };
+        assert_eq!(
+            event.kind,
+            EventKind::CountAdjustment {
+                counted: 1,
+                direction: Direction::Down,
+                unresolved: 3
+            }
+        );
+        assert_eq!(on_hand(&l, 1), 4);
+    }
+
+    #[test]
+    fn plan_generates_a_v7_id_from_the_stamp() {
+        let cmd = Command::Receipt {
+            id: None,
+            lines: vec![(gtin(1), 1)],
+        };
+        let e = plan(&cmd, &who(), &Loaded::default(), stamp(9)).unwrap();
+        assert_eq!(e.id, EventId::v7(stamp(9).now_ms, [9; 10]));
+        assert_eq!(e.at_ms, stamp(9).now_ms);
+    }
+
+    #[test]
+    fn negative_price_and_empty_lines_are_invalid() {
+        let mut l = MemLedger::default();
+        for cmd in [
+            sale(None, vec![line(1, 1, Some(-1))]),
+            sale(None, vec![]),
+            sale(None, vec![line(1, 0, Some(1))]),
+        ] {
+            assert!(matches!(
+                execute(&mut l, &who(), &cmd, stamp(1)).unwrap(),
+                Outcome::Refused {
+                    refusal: Refusal::Invalid(_),
+                    ..
+                }
+            ));
+        }
+        assert!(l.outbox.is_empty());
+    }
+}

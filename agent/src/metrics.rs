@@ -1,0 +1,182 @@
+//! The agent's Prometheus metrics (served at `GET /metrics` in the
+//! OpenMetrics text format, which Prometheus scrapes natively).
+//!
+//! One [`Metrics`] per agent, shared by the committer and the API; no
+//! global registry, so tests can run several agents in one process.
+
+use std::fmt;
+
+use prometheus_client::encoding::{text::encode, EncodeLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Label for events by kind.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct KindLabel {
+    /// `sale`, `return`, `receipt`, `count_adjustment`.
+    pub kind: &'static str,
+}
+
+/// Label for refusals by reason.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// `insufficient_stock`, `already_sold`, `not_sold`, `invalid`.
+    pub reason: &'static str,
+}
+
+/// Every metric the agent exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Sales committed durably.
+    pub sales: Counter,
+    /// Events committed durably, by kind.
+    pub events: Family<KindLabel, Counter>,
+    /// Commands refused, by reason.
+    pub refusals: Family<ReasonLabel, Counter>,
+    /// Retried commands answered from the journal.
+    pub duplicates: Counter,
+    /// Transactions that failed to commit.
+    pub commit_failures: Counter,
+    /// Time from the start of a batch's transaction to its durable commit
+    /// (applying every command, then committing).
+    pub batch_seconds: Histogram,
+    /// Time of the durable commit alone (page writes + `fdatasync`).
+    pub commit_seconds: Histogram,
+    /// Commands per committed transaction.
+    pub batch_size: Histogram,
+    /// Events waiting in the outbox for the hub's acknowledgement.
+    pub outbox_events: Gauge,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics")
+            .field("sales", &self.sales.get())
+            .field("outbox_events", &self.outbox_events.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh set of metrics, registered under `tally_agent_`.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("tally_agent");
+        let sales = Counter::default();
+        let events = Family::<KindLabel, Counter>::default();
+        let refusals = Family::<ReasonLabel, Counter>::default();
+        let duplicates = Counter::default();
+        let commit_failures = Counter::default();
+        // 25 µs … ~0.3 s in steps of 1.5×: fsync latencies span that range.
+        let buckets = || std::iter::successors(Some(25e-6), |b| Some(b * 1.5)).take(24);
+        let batch_seconds = Histogram::new(buckets());
+        let commit_seconds = Histogram::new(buckets());
+        let batch_size = Histogram::new([
+            1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+        ]);
+        let outbox_events = Gauge::default();
+        registry.register("sales", "Sales committed durably", sales.clone());
+        registry.register(
+            "events_committed",
+            "Events committed durably, by kind",
+            events.clone(),
+        );
+        registry.register("refusals", "Commands refused, by reason", refusals.clone());
+        registry.register(
+            "duplicates",
+            "Retried commands answered from the journal without re-applying",
+            duplicates.clone(),
+        );
+        registry.register(
+            "commit_failures",
+            "Write transactions that failed to commit",
+            commit_failures.clone(),
+        );
+        registry.register(
+            "batch_seconds",
+            "Group commit latency: transaction start to durable commit",
+            batch_seconds.clone(),
+        );
+        registry.register(
+            "commit_seconds",
+            "Durable commit alone: page writes and fdatasync",
+            commit_seconds.clone(),
+        );
+        registry.register(
+            "batch_size",
+            "Commands per committed transaction",
+            batch_size.clone(),
+        );
+        registry.register(
+            "outbox_events",
+            "Events waiting for the hub's acknowledgement",
+            outbox_events.clone(),
+        );
+        Self {
+            registry,
+            sales,
+            events,
+            refusals,
+            duplicates,
+            commit_failures,
+            batch_seconds,
+            commit_seconds,
+            batch_size,
+            outbox_events,
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> Result<String, fmt::Error> {
+        let mut out = String::new();
+        encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+
+    /// Outbox depth as last set by the committer (or the sync client).
+    pub fn outbox_depth(&self) -> u64 {
+        u64::try_from(self.outbox_events.get()).unwrap_or(0)
+    }
+
+    /// Sets the outbox depth.
+    pub fn set_outbox_depth(&self, n: u64) {
+        self.outbox_events.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_names_every_family() {
+        let m = Metrics::new();
+        m.sales.inc();
+        m.refusals
+            .get_or_create(&ReasonLabel {
+                reason: "insufficient_stock",
+            })
+            .inc();
+        m.commit_seconds.observe(0.002);
+        m.set_outbox_depth(3);
+        let text = m.encode().unwrap();
+        for needle in [
+            "tally_agent_sales_total 1",
+            "tally_agent_refusals_total{reason=\"insufficient_stock\"} 1",
+            "tally_agent_commit_seconds_bucket",
+            "tally_agent_batch_size",
+            "tally_agent_outbox_events 3",
+            "# EOF",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from\n{text}");
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! The agent's durable state: `tally-store` (counters, events, sold EPCs,
+//! catalog, metadata on redb) plus the tables only the agent keeps, all in
+//! one database file and written in one transaction per batch.
+//!
+//! # Design constraints
+//! - **One writer.** Only the committer ([`crate::commit`]) opens write
+//!   transactions; readers take redb snapshots and never block it.
+//! - **Outbox before acknowledgement.** Every recorded event is appended to
+//!   `agent_outbox` under the next sequence number in the same transaction
+//!   that records it (Vector's disk-buffer ledger: the writer's next id is
+//!   stored with the data). Entries leave only when the hub acknowledges
+//!   them (the sync client, issue 5); sequence numbers never repeat, even
+//!   after the outbox empties, because the last one is kept in
+//!   `agent_meta`.
+//! - **Demand is a hint.** Units refused for lack of rights accumulate in
+//!   `agent_demand` until a sync hands them to the hub; losing them in a
+//!   crash costs a rebalancing round, never a sale.
+//! - **The store id is fixed at first run.** It is stored in the database's
+//!   metadata; opening with another id is refused.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use tally_store::redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
+use tally_store::{Db, ReadTxn, StoreError, TxnReplica, WriteTxn};
+use tally_sync::epcs::{DoubleSale, EpcHistory, EpcRecord};
+use tally_sync::exchange::ReplicaStore;
+use tally_sync::journal::Inserted;
+use tally_sync::message::CatalogItem;
+use tally_sync::{
+    BoundedCounter, Delta, Epc, Event, EventId, Gtin, ItemKey, LocationId, ReplicaId,
+};
+
+use crate::core::{Ledger, Who};
+
+/// Outbox: sequence number → event id (UUID as u128).
+const OUTBOX: TableDefinition<u64, u128> = TableDefinition::new("agent_outbox");
+/// Refused demand: gtin → units.
+const DEMAND: TableDefinition<u64, u64> = TableDefinition::new("agent_demand");
+/// The agent's counters: name → value.
+const AGENT_META: TableDefinition<&str, u64> = TableDefinition::new("agent_meta");
+/// Last outbox sequence number handed out.
+const OUTBOX_SEQ: &str = "outbox_seq";
+/// `tally-store` metadata key of the store id.
+const STORE_ID: &str = "store_id";
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "agent.redb";
+
+/// Why the agent's database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The data directory could not be created.
+    #[error("creating data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// First run without a store id.
+    #[error("{0} holds no store yet: give the store id (--store-id or store_id in the config file) on the first run")]
+    NoStoreId(PathBuf),
+    /// The database belongs to another store.
+    #[error("{path} belongs to store {stored:?}, not {configured:?}; use the right data directory or drop --store-id")]
+    StoreIdMismatch {
+        /// The database.
+        path: PathBuf,
+        /// What it holds.
+        stored: String,
+        /// What was configured.
+        configured: String,
+    },
+    /// The stored store id is not a valid id.
+    #[error("{path}: stored store id is invalid: {detail}")]
+    BadStoredId {
+        /// The database.
+        path: PathBuf,
+        /// Why.
+        detail: String,
+    },
+    /// Storage failed (including [`StoreError::AlreadyOpen`]).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn storage(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Storage(e.to_string())
+}
+
+/// One item's stock as `GET /v1/stock/{gtin}` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Stock {
+    /// The item.
+    pub gtin: Gtin,
+    /// Units on hand at this store (all replicas).
+    pub on_hand: u64,
+    /// Units this store may still sell.
+    pub rights: u64,
+    /// Units whose rights other replicas hold (the hub's online reserve).
+    pub others_rights: u64,
+}
+
+impl Stock {
+    /// The stock view of one counter for replica `me`.
+    pub fn of(gtin: Gtin, c: &BoundedCounter, me: &ReplicaId) -> Self {
+        let others_rights = c
+            .replicas()
+            .iter()
+            .filter(|r| *r != me)
+            .fold(0u64, |acc, r| acc.saturating_add(c.rights(r)));
+        Self {
+            gtin,
+            on_hand: c.value(),
+            rights: c.rights(me),
+            others_rights,
+        }
+    }
+}
+
+/// The agent's open database.
+#[derive(Debug)]
+pub struct AgentDb {
+    db: Db,
+    who: Who,
+}
+
+impl AgentDb {
+    /// Opens (creating if needed) the database in `data_dir`, exclusively,
+    /// and checks or records the store id.
+    pub fn open(data_dir: &Path, store_id: Option<&ReplicaId>) -> Result<Self, OpenError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| OpenError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let db = Db::open(&path)?;
+        let txn = db.begin_write()?;
+        let stored = txn.get_meta(STORE_ID)?;
+        let id = match (stored, store_id) {
+            (None, None) => return Err(OpenError::NoStoreId(path)),
+            (None, Some(id)) => {
+                txn.put_meta(STORE_ID, id.as_str().as_bytes())?;
+                id.clone()
+            }
+            (Some(bytes), configured) => {
+                let stored = String::from_utf8_lossy(&bytes).into_owned();
+                let id = ReplicaId::new(&stored).map_err(|e| OpenError::BadStoredId {
+                    path: path.clone(),
+                    detail: e.to_string(),
+                })?;
+                if let Some(c) = configured {
+                    if *c != id {
+                        return Err(OpenError::StoreIdMismatch {
+                            path,
+                            stored,
+                            configured: c.to_string(),
+                        });
+                    }
+                }
+                id
+            }
+        };
+        {
+            let raw = txn.raw();
+            raw.open_table(OUTBOX).map_err(storage)?;
+            raw.open_table(DEMAND).map_err(storage)?;
+            raw.open_table(AGENT_META).map_err(storage)?;
+        }
+        txn.commit()?;
+        let location = LocationId::new(id.as_str()).map_err(|e| OpenError::BadStoredId {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        Ok(Self {
+            db,
+            who: Who {
+                replica: id,
+                location,
+            },
+        })
+    }
+
+    /// This store's identity.
+    pub fn who(&self) -> &Who {
+        &self.who
+    }
+
+    /// Starts the write transaction (the committer's alone).
+    pub fn begin_write(&self) -> Result<WriteTxn, StoreError> {
+        self.db.begin_write()
+    }
+
+    fn read(&self) -> Result<ReadTxn, StoreError> {
+        self.db.begin_read()
+    }
+
+    /// The stock of one item.
+    pub fn stock(&self, gtin: Gtin) -> Result<Stock, StoreError> {
+        let c = self
+            .read()?
+            .counter(&ItemKey::new(self.who.location.clone(), gtin))?;
+        Ok(Stock::of(gtin, &c, &self.who.replica))
+    }
+
+    /// A recorded event.
+    pub fn event(&self, id: &EventId) -> Result<Option<Event>, StoreError> {
+        self.read()?.event(id)
+    }
+
+    /// Every recorded event (tests, audits).
+    pub fn events(&self) -> Result<Vec<Event>, StoreError> {
+        self.read()?.events()
+    }
+
+    /// A catalog item.
+    pub fn catalog_item(&self, gtin: Gtin) -> Result<Option<CatalogItem>, StoreError> {
+        self.read()?.catalog_item(gtin)
+    }
+
+    /// Events waiting in the outbox.
+    pub fn outbox_len(&self) -> Result<u64, StoreError> {
+        let txn = self.read()?;
+        let t = txn.raw().open_table(OUTBOX).map_err(storage)?;
+        t.len().map_err(storage)
+    }
+
+    /// Outbox entries after sequence `after`, oldest first, at most `limit`.
+    pub fn outbox(&self, after: u64, limit: usize) -> Result<Vec<(u64, EventId)>, StoreError> {
+        let txn = self.read()?;
+        let t = txn.raw().open_table(OUTBOX).map_err(storage)?;
+        let mut out = Vec::new();
+        for row in t.range(after.saturating_add(1)..).map_err(storage)? {
+            if out.len() == limit {
+                break;
+            }
+            let (k, v) = row.map_err(storage)?;
+            out.push((k.value(), EventId(uuid::Uuid::from_u128(v.value()))));
+        }
+        Ok(out)
+    }
+
+    /// Outstanding refused demand per item.
+    pub fn demand(&self) -> Result<BTreeMap<Gtin, u64>, StoreError> {
+        let txn = self.read()?;
+        let t = txn.raw().open_table(DEMAND).map_err(storage)?;
+        let mut out = BTreeMap::new();
+        for row in t.iter().map_err(storage)? {
+            let (k, v) = row.map_err(storage)?;
+            let gtin = Gtin::from_u64(k.value()).map_err(|e| StoreError::Corrupt {
+                table: "agent_demand",
+                detail: e.to_string(),
+            })?;
+            out.insert(gtin, v.value());
+        }
+        Ok(out)
+    }
+}
+
+/// Stores catalog items in `txn` (no [`AgentTxn`] may be open on it);
+/// returns how many changed.
+pub fn put_catalog(txn: &WriteTxn, items: &[CatalogItem]) -> Result<usize, StoreError> {
+    let mut changed = 0;
+    for item in items {
+        if txn.put_catalog_item(item)? {
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
+
+/// The command core's [`Ledger`] over one write transaction: the shared
+/// store's tables plus the agent's own.
+#[allow(missing_debug_implementations)]
+pub struct AgentTxn<'t> {
+    txn: &'t WriteTxn,
+    replica: TxnReplica<'t>,
+    outbox: tally_store::redb::Table<'t, u64, u128>,
+    demand: tally_store::redb::Table<'t, u64, u64>,
+    meta: tally_store::redb::Table<'t, &'static str, u64>,
+    outbox_seq: u64,
+    appended: u64,
+}
+
+impl<'t> AgentTxn<'t> {
+    /// Opens the tables in `txn`.
+    pub fn open(txn: &'t WriteTxn) -> Result<Self, StoreError> {
+        let raw = txn.raw();
+        let meta = raw.open_table(AGENT_META).map_err(storage)?;
+        let outbox_seq = meta
+            .get(OUTBOX_SEQ)
+            .map_err(storage)?
+            .map_or(0, |v| v.value());
+        Ok(Self {
+            txn,
+            replica: txn.replica()?,
+            outbox: raw.open_table(OUTBOX).map_err(storage)?,
+            demand: raw.open_table(DEMAND).map_err(storage)?,
+            meta,
+            outbox_seq,
+            appended: 0,
+        })
+    }
+
+    /// Events appended to the outbox through this handle.
+    pub fn appended(&self) -> u64 {
+        self.appended
+    }
+}
+
+impl ReplicaStore for AgentTxn<'_> {
+    type Error = StoreError;
+
+    fn counter(&self, key: &ItemKey) -> Result<BoundedCounter, StoreError> {
+        self.replica.counter(key)
+    }
+
+    fn put_counter(&mut self, key: &ItemKey, counter: BoundedCounter) -> Result<(), StoreError> {
+        self.replica.put_counter(key, counter)
+    }
+
+    fn delta_since(
+        &self,
+        location: &LocationId,
+        cursor: u64,
+        limit: usize,
+    ) -> Result<(Delta, u64), StoreError> {
+        self.replica.delta_since(location, cursor, limit)
+    }
+
+    fn insert_event(&mut self, event: &Event) -> Result<Inserted, StoreError> {
+        self.replica.insert_event(event)
+    }
+
+    fn record_epc_sale(
+        &mut self,
+        epc: &Epc,
+        record: EpcRecord,
+    ) -> Result<Option<DoubleSale>, StoreError> {
+        self.replica.record_epc_sale(epc, record)
+    }
+
+    fn record_epc_return(&mut self, epc: &Epc, record: EpcRecord) -> Result<(), StoreError> {
+        self.replica.record_epc_return(epc, record)
+    }
+}
+
+impl Ledger for AgentTxn<'_> {
+    fn event(&self, id: &EventId) -> Result<Option<Event>, StoreError> {
+        self.replica.event(id)
+    }
+
+    fn epc_history(&self, epc: &Epc) -> Result<Option<EpcHistory>, StoreError> {
+        self.replica.epc_history(epc)
+    }
+
+    fn catalog_price(&self, gtin: Gtin) -> Result<Option<i64>, StoreError> {
+        Ok(self.txn.catalog_item(gtin)?.map(|i| i.price_minor))
+    }
+
+    fn append_outbox(&mut self, id: EventId) -> Result<u64, StoreError> {
+        self.outbox_seq += 1;
+        self.outbox
+            .insert(self.outbox_seq, id.0.as_u128())
+            .map_err(storage)?;
+        self.meta
+            .insert(OUTBOX_SEQ, self.outbox_seq)
+            .map_err(storage)?;
+        self.appended += 1;
+        Ok(self.outbox_seq)
+    }
+
+    fn add_demand(&mut self, gtin: Gtin, units: u64) -> Result<(), StoreError> {
+        let key = gtin.as_u64();
+        let old = self
+            .demand
+            .get(key)
+            .map_err(storage)?
+            .map_or(0, |v| v.value());
+        self.demand
+            .insert(key, old.saturating_add(units))
+            .map_err(storage)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,552 @@
+//! The local API's contract over real HTTP (agent started in-process on
+//! 127.0.0.1:0): every endpoint, every documented error, idempotency,
+//! concurrency within group commits, restart and shutdown.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{TestAgent, GUM, MUG, PEN};
+use serde_json::{json, Value};
+use tally_agent::config::{parse_store_id, Config};
+use tally_agent::store::OpenError;
+use tally_agent::AgentError;
+
+const SALE_ID: &str = "0190a5e0-0000-7000-8000-000000000001";
+
+fn sale(gtin: &str, qty: i64, price: i64) -> Value {
+    json!({"lines": [{"gtin": gtin, "qty": qty, "unit_price_minor": price}]})
+}
+
+async fn outbox(a: &TestAgent) -> u64 {
+    a.get("/v1/status").await.1["outbox_events"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sale_is_committed_once_and_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = TestAgent::start(dir.path(), "s1").await;
+    a.receive(PEN, 5).await;
+    let body = json!({
+        "sale_id": SALE_ID,
+        "lines": [{"gtin": PEN, "qty": 2, "unit_price_minor": 150}],
+        "tenders": [{"method": "cash", "amount_minor": 300}],
+    });
+    let (s, first) = a.post("/v1/sales", body.clone()).await;
+    assert_eq!(s, 201, "{first}");
+    assert_eq!(
+        first,
+        json!({"sale_id": SALE_ID, "status": "committed", "total_minor": 300, "overridden": false})
+    );
+    let (s, again) = a.post("/v1/sales", body).await;
+    assert_eq!((s, &again), (200, &first));
+    assert_eq!(a.on_hand(PEN).await, 3);
+    assert_eq!(outbox(&a).await, 2, "receipt + one sale");
+
+    let (s, got) = a.get(&format!("/v1/sales/{SALE_ID}")).await;
+    assert_eq!(s, 200, "{got}");
+    assert_eq!(got["sale_id"], SALE_ID);
+    assert_eq!(got["total_minor"], 300);
+    assert_eq!(got["lines"][0]["gtin"], "04006381333931");
+    assert_eq!(got["lines"][0]["qty"], 2);
+    assert_eq!(got["tenders"][0]["method"], "cash");
+    assert_eq!(got["overridden"], false);
+
+    // A generated id when none is given.
+    let (s, v) = a.post("/v1/sales", sale(PEN, 1, 150)).await;
+    assert_eq!(s, 201, "{v}");
+    let id: uuid::Uuid = v["sale_id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(id.get_version_num(), 7);
+    a.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn refusals_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = TestAgent::start(dir.path(), "s1").await;
+    a.receive(PEN, 2).await;
+    let (s, v) = a
+        .post(
+            "/v1/sales",
+            json!({"sale_id": SALE_ID, "lines": [
+                {"gtin": PEN, "qty": 1, "unit_price_minor": 1},
+                {"gtin": PEN, "qty": 2, "unit_price_minor": 1}]}),
+        )
+        .await;
+    assert_eq!(s, 409);
+    assert_eq!(
+        v,
+        json!({"error": "insufficient_stock", "gtin": "04006381333931", "requested": 2, "available": 1})
+    );
+    assert_eq!(a.on_hand(PEN).await, 2);
+    assert_eq!(outbox(&a).await, 1);
+    // The refused id was not taken: after more stock arrives it sells.
+    a.receive(PEN, 1).await;
+    let (s, v) = a
+        .post(
+            "/v1/sales",
+            json!({"sale_id": SALE_ID, "lines": [{"gtin": PEN, "qty": 3, "unit_price_minor": 1}]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(a.on_hand(PEN).await, 0);
+    // Never-received item: no rights at all.
+    let (s, v) = a.post("/v1/sales", sale(MUG, 1, 5)).await;
+    assert_eq!((s, v["available"].as_u64()), (409, Some(0)));
+    let (_, metrics) = a.client.get_text("/metrics").await.unwrap();
+    assert!(
+        metrics.contains("tally_agent_refusals_total{reason=\"insufficient_stock\"} 2"),
+        "{metrics}"
+    );
+    a.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn epc_is_sold_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = TestAgent::start(dir.path(), "s1").await;
+    a.receive(PEN, 5).await;
+    let epc = "3074257bf7194e4000001a85";
+    let tagged = json!({"lines": [{"gtin": PEN, "qty": 1, "unit_price_minor": 9, "epc": epc}]});
+    assert_eq!(a.post("/v1/sales", tagged.clone()).await.0, 201);
+    let (s, v) = a.post("/v1/sales", tagged.clone()).await;
+    assert_eq!(s, 409);
+    assert_eq!(
+        v,
+        json!({"error": "already_sold", "epc": "3074257BF7194E4000001A85"})
+    );
+    // Returned, it can be sold again; returned twice, it is refused.
+    let ret = json!({"lines": [{"gtin": PEN, "qty": 1, "unit_price_minor": 9, "epc": epc}]});
+    let (s, v) = a.post("/v1/returns", ret.clone()).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["total_minor"], 9);
+    let (s, v) = a.post("/v1/returns", ret).await;
+    assert_eq!((s, v["error"].as_str()), (409, Some("not_sold")));
+    assert_eq!(a.post("/v1/sales", tagged).await.0, 201);
+    assert_eq!(a.on_hand(PEN).await, 4);
+    a.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn invalid_requests_are_422_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = TestAgent::start(dir.path(), "s1").await;
+    a.receive(PEN, 5).await;
+    let cases = [
+        sale("4006381333932", 1, 1),                 // bad check digit
+        sale("40063813339", 1, 1),                   // bad length
+        sale(PEN, 0, 1),                             // qty 0
+        sale(PEN, -1, 1),                            // qty < 0
+        sale(PEN, 1, -1),                            // negative price
+        json!({"lines": [{"gtin": PEN, "qty": 1}]}), // unknown item, no price
+        json!({"lines": []}),                        // no lines
+        json!({"lines": [{"gtin": PEN, "qty": 1.5, "unit_price_minor": 1}]}),
+        json!({"lines": [{"gtin": PEN, "qty": 1, "unit_price_minor": 1, "epc": "xyz"}]}),
+        json!({"sale_id": "not-a-uuid", "lines": [{"gtin": PEN, "qty": 1, "unit_price_minor": 1}]}),
+        json!({"lines": [{"gtin": PEN, "qty": 1, "unit_price_minor": 1}], "surprise": 1}),
+        json!({"lines": [{"gtin": PEN, "qty": 1, "unit_price_minor": 1}],
+               "override": {"approver": "", "reason": "x"}}),
+        json!({"lines": [{"gtin": PEN, "qty": 1, "unit_price_minor": 1, "epc": "3074257BF7194E4000001A85"},
+                         {"gtin": PEN, "qty": 1, "unit_price_minor": 1, "epc": "3074257BF7194E4000001A85"}]}),
+        json!([1, 2]),
+    ];
+    for body in cases {
+        let (s, v) = a.post("/v1/sales", body.clone()).await;
+        assert_eq!(s, 422, "{body} → {v}");
+        assert_eq!(v["error"], "invalid", "{body} → {v}");
+        assert!(v["detail"].as_str().is_some_and(|d| !d.is_empty()), "{v}");
+    }
+    // Malformed JSON and a missing content type.
+    for (ct, bytes) in [
+        ("application/json", &b"{\"lines\": [{\"gtin\""[..]),
+        ("application/json", &b""[..]),
+        ("text/plain", &b"{\"lines\": []}"[..]),
+    ] {
+        let (s, body) = a
+            .client
+            .raw(hyper::Method::POST, "/v1/sales", Some((ct, bytes.to_vec())))
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            (s.as_u16(), v["error"].as_str()),
+            (422, Some("invalid")),
+            "{v}"
+        );
+    }
+    for (path, body) in [
+        ("/v1/receipts", json!({"lines": [{"gtin": PEN, "qty": 0}]})),
+        ("/v1/receipts", json!({"lines": []})),
+        (
+            "/v1/receipts",
+            json!({"lines": [{"gtin": PEN, "qty": 1, "unit_price_minor": 1}]}),
+        ),
+        ("/v1/counts", json!({"gtin": PEN, "counted": -1})),
+        ("/v1/counts", json!({"gtin": "123", "counted": 1})),
+        ("/v1/returns", json!({"lines": [{"gtin": MUG, "qty": 1}]})),
+        (
+            "/v1/catalog",
+            json!({"items": [{"gtin": PEN, "name": "Pen", "price_minor": -5}]}),
+        ),
+    ] {
+        let (s, v) = a.post(path, body.clone()).await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (422, Some("invalid")),
+            "{path} {body} → {v}"
+        );
+    }
+    assert_eq!(a.on_hand(PEN).await, 5);
+    assert_eq!(outbox(&a).await, 1);
+    a.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn gtin_forms_are_one_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = TestAgent::start(dir.path(), "s1").await;
+    a.receive("036000291452", 4).await; // GTIN-12 (UPC-A)
+    assert_eq!(a.on_hand(GUM).await, 4); // GTIN-13
+    assert_eq!(a.on_hand("00036000291452").await, 4); // GTIN-14
+    assert_eq!(
+        a.post("/v1/sales", sale("00036000291452", 1, 1)).await.0,
+        201
+    );
+    let (s, v) = a.get("/v1/stock/036000291452").await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        v,
+        json!({"gtin": "00036000291452", "on_hand": 3, "rights": 3, "others_rights": 0})
+    );
+    a.receive("96385074", 1).await; // GTIN-8
+    assert_eq!(a.on_hand("00000096385074").await, 1);
+    let (s, v) = a.get("/v1/stock/4006381333932").await;
+    assert_eq!((s, v["error"].as_str()), (422, Some("invalid")));
+    // A valid GTIN never seen has zero stock.
+    assert_eq!(a.on_hand(MUG).await, 0);
+    a.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn override_sells_beyond_rights_and_is_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = TestAgent::start(dir.path(), "s1").await;
+    a.receive(PEN, 1).await;
+    let id = "0190a5e0-0000-7000-8000-0000000000aa";
+    let (s, v) = a
+        .post(
+            "/v1/sales",
+            json!({"sale_id": id, "lines": [{"gtin": PEN, "qty": 3, "unit_price_minor": 100}],
+                   "override": {"approver": "mgr-7", "reason": "on the shelf"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(
+        v,
+        json!({"sale_id": id, "status": "committed", "total_minor": 300, "overridden": true})
+    );
+    let (_, got) = a.get(&format!("/v1/sales/{id}")).await;
+    assert_eq!(got["override"]["approver"], "mgr-7");
+    assert_eq!(
+        got["override"]["shortfall"],
+        json!([{"gtin": "04006381333931", "units": 2}])
+    );
+    assert_eq!(a.on_hand(PEN).await, 0);
+    a.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn returns_receipts_counts_are_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = TestAgent::start(dir.path(), "s1").await;
+    let rid = "0190a5e0-0000-7000-8000-0000000000b1";
+    let body =
+        json!({"receipt_id": rid, "lines": [{"gtin": PEN, "qty": 10}, {"gtin": MUG, "qty": 2}]});
+    let (s, v) = a.post("/v1/receipts", body.clone()).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(
+        v,
+        json!({"receipt_id": rid, "status": "committed", "units": 12})
+    );
+    assert_eq!(a.post("/v1/receipts", body).await, (200, v));
+    assert_eq!(a.on_hand(PEN).await, 10);
+
+    let sid = "0190a5e0-0000-7000-8000-0000000000b2";
+    a.post(
+        "/v1/sales",
+        json!({"sale_id": sid, "lines": [{"gtin": PEN, "qty": 4, "unit_price_minor": 50}]}),
+    )
+    .await;
+    let ret_id = "0190a5e0-0000-7000-8000-0000000000b3";
+    let ret = json!({"return_id": ret_id, "original_sale_id": sid,
+                     "lines": [{"gtin": PEN, "qty": 1, "unit_price_minor": 50}]});
+    let (s, v) = a.post("/v1/returns", ret.clone()).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(
+        v,
+        json!({"return_id": ret_id, "status": "committed", "total_minor": 50})
+    );
+    assert_eq!(a.post("/v1/returns", ret).await, (200, v));
+    assert_eq!(a.on_hand(PEN).await, 7);
+
+    let cid = "0190a5e0-0000-7000-8000-0000000000b4";
+    let count = json!({"count_id": cid, "gtin": PEN, "counted": 5});
+    let (s, v) = a.post("/v1/counts", count.clone()).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(
+        v,
+        json!({"count_id": cid, "status": "committed", "gtin": "04006381333931",
+               "counted": 5, "direction": "down", "adjusted": 2, "unresolved": 0})
+    );
+    assert_eq!(a.post("/v1/counts", count).await, (200, v));
+    assert_eq!(a.on_hand(PEN).await, 5);
+    let (s, v) = a
+        .post("/v1/counts", json!({"gtin": PEN, "counted": 9}))
+        .await;
+    assert_eq!(
+        (s, v["direction"].as_str(), v["adjusted"].as_u64()),
+        (201, Some("up"), Some(4))
+    );
+    assert_eq!(a.on_hand(PEN).await, 9);
+
+    // An id of one kind cannot be reused for another.
+    let (s, v) = a
+        .post(
+            "/v1/sales",
+            json!({"sale_id": rid, "lines": [{"gtin": PEN, "qty": 1, "unit_price_minor": 1}]}),
+        )
+        .await;
+    assert_eq!((s, v["error"].as_str()), (422, Some("invalid")), "{v}");
+    // GET /v1/sales/{id}: only sales; unknown → 404; not a UUID → 422.
+    assert_eq!(a.get(&format!("/v1/sales/{rid}")).await.0, 404);
+    assert_eq!(
+        a.get("/v1/sales/0190a5e0-0000-7000-8000-0000000000ff")
+            .await,
+        (404, json!({"error": "not_found"}))
+    );
+    assert_eq!(a.get("/v1/sales/xyz").await.0, 422);
+    a.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn catalog_prices_fill_missing_prices() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = TestAgent::start(dir.path(), "s1").await;
+    let (s, v) = a
+        .post(
+            "/v1/catalog",
+            json!({"items": [{"gtin": PEN, "name": "Pen", "price_minor": 129},
+                             {"gtin": MUG, "name": "Mug", "price_minor": 800}]}),
+        )
+        .await;
+    assert_eq!((s, v), (200, json!({"items": 2, "changed": 2})));
+    a.receive(PEN, 3).await;
+    let (s, v) = a
+        .post(
+            "/v1/sales",
+            json!({"lines": [{"gtin": PEN, "qty": 2}, {"gtin": PEN, "qty": 1, "unit_price_minor": 100}]}),
+        )
+        .await;
+    assert_eq!((s, v["total_minor"].as_i64()), (201, Some(358)), "{v}");
+    a.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn status_metrics_limits_and_unknown_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = TestAgent::start(dir.path(), "store-9").await;
+    let (s, v) = a.get("/v1/status").await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        v,
+        json!({"store_id": "store-9", "replica_id": "store-9", "online": false,
+               "last_sync_at": null, "outbox_events": 0, "version": env!("CARGO_PKG_VERSION")})
+    );
+    a.receive(PEN, 2).await;
+    a.post("/v1/sales", sale(PEN, 1, 1)).await;
+    let (s, text) = a.client.get_text("/metrics").await.unwrap();
+    assert_eq!(s.as_u16(), 200);
+    for needle in [
+        "tally_agent_sales_total 1",
+        "tally_agent_events_committed_total{kind=\"receipt\"} 1",
+        "tally_agent_commit_seconds_count 2",
+        "tally_agent_batch_seconds_count 2",
+        "tally_agent_batch_size_count 2",
+        "tally_agent_outbox_events 2",
+    ] {
+        assert!(text.contains(needle), "{needle} not in\n{text}");
+    }
+    // Body limit (1 MiB by default): 413 with a JSON error.
+    let big = json!({"lines": [{"gtin": PEN, "qty": 1, "unit_price_minor": 1}], "pad": "x".repeat(2 << 20)});
+    let (s, v) = a.post("/v1/sales", big).await;
+    assert_eq!((s, v["error"].as_str()), (413, Some("too_large")), "{v}");
+    assert_eq!(
+        a.get("/v1/nope").await,
+        (404, json!({"error": "not_found"}))
+    );
+    a.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_sales_never_oversell_and_ids_apply_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = std::sync::Arc::new(TestAgent::start(dir.path(), "s1").await);
+    a.receive(PEN, 20).await;
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let a = a.clone();
+        tasks.push(tokio::spawn(async move {
+            a.post("/v1/sales", sale(PEN, 1, 1)).await.0
+        }));
+    }
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.unwrap());
+    }
+    assert_eq!(codes.iter().filter(|&&c| c == 201).count(), 20, "{codes:?}");
+    assert_eq!(codes.iter().filter(|&&c| c == 409).count(), 30, "{codes:?}");
+    assert_eq!(a.on_hand(PEN).await, 0);
+
+    // One id posted 20 times at once: applied once.
+    a.receive(MUG, 5).await;
+    let body =
+        json!({"sale_id": SALE_ID, "lines": [{"gtin": MUG, "qty": 2, "unit_price_minor": 7}]});
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (a, body) = (a.clone(), body.clone());
+        tasks.push(tokio::spawn(async move { a.post("/v1/sales", body).await }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        let (s, v) = t.await.unwrap();
+        assert!(s == 201 || s == 200, "{s} {v}");
+        assert_eq!(v["total_minor"], 14);
+        created += usize::from(s == 201);
+    }
+    assert_eq!(created, 1);
+    assert_eq!(a.on_hand(MUG).await, 3);
+    let (_, text) = a.client.get_text("/metrics").await.unwrap();
+    assert!(text.contains("tally_agent_duplicates_total 19"), "{text}");
+    std::sync::Arc::into_inner(a).unwrap().stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn state_survives_restart_and_store_id_is_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = TestAgent::start(dir.path(), "s1").await;
+    a.receive(PEN, 5).await;
+    a.post(
+        "/v1/sales",
+        json!({"sale_id": SALE_ID, "lines": [{"gtin": PEN, "qty": 2, "unit_price_minor": 3}]}),
+    )
+    .await;
+    // A second agent on the same data dir is refused while the first runs.
+    let err = TestAgent::try_start(Config::new(dir.path(), Some(parse_store_id("s1").unwrap())))
+        .await
+        .err()
+        .expect("second agent started");
+    assert!(
+        matches!(
+            err,
+            AgentError::Open(OpenError::Store(tally_store::StoreError::AlreadyOpen(_)))
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("already open"), "{err}");
+    a.stop().await.unwrap();
+
+    // Restart without --store-id: the stored one is used.
+    let a = TestAgent::try_start(Config::new(dir.path(), None))
+        .await
+        .unwrap();
+    assert_eq!(a.on_hand(PEN).await, 3);
+    assert_eq!(a.get("/v1/status").await.1["outbox_events"], 2);
+    let (s, _) = a
+        .post(
+            "/v1/sales",
+            json!({"sale_id": SALE_ID, "lines": [{"gtin": PEN, "qty": 2, "unit_price_minor": 3}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "retry after restart is not re-applied");
+    assert_eq!(a.on_hand(PEN).await, 3);
+    a.stop().await.unwrap();
+
+    let err = TestAgent::try_start(Config::new(dir.path(), Some(parse_store_id("s2").unwrap())))
+        .await
+        .err()
+        .expect("wrong store id accepted");
+    assert!(
+        matches!(err, AgentError::Open(OpenError::StoreIdMismatch { .. })),
+        "{err}"
+    );
+    let fresh = tempfile::tempdir().unwrap();
+    let err = TestAgent::try_start(Config::new(fresh.path(), None))
+        .await
+        .err()
+        .expect("first run without store id accepted");
+    assert!(
+        matches!(err, AgentError::Open(OpenError::NoStoreId(_))),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_finishes_in_flight_commits() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let a = TestAgent::start(dir.path(), "s1").await;
+    a.receive(PEN, 100_000).await;
+    let next = Arc::new(AtomicU32::new(0));
+    let acked_count = Arc::new(AtomicU32::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (client, next, acked_count) = (a.client.clone(), next.clone(), acked_count.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let id = format!("0190a5e0-0000-7000-8000-{:012x}", 0x1000 + i);
+                let body = json!({"sale_id": id, "lines": [{"gtin": PEN, "qty": 1, "unit_price_minor": 1}]});
+                match client.post("/v1/sales", &body).await {
+                    // Once shutdown began, connections are refused or
+                    // closed; an answered request must be a success.
+                    Err(_) => return acked,
+                    Ok((s, v)) => {
+                        assert_eq!(s.as_u16(), 201, "{v}");
+                        acked.push(id);
+                        acked_count.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while acked_count.load(Ordering::Relaxed) < 100 {
+        assert!(std::time::Instant::now() < deadline, "sales too slow");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    a.stop().await.unwrap();
+    let mut acked = Vec::new();
+    for t in tasks {
+        acked.extend(t.await.unwrap());
+    }
+    assert!(acked.len() >= 100);
+    let a = TestAgent::try_start(Config::new(dir.path(), None))
+        .await
+        .unwrap();
+    for id in &acked {
+        assert_eq!(
+            a.get(&format!("/v1/sales/{id}")).await.0,
+            200,
+            "acknowledged sale {id} lost"
+        );
+    }
+    // Sales that were sent but got no answer may or may not be recorded;
+    // each is recorded at most once.
+    let sold = 100_000 - a.on_hand(PEN).await;
+    assert!(sold >= acked.len() as u64 && sold <= u64::from(next.load(Ordering::Relaxed)));
+    a.stop().await.unwrap();
+}

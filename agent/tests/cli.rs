@@ -1,0 +1,180 @@
+//! The `tally-agent` CLI as a user runs it: `run` (flags, TOML config,
+//! SIGTERM), `stock`, `status` and `catalog import` (through the API, and
+//! directly into a stopped agent's data directory).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{agent_command, AgentProcess, MUG, PEN};
+use serde_json::{json, Value};
+use tally_agent::client::ApiClient;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tally-agent");
+
+fn cli(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("TALLY_AGENT_URL")
+        .output()
+        .unwrap()
+}
+
+fn json_out(o: &Output) -> Value {
+    assert!(
+        o.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    assert!(!o.status.success(), "unexpected success");
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_stock_status_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+    let csv = dir.path().join("catalog.csv");
+    std::fs::write(
+        &csv,
+        format!("gtin,name,price_minor\n{PEN},\"Pen, blue\",129\n{MUG},Mug,800\n"),
+    )
+    .unwrap();
+    let csv_s = csv.to_str().unwrap();
+
+    // Direct import before the first run creates the store.
+    let out = json_out(&cli(&[
+        "catalog",
+        "import",
+        csv_s,
+        "--data-dir",
+        data_s,
+        "--store-id",
+        "s1",
+    ]));
+    assert_eq!(out, json!({"items": 2, "changed": 2}));
+
+    let agent = AgentProcess::spawn(agent_command(BIN, &data, "s1")).await;
+    let url = agent.url.as_str();
+    let client = ApiClient::new(url);
+    client
+        .post("/v1/receipts", &json!({"lines": [{"gtin": PEN, "qty": 5}]}))
+        .await
+        .unwrap();
+    let (s, v) = client
+        .post("/v1/sales", &json!({"lines": [{"gtin": PEN, "qty": 2}]}))
+        .await
+        .unwrap();
+    assert_eq!((s.as_u16(), v["total_minor"].as_i64()), (201, Some(258)));
+
+    let stock = json_out(&cli(&["stock", PEN, "--agent", url]));
+    assert_eq!(stock["on_hand"], 3);
+    assert_eq!(stock["gtin"], "04006381333931");
+    let status = json_out(&cli(&["status", "--agent", url]));
+    assert_eq!(status["store_id"], "s1");
+    assert_eq!(status["outbox_events"], 2);
+    assert!(stderr(&cli(&["stock", "123", "--agent", url])).contains("422"));
+
+    // Import through the API while running; direct import is refused.
+    std::fs::write(&csv, format!("{PEN},Pen,150\n{MUG},Mug,800\n")).unwrap();
+    let out = json_out(&cli(&["catalog", "import", csv_s, "--agent", url]));
+    assert_eq!(out, json!({"items": 2, "changed": 1}));
+    let (_, v) = client
+        .post("/v1/sales", &json!({"lines": [{"gtin": PEN, "qty": 1}]}))
+        .await
+        .unwrap();
+    assert_eq!(v["total_minor"], 150);
+    let err = stderr(&cli(&["catalog", "import", csv_s, "--data-dir", data_s]));
+    assert!(err.contains("already open in another process"), "{err}");
+
+    // A bad CSV names the line and imports nothing.
+    std::fs::write(&csv, format!("{PEN},Pen,1\n{MUG},Mug,x\n")).unwrap();
+    let err = stderr(&cli(&["catalog", "import", csv_s, "--agent", url]));
+    assert!(err.contains("line 2"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_reads_the_config_file_flags_win_and_sigterm_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\nlisten = \"127.0.0.1:1\"\nstore_id = \"from-file\"\n[commit]\nmax_batch = 16\n",
+            data.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config);
+    let mut agent = AgentProcess::spawn(cmd).await;
+    let status = json_out(&cli(&["status", "--agent", &agent.url]));
+    assert_eq!(status["store_id"], "from-file");
+
+    let pid = agent.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(s) = agent.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(exit.success(), "{exit}");
+
+    // The store id is fixed now: another one is a clear error.
+    let err = stderr(&cli(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--store-id",
+        "other",
+    ]));
+    assert!(err.contains("belongs to store \"from-file\""), "{err}");
+}
+
+#[test]
+fn clear_errors_without_an_agent_or_a_data_dir() {
+    let err = stderr(&cli(&["status", "--agent", "http://127.0.0.1:9"]));
+    assert!(err.contains("cannot reach the agent"), "{err}");
+    let err = stderr(&cli(&["run", "--listen", "127.0.0.1:0"]));
+    assert!(err.contains("no data directory"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let err = stderr(&cli(&[
+        "run",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]));
+    assert!(err.contains("give the store id"), "{err}");
+    let err = stderr(&cli(&[
+        "run",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--store-id",
+        "hub",
+    ]));
+    assert!(err.contains("reserved for the hub"), "{err}");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "listen = 5\n").unwrap();
+    let err = stderr(&cli(&["run", "--config", bad.to_str().unwrap()]));
+    assert!(err.contains("bad.toml"), "{err}");
+}

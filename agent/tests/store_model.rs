@@ -1,0 +1,340 @@
+//! The agent's store against a `BTreeMap` model, in the style of sled's
+//! `test_tree_failpoints.rs`: random receipts, sales (with repeated ids),
+//! counts and returns go through the real committer (queued in order, so
+//! they share group commits), interleaved with `Restart` (stop the
+//! committer, close and reopen the database) and `Crash` (commands applied
+//! in a write transaction that is dropped uncommitted, then a restart).
+//! After every step the stock of every item, the recorded ids and the
+//! outbox depth must equal the model's.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use tally_agent::commit::{Committer, Done, Job, Limits};
+use tally_agent::core::{execute, Command, LineIn, Outcome, Stamp};
+use tally_agent::metrics::Metrics;
+use tally_agent::store::{AgentDb, AgentTxn};
+use tally_sync::{EventId, Gtin, ReplicaId};
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// Commands queued back to back (one or more group commits).
+    Batch(Vec<Cmd>),
+    /// Close and reopen the database.
+    Restart,
+    /// Apply commands in a transaction that never commits, then restart.
+    Crash(Vec<Cmd>),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Cmd {
+    Receive { item: u8, qty: u8, id: u8 },
+    Sell { item: u8, qty: u8, id: u8 },
+    Return { item: u8, qty: u8, id: u8 },
+    Count { item: u8, counted: u8, id: u8 },
+}
+
+fn cmd() -> impl Strategy<Value = Cmd> {
+    // Few items and ids, so sales run short and ids repeat.
+    let item = 0u8..3;
+    let id = 0u8..24;
+    prop_oneof![
+        3 => (item.clone(), 1u8..6, id.clone()).prop_map(|(item, qty, id)| Cmd::Receive { item, qty, id }),
+        5 => (item.clone(), 1u8..4, id.clone()).prop_map(|(item, qty, id)| Cmd::Sell { item, qty, id }),
+        1 => (item.clone(), 1u8..3, id.clone()).prop_map(|(item, qty, id)| Cmd::Return { item, qty, id }),
+        1 => (item, 0u8..8, id).prop_map(|(item, counted, id)| Cmd::Count { item, counted, id }),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        8 => prop::collection::vec(cmd(), 1..12).prop_map(Op::Batch),
+        1 => Just(Op::Restart),
+        1 => prop::collection::vec(cmd(), 1..6).prop_map(Op::Crash),
+    ]
+}
+
+fn gtin(item: u8) -> Gtin {
+    Gtin::from_body(400_638_133_390 + u64::from(item)).unwrap()
+}
+
+/// Ids are per kind so that one id is never used by two kinds here (that
+/// case is covered by the API tests).
+fn id(kind: u8, n: u8) -> EventId {
+    EventId(uuid::Uuid::from_u128(
+        0x0190_a5e0_0000_7000_8000_0000_0000_0000 | (u128::from(kind) << 8) | u128::from(n),
+    ))
+}
+
+fn to_command(c: Cmd) -> Command {
+    let line = |item, qty: u8| LineIn {
+        gtin: gtin(item),
+        qty: u64::from(qty),
+        unit_price_minor: Some(10),
+        epc: None,
+    };
+    match c {
+        Cmd::Receive { item, qty, id: n } => Command::Receipt {
+            id: Some(id(1, n)),
+            lines: vec![(gtin(item), u64::from(qty))],
+        },
+        Cmd::Sell { item, qty, id: n } => Command::Sale {
+            id: Some(id(2, n)),
+            lines: vec![line(item, qty)],
+            tenders: vec![],
+            approval: None,
+        },
+        Cmd::Return { item, qty, id: n } => Command::Return {
+            id: Some(id(3, n)),
+            lines: vec![line(item, qty)],
+            original_sale: None,
+        },
+        Cmd::Count {
+            item,
+            counted,
+            id: n,
+        } => Command::Count {
+            id: Some(id(4, n)),
+            gtin: gtin(item),
+            counted: u64::from(counted),
+        },
+    }
+}
+
+/// The model: on hand per item (this store holds every right), recorded
+/// ids, outbox depth.
+#[derive(Debug, Default, Clone)]
+struct Model {
+    on_hand: BTreeMap<u8, u64>,
+    ids: BTreeSet<EventId>,
+    outbox: u64,
+}
+
+/// What the model expects a command to do.
+#[derive(Debug, PartialEq, Eq)]
+enum Expect {
+    New,
+    Retry,
+    Refused,
+}
+
+impl Model {
+    fn apply(&mut self, c: Cmd) -> Expect {
+        let command = to_command(c);
+        let id = command.id().unwrap();
+        if self.ids.contains(&id) {
+            return Expect::Retry;
+        }
+        let have = self.on_hand.entry(match c {
+            Cmd::Receive { item, .. }
+            | Cmd::Sell { item, .. }
+            | Cmd::Return { item, .. }
+            | Cmd::Count { item, .. } => item,
+        });
+        let have = have.or_default();
+        match c {
+            Cmd::Receive { qty, .. } | Cmd::Return { qty, .. } => *have += u64::from(qty),
+            Cmd::Sell { qty, .. } => {
+                if *have < u64::from(qty) {
+                    return Expect::Refused;
+                }
+                *have -= u64::from(qty);
+            }
+            Cmd::Count { counted, .. } => *have = u64::from(counted),
+        }
+        self.ids.insert(id);
+        self.outbox += 1;
+        Expect::New
+    }
+}
+
+struct Agent {
+    db: Arc<AgentDb>,
+    committer: Option<(Committer, std::thread::JoinHandle<()>)>,
+}
+
+impl Agent {
+    fn open(dir: &Path) -> Self {
+        let db = Arc::new(AgentDb::open(dir, Some(&ReplicaId::new("s1").unwrap())).unwrap());
+        let committer = Committer::start(
+            db.clone(),
+            Arc::new(Metrics::new()),
+            Limits {
+                max_batch: 5,
+                queue: 64,
+            },
+        )
+        .unwrap();
+        Self {
+            db,
+            committer: Some(committer),
+        }
+    }
+
+    fn close(mut self) {
+        if let Some((c, t)) = self.committer.take() {
+            drop(c);
+            t.join().unwrap();
+        }
+        // The committer thread held the other reference.
+        Arc::into_inner(self.db).expect("db still shared");
+    }
+}
+
+fn check(agent: &Agent, model: &Model) -> Result<(), TestCaseError> {
+    for item in 0..3u8 {
+        let stock = agent.db.stock(gtin(item)).unwrap();
+        let want = model.on_hand.get(&item).copied().unwrap_or(0);
+        prop_assert_eq!(stock.on_hand, want, "item {}", item);
+        prop_assert_eq!(stock.rights, want);
+    }
+    let ids: BTreeSet<EventId> = agent.db.events().unwrap().iter().map(|e| e.id).collect();
+    prop_assert_eq!(&ids, &model.ids);
+    prop_assert_eq!(agent.db.outbox_len().unwrap(), model.outbox);
+    let seqs: Vec<u64> = agent
+        .db
+        .outbox(0, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|(s, _)| *s)
+        .collect();
+    prop_assert_eq!(
+        seqs,
+        (1..=model.outbox).collect::<Vec<_>>(),
+        "gapless, increasing"
+    );
+    Ok(())
+}
+
+fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = Model::default();
+    let mut agent = Agent::open(dir.path());
+    for op in ops {
+        match op {
+            Op::Batch(cmds) => {
+                let (committer, _) = agent.committer.as_ref().unwrap();
+                let tickets = rt.block_on(async {
+                    let mut tickets = Vec::new();
+                    for c in &cmds {
+                        tickets.push(
+                            committer
+                                .enqueue(Job::Command(to_command(*c)))
+                                .await
+                                .unwrap(),
+                        );
+                    }
+                    tickets
+                });
+                for (c, ticket) in cmds.iter().zip(tickets) {
+                    let expect = model.apply(*c);
+                    let done = rt.block_on(ticket.wait()).unwrap();
+                    let got = match done {
+                        Done::Command(Outcome::Recorded { new: true, .. }) => Expect::New,
+                        Done::Command(Outcome::Recorded { new: false, .. }) => Expect::Retry,
+                        Done::Command(Outcome::Refused { .. }) => Expect::Refused,
+                        other => panic!("{other:?}"),
+                    };
+                    prop_assert_eq!(got, expect, "{:?}", c);
+                }
+            }
+            Op::Restart => {
+                agent.close();
+                agent = Agent::open(dir.path());
+            }
+            Op::Crash(cmds) => {
+                // Stop the committer so this is the only writer.
+                agent.close();
+                {
+                    let db = AgentDb::open(dir.path(), None).unwrap();
+                    let txn = db.begin_write().unwrap();
+                    {
+                        let mut ledger = AgentTxn::open(&txn).unwrap();
+                        for (i, c) in cmds.iter().enumerate() {
+                            let stamp = Stamp {
+                                now_ms: 1,
+                                random: [i as u8; 10],
+                            };
+                            execute(&mut ledger, db.who(), &to_command(*c), stamp).unwrap();
+                        }
+                    }
+                    drop(txn); // never committed: the crash
+                }
+                agent = Agent::open(dir.path());
+            }
+        }
+        check(&agent, &model)?;
+    }
+    agent.close();
+    let agent = Agent::open(dir.path());
+    check(&agent, &model)?;
+    agent.close();
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(48),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn store_matches_model_across_restarts_and_crashes(ops in prop::collection::vec(op(), 1..24)) {
+        run(ops)?;
+    }
+}
+
+#[test]
+fn a_sale_and_its_retry_in_one_batch_apply_once() {
+    run(vec![
+        Op::Batch(vec![
+            Cmd::Receive {
+                item: 0,
+                qty: 3,
+                id: 0,
+            },
+            Cmd::Sell {
+                item: 0,
+                qty: 2,
+                id: 1,
+            },
+            Cmd::Sell {
+                item: 0,
+                qty: 2,
+                id: 1,
+            },
+            Cmd::Sell {
+                item: 0,
+                qty: 2,
+                id: 2,
+            },
+            Cmd::Sell {
+                item: 0,
+                qty: 1,
+                id: 3,
+            },
+        ]),
+        Op::Crash(vec![
+            Cmd::Receive {
+                item: 0,
+                qty: 2,
+                id: 5,
+            },
+            Cmd::Sell {
+                item: 0,
+                qty: 1,
+                id: 4,
+            },
+        ]),
+        Op::Restart,
+    ])
+    .unwrap();
+}
