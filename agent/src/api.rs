@@ -60,6 +60,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/stock/{gtin}", get(get_stock))
         .route("/v1/status", get(get_status))
         .route("/v1/catalog", post(post_catalog))
+        .route("/v1/catalog/{gtin}", get(get_catalog_item))
         .route("/metrics", get(get_metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -449,6 +450,23 @@ async fn get_stock(
     let db = state.db.clone();
     let stock = blocking(move || db.stock(g)).await?;
     Ok(Json(stock).into_response())
+}
+
+/// `GET /v1/catalog/{gtin}`: one item's name and price (the cashier
+/// terminal's lookup).
+async fn get_catalog_item(
+    State(state): State<AppState>,
+    Path(g): Path<String>,
+) -> Result<Response, ApiError> {
+    let g = gtin(&g)?;
+    let db = state.db.clone();
+    let item = blocking(move || db.catalog_item(g))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(
+        Json(json!({"gtin": item.gtin, "name": item.name, "price_minor": item.price_minor}))
+            .into_response(),
+    )
 }
 
 async fn get_status(State(state): State<AppState>) -> Response {

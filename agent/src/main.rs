@@ -3,6 +3,7 @@
 //! the client subcommands) or to `devices_cli` (decode, devices, listen).
 
 mod devices_cli;
+mod pos;
 
 use std::process::ExitCode;
 
@@ -35,6 +36,8 @@ enum Command {
     Devices(devices_cli::DevicesArgs),
     /// Run the scanner and/or RFID drivers and print one event per line.
     Listen(devices_cli::ListenArgs),
+    /// Cashier terminal (full screen) on the running agent's API.
+    Pos(pos::PosArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Command::Decode(args) => return devices_cli::run_decode(args),
         Command::Devices(args) => return devices_cli::run_devices(args),
         Command::Listen(args) => return devices_cli::run_listen(args),
+        Command::Pos(args) => return pos::run(args),
         Command::Run(args) => run(&args),
         Command::Stock(args) => runtime().and_then(|rt| print(rt.block_on(cli::stock(&args))?)),
         Command::Status(args) => runtime().and_then(|rt| print(rt.block_on(cli::status(&args))?)),

@@ -1,0 +1,266 @@
+//! The event loop: glues the terminal (crossterm keys in, ratatui frames
+//! out), the scanner driver, a status poll and the agent API to the pure
+//! [`PosState`]. Each [`Effect`] runs as its own task and comes back as an
+//! [`Action`]; the screen is redrawn after every batch of actions.
+//!
+//! # Design constraints
+//! - The loop owns the state; nothing else mutates it.
+//! - Keys are read on a dedicated thread (crossterm's read blocks) and the
+//!   scanner driver has its own thread; both feed one channel.
+//! - Nothing is logged to the terminal while it is drawn (`--log FILE`).
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ratatui::backend::Backend;
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use ratatui::Terminal;
+use tally_hardware::driver::scanner::{self as scanner_driver, ScannerConfig, ScannerEvent};
+use tally_hardware::driver::DeviceStatus;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::api::AgentApi;
+use super::render;
+use super::scan;
+use super::state::{Action, Effect, Env, Key, PosState};
+
+/// How often the agent's status is asked.
+pub const STATUS_EVERY: Duration = Duration::from_secs(2);
+
+/// Why the terminal stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum LoopError {
+    /// Drawing or reading the terminal failed.
+    #[error("terminal: {0}")]
+    Terminal(#[from] io::Error),
+    /// The scanner driver could not start.
+    #[error("starting the scanner driver on {path}: {source}")]
+    Scanner {
+        /// The port.
+        path: String,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// Translates a terminal key into the state machine's, if it means one.
+pub fn map_key(k: KeyEvent) -> Option<Key> {
+    if k.kind == KeyEventKind::Release {
+        return None;
+    }
+    let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+    Some(match k.code {
+        KeyCode::Char(c) if ctrl => Key::Ctrl(c.to_ascii_lowercase()),
+        KeyCode::Char(c) => Key::Char(c),
+        KeyCode::Enter => Key::Enter,
+        KeyCode::Esc => Key::Esc,
+        KeyCode::Backspace => Key::Backspace,
+        KeyCode::Delete => Key::Delete,
+        KeyCode::Up => Key::Up,
+        KeyCode::Down => Key::Down,
+        KeyCode::F(n) => Key::F(n),
+        _ => return None,
+    })
+}
+
+/// Turns a scanner driver event into an action.
+pub fn scanner_action(e: ScannerEvent) -> Action {
+    match e {
+        ScannerEvent::Scan { raw, barcode } => Action::Scanned(scan::from_barcode(&raw, &barcode)),
+        ScannerEvent::ScanError { raw, error } => {
+            Action::Scanned(Err(scan::ScanError::Barcode { raw, error }))
+        }
+        ScannerEvent::Status(DeviceStatus::Connected { path }) => Action::Scanner {
+            connected: true,
+            detail: path.display().to_string(),
+        },
+        ScannerEvent::Status(DeviceStatus::Disconnected { path, reason }) => Action::Scanner {
+            connected: false,
+            detail: format!("{}: {reason}", path.display()),
+        },
+    }
+}
+
+/// What the loop's channel carries.
+#[derive(Debug)]
+enum Input {
+    /// For the state machine.
+    Action(Action),
+    /// The terminal was resized.
+    Redraw,
+    /// Reading the terminal failed: stop.
+    TerminalFailed(io::Error),
+}
+
+/// Runs one effect against the agent; the answer as an action (`None` for
+/// [`Effect::Quit`], which the loop handles itself).
+pub async fn perform<A: AgentApi>(api: &A, effect: Effect) -> Option<Action> {
+    Some(match effect {
+        Effect::LookupCatalog(gtin) => {
+            let result = api.catalog_item(&gtin).await;
+            Action::Catalog { gtin, result }
+        }
+        Effect::FetchStock(gtin) => {
+            let result = api.stock(&gtin).await;
+            Action::Stock { gtin, result }
+        }
+        Effect::PostSale(req) => {
+            let result = api.post_sale(&req).await;
+            if let Err(e) = &result {
+                tracing::warn!(sale = %req.sale_id, error = %e, "Sale not confirmed.");
+            } else {
+                tracing::info!(sale = %req.sale_id, "Sale committed.");
+            }
+            Action::SaleDone {
+                sale_id: req.sale_id,
+                result,
+            }
+        }
+        Effect::PostReturn(req) => {
+            let result = api.post_return(&req).await;
+            Action::ReturnDone {
+                return_id: req.return_id,
+                result,
+            }
+        }
+        Effect::Quit => return None,
+    })
+}
+
+/// What the loop needs besides the API.
+#[derive(Debug, Clone)]
+pub struct LoopConfig {
+    /// The scanner, if one is attached.
+    pub scanner: Option<ScannerConfig>,
+}
+
+/// Runs the terminal until the cashier quits.
+pub async fn run<A: AgentApi, B: Backend>(
+    api: Arc<A>,
+    terminal: &mut Terminal<B>,
+    mut state: PosState,
+    config: LoopConfig,
+) -> Result<(), LoopError>
+where
+    LoopError: From<B::Error>,
+{
+    let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let keys = spawn_key_reader(tx.clone(), stop.clone());
+
+    let scanner = match config.scanner {
+        Some(cfg) => {
+            let path = cfg.port.path.display().to_string();
+            state.scanner = Some((false, format!("{path}: opening")));
+            let (stx, mut srx) = mpsc::channel::<ScannerEvent>(64);
+            let handle = scanner_driver::spawn(cfg, stx)
+                .map_err(|source| LoopError::Scanner { path, source })?;
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while let Some(e) = srx.recv().await {
+                    if tx.send(Input::Action(scanner_action(e))).is_err() {
+                        break;
+                    }
+                }
+            });
+            Some(handle)
+        }
+        None => None,
+    };
+
+    let status_busy = Arc::new(AtomicBool::new(false));
+    let mut ticker = tokio::time::interval(STATUS_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    let result = async {
+        terminal.draw(|f| render::draw(f, &state))?;
+        loop {
+            let first = tokio::select! {
+                a = rx.recv() => a,
+                _ = ticker.tick() => {
+                    if !status_busy.swap(true, Ordering::SeqCst) {
+                        let (api, tx, busy) = (api.clone(), tx.clone(), status_busy.clone());
+                        tokio::spawn(async move {
+                            let r = api.status().await;
+                            busy.store(false, Ordering::SeqCst);
+                            let _ = tx.send(Input::Action(Action::Status(r)));
+                        });
+                    }
+                    continue;
+                }
+            };
+            let Some(first) = first else { break };
+            let mut batch = vec![first];
+            while let Ok(a) = rx.try_recv() {
+                batch.push(a);
+            }
+            let mut quit = false;
+            for input in batch {
+                let action = match input {
+                    Input::Action(a) => a,
+                    Input::Redraw => continue,
+                    Input::TerminalFailed(e) => return Err(LoopError::Terminal(e)),
+                };
+                let env = Env {
+                    fresh_id: Uuid::now_v7(),
+                };
+                for effect in state.update(action, &env) {
+                    if effect == Effect::Quit {
+                        quit = true;
+                        continue;
+                    }
+                    let (api, tx) = (api.clone(), tx.clone());
+                    tokio::spawn(async move {
+                        if let Some(a) = perform(api.as_ref(), effect).await {
+                            let _ = tx.send(Input::Action(a));
+                        }
+                    });
+                }
+            }
+            if quit {
+                break;
+            }
+            terminal.draw(|f| render::draw(f, &state))?;
+        }
+        Ok::<(), LoopError>(())
+    }
+    .await;
+
+    stop.store(true, Ordering::SeqCst);
+    if let Some(h) = scanner {
+        h.request_stop();
+    }
+    let _ = keys.join();
+    result
+}
+
+/// Reads terminal events on a thread until `stop`; polls so it can stop.
+fn spawn_key_reader(
+    tx: mpsc::UnboundedSender<Input>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::SeqCst) {
+            let input = match event::poll(Duration::from_millis(100)) {
+                Ok(false) => continue,
+                Ok(true) => match event::read() {
+                    Ok(Event::Key(k)) => match map_key(k) {
+                        Some(key) => Input::Action(Action::Key(key)),
+                        None => continue,
+                    },
+                    Ok(Event::Resize(..)) => Input::Redraw,
+                    Ok(_) => continue,
+                    Err(e) => Input::TerminalFailed(e),
+                },
+                Err(e) => Input::TerminalFailed(e),
+            };
+            let failed = matches!(input, Input::TerminalFailed(_));
+            if tx.send(input).is_err() || failed {
+                return;
+            }
+        }
+    })
+}

@@ -1,0 +1,117 @@
+//! `tally-agent pos`: the cashier terminal, a full-screen ratatui program
+//! that talks only to the running agent's local API. Keys, screens and
+//! flows are in `docs/pos.md`.
+//!
+//! Map:
+//! - [`state`]: the pure state machine (`PosState` + `Action` → effects).
+//! - [`render`]: draws a state with ratatui.
+//! - [`api`]: the agent's API behind the `AgentApi` trait (reqwest, JSON).
+//! - [`app`]: the event loop (terminal, scanner driver, status poll).
+//! - [`scan`], [`money`]: pure helpers (codes → items, minor units ↔ text).
+
+pub mod api;
+pub mod app;
+pub mod money;
+pub mod render;
+pub mod scan;
+pub mod state;
+
+#[cfg(test)]
+mod tests;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use tally_hardware::driver::scanner::ScannerConfig;
+use tally_hardware::rcn::RcnLayout;
+
+/// `tally-agent pos`.
+#[derive(Debug, Args)]
+pub struct PosArgs {
+    /// Base URL of the running agent's local API.
+    #[arg(long, default_value = "http://127.0.0.1:7420", env = "TALLY_AGENT_URL")]
+    agent: String,
+    /// The store's barcode scanner (serial port, e.g. /dev/serial/by-id/…).
+    #[arg(long)]
+    scanner: Option<PathBuf>,
+    /// Scanner baud rate.
+    #[arg(long, default_value_t = tally_hardware::driver::scanner::DEFAULT_BAUD)]
+    scanner_baud: u32,
+    /// Restricted-circulation EAN-13 layout for weighed goods
+    /// (PREFIXES:PATTERN[:DECIMALS]); repeatable. Default
+    /// '02,20-29:FFIIIIIPPPPPC:2'.
+    #[arg(long = "rcn-layout")]
+    rcn_layouts: Vec<RcnLayout>,
+    /// Seconds before a call to the agent is given up (a sale then shows as
+    /// not confirmed, to retry with the same id).
+    #[arg(long, default_value_t = 5)]
+    timeout_secs: u64,
+    /// Write logs to this file (nothing is logged while the screen is drawn
+    /// otherwise).
+    #[arg(long)]
+    log: Option<PathBuf>,
+}
+
+/// Runs the terminal until the cashier quits; on an error, prints it on
+/// one line (after the terminal is restored) and exits 1.
+pub fn run(args: PosArgs) -> ExitCode {
+    match run_terminal(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_terminal(args: PosArgs) -> anyhow::Result<()> {
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        anyhow::bail!("tally-agent pos is a full-screen program: run it in a terminal");
+    }
+    if let Some(path) = &args.log {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening the log file {}", path.display()))?;
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::sync::Mutex::new(file))
+            .with_ansi(false)
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            )
+            .try_init();
+    }
+    let api = api::HttpAgent::new(&args.agent, Duration::from_secs(args.timeout_secs.max(1)))?;
+    let layouts = if args.rcn_layouts.is_empty() {
+        RcnLayout::default_layouts()
+    } else {
+        args.rcn_layouts
+    };
+    let scanner = args.scanner.map(|path| {
+        let mut cfg = ScannerConfig::new(path);
+        cfg.port.baud = args.scanner_baud;
+        cfg.rcn_layouts = layouts.clone();
+        cfg
+    });
+    let state = state::PosState::new(api.base(), layouts);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let mut terminal = ratatui::try_init().context("setting up the terminal")?;
+    let result = runtime.block_on(app::run(
+        Arc::new(api),
+        &mut terminal,
+        state,
+        app::LoopConfig { scanner },
+    ));
+    ratatui::try_restore().context("restoring the terminal")?;
+    Ok(result?)
+}

@@ -1,0 +1,634 @@
+//! Draws a [`PosState`] with ratatui: header, banners (agent offline or
+//! unreachable), the basket, totals, the input line, a notice, the key
+//! help line, and the open dialog on top. Pure drawing: the same state
+//! always gives the same screen, so tests render into a `TestBackend` and
+//! read the text back.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line as TextLine, Span};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::Frame;
+
+use super::api::Refusal;
+use super::money::format_minor;
+use super::state::{AgentLink, Dialog, Level, Mode, PosState, Receipt, Refused};
+
+/// Draws the whole screen.
+pub fn draw(frame: &mut Frame<'_>, s: &PosState) {
+    let area = frame.area();
+    let banner = banner(s);
+    let help_text = help_text(s);
+    let banner_height = banner
+        .as_ref()
+        .map_or(0, |(text, _)| wrapped_height(text, area.width, 3));
+    let help_height = wrapped_height(&help_text, area.width, 2);
+    let [header, banner_area, basket, totals, input, notice, help] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(banner_height),
+        Constraint::Min(3),
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(help_height),
+    ])
+    .areas(area);
+
+    frame.render_widget(Paragraph::new(header_line(s)), header);
+    if let Some((text, style)) = banner {
+        frame.render_widget(
+            Paragraph::new(text).style(style).wrap(Wrap { trim: true }),
+            banner_area,
+        );
+    }
+    draw_basket(frame, s, basket);
+    frame.render_widget(Paragraph::new(totals_line(s)), totals);
+    let prompt = match s.mode {
+        Mode::Sale => "Scan or type barcode > ",
+        Mode::Return => "Returned item barcode > ",
+    };
+    frame.render_widget(
+        Paragraph::new(TextLine::from(vec![
+            Span::styled(prompt, Style::new().add_modifier(Modifier::BOLD)),
+            Span::raw(format!("{}_", s.input)),
+        ])),
+        input,
+    );
+    if let Some((level, text)) = &s.notice {
+        let style = match level {
+            Level::Info => Style::new().fg(Color::Cyan),
+            Level::Error => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        };
+        frame.render_widget(Paragraph::new(text.as_str()).style(style), notice);
+    }
+    frame.render_widget(
+        Paragraph::new(help_text)
+            .style(Style::new().add_modifier(Modifier::REVERSED))
+            .wrap(Wrap { trim: true }),
+        help,
+    );
+    if let Some(d) = &s.dialog {
+        draw_dialog(frame, s, d, area);
+    }
+}
+
+/// Lines `text` takes when wrapped at spaces in `width` columns (as
+/// ratatui's `Wrap` does, words longer than a line broken), at most `max`.
+fn wrapped_height(text: &str, width: u16, max: usize) -> u16 {
+    let width = usize::from(width.max(1));
+    let (mut lines, mut used) = (1usize, 0usize);
+    let (mut spaces, mut word) = (0usize, 0usize);
+    // Places the word just read after the spaces before it.
+    let mut place = |spaces: usize, word: usize| {
+        if word == 0 {
+            return;
+        }
+        if used > 0 && used + spaces + word <= width {
+            used += spaces + word;
+            return;
+        }
+        if used > 0 {
+            lines += 1;
+        }
+        lines += (word - 1) / width;
+        used = (word - 1) % width + 1;
+    };
+    for c in text.chars() {
+        if c.is_whitespace() {
+            if word > 0 {
+                place(spaces, word);
+                spaces = 0;
+                word = 0;
+            }
+            spaces += 1;
+        } else {
+            word += 1;
+        }
+    }
+    place(spaces, word);
+    u16::try_from(lines.min(max)).unwrap_or(1)
+}
+
+fn header_line(s: &PosState) -> TextLine<'static> {
+    let bold = Style::new().add_modifier(Modifier::BOLD);
+    let mode = match s.mode {
+        Mode::Sale => Span::styled(" SALE ", bold.fg(Color::Black).bg(Color::Green)),
+        Mode::Return => Span::styled(" RETURNS ", bold.fg(Color::Black).bg(Color::Magenta)),
+    };
+    let mut spans = vec![Span::styled("Tally POS ", bold), mode];
+    match &s.agent {
+        AgentLink::Up(st) => {
+            if let Some(store) = &st.store_id {
+                spans.push(Span::raw(format!("  store {store}")));
+            }
+            spans.push(Span::raw("  agent "));
+            spans.push(if st.online {
+                Span::styled("online", Style::new().fg(Color::Green))
+            } else {
+                Span::styled("OFFLINE", bold.fg(Color::Yellow))
+            });
+            spans.push(Span::raw(format!("  outbox {}", st.outbox_events)));
+        }
+        AgentLink::Down(_) => spans.push(Span::styled("  agent UNREACHABLE", bold.fg(Color::Red))),
+        AgentLink::Unknown => spans.push(Span::raw("  agent …")),
+    }
+    if let Some((connected, _)) = &s.scanner {
+        spans.push(Span::raw("  scanner "));
+        spans.push(if *connected {
+            Span::styled("ready", Style::new().fg(Color::Green))
+        } else {
+            Span::styled("LOST", bold.fg(Color::Red))
+        });
+    }
+    TextLine::from(spans)
+}
+
+/// The banner line, if the agent is offline or unreachable.
+fn banner(s: &PosState) -> Option<(String, Style)> {
+    match &s.agent {
+        AgentLink::Down(why) => Some((
+            format!(
+                " AGENT UNREACHABLE at {}: nothing can be recorded until it answers ({why})",
+                s.agent_url
+            ),
+            Style::new()
+                .fg(Color::White)
+                .bg(Color::Red)
+                .add_modifier(Modifier::BOLD),
+        )),
+        AgentLink::Up(st) if !st.online => Some((
+            format!(
+                " OFFLINE: hub not reachable. Outbox: {} event{} waiting. Sales are still recorded here and sync later.",
+                st.outbox_events,
+                if st.outbox_events == 1 { "" } else { "s" }
+            ),
+            Style::new()
+                .fg(Color::Black)
+                .bg(Color::Yellow)
+                .add_modifier(Modifier::BOLD),
+        )),
+        AgentLink::Unknown => Some((
+            format!(" Connecting to the agent at {}…", s.agent_url),
+            Style::new().add_modifier(Modifier::DIM),
+        )),
+        AgentLink::Up(_) => None,
+    }
+}
+
+fn draw_basket(frame: &mut Frame<'_>, s: &PosState, area: Rect) {
+    let title = match s.mode {
+        Mode::Sale => " Basket ",
+        Mode::Return => " Returned items ",
+    };
+    let block = Block::default().borders(Borders::ALL).title(title);
+    if s.lines.is_empty() {
+        let hint = match s.mode {
+            Mode::Sale => "Empty basket: scan an item or type its barcode and press Enter.",
+            Mode::Return => "Scan the returned items; F7 sets the original sale id.",
+        };
+        frame.render_widget(
+            Paragraph::new(hint)
+                .block(block)
+                .style(Style::new().add_modifier(Modifier::DIM)),
+            area,
+        );
+        return;
+    }
+    let rows = s.lines.iter().enumerate().map(|(i, l)| {
+        let mut name = s.name(l);
+        if let Some(epc) = &l.epc {
+            name.push_str(&format!(" [tag {epc}]"));
+        }
+        if l.manual_price.is_some() {
+            name.push_str(" [price set]");
+        }
+        let short = s.short_of(l);
+        if let Some(may) = short {
+            name.push_str(&format!(" [SHORT: store may sell {may}]"));
+        }
+        let money = |v: Option<i64>| v.map_or_else(|| "?".to_string(), format_minor);
+        let row = Row::new(vec![
+            Cell::from(format!("{}", i + 1)),
+            Cell::from(name),
+            Cell::from(format!("{:>5}", l.qty)),
+            Cell::from(format!("{:>10}", money(s.unit_price(l)))),
+            Cell::from(format!("{:>11}", money(s.line_total(l)))),
+        ]);
+        if short.is_some() {
+            row.style(Style::new().fg(Color::Yellow))
+        } else {
+            row
+        }
+    });
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(3),
+            Constraint::Min(10),
+            Constraint::Length(5),
+            Constraint::Length(10),
+            Constraint::Length(11),
+        ],
+    )
+    .header(
+        Row::new(vec!["#", "Item", "  Qty", "     Price", "      Total"])
+            .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)),
+    )
+    .block(block)
+    .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+    .highlight_symbol("> ");
+    let mut state = TableState::default().with_selected(Some(s.selected));
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
+fn totals_line(s: &PosState) -> TextLine<'static> {
+    let bold = Style::new().add_modifier(Modifier::BOLD);
+    let units: u64 = s.lines.iter().map(|l| l.qty).sum();
+    let mut spans = vec![Span::raw(format!(
+        " {} line{}, {units} unit{}",
+        s.lines.len(),
+        if s.lines.len() == 1 { "" } else { "s" },
+        if units == 1 { "" } else { "s" }
+    ))];
+    let label = match s.mode {
+        Mode::Sale => "TOTAL",
+        Mode::Return => "REFUND",
+    };
+    match s.total() {
+        Ok(t) => spans.push(Span::styled(
+            format!("   {label} {}", format_minor(t)),
+            bold,
+        )),
+        Err(i) => spans.push(Span::styled(
+            format!("   {label} ? (line {} has no price)", i + 1),
+            bold.fg(Color::Red),
+        )),
+    }
+    if !s.tenders.is_empty() {
+        let paid: i64 = s.tenders.iter().map(|t| t.applied_minor).sum();
+        spans.push(Span::raw(format!("   paid {}", format_minor(paid))));
+        if let Some(d) = s.due() {
+            spans.push(Span::styled(format!("   DUE {}", format_minor(d)), bold));
+        }
+    }
+    if let Some(id) = s.original_sale_id {
+        spans.push(Span::raw(format!("   original sale {id}")));
+    }
+    TextLine::from(spans)
+}
+
+fn help_text(s: &PosState) -> String {
+    let text = match &s.dialog {
+        None if s.in_doubt => "F5 retry (same id)  F8 discard  F10 quit",
+        None => match s.mode {
+            Mode::Sale => {
+                "Enter scan  F5 pay  +/- qty  F2 qty  Del void  F4 price  F6 returns  F8 new  F10 quit  Up/Down select"
+            }
+            Mode::Return => {
+                "Enter scan  F5 refund  +/- qty  F2 qty  Del void  F4 price  F6 sales  F7 original sale  F8 new  F10 quit  Up/Down select"
+            }
+        },
+        Some(Dialog::Tender) => "C cash  K card  Esc back",
+        Some(Dialog::Cash { .. }) => "Type the cash handed over, Enter (empty = exact)  Esc back",
+        Some(Dialog::Card { .. }) => "Type the card slip reference, Enter  Esc back",
+        Some(Dialog::Quantity { .. }) | Some(Dialog::Price { .. }) | Some(Dialog::OriginalSale { .. }) => {
+            "Type, Enter to confirm  Esc cancel"
+        }
+        Some(Dialog::ConfirmRefund) => "Enter confirm refund  Esc back",
+        Some(Dialog::Sending) => "Waiting for the agent…",
+        Some(Dialog::Refused(r)) if r.can_override => "O manager override  Esc back to basket",
+        Some(Dialog::Refused(_)) | Some(Dialog::Invalid { .. }) => "Esc back to basket",
+        Some(Dialog::OverrideApprover { .. }) | Some(Dialog::OverrideReason { .. }) => {
+            "Type, Enter next  Esc back"
+        }
+        Some(Dialog::InDoubt { .. }) => "R retry (same id)  Esc back (basket locked)  F8 discard",
+        Some(Dialog::Receipt(_)) => "Enter next customer (or just scan)",
+        Some(Dialog::ConfirmQuit) | Some(Dialog::ConfirmDiscard) => "Y yes  any other key no",
+    };
+    format!(" {text}")
+}
+
+/// A rectangle of at most `w`×`h` centered in `area`.
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+fn draw_dialog(frame: &mut Frame<'_>, s: &PosState, d: &Dialog, area: Rect) {
+    let selected_name = s
+        .lines
+        .get(s.selected)
+        .map(|l| s.name(l))
+        .unwrap_or_default();
+    let due = s.due().map(format_minor).unwrap_or_else(|| "?".into());
+    let id = s.event_id.map(|u| u.to_string()).unwrap_or_default();
+    let what = match s.mode {
+        Mode::Sale => "sale",
+        Mode::Return => "return",
+    };
+    let field = |label: &str, input: &str| format!("{label}{input}_");
+    let (title, color, lines): (String, Color, Vec<String>) = match d {
+        Dialog::Quantity { input } => (
+            " Quantity ".into(),
+            Color::Cyan,
+            vec![selected_name, String::new(), field("Quantity: ", input)],
+        ),
+        Dialog::Price { input } => (
+            " Unit price ".into(),
+            Color::Cyan,
+            vec![selected_name, String::new(), field("Price: ", input)],
+        ),
+        Dialog::Tender => (
+            " Payment ".into(),
+            Color::Cyan,
+            vec![
+                format!("Due: {due}"),
+                String::new(),
+                "[C] cash    [K] card    [Esc] back".into(),
+            ],
+        ),
+        Dialog::Cash { input } => (
+            " Cash ".into(),
+            Color::Cyan,
+            vec![
+                format!("Due: {due}"),
+                String::new(),
+                field("Cash given (Enter alone = exact): ", input),
+            ],
+        ),
+        Dialog::Card { input } => (
+            " Card ".into(),
+            Color::Cyan,
+            vec![
+                format!("Amount: {due}"),
+                String::new(),
+                field("Card reference: ", input),
+            ],
+        ),
+        Dialog::ConfirmRefund => (
+            " Refund ".into(),
+            Color::Magenta,
+            vec![
+                format!(
+                    "Refund {} for {} line(s)?",
+                    s.total().map(format_minor).unwrap_or_else(|_| "?".into()),
+                    s.lines.len()
+                ),
+                match s.original_sale_id {
+                    Some(o) => format!("Original sale: {o}"),
+                    None => "No original sale given (F7 sets one).".into(),
+                },
+                String::new(),
+                "[Enter] confirm    [Esc] back".into(),
+            ],
+        ),
+        Dialog::OriginalSale { input } => (
+            " Original sale ".into(),
+            Color::Magenta,
+            vec![
+                "The sale the items came from (optional, Enter alone clears):".into(),
+                String::new(),
+                field("Sale id: ", input),
+            ],
+        ),
+        Dialog::Sending => (
+            " Recording… ".into(),
+            Color::Cyan,
+            vec![format!("Recording {what} {id} with the agent…")],
+        ),
+        Dialog::Refused(r) => refused_dialog(s, r),
+        Dialog::OverrideApprover { refused, input } => (
+            " MANAGER OVERRIDE ".into(),
+            Color::Yellow,
+            vec![
+                refusal_summary(s, &refused.refusal),
+                "The sale is recorded as an override and reported to HQ.".into(),
+                String::new(),
+                field("Approving manager: ", input),
+            ],
+        ),
+        Dialog::OverrideReason {
+            refused,
+            approver,
+            input,
+        } => (
+            " MANAGER OVERRIDE ".into(),
+            Color::Yellow,
+            vec![
+                refusal_summary(s, &refused.refusal),
+                format!("Approving manager: {approver}"),
+                String::new(),
+                field("Reason: ", input),
+            ],
+        ),
+        Dialog::Invalid { detail } => (
+            " NOT RECORDED: invalid ".into(),
+            Color::Red,
+            vec![
+                format!("The agent refused the {what} as invalid:"),
+                detail.clone(),
+                String::new(),
+                "Nothing was recorded. [Esc] back to the basket".into(),
+            ],
+        ),
+        Dialog::InDoubt { error } => (
+            " NOT CONFIRMED ".into(),
+            Color::Red,
+            vec![
+                format!("The agent did not confirm {what} {id}:"),
+                error.clone(),
+                String::new(),
+                "It may or may not be recorded. Retrying is safe: the same id is sent again, so it is never recorded twice.".into(),
+                String::new(),
+                "[R] retry    [Esc] back (basket locked)    [F8] discard".into(),
+            ],
+        ),
+        Dialog::Receipt(r) => receipt_dialog(r),
+        Dialog::ConfirmQuit => (
+            " Quit? ".into(),
+            Color::Red,
+            vec![
+                format!(
+                    "A {what} with {} line(s) is open and will be lost.",
+                    s.lines.len()
+                ),
+                if s.in_doubt {
+                    format!("{what} {id} may already be recorded by the agent.")
+                } else {
+                    String::new()
+                },
+                "[Y] quit    any other key: stay".into(),
+            ],
+        ),
+        Dialog::ConfirmDiscard => (
+            " Discard? ".into(),
+            Color::Red,
+            vec![
+                format!("Discard this {what} ({} line(s))?", s.lines.len()),
+                if s.in_doubt {
+                    format!("{what} {id} may already be recorded: check it before discarding.")
+                } else {
+                    String::new()
+                },
+                "[Y] discard    any other key: keep".into(),
+            ],
+        ),
+    };
+    let width = area.width.saturating_sub(4).min(76);
+    let inner_width = usize::from(width.saturating_sub(2)).max(1);
+    let text_height: usize = lines
+        .iter()
+        .map(|l| l.chars().count().div_ceil(inner_width).max(1))
+        .sum();
+    let height = u16::try_from(text_height + 2).unwrap_or(u16::MAX);
+    let rect = centered(area, width, height);
+    frame.render_widget(Clear, rect);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(title)
+        .border_style(Style::new().fg(color).add_modifier(Modifier::BOLD))
+        .title_style(Style::new().fg(color).add_modifier(Modifier::BOLD));
+    let text: Vec<TextLine<'_>> = lines.into_iter().map(TextLine::from).collect();
+    frame.render_widget(
+        Paragraph::new(text).block(block).wrap(Wrap { trim: false }),
+        rect,
+    );
+}
+
+fn item_name(s: &PosState, gtin: &str) -> String {
+    s.lines
+        .iter()
+        .find(|l| l.gtin == gtin)
+        .map(|l| s.name(l))
+        .unwrap_or_else(|| gtin.to_string())
+}
+
+fn refusal_summary(s: &PosState, r: &Refusal) -> String {
+    match r {
+        Refusal::InsufficientStock {
+            gtin,
+            requested,
+            available,
+        } => format!(
+            "{}: requested {requested}, available {available}.",
+            item_name(s, gtin)
+        ),
+        Refusal::AlreadySold { epc } => format!("Tag {epc} was already sold."),
+        Refusal::NotSold { epc } => format!("Tag {epc} was never sold here."),
+        Refusal::Other { error, .. } => format!("Refused: {error}."),
+    }
+}
+
+fn refused_dialog(s: &PosState, r: &Refused) -> (String, Color, Vec<String>) {
+    let mut lines = vec![refusal_summary(s, &r.refusal)];
+    let title = match &r.refusal {
+        Refusal::InsufficientStock { .. } => {
+            if let Some(st) = r.stock {
+                lines.push(format!(
+                    "On hand {}; this store may sell {}; {} held for online orders / other stores.",
+                    st.on_hand, st.rights, st.others_rights
+                ));
+            }
+            lines.push(
+                "The remaining units may be held for online orders (or miscounted): check the shelf."
+                    .into(),
+            );
+            " REFUSED: not enough stock "
+        }
+        Refusal::AlreadySold { .. } => {
+            lines.push("This tag is recorded as sold: a duplicate tag or a misread.".into());
+            " REFUSED: tag already sold "
+        }
+        Refusal::NotSold { .. } => {
+            lines.push("A return of this tag cannot be taken.".into());
+            " REFUSED: tag never sold "
+        }
+        Refusal::Other { body, .. } => {
+            lines.push(body.clone());
+            " REFUSED "
+        }
+    };
+    lines.push("Nothing was recorded.".into());
+    lines.push(String::new());
+    if r.can_override {
+        lines.push("[O] manager override    [Esc] back to the basket".into());
+    } else if s.mode == Mode::Sale {
+        lines.push("Refused even with the manager override. [Esc] back to the basket".into());
+    } else {
+        lines.push("[Esc] back to the returned items".into());
+    }
+    (title.into(), Color::Red, lines)
+}
+
+fn receipt_dialog(r: &Receipt) -> (String, Color, Vec<String>) {
+    let (title, label, id_label) = match r.mode {
+        Mode::Sale => (" SALE COMMITTED ", "TOTAL", "Sale"),
+        Mode::Return => (" RETURN COMMITTED ", "REFUND TOTAL", "Return"),
+    };
+    let row = |left: &str, right: &str| format!("{left:<50} {right:>12}");
+    let mut lines = vec![format!("{id_label} {}", r.id)];
+    if let Some(o) = r.original_sale_id {
+        lines.push(format!("Original sale {o}"));
+    }
+    lines.push(String::new());
+    for l in &r.lines {
+        let name: String = l.name.chars().take(32).collect();
+        lines.push(row(
+            &format!(
+                "{name:<32} {:>4} x {:>9}",
+                l.qty,
+                format_minor(l.unit_price_minor)
+            ),
+            &format_minor(l.total_minor),
+        ));
+    }
+    lines.push(String::new());
+    lines.push(row(label, &format_minor(r.total_minor)));
+    for t in &r.tenders {
+        let left = match (&t.reference, t.method) {
+            (Some(reference), _) => format!("Card (ref {reference})"),
+            (None, "cash") => "Cash".to_string(),
+            (None, m) => m.to_string(),
+        };
+        lines.push(row(&left, &format_minor(t.given_minor)));
+    }
+    if r.change_minor > 0 {
+        lines.push(row("CHANGE", &format_minor(r.change_minor)));
+    }
+    if let Some((approver, reason)) = &r.override_ {
+        lines.push(format!("Manager override by {approver}: {reason}"));
+    }
+    if let Some(local) = r.local_total_minor {
+        lines.push(format!(
+            "Note: the terminal computed {}; the agent recorded the total above.",
+            format_minor(local)
+        ));
+    }
+    lines.push(String::new());
+    lines.push("[Enter] next customer".into());
+    (title.into(), Color::Green, lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrapped_height;
+
+    #[test]
+    fn wrapped_height_counts_word_wrapped_lines() {
+        assert_eq!(wrapped_height("", 10, 3), 1);
+        assert_eq!(wrapped_height("abc def", 7, 3), 1);
+        assert_eq!(wrapped_height("abc def", 6, 3), 2);
+        assert_eq!(wrapped_height("abc defgh ij", 5, 9), 3);
+        assert_eq!(wrapped_height("abcdefghijk", 5, 9), 3);
+        assert_eq!(wrapped_height("a b c d e f", 1, 3), 3);
+        // Runs of spaces count, as ratatui keeps them inside a line.
+        assert_eq!(wrapped_height("ab  cd", 5, 3), 2);
+        assert_eq!(wrapped_height(" ab  cd", 6, 3), 1);
+    }
+}

@@ -1,0 +1,175 @@
+//! Effects run by the event loop's `perform` against a fake agent: the
+//! state machine and the API glue together, and the fake sees exactly
+//! what a real agent would be sent.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use super::super::api::{
+    AgentApi, AgentStatus, ApiError, CatalogItem, Refusal, ReturnReply, ReturnRequest, SaleReply,
+    SaleRequest, Stock,
+};
+use super::super::app::{map_key, perform};
+use super::super::state::{Action, Dialog, Effect, Key};
+use super::{committed, status, Harness, PEN};
+
+/// A fake agent: scripted answers to sales, fixed catalog and stock, and
+/// a log of every sale it was sent.
+#[derive(Default)]
+struct Fake {
+    sales: Mutex<VecDeque<Result<SaleReply, ApiError>>>,
+    seen: Mutex<Vec<SaleRequest>>,
+}
+
+impl AgentApi for Fake {
+    async fn status(&self) -> Result<AgentStatus, ApiError> {
+        Ok(status(true, 0))
+    }
+    async fn catalog_item(&self, gtin: &str) -> Result<CatalogItem, ApiError> {
+        match gtin {
+            PEN => Ok(CatalogItem {
+                name: "Pen, blue".into(),
+                price_minor: 129,
+            }),
+            _ => Err(ApiError::NotFound),
+        }
+    }
+    async fn stock(&self, _gtin: &str) -> Result<Stock, ApiError> {
+        Ok(Stock {
+            on_hand: 3,
+            rights: 1,
+            others_rights: 2,
+        })
+    }
+    async fn post_sale(&self, sale: &SaleRequest) -> Result<SaleReply, ApiError> {
+        self.seen.lock().unwrap().push(sale.clone());
+        self.sales
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_else(|| Err(ApiError::Unreachable("script ended".into())))
+    }
+    async fn post_return(&self, _ret: &ReturnRequest) -> Result<ReturnReply, ApiError> {
+        Err(ApiError::NotFound)
+    }
+}
+
+/// Runs every effect of `effects` (and those they lead to) to completion.
+fn settle(h: &mut Harness, api: &Fake, effects: Vec<Effect>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut queue: VecDeque<Effect> = effects.into();
+    while let Some(e) = queue.pop_front() {
+        if let Some(a) = rt.block_on(perform(api, e)) {
+            queue.extend(h.act(a));
+        }
+    }
+}
+
+#[test]
+fn timeout_then_refusal_then_override_all_under_one_sale_id() {
+    let api = Fake::default();
+    *api.sales.lock().unwrap() = VecDeque::from([
+        Err(ApiError::Unreachable("operation timed out".into())),
+        Err(ApiError::Refused(Refusal::InsufficientStock {
+            gtin: PEN.into(),
+            requested: 2,
+            available: 1,
+        })),
+    ]);
+    let mut h = Harness::new();
+    for _ in 0..2 {
+        let e = h.scan("4006381333931");
+        settle(&mut h, &api, e);
+    }
+    assert_eq!(h.s.total(), Ok(258));
+    assert_eq!(
+        h.s.short_of(&h.s.lines[0]),
+        Some(1),
+        "flagged before paying"
+    );
+    h.key(Key::F(5));
+    h.key(Key::Char('k'));
+    h.typed("AUTH1");
+    let e = h.key(Key::Enter);
+    settle(&mut h, &api, e);
+    assert!(matches!(h.s.dialog, Some(Dialog::InDoubt { .. })));
+    let e = h.key(Key::Char('r'));
+    settle(&mut h, &api, e);
+    let Some(Dialog::Refused(r)) = &h.s.dialog else {
+        panic!("{:?}", h.s.dialog)
+    };
+    assert_eq!(
+        r.stock.map(|s| s.on_hand),
+        Some(3),
+        "stock fetched for the dialog"
+    );
+    let id = h.s.event_id.unwrap();
+    api.sales
+        .lock()
+        .unwrap()
+        .push_back(committed(id, 258, true));
+    h.key(Key::Char('o'));
+    h.typed("Ann");
+    h.key(Key::Enter);
+    h.typed("on shelf");
+    let e = h.key(Key::Enter);
+    settle(&mut h, &api, e);
+    assert!(matches!(h.s.dialog, Some(Dialog::Receipt(_))));
+    let seen = api.seen.lock().unwrap();
+    assert_eq!(seen.len(), 3);
+    assert!(seen.iter().all(|s| s.sale_id == id));
+    assert_eq!(seen[0], seen[1], "the retry is byte-for-byte the same sale");
+    assert_eq!(seen[2].lines, seen[0].lines);
+    assert!(seen[2].override_.is_some());
+}
+
+#[test]
+fn perform_maps_each_effect_to_its_answer() {
+    let api = Fake::default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    assert_eq!(rt.block_on(perform(&api, Effect::Quit)), None);
+    assert_eq!(
+        rt.block_on(perform(
+            &api,
+            Effect::LookupCatalog("00000096385074".into())
+        )),
+        Some(Action::Catalog {
+            gtin: "00000096385074".into(),
+            result: Err(ApiError::NotFound)
+        })
+    );
+    assert!(matches!(
+        rt.block_on(perform(&api, Effect::FetchStock(PEN.into()))),
+        Some(Action::Stock { result: Ok(s), .. }) if s.rights == 1
+    ));
+}
+
+#[test]
+fn terminal_keys_map_to_the_machines() {
+    let k = |code, mods| map_key(KeyEvent::new(code, mods));
+    assert_eq!(
+        k(KeyCode::Char('4'), KeyModifiers::NONE),
+        Some(Key::Char('4'))
+    );
+    assert_eq!(
+        k(KeyCode::Char('C'), KeyModifiers::SHIFT),
+        Some(Key::Char('C'))
+    );
+    assert_eq!(
+        k(KeyCode::Char('q'), KeyModifiers::CONTROL),
+        Some(Key::Ctrl('q'))
+    );
+    assert_eq!(k(KeyCode::F(5), KeyModifiers::NONE), Some(Key::F(5)));
+    assert_eq!(k(KeyCode::Enter, KeyModifiers::NONE), Some(Key::Enter));
+    assert_eq!(k(KeyCode::Delete, KeyModifiers::NONE), Some(Key::Delete));
+    assert_eq!(k(KeyCode::Tab, KeyModifiers::NONE), None);
+    let mut release = KeyEvent::new(KeyCode::Char('x'), KeyModifiers::NONE);
+    release.kind = KeyEventKind::Release;
+    assert_eq!(map_key(release), None);
+}

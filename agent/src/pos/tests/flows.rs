@@ -1,0 +1,681 @@
+//! The state machine's flows, action by action.
+
+use uuid::Uuid;
+
+use super::super::api::{ApiError, Refusal, ReturnReply, TenderBody};
+use super::super::scan::{Measure, Scanned};
+use super::super::state::{Action, AgentLink, CatalogEntry, Dialog, Effect, Key, Mode};
+use super::{committed, status, Harness, GUM, PEN};
+
+#[test]
+fn a_typed_barcode_adds_a_line_and_asks_for_name_price_and_stock() {
+    let mut h = Harness::new();
+    let e = h.scan("4006381333931");
+    assert_eq!(
+        e,
+        [
+            Effect::LookupCatalog(PEN.into()),
+            Effect::FetchStock(PEN.into())
+        ]
+    );
+    assert_eq!(h.s.input, "");
+    assert_eq!(h.s.lines.len(), 1);
+    assert_eq!(h.s.lines[0].gtin, PEN);
+    assert_eq!(h.s.lines[0].qty, 1);
+    assert_eq!(h.s.total(), Err(0), "no price before the catalog answers");
+    h.catalog(PEN, "Pen, blue", 129);
+    assert_eq!(h.s.name(&h.s.lines[0]), "Pen, blue");
+    assert_eq!(h.s.total(), Ok(129));
+}
+
+#[test]
+fn scanning_the_same_item_again_adds_to_its_line() {
+    let mut h = Harness::with_basket();
+    assert_eq!(h.s.lines.len(), 2);
+    assert_eq!(h.s.lines[0].qty, 2);
+    assert_eq!(h.s.total(), Ok(2 * 129 + 50));
+    // From the scanner driver too, without asking the catalog again.
+    let scanned = Scanned {
+        raw: "]E04006381333931".into(),
+        gtin: PEN.into(),
+        epc: None,
+        measure: None,
+    };
+    let e = h.act(Action::Scanned(Ok(scanned)));
+    assert_eq!(e, [Effect::FetchStock(PEN.into())]);
+    assert_eq!(h.s.lines[0].qty, 3);
+    assert_eq!(h.s.selected, 0);
+}
+
+#[test]
+fn a_bad_code_is_refused_with_its_reason_and_adds_nothing() {
+    let mut h = Harness::new();
+    let e = h.scan("4006381333932");
+    assert!(e.is_empty());
+    assert!(h.s.lines.is_empty());
+    let (_, text) = h.s.notice.clone().unwrap();
+    assert!(text.contains("check digit"), "{text}");
+}
+
+#[test]
+fn weighed_goods_carry_their_price_or_weight() {
+    let mut h = Harness::new();
+    // Price-embedded EAN-13: item 02112345000008 at 12.34.
+    h.scan("2112345012346");
+    h.catalog("02112345000008", "Cheese", 1999);
+    assert_eq!(h.s.lines[0].measure, Some(Measure::Price(1234)));
+    assert_eq!(h.s.total(), Ok(1234));
+    // A second scan of a weighed item is a new line, never a quantity.
+    h.scan("2112345012346");
+    assert_eq!(h.s.lines.len(), 2);
+    // Weight: 750 g at 19.99/kg = 14.99 (rounded half up from 14.9925).
+    h.act(Action::Scanned(Ok(Scanned {
+        raw: "x".into(),
+        gtin: "02112345000008".into(),
+        epc: None,
+        measure: Some(Measure::Grams(750)),
+    })));
+    assert_eq!(h.s.line_total(&h.s.lines[2]), Some(1499));
+    // Its quantity is fixed.
+    h.key(Key::Char('+'));
+    assert_eq!(h.s.lines[2].qty, 1);
+    assert!(h.s.notice.as_ref().unwrap().1.contains("fixed"));
+}
+
+#[test]
+fn quantity_keys_and_dialog() {
+    let mut h = Harness::with_basket();
+    h.key(Key::Up);
+    assert_eq!(h.s.selected, 0);
+    assert_eq!(h.key(Key::Char('+')), [Effect::FetchStock(PEN.into())]);
+    assert_eq!(h.s.lines[0].qty, 3);
+    h.key(Key::Char('-'));
+    h.key(Key::Char('-'));
+    h.key(Key::Char('-'));
+    assert_eq!(h.s.lines[0].qty, 1, "never below 1");
+    h.key(Key::F(2));
+    assert!(matches!(h.s.dialog, Some(Dialog::Quantity { .. })));
+    h.typed("0x");
+    h.key(Key::Enter);
+    assert!(
+        matches!(&h.s.dialog, Some(Dialog::Quantity { input }) if input == "0"),
+        "letters are not typed, 0 is refused: {:?}",
+        h.s.dialog
+    );
+    h.key(Key::Backspace);
+    h.typed("12");
+    let e = h.key(Key::Enter);
+    assert_eq!(e, [Effect::FetchStock(PEN.into())]);
+    assert_eq!(h.s.dialog, None);
+    assert_eq!(h.s.lines[0].qty, 12);
+    assert_eq!(h.s.total(), Ok(12 * 129 + 50));
+    // + typed into a non-empty input is text (GS1 CSET 82 has +).
+    h.typed("9+");
+    assert_eq!(h.s.input, "9+");
+    assert_eq!(h.s.lines[0].qty, 12);
+}
+
+#[test]
+fn void_removes_the_selected_line() {
+    let mut h = Harness::with_basket();
+    assert_eq!(h.s.selected, 1);
+    h.key(Key::Delete);
+    assert_eq!(h.s.lines.len(), 1);
+    assert_eq!(h.s.lines[0].gtin, PEN);
+    assert_eq!(h.s.selected, 0);
+    assert!(h.s.notice.as_ref().unwrap().1.contains("Voided: Gum"));
+    h.key(Key::F(3));
+    assert!(h.s.lines.is_empty());
+    assert_eq!(h.s.total(), Ok(0));
+    h.key(Key::Delete);
+    assert!(h.s.lines.is_empty());
+}
+
+#[test]
+fn cash_tender_gives_change_and_posts_the_sale_once() {
+    let mut h = Harness::with_basket();
+    h.key(Key::F(5));
+    assert_eq!(h.s.dialog, Some(Dialog::Tender));
+    h.key(Key::Char('c'));
+    h.typed("5");
+    let e = h.key(Key::Enter);
+    let req = Harness::post(&e);
+    assert_eq!(h.s.dialog, Some(Dialog::Sending));
+    assert_eq!(h.s.event_id, Some(req.sale_id));
+    assert_eq!(req.lines.len(), 2);
+    assert_eq!(req.lines[0].qty, 2);
+    assert_eq!(req.lines[0].unit_price_minor, Some(129));
+    assert_eq!(
+        req.tenders,
+        [TenderBody {
+            method: "cash".into(),
+            amount_minor: 308,
+            reference: None
+        }]
+    );
+    assert_eq!(req.override_, None);
+    h.act(Action::SaleDone {
+        sale_id: req.sale_id,
+        result: committed(req.sale_id, 308, false),
+    });
+    let Some(Dialog::Receipt(r)) = &h.s.dialog else {
+        panic!("{:?}", h.s.dialog)
+    };
+    assert_eq!(r.id, req.sale_id);
+    assert_eq!(r.total_minor, 308);
+    assert_eq!(r.change_minor, 500 - 308);
+    assert_eq!(r.lines.len(), 2);
+    assert_eq!(r.lines[0].name, "Pen, blue");
+    assert_eq!(r.lines[0].total_minor, 258);
+    assert_eq!(r.local_total_minor, None);
+    assert!(h.s.lines.is_empty(), "next customer starts empty");
+    assert_eq!(h.s.event_id, None);
+    // A scan on the receipt starts the next sale, with a new id later.
+    h.scan("96385074");
+    assert_eq!(h.s.dialog, None);
+    assert_eq!(h.s.lines.len(), 1);
+}
+
+#[test]
+fn exact_cash_partial_cash_then_card() {
+    let mut h = Harness::with_basket();
+    h.key(Key::Enter); // empty input: pay
+    h.key(Key::Char('c'));
+    h.typed("1");
+    assert!(h.key(Key::Enter).is_empty());
+    assert_eq!(h.s.dialog, Some(Dialog::Tender));
+    assert_eq!(h.s.due(), Some(208));
+    // The basket is locked while paying.
+    h.key(Key::Esc);
+    h.key(Key::Delete);
+    assert_eq!(h.s.lines.len(), 2);
+    h.key(Key::F(5));
+    h.key(Key::Char('k'));
+    h.key(Key::Enter);
+    assert!(
+        matches!(h.s.dialog, Some(Dialog::Card { .. })),
+        "a card needs its reference"
+    );
+    h.typed("AUTH-77");
+    let req = Harness::post(&h.key(Key::Enter));
+    assert_eq!(
+        req.tenders,
+        [
+            TenderBody {
+                method: "cash".into(),
+                amount_minor: 100,
+                reference: None
+            },
+            TenderBody {
+                method: "card".into(),
+                amount_minor: 208,
+                reference: Some("AUTH-77".into())
+            }
+        ]
+    );
+    h.act(Action::SaleDone {
+        sale_id: req.sale_id,
+        result: committed(req.sale_id, 308, false),
+    });
+    let Some(Dialog::Receipt(r)) = &h.s.dialog else {
+        panic!()
+    };
+    assert_eq!(r.change_minor, 0);
+    assert_eq!(r.tenders.len(), 2);
+    // Enter with an empty cash field takes exact cash.
+    let mut h = Harness::with_basket();
+    h.key(Key::F(5));
+    h.key(Key::Char('c'));
+    let req = Harness::post(&h.key(Key::Enter));
+    assert_eq!(req.tenders[0].amount_minor, 308);
+}
+
+#[test]
+fn bad_cash_is_refused_in_the_dialog() {
+    let mut h = Harness::with_basket();
+    h.key(Key::F(5));
+    h.key(Key::Char('c'));
+    h.typed("1.234");
+    assert!(h.key(Key::Enter).is_empty());
+    assert!(matches!(h.s.dialog, Some(Dialog::Cash { .. })));
+    assert!(h.s.notice.as_ref().unwrap().1.contains("decimals"));
+    assert!(h.s.tenders.is_empty());
+}
+
+#[test]
+fn refusal_then_manager_override_reposts_the_same_sale() {
+    let mut h = Harness::with_basket();
+    h.key(Key::F(5));
+    h.key(Key::Char('c'));
+    let first = Harness::post(&h.key(Key::Enter));
+    let refusal = Refusal::InsufficientStock {
+        gtin: PEN.into(),
+        requested: 2,
+        available: 1,
+    };
+    let e = h.act(Action::SaleDone {
+        sale_id: first.sale_id,
+        result: Err(ApiError::Refused(refusal.clone())),
+    });
+    assert_eq!(e, [Effect::FetchStock(PEN.into())]);
+    let Some(Dialog::Refused(r)) = &h.s.dialog else {
+        panic!("{:?}", h.s.dialog)
+    };
+    assert_eq!(r.refusal, refusal);
+    assert!(r.can_override);
+    assert!(!h.s.in_doubt, "a refusal is definite");
+    h.stock(PEN, 3, 1);
+    let Some(Dialog::Refused(r)) = &h.s.dialog else {
+        panic!()
+    };
+    assert_eq!(r.stock.map(|s| s.others_rights), Some(2));
+    // Override: approver, reason (both required), then the same sale again.
+    h.key(Key::Char('o'));
+    h.key(Key::Enter);
+    assert!(matches!(h.s.dialog, Some(Dialog::OverrideApprover { .. })));
+    h.typed("Ann");
+    h.key(Key::Enter);
+    assert!(matches!(h.s.dialog, Some(Dialog::OverrideReason { .. })));
+    assert!(h.key(Key::Enter).is_empty(), "a reason is required");
+    h.typed("units on the shelf");
+    let second = Harness::post(&h.key(Key::Enter));
+    assert_eq!(second.sale_id, first.sale_id);
+    assert_eq!(second.lines, first.lines);
+    assert_eq!(second.tenders, first.tenders);
+    let o = second.override_.clone().unwrap();
+    assert_eq!(
+        (o.approver.as_str(), o.reason.as_str()),
+        ("Ann", "units on the shelf")
+    );
+    h.act(Action::SaleDone {
+        sale_id: second.sale_id,
+        result: committed(second.sale_id, 308, true),
+    });
+    let Some(Dialog::Receipt(r)) = &h.s.dialog else {
+        panic!("{:?}", h.s.dialog)
+    };
+    assert_eq!(
+        r.override_,
+        Some(("Ann".into(), "units on the shelf".into()))
+    );
+}
+
+#[test]
+fn a_refused_override_cannot_be_overridden_again() {
+    let mut h = Harness::with_basket();
+    h.key(Key::F(5));
+    h.key(Key::Char('c'));
+    let first = Harness::post(&h.key(Key::Enter));
+    let sold = Refusal::AlreadySold {
+        epc: "3074257BF7194E4000001A85".into(),
+    };
+    h.act(Action::SaleDone {
+        sale_id: first.sale_id,
+        result: Err(ApiError::Refused(sold.clone())),
+    });
+    h.key(Key::Char('o'));
+    h.typed("Ann");
+    h.key(Key::Enter);
+    h.typed("tag misread");
+    let second = Harness::post(&h.key(Key::Enter));
+    h.act(Action::SaleDone {
+        sale_id: second.sale_id,
+        result: Err(ApiError::Refused(sold)),
+    });
+    let Some(Dialog::Refused(r)) = h.s.dialog.clone() else {
+        panic!()
+    };
+    assert!(!r.can_override);
+    assert!(h.key(Key::Char('o')).is_empty());
+    assert!(matches!(h.s.dialog, Some(Dialog::Refused(_))));
+}
+
+#[test]
+fn back_from_a_refusal_drops_tenders_and_unlocks_the_basket() {
+    let mut h = Harness::with_basket();
+    h.key(Key::F(5));
+    h.key(Key::Char('c'));
+    let first = Harness::post(&h.key(Key::Enter));
+    h.act(Action::SaleDone {
+        sale_id: first.sale_id,
+        result: Err(ApiError::Refused(Refusal::InsufficientStock {
+            gtin: PEN.into(),
+            requested: 2,
+            available: 1,
+        })),
+    });
+    h.key(Key::Esc);
+    assert_eq!(h.s.dialog, None);
+    assert!(h.s.tenders.is_empty());
+    assert!(h.s.notice.as_ref().unwrap().1.contains("hand back"));
+    // Edit: one pen only; the agent recorded nothing, so the id is reused.
+    h.key(Key::Up);
+    h.key(Key::Char('-'));
+    assert_eq!(h.s.lines[0].qty, 1);
+    h.key(Key::F(5));
+    h.key(Key::Char('c'));
+    let second = Harness::post(&h.key(Key::Enter));
+    assert_eq!(second.sale_id, first.sale_id);
+    assert_eq!(second.lines[0].qty, 1);
+    assert_eq!(second.tenders[0].amount_minor, 179);
+}
+
+#[test]
+fn invalid_shows_the_agents_detail() {
+    let mut h = Harness::with_basket();
+    h.key(Key::F(5));
+    h.key(Key::Char('c'));
+    let req = Harness::post(&h.key(Key::Enter));
+    h.act(Action::SaleDone {
+        sale_id: req.sale_id,
+        result: Err(ApiError::Invalid("qty must be > 0".into())),
+    });
+    assert_eq!(
+        h.s.dialog,
+        Some(Dialog::Invalid {
+            detail: "qty must be > 0".into()
+        })
+    );
+    h.key(Key::Enter);
+    assert_eq!(h.s.dialog, None);
+    assert_eq!(h.s.lines.len(), 2);
+}
+
+#[test]
+fn a_timeout_locks_the_basket_and_retries_keep_the_sale_id_and_body() {
+    let mut h = Harness::with_basket();
+    h.key(Key::F(5));
+    h.key(Key::Char('c'));
+    h.typed("10");
+    let first = Harness::post(&h.key(Key::Enter));
+    h.act(Action::SaleDone {
+        sale_id: first.sale_id,
+        result: Err(ApiError::Unreachable("operation timed out".into())),
+    });
+    assert!(h.s.in_doubt);
+    assert!(matches!(h.s.dialog, Some(Dialog::InDoubt { .. })));
+    assert!(matches!(h.s.agent, AgentLink::Down(_)));
+    // Retry from the dialog: the very same request.
+    let again = Harness::post(&h.key(Key::Char('r')));
+    assert_eq!(again, first);
+    h.act(Action::SaleDone {
+        sale_id: first.sale_id,
+        result: Err(ApiError::Unavailable("shutting down".into())),
+    });
+    // Back to the basket: locked; scans and edits are refused.
+    h.key(Key::Esc);
+    assert_eq!(h.s.dialog, None);
+    h.key(Key::Delete);
+    h.scan("96385074");
+    assert_eq!(h.s.lines.len(), 2);
+    assert_eq!(h.s.lines[1].qty, 1);
+    assert!(h.s.notice.as_ref().unwrap().1.contains("same id"));
+    // F5 retries, still the same request; many fresh ids were offered.
+    let third = Harness::post(&h.key(Key::F(5)));
+    assert_eq!(third, first);
+    // A stale answer for another id is ignored.
+    h.act(Action::SaleDone {
+        sale_id: Uuid::from_u128(999),
+        result: committed(Uuid::from_u128(999), 1, false),
+    });
+    assert_eq!(h.s.dialog, Some(Dialog::Sending));
+    h.act(Action::SaleDone {
+        sale_id: first.sale_id,
+        result: committed(first.sale_id, 308, false),
+    });
+    let Some(Dialog::Receipt(r)) = &h.s.dialog else {
+        panic!("{:?}", h.s.dialog)
+    };
+    assert_eq!(r.id, first.sale_id);
+    assert_eq!(r.change_minor, 1000 - 308);
+    assert!(!h.s.in_doubt);
+    let posts = h
+        .effects
+        .iter()
+        .filter(|e| matches!(e, Effect::PostSale(_)))
+        .count();
+    assert_eq!(posts, 3);
+}
+
+#[test]
+fn a_sale_in_doubt_can_be_discarded_only_on_purpose() {
+    let mut h = Harness::with_basket();
+    h.key(Key::F(5));
+    h.key(Key::Char('c'));
+    let first = Harness::post(&h.key(Key::Enter));
+    h.act(Action::SaleDone {
+        sale_id: first.sale_id,
+        result: Err(ApiError::Unreachable("connection refused".into())),
+    });
+    h.key(Key::F(8));
+    assert_eq!(h.s.dialog, Some(Dialog::ConfirmDiscard));
+    h.key(Key::Char('x'));
+    assert_eq!(h.s.dialog, None);
+    assert!(h.s.in_doubt);
+    h.key(Key::F(8));
+    h.key(Key::Char('y'));
+    assert!(!h.s.in_doubt);
+    assert!(h.s.lines.is_empty());
+    h.scan("96385074");
+    h.catalog(GUM, "Gum", 50);
+    h.key(Key::F(5));
+    h.key(Key::Char('c'));
+    let next = Harness::post(&h.key(Key::Enter));
+    assert_ne!(next.sale_id, first.sale_id, "a new basket, a new id");
+}
+
+#[test]
+fn status_drives_the_offline_and_unreachable_states() {
+    let mut h = Harness::new();
+    h.act(Action::Status(Ok(status(false, 12))));
+    assert!(matches!(&h.s.agent, AgentLink::Up(s) if !s.online && s.outbox_events == 12));
+    // A lookup that gets no answer marks the agent down and is retried
+    // once the agent answers again.
+    h.scan("4006381333931");
+    h.act(Action::Catalog {
+        gtin: PEN.into(),
+        result: Err(ApiError::Unreachable("connection refused".into())),
+    });
+    assert!(matches!(h.s.agent, AgentLink::Down(_)));
+    assert!(matches!(
+        h.s.catalog.get(PEN),
+        Some(CatalogEntry::Failed(_))
+    ));
+    h.act(Action::Status(Err(ApiError::Unreachable("refused".into()))));
+    assert_eq!(h.s.agent, AgentLink::Down("refused".into()));
+    let e = h.act(Action::Status(Ok(status(true, 0))));
+    assert_eq!(e, [Effect::LookupCatalog(PEN.into())]);
+    assert_eq!(h.s.catalog.get(PEN), Some(&CatalogEntry::Pending));
+    // Steady state: no more lookups.
+    assert!(h.act(Action::Status(Ok(status(true, 0)))).is_empty());
+}
+
+#[test]
+fn unknown_items_need_a_price_before_payment() {
+    let mut h = Harness::new();
+    h.scan("96385074");
+    h.act(Action::Catalog {
+        gtin: GUM.into(),
+        result: Err(ApiError::NotFound),
+    });
+    assert!(h.s.name(&h.s.lines[0]).contains("not in catalog"));
+    assert!(h.key(Key::F(5)).is_empty());
+    assert_eq!(h.s.dialog, None);
+    assert!(h.s.notice.as_ref().unwrap().1.contains("F4"));
+    h.key(Key::F(4));
+    h.typed("2,5");
+    h.key(Key::Enter);
+    assert_eq!(h.s.lines[0].manual_price, Some(250));
+    assert_eq!(h.s.total(), Ok(250));
+    h.key(Key::F(5));
+    h.key(Key::Char('c'));
+    let req = Harness::post(&h.key(Key::Enter));
+    assert_eq!(req.lines[0].unit_price_minor, Some(250));
+}
+
+#[test]
+fn stock_answers_flag_lines_the_store_cannot_sell() {
+    let mut h = Harness::with_basket();
+    h.stock(PEN, 5, 1);
+    assert_eq!(h.s.short_of(&h.s.lines[0]), Some(1));
+    h.stock(GUM, 5, 5);
+    assert_eq!(h.s.short_of(&h.s.lines[1]), None);
+}
+
+#[test]
+fn quitting_asks_when_a_basket_is_open() {
+    let mut h = Harness::new();
+    assert_eq!(h.key(Key::Ctrl('q')), [Effect::Quit]);
+    let mut h = Harness::with_basket();
+    assert!(h.key(Key::F(10)).is_empty());
+    assert_eq!(h.s.dialog, Some(Dialog::ConfirmQuit));
+    assert!(h.key(Key::Char('n')).is_empty());
+    assert_eq!(h.s.dialog, None);
+    assert_eq!(h.s.lines.len(), 2);
+    h.key(Key::Ctrl('c'));
+    assert_eq!(h.key(Key::Char('y')), [Effect::Quit]);
+}
+
+#[test]
+fn scans_wait_while_a_dialog_is_open() {
+    let mut h = Harness::with_basket();
+    h.key(Key::F(5));
+    let e = h.act(Action::Scanned(Ok(Scanned {
+        raw: "96385074".into(),
+        gtin: GUM.into(),
+        epc: None,
+        measure: None,
+    })));
+    assert!(e.is_empty());
+    assert_eq!(h.s.lines[1].qty, 1);
+    assert!(h.s.notice.as_ref().unwrap().1.contains("Scan ignored"));
+}
+
+#[test]
+fn tagged_items_are_one_line_per_tag() {
+    let mut h = Harness::new();
+    h.scan("3074257BF7194E4000001A85");
+    assert_eq!(
+        h.s.lines[0].epc.as_deref(),
+        Some("3074257BF7194E4000001A85")
+    );
+    assert_eq!(h.s.lines[0].gtin, "80614141123458");
+    h.scan("3074257bf7194e4000001a85");
+    assert_eq!(h.s.lines.len(), 1, "the same tag twice is refused");
+    assert!(h
+        .s
+        .notice
+        .as_ref()
+        .unwrap()
+        .1
+        .contains("already in the basket"));
+    h.catalog("80614141123458", "Jacket", 4999);
+    h.key(Key::F(5));
+    h.key(Key::Char('c'));
+    let req = Harness::post(&h.key(Key::Enter));
+    assert_eq!(
+        req.lines[0].epc.as_deref(),
+        Some("3074257BF7194E4000001A85")
+    );
+}
+
+#[test]
+fn returns_post_lines_and_the_original_sale() {
+    let mut h = Harness::with_basket();
+    h.key(Key::F(6));
+    assert_eq!(h.s.mode, Mode::Sale, "not with an open basket");
+    h.key(Key::F(8));
+    h.key(Key::Char('y'));
+    h.key(Key::F(6));
+    assert_eq!(h.s.mode, Mode::Return);
+    let e = h.scan("4006381333931");
+    assert_eq!(e, [Effect::LookupCatalog(PEN.into())], "no stock check");
+    h.catalog(PEN, "Pen, blue", 129);
+    h.key(Key::F(7));
+    h.typed("not-a-uuid");
+    h.key(Key::Enter);
+    assert!(matches!(h.s.dialog, Some(Dialog::OriginalSale { .. })));
+    for _ in 0.."not-a-uuid".len() {
+        h.key(Key::Backspace);
+    }
+    let original = Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0001);
+    h.typed(&original.to_string());
+    h.key(Key::Enter);
+    assert_eq!(h.s.original_sale_id, Some(original));
+    h.key(Key::F(5));
+    assert_eq!(h.s.dialog, Some(Dialog::ConfirmRefund));
+    let e = h.key(Key::Enter);
+    let [Effect::PostReturn(req)] = e.as_slice() else {
+        panic!("{e:?}")
+    };
+    assert_eq!(req.original_sale_id, Some(original));
+    assert_eq!(req.lines[0].gtin, PEN);
+    assert_eq!(req.lines[0].unit_price_minor, Some(129));
+    // A timeout: the retry is the same return.
+    let req = req.clone();
+    h.act(Action::ReturnDone {
+        return_id: req.return_id,
+        result: Err(ApiError::Unreachable("timed out".into())),
+    });
+    let e = h.key(Key::Char('r'));
+    assert_eq!(e, [Effect::PostReturn(req.clone())]);
+    h.act(Action::ReturnDone {
+        return_id: req.return_id,
+        result: Ok(ReturnReply {
+            return_id: req.return_id,
+            status: "committed".into(),
+            total_minor: 129,
+        }),
+    });
+    let Some(Dialog::Receipt(r)) = &h.s.dialog else {
+        panic!("{:?}", h.s.dialog)
+    };
+    assert_eq!(r.mode, Mode::Return);
+    assert_eq!(r.original_sale_id, Some(original));
+    assert_eq!(r.total_minor, 129);
+    assert_eq!(h.s.mode, Mode::Return, "stays in returns mode");
+}
+
+#[test]
+fn a_refused_return_offers_no_override() {
+    let mut h = Harness::new();
+    h.key(Key::F(6));
+    h.scan("3074257BF7194E4000001A85");
+    h.catalog("80614141123458", "Jacket", 4999);
+    h.key(Key::F(5));
+    let e = h.key(Key::Enter);
+    let [Effect::PostReturn(req)] = e.as_slice() else {
+        panic!("{e:?}")
+    };
+    let id = req.return_id;
+    h.act(Action::ReturnDone {
+        return_id: id,
+        result: Err(ApiError::Refused(Refusal::NotSold {
+            epc: "3074257BF7194E4000001A85".into(),
+        })),
+    });
+    let Some(Dialog::Refused(r)) = &h.s.dialog else {
+        panic!()
+    };
+    assert!(!r.can_override);
+    assert!(h.key(Key::Char('o')).is_empty());
+    h.key(Key::Esc);
+    assert_eq!(h.s.dialog, None);
+}
+
+#[test]
+fn the_agent_total_wins_and_a_difference_is_shown() {
+    let mut h = Harness::with_basket();
+    h.key(Key::F(5));
+    h.key(Key::Char('c'));
+    let req = Harness::post(&h.key(Key::Enter));
+    h.act(Action::SaleDone {
+        sale_id: req.sale_id,
+        result: committed(req.sale_id, 310, false),
+    });
+    let Some(Dialog::Receipt(r)) = &h.s.dialog else {
+        panic!()
+    };
+    assert_eq!(r.total_minor, 310);
+    assert_eq!(r.local_total_minor, Some(308));
+}

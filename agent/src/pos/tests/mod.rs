@@ -1,0 +1,132 @@
+//! Tests of the cashier terminal without a terminal or an agent: the state
+//! machine's flows ([`flows`]), screens rendered into ratatui's
+//! `TestBackend` ([`screens`]), and effects run against a fake API
+//! ([`effects`]). Shared helpers live here.
+
+mod effects;
+mod flows;
+mod screens;
+
+use tally_hardware::rcn::RcnLayout;
+use uuid::Uuid;
+
+use super::api::{AgentStatus, ApiError, CatalogItem, SaleReply, Stock};
+use super::state::{Action, Effect, Env, Key, PosState};
+
+pub const PEN: &str = "04006381333931";
+pub const GUM: &str = "00000096385074";
+pub const URL: &str = "http://127.0.0.1:7420";
+
+/// A state machine with a counter for fresh ids (1, 2, 3, …) and a log of
+/// every effect it asked for.
+pub struct Harness {
+    pub s: PosState,
+    next: u128,
+    pub effects: Vec<Effect>,
+}
+
+impl Harness {
+    /// An online agent, empty basket.
+    pub fn new() -> Self {
+        let mut h = Harness {
+            s: PosState::new(URL, RcnLayout::default_layouts()),
+            next: 0,
+            effects: Vec::new(),
+        };
+        h.act(Action::Status(Ok(status(true, 0))));
+        h
+    }
+
+    pub fn act(&mut self, a: Action) -> Vec<Effect> {
+        self.next += 1;
+        let env = Env {
+            fresh_id: Uuid::from_u128(self.next),
+        };
+        let e = self.s.update(a, &env);
+        self.effects.extend(e.clone());
+        e
+    }
+
+    pub fn key(&mut self, k: Key) -> Vec<Effect> {
+        self.act(Action::Key(k))
+    }
+
+    /// Types text, one key per character.
+    pub fn typed(&mut self, text: &str) -> Vec<Effect> {
+        let mut out = Vec::new();
+        for c in text.chars() {
+            out.extend(self.key(Key::Char(c)));
+        }
+        out
+    }
+
+    /// Types a code and presses Enter; answers the catalog lookup.
+    pub fn scan(&mut self, code: &str) -> Vec<Effect> {
+        self.typed(code);
+        self.key(Key::Enter)
+    }
+
+    pub fn catalog(&mut self, gtin: &str, name: &str, price: i64) -> Vec<Effect> {
+        self.act(Action::Catalog {
+            gtin: gtin.into(),
+            result: Ok(CatalogItem {
+                name: name.into(),
+                price_minor: price,
+            }),
+        })
+    }
+
+    pub fn stock(&mut self, gtin: &str, on_hand: u64, rights: u64) -> Vec<Effect> {
+        self.act(Action::Stock {
+            gtin: gtin.into(),
+            result: Ok(Stock {
+                on_hand,
+                rights,
+                others_rights: on_hand - rights,
+            }),
+        })
+    }
+
+    /// Two pens (1.29) and a gum (0.50), catalog answered: total 3.08.
+    pub fn with_basket() -> Self {
+        let mut h = Harness::new();
+        h.scan("4006381333931");
+        h.catalog(PEN, "Pen, blue", 129);
+        h.scan("4006381333931");
+        h.scan("96385074");
+        h.catalog(GUM, "Gum", 50);
+        h
+    }
+
+    /// The single PostSale of `effects`.
+    pub fn post(effects: &[Effect]) -> super::api::SaleRequest {
+        let posts: Vec<_> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::PostSale(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(posts.len(), 1, "expected one PostSale in {effects:?}");
+        posts[0].clone()
+    }
+}
+
+pub fn status(online: bool, outbox: u64) -> AgentStatus {
+    AgentStatus {
+        store_id: Some("store-1".into()),
+        online,
+        last_sync_at: None,
+        outbox_events: outbox,
+        version: Some("0.1.0".into()),
+    }
+}
+
+pub fn committed(id: Uuid, total: i64, overridden: bool) -> Result<SaleReply, ApiError> {
+    Ok(SaleReply {
+        sale_id: id,
+        status: "committed".into(),
+        total_minor: total,
+        overridden,
+    })
+}

@@ -1,0 +1,456 @@
+//! The cashier terminal for real: the real agent (`tally-agent run` on
+//! loopback, stock received and a catalog imported through its API and
+//! CLI) and the real `tally-agent pos` in a detached tmux session of a
+//! fixed size, with its scanner on a pseudo-terminal. Keys are sent with
+//! `tmux send-keys`, the screen is read with `tmux capture-pane -p`
+//! (polled with a deadline), and every sale the screen reports is checked
+//! against the agent's API.
+//!
+//! Needs `tmux` (CI installs it). The last screen of each step is printed
+//! on failure; the main, receipt and refusal screens are saved as
+//! `target/pos-screen.txt`, `pos-receipt.txt` and `pos-refused.txt`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tally-agent");
+const PEN: &str = "04006381333931";
+const GUM: &str = "00000096385074";
+const WIDTH: u16 = 96;
+const HEIGHT: u16 = 24;
+/// How long one step may take (debug build, 2 shared cores).
+const STEP: Duration = Duration::from_secs(30);
+
+/// The agent process, killed on drop.
+struct Agent {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_agent(data: &Path) -> Agent {
+    let mut child = Command::new(BIN)
+        .args(["run", "--listen", "127.0.0.1:0", "--store-id", "store-pos"])
+        .arg("--data-dir")
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(url) = line.strip_prefix("tally-agent listening on ") {
+                let _ = tx.send(url.trim().to_string());
+            }
+        }
+    });
+    let url = rx.recv_timeout(STEP).unwrap_or_else(|_| {
+        panic!(
+            "the agent did not print its address: {:?}",
+            child.try_wait()
+        )
+    });
+    Agent { child, url }
+}
+
+/// A tiny JSON client of the agent (reqwest, as the terminal uses).
+struct Http {
+    rt: tokio::runtime::Runtime,
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Http {
+    fn new(base: &str) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Http {
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+            base: base.to_string(),
+        }
+    }
+
+    fn send(&self, req: reqwest::RequestBuilder) -> (u16, Value) {
+        self.rt.block_on(async {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+            (status, body)
+        })
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        self.send(self.client.get(format!("{}{path}", self.base)))
+    }
+
+    fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(self.client.post(format!("{}{path}", self.base)).json(&body))
+    }
+
+    /// Waits until the agent answers its status.
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let ok = self.rt.block_on(async {
+                self.client
+                    .get(format!("{}/v1/status", self.base))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            });
+            if ok {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the agent never answered");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A pseudo-terminal standing in for the store's serial scanner.
+struct Pty {
+    master: File,
+    _slave: OwnedFd,
+    path: PathBuf,
+}
+
+fn pty() -> Pty {
+    let pair = nix::pty::openpty(None, None).unwrap();
+    let mut t = tcgetattr(&pair.slave).unwrap();
+    cfmakeraw(&mut t);
+    tcsetattr(&pair.slave, SetArg::TCSANOW, &t).unwrap();
+    let path = nix::unistd::ttyname(pair.slave.as_fd()).unwrap();
+    Pty {
+        master: File::from(pair.master),
+        _slave: pair.slave,
+        path,
+    }
+}
+
+/// A tmux server of our own (its own socket), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn tmux(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("running tmux (install it: apt-get install -y tmux)")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.tmux(args);
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Starts `command` in a detached session `pos` of WIDTH×HEIGHT; the
+    /// pane stays after the program exits so its end can be read.
+    fn start(socket: String, conf: &Path, command: &str) -> Self {
+        std::fs::write(conf, "set -g remain-on-exit on\nset -g status off\n").unwrap();
+        let t = Tmux { socket };
+        t.ok(&[
+            "-f",
+            conf.to_str().unwrap(),
+            "new-session",
+            "-d",
+            "-s",
+            "pos",
+            "-x",
+            &WIDTH.to_string(),
+            "-y",
+            &HEIGHT.to_string(),
+            command,
+        ]);
+        t
+    }
+
+    fn screen(&self) -> String {
+        self.ok(&["capture-pane", "-p", "-t", "pos"])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "pos"];
+        args.extend_from_slice(keys);
+        self.ok(&args);
+    }
+
+    fn type_text(&self, text: &str) {
+        self.ok(&["send-keys", "-t", "pos", "-l", text]);
+    }
+
+    /// Polls the screen until `pred` holds on a settled screen (two
+    /// captures in a row alike: a capture may catch a frame half drawn);
+    /// panics with the last screen after STEP.
+    fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let s = self.screen();
+            if pred(&s) && self.screen() == s {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waited {STEP:?} for {what}; the screen is:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_for(&self, needle: &str) -> String {
+        self.wait_all(&[needle], &[])
+    }
+
+    /// Waits for a settled screen showing every one of `all` and none of
+    /// `none`.
+    fn wait_all(&self, all: &[&str], none: &[&str]) -> String {
+        self.wait(&format!("{all:?} and not {none:?}"), |s| {
+            all.iter().all(|n| s.contains(n)) && !none.iter().any(|n| s.contains(n))
+        })
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+    }
+}
+
+/// The sale id on the receipt screen.
+fn receipt_id(screen: &str) -> String {
+    screen
+        .lines()
+        .find_map(|l| {
+            let i = l.find("Sale ")?;
+            let id: String = l[i + 5..].chars().take(36).collect();
+            (id.len() == 36 && id.chars().filter(|&c| c == '-').count() == 4).then_some(id)
+        })
+        .unwrap_or_else(|| panic!("no sale id on the receipt:\n{screen}"))
+}
+
+/// The outbox depth in the header.
+fn outbox(screen: &str) -> u64 {
+    let head = screen.lines().next().unwrap_or_default();
+    head.split("outbox ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no outbox depth in the header:\n{screen}"))
+}
+
+/// Keeps a screen as a text screenshot beside the build (docs/pos.md, CI
+/// artifacts): `target/<name>`.
+fn save(name: &str, screen: &str) {
+    if let Some(target) = Path::new(env!("CARGO_TARGET_TMPDIR")).parent() {
+        let _ = std::fs::write(target.join(name), screen);
+    }
+}
+
+fn row<'a>(screen: &'a str, needle: &str) -> &'a str {
+    screen
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no row with {needle:?}:\n{screen}"))
+}
+
+#[test]
+fn cashier_sells_overrides_and_quits_under_tmux() {
+    let tmux_version = Command::new("tmux").arg("-V").output();
+    assert!(
+        tmux_version.is_ok_and(|o| o.status.success()),
+        "this test needs tmux: apt-get install -y tmux (CI installs it in .ci/run)"
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let agent = start_agent(&scratch.path().join("data"));
+    let http = Http::new(&agent.url);
+    http.wait_ready();
+
+    // A catalog (through the CLI) and stock (through the API): 5 pens, 1 gum.
+    let csv = scratch.path().join("catalog.csv");
+    std::fs::write(
+        &csv,
+        format!("gtin,name,price_minor\n{PEN},\"Pen, blue\",129\n{GUM},Gum,50\n"),
+    )
+    .unwrap();
+    let import = Command::new(BIN)
+        .args(["catalog", "import"])
+        .arg(&csv)
+        .args(["--agent", &agent.url])
+        .output()
+        .unwrap();
+    assert!(
+        import.status.success(),
+        "catalog import: {}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let (s, v) = http.post(
+        "/v1/receipts",
+        json!({"lines": [{"gtin": PEN, "qty": 5}, {"gtin": GUM, "qty": 1}]}),
+    );
+    assert_eq!(s, 201, "{v}");
+
+    let mut scanner = pty();
+    // The wrapper shell reaps pos and writes its exit status to a file
+    // (tmux 3.3's pane_dead_status was seen to stay empty, the pane
+    // process a zombie tmux had not reaped).
+    let status_file = scratch.path().join("pos-exit-status");
+    let command = format!(
+        "'{BIN}' pos --agent '{}' --scanner '{}' --timeout-secs 5; echo $? > '{}'",
+        agent.url,
+        scanner.path.display(),
+        status_file.display()
+    );
+    let socket = format!("tally-pos-test-{}", std::process::id());
+    let tmux = Tmux::start(socket, &scratch.path().join("tmux.conf"), &command);
+    // A store agent without a hub is offline: the banner says so, with
+    // the outbox depth.
+    let screen = tmux.wait_all(
+        &[
+            "store store-pos",
+            "agent OFFLINE",
+            "OFFLINE: hub not reachable. Outbox:",
+            "scanner ready",
+            "Empty basket",
+        ],
+        &[],
+    );
+    let outbox_before = outbox(&screen);
+
+    // 1. Two pens: one typed, one from the scanner.
+    tmux.type_text("4006381333931");
+    tmux.keys(&["Enter"]);
+    tmux.wait_all(&["Pen, blue", "TOTAL 1.29"], &[]);
+    scanner.master.write_all(b"]E04006381333931\r").unwrap();
+    let screen = tmux.wait_all(&["TOTAL 2.58", "1 line, 2 units"], &[]);
+    let pen = row(&screen, "Pen, blue");
+    assert!(pen.contains("    2 "), "{pen}");
+    assert!(pen.contains("1.29"), "{pen}");
+    save("pos-screen.txt", &screen);
+
+    // 2. Pay cash 5.00: change 2.42, receipt on screen.
+    tmux.keys(&["F5"]);
+    tmux.wait_for("[C] cash");
+    tmux.keys(&["c"]);
+    tmux.wait_for("Cash given (Enter alone = exact): _");
+    tmux.type_text("5");
+    tmux.keys(&["Enter"]);
+    let receipt = tmux.wait_all(&["SALE COMMITTED", "CHANGE", "[Enter] next customer"], &[]);
+    save("pos-receipt.txt", &receipt);
+    assert!(row(&receipt, "CHANGE").contains("2.42"), "{receipt}");
+    assert!(row(&receipt, "Cash").contains("5.00"), "{receipt}");
+    let id = receipt_id(&receipt);
+    let (s, sale) = http.get(&format!("/v1/sales/{id}"));
+    assert_eq!(s, 200, "{sale}");
+    assert_eq!(sale["total_minor"], 258, "{sale}");
+    assert_eq!(sale["overridden"], false, "{sale}");
+    assert_eq!(sale["tenders"][0]["method"], "cash", "{sale}");
+    assert_eq!(sale["tenders"][0]["amount_minor"], 258, "{sale}");
+    let (_, stock) = http.get(&format!("/v1/stock/{PEN}"));
+    assert_eq!(stock["on_hand"], 3, "{stock}");
+    // The sale waits in the outbox for the hub: the next status poll shows it.
+    let want = format!("outbox {}", outbox_before + 1);
+    tmux.wait_for(&want);
+
+    // 3. Two gums, one in stock: refused, then a manager override.
+    tmux.keys(&["Enter"]);
+    tmux.wait_all(&["Empty basket"], &["SALE COMMITTED"]);
+    tmux.type_text("96385074");
+    tmux.keys(&["Enter"]);
+    tmux.wait_all(&["Gum", "TOTAL 0.50"], &[]);
+    tmux.keys(&["+"]);
+    tmux.wait_all(&["TOTAL 1.00", "Gum [SHORT: store may sell 1]"], &[]);
+    tmux.keys(&["F5"]);
+    tmux.wait_for("[K] card");
+    tmux.keys(&["k"]);
+    tmux.wait_for("Card reference: _");
+    tmux.type_text("AUTH-42");
+    tmux.keys(&["Enter"]);
+    let refused = tmux.wait_all(
+        &[
+            "REFUSED: not enough stock",
+            "Gum: requested 2, available 1.",
+            "On hand 1; this store may sell 1;",
+            "may be held for online orders",
+            "[O] manager override",
+        ],
+        &[],
+    );
+    save("pos-refused.txt", &refused);
+    tmux.keys(&["o"]);
+    tmux.wait_for("Approving manager: _");
+    tmux.type_text("Ann");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("Reason: _");
+    tmux.type_text("two on the shelf");
+    tmux.keys(&["Enter"]);
+    let receipt = tmux.wait_all(
+        &[
+            "SALE COMMITTED",
+            "Manager override by Ann: two on the shelf",
+            "[Enter] next customer",
+        ],
+        &[],
+    );
+    let id = receipt_id(&receipt);
+    let (s, sale) = http.get(&format!("/v1/sales/{id}"));
+    assert_eq!(s, 200, "{sale}");
+    assert_eq!(sale["overridden"], true, "{sale}");
+    assert_eq!(sale["total_minor"], 100, "{sale}");
+    assert_eq!(sale["tenders"][0]["reference"], "AUTH-42", "{sale}");
+
+    // 4. Quit with an empty basket: the program ends cleanly.
+    tmux.keys(&["Enter"]);
+    tmux.wait_all(&["Empty basket"], &["SALE COMMITTED"]);
+    tmux.keys(&["F10"]);
+    let deadline = Instant::now() + STEP;
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file) {
+            if text.ends_with('\n') {
+                break text;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pos did not exit:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.trim(), "0", "pos exit status");
+    let end = tmux.screen();
+    assert!(
+        !end.contains("Tally POS"),
+        "the screen was restored:\n{end}"
+    );
+}
