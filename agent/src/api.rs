@@ -28,7 +28,7 @@ use tally_sync::message::CatalogItem;
 use tally_sync::{Epc, Event, EventId, EventKind, Gtin, Refusal, Tender};
 
 use crate::commit::{CommitError, Committer, Done, Job};
-use crate::core::{Approval, Command, LineIn, Outcome};
+use crate::core::{Approval, Command, LineIn, Outcome, ReceiptLine};
 use crate::metrics::Metrics;
 use crate::status::SyncStatus;
 use crate::store::AgentDb;
@@ -417,7 +417,7 @@ async fn post_receipt(
         .into_iter()
         .map(|l| {
             let g = gtin(&l.gtin)?;
-            Ok((g, qty(g, l.qty)?))
+            Ok(ReceiptLine::units(g, qty(g, l.qty)?))
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     let cmd = Command::Receipt {

@@ -15,6 +15,7 @@ use crate::api::MAX_CATALOG_ITEMS;
 use crate::catalog::{parse_csv, CsvError};
 use crate::client::{ApiClient, ClientError};
 use crate::config::{self, default_agent_url, ConfigError};
+use crate::devices::{DevicesFileConfig, RfidMode, ScannerMode};
 use crate::store::{put_catalog, AgentDb, OpenError};
 use tally_sync::message::CatalogItem;
 
@@ -42,6 +43,30 @@ pub struct RunArgs {
     /// Seconds between syncs when nothing changes (default 30).
     #[arg(long)]
     pub sync_interval: Option<u64>,
+    /// A barcode scanner the agent reads itself (serial device path).
+    #[arg(long, value_name = "PATH")]
+    pub scanner: Option<PathBuf>,
+    /// What a scan does: `sell` = a sale of one unit (self-checkout).
+    #[arg(long, value_enum)]
+    pub scanner_mode: Option<ScannerMode>,
+    /// Scanner baud rate (default 9600).
+    #[arg(long)]
+    pub scanner_baud: Option<u32>,
+    /// In-store weighed-goods layout (repeatable), as `tally-agent decode barcode`.
+    #[arg(long = "rcn-layout", value_name = "LAYOUT")]
+    pub rcn_layouts: Vec<String>,
+    /// A UHF RFID reader (M100/QM100 protocol) the agent reads itself.
+    #[arg(long, value_name = "PATH")]
+    pub rfid: Option<PathBuf>,
+    /// What a tag does: `receive` = a receipt of one unit per new SGTIN-96 tag.
+    #[arg(long, value_enum)]
+    pub rfid_mode: Option<RfidMode>,
+    /// RFID reader baud rate (default 115200).
+    #[arg(long)]
+    pub rfid_baud: Option<u32>,
+    /// RFID de-duplication window in milliseconds (default 2000).
+    #[arg(long)]
+    pub rfid_window_ms: Option<u64>,
 }
 
 impl RunArgs {
@@ -61,6 +86,16 @@ impl RunArgs {
                 hub: self.hub.clone(),
                 identity: self.identity.clone(),
                 sync_interval_secs: self.sync_interval,
+                devices: DevicesFileConfig {
+                    scanner: self.scanner.clone(),
+                    scanner_mode: self.scanner_mode,
+                    scanner_baud: self.scanner_baud,
+                    rcn_layouts: (!self.rcn_layouts.is_empty()).then(|| self.rcn_layouts.clone()),
+                    rfid: self.rfid.clone(),
+                    rfid_mode: self.rfid_mode,
+                    rfid_baud: self.rfid_baud,
+                    rfid_window_ms: self.rfid_window_ms,
+                },
             },
         )
     }

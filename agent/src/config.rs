@@ -17,6 +17,12 @@
 //! hub = "https://hub.example.com:8443"
 //! identity = "/etc/tally/store-001.pem"
 //! interval_secs = 30
+//!
+//! [devices]            # see crate::devices (scanner that sells, RFID that receives)
+//! scanner = "/dev/serial/by-id/usb-Honeywell_1900-if00"
+//! scanner_mode = "sell"
+//! rfid = "/dev/serial/by-id/usb-1a86_USB_Serial-if00-port0"
+//! rfid_mode = "receive"
 //! ```
 
 use std::net::SocketAddr;
@@ -25,6 +31,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use tally_sync::{IdError, ReplicaId};
 
+use crate::devices::{DeviceConfigError, DevicesConfig, DevicesFileConfig};
 use crate::sync::SyncConfig;
 
 /// The port the agent's API listens on by default (loopback only).
@@ -82,6 +89,9 @@ pub enum ConfigError {
     /// The hub URL is not https.
     #[error("hub URL {0:?} must start with https://")]
     HubUrl(String),
+    /// The device settings are unusable.
+    #[error("devices: {0}")]
+    Devices(#[from] DeviceConfigError),
 }
 
 /// Sync settings in the file.
@@ -150,6 +160,9 @@ pub struct FileConfig {
     /// Sync with the hub.
     #[serde(default)]
     pub sync: SyncFileConfig,
+    /// Devices the agent reads itself.
+    #[serde(default)]
+    pub devices: DevicesFileConfig,
 }
 
 impl FileConfig {
@@ -186,6 +199,8 @@ pub struct Overrides {
     pub identity: Option<PathBuf>,
     /// `--sync-interval`.
     pub sync_interval_secs: Option<u64>,
+    /// `--scanner`, `--scanner-mode`, `--rfid`, `--rfid-mode`, ….
+    pub devices: DevicesFileConfig,
 }
 
 /// The resolved configuration.
@@ -204,6 +219,8 @@ pub struct Config {
     pub commit: CommitConfig,
     /// Sync with the hub, if configured.
     pub sync: Option<SyncConfig>,
+    /// Devices the agent reads itself (none by default).
+    pub devices: DevicesConfig,
 }
 
 impl Config {
@@ -216,6 +233,7 @@ impl Config {
             api: ApiConfig::default(),
             commit: CommitConfig::default(),
             sync: None,
+            devices: DevicesConfig::default(),
         }
     }
 
@@ -258,6 +276,7 @@ impl Config {
             }
             _ => return Err(ConfigError::HalfSync),
         };
+        let devices = DevicesFileConfig::resolve(flags.devices, file.devices)?;
         Ok(Self {
             data_dir,
             listen: flags.listen.or(file.listen).unwrap_or_else(default_listen),
@@ -265,6 +284,7 @@ impl Config {
             api: file.api,
             commit: file.commit,
             sync,
+            devices,
         })
     }
 }
@@ -396,5 +416,45 @@ mod tests {
             ),
             Err(ConfigError::Zero(_))
         ));
+    }
+
+    #[test]
+    fn devices_come_from_the_file_and_flags() {
+        let file = FileConfig::parse(
+            "data_dir = \"/d\"\n[devices]\nscanner = \"/dev/ttyACM0\"\nscanner_mode = \"sell\"\n\
+             rfid = \"/dev/ttyUSB0\"\nrfid_mode = \"receive\"\nrfid_window_ms = 750\n",
+            Path::new("d.toml"),
+        )
+        .unwrap();
+        let c = Config::resolve(Some(file.clone()), Overrides::default()).unwrap();
+        let scanner = c.devices.scanner.unwrap();
+        assert_eq!(scanner.path, PathBuf::from("/dev/ttyACM0"));
+        assert_eq!(scanner.mode, crate::devices::ScannerMode::Sell);
+        let rfid = c.devices.rfid.unwrap();
+        assert_eq!(rfid.window, std::time::Duration::from_millis(750));
+        let c = Config::resolve(
+            Some(file),
+            Overrides {
+                devices: DevicesFileConfig {
+                    rfid: Some("/dev/other".into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.devices.rfid.unwrap().path, PathBuf::from("/dev/other"));
+        let no_mode = FileConfig::parse(
+            "data_dir = \"/d\"\n[devices]\nscanner = \"/dev/x\"\n",
+            Path::new("m.toml"),
+        )
+        .unwrap();
+        let e = Config::resolve(Some(no_mode), Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("--scanner-mode sell"), "{e}");
+        let bad = FileConfig::parse(
+            "[devices]\nrfid = \"/dev/x\"\nrfid_mode = \"count\"\n",
+            Path::new("c.toml"),
+        );
+        assert!(bad.is_err(), "only the modes that exist are accepted");
     }
 }

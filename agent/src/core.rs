@@ -76,6 +76,38 @@ pub struct LineIn {
     pub epc: Option<Epc>,
 }
 
+/// One line of a receipt: units of an item, or one tagged unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptLine {
+    /// The item.
+    pub gtin: Gtin,
+    /// Units (> 0; 1 with an EPC).
+    pub qty: u64,
+    /// The tag of a serialized unit (an RFID receipt), kept on the event's
+    /// line so the hub and audits see which tag arrived.
+    pub epc: Option<Epc>,
+}
+
+impl ReceiptLine {
+    /// `qty` untagged units of `gtin`.
+    pub fn units(gtin: Gtin, qty: u64) -> Self {
+        Self {
+            gtin,
+            qty,
+            epc: None,
+        }
+    }
+
+    /// One tagged unit of `gtin`.
+    pub fn tagged(gtin: Gtin, epc: Epc) -> Self {
+        Self {
+            gtin,
+            qty: 1,
+            epc: Some(epc),
+        }
+    }
+}
+
 /// A manager's approval to sell beyond rights.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Approval {
@@ -112,8 +144,8 @@ pub enum Command {
     Receipt {
         /// Idempotency key.
         id: Option<EventId>,
-        /// Items and units.
-        lines: Vec<(Gtin, u64)>,
+        /// Items and units (tagged units carry their EPC).
+        lines: Vec<ReceiptLine>,
     },
     /// A cycle count of one item.
     Count {
@@ -153,7 +185,7 @@ impl Command {
             Command::Sale { lines, .. } | Command::Return { lines, .. } => {
                 lines.iter().map(|l| l.gtin).collect()
             }
-            Command::Receipt { lines, .. } => lines.iter().map(|(g, _)| *g).collect(),
+            Command::Receipt { lines, .. } => lines.iter().map(|l| l.gtin).collect(),
             Command::Count { gtin, .. } => BTreeSet::from([*gtin]),
         }
     }
@@ -296,11 +328,11 @@ pub fn plan(cmd: &Command, who: &Who, loaded: &Loaded, stamp: Stamp) -> Result<E
             EventKind::Receipt,
             lines
                 .iter()
-                .map(|&(gtin, qty)| Line {
-                    gtin,
-                    qty,
+                .map(|l| Line {
+                    gtin: l.gtin,
+                    qty: l.qty,
                     unit_price_minor: 0,
-                    epc: None,
+                    epc: l.epc.clone(),
                 })
                 .collect(),
         ),
@@ -543,7 +575,7 @@ mod tests {
     fn receive(l: &mut MemLedger, g: u64, qty: u64) {
         let cmd = Command::Receipt {
             id: None,
-            lines: vec![(gtin(g), qty)],
+            lines: vec![ReceiptLine::units(gtin(g), qty)],
         };
         static N: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(100);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -841,10 +873,27 @@ mod tests {
     }
 
     #[test]
+    fn a_tagged_receipt_line_keeps_its_epc_on_the_event() {
+        let epc = Epc::from_hex("3074257BF7194E4000001A85").unwrap();
+        let cmd = Command::Receipt {
+            id: None,
+            lines: vec![
+                ReceiptLine::tagged(gtin(1), epc.clone()),
+                ReceiptLine::units(gtin(2), 5),
+            ],
+        };
+        let e = plan(&cmd, &who(), &Loaded::default(), stamp(3)).unwrap();
+        assert_eq!(e.lines[0].epc, Some(epc));
+        assert_eq!(e.lines[0].qty, 1);
+        assert_eq!(e.lines[1].epc, None);
+        assert_eq!(e.lines[1].qty, 5);
+    }
+
+    #[test]
     fn plan_generates_a_v7_id_from_the_stamp() {
         let cmd = Command::Receipt {
             id: None,
-            lines: vec![(gtin(1), 1)],
+            lines: vec![ReceiptLine::units(gtin(1), 1)],
         };
         let e = plan(&cmd, &who(), &Loaded::default(), stamp(9)).unwrap();
         assert_eq!(e.id, EventId::v7(stamp(9).now_ms, [9; 10]));

@@ -10,6 +10,8 @@
 //! - [`store`]: the agent's tables beside `tally-store`'s, one database.
 //! - [`sync`]: the sync client (mTLS to the hub; outbox out, hub's
 //!   entries, rights and catalog in).
+//! - [`devices`]: a scanner that sells and an RFID reader that receives,
+//!   wired to the agent through the real drivers and the committer.
 //! - [`config`], [`metrics`], [`status`]: configuration, Prometheus
 //!   metrics, sync status. [`catalog`], [`client`], [`cli`]: the CLI.
 //!
@@ -24,6 +26,7 @@ pub mod client;
 pub mod commit;
 pub mod config;
 pub mod core;
+pub mod devices;
 pub mod metrics;
 pub mod status;
 pub mod store;
@@ -77,6 +80,7 @@ pub async fn run(
         api: api_config,
         commit: commit_config,
         sync: sync_config,
+        devices: devices_config,
         ..
     } = config;
     let db = tokio::task::spawn_blocking(move || AgentDb::open(&data_dir, store_id.as_ref()))
@@ -113,8 +117,21 @@ pub async fn run(
             status: status.clone(),
             metrics: metrics.clone(),
         };
-        tokio::spawn(sync::run(ctx, cfg, stop_rx))
+        tokio::spawn(sync::run(ctx, cfg, stop_rx.clone()))
     });
+    let device_tasks = devices::start(
+        &devices::DeviceContext {
+            db: db.clone(),
+            committer: committer.clone(),
+            metrics: metrics.clone(),
+        },
+        &devices_config,
+        &stop_rx,
+    )
+    .map_err(|source| AgentError::Io {
+        what: "starting the device drivers",
+        source,
+    })?;
     let state = AppState {
         db: db.clone(),
         committer,
@@ -127,9 +144,11 @@ pub async fn run(
     })?;
     tracing::info!(store = %db.who().replica, %addr, outbox = depth, "Agent ready.");
     let app = api::router(state, api_config.max_body_bytes);
+    let stop_tx = Arc::new(stop_tx);
+    let stop_on_shutdown = stop_tx.clone();
     let shutdown = async move {
         shutdown.await;
-        let _ = stop_tx.send(true);
+        let _ = stop_on_shutdown.send(true);
     };
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -139,6 +158,15 @@ pub async fn run(
     if let Some(task) = syncer {
         task.abort();
         let _ = task.await;
+    }
+    // The device tasks stop their drivers, record what the drivers still
+    // hand over (the RFID driver flushes its open windows), and drop their
+    // committer handles.
+    let _ = stop_tx.send(true);
+    for task in device_tasks {
+        if task.await.is_err() {
+            tracing::error!("A device task panicked.");
+        }
     }
     // Every handler (and its committer handle) is gone now: the committer
     // answers what is still queued, commits, and stops.

@@ -27,6 +27,20 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+/// Label for what became of a device input (a scan, a tag).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// See `docs/api.md` (`device_scans_total`, `device_tags_total`).
+    pub outcome: &'static str,
+}
+
+/// Label naming a device.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct DeviceLabel {
+    /// `scanner` or `rfid`.
+    pub device: &'static str,
+}
+
 /// Every metric the agent exports.
 pub struct Metrics {
     registry: Registry,
@@ -49,6 +63,13 @@ pub struct Metrics {
     pub batch_size: Histogram,
     /// Events waiting in the outbox for the hub's acknowledgement.
     pub outbox_events: Gauge,
+    /// Codes read by a scanner wired to the agent, by outcome.
+    pub device_scans: Family<OutcomeLabel, Counter>,
+    /// Tags reported (once per de-duplication window) by an RFID reader
+    /// wired to the agent, by outcome.
+    pub device_tags: Family<OutcomeLabel, Counter>,
+    /// 1 while a device's port is open, else 0.
+    pub device_connected: Family<DeviceLabel, Gauge>,
 }
 
 impl fmt::Debug for Metrics {
@@ -83,6 +104,9 @@ impl Metrics {
             1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
         ]);
         let outbox_events = Gauge::default();
+        let device_scans = Family::<OutcomeLabel, Counter>::default();
+        let device_tags = Family::<OutcomeLabel, Counter>::default();
+        let device_connected = Family::<DeviceLabel, Gauge>::default();
         registry.register("sales", "Sales committed durably", sales.clone());
         registry.register(
             "events_committed",
@@ -120,6 +144,21 @@ impl Metrics {
             "Events waiting for the hub's acknowledgement",
             outbox_events.clone(),
         );
+        registry.register(
+            "device_scans",
+            "Codes read by the agent's scanner, by outcome",
+            device_scans.clone(),
+        );
+        registry.register(
+            "device_tags",
+            "RFID tags reported by the agent's reader, by outcome",
+            device_tags.clone(),
+        );
+        registry.register(
+            "device_connected",
+            "1 while the device's serial port is open",
+            device_connected.clone(),
+        );
         Self {
             registry,
             sales,
@@ -131,6 +170,9 @@ impl Metrics {
             commit_seconds,
             batch_size,
             outbox_events,
+            device_scans,
+            device_tags,
+            device_connected,
         }
     }
 
@@ -144,6 +186,27 @@ impl Metrics {
     /// Outbox depth as last set by the committer (or the sync client).
     pub fn outbox_depth(&self) -> u64 {
         u64::try_from(self.outbox_events.get()).unwrap_or(0)
+    }
+
+    /// Counts one scan with `outcome`.
+    pub fn scan(&self, outcome: &'static str) {
+        self.device_scans
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+
+    /// Counts one tag report with `outcome`.
+    pub fn tag(&self, outcome: &'static str) {
+        self.device_tags
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+
+    /// Records whether `device`'s port is open.
+    pub fn set_connected(&self, device: &'static str, connected: bool) {
+        self.device_connected
+            .get_or_create(&DeviceLabel { device })
+            .set(i64::from(connected));
     }
 
     /// Sets the outbox depth.
@@ -167,6 +230,9 @@ mod tests {
             .inc();
         m.commit_seconds.observe(0.002);
         m.set_outbox_depth(3);
+        m.scan("sold");
+        m.tag("received");
+        m.set_connected("rfid", true);
         let text = m.encode().unwrap();
         for needle in [
             "tally_agent_sales_total 1",
@@ -174,6 +240,9 @@ mod tests {
             "tally_agent_commit_seconds_bucket",
             "tally_agent_batch_size",
             "tally_agent_outbox_events 3",
+            "tally_agent_device_scans_total{outcome=\"sold\"} 1",
+            "tally_agent_device_tags_total{outcome=\"received\"} 1",
+            "tally_agent_device_connected{device=\"rfid\"} 1",
             "# EOF",
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");

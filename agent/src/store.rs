@@ -224,6 +224,11 @@ impl AgentDb {
         self.read()?.events()
     }
 
+    /// The sale and return history of one EPC, if it was ever sold.
+    pub fn epc_history(&self, epc: &Epc) -> Result<Option<EpcHistory>, StoreError> {
+        self.read()?.epc_history(epc)
+    }
+
     /// A catalog item.
     pub fn catalog_item(&self, gtin: Gtin) -> Result<Option<CatalogItem>, StoreError> {
         self.read()?.catalog_item(gtin)

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use tally_agent::commit::{Committer, Done, Job, Limits};
-use tally_agent::core::{execute, Command, LineIn, Outcome, Stamp};
+use tally_agent::core::{execute, Command, LineIn, Outcome, ReceiptLine, Stamp};
 use tally_agent::metrics::Metrics;
 use tally_agent::store::{AgentDb, AgentTxn};
 use tally_sync::{EventId, Gtin, ReplicaId};
@@ -80,7 +80,7 @@ fn to_command(c: Cmd) -> Command {
     match c {
         Cmd::Receive { item, qty, id: n } => Command::Receipt {
             id: Some(id(1, n)),
-            lines: vec![(gtin(item), u64::from(qty))],
+            lines: vec![ReceiptLine::units(gtin(item), u64::from(qty))],
         },
         Cmd::Sell { item, qty, id: n } => Command::Sale {
             id: Some(id(2, n)),

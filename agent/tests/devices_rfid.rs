@@ -1,0 +1,202 @@
+//! `tally-agent run --rfid PATH --rfid-mode receive` end to end: the real
+//! binary drives a simulated M100 reader on a real pseudo-terminal (it must
+//! send start-inventory first, as to a real module), and each newly seen
+//! SGTIN-96 tag becomes a receipt of one unit carrying its EPC. Re-reads,
+//! a restart and non-item tags receive nothing; a tag sold with its EPC
+//! and read again at the dock is received again.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::pty::{metric, wait_metric, Pty};
+use common::{agent_command, AgentProcess, MUG, PEN};
+use serde_json::json;
+use tally_agent::client::ApiClient;
+use tally_agent::devices::receipt_id;
+use tally_agent::store::AgentDb;
+use tally_hardware::epc::Sgtin96;
+use tally_hardware::rfid::frame::{encode_into, FrameType};
+use tally_hardware::rfid::m100::{notice_payload, pc_for_len, CMD_SINGLE_INVENTORY};
+use tally_hardware::rfid::TagRead;
+use tally_sync::{Epc, EventKind, Gtin, ReplicaId};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tally-agent");
+const WAIT: Duration = Duration::from_secs(20);
+const STORE: &str = "dock-1";
+/// What the driver writes on connect: start multiple inventory, 65535 rounds.
+const START: [u8; 10] = [0xBB, 0x00, 0x27, 0x00, 0x03, 0x22, 0xFF, 0xFF, 0x4A, 0x7E];
+/// SSCC-96 from the EPC Tag Data Standard's examples: a pallet, not an item.
+const SSCC: &str = "3174257BF4499602D2000000";
+
+/// An SGTIN-96 tag of `gtin` (company prefix of 7 digits).
+fn tag(gtin: &str, serial: u64) -> Epc {
+    let s = Sgtin96::from_gtin(1, Gtin::parse(gtin).unwrap(), 7, serial).unwrap();
+    Epc::from_bytes(&s.encode()).unwrap()
+}
+
+/// An M100 inventory notice, as the module sends it.
+fn notice(epc: &Epc, rssi: i8) -> Vec<u8> {
+    let read = TagRead {
+        pc: pc_for_len(epc.as_bytes().len()),
+        epc: epc.clone(),
+        rssi,
+    };
+    let mut out = Vec::new();
+    encode_into(
+        FrameType::Notice,
+        CMD_SINGLE_INVENTORY,
+        &notice_payload(&read, 0xBEEF),
+        &mut out,
+    )
+    .unwrap();
+    out
+}
+
+/// Each tag read `times` times, interleaved, as a portal sees a pallet.
+fn reads(tags: &[&Epc], times: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for round in 0..times {
+        for (i, t) in tags.iter().enumerate() {
+            out.extend(notice(t, -40 - (round as i8) - (i as i8)));
+        }
+    }
+    out
+}
+
+async fn start(data: &std::path::Path, reader: &mut Pty) -> (AgentProcess, ApiClient) {
+    let mut cmd = agent_command(BIN, data, STORE);
+    cmd.arg("--rfid")
+        .arg(&reader.path)
+        .args(["--rfid-mode", "receive", "--rfid-window-ms", "200"]);
+    let agent = AgentProcess::spawn(cmd).await;
+    // A real module answers only once told to inventory.
+    let got = reader.read_within(START.len(), WAIT);
+    assert_eq!(got, START, "the driver starts inventory on connect");
+    let client = ApiClient::new(&agent.url);
+    (agent, client)
+}
+
+async fn on_hand(client: &ApiClient, gtin: &str) -> u64 {
+    let (s, v) = client.get(&format!("/v1/stock/{gtin}")).await.unwrap();
+    assert!(s.is_success(), "{v}");
+    v["on_hand"].as_u64().unwrap()
+}
+
+async fn stop(agent: &mut AgentProcess) {
+    let pid = agent.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + WAIT;
+    let exit = loop {
+        if let Some(s) = agent.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(exit.success(), "{exit}");
+}
+
+const RECEIVED: &str = "tally_agent_device_tags_total{outcome=\"received\"}";
+const AGAIN: &str = "tally_agent_device_tags_total{outcome=\"already_received\"}";
+const NOT_ITEM: &str = "tally_agent_device_tags_total{outcome=\"not_an_item\"}";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_tags_are_received_once_each_and_carry_their_epc() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (pen1, pen2, mug1) = (tag(PEN, 1), tag(PEN, 2), tag(MUG, 1));
+    let sscc = Epc::from_hex(SSCC).unwrap();
+
+    let mut reader = Pty::open();
+    let (mut agent, client) = start(&data, &mut reader).await;
+    wait_metric(
+        &client,
+        "tally_agent_device_connected{device=\"rfid\"}",
+        1,
+        WAIT,
+    )
+    .await;
+
+    // A pallet through the portal: three tagged items read three times
+    // each (de-duplicated into one report per window) and the pallet's
+    // own SSCC tag.
+    let mut bytes = reads(&[&pen1, &pen2, &mug1], 3);
+    bytes.extend(notice(&sscc, -60));
+    reader.write(&bytes);
+    wait_metric(&client, RECEIVED, 3, WAIT).await;
+    wait_metric(&client, NOT_ITEM, 1, WAIT).await;
+    assert_eq!(on_hand(&client, PEN).await, 2);
+    assert_eq!(on_hand(&client, MUG).await, 1);
+
+    // The same pallet read again later: nothing is received twice.
+    reader.write(&reads(&[&pen1, &pen2, &mug1], 2));
+    wait_metric(&client, AGAIN, 3, WAIT).await;
+    assert_eq!(metric(&client, RECEIVED).await, 3);
+    assert_eq!(on_hand(&client, PEN).await, 2);
+
+    // pen1 is sold with its EPC (it left the store); when its tag comes
+    // back through the dock it is a new receipt. pen2 and the mug are
+    // still on hand.
+    let (s, v) = client
+        .post(
+            "/v1/sales",
+            &json!({"lines": [{"gtin": PEN, "qty": 1, "unit_price_minor": 129, "epc": pen1.to_hex()}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.as_u16(), 201, "{v}");
+    assert_eq!(on_hand(&client, PEN).await, 1);
+    reader.write(&reads(&[&pen1, &pen2, &mug1], 1));
+    wait_metric(&client, RECEIVED, 4, WAIT).await;
+    wait_metric(&client, AGAIN, 5, WAIT).await;
+    assert_eq!(on_hand(&client, PEN).await, 2);
+    stop(&mut agent).await;
+    drop(agent);
+
+    // After a restart every tag is still known: a re-read receives nothing.
+    let mut reader = Pty::open();
+    let (mut agent, client) = start(&data, &mut reader).await;
+    reader.write(&reads(&[&pen1, &pen2, &mug1], 2));
+    wait_metric(&client, AGAIN, 3, WAIT).await;
+    assert_eq!(metric(&client, RECEIVED).await, 0);
+    assert_eq!(on_hand(&client, PEN).await, 2);
+    assert_eq!(on_hand(&client, MUG).await, 1);
+    stop(&mut agent).await;
+
+    // The receipts as recorded: one tagged unit each, with the EPC on the
+    // line, under the id derived from (store, EPC, sales so far).
+    let db = AgentDb::open(&data, None).unwrap();
+    let store = ReplicaId::new(STORE).unwrap();
+    let mut receipts: Vec<_> = db
+        .events()
+        .unwrap()
+        .into_iter()
+        .filter(|e| matches!(e.kind, EventKind::Receipt))
+        .map(|e| {
+            assert_eq!(e.lines.len(), 1);
+            let line = &e.lines[0];
+            assert_eq!(line.qty, 1);
+            (e.id, line.gtin.to_string(), line.epc.clone().unwrap())
+        })
+        .collect();
+    receipts.sort();
+    let mut want = vec![
+        (receipt_id(&store, &pen1, 0), PEN, pen1.clone()),
+        (receipt_id(&store, &pen2, 0), PEN, pen2.clone()),
+        (receipt_id(&store, &mug1, 0), MUG, mug1.clone()),
+        (receipt_id(&store, &pen1, 1), PEN, pen1.clone()),
+    ]
+    .into_iter()
+    .map(|(id, g, epc)| (id, Gtin::parse(g).unwrap().to_string(), epc))
+    .collect::<Vec<_>>();
+    want.sort();
+    assert_eq!(receipts, want);
+}
