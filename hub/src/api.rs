@@ -93,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/stores", get(stores))
         .route("/v1/exceptions", get(exceptions))
         .route("/v1/stats/sales", get(sales_stats))
+        .route("/v1/audit", get(audit))
         .route("/metrics", get(metrics))
         .route("/", get(dashboard_page))
         .route("/assets/app.js", get(dashboard_js))
@@ -785,6 +786,36 @@ async fn sales_stats(
             }
             Json(json!({ "bucket_seconds": 60, "minutes": minutes, "stores": stores }))
                 .into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+/// Units in and out per (store, item) from every event the hub holds,
+/// against its counters: the chain-wide "was anything sold twice?" check
+/// (docs/api-hub.md).
+async fn audit(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorized(&st, &headers) {
+        return r;
+    }
+    let storage = st.storage.clone();
+    match blocking(move || storage.audit()).await {
+        Ok(report) => {
+            let double_sold: u64 = report.rows.iter().map(|r| r.oversold).sum();
+            let disagreeing = report
+                .rows
+                .iter()
+                .filter(|r| r.on_hand != r.on_hand_by_events)
+                .count();
+            Json(json!({
+                "events": report.events,
+                "double_sold": double_sold,
+                "epcs_sold_twice": report.epcs_sold_twice.len(),
+                "epcs_sold_twice_list": report.epcs_sold_twice,
+                "counters_disagreeing": disagreeing,
+                "items": report.rows,
+            }))
+            .into_response()
         }
         Err(r) => r,
     }

@@ -204,6 +204,41 @@ pub struct StoreStock {
     pub hub_rights: u64,
 }
 
+/// One (store, item) of the audit: units in and out summed from the
+/// events the hub holds (`tally_sync::audit::flows`), beside the counter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRow {
+    /// The store (location).
+    pub store: String,
+    /// The item.
+    pub gtin: Gtin,
+    /// Received, returned, counted up or found by an override.
+    pub units_in: u64,
+    /// Sold at the store's tills.
+    pub sold: u64,
+    /// Ordered online from the store's stock.
+    pub ordered: u64,
+    /// Counted down (shrink).
+    pub shrink: u64,
+    /// Units that left beyond what ever arrived: units sold twice.
+    pub oversold: u64,
+    /// What the events say is on hand (`units_in` − out, at least 0).
+    pub on_hand_by_events: u64,
+    /// What the hub's counter says is on hand.
+    pub on_hand: u64,
+}
+
+/// Flows of every (store, item), computed from every event the hub holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditReport {
+    /// Events the hub holds.
+    pub events: u64,
+    /// One row per (store, item) any event touched, in store then GTIN order.
+    pub rows: Vec<AuditRow>,
+    /// EPCs sold by more than one sale with no return between.
+    pub epcs_sold_twice: Vec<tally_sync::Epc>,
+}
+
 /// What the HTTP layer needs from storage. See the module docs.
 pub trait HubStorage: Send + Sync + 'static {
     /// Runs `batch` in order in one transaction and commits it durably;
@@ -218,4 +253,7 @@ pub trait HubStorage: Send + Sync + 'static {
     fn sales_per_minute(&self, since_minute: u64) -> Result<Vec<(String, u64, u64)>, StorageError>;
     /// Exceptions with id > `since`, oldest first, at most `limit`.
     fn exceptions(&self, since: u64, limit: usize) -> Result<Vec<ExceptionRecord>, StorageError>;
+    /// The audit of every event held, against the counters, from one
+    /// snapshot. Reads every event: O(events).
+    fn audit(&self) -> Result<AuditReport, StorageError>;
 }

@@ -24,8 +24,8 @@ use tally_sync::{
 };
 
 use super::{
-    ExceptionRecord, HubStorage, OrderReceipt, OrderRequest, OrderResult, ReceiptLine,
-    StorageError, StoreRecord, StoreStock, SyncSummary, WriteRequest, WriteResult,
+    AuditReport, AuditRow, ExceptionRecord, HubStorage, OrderReceipt, OrderRequest, OrderResult,
+    ReceiptLine, StorageError, StoreRecord, StoreStock, SyncSummary, WriteRequest, WriteResult,
 };
 
 const STORES: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_stores");
@@ -480,5 +480,46 @@ impl HubStorage for RedbHub {
             out.push(from_json("hub_exceptions", v.value())?);
         }
         Ok(out)
+    }
+
+    fn audit(&self) -> Result<AuditReport, StorageError> {
+        let txn = self.db.begin_read()?;
+        let events = txn.events()?;
+        let mut epcs = EpcLedger::new();
+        for e in &events {
+            let record = || tally_sync::epcs::EpcRecord {
+                event: e.id,
+                replica: e.replica.clone(),
+            };
+            for epc in e.lines.iter().filter_map(|l| l.epc.as_ref()) {
+                match e.kind {
+                    EventKind::Sale { .. } => {
+                        epcs.record_sale(epc, record());
+                    }
+                    EventKind::Return { .. } => epcs.record_return(epc, record()),
+                    _ => {}
+                }
+            }
+        }
+        let mut rows = Vec::new();
+        for (key, flow) in tally_sync::audit::flows(&events) {
+            let on_hand = txn.counter(&key)?.value();
+            rows.push(AuditRow {
+                store: key.location.as_str().to_string(),
+                gtin: key.gtin,
+                units_in: flow.units_in,
+                sold: flow.sold,
+                ordered: flow.ordered,
+                shrink: flow.shrink,
+                oversold: flow.oversold(),
+                on_hand_by_events: flow.on_hand(),
+                on_hand,
+            });
+        }
+        Ok(AuditReport {
+            events: events.len() as u64,
+            rows,
+            epcs_sold_twice: epcs.double_sold().into_iter().map(|d| d.epc).collect(),
+        })
     }
 }
