@@ -42,6 +42,12 @@ pub struct RunArgs {
     /// Seconds between syncs when nothing changes (default 30).
     #[arg(long)]
     pub sync_interval: Option<u64>,
+    /// Seconds before one sync request is given up (default 60).
+    #[arg(long)]
+    pub sync_timeout: Option<u64>,
+    /// Longest wait in seconds between retries while the hub is unreachable (default 60).
+    #[arg(long)]
+    pub sync_backoff_cap: Option<u64>,
 }
 
 impl RunArgs {
@@ -61,6 +67,8 @@ impl RunArgs {
                 hub: self.hub.clone(),
                 identity: self.identity.clone(),
                 sync_interval_secs: self.sync_interval,
+                sync_timeout_secs: self.sync_timeout,
+                sync_backoff_cap_secs: self.sync_backoff_cap,
             },
         )
     }
