@@ -28,7 +28,7 @@ pub fn bin(name: &str) -> PathBuf {
     let path = dir.join(name);
     assert!(
         path.is_file(),
-        "{} is missing: build it first with `cargo build --workspace --bins` (scripts/test.sh does)",
+        "{} is missing: build it first with `cargo build --workspace --bins` (add --release for benches; scripts/test.sh builds the debug ones)",
         path.display()
     );
     path
