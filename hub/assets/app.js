@@ -13,7 +13,8 @@ async function api(path) {
   const r = await fetch(path, { headers: { Authorization: "Bearer " + token } });
   if (r.status === 401 || r.status === 403) throw new AuthError();
   const body = await r.json().catch(() => ({}));
-  if (!r.ok) throw new Error(body.detail || body.error || ("HTTP " + r.status));
+  // Hub errors are {"error": code, "message": text} (docs/api-hub.md).
+  if (!r.ok) throw new Error(body.message || body.error || ("HTTP " + r.status));
   return body;
 }
 class AuthError extends Error { constructor() { super("the admin token was refused"); } }
@@ -98,6 +99,9 @@ async function lookup(gtin) {
     lastGtin = gtin;
   } catch (e) {
     if (e instanceof AuthError) return logout(e.message);
+    // Never leave the previous item's stock under the new item's error.
+    lastGtin = null;
+    $("stock").innerHTML = "";
     $("stock-error").textContent = e.message;
   }
 }
