@@ -27,6 +27,15 @@ function ago(ts) {
   if (s < 5400) return Math.round(s / 60) + " min ago";
   return Math.round(s / 3600) + " h ago";
 }
+// An RFC 3339 instant as a <time> in the viewer's local time.
+function timeTag(ts) {
+  const d = new Date(ts);
+  if (!ts || isNaN(d)) return `<span class="muted">never</span>`;
+  const today = d.toDateString() === new Date().toDateString();
+  const shown = d.toLocaleString([], today ? { hour: "2-digit", minute: "2-digit", second: "2-digit" }
+    : { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  return `<time datetime="${text(ts)}" title="${text(ts)}">${text(shown)}</time>`;
+}
 function list(body, key) { return Array.isArray(body) ? body : (body[key] || []); }
 
 function renderStores(body) {
@@ -46,19 +55,53 @@ function renderStores(body) {
     `<span class="stat"><b>${events}</b> events received</span>`;
 }
 
-function renderExceptions(body) {
-  const rows = list(body, "exceptions");
+// Exceptions come oldest first, paged by id (`since`, `next`), at most
+// 1,000 a call: the page keeps a cursor, fetches only what is new on each
+// refresh and shows the newest.
+const EXCEPTIONS_PAGE = 1000, EXCEPTIONS_KEPT = 1000, EXCEPTIONS_SHOWN = 100;
+let exceptions = { list: [], next: 0, total: 0 };
+
+async function fetchExceptions() {
+  for (let pages = 0; pages < 20; pages++) {
+    const body = await api(`/v1/exceptions?since=${exceptions.next}&limit=${EXCEPTIONS_PAGE}`);
+    const got = list(body, "exceptions");
+    exceptions.list.push(...got);
+    exceptions.list.splice(0, Math.max(0, exceptions.list.length - EXCEPTIONS_KEPT));
+    exceptions.total += got.length;
+    if (typeof body.next === "number") exceptions.next = body.next;
+    if (got.length < EXCEPTIONS_PAGE) break;
+  }
+}
+
+function exceptionDetail(e) {
+  const d = e.detail || {};
+  if (d.epc) {
+    const stores = [...new Set((d.sales || []).map((s) => s.store))];
+    return "EPC " + d.epc + (stores.length > 1 ? " sold by " + stores.join(" and ")
+      : stores.length ? " sold twice by " + stores[0] : "");
+  }
+  if (d.approver || d.reason) {
+    const short = (d.shortfall || []).map((s) => s.units + " × " + s.gtin).join(", ");
+    return ["approved by " + (d.approver || "?"), d.reason].filter(Boolean).join(": ") +
+      (short ? " (beyond rights: " + short + ")" : "");
+  }
+  if (d.unresolved) return d.unresolved + " units of " + d.gtin + " missing, rights held elsewhere";
+  return "";
+}
+
+function renderExceptions() {
+  const rows = exceptions.list.slice(-EXCEPTIONS_SHOWN).reverse();
   $("exceptions-body").innerHTML = rows.map((e) => {
-    const d = e.detail || {};
     const kind = e.kind || "exception";
-    const detail = d.epc ? ("EPC " + d.epc)
-      : d.approver ? ["approved by " + d.approver, d.reason].filter(Boolean).join(": ")
-      : d.unresolved ? (d.unresolved + " units of " + d.gtin + " missing, rights held elsewhere")
-      : "";
-    const ids = (e.event_ids || (e.event_id ? [e.event_id] : [])).map((i) => `<code>${text(String(i).slice(0, 8))}</code>`).join(" ");
-    return `<tr data-kind="${text(kind)}"><td>${text(kind.replace(/_/g, " "))}</td><td>${text(e.store || (e.stores || []).join(", "))}</td>` +
-      `<td>${text(detail)}</td><td>${ids}</td><td>${text(e.at || e.time || "")}</td></tr>`;
+    // UUIDv7 ids begin with the time (the same for events a minute apart):
+    // show their random end, the whole id on hover.
+    const ids = (e.event_ids || []).map((i) =>
+      `<code data-event-id="${text(i)}" title="${text(i)}">…${text(String(i).slice(-8))}</code>`).join(" ");
+    return `<tr data-kind="${text(kind)}"><td>${text(kind.replace(/_/g, " "))}</td><td>${text(e.store)}</td>` +
+      `<td>${text(exceptionDetail(e))}</td><td>${ids}</td><td>${timeTag(e.at)}</td></tr>`;
   }).join("") || `<tr><td colspan="5" class="muted">No exceptions.</td></tr>`;
+  $("exceptions-count").textContent = !exceptions.total ? ""
+    : `${exceptions.total} in all, newest first` + (exceptions.total > rows.length ? `, latest ${rows.length} shown` : "");
 }
 
 function renderStock(s) {
@@ -108,11 +151,11 @@ async function lookup(gtin) {
 
 async function refresh() {
   try {
-    const [stores, exceptions, sales] = await Promise.all([
-      api("/v1/stores"), api("/v1/exceptions"), api("/v1/stats/sales").catch(() => ({ stores: {} })),
+    const [stores, , sales] = await Promise.all([
+      api("/v1/stores"), fetchExceptions(), api("/v1/stats/sales").catch(() => ({ stores: {} })),
     ]);
     renderStores(stores);
-    renderExceptions(exceptions);
+    renderExceptions();
     renderChart(sales);
     if (lastGtin) renderStock(await api("/v1/stock/" + encodeURIComponent(lastGtin)));
     $("refreshed").textContent = "Last refresh " + new Date().toLocaleTimeString() + ".";
@@ -147,6 +190,7 @@ async function login(t) {
 
 function logout(message) {
   clearInterval(timer);
+  exceptions = { list: [], next: 0, total: 0 };
   sessionStorage.removeItem("tally-admin-token");
   token = "";
   show(false);
