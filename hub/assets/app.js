@@ -20,12 +20,13 @@ async function api(path) {
 class AuthError extends Error { constructor() { super("the admin token was refused"); } }
 
 function text(s) { return String(s == null ? "" : s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c])); }
-function ago(ts) {
-  if (!ts) return "never";
-  const s = Math.max(0, Math.round((Date.now() - Date.parse(ts)) / 1000));
-  if (s < 90) return s + " s ago";
-  if (s < 5400) return Math.round(s / 60) + " min ago";
-  return Math.round(s / 3600) + " h ago";
+// Seconds as "4 s", "12 min", "3 h", "2 d".
+function duration(secs) {
+  const s = Math.max(0, Math.round(secs));
+  if (s < 90) return s + " s";
+  if (s < 5400) return Math.round(s / 60) + " min";
+  if (s < 172800) return Math.round(s / 3600) + " h";
+  return Math.round(s / 86400) + " d";
 }
 // An RFC 3339 instant as a <time> in the viewer's local time.
 function timeTag(ts) {
@@ -41,13 +42,14 @@ function list(body, key) { return Array.isArray(body) ? body : (body[key] || [])
 function renderStores(body) {
   const stores = list(body, "stores");
   $("stores-body").innerHTML = stores.map((s) => {
-    const id = s.store || s.store_id || s.id;
+    const id = s.store;
     const online = !!s.online;
     return `<tr data-store="${text(id)}"><td><b>${text(id)}</b></td>` +
       `<td><span class="pill ${online ? "online" : "offline"}">${online ? "online" : "offline"}</span></td>` +
-      `<td>${text(s.last_sync_at || "never")}</td><td>${text(ago(s.last_sync_at))}</td>` +
+      // The lag is the hub's own count: the viewer's clock may be off.
+      `<td>${timeTag(s.last_sync_at)}</td><td>${text(duration(s.seconds_since_last_sync || 0))} ago</td>` +
       `<td>${text(s.events_received ?? 0)}</td></tr>`;
-  }).join("") || `<tr><td colspan="5" class="muted">No store has enrolled yet.</td></tr>`;
+  }).join("") || `<tr><td colspan="5" class="muted">No store has synced yet.</td></tr>`;
   const online = stores.filter((s) => s.online).length;
   const events = stores.reduce((a, s) => a + (s.events_received || 0), 0);
   $("summary").innerHTML =
