@@ -120,21 +120,59 @@ function renderStock(s) {
     `<div class="legend"><span><i style="background:var(--store)"></i>store may sell</span><span><i style="background:var(--hub)"></i>hub reserve for online orders</span></div>`;
 }
 
+// Units sold per store over the API's window. Minutes with no sales are
+// absent from the API: they are zeros here, on a time axis that spans the
+// whole window, so a store that sold in one minute still shows and a gap
+// reads as no sales. Points are summed into about 12 buckets.
 function renderChart(body) {
   const series = body.stores || {};
   const names = Object.keys(series).sort();
-  const points = names.flatMap((n) => series[n]);
   const svg = $("chart");
-  if (!points.length) { svg.innerHTML = `<text x="20" y="90" fill="#6b7385">No sales yet.</text>`; $("legend").innerHTML = ""; return; }
-  const t0 = Math.min(...points.map((p) => p.t)), t1 = Math.max(...points.map((p) => p.t), t0 + 1);
-  const vmax = Math.max(1, ...points.map((p) => p.units));
-  const x = (t) => 10 + 700 * (t - t0) / (t1 - t0), y = (v) => 170 - 160 * v / vmax;
-  svg.innerHTML = names.map((n, i) => {
-    const d = series[n].map((p, j) => (j ? "L" : "M") + x(p.t).toFixed(1) + " " + y(p.units).toFixed(1)).join(" ");
-    return `<path d="${d}" fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="2"><title>${text(n)}</title></path>`;
+  const W = 720, H = 200, left = 36, right = 12, top = 12, bottom = 24;
+  const minutes = body.minutes || 60;
+  const step = 60 * Math.max(1, Math.round(minutes / 12));
+  const latest = Math.max(0, ...names.flatMap((n) => series[n].map((p) => p.t + 60)));
+  const end = Math.ceil(Math.max(Date.now() / 1000, latest) / step) * step;
+  const start = end - Math.ceil(minutes * 60 / step) * step;
+  const n = Math.round((end - start) / step);
+  const buckets = names.map((name) => {
+    const v = new Array(n).fill(0);
+    for (const p of series[name]) {
+      const i = Math.floor((p.t - start) / step);
+      if (i >= 0 && i < n) v[i] += p.units;
+    }
+    return v;
+  });
+  const totals = buckets.map((v) => v.reduce((a, b) => a + b, 0));
+  $("chart-caption").textContent = `(units per ${step / 60} min, last ${minutes} min)`;
+  if (!totals.some((t) => t > 0)) {
+    svg.innerHTML = `<text x="${W / 2}" y="${H / 2}" text-anchor="middle" class="axis">No sales in the last ${minutes} min.</text>`;
+    $("legend").innerHTML = "";
+    return;
+  }
+  const peak = Math.max(1, ...buckets.flat());
+  const ymax = niceCeil(peak);
+  const x = (i) => left + (W - left - right) * (i + 0.5) / n;
+  const y = (v) => H - bottom - (H - top - bottom) * v / ymax;
+  const hhmm = (t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const grid = [0, ymax / 2, ymax].map((v) =>
+    `<line x1="${left}" x2="${W - right}" y1="${y(v)}" y2="${y(v)}" class="grid"/>` +
+    `<text x="${left - 6}" y="${y(v) + 4}" text-anchor="end" class="axis">${v}</text>`).join("");
+  const ticks = [0, n / 2, n].map((i, k) =>
+    `<text x="${left + (W - left - right) * i / n}" y="${H - 6}" text-anchor="${["start", "middle", "end"][k]}" class="axis">${hhmm(start + i * step)}</text>`).join("");
+  const lines = names.map((name, i) => {
+    const d = buckets[i].map((v, j) => (j ? "L" : "M") + x(j).toFixed(1) + " " + y(v).toFixed(1)).join(" ");
+    return `<path data-store="${text(name)}" d="${d}" fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="2.5" stroke-linejoin="round"><title>${text(name)}</title></path>`;
   }).join("");
-  $("legend").innerHTML = names.map((n, i) => `<span><i style="background:${COLORS[i % COLORS.length]}"></i>${text(n)}</span>`).join("");
-  $("chart-caption").textContent = `(units per ${body.bucket_seconds || 60} s, peak ${vmax})`;
+  svg.innerHTML = grid + ticks + lines;
+  $("legend").innerHTML = names.map((name, i) =>
+    `<span data-store="${text(name)}"><i style="background:${COLORS[i % COLORS.length]}"></i>${text(name)} <b>${totals[i]}</b> units</span>`).join("");
+}
+
+// The smallest of 1, 2, 5 × 10^k at or above v.
+function niceCeil(v) {
+  const p = Math.pow(10, Math.floor(Math.log10(v)));
+  return [1, 2, 5, 10].map((m) => m * p).find((c) => c >= v);
 }
 
 async function lookup(gtin) {
