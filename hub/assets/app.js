@@ -66,7 +66,7 @@ let exceptions = { list: [], next: 0, total: 0 };
 async function fetchExceptions() {
   for (let pages = 0; pages < 20; pages++) {
     const body = await api(`/v1/exceptions?since=${exceptions.next}&limit=${EXCEPTIONS_PAGE}`);
-    const got = list(body, "exceptions");
+    const got = list(body, "exceptions").filter((x) => x.id > exceptions.next);
     exceptions.list.push(...got);
     exceptions.list.splice(0, Math.max(0, exceptions.list.length - EXCEPTIONS_KEPT));
     exceptions.total += got.length;
@@ -111,10 +111,11 @@ function renderStock(s) {
   const max = Math.max(1, ...stores.map(([, v]) => (v.store_rights || 0) + (v.hub_rights || 0)));
   $("stock").innerHTML =
     `<p data-testid="stock-total">GTIN <code>${text(s.gtin)}</code>: <b>${text(s.on_hand)}</b> on hand chain-wide.</p>` +
-    `<table><thead><tr><th>Store</th><th>On hand</th><th>Store rights</th><th>Hub rights (online reserve)</th><th>Who holds the rights</th></tr></thead><tbody>` +
+    (stores.length ? "" : `<p class="muted">No store has stock history for this item.</p>`) +
+    `<table${stores.length ? "" : " hidden"}><thead><tr><th>Store</th><th class="num">On hand</th><th class="num">Store rights</th><th class="num">Hub rights</th><th>Who holds the rights</th></tr></thead><tbody>` +
     stores.map(([id, v]) => {
       const sw = 100 * (v.store_rights || 0) / max, hw = 100 * (v.hub_rights || 0) / max;
-      return `<tr data-store="${text(id)}"><td>${text(id)}</td><td>${text(v.on_hand)}</td><td>${text(v.store_rights)}</td><td>${text(v.hub_rights)}</td>` +
+      return `<tr data-store="${text(id)}"><td class="id">${text(id)}</td><td class="num">${text(v.on_hand)}</td><td class="num">${text(v.store_rights)}</td><td class="num">${text(v.hub_rights)}</td>` +
         `<td><div class="bar" title="store ${v.store_rights} / hub ${v.hub_rights}"><span class="s" style="width:${sw}%"></span><span class="h" style="width:${hw}%"></span></div></td></tr>`;
     }).join("") + `</tbody></table>` +
     `<div class="legend"><span><i style="background:var(--store)"></i>store may sell</span><span><i style="background:var(--hub)"></i>hub reserve for online orders</span></div>`;
@@ -189,7 +190,12 @@ async function lookup(gtin) {
   }
 }
 
+// One refresh at a time: a slow hub must not have two of them fetch the
+// same exceptions page.
+let refreshing = false;
 async function refresh() {
+  if (refreshing) return;
+  refreshing = true;
   try {
     const [stores, , sales] = await Promise.all([
       api("/v1/stores"), fetchExceptions(), api("/v1/stats/sales").catch(() => ({ stores: {} })),
@@ -197,12 +203,18 @@ async function refresh() {
     renderStores(stores);
     renderExceptions();
     renderChart(sales);
-    if (lastGtin) renderStock(await api("/v1/stock/" + encodeURIComponent(lastGtin)));
+    const gtin = lastGtin;
+    if (gtin) {
+      const stock = await api("/v1/stock/" + encodeURIComponent(gtin));
+      if (gtin === lastGtin) renderStock(stock);
+    }
     $("refreshed").textContent = "Last refresh " + new Date().toLocaleTimeString() + ".";
     document.body.dataset.loaded = "true";
   } catch (e) {
     if (e instanceof AuthError) return logout(e.message);
     $("refreshed").textContent = "Refresh failed: " + e.message;
+  } finally {
+    refreshing = false;
   }
 }
 
@@ -231,6 +243,8 @@ async function login(t) {
 function logout(message) {
   clearInterval(timer);
   exceptions = { list: [], next: 0, total: 0 };
+  lastGtin = null;
+  delete document.body.dataset.loaded;
   sessionStorage.removeItem("tally-admin-token");
   token = "";
   show(false);
