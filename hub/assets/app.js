@@ -44,17 +44,17 @@ function renderStores(body) {
   $("stores-body").innerHTML = stores.map((s) => {
     const id = s.store;
     const online = !!s.online;
-    return `<tr data-store="${text(id)}"><td><b>${text(id)}</b></td>` +
+    return `<tr data-store="${text(id)}" class="${online ? "" : "is-offline"}"><td class="id"><b>${text(id)}</b></td>` +
       `<td><span class="pill ${online ? "online" : "offline"}">${online ? "online" : "offline"}</span></td>` +
       // The lag is the hub's own count: the viewer's clock may be off.
-      `<td>${timeTag(s.last_sync_at)}</td><td>${text(duration(s.seconds_since_last_sync || 0))} ago</td>` +
-      `<td>${text(s.events_received ?? 0)}</td></tr>`;
+      `<td class="nowrap">${timeTag(s.last_sync_at)}</td><td class="nowrap">${text(duration(s.seconds_since_last_sync || 0))} ago</td>` +
+      `<td class="num">${text(s.events_received ?? 0)}</td></tr>`;
   }).join("") || `<tr><td colspan="5" class="muted">No store has synced yet.</td></tr>`;
   const online = stores.filter((s) => s.online).length;
   const events = stores.reduce((a, s) => a + (s.events_received || 0), 0);
-  $("summary").innerHTML =
-    `<span class="stat" data-testid="stores-online"><b>${online}</b>/${stores.length} stores online</span>` +
-    `<span class="stat"><b>${events}</b> events received</span>`;
+  $("sum-stores").innerHTML = `<b>${online}</b>/${stores.length} stores online`;
+  $("sum-stores").classList.toggle("warn", online < stores.length);
+  $("sum-events").innerHTML = `<b>${events}</b> events received`;
 }
 
 // Exceptions come oldest first, paged by id (`since`, `next`), at most
@@ -98,10 +98,13 @@ function renderExceptions() {
     // UUIDv7 ids begin with the time (the same for events a minute apart):
     // show their random end, the whole id on hover.
     const ids = (e.event_ids || []).map((i) =>
-      `<code data-event-id="${text(i)}" title="${text(i)}">…${text(String(i).slice(-8))}</code>`).join(" ");
-    return `<tr data-kind="${text(kind)}"><td>${text(kind.replace(/_/g, " "))}</td><td>${text(e.store)}</td>` +
-      `<td>${text(exceptionDetail(e))}</td><td>${ids}</td><td>${timeTag(e.at)}</td></tr>`;
+      `<code data-event-id="${text(i)}" title="${text(i)}">…${text(String(i).slice(-8))}</code>`).join("");
+    return `<tr data-kind="${text(kind)}"><td><span class="tag ${text(kind)}">${text(kind.replace(/_/g, " "))}</span></td>` +
+      `<td class="id">${text(e.store)}</td><td>${text(exceptionDetail(e))}</td><td class="ids">${ids}</td>` +
+      `<td class="nowrap">${timeTag(e.at)}</td></tr>`;
   }).join("") || `<tr><td colspan="5" class="muted">No exceptions.</td></tr>`;
+  $("sum-exceptions").innerHTML = `<b>${exceptions.total}</b> exceptions`;
+  $("sum-exceptions").classList.toggle("warn", exceptions.total > 0);
   $("exceptions-count").textContent = !exceptions.total ? ""
     : `${exceptions.total} in all, newest first` + (exceptions.total > rows.length ? `, latest ${rows.length} shown` : "");
 }
@@ -129,7 +132,7 @@ function renderChart(body) {
   const series = body.stores || {};
   const names = Object.keys(series).sort();
   const svg = $("chart");
-  const W = 720, H = 200, left = 36, right = 12, top = 12, bottom = 24;
+  const W = 1160, H = 220, left = 36, right = 12, top = 12, bottom = 24; // the viewBox
   const minutes = body.minutes || 60;
   const step = 60 * Math.max(1, Math.round(minutes / 12));
   const latest = Math.max(0, ...names.flatMap((n) => series[n].map((p) => p.t + 60)));
