@@ -135,9 +135,12 @@ function renderChart(body) {
   const W = 1160, H = 220, left = 36, right = 12, top = 12, bottom = 24; // the viewBox
   const minutes = body.minutes || 60;
   const step = 60 * Math.max(1, Math.round(minutes / 12));
-  const latest = Math.max(0, ...names.flatMap((n) => series[n].map((p) => p.t + 60)));
-  const end = Math.ceil(Math.max(Date.now() / 1000, latest) / step) * step;
-  const start = end - Math.ceil(minutes * 60 / step) * step;
+  // The axis covers the API's window and every point it sent, whatever
+  // the viewer's clock says.
+  const times = names.flatMap((n) => series[n].map((p) => p.t));
+  const now = Date.now() / 1000;
+  const end = Math.ceil(Math.max(now, ...times.map((t) => t + 60)) / step) * step;
+  const start = Math.floor(Math.min(now - minutes * 60, ...times) / step) * step;
   const n = Math.round((end - start) / step);
   const buckets = names.map((name) => {
     const v = new Array(n).fill(0);
@@ -162,7 +165,7 @@ function renderChart(body) {
   const grid = [0, ymax / 2, ymax].map((v) =>
     `<line x1="${left}" x2="${W - right}" y1="${y(v)}" y2="${y(v)}" class="grid"/>` +
     `<text x="${left - 6}" y="${y(v) + 4}" text-anchor="end" class="axis">${v}</text>`).join("");
-  const ticks = [0, n / 2, n].map((i, k) =>
+  const ticks = [0, Math.round(n / 2), n].map((i, k) =>
     `<text x="${left + (W - left - right) * i / n}" y="${H - 6}" text-anchor="${["start", "middle", "end"][k]}" class="axis">${hhmm(start + i * step)}</text>`).join("");
   const lines = names.map((name, i) => {
     const d = buckets[i].map((v, j) => (j ? "L" : "M") + x(j).toFixed(1) + " " + y(v).toFixed(1)).join(" ");
