@@ -10,6 +10,9 @@ FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
 export TALLY_CRASH_CYCLES="${TALLY_CRASH_CYCLES:-200}"
 
 echo "== unit, property and end-to-end tests"
+# The root package's end-to-end tests run the real tally-hub and
+# tally-agent binaries, found next to the test executables.
+cargo build --workspace --bins
 cargo test --workspace
 
 echo "== deterministic simulation: ${SIM_SEEDS} fixed seeds x 5 stores x 10,000 steps"

@@ -55,4 +55,12 @@ async fn passes_blackholes_and_refuses() {
     proxy.set(Mode::Pass);
     assert_eq!(round_trip(proxy.addr()).await.unwrap(), b"ping");
     assert!(proxy.connections() >= 4);
+    // Two round trips of 4 bytes went through (the black-holed and refused
+    // ones did not). The echo is counted just after it is forwarded.
+    let counted = support::procs::eventually("bytes counted", Duration::from_secs(5), || async {
+        (proxy.bytes() == (8, 8))
+            .then_some(())
+            .ok_or(format!("{:?}", proxy.bytes()))
+    });
+    counted.await;
 }

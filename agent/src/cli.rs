@@ -67,6 +67,12 @@ pub struct RunArgs {
     /// RFID de-duplication window in milliseconds (default 2000).
     #[arg(long)]
     pub rfid_window_ms: Option<u64>,
+    /// Seconds before one sync request is given up (default 60).
+    #[arg(long)]
+    pub sync_timeout: Option<u64>,
+    /// Longest wait in seconds between retries while the hub is unreachable (default 60).
+    #[arg(long)]
+    pub sync_backoff_cap: Option<u64>,
 }
 
 impl RunArgs {
@@ -96,6 +102,8 @@ impl RunArgs {
                     rfid_baud: self.rfid_baud,
                     rfid_window_ms: self.rfid_window_ms,
                 },
+                sync_timeout_secs: self.sync_timeout,
+                sync_backoff_cap_secs: self.sync_backoff_cap,
             },
         )
     }

@@ -17,6 +17,8 @@
 //! hub = "https://hub.example.com:8443"
 //! identity = "/etc/tally/store-001.pem"
 //! interval_secs = 30
+//! timeout_secs = 60
+//! backoff_cap_secs = 60
 //!
 //! [devices]            # see crate::devices (scanner that sells, RFID that receives)
 //! scanner = "/dev/serial/by-id/usb-Honeywell_1900-if00"
@@ -104,6 +106,10 @@ pub struct SyncFileConfig {
     pub identity: Option<PathBuf>,
     /// Seconds between syncs when nothing changes.
     pub interval_secs: Option<u64>,
+    /// Seconds before one request is given up.
+    pub timeout_secs: Option<u64>,
+    /// Longest retry wait in seconds while the hub is unreachable.
+    pub backoff_cap_secs: Option<u64>,
 }
 
 /// API limits.
@@ -201,6 +207,10 @@ pub struct Overrides {
     pub sync_interval_secs: Option<u64>,
     /// `--scanner`, `--scanner-mode`, `--rfid`, `--rfid-mode`, ….
     pub devices: DevicesFileConfig,
+    /// `--sync-timeout`.
+    pub sync_timeout_secs: Option<u64>,
+    /// `--sync-backoff-cap`.
+    pub sync_backoff_cap_secs: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -267,11 +277,36 @@ impl Config {
                     return Err(ConfigError::HubUrl(hub));
                 }
                 let mut s = SyncConfig::new(hub, identity);
-                match flags.sync_interval_secs.or(file.sync.interval_secs) {
-                    Some(0) => return Err(ConfigError::Zero("sync interval")),
-                    Some(secs) => s.interval = std::time::Duration::from_secs(secs),
-                    None => {}
-                }
+                let secs =
+                    |flag: Option<u64>, file: Option<u64>, what, into: &mut std::time::Duration| {
+                        match flag.or(file) {
+                            Some(0) => Err(ConfigError::Zero(what)),
+                            Some(n) => {
+                                *into = std::time::Duration::from_secs(n);
+                                Ok(())
+                            }
+                            None => Ok(()),
+                        }
+                    };
+                secs(
+                    flags.sync_interval_secs,
+                    file.sync.interval_secs,
+                    "sync interval",
+                    &mut s.interval,
+                )?;
+                secs(
+                    flags.sync_timeout_secs,
+                    file.sync.timeout_secs,
+                    "sync timeout",
+                    &mut s.request_timeout,
+                )?;
+                secs(
+                    flags.sync_backoff_cap_secs,
+                    file.sync.backoff_cap_secs,
+                    "sync backoff cap",
+                    &mut s.backoff_cap,
+                )?;
+                s.backoff_base = s.backoff_base.min(s.backoff_cap);
                 Some(s)
             }
             _ => return Err(ConfigError::HalfSync),

@@ -13,51 +13,100 @@ async function api(path) {
   const r = await fetch(path, { headers: { Authorization: "Bearer " + token } });
   if (r.status === 401 || r.status === 403) throw new AuthError();
   const body = await r.json().catch(() => ({}));
-  if (!r.ok) throw new Error(body.detail || body.error || ("HTTP " + r.status));
+  // Hub errors are {"error": code, "message": text} (docs/api-hub.md).
+  if (!r.ok) throw new Error(body.message || body.error || ("HTTP " + r.status));
   return body;
 }
 class AuthError extends Error { constructor() { super("the admin token was refused"); } }
 
 function text(s) { return String(s == null ? "" : s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c])); }
-function ago(ts) {
-  if (!ts) return "never";
-  const s = Math.max(0, Math.round((Date.now() - Date.parse(ts)) / 1000));
-  if (s < 90) return s + " s ago";
-  if (s < 5400) return Math.round(s / 60) + " min ago";
-  return Math.round(s / 3600) + " h ago";
+// Seconds as "4 s", "12 min", "3 h", "2 d".
+function duration(secs) {
+  const s = Math.max(0, Math.round(secs));
+  if (s < 90) return s + " s";
+  if (s < 5400) return Math.round(s / 60) + " min";
+  if (s < 172800) return Math.round(s / 3600) + " h";
+  return Math.round(s / 86400) + " d";
+}
+// An RFC 3339 instant as a <time> in the viewer's local time.
+function timeTag(ts) {
+  const d = new Date(ts);
+  if (!ts || isNaN(d)) return `<span class="muted">never</span>`;
+  const today = d.toDateString() === new Date().toDateString();
+  const shown = d.toLocaleString([], today ? { hour: "2-digit", minute: "2-digit", second: "2-digit" }
+    : { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  return `<time datetime="${text(ts)}" title="${text(ts)}">${text(shown)}</time>`;
 }
 function list(body, key) { return Array.isArray(body) ? body : (body[key] || []); }
 
 function renderStores(body) {
   const stores = list(body, "stores");
   $("stores-body").innerHTML = stores.map((s) => {
-    const id = s.store || s.store_id || s.id;
+    const id = s.store;
     const online = !!s.online;
-    return `<tr data-store="${text(id)}"><td><b>${text(id)}</b></td>` +
+    return `<tr data-store="${text(id)}" class="${online ? "" : "is-offline"}"><td class="id"><b>${text(id)}</b></td>` +
       `<td><span class="pill ${online ? "online" : "offline"}">${online ? "online" : "offline"}</span></td>` +
-      `<td>${text(s.last_sync_at || "never")}</td><td>${text(ago(s.last_sync_at))}</td>` +
-      `<td>${text(s.events_received ?? 0)}</td></tr>`;
-  }).join("") || `<tr><td colspan="5" class="muted">No store has enrolled yet.</td></tr>`;
+      // The lag is the hub's own count: the viewer's clock may be off.
+      `<td class="nowrap">${timeTag(s.last_sync_at)}</td><td class="nowrap">${text(duration(s.seconds_since_last_sync || 0))} ago</td>` +
+      `<td class="num">${text(s.events_received ?? 0)}</td></tr>`;
+  }).join("") || `<tr><td colspan="5" class="muted">No store has synced yet.</td></tr>`;
   const online = stores.filter((s) => s.online).length;
   const events = stores.reduce((a, s) => a + (s.events_received || 0), 0);
-  $("summary").innerHTML =
-    `<span class="stat" data-testid="stores-online"><b>${online}</b>/${stores.length} stores online</span>` +
-    `<span class="stat"><b>${events}</b> events received</span>`;
+  $("sum-stores").innerHTML = `<b>${online}</b>/${stores.length} stores online`;
+  $("sum-stores").classList.toggle("warn", online < stores.length);
+  $("sum-events").innerHTML = `<b>${events}</b> events received`;
 }
 
-function renderExceptions(body) {
-  const rows = list(body, "exceptions");
+// Exceptions come oldest first, paged by id (`since`, `next`), at most
+// 1,000 a call: the page keeps a cursor, fetches only what is new on each
+// refresh and shows the newest.
+const EXCEPTIONS_PAGE = 1000, EXCEPTIONS_KEPT = 1000, EXCEPTIONS_SHOWN = 100;
+let exceptions = { list: [], next: 0, total: 0 };
+
+async function fetchExceptions() {
+  for (let pages = 0; pages < 20; pages++) {
+    const body = await api(`/v1/exceptions?since=${exceptions.next}&limit=${EXCEPTIONS_PAGE}`);
+    const got = list(body, "exceptions").filter((x) => x.id > exceptions.next);
+    exceptions.list.push(...got);
+    exceptions.list.splice(0, Math.max(0, exceptions.list.length - EXCEPTIONS_KEPT));
+    exceptions.total += got.length;
+    if (typeof body.next === "number") exceptions.next = body.next;
+    if (got.length < EXCEPTIONS_PAGE) break;
+  }
+}
+
+function exceptionDetail(e) {
+  const d = e.detail || {};
+  if (d.epc) {
+    const stores = [...new Set((d.sales || []).map((s) => s.store))];
+    return "EPC " + d.epc + (stores.length > 1 ? " sold by " + stores.join(" and ")
+      : stores.length ? " sold twice by " + stores[0] : "");
+  }
+  if (d.approver || d.reason) {
+    const short = (d.shortfall || []).map((s) => s.units + " × " + s.gtin).join(", ");
+    return ["approved by " + (d.approver || "?"), d.reason].filter(Boolean).join(": ") +
+      (short ? " (beyond rights: " + short + ")" : "");
+  }
+  if (d.unresolved) return d.unresolved + " units of " + d.gtin + " missing, rights held elsewhere";
+  return "";
+}
+
+function renderExceptions() {
+  const rows = exceptions.list.slice(-EXCEPTIONS_SHOWN).reverse();
   $("exceptions-body").innerHTML = rows.map((e) => {
-    const d = e.detail || {};
     const kind = e.kind || "exception";
-    const detail = d.epc ? ("EPC " + d.epc)
-      : d.approver ? ["approved by " + d.approver, d.reason].filter(Boolean).join(": ")
-      : d.unresolved ? (d.unresolved + " units of " + d.gtin + " missing, rights held elsewhere")
-      : "";
-    const ids = (e.event_ids || (e.event_id ? [e.event_id] : [])).map((i) => `<code>${text(String(i).slice(0, 8))}</code>`).join(" ");
-    return `<tr data-kind="${text(kind)}"><td>${text(kind.replace(/_/g, " "))}</td><td>${text(e.store || (e.stores || []).join(", "))}</td>` +
-      `<td>${text(detail)}</td><td>${ids}</td><td>${text(e.at || e.time || "")}</td></tr>`;
+    // UUIDv7 ids begin with the time (the same for events a minute apart):
+    // show their random end, the whole id on hover.
+    const ids = (e.event_ids || []).map((i) =>
+      `<code data-event-id="${text(i)}" title="${text(i)}">…${text(String(i).slice(-8))}</code>`).join("");
+    return `<tr data-kind="${text(kind)}"><td><span class="tag ${text(kind)}">${text(kind.replace(/_/g, " "))}</span></td>` +
+      `<td class="id">${text(e.store)}</td><td>${text(exceptionDetail(e))}</td><td class="ids">${ids}</td>` +
+      `<td class="nowrap">${timeTag(e.at)}</td></tr>`;
   }).join("") || `<tr><td colspan="5" class="muted">No exceptions.</td></tr>`;
+  $("sum-exceptions").innerHTML = `<b>${exceptions.total}</b> exceptions`;
+  $("sum-exceptions").classList.toggle("warn", exceptions.total > 0);
+  $("exceptions-count").textContent = !exceptions.total ? ""
+    : `${exceptions.total} in all, newest first` + (exceptions.total > rows.length ? `, latest ${rows.length} shown` : "");
 }
 
 function renderStock(s) {
@@ -65,30 +114,72 @@ function renderStock(s) {
   const max = Math.max(1, ...stores.map(([, v]) => (v.store_rights || 0) + (v.hub_rights || 0)));
   $("stock").innerHTML =
     `<p data-testid="stock-total">GTIN <code>${text(s.gtin)}</code>: <b>${text(s.on_hand)}</b> on hand chain-wide.</p>` +
-    `<table><thead><tr><th>Store</th><th>On hand</th><th>Store rights</th><th>Hub rights (online reserve)</th><th>Who holds the rights</th></tr></thead><tbody>` +
+    (stores.length ? "" : `<p class="muted">No store has stock history for this item.</p>`) +
+    `<table${stores.length ? "" : " hidden"}><thead><tr><th>Store</th><th class="num">On hand</th><th class="num">Store rights</th><th class="num">Hub rights</th><th>Who holds the rights</th></tr></thead><tbody>` +
     stores.map(([id, v]) => {
       const sw = 100 * (v.store_rights || 0) / max, hw = 100 * (v.hub_rights || 0) / max;
-      return `<tr data-store="${text(id)}"><td>${text(id)}</td><td>${text(v.on_hand)}</td><td>${text(v.store_rights)}</td><td>${text(v.hub_rights)}</td>` +
+      return `<tr data-store="${text(id)}"><td class="id">${text(id)}</td><td class="num">${text(v.on_hand)}</td><td class="num">${text(v.store_rights)}</td><td class="num">${text(v.hub_rights)}</td>` +
         `<td><div class="bar" title="store ${v.store_rights} / hub ${v.hub_rights}"><span class="s" style="width:${sw}%"></span><span class="h" style="width:${hw}%"></span></div></td></tr>`;
     }).join("") + `</tbody></table>` +
     `<div class="legend"><span><i style="background:var(--store)"></i>store may sell</span><span><i style="background:var(--hub)"></i>hub reserve for online orders</span></div>`;
 }
 
+// Units sold per store over the API's window. Minutes with no sales are
+// absent from the API: they are zeros here, on a time axis that spans the
+// whole window, so a store that sold in one minute still shows and a gap
+// reads as no sales. Points are summed into about 12 buckets.
 function renderChart(body) {
   const series = body.stores || {};
   const names = Object.keys(series).sort();
-  const points = names.flatMap((n) => series[n]);
   const svg = $("chart");
-  if (!points.length) { svg.innerHTML = `<text x="20" y="90" fill="#6b7385">No sales yet.</text>`; $("legend").innerHTML = ""; return; }
-  const t0 = Math.min(...points.map((p) => p.t)), t1 = Math.max(...points.map((p) => p.t), t0 + 1);
-  const vmax = Math.max(1, ...points.map((p) => p.units));
-  const x = (t) => 10 + 700 * (t - t0) / (t1 - t0), y = (v) => 170 - 160 * v / vmax;
-  svg.innerHTML = names.map((n, i) => {
-    const d = series[n].map((p, j) => (j ? "L" : "M") + x(p.t).toFixed(1) + " " + y(p.units).toFixed(1)).join(" ");
-    return `<path d="${d}" fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="2"><title>${text(n)}</title></path>`;
+  const W = 1160, H = 220, left = 36, right = 12, top = 12, bottom = 24; // the viewBox
+  const minutes = body.minutes || 60;
+  const step = 60 * Math.max(1, Math.round(minutes / 12));
+  // The axis covers the API's window and every point it sent, whatever
+  // the viewer's clock says.
+  const times = names.flatMap((n) => series[n].map((p) => p.t));
+  const now = Date.now() / 1000;
+  const end = Math.ceil(Math.max(now, ...times.map((t) => t + 60)) / step) * step;
+  const start = Math.floor(Math.min(now - minutes * 60, ...times) / step) * step;
+  const n = Math.round((end - start) / step);
+  const buckets = names.map((name) => {
+    const v = new Array(n).fill(0);
+    for (const p of series[name]) {
+      const i = Math.floor((p.t - start) / step);
+      if (i >= 0 && i < n) v[i] += p.units;
+    }
+    return v;
+  });
+  const totals = buckets.map((v) => v.reduce((a, b) => a + b, 0));
+  $("chart-caption").textContent = `(units per ${step / 60} min, last ${minutes} min)`;
+  if (!totals.some((t) => t > 0)) {
+    svg.innerHTML = `<text x="${W / 2}" y="${H / 2}" text-anchor="middle" class="axis">No sales in the last ${minutes} min.</text>`;
+    $("legend").innerHTML = "";
+    return;
+  }
+  const peak = Math.max(1, ...buckets.flat());
+  const ymax = niceCeil(peak);
+  const x = (i) => left + (W - left - right) * (i + 0.5) / n;
+  const y = (v) => H - bottom - (H - top - bottom) * v / ymax;
+  const hhmm = (t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const grid = [0, ymax / 2, ymax].map((v) =>
+    `<line x1="${left}" x2="${W - right}" y1="${y(v)}" y2="${y(v)}" class="grid"/>` +
+    `<text x="${left - 6}" y="${y(v) + 4}" text-anchor="end" class="axis">${v}</text>`).join("");
+  const ticks = [0, Math.round(n / 2), n].map((i, k) =>
+    `<text x="${left + (W - left - right) * i / n}" y="${H - 6}" text-anchor="${["start", "middle", "end"][k]}" class="axis">${hhmm(start + i * step)}</text>`).join("");
+  const lines = names.map((name, i) => {
+    const d = buckets[i].map((v, j) => (j ? "L" : "M") + x(j).toFixed(1) + " " + y(v).toFixed(1)).join(" ");
+    return `<path data-store="${text(name)}" d="${d}" fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="2.5" stroke-linejoin="round"><title>${text(name)}</title></path>`;
   }).join("");
-  $("legend").innerHTML = names.map((n, i) => `<span><i style="background:${COLORS[i % COLORS.length]}"></i>${text(n)}</span>`).join("");
-  $("chart-caption").textContent = `(units per ${body.bucket_seconds || 60} s, peak ${vmax})`;
+  svg.innerHTML = grid + ticks + lines;
+  $("legend").innerHTML = names.map((name, i) =>
+    `<span data-store="${text(name)}"><i style="background:${COLORS[i % COLORS.length]}"></i>${text(name)} <b>${totals[i]}</b> units</span>`).join("");
+}
+
+// The smallest of 1, 2, 5 × 10^k at or above v.
+function niceCeil(v) {
+  const p = Math.pow(10, Math.floor(Math.log10(v)));
+  return [1, 2, 5, 10].map((m) => m * p).find((c) => c >= v);
 }
 
 async function lookup(gtin) {
@@ -98,24 +189,38 @@ async function lookup(gtin) {
     lastGtin = gtin;
   } catch (e) {
     if (e instanceof AuthError) return logout(e.message);
+    // Never leave the previous item's stock under the new item's error.
+    lastGtin = null;
+    $("stock").innerHTML = "";
     $("stock-error").textContent = e.message;
   }
 }
 
+// One refresh at a time: a slow hub must not have two of them fetch the
+// same exceptions page.
+let refreshing = false;
 async function refresh() {
+  if (refreshing) return;
+  refreshing = true;
   try {
-    const [stores, exceptions, sales] = await Promise.all([
-      api("/v1/stores"), api("/v1/exceptions"), api("/v1/stats/sales").catch(() => ({ stores: {} })),
+    const [stores, , sales] = await Promise.all([
+      api("/v1/stores"), fetchExceptions(), api("/v1/stats/sales").catch(() => ({ stores: {} })),
     ]);
     renderStores(stores);
-    renderExceptions(exceptions);
+    renderExceptions();
     renderChart(sales);
-    if (lastGtin) renderStock(await api("/v1/stock/" + encodeURIComponent(lastGtin)));
+    const gtin = lastGtin;
+    if (gtin) {
+      const stock = await api("/v1/stock/" + encodeURIComponent(gtin));
+      if (gtin === lastGtin) renderStock(stock);
+    }
     $("refreshed").textContent = "Last refresh " + new Date().toLocaleTimeString() + ".";
     document.body.dataset.loaded = "true";
   } catch (e) {
     if (e instanceof AuthError) return logout(e.message);
     $("refreshed").textContent = "Refresh failed: " + e.message;
+  } finally {
+    refreshing = false;
   }
 }
 
@@ -143,6 +248,9 @@ async function login(t) {
 
 function logout(message) {
   clearInterval(timer);
+  exceptions = { list: [], next: 0, total: 0 };
+  lastGtin = null;
+  delete document.body.dataset.loaded;
   sessionStorage.removeItem("tally-admin-token");
   token = "";
   show(false);

@@ -31,6 +31,7 @@ pub struct FaultProxy {
     mode: Arc<AtomicU8>,
     generation: watch::Sender<u64>,
     connections: Arc<AtomicU64>,
+    bytes: Arc<[AtomicU64; 2]>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -43,7 +44,8 @@ impl FaultProxy {
         let mode = Arc::new(AtomicU8::new(Mode::Pass as u8));
         let (generation, gen_rx) = watch::channel(0u64);
         let connections = Arc::new(AtomicU64::new(0));
-        let (m, c) = (mode.clone(), connections.clone());
+        let bytes = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+        let (m, c, b) = (mode.clone(), connections.clone(), bytes.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
@@ -51,6 +53,7 @@ impl FaultProxy {
                 };
                 c.fetch_add(1, Ordering::Relaxed);
                 let mode = m.load(Ordering::SeqCst);
+                let counters = b.clone();
                 let mut cut = gen_rx.clone();
                 // Only cuts after this connection was accepted count.
                 cut.borrow_and_update();
@@ -76,11 +79,11 @@ impl FaultProxy {
                     let (mut cr, mut cw) = client.into_split();
                     let (mut sr, mut sw) = server.into_split();
                     let up = async {
-                        tokio::io::copy(&mut cr, &mut sw).await.ok();
+                        pump(&mut cr, &mut sw, &counters[0]).await;
                         sw.shutdown().await.ok();
                     };
                     let down = async {
-                        tokio::io::copy(&mut sr, &mut cw).await.ok();
+                        pump(&mut sr, &mut cw, &counters[1]).await;
                         cw.shutdown().await.ok();
                     };
                     tokio::select! {
@@ -95,6 +98,7 @@ impl FaultProxy {
             mode,
             generation,
             connections,
+            bytes,
             task,
         })
     }
@@ -110,9 +114,38 @@ impl FaultProxy {
         self.generation.send_modify(|g| *g += 1);
     }
 
+    /// Bytes forwarded so far (client → upstream, upstream → client).
+    pub fn bytes(&self) -> (u64, u64) {
+        (
+            self.bytes[0].load(Ordering::Relaxed),
+            self.bytes[1].load(Ordering::Relaxed),
+        )
+    }
+
     /// Connections accepted so far.
     pub fn connections(&self) -> u64 {
         self.connections.load(Ordering::Relaxed)
+    }
+}
+
+/// Copies until EOF or error, counting bytes as they pass (so a cut
+/// connection's bytes are counted too).
+async fn pump(
+    from: &mut (impl tokio::io::AsyncRead + Unpin),
+    to: &mut (impl tokio::io::AsyncWrite + Unpin),
+    counter: &AtomicU64,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+                counter.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
     }
 }
 

@@ -1,0 +1,848 @@
+//! The HQ dashboard in a real browser. A hub runs over real TLS on
+//! 127.0.0.1 with three enrolled stores that synced real data (receipts,
+//! sales this hour, an override sale, an EPC sold by two stores), a catalog
+//! and an online order. Debian's headless Chromium, driven over the Chrome
+//! DevTools Protocol (chromiumoxide), uses the page as a person would:
+//! a wrong token is refused, the right one logs in, a GTIN is typed into
+//! the stock lookup. The test checks what the page renders against the
+//! admin API: every store with its online/offline pill, last sync and
+//! events; the exceptions; the stock per store with who holds the rights;
+//! one chart line per store that sold; after one more sale is synced, the
+//! new count without a reload; and, past 1,000 exceptions (one page of the
+//! API), the newest first. It saves a screenshot of the logged-in page to
+//! `target/artifacts/dashboard.png` (a CI artifact).
+//!
+//! # Design constraints
+//! - Chromium trusts the hub by its CA's public key
+//!   (`--ignore-certificate-errors-spki-list`: certificate errors are
+//!   ignored only for a chain holding that key), never by ignoring every
+//!   certificate error; chromiumoxide's own "ignore HTTPS errors" is off.
+//!   The SPKI list is Chromium's mechanism for a private CA without
+//!   touching a system or NSS trust store.
+//! - Chromium stays off the internet: background services are off, no
+//!   host name resolves (`--host-resolver-rules`), and anything that is
+//!   not loopback goes to a proxy that does not exist.
+//! - Chromium runs in its own process group with a fresh profile and HOME;
+//!   [`Chromium`]'s drop kills the whole group before reaping it, so a
+//!   failing test leaves no browser behind.
+//! - Every wait polls a condition with a deadline; none sleeps a fixed time.
+//! - One store is offline deterministically: its one sync ran through the
+//!   hub's own storage code with the hub's clock set 12 minutes back,
+//!   before the hub started (the online window is 2 minutes). The other
+//!   stores sync over `/v1/sync`.
+//!
+//! Needs `/usr/bin/chromium` (`apt-get install -y chromium`; `.ci/run`
+//! installs it). Without it the test fails, unless `TALLY_SKIP_BROWSER=1`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
+use chromiumoxide::handler::viewport::Viewport;
+use chromiumoxide::handler::HandlerConfig;
+use chromiumoxide::page::ScreenshotParams;
+use chromiumoxide::{Browser, Page};
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use support::{Admin, SimStore, TestHub};
+use tally_hub::pki::{self, DataDir};
+use tally_hub::storage::redb::SyncSettings;
+use tally_hub::storage::{HubStorage, RedbHub, WriteRequest, WriteResult};
+use tally_hub::Config;
+use tally_sync::Gtin;
+
+/// Debian's Chromium (a wrapper script that execs the browser).
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// How long any one condition may take to come true.
+const DEADLINE: Duration = Duration::from_secs(30);
+const MINUTE_MS: u64 = 60_000;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+// ------------------------------------------------------------ Chromium
+
+/// A headless Chromium in its own process group, killed with its group on
+/// drop.
+struct Chromium {
+    child: Child,
+    ws_url: String,
+    log: Arc<Mutex<Vec<String>>>,
+    _profile: tempfile::TempDir,
+}
+
+impl Chromium {
+    /// Starts Chromium trusting only certificate chains that hold the key
+    /// `spki_sha256_b64`, and waits (with a deadline) for its DevTools URL.
+    fn launch(spki_sha256_b64: &str) -> Chromium {
+        let profile = tempfile::tempdir().unwrap();
+        let home = profile.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut cmd = Command::new(CHROMIUM);
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-default-apps",
+            "--disable-domain-reliability",
+            "--disable-client-side-phishing-detection",
+            "--no-pings",
+            "--metrics-recording-only",
+            "--disable-features=Translate,OptimizationHints,MediaRouter,AutofillServerCommunication",
+            // Off the internet: no name resolves, and anything but loopback
+            // (which Chromium never proxies) goes to a closed port.
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            "--proxy-server=http://127.0.0.1:9",
+            "--remote-debugging-address=127.0.0.1",
+            "--remote-debugging-port=0",
+            "--window-size=1280,900",
+            "--force-device-scale-factor=1",
+            "--hide-scrollbars",
+            "--lang=en-US",
+        ])
+        .arg(format!("--ignore-certificate-errors-spki-list={spki_sha256_b64}"))
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("about:blank")
+        // Nothing of the user's HOME (NSS database, crash reports) is read.
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env("TZ", "UTC")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0);
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {CHROMIUM}: {e}"));
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel::<String>();
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("DevTools listening on ") {
+                    let _ = tx.send(url.trim().to_string());
+                }
+                let mut l = lines.lock().unwrap();
+                if l.len() < 500 {
+                    l.push(line);
+                }
+            }
+        });
+        let mut chromium = Chromium {
+            child,
+            ws_url: String::new(),
+            log,
+            _profile: profile,
+        };
+        match rx.recv_timeout(DEADLINE) {
+            Ok(url) => chromium.ws_url = url,
+            Err(e) => panic!(
+                "Chromium gave no DevTools URL ({e}); its stderr:\n{}",
+                chromium.log_tail()
+            ),
+        }
+        chromium
+    }
+
+    /// The last lines Chromium wrote to stderr, for failure messages
+    /// (less its complaints that there is no D-Bus, as in any container).
+    fn log_tail(&self) -> String {
+        let l = self.log.lock().unwrap();
+        let useful: Vec<&str> = l
+            .iter()
+            .map(String::as_str)
+            .filter(|line| !line.contains("dbus"))
+            .collect();
+        useful[useful.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        // The leader is not reaped yet, so its pid still names this group.
+        let pgid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether the test can run: true if Chromium is installed; false (after
+/// printing why) if it is not and `TALLY_SKIP_BROWSER=1`; otherwise a
+/// panic telling how to install it.
+fn chromium_installed_or_skip() -> bool {
+    if Path::new(CHROMIUM).exists() {
+        return true;
+    }
+    if std::env::var("TALLY_SKIP_BROWSER").as_deref() == Ok("1") {
+        eprintln!(
+            "SKIPPED dashboard_chromium: {CHROMIUM} is not installed and TALLY_SKIP_BROWSER=1."
+        );
+        return false;
+    }
+    panic!(
+        "{CHROMIUM} is not installed; the dashboard test drives Debian's headless Chromium.\n\
+         Install it with: sudo apt-get update && sudo apt-get install -y chromium\n\
+         (.ci/run does this), or set TALLY_SKIP_BROWSER=1 to skip this test."
+    );
+}
+
+/// base64(SHA-256(SubjectPublicKeyInfo)) of the first certificate in a
+/// PEM file: the form `--ignore-certificate-errors-spki-list` takes.
+fn spki_sha256_b64(pem_path: &Path) -> String {
+    let pem = std::fs::read(pem_path).unwrap();
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+    let cert = pem.parse_x509().unwrap();
+    let digest = ring::digest::digest(&ring::digest::SHA256, cert.public_key().raw);
+    base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+}
+
+/// The directory for CI artifacts: `<target>/artifacts`, `<target>` being
+/// the one this test binary was built in (`<target>/debug/deps/…`).
+fn artifacts_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe
+        .ancestors()
+        .find(|p| p.file_name().is_some_and(|n| n == "deps"))
+        .and_then(|deps| deps.parent()?.parent())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let dir = target.join("artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+// ------------------------------------------------------------ the page
+
+/// Runs `function` (a JS function taking no argument) in the page and
+/// returns its JSON result.
+async fn js(page: &Page, function: &str) -> Value {
+    page.evaluate_function(function)
+        .await
+        .unwrap_or_else(|e| panic!("evaluating {function}: {e}"))
+        .into_value::<Value>()
+        .unwrap_or(Value::Null)
+}
+
+/// Polls `function` until it returns something other than `null`/`false`,
+/// with a deadline; returns that value.
+async fn wait_until(page: &Page, what: &str, function: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let v = js(page, function).await;
+        if !matches!(v, Value::Null | Value::Bool(false)) {
+            return v;
+        }
+        if start.elapsed() > DEADLINE {
+            let shown = js(page, "() => document.body.innerText").await;
+            panic!("timed out after {DEADLINE:?} waiting for {what}; the page shows:\n{shown}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Clicks the element and types `text` into it, as a person does.
+async fn type_into(page: &Page, selector: &str, text: &str) {
+    page.find_element(selector)
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap()
+        .type_str(text)
+        .await
+        .unwrap();
+}
+
+async fn click(page: &Page, selector: &str) {
+    page.find_element(selector)
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// The stores table as rendered: store → what its cells show.
+const STORES_TABLE: &str = r#"() => Object.fromEntries(
+  [...document.querySelectorAll('[data-testid=stores] tbody tr[data-store]')].map((tr) => {
+    const td = tr.querySelectorAll('td');
+    const pill = tr.querySelector('.pill');
+    const time = td[2].querySelector('time');
+    return [td[0].innerText.trim(), {
+      pill: pill.innerText.trim(), pill_class: pill.className,
+      last_sync: time ? time.getAttribute('datetime') : td[2].innerText.trim(),
+      lag: td[3].innerText.trim(), events: td[4].innerText.trim(),
+      visible: tr.checkVisibility(),
+    }];
+  }))"#;
+
+/// The exceptions table as rendered.
+const EXCEPTIONS_TABLE: &str = r#"() =>
+  [...document.querySelectorAll('[data-testid=exceptions] tbody tr[data-kind]')].map((tr) => {
+    const td = tr.querySelectorAll('td');
+    const time = td[4].querySelector('time');
+    return {
+      kind: tr.dataset.kind, kind_text: td[0].innerText.trim(), store: td[1].innerText.trim(),
+      detail: td[2].innerText.trim(),
+      event_ids: [...td[3].querySelectorAll('[data-event-id]')].map((c) => c.dataset.eventId),
+      at: time ? time.getAttribute('datetime') : td[4].innerText.trim(),
+    };
+  })"#;
+
+/// The stock lookup's result as rendered.
+const STOCK_TABLE: &str = r#"() => {
+  const total = document.querySelector('[data-testid=stock-total]');
+  if (!total) return null;
+  const rows = Object.fromEntries([...document.querySelectorAll('#stock tbody tr[data-store]')].map((tr) => {
+    const td = tr.querySelectorAll('td');
+    return [td[0].innerText.trim(), { on_hand: td[1].innerText.trim(),
+      store_rights: td[2].innerText.trim(), hub_rights: td[3].innerText.trim() }];
+  }));
+  return { total: total.innerText.trim(), gtin: total.querySelector('code').innerText.trim(), rows };
+}"#;
+
+/// The chart as rendered: one entry per path, with its store.
+const CHART: &str = r#"() => ({
+  paths: [...document.querySelectorAll('#chart path[data-store]')].map((p) => ({
+    store: p.dataset.store, title: p.querySelector('title').textContent,
+    points: (p.getAttribute('d').match(/[ML]/g) || []).length, length: p.getTotalLength() })),
+  legend: [...document.querySelectorAll('#legend span[data-store]')].map((s) => ({
+    store: s.dataset.store, text: s.innerText.trim() })),
+})"#;
+
+// ------------------------------------------------------------ the chain
+
+/// Syncs `store` through the hub's own storage code (the same
+/// `hub_handle` in one durable transaction that `/v1/sync` runs) with the
+/// hub's clock at `hub_now_ms`, while the hub is not running. This is how
+/// a store that last synced minutes ago is made without waiting minutes.
+fn sync_in_the_past(data: &DataDir, store: &mut SimStore, hub_now_ms: u64) {
+    let defaults = Config::new(data.root());
+    let settings = SyncSettings {
+        policy: defaults.policy,
+        limits: tally_sync::exchange::HubLimits {
+            max_delta_entries: defaults.max_delta_entries,
+        },
+        catalog_page: defaults.catalog_page,
+    };
+    let hub = RedbHub::open(&data.database(), settings).unwrap();
+    loop {
+        let req = store.request(1000);
+        let mut results = hub
+            .apply(&[WriteRequest::Sync {
+                who: store.who.clone(),
+                req: req.clone(),
+                now_ms: hub_now_ms,
+            }])
+            .unwrap();
+        let Some(WriteResult::Synced(resp, _)) = results.pop() else {
+            panic!("the backdated sync was refused");
+        };
+        store.apply(&req, &resp);
+        if !resp.more && !store.has_pending() {
+            return;
+        }
+    }
+}
+
+/// What the admin API says, for the checks.
+async fn api(admin: &Admin, path: &str) -> Value {
+    let (status, body) = admin.get(path).await;
+    assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+    body
+}
+
+fn gtin13(g: Gtin) -> String {
+    g.to_string().trim_start_matches('0').to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
+    if !chromium_installed_or_skip() {
+        return;
+    }
+    let started = Instant::now();
+    let now = now_ms();
+    let pencil = Gtin::parse("4006381333931").unwrap();
+    let notebook = Gtin::from_body(400638133394).unwrap();
+    let jacket = Gtin::from_body(400638133395).unwrap();
+    let lamp = Gtin::from_body(400638133396).unwrap();
+    let epc = "3074257BF7194E4000001A85";
+
+    // --- store-east: sold 25 to 15 minutes ago, last synced 12 minutes ago.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = DataDir::new(tmp.path().join("hub"));
+    pki::init(&data, &[]).unwrap();
+    pki::enroll(&data, "store-east", &tmp.path().join("east.pem")).unwrap();
+    let mut east = SimStore::new("store-east", 3);
+    east.set_clock(now - 30 * MINUTE_MS);
+    east.receive(pencil, 40);
+    east.receive(notebook, 12);
+    for (ago, qty) in [(25, 2), (22, 4), (19, 3), (16, 5)] {
+        east.set_clock(now - ago * MINUTE_MS);
+        east.sell(pencil, qty).unwrap();
+    }
+    sync_in_the_past(&data, &mut east, now - 12 * MINUTE_MS);
+
+    let hub = TestHub::serve(tmp, data, |_| {}).await;
+    let admin = hub.admin();
+    let (status, body) = admin
+        .post(
+            "/v1/catalog",
+            &json!({"items": [
+                {"gtin": pencil.to_string(), "name": "Pencil HB", "price_minor": 129},
+                {"gtin": notebook.to_string(), "name": "Notebook A5", "price_minor": 499},
+                {"gtin": jacket.to_string(), "name": "Rain jacket (RFID)", "price_minor": 8999},
+                {"gtin": lamp.to_string(), "name": "Desk lamp", "price_minor": 3499},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // --- store-north and store-south sync over /v1/sync (real TLS).
+    let north_client = hub.store_client(&hub.enroll("store-north"));
+    let south_client = hub.store_client(&hub.enroll("store-south"));
+    let mut north = SimStore::new("store-north", 1);
+    let mut south = SimStore::new("store-south", 2);
+    north.set_clock(now - 50 * MINUTE_MS);
+    north.receive(pencil, 60);
+    north.receive(jacket, 3);
+    south.set_clock(now - 50 * MINUTE_MS);
+    south.receive(pencil, 25);
+    south.receive(jacket, 2);
+    south.receive(notebook, 8);
+    for (ago, qty) in [
+        (44, 3),
+        (37, 6),
+        (31, 2),
+        (24, 7),
+        (18, 4),
+        (11, 8),
+        (6, 5),
+        (2, 3),
+    ] {
+        north.set_clock(now - ago * MINUTE_MS);
+        north.sell(pencil, qty).unwrap();
+    }
+    for (ago, qty) in [(41, 1), (33, 2), (27, 4), (20, 2), (13, 3), (8, 1), (3, 2)] {
+        south.set_clock(now - ago * MINUTE_MS);
+        south.sell(pencil, qty).unwrap();
+    }
+    // The same RFID-tagged jacket sold by both stores; a manager sells a
+    // lamp the store holds no rights to.
+    north.set_clock(now - 9 * MINUTE_MS);
+    let epc_north = north.sell_epc(jacket, epc).unwrap();
+    south.set_clock(now - 4 * MINUTE_MS);
+    let epc_south = south.sell_epc(jacket, epc).unwrap();
+    north.set_clock(now - 5 * MINUTE_MS);
+    let override_sale = north.sell_override(lamp, 1);
+    north.sync_all(&north_client, 10).await;
+    south.sync_all(&south_client, 10).await;
+
+    // An online order takes one pencil of the hub's reserve at store-north,
+    // which store-north learns on its next sync.
+    let (status, receipt) = admin
+        .post(
+            "/v1/orders",
+            &json!({"order_id": "web-1001", "store": "store-north",
+                    "lines": [{"gtin": pencil.to_string(), "qty": 1}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{receipt}");
+    north.sync_all(&north_client, 10).await;
+
+    // --- Chromium, trusting the hub's CA key only.
+    let chromium = Chromium::launch(&spki_sha256_b64(&hub.data.ca_cert()));
+    let config = HandlerConfig {
+        ignore_https_errors: false,
+        viewport: Some(Viewport {
+            width: 1280,
+            height: 900,
+            ..Viewport::default()
+        }),
+        ..HandlerConfig::default()
+    };
+    let (mut browser, mut handler) = Browser::connect_with_config(&chromium.ws_url, config)
+        .await
+        .unwrap();
+    let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
+    let page = browser.new_page("about:blank").await.unwrap();
+    page.goto(format!("{}/", hub.base()))
+        .await
+        .unwrap_or_else(|e| panic!("loading the dashboard: {e}\n{}", chromium.log_tail()));
+
+    // The login form, and nothing of the dashboard, is shown.
+    wait_until(
+        &page,
+        "the login form",
+        "() => document.querySelector('#token') && document.querySelector('#login').checkVisibility()",
+    )
+    .await;
+    assert_eq!(
+        js(
+            &page,
+            "() => document.querySelector('#app').checkVisibility()"
+        )
+        .await,
+        json!(false),
+        "the dashboard must not show before login"
+    );
+
+    // A wrong token is refused.
+    type_into(&page, "#token", "not-the-admin-token").await;
+    click(&page, "#login-button").await;
+    wait_until(
+        &page,
+        "the refusal of a wrong token",
+        "() => document.querySelector('#login-error').innerText.trim() === 'That token was refused.'",
+    )
+    .await;
+    assert_eq!(
+        js(
+            &page,
+            "() => document.querySelector('#app').checkVisibility()"
+        )
+        .await,
+        json!(false)
+    );
+
+    // The right one logs in.
+    js(
+        &page,
+        "() => { document.querySelector('#token').value = ''; }",
+    )
+    .await;
+    type_into(&page, "#token", &hub.token).await;
+    click(&page, "#login-button").await;
+    wait_until(
+        &page,
+        "body[data-loaded=true]",
+        "() => document.body.dataset.loaded === 'true'",
+    )
+    .await;
+    js(&page, "() => { window.tallyNotReloaded = true; }").await;
+    assert_eq!(
+        js(&page, "() => [document.querySelector('#app').checkVisibility(), document.querySelector('#login').checkVisibility()]").await,
+        json!([true, false])
+    );
+
+    // --- Stores: as /v1/stores says, one row each.
+    let stores = api(&admin, "/v1/stores").await;
+    let rendered = js(&page, STORES_TABLE).await;
+    let list = stores["stores"].as_array().unwrap();
+    assert_eq!(list.len(), 3, "{stores}");
+    assert_eq!(rendered.as_object().unwrap().len(), 3, "{rendered}");
+    for s in list {
+        let id = s["store"].as_str().unwrap();
+        let row = &rendered[id];
+        assert!(
+            row.is_object(),
+            "store {id} missing from the page: {rendered}"
+        );
+        let online = s["online"].as_bool().unwrap();
+        let want = if online { "online" } else { "offline" };
+        assert_eq!(row["pill"], want, "{id}: {row}");
+        assert!(row["pill_class"].as_str().unwrap().contains(want), "{row}");
+        assert_eq!(
+            row["events"],
+            s["events_received"].to_string(),
+            "{id}: {row}"
+        );
+        assert_eq!(row["last_sync"], s["last_sync_at"], "{id}: {row}");
+        assert!(row["lag"].as_str().unwrap().ends_with(" ago"), "{row}");
+        assert_eq!(row["visible"], true);
+    }
+    let online: BTreeMap<&str, bool> = list
+        .iter()
+        .map(|s| (s["store"].as_str().unwrap(), s["online"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        online,
+        BTreeMap::from([
+            ("store-east", false),
+            ("store-north", true),
+            ("store-south", true)
+        ])
+    );
+    assert!(rendered["store-east"]["lag"]
+        .as_str()
+        .unwrap()
+        .contains("min ago"));
+    let summary = js(&page, "() => document.querySelector('#summary').innerText").await;
+    assert!(
+        summary.as_str().unwrap().contains("2/3 stores online"),
+        "{summary}"
+    );
+
+    // --- Exceptions: the override sale and the EPC sold twice.
+    let exceptions = api(&admin, "/v1/exceptions").await;
+    let api_list = exceptions["exceptions"].as_array().unwrap();
+    assert_eq!(api_list.len(), 2, "{exceptions}");
+    let rendered = js(&page, EXCEPTIONS_TABLE).await;
+    let rows = rendered.as_array().unwrap();
+    assert_eq!(rows.len(), api_list.len(), "{rendered}");
+    for x in api_list {
+        let row = rows
+            .iter()
+            .find(|r| r["kind"] == x["kind"] && r["at"] == x["at"])
+            .unwrap_or_else(|| panic!("exception {x} not shown: {rendered}"));
+        assert_eq!(row["store"], x["store"], "{row}");
+        let mut shown: Vec<&str> = row["event_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let mut want: Vec<&str> = x["event_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        shown.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(shown, want, "{row}");
+    }
+    let ov = rows.iter().find(|r| r["kind"] == "override_sale").unwrap();
+    assert_eq!(ov["kind_text"], "override sale");
+    assert_eq!(ov["store"], "store-north");
+    assert_eq!(ov["event_ids"], json!([override_sale.to_string()]));
+    let detail = ov["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("manager") && detail.contains("on the shelf"),
+        "{ov}"
+    );
+    let twice = rows.iter().find(|r| r["kind"] == "epc_sold_twice").unwrap();
+    assert_eq!(twice["kind_text"], "epc sold twice");
+    let detail = twice["detail"].as_str().unwrap();
+    assert!(detail.contains(epc), "{twice}");
+    assert!(
+        detail.contains("store-north") && detail.contains("store-south"),
+        "the detail names both stores that sold it: {twice}"
+    );
+    let mut ids = vec![epc_north.to_string(), epc_south.to_string()];
+    ids.sort();
+    let mut shown: Vec<String> = serde_json::from_value(twice["event_ids"].clone()).unwrap();
+    shown.sort();
+    assert_eq!(shown, ids);
+
+    // --- Chart: one line per store that sold this hour.
+    let sales = api(&admin, "/v1/stats/sales").await;
+    let sold: Vec<&String> = sales["stores"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        sold,
+        ["store-east", "store-north", "store-south"],
+        "{sales}"
+    );
+    let chart = js(&page, CHART).await;
+    let paths = chart["paths"].as_array().unwrap();
+    let drawn: Vec<&str> = paths.iter().map(|p| p["store"].as_str().unwrap()).collect();
+    assert_eq!(drawn, sold, "{chart}");
+    for p in paths {
+        assert_eq!(p["title"], p["store"], "{p}");
+        assert!(p["points"].as_u64().unwrap() >= 2, "a visible line: {p}");
+        assert!(p["length"].as_f64().unwrap() > 10.0, "a visible line: {p}");
+    }
+    let legend = chart["legend"].as_array().unwrap();
+    let named: Vec<&str> = legend
+        .iter()
+        .map(|l| l["store"].as_str().unwrap())
+        .collect();
+    assert_eq!(named, sold, "{chart}");
+    for l in legend {
+        let units: u64 = sales["stores"][l["store"].as_str().unwrap()]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["units"].as_u64().unwrap())
+            .sum();
+        assert!(
+            l["text"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!(" {units} units")),
+            "legend {l} vs {units} units sold"
+        );
+    }
+
+    // --- Stock lookup, typed as a person reads the barcode (GTIN-13).
+    type_into(&page, "#gtin", &gtin13(pencil)).await;
+    click(&page, "#stock-button").await;
+    let pencil14 = pencil.to_string();
+    let shown = wait_until(
+        &page,
+        "the stock lookup's result",
+        &format!("() => {{ const s = ({STOCK_TABLE})(); return s && s.gtin === '{pencil14}' ? s : null; }}"),
+    )
+    .await;
+    let stock = api(&admin, &format!("/v1/stock/{pencil}")).await;
+    let api_stores = stock["stores"].as_object().unwrap();
+    assert_eq!(api_stores.len(), 3, "{stock}");
+    assert_eq!(shown["rows"].as_object().unwrap().len(), 3, "{shown}");
+    for (id, s) in api_stores {
+        let row = &shown["rows"][id];
+        for field in ["on_hand", "store_rights", "hub_rights"] {
+            assert_eq!(
+                row[field],
+                s[field].to_string(),
+                "{id} {field}: {shown} vs {stock}"
+            );
+        }
+    }
+    assert!(
+        shown["total"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{} on hand", stock["on_hand"])),
+        "{shown}"
+    );
+    // The hub's reserve was sold online at store-north: it holds rights
+    // there that the page shows as the hub's.
+    assert!(
+        api_stores["store-north"]["hub_rights"].as_u64().unwrap() > 0,
+        "{stock}"
+    );
+
+    // A malformed GTIN gets the hub's message, not a code.
+    js(
+        &page,
+        "() => { document.querySelector('#gtin').value = ''; }",
+    )
+    .await;
+    type_into(&page, "#gtin", "12345").await;
+    click(&page, "#stock-button").await;
+    let error = wait_until(
+        &page,
+        "the stock lookup's error",
+        "() => document.querySelector('#stock-error').innerText.trim() || null",
+    )
+    .await;
+    assert!(
+        error.as_str().unwrap().contains("8, 12, 13 or 14 digits"),
+        "{error}"
+    );
+    js(
+        &page,
+        "() => { document.querySelector('#gtin').value = ''; }",
+    )
+    .await;
+    type_into(&page, "#gtin", &gtin13(pencil)).await;
+    click(&page, "#stock-button").await;
+    wait_until(
+        &page,
+        "the lookup error to clear",
+        "() => document.querySelector('#stock-error').innerText.trim() === '' && !!document.querySelector('[data-testid=stock-total]')",
+    )
+    .await;
+
+    // --- One more sale at store-north: the page shows it without reload.
+    let before = api(&admin, "/v1/stores").await;
+    north.set_clock(now_ms());
+    north.sell(pencil, 1).unwrap();
+    north.sync_all(&north_client, 10).await;
+    let after = api(&admin, "/v1/stores").await;
+    let events_of = |v: &Value| {
+        v["stores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["store"] == "store-north")
+            .unwrap()["events_received"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(events_of(&after), events_of(&before) + 1);
+    let want = events_of(&after).to_string();
+    wait_until(
+        &page,
+        "store-north's new events count",
+        &format!(
+            "() => {{ const r = ({STORES_TABLE})(); return r['store-north'] && r['store-north'].events === '{want}'; }}"
+        ),
+    )
+    .await;
+    assert_eq!(
+        js(&page, "() => window.tallyNotReloaded === true").await,
+        json!(true),
+        "refreshed without a reload"
+    );
+
+    // --- The screenshot, a CI artifact.
+    let png = page
+        .screenshot(
+            ScreenshotParams::builder()
+                .format(CaptureScreenshotFormat::Png)
+                .full_page(true)
+                .build(),
+        )
+        .await
+        .unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let path = artifacts_dir().join("dashboard.png");
+    std::fs::write(&path, &png).unwrap();
+    eprintln!("Screenshot: {} ({} bytes).", path.display(), png.len());
+
+    // --- More exceptions than one page of the API (1,000): the page keeps
+    // up by cursor and shows the newest first.
+    north.set_clock(now_ms());
+    let mut last = None;
+    for _ in 0..1_000 {
+        last = Some(north.sell_override(lamp, 1));
+    }
+    north.sync_all(&north_client, 10).await;
+    let last = last.unwrap().to_string();
+    let (_, page2) = admin.get("/v1/exceptions?since=1000").await;
+    assert_eq!(
+        page2["exceptions"].as_array().unwrap().len(),
+        2,
+        "1,002 in all"
+    );
+    let newest = wait_until(
+        &page,
+        "the newest of 1,002 exceptions",
+        &format!(
+            "() => {{ const r = ({EXCEPTIONS_TABLE})(); \
+               return r.length && r[0].event_ids[0] === '{last}' ? r : null; }}"
+        ),
+    )
+    .await;
+    assert_eq!(
+        newest.as_array().unwrap().len(),
+        100,
+        "the latest 100 shown"
+    );
+    let count = js(
+        &page,
+        "() => document.querySelector('#exceptions-count').innerText",
+    )
+    .await;
+    assert!(count.as_str().unwrap().contains("1002 in all"), "{count}");
+
+    let _ = browser.close().await;
+    events.abort();
+    drop(chromium);
+    hub.stop().await;
+    eprintln!("The dashboard test took {:?}.", started.elapsed());
+}
