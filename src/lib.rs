@@ -1,2 +1,5 @@
 //! The root `tally` package: end-to-end tests (`tests/`), the simulation
-//! runner (`examples/simulate.rs`) and the one-command demo.
+//! runner (`examples/simulate.rs`) and the one-command demo
+//! ([`demo`], run by `src/bin/tally-demo.rs`).
+
+pub mod demo;

@@ -1,0 +1,689 @@
+//! The scripted day. [`schedule`] is pure: from the seeded RNG, the
+//! catalog, the number of stores and the day's length it makes the list of
+//! timed steps (deliveries read by the RFID portals, scans at the
+//! self-checkouts, online orders at the hub, the cut and the return of one
+//! store, progress lines). [`run_day`] plays them against the real chain
+//! and reports what the demo saw, including each store's reconciliation
+//! time after its link came back.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use serde_json::json;
+
+use super::catalog::{self, Item};
+use super::chain::Chain;
+use super::proxy::Mode;
+use super::Log;
+
+/// One thing that happens during the day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Tagged units pass a store's receiving portal (`reads` reads each).
+    Deliver {
+        /// Store index.
+        store: usize,
+        /// (item index, serial) of each tag.
+        tags: Vec<(usize, u64)>,
+        /// Reads per tag.
+        reads: u32,
+        /// What it is, for the log.
+        what: &'static str,
+    },
+    /// Tags already received pass the portal again.
+    Reread {
+        /// Store index.
+        store: usize,
+        /// (item index, serial) of each tag.
+        tags: Vec<(usize, u64)>,
+    },
+    /// A customer scans one unit at a store's self-checkout.
+    Scan {
+        /// Store index.
+        store: usize,
+        /// Item index.
+        item: usize,
+    },
+    /// A scan that must be refused: an item the store never received.
+    Probe {
+        /// Store index.
+        store: usize,
+        /// Item index.
+        item: usize,
+    },
+    /// An online order at the hub, from a store's stock.
+    Order {
+        /// Store index.
+        store: usize,
+        /// Item index.
+        item: usize,
+        /// Units.
+        qty: u64,
+    },
+    /// The store's link to the hub is cut.
+    Cut {
+        /// Store index.
+        store: usize,
+    },
+    /// The store's link comes back.
+    Restore {
+        /// Store index.
+        store: usize,
+    },
+    /// A progress line.
+    Progress,
+}
+
+/// An action at a time from the start of the day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Milliseconds from the start of the day.
+    pub at_ms: u64,
+    /// What happens.
+    pub action: Action,
+}
+
+fn weighted(items: &[Item], rng: &mut impl Rng) -> usize {
+    let total: u32 = items.iter().map(|i| i.popularity).sum();
+    let mut x = rng.gen_range(0..total.max(1));
+    for (i, item) in items.iter().enumerate() {
+        if x < item.popularity {
+            return i;
+        }
+        x -= item.popularity;
+    }
+    0
+}
+
+/// The day's steps, sorted by time (pure: the same inputs give the same
+/// steps). Store 0.3 × day in, one store (chosen by the RNG) is cut off
+/// until 0.6 × day; it keeps selling.
+pub fn schedule(
+    rng: &mut impl Rng,
+    items: &[Item],
+    stores: usize,
+    day: Duration,
+) -> (Vec<Step>, usize) {
+    let d = day.as_millis() as u64;
+    let at = |f: f64| (d as f64 * f) as u64;
+    let mut steps = Vec::new();
+    let mut serials: BTreeMap<usize, u64> = BTreeMap::new();
+    let mut next_serial = |item: usize| {
+        let s = serials.entry(item).or_insert(1000);
+        *s += 1;
+        *s
+    };
+
+    // Morning delivery at every store, read at the portal 2–4 times per tag.
+    let mut morning: Vec<Vec<(usize, u64)>> = Vec::new();
+    for store in 0..stores {
+        let mut tags = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let units = match item.delivery {
+                Some((lo, hi)) => rng.gen_range(lo..=hi),
+                None if store == 0 => 2,
+                None => 0,
+            };
+            for _ in 0..units {
+                tags.push((i, next_serial(i)));
+            }
+        }
+        steps.push(Step {
+            at_ms: 0,
+            action: Action::Deliver {
+                store,
+                tags: tags.clone(),
+                reads: rng.gen_range(2..=4),
+                what: "morning delivery",
+            },
+        });
+        morning.push(tags);
+    }
+    // The first pallet passes the portal again.
+    if let Some(tags) = morning.first() {
+        let mut again = tags.clone();
+        again.shuffle(rng);
+        again.truncate((again.len() / 2).max(1));
+        steps.push(Step {
+            at_ms: at(0.12).max(1200),
+            action: Action::Reread {
+                store: 0,
+                tags: again,
+            },
+        });
+    }
+    // Self-checkout scans at every store, from 0.1 × day (rights first
+    // reach the stores' counters) to 0.95 × day.
+    let (start, end) = (at(0.1).max(1000), at(0.95));
+    for store in 0..stores {
+        let n = rng.gen_range(30..=42);
+        for _ in 0..n {
+            steps.push(Step {
+                at_ms: rng.gen_range(start..=end.max(start)),
+                action: Action::Scan {
+                    store,
+                    item: weighted(items, rng),
+                },
+            });
+        }
+    }
+    // Midday restock by RFID.
+    for store in 0..stores {
+        let mut tags = Vec::new();
+        let mut picks: Vec<usize> = (0..items.len())
+            .filter(|&i| matches!(items[i].delivery, Some((_, hi)) if hi > 0))
+            .collect();
+        picks.shuffle(rng);
+        for &i in picks.iter().take(3) {
+            for _ in 0..rng.gen_range(2..=4) {
+                tags.push((i, next_serial(i)));
+            }
+        }
+        steps.push(Step {
+            at_ms: at(0.5) + rng.gen_range(0..400),
+            action: Action::Deliver {
+                store,
+                tags,
+                reads: rng.gen_range(2..=3),
+                what: "midday restock",
+            },
+        });
+    }
+    // Online orders at the hub.
+    let orders = 3 * stores + (d / 20_000) as usize;
+    let sellable: Vec<usize> = (0..items.len())
+        .filter(|&i| matches!(items[i].delivery, Some((_, hi)) if hi > 0))
+        .collect();
+    for _ in 0..orders {
+        steps.push(Step {
+            at_ms: rng.gen_range(at(0.15)..=at(0.9)),
+            action: Action::Order {
+                store: rng.gen_range(0..stores),
+                item: *sellable.choose(rng).unwrap_or(&0),
+                qty: if rng.gen_ratio(1, 4) { 2 } else { 1 },
+            },
+        });
+    }
+    // One store is cut off and comes back; an online order is taken from
+    // its stock while it is away, and a customer at another store (or at
+    // it, with one store) brings the display model.
+    let cut = rng.gen_range(0..stores);
+    steps.push(Step {
+        at_ms: at(0.3),
+        action: Action::Cut { store: cut },
+    });
+    steps.push(Step {
+        at_ms: at(0.45),
+        action: Action::Order {
+            store: cut,
+            item: *sellable.choose(rng).unwrap_or(&0),
+            qty: 1,
+        },
+    });
+    if let Some(display) = items.iter().position(|i| i.delivery == Some((0, 0))) {
+        steps.push(Step {
+            at_ms: at(0.4),
+            action: Action::Probe {
+                store: (cut + 1) % stores,
+                item: display,
+            },
+        });
+    }
+    steps.push(Step {
+        at_ms: at(0.6),
+        action: Action::Restore { store: cut },
+    });
+    let every = (d / 6).clamp(2000, 15_000);
+    let mut t = every;
+    while t < d {
+        steps.push(Step {
+            at_ms: t,
+            action: Action::Progress,
+        });
+        t += every;
+    }
+    steps.sort_by_key(|s| s.at_ms);
+    (steps, cut)
+}
+
+/// One offline period, as the demo measured it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Offline {
+    /// Store index.
+    pub store: usize,
+    /// How long the link was cut.
+    pub cut_for: Duration,
+    /// Events waiting in its outbox when the link came back.
+    pub queued: u64,
+    /// From the link's return until its outbox was empty and the hub
+    /// agreed with its stock (None: not within the day).
+    pub reconciled_in: Option<Duration>,
+}
+
+/// What the demo saw during the day.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DayStats {
+    /// Codes scanned at the self-checkouts.
+    pub scans: u64,
+    /// Online orders accepted, and their units.
+    pub orders_ok: u64,
+    /// Units of the accepted orders.
+    pub ordered_units: u64,
+    /// Online orders refused (the hub's reserve at that store was short).
+    pub orders_refused: u64,
+    /// Offline periods.
+    pub offline: Vec<Offline>,
+}
+
+enum Pending {
+    Reconcile {
+        store: usize,
+        since: Instant,
+        cut_for: Duration,
+        queued: u64,
+    },
+    Probe {
+        store: usize,
+        item: usize,
+        refused_before: u64,
+        deadline: Instant,
+    },
+}
+
+const SOLD: &str = "tally_agent_device_scans_total{outcome=\"sold\"}";
+const REFUSED: &str = "tally_agent_device_scans_total{outcome=\"refused\"}";
+const RECEIVED: &str = "tally_agent_device_tags_total{outcome=\"received\"}";
+const AGAIN: &str = "tally_agent_device_tags_total{outcome=\"already_received\"}";
+
+/// Whether store `s` is reconciled: its outbox is empty and, for every
+/// item, its on-hand equals what the hub holds for it.
+pub async fn reconciled(chain: &Chain, items: &[Item], s: usize) -> anyhow::Result<bool> {
+    let store = &chain.stores[s];
+    let status = store.api.get_ok("/v1/status").await?;
+    if status["outbox_events"].as_u64() != Some(0) {
+        return Ok(false);
+    }
+    for item in items {
+        let mine = store
+            .api
+            .get_ok(&format!("/v1/stock/{}", item.gtin))
+            .await?["on_hand"]
+            .as_u64()
+            .unwrap_or(0);
+        let hub = chain
+            .hub
+            .get_ok(&format!("/v1/stock/{}", item.gtin))
+            .await?;
+        let theirs = hub["stores"][&store.id]["on_hand"].as_u64().unwrap_or(0);
+        if mine != theirs {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Plays `steps`; `rng` drives what is left to chance at run time (which
+/// code form a scan uses, RSSI of reads).
+pub async fn run_day(
+    chain: &Chain,
+    items: &[Item],
+    steps: Vec<Step>,
+    rng: &mut impl Rng,
+    log: &Log,
+) -> anyhow::Result<DayStats> {
+    let start = Instant::now();
+    let mut stats = DayStats::default();
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut cut_at: BTreeMap<usize, Instant> = BTreeMap::new();
+    let mut order_no = 0u32;
+    for step in steps {
+        let due = start + Duration::from_millis(step.at_ms);
+        // Until the step is due: watch the children and what is pending.
+        loop {
+            chain.check_alive().await?;
+            check_pending(chain, items, &mut pending, &mut stats, log).await?;
+            let now = Instant::now();
+            if now >= due {
+                break;
+            }
+            tokio::time::sleep((due - now).min(Duration::from_millis(50))).await;
+        }
+        let name = |s: usize| chain.stores[s].id.as_str();
+        match step.action {
+            Action::Deliver {
+                store,
+                tags,
+                reads,
+                what,
+            } => {
+                let epcs = tags
+                    .iter()
+                    .map(|&(i, serial)| catalog::epc(&items[i], serial))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                chain.stores[store].reader.present(&epcs, reads, rng)?;
+                log.say(format!(
+                    "{} {what}: {} tagged units pass the RFID portal ({} reads each; SGTIN-96 EPCs, e.g. {})",
+                    name(store),
+                    epcs.len(),
+                    reads,
+                    epcs.first().map(|e| e.to_hex()).unwrap_or_default()
+                ));
+            }
+            Action::Reread { store, tags } => {
+                let epcs = tags
+                    .iter()
+                    .map(|&(i, serial)| catalog::epc(&items[i], serial))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                chain.stores[store].reader.present(&epcs, 2, rng)?;
+                log.say(format!(
+                    "{}: {} of the morning's tags pass the portal again (they must not be received twice)",
+                    name(store),
+                    epcs.len()
+                ));
+            }
+            Action::Scan { store, item } => {
+                let code = catalog::scan_code(&items[item], rng);
+                chain.stores[store].scanner.scan(&code)?;
+                stats.scans += 1;
+            }
+            Action::Probe { store, item } => {
+                let refused_before = chain.stores[store].api.metrics().await?.get(REFUSED);
+                let code = catalog::scan_code(&items[item], rng);
+                chain.stores[store].scanner.scan(&code)?;
+                stats.scans += 1;
+                log.say(format!(
+                    "{}: a customer scans the {} ({code}); the store never received one",
+                    name(store),
+                    items[item].label()
+                ));
+                pending.push(Pending::Probe {
+                    store,
+                    item,
+                    refused_before,
+                    deadline: Instant::now() + Duration::from_secs(10),
+                });
+            }
+            Action::Order { store, item, qty } => {
+                order_no += 1;
+                let id = format!("web-{order_no:04}");
+                let body = json!({"order_id": id, "store": name(store),
+                                  "lines": [{"gtin": items[item].gtin.to_string(), "qty": qty}]});
+                let (status, answer) = chain.hub.post("/v1/orders", &body).await?;
+                let offline = if cut_at.contains_key(&store) {
+                    " (store offline)"
+                } else {
+                    ""
+                };
+                match status {
+                    201 | 200 => {
+                        stats.orders_ok += 1;
+                        stats.ordered_units += qty;
+                        log.say(format!(
+                            "online order {id}: {qty} × {} from {}{offline} — accepted from the hub's reserve there",
+                            items[item].label(),
+                            name(store)
+                        ));
+                    }
+                    409 => {
+                        stats.orders_refused += 1;
+                        log.say(format!(
+                            "online order {id}: {qty} × {} from {}{offline} — REFUSED, the hub holds {} there",
+                            items[item].label(),
+                            name(store),
+                            answer["available"]
+                        ));
+                    }
+                    other => {
+                        return Err(anyhow!("POST /v1/orders answered {other}: {answer}"));
+                    }
+                }
+            }
+            Action::Cut { store } => {
+                chain.stores[store].proxy.set(Mode::Blackhole);
+                cut_at.insert(store, Instant::now());
+                log.say(format!(
+                    "{} is OFFLINE: its link to the hub is cut (the proxy black-holes it); it keeps selling on its own rights",
+                    name(store)
+                ));
+            }
+            Action::Restore { store } => {
+                let queued = chain.stores[store].api.get_ok("/v1/status").await?["outbox_events"]
+                    .as_u64()
+                    .unwrap_or(0);
+                chain.stores[store].proxy.set(Mode::Pass);
+                let cut_for = cut_at
+                    .remove(&store)
+                    .map(|t| t.elapsed())
+                    .unwrap_or_default();
+                log.say(format!(
+                    "{} is back ONLINE after {:.1} s, {queued} events queued; reconciling…",
+                    name(store),
+                    cut_for.as_secs_f64()
+                ));
+                pending.push(Pending::Reconcile {
+                    store,
+                    since: Instant::now(),
+                    cut_for,
+                    queued,
+                });
+            }
+            Action::Progress => progress(chain, &stats, &cut_at, log).await?,
+        }
+    }
+    // Whatever is still pending at the end of the day.
+    let end = Instant::now() + Duration::from_secs(30);
+    while !pending.is_empty() && Instant::now() < end {
+        chain.check_alive().await?;
+        check_pending(chain, items, &mut pending, &mut stats, log).await?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for p in pending {
+        if let Pending::Reconcile {
+            store,
+            cut_for,
+            queued,
+            ..
+        } = p
+        {
+            stats.offline.push(Offline {
+                store,
+                cut_for,
+                queued,
+                reconciled_in: None,
+            });
+        }
+    }
+    Ok(stats)
+}
+
+async fn check_pending(
+    chain: &Chain,
+    items: &[Item],
+    pending: &mut Vec<Pending>,
+    stats: &mut DayStats,
+    log: &Log,
+) -> anyhow::Result<()> {
+    let mut keep = Vec::new();
+    for p in pending.drain(..) {
+        match p {
+            Pending::Reconcile {
+                store,
+                since,
+                cut_for,
+                queued,
+            } => {
+                if reconciled(chain, items, store).await? {
+                    let took = since.elapsed();
+                    log.say(format!(
+                        "{} reconciled in {:.2} s: outbox empty, the hub agrees with its stock of all {} items",
+                        chain.stores[store].id,
+                        took.as_secs_f64(),
+                        items.len()
+                    ));
+                    stats.offline.push(Offline {
+                        store,
+                        cut_for,
+                        queued,
+                        reconciled_in: Some(took),
+                    });
+                } else {
+                    keep.push(Pending::Reconcile {
+                        store,
+                        since,
+                        cut_for,
+                        queued,
+                    });
+                }
+            }
+            Pending::Probe {
+                store,
+                item,
+                refused_before,
+                deadline,
+            } => {
+                let now_refused = chain.stores[store].api.metrics().await?.get(REFUSED);
+                if now_refused > refused_before {
+                    log.say(format!(
+                        "{}: the {} scan was REFUSED (no stock, no rights); nothing recorded",
+                        chain.stores[store].id,
+                        items[item].label()
+                    ));
+                } else if Instant::now() > deadline {
+                    return Err(anyhow!(
+                        "{}: the scan of the {} was not refused within 10 s",
+                        chain.stores[store].id,
+                        items[item].label()
+                    ));
+                } else {
+                    keep.push(Pending::Probe {
+                        store,
+                        item,
+                        refused_before,
+                        deadline,
+                    });
+                }
+            }
+        }
+    }
+    *pending = keep;
+    Ok(())
+}
+
+async fn progress(
+    chain: &Chain,
+    stats: &DayStats,
+    cut_at: &BTreeMap<usize, Instant>,
+    log: &Log,
+) -> anyhow::Result<()> {
+    let (mut sold, mut refused, mut received, mut again) = (0, 0, 0, 0);
+    let mut outbox = Vec::new();
+    for s in &chain.stores {
+        let m = s.api.metrics().await?;
+        sold += m.get(SOLD);
+        refused += m.get(REFUSED);
+        received += m.get(RECEIVED);
+        again += m.get(AGAIN);
+        outbox.push(m.get("tally_agent_outbox_events").to_string());
+    }
+    let stores = chain
+        .hub
+        .get_ok("/v1/stores")
+        .await
+        .context("GET /v1/stores")?;
+    let hub_offline: Vec<String> = stores["stores"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter(|s| s["online"] == false)
+                .filter_map(|s| s["store"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let cut: Vec<&str> = cut_at
+        .keys()
+        .map(|&s| chain.stores[s].id.as_str())
+        .collect();
+    let offline = if cut.is_empty() {
+        "none".to_string()
+    } else {
+        format!(
+            "{} (hub sees offline: {})",
+            cut.join(", "),
+            if hub_offline.is_empty() {
+                "none yet".to_string()
+            } else {
+                hub_offline.join(", ")
+            }
+        )
+    };
+    log.say(format!(
+        "progress: sold {sold}, refused {refused} scans; {received} units received by RFID ({again} re-reads ignored); orders {} ok, {} refused | outbox {} | offline: {offline}",
+        stats.orders_ok,
+        stats.orders_refused,
+        outbox.join("/"),
+    ));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn the_schedule_is_a_function_of_the_seed() {
+        let items = catalog::items().unwrap();
+        let day = Duration::from_secs(15);
+        let make = |seed| {
+            schedule(
+                &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+                &items,
+                3,
+                day,
+            )
+        };
+        let (a, cut) = make(7);
+        assert_eq!((a.clone(), cut), make(7));
+        assert_ne!(a, make(8).0);
+        assert!(a.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+        assert!(a.iter().all(|s| s.at_ms <= 15_000));
+        let count = |f: &dyn Fn(&Action) -> bool| a.iter().filter(|s| f(&s.action)).count();
+        assert_eq!(count(&|x| matches!(x, Action::Cut { .. })), 1);
+        assert_eq!(count(&|x| matches!(x, Action::Restore { .. })), 1);
+        assert_eq!(count(&|x| matches!(x, Action::Probe { .. })), 1);
+        assert!(count(&|x| matches!(x, Action::Scan { .. })) >= 90);
+        // Every tag is delivered once: EPCs are unique.
+        let mut tags = std::collections::BTreeSet::new();
+        for s in &a {
+            if let Action::Deliver { tags: t, .. } = &s.action {
+                for tag in t {
+                    assert!(tags.insert(*tag), "{tag:?} delivered twice");
+                }
+            }
+        }
+        // The display model is never delivered.
+        let display = items
+            .iter()
+            .position(|i| i.delivery == Some((0, 0)))
+            .unwrap();
+        assert!(tags.iter().all(|&(i, _)| i != display));
+    }
+
+    #[test]
+    fn one_store_works_too() {
+        let items = catalog::items().unwrap();
+        let (steps, cut) = schedule(
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(1),
+            &items,
+            1,
+            Duration::from_secs(5),
+        );
+        assert_eq!(cut, 0);
+        assert!(steps
+            .iter()
+            .any(|s| matches!(s.action, Action::Probe { store: 0, .. })));
+    }
+}
