@@ -71,6 +71,23 @@ pub fn how_to_build(dir: &Path) -> String {
     format!("cargo build{release} -p tally-hub -p tally-agent   (from the repository root)")
 }
 
+/// Variables `cargo run` sets for the program it runs, which a nested
+/// cargo must not inherit.
+pub fn inherited_from_cargo_run(key: &str) -> bool {
+    key.starts_with("CARGO_PKG_")
+        || matches!(
+            key,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "OUT_DIR"
+        )
+}
+
 /// Finds (and if needed builds) the binaries. `build`: false for
 /// `--no-build` (tests, scripts that built everything already).
 pub fn locate(bin_dir: Option<&Path>, build: bool) -> anyhow::Result<Binaries> {
@@ -90,15 +107,24 @@ pub fn locate(bin_dir: Option<&Path>, build: bool) -> anyhow::Result<Binaries> {
             "tally-demo: building tally-hub and tally-agent: cargo {}",
             args.join(" ")
         );
-        let status = std::process::Command::new(&cargo)
-            .args(&args)
-            .status()
-            .with_context(|| {
-                format!(
-                    "running cargo to build tally-hub and tally-agent; build them yourself: {}",
-                    how_to_build(&dir)
-                )
-            })?;
+        let mut cmd = std::process::Command::new(&cargo);
+        cmd.args(&args);
+        // `cargo run` describes the running package in the environment
+        // (CARGO_MANIFEST_DIR, CARGO_PKG_NAME, …). Build scripts such as
+        // ring's rerun when those change, so passing them on would make
+        // this build and the next `cargo run` rebuild each other's
+        // dependencies every time.
+        for (key, _) in std::env::vars_os() {
+            if key.to_str().is_some_and(inherited_from_cargo_run) {
+                cmd.env_remove(&key);
+            }
+        }
+        let status = cmd.status().with_context(|| {
+            format!(
+                "running cargo to build tally-hub and tally-agent; build them yourself: {}",
+                how_to_build(&dir)
+            )
+        })?;
         if !status.success() {
             return Err(anyhow!(
                 "building tally-hub and tally-agent failed ({status}); try: {}",
@@ -137,5 +163,9 @@ mod tests {
             .join(" ")
             .starts_with("build --profile bench "));
         assert!(how_to_build(Path::new("/t/release")).contains("--release"));
+        assert!(inherited_from_cargo_run("CARGO_PKG_NAME"));
+        assert!(inherited_from_cargo_run("CARGO_MANIFEST_DIR"));
+        assert!(!inherited_from_cargo_run("CARGO_HOME"));
+        assert!(!inherited_from_cargo_run("CARGO_TARGET_DIR"));
     }
 }
