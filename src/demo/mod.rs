@@ -312,8 +312,9 @@ async fn load_catalog(chain: &Chain, items: &[Item], log: &Log) -> anyhow::Resul
     Ok(())
 }
 
-/// After the summary: a scan somewhere every 1.5 s and a small delivery
-/// every 15 s, so the dashboard moves; a progress line every 30 s.
+/// After the summary: a scan somewhere every 1.5 s and a delivery of 8
+/// tagged units every 15 s (about what the scans sell), so the dashboard
+/// moves; a line every 30 s.
 async fn quiet_trading(
     chain: &Chain,
     items: &[Item],
@@ -335,7 +336,7 @@ async fn quiet_trading(
         let store = rng.gen_range(0..chain.stores.len());
         if tick % 10 == 0 {
             let mut tags = Vec::new();
-            for _ in 0..3 {
+            for _ in 0..8 {
                 let i = sellable[rng.gen_range(0..sellable.len())];
                 serial += 1;
                 tags.push(catalog::epc(&items[i], serial)?);

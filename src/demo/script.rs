@@ -429,8 +429,13 @@ pub async fn run_day(
                     }
                     409 => {
                         stats.orders_refused += 1;
+                        let why = if offline.is_empty() {
+                            ""
+                        } else {
+                            "; the rest are the store's rights, which only it may sell"
+                        };
                         log.say(format!(
-                            "online order {id}: {qty} × {} from {}{offline} — REFUSED, the hub holds {} there",
+                            "online order {id}: {qty} × {} from {}{offline} — REFUSED, the hub holds {} there{why}",
                             items[item].label(),
                             name(store),
                             answer["available"]
