@@ -373,8 +373,6 @@ pub fn apply_sync(
             req.delta.entries.iter().map(|e| e.key.gtin),
             &current,
         )?;
-        // Index entries the store will never read again go now, in order.
-        replica.prune_changes(&who.location, cursors.acked_delta_version)?;
         drop(replica);
         out.merged = applied.merged;
         out.given = applied.given;

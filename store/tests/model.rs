@@ -341,6 +341,7 @@ fn pruning_bounds_the_change_index_and_changes_no_delta() {
     assert_eq!(before, after);
     drop(read);
     // Below the watermark, an entry that goes stale is removed at once.
+    assert_eq!(tally_store::PRUNE_LAG % 2, 0);
     let t = db.begin_write().unwrap();
     {
         let mut r = t.replica().unwrap();
@@ -352,5 +353,28 @@ fn pruning_bounds_the_change_index_and_changes_no_delta() {
     assert_eq!(
         db.begin_read().unwrap().change_index_len(&loc(0)).unwrap(),
         1
+    );
+}
+
+#[test]
+fn the_change_index_stays_bounded_without_any_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("t.redb")).unwrap();
+    let me = me();
+    let t = db.begin_write().unwrap();
+    {
+        let mut r = t.replica().unwrap();
+        for i in 0..(5 * tally_store::PRUNE_LAG) {
+            let k = key(0, (i % 7) as u8);
+            let mut c = r.counter(&k).unwrap();
+            c.add(&me, 1).unwrap();
+            r.put_counter(&k, c).unwrap();
+        }
+    }
+    t.commit().unwrap();
+    let n = db.begin_read().unwrap().change_index_len(&loc(0)).unwrap();
+    assert!(
+        n <= 7 + 2 * tally_store::PRUNE_LAG,
+        "{n} index entries for 7 counters"
     );
 }

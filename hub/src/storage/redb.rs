@@ -131,10 +131,6 @@ impl RedbHub {
             Err(HandleError::Refused(r)) => return Ok(WriteResult::SyncRefused(r)),
             Err(HandleError::Storage(e)) => return Err(e),
         };
-        // Stale change-index entries of this store's counters, in order
-        // (see tally-store: removed lazily so a merge rewrites no random
-        // index pages).
-        replica.prune_changes(&who.location, u64::MAX)?;
 
         // Exceptions, with the events' own times.
         let store = who.replica.to_string();
