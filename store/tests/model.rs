@@ -44,6 +44,12 @@ enum Op {
         item: u8,
         price: i64,
     },
+    /// Prune stale change-index entries of a location up to a version
+    /// (storage only: the model has none; nothing observable may change).
+    Prune {
+        loc: u8,
+        upto: u64,
+    },
     /// Commit the transaction so far (else it is aborted at the next restart).
     Commit,
     /// Drop uncommitted work, close the database and open it again.
@@ -59,6 +65,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u8..4, 0u8..8).prop_map(|(tag, event)| Op::EpcSale { tag, event }),
         1 => (0u8..4, 0u8..8).prop_map(|(tag, event)| Op::EpcReturn { tag, event }),
         1 => (0u8..6, 0i64..500).prop_map(|(item, price)| Op::Catalog { item, price }),
+        1 => (0u8..3, 0u64..80).prop_map(|(loc, upto)| Op::Prune { loc, upto }),
         2 => Just(Op::Commit),
         1 => Just(Op::Restart),
     ]
@@ -128,7 +135,7 @@ fn apply<S: ReplicaStore>(s: &mut S, op: &Op) -> Result<(), S::Error> {
             };
             s.record_epc_return(&epc(tag), rec)
         }
-        Op::Catalog { .. } | Op::Commit | Op::Restart => Ok(()),
+        Op::Catalog { .. } | Op::Prune { .. } | Op::Commit | Op::Restart => Ok(()),
     }
 }
 
@@ -211,6 +218,10 @@ proptest! {
                     check(&db, &committed, &cat_committed);
                     txn = Some(db.begin_write().unwrap());
                 }
+                Op::Prune { loc: l, upto } => {
+                    let t = txn.as_ref().unwrap();
+                    t.replica().unwrap().prune_changes(&loc(*l), *upto).unwrap();
+                }
                 Op::Catalog { item, price } => {
                     let it = catalog_item(*item, *price);
                     txn.as_ref().unwrap().put_catalog_item(&it).unwrap();
@@ -289,5 +300,81 @@ fn corrupt_records_are_errors_not_panics() {
             }
         ),
         "{err}"
+    );
+}
+
+#[test]
+fn pruning_bounds_the_change_index_and_changes_no_delta() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("t.redb")).unwrap();
+    let me = me();
+    // One counter changed 100 times in separate transactions leaves 100
+    // index entries until pruned (removal is lazy) ...
+    for _ in 0..100 {
+        let t = db.begin_write().unwrap();
+        {
+            let mut r = t.replica().unwrap();
+            let mut c = r.counter(&key(0, 1)).unwrap();
+            c.add(&me, 1).unwrap();
+            r.put_counter(&key(0, 1), c).unwrap();
+        }
+        t.commit().unwrap();
+    }
+    let read = db.begin_read().unwrap();
+    assert_eq!(read.change_index_len(&loc(0)).unwrap(), 100);
+    let before: Vec<_> = (0..=100)
+        .map(|c| read.delta_since(&loc(0), c, usize::MAX).unwrap())
+        .collect();
+    drop(read);
+    // ... and one entry after pruning, with every delta unchanged.
+    let t = db.begin_write().unwrap();
+    assert_eq!(
+        t.replica().unwrap().prune_changes(&loc(0), 100).unwrap(),
+        99
+    );
+    t.commit().unwrap();
+    let read = db.begin_read().unwrap();
+    assert_eq!(read.change_index_len(&loc(0)).unwrap(), 1);
+    let after: Vec<_> = (0..=100)
+        .map(|c| read.delta_since(&loc(0), c, usize::MAX).unwrap())
+        .collect();
+    assert_eq!(before, after);
+    drop(read);
+    // Below the watermark, an entry that goes stale is removed at once.
+    assert_eq!(tally_store::PRUNE_LAG % 2, 0);
+    let t = db.begin_write().unwrap();
+    {
+        let mut r = t.replica().unwrap();
+        let mut c = r.counter(&key(0, 1)).unwrap();
+        c.add(&me, 1).unwrap();
+        r.put_counter(&key(0, 1), c).unwrap();
+    }
+    t.commit().unwrap();
+    assert_eq!(
+        db.begin_read().unwrap().change_index_len(&loc(0)).unwrap(),
+        1
+    );
+}
+
+#[test]
+fn the_change_index_stays_bounded_without_any_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("t.redb")).unwrap();
+    let me = me();
+    let t = db.begin_write().unwrap();
+    {
+        let mut r = t.replica().unwrap();
+        for i in 0..(5 * tally_store::PRUNE_LAG) {
+            let k = key(0, (i % 7) as u8);
+            let mut c = r.counter(&k).unwrap();
+            c.add(&me, 1).unwrap();
+            r.put_counter(&k, c).unwrap();
+        }
+    }
+    t.commit().unwrap();
+    let n = db.begin_read().unwrap().change_index_len(&loc(0)).unwrap();
+    assert!(
+        n <= 7 + 2 * tally_store::PRUNE_LAG,
+        "{n} index entries for 7 counters"
     );
 }
