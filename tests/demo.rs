@@ -146,6 +146,11 @@ fn the_demo_plays_its_day_and_the_hub_finds_nothing_sold_twice() {
             && out.iter().any(|l| l.contains("reconciled in")),
         "the live log tells the offline period"
     );
+    assert!(
+        out.iter()
+            .any(|l| l.contains("the dashboard answers at https://127.0.0.1:")),
+        "the hub's dashboard was checked"
+    );
 
     // Every child was stopped: nothing is left in the demo's group.
     let gone = Instant::now() + Duration::from_secs(10);

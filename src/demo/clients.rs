@@ -72,6 +72,22 @@ impl Api {
         Ok((status, r.json().await.unwrap_or(Value::Null)))
     }
 
+    /// GET → (status, content type), the body read and dropped (pages).
+    pub async fn get_page(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        let r = self
+            .send(self.http.get(format!("{}{path}", self.base)))
+            .await?;
+        let status = r.status().as_u16();
+        let ctype = r
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let _ = r.bytes().await;
+        Ok((status, ctype))
+    }
+
     /// GET that must answer 200.
     pub async fn get_ok(&self, path: &str) -> anyhow::Result<Value> {
         match self.get(path).await? {

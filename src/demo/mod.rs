@@ -255,6 +255,17 @@ async fn day_and_summary(
     for line in report::table(&audit) {
         println!("  {line}");
     }
+    let (status, ctype) = chain.hub.get_page("/").await?;
+    if status != 200 || !ctype.starts_with("text/html") {
+        return Err(anyhow!(
+            "the dashboard at {}/ answered {status} ({ctype})",
+            chain.hub_url
+        ));
+    }
+    log.say(format!(
+        "the dashboard answers at {}/ ({status}, {ctype})",
+        chain.hub_url
+    ));
     println!("{summary}");
     Ok(summary.ok())
 }
