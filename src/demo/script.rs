@@ -245,6 +245,11 @@ pub fn schedule(
         });
         t += every;
     }
+    // The day ends on a progress line, at its full length.
+    steps.push(Step {
+        at_ms: d,
+        action: Action::Progress,
+    });
     steps.sort_by_key(|s| s.at_ms);
     (steps, cut)
 }
