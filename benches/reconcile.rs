@@ -15,16 +15,14 @@
 
 #[path = "../tests/support/procs.rs"]
 mod procs;
-#[path = "../tests/support/proxy.rs"]
-mod proxy;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use procs::{bin, run_ok, Proc};
-use proxy::{FaultProxy, Mode};
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
+use tally::demo::proxy::{FaultProxy, Mode};
 
 const ITEMS: u64 = 100_000;
 const SALES: u64 = 50_000;

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::proxy::{FaultProxy, Mode};
+use tally::demo::proxy::{FaultProxy, Mode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::procs::{bin, eventually, run_ok, Proc};
-use support::proxy::{FaultProxy, Mode};
+use tally::demo::proxy::{FaultProxy, Mode};
 
 const A: &str = "04006381333931";
 const B: &str = "09780201379624";

@@ -3,8 +3,8 @@
 //! hang, bytes vanish) or refuses it (connections closed at once).
 //! Switching mode also cuts every open connection, as a real outage does to
 //! requests in flight. TLS runs end to end through it (the agent talks to
-//! the hub, the proxy only moves bytes). The same idea as the end-to-end
-//! tests' `tests/support/proxy.rs`.
+//! the hub, the proxy only moves bytes). The end-to-end tests and the
+//! reconcile benchmark use it too.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};

@@ -1,4 +1,4 @@
-//! Shared support for the end-to-end tests.
+//! Shared support for the end-to-end tests. The fault-injecting proxy is
+//! the demo's own (`tally::demo::proxy`), so tests exercise the same code.
 
 pub mod procs;
-pub mod proxy;
