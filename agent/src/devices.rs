@@ -57,8 +57,7 @@ use tally_hardware::driver::rfid::{self as rfid_driver, RfidConfig, RfidEvent};
 use tally_hardware::driver::scanner::{self as scanner_driver, ScannerConfig, ScannerEvent};
 use tally_hardware::driver::{DeviceStatus, DriverHandle};
 use tally_hardware::epc::{self as epc_codec, DecodedEpc};
-use tally_hardware::gs1::Interpretation;
-use tally_hardware::rcn::{RcnLayout, ValueKind};
+use tally_hardware::rcn::RcnLayout;
 use tally_hardware::rfid::m100::M100;
 use tally_sync::epcs::EpcHistory;
 use tally_sync::{Epc, EventId, Gtin, ReplicaId};
@@ -67,6 +66,8 @@ use tokio::task::JoinHandle;
 
 use crate::commit::{CommitError, Committer, Done, Job};
 use crate::core::{Command, LineIn, Outcome, ReceiptLine};
+pub use crate::measure::Measure;
+use crate::measure::{self, measure_of, MeasureError};
 use crate::metrics::Metrics;
 use crate::store::AgentDb;
 
@@ -264,16 +265,6 @@ impl DevicesFileConfig {
 
 // ------------------------------------------------------------ pure decisions
 
-/// An embedded measure of a variable-measure item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Measure {
-    /// The unit's price in minor units (price-embedded EAN-13, AI 392n).
-    Price(i64),
-    /// The weight in grams (weight-embedded EAN-13, AI 310n); the catalog
-    /// price of such an item is per kilogram.
-    Grams(i64),
-}
-
 /// What a scan sells: one unit of `gtin`, maybe with an embedded measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScanItem {
@@ -302,81 +293,14 @@ pub enum ScanSkip {
     NoPricePerKg(Gtin),
 }
 
-/// Minor-unit decimals of prices (cents).
-const PRICE_DECIMALS: u32 = 2;
-
-/// Parses decimal text (`"12.34"`, `"0.750"`) into an integer scaled by
-/// `10^decimals`, rounding half up on the first dropped digit.
-pub fn parse_decimal(text: &str, decimals: u32) -> Option<i64> {
-    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
-    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    if !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let mut value = int
-        .parse::<i64>()
-        .ok()?
-        .checked_mul(10_i64.checked_pow(decimals)?)?;
-    let kept = frac.len().min(decimals as usize);
-    let mut part: i64 = 0;
-    for b in frac[..kept].bytes() {
-        part = part * 10 + i64::from(b - b'0');
-    }
-    for _ in kept..decimals as usize {
-        part *= 10;
-    }
-    value = value.checked_add(part)?;
-    if frac
-        .as_bytes()
-        .get(decimals as usize)
-        .is_some_and(|&b| b >= b'5')
-    {
-        value = value.checked_add(1)?;
-    }
-    Some(value)
-}
-
 /// What one decoded scan sells (pure). GS1 AIs 392n/393n give the price,
 /// 310n the net weight; an in-store (RCN) code gives either.
 pub fn scan_item(b: &Barcode) -> Result<ScanItem, ScanSkip> {
     let Some(gtin) = b.gtin else {
         return Err(ScanSkip::NoGtin(b.symbology_name()));
     };
-    let bad = |what, value: &str| ScanSkip::Measure {
-        what,
-        value: value.to_string(),
-    };
-    let grams = |value: &str| {
-        parse_decimal(value, 3)
-            .filter(|&g| g > 0)
-            .ok_or_else(|| bad("weight", value))
-    };
-    let mut measure = None;
-    if let Some(vm) = &b.variable_measure {
-        measure = Some(match vm.kind {
-            ValueKind::Price => Measure::Price(
-                parse_decimal(&vm.value, PRICE_DECIMALS).ok_or_else(|| bad("price", &vm.value))?,
-            ),
-            ValueKind::Weight => Measure::Grams(grams(&vm.value)?),
-        });
-    }
-    for e in &b.elements.elements {
-        // The century of dates does not matter here; only amounts and
-        // measures are read.
-        match (e.ai.get(..3), e.interpret(2000)) {
-            (Some("392" | "393"), Some(Interpretation::Amount { value, .. })) => {
-                measure = Some(Measure::Price(
-                    parse_decimal(&value, PRICE_DECIMALS).ok_or_else(|| bad("price", &value))?,
-                ));
-            }
-            (Some("310"), Some(Interpretation::Measure { value, .. })) if measure.is_none() => {
-                measure = Some(Measure::Grams(grams(&value)?));
-            }
-            _ => {}
-        }
-    }
+    let measure =
+        measure_of(b).map_err(|MeasureError { what, value }| ScanSkip::Measure { what, value })?;
     Ok(ScanItem { gtin, measure })
 }
 
@@ -388,11 +312,12 @@ pub fn unit_price(item: &ScanItem, catalog_price: Option<i64>) -> Result<Option<
         None => Ok(None),
         Some(Measure::Price(p)) => Ok(Some(p)),
         Some(Measure::Grams(g)) => {
-            let per_kg = catalog_price.ok_or(ScanSkip::NoPricePerKg(item.gtin))?;
-            let v = i128::from(per_kg) * i128::from(g);
-            i64::try_from((v + 500) / 1000)
+            if catalog_price.is_none() {
+                return Err(ScanSkip::NoPricePerKg(item.gtin));
+            }
+            measure::unit_price(item.measure, catalog_price)
                 .map(Some)
-                .map_err(|_| ScanSkip::Measure {
+                .ok_or_else(|| ScanSkip::Measure {
                     what: "weight",
                     value: g.to_string(),
                 })
@@ -860,7 +785,7 @@ mod tests {
             ("1.x", 2, None),
             ("-1", 2, None),
         ] {
-            assert_eq!(parse_decimal(text, decimals), want, "{text}");
+            assert_eq!(measure::parse_decimal(text, decimals), want, "{text}");
         }
     }
 

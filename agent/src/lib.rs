@@ -8,6 +8,9 @@
 //! - [`commit`]: the single writer; batches commands into one transaction.
 //! - [`core`]: the pure command core (plan + `tally_sync::apply_event`).
 //! - [`store`]: the agent's tables beside `tally-store`'s, one database.
+//! - [`devices`]: scanners and RFID readers wired to the committer
+//!   (self-checkout sales, receiving portal); [`measure`]: embedded prices
+//!   and weights of scanned codes (shared with the cashier terminal).
 //! - [`sync`]: the sync client (mTLS to the hub; outbox out, hub's
 //!   entries, rights and catalog in).
 //! - [`devices`]: a scanner that sells and an RFID reader that receives,
@@ -27,6 +30,7 @@ pub mod commit;
 pub mod config;
 pub mod core;
 pub mod devices;
+pub mod measure;
 pub mod metrics;
 pub mod status;
 pub mod store;

@@ -78,38 +78,6 @@ pub fn parse_amount(text: &str) -> Result<i64, AmountError> {
         .ok_or_else(too_large)
 }
 
-/// Parses a decimal text as the hardware decoders report it (`"12.34"`,
-/// `"0.750"`) into an integer count of `10^-decimals` units, rounding half
-/// up beyond `decimals`: `("12.34", 2)` → 1234, `("0.7505", 3)` → 751.
-pub fn parse_decimal(text: &str, decimals: u32) -> Option<i64> {
-    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
-    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    if !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let scale = 10_i64.checked_pow(decimals)?;
-    let mut value = int.parse::<i64>().ok()?.checked_mul(scale)?;
-    let kept = frac.len().min(decimals as usize);
-    let mut part: i64 = 0;
-    for b in frac[..kept].bytes() {
-        part = part * 10 + i64::from(b - b'0');
-    }
-    for _ in kept..decimals as usize {
-        part *= 10;
-    }
-    value = value.checked_add(part)?;
-    if frac
-        .as_bytes()
-        .get(decimals as usize)
-        .is_some_and(|&b| b >= b'5')
-    {
-        value = value.checked_add(1)?;
-    }
-    Some(value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,19 +133,5 @@ mod tests {
             parse_amount("92233720368547758.08"),
             Err(AmountError::TooLarge(_))
         ));
-    }
-
-    #[test]
-    fn parses_decoder_decimals() {
-        assert_eq!(parse_decimal("12.34", 2), Some(1234));
-        assert_eq!(parse_decimal("12", 2), Some(1200));
-        assert_eq!(parse_decimal("0.750", 3), Some(750));
-        assert_eq!(parse_decimal("0.7504", 3), Some(750));
-        assert_eq!(parse_decimal("0.7505", 3), Some(751));
-        assert_eq!(parse_decimal("1.5", 3), Some(1500));
-        assert_eq!(parse_decimal("", 2), None);
-        assert_eq!(parse_decimal("1.x", 2), None);
-        assert_eq!(parse_decimal("-1", 2), None);
-        assert_eq!(parse_decimal("99999999999999999999", 2), None);
     }
 }

@@ -5,21 +5,11 @@
 
 use tally_hardware::barcode::{self, Barcode, BarcodeError};
 use tally_hardware::epc::{self, DecodedEpc};
-use tally_hardware::gs1::Interpretation;
-use tally_hardware::rcn::{RcnLayout, ValueKind};
+use tally_hardware::rcn::RcnLayout;
 use tally_sync::{Epc, Gtin};
 
-use super::money;
-
-/// An embedded measure of a variable-measure item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Measure {
-    /// The line's price, in minor units (price-embedded EAN-13, AI 392n).
-    Price(i64),
-    /// The weight in grams (weight-embedded EAN-13, AI 310n); the catalog
-    /// price of such an item is per kilogram.
-    Grams(i64),
-}
+pub use tally_agent::measure::Measure;
+use tally_agent::measure::{measure_of, MeasureError};
 
 /// One item ready for the basket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,43 +100,11 @@ pub fn from_barcode(raw: &str, b: &Barcode) -> Result<Scanned, ScanError> {
             symbology: b.symbology_name(),
         });
     };
-    let bad = |what, value: &str| ScanError::Measure {
+    let measure = measure_of(b).map_err(|MeasureError { what, value }| ScanError::Measure {
         raw: raw.to_string(),
         what,
-        value: value.to_string(),
-    };
-    let mut measure = None;
-    if let Some(vm) = &b.variable_measure {
-        measure = Some(match vm.kind {
-            ValueKind::Price => Measure::Price(
-                money::parse_decimal(&vm.value, money::DECIMALS)
-                    .ok_or_else(|| bad("price", &vm.value))?,
-            ),
-            ValueKind::Weight => Measure::Grams(
-                money::parse_decimal(&vm.value, 3)
-                    .filter(|&g| g > 0)
-                    .ok_or_else(|| bad("weight", &vm.value))?,
-            ),
-        });
-    }
-    for e in &b.elements.elements {
-        match (e.ai.get(..3), e.interpret(2000)) {
-            (Some("392" | "393"), Some(Interpretation::Amount { value, .. })) => {
-                measure = Some(Measure::Price(
-                    money::parse_decimal(&value, money::DECIMALS)
-                        .ok_or_else(|| bad("price", &value))?,
-                ));
-            }
-            (Some("310"), Some(Interpretation::Measure { value, .. })) if measure.is_none() => {
-                measure = Some(Measure::Grams(
-                    money::parse_decimal(&value, 3)
-                        .filter(|&g| g > 0)
-                        .ok_or_else(|| bad("weight", &value))?,
-                ));
-            }
-            _ => {}
-        }
-    }
+        value,
+    })?;
     Ok(Scanned {
         raw: raw.to_string(),
         gtin: normalise(gtin),

@@ -421,14 +421,7 @@ impl PosState {
             Some(CatalogEntry::Found(item)) => Some(item.price_minor),
             _ => None,
         };
-        match line.measure {
-            Some(Measure::Price(p)) => Some(p),
-            Some(Measure::Grams(g)) => catalog.and_then(|per_kg| {
-                let v = i128::from(per_kg) * i128::from(g);
-                i64::try_from((v + 500) / 1000).ok()
-            }),
-            None => catalog,
-        }
+        tally_agent::measure::unit_price(line.measure, catalog)
     }
 
     /// A line's total, when its price is known.
