@@ -707,6 +707,22 @@ async fn stores(State(st): State<AppState>, headers: HeaderMap) -> Response {
     }
 }
 
+type QueryResult<Q> = Result<Query<Q>, axum::extract::rejection::QueryRejection>;
+
+/// The admin token check and the query string of an admin GET: the query
+/// or the 401/400 to answer (with `usage` saying what the query takes).
+fn admin_query<Q>(
+    st: &AppState,
+    headers: &HeaderMap,
+    query: QueryResult<Q>,
+    usage: &str,
+) -> Result<Q, Response> {
+    authorized(st, headers)?;
+    query
+        .map(|Query(q)| q)
+        .map_err(|_| error(StatusCode::BAD_REQUEST, "invalid_query", usage))
+}
+
 #[derive(Debug, Deserialize)]
 struct ExceptionsQuery {
     #[serde(default)]
@@ -718,17 +734,16 @@ struct ExceptionsQuery {
 async fn exceptions(
     State(st): State<AppState>,
     headers: HeaderMap,
-    query: Result<Query<ExceptionsQuery>, axum::extract::rejection::QueryRejection>,
+    query: QueryResult<ExceptionsQuery>,
 ) -> Response {
-    if let Err(r) = authorized(&st, &headers) {
-        return r;
-    }
-    let Ok(Query(q)) = query else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            "since and limit must be non-negative integers",
-        );
+    let q = match admin_query(
+        &st,
+        &headers,
+        query,
+        "since and limit must be non-negative integers",
+    ) {
+        Ok(q) => q,
+        Err(r) => return r,
     };
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
     let storage = st.storage.clone();
@@ -761,17 +776,16 @@ struct SalesQuery {
 async fn sales_stats(
     State(st): State<AppState>,
     headers: HeaderMap,
-    query: Result<Query<SalesQuery>, axum::extract::rejection::QueryRejection>,
+    query: QueryResult<SalesQuery>,
 ) -> Response {
-    if let Err(r) = authorized(&st, &headers) {
-        return r;
-    }
-    let Ok(Query(q)) = query else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            "minutes must be a non-negative integer",
-        );
+    let q = match admin_query(
+        &st,
+        &headers,
+        query,
+        "minutes must be a non-negative integer",
+    ) {
+        Ok(q) => q,
+        Err(r) => return r,
     };
     let minutes = q.minutes.unwrap_or(60).clamp(1, 7 * 24 * 60);
     let since = (now_ms() / 60_000).saturating_sub(minutes);
