@@ -9,11 +9,10 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::pty::{metric, wait_metric, Pty};
-use common::{agent_command, AgentProcess, MUG, PEN};
+use common::{agent_command, on_hand, AgentProcess, MUG, PEN};
 use serde_json::json;
 use tally_agent::client::ApiClient;
 use tally_agent::devices::receipt_id;
@@ -80,30 +79,6 @@ async fn start(data: &std::path::Path, reader: &mut Pty) -> (AgentProcess, ApiCl
     (agent, client)
 }
 
-async fn on_hand(client: &ApiClient, gtin: &str) -> u64 {
-    let (s, v) = client.get(&format!("/v1/stock/{gtin}")).await.unwrap();
-    assert!(s.is_success(), "{v}");
-    v["on_hand"].as_u64().unwrap()
-}
-
-async fn stop(agent: &mut AgentProcess) {
-    let pid = agent.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let deadline = Instant::now() + WAIT;
-    let exit = loop {
-        if let Some(s) = agent.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "no exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    assert!(exit.success(), "{exit}");
-}
-
 const RECEIVED: &str = "tally_agent_device_tags_total{outcome=\"received\"}";
 const AGAIN: &str = "tally_agent_device_tags_total{outcome=\"already_received\"}";
 const NOT_ITEM: &str = "tally_agent_device_tags_total{outcome=\"not_an_item\"}";
@@ -158,7 +133,7 @@ async fn new_tags_are_received_once_each_and_carry_their_epc() {
     wait_metric(&client, RECEIVED, 4, WAIT).await;
     wait_metric(&client, AGAIN, 5, WAIT).await;
     assert_eq!(on_hand(&client, PEN).await, 2);
-    stop(&mut agent).await;
+    agent.terminate(WAIT).await;
     drop(agent);
 
     // After a restart every tag is still known: a re-read receives nothing.
@@ -169,7 +144,7 @@ async fn new_tags_are_received_once_each_and_carry_their_epc() {
     assert_eq!(metric(&client, RECEIVED).await, 0);
     assert_eq!(on_hand(&client, PEN).await, 2);
     assert_eq!(on_hand(&client, MUG).await, 1);
-    stop(&mut agent).await;
+    agent.terminate(WAIT).await;
 
     // The receipts as recorded: one tagged unit each, with the EPC on the
     // line, under the id derived from (store, EPC, sales so far).

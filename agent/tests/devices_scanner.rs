@@ -8,11 +8,10 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::pty::{metric, wait_metric, Pty};
-use common::{agent_command, AgentProcess, MUG, PEN};
+use common::{agent_command, on_hand, AgentProcess, MUG, PEN};
 use serde_json::json;
 use tally_agent::client::ApiClient;
 use tally_agent::store::AgentDb;
@@ -22,31 +21,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_tally-agent");
 const WAIT: Duration = Duration::from_secs(20);
 /// A variable-measure trade item (indicator 9): sold by weight, priced per kg.
 const CHEDDAR: &str = "90614141000015";
-
-async fn on_hand(client: &ApiClient, gtin: &str) -> u64 {
-    let (s, v) = client.get(&format!("/v1/stock/{gtin}")).await.unwrap();
-    assert!(s.is_success(), "{v}");
-    v["on_hand"].as_u64().unwrap()
-}
-
-/// SIGTERM, then wait for a clean exit.
-async fn stop(agent: &mut AgentProcess) {
-    let pid = agent.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let deadline = Instant::now() + WAIT;
-    let exit = loop {
-        if let Some(s) = agent.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "no exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    assert!(exit.success(), "{exit}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scanned_codes_are_sold_and_a_scan_without_stock_is_refused() {
@@ -146,7 +120,7 @@ async fn scanned_codes_are_sold_and_a_scan_without_stock_is_refused() {
 
     // The sales as recorded: one line of one unit each, at the catalog
     // price, the embedded price, or weight × price per kg.
-    stop(&mut agent).await;
+    agent.terminate(WAIT).await;
     let db = AgentDb::open(&data, None).unwrap();
     let mut sold: Vec<(String, u64, i64)> = db
         .events()

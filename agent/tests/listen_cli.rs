@@ -3,42 +3,22 @@
 //! JSON event per line, and exiting cleanly on SIGINT.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::fs::File;
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::pty::Pty;
 use nix::sys::signal::{kill, Signal};
-use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
 
-struct Pty {
-    master: File,
-    _slave: OwnedFd,
-    path: PathBuf,
-}
-
-fn pty() -> Pty {
-    let pair = nix::pty::openpty(None, None).unwrap();
-    let mut t = tcgetattr(&pair.slave).unwrap();
-    cfmakeraw(&mut t);
-    tcsetattr(&pair.slave, SetArg::TCSANOW, &t).unwrap();
-    let path = nix::unistd::ttyname(pair.slave.as_fd()).unwrap();
-    Pty {
-        master: File::from(pair.master),
-        _slave: pair.slave,
-        path,
-    }
-}
-
 #[test]
 fn listen_prints_scan_error_and_tag_events_as_json() {
-    let mut scanner = pty();
-    let mut reader = pty();
+    let mut scanner = Pty::open();
+    let mut reader = Pty::open();
     let mut child = Command::new(env!("CARGO_BIN_EXE_tally-agent"))
         .args(["listen", "--json", "--window-ms", "100", "--scanner"])
         .arg(&scanner.path)

@@ -11,14 +11,14 @@
 //! `target/pos-screen.txt`, `pos-receipt.txt` and `pos-refused.txt`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::fs::File;
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+use common::pty::Pty;
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tally-agent");
@@ -127,26 +127,6 @@ impl Http {
             assert!(Instant::now() < deadline, "the agent never answered");
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-}
-
-/// A pseudo-terminal standing in for the store's serial scanner.
-struct Pty {
-    master: File,
-    _slave: OwnedFd,
-    path: PathBuf,
-}
-
-fn pty() -> Pty {
-    let pair = nix::pty::openpty(None, None).unwrap();
-    let mut t = tcgetattr(&pair.slave).unwrap();
-    cfmakeraw(&mut t);
-    tcsetattr(&pair.slave, SetArg::TCSANOW, &t).unwrap();
-    let path = nix::unistd::ttyname(pair.slave.as_fd()).unwrap();
-    Pty {
-        master: File::from(pair.master),
-        _slave: pair.slave,
-        path,
     }
 }
 
@@ -320,7 +300,7 @@ fn cashier_sells_overrides_and_quits_under_tmux() {
     );
     assert_eq!(s, 201, "{v}");
 
-    let mut scanner = pty();
+    let mut scanner = Pty::open();
     // The wrapper shell reaps pos and writes its exit status to a file
     // (tmux 3.3's pane_dead_status was seen to stay empty, the pane
     // process a zombie tmux had not reaped).

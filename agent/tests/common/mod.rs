@@ -172,6 +172,25 @@ impl AgentProcess {
         Self { child, url }
     }
 
+    /// SIGTERM, then waits (up to `within`) for a clean exit.
+    pub async fn terminate(&mut self, within: Duration) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = Instant::now() + within;
+        let exit = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "no exit after SIGTERM");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert!(exit.success(), "{exit}");
+    }
+
     /// `kill -9`.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -183,6 +202,13 @@ impl Drop for AgentProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// An item's on-hand units as the agent's API reports them.
+pub async fn on_hand(client: &ApiClient, gtin: &str) -> u64 {
+    let (s, v) = client.get(&format!("/v1/stock/{gtin}")).await.unwrap();
+    assert!(s.is_success(), "{v}");
+    v["on_hand"].as_u64().unwrap()
 }
 
 /// A `tally-agent run` command on `dir` listening on an ephemeral port.
