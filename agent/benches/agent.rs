@@ -6,8 +6,8 @@
 //! agent's RSS with 100,000 catalog items. Prints a Markdown report.
 //!
 //! The agent is the real release binary, as a separate process; the load
-//! generator shares the machine's cores with it (numbers are conservative
-//! for that reason). `TALLY_BENCH_SECS` sets the seconds per concurrency
+//! generator (one thread) shares the machine's cores with it (numbers are
+//! conservative for that reason). `TALLY_BENCH_SECS` sets the seconds per concurrency
 //! level (default 5); `TALLY_BENCH_DIR` the directory (default under
 //! cargo's target dir, i.e. on the project's disk).
 
@@ -321,7 +321,9 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    // One thread, like `wrk -t1`: the load generator stays on at most one
+    // core and wakes no second worker per response.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();

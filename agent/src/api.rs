@@ -334,7 +334,7 @@ async fn submit(state: &AppState, cmd: Command) -> Result<Response, ApiError> {
             Ok((status, Json(recorded_body(&event))).into_response())
         }
         Done::Command(Outcome::Refused { refusal, .. }) => Err(ApiError::Refused(refusal)),
-        Done::Catalog { .. } | Done::Synced(_) | Done::DeadLettered(_) => {
+        Done::Catalog { .. } | Done::Synced(_) | Done::DeadLettered(_) | Done::Flushed(_) => {
             Err(ApiError::Unavailable(
                 "the committer answered a command with another job's result".into(),
             ))
@@ -515,9 +515,11 @@ async fn post_catalog(
         Done::Catalog { items, changed } => {
             Ok(Json(json!({"items": items, "changed": changed})).into_response())
         }
-        Done::Command(_) | Done::Synced(_) | Done::DeadLettered(_) => Err(ApiError::Unavailable(
-            "the committer answered a catalog import with another job's result".into(),
-        )),
+        Done::Command(_) | Done::Synced(_) | Done::DeadLettered(_) | Done::Flushed(_) => {
+            Err(ApiError::Unavailable(
+                "the committer answered a catalog import with another job's result".into(),
+            ))
+        }
     }
 }
 

@@ -25,8 +25,16 @@
 //! - **Storage failure aborts the batch.** A storage error while applying
 //!   any command aborts the transaction and answers every command of the
 //!   batch with [`CommitError::Storage`]; clients retry with the same id.
+//! - **Counters are written behind.** Commands' counter changes stay in
+//!   memory (published to readers after the commit) and reach the counters
+//!   table in a flush (see `crate::store`'s module docs): when
+//!   [`MAX_UNFLUSHED_EVENTS`] events or [`MAX_UNFLUSHED_COUNTERS`] counters
+//!   are waiting, before a sync response or a dead letter is applied, on
+//!   [`Job::Flush`] (the sync client's, before it reads a delta) and at
+//!   shutdown. So a batch of sales writes the end pages of the event and
+//!   outbox tables, not a random counter page per item.
 //! - **Shutdown drains.** The thread exits when every sender is gone, after
-//!   answering everything already queued.
+//!   answering everything already queued and flushing the counters.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -41,7 +49,15 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::core::{execute, Command, Outcome, Stamp};
 use crate::metrics::{KindLabel, Metrics, ReasonLabel};
-use crate::store::{apply_sync, dead_letter, put_catalog, AgentDb, AgentTxn, SyncApplied};
+use crate::store::{
+    apply_sync, dead_letter, put_catalog, AgentDb, AgentTxn, BatchCounters, SyncApplied,
+};
+
+/// Flush once this many events' counter changes are waiting (bounds the
+/// replay after a crash).
+pub const MAX_UNFLUSHED_EVENTS: u64 = 8192;
+/// Flush once this many counters are waiting (bounds the memory).
+pub const MAX_UNFLUSHED_COUNTERS: usize = 4096;
 
 /// Work for the committer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +76,9 @@ pub enum Job {
         /// The hub's reason.
         reason: String,
     },
+    /// Write every unflushed counter to the counters table (before reading
+    /// a delta from it).
+    Flush,
 }
 
 /// A sync exchange to apply: what was sent and what the hub answered.
@@ -87,6 +106,8 @@ pub enum Done {
     Synced(SyncApplied),
     /// An event dead-lettered (`true` if it was still in the outbox).
     DeadLettered(bool),
+    /// Counters flushed (how many were written).
+    Flushed(usize),
 }
 
 /// Why a job got no outcome.
@@ -189,6 +210,7 @@ fn run(
     recorded: &watch::Sender<u64>,
 ) {
     let mut rng = rand::thread_rng();
+    let mut since_flush = 0u64;
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < max_batch {
@@ -197,11 +219,36 @@ fn run(
                 Err(_) => break,
             }
         }
-        if process(db, metrics, batch, &mut rng) > 0 {
+        let done = process(db, metrics, batch, &mut rng, since_flush);
+        since_flush = if done.flushed {
+            0
+        } else {
+            since_flush.saturating_add(done.appended)
+        };
+        if done.appended > 0 {
             recorded.send_modify(|n| *n += 1);
         }
     }
+    if db.unflushed_len() > 0 {
+        let (reply, _ignored) = oneshot::channel();
+        let flush = Request {
+            job: Job::Flush,
+            reply,
+        };
+        if process(db, metrics, vec![flush], &mut rng, since_flush).flushed {
+            tracing::debug!("Counters flushed at shutdown.");
+        }
+    }
     tracing::debug!("Committer stopped.");
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, Default)]
+struct BatchDone {
+    /// Events durably appended to the outbox.
+    appended: u64,
+    /// Whether it durably flushed the counters.
+    flushed: bool,
 }
 
 fn now_ms() -> u64 {
@@ -220,31 +267,47 @@ fn refusal_reason(r: &Refusal) -> &'static str {
 }
 
 /// Applies one batch in one transaction and answers every request.
-/// Returns how many events it durably appended to the outbox.
-fn process(db: &AgentDb, metrics: &Metrics, batch: Vec<Request>, rng: &mut impl RngCore) -> u64 {
+/// `since_flush`: events appended since the last flush.
+fn process(
+    db: &AgentDb,
+    metrics: &Metrics,
+    batch: Vec<Request>,
+    rng: &mut impl RngCore,
+    since_flush: u64,
+) -> BatchDone {
     let started = Instant::now();
     let size = batch.len();
     let txn = match db.begin_write() {
         Ok(t) => t,
         Err(e) => {
             fail(metrics, batch.into_iter().map(|r| r.reply), &e.into());
-            return 0;
+            return BatchDone::default();
         }
     };
     let mut waiting: Vec<(Reply, Done)> = Vec::with_capacity(size);
     let mut jobs = batch.into_iter();
-    match apply_all(&txn, db, metrics, &mut jobs, rng, &mut waiting) {
+    match apply_all(&txn, db, metrics, &mut jobs, rng, &mut waiting, since_flush) {
         Ok(Applied { dirty: false, .. }) => {
             // Only refusals and already-durable retries: nothing to commit.
             if let Err(e) = txn.abort() {
                 tracing::warn!(error = %e, "Aborting an empty transaction failed.");
             }
-            0
+            BatchDone::default()
         }
         Ok(Applied {
-            appended, removed, ..
+            appended,
+            removed,
+            counters,
+            ..
         }) => match timed(metrics, || txn.commit()) {
             Ok(()) => {
+                let flushed = counters.flushed();
+                if flushed {
+                    metrics.counter_flushes.inc();
+                }
+                // Readers see the batch's counters before anyone hears of it.
+                db.publish(counters);
+                metrics.set_unflushed(db.unflushed_len());
                 metrics
                     .batch_seconds
                     .observe(started.elapsed().as_secs_f64());
@@ -259,11 +322,11 @@ fn process(db: &AgentDb, metrics: &Metrics, batch: Vec<Request>, rng: &mut impl 
                     count(metrics, &done);
                     let _ = reply.send(Ok(done));
                 }
-                appended
+                BatchDone { appended, flushed }
             }
             Err(e) => {
                 fail(metrics, waiting.into_iter().map(|(r, _)| r), &e.into());
-                0
+                BatchDone::default()
             }
         },
         Err((reply, e)) => {
@@ -272,10 +335,10 @@ fn process(db: &AgentDb, metrics: &Metrics, batch: Vec<Request>, rng: &mut impl 
             let replies = waiting
                 .into_iter()
                 .map(|(r, _)| r)
-                .chain(std::iter::once(reply))
+                .chain(reply)
                 .chain(jobs.map(|r| r.reply));
             fail(metrics, replies, &e);
-            0
+            BatchDone::default()
         }
     }
 }
@@ -321,6 +384,48 @@ struct Applied {
     removed: u64,
     /// Whether anything was written (else the transaction is not committed).
     dirty: bool,
+    /// The counters the batch changed and did not flush.
+    counters: BatchCounters,
+}
+
+/// The agent's tables in the open transaction, opened on first use and
+/// closed around jobs that write the shared tables themselves; the batch's
+/// counters and appended-event count carry across.
+struct Tables<'t> {
+    txn: &'t WriteTxn,
+    db: &'t AgentDb,
+    open: Option<AgentTxn<'t>>,
+    closed: BatchCounters,
+    appended: u64,
+}
+
+impl<'t> Tables<'t> {
+    fn ledger(&mut self) -> Result<&mut AgentTxn<'t>, StoreError> {
+        if self.open.is_none() {
+            let batch = std::mem::take(&mut self.closed);
+            self.open = Some(AgentTxn::open(self.txn, self.db, batch)?);
+        }
+        self.open
+            .as_mut()
+            .ok_or_else(|| StoreError::Storage("agent tables not open".into()))
+    }
+
+    fn close(&mut self) {
+        if let Some(l) = self.open.take() {
+            let (appended, batch) = l.close();
+            self.appended += appended;
+            self.closed = batch;
+        }
+    }
+
+    fn flush(&mut self) -> Result<usize, StoreError> {
+        self.ledger()?.flush()
+    }
+
+    fn finish(mut self) -> (u64, BatchCounters) {
+        self.close();
+        (self.appended, self.closed)
+    }
 }
 
 /// Runs the jobs in `txn`, in order. Answers refusals and already-durable
@@ -334,20 +439,24 @@ fn apply_all(
     jobs: &mut std::vec::IntoIter<Request>,
     rng: &mut impl RngCore,
     waiting: &mut Vec<(Reply, Done)>,
-) -> Result<Applied, (Reply, CommitError)> {
+    since_flush: u64,
+) -> Result<Applied, (Option<Reply>, CommitError)> {
     // The agent's tables stay open across consecutive commands; a catalog
-    // job needs them closed (it writes the shared metadata table).
-    let mut ledger: Option<AgentTxn<'_>> = None;
-    let mut appended = 0u64;
+    // or sync job needs them closed (it writes the shared metadata table).
+    let mut tables = Tables {
+        txn,
+        db,
+        open: None,
+        closed: BatchCounters::default(),
+        appended: 0,
+    };
     let mut removed = 0u64;
     let mut demand_added = false;
     let mut recorded: HashSet<EventId> = HashSet::new();
     for Request { job, reply } in jobs.by_ref() {
         let cmd = match job {
             Job::Catalog(items) => {
-                if let Some(l) = ledger.take() {
-                    appended += l.appended();
-                }
+                tables.close();
                 match put_catalog(txn, &items) {
                     Ok(changed) => waiting.push((
                         reply,
@@ -356,46 +465,52 @@ fn apply_all(
                             changed,
                         },
                     )),
-                    Err(e) => return Err((reply, e.into())),
+                    Err(e) => return Err((Some(reply), e.into())),
                 }
                 continue;
             }
             Job::Sync(sync) => {
-                if let Some(l) = ledger.take() {
-                    appended += l.appended();
+                // It reads and writes the counters table and removes outbox
+                // entries: both need the counters flushed first.
+                if let Err(e) = tables.flush() {
+                    return Err((Some(reply), e.into()));
                 }
+                tables.close();
                 match apply_sync(txn, db.who(), &sync.request, &sync.response) {
                     Ok(applied) => {
                         removed += applied.acked + applied.dead_lettered as u64;
                         waiting.push((reply, Done::Synced(applied)));
                     }
-                    Err(e) => return Err((reply, e.into())),
+                    Err(e) => return Err((Some(reply), e.into())),
                 }
                 continue;
             }
             Job::DeadLetter { id, reason } => {
-                if let Some(l) = ledger.take() {
-                    appended += l.appended();
+                if let Err(e) = tables.flush() {
+                    return Err((Some(reply), e.into()));
                 }
+                tables.close();
                 match dead_letter(txn, id, &reason) {
                     Ok(was_queued) => {
                         removed += u64::from(was_queued);
                         waiting.push((reply, Done::DeadLettered(was_queued)));
                     }
-                    Err(e) => return Err((reply, e.into())),
+                    Err(e) => return Err((Some(reply), e.into())),
+                }
+                continue;
+            }
+            Job::Flush => {
+                match tables.flush() {
+                    Ok(n) => waiting.push((reply, Done::Flushed(n))),
+                    Err(e) => return Err((Some(reply), e.into())),
                 }
                 continue;
             }
             Job::Command(cmd) => cmd,
         };
-        if ledger.is_none() {
-            match AgentTxn::open(txn) {
-                Ok(l) => ledger = Some(l),
-                Err(e) => return Err((reply, e.into())),
-            }
-        }
-        let Some(l) = ledger.as_mut() else {
-            continue; // just opened above
+        let l = match tables.ledger() {
+            Ok(l) => l,
+            Err(e) => return Err((Some(reply), e.into())),
         };
         let mut random = [0u8; 10];
         rng.fill_bytes(&mut random);
@@ -404,7 +519,7 @@ fn apply_all(
             random,
         };
         match execute(l, db.who(), &cmd, stamp) {
-            Err(e) => return Err((reply, e.into())),
+            Err(e) => return Err((Some(reply), e.into())),
             Ok(Outcome::Refused { refusal, demand }) => {
                 demand_added |= !demand.is_empty();
                 metrics
@@ -431,12 +546,21 @@ fn apply_all(
             }
         }
     }
-    if let Some(l) = ledger {
-        appended += l.appended();
+    let appended_now = tables.appended + tables.open.as_ref().map_or(0, AgentTxn::appended);
+    let waiting_counters = db.unflushed_len() + tables.open.as_ref().map_or(0, AgentTxn::changed);
+    if since_flush.saturating_add(appended_now) >= MAX_UNFLUSHED_EVENTS
+        || waiting_counters >= MAX_UNFLUSHED_COUNTERS
+    {
+        // Rides on this batch's commit; a failure here fails the batch.
+        if let Err(e) = tables.flush() {
+            return Err((None, e.into()));
+        }
     }
+    let (appended, counters) = tables.finish();
     Ok(Applied {
         appended,
         removed,
-        dirty: demand_added || !waiting.is_empty(),
+        dirty: demand_added || !waiting.is_empty() || counters.flushed(),
+        counters,
     })
 }

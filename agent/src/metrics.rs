@@ -63,6 +63,10 @@ pub struct Metrics {
     pub batch_size: Histogram,
     /// Events waiting in the outbox for the hub's acknowledgement.
     pub outbox_events: Gauge,
+    /// Transactions that wrote the held-back counters to their table.
+    pub counter_flushes: Counter,
+    /// Counters changed since the last flush (held in memory).
+    pub unflushed_counters: Gauge,
     /// Codes read by a scanner wired to the agent, by outcome.
     pub device_scans: Family<OutcomeLabel, Counter>,
     /// Tags reported (once per de-duplication window) by an RFID reader
@@ -104,6 +108,8 @@ impl Metrics {
             1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
         ]);
         let outbox_events = Gauge::default();
+        let counter_flushes = Counter::default();
+        let unflushed_counters = Gauge::default();
         let device_scans = Family::<OutcomeLabel, Counter>::default();
         let device_tags = Family::<OutcomeLabel, Counter>::default();
         let device_connected = Family::<DeviceLabel, Gauge>::default();
@@ -145,6 +151,16 @@ impl Metrics {
             outbox_events.clone(),
         );
         registry.register(
+            "counter_flushes",
+            "Transactions that wrote the held-back counters to their table",
+            counter_flushes.clone(),
+        );
+        registry.register(
+            "unflushed_counters",
+            "Counters changed since the last flush, held in memory",
+            unflushed_counters.clone(),
+        );
+        registry.register(
             "device_scans",
             "Codes read by the agent's scanner, by outcome",
             device_scans.clone(),
@@ -170,6 +186,8 @@ impl Metrics {
             commit_seconds,
             batch_size,
             outbox_events,
+            counter_flushes,
+            unflushed_counters,
             device_scans,
             device_tags,
             device_connected,
@@ -207,6 +225,12 @@ impl Metrics {
         self.device_connected
             .get_or_create(&DeviceLabel { device })
             .set(i64::from(connected));
+    }
+
+    /// Sets the number of counters held in memory.
+    pub fn set_unflushed(&self, n: usize) {
+        self.unflushed_counters
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Sets the outbox depth.

@@ -17,15 +17,33 @@
 //!   crash costs a rebalancing round, never a sale.
 //! - **The store id is fixed at first run.** It is stored in the database's
 //!   metadata; opening with another id is refused.
+//! - **Counters are written behind the journal.** A sale's durable record
+//!   is its event and its outbox entry (appends: the pages at the end of
+//!   two tables). The counters it moved are kept in memory ([`AgentDb`]'s
+//!   unflushed map, which every read consults first) and written to the
+//!   counters table in a later transaction: a *flush*, which also records
+//!   in `agent_meta` the outbox sequence number it covers. Writing a
+//!   random counter page per sale was most of a commit's cost
+//!   (docs/benchmarks.md). After a crash, [`AgentDb::open`] replays the
+//!   outbox entries past that number through
+//!   `tally_sync::ledger::replay_counters`, the same arithmetic that first
+//!   applied them, so the counters come back exactly. This works because
+//!   (a) only recorded events move counters between flushes: anything
+//!   else that writes counters (a sync) is preceded by a flush in its
+//!   transaction, and (b) outbox entries past the flushed number are never
+//!   removed: the only removals (hub acks, dead letters) also follow a
+//!   flush in their transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{PoisonError, RwLock};
 
 use tally_store::redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use tally_store::{Db, ReadTxn, StoreError, TxnReplica, WriteTxn};
 use tally_sync::epcs::{DoubleSale, EpcHistory, EpcRecord};
 use tally_sync::exchange::{store_apply, Identity, ReplicaStore, SyncCursors};
 use tally_sync::journal::Inserted;
+use tally_sync::ledger::{replay_counters, touched_gtins};
 use tally_sync::message::{CatalogItem, Demand};
 use tally_sync::{
     BoundedCounter, Delta, Epc, Event, EventId, Gtin, ItemKey, LocationId, ReplicaId, SyncRequest,
@@ -42,8 +60,12 @@ const DEMAND: TableDefinition<u64, u64> = TableDefinition::new("agent_demand");
 const AGENT_META: TableDefinition<&str, u64> = TableDefinition::new("agent_meta");
 /// Events the hub refused for good: event id → reason (UTF-8).
 const DEAD_LETTER: TableDefinition<u128, &[u8]> = TableDefinition::new("agent_dead_letter");
-/// Last outbox sequence number handed out.
+/// Last outbox sequence number handed out, written when entries are
+/// removed (otherwise the outbox's last key is newer).
 const OUTBOX_SEQ: &str = "outbox_seq";
+/// The counters table holds the effect of every outbox entry up to this
+/// sequence number (see the module docs).
+const COUNTERS_FLUSHED_UPTO: &str = "counters_flushed_upto";
 /// The sync cursors (`tally_sync::exchange::SyncCursors`), one key each.
 const CURSOR_KEYS: [&str; 4] = [
     "sync_acked_delta_version",
@@ -128,11 +150,19 @@ impl Stock {
     }
 }
 
+/// Counters changed by committed events but not yet written to the
+/// counters table (see the module docs).
+pub type Unflushed = HashMap<ItemKey, BoundedCounter>;
+
 /// The agent's open database.
 #[derive(Debug)]
 pub struct AgentDb {
     db: Db,
     who: Who,
+    /// Only the committer writes it, after a commit and before answering.
+    unflushed: RwLock<Unflushed>,
+    /// Events replayed into the counters when the database was opened.
+    replayed: u64,
 }
 
 impl AgentDb {
@@ -178,7 +208,14 @@ impl AgentDb {
             raw.open_table(AGENT_META).map_err(storage)?;
             raw.open_table(DEAD_LETTER).map_err(storage)?;
         }
+        let replayed = replay_unflushed(&txn)?;
         txn.commit()?;
+        if replayed > 0 {
+            tracing::info!(
+                events = replayed,
+                "Counters recovered from the journal (written behind it)."
+            );
+        }
         let location = LocationId::new(id.as_str()).map_err(|e| OpenError::BadStoredId {
             path: path.clone(),
             detail: e.to_string(),
@@ -189,7 +226,36 @@ impl AgentDb {
                 replica: id,
                 location,
             },
+            unflushed: RwLock::new(Unflushed::new()),
+            replayed,
         })
+    }
+
+    /// Events whose counter effect was replayed when the database was
+    /// opened (non-zero after a crash).
+    pub fn replayed(&self) -> u64 {
+        self.replayed
+    }
+
+    /// Counters changed since the last flush.
+    pub fn unflushed_len(&self) -> usize {
+        self.unflushed
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Makes a committed batch's counters visible to readers (the
+    /// committer, after the commit returned and before answering).
+    pub fn publish(&self, batch: BatchCounters) {
+        let mut unflushed = self
+            .unflushed
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if batch.flushed {
+            unflushed.clear();
+        }
+        unflushed.extend(batch.changed);
     }
 
     /// This store's identity.
@@ -206,11 +272,21 @@ impl AgentDb {
         self.db.begin_read()
     }
 
-    /// The stock of one item.
+    /// The stock of one item, as of the last commit.
     pub fn stock(&self, gtin: Gtin) -> Result<Stock, StoreError> {
-        let c = self
-            .read()?
-            .counter(&ItemKey::new(self.who.location.clone(), gtin))?;
+        let key = ItemKey::new(self.who.location.clone(), gtin);
+        // The snapshot is taken under the lock, so it is never older than
+        // the flush that emptied the map (the committer empties it only
+        // after that flush committed).
+        let unflushed = self
+            .unflushed
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let c = match unflushed.get(&key) {
+            Some(c) => c.clone(),
+            None => self.read()?.counter(&key)?,
+        };
+        drop(unflushed);
         Ok(Stock::of(gtin, &c, &self.who.replica))
     }
 
@@ -392,6 +468,8 @@ pub fn apply_sync(
         // The hub committed everything up to the ack: only now may the
         // outbox let go of it.
         let mut outbox = raw.open_table(OUTBOX).map_err(storage)?;
+        let seq = outbox_seq(&meta, &outbox)?;
+        meta.insert(OUTBOX_SEQ, seq).map_err(storage)?;
         let acked: Vec<u64> = outbox
             .range(..=cursors.acked_events_upto)
             .map_err(storage)?
@@ -438,6 +516,9 @@ pub fn dead_letter(txn: &WriteTxn, id: EventId, reason: &str) -> Result<bool, St
         }
     }
     if let Some(seq) = found {
+        let mut meta = raw.open_table(AGENT_META).map_err(storage)?;
+        let last = outbox_seq(&meta, &outbox)?;
+        meta.insert(OUTBOX_SEQ, last).map_err(storage)?;
         outbox.remove(seq).map_err(storage)?;
     }
     raw.open_table(DEAD_LETTER)
@@ -445,6 +526,71 @@ pub fn dead_letter(txn: &WriteTxn, id: EventId, reason: &str) -> Result<bool, St
         .insert(id.0.as_u128(), reason.as_bytes())
         .map_err(storage)?;
     Ok(found.is_some())
+}
+
+/// The last outbox sequence number handed out.
+fn outbox_seq(
+    meta: &impl ReadableTable<&'static str, u64>,
+    outbox: &impl ReadableTable<u64, u128>,
+) -> Result<u64, StoreError> {
+    let stored = meta
+        .get(OUTBOX_SEQ)
+        .map_err(storage)?
+        .map_or(0, |v| v.value());
+    let last = outbox
+        .last()
+        .map_err(storage)?
+        .map_or(0, |(k, _)| k.value());
+    Ok(stored.max(last))
+}
+
+/// Recovery: re-applies the counter effect of the outbox entries past the
+/// last flush, in order, and records the flush. Returns how many.
+fn replay_unflushed(txn: &WriteTxn) -> Result<u64, StoreError> {
+    let raw = txn.raw();
+    let mut meta = raw.open_table(AGENT_META).map_err(storage)?;
+    let outbox = raw.open_table(OUTBOX).map_err(storage)?;
+    let seq = outbox_seq(&meta, &outbox)?;
+    // A database without the mark is new or predates write-behind (its
+    // counters were written with their events): either way the table is
+    // complete. The mark is recorded now, in this transaction.
+    let mark = meta
+        .get(COUNTERS_FLUSHED_UPTO)
+        .map_err(storage)?
+        .map(|v| v.value());
+    let flushed = mark.unwrap_or(seq);
+    if flushed >= seq {
+        if mark != Some(seq) {
+            meta.insert(COUNTERS_FLUSHED_UPTO, seq).map_err(storage)?;
+        }
+        return Ok(0);
+    }
+    let mut replica = txn.replica()?;
+    let mut replayed = 0;
+    for row in outbox.range(flushed.saturating_add(1)..).map_err(storage)? {
+        let (s, id) = row.map_err(storage)?;
+        let (s, id) = (s.value(), EventId(uuid::Uuid::from_u128(id.value())));
+        let corrupt = |detail: String| StoreError::Corrupt {
+            table: "agent_outbox",
+            detail: format!("replaying outbox entry {s} (event {id}): {detail}"),
+        };
+        let event = replica
+            .event(&id)?
+            .ok_or_else(|| corrupt("the event is missing".into()))?;
+        let mut before = BTreeMap::new();
+        for gtin in touched_gtins(&event) {
+            let key = ItemKey::new(event.location.clone(), gtin);
+            before.insert(gtin, replica.counter(&key)?);
+        }
+        let after = replay_counters(&event, &before).map_err(|r| corrupt(r.to_string()))?;
+        for (gtin, c) in after {
+            replica.put_counter(&ItemKey::new(event.location.clone(), gtin), c)?;
+        }
+        replayed += 1;
+    }
+    drop(replica);
+    meta.insert(COUNTERS_FLUSHED_UPTO, seq).map_err(storage)?;
+    Ok(replayed)
 }
 
 fn read_demand(txn: &ReadTxn) -> Result<BTreeMap<Gtin, u64>, StoreError> {
@@ -490,36 +636,62 @@ pub fn put_catalog(txn: &WriteTxn, items: &[CatalogItem]) -> Result<usize, Store
     Ok(changed)
 }
 
+/// The counters a batch changed that are not in the counters table yet,
+/// carried across the [`AgentTxn`]s of one write transaction and handed
+/// to [`AgentDb::publish`] once it committed.
+#[derive(Debug, Default)]
+pub struct BatchCounters {
+    changed: Unflushed,
+    /// The transaction flushed (the counters table now holds everything
+    /// changed before the flush).
+    flushed: bool,
+}
+
+impl BatchCounters {
+    /// Whether the transaction flushed.
+    pub fn flushed(&self) -> bool {
+        self.flushed
+    }
+}
+
 /// The command core's [`Ledger`] over one write transaction: the shared
-/// store's tables plus the agent's own.
+/// store's tables plus the agent's own. Counter writes are held back (see
+/// the module docs) until [`AgentTxn::flush`].
 #[allow(missing_debug_implementations)]
 pub struct AgentTxn<'t> {
     txn: &'t WriteTxn,
+    db: &'t AgentDb,
     replica: TxnReplica<'t>,
     outbox: tally_store::redb::Table<'t, u64, u128>,
     demand: tally_store::redb::Table<'t, u64, u64>,
     meta: tally_store::redb::Table<'t, &'static str, u64>,
     outbox_seq: u64,
     appended: u64,
+    batch: BatchCounters,
 }
 
 impl<'t> AgentTxn<'t> {
-    /// Opens the tables in `txn`.
-    pub fn open(txn: &'t WriteTxn) -> Result<Self, StoreError> {
+    /// Opens the tables in `txn`, continuing `batch` (the counters earlier
+    /// jobs of this transaction changed).
+    pub fn open(
+        txn: &'t WriteTxn,
+        db: &'t AgentDb,
+        batch: BatchCounters,
+    ) -> Result<Self, StoreError> {
         let raw = txn.raw();
         let meta = raw.open_table(AGENT_META).map_err(storage)?;
-        let outbox_seq = meta
-            .get(OUTBOX_SEQ)
-            .map_err(storage)?
-            .map_or(0, |v| v.value());
+        let outbox = raw.open_table(OUTBOX).map_err(storage)?;
+        let outbox_seq = outbox_seq(&meta, &outbox)?;
         Ok(Self {
             txn,
+            db,
             replica: txn.replica()?,
-            outbox: raw.open_table(OUTBOX).map_err(storage)?,
+            outbox,
             demand: raw.open_table(DEMAND).map_err(storage)?,
             meta,
             outbox_seq,
             appended: 0,
+            batch,
         })
     }
 
@@ -527,19 +699,76 @@ impl<'t> AgentTxn<'t> {
     pub fn appended(&self) -> u64 {
         self.appended
     }
+
+    /// Counters this batch changed and did not flush.
+    pub fn changed(&self) -> usize {
+        self.batch.changed.len()
+    }
+
+    /// Closes the tables; returns the events appended and the batch's
+    /// counters.
+    pub fn close(self) -> (u64, BatchCounters) {
+        (self.appended, self.batch)
+    }
+
+    /// Writes every unflushed counter (the committed ones and this
+    /// batch's) to the counters table and records the outbox sequence
+    /// number the table now covers. Returns how many counters it wrote.
+    pub fn flush(&mut self) -> Result<usize, StoreError> {
+        let mut writes: Vec<(ItemKey, BoundedCounter)> = Vec::new();
+        if !self.batch.flushed {
+            let unflushed = self
+                .db
+                .unflushed
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            writes.extend(
+                unflushed
+                    .iter()
+                    .filter(|(k, _)| !self.batch.changed.contains_key(*k))
+                    .map(|(k, c)| (k.clone(), c.clone())),
+            );
+        }
+        writes.extend(self.batch.changed.drain());
+        // Key order: neighbouring counters share pages.
+        writes.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, c) in &writes {
+            self.replica.put_counter(key, c.clone())?;
+        }
+        self.meta
+            .insert(COUNTERS_FLUSHED_UPTO, self.outbox_seq)
+            .map_err(storage)?;
+        self.batch.flushed = true;
+        Ok(writes.len())
+    }
 }
 
 impl ReplicaStore for AgentTxn<'_> {
     type Error = StoreError;
 
     fn counter(&self, key: &ItemKey) -> Result<BoundedCounter, StoreError> {
+        if let Some(c) = self.batch.changed.get(key) {
+            return Ok(c.clone());
+        }
+        if !self.batch.flushed {
+            let unflushed = self
+                .db
+                .unflushed
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(c) = unflushed.get(key) {
+                return Ok(c.clone());
+            }
+        }
         self.replica.counter(key)
     }
 
     fn put_counter(&mut self, key: &ItemKey, counter: BoundedCounter) -> Result<(), StoreError> {
-        self.replica.put_counter(key, counter)
+        self.batch.changed.insert(key.clone(), counter);
+        Ok(())
     }
 
+    /// Only what was flushed: callers flush first.
     fn delta_since(
         &self,
         location: &LocationId,
@@ -583,9 +812,6 @@ impl Ledger for AgentTxn<'_> {
         self.outbox_seq += 1;
         self.outbox
             .insert(self.outbox_seq, id.0.as_u128())
-            .map_err(storage)?;
-        self.meta
-            .insert(OUTBOX_SEQ, self.outbox_seq)
             .map_err(storage)?;
         self.appended += 1;
         Ok(self.outbox_seq)

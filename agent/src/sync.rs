@@ -327,12 +327,32 @@ pub struct SyncContext {
     pub metrics: Arc<Metrics>,
 }
 
+/// A committer failure, as a sync failure.
+fn local_failure(e: CommitError) -> Failure {
+    match e {
+        CommitError::Storage(detail) => Failure::Transient {
+            detail: format!("local storage: {detail}"),
+            retry_after: None,
+        },
+        CommitError::Closed => Failure::Stuck {
+            code: "shutting_down".into(),
+            detail: "the agent is stopping".into(),
+        },
+    }
+}
+
 /// Builds a request, exchanges it and applies the answer.
 pub async fn sync_once(
     ctx: &SyncContext,
     client: &HubClient,
     max_events: usize,
 ) -> Result<Round, Failure> {
+    // The delta is read from the counters table: write the held-back
+    // counters first so it carries every committed change.
+    ctx.committer
+        .submit(Job::Flush)
+        .await
+        .map_err(local_failure)?;
     let db = ctx.db.clone();
     let request = tokio::task::spawn_blocking(move || db.sync_request(max_events))
         .await
@@ -351,16 +371,7 @@ pub async fn sync_once(
         .committer
         .submit(Job::Sync(Box::new(SyncJob { request, response })))
         .await
-        .map_err(|e| match e {
-            CommitError::Storage(detail) => Failure::Transient {
-                detail: format!("local storage: {detail}"),
-                retry_after: None,
-            },
-            CommitError::Closed => Failure::Stuck {
-                code: "shutting_down".into(),
-                detail: "the agent is stopping".into(),
-            },
-        })?;
+        .map_err(local_failure)?;
     let Done::Synced(applied) = done else {
         return Err(Failure::Stuck {
             code: "internal".into(),

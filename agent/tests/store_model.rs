@@ -3,7 +3,9 @@
 //! counts and returns go through the real committer (queued in order, so
 //! they share group commits), interleaved with `Restart` (stop the
 //! committer, close and reopen the database) and `Crash` (commands applied
-//! in a write transaction that is dropped uncommitted, then a restart).
+//! in a write transaction that is dropped uncommitted, then a restart),
+//! `PowerCut` (commands committed but their counters never flushed, then
+//! a reopen that must replay them) and `Flush`.
 //! After every step the stock of every item, the recorded ids and the
 //! outbox depth must equal the model's.
 
@@ -17,7 +19,7 @@ use proptest::prelude::*;
 use tally_agent::commit::{Committer, Done, Job, Limits};
 use tally_agent::core::{execute, Command, LineIn, Outcome, ReceiptLine, Stamp};
 use tally_agent::metrics::Metrics;
-use tally_agent::store::{AgentDb, AgentTxn};
+use tally_agent::store::{AgentDb, AgentTxn, BatchCounters};
 use tally_sync::{EventId, Gtin, ReplicaId};
 
 #[derive(Debug, Clone)]
@@ -28,6 +30,11 @@ enum Op {
     Restart,
     /// Apply commands in a transaction that never commits, then restart.
     Crash(Vec<Cmd>),
+    /// Commit commands without flushing their counters, lose the memory,
+    /// reopen.
+    PowerCut(Vec<Cmd>),
+    /// Flush the held-back counters.
+    Flush,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +62,8 @@ fn op() -> impl Strategy<Value = Op> {
         8 => prop::collection::vec(cmd(), 1..12).prop_map(Op::Batch),
         1 => Just(Op::Restart),
         1 => prop::collection::vec(cmd(), 1..6).prop_map(Op::Crash),
+        2 => prop::collection::vec(cmd(), 1..12).prop_map(Op::PowerCut),
+        1 => Just(Op::Flush),
     ]
 }
 
@@ -250,6 +259,40 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 agent.close();
                 agent = Agent::open(dir.path());
             }
+            Op::Flush => {
+                let (committer, _) = agent.committer.as_ref().unwrap();
+                let done = rt.block_on(committer.submit(Job::Flush)).unwrap();
+                prop_assert!(matches!(done, Done::Flushed(_)), "{:?}", done);
+            }
+            Op::PowerCut(cmds) => {
+                agent.close();
+                {
+                    let db = AgentDb::open(dir.path(), None).unwrap();
+                    let txn = db.begin_write().unwrap();
+                    {
+                        let mut ledger =
+                            AgentTxn::open(&txn, &db, BatchCounters::default()).unwrap();
+                        for (i, c) in cmds.iter().enumerate() {
+                            let stamp = Stamp {
+                                now_ms: 1,
+                                random: [i as u8; 10],
+                            };
+                            let expect = model.apply(*c);
+                            let got = match execute(&mut ledger, db.who(), &to_command(*c), stamp)
+                                .unwrap()
+                            {
+                                Outcome::Recorded { new: true, .. } => Expect::New,
+                                Outcome::Recorded { new: false, .. } => Expect::Retry,
+                                Outcome::Refused { .. } => Expect::Refused,
+                            };
+                            prop_assert_eq!(got, expect, "{:?}", c);
+                        }
+                        // Dropped unflushed: only the events are committed.
+                    }
+                    txn.commit().unwrap();
+                }
+                agent = Agent::open(dir.path());
+            }
             Op::Crash(cmds) => {
                 // Stop the committer so this is the only writer.
                 agent.close();
@@ -257,7 +300,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     let db = AgentDb::open(dir.path(), None).unwrap();
                     let txn = db.begin_write().unwrap();
                     {
-                        let mut ledger = AgentTxn::open(&txn).unwrap();
+                        let mut ledger =
+                            AgentTxn::open(&txn, &db, BatchCounters::default()).unwrap();
                         for (i, c) in cmds.iter().enumerate() {
                             let stamp = Stamp {
                                 now_ms: 1,
