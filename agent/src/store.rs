@@ -78,6 +78,10 @@ const STORE_ID: &str = "store_id";
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "agent.redb";
+/// redb's page cache for the agent (its default is 1 GiB): the pages a
+/// sale touches are the end of the journal and outbox and the counters
+/// being flushed, a few MiB; the rest is reads of old events.
+pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 /// Why the agent's database could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -174,7 +178,7 @@ impl AgentDb {
             source,
         })?;
         let path = data_dir.join(DB_FILE);
-        let db = Db::open(&path)?;
+        let db = Db::open_with_cache(&path, Some(CACHE_BYTES))?;
         let txn = db.begin_write()?;
         let stored = txn.get_meta(STORE_ID)?;
         let id = match (stored, store_id) {

@@ -154,10 +154,26 @@ pub struct Db {
 }
 
 impl Db {
-    /// Opens (creating if needed) the database at `path`, exclusively.
+    /// Opens (creating if needed) the database at `path`, exclusively, with
+    /// redb's default page cache (up to 1 GiB: a server's choice).
     pub fn open(path: impl AsRef<Path>) -> Result<Db, StoreError> {
+        Self::open_with_cache(path, None)
+    }
+
+    /// Like [`Db::open`], with the page cache bounded to `cache_bytes`
+    /// (`None`: redb's default). The cache holds pages read and pages
+    /// written since the last commit; it is what grows an agent's memory
+    /// as its journal grows, so a store box bounds it.
+    pub fn open_with_cache(
+        path: impl AsRef<Path>,
+        cache_bytes: Option<usize>,
+    ) -> Result<Db, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let db = match redb::Database::create(&path) {
+        let mut builder = redb::Builder::new();
+        if let Some(bytes) = cache_bytes {
+            builder.set_cache_size(bytes);
+        }
+        let db = match builder.create(&path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(StoreError::AlreadyOpen(path))
