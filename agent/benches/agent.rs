@@ -183,24 +183,90 @@ struct Run {
     client_cpu: Duration,
 }
 
-/// `clients` tasks posting sales back to back for `for_secs`.
+/// One keep-alive HTTP/1.1 connection that posts sales, like `wrk`: the
+/// request is written as bytes and only the status line and
+/// `Content-Length` of the answer are read, so the load generator spends
+/// ~2 µs per sale instead of a full client's ~7 µs on the cores it shares
+/// with the agent.
+struct RawClient {
+    stream: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawClient {
+    async fn connect(url: &str) -> Self {
+        let addr = url.trim_start_matches("http://").trim_end_matches('/');
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        Self {
+            stream,
+            buf: Vec::with_capacity(1024),
+        }
+    }
+
+    /// Posts one sale and returns the answer's status.
+    async fn post_sale(&mut self, body: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let req = format!(
+            "POST /v1/sales HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.stream.write_all(req.as_bytes()).await.unwrap();
+        self.buf.clear();
+        let mut chunk = [0u8; 1024];
+        loop {
+            let n = self.stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "agent closed the connection");
+            self.buf.extend_from_slice(&chunk[..n]);
+            let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = std::str::from_utf8(&self.buf[..end])
+                .unwrap()
+                .to_ascii_lowercase();
+            let status: u16 = head
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap();
+            if self.buf.len() >= end + 4 + len {
+                assert_eq!(self.buf.len(), end + 4 + len, "one answer per request");
+                let body = String::from_utf8_lossy(&self.buf[end + 4..]).into_owned();
+                return (status, body);
+            }
+        }
+    }
+}
+
+/// `clients` connections posting sales back to back for `for_secs`.
 async fn load(client: &ApiClient, agent_pid: u32, clients: usize, for_secs: f64) -> Run {
     let before = scrape(client).await;
     let pid = agent_pid.to_string();
     let (agent_cpu0, client_cpu0) = (cpu_time(&pid), cpu_time("self"));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
+    let gtins: Arc<Vec<String>> = Arc::new((0..ITEMS).map(gtin).collect());
     for c in 0..clients {
-        let (client, stop) = (client.clone(), stop.clone());
+        let (url, stop, gtins) = (client.base().to_string(), stop.clone(), gtins.clone());
         tasks.push(tokio::spawn(async move {
+            let mut conn = RawClient::connect(&url).await;
             let mut lat = Vec::new();
             let mut i = c as u64;
             while !stop.load(Ordering::Relaxed) {
-                i = i.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                let body = json!({"lines": [{"gtin": gtin((i >> 33) % ITEMS), "qty": 1, "unit_price_minor": 100}]});
+                i = i
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let g = &gtins[usize::try_from((i >> 33) % ITEMS).unwrap()];
+                let body =
+                    format!(r#"{{"lines":[{{"gtin":"{g}","qty":1,"unit_price_minor":100}}]}}"#);
                 let t = Instant::now();
-                let (s, v) = client.post("/v1/sales", &body).await.unwrap();
-                assert_eq!(s.as_u16(), 201, "{v}");
+                let (s, v) = conn.post_sale(&body).await;
+                assert_eq!(s, 201, "{v}");
                 lat.push(t.elapsed());
             }
             lat

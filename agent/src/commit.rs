@@ -133,6 +133,8 @@ type Reply = oneshot::Sender<Result<Done, CommitError>>;
 struct Request {
     job: Job,
     reply: Reply,
+    /// When it was queued.
+    queued: Instant,
 }
 
 /// Limits of the committer.
@@ -184,7 +186,11 @@ impl Committer {
     pub async fn enqueue(&self, job: Job) -> Result<Ticket, CommitError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Request { job, reply })
+            .send(Request {
+                job,
+                reply,
+                queued: Instant::now(),
+            })
             .await
             .map_err(|_| CommitError::Closed)?;
         Ok(Ticket(rx))
@@ -234,6 +240,7 @@ fn run(
         let flush = Request {
             job: Job::Flush,
             reply,
+            queued: Instant::now(),
         };
         if process(db, metrics, vec![flush], &mut rng, since_flush).flushed {
             tracing::debug!("Counters flushed at shutdown.");
@@ -277,6 +284,11 @@ fn process(
 ) -> BatchDone {
     let started = Instant::now();
     let size = batch.len();
+    for r in &batch {
+        metrics
+            .queue_seconds
+            .observe(started.saturating_duration_since(r.queued).as_secs_f64());
+    }
     let txn = match db.begin_write() {
         Ok(t) => t,
         Err(e) => {
@@ -453,7 +465,7 @@ fn apply_all(
     let mut removed = 0u64;
     let mut demand_added = false;
     let mut recorded: HashSet<EventId> = HashSet::new();
-    for Request { job, reply } in jobs.by_ref() {
+    for Request { job, reply, .. } in jobs.by_ref() {
         let cmd = match job {
             Job::Catalog(items) => {
                 tables.close();

@@ -54,6 +54,9 @@ pub struct Metrics {
     pub duplicates: Counter,
     /// Transactions that failed to commit.
     pub commit_failures: Counter,
+    /// Time a job waited in the queue for its batch to start (behind the
+    /// commit in progress).
+    pub queue_seconds: Histogram,
     /// Time from the start of a batch's transaction to its durable commit
     /// (applying every command, then committing).
     pub batch_seconds: Histogram,
@@ -102,6 +105,7 @@ impl Metrics {
         let commit_failures = Counter::default();
         // 25 µs … ~0.3 s in steps of 1.5×: fsync latencies span that range.
         let buckets = || std::iter::successors(Some(25e-6), |b| Some(b * 1.5)).take(24);
+        let queue_seconds = Histogram::new(buckets());
         let batch_seconds = Histogram::new(buckets());
         let commit_seconds = Histogram::new(buckets());
         let batch_size = Histogram::new([
@@ -129,6 +133,11 @@ impl Metrics {
             "commit_failures",
             "Write transactions that failed to commit",
             commit_failures.clone(),
+        );
+        registry.register(
+            "queue_seconds",
+            "Time a job waited for its batch to start",
+            queue_seconds.clone(),
         );
         registry.register(
             "batch_seconds",
@@ -182,6 +191,7 @@ impl Metrics {
             refusals,
             duplicates,
             commit_failures,
+            queue_seconds,
             batch_seconds,
             commit_seconds,
             batch_size,
