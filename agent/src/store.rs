@@ -36,7 +36,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
 use tally_store::redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use tally_store::{Db, ReadTxn, StoreError, TxnReplica, WriteTxn};
@@ -243,10 +243,15 @@ impl AgentDb {
 
     /// Counters changed since the last flush.
     pub fn unflushed_len(&self) -> usize {
+        self.read_unflushed().len()
+    }
+
+    /// The unflushed counters, locked for reading (a poisoned lock still
+    /// holds whole entries: the committer only inserts and clears).
+    fn read_unflushed(&self) -> RwLockReadGuard<'_, Unflushed> {
         self.unflushed
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .len()
     }
 
     /// Makes a committed batch's counters visible to readers (the
@@ -282,10 +287,7 @@ impl AgentDb {
         // The snapshot is taken under the lock, so it is never older than
         // the flush that emptied the map (the committer empties it only
         // after that flush committed).
-        let unflushed = self
-            .unflushed
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let unflushed = self.read_unflushed();
         let c = match unflushed.get(&key) {
             Some(c) => c.clone(),
             None => self.read()?.counter(&key)?,
@@ -721,11 +723,7 @@ impl<'t> AgentTxn<'t> {
     pub fn flush(&mut self) -> Result<usize, StoreError> {
         let mut writes: Vec<(ItemKey, BoundedCounter)> = Vec::new();
         if !self.batch.flushed {
-            let unflushed = self
-                .db
-                .unflushed
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
+            let unflushed = self.db.read_unflushed();
             writes.extend(
                 unflushed
                     .iter()
@@ -755,11 +753,7 @@ impl ReplicaStore for AgentTxn<'_> {
             return Ok(c.clone());
         }
         if !self.batch.flushed {
-            let unflushed = self
-                .db
-                .unflushed
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
+            let unflushed = self.db.read_unflushed();
             if let Some(c) = unflushed.get(key) {
                 return Ok(c.clone());
             }

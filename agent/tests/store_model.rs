@@ -219,6 +219,41 @@ fn check(agent: &Agent, model: &Model) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Runs `cmds` in one write transaction of its own (the committer
+/// stopped, so it is the only writer). With a model, the commands are
+/// checked against it and committed WITHOUT flushing their counters (a
+/// power cut after the commit); without, the transaction is dropped (a
+/// crash before the commit).
+fn direct(dir: &Path, cmds: &[Cmd], model: Option<&mut Model>) -> Result<(), TestCaseError> {
+    let db = AgentDb::open(dir, None).unwrap();
+    let txn = db.begin_write().unwrap();
+    let mut model = model;
+    {
+        let mut ledger = AgentTxn::open(&txn, &db, BatchCounters::default()).unwrap();
+        for (i, c) in cmds.iter().enumerate() {
+            let stamp = Stamp {
+                now_ms: 1,
+                random: [i as u8; 10],
+            };
+            let outcome = execute(&mut ledger, db.who(), &to_command(*c), stamp).unwrap();
+            if let Some(model) = model.as_deref_mut() {
+                let got = match outcome {
+                    Outcome::Recorded { new: true, .. } => Expect::New,
+                    Outcome::Recorded { new: false, .. } => Expect::Retry,
+                    Outcome::Refused { .. } => Expect::Refused,
+                };
+                prop_assert_eq!(got, model.apply(*c), "{:?}", c);
+            }
+        }
+    }
+    if model.is_some() {
+        txn.commit().unwrap();
+    } else {
+        drop(txn);
+    }
+    Ok(())
+}
+
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -266,52 +301,12 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::PowerCut(cmds) => {
                 agent.close();
-                {
-                    let db = AgentDb::open(dir.path(), None).unwrap();
-                    let txn = db.begin_write().unwrap();
-                    {
-                        let mut ledger =
-                            AgentTxn::open(&txn, &db, BatchCounters::default()).unwrap();
-                        for (i, c) in cmds.iter().enumerate() {
-                            let stamp = Stamp {
-                                now_ms: 1,
-                                random: [i as u8; 10],
-                            };
-                            let expect = model.apply(*c);
-                            let got = match execute(&mut ledger, db.who(), &to_command(*c), stamp)
-                                .unwrap()
-                            {
-                                Outcome::Recorded { new: true, .. } => Expect::New,
-                                Outcome::Recorded { new: false, .. } => Expect::Retry,
-                                Outcome::Refused { .. } => Expect::Refused,
-                            };
-                            prop_assert_eq!(got, expect, "{:?}", c);
-                        }
-                        // Dropped unflushed: only the events are committed.
-                    }
-                    txn.commit().unwrap();
-                }
+                direct(dir.path(), &cmds, Some(&mut model))?;
                 agent = Agent::open(dir.path());
             }
             Op::Crash(cmds) => {
-                // Stop the committer so this is the only writer.
                 agent.close();
-                {
-                    let db = AgentDb::open(dir.path(), None).unwrap();
-                    let txn = db.begin_write().unwrap();
-                    {
-                        let mut ledger =
-                            AgentTxn::open(&txn, &db, BatchCounters::default()).unwrap();
-                        for (i, c) in cmds.iter().enumerate() {
-                            let stamp = Stamp {
-                                now_ms: 1,
-                                random: [i as u8; 10],
-                            };
-                            execute(&mut ledger, db.who(), &to_command(*c), stamp).unwrap();
-                        }
-                    }
-                    drop(txn); // never committed: the crash
-                }
+                direct(dir.path(), &cmds, None)?;
                 agent = Agent::open(dir.path());
             }
         }
