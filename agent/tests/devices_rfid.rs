@@ -68,12 +68,15 @@ fn reads(tags: &[&Epc], times: usize) -> Vec<u8> {
 
 async fn start(data: &std::path::Path, reader: &mut Pty) -> (AgentProcess, ApiClient) {
     let mut cmd = agent_command(BIN, data, STORE);
-    cmd.arg("--rfid")
-        .arg(&reader.path)
-        .args(["--rfid-mode", "receive", "--rfid-window-ms", "200"]);
+    cmd.arg("--rfid").arg(&reader.slave_path).args([
+        "--rfid-mode",
+        "receive",
+        "--rfid-window-ms",
+        "200",
+    ]);
     let agent = AgentProcess::spawn(cmd).await;
     // A real module answers only once told to inventory.
-    let got = reader.read_within(START.len(), WAIT);
+    let got = reader.read_exact_within(START.len(), WAIT);
     assert_eq!(got, START, "the driver starts inventory on connect");
     let client = ApiClient::new(&agent.url);
     (agent, client)

@@ -29,7 +29,7 @@ async fn scanned_codes_are_sold_and_a_scan_without_stock_is_refused() {
     let mut scanner = Pty::open();
     let mut cmd = agent_command(BIN, &data, "self-checkout-1");
     cmd.arg("--scanner")
-        .arg(&scanner.path)
+        .arg(&scanner.slave_path)
         .args(["--scanner-mode", "sell"]);
     let mut agent = AgentProcess::spawn(cmd).await;
     let client = ApiClient::new(&agent.url);

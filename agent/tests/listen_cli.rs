@@ -21,9 +21,9 @@ fn listen_prints_scan_error_and_tag_events_as_json() {
     let mut reader = Pty::open();
     let mut child = Command::new(env!("CARGO_BIN_EXE_tally-agent"))
         .args(["listen", "--json", "--window-ms", "100", "--scanner"])
-        .arg(&scanner.path)
+        .arg(&scanner.slave_path)
         .arg("--rfid")
-        .arg(&reader.path)
+        .arg(&reader.slave_path)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -308,7 +308,7 @@ fn cashier_sells_overrides_and_quits_under_tmux() {
     let command = format!(
         "'{BIN}' pos --agent '{}' --scanner '{}' --timeout-secs 5; echo $? > '{}'",
         agent.url,
-        scanner.path.display(),
+        scanner.slave_path.display(),
         status_file.display()
     );
     let socket = format!("tally-pos-test-{}", std::process::id());

@@ -4,68 +4,16 @@
 //! scanner or reader. Plus reading the agent's Prometheus counters, which
 //! the device tests wait on with deadlines.
 
-use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
 use tally_agent::client::ApiClient;
 
-/// One pseudo-terminal pair.
-pub struct Pty {
-    pub master: File,
-    /// Kept open so the master never sees "no slave" while the driver
-    /// (re)opens the port.
-    _slave: OwnedFd,
-    pub path: PathBuf,
-}
-
-impl Pty {
-    /// A pair in raw mode, so bytes written before the driver configured
-    /// the port are neither translated nor echoed.
-    pub fn open() -> Pty {
-        let pair = nix::pty::openpty(None, None).expect("openpty");
-        let mut t = tcgetattr(&pair.slave).unwrap();
-        cfmakeraw(&mut t);
-        tcsetattr(&pair.slave, SetArg::TCSANOW, &t).unwrap();
-        let path = nix::unistd::ttyname(pair.slave.as_fd()).unwrap();
-        Pty {
-            master: File::from(pair.master),
-            _slave: pair.slave,
-            path,
-        }
-    }
-
-    /// Writes bytes as the device would.
-    pub fn write(&mut self, bytes: &[u8]) {
-        self.master.write_all(bytes).unwrap();
-        self.master.flush().unwrap();
-    }
-
-    /// What the driver wrote, until `want` bytes arrived or `within` passed.
-    pub fn read_within(&mut self, want: usize, within: Duration) -> Vec<u8> {
-        let end = Instant::now() + within;
-        let mut out = Vec::new();
-        let mut buf = [0u8; 256];
-        while out.len() < want {
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            let ms = u16::try_from(left.as_millis().min(1000)).unwrap();
-            let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
-            if poll(&mut fds, PollTimeout::from(ms)).unwrap() == 0 {
-                continue;
-            }
-            let n = self.master.read(&mut buf).unwrap();
-            out.extend_from_slice(&buf[..n]);
-        }
-        out
-    }
-}
+/// The pseudo-terminal pair of `tally-hardware`'s own pty tests.
+#[path = "../../../hardware/tests/common/pty.rs"]
+mod pair;
+// Not every test binary that includes `common` drives a device.
+#[allow(unused_imports)]
+pub use pair::Pty;
 
 /// The value of one series (`name{labels}` exactly as exposed), 0 if absent.
 pub async fn metric(client: &ApiClient, series: &str) -> u64 {
