@@ -300,13 +300,7 @@ pub fn run_listen(args: ListenArgs) -> ExitCode {
         return ExitCode::from(1);
     }
     // Logs (connect, unplug, errors) go to stderr; events to stdout.
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .try_init();
+    crate::log_to_stderr();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -92,16 +92,24 @@ fn print(v: serde_json::Value) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The log filter of every subcommand: `RUST_LOG`, else `info`.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+}
+
+/// Logs to stderr, for subcommands whose stdout is their output.
+fn log_to_stderr() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(log_filter())
+        .try_init();
+}
+
 /// `tally-agent run`: binds the API and serves until SIGINT or SIGTERM.
 fn run(args: &RunArgs) -> anyhow::Result<()> {
     // Logs go to stderr (stdout carries the "listening on" line).
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .try_init();
+    log_to_stderr();
     let config = args.resolve()?;
     let rt = server_runtime()?;
     rt.block_on(async move {

@@ -82,10 +82,7 @@ fn run_terminal(args: PosArgs) -> anyhow::Result<()> {
         let _ = tracing_subscriber::fmt()
             .with_writer(std::sync::Mutex::new(file))
             .with_ansi(false)
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-            )
+            .with_env_filter(crate::log_filter())
             .try_init();
     }
     let api = api::HttpAgent::new(&args.agent, Duration::from_secs(args.timeout_secs.max(1)))?;
