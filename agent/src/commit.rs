@@ -216,7 +216,6 @@ fn run(
     recorded: &watch::Sender<u64>,
 ) {
     let mut rng = rand::thread_rng();
-    let mut since_flush = 0u64;
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < max_batch {
@@ -225,13 +224,7 @@ fn run(
                 Err(_) => break,
             }
         }
-        let done = process(db, metrics, batch, &mut rng, since_flush);
-        since_flush = if done.flushed {
-            0
-        } else {
-            since_flush.saturating_add(done.appended)
-        };
-        if done.appended > 0 {
+        if process(db, metrics, batch, &mut rng) > 0 {
             recorded.send_modify(|n| *n += 1);
         }
     }
@@ -242,20 +235,9 @@ fn run(
             reply,
             queued: Instant::now(),
         };
-        if process(db, metrics, vec![flush], &mut rng, since_flush).flushed {
-            tracing::debug!("Counters flushed at shutdown.");
-        }
+        process(db, metrics, vec![flush], &mut rng);
     }
-    tracing::debug!("Committer stopped.");
-}
-
-/// What one batch did.
-#[derive(Debug, Clone, Copy, Default)]
-struct BatchDone {
-    /// Events durably appended to the outbox.
-    appended: u64,
-    /// Whether it durably flushed the counters.
-    flushed: bool,
+    tracing::debug!(unflushed = db.unflushed_len(), "Committer stopped.");
 }
 
 fn now_ms() -> u64 {
@@ -274,14 +256,8 @@ fn refusal_reason(r: &Refusal) -> &'static str {
 }
 
 /// Applies one batch in one transaction and answers every request.
-/// `since_flush`: events appended since the last flush.
-fn process(
-    db: &AgentDb,
-    metrics: &Metrics,
-    batch: Vec<Request>,
-    rng: &mut impl RngCore,
-    since_flush: u64,
-) -> BatchDone {
+/// Returns how many events it durably appended to the outbox.
+fn process(db: &AgentDb, metrics: &Metrics, batch: Vec<Request>, rng: &mut impl RngCore) -> u64 {
     let started = Instant::now();
     let size = batch.len();
     for r in &batch {
@@ -293,18 +269,18 @@ fn process(
         Ok(t) => t,
         Err(e) => {
             fail(metrics, batch.into_iter().map(|r| r.reply), &e.into());
-            return BatchDone::default();
+            return 0;
         }
     };
     let mut waiting: Vec<(Reply, Done)> = Vec::with_capacity(size);
     let mut jobs = batch.into_iter();
-    match apply_all(&txn, db, metrics, &mut jobs, rng, &mut waiting, since_flush) {
+    match apply_all(&txn, db, metrics, &mut jobs, rng, &mut waiting) {
         Ok(Applied { dirty: false, .. }) => {
             // Only refusals and already-durable retries: nothing to commit.
             if let Err(e) = txn.abort() {
                 tracing::warn!(error = %e, "Aborting an empty transaction failed.");
             }
-            BatchDone::default()
+            0
         }
         Ok(Applied {
             appended,
@@ -313,8 +289,7 @@ fn process(
             ..
         }) => match timed(metrics, || txn.commit()) {
             Ok(()) => {
-                let flushed = counters.flushed();
-                if flushed {
+                if counters.flushed() {
                     metrics.counter_flushes.inc();
                 }
                 // Readers see the batch's counters before anyone hears of it.
@@ -334,11 +309,11 @@ fn process(
                     count(metrics, &done);
                     let _ = reply.send(Ok(done));
                 }
-                BatchDone { appended, flushed }
+                appended
             }
             Err(e) => {
                 fail(metrics, waiting.into_iter().map(|(r, _)| r), &e.into());
-                BatchDone::default()
+                0
             }
         },
         Err((reply, e)) => {
@@ -350,7 +325,7 @@ fn process(
                 .chain(reply)
                 .chain(jobs.map(|r| r.reply));
             fail(metrics, replies, &e);
-            BatchDone::default()
+            0
         }
     }
 }
@@ -413,13 +388,11 @@ struct Tables<'t> {
 
 impl<'t> Tables<'t> {
     fn ledger(&mut self) -> Result<&mut AgentTxn<'t>, StoreError> {
-        if self.open.is_none() {
-            let batch = std::mem::take(&mut self.closed);
-            self.open = Some(AgentTxn::open(self.txn, self.db, batch)?);
-        }
-        self.open
-            .as_mut()
-            .ok_or_else(|| StoreError::Storage("agent tables not open".into()))
+        let l = match self.open.take() {
+            Some(l) => l,
+            None => AgentTxn::open(self.txn, self.db, std::mem::take(&mut self.closed))?,
+        };
+        Ok(self.open.insert(l))
     }
 
     fn close(&mut self) {
@@ -451,7 +424,6 @@ fn apply_all(
     jobs: &mut std::vec::IntoIter<Request>,
     rng: &mut impl RngCore,
     waiting: &mut Vec<(Reply, Done)>,
-    since_flush: u64,
 ) -> Result<Applied, (Option<Reply>, CommitError)> {
     // The agent's tables stay open across consecutive commands; a catalog
     // or sync job needs them closed (it writes the shared metadata table).
@@ -558,14 +530,15 @@ fn apply_all(
             }
         }
     }
-    let appended_now = tables.appended + tables.open.as_ref().map_or(0, AgentTxn::appended);
-    let waiting_counters = db.unflushed_len() + tables.open.as_ref().map_or(0, AgentTxn::changed);
-    if since_flush.saturating_add(appended_now) >= MAX_UNFLUSHED_EVENTS
-        || waiting_counters >= MAX_UNFLUSHED_COUNTERS
-    {
-        // Rides on this batch's commit; a failure here fails the batch.
-        if let Err(e) = tables.flush() {
-            return Err((None, e.into()));
+    // Checked when the batch ended on a command (the tables are open);
+    // otherwise the next batch checks.
+    if let Some(l) = tables.open.as_mut() {
+        let (events, counters) = l.unflushed();
+        if events >= MAX_UNFLUSHED_EVENTS || counters >= MAX_UNFLUSHED_COUNTERS {
+            // Rides on this batch's commit; a failure here fails the batch.
+            if let Err(e) = l.flush() {
+                return Err((None, e.into()));
+            }
         }
     }
     let (appended, counters) = tables.finish();

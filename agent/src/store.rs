@@ -165,8 +165,6 @@ pub struct AgentDb {
     who: Who,
     /// Only the committer writes it, after a commit and before answering.
     unflushed: RwLock<Unflushed>,
-    /// Events replayed into the counters when the database was opened.
-    replayed: u64,
 }
 
 impl AgentDb {
@@ -231,14 +229,7 @@ impl AgentDb {
                 location,
             },
             unflushed: RwLock::new(Unflushed::new()),
-            replayed,
         })
-    }
-
-    /// Events whose counter effect was replayed when the database was
-    /// opened (non-zero after a crash).
-    pub fn replayed(&self) -> u64 {
-        self.replayed
     }
 
     /// Counters changed since the last flush.
@@ -474,8 +465,7 @@ pub fn apply_sync(
         // The hub committed everything up to the ack: only now may the
         // outbox let go of it.
         let mut outbox = raw.open_table(OUTBOX).map_err(storage)?;
-        let seq = outbox_seq(&meta, &outbox)?;
-        meta.insert(OUTBOX_SEQ, seq).map_err(storage)?;
+        pin_outbox_seq(&mut meta, &outbox)?;
         let acked: Vec<u64> = outbox
             .range(..=cursors.acked_events_upto)
             .map_err(storage)?
@@ -522,9 +512,7 @@ pub fn dead_letter(txn: &WriteTxn, id: EventId, reason: &str) -> Result<bool, St
         }
     }
     if let Some(seq) = found {
-        let mut meta = raw.open_table(AGENT_META).map_err(storage)?;
-        let last = outbox_seq(&meta, &outbox)?;
-        meta.insert(OUTBOX_SEQ, last).map_err(storage)?;
+        pin_outbox_seq(&mut raw.open_table(AGENT_META).map_err(storage)?, &outbox)?;
         outbox.remove(seq).map_err(storage)?;
     }
     raw.open_table(DEAD_LETTER)
@@ -548,6 +536,17 @@ fn outbox_seq(
         .map_err(storage)?
         .map_or(0, |(k, _)| k.value());
     Ok(stored.max(last))
+}
+
+/// Stores the last outbox sequence number before entries are removed, so
+/// numbers never repeat once the outbox empties.
+fn pin_outbox_seq(
+    meta: &mut tally_store::redb::Table<'_, &'static str, u64>,
+    outbox: &impl ReadableTable<u64, u128>,
+) -> Result<(), StoreError> {
+    let seq = outbox_seq(meta, outbox)?;
+    meta.insert(OUTBOX_SEQ, seq).map_err(storage)?;
+    Ok(())
 }
 
 /// Recovery: re-applies the counter effect of the outbox entries past the
@@ -672,6 +671,8 @@ pub struct AgentTxn<'t> {
     demand: tally_store::redb::Table<'t, u64, u64>,
     meta: tally_store::redb::Table<'t, &'static str, u64>,
     outbox_seq: u64,
+    /// The counters table covers the outbox up to here.
+    flushed_upto: u64,
     appended: u64,
     batch: BatchCounters,
 }
@@ -688,6 +689,11 @@ impl<'t> AgentTxn<'t> {
         let meta = raw.open_table(AGENT_META).map_err(storage)?;
         let outbox = raw.open_table(OUTBOX).map_err(storage)?;
         let outbox_seq = outbox_seq(&meta, &outbox)?;
+        // `AgentDb::open` always records the mark.
+        let flushed_upto = meta
+            .get(COUNTERS_FLUSHED_UPTO)
+            .map_err(storage)?
+            .map_or(outbox_seq, |v| v.value());
         Ok(Self {
             txn,
             db,
@@ -696,19 +702,24 @@ impl<'t> AgentTxn<'t> {
             demand: raw.open_table(DEMAND).map_err(storage)?,
             meta,
             outbox_seq,
+            flushed_upto,
             appended: 0,
             batch,
         })
     }
 
-    /// Events appended to the outbox through this handle.
-    pub fn appended(&self) -> u64 {
-        self.appended
-    }
-
-    /// Counters this batch changed and did not flush.
-    pub fn changed(&self) -> usize {
-        self.batch.changed.len()
+    /// What a flush now would cover: the events recorded since the last
+    /// one (the replay after a crash) and the counters held in memory.
+    pub fn unflushed(&self) -> (u64, usize) {
+        let committed = if self.batch.flushed {
+            0
+        } else {
+            self.db.unflushed_len()
+        };
+        (
+            self.outbox_seq.saturating_sub(self.flushed_upto),
+            committed + self.batch.changed.len(),
+        )
     }
 
     /// Closes the tables; returns the events appended and the batch's
@@ -734,14 +745,16 @@ impl<'t> AgentTxn<'t> {
         writes.extend(self.batch.changed.drain());
         // Key order: neighbouring counters share pages.
         writes.sort_by(|a, b| a.0.cmp(&b.0));
-        for (key, c) in &writes {
-            self.replica.put_counter(key, c.clone())?;
+        let written = writes.len();
+        for (key, c) in writes {
+            self.replica.put_counter(&key, c)?;
         }
         self.meta
             .insert(COUNTERS_FLUSHED_UPTO, self.outbox_seq)
             .map_err(storage)?;
+        self.flushed_upto = self.outbox_seq;
         self.batch.flushed = true;
-        Ok(writes.len())
+        Ok(written)
     }
 }
 
