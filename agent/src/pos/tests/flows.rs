@@ -224,9 +224,7 @@ fn exact_cash_partial_cash_then_card() {
     assert_eq!(r.tenders.len(), 2);
     // Enter with an empty cash field takes exact cash.
     let mut h = Harness::with_basket();
-    h.key(Key::F(5));
-    h.key(Key::Char('c'));
-    let req = Harness::post(&h.key(Key::Enter));
+    let req = h.pay_exact_cash();
     assert_eq!(req.tenders[0].amount_minor, 308);
 }
 
@@ -245,9 +243,7 @@ fn bad_cash_is_refused_in_the_dialog() {
 #[test]
 fn refusal_then_manager_override_reposts_the_same_sale() {
     let mut h = Harness::with_basket();
-    h.key(Key::F(5));
-    h.key(Key::Char('c'));
-    let first = Harness::post(&h.key(Key::Enter));
+    let first = h.pay_exact_cash();
     let refusal = Refusal::InsufficientStock {
         gtin: PEN.into(),
         requested: 2,
@@ -303,9 +299,7 @@ fn refusal_then_manager_override_reposts_the_same_sale() {
 #[test]
 fn a_refused_override_cannot_be_overridden_again() {
     let mut h = Harness::with_basket();
-    h.key(Key::F(5));
-    h.key(Key::Char('c'));
-    let first = Harness::post(&h.key(Key::Enter));
+    let first = h.pay_exact_cash();
     let sold = Refusal::AlreadySold {
         epc: "3074257BF7194E4000001A85".into(),
     };
@@ -333,9 +327,7 @@ fn a_refused_override_cannot_be_overridden_again() {
 #[test]
 fn back_from_a_refusal_drops_tenders_and_unlocks_the_basket() {
     let mut h = Harness::with_basket();
-    h.key(Key::F(5));
-    h.key(Key::Char('c'));
-    let first = Harness::post(&h.key(Key::Enter));
+    let first = h.pay_exact_cash();
     h.act(Action::SaleDone {
         sale_id: first.sale_id,
         result: Err(ApiError::Refused(Refusal::InsufficientStock {
@@ -352,9 +344,7 @@ fn back_from_a_refusal_drops_tenders_and_unlocks_the_basket() {
     h.key(Key::Up);
     h.key(Key::Char('-'));
     assert_eq!(h.s.lines[0].qty, 1);
-    h.key(Key::F(5));
-    h.key(Key::Char('c'));
-    let second = Harness::post(&h.key(Key::Enter));
+    let second = h.pay_exact_cash();
     assert_eq!(second.sale_id, first.sale_id);
     assert_eq!(second.lines[0].qty, 1);
     assert_eq!(second.tenders[0].amount_minor, 179);
@@ -363,9 +353,7 @@ fn back_from_a_refusal_drops_tenders_and_unlocks_the_basket() {
 #[test]
 fn invalid_shows_the_agents_detail() {
     let mut h = Harness::with_basket();
-    h.key(Key::F(5));
-    h.key(Key::Char('c'));
-    let req = Harness::post(&h.key(Key::Enter));
+    let req = h.pay_exact_cash();
     h.act(Action::SaleDone {
         sale_id: req.sale_id,
         result: Err(ApiError::Invalid("qty must be > 0".into())),
@@ -440,9 +428,7 @@ fn a_timeout_locks_the_basket_and_retries_keep_the_sale_id_and_body() {
 #[test]
 fn a_sale_in_doubt_can_be_discarded_only_on_purpose() {
     let mut h = Harness::with_basket();
-    h.key(Key::F(5));
-    h.key(Key::Char('c'));
-    let first = Harness::post(&h.key(Key::Enter));
+    let first = h.pay_exact_cash();
     h.act(Action::SaleDone {
         sale_id: first.sale_id,
         result: Err(ApiError::Unreachable("connection refused".into())),
@@ -458,9 +444,7 @@ fn a_sale_in_doubt_can_be_discarded_only_on_purpose() {
     assert!(h.s.lines.is_empty());
     h.scan("96385074");
     h.catalog(GUM, "Gum", 50);
-    h.key(Key::F(5));
-    h.key(Key::Char('c'));
-    let next = Harness::post(&h.key(Key::Enter));
+    let next = h.pay_exact_cash();
     assert_ne!(next.sale_id, first.sale_id, "a new basket, a new id");
 }
 
@@ -507,9 +491,7 @@ fn unknown_items_need_a_price_before_payment() {
     h.key(Key::Enter);
     assert_eq!(h.s.lines[0].manual_price, Some(250));
     assert_eq!(h.s.total(), Ok(250));
-    h.key(Key::F(5));
-    h.key(Key::Char('c'));
-    let req = Harness::post(&h.key(Key::Enter));
+    let req = h.pay_exact_cash();
     assert_eq!(req.lines[0].unit_price_minor, Some(250));
 }
 
@@ -570,9 +552,7 @@ fn tagged_items_are_one_line_per_tag() {
         .1
         .contains("already in the basket"));
     h.catalog("80614141123458", "Jacket", 4999);
-    h.key(Key::F(5));
-    h.key(Key::Char('c'));
-    let req = Harness::post(&h.key(Key::Enter));
+    let req = h.pay_exact_cash();
     assert_eq!(
         req.lines[0].epc.as_deref(),
         Some("3074257BF7194E4000001A85")
@@ -666,9 +646,7 @@ fn a_refused_return_offers_no_override() {
 #[test]
 fn the_agent_total_wins_and_a_difference_is_shown() {
     let mut h = Harness::with_basket();
-    h.key(Key::F(5));
-    h.key(Key::Char('c'));
-    let req = Harness::post(&h.key(Key::Enter));
+    let req = h.pay_exact_cash();
     h.act(Action::SaleDone {
         sale_id: req.sale_id,
         result: committed(req.sale_id, 310, false),

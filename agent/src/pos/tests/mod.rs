@@ -98,6 +98,14 @@ impl Harness {
         h
     }
 
+    /// Pays the basket in cash, exactly (F5, `c`, Enter on the proposed
+    /// amount), and returns the sale it posts.
+    pub fn pay_exact_cash(&mut self) -> super::api::SaleRequest {
+        self.key(Key::F(5));
+        self.key(Key::Char('c'));
+        Harness::post(&self.key(Key::Enter))
+    }
+
     /// The single PostSale of `effects`.
     pub fn post(effects: &[Effect]) -> super::api::SaleRequest {
         let posts: Vec<_> = effects

@@ -100,9 +100,7 @@ fn unreachable_banner() {
 #[test]
 fn refusal_dialog_explains_the_shortage_and_offers_the_override() {
     let mut h = Harness::with_basket();
-    h.key(Key::F(5));
-    h.key(Key::Char('c'));
-    let req = Harness::post(&h.key(Key::Enter));
+    let req = h.pay_exact_cash();
     h.act(Action::SaleDone {
         sale_id: req.sale_id,
         result: Err(ApiError::Refused(Refusal::InsufficientStock {
@@ -135,9 +133,7 @@ fn already_sold_dialog() {
     let mut h = Harness::new();
     h.scan("3074257BF7194E4000001A85");
     h.catalog("80614141123458", "Jacket", 4999);
-    h.key(Key::F(5));
-    h.key(Key::Char('c'));
-    let req = Harness::post(&h.key(Key::Enter));
+    let req = h.pay_exact_cash();
     h.act(Action::SaleDone {
         sale_id: req.sale_id,
         result: Err(ApiError::Refused(Refusal::AlreadySold {
@@ -178,9 +174,7 @@ fn receipt_after_commit() {
 #[test]
 fn in_doubt_dialog_says_retrying_is_safe() {
     let mut h = Harness::with_basket();
-    h.key(Key::F(5));
-    h.key(Key::Char('c'));
-    let req = Harness::post(&h.key(Key::Enter));
+    let req = h.pay_exact_cash();
     h.act(Action::SaleDone {
         sale_id: req.sale_id,
         result: Err(ApiError::Unreachable("operation timed out".into())),
