@@ -256,6 +256,18 @@ async fn override_sales_and_epcs_sold_twice_are_exceptions() {
     hub.stop().await;
 }
 
+/// Posts raw bytes to `/v1/sync` and names the answer, for the table of
+/// refused requests.
+async fn raw_case(
+    name: &'static str,
+    client: &support::HubClient,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (&'static str, StatusCode, String) {
+    let (status, bytes) = client.post_raw(content_type, body).await.unwrap();
+    (name, status, String::from_utf8_lossy(&bytes).into())
+}
+
 /// Every refused request, and the hub's state before and after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_requests_change_nothing() {
@@ -287,15 +299,15 @@ async fn refused_requests_change_nothing() {
     let anon = hub.anonymous_client();
     let req = s1.request(10);
     let body = codec::encode(&req, Encoding::Binary).unwrap();
-    let (status, bytes) = anon
-        .post_raw(Encoding::Binary.content_type(), body)
-        .await
-        .unwrap();
-    cases.push((
-        "no certificate",
-        status,
-        String::from_utf8_lossy(&bytes).into(),
-    ));
+    cases.push(
+        raw_case(
+            "no certificate",
+            &anon,
+            Encoding::Binary.content_type(),
+            body,
+        )
+        .await,
+    );
 
     // s2's certificate, body naming s1.
     let err = c2.sync(&s1.request(10)).await.unwrap_err();
@@ -373,66 +385,58 @@ async fn refused_requests_change_nothing() {
     cases.push(("protocol 2.0 (binary)", status, text));
     let mut v = serde_json::to_value(s1.request(10)).unwrap();
     v["version"] = json!({"major": 9, "minor": 0});
-    let (status, bytes) = c1
-        .post_raw("application/json", serde_json::to_vec(&v).unwrap())
-        .await
-        .unwrap();
-    cases.push((
-        "protocol 9.0 (json)",
-        status,
-        String::from_utf8_lossy(&bytes).into(),
-    ));
+    cases.push(
+        raw_case(
+            "protocol 9.0 (json)",
+            &c1,
+            "application/json",
+            serde_json::to_vec(&v).unwrap(),
+        )
+        .await,
+    );
 
     // Oversized: announced by Content-Length.
-    let (status, bytes) = c1
-        .post_raw(Encoding::Binary.content_type(), vec![0u8; 100 * 1024])
-        .await
-        .unwrap();
-    cases.push((
-        "oversized body",
-        status,
-        String::from_utf8_lossy(&bytes).into(),
-    ));
+    cases.push(
+        raw_case(
+            "oversized body",
+            &c1,
+            Encoding::Binary.content_type(),
+            vec![0u8; 100 * 1024],
+        )
+        .await,
+    );
 
     // Garbage bytes, binary and JSON; a wrong content type.
-    let (status, bytes) = c1
-        .post_raw(
+    cases.push(
+        raw_case(
+            "garbage (binary)",
+            &c1,
             Encoding::Binary.content_type(),
             b"\x00\xffgarbage\x13\x37".to_vec(),
         )
-        .await
-        .unwrap();
-    cases.push((
-        "garbage (binary)",
-        status,
-        String::from_utf8_lossy(&bytes).into(),
-    ));
+        .await,
+    );
     let mut almost = codec::encode(&s1.request(10), Encoding::Binary).unwrap();
     almost.truncate(almost.len() - 3);
-    let (status, bytes) = c1
-        .post_raw(Encoding::Binary.content_type(), almost)
-        .await
-        .unwrap();
-    cases.push((
-        "truncated (binary)",
-        status,
-        String::from_utf8_lossy(&bytes).into(),
-    ));
-    let (status, bytes) = c1
-        .post_raw("application/json", b"{\"version\":".to_vec())
-        .await
-        .unwrap();
-    cases.push((
-        "garbage (json)",
-        status,
-        String::from_utf8_lossy(&bytes).into(),
-    ));
-    let (status, bytes) = c1.post_raw("text/plain", b"hello".to_vec()).await.unwrap();
-    cases.push((
-        "wrong content type",
-        status,
-        String::from_utf8_lossy(&bytes).into(),
-    ));
+    cases.push(
+        raw_case(
+            "truncated (binary)",
+            &c1,
+            Encoding::Binary.content_type(),
+            almost,
+        )
+        .await,
+    );
+    cases.push(
+        raw_case(
+            "garbage (json)",
+            &c1,
+            "application/json",
+            b"{\"version\":".to_vec(),
+        )
+        .await,
+    );
+    cases.push(raw_case("wrong content type", &c1, "text/plain", b"hello".to_vec()).await);
 
     // A certificate for "s1" from another CA: the TLS handshake fails.
     let other = tally_hub::pki::DataDir::new(hub.tmp.path().join("other-hub"));
