@@ -2,8 +2,11 @@
 //! committed durable sales/s and p50/p99 latency through the HTTP API with
 //! 1, 8 and 64 concurrent clients, next to the raw single-writer
 //! fsyncs/s and fsync latency of the same disk measured in the same run
-//! (write + fdatasync loop on a file in the same directory), and the
-//! agent's RSS with 100,000 catalog items. Prints a Markdown report.
+//! (write + fdatasync loops on a file in the same directory: one block
+//! overwritten, the baseline of every ratio; appended; and 12 scattered
+//! blocks, what one redb commit writes), the committer alone with 64
+//! submitters in this process (group commit without HTTP), and the agent's
+//! RSS with 100,000 catalog items. Prints a Markdown report.
 //!
 //! The agent is the real release binary, as a separate process; the load
 //! generator (one thread) shares the machine's cores with it (numbers are
@@ -13,7 +16,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,36 +49,75 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
-/// Raw single-writer fsync rate: write 4 KiB then fdatasync, in a loop.
-/// `append` grows the file (the size must be synced too); otherwise the
-/// same preallocated block is overwritten (data only).
-fn raw_fsync(dir: &Path, append: bool, for_secs: f64) -> (f64, Duration, Duration) {
-    let path = dir.join(if append {
-        "raw-append"
-    } else {
-        "raw-overwrite"
-    });
-    let mut f = std::fs::OpenOptions::new()
+/// What one raw-disk writer does before each `fdatasync`.
+#[derive(Debug, Clone, Copy)]
+enum Raw {
+    /// Overwrite the same 4 KiB block (data only): the classic baseline.
+    Overwrite,
+    /// Append 4 KiB (the file's size must be synced too).
+    Append,
+    /// Overwrite this many 4 KiB blocks at scattered offsets of a 16 MiB
+    /// file, as a B-tree commit does (the disk sees one request per run of
+    /// neighbouring blocks).
+    Scattered(u64),
+}
+
+/// The raw-disk rows of the report; the first is the baseline of the
+/// ratios. 12 blocks: what one redb commit of a batch of sales writes
+/// (strace: 10–13 `pwrite`s before its `fdatasync`).
+const RAW_PATTERNS: [(Raw, &str); 3] = [
+    (Raw::Overwrite, "overwrite one block"),
+    (Raw::Append, "append (file grows)"),
+    (
+        Raw::Scattered(12),
+        "12 scattered blocks (a redb commit's page count)",
+    ),
+];
+
+/// Raw single-writer fsync rate and p50/p99 latency for one pattern,
+/// in a loop for `for_secs`, on a file in `dir`.
+fn raw_fsync(dir: &Path, raw: Raw, for_secs: f64) -> (f64, Duration, Duration) {
+    use std::os::unix::fs::FileExt;
+    const BLOCK: u64 = 4096;
+    const SPAN: u64 = 4096; // blocks in the scattered file (16 MiB)
+    let path = dir.join(format!("raw-{raw:?}"));
+    let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(true)
         .read(true)
         .write(true)
         .open(&path)
         .unwrap();
-    let block = [0x5au8; 4096];
-    if !append {
-        f.write_all(&block).unwrap();
-        f.sync_all().unwrap();
+    let block = [0x5au8; BLOCK as usize];
+    let prealloc = match raw {
+        Raw::Overwrite => 1,
+        Raw::Append => 0,
+        Raw::Scattered(_) => SPAN,
+    };
+    for b in 0..prealloc {
+        f.write_all_at(&block, b * BLOCK).unwrap();
     }
-    let mut lat = Vec::new();
+    f.sync_all().unwrap();
+    let (mut lat, mut end, mut rng) = (Vec::new(), 0u64, 0x9e37_79b9_7f4a_7c15u64);
     let start = Instant::now();
     while start.elapsed().as_secs_f64() < for_secs {
         let t = Instant::now();
-        if !append {
-            use std::io::Seek;
-            f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        match raw {
+            Raw::Overwrite => f.write_all_at(&block, 0).unwrap(),
+            Raw::Append => {
+                f.write_all_at(&block, end).unwrap();
+                end += BLOCK;
+            }
+            Raw::Scattered(n) => {
+                for _ in 0..n {
+                    rng = rng
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    f.write_all_at(&block, ((rng >> 33) % SPAN) * BLOCK)
+                        .unwrap();
+                }
+            }
         }
-        f.write_all(&block).unwrap();
         f.sync_data().unwrap();
         lat.push(t.elapsed());
     }
@@ -151,15 +193,23 @@ fn rss_kib(pid: u32) -> (u64, u64) {
 /// CPU time (user + system) of a process so far, from /proc.
 fn cpu_time(pid: &str) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are
-    // the 14th and 15th fields of the whole line, in clock ticks (100/s).
+    Duration::from_millis(stat_ticks(&stat) * 10)
+}
+
+/// utime + stime, in clock ticks (100/s), of a `/proc/PID/stat` line.
+/// They are its 14th and 15th fields. Fields are counted, not parsed: the
+/// 3rd is a letter and the 8th (`tpgid`) is -1 without a terminal.
+fn stat_ticks(stat: &str) -> u64 {
+    // The command name (2nd field) may hold spaces; count from its `)`.
     let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = after
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    let ticks = f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0);
-    Duration::from_millis(ticks * 10)
+    let field = |n: usize| -> u64 {
+        after
+            .split_whitespace()
+            .nth(n - 3)
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0)
+    };
+    field(14) + field(15)
 }
 
 fn gtin(i: u64) -> String {
@@ -282,6 +332,21 @@ async fn load(client: &ApiClient, agent_pid: u32, clients: usize, for_secs: f64)
     let elapsed = start.elapsed().as_secs_f64();
     let (agent_cpu, client_cpu) = (cpu_time(&pid) - agent_cpu0, cpu_time("self") - client_cpu0);
     let after = scrape(client).await;
+    summarise(
+        clients, lat, elapsed, &before, &after, agent_cpu, client_cpu,
+    )
+}
+
+/// One level's row, from its latencies and the metrics around it.
+fn summarise(
+    clients: usize,
+    mut lat: Vec<Duration>,
+    elapsed: f64,
+    before: &Scrape,
+    after: &Scrape,
+    agent_cpu: Duration,
+    client_cpu: Duration,
+) -> Run {
     let n = u32::try_from(lat.len()).unwrap_or(u32::MAX).max(1);
     lat.sort();
     Run {
@@ -299,6 +364,94 @@ async fn load(client: &ApiClient, agent_pid: u32, clients: usize, for_secs: f64)
     }
 }
 
+/// Group commit without HTTP: `clients` tasks submit one-line sales
+/// straight to a committer over its own database in `dir`, in this
+/// process (one runtime thread, like the agent's one HTTP worker, plus the
+/// committer thread). Client latency here is enqueue → durable answer.
+fn committer_alone(dir: &Path, clients: usize, for_secs: f64) -> Run {
+    use tally_agent::commit::{Committer, Done, Job, Limits};
+    use tally_agent::core::{Command as Cmd, LineIn, Outcome, ReceiptLine};
+    use tally_agent::metrics::Metrics;
+    use tally_agent::store::AgentDb;
+
+    let store = tally_sync::ReplicaId::new("store-bench").unwrap();
+    let db = Arc::new(AgentDb::open(dir, Some(&store)).unwrap());
+    let metrics = Arc::new(Metrics::new());
+    let limits = Limits {
+        max_batch: 1024,
+        queue: 4096,
+    };
+    let (committer, thread) = Committer::start(db, metrics.clone(), limits).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let gtins: Arc<Vec<Gtin>> = Arc::new((0..ITEMS).map(|i| gtin(i).parse().unwrap()).collect());
+    let run = rt.block_on(async {
+        let lines = gtins
+            .iter()
+            .map(|&gtin| ReceiptLine {
+                gtin,
+                qty: 1_000_000,
+                epc: None,
+            })
+            .collect();
+        let receipt = Job::Command(Cmd::Receipt { id: None, lines });
+        committer.submit(receipt).await.unwrap();
+        let before = parse_metrics(&metrics.encode().unwrap());
+        let cpu0 = cpu_time("self");
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks: Vec<_> = (0..clients)
+            .map(|c| {
+                let (committer, stop, gtins) = (committer.clone(), stop.clone(), gtins.clone());
+                tokio::spawn(async move {
+                    let mut lat = Vec::new();
+                    let mut i = c as u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        i = i
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        let gtin = gtins[usize::try_from((i >> 33) % ITEMS).unwrap()];
+                        let sale = Cmd::Sale {
+                            id: None,
+                            lines: vec![LineIn {
+                                gtin,
+                                qty: 1,
+                                unit_price_minor: Some(100),
+                                epc: None,
+                            }],
+                            tenders: Vec::new(),
+                            approval: None,
+                        };
+                        let t = Instant::now();
+                        let done = committer.submit(Job::Command(sale)).await.unwrap();
+                        assert!(
+                            matches!(done, Done::Command(Outcome::Recorded { new: true, .. })),
+                            "{done:?}"
+                        );
+                        lat.push(t.elapsed());
+                    }
+                    lat
+                })
+            })
+            .collect();
+        let start = Instant::now();
+        tokio::time::sleep(Duration::from_secs_f64(for_secs)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut lat = Vec::new();
+        for t in tasks {
+            lat.extend(t.await.unwrap());
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        let cpu = cpu_time("self") - cpu0;
+        let after = parse_metrics(&metrics.encode().unwrap());
+        summarise(clients, lat, elapsed, &before, &after, cpu, Duration::ZERO)
+    });
+    drop(committer);
+    thread.join().unwrap();
+    run
+}
+
 /// The agent's metrics that the report uses, at one moment.
 #[derive(Debug, Clone, Default)]
 struct Scrape {
@@ -312,6 +465,11 @@ struct Scrape {
 
 async fn scrape(client: &ApiClient) -> Scrape {
     let (_, text) = client.get_text("/metrics").await.unwrap();
+    parse_metrics(&text)
+}
+
+/// The report's metrics out of a Prometheus text exposition.
+fn parse_metrics(text: &str) -> Scrape {
     let get = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name))
@@ -415,19 +573,30 @@ fn main() {
     });
     // Rounds: raw fsync, then each concurrency level, back to back, so
     // each round compares the agent with the disk as it was just then.
-    let mut raws = Vec::new();
+    let mut raws: Vec<Vec<(f64, Duration, Duration)>> = Vec::new();
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); 3];
     for _ in 0..rounds {
-        raws.push((
-            raw_fsync(dir.path(), false, 1.5),
-            raw_fsync(dir.path(), true, 1.5),
-        ));
+        raws.push(
+            RAW_PATTERNS
+                .iter()
+                .map(|&(raw, _)| raw_fsync(dir.path(), raw, 1.5))
+                .collect(),
+        );
         for (i, clients) in [1, 8, 64].into_iter().enumerate() {
             runs[i].push(rt.block_on(load(&client, agent.child.id(), clients, for_secs)));
         }
     }
+    // The committer alone, after the HTTP rounds (the agent is stopped by
+    // then, so the two never share the cores): one run per round.
     let (sales_rss, _) = rss_kib(agent.child.id());
     drop(agent);
+    let alone: Vec<((f64, Duration, Duration), Run)> = (0..rounds)
+        .map(|round| {
+            let raw = raw_fsync(dir.path(), Raw::Overwrite, 1.5);
+            let d = dir.path().join(format!("committer-{round}"));
+            (raw, committer_alone(&d, 64, for_secs))
+        })
+        .collect();
     let load_after = load_average();
     // RSS with 100,000 catalog items, imported through the API as
     // `tally-agent catalog import` does, then looked up and sold.
@@ -460,16 +629,6 @@ fn main() {
     let db_bytes = std::fs::metadata(data.join("agent.redb")).map_or(0, |m| m.len());
     drop(agent);
 
-    let raw_rate = median(raws.iter().map(|r| r.0 .0).collect());
-    let raw_p50 =
-        Duration::from_secs_f64(median(raws.iter().map(|r| r.0 .1.as_secs_f64()).collect()));
-    let raw_p99 =
-        Duration::from_secs_f64(median(raws.iter().map(|r| r.0 .2.as_secs_f64()).collect()));
-    let app_rate = median(raws.iter().map(|r| r.1 .0).collect());
-    let app_p50 =
-        Duration::from_secs_f64(median(raws.iter().map(|r| r.1 .1.as_secs_f64()).collect()));
-    let app_p99 =
-        Duration::from_secs_f64(median(raws.iter().map(|r| r.1 .2.as_secs_f64()).collect()));
     println!(
         "\n### Agent benchmark (cargo bench -p tally-agent --bench agent: {rounds} rounds, {for_secs} s per level; \
          load average {load_before} before, {load_after} after)\n"
@@ -477,21 +636,22 @@ fn main() {
     println!("Raw disk, same directory, same run (medians of the rounds): write 4 KiB + fdatasync, one writer:\n");
     println!("| raw fsync | rate | p50 | p99 |");
     println!("| --- | --- | --- | --- |");
-    println!(
-        "| overwrite one block | {raw_rate:.0} fsyncs/s | {} | {} |",
-        ms(raw_p50),
-        ms(raw_p99)
-    );
-    println!(
-        "| append (file grows) | {app_rate:.0} fsyncs/s | {} | {} |",
-        ms(app_p50),
-        ms(app_p99)
-    );
+    for (i, (_, what)) in RAW_PATTERNS.iter().enumerate() {
+        let m = |f: &dyn Fn(&(f64, Duration, Duration)) -> f64| {
+            median(raws.iter().map(|r| f(&r[i])).collect())
+        };
+        println!(
+            "| {what} | {:.0} fsyncs/s | {} | {} |",
+            m(&|r| r.0),
+            ms(Duration::from_secs_f64(m(&|r| r.1.as_secs_f64()))),
+            ms(Duration::from_secs_f64(m(&|r| r.2.as_secs_f64()))),
+        );
+    }
     println!("\nSales through the HTTP API, one line each, 201 = durable (per round: raw fsyncs/s of that round, then each level):\n");
     println!("| round | raw fsyncs/s (overwrite) | clients | committed sales/s | ÷ raw fsyncs/s | client p50 | client p99 | p99 ÷ raw p99 | server commit p50 / p99 | server batch p99 | sales per commit | CPU per sale: agent / load generator |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for round in 0..rounds {
-        let ((rate, _, rp99), _) = raws[round];
+        let (rate, _, rp99) = raws[round][0];
         for level in &runs {
             let r = &level[round];
             println!(
@@ -511,6 +671,26 @@ fn main() {
                 r.client_cpu.as_secs_f64() * 1e6
             );
         }
+    }
+    println!("\nThe committer alone, in the bench's process: 64 tasks submit one-line sales straight to it (no HTTP, no JSON); \
+              latency is enqueue → durable answer. Raw fsyncs measured just before each run:\n");
+    println!("| run | raw fsyncs/s (overwrite) | submitters | committed sales/s | ÷ raw fsyncs/s | p50 | p99 | p99 ÷ raw p99 | commit p50 / p99 | sales per commit | CPU per sale (whole process) |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (i, ((rate, _, rp99), r)) in alone.iter().enumerate() {
+        println!(
+            "| {} | {rate:.0} | {} | {:.0} | {:.1}× | {} | {} | {:.1} | {} / {} | {:.1} | {:.0} µs |",
+            i + 1,
+            r.clients,
+            r.sales_per_s,
+            r.sales_per_s / rate,
+            ms(r.p50),
+            ms(r.p99),
+            r.p99.as_secs_f64() / rp99.as_secs_f64(),
+            ms(r.commit_p50),
+            ms(r.commit_p99),
+            r.batch_mean,
+            r.agent_cpu.as_secs_f64() * 1e6,
+        );
     }
     println!(
         "\nRSS: {:.1} MiB after the sales runs; with 100,000 catalog items \
