@@ -369,7 +369,7 @@ fn summarise(
 /// process (one runtime thread, like the agent's one HTTP worker, plus the
 /// committer thread). Client latency here is enqueue → durable answer.
 fn committer_alone(dir: &Path, clients: usize, for_secs: f64) -> Run {
-    use tally_agent::commit::{Committer, Done, Job, Limits};
+    use tally_agent::commit::{Committer, Done, FlushBound, Job, Limits};
     use tally_agent::core::{Command as Cmd, LineIn, Outcome, ReceiptLine};
     use tally_agent::metrics::Metrics;
     use tally_agent::store::AgentDb;
@@ -380,6 +380,7 @@ fn committer_alone(dir: &Path, clients: usize, for_secs: f64) -> Run {
     let limits = Limits {
         max_batch: 1024,
         queue: 4096,
+        flush: FlushBound::default(),
     };
     let (committer, thread) = Committer::start(db, metrics.clone(), limits).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -28,8 +28,8 @@
 //! - **Counters are written behind.** Commands' counter changes stay in
 //!   memory (published to readers after the commit) and reach the counters
 //!   table in a flush (see `crate::store`'s module docs): when
-//!   [`MAX_UNFLUSHED_EVENTS`] events or [`MAX_UNFLUSHED_COUNTERS`] counters
-//!   are waiting, before a sync response or a dead letter is applied, on
+//!   [`FlushBound`]'s events or counters are waiting (by default
+//!   [`MAX_UNFLUSHED_EVENTS`] and [`MAX_UNFLUSHED_COUNTERS`]), before a sync response or a dead letter is applied, on
 //!   [`Job::Flush`] (the sync client's, before it reads a delta) and at
 //!   shutdown. So a batch of sales writes the end pages of the event and
 //!   outbox tables, not a random counter page per item.
@@ -144,6 +144,26 @@ pub struct Limits {
     pub max_batch: usize,
     /// Channel capacity.
     pub queue: usize,
+    /// When held-back counters are flushed without being asked.
+    pub flush: FlushBound,
+}
+
+/// Held-back counters are flushed once either bound is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushBound {
+    /// Events whose counter changes are not in the counters table.
+    pub events: u64,
+    /// Counters changed since the last flush.
+    pub counters: usize,
+}
+
+impl Default for FlushBound {
+    fn default() -> Self {
+        FlushBound {
+            events: MAX_UNFLUSHED_EVENTS,
+            counters: MAX_UNFLUSHED_COUNTERS,
+        }
+    }
 }
 
 /// A handle to submit jobs; cheap to clone. The committer stops when the
@@ -165,7 +185,7 @@ impl Committer {
         let (recorded_tx, recorded) = watch::channel(0u64);
         let handle = std::thread::Builder::new()
             .name("tally-committer".into())
-            .spawn(move || run(&db, &metrics, rx, limits.max_batch.max(1), &recorded_tx))?;
+            .spawn(move || run(&db, &metrics, rx, limits, &recorded_tx))?;
         Ok((Committer { tx, recorded }, handle))
     }
 
@@ -212,9 +232,10 @@ fn run(
     db: &AgentDb,
     metrics: &Metrics,
     mut rx: mpsc::Receiver<Request>,
-    max_batch: usize,
+    limits: Limits,
     recorded: &watch::Sender<u64>,
 ) {
+    let (max_batch, flush) = (limits.max_batch.max(1), limits.flush);
     let mut rng = rand::thread_rng();
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
@@ -224,18 +245,18 @@ fn run(
                 Err(_) => break,
             }
         }
-        if process(db, metrics, batch, &mut rng) > 0 {
+        if process(db, metrics, flush, batch, &mut rng) > 0 {
             recorded.send_modify(|n| *n += 1);
         }
     }
     if db.unflushed_len() > 0 {
         let (reply, _ignored) = oneshot::channel();
-        let flush = Request {
+        let last = Request {
             job: Job::Flush,
             reply,
             queued: Instant::now(),
         };
-        process(db, metrics, vec![flush], &mut rng);
+        process(db, metrics, flush, vec![last], &mut rng);
     }
     tracing::debug!(unflushed = db.unflushed_len(), "Committer stopped.");
 }
@@ -257,7 +278,13 @@ fn refusal_reason(r: &Refusal) -> &'static str {
 
 /// Applies one batch in one transaction and answers every request.
 /// Returns how many events it durably appended to the outbox.
-fn process(db: &AgentDb, metrics: &Metrics, batch: Vec<Request>, rng: &mut impl RngCore) -> u64 {
+fn process(
+    db: &AgentDb,
+    metrics: &Metrics,
+    flush: FlushBound,
+    batch: Vec<Request>,
+    rng: &mut impl RngCore,
+) -> u64 {
     let started = Instant::now();
     let size = batch.len();
     for r in &batch {
@@ -274,7 +301,7 @@ fn process(db: &AgentDb, metrics: &Metrics, batch: Vec<Request>, rng: &mut impl 
     };
     let mut waiting: Vec<(Reply, Done)> = Vec::with_capacity(size);
     let mut jobs = batch.into_iter();
-    match apply_all(&txn, db, metrics, &mut jobs, rng, &mut waiting) {
+    match apply_all(&txn, db, metrics, flush, &mut jobs, rng, &mut waiting) {
         Ok(Applied { dirty: false, .. }) => {
             // Only refusals and already-durable retries: nothing to commit.
             if let Err(e) = txn.abort() {
@@ -421,6 +448,7 @@ fn apply_all(
     txn: &WriteTxn,
     db: &AgentDb,
     metrics: &Metrics,
+    flush: FlushBound,
     jobs: &mut std::vec::IntoIter<Request>,
     rng: &mut impl RngCore,
     waiting: &mut Vec<(Reply, Done)>,
@@ -534,7 +562,7 @@ fn apply_all(
     // otherwise the next batch checks.
     if let Some(l) = tables.open.as_mut() {
         let (events, counters) = l.unflushed();
-        if events >= MAX_UNFLUSHED_EVENTS || counters >= MAX_UNFLUSHED_COUNTERS {
+        if events >= flush.events || counters >= flush.counters {
             // Rides on this batch's commit; a failure here fails the batch.
             if let Err(e) = l.flush() {
                 return Err((None, e.into()));

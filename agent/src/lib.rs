@@ -42,7 +42,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::api::AppState;
-use crate::commit::{Committer, Limits};
+use crate::commit::{Committer, FlushBound, Limits};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::status::SyncStatus;
@@ -105,6 +105,7 @@ pub async fn run(
         Limits {
             max_batch: commit_config.max_batch,
             queue: commit_config.queue,
+            flush: FlushBound::default(),
         },
     )
     .map_err(|source| AgentError::Io {

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use tally_agent::commit::{Committer, Done, Job, Limits};
+use tally_agent::commit::{Committer, Done, FlushBound, Job, Limits};
 use tally_agent::core::{execute, Command, LineIn, Outcome, ReceiptLine, Stamp};
 use tally_agent::metrics::Metrics;
 use tally_agent::store::{AgentDb, AgentTxn, BatchCounters};
@@ -167,7 +167,7 @@ struct Agent {
 }
 
 impl Agent {
-    fn open(dir: &Path) -> Self {
+    fn open(dir: &Path, flush: FlushBound) -> Self {
         let db = Arc::new(AgentDb::open(dir, Some(&ReplicaId::new("s1").unwrap())).unwrap());
         let committer = Committer::start(
             db.clone(),
@@ -175,6 +175,7 @@ impl Agent {
             Limits {
                 max_batch: 5,
                 queue: 64,
+                flush,
             },
         )
         .unwrap();
@@ -254,14 +255,15 @@ fn direct(dir: &Path, cmds: &[Cmd], model: Option<&mut Model>) -> Result<(), Tes
     Ok(())
 }
 
-fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+/// Runs `ops` with the committer flushing on its own at `flush`.
+fn run(ops: Vec<Op>, flush: FlushBound) -> Result<(), TestCaseError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut model = Model::default();
-    let mut agent = Agent::open(dir.path());
+    let mut agent = Agent::open(dir.path(), flush);
     for op in ops {
         match op {
             Op::Batch(cmds) => {
@@ -292,7 +294,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Restart => {
                 agent.close();
-                agent = Agent::open(dir.path());
+                agent = Agent::open(dir.path(), flush);
             }
             Op::Flush => {
                 let (committer, _) = agent.committer.as_ref().unwrap();
@@ -302,18 +304,18 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::PowerCut(cmds) => {
                 agent.close();
                 direct(dir.path(), &cmds, Some(&mut model))?;
-                agent = Agent::open(dir.path());
+                agent = Agent::open(dir.path(), flush);
             }
             Op::Crash(cmds) => {
                 agent.close();
                 direct(dir.path(), &cmds, None)?;
-                agent = Agent::open(dir.path());
+                agent = Agent::open(dir.path(), flush);
             }
         }
         check(&agent, &model)?;
     }
     agent.close();
-    let agent = Agent::open(dir.path());
+    let agent = Agent::open(dir.path(), flush);
     check(&agent, &model)?;
     agent.close();
     Ok(())
@@ -325,55 +327,105 @@ proptest! {
         ..ProptestConfig::default()
     })]
 
+    /// Small flush bounds, so the committer's own flushes fall between
+    /// and inside the model's operations (3 items: a counter bound of 4
+    /// never fires).
     #[test]
-    fn store_matches_model_across_restarts_and_crashes(ops in prop::collection::vec(op(), 1..24)) {
-        run(ops)?;
+    fn store_matches_model_across_restarts_and_crashes(
+        ops in prop::collection::vec(op(), 1..24),
+        events in 1u64..20,
+        counters in 1usize..5,
+    ) {
+        run(ops, FlushBound { events, counters })?;
     }
 }
 
 #[test]
 fn a_sale_and_its_retry_in_one_batch_apply_once() {
-    run(vec![
-        Op::Batch(vec![
-            Cmd::Receive {
-                item: 0,
-                qty: 3,
-                id: 0,
-            },
-            Cmd::Sell {
-                item: 0,
-                qty: 2,
-                id: 1,
-            },
-            Cmd::Sell {
-                item: 0,
-                qty: 2,
-                id: 1,
-            },
-            Cmd::Sell {
-                item: 0,
-                qty: 2,
-                id: 2,
-            },
-            Cmd::Sell {
-                item: 0,
-                qty: 1,
-                id: 3,
-            },
-        ]),
-        Op::Crash(vec![
-            Cmd::Receive {
-                item: 0,
-                qty: 2,
-                id: 5,
-            },
-            Cmd::Sell {
-                item: 0,
-                qty: 1,
-                id: 4,
-            },
-        ]),
-        Op::Restart,
-    ])
+    run(
+        vec![
+            Op::Batch(vec![
+                Cmd::Receive {
+                    item: 0,
+                    qty: 3,
+                    id: 0,
+                },
+                Cmd::Sell {
+                    item: 0,
+                    qty: 2,
+                    id: 1,
+                },
+                Cmd::Sell {
+                    item: 0,
+                    qty: 2,
+                    id: 1,
+                },
+                Cmd::Sell {
+                    item: 0,
+                    qty: 2,
+                    id: 2,
+                },
+                Cmd::Sell {
+                    item: 0,
+                    qty: 1,
+                    id: 3,
+                },
+            ]),
+            Op::Crash(vec![
+                Cmd::Receive {
+                    item: 0,
+                    qty: 2,
+                    id: 5,
+                },
+                Cmd::Sell {
+                    item: 0,
+                    qty: 1,
+                    id: 4,
+                },
+            ]),
+            Op::Restart,
+        ],
+        FlushBound::default(),
+    )
     .unwrap();
+}
+
+/// The committer flushes on its own once the bound is reached, and not
+/// before: counters wait in memory under the default bound, and are all in
+/// the table after a batch that crosses a bound of 4 events.
+#[test]
+fn the_committer_flushes_at_its_bound() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cmds: Vec<Cmd> = (0..6)
+        .map(|id| Cmd::Receive {
+            item: id % 3,
+            qty: 2,
+            id,
+        })
+        .collect();
+    for (bound, held) in [
+        (FlushBound::default(), 3),
+        (
+            FlushBound {
+                events: 4,
+                counters: 100,
+            },
+            2,
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = Agent::open(dir.path(), bound);
+        let (committer, _) = agent.committer.as_ref().unwrap();
+        for c in &cmds {
+            rt.block_on(committer.submit(Job::Command(to_command(*c))))
+                .unwrap();
+        }
+        // One receipt per batch: at the bound of 4 the 4th batch flushes
+        // all three counters, and the 5th and 6th hold back two again.
+        assert_eq!(agent.db.unflushed_len(), held, "at {bound:?}");
+        agent.close();
+    }
 }
