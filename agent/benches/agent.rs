@@ -233,6 +233,26 @@ struct Run {
     client_cpu: Duration,
 }
 
+impl Run {
+    /// The report's cells from "raw fsyncs/s" to "sales per commit",
+    /// against `raw` (rate, p50, p99) measured just before.
+    fn cells(&self, (rate, _, raw_p99): (f64, Duration, Duration)) -> String {
+        format!(
+            "{rate:.0} | {} | {:.0} | {:.1}× | {} | {} | {:.1} | {} / {} | {} | {:.1}",
+            self.clients,
+            self.sales_per_s,
+            self.sales_per_s / rate,
+            ms(self.p50),
+            ms(self.p99),
+            self.p99.as_secs_f64() / raw_p99.as_secs_f64(),
+            ms(self.commit_p50),
+            ms(self.commit_p99),
+            ms(self.batch_p99),
+            self.batch_mean
+        )
+    }
+}
+
 /// One keep-alive HTTP/1.1 connection that posts sales, like `wrk`: the
 /// request is written as bytes and only the status line and
 /// `Content-Length` of the answer are read, so the load generator spends
@@ -308,10 +328,7 @@ async fn load(client: &ApiClient, agent_pid: u32, clients: usize, for_secs: f64)
             let mut lat = Vec::new();
             let mut i = c as u64;
             while !stop.load(Ordering::Relaxed) {
-                i = i
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let g = &gtins[usize::try_from((i >> 33) % ITEMS).unwrap()];
+                let g = &gtins[next_item(&mut i)];
                 let body =
                     format!(r#"{{"lines":[{{"gtin":"{g}","qty":1,"unit_price_minor":100}}]}}"#);
                 let t = Instant::now();
@@ -322,6 +339,29 @@ async fn load(client: &ApiClient, agent_pid: u32, clients: usize, for_secs: f64)
             lat
         }));
     }
+    let (lat, elapsed) = run_for(tasks, &stop, for_secs).await;
+    let (agent_cpu, client_cpu) = (cpu_time(&pid) - agent_cpu0, cpu_time("self") - client_cpu0);
+    let after = scrape(client).await;
+    summarise(
+        clients, lat, elapsed, &before, &after, agent_cpu, client_cpu,
+    )
+}
+
+/// The next item a client sells (a per-client LCG over the stocked items).
+fn next_item(state: &mut u64) -> usize {
+    *state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    usize::try_from((*state >> 33) % ITEMS).unwrap()
+}
+
+/// Lets the client tasks run for `for_secs`, stops them and gathers their
+/// latencies; also returns the seconds they really ran.
+async fn run_for(
+    tasks: Vec<tokio::task::JoinHandle<Vec<Duration>>>,
+    stop: &AtomicBool,
+    for_secs: f64,
+) -> (Vec<Duration>, f64) {
     let start = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(for_secs)).await;
     stop.store(true, Ordering::Relaxed);
@@ -329,12 +369,7 @@ async fn load(client: &ApiClient, agent_pid: u32, clients: usize, for_secs: f64)
     for t in tasks {
         lat.extend(t.await.unwrap());
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    let (agent_cpu, client_cpu) = (cpu_time(&pid) - agent_cpu0, cpu_time("self") - client_cpu0);
-    let after = scrape(client).await;
-    summarise(
-        clients, lat, elapsed, &before, &after, agent_cpu, client_cpu,
-    )
+    (lat, start.elapsed().as_secs_f64())
 }
 
 /// One level's row, from its latencies and the metrics around it.
@@ -409,10 +444,7 @@ fn committer_alone(dir: &Path, clients: usize, for_secs: f64) -> Run {
                     let mut lat = Vec::new();
                     let mut i = c as u64;
                     while !stop.load(Ordering::Relaxed) {
-                        i = i
-                            .wrapping_mul(6364136223846793005)
-                            .wrapping_add(1442695040888963407);
-                        let gtin = gtins[usize::try_from((i >> 33) % ITEMS).unwrap()];
+                        let gtin = gtins[next_item(&mut i)];
                         let sale = Cmd::Sale {
                             id: None,
                             lines: vec![LineIn {
@@ -436,14 +468,7 @@ fn committer_alone(dir: &Path, clients: usize, for_secs: f64) -> Run {
                 })
             })
             .collect();
-        let start = Instant::now();
-        tokio::time::sleep(Duration::from_secs_f64(for_secs)).await;
-        stop.store(true, Ordering::Relaxed);
-        let mut lat = Vec::new();
-        for t in tasks {
-            lat.extend(t.await.unwrap());
-        }
-        let elapsed = start.elapsed().as_secs_f64();
+        let (lat, elapsed) = run_for(tasks, &stop, for_secs).await;
         let cpu = cpu_time("self") - cpu0;
         let after = parse_metrics(&metrics.encode().unwrap());
         summarise(clients, lat, elapsed, &before, &after, cpu, Duration::ZERO)
@@ -652,22 +677,12 @@ fn main() {
     println!("| round | raw fsyncs/s (overwrite) | clients | committed sales/s | ÷ raw fsyncs/s | client p50 | client p99 | p99 ÷ raw p99 | server commit p50 / p99 | server batch p99 | sales per commit | CPU per sale: agent / load generator |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for round in 0..rounds {
-        let (rate, _, rp99) = raws[round][0];
         for level in &runs {
             let r = &level[round];
             println!(
-                "| {} | {rate:.0} | {} | {:.0} | {:.1}× | {} | {} | {:.1} | {} / {} | {} | {:.1} | {:.0} µs / {:.0} µs |",
+                "| {} | {} | {:.0} µs / {:.0} µs |",
                 round + 1,
-                r.clients,
-                r.sales_per_s,
-                r.sales_per_s / rate,
-                ms(r.p50),
-                ms(r.p99),
-                r.p99.as_secs_f64() / rp99.as_secs_f64(),
-                ms(r.commit_p50),
-                ms(r.commit_p99),
-                ms(r.batch_p99),
-                r.batch_mean,
+                r.cells(raws[round][0]),
                 r.agent_cpu.as_secs_f64() * 1e6,
                 r.client_cpu.as_secs_f64() * 1e6
             );
@@ -675,22 +690,14 @@ fn main() {
     }
     println!("\nThe committer alone, in the bench's process: 64 tasks submit one-line sales straight to it (no HTTP, no JSON); \
               latency is enqueue → durable answer. Raw fsyncs measured just before each run:\n");
-    println!("| run | raw fsyncs/s (overwrite) | submitters | committed sales/s | ÷ raw fsyncs/s | p50 | p99 | p99 ÷ raw p99 | commit p50 / p99 | sales per commit | CPU per sale (whole process) |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-    for (i, ((rate, _, rp99), r)) in alone.iter().enumerate() {
+    println!("| run | raw fsyncs/s (overwrite) | submitters | committed sales/s | ÷ raw fsyncs/s | p50 | p99 | p99 ÷ raw p99 | commit p50 / p99 | batch p99 | sales per commit | CPU per sale (whole process) |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (i, (raw, r)) in alone.iter().enumerate() {
         println!(
-            "| {} | {rate:.0} | {} | {:.0} | {:.1}× | {} | {} | {:.1} | {} / {} | {:.1} | {:.0} µs |",
+            "| {} | {} | {:.0} µs |",
             i + 1,
-            r.clients,
-            r.sales_per_s,
-            r.sales_per_s / rate,
-            ms(r.p50),
-            ms(r.p99),
-            r.p99.as_secs_f64() / rp99.as_secs_f64(),
-            ms(r.commit_p50),
-            ms(r.commit_p99),
-            r.batch_mean,
-            r.agent_cpu.as_secs_f64() * 1e6,
+            r.cells(*raw),
+            r.agent_cpu.as_secs_f64() * 1e6
         );
     }
     println!(
