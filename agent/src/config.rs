@@ -12,6 +12,8 @@
 //! [commit]
 //! max_batch = 1024
 //! queue = 4096
+//! flush_after_events = 65536     # a crash replays at most this many
+//! flush_after_counters = 4096    # counters held in memory at most
 //!
 //! [sync]
 //! hub = "https://hub.example.com:8443"
@@ -33,6 +35,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use tally_sync::{IdError, ReplicaId};
 
+use crate::commit::{MAX_UNFLUSHED_COUNTERS, MAX_UNFLUSHED_EVENTS};
 use crate::devices::{DeviceConfigError, DevicesConfig, DevicesFileConfig};
 use crate::sync::SyncConfig;
 
@@ -136,6 +139,11 @@ pub struct CommitConfig {
     pub max_batch: usize,
     /// Commands waiting for the committer before senders wait in turn.
     pub queue: usize,
+    /// Flush the counters held back in memory once this many events'
+    /// changes wait (bounds the replay after a crash).
+    pub flush_after_events: u64,
+    /// ... or once this many counters wait (bounds the memory).
+    pub flush_after_counters: usize,
 }
 
 impl Default for CommitConfig {
@@ -143,6 +151,8 @@ impl Default for CommitConfig {
         Self {
             max_batch: 1024,
             queue: 4096,
+            flush_after_events: MAX_UNFLUSHED_EVENTS,
+            flush_after_counters: MAX_UNFLUSHED_COUNTERS,
         }
     }
 }
@@ -263,6 +273,12 @@ impl Config {
         }
         if file.commit.queue == 0 {
             return Err(ConfigError::Zero("commit.queue"));
+        }
+        if file.commit.flush_after_events == 0 {
+            return Err(ConfigError::Zero("commit.flush_after_events"));
+        }
+        if file.commit.flush_after_counters == 0 {
+            return Err(ConfigError::Zero("commit.flush_after_counters"));
         }
         if file.api.max_body_bytes == 0 {
             return Err(ConfigError::Zero("api.max_body_bytes"));
@@ -440,17 +456,44 @@ mod tests {
         assert_eq!(sync.interval, std::time::Duration::from_secs(5));
         let e = FileConfig::parse("nope = 1", Path::new("x.toml")).unwrap_err();
         assert!(e.to_string().contains("x.toml"), "{e}");
-        let zero = FileConfig::parse("[commit]\nmax_batch = 0", Path::new("x.toml")).unwrap();
-        assert!(matches!(
-            Config::resolve(
+        for key in [
+            "max_batch",
+            "queue",
+            "flush_after_events",
+            "flush_after_counters",
+        ] {
+            let zero =
+                FileConfig::parse(&format!("[commit]\n{key} = 0"), Path::new("x.toml")).unwrap();
+            let err = Config::resolve(
                 Some(zero),
                 Overrides {
                     data_dir: Some("/d".into()),
                     ..Default::default()
-                }
-            ),
-            Err(ConfigError::Zero(_))
-        ));
+                },
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn flush_bounds_come_from_the_commit_section() {
+        let file =
+            FileConfig::parse("[commit]\nflush_after_events = 16\n", Path::new("f.toml")).unwrap();
+        let c = Config::resolve(
+            Some(file),
+            Overrides {
+                data_dir: Some("/d".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.commit.flush_after_events, 16);
+        assert_eq!(c.commit.flush_after_counters, MAX_UNFLUSHED_COUNTERS);
+        assert_eq!(
+            CommitConfig::default().flush_after_events,
+            MAX_UNFLUSHED_EVENTS
+        );
     }
 
     #[test]

@@ -105,7 +105,10 @@ pub async fn run(
         Limits {
             max_batch: commit_config.max_batch,
             queue: commit_config.queue,
-            flush: FlushBound::default(),
+            flush: FlushBound {
+                events: commit_config.flush_after_events,
+                counters: commit_config.flush_after_counters,
+            },
         },
     )
     .map_err(|source| AgentError::Io {

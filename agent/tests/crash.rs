@@ -9,6 +9,11 @@
 //! - on hand = received − sold for every item, and the outbox holds one
 //!   entry per recorded event.
 //!
+//! Half the cycles run the agent with `[commit] flush_after_events` of
+//! 1–31, so that the kills also hit the committer's own counter flushes
+//! (under the default bound of 65,536 a cycle never reaches one, and every
+//! restart replays from the last flush).
+//!
 //! Lives in `agent/tests/` because only a package's own tests get
 //! `CARGO_BIN_EXE_tally-agent`, i.e. a binary cargo guarantees is freshly
 //! built from the code under test.
@@ -163,6 +168,9 @@ async fn acknowledged_sales_survive_kill_9() {
     eprintln!("crash test: seed {seed}, {cycles} cycles (replay: TALLY_CRASH_SEED={seed} TALLY_CRASH_CYCLES={cycles})");
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("agent.toml");
+    let mut small_bound_cycles = 0;
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut n = 0u64;
     let started = Instant::now();
@@ -203,7 +211,16 @@ async fn acknowledged_sales_survive_kill_9() {
             child.wait().unwrap();
             kills_during_startup += 1;
         }
-        let mut agent = AgentProcess::spawn(agent_command(BIN, dir.path(), "s1")).await;
+        // Half the cycles flush the held-back counters every few events,
+        // so kills also land in and around those flushes' commits.
+        let mut cmd = agent_command(BIN, dir.path(), "s1");
+        if rng.gen_bool(0.5) {
+            let every = rng.gen_range(1..32u32);
+            std::fs::write(&config, format!("[commit]\nflush_after_events = {every}\n")).unwrap();
+            cmd.arg("--config").arg(&config);
+            small_bound_cycles += 1;
+        }
+        let mut agent = AgentProcess::spawn(cmd).await;
         let client = ApiClient::new(&agent.url);
         {
             let mut l = std::mem::take(&mut *ledger.lock().unwrap());
@@ -274,7 +291,8 @@ async fn acknowledged_sales_survive_kill_9() {
         );
     }
     eprintln!(
-        "crash test: {cycles} kill -9 cycles ({kills_during_startup} during start-up), \
+        "crash test: {cycles} kill -9 cycles ({kills_during_startup} during start-up, \
+         {small_bound_cycles} flushing every 1-31 events), \
          {acked_total} acknowledged under load, {} events recorded, {:.1}s",
         l.recorded.len(),
         started.elapsed().as_secs_f64()
