@@ -228,6 +228,9 @@ struct Run {
     commit_p99: Duration,
     /// Server side: whole batch (apply + commit), p99.
     batch_p99: Duration,
+    /// Server side: a sale's arrival at the committer → durable answer.
+    durable_p50: Duration,
+    durable_p99: Duration,
     /// CPU time per sale: the agent's, and the load generator's.
     agent_cpu: Duration,
     client_cpu: Duration,
@@ -238,13 +241,16 @@ impl Run {
     /// against `raw` (rate, p50, p99) measured just before.
     fn cells(&self, (rate, _, raw_p99): (f64, Duration, Duration)) -> String {
         format!(
-            "{rate:.0} | {} | {:.0} | {:.1}× | {} | {} | {:.1} | {} / {} | {} | {:.1}",
+            "{rate:.0} | {} | {:.0} | {:.1}× | {} | {} | {:.1} | {} / {} | {:.1} | {} / {} | {} | {:.1}",
             self.clients,
             self.sales_per_s,
             self.sales_per_s / rate,
             ms(self.p50),
             ms(self.p99),
             self.p99.as_secs_f64() / raw_p99.as_secs_f64(),
+            ms(self.durable_p50),
+            ms(self.durable_p99),
+            self.durable_p99.as_secs_f64() / raw_p99.as_secs_f64(),
             ms(self.commit_p50),
             ms(self.commit_p99),
             ms(self.batch_p99),
@@ -394,6 +400,8 @@ fn summarise(
         commit_p50: hist_quantile(&before.commit, &after.commit, 0.5),
         commit_p99: hist_quantile(&before.commit, &after.commit, 0.99),
         batch_p99: hist_quantile(&before.batch, &after.batch, 0.99),
+        durable_p50: hist_quantile(&before.durable, &after.durable, 0.5),
+        durable_p99: hist_quantile(&before.durable, &after.durable, 0.99),
         agent_cpu: agent_cpu / n,
         client_cpu: client_cpu / n,
     }
@@ -487,6 +495,8 @@ struct Scrape {
     commit: Vec<(f64, f64)>,
     /// Same for the whole batch (apply + commit).
     batch: Vec<(f64, f64)>,
+    /// Same for a command's arrival at the committer → durable answer.
+    durable: Vec<(f64, f64)>,
 }
 
 async fn scrape(client: &ApiClient) -> Scrape {
@@ -524,6 +534,7 @@ fn parse_metrics(text: &str) -> Scrape {
         ),
         commit: buckets("tally_agent_commit_seconds"),
         batch: buckets("tally_agent_batch_seconds"),
+        durable: buckets("tally_agent_durable_seconds"),
     }
 }
 
@@ -674,8 +685,10 @@ fn main() {
         );
     }
     println!("\nSales through the HTTP API, one line each, 201 = durable (per round: raw fsyncs/s of that round, then each level):\n");
-    println!("| round | raw fsyncs/s (overwrite) | clients | committed sales/s | ÷ raw fsyncs/s | client p50 | client p99 | p99 ÷ raw p99 | server commit p50 / p99 | server batch p99 | sales per commit | CPU per sale: agent / load generator |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| round | raw fsyncs/s (overwrite) | clients | committed sales/s | ÷ raw fsyncs/s | client p50 | client p99 | p99 ÷ raw p99 | server p50 / p99 (committer queue → durable) | server p99 ÷ raw p99 | server commit p50 / p99 | server batch p99 | sales per commit | CPU per sale: agent / load generator |");
+    println!(
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
     for round in 0..rounds {
         for level in &runs {
             let r = &level[round];
@@ -690,8 +703,10 @@ fn main() {
     }
     println!("\nThe committer alone, in the bench's process: 64 tasks submit one-line sales straight to it (no HTTP, no JSON); \
               latency is enqueue → durable answer. Raw fsyncs measured just before each run:\n");
-    println!("| run | raw fsyncs/s (overwrite) | submitters | committed sales/s | ÷ raw fsyncs/s | p50 | p99 | p99 ÷ raw p99 | commit p50 / p99 | batch p99 | sales per commit | CPU per sale (whole process) |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| run | raw fsyncs/s (overwrite) | submitters | committed sales/s | ÷ raw fsyncs/s | p50 | p99 | p99 ÷ raw p99 | committer p50 / p99 (queue → durable) | committer p99 ÷ raw p99 | commit p50 / p99 | batch p99 | sales per commit | CPU per sale (whole process) |");
+    println!(
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
     for (i, (raw, r)) in alone.iter().enumerate() {
         println!(
             "| {} | {} | {:.0} µs |",

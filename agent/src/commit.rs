@@ -301,7 +301,7 @@ fn process(
             return 0;
         }
     };
-    let mut waiting: Vec<(Reply, Done)> = Vec::with_capacity(size);
+    let mut waiting: Vec<(Reply, Done, Instant)> = Vec::with_capacity(size);
     let mut jobs = batch.into_iter();
     match apply_all(&txn, db, metrics, flush, &mut jobs, rng, &mut waiting) {
         Ok(Applied { dirty: false, .. }) => {
@@ -334,14 +334,20 @@ fn process(
                         .saturating_add(appended)
                         .saturating_sub(removed),
                 );
-                for (reply, done) in waiting {
+                let now = Instant::now();
+                for (reply, done, queued) in waiting {
+                    if let Done::Command(_) = done {
+                        metrics
+                            .durable_seconds
+                            .observe(now.saturating_duration_since(queued).as_secs_f64());
+                    }
                     count(metrics, &done);
                     let _ = reply.send(Ok(done));
                 }
                 appended
             }
             Err(e) => {
-                fail(metrics, waiting.into_iter().map(|(r, _)| r), &e.into());
+                fail(metrics, waiting.into_iter().map(|(r, ..)| r), &e.into());
                 0
             }
         },
@@ -350,7 +356,7 @@ fn process(
             drop(txn);
             let replies = waiting
                 .into_iter()
-                .map(|(r, _)| r)
+                .map(|(r, ..)| r)
                 .chain(reply)
                 .chain(jobs.map(|r| r.reply));
             fail(metrics, replies, &e);
@@ -453,7 +459,7 @@ fn apply_all(
     flush: FlushBound,
     jobs: &mut std::vec::IntoIter<Request>,
     rng: &mut impl RngCore,
-    waiting: &mut Vec<(Reply, Done)>,
+    waiting: &mut Vec<(Reply, Done, Instant)>,
 ) -> Result<Applied, (Option<Reply>, CommitError)> {
     // The agent's tables stay open across consecutive commands; a catalog
     // or sync job needs them closed (it writes the shared metadata table).
@@ -467,7 +473,7 @@ fn apply_all(
     let mut removed = 0u64;
     let mut demand_added = false;
     let mut recorded: HashSet<EventId> = HashSet::new();
-    for Request { job, reply, .. } in jobs.by_ref() {
+    for Request { job, reply, queued } in jobs.by_ref() {
         let cmd = match job {
             Job::Catalog(items) => {
                 tables.close();
@@ -478,6 +484,7 @@ fn apply_all(
                             items: items.len(),
                             changed,
                         },
+                        queued,
                     )),
                     Err(e) => return Err((Some(reply), e.into())),
                 }
@@ -493,7 +500,7 @@ fn apply_all(
                 match apply_sync(txn, db.who(), &sync.request, &sync.response) {
                     Ok(applied) => {
                         removed += applied.acked + applied.dead_lettered as u64;
-                        waiting.push((reply, Done::Synced(applied)));
+                        waiting.push((reply, Done::Synced(applied), queued));
                     }
                     Err(e) => return Err((Some(reply), e.into())),
                 }
@@ -507,7 +514,7 @@ fn apply_all(
                 match dead_letter(txn, id, &reason) {
                     Ok(was_queued) => {
                         removed += u64::from(was_queued);
-                        waiting.push((reply, Done::DeadLettered(was_queued)));
+                        waiting.push((reply, Done::DeadLettered(was_queued), queued));
                     }
                     Err(e) => return Err((Some(reply), e.into())),
                 }
@@ -515,7 +522,7 @@ fn apply_all(
             }
             Job::Flush => {
                 match tables.flush() {
-                    Ok(n) => waiting.push((reply, Done::Flushed(n))),
+                    Ok(n) => waiting.push((reply, Done::Flushed(n), queued)),
                     Err(e) => return Err((Some(reply), e.into())),
                 }
                 continue;
@@ -551,7 +558,7 @@ fn apply_all(
                 }
                 let done = Done::Command(Outcome::Recorded { event, new });
                 if new || in_batch {
-                    waiting.push((reply, done));
+                    waiting.push((reply, done, queued));
                 } else {
                     // Recorded by an earlier, committed batch: durable.
                     count(metrics, &done);

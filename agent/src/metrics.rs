@@ -62,6 +62,10 @@ pub struct Metrics {
     pub batch_seconds: Histogram,
     /// Time of the durable commit alone (page writes + `fdatasync`).
     pub commit_seconds: Histogram,
+    /// Time from a command's arrival at the committer to its durable
+    /// answer (queue wait + its batch): the agent's share of a sale's
+    /// latency, without HTTP.
+    pub durable_seconds: Histogram,
     /// Commands per committed transaction.
     pub batch_size: Histogram,
     /// Events waiting in the outbox for the hub's acknowledgement.
@@ -108,6 +112,7 @@ impl Metrics {
         let queue_seconds = Histogram::new(buckets());
         let batch_seconds = Histogram::new(buckets());
         let commit_seconds = Histogram::new(buckets());
+        let durable_seconds = Histogram::new(buckets());
         let batch_size = Histogram::new([
             1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
         ]);
@@ -143,6 +148,11 @@ impl Metrics {
             "batch_seconds",
             "Group commit latency: transaction start to durable commit",
             batch_seconds.clone(),
+        );
+        registry.register(
+            "durable_seconds",
+            "Command recorded: arrival at the committer to durable answer",
+            durable_seconds.clone(),
         );
         registry.register(
             "commit_seconds",
@@ -194,6 +204,7 @@ impl Metrics {
             queue_seconds,
             batch_seconds,
             commit_seconds,
+            durable_seconds,
             batch_size,
             outbox_events,
             counter_flushes,

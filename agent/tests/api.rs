@@ -372,6 +372,7 @@ async fn status_metrics_limits_and_unknown_routes() {
         "tally_agent_sales_total 1",
         "tally_agent_events_committed_total{kind=\"receipt\"} 1",
         "tally_agent_commit_seconds_count 2",
+        "tally_agent_durable_seconds_count 2",
         "tally_agent_batch_seconds_count 2",
         "tally_agent_batch_size_count 2",
         "tally_agent_outbox_events 2",
