@@ -356,6 +356,17 @@ pub fn parse_store_id(id: &str) -> Result<ReplicaId, ConfigError> {
 mod tests {
     use super::*;
 
+    /// Resolves `file` with only `--data-dir /d` on the command line.
+    fn resolve_with_data_dir(file: Option<FileConfig>) -> Result<Config, ConfigError> {
+        Config::resolve(
+            file,
+            Overrides {
+                data_dir: Some("/d".into()),
+                ..Default::default()
+            },
+        )
+    }
+
     #[test]
     fn flags_override_the_file() {
         let file = FileConfig::parse(
@@ -391,14 +402,7 @@ mod tests {
 
     #[test]
     fn defaults_and_errors() {
-        let c = Config::resolve(
-            None,
-            Overrides {
-                data_dir: Some("/d".into()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let c = resolve_with_data_dir(None).unwrap();
         assert_eq!(c.listen, default_listen());
         assert!(c.listen.ip().is_loopback());
         assert!(c.store_id.is_none());
@@ -443,14 +447,7 @@ mod tests {
             Path::new("s.toml"),
         )
         .unwrap();
-        let c = Config::resolve(
-            Some(file),
-            Overrides {
-                data_dir: Some("/d".into()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let c = resolve_with_data_dir(Some(file)).unwrap();
         let sync = c.sync.unwrap();
         assert_eq!(sync.hub, "https://hub:8443");
         assert_eq!(sync.interval, std::time::Duration::from_secs(5));
@@ -464,14 +461,7 @@ mod tests {
         ] {
             let zero =
                 FileConfig::parse(&format!("[commit]\n{key} = 0"), Path::new("x.toml")).unwrap();
-            let err = Config::resolve(
-                Some(zero),
-                Overrides {
-                    data_dir: Some("/d".into()),
-                    ..Default::default()
-                },
-            )
-            .unwrap_err();
+            let err = resolve_with_data_dir(Some(zero)).unwrap_err();
             assert!(err.to_string().contains(key), "{key}: {err}");
         }
     }
@@ -480,14 +470,7 @@ mod tests {
     fn flush_bounds_come_from_the_commit_section() {
         let file =
             FileConfig::parse("[commit]\nflush_after_events = 16\n", Path::new("f.toml")).unwrap();
-        let c = Config::resolve(
-            Some(file),
-            Overrides {
-                data_dir: Some("/d".into()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let c = resolve_with_data_dir(Some(file)).unwrap();
         assert_eq!(c.commit.flush_after_events, 16);
         assert_eq!(c.commit.flush_after_counters, MAX_UNFLUSHED_COUNTERS);
         assert_eq!(
