@@ -411,7 +411,7 @@ fn summarise(
 /// straight to a committer over its own database in `dir`, in this
 /// process (one runtime thread, like the agent's one HTTP worker, plus the
 /// committer thread). Client latency here is enqueue → durable answer.
-fn committer_alone(dir: &Path, clients: usize, for_secs: f64) -> Run {
+fn committer_alone(rt: &tokio::runtime::Runtime, dir: &Path, clients: usize, for_secs: f64) -> Run {
     use tally_agent::commit::{Committer, Done, FlushBound, Job, Limits};
     use tally_agent::core::{Command as Cmd, LineIn, Outcome, ReceiptLine};
     use tally_agent::metrics::Metrics;
@@ -426,10 +426,6 @@ fn committer_alone(dir: &Path, clients: usize, for_secs: f64) -> Run {
         flush: FlushBound::default(),
     };
     let (committer, thread) = Committer::start(db, metrics.clone(), limits).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let gtins: Arc<Vec<Gtin>> = Arc::new((0..ITEMS).map(|i| gtin(i).parse().unwrap()).collect());
     let run = rt.block_on(async {
         let lines = gtins
@@ -631,7 +627,7 @@ fn main() {
         .map(|round| {
             let raw = raw_fsync(dir.path(), Raw::Overwrite, 1.5);
             let d = dir.path().join(format!("committer-{round}"));
-            (raw, committer_alone(&d, 64, for_secs))
+            (raw, committer_alone(&rt, &d, 64, for_secs))
         })
         .collect();
     let load_after = load_average();

@@ -29,9 +29,9 @@
 //!   memory (published to readers after the commit) and reach the counters
 //!   table in a flush (see `crate::store`'s module docs): when
 //!   [`FlushBound`]'s events or counters are waiting (by default
-//!   [`MAX_UNFLUSHED_EVENTS`] and [`MAX_UNFLUSHED_COUNTERS`]), before a sync response or a dead letter is applied, on
-//!   [`Job::Flush`] (the sync client's, before it reads a delta) and at
-//!   shutdown. So a batch of sales writes the end pages of the event and
+//!   [`MAX_UNFLUSHED_EVENTS`] and [`MAX_UNFLUSHED_COUNTERS`]), before a
+//!   sync response or a dead letter is applied, on [`Job::Flush`] (the
+//!   sync client's, before it reads a delta) and at shutdown. So a batch of sales writes the end pages of the event and
 //!   outbox tables, not a random counter page per item.
 //! - **Shutdown drains.** The thread exits when every sender is gone, after
 //!   answering everything already queued and flushing the counters.
