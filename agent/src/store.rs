@@ -176,7 +176,26 @@ impl AgentDb {
             source,
         })?;
         let path = data_dir.join(DB_FILE);
-        let db = Db::open_with_cache(&path, Some(CACHE_BYTES))?;
+        Self::init(Db::open_with_cache(&path, Some(CACHE_BYTES))?, store_id)
+    }
+
+    /// Like [`AgentDb::open`], on a storage backend of the caller's (the
+    /// power-loss tests' simulated disk), labelled `label` in messages.
+    pub fn open_with_backend(
+        backend: impl tally_store::redb::StorageBackend,
+        label: &Path,
+        store_id: Option<&ReplicaId>,
+    ) -> Result<Self, OpenError> {
+        Self::init(
+            Db::open_with_backend(backend, label, Some(CACHE_BYTES))?,
+            store_id,
+        )
+    }
+
+    /// Checks or records the store id, creates the agent's tables and
+    /// replays the journal behind the counters.
+    fn init(db: Db, store_id: Option<&ReplicaId>) -> Result<Self, OpenError> {
+        let path = db.path().to_path_buf();
         let txn = db.begin_write()?;
         let stored = txn.get_meta(STORE_ID)?;
         let id = match (stored, store_id) {

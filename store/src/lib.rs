@@ -33,6 +33,9 @@
 //! - **Bad bytes are errors.** Records that fail to decode are
 //!   [`StoreError::Corrupt`], never a panic.
 
+#[cfg(any(test, feature = "sim-disk"))]
+pub mod sim_disk;
+
 use std::path::{Path, PathBuf};
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
@@ -146,6 +149,14 @@ fn with_version<T: Serialize>(
     Ok(out)
 }
 
+fn builder(cache_bytes: Option<usize>) -> redb::Builder {
+    let mut builder = redb::Builder::new();
+    if let Some(bytes) = cache_bytes {
+        builder.set_cache_size(bytes);
+    }
+    builder
+}
+
 /// An open database.
 #[derive(Debug)]
 pub struct Db {
@@ -169,18 +180,30 @@ impl Db {
         cache_bytes: Option<usize>,
     ) -> Result<Db, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let mut builder = redb::Builder::new();
-        if let Some(bytes) = cache_bytes {
-            builder.set_cache_size(bytes);
-        }
-        let db = match builder.create(&path) {
+        let db = match builder(cache_bytes).create(&path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(StoreError::AlreadyOpen(path))
             }
             Err(e) => return Err(e.into()),
         };
-        // Create every table up front so read transactions never miss one.
+        Self::with_tables(db, path)
+    }
+
+    /// Like [`Db::open_with_cache`], on a storage backend of the caller's
+    /// (the power-loss tests' simulated disk); `label` stands in for the
+    /// path in [`Db::path`] and messages.
+    pub fn open_with_backend(
+        backend: impl redb::StorageBackend,
+        label: impl Into<PathBuf>,
+        cache_bytes: Option<usize>,
+    ) -> Result<Db, StoreError> {
+        let db = builder(cache_bytes).create_with_backend(backend)?;
+        Self::with_tables(db, label.into())
+    }
+
+    /// Creates every table up front, so read transactions never miss one.
+    fn with_tables(db: redb::Database, path: PathBuf) -> Result<Db, StoreError> {
         let txn = db.begin_write()?;
         {
             txn.open_table(COUNTERS)?;
