@@ -83,7 +83,21 @@ fn redb_err(e: impl std::fmt::Display) -> StoreError {
 impl RedbHub {
     /// Opens (creating) the hub database at `path`, exclusively.
     pub fn open(path: &Path, settings: SyncSettings) -> Result<Self, StorageError> {
-        let db = Db::open(path)?;
+        Self::with_tables(Db::open(path)?, settings)
+    }
+
+    /// Like [`RedbHub::open`], on a storage backend of the caller's (the
+    /// power-loss tests' simulated disk), labelled `label` in messages.
+    pub fn open_with_backend(
+        backend: impl tally_store::redb::StorageBackend,
+        label: &Path,
+        settings: SyncSettings,
+    ) -> Result<Self, StorageError> {
+        Self::with_tables(Db::open_with_backend(backend, label, None)?, settings)
+    }
+
+    /// Creates the hub's own tables.
+    fn with_tables(db: Db, settings: SyncSettings) -> Result<Self, StorageError> {
         let txn = db.begin_write()?;
         {
             let raw = txn.raw();
