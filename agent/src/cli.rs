@@ -73,6 +73,11 @@ pub struct RunArgs {
     /// Longest wait in seconds between retries while the hub is unreachable (default 60).
     #[arg(long)]
     pub sync_backoff_cap: Option<u64>,
+    /// Also stop (gracefully) when standard input reaches its end: a
+    /// supervisor holding a pipe to it stops the agent by closing the
+    /// pipe, or by dying, even of SIGKILL.
+    #[arg(long)]
+    pub stop_on_stdin_eof: bool,
 }
 
 impl RunArgs {

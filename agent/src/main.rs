@@ -106,11 +106,40 @@ fn log_to_stderr() {
         .try_init();
 }
 
-/// `tally-agent run`: binds the API and serves until SIGINT or SIGTERM.
+/// With `watch`, completes when standard input reaches its end (or fails
+/// to read); otherwise never. The read blocks a detached OS thread, not
+/// the runtime's blocking pool, so it never holds up the runtime's
+/// shutdown.
+async fn stdin_eof(watch: bool) {
+    if !watch {
+        return std::future::pending().await;
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("stdin-watch".into())
+        .spawn(move || {
+            // Returns at the end of stdin (or on a read error).
+            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            let _ = tx.send(());
+        });
+    match spawned {
+        Ok(_) => {
+            let _ = rx.await;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot watch standard input; stopping on signals only.");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// `tally-agent run`: binds the API and serves until SIGINT or SIGTERM
+/// (or, with `--stop-on-stdin-eof`, the end of standard input).
 fn run(args: &RunArgs) -> anyhow::Result<()> {
     // Logs go to stderr (stdout carries the "listening on" line).
     log_to_stderr();
     let config = args.resolve()?;
+    let stop_on_stdin_eof = args.stop_on_stdin_eof;
     let rt = server_runtime()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -121,10 +150,12 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         println!("tally-agent listening on http://{addr}");
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("installing the SIGTERM handler")?;
+        let stdin_closed = stdin_eof(stop_on_stdin_eof);
         let shutdown = async move {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received."),
                 _ = term.recv() => tracing::info!("SIGTERM received."),
+                _ = stdin_closed => tracing::info!("Standard input closed."),
             }
         };
         tally_agent::run(config, listener, shutdown)

@@ -7,7 +7,7 @@
 mod common;
 
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{agent_command, AgentProcess, MUG, PEN};
 use serde_json::{json, Value};
@@ -121,21 +121,7 @@ async fn run_reads_the_config_file_flags_win_and_sigterm_stops_cleanly() {
     let status = json_out(&cli(&["status", "--agent", &agent.url]));
     assert_eq!(status["store_id"], "from-file");
 
-    let pid = agent.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let exit = loop {
-        if let Some(s) = agent.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "no exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    assert!(exit.success(), "{exit}");
+    agent.terminate(Duration::from_secs(30)).await;
 
     // The store id is fixed now: another one is a clear error.
     let err = stderr(&cli(&[
@@ -177,4 +163,30 @@ fn clear_errors_without_an_agent_or_a_data_dir() {
     std::fs::write(&bad, "listen = 5\n").unwrap();
     let err = stderr(&cli(&["run", "--config", bad.to_str().unwrap()]));
     assert!(err.contains("bad.toml"), "{err}");
+}
+
+/// `--stop-on-stdin-eof`: the supervisor's lifeline. Closing the pipe (as
+/// the kernel does when the supervisor dies, even of SIGKILL) stops the
+/// agent gracefully: what it acknowledged is there after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdin_stops_the_agent_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = agent_command(BIN, dir.path(), "s1");
+    cmd.arg("--stop-on-stdin-eof")
+        .stdin(std::process::Stdio::piped());
+    let mut agent = AgentProcess::spawn(cmd).await;
+    let client = ApiClient::new(&agent.url);
+    let (s, v) = client
+        .post("/v1/receipts", &json!({"lines": [{"gtin": PEN, "qty": 2}]}))
+        .await
+        .unwrap();
+    assert_eq!(s, 201, "{v}");
+    drop(agent.child.stdin.take());
+    agent
+        .exits_cleanly(Duration::from_secs(30), "stdin closed")
+        .await;
+    // Stopped, not just detached: the database opens again, with the receipt.
+    let again = AgentProcess::spawn(agent_command(BIN, dir.path(), "s1")).await;
+    let stock = json_out(&cli(&["stock", PEN, "--agent", &again.url]));
+    assert_eq!(stock["on_hand"], 2, "{stock}");
 }

@@ -84,6 +84,11 @@ struct RunArgs {
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
+    /// Also stop (gracefully) when standard input reaches its end: a
+    /// supervisor holding a pipe to it stops the hub by closing the pipe,
+    /// or by dying, even of SIGKILL.
+    #[arg(long)]
+    stop_on_stdin_eof: bool,
 }
 
 fn install_tracing(json: bool) {
@@ -99,7 +104,8 @@ fn install_tracing(json: bool) {
     }
 }
 
-async fn shutdown_signal() {
+/// SIGINT, SIGTERM or, with `stdin`, the end of standard input.
+async fn shutdown_signal(stdin: bool) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -108,16 +114,52 @@ async fn shutdown_signal() {
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => {}
                     _ = term.recv() => {}
+                    _ = stdin_eof(stdin) => {}
                 }
             }
             Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = stdin_eof(stdin) => {}
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = stdin_eof(stdin) => {}
+        }
+    }
+}
+
+/// With `watch`, completes when standard input reaches its end (or fails
+/// to read); otherwise never. The read blocks a detached OS thread, not
+/// the runtime's blocking pool, so it never holds up the runtime's
+/// shutdown. (The agent's binary has the same few lines: the two share
+/// no crate with tokio in it.)
+async fn stdin_eof(watch: bool) {
+    if !watch {
+        return std::future::pending().await;
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("stdin-watch".into())
+        .spawn(move || {
+            // Returns at the end of stdin (or on a read error).
+            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            let _ = tx.send(());
+        });
+    match spawned {
+        Ok(_) => {
+            let _ = rx.await;
+            tracing::info!("Standard input closed.");
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot watch standard input; stopping on signals only.");
+            std::future::pending::<()>().await;
+        }
     }
 }
 
@@ -167,6 +209,7 @@ fn main() -> anyhow::Result<()> {
             config.max_sync_body = args.max_sync_body;
             config.max_batch = args.max_batch;
             config.max_connections = args.max_connections;
+            let stop_on_stdin_eof = args.stop_on_stdin_eof;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -178,7 +221,7 @@ fn main() -> anyhow::Result<()> {
                 let addr = listener.local_addr().context("reading the bound address")?;
                 // One line on stdout for scripts and tests that listen on :0.
                 println!("tally-hub listening on https://{addr}");
-                tally_hub::run(config, listener, shutdown_signal())
+                tally_hub::run(config, listener, shutdown_signal(stop_on_stdin_eof))
                     .await
                     .context("running the hub")
             })?;

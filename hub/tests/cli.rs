@@ -33,6 +33,29 @@ fn wait_exit(child: &mut Child, deadline: Duration) -> std::process::ExitStatus 
     }
 }
 
+/// Starts `tally-hub run` with `args` and `stdin`; returns it and the base
+/// URL from its first stdout line.
+fn spawn_run(args: &[&str], stdin: Stdio) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .arg("run")
+        .args(args)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("tally-hub listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    (child, base)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_enroll_run_revoke_and_stop() {
     let tmp = tempfile::tempdir().unwrap();
@@ -77,21 +100,10 @@ async fn init_enroll_run_revoke_and_stop() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid store id"));
 
-    let mut child = Command::new(BIN)
-        .args(["run", "--data-dir", dir_s, "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("tally-hub listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
+    let (mut child, base) = spawn_run(
+        &["--data-dir", dir_s, "--listen", "127.0.0.1:0"],
+        Stdio::inherit(),
+    );
     assert!(base.starts_with("https://127.0.0.1:"), "{base}");
 
     // A second hub on the same data directory is refused clearly.
@@ -136,4 +148,31 @@ async fn init_enroll_run_revoke_and_stop() {
     assert!(ok.success());
     let status = wait_exit(&mut child, Duration::from_secs(30));
     assert!(status.success(), "graceful stop exits 0: {status:?}");
+}
+
+/// `--stop-on-stdin-eof`: the supervisor's lifeline. Closing the pipe (as
+/// the kernel does when the supervisor dies, even of SIGKILL) stops the hub
+/// gracefully, and its database is free again.
+#[test]
+fn a_closed_stdin_stops_the_hub_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("hub");
+    let dir_s = dir.to_str().unwrap();
+    assert!(hub(&["init", "--data-dir", dir_s]).status.success());
+    let run = [
+        "--data-dir",
+        dir_s,
+        "--listen",
+        "127.0.0.1:0",
+        "--stop-on-stdin-eof",
+    ];
+    let (mut child, _) = spawn_run(&run, Stdio::piped());
+    drop(child.stdin.take());
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    assert!(status.success(), "graceful stop exits 0: {status:?}");
+    // Stopped, not just detached: a new hub opens the same database (and,
+    // its stdin at its end from the start, stops at once).
+    let (mut again, _) = spawn_run(&run, Stdio::null());
+    let status = wait_exit(&mut again, Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
 }

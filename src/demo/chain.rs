@@ -138,6 +138,7 @@ impl Chain {
             "127.0.0.1:0",
             "--online-window-secs",
             &tuning.online_window_s.to_string(),
+            "--stop-on-stdin-eof",
         ]);
         let (hub_proc, hub_url) = Proc::start(
             "tally-hub",
@@ -173,7 +174,7 @@ impl Chain {
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
             )
-            .args(["run", "--data-dir"])
+            .args(["run", "--stop-on-stdin-eof", "--data-dir"])
             .arg(sdir.join("data"))
             .args(["--store-id", id, "--listen", "127.0.0.1:0"])
             .args(["--hub", &format!("https://{}", proxy.addr())])

@@ -5,7 +5,10 @@
 //! or a panic in the demo never leaves a process behind. The children stay
 //! in the demo's process group, so Ctrl-C in a terminal reaches them too
 //! (each stops gracefully on SIGINT) and a supervisor that kills the
-//! group kills everything.
+//! group kills everything. **A lifeline:** each child's stdin is a pipe
+//! the demo holds and never writes; the hub and agents run with
+//! `--stop-on-stdin-eof`, so when the demo dies, even of SIGKILL (no drop
+//! runs then), the kernel closes the pipe and they stop on their own.
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -15,7 +18,7 @@ use anyhow::{anyhow, Context};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::{Child, ChildStdin, Command};
 
 /// A running child, killed (SIGKILL) when dropped.
 #[derive(Debug)]
@@ -25,6 +28,9 @@ pub struct Proc {
     child: Child,
     /// Its stderr (logs).
     pub log: PathBuf,
+    /// The write end of its stdin, never written: closed when the demo
+    /// exits, however it exits (see the module docs).
+    _lifeline: Option<ChildStdin>,
 }
 
 /// The last `n` lines of a log file, for error messages.
@@ -48,7 +54,7 @@ impl Proc {
             .with_context(|| format!("creating the log file {}", log.display()))?;
         let mut child = cmd
             .kill_on_drop(true)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(err))
             .spawn()
@@ -58,10 +64,12 @@ impl Proc {
             .take()
             .ok_or_else(|| anyhow!("{name}: no stdout pipe"))?;
         let mut lines = BufReader::new(stdout).lines();
+        let lifeline = child.stdin.take();
         let proc = Proc {
             name: name.to_string(),
             child,
             log,
+            _lifeline: lifeline,
         };
         let found = tokio::time::timeout(within, async {
             while let Ok(Some(line)) = lines.next_line().await {

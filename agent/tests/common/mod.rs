@@ -180,12 +180,18 @@ impl AgentProcess {
             .status()
             .unwrap()
             .success());
+        self.exits_cleanly(within, "SIGTERM").await;
+    }
+
+    /// Waits (polling, up to `within`) for the agent to exit, and checks
+    /// it exited 0. `after` names what should have stopped it.
+    pub async fn exits_cleanly(&mut self, within: Duration, after: &str) {
         let deadline = Instant::now() + within;
         let exit = loop {
             if let Some(s) = self.child.try_wait().unwrap() {
                 break s;
             }
-            assert!(Instant::now() < deadline, "no exit after SIGTERM");
+            assert!(Instant::now() < deadline, "no exit after {after}");
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
         assert!(exit.success(), "{exit}");
