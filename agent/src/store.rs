@@ -171,10 +171,14 @@ impl AgentDb {
     /// Opens (creating if needed) the database in `data_dir`, exclusively,
     /// and checks or records the store id.
     pub fn open(data_dir: &Path, store_id: Option<&ReplicaId>) -> Result<Self, OpenError> {
+        let new_dir = !data_dir.exists();
         std::fs::create_dir_all(data_dir).map_err(|source| OpenError::DataDir {
             path: data_dir.to_path_buf(),
             source,
         })?;
+        if new_dir {
+            tally_store::sync_parent_dir(data_dir)?;
+        }
         let path = data_dir.join(DB_FILE);
         Self::init(Db::open_with_cache(&path, Some(CACHE_BYTES))?, store_id)
     }

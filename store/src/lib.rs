@@ -149,6 +149,18 @@ fn with_version<T: Serialize>(
     Ok(out)
 }
 
+/// Makes the entry of `path` in its directory durable (fsync of the
+/// directory), after the file or directory was created.
+pub fn sync_parent_dir(path: &Path) -> Result<(), StoreError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::Storage(format!("syncing the directory {}: {e}", dir.display())))
+}
+
 fn builder(cache_bytes: Option<usize>) -> redb::Builder {
     let mut builder = redb::Builder::new();
     if let Some(bytes) = cache_bytes {
@@ -180,6 +192,7 @@ impl Db {
         cache_bytes: Option<usize>,
     ) -> Result<Db, StoreError> {
         let path = path.as_ref().to_path_buf();
+        let new_file = !path.exists();
         let db = match builder(cache_bytes).create(&path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
@@ -187,6 +200,11 @@ impl Db {
             }
             Err(e) => return Err(e.into()),
         };
+        if new_file {
+            // The file's own fdatasyncs do not make its name durable: a
+            // power cut could otherwise lose a whole new database.
+            sync_parent_dir(&path)?;
+        }
         Self::with_tables(db, path)
     }
 
@@ -758,4 +776,22 @@ fn catalog_since(
         }
     }
     Ok((out, next))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_new_database_file_is_opened_and_its_directory_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.redb");
+        let db = Db::open(&path).unwrap();
+        assert_eq!(db.path(), path);
+        assert!(sync_parent_dir(&path).is_ok());
+        let err = sync_parent_dir(&dir.path().join("missing/new.redb")).unwrap_err();
+        assert!(err.to_string().contains("missing"), "{err}");
+    }
 }
