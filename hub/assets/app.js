@@ -113,7 +113,7 @@ function renderStock(s) {
   const stores = Object.entries(s.stores || {});
   const max = Math.max(1, ...stores.map(([, v]) => (v.store_rights || 0) + (v.hub_rights || 0)));
   $("stock").innerHTML =
-    `<p data-testid="stock-total">GTIN <code>${text(s.gtin)}</code>: <b>${text(s.on_hand)}</b> on hand chain-wide.</p>` +
+    `<p data-testid="stock-total">${s.name ? `<b data-testid="stock-name">${text(s.name)}</b>, ` : ""}GTIN <code>${text(s.gtin)}</code>: <b>${text(s.on_hand)}</b> on hand chain-wide.</p>` +
     (stores.length ? "" : `<p class="muted">No store has stock history for this item.</p>`) +
     `<table${stores.length ? "" : " hidden"}><thead><tr><th>Store</th><th class="num">On hand</th><th class="num">Store rights</th><th class="num">Hub rights</th><th>Who holds the rights</th></tr></thead><tbody>` +
     stores.map(([id, v]) => {

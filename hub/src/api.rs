@@ -659,12 +659,14 @@ async fn stock(
         Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_gtin", e),
     };
     let storage = st.storage.clone();
-    match blocking(move || storage.stock(gtin)).await {
-        Ok(rows) => {
+    match blocking(move || Ok((storage.catalog_item(gtin)?, storage.stock(gtin)?))).await {
+        Ok((item, rows)) => {
             let on_hand: u64 = rows.iter().map(|(_, s)| s.on_hand).sum();
             let stores: serde_json::Map<String, Value> =
                 rows.into_iter().map(|(id, s)| (id, json!(s))).collect();
-            Json(json!({ "gtin": gtin, "on_hand": on_hand, "stores": stores })).into_response()
+            let name = item.map(|i| i.name);
+            Json(json!({ "gtin": gtin, "name": name, "on_hand": on_hand, "stores": stores }))
+                .into_response()
         }
         Err(r) => r,
     }

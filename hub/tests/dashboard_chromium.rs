@@ -320,7 +320,9 @@ const STOCK_TABLE: &str = r#"() => {
     return [td[0].innerText.trim(), { on_hand: td[1].innerText.trim(),
       store_rights: td[2].innerText.trim(), hub_rights: td[3].innerText.trim() }];
   }));
-  return { total: total.innerText.trim(), gtin: total.querySelector('code').innerText.trim(), rows };
+  const name = total.querySelector('[data-testid=stock-name]');
+  return { total: total.innerText.trim(), gtin: total.querySelector('code').innerText.trim(),
+    name: name ? name.innerText.trim() : null, rows };
 }"#;
 
 /// The chart as rendered: one entry per path, with its store.
@@ -698,6 +700,9 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
     )
     .await;
     let stock = api(&admin, &format!("/v1/stock/{pencil}")).await;
+    // The item's catalog name, not only its number.
+    assert_eq!(stock["name"], "Pencil HB", "{stock}");
+    assert_eq!(shown["name"], "Pencil HB", "{shown}");
     let api_stores = stock["stores"].as_object().unwrap();
     assert_eq!(api_stores.len(), 3, "{stock}");
     assert_eq!(shown["rows"].as_object().unwrap().len(), 3, "{shown}");

@@ -33,7 +33,7 @@ async fn a_store_syncs_and_the_hub_reserves_and_sells_online() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         stock,
-        json!({"gtin": a.to_string(), "on_hand": 8,
+        json!({"gtin": a.to_string(), "name": null, "on_hand": 8,
                "stores": {"s1": {"on_hand": 8, "store_rights": 7, "hub_rights": 1}}})
     );
     assert_eq!(s1.rights(a), 7);
@@ -187,6 +187,8 @@ async fn catalog_changes_reach_stores_in_pages_and_state_survives_restart() {
 
     s1.receive(gtin(1), 4);
     s1.sync_all(&client, 10).await;
+    let (_, stock) = admin.get(&format!("/v1/stock/{}", gtin(1))).await;
+    assert_eq!(stock["name"], "item 1", "the catalog name: {stock}");
     let before = admin.snapshot(&[gtin(1)]).await;
 
     // Restart on the same data directory: everything acknowledged is there.
@@ -610,7 +612,7 @@ async fn admin_api_needs_the_token_and_validates_bodies() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
-        json!({"gtin": "04006381333931", "on_hand": 0, "stores": {}})
+        json!({"gtin": "04006381333931", "name": null, "on_hand": 0, "stores": {}})
     );
     hub.stop().await;
 }

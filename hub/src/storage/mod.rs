@@ -246,6 +246,8 @@ pub trait HubStorage: Send + Sync + 'static {
     fn apply(&self, batch: &[WriteRequest]) -> Result<Vec<WriteResult>, StorageError>;
     /// An item's stock at every store that has it.
     fn stock(&self, gtin: Gtin) -> Result<Vec<(String, StoreStock)>, StorageError>;
+    /// An item's catalog entry (name, price), if the hub has one.
+    fn catalog_item(&self, gtin: Gtin) -> Result<Option<CatalogItem>, StorageError>;
     /// Every store that has synced.
     fn stores(&self) -> Result<Vec<StoreRecord>, StorageError>;
     /// Units sold at the tills per (store, Unix minute), for minutes ≥

@@ -19,6 +19,7 @@ use tally_store::{Db, StoreError, WriteTxn};
 use tally_sync::exchange::{hub_handle, HandleError, HubLimits, ReplicaStore};
 use tally_sync::journal::Inserted;
 use tally_sync::ledger::Refusal;
+use tally_sync::message::CatalogItem;
 use tally_sync::{
     apply_event, EpcLedger, Event, EventKind, Gtin, ItemKey, Line, ReplicaId, ReservePolicy,
 };
@@ -424,6 +425,10 @@ impl HubStorage for RedbHub {
         }
         txn.commit()?;
         Ok(results)
+    }
+
+    fn catalog_item(&self, gtin: Gtin) -> Result<Option<CatalogItem>, StorageError> {
+        Ok(self.db.begin_read()?.catalog_item(gtin)?)
     }
 
     fn stock(&self, gtin: Gtin) -> Result<Vec<(String, StoreStock)>, StorageError> {
