@@ -48,7 +48,7 @@ fn notice(epc: &Epc, rssi: i8) -> Vec<u8> {
     encode_into(
         FrameType::Notice,
         CMD_SINGLE_INVENTORY,
-        &notice_payload(&read, 0xBEEF),
+        &notice_payload(&read),
         &mut out,
     )
     .unwrap();

@@ -51,9 +51,12 @@ fn listen_prints_scan_error_and_tag_events_as_json() {
         .unwrap();
     // M100 notice of the TDS SGTIN-96 example (RSSI -55 dBm).
     let mut notice = vec![0xBB, 0x02, 0x22, 0x00, 0x11, 0xC9, 0x30, 0x00];
-    notice.extend([
-        0x30, 0x74, 0x25, 0x7B, 0xF7, 0x19, 0x4E, 0x40, 0x00, 0x00, 0x1A, 0x85, 0x12, 0x34,
-    ]);
+    let epc = [
+        0x30, 0x74, 0x25, 0x7B, 0xF7, 0x19, 0x4E, 0x40, 0x00, 0x00, 0x1A, 0x85,
+    ];
+    notice.extend(epc);
+    // The tag's CRC over PC and EPC (a read without it is refused).
+    notice.extend(tally_hardware::rfid::m100::tag_crc(0x3000, &epc).to_be_bytes());
     let sum = notice[1..].iter().fold(0u8, |a, &b| a.wrapping_add(b));
     notice.extend([sum, 0x7E]);
     reader.master.write_all(&notice).unwrap();

@@ -41,13 +41,7 @@ fn stream_of_notices(n: usize) -> Vec<u8> {
             epc,
             rssi: -50,
         };
-        encode_into(
-            FrameType::Notice,
-            0x22,
-            &notice_payload(&read, 0xBEEF),
-            &mut out,
-        )
-        .unwrap();
+        encode_into(FrameType::Notice, 0x22, &notice_payload(&read), &mut out).unwrap();
     }
     out
 }

@@ -47,7 +47,7 @@ fn notice(epc_hex: &str, rssi: i8) -> Vec<u8> {
     encode_into(
         FrameType::Notice,
         m100::CMD_SINGLE_INVENTORY,
-        &notice_payload(&read, 0x1234),
+        &notice_payload(&read),
         &mut out,
     )
     .unwrap();

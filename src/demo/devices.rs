@@ -209,11 +209,10 @@ impl SimReader {
                 epc: epc.clone(),
                 rssi: rng.gen_range(-70..=-35),
             };
-            let crc: u16 = rng.gen();
             bytes.extend(frame(
                 FrameType::Notice,
                 m100::CMD_SINGLE_INVENTORY,
-                &notice_payload(&read, crc),
+                &notice_payload(&read),
             ));
         }
         self.pty.write_all(&bytes)

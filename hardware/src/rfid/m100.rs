@@ -8,6 +8,12 @@
 //! from PC bits 15–11, in 16-bit words), CRC (2 bytes). Errors arrive as
 //! responses with command 0xFF and a one-byte code; 0x15 means "no tag
 //! answered this round", which is routine during inventory.
+//!
+//! The CRC is the one the tag backscattered over PC and EPC (EPC Gen2
+//! CRC-16: polynomial 0x1021, preset 0xFFFF, complemented; it matches the
+//! manual's example). A read whose CRC does not match is refused: one
+//! flipped bit in an EPC would otherwise receive or sell a unit of
+//! another item.
 
 use tally_sync::Epc;
 
@@ -39,6 +45,33 @@ pub enum NoticeError {
     /// The EPC is shorter than Tally accepts.
     #[error("EPC of {0} bytes is not accepted")]
     Epc(usize),
+    /// The tag's CRC does not cover the PC and EPC received: a corrupted
+    /// read.
+    #[error("tag CRC {found:#06x} does not match PC and EPC (want {expected:#06x})")]
+    TagCrc {
+        /// The CRC of the PC and EPC received.
+        expected: u16,
+        /// The CRC in the notice.
+        found: u16,
+    },
+}
+
+/// The EPC Gen2 CRC-16 of a tag's PC word and EPC (what the tag sends
+/// after them): CRC-16/GENIBUS, polynomial 0x1021, preset 0xFFFF, result
+/// complemented.
+pub fn tag_crc(pc: u16, epc: &[u8]) -> u16 {
+    let mut crc: u16 = 0xFFFF;
+    for &byte in pc.to_be_bytes().iter().chain(epc) {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    !crc
 }
 
 /// Parses an inventory notice payload.
@@ -60,7 +93,13 @@ pub fn parse_notice(payload: &[u8]) -> Result<TagRead, NoticeError> {
             found: payload.len(),
         });
     }
-    let epc = Epc::from_bytes(&payload[3..3 + epc_len]).map_err(|_| NoticeError::Epc(epc_len))?;
+    let epc_bytes = &payload[3..3 + epc_len];
+    let found = u16::from_be_bytes([payload[3 + epc_len], payload[4 + epc_len]]);
+    let expected = tag_crc(pc, epc_bytes);
+    if found != expected {
+        return Err(NoticeError::TagCrc { expected, found });
+    }
+    let epc = Epc::from_bytes(epc_bytes).map_err(|_| NoticeError::Epc(epc_len))?;
     Ok(TagRead {
         epc,
         rssi: i8::from_ne_bytes([rssi]),
@@ -68,13 +107,14 @@ pub fn parse_notice(payload: &[u8]) -> Result<TagRead, NoticeError> {
     })
 }
 
-/// Builds the payload of an inventory notice (used by simulators and tests).
-pub fn notice_payload(read: &TagRead, crc: u16) -> Vec<u8> {
+/// Builds the payload of an inventory notice, with the tag's CRC (used by
+/// simulators and tests).
+pub fn notice_payload(read: &TagRead) -> Vec<u8> {
     let mut p = Vec::with_capacity(5 + read.epc.as_bytes().len());
     p.push(read.rssi.to_ne_bytes()[0]);
     p.extend_from_slice(&read.pc.to_be_bytes());
     p.extend_from_slice(read.epc.as_bytes());
-    p.extend_from_slice(&crc.to_be_bytes());
+    p.extend_from_slice(&tag_crc(read.pc, read.epc.as_bytes()).to_be_bytes());
     p
 }
 
@@ -269,11 +309,47 @@ mod tests {
             rssi: -70,
             pc: pc_for_len(12),
         };
-        assert_eq!(parse_notice(&notice_payload(&read, 0xBEEF)).unwrap(), read);
+        assert_eq!(parse_notice(&notice_payload(&read)).unwrap(), read);
         assert!(parse_notice(&[]).is_err());
-        assert!(
-            parse_notice(&[0xC9, 0x00, 0x00, 0x12, 0x34]).is_err(),
+        let [hi, lo] = tag_crc(0, &[]).to_be_bytes();
+        assert_eq!(
+            parse_notice(&[0xC9, 0x00, 0x00, hi, lo]),
+            Err(NoticeError::Epc(0)),
             "zero-length EPC"
         );
+    }
+
+    // The manual's example has the right CRC; the same notice with one
+    // EPC bit flipped in the air (0x70 → 0x71 at the end), re-framed with a
+    // valid frame checksum, is refused and counted, not read as another tag.
+    #[test]
+    fn a_read_whose_tag_crc_does_not_match_is_refused() {
+        let epc = hex("30 75 1F EB 70 5C 59 04 E3 D5 0D 70");
+        assert_eq!(tag_crc(0x3400, &epc), 0x3A76);
+        let mut payload = hex("C9 34 00 30 75 1F EB 70 5C 59 04 E3 D5 0D 71 3A 76");
+        assert_eq!(
+            parse_notice(&payload),
+            Err(NoticeError::TagCrc {
+                expected: tag_crc(0x3400, &payload[3..15]),
+                found: 0x3A76
+            })
+        );
+        let mut p = M100::default();
+        let mut bytes = Vec::new();
+        encode_into(
+            FrameType::Notice,
+            CMD_SINGLE_INVENTORY,
+            &payload,
+            &mut bytes,
+        )
+        .unwrap();
+        p.push(&bytes);
+        assert!(matches!(p.next_event(), Some(ReaderEvent::Malformed(m)) if m.contains("CRC")));
+        assert_eq!(p.stats().bad_payload, 1);
+        assert_eq!(p.stats().bad_checksum, 0, "the frame itself was fine");
+        // With the CRC mended, it is a tag.
+        let mended = tag_crc(0x3400, &payload[3..15]).to_be_bytes();
+        payload[15..].copy_from_slice(&mended);
+        assert!(parse_notice(&payload).is_ok());
     }
 }
