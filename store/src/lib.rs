@@ -616,13 +616,22 @@ impl ReadTxn {
 
     /// Every stored event, in id order (UUIDv7: roughly time order).
     pub fn events(&self) -> Result<Vec<Event>, StoreError> {
-        let table = self.txn.open_table(EVENTS)?;
         let mut out = Vec::new();
+        self.visit_events(|e| out.push(e))?;
+        Ok(out)
+    }
+
+    /// Hands every event to `f`, one at a time, in id order (memory stays
+    /// flat however many there are). Returns how many.
+    pub fn visit_events(&self, mut f: impl FnMut(Event)) -> Result<u64, StoreError> {
+        let table = self.txn.open_table(EVENTS)?;
+        let mut n = 0;
         for row in table.iter()? {
             let (_, v) = row?;
-            out.push(decode("events", v.value())?);
+            f(decode("events", v.value())?);
+            n += 1;
         }
-        Ok(out)
+        Ok(n)
     }
 
     /// The history of `epc`.

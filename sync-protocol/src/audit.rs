@@ -44,8 +44,24 @@ impl Flow {
 /// Sums every event's units per (location, item). Pass each accepted event
 /// once (e.g. the union of every replica's journal).
 pub fn flows<'a>(events: impl IntoIterator<Item = &'a Event>) -> BTreeMap<ItemKey, Flow> {
-    let mut out: BTreeMap<ItemKey, Flow> = BTreeMap::new();
+    let mut tally = FlowTally::default();
     for e in events {
+        tally.add(e);
+    }
+    tally.into_flows()
+}
+
+/// [`flows`] one event at a time, for callers that stream events from
+/// storage: memory grows with the (location, item) pairs, not the events.
+#[derive(Debug, Clone, Default)]
+pub struct FlowTally {
+    flows: BTreeMap<ItemKey, Flow>,
+}
+
+impl FlowTally {
+    /// Adds one event's units.
+    pub fn add(&mut self, e: &Event) {
+        let out = &mut self.flows;
         let mut flow = |gtin, f: &mut dyn FnMut(&mut Flow)| {
             f(out
                 .entry(ItemKey::new(e.location.clone(), gtin))
@@ -85,7 +101,11 @@ pub fn flows<'a>(events: impl IntoIterator<Item = &'a Event>) -> BTreeMap<ItemKe
             }
         }
     }
-    out
+
+    /// The flows of every event added.
+    pub fn into_flows(self) -> BTreeMap<ItemKey, Flow> {
+        self.flows
+    }
 }
 
 /// Σ over (location, item) of units sold or ordered beyond units received.

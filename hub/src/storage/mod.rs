@@ -256,6 +256,7 @@ pub trait HubStorage: Send + Sync + 'static {
     /// Exceptions with id > `since`, oldest first, at most `limit`.
     fn exceptions(&self, since: u64, limit: usize) -> Result<Vec<ExceptionRecord>, StorageError>;
     /// The audit of every event held, against the counters, from one
-    /// snapshot. Reads every event: O(events).
+    /// snapshot. Reads every event (time O(events)), one at a time
+    /// (memory O(items × stores + sold EPCs)).
     fn audit(&self) -> Result<AuditReport, StorageError>;
 }

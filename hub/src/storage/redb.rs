@@ -503,9 +503,11 @@ impl HubStorage for RedbHub {
 
     fn audit(&self) -> Result<AuditReport, StorageError> {
         let txn = self.db.begin_read()?;
-        let events = txn.events()?;
+        // Streamed: memory grows with items × stores and sold EPCs, not
+        // with the chain's whole history of events.
         let mut epcs = EpcLedger::new();
-        for e in &events {
+        let mut tally = tally_sync::audit::FlowTally::default();
+        let events = txn.visit_events(|e| {
             let record = || tally_sync::epcs::EpcRecord {
                 event: e.id,
                 replica: e.replica.clone(),
@@ -519,9 +521,10 @@ impl HubStorage for RedbHub {
                     _ => {}
                 }
             }
-        }
+            tally.add(&e);
+        })?;
         let mut rows = Vec::new();
-        for (key, flow) in tally_sync::audit::flows(&events) {
+        for (key, flow) in tally.into_flows() {
             let on_hand = txn.counter(&key)?.value();
             rows.push(AuditRow {
                 store: key.location.as_str().to_string(),
@@ -536,7 +539,7 @@ impl HubStorage for RedbHub {
             });
         }
         Ok(AuditReport {
-            events: events.len() as u64,
+            events,
             rows,
             epcs_sold_twice: epcs.double_sold().into_iter().map(|d| d.epc).collect(),
         })
