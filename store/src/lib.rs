@@ -5,6 +5,10 @@
 //! - **Durable before acknowledged.** Every [`WriteTxn::commit`] uses redb's
 //!   `Durability::Immediate`: it returns only after the data and the commit
 //!   record are `fdatasync`ed. Callers answer clients after `commit` returns.
+//!   A database file this crate creates has its directory fsynced too
+//!   ([`sync_parent_dir`]): the file's own syncs do not make its name
+//!   durable. Power cuts are tested on the simulated disk of `sim_disk`
+//!   (feature `sim-disk`).
 //!   Why redb and not sled: sled 0.34's flush uses `sync_file_range`, which
 //!   does not flush the disk's write cache (sled #1452, #1351), so a power
 //!   cut can lose what it called flushed; redb is ACID with a stable format.

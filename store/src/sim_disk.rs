@@ -175,7 +175,8 @@ fn to_usize(v: u64) -> std::io::Result<usize> {
     usize::try_from(v).map_err(|_| std::io::Error::other("offset beyond the address space"))
 }
 
-/// Writes `data` at `offset`, growing `buf` with zeros as a file would.
+/// Writes `data` at `offset`, growing `buf` with zeros as a file would
+/// (`offset + data.len()` was checked when the write was taken).
 fn write_at(buf: &mut Vec<u8>, offset: usize, data: &[u8]) {
     let end = offset + data.len();
     if buf.len() < end {
@@ -231,6 +232,9 @@ impl StorageBackend for SimDisk {
         let mut s = self.state();
         Self::spend(&mut s)?;
         let offset = to_usize(offset)?;
+        if offset.checked_add(data.len()).is_none() {
+            return Err(std::io::Error::other("write beyond the address space"));
+        }
         write_at(&mut s.cache, offset, data);
         s.unsynced.push(Pending::Write {
             offset,
