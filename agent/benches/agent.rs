@@ -12,7 +12,11 @@
 //! generator (one thread) shares the machine's cores with it (numbers are
 //! conservative for that reason). `TALLY_BENCH_SECS` sets the seconds per concurrency
 //! level (default 5); `TALLY_BENCH_DIR` the directory (default under
-//! cargo's target dir, i.e. on the project's disk).
+//! cargo's target dir, i.e. on the project's disk). For profiling one part:
+//! `TALLY_BENCH_CLIENTS` (default `1,8,64`; empty for none) lists the HTTP
+//! levels, `TALLY_BENCH_ALONE=0` skips the committer alone and
+//! `TALLY_BENCH_RSS=0` the catalog RSS run; `TALLY_BENCH_AGENT` runs another
+//! build of the agent binary.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -27,7 +31,11 @@ use serde_json::json;
 use tally_agent::client::ApiClient;
 use tally_sync::Gtin;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tally-agent");
+/// The agent binary: this build's, or `TALLY_BENCH_AGENT` (another
+/// build of it, to compare two versions on the same disk in one run).
+fn agent_bin() -> String {
+    std::env::var("TALLY_BENCH_AGENT").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tally-agent").into())
+}
 const ITEMS: u64 = 1_000;
 
 fn secs() -> f64 {
@@ -143,7 +151,7 @@ impl Drop for Agent {
 }
 
 fn start_agent(data: &Path) -> Agent {
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(agent_bin())
         .args([
             "run",
             "--listen",
@@ -556,6 +564,52 @@ fn hist_quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> Duratio
     Duration::from_secs_f64(if le.is_finite() { le } else { 1.0 })
 }
 
+/// RSS with 100,000 catalog items, imported through the API as
+/// `tally-agent catalog import` does, then looked up and sold: import
+/// seconds, RSS and peak (KiB), database bytes.
+fn catalog_rss(rt: &tokio::runtime::Runtime, dir: &Path) -> (f64, u64, u64, u64) {
+    let data = dir.join("catalog");
+    let agent = start_agent(&data);
+    let client = ApiClient::new(&agent.url);
+    let import_secs = rt.block_on(async {
+        ready(&client).await;
+        let t = Instant::now();
+        let all: Vec<u64> = (0..100_000).collect();
+        for chunk in all.chunks(5_000) {
+            let items: Vec<_> = chunk
+                .iter()
+                .map(|&i| json!({"gtin": gtin(i), "name": format!("Item number {i}"), "price_minor": 100 + i % 5000}))
+                .collect();
+            let (s, v) = client.post("/v1/catalog", &json!({ "items": items })).await.unwrap();
+            assert_eq!(s.as_u16(), 200, "{v}");
+        }
+        let secs = t.elapsed().as_secs_f64();
+        for i in (0..100_000).step_by(97) {
+            let g = gtin(i);
+            client.post("/v1/receipts", &json!({"lines": [{"gtin": g, "qty": 5}]})).await.unwrap();
+            let (s, v) = client.post("/v1/sales", &json!({"lines": [{"gtin": g, "qty": 1}]})).await.unwrap();
+            assert_eq!(s.as_u16(), 201, "{v}");
+            client.get(&format!("/v1/stock/{g}")).await.unwrap();
+        }
+        secs
+    });
+    let (rss, hwm) = rss_kib(agent.child.id());
+    let db_bytes = std::fs::metadata(data.join("agent.redb")).map_or(0, |m| m.len());
+    drop(agent);
+    (import_secs, rss, hwm, db_bytes)
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).map_or(true, |v| v != "0")
+}
+
+/// The HTTP levels to run (`TALLY_BENCH_CLIENTS`, default 1, 8 and 64).
+fn levels() -> Vec<usize> {
+    std::env::var("TALLY_BENCH_CLIENTS").map_or(vec![1, 8, 64], |v| {
+        v.split(',').filter_map(|c| c.trim().parse().ok()).collect()
+    })
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -607,7 +661,8 @@ fn main() {
     // Rounds: raw fsync, then each concurrency level, back to back, so
     // each round compares the agent with the disk as it was just then.
     let mut raws: Vec<Vec<(f64, Duration, Duration)>> = Vec::new();
-    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); 3];
+    let levels = levels();
+    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); levels.len()];
     for _ in 0..rounds {
         raws.push(
             RAW_PATTERNS
@@ -615,7 +670,7 @@ fn main() {
                 .map(|&(raw, _)| raw_fsync(dir.path(), raw, 1.5))
                 .collect(),
         );
-        for (i, clients) in [1, 8, 64].into_iter().enumerate() {
+        for (i, &clients) in levels.iter().enumerate() {
             runs[i].push(rt.block_on(load(&client, agent.child.id(), clients, for_secs)));
         }
     }
@@ -623,7 +678,12 @@ fn main() {
     // then, so the two never share the cores): one run per round.
     let (sales_rss, _) = rss_kib(agent.child.id());
     drop(agent);
-    let alone: Vec<((f64, Duration, Duration), Run)> = (0..rounds)
+    let alone_rounds = if env_flag("TALLY_BENCH_ALONE") {
+        rounds
+    } else {
+        0
+    };
+    let alone: Vec<((f64, Duration, Duration), Run)> = (0..alone_rounds)
         .map(|round| {
             let raw = raw_fsync(dir.path(), Raw::Overwrite, 1.5);
             let d = dir.path().join(format!("committer-{round}"));
@@ -631,36 +691,7 @@ fn main() {
         })
         .collect();
     let load_after = load_average();
-    // RSS with 100,000 catalog items, imported through the API as
-    // `tally-agent catalog import` does, then looked up and sold.
-    let data = dir.path().join("catalog");
-    let agent = start_agent(&data);
-    let client = ApiClient::new(&agent.url);
-    let import_secs = rt.block_on(async {
-        ready(&client).await;
-        let t = Instant::now();
-        let all: Vec<u64> = (0..100_000).collect();
-        for chunk in all.chunks(5_000) {
-            let items: Vec<_> = chunk
-                .iter()
-                .map(|&i| json!({"gtin": gtin(i), "name": format!("Item number {i}"), "price_minor": 100 + i % 5000}))
-                .collect();
-            let (s, v) = client.post("/v1/catalog", &json!({ "items": items })).await.unwrap();
-            assert_eq!(s.as_u16(), 200, "{v}");
-        }
-        let secs = t.elapsed().as_secs_f64();
-        for i in (0..100_000).step_by(97) {
-            let g = gtin(i);
-            client.post("/v1/receipts", &json!({"lines": [{"gtin": g, "qty": 5}]})).await.unwrap();
-            let (s, v) = client.post("/v1/sales", &json!({"lines": [{"gtin": g, "qty": 1}]})).await.unwrap();
-            assert_eq!(s.as_u16(), 201, "{v}");
-            client.get(&format!("/v1/stock/{g}")).await.unwrap();
-        }
-        secs
-    });
-    let (rss, hwm) = rss_kib(agent.child.id());
-    let db_bytes = std::fs::metadata(data.join("agent.redb")).map_or(0, |m| m.len());
-    drop(agent);
+    let catalog = env_flag("TALLY_BENCH_RSS").then(|| catalog_rss(&rt, dir.path()));
 
     println!(
         "\n### Agent benchmark (cargo bench -p tally-agent --bench agent: {rounds} rounds, {for_secs} s per level; \
@@ -711,13 +742,15 @@ fn main() {
             r.agent_cpu.as_secs_f64() * 1e6
         );
     }
-    println!(
-        "\nRSS: {:.1} MiB after the sales runs; with 100,000 catalog items \
-         (imported in {import_secs:.1} s through the API, 1,031 of them received, sold and looked up): \
-         {:.1} MiB (peak {:.1} MiB), database {:.1} MiB.",
-        sales_rss as f64 / 1024.0,
-        rss as f64 / 1024.0,
-        hwm as f64 / 1024.0,
-        db_bytes as f64 / (1024.0 * 1024.0)
-    );
+    if let Some((import_secs, rss, hwm, db_bytes)) = catalog {
+        println!(
+            "\nRSS: {:.1} MiB after the sales runs; with 100,000 catalog items \
+             (imported in {import_secs:.1} s through the API, 1,031 of them received, sold and looked up): \
+             {:.1} MiB (peak {:.1} MiB), database {:.1} MiB.",
+            sales_rss as f64 / 1024.0,
+            rss as f64 / 1024.0,
+            hwm as f64 / 1024.0,
+            db_bytes as f64 / (1024.0 * 1024.0)
+        );
+    }
 }
