@@ -37,6 +37,8 @@
 //! - **Bad bytes are errors.** Records that fail to decode are
 //!   [`StoreError::Corrupt`], never a panic.
 
+pub mod holes;
+pub mod prewrite;
 #[cfg(any(test, feature = "sim-disk"))]
 pub mod sim_disk;
 
@@ -54,6 +56,7 @@ use tally_sync::{
     BoundedCounter, Delta, DeltaEntry, Epc, Event, EventId, Gtin, ItemKey, LocationId,
 };
 
+pub use prewrite::{PrewriteConfig, PrewriteStats, PrewrittenFile};
 pub use redb;
 
 /// Counters: (location, gtin) → version (8 bytes LE) ‖ postcard counter.
@@ -197,7 +200,8 @@ impl Db {
     ) -> Result<Db, StoreError> {
         let path = path.as_ref().to_path_buf();
         let new_file = !path.exists();
-        let db = match builder(cache_bytes).create(&path) {
+        let backend = PrewrittenFile::open(&path, PrewriteConfig::default())?;
+        let db = match builder(cache_bytes).create_with_backend(backend) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(StoreError::AlreadyOpen(path))
