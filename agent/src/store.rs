@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
 use tally_store::redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
-use tally_store::{Db, ReadTxn, StoreError, TxnReplica, WriteTxn};
+use tally_store::{Db, LazyTable, ReadTxn, StoreError, TxnReplica, WriteTxn};
 use tally_sync::epcs::{DoubleSale, EpcHistory, EpcRecord};
 use tally_sync::exchange::{store_apply, Identity, ReplicaStore, SyncCursors};
 use tally_sync::journal::Inserted;
@@ -687,11 +687,11 @@ impl BatchCounters {
 /// the module docs) until [`AgentTxn::flush`].
 #[allow(missing_debug_implementations)]
 pub struct AgentTxn<'t> {
-    txn: &'t WriteTxn,
     db: &'t AgentDb,
     replica: TxnReplica<'t>,
     outbox: tally_store::redb::Table<'t, u64, u128>,
-    demand: tally_store::redb::Table<'t, u64, u64>,
+    /// Opened only when a refusal adds to it.
+    demand: LazyTable<'t, u64, u64>,
     meta: tally_store::redb::Table<'t, &'static str, u64>,
     outbox_seq: u64,
     /// The counters table covers the outbox up to here.
@@ -718,11 +718,10 @@ impl<'t> AgentTxn<'t> {
             .map_err(storage)?
             .map_or(outbox_seq, |v| v.value());
         Ok(Self {
-            txn,
             db,
             replica: txn.replica()?,
             outbox,
-            demand: raw.open_table(DEMAND).map_err(storage)?,
+            demand: LazyTable::new(raw, DEMAND),
             meta,
             outbox_seq,
             flushed_upto,
@@ -839,7 +838,7 @@ impl Ledger for AgentTxn<'_> {
     }
 
     fn catalog_price(&self, gtin: Gtin) -> Result<Option<i64>, StoreError> {
-        Ok(self.txn.catalog_item(gtin)?.map(|i| i.price_minor))
+        Ok(self.replica.catalog_item(gtin)?.map(|i| i.price_minor))
     }
 
     fn append_outbox(&mut self, id: EventId) -> Result<u64, StoreError> {
@@ -853,12 +852,9 @@ impl Ledger for AgentTxn<'_> {
 
     fn add_demand(&mut self, gtin: Gtin, units: u64) -> Result<(), StoreError> {
         let key = gtin.as_u64();
-        let old = self
-            .demand
-            .get(key)
-            .map_err(storage)?
-            .map_or(0, |v| v.value());
-        self.demand
+        let demand = self.demand.get_mut()?;
+        let old = demand.get(key).map_err(storage)?.map_or(0, |v| v.value());
+        demand
             .insert(key, old.saturating_add(units))
             .map_err(storage)?;
         Ok(())
