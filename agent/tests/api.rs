@@ -158,6 +158,19 @@ async fn invalid_requests_are_422_and_change_nothing() {
         assert_eq!(v["error"], "invalid", "{body} → {v}");
         assert!(v["detail"].as_str().is_some_and(|d| !d.is_empty()), "{v}");
     }
+    // A wrong type is named by its path in the body.
+    let (_, v) = a
+        .post(
+            "/v1/sales",
+            json!({"lines": [{"gtin": PEN, "qty": 1.5, "unit_price_minor": 1}]}),
+        )
+        .await;
+    assert!(
+        v["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("lines[0].qty")),
+        "{v}"
+    );
     // Malformed JSON and a missing content type.
     for (ct, bytes) in [
         ("application/json", &b"{\"lines\": [{\"gtin\""[..]),
