@@ -811,8 +811,10 @@ impl ReplicaStore for AgentTxn<'_> {
         self.replica.delta_since(location, cursor, limit)
     }
 
+    /// The command core looks a caller's id up before it plans, and
+    /// generates the others: the insert need not look again.
     fn insert_event(&mut self, event: &Event) -> Result<Inserted, StoreError> {
-        self.replica.insert_event(event)
+        self.replica.insert_new_event(event)
     }
 
     fn record_epc_sale(

@@ -503,6 +503,30 @@ impl TxnReplica<'_> {
         catalog_item(self.catalog.get()?, gtin)
     }
 
+    /// Like [`ReplicaStore::insert_event`], for a caller that has looked
+    /// the id up already in this transaction or has just generated it: one
+    /// descent of the event tree instead of two (a lookup costs as much as
+    /// the insert). Should the id be there after all, the stored record is
+    /// put back, never replaced, and the answer is `Duplicate` or
+    /// `Conflict` as from `insert_event`.
+    pub fn insert_new_event(&mut self, e: &Event) -> Result<Inserted, StoreError> {
+        let bytes = encode("events", e)?;
+        let events = self.events.get_mut()?;
+        let Some(old) = events
+            .insert(e.id.0.as_u128(), bytes.as_slice())?
+            .map(|v| v.value().to_vec())
+        else {
+            return Ok(Inserted::New);
+        };
+        events.insert(e.id.0.as_u128(), old.as_slice())?;
+        let existing: Event = decode("events", &old)?;
+        Ok(if existing == *e {
+            Inserted::Duplicate
+        } else {
+            Inserted::Conflict
+        })
+    }
+
     fn update_epc(
         &mut self,
         epc: &Epc,
@@ -882,5 +906,38 @@ mod tests {
         assert!(sync_parent_dir(&path).is_ok());
         let err = sync_parent_dir(&dir.path().join("missing/new.redb")).unwrap_err();
         assert!(err.to_string().contains("missing"), "{err}");
+    }
+
+    #[test]
+    fn an_event_inserted_as_new_is_written_once_and_never_replaced() {
+        use tally_sync::{EventKind, Line, ReplicaId};
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("e.redb")).unwrap();
+        let event = |units: u64| Event {
+            id: EventId::v7(7, [7; 10]),
+            location: LocationId::new("s1").unwrap(),
+            replica: ReplicaId::new("s1").unwrap(),
+            at_ms: 1,
+            kind: EventKind::Receipt,
+            lines: vec![Line {
+                gtin: Gtin::from_body(7).unwrap(),
+                qty: units,
+                unit_price_minor: 0,
+                epc: None,
+            }],
+        };
+        let txn = db.begin_write().unwrap();
+        {
+            let mut r = txn.replica().unwrap();
+            assert_eq!(r.insert_new_event(&event(1)).unwrap(), Inserted::New);
+            assert_eq!(r.insert_new_event(&event(1)).unwrap(), Inserted::Duplicate);
+            assert_eq!(r.insert_new_event(&event(2)).unwrap(), Inserted::Conflict);
+            // The same answers as the looking-up insert.
+            assert_eq!(r.insert_event(&event(1)).unwrap(), Inserted::Duplicate);
+            assert_eq!(r.insert_event(&event(2)).unwrap(), Inserted::Conflict);
+        }
+        txn.commit().unwrap();
+        let stored = db.begin_read().unwrap().event(&event(1).id).unwrap();
+        assert_eq!(stored, Some(event(1)), "the first record stays");
     }
 }
