@@ -430,21 +430,22 @@ impl<'t> Tables<'t> {
         Ok(self.open.insert(l))
     }
 
-    fn close(&mut self) {
+    fn close(&mut self) -> Result<(), StoreError> {
         if let Some(l) = self.open.take() {
-            let (appended, batch) = l.close();
+            let (appended, batch) = l.close()?;
             self.appended += appended;
             self.closed = batch;
         }
+        Ok(())
     }
 
     fn flush(&mut self) -> Result<usize, StoreError> {
         self.ledger()?.flush()
     }
 
-    fn finish(mut self) -> (u64, BatchCounters) {
-        self.close();
-        (self.appended, self.closed)
+    fn finish(mut self) -> Result<(u64, BatchCounters), StoreError> {
+        self.close()?;
+        Ok((self.appended, self.closed))
     }
 }
 
@@ -476,7 +477,9 @@ fn apply_all(
     for Request { job, reply, queued } in jobs.by_ref() {
         let cmd = match job {
             Job::Catalog(items) => {
-                tables.close();
+                if let Err(e) = tables.close() {
+                    return Err((Some(reply), e.into()));
+                }
                 match put_catalog(txn, &items) {
                     Ok(changed) => waiting.push((
                         reply,
@@ -493,10 +496,9 @@ fn apply_all(
             Job::Sync(sync) => {
                 // It reads and writes the counters table and removes outbox
                 // entries: both need the counters flushed first.
-                if let Err(e) = tables.flush() {
+                if let Err(e) = tables.flush().and_then(|_| tables.close()) {
                     return Err((Some(reply), e.into()));
                 }
-                tables.close();
                 match apply_sync(txn, db.who(), &sync.request, &sync.response) {
                     Ok(applied) => {
                         removed += applied.acked + applied.dead_lettered as u64;
@@ -507,10 +509,9 @@ fn apply_all(
                 continue;
             }
             Job::DeadLetter { id, reason } => {
-                if let Err(e) = tables.flush() {
+                if let Err(e) = tables.flush().and_then(|_| tables.close()) {
                     return Err((Some(reply), e.into()));
                 }
-                tables.close();
                 match dead_letter(txn, id, &reason) {
                     Ok(was_queued) => {
                         removed += u64::from(was_queued);
@@ -578,7 +579,7 @@ fn apply_all(
             }
         }
     }
-    let (appended, counters) = tables.finish();
+    let (appended, counters) = tables.finish().map_err(|e| (None, e.into()))?;
     Ok(Applied {
         appended,
         removed,

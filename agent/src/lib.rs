@@ -32,6 +32,7 @@ pub mod core;
 pub mod devices;
 pub mod measure;
 pub mod metrics;
+pub mod outbox;
 pub mod status;
 pub mod store;
 pub mod sync;

@@ -35,10 +35,11 @@
 //!   flush in their transaction.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
-use tally_store::redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
+use tally_store::redb::{ReadableTable, TableDefinition};
 use tally_store::{Db, LazyTable, ReadTxn, StoreError, TxnReplica, WriteTxn};
 use tally_sync::epcs::{DoubleSale, EpcHistory, EpcRecord};
 use tally_sync::exchange::{store_apply, Identity, ReplicaStore, SyncCursors};
@@ -51,9 +52,8 @@ use tally_sync::{
 };
 
 use crate::core::{Ledger, Who};
+use crate::outbox::{self, OUTBOX};
 
-/// Outbox: sequence number → event id (UUID as u128).
-const OUTBOX: TableDefinition<u64, u128> = TableDefinition::new("agent_outbox");
 /// Refused demand: gtin → units.
 const DEMAND: TableDefinition<u64, u64> = TableDefinition::new("agent_demand");
 /// The agent's counters: name → value.
@@ -233,6 +233,13 @@ impl AgentDb {
             raw.open_table(AGENT_META).map_err(storage)?;
             raw.open_table(DEAD_LETTER).map_err(storage)?;
         }
+        let migrated = outbox::migrate(txn.raw())?;
+        if migrated > 0 {
+            tracing::info!(
+                entries = migrated,
+                "Outbox moved to the run layout (one row per batch)."
+            );
+        }
         let replayed = replay_unflushed(&txn)?;
         txn.commit()?;
         if replayed > 0 {
@@ -334,7 +341,7 @@ impl AgentDb {
     pub fn outbox_len(&self) -> Result<u64, StoreError> {
         let txn = self.read()?;
         let t = txn.raw().open_table(OUTBOX).map_err(storage)?;
-        t.len().map_err(storage)
+        outbox::len(&t)
     }
 
     /// Outbox entries after sequence `after`, oldest first, at most `limit`.
@@ -342,12 +349,15 @@ impl AgentDb {
         let txn = self.read()?;
         let t = txn.raw().open_table(OUTBOX).map_err(storage)?;
         let mut out = Vec::new();
-        for row in t.range(after.saturating_add(1)..).map_err(storage)? {
-            if out.len() == limit {
-                break;
-            }
-            let (k, v) = row.map_err(storage)?;
-            out.push((k.value(), EventId(uuid::Uuid::from_u128(v.value()))));
+        if limit > 0 {
+            outbox::for_each_after(&t, after, |seq, id| {
+                out.push((seq, id));
+                Ok(if out.len() == limit {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                })
+            })?;
         }
         Ok(out)
     }
@@ -389,20 +399,20 @@ impl AgentDb {
         let outbox = txn.raw().open_table(OUTBOX).map_err(storage)?;
         let mut events = Vec::new();
         let mut events_upto = cursors.acked_events_upto;
-        for row in outbox
-            .range(cursors.acked_events_upto.saturating_add(1)..)
-            .map_err(storage)?
-            .take(max_events.max(1))
-        {
-            let (seq, id) = row.map_err(storage)?;
-            let id = EventId(uuid::Uuid::from_u128(id.value()));
+        let max_events = max_events.max(1);
+        outbox::for_each_after(&outbox, cursors.acked_events_upto, |seq, id| {
             let event = txn.event(&id)?.ok_or_else(|| StoreError::Corrupt {
-                table: "agent_outbox",
-                detail: format!("outbox entry {} names missing event {id}", seq.value()),
+                table: "agent_outbox_runs",
+                detail: format!("outbox entry {seq} names missing event {id}"),
             })?;
             events.push(event);
-            events_upto = seq.value();
-        }
+            events_upto = seq;
+            Ok(if events.len() == max_events {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        })?;
         Ok(SyncRequest {
             version: PROTOCOL_VERSION,
             replica: self.who.replica.clone(),
@@ -489,15 +499,7 @@ pub fn apply_sync(
         // outbox let go of it.
         let mut outbox = raw.open_table(OUTBOX).map_err(storage)?;
         pin_outbox_seq(&mut meta, &outbox)?;
-        let acked: Vec<u64> = outbox
-            .range(..=cursors.acked_events_upto)
-            .map_err(storage)?
-            .map(|row| row.map(|(k, _)| k.value()).map_err(storage))
-            .collect::<Result<_, _>>()?;
-        for seq in &acked {
-            outbox.remove(*seq).map_err(storage)?;
-        }
-        out.acked = acked.len() as u64;
+        out.acked = outbox::remove_upto(&mut outbox, cursors.acked_events_upto)?;
         // The hub has acted on the demand this request carried.
         for d in &req.demand {
             let key = d.gtin.as_u64();
@@ -526,18 +528,8 @@ pub fn apply_sync(
 pub fn dead_letter(txn: &WriteTxn, id: EventId, reason: &str) -> Result<bool, StoreError> {
     let raw = txn.raw();
     let mut outbox = raw.open_table(OUTBOX).map_err(storage)?;
-    let mut found = None;
-    for row in outbox.iter().map_err(storage)? {
-        let (k, v) = row.map_err(storage)?;
-        if v.value() == id.0.as_u128() {
-            found = Some(k.value());
-            break;
-        }
-    }
-    if let Some(seq) = found {
-        pin_outbox_seq(&mut raw.open_table(AGENT_META).map_err(storage)?, &outbox)?;
-        outbox.remove(seq).map_err(storage)?;
-    }
+    pin_outbox_seq(&mut raw.open_table(AGENT_META).map_err(storage)?, &outbox)?;
+    let found = outbox::remove_id(&mut outbox, id)?;
     raw.open_table(DEAD_LETTER)
         .map_err(storage)?
         .insert(id.0.as_u128(), reason.as_bytes())
@@ -548,24 +540,20 @@ pub fn dead_letter(txn: &WriteTxn, id: EventId, reason: &str) -> Result<bool, St
 /// The last outbox sequence number handed out.
 fn outbox_seq(
     meta: &impl ReadableTable<&'static str, u64>,
-    outbox: &impl ReadableTable<u64, u128>,
+    outbox: &impl ReadableTable<u64, &'static [u8]>,
 ) -> Result<u64, StoreError> {
     let stored = meta
         .get(OUTBOX_SEQ)
         .map_err(storage)?
         .map_or(0, |v| v.value());
-    let last = outbox
-        .last()
-        .map_err(storage)?
-        .map_or(0, |(k, _)| k.value());
-    Ok(stored.max(last))
+    Ok(stored.max(outbox::last_seq(outbox)?))
 }
 
 /// Stores the last outbox sequence number before entries are removed, so
 /// numbers never repeat once the outbox empties.
 fn pin_outbox_seq(
     meta: &mut tally_store::redb::Table<'_, &'static str, u64>,
-    outbox: &impl ReadableTable<u64, u128>,
+    outbox: &impl ReadableTable<u64, &'static [u8]>,
 ) -> Result<(), StoreError> {
     let seq = outbox_seq(meta, outbox)?;
     meta.insert(OUTBOX_SEQ, seq).map_err(storage)?;
@@ -595,11 +583,9 @@ fn replay_unflushed(txn: &WriteTxn) -> Result<u64, StoreError> {
     }
     let mut replica = txn.replica()?;
     let mut replayed = 0;
-    for row in outbox.range(flushed.saturating_add(1)..).map_err(storage)? {
-        let (s, id) = row.map_err(storage)?;
-        let (s, id) = (s.value(), EventId(uuid::Uuid::from_u128(id.value())));
+    outbox::for_each_after(&outbox, flushed, |s, id| {
         let corrupt = |detail: String| StoreError::Corrupt {
-            table: "agent_outbox",
+            table: "agent_outbox_runs",
             detail: format!("replaying outbox entry {s} (event {id}): {detail}"),
         };
         let event = replica
@@ -615,7 +601,8 @@ fn replay_unflushed(txn: &WriteTxn) -> Result<u64, StoreError> {
             replica.put_counter(&ItemKey::new(event.location.clone(), gtin), c)?;
         }
         replayed += 1;
-    }
+        Ok(ControlFlow::Continue(()))
+    })?;
     drop(replica);
     meta.insert(COUNTERS_FLUSHED_UPTO, seq).map_err(storage)?;
     Ok(replayed)
@@ -689,7 +676,10 @@ impl BatchCounters {
 pub struct AgentTxn<'t> {
     db: &'t AgentDb,
     replica: TxnReplica<'t>,
-    outbox: tally_store::redb::Table<'t, u64, u128>,
+    outbox: tally_store::redb::Table<'t, u64, &'static [u8]>,
+    /// Ids appended in this transaction and not written yet: they go in as
+    /// one run ([`outbox`]) when the tables close.
+    appending: Vec<EventId>,
     /// Opened only when a refusal adds to it.
     demand: LazyTable<'t, u64, u64>,
     meta: tally_store::redb::Table<'t, &'static str, u64>,
@@ -721,6 +711,7 @@ impl<'t> AgentTxn<'t> {
             db,
             replica: txn.replica()?,
             outbox,
+            appending: Vec::new(),
             demand: LazyTable::new(raw, DEMAND),
             meta,
             outbox_seq,
@@ -744,10 +735,15 @@ impl<'t> AgentTxn<'t> {
         )
     }
 
-    /// Closes the tables; returns the events appended and the batch's
-    /// counters.
-    pub fn close(self) -> (u64, BatchCounters) {
-        (self.appended, self.batch)
+    /// Writes the appended outbox entries and closes the tables; returns
+    /// the events appended and the batch's counters. Call it before the
+    /// transaction commits: until then the entries are only in memory (so
+    /// that a batch writes one outbox row), and an `AgentTxn` dropped
+    /// without it leaves its events out of the outbox.
+    pub fn close(mut self) -> Result<(u64, BatchCounters), StoreError> {
+        let first = self.outbox_seq - self.appending.len() as u64 + 1;
+        outbox::append(&mut self.outbox, first, &self.appending)?;
+        Ok((self.appended, self.batch))
     }
 
     /// Writes every unflushed counter (the committed ones and this
@@ -845,9 +841,7 @@ impl Ledger for AgentTxn<'_> {
 
     fn append_outbox(&mut self, id: EventId) -> Result<u64, StoreError> {
         self.outbox_seq += 1;
-        self.outbox
-            .insert(self.outbox_seq, id.0.as_u128())
-            .map_err(storage)?;
+        self.appending.push(id);
         self.appended += 1;
         Ok(self.outbox_seq)
     }

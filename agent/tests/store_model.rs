@@ -306,6 +306,8 @@ fn direct(place: &Place, cmds: &[Cmd], model: Option<&mut Model>) -> Result<(), 
                 prop_assert_eq!(got, model.apply(*c), "{:?}", c);
             }
         }
+        // Writes the appended outbox entries (one run).
+        ledger.close().unwrap();
     }
     if model.is_some() {
         txn.commit().unwrap();
