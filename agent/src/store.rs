@@ -6,8 +6,9 @@
 //! - **One writer.** Only the committer ([`crate::commit`]) opens write
 //!   transactions; readers take redb snapshots and never block it.
 //! - **Outbox before acknowledgement.** Every recorded event is appended to
-//!   `agent_outbox` under the next sequence number in the same transaction
-//!   that records it (Vector's disk-buffer ledger: the writer's next id is
+//!   the outbox ([`crate::outbox`]: runs of sequence numbers, one row per
+//!   batch) under the next sequence number in the same transaction that
+//!   records it (Vector's disk-buffer ledger: the writer's next id is
 //!   stored with the data). Entries leave only when the hub acknowledges
 //!   them (the sync client, issue 5); sequence numbers never repeat, even
 //!   after the outbox empties, because the last one is kept in
