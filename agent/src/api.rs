@@ -155,12 +155,18 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
                 .is_some_and(|(_, suffix)| suffix.eq_ignore_ascii_case("json")))
 }
 
-fn json_rejection(r: JsonRejection) -> ApiError {
-    if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::TooLarge(r.body_text())
+/// A body axum refused (JSON or bytes): 413 for a body over the limit,
+/// 422 for anything else.
+fn body_rejection(status: StatusCode, text: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::TooLarge(text)
     } else {
-        ApiError::Invalid(r.body_text())
+        ApiError::Invalid(text)
     }
+}
+
+fn json_rejection(r: JsonRejection) -> ApiError {
+    body_rejection(r.status(), r.body_text())
 }
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
@@ -174,13 +180,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 Err(r) => Err(json_rejection(r)),
             };
         }
-        let bytes = match axum::body::Bytes::from_request(req, state).await {
-            Ok(b) => b,
-            Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return Err(ApiError::TooLarge(r.body_text()))
-            }
-            Err(r) => return Err(ApiError::Invalid(r.body_text())),
-        };
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|r| body_rejection(r.status(), r.body_text()))?;
         match serde_json::from_slice(&bytes) {
             Ok(v) => Ok(ApiJson(v)),
             Err(_) => match Json::<T>::from_bytes(&bytes) {

@@ -23,6 +23,8 @@ use tally_store::redb::{
 use tally_store::StoreError;
 use tally_sync::EventId;
 
+use crate::store::storage;
+
 /// Sequence number of a run's first entry → its event ids.
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("agent_outbox_runs");
 /// The layout before runs: sequence number → event id.
@@ -30,10 +32,6 @@ const OUTBOX_V1: TableDefinition<u64, u128> = TableDefinition::new("agent_outbox
 /// Most ids in one run (2 KiB: a row stays well inside a page).
 pub const MAX_RUN: usize = 128;
 const ID: usize = 16;
-
-fn storage(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Storage(e.to_string())
-}
 
 fn corrupt(detail: String) -> StoreError {
     StoreError::Corrupt {
@@ -190,22 +188,19 @@ pub fn migrate(txn: &WriteTransaction) -> Result<u64, StoreError> {
             entries.push((k.value(), EventId(uuid::Uuid::from_u128(v.value()))));
         }
     }
+    // Consecutive entries become runs (`append` cuts them at MAX_RUN); a
+    // gap (a dead letter) starts a new one.
     let mut new = txn.open_table(OUTBOX).map_err(storage)?;
-    let mut run: Vec<EventId> = Vec::new();
-    let mut first = 0u64;
-    for (seq, id) in &entries {
-        let next = first.saturating_add(run.len() as u64);
-        if !run.is_empty() && (*seq != next || run.len() == MAX_RUN) {
-            append(&mut new, first, &run)?;
-            run.clear();
-        }
-        if run.is_empty() {
-            first = *seq;
-        }
-        run.push(*id);
-    }
-    if !run.is_empty() {
-        append(&mut new, first, &run)?;
+    let mut rest = entries.as_slice();
+    while let Some(&(first, _)) = rest.first() {
+        let n = rest
+            .iter()
+            .zip(first..)
+            .take_while(|((seq, _), want)| seq == want)
+            .count();
+        let ids: Vec<EventId> = rest[..n].iter().map(|(_, id)| *id).collect();
+        append(&mut new, first, &ids)?;
+        rest = &rest[n..];
     }
     drop(new);
     txn.delete_table(OUTBOX_V1).map_err(storage)?;

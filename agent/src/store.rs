@@ -121,7 +121,7 @@ pub enum OpenError {
     Store(#[from] StoreError),
 }
 
-fn storage(e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn storage(e: impl std::fmt::Display) -> StoreError {
     StoreError::Storage(e.to_string())
 }
 

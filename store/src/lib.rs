@@ -365,6 +365,15 @@ impl WriteTxn {
     }
 }
 
+/// What inserting `new` means when `existing` has its id already.
+fn already_stored(existing: &Event, new: &Event) -> Inserted {
+    if existing == new {
+        Inserted::Duplicate
+    } else {
+        Inserted::Conflict
+    }
+}
+
 /// A table of a write transaction, opened on first use. redb looks up
 /// every table a transaction opened when it commits, used or not (~9,000
 /// instructions each, measured with callgrind), so a batch of sales should
@@ -519,12 +528,7 @@ impl TxnReplica<'_> {
             return Ok(Inserted::New);
         };
         events.insert(e.id.0.as_u128(), old.as_slice())?;
-        let existing: Event = decode("events", &old)?;
-        Ok(if existing == *e {
-            Inserted::Duplicate
-        } else {
-            Inserted::Conflict
-        })
+        Ok(already_stored(&decode("events", &old)?, e))
     }
 
     fn update_epc(
@@ -600,11 +604,7 @@ impl ReplicaStore for TxnReplica<'_> {
 
     fn insert_event(&mut self, e: &Event) -> Result<Inserted, StoreError> {
         if let Some(existing) = self.event(&e.id)? {
-            return Ok(if existing == *e {
-                Inserted::Duplicate
-            } else {
-                Inserted::Conflict
-            });
+            return Ok(already_stored(&existing, e));
         }
         self.events
             .get_mut()?

@@ -128,8 +128,8 @@ impl PrewriteStats {
         self.0.lock().holes.bytes()
     }
 
-    /// Whether the thread has nothing left to do for now: no hole within
-    /// the headroom, nothing unsynced (it syncs before it waits).
+    /// Whether the thread has nothing left to write for now: no hole is
+    /// due within the headroom. (Its last zeros may still be syncing.)
     pub fn caught_up(&self) -> bool {
         let s = self.0.lock();
         s.stop || (!s.filling && self.0.next_piece(&s).is_none())
