@@ -1,6 +1,7 @@
 //! What a decoded barcode says about price or weight, and what a unit
 //! then costs: one pure definition shared by the cashier terminal
-//! ([`crate::pos`]) and the self-checkout scanner mode ([`crate::devices`]).
+//! (`tally-agent pos`, in the binary) and the self-checkout scanner mode
+//! ([`crate::devices`]).
 //!
 //! GS1 AIs 392n/393n carry the price, 310n the net weight; an in-store
 //! (restricted-circulation) EAN-13 carries either, per its layout

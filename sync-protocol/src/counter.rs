@@ -7,7 +7,7 @@
 //!   `P[r]` units added by replica r, `N[r]` units removed by r,
 //!   `T[r→s]` rights transferred from r to s. Each map is a
 //!   [`crdts::VClock`], whose merge is exactly the pointwise max.
-//! - On hand = ΣP − ΣN. Rights of r = P[r] − N[r] + Σ T[s→r] − Σ T[r→s].
+//! - On hand = ΣP − ΣN. Rights of r = `P[r] − N[r] + Σ T[s→r] − Σ T[r→s]`.
 //! - r may remove or transfer n only if rights(r) ≥ n, checked locally with
 //!   no coordination. Rights are disjoint shares of the stock, so two
 //!   replicas can never both sell the same unit, however long they are
@@ -258,7 +258,7 @@ impl BoundedCounter {
     }
 
     /// Rights of `r` without clamping:
-    /// P[r] − N[r] + Σ T[s→r] − Σ T[r→s].
+    /// `P[r] − N[r] + Σ T[s→r] − Σ T[r→s]`.
     pub fn balance(&self, r: &ReplicaId) -> i128 {
         let mut b = i128::from(self.added.get(r)) - i128::from(self.removed.get(r));
         for (key, &n) in &self.transferred.dots {

@@ -6,7 +6,7 @@
 //! fields):
 //! - `hub_stores`: store id → [`StoreRecord`].
 //! - `hub_exceptions`: sequence → [`ExceptionRecord`].
-//! - `hub_orders`: order id → [`OrderIndex`] (fingerprint and receipt).
+//! - `hub_orders`: order id → `OrderIndex` (fingerprint and receipt).
 //! - `hub_sales_per_minute`: (store, Unix minute of the sale) → units sold,
 //!   counted once per new sale event (the dashboard's chart).
 
