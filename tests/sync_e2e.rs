@@ -262,6 +262,17 @@ async fn converged(agents: &[(String, Api)], hub: &Api) -> Result<Value, String>
             if status["outbox_events"] != 0 || status["online"] != true {
                 return Err(format!("{store} not drained/online: {status}"));
             }
+            let (Some(at), Some(ms)) = (
+                status["last_sync_at"].as_str(),
+                status["last_sync_ms"].as_u64(),
+            ) else {
+                return Err(format!("{store} online without a last sync time: {status}"));
+            };
+            if at != tally_sync::timestamp::rfc3339(ms) || !at.ends_with('Z') {
+                return Err(format!(
+                    "{store}: last_sync_at {at} is not RFC 3339 of {ms}"
+                ));
+            }
             let (_, s) = api.get(&format!("/v1/stock/{gtin}")).await?;
             let at_hub = &h["stores"][store];
             let same = at_hub["on_hand"] == s["on_hand"]

@@ -25,6 +25,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tally_sync::message::CatalogItem;
+use tally_sync::timestamp::rfc3339;
 use tally_sync::{Epc, Event, EventId, EventKind, Gtin, Refusal, Tender};
 
 use crate::commit::{CommitError, Committer, Done, Job};
@@ -596,7 +597,8 @@ async fn get_status(State(state): State<AppState>) -> Response {
         "store_id": who.location,
         "replica_id": who.replica,
         "online": sync.online,
-        "last_sync_at": sync.last_sync_at_ms,
+        "last_sync_at": sync.last_sync_at_ms.map(rfc3339),
+        "last_sync_ms": sync.last_sync_at_ms,
         "sync_error": sync.error,
         "outbox_events": state.metrics.outbox_depth(),
         "version": env!("CARGO_PKG_VERSION"),

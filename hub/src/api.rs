@@ -31,6 +31,7 @@ use serde_json::{json, Value};
 use tally_sync::codec::{self, CodecError, Encoding};
 use tally_sync::exchange::Identity;
 use tally_sync::message::CatalogItem;
+use tally_sync::timestamp::rfc3339;
 use tally_sync::{EventId, Gtin, LocationId, SyncRequest};
 use tracing::{info, warn};
 
@@ -106,18 +107,6 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// Unix milliseconds as RFC 3339 UTC (for people and the dashboard).
-pub fn rfc3339(ms: u64) -> String {
-    let nanos = i128::from(ms) * 1_000_000;
-    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 /// A JSON error response.
@@ -904,12 +893,6 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
-    }
-
-    #[test]
-    fn times_are_rfc3339_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_763_900_000_123), "2025-11-23T12:13:20.123Z");
     }
 
     #[test]

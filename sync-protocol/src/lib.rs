@@ -17,6 +17,7 @@
 //! - [`message`], [`codec`]: sync messages and their encodings.
 //! - [`audit`]: checks computed from events alone.
 //! - [`sim`]: the deterministic simulation of a hub and stores.
+//! - [`timestamp`]: how the APIs show a time (RFC 3339, UTC).
 
 pub mod audit;
 pub mod codec;
@@ -32,6 +33,7 @@ pub mod ledger;
 pub mod message;
 pub mod policy;
 pub mod sim;
+pub mod timestamp;
 
 pub use counter::{BoundedCounter, CounterError, Violation};
 pub use epcs::{DoubleSale, EpcLedger};
