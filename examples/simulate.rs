@@ -37,6 +37,7 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let (mut runs, mut sales, mut refused, mut messages) = (0u64, 0u64, 0u64, 0u64);
+    let (mut overrides, mut epc_returns, mut epc_resales) = (0u64, 0u64, 0u64);
     let started = std::time::Instant::now();
     for seed in args.seed..args.seed.saturating_add(args.seeds) {
         let mut cfg = SimConfig::new(seed, args.stores, args.steps);
@@ -47,6 +48,9 @@ fn main() -> anyhow::Result<()> {
         sales += report.sales;
         refused += report.refused_sales;
         messages += report.messages;
+        overrides += report.overrides;
+        epc_returns += report.epc_returns;
+        epc_resales += report.epc_resales;
         if !report.ok() {
             println!("{line}");
             eprintln!(
@@ -64,6 +68,7 @@ fn main() -> anyhow::Result<()> {
             "{}",
             serde_json::json!({
                 "runs": runs, "all_ok": true, "sales": sales, "refused_sales": refused,
+                "overrides": overrides, "epc_returns": epc_returns, "epc_resales": epc_resales,
                 "messages": messages, "seconds": started.elapsed().as_secs_f64(),
             })
         );

@@ -26,14 +26,14 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::codec::{self, Encoding};
-use crate::event::{Event, EventKind, Line, Tender};
+use crate::event::{Event, EventKind, Line, Override, Tender};
 use crate::exchange::{
     hub_handle, store_apply, HandleError, HubLimits, Identity, MemoryReplica, SyncCursors,
 };
 use crate::gtin::Gtin;
 use crate::ids::{Epc, EventId, LocationId, ReplicaId};
 use crate::inventory::ItemKey;
-use crate::ledger::{apply_event, plan_count, Refusal};
+use crate::ledger::{apply_event, plan_count, plan_override, Refusal};
 use crate::message::{Demand, SyncRequest, SyncResponse, PROTOCOL_VERSION};
 use crate::policy::ReservePolicy;
 
@@ -98,6 +98,15 @@ pub struct SimReport {
     pub sales: u64,
     /// Online orders accepted.
     pub orders: u64,
+    /// Sales refused for lack of rights and then made with a manager's
+    /// override (the shortfall is recorded as found units).
+    pub overrides: u64,
+    /// Units the overrides found beyond the store's rights.
+    pub override_units: u64,
+    /// Tagged units returned with their EPC (back on the shelf).
+    pub epc_returns: u64,
+    /// Sales of an EPC that had been sold and returned before.
+    pub epc_resales: u64,
     /// Messages sent (requests and responses, duplicates included).
     pub messages: u64,
     /// Messages lost (to faults or partitions).
@@ -168,6 +177,8 @@ struct Store {
     next_seq: u64,
     demand: BTreeMap<Gtin, u64>,
     shelf_tags: Vec<(Gtin, Epc)>,
+    /// Tags sold here and not returned (a customer may bring one back).
+    sold_tags: Vec<(Gtin, Epc)>,
     sold_units: BTreeMap<Gtin, u64>,
     next_tag: u64,
     // Volatile.
@@ -206,6 +217,7 @@ impl Sim {
                     next_seq: 1,
                     demand: BTreeMap::new(),
                     shelf_tags: Vec::new(),
+                    sold_tags: Vec::new(),
                     sold_units: BTreeMap::new(),
                     next_tag: 1,
                     pending: BTreeMap::new(),
@@ -332,24 +344,17 @@ impl Sim {
             (line(gtin, qty, None), None)
         };
         let (gtin, qty) = (line.gtin, line.qty);
-        let kind = EventKind::Sale {
-            tenders: vec![Tender {
-                method: "cash".into(),
-                amount_minor: 199 * i64::try_from(qty).unwrap_or(0),
-                reference: None,
-            }],
-            override_: None,
-        };
-        let event = self.new_event(s, kind, vec![line]);
-        match self.record_at_store(s, event) {
-            Ok(()) => {
-                self.report.sales += 1;
-                let st = &mut self.stores[s];
-                *st.sold_units.entry(gtin).or_default() += qty;
-                if let Some(i) = tag_index {
-                    st.shelf_tags.swap_remove(i);
-                }
-            }
+        let resale = line.epc.as_ref().is_some_and(|epc| {
+            self.stores[s]
+                .state
+                .epcs
+                .get(epc)
+                .is_some_and(|h| !h.returns.is_empty())
+        });
+        let kind = sale_kind(qty, None);
+        let event = self.new_event(s, kind, vec![line.clone()]);
+        let recorded = match self.record_at_store(s, event) {
+            Ok(()) => true,
             Err(Refusal::InsufficientStock {
                 requested,
                 available,
@@ -357,8 +362,52 @@ impl Sim {
             }) => {
                 self.report.refused_sales += 1;
                 *self.stores[s].demand.entry(gtin).or_default() += requested - available;
+                // Sometimes the unit is in the cashier's hand all the same
+                // (a miscount, a unit reserved online but taken from the
+                // shelf) and a manager approves the sale.
+                self.rng.gen_bool(0.25) && self.override_sale(s, line)
             }
-            Err(other) => self.violation(format!("sale refused unexpectedly: {other}")),
+            Err(other) => {
+                self.violation(format!("sale refused unexpectedly: {other}"));
+                false
+            }
+        };
+        if recorded {
+            self.report.sales += 1;
+            self.report.epc_resales += u64::from(resale);
+            let st = &mut self.stores[s];
+            *st.sold_units.entry(gtin).or_default() += qty;
+            if let Some(i) = tag_index {
+                let tag = st.shelf_tags.swap_remove(i);
+                st.sold_tags.push(tag);
+            }
+        }
+    }
+
+    /// A manager-approved sale of `line` beyond the store's rights; the
+    /// units short are recorded as found. Returns whether it was recorded.
+    fn override_sale(&mut self, s: usize, line: Line) -> bool {
+        let st = &self.stores[s];
+        let key = ItemKey::new(st.who.location.clone(), line.gtin);
+        let counters = BTreeMap::from([(line.gtin, st.state.inventory.counter(&key))]);
+        let shortfall = plan_override(std::slice::from_ref(&line), &counters, &st.who.replica);
+        let units: u64 = shortfall.iter().map(|x| x.units).sum();
+        let ov = Override {
+            approver: "manager-1".into(),
+            reason: "unit on the shelf".into(),
+            shortfall,
+        };
+        let event = self.new_event(s, sale_kind(line.qty, Some(ov)), vec![line]);
+        match self.record_at_store(s, event) {
+            Ok(()) => {
+                self.report.overrides += 1;
+                self.report.override_units += units;
+                true
+            }
+            Err(e) => {
+                self.violation(format!("override sale refused: {e}"));
+                false
+            }
         }
     }
 
@@ -387,6 +436,9 @@ impl Sim {
     }
 
     fn give_back(&mut self, s: usize) {
+        if !self.stores[s].sold_tags.is_empty() && self.rng.gen_bool(0.3) {
+            return self.give_back_tag(s);
+        }
         let sold: Vec<Gtin> = self.stores[s]
             .sold_units
             .iter()
@@ -410,6 +462,32 @@ impl Sim {
                 }
             }
             Err(e) => self.violation(format!("return refused: {e}")),
+        }
+    }
+
+    /// A customer brings back a tagged unit sold here: returned with its
+    /// EPC, it is on the shelf again and can be sold again.
+    fn give_back_tag(&mut self, s: usize) {
+        let i = self.rng.gen_range(0..self.stores[s].sold_tags.len());
+        let (gtin, epc) = self.stores[s].sold_tags[i].clone();
+        let event = self.new_event(
+            s,
+            EventKind::Return {
+                original_sale: None,
+            },
+            vec![line(gtin, 1, Some(epc))],
+        );
+        match self.record_at_store(s, event) {
+            Ok(()) => {
+                self.report.epc_returns += 1;
+                let st = &mut self.stores[s];
+                let tag = st.sold_tags.swap_remove(i);
+                st.shelf_tags.push(tag);
+                if let Some(n) = st.sold_units.get_mut(&gtin) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+            Err(e) => self.violation(format!("EPC return refused: {e}")),
         }
     }
 
@@ -744,6 +822,18 @@ impl Sim {
     }
 }
 
+/// A cash sale of `qty` units at the simulation's one price.
+fn sale_kind(qty: u64, override_: Option<Override>) -> EventKind {
+    EventKind::Sale {
+        tenders: vec![Tender {
+            method: "cash".into(),
+            amount_minor: 199 * i64::try_from(qty).unwrap_or(0),
+            reference: None,
+        }],
+        override_,
+    }
+}
+
 fn line(gtin: Gtin, qty: u64, epc: Option<Epc>) -> Line {
     Line {
         gtin,
@@ -771,6 +861,14 @@ mod tests {
         assert!(report.ok(), "{report:?}");
         assert!(
             report.sales > 0 && report.refused_sales > 0 && report.orders > 0,
+            "{report:?}"
+        );
+        assert!(
+            report.overrides > 0 && report.override_units > 0,
+            "{report:?}"
+        );
+        assert!(
+            report.epc_returns > 0 && report.epc_resales > 0,
             "{report:?}"
         );
         assert!(report.rights_moved > 0, "{report:?}");
