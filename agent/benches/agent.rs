@@ -31,6 +31,11 @@ use serde_json::json;
 use tally_agent::client::ApiClient;
 use tally_sync::Gtin;
 
+/// The agent binary's allocator, so that the committer alone (which runs
+/// in this process) is measured as the agent runs it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The agent binary: this build's, or `TALLY_BENCH_AGENT` (another
 /// build of it, to compare two versions on the same disk in one run).
 fn agent_bin() -> String {
