@@ -435,59 +435,48 @@ impl Sim {
         }
     }
 
+    /// A customer brings a unit back: sometimes a tagged unit sold here,
+    /// returned with its EPC (on the shelf again, so it can be sold
+    /// again), otherwise a unit of an item sold here.
     fn give_back(&mut self, s: usize) {
-        if !self.stores[s].sold_tags.is_empty() && self.rng.gen_bool(0.3) {
-            return self.give_back_tag(s);
-        }
-        let sold: Vec<Gtin> = self.stores[s]
-            .sold_units
-            .iter()
-            .filter(|(_, &n)| n > 0)
-            .map(|(g, _)| *g)
-            .collect();
-        let Some(&gtin) = sold.choose(&mut self.rng) else {
-            return;
+        let tag = (!self.stores[s].sold_tags.is_empty() && self.rng.gen_bool(0.3))
+            .then(|| self.rng.gen_range(0..self.stores[s].sold_tags.len()));
+        let (gtin, epc) = match tag {
+            Some(i) => {
+                let (gtin, epc) = self.stores[s].sold_tags[i].clone();
+                (gtin, Some(epc))
+            }
+            None => {
+                let sold: Vec<Gtin> = self.stores[s]
+                    .sold_units
+                    .iter()
+                    .filter(|(_, &n)| n > 0)
+                    .map(|(g, _)| *g)
+                    .collect();
+                let Some(&gtin) = sold.choose(&mut self.rng) else {
+                    return;
+                };
+                (gtin, None)
+            }
         };
         let event = self.new_event(
             s,
             EventKind::Return {
                 original_sale: None,
             },
-            vec![line(gtin, 1, None)],
+            vec![line(gtin, 1, epc)],
         );
-        match self.record_at_store(s, event) {
-            Ok(()) => {
-                if let Some(n) = self.stores[s].sold_units.get_mut(&gtin) {
-                    *n -= 1;
-                }
-            }
-            Err(e) => self.violation(format!("return refused: {e}")),
+        if let Err(e) = self.record_at_store(s, event) {
+            return self.violation(format!("return refused: {e}"));
         }
-    }
-
-    /// A customer brings back a tagged unit sold here: returned with its
-    /// EPC, it is on the shelf again and can be sold again.
-    fn give_back_tag(&mut self, s: usize) {
-        let i = self.rng.gen_range(0..self.stores[s].sold_tags.len());
-        let (gtin, epc) = self.stores[s].sold_tags[i].clone();
-        let event = self.new_event(
-            s,
-            EventKind::Return {
-                original_sale: None,
-            },
-            vec![line(gtin, 1, Some(epc))],
-        );
-        match self.record_at_store(s, event) {
-            Ok(()) => {
-                self.report.epc_returns += 1;
-                let st = &mut self.stores[s];
-                let tag = st.sold_tags.swap_remove(i);
-                st.shelf_tags.push(tag);
-                if let Some(n) = st.sold_units.get_mut(&gtin) {
-                    *n = n.saturating_sub(1);
-                }
-            }
-            Err(e) => self.violation(format!("EPC return refused: {e}")),
+        let st = &mut self.stores[s];
+        if let Some(n) = st.sold_units.get_mut(&gtin) {
+            *n = n.saturating_sub(1);
+        }
+        if let Some(i) = tag {
+            self.report.epc_returns += 1;
+            let tag = st.sold_tags.swap_remove(i);
+            st.shelf_tags.push(tag);
         }
     }
 
