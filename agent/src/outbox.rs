@@ -101,6 +101,26 @@ pub fn for_each_after(
     Ok(())
 }
 
+/// The first `limit` entries after sequence number `after`, in order.
+pub fn entries_after(
+    t: &impl ReadableTable<u64, &'static [u8]>,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<(u64, EventId)>, StoreError> {
+    let mut out = Vec::new();
+    if limit > 0 {
+        for_each_after(t, after, |seq, id| {
+            out.push((seq, id));
+            Ok(if out.len() == limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        })?;
+    }
+    Ok(out)
+}
+
 /// Entries in the table.
 pub fn len(t: &impl ReadableTable<u64, &'static [u8]>) -> Result<u64, StoreError> {
     let mut n = 0u64;

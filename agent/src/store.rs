@@ -349,18 +349,7 @@ impl AgentDb {
     pub fn outbox(&self, after: u64, limit: usize) -> Result<Vec<(u64, EventId)>, StoreError> {
         let txn = self.read()?;
         let t = txn.raw().open_table(OUTBOX).map_err(storage)?;
-        let mut out = Vec::new();
-        if limit > 0 {
-            outbox::for_each_after(&t, after, |seq, id| {
-                out.push((seq, id));
-                Ok(if out.len() == limit {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                })
-            })?;
-        }
-        Ok(out)
+        outbox::entries_after(&t, after, limit)
     }
 
     /// Outstanding refused demand per item.
@@ -400,20 +389,16 @@ impl AgentDb {
         let outbox = txn.raw().open_table(OUTBOX).map_err(storage)?;
         let mut events = Vec::new();
         let mut events_upto = cursors.acked_events_upto;
-        let max_events = max_events.max(1);
-        outbox::for_each_after(&outbox, cursors.acked_events_upto, |seq, id| {
+        for (seq, id) in
+            outbox::entries_after(&outbox, cursors.acked_events_upto, max_events.max(1))?
+        {
             let event = txn.event(&id)?.ok_or_else(|| StoreError::Corrupt {
                 table: "agent_outbox_runs",
                 detail: format!("outbox entry {seq} names missing event {id}"),
             })?;
             events.push(event);
             events_upto = seq;
-            Ok(if events.len() == max_events {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            })
-        })?;
+        }
         Ok(SyncRequest {
             version: PROTOCOL_VERSION,
             replica: self.who.replica.clone(),
