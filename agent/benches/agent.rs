@@ -203,6 +203,23 @@ fn rss_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// The nice value of a process's `tally-committer` thread (the 19th field
+/// of its `stat`), if it has one.
+fn committer_nice(pid: u32) -> Option<i64> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+        .find(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.trim() == "tally-committer")
+        })
+        .and_then(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            let after = stat.rsplit_once(')')?.1.to_string();
+            after.split_whitespace().nth(19 - 3)?.parse().ok()
+        })
+}
+
 /// CPU time (user + system) of a process so far, from /proc.
 fn cpu_time(pid: &str) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -426,7 +443,7 @@ fn summarise(
 /// process (one runtime thread, like the agent's one HTTP worker, plus the
 /// committer thread). Client latency here is enqueue → durable answer.
 fn committer_alone(rt: &tokio::runtime::Runtime, dir: &Path, clients: usize, for_secs: f64) -> Run {
-    use tally_agent::commit::{Committer, Done, FlushBound, Job, Limits};
+    use tally_agent::commit::{Committer, Done, Job, Limits};
     use tally_agent::core::{Command as Cmd, LineIn, Outcome, ReceiptLine};
     use tally_agent::metrics::Metrics;
     use tally_agent::store::AgentDb;
@@ -434,11 +451,8 @@ fn committer_alone(rt: &tokio::runtime::Runtime, dir: &Path, clients: usize, for
     let store = tally_sync::ReplicaId::new("store-bench").unwrap();
     let db = Arc::new(AgentDb::open(dir, Some(&store)).unwrap());
     let metrics = Arc::new(Metrics::new());
-    let limits = Limits {
-        max_batch: 1024,
-        queue: 4096,
-        flush: FlushBound::default(),
-    };
+    // The agent's defaults, so the committer runs as the agent runs it.
+    let limits = Limits::default();
     let (committer, thread) = Committer::start(db, metrics.clone(), limits).unwrap();
     let gtins: Arc<Vec<Gtin>> = Arc::new((0..ITEMS).map(|i| gtin(i).parse().unwrap()).collect());
     let run = rt.block_on(async {
@@ -691,6 +705,8 @@ fn main() {
         }
         load(&client, agent.child.id(), 8, 0.5).await; // warm-up
     });
+    let nice =
+        committer_nice(agent.child.id()).map_or_else(|| "not found".to_string(), |n| n.to_string());
     // Rounds: raw fsync, then each concurrency level, back to back, so
     // each round compares the agent with the disk as it was just then.
     let mut raws: Vec<Vec<(f64, Duration, Duration)>> = Vec::new();
@@ -728,7 +744,7 @@ fn main() {
 
     println!(
         "\n### Agent benchmark (cargo bench -p tally-agent --bench agent: {rounds} rounds, {for_secs} s per level; \
-         load average {load_before} before, {load_after} after)\n"
+         load average {load_before} before, {load_after} after; the agent's committer thread at nice {nice})\n"
     );
     println!("Raw disk, same directory, same run (medians of the rounds): write 4 KiB + fdatasync, one writer:\n");
     println!("| raw fsync | rate | p50 | p99 |");

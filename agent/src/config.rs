@@ -14,6 +14,8 @@
 //! queue = 4096
 //! flush_after_events = 65536     # a crash replays at most this many
 //! flush_after_counters = 4096    # counters held in memory at most
+//! hold_us = 200                  # wait for a batch to regrow (0: never)
+//! nice = -10                     # committer thread priority (0: the process's)
 //!
 //! [sync]
 //! hub = "https://hub.example.com:8443"
@@ -35,7 +37,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use tally_sync::{IdError, ReplicaId};
 
-use crate::commit::{MAX_UNFLUSHED_COUNTERS, MAX_UNFLUSHED_EVENTS};
+use crate::commit::{DEFAULT_HOLD, DEFAULT_NICE, MAX_UNFLUSHED_COUNTERS, MAX_UNFLUSHED_EVENTS};
 use crate::devices::{DeviceConfigError, DevicesConfig, DevicesFileConfig};
 use crate::sync::SyncConfig;
 
@@ -71,6 +73,9 @@ pub enum ConfigError {
         /// The parser's message (with line and column).
         detail: String,
     },
+    /// A nice value outside -20 ..= 19.
+    #[error("commit.nice = {0}: a nice value is between -20 and 19")]
+    Nice(i32),
     /// No data directory in flags or file.
     #[error("no data directory: pass --data-dir or set data_dir in the config file")]
     NoDataDir,
@@ -144,6 +149,13 @@ pub struct CommitConfig {
     pub flush_after_events: u64,
     /// ... or once this many counters wait (bounds the memory).
     pub flush_after_counters: usize,
+    /// Microseconds the committer may wait for a batch to grow back to
+    /// the size of the one before (`crate::commit::keep_holding`); 0
+    /// commits at once.
+    pub hold_us: u64,
+    /// The committer thread's nice value, -20 ..= 19 (0 leaves it at the
+    /// process's; below 0 needs `CAP_SYS_NICE` or `RLIMIT_NICE`).
+    pub nice: i32,
 }
 
 impl Default for CommitConfig {
@@ -153,6 +165,8 @@ impl Default for CommitConfig {
             queue: 4096,
             flush_after_events: MAX_UNFLUSHED_EVENTS,
             flush_after_counters: MAX_UNFLUSHED_COUNTERS,
+            hold_us: u64::try_from(DEFAULT_HOLD.as_micros()).unwrap_or(u64::MAX),
+            nice: DEFAULT_NICE,
         }
     }
 }
@@ -279,6 +293,9 @@ impl Config {
         }
         if file.commit.flush_after_counters == 0 {
             return Err(ConfigError::Zero("commit.flush_after_counters"));
+        }
+        if !(-20..=19).contains(&file.commit.nice) {
+            return Err(ConfigError::Nice(file.commit.nice));
         }
         if file.api.max_body_bytes == 0 {
             return Err(ConfigError::Zero("api.max_body_bytes"));
@@ -463,6 +480,24 @@ mod tests {
                 FileConfig::parse(&format!("[commit]\n{key} = 0"), Path::new("x.toml")).unwrap();
             let err = resolve_with_data_dir(Some(zero)).unwrap_err();
             assert!(err.to_string().contains(key), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn hold_and_nice_come_from_the_commit_section() {
+        let c = resolve_with_data_dir(None).unwrap();
+        assert_eq!(c.commit.hold_us, 200);
+        assert_eq!(c.commit.nice, -10);
+        let file =
+            FileConfig::parse("[commit]\nhold_us = 0\nnice = 0\n", Path::new("h.toml")).unwrap();
+        let c = resolve_with_data_dir(Some(file)).unwrap();
+        assert_eq!((c.commit.hold_us, c.commit.nice), (0, 0));
+        for nice in [-21, 20] {
+            let file =
+                FileConfig::parse(&format!("[commit]\nnice = {nice}\n"), Path::new("n.toml"))
+                    .unwrap();
+            let err = resolve_with_data_dir(Some(file)).unwrap_err();
+            assert!(err.to_string().contains("commit.nice"), "{nice}: {err}");
         }
     }
 

@@ -39,6 +39,7 @@ pub mod sync;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -110,6 +111,8 @@ pub async fn run(
                 events: commit_config.flush_after_events,
                 counters: commit_config.flush_after_counters,
             },
+            hold: Duration::from_micros(commit_config.hold_us),
+            nice: commit_config.nice,
         },
     )
     .map_err(|source| AgentError::Io {

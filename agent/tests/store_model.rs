@@ -236,6 +236,7 @@ impl Agent {
                 max_batch: 5,
                 queue: 64,
                 flush,
+                ..Limits::default()
             },
         )
         .unwrap();

@@ -1,0 +1,195 @@
+//! The committer thread as the agent starts it: its priority, and that
+//! holding batches never keeps a lone request waiting for a crowd.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tally_agent::commit::{Committer, Done, Job, Limits};
+use tally_agent::core::{Command, LineIn, Outcome, ReceiptLine};
+use tally_agent::metrics::Metrics;
+use tally_agent::store::AgentDb;
+use tally_sync::{Gtin, ReplicaId};
+
+fn start(dir: &std::path::Path, limits: Limits) -> (Committer, std::thread::JoinHandle<()>) {
+    let store = ReplicaId::new("store-committer").unwrap();
+    let db = Arc::new(AgentDb::open(dir, Some(&store)).unwrap());
+    Committer::start(db, Arc::new(Metrics::new()), limits).unwrap()
+}
+
+fn item() -> Gtin {
+    "4006381333931".parse().unwrap()
+}
+
+fn receipt(qty: u64) -> Job {
+    Job::Command(Command::Receipt {
+        id: None,
+        lines: vec![ReceiptLine {
+            gtin: item(),
+            qty,
+            epc: None,
+        }],
+    })
+}
+
+fn sale() -> Job {
+    Job::Command(Command::Sale {
+        id: None,
+        lines: vec![LineIn {
+            gtin: item(),
+            qty: 1,
+            unit_price_minor: Some(100),
+            epc: None,
+        }],
+        tenders: Vec::new(),
+        approval: None,
+    })
+}
+
+fn recorded(done: &Done) -> bool {
+    matches!(done, Done::Command(Outcome::Recorded { new: true, .. }))
+}
+
+/// The nice values of this process's `tally-committer` threads (tests run
+/// in parallel, each with its own committer).
+fn committer_nices() -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.trim() == "tally-committer")
+        })
+        .filter_map(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            stat.rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(16)?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// Whether this process may set a thread's nice value to `nice`, tried on
+/// a scratch thread.
+fn may_set_nice(nice: i32) -> bool {
+    std::thread::spawn(move || {
+        rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice).is_ok()
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn the_committer_thread_runs_at_its_configured_priority() {
+    let dir = tempfile::tempdir().unwrap();
+    let process_nice = rustix::process::getpriority_process(None).unwrap();
+    let (committer, thread) = start(
+        dir.path(),
+        Limits {
+            nice: -5,
+            ..Limits::default()
+        },
+    );
+    // The thread sets its priority before it takes its first request.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let done = rt.block_on(committer.submit(receipt(5))).unwrap();
+    assert!(recorded(&done), "{done:?}");
+    let expected = if may_set_nice(-5) { -5 } else { process_nice };
+    let nices = committer_nices();
+    assert!(
+        nices.contains(&expected),
+        "expected a committer at nice {expected}: {nices:?}"
+    );
+    drop(committer);
+    thread.join().unwrap();
+}
+
+#[test]
+fn a_lone_request_after_a_batch_is_answered_without_a_crowd() {
+    // An hour's hold: if a lone request were held for a batch the size of
+    // the one before, the second phase would not finish by the deadline.
+    let dir = tempfile::tempdir().unwrap();
+    let (committer, thread) = start(
+        dir.path(),
+        Limits {
+            hold: Duration::from_secs(3600),
+            ..Limits::default()
+        },
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let deadline = Duration::from_secs(30);
+        let done = tokio::time::timeout(deadline, committer.submit(receipt(10)))
+            .await
+            .expect("a first request is never held")
+            .unwrap();
+        assert!(recorded(&done), "{done:?}");
+        for _ in 0..3 {
+            let t = Instant::now();
+            let done = tokio::time::timeout(deadline, committer.submit(sale()))
+                .await
+                .expect("one client's requests are never held")
+                .unwrap();
+            assert!(recorded(&done), "{done:?}");
+            assert!(t.elapsed() < deadline);
+        }
+    });
+    drop(committer);
+    thread.join().unwrap();
+}
+
+#[test]
+fn a_held_batch_is_committed_when_the_hold_runs_out() {
+    // A burst of 8 sets a target of up to 8; the lone sale after it waits
+    // at most the (short) hold, then is committed.
+    let dir = tempfile::tempdir().unwrap();
+    let (committer, thread) = start(
+        dir.path(),
+        Limits {
+            hold: Duration::from_millis(20),
+            ..Limits::default()
+        },
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let deadline = Duration::from_secs(30);
+        let done = committer.submit(receipt(100)).await.unwrap();
+        assert!(recorded(&done), "{done:?}");
+        let tickets = burst(&committer, 8).await;
+        assert!(tickets.iter().all(recorded), "{tickets:?}");
+        let done = tokio::time::timeout(deadline, committer.submit(sale()))
+            .await
+            .expect("a held batch is committed once the hold runs out")
+            .unwrap();
+        assert!(recorded(&done), "{done:?}");
+    });
+    drop(committer);
+    thread.join().unwrap();
+}
+
+/// Queues `n` sales at once and waits for all of them.
+async fn burst(committer: &Committer, n: usize) -> Vec<Done> {
+    let mut tickets = Vec::new();
+    for _ in 0..n {
+        tickets.push(committer.enqueue(sale()).await.unwrap());
+    }
+    let mut done = Vec::new();
+    for t in tickets {
+        done.push(t.wait().await.unwrap());
+    }
+    done
+}
