@@ -16,7 +16,8 @@
 //! `TALLY_BENCH_CLIENTS` (default `1,8,64`; empty for none) lists the HTTP
 //! levels, `TALLY_BENCH_ALONE=0` skips the committer alone and
 //! `TALLY_BENCH_RSS=0` the catalog RSS run; `TALLY_BENCH_AGENT` runs another
-//! build of the agent binary.
+//! build of the agent binary; `TALLY_BENCH_HOLD_US` and `TALLY_BENCH_NICE`
+//! set the committer alone's hold and nice (default: the agent's).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -451,8 +452,20 @@ fn committer_alone(rt: &tokio::runtime::Runtime, dir: &Path, clients: usize, for
     let store = tally_sync::ReplicaId::new("store-bench").unwrap();
     let db = Arc::new(AgentDb::open(dir, Some(&store)).unwrap());
     let metrics = Arc::new(Metrics::new());
-    // The agent's defaults, so the committer runs as the agent runs it.
-    let limits = Limits::default();
+    // The agent's defaults, so the committer runs as the agent runs it
+    // (`TALLY_BENCH_HOLD_US` and `TALLY_BENCH_NICE` override them, to
+    // compare).
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<i64>().ok());
+    let defaults = Limits::default();
+    let limits = Limits {
+        hold: env("TALLY_BENCH_HOLD_US")
+            .and_then(|us| u64::try_from(us).ok())
+            .map_or(defaults.hold, Duration::from_micros),
+        nice: env("TALLY_BENCH_NICE")
+            .and_then(|n| i32::try_from(n).ok())
+            .unwrap_or(defaults.nice),
+        ..defaults
+    };
     let (committer, thread) = Committer::start(db, metrics.clone(), limits).unwrap();
     let gtins: Arc<Vec<Gtin>> = Arc::new((0..ITEMS).map(|i| gtin(i).parse().unwrap()).collect());
     let run = rt.block_on(async {
