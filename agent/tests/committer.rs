@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tally_agent::commit::{Committer, Done, Job, Limits};
 use tally_agent::core::{Command, LineIn, Outcome, ReceiptLine};
@@ -116,18 +116,7 @@ fn the_committer_thread_runs_at_its_configured_priority() {
 fn a_lone_request_after_a_batch_is_answered_without_a_crowd() {
     // An hour's hold: if a lone request were held for a batch the size of
     // the one before, the second phase would not finish by the deadline.
-    let dir = tempfile::tempdir().unwrap();
-    let (committer, thread) = start(
-        dir.path(),
-        Limits {
-            hold: Duration::from_secs(3600),
-            ..Limits::default()
-        },
-    );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
+    let (_dir, committer, thread, rt) = held(Duration::from_secs(3600));
     rt.block_on(async {
         let deadline = Duration::from_secs(30);
         let done = tokio::time::timeout(deadline, committer.submit(receipt(10)))
@@ -136,13 +125,11 @@ fn a_lone_request_after_a_batch_is_answered_without_a_crowd() {
             .unwrap();
         assert!(recorded(&done), "{done:?}");
         for _ in 0..3 {
-            let t = Instant::now();
             let done = tokio::time::timeout(deadline, committer.submit(sale()))
                 .await
                 .expect("one client's requests are never held")
                 .unwrap();
             assert!(recorded(&done), "{done:?}");
-            assert!(t.elapsed() < deadline);
         }
     });
     drop(committer);
@@ -153,18 +140,7 @@ fn a_lone_request_after_a_batch_is_answered_without_a_crowd() {
 fn a_held_batch_is_committed_when_the_hold_runs_out() {
     // A burst of 8 sets a target of up to 8; the lone sale after it waits
     // at most the (short) hold, then is committed.
-    let dir = tempfile::tempdir().unwrap();
-    let (committer, thread) = start(
-        dir.path(),
-        Limits {
-            hold: Duration::from_millis(20),
-            ..Limits::default()
-        },
-    );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
+    let (_dir, committer, thread, rt) = held(Duration::from_millis(20));
     rt.block_on(async {
         let deadline = Duration::from_secs(30);
         let done = committer.submit(receipt(100)).await.unwrap();
@@ -179,6 +155,31 @@ fn a_held_batch_is_committed_when_the_hold_runs_out() {
     });
     drop(committer);
     thread.join().unwrap();
+}
+
+/// A committer with this hold over a fresh database, and a runtime to
+/// wait on it with deadlines.
+fn held(
+    hold: Duration,
+) -> (
+    tempfile::TempDir,
+    Committer,
+    std::thread::JoinHandle<()>,
+    tokio::runtime::Runtime,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (committer, thread) = start(
+        dir.path(),
+        Limits {
+            hold,
+            ..Limits::default()
+        },
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    (dir, committer, thread, rt)
 }
 
 /// Queues `n` sales at once and waits for all of them.
