@@ -167,12 +167,6 @@ pub struct Limits {
     pub nice: i32,
 }
 
-/// The default hold: about one raw `fdatasync` of a fast disk.
-pub const DEFAULT_HOLD: Duration = Duration::from_micros(200);
-
-/// The default nice value of the committer thread.
-pub const DEFAULT_NICE: i32 = -10;
-
 /// How long the committer sleeps between looks at the queue while it holds
 /// a batch (the kernel's timer slack, 50 µs for a normal thread, comes on
 /// top).
@@ -184,8 +178,9 @@ impl Default for Limits {
             max_batch: 1024,
             queue: 4096,
             flush: FlushBound::default(),
-            hold: DEFAULT_HOLD,
-            nice: DEFAULT_NICE,
+            // About one raw `fdatasync` of a fast disk.
+            hold: Duration::from_micros(200),
+            nice: -10,
         }
     }
 }

@@ -33,11 +33,12 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use tally_sync::{IdError, ReplicaId};
 
-use crate::commit::{DEFAULT_HOLD, DEFAULT_NICE, MAX_UNFLUSHED_COUNTERS, MAX_UNFLUSHED_EVENTS};
+use crate::commit::{FlushBound, Limits};
 use crate::devices::{DeviceConfigError, DevicesConfig, DevicesFileConfig};
 use crate::sync::SyncConfig;
 
@@ -158,15 +159,34 @@ pub struct CommitConfig {
     pub nice: i32,
 }
 
+/// The committer's own defaults ([`Limits::default`]), in the file's units.
 impl Default for CommitConfig {
     fn default() -> Self {
+        let limits = Limits::default();
         Self {
-            max_batch: 1024,
-            queue: 4096,
-            flush_after_events: MAX_UNFLUSHED_EVENTS,
-            flush_after_counters: MAX_UNFLUSHED_COUNTERS,
-            hold_us: u64::try_from(DEFAULT_HOLD.as_micros()).unwrap_or(u64::MAX),
-            nice: DEFAULT_NICE,
+            max_batch: limits.max_batch,
+            queue: limits.queue,
+            flush_after_events: limits.flush.events,
+            flush_after_counters: limits.flush.counters,
+            hold_us: u64::try_from(limits.hold.as_micros()).unwrap_or(u64::MAX),
+            nice: limits.nice,
+        }
+    }
+}
+
+impl CommitConfig {
+    /// The committer's limits this section sets.
+    #[must_use]
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_batch: self.max_batch,
+            queue: self.queue,
+            flush: FlushBound {
+                events: self.flush_after_events,
+                counters: self.flush_after_counters,
+            },
+            hold: Duration::from_micros(self.hold_us),
+            nice: self.nice,
         }
     }
 }
@@ -372,6 +392,7 @@ pub fn parse_store_id(id: &str) -> Result<ReplicaId, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commit::{MAX_UNFLUSHED_COUNTERS, MAX_UNFLUSHED_EVENTS};
 
     /// Resolves `file` with only `--data-dir /d` on the command line.
     fn resolve_with_data_dir(file: Option<FileConfig>) -> Result<Config, ConfigError> {

@@ -39,12 +39,11 @@ pub mod sync;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 
 use crate::api::AppState;
-use crate::commit::{Committer, FlushBound, Limits};
+use crate::commit::Committer;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::status::SyncStatus;
@@ -101,24 +100,13 @@ pub async fn run(
             .map_err(|_| AgentError::Panicked("reading the outbox"))??
     };
     metrics.set_outbox_depth(depth);
-    let (committer, committer_thread) = Committer::start(
-        db.clone(),
-        metrics.clone(),
-        Limits {
-            max_batch: commit_config.max_batch,
-            queue: commit_config.queue,
-            flush: FlushBound {
-                events: commit_config.flush_after_events,
-                counters: commit_config.flush_after_counters,
+    let (committer, committer_thread) =
+        Committer::start(db.clone(), metrics.clone(), commit_config.limits()).map_err(
+            |source| AgentError::Io {
+                what: "starting the committer",
+                source,
             },
-            hold: Duration::from_micros(commit_config.hold_us),
-            nice: commit_config.nice,
-        },
-    )
-    .map_err(|source| AgentError::Io {
-        what: "starting the committer",
-        source,
-    })?;
+        )?;
     let status = Arc::new(SyncStatus::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let syncer = sync_config.map(|cfg| {
