@@ -44,11 +44,13 @@ fn agent_bin() -> String {
 }
 const ITEMS: u64 = 1_000;
 
+/// An environment variable parsed as a `T`, if it is set and parses.
+fn env_parse<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok()?.parse().ok()
+}
+
 fn secs() -> f64 {
-    std::env::var("TALLY_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5.0)
+    env_parse("TALLY_BENCH_SECS").unwrap_or(5.0)
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -216,8 +218,7 @@ fn committer_nice(pid: u32) -> Option<i64> {
         })
         .and_then(|t| {
             let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
-            let after = stat.rsplit_once(')')?.1.to_string();
-            after.split_whitespace().nth(19 - 3)?.parse().ok()
+            stat_field(&stat, 19)?.parse().ok()
         })
 }
 
@@ -231,16 +232,21 @@ fn cpu_time(pid: &str) -> Duration {
 /// They are its 14th and 15th fields. Fields are counted, not parsed: the
 /// 3rd is a letter and the 8th (`tpgid`) is -1 without a terminal.
 fn stat_ticks(stat: &str) -> u64 {
-    // The command name (2nd field) may hold spaces; count from its `)`.
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let field = |n: usize| -> u64 {
-        after
-            .split_whitespace()
-            .nth(n - 3)
-            .and_then(|x| x.parse().ok())
+    let field = |n| {
+        stat_field(stat, n)
+            .and_then(|x| x.parse::<u64>().ok())
             .unwrap_or(0)
     };
     field(14) + field(15)
+}
+
+/// Field `n` (counted from 1, n ≥ 3) of a `/proc/…/stat` line. The
+/// command name (2nd field) may hold spaces; count from its `)`.
+fn stat_field(stat: &str, n: usize) -> Option<&str> {
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(n.checked_sub(3)?)
 }
 
 fn gtin(i: u64) -> String {
@@ -455,15 +461,10 @@ fn committer_alone(rt: &tokio::runtime::Runtime, dir: &Path, clients: usize, for
     // The agent's defaults, so the committer runs as the agent runs it
     // (`TALLY_BENCH_HOLD_US` and `TALLY_BENCH_NICE` override them, to
     // compare).
-    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<i64>().ok());
     let defaults = Limits::default();
     let limits = Limits {
-        hold: env("TALLY_BENCH_HOLD_US")
-            .and_then(|us| u64::try_from(us).ok())
-            .map_or(defaults.hold, Duration::from_micros),
-        nice: env("TALLY_BENCH_NICE")
-            .and_then(|n| i32::try_from(n).ok())
-            .unwrap_or(defaults.nice),
+        hold: env_parse("TALLY_BENCH_HOLD_US").map_or(defaults.hold, Duration::from_micros),
+        nice: env_parse("TALLY_BENCH_NICE").unwrap_or(defaults.nice),
         ..defaults
     };
     let (committer, thread) = Committer::start(db, metrics.clone(), limits).unwrap();
@@ -688,10 +689,7 @@ fn main() {
     std::fs::create_dir_all(&base).unwrap();
     let dir = tempfile::tempdir_in(&base).unwrap();
     let for_secs = secs();
-    let rounds: usize = std::env::var("TALLY_BENCH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+    let rounds: usize = env_parse("TALLY_BENCH_ROUNDS").unwrap_or(3);
     // One thread, like `wrk -t1`: the load generator stays on at most one
     // core and wakes no second worker per response.
     let rt = tokio::runtime::Builder::new_current_thread()
