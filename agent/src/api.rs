@@ -113,6 +113,16 @@ impl IntoResponse for ApiError {
                 StatusCode::CONFLICT,
                 json!({"error": "not_sold", "epc": epc}),
             ),
+            ApiError::Refused(Refusal::ExceedsSale {
+                sale,
+                gtin,
+                requested,
+                returnable,
+            }) => (
+                StatusCode::CONFLICT,
+                json!({"error": "exceeds_sale", "original_sale_id": sale, "gtin": gtin,
+                       "requested": requested, "returnable": returnable}),
+            ),
             ApiError::NotFound => (StatusCode::NOT_FOUND, json!({"error": "not_found"})),
             ApiError::TooLarge(detail) => (
                 StatusCode::PAYLOAD_TOO_LARGE,

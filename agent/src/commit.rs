@@ -359,6 +359,7 @@ fn refusal_reason(r: &Refusal) -> &'static str {
         Refusal::InsufficientStock { .. } => "insufficient_stock",
         Refusal::AlreadySold { .. } => "already_sold",
         Refusal::NotSold { .. } => "not_sold",
+        Refusal::ExceedsSale { .. } => "exceeds_sale",
         Refusal::Invalid(_) => "invalid",
     }
 }

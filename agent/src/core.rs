@@ -42,6 +42,14 @@ pub trait Ledger: ReplicaStore {
     fn append_outbox(&mut self, id: EventId) -> Result<u64, Self::Error>;
     /// Adds refused units of an item to the demand signal.
     fn add_demand(&mut self, gtin: Gtin, units: u64) -> Result<(), Self::Error>;
+    /// Units of each item that returns recorded here took back from `sale`.
+    fn returned_from(&self, sale: &EventId) -> Result<BTreeMap<Gtin, u64>, Self::Error>;
+    /// Records that a return took `units` (per item) back from `sale`.
+    fn add_returned(
+        &mut self,
+        sale: &EventId,
+        units: &BTreeMap<Gtin, u64>,
+    ) -> Result<(), Self::Error>;
 }
 
 /// Who records: this agent's replica and location (one agent per store:
@@ -222,6 +230,18 @@ pub struct Loaded {
     pub epcs: EpcLedger,
     /// Catalog prices of the command's unpriced items that the catalog knows.
     pub prices: BTreeMap<Gtin, i64>,
+    /// The sale a return names, when this store recorded it.
+    pub original: Option<OriginalSale>,
+}
+
+/// The sale a return names and what earlier returns took back from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginalSale {
+    /// The recorded event (a return may name any id; planning refuses one
+    /// that is not a sale).
+    pub event: Event,
+    /// Units of each item earlier returns against it took back.
+    pub returned: BTreeMap<Gtin, u64>,
 }
 
 /// What a command did.
@@ -278,6 +298,84 @@ fn price_lines(lines: &[LineIn], prices: &BTreeMap<Gtin, i64>) -> Result<Vec<Lin
         .collect()
 }
 
+/// Prices and checks the lines of a return against the sale it names:
+/// each item at most the units the sale sold less what earlier returns
+/// took back (else [`Refusal::ExceedsSale`]), refunded at the price it was
+/// sold at (the lowest, if the sale sold it at several) unless a lower one
+/// is given. A price above it is invalid: a refund never pays out more
+/// than the sale took in.
+pub fn return_lines(lines: &[LineIn], original: &OriginalSale) -> Result<Vec<Line>, Refusal> {
+    let sale = &original.event;
+    if !matches!(sale.kind, EventKind::Sale { .. }) {
+        return Err(invalid(format!(
+            "original_sale_id {} is a {}, not a sale",
+            sale.id,
+            sale.kind.name()
+        )));
+    }
+    let mut sold: BTreeMap<Gtin, (u64, i64)> = BTreeMap::new();
+    for l in &sale.lines {
+        let (units, price) = sold.entry(l.gtin).or_insert((0, l.unit_price_minor));
+        *units = units.saturating_add(l.qty);
+        *price = (*price).min(l.unit_price_minor);
+    }
+    let mut requested: BTreeMap<Gtin, u64> = BTreeMap::new();
+    let mut priced = Vec::with_capacity(lines.len());
+    for l in lines {
+        let sold_price = sold.get(&l.gtin).map(|&(_, p)| p);
+        let unit_price_minor = match (l.unit_price_minor, sold_price) {
+            (Some(p), _) if p < 0 => {
+                return Err(invalid(format!(
+                    "unit_price_minor must be >= 0 for {}",
+                    l.gtin
+                )))
+            }
+            (Some(p), Some(at)) if p > at => {
+                return Err(invalid(format!(
+                    "unit_price_minor {p} for {} is more than the {at} sale {} sold it at",
+                    l.gtin, sale.id
+                )))
+            }
+            (Some(p), _) => p,
+            (None, Some(at)) => at,
+            // Not in the sale: refused below with nothing returnable.
+            (None, None) => 0,
+        };
+        let units = requested.entry(l.gtin).or_default();
+        *units = units.saturating_add(l.qty);
+        priced.push(Line {
+            gtin: l.gtin,
+            qty: l.qty,
+            unit_price_minor,
+            epc: l.epc.clone(),
+        });
+    }
+    for (gtin, units) in requested {
+        let sold_units = sold.get(&gtin).map_or(0, |&(u, _)| u);
+        let earlier = original.returned.get(&gtin).copied().unwrap_or(0);
+        let returnable = sold_units.saturating_sub(earlier);
+        if units > returnable {
+            return Err(Refusal::ExceedsSale {
+                sale: sale.id,
+                gtin,
+                requested: units,
+                returnable,
+            });
+        }
+    }
+    Ok(priced)
+}
+
+/// Units per item of `lines`.
+fn units_per_item(lines: &[Line]) -> BTreeMap<Gtin, u64> {
+    let mut units: BTreeMap<Gtin, u64> = BTreeMap::new();
+    for l in lines {
+        let u = units.entry(l.gtin).or_default();
+        *u = u.saturating_add(l.qty);
+    }
+    units
+}
+
 /// Plans `cmd` into the event it records, given the state it reads.
 /// Pure; refusals found by planning (bad input, unknown price) come back
 /// as `Err`. Rights and EPCs are checked by `apply_event` afterwards.
@@ -322,7 +420,12 @@ pub fn plan(cmd: &Command, who: &Who, loaded: &Loaded, stamp: Stamp) -> Result<E
             EventKind::Return {
                 original_sale: *original_sale,
             },
-            price_lines(lines, &loaded.prices)?,
+            // A sale recorded elsewhere (another store of the chain) cannot
+            // be checked here: priced like a sale.
+            match &loaded.original {
+                Some(original) => return_lines(lines, original)?,
+                None => price_lines(lines, &loaded.prices)?,
+            },
         ),
         Command::Receipt { lines, .. } => (
             EventKind::Receipt,
@@ -371,11 +474,29 @@ pub fn load<L: Ledger>(ledger: &L, who: &Who, cmd: &Command) -> Result<Loaded, L
         let key = ItemKey::new(who.location.clone(), gtin);
         loaded.counters.insert(gtin, ledger.counter(&key)?);
     }
+    if let Command::Return {
+        original_sale: Some(sale),
+        ..
+    } = cmd
+    {
+        if let Some(event) = ledger.event(sale)? {
+            loaded.original = Some(OriginalSale {
+                returned: ledger.returned_from(sale)?,
+                event,
+            });
+            // Priced from the sale.
+            return load_epcs(ledger, cmd, loaded);
+        }
+    }
     for gtin in cmd.unpriced() {
         if let Some(p) = ledger.catalog_price(gtin)? {
             loaded.prices.insert(gtin, p);
         }
     }
+    load_epcs(ledger, cmd, loaded)
+}
+
+fn load_epcs<L: Ledger>(ledger: &L, cmd: &Command, mut loaded: Loaded) -> Result<Loaded, L::Error> {
     for epc in cmd.epcs() {
         if let Some(h) = ledger.epc_history(epc)? {
             for r in h.sales {
@@ -456,6 +577,9 @@ pub fn execute<L: Ledger>(
     for epc in &applied.returned {
         ledger.record_epc_return(epc, record())?;
     }
+    if let (Some(original), EventKind::Return { .. }) = (&loaded.original, &event.kind) {
+        ledger.add_returned(&original.event.id, &units_per_item(&event.lines))?;
+    }
     ledger.append_outbox(event.id)?;
     Ok(Outcome::Recorded { event, new: true })
 }
@@ -476,6 +600,7 @@ pub(crate) mod memory {
         pub prices: BTreeMap<Gtin, i64>,
         pub outbox: Vec<EventId>,
         pub demand: BTreeMap<Gtin, u64>,
+        pub returned: BTreeMap<EventId, BTreeMap<Gtin, u64>>,
     }
 
     impl ReplicaStore for MemLedger {
@@ -525,6 +650,20 @@ pub(crate) mod memory {
         }
         fn add_demand(&mut self, gtin: Gtin, units: u64) -> Result<(), Infallible> {
             *self.demand.entry(gtin).or_default() += units;
+            Ok(())
+        }
+        fn returned_from(&self, sale: &EventId) -> Result<BTreeMap<Gtin, u64>, Infallible> {
+            Ok(self.returned.get(sale).cloned().unwrap_or_default())
+        }
+        fn add_returned(
+            &mut self,
+            sale: &EventId,
+            units: &BTreeMap<Gtin, u64>,
+        ) -> Result<(), Infallible> {
+            let returned = self.returned.entry(*sale).or_default();
+            for (gtin, u) in units {
+                *returned.entry(*gtin).or_default() += u;
+            }
             Ok(())
         }
     }
@@ -917,5 +1056,260 @@ mod tests {
             ));
         }
         assert!(l.outbox.is_empty());
+    }
+
+    fn ret(id: Option<u8>, lines: Vec<LineIn>, original_sale: Option<EventId>) -> Command {
+        Command::Return {
+            id: id.map(|n| EventId::v7(2, [n; 10])),
+            lines,
+            original_sale,
+        }
+    }
+
+    fn recorded(out: Outcome) -> Event {
+        match out {
+            Outcome::Recorded { event, new: true } => event,
+            other => panic!("not recorded: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_return_against_a_sale_is_refunded_at_its_price_and_bounded_by_it() {
+        let mut l = MemLedger::default();
+        l.prices.insert(gtin(1), 500);
+        receive(&mut l, 1, 10);
+        receive(&mut l, 2, 10);
+        let s = recorded(
+            execute(
+                &mut l,
+                &who(),
+                &sale(None, vec![line(1, 3, Some(150)), line(2, 1, Some(80))]),
+                stamp(1),
+            )
+            .unwrap(),
+        );
+        // Refunded at the 150 it was sold at, not the catalog's 500.
+        let r = recorded(
+            execute(
+                &mut l,
+                &who(),
+                &ret(None, vec![line(1, 2, None)], Some(s.id)),
+                stamp(2),
+            )
+            .unwrap(),
+        );
+        assert_eq!(r.lines[0].unit_price_minor, 150);
+        assert_eq!(on_hand(&l, 1), 9);
+        let before = l.clone();
+        let refused = |l: &mut MemLedger, lines, n| match execute(
+            l,
+            &who(),
+            &ret(None, lines, Some(s.id)),
+            stamp(n),
+        )
+        .unwrap()
+        {
+            Outcome::Refused { refusal, demand } => {
+                assert!(demand.is_empty());
+                refusal
+            }
+            other => panic!("not refused: {other:?}"),
+        };
+        // One of the three is left to return.
+        assert_eq!(
+            refused(&mut l, vec![line(1, 2, None)], 3),
+            Refusal::ExceedsSale {
+                sale: s.id,
+                gtin: gtin(1),
+                requested: 2,
+                returnable: 1
+            }
+        );
+        // Two lines of the same item count together.
+        assert!(matches!(
+            refused(&mut l, vec![line(1, 1, None), line(1, 1, None)], 4),
+            Refusal::ExceedsSale { requested: 2, .. }
+        ));
+        // An item the sale did not sell: nothing returnable.
+        assert_eq!(
+            refused(&mut l, vec![line(3, 1, Some(10))], 5),
+            Refusal::ExceedsSale {
+                sale: s.id,
+                gtin: gtin(3),
+                requested: 1,
+                returnable: 0
+            }
+        );
+        // A refund above the price paid is invalid.
+        assert!(matches!(
+            refused(&mut l, vec![line(2, 1, Some(81))], 6),
+            Refusal::Invalid(_)
+        ));
+        // The refusals changed nothing.
+        assert_eq!(l.outbox, before.outbox);
+        assert_eq!(l.returned, before.returned);
+        assert_eq!(l.replica.journal.len(), before.replica.journal.len());
+        assert_eq!(on_hand(&l, 1), 9);
+        // The last unit, at a lower price (a damaged item), and the other item.
+        let r = recorded(
+            execute(
+                &mut l,
+                &who(),
+                &ret(
+                    None,
+                    vec![line(1, 1, Some(100)), line(2, 1, None)],
+                    Some(s.id),
+                ),
+                stamp(7),
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            r.lines
+                .iter()
+                .map(|l| l.unit_price_minor)
+                .collect::<Vec<_>>(),
+            [100, 80]
+        );
+        assert_eq!(
+            l.returned[&s.id],
+            BTreeMap::from([(gtin(1), 3), (gtin(2), 1)])
+        );
+        assert_eq!(
+            refused(&mut l, vec![line(2, 1, None)], 8),
+            Refusal::ExceedsSale {
+                sale: s.id,
+                gtin: gtin(2),
+                requested: 1,
+                returnable: 0
+            }
+        );
+    }
+
+    #[test]
+    fn a_retried_return_counts_once_and_only_sales_can_be_named() {
+        let mut l = MemLedger::default();
+        l.prices.insert(gtin(1), 40);
+        let receipt = Command::Receipt {
+            id: Some(EventId::v7(3, [1; 10])),
+            lines: vec![ReceiptLine::units(gtin(1), 5)],
+        };
+        let receipt = recorded(execute(&mut l, &who(), &receipt, stamp(1)).unwrap());
+        let s = recorded(
+            execute(
+                &mut l,
+                &who(),
+                &sale(Some(1), vec![line(1, 2, None)]),
+                stamp(2),
+            )
+            .unwrap(),
+        );
+        let r = ret(Some(9), vec![line(1, 2, None)], Some(s.id));
+        recorded(execute(&mut l, &who(), &r, stamp(3)).unwrap());
+        assert!(matches!(
+            execute(&mut l, &who(), &r, stamp(4)).unwrap(),
+            Outcome::Recorded { new: false, .. }
+        ));
+        assert_eq!(l.returned[&s.id][&gtin(1)], 2);
+        assert_eq!(on_hand(&l, 1), 5);
+        // A receipt is not a sale.
+        assert!(matches!(
+            execute(
+                &mut l,
+                &who(),
+                &ret(None, vec![line(1, 1, None)], Some(receipt.id)),
+                stamp(5)
+            )
+            .unwrap(),
+            Outcome::Refused {
+                refusal: Refusal::Invalid(_),
+                ..
+            }
+        ));
+        // A sale this store never recorded (another store's) cannot be
+        // checked: priced from the catalog and taken back.
+        let elsewhere = EventId::v7(4, [4; 10]);
+        let r = recorded(
+            execute(
+                &mut l,
+                &who(),
+                &ret(None, vec![line(1, 3, None)], Some(elsewhere)),
+                stamp(6),
+            )
+            .unwrap(),
+        );
+        assert_eq!(r.lines[0].unit_price_minor, 40);
+        assert!(!l.returned.contains_key(&elsewhere));
+    }
+
+    proptest::proptest! {
+        /// However returns are made against this store's sales, no sale
+        /// gets more of an item back than it sold, nor refunds more than it
+        /// took in; and a return is refused exactly when it would.
+        #[test]
+        fn returns_never_exceed_their_sale(
+            ops in proptest::collection::vec(
+                (proptest::bool::ANY, 0usize..8, 1u64..4, 1u64..4, proptest::option::of(0i64..120)),
+                1..60,
+            )
+        ) {
+            let mut l = MemLedger::default();
+            for g in 1..4 {
+                receive(&mut l, g, 1_000);
+            }
+            let mut sales: Vec<Event> = Vec::new();
+            // Model: units returned per (sale, item).
+            let mut model: BTreeMap<(EventId, Gtin), u64> = BTreeMap::new();
+            for (n, (is_sale, pick, g, qty, price)) in ops.into_iter().enumerate() {
+                let st = Stamp { now_ms: 1_000 + n as u64, random: [0; 10] };
+                if is_sale || sales.is_empty() {
+                    let cmd = sale(None, vec![line(g, qty, Some(100)), line(1, 1, Some(60))]);
+                    sales.push(recorded(execute(&mut l, &who(), &cmd, st).unwrap()));
+                    continue;
+                }
+                let s = &sales[pick % sales.len()];
+                let sold: u64 = s.lines.iter().filter(|x| x.gtin == gtin(g)).map(|x| x.qty).sum();
+                let lowest = s.lines.iter().filter(|x| x.gtin == gtin(g)).map(|x| x.unit_price_minor).min();
+                let earlier = model.get(&(s.id, gtin(g))).copied().unwrap_or(0);
+                let out = execute(&mut l, &who(), &ret(None, vec![line(g, qty, price)], Some(s.id)), st).unwrap();
+                let price_ok = match (price, lowest) {
+                    (Some(p), Some(at)) => p <= at,
+                    _ => true,
+                };
+                match out {
+                    Outcome::Recorded { event, new: true } => {
+                        proptest::prop_assert!(price_ok && earlier + qty <= sold);
+                        proptest::prop_assert_eq!(Some(event.lines[0].unit_price_minor), price.or(lowest));
+                        *model.entry((s.id, gtin(g))).or_default() += qty;
+                    }
+                    Outcome::Refused { refusal: Refusal::ExceedsSale { returnable, .. }, .. } => {
+                        proptest::prop_assert!(price_ok && earlier + qty > sold);
+                        proptest::prop_assert_eq!(returnable, sold - earlier);
+                    }
+                    Outcome::Refused { refusal: Refusal::Invalid(_), .. } => {
+                        proptest::prop_assert!(!price_ok);
+                    }
+                    other => proptest::prop_assert!(false, "{:?}", other),
+                }
+            }
+            // The invariant, from the journal alone.
+            for s in &sales {
+                let mut back: BTreeMap<Gtin, (u64, i64)> = BTreeMap::new();
+                for e in l.replica.journal.iter() {
+                    if e.kind == (EventKind::Return { original_sale: Some(s.id) }) {
+                        for x in &e.lines {
+                            let b = back.entry(x.gtin).or_default();
+                            b.0 += x.qty;
+                            b.1 += x.unit_price_minor * x.qty as i64;
+                        }
+                    }
+                }
+                for (g, (units, refund)) in back {
+                    let sold = s.lines.iter().filter(|x| x.gtin == g);
+                    proptest::prop_assert!(units <= sold.clone().map(|x| x.qty).sum::<u64>());
+                    proptest::prop_assert!(refund <= sold.map(|x| x.unit_price_minor * x.qty as i64).sum::<i64>());
+                }
+            }
+        }
     }
 }

@@ -57,6 +57,9 @@ use crate::outbox::{self, OUTBOX};
 
 /// Refused demand: gtin → units.
 const DEMAND: TableDefinition<u64, u64> = TableDefinition::new("agent_demand");
+/// Units returns took back from this store's sales: (sale id, gtin) →
+/// units. Written with each return that names a sale recorded here.
+const RETURNED: TableDefinition<(u128, u64), u64> = TableDefinition::new("agent_returned");
 /// The agent's counters: name → value.
 const AGENT_META: TableDefinition<&str, u64> = TableDefinition::new("agent_meta");
 /// Events the hub refused for good: event id → reason (UTF-8).
@@ -668,6 +671,8 @@ pub struct AgentTxn<'t> {
     appending: Vec<EventId>,
     /// Opened only when a refusal adds to it.
     demand: LazyTable<'t, u64, u64>,
+    /// Opened only by returns that name a sale.
+    returned: LazyTable<'t, (u128, u64), u64>,
     meta: tally_store::redb::Table<'t, &'static str, u64>,
     outbox_seq: u64,
     /// The counters table covers the outbox up to here.
@@ -699,6 +704,7 @@ impl<'t> AgentTxn<'t> {
             outbox,
             appending: Vec::new(),
             demand: LazyTable::new(raw, DEMAND),
+            returned: LazyTable::new(raw, RETURNED),
             meta,
             outbox_seq,
             flushed_upto,
@@ -839,6 +845,42 @@ impl Ledger for AgentTxn<'_> {
         demand
             .insert(key, old.saturating_add(units))
             .map_err(storage)?;
+        Ok(())
+    }
+
+    fn returned_from(&self, sale: &EventId) -> Result<BTreeMap<Gtin, u64>, StoreError> {
+        let sale = sale.0.as_u128();
+        let mut units = BTreeMap::new();
+        for row in self
+            .returned
+            .get()?
+            .range((sale, 0)..=(sale, u64::MAX))
+            .map_err(storage)?
+        {
+            let (k, v) = row.map_err(storage)?;
+            let gtin = Gtin::from_u64(k.value().1).map_err(|e| StoreError::Corrupt {
+                table: "agent_returned",
+                detail: e.to_string(),
+            })?;
+            units.insert(gtin, v.value());
+        }
+        Ok(units)
+    }
+
+    fn add_returned(
+        &mut self,
+        sale: &EventId,
+        units: &BTreeMap<Gtin, u64>,
+    ) -> Result<(), StoreError> {
+        let sale = sale.0.as_u128();
+        let returned = self.returned.get_mut()?;
+        for (gtin, u) in units {
+            let key = (sale, gtin.as_u64());
+            let old = returned.get(key).map_err(storage)?.map_or(0, |v| v.value());
+            returned
+                .insert(key, old.saturating_add(*u))
+                .map_err(storage)?;
+        }
         Ok(())
     }
 }

@@ -447,6 +447,68 @@ async fn concurrent_sales_never_oversell_and_ids_apply_once() {
 }
 
 #[tokio::test]
+async fn returns_against_a_sale_are_bounded_by_it_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = TestAgent::start(dir.path(), "s1").await;
+    a.receive(PEN, 10).await;
+    let sid = "0190a5e0-0000-7000-8000-0000000000c1";
+    let (s, v) = a
+        .post(
+            "/v1/sales",
+            json!({"sale_id": sid, "lines": [{"gtin": PEN, "qty": 3, "unit_price_minor": 120}]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    // No price given: refunded at the sale's price.
+    let (s, v) = a
+        .post(
+            "/v1/returns",
+            json!({"original_sale_id": sid, "lines": [{"gtin": "4006381333931", "qty": 2}]}),
+        )
+        .await;
+    assert_eq!((s, &v["total_minor"]), (201, &json!(240)), "{v}");
+    a.stop().await.unwrap();
+
+    // What was returned is durable: after a restart one unit is left.
+    let a = TestAgent::try_start(Config::new(dir.path(), None))
+        .await
+        .unwrap();
+    let over = json!({"original_sale_id": sid, "lines": [{"gtin": PEN, "qty": 2}]});
+    assert_eq!(
+        a.post("/v1/returns", over).await,
+        (
+            409,
+            json!({"error": "exceeds_sale", "original_sale_id": sid,
+                   "gtin": "04006381333931", "requested": 2, "returnable": 1})
+        )
+    );
+    let (s, v) = a
+        .post(
+            "/v1/returns",
+            json!({"original_sale_id": sid,
+                   "lines": [{"gtin": PEN, "qty": 1, "unit_price_minor": 121}]}),
+        )
+        .await;
+    assert_eq!((s, v["error"].as_str()), (422, Some("invalid")), "{v}");
+    assert_eq!(a.on_hand(PEN).await, 9);
+    assert_eq!(outbox(&a).await, 3);
+    let (_, metrics) = a.client.get_text("/metrics").await.unwrap();
+    assert!(
+        metrics.contains(r#"tally_agent_refusals_total{reason="exceeds_sale"} 1"#),
+        "{metrics}"
+    );
+    let (s, v) = a
+        .post(
+            "/v1/returns",
+            json!({"original_sale_id": sid, "lines": [{"gtin": PEN, "qty": 1}]}),
+        )
+        .await;
+    assert_eq!((s, &v["total_minor"]), (201, &json!(120)), "{v}");
+    assert_eq!(a.on_hand(PEN).await, 10);
+    a.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn state_survives_restart_and_store_id_is_fixed() {
     let dir = tempfile::tempdir().unwrap();
     let a = TestAgent::start(dir.path(), "s1").await;

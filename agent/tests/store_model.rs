@@ -62,10 +62,28 @@ enum Op {
 
 #[derive(Debug, Clone, Copy)]
 enum Cmd {
-    Receive { item: u8, qty: u8, id: u8 },
-    Sell { item: u8, qty: u8, id: u8 },
-    Return { item: u8, qty: u8, id: u8 },
-    Count { item: u8, counted: u8, id: u8 },
+    Receive {
+        item: u8,
+        qty: u8,
+        id: u8,
+    },
+    Sell {
+        item: u8,
+        qty: u8,
+        id: u8,
+    },
+    /// `of`: the id of the sale it names (bounded by it when recorded).
+    Return {
+        item: u8,
+        qty: u8,
+        id: u8,
+        of: Option<u8>,
+    },
+    Count {
+        item: u8,
+        counted: u8,
+        id: u8,
+    },
 }
 
 fn cmd() -> impl Strategy<Value = Cmd> {
@@ -75,7 +93,10 @@ fn cmd() -> impl Strategy<Value = Cmd> {
     prop_oneof![
         3 => (item.clone(), 1u8..6, id.clone()).prop_map(|(item, qty, id)| Cmd::Receive { item, qty, id }),
         5 => (item.clone(), 1u8..4, id.clone()).prop_map(|(item, qty, id)| Cmd::Sell { item, qty, id }),
-        1 => (item.clone(), 1u8..3, id.clone()).prop_map(|(item, qty, id)| Cmd::Return { item, qty, id }),
+        // Returns mostly name one of a few sale ids, so that several returns
+        // meet the same recorded sale and some exceed it.
+        2 => (item.clone(), 1u8..3, id.clone(), prop::option::weighted(0.7, 0u8..6))
+            .prop_map(|(item, qty, id, of)| Cmd::Return { item, qty, id, of }),
         1 => (item, 0u8..8, id).prop_map(|(item, counted, id)| Cmd::Count { item, counted, id }),
     ]
 }
@@ -137,10 +158,15 @@ fn to_command(c: Cmd) -> Command {
             tenders: vec![],
             approval: None,
         },
-        Cmd::Return { item, qty, id: n } => Command::Return {
+        Cmd::Return {
+            item,
+            qty,
+            id: n,
+            of,
+        } => Command::Return {
             id: Some(id(3, n)),
             lines: vec![line(item, qty)],
-            original_sale: None,
+            original_sale: of.map(|s| id(2, s)),
         },
         Cmd::Count {
             item,
@@ -155,12 +181,14 @@ fn to_command(c: Cmd) -> Command {
 }
 
 /// The model: on hand per item (this store holds every right), recorded
-/// ids, outbox depth.
+/// ids, outbox depth, and per recorded sale its item, units and the units
+/// returns naming it took back.
 #[derive(Debug, Default, Clone)]
 struct Model {
     on_hand: BTreeMap<u8, u64>,
     ids: BTreeSet<EventId>,
     outbox: u64,
+    sales: BTreeMap<EventId, (u8, u64, u64)>,
 }
 
 /// What the model expects a command to do.
@@ -186,12 +214,24 @@ impl Model {
         });
         let have = have.or_default();
         match c {
-            Cmd::Receive { qty, .. } | Cmd::Return { qty, .. } => *have += u64::from(qty),
-            Cmd::Sell { qty, .. } => {
+            Cmd::Receive { qty, .. } => *have += u64::from(qty),
+            Cmd::Return { item, qty, of, .. } => {
+                let qty = u64::from(qty);
+                if let Some(sale) = of.and_then(|s| self.sales.get_mut(&crate::id(2, s))) {
+                    let returnable = if sale.0 == item { sale.1 - sale.2 } else { 0 };
+                    if qty > returnable {
+                        return Expect::Refused;
+                    }
+                    sale.2 += qty;
+                }
+                *have += qty;
+            }
+            Cmd::Sell { item, qty, .. } => {
                 if *have < u64::from(qty) {
                     return Expect::Refused;
                 }
                 *have -= u64::from(qty);
+                self.sales.insert(id, (item, u64::from(qty), 0));
             }
             Cmd::Count { counted, .. } => *have = u64::from(counted),
         }

@@ -48,6 +48,20 @@ pub enum Refusal {
         /// The tag.
         epc: Epc,
     },
+    /// A return names a sale it took back more of an item from than the
+    /// sale sold (counting the returns already made against it). Checked
+    /// by the store that made the sale, which knows its returns.
+    #[error("return of {requested} × {gtin} exceeds sale {sale}: {returnable} returnable")]
+    ExceedsSale {
+        /// The original sale.
+        sale: crate::ids::EventId,
+        /// The item.
+        gtin: Gtin,
+        /// Units this return takes back.
+        requested: u64,
+        /// Units of the item the sale sold and no earlier return took back.
+        returnable: u64,
+    },
     /// The event is malformed.
     #[error("invalid event: {0}")]
     Invalid(String),

@@ -170,6 +170,15 @@ pub enum Refusal {
         /// The tag.
         epc: String,
     },
+    /// A return takes back more of an item than the named sale sold.
+    ExceedsSale {
+        /// The item.
+        gtin: String,
+        /// Units returned.
+        requested: u64,
+        /// Units that sale still has to give back.
+        returnable: u64,
+    },
     /// Another refusal this terminal does not know.
     Other {
         /// The `error` field.
@@ -377,6 +386,11 @@ fn answer<T: DeserializeOwned>(status: u16, bytes: &[u8]) -> Result<T, ApiError>
                 "not_sold" => Refusal::NotSold {
                     epc: field(&v, "epc").unwrap_or_default(),
                 },
+                "exceeds_sale" => Refusal::ExceedsSale {
+                    gtin: field(&v, "gtin").unwrap_or_default(),
+                    requested: num("requested").unwrap_or(0),
+                    returnable: num("returnable").unwrap_or(0),
+                },
                 _ => Refusal::Other {
                     error,
                     body: cut(bytes),
@@ -549,6 +563,12 @@ mod tests {
                     .to_string(),
             ),
             (409, json!({"error":"already_sold","epc":"3074257BF7194E4000001A85"}).to_string()),
+            (
+                409,
+                json!({"error":"exceeds_sale","original_sale_id":"0190a5e0-0000-7000-8000-0000000000c1",
+                       "gtin":"04006381333931","requested":2,"returnable":1})
+                    .to_string(),
+            ),
             (422, json!({"error":"invalid","detail":"qty must be > 0"}).to_string()),
             (503, json!({"error":"unavailable","detail":"shutting down"}).to_string()),
             (500, "boom".to_string()),
@@ -572,6 +592,14 @@ mod tests {
             post(),
             ApiError::Refused(Refusal::AlreadySold {
                 epc: "3074257BF7194E4000001A85".into()
+            })
+        );
+        assert_eq!(
+            post(),
+            ApiError::Refused(Refusal::ExceedsSale {
+                gtin: "04006381333931".into(),
+                requested: 2,
+                returnable: 1
             })
         );
         let e = post();

@@ -521,6 +521,14 @@ fn refusal_summary(s: &PosState, r: &Refusal) -> String {
         ),
         Refusal::AlreadySold { epc } => format!("Tag {epc} was already sold."),
         Refusal::NotSold { epc } => format!("Tag {epc} was never sold here."),
+        Refusal::ExceedsSale {
+            gtin,
+            requested,
+            returnable,
+        } => format!(
+            "{}: {requested} returned, but that sale has only {returnable} left to take back.",
+            item_name(s, gtin)
+        ),
         Refusal::Other { error, .. } => format!("Refused: {error}."),
     }
 }
@@ -548,6 +556,13 @@ fn refused_dialog(s: &PosState, r: &Refused) -> (String, Color, Vec<String>) {
         Refusal::NotSold { .. } => {
             lines.push("A return of this tag cannot be taken.".into());
             " REFUSED: tag never sold "
+        }
+        Refusal::ExceedsSale { .. } => {
+            lines.push(
+                "Check the original sale id, or return the rest without it (manager policy)."
+                    .into(),
+            );
+            " REFUSED: more than the sale sold "
         }
         Refusal::Other { body, .. } => {
             lines.push(body.clone());

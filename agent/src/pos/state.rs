@@ -869,10 +869,23 @@ impl PosState {
             .map(|l| LineBody {
                 gtin: l.gtin.clone(),
                 qty: l.qty,
-                unit_price_minor: self.unit_price(l),
+                unit_price_minor: self.price_to_send(l),
                 epc: l.epc.clone(),
             })
             .collect()
+    }
+
+    /// The price a line is posted with. A return against a named sale
+    /// sends only prices the cashier typed or the label printed: the agent
+    /// refunds the rest at what that sale charged, and refuses a refund
+    /// above it (the catalog price may have risen since).
+    fn price_to_send(&self, l: &Line) -> Option<i64> {
+        let from_catalog =
+            l.manual_price.is_none() && !matches!(l.measure, Some(Measure::Price(_)));
+        if self.mode == Mode::Return && self.original_sale_id.is_some() && from_catalog {
+            return None;
+        }
+        self.unit_price(l)
     }
 
     fn post_sale(&mut self, override_: Option<OverrideBody>, env: &Env) -> Vec<Effect> {
