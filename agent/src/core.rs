@@ -303,7 +303,7 @@ fn price_lines(lines: &[LineIn], prices: &BTreeMap<Gtin, i64>) -> Result<Vec<Lin
 /// took back (else [`Refusal::ExceedsSale`]), refunded at the price it was
 /// sold at (the lowest, if the sale sold it at several) unless a lower one
 /// is given. A price above it is invalid: a refund never pays out more
-/// than the sale took in.
+/// than the sale took in; so is a tagged unit the sale did not sell.
 pub fn return_lines(lines: &[LineIn], original: &OriginalSale) -> Result<Vec<Line>, Refusal> {
     let sale = &original.event;
     if !matches!(sale.kind, EventKind::Sale { .. }) {
@@ -322,6 +322,14 @@ pub fn return_lines(lines: &[LineIn], original: &OriginalSale) -> Result<Vec<Lin
     let mut requested: BTreeMap<Gtin, u64> = BTreeMap::new();
     let mut priced = Vec::with_capacity(lines.len());
     for l in lines {
+        if let Some(epc) = &l.epc {
+            if !sale.lines.iter().any(|s| s.epc.as_ref() == Some(epc)) {
+                return Err(invalid(format!(
+                    "EPC {epc} was not sold in sale {}",
+                    sale.id
+                )));
+            }
+        }
         let sold_price = sold.get(&l.gtin).map(|&(_, p)| p);
         let unit_price_minor = match (l.unit_price_minor, sold_price) {
             (Some(p), _) if p < 0 => {
@@ -1240,6 +1248,56 @@ mod tests {
         );
         assert_eq!(r.lines[0].unit_price_minor, 40);
         assert!(!l.returned.contains_key(&elsewhere));
+    }
+
+    #[test]
+    fn a_tagged_return_must_name_the_sale_that_sold_the_tag() {
+        let mut l = MemLedger::default();
+        let tag = |hex: &str| Epc::from_hex(hex).unwrap();
+        let (a, b) = (
+            tag("3074257BF7194E4000001A85"),
+            tag("3074257BF7194E4000001A86"),
+        );
+        for epc in [&a, &b] {
+            let cmd = Command::Receipt {
+                id: None,
+                lines: vec![ReceiptLine::tagged(gtin(1), epc.clone())],
+            };
+            recorded(execute(&mut l, &who(), &cmd, stamp(epc.as_bytes()[11])).unwrap());
+        }
+        let tagged = |epc: &Epc| LineIn {
+            epc: Some(epc.clone()),
+            ..line(1, 1, Some(900))
+        };
+        let s1 =
+            recorded(execute(&mut l, &who(), &sale(None, vec![tagged(&a)]), stamp(1)).unwrap());
+        let s2 =
+            recorded(execute(&mut l, &who(), &sale(None, vec![tagged(&b)]), stamp(2)).unwrap());
+        let wrong = ret(
+            None,
+            vec![LineIn {
+                unit_price_minor: None,
+                ..tagged(&b)
+            }],
+            Some(s1.id),
+        );
+        assert!(matches!(
+            execute(&mut l, &who(), &wrong, stamp(3)).unwrap(),
+            Outcome::Refused {
+                refusal: Refusal::Invalid(_),
+                ..
+            }
+        ));
+        let right = ret(
+            None,
+            vec![LineIn {
+                unit_price_minor: None,
+                ..tagged(&b)
+            }],
+            Some(s2.id),
+        );
+        let r = recorded(execute(&mut l, &who(), &right, stamp(4)).unwrap());
+        assert_eq!(r.lines[0].unit_price_minor, 900);
     }
 
     proptest::proptest! {
