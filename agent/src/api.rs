@@ -516,11 +516,15 @@ async fn get_sale(
         .parse()
         .map_err(|e| ApiError::Invalid(format!("sale id {id:?}: {e}")))?;
     let db = state.db.clone();
-    let event = blocking(move || db.event(&id)).await?;
-    let body = event
+    let (event, returned) = blocking(move || Ok((db.event(&id)?, db.returned_from(&id)?))).await?;
+    let mut body = event
         .as_ref()
         .and_then(sale_body)
         .ok_or(ApiError::NotFound)?;
+    body["returned"] = returned
+        .into_iter()
+        .map(|(gtin, units)| json!({"gtin": gtin, "units": units}))
+        .collect();
     Ok(Json(body).into_response())
 }
 

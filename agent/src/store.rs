@@ -236,6 +236,7 @@ impl AgentDb {
             raw.open_table(DEMAND).map_err(storage)?;
             raw.open_table(AGENT_META).map_err(storage)?;
             raw.open_table(DEAD_LETTER).map_err(storage)?;
+            raw.open_table(RETURNED).map_err(storage)?;
         }
         let migrated = outbox::migrate(txn.raw())?;
         if migrated > 0 {
@@ -358,6 +359,12 @@ impl AgentDb {
     /// Outstanding refused demand per item.
     pub fn demand(&self) -> Result<BTreeMap<Gtin, u64>, StoreError> {
         read_demand(&self.read()?)
+    }
+
+    /// Units of each item that returns recorded here took back from `sale`.
+    pub fn returned_from(&self, sale: &EventId) -> Result<BTreeMap<Gtin, u64>, StoreError> {
+        let txn = self.read()?;
+        returned_from(&txn.raw().open_table(RETURNED).map_err(storage)?, sale)
     }
 
     /// The persisted sync cursors.
@@ -611,6 +618,23 @@ fn read_demand(txn: &ReadTxn) -> Result<BTreeMap<Gtin, u64>, StoreError> {
     Ok(out)
 }
 
+fn returned_from(
+    t: &impl ReadableTable<(u128, u64), u64>,
+    sale: &EventId,
+) -> Result<BTreeMap<Gtin, u64>, StoreError> {
+    let sale = sale.0.as_u128();
+    let mut units = BTreeMap::new();
+    for row in t.range((sale, 0)..=(sale, u64::MAX)).map_err(storage)? {
+        let (k, v) = row.map_err(storage)?;
+        let gtin = Gtin::from_u64(k.value().1).map_err(|e| StoreError::Corrupt {
+            table: "agent_returned",
+            detail: e.to_string(),
+        })?;
+        units.insert(gtin, v.value());
+    }
+    Ok(units)
+}
+
 fn read_cursors(txn: &ReadTxn) -> Result<SyncCursors, StoreError> {
     cursors_from(&txn.raw().open_table(AGENT_META).map_err(storage)?)
 }
@@ -849,22 +873,7 @@ impl Ledger for AgentTxn<'_> {
     }
 
     fn returned_from(&self, sale: &EventId) -> Result<BTreeMap<Gtin, u64>, StoreError> {
-        let sale = sale.0.as_u128();
-        let mut units = BTreeMap::new();
-        for row in self
-            .returned
-            .get()?
-            .range((sale, 0)..=(sale, u64::MAX))
-            .map_err(storage)?
-        {
-            let (k, v) = row.map_err(storage)?;
-            let gtin = Gtin::from_u64(k.value().1).map_err(|e| StoreError::Corrupt {
-                table: "agent_returned",
-                detail: e.to_string(),
-            })?;
-            units.insert(gtin, v.value());
-        }
-        Ok(units)
+        returned_from(self.returned.get()?, sale)
     }
 
     fn add_returned(

@@ -53,6 +53,7 @@ async fn sale_is_committed_once_and_readable() {
     assert_eq!(got["lines"][0]["qty"], 2);
     assert_eq!(got["tenders"][0]["method"], "cash");
     assert_eq!(got["overridden"], false);
+    assert_eq!(got["returned"], json!([]));
 
     // A generated id when none is given.
     let (s, v) = a.post("/v1/sales", sale(PEN, 1, 150)).await;
@@ -505,6 +506,12 @@ async fn returns_against_a_sale_are_bounded_by_it_across_restarts() {
         .await;
     assert_eq!((s, &v["total_minor"]), (201, &json!(120)), "{v}");
     assert_eq!(a.on_hand(PEN).await, 10);
+    let (s, v) = a.get(&format!("/v1/sales/{sid}")).await;
+    assert_eq!(
+        (s, &v["returned"]),
+        (200, &json!([{"gtin": "04006381333931", "units": 3}])),
+        "{v}"
+    );
     a.stop().await.unwrap();
 }
 
