@@ -16,6 +16,10 @@
 //!   signal for the hub).
 //! - Ids make commands idempotent: a command whose id is already recorded
 //!   returns the recorded event (`new: false`) and changes nothing.
+//! - A return that names a sale this store recorded is bounded by it
+//!   ([`return_lines`]): no item comes back more than the sale sold, less
+//!   what earlier returns naming it took back (kept per sale by the
+//!   ledger, written with each return), and no refund exceeds its price.
 
 use std::collections::{BTreeMap, BTreeSet};
 
