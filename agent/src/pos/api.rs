@@ -97,6 +97,45 @@ pub struct SaleReply {
     pub overridden: bool,
 }
 
+/// `GET /v1/sales/{id}`: what a return against the sale needs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SaleRecord {
+    /// The sale's id.
+    pub sale_id: Uuid,
+    /// What it sold.
+    pub lines: Vec<SoldLine>,
+    /// Units returns naming it took back, per item.
+    #[serde(default)]
+    pub returned: Vec<ReturnedUnits>,
+}
+
+/// A line of a recorded sale.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SoldLine {
+    /// The item (14 digits).
+    pub gtin: String,
+    /// Units.
+    pub qty: u64,
+}
+
+/// Units of an item returned against a sale.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ReturnedUnits {
+    /// The item (14 digits).
+    pub gtin: String,
+    /// Units.
+    pub units: u64,
+}
+
+impl SaleRecord {
+    /// Units sold and units still returnable, over all items.
+    pub fn sold_and_left(&self) -> (u64, u64) {
+        let sold: u64 = self.lines.iter().map(|l| l.qty).sum();
+        let returned: u64 = self.returned.iter().map(|r| r.units).sum();
+        (sold, sold.saturating_sub(returned))
+    }
+}
+
 /// `201`/`200` answer to a return.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ReturnReply {
@@ -249,6 +288,8 @@ pub trait AgentApi: Send + Sync + 'static {
         &self,
         ret: &ReturnRequest,
     ) -> impl Future<Output = Result<ReturnReply, ApiError>> + Send;
+    /// `GET /v1/sales/{id}`.
+    fn sale(&self, id: Uuid) -> impl Future<Output = Result<SaleRecord, ApiError>> + Send;
 }
 
 /// Why the client could not be built.
@@ -426,6 +467,11 @@ impl AgentApi for HttpAgent {
             .await
     }
 
+    async fn sale(&self, id: Uuid) -> Result<SaleRecord, ApiError> {
+        self.call(self.http.get(self.url(&format!("/v1/sales/{id}"))))
+            .await
+    }
+
     async fn post_sale(&self, sale: &SaleRequest) -> Result<SaleReply, ApiError> {
         self.call(self.http.post(self.url("/v1/sales")).json(sale))
             .await
@@ -527,6 +573,23 @@ mod tests {
                 reason: "on shelf".into(),
             }),
         }
+    }
+
+    #[test]
+    fn a_sale_lookup_reads_what_is_left_to_return() {
+        let id = Uuid::from_u128(0x0190_a5e0_0000_7000_8000_0000_0000_00d1);
+        // The agent's GET /v1/sales/{id} body, fields the terminal ignores
+        // included.
+        let body = json!({"sale_id": id, "status": "committed", "store_id": "s1", "at_ms": 1,
+            "lines": [{"gtin": "04006381333931", "qty": 2, "unit_price_minor": 199, "epc": null},
+                      {"gtin": "00000096385074", "qty": 1, "unit_price_minor": 50, "epc": null}],
+            "tenders": [], "override": null, "total_minor": 448, "overridden": false,
+            "returned": [{"gtin": "04006381333931", "units": 1}]});
+        let (base, rx) = canned(vec![(200, body.to_string())]);
+        let got = rt().block_on(client(&base).sale(id)).unwrap();
+        assert_eq!(got.sale_id, id);
+        assert_eq!(got.sold_and_left(), (3, 2));
+        assert_eq!(rx.recv().unwrap().0, format!("GET /v1/sales/{id} HTTP/1.1"));
     }
 
     #[test]

@@ -126,6 +126,10 @@ pub async fn perform<A: AgentApi>(api: &A, effect: Effect) -> Option<Action> {
                 result,
             }
         }
+        Effect::LookupSale(id) => {
+            let result = api.sale(id).await;
+            Action::OriginalSale { id, result }
+        }
         Effect::Quit => return None,
     })
 }

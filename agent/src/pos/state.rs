@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use super::api::{
     AgentStatus, ApiError, CatalogItem, LineBody, OverrideBody, Refusal, ReturnReply,
-    ReturnRequest, SaleReply, SaleRequest, Stock, TenderBody,
+    ReturnRequest, SaleRecord, SaleReply, SaleRequest, Stock, TenderBody,
 };
 use super::money::{format_minor, parse_amount};
 use super::scan::{self, Measure, ScanError, Scanned};
@@ -101,6 +101,13 @@ pub enum Action {
         /// The answer.
         result: Result<ReturnReply, ApiError>,
     },
+    /// Answer to [`Effect::LookupSale`].
+    OriginalSale {
+        /// The sale asked for.
+        id: Uuid,
+        /// The answer.
+        result: Result<SaleRecord, ApiError>,
+    },
     /// A periodic `GET /v1/status` answer.
     Status(Result<AgentStatus, ApiError>),
 }
@@ -116,6 +123,8 @@ pub enum Effect {
     PostSale(SaleRequest),
     /// `POST /v1/returns` → [`Action::ReturnDone`].
     PostReturn(ReturnRequest),
+    /// `GET /v1/sales/{id}` → [`Action::OriginalSale`].
+    LookupSale(Uuid),
     /// Leave the terminal.
     Quit,
 }
@@ -489,6 +498,28 @@ impl PosState {
             Action::Scanned(scan) => self.scanned(scan),
             Action::Scanner { connected, detail } => {
                 self.scanner = Some((connected, detail));
+                Vec::new()
+            }
+            Action::OriginalSale { id, result } => {
+                // An answer for a sale id no longer entered is stale.
+                if self.original_sale_id == Some(id) {
+                    match result {
+                        Ok(sale) => {
+                            let (sold, left) = sale.sold_and_left();
+                            self.notify(
+                                Level::Info,
+                                format!("Sale {id}: {sold} units sold, {left} left to return."),
+                            );
+                        }
+                        Err(ApiError::NotFound) => self.notify(
+                            Level::Error,
+                            format!(
+                                "Sale {id} is not recorded at this store: the refund is not checked against it."
+                            ),
+                        ),
+                        Err(e) => self.note_failure(&e),
+                    }
+                }
                 Vec::new()
             }
             Action::Catalog { gtin, result } => {
@@ -1189,7 +1220,7 @@ impl PosState {
                     let id = Uuid::parse_str(text.trim())
                         .map_err(|e| format!("Not a sale id (UUID): {e}"))?;
                     s.original_sale_id = Some(id);
-                    Ok(Vec::new())
+                    Ok(vec![Effect::LookupSale(id)])
                 },
                 |input| Dialog::OriginalSale { input },
             ),

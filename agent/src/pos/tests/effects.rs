@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::super::api::{
-    AgentApi, AgentStatus, ApiError, CatalogItem, Refusal, ReturnReply, ReturnRequest, SaleReply,
-    SaleRequest, Stock,
+    AgentApi, AgentStatus, ApiError, CatalogItem, Refusal, ReturnReply, ReturnRequest, SaleRecord,
+    SaleReply, SaleRequest, Stock,
 };
 use super::super::app::{map_key, perform};
 use super::super::state::{Action, Dialog, Effect, Key};
@@ -52,6 +52,9 @@ impl AgentApi for Fake {
             .unwrap_or_else(|| Err(ApiError::Unreachable("script ended".into())))
     }
     async fn post_return(&self, _ret: &ReturnRequest) -> Result<ReturnReply, ApiError> {
+        Err(ApiError::NotFound)
+    }
+    async fn sale(&self, _id: uuid::Uuid) -> Result<SaleRecord, ApiError> {
         Err(ApiError::NotFound)
     }
 }

@@ -2,9 +2,11 @@
 
 use uuid::Uuid;
 
-use super::super::api::{ApiError, Refusal, ReturnReply, TenderBody};
+use super::super::api::{
+    ApiError, Refusal, ReturnReply, ReturnedUnits, SaleRecord, SoldLine, TenderBody,
+};
 use super::super::scan::{Measure, Scanned};
-use super::super::state::{Action, AgentLink, CatalogEntry, Dialog, Effect, Key, Mode};
+use super::super::state::{Action, AgentLink, CatalogEntry, Dialog, Effect, Key, Level, Mode};
 use super::{committed, status, Harness, GUM, PEN};
 
 #[test]
@@ -580,8 +582,45 @@ fn returns_post_lines_and_the_original_sale() {
     }
     let original = Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0001);
     h.typed(&original.to_string());
-    h.key(Key::Enter);
+    let e = h.key(Key::Enter);
     assert_eq!(h.s.original_sale_id, Some(original));
+    assert_eq!(e, [Effect::LookupSale(original)]);
+    // The agent knows the sale: what is left to return is shown; an
+    // answer for another id is stale and ignored.
+    let record = SaleRecord {
+        sale_id: original,
+        lines: vec![SoldLine {
+            gtin: PEN.into(),
+            qty: 2,
+        }],
+        returned: vec![ReturnedUnits {
+            gtin: PEN.into(),
+            units: 1,
+        }],
+    };
+    h.act(Action::OriginalSale {
+        id: Uuid::from_u128(7),
+        result: Err(ApiError::NotFound),
+    });
+    assert!(h
+        .s
+        .notice
+        .as_ref()
+        .is_none_or(|(_, t)| !t.contains("not recorded")));
+    h.act(Action::OriginalSale {
+        id: original,
+        result: Ok(record),
+    });
+    let (level, text) = h.s.notice.clone().unwrap();
+    assert_eq!(level, Level::Info);
+    assert!(text.contains("2 units sold, 1 left to return"), "{text}");
+    h.act(Action::OriginalSale {
+        id: original,
+        result: Err(ApiError::NotFound),
+    });
+    let (level, text) = h.s.notice.clone().unwrap();
+    assert_eq!(level, Level::Error);
+    assert!(text.contains("not recorded at this store"), "{text}");
     h.key(Key::F(5));
     assert_eq!(h.s.dialog, Some(Dialog::ConfirmRefund));
     let e = h.key(Key::Enter);
