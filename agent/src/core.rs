@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use tally_sync::epcs::{EpcHistory, EpcRecord};
 use tally_sync::exchange::ReplicaStore;
 use tally_sync::journal::Inserted;
-use tally_sync::ledger::{plan_count, plan_override};
+use tally_sync::ledger::{plan_count, plan_override, units_per_item};
 use tally_sync::{
     apply_event, BoundedCounter, Epc, EpcLedger, Event, EventId, EventKind, Gtin, ItemKey, Line,
     LocationId, Override, Refusal, ReplicaId, Shortfall, Tender,
@@ -323,7 +323,6 @@ pub fn return_lines(lines: &[LineIn], original: &OriginalSale) -> Result<Vec<Lin
         *units = units.saturating_add(l.qty);
         *price = (*price).min(l.unit_price_minor);
     }
-    let mut requested: BTreeMap<Gtin, u64> = BTreeMap::new();
     let mut priced = Vec::with_capacity(lines.len());
     for l in lines {
         if let Some(epc) = &l.epc {
@@ -353,8 +352,6 @@ pub fn return_lines(lines: &[LineIn], original: &OriginalSale) -> Result<Vec<Lin
             // Not in the sale: refused below with nothing returnable.
             (None, None) => 0,
         };
-        let units = requested.entry(l.gtin).or_default();
-        *units = units.saturating_add(l.qty);
         priced.push(Line {
             gtin: l.gtin,
             qty: l.qty,
@@ -362,7 +359,7 @@ pub fn return_lines(lines: &[LineIn], original: &OriginalSale) -> Result<Vec<Lin
             epc: l.epc.clone(),
         });
     }
-    for (gtin, units) in requested {
+    for (gtin, units) in units_per_item(&priced) {
         let sold_units = sold.get(&gtin).map_or(0, |&(u, _)| u);
         let earlier = original.returned.get(&gtin).copied().unwrap_or(0);
         let returnable = sold_units.saturating_sub(earlier);
@@ -376,16 +373,6 @@ pub fn return_lines(lines: &[LineIn], original: &OriginalSale) -> Result<Vec<Lin
         }
     }
     Ok(priced)
-}
-
-/// Units per item of `lines`.
-fn units_per_item(lines: &[Line]) -> BTreeMap<Gtin, u64> {
-    let mut units: BTreeMap<Gtin, u64> = BTreeMap::new();
-    for l in lines {
-        let u = units.entry(l.gtin).or_default();
-        *u = u.saturating_add(l.qty);
-    }
-    units
 }
 
 /// Plans `cmd` into the event it records, given the state it reads.

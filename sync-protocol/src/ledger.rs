@@ -249,6 +249,16 @@ fn epc_refusal(e: EpcError) -> Refusal {
     }
 }
 
+/// Units per item over `lines` (an item may have several lines).
+pub fn units_per_item(lines: &[Line]) -> BTreeMap<Gtin, u64> {
+    let mut units: BTreeMap<Gtin, u64> = BTreeMap::new();
+    for line in lines {
+        let n = units.entry(line.gtin).or_default();
+        *n = n.saturating_add(line.qty);
+    }
+    units
+}
+
 /// For a manager-approved sale: the units of each item the lines need
 /// beyond `r`'s rights. Empty if rights cover the whole sale.
 pub fn plan_override(
@@ -256,12 +266,8 @@ pub fn plan_override(
     counters: &BTreeMap<Gtin, BoundedCounter>,
     r: &ReplicaId,
 ) -> Vec<Shortfall> {
-    let mut need: BTreeMap<Gtin, u64> = BTreeMap::new();
-    for line in lines {
-        let n = need.entry(line.gtin).or_default();
-        *n = n.saturating_add(line.qty);
-    }
-    need.into_iter()
+    units_per_item(lines)
+        .into_iter()
         .filter_map(|(gtin, qty)| {
             let rights = counters.get(&gtin).map_or(0, |c| c.rights(r));
             (qty > rights).then(|| Shortfall {
