@@ -516,11 +516,10 @@ async fn get_sale(
         .parse()
         .map_err(|e| ApiError::Invalid(format!("sale id {id:?}: {e}")))?;
     let db = state.db.clone();
-    let (event, returned) = blocking(move || Ok((db.event(&id)?, db.returned_from(&id)?))).await?;
-    let mut body = event
-        .as_ref()
-        .and_then(sale_body)
+    let (event, returned) = blocking(move || db.event_and_returned(&id))
+        .await?
         .ok_or(ApiError::NotFound)?;
+    let mut body = sale_body(&event).ok_or(ApiError::NotFound)?;
     body["returned"] = returned
         .into_iter()
         .map(|(gtin, units)| json!({"gtin": gtin, "units": units}))

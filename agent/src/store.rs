@@ -171,6 +171,9 @@ pub struct AgentDb {
     unflushed: RwLock<Unflushed>,
 }
 
+/// An event and the units of each item that returns took back from it.
+pub type SaleWithReturns = (Event, BTreeMap<Gtin, u64>);
+
 impl AgentDb {
     /// Opens (creating if needed) the database in `data_dir`, exclusively,
     /// and checks or records the store id.
@@ -361,10 +364,16 @@ impl AgentDb {
         read_demand(&self.read()?)
     }
 
-    /// Units of each item that returns recorded here took back from `sale`.
-    pub fn returned_from(&self, sale: &EventId) -> Result<BTreeMap<Gtin, u64>, StoreError> {
+    /// The event with `id` and the units of each item that returns
+    /// recorded here took back from it, read from one snapshot (so a
+    /// return committing meanwhile is seen in both or in neither).
+    pub fn event_and_returned(&self, id: &EventId) -> Result<Option<SaleWithReturns>, StoreError> {
         let txn = self.read()?;
-        returned_from(&txn.raw().open_table(RETURNED).map_err(storage)?, sale)
+        let Some(event) = txn.event(id)? else {
+            return Ok(None);
+        };
+        let returned = returned_from(&txn.raw().open_table(RETURNED).map_err(storage)?, id)?;
+        Ok(Some((event, returned)))
     }
 
     /// The persisted sync cursors.
