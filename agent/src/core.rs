@@ -15,7 +15,9 @@
 //!   which adds the units it lacked to the demand table (the rebalancing
 //!   signal for the hub).
 //! - Ids make commands idempotent: a command whose id is already recorded
-//!   returns the recorded event (`new: false`) and changes nothing.
+//!   returns the recorded event (`new: false`) and changes nothing, if it
+//!   repeats the recorded request ([`retry_mismatch`]); under another kind
+//!   or with other content it is refused as invalid.
 //! - A return that names a sale this store recorded is bounded by it
 //!   ([`return_lines`]): no item comes back more than the sale sold, less
 //!   what earlier returns naming it took back (kept per sale by the
@@ -375,6 +377,109 @@ pub fn return_lines(lines: &[LineIn], original: &OriginalSale) -> Result<Vec<Lin
     Ok(priced)
 }
 
+/// How `cmd`, re-posted under the id of the recorded `event` (of the same
+/// kind), differs from what was recorded, or `None` for a true retry.
+///
+/// A retry repeats its request, so anything the caller gave must match:
+/// items, quantities, EPCs, tenders, the override's approver and reason,
+/// the returned sale, the counted figure. A price the caller left out is
+/// not compared, since the catalog (or the original sale) may have changed
+/// it since; a price given must be the one recorded. Answering a changed
+/// request with the old event would tell the caller that something was
+/// recorded which never was.
+pub fn retry_mismatch(cmd: &Command, event: &Event) -> Option<String> {
+    match (cmd, &event.kind) {
+        (
+            Command::Sale {
+                lines,
+                tenders,
+                approval,
+                ..
+            },
+            EventKind::Sale {
+                tenders: recorded_tenders,
+                override_,
+            },
+        ) => lines_mismatch(lines, &event.lines).or_else(|| {
+            if tenders != recorded_tenders {
+                return Some("other tenders".into());
+            }
+            let recorded = override_.as_ref().map(|o| (&o.approver, &o.reason));
+            let given = approval.as_ref().map(|a| (&a.approver, &a.reason));
+            (given != recorded).then(|| "another override".into())
+        }),
+        (
+            Command::Return {
+                lines,
+                original_sale,
+                ..
+            },
+            EventKind::Return {
+                original_sale: recorded,
+            },
+        ) => {
+            if original_sale != recorded {
+                return Some("another original_sale_id".into());
+            }
+            lines_mismatch(lines, &event.lines)
+        }
+        (Command::Receipt { lines, .. }, EventKind::Receipt) => {
+            if lines.len() != event.lines.len() {
+                return Some(format!("{} lines, not {}", event.lines.len(), lines.len()));
+            }
+            lines
+                .iter()
+                .zip(&event.lines)
+                .enumerate()
+                .find_map(|(n, (given, rec))| {
+                    (given.gtin != rec.gtin || given.qty != rec.qty || given.epc != rec.epc)
+                        .then(|| format!("line {} differs", n + 1))
+                })
+        }
+        (
+            Command::Count { gtin, counted, .. },
+            EventKind::CountAdjustment {
+                counted: recorded, ..
+            },
+        ) => {
+            let item = event.lines.first().map(|l| l.gtin);
+            if item != Some(*gtin) {
+                return Some("another item".into());
+            }
+            (counted != recorded).then(|| format!("counted {recorded}, not {counted}"))
+        }
+        _ => Some(format!("a {}", event.kind.name())),
+    }
+}
+
+fn lines_mismatch(given: &[LineIn], recorded: &[Line]) -> Option<String> {
+    if given.len() != recorded.len() {
+        return Some(format!("{} lines, not {}", recorded.len(), given.len()));
+    }
+    given
+        .iter()
+        .zip(recorded)
+        .enumerate()
+        .find_map(|(n, (g, r))| {
+            let n = n + 1;
+            if g.gtin != r.gtin {
+                Some(format!("line {n} is item {}, not {}", r.gtin, g.gtin))
+            } else if g.qty != r.qty {
+                Some(format!("line {n} has qty {}, not {}", r.qty, g.qty))
+            } else if g.epc != r.epc {
+                Some(format!("line {n} has another EPC"))
+            } else {
+                match g.unit_price_minor {
+                    Some(p) if p != r.unit_price_minor => Some(format!(
+                        "line {n} has unit_price_minor {}, not {p}",
+                        r.unit_price_minor
+                    )),
+                    _ => None,
+                }
+            }
+        })
+}
+
 /// Plans `cmd` into the event it records, given the state it reads.
 /// Pure; refusals found by planning (bad input, unknown price) come back
 /// as `Err`. Rights and EPCs are checked by `apply_event` afterwards.
@@ -523,6 +628,15 @@ pub fn execute<L: Ledger>(
             if kind != cmd.kind_name() {
                 return Ok(Outcome::Refused {
                     refusal: invalid(format!("id {id} is already used by a {kind}")),
+                    demand: Vec::new(),
+                });
+            }
+            if let Some(difference) = retry_mismatch(cmd, &event) {
+                return Ok(Outcome::Refused {
+                    refusal: invalid(format!(
+                        "id {id} is already recorded as a different {kind} ({difference}); \
+                         a retry must repeat the request, a new {kind} needs a new id"
+                    )),
                     demand: Vec::new(),
                 });
             }
@@ -846,6 +960,119 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_changed_request_under_a_recorded_id_is_refused_and_changes_nothing() {
+        let mut l = MemLedger::default();
+        l.prices.insert(gtin(1), 250);
+        receive(&mut l, 1, 9);
+        receive(&mut l, 2, 9);
+        let first = sale(Some(7), vec![line(1, 2, None), line(2, 1, Some(10))]);
+        assert!(matches!(
+            execute(&mut l, &who(), &first, stamp(1)).unwrap(),
+            Outcome::Recorded { new: true, .. }
+        ));
+        let before = l.clone();
+        // A true retry after the catalog price changed: the price was not
+        // given, so it is not compared.
+        l.prices.insert(gtin(1), 300);
+        assert!(matches!(
+            execute(&mut l, &who(), &first, stamp(2)).unwrap(),
+            Outcome::Recorded { new: false, .. }
+        ));
+        let with = |f: &dyn Fn(&mut Command)| {
+            let mut c = first.clone();
+            f(&mut c);
+            c
+        };
+        fn lines(c: &mut Command) -> &mut Vec<LineIn> {
+            match c {
+                Command::Sale { lines, .. } => lines,
+                _ => unreachable!(),
+            }
+        }
+        let changed = [
+            with(&|c| lines(c)[0].qty = 3),
+            with(&|c| lines(c)[1].unit_price_minor = Some(11)),
+            with(&|c| lines(c)[0].unit_price_minor = Some(300)),
+            with(&|c| lines(c)[1].gtin = gtin(3)),
+            with(&|c| lines(c)[1].epc = Some(Epc::from_hex("3074257bf7194e4000001a85").unwrap())),
+            with(&|c| lines(c).truncate(1)),
+            with(&|c| {
+                if let Command::Sale { tenders, .. } = c {
+                    tenders.push(Tender {
+                        method: "cash".into(),
+                        amount_minor: 510,
+                        reference: None,
+                    });
+                }
+            }),
+            with(&|c| {
+                if let Command::Sale { approval, .. } = c {
+                    *approval = Some(Approval {
+                        approver: "mgr".into(),
+                        reason: "shelf".into(),
+                    });
+                }
+            }),
+        ];
+        for (n, cmd) in changed.iter().enumerate() {
+            let out = execute(&mut l, &who(), cmd, stamp(3)).unwrap();
+            let Outcome::Refused {
+                refusal: Refusal::Invalid(detail),
+                ..
+            } = out
+            else {
+                panic!("change {n} accepted: {out:?}")
+            };
+            assert!(
+                detail.contains("already recorded as a different sale"),
+                "{detail}"
+            );
+        }
+        assert_eq!(
+            (on_hand(&l, 1), on_hand(&l, 2)),
+            (7, 8),
+            "counters unchanged"
+        );
+        assert_eq!(l.outbox, before.outbox, "nothing recorded");
+
+        // Returns, receipts and counts are held to the same rule.
+        let sale_id = EventId::v7(1, [7; 10]);
+        let r = ret(Some(8), vec![line(1, 1, None)], Some(sale_id));
+        assert!(matches!(
+            execute(&mut l, &who(), &r, stamp(4)).unwrap(),
+            Outcome::Recorded { new: true, .. }
+        ));
+        assert_eq!(retry_mismatch(&r, &recorded_event(&l, &r)), None);
+        let other_sale = ret(Some(8), vec![line(1, 1, None)], None);
+        assert!(retry_mismatch(&other_sale, &recorded_event(&l, &r)).is_some());
+        let receipt = |qty| Command::Receipt {
+            id: Some(EventId::v7(1, [9; 10])),
+            lines: vec![ReceiptLine::units(gtin(2), qty)],
+        };
+        execute(&mut l, &who(), &receipt(4), stamp(5)).unwrap();
+        assert_eq!(
+            retry_mismatch(&receipt(4), &recorded_event(&l, &receipt(4))),
+            None
+        );
+        assert!(retry_mismatch(&receipt(5), &recorded_event(&l, &receipt(4))).is_some());
+        let count = |counted| Command::Count {
+            id: Some(EventId::v7(1, [10; 10])),
+            gtin: gtin(2),
+            counted,
+        };
+        execute(&mut l, &who(), &count(4), stamp(6)).unwrap();
+        assert_eq!(
+            retry_mismatch(&count(4), &recorded_event(&l, &count(4))),
+            None
+        );
+        assert!(retry_mismatch(&count(5), &recorded_event(&l, &count(4))).is_some());
+    }
+
+    fn recorded_event(l: &MemLedger, cmd: &Command) -> Event {
+        l.event(&cmd.id().unwrap()).unwrap().unwrap()
     }
 
     #[test]

@@ -40,10 +40,23 @@ async fn sale_is_committed_once_and_readable() {
         first,
         json!({"sale_id": SALE_ID, "status": "committed", "total_minor": 300, "overridden": false})
     );
-    let (s, again) = a.post("/v1/sales", body).await;
+    let (s, again) = a.post("/v1/sales", body.clone()).await;
     assert_eq!((s, &again), (200, &first));
     assert_eq!(a.on_hand(PEN).await, 3);
     assert_eq!(outbox(&a).await, 2, "receipt + one sale");
+    // The same id with another body is not a retry: answering it with the
+    // recorded sale would confirm 3 units that were never sold.
+    let mut changed = body;
+    changed["lines"][0]["qty"] = json!(3);
+    let (s, v) = a.post("/v1/sales", changed).await;
+    assert_eq!((s, v["error"].as_str()), (422, Some("invalid")), "{v}");
+    let detail = v["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("already recorded as a different sale") && detail.contains("qty 2, not 3"),
+        "{detail}"
+    );
+    assert_eq!(a.on_hand(PEN).await, 3);
+    assert_eq!(outbox(&a).await, 2);
 
     let (s, got) = a.get(&format!("/v1/sales/{SALE_ID}")).await;
     assert_eq!(s, 200, "{got}");

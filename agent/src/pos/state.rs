@@ -11,7 +11,8 @@
 //! - **In doubt, locked.** When a POST's outcome is unknown (timeout,
 //!   agent unreachable, 5xx), the agent may have recorded the sale. The
 //!   basket is then locked: editing it and re-posting under the same id
-//!   would be answered with the sale as first recorded. Only a retry or an
+//!   would be refused if the first attempt was recorded (a retry must
+//!   repeat its request) and a new sale if it was not. Only a retry or an
 //!   explicit discard leave that state.
 //! - **Refused means unchanged.** On a 409/422 the agent recorded nothing,
 //!   so the basket is editable again. Tenders taken before a refusal are
