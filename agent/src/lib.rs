@@ -16,7 +16,8 @@
 //! - [`devices`]: a scanner that sells and an RFID reader that receives,
 //!   wired to the agent through the real drivers and the committer.
 //! - [`config`], [`metrics`], [`status`]: configuration, Prometheus
-//!   metrics, sync status. [`catalog`], [`client`], [`cli`]: the CLI.
+//!   metrics, sync status. [`catalog`], [`client`], [`cli`]: the CLI;
+//!   [`report`]: how the binaries print an error.
 //!
 //! Library/binary split as in mini-redis: `main.rs` parses flags and calls
 //! [`run`] with a bound listener and a shutdown future, so tests start the
@@ -33,11 +34,13 @@ pub mod devices;
 pub mod measure;
 pub mod metrics;
 pub mod outbox;
+pub mod report;
 pub mod status;
 pub mod store;
 pub mod sync;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -73,10 +76,14 @@ pub enum AgentError {
 }
 
 /// Runs the agent on `listener` until `shutdown` completes, then finishes
-/// in-flight requests and commits and returns.
+/// in-flight requests and commits and returns. `ready` is called with the
+/// API's address once the database is open and the committer, sync and
+/// devices are started, just before requests are served (so a "listening"
+/// line is never printed by an agent that then fails to open its store).
 pub async fn run(
     config: Config,
     listener: TcpListener,
+    ready: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
     let Config {
@@ -143,6 +150,7 @@ pub async fn run(
         source,
     })?;
     tracing::info!(store = %db.who().replica, %addr, outbox = depth, "Agent ready.");
+    ready(addr);
     let app = api::router(state, api_config.max_body_bytes);
     let stop_tx = Arc::new(stop_tx);
     let stop_on_shutdown = stop_tx.clone();

@@ -68,7 +68,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line with the whole chain of causes.
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", tally_agent::report::one_line(&e));
             ExitCode::FAILURE
         }
     }
@@ -156,9 +156,6 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
-        let addr = listener.local_addr()?;
-        // Tests and scripts read this line to find the port (e.g. with --listen 127.0.0.1:0).
-        println!("tally-agent listening on http://{addr}");
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("installing the SIGTERM handler")?;
         let stdin_closed = stdin_eof(stop_on_stdin_eof);
@@ -169,7 +166,10 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
                 _ = stdin_closed => tracing::info!("Standard input closed."),
             }
         };
-        tally_agent::run(config, listener, shutdown)
+        // Tests and scripts read this line to find the port (e.g. with
+        // --listen 127.0.0.1:0); it comes once the store is open.
+        let ready = |addr| println!("tally-agent listening on http://{addr}");
+        tally_agent::run(config, listener, ready, shutdown)
             .await
             .context("tally-agent stopped with an error")
     })

@@ -94,6 +94,10 @@ async fn catalog_stock_status_round_trip() {
     assert_eq!(v["total_minor"], 150);
     let err = stderr(&cli(&["catalog", "import", csv_s, "--data-dir", data_s]));
     assert!(err.contains("already open in another process"), "{err}");
+    // A second agent on the same store fails before it says it listens.
+    let second = cli(&["run", "--data-dir", data_s, "--listen", "127.0.0.1:0"]);
+    assert!(stderr(&second).contains("already open in another process"));
+    assert_eq!(String::from_utf8_lossy(&second.stdout), "");
 
     // A bad CSV names the line and imports nothing.
     std::fs::write(&csv, format!("{PEN},Pen,1\n{MUG},Mug,x\n")).unwrap();
@@ -163,6 +167,11 @@ fn clear_errors_without_an_agent_or_a_data_dir() {
     std::fs::write(&bad, "listen = 5\n").unwrap();
     let err = stderr(&cli(&["run", "--config", bad.to_str().unwrap()]));
     assert!(err.contains("bad.toml"), "{err}");
+    // Each cause is said once, on one line.
+    let missing = dir.path().join("missing.toml");
+    let err = stderr(&cli(&["run", "--config", missing.to_str().unwrap()]));
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
 }
 
 /// `--stop-on-stdin-eof`: the supervisor's lifeline. Closing the pipe (as

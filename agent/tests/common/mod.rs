@@ -39,7 +39,7 @@ impl TestAgent {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let mut task = tokio::spawn(tally_agent::run(config, listener, async move {
+        let mut task = tokio::spawn(tally_agent::run(config, listener, |_| {}, async move {
             let _ = stopped.await;
         }));
         let client = ApiClient::new(&format!("http://{addr}"));
