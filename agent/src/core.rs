@@ -424,17 +424,17 @@ pub fn retry_mismatch(cmd: &Command, event: &Event) -> Option<String> {
             lines_mismatch(lines, &event.lines)
         }
         (Command::Receipt { lines, .. }, EventKind::Receipt) => {
-            if lines.len() != event.lines.len() {
-                return Some(format!("{} lines, not {}", event.lines.len(), lines.len()));
-            }
-            lines
+            // Receipts carry no price: compared as lines without one.
+            let given: Vec<LineIn> = lines
                 .iter()
-                .zip(&event.lines)
-                .enumerate()
-                .find_map(|(n, (given, rec))| {
-                    (given.gtin != rec.gtin || given.qty != rec.qty || given.epc != rec.epc)
-                        .then(|| format!("line {} differs", n + 1))
+                .map(|l| LineIn {
+                    gtin: l.gtin,
+                    qty: l.qty,
+                    unit_price_minor: None,
+                    epc: l.epc.clone(),
                 })
+                .collect();
+            lines_mismatch(&given, &event.lines)
         }
         (
             Command::Count { gtin, counted, .. },

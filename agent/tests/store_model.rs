@@ -181,8 +181,9 @@ fn to_command(c: Cmd) -> Command {
 }
 
 /// The model: on hand per item (this store holds every right), the
-/// command recorded under each id (a retry must repeat it), outbox depth, and per recorded sale its item, units and the units
-/// returns naming it took back.
+/// command recorded under each id (a retry must repeat it), outbox depth,
+/// and per recorded sale its item, units and the units returns naming it
+/// took back.
 #[derive(Debug, Default, Clone)]
 struct Model {
     on_hand: BTreeMap<u8, u64>,
