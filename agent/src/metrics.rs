@@ -98,6 +98,16 @@ impl Default for Metrics {
     }
 }
 
+/// `n` histogram bounds from `first` in steps of `factor`, each rounded
+/// to 4 significant digits, so `/metrics` says `le="0.00003456"` rather
+/// than the product's float noise (`le="0.000034559999999999997"`). The
+/// rounding moves a bound by less than 0.05 %, so the steps stay steps.
+fn latency_bounds(first: f64, factor: f64, n: usize) -> impl Iterator<Item = f64> {
+    std::iter::successors(Some(first), move |b| Some(b * factor))
+        .take(n)
+        .map(|b| format!("{b:.3e}").parse().unwrap_or(b))
+}
+
 impl Metrics {
     /// A fresh set of metrics, registered under `tally_agent_`.
     pub fn new() -> Self {
@@ -109,7 +119,7 @@ impl Metrics {
         let commit_failures = Counter::default();
         // 20 µs … ~0.5 s in steps of 1.2×: fsync latencies span that range,
         // and a p99 read off these buckets is within 20 % of the truth.
-        let buckets = || std::iter::successors(Some(20e-6), |b| Some(b * 1.2)).take(56);
+        let buckets = || latency_bounds(20e-6, 1.2, 56);
         let queue_seconds = Histogram::new(buckets());
         let batch_seconds = Histogram::new(buckets());
         let commit_seconds = Histogram::new(buckets());
@@ -292,6 +302,25 @@ mod tests {
             "# EOF",
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
+        }
+    }
+
+    #[test]
+    fn latency_bounds_print_with_four_significant_digits() {
+        let bounds: Vec<f64> = latency_bounds(20e-6, 1.2, 56).collect();
+        assert_eq!(bounds.len(), 56);
+        assert!(bounds.windows(2).all(|w| w[1] > w[0] * 1.19));
+        assert_eq!(bounds[..4], [0.00002, 0.000024, 0.0000288, 0.00003456]);
+        let text = Metrics::new().encode().unwrap();
+        let labels: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("tally_agent_commit_seconds_bucket"))
+            .filter_map(|l| l.split('"').nth(1))
+            .collect();
+        assert_eq!(labels.len(), 57, "56 bounds and +Inf");
+        for le in labels {
+            let digits = le.trim_start_matches(['0', '.']).replace('.', "");
+            assert!(digits.len() <= 4 || le == "+Inf", "le=\"{le}\"");
         }
     }
 }
