@@ -2,6 +2,7 @@
 //! `tally-agent catalog import` for stores running before their first
 //! sync. Pure: bytes in, items or a line-numbered error out.
 
+use std::collections::HashMap;
 use std::io::Read;
 
 use tally_sync::message::CatalogItem;
@@ -24,14 +25,20 @@ pub enum CsvError {
 }
 
 /// Parses `gtin,name,price_minor` rows. A first row whose first field is
-/// `gtin` is taken as a header. Names may be quoted (RFC 4180).
+/// `gtin` is taken as a header. Names may be quoted (RFC 4180); a UTF-8
+/// byte-order mark (spreadsheets' "CSV UTF-8") and CRLF line ends are
+/// fine. An item listed twice is imported once if both rows agree and
+/// refused (naming both lines) if they do not: which price was meant is
+/// not ours to guess.
 pub fn parse_csv(reader: impl Read) -> Result<Vec<CatalogItem>, CsvError> {
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .trim(csv::Trim::All)
         .flexible(true)
         .from_reader(reader);
-    let mut out = Vec::new();
+    let mut out: Vec<CatalogItem> = Vec::new();
+    // Each GTIN's first line and its place in `out`.
+    let mut seen: HashMap<Gtin, (u64, usize)> = HashMap::new();
     for (i, rec) in rdr.records().enumerate() {
         let rec = rec.map_err(|e| match e.position() {
             Some(p) => CsvError::Row {
@@ -57,11 +64,24 @@ pub fn parse_csv(reader: impl Read) -> Result<Vec<CatalogItem>, CsvError> {
             .ok()
             .filter(|p: &i64| *p >= 0)
             .ok_or_else(|| bad(format!("price_minor {:?} is not an integer >= 0", &rec[2])))?;
-        out.push(CatalogItem {
+        let item = CatalogItem {
             gtin,
             name: rec[1].to_string(),
             price_minor,
-        });
+        };
+        match seen.get(&item.gtin) {
+            Some(&(_, k)) if out.get(k) == Some(&item) => {}
+            Some(&(first, _)) => {
+                return Err(bad(format!(
+                    "gtin {} is already on line {first} with another name or price",
+                    item.gtin
+                )))
+            }
+            None => {
+                seen.insert(item.gtin, (line, out.len()));
+                out.push(item);
+            }
+        }
     }
     Ok(out)
 }
@@ -85,12 +105,45 @@ mod tests {
     }
 
     #[test]
+    fn spreadsheet_exports_parse() {
+        // Excel's "CSV UTF-8": a byte-order mark, CRLF, a blank line.
+        let text =
+            "\u{feff}gtin,name,price_minor\r\n96385074,Gum,50\r\n\r\n4006381333931,Pen,129\r\n";
+        let items = parse_csv(text.as_bytes()).unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].name, "Gum");
+        assert_eq!(items[1].price_minor, 129);
+        // Without a header the mark must not spoil the first GTIN.
+        let items = parse_csv("\u{feff}96385074,Gum,50\n".as_bytes()).unwrap();
+        assert_eq!(items[0].gtin.to_string(), "00000096385074");
+    }
+
+    #[test]
+    fn an_item_listed_twice_alike_is_imported_once() {
+        let text = "96385074,Gum,50\n4006381333931,Pen,129\n000096385074,Gum,50\n";
+        let items = parse_csv(text.as_bytes()).unwrap();
+        assert_eq!(items.len(), 2);
+        match parse_csv("96385074,Gum,50\n96385074,Gum,55\n".as_bytes()) {
+            Err(e) => assert_eq!(
+                e.to_string(),
+                "line 2: gtin 00000096385074 is already on line 1 with another name or price"
+            ),
+            Ok(items) => panic!("{items:?}"),
+        }
+    }
+
+    #[test]
     fn errors_name_the_line() {
         for (text, line) in [
             ("gtin,name,price_minor\n4006381333932,Pen,1\n", 2),
             ("96385074,Gum,50\n96385074,Gum,-1\n", 2),
             ("96385074,Gum,5.5\n", 1),
             ("96385074,Gum\n", 1),
+            (
+                "96385074,Gum,50\n4006381333931,Pen,129\n96385074,Gum,55\n",
+                3,
+            ),
+            ("96385074,Gum,50\n\"96385074\",Gum (mint),50\n", 2),
         ] {
             match parse_csv(text.as_bytes()) {
                 Err(CsvError::Row { line: l, .. }) => assert_eq!(l, line, "{text}"),
