@@ -16,8 +16,8 @@
 //! - [`devices`]: a scanner that sells and an RFID reader that receives,
 //!   wired to the agent through the real drivers and the committer.
 //! - [`config`], [`metrics`], [`status`]: configuration, Prometheus
-//!   metrics, sync status. [`catalog`], [`client`], [`cli`]: the CLI;
-//!   [`report`]: how the binaries print an error.
+//!   metrics, sync status. [`catalog`], [`client`], [`cli`]: the CLI
+//!   (errors print through `tally_sync::report::one_line`).
 //!
 //! Library/binary split as in mini-redis: `main.rs` parses flags and calls
 //! [`run`] with a bound listener and a shutdown future, so tests start the
@@ -34,7 +34,6 @@ pub mod devices;
 pub mod measure;
 pub mod metrics;
 pub mod outbox;
-pub mod report;
 pub mod status;
 pub mod store;
 pub mod sync;

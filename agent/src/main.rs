@@ -68,7 +68,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line with the whole chain of causes.
-            eprintln!("error: {}", tally_agent::report::one_line(&e));
+            eprintln!("error: {}", tally_sync::report::one_line(e.as_ref()));
             ExitCode::FAILURE
         }
     }

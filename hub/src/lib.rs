@@ -33,6 +33,7 @@ pub mod tls;
 pub mod writer;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,7 +65,7 @@ pub enum HubError {
     #[error(transparent)]
     Tls(#[from] TlsError),
     /// The database could not be opened.
-    #[error("database: {0}")]
+    #[error("opening the database: {0}")]
     Storage(#[from] StorageError),
     /// An I/O failure (starting the writer thread, the listener).
     #[error("{0}")]
@@ -72,10 +73,14 @@ pub enum HubError {
 }
 
 /// Serves the hub on `listener` until `shutdown` resolves, then shuts
-/// down gracefully. See the module docs.
+/// down gracefully. See the module docs. `ready` is called with the
+/// listener's address once the PKI files are read, the database is open
+/// and the writer is started, just before connections are accepted (so a
+/// "listening" line is never printed by a hub that then fails to start).
 pub async fn run(
     config: Config,
     listener: TcpListener,
+    ready: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), HubError> {
     let dir = DataDir::new(&config.data_dir);
@@ -118,8 +123,10 @@ pub async fn run(
     let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let addr = listener.local_addr()?;
+    ready(addr);
     info!(
-        addr = %listener.local_addr()?,
+        addr = %addr,
         data_dir = %config.data_dir.display(),
         reserve_pct = config.policy.online_reserve_pct,
         min_reserve_units = config.policy.min_reserve_units,
@@ -188,7 +195,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     }
 }
 
-async fn accept(listener: &TcpListener) -> (TcpStream, std::net::SocketAddr) {
+async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
     let mut backoff = Duration::from_millis(5);
     loop {
         match listener.accept().await {
@@ -212,7 +219,7 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(mut self, socket: TcpStream, addr: std::net::SocketAddr) {
+    async fn serve(mut self, socket: TcpStream, addr: SocketAddr) {
         let _ = socket.set_nodelay(true);
         let tls = match tokio::time::timeout(self.handshake_timeout, self.acceptor.accept(socket))
             .await

@@ -2,6 +2,7 @@
 //! installs tracing and hands over to the library.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -163,8 +164,19 @@ async fn stdin_eof(watch: bool) {
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, each cause once (not anyhow's "Caused by" list,
+            // which repeats causes our errors already show).
+            eprintln!("error: {}", tally_sync::report::one_line(e.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Init {
             data_dir,
@@ -218,10 +230,10 @@ fn main() -> anyhow::Result<()> {
                 let listener = tokio::net::TcpListener::bind(&args.listen)
                     .await
                     .with_context(|| format!("binding {}", args.listen))?;
-                let addr = listener.local_addr().context("reading the bound address")?;
-                // One line on stdout for scripts and tests that listen on :0.
-                println!("tally-hub listening on https://{addr}");
-                tally_hub::run(config, listener, shutdown_signal(stop_on_stdin_eof))
+                // One line on stdout for scripts and tests that listen on
+                // :0, once the hub has started.
+                let ready = |addr| println!("tally-hub listening on https://{addr}");
+                tally_hub::run(config, listener, ready, shutdown_signal(stop_on_stdin_eof))
                     .await
                     .context("running the hub")
             })?;

@@ -1,6 +1,7 @@
 //! The real `tally-hub` binary: `init`, `enroll`, `run` on 127.0.0.1:0,
 //! `revoke` while it runs (next sync → 403), a second `run` on the same
-//! data directory refused, and a graceful stop on SIGTERM.
+//! data directory refused, a graceful stop on SIGTERM, and start-up
+//! errors as one line.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -106,13 +107,15 @@ async fn init_enroll_run_revoke_and_stop() {
     );
     assert!(base.starts_with("https://127.0.0.1:"), "{base}");
 
-    // A second hub on the same data directory is refused clearly.
+    // A second hub on the same data directory is refused clearly, on one
+    // line, without first saying it listens.
     let second = hub(&["run", "--data-dir", dir_s, "--listen", "127.0.0.1:0"]);
     assert!(!second.status.success());
-    assert!(
-        String::from_utf8_lossy(&second.stderr).contains("already open"),
-        "{second:?}"
-    );
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("already open"), "{second:?}");
+    assert!(err.starts_with("error: running the hub: "), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(second.stdout.is_empty(), "{second:?}");
 
     let client = HubClient::new(&base, &std::fs::read(&bundle).unwrap(), true);
     let mut s1 = SimStore::new("s1", 11);
@@ -148,6 +151,55 @@ async fn init_enroll_run_revoke_and_stop() {
     assert!(ok.success());
     let status = wait_exit(&mut child, Duration::from_secs(30));
     assert!(status.success(), "graceful stop exits 0: {status:?}");
+}
+
+/// Start-up errors are one line on stderr, each cause said once, with
+/// nothing on stdout and exit status 1 (even with `RUST_BACKTRACE=1`).
+#[test]
+fn start_up_errors_are_one_clear_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("never-initialized");
+    let dir_s = dir.to_str().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap()
+    };
+    for (args, says) in [
+        (
+            vec!["run", "--data-dir", dir_s, "--listen", "127.0.0.1:0"],
+            "error: running the hub: ",
+        ),
+        (
+            vec![
+                "enroll",
+                "--data-dir",
+                dir_s,
+                "--store",
+                "s1",
+                "--out",
+                "x.pem",
+            ],
+            "error: enrolling store \"s1\": ",
+        ),
+    ] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with(says), "{args:?}: {err}");
+        assert!(err.contains("run `tally-hub init"), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+    let out = run(&["run", "--data-dir", dir_s, "--listen", "127.0.0.1:99999"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim_end(),
+        "error: binding 127.0.0.1:99999: invalid port value"
+    );
 }
 
 /// `--stop-on-stdin-eof`: the supervisor's lifeline. Closing the pipe (as

@@ -34,7 +34,10 @@ fn main() -> ExitCode {
             ExitCode::from(130)
         }
         Err(e) => {
-            eprintln!("tally-demo: error: {e:#}");
+            eprintln!(
+                "tally-demo: error: {}",
+                tally_sync::report::one_line(e.as_ref())
+            );
             ExitCode::FAILURE
         }
     }

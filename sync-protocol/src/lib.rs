@@ -18,6 +18,7 @@
 //! - [`audit`]: checks computed from events alone.
 //! - [`sim`]: the deterministic simulation of a hub and stores.
 //! - [`timestamp`]: how the APIs show a time (RFC 3339, UTC).
+//! - [`report`]: how the binaries show an error (one line, each cause once).
 
 pub mod audit;
 pub mod codec;
@@ -32,6 +33,7 @@ pub mod journal;
 pub mod ledger;
 pub mod message;
 pub mod policy;
+pub mod report;
 pub mod sim;
 pub mod timestamp;
 

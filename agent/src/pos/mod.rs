@@ -63,7 +63,7 @@ pub fn run(args: PosArgs) -> ExitCode {
     match run_terminal(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", tally_agent::report::one_line(&e));
+            eprintln!("error: {}", tally_sync::report::one_line(e.as_ref()));
             ExitCode::FAILURE
         }
     }

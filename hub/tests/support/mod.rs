@@ -66,7 +66,7 @@ impl TestHub {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(tally_hub::run(config, listener, async {
+        let task = tokio::spawn(tally_hub::run(config, listener, |_| {}, async {
             let _ = rx.await;
         }));
         let token = data.read_admin_token().unwrap();
