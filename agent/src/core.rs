@@ -26,6 +26,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use tally_sync::epcs::{EpcHistory, EpcRecord};
+use tally_sync::event::checked_total_minor;
 use tally_sync::exchange::ReplicaStore;
 use tally_sync::journal::Inserted;
 use tally_sync::ledger::{plan_count, plan_override, units_per_item};
@@ -561,6 +562,14 @@ pub fn plan(cmd: &Command, who: &Who, loaded: &Loaded, stamp: Stamp) -> Result<E
             )
         }
     };
+    if matches!(kind, EventKind::Sale { .. } | EventKind::Return { .. })
+        && checked_total_minor(&lines).is_none()
+    {
+        return Err(invalid(format!(
+            "the total of these lines exceeds {} minor units",
+            i64::MAX
+        )));
+    }
     Ok(Event {
         id,
         location: who.location.clone(),
@@ -880,6 +889,38 @@ mod tests {
         ));
         assert_eq!(l.outbox, before.outbox);
         assert_eq!(on_hand(&l, 1), 5);
+    }
+
+    #[test]
+    fn a_total_beyond_i64_is_invalid_and_changes_nothing() {
+        let mut l = MemLedger::default();
+        receive(&mut l, 1, 4_000_000_000_000_000_000);
+        let before = l.clone();
+        let huge_qty = vec![line(1, 4_000_000_000_000_000_000, Some(100))];
+        let two_max_prices = vec![line(1, 1, Some(i64::MAX)), line(1, 1, Some(1))];
+        for lines in [huge_qty, two_max_prices] {
+            for cmd in [sale(None, lines.clone()), ret(None, lines, None)] {
+                match execute(&mut l, &who(), &cmd, stamp(1)).unwrap() {
+                    Outcome::Refused {
+                        refusal: Refusal::Invalid(d),
+                        ..
+                    } => assert!(d.contains("exceeds 9223372036854775807"), "{d}"),
+                    other => panic!("{cmd:?}: {other:?}"),
+                }
+            }
+        }
+        assert_eq!(l.outbox, before.outbox);
+        assert_eq!(on_hand(&l, 1), 4_000_000_000_000_000_000);
+        // The largest total that fits is recorded as it is.
+        let fits = sale(
+            None,
+            vec![line(1, 1, Some(i64::MAX - 1)), line(1, 1, Some(1))],
+        );
+        let Outcome::Recorded { event, .. } = execute(&mut l, &who(), &fits, stamp(2)).unwrap()
+        else {
+            panic!("refused")
+        };
+        assert_eq!(event.total_minor(), i64::MAX);
     }
 
     #[test]

@@ -213,6 +213,17 @@ async fn invalid_requests_are_422_and_change_nothing() {
         ("/v1/counts", json!({"gtin": PEN, "counted": -1})),
         ("/v1/counts", json!({"gtin": "123", "counted": 1})),
         ("/v1/returns", json!({"lines": [{"gtin": MUG, "qty": 1}]})),
+        // A total that does not fit in an i64 is a keying error, not an
+        // amount to record (it used to be recorded as i64::MAX).
+        (
+            "/v1/sales",
+            json!({"lines": [{"gtin": PEN, "qty": 1, "unit_price_minor": i64::MAX},
+                             {"gtin": PEN, "qty": 1, "unit_price_minor": 1}]}),
+        ),
+        (
+            "/v1/returns",
+            json!({"lines": [{"gtin": PEN, "qty": 2, "unit_price_minor": i64::MAX}]}),
+        ),
         (
             "/v1/catalog",
             json!({"items": [{"gtin": PEN, "name": "Pen", "price_minor": -5}]}),

@@ -131,6 +131,16 @@ impl EventKind {
     }
 }
 
+/// Σ qty × unit price over `lines`, in minor units, or `None` when it
+/// does not fit in an `i64` (no till sells 10^16 of anything, so such a
+/// total is a keying error, never an amount to record).
+pub fn checked_total_minor(lines: &[Line]) -> Option<i64> {
+    lines.iter().try_fold(0i64, |acc, l| {
+        let qty = i64::try_from(l.qty).ok()?;
+        acc.checked_add(qty.checked_mul(l.unit_price_minor)?)
+    })
+}
+
 /// One business event. See the module docs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
@@ -149,12 +159,11 @@ pub struct Event {
 }
 
 impl Event {
-    /// Σ qty × unit price over the lines, in minor units (saturating).
+    /// Σ qty × unit price over the lines, in minor units. Saturates at
+    /// `i64::MAX`, which the agent never records: it refuses a sale or a
+    /// return whose [`checked_total_minor`] overflows.
     pub fn total_minor(&self) -> i64 {
-        self.lines.iter().fold(0i64, |acc, l| {
-            let qty = i64::try_from(l.qty).unwrap_or(i64::MAX);
-            acc.saturating_add(qty.saturating_mul(l.unit_price_minor))
-        })
+        checked_total_minor(&self.lines).unwrap_or(i64::MAX)
     }
 
     /// Whether this is a sale recorded under a manager override.
