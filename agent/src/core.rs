@@ -305,6 +305,24 @@ fn price_lines(lines: &[LineIn], prices: &BTreeMap<Gtin, i64>) -> Result<Vec<Lin
         .collect()
 }
 
+/// A tender names how it was paid and pays a non-negative amount (change
+/// given and refunds are not tenders of a sale). The amounts are recorded
+/// as given, not checked against the total.
+fn check_tenders(tenders: &[Tender]) -> Result<(), Refusal> {
+    for (i, t) in tenders.iter().enumerate() {
+        if t.method.trim().is_empty() {
+            return Err(invalid(format!("tenders[{i}].method is empty")));
+        }
+        if t.amount_minor < 0 {
+            return Err(invalid(format!(
+                "tenders[{i}].amount_minor must be >= 0, got {}",
+                t.amount_minor
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Prices and checks the lines of a return against the sale it names:
 /// each item at most the units the sale sold less what earlier returns
 /// took back (else [`Refusal::ExceedsSale`]), refunded at the price it was
@@ -496,6 +514,7 @@ pub fn plan(cmd: &Command, who: &Who, loaded: &Loaded, stamp: Stamp) -> Result<E
             ..
         } => {
             let lines = price_lines(lines, &loaded.prices)?;
+            check_tenders(tenders)?;
             let override_ = match approval {
                 None => None,
                 Some(a) => {
@@ -889,6 +908,48 @@ mod tests {
         ));
         assert_eq!(l.outbox, before.outbox);
         assert_eq!(on_hand(&l, 1), 5);
+    }
+
+    #[test]
+    fn a_tender_without_method_or_with_negative_amount_is_invalid() {
+        let mut l = MemLedger::default();
+        receive(&mut l, 1, 5);
+        let before = l.clone();
+        let tender = |method: &str, amount_minor| Tender {
+            method: method.into(),
+            amount_minor,
+            reference: None,
+        };
+        for (tenders, says) in [
+            (vec![tender(" ", 250)], "tenders[0].method is empty"),
+            (
+                vec![tender("card", 200), tender("cash", -50)],
+                "tenders[1].amount_minor must be >= 0, got -50",
+            ),
+        ] {
+            let cmd = Command::Sale {
+                id: None,
+                lines: vec![line(1, 1, Some(150))],
+                tenders,
+                approval: None,
+            };
+            match execute(&mut l, &who(), &cmd, stamp(1)).unwrap() {
+                Outcome::Refused {
+                    refusal: Refusal::Invalid(d),
+                    ..
+                } => assert_eq!(d, says),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(l.outbox, before.outbox);
+        assert_eq!(on_hand(&l, 1), 5);
+        let paid = Command::Sale {
+            id: None,
+            lines: vec![line(1, 1, Some(150))],
+            tenders: vec![tender("voucher", 0), tender("cash", 150)],
+            approval: None,
+        };
+        recorded(execute(&mut l, &who(), &paid, stamp(2)).unwrap());
     }
 
     #[test]

@@ -225,6 +225,16 @@ async fn invalid_requests_are_422_and_change_nothing() {
             json!({"lines": [{"gtin": PEN, "qty": 2, "unit_price_minor": i64::MAX}]}),
         ),
         (
+            "/v1/sales",
+            json!({"lines": [{"gtin": PEN, "qty": 1}],
+                   "tenders": [{"method": "", "amount_minor": 129}]}),
+        ),
+        (
+            "/v1/sales",
+            json!({"lines": [{"gtin": PEN, "qty": 1}],
+                   "tenders": [{"method": "cash", "amount_minor": -5}]}),
+        ),
+        (
             "/v1/catalog",
             json!({"items": [{"gtin": PEN, "name": "Pen", "price_minor": -5}]}),
         ),
