@@ -53,8 +53,16 @@ pub fn parse_csv(reader: impl Read) -> Result<Vec<CatalogItem>, CsvError> {
             continue;
         }
         if rec.len() != 3 {
+            // Spreadsheets in many locales save "CSV" with semicolons.
+            let hint = match rec.len() {
+                1 if rec[0].contains(';') => " (the file is separated by ';': save it with commas)",
+                1 if rec[0].contains('\t') => {
+                    " (the file is separated by tabs: save it with commas)"
+                }
+                _ => "",
+            };
             return Err(bad(format!(
-                "expected 3 fields (gtin,name,price_minor), found {}",
+                "expected 3 fields (gtin,name,price_minor), found {}{hint}",
                 rec.len()
             )));
         }
@@ -116,6 +124,19 @@ mod tests {
         // Without a header the mark must not spoil the first GTIN.
         let items = parse_csv("\u{feff}96385074,Gum,50\n".as_bytes()).unwrap();
         assert_eq!(items[0].gtin.to_string(), "00000096385074");
+    }
+
+    #[test]
+    fn a_semicolon_or_tab_separated_file_is_named_as_such() {
+        for (text, says) in [
+            ("gtin;name;price_minor\n", "separated by ';'"),
+            ("96385074\tGum\t50\n", "separated by tabs"),
+        ] {
+            match parse_csv(text.as_bytes()) {
+                Err(e) => assert!(e.to_string().contains(says), "{e}"),
+                Ok(items) => panic!("{items:?}"),
+            }
+        }
     }
 
     #[test]

@@ -92,9 +92,11 @@ impl ApiClient {
                 url: url.clone(),
                 detail: e.to_string(),
             })?;
-        let connect = |e: &dyn std::fmt::Display| ClientError::Connect {
+        // hyper's own message is only "client error (Connect)"; the
+        // cause ("Connection refused") is further down its chain.
+        let connect = |e: &(dyn std::error::Error + 'static)| ClientError::Connect {
             url: url.clone(),
-            detail: e.to_string(),
+            detail: tally_sync::report::one_line(e),
         };
         let resp = self.http.request(req).await.map_err(|e| connect(&e))?;
         let status = resp.status();

@@ -144,6 +144,8 @@ async fn run_reads_the_config_file_flags_win_and_sigterm_stops_cleanly() {
 fn clear_errors_without_an_agent_or_a_data_dir() {
     let err = stderr(&cli(&["status", "--agent", "http://127.0.0.1:9"]));
     assert!(err.contains("cannot reach the agent"), "{err}");
+    // The cause, not only hyper's "client error (Connect)".
+    assert!(err.contains("Connection refused"), "{err}");
     let err = stderr(&cli(&["run", "--listen", "127.0.0.1:0"]));
     assert!(err.contains("no data directory"), "{err}");
     let dir = tempfile::tempdir().unwrap();
