@@ -633,17 +633,8 @@ async fn post_catalog(
         .items
         .into_iter()
         .map(|i| {
-            if i.price_minor < 0 {
-                return Err(ApiError::Invalid(format!(
-                    "price_minor must be >= 0 for {}",
-                    i.gtin
-                )));
-            }
-            Ok(CatalogItem {
-                gtin: gtin(&i.gtin)?,
-                name: i.name,
-                price_minor: i.price_minor,
-            })
+            CatalogItem::new(gtin(&i.gtin)?, &i.name, i.price_minor)
+                .map_err(|e| ApiError::Invalid(e.to_string()))
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     match state.committer.submit(Job::Catalog(items)).await? {

@@ -72,11 +72,7 @@ pub fn parse_csv(reader: impl Read) -> Result<Vec<CatalogItem>, CsvError> {
             .ok()
             .filter(|p: &i64| *p >= 0)
             .ok_or_else(|| bad(format!("price_minor {:?} is not an integer >= 0", &rec[2])))?;
-        let item = CatalogItem {
-            gtin,
-            name: rec[1].to_string(),
-            price_minor,
-        };
+        let item = CatalogItem::new(gtin, &rec[1], price_minor).map_err(|e| bad(e.to_string()))?;
         match seen.get(&item.gtin) {
             Some(&(_, k)) if out.get(k) == Some(&item) => {}
             Some(&(first, _)) => {
@@ -165,6 +161,9 @@ mod tests {
                 3,
             ),
             ("96385074,Gum,50\n\"96385074\",Gum (mint),50\n", 2),
+            // A name a terminal cannot print as one line, or none at all.
+            ("96385074,Gum,50\n4006381333931,\"Pen\nblue\",129\n", 2),
+            ("96385074,\"\",50\n", 1),
         ] {
             match parse_csv(text.as_bytes()) {
                 Err(CsvError::Row { line: l, .. }) => assert_eq!(l, line, "{text}"),

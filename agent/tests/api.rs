@@ -238,6 +238,14 @@ async fn invalid_requests_are_422_and_change_nothing() {
             "/v1/catalog",
             json!({"items": [{"gtin": PEN, "name": "Pen", "price_minor": -5}]}),
         ),
+        (
+            "/v1/catalog",
+            json!({"items": [{"gtin": PEN, "name": "Pen\u{1b}[2J", "price_minor": 5}]}),
+        ),
+        (
+            "/v1/catalog",
+            json!({"items": [{"gtin": PEN, "name": " ", "price_minor": 5}]}),
+        ),
     ] {
         let (s, v) = a.post(path, body.clone()).await;
         assert_eq!(

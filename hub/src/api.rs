@@ -47,8 +47,6 @@ pub const MAX_ORDER_ID_LEN: usize = 128;
 pub const MAX_ORDER_LINES: usize = 1_000;
 /// Most items in one catalog request.
 pub const MAX_CATALOG_ITEMS: usize = 10_000;
-/// Longest catalog item name, in bytes.
-pub const MAX_NAME_LEN: usize = 200;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -591,20 +589,10 @@ async fn catalog(State(st): State<AppState>, headers: HeaderMap, body: Body) -> 
             Ok(g) => g,
             Err(e) => return invalid(format!("gtin {:?}: {e}", i.gtin)),
         };
-        let name = i.name.trim();
-        if name.is_empty() || name.len() > MAX_NAME_LEN || name.chars().any(char::is_control) {
-            return invalid(format!(
-                "name for {gtin} must be 1 to {MAX_NAME_LEN} bytes without control characters"
-            ));
+        match CatalogItem::new(gtin, &i.name, i.price_minor) {
+            Ok(item) => items.push(item),
+            Err(e) => return invalid(e.to_string()),
         }
-        if i.price_minor < 0 {
-            return invalid(format!("price_minor for {gtin} must be >= 0"));
-        }
-        items.push(CatalogItem {
-            gtin,
-            name: name.to_string(),
-            price_minor: i.price_minor,
-        });
     }
     let received = items.len();
     match st.writer.submit(WriteRequest::Catalog(items)).await {

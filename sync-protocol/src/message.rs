@@ -63,6 +63,43 @@ pub struct CatalogItem {
     pub price_minor: i64,
 }
 
+/// The longest catalog name, in bytes (after trimming).
+pub const MAX_ITEM_NAME_BYTES: usize = 200;
+
+/// Why a catalog entry was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogItemError {
+    /// Empty, too long, or with control characters.
+    #[error("name for {0} must be 1 to {MAX_ITEM_NAME_BYTES} bytes without control characters")]
+    Name(Gtin),
+    /// A negative price.
+    #[error("price_minor for {0} must be >= 0")]
+    Price(Gtin),
+}
+
+impl CatalogItem {
+    /// A catalog entry as Tally accepts one, wherever it is entered (the
+    /// hub's catalog API, the agent's, a CSV import): the name trimmed,
+    /// 1 to [`MAX_ITEM_NAME_BYTES`] bytes, without control characters (a
+    /// cashier's terminal prints it: a newline or an escape sequence in it
+    /// would garble the screen); the price ≥ 0.
+    pub fn new(gtin: Gtin, name: &str, price_minor: i64) -> Result<Self, CatalogItemError> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > MAX_ITEM_NAME_BYTES || name.chars().any(char::is_control)
+        {
+            return Err(CatalogItemError::Name(gtin));
+        }
+        if price_minor < 0 {
+            return Err(CatalogItemError::Price(gtin));
+        }
+        Ok(Self {
+            gtin,
+            name: name.to_string(),
+            price_minor,
+        })
+    }
+}
+
 /// Agent → hub.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncRequest {
@@ -141,5 +178,27 @@ impl Versioned for SyncRequest {
 impl Versioned for SyncResponse {
     fn version(&self) -> ProtocolVersion {
         self.version
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_catalog_item_has_a_printable_name_and_a_price() {
+        let g = Gtin::parse("96385074").unwrap();
+        let item = CatalogItem::new(g, "  Gum, mint  ", 50).unwrap();
+        assert_eq!((item.name.as_str(), item.price_minor), ("Gum, mint", 50));
+        assert!(CatalogItem::new(g, &"é".repeat(100), 0).is_ok()); // 200 bytes
+        for name in ["", "   ", "Gum\nmint", "Gum\u{1b}[2J", &"x".repeat(201)] {
+            assert_eq!(
+                CatalogItem::new(g, name, 50),
+                Err(CatalogItemError::Name(g)),
+                "{name:?}"
+            );
+        }
+        let e = CatalogItem::new(g, "Gum", -1).unwrap_err();
+        assert_eq!(e.to_string(), "price_minor for 00000096385074 must be >= 0");
     }
 }
