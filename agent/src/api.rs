@@ -56,6 +56,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/sales", post(post_sale))
         .route("/v1/sales/{id}", get(get_sale))
         .route("/v1/returns", post(post_return))
+        .route("/v1/returns/{id}", get(get_return))
         .route("/v1/receipts", post(post_receipt))
         .route("/v1/counts", post(post_count))
         .route("/v1/stock/{gtin}", get(get_stock))
@@ -454,6 +455,23 @@ pub fn sale_body(event: &Event) -> Option<Value> {
     }))
 }
 
+/// The full view of a return for `GET /v1/returns/{id}` (a refund's
+/// receipt reprinted).
+pub fn return_body(event: &Event) -> Option<Value> {
+    let EventKind::Return { original_sale } = &event.kind else {
+        return None;
+    };
+    Some(json!({
+        "return_id": event.id.to_string(),
+        "status": "committed",
+        "store_id": event.location,
+        "at_ms": event.at_ms,
+        "original_sale_id": original_sale.map(|s| s.to_string()),
+        "lines": event.lines,
+        "total_minor": event.total_minor(),
+    }))
+}
+
 async fn submit(state: &AppState, cmd: Command) -> Result<Response, ApiError> {
     match state.committer.submit(Job::Command(cmd)).await? {
         Done::Command(Outcome::Recorded { event, new }) => {
@@ -508,13 +526,17 @@ async fn post_sale(
     submit(&state, cmd).await
 }
 
+/// The event id in a `GET /v1/{what}s/{id}` path.
+fn path_id(what: &str, id: &str) -> Result<EventId, ApiError> {
+    id.parse()
+        .map_err(|e| ApiError::Invalid(format!("{what} id {id:?}: {e}")))
+}
+
 async fn get_sale(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id: EventId = id
-        .parse()
-        .map_err(|e| ApiError::Invalid(format!("sale id {id:?}: {e}")))?;
+    let id = path_id("sale", &id)?;
     let db = state.db.clone();
     let (event, returned) = blocking(move || db.event_and_returned(&id))
         .await?
@@ -525,6 +547,18 @@ async fn get_sale(
         .map(|(gtin, units)| json!({"gtin": gtin, "units": units}))
         .collect();
     Ok(Json(body).into_response())
+}
+
+async fn get_return(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = path_id("return", &id)?;
+    let db = state.db.clone();
+    let event = blocking(move || db.event(&id))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(return_body(&event).ok_or(ApiError::NotFound)?).into_response())
 }
 
 async fn post_return(
@@ -629,14 +663,25 @@ async fn post_catalog(
             body.items.len()
         )));
     }
-    let items = body
+    let rows = body
         .items
         .into_iter()
-        .map(|i| {
-            CatalogItem::new(gtin(&i.gtin)?, &i.name, i.price_minor)
-                .map_err(|e| ApiError::Invalid(e.to_string()))
+        .enumerate()
+        .map(|(k, i)| {
+            let bad = |e: &dyn std::fmt::Display| ApiError::Invalid(format!("items[{k}]: {e}"));
+            let g =
+                Gtin::parse(&i.gtin).map_err(|e| bad(&format_args!("gtin {:?}: {e}", i.gtin)))?;
+            CatalogItem::new(g, &i.name, i.price_minor)
+                .map(|item| (k, item))
+                .map_err(|e| bad(&e))
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
+    let items = crate::catalog::merge_duplicates(rows).map_err(|d| {
+        ApiError::Invalid(format!(
+            "items[{}]: gtin {} is already items[{}] with another name or price",
+            d.again, d.gtin, d.first
+        ))
+    })?;
     match state.committer.submit(Job::Catalog(items)).await? {
         Done::Catalog { items, changed } => {
             Ok(Json(json!({"items": items, "changed": changed})).into_response())

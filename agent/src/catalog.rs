@@ -1,6 +1,7 @@
 //! Catalog CSV files (`gtin,name,price_minor`), read by
 //! `tally-agent catalog import` for stores running before their first
-//! sync. Pure: bytes in, items or a line-numbered error out.
+//! sync, and the rule for an item listed twice in one import (CSV or
+//! `POST /v1/catalog`). Pure: bytes in, items or a line-numbered error out.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -36,9 +37,7 @@ pub fn parse_csv(reader: impl Read) -> Result<Vec<CatalogItem>, CsvError> {
         .trim(csv::Trim::All)
         .flexible(true)
         .from_reader(reader);
-    let mut out: Vec<CatalogItem> = Vec::new();
-    // Each GTIN's first line and its place in `out`.
-    let mut seen: HashMap<Gtin, (u64, usize)> = HashMap::new();
+    let mut rows: Vec<(u64, CatalogItem)> = Vec::new();
     for (i, rec) in rdr.records().enumerate() {
         let rec = rec.map_err(|e| match e.position() {
             Some(p) => CsvError::Row {
@@ -73,16 +72,52 @@ pub fn parse_csv(reader: impl Read) -> Result<Vec<CatalogItem>, CsvError> {
             .filter(|p: &i64| *p >= 0)
             .ok_or_else(|| bad(format!("price_minor {:?} is not an integer >= 0", &rec[2])))?;
         let item = CatalogItem::new(gtin, &rec[1], price_minor).map_err(|e| bad(e.to_string()))?;
+        rows.push((line, item));
+    }
+    merge_duplicates(rows).map_err(|d| CsvError::Row {
+        line: d.again,
+        detail: format!(
+            "gtin {} is already on line {} with another name or price",
+            d.gtin, d.first
+        ),
+    })
+}
+
+/// The same GTIN listed twice with another name or price (`first` and
+/// `again` are the caller's labels: CSV line numbers, request indexes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict<L> {
+    /// The item both rows name.
+    pub gtin: Gtin,
+    /// Where it was listed first.
+    pub first: L,
+    /// Where it was listed again, differently.
+    pub again: L,
+}
+
+/// One import's rule for repeated items, for CSV files and
+/// `POST /v1/catalog` bodies alike: an item listed twice is kept once
+/// (in first-seen order) if both rows agree, and the whole import is
+/// refused if they do not, naming both rows: which price was meant is not
+/// ours to guess, and "the last one wins" would quietly depend on order.
+pub fn merge_duplicates<L: Copy>(
+    rows: impl IntoIterator<Item = (L, CatalogItem)>,
+) -> Result<Vec<CatalogItem>, Conflict<L>> {
+    let mut out: Vec<CatalogItem> = Vec::new();
+    // Each GTIN's first label and its place in `out`.
+    let mut seen: HashMap<Gtin, (L, usize)> = HashMap::new();
+    for (label, item) in rows {
         match seen.get(&item.gtin) {
             Some(&(_, k)) if out.get(k) == Some(&item) => {}
             Some(&(first, _)) => {
-                return Err(bad(format!(
-                    "gtin {} is already on line {first} with another name or price",
-                    item.gtin
-                )))
+                return Err(Conflict {
+                    gtin: item.gtin,
+                    first,
+                    again: label,
+                })
             }
             None => {
-                seen.insert(item.gtin, (line, out.len()));
+                seen.insert(item.gtin, (label, out.len()));
                 out.push(item);
             }
         }

@@ -306,9 +306,14 @@ fn price_lines(lines: &[LineIn], prices: &BTreeMap<Gtin, i64>) -> Result<Vec<Lin
 }
 
 /// A tender names how it was paid and pays a non-negative amount (change
-/// given and refunds are not tenders of a sale). The amounts are recorded
-/// as given, not checked against the total.
-fn check_tenders(tenders: &[Tender]) -> Result<(), Refusal> {
+/// given and refunds are not tenders of a sale). Tenders, when given, pay
+/// at least the total (`total` is `None` when it overflowed, refused
+/// elsewhere): a sale recorded as committed but short-paid leaves the till
+/// short. More than the total is fine: front-ends may record the cash
+/// handed over rather than what was applied. No tenders means payment is
+/// recorded elsewhere.
+fn check_tenders(tenders: &[Tender], total: Option<i64>) -> Result<(), Refusal> {
+    let mut paid: i64 = 0;
     for (i, t) in tenders.iter().enumerate() {
         if t.method.trim().is_empty() {
             return Err(invalid(format!("tenders[{i}].method is empty")));
@@ -319,8 +324,16 @@ fn check_tenders(tenders: &[Tender]) -> Result<(), Refusal> {
                 t.amount_minor
             )));
         }
+        paid = paid
+            .checked_add(t.amount_minor)
+            .ok_or_else(|| invalid(format!("the tenders add up to more than {}", i64::MAX)))?;
     }
-    Ok(())
+    match total {
+        Some(total) if !tenders.is_empty() && paid < total => Err(invalid(format!(
+            "the tenders pay {paid} of the total {total} minor units"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Prices and checks the lines of a return against the sale it names:
@@ -514,7 +527,7 @@ pub fn plan(cmd: &Command, who: &Who, loaded: &Loaded, stamp: Stamp) -> Result<E
             ..
         } => {
             let lines = price_lines(lines, &loaded.prices)?;
-            check_tenders(tenders)?;
+            check_tenders(tenders, checked_total_minor(&lines))?;
             let override_ = match approval {
                 None => None,
                 Some(a) => {
@@ -911,7 +924,7 @@ mod tests {
     }
 
     #[test]
-    fn a_tender_without_method_or_with_negative_amount_is_invalid() {
+    fn a_tender_without_method_negative_or_short_of_the_total_is_invalid() {
         let mut l = MemLedger::default();
         receive(&mut l, 1, 5);
         let before = l.clone();
@@ -925,6 +938,14 @@ mod tests {
             (
                 vec![tender("card", 200), tender("cash", -50)],
                 "tenders[1].amount_minor must be >= 0, got -50",
+            ),
+            (
+                vec![tender("card", 100), tender("cash", 49)],
+                "the tenders pay 149 of the total 150 minor units",
+            ),
+            (
+                vec![tender("card", i64::MAX), tender("cash", 1)],
+                "the tenders add up to more than 9223372036854775807",
             ),
         ] {
             let cmd = Command::Sale {
@@ -950,6 +971,14 @@ mod tests {
             approval: None,
         };
         recorded(execute(&mut l, &who(), &paid, stamp(2)).unwrap());
+        // Cash handed over beyond the total (change given) is fine.
+        let with_change = Command::Sale {
+            id: None,
+            lines: vec![line(1, 1, Some(150))],
+            tenders: vec![tender("cash", 200)],
+            approval: None,
+        };
+        recorded(execute(&mut l, &who(), &with_change, stamp(3)).unwrap());
     }
 
     #[test]

@@ -246,6 +246,13 @@ async fn invalid_requests_are_422_and_change_nothing() {
             "/v1/catalog",
             json!({"items": [{"gtin": PEN, "name": " ", "price_minor": 5}]}),
         ),
+        (
+            // One request, two prices for one item: which was meant?
+            "/v1/catalog",
+            json!({"items": [{"gtin": PEN, "name": "Pen", "price_minor": 5},
+                             {"gtin": MUG, "name": "Mug", "price_minor": 800},
+                             {"gtin": PEN, "name": "Pen", "price_minor": 6}]}),
+        ),
     ] {
         let (s, v) = a.post(path, body.clone()).await;
         assert_eq!(
@@ -398,6 +405,34 @@ async fn catalog_prices_fill_missing_prices() {
         )
         .await;
     assert_eq!((s, v), (200, json!({"items": 2, "changed": 2})));
+    // The same item twice, alike, is one item; twice, differently, is
+    // refused naming both places, and nothing of that request is stored.
+    let (s, v) = a
+        .post(
+            "/v1/catalog",
+            json!({"items": [{"gtin": PEN, "name": "Pen", "price_minor": 129},
+                             {"gtin": "04006381333931", "name": " Pen", "price_minor": 129}]}),
+        )
+        .await;
+    assert_eq!((s, v), (200, json!({"items": 1, "changed": 0})));
+    let (s, v) = a
+        .post(
+            "/v1/catalog",
+            json!({"items": [{"gtin": MUG, "name": "Mug", "price_minor": 900},
+                             {"gtin": PEN, "name": "Pen", "price_minor": 1},
+                             {"gtin": MUG, "name": "Mug", "price_minor": 950}]}),
+        )
+        .await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(
+        v["detail"],
+        json!(format!(
+            "items[2]: gtin {} is already items[0] with another name or price",
+            tally_sync::Gtin::parse(MUG).unwrap()
+        ))
+    );
+    let (_, v) = a.get(&format!("/v1/catalog/{MUG}")).await;
+    assert_eq!(v["price_minor"], json!(800), "{v}");
     a.receive(PEN, 3).await;
     let (s, v) = a
         .post(
@@ -548,6 +583,33 @@ async fn returns_against_a_sale_are_bounded_by_it_across_restarts() {
         .await;
     assert_eq!((s, &v["total_minor"]), (201, &json!(120)), "{v}");
     assert_eq!(a.on_hand(PEN).await, 10);
+    // The refund's receipt can be read back (reprinted) by its id; a
+    // sale's id is not a return's.
+    let rid = v["return_id"].as_str().unwrap().to_owned();
+    let (s, got) = a.get(&format!("/v1/returns/{rid}")).await;
+    assert_eq!(s, 200, "{got}");
+    assert_eq!(
+        (
+            &got["original_sale_id"],
+            &got["total_minor"],
+            &got["status"]
+        ),
+        (&json!(sid), &json!(120), &json!("committed"))
+    );
+    assert_eq!(
+        got["lines"],
+        json!([{"gtin": "04006381333931", "qty": 1, "unit_price_minor": 120, "epc": null}])
+    );
+    assert_eq!(got["store_id"], "s1");
+    assert_eq!(
+        a.get(&format!("/v1/returns/{sid}")).await,
+        (404, json!({"error": "not_found"}))
+    );
+    assert_eq!(
+        a.get(&format!("/v1/sales/{rid}")).await,
+        (404, json!({"error": "not_found"}))
+    );
+    assert_eq!(a.get("/v1/returns/xyz").await.0, 422);
     let (s, v) = a.get(&format!("/v1/sales/{sid}")).await;
     assert_eq!(
         (s, &v["returned"]),
