@@ -161,7 +161,7 @@ pub enum CliError {
     #[error(transparent)]
     Client(#[from] ClientError),
     /// The API answered with an error.
-    #[error("the agent answered {status}: {body}")]
+    #[error("{}", refused_message(*status, body))]
     Status {
         /// HTTP status.
         status: u16,
@@ -193,6 +193,19 @@ pub enum CliError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] tally_store::StoreError),
+}
+
+/// An error answer as one line for the shell: the API's error code and
+/// its detail (`the agent refused it (422 invalid): gtin "123": …`), the
+/// whole body only when it is not the API's error shape.
+fn refused_message(status: u16, body: &Value) -> String {
+    match (body["error"].as_str(), body["detail"].as_str()) {
+        (Some(code), Some(detail)) => format!("the agent refused it ({status} {code}): {detail}"),
+        (Some(code), None) if body.as_object().is_some_and(|o| o.len() == 1) => {
+            format!("the agent refused it ({status} {code})")
+        }
+        _ => format!("the agent answered {status}: {body}"),
+    }
 }
 
 fn ok(status: hyper::StatusCode, body: Value) -> Result<Value, CliError> {
@@ -312,5 +325,27 @@ mod tests {
             assert!(json.len() <= CHUNK_BYTES, "{}", json.len());
         }
         assert!(chunks(&[]).is_empty());
+    }
+
+    #[test]
+    fn error_answers_read_as_one_line() {
+        let says = |status, body| CliError::Status { status, body }.to_string();
+        assert_eq!(
+            says(
+                422,
+                json!({"error": "invalid", "detail": "gtin \"123\": too short"})
+            ),
+            "the agent refused it (422 invalid): gtin \"123\": too short"
+        );
+        assert_eq!(
+            says(404, json!({"error": "not_found"})),
+            "the agent refused it (404 not_found)"
+        );
+        // Other shapes keep every field: nothing the agent said is lost.
+        assert_eq!(
+            says(409, json!({"error": "insufficient_stock", "available": 1})),
+            r#"the agent answered 409: {"available":1,"error":"insufficient_stock"}"#
+        );
+        assert_eq!(says(500, json!(null)), "the agent answered 500: null");
     }
 }

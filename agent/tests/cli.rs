@@ -81,7 +81,11 @@ async fn catalog_stock_status_round_trip() {
     let status = json_out(&cli(&["status", "--agent", url]));
     assert_eq!(status["store_id"], "s1");
     assert_eq!(status["outbox_events"], 2);
-    assert!(stderr(&cli(&["stock", "123", "--agent", url])).contains("422"));
+    let err = stderr(&cli(&["stock", "123", "--agent", url]));
+    assert!(
+        err.starts_with("error: the agent refused it (422 invalid): gtin \"123\": "),
+        "{err}"
+    );
 
     // Import through the API while running; direct import is refused.
     std::fs::write(&csv, format!("{PEN},Pen,150\n{MUG},Mug,800\n")).unwrap();
