@@ -109,10 +109,13 @@ fn log_filter() -> tracing_subscriber::EnvFilter {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
 }
 
-/// Logs to stderr, for subcommands whose stdout is their output.
+/// Logs to stderr, for subcommands whose stdout is their output; colour
+/// only on a terminal (a log file or the journal gets plain text).
 fn log_to_stderr() {
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(log_filter())
         .try_init();
 }

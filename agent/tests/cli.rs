@@ -109,6 +109,28 @@ async fn catalog_stock_status_round_trip() {
     assert!(err.contains("line 2"), "{err}");
 }
 
+/// Logs going to a pipe or file (not a terminal) are plain text: no
+/// colour codes in a log file or the journal.
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    // stdin is at its end from the start: the agent starts, then stops.
+    let out = Command::new(BIN)
+        .args(["run", "--listen", "127.0.0.1:0", "--store-id", "s1"])
+        .args(["--stop-on-stdin-eof", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(logs.contains(" INFO "), "{logs}");
+    assert!(logs.contains("Agent stopped."), "{logs}");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "escape codes in the log: {logs:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_reads_the_config_file_flags_win_and_sigterm_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
