@@ -668,12 +668,16 @@ async fn post_catalog(
         .into_iter()
         .enumerate()
         .map(|(k, i)| {
-            let bad = |e: &dyn std::fmt::Display| ApiError::Invalid(format!("items[{k}]: {e}"));
-            let g =
-                Gtin::parse(&i.gtin).map_err(|e| bad(&format_args!("gtin {:?}: {e}", i.gtin)))?;
-            CatalogItem::new(g, &i.name, i.price_minor)
+            gtin(&i.gtin)
+                .and_then(|g| {
+                    CatalogItem::new(g, &i.name, i.price_minor)
+                        .map_err(|e| ApiError::Invalid(e.to_string()))
+                })
                 .map(|item| (k, item))
-                .map_err(|e| bad(&e))
+                .map_err(|e| match e {
+                    ApiError::Invalid(d) => ApiError::Invalid(format!("items[{k}]: {d}")),
+                    other => other,
+                })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     let items = crate::catalog::merge_duplicates(rows).map_err(|d| {
