@@ -38,6 +38,8 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let (mut runs, mut sales, mut refused, mut messages) = (0u64, 0u64, 0u64, 0u64);
     let (mut overrides, mut epc_returns, mut epc_resales) = (0u64, 0u64, 0u64);
+    let (mut retries, mut retry_mismatches, mut refund_bound_refusals, mut epc_refusals) =
+        (0u64, 0u64, 0u64, 0u64);
     let started = std::time::Instant::now();
     for seed in args.seed..args.seed.saturating_add(args.seeds) {
         let mut cfg = SimConfig::new(seed, args.stores, args.steps);
@@ -51,6 +53,10 @@ fn main() -> anyhow::Result<()> {
         overrides += report.overrides;
         epc_returns += report.epc_returns;
         epc_resales += report.epc_resales;
+        retries += report.retries;
+        retry_mismatches += report.retry_mismatches;
+        refund_bound_refusals += report.refund_bound_refusals;
+        epc_refusals += report.epc_refusals;
         if !report.ok() {
             println!("{line}");
             eprintln!(
@@ -69,6 +75,8 @@ fn main() -> anyhow::Result<()> {
             serde_json::json!({
                 "runs": runs, "all_ok": true, "sales": sales, "refused_sales": refused,
                 "overrides": overrides, "epc_returns": epc_returns, "epc_resales": epc_resales,
+                "retries": retries, "retry_mismatches": retry_mismatches,
+                "refund_bound_refusals": refund_bound_refusals, "epc_refusals": epc_refusals,
                 "messages": messages, "seconds": started.elapsed().as_secs_f64(),
             })
         );

@@ -451,9 +451,9 @@ fn summarise(
 /// committer thread). Client latency here is enqueue → durable answer.
 fn committer_alone(rt: &tokio::runtime::Runtime, dir: &Path, clients: usize, for_secs: f64) -> Run {
     use tally_agent::commit::{Committer, Done, Job, Limits};
-    use tally_agent::core::{Command as Cmd, LineIn, Outcome, ReceiptLine};
     use tally_agent::metrics::Metrics;
     use tally_agent::store::AgentDb;
+    use tally_sync::command::{Command as Cmd, LineIn, Outcome, ReceiptLine};
 
     let store = tally_sync::ReplicaId::new("store-bench").unwrap();
     let db = Arc::new(AgentDb::open(dir, Some(&store)).unwrap());

@@ -29,10 +29,10 @@ use tally_sync::timestamp::rfc3339;
 use tally_sync::{Epc, Event, EventId, EventKind, Gtin, Refusal, Tender};
 
 use crate::commit::{CommitError, Committer, Done, Job};
-use crate::core::{Approval, Command, LineIn, Outcome, ReceiptLine};
 use crate::metrics::Metrics;
 use crate::status::SyncStatus;
 use crate::store::AgentDb;
+use tally_sync::command::{Approval, Command, LineIn, Outcome, ReceiptLine};
 
 /// Most catalog items in one `POST /v1/catalog` request.
 pub const MAX_CATALOG_ITEMS: usize = 5_000;

@@ -55,11 +55,11 @@ use tally_sync::message::CatalogItem;
 use tally_sync::{EventId, EventKind, Refusal, SyncRequest, SyncResponse};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::core::{execute, Command, Outcome, Stamp};
 use crate::metrics::{KindLabel, Metrics, ReasonLabel};
 use crate::store::{
     apply_sync, dead_letter, put_catalog, AgentDb, AgentTxn, BatchCounters, SyncApplied,
 };
+use tally_sync::command::{execute, Command, Outcome, Stamp};
 
 /// Flush once this many events' counter changes are waiting: bounds the
 /// replay after a crash (~9 µs per event here, so ≤ ~0.6 s) and how often

@@ -65,11 +65,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::commit::{CommitError, Committer, Done, Job};
-use crate::core::{Command, LineIn, Outcome, ReceiptLine};
 pub use crate::measure::Measure;
 use crate::measure::{self, measure_of, MeasureError};
 use crate::metrics::Metrics;
 use crate::store::AgentDb;
+use tally_sync::command::{Command, LineIn, Outcome, ReceiptLine};
 
 /// What a scanner wired to the agent does with a code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]

@@ -4,9 +4,10 @@
 //! an outbox of events for the hub.
 //!
 //! Map (a request's path through the agent):
-//! - [`api`]: HTTP/JSON ↔ [`core::Command`]; reads from snapshots.
-//! - [`commit`]: the single writer; batches commands into one transaction.
-//! - [`core`]: the pure command core (plan + `tally_sync::apply_event`).
+//! - [`api`]: HTTP/JSON ↔ `tally_sync::command::Command`; reads from
+//!   snapshots.
+//! - [`commit`]: the single writer; batches commands into one transaction
+//!   and runs each through `tally_sync::command::execute`.
 //! - [`store`]: the agent's tables beside `tally-store`'s, one database.
 //! - [`devices`]: scanners and RFID readers wired to the committer
 //!   (self-checkout sales, receiving portal); [`measure`]: embedded prices
@@ -29,7 +30,6 @@ pub mod cli;
 pub mod client;
 pub mod commit;
 pub mod config;
-pub mod core;
 pub mod devices;
 pub mod measure;
 pub mod metrics;

@@ -42,17 +42,17 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
 use tally_store::redb::{ReadableTable, TableDefinition};
 use tally_store::{Db, LazyTable, ReadTxn, StoreError, TxnReplica, WriteTxn};
+use tally_sync::command::Ledger;
 use tally_sync::epcs::{DoubleSale, EpcHistory, EpcRecord};
-use tally_sync::exchange::{store_apply, Identity, ReplicaStore, SyncCursors};
+use tally_sync::exchange::{store_apply, store_request, Identity, ReplicaStore, SyncCursors};
 use tally_sync::journal::Inserted;
 use tally_sync::ledger::{replay_counters, touched_gtins};
-use tally_sync::message::{CatalogItem, Demand};
+use tally_sync::message::CatalogItem;
 use tally_sync::{
     BoundedCounter, Delta, Epc, Event, EventId, Gtin, ItemKey, LocationId, ReplicaId, SyncRequest,
-    SyncResponse, PROTOCOL_VERSION,
+    SyncResponse,
 };
 
-use crate::core::{Ledger, Who};
 use crate::outbox::{self, OUTBOX};
 
 /// Refused demand: gtin → units.
@@ -166,7 +166,7 @@ pub type Unflushed = HashMap<ItemKey, BoundedCounter>;
 #[derive(Debug)]
 pub struct AgentDb {
     db: Db,
-    who: Who,
+    who: Identity,
     /// Only the committer writes it, after a commit and before answering.
     unflushed: RwLock<Unflushed>,
 }
@@ -262,7 +262,7 @@ impl AgentDb {
         })?;
         Ok(Self {
             db,
-            who: Who {
+            who: Identity {
                 replica: id,
                 location,
             },
@@ -297,7 +297,7 @@ impl AgentDb {
     }
 
     /// This store's identity.
-    pub fn who(&self) -> &Who {
+    pub fn who(&self) -> &Identity {
         &self.who
     }
 
@@ -418,22 +418,15 @@ impl AgentDb {
             events.push(event);
             events_upto = seq;
         }
-        Ok(SyncRequest {
-            version: PROTOCOL_VERSION,
-            replica: self.who.replica.clone(),
-            location: self.who.location.clone(),
-            delta: delta.owned_by(&self.who.replica),
+        Ok(store_request(
+            &self.who,
+            &cursors,
+            delta.owned_by(&self.who.replica),
             delta_version,
             events,
             events_upto,
-            hub_cursor: cursors.hub_cursor,
-            catalog_cursor: cursors.catalog_cursor,
-            demand: read_demand(&txn)?
-                .into_iter()
-                .filter(|(_, units)| *units > 0)
-                .map(|(gtin, units)| Demand { gtin, units })
-                .collect(),
-        })
+            &read_demand(&txn)?,
+        ))
     }
 }
 
@@ -459,16 +452,12 @@ pub struct SyncApplied {
 /// Safe with a stale, duplicated or reordered response.
 pub fn apply_sync(
     txn: &WriteTxn,
-    who: &Who,
+    who: &Identity,
     req: &SyncRequest,
     resp: &SyncResponse,
 ) -> Result<SyncApplied, StoreError> {
     let raw = txn.raw();
     let mut out = SyncApplied::default();
-    let identity = Identity {
-        replica: who.replica.clone(),
-        location: who.location.clone(),
-    };
     {
         let mut meta = raw.open_table(AGENT_META).map_err(storage)?;
         let mut cursors = cursors_from(&meta)?;
@@ -483,7 +472,7 @@ pub fn apply_sync(
         let mut replica = txn.replica()?;
         let applied = store_apply(
             &mut replica,
-            &identity,
+            who,
             &mut cursors,
             resp,
             req.delta.entries.iter().map(|e| e.key.gtin),

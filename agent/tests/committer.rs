@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tally_agent::commit::{Committer, Done, Job, Limits};
-use tally_agent::core::{Command, LineIn, Outcome, ReceiptLine};
 use tally_agent::metrics::Metrics;
 use tally_agent::store::AgentDb;
+use tally_sync::command::{Command, LineIn, Outcome, ReceiptLine};
 use tally_sync::{Gtin, ReplicaId};
 
 fn start(dir: &std::path::Path, limits: Limits) -> (Committer, std::thread::JoinHandle<()>) {

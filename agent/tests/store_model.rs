@@ -28,10 +28,10 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use tally_agent::commit::{Committer, Done, FlushBound, Job, Limits};
-use tally_agent::core::{execute, Command, LineIn, Outcome, ReceiptLine, Stamp};
 use tally_agent::metrics::Metrics;
 use tally_agent::store::{AgentDb, AgentTxn, BatchCounters};
 use tally_store::sim_disk::SimDisk;
+use tally_sync::command::{execute, Command, LineIn, Outcome, ReceiptLine, Stamp};
 use tally_sync::{EventId, Gtin, ReplicaId};
 
 #[derive(Debug, Clone)]

@@ -122,7 +122,7 @@ async fn run(stores: usize, rounds: usize, sales: usize, items: u64, seed: u64, 
                     let resp = client.sync(&req).await.unwrap();
                     latencies.push(t.elapsed());
                     store.apply(&req, &resp);
-                    if !resp.more && store.outbox.is_empty() {
+                    if !resp.more && store.mem.outbox.is_empty() {
                         break;
                     }
                 }

@@ -354,7 +354,7 @@ fn sync_in_the_past(data: &DataDir, store: &mut SimStore, hub_now_ms: u64) {
         let req = store.request(1000);
         let mut results = hub
             .apply(&[WriteRequest::Sync {
-                who: store.who.clone(),
+                who: store.mem.who.clone(),
                 req: req.clone(),
                 now_ms: hub_now_ms,
             }])

@@ -128,7 +128,7 @@ fn acknowledged_syncs_and_orders_survive_power_cuts() {
                 let req = s.request(rng.gen_range(1..20));
                 syncing.push((i, req.clone()));
                 batch.push(WriteRequest::Sync {
-                    who: s.who.clone(),
+                    who: s.mem.who.clone(),
                     req,
                     now_ms: 1_750_000_000_000 + step as u64,
                 });
@@ -139,7 +139,7 @@ fn acknowledged_syncs_and_orders_survive_power_cuts() {
             orders += u64::from(!rng.gen_ratio(1, 4));
             let mut random = [0u8; 10];
             rng.fill_bytes(&mut random);
-            let store = &stores[rng.gen_range(0..STORES)].who.location;
+            let store = &stores[rng.gen_range(0..STORES)].mem.who.location;
             let g: Gtin = gtin(rng.gen_range(0..ITEMS));
             batch.push(WriteRequest::Order(OrderRequest {
                 order_id: format!("web-{orders}"),
@@ -197,7 +197,7 @@ fn acknowledged_syncs_and_orders_survive_power_cuts() {
                 let req = s.request(1000);
                 let results = hub
                     .apply(&[WriteRequest::Sync {
-                        who: s.who.clone(),
+                        who: s.mem.who.clone(),
                         req: req.clone(),
                         now_ms: 1_750_000_999_000,
                     }])
@@ -218,22 +218,27 @@ fn acknowledged_syncs_and_orders_survive_power_cuts() {
         assert!(
             !s.has_pending(),
             "{} did not settle (seed {seed})",
-            s.who.replica
+            s.mem.who.replica
         );
         for i in 0..ITEMS {
             let g = gtin(i);
             let at_hub = hub.stock(g).unwrap();
             let here = at_hub
                 .iter()
-                .find(|(store, _)| *store == s.who.location.to_string())
+                .find(|(store, _)| *store == s.mem.who.location.to_string())
                 .map_or(0, |(_, st)| st.on_hand);
-            assert_eq!(here, s.on_hand(g), "{} {g} (seed {seed})", s.who.replica);
+            assert_eq!(
+                here,
+                s.on_hand(g),
+                "{} {g} (seed {seed})",
+                s.mem.who.replica
+            );
         }
     }
     // Every store event is now acknowledged (so `check` found it); beyond
     // them the hub holds the acknowledged orders and perhaps some whose
     // answer the power cut took.
-    let events: usize = stores.iter().map(|s| s.state.journal.len()).sum();
+    let events: usize = stores.iter().map(|s| s.mem.replica.journal.len()).sum();
     assert_eq!(acked.events.len(), events, "seed {seed}");
     let held = hub.audit().unwrap().events as usize;
     assert!(

@@ -182,8 +182,8 @@ async fn catalog_changes_reach_stores_in_pages_and_state_survives_restart() {
         }
     }
     assert_eq!(pages, vec![(10, true), (10, true), (5, false)]);
-    assert_eq!(s1.catalog.len(), 25);
-    assert_eq!(s1.catalog[&gtin(3)].price_minor, 103);
+    assert_eq!(s1.mem.catalog.len(), 25);
+    assert_eq!(s1.mem.catalog[&gtin(3)].price_minor, 103);
 
     s1.receive(gtin(1), 4);
     s1.sync_all(&client, 10).await;
@@ -762,7 +762,7 @@ async fn concurrent_stores_and_orders_converge_and_conserve_stock() {
     for g in 0..ITEMS {
         let (_, stock) = admin.get(&format!("/v1/stock/{}", gtin(g))).await;
         for (store, _) in &stores {
-            let id = store.who.replica.to_string();
+            let id = store.mem.who.replica.to_string();
             let hub_view = &stock["stores"][&id];
             assert_eq!(hub_view["on_hand"], store.on_hand(gtin(g)), "{id} {g}");
             assert_eq!(hub_view["store_rights"], store.rights(gtin(g)), "{id} {g}");

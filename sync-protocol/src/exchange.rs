@@ -27,7 +27,7 @@ use crate::ids::{Epc, EventId, LocationId, ReplicaId};
 use crate::inventory::{validate_delta_with, Delta, DeltaEntry, DeltaViolation, ItemKey};
 use crate::journal::Inserted;
 use crate::ledger::check_lines;
-use crate::message::{RejectedEvent, SyncRequest, SyncResponse, PROTOCOL_VERSION};
+use crate::message::{Demand, RejectedEvent, SyncRequest, SyncResponse, PROTOCOL_VERSION};
 use crate::policy::{rebalance, Rebalance, ReservePolicy, RightsView};
 
 /// The storage a replica's sync logic runs against. The in-memory
@@ -331,6 +331,38 @@ pub struct SyncCursors {
     pub hub_cursor: u64,
     /// The catalog version the store has applied.
     pub catalog_cursor: u64,
+}
+
+/// A store's next request, from what one consistent read of its state
+/// gave: its own counter entries changed since the hub's ack (`delta`, up
+/// to inventory version `delta_version`), the unacknowledged `events`
+/// (the last at outbox sequence `events_upto`), its cursors and its
+/// refused demand (items with none are left out).
+pub fn store_request(
+    who: &Identity,
+    cursors: &SyncCursors,
+    delta: Delta,
+    delta_version: u64,
+    events: Vec<Event>,
+    events_upto: u64,
+    demand: &BTreeMap<Gtin, u64>,
+) -> SyncRequest {
+    SyncRequest {
+        version: PROTOCOL_VERSION,
+        replica: who.replica.clone(),
+        location: who.location.clone(),
+        delta,
+        delta_version,
+        events,
+        events_upto,
+        hub_cursor: cursors.hub_cursor,
+        catalog_cursor: cursors.catalog_cursor,
+        demand: demand
+            .iter()
+            .filter(|(_, &units)| units > 0)
+            .map(|(&gtin, &units)| Demand { gtin, units })
+            .collect(),
+    }
 }
 
 /// What a store did with one response.

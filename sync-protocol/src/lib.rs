@@ -13,6 +13,11 @@
 //! - [`epcs`]: sold serialized items, and double-sale detection.
 //! - [`event`], [`journal`], [`ledger`]: events, the grow-only journal, and
 //!   how an event moves the counters.
+//! - [`command`]: the command core (sell, return, receive, count,
+//!   override): plan, idempotent retries, refund bounds, and
+//!   [`command::record_event`], the one place an event is recorded.
+//! - [`memstore`]: a whole store in memory over the command core (the
+//!   simulation's and tests' stores).
 //! - [`policy`]: the rights-rebalancing policy.
 //! - [`message`], [`codec`]: sync messages and their encodings.
 //! - [`audit`]: checks computed from events alone.
@@ -22,6 +27,7 @@
 
 pub mod audit;
 pub mod codec;
+pub mod command;
 pub mod counter;
 pub mod epcs;
 pub mod event;
@@ -31,6 +37,7 @@ pub mod ids;
 pub mod inventory;
 pub mod journal;
 pub mod ledger;
+pub mod memstore;
 pub mod message;
 pub mod policy;
 pub mod report;

@@ -16,13 +16,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use tally_store::redb::{ReadableTable, TableDefinition};
 use tally_store::{Db, StoreError, WriteTxn};
-use tally_sync::exchange::{hub_handle, HandleError, HubLimits, ReplicaStore};
-use tally_sync::journal::Inserted;
+use tally_sync::command::{counters_at, record_event};
+use tally_sync::exchange::{hub_handle, HandleError, HubLimits};
 use tally_sync::ledger::Refusal;
 use tally_sync::message::CatalogItem;
-use tally_sync::{
-    apply_event, EpcLedger, Event, EventKind, Gtin, ItemKey, Line, ReplicaId, ReservePolicy,
-};
+use tally_sync::{EpcLedger, Event, EventKind, Gtin, ItemKey, Line, ReplicaId, ReservePolicy};
 
 use super::{
     AuditReport, AuditRow, ExceptionRecord, HubStorage, OrderReceipt, OrderRequest, OrderResult,
@@ -347,13 +345,9 @@ fn order(txn: &WriteTxn, o: &OrderRequest) -> Result<OrderResult, StoreError> {
         lines,
     };
     let mut replica = txn.replica()?;
-    let key = |gtin: Gtin| ItemKey::new(o.store.clone(), gtin);
-    let mut counters = BTreeMap::new();
-    for &(gtin, _) in &o.lines {
-        counters.insert(gtin, replica.counter(&key(gtin))?);
-    }
-    let applied = match apply_event(&event, &counters, &EpcLedger::new()) {
-        Ok(a) => a,
+    let counters = counters_at(&replica, &o.store, o.lines.iter().map(|&(gtin, _)| gtin))?;
+    match record_event(&mut replica, &event, &counters, &EpcLedger::new())? {
+        Ok(_) => {}
         Err(Refusal::InsufficientStock {
             gtin,
             requested,
@@ -366,17 +360,6 @@ fn order(txn: &WriteTxn, o: &OrderRequest) -> Result<OrderResult, StoreError> {
             })
         }
         Err(other) => return Ok(OrderResult::Invalid(other.to_string())),
-    };
-    if replica.insert_event(&event)? != Inserted::New {
-        // A fresh random UUIDv7 that is taken: astronomically unlikely;
-        // refuse rather than merge into another event.
-        return Err(StoreError::Storage(format!(
-            "event id {} is already taken",
-            event.id
-        )));
-    }
-    for (gtin, c) in applied.counters {
-        replica.put_counter(&key(gtin), c)?;
     }
     drop(replica);
     let receipt = OrderReceipt {

@@ -2,12 +2,11 @@
 //! benchmark: a hub started in-process on 127.0.0.1:0 with a fresh data
 //! directory, a minimal sync client (reqwest + rustls with the store's
 //! identity bundle, exactly what an agent does), an admin client, and a
-//! model store that runs the real `tally-sync` logic (`apply_event`,
-//! `store_apply`) so the requests it sends are honest.
+//! model store that runs the real command core and exchange
+//! (`tally_sync::memstore::MemStore`) so the requests it sends are honest.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
@@ -19,11 +18,11 @@ use serde_json::Value;
 use tally_hub::pki::{self, DataDir};
 use tally_hub::Config;
 use tally_sync::codec::{self, Encoding};
-use tally_sync::exchange::{store_apply, Identity, MemoryReplica, SyncCursors};
-use tally_sync::message::CatalogItem;
+use tally_sync::command::{Approval, Command, LineIn, Outcome, ReceiptLine, Stamp};
+use tally_sync::exchange::Identity;
+use tally_sync::memstore::MemStore;
 use tally_sync::{
-    apply_event, Epc, Event, EventId, EventKind, Gtin, ItemKey, Line, LocationId, Refusal,
-    ReplicaId, SyncRequest, SyncResponse, Tender, PROTOCOL_VERSION,
+    Epc, EventId, Gtin, LocationId, Refusal, ReplicaId, SyncRequest, SyncResponse, Tender,
 };
 
 /// Installs ring as rustls' process-wide provider (reqwest is built with
@@ -256,15 +255,10 @@ pub fn gtin(n: u64) -> Gtin {
     Gtin::from_body(1_000_000 + n).unwrap()
 }
 
-/// A store that runs the real model, as the agent will.
+/// A store that runs the real command core and exchange in memory
+/// ([`MemStore`]), as the agent does, with its own clock and seed.
 pub struct SimStore {
-    pub who: Identity,
-    pub state: MemoryReplica,
-    pub outbox: BTreeMap<u64, Event>,
-    pub next_seq: u64,
-    pub cursors: SyncCursors,
-    pub demand: BTreeMap<Gtin, u64>,
-    pub catalog: BTreeMap<Gtin, CatalogItem>,
+    pub mem: MemStore,
     rng: ChaCha8Rng,
     clock_ms: u64,
 }
@@ -272,16 +266,10 @@ pub struct SimStore {
 impl SimStore {
     pub fn new(id: &str, seed: u64) -> SimStore {
         SimStore {
-            who: Identity {
+            mem: MemStore::new(Identity {
                 replica: ReplicaId::new(id).unwrap(),
                 location: LocationId::new(id).unwrap(),
-            },
-            state: MemoryReplica::default(),
-            outbox: BTreeMap::new(),
-            next_seq: 1,
-            cursors: SyncCursors::default(),
-            demand: BTreeMap::new(),
-            catalog: BTreeMap::new(),
+            }),
             rng: ChaCha8Rng::seed_from_u64(seed),
             clock_ms: 1_750_000_000_000,
         }
@@ -292,197 +280,95 @@ impl SimStore {
         self.clock_ms = ms;
     }
 
-    pub fn event(&mut self, kind: EventKind, lines: Vec<Line>) -> Event {
+    /// Runs a command (a new id each time) through the command core.
+    pub fn run(&mut self, cmd: Command) -> Result<EventId, Refusal> {
         self.clock_ms += 1;
         let mut random = [0u8; 10];
         self.rng.fill_bytes(&mut random);
-        Event {
-            id: EventId::v7(self.clock_ms, random),
-            location: self.who.location.clone(),
-            replica: self.who.replica.clone(),
-            at_ms: self.clock_ms,
-            kind,
-            lines,
-        }
-    }
-
-    /// Records an event locally (all-or-nothing) and queues it.
-    pub fn record(&mut self, event: Event) -> Result<EventId, Refusal> {
-        let counters = event
-            .lines
-            .iter()
-            .map(|l| (l.gtin, self.state.inventory.counter(&self.key(l.gtin))))
-            .collect();
-        let applied = apply_event(&event, &counters, &self.state.epcs)?;
-        for (g, c) in applied.counters {
-            let key = self.key(g);
-            self.state.inventory.put(&key, c);
-        }
-        let rec = tally_sync::epcs::EpcRecord {
-            event: event.id,
-            replica: self.who.replica.clone(),
+        let stamp = Stamp {
+            now_ms: self.clock_ms,
+            random,
         };
-        for epc in &applied.sold {
-            self.state.epcs.record_sale(epc, rec.clone());
+        match self.mem.execute(&cmd, stamp) {
+            Outcome::Recorded { event, .. } => Ok(event.id),
+            Outcome::Refused { refusal, .. } => Err(refusal),
         }
-        for epc in &applied.returned {
-            self.state.epcs.record_return(epc, rec.clone());
-        }
-        let id = event.id;
-        self.state.journal.insert(event.clone());
-        self.outbox.insert(self.next_seq, event);
-        self.next_seq += 1;
-        Ok(id)
     }
 
-    pub fn key(&self, g: Gtin) -> ItemKey {
-        ItemKey::new(self.who.location.clone(), g)
-    }
-
-    pub fn line(g: Gtin, qty: u64) -> Line {
-        Line {
+    fn line(g: Gtin, qty: u64, epc: Option<Epc>) -> LineIn {
+        LineIn {
             gtin: g,
             qty,
-            unit_price_minor: 100,
-            epc: None,
+            unit_price_minor: Some(100),
+            epc,
         }
     }
 
     pub fn receive(&mut self, g: Gtin, qty: u64) -> EventId {
-        let e = self.event(EventKind::Receipt, vec![Self::line(g, qty)]);
-        self.record(e).unwrap()
+        self.run(Command::Receipt {
+            id: None,
+            lines: vec![ReceiptLine::units(g, qty)],
+        })
+        .unwrap()
     }
 
-    fn sale_kind() -> EventKind {
-        EventKind::Sale {
+    fn sale(line: LineIn, approval: Option<Approval>) -> Command {
+        let paid = 100 * i64::try_from(line.qty).unwrap();
+        Command::Sale {
+            id: None,
+            lines: vec![line],
             tenders: vec![Tender {
                 method: "cash".into(),
-                amount_minor: 100,
+                amount_minor: paid,
                 reference: None,
             }],
-            override_: None,
+            approval,
         }
     }
 
+    /// A sale at 100 per unit; refused for lack of rights, it adds demand.
     pub fn sell(&mut self, g: Gtin, qty: u64) -> Result<EventId, Refusal> {
-        let e = self.event(Self::sale_kind(), vec![Self::line(g, qty)]);
-        let r = self.record(e);
-        if let Err(Refusal::InsufficientStock { .. }) = &r {
-            *self.demand.entry(g).or_default() += qty;
-        }
-        r
+        self.run(Self::sale(Self::line(g, qty, None), None))
     }
 
     pub fn sell_epc(&mut self, g: Gtin, epc: &str) -> Result<EventId, Refusal> {
-        let mut line = Self::line(g, 1);
-        line.epc = Some(Epc::from_hex(epc).unwrap());
-        let e = self.event(Self::sale_kind(), vec![line]);
-        self.record(e)
+        let epc = Epc::from_hex(epc).unwrap();
+        self.run(Self::sale(Self::line(g, 1, Some(epc)), None))
     }
 
     /// A manager-approved sale beyond rights.
     pub fn sell_override(&mut self, g: Gtin, qty: u64) -> EventId {
-        let counters = [(g, self.state.inventory.counter(&self.key(g)))]
-            .into_iter()
-            .collect();
-        let lines = vec![Self::line(g, qty)];
-        let shortfall = tally_sync::ledger::plan_override(&lines, &counters, &self.who.replica);
-        let e = self.event(
-            EventKind::Sale {
-                tenders: vec![],
-                override_: Some(tally_sync::Override {
-                    approver: "manager".into(),
-                    reason: "on the shelf".into(),
-                    shortfall,
-                }),
-            },
-            lines,
-        );
-        self.record(e).unwrap()
+        let approval = Approval {
+            approver: "manager".into(),
+            reason: "on the shelf".into(),
+        };
+        self.run(Self::sale(Self::line(g, qty, None), Some(approval)))
+            .unwrap()
     }
 
     pub fn on_hand(&self, g: Gtin) -> u64 {
-        self.state.inventory.counter(&self.key(g)).value()
+        self.mem.on_hand(g)
     }
 
     pub fn rights(&self, g: Gtin) -> u64 {
-        self.state
-            .inventory
-            .counter(&self.key(g))
-            .rights(&self.who.replica)
+        self.mem.rights(g)
     }
 
     /// The next request: own entries changed since the hub's ack, and up
     /// to `max_events` unacknowledged events.
     pub fn request(&self, max_events: usize) -> SyncRequest {
-        let delta = self
-            .state
-            .inventory
-            .delta_since(&self.who.location, self.cursors.acked_delta_version)
-            .owned_by(&self.who.replica);
-        let pending = self
-            .outbox
-            .range(self.cursors.acked_events_upto + 1..)
-            .take(max_events);
-        let events: Vec<Event> = pending.clone().map(|(_, e)| e.clone()).collect();
-        let events_upto = pending
-            .map(|(s, _)| *s)
-            .last()
-            .unwrap_or(self.cursors.acked_events_upto);
-        SyncRequest {
-            version: PROTOCOL_VERSION,
-            replica: self.who.replica.clone(),
-            location: self.who.location.clone(),
-            delta,
-            delta_version: self.state.inventory.version(),
-            events,
-            events_upto,
-            hub_cursor: self.cursors.hub_cursor,
-            catalog_cursor: self.cursors.catalog_cursor,
-            demand: self
-                .demand
-                .iter()
-                .filter(|(_, &u)| u > 0)
-                .map(|(&gtin, &units)| tally_sync::message::Demand { gtin, units })
-                .collect(),
-        }
+        self.mem.sync_request(max_events)
     }
 
     /// Applies the response to the request it answers.
     pub fn apply(&mut self, req: &SyncRequest, resp: &SyncResponse) {
-        let own: BTreeSet<Gtin> = req.delta.entries.iter().map(|e| e.key.gtin).collect();
-        let who = self.who.clone();
-        let applied = store_apply(
-            &mut self.state,
-            &who,
-            &mut self.cursors,
-            resp,
-            own,
-            &self.demand,
-        )
-        .unwrap();
+        let applied = self.mem.apply_response(Some(req), resp);
         assert!(applied.rejected.is_empty(), "{:?}", applied.rejected);
-        let acked = self.cursors.acked_events_upto;
-        self.outbox.retain(|&s, _| s > acked);
-        for d in &req.demand {
-            if let Some(u) = self.demand.get_mut(&d.gtin) {
-                *u = u.saturating_sub(d.units);
-            }
-        }
-        for item in &resp.catalog {
-            self.catalog.insert(item.gtin, item.clone());
-        }
     }
 
     /// Whether the store has anything the hub has not acknowledged.
     pub fn has_pending(&self) -> bool {
-        !self.outbox.is_empty()
-            || !self
-                .state
-                .inventory
-                .delta_since(&self.who.location, self.cursors.acked_delta_version)
-                .owned_by(&self.who.replica)
-                .is_empty()
+        self.mem.has_pending()
     }
 
     /// Syncs until the hub has nothing more and the store nothing pending
@@ -491,13 +377,16 @@ impl SimStore {
         for round in 1..=max_rounds {
             let req = self.request(1000);
             let resp = client.sync(&req).await.unwrap_or_else(|e| {
-                panic!("sync of {} refused: {e:?}", self.who.replica);
+                panic!("sync of {} refused: {e:?}", self.mem.who.replica);
             });
             self.apply(&req, &resp);
             if !resp.more && !self.has_pending() {
                 return round;
             }
         }
-        panic!("{} did not settle in {max_rounds} rounds", self.who.replica);
+        panic!(
+            "{} did not settle in {max_rounds} rounds",
+            self.mem.who.replica
+        );
     }
 }

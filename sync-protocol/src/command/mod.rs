@@ -1,0 +1,445 @@
+//! The command core: what `sell`, `return`, `receive`, `count` and
+//! `override` do, with no HTTP, no clock and no entropy in it. The agent's
+//! committer runs it inside its write transaction; the simulation and the
+//! hub's tests run the very same code over [`MemStore`](crate::memstore::MemStore).
+//!
+//! # Design constraints
+//! - A command is validated and planned into an immutable [`Event`] by
+//!   [`plan`], a pure function of the command, the state it reads
+//!   ([`Loaded`]) and a [`Stamp`] (clock and randomness supplied by the
+//!   caller). Its effect is [`apply_event`], the one definition shared with
+//!   the hub and the simulation, and [`record_event`] is the one place an
+//!   applied event is written (counters, journal, EPC records): the agent's
+//!   commands, the hub's online orders and the simulation all record
+//!   through it.
+//! - [`execute`] runs a command against a [`Ledger`] (one write
+//!   transaction): idempotency check by id, load, plan, record, then the
+//!   outbox entry. It writes only after the plan and the apply succeeded,
+//!   so a refused command leaves nothing behind, except an
+//!   `insufficient_stock` refusal of a sale, which adds the units it lacked
+//!   to the demand table (the rebalancing signal for the hub).
+//! - Ids make commands idempotent: a command whose id is already recorded
+//!   returns the recorded event (`new: false`) and changes nothing, if it
+//!   repeats the recorded request ([`retry_mismatch`]); under another kind
+//!   or with other content it is refused as invalid.
+//! - A return that names a sale this store recorded is bounded by it
+//!   ([`return_lines`]): no item comes back more than the sale sold, less
+//!   what earlier returns naming it took back (kept per sale by the
+//!   ledger, written with each return), and no refund exceeds its price.
+//!
+//! Map: this file holds the command types, the [`Ledger`] trait,
+//! [`execute`] and [`record_event`]; `plan.rs` the planning rules
+//! (prices, tenders, refunds, overrides, counts); `retry.rs` what makes a
+//! re-posted id a true retry.
+
+mod plan;
+mod retry;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::counter::BoundedCounter;
+use crate::epcs::{EpcHistory, EpcLedger, EpcRecord};
+use crate::event::{Event, EventKind, Shortfall, Tender};
+use crate::exchange::{Identity, ReplicaStore};
+use crate::gtin::Gtin;
+use crate::ids::{Epc, EventId, LocationId};
+use crate::inventory::ItemKey;
+use crate::journal::Inserted;
+use crate::ledger::{apply_event, plan_override, units_per_item, Applied, Refusal};
+
+pub use plan::{plan, return_lines};
+pub use retry::retry_mismatch;
+
+/// The storage a command runs against: the model's [`ReplicaStore`]
+/// (counters, events, sold EPCs) plus what only the agent keeps. Backed by
+/// one redb write transaction in the agent (`tally_agent::store`), by
+/// [`MemStore`](crate::memstore::MemStore) in the simulation and tests.
+pub trait Ledger: ReplicaStore {
+    /// The recorded event with `id`.
+    fn event(&self, id: &EventId) -> Result<Option<Event>, Self::Error>;
+    /// The sale and return history of one EPC.
+    fn epc_history(&self, epc: &Epc) -> Result<Option<EpcHistory>, Self::Error>;
+    /// The catalog price of an item, if the catalog knows it.
+    fn catalog_price(&self, gtin: Gtin) -> Result<Option<i64>, Self::Error>;
+    /// Appends an event to the outbox; returns its sequence number.
+    fn append_outbox(&mut self, id: EventId) -> Result<u64, Self::Error>;
+    /// Adds refused units of an item to the demand signal.
+    fn add_demand(&mut self, gtin: Gtin, units: u64) -> Result<(), Self::Error>;
+    /// Units of each item that returns recorded here took back from `sale`.
+    fn returned_from(&self, sale: &EventId) -> Result<BTreeMap<Gtin, u64>, Self::Error>;
+    /// Records that a return took `units` (per item) back from `sale`.
+    fn add_returned(
+        &mut self,
+        sale: &EventId,
+        units: &BTreeMap<Gtin, u64>,
+    ) -> Result<(), Self::Error>;
+}
+
+/// Time and randomness for a new event, supplied by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// Now, Unix milliseconds.
+    pub now_ms: u64,
+    /// 10 random bytes for a UUIDv7.
+    pub random: [u8; 10],
+}
+
+/// One line of a sale or return as the front-end gave it (already parsed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineIn {
+    /// The item.
+    pub gtin: Gtin,
+    /// Units (> 0).
+    pub qty: u64,
+    /// Price per unit; the catalog price when absent.
+    pub unit_price_minor: Option<i64>,
+    /// The serialized item, for RFID-tagged goods.
+    pub epc: Option<Epc>,
+}
+
+/// One line of a receipt: units of an item, or one tagged unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptLine {
+    /// The item.
+    pub gtin: Gtin,
+    /// Units (> 0; 1 with an EPC).
+    pub qty: u64,
+    /// The tag of a serialized unit (an RFID receipt), kept on the event's
+    /// line so the hub and audits see which tag arrived.
+    pub epc: Option<Epc>,
+}
+
+impl ReceiptLine {
+    /// `qty` untagged units of `gtin`.
+    pub fn units(gtin: Gtin, qty: u64) -> Self {
+        Self {
+            gtin,
+            qty,
+            epc: None,
+        }
+    }
+
+    /// One tagged unit of `gtin`.
+    pub fn tagged(gtin: Gtin, epc: Epc) -> Self {
+        Self {
+            gtin,
+            qty: 1,
+            epc: Some(epc),
+        }
+    }
+}
+
+/// A manager's approval to sell beyond rights.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    /// Who approved.
+    pub approver: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A command: what the cashier or staff asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Sell (with an optional manager override).
+    Sale {
+        /// Idempotency key; a UUIDv7 is generated when absent.
+        id: Option<EventId>,
+        /// Lines.
+        lines: Vec<LineIn>,
+        /// Payments.
+        tenders: Vec<Tender>,
+        /// A manager's approval to sell beyond rights.
+        approval: Option<Approval>,
+    },
+    /// Take goods back.
+    Return {
+        /// Idempotency key.
+        id: Option<EventId>,
+        /// Lines.
+        lines: Vec<LineIn>,
+        /// The sale they came from, if known.
+        original_sale: Option<EventId>,
+    },
+    /// Receive goods (prices do not apply).
+    Receipt {
+        /// Idempotency key.
+        id: Option<EventId>,
+        /// Items and units (tagged units carry their EPC).
+        lines: Vec<ReceiptLine>,
+    },
+    /// A cycle count of one item.
+    Count {
+        /// Idempotency key.
+        id: Option<EventId>,
+        /// The item.
+        gtin: Gtin,
+        /// Units counted on the shelf.
+        counted: u64,
+    },
+}
+
+impl Command {
+    /// The caller-supplied id, if any.
+    pub fn id(&self) -> Option<EventId> {
+        match self {
+            Command::Sale { id, .. }
+            | Command::Return { id, .. }
+            | Command::Receipt { id, .. }
+            | Command::Count { id, .. } => *id,
+        }
+    }
+
+    /// The name of the event kind this command records.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Command::Sale { .. } => "sale",
+            Command::Return { .. } => "return",
+            Command::Receipt { .. } => "receipt",
+            Command::Count { .. } => "count_adjustment",
+        }
+    }
+
+    /// Every item the command touches, each once.
+    pub fn gtins(&self) -> BTreeSet<Gtin> {
+        match self {
+            Command::Sale { lines, .. } | Command::Return { lines, .. } => {
+                lines.iter().map(|l| l.gtin).collect()
+            }
+            Command::Receipt { lines, .. } => lines.iter().map(|l| l.gtin).collect(),
+            Command::Count { gtin, .. } => BTreeSet::from([*gtin]),
+        }
+    }
+
+    /// Items of lines that take the catalog price (no price given).
+    pub fn unpriced(&self) -> BTreeSet<Gtin> {
+        match self {
+            Command::Sale { lines, .. } | Command::Return { lines, .. } => lines
+                .iter()
+                .filter(|l| l.unit_price_minor.is_none())
+                .map(|l| l.gtin)
+                .collect(),
+            Command::Receipt { .. } | Command::Count { .. } => BTreeSet::new(),
+        }
+    }
+
+    /// Every EPC the command names.
+    pub fn epcs(&self) -> Vec<&Epc> {
+        match self {
+            Command::Sale { lines, .. } | Command::Return { lines, .. } => {
+                lines.iter().filter_map(|l| l.epc.as_ref()).collect()
+            }
+            Command::Receipt { .. } | Command::Count { .. } => Vec::new(),
+        }
+    }
+}
+
+/// The state a command reads, loaded from the ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Loaded {
+    /// Current counters of the command's items at this location.
+    pub counters: BTreeMap<Gtin, BoundedCounter>,
+    /// Histories of the command's EPCs.
+    pub epcs: EpcLedger,
+    /// Catalog prices of the command's unpriced items that the catalog knows.
+    pub prices: BTreeMap<Gtin, i64>,
+    /// The sale a return names, when this store recorded it.
+    pub original: Option<OriginalSale>,
+}
+
+/// The sale a return names and what earlier returns took back from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginalSale {
+    /// The recorded event (a return may name any id; planning refuses one
+    /// that is not a sale).
+    pub event: Event,
+    /// Units of each item earlier returns against it took back.
+    pub returned: BTreeMap<Gtin, u64>,
+}
+
+/// What a command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Recorded: `new` is false when the id was already recorded (a retry),
+    /// in which case nothing changed.
+    Recorded {
+        /// The event (the stored one for a retry).
+        event: Event,
+        /// Whether this call recorded it.
+        new: bool,
+    },
+    /// Refused; nothing changed except the demand signal.
+    Refused {
+        /// Why.
+        refusal: Refusal,
+        /// Units the store lacked rights for, per item, added to demand
+        /// (only for a sale refused for insufficient stock).
+        demand: Vec<Shortfall>,
+    },
+}
+
+fn invalid(detail: impl Into<String>) -> Refusal {
+    Refusal::Invalid(detail.into())
+}
+
+/// Loads what `cmd` reads from `ledger`.
+pub fn load<L: Ledger>(ledger: &L, who: &Identity, cmd: &Command) -> Result<Loaded, L::Error> {
+    let mut loaded = Loaded {
+        counters: counters_at(ledger, &who.location, cmd.gtins())?,
+        ..Loaded::default()
+    };
+    if let Command::Return {
+        original_sale: Some(sale),
+        ..
+    } = cmd
+    {
+        if let Some(event) = ledger.event(sale)? {
+            loaded.original = Some(OriginalSale {
+                returned: ledger.returned_from(sale)?,
+                event,
+            });
+            // Priced from the sale.
+            return load_epcs(ledger, cmd, loaded);
+        }
+    }
+    for gtin in cmd.unpriced() {
+        if let Some(p) = ledger.catalog_price(gtin)? {
+            loaded.prices.insert(gtin, p);
+        }
+    }
+    load_epcs(ledger, cmd, loaded)
+}
+
+fn load_epcs<L: Ledger>(ledger: &L, cmd: &Command, mut loaded: Loaded) -> Result<Loaded, L::Error> {
+    for epc in cmd.epcs() {
+        if let Some(h) = ledger.epc_history(epc)? {
+            for r in h.sales {
+                loaded.epcs.record_sale(epc, r);
+            }
+            for r in h.returns {
+                loaded.epcs.record_return(epc, r);
+            }
+        }
+    }
+    Ok(loaded)
+}
+
+/// Runs one command in `ledger` (see the module docs). `Err` is a storage
+/// failure only: the caller must then abort the whole transaction.
+pub fn execute<L: Ledger>(
+    ledger: &mut L,
+    who: &Identity,
+    cmd: &Command,
+    stamp: Stamp,
+) -> Result<Outcome, L::Error> {
+    if let Some(id) = cmd.id() {
+        if let Some(event) = ledger.event(&id)? {
+            let kind = event.kind.name();
+            if kind != cmd.kind_name() {
+                return Ok(Outcome::Refused {
+                    refusal: invalid(format!("id {id} is already used by a {kind}")),
+                    demand: Vec::new(),
+                });
+            }
+            if let Some(difference) = retry_mismatch(cmd, &event) {
+                return Ok(Outcome::Refused {
+                    refusal: invalid(format!(
+                        "id {id} is already recorded as a different {kind} ({difference}); \
+                         a retry must repeat the request, a new {kind} needs a new id"
+                    )),
+                    demand: Vec::new(),
+                });
+            }
+            return Ok(Outcome::Recorded { event, new: false });
+        }
+    }
+    let loaded = load(ledger, who, cmd)?;
+    let event = match plan(cmd, who, &loaded, stamp) {
+        Ok(e) => e,
+        Err(refusal) => {
+            return Ok(Outcome::Refused {
+                refusal,
+                demand: Vec::new(),
+            })
+        }
+    };
+    if let Err(refusal) = record_event(ledger, &event, &loaded.counters, &loaded.epcs)? {
+        let mut demand = Vec::new();
+        if let (Refusal::InsufficientStock { .. }, EventKind::Sale { .. }) = (&refusal, &event.kind)
+        {
+            demand = plan_override(&event.lines, &loaded.counters, &who.replica);
+            for s in &demand {
+                ledger.add_demand(s.gtin, s.units)?;
+            }
+        }
+        return Ok(Outcome::Refused { refusal, demand });
+    }
+    if let (Some(original), EventKind::Return { .. }) = (&loaded.original, &event.kind) {
+        ledger.add_returned(&original.event.id, &units_per_item(&event.lines))?;
+    }
+    ledger.append_outbox(event.id)?;
+    Ok(Outcome::Recorded { event, new: true })
+}
+
+/// The current counters of `gtins` at `location`, by item (the state an
+/// event at that location reads).
+pub fn counters_at<S: ReplicaStore>(
+    store: &S,
+    location: &LocationId,
+    gtins: impl IntoIterator<Item = Gtin>,
+) -> Result<BTreeMap<Gtin, BoundedCounter>, S::Error> {
+    gtins
+        .into_iter()
+        .map(|gtin| Ok((gtin, store.counter(&ItemKey::new(location.clone(), gtin))?)))
+        .collect()
+}
+
+/// Records a new `event` in `store`: applies it ([`apply_event`]) to
+/// `counters` (the current counters of its items at its location) and
+/// `epcs` (the histories of its EPCs), then stores the event, the counters
+/// it moved and its EPC sales and returns. All or nothing: a refusal (the
+/// inner `Err`) writes nothing, nor does an id already taken. The outer
+/// `Err` is a storage failure: the caller aborts its transaction.
+///
+/// The one place an event is recorded where it happens: the agent's
+/// commands (through [`execute`]), the hub's online orders, and the
+/// simulation's stores and hub.
+pub fn record_event<S: ReplicaStore>(
+    store: &mut S,
+    event: &Event,
+    counters: &BTreeMap<Gtin, BoundedCounter>,
+    epcs: &EpcLedger,
+) -> Result<Result<Applied, Refusal>, S::Error> {
+    let applied = match apply_event(event, counters, epcs) {
+        Ok(a) => a,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    // A freshly generated id cannot collide in practice, and callers check
+    // a given id first; anything but `New` means the store changed under
+    // the caller, which a single writer rules out. Refuse, never overwrite.
+    if store.insert_event(event)? != Inserted::New {
+        return Ok(Err(Refusal::Invalid(format!(
+            "id {} is already used",
+            event.id
+        ))));
+    }
+    for (gtin, counter) in &applied.counters {
+        store.put_counter(
+            &ItemKey::new(event.location.clone(), *gtin),
+            counter.clone(),
+        )?;
+    }
+    let record = || EpcRecord {
+        event: event.id,
+        replica: event.replica.clone(),
+    };
+    for epc in &applied.sold {
+        store.record_epc_sale(epc, record())?;
+    }
+    for epc in &applied.returned {
+        store.record_epc_return(epc, record())?;
+    }
+    Ok(Ok(applied))
+}

@@ -1,0 +1,252 @@
+//! Planning: a command and the state it reads become the event it
+//! records, or a refusal. Prices come from the command or the catalog,
+//! tenders must pay the total, a return naming a sale is bounded and
+//! priced by it, an override records its shortfall, a count plans its
+//! adjustment. Pure: no ledger, no clock.
+
+use std::collections::BTreeMap;
+
+use super::{invalid, Command, LineIn, Loaded, OriginalSale, Stamp};
+use crate::event::{checked_total_minor, Event, EventKind, Line, Override, Tender};
+use crate::exchange::Identity;
+use crate::gtin::Gtin;
+use crate::ids::EventId;
+use crate::ledger::{plan_count, plan_override, units_per_item, Refusal};
+
+fn price_lines(lines: &[LineIn], prices: &BTreeMap<Gtin, i64>) -> Result<Vec<Line>, Refusal> {
+    lines
+        .iter()
+        .map(|l| {
+            let unit_price_minor = match l.unit_price_minor {
+                Some(p) if p < 0 => {
+                    return Err(invalid(format!(
+                        "unit_price_minor must be >= 0 for {}",
+                        l.gtin
+                    )))
+                }
+                Some(p) => p,
+                None => *prices.get(&l.gtin).ok_or_else(|| {
+                    invalid(format!(
+                        "item {} is not in the catalog; give unit_price_minor",
+                        l.gtin
+                    ))
+                })?,
+            };
+            Ok(Line {
+                gtin: l.gtin,
+                qty: l.qty,
+                unit_price_minor,
+                epc: l.epc.clone(),
+            })
+        })
+        .collect()
+}
+
+/// A tender names how it was paid and pays a non-negative amount (change
+/// given and refunds are not tenders of a sale). Tenders, when given, pay
+/// at least the total (`total` is `None` when it overflowed, refused
+/// elsewhere): a sale recorded as committed but short-paid leaves the till
+/// short. More than the total is fine: front-ends may record the cash
+/// handed over rather than what was applied. No tenders means payment is
+/// recorded elsewhere.
+fn check_tenders(tenders: &[Tender], total: Option<i64>) -> Result<(), Refusal> {
+    let mut paid: i64 = 0;
+    for (i, t) in tenders.iter().enumerate() {
+        if t.method.trim().is_empty() {
+            return Err(invalid(format!("tenders[{i}].method is empty")));
+        }
+        if t.amount_minor < 0 {
+            return Err(invalid(format!(
+                "tenders[{i}].amount_minor must be >= 0, got {}",
+                t.amount_minor
+            )));
+        }
+        paid = paid
+            .checked_add(t.amount_minor)
+            .ok_or_else(|| invalid(format!("the tenders add up to more than {}", i64::MAX)))?;
+    }
+    match total {
+        Some(total) if !tenders.is_empty() && paid < total => Err(invalid(format!(
+            "the tenders pay {paid} of the total {total} minor units"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Prices and checks the lines of a return against the sale it names:
+/// each item at most the units the sale sold less what earlier returns
+/// took back (else [`Refusal::ExceedsSale`]), refunded at the price it was
+/// sold at (the lowest, if the sale sold it at several) unless a lower one
+/// is given. A price above it is invalid: a refund never pays out more
+/// than the sale took in; so is a tagged unit the sale did not sell.
+pub fn return_lines(lines: &[LineIn], original: &OriginalSale) -> Result<Vec<Line>, Refusal> {
+    let sale = &original.event;
+    if !matches!(sale.kind, EventKind::Sale { .. }) {
+        return Err(invalid(format!(
+            "original_sale_id {} is a {}, not a sale",
+            sale.id,
+            sale.kind.name()
+        )));
+    }
+    let mut sold: BTreeMap<Gtin, (u64, i64)> = BTreeMap::new();
+    for l in &sale.lines {
+        let (units, price) = sold.entry(l.gtin).or_insert((0, l.unit_price_minor));
+        *units = units.saturating_add(l.qty);
+        *price = (*price).min(l.unit_price_minor);
+    }
+    let mut priced = Vec::with_capacity(lines.len());
+    for l in lines {
+        if let Some(epc) = &l.epc {
+            if !sale.lines.iter().any(|s| s.epc.as_ref() == Some(epc)) {
+                return Err(invalid(format!(
+                    "EPC {epc} was not sold in sale {}",
+                    sale.id
+                )));
+            }
+        }
+        let sold_price = sold.get(&l.gtin).map(|&(_, p)| p);
+        let unit_price_minor = match (l.unit_price_minor, sold_price) {
+            (Some(p), _) if p < 0 => {
+                return Err(invalid(format!(
+                    "unit_price_minor must be >= 0 for {}",
+                    l.gtin
+                )))
+            }
+            (Some(p), Some(at)) if p > at => {
+                return Err(invalid(format!(
+                    "unit_price_minor {p} for {} is more than the {at} sale {} sold it at",
+                    l.gtin, sale.id
+                )))
+            }
+            (Some(p), _) => p,
+            (None, Some(at)) => at,
+            // Not in the sale: refused below with nothing returnable.
+            (None, None) => 0,
+        };
+        priced.push(Line {
+            gtin: l.gtin,
+            qty: l.qty,
+            unit_price_minor,
+            epc: l.epc.clone(),
+        });
+    }
+    for (gtin, units) in units_per_item(&priced) {
+        let sold_units = sold.get(&gtin).map_or(0, |&(u, _)| u);
+        let earlier = original.returned.get(&gtin).copied().unwrap_or(0);
+        let returnable = sold_units.saturating_sub(earlier);
+        if units > returnable {
+            return Err(Refusal::ExceedsSale {
+                sale: sale.id,
+                gtin,
+                requested: units,
+                returnable,
+            });
+        }
+    }
+    Ok(priced)
+}
+
+/// Plans `cmd` into the event it records, given the state it reads.
+/// Pure; refusals found by planning (bad input, unknown price) come back
+/// as `Err`. Rights and EPCs are checked by `apply_event` afterwards.
+pub fn plan(
+    cmd: &Command,
+    who: &Identity,
+    loaded: &Loaded,
+    stamp: Stamp,
+) -> Result<Event, Refusal> {
+    let id = cmd
+        .id()
+        .unwrap_or_else(|| EventId::v7(stamp.now_ms, stamp.random));
+    let (kind, lines) = match cmd {
+        Command::Sale {
+            lines,
+            tenders,
+            approval,
+            ..
+        } => {
+            let lines = price_lines(lines, &loaded.prices)?;
+            check_tenders(tenders, checked_total_minor(&lines))?;
+            let override_ = match approval {
+                None => None,
+                Some(a) => {
+                    if a.approver.trim().is_empty() || a.reason.trim().is_empty() {
+                        return Err(invalid("an override needs an approver and a reason"));
+                    }
+                    Some(Override {
+                        approver: a.approver.clone(),
+                        reason: a.reason.clone(),
+                        shortfall: plan_override(&lines, &loaded.counters, &who.replica),
+                    })
+                }
+            };
+            (
+                EventKind::Sale {
+                    tenders: tenders.clone(),
+                    override_,
+                },
+                lines,
+            )
+        }
+        Command::Return {
+            lines,
+            original_sale,
+            ..
+        } => (
+            EventKind::Return {
+                original_sale: *original_sale,
+            },
+            // A sale recorded elsewhere (another store of the chain) cannot
+            // be checked here: priced like a sale.
+            match &loaded.original {
+                Some(original) => return_lines(lines, original)?,
+                None => price_lines(lines, &loaded.prices)?,
+            },
+        ),
+        Command::Receipt { lines, .. } => (
+            EventKind::Receipt,
+            lines
+                .iter()
+                .map(|l| Line {
+                    gtin: l.gtin,
+                    qty: l.qty,
+                    unit_price_minor: 0,
+                    epc: l.epc.clone(),
+                })
+                .collect(),
+        ),
+        Command::Count { gtin, counted, .. } => {
+            let counter = loaded.counters.get(gtin).cloned().unwrap_or_default();
+            let plan = plan_count(&counter, &who.replica, *counted);
+            (
+                EventKind::CountAdjustment {
+                    counted: *counted,
+                    direction: plan.direction,
+                    unresolved: plan.unresolved,
+                },
+                vec![Line {
+                    gtin: *gtin,
+                    qty: plan.units,
+                    unit_price_minor: 0,
+                    epc: None,
+                }],
+            )
+        }
+    };
+    if matches!(kind, EventKind::Sale { .. } | EventKind::Return { .. })
+        && checked_total_minor(&lines).is_none()
+    {
+        return Err(invalid(format!(
+            "the total of these lines exceeds {} minor units",
+            i64::MAX
+        )));
+    }
+    Ok(Event {
+        id,
+        location: who.location.clone(),
+        replica: who.replica.clone(),
+        at_ms: stamp.now_ms,
+        kind,
+        lines,
+    })
+}

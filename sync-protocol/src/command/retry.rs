@@ -1,0 +1,109 @@
+//! Retries: a command re-posted under a recorded id must repeat the
+//! recorded request; anything it changes is named, so the caller is never
+//! told that something was recorded which never was.
+
+use super::{Command, LineIn};
+use crate::event::{Event, EventKind, Line};
+
+/// How `cmd`, re-posted under the id of the recorded `event` (of the same
+/// kind), differs from what was recorded, or `None` for a true retry.
+///
+/// A retry repeats its request, so anything the caller gave must match:
+/// items, quantities, EPCs, tenders, the override's approver and reason,
+/// the returned sale, the counted figure. A price the caller left out is
+/// not compared, since the catalog (or the original sale) may have changed
+/// it since; a price given must be the one recorded. Answering a changed
+/// request with the old event would tell the caller that something was
+/// recorded which never was.
+pub fn retry_mismatch(cmd: &Command, event: &Event) -> Option<String> {
+    match (cmd, &event.kind) {
+        (
+            Command::Sale {
+                lines,
+                tenders,
+                approval,
+                ..
+            },
+            EventKind::Sale {
+                tenders: recorded_tenders,
+                override_,
+            },
+        ) => lines_mismatch(lines, &event.lines).or_else(|| {
+            if tenders != recorded_tenders {
+                return Some("other tenders".into());
+            }
+            let recorded = override_.as_ref().map(|o| (&o.approver, &o.reason));
+            let given = approval.as_ref().map(|a| (&a.approver, &a.reason));
+            (given != recorded).then(|| "another override".into())
+        }),
+        (
+            Command::Return {
+                lines,
+                original_sale,
+                ..
+            },
+            EventKind::Return {
+                original_sale: recorded,
+            },
+        ) => {
+            if original_sale != recorded {
+                return Some("another original_sale_id".into());
+            }
+            lines_mismatch(lines, &event.lines)
+        }
+        (Command::Receipt { lines, .. }, EventKind::Receipt) => {
+            // Receipts carry no price: compared as lines without one.
+            let given: Vec<LineIn> = lines
+                .iter()
+                .map(|l| LineIn {
+                    gtin: l.gtin,
+                    qty: l.qty,
+                    unit_price_minor: None,
+                    epc: l.epc.clone(),
+                })
+                .collect();
+            lines_mismatch(&given, &event.lines)
+        }
+        (
+            Command::Count { gtin, counted, .. },
+            EventKind::CountAdjustment {
+                counted: recorded, ..
+            },
+        ) => {
+            let item = event.lines.first().map(|l| l.gtin);
+            if item != Some(*gtin) {
+                return Some("another item".into());
+            }
+            (counted != recorded).then(|| format!("counted {recorded}, not {counted}"))
+        }
+        _ => Some(format!("a {}", event.kind.name())),
+    }
+}
+
+fn lines_mismatch(given: &[LineIn], recorded: &[Line]) -> Option<String> {
+    if given.len() != recorded.len() {
+        return Some(format!("{} lines, not {}", recorded.len(), given.len()));
+    }
+    given
+        .iter()
+        .zip(recorded)
+        .enumerate()
+        .find_map(|(n, (g, r))| {
+            let n = n + 1;
+            if g.gtin != r.gtin {
+                Some(format!("line {n} is item {}, not {}", r.gtin, g.gtin))
+            } else if g.qty != r.qty {
+                Some(format!("line {n} has qty {}, not {}", r.qty, g.qty))
+            } else if g.epc != r.epc {
+                Some(format!("line {n} has another EPC"))
+            } else {
+                match g.unit_price_minor {
+                    Some(p) if p != r.unit_price_minor => Some(format!(
+                        "line {n} has unit_price_minor {}, not {p}",
+                        r.unit_price_minor
+                    )),
+                    _ => None,
+                }
+            }
+        })
+}

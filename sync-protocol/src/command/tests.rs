@@ -1,0 +1,892 @@
+//! The command core's tests, on an in-memory store: every rule of
+//! planning, idempotent retries, refunds and EPCs, and a property test of
+//! the refund bound against a model.
+
+use super::*;
+use crate::event::Direction;
+use crate::ids::ReplicaId;
+use crate::memstore::MemStore;
+
+fn who() -> Identity {
+    Identity {
+        replica: ReplicaId::new("s1").unwrap(),
+        location: LocationId::new("s1").unwrap(),
+    }
+}
+
+fn gtin(n: u64) -> Gtin {
+    Gtin::from_body(n).unwrap()
+}
+
+fn stamp(n: u8) -> Stamp {
+    Stamp {
+        now_ms: 1_700_000_000_000 + u64::from(n),
+        random: [n; 10],
+    }
+}
+
+fn line(g: u64, qty: u64, price: Option<i64>) -> LineIn {
+    LineIn {
+        gtin: gtin(g),
+        qty,
+        unit_price_minor: price,
+        epc: None,
+    }
+}
+
+fn sale(id: Option<u8>, lines: Vec<LineIn>) -> Command {
+    Command::Sale {
+        id: id.map(|n| EventId::v7(1, [n; 10])),
+        lines,
+        tenders: vec![],
+        approval: None,
+    }
+}
+
+fn receive(l: &mut MemStore, g: u64, qty: u64) {
+    let cmd = Command::Receipt {
+        id: None,
+        lines: vec![ReceiptLine::units(gtin(g), qty)],
+    };
+    static N: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(100);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = execute(l, &who(), &cmd, stamp(n)).unwrap();
+    assert!(matches!(out, Outcome::Recorded { new: true, .. }));
+}
+
+fn on_hand(l: &MemStore, g: u64) -> u64 {
+    l.replica
+        .inventory
+        .counter(&ItemKey::new(who().location, gtin(g)))
+        .value()
+}
+
+#[test]
+fn sale_uses_catalog_price_or_given_price() {
+    let mut l = MemStore::new(who());
+    l.set_price(gtin(1), 250);
+    receive(&mut l, 1, 5);
+    receive(&mut l, 2, 5);
+    let cmd = sale(Some(1), vec![line(1, 2, None), line(2, 1, Some(99))]);
+    let Outcome::Recorded { event, new } = execute(&mut l, &who(), &cmd, stamp(1)).unwrap() else {
+        panic!("refused")
+    };
+    assert!(new);
+    assert_eq!(event.total_minor(), 599);
+    assert_eq!((on_hand(&l, 1), on_hand(&l, 2)), (3, 4));
+    assert_eq!(l.outbox.len(), 3);
+}
+
+#[test]
+fn unknown_item_without_price_is_invalid_and_changes_nothing() {
+    let mut l = MemStore::new(who());
+    receive(&mut l, 1, 5);
+    let before = l.clone();
+    let out = execute(
+        &mut l,
+        &who(),
+        &sale(None, vec![line(1, 1, None)]),
+        stamp(1),
+    )
+    .unwrap();
+    assert!(matches!(
+        out,
+        Outcome::Refused {
+            refusal: Refusal::Invalid(_),
+            ..
+        }
+    ));
+    assert_eq!(l.outbox, before.outbox);
+    assert_eq!(on_hand(&l, 1), 5);
+}
+
+#[test]
+fn a_tender_without_method_negative_or_short_of_the_total_is_invalid() {
+    let mut l = MemStore::new(who());
+    receive(&mut l, 1, 5);
+    let before = l.clone();
+    let tender = |method: &str, amount_minor| Tender {
+        method: method.into(),
+        amount_minor,
+        reference: None,
+    };
+    for (tenders, says) in [
+        (vec![tender(" ", 250)], "tenders[0].method is empty"),
+        (
+            vec![tender("card", 200), tender("cash", -50)],
+            "tenders[1].amount_minor must be >= 0, got -50",
+        ),
+        (
+            vec![tender("card", 100), tender("cash", 49)],
+            "the tenders pay 149 of the total 150 minor units",
+        ),
+        (
+            vec![tender("card", i64::MAX), tender("cash", 1)],
+            "the tenders add up to more than 9223372036854775807",
+        ),
+    ] {
+        let cmd = Command::Sale {
+            id: None,
+            lines: vec![line(1, 1, Some(150))],
+            tenders,
+            approval: None,
+        };
+        match execute(&mut l, &who(), &cmd, stamp(1)).unwrap() {
+            Outcome::Refused {
+                refusal: Refusal::Invalid(d),
+                ..
+            } => assert_eq!(d, says),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(l.outbox, before.outbox);
+    assert_eq!(on_hand(&l, 1), 5);
+    let paid = Command::Sale {
+        id: None,
+        lines: vec![line(1, 1, Some(150))],
+        tenders: vec![tender("voucher", 0), tender("cash", 150)],
+        approval: None,
+    };
+    recorded(execute(&mut l, &who(), &paid, stamp(2)).unwrap());
+    // Cash handed over beyond the total (change given) is fine.
+    let with_change = Command::Sale {
+        id: None,
+        lines: vec![line(1, 1, Some(150))],
+        tenders: vec![tender("cash", 200)],
+        approval: None,
+    };
+    recorded(execute(&mut l, &who(), &with_change, stamp(3)).unwrap());
+}
+
+#[test]
+fn a_total_beyond_i64_is_invalid_and_changes_nothing() {
+    let mut l = MemStore::new(who());
+    receive(&mut l, 1, 4_000_000_000_000_000_000);
+    let before = l.clone();
+    let huge_qty = vec![line(1, 4_000_000_000_000_000_000, Some(100))];
+    let two_max_prices = vec![line(1, 1, Some(i64::MAX)), line(1, 1, Some(1))];
+    for lines in [huge_qty, two_max_prices] {
+        for cmd in [sale(None, lines.clone()), ret(None, lines, None)] {
+            match execute(&mut l, &who(), &cmd, stamp(1)).unwrap() {
+                Outcome::Refused {
+                    refusal: Refusal::Invalid(d),
+                    ..
+                } => assert!(d.contains("exceeds 9223372036854775807"), "{d}"),
+                other => panic!("{cmd:?}: {other:?}"),
+            }
+        }
+    }
+    assert_eq!(l.outbox, before.outbox);
+    assert_eq!(on_hand(&l, 1), 4_000_000_000_000_000_000);
+    // The largest total that fits is recorded as it is.
+    let fits = sale(
+        None,
+        vec![line(1, 1, Some(i64::MAX - 1)), line(1, 1, Some(1))],
+    );
+    let Outcome::Recorded { event, .. } = execute(&mut l, &who(), &fits, stamp(2)).unwrap() else {
+        panic!("refused")
+    };
+    assert_eq!(event.total_minor(), i64::MAX);
+}
+
+#[test]
+fn insufficient_stock_refuses_whole_sale_and_records_demand() {
+    let mut l = MemStore::new(who());
+    receive(&mut l, 1, 2);
+    receive(&mut l, 2, 1);
+    let cmd = sale(
+        Some(1),
+        vec![
+            line(1, 1, Some(1)),
+            line(2, 3, Some(1)),
+            line(1, 2, Some(1)),
+        ],
+    );
+    let out = execute(&mut l, &who(), &cmd, stamp(1)).unwrap();
+    let Outcome::Refused { refusal, demand } = out else {
+        panic!("accepted")
+    };
+    assert!(matches!(refusal, Refusal::InsufficientStock { .. }));
+    assert_eq!(
+        demand,
+        vec![
+            Shortfall {
+                gtin: gtin(1),
+                units: 1
+            },
+            Shortfall {
+                gtin: gtin(2),
+                units: 2
+            }
+        ]
+    );
+    assert_eq!(l.demand.get(&gtin(2)), Some(&2));
+    assert_eq!((on_hand(&l, 1), on_hand(&l, 2)), (2, 1));
+    assert_eq!(l.outbox.len(), 2, "only the two receipts");
+    // The refused id was not recorded: posting it again may succeed.
+    receive(&mut l, 2, 5);
+    receive(&mut l, 1, 5);
+    assert!(matches!(
+        execute(&mut l, &who(), &cmd, stamp(2)).unwrap(),
+        Outcome::Recorded { new: true, .. }
+    ));
+}
+
+#[test]
+fn same_id_is_applied_once() {
+    let mut l = MemStore::new(who());
+    receive(&mut l, 1, 5);
+    let cmd = sale(Some(7), vec![line(1, 2, Some(10))]);
+    let first = execute(&mut l, &who(), &cmd, stamp(1)).unwrap();
+    let again = execute(&mut l, &who(), &cmd, stamp(2)).unwrap();
+    let (
+        Outcome::Recorded {
+            event: a,
+            new: true,
+        },
+        Outcome::Recorded {
+            event: b,
+            new: false,
+        },
+    ) = (first, again)
+    else {
+        panic!("not recorded once")
+    };
+    assert_eq!(a, b);
+    assert_eq!(on_hand(&l, 1), 3);
+    // The same id as another kind is refused.
+    let ret = Command::Return {
+        id: Some(a.id),
+        lines: vec![line(1, 1, Some(10))],
+        original_sale: None,
+    };
+    assert!(matches!(
+        execute(&mut l, &who(), &ret, stamp(3)).unwrap(),
+        Outcome::Refused {
+            refusal: Refusal::Invalid(_),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_changed_request_under_a_recorded_id_is_refused_and_changes_nothing() {
+    let mut l = MemStore::new(who());
+    l.set_price(gtin(1), 250);
+    receive(&mut l, 1, 9);
+    receive(&mut l, 2, 9);
+    let first = sale(Some(7), vec![line(1, 2, None), line(2, 1, Some(10))]);
+    assert!(matches!(
+        execute(&mut l, &who(), &first, stamp(1)).unwrap(),
+        Outcome::Recorded { new: true, .. }
+    ));
+    let before = l.clone();
+    // A true retry after the catalog price changed: the price was not
+    // given, so it is not compared.
+    l.set_price(gtin(1), 300);
+    assert!(matches!(
+        execute(&mut l, &who(), &first, stamp(2)).unwrap(),
+        Outcome::Recorded { new: false, .. }
+    ));
+    let with = |f: &dyn Fn(&mut Command)| {
+        let mut c = first.clone();
+        f(&mut c);
+        c
+    };
+    fn lines(c: &mut Command) -> &mut Vec<LineIn> {
+        match c {
+            Command::Sale { lines, .. } => lines,
+            _ => unreachable!(),
+        }
+    }
+    let changed = [
+        with(&|c| lines(c)[0].qty = 3),
+        with(&|c| lines(c)[1].unit_price_minor = Some(11)),
+        with(&|c| lines(c)[0].unit_price_minor = Some(300)),
+        with(&|c| lines(c)[1].gtin = gtin(3)),
+        with(&|c| lines(c)[1].epc = Some(Epc::from_hex("3074257bf7194e4000001a85").unwrap())),
+        with(&|c| lines(c).truncate(1)),
+        with(&|c| {
+            if let Command::Sale { tenders, .. } = c {
+                tenders.push(Tender {
+                    method: "cash".into(),
+                    amount_minor: 510,
+                    reference: None,
+                });
+            }
+        }),
+        with(&|c| {
+            if let Command::Sale { approval, .. } = c {
+                *approval = Some(Approval {
+                    approver: "mgr".into(),
+                    reason: "shelf".into(),
+                });
+            }
+        }),
+    ];
+    for (n, cmd) in changed.iter().enumerate() {
+        let out = execute(&mut l, &who(), cmd, stamp(3)).unwrap();
+        let Outcome::Refused {
+            refusal: Refusal::Invalid(detail),
+            ..
+        } = out
+        else {
+            panic!("change {n} accepted: {out:?}")
+        };
+        assert!(
+            detail.contains("already recorded as a different sale"),
+            "{detail}"
+        );
+    }
+    assert_eq!(
+        (on_hand(&l, 1), on_hand(&l, 2)),
+        (7, 8),
+        "counters unchanged"
+    );
+    assert_eq!(l.outbox, before.outbox, "nothing recorded");
+
+    // Returns, receipts and counts are held to the same rule.
+    let sale_id = EventId::v7(1, [7; 10]);
+    let r = ret(Some(8), vec![line(1, 1, None)], Some(sale_id));
+    assert!(matches!(
+        execute(&mut l, &who(), &r, stamp(4)).unwrap(),
+        Outcome::Recorded { new: true, .. }
+    ));
+    assert_eq!(retry_mismatch(&r, &recorded_event(&l, &r)), None);
+    let other_sale = ret(Some(8), vec![line(1, 1, None)], None);
+    assert!(retry_mismatch(&other_sale, &recorded_event(&l, &r)).is_some());
+    let receipt = |qty| Command::Receipt {
+        id: Some(EventId::v7(1, [9; 10])),
+        lines: vec![ReceiptLine::units(gtin(2), qty)],
+    };
+    execute(&mut l, &who(), &receipt(4), stamp(5)).unwrap();
+    assert_eq!(
+        retry_mismatch(&receipt(4), &recorded_event(&l, &receipt(4))),
+        None
+    );
+    assert!(retry_mismatch(&receipt(5), &recorded_event(&l, &receipt(4))).is_some());
+    let count = |counted| Command::Count {
+        id: Some(EventId::v7(1, [10; 10])),
+        gtin: gtin(2),
+        counted,
+    };
+    execute(&mut l, &who(), &count(4), stamp(6)).unwrap();
+    assert_eq!(
+        retry_mismatch(&count(4), &recorded_event(&l, &count(4))),
+        None
+    );
+    assert!(retry_mismatch(&count(5), &recorded_event(&l, &count(4))).is_some());
+}
+
+fn recorded_event(l: &MemStore, cmd: &Command) -> Event {
+    l.event(&cmd.id().unwrap()).unwrap().unwrap()
+}
+
+#[test]
+fn override_sells_beyond_rights_and_is_flagged() {
+    let mut l = MemStore::new(who());
+    receive(&mut l, 1, 1);
+    let cmd = Command::Sale {
+        id: None,
+        lines: vec![line(1, 3, Some(100))],
+        tenders: vec![],
+        approval: Some(Approval {
+            approver: "mgr".into(),
+            reason: "on the shelf".into(),
+        }),
+    };
+    let Outcome::Recorded { event, .. } = execute(&mut l, &who(), &cmd, stamp(1)).unwrap() else {
+        panic!("refused")
+    };
+    assert!(event.is_override());
+    let EventKind::Sale {
+        override_: Some(ov),
+        ..
+    } = &event.kind
+    else {
+        panic!("no override")
+    };
+    assert_eq!(
+        ov.shortfall,
+        vec![Shortfall {
+            gtin: gtin(1),
+            units: 2
+        }]
+    );
+    assert_eq!(on_hand(&l, 1), 0);
+    // An approval needs a name and a reason.
+    let bad = Command::Sale {
+        id: None,
+        lines: vec![line(1, 1, Some(100))],
+        tenders: vec![],
+        approval: Some(Approval {
+            approver: " ".into(),
+            reason: "x".into(),
+        }),
+    };
+    assert!(matches!(
+        execute(&mut l, &who(), &bad, stamp(2)).unwrap(),
+        Outcome::Refused {
+            refusal: Refusal::Invalid(_),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn epc_sold_once_then_returned_then_sold_again() {
+    let mut l = MemStore::new(who());
+    receive(&mut l, 1, 5);
+    let epc = Epc::from_hex("3074257BF7194E4000001A85").unwrap();
+    let tagged = |price| LineIn {
+        epc: Some(epc.clone()),
+        ..line(1, 1, Some(price))
+    };
+    let s = |n| Command::Sale {
+        id: Some(EventId::v7(1, [n; 10])),
+        lines: vec![tagged(10)],
+        tenders: vec![],
+        approval: None,
+    };
+    assert!(matches!(
+        execute(&mut l, &who(), &s(1), stamp(1)).unwrap(),
+        Outcome::Recorded { new: true, .. }
+    ));
+    assert_eq!(
+        execute(&mut l, &who(), &s(2), stamp(2)).unwrap(),
+        Outcome::Refused {
+            refusal: Refusal::AlreadySold { epc: epc.clone() },
+            demand: vec![]
+        }
+    );
+    let ret = Command::Return {
+        id: None,
+        lines: vec![tagged(10)],
+        original_sale: None,
+    };
+    assert!(matches!(
+        execute(&mut l, &who(), &ret, stamp(3)).unwrap(),
+        Outcome::Recorded { new: true, .. }
+    ));
+    assert!(matches!(
+        execute(&mut l, &who(), &ret, stamp(4)).unwrap(),
+        Outcome::Refused {
+            refusal: Refusal::NotSold { .. },
+            ..
+        }
+    ));
+    assert!(matches!(
+        execute(&mut l, &who(), &s(3), stamp(5)).unwrap(),
+        Outcome::Recorded { new: true, .. }
+    ));
+    assert_eq!(on_hand(&l, 1), 4);
+}
+
+#[test]
+fn count_moves_on_hand_to_counted() {
+    let mut l = MemStore::new(who());
+    receive(&mut l, 1, 10);
+    let count = |counted| Command::Count {
+        id: None,
+        gtin: gtin(1),
+        counted,
+    };
+    let Outcome::Recorded { event, .. } = execute(&mut l, &who(), &count(7), stamp(1)).unwrap()
+    else {
+        panic!("refused")
+    };
+    assert_eq!(
+        event.kind,
+        EventKind::CountAdjustment {
+            counted: 7,
+            direction: Direction::Down,
+            unresolved: 0
+        }
+    );
+    assert_eq!(on_hand(&l, 1), 7);
+    execute(&mut l, &who(), &count(12), stamp(2)).unwrap();
+    assert_eq!(on_hand(&l, 1), 12);
+    let Outcome::Recorded { event, .. } = execute(&mut l, &who(), &count(12), stamp(3)).unwrap()
+    else {
+        panic!("refused")
+    };
+    assert_eq!(event.lines[0].qty, 0);
+    assert_eq!(on_hand(&l, 1), 12);
+}
+
+#[test]
+fn count_cannot_remove_units_whose_rights_another_replica_holds() {
+    let mut l = MemStore::new(who());
+    receive(&mut l, 1, 10);
+    let key = ItemKey::new(who().location, gtin(1));
+    let mut c = l.replica.inventory.counter(&key);
+    c.transfer(&who().replica, &ReplicaId::hub(), 4).unwrap();
+    l.replica.inventory.put(&key, c);
+    let cmd = Command::Count {
+        id: None,
+        gtin: gtin(1),
+        counted: 1,
+    };
+    let Outcome::Recorded { event, .. } = execute(&mut l, &who(), &cmd, stamp(1)).unwrap() else {
+        panic!("refused")
+    };
+    assert_eq!(
+        event.kind,
+        EventKind::CountAdjustment {
+            counted: 1,
+            direction: Direction::Down,
+            unresolved: 3
+        }
+    );
+    assert_eq!(on_hand(&l, 1), 4);
+}
+
+#[test]
+fn a_tagged_receipt_line_keeps_its_epc_on_the_event() {
+    let epc = Epc::from_hex("3074257BF7194E4000001A85").unwrap();
+    let cmd = Command::Receipt {
+        id: None,
+        lines: vec![
+            ReceiptLine::tagged(gtin(1), epc.clone()),
+            ReceiptLine::units(gtin(2), 5),
+        ],
+    };
+    let e = plan(&cmd, &who(), &Loaded::default(), stamp(3)).unwrap();
+    assert_eq!(e.lines[0].epc, Some(epc));
+    assert_eq!(e.lines[0].qty, 1);
+    assert_eq!(e.lines[1].epc, None);
+    assert_eq!(e.lines[1].qty, 5);
+}
+
+#[test]
+fn plan_generates_a_v7_id_from_the_stamp() {
+    let cmd = Command::Receipt {
+        id: None,
+        lines: vec![ReceiptLine::units(gtin(1), 1)],
+    };
+    let e = plan(&cmd, &who(), &Loaded::default(), stamp(9)).unwrap();
+    assert_eq!(e.id, EventId::v7(stamp(9).now_ms, [9; 10]));
+    assert_eq!(e.at_ms, stamp(9).now_ms);
+}
+
+#[test]
+fn negative_price_and_empty_lines_are_invalid() {
+    let mut l = MemStore::new(who());
+    for cmd in [
+        sale(None, vec![line(1, 1, Some(-1))]),
+        sale(None, vec![]),
+        sale(None, vec![line(1, 0, Some(1))]),
+    ] {
+        assert!(matches!(
+            execute(&mut l, &who(), &cmd, stamp(1)).unwrap(),
+            Outcome::Refused {
+                refusal: Refusal::Invalid(_),
+                ..
+            }
+        ));
+    }
+    assert!(l.outbox.is_empty());
+}
+
+fn ret(id: Option<u8>, lines: Vec<LineIn>, original_sale: Option<EventId>) -> Command {
+    Command::Return {
+        id: id.map(|n| EventId::v7(2, [n; 10])),
+        lines,
+        original_sale,
+    }
+}
+
+fn recorded(out: Outcome) -> Event {
+    match out {
+        Outcome::Recorded { event, new: true } => event,
+        other => panic!("not recorded: {other:?}"),
+    }
+}
+
+#[test]
+fn a_return_against_a_sale_is_refunded_at_its_price_and_bounded_by_it() {
+    let mut l = MemStore::new(who());
+    l.set_price(gtin(1), 500);
+    receive(&mut l, 1, 10);
+    receive(&mut l, 2, 10);
+    let s = recorded(
+        execute(
+            &mut l,
+            &who(),
+            &sale(None, vec![line(1, 3, Some(150)), line(2, 1, Some(80))]),
+            stamp(1),
+        )
+        .unwrap(),
+    );
+    // Refunded at the 150 it was sold at, not the catalog's 500.
+    let r = recorded(
+        execute(
+            &mut l,
+            &who(),
+            &ret(None, vec![line(1, 2, None)], Some(s.id)),
+            stamp(2),
+        )
+        .unwrap(),
+    );
+    assert_eq!(r.lines[0].unit_price_minor, 150);
+    assert_eq!(on_hand(&l, 1), 9);
+    let before = l.clone();
+    let refused = |l: &mut MemStore, lines, n| match execute(
+        l,
+        &who(),
+        &ret(None, lines, Some(s.id)),
+        stamp(n),
+    )
+    .unwrap()
+    {
+        Outcome::Refused { refusal, demand } => {
+            assert!(demand.is_empty());
+            refusal
+        }
+        other => panic!("not refused: {other:?}"),
+    };
+    // One of the three is left to return.
+    assert_eq!(
+        refused(&mut l, vec![line(1, 2, None)], 3),
+        Refusal::ExceedsSale {
+            sale: s.id,
+            gtin: gtin(1),
+            requested: 2,
+            returnable: 1
+        }
+    );
+    // Two lines of the same item count together.
+    assert!(matches!(
+        refused(&mut l, vec![line(1, 1, None), line(1, 1, None)], 4),
+        Refusal::ExceedsSale { requested: 2, .. }
+    ));
+    // An item the sale did not sell: nothing returnable.
+    assert_eq!(
+        refused(&mut l, vec![line(3, 1, Some(10))], 5),
+        Refusal::ExceedsSale {
+            sale: s.id,
+            gtin: gtin(3),
+            requested: 1,
+            returnable: 0
+        }
+    );
+    // A refund above the price paid is invalid.
+    assert!(matches!(
+        refused(&mut l, vec![line(2, 1, Some(81))], 6),
+        Refusal::Invalid(_)
+    ));
+    // The refusals changed nothing.
+    assert_eq!(l.outbox, before.outbox);
+    assert_eq!(l.returned, before.returned);
+    assert_eq!(l.replica.journal.len(), before.replica.journal.len());
+    assert_eq!(on_hand(&l, 1), 9);
+    // The last unit, at a lower price (a damaged item), and the other item.
+    let r = recorded(
+        execute(
+            &mut l,
+            &who(),
+            &ret(
+                None,
+                vec![line(1, 1, Some(100)), line(2, 1, None)],
+                Some(s.id),
+            ),
+            stamp(7),
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        r.lines
+            .iter()
+            .map(|l| l.unit_price_minor)
+            .collect::<Vec<_>>(),
+        [100, 80]
+    );
+    assert_eq!(
+        l.returned[&s.id],
+        BTreeMap::from([(gtin(1), 3), (gtin(2), 1)])
+    );
+    assert_eq!(
+        refused(&mut l, vec![line(2, 1, None)], 8),
+        Refusal::ExceedsSale {
+            sale: s.id,
+            gtin: gtin(2),
+            requested: 1,
+            returnable: 0
+        }
+    );
+}
+
+#[test]
+fn a_retried_return_counts_once_and_only_sales_can_be_named() {
+    let mut l = MemStore::new(who());
+    l.set_price(gtin(1), 40);
+    let receipt = Command::Receipt {
+        id: Some(EventId::v7(3, [1; 10])),
+        lines: vec![ReceiptLine::units(gtin(1), 5)],
+    };
+    let receipt = recorded(execute(&mut l, &who(), &receipt, stamp(1)).unwrap());
+    let s = recorded(
+        execute(
+            &mut l,
+            &who(),
+            &sale(Some(1), vec![line(1, 2, None)]),
+            stamp(2),
+        )
+        .unwrap(),
+    );
+    let r = ret(Some(9), vec![line(1, 2, None)], Some(s.id));
+    recorded(execute(&mut l, &who(), &r, stamp(3)).unwrap());
+    assert!(matches!(
+        execute(&mut l, &who(), &r, stamp(4)).unwrap(),
+        Outcome::Recorded { new: false, .. }
+    ));
+    assert_eq!(l.returned[&s.id][&gtin(1)], 2);
+    assert_eq!(on_hand(&l, 1), 5);
+    // A receipt is not a sale.
+    assert!(matches!(
+        execute(
+            &mut l,
+            &who(),
+            &ret(None, vec![line(1, 1, None)], Some(receipt.id)),
+            stamp(5)
+        )
+        .unwrap(),
+        Outcome::Refused {
+            refusal: Refusal::Invalid(_),
+            ..
+        }
+    ));
+    // A sale this store never recorded (another store's) cannot be
+    // checked: priced from the catalog and taken back.
+    let elsewhere = EventId::v7(4, [4; 10]);
+    let r = recorded(
+        execute(
+            &mut l,
+            &who(),
+            &ret(None, vec![line(1, 3, None)], Some(elsewhere)),
+            stamp(6),
+        )
+        .unwrap(),
+    );
+    assert_eq!(r.lines[0].unit_price_minor, 40);
+    assert!(!l.returned.contains_key(&elsewhere));
+}
+
+#[test]
+fn a_tagged_return_must_name_the_sale_that_sold_the_tag() {
+    let mut l = MemStore::new(who());
+    let tag = |hex: &str| Epc::from_hex(hex).unwrap();
+    let (a, b) = (
+        tag("3074257BF7194E4000001A85"),
+        tag("3074257BF7194E4000001A86"),
+    );
+    for epc in [&a, &b] {
+        let cmd = Command::Receipt {
+            id: None,
+            lines: vec![ReceiptLine::tagged(gtin(1), epc.clone())],
+        };
+        recorded(execute(&mut l, &who(), &cmd, stamp(epc.as_bytes()[11])).unwrap());
+    }
+    let tagged = |epc: &Epc| LineIn {
+        epc: Some(epc.clone()),
+        ..line(1, 1, Some(900))
+    };
+    let s1 = recorded(execute(&mut l, &who(), &sale(None, vec![tagged(&a)]), stamp(1)).unwrap());
+    let s2 = recorded(execute(&mut l, &who(), &sale(None, vec![tagged(&b)]), stamp(2)).unwrap());
+    let wrong = ret(
+        None,
+        vec![LineIn {
+            unit_price_minor: None,
+            ..tagged(&b)
+        }],
+        Some(s1.id),
+    );
+    assert!(matches!(
+        execute(&mut l, &who(), &wrong, stamp(3)).unwrap(),
+        Outcome::Refused {
+            refusal: Refusal::Invalid(_),
+            ..
+        }
+    ));
+    let right = ret(
+        None,
+        vec![LineIn {
+            unit_price_minor: None,
+            ..tagged(&b)
+        }],
+        Some(s2.id),
+    );
+    let r = recorded(execute(&mut l, &who(), &right, stamp(4)).unwrap());
+    assert_eq!(r.lines[0].unit_price_minor, 900);
+}
+
+proptest::proptest! {
+    /// However returns are made against this store's sales, no sale
+    /// gets more of an item back than it sold, nor refunds more than it
+    /// took in; and a return is refused exactly when it would.
+    #[test]
+    fn returns_never_exceed_their_sale(
+        ops in proptest::collection::vec(
+            (proptest::bool::ANY, 0usize..8, 1u64..4, 1u64..4, proptest::option::of(0i64..120)),
+            1..60,
+        )
+    ) {
+        let mut l = MemStore::new(who());
+        for g in 1..4 {
+            receive(&mut l, g, 1_000);
+        }
+        let mut sales: Vec<Event> = Vec::new();
+        // Model: units returned per (sale, item).
+        let mut model: BTreeMap<(EventId, Gtin), u64> = BTreeMap::new();
+        for (n, (is_sale, pick, g, qty, price)) in ops.into_iter().enumerate() {
+            let st = Stamp { now_ms: 1_000 + n as u64, random: [0; 10] };
+            if is_sale || sales.is_empty() {
+                let cmd = sale(None, vec![line(g, qty, Some(100)), line(1, 1, Some(60))]);
+                sales.push(recorded(execute(&mut l, &who(), &cmd, st).unwrap()));
+                continue;
+            }
+            let s = &sales[pick % sales.len()];
+            let sold: u64 = s.lines.iter().filter(|x| x.gtin == gtin(g)).map(|x| x.qty).sum();
+            let lowest = s.lines.iter().filter(|x| x.gtin == gtin(g)).map(|x| x.unit_price_minor).min();
+            let earlier = model.get(&(s.id, gtin(g))).copied().unwrap_or(0);
+            let out = execute(&mut l, &who(), &ret(None, vec![line(g, qty, price)], Some(s.id)), st).unwrap();
+            let price_ok = match (price, lowest) {
+                (Some(p), Some(at)) => p <= at,
+                _ => true,
+            };
+            match out {
+                Outcome::Recorded { event, new: true } => {
+                    proptest::prop_assert!(price_ok && earlier + qty <= sold);
+                    proptest::prop_assert_eq!(Some(event.lines[0].unit_price_minor), price.or(lowest));
+                    *model.entry((s.id, gtin(g))).or_default() += qty;
+                }
+                Outcome::Refused { refusal: Refusal::ExceedsSale { returnable, .. }, .. } => {
+                    proptest::prop_assert!(price_ok && earlier + qty > sold);
+                    proptest::prop_assert_eq!(returnable, sold - earlier);
+                }
+                Outcome::Refused { refusal: Refusal::Invalid(_), .. } => {
+                    proptest::prop_assert!(!price_ok);
+                }
+                other => proptest::prop_assert!(false, "{:?}", other),
+            }
+        }
+        // The invariant, from the journal alone.
+        for s in &sales {
+            let mut back: BTreeMap<Gtin, (u64, i64)> = BTreeMap::new();
+            for e in l.replica.journal.iter() {
+                if e.kind == (EventKind::Return { original_sale: Some(s.id) }) {
+                    for x in &e.lines {
+                        let b = back.entry(x.gtin).or_default();
+                        b.0 += x.qty;
+                        b.1 += x.unit_price_minor * x.qty as i64;
+                    }
+                }
+            }
+            for (g, (units, refund)) in back {
+                let sold = s.lines.iter().filter(|x| x.gtin == g);
+                proptest::prop_assert!(units <= sold.clone().map(|x| x.qty).sum::<u64>());
+                proptest::prop_assert!(refund <= sold.map(|x| x.unit_price_minor * x.qty as i64).sum::<i64>());
+            }
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! An in-memory store: what the agent keeps, as plain values. The command
+//! core's [`Ledger`] over a [`MemoryReplica`], plus the outbox, the sync
+//! cursors, the demand signal, the returns taken back per sale and the
+//! catalog; it builds sync requests and applies the hub's responses with
+//! the very functions the agent calls ([`store_request`], [`store_apply`]).
+//!
+//! The simulation's stores and the hub's test stores are `MemStore`s, so
+//! what they record went through [`execute`] exactly as at a till.
+//! Everything is infallible (`Infallible` storage errors) and pure.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+
+use crate::command::{execute, Command, Ledger, Outcome, Stamp};
+use crate::counter::BoundedCounter;
+use crate::epcs::{DoubleSale, EpcHistory, EpcRecord};
+use crate::event::Event;
+use crate::exchange::{
+    store_apply, store_request, Identity, MemoryReplica, ReplicaStore, StoreApplied, SyncCursors,
+};
+use crate::gtin::Gtin;
+use crate::ids::{Epc, EventId, LocationId};
+use crate::inventory::{Delta, ItemKey};
+use crate::journal::Inserted;
+use crate::message::{CatalogItem, SyncRequest, SyncResponse};
+
+/// One store's whole state in memory (see the module docs).
+#[derive(Debug, Clone)]
+pub struct MemStore {
+    /// The store's replica and location.
+    pub who: Identity,
+    /// Counters, events and sold EPCs.
+    pub replica: MemoryReplica,
+    /// The catalog (prices of lines given without one).
+    pub catalog: BTreeMap<Gtin, CatalogItem>,
+    /// Outbox: sequence number → event id, until the hub acknowledges it.
+    pub outbox: BTreeMap<u64, EventId>,
+    /// The next outbox sequence number.
+    pub next_seq: u64,
+    /// Units refused for lack of rights, per item, not yet sent to the hub.
+    pub demand: BTreeMap<Gtin, u64>,
+    /// Units each sale's returns took back, per item.
+    pub returned: BTreeMap<EventId, BTreeMap<Gtin, u64>>,
+    /// Sync cursors.
+    pub cursors: SyncCursors,
+}
+
+impl MemStore {
+    /// An empty store.
+    pub fn new(who: Identity) -> Self {
+        Self {
+            who,
+            replica: MemoryReplica::default(),
+            catalog: BTreeMap::new(),
+            outbox: BTreeMap::new(),
+            next_seq: 1,
+            demand: BTreeMap::new(),
+            returned: BTreeMap::new(),
+            cursors: SyncCursors::default(),
+        }
+    }
+
+    /// Runs one command, as the agent's committer does.
+    pub fn execute(&mut self, cmd: &Command, stamp: Stamp) -> Outcome {
+        let who = self.who.clone();
+        match execute(self, &who, cmd, stamp) {
+            Ok(outcome) => outcome,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Sets an item's catalog price (named after its GTIN).
+    pub fn set_price(&mut self, gtin: Gtin, price_minor: i64) {
+        let item = CatalogItem {
+            gtin,
+            name: gtin.to_string(),
+            price_minor,
+        };
+        self.catalog.insert(gtin, item);
+    }
+
+    /// The counter of `gtin` here.
+    pub fn counter(&self, gtin: Gtin) -> BoundedCounter {
+        self.replica
+            .inventory
+            .counter(&ItemKey::new(self.who.location.clone(), gtin))
+    }
+
+    /// Units of `gtin` on hand here.
+    pub fn on_hand(&self, gtin: Gtin) -> u64 {
+        self.counter(gtin).value()
+    }
+
+    /// Units of `gtin` this store may sell.
+    pub fn rights(&self, gtin: Gtin) -> u64 {
+        self.counter(gtin).rights(&self.who.replica)
+    }
+
+    /// The recorded event with `id`.
+    pub fn recorded(&self, id: &EventId) -> Option<&Event> {
+        self.replica.journal.get(id)
+    }
+
+    /// Own counter entries the hub has not acknowledged.
+    fn unacked_delta(&self) -> Delta {
+        self.replica
+            .inventory
+            .delta_since(&self.who.location, self.cursors.acked_delta_version)
+            .owned_by(&self.who.replica)
+    }
+
+    /// The next request: own entries changed since the hub's ack, up to
+    /// `max_events` unacknowledged events, and the refused demand.
+    pub fn sync_request(&self, max_events: usize) -> SyncRequest {
+        let mut events = Vec::new();
+        let mut events_upto = self.cursors.acked_events_upto;
+        for (&seq, id) in self
+            .outbox
+            .range(self.cursors.acked_events_upto + 1..)
+            .take(max_events.max(1))
+        {
+            if let Some(event) = self.replica.journal.get(id) {
+                events.push(event.clone());
+                events_upto = seq;
+            }
+        }
+        store_request(
+            &self.who,
+            &self.cursors,
+            self.unacked_delta(),
+            self.replica.inventory.version(),
+            events,
+            events_upto,
+            &self.demand,
+        )
+    }
+
+    /// Applies the hub's answer to `req` (`None` when the request is
+    /// forgotten, e.g. after a restart): merge, cursors, reserve transfers,
+    /// acknowledged outbox entries dropped, the request's demand
+    /// subtracted, the catalog updated. Safe with a stale, duplicated or
+    /// reordered response.
+    pub fn apply_response(
+        &mut self,
+        req: Option<&SyncRequest>,
+        resp: &SyncResponse,
+    ) -> StoreApplied {
+        let who = self.who.clone();
+        let mut cursors = self.cursors;
+        let demand = self.demand.clone();
+        let own = req
+            .iter()
+            .flat_map(|r| r.delta.entries.iter().map(|e| e.key.gtin));
+        let applied = match store_apply(self, &who, &mut cursors, resp, own, &demand) {
+            Ok(a) => a,
+            Err(never) => match never {},
+        };
+        self.cursors = cursors;
+        let acked = self.cursors.acked_events_upto;
+        self.outbox.retain(|&seq, _| seq > acked);
+        for d in req.iter().flat_map(|r| &r.demand) {
+            if let Some(units) = self.demand.get_mut(&d.gtin) {
+                *units = units.saturating_sub(d.units);
+            }
+        }
+        self.demand.retain(|_, units| *units > 0);
+        for item in &resp.catalog {
+            self.catalog.insert(item.gtin, item.clone());
+        }
+        applied
+    }
+
+    /// Whether the store holds anything the hub has not acknowledged.
+    pub fn has_pending(&self) -> bool {
+        !self.outbox.is_empty() || !self.unacked_delta().is_empty()
+    }
+}
+
+impl ReplicaStore for MemStore {
+    type Error = Infallible;
+
+    fn counter(&self, key: &ItemKey) -> Result<BoundedCounter, Infallible> {
+        self.replica.counter(key)
+    }
+
+    fn put_counter(&mut self, key: &ItemKey, counter: BoundedCounter) -> Result<(), Infallible> {
+        self.replica.put_counter(key, counter)
+    }
+
+    fn delta_since(
+        &self,
+        location: &LocationId,
+        cursor: u64,
+        limit: usize,
+    ) -> Result<(Delta, u64), Infallible> {
+        self.replica.delta_since(location, cursor, limit)
+    }
+
+    fn insert_event(&mut self, event: &Event) -> Result<Inserted, Infallible> {
+        self.replica.insert_event(event)
+    }
+
+    fn record_epc_sale(
+        &mut self,
+        epc: &Epc,
+        record: EpcRecord,
+    ) -> Result<Option<DoubleSale>, Infallible> {
+        self.replica.record_epc_sale(epc, record)
+    }
+
+    fn record_epc_return(&mut self, epc: &Epc, record: EpcRecord) -> Result<(), Infallible> {
+        self.replica.record_epc_return(epc, record)
+    }
+}
+
+impl Ledger for MemStore {
+    fn event(&self, id: &EventId) -> Result<Option<Event>, Infallible> {
+        Ok(self.replica.journal.get(id).cloned())
+    }
+
+    fn epc_history(&self, epc: &Epc) -> Result<Option<EpcHistory>, Infallible> {
+        Ok(self.replica.epcs.get(epc).cloned())
+    }
+
+    fn catalog_price(&self, gtin: Gtin) -> Result<Option<i64>, Infallible> {
+        Ok(self.catalog.get(&gtin).map(|c| c.price_minor))
+    }
+
+    fn append_outbox(&mut self, id: EventId) -> Result<u64, Infallible> {
+        let seq = self.next_seq;
+        self.outbox.insert(seq, id);
+        self.next_seq += 1;
+        Ok(seq)
+    }
+
+    fn add_demand(&mut self, gtin: Gtin, units: u64) -> Result<(), Infallible> {
+        let d = self.demand.entry(gtin).or_default();
+        *d = d.saturating_add(units);
+        Ok(())
+    }
+
+    fn returned_from(&self, sale: &EventId) -> Result<BTreeMap<Gtin, u64>, Infallible> {
+        Ok(self.returned.get(sale).cloned().unwrap_or_default())
+    }
+
+    fn add_returned(
+        &mut self,
+        sale: &EventId,
+        units: &BTreeMap<Gtin, u64>,
+    ) -> Result<(), Infallible> {
+        let returned = self.returned.entry(*sale).or_default();
+        for (gtin, u) in units {
+            let r = returned.entry(*gtin).or_default();
+            *r = r.saturating_add(*u);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,147 @@
+//! The faulty network between the stores and the hub: requests and
+//! responses as encoded bytes, delivered one at a time in random order,
+//! lost, duplicated or cut off by partitions; restarts that drop what was
+//! in flight; and the final heal that syncs every store until quiet.
+
+use rand::Rng;
+
+use super::{Msg, Sim};
+use crate::codec::{self, Encoding};
+use crate::message::SyncResponse;
+
+/// Most heal rounds before the run is declared not to quiesce.
+const MAX_HEAL_ROUNDS: usize = 50;
+
+impl Sim {
+    /// Store `s` sends its next request.
+    pub(super) fn sync(&mut self, s: usize) {
+        let req = self.stores[s]
+            .mem
+            .sync_request(self.cfg.max_events_per_sync);
+        match codec::encode(&req, Encoding::Binary) {
+            Ok(bytes) => {
+                let req_id = self.next_req;
+                self.next_req += 1;
+                self.stores[s].pending.insert(req_id, req);
+                self.send(Msg::Request {
+                    store: s,
+                    req_id,
+                    bytes,
+                });
+            }
+            Err(e) => self.violation(format!("encode request: {e}")),
+        }
+    }
+
+    pub(super) fn send(&mut self, msg: Msg) {
+        self.report.messages += 1;
+        self.net.push(msg);
+    }
+
+    /// One message in flight, picked at random, arrives (or is lost, or
+    /// arrives twice).
+    pub(super) fn deliver_one(&mut self, step: usize) {
+        if self.net.is_empty() {
+            return;
+        }
+        let i = self.rng.gen_range(0..self.net.len());
+        let msg = self.net.swap_remove(i);
+        if self.stores[msg.store()].partitioned_until > step || self.rng.gen_bool(self.cfg.loss) {
+            self.report.lost += 1;
+            return;
+        }
+        if self.rng.gen_bool(self.cfg.duplication) {
+            self.send(msg.clone());
+        }
+        self.deliver(msg);
+    }
+
+    fn deliver(&mut self, msg: Msg) {
+        match msg {
+            Msg::Request {
+                store,
+                req_id,
+                bytes,
+            } => self.at_hub(store, req_id, &bytes),
+            Msg::Response {
+                store,
+                req_id,
+                bytes,
+            } => self.at_store(store, req_id, &bytes),
+        }
+    }
+
+    /// A response arrives at store `s`: applied as the agent applies it
+    /// (a duplicate, or one whose request a restart forgot, too).
+    fn at_store(&mut self, s: usize, req_id: u64, bytes: &[u8]) {
+        let resp: SyncResponse =
+            match codec::decode(bytes, Encoding::Binary, codec::DEFAULT_MAX_MESSAGE_BYTES) {
+                Ok(r) => r,
+                Err(e) => return self.violation(format!("store decode: {e}")),
+            };
+        let st = &mut self.stores[s];
+        let req = st.pending.remove(&req_id);
+        let applied = st.mem.apply_response(req.as_ref(), &resp);
+        self.report.rights_moved += applied.given.iter().map(|(_, n)| n).sum::<u64>();
+        if !applied.rejected.is_empty() {
+            self.violation(format!("hub rejected events: {:?}", applied.rejected));
+        }
+    }
+
+    pub(super) fn restart_store(&mut self, s: usize) {
+        self.report.restarts += 1;
+        self.stores[s].pending.clear();
+        self.net.retain(|m| m.store() != s);
+    }
+
+    pub(super) fn restart_hub(&mut self) {
+        self.report.restarts += 1;
+        self.net.clear();
+    }
+
+    /// Heals the network and syncs every store until nothing changes.
+    pub(super) fn heal(&mut self) {
+        for st in &mut self.stores {
+            st.partitioned_until = 0;
+        }
+        self.net.clear();
+        let mut last = self.fingerprint();
+        let mut quiet_rounds = 0;
+        for round in 1..=MAX_HEAL_ROUNDS {
+            self.report.heal_rounds = round;
+            for s in 0..self.stores.len() {
+                // Like the agent: keep syncing while the outbox has a backlog.
+                let pages =
+                    self.stores[s].mem.outbox.len() / self.cfg.max_events_per_sync.max(1) + 1;
+                for _ in 0..pages {
+                    self.sync(s);
+                    while let Some(msg) = self.net.pop() {
+                        self.deliver(msg);
+                    }
+                }
+            }
+            let now = self.fingerprint();
+            let drained = self.stores.iter().all(|s| s.mem.outbox.is_empty());
+            if now == last && drained {
+                quiet_rounds += 1;
+                if quiet_rounds == 2 {
+                    return;
+                }
+            } else {
+                quiet_rounds = 0;
+            }
+            last = now;
+        }
+        self.violation(format!("no quiescence after {MAX_HEAL_ROUNDS} heal rounds"));
+    }
+
+    fn fingerprint(&self) -> Vec<u64> {
+        let mut v = vec![self.hub.inventory.version()];
+        v.extend(
+            self.stores
+                .iter()
+                .map(|s| s.mem.replica.inventory.version()),
+        );
+        v
+    }
+}

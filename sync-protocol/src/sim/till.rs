@@ -1,0 +1,408 @@
+//! What happens at a store's tills and back door: sales (some tagged, some
+//! at a cashier's price, some refused and then overridden by a manager, now
+//! and then a sold tag scanned again), receipts, returns (naming their
+//! sale, sometimes asking for more than it left), cycle counts, and tills
+//! that re-post a request. Every command goes through the store's
+//! [`MemStore::execute`](crate::memstore::MemStore::execute), the agent's
+//! command core; each answer is checked against the sim's own model.
+
+use rand::seq::SliceRandom;
+use rand::Rng;
+
+use super::{Sim, PRICE};
+use crate::command::{Approval, Command, LineIn, Outcome, ReceiptLine};
+use crate::event::{Event, EventKind, Tender};
+use crate::gtin::Gtin;
+use crate::ids::{Epc, EventId};
+use crate::ledger::Refusal;
+
+/// Most untagged sales a store remembers for returns.
+const REMEMBERED_SALES: usize = 64;
+
+/// A tag sold at a store and the sale that sold it.
+#[derive(Debug, Clone)]
+pub(super) struct SoldTag {
+    gtin: Gtin,
+    epc: Epc,
+    sale: EventId,
+}
+
+/// An untagged sale and what the sim's model says it has left to return.
+#[derive(Debug, Clone)]
+pub(super) struct ReturnableSale {
+    id: EventId,
+    gtin: Gtin,
+    left: u64,
+}
+
+fn line(gtin: Gtin, qty: u64, price: Option<i64>, epc: Option<Epc>) -> LineIn {
+    LineIn {
+        gtin,
+        qty,
+        unit_price_minor: price,
+        epc,
+    }
+}
+
+/// Cash covering `qty` units at `price`.
+fn cash(qty: u64, price: i64) -> Vec<Tender> {
+    vec![Tender {
+        method: "cash".into(),
+        amount_minor: price.saturating_mul(i64::try_from(qty).unwrap_or(i64::MAX)),
+        reference: None,
+    }]
+}
+
+impl Sim {
+    /// Runs `cmd` at store `s` now.
+    fn exec(&mut self, s: usize, cmd: &Command) -> Outcome {
+        let stamp = self.stamp();
+        self.stores[s].mem.execute(cmd, stamp)
+    }
+
+    /// Runs a new command at store `s`: its event when recorded (and
+    /// remembered for a retry), else the refusal.
+    fn record(&mut self, s: usize, cmd: Command) -> Result<Event, Refusal> {
+        match self.exec(s, &cmd) {
+            Outcome::Recorded { event, new: true } => {
+                self.stores[s].last = Some(cmd);
+                Ok(event)
+            }
+            Outcome::Recorded { event, new: false } => Err(Refusal::Invalid(format!(
+                "a new command was answered as a retry of {}",
+                event.id
+            ))),
+            Outcome::Refused { refusal, .. } => Err(refusal),
+        }
+    }
+
+    pub(super) fn sale(&mut self, s: usize) {
+        if !self.stores[s].sold_tags.is_empty() && self.rng.gen_bool(0.03) {
+            return self.sell_sold_tag(s);
+        }
+        let tagged = !self.stores[s].shelf_tags.is_empty() && self.rng.gen_bool(0.3);
+        let (gtin, qty, epc, tag_index) = if tagged {
+            let i = self.rng.gen_range(0..self.stores[s].shelf_tags.len());
+            let (gtin, epc) = self.stores[s].shelf_tags[i].clone();
+            (gtin, 1, Some(epc), Some(i))
+        } else {
+            let qty = self.rng.gen_range(1..=3);
+            (self.item(), qty, None, None)
+        };
+        // Now and then the cashier gives a (markdown) price; else the
+        // catalog's applies.
+        let given = self.rng.gen_bool(0.1).then_some(PRICE - 20);
+        let resale = epc.as_ref().is_some_and(|epc| {
+            self.stores[s]
+                .mem
+                .replica
+                .epcs
+                .get(epc)
+                .is_some_and(|h| !h.returns.is_empty())
+        });
+        let id = self.event_id();
+        let mut cmd = Command::Sale {
+            id: Some(id),
+            lines: vec![line(gtin, qty, given, epc.clone())],
+            tenders: cash(qty, given.unwrap_or(PRICE)),
+            approval: None,
+        };
+        let event = match self.record(s, cmd.clone()) {
+            Ok(event) => event,
+            Err(Refusal::InsufficientStock { .. }) => {
+                self.report.refused_sales += 1;
+                // Sometimes the unit is in the cashier's hand all the same
+                // (a miscount, a unit reserved online but taken from the
+                // shelf) and a manager approves the sale: the till re-posts
+                // it under the same id with the approval.
+                if !self.rng.gen_bool(0.25) {
+                    return;
+                }
+                if let Command::Sale { approval, .. } = &mut cmd {
+                    *approval = Some(Approval {
+                        approver: "manager-1".into(),
+                        reason: "unit on the shelf".into(),
+                    });
+                }
+                match self.record(s, cmd) {
+                    Ok(event) => {
+                        let found: u64 = match &event.kind {
+                            EventKind::Sale {
+                                override_: Some(ov),
+                                ..
+                            } => ov.shortfall.iter().map(|x| x.units).sum(),
+                            _ => 0,
+                        };
+                        self.report.overrides += 1;
+                        self.report.override_units += found;
+                        event
+                    }
+                    Err(e) => return self.violation(format!("override sale refused: {e}")),
+                }
+            }
+            Err(other) => return self.violation(format!("sale refused unexpectedly: {other}")),
+        };
+        self.report.sales += 1;
+        self.report.epc_resales += u64::from(resale);
+        let st = &mut self.stores[s];
+        *st.sold_units.entry(gtin).or_default() += qty;
+        match (tag_index, epc) {
+            (Some(i), Some(epc)) => {
+                st.shelf_tags.swap_remove(i);
+                st.sold_tags.push(SoldTag {
+                    gtin,
+                    epc,
+                    sale: event.id,
+                });
+            }
+            _ => {
+                if st.sales.len() == REMEMBERED_SALES {
+                    st.sales.remove(0);
+                }
+                st.sales.push(ReturnableSale {
+                    id: event.id,
+                    gtin,
+                    left: qty,
+                });
+            }
+        }
+    }
+
+    /// A tag that was sold here and not returned is scanned again (a
+    /// cloned or mixed-up label): the command core must refuse it.
+    fn sell_sold_tag(&mut self, s: usize) {
+        let i = self.rng.gen_range(0..self.stores[s].sold_tags.len());
+        let tag = self.stores[s].sold_tags[i].clone();
+        let id = self.event_id();
+        let cmd = Command::Sale {
+            id: Some(id),
+            lines: vec![line(tag.gtin, 1, None, Some(tag.epc.clone()))],
+            tenders: cash(1, PRICE),
+            approval: None,
+        };
+        match self.exec(s, &cmd) {
+            Outcome::Refused {
+                refusal: Refusal::AlreadySold { epc },
+                ..
+            } if epc == tag.epc => self.report.epc_refusals += 1,
+            other => self.violation(format!("a sold tag sold again: {other:?}")),
+        }
+    }
+
+    pub(super) fn receipt(&mut self, s: usize) {
+        let gtin = self.item();
+        let receipt_line = if self.rng.gen_bool(0.2) {
+            let st = &mut self.stores[s];
+            let mut bytes = [0u8; 12];
+            bytes[0] = 0x30;
+            bytes[1] = s as u8;
+            bytes[4..].copy_from_slice(&st.next_tag.to_be_bytes());
+            st.next_tag += 1;
+            let Ok(epc) = Epc::from_bytes(&bytes) else {
+                return;
+            };
+            st.shelf_tags.push((gtin, epc.clone()));
+            ReceiptLine::tagged(gtin, epc)
+        } else {
+            let qty = self.rng.gen_range(1..=10);
+            ReceiptLine::units(gtin, qty)
+        };
+        let id = self.event_id();
+        let cmd = Command::Receipt {
+            id: Some(id),
+            lines: vec![receipt_line],
+        };
+        if let Err(e) = self.record(s, cmd) {
+            self.violation(format!("receipt refused: {e}"));
+        }
+    }
+
+    /// A customer brings something back: a tagged unit with the sale that
+    /// sold it (on the shelf again, so it can be sold again), units of an
+    /// untagged sale named by its receipt (sometimes more than it left,
+    /// which must be refused), or a unit without a receipt.
+    pub(super) fn give_back(&mut self, s: usize) {
+        let roll = self.rng.gen_range(0..10u32);
+        if roll < 3 && !self.stores[s].sold_tags.is_empty() {
+            self.return_tag(s);
+        } else if roll < 8 && !self.stores[s].sales.is_empty() {
+            self.return_against_sale(s);
+        } else {
+            self.return_without_receipt(s);
+        }
+    }
+
+    fn return_tag(&mut self, s: usize) {
+        let i = self.rng.gen_range(0..self.stores[s].sold_tags.len());
+        let tag = self.stores[s].sold_tags[i].clone();
+        let id = self.event_id();
+        let cmd = Command::Return {
+            id: Some(id),
+            lines: vec![line(tag.gtin, 1, None, Some(tag.epc.clone()))],
+            original_sale: Some(tag.sale),
+        };
+        if let Err(e) = self.record(s, cmd) {
+            return self.violation(format!("tagged return refused: {e}"));
+        }
+        self.report.epc_returns += 1;
+        self.report.returns_against_sales += 1;
+        let st = &mut self.stores[s];
+        if let Some(n) = st.sold_units.get_mut(&tag.gtin) {
+            *n = n.saturating_sub(1);
+        }
+        st.sold_tags.swap_remove(i);
+        st.shelf_tags.push((tag.gtin, tag.epc));
+    }
+
+    fn return_against_sale(&mut self, s: usize) {
+        let i = self.rng.gen_range(0..self.stores[s].sales.len());
+        let sale = self.stores[s].sales[i].clone();
+        let beyond = self.rng.gen_bool(0.2);
+        let qty = if beyond {
+            sale.left + 1
+        } else {
+            self.rng.gen_range(1..=sale.left)
+        };
+        let id = self.event_id();
+        let cmd = Command::Return {
+            id: Some(id),
+            lines: vec![line(sale.gtin, qty, None, None)],
+            original_sale: Some(sale.id),
+        };
+        match (beyond, self.record(s, cmd)) {
+            (false, Ok(event)) => {
+                // Refunded at the sale's price, never above it.
+                if event.lines.iter().any(|l| l.unit_price_minor > PRICE) {
+                    self.violation(format!("return {} refunds above the sale", event.id));
+                }
+                self.report.returns_against_sales += 1;
+                let st = &mut self.stores[s];
+                if let Some(n) = st.sold_units.get_mut(&sale.gtin) {
+                    *n = n.saturating_sub(qty);
+                }
+                st.sales[i].left -= qty;
+                if st.sales[i].left == 0 {
+                    st.sales.swap_remove(i);
+                }
+            }
+            (
+                true,
+                Err(Refusal::ExceedsSale {
+                    sale: named,
+                    requested,
+                    returnable,
+                    ..
+                }),
+            ) if named == sale.id && requested == qty && returnable == sale.left => {
+                self.report.refund_bound_refusals += 1;
+            }
+            (beyond, answer) => self.violation(format!(
+                "return of {qty} against sale {} with {} left (beyond: {beyond}): {answer:?}",
+                sale.id, sale.left
+            )),
+        }
+    }
+
+    fn return_without_receipt(&mut self, s: usize) {
+        let sold: Vec<Gtin> = self.stores[s]
+            .sold_units
+            .iter()
+            .filter(|(_, &n)| n > 0)
+            .map(|(g, _)| *g)
+            .collect();
+        let Some(&gtin) = sold.choose(&mut self.rng) else {
+            return;
+        };
+        let id = self.event_id();
+        let cmd = Command::Return {
+            id: Some(id),
+            lines: vec![line(gtin, 1, None, None)],
+            original_sale: None,
+        };
+        if let Err(e) = self.record(s, cmd) {
+            return self.violation(format!("return refused: {e}"));
+        }
+        if let Some(n) = self.stores[s].sold_units.get_mut(&gtin) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    pub(super) fn count(&mut self, s: usize) {
+        let gtin = self.item();
+        let on_hand = self.stores[s].mem.on_hand(gtin);
+        let counted = (on_hand + self.rng.gen_range(0..3)).saturating_sub(self.rng.gen_range(0..3));
+        let id = self.event_id();
+        let cmd = Command::Count {
+            id: Some(id),
+            gtin,
+            counted,
+        };
+        if let Err(e) = self.record(s, cmd) {
+            self.violation(format!("count refused: {e}"));
+        }
+    }
+
+    /// A till re-posts the last command it recorded: as it was (its answer
+    /// was lost), which must return the recorded event and change nothing,
+    /// or changed (a bug or a reused id), which must be refused.
+    pub(super) fn retry(&mut self, s: usize) {
+        let Some(cmd) = self.stores[s].last.clone() else {
+            return;
+        };
+        let Some(id) = cmd.id() else {
+            return;
+        };
+        let mem = &self.stores[s].mem;
+        let before = (
+            mem.outbox.len(),
+            mem.replica.inventory.version(),
+            mem.replica.journal.len(),
+        );
+        if self.rng.gen_bool(0.5) {
+            match self.exec(s, &cmd) {
+                Outcome::Recorded { event, new: false } if event.id == id => {
+                    self.report.retries += 1;
+                }
+                other => return self.violation(format!("retry of {id}: {other:?}")),
+            }
+        } else {
+            let changed = more_of_the_first_line(cmd);
+            match self.exec(s, &changed) {
+                Outcome::Refused {
+                    refusal: Refusal::Invalid(why),
+                    ..
+                } if why.contains("already recorded as a different") => {
+                    self.report.retry_mismatches += 1;
+                }
+                other => return self.violation(format!("changed retry of {id}: {other:?}")),
+            }
+        }
+        let mem = &self.stores[s].mem;
+        let after = (
+            mem.outbox.len(),
+            mem.replica.inventory.version(),
+            mem.replica.journal.len(),
+        );
+        if before != after {
+            self.violation(format!("a retry of {id} changed the store"));
+        }
+    }
+}
+
+/// The same command asking for one unit more on its first line.
+fn more_of_the_first_line(mut cmd: Command) -> Command {
+    match &mut cmd {
+        Command::Sale { lines, .. } | Command::Return { lines, .. } => {
+            if let Some(l) = lines.first_mut() {
+                l.qty += 1;
+            }
+        }
+        Command::Receipt { lines, .. } => {
+            if let Some(l) = lines.first_mut() {
+                l.qty += 1;
+            }
+        }
+        Command::Count { counted, .. } => *counted += 1,
+    }
+    cmd
+}
