@@ -9,7 +9,7 @@ use tally_sync::Gtin;
 
 use crate::error::{corrupt, StoreError};
 use crate::tables::{
-    read_u64, versioned, with_version, CATALOG, CATALOG_CHANGES, CATALOG_VERSION, META,
+    read_u64, versioned, with_version, ReadTables, CATALOG, CATALOG_CHANGES, CATALOG_VERSION, META,
 };
 
 /// Stores `item`, stamping a new catalog version if it changed. Returns
@@ -49,13 +49,13 @@ pub(crate) fn item(
 
 /// Items changed after `cursor`, at most `limit`, and the next cursor.
 pub(crate) fn since(
-    catalog: &impl ReadableTable<u64, &'static [u8]>,
-    changes: &impl ReadableTable<u64, u64>,
-    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+    txn: &impl ReadTables,
     cursor: u64,
     limit: usize,
 ) -> Result<(Vec<CatalogItem>, u64), StoreError> {
-    let mut next = read_u64(meta, CATALOG_VERSION)?.max(cursor);
+    let catalog = txn.read_table(CATALOG)?;
+    let changes = txn.read_table(CATALOG_CHANGES)?;
+    let mut next = read_u64(&txn.read_table(META)?, CATALOG_VERSION)?.max(cursor);
     let mut out = Vec::new();
     for row in changes.range(cursor.saturating_add(1)..)? {
         let (v, gtin) = row?;
@@ -64,7 +64,7 @@ pub(crate) fn since(
             break;
         }
         let gtin = Gtin::from_u64(gtin.value()).map_err(|e| corrupt("catalog_changes", e))?;
-        if let Some(item) = item(catalog, gtin)? {
+        if let Some(item) = item(&catalog, gtin)? {
             out.push(item);
         }
     }

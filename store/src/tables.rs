@@ -3,7 +3,9 @@
 //! the reads shared by [`ReadTxn`](crate::ReadTxn),
 //! [`WriteTxn`](crate::WriteTxn) and [`TxnReplica`](crate::TxnReplica):
 //! functions over any [`ReadableTable`], so a read-only table, a writable
-//! one and a lazily opened one are read by the same code.
+//! one and a lazily opened one are read by the same code, and
+//! [`ReadTables`], so a read that opens its own tables is written once for
+//! both kinds of transaction.
 
 use redb::{ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
@@ -52,6 +54,30 @@ pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<(), StoreError>
     txn.open_table(META)?;
     Ok(())
 }
+
+/// A redb transaction the store's tables can be read in: a read or a write
+/// transaction alike.
+pub(crate) trait ReadTables {
+    /// `definition`, opened for reading.
+    fn read_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        definition: TableDefinition<'static, K, V>,
+    ) -> Result<impl ReadableTable<K, V>, StoreError>;
+}
+
+macro_rules! read_tables {
+    ($($txn:ty),*) => {$(
+        impl ReadTables for $txn {
+            fn read_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+                &self,
+                definition: TableDefinition<'static, K, V>,
+            ) -> Result<impl ReadableTable<K, V>, StoreError> {
+                Ok(self.open_table(definition)?)
+            }
+        }
+    )*};
+}
+read_tables!(redb::ReadTransaction, redb::WriteTransaction);
 
 pub(crate) fn encode<T: Serialize>(table: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
     codec::to_bytes(value).map_err(|e| corrupt(table, e))

@@ -14,8 +14,8 @@ use crate::catalog;
 use crate::error::{corrupt, StoreError};
 use crate::replica::TxnReplica;
 use crate::tables::{
-    self, decode, read_u64, versioned, CATALOG, CATALOG_CHANGES, CHANGES, COUNTERS, EPCS, EVENTS,
-    INVENTORY_VERSION, META,
+    self, decode, read_u64, versioned, CATALOG, CHANGES, COUNTERS, EPCS, EVENTS, INVENTORY_VERSION,
+    META,
 };
 
 /// A write transaction. Nothing is visible or durable until [`Self::commit`].
@@ -58,13 +58,7 @@ impl WriteTxn {
         cursor: u64,
         limit: usize,
     ) -> Result<(Vec<CatalogItem>, u64), StoreError> {
-        catalog::since(
-            &self.txn.open_table(CATALOG)?,
-            &self.txn.open_table(CATALOG_CHANGES)?,
-            &self.txn.open_table(META)?,
-            cursor,
-            limit,
-        )
+        catalog::since(&self.txn, cursor, limit)
     }
 
     /// A metadata value.
@@ -218,13 +212,7 @@ impl ReadTxn {
         cursor: u64,
         limit: usize,
     ) -> Result<(Vec<CatalogItem>, u64), StoreError> {
-        catalog::since(
-            &self.txn.open_table(CATALOG)?,
-            &self.txn.open_table(CATALOG_CHANGES)?,
-            &self.txn.open_table(META)?,
-            cursor,
-            limit,
-        )
+        catalog::since(&self.txn, cursor, limit)
     }
 
     /// A metadata value.
