@@ -5,6 +5,7 @@
 
 use super::*;
 use proptest::prelude::*;
+use tally_sync::Gtin;
 
 fn pairs(es: &ElementString) -> Vec<(&str, &str)> {
     es.elements
