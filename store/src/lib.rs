@@ -1,6 +1,11 @@
 //! `tally-store`: Tally's durable storage on redb, shared by the agent and
 //! the hub (which never depend on each other).
 //!
+//! Unlike `tally-sync`, this crate does I/O: it owns the database files
+//! and syncs them (and their directories) to disk, and runs a thread per
+//! file that writes its new space ahead ([`prewrite`]). It has no
+//! network, no clock and no async runtime.
+//!
 //! # Design constraints
 //! - **Durable before acknowledged.** Every [`WriteTxn::commit`] uses redb's
 //!   `Durability::Immediate`: it returns only after the data and the commit
