@@ -14,23 +14,22 @@
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use tally_store::redb::{StorageBackend, TableDefinition};
 use tally_store::{PrewriteConfig, PrewriteStats, PrewrittenFile};
 
-/// SplitMix64: seeded, replayable.
-struct Rng(u64);
+/// The workspace's seeded generator (ChaCha8, as the simulation's):
+/// replayable from the seed.
+struct Rng(ChaCha8Rng);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+    fn new(seed: u64) -> Self {
+        Rng(ChaCha8Rng::seed_from_u64(seed))
     }
 
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.0.next_u64() % n.max(1)
     }
 }
 
@@ -81,7 +80,7 @@ fn run_model(seed: u64) {
     let path = dir.path().join("db");
     let backend = PrewrittenFile::open(&path, small()).unwrap();
     let stats = backend.stats();
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut model: Vec<u8> = Vec::new();
     let mut frontier = 0u64;
     for step in 0..600 {

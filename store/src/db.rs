@@ -1,0 +1,135 @@
+//! [`Db`], an open database: opening a file exclusively through the
+//! pre-writing backend (or on a caller's backend), creating every table,
+//! and starting transactions; and [`sync_parent_dir`], which makes a new
+//! file's name durable.
+
+use std::path::{Path, PathBuf};
+
+use redb::ReadableDatabase;
+
+use crate::error::StoreError;
+use crate::prewrite::{PrewriteConfig, PrewrittenFile};
+use crate::tables;
+use crate::txn::{ReadTxn, WriteTxn};
+
+/// Makes the entry of `path` in its directory durable (fsync of the
+/// directory), after the file or directory was created.
+pub fn sync_parent_dir(path: &Path) -> Result<(), StoreError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::Storage(format!("syncing the directory {}: {e}", dir.display())))
+}
+
+fn builder(cache_bytes: Option<usize>) -> redb::Builder {
+    let mut builder = redb::Builder::new();
+    if let Some(bytes) = cache_bytes {
+        builder.set_cache_size(bytes);
+    }
+    builder
+}
+
+/// An open database.
+#[derive(Debug)]
+pub struct Db {
+    db: redb::Database,
+    path: PathBuf,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database at `path`, exclusively, with
+    /// redb's default page cache (up to 1 GiB: a server's choice).
+    pub fn open(path: impl AsRef<Path>) -> Result<Db, StoreError> {
+        Self::open_with_cache(path, None)
+    }
+
+    /// Like [`Db::open`], with the page cache bounded to `cache_bytes`
+    /// (`None`: redb's default). The cache holds pages read and pages
+    /// written since the last commit; it is what grows an agent's memory
+    /// as its journal grows, so a store box bounds it.
+    pub fn open_with_cache(
+        path: impl AsRef<Path>,
+        cache_bytes: Option<usize>,
+    ) -> Result<Db, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let new_file = !path.exists();
+        let backend = PrewrittenFile::open(&path, PrewriteConfig::default())?;
+        let db = match builder(cache_bytes).create_with_backend(backend) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(StoreError::AlreadyOpen(path))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if new_file {
+            // The file's own fdatasyncs do not make its name durable: a
+            // power cut could otherwise lose a whole new database.
+            sync_parent_dir(&path)?;
+        }
+        Self::with_tables(db, path)
+    }
+
+    /// Like [`Db::open_with_cache`], on a storage backend of the caller's
+    /// (the power-loss tests' simulated disk); `label` stands in for the
+    /// path in [`Db::path`] and messages.
+    pub fn open_with_backend(
+        backend: impl redb::StorageBackend,
+        label: impl Into<PathBuf>,
+        cache_bytes: Option<usize>,
+    ) -> Result<Db, StoreError> {
+        let db = builder(cache_bytes).create_with_backend(backend)?;
+        Self::with_tables(db, label.into())
+    }
+
+    /// Creates every table up front, so read transactions never miss one.
+    fn with_tables(db: redb::Database, path: PathBuf) -> Result<Db, StoreError> {
+        let txn = db.begin_write()?;
+        tables::create_all(&txn)?;
+        txn.commit()?;
+        Ok(Db { db, path })
+    }
+
+    /// The file this database lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Starts the (single) write transaction; waits while another is open.
+    pub fn begin_write(&self) -> Result<WriteTxn, StoreError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)
+            .map_err(|e| StoreError::Storage(e.to_string()))?;
+        Ok(WriteTxn::new(txn))
+    }
+
+    /// Starts a read transaction: a consistent snapshot.
+    pub fn begin_read(&self) -> Result<ReadTxn, StoreError> {
+        Ok(ReadTxn::new(self.db.begin_read()?))
+    }
+
+    /// The underlying redb database (for tables of the caller's own).
+    pub fn raw(&self) -> &redb::Database {
+        &self.db
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_new_database_file_is_opened_and_its_directory_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.redb");
+        let db = Db::open(&path).unwrap();
+        assert_eq!(db.path(), path);
+        assert!(sync_parent_dir(&path).is_ok());
+        let err = sync_parent_dir(&dir.path().join("missing/new.redb")).unwrap_err();
+        assert!(err.to_string().contains("missing"), "{err}");
+    }
+}
