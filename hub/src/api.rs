@@ -37,7 +37,7 @@ use tracing::{info, warn};
 
 use crate::metrics::{Metrics, SyncOutcome};
 use crate::pki::Revocations;
-use crate::storage::{HubStorage, OrderRequest, OrderResult, WriteRequest, WriteResult};
+use crate::storage::{CatalogResult, HubStorage, OrderRequest, OrderResult, SyncResult};
 use crate::tls::Peer;
 use crate::writer::{WriteError, Writer};
 
@@ -319,16 +319,8 @@ async fn sync_inner(
         },
     };
     let events = req.events.len();
-    let result = st
-        .writer
-        .submit(WriteRequest::Sync {
-            who,
-            req,
-            now_ms: now_ms(),
-        })
-        .await;
-    match result {
-        Ok(WriteResult::Synced(resp, summary)) => {
+    match st.writer.sync(who, req, now_ms()).await {
+        Ok(SyncResult::Synced(resp, summary)) => {
             st.metrics.merged(
                 summary.new_events,
                 summary.duplicate_events,
@@ -362,7 +354,7 @@ async fn sync_inner(
                 ),
             }
         }
-        Ok(WriteResult::SyncRefused(refusal)) => {
+        Ok(SyncResult::Refused(refusal)) => {
             let forbidden = refusal.is_forbidden();
             warn!(store = %id.store, forbidden, error = %refusal, "Sync refused whole; nothing written.");
             if forbidden {
@@ -382,14 +374,6 @@ async fn sync_inner(
                 )
             }
         }
-        Ok(_) => (
-            SyncOutcome::Unavailable,
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "unexpected write result",
-            ),
-        ),
         Err(e) => (SyncOutcome::Unavailable, write_error(e)),
     }
 }
@@ -508,8 +492,8 @@ async fn orders(State(st): State<AppState>, headers: HeaderMap, body: Body) -> R
         Err(r) => return r,
     };
     let (order_id, store) = (order.order_id.clone(), order.store.clone());
-    match st.writer.submit(WriteRequest::Order(order)).await {
-        Ok(WriteResult::Order(result)) => match result {
+    match st.writer.order(order).await {
+        Ok(result) => match result {
             OrderResult::Accepted(receipt) => {
                 st.metrics.order(true, false);
                 info!(order_id = %order_id, store = %store, event = %receipt.event_id, "Online order accepted.");
@@ -544,11 +528,6 @@ async fn orders(State(st): State<AppState>, headers: HeaderMap, body: Body) -> R
             ),
             OrderResult::Invalid(m) => invalid(m),
         },
-        Ok(_) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "unexpected write result",
-        ),
         Err(e) => write_error(e),
     }
 }
@@ -595,8 +574,8 @@ async fn catalog(State(st): State<AppState>, headers: HeaderMap, body: Body) -> 
         }
     }
     let received = items.len();
-    match st.writer.submit(WriteRequest::Catalog(items)).await {
-        Ok(WriteResult::Catalog { changed }) => {
+    match st.writer.catalog(items).await {
+        Ok(CatalogResult { changed }) => {
             info!(received, changed, "Catalog updated.");
             (
                 StatusCode::OK,
@@ -604,11 +583,6 @@ async fn catalog(State(st): State<AppState>, headers: HeaderMap, body: Body) -> 
             )
                 .into_response()
         }
-        Ok(_) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "unexpected write result",
-        ),
         Err(e) => write_error(e),
     }
 }

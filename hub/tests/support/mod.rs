@@ -17,6 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use reqwest::StatusCode;
 use serde_json::Value;
 use tally_hub::pki::{self, DataDir};
+use tally_hub::storage::{HubStorage, SyncResult};
 use tally_hub::Config;
 use tally_sync::codec::{self, Encoding};
 use tally_sync::exchange::{store_apply, Identity, MemoryReplica, SyncCursors};
@@ -483,6 +484,31 @@ impl SimStore {
                 .delta_since(&self.who.location, self.cursors.acked_delta_version)
                 .owned_by(&self.who.replica)
                 .is_empty()
+    }
+
+    /// One exchange through the hub's storage itself, not HTTP (the same
+    /// `hub_handle` in one durable transaction that `/v1/sync` runs), with
+    /// the hub's clock at `hub_now_ms`: the request sent and the answer,
+    /// applied. Panics if the hub refuses it or storage fails.
+    pub fn sync_in_storage(
+        &mut self,
+        hub: &dyn HubStorage,
+        hub_now_ms: u64,
+    ) -> (SyncRequest, Box<SyncResponse>) {
+        let req = self.request(1000);
+        let mut result = None;
+        hub.write_batch(&mut |txn| {
+            result = Some(txn.sync(&self.who, &req, hub_now_ms)?);
+            Ok(())
+        })
+        .unwrap();
+        match result {
+            Some(SyncResult::Synced(resp, _)) => {
+                self.apply(&req, &resp);
+                (req, resp)
+            }
+            other => panic!("sync of {} refused: {other:?}", self.who.replica),
+        }
     }
 
     /// Syncs until the hub has nothing more and the store nothing pending
