@@ -1,5 +1,5 @@
 //! [`HubStorage`] on redb through `tally-store`: counters, events, EPCs and
-//! catalog are `tally-store`'s tables; the hub's bookkeeping lives in three
+//! catalog are `tally-store`'s tables; the hub's bookkeeping lives in four
 //! tables of its own, written in the same transaction.
 //!
 //! Hub tables (JSON values, so HQ tools can read them and they can grow
