@@ -2,14 +2,23 @@
 //! uses its admin API to sell store stock online and see the chain.
 //!
 //! Map:
+//! - [`config`]: [`Config`], the hub's typed configuration (`main`
+//!   builds it from flags).
 //! - [`pki`]: the hub's CA: `init`, `enroll`, `revoke`, and reading a
 //!   store's identity out of its certificate.
 //! - [`tls`]: the rustls server configuration and each connection's
 //!   [`tls::Peer`].
-//! - [`api`]: the HTTP endpoints (axum).
-//! - [`writer`]: the single writer thread (group commit).
-//! - [`storage`]: the storage trait and its redb implementation on
-//!   `tally-store`.
+//! - [`api`]: the HTTP endpoints (axum): the shared state, router and
+//!   helpers, with one private module per seam: `api::sync`
+//!   (`POST /v1/sync`: identify, decode, submit, answer), `api::admin`
+//!   (the admin token check and the admin reads), `api::orders`
+//!   (`POST /v1/orders`), `api::catalog` (`POST /v1/catalog`) and
+//!   `api::dashboard` (the embedded dashboard files).
+//! - [`writer`]: the single writer thread (group commit) and its typed
+//!   handle, [`writer::Writer`]: one method per kind of write.
+//! - [`storage`]: the [`storage::HubStorage`] trait (reads, and
+//!   [`storage::HubWrite`] for a batch's one write transaction) and
+//!   [`storage::redb`], its implementation on `tally-store`.
 //! - [`metrics`]: counters for `GET /metrics`.
 //!
 //! [`run`] serves until `shutdown` resolves (tokio mini-redis style: the

@@ -1,13 +1,21 @@
 //! The single writer: a dedicated thread that takes every waiting write
-//! request into one durable transaction (group commit).
+//! request into one durable transaction (group commit), and the typed
+//! [`Writer`] handle to submit them: one method per kind of write, each
+//! with its own result type.
 //!
 //! # Design constraints
 //! - redb has one write transaction at a time and each commit is an
 //!   fsync; one fsync per sync would cap the hub at a few hundred syncs per
 //!   second. The writer takes the first waiting request and every other
 //!   one already queued (up to `max_batch`), runs them in order in one
-//!   transaction and answers all of them after the commit returns, so a
-//!   2xx always means "on disk".
+//!   transaction ([`HubStorage::write_batch`]) and answers all of them
+//!   after the commit returns, so a 2xx always means "on disk".
+//! - One queue holds every kind of write, in arrival order: a queued job
+//!   knows its input, the [`HubWrite`] method to run it with and its own
+//!   typed reply channel, so no answer can come back as the wrong kind.
+//! - A storage failure answers every job of the batch with a retriable
+//!   [`WriteError::Storage`] once the transaction is aborted; results of
+//!   jobs that ran before the failure are dropped with it.
 //! - Storage is synchronous; it runs here, never on the async workers.
 //! - The thread stops when every [`Writer`] handle is dropped, after
 //!   finishing what was queued.
@@ -15,11 +23,16 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use tally_sync::exchange::Identity;
+use tally_sync::message::CatalogItem;
+use tally_sync::SyncRequest;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error};
 
 use crate::metrics::Metrics;
-use crate::storage::{HubStorage, WriteRequest, WriteResult};
+use crate::storage::{
+    CatalogResult, HubStorage, HubWrite, OrderRequest, OrderResult, StorageError, SyncResult,
+};
 
 /// Why a write got no result.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -32,15 +45,10 @@ pub enum WriteError {
     Stopped,
 }
 
-struct Job {
-    req: WriteRequest,
-    reply: oneshot::Sender<Result<WriteResult, WriteError>>,
-}
-
 /// A handle to submit writes. Cheap to clone.
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::Sender<Box<dyn Job>>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -65,21 +73,112 @@ impl Writer {
         Ok((Writer { tx }, thread))
     }
 
-    /// Submits one write and waits until it is committed (or refused).
-    pub async fn submit(&self, req: WriteRequest) -> Result<WriteResult, WriteError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Job { req, reply })
-            .await
-            .map_err(|_| WriteError::Stopped)?;
-        rx.await.map_err(|_| WriteError::Stopped)?
+    /// Submits a store's sync (`who` from its certificate, `now_ms` the
+    /// hub's clock, Unix ms) and waits until it is committed or refused.
+    pub async fn sync(
+        &self,
+        who: Identity,
+        req: SyncRequest,
+        now_ms: u64,
+    ) -> Result<SyncResult, WriteError> {
+        self.submit((who, req, now_ms), |txn, (who, req, now_ms)| {
+            txn.sync(who, req, *now_ms)
+        })
+        .await
+    }
+
+    /// Submits an online order and waits until it is committed or refused.
+    pub async fn order(&self, order: OrderRequest) -> Result<OrderResult, WriteError> {
+        self.submit(order, |txn, order| txn.order(order)).await
+    }
+
+    /// Submits catalog items to add or change and waits until they are
+    /// committed.
+    pub async fn catalog(&self, items: Vec<CatalogItem>) -> Result<CatalogResult, WriteError> {
+        self.submit(items, |txn, items| txn.catalog(items)).await
+    }
+
+    /// Queues `input` to be written with `write` and waits for its answer.
+    async fn submit<I, O>(&self, input: I, write: WriteFn<I, O>) -> Result<O, WriteError>
+    where
+        I: Send + 'static,
+        O: Send + 'static,
+    {
+        let (job, answer) = queued(input, write);
+        self.tx.send(job).await.map_err(|_| WriteError::Stopped)?;
+        answer.await.map_err(|_| WriteError::Stopped)?
+    }
+}
+
+/// A job for `input`, and where its answer will arrive.
+fn queued<I, O>(
+    input: I,
+    write: WriteFn<I, O>,
+) -> (Box<dyn Job>, oneshot::Receiver<Result<O, WriteError>>)
+where
+    I: Send + 'static,
+    O: Send + 'static,
+{
+    let (reply, answer) = oneshot::channel();
+    let job = Queued {
+        input,
+        write,
+        reply,
+    };
+    (Box::new(job), answer)
+}
+
+/// How a job of input `I` runs in the batch's transaction.
+type WriteFn<I, O> = fn(&mut dyn HubWrite, &I) -> Result<O, StorageError>;
+
+/// A job that ran, holding its result until the batch's fate is known:
+/// called with `Ok` it sends the result (the batch committed), with `Err`
+/// it sends the error instead.
+type Answer = Box<dyn FnOnce(Result<(), WriteError>) + Send>;
+
+/// A queued write of any kind (so one queue keeps every kind in order).
+trait Job: Send {
+    /// Runs the write in the batch's transaction. `Ok`: its answer, to
+    /// send once the batch commits or fails. `Err`: the storage error,
+    /// with the job back so that it can be told the batch failed.
+    fn run(self: Box<Self>, txn: &mut dyn HubWrite)
+        -> Result<Answer, (StorageError, Box<dyn Job>)>;
+    /// Answers `e` without running: the batch failed.
+    fn fail(self: Box<Self>, e: WriteError);
+}
+
+/// A write waiting in the queue, with its own typed reply channel.
+struct Queued<I, O> {
+    input: I,
+    write: WriteFn<I, O>,
+    reply: oneshot::Sender<Result<O, WriteError>>,
+}
+
+impl<I: Send + 'static, O: Send + 'static> Job for Queued<I, O> {
+    fn run(
+        self: Box<Self>,
+        txn: &mut dyn HubWrite,
+    ) -> Result<Answer, (StorageError, Box<dyn Job>)> {
+        match (self.write)(txn, &self.input) {
+            Ok(result) => {
+                let reply = self.reply;
+                Ok(Box::new(move |batch: Result<(), WriteError>| {
+                    let _ = reply.send(batch.map(|()| result));
+                }))
+            }
+            Err(e) => Err((e, self)),
+        }
+    }
+
+    fn fail(self: Box<Self>, e: WriteError) {
+        let _ = self.reply.send(Err(e));
     }
 }
 
 fn run(
     storage: Arc<dyn HubStorage>,
     metrics: Arc<Metrics>,
-    mut rx: mpsc::Receiver<Job>,
+    mut rx: mpsc::Receiver<Box<dyn Job>>,
     max_batch: usize,
 ) {
     while let Some(first) = rx.blocking_recv() {
@@ -90,23 +189,208 @@ fn run(
                 Err(_) => break,
             }
         }
-        let (reqs, replies): (Vec<_>, Vec<_>) = jobs.into_iter().map(|j| (j.req, j.reply)).unzip();
-        match storage.apply(&reqs) {
-            Ok(results) => {
-                metrics.commit(reqs.len() as u64);
-                debug!(requests = reqs.len(), "Batch committed.");
-                for (reply, result) in replies.into_iter().zip(results) {
-                    let _ = reply.send(Ok(result));
-                }
-            }
-            Err(e) => {
-                error!(error = %e, requests = reqs.len(), "Write batch failed; nothing was committed.");
-                let msg = e.to_string();
-                for reply in replies {
-                    let _ = reply.send(Err(WriteError::Storage(msg.clone())));
+        commit_batch(storage.as_ref(), &metrics, jobs);
+    }
+    debug!("Writer stopped.");
+}
+
+/// Runs `jobs` in order in one transaction, commits it, then answers
+/// every job: each its result, or all the same retriable error.
+fn commit_batch(storage: &dyn HubStorage, metrics: &Metrics, jobs: Vec<Box<dyn Job>>) {
+    let requests = jobs.len();
+    let mut waiting = jobs.into_iter();
+    let mut answers: Vec<Answer> = Vec::with_capacity(requests);
+    let mut failed: Option<Box<dyn Job>> = None;
+    let outcome = storage.write_batch(&mut |txn| {
+        for job in waiting.by_ref() {
+            match job.run(txn) {
+                Ok(answer) => answers.push(answer),
+                Err((e, job)) => {
+                    failed = Some(job);
+                    return Err(e);
                 }
             }
         }
+        Ok(())
+    });
+    match outcome {
+        Ok(()) => {
+            metrics.commit(requests as u64);
+            debug!(requests, "Batch committed.");
+            for answer in answers {
+                answer(Ok(()));
+            }
+        }
+        Err(e) => {
+            error!(error = %e, requests, "Write batch failed; nothing was committed.");
+            let e = WriteError::Storage(e.to_string());
+            for answer in answers {
+                answer(Err(e.clone()));
+            }
+            for job in failed.into_iter().chain(waiting) {
+                job.fail(e.clone());
+            }
+        }
     }
-    debug!("Writer stopped.");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use tally_sync::{EventId, Gtin, LocationId};
+
+    use super::*;
+    use crate::storage::{AuditReport, ExceptionRecord, StoreRecord, StoreStock};
+
+    /// Storage that keeps nothing: it counts commits, fails an order whose
+    /// id is `"fail"` and, with `fail_commit`, every commit.
+    #[derive(Default)]
+    struct Fake {
+        fail_commit: bool,
+        commits: Mutex<usize>,
+    }
+
+    fn failure() -> StorageError {
+        StorageError(tally_store::StoreError::Storage("disk on fire".into()))
+    }
+
+    struct FakeTxn;
+
+    impl HubWrite for FakeTxn {
+        fn sync(
+            &mut self,
+            _: &Identity,
+            _: &SyncRequest,
+            _: u64,
+        ) -> Result<SyncResult, StorageError> {
+            Err(failure())
+        }
+
+        fn order(&mut self, order: &OrderRequest) -> Result<OrderResult, StorageError> {
+            if order.order_id == "fail" {
+                return Err(failure());
+            }
+            Ok(OrderResult::IdConflict {
+                order_id: order.order_id.clone(),
+            })
+        }
+
+        fn catalog(&mut self, items: &[CatalogItem]) -> Result<CatalogResult, StorageError> {
+            Ok(CatalogResult {
+                changed: items.len(),
+            })
+        }
+    }
+
+    impl HubStorage for Fake {
+        fn write_batch(
+            &self,
+            batch: &mut dyn FnMut(&mut dyn HubWrite) -> Result<(), StorageError>,
+        ) -> Result<(), StorageError> {
+            batch(&mut FakeTxn)?;
+            if self.fail_commit {
+                return Err(failure());
+            }
+            *self.commits.lock().unwrap() += 1;
+            Ok(())
+        }
+        fn stock(&self, _: Gtin) -> Result<Vec<(String, StoreStock)>, StorageError> {
+            Ok(Vec::new())
+        }
+        fn catalog_item(&self, _: Gtin) -> Result<Option<CatalogItem>, StorageError> {
+            Ok(None)
+        }
+        fn stores(&self) -> Result<Vec<StoreRecord>, StorageError> {
+            Ok(Vec::new())
+        }
+        fn sales_per_minute(&self, _: u64) -> Result<Vec<(String, u64, u64)>, StorageError> {
+            Ok(Vec::new())
+        }
+        fn exceptions(&self, _: u64, _: usize) -> Result<Vec<ExceptionRecord>, StorageError> {
+            Ok(Vec::new())
+        }
+        fn audit(&self) -> Result<AuditReport, StorageError> {
+            Ok(AuditReport::default())
+        }
+    }
+
+    fn items(n: u64) -> Vec<CatalogItem> {
+        (0..n)
+            .map(|i| {
+                let gtin = Gtin::from_body(1_000 + i).unwrap();
+                CatalogItem::new(gtin, "tea", 100).unwrap()
+            })
+            .collect()
+    }
+
+    fn order(id: &str) -> OrderRequest {
+        OrderRequest {
+            order_id: id.into(),
+            store: LocationId::new("s1").unwrap(),
+            lines: Vec::new(),
+            event_id: EventId::v7(1, [0; 10]),
+            now_ms: 1,
+        }
+    }
+
+    type Reply<O> = oneshot::Receiver<Result<O, WriteError>>;
+
+    /// A batch of a catalog change, the order `order_id`, another catalog
+    /// change, and where their answers arrive.
+    struct Batch {
+        jobs: Vec<Box<dyn Job>>,
+        first: Reply<CatalogResult>,
+        order: Reply<OrderResult>,
+        last: Reply<CatalogResult>,
+    }
+
+    fn batch(order_id: &str) -> Batch {
+        let (a, first) = queued(items(1), |txn, i| txn.catalog(i));
+        let (b, order) = queued(order(order_id), |txn, o| txn.order(o));
+        let (c, last) = queued(items(2), |txn, i| txn.catalog(i));
+        Batch {
+            jobs: vec![a, b, c],
+            first,
+            order,
+            last,
+        }
+    }
+
+    #[test]
+    fn one_commit_answers_each_job_with_its_own_result() {
+        let fake = Fake::default();
+        let mut b = batch("web-1");
+        commit_batch(&fake, &Metrics::default(), b.jobs);
+        assert_eq!(*fake.commits.lock().unwrap(), 1);
+        assert_eq!(b.first.try_recv().unwrap().unwrap().changed, 1);
+        assert_eq!(
+            b.order.try_recv().unwrap().unwrap(),
+            OrderResult::IdConflict {
+                order_id: "web-1".into()
+            }
+        );
+        assert_eq!(b.last.try_recv().unwrap().unwrap().changed, 2);
+    }
+
+    /// The order fails after the first job ran and before the last one
+    /// did; or every job runs and the commit fails.
+    #[test]
+    fn a_storage_failure_answers_every_job_of_the_batch_with_it() {
+        fn failed<O: std::fmt::Debug>(reply: &mut Reply<O>) -> bool {
+            matches!(reply.try_recv(), Ok(Err(WriteError::Storage(m))) if m.contains("disk on fire"))
+        }
+        for (order_id, fail_commit) in [("fail", false), ("web-1", true)] {
+            let fake = Fake {
+                fail_commit,
+                ..Fake::default()
+            };
+            let mut b = batch(order_id);
+            commit_batch(&fake, &Metrics::default(), b.jobs);
+            assert_eq!(*fake.commits.lock().unwrap(), 0);
+            assert!(failed(&mut b.first), "{order_id}");
+            assert!(failed(&mut b.order), "{order_id}");
+            assert!(failed(&mut b.last), "{order_id}");
+        }
+    }
 }

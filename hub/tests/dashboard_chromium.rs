@@ -58,7 +58,7 @@ use serde_json::{json, Value};
 use support::{Admin, SimStore, TestHub};
 use tally_hub::pki::{self, DataDir};
 use tally_hub::storage::redb::SyncSettings;
-use tally_hub::storage::{HubStorage, RedbHub, WriteRequest, WriteResult};
+use tally_hub::storage::RedbHub;
 use tally_hub::Config;
 use tally_sync::Gtin;
 
@@ -351,18 +351,7 @@ fn sync_in_the_past(data: &DataDir, store: &mut SimStore, hub_now_ms: u64) {
     };
     let hub = RedbHub::open(&data.database(), settings).unwrap();
     loop {
-        let req = store.request(1000);
-        let mut results = hub
-            .apply(&[WriteRequest::Sync {
-                who: store.mem.who.clone(),
-                req: req.clone(),
-                now_ms: hub_now_ms,
-            }])
-            .unwrap();
-        let Some(WriteResult::Synced(resp, _)) = results.pop() else {
-            panic!("the backdated sync was refused");
-        };
-        store.apply(&req, &resp);
+        let (_, resp) = store.sync_in_storage(&hub, hub_now_ms);
         if !resp.more && !store.has_pending() {
             return;
         }

@@ -26,9 +26,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use support::{gtin, SimStore};
 use tally_hub::storage::redb::SyncSettings;
-use tally_hub::storage::{
-    HubStorage, OrderRequest, OrderResult, RedbHub, WriteRequest, WriteResult,
-};
+use tally_hub::storage::{HubStorage, OrderRequest, OrderResult, RedbHub, SyncResult};
 use tally_store::sim_disk::SimDisk;
 use tally_sync::{EventId, Gtin, SyncRequest};
 
@@ -121,19 +119,14 @@ fn acknowledged_syncs_and_orders_survive_power_cuts() {
             trade(s, &mut rng);
         }
         // Some stores sync in this group commit, maybe an online order.
-        let mut batch: Vec<WriteRequest> = Vec::new();
+        let now_ms = 1_750_000_000_000 + step as u64;
         let mut syncing: Vec<(usize, SyncRequest)> = Vec::new();
         for (i, s) in stores.iter().enumerate() {
             if rng.gen_bool(0.6) {
-                let req = s.request(rng.gen_range(1..20));
-                syncing.push((i, req.clone()));
-                batch.push(WriteRequest::Sync {
-                    who: s.mem.who.clone(),
-                    req,
-                    now_ms: 1_750_000_000_000 + step as u64,
-                });
+                syncing.push((i, s.request(rng.gen_range(1..20))));
             }
         }
+        let mut order = None;
         if rng.gen_ratio(1, 3) {
             // Sometimes an id already used: a client retrying.
             orders += u64::from(!rng.gen_ratio(1, 4));
@@ -141,33 +134,38 @@ fn acknowledged_syncs_and_orders_survive_power_cuts() {
             rng.fill_bytes(&mut random);
             let store = &stores[rng.gen_range(0..STORES)].mem.who.location;
             let g: Gtin = gtin(rng.gen_range(0..ITEMS));
-            batch.push(WriteRequest::Order(OrderRequest {
+            order = Some(OrderRequest {
                 order_id: format!("web-{orders}"),
                 store: store.clone(),
                 lines: vec![(g, 1)],
-                event_id: EventId::v7(1_750_000_000_000 + step as u64, random),
-                now_ms: 1_750_000_000_000 + step as u64,
-            }));
+                event_id: EventId::v7(now_ms, random),
+                now_ms,
+            });
         }
         if rng.gen_ratio(2, 5) {
             disk.power_cut_after(rng.gen_range(0..30));
         }
-        match hub.apply(&batch) {
-            Ok(results) => {
-                let mut syncs = syncing.iter();
-                for result in results {
-                    match result {
-                        WriteResult::Synced(resp, _) => {
-                            let (i, req) = syncs.next().unwrap();
-                            stores[*i].apply(req, &resp);
-                            acked.events.extend(req.events.iter().map(|e| e.id));
-                        }
-                        WriteResult::Order(OrderResult::Accepted(r) | OrderResult::Replayed(r)) => {
-                            acked.orders.insert(r.order_id, r.event_id);
-                        }
-                        WriteResult::Order(_) => {}
-                        other => panic!("step {step}: {other:?} (seed {seed})"),
-                    }
+        // What the batch answers, kept only if it commits.
+        let (mut synced, mut ordered) = (Vec::new(), None);
+        let batch = hub.write_batch(&mut |txn| {
+            synced.clear();
+            for (i, req) in &syncing {
+                synced.push(txn.sync(&stores[*i].mem.who, req, now_ms)?);
+            }
+            ordered = order.as_ref().map(|o| txn.order(o)).transpose()?;
+            Ok(())
+        });
+        match batch {
+            Ok(()) => {
+                for ((i, req), result) in syncing.iter().zip(synced) {
+                    let SyncResult::Synced(resp, _) = result else {
+                        panic!("step {step}: {result:?} (seed {seed})");
+                    };
+                    stores[*i].apply(req, &resp);
+                    acked.events.extend(req.events.iter().map(|e| e.id));
+                }
+                if let Some(OrderResult::Accepted(r) | OrderResult::Replayed(r)) = ordered {
+                    acked.orders.insert(r.order_id, r.event_id);
                 }
             }
             Err(e) => {
@@ -194,18 +192,7 @@ fn acknowledged_syncs_and_orders_survive_power_cuts() {
     for _round in 0..2 {
         for s in &mut stores {
             for _ in 0..50 {
-                let req = s.request(1000);
-                let results = hub
-                    .apply(&[WriteRequest::Sync {
-                        who: s.mem.who.clone(),
-                        req: req.clone(),
-                        now_ms: 1_750_000_999_000,
-                    }])
-                    .unwrap();
-                let Some(WriteResult::Synced(resp, _)) = results.into_iter().next() else {
-                    panic!("final sync refused (seed {seed})");
-                };
-                s.apply(&req, &resp);
+                let (req, resp) = s.sync_in_storage(&hub, 1_750_000_999_000);
                 acked.events.extend(req.events.iter().map(|e| e.id));
                 if !resp.more && !s.has_pending() {
                     break;

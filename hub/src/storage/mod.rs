@@ -3,17 +3,24 @@
 //!
 //! # Design constraints
 //! - **One writer, group commit.** Every write (a store's sync, an online
-//!   order, a catalog change) is a [`WriteRequest`]. The [`crate::writer`]
-//!   thread hands a batch of them to [`HubStorage::apply`], which runs them
-//!   in order inside **one** transaction and commits it durably (fsync)
-//!   before returning; only then are clients answered. A request that is
-//!   refused (a forged delta, an order without stock) writes nothing, by
-//!   construction: `hub_handle` and `apply_event` validate everything
-//!   before they write. A storage failure aborts the whole batch and every
-//!   request in it gets a retriable error; nothing of it is kept.
+//!   order, a catalog change) goes through the [`crate::writer`] thread,
+//!   which hands a batch of them to [`HubStorage::write_batch`]: storage
+//!   opens **one** transaction and hands it over as a [`HubWrite`], whose
+//!   typed methods ([`HubWrite::sync`], [`HubWrite::order`],
+//!   [`HubWrite::catalog`]) the writer calls once per queued write, in
+//!   order; then storage commits it durably (fsync) before returning, and
+//!   only then are clients answered. A request that is refused (a forged
+//!   delta, an order without stock) writes nothing, by construction:
+//!   `hub_handle` and `apply_event` validate everything before they
+//!   write. A storage failure aborts the whole batch and every request in
+//!   it gets a retriable error; nothing of it is kept.
+//! - **Engine-neutral.** Nothing here names redb: a batch is "begin, run
+//!   typed writes, commit or abort", which any transactional engine (e.g.
+//!   PostgreSQL) can offer.
 //! - **No second counter store.** Counters, events, EPCs and the catalog
 //!   are `tally-store`'s; the hub adds only its bookkeeping (per-store sync
-//!   records, exceptions, the order-id index) in the same transaction.
+//!   records, exceptions, the order-id index, sales per minute) in the
+//!   same transaction.
 //! - Reads ([`HubStorage::stock`], …) see a consistent snapshot.
 
 pub mod redb;
@@ -29,24 +36,6 @@ pub use self::redb::RedbHub;
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]
 pub struct StorageError(#[from] pub tally_store::StoreError);
-
-/// One write, as the writer hands it to storage.
-#[derive(Debug, Clone)]
-pub enum WriteRequest {
-    /// A store's sync (identity from its certificate).
-    Sync {
-        /// Who, from the certificate.
-        who: Identity,
-        /// The decoded request.
-        req: SyncRequest,
-        /// The hub's clock when it arrived (Unix ms).
-        now_ms: u64,
-    },
-    /// An online order.
-    Order(OrderRequest),
-    /// Catalog items to add or change.
-    Catalog(Vec<CatalogItem>),
-}
 
 /// A validated online order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,20 +60,20 @@ impl OrderRequest {
     }
 }
 
-/// What one write did.
+/// What a store's sync did.
 #[derive(Debug, Clone)]
-pub enum WriteResult {
+pub enum SyncResult {
     /// The sync was merged; answer with the response.
     Synced(Box<SyncResponse>, SyncSummary),
     /// The sync was refused whole; nothing was written.
-    SyncRefused(SyncRefusal),
-    /// What became of an order.
-    Order(OrderResult),
-    /// Catalog items stored; `changed` of them were new or different.
-    Catalog {
-        /// Items that changed.
-        changed: usize,
-    },
+    Refused(SyncRefusal),
+}
+
+/// What a catalog change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatalogResult {
+    /// Items that were new or different (all were stored).
+    pub changed: usize,
 }
 
 /// What a merged sync changed, for logs and metrics.
@@ -239,11 +228,36 @@ pub struct AuditReport {
     pub epcs_sold_twice: Vec<tally_sync::Epc>,
 }
 
+/// One batch's write transaction, as [`HubStorage::write_batch`] hands it
+/// to the writer: one typed method per kind of write. A method's `Ok`
+/// holds its result (a refusal among them, which wrote nothing); it is
+/// kept only if the batch then commits. After an `Err` the batch must
+/// stop: the transaction will be aborted.
+pub trait HubWrite {
+    /// A store's sync: `who` from its certificate, `now_ms` the hub's
+    /// clock when it arrived (Unix ms).
+    fn sync(
+        &mut self,
+        who: &Identity,
+        req: &SyncRequest,
+        now_ms: u64,
+    ) -> Result<SyncResult, StorageError>;
+    /// An online order.
+    fn order(&mut self, order: &OrderRequest) -> Result<OrderResult, StorageError>;
+    /// Catalog items to add or change.
+    fn catalog(&mut self, items: &[CatalogItem]) -> Result<CatalogResult, StorageError>;
+}
+
 /// What the HTTP layer needs from storage. See the module docs.
 pub trait HubStorage: Send + Sync + 'static {
-    /// Runs `batch` in order in one transaction and commits it durably;
-    /// one result per request. On `Err` nothing was committed.
-    fn apply(&self, batch: &[WriteRequest]) -> Result<Vec<WriteResult>, StorageError>;
+    /// Opens one write transaction and calls `batch` once with it; if
+    /// `batch` returns `Ok`, commits it durably (fsync) before returning.
+    /// On any `Err` (from opening, from `batch`, which passes on the first
+    /// [`HubWrite`] error, or from the commit) nothing was committed.
+    fn write_batch(
+        &self,
+        batch: &mut dyn FnMut(&mut dyn HubWrite) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError>;
     /// An item's stock at every store that has it.
     fn stock(&self, gtin: Gtin) -> Result<Vec<(String, StoreStock)>, StorageError>;
     /// An item's catalog entry (name, price), if the hub has one.

@@ -1,5 +1,5 @@
 //! [`HubStorage`] on redb through `tally-store`: counters, events, EPCs and
-//! catalog are `tally-store`'s tables; the hub's bookkeeping lives in three
+//! catalog are `tally-store`'s tables; the hub's bookkeeping lives in four
 //! tables of its own, written in the same transaction.
 //!
 //! Hub tables (JSON values, so HQ tools can read them and they can grow
@@ -23,8 +23,9 @@ use tally_sync::message::CatalogItem;
 use tally_sync::{EpcLedger, Event, EventKind, Gtin, ItemKey, Line, ReplicaId, ReservePolicy};
 
 use super::{
-    AuditReport, AuditRow, ExceptionRecord, HubStorage, OrderReceipt, OrderRequest, OrderResult,
-    ReceiptLine, StorageError, StoreRecord, StoreStock, SyncSummary, WriteRequest, WriteResult,
+    AuditReport, AuditRow, CatalogResult, ExceptionRecord, HubStorage, HubWrite, OrderReceipt,
+    OrderRequest, OrderResult, ReceiptLine, StorageError, StoreRecord, StoreStock, SyncResult,
+    SyncSummary,
 };
 
 const STORES: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_stores");
@@ -114,34 +115,18 @@ impl RedbHub {
         &self.db
     }
 
-    fn run(&self, txn: &WriteTxn, req: &WriteRequest) -> Result<WriteResult, StoreError> {
-        match req {
-            WriteRequest::Sync { who, req, now_ms } => self.sync(txn, who, req, *now_ms),
-            WriteRequest::Order(o) => order(txn, o).map(WriteResult::Order),
-            WriteRequest::Catalog(items) => {
-                let mut changed = 0;
-                for item in items {
-                    if txn.put_catalog_item(item)? {
-                        changed += 1;
-                    }
-                }
-                Ok(WriteResult::Catalog { changed })
-            }
-        }
-    }
-
     fn sync(
         &self,
         txn: &WriteTxn,
         who: &tally_sync::exchange::Identity,
         req: &tally_sync::SyncRequest,
         now_ms: u64,
-    ) -> Result<WriteResult, StoreError> {
+    ) -> Result<SyncResult, StoreError> {
         let s = &self.settings;
         let mut replica = txn.replica()?;
         let (mut resp, outcome) = match hub_handle(&mut replica, who, req, &s.policy, &s.limits) {
             Ok(x) => x,
-            Err(HandleError::Refused(r)) => return Ok(WriteResult::SyncRefused(r)),
+            Err(HandleError::Refused(r)) => return Ok(SyncResult::Refused(r)),
             Err(HandleError::Storage(e)) => return Err(e),
         };
 
@@ -302,7 +287,7 @@ impl RedbHub {
             rights_given: outcome.given.iter().map(|(_, n)| n).sum(),
             exceptions: n_exceptions,
         };
-        Ok(WriteResult::Synced(Box::new(resp), summary))
+        Ok(SyncResult::Synced(Box::new(resp), summary))
     }
 }
 
@@ -392,22 +377,53 @@ fn order(txn: &WriteTxn, o: &OrderRequest) -> Result<OrderResult, StoreError> {
     Ok(OrderResult::Accepted(receipt))
 }
 
-impl HubStorage for RedbHub {
-    fn apply(&self, batch: &[WriteRequest]) -> Result<Vec<WriteResult>, StorageError> {
-        let txn = self.db.begin_write()?;
-        let mut results = Vec::with_capacity(batch.len());
-        for req in batch {
-            match self.run(&txn, req) {
-                Ok(r) => results.push(r),
-                Err(e) => {
-                    // Dropping the transaction aborts it; say why.
-                    let _ = txn.abort();
-                    return Err(e.into());
-                }
+/// One batch's write transaction: the writer's [`HubWrite`] on redb.
+struct RedbWrite<'a> {
+    hub: &'a RedbHub,
+    txn: &'a WriteTxn,
+}
+
+impl HubWrite for RedbWrite<'_> {
+    fn sync(
+        &mut self,
+        who: &tally_sync::exchange::Identity,
+        req: &tally_sync::SyncRequest,
+        now_ms: u64,
+    ) -> Result<SyncResult, StorageError> {
+        Ok(self.hub.sync(self.txn, who, req, now_ms)?)
+    }
+
+    fn order(&mut self, o: &OrderRequest) -> Result<OrderResult, StorageError> {
+        Ok(order(self.txn, o)?)
+    }
+
+    fn catalog(&mut self, items: &[CatalogItem]) -> Result<CatalogResult, StorageError> {
+        let mut changed = 0;
+        for item in items {
+            if self.txn.put_catalog_item(item)? {
+                changed += 1;
             }
         }
+        Ok(CatalogResult { changed })
+    }
+}
+
+impl HubStorage for RedbHub {
+    fn write_batch(
+        &self,
+        batch: &mut dyn FnMut(&mut dyn HubWrite) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let txn = self.db.begin_write()?;
+        if let Err(e) = batch(&mut RedbWrite {
+            hub: self,
+            txn: &txn,
+        }) {
+            // Dropping the transaction aborts it; say why.
+            let _ = txn.abort();
+            return Err(e);
+        }
         txn.commit()?;
-        Ok(results)
+        Ok(())
     }
 
     fn catalog_item(&self, gtin: Gtin) -> Result<Option<CatalogItem>, StorageError> {

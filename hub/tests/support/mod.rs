@@ -16,6 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use reqwest::StatusCode;
 use serde_json::Value;
 use tally_hub::pki::{self, DataDir};
+use tally_hub::storage::{HubStorage, SyncResult};
 use tally_hub::Config;
 use tally_sync::codec::{self, Encoding};
 use tally_sync::command::{Approval, Command, LineIn, Outcome, ReceiptLine, Stamp};
@@ -369,6 +370,31 @@ impl SimStore {
     /// Whether the store has anything the hub has not acknowledged.
     pub fn has_pending(&self) -> bool {
         self.mem.has_pending()
+    }
+
+    /// One exchange through the hub's storage itself, not HTTP (the same
+    /// `hub_handle` in one durable transaction that `/v1/sync` runs), with
+    /// the hub's clock at `hub_now_ms`: the request sent and the answer,
+    /// applied. Panics if the hub refuses it or storage fails.
+    pub fn sync_in_storage(
+        &mut self,
+        hub: &dyn HubStorage,
+        hub_now_ms: u64,
+    ) -> (SyncRequest, Box<SyncResponse>) {
+        let req = self.request(1000);
+        let mut result = None;
+        hub.write_batch(&mut |txn| {
+            result = Some(txn.sync(&self.mem.who, &req, hub_now_ms)?);
+            Ok(())
+        })
+        .unwrap();
+        match result {
+            Some(SyncResult::Synced(resp, _)) => {
+                self.apply(&req, &resp);
+                (req, resp)
+            }
+            other => panic!("sync of {} refused: {other:?}", self.mem.who.replica),
+        }
     }
 
     /// Syncs until the hub has nothing more and the store nothing pending

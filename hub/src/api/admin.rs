@@ -1,0 +1,268 @@
+//! The admin API's gate and its reads: the bearer-token check every admin
+//! endpoint starts with ([`authorized`], [`admin_query`] for a GET's query
+//! string, [`admin_json`] for a POST's body), and the read-only endpoints:
+//! `GET /v1/stock/{gtin}`, `/v1/stores`, `/v1/exceptions`,
+//! `/v1/stats/sales`, `/v1/audit` and `/metrics`. Each reads one storage
+//! snapshot on the blocking pool.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tally_sync::timestamp::rfc3339;
+use tally_sync::Gtin;
+
+use super::{body_error, error, now_ms, read_body, read_storage, AppState};
+
+/// The admin token check: `Err` is the 401 to answer.
+fn authorized(st: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let ok = given.is_some_and(|g| constant_time_eq(g.as_bytes(), st.admin_token.as_bytes()));
+    if ok {
+        return Ok(());
+    }
+    st.metrics.admin_unauthorized();
+    let mut r = error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "admin endpoints need `Authorization: Bearer <admin token>` (DIR/admin.token)",
+    );
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    Err(r)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The admin token check and the JSON body of an admin POST (read up to
+/// the admin body limit): the body, or the 401/413/400 to answer.
+pub(super) async fn admin_json<T: DeserializeOwned>(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, Response> {
+    authorized(st, headers)?;
+    let max = st.settings.max_admin_body;
+    let bytes = read_body(headers, body, max)
+        .await
+        .map_err(|e| body_error(e, max))?;
+    serde_json::from_slice(&bytes).map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_body", e))
+}
+
+type QueryResult<Q> = Result<Query<Q>, axum::extract::rejection::QueryRejection>;
+
+/// The admin token check and the query string of an admin GET: the query
+/// or the 401/400 to answer (with `usage` saying what the query takes).
+fn admin_query<Q>(
+    st: &AppState,
+    headers: &HeaderMap,
+    query: QueryResult<Q>,
+    usage: &str,
+) -> Result<Q, Response> {
+    authorized(st, headers)?;
+    query
+        .map(|Query(q)| q)
+        .map_err(|_| error(StatusCode::BAD_REQUEST, "invalid_query", usage))
+}
+
+/// `GET /v1/stock/{gtin}`: the item's name and its stock at every store.
+pub(super) async fn stock(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(gtin): Path<String>,
+) -> Result<Json<Value>, Response> {
+    authorized(&st, &headers)?;
+    let gtin = Gtin::parse(&gtin).map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_gtin", e))?;
+    let (item, rows) =
+        read_storage(&st, move |s| Ok((s.catalog_item(gtin)?, s.stock(gtin)?))).await?;
+    let on_hand: u64 = rows.iter().map(|(_, s)| s.on_hand).sum();
+    let stores: serde_json::Map<String, Value> =
+        rows.into_iter().map(|(id, s)| (id, json!(s))).collect();
+    let name = item.map(|i| i.name);
+    Ok(Json(
+        json!({ "gtin": gtin, "name": name, "on_hand": on_hand, "stores": stores }),
+    ))
+}
+
+/// Whether a store counts as online: its last accepted sync is within the
+/// window (documented in docs/api-hub.md).
+pub fn is_online(last_sync_ms: u64, now_ms: u64, window_ms: u64) -> bool {
+    now_ms.saturating_sub(last_sync_ms) <= window_ms
+}
+
+/// `GET /v1/stores`: every store that synced, online or not.
+pub(super) async fn stores(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, Response> {
+    authorized(&st, &headers)?;
+    let window = st.settings.online_window_ms;
+    let records = read_storage(&st, |s| s.stores()).await?;
+    let now = now_ms();
+    let list: Vec<Value> = records
+        .into_iter()
+        .map(|r| {
+            json!({
+                "store": r.store,
+                "online": is_online(r.last_sync_ms, now, window),
+                "last_sync_ms": r.last_sync_ms,
+                "last_sync_at": rfc3339(r.last_sync_ms),
+                "seconds_since_last_sync": now.saturating_sub(r.last_sync_ms) / 1000,
+                "first_sync_ms": r.first_sync_ms,
+                "syncs": r.syncs,
+                "events_received": r.events_received,
+                "acked_events_upto": r.acked_events_upto,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "online_window_secs": window / 1000, "stores": list }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ExceptionsQuery {
+    #[serde(default)]
+    since: u64,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// `GET /v1/exceptions`: exceptions after `since`, oldest first, a page.
+pub(super) async fn exceptions(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    query: QueryResult<ExceptionsQuery>,
+) -> Result<Json<Value>, Response> {
+    let q = admin_query(
+        &st,
+        &headers,
+        query,
+        "since and limit must be non-negative integers",
+    )?;
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    let list = read_storage(&st, move |s| s.exceptions(q.since, limit)).await?;
+    let next = list.last().map_or(q.since, |x| x.id);
+    let list: Vec<Value> = list
+        .into_iter()
+        .map(|x| {
+            let at = rfc3339(x.at_ms);
+            let mut v = json!(x);
+            v["at"] = json!(at);
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "exceptions": list, "next": next })))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct SalesQuery {
+    #[serde(default)]
+    minutes: Option<u64>,
+}
+
+/// `GET /v1/stats/sales`: units sold at the tills per store and minute
+/// over the last `minutes` (default 60, at most 7 days), for the
+/// dashboard's chart.
+pub(super) async fn sales_stats(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    query: QueryResult<SalesQuery>,
+) -> Result<Json<Value>, Response> {
+    let q = admin_query(
+        &st,
+        &headers,
+        query,
+        "minutes must be a non-negative integer",
+    )?;
+    let minutes = q.minutes.unwrap_or(60).clamp(1, 7 * 24 * 60);
+    let since = (now_ms() / 60_000).saturating_sub(minutes);
+    let rows = read_storage(&st, move |s| s.sales_per_minute(since)).await?;
+    let mut stores = serde_json::Map::new();
+    for (store, minute, units) in rows {
+        if let Value::Array(points) = stores.entry(store).or_insert_with(|| json!([])) {
+            points.push(json!({ "t": minute * 60, "units": units }));
+        }
+    }
+    Ok(Json(
+        json!({ "bucket_seconds": 60, "minutes": minutes, "stores": stores }),
+    ))
+}
+
+/// `GET /v1/audit`: units in and out per (store, item) from every event
+/// the hub holds, against its counters: the chain-wide "was anything sold
+/// twice?" check (docs/api-hub.md).
+pub(super) async fn audit(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, Response> {
+    authorized(&st, &headers)?;
+    let report = read_storage(&st, |s| s.audit()).await?;
+    let double_sold: u64 = report.rows.iter().map(|r| r.oversold).sum();
+    let disagreeing = report
+        .rows
+        .iter()
+        .filter(|r| r.on_hand != r.on_hand_by_events)
+        .count();
+    Ok(Json(json!({
+        "events": report.events,
+        "double_sold": double_sold,
+        "epcs_sold_twice": report.epcs_sold_twice.len(),
+        "epcs_sold_twice_list": report.epcs_sold_twice,
+        "counters_disagreeing": disagreeing,
+        "items": report.rows,
+    })))
+}
+
+/// `GET /metrics`: the Prometheus text, with the stores known and online.
+pub(super) async fn metrics(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, Response> {
+    authorized(&st, &headers)?;
+    let window = st.settings.online_window_ms;
+    let records = read_storage(&st, |s| s.stores()).await?;
+    let now = now_ms();
+    let online = records
+        .iter()
+        .filter(|r| is_online(r.last_sync_ms, now, window))
+        .count();
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(records.len(), online),
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_compares_whole_strings() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn online_rule() {
+        assert!(is_online(1_000, 121_000, 120_000));
+        assert!(!is_online(1_000, 121_001, 120_000));
+        assert!(is_online(5_000, 1_000, 120_000));
+    }
+}

@@ -1,0 +1,203 @@
+//! The hub's HTTP API (axum): `POST /v1/sync` for stores (client
+//! certificate), the admin API (bearer token): orders, catalog, stock,
+//! stores, exceptions, metrics, and the HQ dashboard's files. Bodies are
+//! documented in `docs/api-hub.md`.
+//!
+//! This module owns what every endpoint shares: [`AppState`], the
+//! [`router`], error responses, body reading and running storage reads off
+//! the async workers. The endpoints live in:
+//! - `sync`: `POST /v1/sync`, in named steps (identify, decode, submit,
+//!   answer).
+//! - `admin`: the admin token check and the admin reads (stock, stores,
+//!   exceptions, sales per minute, audit, metrics).
+//! - `orders`: `POST /v1/orders`: validating an online order.
+//! - `catalog`: `POST /v1/catalog`.
+//! - `dashboard`: the dashboard's files, embedded in the binary.
+//!
+//! # Design constraints
+//! - A store's identity comes only from its certificate ([`Peer`]); the
+//!   body's `replica`/`location` are checked against it by `hub_handle`.
+//! - Bodies are read with a limit enforced while reading; anything
+//!   malformed gets a 4xx JSON error `{"error": code, "message": text}`
+//!   and changes nothing.
+//! - Writes go through the [`Writer`]; a 2xx is sent only after the commit
+//!   (fsync) returned.
+//!
+//! [`Peer`]: crate::tls::Peer
+
+// Helpers return `Result<_, Response>` so handlers can `?`-style bail out
+// with the finished error response; its size does not matter here.
+#![allow(clippy::result_large_err)]
+
+mod admin;
+mod catalog;
+mod dashboard;
+mod orders;
+mod sync;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+
+use crate::metrics::Metrics;
+use crate::pki::Revocations;
+use crate::storage::{HubStorage, StorageError};
+use crate::writer::{WriteError, Writer};
+
+pub use self::admin::is_online;
+pub use self::catalog::MAX_CATALOG_ITEMS;
+pub use self::orders::{MAX_ORDER_ID_LEN, MAX_ORDER_LINES};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// Storage, for reads.
+    pub storage: Arc<dyn HubStorage>,
+    /// The single writer.
+    pub writer: Writer,
+    /// Revoked certificates.
+    pub revocations: Arc<Revocations>,
+    /// The admin token.
+    pub admin_token: Arc<str>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Limits and windows.
+    pub settings: Arc<ApiSettings>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+/// Limits the handlers enforce.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiSettings {
+    /// Largest sync body.
+    pub max_sync_body: usize,
+    /// Largest admin body.
+    pub max_admin_body: usize,
+    /// Online window for `/v1/stores`.
+    pub online_window_ms: u64,
+}
+
+/// The router; every request must carry a [`Peer`] extension.
+///
+/// [`Peer`]: crate::tls::Peer
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/sync", post(sync::sync))
+        .route("/v1/orders", post(orders::orders))
+        .route("/v1/catalog", post(catalog::catalog))
+        .route("/v1/stock/{gtin}", get(admin::stock))
+        .route("/v1/stores", get(admin::stores))
+        .route("/v1/exceptions", get(admin::exceptions))
+        .route("/v1/stats/sales", get(admin::sales_stats))
+        .route("/v1/audit", get(admin::audit))
+        .route("/metrics", get(admin::metrics))
+        .route("/", get(dashboard::page))
+        .route("/assets/app.js", get(dashboard::js))
+        .route("/assets/style.css", get(dashboard::css))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .with_state(state)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A JSON error response.
+fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
+    (
+        status,
+        Json(json!({ "error": code, "message": message.to_string() })),
+    )
+        .into_response()
+}
+
+/// A JSON error response with fields beyond `error` and `message`.
+fn with_fields(status: StatusCode, mut body: Value) -> Response {
+    if let Value::Object(m) = &mut body {
+        m.entry("message").or_insert_with(|| Value::from(""));
+    }
+    (status, Json(body)).into_response()
+}
+
+/// A 422 `invalid_request`.
+fn invalid(message: impl std::fmt::Display) -> Response {
+    error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
+}
+
+/// Longest time a client may take to send a body.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Why a body could not be read.
+enum BodyError {
+    TooLarge,
+    Read(String),
+}
+
+async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, BodyError> {
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > max as u64 {
+            return Err(BodyError::TooLarge);
+        }
+    }
+    match http_body_util::Limited::new(body, max).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(BodyError::TooLarge)
+        }
+        Err(e) => Err(BodyError::Read(e.to_string())),
+    }
+}
+
+fn body_error(e: BodyError, max: usize) -> Response {
+    match e {
+        BodyError::TooLarge => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("body larger than the limit of {max} bytes"),
+        ),
+        BodyError::Read(e) => error(StatusCode::BAD_REQUEST, "body_unreadable", e),
+    }
+}
+
+/// A 503 with `Retry-After`: the write was not committed; retrying is safe.
+fn write_error(e: WriteError) -> Response {
+    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &e);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+/// Runs a storage read on the blocking pool, off the async workers: its
+/// value, or the 503 (storage failed) or 500 to answer.
+async fn read_storage<T: Send + 'static>(
+    st: &AppState,
+    read: impl FnOnce(&dyn HubStorage) -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, Response> {
+    let storage = st.storage.clone();
+    match tokio::task::spawn_blocking(move || read(storage.as_ref())).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(error(StatusCode::SERVICE_UNAVAILABLE, "storage_failure", e)),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e)),
+    }
+}

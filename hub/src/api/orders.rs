@@ -1,0 +1,179 @@
+//! `POST /v1/orders`: an online order, sold from the hub's rights at one
+//! store. The body is validated here (order id, store, lines merged by
+//! item) into an [`OrderRequest`]; the writer records it, or refuses it,
+//! in one durable transaction.
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use rand::RngCore;
+use serde::Deserialize;
+use serde_json::json;
+use tally_sync::{EventId, Gtin, LocationId};
+use tracing::info;
+
+use super::admin::admin_json;
+use super::{error, invalid, now_ms, with_fields, write_error, AppState};
+use crate::storage::{OrderRequest, OrderResult};
+
+/// Longest order id accepted.
+pub const MAX_ORDER_ID_LEN: usize = 128;
+/// Most lines in one order.
+pub const MAX_ORDER_LINES: usize = 1_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderBody {
+    #[serde(default)]
+    order_id: Option<String>,
+    store: String,
+    lines: Vec<OrderLineBody>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderLineBody {
+    gtin: String,
+    qty: u64,
+}
+
+/// The order the body asks for, with a fresh event id (and the order id
+/// from it when the body has none), or the 422 to answer.
+fn validate_order(body: OrderBody) -> Result<OrderRequest, Response> {
+    let now = now_ms();
+    let mut random = [0u8; 10];
+    rand::rngs::OsRng.fill_bytes(&mut random);
+    let event_id = EventId::v7(now, random);
+    let order_id = match body.order_id {
+        None => event_id.to_string(),
+        Some(id) => {
+            if id.is_empty()
+                || id.len() > MAX_ORDER_ID_LEN
+                || !id.bytes().all(|b| b.is_ascii_graphic())
+            {
+                return Err(invalid(format!(
+                    "order_id must be 1 to {MAX_ORDER_ID_LEN} printable ASCII characters"
+                )));
+            }
+            id
+        }
+    };
+    let store = LocationId::new(&body.store).map_err(|e| invalid(format!("store: {e}")))?;
+    if store.as_str() == tally_sync::ReplicaId::HUB {
+        return Err(invalid("store: \"hub\" is not a store"));
+    }
+    if body.lines.is_empty() || body.lines.len() > MAX_ORDER_LINES {
+        return Err(invalid(format!(
+            "an order has 1 to {MAX_ORDER_LINES} lines"
+        )));
+    }
+    let mut lines: BTreeMap<Gtin, u64> = BTreeMap::new();
+    for l in body.lines {
+        let gtin = Gtin::parse(&l.gtin).map_err(|e| invalid(format!("gtin {:?}: {e}", l.gtin)))?;
+        if l.qty == 0 || l.qty > 1_000_000 {
+            return Err(invalid(format!("qty for {gtin} must be 1 to 1000000")));
+        }
+        let q = lines.entry(gtin).or_default();
+        *q = q.saturating_add(l.qty);
+    }
+    Ok(OrderRequest {
+        order_id,
+        store,
+        lines: lines.into_iter().collect(),
+        event_id,
+        now_ms: now,
+    })
+}
+
+/// The handler: 201 with the receipt when recorded now, 200 with the same
+/// receipt on a repeat of its id, 409 without the stock, 422 otherwise.
+pub(super) async fn orders(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Response> {
+    let order = validate_order(admin_json(&st, &headers, body).await?)?;
+    let (order_id, store) = (order.order_id.clone(), order.store.clone());
+    Ok(match st.writer.order(order).await {
+        Ok(OrderResult::Accepted(receipt)) => {
+            st.metrics.order(true, false);
+            info!(order_id = %order_id, store = %store, event = %receipt.event_id, "Online order accepted.");
+            (StatusCode::CREATED, Json(receipt)).into_response()
+        }
+        Ok(OrderResult::Replayed(receipt)) => {
+            st.metrics.order(true, true);
+            (StatusCode::OK, Json(receipt)).into_response()
+        }
+        Ok(OrderResult::InsufficientStock {
+            gtin,
+            requested,
+            available,
+        }) => {
+            st.metrics.order(false, false);
+            info!(order_id = %order_id, store = %store, gtin = %gtin, requested, available, "Online order refused: insufficient stock.");
+            with_fields(
+                StatusCode::CONFLICT,
+                json!({
+                    "error": "insufficient_stock",
+                    "message": format!("the hub holds {available} of {gtin} at store {store}, {requested} requested"),
+                    "gtin": gtin,
+                    "requested": requested,
+                    "available": available,
+                }),
+            )
+        }
+        Ok(OrderResult::IdConflict { order_id }) => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "order_id_conflict",
+            format!("order_id {order_id:?} was already used for a different order"),
+        ),
+        Ok(OrderResult::Invalid(m)) => invalid(m),
+        Err(e) => write_error(e),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orders_are_validated_and_merged_by_item() {
+        let g = "4006381333931";
+        let body = OrderBody {
+            order_id: Some("web-1".into()),
+            store: "s1".into(),
+            lines: vec![
+                OrderLineBody {
+                    gtin: g.into(),
+                    qty: 2,
+                },
+                OrderLineBody {
+                    gtin: g.into(),
+                    qty: 3,
+                },
+            ],
+        };
+        let o = validate_order(body).unwrap();
+        assert_eq!(o.lines, vec![(Gtin::parse(g).unwrap(), 5)]);
+        for (store, qty, id) in [
+            ("hub", 1, "x"),
+            ("s1", 0, "x"),
+            ("s1", 1, "a b"),
+            ("a/b", 1, "x"),
+        ] {
+            let bad = OrderBody {
+                order_id: Some(id.into()),
+                store: store.into(),
+                lines: vec![OrderLineBody {
+                    gtin: g.into(),
+                    qty,
+                }],
+            };
+            assert!(validate_order(bad).is_err(), "{store} {qty} {id}");
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! `POST /v1/sync`: a store's sync, in four named steps, each of which may
+//! end the request with its answer: [`identify`] the store by its client
+//! certificate, [`decode`] the body, [`submit`] it to the writer (validate,
+//! merge and answer in one durable transaction), [`answer`] with the
+//! response or the refusal. Every request is counted in the metrics by
+//! how it ended ([`SyncOutcome`]) and how long it took.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use serde_json::json;
+use tally_sync::codec::{self, CodecError, Encoding};
+use tally_sync::exchange::{Identity, SyncRefusal};
+use tally_sync::{LocationId, SyncRequest, SyncResponse};
+use tracing::{info, warn};
+
+use super::{body_error, error, now_ms, read_body, with_fields, write_error, AppState, BodyError};
+use crate::metrics::SyncOutcome;
+use crate::pki::CertIdentity;
+use crate::storage::{SyncResult, SyncSummary};
+use crate::tls::Peer;
+
+/// Bodies larger than this are decoded on the blocking pool.
+const DECODE_INLINE_MAX: usize = 256 * 1024;
+
+/// A finished response and how the request counts in the metrics.
+type Answer = (SyncOutcome, Response);
+
+/// The handler: runs the steps, counts the outcome and the latency.
+pub(super) async fn sync(
+    State(st): State<AppState>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let (outcome, response) = match steps(&st, &peer, &headers, body).await {
+        Ok(answer) | Err(answer) => answer,
+    };
+    st.metrics.sync(outcome, started.elapsed());
+    response
+}
+
+/// The four steps; `Err` is a step's refusal, answered as it is.
+async fn steps(
+    st: &AppState,
+    peer: &Peer,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Answer, Answer> {
+    let id = identify(st, peer)?;
+    let (req, enc) = decode(st, id, headers, body).await?;
+    let events = req.events.len();
+    let result = submit(st, id, req).await?;
+    Ok(answer(st, id, events, enc, result))
+}
+
+/// Step 1, identity: the store the client certificate is bound to, from
+/// the certificate only, unless the certificate was revoked.
+fn identify<'p>(st: &AppState, peer: &'p Peer) -> Result<&'p CertIdentity, Answer> {
+    let id = match &peer.cert {
+        None => {
+            return Err((
+                SyncOutcome::Unauthenticated,
+                error(
+                    StatusCode::UNAUTHORIZED,
+                    "client_certificate_required",
+                    "/v1/sync needs the store's client certificate (tally-hub enroll)",
+                ),
+            ))
+        }
+        Some(Err(e)) => {
+            warn!(peer = %peer.addr, error = %e, "Sync refused: certificate names no store.");
+            return Err((
+                SyncOutcome::CertRefused,
+                error(StatusCode::FORBIDDEN, "certificate_not_bound_to_store", e),
+            ));
+        }
+        Some(Ok(id)) => id,
+    };
+    match st.revocations.is_revoked(&id.serial) {
+        Ok(false) => Ok(id),
+        Ok(true) => {
+            warn!(store = %id.store, serial = %id.serial, peer = %peer.addr, "Sync refused: certificate revoked.");
+            Err((
+                SyncOutcome::CertRefused,
+                error(
+                    StatusCode::FORBIDDEN,
+                    "certificate_revoked",
+                    format!("the certificate for store {} was revoked", id.store),
+                ),
+            ))
+        }
+        Err(e) => {
+            warn!(error = %e, "Revocation list unreadable; refusing syncs until it is fixed.");
+            Err((
+                SyncOutcome::Unavailable,
+                error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "revocation_list_unreadable",
+                    e,
+                ),
+            ))
+        }
+    }
+}
+
+/// Step 2, the body: content type, size, protocol version, shape. The
+/// request, and the encoding to answer in.
+async fn decode(
+    st: &AppState,
+    id: &CertIdentity,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(SyncRequest, Encoding), Answer> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(enc) = Encoding::from_content_type(ct) else {
+        return Err((
+            SyncOutcome::BadRequest,
+            error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_content_type",
+                "send application/x-tally-sync (binary) or application/json",
+            ),
+        ));
+    };
+    let max = st.settings.max_sync_body;
+    let bytes = match read_body(headers, body, max).await {
+        Ok(b) => b,
+        Err(e) => {
+            let outcome = match e {
+                BodyError::TooLarge => SyncOutcome::TooLarge,
+                BodyError::Read(_) => SyncOutcome::BadRequest,
+            };
+            warn!(store = %id.store, "Sync refused: body too large or unreadable.");
+            return Err((outcome, body_error(e, max)));
+        }
+    };
+    // Large bodies are decoded off the async workers.
+    let decoded = if bytes.len() > DECODE_INLINE_MAX {
+        tokio::task::spawn_blocking(move || codec::decode::<SyncRequest>(&bytes, enc, max))
+            .await
+            .map_err(|e| {
+                (
+                    SyncOutcome::Unavailable,
+                    error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),
+                )
+            })?
+    } else {
+        codec::decode::<SyncRequest>(&bytes, enc, max)
+    };
+    match decoded {
+        Ok(req) => Ok((req, enc)),
+        Err(e) => {
+            warn!(store = %id.store, error = %e, "Sync refused: undecodable request.");
+            Err(undecodable(&e, max))
+        }
+    }
+}
+
+/// The answer to a body that does not decode.
+fn undecodable(e: &CodecError, max: usize) -> Answer {
+    match e {
+        CodecError::UnsupportedVersion { found, supported } => (
+            SyncOutcome::BadRequest,
+            with_fields(
+                StatusCode::BAD_REQUEST,
+                json!({
+                    "error": "unsupported_protocol_version",
+                    "message": e.to_string(),
+                    "found": found.to_string(),
+                    "supported": supported.to_string(),
+                }),
+            ),
+        ),
+        CodecError::TooLarge { .. } => {
+            (SyncOutcome::TooLarge, body_error(BodyError::TooLarge, max))
+        }
+        _ => (
+            SyncOutcome::BadRequest,
+            error(StatusCode::BAD_REQUEST, "malformed_request", e),
+        ),
+    }
+}
+
+/// Step 3: hands the request, with the identity from the certificate, to
+/// the writer, which validates, merges and answers it in one durable
+/// transaction.
+async fn submit(st: &AppState, id: &CertIdentity, req: SyncRequest) -> Result<SyncResult, Answer> {
+    let location = LocationId::new(id.store.as_str()).map_err(|e| {
+        (
+            SyncOutcome::CertRefused,
+            error(StatusCode::FORBIDDEN, "certificate_not_bound_to_store", e),
+        )
+    })?;
+    let who = Identity {
+        replica: id.store.clone(),
+        location,
+    };
+    st.writer
+        .sync(who, req, now_ms())
+        .await
+        .map_err(|e| (SyncOutcome::Unavailable, write_error(e)))
+}
+
+/// Step 4: the committed response, encoded as the request was (`events`:
+/// how many the request carried), or the refusal.
+fn answer(
+    st: &AppState,
+    id: &CertIdentity,
+    events: usize,
+    enc: Encoding,
+    result: SyncResult,
+) -> Answer {
+    match result {
+        SyncResult::Synced(resp, summary) => acknowledged(st, id, events, enc, &resp, &summary),
+        SyncResult::Refused(refusal) => refused(id, &refusal),
+    }
+}
+
+/// A merged sync: metrics, the log line and the encoded response.
+fn acknowledged(
+    st: &AppState,
+    id: &CertIdentity,
+    events: usize,
+    enc: Encoding,
+    resp: &SyncResponse,
+    summary: &SyncSummary,
+) -> Answer {
+    st.metrics.merged(
+        summary.new_events,
+        summary.duplicate_events,
+        summary.merged,
+        summary.rights_given,
+    );
+    st.metrics.exceptions(summary.exceptions);
+    info!(
+        store = %id.store,
+        events,
+        new_events = summary.new_events,
+        merged = summary.merged,
+        rights_given = summary.rights_given,
+        exceptions = summary.exceptions,
+        more = resp.more,
+        "Sync acknowledged."
+    );
+    match codec::encode(resp, enc) {
+        Ok(body) => (
+            SyncOutcome::Ok,
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, enc.content_type())],
+                body,
+            )
+                .into_response(),
+        ),
+        Err(e) => (
+            SyncOutcome::Unavailable,
+            error(StatusCode::INTERNAL_SERVER_ERROR, "encode_failed", e),
+        ),
+    }
+}
+
+/// A sync refused whole (nothing was written): 403 for a forged or
+/// impossible update, else 422 naming the event to dead-letter, if one.
+fn refused(id: &CertIdentity, refusal: &SyncRefusal) -> Answer {
+    let forbidden = refusal.is_forbidden();
+    warn!(store = %id.store, forbidden, error = %refusal, "Sync refused whole; nothing written.");
+    if forbidden {
+        return (
+            SyncOutcome::Forbidden,
+            error(StatusCode::FORBIDDEN, "forbidden_update", refusal),
+        );
+    }
+    let mut body = json!({ "error": "refused_update", "message": refusal.to_string() });
+    if let SyncRefusal::Event { id, .. } = refusal {
+        // The client can dead-letter this event and sync the rest.
+        body["event_id"] = json!(id);
+    }
+    (
+        SyncOutcome::Invalid,
+        with_fields(StatusCode::UNPROCESSABLE_ENTITY, body),
+    )
+}
