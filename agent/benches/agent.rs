@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tally_agent::client::ApiClient;
+use tally_agent_api::client::AgentClient as ApiClient;
 use tally_sync::Gtin;
 
 /// The agent binary's allocator, so that the committer alone (which runs
@@ -604,7 +604,7 @@ fn hist_quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> Duratio
 fn catalog_rss(rt: &tokio::runtime::Runtime, dir: &Path) -> (f64, u64, u64, u64) {
     let data = dir.join("catalog");
     let agent = start_agent(&data);
-    let client = ApiClient::new(&agent.url);
+    let client = ApiClient::new(&agent.url, std::time::Duration::from_secs(30)).unwrap();
     let import_secs = rt.block_on(async {
         ready(&client).await;
         let t = Instant::now();
@@ -700,7 +700,7 @@ fn main() {
 
     let data = dir.path().join("sales");
     let agent = start_agent(&data);
-    let client = ApiClient::new(&agent.url);
+    let client = ApiClient::new(&agent.url, std::time::Duration::from_secs(30)).unwrap();
     rt.block_on(async {
         ready(&client).await;
         for chunk in (0..ITEMS).collect::<Vec<_>>().chunks(500) {

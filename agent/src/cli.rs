@@ -13,11 +13,14 @@ use serde_json::{json, Value};
 
 use crate::api::MAX_CATALOG_ITEMS;
 use crate::catalog::{parse_csv, CsvError};
-use crate::client::{ApiClient, ClientError};
+use std::time::Duration;
+
 use crate::config::{self, default_agent_url, ConfigError};
 use crate::devices::{DevicesFileConfig, RfidMode, ScannerMode};
 use crate::store::{put_catalog, AgentDb, OpenError};
+use tally_agent_api::client::{AgentClient, ApiError, ClientError};
 use tally_sync::message::CatalogItem;
+use tally_sync::message::{CatalogItemBody, CatalogRequest};
 
 /// `tally-agent run`.
 #[derive(Debug, Clone, Args)]
@@ -157,16 +160,16 @@ pub struct ImportArgs {
 /// Why a client subcommand failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// The API could not be reached or answered garbage.
+    /// The client could not be built (a bad URL).
     #[error(transparent)]
     Client(#[from] ClientError),
-    /// The API answered with an error.
-    #[error("{}", refused_message(*status, body))]
-    Status {
-        /// HTTP status.
-        status: u16,
-        /// The JSON body.
-        body: Value,
+    /// The API could not be reached, refused or answered garbage.
+    #[error("{}", api_message(agent, source))]
+    Api {
+        /// The agent's base URL.
+        agent: String,
+        /// What happened.
+        source: ApiError,
     },
     /// The CSV file is malformed.
     #[error("{file}: {source}")]
@@ -195,42 +198,53 @@ pub enum CliError {
     Store(#[from] tally_store::StoreError),
 }
 
-/// An error answer as one line for the shell: the API's error code and
-/// its detail (`the agent refused it (422 invalid): gtin "123": …`), the
-/// whole body only when it is not the API's error shape.
-fn refused_message(status: u16, body: &Value) -> String {
-    match (body["error"].as_str(), body["detail"].as_str()) {
-        (Some(code), Some(detail)) => format!("the agent refused it ({status} {code}): {detail}"),
-        (Some(code), None) if body.as_object().is_some_and(|o| o.len() == 1) => {
-            format!("the agent refused it ({status} {code})")
-        }
-        _ => format!("the agent answered {status}: {body}"),
+/// An API failure as one line for the shell: where the agent was not
+/// found, or its error code and message (`the agent refused it (422
+/// invalid): gtin "123": …`).
+fn api_message(agent: &str, e: &ApiError) -> String {
+    match e {
+        ApiError::Unreachable(why) => format!(
+            "cannot reach the agent at {agent}: {why} (is `tally-agent run` running there?)"
+        ),
+        other => other.to_string(),
     }
 }
 
-fn ok(status: hyper::StatusCode, body: Value) -> Result<Value, CliError> {
-    if status.is_success() {
-        Ok(body)
-    } else {
-        Err(CliError::Status {
-            status: status.as_u16(),
-            body,
-        })
-    }
+/// How long a CLI call waits for the agent.
+const CLI_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn client(agent: &AgentArg) -> Result<AgentClient, CliError> {
+    Ok(AgentClient::new(&agent.agent, CLI_TIMEOUT)?)
+}
+
+/// A call's answer as JSON to print, or its failure.
+fn printable<T: serde::Serialize>(
+    agent: &AgentClient,
+    answer: Result<T, ApiError>,
+) -> Result<Value, CliError> {
+    let answer = answer.map_err(|source| CliError::Api {
+        agent: agent.base().to_string(),
+        source,
+    })?;
+    serde_json::to_value(answer).map_err(|e| CliError::Api {
+        agent: agent.base().to_string(),
+        source: ApiError::Unexpected {
+            status: 200,
+            body: e.to_string(),
+        },
+    })
 }
 
 /// `stock`: the item's stock as the agent reports it.
 pub async fn stock(args: &StockArgs) -> Result<Value, CliError> {
-    let client = ApiClient::new(&args.agent.agent);
-    let (status, body) = client.get(&format!("/v1/stock/{}", args.gtin)).await?;
-    ok(status, body)
+    let client = client(&args.agent)?;
+    printable(&client, client.stock(&args.gtin).await)
 }
 
 /// `status`: the agent's status.
 pub async fn status(agent: &AgentArg) -> Result<Value, CliError> {
-    let client = ApiClient::new(&agent.agent);
-    let (status, body) = client.get("/v1/status").await?;
-    ok(status, body)
+    let client = client(agent)?;
+    printable(&client, client.status().await)
 }
 
 fn read_csv(file: &Path) -> Result<Vec<CatalogItem>, CliError> {
@@ -260,14 +274,21 @@ pub async fn catalog_import(args: &ImportArgs) -> Result<Value, CliError> {
         txn.commit()?;
         return Ok(json!({"items": items.len(), "changed": changed}));
     }
-    let client = ApiClient::new(&args.agent.agent);
-    let mut changed = 0u64;
+    let client = client(&args.agent)?;
+    let mut changed = 0;
     for chunk in chunks(&items) {
-        let (status, body) = client
-            .post("/v1/catalog", &json!({ "items": chunk }))
-            .await?;
-        let body = ok(status, body)?;
-        changed += body["changed"].as_u64().unwrap_or(0);
+        let request = CatalogRequest {
+            items: chunk
+                .iter()
+                .map(|i| CatalogItemBody {
+                    gtin: i.gtin.to_string(),
+                    name: i.name.clone(),
+                    price_minor: i.price_minor,
+                })
+                .collect(),
+        };
+        let imported = printable(&client, client.post_catalog(&request).await)?;
+        changed += imported["changed"].as_u64().unwrap_or(0);
     }
     Ok(json!({"items": items.len(), "changed": changed}))
 }
@@ -328,24 +349,15 @@ mod tests {
     }
 
     #[test]
-    fn error_answers_read_as_one_line() {
-        let says = |status, body| CliError::Status { status, body }.to_string();
+    fn an_unreachable_agent_is_named_with_a_hint() {
+        let e = CliError::Api {
+            agent: "http://127.0.0.1:1".into(),
+            source: ApiError::Unreachable("cannot connect: Connection refused".into()),
+        };
         assert_eq!(
-            says(
-                422,
-                json!({"error": "invalid", "detail": "gtin \"123\": too short"})
-            ),
-            "the agent refused it (422 invalid): gtin \"123\": too short"
+            e.to_string(),
+            "cannot reach the agent at http://127.0.0.1:1: cannot connect: Connection refused \
+             (is `tally-agent run` running there?)"
         );
-        assert_eq!(
-            says(404, json!({"error": "not_found"})),
-            "the agent refused it (404 not_found)"
-        );
-        // Other shapes keep every field: nothing the agent said is lost.
-        assert_eq!(
-            says(409, json!({"error": "insufficient_stock", "available": 1})),
-            r#"the agent answered 409: {"available":1,"error":"insufficient_stock"}"#
-        );
-        assert_eq!(says(500, json!(null)), "the agent answered 500: null");
     }
 }

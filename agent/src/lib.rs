@@ -17,7 +17,8 @@
 //! - [`devices`]: a scanner that sells and an RFID reader that receives,
 //!   wired to the agent through the real drivers and the committer.
 //! - [`config`], [`metrics`], [`status`]: configuration, Prometheus
-//!   metrics, sync status. [`catalog`], [`client`], [`cli`]: the CLI
+//!   metrics, sync status. [`catalog`], [`cli`]: the CLI (a client of
+//!   the API through `tally_agent_api::AgentClient`)
 //!   (errors print through `tally_sync::report::one_line`).
 //!
 //! Library/binary split as in mini-redis: `main.rs` parses flags and calls
@@ -27,7 +28,6 @@
 pub mod api;
 pub mod catalog;
 pub mod cli;
-pub mod client;
 pub mod commit;
 pub mod config;
 pub mod devices;

@@ -40,6 +40,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
+use tally_agent_api::answers::Stock;
 use tally_store::redb::{ReadableTable, TableDefinition};
 use tally_store::{Db, LazyTable, ReadTxn, StoreError, TxnReplica, WriteTxn};
 use tally_sync::command::Ledger;
@@ -126,36 +127,6 @@ pub enum OpenError {
 
 pub(crate) fn storage(e: impl std::fmt::Display) -> StoreError {
     StoreError::Storage(e.to_string())
-}
-
-/// One item's stock as `GET /v1/stock/{gtin}` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Stock {
-    /// The item.
-    pub gtin: Gtin,
-    /// Units on hand at this store (all replicas).
-    pub on_hand: u64,
-    /// Units this store may still sell.
-    pub rights: u64,
-    /// Units whose rights other replicas hold (the hub's online reserve).
-    pub others_rights: u64,
-}
-
-impl Stock {
-    /// The stock view of one counter for replica `me`.
-    pub fn of(gtin: Gtin, c: &BoundedCounter, me: &ReplicaId) -> Self {
-        let others_rights = c
-            .replicas()
-            .iter()
-            .filter(|r| *r != me)
-            .fold(0u64, |acc, r| acc.saturating_add(c.rights(r)));
-        Self {
-            gtin,
-            on_hand: c.value(),
-            rights: c.rights(me),
-            others_rights,
-        }
-    }
 }
 
 /// Counters changed by committed events but not yet written to the

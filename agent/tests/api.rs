@@ -50,7 +50,7 @@ async fn sale_is_committed_once_and_readable() {
     changed["lines"][0]["qty"] = json!(3);
     let (s, v) = a.post("/v1/sales", changed).await;
     assert_eq!((s, v["error"].as_str()), (422, Some("invalid")), "{v}");
-    let detail = v["detail"].as_str().unwrap();
+    let detail = v["message"].as_str().unwrap();
     assert!(
         detail.contains("already recorded as a different sale") && detail.contains("qty 2, not 3"),
         "{detail}"
@@ -92,7 +92,9 @@ async fn refusals_change_nothing() {
     assert_eq!(s, 409);
     assert_eq!(
         v,
-        json!({"error": "insufficient_stock", "gtin": "04006381333931", "requested": 2, "available": 1})
+        json!({"error": "insufficient_stock",
+               "message": "insufficient stock of 04006381333931: 2 requested, 1 available",
+               "gtin": "04006381333931", "requested": 2, "available": 1})
     );
     assert_eq!(a.on_hand(PEN).await, 2);
     assert_eq!(outbox(&a).await, 1);
@@ -129,7 +131,8 @@ async fn epc_is_sold_once() {
     assert_eq!(s, 409);
     assert_eq!(
         v,
-        json!({"error": "already_sold", "epc": "3074257BF7194E4000001A85"})
+        json!({"error": "already_sold", "message": "EPC 3074257BF7194E4000001A85 was already sold",
+               "epc": "3074257BF7194E4000001A85"})
     );
     // Returned, it can be sold again; returned twice, it is refused.
     let ret = json!({"lines": [{"gtin": PEN, "qty": 1, "unit_price_minor": 9, "epc": epc}]});
@@ -170,7 +173,7 @@ async fn invalid_requests_are_422_and_change_nothing() {
         let (s, v) = a.post("/v1/sales", body.clone()).await;
         assert_eq!(s, 422, "{body} → {v}");
         assert_eq!(v["error"], "invalid", "{body} → {v}");
-        assert!(v["detail"].as_str().is_some_and(|d| !d.is_empty()), "{v}");
+        assert!(v["message"].as_str().is_some_and(|d| !d.is_empty()), "{v}");
     }
     // A wrong type is named by its path in the body.
     let (_, v) = a
@@ -180,7 +183,7 @@ async fn invalid_requests_are_422_and_change_nothing() {
         )
         .await;
     assert!(
-        v["detail"]
+        v["message"]
             .as_str()
             .is_some_and(|d| d.contains("lines[0].qty")),
         "{v}"
@@ -193,7 +196,11 @@ async fn invalid_requests_are_422_and_change_nothing() {
     ] {
         let (s, body) = a
             .client
-            .raw(hyper::Method::POST, "/v1/sales", Some((ct, bytes.to_vec())))
+            .raw(
+                tally_agent_api::client::Method::POST,
+                "/v1/sales",
+                Some((ct, bytes.to_vec())),
+            )
             .await
             .unwrap();
         let v: Value = serde_json::from_slice(&body).unwrap();
@@ -387,7 +394,11 @@ async fn returns_receipts_counts_are_idempotent() {
     assert_eq!(
         a.get("/v1/sales/0190a5e0-0000-7000-8000-0000000000ff")
             .await,
-        (404, json!({"error": "not_found"}))
+        (
+            404,
+            json!({"error": "not_found",
+                   "message": "no sale 0190a5e0-0000-7000-8000-0000000000ff is recorded here"})
+        )
     );
     assert_eq!(a.get("/v1/sales/xyz").await.0, 422);
     a.stop().await.unwrap();
@@ -425,7 +436,7 @@ async fn catalog_prices_fill_missing_prices() {
         .await;
     assert_eq!(s, 422, "{v}");
     assert_eq!(
-        v["detail"],
+        v["message"],
         json!(format!(
             "items[2]: gtin {} is already items[0] with another name or price",
             tally_sync::Gtin::parse(MUG).unwrap()
@@ -476,7 +487,10 @@ async fn status_metrics_limits_and_unknown_routes() {
     assert_eq!((s, v["error"].as_str()), (413, Some("too_large")), "{v}");
     assert_eq!(
         a.get("/v1/nope").await,
-        (404, json!({"error": "not_found"}))
+        (
+            404,
+            json!({"error": "not_found", "message": "no route /v1/nope"})
+        )
     );
     a.stop().await.unwrap();
 }
@@ -557,6 +571,7 @@ async fn returns_against_a_sale_are_bounded_by_it_across_restarts() {
         (
             409,
             json!({"error": "exceeds_sale", "original_sale_id": sid,
+                   "message": format!("return of 2 × 04006381333931 exceeds sale {sid}: 1 returnable"),
                    "gtin": "04006381333931", "requested": 2, "returnable": 1})
         )
     );
@@ -603,11 +618,17 @@ async fn returns_against_a_sale_are_bounded_by_it_across_restarts() {
     assert_eq!(got["store_id"], "s1");
     assert_eq!(
         a.get(&format!("/v1/returns/{sid}")).await,
-        (404, json!({"error": "not_found"}))
+        (
+            404,
+            json!({"error": "not_found", "message": format!("no return {sid} is recorded here")})
+        )
     );
     assert_eq!(
         a.get(&format!("/v1/sales/{rid}")).await,
-        (404, json!({"error": "not_found"}))
+        (
+            404,
+            json!({"error": "not_found", "message": format!("no sale {rid} is recorded here")})
+        )
     );
     assert_eq!(a.get("/v1/returns/xyz").await.0, 422);
     let (s, v) = a.get(&format!("/v1/sales/{sid}")).await;

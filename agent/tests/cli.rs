@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{agent_command, AgentProcess, MUG, PEN};
 use serde_json::{json, Value};
-use tally_agent::client::ApiClient;
+use tally_agent_api::client::AgentClient as ApiClient;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tally-agent");
 
@@ -64,7 +64,7 @@ async fn catalog_stock_status_round_trip() {
 
     let agent = AgentProcess::spawn(agent_command(BIN, &data, "s1")).await;
     let url = agent.url.as_str();
-    let client = ApiClient::new(url);
+    let client = ApiClient::new(url, std::time::Duration::from_secs(30)).unwrap();
     client
         .post("/v1/receipts", &json!({"lines": [{"gtin": PEN, "qty": 5}]}))
         .await
@@ -170,7 +170,7 @@ async fn run_reads_the_config_file_flags_win_and_sigterm_stops_cleanly() {
 fn clear_errors_without_an_agent_or_a_data_dir() {
     let err = stderr(&cli(&["status", "--agent", "http://127.0.0.1:9"]));
     assert!(err.contains("cannot reach the agent"), "{err}");
-    // The cause, not only hyper's "client error (Connect)".
+    // The cause, not only "client error (Connect)".
     assert!(err.contains("Connection refused"), "{err}");
     let err = stderr(&cli(&["run", "--listen", "127.0.0.1:0"]));
     assert!(err.contains("no data directory"), "{err}");
@@ -212,7 +212,7 @@ async fn a_closed_stdin_stops_the_agent_when_asked() {
     cmd.arg("--stop-on-stdin-eof")
         .stdin(std::process::Stdio::piped());
     let mut agent = AgentProcess::spawn(cmd).await;
-    let client = ApiClient::new(&agent.url);
+    let client = ApiClient::new(&agent.url, std::time::Duration::from_secs(30)).unwrap();
     let (s, v) = client
         .post("/v1/receipts", &json!({"lines": [{"gtin": PEN, "qty": 2}]}))
         .await

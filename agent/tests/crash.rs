@@ -38,7 +38,7 @@ use common::{agent_command, AgentProcess, GUM, MUG, PEN};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use tally_agent::client::ApiClient;
+use tally_agent_api::client::AgentClient as ApiClient;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tally-agent");
 const ITEMS: [&str; 3] = [PEN, GUM, MUG];
@@ -180,7 +180,7 @@ async fn acknowledged_sales_survive_kill_9() {
     // Opening stock, acknowledged before the first kill.
     {
         let agent = AgentProcess::spawn(agent_command(BIN, dir.path(), "s1")).await;
-        let client = ApiClient::new(&agent.url);
+        let client = ApiClient::new(&agent.url, std::time::Duration::from_secs(30)).unwrap();
         for (item, gtin) in ITEMS.iter().enumerate() {
             n += 1;
             let id = format!("0190a5e0-0000-7000-8000-{n:012x}");
@@ -221,7 +221,7 @@ async fn acknowledged_sales_survive_kill_9() {
             small_bound_cycles += 1;
         }
         let mut agent = AgentProcess::spawn(cmd).await;
-        let client = ApiClient::new(&agent.url);
+        let client = ApiClient::new(&agent.url, std::time::Duration::from_secs(30)).unwrap();
         {
             let mut l = std::mem::take(&mut *ledger.lock().unwrap());
             verify(&client, &mut l, cycle).await;
@@ -267,7 +267,7 @@ async fn acknowledged_sales_survive_kill_9() {
 
     // Final restart: everything acknowledged, ever, is there exactly once.
     let agent = AgentProcess::spawn(agent_command(BIN, dir.path(), "s1")).await;
-    let client = ApiClient::new(&agent.url);
+    let client = ApiClient::new(&agent.url, std::time::Duration::from_secs(30)).unwrap();
     let mut l = std::mem::take(&mut *ledger.lock().unwrap());
     verify(&client, &mut l, cycles).await;
     l.unverified = l.recorded.keys().cloned().collect();

@@ -14,9 +14,9 @@ use std::time::Duration;
 use common::pty::{metric, wait_metric, Pty};
 use common::{agent_command, on_hand, AgentProcess, MUG, PEN};
 use serde_json::json;
-use tally_agent::client::ApiClient;
 use tally_agent::devices::receipt_id;
 use tally_agent::store::AgentDb;
+use tally_agent_api::client::AgentClient as ApiClient;
 use tally_hardware::epc::Sgtin96;
 use tally_hardware::rfid::frame::{encode_into, FrameType};
 use tally_hardware::rfid::m100::{notice_payload, pc_for_len, CMD_SINGLE_INVENTORY};
@@ -78,7 +78,7 @@ async fn start(data: &std::path::Path, reader: &mut Pty) -> (AgentProcess, ApiCl
     // A real module answers only once told to inventory.
     let got = reader.read_exact_within(START.len(), WAIT);
     assert_eq!(got, START, "the driver starts inventory on connect");
-    let client = ApiClient::new(&agent.url);
+    let client = ApiClient::new(&agent.url, std::time::Duration::from_secs(30)).unwrap();
     (agent, client)
 }
 

@@ -13,8 +13,8 @@ use std::time::Duration;
 use common::pty::{metric, wait_metric, Pty};
 use common::{agent_command, on_hand, AgentProcess, MUG, PEN};
 use serde_json::json;
-use tally_agent::client::ApiClient;
 use tally_agent::store::AgentDb;
+use tally_agent_api::client::AgentClient as ApiClient;
 use tally_sync::EventKind;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tally-agent");
@@ -32,7 +32,7 @@ async fn scanned_codes_are_sold_and_a_scan_without_stock_is_refused() {
         .arg(&scanner.slave_path)
         .args(["--scanner-mode", "sell"]);
     let mut agent = AgentProcess::spawn(cmd).await;
-    let client = ApiClient::new(&agent.url);
+    let client = ApiClient::new(&agent.url, std::time::Duration::from_secs(30)).unwrap();
 
     let (s, v) = client
         .post(

@@ -28,7 +28,13 @@ async fn catalog_lookup_by_any_gtin_form() {
         assert_eq!((s, &v), (200, &want), "{form}");
     }
     let (s, v) = a.get("/v1/catalog/96385074").await;
-    assert_eq!((s, v), (404, json!({"error": "not_found"})));
+    assert_eq!(
+        (s, v),
+        (
+            404,
+            json!({"error": "not_found", "message": "item 00000096385074 is not in the catalog"})
+        )
+    );
     let (s, v) = a.get("/v1/catalog/4006381333932").await;
     assert_eq!(s, 422, "{v}");
     assert_eq!(v["error"], "invalid");

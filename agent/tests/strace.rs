@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{AgentProcess, PEN};
 use serde_json::json;
-use tally_agent::client::ApiClient;
+use tally_agent_api::client::AgentClient as ApiClient;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tally-agent");
 
@@ -139,7 +139,7 @@ async fn n_sales_take_between_1_and_n_fsyncs_and_wait_for_theirs() {
         ])
         .arg(dir.path().join("data"));
     let agent = AgentProcess::spawn(cmd).await;
-    let client = ApiClient::new(&agent.url);
+    let client = ApiClient::new(&agent.url, std::time::Duration::from_secs(30)).unwrap();
     // strace's child is the agent; its committer thread is named.
     let strace_pid = agent.child.id();
     let agent_pid: u32 =

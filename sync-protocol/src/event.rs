@@ -33,8 +33,10 @@ pub struct Line {
     pub epc: Option<Epc>,
 }
 
-/// How a sale was paid.
+/// How a sale was paid (also as posted to the agent's local API, which
+/// refuses unknown fields).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Tender {
     /// `cash`, `card`, … (free text from the front-end).
     pub method: String,

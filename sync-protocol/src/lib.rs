@@ -21,6 +21,7 @@
 //! - [`policy`]: the rights-rebalancing policy.
 //! - [`message`], [`codec`]: sync messages and their encodings.
 //! - [`audit`]: checks computed from events alone.
+//! - [`error_body`]: the error body every HTTP API of Tally answers with.
 //! - [`sim`]: the deterministic simulation of a hub and stores.
 //! - [`timestamp`]: how the APIs show a time (RFC 3339, UTC).
 //! - [`report`]: how the binaries show an error (one line, each cause once).
@@ -30,6 +31,7 @@ pub mod codec;
 pub mod command;
 pub mod counter;
 pub mod epcs;
+pub mod error_body;
 pub mod event;
 pub mod exchange;
 pub mod gtin;

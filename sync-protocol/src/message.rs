@@ -63,6 +63,35 @@ pub struct CatalogItem {
     pub price_minor: i64,
 }
 
+/// One catalog item as posted to `POST /v1/catalog`, at the agent or at
+/// the hub (the GTIN as text, so a bad one is refused by name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogItemBody {
+    /// The item (GTIN-8, -12, -13 or -14).
+    pub gtin: String,
+    /// Display name (1-200 bytes after trimming, no control characters).
+    pub name: String,
+    /// Price per unit (per kilogram for weighed goods), >= 0.
+    pub price_minor: i64,
+}
+
+impl CatalogItemBody {
+    /// The item it describes, or why it is refused.
+    pub fn parse(&self) -> Result<CatalogItem, String> {
+        let gtin = Gtin::parse(&self.gtin).map_err(|e| format!("gtin {:?}: {e}", self.gtin))?;
+        CatalogItem::new(gtin, &self.name, self.price_minor).map_err(|e| e.to_string())
+    }
+}
+
+/// The body of `POST /v1/catalog`, at the agent or at the hub.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogRequest {
+    /// The items.
+    pub items: Vec<CatalogItemBody>,
+}
+
 /// The longest catalog name, in bytes (after trimming).
 pub const MAX_ITEM_NAME_BYTES: usize = 200;
 

@@ -12,9 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tally_agent::client::ApiClient;
 use tally_agent::config::{parse_store_id, Config};
 use tally_agent::AgentError;
+use tally_agent_api::client::AgentClient as ApiClient;
 use tokio::sync::oneshot;
 
 /// An agent running in this process.
@@ -42,7 +42,11 @@ impl TestAgent {
         let mut task = tokio::spawn(tally_agent::run(config, listener, |_| {}, async move {
             let _ = stopped.await;
         }));
-        let client = ApiClient::new(&format!("http://{addr}"));
+        let client = ApiClient::new(
+            &format!("http://{addr}"),
+            std::time::Duration::from_secs(30),
+        )
+        .unwrap();
         // Ready when it answers; or it failed to start.
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -156,7 +160,7 @@ impl AgentProcess {
             assert!(Instant::now() < deadline, "agent did not listen in time");
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
-        let client = ApiClient::new(&url);
+        let client = ApiClient::new(&url, std::time::Duration::from_secs(30)).unwrap();
         loop {
             if let Ok((s, _)) = client.get("/v1/status").await {
                 if s.is_success() {

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use tally_agent::client::ApiClient;
+use tally_agent_api::client::AgentClient as ApiClient;
 
 /// The pseudo-terminal pair of `tally-hardware`'s own pty tests.
 #[path = "../../../hardware/tests/common/pty.rs"]

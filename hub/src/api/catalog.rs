@@ -8,10 +8,8 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Json;
-use serde::Deserialize;
 use serde_json::{json, Value};
-use tally_sync::message::CatalogItem;
-use tally_sync::Gtin;
+use tally_sync::message::CatalogRequest;
 use tracing::info;
 
 use super::admin::admin_json;
@@ -21,20 +19,6 @@ use crate::storage::CatalogResult;
 /// Most items in one catalog request.
 pub const MAX_CATALOG_ITEMS: usize = 10_000;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CatalogBody {
-    items: Vec<CatalogItemBody>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CatalogItemBody {
-    gtin: String,
-    name: String,
-    price_minor: i64,
-}
-
 /// The handler: 200 with how many items were received and how many of
 /// them changed.
 pub(super) async fn catalog(
@@ -42,14 +26,13 @@ pub(super) async fn catalog(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, Response> {
-    let parsed: CatalogBody = admin_json(&st, &headers, body).await?;
+    let parsed: CatalogRequest = admin_json(&st, &headers, body).await?;
     if parsed.items.is_empty() || parsed.items.len() > MAX_CATALOG_ITEMS {
         return Err(invalid(format!("send 1 to {MAX_CATALOG_ITEMS} items")));
     }
     let mut items = Vec::with_capacity(parsed.items.len());
-    for i in parsed.items {
-        let gtin = Gtin::parse(&i.gtin).map_err(|e| invalid(format!("gtin {:?}: {e}", i.gtin)))?;
-        items.push(CatalogItem::new(gtin, &i.name, i.price_minor).map_err(invalid)?);
+    for i in &parsed.items {
+        items.push(i.parse().map_err(invalid)?);
     }
     let received = items.len();
     let CatalogResult { changed } = st.writer.catalog(items).await.map_err(write_error)?;

@@ -44,7 +44,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::BodyExt;
-use serde_json::{json, Value};
+use tally_sync::error_body::ErrorBody;
 
 use crate::metrics::Metrics;
 use crate::pki::Revocations;
@@ -116,20 +116,14 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// A JSON error response.
+/// A JSON error response (`tally_sync::error_body::ErrorBody`, the
+/// agent's shape too).
 fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
-    (
-        status,
-        Json(json!({ "error": code, "message": message.to_string() })),
-    )
-        .into_response()
+    with_details(status, ErrorBody::new(code, message))
 }
 
-/// A JSON error response with fields beyond `error` and `message`.
-fn with_fields(status: StatusCode, mut body: Value) -> Response {
-    if let Value::Object(m) = &mut body {
-        m.entry("message").or_insert_with(|| Value::from(""));
-    }
+/// A JSON error response with details beyond `error` and `message`.
+fn with_details(status: StatusCode, body: ErrorBody) -> Response {
     (status, Json(body)).into_response()
 }
 

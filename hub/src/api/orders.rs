@@ -12,12 +12,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rand::RngCore;
 use serde::Deserialize;
-use serde_json::json;
+use tally_sync::error_body::ErrorBody;
 use tally_sync::{EventId, Gtin, LocationId};
 use tracing::info;
 
 use super::admin::admin_json;
-use super::{error, invalid, now_ms, with_fields, write_error, AppState};
+use super::{error, invalid, now_ms, with_details, write_error, AppState};
 use crate::storage::{OrderRequest, OrderResult};
 
 /// Longest order id accepted.
@@ -115,15 +115,17 @@ pub(super) async fn orders(
         }) => {
             st.metrics.order(false, false);
             info!(order_id = %order_id, store = %store, gtin = %gtin, requested, available, "Online order refused: insufficient stock.");
-            with_fields(
+            with_details(
                 StatusCode::CONFLICT,
-                json!({
-                    "error": "insufficient_stock",
-                    "message": format!("the hub holds {available} of {gtin} at store {store}, {requested} requested"),
-                    "gtin": gtin,
-                    "requested": requested,
-                    "available": available,
-                }),
+                ErrorBody {
+                    gtin: Some(gtin),
+                    requested: Some(requested),
+                    available: Some(available),
+                    ..ErrorBody::new(
+                        "insufficient_stock",
+                        format!("the hub holds {available} of {gtin} at store {store}, {requested} requested"),
+                    )
+                },
             )
         }
         Ok(OrderResult::IdConflict { order_id }) => error(

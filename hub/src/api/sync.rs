@@ -12,13 +12,13 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use serde_json::json;
 use tally_sync::codec::{self, CodecError, Encoding};
+use tally_sync::error_body::ErrorBody;
 use tally_sync::exchange::{Identity, SyncRefusal};
 use tally_sync::{LocationId, SyncRequest, SyncResponse};
 use tracing::{info, warn};
 
-use super::{body_error, error, now_ms, read_body, with_fields, write_error, AppState, BodyError};
+use super::{body_error, error, now_ms, read_body, with_details, write_error, AppState, BodyError};
 use crate::metrics::SyncOutcome;
 use crate::pki::CertIdentity;
 use crate::storage::{SyncResult, SyncSummary};
@@ -170,14 +170,13 @@ fn undecodable(e: &CodecError, max: usize) -> Answer {
     match e {
         CodecError::UnsupportedVersion { found, supported } => (
             SyncOutcome::BadRequest,
-            with_fields(
+            with_details(
                 StatusCode::BAD_REQUEST,
-                json!({
-                    "error": "unsupported_protocol_version",
-                    "message": e.to_string(),
-                    "found": found.to_string(),
-                    "supported": supported.to_string(),
-                }),
+                ErrorBody {
+                    found: Some(found.to_string()),
+                    supported: Some(supported.to_string()),
+                    ..ErrorBody::new("unsupported_protocol_version", e)
+                },
             ),
         ),
         CodecError::TooLarge { .. } => {
@@ -279,13 +278,13 @@ fn refused(id: &CertIdentity, refusal: &SyncRefusal) -> Answer {
             error(StatusCode::FORBIDDEN, "forbidden_update", refusal),
         );
     }
-    let mut body = json!({ "error": "refused_update", "message": refusal.to_string() });
+    let mut body = ErrorBody::new("refused_update", refusal);
     if let SyncRefusal::Event { id, .. } = refusal {
         // The client can dead-letter this event and sync the rest.
-        body["event_id"] = json!(id);
+        body.event_id = Some(*id);
     }
     (
         SyncOutcome::Invalid,
-        with_fields(StatusCode::UNPROCESSABLE_ENTITY, body),
+        with_details(StatusCode::UNPROCESSABLE_ENTITY, body),
     )
 }

@@ -131,8 +131,10 @@ impl ReceiptLine {
     }
 }
 
-/// A manager's approval to sell beyond rights.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A manager's approval to sell beyond rights (the `override` of a sale
+/// posted to the agent's local API).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Approval {
     /// Who approved.
     pub approver: String,

@@ -1,0 +1,91 @@
+//! Request bodies, as posted. Fields keep the types a front-end sends
+//! (GTINs as text, signed quantities) so the agent can answer a bad value
+//! with a 422 that names it instead of a parser's message; every body
+//! refuses unknown fields. Money is integer minor units.
+
+use serde::{Deserialize, Serialize};
+use tally_sync::command::Approval;
+use tally_sync::{EventId, Tender};
+
+/// One line of a sale or a return.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineBody {
+    /// GTIN-8, -12, -13 or -14.
+    pub gtin: String,
+    /// Units, > 0.
+    pub qty: i64,
+    /// Price per unit; the catalog's (or, for a return naming its sale,
+    /// the sale's) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_price_minor: Option<i64>,
+    /// The tag's EPC (hex) for a serialized item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epc: Option<String>,
+}
+
+/// `POST /v1/sales`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaleRequest {
+    /// Idempotency key, chosen before the first post and kept across
+    /// retries; the agent makes one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sale_id: Option<EventId>,
+    /// The basket.
+    pub lines: Vec<LineBody>,
+    /// How it was paid (none: payment recorded elsewhere).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenders: Vec<Tender>,
+    /// A manager's approval to sell beyond the store's rights.
+    #[serde(default, rename = "override", skip_serializing_if = "Option::is_none")]
+    pub override_: Option<Approval>,
+}
+
+/// `POST /v1/returns`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnRequest {
+    /// Idempotency key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_id: Option<EventId>,
+    /// Returned items.
+    pub lines: Vec<LineBody>,
+    /// The sale the items came from, if known (bounds and prices it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_sale_id: Option<EventId>,
+}
+
+/// One line of a receipt of goods.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptLineBody {
+    /// The item.
+    pub gtin: String,
+    /// Units, > 0.
+    pub qty: i64,
+}
+
+/// `POST /v1/receipts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptRequest {
+    /// Idempotency key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_id: Option<EventId>,
+    /// Items and units received.
+    pub lines: Vec<ReceiptLineBody>,
+}
+
+/// `POST /v1/counts`: a cycle count of one item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountRequest {
+    /// Idempotency key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count_id: Option<EventId>,
+    /// The item.
+    pub gtin: String,
+    /// Units counted on the shelf, >= 0.
+    pub counted: i64,
+}

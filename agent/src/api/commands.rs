@@ -1,0 +1,175 @@
+//! The handlers that record: sales, returns, receipts, counts and catalog
+//! items. Each parses its body (`tally_agent_api::requests`) into a
+//! [`Command`] (every bad value a 422 that names it), submits it to the
+//! committer and answers 201 recorded or 200 retried id with the same
+//! [`Recorded`] body, or the refusal.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use tally_agent_api::answers::{CatalogImported, Recorded};
+use tally_agent_api::requests::{
+    CountRequest, LineBody, ReceiptRequest, ReturnRequest, SaleRequest,
+};
+use tally_sync::command::{Command, LineIn, Outcome, ReceiptLine};
+use tally_sync::message::CatalogRequest;
+use tally_sync::{Epc, Gtin};
+
+use super::json::ApiJson;
+use super::{AppState, ErrorAnswer};
+use crate::commit::{Done, Job};
+
+/// Most catalog items in one `POST /v1/catalog` request.
+pub const MAX_CATALOG_ITEMS: usize = 5_000;
+
+pub(super) fn gtin(s: &str) -> Result<Gtin, ErrorAnswer> {
+    Gtin::parse(s).map_err(|e| ErrorAnswer::Invalid(format!("gtin {s:?}: {e}")))
+}
+
+fn qty(gtin: Gtin, q: i64) -> Result<u64, ErrorAnswer> {
+    u64::try_from(q)
+        .ok()
+        .filter(|&q| q > 0)
+        .ok_or_else(|| ErrorAnswer::Invalid(format!("qty must be > 0 for {gtin}, got {q}")))
+}
+
+fn lines(body: Vec<LineBody>) -> Result<Vec<LineIn>, ErrorAnswer> {
+    if body.is_empty() {
+        return Err(ErrorAnswer::Invalid("lines must not be empty".into()));
+    }
+    body.into_iter()
+        .map(|l| {
+            let g = gtin(&l.gtin)?;
+            let epc = l
+                .epc
+                .map(|e| Epc::from_hex(&e).map_err(|err| ErrorAnswer::Invalid(err.to_string())))
+                .transpose()?;
+            Ok(LineIn {
+                gtin: g,
+                qty: qty(g, l.qty)?,
+                unit_price_minor: l.unit_price_minor,
+                epc,
+            })
+        })
+        .collect()
+}
+
+async fn submit(state: &AppState, cmd: Command) -> Result<Response, ErrorAnswer> {
+    match state.committer.submit(Job::Command(cmd)).await? {
+        Done::Command(Outcome::Recorded { event, new }) => {
+            let status = if new {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok((status, Json(Recorded::of(&event))).into_response())
+        }
+        Done::Command(Outcome::Refused { refusal, .. }) => Err(ErrorAnswer::Refused(refusal)),
+        Done::Catalog { .. } | Done::Synced(_) | Done::DeadLettered(_) | Done::Flushed(_) => {
+            Err(ErrorAnswer::Unavailable(
+                "the committer answered a command with another job's result".into(),
+            ))
+        }
+    }
+}
+
+pub(super) async fn post_sale(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SaleRequest>,
+) -> Result<Response, ErrorAnswer> {
+    let cmd = Command::Sale {
+        id: body.sale_id,
+        lines: lines(body.lines)?,
+        tenders: body.tenders,
+        approval: body.override_,
+    };
+    submit(&state, cmd).await
+}
+
+pub(super) async fn post_return(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ReturnRequest>,
+) -> Result<Response, ErrorAnswer> {
+    let cmd = Command::Return {
+        id: body.return_id,
+        lines: lines(body.lines)?,
+        original_sale: body.original_sale_id,
+    };
+    submit(&state, cmd).await
+}
+
+pub(super) async fn post_receipt(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ReceiptRequest>,
+) -> Result<Response, ErrorAnswer> {
+    if body.lines.is_empty() {
+        return Err(ErrorAnswer::Invalid("lines must not be empty".into()));
+    }
+    let lines = body
+        .lines
+        .into_iter()
+        .map(|l| {
+            let g = gtin(&l.gtin)?;
+            Ok(ReceiptLine::units(g, qty(g, l.qty)?))
+        })
+        .collect::<Result<Vec<_>, ErrorAnswer>>()?;
+    let cmd = Command::Receipt {
+        id: body.receipt_id,
+        lines,
+    };
+    submit(&state, cmd).await
+}
+
+pub(super) async fn post_count(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CountRequest>,
+) -> Result<Response, ErrorAnswer> {
+    let g = gtin(&body.gtin)?;
+    let counted = u64::try_from(body.counted)
+        .map_err(|_| ErrorAnswer::Invalid(format!("counted must be >= 0, got {}", body.counted)))?;
+    let cmd = Command::Count {
+        id: body.count_id,
+        gtin: g,
+        counted,
+    };
+    submit(&state, cmd).await
+}
+
+pub(super) async fn post_catalog(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CatalogRequest>,
+) -> Result<Response, ErrorAnswer> {
+    if body.items.len() > MAX_CATALOG_ITEMS {
+        return Err(ErrorAnswer::Invalid(format!(
+            "at most {MAX_CATALOG_ITEMS} items per request, got {}",
+            body.items.len()
+        )));
+    }
+    let rows = body
+        .items
+        .iter()
+        .enumerate()
+        .map(|(k, i)| {
+            i.parse()
+                .map(|item| (k, item))
+                .map_err(|e| ErrorAnswer::Invalid(format!("items[{k}]: {e}")))
+        })
+        .collect::<Result<Vec<_>, ErrorAnswer>>()?;
+    let items = crate::catalog::merge_duplicates(rows).map_err(|d| {
+        ErrorAnswer::Invalid(format!(
+            "items[{}]: gtin {} is already items[{}] with another name or price",
+            d.again, d.gtin, d.first
+        ))
+    })?;
+    match state.committer.submit(Job::Catalog(items)).await? {
+        Done::Catalog { items, changed } => {
+            Ok(Json(CatalogImported { changed, items }).into_response())
+        }
+        Done::Command(_) | Done::Synced(_) | Done::DeadLettered(_) | Done::Flushed(_) => {
+            Err(ErrorAnswer::Unavailable(
+                "the committer answered a catalog import with another job's result".into(),
+            ))
+        }
+    }
+}

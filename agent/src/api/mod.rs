@@ -1,0 +1,136 @@
+//! The local HTTP API (axum): JSON in, JSON out, money in integer minor
+//! units. The bodies are `tally_agent_api`'s types, shared with the CLI and
+//! the cashier terminal; the contract is documented in `docs/api.md`. This
+//! module only translates between HTTP and the command core / committer.
+//!
+//! # Design constraints
+//! - Handlers parse and validate the body into a `Command`, submit it to
+//!   the committer and map the outcome to a status: 201 recorded, 200
+//!   retried id, 409 refused by the rules, 422 invalid, 503 storage
+//!   failure or shutdown. A handler never writes to the database itself.
+//! - Every error is a `tally_sync::error_body::ErrorBody`
+//!   (`{"error": code, "message": text, …details}`), the hub's shape too.
+//!   Every JSON rejection (malformed JSON, wrong types, unknown fields,
+//!   missing content type) is a 422 `invalid`; bodies over the configured
+//!   limit are a 413 `too_large`.
+//! - Reads (stock, a sale, status) take redb snapshots on the blocking
+//!   pool, never on the async workers.
+//!
+//! Map: this file holds the state, the router and the error answers;
+//! `json.rs` the body extractor, `commands.rs` the handlers that record,
+//! `reads.rs` the handlers that read.
+
+mod commands;
+mod json;
+mod reads;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tally_sync::error_body::ErrorBody;
+use tally_sync::Refusal;
+
+pub use commands::MAX_CATALOG_ITEMS;
+pub use json::ApiJson;
+
+use crate::commit::{CommitError, Committer};
+use crate::metrics::Metrics;
+use crate::status::SyncStatus;
+use crate::store::AgentDb;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The database (reads only; writes go through the committer).
+    pub db: Arc<AgentDb>,
+    /// The single writer.
+    pub committer: Committer,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Sync status, set by the sync client.
+    pub sync: Arc<SyncStatus>,
+}
+
+/// The API's router with its body limit.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/sales", post(commands::post_sale))
+        .route("/v1/sales/{id}", get(reads::get_sale))
+        .route("/v1/returns", post(commands::post_return))
+        .route("/v1/returns/{id}", get(reads::get_return))
+        .route("/v1/receipts", post(commands::post_receipt))
+        .route("/v1/counts", post(commands::post_count))
+        .route("/v1/stock/{gtin}", get(reads::get_stock))
+        .route("/v1/status", get(reads::get_status))
+        .route("/v1/catalog", post(commands::post_catalog))
+        .route("/v1/catalog/{gtin}", get(reads::get_catalog_item))
+        .route("/metrics", get(reads::get_metrics))
+        .fallback(no_route)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+/// An error answer, by what the caller can do about it.
+#[derive(Debug)]
+pub enum ErrorAnswer {
+    /// 422: the request is malformed.
+    Invalid(String),
+    /// 409 (422 for [`Refusal::Invalid`]): the rules refused the command.
+    Refused(Refusal),
+    /// 404, with what was not found.
+    NotFound(String),
+    /// 413.
+    TooLarge(String),
+    /// 503: storage failed or the agent is stopping; retry with the same id.
+    Unavailable(String),
+}
+
+impl From<CommitError> for ErrorAnswer {
+    fn from(e: CommitError) -> Self {
+        ErrorAnswer::Unavailable(e.to_string())
+    }
+}
+
+impl IntoResponse for ErrorAnswer {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            ErrorAnswer::Invalid(message) | ErrorAnswer::Refused(Refusal::Invalid(message)) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorBody::new("invalid", message),
+            ),
+            ErrorAnswer::Refused(refusal) => {
+                (StatusCode::CONFLICT, ErrorBody::of_refusal(&refusal))
+            }
+            ErrorAnswer::NotFound(message) => {
+                (StatusCode::NOT_FOUND, ErrorBody::new("not_found", message))
+            }
+            ErrorAnswer::TooLarge(message) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorBody::new("too_large", message),
+            ),
+            ErrorAnswer::Unavailable(message) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorBody::new("unavailable", message),
+            ),
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+/// Runs a read on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, tally_store::StoreError> + Send + 'static,
+) -> Result<T, ErrorAnswer> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ErrorAnswer::Unavailable(e.to_string()))?
+        .map_err(|e| ErrorAnswer::Unavailable(e.to_string()))
+}
+
+async fn no_route(uri: axum::http::Uri) -> ErrorAnswer {
+    ErrorAnswer::NotFound(format!("no route {}", uri.path()))
+}

@@ -1,0 +1,197 @@
+//! The one error body of every HTTP API Tally serves (the agent's local
+//! API and the hub's): `{"error": code, "message": text}`, plus the
+//! details that code carries (`gtin`, `requested`, `available`, …), each
+//! present only where it applies. Servers build it, clients read it back
+//! into a typed [`Refusal`] where the code is one of the rules'.
+//! Documented in `docs/api.md` and `docs/api-hub.md`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::gtin::Gtin;
+use crate::ids::{Epc, EventId};
+use crate::ledger::Refusal;
+
+/// An error answer (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong, for programs: `invalid`, `insufficient_stock`,
+    /// `already_sold`, `not_sold`, `exceeds_sale`, `not_found`,
+    /// `too_large`, `unavailable`, and the hub's own codes.
+    pub error: String,
+    /// What went wrong, for people (may be empty).
+    #[serde(default)]
+    pub message: String,
+    /// The item concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gtin: Option<Gtin>,
+    /// Units asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested: Option<u64>,
+    /// Units the refusing replica may sell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available: Option<u64>,
+    /// Units the named sale still has to give back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub returnable: Option<u64>,
+    /// The tag concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epc: Option<Epc>,
+    /// The sale a refused return named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_sale_id: Option<EventId>,
+    /// The event a refused sync named (the store dead-letters it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<EventId>,
+    /// The protocol version a refused sync spoke.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub found: Option<String>,
+    /// The protocol versions the hub speaks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supported: Option<String>,
+}
+
+impl ErrorBody {
+    /// `code` with `message` and no details.
+    pub fn new(code: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        Self {
+            error: code.into(),
+            message: message.to_string(),
+            gtin: None,
+            requested: None,
+            available: None,
+            returnable: None,
+            epc: None,
+            original_sale_id: None,
+            event_id: None,
+            found: None,
+            supported: None,
+        }
+    }
+
+    /// A refusal by the rules, with its details.
+    pub fn of_refusal(refusal: &Refusal) -> Self {
+        let mut body = Self::new(refusal.code(), refusal_message(refusal));
+        match refusal {
+            Refusal::InsufficientStock {
+                gtin,
+                requested,
+                available,
+            } => {
+                body.gtin = Some(*gtin);
+                body.requested = Some(*requested);
+                body.available = Some(*available);
+            }
+            Refusal::AlreadySold { epc } | Refusal::NotSold { epc } => {
+                body.epc = Some(epc.clone());
+            }
+            Refusal::ExceedsSale {
+                sale,
+                gtin,
+                requested,
+                returnable,
+            } => {
+                body.original_sale_id = Some(*sale);
+                body.gtin = Some(*gtin);
+                body.requested = Some(*requested);
+                body.returnable = Some(*returnable);
+            }
+            Refusal::Invalid(_) => {}
+        }
+        body
+    }
+
+    /// The refusal this body describes, when its code is one of the
+    /// rules' and its details are all there.
+    pub fn refusal(&self) -> Option<Refusal> {
+        Some(match self.error.as_str() {
+            "insufficient_stock" => Refusal::InsufficientStock {
+                gtin: self.gtin?,
+                requested: self.requested?,
+                available: self.available?,
+            },
+            "already_sold" => Refusal::AlreadySold {
+                epc: self.epc.clone()?,
+            },
+            "not_sold" => Refusal::NotSold {
+                epc: self.epc.clone()?,
+            },
+            "exceeds_sale" => Refusal::ExceedsSale {
+                sale: self.original_sale_id?,
+                gtin: self.gtin?,
+                requested: self.requested?,
+                returnable: self.returnable?,
+            },
+            "invalid" => Refusal::Invalid(self.message.clone()),
+            _ => return None,
+        })
+    }
+}
+
+/// An invalid command's message is its reason as given; the others say
+/// what the rule found.
+fn refusal_message(refusal: &Refusal) -> String {
+    match refusal {
+        Refusal::Invalid(why) => why.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl Refusal {
+    /// The error code this refusal is answered with.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::InsufficientStock { .. } => "insufficient_stock",
+            Refusal::AlreadySold { .. } => "already_sold",
+            Refusal::NotSold { .. } => "not_sold",
+            Refusal::ExceedsSale { .. } => "exceeds_sale",
+            Refusal::Invalid(_) => "invalid",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_reads_back_as_itself() {
+        let gtin = Gtin::from_body(96_385_074).unwrap();
+        let epc = Epc::from_hex("3074257BF7194E4000001A85").unwrap();
+        let sale = EventId::v7(1, [7; 10]);
+        for refusal in [
+            Refusal::InsufficientStock {
+                gtin,
+                requested: 3,
+                available: 1,
+            },
+            Refusal::AlreadySold { epc: epc.clone() },
+            Refusal::NotSold { epc },
+            Refusal::ExceedsSale {
+                sale,
+                gtin,
+                requested: 2,
+                returnable: 1,
+            },
+            Refusal::Invalid("qty must be > 0".into()),
+        ] {
+            let body = ErrorBody::of_refusal(&refusal);
+            let json = serde_json::to_string(&body).unwrap();
+            let back: ErrorBody = serde_json::from_str(&json).unwrap();
+            assert_eq!(back.refusal(), Some(refusal), "{json}");
+            assert!(!back.message.is_empty(), "{json}");
+        }
+    }
+
+    #[test]
+    fn details_appear_only_where_they_apply() {
+        let body = ErrorBody::new("not_found", "no such sale");
+        assert_eq!(
+            serde_json::to_string(&body).unwrap(),
+            r#"{"error":"not_found","message":"no such sale"}"#
+        );
+        // A body without a message or with unknown fields still reads.
+        let v: ErrorBody = serde_json::from_str(r#"{"error":"x","other":1}"#).unwrap();
+        assert_eq!((v.error.as_str(), v.message.as_str()), ("x", ""));
+        assert_eq!(v.refusal(), None);
+    }
+}
