@@ -104,14 +104,14 @@ pub struct OrderReceipt {
     /// The store.
     pub store: LocationId,
     /// The lines.
-    pub lines: Vec<ReceiptLine>,
+    pub lines: Vec<OrderLine>,
     /// When the hub took it (Unix ms).
     pub at_ms: u64,
 }
 
 /// One line of an [`OrderReceipt`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReceiptLine {
+pub struct OrderLine {
     /// The item.
     pub gtin: Gtin,
     /// Units.

@@ -23,8 +23,8 @@ use tally_sync::message::CatalogItem;
 use tally_sync::{EpcLedger, Event, EventKind, Gtin, ItemKey, Line, ReplicaId, ReservePolicy};
 
 use super::{
-    AuditReport, AuditRow, CatalogResult, ExceptionRecord, HubStorage, HubWrite, OrderReceipt,
-    OrderRequest, OrderResult, ReceiptLine, StorageError, StoreRecord, StoreStock, SyncResult,
+    AuditReport, AuditRow, CatalogResult, ExceptionRecord, HubStorage, HubWrite, OrderLine,
+    OrderReceipt, OrderRequest, OrderResult, StorageError, StoreRecord, StoreStock, SyncResult,
     SyncSummary,
 };
 
@@ -354,7 +354,7 @@ fn order(txn: &WriteTxn, o: &OrderRequest) -> Result<OrderResult, StoreError> {
         lines: event
             .lines
             .iter()
-            .map(|l| ReceiptLine {
+            .map(|l| OrderLine {
                 gtin: l.gtin,
                 qty: l.qty,
                 unit_price_minor: l.unit_price_minor,
