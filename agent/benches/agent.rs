@@ -450,7 +450,7 @@ fn summarise(
 /// process (one runtime thread, like the agent's one HTTP worker, plus the
 /// committer thread). Client latency here is enqueue → durable answer.
 fn committer_alone(rt: &tokio::runtime::Runtime, dir: &Path, clients: usize, for_secs: f64) -> Run {
-    use tally_agent::commit::{Committer, Done, Job, Limits};
+    use tally_agent::commit::{Committer, Limits};
     use tally_agent::metrics::Metrics;
     use tally_agent::store::AgentDb;
     use tally_sync::command::{Command as Cmd, LineIn, Outcome, ReceiptLine};
@@ -478,8 +478,8 @@ fn committer_alone(rt: &tokio::runtime::Runtime, dir: &Path, clients: usize, for
                 epc: None,
             })
             .collect();
-        let receipt = Job::Command(Cmd::Receipt { id: None, lines });
-        committer.submit(receipt).await.unwrap();
+        let receipt = Cmd::Receipt { id: None, lines };
+        committer.command(receipt).await.unwrap();
         let before = parse_metrics(&metrics.encode().unwrap());
         let cpu0 = cpu_time("self");
         let stop = Arc::new(AtomicBool::new(false));
@@ -503,9 +503,9 @@ fn committer_alone(rt: &tokio::runtime::Runtime, dir: &Path, clients: usize, for
                             approval: None,
                         };
                         let t = Instant::now();
-                        let done = committer.submit(Job::Command(sale)).await.unwrap();
+                        let done = committer.command(sale).await.unwrap();
                         assert!(
-                            matches!(done, Done::Command(Outcome::Recorded { new: true, .. })),
+                            matches!(done, Outcome::Recorded { new: true, .. }),
                             "{done:?}"
                         );
                         lat.push(t.elapsed());

@@ -28,7 +28,7 @@ use tally_sync::message::CatalogItem;
 use tally_sync::timestamp::rfc3339;
 use tally_sync::{Epc, Event, EventId, EventKind, Gtin, Refusal, Tender};
 
-use crate::commit::{CommitError, Committer, Done, Job};
+use crate::commit::{CatalogStored, CommitError, Committer};
 use crate::metrics::Metrics;
 use crate::status::SyncStatus;
 use crate::store::AgentDb;
@@ -473,8 +473,8 @@ pub fn return_body(event: &Event) -> Option<Value> {
 }
 
 async fn submit(state: &AppState, cmd: Command) -> Result<Response, ApiError> {
-    match state.committer.submit(Job::Command(cmd)).await? {
-        Done::Command(Outcome::Recorded { event, new }) => {
+    match state.committer.command(cmd).await? {
+        Outcome::Recorded { event, new } => {
             let status = if new {
                 StatusCode::CREATED
             } else {
@@ -482,12 +482,7 @@ async fn submit(state: &AppState, cmd: Command) -> Result<Response, ApiError> {
             };
             Ok((status, Json(recorded_body(&event))).into_response())
         }
-        Done::Command(Outcome::Refused { refusal, .. }) => Err(ApiError::Refused(refusal)),
-        Done::Catalog { .. } | Done::Synced(_) | Done::DeadLettered(_) | Done::Flushed(_) => {
-            Err(ApiError::Unavailable(
-                "the committer answered a command with another job's result".into(),
-            ))
-        }
+        Outcome::Refused { refusal, .. } => Err(ApiError::Refused(refusal)),
     }
 }
 
@@ -686,16 +681,8 @@ async fn post_catalog(
             d.again, d.gtin, d.first
         ))
     })?;
-    match state.committer.submit(Job::Catalog(items)).await? {
-        Done::Catalog { items, changed } => {
-            Ok(Json(json!({"items": items, "changed": changed})).into_response())
-        }
-        Done::Command(_) | Done::Synced(_) | Done::DeadLettered(_) | Done::Flushed(_) => {
-            Err(ApiError::Unavailable(
-                "the committer answered a catalog import with another job's result".into(),
-            ))
-        }
-    }
+    let CatalogStored { items, changed } = state.committer.catalog(items).await?;
+    Ok(Json(json!({"items": items, "changed": changed})).into_response())
 }
 
 async fn get_metrics(State(state): State<AppState>) -> Result<Response, ApiError> {

@@ -1,8 +1,9 @@
 //! Group commit: the single committer that owns the write side.
 //!
 //! # Design constraints
-//! - **One writer, many waiters.** Requests arrive on a bounded channel
-//!   with a oneshot reply. The committer (a dedicated OS thread: redb and
+//! - **One writer, many waiters.** Requests arrive on a bounded channel,
+//!   one [`Committer`] method per kind of job, each with a oneshot reply
+//!   of its own result type ([`Ticket`]). The committer (a dedicated OS thread: redb and
 //!   `fdatasync` block) takes the first request, drains everything else
 //!   already waiting (up to `max_batch`), applies them in arrival order in
 //!   ONE write transaction, commits once, then answers them all. So
@@ -38,8 +39,8 @@
 //!   table in a flush (see `crate::store`'s module docs): when
 //!   [`FlushBound`]'s events or counters are waiting (by default
 //!   [`MAX_UNFLUSHED_EVENTS`] and [`MAX_UNFLUSHED_COUNTERS`]), before a
-//!   sync response or a dead letter is applied, on [`Job::Flush`] (the
-//!   sync client's, before it reads a delta) and at shutdown. So a batch of sales writes the end pages of the event and
+//!   sync response or a dead letter is applied, on [`Committer::flush`]
+//!   (the sync client's, before it reads a delta) and at shutdown. So a batch of sales writes the end pages of the event and
 //!   outbox tables, not a random counter page per item.
 //! - **Shutdown drains.** The thread exits when every sender is gone, after
 //!   answering everything already queued and flushing the counters.
@@ -69,15 +70,16 @@ pub const MAX_UNFLUSHED_EVENTS: u64 = 65_536;
 /// Flush once this many counters are waiting (bounds the memory).
 pub const MAX_UNFLUSHED_COUNTERS: usize = 4096;
 
-/// Work for the committer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Job {
+/// Work for the committer: one kind per [`Committer`] method, each with
+/// the reply channel of its own result type.
+#[derive(Debug)]
+enum Job {
     /// A command of the core.
-    Command(Command),
+    Command(Command, Reply<Outcome>),
     /// Catalog items to store (import before the first sync).
-    Catalog(Vec<CatalogItem>),
+    Catalog(Vec<CatalogItem>, Reply<CatalogStored>),
     /// The hub's answer to a sync request, to apply (the sync client).
-    Sync(Box<SyncJob>),
+    Sync(Box<SyncJob>, Reply<SyncApplied>),
     /// An event the hub will never accept: out of the outbox, into the
     /// dead-letter table.
     DeadLetter {
@@ -85,10 +87,25 @@ pub enum Job {
         id: EventId,
         /// The hub's reason.
         reason: String,
+        /// Whether it was still in the outbox.
+        reply: Reply<bool>,
     },
     /// Write every unflushed counter to the counters table (before reading
-    /// a delta from it).
-    Flush,
+    /// a delta from it); answers how many were written.
+    Flush(Reply<usize>),
+}
+
+impl Job {
+    /// Answers the job with `e` (its batch was not committed).
+    fn fail(self, e: &CommitError) {
+        match self {
+            Job::Command(_, reply) => answer(reply, Err(e.clone())),
+            Job::Catalog(_, reply) => answer(reply, Err(e.clone())),
+            Job::Sync(_, reply) => answer(reply, Err(e.clone())),
+            Job::DeadLetter { reply, .. } => answer(reply, Err(e.clone())),
+            Job::Flush(reply) => answer(reply, Err(e.clone())),
+        }
+    }
 }
 
 /// A sync exchange to apply: what was sent and what the hub answered.
@@ -100,24 +117,13 @@ pub struct SyncJob {
     pub response: SyncResponse,
 }
 
-/// What the committer did with a job.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Done {
-    /// A command's outcome.
-    Command(Outcome),
-    /// Catalog items stored, and how many of them changed.
-    Catalog {
-        /// Items in the job.
-        items: usize,
-        /// Items that were new or different.
-        changed: usize,
-    },
-    /// A sync response applied.
-    Synced(SyncApplied),
-    /// An event dead-lettered (`true` if it was still in the outbox).
-    DeadLettered(bool),
-    /// Counters flushed (how many were written).
-    Flushed(usize),
+/// Catalog items stored, and how many of them changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatalogStored {
+    /// Items in the job.
+    pub items: usize,
+    /// Items that were new or different.
+    pub changed: usize,
 }
 
 /// Why a job got no outcome.
@@ -138,13 +144,59 @@ impl From<StoreError> for CommitError {
     }
 }
 
-type Reply = oneshot::Sender<Result<Done, CommitError>>;
+type Reply<T> = oneshot::Sender<Result<T, CommitError>>;
 
+/// Sends a job's answer; a caller that stopped waiting is not an error.
+fn answer<T>(reply: Reply<T>, result: Result<T, CommitError>) {
+    let _ = reply.send(result);
+}
+
+#[derive(Debug)]
 struct Request {
     job: Job,
-    reply: Reply,
     /// When it was queued.
     queued: Instant,
+}
+
+/// A job applied in the open transaction, with its result, answered once
+/// the transaction committed (or failed with it).
+#[derive(Debug)]
+enum Answer {
+    Command(Reply<Outcome>, Outcome),
+    Catalog(Reply<CatalogStored>, CatalogStored),
+    Synced(Reply<SyncApplied>, SyncApplied),
+    DeadLettered(Reply<bool>, bool),
+    Flushed(Reply<usize>, usize),
+}
+
+impl Answer {
+    /// Answers with the result: the batch committed.
+    fn send(self, metrics: &Metrics, queued: Instant, now: Instant) {
+        match self {
+            Answer::Command(reply, outcome) => {
+                metrics
+                    .durable_seconds
+                    .observe(now.saturating_duration_since(queued).as_secs_f64());
+                count(metrics, &outcome);
+                answer(reply, Ok(outcome));
+            }
+            Answer::Catalog(reply, stored) => answer(reply, Ok(stored)),
+            Answer::Synced(reply, applied) => answer(reply, Ok(applied)),
+            Answer::DeadLettered(reply, was_queued) => answer(reply, Ok(was_queued)),
+            Answer::Flushed(reply, n) => answer(reply, Ok(n)),
+        }
+    }
+
+    /// Answers with `e` instead: the batch was not committed.
+    fn fail(self, e: &CommitError) {
+        match self {
+            Answer::Command(reply, _) => answer(reply, Err(e.clone())),
+            Answer::Catalog(reply, _) => answer(reply, Err(e.clone())),
+            Answer::Synced(reply, _) => answer(reply, Err(e.clone())),
+            Answer::DeadLettered(reply, _) => answer(reply, Err(e.clone())),
+            Answer::Flushed(reply, _) => answer(reply, Err(e.clone())),
+        }
+    }
 }
 
 /// Limits of the committer.
@@ -272,20 +324,61 @@ impl Committer {
         self.recorded.clone()
     }
 
-    /// Submits a job and waits for its outcome (durable if recorded).
-    pub async fn submit(&self, job: Job) -> Result<Done, CommitError> {
-        self.enqueue(job).await?.wait().await
+    /// Runs a command of the core and waits for its outcome: recorded
+    /// (durable once answered), a retried id's stored event, or refused.
+    pub async fn command(&self, cmd: Command) -> Result<Outcome, CommitError> {
+        self.enqueue_command(cmd).await?.wait().await
     }
 
-    /// Queues a job (waiting only for room in the queue) and returns a
+    /// Queues a command (waiting only for room in the queue) and returns a
     /// ticket for its outcome. Jobs are applied in the order they were
     /// queued.
-    pub async fn enqueue(&self, job: Job) -> Result<Ticket, CommitError> {
+    pub async fn enqueue_command(&self, cmd: Command) -> Result<Ticket<Outcome>, CommitError> {
+        self.enqueue(|reply| Job::Command(cmd, reply)).await
+    }
+
+    /// Stores catalog items; answers how many there were and how many
+    /// changed.
+    pub async fn catalog(&self, items: Vec<CatalogItem>) -> Result<CatalogStored, CommitError> {
+        self.enqueue(|reply| Job::Catalog(items, reply))
+            .await?
+            .wait()
+            .await
+    }
+
+    /// Applies the hub's answer to a sync request (see
+    /// [`crate::store::apply_sync`]), after flushing the counters.
+    pub async fn apply_sync(&self, job: SyncJob) -> Result<SyncApplied, CommitError> {
+        self.enqueue(|reply| Job::Sync(Box::new(job), reply))
+            .await?
+            .wait()
+            .await
+    }
+
+    /// Moves an event the hub refused for good out of the outbox into the
+    /// dead-letter table; answers whether it was still in the outbox.
+    pub async fn dead_letter(&self, id: EventId, reason: String) -> Result<bool, CommitError> {
+        self.enqueue(|reply| Job::DeadLetter { id, reason, reply })
+            .await?
+            .wait()
+            .await
+    }
+
+    /// Writes every held-back counter to the counters table; answers how
+    /// many were written.
+    pub async fn flush(&self) -> Result<usize, CommitError> {
+        self.enqueue(Job::Flush).await?.wait().await
+    }
+
+    /// Queues the job `make` builds around its reply channel.
+    async fn enqueue<T>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> Job,
+    ) -> Result<Ticket<T>, CommitError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Request {
-                job,
-                reply,
+                job: make(reply),
                 queued: Instant::now(),
             })
             .await
@@ -296,11 +389,11 @@ impl Committer {
 
 /// The pending outcome of a queued job.
 #[derive(Debug)]
-pub struct Ticket(oneshot::Receiver<Result<Done, CommitError>>);
+pub struct Ticket<T>(oneshot::Receiver<Result<T, CommitError>>);
 
-impl Ticket {
+impl<T> Ticket<T> {
     /// Waits for the outcome (durable if recorded).
-    pub async fn wait(self) -> Result<Done, CommitError> {
+    pub async fn wait(self) -> Result<T, CommitError> {
         self.0.await.map_err(|_| CommitError::Closed)?
     }
 }
@@ -339,8 +432,7 @@ fn run(
     if db.unflushed_len() > 0 {
         let (reply, _ignored) = oneshot::channel();
         let last = Request {
-            job: Job::Flush,
-            reply,
+            job: Job::Flush(reply),
             queued: Instant::now(),
         };
         process(db, metrics, flush, vec![last], &mut rng);
@@ -364,6 +456,9 @@ fn refusal_reason(r: &Refusal) -> &'static str {
     }
 }
 
+/// An applied job waiting for its batch's commit, and when it was queued.
+type Waiting = (Answer, Instant);
+
 /// Applies one batch in one transaction and answers every request.
 /// Returns how many events it durably appended to the outbox.
 fn process(
@@ -383,11 +478,11 @@ fn process(
     let txn = match db.begin_write() {
         Ok(t) => t,
         Err(e) => {
-            fail(metrics, batch.into_iter().map(|r| r.reply), &e.into());
+            fail(metrics, &e.into(), Vec::new(), batch);
             return 0;
         }
     };
-    let mut waiting: Vec<(Reply, Done, Instant)> = Vec::with_capacity(size);
+    let mut waiting: Vec<Waiting> = Vec::with_capacity(size);
     let mut jobs = batch.into_iter();
     match apply_all(&txn, db, metrics, flush, &mut jobs, rng, &mut waiting) {
         Ok(Applied { dirty: false, .. }) => {
@@ -421,31 +516,20 @@ fn process(
                         .saturating_sub(removed),
                 );
                 let now = Instant::now();
-                for (reply, done, queued) in waiting {
-                    if let Done::Command(_) = done {
-                        metrics
-                            .durable_seconds
-                            .observe(now.saturating_duration_since(queued).as_secs_f64());
-                    }
-                    count(metrics, &done);
-                    let _ = reply.send(Ok(done));
+                for (answer, queued) in waiting {
+                    answer.send(metrics, queued, now);
                 }
                 appended
             }
             Err(e) => {
-                fail(metrics, waiting.into_iter().map(|(r, ..)| r), &e.into());
+                fail(metrics, &e.into(), waiting, Vec::new());
                 0
             }
         },
-        Err((reply, e)) => {
+        Err(e) => {
             // Dropping the transaction aborts it: nothing of the batch stays.
             drop(txn);
-            let replies = waiting
-                .into_iter()
-                .map(|(r, ..)| r)
-                .chain(reply)
-                .chain(jobs.map(|r| r.reply));
-            fail(metrics, replies, &e);
+            fail(metrics, &e, waiting, jobs);
             0
         }
     }
@@ -458,16 +542,26 @@ fn timed<T>(metrics: &Metrics, f: impl FnOnce() -> T) -> T {
     out
 }
 
-fn fail(metrics: &Metrics, replies: impl Iterator<Item = Reply>, e: &CommitError) {
+/// Answers a batch that was not committed: the jobs it applied and the
+/// ones it did not reach.
+fn fail(
+    metrics: &Metrics,
+    e: &CommitError,
+    applied: Vec<Waiting>,
+    left: impl IntoIterator<Item = Request>,
+) {
     metrics.commit_failures.inc();
     tracing::error!(error = %e, "Batch not committed.");
-    for reply in replies {
-        let _ = reply.send(Err(e.clone()));
+    for (answer, _) in applied {
+        answer.fail(e);
+    }
+    for r in left {
+        r.job.fail(e);
     }
 }
 
-fn count(metrics: &Metrics, done: &Done) {
-    if let Done::Command(Outcome::Recorded { event, new }) = done {
+fn count(metrics: &Metrics, outcome: &Outcome) {
+    if let Outcome::Recorded { event, new } = outcome {
         if *new {
             metrics
                 .events
@@ -529,16 +623,37 @@ impl<'t> Tables<'t> {
         self.ledger()?.flush()
     }
 
+    /// Flushes and closes the tables: before a job that reads and writes
+    /// the counters table or removes outbox entries.
+    fn flush_and_close(&mut self) -> Result<(), StoreError> {
+        self.flush()?;
+        self.close()
+    }
+
     fn finish(mut self) -> Result<(u64, BatchCounters), StoreError> {
         self.close()?;
         Ok((self.appended, self.closed))
     }
 }
 
+/// A job's storage step: its result and reply channel, to answer after
+/// the commit, or (the job answered with it) the error that fails the
+/// batch.
+fn settle<T>(result: Result<T, StoreError>, reply: Reply<T>) -> Result<(Reply<T>, T), CommitError> {
+    match result {
+        Ok(v) => Ok((reply, v)),
+        Err(e) => {
+            let e = CommitError::from(e);
+            answer(reply, Err(e.clone()));
+            Err(e)
+        }
+    }
+}
+
 /// Runs the jobs in `txn`, in order. Answers refusals and already-durable
 /// retries at once and pushes the rest onto `waiting`. Returns what was
-/// written, or the reply of the job whose storage failed (the caller then
-/// aborts and answers everything left).
+/// written, or the error that fails the batch (the job it came from is
+/// answered; the caller then aborts and answers everything left).
 fn apply_all(
     txn: &WriteTxn,
     db: &AgentDb,
@@ -546,8 +661,8 @@ fn apply_all(
     flush: FlushBound,
     jobs: &mut std::vec::IntoIter<Request>,
     rng: &mut impl RngCore,
-    waiting: &mut Vec<(Reply, Done, Instant)>,
-) -> Result<Applied, (Option<Reply>, CommitError)> {
+    waiting: &mut Vec<Waiting>,
+) -> Result<Applied, CommitError> {
     // The agent's tables stay open across consecutive commands; a catalog
     // or sync job needs them closed (it writes the shared metadata table).
     let mut tables = Tables {
@@ -560,65 +675,45 @@ fn apply_all(
     let mut removed = 0u64;
     let mut demand_added = false;
     let mut recorded: HashSet<EventId> = HashSet::new();
-    for Request { job, reply, queued } in jobs.by_ref() {
-        let cmd = match job {
-            Job::Catalog(items) => {
-                if let Err(e) = tables.close() {
-                    return Err((Some(reply), e.into()));
-                }
-                match put_catalog(txn, &items) {
-                    Ok(changed) => waiting.push((
-                        reply,
-                        Done::Catalog {
-                            items: items.len(),
-                            changed,
-                        },
-                        queued,
-                    )),
-                    Err(e) => return Err((Some(reply), e.into())),
-                }
+    for Request { job, queued } in jobs.by_ref() {
+        let (cmd, reply) = match job {
+            Job::Catalog(items, reply) => {
+                let stored = tables.close().and_then(|()| {
+                    Ok(CatalogStored {
+                        items: items.len(),
+                        changed: put_catalog(txn, &items)?,
+                    })
+                });
+                let (reply, stored) = settle(stored, reply)?;
+                waiting.push((Answer::Catalog(reply, stored), queued));
                 continue;
             }
-            Job::Sync(sync) => {
+            Job::Sync(sync, reply) => {
                 // It reads and writes the counters table and removes outbox
                 // entries: both need the counters flushed first.
-                if let Err(e) = tables.flush().and_then(|_| tables.close()) {
-                    return Err((Some(reply), e.into()));
-                }
-                match apply_sync(txn, db.who(), &sync.request, &sync.response) {
-                    Ok(applied) => {
-                        removed += applied.acked + applied.dead_lettered as u64;
-                        waiting.push((reply, Done::Synced(applied), queued));
-                    }
-                    Err(e) => return Err((Some(reply), e.into())),
-                }
+                let applied = tables
+                    .flush_and_close()
+                    .and_then(|()| apply_sync(txn, db.who(), &sync.request, &sync.response));
+                let (reply, applied) = settle(applied, reply)?;
+                removed += applied.acked + applied.dead_lettered as u64;
+                waiting.push((Answer::Synced(reply, applied), queued));
                 continue;
             }
-            Job::DeadLetter { id, reason } => {
-                if let Err(e) = tables.flush().and_then(|_| tables.close()) {
-                    return Err((Some(reply), e.into()));
-                }
-                match dead_letter(txn, id, &reason) {
-                    Ok(was_queued) => {
-                        removed += u64::from(was_queued);
-                        waiting.push((reply, Done::DeadLettered(was_queued), queued));
-                    }
-                    Err(e) => return Err((Some(reply), e.into())),
-                }
+            Job::DeadLetter { id, reason, reply } => {
+                let was_queued = tables
+                    .flush_and_close()
+                    .and_then(|()| dead_letter(txn, id, &reason));
+                let (reply, was_queued) = settle(was_queued, reply)?;
+                removed += u64::from(was_queued);
+                waiting.push((Answer::DeadLettered(reply, was_queued), queued));
                 continue;
             }
-            Job::Flush => {
-                match tables.flush() {
-                    Ok(n) => waiting.push((reply, Done::Flushed(n), queued)),
-                    Err(e) => return Err((Some(reply), e.into())),
-                }
+            Job::Flush(reply) => {
+                let (reply, n) = settle(tables.flush(), reply)?;
+                waiting.push((Answer::Flushed(reply, n), queued));
                 continue;
             }
-            Job::Command(cmd) => cmd,
-        };
-        let l = match tables.ledger() {
-            Ok(l) => l,
-            Err(e) => return Err((Some(reply), e.into())),
+            Job::Command(cmd, reply) => (cmd, reply),
         };
         let mut random = [0u8; 10];
         rng.fill_bytes(&mut random);
@@ -626,9 +721,11 @@ fn apply_all(
             now_ms: now_ms(),
             random,
         };
-        match execute(l, db.who(), &cmd, stamp) {
-            Err(e) => return Err((Some(reply), e.into())),
-            Ok(Outcome::Refused { refusal, demand }) => {
+        let outcome = tables
+            .ledger()
+            .and_then(|l| execute(l, db.who(), &cmd, stamp));
+        match settle(outcome, reply)? {
+            (reply, Outcome::Refused { refusal, demand }) => {
                 demand_added |= !demand.is_empty();
                 metrics
                     .refusals
@@ -636,20 +733,20 @@ fn apply_all(
                         reason: refusal_reason(&refusal),
                     })
                     .inc();
-                let _ = reply.send(Ok(Done::Command(Outcome::Refused { refusal, demand })));
+                answer(reply, Ok(Outcome::Refused { refusal, demand }));
             }
-            Ok(Outcome::Recorded { event, new }) => {
+            (reply, Outcome::Recorded { event, new }) => {
                 let in_batch = !new && recorded.contains(&event.id);
                 if new {
                     recorded.insert(event.id);
                 }
-                let done = Done::Command(Outcome::Recorded { event, new });
+                let outcome = Outcome::Recorded { event, new };
                 if new || in_batch {
-                    waiting.push((reply, done, queued));
+                    waiting.push((Answer::Command(reply, outcome), queued));
                 } else {
                     // Recorded by an earlier, committed batch: durable.
-                    count(metrics, &done);
-                    let _ = reply.send(Ok(done));
+                    count(metrics, &outcome);
+                    answer(reply, Ok(outcome));
                 }
             }
         }
@@ -660,12 +757,10 @@ fn apply_all(
         let (events, counters) = l.unflushed();
         if events >= flush.events || counters >= flush.counters {
             // Rides on this batch's commit; a failure here fails the batch.
-            if let Err(e) = l.flush() {
-                return Err((None, e.into()));
-            }
+            l.flush()?;
         }
     }
-    let (appended, counters) = tables.finish().map_err(|e| (None, e.into()))?;
+    let (appended, counters) = tables.finish()?;
     Ok(Applied {
         appended,
         removed,

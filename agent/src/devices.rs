@@ -64,7 +64,7 @@ use tally_sync::{Epc, EventId, Gtin, ReplicaId};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::commit::{CommitError, Committer, Done, Job};
+use crate::commit::{CommitError, Committer};
 pub use crate::measure::Measure;
 use crate::measure::{self, measure_of, MeasureError};
 use crate::metrics::Metrics;
@@ -519,13 +519,8 @@ async fn submit(committer: &Committer, cmd: Command) -> Result<Outcome, CommitEr
     let mut delay = Duration::from_millis(100);
     let mut attempt = 1;
     loop {
-        match committer.submit(Job::Command(cmd.clone())).await {
-            Ok(Done::Command(outcome)) => return Ok(outcome),
-            Ok(_) => {
-                return Err(CommitError::Storage(
-                    "the committer answered a command with another job's result".into(),
-                ))
-            }
+        match committer.command(cmd.clone()).await {
+            Ok(outcome) => return Ok(outcome),
             Err(CommitError::Storage(detail)) if attempt < 4 => {
                 tracing::warn!(attempt, %detail, "Storage failed; retrying the device command with the same id.");
                 tokio::time::sleep(delay).await;
