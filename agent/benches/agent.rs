@@ -467,7 +467,13 @@ fn committer_alone(rt: &tokio::runtime::Runtime, dir: &Path, clients: usize, for
         nice: env_parse("TALLY_BENCH_NICE").unwrap_or(defaults.nice),
         ..defaults
     };
-    let (committer, thread) = Committer::start(db, metrics.clone(), limits).unwrap();
+    let (committer, thread) = Committer::start(
+        db,
+        metrics.clone(),
+        limits,
+        Arc::new(tally_store::SystemClock),
+    )
+    .unwrap();
     let gtins: Arc<Vec<Gtin>> = Arc::new((0..ITEMS).map(|i| gtin(i).parse().unwrap()).collect());
     let run = rt.block_on(async {
         let lines = gtins

@@ -48,10 +48,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rand::RngCore;
 use tally_store::{StoreError, WriteTxn};
+use tally_sync::clock::Clock;
 use tally_sync::message::CatalogItem;
 use tally_sync::{EventId, EventKind, Refusal, SyncRequest, SyncResponse};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -301,11 +302,13 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Starts the committer thread over `db`.
+    /// Starts the committer thread over `db`; commands are stamped with
+    /// `clock`'s time.
     pub fn start(
         db: Arc<AgentDb>,
         metrics: Arc<Metrics>,
         limits: Limits,
+        clock: Arc<dyn Clock>,
     ) -> std::io::Result<(Committer, JoinHandle<()>)> {
         let (tx, rx) = mpsc::channel(limits.queue.max(1));
         let (recorded_tx, recorded) = watch::channel(0u64);
@@ -313,7 +316,11 @@ impl Committer {
             .name("tally-committer".into())
             .spawn(move || {
                 set_nice(limits.nice);
-                run(&db, &metrics, rx, limits, &recorded_tx);
+                let stamps = Stamps {
+                    clock: clock.as_ref(),
+                    rng: rand::thread_rng(),
+                };
+                run(&db, &metrics, rx, limits, stamps, &recorded_tx);
             })?;
         Ok((Committer { tx, recorded }, handle))
     }
@@ -403,10 +410,10 @@ fn run(
     metrics: &Metrics,
     mut rx: mpsc::Receiver<Request>,
     limits: Limits,
+    mut stamps: Stamps<'_, impl RngCore>,
     recorded: &watch::Sender<u64>,
 ) {
     let (max_batch, flush) = (limits.max_batch.max(1), limits.flush);
-    let mut rng = rand::thread_rng();
     let mut target = 1;
     while let Some(first) = rx.blocking_recv() {
         let taken = Instant::now();
@@ -425,7 +432,7 @@ fn run(
             std::thread::sleep(HOLD_STEP.min(limits.hold.saturating_sub(held)));
         }
         target = batch.len();
-        if process(db, metrics, flush, batch, &mut rng) > 0 {
+        if process(db, metrics, flush, batch, &mut stamps) > 0 {
             recorded.send_modify(|n| *n += 1);
         }
     }
@@ -435,15 +442,27 @@ fn run(
             job: Job::Flush(reply),
             queued: Instant::now(),
         };
-        process(db, metrics, flush, vec![last], &mut rng);
+        process(db, metrics, flush, vec![last], &mut stamps);
     }
     tracing::debug!(unflushed = db.unflushed_len(), "Committer stopped.");
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+/// Where commands' stamps come from: the injected wall clock and the
+/// committer's randomness (event ids).
+struct Stamps<'c, R> {
+    clock: &'c dyn Clock,
+    rng: R,
+}
+
+impl<R: RngCore> Stamps<'_, R> {
+    fn next(&mut self) -> Stamp {
+        let mut random = [0u8; 10];
+        self.rng.fill_bytes(&mut random);
+        Stamp {
+            now_ms: self.clock.now_ms(),
+            random,
+        }
+    }
 }
 
 fn refusal_reason(r: &Refusal) -> &'static str {
@@ -466,7 +485,7 @@ fn process(
     metrics: &Metrics,
     flush: FlushBound,
     batch: Vec<Request>,
-    rng: &mut impl RngCore,
+    stamps: &mut Stamps<'_, impl RngCore>,
 ) -> u64 {
     let started = Instant::now();
     let size = batch.len();
@@ -484,7 +503,7 @@ fn process(
     };
     let mut waiting: Vec<Waiting> = Vec::with_capacity(size);
     let mut jobs = batch.into_iter();
-    match apply_all(&txn, db, metrics, flush, &mut jobs, rng, &mut waiting) {
+    match apply_all(&txn, db, metrics, flush, &mut jobs, stamps, &mut waiting) {
         Ok(Applied { dirty: false, .. }) => {
             // Only refusals and already-durable retries: nothing to commit.
             if let Err(e) = txn.abort() {
@@ -660,7 +679,7 @@ fn apply_all(
     metrics: &Metrics,
     flush: FlushBound,
     jobs: &mut std::vec::IntoIter<Request>,
-    rng: &mut impl RngCore,
+    stamps: &mut Stamps<'_, impl RngCore>,
     waiting: &mut Vec<Waiting>,
 ) -> Result<Applied, CommitError> {
     // The agent's tables stay open across consecutive commands; a catalog
@@ -715,12 +734,7 @@ fn apply_all(
             }
             Job::Command(cmd, reply) => (cmd, reply),
         };
-        let mut random = [0u8; 10];
-        rng.fill_bytes(&mut random);
-        let stamp = Stamp {
-            now_ms: now_ms(),
-            random,
-        };
+        let stamp = stamps.next();
         let outcome = tables
             .ledger()
             .and_then(|l| execute(l, db.who(), &cmd, stamp));

@@ -48,7 +48,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -59,6 +59,7 @@ use tally_hardware::driver::{DeviceStatus, DriverHandle};
 use tally_hardware::epc::{self as epc_codec, DecodedEpc};
 use tally_hardware::rcn::RcnLayout;
 use tally_hardware::rfid::m100::M100;
+use tally_sync::clock::Clock;
 use tally_sync::epcs::EpcHistory;
 use tally_sync::{Epc, EventId, Gtin, ReplicaId};
 use tokio::sync::{mpsc, watch};
@@ -409,6 +410,8 @@ pub struct DeviceContext {
     pub committer: Committer,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// The wall clock (the time in a scanner sale's id).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// Events a driver may queue before it waits for the agent.
@@ -507,12 +510,6 @@ fn status(metrics: &Metrics, device: &'static str, s: &DeviceStatus) {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// Submits a command whose id is fixed, retrying a storage failure a few
 /// times (safe: the id makes a retry idempotent).
 async fn submit(committer: &Committer, cmd: Command) -> Result<Outcome, CommitError> {
@@ -596,7 +593,7 @@ async fn on_scan(ctx: &DeviceContext, ev: ScannerEvent) {
         }
     };
     let cmd = Command::Sale {
-        id: Some(EventId::v7(now_ms(), rand::random())),
+        id: Some(EventId::v7(ctx.clock.now_ms(), rand::random())),
         lines: vec![LineIn {
             gtin: item.gtin,
             qty: 1,

@@ -42,6 +42,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tally_sync::clock::Clock;
 use tokio::net::TcpListener;
 
 use crate::api::AppState;
@@ -75,12 +76,15 @@ pub enum AgentError {
 }
 
 /// Runs the agent on `listener` until `shutdown` completes, then finishes
-/// in-flight requests and commits and returns. `ready` is called with the
+/// in-flight requests and commits and returns. Every wall-clock time it
+/// records (events, sync status, scanner sales' ids) is `clock`'s
+/// (`tally_store::SystemClock` in the binary). `ready` is called with the
 /// API's address once the database is open and the committer, sync and
 /// devices are started, just before requests are served (so a "listening"
 /// line is never printed by an agent that then fails to open its store).
 pub async fn run(
     config: Config,
+    clock: Arc<dyn Clock>,
     listener: TcpListener,
     ready: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -106,13 +110,16 @@ pub async fn run(
             .map_err(|_| AgentError::Panicked("reading the outbox"))??
     };
     metrics.set_outbox_depth(depth);
-    let (committer, committer_thread) =
-        Committer::start(db.clone(), metrics.clone(), commit_config.limits()).map_err(
-            |source| AgentError::Io {
-                what: "starting the committer",
-                source,
-            },
-        )?;
+    let (committer, committer_thread) = Committer::start(
+        db.clone(),
+        metrics.clone(),
+        commit_config.limits(),
+        clock.clone(),
+    )
+    .map_err(|source| AgentError::Io {
+        what: "starting the committer",
+        source,
+    })?;
     let status = Arc::new(SyncStatus::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let syncer = sync_config.map(|cfg| {
@@ -122,6 +129,7 @@ pub async fn run(
             committer: committer.clone(),
             status: status.clone(),
             metrics: metrics.clone(),
+            clock: clock.clone(),
         };
         tokio::spawn(sync::run(ctx, cfg, stop_rx.clone()))
     });
@@ -130,6 +138,7 @@ pub async fn run(
             db: db.clone(),
             committer: committer.clone(),
             metrics: metrics.clone(),
+            clock,
         },
         &devices_config,
         &stop_rx,

@@ -24,9 +24,10 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rand::Rng;
+use tally_sync::clock::Clock;
 use tally_sync::codec::{self, Encoding};
 use tally_sync::{EventId, SyncRequest, SyncResponse};
 use tokio::sync::watch;
@@ -299,12 +300,6 @@ fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// What one round (one exchange) achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Round {
@@ -325,6 +320,8 @@ pub struct SyncContext {
     pub status: Arc<SyncStatus>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The wall clock (when the last sync succeeded).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// A committer failure, as a sync failure.
@@ -369,7 +366,7 @@ pub async fn sync_once(
         .apply_sync(SyncJob { request, response })
         .await
         .map_err(local_failure)?;
-    ctx.status.synced(now_ms());
+    ctx.status.synced(ctx.clock.now_ms());
     let depth = ctx.metrics.outbox_depth();
     tracing::info!(
         sent = sent_events,

@@ -9,13 +9,14 @@ use std::time::Duration;
 use tally_agent::commit::{Committer, Limits};
 use tally_agent::metrics::Metrics;
 use tally_agent::store::AgentDb;
+use tally_store::SystemClock;
 use tally_sync::command::{Command, LineIn, Outcome, ReceiptLine};
 use tally_sync::{Gtin, ReplicaId};
 
 fn start(dir: &std::path::Path, limits: Limits) -> (Committer, std::thread::JoinHandle<()>) {
     let store = ReplicaId::new("store-committer").unwrap();
     let db = Arc::new(AgentDb::open(dir, Some(&store)).unwrap());
-    Committer::start(db, Arc::new(Metrics::new()), limits).unwrap()
+    Committer::start(db, Arc::new(Metrics::new()), limits, Arc::new(SystemClock)).unwrap()
 }
 
 fn item() -> Gtin {

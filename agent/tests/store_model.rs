@@ -31,6 +31,7 @@ use tally_agent::commit::{Committer, FlushBound, Limits};
 use tally_agent::metrics::Metrics;
 use tally_agent::store::{AgentDb, AgentTxn, BatchCounters};
 use tally_store::sim_disk::SimDisk;
+use tally_store::SystemClock;
 use tally_sync::command::{execute, Command, LineIn, Outcome, ReceiptLine, Stamp};
 use tally_sync::{EventId, Gtin, ReplicaId};
 
@@ -283,6 +284,7 @@ impl Agent {
                 flush,
                 ..Limits::default()
             },
+            Arc::new(SystemClock),
         )
         .unwrap();
         Self {
