@@ -49,6 +49,7 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
+use tally_sync::clock::Clock;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
@@ -86,8 +87,12 @@ pub enum HubError {
 /// listener's address once the PKI files are read, the database is open
 /// and the writer is started, just before connections are accepted (so a
 /// "listening" line is never printed by a hub that then fails to start).
+/// Every wall-clock time the hub records or compares against (syncs,
+/// online orders, the online window) is `clock`'s
+/// (`tally_store::SystemClock` in the binary).
 pub async fn run(
     config: Config,
+    clock: Arc<dyn Clock>,
     listener: TcpListener,
     ready: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()>,
@@ -126,6 +131,7 @@ pub async fn run(
             max_admin_body: config.max_admin_body,
             online_window_ms: u64::try_from(config.online_window.as_millis()).unwrap_or(u64::MAX),
         }),
+        clock,
     };
     let router = api::router(state);
     let acceptor = TlsAcceptor::from(tls);
