@@ -39,7 +39,8 @@ pub enum TagPlan {
     },
 }
 
-/// Decides what a tag does at `store` (pure): see the module docs.
+/// Decides what a tag does at `store` (pure): see [`crate::devices`]'s
+/// design constraints.
 pub fn tag_plan(store: &ReplicaId, epc: &Epc, history: Option<&EpcHistory>) -> TagPlan {
     let sgtin = match epc_codec::decode(epc) {
         Ok(DecodedEpc::Sgtin96(s)) => s,
