@@ -6,19 +6,28 @@
 //! Map (a request's path through the agent):
 //! - [`api`]: HTTP/JSON ↔ `tally_sync::command::Command`; reads from
 //!   snapshots.
-//! - [`commit`]: the single writer; batches commands into one transaction
-//!   and runs each through `tally_sync::command::execute`.
-//! - [`store`]: the agent's tables beside `tally-store`'s, one database.
-//! - [`devices`]: scanners and RFID readers wired to the committer
-//!   (self-checkout sales, receiving portal); [`measure`]: embedded prices
-//!   and weights of scanned codes (shared with the cashier terminal).
+//! - [`commit`]: the single writer: one typed method per kind of job
+//!   (command, catalog import, sync response, dead letter, flush), batched
+//!   into one transaction, each command run through
+//!   `tally_sync::command::execute` and stamped with the injected clock.
+//! - [`store`]: the agent's tables beside `tally-store`'s, one database:
+//!   opening and snapshot reads, the command core's `Ledger` over a write
+//!   transaction, the sync request and the applying of the hub's answer.
+//! - [`outbox`]: the outbox table's layout (runs of sequence numbers, one
+//!   row per batch; entries leave only on the hub's acknowledgement).
 //! - [`sync`]: the sync client (mTLS to the hub; outbox out, hub's
 //!   entries, rights and catalog in).
-//! - [`devices`]: a scanner that sells and an RFID reader that receives,
-//!   wired to the agent through the real drivers and the committer.
+//! - [`devices`]: a scanner that sells (self-checkout) and an RFID reader
+//!   that receives (dock portal), wired to the agent through the real
+//!   drivers and the committer; [`measure`]: embedded prices and weights
+//!   of scanned codes (shared with the cashier terminal).
 //! - [`config`], [`metrics`], [`status`]: configuration, Prometheus
 //!   metrics, sync status. [`catalog`], [`client`], [`cli`]: the CLI
 //!   (errors print through `tally_sync::report::one_line`).
+//!
+//! Wall-clock time comes only from the `tally_sync::clock::Clock` given to
+//! [`run`] (`tally_store::SystemClock` in the binary, a `ManualClock` in
+//! tests); `Instant`s time durations and deadlines.
 //!
 //! Library/binary split as in mini-redis: `main.rs` parses flags and calls
 //! [`run`] with a bound listener and a shutdown future, so tests start the

@@ -21,6 +21,11 @@
 //!   [`storage::redb`], its implementation on `tally-store`.
 //! - [`metrics`]: counters for `GET /metrics`.
 //!
+//! Wall-clock time comes only from the `tally_sync::clock::Clock` given to
+//! [`run`] and kept in [`api::AppState`] (`tally_store::SystemClock` in the
+//! binary, a `ManualClock` in tests): the handlers hand the writer the
+//! time of each sync and order.
+//!
 //! [`run`] serves until `shutdown` resolves (tokio mini-redis style: the
 //! caller owns the listener and the shutdown signal, so tests start the hub
 //! on `127.0.0.1:0` and stop it).
