@@ -21,6 +21,7 @@ use tally_hardware::gs1::{Interpretation, GS};
 use tally_hardware::ports;
 use tally_hardware::rcn::{RcnLayout, ValueKind};
 use tally_hardware::rfid::m100::M100;
+use tally_sync::clock::Clock;
 use tally_sync::Epc;
 use tokio::sync::mpsc;
 
@@ -100,12 +101,12 @@ pub struct ListenArgs {
 }
 
 /// Runs `decode`.
-pub fn run_decode(args: DecodeArgs) -> ExitCode {
+pub fn run_decode(args: DecodeArgs, clock: &dyn Clock) -> ExitCode {
     let result = match args.what {
         DecodeWhat::Barcode { raw, rcn_layouts } => {
             let layouts = layouts_or_default(rcn_layouts);
             barcode::decode(&unescape_gs(&raw), &layouts)
-                .map(|b| Value::Object(barcode_json(&b, current_year())))
+                .map(|b| Value::Object(barcode_json(&b, current_year(clock))))
                 .map_err(|e| e.to_string())
         }
         DecodeWhat::Epc { hex } => decode_epc_json(hex.trim()),
@@ -294,7 +295,7 @@ pub fn run_devices(args: DevicesArgs) -> ExitCode {
 }
 
 /// Runs `listen` until Ctrl-C.
-pub fn run_listen(args: ListenArgs) -> ExitCode {
+pub fn run_listen(args: ListenArgs, clock: &dyn Clock) -> ExitCode {
     if args.scanner.is_none() && args.rfid.is_none() {
         eprintln!("error: give --scanner PATH and/or --rfid PATH");
         return ExitCode::from(1);
@@ -311,7 +312,7 @@ pub fn run_listen(args: ListenArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(listen(args)) {
+    match runtime.block_on(listen(args, current_year(clock))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => {
             eprintln!("error: {reason}");
@@ -320,8 +321,7 @@ pub fn run_listen(args: ListenArgs) -> ExitCode {
     }
 }
 
-async fn listen(args: ListenArgs) -> Result<(), String> {
-    let year = current_year();
+async fn listen(args: ListenArgs, year: i32) -> Result<(), String> {
     let mut handles: Vec<DriverHandle> = Vec::new();
     let (scan_tx, mut scan_rx) = mpsc::channel::<ScannerEvent>(64);
     let (tag_tx, mut tag_rx) = mpsc::channel::<RfidEvent>(1024);
@@ -454,12 +454,10 @@ pub fn tag_json(report: &TagReport) -> Map<String, Value> {
     m
 }
 
-/// The current UTC year, for the century of GS1 dates (GS1 GenSpecs §7.12).
-fn current_year() -> i32 {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    year_of_unix_days((secs / 86_400) as i64)
+/// The current UTC year by `clock`, for the century of GS1 dates (GS1
+/// GenSpecs §7.12).
+fn current_year(clock: &dyn Clock) -> i32 {
+    year_of_unix_days((clock.now_ms() / 86_400_000) as i64)
 }
 
 /// The civil year of a day count since 1970-01-01 (proleptic Gregorian;

@@ -6,20 +6,29 @@
 //! Map (a request's path through the agent):
 //! - [`api`]: HTTP/JSON ↔ `tally_sync::command::Command`; reads from
 //!   snapshots.
-//! - [`commit`]: the single writer; batches commands into one transaction
-//!   and runs each through `tally_sync::command::execute`.
-//! - [`store`]: the agent's tables beside `tally-store`'s, one database.
-//! - [`devices`]: scanners and RFID readers wired to the committer
-//!   (self-checkout sales, receiving portal); [`measure`]: embedded prices
-//!   and weights of scanned codes (shared with the cashier terminal).
+//! - [`commit`]: the single writer: one typed method per kind of job
+//!   (command, catalog import, sync response, dead letter, flush), batched
+//!   into one transaction, each command run through
+//!   `tally_sync::command::execute` and stamped with the injected clock.
+//! - [`store`]: the agent's tables beside `tally-store`'s, one database:
+//!   opening and snapshot reads, the command core's `Ledger` over a write
+//!   transaction, the sync request and the applying of the hub's answer.
+//! - [`outbox`]: the outbox table's layout (runs of sequence numbers, one
+//!   row per batch; entries leave only on the hub's acknowledgement).
 //! - [`sync`]: the sync client (mTLS to the hub; outbox out, hub's
 //!   entries, rights and catalog in).
-//! - [`devices`]: a scanner that sells and an RFID reader that receives,
-//!   wired to the agent through the real drivers and the committer.
+//! - [`devices`]: a scanner that sells (self-checkout) and an RFID reader
+//!   that receives (dock portal), wired to the agent through the real
+//!   drivers and the committer; [`measure`]: embedded prices and weights
+//!   of scanned codes (shared with the cashier terminal).
 //! - [`config`], [`metrics`], [`status`]: configuration, Prometheus
 //!   metrics, sync status. [`catalog`], [`cli`]: the CLI (a client of
 //!   the API through `tally_agent_api::AgentClient`)
 //!   (errors print through `tally_sync::report::one_line`).
+//!
+//! Wall-clock time comes only from the `tally_sync::clock::Clock` given to
+//! [`run`] (`tally_store::SystemClock` in the binary, a `ManualClock` in
+//! tests); `Instant`s time durations and deadlines.
 //!
 //! Library/binary split as in mini-redis: `main.rs` parses flags and calls
 //! [`run`] with a bound listener and a shutdown future, so tests start the
@@ -42,6 +51,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tally_sync::clock::Clock;
 use tokio::net::TcpListener;
 
 use crate::api::AppState;
@@ -75,12 +85,15 @@ pub enum AgentError {
 }
 
 /// Runs the agent on `listener` until `shutdown` completes, then finishes
-/// in-flight requests and commits and returns. `ready` is called with the
+/// in-flight requests and commits and returns. Every wall-clock time it
+/// records (events, sync status, scanner sales' ids) is `clock`'s
+/// (`tally_store::SystemClock` in the binary). `ready` is called with the
 /// API's address once the database is open and the committer, sync and
 /// devices are started, just before requests are served (so a "listening"
 /// line is never printed by an agent that then fails to open its store).
 pub async fn run(
     config: Config,
+    clock: Arc<dyn Clock>,
     listener: TcpListener,
     ready: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -106,13 +119,16 @@ pub async fn run(
             .map_err(|_| AgentError::Panicked("reading the outbox"))??
     };
     metrics.set_outbox_depth(depth);
-    let (committer, committer_thread) =
-        Committer::start(db.clone(), metrics.clone(), commit_config.limits()).map_err(
-            |source| AgentError::Io {
-                what: "starting the committer",
-                source,
-            },
-        )?;
+    let (committer, committer_thread) = Committer::start(
+        db.clone(),
+        metrics.clone(),
+        commit_config.limits(),
+        clock.clone(),
+    )
+    .map_err(|source| AgentError::Io {
+        what: "starting the committer",
+        source,
+    })?;
     let status = Arc::new(SyncStatus::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let syncer = sync_config.map(|cfg| {
@@ -122,6 +138,7 @@ pub async fn run(
             committer: committer.clone(),
             status: status.clone(),
             metrics: metrics.clone(),
+            clock: clock.clone(),
         };
         tokio::spawn(sync::run(ctx, cfg, stop_rx.clone()))
     });
@@ -130,6 +147,7 @@ pub async fn run(
             db: db.clone(),
             committer: committer.clone(),
             metrics: metrics.clone(),
+            clock,
         },
         &devices_config,
         &stop_rx,

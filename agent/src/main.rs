@@ -17,10 +17,12 @@ mod pos;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tally_agent::cli::{self, AgentArg, CatalogCommand, RunArgs, StockArgs};
+use tally_store::SystemClock;
 
 /// Tally store agent.
 #[derive(Debug, Parser)]
@@ -53,9 +55,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
-        Command::Decode(args) => return devices_cli::run_decode(args),
+        Command::Decode(args) => return devices_cli::run_decode(args, &SystemClock),
         Command::Devices(args) => return devices_cli::run_devices(args),
-        Command::Listen(args) => return devices_cli::run_listen(args),
+        Command::Listen(args) => return devices_cli::run_listen(args, &SystemClock),
         Command::Pos(args) => return pos::run(args),
         Command::Run(args) => run(&args),
         Command::Stock(args) => runtime().and_then(|rt| print(rt.block_on(cli::stock(&args))?)),
@@ -172,7 +174,7 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         // Tests and scripts read this line to find the port (e.g. with
         // --listen 127.0.0.1:0); it comes once the store is open.
         let ready = |addr| println!("tally-agent listening on http://{addr}");
-        tally_agent::run(config, listener, ready, shutdown)
+        tally_agent::run(config, Arc::new(SystemClock), listener, ready, shutdown)
             .await
             .context("tally-agent stopped with an error")
     })

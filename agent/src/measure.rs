@@ -130,6 +130,8 @@ mod tests {
         assert_eq!(parse_decimal("0.750", 3), Some(750));
         assert_eq!(parse_decimal("0.7504", 3), Some(750));
         assert_eq!(parse_decimal("0.7505", 3), Some(751));
+        assert_eq!(parse_decimal("1.004", 2), Some(100));
+        assert_eq!(parse_decimal("1.005", 2), Some(101));
         assert_eq!(parse_decimal("1.5", 3), Some(1500));
         assert_eq!(parse_decimal("", 2), None);
         assert_eq!(parse_decimal("1.x", 2), None);

@@ -24,15 +24,16 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rand::Rng;
+use tally_sync::clock::Clock;
 use tally_sync::codec::{self, Encoding};
 use tally_sync::{EventId, SyncRequest, SyncResponse};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::commit::{CommitError, Committer, Done, Job, SyncJob};
+use crate::commit::{CommitError, Committer, SyncJob};
 use crate::metrics::Metrics;
 use crate::status::SyncStatus;
 use crate::store::AgentDb;
@@ -299,12 +300,6 @@ fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// What one round (one exchange) achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Round {
@@ -325,6 +320,8 @@ pub struct SyncContext {
     pub status: Arc<SyncStatus>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The wall clock (when the last sync succeeded).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// A committer failure, as a sync failure.
@@ -349,10 +346,7 @@ pub async fn sync_once(
 ) -> Result<Round, Failure> {
     // The delta is read from the counters table: write the held-back
     // counters first so it carries every committed change.
-    ctx.committer
-        .submit(Job::Flush)
-        .await
-        .map_err(local_failure)?;
+    ctx.committer.flush().await.map_err(local_failure)?;
     let db = ctx.db.clone();
     let request = tokio::task::spawn_blocking(move || db.sync_request(max_events))
         .await
@@ -367,18 +361,12 @@ pub async fn sync_once(
     let response = client.exchange(&request).await?;
     let more = response.more;
     let sent_events = request.events.len() as u64;
-    let done = ctx
+    let applied = ctx
         .committer
-        .submit(Job::Sync(Box::new(SyncJob { request, response })))
+        .apply_sync(SyncJob { request, response })
         .await
         .map_err(local_failure)?;
-    let Done::Synced(applied) = done else {
-        return Err(Failure::Stuck {
-            code: "internal".into(),
-            detail: "the committer answered a sync with another job's result".into(),
-        });
-    };
-    ctx.status.synced(now_ms());
+    ctx.status.synced(ctx.clock.now_ms());
     let depth = ctx.metrics.outbox_depth();
     tracing::info!(
         sent = sent_events,
@@ -453,7 +441,7 @@ pub async fn run(ctx: SyncContext, config: SyncConfig, mut stop: watch::Receiver
             }
             Err(Failure::EventRefused { id, reason }) => {
                 tracing::error!(event = %id, %reason, "The hub refused an event for good; dead-lettering it.");
-                if let Err(e) = ctx.committer.submit(Job::DeadLetter { id, reason }).await {
+                if let Err(e) = ctx.committer.dead_letter(id, reason).await {
                     tracing::error!(error = %e, "Could not dead-letter the event.");
                 }
                 due = Instant::now();

@@ -6,35 +6,36 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tally_agent::commit::{Committer, Done, Job, Limits};
+use tally_agent::commit::{Committer, Limits};
 use tally_agent::metrics::Metrics;
 use tally_agent::store::AgentDb;
+use tally_store::SystemClock;
 use tally_sync::command::{Command, LineIn, Outcome, ReceiptLine};
 use tally_sync::{Gtin, ReplicaId};
 
 fn start(dir: &std::path::Path, limits: Limits) -> (Committer, std::thread::JoinHandle<()>) {
     let store = ReplicaId::new("store-committer").unwrap();
     let db = Arc::new(AgentDb::open(dir, Some(&store)).unwrap());
-    Committer::start(db, Arc::new(Metrics::new()), limits).unwrap()
+    Committer::start(db, Arc::new(Metrics::new()), limits, Arc::new(SystemClock)).unwrap()
 }
 
 fn item() -> Gtin {
     "4006381333931".parse().unwrap()
 }
 
-fn receipt(qty: u64) -> Job {
-    Job::Command(Command::Receipt {
+fn receipt(qty: u64) -> Command {
+    Command::Receipt {
         id: None,
         lines: vec![ReceiptLine {
             gtin: item(),
             qty,
             epc: None,
         }],
-    })
+    }
 }
 
-fn sale() -> Job {
-    Job::Command(Command::Sale {
+fn sale() -> Command {
+    Command::Sale {
         id: None,
         lines: vec![LineIn {
             gtin: item(),
@@ -44,11 +45,11 @@ fn sale() -> Job {
         }],
         tenders: Vec::new(),
         approval: None,
-    })
+    }
 }
 
-fn recorded(done: &Done) -> bool {
-    matches!(done, Done::Command(Outcome::Recorded { new: true, .. }))
+fn recorded(done: &Outcome) -> bool {
+    matches!(done, Outcome::Recorded { new: true, .. })
 }
 
 /// The nice values of this process's `tally-committer` threads (tests run
@@ -100,7 +101,7 @@ fn the_committer_thread_runs_at_its_configured_priority() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let done = rt.block_on(committer.submit(receipt(5))).unwrap();
+    let done = rt.block_on(committer.command(receipt(5))).unwrap();
     assert!(recorded(&done), "{done:?}");
     let expected = if may_set_nice(-5) { -5 } else { process_nice };
     let nices = committer_nices();
@@ -119,13 +120,13 @@ fn a_lone_request_after_a_batch_is_answered_without_a_crowd() {
     let (_dir, committer, thread, rt) = held(Duration::from_secs(3600));
     rt.block_on(async {
         let deadline = Duration::from_secs(30);
-        let done = tokio::time::timeout(deadline, committer.submit(receipt(10)))
+        let done = tokio::time::timeout(deadline, committer.command(receipt(10)))
             .await
             .expect("a first request is never held")
             .unwrap();
         assert!(recorded(&done), "{done:?}");
         for _ in 0..3 {
-            let done = tokio::time::timeout(deadline, committer.submit(sale()))
+            let done = tokio::time::timeout(deadline, committer.command(sale()))
                 .await
                 .expect("one client's requests are never held")
                 .unwrap();
@@ -143,11 +144,11 @@ fn a_held_batch_is_committed_when_the_hold_runs_out() {
     let (_dir, committer, thread, rt) = held(Duration::from_millis(20));
     rt.block_on(async {
         let deadline = Duration::from_secs(30);
-        let done = committer.submit(receipt(100)).await.unwrap();
+        let done = committer.command(receipt(100)).await.unwrap();
         assert!(recorded(&done), "{done:?}");
         let tickets = burst(&committer, 8).await;
         assert!(tickets.iter().all(recorded), "{tickets:?}");
-        let done = tokio::time::timeout(deadline, committer.submit(sale()))
+        let done = tokio::time::timeout(deadline, committer.command(sale()))
             .await
             .expect("a held batch is committed once the hold runs out")
             .unwrap();
@@ -183,10 +184,10 @@ fn held(
 }
 
 /// Queues `n` sales at once and waits for all of them.
-async fn burst(committer: &Committer, n: usize) -> Vec<Done> {
+async fn burst(committer: &Committer, n: usize) -> Vec<Outcome> {
     let mut tickets = Vec::new();
     for _ in 0..n {
-        tickets.push(committer.enqueue(sale()).await.unwrap());
+        tickets.push(committer.enqueue_command(sale()).await.unwrap());
     }
     let mut done = Vec::new();
     for t in tickets {

@@ -27,10 +27,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use tally_agent::commit::{Committer, Done, FlushBound, Job, Limits};
+use tally_agent::commit::{Committer, FlushBound, Limits};
 use tally_agent::metrics::Metrics;
 use tally_agent::store::{AgentDb, AgentTxn, BatchCounters};
 use tally_store::sim_disk::SimDisk;
+use tally_store::SystemClock;
 use tally_sync::command::{execute, Command, LineIn, Outcome, ReceiptLine, Stamp};
 use tally_sync::{EventId, Gtin, ReplicaId};
 
@@ -283,6 +284,7 @@ impl Agent {
                 flush,
                 ..Limits::default()
             },
+            Arc::new(SystemClock),
         )
         .unwrap();
         Self {
@@ -364,12 +366,11 @@ fn direct(place: &Place, cmds: &[Cmd], model: Option<&mut Model>) -> Result<(), 
 }
 
 /// What the committer answered, as the model names it.
-fn expect_of(done: &Done) -> Expect {
+fn expect_of(done: &Outcome) -> Expect {
     match done {
-        Done::Command(Outcome::Recorded { new: true, .. }) => Expect::New,
-        Done::Command(Outcome::Recorded { new: false, .. }) => Expect::Retry,
-        Done::Command(Outcome::Refused { .. }) => Expect::Refused,
-        other => panic!("{other:?}"),
+        Outcome::Recorded { new: true, .. } => Expect::New,
+        Outcome::Recorded { new: false, .. } => Expect::Retry,
+        Outcome::Refused { .. } => Expect::Refused,
     }
 }
 
@@ -378,11 +379,11 @@ fn submit_all(
     rt: &tokio::runtime::Runtime,
     committer: &Committer,
     cmds: &[Cmd],
-) -> Vec<Result<Done, tally_agent::commit::CommitError>> {
+) -> Vec<Result<Outcome, tally_agent::commit::CommitError>> {
     rt.block_on(async {
         let mut tickets = Vec::new();
         for c in cmds {
-            tickets.push(committer.enqueue(Job::Command(to_command(*c))).await);
+            tickets.push(committer.enqueue_command(to_command(*c)).await);
         }
         let mut answers = Vec::new();
         for t in tickets {
@@ -471,8 +472,7 @@ fn run_at(place: &Place, ops: Vec<Op>, flush: FlushBound) -> Result<(), TestCase
             }
             Op::Flush => {
                 let (committer, _) = agent.committer.as_ref().unwrap();
-                let done = rt.block_on(committer.submit(Job::Flush)).unwrap();
-                prop_assert!(matches!(done, Done::Flushed(_)), "{:?}", done);
+                rt.block_on(committer.flush()).unwrap();
             }
             Op::PowerCut(cmds) => {
                 agent.close();
@@ -648,8 +648,7 @@ fn the_committer_flushes_at_its_bound() {
         let agent = Agent::open(&Place::Dir(dir.path().to_path_buf()), bound);
         let (committer, _) = agent.committer.as_ref().unwrap();
         for c in &cmds {
-            rt.block_on(committer.submit(Job::Command(to_command(*c))))
-                .unwrap();
+            rt.block_on(committer.command(to_command(*c))).unwrap();
         }
         // One receipt per batch: at the bound of 4 the 4th batch flushes
         // all three counters, and the 5th and 6th hold back two again.

@@ -21,6 +21,11 @@
 //!   [`storage::redb`], its implementation on `tally-store`.
 //! - [`metrics`]: counters for `GET /metrics`.
 //!
+//! Wall-clock time comes only from the `tally_sync::clock::Clock` given to
+//! [`run`] and kept in [`api::AppState`] (`tally_store::SystemClock` in the
+//! binary, a `ManualClock` in tests): the handlers hand the writer the
+//! time of each sync and order.
+//!
 //! [`run`] serves until `shutdown` resolves (tokio mini-redis style: the
 //! caller owns the listener and the shutdown signal, so tests start the hub
 //! on `127.0.0.1:0` and stop it).
@@ -49,6 +54,7 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
+use tally_sync::clock::Clock;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
@@ -86,8 +92,12 @@ pub enum HubError {
 /// listener's address once the PKI files are read, the database is open
 /// and the writer is started, just before connections are accepted (so a
 /// "listening" line is never printed by a hub that then fails to start).
+/// Every wall-clock time the hub records or compares against (syncs,
+/// online orders, the online window) is `clock`'s
+/// (`tally_store::SystemClock` in the binary).
 pub async fn run(
     config: Config,
+    clock: Arc<dyn Clock>,
     listener: TcpListener,
     ready: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()>,
@@ -126,6 +136,7 @@ pub async fn run(
             max_admin_body: config.max_admin_body,
             online_window_ms: u64::try_from(config.online_window.as_millis()).unwrap_or(u64::MAX),
         }),
+        clock,
     };
     let router = api::router(state);
     let acceptor = TlsAcceptor::from(tls);

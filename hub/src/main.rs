@@ -3,12 +3,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tally_hub::pki::{self, DataDir};
 use tally_hub::Config;
+use tally_store::SystemClock;
 use tally_sync::ReservePolicy;
 
 /// Tally HQ hub.
@@ -235,9 +237,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 // One line on stdout for scripts and tests that listen on
                 // :0, once the hub has started.
                 let ready = |addr| println!("tally-hub listening on https://{addr}");
-                tally_hub::run(config, listener, ready, shutdown_signal(stop_on_stdin_eof))
-                    .await
-                    .context("running the hub")
+                tally_hub::run(
+                    config,
+                    Arc::new(SystemClock),
+                    listener,
+                    ready,
+                    shutdown_signal(stop_on_stdin_eof),
+                )
+                .await
+                .context("running the hub")
             })?;
         }
     }

@@ -44,7 +44,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
@@ -60,6 +60,8 @@ use tally_hub::pki::{self, DataDir};
 use tally_hub::storage::redb::SyncSettings;
 use tally_hub::storage::RedbHub;
 use tally_hub::Config;
+use tally_store::SystemClock;
+use tally_sync::clock::Clock;
 use tally_sync::Gtin;
 
 /// Debian's Chromium (a wrapper script that execs the browser).
@@ -67,13 +69,6 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 /// How long any one condition may take to come true.
 const DEADLINE: Duration = Duration::from_secs(30);
 const MINUTE_MS: u64 = 60_000;
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
 
 // ------------------------------------------------------------ Chromium
 
@@ -375,7 +370,7 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
         return;
     }
     let started = Instant::now();
-    let now = now_ms();
+    let now = SystemClock.now_ms();
     let pencil = Gtin::parse("4006381333931").unwrap();
     let notebook = Gtin::from_body(400638133394).unwrap();
     let jacket = Gtin::from_body(400638133395).unwrap();
@@ -753,7 +748,7 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
 
     // --- One more sale at store-north: the page shows it without reload.
     let before = api(&admin, "/v1/stores").await;
-    north.set_clock(now_ms());
+    north.set_clock(SystemClock.now_ms());
     north.sell(pencil, 1).unwrap();
     north.sync_all(&north_client, 10).await;
     let after = api(&admin, "/v1/stores").await;
@@ -800,7 +795,7 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
 
     // --- More exceptions than one page of the API (1,000): the page keeps
     // up by cursor and shows the newest first.
-    north.set_clock(now_ms());
+    north.set_clock(SystemClock.now_ms());
     let mut last = None;
     for _ in 0..1_000 {
         last = Some(north.sell_override(lamp, 1));

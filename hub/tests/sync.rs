@@ -9,6 +9,8 @@ mod support;
 use reqwest::StatusCode;
 use serde_json::json;
 use support::{gtin, SimStore, TestHub};
+use tally_store::SystemClock;
+use tally_sync::clock::Clock;
 use tally_sync::codec::{self, Encoding};
 use tally_sync::counter::TransferKey;
 use tally_sync::{BoundedCounter, DeltaEntry, ItemKey, LocationId, ReplicaId};
@@ -122,10 +124,7 @@ async fn sales_per_minute_feed_the_dashboard_once_per_sale() {
     let hub = TestHub::start(|_| {}).await;
     let client = hub.store_client(&hub.enroll("s1"));
     let admin = hub.admin();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let now = SystemClock.now_ms();
     let mut s1 = SimStore::new("s1", 9);
     s1.set_clock(now - 120_000);
     s1.receive(gtin(1), 20);

@@ -3,8 +3,10 @@
 //!
 //! Unlike `tally-sync`, this crate does I/O: it owns the database files
 //! and syncs them (and their directories) to disk, and runs a thread per
-//! file that writes its new space ahead ([`prewrite`]). It has no
-//! network, no clock and no async runtime.
+//! file that writes its new space ahead ([`prewrite`]). It reads the
+//! system clock in one place, [`SystemClock`] (the one
+//! `tally_sync::clock::Clock` that does), and nowhere else: the storage
+//! itself stamps no times. It has no network and no async runtime.
 //!
 //! # Design constraints
 //! - **Durable before acknowledged.** Every [`WriteTxn::commit`] uses redb's
@@ -55,6 +57,8 @@
 //! - `tables.rs`: the file format: table definitions, metadata keys,
 //!   record encoding, and the reads every transaction type shares.
 //! - `error.rs`: [`StoreError`].
+//! - `clock.rs`: [`SystemClock`], the system's wall clock, which the
+//!   agent's and hub's binaries pass to everything that stamps a time.
 //! - [`prewrite`]: the file backend every database is opened with
 //!   ([`PrewrittenFile`]), writing zeros ahead of the database's growth.
 //! - [`holes`]: the pure set of not-yet-written ranges `prewrite` tracks.
@@ -62,6 +66,7 @@
 //!   volatile write cache, for power-cut tests.
 
 mod catalog;
+mod clock;
 mod db;
 mod error;
 pub mod holes;
@@ -72,6 +77,7 @@ pub mod sim_disk;
 mod tables;
 mod txn;
 
+pub use clock::SystemClock;
 pub use db::{sync_parent_dir, Db};
 pub use error::StoreError;
 pub use prewrite::{PrewriteConfig, PrewriteStats, PrewrittenFile};

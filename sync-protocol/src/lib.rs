@@ -2,7 +2,8 @@
 //!
 //! Everything here is a value and every function is a pure function of its
 //! arguments: no I/O, no tokio, no clock reads, no entropy (the simulation
-//! draws from a seeded generator it is given). The agent, the hub and the
+//! draws from a seeded generator it is given). Time comes in as an
+//! argument, or through a [`clock::Clock`] the caller hands over. The agent, the hub and the
 //! simulation all build on it, so the rules that keep stock consistent
 //! (escrow counters, validation, event effects, rebalancing) exist once.
 //!
@@ -23,10 +24,14 @@
 //! - [`audit`]: checks computed from events alone.
 //! - [`error_body`]: the error body every HTTP API of Tally answers with.
 //! - [`sim`]: the deterministic simulation of a hub and stores.
+//! - [`clock`]: the [`clock::Clock`] trait every part that stamps a time
+//!   is given, and [`clock::ManualClock`] for tests and simulations (the
+//!   system clock is `tally_store::SystemClock`).
 //! - [`timestamp`]: how the APIs show a time (RFC 3339, UTC).
 //! - [`report`]: how the binaries show an error (one line, each cause once).
 
 pub mod audit;
+pub mod clock;
 pub mod codec;
 pub mod command;
 pub mod counter;

@@ -18,7 +18,7 @@ use tally_sync::{Epc, Gtin};
 
 use super::json::ApiJson;
 use super::{AppState, ErrorAnswer};
-use crate::commit::{Done, Job};
+use crate::commit::CatalogStored;
 
 /// Most catalog items in one `POST /v1/catalog` request.
 pub const MAX_CATALOG_ITEMS: usize = 5_000;
@@ -56,8 +56,8 @@ fn lines(body: Vec<LineBody>) -> Result<Vec<LineIn>, ErrorAnswer> {
 }
 
 async fn submit(state: &AppState, cmd: Command) -> Result<Response, ErrorAnswer> {
-    match state.committer.submit(Job::Command(cmd)).await? {
-        Done::Command(Outcome::Recorded { event, new }) => {
+    match state.committer.command(cmd).await? {
+        Outcome::Recorded { event, new } => {
             let status = if new {
                 StatusCode::CREATED
             } else {
@@ -65,12 +65,7 @@ async fn submit(state: &AppState, cmd: Command) -> Result<Response, ErrorAnswer>
             };
             Ok((status, Json(Recorded::of(&event))).into_response())
         }
-        Done::Command(Outcome::Refused { refusal, .. }) => Err(ErrorAnswer::Refused(refusal)),
-        Done::Catalog { .. } | Done::Synced(_) | Done::DeadLettered(_) | Done::Flushed(_) => {
-            Err(ErrorAnswer::Unavailable(
-                "the committer answered a command with another job's result".into(),
-            ))
-        }
+        Outcome::Refused { refusal, .. } => Err(ErrorAnswer::Refused(refusal)),
     }
 }
 
@@ -162,14 +157,6 @@ pub(super) async fn post_catalog(
             d.again, d.gtin, d.first
         ))
     })?;
-    match state.committer.submit(Job::Catalog(items)).await? {
-        Done::Catalog { items, changed } => {
-            Ok(Json(CatalogImported { changed, items }).into_response())
-        }
-        Done::Command(_) | Done::Synced(_) | Done::DeadLettered(_) | Done::Flushed(_) => {
-            Err(ErrorAnswer::Unavailable(
-                "the committer answered a catalog import with another job's result".into(),
-            ))
-        }
-    }
+    let CatalogStored { items, changed } = state.committer.catalog(items).await?;
+    Ok(Json(CatalogImported { changed, items }).into_response())
 }

@@ -9,12 +9,15 @@ pub mod pty;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tally_agent::config::{parse_store_id, Config};
 use tally_agent::AgentError;
 use tally_agent_api::client::AgentClient as ApiClient;
+use tally_store::SystemClock;
+use tally_sync::clock::Clock;
 use tokio::sync::oneshot;
 
 /// An agent running in this process.
@@ -36,17 +39,28 @@ impl TestAgent {
     /// Starts an agent with `config`; `Err` if it stopped with an error
     /// before answering.
     pub async fn try_start(config: Config) -> Result<Self, AgentError> {
+        Self::try_start_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Starts an agent with `config` whose wall clock is `clock`; `Err`
+    /// if it stopped with an error before answering.
+    pub async fn try_start_with_clock(
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, AgentError> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let mut task = tokio::spawn(tally_agent::run(config, listener, |_| {}, async move {
-            let _ = stopped.await;
-        }));
-        let client = ApiClient::new(
-            &format!("http://{addr}"),
-            std::time::Duration::from_secs(30),
-        )
-        .unwrap();
+        let mut task = tokio::spawn(tally_agent::run(
+            config,
+            clock,
+            listener,
+            |_| {},
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let client = ApiClient::new(&format!("http://{addr}"), Duration::from_secs(30)).unwrap();
         // Ready when it answers; or it failed to start.
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {

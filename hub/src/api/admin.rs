@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use tally_sync::timestamp::rfc3339;
 use tally_sync::Gtin;
 
-use super::{body_error, error, now_ms, read_body, read_storage, AppState};
+use super::{body_error, error, read_body, read_storage, AppState};
 
 /// The admin token check: `Err` is the 401 to answer.
 fn authorized(st: &AppState, headers: &HeaderMap) -> Result<(), Response> {
@@ -111,7 +111,7 @@ pub(super) async fn stores(
     authorized(&st, &headers)?;
     let window = st.settings.online_window_ms;
     let records = read_storage(&st, |s| s.stores()).await?;
-    let now = now_ms();
+    let now = st.clock.now_ms();
     let list: Vec<Value> = records
         .into_iter()
         .map(|r| {
@@ -189,7 +189,7 @@ pub(super) async fn sales_stats(
         "minutes must be a non-negative integer",
     )?;
     let minutes = q.minutes.unwrap_or(60).clamp(1, 7 * 24 * 60);
-    let since = (now_ms() / 60_000).saturating_sub(minutes);
+    let since = (st.clock.now_ms() / 60_000).saturating_sub(minutes);
     let rows = read_storage(&st, move |s| s.sales_per_minute(since)).await?;
     let mut stores = serde_json::Map::new();
     for (store, minute, units) in rows {
@@ -235,7 +235,7 @@ pub(super) async fn metrics(
     authorized(&st, &headers)?;
     let window = st.settings.online_window_ms;
     let records = read_storage(&st, |s| s.stores()).await?;
-    let now = now_ms();
+    let now = st.clock.now_ms();
     let online = records
         .iter()
         .filter(|r| is_online(r.last_sync_ms, now, window))

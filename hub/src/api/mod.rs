@@ -36,7 +36,6 @@ mod orders;
 mod sync;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -44,6 +43,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::BodyExt;
+use tally_sync::clock::Clock;
 use tally_sync::error_body::ErrorBody;
 
 use crate::metrics::Metrics;
@@ -70,6 +70,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Limits and windows.
     pub settings: Arc<ApiSettings>,
+    /// The wall clock: the time of syncs and orders, and "now" for the
+    /// online window and the sales feed.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -108,12 +111,6 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/style.css", get(dashboard::css))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .with_state(state)
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A JSON error response (`tally_sync::error_body::ErrorBody`, the

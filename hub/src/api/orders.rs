@@ -17,7 +17,7 @@ use tally_sync::{EventId, Gtin, LocationId};
 use tracing::info;
 
 use super::admin::admin_json;
-use super::{error, invalid, now_ms, with_details, write_error, AppState};
+use super::{error, invalid, with_details, write_error, AppState};
 use crate::storage::{OrderRequest, OrderResult};
 
 /// Longest order id accepted.
@@ -41,10 +41,10 @@ struct OrderLineBody {
     qty: u64,
 }
 
-/// The order the body asks for, with a fresh event id (and the order id
-/// from it when the body has none), or the 422 to answer.
-fn validate_order(body: OrderBody) -> Result<OrderRequest, Response> {
-    let now = now_ms();
+/// The order the body asks for at `now` (Unix ms), with a fresh event id
+/// (and the order id from it when the body has none), or the 422 to
+/// answer.
+fn validate_order(body: OrderBody, now: u64) -> Result<OrderRequest, Response> {
     let mut random = [0u8; 10];
     rand::rngs::OsRng.fill_bytes(&mut random);
     let event_id = EventId::v7(now, random);
@@ -96,7 +96,7 @@ pub(super) async fn orders(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Response> {
-    let order = validate_order(admin_json(&st, &headers, body).await?)?;
+    let order = validate_order(admin_json(&st, &headers, body).await?, st.clock.now_ms())?;
     let (order_id, store) = (order.order_id.clone(), order.store.clone());
     Ok(match st.writer.order(order).await {
         Ok(OrderResult::Accepted(receipt)) => {
@@ -159,7 +159,7 @@ mod tests {
                 },
             ],
         };
-        let o = validate_order(body).unwrap();
+        let o = validate_order(body, 1).unwrap();
         assert_eq!(o.lines, vec![(Gtin::parse(g).unwrap(), 5)]);
         for (store, qty, id) in [
             ("hub", 1, "x"),
@@ -175,7 +175,7 @@ mod tests {
                     qty,
                 }],
             };
-            assert!(validate_order(bad).is_err(), "{store} {qty} {id}");
+            assert!(validate_order(bad, 1).is_err(), "{store} {qty} {id}");
         }
     }
 }

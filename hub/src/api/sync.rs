@@ -18,7 +18,7 @@ use tally_sync::exchange::{Identity, SyncRefusal};
 use tally_sync::{LocationId, SyncRequest, SyncResponse};
 use tracing::{info, warn};
 
-use super::{body_error, error, now_ms, read_body, with_details, write_error, AppState, BodyError};
+use super::{body_error, error, read_body, with_details, write_error, AppState, BodyError};
 use crate::metrics::SyncOutcome;
 use crate::pki::CertIdentity;
 use crate::storage::{SyncResult, SyncSummary};
@@ -204,7 +204,7 @@ async fn submit(st: &AppState, id: &CertIdentity, req: SyncRequest) -> Result<Sy
         location,
     };
     st.writer
-        .sync(who, req, now_ms())
+        .sync(who, req, st.clock.now_ms())
         .await
         .map_err(|e| (SyncOutcome::Unavailable, write_error(e)))
 }

@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Once;
+use std::sync::{Arc, Once};
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -18,6 +18,8 @@ use serde_json::Value;
 use tally_hub::pki::{self, DataDir};
 use tally_hub::storage::{HubStorage, SyncResult};
 use tally_hub::Config;
+use tally_store::SystemClock;
+use tally_sync::clock::Clock;
 use tally_sync::codec::{self, Encoding};
 use tally_sync::command::{Approval, Command, LineIn, Outcome, ReceiptLine, Stamp};
 use tally_sync::exchange::Identity;
@@ -48,10 +50,19 @@ pub struct TestHub {
 impl TestHub {
     /// A fresh data directory (`init`ed) and a hub serving it.
     pub async fn start(tweak: impl FnOnce(&mut Config)) -> TestHub {
+        Self::start_with_clock(Arc::new(SystemClock), tweak).await
+    }
+
+    /// A fresh data directory and a hub serving it whose wall clock is
+    /// `clock`.
+    pub async fn start_with_clock(
+        clock: Arc<dyn Clock>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestHub {
         let tmp = tempfile::tempdir().unwrap();
         let data = DataDir::new(tmp.path().join("hub"));
         pki::init(&data, &[]).unwrap();
-        Self::serve(tmp, data, tweak).await
+        Self::serve_with_clock(tmp, data, clock, tweak).await
     }
 
     /// Serves an existing data directory.
@@ -60,13 +71,23 @@ impl TestHub {
         data: DataDir,
         tweak: impl FnOnce(&mut Config),
     ) -> TestHub {
+        Self::serve_with_clock(tmp, data, Arc::new(SystemClock), tweak).await
+    }
+
+    /// Serves an existing data directory with `clock` as the wall clock.
+    pub async fn serve_with_clock(
+        tmp: tempfile::TempDir,
+        data: DataDir,
+        clock: Arc<dyn Clock>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestHub {
         crypto();
         let mut config = Config::new(data.root());
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(tally_hub::run(config, listener, |_| {}, async {
+        let task = tokio::spawn(tally_hub::run(config, clock, listener, |_| {}, async {
             let _ = rx.await;
         }));
         let token = data.read_admin_token().unwrap();

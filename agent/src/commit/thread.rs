@@ -1,0 +1,490 @@
+//! The committer thread: takes the first waiting job and everything
+//! queued behind it (holding up to [`Limits::hold`] for the batch to regrow,
+//! see [`keep_holding`]), applies them in order in ONE write transaction,
+//! commits once (one `fdatasync`), then answers them all; refusals and
+//! already-durable retries are answered at once. The design constraints
+//! are [`crate::commit`]'s.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+use tally_store::{StoreError, WriteTxn};
+use tally_sync::clock::Clock;
+use tally_sync::command::{execute, Outcome, Stamp};
+use tally_sync::{EventId, EventKind, Refusal};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::{
+    answer, keep_holding, CatalogStored, CommitError, FlushBound, Job, Limits, Reply, Request,
+};
+use crate::metrics::{KindLabel, Metrics, ReasonLabel};
+use crate::store::{
+    apply_sync, dead_letter, put_catalog, AgentDb, AgentTxn, BatchCounters, SyncApplied,
+};
+
+/// How long the committer sleeps between looks at the queue while it holds
+/// a batch (the kernel's timer slack, 50 µs for a normal thread, comes on
+/// top).
+const HOLD_STEP: Duration = Duration::from_micros(20);
+
+/// Starts the thread over `db`: it takes jobs from `rx` until every
+/// sender is gone, stamps commands with `clock`'s time and bumps
+/// `recorded` after each commit that appended to the outbox.
+pub(super) fn spawn(
+    db: Arc<AgentDb>,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+    clock: Arc<dyn Clock>,
+    rx: mpsc::Receiver<Request>,
+    recorded: watch::Sender<u64>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("tally-committer".into())
+        .spawn(move || {
+            set_nice(limits.nice);
+            let stamps = Stamps {
+                clock: clock.as_ref(),
+                rng: rand::thread_rng(),
+            };
+            run(&db, &metrics, rx, limits, stamps, &recorded);
+        })
+}
+
+/// Sets the calling thread's nice value, or logs why it could not.
+fn set_nice(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    let tid = rustix::thread::gettid();
+    match rustix::process::setpriority_process(Some(tid), nice) {
+        Ok(()) => tracing::debug!(nice, "Committer thread priority set."),
+        Err(e) => tracing::info!(
+            nice,
+            error = %e,
+            "Committer thread stays at the process's priority (raising it needs \
+             CAP_SYS_NICE or RLIMIT_NICE, e.g. systemd's LimitNICE=)."
+        ),
+    }
+}
+
+/// A job applied in the open transaction, with its result, answered once
+/// the transaction committed (or failed with it).
+#[derive(Debug)]
+enum Answer {
+    Command(Reply<Outcome>, Outcome),
+    Catalog(Reply<CatalogStored>, CatalogStored),
+    Synced(Reply<SyncApplied>, SyncApplied),
+    DeadLettered(Reply<bool>, bool),
+    Flushed(Reply<usize>, usize),
+}
+
+impl Answer {
+    /// Answers with the result: the batch committed.
+    fn send(self, metrics: &Metrics, queued: Instant, now: Instant) {
+        match self {
+            Answer::Command(reply, outcome) => {
+                metrics
+                    .durable_seconds
+                    .observe(now.saturating_duration_since(queued).as_secs_f64());
+                count(metrics, &outcome);
+                answer(reply, Ok(outcome));
+            }
+            Answer::Catalog(reply, stored) => answer(reply, Ok(stored)),
+            Answer::Synced(reply, applied) => answer(reply, Ok(applied)),
+            Answer::DeadLettered(reply, was_queued) => answer(reply, Ok(was_queued)),
+            Answer::Flushed(reply, n) => answer(reply, Ok(n)),
+        }
+    }
+
+    /// Answers with `e` instead: the batch was not committed.
+    fn fail(self, e: &CommitError) {
+        match self {
+            Answer::Command(reply, _) => answer(reply, Err(e.clone())),
+            Answer::Catalog(reply, _) => answer(reply, Err(e.clone())),
+            Answer::Synced(reply, _) => answer(reply, Err(e.clone())),
+            Answer::DeadLettered(reply, _) => answer(reply, Err(e.clone())),
+            Answer::Flushed(reply, _) => answer(reply, Err(e.clone())),
+        }
+    }
+}
+
+fn run(
+    db: &AgentDb,
+    metrics: &Metrics,
+    mut rx: mpsc::Receiver<Request>,
+    limits: Limits,
+    mut stamps: Stamps<'_, impl RngCore>,
+    recorded: &watch::Sender<u64>,
+) {
+    let (max_batch, flush) = (limits.max_batch.max(1), limits.flush);
+    let mut target = 1;
+    while let Some(first) = rx.blocking_recv() {
+        let taken = Instant::now();
+        let mut batch = vec![first];
+        loop {
+            while batch.len() < max_batch {
+                match rx.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(_) => break,
+                }
+            }
+            let held = taken.elapsed();
+            if !keep_holding(batch.len(), target, held, limits.hold) {
+                break;
+            }
+            std::thread::sleep(HOLD_STEP.min(limits.hold.saturating_sub(held)));
+        }
+        target = batch.len();
+        if process(db, metrics, flush, batch, &mut stamps) > 0 {
+            recorded.send_modify(|n| *n += 1);
+        }
+    }
+    if db.unflushed_len() > 0 {
+        let (reply, _ignored) = oneshot::channel();
+        let last = Request {
+            job: Job::Flush(reply),
+            queued: Instant::now(),
+        };
+        process(db, metrics, flush, vec![last], &mut stamps);
+    }
+    tracing::debug!(unflushed = db.unflushed_len(), "Committer stopped.");
+}
+
+/// Where commands' stamps come from: the injected wall clock and the
+/// committer's randomness (event ids).
+struct Stamps<'c, R> {
+    clock: &'c dyn Clock,
+    rng: R,
+}
+
+impl<R: RngCore> Stamps<'_, R> {
+    fn next(&mut self) -> Stamp {
+        let mut random = [0u8; 10];
+        self.rng.fill_bytes(&mut random);
+        Stamp {
+            now_ms: self.clock.now_ms(),
+            random,
+        }
+    }
+}
+
+fn refusal_reason(r: &Refusal) -> &'static str {
+    match r {
+        Refusal::InsufficientStock { .. } => "insufficient_stock",
+        Refusal::AlreadySold { .. } => "already_sold",
+        Refusal::NotSold { .. } => "not_sold",
+        Refusal::ExceedsSale { .. } => "exceeds_sale",
+        Refusal::Invalid(_) => "invalid",
+    }
+}
+
+/// An applied job waiting for its batch's commit, and when it was queued.
+type Waiting = (Answer, Instant);
+
+/// Applies one batch in one transaction and answers every request.
+/// Returns how many events it durably appended to the outbox.
+fn process(
+    db: &AgentDb,
+    metrics: &Metrics,
+    flush: FlushBound,
+    batch: Vec<Request>,
+    stamps: &mut Stamps<'_, impl RngCore>,
+) -> u64 {
+    let started = Instant::now();
+    let size = batch.len();
+    for r in &batch {
+        metrics
+            .queue_seconds
+            .observe(started.saturating_duration_since(r.queued).as_secs_f64());
+    }
+    let txn = match db.begin_write() {
+        Ok(t) => t,
+        Err(e) => {
+            fail(metrics, &e.into(), Vec::new(), batch);
+            return 0;
+        }
+    };
+    let mut waiting: Vec<Waiting> = Vec::with_capacity(size);
+    let mut jobs = batch.into_iter();
+    match apply_all(&txn, db, metrics, flush, &mut jobs, stamps, &mut waiting) {
+        Ok(Applied { dirty: false, .. }) => {
+            // Only refusals and already-durable retries: nothing to commit.
+            if let Err(e) = txn.abort() {
+                tracing::warn!(error = %e, "Aborting an empty transaction failed.");
+            }
+            0
+        }
+        Ok(Applied {
+            appended,
+            removed,
+            counters,
+            ..
+        }) => match timed(metrics, || txn.commit()) {
+            Ok(()) => {
+                if counters.flushed() {
+                    metrics.counter_flushes.inc();
+                }
+                // Readers see the batch's counters before anyone hears of it.
+                db.publish(counters);
+                metrics.set_unflushed(db.unflushed_len());
+                metrics
+                    .batch_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                metrics.batch_size.observe(size as f64);
+                metrics.set_outbox_depth(
+                    metrics
+                        .outbox_depth()
+                        .saturating_add(appended)
+                        .saturating_sub(removed),
+                );
+                let now = Instant::now();
+                for (answer, queued) in waiting {
+                    answer.send(metrics, queued, now);
+                }
+                appended
+            }
+            Err(e) => {
+                fail(metrics, &e.into(), waiting, Vec::new());
+                0
+            }
+        },
+        Err(e) => {
+            // Dropping the transaction aborts it: nothing of the batch stays.
+            drop(txn);
+            fail(metrics, &e, waiting, jobs);
+            0
+        }
+    }
+}
+
+fn timed<T>(metrics: &Metrics, f: impl FnOnce() -> T) -> T {
+    let t = Instant::now();
+    let out = f();
+    metrics.commit_seconds.observe(t.elapsed().as_secs_f64());
+    out
+}
+
+/// Answers a batch that was not committed: the jobs it applied and the
+/// ones it did not reach.
+fn fail(
+    metrics: &Metrics,
+    e: &CommitError,
+    applied: Vec<Waiting>,
+    left: impl IntoIterator<Item = Request>,
+) {
+    metrics.commit_failures.inc();
+    tracing::error!(error = %e, "Batch not committed.");
+    for (answer, _) in applied {
+        answer.fail(e);
+    }
+    for r in left {
+        r.job.fail(e);
+    }
+}
+
+fn count(metrics: &Metrics, outcome: &Outcome) {
+    if let Outcome::Recorded { event, new } = outcome {
+        if *new {
+            metrics
+                .events
+                .get_or_create(&KindLabel {
+                    kind: event.kind.name(),
+                })
+                .inc();
+            if matches!(event.kind, EventKind::Sale { .. }) {
+                metrics.sales.inc();
+            }
+        } else {
+            metrics.duplicates.inc();
+        }
+    }
+}
+
+/// What [`apply_all`] wrote.
+struct Applied {
+    /// Outbox entries appended.
+    appended: u64,
+    /// Outbox entries removed (acknowledged by the hub or dead-lettered).
+    removed: u64,
+    /// Whether anything was written (else the transaction is not committed).
+    dirty: bool,
+    /// The counters the batch changed and did not flush.
+    counters: BatchCounters,
+}
+
+/// The agent's tables in the open transaction, opened on first use and
+/// closed around jobs that write the shared tables themselves; the batch's
+/// counters and appended-event count carry across.
+struct Tables<'t> {
+    txn: &'t WriteTxn,
+    db: &'t AgentDb,
+    open: Option<AgentTxn<'t>>,
+    closed: BatchCounters,
+    appended: u64,
+}
+
+impl<'t> Tables<'t> {
+    fn ledger(&mut self) -> Result<&mut AgentTxn<'t>, StoreError> {
+        let l = match self.open.take() {
+            Some(l) => l,
+            None => AgentTxn::open(self.txn, self.db, std::mem::take(&mut self.closed))?,
+        };
+        Ok(self.open.insert(l))
+    }
+
+    fn close(&mut self) -> Result<(), StoreError> {
+        if let Some(l) = self.open.take() {
+            let (appended, batch) = l.close()?;
+            self.appended += appended;
+            self.closed = batch;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<usize, StoreError> {
+        self.ledger()?.flush()
+    }
+
+    /// Flushes and closes the tables: before a job that reads and writes
+    /// the counters table or removes outbox entries.
+    fn flush_and_close(&mut self) -> Result<(), StoreError> {
+        self.flush()?;
+        self.close()
+    }
+
+    fn finish(mut self) -> Result<(u64, BatchCounters), StoreError> {
+        self.close()?;
+        Ok((self.appended, self.closed))
+    }
+}
+
+/// A job's storage step: its result and reply channel, to answer after
+/// the commit, or (the job answered with it) the error that fails the
+/// batch.
+fn settle<T>(result: Result<T, StoreError>, reply: Reply<T>) -> Result<(Reply<T>, T), CommitError> {
+    match result {
+        Ok(v) => Ok((reply, v)),
+        Err(e) => {
+            let e = CommitError::from(e);
+            answer(reply, Err(e.clone()));
+            Err(e)
+        }
+    }
+}
+
+/// Runs the jobs in `txn`, in order. Answers refusals and already-durable
+/// retries at once and pushes the rest onto `waiting`. Returns what was
+/// written, or the error that fails the batch (the job it came from is
+/// answered; the caller then aborts and answers everything left).
+fn apply_all(
+    txn: &WriteTxn,
+    db: &AgentDb,
+    metrics: &Metrics,
+    flush: FlushBound,
+    jobs: &mut std::vec::IntoIter<Request>,
+    stamps: &mut Stamps<'_, impl RngCore>,
+    waiting: &mut Vec<Waiting>,
+) -> Result<Applied, CommitError> {
+    // The agent's tables stay open across consecutive commands; a catalog
+    // or sync job needs them closed (it writes the shared metadata table).
+    let mut tables = Tables {
+        txn,
+        db,
+        open: None,
+        closed: BatchCounters::default(),
+        appended: 0,
+    };
+    let mut removed = 0u64;
+    let mut demand_added = false;
+    let mut recorded: HashSet<EventId> = HashSet::new();
+    for Request { job, queued } in jobs.by_ref() {
+        let (cmd, reply) = match job {
+            Job::Catalog(items, reply) => {
+                let stored = tables.close().and_then(|()| {
+                    Ok(CatalogStored {
+                        items: items.len(),
+                        changed: put_catalog(txn, &items)?,
+                    })
+                });
+                let (reply, stored) = settle(stored, reply)?;
+                waiting.push((Answer::Catalog(reply, stored), queued));
+                continue;
+            }
+            Job::Sync(sync, reply) => {
+                // It reads and writes the counters table and removes outbox
+                // entries: both need the counters flushed first.
+                let applied = tables
+                    .flush_and_close()
+                    .and_then(|()| apply_sync(txn, db.who(), &sync.request, &sync.response));
+                let (reply, applied) = settle(applied, reply)?;
+                removed += applied.acked + applied.dead_lettered as u64;
+                waiting.push((Answer::Synced(reply, applied), queued));
+                continue;
+            }
+            Job::DeadLetter { id, reason, reply } => {
+                let was_queued = tables
+                    .flush_and_close()
+                    .and_then(|()| dead_letter(txn, id, &reason));
+                let (reply, was_queued) = settle(was_queued, reply)?;
+                removed += u64::from(was_queued);
+                waiting.push((Answer::DeadLettered(reply, was_queued), queued));
+                continue;
+            }
+            Job::Flush(reply) => {
+                let (reply, n) = settle(tables.flush(), reply)?;
+                waiting.push((Answer::Flushed(reply, n), queued));
+                continue;
+            }
+            Job::Command(cmd, reply) => (cmd, reply),
+        };
+        let stamp = stamps.next();
+        let outcome = tables
+            .ledger()
+            .and_then(|l| execute(l, db.who(), &cmd, stamp));
+        match settle(outcome, reply)? {
+            (reply, Outcome::Refused { refusal, demand }) => {
+                demand_added |= !demand.is_empty();
+                metrics
+                    .refusals
+                    .get_or_create(&ReasonLabel {
+                        reason: refusal_reason(&refusal),
+                    })
+                    .inc();
+                answer(reply, Ok(Outcome::Refused { refusal, demand }));
+            }
+            (reply, Outcome::Recorded { event, new }) => {
+                let in_batch = !new && recorded.contains(&event.id);
+                if new {
+                    recorded.insert(event.id);
+                }
+                let outcome = Outcome::Recorded { event, new };
+                if new || in_batch {
+                    waiting.push((Answer::Command(reply, outcome), queued));
+                } else {
+                    // Recorded by an earlier, committed batch: durable.
+                    count(metrics, &outcome);
+                    answer(reply, Ok(outcome));
+                }
+            }
+        }
+    }
+    // Checked when the batch ended on a command (the tables are open);
+    // otherwise the next batch checks.
+    if let Some(l) = tables.open.as_mut() {
+        let (events, counters) = l.unflushed();
+        if events >= flush.events || counters >= flush.counters {
+            // Rides on this batch's commit; a failure here fails the batch.
+            l.flush()?;
+        }
+    }
+    let (appended, counters) = tables.finish()?;
+    Ok(Applied {
+        appended,
+        removed,
+        dirty: demand_added || !waiting.is_empty() || counters.flushed(),
+        counters,
+    })
+}

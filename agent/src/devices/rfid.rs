@@ -1,0 +1,249 @@
+//! The receiving portal: an RFID reader wired to the agent receives one
+//! unit per newly seen SGTIN-96 tag, once while the unit is on hand (see
+//! the design constraints of [`crate::devices`]). What a tag does is
+//! decided purely ([`tag_plan`], [`receipt_id`]); the reader's task turns
+//! each tag into a one-line receipt through the committer and counts how
+//! it ended (`tally_agent_device_tags_total{outcome}`).
+
+use sha2::{Digest, Sha256};
+use tally_hardware::driver::rfid::RfidEvent;
+use tally_hardware::driver::DriverHandle;
+use tally_hardware::epc::{self as epc_codec, DecodedEpc};
+use tally_sync::command::{Command, Outcome, ReceiptLine};
+use tally_sync::epcs::EpcHistory;
+use tally_sync::{Epc, EventId, Gtin, ReplicaId};
+use tokio::sync::{mpsc, watch};
+
+use super::wiring::{blocking, drive, status, submit};
+use super::DeviceContext;
+
+/// What to do with a tag the reader reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagPlan {
+    /// Receive one unit of `gtin` under `id` (a re-read gets the same id).
+    Receive {
+        /// The item.
+        gtin: Gtin,
+        /// The receipt's id.
+        id: EventId,
+        /// How many sales of this EPC are recorded.
+        generation: u64,
+    },
+    /// Sold and returned: the unit is on hand, nothing to receive.
+    OnHand,
+    /// Not an SGTIN-96 (an SSCC pallet tag, an asset tag, another
+    /// scheme): no item to receive; the EPC is logged as read, raw.
+    NotAnItem {
+        /// The scheme, e.g. `sscc-96`, or the decoding error.
+        scheme: String,
+    },
+}
+
+/// Decides what a tag does at `store` (pure): see [`crate::devices`]'s
+/// design constraints.
+pub fn tag_plan(store: &ReplicaId, epc: &Epc, history: Option<&EpcHistory>) -> TagPlan {
+    let sgtin = match epc_codec::decode(epc) {
+        Ok(DecodedEpc::Sgtin96(s)) => s,
+        Ok(other) => {
+            return TagPlan::NotAnItem {
+                scheme: other.scheme().to_string(),
+            }
+        }
+        Err(e) => {
+            return TagPlan::NotAnItem {
+                scheme: e.to_string(),
+            }
+        }
+    };
+    let Some(gtin) = sgtin.gtin() else {
+        return TagPlan::NotAnItem {
+            scheme: "sgtin-96 without a valid GTIN".into(),
+        };
+    };
+    let generation = match history {
+        None => 0,
+        Some(h) if !h.is_sold() => return TagPlan::OnHand,
+        Some(h) => h.sales.len() as u64,
+    };
+    TagPlan::Receive {
+        gtin,
+        id: receipt_id(store, epc, generation),
+        generation,
+    }
+}
+
+/// The id of the receipt of `epc` at `store` in `generation`: a UUIDv8
+/// whose 122 free bits are the first bits of SHA-256 over a fixed label,
+/// the store id, the EPC and the generation (stable across versions and
+/// restarts; RFC 9562 §5.8).
+pub fn receipt_id(store: &ReplicaId, epc: &Epc, generation: u64) -> EventId {
+    let mut h = Sha256::new();
+    h.update(b"tally/rfid-receipt/v1\0");
+    h.update(store.as_str().as_bytes());
+    h.update(b"\0");
+    h.update(epc.as_bytes());
+    h.update(generation.to_be_bytes());
+    let digest = h.finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest[..16]);
+    b[6] = 0x80 | (b[6] & 0x0F); // version 8
+    b[8] = 0x80 | (b[8] & 0x3F); // RFC 9562 variant
+    EventId(uuid::Uuid::from_bytes(b))
+}
+
+/// Receives one unit per new tag until the driver has stopped.
+pub(super) async fn task(
+    ctx: DeviceContext,
+    handle: DriverHandle,
+    rx: mpsc::Receiver<RfidEvent>,
+    stop: watch::Receiver<bool>,
+) {
+    drive(handle, rx, stop, |ev| on_tag(&ctx, ev)).await;
+    tracing::info!("RFID task stopped.");
+}
+
+async fn on_tag(ctx: &DeviceContext, ev: RfidEvent) {
+    let store = ctx.db.who().replica.clone();
+    let report = match ev {
+        RfidEvent::Status(s) => return status(&ctx.metrics, "rfid", &s),
+        RfidEvent::ReaderError { code } => {
+            tracing::warn!(%store, code, "RFID reader reported an error.");
+            return;
+        }
+        RfidEvent::Tag(report) => report,
+    };
+    let epc = report.epc;
+    let history = {
+        let (db, key) = (ctx.db.clone(), epc.clone());
+        match blocking(move || db.epc_history(&key)).await {
+            Ok(h) => h,
+            Err(error) => {
+                ctx.metrics.tag("failed");
+                tracing::error!(%store, %epc, %error, "Reading the EPC history failed; tag not received.");
+                return;
+            }
+        }
+    };
+    let (gtin, id) = match tag_plan(&store, &epc, history.as_ref()) {
+        TagPlan::NotAnItem { scheme } => {
+            ctx.metrics.tag("not_an_item");
+            tracing::info!(%store, %epc, %scheme, reads = report.count, "Tag read (not an SGTIN-96 item); nothing received.");
+            return;
+        }
+        TagPlan::OnHand => {
+            ctx.metrics.tag("on_hand");
+            tracing::debug!(%store, %epc, "Tag of a returned unit, already on hand.");
+            return;
+        }
+        TagPlan::Receive { gtin, id, .. } => (gtin, id),
+    };
+    let cmd = Command::Receipt {
+        id: Some(id),
+        lines: vec![ReceiptLine::tagged(gtin, epc.clone())],
+    };
+    match submit(&ctx.committer, cmd).await {
+        Ok(Outcome::Recorded { new: true, .. }) => {
+            ctx.metrics.tag("received");
+            tracing::info!(%store, %epc, %gtin, receipt = %id, reads = report.count, rssi = report.best_rssi, "Tag received one unit.");
+        }
+        Ok(Outcome::Recorded { new: false, .. }) => {
+            ctx.metrics.tag("already_received");
+            tracing::debug!(%store, %epc, receipt = %id, "Tag re-read; already received.");
+        }
+        Ok(Outcome::Refused { refusal, .. }) => {
+            ctx.metrics.tag("refused");
+            tracing::warn!(%store, %epc, reason = %refusal, "Tag receipt refused.");
+        }
+        Err(error) => {
+            ctx.metrics.tag("failed");
+            tracing::error!(%store, %epc, %error, "Tag receipt not recorded.");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tally_hardware::epc::Sgtin96;
+    use tally_sync::epcs::EpcRecord;
+
+    fn gtin(s: &str) -> Gtin {
+        Gtin::parse(s).unwrap()
+    }
+
+    fn sgtin(serial: u64) -> Epc {
+        let s = Sgtin96::from_gtin(1, gtin("00614141123452"), 7, serial).unwrap();
+        Epc::from_bytes(&s.encode()).unwrap()
+    }
+
+    fn record(n: u8) -> EpcRecord {
+        EpcRecord {
+            event: EventId::v7(1, [n; 10]),
+            replica: ReplicaId::new("s1").unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_tag_is_received_once_per_generation_and_not_while_on_hand() {
+        let s1 = ReplicaId::new("s1").unwrap();
+        let s2 = ReplicaId::new("s2").unwrap();
+        let epc = sgtin(42);
+        let TagPlan::Receive {
+            gtin: g,
+            id: first,
+            generation: 0,
+        } = tag_plan(&s1, &epc, None)
+        else {
+            panic!("a new tag is received");
+        };
+        assert_eq!(g, gtin("00614141123452"));
+        // A re-read computes the same id: the committer answers it from
+        // the journal instead of receiving again.
+        assert_eq!(
+            tag_plan(&s1, &epc, None),
+            TagPlan::Receive {
+                gtin: g,
+                id: first,
+                generation: 0
+            }
+        );
+        assert_ne!(first, receipt_id(&s2, &epc, 0), "ids are per store");
+        assert_ne!(first, receipt_id(&s1, &sgtin(43), 0), "ids are per tag");
+        // Sold: it left; back at the dock it is a new receipt.
+        let mut sold = EpcHistory::default();
+        sold.sales.insert(record(1));
+        match tag_plan(&s1, &epc, Some(&sold)) {
+            TagPlan::Receive { id, generation, .. } => {
+                assert_eq!(generation, 1);
+                assert_ne!(id, first);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Sold and returned at the till: on hand, nothing to receive.
+        let mut returned = sold.clone();
+        returned.returns.insert(record(2));
+        assert_eq!(tag_plan(&s1, &epc, Some(&returned)), TagPlan::OnHand);
+        // A v8 UUID with the RFC 9562 variant.
+        let u = first.0;
+        assert_eq!(u.get_version_num(), 8);
+        assert_eq!(u.as_bytes()[8] & 0xC0, 0x80);
+    }
+
+    #[test]
+    fn other_schemes_are_not_items() {
+        let s1 = ReplicaId::new("s1").unwrap();
+        // SSCC-96 from the EPC TDS examples: a pallet, not an item.
+        let sscc = Epc::from_hex("3174257BF4499602D2000000").unwrap();
+        assert_eq!(
+            tag_plan(&s1, &sscc, None),
+            TagPlan::NotAnItem {
+                scheme: "sscc-96".into()
+            }
+        );
+        let raw = Epc::from_hex("E2801160600002054CC2093C").unwrap();
+        assert!(matches!(
+            tag_plan(&s1, &raw, None),
+            TagPlan::NotAnItem { .. }
+        ));
+    }
+}

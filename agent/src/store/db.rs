@@ -1,0 +1,356 @@
+//! Opening the agent's database and reading it: [`AgentDb`] (open with
+//! the store id checked or recorded, the journal replayed behind the
+//! counters after a crash, the committed batches' held-back counters
+//! published to readers) and the snapshot reads the API, devices and sync
+//! client use.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard};
+
+use tally_agent_api::answers::Stock;
+use tally_store::redb::ReadableTable;
+use tally_store::{Db, ReadTxn, StoreError, WriteTxn};
+use tally_sync::epcs::EpcHistory;
+use tally_sync::exchange::{Identity, ReplicaStore, SyncCursors};
+use tally_sync::ledger::{replay_counters, touched_gtins};
+use tally_sync::message::CatalogItem;
+use tally_sync::{BoundedCounter, Epc, Event, EventId, Gtin, ItemKey, LocationId, ReplicaId};
+
+use super::tables::{
+    outbox_seq, read_cursors, read_demand, returned_from, storage, AGENT_META,
+    COUNTERS_FLUSHED_UPTO, DEAD_LETTER, DEMAND, RETURNED, STORE_ID,
+};
+use super::BatchCounters;
+use crate::outbox::{self, OUTBOX};
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "agent.redb";
+/// redb's page cache for the agent (its default is 1 GiB): the pages a
+/// sale touches are the end of the journal and outbox and the counters
+/// being flushed, a few MiB; the rest is reads of old events.
+pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Why the agent's database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The data directory could not be created.
+    #[error("creating data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// First run without a store id.
+    #[error("{0} holds no store yet: give the store id (--store-id or store_id in the config file) on the first run")]
+    NoStoreId(PathBuf),
+    /// The database belongs to another store.
+    #[error("{path} belongs to store {stored:?}, not {configured:?}; use the right data directory or drop --store-id")]
+    StoreIdMismatch {
+        /// The database.
+        path: PathBuf,
+        /// What it holds.
+        stored: String,
+        /// What was configured.
+        configured: String,
+    },
+    /// The stored store id is not a valid id.
+    #[error("{path}: stored store id is invalid: {detail}")]
+    BadStoredId {
+        /// The database.
+        path: PathBuf,
+        /// Why.
+        detail: String,
+    },
+    /// Storage failed (including [`StoreError::AlreadyOpen`]).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Counters changed by committed events but not yet written to the
+/// counters table (see [`crate::store`]'s design constraints).
+pub type Unflushed = HashMap<ItemKey, BoundedCounter>;
+
+/// The agent's open database.
+#[derive(Debug)]
+pub struct AgentDb {
+    db: Db,
+    who: Identity,
+    /// Only the committer writes it, after a commit and before answering.
+    unflushed: RwLock<Unflushed>,
+}
+
+/// An event and the units of each item that returns took back from it.
+pub type SaleWithReturns = (Event, BTreeMap<Gtin, u64>);
+impl AgentDb {
+    /// Opens (creating if needed) the database in `data_dir`, exclusively,
+    /// and checks or records the store id.
+    pub fn open(data_dir: &Path, store_id: Option<&ReplicaId>) -> Result<Self, OpenError> {
+        let new_dir = !data_dir.exists();
+        std::fs::create_dir_all(data_dir).map_err(|source| OpenError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        if new_dir {
+            tally_store::sync_parent_dir(data_dir)?;
+        }
+        let path = data_dir.join(DB_FILE);
+        Self::init(Db::open_with_cache(&path, Some(CACHE_BYTES))?, store_id)
+    }
+
+    /// Like [`AgentDb::open`], on a storage backend of the caller's (the
+    /// power-loss tests' simulated disk), labelled `label` in messages.
+    pub fn open_with_backend(
+        backend: impl tally_store::redb::StorageBackend,
+        label: &Path,
+        store_id: Option<&ReplicaId>,
+    ) -> Result<Self, OpenError> {
+        Self::init(
+            Db::open_with_backend(backend, label, Some(CACHE_BYTES))?,
+            store_id,
+        )
+    }
+
+    /// Checks or records the store id, creates the agent's tables and
+    /// replays the journal behind the counters.
+    fn init(db: Db, store_id: Option<&ReplicaId>) -> Result<Self, OpenError> {
+        let path = db.path().to_path_buf();
+        let txn = db.begin_write()?;
+        let stored = txn.get_meta(STORE_ID)?;
+        let id = match (stored, store_id) {
+            (None, None) => return Err(OpenError::NoStoreId(path)),
+            (None, Some(id)) => {
+                txn.put_meta(STORE_ID, id.as_str().as_bytes())?;
+                id.clone()
+            }
+            (Some(bytes), configured) => {
+                let stored = String::from_utf8_lossy(&bytes).into_owned();
+                let id = ReplicaId::new(&stored).map_err(|e| OpenError::BadStoredId {
+                    path: path.clone(),
+                    detail: e.to_string(),
+                })?;
+                if let Some(c) = configured {
+                    if *c != id {
+                        return Err(OpenError::StoreIdMismatch {
+                            path,
+                            stored,
+                            configured: c.to_string(),
+                        });
+                    }
+                }
+                id
+            }
+        };
+        {
+            let raw = txn.raw();
+            raw.open_table(OUTBOX).map_err(storage)?;
+            raw.open_table(DEMAND).map_err(storage)?;
+            raw.open_table(AGENT_META).map_err(storage)?;
+            raw.open_table(DEAD_LETTER).map_err(storage)?;
+            raw.open_table(RETURNED).map_err(storage)?;
+        }
+        let migrated = outbox::migrate(txn.raw())?;
+        if migrated > 0 {
+            tracing::info!(
+                entries = migrated,
+                "Outbox moved to the run layout (one row per batch)."
+            );
+        }
+        let replayed = replay_unflushed(&txn)?;
+        txn.commit()?;
+        if replayed > 0 {
+            tracing::info!(
+                events = replayed,
+                "Counters recovered from the journal (written behind it)."
+            );
+        }
+        let location = LocationId::new(id.as_str()).map_err(|e| OpenError::BadStoredId {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        Ok(Self {
+            db,
+            who: Identity {
+                replica: id,
+                location,
+            },
+            unflushed: RwLock::new(Unflushed::new()),
+        })
+    }
+
+    /// Counters changed since the last flush.
+    pub fn unflushed_len(&self) -> usize {
+        self.read_unflushed().len()
+    }
+
+    /// The unflushed counters, locked for reading (a poisoned lock still
+    /// holds whole entries: the committer only inserts and clears).
+    pub(super) fn read_unflushed(&self) -> RwLockReadGuard<'_, Unflushed> {
+        self.unflushed
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes a committed batch's counters visible to readers (the
+    /// committer, after the commit returned and before answering).
+    pub fn publish(&self, batch: BatchCounters) {
+        let mut unflushed = self
+            .unflushed
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if batch.flushed {
+            unflushed.clear();
+        }
+        unflushed.extend(batch.changed);
+    }
+
+    /// This store's identity.
+    pub fn who(&self) -> &Identity {
+        &self.who
+    }
+
+    /// Starts the write transaction (the committer's alone).
+    pub fn begin_write(&self) -> Result<WriteTxn, StoreError> {
+        self.db.begin_write()
+    }
+
+    pub(super) fn read(&self) -> Result<ReadTxn, StoreError> {
+        self.db.begin_read()
+    }
+
+    /// The stock of one item, as of the last commit.
+    pub fn stock(&self, gtin: Gtin) -> Result<Stock, StoreError> {
+        let key = ItemKey::new(self.who.location.clone(), gtin);
+        // The snapshot is taken under the lock, so it is never older than
+        // the flush that emptied the map (the committer empties it only
+        // after that flush committed).
+        let unflushed = self.read_unflushed();
+        let c = match unflushed.get(&key) {
+            Some(c) => c.clone(),
+            None => self.read()?.counter(&key)?,
+        };
+        drop(unflushed);
+        Ok(Stock::of(gtin, &c, &self.who.replica))
+    }
+
+    /// A recorded event.
+    pub fn event(&self, id: &EventId) -> Result<Option<Event>, StoreError> {
+        self.read()?.event(id)
+    }
+
+    /// Every recorded event (tests, audits).
+    pub fn events(&self) -> Result<Vec<Event>, StoreError> {
+        self.read()?.events()
+    }
+
+    /// The sale and return history of one EPC, if it was ever sold.
+    pub fn epc_history(&self, epc: &Epc) -> Result<Option<EpcHistory>, StoreError> {
+        self.read()?.epc_history(epc)
+    }
+
+    /// A catalog item.
+    pub fn catalog_item(&self, gtin: Gtin) -> Result<Option<CatalogItem>, StoreError> {
+        self.read()?.catalog_item(gtin)
+    }
+
+    /// Events waiting in the outbox.
+    pub fn outbox_len(&self) -> Result<u64, StoreError> {
+        let txn = self.read()?;
+        let t = txn.raw().open_table(OUTBOX).map_err(storage)?;
+        outbox::len(&t)
+    }
+
+    /// Outbox entries after sequence `after`, oldest first, at most `limit`.
+    pub fn outbox(&self, after: u64, limit: usize) -> Result<Vec<(u64, EventId)>, StoreError> {
+        let txn = self.read()?;
+        let t = txn.raw().open_table(OUTBOX).map_err(storage)?;
+        outbox::entries_after(&t, after, limit)
+    }
+
+    /// Outstanding refused demand per item.
+    pub fn demand(&self) -> Result<BTreeMap<Gtin, u64>, StoreError> {
+        read_demand(&self.read()?)
+    }
+
+    /// The event with `id` and the units of each item that returns
+    /// recorded here took back from it, read from one snapshot (so a
+    /// return committing meanwhile is seen in both or in neither).
+    pub fn event_and_returned(&self, id: &EventId) -> Result<Option<SaleWithReturns>, StoreError> {
+        let txn = self.read()?;
+        let Some(event) = txn.event(id)? else {
+            return Ok(None);
+        };
+        let returned = returned_from(&txn.raw().open_table(RETURNED).map_err(storage)?, id)?;
+        Ok(Some((event, returned)))
+    }
+
+    /// The persisted sync cursors.
+    pub fn cursors(&self) -> Result<SyncCursors, StoreError> {
+        read_cursors(&self.read()?)
+    }
+
+    /// Events the hub refused for good, with the reasons.
+    pub fn dead_letters(&self) -> Result<Vec<(EventId, String)>, StoreError> {
+        let txn = self.read()?;
+        let t = txn.raw().open_table(DEAD_LETTER).map_err(storage)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(storage)? {
+            let (k, v) = row.map_err(storage)?;
+            out.push((
+                EventId(uuid::Uuid::from_u128(k.value())),
+                String::from_utf8_lossy(v.value()).into_owned(),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// Recovery: re-applies the counter effect of the outbox entries past the
+/// last flush, in order, and records the flush. Returns how many.
+fn replay_unflushed(txn: &WriteTxn) -> Result<u64, StoreError> {
+    let raw = txn.raw();
+    let mut meta = raw.open_table(AGENT_META).map_err(storage)?;
+    let outbox = raw.open_table(OUTBOX).map_err(storage)?;
+    let seq = outbox_seq(&meta, &outbox)?;
+    // A database without the mark is new or predates write-behind (its
+    // counters were written with their events): either way the table is
+    // complete. The mark is recorded now, in this transaction.
+    let mark = meta
+        .get(COUNTERS_FLUSHED_UPTO)
+        .map_err(storage)?
+        .map(|v| v.value());
+    let flushed = mark.unwrap_or(seq);
+    if flushed >= seq {
+        if mark != Some(seq) {
+            meta.insert(COUNTERS_FLUSHED_UPTO, seq).map_err(storage)?;
+        }
+        return Ok(0);
+    }
+    let mut replica = txn.replica()?;
+    let mut replayed = 0;
+    outbox::for_each_after(&outbox, flushed, |s, id| {
+        let corrupt = |detail: String| StoreError::Corrupt {
+            table: "agent_outbox_runs",
+            detail: format!("replaying outbox entry {s} (event {id}): {detail}"),
+        };
+        let event = replica
+            .event(&id)?
+            .ok_or_else(|| corrupt("the event is missing".into()))?;
+        let mut before = BTreeMap::new();
+        for gtin in touched_gtins(&event) {
+            let key = ItemKey::new(event.location.clone(), gtin);
+            before.insert(gtin, replica.counter(&key)?);
+        }
+        let after = replay_counters(&event, &before).map_err(|r| corrupt(r.to_string()))?;
+        for (gtin, c) in after {
+            replica.put_counter(&ItemKey::new(event.location.clone(), gtin), c)?;
+        }
+        replayed += 1;
+        Ok(ControlFlow::Continue(()))
+    })?;
+    drop(replica);
+    meta.insert(COUNTERS_FLUSHED_UPTO, seq).map_err(storage)?;
+    Ok(replayed)
+}

@@ -1,0 +1,172 @@
+//! The store's side of a sync exchange: the request, built from one
+//! snapshot ([`AgentDb::sync_request`]), and the writes the committer
+//! runs outside the command core's `Ledger`, each in its write
+//! transaction: applying the hub's answer ([`apply_sync`]), dead-lettering
+//! an event ([`dead_letter`]) and storing catalog items
+//! ([`put_catalog`]).
+
+use std::collections::BTreeMap;
+
+use tally_store::redb::ReadableTable;
+use tally_store::{StoreError, WriteTxn};
+use tally_sync::exchange::{store_apply, store_request, Identity};
+use tally_sync::message::CatalogItem;
+use tally_sync::{EventId, Gtin, SyncRequest, SyncResponse};
+
+use super::tables::{
+    cursors_from, pin_outbox_seq, read_cursors, read_demand, storage, AGENT_META, CURSOR_KEYS,
+    DEAD_LETTER, DEMAND,
+};
+use super::AgentDb;
+use crate::outbox::{self, OUTBOX};
+
+impl AgentDb {
+    /// The next sync request, built from ONE snapshot so the delta, its
+    /// version, the events and the cursors agree (docs/sync.md): own
+    /// counter entries changed since the hub's last ack, at most
+    /// `max_events` outbox events after the acked sequence, refused demand.
+    pub fn sync_request(&self, max_events: usize) -> Result<SyncRequest, StoreError> {
+        let txn = self.read()?;
+        let cursors = read_cursors(&txn)?;
+        let (delta, delta_version) = txn.delta_since(
+            &self.who().location,
+            cursors.acked_delta_version,
+            usize::MAX,
+        )?;
+        let outbox = txn.raw().open_table(OUTBOX).map_err(storage)?;
+        let mut events = Vec::new();
+        let mut events_upto = cursors.acked_events_upto;
+        for (seq, id) in
+            outbox::entries_after(&outbox, cursors.acked_events_upto, max_events.max(1))?
+        {
+            let event = txn.event(&id)?.ok_or_else(|| StoreError::Corrupt {
+                table: "agent_outbox_runs",
+                detail: format!("outbox entry {seq} names missing event {id}"),
+            })?;
+            events.push(event);
+            events_upto = seq;
+        }
+        Ok(store_request(
+            self.who(),
+            &cursors,
+            delta.owned_by(&self.who().replica),
+            delta_version,
+            events,
+            events_upto,
+            &read_demand(&txn)?,
+        ))
+    }
+}
+
+/// What applying a sync response did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncApplied {
+    /// Counters the hub's entries changed here.
+    pub merged: usize,
+    /// Rights given to the hub for its online reserve, per item.
+    pub given: Vec<(Gtin, u64)>,
+    /// Outbox entries the hub acknowledged and that were removed.
+    pub acked: u64,
+    /// Events the hub refused for good, now dead-lettered.
+    pub dead_lettered: usize,
+    /// Catalog items that changed.
+    pub catalog_changed: usize,
+}
+
+/// Applies the hub's answer to `req` in `txn` (no [`AgentTxn`](super::AgentTxn) may be
+/// open on it): `store_apply` (merge, cursors, reserve transfers),
+/// persisted cursors, acknowledged outbox entries removed, refused events
+/// dead-lettered, the request's demand subtracted, catalog upserted.
+/// Safe with a stale, duplicated or reordered response.
+pub fn apply_sync(
+    txn: &WriteTxn,
+    who: &Identity,
+    req: &SyncRequest,
+    resp: &SyncResponse,
+) -> Result<SyncApplied, StoreError> {
+    let raw = txn.raw();
+    let mut out = SyncApplied::default();
+    {
+        let mut meta = raw.open_table(AGENT_META).map_err(storage)?;
+        let mut cursors = cursors_from(&meta)?;
+        let mut demand = raw.open_table(DEMAND).map_err(storage)?;
+        let mut current: BTreeMap<Gtin, u64> = BTreeMap::new();
+        for row in demand.iter().map_err(storage)? {
+            let (k, v) = row.map_err(storage)?;
+            if let Ok(g) = Gtin::from_u64(k.value()) {
+                current.insert(g, v.value());
+            }
+        }
+        let mut replica = txn.replica()?;
+        let applied = store_apply(
+            &mut replica,
+            who,
+            &mut cursors,
+            resp,
+            req.delta.entries.iter().map(|e| e.key.gtin),
+            &current,
+        )?;
+        drop(replica);
+        out.merged = applied.merged;
+        out.given = applied.given;
+        for (key, value) in CURSOR_KEYS.iter().zip([
+            cursors.acked_delta_version,
+            cursors.acked_events_upto,
+            cursors.hub_cursor,
+            cursors.catalog_cursor,
+        ]) {
+            meta.insert(*key, value).map_err(storage)?;
+        }
+        // The hub committed everything up to the ack: only now may the
+        // outbox let go of it.
+        let mut outbox = raw.open_table(OUTBOX).map_err(storage)?;
+        pin_outbox_seq(&mut meta, &outbox)?;
+        out.acked = outbox::remove_upto(&mut outbox, cursors.acked_events_upto)?;
+        // The hub has acted on the demand this request carried.
+        for d in &req.demand {
+            let key = d.gtin.as_u64();
+            let left = current
+                .get(&d.gtin)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(d.units);
+            if left == 0 {
+                demand.remove(key).map_err(storage)?;
+            } else {
+                demand.insert(key, left).map_err(storage)?;
+            }
+        }
+    }
+    for rejected in &resp.rejected_events {
+        dead_letter(txn, rejected.id, &rejected.reason)?;
+        out.dead_lettered += 1;
+    }
+    out.catalog_changed = put_catalog(txn, &resp.catalog)?;
+    Ok(out)
+}
+
+/// Moves an event the hub will never accept out of the outbox into the
+/// dead-letter table (the event itself stays recorded locally).
+pub fn dead_letter(txn: &WriteTxn, id: EventId, reason: &str) -> Result<bool, StoreError> {
+    let raw = txn.raw();
+    let mut outbox = raw.open_table(OUTBOX).map_err(storage)?;
+    pin_outbox_seq(&mut raw.open_table(AGENT_META).map_err(storage)?, &outbox)?;
+    let found = outbox::remove_id(&mut outbox, id)?;
+    raw.open_table(DEAD_LETTER)
+        .map_err(storage)?
+        .insert(id.0.as_u128(), reason.as_bytes())
+        .map_err(storage)?;
+    Ok(found.is_some())
+}
+
+/// Stores catalog items in `txn` (no [`AgentTxn`](super::AgentTxn) may be open on it);
+/// returns how many changed.
+pub fn put_catalog(txn: &WriteTxn, items: &[CatalogItem]) -> Result<usize, StoreError> {
+    let mut changed = 0;
+    for item in items {
+        if txn.put_catalog_item(item)? {
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
