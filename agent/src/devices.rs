@@ -65,10 +65,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::commit::{CommitError, Committer, Done, Job};
-pub use crate::measure::Measure;
-use crate::measure::{self, measure_of, MeasureError};
 use crate::metrics::Metrics;
 use crate::store::AgentDb;
+pub use tally_hardware::measure::Measure;
+use tally_hardware::measure::{self, measure_of, MeasureError};
 use tally_sync::command::{Command, LineIn, Outcome, ReceiptLine};
 
 /// What a scanner wired to the agent does with a code.

@@ -10,8 +10,7 @@
 //!   and runs each through `tally_sync::command::execute`.
 //! - [`store`]: the agent's tables beside `tally-store`'s, one database.
 //! - [`devices`]: scanners and RFID readers wired to the committer
-//!   (self-checkout sales, receiving portal); [`measure`]: embedded prices
-//!   and weights of scanned codes (shared with the cashier terminal).
+//!   (self-checkout sales, receiving portal).
 //! - [`sync`]: the sync client (mTLS to the hub; outbox out, hub's
 //!   entries, rights and catalog in).
 //! - [`devices`]: a scanner that sells and an RFID reader that receives,
@@ -31,7 +30,6 @@ pub mod cli;
 pub mod commit;
 pub mod config;
 pub mod devices;
-pub mod measure;
 pub mod metrics;
 pub mod outbox;
 pub mod status;

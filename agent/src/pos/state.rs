@@ -431,7 +431,7 @@ impl PosState {
             Some(CatalogEntry::Found(item)) => Some(item.price_minor),
             _ => None,
         };
-        tally_agent::measure::unit_price(line.measure, catalog)
+        tally_hardware::measure::unit_price(line.measure, catalog)
     }
 
     /// A line's total, when its price is known.
