@@ -22,10 +22,10 @@ use tally_hardware::driver::DeviceStatus;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::api::AgentApi;
-use super::render;
-use super::scan;
-use super::state::{Action, Effect, Env, Key, PosState};
+use crate::api::AgentApi;
+use crate::render;
+use crate::scan;
+use crate::state::{Action, Effect, Env, Key, PosState};
 
 /// How often the agent's status is asked.
 pub const STATUS_EVERY: Duration = Duration::from_secs(2);

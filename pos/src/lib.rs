@@ -1,6 +1,7 @@
-//! `tally-agent pos`: the cashier terminal, a full-screen ratatui program
-//! that talks only to the running agent's local API. Keys, screens and
-//! flows are in `docs/pos.md`.
+//! `tally-pos`: the cashier terminal (`tally-agent pos`), a full-screen
+//! ratatui program that talks only to the running agent's local API. The
+//! `tally-agent` binary parses [`PosArgs`] and calls [`run`]. Keys,
+//! screens and flows are in `docs/pos.md`.
 //!
 //! Map:
 //! - [`state`]: the pure state machine (`PosState` + `Action` → effects).
@@ -82,7 +83,7 @@ fn run_terminal(args: PosArgs) -> anyhow::Result<()> {
         let _ = tracing_subscriber::fmt()
             .with_writer(std::sync::Mutex::new(file))
             .with_ansi(false)
-            .with_env_filter(crate::log_filter())
+            .with_env_filter(log_filter())
             .try_init();
     }
     let api = api::HttpAgent::new(&args.agent, Duration::from_secs(args.timeout_secs.max(1)))?;
@@ -111,4 +112,10 @@ fn run_terminal(args: PosArgs) -> anyhow::Result<()> {
     ));
     ratatui::try_restore().context("restoring the terminal")?;
     Ok(result?)
+}
+
+/// The terminal's log filter: `RUST_LOG`, else `info`.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
 }

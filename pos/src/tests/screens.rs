@@ -4,10 +4,10 @@
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
-use super::super::api::{ApiError, Refusal};
-use super::super::render;
-use super::super::state::{Action, Key, PosState};
 use super::{committed, status, Harness, PEN};
+use crate::api::{ApiError, Refusal};
+use crate::render;
+use crate::state::{Action, Key, PosState};
 
 /// The screen as lines of text.
 fn screen(s: &PosState, w: u16, h: u16) -> Vec<String> {

@@ -10,9 +10,9 @@ use ratatui::text::{Line as TextLine, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
-use super::api::Refusal;
-use super::money::format_minor;
-use super::state::{AgentLink, Dialog, Level, Mode, PosState, Receipt, Refused};
+use crate::api::Refusal;
+use crate::money::format_minor;
+use crate::state::{AgentLink, Dialog, Level, Mode, PosState, Receipt, Refused};
 
 /// Draws the whole screen.
 pub fn draw(frame: &mut Frame<'_>, s: &PosState) {

@@ -7,13 +7,13 @@ use std::sync::Mutex;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use super::super::api::{
+use super::{committed, status, Harness, PEN};
+use crate::api::{
     AgentApi, AgentStatus, ApiError, CatalogItem, Refusal, ReturnReply, ReturnRequest, SaleRecord,
     SaleReply, SaleRequest, Stock,
 };
-use super::super::app::{map_key, perform};
-use super::super::state::{Action, Dialog, Effect, Key};
-use super::{committed, status, Harness, PEN};
+use crate::app::{map_key, perform};
+use crate::state::{Action, Dialog, Effect, Key};
 
 /// A fake agent: scripted answers to sales, fixed catalog and stock, and
 /// a log of every sale it was sent.

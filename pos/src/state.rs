@@ -25,12 +25,12 @@ use std::collections::BTreeMap;
 use tally_hardware::rcn::RcnLayout;
 use uuid::Uuid;
 
-use super::api::{
+use crate::api::{
     AgentStatus, ApiError, CatalogItem, LineBody, OverrideBody, Refusal, ReturnReply,
     ReturnRequest, SaleRecord, SaleReply, SaleRequest, Stock, TenderBody,
 };
-use super::money::{format_minor, parse_amount};
-use super::scan::{self, Measure, ScanError, Scanned};
+use crate::money::{format_minor, parse_amount};
+use crate::scan::{self, Measure, ScanError, Scanned};
 
 /// Longest text the input line or a dialog field takes.
 pub const MAX_INPUT: usize = 120;

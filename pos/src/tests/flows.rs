@@ -2,12 +2,10 @@
 
 use uuid::Uuid;
 
-use super::super::api::{
-    ApiError, Refusal, ReturnReply, ReturnedUnits, SaleRecord, SoldLine, TenderBody,
-};
-use super::super::scan::{Measure, Scanned};
-use super::super::state::{Action, AgentLink, CatalogEntry, Dialog, Effect, Key, Level, Mode};
 use super::{committed, status, Harness, GUM, PEN};
+use crate::api::{ApiError, Refusal, ReturnReply, ReturnedUnits, SaleRecord, SoldLine, TenderBody};
+use crate::scan::{Measure, Scanned};
+use crate::state::{Action, AgentLink, CatalogEntry, Dialog, Effect, Key, Level, Mode};
 
 #[test]
 fn a_typed_barcode_adds_a_line_and_asks_for_name_price_and_stock() {

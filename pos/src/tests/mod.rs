@@ -10,8 +10,8 @@ mod screens;
 use tally_hardware::rcn::RcnLayout;
 use uuid::Uuid;
 
-use super::api::{AgentStatus, ApiError, CatalogItem, SaleReply, Stock};
-use super::state::{Action, Effect, Env, Key, PosState};
+use crate::api::{AgentStatus, ApiError, CatalogItem, SaleReply, Stock};
+use crate::state::{Action, Effect, Env, Key, PosState};
 
 pub const PEN: &str = "04006381333931";
 pub const GUM: &str = "00000096385074";
@@ -100,14 +100,14 @@ impl Harness {
 
     /// Pays the basket in cash, exactly (F5, `c`, Enter on the proposed
     /// amount), and returns the sale it posts.
-    pub fn pay_exact_cash(&mut self) -> super::api::SaleRequest {
+    pub fn pay_exact_cash(&mut self) -> crate::api::SaleRequest {
         self.key(Key::F(5));
         self.key(Key::Char('c'));
         Harness::post(&self.key(Key::Enter))
     }
 
     /// The single PostSale of `effects`.
-    pub fn post(effects: &[Effect]) -> super::api::SaleRequest {
+    pub fn post(effects: &[Effect]) -> crate::api::SaleRequest {
         let posts: Vec<_> = effects
             .iter()
             .filter_map(|e| match e {
