@@ -6,7 +6,8 @@
 //! Map:
 //! - [`state`]: the pure state machine (`PosState` + `Action` → effects).
 //! - [`render`]: draws a state with ratatui.
-//! - [`api`]: the agent's API behind the `AgentApi` trait (reqwest, JSON).
+//! - [`api`]: the `AgentApi` trait the event loop calls, implemented for
+//!   `tally_agent_api::AgentClient` (the wire types and the client).
 //! - [`app`]: the event loop (terminal, scanner driver, status poll).
 //! - [`scan`], [`money`]: pure helpers (codes → items, minor units ↔ text).
 
@@ -28,6 +29,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use tally_agent_api::AgentClient;
 use tally_hardware::driver::scanner::ScannerConfig;
 use tally_hardware::rcn::RcnLayout;
 
@@ -86,7 +88,7 @@ fn run_terminal(args: PosArgs) -> anyhow::Result<()> {
             .with_env_filter(log_filter())
             .try_init();
     }
-    let api = api::HttpAgent::new(&args.agent, Duration::from_secs(args.timeout_secs.max(1)))?;
+    let api = AgentClient::new(&args.agent, Duration::from_secs(args.timeout_secs.max(1)))?;
     let layouts = if args.rcn_layouts.is_empty() {
         RcnLayout::default_layouts()
     } else {

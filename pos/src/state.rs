@@ -22,15 +22,16 @@
 
 use std::collections::BTreeMap;
 
-use tally_hardware::rcn::RcnLayout;
-use uuid::Uuid;
-
-use crate::api::{
-    AgentStatus, ApiError, CatalogItem, LineBody, OverrideBody, Refusal, ReturnReply,
-    ReturnRequest, SaleRecord, SaleReply, SaleRequest, Stock, TenderBody,
-};
 use crate::money::{format_minor, parse_amount};
 use crate::scan::{self, Measure, ScanError, Scanned};
+use tally_agent_api::{
+    AgentStatus, ApiError, ErrorBody, LineBody, ReturnRecorded, ReturnRequest, SaleRecorded,
+    SaleRequest, SaleView, Stock,
+};
+use tally_hardware::rcn::RcnLayout;
+use tally_sync::command::Approval;
+use tally_sync::message::CatalogItem;
+use tally_sync::{EventId, Refusal, Tender};
 
 /// Longest text the input line or a dialog field takes.
 pub const MAX_INPUT: usize = 120;
@@ -90,24 +91,24 @@ pub enum Action {
     },
     /// Answer to [`Effect::PostSale`].
     SaleDone {
-        /// The sale posted.
-        sale_id: Uuid,
+        /// The id of the sale posted (as its request carried it).
+        sale_id: Option<EventId>,
         /// The answer.
-        result: Result<SaleReply, ApiError>,
+        result: Result<SaleRecorded, ApiError>,
     },
     /// Answer to [`Effect::PostReturn`].
     ReturnDone {
-        /// The return posted.
-        return_id: Uuid,
+        /// The id of the return posted (as its request carried it).
+        return_id: Option<EventId>,
         /// The answer.
-        result: Result<ReturnReply, ApiError>,
+        result: Result<ReturnRecorded, ApiError>,
     },
     /// Answer to [`Effect::LookupSale`].
     OriginalSale {
         /// The sale asked for.
-        id: Uuid,
+        id: EventId,
         /// The answer.
-        result: Result<SaleRecord, ApiError>,
+        result: Result<SaleView, ApiError>,
     },
     /// A periodic `GET /v1/status` answer.
     Status(Result<AgentStatus, ApiError>),
@@ -125,7 +126,7 @@ pub enum Effect {
     /// `POST /v1/returns` → [`Action::ReturnDone`].
     PostReturn(ReturnRequest),
     /// `GET /v1/sales/{id}` → [`Action::OriginalSale`].
-    LookupSale(Uuid),
+    LookupSale(EventId),
     /// Leave the terminal.
     Quit,
 }
@@ -134,7 +135,7 @@ pub enum Effect {
 #[derive(Debug, Clone, Copy)]
 pub struct Env {
     /// A fresh UUIDv7, used only when a new sale or return id is needed.
-    pub fresh_id: Uuid,
+    pub fresh_id: EventId,
 }
 
 /// Selling or taking returns.
@@ -228,7 +229,7 @@ pub struct Receipt {
     /// Sale or return.
     pub mode: Mode,
     /// Sale or return id.
-    pub id: Uuid,
+    pub id: EventId,
     /// Lines.
     pub lines: Vec<ReceiptLine>,
     /// The total the agent recorded.
@@ -242,14 +243,23 @@ pub struct Receipt {
     /// Manager override (approver, reason).
     pub override_: Option<(String, String)>,
     /// Return: the original sale.
-    pub original_sale_id: Option<Uuid>,
+    pub original_sale_id: Option<EventId>,
+}
+
+/// Why the agent refused a post (409).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Why {
+    /// One of the rules, with its details.
+    Rule(Refusal),
+    /// A code this terminal does not know, as the agent answered it.
+    Unknown(Box<ErrorBody>),
 }
 
 /// Where a refused sale stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
     /// Why.
-    pub refusal: Refusal,
+    pub why: Why,
     /// Whether a manager override may be tried: a sale whose refused
     /// request did not already carry one.
     pub can_override: bool,
@@ -311,8 +321,8 @@ pub enum Dialog {
     },
     /// The agent found the request invalid (422).
     Invalid {
-        /// The agent's detail.
-        detail: String,
+        /// The agent's message.
+        message: String,
     },
     /// The outcome is unknown: retry with the same id.
     InDoubt {
@@ -378,9 +388,9 @@ pub struct PosState {
     /// Tenders taken for the open sale.
     pub tenders: Vec<Tendered>,
     /// Return: the original sale.
-    pub original_sale_id: Option<Uuid>,
+    pub original_sale_id: Option<EventId>,
     /// Id of the open sale or return, from its first POST on.
-    pub event_id: Option<Uuid>,
+    pub event_id: Option<EventId>,
     /// The request in flight or in doubt.
     pub pending: Option<Pending>,
     /// Whether the last POST's outcome is unknown (basket locked).
@@ -541,7 +551,7 @@ impl PosState {
                 match result {
                     Ok(s) => {
                         if let Some(Dialog::Refused(r)) = &mut self.dialog {
-                            if matches!(&r.refusal, Refusal::InsufficientStock { gtin: g, .. } if *g == gtin)
+                            if matches!(&r.why, Why::Rule(Refusal::InsufficientStock { gtin: g, .. }) if g.to_string() == gtin)
                             {
                                 r.stock = Some(s);
                             }
@@ -900,7 +910,7 @@ impl PosState {
             .iter()
             .map(|l| LineBody {
                 gtin: l.gtin.clone(),
-                qty: l.qty,
+                qty: i64::try_from(l.qty).unwrap_or(i64::MAX),
                 unit_price_minor: self.price_to_send(l),
                 epc: l.epc.clone(),
             })
@@ -920,15 +930,15 @@ impl PosState {
         self.unit_price(l)
     }
 
-    fn post_sale(&mut self, override_: Option<OverrideBody>, env: &Env) -> Vec<Effect> {
+    fn post_sale(&mut self, override_: Option<Approval>, env: &Env) -> Vec<Effect> {
         let sale_id = *self.event_id.get_or_insert(env.fresh_id);
         let req = SaleRequest {
-            sale_id,
+            sale_id: Some(sale_id),
             lines: self.lines_body(),
             tenders: self
                 .tenders
                 .iter()
-                .map(|t| TenderBody {
+                .map(|t| Tender {
                     method: t.method.to_string(),
                     amount_minor: t.applied_minor,
                     reference: t.reference.clone(),
@@ -944,7 +954,7 @@ impl PosState {
     fn post_return(&mut self, env: &Env) -> Vec<Effect> {
         let return_id = *self.event_id.get_or_insert(env.fresh_id);
         let req = ReturnRequest {
-            return_id,
+            return_id: Some(return_id),
             lines: self.lines_body(),
             original_sale_id: self.original_sale_id,
         };
@@ -966,7 +976,11 @@ impl PosState {
         }]
     }
 
-    fn sale_done(&mut self, sale_id: Uuid, result: Result<SaleReply, ApiError>) -> Vec<Effect> {
+    fn sale_done(
+        &mut self,
+        sale_id: Option<EventId>,
+        result: Result<SaleRecorded, ApiError>,
+    ) -> Vec<Effect> {
         let Some(Pending::Sale(req)) = self.pending.clone() else {
             return Vec::new();
         };
@@ -980,7 +994,7 @@ impl PosState {
                 let given: i64 = self.tenders.iter().map(|t| t.given_minor).sum();
                 let receipt = Receipt {
                     mode: Mode::Sale,
-                    id: sale_id,
+                    id: reply.sale_id,
                     lines: self.receipt_lines(),
                     total_minor: reply.total_minor,
                     local_total_minor: local.filter(|&l| l != reply.total_minor),
@@ -998,8 +1012,8 @@ impl PosState {
 
     fn return_done(
         &mut self,
-        return_id: Uuid,
-        result: Result<ReturnReply, ApiError>,
+        return_id: Option<EventId>,
+        result: Result<ReturnRecorded, ApiError>,
     ) -> Vec<Effect> {
         let Some(Pending::Return(req)) = self.pending.clone() else {
             return Vec::new();
@@ -1012,7 +1026,7 @@ impl PosState {
                 let local = self.total().ok();
                 let receipt = Receipt {
                     mode: Mode::Return,
-                    id: return_id,
+                    id: reply.return_id,
                     lines: self.receipt_lines(),
                     total_minor: reply.total_minor,
                     local_total_minor: local.filter(|&l| l != reply.total_minor),
@@ -1058,27 +1072,35 @@ impl PosState {
         self.in_doubt = false;
         self.pending = None;
         match e {
+            ApiError::Refused(Refusal::Invalid(message)) | ApiError::Invalid { message, .. } => {
+                self.dialog = Some(Dialog::Invalid { message });
+                Vec::new()
+            }
             ApiError::Refused(refusal) => {
                 let fetch = match &refusal {
                     Refusal::InsufficientStock { gtin, .. } => {
-                        vec![Effect::FetchStock(gtin.clone())]
+                        vec![Effect::FetchStock(gtin.to_string())]
                     }
                     _ => Vec::new(),
                 };
                 self.dialog = Some(Dialog::Refused(Refused {
-                    refusal,
+                    why: Why::Rule(refusal),
                     can_override,
                     stock: None,
                 }));
                 fetch
             }
-            ApiError::Invalid(detail) => {
-                self.dialog = Some(Dialog::Invalid { detail });
+            ApiError::Conflict(body) => {
+                self.dialog = Some(Dialog::Refused(Refused {
+                    why: Why::Unknown(body),
+                    can_override,
+                    stock: None,
+                }));
                 Vec::new()
             }
             other => {
                 self.dialog = Some(Dialog::Invalid {
-                    detail: other.to_string(),
+                    message: other.to_string(),
                 });
                 Vec::new()
             }
@@ -1218,7 +1240,9 @@ impl PosState {
                         s.original_sale_id = None;
                         return Ok(Vec::new());
                     }
-                    let id = Uuid::parse_str(text.trim())
+                    let id = text
+                        .trim()
+                        .parse::<EventId>()
                         .map_err(|e| format!("Not a sale id (UUID): {e}"))?;
                     s.original_sale_id = Some(id);
                     Ok(vec![Effect::LookupSale(id)])
@@ -1297,7 +1321,7 @@ impl PosState {
                 Key::Enter => {
                     self.notice = None;
                     self.post_sale(
-                        Some(OverrideBody {
+                        Some(Approval {
                             approver,
                             reason: input.trim().to_string(),
                         }),
@@ -1313,13 +1337,13 @@ impl PosState {
                     Vec::new()
                 }
             },
-            Dialog::Invalid { detail } => match key {
+            Dialog::Invalid { message } => match key {
                 Key::Esc | Key::Enter => {
                     self.back_after_refusal();
                     Vec::new()
                 }
                 _ => {
-                    self.dialog = Some(Dialog::Invalid { detail });
+                    self.dialog = Some(Dialog::Invalid { message });
                     Vec::new()
                 }
             },
