@@ -339,8 +339,9 @@ pub fn error_answer(status: u16, bytes: &[u8]) -> ApiError {
     }
 }
 
-/// Unit-level checks of the answer mapping (the client against a real
-/// agent is tested in `agent/tests/`).
+/// Unit-level checks of the answer mapping (the client against a canned
+/// HTTP server is tested in `tests/client.rs`, against a real agent in
+/// `agent/tests/`).
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,7 +381,10 @@ mod tests {
 
     #[test]
     fn a_base_url_needs_a_scheme() {
-        assert!(AgentClient::new("127.0.0.1:7420", Duration::from_secs(1)).is_err());
+        assert!(matches!(
+            AgentClient::new("127.0.0.1:7420", Duration::from_secs(1)),
+            Err(ClientError::Url(_))
+        ));
         let c = AgentClient::new(" http://127.0.0.1:7420/ ", Duration::from_secs(1)).unwrap();
         assert_eq!(c.base(), "http://127.0.0.1:7420");
     }

@@ -19,8 +19,8 @@
 //!   entries, rights and catalog in).
 //! - [`devices`]: a scanner that sells (self-checkout) and an RFID reader
 //!   that receives (dock portal), wired to the agent through the real
-//!   drivers and the committer; [`measure`]: embedded prices and weights
-//!   of scanned codes (shared with the cashier terminal).
+//!   drivers and the committer (embedded prices and weights of scanned
+//!   codes: `tally_hardware::measure`, shared with the cashier terminal).
 //! - [`config`], [`metrics`], [`status`]: configuration, Prometheus
 //!   metrics, sync status. [`catalog`], [`cli`]: the CLI (a client of
 //!   the API through `tally_agent_api::AgentClient`)
@@ -40,7 +40,6 @@ pub mod cli;
 pub mod commit;
 pub mod config;
 pub mod devices;
-pub mod measure;
 pub mod metrics;
 pub mod outbox;
 pub mod status;

@@ -1,9 +1,9 @@
 //! `tally-agent` binary: parses flags, installs logging, and hands over to
 //! the library (`tally_agent::run` for the daemon, `tally_agent::cli` for
-//! the client subcommands) or to `devices_cli` (decode, devices, listen).
+//! the client subcommands), to `devices_cli` (decode, devices, listen) or
+//! to the cashier terminal (`tally_pos::run`).
 
 mod devices_cli;
-mod pos;
 
 /// mimalloc, not glibc's malloc: under 64 concurrent clients glibc's
 /// `malloc`/`free` were ~15 % of the committer thread's time (`perf`),
@@ -50,7 +50,7 @@ enum Command {
     /// Run the scanner and/or RFID drivers and print one event per line.
     Listen(devices_cli::ListenArgs),
     /// Cashier terminal (full screen) on the running agent's API.
-    Pos(pos::PosArgs),
+    Pos(tally_pos::PosArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,7 +58,7 @@ fn main() -> ExitCode {
         Command::Decode(args) => return devices_cli::run_decode(args, &SystemClock),
         Command::Devices(args) => return devices_cli::run_devices(args),
         Command::Listen(args) => return devices_cli::run_listen(args, &SystemClock),
-        Command::Pos(args) => return pos::run(args),
+        Command::Pos(args) => return tally_pos::run(args),
         Command::Run(args) => run(&args),
         Command::Stock(args) => runtime().and_then(|rt| print(rt.block_on(cli::stock(&args))?)),
         Command::Status(args) => runtime().and_then(|rt| print(rt.block_on(cli::status(&args))?)),

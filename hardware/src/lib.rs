@@ -12,6 +12,8 @@
 //! - [`gs1`]: GS1 element strings and the AI table.
 //! - [`rcn`]: restricted-circulation EAN-13 (weighed goods).
 //! - [`barcode`]: one scan → symbology, GTIN, AIs.
+//! - [`measure`]: the price or weight a decoded barcode embeds, and what
+//!   a unit then costs.
 //! - [`rfid`]: reader protocol trait, frame codec, M100 protocol.
 //! - [`epc`]: EPC Tag Data Standard decoding.
 //! - [`dedup`]: per-window RFID read de-duplication.
@@ -25,6 +27,7 @@ pub mod driver;
 pub mod epc;
 pub mod framer;
 pub mod gs1;
+pub mod measure;
 pub mod ports;
 pub mod rcn;
 pub mod rfid;

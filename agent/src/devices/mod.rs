@@ -84,7 +84,7 @@ pub use self::config::{
 };
 pub use self::rfid::{receipt_id, tag_plan, TagPlan};
 pub use self::scanner::{scan_item, unit_price, ScanItem, ScanSkip};
-pub use crate::measure::Measure;
+pub use tally_hardware::measure::Measure;
 
 /// What the device tasks share.
 #[derive(Debug, Clone)]

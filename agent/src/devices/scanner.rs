@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::wiring::{blocking, drive, status, submit};
 use super::DeviceContext;
-use crate::measure::{self, measure_of, Measure, MeasureError};
+use tally_hardware::measure::{self, measure_of, Measure, MeasureError};
 
 /// What a scan sells: one unit of `gtin`, maybe with an embedded measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,13 +1,12 @@
 //! The state machine's flows, action by action.
 
+use tally_agent_api::{ApiError, ReturnRecorded, ReturnedUnits, SaleView};
+use tally_sync::{EventId, LocationId, Refusal, Tender};
 use uuid::Uuid;
 
-use super::super::api::{
-    ApiError, Refusal, ReturnReply, ReturnedUnits, SaleRecord, SoldLine, TenderBody,
-};
-use super::super::scan::{Measure, Scanned};
-use super::super::state::{Action, AgentLink, CatalogEntry, Dialog, Effect, Key, Level, Mode};
-use super::{committed, status, Harness, GUM, PEN};
+use super::{committed, epc_of, gtin_of, status, Harness, GUM, PEN};
+use crate::scan::{Measure, Scanned};
+use crate::state::{Action, AgentLink, CatalogEntry, Dialog, Effect, Key, Level, Mode, Why};
 
 #[test]
 fn a_typed_barcode_adds_a_line_and_asks_for_name_price_and_stock() {
@@ -143,13 +142,13 @@ fn cash_tender_gives_change_and_posts_the_sale_once() {
     let e = h.key(Key::Enter);
     let req = Harness::post(&e);
     assert_eq!(h.s.dialog, Some(Dialog::Sending));
-    assert_eq!(h.s.event_id, Some(req.sale_id));
+    assert_eq!(h.s.event_id, Some(req.sale_id.unwrap()));
     assert_eq!(req.lines.len(), 2);
     assert_eq!(req.lines[0].qty, 2);
     assert_eq!(req.lines[0].unit_price_minor, Some(129));
     assert_eq!(
         req.tenders,
-        [TenderBody {
+        [Tender {
             method: "cash".into(),
             amount_minor: 308,
             reference: None
@@ -163,7 +162,7 @@ fn cash_tender_gives_change_and_posts_the_sale_once() {
     let Some(Dialog::Receipt(r)) = &h.s.dialog else {
         panic!("{:?}", h.s.dialog)
     };
-    assert_eq!(r.id, req.sale_id);
+    assert_eq!(r.id, req.sale_id.unwrap());
     assert_eq!(r.total_minor, 308);
     assert_eq!(r.change_minor, 500 - 308);
     assert_eq!(r.lines.len(), 2);
@@ -203,12 +202,12 @@ fn exact_cash_partial_cash_then_card() {
     assert_eq!(
         req.tenders,
         [
-            TenderBody {
+            Tender {
                 method: "cash".into(),
                 amount_minor: 100,
                 reference: None
             },
-            TenderBody {
+            Tender {
                 method: "card".into(),
                 amount_minor: 208,
                 reference: Some("AUTH-77".into())
@@ -247,7 +246,7 @@ fn refusal_then_manager_override_reposts_the_same_sale() {
     let mut h = Harness::with_basket();
     let first = h.pay_exact_cash();
     let refusal = Refusal::InsufficientStock {
-        gtin: PEN.into(),
+        gtin: gtin_of(PEN),
         requested: 2,
         available: 1,
     };
@@ -259,7 +258,7 @@ fn refusal_then_manager_override_reposts_the_same_sale() {
     let Some(Dialog::Refused(r)) = &h.s.dialog else {
         panic!("{:?}", h.s.dialog)
     };
-    assert_eq!(r.refusal, refusal);
+    assert_eq!(r.why, Why::Rule(refusal));
     assert!(r.can_override);
     assert!(!h.s.in_doubt, "a refusal is definite");
     h.stock(PEN, 3, 1);
@@ -303,7 +302,7 @@ fn a_refused_override_cannot_be_overridden_again() {
     let mut h = Harness::with_basket();
     let first = h.pay_exact_cash();
     let sold = Refusal::AlreadySold {
-        epc: "3074257BF7194E4000001A85".into(),
+        epc: epc_of("3074257BF7194E4000001A85"),
     };
     h.act(Action::SaleDone {
         sale_id: first.sale_id,
@@ -333,7 +332,7 @@ fn back_from_a_refusal_drops_tenders_and_unlocks_the_basket() {
     h.act(Action::SaleDone {
         sale_id: first.sale_id,
         result: Err(ApiError::Refused(Refusal::InsufficientStock {
-            gtin: PEN.into(),
+            gtin: gtin_of(PEN),
             requested: 2,
             available: 1,
         })),
@@ -353,17 +352,20 @@ fn back_from_a_refusal_drops_tenders_and_unlocks_the_basket() {
 }
 
 #[test]
-fn invalid_shows_the_agents_detail() {
+fn invalid_shows_the_agents_message() {
     let mut h = Harness::with_basket();
     let req = h.pay_exact_cash();
     h.act(Action::SaleDone {
         sale_id: req.sale_id,
-        result: Err(ApiError::Invalid("qty must be > 0".into())),
+        result: Err(ApiError::Invalid {
+            status: 422,
+            message: "qty must be > 0".into(),
+        }),
     });
     assert_eq!(
         h.s.dialog,
         Some(Dialog::Invalid {
-            detail: "qty must be > 0".into()
+            message: "qty must be > 0".into()
         })
     );
     h.key(Key::Enter);
@@ -405,8 +407,8 @@ fn a_timeout_locks_the_basket_and_retries_keep_the_sale_id_and_body() {
     assert_eq!(third, first);
     // A stale answer for another id is ignored.
     h.act(Action::SaleDone {
-        sale_id: Uuid::from_u128(999),
-        result: committed(Uuid::from_u128(999), 1, false),
+        sale_id: Some(EventId(Uuid::from_u128(999))),
+        result: committed(EventId(Uuid::from_u128(999)), 1, false),
     });
     assert_eq!(h.s.dialog, Some(Dialog::Sending));
     h.act(Action::SaleDone {
@@ -416,7 +418,7 @@ fn a_timeout_locks_the_basket_and_retries_keep_the_sale_id_and_body() {
     let Some(Dialog::Receipt(r)) = &h.s.dialog else {
         panic!("{:?}", h.s.dialog)
     };
-    assert_eq!(r.id, first.sale_id);
+    assert_eq!(r.id, first.sale_id.unwrap());
     assert_eq!(r.change_minor, 1000 - 308);
     assert!(!h.s.in_doubt);
     let posts = h
@@ -580,26 +582,35 @@ fn returns_post_lines_and_the_original_sale() {
     for _ in 0.."not-a-uuid".len() {
         h.key(Key::Backspace);
     }
-    let original = Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0001);
+    let original = EventId(Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0001));
     h.typed(&original.to_string());
     let e = h.key(Key::Enter);
     assert_eq!(h.s.original_sale_id, Some(original));
     assert_eq!(e, [Effect::LookupSale(original)]);
     // The agent knows the sale: what is left to return is shown; an
     // answer for another id is stale and ignored.
-    let record = SaleRecord {
-        sale_id: original,
-        lines: vec![SoldLine {
-            gtin: PEN.into(),
+    let record = SaleView {
+        at_ms: 1,
+        lines: vec![tally_sync::Line {
+            gtin: gtin_of(PEN),
             qty: 2,
+            unit_price_minor: 129,
+            epc: None,
         }],
+        overridden: false,
+        override_: None,
         returned: vec![ReturnedUnits {
-            gtin: PEN.into(),
+            gtin: gtin_of(PEN),
             units: 1,
         }],
+        sale_id: original,
+        status: "committed".into(),
+        store_id: LocationId::new("store-1").unwrap(),
+        tenders: Vec::new(),
+        total_minor: 258,
     };
     h.act(Action::OriginalSale {
-        id: Uuid::from_u128(7),
+        id: EventId(Uuid::from_u128(7)),
         result: Err(ApiError::NotFound),
     });
     assert!(h
@@ -641,8 +652,8 @@ fn returns_post_lines_and_the_original_sale() {
     assert_eq!(e, [Effect::PostReturn(req.clone())]);
     h.act(Action::ReturnDone {
         return_id: req.return_id,
-        result: Ok(ReturnReply {
-            return_id: req.return_id,
+        result: Ok(ReturnRecorded {
+            return_id: req.return_id.unwrap(),
             status: "committed".into(),
             total_minor: 129,
         }),
@@ -671,7 +682,7 @@ fn a_refused_return_offers_no_override() {
     h.act(Action::ReturnDone {
         return_id: id,
         result: Err(ApiError::Refused(Refusal::NotSold {
-            epc: "3074257BF7194E4000001A85".into(),
+            epc: epc_of("3074257BF7194E4000001A85"),
         })),
     });
     let Some(Dialog::Refused(r)) = &h.s.dialog else {

@@ -10,9 +10,10 @@ use ratatui::text::{Line as TextLine, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
-use super::api::Refusal;
-use super::money::format_minor;
-use super::state::{AgentLink, Dialog, Level, Mode, PosState, Receipt, Refused};
+use tally_sync::Refusal;
+
+use crate::money::format_minor;
+use crate::state::{AgentLink, Dialog, Level, Mode, PosState, Receipt, Refused, Why};
 
 /// Draws the whole screen.
 pub fn draw(frame: &mut Frame<'_>, s: &PosState) {
@@ -118,9 +119,7 @@ fn header_line(s: &PosState) -> TextLine<'static> {
     let mut spans = vec![Span::styled("Tally POS ", bold), mode];
     match &s.agent {
         AgentLink::Up(st) => {
-            if let Some(store) = &st.store_id {
-                spans.push(Span::raw(format!("  store {store}")));
-            }
+            spans.push(Span::raw(format!("  store {}", st.store_id)));
             spans.push(Span::raw("  agent "));
             spans.push(if st.online {
                 Span::styled("online", Style::new().fg(Color::Green))
@@ -407,7 +406,7 @@ fn draw_dialog(frame: &mut Frame<'_>, s: &PosState, d: &Dialog, area: Rect) {
             " MANAGER OVERRIDE ".into(),
             Color::Yellow,
             vec![
-                refusal_summary(s, &refused.refusal),
+                refusal_summary(s, &refused.why),
                 "The sale is recorded as an override and reported to HQ.".into(),
                 String::new(),
                 field("Approving manager: ", input),
@@ -421,18 +420,18 @@ fn draw_dialog(frame: &mut Frame<'_>, s: &PosState, d: &Dialog, area: Rect) {
             " MANAGER OVERRIDE ".into(),
             Color::Yellow,
             vec![
-                refusal_summary(s, &refused.refusal),
+                refusal_summary(s, &refused.why),
                 format!("Approving manager: {approver}"),
                 String::new(),
                 field("Reason: ", input),
             ],
         ),
-        Dialog::Invalid { detail } => (
+        Dialog::Invalid { message } => (
             " NOT RECORDED: invalid ".into(),
             Color::Red,
             vec![
                 format!("The agent refused the {what} as invalid:"),
-                detail.clone(),
+                message.clone(),
                 String::new(),
                 "Nothing was recorded. [Esc] back to the basket".into(),
             ],
@@ -509,34 +508,36 @@ fn item_name(s: &PosState, gtin: &str) -> String {
         .unwrap_or_else(|| gtin.to_string())
 }
 
-fn refusal_summary(s: &PosState, r: &Refusal) -> String {
-    match r {
-        Refusal::InsufficientStock {
+fn refusal_summary(s: &PosState, why: &Why) -> String {
+    match why {
+        Why::Rule(Refusal::InsufficientStock {
             gtin,
             requested,
             available,
-        } => format!(
+        }) => format!(
             "{}: requested {requested}, available {available}.",
-            item_name(s, gtin)
+            item_name(s, &gtin.to_string())
         ),
-        Refusal::AlreadySold { epc } => format!("Tag {epc} was already sold."),
-        Refusal::NotSold { epc } => format!("Tag {epc} was never sold here."),
-        Refusal::ExceedsSale {
+        Why::Rule(Refusal::AlreadySold { epc }) => format!("Tag {epc} was already sold."),
+        Why::Rule(Refusal::NotSold { epc }) => format!("Tag {epc} was never sold here."),
+        Why::Rule(Refusal::ExceedsSale {
             gtin,
             requested,
             returnable,
-        } => format!(
+            ..
+        }) => format!(
             "{}: {requested} returned, but that sale has only {returnable} left to take back.",
-            item_name(s, gtin)
+            item_name(s, &gtin.to_string())
         ),
-        Refusal::Other { error, .. } => format!("Refused: {error}."),
+        Why::Rule(Refusal::Invalid(message)) => format!("Refused as invalid: {message}."),
+        Why::Unknown(body) => format!("Refused: {}.", body.error),
     }
 }
 
 fn refused_dialog(s: &PosState, r: &Refused) -> (String, Color, Vec<String>) {
-    let mut lines = vec![refusal_summary(s, &r.refusal)];
-    let title = match &r.refusal {
-        Refusal::InsufficientStock { .. } => {
+    let mut lines = vec![refusal_summary(s, &r.why)];
+    let title = match &r.why {
+        Why::Rule(Refusal::InsufficientStock { .. }) => {
             if let Some(st) = r.stock {
                 lines.push(format!(
                     "On hand {}; this store may sell {}; {} held for online orders / other stores.",
@@ -549,23 +550,26 @@ fn refused_dialog(s: &PosState, r: &Refused) -> (String, Color, Vec<String>) {
             );
             " REFUSED: not enough stock "
         }
-        Refusal::AlreadySold { .. } => {
+        Why::Rule(Refusal::AlreadySold { .. }) => {
             lines.push("This tag is recorded as sold: a duplicate tag or a misread.".into());
             " REFUSED: tag already sold "
         }
-        Refusal::NotSold { .. } => {
+        Why::Rule(Refusal::NotSold { .. }) => {
             lines.push("A return of this tag cannot be taken.".into());
             " REFUSED: tag never sold "
         }
-        Refusal::ExceedsSale { .. } => {
+        Why::Rule(Refusal::ExceedsSale { .. }) => {
             lines.push(
                 "Check the original sale id, or return the rest without it (manager policy)."
                     .into(),
             );
             " REFUSED: more than the sale sold "
         }
-        Refusal::Other { body, .. } => {
-            lines.push(body.clone());
+        Why::Rule(Refusal::Invalid(_)) => " REFUSED: invalid ",
+        Why::Unknown(body) => {
+            if !body.message.is_empty() {
+                lines.push(body.message.clone());
+            }
             " REFUSED "
         }
     };

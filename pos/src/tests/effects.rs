@@ -6,20 +6,23 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-
-use super::super::api::{
-    AgentApi, AgentStatus, ApiError, CatalogItem, Refusal, ReturnReply, ReturnRequest, SaleRecord,
-    SaleReply, SaleRequest, Stock,
+use tally_agent_api::{
+    AgentStatus, ApiError, ReturnRecorded, ReturnRequest, SaleRecorded, SaleRequest, SaleView,
+    Stock,
 };
-use super::super::app::{map_key, perform};
-use super::super::state::{Action, Dialog, Effect, Key};
-use super::{committed, status, Harness, PEN};
+use tally_sync::message::CatalogItem;
+use tally_sync::{EventId, Refusal};
+
+use super::{committed, gtin_of, status, Harness, PEN};
+use crate::api::AgentApi;
+use crate::app::{map_key, perform};
+use crate::state::{Action, Dialog, Effect, Key};
 
 /// A fake agent: scripted answers to sales, fixed catalog and stock, and
 /// a log of every sale it was sent.
 #[derive(Default)]
 struct Fake {
-    sales: Mutex<VecDeque<Result<SaleReply, ApiError>>>,
+    sales: Mutex<VecDeque<Result<SaleRecorded, ApiError>>>,
     seen: Mutex<Vec<SaleRequest>>,
 }
 
@@ -30,20 +33,22 @@ impl AgentApi for Fake {
     async fn catalog_item(&self, gtin: &str) -> Result<CatalogItem, ApiError> {
         match gtin {
             PEN => Ok(CatalogItem {
+                gtin: gtin_of(PEN),
                 name: "Pen, blue".into(),
                 price_minor: 129,
             }),
             _ => Err(ApiError::NotFound),
         }
     }
-    async fn stock(&self, _gtin: &str) -> Result<Stock, ApiError> {
+    async fn stock(&self, gtin: &str) -> Result<Stock, ApiError> {
         Ok(Stock {
+            gtin: gtin_of(gtin),
             on_hand: 3,
             rights: 1,
             others_rights: 2,
         })
     }
-    async fn post_sale(&self, sale: &SaleRequest) -> Result<SaleReply, ApiError> {
+    async fn post_sale(&self, sale: &SaleRequest) -> Result<SaleRecorded, ApiError> {
         self.seen.lock().unwrap().push(sale.clone());
         self.sales
             .lock()
@@ -51,10 +56,10 @@ impl AgentApi for Fake {
             .pop_front()
             .unwrap_or_else(|| Err(ApiError::Unreachable("script ended".into())))
     }
-    async fn post_return(&self, _ret: &ReturnRequest) -> Result<ReturnReply, ApiError> {
+    async fn post_return(&self, _ret: &ReturnRequest) -> Result<ReturnRecorded, ApiError> {
         Err(ApiError::NotFound)
     }
-    async fn sale(&self, _id: uuid::Uuid) -> Result<SaleRecord, ApiError> {
+    async fn sale(&self, _id: EventId) -> Result<SaleView, ApiError> {
         Err(ApiError::NotFound)
     }
 }
@@ -78,7 +83,7 @@ fn timeout_then_refusal_then_override_all_under_one_sale_id() {
     *api.sales.lock().unwrap() = VecDeque::from([
         Err(ApiError::Unreachable("operation timed out".into())),
         Err(ApiError::Refused(Refusal::InsufficientStock {
-            gtin: PEN.into(),
+            gtin: gtin_of(PEN),
             requested: 2,
             available: 1,
         })),
@@ -124,7 +129,7 @@ fn timeout_then_refusal_then_override_all_under_one_sale_id() {
     assert!(matches!(h.s.dialog, Some(Dialog::Receipt(_))));
     let seen = api.seen.lock().unwrap();
     assert_eq!(seen.len(), 3);
-    assert!(seen.iter().all(|s| s.sale_id == id));
+    assert!(seen.iter().all(|s| s.sale_id == Some(id)));
     assert_eq!(seen[0], seen[1], "the retry is byte-for-byte the same sale");
     assert_eq!(seen[2].lines, seen[0].lines);
     assert!(seen[2].override_.is_some());

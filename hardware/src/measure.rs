@@ -1,16 +1,16 @@
 //! What a decoded barcode says about price or weight, and what a unit
 //! then costs: one pure definition shared by the cashier terminal
-//! (`tally-agent pos`, in the binary) and the self-checkout scanner mode
-//! ([`crate::devices`]).
+//! (`tally-pos`) and the agent's self-checkout scanner mode
+//! (`tally_agent::devices`).
 //!
 //! GS1 AIs 392n/393n carry the price, 310n the net weight; an in-store
 //! (restricted-circulation) EAN-13 carries either, per its layout
-//! (`tally_hardware::rcn`). The decoders report these as decimal text;
+//! ([`crate::rcn`]). The decoders report these as decimal text;
 //! money is integer minor units (2 decimals), weight integer grams.
 
-use tally_hardware::barcode::Barcode;
-use tally_hardware::gs1::Interpretation;
-use tally_hardware::rcn::ValueKind;
+use crate::barcode::Barcode;
+use crate::gs1::Interpretation;
+use crate::rcn::ValueKind;
 
 /// Decimals of a price in minor units (cents).
 pub const PRICE_DECIMALS: u32 = 2;

@@ -8,8 +8,8 @@ use tally_hardware::epc::{self, DecodedEpc};
 use tally_hardware::rcn::RcnLayout;
 use tally_sync::{Epc, Gtin};
 
-pub use tally_agent::measure::Measure;
-use tally_agent::measure::{measure_of, MeasureError};
+pub use tally_hardware::measure::Measure;
+use tally_hardware::measure::{measure_of, MeasureError};
 
 /// One item ready for the basket.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,11 +1,13 @@
-//! `tally-agent pos`: the cashier terminal, a full-screen ratatui program
-//! that talks only to the running agent's local API. Keys, screens and
-//! flows are in `docs/pos.md`.
+//! `tally-pos`: the cashier terminal (`tally-agent pos`), a full-screen
+//! ratatui program that talks only to the running agent's local API. The
+//! `tally-agent` binary parses [`PosArgs`] and calls [`run`]. Keys,
+//! screens and flows are in `docs/pos.md`.
 //!
 //! Map:
 //! - [`state`]: the pure state machine (`PosState` + `Action` → effects).
 //! - [`render`]: draws a state with ratatui.
-//! - [`api`]: the agent's API behind the `AgentApi` trait (reqwest, JSON).
+//! - [`api`]: the `AgentApi` trait the event loop calls, implemented for
+//!   `tally_agent_api::AgentClient` (the wire types and the client).
 //! - [`app`]: the event loop (terminal, scanner driver, status poll).
 //! - [`scan`], [`money`]: pure helpers (codes → items, minor units ↔ text).
 
@@ -27,6 +29,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use tally_agent_api::AgentClient;
 use tally_hardware::driver::scanner::ScannerConfig;
 use tally_hardware::rcn::RcnLayout;
 
@@ -82,10 +85,10 @@ fn run_terminal(args: PosArgs) -> anyhow::Result<()> {
         let _ = tracing_subscriber::fmt()
             .with_writer(std::sync::Mutex::new(file))
             .with_ansi(false)
-            .with_env_filter(crate::log_filter())
+            .with_env_filter(log_filter())
             .try_init();
     }
-    let api = api::HttpAgent::new(&args.agent, Duration::from_secs(args.timeout_secs.max(1)))?;
+    let api = AgentClient::new(&args.agent, Duration::from_secs(args.timeout_secs.max(1)))?;
     let layouts = if args.rcn_layouts.is_empty() {
         RcnLayout::default_layouts()
     } else {
@@ -111,4 +114,10 @@ fn run_terminal(args: PosArgs) -> anyhow::Result<()> {
     ));
     ratatui::try_restore().context("restoring the terminal")?;
     Ok(result?)
+}
+
+/// The terminal's log filter: `RUST_LOG`, else `info`.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
 }

@@ -7,11 +7,13 @@ mod effects;
 mod flows;
 mod screens;
 
+use tally_agent_api::{AgentStatus, ApiError, SaleRecorded, SaleRequest, Stock};
 use tally_hardware::rcn::RcnLayout;
+use tally_sync::message::CatalogItem;
+use tally_sync::{Epc, EventId, Gtin, LocationId, ReplicaId};
 use uuid::Uuid;
 
-use super::api::{AgentStatus, ApiError, CatalogItem, SaleReply, Stock};
-use super::state::{Action, Effect, Env, Key, PosState};
+use crate::state::{Action, Effect, Env, Key, PosState};
 
 pub const PEN: &str = "04006381333931";
 pub const GUM: &str = "00000096385074";
@@ -40,7 +42,7 @@ impl Harness {
     pub fn act(&mut self, a: Action) -> Vec<Effect> {
         self.next += 1;
         let env = Env {
-            fresh_id: Uuid::from_u128(self.next),
+            fresh_id: EventId(Uuid::from_u128(self.next)),
         };
         let e = self.s.update(a, &env);
         self.effects.extend(e.clone());
@@ -70,6 +72,7 @@ impl Harness {
         self.act(Action::Catalog {
             gtin: gtin.into(),
             result: Ok(CatalogItem {
+                gtin: gtin_of(gtin),
                 name: name.into(),
                 price_minor: price,
             }),
@@ -80,6 +83,7 @@ impl Harness {
         self.act(Action::Stock {
             gtin: gtin.into(),
             result: Ok(Stock {
+                gtin: gtin_of(gtin),
                 on_hand,
                 rights,
                 others_rights: on_hand - rights,
@@ -100,14 +104,14 @@ impl Harness {
 
     /// Pays the basket in cash, exactly (F5, `c`, Enter on the proposed
     /// amount), and returns the sale it posts.
-    pub fn pay_exact_cash(&mut self) -> super::api::SaleRequest {
+    pub fn pay_exact_cash(&mut self) -> SaleRequest {
         self.key(Key::F(5));
         self.key(Key::Char('c'));
         Harness::post(&self.key(Key::Enter))
     }
 
     /// The single PostSale of `effects`.
-    pub fn post(effects: &[Effect]) -> super::api::SaleRequest {
+    pub fn post(effects: &[Effect]) -> SaleRequest {
         let posts: Vec<_> = effects
             .iter()
             .filter_map(|e| match e {
@@ -122,19 +126,38 @@ impl Harness {
 
 pub fn status(online: bool, outbox: u64) -> AgentStatus {
     AgentStatus {
-        store_id: Some("store-1".into()),
-        online,
         last_sync_at: None,
+        last_sync_ms: None,
+        online,
         outbox_events: outbox,
-        version: Some("0.1.0".into()),
+        replica_id: ReplicaId::new("store-1").unwrap(),
+        store_id: LocationId::new("store-1").unwrap(),
+        sync_error: None,
+        version: "0.1.0".into(),
     }
 }
 
-pub fn committed(id: Uuid, total: i64, overridden: bool) -> Result<SaleReply, ApiError> {
-    Ok(SaleReply {
-        sale_id: id,
+/// The agent's answer to a recorded sale `id` (as a request carries it
+/// or as the terminal keeps it).
+pub fn committed(
+    id: impl Into<Option<EventId>>,
+    total: i64,
+    overridden: bool,
+) -> Result<SaleRecorded, ApiError> {
+    Ok(SaleRecorded {
+        overridden,
+        sale_id: id.into().expect("a posted sale has an id"),
         status: "committed".into(),
         total_minor: total,
-        overridden,
     })
+}
+
+/// A GTIN of the tests (14 digits).
+pub fn gtin_of(text: &str) -> Gtin {
+    text.parse().unwrap()
+}
+
+/// An EPC of the tests (hex).
+pub fn epc_of(hex: &str) -> Epc {
+    Epc::from_hex(hex).unwrap()
 }

@@ -19,13 +19,14 @@ use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, Ke
 use ratatui::Terminal;
 use tally_hardware::driver::scanner::{self as scanner_driver, ScannerConfig, ScannerEvent};
 use tally_hardware::driver::DeviceStatus;
+use tally_sync::EventId;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::api::AgentApi;
-use super::render;
-use super::scan;
-use super::state::{Action, Effect, Env, Key, PosState};
+use crate::api::AgentApi;
+use crate::render;
+use crate::scan;
+use crate::state::{Action, Effect, Env, Key, PosState};
 
 /// How often the agent's status is asked.
 pub const STATUS_EVERY: Duration = Duration::from_secs(2);
@@ -87,8 +88,9 @@ pub fn scanner_action(e: ScannerEvent) -> Action {
 /// What the loop's channel carries.
 #[derive(Debug)]
 enum Input {
-    /// For the state machine.
-    Action(Action),
+    /// For the state machine (boxed: an answer such as a sale's view is
+    /// large, a key is not).
+    Action(Box<Action>),
     /// The terminal was resized.
     Redraw,
     /// Reading the terminal failed: stop.
@@ -109,10 +111,11 @@ pub async fn perform<A: AgentApi>(api: &A, effect: Effect) -> Option<Action> {
         }
         Effect::PostSale(req) => {
             let result = api.post_sale(&req).await;
+            let sale = req.sale_id.map(|id| id.to_string()).unwrap_or_default();
             if let Err(e) = &result {
-                tracing::warn!(sale = %req.sale_id, error = %e, "Sale not confirmed.");
+                tracing::warn!(sale = %sale, error = %e, "Sale not confirmed.");
             } else {
-                tracing::info!(sale = %req.sale_id, "Sale committed.");
+                tracing::info!(sale = %sale, "Sale committed.");
             }
             Action::SaleDone {
                 sale_id: req.sale_id,
@@ -165,7 +168,7 @@ where
             let tx = tx.clone();
             tokio::spawn(async move {
                 while let Some(e) = srx.recv().await {
-                    if tx.send(Input::Action(scanner_action(e))).is_err() {
+                    if tx.send(Input::Action(Box::new(scanner_action(e)))).is_err() {
                         break;
                     }
                 }
@@ -190,7 +193,7 @@ where
                         tokio::spawn(async move {
                             let r = api.status().await;
                             busy.store(false, Ordering::SeqCst);
-                            let _ = tx.send(Input::Action(Action::Status(r)));
+                            let _ = tx.send(Input::Action(Box::new(Action::Status(r))));
                         });
                     }
                     continue;
@@ -204,12 +207,12 @@ where
             let mut quit = false;
             for input in batch {
                 let action = match input {
-                    Input::Action(a) => a,
+                    Input::Action(a) => *a,
                     Input::Redraw => continue,
                     Input::TerminalFailed(e) => return Err(LoopError::Terminal(e)),
                 };
                 let env = Env {
-                    fresh_id: Uuid::now_v7(),
+                    fresh_id: EventId(Uuid::now_v7()),
                 };
                 for effect in state.update(action, &env) {
                     if effect == Effect::Quit {
@@ -219,7 +222,7 @@ where
                     let (api, tx) = (api.clone(), tx.clone());
                     tokio::spawn(async move {
                         if let Some(a) = perform(api.as_ref(), effect).await {
-                            let _ = tx.send(Input::Action(a));
+                            let _ = tx.send(Input::Action(Box::new(a)));
                         }
                     });
                 }
@@ -252,7 +255,7 @@ fn spawn_key_reader(
                 Ok(false) => continue,
                 Ok(true) => match event::read() {
                     Ok(Event::Key(k)) => match map_key(k) {
-                        Some(key) => Input::Action(Action::Key(key)),
+                        Some(key) => Input::Action(Box::new(Action::Key(key))),
                         None => continue,
                     },
                     Ok(Event::Resize(..)) => Input::Redraw,

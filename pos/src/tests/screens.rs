@@ -3,11 +3,12 @@
 
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
+use tally_agent_api::{ApiError, ErrorBody};
+use tally_sync::Refusal;
 
-use super::super::api::{ApiError, Refusal};
-use super::super::render;
-use super::super::state::{Action, Key, PosState};
-use super::{committed, status, Harness, PEN};
+use super::{committed, epc_of, gtin_of, status, Harness, PEN};
+use crate::render;
+use crate::state::{Action, Key, PosState};
 
 /// The screen as lines of text.
 fn screen(s: &PosState, w: u16, h: u16) -> Vec<String> {
@@ -104,7 +105,7 @@ fn refusal_dialog_explains_the_shortage_and_offers_the_override() {
     h.act(Action::SaleDone {
         sale_id: req.sale_id,
         result: Err(ApiError::Refused(Refusal::InsufficientStock {
-            gtin: PEN.into(),
+            gtin: gtin_of(PEN),
             requested: 2,
             available: 1,
         })),
@@ -137,7 +138,7 @@ fn already_sold_dialog() {
     h.act(Action::SaleDone {
         sale_id: req.sale_id,
         result: Err(ApiError::Refused(Refusal::AlreadySold {
-            epc: "3074257BF7194E4000001A85".into(),
+            epc: epc_of("3074257BF7194E4000001A85"),
         })),
     });
     let t = text(&h.s);
@@ -162,7 +163,7 @@ fn receipt_after_commit() {
     });
     let t = text(&h.s);
     assert!(t.contains("SALE COMMITTED"), "{t}");
-    assert!(t.contains(&format!("Sale {}", req.sale_id)), "{t}");
+    assert!(t.contains(&format!("Sale {}", req.sale_id.unwrap())), "{t}");
     let pen = row_with(&h.s, "Pen, blue");
     assert!(pen.contains("2 x      1.29"), "{pen}");
     assert!(pen.contains("2.58"), "{pen}");
@@ -181,7 +182,7 @@ fn in_doubt_dialog_says_retrying_is_safe() {
     });
     let t = text(&h.s);
     assert!(t.contains("NOT CONFIRMED"), "{t}");
-    assert!(t.contains(&req.sale_id.to_string()), "{t}");
+    assert!(t.contains(&req.sale_id.unwrap().to_string()), "{t}");
     assert!(t.contains("operation timed out"), "{t}");
     assert!(t.contains("[R] retry"), "{t}");
     assert!(t.contains("AGENT UNREACHABLE"), "{t}");
@@ -212,4 +213,23 @@ fn small_and_tiny_terminals_still_draw() {
     let mut h = Harness::with_basket();
     h.key(Key::F(10));
     screen(&h.s, 30, 8);
+}
+
+#[test]
+fn a_refusal_the_terminal_does_not_know_shows_the_agents_code_and_message() {
+    let mut h = Harness::with_basket();
+    let req = h.pay_exact_cash();
+    h.act(Action::SaleDone {
+        sale_id: req.sale_id,
+        result: Err(ApiError::Conflict(Box::new(ErrorBody::new(
+            "frozen",
+            "the store is being counted",
+        )))),
+    });
+    let t = text(&h.s);
+    assert!(t.contains(" REFUSED "), "{t}");
+    assert!(t.contains("Refused: frozen."), "{t}");
+    assert!(t.contains("the store is being counted"), "{t}");
+    assert!(t.contains("Nothing was recorded."), "{t}");
+    assert!(t.contains("[O] manager override"), "{t}");
 }

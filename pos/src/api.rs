@@ -1,0 +1,65 @@
+//! What the terminal asks of the agent: [`AgentApi`], the six calls the
+//! event loop makes, so its effects run against a fake in tests. The real
+//! one is `tally_agent_api`'s [`AgentClient`] (the wire types, the HTTP
+//! client and its typed errors all live there, declared once for every
+//! client of the local API).
+
+use std::future::Future;
+
+use tally_agent_api::{
+    AgentClient, AgentStatus, ApiError, ReturnRecorded, ReturnRequest, SaleRecorded, SaleRequest,
+    SaleView, Stock,
+};
+use tally_sync::message::CatalogItem;
+use tally_sync::EventId;
+
+/// What the terminal asks of the agent.
+pub trait AgentApi: Send + Sync + 'static {
+    /// `GET /v1/status`.
+    fn status(&self) -> impl Future<Output = Result<AgentStatus, ApiError>> + Send;
+    /// `GET /v1/catalog/{gtin}`.
+    fn catalog_item(
+        &self,
+        gtin: &str,
+    ) -> impl Future<Output = Result<CatalogItem, ApiError>> + Send;
+    /// `GET /v1/stock/{gtin}`.
+    fn stock(&self, gtin: &str) -> impl Future<Output = Result<Stock, ApiError>> + Send;
+    /// `POST /v1/sales`.
+    fn post_sale(
+        &self,
+        sale: &SaleRequest,
+    ) -> impl Future<Output = Result<SaleRecorded, ApiError>> + Send;
+    /// `POST /v1/returns`.
+    fn post_return(
+        &self,
+        ret: &ReturnRequest,
+    ) -> impl Future<Output = Result<ReturnRecorded, ApiError>> + Send;
+    /// `GET /v1/sales/{id}`.
+    fn sale(&self, id: EventId) -> impl Future<Output = Result<SaleView, ApiError>> + Send;
+}
+
+impl AgentApi for AgentClient {
+    async fn status(&self) -> Result<AgentStatus, ApiError> {
+        AgentClient::status(self).await
+    }
+
+    async fn catalog_item(&self, gtin: &str) -> Result<CatalogItem, ApiError> {
+        AgentClient::catalog_item(self, gtin).await
+    }
+
+    async fn stock(&self, gtin: &str) -> Result<Stock, ApiError> {
+        AgentClient::stock(self, gtin).await
+    }
+
+    async fn post_sale(&self, sale: &SaleRequest) -> Result<SaleRecorded, ApiError> {
+        AgentClient::post_sale(self, sale).await
+    }
+
+    async fn post_return(&self, ret: &ReturnRequest) -> Result<ReturnRecorded, ApiError> {
+        AgentClient::post_return(self, ret).await
+    }
+
+    async fn sale(&self, id: EventId) -> Result<SaleView, ApiError> {
+        AgentClient::sale(self, id).await
+    }
+}

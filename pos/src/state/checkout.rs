@@ -1,0 +1,372 @@
+//! Checkout: taking payment (cash with change, card with its reference,
+//! mixed), posting the sale under its id, re-sending a request whose
+//! outcome is unknown, and what the agent answers: the receipt, or a
+//! failure (in doubt, refused, invalid). Posting and answering are shared
+//! with returns (`returns`), whose requests go the same way.
+
+use tally_agent_api::{ApiError, LineBody, SaleRecorded, SaleRequest};
+use tally_sync::command::Approval;
+use tally_sync::{EventId, Refusal, Tender};
+
+use super::{Dialog, Effect, Env, Key, Level, Mode, Pending, PosState, Why};
+use crate::money::{format_minor, parse_amount};
+
+/// A tender taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tendered {
+    /// `cash` or `card`.
+    pub method: &'static str,
+    /// Applied to the sale.
+    pub applied_minor: i64,
+    /// Handed over (cash; equals `applied_minor` for card).
+    pub given_minor: i64,
+    /// Card reference.
+    pub reference: Option<String>,
+}
+
+/// A printed line of a receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptLine {
+    /// Item name (or GTIN).
+    pub name: String,
+    /// Units.
+    pub qty: u64,
+    /// Price per unit.
+    pub unit_price_minor: i64,
+    /// Line total.
+    pub total_minor: i64,
+}
+
+/// What the cashier sees after the agent confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// Sale or return.
+    pub mode: Mode,
+    /// Sale or return id.
+    pub id: EventId,
+    /// Lines.
+    pub lines: Vec<ReceiptLine>,
+    /// The total the agent recorded.
+    pub total_minor: i64,
+    /// The total the terminal computed, if different (shown as a warning).
+    pub local_total_minor: Option<i64>,
+    /// Tenders.
+    pub tenders: Vec<Tendered>,
+    /// Change due to the customer.
+    pub change_minor: i64,
+    /// Manager override (approver, reason).
+    pub override_: Option<(String, String)>,
+    /// Return: the original sale.
+    pub original_sale_id: Option<EventId>,
+}
+
+impl PosState {
+    /// What is still due after the tenders taken.
+    pub fn due(&self) -> Option<i64> {
+        self.total().ok().map(|t| t - self.paid())
+    }
+
+    fn paid(&self) -> i64 {
+        self.tenders.iter().map(|t| t.applied_minor).sum()
+    }
+
+    /// F5 (or Enter on an empty input line): pay, refund, or retry a
+    /// request in doubt.
+    pub(super) fn start_payment(&mut self, env: &Env) -> Vec<Effect> {
+        if self.in_doubt {
+            return self.resend();
+        }
+        if self.lines.is_empty() {
+            self.notify(Level::Info, "The basket is empty: scan or type a barcode.");
+            return Vec::new();
+        }
+        let total = match self.total() {
+            Ok(t) => t,
+            Err(i) => {
+                self.selected = i;
+                self.notify(
+                    Level::Error,
+                    format!("Line {} has no price yet: F4 sets it.", i + 1),
+                );
+                return Vec::new();
+            }
+        };
+        match self.mode {
+            Mode::Return => {
+                self.dialog = Some(Dialog::ConfirmRefund);
+                Vec::new()
+            }
+            Mode::Sale if total <= 0 => self.post_sale(None, env),
+            Mode::Sale => {
+                self.dialog = Some(Dialog::Tender);
+                Vec::new()
+            }
+        }
+    }
+
+    /// The payment dialog: `C` cash, `K` card.
+    pub(super) fn tender_key(&mut self, key: Key) -> Vec<Effect> {
+        match key {
+            Key::Char('c' | 'C') => self.show(Dialog::Cash {
+                input: String::new(),
+            }),
+            Key::Char('k' | 'K') => self.show(Dialog::Card {
+                input: String::new(),
+            }),
+            Key::Esc => Vec::new(),
+            _ => self.show(Dialog::Tender),
+        }
+    }
+
+    /// The cash dialog: the amount handed over (Enter alone: exact); less
+    /// than due is a partial payment.
+    pub(super) fn cash_key(&mut self, input: String, key: Key, env: &Env) -> Vec<Effect> {
+        match key {
+            Key::Esc => self.show(Dialog::Tender),
+            Key::Enter => {
+                let due = self.due().unwrap_or(0);
+                let given = if input.trim().is_empty() {
+                    Ok(due)
+                } else {
+                    parse_amount(&input)
+                };
+                match given {
+                    Ok(g) if g > 0 => {
+                        self.tenders.push(Tendered {
+                            method: "cash",
+                            applied_minor: g.min(due),
+                            given_minor: g,
+                            reference: None,
+                        });
+                        self.after_tender(env)
+                    }
+                    Ok(_) => {
+                        self.notify(Level::Error, "Cash must be more than 0.");
+                        self.show(Dialog::Cash { input })
+                    }
+                    Err(e) => {
+                        self.notify(Level::Error, e.to_string());
+                        self.show(Dialog::Cash { input })
+                    }
+                }
+            }
+            k => self.show(Dialog::Cash {
+                input: super::dialogs::edit(input, k),
+            }),
+        }
+    }
+
+    /// The card dialog: the slip's reference (required) pays what is due.
+    pub(super) fn card_key(&mut self, input: String, key: Key, env: &Env) -> Vec<Effect> {
+        match key {
+            Key::Esc => self.show(Dialog::Tender),
+            Key::Enter if input.trim().is_empty() => {
+                self.notify(Level::Error, "Type the card slip's reference.");
+                self.show(Dialog::Card { input })
+            }
+            Key::Enter => {
+                let due = self.due().unwrap_or(0);
+                self.tenders.push(Tendered {
+                    method: "card",
+                    applied_minor: due,
+                    given_minor: due,
+                    reference: Some(input.trim().to_string()),
+                });
+                self.after_tender(env)
+            }
+            k => self.show(Dialog::Card {
+                input: super::dialogs::edit(input, k),
+            }),
+        }
+    }
+
+    fn after_tender(&mut self, env: &Env) -> Vec<Effect> {
+        self.notice = None;
+        match self.due() {
+            Some(d) if d > 0 => {
+                self.notify(
+                    Level::Info,
+                    format!(
+                        "Paid so far {}; due {}.",
+                        format_minor(self.paid()),
+                        format_minor(d)
+                    ),
+                );
+                self.show(Dialog::Tender)
+            }
+            _ => self.post_sale(None, env),
+        }
+    }
+
+    /// The basket's lines as posted.
+    pub(super) fn lines_body(&self) -> Vec<LineBody> {
+        self.lines
+            .iter()
+            .map(|l| LineBody {
+                gtin: l.gtin.clone(),
+                qty: i64::try_from(l.qty).unwrap_or(i64::MAX),
+                unit_price_minor: self.price_to_send(l),
+                epc: l.epc.clone(),
+            })
+            .collect()
+    }
+
+    /// Posts the basket as a sale under the open id (a new one for the
+    /// first post), with the tenders taken and a manager's `override_`.
+    pub(super) fn post_sale(&mut self, override_: Option<Approval>, env: &Env) -> Vec<Effect> {
+        let sale_id = *self.event_id.get_or_insert(env.fresh_id);
+        let req = SaleRequest {
+            sale_id: Some(sale_id),
+            lines: self.lines_body(),
+            tenders: self
+                .tenders
+                .iter()
+                .map(|t| Tender {
+                    method: t.method.to_string(),
+                    amount_minor: t.applied_minor,
+                    reference: t.reference.clone(),
+                })
+                .collect(),
+            override_,
+        };
+        self.send(Pending::Sale(req))
+    }
+
+    /// Posts `request`, which is then awaited (and kept for a retry).
+    pub(super) fn send(&mut self, request: Pending) -> Vec<Effect> {
+        let effect = match &request {
+            Pending::Sale(r) => Effect::PostSale(r.clone()),
+            Pending::Return(r) => Effect::PostReturn(r.clone()),
+        };
+        self.pending = Some(request);
+        self.dialog = Some(Dialog::Sending);
+        vec![effect]
+    }
+
+    /// Re-sends the pending request unchanged (same id, same body).
+    pub(super) fn resend(&mut self) -> Vec<Effect> {
+        let Some(p) = self.pending.clone() else {
+            self.in_doubt = false;
+            return Vec::new();
+        };
+        self.send(p)
+    }
+
+    /// The agent's answer to the sale posted as `sale_id`.
+    pub(super) fn sale_done(
+        &mut self,
+        sale_id: Option<EventId>,
+        result: Result<SaleRecorded, ApiError>,
+    ) -> Vec<Effect> {
+        let Some(Pending::Sale(req)) = self.pending.clone() else {
+            return Vec::new();
+        };
+        if req.sale_id != sale_id {
+            return Vec::new();
+        }
+        match result {
+            Ok(reply) => {
+                let given: i64 = self.tenders.iter().map(|t| t.given_minor).sum();
+                let receipt = Receipt {
+                    tenders: self.tenders.clone(),
+                    change_minor: (given - self.paid()).max(0),
+                    override_: req.override_.map(|o| (o.approver, o.reason)),
+                    ..self.receipt(Mode::Sale, reply.sale_id, reply.total_minor)
+                };
+                self.finish(receipt);
+                Vec::new()
+            }
+            Err(e) => self.post_failed(e, req.override_.is_none()),
+        }
+    }
+
+    /// The receipt of the basket the agent recorded as `id` with
+    /// `total_minor`; no tenders, change or override yet.
+    pub(super) fn receipt(&self, mode: Mode, id: EventId, total_minor: i64) -> Receipt {
+        Receipt {
+            mode,
+            id,
+            lines: self
+                .lines
+                .iter()
+                .map(|l| ReceiptLine {
+                    name: self.name(l),
+                    qty: l.qty,
+                    unit_price_minor: self.unit_price(l).unwrap_or(0),
+                    total_minor: self.line_total(l).unwrap_or(0),
+                })
+                .collect(),
+            total_minor,
+            local_total_minor: self.total().ok().filter(|&l| l != total_minor),
+            tenders: Vec::new(),
+            change_minor: 0,
+            override_: None,
+            original_sale_id: None,
+        }
+    }
+
+    /// Shows the receipt over a new, empty basket.
+    pub(super) fn finish(&mut self, receipt: Receipt) {
+        self.new_basket();
+        self.dialog = Some(Dialog::Receipt(receipt));
+    }
+
+    /// A post failed: in doubt (retry with the same id), or definite (the
+    /// agent recorded nothing): refused or invalid.
+    pub(super) fn post_failed(&mut self, e: ApiError, can_override: bool) -> Vec<Effect> {
+        self.note_failure(&e);
+        if e.outcome_unknown() {
+            self.in_doubt = true;
+            self.dialog = Some(Dialog::InDoubt {
+                error: e.to_string(),
+            });
+            return Vec::new();
+        }
+        // Definite: the agent recorded nothing.
+        self.in_doubt = false;
+        self.pending = None;
+        let message = match e {
+            ApiError::Refused(Refusal::Invalid(message)) | ApiError::Invalid { message, .. } => {
+                message
+            }
+            ApiError::Refused(refusal) => return self.refused(Why::Rule(refusal), can_override),
+            ApiError::Conflict(body) => return self.refused(Why::Unknown(body), can_override),
+            other => other.to_string(),
+        };
+        self.show(Dialog::Invalid { message })
+    }
+
+    /// The not-confirmed dialog: retry (same id and body), back to the
+    /// locked basket, or discard.
+    pub(super) fn in_doubt_key(&mut self, error: String, key: Key) -> Vec<Effect> {
+        match key {
+            Key::Char('r' | 'R') | Key::Enter | Key::F(5) => self.resend(),
+            Key::Esc => {
+                self.notify(
+                    Level::Error,
+                    "Sale in doubt: F5 retries it with the same id; F8 discards it.",
+                );
+                Vec::new()
+            }
+            Key::F(8) => self.show(Dialog::ConfirmDiscard),
+            _ => self.show(Dialog::InDoubt { error }),
+        }
+    }
+
+    /// The receipt: Enter (or typing, or a scan) starts the next customer.
+    pub(super) fn receipt_key(&mut self, receipt: Receipt, key: Key) -> Vec<Effect> {
+        match key {
+            Key::Enter | Key::Esc | Key::F(8) => {
+                self.new_basket();
+                Vec::new()
+            }
+            Key::Char(c) if !c.is_control() => {
+                // Typing starts the next sale.
+                self.new_basket();
+                self.input.push(c);
+                Vec::new()
+            }
+            _ => self.show(Dialog::Receipt(receipt)),
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The modal dialogs over the basket: [`Dialog`], every one the terminal
+//! can show, and the routing of a key to the flow whose dialog is open
+//! (the basket's quantity and price, checkout's payment and receipt,
+//! returns', the refusal and override). The editing every single-field
+//! dialog shares (`field`, `edit`) lives here, and the quit and discard
+//! questions are answered here.
+
+use super::{Effect, Env, Key, Level, PosState, Receipt, Refused, MAX_INPUT};
+
+/// A modal dialog over the basket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dialog {
+    /// Set the selected line's quantity.
+    Quantity {
+        /// Typed.
+        input: String,
+    },
+    /// Set the selected line's unit price.
+    Price {
+        /// Typed.
+        input: String,
+    },
+    /// Choose cash or card.
+    Tender,
+    /// Cash handed over.
+    Cash {
+        /// Typed.
+        input: String,
+    },
+    /// Card reference.
+    Card {
+        /// Typed.
+        input: String,
+    },
+    /// Confirm a refund (returns).
+    ConfirmRefund,
+    /// The original sale of a return.
+    OriginalSale {
+        /// Typed.
+        input: String,
+    },
+    /// A POST is in flight.
+    Sending,
+    /// The agent refused the sale (409).
+    Refused(Refused),
+    /// Override: who approves.
+    OverrideApprover {
+        /// The refusal being overridden.
+        refused: Refused,
+        /// Typed.
+        input: String,
+    },
+    /// Override: why.
+    OverrideReason {
+        /// The refusal being overridden.
+        refused: Refused,
+        /// Approver.
+        approver: String,
+        /// Typed.
+        input: String,
+    },
+    /// The agent found the request invalid (422).
+    Invalid {
+        /// The agent's message.
+        message: String,
+    },
+    /// The outcome is unknown: retry with the same id.
+    InDoubt {
+        /// What went wrong.
+        error: String,
+    },
+    /// The confirmed sale or return.
+    Receipt(Receipt),
+    /// Quit with an open basket?
+    ConfirmQuit,
+    /// Discard the open basket?
+    ConfirmDiscard,
+}
+
+impl PosState {
+    /// A key while `dialog` is open (taken out of the state: a handler
+    /// that keeps it open puts it back).
+    pub(super) fn dialog_key(&mut self, dialog: Dialog, key: Key, env: &Env) -> Vec<Effect> {
+        match dialog {
+            Dialog::Quantity { input } => self.quantity_key(input, key),
+            Dialog::Price { input } => self.price_key(input, key),
+            Dialog::Tender => self.tender_key(key),
+            Dialog::Cash { input } => self.cash_key(input, key, env),
+            Dialog::Card { input } => self.card_key(input, key, env),
+            Dialog::ConfirmRefund => self.confirm_refund_key(key, env),
+            Dialog::OriginalSale { input } => self.original_sale_key(input, key),
+            Dialog::Sending => self.show(Dialog::Sending),
+            Dialog::Refused(refused) => self.refused_key(refused, key),
+            Dialog::OverrideApprover { refused, input } => self.approver_key(refused, input, key),
+            Dialog::OverrideReason {
+                refused,
+                approver,
+                input,
+            } => self.reason_key(refused, approver, input, key, env),
+            Dialog::Invalid { message } => self.invalid_key(message, key),
+            Dialog::InDoubt { error } => self.in_doubt_key(error, key),
+            Dialog::Receipt(receipt) => self.receipt_key(receipt, key),
+            Dialog::ConfirmQuit => match key {
+                Key::Char('y' | 'Y') => vec![Effect::Quit],
+                _ => Vec::new(),
+            },
+            Dialog::ConfirmDiscard => match key {
+                Key::Char('y' | 'Y') => {
+                    let mode = self.mode;
+                    self.new_basket();
+                    self.mode = mode;
+                    self.notify(Level::Info, "Basket discarded.");
+                    Vec::new()
+                }
+                _ => Vec::new(),
+            },
+        }
+    }
+
+    /// Opens `dialog` (or keeps it open); no effects.
+    pub(super) fn show(&mut self, dialog: Dialog) -> Vec<Effect> {
+        self.dialog = Some(dialog);
+        Vec::new()
+    }
+
+    /// A single-field dialog: Enter submits (`submit` may refuse with a
+    /// message, keeping the dialog), Esc closes, other keys edit.
+    pub(super) fn field(
+        &mut self,
+        input: String,
+        key: Key,
+        digits_only: bool,
+        submit: impl FnOnce(&mut Self, &str) -> Result<Vec<Effect>, String>,
+        reopen: impl FnOnce(String) -> Dialog,
+    ) -> Vec<Effect> {
+        match key {
+            Key::Esc => Vec::new(),
+            Key::Enter => match submit(self, &input) {
+                Ok(effects) => effects,
+                Err(msg) => {
+                    self.notify(Level::Error, msg);
+                    self.show(reopen(input))
+                }
+            },
+            Key::Char(c) if digits_only && !c.is_ascii_digit() => self.show(reopen(input)),
+            k => self.show(reopen(edit(input, k))),
+        }
+    }
+}
+
+/// Edits a dialog field with a key.
+pub(super) fn edit(mut input: String, key: Key) -> String {
+    match key {
+        Key::Char(c) if !c.is_control() && input.chars().count() < MAX_INPUT => input.push(c),
+        Key::Backspace => {
+            input.pop();
+        }
+        _ => {}
+    }
+    input
+}

@@ -1,0 +1,346 @@
+//! The cashier terminal's state machine: [`PosState::update`] takes an
+//! [`Action`] (a key, a scan, an answer from the agent) and returns the
+//! [`Effect`]s to run (API calls, quit). No I/O, no clock, no randomness:
+//! a fresh id comes in through [`Env`], so every flow is tested directly.
+//!
+//! This module holds the machine's vocabulary (keys, actions, effects,
+//! the state itself) and the dispatch; each flow is its own module:
+//! - `basket`: scans, lines, quantities, prices, voids, and what they cost.
+//! - `checkout`: payment, posting a sale, and what the agent answers.
+//! - `override_`: the refusal dialog and the manager override.
+//! - `returns`: returns mode, the original sale, posting a return.
+//! - `dialogs`: the open dialog's keys, routed to its flow.
+//!
+//! # Design constraints
+//! - **Idempotent commits.** A sale (or return) gets its id before its first
+//!   POST and keeps it until the agent confirms it or the cashier discards
+//!   the basket. A retry re-sends the very same request, and a re-post with
+//!   a manager override uses the same id.
+//! - **In doubt, locked.** When a POST's outcome is unknown (timeout,
+//!   agent unreachable, 5xx), the agent may have recorded the sale. The
+//!   basket is then locked: editing it and re-posting under the same id
+//!   would be refused if the first attempt was recorded (a retry must
+//!   repeat its request) and a new sale if it was not. Only a retry or an
+//!   explicit discard leave that state.
+//! - **Refused means unchanged.** On a 409/422 the agent recorded nothing,
+//!   so the basket is editable again. Tenders taken before a refusal are
+//!   dropped when the cashier goes back to the basket (the dialog says so);
+//!   an override re-posts them unchanged.
+//! - Answers are matched by id; a stale answer is ignored.
+
+mod basket;
+mod checkout;
+mod dialogs;
+mod override_;
+mod returns;
+
+use std::collections::BTreeMap;
+
+use tally_agent_api::{
+    AgentStatus, ApiError, ReturnRecorded, ReturnRequest, SaleRecorded, SaleRequest, SaleView,
+    Stock,
+};
+use tally_hardware::rcn::RcnLayout;
+use tally_sync::message::CatalogItem;
+use tally_sync::EventId;
+
+pub use basket::{CatalogEntry, Line, MAX_QTY};
+pub use checkout::{Receipt, ReceiptLine, Tendered};
+pub use dialogs::Dialog;
+pub use override_::{Refused, Why};
+
+use crate::scan::{ScanError, Scanned};
+
+/// Longest text the input line or a dialog field takes.
+pub const MAX_INPUT: usize = 120;
+
+/// A key, as the event loop translates the terminal's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// A printable character.
+    Char(char),
+    /// Ctrl + a letter.
+    Ctrl(char),
+    /// Function key F1–F12.
+    F(u8),
+    /// Enter.
+    Enter,
+    /// Escape.
+    Esc,
+    /// Backspace.
+    Backspace,
+    /// Delete.
+    Delete,
+    /// Up arrow.
+    Up,
+    /// Down arrow.
+    Down,
+}
+
+/// Everything that can happen to the terminal.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// The cashier pressed a key.
+    Key(Key),
+    /// The store's scanner read a code (decoded by the driver).
+    Scanned(Result<Scanned, ScanError>),
+    /// The scanner connected (`true`) or was lost.
+    Scanner {
+        /// Connected now.
+        connected: bool,
+        /// Port path and, when lost, why.
+        detail: String,
+    },
+    /// Answer to [`Effect::LookupCatalog`].
+    Catalog {
+        /// The item.
+        gtin: String,
+        /// The answer.
+        result: Result<CatalogItem, ApiError>,
+    },
+    /// Answer to [`Effect::FetchStock`].
+    Stock {
+        /// The item.
+        gtin: String,
+        /// The answer.
+        result: Result<Stock, ApiError>,
+    },
+    /// Answer to [`Effect::PostSale`].
+    SaleDone {
+        /// The id of the sale posted (as its request carried it).
+        sale_id: Option<EventId>,
+        /// The answer.
+        result: Result<SaleRecorded, ApiError>,
+    },
+    /// Answer to [`Effect::PostReturn`].
+    ReturnDone {
+        /// The id of the return posted (as its request carried it).
+        return_id: Option<EventId>,
+        /// The answer.
+        result: Result<ReturnRecorded, ApiError>,
+    },
+    /// Answer to [`Effect::LookupSale`].
+    OriginalSale {
+        /// The sale asked for.
+        id: EventId,
+        /// The answer.
+        result: Result<SaleView, ApiError>,
+    },
+    /// A periodic `GET /v1/status` answer.
+    Status(Result<AgentStatus, ApiError>),
+}
+
+/// What the event loop must do for the state machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// `GET /v1/catalog/{gtin}` → [`Action::Catalog`].
+    LookupCatalog(String),
+    /// `GET /v1/stock/{gtin}` → [`Action::Stock`].
+    FetchStock(String),
+    /// `POST /v1/sales` → [`Action::SaleDone`].
+    PostSale(SaleRequest),
+    /// `POST /v1/returns` → [`Action::ReturnDone`].
+    PostReturn(ReturnRequest),
+    /// `GET /v1/sales/{id}` → [`Action::OriginalSale`].
+    LookupSale(EventId),
+    /// Leave the terminal.
+    Quit,
+}
+
+/// Inputs from outside the machine for one update.
+#[derive(Debug, Clone, Copy)]
+pub struct Env {
+    /// A fresh UUIDv7, used only when a new sale or return id is needed.
+    pub fresh_id: EventId,
+}
+
+/// Selling or taking returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Sales.
+    Sale,
+    /// Returns.
+    Return,
+}
+
+/// What the terminal knows of the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentLink {
+    /// No answer yet.
+    Unknown,
+    /// The last call answered.
+    Up(AgentStatus),
+    /// The last call got no answer.
+    Down(String),
+}
+
+/// Severity of the notice line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Information.
+    Info,
+    /// Something the cashier must act on.
+    Error,
+}
+
+/// The request whose answer is awaited or in doubt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pending {
+    /// A sale.
+    Sale(SaleRequest),
+    /// A return.
+    Return(ReturnRequest),
+}
+
+/// The whole terminal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PosState {
+    /// The agent's URL (shown).
+    pub agent_url: String,
+    /// Restricted-circulation layouts for typed weighed-goods codes.
+    pub rcn_layouts: Vec<RcnLayout>,
+    /// Sale or return.
+    pub mode: Mode,
+    /// The basket.
+    pub lines: Vec<Line>,
+    /// Selected line index.
+    pub selected: usize,
+    /// The input line.
+    pub input: String,
+    /// Catalog answers, per GTIN (cleared for each new basket).
+    pub catalog: BTreeMap<String, CatalogEntry>,
+    /// Stock answers, per GTIN (cleared for each new basket).
+    pub stock: BTreeMap<String, Stock>,
+    /// Tenders taken for the open sale.
+    pub tenders: Vec<Tendered>,
+    /// Return: the original sale.
+    pub original_sale_id: Option<EventId>,
+    /// Id of the open sale or return, from its first POST on.
+    pub event_id: Option<EventId>,
+    /// The request in flight or in doubt.
+    pub pending: Option<Pending>,
+    /// Whether the last POST's outcome is unknown (basket locked).
+    pub in_doubt: bool,
+    /// The open dialog.
+    pub dialog: Option<Dialog>,
+    /// The agent.
+    pub agent: AgentLink,
+    /// The scanner: (connected, detail), when one is configured.
+    pub scanner: Option<(bool, String)>,
+    /// One-line notice.
+    pub notice: Option<(Level, String)>,
+}
+
+impl PosState {
+    /// A terminal with an empty basket.
+    pub fn new(agent_url: impl Into<String>, rcn_layouts: Vec<RcnLayout>) -> Self {
+        PosState {
+            agent_url: agent_url.into(),
+            rcn_layouts,
+            mode: Mode::Sale,
+            lines: Vec::new(),
+            selected: 0,
+            input: String::new(),
+            catalog: BTreeMap::new(),
+            stock: BTreeMap::new(),
+            tenders: Vec::new(),
+            original_sale_id: None,
+            event_id: None,
+            pending: None,
+            in_doubt: false,
+            dialog: None,
+            agent: AgentLink::Unknown,
+            scanner: None,
+            notice: None,
+        }
+    }
+
+    /// Whether a sale or return is open (quitting would lose it).
+    pub fn basket_open(&self) -> bool {
+        !self.lines.is_empty() || self.pending.is_some()
+    }
+
+    /// Applies one action; returns the effects to run.
+    pub fn update(&mut self, action: Action, env: &Env) -> Vec<Effect> {
+        match action {
+            Action::Key(key) => self.key(key, env),
+            Action::Scanned(scan) => self.scanned(scan),
+            Action::Scanner { connected, detail } => {
+                self.scanner = Some((connected, detail));
+                Vec::new()
+            }
+            Action::Catalog { gtin, result } => self.catalog_answer(gtin, result),
+            Action::Stock { gtin, result } => self.stock_answer(gtin, result),
+            Action::SaleDone { sale_id, result } => self.sale_done(sale_id, result),
+            Action::ReturnDone { return_id, result } => self.return_done(return_id, result),
+            Action::OriginalSale { id, result } => self.original_sale_answer(id, result),
+            Action::Status(result) => self.status(result),
+        }
+    }
+
+    fn status(&mut self, result: Result<AgentStatus, ApiError>) -> Vec<Effect> {
+        match result {
+            Ok(s) => {
+                let was_up = matches!(self.agent, AgentLink::Up(_));
+                self.agent = AgentLink::Up(s);
+                if was_up {
+                    return Vec::new();
+                }
+                // Back (or up for the first time): ask again what failed.
+                self.lookups_to_retry()
+            }
+            Err(e) => {
+                self.note_failure(&e);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Marks the agent down when a call got no answer at all.
+    fn note_failure(&mut self, e: &ApiError) {
+        if let ApiError::Unreachable(why) = e {
+            self.agent = AgentLink::Down(why.clone());
+        }
+    }
+
+    fn notify(&mut self, level: Level, text: impl Into<String>) {
+        self.notice = Some((level, text.into()));
+    }
+
+    fn key(&mut self, key: Key, env: &Env) -> Vec<Effect> {
+        if matches!(key, Key::Ctrl('c') | Key::Ctrl('q') | Key::F(10)) {
+            return self.ask_quit();
+        }
+        match self.dialog.take() {
+            None => self.basket_key(key, env),
+            Some(d) => self.dialog_key(d, key, env),
+        }
+    }
+
+    fn ask_quit(&mut self) -> Vec<Effect> {
+        if matches!(self.dialog, Some(Dialog::ConfirmQuit)) {
+            return Vec::new();
+        }
+        if self.basket_open() {
+            self.dialog = Some(Dialog::ConfirmQuit);
+            Vec::new()
+        } else {
+            vec![Effect::Quit]
+        }
+    }
+
+    /// Clears the basket for the next customer (the mode stays).
+    fn new_basket(&mut self) {
+        self.lines.clear();
+        self.selected = 0;
+        self.catalog.clear();
+        self.stock.clear();
+        self.tenders.clear();
+        self.original_sale_id = None;
+        self.event_id = None;
+        self.pending = None;
+        self.in_doubt = false;
+        self.dialog = None;
+        self.notice = None;
+    }
+}

@@ -1,0 +1,173 @@
+//! Refusals and the manager override: the dialog that says why the agent
+//! refused a post (409) and that nothing was recorded, the stock figures
+//! behind an `insufficient_stock`, the override (approving manager, then
+//! reason; the same sale re-posted under its id), and the way back to the
+//! basket from a refusal or an invalid request.
+
+use tally_agent_api::{ErrorBody, Stock};
+use tally_sync::command::Approval;
+use tally_sync::Refusal;
+
+use super::{Dialog, Effect, Env, Key, Level, PosState};
+
+/// Why the agent refused a post (409).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Why {
+    /// One of the rules, with its details.
+    Rule(Refusal),
+    /// A code this terminal does not know, as the agent answered it.
+    Unknown(Box<ErrorBody>),
+}
+
+/// Where a refused sale stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// Why.
+    pub why: Why,
+    /// Whether a manager override may be tried: a sale whose refused
+    /// request did not already carry one.
+    pub can_override: bool,
+    /// The item's stock, once fetched (insufficient stock).
+    pub stock: Option<Stock>,
+}
+
+impl PosState {
+    /// Shows a refusal; for insufficient stock, asks for the item's stock
+    /// to show beside it.
+    pub(super) fn refused(&mut self, why: Why, can_override: bool) -> Vec<Effect> {
+        let fetch = match &why {
+            Why::Rule(Refusal::InsufficientStock { gtin, .. }) => {
+                vec![Effect::FetchStock(gtin.to_string())]
+            }
+            _ => Vec::new(),
+        };
+        self.dialog = Some(Dialog::Refused(Refused {
+            why,
+            can_override,
+            stock: None,
+        }));
+        fetch
+    }
+
+    /// Puts a stock answer into the open refusal dialog if it is about
+    /// that item's shortage.
+    pub(super) fn refused_stock(&mut self, gtin: &str, stock: Stock) {
+        if let Some(Dialog::Refused(r)) = &mut self.dialog {
+            if matches!(&r.why, Why::Rule(Refusal::InsufficientStock { gtin: g, .. }) if g.to_string() == gtin)
+            {
+                r.stock = Some(stock);
+            }
+        }
+    }
+
+    /// The refusal dialog: `O` starts the override (when allowed), Esc or
+    /// Enter go back to the basket.
+    pub(super) fn refused_key(&mut self, refused: Refused, key: Key) -> Vec<Effect> {
+        match key {
+            Key::Char('o' | 'O') if refused.can_override => self.show(Dialog::OverrideApprover {
+                refused,
+                input: String::new(),
+            }),
+            Key::Esc | Key::Enter => {
+                self.back_after_refusal();
+                Vec::new()
+            }
+            _ => self.show(Dialog::Refused(refused)),
+        }
+    }
+
+    /// Override, first step: the approving manager's name (required).
+    pub(super) fn approver_key(
+        &mut self,
+        refused: Refused,
+        input: String,
+        key: Key,
+    ) -> Vec<Effect> {
+        match key {
+            Key::Esc => self.show(Dialog::Refused(refused)),
+            Key::Enter if input.trim().is_empty() => {
+                self.notify(Level::Error, "Type the approving manager's name.");
+                self.show(Dialog::OverrideApprover { refused, input })
+            }
+            Key::Enter => {
+                self.notice = None;
+                self.show(Dialog::OverrideReason {
+                    refused,
+                    approver: input.trim().to_string(),
+                    input: String::new(),
+                })
+            }
+            k => self.show(Dialog::OverrideApprover {
+                refused,
+                input: super::dialogs::edit(input, k),
+            }),
+        }
+    }
+
+    /// Override, second step: the reason (required); then the same sale
+    /// is posted again, under its id, with the approval.
+    pub(super) fn reason_key(
+        &mut self,
+        refused: Refused,
+        approver: String,
+        input: String,
+        key: Key,
+        env: &Env,
+    ) -> Vec<Effect> {
+        match key {
+            Key::Esc => self.show(Dialog::OverrideApprover {
+                refused,
+                input: approver,
+            }),
+            Key::Enter if input.trim().is_empty() => {
+                self.notify(Level::Error, "Type the reason for the override.");
+                self.show(Dialog::OverrideReason {
+                    refused,
+                    approver,
+                    input,
+                })
+            }
+            Key::Enter => {
+                self.notice = None;
+                self.post_sale(
+                    Some(Approval {
+                        approver,
+                        reason: input.trim().to_string(),
+                    }),
+                    env,
+                )
+            }
+            k => self.show(Dialog::OverrideReason {
+                refused,
+                approver,
+                input: super::dialogs::edit(input, k),
+            }),
+        }
+    }
+
+    /// The invalid-request dialog: Esc or Enter go back to the basket.
+    pub(super) fn invalid_key(&mut self, message: String, key: Key) -> Vec<Effect> {
+        match key {
+            Key::Esc | Key::Enter => {
+                self.back_after_refusal();
+                Vec::new()
+            }
+            _ => self.show(Dialog::Invalid { message }),
+        }
+    }
+
+    /// Back to the basket after a definite failure: nothing was recorded,
+    /// so tenders taken are dropped (to be handed back) and the basket is
+    /// editable again.
+    fn back_after_refusal(&mut self) {
+        if !self.tenders.is_empty() {
+            self.tenders.clear();
+            self.notify(
+                Level::Error,
+                "Sale not recorded. Tenders were dropped: hand back the payment, edit, then F5.",
+            );
+        } else {
+            self.notify(Level::Info, "Sale not recorded: edit the basket, then F5.");
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Returns: switching between sales and returns (F6), the original sale a
+//! return names (F7; looked up to show what it has left to return),
+//! confirming the refund, posting the return and its answer. A return
+//! naming its sale sends only the prices the cashier typed or the label
+//! printed, so the agent refunds what that sale charged.
+
+use tally_agent_api::{ApiError, ReturnRecorded, ReturnRequest, SaleView};
+use tally_sync::EventId;
+
+use super::{Dialog, Effect, Env, Key, Level, Line, Mode, Pending, PosState, Receipt};
+use crate::scan::Measure;
+
+impl PosState {
+    /// F6: sales ↔ returns, with an empty basket only.
+    pub(super) fn switch_mode(&mut self) -> Vec<Effect> {
+        if self.basket_open() {
+            self.notify(
+                Level::Error,
+                "Finish or discard (F8) the open basket first.",
+            );
+            return Vec::new();
+        }
+        self.mode = match self.mode {
+            Mode::Sale => Mode::Return,
+            Mode::Return => Mode::Sale,
+        };
+        self.original_sale_id = None;
+        self.notify(
+            Level::Info,
+            match self.mode {
+                Mode::Sale => "Sale mode.",
+                Mode::Return => "Returns mode: scan the returned items; F7 original sale.",
+            },
+        );
+        Vec::new()
+    }
+
+    /// F7 in returns mode: the original sale's id.
+    pub(super) fn ask_original_sale(&mut self) -> Vec<Effect> {
+        if self.editable() {
+            self.dialog = Some(Dialog::OriginalSale {
+                input: self
+                    .original_sale_id
+                    .map(|u| u.to_string())
+                    .unwrap_or_default(),
+            });
+        }
+        Vec::new()
+    }
+
+    /// The original sale dialog: a sale id (looked up), or nothing to
+    /// clear it.
+    pub(super) fn original_sale_key(&mut self, input: String, key: Key) -> Vec<Effect> {
+        self.field(
+            input,
+            key,
+            false,
+            |s, text| {
+                if text.trim().is_empty() {
+                    s.original_sale_id = None;
+                    return Ok(Vec::new());
+                }
+                let id = text
+                    .trim()
+                    .parse::<EventId>()
+                    .map_err(|e| format!("Not a sale id (UUID): {e}"))?;
+                s.original_sale_id = Some(id);
+                Ok(vec![Effect::LookupSale(id)])
+            },
+            |input| Dialog::OriginalSale { input },
+        )
+    }
+
+    /// The agent's view of the original sale: units sold and left to
+    /// return, or a warning that this store did not record it.
+    pub(super) fn original_sale_answer(
+        &mut self,
+        id: EventId,
+        result: Result<SaleView, ApiError>,
+    ) -> Vec<Effect> {
+        // An answer for a sale id no longer entered is stale.
+        if self.original_sale_id != Some(id) {
+            return Vec::new();
+        }
+        match result {
+            Ok(sale) => {
+                let (sold, left) = sale.sold_and_left();
+                self.notify(
+                    Level::Info,
+                    format!("Sale {id}: {sold} units sold, {left} left to return."),
+                );
+            }
+            Err(ApiError::NotFound) => self.notify(
+                Level::Error,
+                format!(
+                    "Sale {id} is not recorded at this store: the refund is not checked against it."
+                ),
+            ),
+            Err(e) => self.note_failure(&e),
+        }
+        Vec::new()
+    }
+
+    /// The refund confirmation: Enter or `Y` posts the return.
+    pub(super) fn confirm_refund_key(&mut self, key: Key, env: &Env) -> Vec<Effect> {
+        match key {
+            Key::Enter | Key::Char('y' | 'Y') => self.post_return(env),
+            Key::Esc | Key::Char('n' | 'N') => Vec::new(),
+            _ => self.show(Dialog::ConfirmRefund),
+        }
+    }
+
+    /// The price a line is posted with. A return against a named sale
+    /// sends only prices the cashier typed or the label printed: the agent
+    /// refunds the rest at what that sale charged, and refuses a refund
+    /// above it (the catalog price may have risen since).
+    pub(super) fn price_to_send(&self, l: &Line) -> Option<i64> {
+        let from_catalog =
+            l.manual_price.is_none() && !matches!(l.measure, Some(Measure::Price(_)));
+        if self.mode == Mode::Return && self.original_sale_id.is_some() && from_catalog {
+            return None;
+        }
+        self.unit_price(l)
+    }
+
+    fn post_return(&mut self, env: &Env) -> Vec<Effect> {
+        let return_id = *self.event_id.get_or_insert(env.fresh_id);
+        let req = ReturnRequest {
+            return_id: Some(return_id),
+            lines: self.lines_body(),
+            original_sale_id: self.original_sale_id,
+        };
+        self.send(Pending::Return(req))
+    }
+
+    /// The agent's answer to the return posted as `return_id`.
+    pub(super) fn return_done(
+        &mut self,
+        return_id: Option<EventId>,
+        result: Result<ReturnRecorded, ApiError>,
+    ) -> Vec<Effect> {
+        let Some(Pending::Return(req)) = self.pending.clone() else {
+            return Vec::new();
+        };
+        if req.return_id != return_id {
+            return Vec::new();
+        }
+        match result {
+            Ok(reply) => {
+                let receipt = Receipt {
+                    original_sale_id: req.original_sale_id,
+                    ..self.receipt(Mode::Return, reply.return_id, reply.total_minor)
+                };
+                self.finish(receipt);
+                Vec::new()
+            }
+            Err(e) => self.post_failed(e, false),
+        }
+    }
+}
