@@ -105,48 +105,9 @@ fn print(v: serde_json::Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The log filter of every subcommand: `RUST_LOG`, else `info`.
-fn log_filter() -> tracing_subscriber::EnvFilter {
-    tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
-}
-
-/// Logs to stderr, for subcommands whose stdout is their output; colour
-/// only on a terminal (a log file or the journal gets plain text).
+/// Logs to stderr, for subcommands whose stdout is their output.
 fn log_to_stderr() {
-    use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(log_filter())
-        .try_init();
-}
-
-/// With `watch`, completes when standard input reaches its end (or fails
-/// to read); otherwise never. The read blocks a detached OS thread, not
-/// the runtime's blocking pool, so it never holds up the runtime's
-/// shutdown.
-async fn stdin_eof(watch: bool) {
-    if !watch {
-        return std::future::pending().await;
-    }
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let spawned = std::thread::Builder::new()
-        .name("stdin-watch".into())
-        .spawn(move || {
-            // Returns at the end of stdin (or on a read error).
-            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
-            let _ = tx.send(());
-        });
-    match spawned {
-        Ok(_) => {
-            let _ = rx.await;
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "Cannot watch standard input; stopping on signals only.");
-            std::future::pending::<()>().await;
-        }
-    }
+    tally_service::log_to_stderr(false);
 }
 
 /// `tally-agent run`: binds the API and serves until SIGINT or SIGTERM
@@ -161,16 +122,7 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("installing the SIGTERM handler")?;
-        let stdin_closed = stdin_eof(stop_on_stdin_eof);
-        let shutdown = async move {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received."),
-                _ = term.recv() => tracing::info!("SIGTERM received."),
-                _ = stdin_closed => tracing::info!("Standard input closed."),
-            }
-        };
+        let shutdown = tally_service::shutdown_signal(stop_on_stdin_eof);
         // Tests and scripts read this line to find the port (e.g. with
         // --listen 127.0.0.1:0); it comes once the store is open.
         let ready = |addr| println!("tally-agent listening on http://{addr}");

@@ -94,80 +94,6 @@ struct RunArgs {
     stop_on_stdin_eof: bool,
 }
 
-fn install_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colour only on a terminal: a log file or the journal gets plain text.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
-/// SIGINT, SIGTERM or, with `stdin`, the end of standard input.
-async fn shutdown_signal(stdin: bool) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                    _ = stdin_eof(stdin) => {}
-                }
-            }
-            Err(_) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = stdin_eof(stdin) => {}
-                }
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = stdin_eof(stdin) => {}
-        }
-    }
-}
-
-/// With `watch`, completes when standard input reaches its end (or fails
-/// to read); otherwise never. The read blocks a detached OS thread, not
-/// the runtime's blocking pool, so it never holds up the runtime's
-/// shutdown. (The agent's binary has the same few lines: the two share
-/// no crate with tokio in it.)
-async fn stdin_eof(watch: bool) {
-    if !watch {
-        return std::future::pending().await;
-    }
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let spawned = std::thread::Builder::new()
-        .name("stdin-watch".into())
-        .spawn(move || {
-            // Returns at the end of stdin (or on a read error).
-            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
-            let _ = tx.send(());
-        });
-    match spawned {
-        Ok(_) => {
-            let _ = rx.await;
-            tracing::info!("Standard input closed.");
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "Cannot watch standard input; stopping on signals only.");
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -215,7 +141,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("Revoked {n} certificate(s) of store {store}; its next sync gets 403.");
         }
         Command::Run(args) => {
-            install_tracing(args.log_json);
+            tally_service::log_to_stderr(args.log_json);
             let mut config = Config::new(&args.data_dir);
             config.policy = ReservePolicy {
                 online_reserve_pct: args.online_reserve_pct,
@@ -231,21 +157,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .build()
                 .context("starting the tokio runtime")?;
             runtime.block_on(async move {
+                let shutdown = tally_service::shutdown_signal(stop_on_stdin_eof);
                 let listener = tokio::net::TcpListener::bind(&args.listen)
                     .await
                     .with_context(|| format!("binding {}", args.listen))?;
                 // One line on stdout for scripts and tests that listen on
                 // :0, once the hub has started.
                 let ready = |addr| println!("tally-hub listening on https://{addr}");
-                tally_hub::run(
-                    config,
-                    Arc::new(SystemClock),
-                    listener,
-                    ready,
-                    shutdown_signal(stop_on_stdin_eof),
-                )
-                .await
-                .context("running the hub")
+                tally_hub::run(config, Arc::new(SystemClock), listener, ready, shutdown)
+                    .await
+                    .context("running the hub")
             })?;
         }
     }

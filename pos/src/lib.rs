@@ -77,16 +77,8 @@ fn run_terminal(args: PosArgs) -> anyhow::Result<()> {
         anyhow::bail!("tally-agent pos is a full-screen program: run it in a terminal");
     }
     if let Some(path) = &args.log {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
+        tally_service::log_to_file(path)
             .with_context(|| format!("opening the log file {}", path.display()))?;
-        let _ = tracing_subscriber::fmt()
-            .with_writer(std::sync::Mutex::new(file))
-            .with_ansi(false)
-            .with_env_filter(log_filter())
-            .try_init();
     }
     let api = AgentClient::new(&args.agent, Duration::from_secs(args.timeout_secs.max(1)))?;
     let layouts = if args.rcn_layouts.is_empty() {
@@ -114,10 +106,4 @@ fn run_terminal(args: PosArgs) -> anyhow::Result<()> {
     ));
     ratatui::try_restore().context("restoring the terminal")?;
     Ok(result?)
-}
-
-/// The terminal's log filter: `RUST_LOG`, else `info`.
-fn log_filter() -> tracing_subscriber::EnvFilter {
-    tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
 }
