@@ -29,6 +29,7 @@ use std::time::Duration;
 use rand::Rng;
 use tally_sync::clock::Clock;
 use tally_sync::codec::{self, Encoding};
+use tally_sync::error_body::ErrorBody;
 use tally_sync::{EventId, SyncRequest, SyncResponse};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -145,20 +146,15 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// Classifies a non-200 answer (pure; see docs/sync.md's table).
-pub fn classify(status: u16, body: &serde_json::Value, retry_after: Option<Duration>) -> Failure {
-    let code = body["error"].as_str().unwrap_or("").to_string();
-    let detail = body["message"]
-        .as_str()
-        .or_else(|| body["detail"].as_str())
-        .unwrap_or("")
-        .to_string();
+/// Classifies a non-200 answer from its body (the hub's `ErrorBody`, or
+/// anything else a proxy may answer; pure; see docs/sync.md's table).
+pub fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) -> Failure {
+    let body: Option<ErrorBody> = serde_json::from_slice(body).ok();
+    let code = body.as_ref().map(|b| b.error.clone()).unwrap_or_default();
+    let detail = body.as_ref().map(|b| b.message.clone()).unwrap_or_default();
     match status {
         413 => Failure::TooLarge,
-        422 => match body["event_id"]
-            .as_str()
-            .and_then(|s| s.parse::<EventId>().ok())
-        {
+        422 => match body.and_then(|b| b.event_id) {
             Some(id) => Failure::EventRefused { id, reason: detail },
             None => Failure::Stuck { code, detail },
         },
@@ -265,8 +261,7 @@ impl HubClient {
             retry_after,
         })?;
         if status != 200 {
-            let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-            return Err(classify(status, &body, retry_after));
+            return Err(classify(status, &bytes, retry_after));
         }
         codec::decode(&bytes, Encoding::Binary, codec::DEFAULT_MAX_MESSAGE_BYTES).map_err(|e| {
             match e {
@@ -492,6 +487,10 @@ mod tests {
             backoff(1, base, cap, 0.1, Some(Duration::from_secs(7))),
             Duration::from_secs(7)
         );
+    }
+
+    fn classify(status: u16, body: &serde_json::Value, retry_after: Option<Duration>) -> Failure {
+        super::classify(status, body.to_string().as_bytes(), retry_after)
     }
 
     #[test]

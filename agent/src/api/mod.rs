@@ -121,14 +121,10 @@ impl IntoResponse for ErrorAnswer {
     }
 }
 
-/// Runs a read on the blocking pool.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, tally_store::StoreError> + Send + 'static,
-) -> Result<T, ErrorAnswer> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ErrorAnswer::Unavailable(e.to_string()))?
-        .map_err(|e| ErrorAnswer::Unavailable(e.to_string()))
+impl From<tally_store::StoreError> for ErrorAnswer {
+    fn from(e: tally_store::StoreError) -> Self {
+        ErrorAnswer::Unavailable(e.to_string())
+    }
 }
 
 async fn no_route(uri: axum::http::Uri) -> ErrorAnswer {

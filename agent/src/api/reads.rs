@@ -13,7 +13,7 @@ use tally_sync::timestamp::rfc3339;
 use tally_sync::EventId;
 
 use super::commands::gtin;
-use super::{blocking, AppState, ErrorAnswer};
+use super::{AppState, ErrorAnswer};
 
 /// The event id in a `GET /v1/{what}s/{id}` path.
 fn path_id(what: &str, id: &str) -> Result<EventId, ErrorAnswer> {
@@ -30,8 +30,9 @@ pub(super) async fn get_sale(
     Path(id): Path<String>,
 ) -> Result<Json<SaleView>, ErrorAnswer> {
     let id = path_id("sale", &id)?;
-    let db = state.db.clone();
-    let (event, returned) = blocking(move || db.event_and_returned(&id))
+    let (event, returned) = state
+        .db
+        .read_blocking(move |db| db.event_and_returned(&id))
         .await?
         .ok_or_else(|| not_found("sale", id))?;
     SaleView::of(&event, &returned)
@@ -44,8 +45,9 @@ pub(super) async fn get_return(
     Path(id): Path<String>,
 ) -> Result<Json<ReturnView>, ErrorAnswer> {
     let id = path_id("return", &id)?;
-    let db = state.db.clone();
-    let event = blocking(move || db.event(&id))
+    let event = state
+        .db
+        .read_blocking(move |db| db.event(&id))
         .await?
         .ok_or_else(|| not_found("return", id))?;
     ReturnView::of(&event)
@@ -58,8 +60,7 @@ pub(super) async fn get_stock(
     Path(g): Path<String>,
 ) -> Result<Response, ErrorAnswer> {
     let g = gtin(&g)?;
-    let db = state.db.clone();
-    let stock = blocking(move || db.stock(g)).await?;
+    let stock = state.db.read_blocking(move |db| db.stock(g)).await?;
     Ok(Json(stock).into_response())
 }
 
@@ -70,8 +71,9 @@ pub(super) async fn get_catalog_item(
     Path(g): Path<String>,
 ) -> Result<Json<CatalogItem>, ErrorAnswer> {
     let g = gtin(&g)?;
-    let db = state.db.clone();
-    blocking(move || db.catalog_item(g))
+    state
+        .db
+        .read_blocking(move |db| db.catalog_item(g))
         .await?
         .map(Json)
         .ok_or_else(|| ErrorAnswer::NotFound(format!("item {g} is not in the catalog")))

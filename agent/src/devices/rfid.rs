@@ -14,7 +14,7 @@ use tally_sync::epcs::EpcHistory;
 use tally_sync::{Epc, EventId, Gtin, ReplicaId};
 use tokio::sync::{mpsc, watch};
 
-use super::wiring::{blocking, drive, status, submit};
+use super::wiring::{drive, status, submit};
 use super::DeviceContext;
 
 /// What to do with a tag the reader reported.
@@ -114,8 +114,8 @@ async fn on_tag(ctx: &DeviceContext, ev: RfidEvent) {
     };
     let epc = report.epc;
     let history = {
-        let (db, key) = (ctx.db.clone(), epc.clone());
-        match blocking(move || db.epc_history(&key)).await {
+        let key = epc.clone();
+        match ctx.db.read_blocking(move |db| db.epc_history(&key)).await {
             Ok(h) => h,
             Err(error) => {
                 ctx.metrics.tag("failed");

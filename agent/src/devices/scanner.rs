@@ -11,7 +11,7 @@ use tally_sync::command::{Command, LineIn, Outcome};
 use tally_sync::{EventId, Gtin};
 use tokio::sync::{mpsc, watch};
 
-use super::wiring::{blocking, drive, status, submit};
+use super::wiring::{drive, status, submit};
 use super::DeviceContext;
 use tally_hardware::measure::{self, measure_of, Measure, MeasureError};
 
@@ -106,8 +106,8 @@ async fn on_scan(ctx: &DeviceContext, ev: ScannerEvent) {
         }
     };
     let catalog = if matches!(item.measure, Some(Measure::Grams(_))) {
-        let (db, gtin) = (ctx.db.clone(), item.gtin);
-        match blocking(move || db.catalog_item(gtin)).await {
+        let gtin = item.gtin;
+        match ctx.db.read_blocking(move |db| db.catalog_item(gtin)).await {
             Ok(c) => c.map(|c| c.price_minor),
             Err(error) => {
                 ctx.metrics.scan("failed");

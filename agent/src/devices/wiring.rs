@@ -1,8 +1,8 @@
 //! What the scanner's and the RFID reader's tasks share: a driver's
 //! events until it has stopped ([`drive`]), its connection status as a
 //! metric and a log line, commands submitted to the committer with a few
-//! retries (their fixed ids make a retry idempotent), and storage reads
-//! on the blocking pool.
+//! retries (their fixed ids make a retry idempotent). Their storage reads
+//! go through `AgentDb::read_blocking`.
 
 use std::future::Future;
 use std::time::Duration;
@@ -102,16 +102,5 @@ pub(super) async fn submit(committer: &Committer, cmd: Command) -> Result<Outcom
             }
             Err(e) => return Err(e),
         }
-    }
-}
-
-/// Runs a storage read on the blocking pool; its error as text.
-pub(super) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, tally_store::StoreError> + Send + 'static,
-) -> Result<T, String> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(e) => Err(e.to_string()),
     }
 }

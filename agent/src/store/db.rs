@@ -85,6 +85,19 @@ pub struct AgentDb {
 /// An event and the units of each item that returns took back from it.
 pub type SaleWithReturns = (Event, BTreeMap<Gtin, u64>);
 impl AgentDb {
+    /// Runs `read` (a snapshot read) on the blocking pool, so no async
+    /// worker waits on the disk; a panic in it is a storage failure. The
+    /// API's handlers and the device tasks read through it.
+    pub async fn read_blocking<T: Send + 'static>(
+        self: &std::sync::Arc<Self>,
+        read: impl FnOnce(&AgentDb) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || read(&db))
+            .await
+            .map_err(|e| StoreError::Storage(format!("a read panicked: {e}")))?
+    }
+
     /// Opens (creating if needed) the database in `data_dir`, exclusively,
     /// and checks or records the store id.
     pub fn open(data_dir: &Path, store_id: Option<&ReplicaId>) -> Result<Self, OpenError> {
