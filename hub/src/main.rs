@@ -112,7 +112,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir,
             hostnames,
         } => {
-            let report = pki::init(&DataDir::new(&data_dir), &hostnames)
+            let report = pki::init(&DataDir::new(&data_dir), &hostnames, &SystemClock)
                 .with_context(|| format!("initializing {}", data_dir.display()))?;
             println!(
                 "Initialized hub in {} for {}; admin token in {}",
@@ -126,7 +126,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             store,
             out,
         } => {
-            let e = pki::enroll(&DataDir::new(&data_dir), &store, &out)
+            let e = pki::enroll(&DataDir::new(&data_dir), &store, &out, &SystemClock)
                 .with_context(|| format!("enrolling store {store:?}"))?;
             println!(
                 "Enrolled store {} (certificate serial {}); identity bundle in {}",

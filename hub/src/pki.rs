@@ -29,6 +29,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
+use tally_sync::clock::Clock;
 use tally_sync::ReplicaId;
 use time::{Duration, OffsetDateTime};
 
@@ -235,8 +236,12 @@ pub fn serial_hex(der_integer: &[u8]) -> String {
     hex(&der_integer[start..])
 }
 
-fn validity(params: &mut CertificateParams, days: i64) {
-    let now = OffsetDateTime::now_utc();
+/// Valid from five minutes before `clock`'s now (a store's clock may lag)
+/// for `days`.
+fn validity(params: &mut CertificateParams, days: i64, clock: &dyn Clock) {
+    let nanos = i128::from(clock.now_ms()) * 1_000_000;
+    let now =
+        OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     params.not_before = now - Duration::minutes(5);
     params.not_after = now + Duration::days(days);
 }
@@ -275,7 +280,7 @@ fn hostname_san(name: &str) -> Result<SanType, PkiError> {
     ))
 }
 
-fn ca_params() -> CertificateParams {
+fn ca_params(clock: &dyn Clock) -> CertificateParams {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, "Tally");
@@ -288,13 +293,18 @@ fn ca_params() -> CertificateParams {
         KeyUsagePurpose::DigitalSignature,
     ];
     params.serial_number = Some(random_serial());
-    validity(&mut params, CA_CERT_DAYS);
+    validity(&mut params, CA_CERT_DAYS, clock);
     params
 }
 
 /// Creates the CA, the server certificate for `hostnames` (default
-/// `localhost` and `127.0.0.1`) and the admin token in `dir`.
-pub fn init(dir: &DataDir, hostnames: &[String]) -> Result<InitReport, PkiError> {
+/// `localhost` and `127.0.0.1`) and the admin token in `dir`; the
+/// certificates are valid from `clock`'s now.
+pub fn init(
+    dir: &DataDir,
+    hostnames: &[String],
+    clock: &dyn Clock,
+) -> Result<InitReport, PkiError> {
     let hostnames: Vec<String> = if hostnames.is_empty() {
         vec!["localhost".into(), "127.0.0.1".into()]
     } else {
@@ -311,7 +321,7 @@ pub fn init(dir: &DataDir, hostnames: &[String]) -> Result<InitReport, PkiError>
     fs::create_dir_all(dir.issued()).map_err(io(&dir.issued()))?;
 
     let ca_key = KeyPair::generate()?;
-    let ca_params = ca_params();
+    let ca_params = ca_params(clock);
     let ca_cert = ca_params.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca_params, &ca_key);
 
@@ -326,7 +336,7 @@ pub fn init(dir: &DataDir, hostnames: &[String]) -> Result<InitReport, PkiError>
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.use_authority_key_identifier_extension = true;
     params.serial_number = Some(random_serial());
-    validity(&mut params, CA_CERT_DAYS);
+    validity(&mut params, CA_CERT_DAYS, clock);
     let server_cert = params.signed_by(&server_key, &issuer)?;
 
     let mut token = [0u8; 32];
@@ -395,7 +405,12 @@ fn load_issuer(dir: &DataDir) -> Result<(String, Issuer<'static, KeyPair>), PkiE
 
 /// Issues a client certificate for `store` and writes the identity bundle
 /// (certificate, private key, CA certificate; PEM) to `out`.
-pub fn enroll(dir: &DataDir, store: &str, out: &Path) -> Result<Enrolled, PkiError> {
+pub fn enroll(
+    dir: &DataDir,
+    store: &str,
+    out: &Path,
+    clock: &dyn Clock,
+) -> Result<Enrolled, PkiError> {
     let store = check_store_id(store)?;
     let (ca_pem, issuer) = load_issuer(dir)?;
     if out.exists() {
@@ -415,7 +430,7 @@ pub fn enroll(dir: &DataDir, store: &str, out: &Path) -> Result<Enrolled, PkiErr
     let serial = random_serial();
     let serial_str = serial_hex(&serial.to_bytes());
     params.serial_number = Some(serial);
-    validity(&mut params, STORE_CERT_DAYS);
+    validity(&mut params, STORE_CERT_DAYS, clock);
     let cert = params.signed_by(&key, &issuer)?;
 
     let issued = dir.issued().join(store.as_str());
@@ -623,34 +638,60 @@ pub fn identity_from_cert(der: &[u8]) -> Result<CertIdentity, CertIdentityError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tally_sync::clock::ManualClock;
+
+    /// The tests' "now": a fixed day, so certificates are reproducible.
+    fn now() -> ManualClock {
+        ManualClock::new(1_780_000_000_000)
+    }
+
+    #[test]
+    fn certificates_are_valid_from_the_clocks_now() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path().join("hub"));
+        let clock = ManualClock::new(1_900_000_000_000);
+        init(&dir, &[], &clock).unwrap();
+        clock.advance(86_400_000);
+        let out = tmp.path().join("s1.pem");
+        enroll(&dir, "s1", &out, &clock).unwrap();
+        let bundle = fs::read_to_string(&out).unwrap();
+        let pem = x509_parser::pem::parse_x509_pem(bundle.as_bytes())
+            .unwrap()
+            .1;
+        let cert = pem.parse_x509().unwrap();
+        let from = cert.validity().not_before.timestamp();
+        let to = cert.validity().not_after.timestamp();
+        assert_eq!(from, 1_900_086_400 - 300);
+        assert_eq!(to, 1_900_086_400 + STORE_CERT_DAYS * 86_400);
+    }
 
     #[test]
     fn init_enroll_revoke_round_trip() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = DataDir::new(tmp.path().join("hub"));
-        let report = init(&dir, &[]).unwrap();
+        let report = init(&dir, &[], &now()).unwrap();
         assert_eq!(report.hostnames, vec!["localhost", "127.0.0.1"]);
         assert!(dir.read_admin_token().unwrap().len() >= 64);
         assert!(matches!(
-            init(&dir, &[]),
+            init(&dir, &[], &now()),
             Err(PkiError::AlreadyInitialized(_))
         ));
 
         let out = tmp.path().join("s1.pem");
-        let e = enroll(&dir, "s1", &out).unwrap();
+        let e = enroll(&dir, "s1", &out, &now()).unwrap();
         let bundle = fs::read_to_string(&out).unwrap();
         assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2);
         assert_eq!(bundle.matches("BEGIN PRIVATE KEY").count(), 1);
         assert!(matches!(
-            enroll(&dir, "s1", &out),
+            enroll(&dir, "s1", &out, &now()),
             Err(PkiError::OutputExists(_))
         ));
         assert!(matches!(
-            enroll(&dir, "hub", &tmp.path().join("h.pem")),
+            enroll(&dir, "hub", &tmp.path().join("h.pem"), &now()),
             Err(PkiError::BadStoreId { .. })
         ));
         assert!(matches!(
-            enroll(&dir, "a/b", &tmp.path().join("x.pem")),
+            enroll(&dir, "a/b", &tmp.path().join("x.pem"), &now()),
             Err(PkiError::BadStoreId { .. })
         ));
 
@@ -672,7 +713,7 @@ mod tests {
         assert!(matches!(revoke(&dir, "s2"), Err(PkiError::UnknownStore(_))));
 
         // A new enrollment after revocation is valid again.
-        let e2 = enroll(&dir, "s1", &tmp.path().join("s1b.pem")).unwrap();
+        let e2 = enroll(&dir, "s1", &tmp.path().join("s1b.pem"), &now()).unwrap();
         assert!(!revs.is_revoked(&e2.serial).unwrap());
     }
 
@@ -681,7 +722,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = DataDir::new(tmp.path());
         assert!(matches!(
-            enroll(&dir, "s1", &tmp.path().join("s1.pem")),
+            enroll(&dir, "s1", &tmp.path().join("s1.pem"), &now()),
             Err(PkiError::NotInitialized(_))
         ));
     }
@@ -691,7 +732,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = DataDir::new(tmp.path());
         assert!(matches!(
-            init(&dir, &["bad host".into()]),
+            init(&dir, &["bad host".into()], &now()),
             Err(PkiError::BadHostname { .. })
         ));
         assert!(!dir.ca_cert().exists());

@@ -380,8 +380,14 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
     // --- store-east: sold 25 to 15 minutes ago, last synced 12 minutes ago.
     let tmp = tempfile::tempdir().unwrap();
     let data = DataDir::new(tmp.path().join("hub"));
-    pki::init(&data, &[]).unwrap();
-    pki::enroll(&data, "store-east", &tmp.path().join("east.pem")).unwrap();
+    pki::init(&data, &[], &tally_store::SystemClock).unwrap();
+    pki::enroll(
+        &data,
+        "store-east",
+        &tmp.path().join("east.pem"),
+        &tally_store::SystemClock,
+    )
+    .unwrap();
     let mut east = SimStore::new("store-east", 3);
     east.set_clock(now - 30 * MINUTE_MS);
     east.receive(pencil, 40);

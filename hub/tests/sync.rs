@@ -441,9 +441,9 @@ async fn refused_requests_change_nothing() {
 
     // A certificate for "s1" from another CA: the TLS handshake fails.
     let other = tally_hub::pki::DataDir::new(hub.tmp.path().join("other-hub"));
-    tally_hub::pki::init(&other, &[]).unwrap();
+    tally_hub::pki::init(&other, &[], &tally_store::SystemClock).unwrap();
     let forged = hub.tmp.path().join("forged-s1.pem");
-    tally_hub::pki::enroll(&other, "s1", &forged).unwrap();
+    tally_hub::pki::enroll(&other, "s1", &forged, &tally_store::SystemClock).unwrap();
     let mut pem = std::fs::read_to_string(&forged).unwrap();
     let cut = pem.rfind("-----BEGIN CERTIFICATE-----").unwrap();
     pem.truncate(cut); // drop the other CA; trust the real hub's

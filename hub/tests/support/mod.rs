@@ -61,7 +61,7 @@ impl TestHub {
     ) -> TestHub {
         let tmp = tempfile::tempdir().unwrap();
         let data = DataDir::new(tmp.path().join("hub"));
-        pki::init(&data, &[]).unwrap();
+        pki::init(&data, &[], &tally_store::SystemClock).unwrap();
         Self::serve_with_clock(tmp, data, clock, tweak).await
     }
 
@@ -111,7 +111,7 @@ impl TestHub {
             .tmp
             .path()
             .join(format!("{store}-{}.pem", rand::random::<u32>()));
-        pki::enroll(&self.data, store, &out).unwrap();
+        pki::enroll(&self.data, store, &out, &tally_store::SystemClock).unwrap();
         out
     }
 
