@@ -190,7 +190,9 @@ fn maps_refusals_invalid_and_unavailable() {
         ApiError::Refused(Refusal::InsufficientStock {
             gtin: gtin(PEN),
             requested: 3,
-            available: 1
+            available: 1,
+            // The canned answer names no on_hand (an older agent's).
+            on_hand: 1,
         })
     );
     assert!(!e.outcome_unknown());

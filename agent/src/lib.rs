@@ -147,6 +147,7 @@ pub async fn run(
             committer: committer.clone(),
             metrics: metrics.clone(),
             clock,
+            status: status.clone(),
         },
         &devices_config,
         &stop_rx,

@@ -12,6 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use tally_sync::{Refusal, Shortage};
 
 /// Label for events by kind.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -50,6 +51,9 @@ pub struct Metrics {
     pub events: Family<KindLabel, Counter>,
     /// Commands refused, by reason.
     pub refusals: Family<ReasonLabel, Counter>,
+    /// Sales refused for lack of rights, by why (`no_stock`,
+    /// `held_elsewhere`, `offline`): the sales a store lost.
+    pub shortages: Family<ReasonLabel, Counter>,
     /// Retried commands answered from the journal.
     pub duplicates: Counter,
     /// Transactions that failed to commit.
@@ -115,6 +119,7 @@ impl Metrics {
         let sales = Counter::default();
         let events = Family::<KindLabel, Counter>::default();
         let refusals = Family::<ReasonLabel, Counter>::default();
+        let shortages = Family::<ReasonLabel, Counter>::default();
         let duplicates = Counter::default();
         let commit_failures = Counter::default();
         // 20 µs … ~0.5 s in steps of 1.2×: fsync latencies span that range,
@@ -140,6 +145,11 @@ impl Metrics {
             events.clone(),
         );
         registry.register("refusals", "Commands refused, by reason", refusals.clone());
+        registry.register(
+            "shortages",
+            "Sales refused for lack of rights, by why: no_stock, held_elsewhere, offline",
+            shortages.clone(),
+        );
         registry.register(
             "duplicates",
             "Retried commands answered from the journal without re-applying",
@@ -210,6 +220,7 @@ impl Metrics {
             sales,
             events,
             refusals,
+            shortages,
             duplicates,
             commit_failures,
             queue_seconds,
@@ -243,6 +254,17 @@ impl Metrics {
         self.device_scans
             .get_or_create(&OutcomeLabel { outcome })
             .inc();
+    }
+
+    /// Counts a sale refused for lack of rights by why (`hub_reachable`:
+    /// whether the last sync reached the hub); returns the why, `None` for
+    /// other refusals.
+    pub fn shortage(&self, refusal: &Refusal, hub_reachable: bool) -> Option<Shortage> {
+        let why = refusal.shortage(hub_reachable)?;
+        self.shortages
+            .get_or_create(&ReasonLabel { reason: why.name() })
+            .inc();
+        Some(why)
     }
 
     /// Counts one tag report with `outcome`.
@@ -284,6 +306,13 @@ mod tests {
                 reason: "insufficient_stock",
             })
             .inc();
+        let short = Refusal::InsufficientStock {
+            gtin: tally_sync::Gtin::from_body(1).unwrap(),
+            requested: 2,
+            available: 1,
+            on_hand: 5,
+        };
+        assert_eq!(m.shortage(&short, false), Some(Shortage::Offline));
         m.commit_seconds.observe(0.002);
         m.set_outbox_depth(3);
         m.scan("sold");
@@ -293,6 +322,7 @@ mod tests {
         for needle in [
             "tally_agent_sales_total 1",
             "tally_agent_refusals_total{reason=\"insufficient_stock\"} 1",
+            "tally_agent_shortages_total{reason=\"offline\"} 1",
             "tally_agent_commit_seconds_bucket",
             "tally_agent_batch_size",
             "tally_agent_outbox_events 3",

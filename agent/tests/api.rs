@@ -94,7 +94,10 @@ async fn refusals_change_nothing() {
         v,
         json!({"error": "insufficient_stock",
                "message": "insufficient stock of 04006381333931: 2 requested, 1 available",
-               "gtin": "04006381333931", "requested": 2, "available": 1})
+               "gtin": "04006381333931", "requested": 2, "available": 1,
+               // The first line took one of the two units: one is left,
+               // and nobody holds rights to more.
+               "on_hand": 1, "reason": "no_stock"})
     );
     assert_eq!(a.on_hand(PEN).await, 2);
     assert_eq!(outbox(&a).await, 1);
@@ -114,6 +117,10 @@ async fn refusals_change_nothing() {
     let (_, metrics) = a.client.get_text("/metrics").await.unwrap();
     assert!(
         metrics.contains("tally_agent_refusals_total{reason=\"insufficient_stock\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tally_agent_shortages_total{reason=\"no_stock\"} 2"),
         "{metrics}"
     );
     a.stop().await.unwrap();

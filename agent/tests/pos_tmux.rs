@@ -381,7 +381,7 @@ fn cashier_sells_overrides_and_quits_under_tmux() {
             "REFUSED: not enough stock",
             "Gum: requested 2, available 1.",
             "On hand 1; this store may sell 1;",
-            "may be held for online orders",
+            "No more unsold units are recorded here (1 on hand)",
             "[O] manager override",
         ],
         &[],

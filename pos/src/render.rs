@@ -10,7 +10,7 @@ use ratatui::text::{Line as TextLine, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
-use tally_sync::Refusal;
+use tally_sync::{Refusal, Shortage};
 
 use crate::money::format_minor;
 use crate::state::{AgentLink, Dialog, Level, Mode, PosState, Receipt, Refused, Why};
@@ -514,6 +514,7 @@ fn refusal_summary(s: &PosState, why: &Why) -> String {
             gtin,
             requested,
             available,
+            ..
         }) => format!(
             "{}: requested {requested}, available {available}.",
             item_name(s, &gtin.to_string())
@@ -537,17 +538,23 @@ fn refusal_summary(s: &PosState, why: &Why) -> String {
 fn refused_dialog(s: &PosState, r: &Refused) -> (String, Color, Vec<String>) {
     let mut lines = vec![refusal_summary(s, &r.why)];
     let title = match &r.why {
-        Why::Rule(Refusal::InsufficientStock { .. }) => {
+        Why::Rule(refusal @ Refusal::InsufficientStock { on_hand, .. }) => {
             if let Some(st) = r.stock {
                 lines.push(format!(
                     "On hand {}; this store may sell {}; {} held for online orders / other stores.",
                     st.on_hand, st.rights, st.others_rights
                 ));
             }
-            lines.push(
-                "The remaining units may be held for online orders (or miscounted): check the shelf."
+            lines.push(match refusal.shortage(s.hub_online()) {
+                Some(Shortage::NoStock) => format!(
+                    "No more unsold units are recorded here ({on_hand} on hand): check the shelf \
+                     (a miscount or an unrecorded delivery)."
+                ),
+                Some(Shortage::Offline) => "Store offline: the other units on hand are held for \
+                                            online orders, and HQ cannot be reached to release them."
                     .into(),
-            );
+                _ => "The other units on hand are held for online orders.".into(),
+            });
             " REFUSED: not enough stock "
         }
         Why::Rule(Refusal::AlreadySold { .. }) => {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::gtin::Gtin;
 use crate::ids::{Epc, EventId};
-use crate::ledger::Refusal;
+use crate::ledger::{Refusal, Shortage};
 
 /// An error answer (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +30,13 @@ pub struct ErrorBody {
     /// Units the refusing replica may sell.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub available: Option<u64>,
+    /// Units on hand at the location (every replica's, unsold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_hand: Option<u64>,
+    /// Why an `insufficient_stock` happened: `no_stock`, `held_elsewhere`
+    /// or `offline` ([`Shortage`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Units the named sale still has to give back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub returnable: Option<u64>,
@@ -59,6 +66,8 @@ impl ErrorBody {
             gtin: None,
             requested: None,
             available: None,
+            on_hand: None,
+            reason: None,
             returnable: None,
             epc: None,
             original_sale_id: None,
@@ -68,18 +77,24 @@ impl ErrorBody {
         }
     }
 
-    /// A refusal by the rules, with its details.
-    pub fn of_refusal(refusal: &Refusal) -> Self {
+    /// A refusal by the rules, with its details; `hub_reachable` decides
+    /// whether a shortage of rights held elsewhere is `offline`.
+    pub fn of_refusal(refusal: &Refusal, hub_reachable: bool) -> Self {
         let mut body = Self::new(refusal.code(), refusal_message(refusal));
+        body.reason = refusal
+            .shortage(hub_reachable)
+            .map(|s| s.name().to_string());
         match refusal {
             Refusal::InsufficientStock {
                 gtin,
                 requested,
                 available,
+                on_hand,
             } => {
                 body.gtin = Some(*gtin);
                 body.requested = Some(*requested);
                 body.available = Some(*available);
+                body.on_hand = Some(*on_hand);
             }
             Refusal::AlreadySold { epc } | Refusal::NotSold { epc } => {
                 body.epc = Some(epc.clone());
@@ -100,6 +115,11 @@ impl ErrorBody {
         body
     }
 
+    /// The reason of an `insufficient_stock`, when the body names one.
+    pub fn shortage(&self) -> Option<Shortage> {
+        self.reason.as_deref().and_then(Shortage::from_name)
+    }
+
     /// The refusal this body describes, when its code is one of the
     /// rules' and its details are all there.
     pub fn refusal(&self) -> Option<Refusal> {
@@ -108,6 +128,9 @@ impl ErrorBody {
                 gtin: self.gtin?,
                 requested: self.requested?,
                 available: self.available?,
+                // An answer without it (an older agent) says only what
+                // this replica holds.
+                on_hand: self.on_hand.or(self.available)?,
             },
             "already_sold" => Refusal::AlreadySold {
                 epc: self.epc.clone()?,
@@ -163,6 +186,7 @@ mod tests {
                 gtin,
                 requested: 3,
                 available: 1,
+                on_hand: 3,
             },
             Refusal::AlreadySold { epc: epc.clone() },
             Refusal::NotSold { epc },
@@ -174,12 +198,29 @@ mod tests {
             },
             Refusal::Invalid("qty must be > 0".into()),
         ] {
-            let body = ErrorBody::of_refusal(&refusal);
+            let body = ErrorBody::of_refusal(&refusal, true);
             let json = serde_json::to_string(&body).unwrap();
             let back: ErrorBody = serde_json::from_str(&json).unwrap();
             assert_eq!(back.refusal(), Some(refusal), "{json}");
             assert!(!back.message.is_empty(), "{json}");
         }
+    }
+
+    #[test]
+    fn a_shortage_says_why() {
+        let gtin = Gtin::from_body(96_385_074).unwrap();
+        let short = |requested, on_hand| Refusal::InsufficientStock {
+            gtin,
+            requested,
+            available: 1,
+            on_hand,
+        };
+        let reason = |r: &Refusal, reachable| ErrorBody::of_refusal(r, reachable).shortage();
+        assert_eq!(reason(&short(3, 2), true), Some(Shortage::NoStock));
+        assert_eq!(reason(&short(3, 2), false), Some(Shortage::NoStock));
+        assert_eq!(reason(&short(3, 5), true), Some(Shortage::HeldElsewhere));
+        assert_eq!(reason(&short(3, 5), false), Some(Shortage::Offline));
+        assert_eq!(reason(&Refusal::Invalid("x".into()), false), None);
     }
 
     #[test]

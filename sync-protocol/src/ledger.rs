@@ -35,6 +35,9 @@ pub enum Refusal {
         requested: u64,
         /// Rights the replica holds.
         available: u64,
+        /// Units on hand at the location (every replica's), unsold: more
+        /// than `available` means others hold the rights to the rest.
+        on_hand: u64,
     },
     /// A serialized item was already sold.
     #[error("EPC {epc} was already sold")]
@@ -65,6 +68,66 @@ pub enum Refusal {
     /// The event is malformed.
     #[error("invalid event: {0}")]
     Invalid(String),
+}
+
+/// Why a replica lacks the rights a sale or an order needs: the `reason`
+/// of an `insufficient_stock` answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shortage {
+    /// The location has fewer unsold units than asked: there is nothing
+    /// more to sell there.
+    NoStock,
+    /// The units are on hand, but other replicas (the hub's online
+    /// reserve) hold the rights to them.
+    HeldElsewhere,
+    /// As [`Shortage::HeldElsewhere`], and the hub cannot be reached to
+    /// give them (decided by the store, which knows its link).
+    Offline,
+}
+
+impl Shortage {
+    /// The reason's name on the wire and in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shortage::NoStock => "no_stock",
+            Shortage::HeldElsewhere => "held_elsewhere",
+            Shortage::Offline => "offline",
+        }
+    }
+
+    /// The reason named `name`, if it is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Shortage::NoStock,
+            Shortage::HeldElsewhere,
+            Shortage::Offline,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
+}
+
+impl Refusal {
+    /// Why an `InsufficientStock` refusal happened, from the counter alone
+    /// (`reachable` says whether the hub, which may hold the rest, can be
+    /// asked): `NoStock` when the location has fewer unsold units than
+    /// asked, else `HeldElsewhere`, or `Offline` when the hub is out of
+    /// reach. `None` for other refusals.
+    pub fn shortage(&self, hub_reachable: bool) -> Option<Shortage> {
+        match self {
+            Refusal::InsufficientStock {
+                requested, on_hand, ..
+            } => Some(if on_hand < requested {
+                Shortage::NoStock
+            } else if hub_reachable {
+                Shortage::HeldElsewhere
+            } else {
+                Shortage::Offline
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// The counters an event touched, after it, and the EPCs it sold or
@@ -160,7 +223,7 @@ fn apply(
             .remove(&gtin)
             .unwrap_or_else(|| counters.get(&gtin).cloned().unwrap_or_default())
     };
-    let refusal = |gtin: Gtin, e: CounterError| match e {
+    let refusal = |gtin: Gtin, c: &BoundedCounter, e: CounterError| match e {
         CounterError::InsufficientRights {
             available,
             requested,
@@ -168,6 +231,7 @@ fn apply(
             gtin,
             requested,
             available,
+            on_hand: c.value(),
         },
         CounterError::Overflow => Refusal::Invalid(format!("quantity overflow for {gtin}")),
     };
@@ -177,7 +241,7 @@ fn apply(
             if let Some(ov) = override_ {
                 for s in &ov.shortfall {
                     let mut c = touch(s.gtin, &mut out);
-                    c.add(r, s.units).map_err(|e| refusal(s.gtin, e))?;
+                    c.add(r, s.units).map_err(|e| refusal(s.gtin, &c, e))?;
                     out.counters.insert(s.gtin, c);
                 }
             }
@@ -189,7 +253,8 @@ fn apply(
                     out.sold.push(epc.clone());
                 }
                 let mut c = touch(line.gtin, &mut out);
-                c.remove(r, line.qty).map_err(|e| refusal(line.gtin, e))?;
+                c.remove(r, line.qty)
+                    .map_err(|e| refusal(line.gtin, &c, e))?;
                 out.counters.insert(line.gtin, c);
             }
         }
@@ -199,7 +264,8 @@ fn apply(
                     return Err(Refusal::Invalid("online orders do not name EPCs".into()));
                 }
                 let mut c = touch(line.gtin, &mut out);
-                c.remove(r, line.qty).map_err(|e| refusal(line.gtin, e))?;
+                c.remove(r, line.qty)
+                    .map_err(|e| refusal(line.gtin, &c, e))?;
                 out.counters.insert(line.gtin, c);
             }
         }
@@ -215,7 +281,7 @@ fn apply(
                     }
                 }
                 let mut c = touch(line.gtin, &mut out);
-                c.add(r, line.qty).map_err(|e| refusal(line.gtin, e))?;
+                c.add(r, line.qty).map_err(|e| refusal(line.gtin, &c, e))?;
                 out.counters.insert(line.gtin, c);
             }
         }
@@ -235,7 +301,7 @@ fn apply(
                 Direction::Up => c.add(r, line.qty),
                 Direction::Down => c.remove(r, line.qty),
             }
-            .map_err(|e| refusal(line.gtin, e))?;
+            .map_err(|e| refusal(line.gtin, &c, e))?;
             out.counters.insert(line.gtin, c);
         }
     }
@@ -377,7 +443,8 @@ mod tests {
             Err(Refusal::InsufficientStock {
                 gtin: gtin(1),
                 requested: 1,
-                available: 0
+                available: 0,
+                on_hand: 0,
             })
         );
         let unknown = apply_event(&sale(vec![line(2, 1)]), &counters, &EpcLedger::new());

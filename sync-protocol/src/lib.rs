@@ -58,6 +58,6 @@ pub use gtin::{Gtin, GtinError};
 pub use ids::{Epc, EventId, IdError, LocationId, ReplicaId};
 pub use inventory::{Delta, DeltaEntry, DeltaViolation, Inventory, ItemKey};
 pub use journal::Journal;
-pub use ledger::{apply_event, Refusal};
+pub use ledger::{apply_event, Refusal, Shortage};
 pub use message::{SyncRequest, SyncResponse, PROTOCOL_VERSION};
 pub use policy::{rebalance, Rebalance, ReservePolicy, RightsView};

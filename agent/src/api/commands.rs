@@ -65,7 +65,14 @@ async fn submit(state: &AppState, cmd: Command) -> Result<Response, ErrorAnswer>
             };
             Ok((status, Json(Recorded::of(&event))).into_response())
         }
-        Outcome::Refused { refusal, .. } => Err(ErrorAnswer::Refused(refusal)),
+        Outcome::Refused { refusal, .. } => {
+            let hub_reachable = state.sync.snapshot().online;
+            state.metrics.shortage(&refusal, hub_reachable);
+            Err(ErrorAnswer::Refused {
+                refusal,
+                hub_reachable,
+            })
+        }
     }
 }
 

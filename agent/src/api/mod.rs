@@ -79,8 +79,15 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 pub enum ErrorAnswer {
     /// 422: the request is malformed.
     Invalid(String),
-    /// 409 (422 for [`Refusal::Invalid`]): the rules refused the command.
-    Refused(Refusal),
+    /// 409 (422 for [`Refusal::Invalid`]): the rules refused the command;
+    /// `hub_reachable` says whether a shortage of rights held elsewhere
+    /// is answered `offline`.
+    Refused {
+        /// Why.
+        refusal: Refusal,
+        /// Whether the last sync reached the hub.
+        hub_reachable: bool,
+    },
     /// 404, with what was not found.
     NotFound(String),
     /// 413.
@@ -98,13 +105,21 @@ impl From<CommitError> for ErrorAnswer {
 impl IntoResponse for ErrorAnswer {
     fn into_response(self) -> Response {
         let (status, body) = match self {
-            ErrorAnswer::Invalid(message) | ErrorAnswer::Refused(Refusal::Invalid(message)) => (
+            ErrorAnswer::Invalid(message)
+            | ErrorAnswer::Refused {
+                refusal: Refusal::Invalid(message),
+                ..
+            } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 ErrorBody::new("invalid", message),
             ),
-            ErrorAnswer::Refused(refusal) => {
-                (StatusCode::CONFLICT, ErrorBody::of_refusal(&refusal))
-            }
+            ErrorAnswer::Refused {
+                refusal,
+                hub_reachable,
+            } => (
+                StatusCode::CONFLICT,
+                ErrorBody::of_refusal(&refusal, hub_reachable),
+            ),
             ErrorAnswer::NotFound(message) => {
                 (StatusCode::NOT_FOUND, ErrorBody::new("not_found", message))
             }

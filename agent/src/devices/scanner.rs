@@ -144,7 +144,11 @@ async fn on_scan(ctx: &DeviceContext, ev: ScannerEvent) {
         }
         Ok(Outcome::Refused { refusal, .. }) => {
             ctx.metrics.scan("refused");
-            tracing::warn!(%store, %raw, gtin = %item.gtin, reason = %refusal, "Scan refused; nothing sold.");
+            let why = ctx
+                .metrics
+                .shortage(&refusal, ctx.status.snapshot().online)
+                .map_or("", |s| s.name());
+            tracing::warn!(%store, %raw, gtin = %item.gtin, reason = %refusal, shortage = why, "Scan refused; nothing sold.");
         }
         Err(error) => {
             ctx.metrics.scan("failed");

@@ -13,7 +13,7 @@ use axum::Json;
 use rand::RngCore;
 use serde::Deserialize;
 use tally_sync::error_body::ErrorBody;
-use tally_sync::{EventId, Gtin, LocationId};
+use tally_sync::{EventId, Gtin, LocationId, Refusal};
 use tracing::info;
 
 use super::admin::admin_json;
@@ -112,19 +112,23 @@ pub(super) async fn orders(
             gtin,
             requested,
             available,
+            on_hand,
         }) => {
             st.metrics.order(false, false);
-            info!(order_id = %order_id, store = %store, gtin = %gtin, requested, available, "Online order refused: insufficient stock.");
+            info!(order_id = %order_id, store = %store, gtin = %gtin, requested, available, on_hand, "Online order refused: insufficient stock.");
+            let refusal = Refusal::InsufficientStock {
+                gtin,
+                requested,
+                available,
+                on_hand,
+            };
             with_details(
                 StatusCode::CONFLICT,
                 ErrorBody {
-                    gtin: Some(gtin),
-                    requested: Some(requested),
-                    available: Some(available),
-                    ..ErrorBody::new(
-                        "insufficient_stock",
-                        format!("the hub holds {available} of {gtin} at store {store}, {requested} requested"),
-                    )
+                    message: format!(
+                        "the hub holds {available} of {gtin} at store {store} ({on_hand} on hand), {requested} requested"
+                    ),
+                    ..ErrorBody::of_refusal(&refusal, true)
                 },
             )
         }

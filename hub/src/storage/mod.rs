@@ -135,6 +135,8 @@ pub enum OrderResult {
         requested: u64,
         /// The hub's rights there.
         available: u64,
+        /// Units on hand there (the store's rights are the rest).
+        on_hand: u64,
     },
     /// The id was used for a different order. Nothing written.
     IdConflict {

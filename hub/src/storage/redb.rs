@@ -337,11 +337,13 @@ fn order(txn: &WriteTxn, o: &OrderRequest) -> Result<OrderResult, StoreError> {
             gtin,
             requested,
             available,
+            on_hand,
         }) => {
             return Ok(OrderResult::InsufficientStock {
                 gtin,
                 requested,
                 available,
+                on_hand,
             })
         }
         Err(other) => return Ok(OrderResult::Invalid(other.to_string())),

@@ -174,6 +174,15 @@ pub enum AgentLink {
     Down(String),
 }
 
+impl PosState {
+    /// Whether the agent reported, at its last answer, that it reaches
+    /// the hub (a shortage of rights held elsewhere is then not for want
+    /// of a link).
+    pub fn hub_online(&self) -> bool {
+        matches!(&self.agent, AgentLink::Up(st) if st.online)
+    }
+}
+
 /// Severity of the notice line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {

@@ -86,6 +86,7 @@ fn timeout_then_refusal_then_override_all_under_one_sale_id() {
             gtin: gtin_of(PEN),
             requested: 2,
             available: 1,
+            on_hand: 3,
         })),
     ]);
     let mut h = Harness::new();

@@ -249,6 +249,7 @@ fn refusal_then_manager_override_reposts_the_same_sale() {
         gtin: gtin_of(PEN),
         requested: 2,
         available: 1,
+        on_hand: 3,
     };
     let e = h.act(Action::SaleDone {
         sale_id: first.sale_id,
@@ -335,6 +336,7 @@ fn back_from_a_refusal_drops_tenders_and_unlocks_the_basket() {
             gtin: gtin_of(PEN),
             requested: 2,
             available: 1,
+            on_hand: 3,
         })),
     });
     h.key(Key::Esc);

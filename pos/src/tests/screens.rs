@@ -101,6 +101,7 @@ fn unreachable_banner() {
 #[test]
 fn refusal_dialog_explains_the_shortage_and_offers_the_override() {
     let mut h = Harness::with_basket();
+    h.act(Action::Status(Ok(status(true, 0))));
     let req = h.pay_exact_cash();
     h.act(Action::SaleDone {
         sale_id: req.sale_id,
@@ -108,12 +109,16 @@ fn refusal_dialog_explains_the_shortage_and_offers_the_override() {
             gtin: gtin_of(PEN),
             requested: 2,
             available: 1,
+            on_hand: 3,
         })),
     });
     let t = text(&h.s);
     assert!(t.contains("REFUSED: not enough stock"), "{t}");
     assert!(t.contains("Pen, blue: requested 2, available 1."), "{t}");
-    assert!(t.contains("may be held for online orders"), "{t}");
+    assert!(
+        t.contains("The other units on hand are held for online orders."),
+        "{t}"
+    );
     assert!(t.contains("[O] manager override"), "{t}");
     assert!(t.contains("Nothing was recorded."), "{t}");
     h.stock(PEN, 5, 1);
@@ -127,6 +132,44 @@ fn refusal_dialog_explains_the_shortage_and_offers_the_override() {
     let t = text(&h.s);
     assert!(t.contains("MANAGER OVERRIDE"), "{t}");
     assert!(t.contains("Approving manager: Ann_"), "{t}");
+}
+
+/// The dialog says why rights were short: units held for online orders
+/// while HQ is out of reach, or no unsold units recorded at all.
+#[test]
+fn refusal_dialog_says_offline_or_no_stock() {
+    for (online, on_hand, says) in [
+        (
+            false,
+            3,
+            "Store offline: the other units on hand are held for",
+        ),
+        (
+            true,
+            1,
+            "No more unsold units are recorded here (1 on hand)",
+        ),
+        (
+            false,
+            1,
+            "No more unsold units are recorded here (1 on hand)",
+        ),
+    ] {
+        let mut h = Harness::with_basket();
+        h.act(Action::Status(Ok(status(online, 0))));
+        let req = h.pay_exact_cash();
+        h.act(Action::SaleDone {
+            sale_id: req.sale_id,
+            result: Err(ApiError::Refused(Refusal::InsufficientStock {
+                gtin: gtin_of(PEN),
+                requested: 2,
+                available: 1,
+                on_hand,
+            })),
+        });
+        let t = text(&h.s);
+        assert!(t.contains(says), "online {online}, on hand {on_hand}: {t}");
+    }
 }
 
 #[test]
