@@ -60,9 +60,64 @@ impl SyncOutcome {
     }
 }
 
+/// A latency histogram with the fixed [`LATENCY_BUCKETS`].
+#[derive(Debug, Default)]
+struct Latency {
+    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Latency {
+    fn observe(&self, latency: Duration) {
+        let secs = latency.as_secs_f64();
+        for (b, bound) in self.buckets.iter().zip(LATENCY_BUCKETS) {
+            if secs <= bound {
+                add(b, 1);
+            }
+        }
+        add(&self.count, 1);
+        add(
+            &self.sum_us,
+            u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+        );
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (b, bound) in self.buckets.iter().zip(LATENCY_BUCKETS) {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", get(b));
+        }
+        let count = get(&self.count);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{le=\"+Inf\"}} {count}\n{name}_sum {}\n{name}_count {count}",
+            get(&self.sum_us) as f64 / 1e6
+        );
+    }
+}
+
+/// What became of a store's request for rights
+/// (`tally_hub_rights_requests_total{result}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RightsOutcome {
+    /// Every unit asked was granted.
+    Granted,
+    /// Some were.
+    Partial,
+    /// None were: the hub holds no rights there.
+    Refused,
+    /// A repeated request, answered again.
+    Replayed,
+}
+
 /// All the hub's metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    rights: [AtomicU64; 4],
+    rights_units: AtomicU64,
+    rights_latency: Latency,
     sync: [AtomicU64; 8],
     events_received: AtomicU64,
     events_duplicate: AtomicU64,
@@ -78,9 +133,7 @@ pub struct Metrics {
     connections_total: AtomicU64,
     handshake_failures: AtomicU64,
     admin_unauthorized: AtomicU64,
-    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
-    latency_count: AtomicU64,
-    latency_sum_us: AtomicU64,
+    sync_latency: Latency,
 }
 
 fn add(c: &AtomicU64, n: u64) {
@@ -95,17 +148,15 @@ impl Metrics {
             .position(|o| *o == outcome)
             .unwrap_or(0);
         add(&self.sync[i], 1);
-        let secs = latency.as_secs_f64();
-        for (b, bound) in self.latency_buckets.iter().zip(LATENCY_BUCKETS) {
-            if secs <= bound {
-                add(b, 1);
-            }
-        }
-        add(&self.latency_count, 1);
-        add(
-            &self.latency_sum_us,
-            u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
-        );
+        self.sync_latency.observe(latency);
+    }
+
+    /// Counts one request for rights: what became of it, the units
+    /// granted, and its latency (body read to answer, commit included).
+    pub fn rights(&self, outcome: RightsOutcome, units: u64, latency: Duration) {
+        add(&self.rights[outcome as usize], 1);
+        add(&self.rights_units, units);
+        self.rights_latency.observe(latency);
     }
 
     /// What one accepted sync did.
@@ -243,22 +294,34 @@ impl Metrics {
                 get(c)
             );
         }
+        self.sync_latency.render(
+            &mut out,
+            "tally_hub_sync_duration_seconds",
+            "Sync request latency, body read to response.",
+        );
         let _ = writeln!(
             out,
-            "# HELP tally_hub_sync_duration_seconds Sync request latency, body read to response.\n# TYPE tally_hub_sync_duration_seconds histogram"
+            "# HELP tally_hub_rights_requests_total Stores' requests for the hub's rights, by result.\n# TYPE tally_hub_rights_requests_total counter"
         );
-        for (b, bound) in self.latency_buckets.iter().zip(LATENCY_BUCKETS) {
+        for (label, c) in ["granted", "partial", "refused", "replayed"]
+            .iter()
+            .zip(&self.rights)
+        {
             let _ = writeln!(
                 out,
-                "tally_hub_sync_duration_seconds_bucket{{le=\"{bound}\"}} {}",
-                get(b)
+                "tally_hub_rights_requests_total{{result=\"{label}\"}} {}",
+                get(c)
             );
         }
-        let count = get(&self.latency_count);
         let _ = writeln!(
             out,
-            "tally_hub_sync_duration_seconds_bucket{{le=\"+Inf\"}} {count}\ntally_hub_sync_duration_seconds_sum {}\ntally_hub_sync_duration_seconds_count {count}",
-            get(&self.latency_sum_us) as f64 / 1e6
+            "# HELP tally_hub_rights_granted_units_total Units of rights granted on request.\n# TYPE tally_hub_rights_granted_units_total counter\ntally_hub_rights_granted_units_total {}",
+            get(&self.rights_units)
+        );
+        self.rights_latency.render(
+            &mut out,
+            "tally_hub_rights_duration_seconds",
+            "Rights request latency, body read to answer (commit included).",
         );
         let mut gauge = |name: &str, help: &str, value: u64| {
             let _ = writeln!(
@@ -303,5 +366,10 @@ mod tests {
         assert!(text.contains("tally_hub_sync_duration_seconds_bucket{le=\"0.05\"} 2"));
         assert!(text.contains("tally_hub_sync_duration_seconds_count 2"));
         assert!(text.contains("tally_hub_stores_online 1"));
+        m.rights(RightsOutcome::Partial, 2, Duration::from_millis(2));
+        let text = m.render(2, 1);
+        assert!(text.contains("tally_hub_rights_requests_total{result=\"partial\"} 1"));
+        assert!(text.contains("tally_hub_rights_granted_units_total 2"));
+        assert!(text.contains("tally_hub_rights_duration_seconds_bucket{le=\"0.0025\"} 1"));
     }
 }

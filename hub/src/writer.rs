@@ -25,13 +25,15 @@ use std::thread::JoinHandle;
 
 use tally_sync::exchange::Identity;
 use tally_sync::message::CatalogItem;
+use tally_sync::rights::RightsRequest;
 use tally_sync::SyncRequest;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error};
 
 use crate::metrics::Metrics;
 use crate::storage::{
-    CatalogResult, HubStorage, HubWrite, OrderRequest, OrderResult, StorageError, SyncResult,
+    CatalogResult, GrantResult, HubStorage, HubWrite, OrderRequest, OrderResult, StorageError,
+    SyncResult,
 };
 
 /// Why a write got no result.
@@ -96,6 +98,17 @@ impl Writer {
     /// committed.
     pub async fn catalog(&self, items: Vec<CatalogItem>) -> Result<CatalogResult, WriteError> {
         self.submit(items, |txn, items| txn.catalog(items)).await
+    }
+
+    /// A store's request for the hub's rights at its location; answered
+    /// after the commit.
+    pub async fn grant(
+        &self,
+        who: Identity,
+        req: RightsRequest,
+    ) -> Result<GrantResult, WriteError> {
+        self.submit((who, req), |txn, (who, req)| txn.grant(who, req))
+            .await
     }
 
     /// Queues `input` to be written with `write` and waits for its answer.
@@ -280,6 +293,10 @@ mod tests {
             Ok(CatalogResult {
                 changed: items.len(),
             })
+        }
+
+        fn grant(&mut self, _: &Identity, _: &RightsRequest) -> Result<GrantResult, StorageError> {
+            Ok(GrantResult::IdConflict)
         }
     }
 

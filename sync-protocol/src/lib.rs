@@ -20,6 +20,8 @@
 //! - [`memstore`]: a whole store in memory over the command core (the
 //!   simulation's and tests' stores).
 //! - [`policy`]: the rights-rebalancing policy.
+//! - [`rights`]: rights on demand: the hub's grant of its reserve to a
+//!   store that asks, and the store's merge of it.
 //! - [`message`], [`codec`]: sync messages and their encodings.
 //! - [`audit`]: checks computed from events alone.
 //! - [`error_body`]: the error body every HTTP API of Tally answers with.
@@ -48,6 +50,7 @@ pub mod memstore;
 pub mod message;
 pub mod policy;
 pub mod report;
+pub mod rights;
 pub mod sim;
 pub mod timestamp;
 

@@ -23,6 +23,7 @@ use crate::ids::{Epc, EventId, LocationId};
 use crate::inventory::{Delta, ItemKey};
 use crate::journal::Inserted;
 use crate::message::{CatalogItem, SyncRequest, SyncResponse};
+use crate::rights::{apply_grant, RightsGrant};
 
 /// One store's whole state in memory (see the module docs).
 #[derive(Debug, Clone)]
@@ -168,6 +169,16 @@ impl MemStore {
             self.catalog.insert(item.gtin, item.clone());
         }
         applied
+    }
+
+    /// Merges the hub's grant of rights (a duplicate changes nothing);
+    /// whether it changed the counter.
+    pub fn apply_grant(&mut self, grant: &RightsGrant) -> bool {
+        let who = self.who.clone();
+        match apply_grant(self, &who, grant) {
+            Ok(changed) => changed,
+            Err(never) => match never {},
+        }
     }
 
     /// Whether the store holds anything the hub has not acknowledged.

@@ -1,5 +1,5 @@
-//! The hub's HTTP API (axum): `POST /v1/sync` for stores (client
-//! certificate), the admin API (bearer token): orders, catalog, stock,
+//! The hub's HTTP API (axum): `POST /v1/sync` and `POST /v1/rights` for
+//! stores (client certificate), the admin API (bearer token): orders, catalog, stock,
 //! stores, exceptions, metrics, and the HQ dashboard's files. Bodies are
 //! documented in `docs/api-hub.md`.
 //!
@@ -8,6 +8,8 @@
 //! the async workers. The endpoints live in:
 //! - `sync`: `POST /v1/sync`, in named steps (identify, decode, submit,
 //!   answer).
+//! - `rights`: `POST /v1/rights`, a store's request for the hub's rights
+//!   at its location (identified as for a sync).
 //! - `admin`: the admin token check and the admin reads (stock, stores,
 //!   exceptions, sales per minute, audit, metrics).
 //! - `orders`: `POST /v1/orders`: validating an online order.
@@ -33,6 +35,7 @@ mod admin;
 mod catalog;
 mod dashboard;
 mod orders;
+mod rights;
 mod sync;
 
 use std::sync::Arc;
@@ -98,6 +101,7 @@ pub struct ApiSettings {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/sync", post(sync::sync))
+        .route("/v1/rights", post(rights::rights))
         .route("/v1/orders", post(orders::orders))
         .route("/v1/catalog", post(catalog::catalog))
         .route("/v1/stock/{gtin}", get(admin::stock))

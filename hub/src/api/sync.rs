@@ -61,7 +61,7 @@ async fn steps(
 
 /// Step 1, identity: the store the client certificate is bound to, from
 /// the certificate only, unless the certificate was revoked.
-fn identify<'p>(st: &AppState, peer: &'p Peer) -> Result<&'p CertIdentity, Answer> {
+pub(super) fn identify<'p>(st: &AppState, peer: &'p Peer) -> Result<&'p CertIdentity, Answer> {
     let id = match &peer.cert {
         None => {
             return Err((
@@ -193,20 +193,25 @@ fn undecodable(e: &CodecError, max: usize) -> Answer {
 /// the writer, which validates, merges and answers it in one durable
 /// transaction.
 async fn submit(st: &AppState, id: &CertIdentity, req: SyncRequest) -> Result<SyncResult, Answer> {
+    let who = store_identity(id)?;
+    st.writer
+        .sync(who, req, st.clock.now_ms())
+        .await
+        .map_err(|e| (SyncOutcome::Unavailable, write_error(e)))
+}
+
+/// The store's replica and location, from its certificate's identity.
+pub(super) fn store_identity(id: &CertIdentity) -> Result<Identity, Answer> {
     let location = LocationId::new(id.store.as_str()).map_err(|e| {
         (
             SyncOutcome::CertRefused,
             error(StatusCode::FORBIDDEN, "certificate_not_bound_to_store", e),
         )
     })?;
-    let who = Identity {
+    Ok(Identity {
         replica: id.store.clone(),
         location,
-    };
-    st.writer
-        .sync(who, req, st.clock.now_ms())
-        .await
-        .map_err(|e| (SyncOutcome::Unavailable, write_error(e)))
+    })
 }
 
 /// Step 4: the committed response, encoded as the request was (`events`:

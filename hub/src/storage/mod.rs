@@ -28,6 +28,7 @@ pub mod redb;
 use serde::{Deserialize, Serialize};
 use tally_sync::exchange::{Identity, SyncRefusal};
 use tally_sync::message::CatalogItem;
+use tally_sync::rights::{RightsGrant, RightsRequest};
 use tally_sync::{EventId, Gtin, LocationId, SyncRequest, SyncResponse};
 
 pub use self::redb::RedbHub;
@@ -248,6 +249,22 @@ pub trait HubWrite {
     fn order(&mut self, order: &OrderRequest) -> Result<OrderResult, StorageError>;
     /// Catalog items to add or change.
     fn catalog(&mut self, items: &[CatalogItem]) -> Result<CatalogResult, StorageError>;
+    /// A store's request for the hub's rights at its location (`who`
+    /// from its certificate), idempotent by request id.
+    fn grant(&mut self, who: &Identity, req: &RightsRequest) -> Result<GrantResult, StorageError>;
+}
+
+/// What became of a request for rights.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantResult {
+    /// Granted now (perhaps fewer units than asked, or none).
+    Granted(RightsGrant),
+    /// Granted earlier under the same id, same request: answered again,
+    /// nothing more transferred.
+    Replayed(RightsGrant),
+    /// The id was used for another request (another store, item or
+    /// quantity). Nothing written.
+    IdConflict,
 }
 
 /// What the HTTP layer needs from storage. See the module docs.

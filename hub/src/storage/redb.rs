@@ -1,5 +1,5 @@
 //! [`HubStorage`] on redb through `tally-store`: counters, events, EPCs and
-//! catalog are `tally-store`'s tables; the hub's bookkeeping lives in four
+//! catalog are `tally-store`'s tables; the hub's bookkeeping lives in five
 //! tables of its own, written in the same transaction.
 //!
 //! Hub tables (JSON values, so HQ tools can read them and they can grow
@@ -9,6 +9,8 @@
 //! - `hub_orders`: order id → `OrderIndex` (fingerprint and receipt).
 //! - `hub_sales_per_minute`: (store, Unix minute of the sale) → units sold,
 //!   counted once per new sale event (the dashboard's chart).
+//! - `hub_grants`: request id → what a store's request for rights was
+//!   granted (a retry is answered alike, never granted twice).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -20,18 +22,29 @@ use tally_sync::command::{counters_at, record_event};
 use tally_sync::exchange::{hub_handle, HandleError, HubLimits};
 use tally_sync::ledger::Refusal;
 use tally_sync::message::CatalogItem;
+use tally_sync::rights::{self, RightsRequest};
 use tally_sync::{EpcLedger, Event, EventKind, Gtin, ItemKey, Line, ReplicaId, ReservePolicy};
 
 use super::{
-    AuditReport, AuditRow, CatalogResult, ExceptionRecord, HubStorage, HubWrite, OrderLine,
-    OrderReceipt, OrderRequest, OrderResult, StorageError, StoreRecord, StoreStock, SyncResult,
-    SyncSummary,
+    AuditReport, AuditRow, CatalogResult, ExceptionRecord, GrantResult, HubStorage, HubWrite,
+    OrderLine, OrderReceipt, OrderRequest, OrderResult, StorageError, StoreRecord, StoreStock,
+    SyncResult, SyncSummary,
 };
 
 const STORES: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_stores");
 const EXCEPTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("hub_exceptions");
 const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_orders");
 const SALES: TableDefinition<(&str, u64), u64> = TableDefinition::new("hub_sales_per_minute");
+const GRANTS: TableDefinition<u128, &[u8]> = TableDefinition::new("hub_grants");
+
+/// What the hub keeps per granted request id (to answer a retry alike).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct GrantRecord {
+    store: String,
+    gtin: Gtin,
+    units: u64,
+    granted: u64,
+}
 
 /// What the order-id index keeps per order.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -105,6 +118,7 @@ impl RedbHub {
             raw.open_table(EXCEPTIONS).map_err(redb_err)?;
             raw.open_table(ORDERS).map_err(redb_err)?;
             raw.open_table(SALES).map_err(redb_err)?;
+            raw.open_table(GRANTS).map_err(redb_err)?;
         }
         txn.commit()?;
         Ok(Self { db, settings })
@@ -385,6 +399,58 @@ struct RedbWrite<'a> {
     txn: &'a WriteTxn,
 }
 
+/// A request for rights: answered again if its id was granted, else the
+/// hub's rights move to the store and the grant is recorded under the id.
+fn grant(
+    txn: &WriteTxn,
+    who: &tally_sync::exchange::Identity,
+    req: &RightsRequest,
+) -> Result<GrantResult, StoreError> {
+    let record = GrantRecord {
+        store: who.replica.to_string(),
+        gtin: req.gtin,
+        units: req.units,
+        granted: 0,
+    };
+    let id = req.request_id.0.as_u128();
+    let found = {
+        let grants = txn.raw().open_table(GRANTS).map_err(redb_err)?;
+        let found = grants.get(id).map_err(redb_err)?;
+        match found {
+            Some(v) => Some(from_json::<GrantRecord>("hub_grants", v.value())?),
+            None => None,
+        }
+    };
+    let mut replica = txn.replica()?;
+    if let Some(old) = found {
+        let same = GrantRecord {
+            granted: 0,
+            ..old.clone()
+        } == record;
+        if !same {
+            return Ok(GrantResult::IdConflict);
+        }
+        return Ok(GrantResult::Replayed(rights::regrant(
+            &replica,
+            who,
+            req,
+            old.granted,
+        )?));
+    }
+    let granted = rights::grant(&mut replica, who, req)?;
+    drop(replica);
+    let record = GrantRecord {
+        granted: granted.granted,
+        ..record
+    };
+    txn.raw()
+        .open_table(GRANTS)
+        .map_err(redb_err)?
+        .insert(id, to_json("hub_grants", &record)?.as_slice())
+        .map_err(redb_err)?;
+    Ok(GrantResult::Granted(granted))
+}
+
 impl HubWrite for RedbWrite<'_> {
     fn sync(
         &mut self,
@@ -407,6 +473,14 @@ impl HubWrite for RedbWrite<'_> {
             }
         }
         Ok(CatalogResult { changed })
+    }
+
+    fn grant(
+        &mut self,
+        who: &tally_sync::exchange::Identity,
+        req: &RightsRequest,
+    ) -> Result<GrantResult, StorageError> {
+        Ok(grant(self.txn, who, req)?)
     }
 }
 

@@ -24,6 +24,7 @@ use tally_sync::codec::{self, Encoding};
 use tally_sync::command::{Approval, Command, LineIn, Outcome, ReceiptLine, Stamp};
 use tally_sync::exchange::Identity;
 use tally_sync::memstore::MemStore;
+use tally_sync::rights::{RightsGrant, RightsRequest};
 use tally_sync::{
     Epc, EventId, Gtin, LocationId, Refusal, ReplicaId, SyncRequest, SyncResponse, Tender,
 };
@@ -191,6 +192,27 @@ impl HubClient {
             .await?;
         let status = r.status();
         Ok((status, r.bytes().await?.to_vec()))
+    }
+
+    /// A request for the hub's rights (`POST /v1/rights`, JSON). `Err`
+    /// carries the status and JSON error body.
+    pub async fn rights(&self, req: &RightsRequest) -> Result<RightsGrant, (StatusCode, Value)> {
+        let r = self
+            .http
+            .post(format!("{}/v1/rights", self.base))
+            .json(req)
+            .send()
+            .await
+            .map_err(|e| (StatusCode::BAD_GATEWAY, Value::String(e.to_string())))?;
+        let status = r.status();
+        let bytes = r.bytes().await.unwrap();
+        if status != StatusCode::OK {
+            return Err((
+                status,
+                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            ));
+        }
+        Ok(serde_json::from_slice(&bytes).unwrap())
     }
 
     /// One sync exchange in the binary encoding. `Err` carries the status

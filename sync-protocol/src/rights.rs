@@ -1,0 +1,209 @@
+//! Rights on demand: a store that lacks the rights to sell units on its
+//! own shelf asks the hub for the rights the hub holds there (its online
+//! reserve), instead of waiting for the next sync's rebalancing.
+//!
+//! # Design constraints
+//! - A grant is an ordinary escrow transfer `T[hub→store]`, executed by
+//!   the hub on its own rights and capped by them ([`grant`]): it can
+//!   never make a unit sellable twice, whatever the timing.
+//! - The answer carries the hub's entries of that counter after the
+//!   transfer; the store merges them ([`apply_grant`]) like a sync's delta,
+//!   so a lost, repeated or reordered answer is harmless.
+//! - A request has an id: the hub records what it granted under it, and a
+//!   repeated request is answered with the same grant ([`regrant`]),
+//!   never a second transfer.
+//! - Pure: the hub runs [`grant`] inside its write transaction and answers
+//!   after the commit.
+
+use serde::{Deserialize, Serialize};
+
+use crate::counter::BoundedCounter;
+use crate::exchange::{Identity, ReplicaStore};
+use crate::gtin::Gtin;
+use crate::ids::{EventId, ReplicaId};
+use crate::inventory::ItemKey;
+use crate::ledger::Shortage;
+
+/// Most units one request may ask for.
+pub const MAX_UNITS_PER_REQUEST: u64 = 1_000_000;
+
+/// A store asks for `units` of the hub's rights to `gtin` at its own
+/// location (`POST /v1/rights`; the location comes from its certificate).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RightsRequest {
+    /// Names the request: a retry repeats it and gets the same grant.
+    pub request_id: EventId,
+    /// The item.
+    pub gtin: Gtin,
+    /// Units wanted (> 0).
+    pub units: u64,
+}
+
+impl RightsRequest {
+    /// Why the request cannot be served as asked, if it cannot.
+    pub fn check(&self) -> Result<(), String> {
+        if self.units == 0 || self.units > MAX_UNITS_PER_REQUEST {
+            return Err(format!(
+                "units must be 1 to {MAX_UNITS_PER_REQUEST}, got {}",
+                self.units
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The hub's answer to a [`RightsRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RightsGrant {
+    /// The request answered.
+    pub request_id: EventId,
+    /// The item.
+    pub gtin: Gtin,
+    /// Units asked for.
+    pub asked: u64,
+    /// Units of rights transferred to the store (0 to `asked`).
+    pub granted: u64,
+    /// The counter's entries other than the store's own, after the
+    /// transfer: what the store merges.
+    pub counter: BoundedCounter,
+    /// Why less than asked was granted: `no_stock` (the hub holds no more
+    /// rights there, so the rest of the shelf is the store's own or not
+    /// there at all).
+    pub reason: Option<Shortage>,
+}
+
+/// At the hub: transfers up to `req.units` of the hub's rights at the
+/// store's location to the store, stores the counter if it moved, and
+/// answers the grant. `who` is the store, from its certificate.
+pub fn grant<S: ReplicaStore>(
+    store: &mut S,
+    who: &Identity,
+    req: &RightsRequest,
+) -> Result<RightsGrant, S::Error> {
+    let hub = ReplicaId::hub();
+    let key = ItemKey::new(who.location.clone(), req.gtin);
+    let mut c = store.counter(&key)?;
+    let granted = req.units.min(c.rights(&hub));
+    if granted > 0 && c.transfer(&hub, &who.replica, granted).is_ok() {
+        store.put_counter(&key, c.clone())?;
+    }
+    Ok(answer(who, req, granted, &c))
+}
+
+/// At the hub: the answer to a request already granted (`granted` units
+/// under its id): the same units, the counter as it is now.
+pub fn regrant<S: ReplicaStore>(
+    store: &S,
+    who: &Identity,
+    req: &RightsRequest,
+    granted: u64,
+) -> Result<RightsGrant, S::Error> {
+    let c = store.counter(&ItemKey::new(who.location.clone(), req.gtin))?;
+    Ok(answer(who, req, granted, &c))
+}
+
+fn answer(who: &Identity, req: &RightsRequest, granted: u64, c: &BoundedCounter) -> RightsGrant {
+    RightsGrant {
+        request_id: req.request_id,
+        gtin: req.gtin,
+        asked: req.units,
+        granted,
+        counter: c.without(&who.replica),
+        reason: (granted < req.units).then_some(Shortage::NoStock),
+    }
+}
+
+/// At the store: merges a grant's counter into the store's own (a
+/// duplicate or stale grant changes nothing). Returns whether it changed.
+pub fn apply_grant<S: ReplicaStore>(
+    store: &mut S,
+    who: &Identity,
+    grant: &RightsGrant,
+) -> Result<bool, S::Error> {
+    let key = ItemKey::new(who.location.clone(), grant.gtin);
+    let mut c = store.counter(&key)?;
+    if c.covers(&grant.counter) {
+        return Ok(false);
+    }
+    c.merge(&grant.counter);
+    store.put_counter(&key, c)?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exchange::MemoryReplica;
+    use crate::ids::LocationId;
+
+    fn who() -> Identity {
+        Identity {
+            replica: ReplicaId::new("s1").unwrap(),
+            location: LocationId::new("s1").unwrap(),
+        }
+    }
+
+    fn gtin() -> Gtin {
+        Gtin::from_body(96_385_074).unwrap()
+    }
+
+    /// A store with 10 units received, 4 of whose rights it gave the hub.
+    fn replicas() -> (MemoryReplica, MemoryReplica) {
+        let key = ItemKey::new(who().location, gtin());
+        let mut c = BoundedCounter::default();
+        c.add(&who().replica, 10).unwrap();
+        c.transfer(&who().replica, &ReplicaId::hub(), 4).unwrap();
+        let (mut hub, mut store) = (MemoryReplica::default(), MemoryReplica::default());
+        hub.inventory.put(&key, c.clone());
+        store.inventory.put(&key, c);
+        (hub, store)
+    }
+
+    fn request(n: u8, units: u64) -> RightsRequest {
+        RightsRequest {
+            request_id: EventId::v7(1, [n; 10]),
+            gtin: gtin(),
+            units,
+        }
+    }
+
+    #[test]
+    fn a_grant_moves_the_hubs_rights_and_the_store_can_sell_them() {
+        let (mut hub, mut store) = replicas();
+        let key = ItemKey::new(who().location, gtin());
+        store
+            .inventory
+            .update(&key, |c| c.remove(&who().replica, 6))
+            .unwrap();
+        assert_eq!(store.inventory.counter(&key).rights(&who().replica), 0);
+        let g = grant(&mut hub, &who(), &request(1, 3)).unwrap();
+        assert_eq!((g.granted, g.reason), (3, None));
+        assert_eq!(hub.inventory.counter(&key).rights(&ReplicaId::hub()), 1);
+        assert!(apply_grant(&mut store, &who(), &g).unwrap());
+        assert!(!apply_grant(&mut store, &who(), &g).unwrap(), "a duplicate");
+        let c = store.inventory.counter(&key);
+        assert_eq!((c.value(), c.rights(&who().replica)), (4, 3));
+        // The store's own sales, which the hub has not seen, are kept.
+        assert_eq!(c.removed_by(&who().replica), 6);
+    }
+
+    #[test]
+    fn a_grant_never_exceeds_the_hubs_rights_and_says_why() {
+        let (mut hub, _) = replicas();
+        let g = grant(&mut hub, &who(), &request(1, 9)).unwrap();
+        assert_eq!(
+            (g.asked, g.granted, g.reason),
+            (9, 4, Some(Shortage::NoStock))
+        );
+        let g = grant(&mut hub, &who(), &request(2, 1)).unwrap();
+        assert_eq!((g.granted, g.reason), (0, Some(Shortage::NoStock)));
+        // A repeated request is answered the same, transferring nothing.
+        let again = regrant(&hub, &who(), &request(1, 9), 4).unwrap();
+        assert_eq!(again.granted, 4);
+        let key = ItemKey::new(who().location, gtin());
+        assert_eq!(hub.inventory.counter(&key).rights(&ReplicaId::hub()), 0);
+        assert!(request(3, 0).check().is_err());
+        assert!(request(3, 1).check().is_ok());
+    }
+}
