@@ -23,6 +23,7 @@
 //! interval_secs = 30
 //! timeout_secs = 60
 //! backoff_cap_secs = 60
+//! rights_wait_ms = 1000   # a sale short of rights asks the hub this long (0: never)
 //!
 //! [devices]            # see crate::devices (scanner that sells, RFID that receives)
 //! scanner = "/dev/serial/by-id/usb-Honeywell_1900-if00"
@@ -119,6 +120,9 @@ pub struct SyncFileConfig {
     pub timeout_secs: Option<u64>,
     /// Longest retry wait in seconds while the hub is unreachable.
     pub backoff_cap_secs: Option<u64>,
+    /// How long a sale short of rights the hub holds waits for the hub to
+    /// grant them, in milliseconds (0: never ask).
+    pub rights_wait_ms: Option<u64>,
 }
 
 /// API limits.
@@ -360,6 +364,9 @@ impl Config {
                     &mut s.backoff_cap,
                 )?;
                 s.backoff_base = s.backoff_base.min(s.backoff_cap);
+                if let Some(ms) = file.sync.rights_wait_ms {
+                    s.rights_wait = std::time::Duration::from_millis(ms);
+                }
                 Some(s)
             }
             _ => return Err(ConfigError::HalfSync),

@@ -6,8 +6,11 @@
 //! Map (a request's path through the agent):
 //! - [`api`]: HTTP/JSON ↔ `tally_sync::command::Command`; reads from
 //!   snapshots.
+//! - [`rights`]: rights on demand: a sale short of rights the hub holds
+//!   asks the hub for them (bounded wait) and is recorded with the grant.
 //! - [`commit`]: the single writer: one typed method per kind of job
-//!   (command, catalog import, sync response, dead letter, flush), batched
+//!   (command, command with a grant of rights, catalog import, sync
+//!   response, dead letter, flush), batched
 //!   into one transaction, each command run through
 //!   `tally_sync::command::execute` and stamped with the injected clock.
 //! - [`store`]: the agent's tables beside `tally-store`'s, one database:
@@ -42,6 +45,7 @@ pub mod config;
 pub mod devices;
 pub mod metrics;
 pub mod outbox;
+pub mod rights;
 pub mod status;
 pub mod store;
 pub mod sync;
@@ -130,7 +134,29 @@ pub async fn run(
     })?;
     let status = Arc::new(SyncStatus::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let syncer = sync_config.map(|cfg| {
+    // One connection to the hub serves the sync client and the tills'
+    // requests for rights.
+    let hub = sync_config
+        .as_ref()
+        .and_then(|cfg| match sync::HubClient::new(cfg) {
+            Ok(c) => Some(Arc::new(c)),
+            Err(e) => {
+                tracing::error!(error = %e, "Sync disabled: the hub client could not be set up.");
+                status.failed(e.to_string());
+                None
+            }
+        });
+    let rights_wait = sync_config
+        .as_ref()
+        .map_or(std::time::Duration::ZERO, |c| c.rights_wait);
+    let rights = rights::Rights::new(
+        committer.clone(),
+        hub.clone().filter(|_| !rights_wait.is_zero()),
+        status.clone(),
+        clock.clone(),
+        rights_wait,
+    );
+    let syncer = sync_config.zip(hub).map(|(cfg, hub)| {
         tracing::info!(hub = %cfg.hub, interval_s = cfg.interval.as_secs(), "Syncing with the hub.");
         let ctx = sync::SyncContext {
             db: db.clone(),
@@ -139,7 +165,7 @@ pub async fn run(
             metrics: metrics.clone(),
             clock: clock.clone(),
         };
-        tokio::spawn(sync::run(ctx, cfg, stop_rx.clone()))
+        tokio::spawn(sync::run(ctx, hub, cfg, stop_rx.clone()))
     });
     let device_tasks = devices::start(
         &devices::DeviceContext {
@@ -147,7 +173,7 @@ pub async fn run(
             committer: committer.clone(),
             metrics: metrics.clone(),
             clock,
-            status: status.clone(),
+            rights: rights.clone(),
         },
         &devices_config,
         &stop_rx,
@@ -159,6 +185,7 @@ pub async fn run(
     let state = AppState {
         db: db.clone(),
         committer,
+        rights,
         metrics,
         sync: status,
     };

@@ -30,6 +30,7 @@ use rand::Rng;
 use tally_sync::clock::Clock;
 use tally_sync::codec::{self, Encoding};
 use tally_sync::error_body::ErrorBody;
+use tally_sync::rights::{RightsGrant, RightsRequest};
 use tally_sync::{EventId, SyncRequest, SyncResponse};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -58,6 +59,9 @@ pub struct SyncConfig {
     pub backoff_base: Duration,
     /// Largest retry delay ceiling.
     pub backoff_cap: Duration,
+    /// How long a sale short of rights the hub holds waits for them
+    /// (`crate::rights`; zero: never ask).
+    pub rights_wait: Duration,
 }
 
 impl SyncConfig {
@@ -74,6 +78,7 @@ impl SyncConfig {
             request_timeout: Duration::from_secs(60),
             backoff_base: Duration::from_secs(1),
             backoff_cap: Duration::from_secs(60),
+            rights_wait: Duration::from_secs(1),
         }
     }
 }
@@ -194,6 +199,7 @@ pub fn backoff(
 pub struct HubClient {
     http: reqwest::Client,
     url: String,
+    rights_url: String,
 }
 
 impl HubClient {
@@ -226,10 +232,39 @@ impl HubClient {
             .pool_max_idle_per_host(1)
             .build()
             .map_err(|e| SetupError::Client(e.to_string()))?;
+        let base = config.hub.trim_end_matches('/');
         Ok(Self {
             http,
-            url: format!("{}/v1/sync", config.hub.trim_end_matches('/')),
+            url: format!("{base}/v1/sync"),
+            rights_url: format!("{base}/v1/rights"),
         })
+    }
+
+    /// Asks the hub for its rights at this store (`POST /v1/rights`),
+    /// giving up after `wait`.
+    pub async fn rights(
+        &self,
+        req: &RightsRequest,
+        wait: Duration,
+    ) -> Result<RightsGrant, Failure> {
+        let transient = |detail: String| Failure::Transient {
+            detail,
+            retry_after: None,
+        };
+        let resp = self
+            .http
+            .post(&self.rights_url)
+            .timeout(wait)
+            .json(req)
+            .send()
+            .await
+            .map_err(|e| transient(error_chain(&e)))?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(|e| transient(error_chain(&e)))?;
+        if status != 200 {
+            return Err(classify(status, &bytes, None));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| transient(format!("unreadable grant: {e}")))
     }
 
     /// One exchange in the binary encoding.
@@ -378,16 +413,13 @@ pub async fn sync_once(
     })
 }
 
-/// Runs the sync loop until `stop` turns true.
-pub async fn run(ctx: SyncContext, config: SyncConfig, mut stop: watch::Receiver<bool>) {
-    let client = match HubClient::new(&config) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "Sync disabled: the hub client could not be set up.");
-            ctx.status.failed(e.to_string());
-            return;
-        }
-    };
+/// Runs the sync loop with `client` until `stop` turns true.
+pub async fn run(
+    ctx: SyncContext,
+    client: Arc<HubClient>,
+    config: SyncConfig,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut recorded = ctx.committer.recorded();
     let mut max_events = config.max_events.max(1);
     let mut failures = 0u32;

@@ -19,6 +19,7 @@ use tally_sync::{Epc, Gtin};
 use super::json::ApiJson;
 use super::{AppState, ErrorAnswer};
 use crate::commit::CatalogStored;
+use crate::rights::Ran;
 
 /// Most catalog items in one `POST /v1/catalog` request.
 pub const MAX_CATALOG_ITEMS: usize = 5_000;
@@ -56,7 +57,11 @@ fn lines(body: Vec<LineBody>) -> Result<Vec<LineIn>, ErrorAnswer> {
 }
 
 async fn submit(state: &AppState, cmd: Command) -> Result<Response, ErrorAnswer> {
-    match state.committer.command(cmd).await? {
+    let Ran {
+        outcome,
+        hub_reachable,
+    } = state.rights.run(cmd).await?;
+    match outcome {
         Outcome::Recorded { event, new } => {
             let status = if new {
                 StatusCode::CREATED
@@ -66,7 +71,6 @@ async fn submit(state: &AppState, cmd: Command) -> Result<Response, ErrorAnswer>
             Ok((status, Json(Recorded::of(&event))).into_response())
         }
         Outcome::Refused { refusal, .. } => {
-            let hub_reachable = state.sync.snapshot().online;
             state.metrics.shortage(&refusal, hub_reachable);
             Err(ErrorAnswer::Refused {
                 refusal,

@@ -49,6 +49,8 @@ pub struct AppState {
     pub db: Arc<AgentDb>,
     /// The single writer.
     pub committer: Committer,
+    /// Commands run with rights on demand (sales, through the committer).
+    pub rights: crate::rights::Rights,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Sync status, set by the sync client.

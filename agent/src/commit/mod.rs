@@ -64,6 +64,7 @@ use tally_store::StoreError;
 use tally_sync::clock::Clock;
 use tally_sync::command::{Command, Outcome};
 use tally_sync::message::CatalogItem;
+use tally_sync::rights::RightsGrant;
 use tally_sync::{EventId, SyncRequest, SyncResponse};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -84,6 +85,8 @@ pub const MAX_UNFLUSHED_COUNTERS: usize = 4096;
 enum Job {
     /// A command of the core.
     Command(Command, Reply<Outcome>),
+    /// The hub's grant of rights, merged, then a command run after it.
+    Granted(Box<RightsGrant>, Command, Reply<Outcome>),
     /// Catalog items to store (import before the first sync).
     Catalog(Vec<CatalogItem>, Reply<CatalogStored>),
     /// The hub's answer to a sync request, to apply (the sync client).
@@ -107,7 +110,7 @@ impl Job {
     /// Answers the job with `e` (its batch was not committed).
     fn fail(self, e: &CommitError) {
         match self {
-            Job::Command(_, reply) => answer(reply, Err(e.clone())),
+            Job::Command(_, reply) | Job::Granted(_, _, reply) => answer(reply, Err(e.clone())),
             Job::Catalog(_, reply) => answer(reply, Err(e.clone())),
             Job::Sync(_, reply) => answer(reply, Err(e.clone())),
             Job::DeadLetter { reply, .. } => answer(reply, Err(e.clone())),
@@ -271,6 +274,20 @@ impl Committer {
     /// (durable once answered), a retried id's stored event, or refused.
     pub async fn command(&self, cmd: Command) -> Result<Outcome, CommitError> {
         self.enqueue_command(cmd).await?.wait().await
+    }
+
+    /// Merges the hub's grant of rights and runs `cmd` after it, in one
+    /// transaction and one durable commit (rights on demand: the sale the
+    /// grant was asked for is recorded with it, or neither is kept).
+    pub async fn command_with_grant(
+        &self,
+        grant: RightsGrant,
+        cmd: Command,
+    ) -> Result<Outcome, CommitError> {
+        self.enqueue(|reply| Job::Granted(Box::new(grant), cmd, reply))
+            .await?
+            .wait()
+            .await
     }
 
     /// Queues a command (waiting only for room in the queue) and returns a

@@ -14,6 +14,7 @@ use rand::RngCore;
 use tally_store::{StoreError, WriteTxn};
 use tally_sync::clock::Clock;
 use tally_sync::command::{execute, Outcome, Stamp};
+use tally_sync::rights::apply_grant;
 use tally_sync::{EventId, EventKind, Refusal};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -437,6 +438,20 @@ fn apply_all(
                 let (reply, n) = settle(tables.flush(), reply)?;
                 waiting.push((Answer::Flushed(reply, n), queued));
                 continue;
+            }
+            Job::Granted(grant, cmd, reply) => {
+                // A grant moves counters outside a command: flushed first,
+                // like a sync, then merged where the command reads it.
+                let merged = tables.flush_and_close().and_then(|()| {
+                    let mut replica = txn.replica()?;
+                    apply_grant(&mut replica, db.who(), &grant)
+                });
+                if let Err(e) = merged {
+                    let e = CommitError::from(e);
+                    answer(reply, Err(e.clone()));
+                    return Err(e);
+                }
+                (cmd, reply)
             }
             Job::Command(cmd, reply) => (cmd, reply),
         };

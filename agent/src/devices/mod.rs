@@ -97,8 +97,8 @@ pub struct DeviceContext {
     pub metrics: Arc<Metrics>,
     /// The wall clock (the time in a scanner sale's id).
     pub clock: Arc<dyn Clock>,
-    /// The sync status (whether a refused sale's rights are out of reach).
-    pub status: Arc<crate::status::SyncStatus>,
+    /// Sales with rights on demand (the self-checkout's).
+    pub rights: crate::rights::Rights,
 }
 
 /// Events a driver may queue before it waits for the agent.

@@ -137,16 +137,20 @@ async fn on_scan(ctx: &DeviceContext, ev: ScannerEvent) {
         tenders: Vec::new(),
         approval: None,
     };
-    match submit(&ctx.committer, cmd).await {
-        Ok(Outcome::Recorded { event, .. }) => {
+    let ran = match submit(&ctx.committer, cmd.clone()).await {
+        Ok(outcome) => ctx.rights.resolve(cmd, outcome).await,
+        Err(e) => Err(e),
+    };
+    match ran.map(|r| (r.outcome, r.hub_reachable)) {
+        Ok((Outcome::Recorded { event, .. }, _)) => {
             ctx.metrics.scan("sold");
             tracing::info!(%store, %raw, gtin = %item.gtin, sale = %event.id, total_minor = event.total_minor(), "Scan sold one unit.");
         }
-        Ok(Outcome::Refused { refusal, .. }) => {
+        Ok((Outcome::Refused { refusal, .. }, hub_reachable)) => {
             ctx.metrics.scan("refused");
             let why = ctx
                 .metrics
-                .shortage(&refusal, ctx.status.snapshot().online)
+                .shortage(&refusal, hub_reachable)
                 .map_or("", |s| s.name());
             tracing::warn!(%store, %raw, gtin = %item.gtin, reason = %refusal, shortage = why, "Scan refused; nothing sold.");
         }

@@ -1,0 +1,129 @@
+//! Rights on demand end to end, with the real binaries on loopback and real
+//! mutual TLS: a store with 10 units on its shelf, 2 of whose rights the
+//! hub holds as its online reserve, sells all 10 one at a time while it
+//! reaches the hub (each sale asks for what it lacks and is answered at
+//! once); an online order for the item is then refused; with the hub gone,
+//! a sale beyond the store's own rights is refused with reason `offline`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::chain::{init_hub, start_agent, start_hub, Api, LONG};
+use support::procs::eventually;
+
+const A: &str = "04006381333931";
+
+/// The store's rights and the hub's reserve for `A`, once both agree that
+/// the hub holds `hub_rights` (the reserve taken at a sync).
+async fn settled(agent: &Api, hub: &Api, hub_rights: u64) -> Value {
+    eventually("the hub's reserve", LONG, || async {
+        let (_, at_hub) = hub.get(&format!("/v1/stock/{A}")).await?;
+        let (_, here) = agent.get(&format!("/v1/stock/{A}")).await?;
+        let hub_side = at_hub["stores"]["s1"]["hub_rights"].as_u64();
+        if hub_side == Some(hub_rights) && here["others_rights"].as_u64() == Some(hub_rights) {
+            Ok(here)
+        } else {
+            Err(format!("hub {at_hub}, store {here}"))
+        }
+    })
+    .await
+}
+
+async fn sell_one(agent: &Api) -> (u16, Value, Duration) {
+    let started = Instant::now();
+    let (status, body) = agent
+        .post(
+            "/v1/sales",
+            &json!({"lines": [{"gtin": A, "qty": 1, "unit_price_minor": 100}]}),
+        )
+        .await;
+    (status, body, started.elapsed())
+}
+
+#[tokio::test]
+async fn an_online_store_sells_every_unit_on_its_shelf_and_an_offline_one_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = init_hub(tmp.path(), &["s1"]);
+    let (hub_proc, hub_url) = start_hub(&files, "127.0.0.1:0", tmp.path().join("hub.log"));
+    let (_agent_proc, agent_url) = start_agent(tmp.path(), "s1", &hub_url);
+    let agent = Api::agent(&agent_url);
+    let hub = Api::hub(&hub_url, &files);
+
+    // 10 units received; at the next sync the hub keeps 2 as its reserve.
+    let (status, body) = agent
+        .post("/v1/receipts", &json!({"lines": [{"gtin": A, "qty": 10}]}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let stock = settled(&agent, &hub, 2).await;
+    assert_eq!(
+        (stock["on_hand"].as_u64(), stock["rights"].as_u64()),
+        (Some(10), Some(8))
+    );
+
+    // All 10 sell, one at a time, each answered within 2 s: the last two
+    // ask the hub for its reserve and are recorded with the grant.
+    for n in 1..=10 {
+        let (status, body, took) = sell_one(&agent).await;
+        assert_eq!(status, 201, "sale {n}: {body}");
+        assert!(took < Duration::from_secs(2), "sale {n} took {took:?}");
+    }
+    let (_, here) = agent.get(&format!("/v1/stock/{A}")).await.unwrap();
+    assert_eq!(here["on_hand"], 0, "{here}");
+    // Nothing is left for an online order.
+    let (status, body) = hub
+        .post(
+            "/v1/orders",
+            &json!({"store": "s1", "lines": [{"gtin": A, "qty": 1}]}),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    // An 11th unit is not on the shelf: no_stock, at once.
+    let (status, body, _) = sell_one(&agent).await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (409, Some("no_stock")),
+        "{body}"
+    );
+
+    // 10 more; the hub takes its reserve again; then the hub goes away.
+    let (status, _) = agent
+        .post("/v1/receipts", &json!({"lines": [{"gtin": A, "qty": 10}]}))
+        .await;
+    assert_eq!(status, 201);
+    settled(&agent, &hub, 2).await;
+    hub_proc.terminate(LONG);
+    eventually("the store to see the hub gone", LONG, || async {
+        let (_, st) = agent.get("/v1/status").await?;
+        if st["online"] == json!(false) {
+            Ok(())
+        } else {
+            Err(st.to_string())
+        }
+    })
+    .await;
+    for n in 1..=8 {
+        let (status, body, _) = sell_one(&agent).await;
+        assert_eq!(status, 201, "offline sale {n}: {body}");
+    }
+    // The 9th unit's rights are the hub's: refused at once, reason offline.
+    let (status, body, took) = sell_one(&agent).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["reason"], "offline", "{body}");
+    assert_eq!(
+        (body["on_hand"].as_u64(), body["available"].as_u64()),
+        (Some(2), Some(0))
+    );
+    assert!(
+        took < Duration::from_millis(500),
+        "an offline refusal waited {took:?}"
+    );
+    let (_, metrics) = agent.get_text("/metrics").await.unwrap();
+    assert!(
+        metrics.contains("tally_agent_shortages_total{reason=\"offline\"} 1"),
+        "{metrics}"
+    );
+}
