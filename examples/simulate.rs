@@ -40,6 +40,8 @@ fn main() -> anyhow::Result<()> {
     let (mut overrides, mut epc_returns, mut epc_resales) = (0u64, 0u64, 0u64);
     let (mut retries, mut retry_mismatches, mut refund_bound_refusals, mut epc_refusals) =
         (0u64, 0u64, 0u64, 0u64);
+    let (mut stocked_up, mut stocked_down, mut rights_requests, mut rights_granted) =
+        (0u64, 0u64, 0u64, 0u64);
     let started = std::time::Instant::now();
     for seed in args.seed..args.seed.saturating_add(args.seeds) {
         let mut cfg = SimConfig::new(seed, args.stores, args.steps);
@@ -57,6 +59,10 @@ fn main() -> anyhow::Result<()> {
         retry_mismatches += report.retry_mismatches;
         refund_bound_refusals += report.refund_bound_refusals;
         epc_refusals += report.epc_refusals;
+        stocked_up += report.refused_while_stocked_link_up;
+        stocked_down += report.refused_while_stocked_link_down;
+        rights_requests += report.rights_requests;
+        rights_granted += report.rights_granted;
         if !report.ok() {
             println!("{line}");
             eprintln!(
@@ -77,6 +83,9 @@ fn main() -> anyhow::Result<()> {
                 "overrides": overrides, "epc_returns": epc_returns, "epc_resales": epc_resales,
                 "retries": retries, "retry_mismatches": retry_mismatches,
                 "refund_bound_refusals": refund_bound_refusals, "epc_refusals": epc_refusals,
+                "refused_while_stocked_link_up": stocked_up,
+                "refused_while_stocked_link_down": stocked_down,
+                "rights_requests": rights_requests, "rights_granted": rights_granted,
                 "messages": messages, "seconds": started.elapsed().as_secs_f64(),
             })
         );

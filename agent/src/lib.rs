@@ -150,6 +150,7 @@ pub async fn run(
         .as_ref()
         .map_or(std::time::Duration::ZERO, |c| c.rights_wait);
     let rights = rights::Rights::new(
+        db.clone(),
         committer.clone(),
         hub.clone().filter(|_| !rights_wait.is_zero()),
         status.clone(),

@@ -29,6 +29,7 @@ use tally_sync::{EventId, Refusal};
 
 use crate::commit::{CommitError, Committer};
 use crate::status::SyncStatus;
+use crate::store::AgentDb;
 use crate::sync::HubClient;
 
 /// The most rounds one command may take (items short at once).
@@ -46,6 +47,7 @@ pub struct Ran {
 /// Runs commands with rights on demand (see the module docs).
 #[derive(Debug, Clone)]
 pub struct Rights {
+    db: Arc<AgentDb>,
     committer: Committer,
     hub: Option<Arc<HubClient>>,
     status: Arc<SyncStatus>,
@@ -54,9 +56,11 @@ pub struct Rights {
 }
 
 impl Rights {
-    /// Commands go to `committer`; `hub` is the sync client's connection
-    /// (none: no hub configured, never asked); `wait` bounds the asking.
+    /// Commands go to `committer` (the store's entries sent with a request
+    /// are read from `db`); `hub` is the sync client's connection (none: no
+    /// hub configured, never asked); `wait` bounds the asking.
     pub fn new(
+        db: Arc<AgentDb>,
         committer: Committer,
         hub: Option<Arc<HubClient>>,
         status: Arc<SyncStatus>,
@@ -64,6 +68,7 @@ impl Rights {
         wait: Duration,
     ) -> Self {
         Self {
+            db,
             committer,
             hub,
             status,
@@ -111,10 +116,15 @@ impl Rights {
             }
             let mut random = [0u8; 10];
             rand::thread_rng().fill_bytes(&mut random);
+            // The store's own entries go with the request, so the hub
+            // grants on its latest state (rights it gave at its last sync).
+            let key = *gtin;
+            let own = self.db.read_blocking(move |db| db.counter(key)).await?;
             let req = RightsRequest {
                 request_id: EventId::v7(self.clock.now_ms(), random),
                 gtin: *gtin,
                 units: requested - available,
+                own: own.owned_by(&self.db.who().replica),
             };
             let grant = match hub.rights(&req, left).await {
                 Ok(g) => g,

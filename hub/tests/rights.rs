@@ -9,13 +9,14 @@ use reqwest::StatusCode;
 use serde_json::json;
 use support::{gtin, SimStore, TestHub};
 use tally_sync::rights::RightsRequest;
-use tally_sync::{EventId, Refusal, Shortage};
+use tally_sync::{BoundedCounter, EventId, Refusal, ReplicaId, Shortage};
 
 fn request(n: u8, units: u64) -> RightsRequest {
     RightsRequest {
         request_id: EventId::v7(1_750_000_000_000, [n; 10]),
         gtin: gtin(1),
         units,
+        own: BoundedCounter::default(),
     }
 }
 
@@ -77,6 +78,14 @@ async fn a_store_sells_the_hubs_reserve_on_request_and_never_twice() {
         .await
         .unwrap_err();
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Entries the store does not own (the hub's rights, raised) are forged.
+    let mut forged = request(5, 1);
+    forged.own.add(&ReplicaId::hub(), 100).unwrap();
+    let (status, body) = client.rights(&forged).await.unwrap_err();
+    assert_eq!(
+        (status, body["error"].clone()),
+        (StatusCode::FORBIDDEN, json!("forbidden_update"))
+    );
 
     // Everything settles: the shelf is empty, every counter agrees.
     s1.sync_all(&client, 10).await;

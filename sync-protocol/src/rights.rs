@@ -17,7 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::counter::BoundedCounter;
+use crate::counter::{BoundedCounter, Violation};
 use crate::exchange::{Identity, ReplicaStore};
 use crate::gtin::Gtin;
 use crate::ids::{EventId, ReplicaId};
@@ -38,6 +38,11 @@ pub struct RightsRequest {
     pub gtin: Gtin,
     /// Units wanted (> 0).
     pub units: u64,
+    /// The store's own entries of this counter, so the hub grants on the
+    /// store's latest state (rights it gave the hub at its last sync, units
+    /// it sold since): checked and merged like a sync's delta.
+    #[serde(default)]
+    pub own: BoundedCounter,
 }
 
 impl RightsRequest {
@@ -73,22 +78,32 @@ pub struct RightsGrant {
     pub reason: Option<Shortage>,
 }
 
-/// At the hub: transfers up to `req.units` of the hub's rights at the
-/// store's location to the store, stores the counter if it moved, and
-/// answers the grant. `who` is the store, from its certificate.
+/// At the hub: merges the store's own entries (refused whole, writing
+/// nothing, if they advance anything the store does not own), transfers up
+/// to `req.units` of the hub's rights at the store's location to the
+/// store, stores the counter if it changed, and answers the grant. `who`
+/// is the store, from its certificate.
 pub fn grant<S: ReplicaStore>(
     store: &mut S,
     who: &Identity,
     req: &RightsRequest,
-) -> Result<RightsGrant, S::Error> {
+) -> Result<Result<RightsGrant, Violation>, S::Error> {
     let hub = ReplicaId::hub();
     let key = ItemKey::new(who.location.clone(), req.gtin);
-    let mut c = store.counter(&key)?;
+    let before = store.counter(&key)?;
+    if let Err(v) = before.validate(&who.replica, &req.own) {
+        return Ok(Err(v));
+    }
+    let mut c = before.clone();
+    c.merge(&req.own);
     let granted = req.units.min(c.rights(&hub));
-    if granted > 0 && c.transfer(&hub, &who.replica, granted).is_ok() {
+    if granted > 0 && c.transfer(&hub, &who.replica, granted).is_err() {
+        return Ok(Ok(answer(who, req, 0, &before)));
+    }
+    if c != before {
         store.put_counter(&key, c.clone())?;
     }
-    Ok(answer(who, req, granted, &c))
+    Ok(Ok(answer(who, req, granted, &c)))
 }
 
 /// At the hub: the answer to a request already granted (`granted` units
@@ -165,6 +180,7 @@ mod tests {
             request_id: EventId::v7(1, [n; 10]),
             gtin: gtin(),
             units,
+            own: BoundedCounter::default(),
         }
     }
 
@@ -177,7 +193,7 @@ mod tests {
             .update(&key, |c| c.remove(&who().replica, 6))
             .unwrap();
         assert_eq!(store.inventory.counter(&key).rights(&who().replica), 0);
-        let g = grant(&mut hub, &who(), &request(1, 3)).unwrap();
+        let g = grant(&mut hub, &who(), &request(1, 3)).unwrap().unwrap();
         assert_eq!((g.granted, g.reason), (3, None));
         assert_eq!(hub.inventory.counter(&key).rights(&ReplicaId::hub()), 1);
         assert!(apply_grant(&mut store, &who(), &g).unwrap());
@@ -191,12 +207,12 @@ mod tests {
     #[test]
     fn a_grant_never_exceeds_the_hubs_rights_and_says_why() {
         let (mut hub, _) = replicas();
-        let g = grant(&mut hub, &who(), &request(1, 9)).unwrap();
+        let g = grant(&mut hub, &who(), &request(1, 9)).unwrap().unwrap();
         assert_eq!(
             (g.asked, g.granted, g.reason),
             (9, 4, Some(Shortage::NoStock))
         );
-        let g = grant(&mut hub, &who(), &request(2, 1)).unwrap();
+        let g = grant(&mut hub, &who(), &request(2, 1)).unwrap().unwrap();
         assert_eq!((g.granted, g.reason), (0, Some(Shortage::NoStock)));
         // A repeated request is answered the same, transferring nothing.
         let again = regrant(&hub, &who(), &request(1, 9), 4).unwrap();
@@ -204,6 +220,25 @@ mod tests {
         let key = ItemKey::new(who().location, gtin());
         assert_eq!(hub.inventory.counter(&key).rights(&ReplicaId::hub()), 0);
         assert!(request(3, 0).check().is_err());
+        // The store's own entries the hub has not seen are merged first:
+        // rights it gave the hub count.
+        let (mut hub, mut store) = replicas();
+        let key = ItemKey::new(who().location, gtin());
+        store
+            .inventory
+            .update(&key, |c| c.transfer(&who().replica, &ReplicaId::hub(), 3))
+            .unwrap();
+        let mut req = request(5, 6);
+        req.own = store.inventory.counter(&key).owned_by(&who().replica);
+        let g = grant(&mut hub, &who(), &req).unwrap().unwrap();
+        assert_eq!(g.granted, 6, "4 reserved + 3 just given, 6 asked");
+        // Entries the store does not own are refused, and nothing changes.
+        let mut forged = request(6, 1);
+        forged.own = hub.inventory.counter(&key);
+        forged.own.add(&ReplicaId::hub(), 50).unwrap();
+        let before = hub.inventory.counter(&key);
+        assert!(grant(&mut hub, &who(), &forged).unwrap().is_err());
+        assert_eq!(hub.inventory.counter(&key), before);
         assert!(request(3, 1).check().is_ok());
     }
 }

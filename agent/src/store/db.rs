@@ -235,6 +235,11 @@ impl AgentDb {
 
     /// The stock of one item, as of the last commit.
     pub fn stock(&self, gtin: Gtin) -> Result<Stock, StoreError> {
+        Ok(Stock::of(gtin, &self.counter(gtin)?, &self.who.replica))
+    }
+
+    /// The current counter of `gtin` here, as committed.
+    pub fn counter(&self, gtin: Gtin) -> Result<BoundedCounter, StoreError> {
         let key = ItemKey::new(self.who.location.clone(), gtin);
         // The snapshot is taken under the lock, so it is never older than
         // the flush that emptied the map (the committer empties it only
@@ -245,7 +250,7 @@ impl AgentDb {
             None => self.read()?.counter(&key)?,
         };
         drop(unflushed);
-        Ok(Stock::of(gtin, &c, &self.who.replica))
+        Ok(c)
     }
 
     /// A recorded event.

@@ -1,5 +1,7 @@
 //! `POST /v1/rights`: a store asks for the rights the hub holds at its
-//! location (rights on demand, `tally_sync::rights`). The store is
+//! location (rights on demand, `tally_sync::rights`), sending its own
+//! entries of that counter, which the hub checks and merges like a sync's
+//! delta (403 `forbidden_update` for a forged one). The store is
 //! identified by its client certificate as for `/v1/sync`; the writer
 //! grants from the hub's rights in one durable transaction, idempotent by
 //! request id, and the answer (a `RightsGrant`, JSON) comes after the
@@ -13,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use tally_sync::rights::RightsRequest;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::sync::{identify, store_identity};
 use super::{body_error, error, invalid, read_body, write_error, AppState};
@@ -58,6 +60,10 @@ pub(super) async fn rights(
             (outcome, g)
         }
         Ok(GrantResult::Replayed(g)) => (RightsOutcome::Replayed, g),
+        Ok(GrantResult::Forged(why)) => {
+            warn!(%store, %gtin, %why, "Rights request refused: forged entries; nothing written.");
+            return error(StatusCode::FORBIDDEN, "forbidden_update", why);
+        }
         Ok(GrantResult::IdConflict) => {
             return error(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -265,6 +265,9 @@ pub enum GrantResult {
     /// The id was used for another request (another store, item or
     /// quantity). Nothing written.
     IdConflict,
+    /// The store's entries advance what it does not own (a forged
+    /// request). Nothing written.
+    Forged(String),
 }
 
 /// What the HTTP layer needs from storage. See the module docs.

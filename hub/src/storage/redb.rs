@@ -437,7 +437,10 @@ fn grant(
             old.granted,
         )?));
     }
-    let granted = rights::grant(&mut replica, who, req)?;
+    let granted = match rights::grant(&mut replica, who, req)? {
+        Ok(g) => g,
+        Err(violation) => return Ok(GrantResult::Forged(violation.to_string())),
+    };
     drop(replica);
     let record = GrantRecord {
         granted: granted.granted,

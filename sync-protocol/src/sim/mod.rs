@@ -17,7 +17,9 @@
 //!   that last many steps; store and hub restarts (volatile state and
 //!   in-flight messages are lost, durable state is kept, as redb does);
 //!   tills that re-post a request whose answer was lost, or post another
-//!   request under a recorded id; customers who try to return more than
+//!   request under a recorded id; a till short of rights the hub holds
+//!   asks the hub for them over a live link that is up unless the store
+//!   is partitioned (a request may be lost), as the agent does; customers who try to return more than
 //!   their sale left; a tag that was sold scanned again.
 //! - Independent checks: the sim keeps its own model of what each sale
 //!   has left to return and of which tags are sold, and checks every
@@ -106,8 +108,23 @@ pub struct SimReport {
     pub double_sold: u64,
     /// EPCs sold twice.
     pub double_sold_epcs: usize,
-    /// Sales refused for lack of rights.
+    /// Sales refused for lack of rights (after asking the hub, when the
+    /// link was up).
     pub refused_sales: u64,
+    /// Sales refused while the store's counter had the units on hand
+    /// (their rights held by the hub) and its link to the hub was up:
+    /// lost sales rights on demand exists to prevent. Must be 0.
+    pub refused_while_stocked_link_up: u64,
+    /// Sales refused while the units were on hand but the link was down
+    /// (a partition, or the request lost): the price of being offline.
+    pub refused_while_stocked_link_down: u64,
+    /// Requests for the hub's rights made by tills (rights on demand).
+    pub rights_requests: u64,
+    /// Requests for rights lost on the way (the sale then refused as
+    /// offline).
+    pub rights_lost: u64,
+    /// Units of rights the hub granted on request.
+    pub rights_granted: u64,
     /// Online orders refused for lack of hub rights.
     pub refused_orders: u64,
     /// Sales accepted.
@@ -156,6 +173,7 @@ impl SimReport {
         self.converged
             && self.double_sold == 0
             && self.double_sold_epcs == 0
+            && self.refused_while_stocked_link_up == 0
             && self.violations.is_empty()
     }
 }
@@ -228,6 +246,8 @@ struct Sim {
     net: Vec<Msg>,
     next_req: u64,
     now_ms: u64,
+    /// The step being simulated (a store's link is up unless partitioned).
+    step: usize,
     report: SimReport,
 }
 
@@ -267,6 +287,7 @@ impl Sim {
             net: Vec::new(),
             next_req: 1,
             now_ms: BASE_MS,
+            step: 0,
             report: SimReport {
                 seed: cfg.seed,
                 stores: cfg.stores,
@@ -300,6 +321,7 @@ impl Sim {
 
     fn step(&mut self, step: usize) {
         self.now_ms += 10;
+        self.step = step;
         if self.stores.is_empty() {
             return;
         }
@@ -360,6 +382,11 @@ mod tests {
             "{report:?}"
         );
         assert!(report.rights_moved > 0, "{report:?}");
+        // Tills asked the hub for rights it held, and got some.
+        assert!(
+            report.rights_requests > 0 && report.rights_granted > 0,
+            "{report:?}"
+        );
     }
 
     /// The stores run the agent's command core: its refusals of a changed

@@ -15,6 +15,7 @@ use crate::event::{Event, EventKind, Tender};
 use crate::gtin::Gtin;
 use crate::ids::{Epc, EventId};
 use crate::ledger::Refusal;
+use crate::rights::{self, RightsRequest};
 
 /// Most untagged sales a store remembers for returns.
 const REMEMBERED_SALES: usize = 64;
@@ -76,6 +77,80 @@ impl Sim {
         }
     }
 
+    /// Whether store `s` reaches the hub now (its live link is up unless
+    /// it is partitioned).
+    fn link_up(&self, s: usize) -> bool {
+        self.stores[s].partitioned_until <= self.step
+    }
+
+    /// Records a new command at store `s` as the agent does with rights
+    /// on demand: refused for rights the hub holds while the link is up,
+    /// it asks the hub for the shortfall ([`rights::grant`], the code the
+    /// hub runs), merges the grant and runs again; a request may be lost
+    /// like any message.
+    fn record_with_rights(&mut self, s: usize, cmd: Command) -> Result<Event, Refusal> {
+        let mut answer = self.record(s, cmd.clone());
+        let mut asked = false;
+        for _ in 0..3 {
+            let Err(Refusal::InsufficientStock {
+                gtin,
+                requested,
+                available,
+                on_hand,
+            }) = answer
+            else {
+                break;
+            };
+            if on_hand < requested || !self.link_up(s) {
+                break;
+            }
+            if self.rng.gen_bool(self.cfg.loss) {
+                // The request or its answer is lost: the till's wait ends
+                // and the sale is refused as offline.
+                self.report.rights_lost += 1;
+                break;
+            }
+            let request_id = self.event_id();
+            let st = &self.stores[s];
+            let req = RightsRequest {
+                request_id,
+                gtin,
+                units: requested - available,
+                own: st.mem.counter(gtin).owned_by(&st.mem.who.replica),
+            };
+            let who = self.stores[s].mem.who.clone();
+            let grant = match rights::grant(&mut self.hub, &who, &req) {
+                Ok(Ok(g)) => g,
+                Ok(Err(v)) => {
+                    self.violation(format!("the hub refused an honest request for rights: {v}"));
+                    break;
+                }
+                Err(never) => match never {},
+            };
+            asked = true;
+            self.report.rights_requests += 1;
+            self.report.rights_granted += grant.granted;
+            self.stores[s].mem.apply_grant(&grant);
+            answer = self.record(s, cmd.clone());
+            if grant.granted == 0 {
+                break;
+            }
+        }
+        if let Err(Refusal::InsufficientStock {
+            requested, on_hand, ..
+        }) = &answer
+        {
+            if on_hand >= requested {
+                if asked {
+                    self.report.refused_while_stocked_link_up += 1;
+                } else {
+                    self.report.refused_while_stocked_link_down += 1;
+                }
+            }
+        }
+        answer
+    }
+
     pub(super) fn sale(&mut self, s: usize) {
         if !self.stores[s].sold_tags.is_empty() && self.rng.gen_bool(0.03) {
             return self.sell_sold_tag(s);
@@ -107,7 +182,7 @@ impl Sim {
             tenders: cash(qty, given.unwrap_or(PRICE)),
             approval: None,
         };
-        let event = match self.record(s, cmd.clone()) {
+        let event = match self.record_with_rights(s, cmd.clone()) {
             Ok(event) => event,
             Err(Refusal::InsufficientStock { .. }) => {
                 self.report.refused_sales += 1;
