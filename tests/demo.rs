@@ -135,6 +135,9 @@ fn the_demo_plays_its_day_and_the_hub_finds_nothing_sold_twice() {
     assert_eq!(kv["seed"], "7");
     assert!(num("offline_periods") >= 1, "{line}");
     assert!(num("refused_scans") >= 1, "{line}");
+    // While a store reaches the hub it asks for the rights the hub holds,
+    // so no scan is refused with units on the shelf and the hub reachable.
+    assert_eq!(num("refused_held_elsewhere"), 0, "{line}");
     assert_ne!(
         kv["reconcile_s"], "none",
         "the cut store reconciled: {line}"

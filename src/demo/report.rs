@@ -38,6 +38,15 @@ pub struct Summary {
     pub ordered: u64,
     /// Scans the stores refused (agents' counters).
     pub refused_scans: u64,
+    /// Sales refused for lack of rights, by why (agents'
+    /// `tally_agent_shortages_total`): no unsold units on hand, units on
+    /// hand whose rights the hub kept although it was reachable (rights on
+    /// demand should make this 0), units on hand while offline.
+    pub refused_no_stock: u64,
+    /// See [`Summary::refused_no_stock`].
+    pub refused_held_elsewhere: u64,
+    /// See [`Summary::refused_no_stock`].
+    pub refused_offline: u64,
     /// Online orders the hub refused.
     pub refused_orders: u64,
     /// Offline periods.
@@ -70,7 +79,8 @@ impl fmt::Display for Summary {
         write!(
             f,
             "SUMMARY seed={} stores={} duration_s={} hub_events={} received={} sold={} ordered={} \
-             refused_scans={} refused_orders={} offline_periods={} offline_s={:.1} reconcile_s={} \
+             refused_scans={} refused_no_stock={} refused_held_elsewhere={} refused_offline={} \
+             refused_orders={} offline_periods={} offline_s={:.1} reconcile_s={} \
              converged={} double_sold={} epcs_sold_twice={}",
             self.seed,
             self.stores,
@@ -80,6 +90,9 @@ impl fmt::Display for Summary {
             self.sold,
             self.ordered,
             self.refused_scans,
+            self.refused_no_stock,
+            self.refused_held_elsewhere,
+            self.refused_offline,
             self.refused_orders,
             self.offline_periods,
             self.offline_s,
@@ -206,14 +219,20 @@ pub async fn finish(
     }
     let audit = chain.hub.get_ok("/v1/audit").await?;
     let totals = per_store(&audit);
-    let mut refused_scans = 0;
+    let (mut refused_scans, mut shortages) = (0, [0u64; 3]);
     for s in &chain.stores {
-        refused_scans += s
-            .api
-            .metrics()
-            .await?
-            .get("tally_agent_device_scans_total{outcome=\"refused\"}");
+        let m = s.api.metrics().await?;
+        refused_scans += m.get("tally_agent_device_scans_total{outcome=\"refused\"}");
+        for (n, reason) in shortages
+            .iter_mut()
+            .zip(["no_stock", "held_elsewhere", "offline"])
+        {
+            *n += m.get(&format!(
+                "tally_agent_shortages_total{{reason=\"{reason}\"}}"
+            ));
+        }
     }
+    let [refused_no_stock, refused_held_elsewhere, refused_offline] = shortages;
     let n = |k: &str| audit[k].as_u64().unwrap_or(u64::MAX);
     let summary = Summary {
         seed,
@@ -224,6 +243,9 @@ pub async fn finish(
         sold: totals.values().map(|t| t.sold).sum(),
         ordered: totals.values().map(|t| t.ordered).sum(),
         refused_scans,
+        refused_no_stock,
+        refused_held_elsewhere,
+        refused_offline,
         refused_orders: day.orders_refused,
         offline_periods: day.offline.len(),
         offline_s: day.offline.iter().map(|o| o.cut_for.as_secs_f64()).sum(),
@@ -270,6 +292,9 @@ mod tests {
             sold: 100,
             ordered: 9,
             refused_scans: 4,
+            refused_no_stock: 3,
+            refused_held_elsewhere: 0,
+            refused_offline: 1,
             refused_orders: 1,
             offline_periods: 1,
             offline_s: 4.5,
@@ -285,6 +310,7 @@ mod tests {
         );
         for part in [
             "refused_scans=4",
+            "refused_no_stock=3 refused_held_elsewhere=0 refused_offline=1",
             "offline_periods=1",
             "reconcile_s=0.81",
             "converged=true",
