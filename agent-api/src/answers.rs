@@ -309,6 +309,12 @@ pub struct AgentStatus {
     pub last_sync_ms: Option<u64>,
     /// Whether the last sync attempt reached the hub.
     pub online: bool,
+    /// Whether the live link to the hub is open now.
+    #[serde(default)]
+    pub live: bool,
+    /// Since when the live link is open, RFC 3339 (UTC).
+    #[serde(default)]
+    pub live_since: Option<String>,
     /// Events waiting in the outbox.
     #[serde(default)]
     pub outbox_events: u64,

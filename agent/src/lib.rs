@@ -19,7 +19,10 @@
 //! - [`outbox`]: the outbox table's layout (runs of sequence numbers, one
 //!   row per batch; entries leave only on the hub's acknowledgement).
 //! - [`sync`]: the sync client (mTLS to the hub; outbox out, hub's
-//!   entries, rights and catalog in).
+//!   entries, rights and catalog in), over [`hub_client`], the one
+//!   connection to the hub.
+//! - [`link`]: the live link: the hub's notices (sync now, rights wanted
+//!   for an online order) pushed down a long-lived request.
 //! - [`devices`]: a scanner that sells (self-checkout) and an RFID reader
 //!   that receives (dock portal), wired to the agent through the real
 //!   drivers and the committer (embedded prices and weights of scanned
@@ -43,6 +46,8 @@ pub mod cli;
 pub mod commit;
 pub mod config;
 pub mod devices;
+pub mod hub_client;
+pub mod link;
 pub mod metrics;
 pub mod outbox;
 pub mod rights;
@@ -155,8 +160,10 @@ pub async fn run(
         hub.clone().filter(|_| !rights_wait.is_zero()),
         status.clone(),
         clock.clone(),
+        metrics.clone(),
         rights_wait,
     );
+    let wake_sync = Arc::new(tokio::sync::Notify::new());
     let syncer = sync_config.zip(hub).map(|(cfg, hub)| {
         tracing::info!(hub = %cfg.hub, interval_s = cfg.interval.as_secs(), "Syncing with the hub.");
         let ctx = sync::SyncContext {
@@ -165,8 +172,20 @@ pub async fn run(
             status: status.clone(),
             metrics: metrics.clone(),
             clock: clock.clone(),
+            wake: wake_sync.clone(),
         };
-        tokio::spawn(sync::run(ctx, hub, cfg, stop_rx.clone()))
+        let linker = link::LinkContext {
+            committer: committer.clone(),
+            hub: hub.clone(),
+            status: status.clone(),
+            metrics: metrics.clone(),
+            clock: clock.clone(),
+            wake_sync: wake_sync.clone(),
+        };
+        [
+            tokio::spawn(link::run(linker, cfg.clone(), stop_rx.clone())),
+            tokio::spawn(sync::run(ctx, hub, cfg, stop_rx.clone())),
+        ]
     });
     let device_tasks = devices::start(
         &devices::DeviceContext {
@@ -206,9 +225,10 @@ pub async fn run(
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
-    // The sync task stops at once (an interrupted exchange is safe to
-    // repeat) and drops its committer handle.
-    if let Some(task) = syncer {
+    // The sync and link tasks stop at once (an interrupted exchange is
+    // safe to repeat; a release is committed before it is reported) and
+    // drop their committer handles.
+    for task in syncer.into_iter().flatten() {
         task.abort();
         let _ = task.await;
     }

@@ -85,6 +85,18 @@ pub struct Metrics {
     pub device_tags: Family<OutcomeLabel, Counter>,
     /// 1 while a device's port is open, else 0.
     pub device_connected: Family<DeviceLabel, Gauge>,
+    /// Requests for the hub's rights (rights on demand), by result:
+    /// `granted`, `partial`, `refused` (the hub held none), `failed` (no
+    /// answer in time).
+    pub rights_requests: Family<OutcomeLabel, Counter>,
+    /// Round trip of a request for rights, send to answer.
+    pub rights_seconds: Histogram,
+    /// 1 while the live link to the hub is open, else 0.
+    pub link_live: Gauge,
+    /// Notices received on the live link, by kind.
+    pub link_notices: Family<KindLabel, Counter>,
+    /// Units of rights released to the hub for online orders.
+    pub rights_released: Counter,
 }
 
 impl fmt::Debug for Metrics {
@@ -138,6 +150,37 @@ impl Metrics {
         let device_scans = Family::<OutcomeLabel, Counter>::default();
         let device_tags = Family::<OutcomeLabel, Counter>::default();
         let device_connected = Family::<DeviceLabel, Gauge>::default();
+        let rights_requests = Family::<OutcomeLabel, Counter>::default();
+        // 100 µs … ~20 s in steps of 1.25×: loopback to a slow WAN.
+        let rights_seconds = Histogram::new(latency_bounds(100e-6, 1.25, 56));
+        let link_live = Gauge::default();
+        let link_notices = Family::<KindLabel, Counter>::default();
+        let rights_released = Counter::default();
+        registry.register(
+            "rights_requests",
+            "Requests for the hub's rights, by result: granted, partial, refused, failed",
+            rights_requests.clone(),
+        );
+        registry.register(
+            "rights_request_seconds",
+            "Round trip of a request for the hub's rights",
+            rights_seconds.clone(),
+        );
+        registry.register(
+            "link_live",
+            "1 while the live link to the hub is open",
+            link_live.clone(),
+        );
+        registry.register(
+            "link_notices",
+            "Notices received on the live link, by kind",
+            link_notices.clone(),
+        );
+        registry.register(
+            "rights_released_units",
+            "Units of rights released to the hub for online orders",
+            rights_released.clone(),
+        );
         registry.register("sales", "Sales committed durably", sales.clone());
         registry.register(
             "events_committed",
@@ -234,6 +277,11 @@ impl Metrics {
             device_scans,
             device_tags,
             device_connected,
+            rights_requests,
+            rights_seconds,
+            link_live,
+            link_notices,
+            rights_released,
         }
     }
 

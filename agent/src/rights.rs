@@ -17,17 +17,25 @@
 //! - Each round asks for the shortfall of the line that was refused; a
 //!   sale short on several items takes a round per item while time is
 //!   left.
+//! - Requests from several tills for one item coalesce: one request per
+//!   item is in flight; a till short of that item boards it (adds its
+//!   units) and waits; the leader, once answered, asks once more for
+//!   every unit boarded meanwhile, then lands the flight and the waiting
+//!   tills run again.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::RngCore;
 use tally_sync::clock::Clock;
 use tally_sync::command::{Command, Outcome};
-use tally_sync::rights::RightsRequest;
-use tally_sync::{EventId, Refusal};
+use tally_sync::rights::{RightsGrant, RightsRequest, MAX_UNITS_PER_REQUEST};
+use tally_sync::{EventId, Gtin, Refusal};
+use tokio::sync::watch;
 
 use crate::commit::{CommitError, Committer};
+use crate::metrics::{Metrics, OutcomeLabel};
 use crate::status::SyncStatus;
 use crate::store::AgentDb;
 use crate::sync::HubClient;
@@ -52,7 +60,9 @@ pub struct Rights {
     hub: Option<Arc<HubClient>>,
     status: Arc<SyncStatus>,
     clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
     wait: Duration,
+    flights: Arc<Flights>,
 }
 
 impl Rights {
@@ -65,6 +75,7 @@ impl Rights {
         hub: Option<Arc<HubClient>>,
         status: Arc<SyncStatus>,
         clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
         wait: Duration,
     ) -> Self {
         Self {
@@ -73,7 +84,9 @@ impl Rights {
             hub,
             status,
             clock,
+            metrics,
             wait,
+            flights: Arc::default(),
         }
     }
 
@@ -88,7 +101,7 @@ impl Rights {
     /// the hub holds asks the hub and runs `cmd` again with the grant;
     /// anything else is returned as it is.
     pub async fn resolve(&self, cmd: Command, mut outcome: Outcome) -> Result<Ran, CommitError> {
-        let mut hub_reachable = self.status.snapshot().online;
+        let mut hub_reachable = self.status.snapshot().hub_reachable();
         let Some(hub) = self.hub.as_ref().filter(|_| hub_reachable) else {
             return Ok(Ran {
                 outcome,
@@ -110,39 +123,39 @@ impl Rights {
             else {
                 break;
             };
-            let left = deadline.saturating_duration_since(Instant::now());
-            if on_hand < requested || left.is_zero() {
+            let (gtin, short) = (*gtin, requested - available);
+            if on_hand < requested || Instant::now() >= deadline {
                 break;
             }
-            let mut random = [0u8; 10];
-            rand::thread_rng().fill_bytes(&mut random);
-            // The store's own entries go with the request, so the hub
-            // grants on its latest state (rights it gave at its last sync).
-            let key = *gtin;
-            let own = self.db.read_blocking(move |db| db.counter(key)).await?;
-            let req = RightsRequest {
-                request_id: EventId::v7(self.clock.now_ms(), random),
-                gtin: *gtin,
-                units: requested - available,
-                own: own.owned_by(&self.db.who().replica),
-            };
-            let grant = match hub.rights(&req, left).await {
-                Ok(g) => g,
-                Err(error) => {
-                    tracing::info!(%error, gtin = %req.gtin, "The hub did not grant rights; the sale is refused.");
-                    hub_reachable = false;
-                    break;
+            let step = match self.flights.board(gtin, short) {
+                Boarded::Leader(flight) => {
+                    self.lead(hub, flight, short, deadline, &cmd, outcome)
+                        .await?
+                }
+                Boarded::Follower(mut landed) => {
+                    // Another till is asking for this item and asks for
+                    // this one's units too: wait for it, then try again.
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let gave =
+                        match tokio::time::timeout(left, landed.wait_for(Option::is_some)).await {
+                            Ok(Ok(gave)) => *gave,
+                            // The leader went away (its request was dropped)
+                            // or time is up: try again, or end, as time says.
+                            _ => Some(1),
+                        };
+                    Step {
+                        outcome: self.committer.command(cmd.clone()).await?,
+                        granted: gave.unwrap_or(1),
+                        reached: true,
+                    }
                 }
             };
-            let granted = grant.granted;
-            // Even a grant of nothing brings the hub's view of the
-            // counter (units it sold online meanwhile): the refusal then
-            // says what is really left.
-            outcome = self
-                .committer
-                .command_with_grant(grant, cmd.clone())
-                .await?;
-            if granted == 0 {
+            outcome = step.outcome;
+            if !step.reached {
+                hub_reachable = false;
+                break;
+            }
+            if step.granted == 0 {
                 break;
             }
         }
@@ -150,5 +163,174 @@ impl Rights {
             outcome,
             hub_reachable,
         })
+    }
+
+    /// Asks the hub for `units` of `gtin` and runs `cmd` (which came to
+    /// `refused`) with the grant;
+    /// then, while other tills joined the flight meanwhile and the hub
+    /// still gives, asks once more for all of their units together.
+    async fn lead(
+        &self,
+        hub: &HubClient,
+        mut flight: Flight,
+        mut units: u64,
+        deadline: Instant,
+        cmd: &Command,
+        refused: Outcome,
+    ) -> Result<Step, CommitError> {
+        // Until the hub answers, the command stands refused as it was.
+        let mut step = Step {
+            outcome: refused,
+            granted: 0,
+            reached: true,
+        };
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let Some(grant) = self.ask(hub, flight.gtin, units, left).await? else {
+                step.reached = false;
+                break;
+            };
+            let (granted, asked) = (grant.granted, grant.asked);
+            step.granted += granted;
+            flight.granted += granted;
+            // Even a grant of nothing brings the hub's view of the
+            // counter (units it sold online meanwhile): the refusal then
+            // says what is really left. After the first round `cmd` is a
+            // retry of itself: recorded once, its answer repeated.
+            step.outcome = self
+                .committer
+                .command_with_grant(grant, cmd.clone())
+                .await?;
+            units = flight.take_waiting();
+            if units == 0 || granted < asked {
+                break;
+            }
+        }
+        Ok(step)
+    }
+
+    /// One request for rights: the grant, or `None` if the hub did not
+    /// answer in `left`.
+    async fn ask(
+        &self,
+        hub: &HubClient,
+        gtin: Gtin,
+        units: u64,
+        left: Duration,
+    ) -> Result<Option<RightsGrant>, CommitError> {
+        let mut random = [0u8; 10];
+        rand::thread_rng().fill_bytes(&mut random);
+        // The store's own entries go with the request, so the hub grants
+        // on its latest state (rights it gave at its last sync).
+        let own = self.db.read_blocking(move |db| db.counter(gtin)).await?;
+        let req = RightsRequest {
+            request_id: EventId::v7(self.clock.now_ms(), random),
+            gtin,
+            units: units.min(MAX_UNITS_PER_REQUEST),
+            own: own.owned_by(&self.db.who().replica),
+        };
+        let asked_at = Instant::now();
+        let answer = hub.rights(&req, left).await;
+        self.metrics
+            .rights_seconds
+            .observe(asked_at.elapsed().as_secs_f64());
+        let result = match &answer {
+            Ok(g) if g.granted == 0 => "refused",
+            Ok(g) if g.granted < g.asked => "partial",
+            Ok(_) => "granted",
+            Err(_) => "failed",
+        };
+        self.metrics
+            .rights_requests
+            .get_or_create(&OutcomeLabel { outcome: result })
+            .inc();
+        match answer {
+            Ok(g) => Ok(Some(g)),
+            Err(error) => {
+                tracing::info!(%error, %gtin, "The hub did not grant rights; the sale is refused.");
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// What one round of asking came to.
+struct Step {
+    outcome: Outcome,
+    /// Units the hub granted (to the flight, for a follower).
+    granted: u64,
+    /// Whether the hub answered.
+    reached: bool,
+}
+
+/// The requests for rights in flight, one per item: a till short of an
+/// item another till is already asking for boards that flight instead of
+/// asking on its own (requests from several tills coalesce).
+#[derive(Debug, Default)]
+struct Flights {
+    inner: Mutex<HashMap<Gtin, InFlight>>,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    /// Units the followers need beyond the leader's.
+    waiting: u64,
+    /// Turns to the units the flight was granted when it lands.
+    landed: watch::Sender<Option<u64>>,
+}
+
+/// How a till boarded a flight.
+enum Boarded {
+    /// It asks, for itself and for whoever boards meanwhile.
+    Leader(Flight),
+    /// Another till asks; this one waits for it to land.
+    Follower(watch::Receiver<Option<u64>>),
+}
+
+impl Flights {
+    fn board(self: &Arc<Self>, gtin: Gtin, units: u64) -> Boarded {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = inner.get_mut(&gtin) {
+            f.waiting = f.waiting.saturating_add(units);
+            return Boarded::Follower(f.landed.subscribe());
+        }
+        let (landed, _) = watch::channel(None);
+        inner.insert(gtin, InFlight { waiting: 0, landed });
+        Boarded::Leader(Flight {
+            flights: self.clone(),
+            gtin,
+            granted: 0,
+        })
+    }
+}
+
+/// A leader's flight: lands (its followers wake) when dropped, however
+/// the leader ends.
+struct Flight {
+    flights: Arc<Flights>,
+    gtin: Gtin,
+    /// Units granted so far.
+    granted: u64,
+}
+
+impl Flight {
+    /// The units followers added since the last call.
+    fn take_waiting(&self) -> u64 {
+        let mut inner = self.flights.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner
+            .get_mut(&self.gtin)
+            .map_or(0, |f| std::mem::take(&mut f.waiting))
+    }
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        let mut inner = self.flights.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = inner.remove(&self.gtin) {
+            let _ = f.landed.send(Some(self.granted));
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The agent's sync status as `GET /v1/status` shows it: whether the hub
-//! was reachable at the last attempt and when the last sync succeeded.
+//! was reachable at the last attempt, when the last sync succeeded, and
+//! whether the live link is open.
 //!
 //! The sync client ([`crate::sync`]) owns the updates; without a hub
 //! configured the agent is reported offline with no sync yet. A std `Mutex`: never held across an
@@ -17,6 +18,16 @@ pub struct SyncSnapshot {
     /// Why syncing is stuck (revoked certificate, unsupported protocol…),
     /// until the next successful sync.
     pub error: Option<String>,
+    /// Since when the live link to the hub is open (Unix ms), if it is.
+    pub live_since_ms: Option<u64>,
+}
+
+impl SyncSnapshot {
+    /// Whether the hub can be asked now: the live link is open, or the
+    /// last sync attempt reached it.
+    pub fn hub_reachable(&self) -> bool {
+        self.online || self.live_since_ms.is_some()
+    }
 }
 
 /// Shared, updatable sync status.
@@ -50,6 +61,14 @@ impl SyncStatus {
     pub fn unreachable(&self) {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).online = false;
     }
+
+    /// The live link opened at `at_ms` (`Some`) or closed (`None`).
+    pub fn link(&self, at_ms: Option<u64>) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .live_since_ms = at_ms;
+    }
 }
 
 #[cfg(test)]
@@ -68,6 +87,7 @@ mod tests {
                 online: true,
                 last_sync_at_ms: Some(10),
                 error: None,
+                live_since_ms: None,
             }
         );
         s.unreachable();
@@ -77,5 +97,10 @@ mod tests {
         assert_eq!(s.snapshot().error.as_deref(), Some("certificate_revoked"));
         s.synced(11);
         assert_eq!(s.snapshot().error, None);
+        s.unreachable();
+        s.link(Some(12));
+        assert!(s.snapshot().hub_reachable(), "the live link is open");
+        s.link(None);
+        assert!(!s.snapshot().hub_reachable());
     }
 }

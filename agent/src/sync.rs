@@ -28,14 +28,13 @@ use std::time::Duration;
 
 use rand::Rng;
 use tally_sync::clock::Clock;
-use tally_sync::codec::{self, Encoding};
 use tally_sync::error_body::ErrorBody;
-use tally_sync::rights::{RightsGrant, RightsRequest};
-use tally_sync::{EventId, SyncRequest, SyncResponse};
+use tally_sync::EventId;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::commit::{CommitError, Committer, SyncJob};
+pub use crate::hub_client::HubClient;
 use crate::metrics::Metrics;
 use crate::status::SyncStatus;
 use crate::store::AgentDb;
@@ -194,140 +193,20 @@ pub fn backoff(
     delay.max(retry_after.unwrap_or(Duration::ZERO))
 }
 
-/// One mTLS connection to the hub.
-#[derive(Debug, Clone)]
-pub struct HubClient {
-    http: reqwest::Client,
-    url: String,
-    rights_url: String,
-}
-
-impl HubClient {
-    /// Builds the client from the identity bundle: its certificate and key
-    /// are presented, its last certificate (the hub CA) is the only root.
-    pub fn new(config: &SyncConfig) -> Result<Self, SetupError> {
-        install_crypto();
-        if !config.hub.starts_with("https://") {
-            return Err(SetupError::BadUrl(config.hub.clone()));
-        }
-        let path = &config.identity;
-        let pem = std::fs::read(path).map_err(|source| SetupError::ReadIdentity {
-            path: path.clone(),
-            source,
-        })?;
-        let bad = |detail: String| SetupError::BadIdentity {
-            path: path.clone(),
-            detail,
-        };
-        let ca = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| bad(e.to_string()))?
-            .pop()
-            .ok_or_else(|| bad("no certificate in the bundle".into()))?;
-        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| bad(e.to_string()))?;
-        let http = reqwest::Client::builder()
-            .identity(identity)
-            .tls_certs_only([ca])
-            .connect_timeout(Duration::from_secs(10).min(config.request_timeout))
-            .timeout(config.request_timeout)
-            .pool_max_idle_per_host(1)
-            .build()
-            .map_err(|e| SetupError::Client(e.to_string()))?;
-        let base = config.hub.trim_end_matches('/');
-        Ok(Self {
-            http,
-            url: format!("{base}/v1/sync"),
-            rights_url: format!("{base}/v1/rights"),
-        })
-    }
-
-    /// Asks the hub for its rights at this store (`POST /v1/rights`),
-    /// giving up after `wait`.
-    pub async fn rights(
-        &self,
-        req: &RightsRequest,
-        wait: Duration,
-    ) -> Result<RightsGrant, Failure> {
-        let transient = |detail: String| Failure::Transient {
-            detail,
-            retry_after: None,
-        };
-        let resp = self
-            .http
-            .post(&self.rights_url)
-            .timeout(wait)
-            .json(req)
-            .send()
-            .await
-            .map_err(|e| transient(error_chain(&e)))?;
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(|e| transient(error_chain(&e)))?;
-        if status != 200 {
-            return Err(classify(status, &bytes, None));
-        }
-        serde_json::from_slice(&bytes).map_err(|e| transient(format!("unreadable grant: {e}")))
-    }
-
-    /// One exchange in the binary encoding.
-    pub async fn exchange(&self, req: &SyncRequest) -> Result<SyncResponse, Failure> {
-        let body = codec::encode(req, Encoding::Binary).map_err(|e| Failure::Stuck {
-            code: "encode".into(),
-            detail: e.to_string(),
-        })?;
-        let resp = self
-            .http
-            .post(&self.url)
-            .header("content-type", Encoding::Binary.content_type())
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| Failure::Transient {
-                detail: error_chain(&e),
-                retry_after: None,
-            })?;
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let bytes = resp.bytes().await.map_err(|e| Failure::Transient {
-            detail: error_chain(&e),
-            retry_after,
-        })?;
-        if status != 200 {
-            return Err(classify(status, &bytes, retry_after));
-        }
-        codec::decode(&bytes, Encoding::Binary, codec::DEFAULT_MAX_MESSAGE_BYTES).map_err(|e| {
-            match e {
-                codec::CodecError::UnsupportedVersion { .. } => Failure::Stuck {
-                    code: "unsupported_protocol_version".into(),
-                    detail: e.to_string(),
-                },
-                _ => Failure::Transient {
-                    detail: format!("unreadable response: {e}"),
-                    retry_after: None,
-                },
-            }
-        })
-    }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
-/// Installs ring as rustls' process-wide crypto provider (reqwest is built
-/// without one); a no-op if one is installed.
-fn install_crypto() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+/// [`backoff`] with `config`'s bounds and a fresh random jitter.
+pub fn jittered_backoff(
+    attempt: u32,
+    config: &SyncConfig,
+    retry_after: Option<Duration>,
+) -> Duration {
+    let jitter = rand::thread_rng().gen_range(0.0..=1.0);
+    backoff(
+        attempt,
+        config.backoff_base,
+        config.backoff_cap,
+        jitter,
+        retry_after,
+    )
 }
 
 /// What one round (one exchange) achieved.
@@ -352,6 +231,9 @@ pub struct SyncContext {
     pub metrics: Arc<Metrics>,
     /// The wall clock (when the last sync succeeded).
     pub clock: Arc<dyn Clock>,
+    /// Rung to sync at once (the live link's `sync_now`, `catalog_changed`
+    /// and reconnection): cuts a wait or a backoff short.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 /// A committer failure, as a sync failure.
@@ -432,6 +314,7 @@ pub async fn run(
         tokio::select! {
             _ = stop.changed() => {}
             _ = tokio::time::sleep_until(due) => {}
+            () = ctx.wake.notified() => {}
             changed = recorded.changed(), if !in_backoff => {
                 if changed.is_err() {
                     return; // the committer is gone: the agent is stopping
@@ -480,14 +363,7 @@ pub async fn run(
                 failures = failures.saturating_add(1);
                 in_backoff = true;
                 ctx.status.unreachable();
-                let jitter = rand::thread_rng().gen_range(0.0..=1.0);
-                let delay = backoff(
-                    failures,
-                    config.backoff_base,
-                    config.backoff_cap,
-                    jitter,
-                    retry_after,
-                );
+                let delay = jittered_backoff(failures, &config, retry_after);
                 tracing::warn!(attempt = failures, delay_ms = delay.as_millis() as u64, %detail, "Hub unreachable; will retry.");
                 due = Instant::now() + delay;
             }

@@ -31,11 +31,18 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// How long shutdown waits for open requests to finish.
     pub shutdown_grace: Duration,
+    /// How often a store's live link carries a heartbeat.
+    pub heartbeat: Duration,
+    /// How long an online order short of the hub's reserve waits for a
+    /// live store to release rights.
+    pub rights_wait: Duration,
 }
 
 impl Config {
     /// Defaults for a data directory: 20 % reserve with at least 1 unit,
-    /// 16 MiB sync bodies, 1 MiB admin bodies, 120 s online window.
+    /// 16 MiB sync bodies, 1 MiB admin bodies, 120 s online window, a
+    /// heartbeat every 15 s on live links, orders wait up to 2 s for a
+    /// store's rights.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
@@ -49,6 +56,8 @@ impl Config {
             max_connections: 10_000,
             handshake_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(15),
+            rights_wait: Duration::from_secs(2),
         }
     }
 }

@@ -14,6 +14,8 @@
 //!   (the admin token check and the admin reads), `api::orders`
 //!   (`POST /v1/orders`), `api::catalog` (`POST /v1/catalog`) and
 //!   `api::dashboard` (the embedded dashboard files).
+//! - [`link`]: [`link::Links`], the stores live right now and the notices
+//!   pushed to them.
 //! - [`writer`]: the single writer thread (group commit) and its typed
 //!   handle, [`writer::Writer`]: one method per kind of write.
 //! - [`storage`]: the [`storage::HubStorage`] trait (reads, and
@@ -40,6 +42,7 @@
 
 pub mod api;
 pub mod config;
+pub mod link;
 pub mod metrics;
 pub mod pki;
 pub mod storage;
@@ -119,6 +122,7 @@ pub async fn run(
             .map_err(std::io::Error::other)??,
     );
     let metrics = Arc::new(Metrics::default());
+    let links = link::Links::new();
     let (writer, writer_thread) = Writer::start(
         storage.clone(),
         metrics.clone(),
@@ -135,8 +139,11 @@ pub async fn run(
             max_sync_body: config.max_sync_body,
             max_admin_body: config.max_admin_body,
             online_window_ms: u64::try_from(config.online_window.as_millis()).unwrap_or(u64::MAX),
+            heartbeat: config.heartbeat.max(std::time::Duration::from_millis(10)),
+            rights_wait: config.rights_wait,
         }),
         clock,
+        links: links.clone(),
     };
     let router = api::router(state);
     let acceptor = TlsAcceptor::from(tls);
@@ -183,6 +190,8 @@ pub async fn run(
     info!("Hub shutting down: finishing open requests.");
     drop(listener);
     let _ = stop_tx.send(true);
+    // Live links never finish on their own: end them.
+    links.close();
     drop(done_tx);
     drop(router);
     drop(acceptor);
@@ -264,6 +273,13 @@ impl Connection {
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_secs(30));
+        // A store's live link is one long HTTP/2 stream: pings find a peer
+        // that vanished without closing (power cut, cable pulled).
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Some(Duration::from_secs(20)))
+            .keep_alive_timeout(Duration::from_secs(10));
         let conn = builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(app));
         tokio::pin!(conn);
         tokio::select! {

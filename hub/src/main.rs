@@ -84,6 +84,13 @@ struct RunArgs {
     /// Most TLS connections at once.
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
+    /// Heartbeat interval on stores' live links, in milliseconds.
+    #[arg(long, default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(10..))]
+    heartbeat_ms: u64,
+    /// How long an online order short of the hub's reserve waits for a
+    /// live store to release rights, in milliseconds (0: never ask).
+    #[arg(long, default_value_t = 2_000)]
+    rights_wait_ms: u64,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -151,6 +158,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config.max_sync_body = args.max_sync_body;
             config.max_batch = args.max_batch;
             config.max_connections = args.max_connections;
+            config.heartbeat = Duration::from_millis(args.heartbeat_ms);
+            config.rights_wait = Duration::from_millis(args.rights_wait_ms);
             let stop_on_stdin_eof = args.stop_on_stdin_eof;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -112,9 +112,41 @@ pub enum RightsOutcome {
     Replayed,
 }
 
+/// Notice kinds, in `Metrics::notices` order.
+const NOTICE_KINDS: [&str; 6] = [
+    "hello",
+    "heartbeat",
+    "sync_now",
+    "catalog_changed",
+    "rights_wanted",
+    "unknown",
+];
+
+/// What came of asking a live store to release rights for an order
+/// (`tally_hub_release_requests_total{result}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseOutcome {
+    /// The store reported (perhaps releasing nothing).
+    Reported,
+    /// No store was live there.
+    NotLive,
+    /// The store did not report in time.
+    NoAnswer,
+}
+
+/// Why an online order was refused
+/// (`tally_hub_orders_refused_total{reason}`), as `tally_sync::Shortage`.
+pub const ORDER_REFUSAL_REASONS: [&str; 3] = ["no_stock", "held_elsewhere", "offline"];
+
 /// All the hub's metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    links_opened: AtomicU64,
+    notices: [AtomicU64; NOTICE_KINDS.len()],
+    release: [AtomicU64; 3],
+    released_units: AtomicU64,
+    release_latency: Latency,
+    orders_refused_by: [AtomicU64; ORDER_REFUSAL_REASONS.len()],
     rights: [AtomicU64; 4],
     rights_units: AtomicU64,
     rights_latency: Latency,
@@ -181,6 +213,38 @@ impl Metrics {
         }
     }
 
+    /// An order refused for lack of stock, by `reason` (one of
+    /// [`ORDER_REFUSAL_REASONS`]).
+    pub fn order_refused(&self, reason: &str) {
+        if let Some(i) = ORDER_REFUSAL_REASONS.iter().position(|r| *r == reason) {
+            add(&self.orders_refused_by[i], 1);
+        }
+    }
+
+    /// A store's live link opened.
+    pub fn link_opened(&self) {
+        add(&self.links_opened, 1);
+    }
+
+    /// A notice of `kind` was sent on a live link.
+    pub fn notice(&self, kind: &str) {
+        let i = NOTICE_KINDS
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or(NOTICE_KINDS.len() - 1);
+        add(&self.notices[i], 1);
+    }
+
+    /// An order asked a store to release rights: what came of it, the
+    /// units released, and how long the store took.
+    pub fn release(&self, outcome: ReleaseOutcome, units: u64, latency: Duration) {
+        add(&self.release[outcome as usize], 1);
+        add(&self.released_units, units);
+        if outcome == ReleaseOutcome::Reported {
+            self.release_latency.observe(latency);
+        }
+    }
+
     /// One durable commit covering `jobs` requests (group commit).
     pub fn commit(&self, jobs: u64) {
         add(&self.commits, 1);
@@ -208,7 +272,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition (format 0.0.4).
-    pub fn render(&self, stores: usize, stores_online: usize) -> String {
+    pub fn render(&self, stores: usize, stores_online: usize, links: LinkGauges) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut out = String::with_capacity(4096);
         let mut counter = |name: &str, help: &str, value: u64| {
@@ -267,6 +331,21 @@ impl Metrics {
             "Admin requests without a valid bearer token.",
             get(&self.admin_unauthorized),
         );
+        counter(
+            "tally_hub_links_opened_total",
+            "Live links stores opened (GET /v1/link).",
+            get(&self.links_opened),
+        );
+        counter(
+            "tally_hub_link_notices_dropped_total",
+            "Notices dropped because a live link's queue was full.",
+            links.dropped,
+        );
+        counter(
+            "tally_hub_released_units_total",
+            "Units of rights stores released to the hub for online orders.",
+            get(&self.released_units),
+        );
         let _ = writeln!(
             out,
             "# HELP tally_hub_orders_total Online orders by result.\n# TYPE tally_hub_orders_total counter"
@@ -323,6 +402,50 @@ impl Metrics {
             "tally_hub_rights_duration_seconds",
             "Rights request latency, body read to answer (commit included).",
         );
+        let mut labelled = |name: &str, help: &str, label: &str, rows: &[(&str, u64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (value, n) in rows {
+                let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
+            }
+        };
+        let rows: Vec<(&str, u64)> = NOTICE_KINDS
+            .iter()
+            .zip(&self.notices)
+            .map(|(k, c)| (*k, get(c)))
+            .collect();
+        labelled(
+            "tally_hub_link_notices_total",
+            "Notices sent on live links, by kind.",
+            "kind",
+            &rows,
+        );
+        let rows: Vec<(&str, u64)> = ["reported", "not_live", "no_answer"]
+            .iter()
+            .zip(&self.release)
+            .map(|(k, c)| (*k, get(c)))
+            .collect();
+        labelled(
+            "tally_hub_release_requests_total",
+            "Online orders' requests to a store to release rights, by result.",
+            "result",
+            &rows,
+        );
+        let rows: Vec<(&str, u64)> = ORDER_REFUSAL_REASONS
+            .iter()
+            .zip(&self.orders_refused_by)
+            .map(|(k, c)| (*k, get(c)))
+            .collect();
+        labelled(
+            "tally_hub_orders_refused_total",
+            "Online orders refused for lack of stock, by reason.",
+            "reason",
+            &rows,
+        );
+        self.release_latency.render(
+            &mut out,
+            "tally_hub_release_duration_seconds",
+            "From asking a live store to release rights to its report.",
+        );
         let mut gauge = |name: &str, help: &str, value: u64| {
             let _ = writeln!(
                 out,
@@ -344,8 +467,22 @@ impl Metrics {
             "Stores whose last sync is within the online window.",
             stores_online as u64,
         );
+        gauge(
+            "tally_hub_stores_live",
+            "Stores with a live link open now.",
+            links.live,
+        );
         out
     }
+}
+
+/// The live links' figures `render` shows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LinkGauges {
+    /// Stores live now.
+    pub live: u64,
+    /// Notices dropped so far.
+    pub dropped: u64,
 }
 
 #[cfg(test)]
@@ -358,7 +495,7 @@ mod tests {
         m.sync(SyncOutcome::Ok, Duration::from_millis(3));
         m.sync(SyncOutcome::Forbidden, Duration::from_millis(30));
         m.merged(5, 1, 2, 0);
-        let text = m.render(2, 1);
+        let text = m.render(2, 1, LinkGauges::default());
         assert!(text.contains("tally_hub_sync_requests_total{outcome=\"ok\"} 1"));
         assert!(text.contains("tally_hub_sync_requests_total{outcome=\"forbidden\"} 1"));
         assert!(text.contains("tally_hub_events_received_total 5"));
@@ -367,9 +504,26 @@ mod tests {
         assert!(text.contains("tally_hub_sync_duration_seconds_count 2"));
         assert!(text.contains("tally_hub_stores_online 1"));
         m.rights(RightsOutcome::Partial, 2, Duration::from_millis(2));
-        let text = m.render(2, 1);
+        let text = m.render(2, 1, LinkGauges::default());
         assert!(text.contains("tally_hub_rights_requests_total{result=\"partial\"} 1"));
         assert!(text.contains("tally_hub_rights_granted_units_total 2"));
         assert!(text.contains("tally_hub_rights_duration_seconds_bucket{le=\"0.0025\"} 1"));
+        m.notice("rights_wanted");
+        m.release(ReleaseOutcome::Reported, 3, Duration::from_millis(4));
+        m.order_refused("offline");
+        let text = m.render(
+            2,
+            1,
+            LinkGauges {
+                live: 1,
+                dropped: 2,
+            },
+        );
+        assert!(text.contains("tally_hub_link_notices_total{kind=\"rights_wanted\"} 1"));
+        assert!(text.contains("tally_hub_release_requests_total{result=\"reported\"} 1"));
+        assert!(text.contains("tally_hub_released_units_total 3"));
+        assert!(text.contains("tally_hub_orders_refused_total{reason=\"offline\"} 1"));
+        assert!(text.contains("tally_hub_stores_live 1"));
+        assert!(text.contains("tally_hub_link_notices_dropped_total 2"));
     }
 }

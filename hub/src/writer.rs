@@ -25,15 +25,15 @@ use std::thread::JoinHandle;
 
 use tally_sync::exchange::Identity;
 use tally_sync::message::CatalogItem;
-use tally_sync::rights::RightsRequest;
+use tally_sync::rights::{RightsReleased, RightsRequest};
 use tally_sync::SyncRequest;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error};
 
 use crate::metrics::Metrics;
 use crate::storage::{
-    CatalogResult, GrantResult, HubStorage, HubWrite, OrderRequest, OrderResult, StorageError,
-    SyncResult,
+    CatalogResult, GrantResult, HubStorage, HubWrite, OrderRequest, OrderResult, ReleaseResult,
+    StorageError, SyncResult,
 };
 
 /// Why a write got no result.
@@ -100,15 +100,48 @@ impl Writer {
         self.submit(items, |txn, items| txn.catalog(items)).await
     }
 
-    /// A store's request for the hub's rights at its location; answered
-    /// after the commit.
+    /// A store's request for the hub's rights at its location, keeping
+    /// `hold_back` of them (held for waiting orders); answered after the
+    /// commit.
     pub async fn grant(
         &self,
         who: Identity,
         req: RightsRequest,
+        hold_back: u64,
     ) -> Result<GrantResult, WriteError> {
-        self.submit((who, req), |txn, (who, req)| txn.grant(who, req))
-            .await
+        self.submit((who, req, hold_back), |txn, (who, req, hold_back)| {
+            txn.grant(who, req, *hold_back)
+        })
+        .await
+    }
+
+    /// A store's report of rights it released, merged alone (no order
+    /// waits for it).
+    pub async fn release(
+        &self,
+        who: Identity,
+        released: RightsReleased,
+    ) -> Result<ReleaseResult, WriteError> {
+        self.submit((who, released), |txn, (who, released)| {
+            txn.release(who, released)
+        })
+        .await
+    }
+
+    /// A store's report of rights it released for `order`, merged, then
+    /// the order, in one transaction: nothing can take the released rights
+    /// in between.
+    pub async fn order_after_release(
+        &self,
+        who: Identity,
+        released: RightsReleased,
+        order: OrderRequest,
+    ) -> Result<(ReleaseResult, OrderResult), WriteError> {
+        self.submit((who, released, order), |txn, (who, released, order)| {
+            let merged = txn.release(who, released)?;
+            Ok((merged, txn.order(order)?))
+        })
+        .await
     }
 
     /// Queues `input` to be written with `write` and waits for its answer.
@@ -295,8 +328,21 @@ mod tests {
             })
         }
 
-        fn grant(&mut self, _: &Identity, _: &RightsRequest) -> Result<GrantResult, StorageError> {
+        fn grant(
+            &mut self,
+            _: &Identity,
+            _: &RightsRequest,
+            _: u64,
+        ) -> Result<GrantResult, StorageError> {
             Ok(GrantResult::IdConflict)
+        }
+
+        fn release(
+            &mut self,
+            _: &Identity,
+            _: &RightsReleased,
+        ) -> Result<ReleaseResult, StorageError> {
+            Ok(ReleaseResult::Merged(false))
         }
     }
 

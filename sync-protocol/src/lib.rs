@@ -22,6 +22,7 @@
 //! - [`policy`]: the rights-rebalancing policy.
 //! - [`rights`]: rights on demand: the hub's grant of its reserve to a
 //!   store that asks, and the store's merge of it.
+//! - [`link`]: the live link's notices (hub to store) and their framing.
 //! - [`message`], [`codec`]: sync messages and their encodings.
 //! - [`audit`]: checks computed from events alone.
 //! - [`error_body`]: the error body every HTTP API of Tally answers with.
@@ -46,6 +47,7 @@ pub mod ids;
 pub mod inventory;
 pub mod journal;
 pub mod ledger;
+pub mod link;
 pub mod memstore;
 pub mod message;
 pub mod policy;

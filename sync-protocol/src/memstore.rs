@@ -23,7 +23,7 @@ use crate::ids::{Epc, EventId, LocationId};
 use crate::inventory::{Delta, ItemKey};
 use crate::journal::Inserted;
 use crate::message::{CatalogItem, SyncRequest, SyncResponse};
-use crate::rights::{apply_grant, RightsGrant};
+use crate::rights::{apply_grant, release, RightsGrant, RightsReleased};
 
 /// One store's whole state in memory (see the module docs).
 #[derive(Debug, Clone)]
@@ -178,6 +178,23 @@ impl MemStore {
         match apply_grant(self, &who, grant) {
             Ok(changed) => changed,
             Err(never) => match never {},
+        }
+    }
+
+    /// Gives the hub up to `units` unsold rights to `gtin`, as asked for an
+    /// online order under `request_id` (a live link's `rights_wanted`):
+    /// the report to send back.
+    pub fn release(&mut self, request_id: EventId, gtin: Gtin, units: u64) -> RightsReleased {
+        let who = self.who.clone();
+        let (released, own) = match release(self, &who, gtin, units) {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+        RightsReleased {
+            request_id,
+            gtin,
+            released,
+            own,
         }
     }
 

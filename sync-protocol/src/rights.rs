@@ -12,6 +12,15 @@
 //! - A request has an id: the hub records what it granted under it, and a
 //!   repeated request is answered with the same grant ([`regrant`]),
 //!   never a second transfer.
+//! - The other way, for an online order short of the hub's reserve: the
+//!   hub asks a live store (`crate::link::Notice::RightsWanted`), the store
+//!   gives up to that many unsold rights with an ordinary transfer
+//!   `T[store→hub]` ([`release`], durably, before it reports), and reports
+//!   its own entries ([`RightsReleased`]); the hub checks and merges them
+//!   ([`merge_own`]) in the order's transaction.
+//! - Units held back for an order waiting on a store's release are not
+//!   granted to anyone else meanwhile ([`grant_holding`]): first come,
+//!   first served.
 //! - Pure: the hub runs [`grant`] inside its write transaction and answers
 //!   after the commit.
 
@@ -88,6 +97,17 @@ pub fn grant<S: ReplicaStore>(
     who: &Identity,
     req: &RightsRequest,
 ) -> Result<Result<RightsGrant, Violation>, S::Error> {
+    grant_holding(store, who, req, 0)
+}
+
+/// [`grant`], keeping `hold_back` of the hub's rights (units an online
+/// order is waiting for) out of the grant.
+pub fn grant_holding<S: ReplicaStore>(
+    store: &mut S,
+    who: &Identity,
+    req: &RightsRequest,
+    hold_back: u64,
+) -> Result<Result<RightsGrant, Violation>, S::Error> {
     let hub = ReplicaId::hub();
     let key = ItemKey::new(who.location.clone(), req.gtin);
     let before = store.counter(&key)?;
@@ -96,7 +116,7 @@ pub fn grant<S: ReplicaStore>(
     }
     let mut c = before.clone();
     c.merge(&req.own);
-    let granted = req.units.min(c.rights(&hub));
+    let granted = req.units.min(c.rights(&hub).saturating_sub(hold_back));
     if granted > 0 && c.transfer(&hub, &who.replica, granted).is_err() {
         return Ok(Ok(answer(who, req, 0, &before)));
     }
@@ -127,6 +147,66 @@ fn answer(who: &Identity, req: &RightsRequest, granted: u64, c: &BoundedCounter)
         counter: c.without(&who.replica),
         reason: (granted < req.units).then_some(Shortage::NoStock),
     }
+}
+
+/// A store's report that it gave the hub rights it was asked for
+/// (`POST /v1/rights/released`, answering a
+/// `crate::link::Notice::RightsWanted`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RightsReleased {
+    /// The request answered (the notice's id).
+    pub request_id: EventId,
+    /// The item.
+    pub gtin: Gtin,
+    /// Units of rights the store transferred to the hub (0: it had none
+    /// unsold).
+    pub released: u64,
+    /// The store's own entries of the counter after the transfer: checked
+    /// and merged by the hub like a sync's delta.
+    pub own: BoundedCounter,
+}
+
+/// At the store: transfers up to `units` of its own rights at its location
+/// to the hub (an ordinary escrow transfer, capped by what it holds) and
+/// returns how many it gave and its own entries to report. The caller
+/// commits before reporting.
+pub fn release<S: ReplicaStore>(
+    store: &mut S,
+    who: &Identity,
+    gtin: Gtin,
+    units: u64,
+) -> Result<(u64, BoundedCounter), S::Error> {
+    let key = ItemKey::new(who.location.clone(), gtin);
+    let mut c = store.counter(&key)?;
+    let give = units.min(c.rights(&who.replica));
+    if give > 0 && c.transfer(&who.replica, &ReplicaId::hub(), give).is_ok() {
+        store.put_counter(&key, c.clone())?;
+        return Ok((give, c.owned_by(&who.replica)));
+    }
+    Ok((0, c.owned_by(&who.replica)))
+}
+
+/// At the hub: checks a store's own entries of one counter (refused whole,
+/// writing nothing, if they advance anything the store does not own) and
+/// merges them. Returns whether the counter changed.
+pub fn merge_own<S: ReplicaStore>(
+    store: &mut S,
+    who: &Identity,
+    gtin: Gtin,
+    own: &BoundedCounter,
+) -> Result<Result<bool, Violation>, S::Error> {
+    let key = ItemKey::new(who.location.clone(), gtin);
+    let mut c = store.counter(&key)?;
+    if let Err(v) = c.validate(&who.replica, own) {
+        return Ok(Err(v));
+    }
+    if c.covers(own) {
+        return Ok(Ok(false));
+    }
+    c.merge(own);
+    store.put_counter(&key, c)?;
+    Ok(Ok(true))
 }
 
 /// At the store: merges a grant's counter into the store's own (a
@@ -240,5 +320,50 @@ mod tests {
         assert!(grant(&mut hub, &who(), &forged).unwrap().is_err());
         assert_eq!(hub.inventory.counter(&key), before);
         assert!(request(3, 1).check().is_ok());
+    }
+
+    #[test]
+    fn a_store_releases_unsold_rights_and_the_hub_merges_them_once() {
+        let (mut hub, mut store) = replicas();
+        let key = ItemKey::new(who().location, gtin());
+        store
+            .inventory
+            .update(&key, |c| c.remove(&who().replica, 4))
+            .unwrap();
+        // 6 rights, 4 sold: 2 unsold to give, whatever is asked.
+        let (given, own) = release(&mut store, &who(), gtin(), 5).unwrap();
+        assert_eq!(given, 2);
+        assert_eq!(store.inventory.counter(&key).rights(&who().replica), 0);
+        assert_eq!(merge_own(&mut hub, &who(), gtin(), &own).unwrap(), Ok(true));
+        assert_eq!(
+            merge_own(&mut hub, &who(), gtin(), &own).unwrap(),
+            Ok(false)
+        );
+        let c = hub.inventory.counter(&key);
+        assert_eq!((c.value(), c.rights(&ReplicaId::hub())), (6, 6));
+        // Nothing left to give: nothing moves, the entries are still sent.
+        let (given, own) = release(&mut store, &who(), gtin(), 1).unwrap();
+        assert_eq!(given, 0);
+        assert_eq!(own, store.inventory.counter(&key).owned_by(&who().replica));
+        // A forged report changes nothing.
+        let mut forged = c.clone();
+        forged.add(&ReplicaId::hub(), 9).unwrap();
+        assert!(merge_own(&mut hub, &who(), gtin(), &forged)
+            .unwrap()
+            .is_err());
+        assert_eq!(hub.inventory.counter(&key), c);
+    }
+
+    #[test]
+    fn units_held_for_a_waiting_order_are_not_granted() {
+        let (mut hub, _) = replicas();
+        let g = grant_holding(&mut hub, &who(), &request(1, 4), 3)
+            .unwrap()
+            .unwrap();
+        assert_eq!((g.granted, g.reason), (1, Some(Shortage::NoStock)));
+        let g = grant_holding(&mut hub, &who(), &request(2, 4), 9)
+            .unwrap()
+            .unwrap();
+        assert_eq!(g.granted, 0);
     }
 }

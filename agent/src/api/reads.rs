@@ -86,6 +86,8 @@ pub(super) async fn get_status(State(state): State<AppState>) -> Json<AgentStatu
         last_sync_at: sync.last_sync_at_ms.map(rfc3339),
         last_sync_ms: sync.last_sync_at_ms,
         online: sync.online,
+        live: sync.live_since_ms.is_some(),
+        live_since: sync.live_since_ms.map(rfc3339),
         outbox_events: state.metrics.outbox_depth(),
         replica_id: who.replica.clone(),
         store_id: who.location.clone(),

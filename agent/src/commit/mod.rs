@@ -65,7 +65,7 @@ use tally_sync::clock::Clock;
 use tally_sync::command::{Command, Outcome};
 use tally_sync::message::CatalogItem;
 use tally_sync::rights::RightsGrant;
-use tally_sync::{EventId, SyncRequest, SyncResponse};
+use tally_sync::{EventId, Gtin, SyncRequest, SyncResponse};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::metrics::Metrics;
@@ -104,6 +104,25 @@ enum Job {
     /// Write every unflushed counter to the counters table (before reading
     /// a delta from it); answers how many were written.
     Flush(Reply<usize>),
+    /// Give up to `units` unsold rights to `gtin` to the hub (an online
+    /// order asked, `tally_sync::rights::release`).
+    Release {
+        /// The item.
+        gtin: Gtin,
+        /// Units wanted.
+        units: u64,
+        /// What was given, and the store's own entries after.
+        reply: Reply<Released>,
+    },
+}
+
+/// What the store gave the hub when asked for rights.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Released {
+    /// Units of rights transferred to the hub.
+    pub units: u64,
+    /// The store's own entries of the counter after the transfer.
+    pub own: tally_sync::BoundedCounter,
 }
 
 impl Job {
@@ -115,6 +134,7 @@ impl Job {
             Job::Sync(_, reply) => answer(reply, Err(e.clone())),
             Job::DeadLetter { reply, .. } => answer(reply, Err(e.clone())),
             Job::Flush(reply) => answer(reply, Err(e.clone())),
+            Job::Release { reply, .. } => answer(reply, Err(e.clone())),
         }
     }
 }
@@ -319,6 +339,16 @@ impl Committer {
     /// dead-letter table; answers whether it was still in the outbox.
     pub async fn dead_letter(&self, id: EventId, reason: String) -> Result<bool, CommitError> {
         self.enqueue(|reply| Job::DeadLetter { id, reason, reply })
+            .await?
+            .wait()
+            .await
+    }
+
+    /// Gives up to `units` unsold rights to `gtin` at the store's location
+    /// to the hub, durably (an online order asked over the live link);
+    /// answers what was given and the store's own entries to report.
+    pub async fn release(&self, gtin: Gtin, units: u64) -> Result<Released, CommitError> {
+        self.enqueue(|reply| Job::Release { gtin, units, reply })
             .await?
             .wait()
             .await

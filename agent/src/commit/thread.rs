@@ -14,12 +14,13 @@ use rand::RngCore;
 use tally_store::{StoreError, WriteTxn};
 use tally_sync::clock::Clock;
 use tally_sync::command::{execute, Outcome, Stamp};
-use tally_sync::rights::apply_grant;
+use tally_sync::rights::{apply_grant, release};
 use tally_sync::{EventId, EventKind, Refusal};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
-    answer, keep_holding, CatalogStored, CommitError, FlushBound, Job, Limits, Reply, Request,
+    answer, keep_holding, CatalogStored, CommitError, FlushBound, Job, Limits, Released, Reply,
+    Request,
 };
 use crate::metrics::{KindLabel, Metrics, ReasonLabel};
 use crate::store::{
@@ -80,6 +81,7 @@ enum Answer {
     Synced(Reply<SyncApplied>, SyncApplied),
     DeadLettered(Reply<bool>, bool),
     Flushed(Reply<usize>, usize),
+    Released(Reply<Released>, Released),
 }
 
 impl Answer {
@@ -97,6 +99,7 @@ impl Answer {
             Answer::Synced(reply, applied) => answer(reply, Ok(applied)),
             Answer::DeadLettered(reply, was_queued) => answer(reply, Ok(was_queued)),
             Answer::Flushed(reply, n) => answer(reply, Ok(n)),
+            Answer::Released(reply, r) => answer(reply, Ok(r)),
         }
     }
 
@@ -108,6 +111,7 @@ impl Answer {
             Answer::Synced(reply, _) => answer(reply, Err(e.clone())),
             Answer::DeadLettered(reply, _) => answer(reply, Err(e.clone())),
             Answer::Flushed(reply, _) => answer(reply, Err(e.clone())),
+            Answer::Released(reply, _) => answer(reply, Err(e.clone())),
         }
     }
 }
@@ -432,6 +436,17 @@ fn apply_all(
                 let (reply, was_queued) = settle(was_queued, reply)?;
                 removed += u64::from(was_queued);
                 waiting.push((Answer::DeadLettered(reply, was_queued), queued));
+                continue;
+            }
+            Job::Release { gtin, units, reply } => {
+                // It moves a counter outside a command: flushed first.
+                let released = tables.flush_and_close().and_then(|()| {
+                    let mut replica = txn.replica()?;
+                    let (units, own) = release(&mut replica, db.who(), gtin, units)?;
+                    Ok(Released { units, own })
+                });
+                let (reply, released) = settle(released, reply)?;
+                waiting.push((Answer::Released(reply, released), queued));
                 continue;
             }
             Job::Flush(reply) => {

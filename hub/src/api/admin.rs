@@ -103,7 +103,8 @@ pub fn is_online(last_sync_ms: u64, now_ms: u64, window_ms: u64) -> bool {
     now_ms.saturating_sub(last_sync_ms) <= window_ms
 }
 
-/// `GET /v1/stores`: every store that synced, online or not.
+/// `GET /v1/stores`: every store that synced, online or not; `live`: its
+/// live link is open now (then it is online too).
 pub(super) async fn stores(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -112,12 +113,21 @@ pub(super) async fn stores(
     let window = st.settings.online_window_ms;
     let records = read_storage(&st, |s| s.stores()).await?;
     let now = st.clock.now_ms();
+    let live: std::collections::HashMap<String, u64> = st
+        .links
+        .live()
+        .into_iter()
+        .map(|l| (l.location.to_string(), l.since_ms))
+        .collect();
     let list: Vec<Value> = records
         .into_iter()
         .map(|r| {
+            let live_since = live.get(&r.store).copied();
             json!({
                 "store": r.store,
-                "online": is_online(r.last_sync_ms, now, window),
+                "online": live_since.is_some() || is_online(r.last_sync_ms, now, window),
+                "live": live_since.is_some(),
+                "live_since": live_since.map(rfc3339),
                 "last_sync_ms": r.last_sync_ms,
                 "last_sync_at": rfc3339(r.last_sync_ms),
                 "seconds_since_last_sync": now.saturating_sub(r.last_sync_ms) / 1000,
@@ -243,7 +253,14 @@ pub(super) async fn metrics(
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        st.metrics.render(records.len(), online),
+        st.metrics.render(
+            records.len(),
+            online,
+            crate::metrics::LinkGauges {
+                live: st.links.count() as u64,
+                dropped: st.links.dropped(),
+            },
+        ),
     )
         .into_response())
 }

@@ -1,7 +1,8 @@
 //! `POST /v1/catalog`: catalog items (GTIN, name, price) to add or
 //! change, validated whole before any is written, then stored by the
-//! writer in one durable transaction. Stores get the changes on their next
-//! syncs.
+//! writer in one durable transaction. Live stores are told at once
+//! (`catalog_changed` on their link) and fetch the changes with a sync;
+//! the others on their next syncs.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -36,6 +37,17 @@ pub(super) async fn catalog(
     }
     let received = items.len();
     let CatalogResult { changed } = st.writer.catalog(items).await.map_err(write_error)?;
-    info!(received, changed, "Catalog updated.");
+    let told = if changed > 0 {
+        st.links
+            .broadcast(&tally_sync::link::Notice::CatalogChanged)
+    } else {
+        0
+    };
+    info!(
+        received,
+        changed,
+        live_stores_told = told,
+        "Catalog updated."
+    );
     Ok(Json(json!({ "received": received, "changed": changed })))
 }

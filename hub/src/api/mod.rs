@@ -10,6 +10,9 @@
 //!   answer).
 //! - `rights`: `POST /v1/rights`, a store's request for the hub's rights
 //!   at its location (identified as for a sync).
+//! - `link`: `GET /v1/link`, a store's live link (a long-lived stream of
+//!   notices), and `POST /v1/rights/released`, its report of rights it
+//!   gave up for an online order.
 //! - `admin`: the admin token check and the admin reads (stock, stores,
 //!   exceptions, sales per minute, audit, metrics).
 //! - `orders`: `POST /v1/orders`: validating an online order.
@@ -34,6 +37,7 @@
 mod admin;
 mod catalog;
 mod dashboard;
+mod link;
 mod orders;
 mod rights;
 mod sync;
@@ -49,6 +53,7 @@ use http_body_util::BodyExt;
 use tally_sync::clock::Clock;
 use tally_sync::error_body::ErrorBody;
 
+use crate::link::Links;
 use crate::metrics::Metrics;
 use crate::pki::Revocations;
 use crate::storage::{HubStorage, StorageError};
@@ -76,6 +81,8 @@ pub struct AppState {
     /// The wall clock: the time of syncs and orders, and "now" for the
     /// online window and the sales feed.
     pub clock: Arc<dyn Clock>,
+    /// The stores' live links.
+    pub links: Arc<Links>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -93,6 +100,11 @@ pub struct ApiSettings {
     pub max_admin_body: usize,
     /// Online window for `/v1/stores`.
     pub online_window_ms: u64,
+    /// How often a live link carries a heartbeat.
+    pub heartbeat: std::time::Duration,
+    /// How long an online order short of the hub's reserve waits for a
+    /// live store to release rights.
+    pub rights_wait: std::time::Duration,
 }
 
 /// The router; every request must carry a [`Peer`] extension.
@@ -102,6 +114,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/sync", post(sync::sync))
         .route("/v1/rights", post(rights::rights))
+        .route("/v1/rights/released", post(link::released))
+        .route("/v1/link", get(link::link))
         .route("/v1/orders", post(orders::orders))
         .route("/v1/catalog", post(catalog::catalog))
         .route("/v1/stock/{gtin}", get(admin::stock))

@@ -12,13 +12,17 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rand::RngCore;
 use serde::Deserialize;
+use std::time::Instant;
 use tally_sync::error_body::ErrorBody;
 use tally_sync::{EventId, Gtin, LocationId, Refusal};
-use tracing::info;
+
+use tracing::{info, warn};
 
 use super::admin::admin_json;
 use super::{error, invalid, with_details, write_error, AppState};
-use crate::storage::{OrderRequest, OrderResult};
+use crate::link::Asked;
+use crate::metrics::ReleaseOutcome;
+use crate::storage::{OrderRequest, OrderResult, ReleaseResult};
 
 /// Longest order id accepted.
 pub const MAX_ORDER_ID_LEN: usize = 128;
@@ -89,8 +93,17 @@ fn validate_order(body: OrderBody, now: u64) -> Result<OrderRequest, Response> {
     })
 }
 
+/// The most stores' releases one order asks for (one per item short).
+const MAX_RELEASE_ROUNDS: usize = 8;
+
 /// The handler: 201 with the receipt when recorded now, 200 with the same
 /// receipt on a repeat of its id, 409 without the stock, 422 otherwise.
+///
+/// An order the hub's reserve cannot fill asks the store, if it is live,
+/// to release unsold rights (`crate::link::Links::ask_release`) and runs
+/// again with the store's report merged in the same transaction; it is
+/// refused only when the store has no unsold units (`no_stock`) or is not
+/// reachable (`offline`).
 pub(super) async fn orders(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -98,7 +111,81 @@ pub(super) async fn orders(
 ) -> Result<Response, Response> {
     let order = validate_order(admin_json(&st, &headers, body).await?, st.clock.now_ms())?;
     let (order_id, store) = (order.order_id.clone(), order.store.clone());
-    Ok(match st.writer.order(order).await {
+    let deadline = Instant::now() + st.settings.rights_wait;
+    // Units held for this order while it waits; released when it is done.
+    let mut holds = Vec::new();
+    let mut report = None;
+    let mut store_reachable = true;
+    let mut rounds = 0;
+    let result = loop {
+        let result = match report.take() {
+            None => st.writer.order(order.clone()).await,
+            Some((who, released)) => st
+                .writer
+                .order_after_release(who, released, order.clone())
+                .await
+                .map(|(merged, result)| {
+                    if let ReleaseResult::Forged(why) = merged {
+                        warn!(store = %store, %why, "A store's release report was forged; ignored.");
+                    }
+                    result
+                }),
+        };
+        let Ok(OrderResult::InsufficientStock {
+            gtin,
+            requested,
+            available,
+            on_hand,
+        }) = &result
+        else {
+            break result;
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if on_hand <= available || rounds == MAX_RELEASE_ROUNDS || left.is_zero() {
+            break result;
+        }
+        rounds += 1;
+        let asked_at = Instant::now();
+        match st
+            .links
+            .ask_release(
+                &store,
+                *gtin,
+                requested - available,
+                left,
+                st.clock.now_ms(),
+            )
+            .await
+        {
+            Asked::Reported {
+                who,
+                released,
+                hold,
+            } => {
+                st.metrics.release(
+                    ReleaseOutcome::Reported,
+                    released.released,
+                    asked_at.elapsed(),
+                );
+                holds.push(hold);
+                report = Some((who, released));
+            }
+            Asked::NotLive => {
+                st.metrics
+                    .release(ReleaseOutcome::NotLive, 0, asked_at.elapsed());
+                store_reachable = false;
+                break result;
+            }
+            Asked::NoAnswer => {
+                st.metrics
+                    .release(ReleaseOutcome::NoAnswer, 0, asked_at.elapsed());
+                store_reachable = false;
+                break result;
+            }
+        }
+    };
+    drop(holds);
+    Ok(match result {
         Ok(OrderResult::Accepted(receipt)) => {
             st.metrics.order(true, false);
             info!(order_id = %order_id, store = %store, event = %receipt.event_id, "Online order accepted.");
@@ -115,20 +202,24 @@ pub(super) async fn orders(
             on_hand,
         }) => {
             st.metrics.order(false, false);
-            info!(order_id = %order_id, store = %store, gtin = %gtin, requested, available, on_hand, "Online order refused: insufficient stock.");
             let refusal = Refusal::InsufficientStock {
                 gtin,
                 requested,
                 available,
                 on_hand,
             };
+            let body = ErrorBody::of_refusal(&refusal, store_reachable);
+            if let Some(reason) = body.reason.as_deref() {
+                st.metrics.order_refused(reason);
+            }
+            info!(order_id = %order_id, store = %store, gtin = %gtin, requested, available, on_hand, reason = ?body.reason, "Online order refused: insufficient stock.");
             with_details(
                 StatusCode::CONFLICT,
                 ErrorBody {
                     message: format!(
                         "the hub holds {available} of {gtin} at store {store} ({on_hand} on hand), {requested} requested"
                     ),
-                    ..ErrorBody::of_refusal(&refusal, true)
+                    ..body
                 },
             )
         }

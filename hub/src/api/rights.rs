@@ -50,7 +50,8 @@ pub(super) async fn rights(
         return invalid(why);
     }
     let (store, gtin, units) = (who.replica.clone(), req.gtin, req.units);
-    let (outcome, grant) = match st.writer.grant(who, req).await {
+    let held = st.links.held(&who.location, gtin);
+    let (outcome, grant) = match st.writer.grant(who, req, held).await {
         Ok(GrantResult::Granted(g)) => {
             let outcome = match g.granted {
                 0 => RightsOutcome::Refused,

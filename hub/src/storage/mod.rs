@@ -28,7 +28,7 @@ pub mod redb;
 use serde::{Deserialize, Serialize};
 use tally_sync::exchange::{Identity, SyncRefusal};
 use tally_sync::message::CatalogItem;
-use tally_sync::rights::{RightsGrant, RightsRequest};
+use tally_sync::rights::{RightsGrant, RightsReleased, RightsRequest};
 use tally_sync::{EventId, Gtin, LocationId, SyncRequest, SyncResponse};
 
 pub use self::redb::RedbHub;
@@ -250,8 +250,30 @@ pub trait HubWrite {
     /// Catalog items to add or change.
     fn catalog(&mut self, items: &[CatalogItem]) -> Result<CatalogResult, StorageError>;
     /// A store's request for the hub's rights at its location (`who`
-    /// from its certificate), idempotent by request id.
-    fn grant(&mut self, who: &Identity, req: &RightsRequest) -> Result<GrantResult, StorageError>;
+    /// from its certificate), idempotent by request id, keeping
+    /// `hold_back` of the hub's rights there (held for waiting orders).
+    fn grant(
+        &mut self,
+        who: &Identity,
+        req: &RightsRequest,
+        hold_back: u64,
+    ) -> Result<GrantResult, StorageError>;
+    /// A store's report of rights it released to the hub (`who` from its
+    /// certificate): its own entries, checked and merged.
+    fn release(
+        &mut self,
+        who: &Identity,
+        released: &RightsReleased,
+    ) -> Result<ReleaseResult, StorageError>;
+}
+
+/// What became of a store's report of released rights.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReleaseResult {
+    /// Merged (`true`: the counter changed).
+    Merged(bool),
+    /// The entries advance what the store does not own. Nothing written.
+    Forged(String),
 }
 
 /// What became of a request for rights.

@@ -22,13 +22,13 @@ use tally_sync::command::{counters_at, record_event};
 use tally_sync::exchange::{hub_handle, HandleError, HubLimits};
 use tally_sync::ledger::Refusal;
 use tally_sync::message::CatalogItem;
-use tally_sync::rights::{self, RightsRequest};
+use tally_sync::rights::{self, RightsReleased, RightsRequest};
 use tally_sync::{EpcLedger, Event, EventKind, Gtin, ItemKey, Line, ReplicaId, ReservePolicy};
 
 use super::{
     AuditReport, AuditRow, CatalogResult, ExceptionRecord, GrantResult, HubStorage, HubWrite,
-    OrderLine, OrderReceipt, OrderRequest, OrderResult, StorageError, StoreRecord, StoreStock,
-    SyncResult, SyncSummary,
+    OrderLine, OrderReceipt, OrderRequest, OrderResult, ReleaseResult, StorageError, StoreRecord,
+    StoreStock, SyncResult, SyncSummary,
 };
 
 const STORES: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_stores");
@@ -405,6 +405,7 @@ fn grant(
     txn: &WriteTxn,
     who: &tally_sync::exchange::Identity,
     req: &RightsRequest,
+    hold_back: u64,
 ) -> Result<GrantResult, StoreError> {
     let record = GrantRecord {
         store: who.replica.to_string(),
@@ -437,7 +438,7 @@ fn grant(
             old.granted,
         )?));
     }
-    let granted = match rights::grant(&mut replica, who, req)? {
+    let granted = match rights::grant_holding(&mut replica, who, req, hold_back)? {
         Ok(g) => g,
         Err(violation) => return Ok(GrantResult::Forged(violation.to_string())),
     };
@@ -482,8 +483,23 @@ impl HubWrite for RedbWrite<'_> {
         &mut self,
         who: &tally_sync::exchange::Identity,
         req: &RightsRequest,
+        hold_back: u64,
     ) -> Result<GrantResult, StorageError> {
-        Ok(grant(self.txn, who, req)?)
+        Ok(grant(self.txn, who, req, hold_back)?)
+    }
+
+    fn release(
+        &mut self,
+        who: &tally_sync::exchange::Identity,
+        released: &RightsReleased,
+    ) -> Result<ReleaseResult, StorageError> {
+        let mut replica = self.txn.replica()?;
+        Ok(
+            match rights::merge_own(&mut replica, who, released.gtin, &released.own)? {
+                Ok(changed) => ReleaseResult::Merged(changed),
+                Err(violation) => ReleaseResult::Forged(violation.to_string()),
+            },
+        )
     }
 }
 

@@ -129,6 +129,8 @@ pub fn status(online: bool, outbox: u64) -> AgentStatus {
         last_sync_at: None,
         last_sync_ms: None,
         online,
+        live: online,
+        live_since: None,
         outbox_events: outbox,
         replica_id: ReplicaId::new("store-1").unwrap(),
         store_id: LocationId::new("store-1").unwrap(),

@@ -1,0 +1,216 @@
+//! The live link: the agent keeps one long-lived request open to the hub
+//! (`GET /v1/link`, on the same mutual-TLS HTTP/2 connection as its syncs)
+//! and acts on the notices the hub pushes down it
+//! (`tally_sync::link::Notice`):
+//! - `sync_now`, `catalog_changed`: wake the sync client at once;
+//! - `rights_wanted`: an online order needs units of the store's stock
+//!   beyond the hub's reserve: the committer gives up to that many unsold
+//!   rights to the hub, durably ([`Committer::release`]), and the store
+//!   reports them (`POST /v1/rights/released`);
+//! - `hello`, `heartbeat`: the link is alive.
+//!
+//! # Design constraints
+//! - The periodic sync stays the fallback and the source of truth; the
+//!   link only makes things happen sooner. A lost report leaves the
+//!   released rights in the store's next sync delta.
+//! - A link that carries nothing for three heartbeats is dead: reopened.
+//!   Reconnects back off exponentially with full jitter
+//!   ([`crate::sync::jittered_backoff`]), like the sync client.
+//! - While the link is open the hub counts as reachable for rights on
+//!   demand ([`SyncStatus::link`]).
+//! - Whatever the hub sends, the agent does not panic: lines are framed
+//!   and bounded by `tally_sync::link::NoticeReader`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tally_sync::clock::Clock;
+use tally_sync::link::{Notice, NoticeReader};
+use tally_sync::rights::RightsReleased;
+use tally_sync::{EventId, Gtin};
+use tokio::sync::{watch, Notify};
+
+use crate::commit::Committer;
+use crate::hub_client::HubClient;
+use crate::metrics::{KindLabel, Metrics};
+use crate::status::SyncStatus;
+use crate::sync::{jittered_backoff, Failure, SyncConfig};
+
+/// How long to wait for the first notice (the hub's `hello`).
+const FIRST_NOTICE: Duration = Duration::from_secs(30);
+/// Heartbeats that may go missing before the link counts as dead.
+const MISSED_HEARTBEATS: u32 = 3;
+/// How long a report of released rights may take.
+const REPORT_WAIT: Duration = Duration::from_secs(5);
+
+/// The link task's moving parts.
+#[derive(Debug, Clone)]
+pub struct LinkContext {
+    /// The single writer (releases rights).
+    pub committer: Committer,
+    /// The connection to the hub.
+    pub hub: Arc<HubClient>,
+    /// Where the link's state shows (`GET /v1/status`, rights on demand).
+    pub status: Arc<SyncStatus>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The wall clock (when the link opened).
+    pub clock: Arc<dyn Clock>,
+    /// Wakes the sync client.
+    pub wake_sync: Arc<Notify>,
+}
+
+/// Keeps the live link open until `stop` turns true.
+pub async fn run(ctx: LinkContext, config: SyncConfig, mut stop: watch::Receiver<bool>) {
+    let mut failures = 0u32;
+    loop {
+        let ended = tokio::select! {
+            e = session(&ctx) => e,
+            _ = stop.changed() => return,
+        };
+        ctx.status.link(None);
+        ctx.metrics.link_live.set(0);
+        let retry_after = match ended {
+            Ended::AfterHello => {
+                failures = 0;
+                None
+            }
+            Ended::Failed(Failure::Transient { retry_after, .. }) => retry_after,
+            Ended::Failed(_) => Some(config.backoff_cap),
+        };
+        failures = failures.saturating_add(1);
+        let delay = jittered_backoff(failures, &config, retry_after);
+        tracing::debug!(
+            attempt = failures,
+            delay_ms = delay.as_millis() as u64,
+            "Live link down; reopening."
+        );
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
+/// How one session of the link ended.
+enum Ended {
+    /// The link was open (the hub said hello), then ended.
+    AfterHello,
+    /// It could not be opened, or died before the hello.
+    Failed(Failure),
+}
+
+/// One link: open it, read notices until it ends.
+async fn session(ctx: &LinkContext) -> Ended {
+    let mut resp = match ctx.hub.link().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(error = %e, "The live link could not be opened.");
+            return Ended::Failed(e);
+        }
+    };
+    let mut reader = NoticeReader::new();
+    let mut silence = FIRST_NOTICE;
+    let mut hello = false;
+    loop {
+        let chunk = match tokio::time::timeout(silence, resp.chunk()).await {
+            Ok(Ok(Some(c))) => c,
+            Ok(Ok(None)) => {
+                tracing::info!("The hub ended the live link.");
+                break;
+            }
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, "The live link broke.");
+                break;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    silent_ms = silence.as_millis() as u64,
+                    "The live link went silent; reopening."
+                );
+                break;
+            }
+        };
+        for notice in reader.push(&chunk) {
+            let notice = match notice {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "A line from the hub was not a notice.");
+                    continue;
+                }
+            };
+            ctx.metrics
+                .link_notices
+                .get_or_create(&KindLabel {
+                    kind: notice.kind(),
+                })
+                .inc();
+            match notice {
+                Notice::Hello {
+                    store,
+                    heartbeat_ms,
+                } => {
+                    hello = true;
+                    silence = Duration::from_millis(heartbeat_ms.max(10))
+                        .saturating_mul(MISSED_HEARTBEATS);
+                    ctx.status.link(Some(ctx.clock.now_ms()));
+                    ctx.metrics.link_live.set(1);
+                    tracing::info!(%store, heartbeat_ms, "Live link to the hub open.");
+                    // Whatever happened while the link was down, catch up.
+                    ctx.wake_sync.notify_one();
+                }
+                Notice::Heartbeat | Notice::Unknown => {}
+                Notice::SyncNow | Notice::CatalogChanged => ctx.wake_sync.notify_one(),
+                Notice::RightsWanted {
+                    request_id,
+                    gtin,
+                    units,
+                } => {
+                    // Released on the committer, reported on the same
+                    // connection; the link keeps reading meanwhile.
+                    tokio::spawn(release(ctx.clone(), request_id, gtin, units));
+                }
+            }
+        }
+    }
+    if hello {
+        Ended::AfterHello
+    } else {
+        Ended::Failed(Failure::Transient {
+            detail: "the live link ended before the hub's hello".into(),
+            retry_after: None,
+        })
+    }
+}
+
+/// Gives the hub up to `units` unsold rights to `gtin` (durably) and
+/// reports them under `request_id`.
+async fn release(ctx: LinkContext, request_id: EventId, gtin: Gtin, units: u64) {
+    let units = units.min(tally_sync::rights::MAX_UNITS_PER_REQUEST);
+    let released = match ctx.committer.release(gtin, units).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, %gtin, "Could not release rights to the hub.");
+            return;
+        }
+    };
+    ctx.metrics.rights_released.inc_by(released.units);
+    let report = RightsReleased {
+        request_id,
+        gtin,
+        released: released.units,
+        own: released.own,
+    };
+    match ctx.hub.released(&report, REPORT_WAIT).await {
+        Ok(()) => {
+            tracing::info!(%gtin, asked = units, released = report.released, "Released rights to the hub for an online order.");
+        }
+        Err(e) => {
+            // The transfer is committed: the next sync carries it.
+            tracing::warn!(error = %e, %gtin, released = report.released, "The hub did not take the report of released rights; the next sync carries them.");
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! The live link over real mutual TLS (HTTP/2): a store that holds the
+//! link open is live (`GET /v1/stores`, `/metrics`); the hub pushes it
+//! notices; an online order the hub's reserve cannot fill asks the live
+//! store for its unsold rights and is filled; without the link it is
+//! refused with reason `offline`, and with nothing left on the shelf,
+//! `no_stock`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use support::{gtin, Admin, HubClient, SimStore, TestHub};
+use tally_sync::link::{Notice, NoticeReader};
+use tally_sync::rights::RightsReleased;
+
+/// A store's open link: the streaming response and its reader.
+struct Link {
+    resp: reqwest::Response,
+    reader: NoticeReader,
+    queued: Vec<Notice>,
+}
+
+impl Link {
+    async fn open(client: &HubClient) -> Link {
+        let resp = client
+            .http
+            .get(format!("{}/v1/link", client.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+        assert_eq!(
+            resp.headers()["content-type"],
+            tally_sync::link::CONTENT_TYPE
+        );
+        Link {
+            resp,
+            reader: NoticeReader::new(),
+            queued: Vec::new(),
+        }
+    }
+
+    /// The next notice other than a heartbeat, within 10 s.
+    async fn next(&mut self) -> Notice {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if !self.queued.is_empty() {
+                let n = self.queued.remove(0);
+                if n != Notice::Heartbeat {
+                    return n;
+                }
+                continue;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let chunk = tokio::time::timeout(left, self.resp.chunk())
+                .await
+                .expect("a notice within 10 s")
+                .unwrap()
+                .expect("the link is open");
+            for n in self.reader.push(&chunk) {
+                self.queued.push(n.unwrap());
+            }
+        }
+    }
+}
+
+/// Polls `GET /v1/stores` until store `s`'s `live` is `want`.
+async fn wait_live(admin: &Admin, s: &str, want: bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, stores) = admin.get("/v1/stores").await;
+        let row = stores["stores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["store"] == s)
+            .cloned()
+            .unwrap_or(Value::Null);
+        if row["live"] == want {
+            return row;
+        }
+        assert!(Instant::now() < deadline, "{s} live={want}: {stores}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Store s1, enrolled, with 10 units of item 1 synced: its client, its
+/// state, and the rights the hub holds there.
+async fn store_with_ten(hub: &TestHub) -> (HubClient, SimStore, u64) {
+    let client = hub.store_client(&hub.enroll("s1"));
+    let mut s1 = SimStore::new("s1", 1);
+    s1.receive(gtin(1), 10);
+    s1.sync_all(&client, 10).await;
+    let hub_rights = 10 - s1.rights(gtin(1));
+    (client, s1, hub_rights)
+}
+
+/// Posts a report of released rights; the status and JSON answer.
+async fn report(client: &HubClient, released: &RightsReleased) -> (StatusCode, Value) {
+    let r = client
+        .http
+        .post(format!("{}/v1/rights/released", client.base))
+        .json(released)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn order(id: &str, qty: u64) -> Value {
+    json!({"order_id": id, "store": "s1", "lines": [{"gtin": gtin(1).to_string(), "qty": qty}]})
+}
+
+#[tokio::test]
+async fn an_online_order_gets_a_live_stores_unsold_rights_at_once() {
+    let hub = TestHub::start(|c| c.heartbeat = Duration::from_millis(200)).await;
+    let admin = hub.admin();
+    let (client, mut s1, hub_rights) = store_with_ten(&hub).await;
+
+    // The link opens with a hello naming the store; the store is live.
+    let mut link = Link::open(&client).await;
+    assert_eq!(
+        link.next().await,
+        Notice::Hello {
+            store: "s1".parse().unwrap(),
+            heartbeat_ms: 200
+        }
+    );
+    let row = wait_live(&admin, "s1", true).await;
+    assert_eq!(row["online"], true, "{row}");
+    assert!(row["live_since"].is_string(), "{row}");
+
+    // An order for more than the hub holds: the hub asks the store.
+    let ordering = {
+        let admin = hub.admin();
+        tokio::spawn(async move { admin.post("/v1/orders", &order("web-1", 6)).await })
+    };
+    let Notice::RightsWanted {
+        request_id,
+        gtin: g,
+        units,
+    } = link.next().await
+    else {
+        panic!("expected rights_wanted");
+    };
+    assert_eq!((g, units), (gtin(1), 6 - hub_rights));
+    let released = s1.mem.release(request_id, g, units);
+    assert_eq!(released.released, units);
+    let (status, body) = report(&client, &released).await;
+    assert_eq!(
+        (status, body["merged_by"].clone()),
+        (StatusCode::OK, json!("order"))
+    );
+    let (status, receipt) = ordering.await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{receipt}");
+
+    // The store sells what it kept; the hub's view and the store's agree.
+    for _ in 0..4 {
+        s1.sell(gtin(1), 1).unwrap();
+    }
+    s1.sync_all(&client, 10).await;
+    let (_, stock) = admin.get(&format!("/v1/stock/{}", gtin(1))).await;
+    assert_eq!(stock["on_hand"], 0, "{stock}");
+
+    // Nothing left on the shelf: refused at once, no_stock, nobody asked.
+    let (status, body) = admin.post("/v1/orders", &order("web-2", 1)).await;
+    assert_eq!(
+        (status, body["reason"].clone()),
+        (StatusCode::CONFLICT, json!("no_stock")),
+        "{body}"
+    );
+
+    // A catalog change is pushed to the live store.
+    let (status, _) = admin
+        .post(
+            "/v1/catalog",
+            &json!({"items": [{"gtin": gtin(1).to_string(), "name": "Tea", "price_minor": 250}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(link.next().await, Notice::CatalogChanged);
+
+    // A report that names another request is kept by the hub (the order
+    // stopped waiting); a forged one is refused.
+    let late = s1.mem.release(request_id, gtin(1), 1);
+    assert_eq!(report(&client, &late).await.1["merged_by"], "hub");
+    let mut forged = late.clone();
+    forged.own.add(&tally_sync::ReplicaId::hub(), 5).unwrap();
+    assert_eq!(report(&client, &forged).await.0, StatusCode::FORBIDDEN);
+
+    let (_, metrics) = admin.get("/metrics").await;
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    for line in [
+        "tally_hub_stores_live 1",
+        "tally_hub_release_requests_total{result=\"reported\"} 1",
+        "tally_hub_orders_refused_total{reason=\"no_stock\"} 1",
+        "tally_hub_link_notices_total{kind=\"catalog_changed\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+
+    // The link goes: the store is no longer live.
+    drop(link);
+    wait_live(&admin, "s1", false).await;
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn without_the_link_an_order_beyond_the_reserve_is_refused_offline() {
+    let hub = TestHub::start(|c| c.rights_wait = Duration::from_millis(300)).await;
+    let admin = hub.admin();
+    let (client, _s1, hub_rights) = store_with_ten(&hub).await;
+    let (status, body) = admin
+        .post("/v1/orders", &order("web-1", hub_rights + 1))
+        .await;
+    assert_eq!(
+        (status, body["reason"].clone()),
+        (StatusCode::CONFLICT, json!("offline")),
+        "{body}"
+    );
+
+    // Live, but the store never answers: refused offline after the wait.
+    let mut link = Link::open(&client).await;
+    assert!(matches!(link.next().await, Notice::Hello { .. }));
+    let asked = Instant::now();
+    let (status, body) = admin
+        .post("/v1/orders", &order("web-2", hub_rights + 1))
+        .await;
+    assert_eq!(
+        (status, body["reason"].clone()),
+        (StatusCode::CONFLICT, json!("offline")),
+        "{body}"
+    );
+    assert!(asked.elapsed() >= Duration::from_millis(300));
+    assert!(matches!(link.next().await, Notice::RightsWanted { .. }));
+
+    // The hub stops with a link open: the link ends, the hub does not
+    // wait out its grace period.
+    let stopping = Instant::now();
+    hub.stop().await;
+    assert!(stopping.elapsed() < Duration::from_secs(20));
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(_)) = link.resp.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the link ends with the hub");
+}
+
+#[tokio::test]
+async fn a_link_needs_a_store_certificate_and_a_new_link_replaces_the_old() {
+    let hub = TestHub::start(|_| {}).await;
+    let r = hub
+        .anonymous_client()
+        .http
+        .get(format!("{}/v1/link", hub.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    let (client, _s1, _) = store_with_ten(&hub).await;
+    let mut first = Link::open(&client).await;
+    assert!(matches!(first.next().await, Notice::Hello { .. }));
+    let mut second = Link::open(&client).await;
+    assert!(matches!(second.next().await, Notice::Hello { .. }));
+    // The first stream ends; the store stays live on the second.
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(_)) = first.resp.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the replaced link ends");
+    wait_live(&hub.admin(), "s1", true).await;
+    hub.stop().await;
+}
