@@ -13,7 +13,7 @@ use tally_store::SystemClock;
 use tally_sync::clock::Clock;
 use tally_sync::codec::{self, Encoding};
 use tally_sync::counter::TransferKey;
-use tally_sync::{BoundedCounter, DeltaEntry, ItemKey, LocationId, ReplicaId};
+use tally_sync::{BoundedCounter, DeltaEntry, ItemKey, LocationId, ReplicaId, PROTOCOL_VERSION};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_syncs_and_the_hub_reserves_and_sells_online() {
@@ -23,14 +23,18 @@ async fn a_store_syncs_and_the_hub_reserves_and_sells_online() {
     let admin = hub.admin();
     let (a, b) = (gtin(1), gtin(2));
 
+    // Online demand for both items (refused: the hub holds nothing yet);
+    // the reserve follows it.
+    admin.online_demand("s1", a, 1).await;
+    admin.online_demand("s1", b, 1).await;
     let mut s1 = SimStore::new("s1", 1);
     s1.receive(a, 10);
     s1.receive(b, 1);
     s1.sell(a, 2).unwrap();
     s1.sync_all(&client, 10).await;
 
-    // The store gave the hub its reserve (20 % of 8, at least 1) on its
-    // own, as an ordinary transfer, and the hub has it.
+    // The store gave the hub its reserve (one unit for that demand) on
+    // its own, as an ordinary transfer, and the hub has it.
     let (status, stock) = admin.get(&format!("/v1/stock/{a}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -114,7 +118,8 @@ async fn a_store_syncs_and_the_hub_reserves_and_sells_online() {
     let text = text.as_str().unwrap().to_string();
     assert!(text.contains("tally_hub_events_received_total 4"), "{text}");
     assert!(text.contains("tally_hub_orders_total{result=\"accepted\"} 1"));
-    assert!(text.contains("tally_hub_orders_total{result=\"insufficient_stock\"} 1"));
+    // The two orders that made the demand, and the one beyond the reserve.
+    assert!(text.contains("tally_hub_orders_total{result=\"insufficient_stock\"} 3"));
     assert!(text.contains("tally_hub_stores 1"));
     hub.stop().await;
 }
@@ -375,15 +380,18 @@ async fn refused_requests_change_nothing() {
 
     // Unknown protocol major version, binary and JSON.
     let mut body = codec::encode(&s1.request(10), Encoding::Binary).unwrap();
-    body[2..4].copy_from_slice(&2u16.to_be_bytes());
+    body[2..4].copy_from_slice(&(PROTOCOL_VERSION.major + 1).to_be_bytes());
     let (status, bytes) = c1
         .post_raw(Encoding::Binary.content_type(), body)
         .await
         .unwrap();
     let text = String::from_utf8_lossy(&bytes).to_string();
     assert!(text.contains("unsupported_protocol_version"), "{text}");
-    assert!(text.contains("\"found\":\"2.0\""), "{text}");
-    cases.push(("protocol 2.0 (binary)", status, text));
+    assert!(
+        text.contains(&format!("\"found\":\"{}.0\"", PROTOCOL_VERSION.major + 1)),
+        "{text}"
+    );
+    cases.push(("protocol 3.0 (binary)", status, text));
     let mut v = serde_json::to_value(s1.request(10)).unwrap();
     v["version"] = json!({"major": 9, "minor": 0});
     cases.push(
@@ -470,7 +478,7 @@ async fn refused_requests_change_nothing() {
         ("another location's counter", 403, "forbidden_update"),
         ("overdrawn rights", 422, "refused_update"),
         ("forged transfer from the hub", 403, "forbidden_update"),
-        ("protocol 2.0 (binary)", 400, "unsupported_protocol_version"),
+        ("protocol 3.0 (binary)", 400, "unsupported_protocol_version"),
         ("protocol 9.0 (json)", 400, "unsupported_protocol_version"),
         ("oversized body", 413, "body_too_large"),
         ("garbage (binary)", 400, "malformed_request"),
@@ -701,6 +709,15 @@ async fn concurrent_stores_and_orders_converge_and_conserve_stock() {
     let seed = 20_261_123u64;
     println!("seed {seed}");
     let hub = TestHub::start(|_| {}).await;
+    // Online demand everywhere first, so the hub takes a reserve at every
+    // store on its first sync.
+    for i in 0..STORES {
+        for g in 0..ITEMS {
+            hub.admin()
+                .online_demand(&format!("s{i:02}"), gtin(g), 1)
+                .await;
+        }
+    }
     let mut tasks = Vec::new();
     for i in 0..STORES {
         let id = format!("s{i:02}");

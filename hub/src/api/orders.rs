@@ -86,6 +86,7 @@ fn validate_order(body: OrderBody, now: u64) -> Result<OrderRequest, Response> {
         lines: lines.into_iter().collect(),
         event_id,
         now_ms: now,
+        record_demand: true,
     })
 }
 
