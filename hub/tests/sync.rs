@@ -822,3 +822,79 @@ async fn a_large_backlog_syncs_in_one_request() {
     assert_eq!(stores["stores"][0]["events_received"], 8000);
     hub.stop().await;
 }
+
+/// Online demand is recorded per (store, item) by every first attempt of
+/// an order, refused or accepted, durably in the order's own transaction,
+/// and a retry flagged `record_demand: false` does not count it again; the
+/// reserve targets a sync answers follow it.
+#[test]
+fn online_orders_are_demand_and_the_reserve_follows_it() {
+    use tally_hub::storage::redb::SyncSettings;
+    use tally_hub::storage::{HubStorage, OrderRequest, OrderResult, RedbHub};
+    const NOW: u64 = 1_750_000_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let defaults = tally_hub::Config::new(dir.path());
+    let settings = SyncSettings {
+        policy: defaults.policy,
+        limits: tally_sync::exchange::HubLimits::default(),
+        catalog_page: defaults.catalog_page,
+    };
+    let path = dir.path().join("hub.redb");
+    let hub = RedbHub::open(&path, settings).unwrap();
+    let (a, b) = (gtin(1), gtin(2));
+    let order = |id: &str, g, qty, record_demand| OrderRequest {
+        order_id: id.into(),
+        store: LocationId::new("s1").unwrap(),
+        lines: vec![(g, qty)],
+        event_id: tally_sync::EventId::v7(NOW, [id.as_bytes()[1]; 10]),
+        now_ms: NOW,
+        record_demand,
+    };
+    let place = |hub: &RedbHub, o: OrderRequest| {
+        let mut out = None;
+        hub.write_batch(&mut |txn| {
+            out = Some(txn.order(&o)?);
+            Ok(())
+        })
+        .unwrap();
+        out.unwrap()
+    };
+    // A retry flagged not to count: no demand, no reserve.
+    let r = place(&hub, order("w1", a, 15, false));
+    assert!(matches!(r, OrderResult::InsufficientStock { .. }), "{r:?}");
+    let mut s1 = SimStore::new("s1", 1);
+    s1.receive(a, 10);
+    s1.receive(b, 10);
+    let (_, resp) = s1.sync_in_storage(&hub, NOW);
+    assert!(resp.reserve.is_empty(), "{:?}", resp.reserve);
+    assert_eq!(s1.rights(a), 10);
+
+    // The same order refused as a first attempt is demand, kept across a
+    // restart: 15 units want a reserve of 2 under the defaults.
+    drop(hub);
+    let hub = RedbHub::open(&path, settings).unwrap();
+    let r = place(&hub, order("w2", a, 15, true));
+    assert!(matches!(r, OrderResult::InsufficientStock { .. }), "{r:?}");
+    drop(hub);
+    let hub = RedbHub::open(&path, settings).unwrap();
+    let (_, resp) = s1.sync_in_storage(&hub, NOW);
+    assert_eq!(
+        resp.reserve,
+        vec![tally_sync::ReserveTarget { gtin: a, units: 2 }]
+    );
+    assert_eq!((s1.rights(a), s1.rights(b)), (8, 10), "b has no demand");
+    // The hub learns of the store's transfer on the next sync.
+    s1.sync_in_storage(&hub, NOW);
+    // An accepted order is demand too.
+    let r = place(&hub, order("w3", a, 2, true));
+    assert!(matches!(r, OrderResult::Accepted(_)), "{r:?}");
+    let (_, resp) = s1.sync_in_storage(&hub, NOW);
+    assert_eq!(resp.reserve[0].units, 2, "17 units: ceil(1.68)");
+    // Months later the demand is negligible: the hub gives its reserve
+    // back.
+    let later = NOW + 120 * 24 * 3_600_000;
+    let (_, resp) = s1.sync_in_storage(&hub, later);
+    assert!(resp.reserve.is_empty(), "{:?}", resp.reserve);
+    let (_, _) = s1.sync_in_storage(&hub, later);
+    assert_eq!(s1.rights(a), 8, "10 received, 2 ordered online");
+}
