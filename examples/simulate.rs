@@ -29,6 +29,14 @@ struct Args {
     /// Distinct items.
     #[arg(long, default_value_t = 8)]
     items: usize,
+    /// The hub's offline horizon for its online reserve, in simulated ms
+    /// (default: the simulation's, 5 s).
+    #[arg(long)]
+    reserve_horizon_ms: Option<u64>,
+    /// The online-demand half-life, in simulated ms (default: the
+    /// simulation's, 30 s).
+    #[arg(long)]
+    demand_half_life_ms: Option<u64>,
     /// Print only failing seeds and a final summary line.
     #[arg(long)]
     quiet: bool,
@@ -42,10 +50,17 @@ fn main() -> anyhow::Result<()> {
         (0u64, 0u64, 0u64, 0u64);
     let (mut stocked_up, mut stocked_down, mut rights_requests, mut rights_granted) =
         (0u64, 0u64, 0u64, 0u64);
+    let (mut orders, mut refused_orders) = (0u64, 0u64);
     let started = std::time::Instant::now();
     for seed in args.seed..args.seed.saturating_add(args.seeds) {
         let mut cfg = SimConfig::new(seed, args.stores, args.steps);
         cfg.items = args.items;
+        if let Some(ms) = args.reserve_horizon_ms {
+            cfg.policy.horizon_ms = ms;
+        }
+        if let Some(ms) = args.demand_half_life_ms {
+            cfg.policy.half_life_ms = ms;
+        }
         let report = run(&cfg);
         let line = serde_json::to_string(&report)?;
         runs += 1;
@@ -63,6 +78,8 @@ fn main() -> anyhow::Result<()> {
         stocked_down += report.refused_while_stocked_link_down;
         rights_requests += report.rights_requests;
         rights_granted += report.rights_granted;
+        orders += report.orders;
+        refused_orders += report.refused_orders;
         if !report.ok() {
             println!("{line}");
             eprintln!(
@@ -86,6 +103,7 @@ fn main() -> anyhow::Result<()> {
                 "refused_while_stocked_link_up": stocked_up,
                 "refused_while_stocked_link_down": stocked_down,
                 "rights_requests": rights_requests, "rights_granted": rights_granted,
+                "orders": orders, "refused_orders": refused_orders,
                 "messages": messages, "seconds": started.elapsed().as_secs_f64(),
             })
         );

@@ -1,6 +1,7 @@
 //! Rights on demand end to end, with the real binaries on loopback and real
 //! mutual TLS: a store with 10 units on its shelf, 2 of whose rights the
-//! hub holds as its online reserve, sells all 10 one at a time while it
+//! hub holds as its online reserve (online demand made it take them),
+//! sells all 10 one at a time while it
 //! reaches the hub (each sale asks for what it lacks and is answered at
 //! once); an online order for the item is then refused; with the hub gone,
 //! a sale beyond the store's own rights is refused with reason `offline`.
@@ -53,6 +54,16 @@ async fn an_online_store_sells_every_unit_on_its_shelf_and_an_offline_one_says_w
     let agent = Api::agent(&agent_url);
     let hub = Api::hub(&hub_url, &files);
 
+    // Online demand for 15 units of A at s1, refused (the hub holds
+    // nothing there yet): with the default policy (24 h horizon, 7-day
+    // half-life) the hub's reserve target becomes ceil(15 × ln 2 / 7) = 2.
+    let (status, body) = hub
+        .post(
+            "/v1/orders",
+            &json!({"store": "s1", "lines": [{"gtin": A, "qty": 15}]}),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
     // 10 units received; at the next sync the hub keeps 2 as its reserve.
     let (status, body) = agent
         .post("/v1/receipts", &json!({"lines": [{"gtin": A, "qty": 10}]}))

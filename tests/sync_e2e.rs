@@ -163,6 +163,20 @@ async fn partition_and_hub_restart_converge_without_double_selling() {
         agents.push((s.to_string(), Api::agent(&url)));
     }
 
+    // Online demand everywhere (refused: nothing received yet): 15 units
+    // of A (reserve target 2 under the default 24 h horizon and 7-day
+    // half-life) and 5 of B (target 1).
+    for s in stores {
+        for (gtin, qty) in [(A, 15), (B, 5)] {
+            let (status, body) = hub
+                .post(
+                    "/v1/orders",
+                    &json!({"store": s, "lines": [{"gtin": gtin, "qty": qty}]}),
+                )
+                .await;
+            assert_eq!(status, 409, "{body}");
+        }
+    }
     // Receipts everywhere; the hub takes its online reserve as stores sync.
     let mut ledger = Ledger::default();
     for (s, api) in &agents {

@@ -11,7 +11,8 @@ use tally_sync::ReservePolicy;
 pub struct Config {
     /// The data directory (`init` made it): PKI files and `hub.redb`.
     pub data_dir: PathBuf,
-    /// The online-reserve policy sent to stores and applied on sync.
+    /// The online-reserve policy: the hub's reserve target per (item,
+    /// store) from recorded online demand, sent to stores on sync.
     pub policy: ReservePolicy,
     /// Largest `/v1/sync` body accepted, in bytes.
     pub max_sync_body: usize,
@@ -39,10 +40,10 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults for a data directory: 20 % reserve with at least 1 unit,
-    /// 16 MiB sync bodies, 1 MiB admin bodies, 120 s online window, a
-    /// heartbeat every 15 s on live links, orders wait up to 2 s for a
-    /// store's rights.
+    /// Defaults for a data directory: a reserve covering 24 h of online
+    /// demand (7-day half-life), 16 MiB sync bodies, 1 MiB admin bodies,
+    /// 120 s online window, a heartbeat every 15 s on live links, orders
+    /// wait up to 2 s for a store's rights.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),

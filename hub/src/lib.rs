@@ -155,8 +155,8 @@ pub async fn run(
     info!(
         addr = %addr,
         data_dir = %config.data_dir.display(),
-        reserve_pct = config.policy.online_reserve_pct,
-        min_reserve_units = config.policy.min_reserve_units,
+        reserve_horizon_ms = config.policy.horizon_ms,
+        demand_half_life_ms = config.policy.half_life_ms,
         "Hub serving."
     );
 

@@ -13,6 +13,8 @@ use tally_hub::Config;
 use tally_store::SystemClock;
 use tally_sync::ReservePolicy;
 
+const HOUR_MS: u64 = 3_600_000;
+
 /// Tally HQ hub.
 #[derive(Debug, Parser)]
 #[command(name = "tally-hub", version, about)]
@@ -66,12 +68,14 @@ struct RunArgs {
     /// Address to listen on, e.g. `0.0.0.0:8443` or `127.0.0.1:0`.
     #[arg(long, default_value = "127.0.0.1:8443")]
     listen: String,
-    /// Share of each store's stock the hub holds for online orders (0-100).
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u8).range(0..=100))]
-    online_reserve_pct: u8,
-    /// Minimum units the hub holds for online orders while there is stock.
-    #[arg(long, default_value_t = 1)]
-    min_reserve_units: u64,
+    /// How long a store may be offline that the hub's reserve there should
+    /// cover online orders for, in hours (0: no reserve).
+    #[arg(long, default_value_t = 24)]
+    reserve_horizon_hours: u64,
+    /// Half-life of the online-demand estimate, in hours: an order this
+    /// old weighs half (at least 1).
+    #[arg(long, default_value_t = 7 * 24, value_parser = clap::value_parser!(u64).range(1..))]
+    demand_half_life_hours: u64,
     /// A store is online if it synced within this many seconds.
     #[arg(long, default_value_t = 120)]
     online_window_secs: u64,
@@ -151,8 +155,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tally_service::log_to_stderr(args.log_json);
             let mut config = Config::new(&args.data_dir);
             config.policy = ReservePolicy {
-                online_reserve_pct: args.online_reserve_pct,
-                min_reserve_units: args.min_reserve_units,
+                horizon_ms: args.reserve_horizon_hours.saturating_mul(HOUR_MS),
+                half_life_ms: args.demand_half_life_hours.saturating_mul(HOUR_MS),
             };
             config.online_window = Duration::from_secs(args.online_window_secs);
             config.max_sync_body = args.max_sync_body;

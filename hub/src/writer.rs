@@ -394,6 +394,7 @@ mod tests {
             lines: Vec::new(),
             event_id: EventId::v7(1, [0; 10]),
             now_ms: 1,
+            record_demand: true,
         }
     }
 

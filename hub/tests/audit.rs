@@ -29,6 +29,9 @@ async fn flows_per_store_and_item_come_from_the_hubs_events() {
                "epcs_sold_twice_list": [], "counters_disagreeing": 0, "items": []})
     );
 
+    // Online demand at s1 (refused: no stock there yet) makes the hub
+    // take a reserve there; a refused order is no event.
+    admin.online_demand("s1", a, 1).await;
     let mut s1 = SimStore::new("s1", 1);
     let mut s2 = SimStore::new("s2", 2);
     s1.receive(a, 10);

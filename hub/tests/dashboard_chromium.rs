@@ -418,6 +418,9 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
     let south_client = hub.store_client(&hub.enroll("store-south"));
     let mut north = SimStore::new("store-north", 1);
     let mut south = SimStore::new("store-south", 2);
+    // Online demand for pencils at store-north: the hub keeps a reserve
+    // there.
+    admin.online_demand("store-north", pencil, 1).await;
     north.set_clock(now - 50 * MINUTE_MS);
     north.receive(pencil, 60);
     north.receive(jacket, 3);

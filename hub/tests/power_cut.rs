@@ -140,6 +140,7 @@ fn acknowledged_syncs_and_orders_survive_power_cuts() {
                 lines: vec![(g, 1)],
                 event_id: EventId::v7(now_ms, random),
                 now_ms,
+                record_demand: true,
             });
         }
         if rng.gen_ratio(2, 5) {

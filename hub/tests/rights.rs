@@ -24,10 +24,12 @@ fn request(n: u8, units: u64) -> RightsRequest {
 async fn a_store_sells_the_hubs_reserve_on_request_and_never_twice() {
     let hub = TestHub::start(|_| {}).await;
     let client = hub.store_client(&hub.enroll("s1"));
+    // Online demand for 15 units: the hub's reserve target is 2.
+    hub.admin().online_demand("s1", gtin(1), 15).await;
     let mut s1 = SimStore::new("s1", 1);
     s1.receive(gtin(1), 10);
     s1.sync_all(&client, 10).await;
-    // The hub keeps its reserve (20 %): the store may sell 8.
+    // The hub keeps its reserve: the store may sell 8.
     assert_eq!(s1.rights(gtin(1)), 8);
     for _ in 0..8 {
         s1.sell(gtin(1), 1).unwrap();

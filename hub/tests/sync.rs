@@ -13,7 +13,7 @@ use tally_store::SystemClock;
 use tally_sync::clock::Clock;
 use tally_sync::codec::{self, Encoding};
 use tally_sync::counter::TransferKey;
-use tally_sync::{BoundedCounter, DeltaEntry, ItemKey, LocationId, ReplicaId};
+use tally_sync::{BoundedCounter, DeltaEntry, ItemKey, LocationId, ReplicaId, PROTOCOL_VERSION};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_syncs_and_the_hub_reserves_and_sells_online() {
@@ -23,14 +23,18 @@ async fn a_store_syncs_and_the_hub_reserves_and_sells_online() {
     let admin = hub.admin();
     let (a, b) = (gtin(1), gtin(2));
 
+    // Online demand for both items (refused: the hub holds nothing yet);
+    // the reserve follows it.
+    admin.online_demand("s1", a, 1).await;
+    admin.online_demand("s1", b, 1).await;
     let mut s1 = SimStore::new("s1", 1);
     s1.receive(a, 10);
     s1.receive(b, 1);
     s1.sell(a, 2).unwrap();
     s1.sync_all(&client, 10).await;
 
-    // The store gave the hub its reserve (20 % of 8, at least 1) on its
-    // own, as an ordinary transfer, and the hub has it.
+    // The store gave the hub its reserve (one unit for that demand) on
+    // its own, as an ordinary transfer, and the hub has it.
     let (status, stock) = admin.get(&format!("/v1/stock/{a}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -114,7 +118,8 @@ async fn a_store_syncs_and_the_hub_reserves_and_sells_online() {
     let text = text.as_str().unwrap().to_string();
     assert!(text.contains("tally_hub_events_received_total 4"), "{text}");
     assert!(text.contains("tally_hub_orders_total{result=\"accepted\"} 1"));
-    assert!(text.contains("tally_hub_orders_total{result=\"insufficient_stock\"} 1"));
+    // The two orders that made the demand, and the one beyond the reserve.
+    assert!(text.contains("tally_hub_orders_total{result=\"insufficient_stock\"} 3"));
     assert!(text.contains("tally_hub_stores 1"));
     hub.stop().await;
 }
@@ -375,15 +380,18 @@ async fn refused_requests_change_nothing() {
 
     // Unknown protocol major version, binary and JSON.
     let mut body = codec::encode(&s1.request(10), Encoding::Binary).unwrap();
-    body[2..4].copy_from_slice(&2u16.to_be_bytes());
+    body[2..4].copy_from_slice(&(PROTOCOL_VERSION.major + 1).to_be_bytes());
     let (status, bytes) = c1
         .post_raw(Encoding::Binary.content_type(), body)
         .await
         .unwrap();
     let text = String::from_utf8_lossy(&bytes).to_string();
     assert!(text.contains("unsupported_protocol_version"), "{text}");
-    assert!(text.contains("\"found\":\"2.0\""), "{text}");
-    cases.push(("protocol 2.0 (binary)", status, text));
+    assert!(
+        text.contains(&format!("\"found\":\"{}.0\"", PROTOCOL_VERSION.major + 1)),
+        "{text}"
+    );
+    cases.push(("protocol 3.0 (binary)", status, text));
     let mut v = serde_json::to_value(s1.request(10)).unwrap();
     v["version"] = json!({"major": 9, "minor": 0});
     cases.push(
@@ -470,7 +478,7 @@ async fn refused_requests_change_nothing() {
         ("another location's counter", 403, "forbidden_update"),
         ("overdrawn rights", 422, "refused_update"),
         ("forged transfer from the hub", 403, "forbidden_update"),
-        ("protocol 2.0 (binary)", 400, "unsupported_protocol_version"),
+        ("protocol 3.0 (binary)", 400, "unsupported_protocol_version"),
         ("protocol 9.0 (json)", 400, "unsupported_protocol_version"),
         ("oversized body", 413, "body_too_large"),
         ("garbage (binary)", 400, "malformed_request"),
@@ -701,6 +709,15 @@ async fn concurrent_stores_and_orders_converge_and_conserve_stock() {
     let seed = 20_261_123u64;
     println!("seed {seed}");
     let hub = TestHub::start(|_| {}).await;
+    // Online demand everywhere first, so the hub takes a reserve at every
+    // store on its first sync.
+    for i in 0..STORES {
+        for g in 0..ITEMS {
+            hub.admin()
+                .online_demand(&format!("s{i:02}"), gtin(g), 1)
+                .await;
+        }
+    }
     let mut tasks = Vec::new();
     for i in 0..STORES {
         let id = format!("s{i:02}");
@@ -804,4 +821,80 @@ async fn a_large_backlog_syncs_in_one_request() {
     let (_, stores) = hub.admin().get("/v1/stores").await;
     assert_eq!(stores["stores"][0]["events_received"], 8000);
     hub.stop().await;
+}
+
+/// Online demand is recorded per (store, item) by every first attempt of
+/// an order, refused or accepted, durably in the order's own transaction,
+/// and a retry flagged `record_demand: false` does not count it again; the
+/// reserve targets a sync answers follow it.
+#[test]
+fn online_orders_are_demand_and_the_reserve_follows_it() {
+    use tally_hub::storage::redb::SyncSettings;
+    use tally_hub::storage::{HubStorage, OrderRequest, OrderResult, RedbHub};
+    const NOW: u64 = 1_750_000_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let defaults = tally_hub::Config::new(dir.path());
+    let settings = SyncSettings {
+        policy: defaults.policy,
+        limits: tally_sync::exchange::HubLimits::default(),
+        catalog_page: defaults.catalog_page,
+    };
+    let path = dir.path().join("hub.redb");
+    let hub = RedbHub::open(&path, settings).unwrap();
+    let (a, b) = (gtin(1), gtin(2));
+    let order = |id: &str, g, qty, record_demand| OrderRequest {
+        order_id: id.into(),
+        store: LocationId::new("s1").unwrap(),
+        lines: vec![(g, qty)],
+        event_id: tally_sync::EventId::v7(NOW, [id.as_bytes()[1]; 10]),
+        now_ms: NOW,
+        record_demand,
+    };
+    let place = |hub: &RedbHub, o: OrderRequest| {
+        let mut out = None;
+        hub.write_batch(&mut |txn| {
+            out = Some(txn.order(&o)?);
+            Ok(())
+        })
+        .unwrap();
+        out.unwrap()
+    };
+    // A retry flagged not to count: no demand, no reserve.
+    let r = place(&hub, order("w1", a, 15, false));
+    assert!(matches!(r, OrderResult::InsufficientStock { .. }), "{r:?}");
+    let mut s1 = SimStore::new("s1", 1);
+    s1.receive(a, 10);
+    s1.receive(b, 10);
+    let (_, resp) = s1.sync_in_storage(&hub, NOW);
+    assert!(resp.reserve.is_empty(), "{:?}", resp.reserve);
+    assert_eq!(s1.rights(a), 10);
+
+    // The same order refused as a first attempt is demand, kept across a
+    // restart: 15 units want a reserve of 2 under the defaults.
+    drop(hub);
+    let hub = RedbHub::open(&path, settings).unwrap();
+    let r = place(&hub, order("w2", a, 15, true));
+    assert!(matches!(r, OrderResult::InsufficientStock { .. }), "{r:?}");
+    drop(hub);
+    let hub = RedbHub::open(&path, settings).unwrap();
+    let (_, resp) = s1.sync_in_storage(&hub, NOW);
+    assert_eq!(
+        resp.reserve,
+        vec![tally_sync::ReserveTarget { gtin: a, units: 2 }]
+    );
+    assert_eq!((s1.rights(a), s1.rights(b)), (8, 10), "b has no demand");
+    // The hub learns of the store's transfer on the next sync.
+    s1.sync_in_storage(&hub, NOW);
+    // An accepted order is demand too.
+    let r = place(&hub, order("w3", a, 2, true));
+    assert!(matches!(r, OrderResult::Accepted(_)), "{r:?}");
+    let (_, resp) = s1.sync_in_storage(&hub, NOW);
+    assert_eq!(resp.reserve[0].units, 2, "17 units: ceil(1.68)");
+    // Months later the demand is negligible: the hub gives its reserve
+    // back.
+    let later = NOW + 120 * 24 * 3_600_000;
+    let (_, resp) = s1.sync_in_storage(&hub, later);
+    assert!(resp.reserve.is_empty(), "{:?}", resp.reserve);
+    let (_, _) = s1.sync_in_storage(&hub, later);
+    assert_eq!(s1.rights(a), 8, "10 received, 2 ordered online");
 }

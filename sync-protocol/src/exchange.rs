@@ -15,7 +15,9 @@
 //!   acks and cursors are high-water marks. A duplicated or reordered
 //!   exchange changes nothing the first one did not.
 //! - Rebalancing calls [`crate::policy::rebalance`] on both sides; each side
-//!   executes only the moves of rights it owns.
+//!   executes only the moves of rights it owns. The reserve targets come
+//!   from the hub (from its record of online demand, computed by the
+//!   caller) and travel in the response, so both sides use the same ones.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -27,8 +29,10 @@ use crate::ids::{Epc, EventId, LocationId, ReplicaId};
 use crate::inventory::{validate_delta_with, Delta, DeltaEntry, DeltaViolation, ItemKey};
 use crate::journal::Inserted;
 use crate::ledger::check_lines;
-use crate::message::{Demand, RejectedEvent, SyncRequest, SyncResponse, PROTOCOL_VERSION};
-use crate::policy::{rebalance, Rebalance, ReservePolicy, RightsView};
+use crate::message::{
+    Demand, RejectedEvent, ReserveTarget, SyncRequest, SyncResponse, PROTOCOL_VERSION,
+};
+use crate::policy::{rebalance, Rebalance, RightsView};
 
 /// The storage a replica's sync logic runs against. The in-memory
 /// [`MemoryReplica`] implements it for the simulation and tests; the agent
@@ -155,13 +159,19 @@ impl Default for HubLimits {
     }
 }
 
-/// Handles one sync request at the hub. See the module docs. The caller
+/// The hub's reserve targets at one location: units per item
+/// ([`crate::reserve::ReservePolicy::wanted`] of its online demand, not
+/// capped at on hand); an item absent has target 0.
+pub type ReserveTargets = BTreeMap<Gtin, u64>;
+
+/// Handles one sync request at the hub. See the module docs. `targets`
+/// are the hub's reserve targets at the store's location now. The caller
 /// fills in the response's catalog fields.
 pub fn hub_handle<S: ReplicaStore>(
     store: &mut S,
     who: &Identity,
     req: &SyncRequest,
-    policy: &ReservePolicy,
+    targets: &ReserveTargets,
     limits: &HubLimits,
 ) -> Result<(SyncResponse, HubOutcome), HandleError<S::Error>> {
     // 1. Validate everything before writing anything. A store may never
@@ -218,15 +228,19 @@ pub fn hub_handle<S: ReplicaStore>(
         touched.insert(entry.key.gtin);
     }
 
-    // 3. Rebalance: the hub executes the moves of its own rights.
+    // 3. Rebalance: the hub executes the moves of its own rights. Items
+    // with a target are considered on every sync, so a reserve follows
+    // demand even where no counter changed.
     let demand: BTreeMap<Gtin, u64> = req.demand.iter().map(|d| (d.gtin, d.units)).collect();
     touched.extend(demand.keys().copied());
+    touched.extend(targets.keys().copied());
     let hub = ReplicaId::hub();
     for gtin in touched {
         let key = ItemKey::new(who.location.clone(), gtin);
         let mut c = store.counter(&key).map_err(HandleError::Storage)?;
         let view = view_of(&c, &who.replica, demand.get(&gtin).copied().unwrap_or(0));
-        if let Rebalance::ToStore(n) = rebalance(policy, &view) {
+        let target = targets.get(&gtin).copied().unwrap_or(0);
+        if let Rebalance::ToStore(n) = rebalance(target, &view) {
             let n = n.min(c.rights(&hub));
             if n > 0 && c.transfer(&hub, &who.replica, n).is_ok() {
                 store.put_counter(&key, c).map_err(HandleError::Storage)?;
@@ -258,7 +272,11 @@ pub fn hub_handle<S: ReplicaStore>(
         rejected_events: rejected,
         delta,
         hub_cursor,
-        policy: *policy,
+        reserve: targets
+            .iter()
+            .filter(|(_, &units)| units > 0)
+            .map(|(&gtin, &units)| ReserveTarget { gtin, units })
+            .collect(),
         catalog: Vec::new(),
         catalog_cursor: req.catalog_cursor,
         more,
@@ -378,7 +396,8 @@ pub struct StoreApplied {
 
 /// Applies a response at the store: merges the hub's delta, raises the
 /// cursors, and gives the hub rights for its reserve where the policy asks
-/// (for the items in the response and in `own_changes`). `demand` is the
+/// (for the items in the response, its reserve targets and `own_changes`;
+/// an item without a target in the response has target 0). `demand` is the
 /// store's outstanding refused demand per item. Safe to call with a stale,
 /// duplicated or reordered response.
 pub fn store_apply<S: ReplicaStore>(
@@ -411,12 +430,15 @@ pub fn store_apply<S: ReplicaStore>(
     cursors.hub_cursor = cursors.hub_cursor.max(resp.hub_cursor);
     cursors.catalog_cursor = cursors.catalog_cursor.max(resp.catalog_cursor);
 
+    let targets: ReserveTargets = resp.reserve.iter().map(|t| (t.gtin, t.units)).collect();
+    touched.extend(targets.keys().copied());
     let hub = ReplicaId::hub();
     for gtin in touched {
         let key = ItemKey::new(who.location.clone(), gtin);
         let mut c = store.counter(&key)?;
         let view = view_of(&c, &who.replica, demand.get(&gtin).copied().unwrap_or(0));
-        if let Rebalance::ToHub(n) = rebalance(&resp.policy, &view) {
+        let target = targets.get(&gtin).copied().unwrap_or(0);
+        if let Rebalance::ToHub(n) = rebalance(target, &view) {
             let n = n.min(c.rights(&who.replica));
             if n > 0 && c.transfer(&who.replica, &hub, n).is_ok() {
                 store.put_counter(&key, c)?;

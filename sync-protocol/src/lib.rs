@@ -20,6 +20,8 @@
 //! - [`memstore`]: a whole store in memory over the command core (the
 //!   simulation's and tests' stores).
 //! - [`policy`]: the rights-rebalancing policy.
+//! - [`reserve`]: the hub's online-reserve target, from an O(1) decayed
+//!   estimate of online demand per (item, location).
 //! - [`rights`]: rights on demand: the hub's grant of its reserve to a
 //!   store that asks, and the store's merge of it.
 //! - [`link`]: the live link's notices (hub to store) and their framing.
@@ -52,6 +54,7 @@ pub mod memstore;
 pub mod message;
 pub mod policy;
 pub mod report;
+pub mod reserve;
 pub mod rights;
 pub mod sim;
 pub mod timestamp;
@@ -64,5 +67,6 @@ pub use ids::{Epc, EventId, IdError, LocationId, ReplicaId};
 pub use inventory::{Delta, DeltaEntry, DeltaViolation, Inventory, ItemKey};
 pub use journal::Journal;
 pub use ledger::{apply_event, Refusal, Shortage};
-pub use message::{SyncRequest, SyncResponse, PROTOCOL_VERSION};
-pub use policy::{rebalance, Rebalance, ReservePolicy, RightsView};
+pub use message::{ReserveTarget, SyncRequest, SyncResponse, PROTOCOL_VERSION};
+pub use policy::{rebalance, Rebalance, RightsView};
+pub use reserve::{DemandEstimate, ReservePolicy};

@@ -21,7 +21,6 @@ use crate::event::Event;
 use crate::gtin::Gtin;
 use crate::ids::{EventId, LocationId, ReplicaId};
 use crate::inventory::Delta;
-use crate::policy::ReservePolicy;
 
 /// A protocol version. Peers must share the major version; minor versions
 /// only add optional meaning and are accepted both ways.
@@ -40,7 +39,7 @@ impl std::fmt::Display for ProtocolVersion {
 }
 
 /// The version this build speaks.
-pub const PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion { major: 1, minor: 0 };
+pub const PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion { major: 2, minor: 0 };
 
 /// Units of an item a store was refused for lack of rights since its last
 /// acknowledged sync: the demand signal for rebalancing.
@@ -49,6 +48,17 @@ pub struct Demand {
     /// The item.
     pub gtin: Gtin,
     /// Units refused.
+    pub units: u64,
+}
+
+/// The hub's online-reserve target for one item at the syncing store's
+/// location: the online units it expects over the offline horizon
+/// ([`crate::reserve::ReservePolicy::wanted`]), not yet capped at on hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReserveTarget {
+    /// The item.
+    pub gtin: Gtin,
+    /// Units the hub wants to hold (each side caps it at on hand).
     pub units: u64,
 }
 
@@ -182,8 +192,10 @@ pub struct SyncResponse {
     pub delta: Delta,
     /// The hub version `delta` brings the store up to.
     pub hub_cursor: u64,
-    /// The reserve policy, so the store moves rights the same way.
-    pub policy: ReservePolicy,
+    /// The hub's reserve target per item at this location, so the store
+    /// moves rights the same way; an item not listed has target 0 (no
+    /// online demand there).
+    pub reserve: Vec<ReserveTarget>,
     /// Catalog changes after the request's `catalog_cursor`.
     pub catalog: Vec<CatalogItem>,
     /// The catalog version `catalog` brings the store up to.

@@ -1,5 +1,6 @@
-//! Rights rebalancing: how much of a store's stock the hub holds back as an
-//! online-sales reserve, and when rights move back to the store.
+//! Rights rebalancing: moving rights between the hub and a store towards
+//! the hub's online-reserve target (from [`crate::reserve`]), and back to
+//! the store when it needs them.
 //!
 //! # Design constraints
 //! - One pure function, [`rebalance`], decides; the hub, the agent and the
@@ -15,41 +16,13 @@
 //!      gets unused hub rights back, what it was short (and any excess over
 //!      the reserve target): a shopper at the till comes before a possible
 //!      online order.
-//!   2. Otherwise the hub's share moves towards the reserve target,
-//!      `min(on_hand, max(min_reserve_units, on_hand × pct / 100))`:
-//!      the store gives rights up to the target (keeping what it needs for
-//!      its own outstanding demand), and the hub gives back any excess.
+//!   2. Otherwise the hub's share moves towards the reserve target (the
+//!      item's [`crate::reserve::ReservePolicy::wanted`] units, capped at
+//!      on hand here): the store gives rights up to the target (keeping
+//!      what it needs for its own outstanding demand), and the hub gives
+//!      back any excess.
 //!   3. Applying the proposed move and asking again proposes nothing, so
 //!      rights do not flap between syncs.
-
-use serde::{Deserialize, Serialize};
-
-/// The online-reserve policy. Documented defaults: 20 %, at least 1 unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReservePolicy {
-    /// Percentage of on-hand the hub holds for online orders (0–100).
-    pub online_reserve_pct: u8,
-    /// Minimum units held for online orders (while there is stock).
-    pub min_reserve_units: u64,
-}
-
-impl Default for ReservePolicy {
-    fn default() -> Self {
-        Self {
-            online_reserve_pct: 20,
-            min_reserve_units: 1,
-        }
-    }
-}
-
-impl ReservePolicy {
-    /// The hub's target share of `on_hand`.
-    pub fn target(&self, on_hand: u64) -> u64 {
-        let pct = u128::from(self.online_reserve_pct.min(100));
-        let share = (u128::from(on_hand) * pct / 100) as u64;
-        share.max(self.min_reserve_units).min(on_hand)
-    }
-}
 
 /// What the policy sees of one (item, store) counter.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -75,9 +48,10 @@ pub enum Rebalance {
     ToHub(u64),
 }
 
-/// Decides one move for one (item, store). See the module docs.
-pub fn rebalance(policy: &ReservePolicy, view: &RightsView) -> Rebalance {
-    let target = policy.target(view.on_hand);
+/// Decides one move for one (item, store) towards the hub holding
+/// `target` units (capped at on hand). See the module docs.
+pub fn rebalance(target: u64, view: &RightsView) -> Rebalance {
+    let target = target.min(view.on_hand);
     if view.store_demand > view.store_rights {
         let short = view.store_demand - view.store_rights;
         let excess = view.hub_rights.saturating_sub(target);
@@ -123,46 +97,34 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn target_follows_pct_and_minimum() {
-        let p = ReservePolicy::default();
-        assert_eq!(p.target(0), 0);
-        assert_eq!(p.target(1), 1);
-        assert_eq!(p.target(10), 2);
-        assert_eq!(p.target(100), 20);
-        let none = ReservePolicy {
-            online_reserve_pct: 0,
-            min_reserve_units: 0,
-        };
-        assert_eq!(none.target(100), 0);
-    }
-
-    #[test]
     fn examples() {
-        let p = ReservePolicy::default();
         let v = |on_hand, hub_rights, store_rights, store_demand| RightsView {
             on_hand,
             hub_rights,
             store_rights,
             store_demand,
         };
-        assert_eq!(rebalance(&p, &v(10, 0, 10, 0)), Rebalance::ToHub(2));
-        assert_eq!(rebalance(&p, &v(10, 2, 8, 0)), Rebalance::Keep);
-        assert_eq!(rebalance(&p, &v(5, 2, 3, 0)), Rebalance::ToStore(1));
+        assert_eq!(rebalance(2, &v(10, 0, 10, 0)), Rebalance::ToHub(2));
+        assert_eq!(rebalance(2, &v(10, 2, 8, 0)), Rebalance::Keep);
+        assert_eq!(rebalance(1, &v(5, 2, 3, 0)), Rebalance::ToStore(1));
+        // No online demand: the hub gives everything back.
+        assert_eq!(rebalance(0, &v(5, 2, 3, 0)), Rebalance::ToStore(2));
+        // A target above on hand is capped at it.
+        assert_eq!(rebalance(50, &v(5, 0, 5, 0)), Rebalance::ToHub(5));
         // The store was refused 3 units holding 1: the hub gives back 2.
-        assert_eq!(rebalance(&p, &v(10, 4, 1, 3)), Rebalance::ToStore(2));
+        assert_eq!(rebalance(2, &v(10, 4, 1, 3)), Rebalance::ToStore(2));
         // A store with demand is not drained below it.
-        assert_eq!(rebalance(&p, &v(10, 0, 9, 9)), Rebalance::Keep);
+        assert_eq!(rebalance(2, &v(10, 0, 9, 9)), Rebalance::Keep);
     }
 
     proptest! {
         #[test]
         fn moves_stay_within_rights_and_settle(
             hub in 0u64..1000, store in 0u64..1000, demand in 0u64..1000,
-            pct in 0u8..=100, min in 0u64..50,
+            target in 0u64..2000,
         ) {
-            let p = ReservePolicy { online_reserve_pct: pct, min_reserve_units: min };
             let v = RightsView { on_hand: hub + store, hub_rights: hub, store_rights: store, store_demand: demand };
-            let mv = rebalance(&p, &v);
+            let mv = rebalance(target, &v);
             match mv {
                 Rebalance::ToStore(n) => prop_assert!(n > 0 && n <= hub),
                 Rebalance::ToHub(n) => prop_assert!(n > 0 && n <= store),
@@ -170,7 +132,23 @@ mod tests {
             }
             let next = after(&v, mv);
             prop_assert_eq!(next.hub_rights + next.store_rights, hub + store);
-            prop_assert_eq!(rebalance(&p, &next), Rebalance::Keep, "settles after one move: {:?}", next);
+            prop_assert_eq!(rebalance(target, &next), Rebalance::Keep, "settles after one move: {:?}", next);
+            // The hub never takes more than its target, nor what the
+            // store needs for its own refused demand.
+            if let Rebalance::ToHub(_) = mv {
+                prop_assert!(next.hub_rights <= target.min(v.on_hand));
+                prop_assert!(next.store_rights >= demand.min(store));
+            }
+            // Store demand first: a store short of rights gets what the
+            // hub holds, up to what it was short.
+            if demand > store {
+                prop_assert!(next.store_rights >= demand.min(store + hub));
+            }
+            // Without demand, the hub ends at its target or as close as
+            // the store's rights allow.
+            if demand == 0 {
+                prop_assert_eq!(next.hub_rights, target.min(v.on_hand));
+            }
         }
     }
 }

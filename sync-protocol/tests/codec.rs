@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 use tally_sync::codec::{decode, encode, read_limited, CodecError, Encoding};
-use tally_sync::message::{Demand, ProtocolVersion};
+use tally_sync::message::{Demand, ProtocolVersion, ReserveTarget};
 use tally_sync::{
     BoundedCounter, Delta, DeltaEntry, Epc, Event, EventId, EventKind, Gtin, ItemKey, Line,
     LocationId, ReplicaId, SyncRequest, SyncResponse, Tender, PROTOCOL_VERSION,
@@ -78,10 +78,38 @@ proptest! {
     }
 
     #[test]
+    fn responses_round_trip_with_their_reserve_targets(
+        targets in prop::collection::vec((0u64..10_000_000_000_000, 1u64..1_000_000), 0..20),
+    ) {
+        let resp = SyncResponse {
+            version: PROTOCOL_VERSION,
+            acked_delta_version: 7,
+            acked_events_upto: 3,
+            rejected_events: Vec::new(),
+            delta: request(&[], 1).delta,
+            hub_cursor: 12,
+            reserve: targets
+                .iter()
+                .map(|&(g, units)| ReserveTarget { gtin: Gtin::from_body(g).unwrap(), units })
+                .collect(),
+            catalog: Vec::new(),
+            catalog_cursor: 4,
+            more: false,
+        };
+        for enc in [Encoding::Json, Encoding::Binary] {
+            let bytes = encode(&resp, enc).unwrap();
+            let back: SyncResponse = decode(&bytes, enc, 1 << 20).unwrap();
+            prop_assert_eq!(&back, &resp);
+        }
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         let _ = decode::<SyncRequest>(&bytes, Encoding::Binary, 1 << 20);
         let _ = decode::<SyncResponse>(&bytes, Encoding::Json, 1 << 20);
-        let mut framed = b"TY\x00\x01\x00\x00".to_vec();
+        let mut framed = b"TY".to_vec();
+        framed.extend_from_slice(&PROTOCOL_VERSION.major.to_be_bytes());
+        framed.extend_from_slice(&PROTOCOL_VERSION.minor.to_be_bytes());
         framed.extend_from_slice(&bytes);
         let _ = decode::<SyncRequest>(&framed, Encoding::Binary, 1 << 20);
     }
@@ -103,18 +131,27 @@ fn binary_is_much_smaller_than_json() {
 #[test]
 fn unknown_major_version_is_a_clear_error() {
     let mut req = request(&[(1, 1, false)], 1);
-    req.version = ProtocolVersion { major: 2, minor: 0 };
+    let next = PROTOCOL_VERSION.major + 1;
+    req.version = ProtocolVersion {
+        major: next,
+        minor: 0,
+    };
     for enc in [Encoding::Json, Encoding::Binary] {
         let bytes = encode(&req, enc).unwrap();
         let err = decode::<SyncRequest>(&bytes, enc, 1 << 20).unwrap_err();
         assert!(
-            matches!(err, CodecError::UnsupportedVersion { found, .. } if found.major == 2),
+            matches!(err, CodecError::UnsupportedVersion { found, .. } if found.major == next),
             "{err}"
         );
-        assert!(err.to_string().contains("unsupported protocol version 2.0"));
+        assert!(err
+            .to_string()
+            .contains(&format!("unsupported protocol version {next}.0")));
     }
     // A newer minor version is accepted.
-    req.version = ProtocolVersion { major: 1, minor: 9 };
+    req.version = ProtocolVersion {
+        major: PROTOCOL_VERSION.major,
+        minor: 9,
+    };
     let bytes = encode(&req, Encoding::Binary).unwrap();
     assert!(decode::<SyncRequest>(&bytes, Encoding::Binary, 1 << 20).is_ok());
 }

@@ -58,10 +58,10 @@ pub fn start_hub(files: &HubFiles, listen: &str, log: PathBuf) -> (Proc, String)
     cmd.args(["run", "--data-dir"]).arg(&files.dir).args([
         "--listen",
         listen,
-        "--online-reserve-pct",
-        "20",
-        "--min-reserve-units",
-        "1",
+        "--reserve-horizon-hours",
+        "24",
+        "--demand-half-life-hours",
+        "168",
     ]);
     Proc::start("tally-hub", cmd, log, "tally-hub listening on", LONG)
 }

@@ -90,6 +90,7 @@ fn validate_order(body: OrderBody, now: u64) -> Result<OrderRequest, Response> {
         lines: lines.into_iter().collect(),
         event_id,
         now_ms: now,
+        record_demand: true,
     })
 }
 
@@ -109,7 +110,7 @@ pub(super) async fn orders(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Response> {
-    let order = validate_order(admin_json(&st, &headers, body).await?, st.clock.now_ms())?;
+    let mut order = validate_order(admin_json(&st, &headers, body).await?, st.clock.now_ms())?;
     let (order_id, store) = (order.order_id.clone(), order.store.clone());
     let deadline = Instant::now() + st.settings.rights_wait;
     // Units held for this order while it waits; released when it is done.
@@ -131,6 +132,9 @@ pub(super) async fn orders(
                     result
                 }),
         };
+        // The first attempt counted the order as online demand; a retry
+        // after asking the store is the same order.
+        order.record_demand = false;
         let Ok(OrderResult::InsufficientStock {
             gtin,
             requested,

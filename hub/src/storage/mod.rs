@@ -12,15 +12,17 @@
 //!   only then are clients answered. A request that is refused (a forged
 //!   delta, an order without stock) writes nothing, by construction:
 //!   `hub_handle` and `apply_event` validate everything before they
-//!   write. A storage failure aborts the whole batch and every request in
+//!   write; the one exception is an order refused for lack of stock,
+//!   whose online demand is recorded (demand is what the reserve
+//!   follows). A storage failure aborts the whole batch and every request in
 //!   it gets a retriable error; nothing of it is kept.
 //! - **Engine-neutral.** Nothing here names redb: a batch is "begin, run
 //!   typed writes, commit or abort", which any transactional engine (e.g.
 //!   PostgreSQL) can offer.
 //! - **No second counter store.** Counters, events, EPCs and the catalog
 //!   are `tally-store`'s; the hub adds only its bookkeeping (per-store sync
-//!   records, exceptions, the order-id index, sales per minute) in the
-//!   same transaction.
+//!   records, exceptions, the order-id index, sales per minute, online
+//!   demand) in the same transaction.
 //! - Reads ([`HubStorage::stock`], …) see a consistent snapshot.
 
 pub mod redb;
@@ -51,6 +53,11 @@ pub struct OrderRequest {
     pub event_id: EventId,
     /// The hub's clock (Unix ms).
     pub now_ms: u64,
+    /// Whether to count the order as online demand (accepted or refused
+    /// for lack of stock): true on a first attempt, false when the same
+    /// order is retried (e.g. after asking a store for rights), so it is
+    /// counted once.
+    pub record_demand: bool,
 }
 
 impl OrderRequest {

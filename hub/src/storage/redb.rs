@@ -1,5 +1,5 @@
 //! [`HubStorage`] on redb through `tally-store`: counters, events, EPCs and
-//! catalog are `tally-store`'s tables; the hub's bookkeeping lives in five
+//! catalog are `tally-store`'s tables; the hub's bookkeeping lives in six
 //! tables of its own, written in the same transaction.
 //!
 //! Hub tables (JSON values, so HQ tools can read them and they can grow
@@ -11,6 +11,9 @@
 //!   counted once per new sale event (the dashboard's chart).
 //! - `hub_grants`: request id → what a store's request for rights was
 //!   granted (a retry is answered alike, never granted twice).
+//! - `hub_online_demand`: (store, GTIN) → [`DemandEstimate`], the decayed
+//!   units ordered online there (accepted or refused for lack of stock),
+//!   from which each sync's reserve targets come.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -19,11 +22,15 @@ use serde::{Deserialize, Serialize};
 use tally_store::redb::{ReadableTable, TableDefinition};
 use tally_store::{Db, StoreError, WriteTxn};
 use tally_sync::command::{counters_at, record_event};
+use tally_sync::exchange::ReserveTargets;
 use tally_sync::exchange::{hub_handle, HandleError, HubLimits};
 use tally_sync::ledger::Refusal;
 use tally_sync::message::CatalogItem;
 use tally_sync::rights::{self, RightsReleased, RightsRequest};
-use tally_sync::{EpcLedger, Event, EventKind, Gtin, ItemKey, Line, ReplicaId, ReservePolicy};
+use tally_sync::{
+    DemandEstimate, EpcLedger, Event, EventKind, Gtin, ItemKey, Line, LocationId, ReplicaId,
+    ReservePolicy,
+};
 
 use super::{
     AuditReport, AuditRow, CatalogResult, ExceptionRecord, GrantResult, HubStorage, HubWrite,
@@ -36,6 +43,7 @@ const EXCEPTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("hub_except
 const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_orders");
 const SALES: TableDefinition<(&str, u64), u64> = TableDefinition::new("hub_sales_per_minute");
 const GRANTS: TableDefinition<u128, &[u8]> = TableDefinition::new("hub_grants");
+const DEMAND: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("hub_online_demand");
 
 /// What the hub keeps per granted request id (to answer a retry alike).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +127,7 @@ impl RedbHub {
             raw.open_table(ORDERS).map_err(redb_err)?;
             raw.open_table(SALES).map_err(redb_err)?;
             raw.open_table(GRANTS).map_err(redb_err)?;
+            raw.open_table(DEMAND).map_err(redb_err)?;
         }
         txn.commit()?;
         Ok(Self { db, settings })
@@ -137,8 +146,9 @@ impl RedbHub {
         now_ms: u64,
     ) -> Result<SyncResult, StoreError> {
         let s = &self.settings;
+        let targets = reserve_targets(txn, &who.location, &s.policy, now_ms)?;
         let mut replica = txn.replica()?;
-        let (mut resp, outcome) = match hub_handle(&mut replica, who, req, &s.policy, &s.limits) {
+        let (mut resp, outcome) = match hub_handle(&mut replica, who, req, &targets, &s.limits) {
             Ok(x) => x,
             Err(HandleError::Refused(r)) => return Ok(SyncResult::Refused(r)),
             Err(HandleError::Storage(e)) => return Err(e),
@@ -305,7 +315,60 @@ impl RedbHub {
     }
 }
 
-fn order(txn: &WriteTxn, o: &OrderRequest) -> Result<OrderResult, StoreError> {
+/// The reserve targets at `location` at `now_ms`: every item with recorded
+/// online demand there (those whose demand decayed to nothing with target
+/// 0, so the hub gives their reserve back). O(items ordered online there).
+fn reserve_targets(
+    txn: &WriteTxn,
+    location: &LocationId,
+    policy: &ReservePolicy,
+    now_ms: u64,
+) -> Result<ReserveTargets, StoreError> {
+    let table = txn.raw().open_table(DEMAND).map_err(redb_err)?;
+    let store = location.as_str();
+    let mut out = ReserveTargets::new();
+    for row in table
+        .range((store, 0)..=(store, u64::MAX))
+        .map_err(redb_err)?
+    {
+        let (k, v) = row.map_err(redb_err)?;
+        let gtin = Gtin::from_u64(k.value().1).map_err(|e| corrupt("hub_online_demand", e))?;
+        let d: DemandEstimate = from_json("hub_online_demand", v.value())?;
+        out.insert(gtin, policy.wanted(d.level_at(now_ms, policy)));
+    }
+    Ok(out)
+}
+
+/// Counts an order's lines as online demand at its store.
+fn record_demand(
+    txn: &WriteTxn,
+    o: &OrderRequest,
+    policy: &ReservePolicy,
+) -> Result<(), StoreError> {
+    let mut table = txn.raw().open_table(DEMAND).map_err(redb_err)?;
+    let store = o.store.as_str();
+    for &(gtin, qty) in &o.lines {
+        let key = (store, gtin.as_u64());
+        let mut d: DemandEstimate = match table.get(key).map_err(redb_err)? {
+            Some(v) => from_json("hub_online_demand", v.value())?,
+            None => DemandEstimate::default(),
+        };
+        d.observe(qty, o.now_ms, policy);
+        table
+            .insert(key, to_json("hub_online_demand", &d)?.as_slice())
+            .map_err(redb_err)?;
+    }
+    Ok(())
+}
+
+/// An online order: answered again on a repeat of its id; else recorded
+/// against the hub's rights at the store, or refused. Accepted or refused
+/// for lack of stock, it counts as online demand if `o.record_demand`.
+fn order(
+    txn: &WriteTxn,
+    o: &OrderRequest,
+    policy: &ReservePolicy,
+) -> Result<OrderResult, StoreError> {
     {
         let orders = txn.raw().open_table(ORDERS).map_err(redb_err)?;
         let found = orders
@@ -346,23 +409,31 @@ fn order(txn: &WriteTxn, o: &OrderRequest) -> Result<OrderResult, StoreError> {
     let mut replica = txn.replica()?;
     let counters = counters_at(&replica, &o.store, o.lines.iter().map(|&(gtin, _)| gtin))?;
     match record_event(&mut replica, &event, &counters, &EpcLedger::new())? {
-        Ok(_) => {}
+        Ok(_) => {
+            drop(replica);
+            if o.record_demand {
+                record_demand(txn, o, policy)?;
+            }
+        }
         Err(Refusal::InsufficientStock {
             gtin,
             requested,
             available,
             on_hand,
         }) => {
+            drop(replica);
+            if o.record_demand {
+                record_demand(txn, o, policy)?;
+            }
             return Ok(OrderResult::InsufficientStock {
                 gtin,
                 requested,
                 available,
                 on_hand,
-            })
+            });
         }
         Err(other) => return Ok(OrderResult::Invalid(other.to_string())),
     }
-    drop(replica);
     let receipt = OrderReceipt {
         order_id: o.order_id.clone(),
         event_id: event.id,
@@ -466,7 +537,7 @@ impl HubWrite for RedbWrite<'_> {
     }
 
     fn order(&mut self, o: &OrderRequest) -> Result<OrderResult, StorageError> {
-        Ok(order(self.txn, o)?)
+        Ok(order(self.txn, o, &self.hub.settings.policy)?)
     }
 
     fn catalog(&mut self, items: &[CatalogItem]) -> Result<CatalogResult, StorageError> {

@@ -257,6 +257,19 @@ impl Admin {
         )
     }
 
+    /// Records online demand for `qty` units of `g` at `store` with an
+    /// online order the hub must refuse (it holds no rights there yet).
+    /// Under the default policy (24 h horizon, 7-day half-life) the hub's
+    /// reserve target there becomes `ceil(qty × ln 2 / 7)`: 1 unit for 1
+    /// to 10 ordered, 2 for 11 to 20.
+    pub async fn online_demand(&self, store: &str, g: Gtin, qty: u64) {
+        let order = serde_json::json!({"store": store,
+                                       "lines": [{"gtin": g.to_string(), "qty": qty}]});
+        let (status, body) = self.post("/v1/orders", &order).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert_eq!(body["error"], "insufficient_stock", "{body}");
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
         let r = self
             .client

@@ -1,6 +1,8 @@
 //! The hub's side of the simulation: online orders, recorded through
 //! [`record_event`] against the hub's own rights as the hub server records
-//! them, and a store's sync handled by [`hub_handle`].
+//! them, and a store's sync handled by [`hub_handle`]. Every online order,
+//! accepted or refused, is demand: it raises the hub's estimate for that
+//! (store, item), from which the reserve targets of a sync come.
 
 use rand::Rng;
 
@@ -9,7 +11,8 @@ use crate::codec::{self, Encoding};
 use crate::command::{counters_at, record_event};
 use crate::epcs::EpcLedger;
 use crate::event::{Event, EventKind, Line};
-use crate::exchange::{hub_handle, HandleError, HubLimits};
+use crate::exchange::{hub_handle, HandleError, HubLimits, ReserveTargets};
+use crate::gtin::Gtin;
 use crate::ids::ReplicaId;
 use crate::ledger::Refusal;
 use crate::message::SyncRequest;
@@ -34,6 +37,11 @@ impl Sim {
                 epc: None,
             }],
         };
+        let policy = self.cfg.policy;
+        self.demand
+            .entry((s, gtin))
+            .or_default()
+            .observe(qty, self.now_ms, &policy);
         let recorded = counters_at(&self.hub, &location, [gtin])
             .and_then(|counters| record_event(&mut self.hub, &event, &counters, &EpcLedger::new()));
         match recorded {
@@ -53,7 +61,12 @@ impl Sim {
             };
         let who = self.stores[s].mem.who.clone();
         let policy = self.cfg.policy;
-        match hub_handle(&mut self.hub, &who, &req, &policy, &HubLimits::default()) {
+        let targets: ReserveTargets = self
+            .demand
+            .range((s, Gtin::MIN)..=(s, Gtin::MAX))
+            .map(|(&(_, gtin), d)| (gtin, policy.wanted(d.level_at(self.now_ms, &policy))))
+            .collect();
+        match hub_handle(&mut self.hub, &who, &req, &targets, &HubLimits::default()) {
             Ok((resp, outcome)) => {
                 self.report.rights_moved += outcome.given.iter().map(|(_, n)| n).sum::<u64>();
                 match codec::encode(&resp, Encoding::Binary) {

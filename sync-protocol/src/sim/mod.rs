@@ -51,7 +51,7 @@ use crate::gtin::Gtin;
 use crate::ids::{Epc, EventId, LocationId, ReplicaId};
 use crate::memstore::MemStore;
 use crate::message::SyncRequest;
-use crate::policy::ReservePolicy;
+use crate::reserve::{DemandEstimate, ReservePolicy};
 
 use self::till::{ReturnableSale, SoldTag};
 
@@ -66,7 +66,7 @@ pub struct SimConfig {
     pub steps: usize,
     /// Number of distinct items (few means much contention).
     pub items: usize,
-    /// The rebalancing policy.
+    /// The online-reserve policy, in simulated time (a step is 10 ms).
     pub policy: ReservePolicy,
     /// Probability a delivered message is lost.
     pub loss: f64,
@@ -77,14 +77,19 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// Defaults for a seed: 8 items, 10 % loss, 5 % duplication.
+    /// Defaults for a seed: 8 items, 10 % loss, 5 % duplication, and a
+    /// reserve policy scaled to simulated time: a 5 s offline horizon (the
+    /// longest partition) and a 30 s demand half-life.
     pub fn new(seed: u64, stores: usize, steps: usize) -> Self {
         Self {
             seed,
             stores,
             steps,
             items: 8,
-            policy: ReservePolicy::default(),
+            policy: ReservePolicy {
+                horizon_ms: 5_000,
+                half_life_ms: 30_000,
+            },
             loss: 0.10,
             duplication: 0.05,
             max_events_per_sync: 16,
@@ -241,6 +246,9 @@ struct Sim {
     cfg: SimConfig,
     rng: ChaCha8Rng,
     hub: MemoryReplica,
+    /// The hub's record of online demand per (store, item), durable as
+    /// the hub's demand table is.
+    demand: BTreeMap<(usize, Gtin), DemandEstimate>,
     stores: Vec<Store>,
     items: Vec<Gtin>,
     net: Vec<Msg>,
@@ -282,6 +290,7 @@ impl Sim {
             cfg: cfg.clone(),
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             hub: MemoryReplica::default(),
+            demand: BTreeMap::new(),
             stores,
             items,
             net: Vec::new(),
