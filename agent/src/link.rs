@@ -27,7 +27,7 @@ use std::time::Duration;
 use tally_sync::clock::Clock;
 use tally_sync::link::{Notice, NoticeReader};
 use tally_sync::rights::RightsReleased;
-use tally_sync::{EventId, Gtin};
+use tally_sync::{BoundedCounter, EventId, Gtin};
 use tokio::sync::{watch, Notify};
 
 use crate::commit::Committer;
@@ -168,10 +168,11 @@ async fn session(ctx: &LinkContext) -> Ended {
                     request_id,
                     gtin,
                     units,
+                    counter,
                 } => {
                     // Released on the committer, reported on the same
                     // connection; the link keeps reading meanwhile.
-                    tokio::spawn(release(ctx.clone(), request_id, gtin, units));
+                    tokio::spawn(release(ctx.clone(), request_id, gtin, units, counter));
                 }
             }
         }
@@ -186,11 +187,17 @@ async fn session(ctx: &LinkContext) -> Ended {
     }
 }
 
-/// Gives the hub up to `units` unsold rights to `gtin` (durably) and
-/// reports them under `request_id`.
-async fn release(ctx: LinkContext, request_id: EventId, gtin: Gtin, units: u64) {
+/// Gives the hub up to `units` unsold rights to `gtin` (durably, after
+/// merging the hub's entries `seen`) and reports them under `request_id`.
+async fn release(
+    ctx: LinkContext,
+    request_id: EventId,
+    gtin: Gtin,
+    units: u64,
+    seen: BoundedCounter,
+) {
     let units = units.min(tally_sync::rights::MAX_UNITS_PER_REQUEST);
-    let released = match ctx.committer.release(gtin, units).await {
+    let released = match ctx.committer.release(gtin, units, seen).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, %gtin, "Could not release rights to the hub.");

@@ -28,7 +28,7 @@ use rand::RngCore;
 use tally_sync::exchange::Identity;
 use tally_sync::link::Notice;
 use tally_sync::rights::RightsReleased;
-use tally_sync::{EventId, Gtin, LocationId, ReplicaId};
+use tally_sync::{BoundedCounter, EventId, Gtin, LocationId, ReplicaId};
 use tokio::sync::{mpsc, oneshot};
 
 /// Notices queued per link before new ones are dropped.
@@ -265,12 +265,14 @@ impl Links {
 
     /// Asks the live store at `location` to release up to `units` unsold
     /// rights to `gtin`, holding them for the asking order, and waits up to
-    /// `wait` for its report.
+    /// `wait` for its report. `counter` is the hub's view of the counter:
+    /// its entries other than the store's go with the request.
     pub async fn ask_release(
         self: &Arc<Self>,
         location: &LocationId,
         gtin: Gtin,
         units: u64,
+        counter: &BoundedCounter,
         wait: Duration,
         now_ms: u64,
     ) -> Asked {
@@ -287,6 +289,7 @@ impl Links {
                 request_id,
                 gtin,
                 units,
+                counter: counter.without(&live.store.replica),
             };
             if live.notices.try_send(notice).is_err() {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -345,7 +348,6 @@ impl Links {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tally_sync::BoundedCounter;
 
     fn who(s: &str) -> Identity {
         Identity {
@@ -399,7 +401,14 @@ mod tests {
         let s1 = who("s1");
         assert!(matches!(
             links
-                .ask_release(&s1.location, gtin(), 2, Duration::from_millis(10), 1)
+                .ask_release(
+                    &s1.location,
+                    gtin(),
+                    2,
+                    &BoundedCounter::default(),
+                    Duration::from_millis(10),
+                    1
+                )
                 .await,
             Asked::NotLive
         ));
@@ -409,7 +418,14 @@ mod tests {
             let loc = s1.location.clone();
             tokio::spawn(async move {
                 links
-                    .ask_release(&loc, gtin(), 2, Duration::from_secs(30), 1)
+                    .ask_release(
+                        &loc,
+                        gtin(),
+                        2,
+                        &BoundedCounter::default(),
+                        Duration::from_secs(30),
+                        1,
+                    )
                     .await
             })
         };
@@ -451,7 +467,14 @@ mod tests {
         ));
         // Nobody reports: the wait ends, the hold with it.
         let asked = links
-            .ask_release(&s1.location, gtin(), 1, Duration::from_millis(20), 2)
+            .ask_release(
+                &s1.location,
+                gtin(),
+                1,
+                &BoundedCounter::default(),
+                Duration::from_millis(20),
+                2,
+            )
             .await;
         assert!(matches!(asked, Asked::NoAnswer));
         assert_eq!(links.held(&s1.location, gtin()), 0);

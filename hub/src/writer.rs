@@ -358,6 +358,12 @@ mod tests {
             *self.commits.lock().unwrap() += 1;
             Ok(())
         }
+        fn counter(
+            &self,
+            _: &tally_sync::ItemKey,
+        ) -> Result<tally_sync::BoundedCounter, StorageError> {
+            Ok(Default::default())
+        }
         fn stock(&self, _: Gtin) -> Result<Vec<(String, StoreStock)>, StorageError> {
             Ok(Vec::new())
         }

@@ -145,12 +145,16 @@ async fn an_online_order_gets_a_live_stores_unsold_rights_at_once() {
         request_id,
         gtin: g,
         units,
+        counter,
     } = link.next().await
     else {
         panic!("expected rights_wanted");
     };
     assert_eq!((g, units), (gtin(1), 6 - hub_rights));
-    let released = s1.mem.release(request_id, g, units);
+    // The hub's view comes with the request: its entries only.
+    assert_eq!(counter.rights(&tally_sync::ReplicaId::hub()), hub_rights);
+    assert!(counter.owned_by(&"s1".parse().unwrap()).is_empty());
+    let released = s1.mem.release(request_id, g, units, &counter);
     assert_eq!(released.released, units);
     let (status, body) = report(&client, &released).await;
     assert_eq!(
@@ -188,7 +192,7 @@ async fn an_online_order_gets_a_live_stores_unsold_rights_at_once() {
 
     // A report that names another request is kept by the hub (the order
     // stopped waiting); a forged one is refused.
-    let late = s1.mem.release(request_id, gtin(1), 1);
+    let late = s1.mem.release(request_id, gtin(1), 1, &counter);
     assert_eq!(report(&client, &late).await.1["merged_by"], "hub");
     let mut forged = late.clone();
     forged.own.add(&tally_sync::ReplicaId::hub(), 5).unwrap();

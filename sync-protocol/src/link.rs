@@ -17,11 +17,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::counter::BoundedCounter;
 use crate::gtin::Gtin;
 use crate::ids::{EventId, ReplicaId};
 
 /// The longest notice line accepted, newline excluded.
-pub const MAX_NOTICE_BYTES: usize = 4096;
+pub const MAX_NOTICE_BYTES: usize = 64 * 1024;
 
 /// The media type of the link's response body.
 pub const CONTENT_TYPE: &str = "application/x-ndjson";
@@ -55,6 +56,11 @@ pub enum Notice {
         gtin: Gtin,
         /// Units wanted (at most [`crate::rights::MAX_UNITS_PER_REQUEST`]).
         units: u64,
+        /// The hub's entries of the counter (the store's own left out),
+        /// merged by the store before it releases: rights the hub gave it
+        /// in a sync answer it never received count.
+        #[serde(default)]
+        counter: BoundedCounter,
     },
     /// A notice of a kind this version does not know: ignored.
     #[serde(other)]
@@ -160,6 +166,7 @@ mod tests {
                 request_id: EventId::v7(1_750_000_000_000, [7; 10]),
                 gtin: Gtin::from_body(96_385_074).unwrap(),
                 units: 3,
+                counter: BoundedCounter::default(),
             },
         ]
     }

@@ -182,11 +182,17 @@ impl MemStore {
     }
 
     /// Gives the hub up to `units` unsold rights to `gtin`, as asked for an
-    /// online order under `request_id` (a live link's `rights_wanted`):
-    /// the report to send back.
-    pub fn release(&mut self, request_id: EventId, gtin: Gtin, units: u64) -> RightsReleased {
+    /// online order under `request_id` (a live link's `rights_wanted`,
+    /// carrying the hub's entries `seen`): the report to send back.
+    pub fn release(
+        &mut self,
+        request_id: EventId,
+        gtin: Gtin,
+        units: u64,
+        seen: &BoundedCounter,
+    ) -> RightsReleased {
         let who = self.who.clone();
-        let (released, own) = match release(self, &who, gtin, units) {
+        let (released, own) = match release(self, &who, gtin, units, seen) {
             Ok(r) => r,
             Err(never) => match never {},
         };

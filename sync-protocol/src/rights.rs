@@ -167,18 +167,26 @@ pub struct RightsReleased {
     pub own: BoundedCounter,
 }
 
-/// At the store: transfers up to `units` of its own rights at its location
-/// to the hub (an ordinary escrow transfer, capped by what it holds) and
-/// returns how many it gave and its own entries to report. The caller
-/// commits before reporting.
+/// At the store: merges `seen` (the hub's entries of the counter, as the
+/// request carried them), then transfers up to `units` of its own rights
+/// at its location to the hub (an ordinary escrow transfer, capped by
+/// what it holds) and returns how many it gave and its own entries to
+/// report. The caller commits before reporting.
 pub fn release<S: ReplicaStore>(
     store: &mut S,
     who: &Identity,
     gtin: Gtin,
     units: u64,
+    seen: &BoundedCounter,
 ) -> Result<(u64, BoundedCounter), S::Error> {
     let key = ItemKey::new(who.location.clone(), gtin);
     let mut c = store.counter(&key)?;
+    if !c.covers(seen) {
+        // The hub's entries only: the store's own are never taken from a
+        // message.
+        c.merge(&seen.without(&who.replica));
+        store.put_counter(&key, c.clone())?;
+    }
     let give = units.min(c.rights(&who.replica));
     if give > 0 && c.transfer(&who.replica, &ReplicaId::hub(), give).is_ok() {
         store.put_counter(&key, c.clone())?;
@@ -331,7 +339,8 @@ mod tests {
             .update(&key, |c| c.remove(&who().replica, 4))
             .unwrap();
         // 6 rights, 4 sold: 2 unsold to give, whatever is asked.
-        let (given, own) = release(&mut store, &who(), gtin(), 5).unwrap();
+        let (given, own) =
+            release(&mut store, &who(), gtin(), 5, &BoundedCounter::default()).unwrap();
         assert_eq!(given, 2);
         assert_eq!(store.inventory.counter(&key).rights(&who().replica), 0);
         assert_eq!(merge_own(&mut hub, &who(), gtin(), &own).unwrap(), Ok(true));
@@ -342,7 +351,8 @@ mod tests {
         let c = hub.inventory.counter(&key);
         assert_eq!((c.value(), c.rights(&ReplicaId::hub())), (6, 6));
         // Nothing left to give: nothing moves, the entries are still sent.
-        let (given, own) = release(&mut store, &who(), gtin(), 1).unwrap();
+        let (given, own) =
+            release(&mut store, &who(), gtin(), 1, &BoundedCounter::default()).unwrap();
         assert_eq!(given, 0);
         assert_eq!(own, store.inventory.counter(&key).owned_by(&who().replica));
         // A forged report changes nothing.
@@ -352,6 +362,30 @@ mod tests {
             .unwrap()
             .is_err());
         assert_eq!(hub.inventory.counter(&key), c);
+    }
+
+    #[test]
+    fn a_release_counts_rights_the_hub_gave_in_an_answer_the_store_missed() {
+        let (mut hub, mut store) = replicas();
+        let key = ItemKey::new(who().location, gtin());
+        // The hub gave its 4 back at a sync whose answer was lost.
+        hub.inventory
+            .update(&key, |c| c.transfer(&ReplicaId::hub(), &who().replica, 4))
+            .unwrap();
+        let seen = hub.inventory.counter(&key).without(&who().replica);
+        let (given, own) = release(&mut store, &who(), gtin(), 10, &seen).unwrap();
+        assert_eq!(given, 10, "6 it knew of and the 4 it was given");
+        assert_eq!(merge_own(&mut hub, &who(), gtin(), &own).unwrap(), Ok(true));
+        assert_eq!(hub.inventory.counter(&key).rights(&ReplicaId::hub()), 10);
+        // The store's own entries are never taken from the hub's message.
+        let mut forged = seen.clone();
+        forged.add(&who().replica, 50).unwrap();
+        let before = store.inventory.counter(&key).owned_by(&who().replica);
+        release(&mut store, &who(), gtin(), 0, &forged).unwrap();
+        assert_eq!(
+            store.inventory.counter(&key).owned_by(&who().replica),
+            before
+        );
     }
 
     #[test]

@@ -111,6 +111,8 @@ enum Job {
         gtin: Gtin,
         /// Units wanted.
         units: u64,
+        /// The hub's entries of the counter, merged first.
+        seen: Box<tally_sync::BoundedCounter>,
         /// What was given, and the store's own entries after.
         reply: Reply<Released>,
     },
@@ -345,13 +347,25 @@ impl Committer {
     }
 
     /// Gives up to `units` unsold rights to `gtin` at the store's location
-    /// to the hub, durably (an online order asked over the live link);
-    /// answers what was given and the store's own entries to report.
-    pub async fn release(&self, gtin: Gtin, units: u64) -> Result<Released, CommitError> {
-        self.enqueue(|reply| Job::Release { gtin, units, reply })
-            .await?
-            .wait()
-            .await
+    /// to the hub, durably (an online order asked over the live link,
+    /// sending its entries of the counter, `seen`, merged first); answers
+    /// what was given and the store's own entries to report.
+    pub async fn release(
+        &self,
+        gtin: Gtin,
+        units: u64,
+        seen: tally_sync::BoundedCounter,
+    ) -> Result<Released, CommitError> {
+        let seen = Box::new(seen);
+        self.enqueue(|reply| Job::Release {
+            gtin,
+            units,
+            seen,
+            reply,
+        })
+        .await?
+        .wait()
+        .await
     }
 
     /// Writes every held-back counter to the counters table; answers how

@@ -438,11 +438,16 @@ fn apply_all(
                 waiting.push((Answer::DeadLettered(reply, was_queued), queued));
                 continue;
             }
-            Job::Release { gtin, units, reply } => {
+            Job::Release {
+                gtin,
+                units,
+                seen,
+                reply,
+            } => {
                 // It moves a counter outside a command: flushed first.
                 let released = tables.flush_and_close().and_then(|()| {
                     let mut replica = txn.replica()?;
-                    let (units, own) = release(&mut replica, db.who(), gtin, units)?;
+                    let (units, own) = release(&mut replica, db.who(), gtin, units, &seen)?;
                     Ok(Released { units, own })
                 });
                 let (reply, released) = settle(released, reply)?;

@@ -14,12 +14,12 @@ use rand::RngCore;
 use serde::Deserialize;
 use std::time::Instant;
 use tally_sync::error_body::ErrorBody;
-use tally_sync::{EventId, Gtin, LocationId, Refusal};
+use tally_sync::{EventId, Gtin, ItemKey, LocationId, Refusal};
 
 use tracing::{info, warn};
 
 use super::admin::admin_json;
-use super::{error, invalid, with_details, write_error, AppState};
+use super::{error, invalid, read_storage, with_details, write_error, AppState};
 use crate::link::Asked;
 use crate::metrics::ReleaseOutcome;
 use crate::storage::{OrderRequest, OrderResult, ReleaseResult};
@@ -150,12 +150,15 @@ pub(super) async fn orders(
         }
         rounds += 1;
         let asked_at = Instant::now();
+        let key = ItemKey::new(store.clone(), *gtin);
+        let counter = read_storage(&st, move |s| s.counter(&key)).await?;
         match st
             .links
             .ask_release(
                 &store,
                 *gtin,
                 requested - available,
+                &counter,
                 left,
                 st.clock.now_ms(),
             )

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use tally_sync::exchange::{Identity, SyncRefusal};
 use tally_sync::message::CatalogItem;
 use tally_sync::rights::{RightsGrant, RightsReleased, RightsRequest};
-use tally_sync::{EventId, Gtin, LocationId, SyncRequest, SyncResponse};
+use tally_sync::{BoundedCounter, EventId, Gtin, ItemKey, LocationId, SyncRequest, SyncResponse};
 
 pub use self::redb::RedbHub;
 
@@ -309,6 +309,8 @@ pub trait HubStorage: Send + Sync + 'static {
         &self,
         batch: &mut dyn FnMut(&mut dyn HubWrite) -> Result<(), StorageError>,
     ) -> Result<(), StorageError>;
+    /// One counter as the hub holds it now.
+    fn counter(&self, key: &ItemKey) -> Result<BoundedCounter, StorageError>;
     /// An item's stock at every store that has it.
     fn stock(&self, gtin: Gtin) -> Result<Vec<(String, StoreStock)>, StorageError>;
     /// An item's catalog entry (name, price), if the hub has one.

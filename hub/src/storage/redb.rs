@@ -596,6 +596,10 @@ impl HubStorage for RedbHub {
         Ok(self.db.begin_read()?.catalog_item(gtin)?)
     }
 
+    fn counter(&self, key: &ItemKey) -> Result<tally_sync::BoundedCounter, StorageError> {
+        Ok(self.db.begin_read()?.counter(key)?)
+    }
+
     fn stock(&self, gtin: Gtin) -> Result<Vec<(String, StoreStock)>, StorageError> {
         let txn = self.db.begin_read()?;
         let stores = txn.raw().open_table(STORES).map_err(redb_err)?;

@@ -1,6 +1,9 @@
 //! The hub's side of the simulation: online orders, recorded through
 //! [`record_event`] against the hub's own rights as the hub server records
-//! them, and a store's sync handled by [`hub_handle`]. Every online order,
+//! them (short of its reserve while the store's live link is up, the
+//! order asks the store to release unsold rights, `rights::release` at
+//! the store and `rights::merge_own` at the hub, and runs again; the
+//! notice or the report may be lost like any message), and a store's sync handled by [`hub_handle`]. Every online order,
 //! accepted or refused, is demand: it raises the hub's estimate for that
 //! (store, item), from which the reserve targets of a sync come.
 
@@ -11,11 +14,13 @@ use crate::codec::{self, Encoding};
 use crate::command::{counters_at, record_event};
 use crate::epcs::EpcLedger;
 use crate::event::{Event, EventKind, Line};
-use crate::exchange::{hub_handle, HandleError, HubLimits, ReserveTargets};
+use crate::exchange::{hub_handle, HandleError, HubLimits, ReplicaStore, ReserveTargets};
 use crate::gtin::Gtin;
 use crate::ids::ReplicaId;
+use crate::inventory::ItemKey;
 use crate::ledger::Refusal;
 use crate::message::SyncRequest;
+use crate::rights;
 
 impl Sim {
     /// An online order for store `s`'s stock, sold from the hub's rights
@@ -42,12 +47,86 @@ impl Sim {
             .entry((s, gtin))
             .or_default()
             .observe(qty, self.now_ms, &policy);
-        let recorded = counters_at(&self.hub, &location, [gtin])
-            .and_then(|counters| record_event(&mut self.hub, &event, &counters, &EpcLedger::new()));
+        let mut asked = false;
+        let mut answer = self.record_order(&event);
+        for _ in 0..3 {
+            let Err(Refusal::InsufficientStock {
+                requested,
+                available,
+                on_hand,
+                ..
+            }) = answer
+            else {
+                break;
+            };
+            // Short of the hub's reserve while the store has more: ask
+            // the store over its live link, as the hub server does.
+            if on_hand <= available || !self.link_up(s) {
+                break;
+            }
+            if self.rng.gen_bool(self.cfg.loss) {
+                // The notice is lost: the order's wait ends, refused.
+                self.report.releases_lost += 1;
+                break;
+            }
+            let request_id = self.event_id();
+            let who = self.stores[s].mem.who.clone();
+            let key = ItemKey::new(location.clone(), gtin);
+            let seen = match ReplicaStore::counter(&self.hub, &key) {
+                Ok(c) => c.without(&who.replica),
+                Err(never) => match never {},
+            };
+            let released =
+                self.stores[s]
+                    .mem
+                    .release(request_id, gtin, requested - available, &seen);
+            self.report.releases += 1;
+            self.report.released_units += released.released;
+            if self.rng.gen_bool(self.cfg.loss) {
+                // The report is lost: the transfer reaches the hub with
+                // the store's next sync.
+                self.report.releases_lost += 1;
+                break;
+            }
+            match rights::merge_own(&mut self.hub, &who, gtin, &released.own) {
+                Ok(Ok(_)) => {}
+                Ok(Err(v)) => {
+                    self.violation(format!("the hub refused an honest release: {v}"));
+                    break;
+                }
+                Err(never) => match never {},
+            }
+            asked = true;
+            answer = self.record_order(&event);
+            if released.released == 0 {
+                break;
+            }
+        }
+        match answer {
+            Ok(()) => self.report.orders += 1,
+            Err(Refusal::InsufficientStock {
+                requested, on_hand, ..
+            }) => {
+                self.report.refused_orders += 1;
+                if on_hand >= requested {
+                    if asked {
+                        self.report.refused_orders_while_stocked_link_up += 1;
+                    } else {
+                        self.report.refused_orders_while_stocked_link_down += 1;
+                    }
+                }
+            }
+            Err(e) => self.violation(format!("order refused unexpectedly: {e}")),
+        }
+    }
+
+    /// Records an online order at the hub, against its own rights.
+    fn record_order(&mut self, event: &Event) -> Result<(), Refusal> {
+        let gtins = event.lines.iter().map(|l| l.gtin);
+        let recorded = counters_at(&self.hub, &event.location, gtins)
+            .and_then(|counters| record_event(&mut self.hub, event, &counters, &EpcLedger::new()));
         match recorded {
-            Ok(Ok(_)) => self.report.orders += 1,
-            Ok(Err(Refusal::InsufficientStock { .. })) => self.report.refused_orders += 1,
-            Ok(Err(e)) => self.violation(format!("order refused unexpectedly: {e}")),
+            Ok(r) => r.map(drop),
             Err(never) => match never {},
         }
     }

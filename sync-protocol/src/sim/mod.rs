@@ -132,6 +132,19 @@ pub struct SimReport {
     pub rights_granted: u64,
     /// Online orders refused for lack of hub rights.
     pub refused_orders: u64,
+    /// Online orders refused while the store had the units unsold and its
+    /// link was up (after asking it to release them): orders the live
+    /// link exists to save. Must be 0.
+    pub refused_orders_while_stocked_link_up: u64,
+    /// Online orders refused while the store had the units unsold but its
+    /// link was down (a partition, or the notice or report lost).
+    pub refused_orders_while_stocked_link_down: u64,
+    /// Online orders that asked a live store to release rights.
+    pub releases: u64,
+    /// Units of rights stores released for online orders.
+    pub released_units: u64,
+    /// Release notices or reports lost on the way.
+    pub releases_lost: u64,
     /// Sales accepted.
     pub sales: u64,
     /// Online orders accepted.
@@ -179,6 +192,7 @@ impl SimReport {
             && self.double_sold == 0
             && self.double_sold_epcs == 0
             && self.refused_while_stocked_link_up == 0
+            && self.refused_orders_while_stocked_link_up == 0
             && self.violations.is_empty()
     }
 }
@@ -394,6 +408,11 @@ mod tests {
         // Tills asked the hub for rights it held, and got some.
         assert!(
             report.rights_requests > 0 && report.rights_granted > 0,
+            "{report:?}"
+        );
+        // Online orders asked live stores for rights, and got some.
+        assert!(
+            report.releases > 0 && report.released_units > 0,
             "{report:?}"
         );
     }

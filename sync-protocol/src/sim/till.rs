@@ -79,7 +79,7 @@ impl Sim {
 
     /// Whether store `s` reaches the hub now (its live link is up unless
     /// it is partitioned).
-    fn link_up(&self, s: usize) -> bool {
+    pub(super) fn link_up(&self, s: usize) -> bool {
         self.stores[s].partitioned_until <= self.step
     }
 
