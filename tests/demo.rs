@@ -137,7 +137,11 @@ fn the_demo_plays_its_day_and_the_hub_finds_nothing_sold_twice() {
     assert!(num("refused_scans") >= 1, "{line}");
     // While a store reaches the hub it asks for the rights the hub holds,
     // so no scan is refused with units on the shelf and the hub reachable.
+    // Nor is an online order refused with units unsold at a live store:
+    // the hub asks it for them.
     assert_eq!(num("refused_held_elsewhere"), 0, "{line}");
+    assert_eq!(num("refused_orders_held_elsewhere"), 0, "{line}");
+    assert_eq!(num("refused_while_available_link_up"), 0, "{line}");
     assert_ne!(
         kv["reconcile_s"], "none",
         "the cut store reconciled: {line}"

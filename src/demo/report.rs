@@ -49,6 +49,15 @@ pub struct Summary {
     pub refused_offline: u64,
     /// Online orders the hub refused.
     pub refused_orders: u64,
+    /// Online orders refused by why (the hub's
+    /// `tally_hub_orders_refused_total`): the store had no unsold units,
+    /// it had some but gave too few although live (asking it should make
+    /// this 0), it had some but was not live.
+    pub refused_orders_no_stock: u64,
+    /// See [`Summary::refused_orders_no_stock`].
+    pub refused_orders_held_elsewhere: u64,
+    /// See [`Summary::refused_orders_no_stock`].
+    pub refused_orders_offline: u64,
     /// Offline periods.
     pub offline_periods: usize,
     /// Their total length.
@@ -80,8 +89,10 @@ impl fmt::Display for Summary {
             f,
             "SUMMARY seed={} stores={} duration_s={} hub_events={} received={} sold={} ordered={} \
              refused_scans={} refused_no_stock={} refused_held_elsewhere={} refused_offline={} \
-             refused_orders={} offline_periods={} offline_s={:.1} reconcile_s={} \
-             converged={} double_sold={} epcs_sold_twice={}",
+             refused_orders={} refused_orders_no_stock={} refused_orders_held_elsewhere={} \
+             refused_orders_offline={} refused_while_available_link_up={} \
+             refused_while_available_link_down={} offline_periods={} offline_s={:.1} \
+             reconcile_s={} converged={} double_sold={} epcs_sold_twice={}",
             self.seed,
             self.stores,
             self.duration_s,
@@ -94,6 +105,11 @@ impl fmt::Display for Summary {
             self.refused_held_elsewhere,
             self.refused_offline,
             self.refused_orders,
+            self.refused_orders_no_stock,
+            self.refused_orders_held_elsewhere,
+            self.refused_orders_offline,
+            self.refused_held_elsewhere + self.refused_orders_held_elsewhere,
+            self.refused_offline + self.refused_orders_offline,
             self.offline_periods,
             self.offline_s,
             reconcile,
@@ -233,6 +249,12 @@ pub async fn finish(
         }
     }
     let [refused_no_stock, refused_held_elsewhere, refused_offline] = shortages;
+    let hub_metrics = chain.hub.metrics().await?;
+    let orders_refused = |reason: &str| {
+        hub_metrics.get(&format!(
+            "tally_hub_orders_refused_total{{reason=\"{reason}\"}}"
+        ))
+    };
     let n = |k: &str| audit[k].as_u64().unwrap_or(u64::MAX);
     let summary = Summary {
         seed,
@@ -247,6 +269,9 @@ pub async fn finish(
         refused_held_elsewhere,
         refused_offline,
         refused_orders: day.orders_refused,
+        refused_orders_no_stock: orders_refused("no_stock"),
+        refused_orders_held_elsewhere: orders_refused("held_elsewhere"),
+        refused_orders_offline: orders_refused("offline"),
         offline_periods: day.offline.len(),
         offline_s: day.offline.iter().map(|o| o.cut_for.as_secs_f64()).sum(),
         reconcile_s: day
@@ -296,6 +321,9 @@ mod tests {
             refused_held_elsewhere: 0,
             refused_offline: 1,
             refused_orders: 1,
+            refused_orders_no_stock: 0,
+            refused_orders_held_elsewhere: 0,
+            refused_orders_offline: 1,
             offline_periods: 1,
             offline_s: 4.5,
             reconcile_s: Some(0.8123),
@@ -311,6 +339,8 @@ mod tests {
         for part in [
             "refused_scans=4",
             "refused_no_stock=3 refused_held_elsewhere=0 refused_offline=1",
+            "refused_orders_offline=1",
+            "refused_while_available_link_up=0 refused_while_available_link_down=2",
             "offline_periods=1",
             "reconcile_s=0.81",
             "converged=true",
