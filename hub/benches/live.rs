@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::child::{ChildHub, Memory};
+use support::child::{cpu_secs, ChildHub, Memory};
 use support::link::Link;
 use support::{env_u64, gtin, Admin, HubClient, SimStore};
 use tally_sync::link::Notice;
@@ -63,12 +63,17 @@ fn main() {
     let report = rt.block_on(async {
         let hub = ChildHub::start(&[]);
         let started = hub.memory();
+        let disk_before = disk_sync(hub.tmp.path());
+        eprintln!("disk: {disk_before}");
         let round_trips = round_trips(&hub, trips).await;
         let (links, live) = idle_links(&hub, stores).await;
         let burst = burst(&hub, live, waves).await;
+        let disk_after = disk_sync(hub.tmp.path());
         let status = hub.stop();
         assert!(status.success(), "the hub stopped cleanly: {status:?}");
         json!({
+            "disk_before": disk_before,
+            "disk_after": disk_after,
             "hub_rss_at_start_kib": started.rss_kib,
             "round_trips": round_trips,
             "idle_links": links,
@@ -142,6 +147,24 @@ fn request_id(tag: u16, n: u32) -> EventId {
     random[..2].copy_from_slice(&tag.to_be_bytes());
     random[2..6].copy_from_slice(&n.to_be_bytes());
     EventId::v7(1_750_000_000_000 + u64::from(n % 1_000_000), random)
+}
+
+/// The disk's speed just then, for reading the rest: 4 KiB overwritten
+/// in place and `fdatasync`ed, 200 times, one at a time, in `dir` (the
+/// hub's disk).
+fn disk_sync(dir: &std::path::Path) -> Value {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::create(dir.join("disk-probe")).unwrap();
+    let page = [7u8; 4096];
+    let mut lat: Vec<Duration> = (0..200)
+        .map(|_| {
+            let t = Instant::now();
+            f.write_all_at(&page, 0).unwrap();
+            f.sync_data().unwrap();
+            t.elapsed()
+        })
+        .collect();
+    percentiles(&mut lat)
 }
 
 /// Percentiles of `lat` in ms (sorts it).
@@ -336,10 +359,18 @@ async fn burst(hub: &ChildHub, live: Vec<Live>, waves: u64) -> Value {
         }));
     }
     let mut marks = Vec::new();
-    for _ in 0..=waves {
+    let mut cpu_at_start = (0.0, 0.0);
+    for w in 0..=waves {
         barrier.wait().await;
         marks.push(Instant::now());
+        if w == 0 {
+            cpu_at_start = (hub.cpu_secs(), cpu_secs("self"));
+        }
     }
+    let cpu = (
+        hub.cpu_secs() - cpu_at_start.0,
+        cpu_secs("self") - cpu_at_start.1,
+    );
     let commits = metric(&admin, "tally_hub_commits_total").await - commits;
     let committed = metric(&admin, "tally_hub_committed_requests_total").await - committed;
     barrier.wait().await;
@@ -378,6 +409,11 @@ async fn burst(hub: &ChildHub, live: Vec<Live>, waves: u64) -> Value {
         "wave_ms": wave_ms,
         "commits": commits,
         "mean_requests_per_commit": if commits > 0.0 { (committed / commits * 10.0).round() / 10.0 } else { 0.0 },
+        "cpu_us_per_request": {
+            "hub": (cpu.0 / requests as f64 * 1e7).round() / 10.0,
+            "clients": (cpu.1 / requests as f64 * 1e7).round() / 10.0,
+            "both_over_wall_clock_cores": ((cpu.0 + cpu.1) / elapsed.as_secs_f64() * 100.0).round() / 100.0,
+        },
         "hub_kib_linked_with_stock": linked.rss_kib,
         "hub_kib_after": hub.memory().rss_kib,
     });

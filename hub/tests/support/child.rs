@@ -85,6 +85,22 @@ impl Memory {
     }
 }
 
+/// CPU time (user + system) process `pid` has used so far (`"self"` for
+/// this one), from `/proc/<pid>/stat`, in seconds (100 ticks a second,
+/// Linux's `USER_HZ`).
+pub fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name, which is in parentheses.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|t| t.parse::<u64>().unwrap())
+        .sum();
+    ticks as f64 / 100.0
+}
+
 /// A hub over a fresh data directory, in its own process.
 pub struct ChildHub {
     pub tmp: tempfile::TempDir,
@@ -123,6 +139,11 @@ impl ChildHub {
     /// The hub's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// CPU time the hub has used so far, in seconds.
+    pub fn cpu_secs(&self) -> f64 {
+        cpu_secs(&self.pid().to_string())
     }
 
     /// The hub's resident memory now.
