@@ -27,14 +27,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use support::{gtin, HubClient, SimStore, TestHub};
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use support::{env_u64 as env, gtin, HubClient, SimStore, TestHub};
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.

@@ -7,54 +7,15 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use reqwest::StatusCode;
+use support::child::{spawn_run, wait_exit, BIN};
 use support::{gtin, HubClient, SimStore};
-
-const BIN: &str = env!("CARGO_BIN_EXE_tally-hub");
 
 fn hub(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
-}
-
-fn wait_exit(child: &mut Child, deadline: Duration) -> std::process::ExitStatus {
-    let end = Instant::now() + deadline;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            Instant::now() < end,
-            "tally-hub did not exit in {deadline:?}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Starts `tally-hub run` with `args` and `stdin`; returns it and the base
-/// URL from its first stdout line.
-fn spawn_run(args: &[&str], stdin: Stdio) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .arg("run")
-        .args(args)
-        .stdin(stdin)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("tally-hub listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    (child, base)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

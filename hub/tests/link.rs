@@ -13,61 +13,10 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use support::link::Link;
 use support::{gtin, Admin, HubClient, SimStore, TestHub};
-use tally_sync::link::{Notice, NoticeReader};
+use tally_sync::link::Notice;
 use tally_sync::rights::RightsReleased;
-
-/// A store's open link: the streaming response and its reader.
-struct Link {
-    resp: reqwest::Response,
-    reader: NoticeReader,
-    queued: Vec<Notice>,
-}
-
-impl Link {
-    async fn open(client: &HubClient) -> Link {
-        let resp = client
-            .http
-            .get(format!("{}/v1/link", client.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
-        assert_eq!(resp.version(), reqwest::Version::HTTP_2);
-        assert_eq!(
-            resp.headers()["content-type"],
-            tally_sync::link::CONTENT_TYPE
-        );
-        Link {
-            resp,
-            reader: NoticeReader::new(),
-            queued: Vec::new(),
-        }
-    }
-
-    /// The next notice other than a heartbeat, within 10 s.
-    async fn next(&mut self) -> Notice {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if !self.queued.is_empty() {
-                let n = self.queued.remove(0);
-                if n != Notice::Heartbeat {
-                    return n;
-                }
-                continue;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            let chunk = tokio::time::timeout(left, self.resp.chunk())
-                .await
-                .expect("a notice within 10 s")
-                .unwrap()
-                .expect("the link is open");
-            for n in self.reader.push(&chunk) {
-                self.queued.push(n.unwrap());
-            }
-        }
-    }
-}
 
 /// Polls `GET /v1/stores` until store `s`'s `live` is `want`.
 async fn wait_live(admin: &Admin, s: &str, want: bool) -> Value {

@@ -4,12 +4,16 @@
 //! identity bundle, exactly what an agent does), an admin client, and a
 //! model store that runs the real command core and exchange
 //! (`tally_sync::memstore::MemStore`) so the requests it sends are honest.
+//! `child` runs the real `tally-hub` binary instead, in its own process.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
+
+pub mod child;
+pub mod link;
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -108,12 +112,7 @@ impl TestHub {
 
     /// Enrolls `store`; returns its bundle.
     pub fn enroll(&self, store: &str) -> PathBuf {
-        let out = self
-            .tmp
-            .path()
-            .join(format!("{store}-{}.pem", rand::random::<u32>()));
-        pki::enroll(&self.data, store, &out, &tally_store::SystemClock).unwrap();
-        out
+        enroll_in(self.tmp.path(), &self.data, store)
     }
 
     /// A sync client presenting the bundle's certificate.
@@ -123,8 +122,7 @@ impl TestHub {
 
     /// A client with no client certificate.
     pub fn anonymous_client(&self) -> HubClient {
-        let ca = std::fs::read(self.data.ca_cert()).unwrap();
-        HubClient::new(&self.base(), &ca, false)
+        anonymous_client(&self.base(), &self.data)
     }
 
     /// An admin client (bearer token).
@@ -150,6 +148,21 @@ impl TestHub {
             task.await.unwrap().unwrap();
         }
     }
+}
+
+/// Enrolls `store` in the hub's data directory `data`; returns its bundle,
+/// written under `dir`.
+pub fn enroll_in(dir: &Path, data: &DataDir, store: &str) -> PathBuf {
+    let out = dir.join(format!("{store}-{}.pem", rand::random::<u32>()));
+    pki::enroll(data, store, &out, &tally_store::SystemClock).unwrap();
+    out
+}
+
+/// A client of the hub at `base` with no client certificate, trusting
+/// `data`'s CA.
+pub fn anonymous_client(base: &str, data: &DataDir) -> HubClient {
+    let ca = std::fs::read(data.ca_cert()).unwrap();
+    HubClient::new(base, &ca, false)
 }
 
 /// A sync (or anonymous) HTTPS client.
@@ -307,6 +320,15 @@ impl Admin {
     }
 }
 
+/// A benchmark's knob: the environment variable `name` as a number, or
+/// `default` when it is unset or not a number.
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A GTIN from a small number.
 pub fn gtin(n: u64) -> Gtin {
     Gtin::from_body(1_000_000 + n).unwrap()
@@ -401,6 +423,18 @@ impl SimStore {
         };
         self.run(Self::sale(Self::line(g, qty, None), Some(approval)))
             .unwrap()
+    }
+
+    /// A request for `units` of the hub's rights to `g` under
+    /// `request_id`, carrying this store's own entries of the counter (as
+    /// the agent sends it).
+    pub fn rights_request(&self, request_id: EventId, g: Gtin, units: u64) -> RightsRequest {
+        RightsRequest {
+            request_id,
+            gtin: g,
+            units,
+            own: self.mem.counter(g).owned_by(&self.mem.who.replica),
+        }
     }
 
     pub fn on_hand(&self, g: Gtin) -> u64 {
