@@ -172,7 +172,7 @@ async fn session(ctx: &LinkContext) -> Ended {
                 } => {
                     // Released on the committer, reported on the same
                     // connection; the link keeps reading meanwhile.
-                    tokio::spawn(release(ctx.clone(), request_id, gtin, units, counter));
+                    tokio::spawn(release(ctx.clone(), request_id, gtin, units, *counter));
                 }
             }
         }

@@ -289,7 +289,7 @@ impl Links {
                 request_id,
                 gtin,
                 units,
-                counter: counter.without(&live.store.replica),
+                counter: Box::new(counter.without(&live.store.replica)),
             };
             if live.notices.try_send(notice).is_err() {
                 self.dropped.fetch_add(1, Ordering::Relaxed);

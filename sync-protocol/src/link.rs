@@ -58,9 +58,10 @@ pub enum Notice {
         units: u64,
         /// The hub's entries of the counter (the store's own left out),
         /// merged by the store before it releases: rights the hub gave it
-        /// in a sync answer it never received count.
+        /// in a sync answer it never received count. Boxed: every link's
+        /// queue holds notices, most of them small.
         #[serde(default)]
-        counter: BoundedCounter,
+        counter: Box<BoundedCounter>,
     },
     /// A notice of a kind this version does not know: ignored.
     #[serde(other)]
@@ -166,7 +167,7 @@ mod tests {
                 request_id: EventId::v7(1_750_000_000_000, [7; 10]),
                 gtin: Gtin::from_body(96_385_074).unwrap(),
                 units: 3,
-                counter: BoundedCounter::default(),
+                counter: Box::default(),
             },
         ]
     }
