@@ -197,3 +197,60 @@ async fn a_till_and_an_online_order_race_for_the_last_unit_and_exactly_one_wins(
         "{audit}"
     );
 }
+
+#[tokio::test]
+async fn tills_short_of_one_item_at_once_share_their_requests_for_rights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_procs, agent, hub) = chain(tmp.path()).await;
+    // Online demand for 100 units, refused (nothing there yet): with the
+    // default policy the hub's target is ceil(100 × ln 2 / 7) = 10 units,
+    // so it takes every right of the 10 the store then receives.
+    let (status, _) = hub.post("/v1/orders", &order(100)).await;
+    assert_eq!(status, 409);
+    let (status, _) = agent
+        .post("/v1/receipts", &json!({"lines": [{"gtin": A, "qty": 10}]}))
+        .await;
+    assert_eq!(status, 201);
+    eventually("the hub's reserve", LONG, || async {
+        let (_, here) = agent.get(&format!("/v1/stock/{A}")).await?;
+        if here["others_rights"].as_u64() == Some(10) {
+            Ok(())
+        } else {
+            Err(here.to_string())
+        }
+    })
+    .await;
+
+    // Ten tills sell one unit each at the same moment: every sale needs
+    // the hub's rights; they share requests instead of asking ten times.
+    let started = Instant::now();
+    let sales: Vec<_> = (0..10)
+        .map(|_| {
+            let agent = agent.clone();
+            tokio::spawn(async move { agent.post("/v1/sales", &sale()).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for s in sales {
+        answers.push(s.await.unwrap());
+    }
+    let (_, here) = agent.get(&format!("/v1/stock/{A}")).await.unwrap();
+    let (_, audit) = hub.get("/v1/audit").await.unwrap();
+    assert!(
+        answers.iter().all(|(status, _)| *status == 201),
+        "{:?}, stock {here} audit {audit}",
+        answers.iter().map(|a| a.0).collect::<Vec<_>>()
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let (_, metrics) = hub.get_text("/metrics").await.unwrap();
+    let requests: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("tally_hub_rights_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    println!("10 sales short of rights took {requests} requests");
+    assert!(
+        (1..10).contains(&requests),
+        "{requests} requests: {metrics}"
+    );
+}

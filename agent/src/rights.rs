@@ -108,6 +108,13 @@ impl Rights {
                 hub_reachable,
             });
         };
+        // From here `cmd` may run more than once (with a grant, again for
+        // a flight's followers): named, each run after it is recorded is
+        // a retry, answered from the journal, never a second sale. The
+        // first run was refused, so nothing is recorded under any id yet.
+        let mut random = [0u8; 10];
+        rand::thread_rng().fill_bytes(&mut random);
+        let cmd = cmd.with_id_or(EventId::v7(self.clock.now_ms(), random));
         let deadline = Instant::now() + self.wait;
         for _ in 0..MAX_ROUNDS {
             let Outcome::Refused {
@@ -136,16 +143,20 @@ impl Rights {
                     // Another till is asking for this item and asks for
                     // this one's units too: wait for it, then try again.
                     let left = deadline.saturating_duration_since(Instant::now());
-                    let gave =
+                    let landed =
                         match tokio::time::timeout(left, landed.wait_for(Option::is_some)).await {
-                            Ok(Ok(gave)) => *gave,
-                            // The leader went away (its request was dropped)
-                            // or time is up: try again, or end, as time says.
-                            _ => Some(1),
+                            Ok(Ok(landed)) => *landed,
+                            _ => None,
                         };
+                    // The leader's grant, or (its request dropped, or time
+                    // up) try again while time is left, as leader perhaps.
+                    let granted = match landed {
+                        Some(Landed::Granted(n)) => n,
+                        Some(Landed::Abandoned) | None => 1,
+                    };
                     Step {
                         outcome: self.committer.command(cmd.clone()).await?,
-                        granted: gave.unwrap_or(1),
+                        granted,
                         reached: true,
                     }
                 }
@@ -198,17 +209,22 @@ impl Rights {
             flight.granted += granted;
             // Even a grant of nothing brings the hub's view of the
             // counter (units it sold online meanwhile): the refusal then
-            // says what is really left. After the first round `cmd` is a
-            // retry of itself: recorded once, its answer repeated.
-            step.outcome = self
+            // says what is really left. Once `cmd` is recorded, a later
+            // round (for the followers' units) runs it as a retry of
+            // itself: recorded once, and its first answer is the one kept.
+            let outcome = self
                 .committer
                 .command_with_grant(grant, cmd.clone())
                 .await?;
+            if !matches!(step.outcome, Outcome::Recorded { .. }) {
+                step.outcome = outcome;
+            }
             units = flight.take_waiting();
             if units == 0 || granted < asked {
                 break;
             }
         }
+        flight.done = true;
         Ok(step)
     }
 
@@ -278,8 +294,8 @@ struct Flights {
 struct InFlight {
     /// Units the followers need beyond the leader's.
     waiting: u64,
-    /// Turns to the units the flight was granted when it lands.
-    landed: watch::Sender<Option<u64>>,
+    /// Turns to how the flight ended when it lands.
+    landed: watch::Sender<Option<Landed>>,
 }
 
 /// How a till boarded a flight.
@@ -287,7 +303,16 @@ enum Boarded {
     /// It asks, for itself and for whoever boards meanwhile.
     Leader(Flight),
     /// Another till asks; this one waits for it to land.
-    Follower(watch::Receiver<Option<u64>>),
+    Follower(watch::Receiver<Option<Landed>>),
+}
+
+/// How a flight ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Landed {
+    /// The hub answered: this many units granted in all.
+    Granted(u64),
+    /// The leader went away before (its request was dropped).
+    Abandoned,
 }
 
 impl Flights {
@@ -303,6 +328,7 @@ impl Flights {
             flights: self.clone(),
             gtin,
             granted: 0,
+            done: false,
         })
     }
 }
@@ -314,6 +340,8 @@ struct Flight {
     gtin: Gtin,
     /// Units granted so far.
     granted: u64,
+    /// The leader finished asking (else it was dropped midway).
+    done: bool,
 }
 
 impl Flight {
@@ -330,7 +358,67 @@ impl Drop for Flight {
     fn drop(&mut self) {
         let mut inner = self.flights.inner.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(f) = inner.remove(&self.gtin) {
-            let _ = f.landed.send(Some(self.granted));
+            let landed = if self.done {
+                Landed::Granted(self.granted)
+            } else {
+                Landed::Abandoned
+            };
+            let _ = f.landed.send(Some(landed));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gtin(n: u64) -> Gtin {
+        Gtin::from_body(96_385_070 + n).unwrap()
+    }
+
+    #[tokio::test]
+    async fn tills_short_of_one_item_board_one_flight_and_land_with_it() {
+        let flights = Arc::new(Flights::default());
+        let Boarded::Leader(mut flight) = flights.board(gtin(1), 2) else {
+            panic!("the first till leads");
+        };
+        // Two more tills short of the same item board it; another item
+        // gets its own flight.
+        let Boarded::Follower(mut a) = flights.board(gtin(1), 1) else {
+            panic!("a second till follows");
+        };
+        let Boarded::Follower(b) = flights.board(gtin(1), 3) else {
+            panic!("a third till follows");
+        };
+        assert!(matches!(flights.board(gtin(2), 1), Boarded::Leader(_)));
+        // The leader's next request asks for every unit boarded meanwhile,
+        // once.
+        assert_eq!(flight.take_waiting(), 4);
+        assert_eq!(flight.take_waiting(), 0);
+        assert_eq!(*a.borrow(), None, "still in flight");
+        flight.granted = 6;
+        flight.done = true;
+        drop(flight);
+        let landed = Some(Landed::Granted(6));
+        assert_eq!(*a.wait_for(Option::is_some).await.unwrap(), landed);
+        assert_eq!(*b.borrow(), landed);
+        // Landed: the next till short of the item leads a new flight.
+        assert!(matches!(flights.board(gtin(1), 1), Boarded::Leader(_)));
+    }
+
+    #[tokio::test]
+    async fn a_leader_that_goes_away_still_lands_its_flight() {
+        let flights = Arc::new(Flights::default());
+        let leader = flights.board(gtin(1), 1);
+        let Boarded::Follower(mut f) = flights.board(gtin(1), 1) else {
+            panic!("follows");
+        };
+        // The leader's request is dropped (its client went away).
+        drop(leader);
+        assert_eq!(
+            *f.wait_for(Option::is_some).await.unwrap(),
+            Some(Landed::Abandoned)
+        );
+        assert!(matches!(flights.board(gtin(1), 1), Boarded::Leader(_)));
     }
 }

@@ -194,6 +194,20 @@ impl Command {
         }
     }
 
+    /// The command with `id` as its id if it has none: every later run of
+    /// it is then a retry of one request, recorded at most once.
+    pub fn with_id_or(mut self, fresh: EventId) -> Self {
+        match &mut self {
+            Command::Sale { id, .. }
+            | Command::Return { id, .. }
+            | Command::Receipt { id, .. }
+            | Command::Count { id, .. } => {
+                id.get_or_insert(fresh);
+            }
+        }
+        self
+    }
+
     /// The name of the event kind this command records.
     pub fn kind_name(&self) -> &'static str {
         match self {
