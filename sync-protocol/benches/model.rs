@@ -68,7 +68,8 @@ fn main() {
         .map(|i| ItemKey::new(loc.clone(), Gtin::from_body(400_000_000_000 + i).unwrap()))
         .collect();
 
-    // The store: every item received, some sold, 20 % reserved for the hub.
+    // The store: every item received, some sold, 20 % of them the hub's
+    // rights (an online reserve, as a demand-driven policy may set).
     let mut at_store = Inventory::new();
     for (i, k) in keys.iter().enumerate() {
         at_store.add(k, &store, 10 + (i as u64 % 7)).unwrap();
