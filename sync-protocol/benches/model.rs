@@ -151,6 +151,7 @@ fn main() {
                 hub_cursor: 0,
                 catalog_cursor: 0,
                 demand: vec![],
+                lost: vec![],
             };
             let bytes = encode(&req, Encoding::Binary).unwrap();
             let back: SyncRequest = decode(&bytes, Encoding::Binary, 1 << 26).unwrap();
@@ -171,6 +172,7 @@ fn main() {
             hub_cursor: 0,
             catalog_cursor: 0,
             demand: vec![],
+            lost: vec![],
         },
         Encoding::Binary,
     )
