@@ -4,7 +4,9 @@
 //! sells all 10 one at a time while it
 //! reaches the hub (each sale asks for what it lacks and is answered at
 //! once); an online order for the item is then refused; with the hub gone,
-//! a sale beyond the store's own rights is refused with reason `offline`.
+//! a sale beyond the store's own rights is refused with reason `offline`;
+//! when the hub is back, its `GET /v1/stores` shows the store's lost
+//! sales by reason (the offline one too) and its refused online orders.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -54,6 +56,16 @@ async fn an_online_store_sells_every_unit_on_its_shelf_and_an_offline_one_says_w
     let agent = Api::agent(&agent_url);
     let hub = Api::hub(&hub_url, &files);
 
+    // The agent syncs at start: s1 is a store the hub knows.
+    eventually("s1's first sync", LONG, || async {
+        let (_, stores) = hub.get("/v1/stores").await?;
+        if stores["stores"][0]["store"] == "s1" {
+            Ok(())
+        } else {
+            Err(stores.to_string())
+        }
+    })
+    .await;
     // Online demand for 15 units of A at s1, refused (the hub holds
     // nothing there yet): with the default policy (24 h horizon, 7-day
     // half-life) the hub's reserve target becomes ceil(15 × ln 2 / 7) = 2.
@@ -136,5 +148,30 @@ async fn an_online_store_sells_every_unit_on_its_shelf_and_an_offline_one_says_w
     assert!(
         metrics.contains("tally_agent_shortages_total{reason=\"offline\"} 1"),
         "{metrics}"
+    );
+
+    // The hub comes back on the same address: the store's next sync
+    // brings its lost sales, the offline one among them.
+    let hub_addr = hub_url.trim_start_matches("https://").to_string();
+    let (_hub_proc, again) = start_hub(&files, &hub_addr, tmp.path().join("hub2.log"));
+    assert_eq!(again, hub_url);
+    let lost = json!({"no_stock": {"sales": 1, "units": 1},
+                      "held_elsewhere": {"sales": 0, "units": 0},
+                      "offline": {"sales": 1, "units": 1}});
+    let s1 = eventually("the store's lost sales at the hub", LONG, || async {
+        let (_, stores) = hub.get("/v1/stores").await?;
+        let s1 = stores["stores"][0].clone();
+        if s1["lost_sales"] == lost {
+            Ok(s1)
+        } else {
+            Err(stores.to_string())
+        }
+    })
+    .await;
+    // Both online orders were refused for want of units at s1.
+    assert_eq!(
+        s1["refused_orders"],
+        json!({"no_stock": 2, "held_elsewhere": 0, "offline": 0}),
+        "{s1}"
     );
 }

@@ -74,6 +74,7 @@ fn request(
         hub_cursor: 0,
         catalog_cursor: 0,
         demand: vec![],
+        lost: vec![],
     }
 }
 

@@ -31,7 +31,7 @@ use rand::RngCore;
 use tally_sync::clock::Clock;
 use tally_sync::command::{Command, Outcome};
 use tally_sync::rights::{RightsGrant, RightsRequest, MAX_UNITS_PER_REQUEST};
-use tally_sync::{EventId, Gtin, Refusal};
+use tally_sync::{EventId, Gtin, Refusal, Shortage};
 use tokio::sync::watch;
 
 use crate::commit::{CommitError, Committer};
@@ -365,6 +365,27 @@ impl Drop for Flight {
             };
             let _ = f.landed.send(Some(landed));
         }
+    }
+}
+
+/// Units a sale asks for (all its lines, saturating); `None` for any
+/// other command (only sales are counted as lost).
+pub fn sale_units(cmd: &Command) -> Option<u64> {
+    match cmd {
+        Command::Sale { lines, .. } => {
+            Some(lines.iter().map(|l| l.qty).fold(0, u64::saturating_add))
+        }
+        _ => None,
+    }
+}
+
+/// Counts a sale refused for lack of rights (`why`, after rights on
+/// demand ran) in the lost-sales totals each sync reports to the hub.
+/// Queued to the committer without waiting for its commit, so the
+/// refusal's answer does not wait for a disk write.
+pub async fn count_lost(committer: &Committer, why: Shortage, units: u64) {
+    if let Err(e) = committer.lost_sale(why, units).await {
+        tracing::warn!(error = %e, reason = why.name(), "Lost sale not counted.");
     }
 }
 

@@ -195,3 +195,64 @@ async fn burst(committer: &Committer, n: usize) -> Vec<Outcome> {
     }
     done
 }
+
+#[test]
+fn lost_sales_are_counted_durably_and_every_sync_request_carries_the_totals() {
+    use tally_sync::{LostSales, Shortage};
+    let dir = tempfile::tempdir().unwrap();
+    let store = ReplicaId::new("store-committer").unwrap();
+    let db = Arc::new(AgentDb::open(dir.path(), Some(&store)).unwrap());
+    let (committer, thread) = Committer::start(
+        db.clone(),
+        Arc::new(Metrics::new()),
+        Limits::default(),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    assert!(db.sync_request(10).unwrap().lost.is_empty());
+    rt.block_on(async {
+        // Queued without waiting: the next batch commits them, so once a
+        // command queued after them is answered, they are durable.
+        drop(committer.lost_sale(Shortage::Offline, 2).await.unwrap());
+        drop(committer.lost_sale(Shortage::Offline, 3).await.unwrap());
+        let no_stock = committer.lost_sale(Shortage::NoStock, 1).await.unwrap();
+        assert!(recorded(&committer.command(receipt(1)).await.unwrap()));
+        no_stock.wait().await.unwrap();
+        // A hostile count saturates instead of overflowing.
+        let huge = committer.lost_sale(Shortage::HeldElsewhere, u64::MAX).await;
+        huge.unwrap().wait().await.unwrap();
+        let more = committer.lost_sale(Shortage::HeldElsewhere, 5).await;
+        more.unwrap().wait().await.unwrap();
+    });
+    let expected = vec![
+        LostSales {
+            reason: Shortage::NoStock,
+            sales: 1,
+            units: 1,
+        },
+        LostSales {
+            reason: Shortage::HeldElsewhere,
+            sales: 2,
+            units: u64::MAX,
+        },
+        LostSales {
+            reason: Shortage::Offline,
+            sales: 2,
+            units: 5,
+        },
+    ];
+    // Cumulative: a second request carries the same totals.
+    assert_eq!(db.sync_request(10).unwrap().lost, expected);
+    assert_eq!(db.sync_request(10).unwrap().lost, expected);
+    drop((committer, db));
+    thread.join().unwrap();
+    let db = AgentDb::open(dir.path(), Some(&store)).unwrap();
+    assert_eq!(
+        db.sync_request(10).unwrap().lost,
+        expected,
+        "after a restart"
+    );
+}

@@ -39,6 +39,27 @@ function timeTag(ts) {
 }
 function list(body, key) { return Array.isArray(body) ? body : (body[key] || []); }
 
+// The reasons a sale or an order lacks rights (docs/api-hub.md), in the
+// order shown, with what they mean.
+const REASONS = [
+  ["no_stock", "no stock", "fewer unsold units at the store than asked"],
+  ["held_elsewhere", "held elsewhere", "the units are on the shelf, the hub holds their rights"],
+  ["offline", "offline", "the units are on the shelf, their rights are out of reach (link down)"],
+];
+// Lost sales (`{reason: {sales, units}}`) as one line per reason that
+// lost any; refused orders (`{reason: n}`) likewise.
+function lostCell(lost) {
+  const rows = REASONS.filter(([r]) => lost && lost[r] && lost[r].sales > 0).map(([r, label, why]) =>
+    `<span class="reason ${r}" data-reason="${r}" title="${text(why)}">${text(label)}: <b>${text(lost[r].sales)}</b> ` +
+    `${lost[r].sales === 1 ? "sale" : "sales"}, ${text(lost[r].units)} ${lost[r].units === 1 ? "unit" : "units"}</span>`);
+  return rows.join("") || `<span class="muted">none</span>`;
+}
+function refusedCell(refused) {
+  const rows = REASONS.filter(([r]) => refused && refused[r] > 0).map(([r, label, why]) =>
+    `<span class="reason ${r}" data-reason="${r}" title="${text(why)}">${text(label)}: <b>${text(refused[r])}</b></span>`);
+  return rows.join("") || `<span class="muted">none</span>`;
+}
+
 function renderStores(body) {
   const stores = list(body, "stores");
   $("stores-body").innerHTML = stores.map((s) => {
@@ -48,13 +69,20 @@ function renderStores(body) {
       `<td><span class="pill ${online ? "online" : "offline"}">${online ? "online" : "offline"}</span></td>` +
       // The lag is the hub's own count: the viewer's clock may be off.
       `<td class="nowrap">${timeTag(s.last_sync_at)}</td><td class="nowrap">${text(duration(s.seconds_since_last_sync || 0))} ago</td>` +
-      `<td class="num">${text(s.events_received ?? 0)}</td></tr>`;
-  }).join("") || `<tr><td colspan="5" class="muted">No store has synced yet.</td></tr>`;
+      `<td class="num">${text(s.events_received ?? 0)}</td>` +
+      `<td class="lost" data-testid="lost-sales">${lostCell(s.lost_sales)}</td>` +
+      `<td class="lost" data-testid="refused-orders">${refusedCell(s.refused_orders)}</td></tr>`;
+  }).join("") || `<tr><td colspan="7" class="muted">No store has synced yet.</td></tr>`;
   const online = stores.filter((s) => s.online).length;
   const events = stores.reduce((a, s) => a + (s.events_received || 0), 0);
   $("sum-stores").innerHTML = `<b>${online}</b>/${stores.length} stores online`;
   $("sum-stores").classList.toggle("warn", online < stores.length);
   $("sum-events").innerHTML = `<b>${events}</b> events received`;
+  // Sales lost at every store, for every reason.
+  const lostAt = (s) => REASONS.reduce((b, [r]) => b + ((((s.lost_sales || {})[r]) || {}).sales || 0), 0);
+  const lost = stores.reduce((a, s) => a + lostAt(s), 0);
+  $("sum-lost").innerHTML = `<b>${text(lost)}</b> sales lost`;
+  $("sum-lost").classList.toggle("warn", lost > 0);
 }
 
 // Exceptions come oldest first, paged by id (`since`, `next`), at most

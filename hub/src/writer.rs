@@ -26,7 +26,7 @@ use std::thread::JoinHandle;
 use tally_sync::exchange::Identity;
 use tally_sync::message::CatalogItem;
 use tally_sync::rights::{RightsReleased, RightsRequest};
-use tally_sync::SyncRequest;
+use tally_sync::{LocationId, Shortage, SyncRequest};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error};
 
@@ -140,6 +140,19 @@ impl Writer {
         self.submit((who, released, order), |txn, (who, released, order)| {
             let merged = txn.release(who, released)?;
             Ok((merged, txn.order(order)?))
+        })
+        .await
+    }
+
+    /// Counts an online order refused for `reason` in `store`'s record;
+    /// answers whether the store is known (it synced), after the commit.
+    pub async fn order_refused(
+        &self,
+        store: LocationId,
+        reason: Shortage,
+    ) -> Result<bool, WriteError> {
+        self.submit((store, reason), |txn, (store, reason)| {
+            txn.order_refused(store, *reason)
         })
         .await
     }
@@ -320,6 +333,14 @@ mod tests {
             Ok(OrderResult::IdConflict {
                 order_id: order.order_id.clone(),
             })
+        }
+
+        fn order_refused(
+            &mut self,
+            _: &tally_sync::LocationId,
+            _: tally_sync::Shortage,
+        ) -> Result<bool, StorageError> {
+            Ok(false)
         }
 
         fn catalog(&mut self, items: &[CatalogItem]) -> Result<CatalogResult, StorageError> {

@@ -6,7 +6,8 @@
 //! a wrong token is refused, the right one logs in, a GTIN is typed into
 //! the stock lookup. The test checks what the page renders against the
 //! admin API: every store with its online/offline pill, last sync and
-//! events; the exceptions; the stock per store with who holds the rights;
+//! events, and its lost sales and refused online orders by reason; the
+//! exceptions; the stock per store with who holds the rights;
 //! one chart line per store that sold; after one more sale is synced, the
 //! new count without a reload; and, past 1,000 exceptions (one page of the
 //! API), the newest first. It saves a screenshot of the logged-in page to
@@ -62,7 +63,7 @@ use tally_hub::storage::RedbHub;
 use tally_hub::Config;
 use tally_store::SystemClock;
 use tally_sync::clock::Clock;
-use tally_sync::Gtin;
+use tally_sync::{Gtin, Shortage};
 
 /// Debian's Chromium (a wrapper script that execs the browser).
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -289,6 +290,10 @@ const STORES_TABLE: &str = r#"() => Object.fromEntries(
       pill: pill.innerText.trim(), pill_class: pill.className,
       last_sync: time ? time.getAttribute('datetime') : td[2].innerText.trim(),
       lag: td[3].innerText.trim(), events: td[4].innerText.trim(),
+      lost: Object.fromEntries([...td[5].querySelectorAll('[data-reason]')].map((r) => [r.dataset.reason, r.innerText.trim()])),
+      lost_text: td[5].innerText.trim(),
+      refused: Object.fromEntries([...td[6].querySelectorAll('[data-reason]')].map((r) => [r.dataset.reason, r.innerText.trim()])),
+      refused_text: td[6].innerText.trim(),
       visible: tr.checkVisibility(),
     }];
   }))"#;
@@ -392,6 +397,8 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
     east.set_clock(now - 30 * MINUTE_MS);
     east.receive(pencil, 40);
     east.receive(notebook, 12);
+    // Sales its tills refused for lack of rights, reported with its sync.
+    east.mem.lost.get_mut(Shortage::NoStock).add_sale(2);
     for (ago, qty) in [(25, 2), (22, 4), (19, 3), (16, 5)] {
         east.set_clock(now - ago * MINUTE_MS);
         east.sell(pencil, qty).unwrap();
@@ -453,8 +460,26 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
     let epc_south = south.sell_epc(jacket, epc).unwrap();
     north.set_clock(now - 5 * MINUTE_MS);
     let override_sale = north.sell_override(lamp, 1);
+    // Sales north's tills refused: two while the hub was out of reach
+    // (one of 2 units), one the hub's reserve held.
+    north.mem.lost.get_mut(Shortage::Offline).add_sale(2);
+    north.mem.lost.get_mut(Shortage::Offline).add_sale(1);
+    north.mem.lost.get_mut(Shortage::HeldElsewhere).add_sale(1);
     north.sync_all(&north_client, 10).await;
     south.sync_all(&south_client, 10).await;
+    // Online orders refused at store-north: notebooks, which it has none
+    // of (an item it sells would now have the hub reserve it all).
+    for id in ["web-big-1", "web-big-2"] {
+        let (status, body) = admin
+            .post(
+                "/v1/orders",
+                &json!({"order_id": id, "store": "store-north",
+                        "lines": [{"gtin": notebook.to_string(), "qty": 2}]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert_eq!(body["reason"], "no_stock", "{body}");
+    }
 
     // An online order takes one pencil of the hub's reserve at store-north,
     // which store-north learns on its next sync.
@@ -568,7 +593,59 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
         assert_eq!(row["last_sync"], s["last_sync_at"], "{id}: {row}");
         assert!(row["lag"].as_str().unwrap().ends_with(" ago"), "{row}");
         assert_eq!(row["visible"], true);
+        // Lost sales and refused online orders: one line per reason with
+        // any, "none" otherwise.
+        let (mut lost, mut refused) = (serde_json::Map::new(), serde_json::Map::new());
+        for (reason, label) in [
+            ("no_stock", "no stock"),
+            ("held_elsewhere", "held elsewhere"),
+            ("offline", "offline"),
+        ] {
+            let l = &s["lost_sales"][reason];
+            let (sales, units) = (l["sales"].as_u64().unwrap(), l["units"].as_u64().unwrap());
+            if sales > 0 {
+                let plural =
+                    |n: u64, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+                let shown = format!(
+                    "{label}: {}, {}",
+                    plural(sales, "sale"),
+                    plural(units, "unit")
+                );
+                lost.insert(reason.into(), json!(shown));
+            }
+            let n = s["refused_orders"][reason].as_u64().unwrap();
+            if n > 0 {
+                refused.insert(reason.into(), json!(format!("{label}: {n}")));
+            }
+        }
+        assert_eq!(row["lost"], Value::Object(lost.clone()), "{id}: {row}");
+        assert_eq!(
+            row["refused"],
+            Value::Object(refused.clone()),
+            "{id}: {row}"
+        );
+        if lost.is_empty() {
+            assert_eq!(row["lost_text"], "none", "{id}: {row}");
+        }
+        if refused.is_empty() {
+            assert_eq!(row["refused_text"], "none", "{id}: {row}");
+        }
     }
+    // What the stores reported and the hub refused, as the page shows it.
+    assert_eq!(
+        rendered["store-north"]["lost"],
+        json!({"held_elsewhere": "held elsewhere: 1 sale, 1 unit",
+               "offline": "offline: 2 sales, 3 units"})
+    );
+    assert_eq!(
+        rendered["store-east"]["lost"],
+        json!({"no_stock": "no stock: 1 sale, 2 units"})
+    );
+    assert_eq!(
+        rendered["store-north"]["refused"],
+        json!({"no_stock": "no stock: 2"})
+    );
+    assert_eq!(rendered["store-south"]["lost_text"], "none");
     let online: BTreeMap<&str, bool> = list
         .iter()
         .map(|s| (s["store"].as_str().unwrap(), s["online"].as_bool().unwrap()))
@@ -588,6 +665,10 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
     let summary = js(&page, "() => document.querySelector('#summary').innerText").await;
     assert!(
         summary.as_str().unwrap().contains("2/3 stores online"),
+        "{summary}"
+    );
+    assert!(
+        summary.as_str().unwrap().contains("4 sales lost"),
         "{summary}"
     );
 

@@ -152,6 +152,7 @@ fn main() {
                 hub_cursor: 0,
                 catalog_cursor: 0,
                 demand: vec![],
+                lost: vec![],
             };
             let bytes = encode(&req, Encoding::Binary).unwrap();
             let back: SyncRequest = decode(&bytes, Encoding::Binary, 1 << 26).unwrap();
@@ -172,6 +173,7 @@ fn main() {
             hub_cursor: 0,
             catalog_cursor: 0,
             demand: vec![],
+            lost: vec![],
         },
         Encoding::Binary,
     )

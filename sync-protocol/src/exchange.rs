@@ -355,7 +355,8 @@ pub struct SyncCursors {
 /// gave: its own counter entries changed since the hub's ack (`delta`, up
 /// to inventory version `delta_version`), the unacknowledged `events`
 /// (the last at outbox sequence `events_upto`), its cursors and its
-/// refused demand (items with none are left out).
+/// refused demand (items with none are left out). Its totals of sales
+/// lost for lack of rights are added with [`SyncRequest::with_lost`].
 pub fn store_request(
     who: &Identity,
     cursors: &SyncCursors,
@@ -380,6 +381,7 @@ pub fn store_request(
             .filter(|(_, &units)| units > 0)
             .map(|(&gtin, &units)| Demand { gtin, units })
             .collect(),
+        lost: Vec::new(),
     }
 }
 

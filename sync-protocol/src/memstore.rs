@@ -22,6 +22,7 @@ use crate::gtin::Gtin;
 use crate::ids::{Epc, EventId, LocationId};
 use crate::inventory::{Delta, ItemKey};
 use crate::journal::Inserted;
+use crate::lost::{ByReason, Lost};
 use crate::message::{CatalogItem, SyncRequest, SyncResponse};
 use crate::rights::{apply_grant, release, RightsGrant, RightsReleased};
 
@@ -44,6 +45,9 @@ pub struct MemStore {
     pub returned: BTreeMap<EventId, BTreeMap<Gtin, u64>>,
     /// Sync cursors.
     pub cursors: SyncCursors,
+    /// Sales refused for lack of rights, per reason, since the store
+    /// began (cumulative: every request carries them).
+    pub lost: ByReason<Lost>,
 }
 
 impl MemStore {
@@ -58,6 +62,7 @@ impl MemStore {
             demand: BTreeMap::new(),
             returned: BTreeMap::new(),
             cursors: SyncCursors::default(),
+            lost: ByReason::default(),
         }
     }
 
@@ -134,6 +139,7 @@ impl MemStore {
             events_upto,
             &self.demand,
         )
+        .with_lost(&self.lost)
     }
 
     /// Applies the hub's answer to `req` (`None` when the request is

@@ -21,6 +21,7 @@ use crate::event::Event;
 use crate::gtin::Gtin;
 use crate::ids::{EventId, LocationId, ReplicaId};
 use crate::inventory::Delta;
+use crate::ledger::Shortage;
 
 /// A protocol version. Peers must share the major version; minor versions
 /// only add optional meaning and are accepted both ways.
@@ -48,6 +49,20 @@ pub struct Demand {
     /// The item.
     pub gtin: Gtin,
     /// Units refused.
+    pub units: u64,
+}
+
+/// Sales a store refused for lack of rights for one reason, counted since
+/// the store's database was created: cumulative totals, which the hub
+/// keeps as the largest seen ([`crate::lost::ByReason::merge`]), so a
+/// repeated request is never counted twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostSales {
+    /// Why those sales were refused.
+    pub reason: Shortage,
+    /// Sales refused.
+    pub sales: u64,
+    /// Units those sales asked for.
     pub units: u64,
 }
 
@@ -164,6 +179,18 @@ pub struct SyncRequest {
     pub catalog_cursor: u64,
     /// Refused demand per item since the last acknowledged sync.
     pub demand: Vec<Demand>,
+    /// Sales refused for lack of rights, per reason: cumulative totals
+    /// (see [`LostSales`]); a reason with none is left out.
+    pub lost: Vec<LostSales>,
+}
+
+impl SyncRequest {
+    /// The request carrying the store's totals of lost sales, by reason.
+    #[must_use]
+    pub fn with_lost(mut self, lost: &crate::lost::ByReason<crate::lost::Lost>) -> Self {
+        self.lost = lost.to_wire();
+        self
+    }
 }
 
 /// An event the hub refused for good (to dead-letter, not retry).

@@ -60,6 +60,11 @@ fn request(lines: &[(u64, u64, bool)], seed: u8) -> SyncRequest {
             gtin: Gtin::from_body(42).unwrap(),
             units: 2,
         }],
+        lost: vec![tally_sync::LostSales {
+            reason: tally_sync::Shortage::Offline,
+            sales: u64::from(seed),
+            units: u64::MAX,
+        }],
     }
 }
 

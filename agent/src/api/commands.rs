@@ -57,6 +57,7 @@ fn lines(body: Vec<LineBody>) -> Result<Vec<LineIn>, ErrorAnswer> {
 }
 
 async fn submit(state: &AppState, cmd: Command) -> Result<Response, ErrorAnswer> {
+    let sale_units = crate::rights::sale_units(&cmd);
     let Ran {
         outcome,
         hub_reachable,
@@ -71,7 +72,11 @@ async fn submit(state: &AppState, cmd: Command) -> Result<Response, ErrorAnswer>
             Ok((status, Json(Recorded::of(&event))).into_response())
         }
         Outcome::Refused { refusal, .. } => {
-            state.metrics.shortage(&refusal, hub_reachable);
+            if let (Some(why), Some(units)) =
+                (state.metrics.shortage(&refusal, hub_reachable), sale_units)
+            {
+                crate::rights::count_lost(&state.committer, why, units).await;
+            }
             Err(ErrorAnswer::Refused {
                 refusal,
                 hub_reachable,

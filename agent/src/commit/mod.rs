@@ -31,6 +31,11 @@
 //!   the batch's commit. A retry of an id committed by an earlier batch is
 //!   answered at once too: it is already durable. A retry of an id
 //!   recorded earlier in the same batch waits for the batch's commit.
+//! - **Lost sales ride along.** A sale refused for lack of rights is
+//!   counted by reason ([`Committer::lost_sale`]) as a job of its own,
+//!   queued after the refusal was answered: the caller does not wait for
+//!   its commit, and it is written in the next batch (all of a batch's
+//!   lost sales in one table write).
 //! - **Storage failure aborts the batch.** A storage error while applying
 //!   any command aborts the transaction and answers every command of the
 //!   batch with [`CommitError::Storage`]; clients retry with the same id.
@@ -65,7 +70,7 @@ use tally_sync::clock::Clock;
 use tally_sync::command::{Command, Outcome};
 use tally_sync::message::CatalogItem;
 use tally_sync::rights::RightsGrant;
-use tally_sync::{EventId, Gtin, SyncRequest, SyncResponse};
+use tally_sync::{EventId, Gtin, Shortage, SyncRequest, SyncResponse};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::metrics::Metrics;
@@ -100,6 +105,16 @@ enum Job {
         reason: String,
         /// Whether it was still in the outbox.
         reply: Reply<bool>,
+    },
+    /// A sale refused for lack of rights, for `reason`, of `units` units:
+    /// added to the lost-sales totals.
+    LostSale {
+        /// Why it was refused.
+        reason: Shortage,
+        /// Units the sale asked for.
+        units: u64,
+        /// Answered once the batch committed (no caller need wait).
+        reply: Reply<()>,
     },
     /// Write every unflushed counter to the counters table (before reading
     /// a delta from it); answers how many were written.
@@ -136,6 +151,7 @@ impl Job {
             Job::Sync(_, reply) => answer(reply, Err(e.clone())),
             Job::DeadLetter { reply, .. } => answer(reply, Err(e.clone())),
             Job::Flush(reply) => answer(reply, Err(e.clone())),
+            Job::LostSale { reply, .. } => answer(reply, Err(e.clone())),
             Job::Release { reply, .. } => answer(reply, Err(e.clone())),
         }
     }
@@ -365,6 +381,19 @@ impl Committer {
         })
         .await?
         .wait()
+        .await
+    }
+
+    /// Counts a sale refused for lack of rights (`reason`, `units` the
+    /// sale asked for) in the lost-sales totals the sync reports. Waits
+    /// only for room in the queue; the ticket answers once the count is
+    /// committed (in the next batch), and may be dropped.
+    pub async fn lost_sale(&self, reason: Shortage, units: u64) -> Result<Ticket<()>, CommitError> {
+        self.enqueue(|reply| Job::LostSale {
+            reason,
+            units,
+            reply,
+        })
         .await
     }
 

@@ -15,7 +15,7 @@ use tally_store::{StoreError, WriteTxn};
 use tally_sync::clock::Clock;
 use tally_sync::command::{execute, Outcome, Stamp};
 use tally_sync::rights::{apply_grant, release};
-use tally_sync::{EventId, EventKind, Refusal};
+use tally_sync::{ByReason, EventId, EventKind, Lost, Refusal};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
@@ -24,7 +24,7 @@ use super::{
 };
 use crate::metrics::{KindLabel, Metrics, ReasonLabel};
 use crate::store::{
-    apply_sync, dead_letter, put_catalog, AgentDb, AgentTxn, BatchCounters, SyncApplied,
+    add_lost, apply_sync, dead_letter, put_catalog, AgentDb, AgentTxn, BatchCounters, SyncApplied,
 };
 
 /// How long the committer sleeps between looks at the queue while it holds
@@ -82,6 +82,7 @@ enum Answer {
     DeadLettered(Reply<bool>, bool),
     Flushed(Reply<usize>, usize),
     Released(Reply<Released>, Released),
+    Lost(Reply<()>),
 }
 
 impl Answer {
@@ -100,6 +101,7 @@ impl Answer {
             Answer::DeadLettered(reply, was_queued) => answer(reply, Ok(was_queued)),
             Answer::Flushed(reply, n) => answer(reply, Ok(n)),
             Answer::Released(reply, r) => answer(reply, Ok(r)),
+            Answer::Lost(reply) => answer(reply, Ok(())),
         }
     }
 
@@ -112,6 +114,7 @@ impl Answer {
             Answer::DeadLettered(reply, _) => answer(reply, Err(e.clone())),
             Answer::Flushed(reply, _) => answer(reply, Err(e.clone())),
             Answer::Released(reply, _) => answer(reply, Err(e.clone())),
+            Answer::Lost(reply) => answer(reply, Err(e.clone())),
         }
     }
 }
@@ -404,6 +407,8 @@ fn apply_all(
     };
     let mut removed = 0u64;
     let mut demand_added = false;
+    // The batch's lost sales, written once at its end.
+    let mut lost = ByReason::<Lost>::default();
     let mut recorded: HashSet<EventId> = HashSet::new();
     for Request { job, queued } in jobs.by_ref() {
         let (cmd, reply) = match job {
@@ -452,6 +457,15 @@ fn apply_all(
                 });
                 let (reply, released) = settle(released, reply)?;
                 waiting.push((Answer::Released(reply, released), queued));
+                continue;
+            }
+            Job::LostSale {
+                reason,
+                units,
+                reply,
+            } => {
+                lost.get_mut(reason).add_sale(units);
+                waiting.push((Answer::Lost(reply), queued));
                 continue;
             }
             Job::Flush(reply) => {
@@ -516,6 +530,9 @@ fn apply_all(
         }
     }
     let (appended, counters) = tables.finish()?;
+    if lost != ByReason::default() {
+        add_lost(txn, &lost)?;
+    }
     Ok(Applied {
         appended,
         removed,

@@ -148,10 +148,11 @@ async fn on_scan(ctx: &DeviceContext, ev: ScannerEvent) {
         }
         Ok((Outcome::Refused { refusal, .. }, hub_reachable)) => {
             ctx.metrics.scan("refused");
-            let why = ctx
-                .metrics
-                .shortage(&refusal, hub_reachable)
-                .map_or("", |s| s.name());
+            let why = ctx.metrics.shortage(&refusal, hub_reachable);
+            if let Some(why) = why {
+                crate::rights::count_lost(&ctx.committer, why, 1).await;
+            }
+            let why = why.map_or("", |s| s.name());
             tracing::warn!(%store, %raw, gtin = %item.gtin, reason = %refusal, shortage = why, "Scan refused; nothing sold.");
         }
         Err(error) => {

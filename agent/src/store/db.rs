@@ -20,7 +20,7 @@ use tally_sync::{BoundedCounter, Epc, Event, EventId, Gtin, ItemKey, LocationId,
 
 use super::tables::{
     outbox_seq, read_cursors, read_demand, returned_from, storage, AGENT_META,
-    COUNTERS_FLUSHED_UPTO, DEAD_LETTER, DEMAND, RETURNED, STORE_ID,
+    COUNTERS_FLUSHED_UPTO, DEAD_LETTER, DEMAND, LOST_SALES, RETURNED, STORE_ID,
 };
 use super::BatchCounters;
 use crate::outbox::{self, OUTBOX};
@@ -163,6 +163,7 @@ impl AgentDb {
             raw.open_table(AGENT_META).map_err(storage)?;
             raw.open_table(DEAD_LETTER).map_err(storage)?;
             raw.open_table(RETURNED).map_err(storage)?;
+            raw.open_table(LOST_SALES).map_err(storage)?;
         }
         let migrated = outbox::migrate(txn.raw())?;
         if migrated > 0 {

@@ -16,6 +16,12 @@
 //! - **Demand is a hint.** Units refused for lack of rights accumulate in
 //!   `agent_demand` until a sync hands them to the hub; losing them in a
 //!   crash costs a rebalancing round, never a sale.
+//! - **Lost sales are cumulative.** Sales refused for lack of rights are
+//!   counted by reason in `agent_lost_sales` (totals that only rise), and
+//!   every sync request carries the totals; the hub keeps the largest it
+//!   saw, so nothing is taken off on its answer and a repeated request
+//!   counts once. Written in the batch after the refusal (which is
+//!   answered without waiting for it).
 //! - **The store id is fixed at first run.** It is stored in the database's
 //!   metadata; opening with another id is refused.
 //! - **Counters are written behind the journal.** A sale's durable record
@@ -53,5 +59,5 @@ mod txn;
 
 pub use self::db::{AgentDb, OpenError, SaleWithReturns, Unflushed, CACHE_BYTES, DB_FILE};
 pub use self::sync::{apply_sync, dead_letter, put_catalog, SyncApplied};
-pub(crate) use self::tables::storage;
+pub(crate) use self::tables::{add_lost, storage};
 pub use self::txn::{AgentTxn, BatchCounters};

@@ -14,8 +14,8 @@ use tally_sync::message::CatalogItem;
 use tally_sync::{EventId, Gtin, SyncRequest, SyncResponse};
 
 use super::tables::{
-    cursors_from, pin_outbox_seq, read_cursors, read_demand, storage, AGENT_META, CURSOR_KEYS,
-    DEAD_LETTER, DEMAND,
+    cursors_from, pin_outbox_seq, read_cursors, read_demand, read_lost, storage, AGENT_META,
+    CURSOR_KEYS, DEAD_LETTER, DEMAND,
 };
 use super::AgentDb;
 use crate::outbox::{self, OUTBOX};
@@ -24,7 +24,9 @@ impl AgentDb {
     /// The next sync request, built from ONE snapshot so the delta, its
     /// version, the events and the cursors agree (docs/sync.md): own
     /// counter entries changed since the hub's last ack, at most
-    /// `max_events` outbox events after the acked sequence, refused demand.
+    /// `max_events` outbox events after the acked sequence, refused demand
+    /// and the totals of sales lost by reason (cumulative: the hub keeps
+    /// the largest it saw, so nothing is subtracted on its answer).
     pub fn sync_request(&self, max_events: usize) -> Result<SyncRequest, StoreError> {
         let txn = self.read()?;
         let cursors = read_cursors(&txn)?;
@@ -54,7 +56,8 @@ impl AgentDb {
             events,
             events_upto,
             &read_demand(&txn)?,
-        ))
+        )
+        .with_lost(&read_lost(&txn)?))
     }
 }
 

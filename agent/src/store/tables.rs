@@ -1,14 +1,16 @@
 //! The agent's own tables beside `tally-store`'s, in the same database:
 //! their definitions and metadata keys, and the reads and writes on them
 //! that more than one part of the store uses (the outbox's last sequence
-//! number, refused demand, units returned per sale, the sync cursors).
+//! number, refused demand, units returned per sale, the sync cursors,
+//! sales lost by reason).
 
 use std::collections::BTreeMap;
 
 use tally_store::redb::{ReadableTable, TableDefinition};
-use tally_store::{ReadTxn, StoreError};
+use tally_store::{ReadTxn, StoreError, WriteTxn};
 use tally_sync::exchange::SyncCursors;
-use tally_sync::{EventId, Gtin};
+use tally_sync::lost::REASONS;
+use tally_sync::{ByReason, EventId, Gtin, Lost, Shortage};
 
 use crate::outbox;
 
@@ -18,6 +20,11 @@ pub(super) const DEMAND: TableDefinition<u64, u64> = TableDefinition::new("agent
 /// units. Written with each return that names a sale recorded here.
 pub(super) const RETURNED: TableDefinition<(u128, u64), u64> =
     TableDefinition::new("agent_returned");
+/// Sales refused for lack of rights since the database was created:
+/// reason (`tally_sync::Shortage::name`) → (sales, units). Only rises;
+/// every sync request carries the totals (`tally_sync::lost`).
+pub(super) const LOST_SALES: TableDefinition<&str, (u64, u64)> =
+    TableDefinition::new("agent_lost_sales");
 /// The agent's counters: name → value.
 pub(super) const AGENT_META: TableDefinition<&str, u64> = TableDefinition::new("agent_meta");
 /// Events the hub refused for good: event id → reason (UTF-8).
@@ -79,6 +86,46 @@ pub(super) fn read_demand(txn: &ReadTxn) -> Result<BTreeMap<Gtin, u64>, StoreErr
         out.insert(gtin, v.value());
     }
     Ok(out)
+}
+
+/// The totals of sales lost for lack of rights, by reason.
+pub(super) fn read_lost(txn: &ReadTxn) -> Result<ByReason<Lost>, StoreError> {
+    let t = txn.raw().open_table(LOST_SALES).map_err(storage)?;
+    let mut out = ByReason::<Lost>::default();
+    for row in t.iter().map_err(storage)? {
+        let (k, v) = row.map_err(storage)?;
+        let reason = Shortage::from_name(k.value()).ok_or_else(|| StoreError::Corrupt {
+            table: "agent_lost_sales",
+            detail: format!("unknown reason {:?}", k.value()),
+        })?;
+        let (sales, units) = v.value();
+        *out.get_mut(reason) = Lost { sales, units };
+    }
+    Ok(out)
+}
+
+/// Adds a batch's lost sales to the totals in `txn` (saturating).
+pub(crate) fn add_lost(txn: &WriteTxn, added: &ByReason<Lost>) -> Result<(), StoreError> {
+    let mut t = txn.raw().open_table(LOST_SALES).map_err(storage)?;
+    for reason in REASONS {
+        let add = *added.get(reason);
+        if add == Lost::default() {
+            continue;
+        }
+        let (sales, units) = t
+            .get(reason.name())
+            .map_err(storage)?
+            .map_or((0, 0), |v| v.value());
+        t.insert(
+            reason.name(),
+            (
+                sales.saturating_add(add.sales),
+                units.saturating_add(add.units),
+            ),
+        )
+        .map_err(storage)?;
+    }
+    Ok(())
 }
 
 pub(super) fn returned_from(

@@ -135,6 +135,8 @@ pub(super) async fn stores(
                 "syncs": r.syncs,
                 "events_received": r.events_received,
                 "acked_events_upto": r.acked_events_upto,
+                "lost_sales": r.lost_sales,
+                "refused_orders": r.refused_orders,
             })
         })
         .collect();

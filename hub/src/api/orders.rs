@@ -219,6 +219,13 @@ pub(super) async fn orders(
             if let Some(reason) = body.reason.as_deref() {
                 st.metrics.order_refused(reason);
             }
+            if let Some(why) = refusal.shortage(store_reachable) {
+                // Durable before the answer, like every count the hub shows;
+                // a failure here does not change the refusal.
+                if let Err(e) = st.writer.order_refused(store.clone(), why).await {
+                    warn!(store = %store, error = %e, "Refused order not counted in the store's record.");
+                }
+            }
             info!(order_id = %order_id, store = %store, gtin = %gtin, requested, available, on_hand, reason = ?body.reason, "Online order refused: insufficient stock.");
             with_details(
                 StatusCode::CONFLICT,

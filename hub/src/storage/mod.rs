@@ -14,7 +14,9 @@
 //!   `hub_handle` and `apply_event` validate everything before they
 //!   write; the one exception is an order refused for lack of stock,
 //!   whose online demand is recorded (demand is what the reserve
-//!   follows). A storage failure aborts the whole batch and every request in
+//!   follows), and whose reason, once the HTTP layer knows it, is counted
+//!   in the store's record by a write of its own
+//!   ([`HubWrite::order_refused`]). A storage failure aborts the whole batch and every request in
 //!   it gets a retriable error; nothing of it is kept.
 //! - **Engine-neutral.** Nothing here names redb: a batch is "begin, run
 //!   typed writes, commit or abort", which any transactional engine (e.g.
@@ -31,7 +33,10 @@ use serde::{Deserialize, Serialize};
 use tally_sync::exchange::{Identity, SyncRefusal};
 use tally_sync::message::CatalogItem;
 use tally_sync::rights::{RightsGrant, RightsReleased, RightsRequest};
-use tally_sync::{BoundedCounter, EventId, Gtin, ItemKey, LocationId, SyncRequest, SyncResponse};
+use tally_sync::{
+    BoundedCounter, ByReason, EventId, Gtin, ItemKey, LocationId, Lost, Shortage, SyncRequest,
+    SyncResponse,
+};
 
 pub use self::redb::RedbHub;
 
@@ -170,6 +175,15 @@ pub struct StoreRecord {
     pub events_received: u64,
     /// The store's outbox sequence last acknowledged.
     pub acked_events_upto: u64,
+    /// Sales the store refused for lack of rights, by reason: the largest
+    /// totals its syncs reported (`tally_sync::lost`; records from before
+    /// the field read as none).
+    #[serde(default)]
+    pub lost_sales: ByReason<Lost>,
+    /// Online orders for this store the hub refused for lack of stock, by
+    /// reason (one per refused request).
+    #[serde(default)]
+    pub refused_orders: ByReason<u64>,
 }
 
 /// Something HQ must look at.
@@ -254,6 +268,10 @@ pub trait HubWrite {
     ) -> Result<SyncResult, StorageError>;
     /// An online order.
     fn order(&mut self, order: &OrderRequest) -> Result<OrderResult, StorageError>;
+    /// Counts an online order for `store` refused for `reason` in the
+    /// store's record; false (nothing written) if the store never synced.
+    fn order_refused(&mut self, store: &LocationId, reason: Shortage)
+        -> Result<bool, StorageError>;
     /// Catalog items to add or change.
     fn catalog(&mut self, items: &[CatalogItem]) -> Result<CatalogResult, StorageError>;
     /// A store's request for the hub's rights at its location (`who`

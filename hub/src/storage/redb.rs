@@ -4,7 +4,9 @@
 //!
 //! Hub tables (JSON values, so HQ tools can read them and they can grow
 //! fields):
-//! - `hub_stores`: store id → [`StoreRecord`].
+//! - `hub_stores`: store id → [`StoreRecord`] (with its sales lost by
+//!   reason, merged by max from each sync, and its refused online orders
+//!   by reason).
 //! - `hub_exceptions`: sequence → [`ExceptionRecord`].
 //! - `hub_orders`: order id → `OrderIndex` (fingerprint and receipt).
 //! - `hub_sales_per_minute`: (store, Unix minute of the sale) → units sold,
@@ -28,8 +30,8 @@ use tally_sync::ledger::Refusal;
 use tally_sync::message::CatalogItem;
 use tally_sync::rights::{self, RightsReleased, RightsRequest};
 use tally_sync::{
-    DemandEstimate, EpcLedger, Event, EventKind, Gtin, ItemKey, Line, LocationId, ReplicaId,
-    ReservePolicy,
+    ByReason, DemandEstimate, EpcLedger, Event, EventKind, Gtin, ItemKey, Line, LocationId,
+    ReplicaId, ReservePolicy, Shortage,
 };
 
 use super::{
@@ -262,6 +264,7 @@ impl RedbHub {
                 r.syncs += 1;
                 r.events_received += new_events;
                 r.acked_events_upto = r.acked_events_upto.max(req.events_upto);
+                r.lost_sales.merge(&req.lost);
                 r
             }
             None => StoreRecord {
@@ -271,6 +274,12 @@ impl RedbHub {
                 syncs: 1,
                 events_received: new_events,
                 acked_events_upto: req.events_upto,
+                lost_sales: {
+                    let mut lost = ByReason::default();
+                    lost.merge(&req.lost);
+                    lost
+                },
+                refused_orders: ByReason::default(),
             },
         };
         stores
@@ -464,6 +473,25 @@ fn order(
     Ok(OrderResult::Accepted(receipt))
 }
 
+/// Counts a refused online order in its store's record (none if the store
+/// never synced: an order may name any store).
+fn order_refused(txn: &WriteTxn, store: &LocationId, reason: Shortage) -> Result<bool, StoreError> {
+    let mut stores = txn.raw().open_table(STORES).map_err(redb_err)?;
+    let found: Option<StoreRecord> = match stores.get(store.as_str()).map_err(redb_err)? {
+        Some(v) => Some(from_json("hub_stores", v.value())?),
+        None => None,
+    };
+    let Some(mut record) = found else {
+        return Ok(false);
+    };
+    let n = record.refused_orders.get_mut(reason);
+    *n = n.saturating_add(1);
+    stores
+        .insert(store.as_str(), to_json("hub_stores", &record)?.as_slice())
+        .map_err(redb_err)?;
+    Ok(true)
+}
+
 /// One batch's write transaction: the writer's [`HubWrite`] on redb.
 struct RedbWrite<'a> {
     hub: &'a RedbHub,
@@ -538,6 +566,14 @@ impl HubWrite for RedbWrite<'_> {
 
     fn order(&mut self, o: &OrderRequest) -> Result<OrderResult, StorageError> {
         Ok(order(self.txn, o, &self.hub.settings.policy)?)
+    }
+
+    fn order_refused(
+        &mut self,
+        store: &LocationId,
+        reason: Shortage,
+    ) -> Result<bool, StorageError> {
+        Ok(order_refused(self.txn, store, reason)?)
     }
 
     fn catalog(&mut self, items: &[CatalogItem]) -> Result<CatalogResult, StorageError> {

@@ -1,0 +1,200 @@
+//! Sales lost for lack of rights, by reason ([`Shortage`]): what a store
+//! counts (every sale refused with `no_stock`, `held_elsewhere` or
+//! `offline`) and reports in each sync request
+//! ([`crate::message::SyncRequest::lost`]), and what the hub keeps per
+//! store.
+//!
+//! # Design constraints
+//! - **Cumulative, merged by max.** A store reports its totals since its
+//!   database was created, never a difference, and the hub keeps the
+//!   largest total it has seen per reason and field ([`ByReason::merge`]).
+//!   So a lost, repeated or reordered request is never counted twice or
+//!   lost, and the store never has to learn what the hub took.
+//! - **Saturating.** Counts from the wire are hostile: every sum
+//!   saturates at `u64::MAX`; nothing can overflow or panic.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::Shortage;
+use crate::message::LostSales;
+
+/// Sales refused for one reason, and the units they would have sold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lost {
+    /// Sales refused.
+    pub sales: u64,
+    /// Units those sales asked for (all their lines).
+    pub units: u64,
+}
+
+impl Lost {
+    /// Counts one more refused sale of `units` units (saturating).
+    pub fn add_sale(&mut self, units: u64) {
+        self.sales = self.sales.saturating_add(1);
+        self.units = self.units.saturating_add(units);
+    }
+
+    /// Raises each field to `other`'s if larger; true if anything rose.
+    pub fn raise_to(&mut self, other: Lost) -> bool {
+        let before = *self;
+        self.sales = self.sales.max(other.sales);
+        self.units = self.units.max(other.units);
+        *self != before
+    }
+}
+
+/// One value per [`Shortage`]; in JSON an object with every reason's name
+/// as a key (`{"no_stock": …, "held_elsewhere": …, "offline": …}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByReason<T> {
+    /// [`Shortage::NoStock`].
+    #[serde(default)]
+    pub no_stock: T,
+    /// [`Shortage::HeldElsewhere`].
+    #[serde(default)]
+    pub held_elsewhere: T,
+    /// [`Shortage::Offline`].
+    #[serde(default)]
+    pub offline: T,
+}
+
+/// Every reason, in the order reports list them.
+pub const REASONS: [Shortage; 3] = [
+    Shortage::NoStock,
+    Shortage::HeldElsewhere,
+    Shortage::Offline,
+];
+
+impl<T> ByReason<T> {
+    /// The value for `reason`.
+    pub fn get(&self, reason: Shortage) -> &T {
+        match reason {
+            Shortage::NoStock => &self.no_stock,
+            Shortage::HeldElsewhere => &self.held_elsewhere,
+            Shortage::Offline => &self.offline,
+        }
+    }
+
+    /// The value for `reason`, to change.
+    pub fn get_mut(&mut self, reason: Shortage) -> &mut T {
+        match reason {
+            Shortage::NoStock => &mut self.no_stock,
+            Shortage::HeldElsewhere => &mut self.held_elsewhere,
+            Shortage::Offline => &mut self.offline,
+        }
+    }
+}
+
+impl ByReason<Lost> {
+    /// The totals as a sync request carries them (reasons with no lost
+    /// sale left out).
+    pub fn to_wire(&self) -> Vec<LostSales> {
+        REASONS
+            .iter()
+            .map(|&reason| (reason, *self.get(reason)))
+            .filter(|(_, l)| *l != Lost::default())
+            .map(|(reason, l)| LostSales {
+                reason,
+                sales: l.sales,
+                units: l.units,
+            })
+            .collect()
+    }
+
+    /// Merges a store's reported totals: each field rises to the largest
+    /// value reported (a reason listed twice counts once, at its largest).
+    /// Idempotent, commutative: a repeated or older report changes
+    /// nothing. True if anything rose.
+    pub fn merge(&mut self, reported: &[LostSales]) -> bool {
+        let mut rose = false;
+        for r in reported {
+            rose |= self.get_mut(r.reason).raise_to(Lost {
+                sales: r.sales,
+                units: r.units,
+            });
+        }
+        rose
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lost(reason: Shortage, sales: u64, units: u64) -> LostSales {
+        LostSales {
+            reason,
+            sales,
+            units,
+        }
+    }
+
+    #[test]
+    fn counting_saturates() {
+        let mut l = Lost {
+            sales: u64::MAX - 1,
+            units: u64::MAX - 2,
+        };
+        l.add_sale(5);
+        l.add_sale(5);
+        assert_eq!(
+            l,
+            Lost {
+                sales: u64::MAX,
+                units: u64::MAX
+            }
+        );
+    }
+
+    #[test]
+    fn the_merge_keeps_the_largest_total_so_a_repeat_counts_once() {
+        let mut hub = ByReason::<Lost>::default();
+        let first = [lost(Shortage::Offline, 2, 3)];
+        assert!(hub.merge(&first));
+        assert!(!hub.merge(&first), "a repeated request changes nothing");
+        // Later totals raise it; an older, reordered one does not lower it.
+        assert!(hub.merge(&[lost(Shortage::Offline, 3, 4), lost(Shortage::NoStock, 1, 1)]));
+        assert!(!hub.merge(&first));
+        assert_eq!(*hub.get(Shortage::Offline), Lost { sales: 3, units: 4 });
+        assert_eq!(*hub.get(Shortage::NoStock), Lost { sales: 1, units: 1 });
+        assert_eq!(*hub.get(Shortage::HeldElsewhere), Lost::default());
+        // Hostile totals: no overflow, and a reason twice counts once.
+        hub.merge(&[
+            lost(Shortage::HeldElsewhere, u64::MAX, 7),
+            lost(Shortage::HeldElsewhere, 1, u64::MAX),
+        ]);
+        assert_eq!(
+            *hub.get(Shortage::HeldElsewhere),
+            Lost {
+                sales: u64::MAX,
+                units: u64::MAX
+            }
+        );
+    }
+
+    #[test]
+    fn the_wire_form_lists_reasons_with_lost_sales() {
+        let mut totals = ByReason::<Lost>::default();
+        assert!(totals.to_wire().is_empty());
+        totals.get_mut(Shortage::Offline).add_sale(2);
+        assert_eq!(totals.to_wire(), vec![lost(Shortage::Offline, 1, 2)]);
+        let mut hub = ByReason::default();
+        hub.merge(&totals.to_wire());
+        assert_eq!(hub, totals);
+    }
+
+    #[test]
+    fn json_names_every_reason() {
+        let v = serde_json::to_value(ByReason::<u64> {
+            offline: 2,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"no_stock": 0, "held_elsewhere": 0, "offline": 2})
+        );
+        let old: ByReason<Lost> = serde_json::from_str("{}").unwrap();
+        assert_eq!(old, ByReason::default());
+    }
+}
