@@ -66,7 +66,9 @@ function renderStores(body) {
     const id = s.store;
     const online = !!s.online;
     return `<tr data-store="${text(id)}" class="${online ? "" : "is-offline"}"><td class="id"><b>${text(id)}</b></td>` +
-      `<td><span class="pill ${online ? "online" : "offline"}">${online ? "online" : "offline"}</span></td>` +
+      `<td><span class="pill ${online ? "online" : "offline"}">${online ? "online" : "offline"}</span>` +
+      (s.live ? ` <span class="badge live" title="live link open since ${text(s.live_since || "")}: rights flow on demand">live</span>` : "") +
+      `</td>` +
       // The lag is the hub's own count: the viewer's clock may be off.
       `<td class="nowrap">${timeTag(s.last_sync_at)}</td><td class="nowrap">${text(duration(s.seconds_since_last_sync || 0))} ago</td>` +
       `<td class="num">${text(s.events_received ?? 0)}</td>` +

@@ -288,6 +288,7 @@ const STORES_TABLE: &str = r#"() => Object.fromEntries(
     const time = td[2].querySelector('time');
     return [td[0].innerText.trim(), {
       pill: pill.innerText.trim(), pill_class: pill.className,
+      live: !!tr.querySelector('.badge.live'),
       last_sync: time ? time.getAttribute('datetime') : td[2].innerText.trim(),
       lag: td[3].innerText.trim(), events: td[4].innerText.trim(),
       lost: Object.fromEntries([...td[5].querySelectorAll('[data-reason]')].map((r) => [r.dataset.reason, r.innerText.trim()])),
@@ -548,6 +549,13 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
         json!(false)
     );
 
+    // store-north holds its live link open (as its agent would).
+    let mut north_link = support::link::Link::open(&north_client).await;
+    assert!(matches!(
+        north_link.next().await,
+        tally_sync::link::Notice::Hello { .. }
+    ));
+
     // The right one logs in.
     js(
         &page,
@@ -573,6 +581,12 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
     let rendered = js(&page, STORES_TABLE).await;
     let list = stores["stores"].as_array().unwrap();
     assert_eq!(list.len(), 3, "{stores}");
+    let live: Vec<&str> = list
+        .iter()
+        .filter(|s| s["live"] == json!(true))
+        .filter_map(|s| s["store"].as_str())
+        .collect();
+    assert_eq!(live, ["store-north"], "{stores}");
     assert_eq!(rendered.as_object().unwrap().len(), 3, "{rendered}");
     for s in list {
         let id = s["store"].as_str().unwrap();
@@ -585,6 +599,8 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
         let want = if online { "online" } else { "offline" };
         assert_eq!(row["pill"], want, "{id}: {row}");
         assert!(row["pill_class"].as_str().unwrap().contains(want), "{row}");
+        // A store with its live link open is marked live.
+        assert_eq!(row["live"], s["live"], "{id}: {row}");
         assert_eq!(
             row["events"],
             s["events_received"].to_string(),
