@@ -37,6 +37,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use tally_service::serve::ServeLimits;
 use tally_sync::{IdError, ReplicaId};
 
 use crate::commit::{FlushBound, Limits};
@@ -131,12 +132,42 @@ pub struct SyncFileConfig {
 pub struct ApiConfig {
     /// Largest request body accepted, in bytes (413 beyond).
     pub max_body_bytes: usize,
+    /// Most connections served at once (more wait to be accepted).
+    pub max_connections: usize,
+    /// A connection that sends no complete request within this many
+    /// milliseconds is closed.
+    pub first_request_timeout_ms: u64,
+    /// A connection with no request in flight for this many milliseconds
+    /// is closed (so is one on which nothing moved for as long while a
+    /// request is in flight).
+    pub idle_timeout_ms: u64,
+    /// Longest time one request may take, body read included (then 408;
+    /// a command already queued still commits, and its id answers a
+    /// retry).
+    pub request_timeout_ms: u64,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 1024 * 1024,
+            max_connections: 512,
+            first_request_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            request_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl ApiConfig {
+    /// The clocks each connection is held to.
+    pub fn limits(&self) -> ServeLimits {
+        let ms = |v: u64| Duration::from_millis(v.max(10));
+        ServeLimits {
+            first_request: ms(self.first_request_timeout_ms),
+            idle: ms(self.idle_timeout_ms),
+            stall: ms(self.idle_timeout_ms),
+            ..ServeLimits::default()
         }
     }
 }

@@ -59,6 +59,10 @@ impl HubClient {
             .connect_timeout(Duration::from_secs(10).min(config.request_timeout))
             .timeout(config.request_timeout)
             .pool_max_idle_per_host(1)
+            // Drop an idle connection before the hub does (it closes one
+            // idle for 60 s by default), so a request never races the
+            // hub's close.
+            .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| SetupError::Client(e.to_string()))?;
         let base = config.hub.trim_end_matches('/');

@@ -59,6 +59,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tally_service::serve::{self, Admission, Handshake};
 use tally_sync::clock::Clock;
 use tokio::net::TcpListener;
 
@@ -90,6 +91,24 @@ pub enum AgentError {
     /// A background task panicked.
     #[error("{0} panicked")]
     Panicked(&'static str),
+}
+
+/// How long shutdown waits for open requests to finish.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The API's connections need nothing before HTTP (loopback, no TLS).
+struct Plain(axum::Router);
+
+impl Handshake for Plain {
+    type Io = tokio::net::TcpStream;
+
+    async fn handshake(
+        &self,
+        socket: tokio::net::TcpStream,
+        _peer: SocketAddr,
+    ) -> Option<(Self::Io, axum::Router)> {
+        Some((socket, self.0.clone()))
+    }
 }
 
 /// Runs the agent on `listener` until `shutdown` completes, then finishes
@@ -215,16 +234,35 @@ pub async fn run(
     })?;
     tracing::info!(store = %db.who().replica, %addr, outbox = depth, "Agent ready.");
     ready(addr);
-    let app = api::router(state, api_config.max_body_bytes);
+    let app = api::router(state, &api_config);
     let stop_tx = Arc::new(stop_tx);
     let stop_on_shutdown = stop_tx.clone();
+    // The committer's panic stops the agent as a signal would, and makes
+    // `run` fail, so the process exits non-zero and is restarted.
+    let (committer_thread, committer_died) = committer_thread.split();
+    let died = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let died_flag = died.clone();
     let shutdown = async move {
-        shutdown.await;
+        tokio::select! {
+            () = shutdown => {}
+            _ = committer_died.wait() => {
+                died_flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
         let _ = stop_on_shutdown.send(true);
     };
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let admission = Admission::new(api_config.max_connections, api_config.max_connections);
+    let draining = serve::serve(
+        listener,
+        admission,
+        api_config.limits(),
+        Plain(app),
+        shutdown,
+    )
+    .await;
+    if !draining.wait(SHUTDOWN_GRACE).await {
+        tracing::warn!("Shutdown grace period over; leaving remaining connections.");
+    }
     // The sync and link tasks stop at once (an interrupted exchange is
     // safe to repeat; a release is committed before it is reported) and
     // drop their committer handles.
@@ -245,12 +283,8 @@ pub async fn run(
     // answers what is still queued, commits, and stops.
     tracing::info!("Shutting down: finishing queued commits.");
     let joined = tokio::task::spawn_blocking(move || committer_thread.join()).await;
-    served.map_err(|source| AgentError::Io {
-        what: "serving the API",
-        source,
-    })?;
     match joined {
-        Ok(Ok(())) => {
+        Ok(Ok(())) if !died.load(std::sync::atomic::Ordering::SeqCst) => {
             tracing::info!("Agent stopped.");
             Ok(())
         }

@@ -13,7 +13,7 @@ use tally_store::SystemClock;
 use tally_sync::command::{Command, LineIn, Outcome, ReceiptLine};
 use tally_sync::{Gtin, ReplicaId};
 
-fn start(dir: &std::path::Path, limits: Limits) -> (Committer, std::thread::JoinHandle<()>) {
+fn start(dir: &std::path::Path, limits: Limits) -> (Committer, tally_service::vital::Vital) {
     let store = ReplicaId::new("store-committer").unwrap();
     let db = Arc::new(AgentDb::open(dir, Some(&store)).unwrap());
     Committer::start(db, Arc::new(Metrics::new()), limits, Arc::new(SystemClock)).unwrap()
@@ -165,7 +165,7 @@ fn held(
 ) -> (
     tempfile::TempDir,
     Committer,
-    std::thread::JoinHandle<()>,
+    tally_service::vital::Vital,
     tokio::runtime::Runtime,
 ) {
     let dir = tempfile::tempdir().unwrap();

@@ -269,7 +269,7 @@ impl Place {
 
 struct Agent {
     db: Arc<AgentDb>,
-    committer: Option<(Committer, std::thread::JoinHandle<()>)>,
+    committer: Option<(Committer, tally_service::vital::Vital)>,
 }
 
 impl Agent {

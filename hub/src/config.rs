@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use tally_service::serve::ServeLimits;
 use tally_sync::ReservePolicy;
 
 /// Everything `tally-hub run` needs besides its listener.
@@ -28,6 +29,18 @@ pub struct Config {
     pub online_window: Duration,
     /// Most TLS connections served at once.
     pub max_connections: usize,
+    /// Most connections open at once from one peer address.
+    pub max_connections_per_peer: usize,
+    /// The clocks every connection is held to: first request, idle,
+    /// stalled, header read (see `tally_service::serve`).
+    pub limits: ServeLimits,
+    /// Longest time a client may take to send a request's body.
+    pub body_read_timeout: Duration,
+    /// Most events in one sync request (the agent sends at most 1,000).
+    pub max_sync_events: usize,
+    /// Most bytes of request bodies read, decoded or queued for the writer
+    /// at once; beyond, requests are answered 503 with `Retry-After`.
+    pub max_queued_bytes: usize,
     /// Longest TLS handshake.
     pub handshake_timeout: Duration,
     /// How long shutdown waits for open requests to finish.
@@ -43,7 +56,9 @@ impl Config {
     /// Defaults for a data directory: a reserve covering 24 h of online
     /// demand (7-day half-life), 16 MiB sync bodies, 1 MiB admin bodies,
     /// 120 s online window, a heartbeat every 15 s on live links, orders
-    /// wait up to 2 s for a store's rights.
+    /// wait up to 2 s for a store's rights; 64 connections per address,
+    /// 10 s to a connection's first request, 60 s idle, 30 s to send a
+    /// body, 1,000 events per sync, 256 MiB of bodies in flight.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
@@ -55,6 +70,11 @@ impl Config {
             max_batch: 256,
             online_window: Duration::from_secs(120),
             max_connections: 10_000,
+            max_connections_per_peer: 64,
+            limits: ServeLimits::default(),
+            body_read_timeout: Duration::from_secs(30),
+            max_sync_events: 1_000,
+            max_queued_bytes: 256 * 1024 * 1024,
             handshake_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
             heartbeat: Duration::from_secs(15),

@@ -37,8 +37,12 @@
 //!   in-flight requests (a `watch`), wait until every connection task has
 //!   dropped its completion sender (bounded by [`Config::shutdown_grace`]),
 //!   then stop the writer after it has committed what was queued.
-//! - Connections are bounded by a semaphore; `accept` errors (e.g. out of
-//!   file descriptors) are retried with backoff, never fatal.
+//! - Connections are admitted and held to time limits by
+//!   `tally_service::serve` ([`Config::max_connections`] in all,
+//!   [`Config::max_connections_per_peer`] per address, [`Config::limits`]:
+//!   first request, idle, stall): a peer cannot hold slots for nothing.
+//!   `accept` errors (e.g. out of file descriptors) are retried with
+//!   backoff, never fatal.
 
 pub mod api;
 pub mod config;
@@ -54,12 +58,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
+use tally_service::serve::{self, Admission, Ended, Handshake};
 use tally_sync::clock::Clock;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error, info, warn};
 
@@ -88,6 +90,9 @@ pub enum HubError {
     /// An I/O failure (starting the writer thread, the listener).
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The writer thread panicked: no write can succeed any more.
+    #[error("the writer thread panicked ({0}); the hub stopped so that it can be restarted")]
+    WriterDied(String),
 }
 
 /// Serves the hub on `listener` until `shutdown` resolves, then shuts
@@ -129,6 +134,9 @@ pub async fn run(
         config.max_batch,
         config.max_connections.max(1024),
     )?;
+    let budget = config
+        .max_queued_bytes
+        .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
     let state = AppState {
         storage,
         writer,
@@ -141,15 +149,17 @@ pub async fn run(
             online_window_ms: u64::try_from(config.online_window.as_millis()).unwrap_or(u64::MAX),
             heartbeat: config.heartbeat.max(std::time::Duration::from_millis(10)),
             rights_wait: config.rights_wait,
+            body_read_timeout: config.body_read_timeout,
+            max_sync_events: config.max_sync_events.max(1),
+            max_queued_bytes: budget,
         }),
         clock,
         links: links.clone(),
+        budget: Arc::new(tokio::sync::Semaphore::new(budget)),
+        syncing: Arc::default(),
     };
     let router = api::router(state);
-    let acceptor = TlsAcceptor::from(tls);
-    let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let admission = Admission::new(config.max_connections, config.max_connections_per_peer);
     let addr = listener.local_addr()?;
     ready(addr);
     info!(
@@ -159,51 +169,36 @@ pub async fn run(
         demand_half_life_ms = config.policy.half_life_ms,
         "Hub serving."
     );
-
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            p = limit.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
-        let (socket, addr) = tokio::select! {
-            s = accept(&listener) => s,
-            () = &mut shutdown => break,
-        };
-        let conn = Connection {
-            acceptor: acceptor.clone(),
-            router: router.clone(),
-            metrics: metrics.clone(),
-            stop: stop_rx.clone(),
-            handshake_timeout: config.handshake_timeout,
-            _done: done_tx.clone(),
-        };
-        tokio::spawn(async move {
-            conn.serve(socket, addr).await;
-            drop(permit);
-        });
-    }
+    let tls = TlsHandshake {
+        acceptor: TlsAcceptor::from(tls),
+        router,
+        metrics,
+        timeout: config.handshake_timeout,
+    };
+    // The writer's panic stops the hub as a signal would, and makes `run`
+    // fail, so the process exits non-zero and is restarted.
+    let (writer_thread, writer_died) = writer_thread.split();
+    let mut died = None;
+    let stop = async {
+        tokio::select! {
+            () = shutdown => {}
+            message = writer_died.wait() => died = Some(message),
+        }
+    };
+    let draining = serve::serve(listener, admission, config.limits, tls, stop).await;
 
     info!("Hub shutting down: finishing open requests.");
-    drop(listener);
-    let _ = stop_tx.send(true);
     // Live links never finish on their own: end them.
     links.close();
-    drop(done_tx);
-    drop(router);
-    drop(acceptor);
-    if tokio::time::timeout(config.shutdown_grace, done_rx.recv())
-        .await
-        .is_err()
-    {
+    if !draining.wait(config.shutdown_grace).await {
         // Connections still open hold writer handles; the writer keeps
         // serving them until the process exits. Nothing unacknowledged is
         // lost either way: a write is answered only after its commit.
         warn!("Shutdown grace period over; leaving remaining connections.");
-        return Ok(());
+        return match died {
+            Some(message) => Err(HubError::WriterDied(message)),
+            None => Ok(()),
+        };
     }
     // Every Writer handle lived in the router state, owned by connection
     // tasks; now they are gone the writer drains its queue and stops.
@@ -211,90 +206,61 @@ pub async fn run(
         Ok(Ok(())) => {}
         _ => error!("The writer thread panicked."),
     }
+    if let Some(message) = died {
+        return Err(HubError::WriterDied(message));
+    }
     info!("Hub stopped.");
     Ok(())
 }
 
-/// Resolves once the hub is told to stop.
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    while !*stop.borrow_and_update() {
-        if stop.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
-async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
-    let mut backoff = Duration::from_millis(5);
-    loop {
-        match listener.accept().await {
-            Ok(s) => return s,
-            Err(e) => {
-                warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "accept failed; retrying.");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-            }
-        }
-    }
-}
-
-struct Connection {
+/// The hub's connections before HTTP: the TLS handshake (bounded in
+/// time), then the router with the peer's identity ([`Peer`]) attached.
+struct TlsHandshake {
     acceptor: TlsAcceptor,
     router: axum::Router,
     metrics: Arc<Metrics>,
-    stop: watch::Receiver<bool>,
-    handshake_timeout: Duration,
-    _done: mpsc::Sender<()>,
+    timeout: Duration,
 }
 
-impl Connection {
-    async fn serve(mut self, socket: TcpStream, addr: SocketAddr) {
-        let _ = socket.set_nodelay(true);
-        let tls = match tokio::time::timeout(self.handshake_timeout, self.acceptor.accept(socket))
-            .await
-        {
+impl Handshake for TlsHandshake {
+    type Io = TlsStream<TcpStream>;
+
+    async fn handshake(
+        &self,
+        socket: TcpStream,
+        addr: SocketAddr,
+    ) -> Option<(Self::Io, axum::Router)> {
+        let tls = match tokio::time::timeout(self.timeout, self.acceptor.accept(socket)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 self.metrics.handshake_failed();
                 debug!(peer = %addr, error = %e, "TLS handshake failed.");
-                return;
+                return None;
             }
             Err(_) => {
                 self.metrics.handshake_failed();
                 debug!(peer = %addr, "TLS handshake timed out.");
-                return;
+                return None;
             }
         };
         self.metrics.connection(true);
         let peer = Peer::from_connection(addr, tls.get_ref().1);
-        let app = self.router.layer(axum::Extension(peer));
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30));
-        // A store's live link is one long HTTP/2 stream: pings find a peer
-        // that vanished without closing (power cut, cable pulled).
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .keep_alive_interval(Some(Duration::from_secs(20)))
-            .keep_alive_timeout(Duration::from_secs(10));
-        let conn = builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(app));
-        tokio::pin!(conn);
-        tokio::select! {
-            r = conn.as_mut() => {
-                if let Err(e) = r {
-                    debug!(peer = %addr, error = %e, "Connection ended with an error.");
-                }
+        Some((tls, self.router.clone().layer(axum::Extension(peer))))
+    }
+
+    fn refused(&self, peer: SocketAddr) {
+        self.metrics.connection_refused();
+        debug!(%peer, "Connection refused: too many from this address.");
+    }
+
+    fn ended(&self, peer: SocketAddr, how: &Ended) {
+        match how {
+            Ended::Error(e) => debug!(%peer, error = %e, "Connection ended with an error."),
+            Ended::Idle | Ended::Stalled => {
+                debug!(%peer, why = how.as_str(), "Connection closed by the hub.");
             }
-            _ = stopped(&mut self.stop) => {
-                conn.as_mut().graceful_shutdown();
-                if let Err(e) = conn.await {
-                    debug!(peer = %addr, error = %e, "Connection ended with an error.");
-                }
-            }
+            Ended::Closed | Ended::Stopped => {}
         }
-        self.metrics.connection(false);
+        self.metrics.connection_ended(how.as_str());
     }
 }

@@ -88,6 +88,29 @@ struct RunArgs {
     /// Most TLS connections at once.
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
+    /// Most connections open at once from one address.
+    #[arg(long, default_value_t = 64)]
+    max_connections_per_peer: usize,
+    /// A connection that sends no complete request within this many
+    /// milliseconds of its TLS handshake is closed.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..))]
+    first_request_timeout_ms: u64,
+    /// A connection with no request in flight for this many milliseconds
+    /// is closed; so is one on which nothing moved for as long while a
+    /// request is in flight.
+    #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(10..))]
+    idle_timeout_ms: u64,
+    /// Longest time a client may take to send a request body, in
+    /// milliseconds (then 408).
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(10..))]
+    body_read_timeout_ms: u64,
+    /// Most events in one sync request (then 413 `too_many_events`).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    max_sync_events: u64,
+    /// Most MiB of request bodies read, decoded or waiting for the writer
+    /// at once (then 503 with Retry-After).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    max_queued_mib: u64,
     /// Heartbeat interval on stores' live links, in milliseconds.
     #[arg(long, default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(10..))]
     heartbeat_ms: u64,
@@ -162,6 +185,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config.max_sync_body = args.max_sync_body;
             config.max_batch = args.max_batch;
             config.max_connections = args.max_connections;
+            config.max_connections_per_peer = args.max_connections_per_peer;
+            config.limits.first_request = Duration::from_millis(args.first_request_timeout_ms);
+            config.limits.idle = Duration::from_millis(args.idle_timeout_ms);
+            config.limits.stall = Duration::from_millis(args.idle_timeout_ms);
+            config.body_read_timeout = Duration::from_millis(args.body_read_timeout_ms);
+            config.max_sync_events = usize::try_from(args.max_sync_events).unwrap_or(usize::MAX);
+            config.max_queued_bytes =
+                usize::try_from(args.max_queued_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
             config.heartbeat = Duration::from_millis(args.heartbeat_ms);
             config.rights_wait = Duration::from_millis(args.rights_wait_ms);
             let stop_on_stdin_eof = args.stop_on_stdin_eof;

@@ -32,10 +32,13 @@ pub enum SyncOutcome {
     TooLarge,
     /// Storage failed or the hub is stopping (5xx).
     Unavailable,
+    /// Turned away to protect the hub: the store's previous sync is still
+    /// in flight (429), or too many bytes are (503). Retry later.
+    Busy,
 }
 
 impl SyncOutcome {
-    const ALL: [SyncOutcome; 8] = [
+    const ALL: [SyncOutcome; 9] = [
         SyncOutcome::Ok,
         SyncOutcome::Unauthenticated,
         SyncOutcome::CertRefused,
@@ -44,6 +47,7 @@ impl SyncOutcome {
         SyncOutcome::BadRequest,
         SyncOutcome::TooLarge,
         SyncOutcome::Unavailable,
+        SyncOutcome::Busy,
     ];
 
     fn label(self) -> &'static str {
@@ -56,6 +60,7 @@ impl SyncOutcome {
             SyncOutcome::BadRequest => "bad_request",
             SyncOutcome::TooLarge => "too_large",
             SyncOutcome::Unavailable => "unavailable",
+            SyncOutcome::Busy => "busy",
         }
     }
 }
@@ -138,6 +143,18 @@ pub enum ReleaseOutcome {
 /// (`tally_hub_orders_refused_total{reason}`), as `tally_sync::Shortage`.
 pub const ORDER_REFUSAL_REASONS: [&str; 3] = ["no_stock", "held_elsewhere", "offline"];
 
+/// How a connection ended (`tally_service::serve::Ended::as_str`).
+const CONNECTION_ENDS: [&str; 5] = ["closed", "error", "idle", "stalled", "stopped"];
+
+/// What the hub turned away to protect itself, by why.
+pub const SHED_REASONS: [&str; 5] = [
+    "connections_per_peer",
+    "body_timeout",
+    "sync_in_progress",
+    "too_many_events",
+    "writer_queue_full",
+];
+
 /// All the hub's metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -150,7 +167,7 @@ pub struct Metrics {
     rights: [AtomicU64; 4],
     rights_units: AtomicU64,
     rights_latency: Latency,
-    sync: [AtomicU64; 8],
+    sync: [AtomicU64; 9],
     events_received: AtomicU64,
     events_duplicate: AtomicU64,
     counters_merged: AtomicU64,
@@ -164,6 +181,8 @@ pub struct Metrics {
     connections_open: AtomicU64,
     connections_total: AtomicU64,
     handshake_failures: AtomicU64,
+    connections_ended: [AtomicU64; CONNECTION_ENDS.len()],
+    shed: [AtomicU64; SHED_REASONS.len()],
     admin_unauthorized: AtomicU64,
     sync_latency: Latency,
 }
@@ -261,6 +280,26 @@ impl Metrics {
         }
     }
 
+    /// A connection ended, `how` as `Ended::as_str` names it.
+    pub fn connection_ended(&self, how: &str) {
+        if let Some(i) = CONNECTION_ENDS.iter().position(|e| *e == how) {
+            add(&self.connections_ended[i], 1);
+        }
+        self.connection(false);
+    }
+
+    /// A connection closed at once: its address has too many open.
+    pub fn connection_refused(&self) {
+        self.shed("connections_per_peer");
+    }
+
+    /// Work turned away for `reason` (one of [`SHED_REASONS`]).
+    pub fn shed(&self, reason: &str) {
+        if let Some(i) = SHED_REASONS.iter().position(|r| *r == reason) {
+            add(&self.shed[i], 1);
+        }
+    }
+
     /// A TLS handshake failed.
     pub fn handshake_failed(&self) {
         add(&self.handshake_failures, 1);
@@ -272,7 +311,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition (format 0.0.4).
-    pub fn render(&self, stores: usize, stores_online: usize, links: LinkGauges) -> String {
+    pub fn render(&self, stores: usize, stores_online: usize, links: Gauges) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut out = String::with_capacity(4096);
         let mut counter = |name: &str, help: &str, value: u64| {
@@ -441,6 +480,28 @@ impl Metrics {
             "reason",
             &rows,
         );
+        let rows: Vec<(&str, u64)> = CONNECTION_ENDS
+            .iter()
+            .zip(&self.connections_ended)
+            .map(|(k, c)| (*k, get(c)))
+            .collect();
+        labelled(
+            "tally_hub_connections_ended_total",
+            "TLS connections ended, by how (idle and stalled: closed by the hub's limits).",
+            "how",
+            &rows,
+        );
+        let rows: Vec<(&str, u64)> = SHED_REASONS
+            .iter()
+            .zip(&self.shed)
+            .map(|(k, c)| (*k, get(c)))
+            .collect();
+        labelled(
+            "tally_hub_shed_total",
+            "Connections and requests turned away to protect the hub, by reason.",
+            "reason",
+            &rows,
+        );
         self.release_latency.render(
             &mut out,
             "tally_hub_release_duration_seconds",
@@ -472,17 +533,25 @@ impl Metrics {
             "Stores with a live link open now.",
             links.live,
         );
+        gauge(
+            "tally_hub_request_bytes_in_flight",
+            "Bytes of request bodies read, decoded or queued for the writer now.",
+            links.bytes_in_flight,
+        );
         out
     }
 }
 
-/// The live links' figures `render` shows.
+/// Figures kept elsewhere that `render` shows.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct LinkGauges {
+pub struct Gauges {
     /// Stores live now.
     pub live: u64,
     /// Notices dropped so far.
     pub dropped: u64,
+    /// Bytes of request bodies in flight now (read, decoded or queued for
+    /// the writer).
+    pub bytes_in_flight: u64,
 }
 
 #[cfg(test)]
@@ -495,7 +564,7 @@ mod tests {
         m.sync(SyncOutcome::Ok, Duration::from_millis(3));
         m.sync(SyncOutcome::Forbidden, Duration::from_millis(30));
         m.merged(5, 1, 2, 0);
-        let text = m.render(2, 1, LinkGauges::default());
+        let text = m.render(2, 1, Gauges::default());
         assert!(text.contains("tally_hub_sync_requests_total{outcome=\"ok\"} 1"));
         assert!(text.contains("tally_hub_sync_requests_total{outcome=\"forbidden\"} 1"));
         assert!(text.contains("tally_hub_events_received_total 5"));
@@ -504,7 +573,7 @@ mod tests {
         assert!(text.contains("tally_hub_sync_duration_seconds_count 2"));
         assert!(text.contains("tally_hub_stores_online 1"));
         m.rights(RightsOutcome::Partial, 2, Duration::from_millis(2));
-        let text = m.render(2, 1, LinkGauges::default());
+        let text = m.render(2, 1, Gauges::default());
         assert!(text.contains("tally_hub_rights_requests_total{result=\"partial\"} 1"));
         assert!(text.contains("tally_hub_rights_granted_units_total 2"));
         assert!(text.contains("tally_hub_rights_duration_seconds_bucket{le=\"0.0025\"} 1"));
@@ -514,11 +583,13 @@ mod tests {
         let text = m.render(
             2,
             1,
-            LinkGauges {
+            Gauges {
                 live: 1,
                 dropped: 2,
+                bytes_in_flight: 4096,
             },
         );
+        assert!(text.contains("tally_hub_request_bytes_in_flight 4096"));
         assert!(text.contains("tally_hub_link_notices_total{kind=\"rights_wanted\"} 1"));
         assert!(text.contains("tally_hub_release_requests_total{result=\"reported\"} 1"));
         assert!(text.contains("tally_hub_released_units_total 3"));

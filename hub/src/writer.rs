@@ -21,7 +21,7 @@
 //!   finishing what was queued.
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
+use tally_service::vital::Vital;
 
 use tally_sync::exchange::Identity;
 use tally_sync::message::CatalogItem;
@@ -61,17 +61,18 @@ impl std::fmt::Debug for Writer {
 
 impl Writer {
     /// Starts the writer thread over `storage`. Returns the handle and the
-    /// thread, to join after every handle is dropped.
+    /// thread, to join after every handle is dropped (or to watch: its
+    /// panic must stop the hub).
     pub fn start(
         storage: Arc<dyn HubStorage>,
         metrics: Arc<Metrics>,
         max_batch: usize,
         queue: usize,
-    ) -> std::io::Result<(Writer, JoinHandle<()>)> {
+    ) -> std::io::Result<(Writer, Vital)> {
         let (tx, rx) = mpsc::channel(queue.max(1));
-        let thread = std::thread::Builder::new()
-            .name("tally-hub-writer".into())
-            .spawn(move || run(storage, metrics, rx, max_batch.max(1)))?;
+        let thread = tally_service::vital::spawn("tally-hub-writer", move || {
+            run(storage, metrics, rx, max_batch.max(1));
+        })?;
         Ok((Writer { tx }, thread))
     }
 
@@ -307,6 +308,7 @@ mod tests {
     #[derive(Default)]
     struct Fake {
         fail_commit: bool,
+        panic_in_commit: bool,
         commits: Mutex<usize>,
     }
 
@@ -373,6 +375,7 @@ mod tests {
             batch: &mut dyn FnMut(&mut dyn HubWrite) -> Result<(), StorageError>,
         ) -> Result<(), StorageError> {
             batch(&mut FakeTxn)?;
+            assert!(!self.panic_in_commit, "a bug in the commit");
             if self.fail_commit {
                 return Err(failure());
             }
@@ -483,5 +486,24 @@ mod tests {
             assert!(failed(&mut b.order), "{order_id}");
             assert!(failed(&mut b.last), "{order_id}");
         }
+    }
+
+    /// A panic in the writer answers what was queued `Stopped` (retriable)
+    /// and is reported, so that the hub stops instead of failing every
+    /// write while it looks healthy.
+    #[tokio::test]
+    async fn a_panicking_writer_is_reported_and_stops_answering() {
+        let fake = Fake {
+            panic_in_commit: true,
+            ..Fake::default()
+        };
+        let (writer, thread) = Writer::start(Arc::new(fake), Arc::default(), 8, 8).unwrap();
+        let (handle, died) = thread.split();
+        let answer = writer.order(order("web-1")).await;
+        assert!(matches!(answer, Err(WriteError::Stopped)), "{answer:?}");
+        assert!(died.wait().await.contains("a bug in the commit"));
+        assert!(handle.join().is_ok());
+        let again = writer.order(order("web-2")).await;
+        assert!(matches!(again, Err(WriteError::Stopped)), "{again:?}");
     }
 }

@@ -803,10 +803,11 @@ async fn concurrent_stores_and_orders_converge_and_conserve_stock() {
     hub.stop().await;
 }
 
-/// A large request (decoded off the async workers) goes through whole.
+/// A large request (decoded off the async workers) goes through whole,
+/// with the cap on events per request raised.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_backlog_syncs_in_one_request() {
-    let hub = TestHub::start(|_| {}).await;
+    let hub = TestHub::start(|c| c.max_sync_events = 10_000).await;
     let client = hub.store_client(&hub.enroll("s1"));
     let mut s1 = SimStore::new("s1", 9);
     for i in 0..8000 {
@@ -820,6 +821,36 @@ async fn a_large_backlog_syncs_in_one_request() {
     s1.apply(&req, &resp);
     let (_, stores) = hub.admin().get("/v1/stores").await;
     assert_eq!(stores["stores"][0]["events_received"], 8000);
+    hub.stop().await;
+}
+
+/// More events than the cap in one request: 413 `too_many_events`, and
+/// nothing is stored; the same events in requests under the cap go
+/// through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_events_than_the_cap_are_refused_whole() {
+    let hub = TestHub::start(|_| {}).await;
+    let client = hub.store_client(&hub.enroll("s1"));
+    let mut s1 = SimStore::new("s1", 9);
+    for i in 0..1001 {
+        s1.receive(gtin(i % 7), 1);
+    }
+    let (status, body) = client.sync(&s1.request(1001)).await.unwrap_err();
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"], "too_many_events", "{body}");
+    let (_, stores) = hub.admin().get("/v1/stores").await;
+    assert_eq!(
+        stores["stores"].as_array().map(Vec::len),
+        Some(0),
+        "{stores}"
+    );
+    let (_, text) = hub.admin().get("/metrics").await;
+    let text = text.as_str().unwrap_or_default();
+    assert!(
+        text.contains("tally_hub_shed_total{reason=\"too_many_events\"} 1"),
+        "{text}"
+    );
+    assert_eq!(s1.sync_all(&client, 10).await, 2, "1,000 then 1");
     hub.stop().await;
 }
 

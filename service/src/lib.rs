@@ -1,9 +1,13 @@
 //! `tally-service`: what Tally's programs share as processes, written
 //! once for the agent, the hub and the cashier terminal: how they log
-//! ([`log_filter`], [`log_to_stderr`], [`log_to_file`]) and when a daemon
+//! ([`log_filter`], [`log_to_stderr`], [`log_to_file`]), when a daemon
 //! stops ([`shutdown_signal`]: SIGINT, SIGTERM or, when asked, the end of
-//! standard input). Only binaries call it: libraries never install a
-//! subscriber.
+//! standard input), how the daemons serve HTTP connections under limits
+//! a hostile peer cannot outlast ([`serve`]), and the threads whose panic
+//! must stop the process ([`vital`]). Only binaries install a subscriber.
+
+pub mod serve;
+pub mod vital;
 
 use std::io::IsTerminal;
 use std::path::Path;

@@ -25,9 +25,11 @@ mod json;
 mod reads;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -38,6 +40,7 @@ pub use commands::MAX_CATALOG_ITEMS;
 pub use json::ApiJson;
 
 use crate::commit::{CommitError, Committer};
+use crate::config::ApiConfig;
 use crate::metrics::Metrics;
 use crate::status::SyncStatus;
 use crate::store::AgentDb;
@@ -57,8 +60,9 @@ pub struct AppState {
     pub sync: Arc<SyncStatus>,
 }
 
-/// The API's router with its body limit.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+/// The API's router with its body limit and request timeout.
+pub fn router(state: AppState, config: &ApiConfig) -> Router {
+    let timeout = Duration::from_millis(config.request_timeout_ms.max(10));
     Router::new()
         .route("/v1/sales", post(commands::post_sale))
         .route("/v1/sales/{id}", get(reads::get_sale))
@@ -72,7 +76,13 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/catalog/{gtin}", get(reads::get_catalog_item))
         .route("/metrics", get(reads::get_metrics))
         .fallback(no_route)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(middleware::from_fn(move |req, next: Next| async move {
+            match tokio::time::timeout(timeout, next.run(req)).await {
+                Ok(response) => response,
+                Err(_) => ErrorAnswer::Timeout.into_response(),
+            }
+        }))
         .with_state(state)
 }
 
@@ -96,6 +106,9 @@ pub enum ErrorAnswer {
     TooLarge(String),
     /// 503: storage failed or the agent is stopping; retry with the same id.
     Unavailable(String),
+    /// 408: the request (its body, or its command) took longer than the
+    /// request timeout; retry with the same id.
+    Timeout,
 }
 
 impl From<CommitError> for ErrorAnswer {
@@ -132,6 +145,13 @@ impl IntoResponse for ErrorAnswer {
             ErrorAnswer::Unavailable(message) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorBody::new("unavailable", message),
+            ),
+            ErrorAnswer::Timeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorBody::new(
+                    "timeout",
+                    "the request took longer than the request timeout; retry with the same id",
+                ),
             ),
         };
         (status, Json(body)).into_response()

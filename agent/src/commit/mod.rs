@@ -62,8 +62,8 @@
 mod thread;
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use tally_service::vital::Vital;
 
 use tally_store::StoreError;
 use tally_sync::clock::Clock;
@@ -295,7 +295,7 @@ impl Committer {
         metrics: Arc<Metrics>,
         limits: Limits,
         clock: Arc<dyn Clock>,
-    ) -> std::io::Result<(Committer, JoinHandle<()>)> {
+    ) -> std::io::Result<(Committer, Vital)> {
         let (tx, rx) = mpsc::channel(limits.queue.max(1));
         let (recorded_tx, recorded) = watch::channel(0u64);
         let handle = thread::spawn(db, metrics, limits, clock, rx, recorded_tx)?;

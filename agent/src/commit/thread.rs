@@ -7,8 +7,8 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use tally_service::vital::Vital;
 
 use rand::RngCore;
 use tally_store::{StoreError, WriteTxn};
@@ -42,17 +42,15 @@ pub(super) fn spawn(
     clock: Arc<dyn Clock>,
     rx: mpsc::Receiver<Request>,
     recorded: watch::Sender<u64>,
-) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("tally-committer".into())
-        .spawn(move || {
-            set_nice(limits.nice);
-            let stamps = Stamps {
-                clock: clock.as_ref(),
-                rng: rand::thread_rng(),
-            };
-            run(&db, &metrics, rx, limits, stamps, &recorded);
-        })
+) -> std::io::Result<Vital> {
+    tally_service::vital::spawn("tally-committer", move || {
+        set_nice(limits.nice);
+        let stamps = Stamps {
+            clock: clock.as_ref(),
+            rng: rand::thread_rng(),
+        };
+        run(&db, &metrics, rx, limits, stamps, &recorded);
+    })
 }
 
 /// Sets the calling thread's nice value, or logs why it could not.

@@ -56,10 +56,11 @@ pub(super) async fn admin_json<T: DeserializeOwned>(
 ) -> Result<T, Response> {
     authorized(st, headers)?;
     let max = st.settings.max_admin_body;
-    let bytes = read_body(headers, body, max)
+    let read = read_body(st, headers, body, max)
         .await
         .map_err(|e| body_error(e, max))?;
-    serde_json::from_slice(&bytes).map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_body", e))
+    serde_json::from_slice(&read.bytes)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_body", e))
 }
 
 type QueryResult<Q> = Result<Query<Q>, axum::extract::rejection::QueryRejection>;
@@ -258,9 +259,14 @@ pub(super) async fn metrics(
         st.metrics.render(
             records.len(),
             online,
-            crate::metrics::LinkGauges {
+            crate::metrics::Gauges {
                 live: st.links.count() as u64,
                 dropped: st.links.dropped(),
+                bytes_in_flight: st
+                    .settings
+                    .max_queued_bytes
+                    .saturating_sub(st.budget.available_permits())
+                    as u64,
             },
         ),
     )

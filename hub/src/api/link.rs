@@ -124,8 +124,8 @@ pub(super) async fn released(
         Ok(who) => who,
         Err((_, response)) => return response,
     };
-    let bytes = match read_body(&headers, body, MAX_REPORT_BODY).await {
-        Ok(b) => b,
+    let bytes = match read_body(&st, &headers, body, MAX_REPORT_BODY).await {
+        Ok(b) => b.bytes,
         Err(e) => return body_error(e, MAX_REPORT_BODY),
     };
     let report: RightsReleased = match serde_json::from_slice(&bytes) {

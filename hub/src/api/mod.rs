@@ -52,6 +52,7 @@ use axum::{Json, Router};
 use http_body_util::BodyExt;
 use tally_sync::clock::Clock;
 use tally_sync::error_body::ErrorBody;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::link::Links;
 use crate::metrics::Metrics;
@@ -83,6 +84,11 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// The stores' live links.
     pub links: Arc<Links>,
+    /// Bytes of request bodies in flight (read, decoded or waiting for
+    /// the writer): a permit per byte, `max_queued_bytes` in all.
+    pub budget: Arc<Semaphore>,
+    /// Stores with a sync in flight (one at a time per store).
+    pub syncing: Arc<std::sync::Mutex<std::collections::HashSet<tally_sync::LocationId>>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -105,6 +111,12 @@ pub struct ApiSettings {
     /// How long an online order short of the hub's reserve waits for a
     /// live store to release rights.
     pub rights_wait: std::time::Duration,
+    /// Longest time a client may take to send a body.
+    pub body_read_timeout: std::time::Duration,
+    /// Most events in one sync request.
+    pub max_sync_events: usize,
+    /// The budget's size: most bytes of bodies in flight at once.
+    pub max_queued_bytes: usize,
 }
 
 /// The router; every request must carry a [`Peer`] extension.
@@ -147,35 +159,77 @@ fn invalid(message: impl std::fmt::Display) -> Response {
     error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
 }
 
-/// Longest time a client may take to send a body.
-pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// Why a body could not be read.
 enum BodyError {
     TooLarge,
+    /// The client took longer than the body-read timeout.
+    Timeout,
+    /// Bodies in flight already hold the whole byte budget.
+    Overloaded,
     Read(String),
 }
 
-async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, BodyError> {
-    if let Some(len) = headers
+/// A request body read whole. It holds its share of the hub's budget of
+/// bytes in flight ([`ApiSettings::max_queued_bytes`]) until dropped:
+/// keep it until the writer has answered.
+struct ReadBody {
+    bytes: Bytes,
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
+/// Reads a body of at most `max` bytes within the body-read timeout,
+/// taking its bytes from the budget as they arrive.
+async fn read_body(
+    st: &AppState,
+    headers: &HeaderMap,
+    mut body: Body,
+    max: usize,
+) -> Result<ReadBody, BodyError> {
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > max as u64 {
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let deadline = tokio::time::Instant::now() + st.settings.body_read_timeout;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut budget: Option<OwnedSemaphorePermit> = None;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => {
+                st.metrics.shed("body_timeout");
+                return Err(BodyError::Timeout);
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => return Err(BodyError::Read(e.to_string())),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        if buf.len() + data.len() > max {
             return Err(BodyError::TooLarge);
         }
-    }
-    match http_body_util::Limited::new(body, max).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(BodyError::TooLarge)
+        let n = u32::try_from(data.len()).map_err(|_| BodyError::TooLarge)?;
+        if n > 0 {
+            match st.budget.clone().try_acquire_many_owned(n) {
+                Ok(p) => match budget.as_mut() {
+                    Some(held) => held.merge(p),
+                    None => budget = Some(p),
+                },
+                Err(_) => {
+                    st.metrics.shed("writer_queue_full");
+                    return Err(BodyError::Overloaded);
+                }
+            }
         }
-        Err(e) => Err(BodyError::Read(e.to_string())),
+        buf.extend_from_slice(&data);
     }
+    Ok(ReadBody {
+        bytes: Bytes::from(buf),
+        _budget: budget,
+    })
 }
 
 fn body_error(e: BodyError, max: usize) -> Response {
@@ -185,8 +239,22 @@ fn body_error(e: BodyError, max: usize) -> Response {
             "body_too_large",
             format!("body larger than the limit of {max} bytes"),
         ),
+        BodyError::Timeout => error(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            "the request body did not arrive within the body-read timeout",
+        ),
+        BodyError::Overloaded => overloaded("the hub has too many request bytes in flight"),
         BodyError::Read(e) => error(StatusCode::BAD_REQUEST, "body_unreadable", e),
     }
+}
+
+/// A 503 `overloaded` with `Retry-After`: nothing was done; retry later.
+fn overloaded(message: impl std::fmt::Display) -> Response {
+    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
 }
 
 /// A 503 with `Retry-After`: the write was not committed; retrying is safe.

@@ -38,8 +38,8 @@ pub(super) async fn rights(
         Ok(who) => who,
         Err((_, response)) => return response,
     };
-    let bytes = match read_body(&headers, body, MAX_BODY).await {
-        Ok(b) => b,
+    let bytes = match read_body(&st, &headers, body, MAX_BODY).await {
+        Ok(b) => b.bytes,
         Err(e) => return body_error(e, MAX_BODY),
     };
     let req: RightsRequest = match serde_json::from_slice(&bytes) {

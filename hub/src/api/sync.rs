@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use tally_sync::codec::{self, CodecError, Encoding};
@@ -18,7 +18,9 @@ use tally_sync::exchange::{Identity, SyncRefusal};
 use tally_sync::{LocationId, SyncRequest, SyncResponse};
 use tracing::{info, warn};
 
-use super::{body_error, error, read_body, with_details, write_error, AppState, BodyError};
+use super::{
+    body_error, error, read_body, with_details, write_error, AppState, BodyError, ReadBody,
+};
 use crate::metrics::SyncOutcome;
 use crate::pki::CertIdentity;
 use crate::storage::{SyncResult, SyncSummary};
@@ -53,10 +55,65 @@ async fn steps(
     body: Body,
 ) -> Result<Answer, Answer> {
     let id = identify(st, peer)?;
-    let (req, enc) = decode(st, id, headers, body).await?;
+    let who = store_identity(id)?;
+    let _one = one_at_a_time(st, &who.location)?;
+    // `_budget` holds the body's bytes in the hub's budget until the
+    // writer has answered.
+    let (req, enc, _budget) = decode(st, id, headers, body).await?;
     let events = req.events.len();
-    let result = submit(st, id, req).await?;
+    if events > st.settings.max_sync_events {
+        st.metrics.shed("too_many_events");
+        warn!(store = %id.store, events, "Sync refused: too many events in one request.");
+        return Err((
+            SyncOutcome::TooLarge,
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_events",
+                format!(
+                    "{events} events in one request; send at most {}",
+                    st.settings.max_sync_events
+                ),
+            ),
+        ));
+    }
+    let result = submit(st, who, req).await?;
     Ok(answer(st, id, events, enc, result))
+}
+
+/// A store's place as the one sync it has in flight; dropping it frees
+/// the place.
+struct InFlight<'a> {
+    st: &'a AppState,
+    location: LocationId,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut syncing = self.st.syncing.lock().unwrap_or_else(|p| p.into_inner());
+        syncing.remove(&self.location);
+    }
+}
+
+/// One sync in flight per store: a second, while the first is read,
+/// queued or committed, is answered 429 with `Retry-After` (so a store
+/// cannot hold many bodies or many places in the writer's queue).
+fn one_at_a_time<'a>(st: &'a AppState, location: &LocationId) -> Result<InFlight<'a>, Answer> {
+    let mut syncing = st.syncing.lock().unwrap_or_else(|p| p.into_inner());
+    if !syncing.insert(location.clone()) {
+        st.metrics.shed("sync_in_progress");
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "sync_in_progress",
+            "this store's previous sync is still in flight; retry after it is answered",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return Err((SyncOutcome::Busy, r));
+    }
+    Ok(InFlight {
+        st,
+        location: location.clone(),
+    })
 }
 
 /// Step 1, identity: the store the client certificate is bound to, from
@@ -116,7 +173,7 @@ async fn decode(
     id: &CertIdentity,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(SyncRequest, Encoding), Answer> {
+) -> Result<(SyncRequest, Encoding, ReadBody), Answer> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -132,17 +189,20 @@ async fn decode(
         ));
     };
     let max = st.settings.max_sync_body;
-    let bytes = match read_body(headers, body, max).await {
+    let mut read = match read_body(st, headers, body, max).await {
         Ok(b) => b,
         Err(e) => {
             let outcome = match e {
                 BodyError::TooLarge => SyncOutcome::TooLarge,
-                BodyError::Read(_) => SyncOutcome::BadRequest,
+                BodyError::Overloaded => SyncOutcome::Busy,
+                BodyError::Timeout | BodyError::Read(_) => SyncOutcome::BadRequest,
             };
             warn!(store = %id.store, "Sync refused: body too large or unreadable.");
             return Err((outcome, body_error(e, max)));
         }
     };
+    // The bytes go to the decoder; `read` keeps the budget.
+    let bytes = std::mem::take(&mut read.bytes);
     // Large bodies are decoded off the async workers.
     let decoded = if bytes.len() > DECODE_INLINE_MAX {
         tokio::task::spawn_blocking(move || codec::decode::<SyncRequest>(&bytes, enc, max))
@@ -157,7 +217,7 @@ async fn decode(
         codec::decode::<SyncRequest>(&bytes, enc, max)
     };
     match decoded {
-        Ok(req) => Ok((req, enc)),
+        Ok(req) => Ok((req, enc, read)),
         Err(e) => {
             warn!(store = %id.store, error = %e, "Sync refused: undecodable request.");
             Err(undecodable(&e, max))
@@ -192,8 +252,7 @@ fn undecodable(e: &CodecError, max: usize) -> Answer {
 /// Step 3: hands the request, with the identity from the certificate, to
 /// the writer, which validates, merges and answers it in one durable
 /// transaction.
-async fn submit(st: &AppState, id: &CertIdentity, req: SyncRequest) -> Result<SyncResult, Answer> {
-    let who = store_identity(id)?;
+async fn submit(st: &AppState, who: Identity, req: SyncRequest) -> Result<SyncResult, Answer> {
     st.writer
         .sync(who, req, st.clock.now_ms())
         .await

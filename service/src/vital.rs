@@ -1,0 +1,97 @@
+//! Threads the process cannot live without (the agent's committer, the
+//! hub's writer): if one panics, every later write would fail while the
+//! process looked healthy. [`spawn`] runs such a thread and hands back a
+//! [`Vital`]: its handle, and [`Died`], which resolves with the panic's
+//! message; the daemon stops on it and exits non-zero, so its service
+//! manager restarts it.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::thread::JoinHandle;
+
+use tokio::sync::oneshot;
+
+/// Resolves if the thread panicked; never if it ended normally.
+#[derive(Debug)]
+pub struct Died(oneshot::Receiver<String>);
+
+impl Died {
+    /// The panic's message, once the thread has panicked.
+    pub async fn wait(self) -> String {
+        match self.0.await {
+            Ok(message) => message,
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
+/// A vital thread: join it, or split off its [`Died`] to watch.
+#[derive(Debug)]
+pub struct Vital {
+    handle: JoinHandle<()>,
+    died: Died,
+}
+
+impl Vital {
+    /// Waits for the thread to end (a panic was caught: `Ok` either way).
+    pub fn join(self) -> std::thread::Result<()> {
+        self.handle.join()
+    }
+
+    /// The handle, and what resolves if the thread panics.
+    pub fn split(self) -> (JoinHandle<()>, Died) {
+        (self.handle, self.died)
+    }
+}
+
+/// Spawns `f` on a thread named `name`; a panic in it is logged (with
+/// `name`) and reported through [`Died`].
+pub fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<Vital> {
+    let (tx, rx) = oneshot::channel();
+    let label = name.to_string();
+    let handle = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(f)) {
+                let message = message(panic.as_ref());
+                tracing::error!(
+                    thread = %label,
+                    panic = %message,
+                    "A vital thread panicked; the process stops so that it can be restarted."
+                );
+                let _ = tx.send(message);
+            }
+        })?;
+    Ok(Vital {
+        handle,
+        died: Died(rx),
+    })
+}
+
+fn message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(a panic without a message)".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_is_reported_and_a_normal_end_is_not() {
+        let (handle, died) = spawn("doomed", || panic!("disk on fire"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .split();
+        assert_eq!(died.wait().await, "disk on fire");
+        assert!(handle.join().is_ok(), "the panic was caught");
+        let (handle, died) = spawn("fine", || {})
+            .unwrap_or_else(|e| panic!("{e}"))
+            .split();
+        assert!(handle.join().is_ok());
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(50), died.wait()).await;
+        assert!(waited.is_err(), "a normal end never resolves");
+    }
+}
