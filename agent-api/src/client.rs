@@ -98,6 +98,7 @@ pub enum ClientError {
 pub struct AgentClient {
     base: String,
     http: reqwest::Client,
+    token: Option<String>,
 }
 
 /// Longest body kept in an [`ApiError::Unexpected`].
@@ -125,7 +126,15 @@ impl AgentClient {
         Ok(Self {
             base: base.to_string(),
             http,
+            token: None,
         })
+    }
+
+    /// The same client presenting a till's token (`Authorization: Bearer`)
+    /// on every call: needed when the agent has `[[api.tills]]`.
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token.filter(|t| !t.trim().is_empty());
+        self
     }
 
     /// The base URL.
@@ -175,6 +184,10 @@ impl AgentClient {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<(StatusCode, Vec<u8>), ApiError> {
+        let req = match &self.token {
+            Some(token) => req.bearer_auth(token.trim()),
+            None => req,
+        };
         let resp = req
             .send()
             .await

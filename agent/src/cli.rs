@@ -123,6 +123,9 @@ pub struct AgentArg {
     /// Base URL of the running agent.
     #[arg(long, default_value_t = default_agent_url(), env = "TALLY_AGENT_URL")]
     pub agent: String,
+    /// A till's token, when the agent has `[[api.tills]]`.
+    #[arg(long, env = "TALLY_TILL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// `tally-agent stock GTIN`.
@@ -214,7 +217,7 @@ fn api_message(agent: &str, e: &ApiError) -> String {
 const CLI_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn client(agent: &AgentArg) -> Result<AgentClient, CliError> {
-    Ok(AgentClient::new(&agent.agent, CLI_TIMEOUT)?)
+    Ok(AgentClient::new(&agent.agent, CLI_TIMEOUT)?.with_token(agent.token.clone()))
 }
 
 /// A call's answer as JSON to print, or its failure.

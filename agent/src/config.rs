@@ -8,6 +8,11 @@
 //!
 //! [api]
 //! max_body_bytes = 1048576
+//! allowed_hosts = ["pos-07.store-001.example"]   # besides loopback names
+//!
+//! [[api.tills]]        # with any, every request needs a till's token
+//! id = "till-1"
+//! token_sha256 = "…"   # tally-agent till-token --till till-1 prints it
 //!
 //! [commit]
 //! max_batch = 1024
@@ -105,6 +110,12 @@ pub enum ConfigError {
     /// The device settings are unusable.
     #[error("devices: {0}")]
     Devices(#[from] DeviceConfigError),
+    /// A till's entry is unusable.
+    #[error("[[api.tills]]: {0}")]
+    Till(String),
+    /// The API would listen beyond loopback with no till tokens.
+    #[error("the API would listen on {0}, beyond loopback, without till tokens: configure [[api.tills]] (tally-agent till-token) or listen on 127.0.0.1")]
+    OpenApi(SocketAddr),
 }
 
 /// Sync settings in the file.
@@ -127,7 +138,7 @@ pub struct SyncFileConfig {
 }
 
 /// API limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
     /// Largest request body accepted, in bytes (413 beyond).
@@ -145,6 +156,73 @@ pub struct ApiConfig {
     /// a command already queued still commits, and its id answers a
     /// retry).
     pub request_timeout_ms: u64,
+    /// Host names the API answers to besides loopback names and its
+    /// listen address (e.g. the POS box's name on the store network).
+    pub allowed_hosts: Vec<String>,
+    /// Tills and their tokens: when any is configured, every request needs
+    /// one (`Authorization: Bearer TOKEN`). Required to listen beyond
+    /// loopback.
+    pub tills: Vec<TillConfig>,
+}
+
+/// A till allowed to use the API (`[[api.tills]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TillConfig {
+    /// The till's id, recorded on what it does.
+    pub id: String,
+    /// SHA-256 of its token, 64 hex digits (`tally-agent till-token`
+    /// prints both).
+    pub token_sha256: String,
+}
+
+impl TillConfig {
+    /// The digest, if it is 64 hex digits.
+    pub fn digest(&self) -> Option<[u8; 32]> {
+        let hex = self.token_sha256.trim();
+        if hex.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(out)
+    }
+
+    /// Whether the entry is usable: an id of 1 to 64 letters, digits, `-`
+    /// or `_`, and a digest of 64 hex digits.
+    pub fn check(&self) -> Result<(), String> {
+        let id_ok = !self.id.is_empty()
+            && self.id.len() <= 64
+            && self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !id_ok {
+            return Err(format!(
+                "till id {:?}: 1 to 64 letters, digits, '-' or '_'",
+                self.id
+            ));
+        }
+        if self.digest().is_none() {
+            return Err(format!(
+                "till {}: token_sha256 must be 64 hex digits",
+                self.id
+            ));
+        }
+        Ok(())
+    }
+
+    /// A till whose token is `token` (tests, `till-token`).
+    pub fn with_token(id: &str, token: &str) -> Self {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(token.as_bytes());
+        Self {
+            id: id.to_string(),
+            token_sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
+        }
+    }
 }
 
 impl Default for ApiConfig {
@@ -155,6 +233,8 @@ impl Default for ApiConfig {
             first_request_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
             request_timeout_ms: 30_000,
+            allowed_hosts: Vec::new(),
+            tills: Vec::new(),
         }
     }
 }
@@ -355,6 +435,13 @@ impl Config {
         if file.api.max_body_bytes == 0 {
             return Err(ConfigError::Zero("api.max_body_bytes"));
         }
+        for till in &file.api.tills {
+            till.check().map_err(ConfigError::Till)?;
+        }
+        let listen = flags.listen.or(file.listen).unwrap_or_else(default_listen);
+        if !listen.ip().is_loopback() && file.api.tills.is_empty() {
+            return Err(ConfigError::OpenApi(listen));
+        }
         let sync = match (
             flags.hub.or(file.sync.hub),
             flags.identity.or(file.sync.identity),
@@ -405,7 +492,7 @@ impl Config {
         let devices = DevicesFileConfig::resolve(flags.devices, file.devices)?;
         Ok(Self {
             data_dir,
-            listen: flags.listen.or(file.listen).unwrap_or_else(default_listen),
+            listen,
             store_id,
             api: file.api,
             commit: file.commit,
@@ -474,6 +561,37 @@ mod tests {
         .unwrap();
         assert_eq!(c.store_id.unwrap().as_str(), "s2");
         assert_eq!(c.listen.port(), 1);
+    }
+
+    #[test]
+    fn listening_beyond_loopback_needs_till_tokens() {
+        let open = |text: &str| {
+            Config::resolve(
+                Some(FileConfig::parse(text, Path::new("t.toml")).unwrap()),
+                Overrides {
+                    data_dir: Some("/d".into()),
+                    ..Default::default()
+                },
+            )
+        };
+        assert!(matches!(
+            open("listen = \"0.0.0.0:7420\"\n"),
+            Err(ConfigError::OpenApi(_))
+        ));
+        let hash = TillConfig::with_token("till-1", "t").token_sha256;
+        let c = open(&format!(
+            "listen = \"0.0.0.0:7420\"\n[api]\nallowed_hosts = [\"pos.example\"]\n\
+             [[api.tills]]\nid = \"till-1\"\ntoken_sha256 = \"{hash}\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.api.tills.len(), 1);
+        assert_eq!(c.api.allowed_hosts, vec!["pos.example".to_string()]);
+        for bad in [
+            "[[api.tills]]\nid = \"till 1\"\ntoken_sha256 = \"00\"\n".to_string(),
+            "[[api.tills]]\nid = \"till-1\"\ntoken_sha256 = \"xyz\"\n".to_string(),
+        ] {
+            assert!(matches!(open(&bad), Err(ConfigError::Till(_))), "{bad}");
+        }
     }
 
     #[test]

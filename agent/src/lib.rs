@@ -234,7 +234,14 @@ pub async fn run(
     })?;
     tracing::info!(store = %db.who().replica, %addr, outbox = depth, "Agent ready.");
     ready(addr);
-    let app = api::router(state, &api_config);
+    let guard = api::guard::Guard::new(addr, &api_config.allowed_hosts, &api_config.tills);
+    if guard.tokens_required() {
+        tracing::info!(
+            tills = api_config.tills.len(),
+            "The API needs a till's token."
+        );
+    }
+    let app = api::router(state, &api_config, Arc::new(guard));
     let stop_tx = Arc::new(stop_tx);
     let stop_on_shutdown = stop_tx.clone();
     // The committer's panic stops the agent as a signal would, and makes

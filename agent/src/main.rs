@@ -51,6 +51,13 @@ enum Command {
     Listen(devices_cli::ListenArgs),
     /// Cashier terminal (full screen) on the running agent's API.
     Pos(tally_pos::PosArgs),
+    /// Makes a new till token: prints the token (for the till) and the
+    /// `[[api.tills]]` entry (for the agent's configuration).
+    TillToken {
+        /// The till's id.
+        #[arg(long)]
+        till: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,6 +67,7 @@ fn main() -> ExitCode {
         Command::Listen(args) => return devices_cli::run_listen(args, &SystemClock),
         Command::Pos(args) => return tally_pos::run(args),
         Command::Run(args) => run(&args),
+        Command::TillToken { till } => till_token(&till),
         Command::Stock(args) => runtime().and_then(|rt| print(rt.block_on(cli::stock(&args))?)),
         Command::Status(args) => runtime().and_then(|rt| print(rt.block_on(cli::status(&args))?)),
         Command::Catalog(CatalogCommand::Import(args)) => {
@@ -130,4 +138,22 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
             .await
             .context("tally-agent stopped with an error")
     })
+}
+
+/// `tally-agent till-token`: 32 random bytes from the OS, as hex.
+fn till_token(till: &str) -> anyhow::Result<()> {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("reading the OS's randomness: {e}"))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let entry = tally_agent::config::TillConfig::with_token(till, &token);
+    entry.check().map_err(|e| anyhow::anyhow!(e))?;
+    println!("token for the till (TALLY_TILL_TOKEN or --token): {token}");
+    println!(
+        "for the agent's configuration file:\n\n[[api.tills]]\nid = {:?}\ntoken_sha256 = {:?}",
+        entry.id, entry.token_sha256
+    );
+    Ok(())
 }

@@ -39,6 +39,9 @@ pub struct PosArgs {
     /// Base URL of the running agent's local API.
     #[arg(long, default_value = "http://127.0.0.1:7420", env = "TALLY_AGENT_URL")]
     agent: String,
+    /// This till's token, when the agent has `[[api.tills]]`.
+    #[arg(long, env = "TALLY_TILL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// The store's barcode scanner (serial port, e.g. /dev/serial/by-id/…).
     #[arg(long)]
     scanner: Option<PathBuf>,
@@ -80,7 +83,8 @@ fn run_terminal(args: PosArgs) -> anyhow::Result<()> {
         tally_service::log_to_file(path)
             .with_context(|| format!("opening the log file {}", path.display()))?;
     }
-    let api = AgentClient::new(&args.agent, Duration::from_secs(args.timeout_secs.max(1)))?;
+    let api = AgentClient::new(&args.agent, Duration::from_secs(args.timeout_secs.max(1)))?
+        .with_token(args.token.clone());
     let layouts = if args.rcn_layouts.is_empty() {
         RcnLayout::default_layouts()
     } else {

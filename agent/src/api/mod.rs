@@ -17,10 +17,12 @@
 //!   pool, never on the async workers.
 //!
 //! Map: this file holds the state, the router and the error answers;
-//! `json.rs` the body extractor, `commands.rs` the handlers that record,
+//! [`guard`] who may use the API (host, origin, till tokens); `json.rs`
+//! the body extractor, `commands.rs` the handlers that record,
 //! `reads.rs` the handlers that read.
 
 mod commands;
+pub mod guard;
 mod json;
 mod reads;
 
@@ -44,6 +46,7 @@ use crate::config::ApiConfig;
 use crate::metrics::Metrics;
 use crate::status::SyncStatus;
 use crate::store::AgentDb;
+use guard::Guard;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -60,8 +63,9 @@ pub struct AppState {
     pub sync: Arc<SyncStatus>,
 }
 
-/// The API's router with its body limit and request timeout.
-pub fn router(state: AppState, config: &ApiConfig) -> Router {
+/// The API's router with its body limit, request timeout and admission
+/// rules (`guard`: host, origin, till tokens).
+pub fn router(state: AppState, config: &ApiConfig, guard: Arc<Guard>) -> Router {
     let timeout = Duration::from_millis(config.request_timeout_ms.max(10));
     Router::new()
         .route("/v1/sales", post(commands::post_sale))
@@ -83,6 +87,7 @@ pub fn router(state: AppState, config: &ApiConfig) -> Router {
                 Err(_) => ErrorAnswer::Timeout.into_response(),
             }
         }))
+        .layer(middleware::from_fn_with_state(guard, guard::enforce))
         .with_state(state)
 }
 
