@@ -365,12 +365,23 @@ where
             },
         }
     };
+    // Closing: requests in flight finish (the daemon's own grace bounds
+    // them when it stops); once none has been in flight for
+    // `close_grace`, the connection is dropped even if the peer never
+    // acknowledges the close (an HTTP/2 peer that does not answer).
     conn.as_mut().graceful_shutdown();
-    if ended == Ended::Stopped {
-        // The daemon's own grace period bounds this wait.
-        let _ = conn.await;
-    } else {
-        let _ = tokio::time::timeout(limits.close_grace, conn).await;
+    let mut quiet_since = Instant::now();
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => break,
+            _ = ticks.tick() => {
+                if activity.in_flight.load(Ordering::Acquire) > 0 {
+                    quiet_since = Instant::now();
+                } else if quiet_since.elapsed() >= limits.close_grace {
+                    break;
+                }
+            }
+        }
     }
     ended
 }
