@@ -156,7 +156,7 @@ pub async fn run(
         clock,
         links: links.clone(),
         budget: Arc::new(tokio::sync::Semaphore::new(budget)),
-        syncing: Arc::default(),
+        slots: Arc::default(),
     };
     let router = api::router(state);
     let admission = Admission::new(config.max_connections, config.max_connections_per_peer);

@@ -147,10 +147,11 @@ pub const ORDER_REFUSAL_REASONS: [&str; 3] = ["no_stock", "held_elsewhere", "off
 const CONNECTION_ENDS: [&str; 5] = ["closed", "error", "idle", "stalled", "stopped"];
 
 /// What the hub turned away to protect itself, by why.
-pub const SHED_REASONS: [&str; 5] = [
+pub const SHED_REASONS: [&str; 6] = [
     "connections_per_peer",
     "body_timeout",
     "sync_in_progress",
+    "store_writes_in_flight",
     "too_many_events",
     "writer_queue_full",
 ];

@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::sync::{identify, store_identity};
-use super::{body_error, error, invalid, read_body, write_error, AppState};
+use super::{body_error, error, invalid, read_body, store_slot, write_error, AppState, Kind};
 use crate::link::{Delivered, LinkGuard};
 use crate::storage::ReleaseResult;
 use crate::tls::Peer;
@@ -123,6 +123,10 @@ pub(super) async fn released(
     let who = match identify(&st, &peer).and_then(store_identity) {
         Ok(who) => who,
         Err((_, response)) => return response,
+    };
+    let _slot = match store_slot(&st, &who.location, Kind::Other) {
+        Ok(slot) => slot,
+        Err(response) => return response,
     };
     let bytes = match read_body(&st, &headers, body, MAX_REPORT_BODY).await {
         Ok(b) => b.bytes,

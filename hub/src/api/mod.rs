@@ -40,6 +40,7 @@ mod dashboard;
 mod link;
 mod orders;
 mod rights;
+mod slots;
 mod sync;
 
 use std::sync::Arc;
@@ -59,6 +60,9 @@ use crate::metrics::Metrics;
 use crate::pki::Revocations;
 use crate::storage::{HubStorage, StorageError};
 use crate::writer::{WriteError, Writer};
+
+pub use self::slots::StoreSlots;
+use self::slots::{Kind, Slot};
 
 pub use self::admin::is_online;
 pub use self::catalog::MAX_CATALOG_ITEMS;
@@ -87,8 +91,9 @@ pub struct AppState {
     /// Bytes of request bodies in flight (read, decoded or waiting for
     /// the writer): a permit per byte, `max_queued_bytes` in all.
     pub budget: Arc<Semaphore>,
-    /// Stores with a sync in flight (one at a time per store).
-    pub syncing: Arc<std::sync::Mutex<std::collections::HashSet<tally_sync::LocationId>>>,
+    /// What each store has in flight (one sync, a bounded number of
+    /// other writes).
+    pub slots: Arc<StoreSlots>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -247,6 +252,34 @@ fn body_error(e: BodyError, max: usize) -> Response {
         BodyError::Overloaded => overloaded("the hub has too many request bytes in flight"),
         BodyError::Read(e) => error(StatusCode::BAD_REQUEST, "body_unreadable", e),
     }
+}
+
+/// A place among `location`'s requests in flight, or the 429
+/// (`Retry-After`) to answer: the store has all its places of `kind`.
+fn store_slot(
+    st: &AppState,
+    location: &tally_sync::LocationId,
+    kind: Kind,
+) -> Result<Slot, Response> {
+    st.slots.take(location, kind).ok_or_else(|| {
+        let (reason, code, message) = match kind {
+            Kind::Sync => (
+                "sync_in_progress",
+                "sync_in_progress",
+                "this store's previous sync is still in flight; retry after it is answered",
+            ),
+            Kind::Other => (
+                "store_writes_in_flight",
+                "too_many_requests",
+                "this store has too many requests in flight; retry later",
+            ),
+        };
+        st.metrics.shed(reason);
+        let mut r = error(StatusCode::TOO_MANY_REQUESTS, code, message);
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        r
+    })
 }
 
 /// A 503 `overloaded` with `Retry-After`: nothing was done; retry later.

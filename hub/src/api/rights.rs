@@ -18,7 +18,7 @@ use tally_sync::rights::RightsRequest;
 use tracing::{debug, info, warn};
 
 use super::sync::{identify, store_identity};
-use super::{body_error, error, invalid, read_body, write_error, AppState};
+use super::{body_error, error, invalid, read_body, store_slot, write_error, AppState, Kind};
 use crate::metrics::RightsOutcome;
 use crate::storage::GrantResult;
 use crate::tls::Peer;
@@ -37,6 +37,10 @@ pub(super) async fn rights(
     let who = match identify(&st, &peer).and_then(store_identity) {
         Ok(who) => who,
         Err((_, response)) => return response,
+    };
+    let _slot = match store_slot(&st, &who.location, Kind::Other) {
+        Ok(slot) => slot,
+        Err(response) => return response,
     };
     let bytes = match read_body(&st, &headers, body, MAX_BODY).await {
         Ok(b) => b.bytes,

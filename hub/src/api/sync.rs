@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use tally_sync::codec::{self, CodecError, Encoding};
@@ -19,7 +19,8 @@ use tally_sync::{LocationId, SyncRequest, SyncResponse};
 use tracing::{info, warn};
 
 use super::{
-    body_error, error, read_body, with_details, write_error, AppState, BodyError, ReadBody,
+    body_error, error, read_body, store_slot, with_details, write_error, AppState, BodyError, Kind,
+    ReadBody,
 };
 use crate::metrics::SyncOutcome;
 use crate::pki::CertIdentity;
@@ -56,7 +57,10 @@ async fn steps(
 ) -> Result<Answer, Answer> {
     let id = identify(st, peer)?;
     let who = store_identity(id)?;
-    let _one = one_at_a_time(st, &who.location)?;
+    // One sync in flight per store: a second, while the first is read,
+    // queued or committed, is answered 429 (so a store cannot hold many
+    // bodies or many places in the writer's queue).
+    let _slot = store_slot(st, &who.location, Kind::Sync).map_err(|r| (SyncOutcome::Busy, r))?;
     // `_budget` holds the body's bytes in the hub's budget until the
     // writer has answered.
     let (req, enc, _budget) = decode(st, id, headers, body).await?;
@@ -78,42 +82,6 @@ async fn steps(
     }
     let result = submit(st, who, req).await?;
     Ok(answer(st, id, events, enc, result))
-}
-
-/// A store's place as the one sync it has in flight; dropping it frees
-/// the place.
-struct InFlight<'a> {
-    st: &'a AppState,
-    location: LocationId,
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        let mut syncing = self.st.syncing.lock().unwrap_or_else(|p| p.into_inner());
-        syncing.remove(&self.location);
-    }
-}
-
-/// One sync in flight per store: a second, while the first is read,
-/// queued or committed, is answered 429 with `Retry-After` (so a store
-/// cannot hold many bodies or many places in the writer's queue).
-fn one_at_a_time<'a>(st: &'a AppState, location: &LocationId) -> Result<InFlight<'a>, Answer> {
-    let mut syncing = st.syncing.lock().unwrap_or_else(|p| p.into_inner());
-    if !syncing.insert(location.clone()) {
-        st.metrics.shed("sync_in_progress");
-        let mut r = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "sync_in_progress",
-            "this store's previous sync is still in flight; retry after it is answered",
-        );
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return Err((SyncOutcome::Busy, r));
-    }
-    Ok(InFlight {
-        st,
-        location: location.clone(),
-    })
 }
 
 /// Step 1, identity: the store the client certificate is bound to, from
