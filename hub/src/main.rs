@@ -35,17 +35,35 @@ enum Command {
         #[arg(long = "hostname")]
         hostnames: Vec<String>,
     },
-    /// Issue a store's identity bundle (client certificate, key, CA).
+    /// Issue a store's identity bundle (client certificate, key, CA) with
+    /// a key made here: the quick path for a lab. In a chain, use
+    /// `enroll-code` and `tally-agent enroll` (the key stays in the store).
     Enroll {
         /// The hub's data directory.
         #[arg(long)]
         data_dir: PathBuf,
-        /// The store id (1-64 of `[A-Za-z0-9._-]`, not `hub`).
+        /// The store id (1-63 of `[a-z0-9._-]`, starting with a letter or
+        /// digit, no `..`, not `hub`).
         #[arg(long)]
         store: String,
         /// Where to write the bundle (must not exist).
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Make a one-time enrollment code for a store: the store's agent
+    /// redeems it with `tally-agent enroll`, sending a signing request for
+    /// a key it made itself. The hub keeps only the code's hash.
+    EnrollCode {
+        /// The hub's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The store id the code enrolls.
+        #[arg(long)]
+        store: String,
+        /// How long the code is valid, in hours.
+        #[arg(long, default_value_t = pki::DEFAULT_CODE_TTL_HOURS,
+              value_parser = clap::value_parser!(u64).range(1..=24 * 365))]
+        ttl_hours: u64,
     },
     /// Revoke every certificate issued to a store so far.
     Revoke {
@@ -167,6 +185,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 e.store,
                 e.serial,
                 e.bundle.display()
+            );
+        }
+        Command::EnrollCode {
+            data_dir,
+            store,
+            ttl_hours,
+        } => {
+            let c = pki::enroll_code(
+                &DataDir::new(&data_dir),
+                &store,
+                ttl_hours.saturating_mul(HOUR_MS),
+                &SystemClock,
+            )
+            .with_context(|| format!("making an enrollment code for store {store:?}"))?;
+            // The code alone on stdout, for scripts; the rest on stderr.
+            println!("{}", c.code);
+            eprintln!(
+                "One-time enrollment code for store {} (valid {ttl_hours} h, until {}). On the \
+                 store: tally-agent enroll --hub https://HUB:8443 --ca ca.pem --store-id {} \
+                 --code CODE --identity /etc/tally/{}.pem",
+                c.store,
+                tally_sync::timestamp::rfc3339(c.expires_ms),
+                c.store,
+                c.store,
             );
         }
         Command::Revoke { data_dir, store } => {
