@@ -65,6 +65,32 @@ enum Command {
               value_parser = clap::value_parser!(u64).range(1..=24 * 365))]
         ttl_hours: u64,
     },
+    /// CA rotation, step 1 (hub stopped): a new CA signs from now on; the
+    /// previous ones stay trusted and are given to stores with the new
+    /// one at enrollment and renewal (docs/sync.md).
+    RotateCa {
+        /// The hub's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// CA rotation, step 2 (hub stopped), once every store trusts the new
+    /// CA: a new server certificate from it. Also renews an expiring one.
+    ReissueServerCert {
+        /// The hub's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// A DNS name or IP address stores use to reach the hub (repeat);
+        /// default `localhost` and `127.0.0.1`.
+        #[arg(long = "hostname")]
+        hostnames: Vec<String>,
+    },
+    /// CA rotation, step 3 (hub stopped), once no store needs the old CA:
+    /// trust only the current one.
+    RetireOldCas {
+        /// The hub's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
     /// Revoke every certificate issued to a store so far.
     Revoke {
         /// The hub's data directory.
@@ -210,6 +236,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 c.store,
                 c.store,
             );
+        }
+        Command::RotateCa { data_dir } => {
+            let r = pki::rotate_ca(&DataDir::new(&data_dir), &SystemClock)
+                .with_context(|| format!("rotating the CA of {}", data_dir.display()))?;
+            println!(
+                "New signing CA {} ({} CA certificates trusted); the previous key is in {} \
+                 (destroy it once the rotation is over). Start the hub again.",
+                r.serial,
+                r.trusted,
+                r.retired_key.display()
+            );
+        }
+        Command::ReissueServerCert {
+            data_dir,
+            hostnames,
+        } => {
+            let names =
+                pki::reissue_server_cert(&DataDir::new(&data_dir), &hostnames, &SystemClock)
+                    .with_context(|| {
+                        format!("reissuing the server certificate of {}", data_dir.display())
+                    })?;
+            println!(
+                "New server certificate for {}; start the hub again.",
+                names.join(", ")
+            );
+        }
+        Command::RetireOldCas { data_dir } => {
+            let n = pki::retire_old_cas(&DataDir::new(&data_dir))
+                .with_context(|| format!("retiring old CAs of {}", data_dir.display()))?;
+            println!("Dropped {n} old CA certificate(s); start the hub again.");
         }
         Command::Revoke { data_dir, store } => {
             let n = pki::revoke(&DataDir::new(&data_dir), &store)

@@ -313,11 +313,20 @@ fn hostname_san(name: &str) -> Result<SanType, PkiError> {
     ))
 }
 
-fn ca_params(clock: &dyn Clock) -> CertificateParams {
+/// A CA certificate's parameters. A rotated CA gets a distinct name
+/// (`Tally hub CA <serial prefix>`), so stores and the hub never confuse
+/// two trusted CAs by subject.
+fn ca_params(clock: &dyn Clock, rotated: bool) -> CertificateParams {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, "Tally");
-    dn.push(DnType::CommonName, "Tally hub CA");
+    let serial = random_serial();
+    let name = if rotated {
+        format!("Tally hub CA {}", &serial_hex(&serial.to_bytes())[..8])
+    } else {
+        "Tally hub CA".to_string()
+    };
+    dn.push(DnType::CommonName, name);
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![
@@ -325,9 +334,49 @@ fn ca_params(clock: &dyn Clock) -> CertificateParams {
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    params.serial_number = Some(random_serial());
+    params.serial_number = Some(serial);
     validity(&mut params, CA_CERT_DAYS, clock);
     params
+}
+
+/// A server certificate for `sans` (the first name is its CN), signed by
+/// `issuer`, valid as long as a CA.
+fn server_certificate(
+    hostnames: &[String],
+    sans: Vec<SanType>,
+    issuer: &Issuer<'_, impl rcgen::SigningKey>,
+    clock: &dyn Clock,
+) -> Result<(KeyPair, rcgen::Certificate), PkiError> {
+    let server_key = KeyPair::generate()?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "Tally");
+    dn.push(
+        DnType::CommonName,
+        hostnames.first().map_or("localhost", String::as_str),
+    );
+    params.distinguished_name = dn;
+    params.subject_alt_names = sans;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.use_authority_key_identifier_extension = true;
+    params.serial_number = Some(random_serial());
+    validity(&mut params, CA_CERT_DAYS, clock);
+    let cert = params.signed_by(&server_key, issuer)?;
+    Ok((server_key, cert))
+}
+
+fn default_hostnames(hostnames: &[String]) -> Result<(Vec<String>, Vec<SanType>), PkiError> {
+    let hostnames: Vec<String> = if hostnames.is_empty() {
+        vec!["localhost".into(), "127.0.0.1".into()]
+    } else {
+        hostnames.to_vec()
+    };
+    let sans = hostnames
+        .iter()
+        .map(|h| hostname_san(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((hostnames, sans))
 }
 
 /// Creates the CA, the server certificate for `hostnames` (default
@@ -338,15 +387,7 @@ pub fn init(
     hostnames: &[String],
     clock: &dyn Clock,
 ) -> Result<InitReport, PkiError> {
-    let hostnames: Vec<String> = if hostnames.is_empty() {
-        vec!["localhost".into(), "127.0.0.1".into()]
-    } else {
-        hostnames.to_vec()
-    };
-    let sans = hostnames
-        .iter()
-        .map(|h| hostname_san(h))
-        .collect::<Result<Vec<_>, _>>()?;
+    let (hostnames, sans) = default_hostnames(hostnames)?;
     if dir.ca_cert().exists() || dir.ca_key().exists() {
         return Err(PkiError::AlreadyInitialized(dir.root().to_path_buf()));
     }
@@ -355,23 +396,10 @@ pub fn init(
     files::create_private_dir(&dir.enroll_codes())?;
 
     let ca_key = KeyPair::generate()?;
-    let ca_params = ca_params(clock);
+    let ca_params = ca_params(clock, false);
     let ca_cert = ca_params.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca_params, &ca_key);
-
-    let server_key = KeyPair::generate()?;
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::OrganizationName, "Tally");
-    dn.push(DnType::CommonName, hostnames[0].as_str());
-    params.distinguished_name = dn;
-    params.subject_alt_names = sans;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    params.use_authority_key_identifier_extension = true;
-    params.serial_number = Some(random_serial());
-    validity(&mut params, CA_CERT_DAYS, clock);
-    let server_cert = params.signed_by(&server_key, &issuer)?;
+    let (server_key, server_cert) = server_certificate(&hostnames, sans, &issuer, clock)?;
 
     let mut token = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut token);
@@ -432,6 +460,27 @@ fn load_issuer(dir: &DataDir) -> Result<(String, Issuer<'static, KeyPair>), PkiE
         path: key_path.clone(),
         detail: e.to_string(),
     })?;
+    // The first certificate is the signing CA, and `ca.key` must be its
+    // key (a `rotate-ca` cut short could leave them apart).
+    let first = x509_parser::pem::parse_x509_pem(ca_pem.as_bytes())
+        .map_err(|e| e.to_string())
+        .and_then(|(_, pem)| {
+            pem.parse_x509()
+                .map(|c| c.public_key().raw.to_vec())
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|detail| PkiError::BadFile {
+            path: dir.ca_cert(),
+            detail,
+        })?;
+    if first != key.subject_public_key_info() {
+        return Err(PkiError::BadFile {
+            path: key_path,
+            detail: "not the key of the first certificate in ca.pem (an interrupted \
+                     rotate-ca? its new key is in ca.next.key)"
+                .into(),
+        });
+    }
     // `from_ca_cert_pem` reads the first PEM block: the signing CA.
     let issuer = Issuer::from_ca_cert_pem(&ca_pem, key).map_err(|e| PkiError::BadFile {
         path: dir.ca_cert(),
@@ -768,6 +817,121 @@ pub fn redeem_code(
     }
     files::sync_dir(&dir.enroll_codes()).map_err(PkiError::from)?;
     Ok(())
+}
+
+/// What `rotate_ca` did.
+#[derive(Debug, Clone)]
+pub struct Rotated {
+    /// The new signing CA's serial (hex).
+    pub serial: String,
+    /// How many CA certificates `ca.pem` holds now.
+    pub trusted: usize,
+    /// Where the previous CA key was moved (to be destroyed once the
+    /// rotation is over).
+    pub retired_key: PathBuf,
+}
+
+/// The certificates of a PEM text, each as its own PEM block.
+fn pem_certs(path: &Path, text: &str) -> Result<Vec<String>, PkiError> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
+        let tail = &rest[start..];
+        let Some(end) = tail.find("-----END CERTIFICATE-----") else {
+            return Err(PkiError::BadFile {
+                path: path.to_path_buf(),
+                detail: "unterminated certificate".into(),
+            });
+        };
+        let end = end + "-----END CERTIFICATE-----".len();
+        out.push(format!("{}\n", &tail[..end]));
+        rest = &tail[end..];
+    }
+    Ok(out)
+}
+
+/// Starts a CA rotation (docs/sync.md): a new CA key and certificate
+/// become the signing CA (first in `ca.pem`, key in `ca.key`); the
+/// previous CA certificates stay in `ca.pem`, so the hub keeps trusting
+/// certificates they issued and stores get both at enrollment and
+/// renewal. The previous key is moved to `ca-<serial>.key.retired`. The
+/// server certificate is not changed (stores that do not have the new CA
+/// yet must still trust the hub): see [`reissue_server_cert`]. Run it
+/// with the hub stopped; the hub reads its CAs when it starts.
+pub fn rotate_ca(dir: &DataDir, clock: &dyn Clock) -> Result<Rotated, PkiError> {
+    // Checks that ca.key belongs to the current signing CA.
+    let (old_pem, _) = load_issuer(dir)?;
+    let old_certs = pem_certs(&dir.ca_cert(), &old_pem)?;
+    let old_serial = x509_parser::pem::parse_x509_pem(old_pem.as_bytes())
+        .ok()
+        .and_then(|(_, p)| p.parse_x509().ok().map(|c| serial_hex(c.raw_serial())))
+        .unwrap_or_else(|| "previous".into());
+    let next_key_path = dir.root().join("ca.next.key");
+    let retired = dir.root().join(format!("ca-{old_serial}.key.retired"));
+
+    let key = KeyPair::generate()?;
+    let params = ca_params(clock, true);
+    let serial = params
+        .serial_number
+        .as_ref()
+        .map(|s| serial_hex(&s.to_bytes()))
+        .unwrap_or_default();
+    let cert = params.self_signed(&key)?;
+    // 1. The new key, beside the old one (refused if a rotation was cut
+    //    short: remove ca.next.key, or finish by hand, first).
+    write_file(&next_key_path, key.serialize_pem().as_bytes(), true, false)?;
+    // 2. The trusted CAs: the new one first (it signs), then the others.
+    let mut trusted = cert.pem();
+    for c in &old_certs {
+        trusted.push_str(c);
+    }
+    write_file(&dir.ca_cert(), trusted.as_bytes(), false, true)?;
+    // 3. The keys: the old one retired, the new one in place.
+    fs::rename(dir.ca_key(), &retired).map_err(io(&retired))?;
+    fs::rename(&next_key_path, dir.ca_key()).map_err(io(&dir.ca_key()))?;
+    files::sync_dir(dir.root())?;
+    Ok(Rotated {
+        serial,
+        trusted: old_certs.len() + 1,
+        retired_key: retired,
+    })
+}
+
+/// Issues a new server certificate for `hostnames` (default `localhost`
+/// and `127.0.0.1`) from the current signing CA: the second step of a CA
+/// rotation, once every store trusts the new CA. Restart the hub to serve
+/// it.
+pub fn reissue_server_cert(
+    dir: &DataDir,
+    hostnames: &[String],
+    clock: &dyn Clock,
+) -> Result<Vec<String>, PkiError> {
+    let (hostnames, sans) = default_hostnames(hostnames)?;
+    let (_, issuer) = load_issuer(dir)?;
+    let (key, cert) = server_certificate(&hostnames, sans, &issuer, clock)?;
+    write_file(
+        &dir.server_key(),
+        key.serialize_pem().as_bytes(),
+        true,
+        true,
+    )?;
+    write_file(&dir.server_cert(), cert.pem().as_bytes(), false, true)?;
+    Ok(hostnames)
+}
+
+/// Ends a CA rotation: `ca.pem` keeps only the signing CA, so the hub
+/// (after a restart) no longer trusts certificates the others issued, and
+/// stores get only it at their next renewal. How many were dropped.
+pub fn retire_old_cas(dir: &DataDir) -> Result<usize, PkiError> {
+    let (pem, _) = load_issuer(dir)?;
+    let certs = pem_certs(&dir.ca_cert(), &pem)?;
+    let Some(first) = certs.first() else {
+        return Err(PkiError::NotInitialized(dir.root().to_path_buf()));
+    };
+    if certs.len() > 1 {
+        write_file(&dir.ca_cert(), first.as_bytes(), false, true)?;
+    }
+    Ok(certs.len() - 1)
 }
 
 /// Revokes every certificate issued to `store` so far. Returns how many
@@ -1273,5 +1437,37 @@ mod tests {
             assert!(!out.exists());
         }
         assert_eq!(fs::read_dir(dir.issued()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_rotation_signs_with_the_new_ca_and_a_cut_short_one_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path().join("hub"));
+        init(&dir, &[], &now()).unwrap();
+        let r = rotate_ca(&dir, &now()).unwrap();
+        assert_eq!(r.trusted, 2);
+        let ca = fs::read_to_string(dir.ca_cert()).unwrap();
+        assert_eq!(pem_certs(&dir.ca_cert(), &ca).unwrap().len(), 2);
+        // A bundle carries both CAs; its certificate is the new CA's.
+        let out = tmp.path().join("s1.pem");
+        enroll(&dir, "s1", &out, &now()).unwrap();
+        let bundle = fs::read_to_string(&out).unwrap();
+        assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 3);
+        let der = leaf(&bundle);
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        assert!(
+            cert.issuer().to_string().contains("Tally hub CA "),
+            "{}",
+            cert.issuer()
+        );
+        // A rotation that stopped before moving the keys: refused, not
+        // signed with the wrong key.
+        fs::copy(&r.retired_key, dir.ca_key()).unwrap();
+        let e = enroll(&dir, "s2", &tmp.path().join("s2.pem"), &now()).unwrap_err();
+        assert!(e.to_string().contains("interrupted rotate-ca"), "{e}");
+        assert!(matches!(
+            retire_old_cas(&dir),
+            Err(PkiError::BadFile { .. })
+        ));
     }
 }

@@ -3,7 +3,8 @@
 //! over server-authenticated TLS (`POST /v1/enroll`) and syncs with the
 //! certificate it got; a code is good once, for its store only; a store
 //! renews over its mutual-TLS connection (`POST /v1/renew`) and syncs
-//! with the new certificate; a revoked certificate cannot renew.
+//! with the new certificate; a revoked certificate cannot renew; a CA
+//! rotation in its three steps keeps every store that renewed syncing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -167,4 +168,70 @@ async fn a_revoked_certificate_cannot_renew() {
         assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
         assert_eq!(body["error"], "certificate_revoked", "{body}");
     }
+}
+
+/// Whether a store with `bundle` can sync (`Err`: the status or the
+/// connection error).
+async fn can_sync(hub: &TestHub, bundle: &str, store: &str) -> Result<(), String> {
+    let client = HubClient::new(&hub.base(), bundle.as_bytes(), true);
+    let s = SimStore::new(store, 3);
+    client
+        .sync(&s.request(10))
+        .await
+        .map(drop)
+        .map_err(|(status, body)| format!("{status} {body}"))
+}
+
+fn cas_in(bundle: &str) -> usize {
+    bundle.matches("BEGIN CERTIFICATE").count() - 1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_rotation_keeps_every_store_syncing() {
+    let clock = tally_store::SystemClock;
+    let hub = TestHub::start(|_| {}).await;
+    let old_only = std::fs::read_to_string(hub.enroll("s1")).unwrap();
+    assert_eq!(cas_in(&old_only), 1);
+    let (tmp, data) = hub.stop().await;
+
+    // Step 1: a new signing CA; the old one stays trusted.
+    let rotated = pki::rotate_ca(&data, &clock).unwrap();
+    assert_eq!(rotated.trusted, 2);
+    assert!(rotated.retired_key.exists());
+    let hub = TestHub::serve(tmp, data, |_| {}).await;
+    can_sync(&hub, &old_only, "s1").await.unwrap();
+    // New certificates come from the new CA with both CAs to trust.
+    let renewed = renew(&hub, &old_only).await.unwrap();
+    assert_eq!(cas_in(&renewed), 2);
+    can_sync(&hub, &renewed, "s1").await.unwrap();
+    let c = code(&hub, "s2");
+    let s2 = enroll(&hub, "s2", &c).await.unwrap();
+    assert_eq!(cas_in(&s2), 2);
+    can_sync(&hub, &s2, "s2").await.unwrap();
+    let (tmp, data) = hub.stop().await;
+
+    // Step 2: the server certificate from the new CA. Stores that renewed
+    // trust it; one that never did cannot reach the hub any more (which
+    // is why this waits until every store has renewed).
+    pki::reissue_server_cert(&data, &[], &clock).unwrap();
+    let hub = TestHub::serve(tmp, data, |_| {}).await;
+    can_sync(&hub, &renewed, "s1").await.unwrap();
+    can_sync(&hub, &s2, "s2").await.unwrap();
+    assert!(can_sync(&hub, &old_only, "s1").await.is_err());
+    let (tmp, data) = hub.stop().await;
+
+    // Step 3: only the new CA is trusted; a certificate of the old one no
+    // longer gets through, even with the new CA to trust the hub by.
+    assert_eq!(pki::retire_old_cas(&data).unwrap(), 1);
+    let hub = TestHub::serve(tmp, data, |_| {}).await;
+    can_sync(&hub, &renewed, "s1").await.unwrap();
+    let mut old_cert_new_ca = old_only.clone();
+    let cut = old_cert_new_ca
+        .rfind("-----BEGIN CERTIFICATE-----")
+        .unwrap();
+    old_cert_new_ca.truncate(cut);
+    old_cert_new_ca.push_str(&std::fs::read_to_string(hub.data.ca_cert()).unwrap());
+    assert!(can_sync(&hub, &old_cert_new_ca, "s1").await.is_err());
+    let again = renew(&hub, &renewed).await.unwrap();
+    assert_eq!(cas_in(&again), 1);
 }
