@@ -29,6 +29,7 @@
 //! timeout_secs = 60
 //! backoff_cap_secs = 60
 //! rights_wait_ms = 1000   # a sale short of rights asks the hub this long (0: never)
+//! renew_percent_left = 33 # renew the certificate in the last third of its life (0: never)
 //!
 //! [devices]            # see crate::devices (scanner that sells, RFID that receives)
 //! scanner = "/dev/serial/by-id/usb-Honeywell_1900-if00"
@@ -43,7 +44,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tally_service::serve::ServeLimits;
-use tally_sync::{IdError, ReplicaId};
+use tally_service::store_id::{check_store_id, StoreIdError};
+use tally_sync::ReplicaId;
 
 use crate::commit::{FlushBound, Limits};
 use crate::devices::{DeviceConfigError, DevicesConfig, DevicesFileConfig};
@@ -87,17 +89,13 @@ pub enum ConfigError {
     /// No data directory in flags or file.
     #[error("no data directory: pass --data-dir or set data_dir in the config file")]
     NoDataDir,
-    /// The store id is not a valid id.
-    #[error("invalid store id {id:?}: {source}")]
-    StoreId {
-        /// What was given.
-        id: String,
-        /// Why it is invalid.
-        source: IdError,
-    },
-    /// "hub" is the hub's replica id.
-    #[error("store id {0:?} is reserved for the hub")]
-    ReservedStoreId(String),
+    /// The store id breaks the store id rule
+    /// (`tally_service::store_id`; `hub` is the hub's).
+    #[error(transparent)]
+    StoreId(#[from] StoreIdError),
+    /// `sync.renew_percent_left` above 100.
+    #[error("sync.renew_percent_left = {0}: a percentage is at most 100")]
+    RenewPercent(u8),
     /// A limit that must be positive is zero.
     #[error("{0} must be greater than 0")]
     Zero(&'static str),
@@ -135,6 +133,9 @@ pub struct SyncFileConfig {
     /// How long a sale short of rights the hub holds waits for the hub to
     /// grant them, in milliseconds (0: never ask).
     pub rights_wait_ms: Option<u64>,
+    /// Renew the certificate when less than this percentage of its
+    /// lifetime is left (default 33; 0: never; 100: at every chance).
+    pub renew_percent_left: Option<u8>,
 }
 
 /// API limits.
@@ -485,6 +486,12 @@ impl Config {
                 if let Some(ms) = file.sync.rights_wait_ms {
                     s.rights_wait = std::time::Duration::from_millis(ms);
                 }
+                if let Some(p) = file.sync.renew_percent_left {
+                    if p > 100 {
+                        return Err(ConfigError::RenewPercent(p));
+                    }
+                    s.renew_percent_left = p;
+                }
                 Some(s)
             }
             _ => return Err(ConfigError::HalfSync),
@@ -502,16 +509,18 @@ impl Config {
     }
 }
 
-/// Validates a store id: a valid replica id that is not the hub's.
+/// Validates a store id against the store id rule
+/// (`tally_service::store_id`: 1-63 of `[a-z0-9._-]`, starting with a
+/// letter or digit, no `..`, not `hub`), the hub's rule too.
 pub fn parse_store_id(id: &str) -> Result<ReplicaId, ConfigError> {
-    let r = ReplicaId::new(id).map_err(|source| ConfigError::StoreId {
-        id: id.to_string(),
-        source,
-    })?;
-    if r.is_hub() {
-        return Err(ConfigError::ReservedStoreId(id.to_string()));
-    }
-    Ok(r)
+    check_store_id(id)?;
+    // The rule is narrower than a replica id's, so this cannot fail.
+    ReplicaId::new(id).map_err(|_| {
+        ConfigError::StoreId(StoreIdError {
+            shown: id.chars().take(80).collect(),
+            why: "it is not a replica id",
+        })
+    })
 }
 
 #[cfg(test)]
@@ -611,12 +620,19 @@ mod tests {
         };
         assert!(matches!(
             Config::resolve(None, bad_id),
-            Err(ConfigError::StoreId { .. })
+            Err(ConfigError::StoreId(_))
         ));
         assert!(matches!(
             parse_store_id("hub"),
-            Err(ConfigError::ReservedStoreId(_))
+            Err(ConfigError::StoreId(_))
         ));
+        for bad in ["..", ".x", "A1", "a/b", "a..b"] {
+            let e = parse_store_id(bad).unwrap_err();
+            assert!(e.to_string().contains("a store id is 1-63"), "{e}");
+        }
+        for good in ["s1", "store-north", "honest", "store-042"] {
+            parse_store_id(good).unwrap();
+        }
         let half = Overrides {
             data_dir: Some("/d".into()),
             hub: Some("https://hub:8443".into()),

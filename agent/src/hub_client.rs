@@ -9,31 +9,84 @@
 //!   the link task watches for heartbeats instead.
 //! - Answers are classified by [`crate::sync::classify`], one rule for
 //!   every call.
+//! - The identity renews itself: before a sync exchange, if less than
+//!   `renew_percent_left` % of the certificate's lifetime is left, the
+//!   client asks the hub for a new certificate for a new key
+//!   (`POST /v1/renew`, over the current identity), writes the new bundle
+//!   atomically and builds a new HTTPS client from it for every later
+//!   request; requests (and a live link) already under way finish on the
+//!   old connection, whose certificate stays valid. A failed renewal is
+//!   logged and tried again [`RENEW_RETRY`] later; syncing goes on.
+//! - Every certificate after the first in the bundle is a trusted hub CA
+//!   (more than one while the hub's CA is rotated).
 
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use tally_sync::codec::{self, Encoding};
 use tally_sync::rights::{RightsGrant, RightsReleased, RightsRequest};
 use tally_sync::{SyncRequest, SyncResponse};
 
+use tally_service::identity::RENEW_PATH;
+use tally_sync::clock::Clock;
+
+use crate::enroll::{self, CertInfo, EnrollError, Renewal};
 use crate::sync::{classify, Failure, SetupError, SyncConfig};
 
 /// Longest a live link's response may last before it is opened anew.
 const LINK_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
+/// How long after a renewal attempt (failed or not) the next may start.
+pub const RENEW_RETRY: Duration = Duration::from_secs(600);
+
 /// One mTLS connection to the hub.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct HubClient {
-    http: reqwest::Client,
+    /// Replaced when the identity is renewed.
+    http: RwLock<reqwest::Client>,
+    /// The certificate `http` presents.
+    cert: Mutex<CertInfo>,
+    /// When renewal was last tried; locked while one runs.
+    renewing: tokio::sync::Mutex<Option<Instant>>,
+    identity: PathBuf,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    renew_percent_left: u8,
     url: String,
     rights_url: String,
     link_url: String,
     released_url: String,
+    renew_url: String,
+}
+
+/// An HTTPS client presenting the bundle `pem` and trusting only the CA
+/// certificates in it (every certificate after the first).
+fn build_http(
+    pem: &[u8],
+    connect_timeout: Duration,
+    request_timeout: Duration,
+) -> Result<reqwest::Client, String> {
+    let roots = enroll::ca_certs(pem, true).map_err(|e| e.to_string())?;
+    let identity = reqwest::Identity::from_pem(pem).map_err(|e| e.to_string())?;
+    reqwest::Client::builder()
+        .identity(identity)
+        .tls_certs_only(roots)
+        .connect_timeout(connect_timeout)
+        .timeout(request_timeout)
+        .pool_max_idle_per_host(1)
+        // Drop an idle connection before the hub does (it closes one
+        // idle for 60 s by default), so a request never races the
+        // hub's close.
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 impl HubClient {
     /// Builds the client from the identity bundle: its certificate and key
-    /// are presented, its last certificate (the hub CA) is the only root.
+    /// are presented, its CA certificates (every certificate after the
+    /// first) are the only roots.
     pub fn new(config: &SyncConfig) -> Result<Self, SetupError> {
         install_crypto();
         if !config.hub.starts_with("https://") {
@@ -48,31 +101,105 @@ impl HubClient {
             path: path.clone(),
             detail,
         };
-        let ca = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| bad(e.to_string()))?
-            .pop()
-            .ok_or_else(|| bad("no certificate in the bundle".into()))?;
-        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| bad(e.to_string()))?;
-        let http = reqwest::Client::builder()
-            .identity(identity)
-            .tls_certs_only([ca])
-            .connect_timeout(Duration::from_secs(10).min(config.request_timeout))
-            .timeout(config.request_timeout)
-            .pool_max_idle_per_host(1)
-            // Drop an idle connection before the hub does (it closes one
-            // idle for 60 s by default), so a request never races the
-            // hub's close.
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| SetupError::Client(e.to_string()))?;
+        let text = String::from_utf8_lossy(&pem);
+        let cert = enroll::cert_info(&text).map_err(|e| bad(e.to_string()))?;
+        let connect_timeout = Duration::from_secs(10).min(config.request_timeout);
+        let http = build_http(&pem, connect_timeout, config.request_timeout).map_err(bad)?;
         let base = config.hub.trim_end_matches('/');
         Ok(Self {
-            http,
+            http: RwLock::new(http),
+            cert: Mutex::new(cert),
+            renewing: tokio::sync::Mutex::new(None),
+            identity: path.clone(),
+            connect_timeout,
+            request_timeout: config.request_timeout,
+            renew_percent_left: config.renew_percent_left,
             url: format!("{base}/v1/sync"),
             rights_url: format!("{base}/v1/rights"),
             link_url: format!("{base}/v1/link"),
             released_url: format!("{base}/v1/rights/released"),
+            renew_url: format!("{base}{RENEW_PATH}"),
         })
+    }
+
+    /// The HTTPS client of the current identity.
+    fn http(&self) -> reqwest::Client {
+        self.http
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The certificate presented now.
+    pub fn certificate(&self) -> CertInfo {
+        self.cert
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Renews the identity now: a new key, `POST /v1/renew` over the
+    /// current one, the new bundle written over the old (atomically), and
+    /// a new HTTPS client for every later request. The new certificate.
+    pub async fn renew(&self) -> Result<CertInfo, EnrollError> {
+        let current = self.certificate();
+        let renewal = Renewal::new(&current)?;
+        let resp = self
+            .http()
+            .post(&self.renew_url)
+            .json(&renewal.request)
+            .send()
+            .await
+            .map_err(|e| EnrollError::Unreachable(error_chain(&e)))?;
+        let issued = enroll::issued_from(resp).await?;
+        let bundle = renewal.finish(&issued, &self.identity)?;
+        let cert = enroll::cert_info(&bundle)?;
+        let http = build_http(
+            bundle.as_bytes(),
+            self.connect_timeout,
+            self.request_timeout,
+        )
+        .map_err(EnrollError::Bad)?;
+        *self.http.write().unwrap_or_else(PoisonError::into_inner) = http;
+        *self.cert.lock().unwrap_or_else(PoisonError::into_inner) = cert.clone();
+        Ok(cert)
+    }
+
+    /// Renews the identity if its certificate is in the last
+    /// `renew_percent_left` % of its lifetime and no attempt was made in
+    /// the last [`RENEW_RETRY`]; a failure is logged, not returned.
+    pub async fn renew_if_due(&self) {
+        let cert = self.certificate();
+        let now = tally_store::SystemClock.now_ms();
+        if !enroll::renewal_due(
+            cert.not_before_ms,
+            cert.not_after_ms,
+            now,
+            self.renew_percent_left,
+        ) {
+            return;
+        }
+        let Ok(mut last) = self.renewing.try_lock() else {
+            return; // another renewal is under way
+        };
+        if last.is_some_and(|t| t.elapsed() < RENEW_RETRY) {
+            return;
+        }
+        *last = Some(Instant::now());
+        match self.renew().await {
+            Ok(new) => tracing::info!(
+                store = %new.store,
+                old_serial = %cert.serial,
+                serial = %new.serial,
+                not_after = %tally_sync::timestamp::rfc3339(new.not_after_ms),
+                "Identity renewed."
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                not_after = %tally_sync::timestamp::rfc3339(cert.not_after_ms),
+                "Renewing the identity failed; retrying later."
+            ),
+        }
     }
 
     /// Asks the hub for its rights at this store (`POST /v1/rights`),
@@ -82,7 +209,7 @@ impl HubClient {
         req: &RightsRequest,
         wait: Duration,
     ) -> Result<RightsGrant, Failure> {
-        let resp = send(self.http.post(&self.rights_url).timeout(wait).json(req)).await?;
+        let resp = send(self.http().post(&self.rights_url).timeout(wait).json(req)).await?;
         let bytes = body(resp, None).await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| transient(format!("unreadable grant: {e}"), None))
@@ -93,14 +220,14 @@ impl HubClient {
     pub async fn link(&self) -> Result<reqwest::Response, Failure> {
         // The stream lasts until either side ends it; the link task
         // watches its heartbeats. A day bounds it all the same.
-        send(self.http.get(&self.link_url).timeout(LINK_LIFETIME)).await
+        send(self.http().get(&self.link_url).timeout(LINK_LIFETIME)).await
     }
 
     /// Reports rights released for an online order
     /// (`POST /v1/rights/released`), giving up after `wait`.
     pub async fn released(&self, report: &RightsReleased, wait: Duration) -> Result<(), Failure> {
         let resp = send(
-            self.http
+            self.http()
                 .post(&self.released_url)
                 .timeout(wait)
                 .json(report),
@@ -110,13 +237,15 @@ impl HubClient {
     }
 
     /// One exchange in the binary encoding.
+    /// Renews the identity first if it is due ([`Self::renew_if_due`]).
     pub async fn exchange(&self, req: &SyncRequest) -> Result<SyncResponse, Failure> {
+        self.renew_if_due().await;
         let encoded = codec::encode(req, Encoding::Binary).map_err(|e| Failure::Stuck {
             code: "encode".into(),
             detail: e.to_string(),
         })?;
         let resp = send(
-            self.http
+            self.http()
                 .post(&self.url)
                 .header("content-type", Encoding::Binary.content_type())
                 .body(encoded),
@@ -178,7 +307,8 @@ async fn body(
         .map_err(|e| transient(error_chain(&e), retry_after))
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error with its causes, on one line.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -191,6 +321,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// Installs ring as rustls' process-wide crypto provider (reqwest is built
 /// without one); a no-op if one is installed.
-fn install_crypto() {
+pub(crate) fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -46,6 +46,7 @@ pub mod cli;
 pub mod commit;
 pub mod config;
 pub mod devices;
+pub mod enroll;
 pub mod hub_client;
 pub mod link;
 pub mod metrics;

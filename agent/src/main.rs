@@ -16,6 +16,7 @@ mod devices_cli;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -58,6 +59,33 @@ enum Command {
         #[arg(long)]
         till: String,
     },
+    /// Enroll this store with the hub: make its key here, send a signing
+    /// request with the one-time code from `tally-hub enroll-code`, and
+    /// write the identity bundle (0600) for `--identity`.
+    Enroll(EnrollCli),
+}
+
+#[derive(Debug, clap::Args)]
+struct EnrollCli {
+    /// The hub's base URL, e.g. `https://hub.example.com:8443`.
+    #[arg(long)]
+    hub: String,
+    /// This store's id (the one the code was made for).
+    #[arg(long)]
+    store_id: String,
+    /// The one-time enrollment code.
+    #[arg(long, env = "TALLY_ENROLL_CODE", hide_env_values = true)]
+    code: String,
+    /// The hub's CA certificate (`ca.pem` from the hub's data directory),
+    /// the only root trusted to reach the hub.
+    #[arg(long)]
+    ca: PathBuf,
+    /// Where to write the identity bundle (must not exist).
+    #[arg(long)]
+    identity: PathBuf,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    timeout_secs: u64,
 }
 
 fn main() -> ExitCode {
@@ -68,6 +96,7 @@ fn main() -> ExitCode {
         Command::Pos(args) => return tally_pos::run(args),
         Command::Run(args) => run(&args),
         Command::TillToken { till } => till_token(&till),
+        Command::Enroll(args) => runtime().and_then(|rt| rt.block_on(enroll(args))),
         Command::Stock(args) => runtime().and_then(|rt| print(rt.block_on(cli::stock(&args))?)),
         Command::Status(args) => runtime().and_then(|rt| print(rt.block_on(cli::status(&args))?)),
         Command::Catalog(CatalogCommand::Import(args)) => {
@@ -82,6 +111,29 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `tally-agent enroll`.
+async fn enroll(args: EnrollCli) -> anyhow::Result<()> {
+    let store = tally_agent::config::parse_store_id(&args.store_id)?;
+    let e = tally_agent::enroll::enroll(&tally_agent::enroll::EnrollArgs {
+        hub: args.hub,
+        store,
+        code: args.code,
+        ca: args.ca,
+        identity: args.identity,
+        timeout: std::time::Duration::from_secs(args.timeout_secs),
+    })
+    .await
+    .with_context(|| format!("enrolling store {:?}", args.store_id))?;
+    println!(
+        "Enrolled store {} (certificate serial {}, valid until {}); identity bundle in {}",
+        e.cert.store,
+        e.cert.serial,
+        tally_sync::timestamp::rfc3339(e.cert.not_after_ms),
+        e.identity.display()
+    );
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -61,6 +61,9 @@ pub struct SyncConfig {
     /// How long a sale short of rights the hub holds waits for them
     /// (`crate::rights`; zero: never ask).
     pub rights_wait: Duration,
+    /// Renew the identity's certificate (`POST /v1/renew`) once less than
+    /// this percentage of its lifetime is left (`crate::enroll`; 0: never).
+    pub renew_percent_left: u8,
 }
 
 impl SyncConfig {
@@ -78,6 +81,7 @@ impl SyncConfig {
             backoff_base: Duration::from_secs(1),
             backoff_cap: Duration::from_secs(60),
             rights_wait: Duration::from_secs(1),
+            renew_percent_left: crate::enroll::DEFAULT_RENEW_PERCENT_LEFT,
         }
     }
 }

@@ -4,7 +4,8 @@
 //! Map:
 //! - [`config`]: [`Config`], the hub's typed configuration (`main`
 //!   builds it from flags).
-//! - [`pki`]: the hub's CA: `init`, `enroll`, `revoke`, and reading a
+//! - [`pki`]: the hub's CA: `init`, `enroll`, one-time enrollment codes
+//!   and signing stores' requests, `revoke`, and reading a
 //!   store's identity out of its certificate.
 //! - [`tls`]: the rustls server configuration and each connection's
 //!   [`tls::Peer`].
@@ -111,6 +112,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), HubError> {
     let dir = DataDir::new(&config.data_dir);
+    // Keys, codes and the database: the owner's only (0700).
+    pki::secure_data_dir(&dir)?;
     let tls = tls::server_config(&dir)?;
     let admin_token: Arc<str> = dir.read_admin_token()?.into();
     let settings = SyncSettings {

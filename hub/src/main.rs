@@ -35,17 +35,61 @@ enum Command {
         #[arg(long = "hostname")]
         hostnames: Vec<String>,
     },
-    /// Issue a store's identity bundle (client certificate, key, CA).
+    /// Issue a store's identity bundle (client certificate, key, CA) with
+    /// a key made here: the quick path for a lab. In a chain, use
+    /// `enroll-code` and `tally-agent enroll` (the key stays in the store).
     Enroll {
         /// The hub's data directory.
         #[arg(long)]
         data_dir: PathBuf,
-        /// The store id (1-64 of `[A-Za-z0-9._-]`, not `hub`).
+        /// The store id (1-63 of `[a-z0-9._-]`, starting with a letter or
+        /// digit, no `..`, not `hub`).
         #[arg(long)]
         store: String,
         /// Where to write the bundle (must not exist).
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Make a one-time enrollment code for a store: the store's agent
+    /// redeems it with `tally-agent enroll`, sending a signing request for
+    /// a key it made itself. The hub keeps only the code's hash.
+    EnrollCode {
+        /// The hub's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The store id the code enrolls.
+        #[arg(long)]
+        store: String,
+        /// How long the code is valid, in hours.
+        #[arg(long, default_value_t = pki::DEFAULT_CODE_TTL_HOURS,
+              value_parser = clap::value_parser!(u64).range(1..=24 * 365))]
+        ttl_hours: u64,
+    },
+    /// CA rotation, step 1 (hub stopped): a new CA signs from now on; the
+    /// previous ones stay trusted and are given to stores with the new
+    /// one at enrollment and renewal (docs/sync.md).
+    RotateCa {
+        /// The hub's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// CA rotation, step 2 (hub stopped), once every store trusts the new
+    /// CA: a new server certificate from it. Also renews an expiring one.
+    ReissueServerCert {
+        /// The hub's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// A DNS name or IP address stores use to reach the hub (repeat);
+        /// default `localhost` and `127.0.0.1`.
+        #[arg(long = "hostname")]
+        hostnames: Vec<String>,
+    },
+    /// CA rotation, step 3 (hub stopped), once no store needs the old CA:
+    /// trust only the current one.
+    RetireOldCas {
+        /// The hub's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
     },
     /// Revoke every certificate issued to a store so far.
     Revoke {
@@ -168,6 +212,60 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 e.serial,
                 e.bundle.display()
             );
+        }
+        Command::EnrollCode {
+            data_dir,
+            store,
+            ttl_hours,
+        } => {
+            let c = pki::enroll_code(
+                &DataDir::new(&data_dir),
+                &store,
+                ttl_hours.saturating_mul(HOUR_MS),
+                &SystemClock,
+            )
+            .with_context(|| format!("making an enrollment code for store {store:?}"))?;
+            // The code alone on stdout, for scripts; the rest on stderr.
+            println!("{}", c.code);
+            eprintln!(
+                "One-time enrollment code for store {} (valid {ttl_hours} h, until {}). On the \
+                 store: tally-agent enroll --hub https://HUB:8443 --ca ca.pem --store-id {} \
+                 --code CODE --identity /etc/tally/{}.pem",
+                c.store,
+                tally_sync::timestamp::rfc3339(c.expires_ms),
+                c.store,
+                c.store,
+            );
+        }
+        Command::RotateCa { data_dir } => {
+            let r = pki::rotate_ca(&DataDir::new(&data_dir), &SystemClock)
+                .with_context(|| format!("rotating the CA of {}", data_dir.display()))?;
+            println!(
+                "New signing CA {} ({} CA certificates trusted); the previous key is in {} \
+                 (destroy it once the rotation is over). Start the hub again.",
+                r.serial,
+                r.trusted,
+                r.retired_key.display()
+            );
+        }
+        Command::ReissueServerCert {
+            data_dir,
+            hostnames,
+        } => {
+            let names =
+                pki::reissue_server_cert(&DataDir::new(&data_dir), &hostnames, &SystemClock)
+                    .with_context(|| {
+                        format!("reissuing the server certificate of {}", data_dir.display())
+                    })?;
+            println!(
+                "New server certificate for {}; start the hub again.",
+                names.join(", ")
+            );
+        }
+        Command::RetireOldCas { data_dir } => {
+            let n = pki::retire_old_cas(&DataDir::new(&data_dir))
+                .with_context(|| format!("retiring old CAs of {}", data_dir.display()))?;
+            println!("Dropped {n} old CA certificate(s); start the hub again.");
         }
         Command::Revoke { data_dir, store } => {
             let n = pki::revoke(&DataDir::new(&data_dir), &store)

@@ -1,5 +1,9 @@
-//! The hub's own certificate authority: `init`, `enroll`, `revoke`, and
-//! reading a store's identity back out of its client certificate.
+//! The hub's own certificate authority: `init`, `enroll` (the lab's quick
+//! path: the key is made here), one-time enrollment codes and signing a
+//! store's certificate signing request (`enroll_code`, `CsrRequest`,
+//! `redeem_code`, `issue_for_csr`: the key never leaves the store),
+//! `revoke`, and reading a store's identity back out of its client
+//! certificate.
 //!
 //! # Design constraints
 //! - The hub is its own CA (DESIGN.md §5). `init` creates the CA, a server
@@ -15,20 +19,40 @@
 //!   re-reads when it changes, see [`Revocations`]). Revoking a store
 //!   revokes every certificate issued to it so far; enrolling it again
 //!   later issues a fresh, valid one.
-//! - Files are written whole (temporary file, fsync, rename, directory
-//!   fsync); keys and the admin token are readable by the owner only.
+//! - Files are written whole through `tally_service::files` (an exclusive
+//!   temporary file under a random name, its mode set at creation, fsync,
+//!   rename, directory fsync); keys, the admin token, enrollment codes and
+//!   bundles are 0600, the data directory 0700.
+//! - Store ids follow `tally_service::store_id` (lower case, no `..`, no
+//!   leading dot) wherever one becomes a path or a certificate field, and
+//!   a certificate naming any other id identifies no store.
+//! - A certificate for a CSR is built from the hub's own template: the
+//!   subject, SAN, key usages and validity are the hub's; only the CSR's
+//!   public key (whose signature over the request is checked) is taken.
+//! - An enrollment code is 160 random bits shown once; the hub keeps only
+//!   its SHA-256, under `enroll-codes/`, bound to one store, with an
+//!   expiry. Redeeming compares the hash in constant time and consumes the
+//!   code by deleting its file (only one of two concurrent redeemers can).
+//! - The CA file may hold several certificates (a CA rotation, see
+//!   docs/sync.md): the first is the one `ca.key` belongs to and signs
+//!   with; all are trusted for client certificates and given to stores.
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rand::RngCore;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData,
+    SanType, SerialNumber,
 };
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tally_service::files::{self, FileError, Replace, Visibility};
+use tally_service::identity::{bundle_pem, IssuedIdentity};
+use tally_service::store_id::StoreIdError;
 use tally_sync::clock::Clock;
 use tally_sync::ReplicaId;
 use time::{Duration, OffsetDateTime};
@@ -61,14 +85,12 @@ pub enum PkiError {
     /// The output file exists.
     #[error("{0} already exists; refusing to overwrite it")]
     OutputExists(PathBuf),
-    /// The store id is not acceptable.
-    #[error("invalid store id {id:?}: {reason}")]
-    BadStoreId {
-        /// What was given.
-        id: String,
-        /// Why it is refused.
-        reason: String,
-    },
+    /// The store id breaks the store id rule.
+    #[error(transparent)]
+    BadStoreId(#[from] StoreIdError),
+    /// A certificate signing request the hub will not sign.
+    #[error("certificate signing request refused: {0}")]
+    BadCsr(String),
     /// A hostname that cannot go in a certificate.
     #[error("invalid hostname {name:?}: {reason}")]
     BadHostname {
@@ -91,6 +113,15 @@ pub enum PkiError {
     /// Certificate generation failed.
     #[error("certificate generation: {0}")]
     Cert(#[from] rcgen::Error),
+}
+
+impl From<FileError> for PkiError {
+    fn from(e: FileError) -> Self {
+        match e {
+            FileError::Exists(path) => PkiError::OutputExists(path),
+            FileError::Io { path, source } => PkiError::Io { path, source },
+        }
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
@@ -148,6 +179,10 @@ impl DataDir {
     pub fn database(&self) -> PathBuf {
         self.root.join("hub.redb")
     }
+    /// Unused enrollment codes (hashed), one file each.
+    pub fn enroll_codes(&self) -> PathBuf {
+        self.root.join("enroll-codes")
+    }
 
     /// Reads the admin token.
     pub fn read_admin_token(&self) -> Result<String, PkiError> {
@@ -167,6 +202,20 @@ impl DataDir {
     }
 }
 
+/// Narrows the data directory to its owner (0700) and its enrollment
+/// codes' directory too: a directory made before they were created so is
+/// fixed when the hub starts.
+pub fn secure_data_dir(dir: &DataDir) -> Result<(), PkiError> {
+    if !dir.root().is_dir() {
+        return Err(PkiError::NotInitialized(dir.root().to_path_buf()));
+    }
+    files::create_private_dir(dir.root())?;
+    if dir.enroll_codes().is_dir() {
+        files::create_private_dir(&dir.enroll_codes())?;
+    }
+    Ok(())
+}
+
 /// What `init` created.
 #[derive(Debug, Clone)]
 pub struct InitReport {
@@ -176,38 +225,20 @@ pub struct InitReport {
     pub admin_token_path: PathBuf,
 }
 
-/// Writes `bytes` to `path` whole: temporary file, fsync, rename, fsync of
-/// the directory. `private` files are readable by the owner only.
+/// Writes `bytes` to `path` whole (`tally_service::files`): `private`
+/// files are 0600 from their creation on.
 fn write_file(path: &Path, bytes: &[u8], private: bool, overwrite: bool) -> Result<(), PkiError> {
-    if !overwrite && path.exists() {
-        return Err(PkiError::OutputExists(path.to_path_buf()));
-    }
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map_or_else(|| "file".to_string(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(if private { 0o600 } else { 0o644 });
-    }
-    #[cfg(not(unix))]
-    let _ = private;
-    let mut f = opts.open(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(io(path))?;
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))?;
-    Ok(())
+    let visibility = if private {
+        Visibility::Private
+    } else {
+        Visibility::Public
+    };
+    let replace = if overwrite {
+        Replace::Overwrite
+    } else {
+        Replace::Never
+    };
+    Ok(files::write_atomic(path, bytes, visibility, replace)?)
 }
 
 fn read(path: &Path) -> Result<String, PkiError> {
@@ -246,17 +277,19 @@ fn validity(params: &mut CertificateParams, days: i64, clock: &dyn Clock) {
     params.not_after = now + Duration::days(days);
 }
 
-/// Checks a store id: a valid replica id that is not the hub's.
+/// Checks a store id against the store id rule
+/// (`tally_service::store_id`: 1-63 of `[a-z0-9._-]`, starting with a
+/// letter or digit, no `..`, not `hub`), which also makes it a valid
+/// replica id.
 pub fn check_store_id(id: &str) -> Result<ReplicaId, PkiError> {
-    let bad = |reason: String| PkiError::BadStoreId {
-        id: id.chars().take(80).collect(),
-        reason,
-    };
-    let r = ReplicaId::new(id).map_err(|e| bad(e.to_string()))?;
-    if r.is_hub() {
-        return Err(bad("\"hub\" is the hub's own replica id".into()));
-    }
-    Ok(r)
+    tally_service::store_id::check_store_id(id)?;
+    // The rule is narrower than a replica id's, so this cannot fail.
+    ReplicaId::new(id).map_err(|_| {
+        PkiError::BadStoreId(StoreIdError {
+            shown: id.chars().take(80).collect(),
+            why: "it is not a replica id",
+        })
+    })
 }
 
 fn hostname_san(name: &str) -> Result<SanType, PkiError> {
@@ -280,11 +313,20 @@ fn hostname_san(name: &str) -> Result<SanType, PkiError> {
     ))
 }
 
-fn ca_params(clock: &dyn Clock) -> CertificateParams {
+/// A CA certificate's parameters. A rotated CA gets a distinct name
+/// (`Tally hub CA <serial prefix>`), so stores and the hub never confuse
+/// two trusted CAs by subject.
+fn ca_params(clock: &dyn Clock, rotated: bool) -> CertificateParams {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, "Tally");
-    dn.push(DnType::CommonName, "Tally hub CA");
+    let serial = random_serial();
+    let name = if rotated {
+        format!("Tally hub CA {}", &serial_hex(&serial.to_bytes())[..8])
+    } else {
+        "Tally hub CA".to_string()
+    };
+    dn.push(DnType::CommonName, name);
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![
@@ -292,9 +334,49 @@ fn ca_params(clock: &dyn Clock) -> CertificateParams {
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    params.serial_number = Some(random_serial());
+    params.serial_number = Some(serial);
     validity(&mut params, CA_CERT_DAYS, clock);
     params
+}
+
+/// A server certificate for `sans` (the first name is its CN), signed by
+/// `issuer`, valid as long as a CA.
+fn server_certificate(
+    hostnames: &[String],
+    sans: Vec<SanType>,
+    issuer: &Issuer<'_, impl rcgen::SigningKey>,
+    clock: &dyn Clock,
+) -> Result<(KeyPair, rcgen::Certificate), PkiError> {
+    let server_key = KeyPair::generate()?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "Tally");
+    dn.push(
+        DnType::CommonName,
+        hostnames.first().map_or("localhost", String::as_str),
+    );
+    params.distinguished_name = dn;
+    params.subject_alt_names = sans;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.use_authority_key_identifier_extension = true;
+    params.serial_number = Some(random_serial());
+    validity(&mut params, CA_CERT_DAYS, clock);
+    let cert = params.signed_by(&server_key, issuer)?;
+    Ok((server_key, cert))
+}
+
+fn default_hostnames(hostnames: &[String]) -> Result<(Vec<String>, Vec<SanType>), PkiError> {
+    let hostnames: Vec<String> = if hostnames.is_empty() {
+        vec!["localhost".into(), "127.0.0.1".into()]
+    } else {
+        hostnames.to_vec()
+    };
+    let sans = hostnames
+        .iter()
+        .map(|h| hostname_san(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((hostnames, sans))
 }
 
 /// Creates the CA, the server certificate for `hostnames` (default
@@ -305,39 +387,19 @@ pub fn init(
     hostnames: &[String],
     clock: &dyn Clock,
 ) -> Result<InitReport, PkiError> {
-    let hostnames: Vec<String> = if hostnames.is_empty() {
-        vec!["localhost".into(), "127.0.0.1".into()]
-    } else {
-        hostnames.to_vec()
-    };
-    let sans = hostnames
-        .iter()
-        .map(|h| hostname_san(h))
-        .collect::<Result<Vec<_>, _>>()?;
+    let (hostnames, sans) = default_hostnames(hostnames)?;
     if dir.ca_cert().exists() || dir.ca_key().exists() {
         return Err(PkiError::AlreadyInitialized(dir.root().to_path_buf()));
     }
-    fs::create_dir_all(dir.root()).map_err(io(dir.root()))?;
-    fs::create_dir_all(dir.issued()).map_err(io(&dir.issued()))?;
+    files::create_private_dir(dir.root())?;
+    files::create_private_dir(&dir.issued())?;
+    files::create_private_dir(&dir.enroll_codes())?;
 
     let ca_key = KeyPair::generate()?;
-    let ca_params = ca_params(clock);
+    let ca_params = ca_params(clock, false);
     let ca_cert = ca_params.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca_params, &ca_key);
-
-    let server_key = KeyPair::generate()?;
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::OrganizationName, "Tally");
-    dn.push(DnType::CommonName, hostnames[0].as_str());
-    params.distinguished_name = dn;
-    params.subject_alt_names = sans;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    params.use_authority_key_identifier_extension = true;
-    params.serial_number = Some(random_serial());
-    validity(&mut params, CA_CERT_DAYS, clock);
-    let server_cert = params.signed_by(&server_key, &issuer)?;
+    let (server_key, server_cert) = server_certificate(&hostnames, sans, &issuer, clock)?;
 
     let mut token = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut token);
@@ -386,6 +448,8 @@ pub struct Enrolled {
     pub bundle: PathBuf,
 }
 
+/// The CA that signs: the first certificate of `ca.pem` with `ca.key`, and
+/// the whole of `ca.pem` (every CA the hub trusts, given to stores).
 fn load_issuer(dir: &DataDir) -> Result<(String, Issuer<'static, KeyPair>), PkiError> {
     if !dir.ca_key().exists() || !dir.ca_cert().exists() {
         return Err(PkiError::NotInitialized(dir.root().to_path_buf()));
@@ -396,6 +460,28 @@ fn load_issuer(dir: &DataDir) -> Result<(String, Issuer<'static, KeyPair>), PkiE
         path: key_path.clone(),
         detail: e.to_string(),
     })?;
+    // The first certificate is the signing CA, and `ca.key` must be its
+    // key (a `rotate-ca` cut short could leave them apart).
+    let first = x509_parser::pem::parse_x509_pem(ca_pem.as_bytes())
+        .map_err(|e| e.to_string())
+        .and_then(|(_, pem)| {
+            pem.parse_x509()
+                .map(|c| c.public_key().raw.to_vec())
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|detail| PkiError::BadFile {
+            path: dir.ca_cert(),
+            detail,
+        })?;
+    if first != key.subject_public_key_info() {
+        return Err(PkiError::BadFile {
+            path: key_path,
+            detail: "not the key of the first certificate in ca.pem (an interrupted \
+                     rotate-ca? its new key is in ca.next.key)"
+                .into(),
+        });
+    }
+    // `from_ca_cert_pem` reads the first PEM block: the signing CA.
     let issuer = Issuer::from_ca_cert_pem(&ca_pem, key).map_err(|e| PkiError::BadFile {
         path: dir.ca_cert(),
         detail: e.to_string(),
@@ -403,20 +489,24 @@ fn load_issuer(dir: &DataDir) -> Result<(String, Issuer<'static, KeyPair>), PkiE
     Ok((ca_pem, issuer))
 }
 
-/// Issues a client certificate for `store` and writes the identity bundle
-/// (certificate, private key, CA certificate; PEM) to `out`.
-pub fn enroll(
+/// A certificate issued to a store and recorded under `issued/<store>/`.
+struct Issued {
+    serial: String,
+    pem: String,
+    not_after_ms: u64,
+    ca_pem: String,
+}
+
+/// Signs a client certificate for `store` over `public_key` with the
+/// hub's own template (subject, SAN URI, client-auth EKU, validity from
+/// `clock`) and records it.
+fn issue(
     dir: &DataDir,
-    store: &str,
-    out: &Path,
+    store: &ReplicaId,
+    public_key: &impl PublicKeyData,
     clock: &dyn Clock,
-) -> Result<Enrolled, PkiError> {
-    let store = check_store_id(store)?;
+) -> Result<Issued, PkiError> {
     let (ca_pem, issuer) = load_issuer(dir)?;
-    if out.exists() {
-        return Err(PkiError::OutputExists(out.to_path_buf()));
-    }
-    let key = KeyPair::generate()?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, "Tally store");
@@ -431,28 +521,417 @@ pub fn enroll(
     let serial_str = serial_hex(&serial.to_bytes());
     params.serial_number = Some(serial);
     validity(&mut params, STORE_CERT_DAYS, clock);
-    let cert = params.signed_by(&key, &issuer)?;
+    let not_after_ms = u64::try_from(params.not_after.unix_timestamp())
+        .unwrap_or(0)
+        .saturating_mul(1000);
+    let cert = params.signed_by(public_key, &issuer)?;
 
     let issued = dir.issued().join(store.as_str());
-    fs::create_dir_all(&issued).map_err(io(&issued))?;
+    files::create_private_dir(&issued)?;
     write_file(
         &issued.join(format!("{serial_str}.pem")),
         cert.pem().as_bytes(),
         false,
         false,
     )?;
-    let bundle = format!(
-        "{}{}{}",
-        cert.pem(),
-        key.serialize_pem(),
-        ca_pem.trim_end().to_string() + "\n"
-    );
+    Ok(Issued {
+        serial: serial_str,
+        pem: cert.pem(),
+        not_after_ms,
+        ca_pem,
+    })
+}
+
+/// Issues a client certificate for `store` and writes the identity bundle
+/// (certificate, private key, CA certificates; PEM, mode 0600) to `out`.
+/// The key is made here, at HQ: the quick path for a lab or a demo. In a
+/// chain, a store makes its own key and enrolls with a one-time code
+/// ([`enroll_code`], [`issue_for_csr`]).
+pub fn enroll(
+    dir: &DataDir,
+    store: &str,
+    out: &Path,
+    clock: &dyn Clock,
+) -> Result<Enrolled, PkiError> {
+    let store = check_store_id(store)?;
+    if !dir.ca_key().exists() || !dir.ca_cert().exists() {
+        return Err(PkiError::NotInitialized(dir.root().to_path_buf()));
+    }
+    if out.exists() {
+        return Err(PkiError::OutputExists(out.to_path_buf()));
+    }
+    let key = KeyPair::generate()?;
+    let issued = issue(dir, &store, &key, clock)?;
+    let bundle = bundle_pem(&issued.pem, &key.serialize_pem(), &issued.ca_pem);
     write_file(out, bundle.as_bytes(), true, false)?;
     Ok(Enrolled {
         store,
-        serial: serial_str,
+        serial: issued.serial,
         bundle: out.to_path_buf(),
     })
+}
+
+/// A certificate signing request the hub is willing to sign: its
+/// signature verified, its key ECDSA P-256. Only the public key is kept.
+#[derive(Debug, Clone)]
+pub struct CsrRequest {
+    public_key: rcgen::PublicKey,
+}
+
+impl CsrRequest {
+    /// Parses and checks a CSR (PEM). Its subject, SANs and extensions are
+    /// ignored: the certificate is the hub's own template for the store.
+    pub fn from_pem(pem: &str) -> Result<Self, PkiError> {
+        let bad = |detail: String| PkiError::BadCsr(detail);
+        if !pem.contains("-----BEGIN CERTIFICATE REQUEST-----") {
+            return Err(bad("not a PEM certificate request".into()));
+        }
+        let csr = CertificateSigningRequestParams::from_pem(pem).map_err(|e| bad(e.to_string()))?;
+        // The algorithm is the signature's; the key itself must be an
+        // uncompressed P-256 point too.
+        let point = csr.public_key.der_bytes();
+        if csr.public_key.algorithm() != &rcgen::PKCS_ECDSA_P256_SHA256
+            || point.len() != 65
+            || point[0] != 4
+        {
+            return Err(bad(
+                "the key must be ECDSA P-256 (signed with SHA-256)".into()
+            ));
+        }
+        Ok(Self {
+            public_key: csr.public_key,
+        })
+    }
+
+    /// The requested key, SubjectPublicKeyInfo DER.
+    pub fn public_key_der(&self) -> Vec<u8> {
+        self.public_key.subject_public_key_info()
+    }
+}
+
+/// Signs `csr`'s key for `store` (the store the code or the current
+/// certificate names, never one the CSR claims) and records the
+/// certificate; the answer a store writes into its bundle.
+pub fn issue_for_csr(
+    dir: &DataDir,
+    store: &ReplicaId,
+    csr: &CsrRequest,
+    clock: &dyn Clock,
+) -> Result<IssuedIdentity, PkiError> {
+    let issued = issue(dir, store, &csr.public_key, clock)?;
+    Ok(IssuedIdentity {
+        store: store.to_string(),
+        serial: issued.serial,
+        certificate: issued.pem,
+        ca: issued.ca_pem,
+        not_after_ms: issued.not_after_ms,
+    })
+}
+
+/// How long an enrollment code is valid by default.
+pub const DEFAULT_CODE_TTL_HOURS: u64 = 72;
+
+/// A new one-time enrollment code.
+#[derive(Debug, Clone)]
+pub struct EnrollCode {
+    /// The code, shown to HQ once (the hub keeps only its hash).
+    pub code: String,
+    /// The store it enrolls.
+    pub store: ReplicaId,
+    /// When it stops being valid (Unix ms).
+    pub expires_ms: u64,
+}
+
+/// The characters of a code: RFC 4648 base32, lower case.
+const CODE_ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+/// A code as typed (any case, dashes and spaces allowed) reduced to its
+/// 32 base32 characters, or `None` if it cannot be a code.
+fn normalize_code(code: &str) -> Option<String> {
+    let s: String = code
+        .chars()
+        .filter(|c| !matches!(c, '-' | ' '))
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    (s.len() == 32 && s.bytes().all(|b| CODE_ALPHABET.contains(&b))).then_some(s)
+}
+
+fn code_hash(normalized: &str) -> [u8; 32] {
+    Sha256::digest(normalized.as_bytes()).into()
+}
+
+/// The file a code's hash is kept in: named by the hash's first 8 bytes
+/// (a locator; the whole hash inside is what is compared).
+fn code_file(dir: &DataDir, hash: &[u8; 32]) -> PathBuf {
+    dir.enroll_codes().join(format!("{}.code", hex(&hash[..8])))
+}
+
+/// Makes a one-time enrollment code for `store`, valid for `ttl_ms` from
+/// `clock`'s now. Only its SHA-256 is stored (0600, in `enroll-codes/`,
+/// 0700). Expired codes left in the directory are removed.
+pub fn enroll_code(
+    dir: &DataDir,
+    store: &str,
+    ttl_ms: u64,
+    clock: &dyn Clock,
+) -> Result<EnrollCode, PkiError> {
+    let store = check_store_id(store)?;
+    if !dir.ca_key().exists() || !dir.ca_cert().exists() {
+        return Err(PkiError::NotInitialized(dir.root().to_path_buf()));
+    }
+    files::create_private_dir(&dir.enroll_codes())?;
+    let now = clock.now_ms();
+    prune_codes(dir, now);
+    let mut raw = [0u8; 20];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    // 160 bits as 32 base32 characters, 5 bits each.
+    let mut bits = 0u32;
+    let mut nbits = 0;
+    let mut code = String::with_capacity(32);
+    for b in raw {
+        bits = (bits << 8) | u32::from(b);
+        nbits += 8;
+        while nbits >= 5 {
+            nbits -= 5;
+            code.push(char::from(CODE_ALPHABET[((bits >> nbits) & 31) as usize]));
+        }
+    }
+    let hash = code_hash(&code);
+    let expires_ms = now.saturating_add(ttl_ms);
+    let line = format!("{} {store} {expires_ms}\n", hex(&hash));
+    write_file(&code_file(dir, &hash), line.as_bytes(), true, false)?;
+    let shown = code
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("-");
+    Ok(EnrollCode {
+        code: shown,
+        store,
+        expires_ms,
+    })
+}
+
+/// Removes expired codes (best effort: a failure only leaves them).
+fn prune_codes(dir: &DataDir, now_ms: u64) {
+    let Ok(entries) = fs::read_dir(dir.enroll_codes()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if let Ok(Some(stored)) = read_code_file(&path) {
+            if stored.expires_ms <= now_ms {
+                let _ = fs::remove_file(&path);
+            }
+        }
+    }
+}
+
+struct StoredCode {
+    hash: [u8; 32],
+    store: String,
+    expires_ms: u64,
+}
+
+/// Reads a code file: `None` if there is none.
+fn read_code_file(path: &Path) -> Result<Option<StoredCode>, PkiError> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(path)(e)),
+    };
+    let bad = || PkiError::BadFile {
+        path: path.to_path_buf(),
+        detail: "not `HASH STORE EXPIRES_MS`".into(),
+    };
+    let mut parts = text.split_whitespace();
+    let (Some(h), Some(store), Some(exp), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    let mut hash = [0u8; 32];
+    if h.len() != 64 {
+        return Err(bad());
+    }
+    for (i, byte) in hash.iter_mut().enumerate() {
+        *byte =
+            u8::from_str_radix(h.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16).map_err(|_| bad())?;
+    }
+    Ok(Some(StoredCode {
+        hash,
+        store: store.to_string(),
+        expires_ms: exp.parse().map_err(|_| bad())?,
+    }))
+}
+
+/// Why an enrollment code was not accepted. The hub answers every one the
+/// same way (a caller learns nothing about codes it does not hold) and
+/// logs which it was.
+#[derive(Debug, thiserror::Error)]
+pub enum CodeRefused {
+    /// No such code: never made, mistyped, or already used.
+    #[error("unknown or already used enrollment code")]
+    Unknown,
+    /// The code was made for another store.
+    #[error("the enrollment code was made for another store")]
+    WrongStore,
+    /// The code has expired (it is removed).
+    #[error("the enrollment code has expired")]
+    Expired,
+    /// The code could not be checked.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+}
+
+/// Redeems a one-time code for `store`: it must exist, match in full
+/// (compared in constant time), name `store` and not have expired at
+/// `clock`'s now. A code is consumed by deleting its file, so of two
+/// concurrent redeemers only one succeeds. Check the CSR before redeeming,
+/// so a malformed request does not burn the code.
+pub fn redeem_code(
+    dir: &DataDir,
+    store: &ReplicaId,
+    code: &str,
+    clock: &dyn Clock,
+) -> Result<(), CodeRefused> {
+    let normalized = normalize_code(code).ok_or(CodeRefused::Unknown)?;
+    let hash = code_hash(&normalized);
+    let path = code_file(dir, &hash);
+    let stored = read_code_file(&path)?.ok_or(CodeRefused::Unknown)?;
+    if !bool::from(stored.hash.ct_eq(&hash)) {
+        return Err(CodeRefused::Unknown);
+    }
+    if stored.expires_ms <= clock.now_ms() {
+        let _ = fs::remove_file(&path);
+        return Err(CodeRefused::Expired);
+    }
+    if stored.store != store.as_str() {
+        return Err(CodeRefused::WrongStore);
+    }
+    match fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(CodeRefused::Unknown),
+        Err(e) => return Err(CodeRefused::Pki(io(&path)(e))),
+    }
+    files::sync_dir(&dir.enroll_codes()).map_err(PkiError::from)?;
+    Ok(())
+}
+
+/// What `rotate_ca` did.
+#[derive(Debug, Clone)]
+pub struct Rotated {
+    /// The new signing CA's serial (hex).
+    pub serial: String,
+    /// How many CA certificates `ca.pem` holds now.
+    pub trusted: usize,
+    /// Where the previous CA key was moved (to be destroyed once the
+    /// rotation is over).
+    pub retired_key: PathBuf,
+}
+
+/// The certificates of a PEM text, each as its own PEM block.
+fn pem_certs(path: &Path, text: &str) -> Result<Vec<String>, PkiError> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
+        let tail = &rest[start..];
+        let Some(end) = tail.find("-----END CERTIFICATE-----") else {
+            return Err(PkiError::BadFile {
+                path: path.to_path_buf(),
+                detail: "unterminated certificate".into(),
+            });
+        };
+        let end = end + "-----END CERTIFICATE-----".len();
+        out.push(format!("{}\n", &tail[..end]));
+        rest = &tail[end..];
+    }
+    Ok(out)
+}
+
+/// Starts a CA rotation (docs/sync.md): a new CA key and certificate
+/// become the signing CA (first in `ca.pem`, key in `ca.key`); the
+/// previous CA certificates stay in `ca.pem`, so the hub keeps trusting
+/// certificates they issued and stores get both at enrollment and
+/// renewal. The previous key is moved to `ca-<serial>.key.retired`. The
+/// server certificate is not changed (stores that do not have the new CA
+/// yet must still trust the hub): see [`reissue_server_cert`]. Run it
+/// with the hub stopped; the hub reads its CAs when it starts.
+pub fn rotate_ca(dir: &DataDir, clock: &dyn Clock) -> Result<Rotated, PkiError> {
+    // Checks that ca.key belongs to the current signing CA.
+    let (old_pem, _) = load_issuer(dir)?;
+    let old_certs = pem_certs(&dir.ca_cert(), &old_pem)?;
+    let old_serial = x509_parser::pem::parse_x509_pem(old_pem.as_bytes())
+        .ok()
+        .and_then(|(_, p)| p.parse_x509().ok().map(|c| serial_hex(c.raw_serial())))
+        .unwrap_or_else(|| "previous".into());
+    let next_key_path = dir.root().join("ca.next.key");
+    let retired = dir.root().join(format!("ca-{old_serial}.key.retired"));
+
+    let key = KeyPair::generate()?;
+    let params = ca_params(clock, true);
+    let serial = params
+        .serial_number
+        .as_ref()
+        .map(|s| serial_hex(&s.to_bytes()))
+        .unwrap_or_default();
+    let cert = params.self_signed(&key)?;
+    // 1. The new key, beside the old one (refused if a rotation was cut
+    //    short: remove ca.next.key, or finish by hand, first).
+    write_file(&next_key_path, key.serialize_pem().as_bytes(), true, false)?;
+    // 2. The trusted CAs: the new one first (it signs), then the others.
+    let mut trusted = cert.pem();
+    for c in &old_certs {
+        trusted.push_str(c);
+    }
+    write_file(&dir.ca_cert(), trusted.as_bytes(), false, true)?;
+    // 3. The keys: the old one retired, the new one in place.
+    fs::rename(dir.ca_key(), &retired).map_err(io(&retired))?;
+    fs::rename(&next_key_path, dir.ca_key()).map_err(io(&dir.ca_key()))?;
+    files::sync_dir(dir.root())?;
+    Ok(Rotated {
+        serial,
+        trusted: old_certs.len() + 1,
+        retired_key: retired,
+    })
+}
+
+/// Issues a new server certificate for `hostnames` (default `localhost`
+/// and `127.0.0.1`) from the current signing CA: the second step of a CA
+/// rotation, once every store trusts the new CA. Restart the hub to serve
+/// it.
+pub fn reissue_server_cert(
+    dir: &DataDir,
+    hostnames: &[String],
+    clock: &dyn Clock,
+) -> Result<Vec<String>, PkiError> {
+    let (hostnames, sans) = default_hostnames(hostnames)?;
+    let (_, issuer) = load_issuer(dir)?;
+    let (key, cert) = server_certificate(&hostnames, sans, &issuer, clock)?;
+    write_file(
+        &dir.server_key(),
+        key.serialize_pem().as_bytes(),
+        true,
+        true,
+    )?;
+    write_file(&dir.server_cert(), cert.pem().as_bytes(), false, true)?;
+    Ok(hostnames)
+}
+
+/// Ends a CA rotation: `ca.pem` keeps only the signing CA, so the hub
+/// (after a restart) no longer trusts certificates the others issued, and
+/// stores get only it at their next renewal. How many were dropped.
+pub fn retire_old_cas(dir: &DataDir) -> Result<usize, PkiError> {
+    let (pem, _) = load_issuer(dir)?;
+    let certs = pem_certs(&dir.ca_cert(), &pem)?;
+    let Some(first) = certs.first() else {
+        return Err(PkiError::NotInitialized(dir.root().to_path_buf()));
+    };
+    if certs.len() > 1 {
+        write_file(&dir.ca_cert(), first.as_bytes(), false, true)?;
+    }
+    Ok(certs.len() - 1)
 }
 
 /// Revokes every certificate issued to `store` so far. Returns how many
@@ -527,9 +1006,12 @@ fn parse_revoked(path: &Path, text: &str) -> Result<HashSet<String>, PkiError> {
 }
 
 /// The revocation list as the running hub sees it: re-read whenever the
-/// file changes (size, modification time or inode), checked on every sync.
+/// file changes (size, modification time or inode), checked on every sync;
+/// with the data directory it lives in (the CA that `/v1/enroll` and
+/// `/v1/renew` sign with, the enrollment codes).
 #[derive(Debug)]
 pub struct Revocations {
+    dir: DataDir,
     path: PathBuf,
     cache: Mutex<(Option<FileStamp>, HashSet<String>)>,
 }
@@ -545,9 +1027,15 @@ impl Revocations {
     /// The list kept in `dir`.
     pub fn new(dir: &DataDir) -> Self {
         Self {
+            dir: dir.clone(),
             path: dir.revoked(),
             cache: Mutex::new((None, HashSet::new())),
         }
+    }
+
+    /// The data directory the list belongs to.
+    pub fn data_dir(&self) -> &DataDir {
+        &self.dir
     }
 
     /// Whether the certificate with `serial` (hex, as [`serial_hex`]) is
@@ -688,11 +1176,11 @@ mod tests {
         ));
         assert!(matches!(
             enroll(&dir, "hub", &tmp.path().join("h.pem"), &now()),
-            Err(PkiError::BadStoreId { .. })
+            Err(PkiError::BadStoreId(_))
         ));
         assert!(matches!(
             enroll(&dir, "a/b", &tmp.path().join("x.pem"), &now()),
-            Err(PkiError::BadStoreId { .. })
+            Err(PkiError::BadStoreId(_))
         ));
 
         let der = rustls::pki_types::CertificateDer::from(
@@ -736,5 +1224,250 @@ mod tests {
             Err(PkiError::BadHostname { .. })
         ));
         assert!(!dir.ca_cert().exists());
+    }
+
+    /// A CSR as an attacker might send it: made for `claimed`, asking for
+    /// a server certificate and a CA bit too.
+    fn hostile_csr(key: &KeyPair, claimed: &str) -> String {
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, claimed);
+        params.distinguished_name = dn;
+        let uri = format!("{STORE_URI_PREFIX}{claimed}");
+        params.subject_alt_names = vec![SanType::URI(uri.as_str().try_into().unwrap())];
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.serialize_request(key).unwrap().pem().unwrap()
+    }
+
+    fn leaf(pem: &str) -> Vec<u8> {
+        x509_parser::pem::parse_x509_pem(pem.as_bytes())
+            .unwrap()
+            .1
+            .contents
+    }
+
+    #[test]
+    fn a_csr_for_another_subject_still_gets_the_stores_identity() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path().join("hub"));
+        init(&dir, &[], &now()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let csr = CsrRequest::from_pem(&hostile_csr(&key, "store-south")).unwrap();
+        let store = check_store_id("store-north").unwrap();
+        let issued = issue_for_csr(&dir, &store, &csr, &now()).unwrap();
+        let der = leaf(&issued.certificate);
+        let id = identity_from_cert(&der).unwrap();
+        assert_eq!(id.store.as_str(), "store-north");
+        assert_eq!(id.serial, issued.serial);
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        // The hub's template, not the request's: not a CA, client auth
+        // only, the CSR's key.
+        assert!(!cert.is_ca());
+        let eku = cert.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.client_auth && !eku.server_auth);
+        assert_eq!(
+            cert.public_key().raw,
+            csr.public_key_der().as_slice(),
+            "the certificate is for the requester's key"
+        );
+        assert!(cert.subject().to_string().contains("CN=store-north"));
+        assert!(dir
+            .issued()
+            .join("store-north")
+            .join(format!("{}.pem", issued.serial))
+            .exists());
+        assert_eq!(issued.ca, fs::read_to_string(dir.ca_cert()).unwrap());
+    }
+
+    #[test]
+    fn malformed_or_foreign_csrs_are_refused() {
+        assert!(matches!(
+            CsrRequest::from_pem("hello"),
+            Err(PkiError::BadCsr(_))
+        ));
+        // A P-384 key.
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let pem = hostile_csr(&key, "s1");
+        assert!(matches!(
+            CsrRequest::from_pem(&pem),
+            Err(PkiError::BadCsr(_))
+        ));
+        // A request whose signature does not match (tampered body).
+        let key = KeyPair::generate().unwrap();
+        let pem = CertificateParams::new(vec!["s1".into()])
+            .unwrap()
+            .serialize_request(&key)
+            .unwrap();
+        let mut der = pem.der().to_vec();
+        let n = der.len();
+        der[n - 1] ^= 0x55;
+        let tampered = pem_block("CERTIFICATE REQUEST", &der);
+        assert!(matches!(
+            CsrRequest::from_pem(&tampered),
+            Err(PkiError::BadCsr(_))
+        ));
+    }
+
+    fn pem_block(label: &str, der: &[u8]) -> String {
+        const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in der.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(char::from(B64[((n >> (18 - 6 * i)) & 63) as usize]));
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        let body: Vec<String> = out
+            .as_bytes()
+            .chunks(64)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
+        format!(
+            "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+            body.join("\n")
+        )
+    }
+
+    #[test]
+    fn codes_are_single_use_bound_and_expiring() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path().join("hub"));
+        let clock = now();
+        init(&dir, &[], &clock).unwrap();
+        let north = check_store_id("store-north").unwrap();
+        let south = check_store_id("store-south").unwrap();
+
+        let code = enroll_code(&dir, "store-north", 3_600_000, &clock).unwrap();
+        assert_eq!(code.code.len(), 32 + 7, "{}", code.code);
+        // Only the hash is kept.
+        let stored: Vec<_> = fs::read_dir(dir.enroll_codes())
+            .unwrap()
+            .map(|e| fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect();
+        assert_eq!(stored.len(), 1);
+        let plain = code.code.replace('-', "");
+        assert!(!stored[0].contains(&plain));
+
+        // Wrong code, wrong store: refused, and the code survives.
+        let mut wrong = plain.clone().into_bytes();
+        wrong[0] = if wrong[0] == b'a' { b'b' } else { b'a' };
+        let wrong = String::from_utf8(wrong).unwrap();
+        assert!(matches!(
+            redeem_code(&dir, &north, &wrong, &clock),
+            Err(CodeRefused::Unknown)
+        ));
+        assert!(matches!(
+            redeem_code(&dir, &north, "not a code", &clock),
+            Err(CodeRefused::Unknown)
+        ));
+        assert!(matches!(
+            redeem_code(&dir, &south, &code.code, &clock),
+            Err(CodeRefused::WrongStore)
+        ));
+        // Right code, typed in upper case without dashes: accepted once.
+        redeem_code(&dir, &north, &plain.to_uppercase(), &clock).unwrap();
+        assert!(matches!(
+            redeem_code(&dir, &north, &code.code, &clock),
+            Err(CodeRefused::Unknown)
+        ));
+
+        // Expiry.
+        let code = enroll_code(&dir, "store-north", 1_000, &clock).unwrap();
+        clock.advance(1_000);
+        assert!(matches!(
+            redeem_code(&dir, &north, &code.code, &clock),
+            Err(CodeRefused::Expired)
+        ));
+        assert!(matches!(
+            redeem_code(&dir, &north, &code.code, &clock),
+            Err(CodeRefused::Unknown)
+        ));
+        assert!(matches!(
+            enroll_code(&dir, "..", 1_000, &clock),
+            Err(PkiError::BadStoreId(_))
+        ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn keys_tokens_codes_and_bundles_are_private_on_disk() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path().join("hub"));
+        init(&dir, &[], &now()).unwrap();
+        let out = tmp.path().join("s1.pem");
+        enroll(&dir, "s1", &out, &now()).unwrap();
+        enroll_code(&dir, "s2", 1_000_000, &now()).unwrap();
+        assert_eq!(mode(dir.root()), 0o700);
+        assert_eq!(mode(&dir.enroll_codes()), 0o700);
+        for private in [dir.ca_key(), dir.server_key(), dir.admin_token(), out] {
+            assert_eq!(mode(&private), 0o600, "{}", private.display());
+        }
+        for entry in fs::read_dir(dir.enroll_codes()).unwrap() {
+            assert_eq!(mode(&entry.unwrap().path()), 0o600);
+        }
+        // Nothing but the files themselves: no temporary names left.
+        for entry in fs::read_dir(dir.root()).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(!name.starts_with('.'), "{name}");
+        }
+    }
+
+    #[test]
+    fn unsafe_store_ids_never_reach_the_file_system() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path().join("hub"));
+        init(&dir, &[], &now()).unwrap();
+        for id in ["..", ".", ".hidden", "a/b", "A1", "a..b", "hub", ""] {
+            let out = tmp.path().join("x.pem");
+            let e = enroll(&dir, id, &out, &now()).unwrap_err();
+            assert!(matches!(e, PkiError::BadStoreId(_)), "{id:?}: {e}");
+            assert!(e.to_string().contains("a store id is 1-63"), "{e}");
+            assert!(matches!(revoke(&dir, id), Err(PkiError::BadStoreId(_))));
+            assert!(!out.exists());
+        }
+        assert_eq!(fs::read_dir(dir.issued()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_rotation_signs_with_the_new_ca_and_a_cut_short_one_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path().join("hub"));
+        init(&dir, &[], &now()).unwrap();
+        let r = rotate_ca(&dir, &now()).unwrap();
+        assert_eq!(r.trusted, 2);
+        let ca = fs::read_to_string(dir.ca_cert()).unwrap();
+        assert_eq!(pem_certs(&dir.ca_cert(), &ca).unwrap().len(), 2);
+        // A bundle carries both CAs; its certificate is the new CA's.
+        let out = tmp.path().join("s1.pem");
+        enroll(&dir, "s1", &out, &now()).unwrap();
+        let bundle = fs::read_to_string(&out).unwrap();
+        assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 3);
+        let der = leaf(&bundle);
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        assert!(
+            cert.issuer().to_string().contains("Tally hub CA "),
+            "{}",
+            cert.issuer()
+        );
+        // A rotation that stopped before moving the keys: refused, not
+        // signed with the wrong key.
+        fs::copy(&r.retired_key, dir.ca_key()).unwrap();
+        let e = enroll(&dir, "s2", &tmp.path().join("s2.pem"), &now()).unwrap_err();
+        assert!(e.to_string().contains("interrupted rotate-ca"), "{e}");
+        assert!(matches!(
+            retire_old_cas(&dir),
+            Err(PkiError::BadFile { .. })
+        ));
     }
 }

@@ -5,8 +5,15 @@
 //! standard input), how the daemons serve HTTP connections under limits
 //! a hostile peer cannot outlast ([`serve`]), and the threads whose panic
 //! must stop the process ([`vital`]). Only binaries install a subscriber.
+//!
+//! What the hub and the agent both need to keep a store's identity: the
+//! store id rule ([`store_id`]), writing keys and bundles safely
+//! ([`files`]) and the enrollment and renewal bodies ([`identity`]).
 
+pub mod files;
+pub mod identity;
 pub mod serve;
+pub mod store_id;
 pub mod vital;
 
 use std::io::IsTerminal;

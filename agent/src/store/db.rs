@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
 use tally_agent_api::answers::Stock;
+use tally_service::files::{self, FileError};
 use tally_store::redb::ReadableTable;
 use tally_store::{Db, ReadTxn, StoreError, WriteTxn};
 use tally_sync::epcs::EpcHistory;
@@ -35,7 +36,8 @@ pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// Why the agent's database could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    /// The data directory could not be created.
+    /// The data directory could not be created, or it or the database
+    /// could not be made private.
     #[error("creating data directory {path}: {source}")]
     DataDir {
         /// The directory.
@@ -102,15 +104,23 @@ impl AgentDb {
     /// and checks or records the store id.
     pub fn open(data_dir: &Path, store_id: Option<&ReplicaId>) -> Result<Self, OpenError> {
         let new_dir = !data_dir.exists();
-        std::fs::create_dir_all(data_dir).map_err(|source| OpenError::DataDir {
-            path: data_dir.to_path_buf(),
-            source,
-        })?;
+        let private = |e: FileError| match e {
+            FileError::Io { path, source } => OpenError::DataDir { path, source },
+            FileError::Exists(path) => OpenError::DataDir {
+                path,
+                source: std::io::ErrorKind::AlreadyExists.into(),
+            },
+        };
+        // The store's sales and its identity: the owner's only (0700, and
+        // the database 0600, also when made before this rule).
+        files::create_private_dir(data_dir).map_err(private)?;
         if new_dir {
             tally_store::sync_parent_dir(data_dir)?;
         }
         let path = data_dir.join(DB_FILE);
-        Self::init(Db::open_with_cache(&path, Some(CACHE_BYTES))?, store_id)
+        let db = Db::open_with_cache(&path, Some(CACHE_BYTES))?;
+        files::make_private(&path).map_err(private)?;
+        Self::init(db, store_id)
     }
 
     /// Like [`AgentDb::open`], on a storage backend of the caller's (the

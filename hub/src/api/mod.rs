@@ -18,6 +18,9 @@
 //! - `orders`: `POST /v1/orders`: validating an online order.
 //! - `catalog`: `POST /v1/catalog`.
 //! - `dashboard`: the dashboard's files, embedded in the binary.
+//! - `enroll`: `POST /v1/enroll` (a store's first certificate, for a
+//!   one-time code and a signing request) and `POST /v1/renew` (a new
+//!   certificate over the current one).
 //!
 //! # Design constraints
 //! - A store's identity comes only from its certificate ([`Peer`]); the
@@ -37,6 +40,7 @@
 mod admin;
 mod catalog;
 mod dashboard;
+mod enroll;
 mod link;
 mod orders;
 mod rights;
@@ -133,6 +137,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/rights", post(rights::rights))
         .route("/v1/rights/released", post(link::released))
         .route("/v1/link", get(link::link))
+        .route("/v1/enroll", post(enroll::enroll))
+        .route("/v1/renew", post(enroll::renew))
         .route("/v1/orders", post(orders::orders))
         .route("/v1/catalog", post(catalog::catalog))
         .route("/v1/stock/{gtin}", get(admin::stock))

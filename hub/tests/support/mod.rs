@@ -173,13 +173,18 @@ pub struct HubClient {
 
 impl HubClient {
     /// From a PEM bundle: with `identity`, the bundle's certificate and key
-    /// are presented; the CA (the last certificate) is the only root.
+    /// are presented and its CAs (every certificate after the first, as
+    /// the agent does) are the only roots; without, every certificate of
+    /// `pem` (a CA file) is a root.
     pub fn new(base: &str, pem: &[u8], identity: bool) -> HubClient {
         crypto();
-        let certs = reqwest::Certificate::from_pem_bundle(pem).unwrap();
-        let ca = certs.last().cloned().unwrap();
+        let mut certs = reqwest::Certificate::from_pem_bundle(pem).unwrap();
+        if identity {
+            certs.remove(0);
+        }
+        assert!(!certs.is_empty(), "no CA certificate");
         let mut b = reqwest::Client::builder()
-            .tls_certs_only([ca])
+            .tls_certs_only(certs)
             .pool_max_idle_per_host(4);
         if identity {
             b = b.identity(reqwest::Identity::from_pem(pem).unwrap());

@@ -1,0 +1,183 @@
+//! `POST /v1/enroll` and `POST /v1/renew`: a store gets a certificate for
+//! a key it made itself, by sending a certificate signing request.
+//!
+//! - `/v1/enroll` needs no client certificate (the store has none yet):
+//!   the body's one-time code, made by `tally-hub enroll-code` for that
+//!   store, authorises it. Every refusal of a code is the same
+//!   `403 enrollment_refused` (the hub logs which check failed).
+//! - `/v1/renew` is authenticated by the store's current certificate
+//!   (mutual TLS, not revoked); the new certificate names the same store.
+//!   The old one stays valid until it expires or is revoked: a store that
+//!   renews and then loses the answer (or crashes before writing it) can
+//!   still sync and renew again.
+//!
+//! # Design constraints
+//! - The store a certificate names comes from the code (enroll) or the
+//!   presented certificate (renew), never from the CSR, whose subject and
+//!   extensions are ignored (`pki::CsrRequest`).
+//! - The CSR is checked before the code is redeemed, so a malformed
+//!   request does not burn a code; a redeemed code is gone even if
+//!   signing then fails.
+//! - Signing reads the CA key and writes `issued/<store>/<serial>.pem`:
+//!   file I/O, so it runs on the blocking pool.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use tally_service::identity::{EnrollRequest, IssuedIdentity, RenewRequest, MAX_IDENTITY_BODY};
+use tally_sync::ReplicaId;
+use tracing::{info, warn};
+
+use super::{body_error, error, invalid, read_body, AppState};
+use crate::pki::{self, CodeRefused, CsrRequest, PkiError};
+use crate::tls::Peer;
+
+/// Reads a JSON body of at most [`MAX_IDENTITY_BODY`] bytes.
+async fn json_body<T: serde::de::DeserializeOwned>(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, Response> {
+    let bytes = read_body(st, headers, body, MAX_IDENTITY_BODY)
+        .await
+        .map_err(|e| body_error(e, MAX_IDENTITY_BODY))?
+        .bytes;
+    serde_json::from_slice(&bytes).map_err(|e| invalid(format!("unreadable request: {e}")))
+}
+
+fn csr(pem: &str) -> Result<CsrRequest, Response> {
+    CsrRequest::from_pem(pem).map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, "bad_csr", e))
+}
+
+fn pki_failure(e: &PkiError) -> Response {
+    warn!(error = %e, "Signing a store certificate failed.");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "pki_unavailable",
+        "the hub could not issue a certificate",
+    )
+}
+
+/// The handler of `POST /v1/enroll`.
+pub(super) async fn enroll(
+    State(st): State<AppState>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let req: EnrollRequest = match json_body(&st, &headers, body).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let store = match pki::check_store_id(&req.store) {
+        Ok(s) => s,
+        Err(e) => return invalid(e),
+    };
+    let csr = match csr(&req.csr) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let dir = st.revocations.data_dir().clone();
+    let clock = st.clock.clone();
+    let code = req.code;
+    let who = store.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        pki::redeem_code(&dir, &who, &code, clock.as_ref())?;
+        Ok::<_, CodeRefused>(pki::issue_for_csr(&dir, &who, &csr, clock.as_ref()))
+    })
+    .await;
+    match outcome {
+        Ok(Ok(Ok(issued))) => {
+            info!(store = %store, serial = %issued.serial, peer = %peer.addr, "Store enrolled with a one-time code.");
+            Json(issued).into_response()
+        }
+        Ok(Ok(Err(e))) => pki_failure(&e),
+        Ok(Err(CodeRefused::Pki(e))) => pki_failure(&e),
+        Ok(Err(refused)) => {
+            warn!(store = %store, peer = %peer.addr, reason = %refused, "Enrollment refused.");
+            error(
+                StatusCode::FORBIDDEN,
+                "enrollment_refused",
+                "the enrollment code is unknown, used, expired or not for this store",
+            )
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),
+    }
+}
+
+/// The store the connection's certificate names, if it is not revoked.
+fn current_identity(st: &AppState, peer: &Peer) -> Result<(ReplicaId, String), Response> {
+    let id = match &peer.cert {
+        None => {
+            return Err(error(
+                StatusCode::UNAUTHORIZED,
+                "client_certificate_required",
+                "/v1/renew needs the store's current client certificate",
+            ))
+        }
+        Some(Err(e)) => {
+            return Err(error(
+                StatusCode::FORBIDDEN,
+                "certificate_not_bound_to_store",
+                e,
+            ))
+        }
+        Some(Ok(id)) => id,
+    };
+    match st.revocations.is_revoked(&id.serial) {
+        Ok(false) => Ok((id.store.clone(), id.serial.clone())),
+        Ok(true) => {
+            warn!(store = %id.store, serial = %id.serial, peer = %peer.addr, "Renewal refused: certificate revoked.");
+            Err(error(
+                StatusCode::FORBIDDEN,
+                "certificate_revoked",
+                format!("the certificate for store {} was revoked", id.store),
+            ))
+        }
+        Err(e) => {
+            warn!(error = %e, "Revocation list unreadable; refusing renewals until it is fixed.");
+            Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "revocation_list_unreadable",
+                "the hub cannot read its revocation list",
+            ))
+        }
+    }
+}
+
+/// The handler of `POST /v1/renew`.
+pub(super) async fn renew(
+    State(st): State<AppState>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (store, old_serial) = match current_identity(&st, &peer) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let req: RenewRequest = match json_body(&st, &headers, body).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let csr = match csr(&req.csr) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let dir = st.revocations.data_dir().clone();
+    let clock = st.clock.clone();
+    let who = store.clone();
+    let outcome: Result<Result<IssuedIdentity, PkiError>, _> =
+        tokio::task::spawn_blocking(move || pki::issue_for_csr(&dir, &who, &csr, clock.as_ref()))
+            .await;
+    match outcome {
+        Ok(Ok(issued)) => {
+            info!(store = %store, old_serial = %old_serial, serial = %issued.serial, "Store certificate renewed.");
+            Json(issued).into_response()
+        }
+        Ok(Err(e)) => pki_failure(&e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),
+    }
+}

@@ -1,0 +1,237 @@
+//! Enrollment by certificate signing request and renewal, against the
+//! real hub in-process: a store makes its own key, redeems a one-time code
+//! over server-authenticated TLS (`POST /v1/enroll`) and syncs with the
+//! certificate it got; a code is good once, for its store only; a store
+//! renews over its mutual-TLS connection (`POST /v1/renew`) and syncs
+//! with the new certificate; a revoked certificate cannot renew; a CA
+//! rotation in its three steps keeps every store that renewed syncing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+use reqwest::StatusCode;
+use serde_json::Value;
+use support::{gtin, HubClient, SimStore, TestHub};
+use tally_hub::pki;
+use tally_service::identity::{bundle_pem, EnrollRequest, IssuedIdentity, RenewRequest};
+
+/// A signing request for a fresh key, whose subject claims `claimed`.
+fn csr(claimed: &str) -> (KeyPair, String) {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, claimed);
+    params.distinguished_name = dn;
+    let pem = params.serialize_request(&key).unwrap().pem().unwrap();
+    (key, pem)
+}
+
+async fn post(client: &HubClient, path: &str, body: &impl serde::Serialize) -> (StatusCode, Value) {
+    let r = client
+        .http
+        .post(format!("{}{path}", client.base))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Redeems `code` for `store` with a new key; the bundle on success.
+async fn enroll(hub: &TestHub, store: &str, code: &str) -> Result<String, (StatusCode, Value)> {
+    let (key, csr) = csr("someone-else");
+    let req = EnrollRequest {
+        store: store.into(),
+        code: code.into(),
+        csr,
+    };
+    let (status, body) = post(&hub.anonymous_client(), "/v1/enroll", &req).await;
+    if status != StatusCode::OK {
+        return Err((status, body));
+    }
+    let issued: IssuedIdentity = serde_json::from_value(body).unwrap();
+    assert_eq!(issued.store, store);
+    Ok(bundle_pem(
+        &issued.certificate,
+        &key.serialize_pem(),
+        &issued.ca,
+    ))
+}
+
+fn code(hub: &TestHub, store: &str) -> String {
+    pki::enroll_code(&hub.data, store, 3_600_000, &tally_store::SystemClock)
+        .unwrap()
+        .code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_enrolls_with_a_code_and_syncs() {
+    let hub = TestHub::start(|_| {}).await;
+    let c = code(&hub, "store-north");
+    let bundle = enroll(&hub, "store-north", &c).await.unwrap();
+    let client = HubClient::new(&hub.base(), bundle.as_bytes(), true);
+    let mut store = SimStore::new("store-north", 1);
+    store.receive(gtin(1), 5);
+    store.sell(gtin(1), 2).unwrap();
+    store.sync_all(&client, 10).await;
+    let (status, stock) = hub.admin().get(&format!("/v1/stock/{}", gtin(1))).await;
+    assert_eq!(status, StatusCode::OK, "{stock}");
+    assert_eq!(stock["on_hand"], 3, "{stock}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_is_good_once_for_its_store_only() {
+    let hub = TestHub::start(|_| {}).await;
+    let c = code(&hub, "s1");
+    // Another store cannot use it, and that does not burn it.
+    let (status, body) = enroll(&hub, "s2", &c).await.unwrap_err();
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"], "enrollment_refused", "{body}");
+    // A malformed request does not burn it either.
+    let bad = EnrollRequest {
+        store: "s1".into(),
+        code: c.clone(),
+        csr: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
+            .into(),
+    };
+    let (status, body) = post(&hub.anonymous_client(), "/v1/enroll", &bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"], "bad_csr", "{body}");
+    // An unsafe store id is refused as such.
+    let (status, body) = enroll(&hub, "..", &c).await.unwrap_err();
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    // Good once.
+    enroll(&hub, "s1", &c).await.unwrap();
+    let (status, body) = enroll(&hub, "s1", &c).await.unwrap_err();
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"], "enrollment_refused", "{body}");
+    // A made-up code.
+    let (status, _) = enroll(&hub, "s1", "aaaa-bbbb").await.unwrap_err();
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// Renews over the connection of `bundle`; the new bundle.
+async fn renew(hub: &TestHub, bundle: &str) -> Result<String, (StatusCode, Value)> {
+    let client = HubClient::new(&hub.base(), bundle.as_bytes(), true);
+    let (key, csr) = csr("hub");
+    let (status, body) = post(&client, "/v1/renew", &RenewRequest { csr }).await;
+    if status != StatusCode::OK {
+        return Err((status, body));
+    }
+    let issued: IssuedIdentity = serde_json::from_value(body).unwrap();
+    Ok(bundle_pem(
+        &issued.certificate,
+        &key.serialize_pem(),
+        &issued.ca,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_renews_over_mtls_and_syncs_with_the_new_certificate() {
+    let hub = TestHub::start(|_| {}).await;
+    let old = std::fs::read_to_string(hub.enroll("s1")).unwrap();
+    let new = renew(&hub, &old).await.unwrap();
+    assert_ne!(old, new);
+    let mut store = SimStore::new("s1", 7);
+    store.receive(gtin(2), 4);
+    let client = HubClient::new(&hub.base(), new.as_bytes(), true);
+    store.sync_all(&client, 10).await;
+    // The old certificate stays valid until it expires (or is revoked).
+    store.receive(gtin(2), 1);
+    let client = HubClient::new(&hub.base(), old.as_bytes(), true);
+    store.sync_all(&client, 10).await;
+    let (_, stock) = hub.admin().get(&format!("/v1/stock/{}", gtin(2))).await;
+    assert_eq!(stock["on_hand"], 5, "{stock}");
+
+    // Without a certificate there is nothing to renew.
+    let (status, body) = post(
+        &hub.anonymous_client(),
+        "/v1/renew",
+        &RenewRequest { csr: csr("s1").1 },
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_certificate_cannot_renew() {
+    let hub = TestHub::start(|_| {}).await;
+    let bundle = std::fs::read_to_string(hub.enroll("s1")).unwrap();
+    let renewed = renew(&hub, &bundle).await.unwrap();
+    // Revocation covers every certificate issued so far, renewed ones too.
+    pki::revoke(&hub.data, "s1").unwrap();
+    for b in [&bundle, &renewed] {
+        let (status, body) = renew(&hub, b).await.unwrap_err();
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(body["error"], "certificate_revoked", "{body}");
+    }
+}
+
+/// Whether a store with `bundle` can sync (`Err`: the status or the
+/// connection error).
+async fn can_sync(hub: &TestHub, bundle: &str, store: &str) -> Result<(), String> {
+    let client = HubClient::new(&hub.base(), bundle.as_bytes(), true);
+    let s = SimStore::new(store, 3);
+    client
+        .sync(&s.request(10))
+        .await
+        .map(drop)
+        .map_err(|(status, body)| format!("{status} {body}"))
+}
+
+fn cas_in(bundle: &str) -> usize {
+    bundle.matches("BEGIN CERTIFICATE").count() - 1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_rotation_keeps_every_store_syncing() {
+    let clock = tally_store::SystemClock;
+    let hub = TestHub::start(|_| {}).await;
+    let old_only = std::fs::read_to_string(hub.enroll("s1")).unwrap();
+    assert_eq!(cas_in(&old_only), 1);
+    let (tmp, data) = hub.stop().await;
+
+    // Step 1: a new signing CA; the old one stays trusted.
+    let rotated = pki::rotate_ca(&data, &clock).unwrap();
+    assert_eq!(rotated.trusted, 2);
+    assert!(rotated.retired_key.exists());
+    let hub = TestHub::serve(tmp, data, |_| {}).await;
+    can_sync(&hub, &old_only, "s1").await.unwrap();
+    // New certificates come from the new CA with both CAs to trust.
+    let renewed = renew(&hub, &old_only).await.unwrap();
+    assert_eq!(cas_in(&renewed), 2);
+    can_sync(&hub, &renewed, "s1").await.unwrap();
+    let c = code(&hub, "s2");
+    let s2 = enroll(&hub, "s2", &c).await.unwrap();
+    assert_eq!(cas_in(&s2), 2);
+    can_sync(&hub, &s2, "s2").await.unwrap();
+    let (tmp, data) = hub.stop().await;
+
+    // Step 2: the server certificate from the new CA. Stores that renewed
+    // trust it; one that never did cannot reach the hub any more (which
+    // is why this waits until every store has renewed).
+    pki::reissue_server_cert(&data, &[], &clock).unwrap();
+    let hub = TestHub::serve(tmp, data, |_| {}).await;
+    can_sync(&hub, &renewed, "s1").await.unwrap();
+    can_sync(&hub, &s2, "s2").await.unwrap();
+    assert!(can_sync(&hub, &old_only, "s1").await.is_err());
+    let (tmp, data) = hub.stop().await;
+
+    // Step 3: only the new CA is trusted; a certificate of the old one no
+    // longer gets through, even with the new CA to trust the hub by.
+    assert_eq!(pki::retire_old_cas(&data).unwrap(), 1);
+    let hub = TestHub::serve(tmp, data, |_| {}).await;
+    can_sync(&hub, &renewed, "s1").await.unwrap();
+    let mut old_cert_new_ca = old_only.clone();
+    let cut = old_cert_new_ca
+        .rfind("-----BEGIN CERTIFICATE-----")
+        .unwrap();
+    old_cert_new_ca.truncate(cut);
+    old_cert_new_ca.push_str(&std::fs::read_to_string(hub.data.ca_cert()).unwrap());
+    assert!(can_sync(&hub, &old_cert_new_ca, "s1").await.is_err());
+    let again = renew(&hub, &renewed).await.unwrap();
+    assert_eq!(cas_in(&again), 1);
+}

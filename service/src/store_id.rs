@@ -1,0 +1,122 @@
+//! The one rule for a store id where it becomes a file name, a directory
+//! name or a certificate field (the hub's `issued/<store>/`, the SAN URI
+//! `urn:tally:store:<store>`, the agent's `--store-id`).
+//!
+//! # The rule
+//! 1 to 63 characters of lower-case ASCII letters, digits, `.`, `_` and
+//! `-`; the first is a letter or a digit (so no leading dot or dash, and
+//! never `.` or `..`); no two dots in a row; not ending with a dot; not
+//! `hub` (the hub's own replica id). Ids such as `store-042`, `s1` or
+//! `north.1` are valid; `..`, `.hidden`, `A1`, `a/b` and `-x` are not.
+//!
+//! Lower case only, so two ids never name the same directory on a
+//! case-insensitive file system; no `/`, `\`, NUL or spaces, so an id is
+//! always one plain path component; at most 63 characters, so it fits a
+//! DNS label and stays inside `tally_sync::ReplicaId`'s 64.
+
+/// The rule in words, for error messages and help texts.
+pub const STORE_ID_RULE: &str = "1-63 characters of [a-z0-9._-], starting with a letter or digit, \
+     no \"..\", not ending with \".\", not \"hub\"";
+
+/// The longest store id.
+pub const MAX_STORE_ID_LEN: usize = 63;
+
+/// The hub's own replica id, which no store may take.
+const RESERVED: &str = "hub";
+
+/// Why a string is not a store id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid store id {shown:?}: {why}; a store id is {STORE_ID_RULE}")]
+pub struct StoreIdError {
+    /// The id given (at most 80 characters of it).
+    pub shown: String,
+    /// What broke the rule.
+    pub why: &'static str,
+}
+
+/// Checks `id` against the store id rule (see the module docs).
+pub fn check_store_id(id: &str) -> Result<(), StoreIdError> {
+    let fail = |why| {
+        Err(StoreIdError {
+            shown: id.chars().take(80).collect(),
+            why,
+        })
+    };
+    let bytes = id.as_bytes();
+    let Some(&first) = bytes.first() else {
+        return fail("it is empty");
+    };
+    if bytes.len() > MAX_STORE_ID_LEN {
+        return fail("it is longer than 63 characters");
+    }
+    if !bytes
+        .iter()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return fail("it has a character outside [a-z0-9._-]");
+    }
+    if !(first.is_ascii_lowercase() || first.is_ascii_digit()) {
+        return fail("it does not start with a letter or digit");
+    }
+    if id.contains("..") {
+        return fail("it contains \"..\"");
+    }
+    if id.ends_with('.') {
+        return fail("it ends with \".\"");
+    }
+    if id == RESERVED {
+        return fail("\"hub\" is reserved for the hub's own replica id");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_rule_as_a_table() {
+        let long_ok = "a".repeat(63);
+        let too_long = "a".repeat(64);
+        let valid = [
+            "s1",
+            "store-north",
+            "store-042",
+            "honest",
+            "north.1",
+            "a_b",
+            "0",
+            "9lives",
+            long_ok.as_str(),
+            "a.b.c",
+            "hubs",
+        ];
+        for id in valid {
+            assert_eq!(check_store_id(id), Ok(()), "{id}");
+        }
+        let invalid = [
+            ("", "empty"),
+            ("..", "start"),
+            (".", "start"),
+            (".hidden", "start"),
+            ("-x", "start"),
+            ("_x", "start"),
+            ("a..b", ".."),
+            ("a.", "ends"),
+            ("A1", "outside"),
+            ("a/b", "outside"),
+            ("a\\b", "outside"),
+            ("a b", "outside"),
+            ("a\0b", "outside"),
+            ("é", "outside"),
+            ("hub", "hub"),
+            (too_long.as_str(), "longer"),
+        ];
+        for (id, why) in invalid {
+            let e = check_store_id(id).unwrap_err();
+            assert!(e.why.contains(why), "{id:?}: {}", e.why);
+            assert!(e.to_string().contains(STORE_ID_RULE), "{e}");
+        }
+    }
+}
