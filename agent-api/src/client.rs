@@ -54,6 +54,11 @@ pub enum ApiError {
         /// Why.
         message: String,
     },
+    /// `401`, `403`, `421` or `429`: not allowed (a manager's approval
+    /// not accepted, a till's token missing, a manager locked out for a
+    /// while); nothing changed.
+    #[error("the agent did not allow it ({}): {}", .0.error, .0.message)]
+    Denied(Box<ErrorBody>),
     /// `404`.
     #[error("not found")]
     NotFound,
@@ -77,6 +82,7 @@ impl ApiError {
             ApiError::Refused(_)
             | ApiError::Conflict(_)
             | ApiError::Invalid { .. }
+            | ApiError::Denied(_)
             | ApiError::NotFound => false,
         }
     }
@@ -348,6 +354,7 @@ pub fn error_answer(status: u16, bytes: &[u8]) -> ApiError {
             message: body.message,
         },
         503 => ApiError::Unavailable(body.message),
+        401 | 403 | 421 | 429 => ApiError::Denied(Box::new(body)),
         _ => unexpected(),
     }
 }

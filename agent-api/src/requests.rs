@@ -39,7 +39,51 @@ pub struct SaleRequest {
     pub tenders: Vec<Tender>,
     /// A manager's approval to sell beyond the store's rights.
     #[serde(default, rename = "override", skip_serializing_if = "Option::is_none")]
-    pub override_: Option<Approval>,
+    pub override_: Option<OverrideRequest>,
+}
+
+/// A manager's approval as posted: who approves, why, and the manager's
+/// PIN or password, which the agent checks against its configuration and
+/// never records (the sale records `approver` and `reason`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideRequest {
+    /// The approving manager's id (`[[managers]] id`).
+    pub approver: String,
+    /// Why.
+    pub reason: String,
+    /// The manager's PIN or password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<String>,
+}
+
+impl OverrideRequest {
+    /// An approval by `approver` for `reason` with `pin`.
+    pub fn new(approver: &str, reason: &str, pin: &str) -> Self {
+        Self {
+            approver: approver.to_string(),
+            reason: reason.to_string(),
+            pin: Some(pin.to_string()),
+        }
+    }
+
+    /// What the sale records: who and why (not the PIN).
+    pub fn approval(&self) -> Approval {
+        Approval {
+            approver: self.approver.clone(),
+            reason: self.reason.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for OverrideRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OverrideRequest")
+            .field("approver", &self.approver)
+            .field("reason", &self.reason)
+            .field("pin", &self.pin.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// `POST /v1/returns`.

@@ -13,8 +13,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::json;
-use tally_agent_api::{AgentClient, ApiError, LineBody, SaleRequest};
-use tally_sync::command::Approval;
+use tally_agent_api::{AgentClient, ApiError, LineBody, OverrideRequest, SaleRequest};
 use tally_sync::{Epc, EventId, Gtin, Refusal, Tender};
 use uuid::Uuid;
 
@@ -101,10 +100,7 @@ fn sale() -> SaleRequest {
             amount_minor: 258,
             reference: Some("AUTH1".into()),
         }],
-        override_: Some(Approval {
-            approver: "Ann".into(),
-            reason: "on shelf".into(),
-        }),
+        override_: Some(OverrideRequest::new("Ann", "on shelf", "4711")),
     }
 }
 
@@ -144,7 +140,7 @@ fn posts_a_sale_in_the_contract_shape_and_reads_the_reply() {
             "sale_id": "00000000-0000-0000-0000-000000000007",
             "lines": [{"gtin": PEN, "qty": 2, "unit_price_minor": 129}],
             "tenders": [{"method": "card", "amount_minor": 258, "reference": "AUTH1"}],
-            "override": {"approver": "Ann", "reason": "on shelf"}
+            "override": {"approver": "Ann", "reason": "on shelf", "pin": "4711"}
         })
     );
 }

@@ -10,6 +10,10 @@
 //! max_body_bytes = 1048576
 //! allowed_hosts = ["pos-07.store-001.example"]   # besides loopback names
 //!
+//! [[managers]]         # who may approve an override (none: nobody)
+//! id = "ann"
+//! pin_argon2 = "$argon2id$v=19$m=19456,t=2,p=1$…"   # tally-agent manager-pin --manager ann
+//!
 //! [[api.tills]]        # with any, every request needs a till's token
 //! id = "till-1"
 //! token_sha256 = "…"   # tally-agent till-token --till till-1 prints it
@@ -111,6 +115,9 @@ pub enum ConfigError {
     /// A till's entry is unusable.
     #[error("[[api.tills]]: {0}")]
     Till(String),
+    /// A manager's entry is unusable.
+    #[error("[[managers]]: {0}")]
+    Manager(String),
     /// The API would listen beyond loopback with no till tokens.
     #[error("the API would listen on {0}, beyond loopback, without till tokens: configure [[api.tills]] (tally-agent till-token) or listen on 127.0.0.1")]
     OpenApi(SocketAddr),
@@ -329,6 +336,21 @@ pub struct FileConfig {
     /// Devices the agent reads itself.
     #[serde(default)]
     pub devices: DevicesFileConfig,
+    /// Managers who may approve overrides (`[[managers]]`).
+    #[serde(default)]
+    pub managers: Vec<ManagerConfig>,
+}
+
+/// A manager who may approve what a cashier alone may not
+/// (`[[managers]]`; see `crate::managers`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagerConfig {
+    /// The manager's id, as the approval names it and the event records it.
+    pub id: String,
+    /// Argon2id hash of the PIN or password, a PHC string
+    /// (`tally-agent manager-pin --manager ID` makes one).
+    pub pin_argon2: String,
 }
 
 impl FileConfig {
@@ -383,6 +405,8 @@ pub struct Config {
     /// The store id if configured; required on the first run, then checked
     /// against the one stored in the database.
     pub store_id: Option<ReplicaId>,
+    /// Managers who may approve overrides (none: nobody can).
+    pub managers: Vec<ManagerConfig>,
     /// API limits.
     pub api: ApiConfig,
     /// Group-commit limits.
@@ -400,6 +424,7 @@ impl Config {
             data_dir: data_dir.into(),
             listen: default_listen(),
             store_id,
+            managers: Vec::new(),
             api: ApiConfig::default(),
             commit: CommitConfig::default(),
             sync: None,
@@ -439,6 +464,8 @@ impl Config {
         for till in &file.api.tills {
             till.check().map_err(ConfigError::Till)?;
         }
+        crate::managers::Managers::new(&file.managers)
+            .map_err(|e| ConfigError::Manager(e.to_string()))?;
         let listen = flags.listen.or(file.listen).unwrap_or_else(default_listen);
         if !listen.ip().is_loopback() && file.api.tills.is_empty() {
             return Err(ConfigError::OpenApi(listen));
@@ -501,6 +528,7 @@ impl Config {
             data_dir,
             listen,
             store_id,
+            managers: file.managers,
             api: file.api,
             commit: file.commit,
             sync,

@@ -49,6 +49,7 @@ pub mod devices;
 pub mod enroll;
 pub mod hub_client;
 pub mod link;
+pub mod managers;
 pub mod metrics;
 pub mod outbox;
 pub mod rights;
@@ -92,6 +93,9 @@ pub enum AgentError {
     /// A background task panicked.
     #[error("{0} panicked")]
     Panicked(&'static str),
+    /// The configuration is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 /// How long shutdown waits for open requests to finish.
@@ -133,8 +137,15 @@ pub async fn run(
         commit: commit_config,
         sync: sync_config,
         devices: devices_config,
+        managers,
         ..
     } = config;
+    let managers = Arc::new(
+        managers::Managers::new(&managers).map_err(|e| AgentError::Config(e.to_string()))?,
+    );
+    if !managers.any() {
+        tracing::info!("No manager is configured: overrides cannot be approved ([[managers]]).");
+    }
     let db = tokio::task::spawn_blocking(move || AgentDb::open(&data_dir, store_id.as_ref()))
         .await
         .map_err(|_| AgentError::Panicked("opening the database"))??;
@@ -228,6 +239,7 @@ pub async fn run(
         rights,
         metrics,
         sync: status,
+        managers,
     };
     let addr = listener.local_addr().map_err(|source| AgentError::Io {
         what: "reading the listen address",

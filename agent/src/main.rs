@@ -59,6 +59,14 @@ enum Command {
         #[arg(long)]
         till: String,
     },
+    /// Makes the `[[managers]]` entry for a manager: reads the PIN or
+    /// password from standard input (one line) and prints its Argon2id
+    /// hash; the PIN itself is stored nowhere.
+    ManagerPin {
+        /// The manager's id.
+        #[arg(long)]
+        manager: String,
+    },
     /// Enroll this store with the hub: make its key here, send a signing
     /// request with the one-time code from `tally-hub enroll-code`, and
     /// write the identity bundle (0600) for `--identity`.
@@ -96,6 +104,7 @@ fn main() -> ExitCode {
         Command::Pos(args) => return tally_pos::run(args),
         Command::Run(args) => run(&args),
         Command::TillToken { till } => till_token(&till),
+        Command::ManagerPin { manager } => manager_pin(&manager),
         Command::Enroll(args) => runtime().and_then(|rt| rt.block_on(enroll(args))),
         Command::Stock(args) => runtime().and_then(|rt| print(rt.block_on(cli::stock(&args))?)),
         Command::Status(args) => runtime().and_then(|rt| print(rt.block_on(cli::status(&args))?)),
@@ -207,5 +216,29 @@ fn till_token(till: &str) -> anyhow::Result<()> {
         "for the agent's configuration file:\n\n[[api.tills]]\nid = {:?}\ntoken_sha256 = {:?}",
         entry.id, entry.token_sha256
     );
+    Ok(())
+}
+
+/// `tally-agent manager-pin`: the PIN from one line of standard input.
+fn manager_pin(manager: &str) -> anyhow::Result<()> {
+    let ok = !manager.is_empty()
+        && manager.len() <= 64
+        && manager
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if !ok {
+        anyhow::bail!("manager id {manager:?}: 1 to 64 letters, digits, '.', '-' or '_'");
+    }
+    eprintln!("Type the PIN or password for {manager}, then Enter:");
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| anyhow::anyhow!("reading the PIN: {e}"))?;
+    let pin = line.trim_end_matches(['\r', '\n']);
+    if pin.len() < 4 {
+        anyhow::bail!("a PIN has at least 4 characters");
+    }
+    let hash = tally_agent::managers::hash_pin(pin).map_err(|e| anyhow::anyhow!(e))?;
+    println!("[[managers]]\nid = {manager:?}\npin_argon2 = {hash:?}");
     Ok(())
 }

@@ -54,6 +54,8 @@ pub struct Metrics {
     /// Sales refused for lack of rights, by why (`no_stock`,
     /// `held_elsewhere`, `offline`): the sales a store lost.
     pub shortages: Family<ReasonLabel, Counter>,
+    /// Manager approvals checked, by result (`accepted`, `refused`).
+    pub approvals: Family<OutcomeLabel, Counter>,
     /// Retried commands answered from the journal.
     pub duplicates: Counter,
     /// Transactions that failed to commit.
@@ -132,6 +134,7 @@ impl Metrics {
         let events = Family::<KindLabel, Counter>::default();
         let refusals = Family::<ReasonLabel, Counter>::default();
         let shortages = Family::<ReasonLabel, Counter>::default();
+        let approvals = Family::<OutcomeLabel, Counter>::default();
         let duplicates = Counter::default();
         let commit_failures = Counter::default();
         // 20 µs … ~0.5 s in steps of 1.2×: fsync latencies span that range,
@@ -192,6 +195,11 @@ impl Metrics {
             "shortages",
             "Sales refused for lack of rights, by why: no_stock, held_elsewhere, offline",
             shortages.clone(),
+        );
+        registry.register(
+            "approvals",
+            "Manager approvals (PIN checked), by outcome: accepted, refused",
+            approvals.clone(),
         );
         registry.register(
             "duplicates",
@@ -264,6 +272,7 @@ impl Metrics {
             events,
             refusals,
             shortages,
+            approvals,
             duplicates,
             commit_failures,
             queue_seconds,
@@ -313,6 +322,14 @@ impl Metrics {
             .get_or_create(&ReasonLabel { reason: why.name() })
             .inc();
         Some(why)
+    }
+
+    /// Counts one manager approval checked.
+    pub fn approval(&self, accepted: bool) {
+        let outcome = if accepted { "accepted" } else { "refused" };
+        self.approvals
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
     }
 
     /// Counts one tag report with `outcome`.

@@ -309,14 +309,14 @@ async fn gtin_forms_are_one_item() {
 #[tokio::test]
 async fn override_sells_beyond_rights_and_is_flagged() {
     let dir = tempfile::tempdir().unwrap();
-    let a = TestAgent::start(dir.path(), "s1").await;
+    let a = TestAgent::start_with_managers(dir.path(), "s1", &[("mgr-7", "4711")]).await;
     a.receive(PEN, 1).await;
     let id = "0190a5e0-0000-7000-8000-0000000000aa";
     let (s, v) = a
         .post(
             "/v1/sales",
             json!({"sale_id": id, "lines": [{"gtin": PEN, "qty": 3, "unit_price_minor": 100}],
-                   "override": {"approver": "mgr-7", "reason": "on the shelf"}}),
+                   "override": {"approver": "mgr-7", "reason": "on the shelf", "pin": "4711"}}),
         )
         .await;
     assert_eq!(s, 201, "{v}");
@@ -331,6 +331,100 @@ async fn override_sells_beyond_rights_and_is_flagged() {
         json!([{"gtin": "04006381333931", "units": 2}])
     );
     assert_eq!(a.on_hand(PEN).await, 0);
+    a.stop().await.unwrap();
+}
+
+/// An override needs a configured manager's PIN: without managers, without
+/// a PIN, with a wrong one or an unknown manager it is refused (403
+/// `approval_refused`) and nothing is recorded; wrong PINs in a row lock
+/// that manager out (429 `approval_locked` with `Retry-After`), even with
+/// the right PIN, while another manager still approves.
+#[tokio::test]
+async fn an_override_needs_a_managers_pin() {
+    let sale = |approval: Value| json!({"lines": [{"gtin": PEN, "qty": 3, "unit_price_minor": 100}], "override": approval});
+    let dir = tempfile::tempdir().unwrap();
+    let none = TestAgent::start(dir.path(), "s1").await;
+    none.receive(PEN, 1).await;
+    let (s, v) = none
+        .post(
+            "/v1/sales",
+            sale(json!({"approver": "Ann", "reason": "r", "pin": "4711"})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (403, Some("approval_refused")),
+        "{v}"
+    );
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("no manager is configured"),
+        "{v}"
+    );
+    none.stop().await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let a =
+        TestAgent::start_with_managers(dir.path(), "s1", &[("ann", "4711"), ("bo", "0042")]).await;
+    a.receive(PEN, 1).await;
+    for approval in [
+        json!({"approver": "ann", "reason": "r"}),
+        json!({"approver": "ann", "reason": "r", "pin": "1234"}),
+        json!({"approver": "eve", "reason": "r", "pin": "4711"}),
+    ] {
+        let (s, v) = a.post("/v1/sales", sale(approval.clone())).await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (403, Some("approval_refused")),
+            "{approval}: {v}"
+        );
+    }
+    assert_eq!(a.on_hand(PEN).await, 1, "nothing was sold");
+    let (_, status) = a.get("/v1/status").await;
+    assert_eq!(status["outbox_events"], 1, "only the receipt: {status}");
+    // Ann has one wrong PIN so far (a missing PIN is not a guess); four
+    // more lock her out.
+    for _ in 0..4 {
+        let (s, _) = a
+            .post(
+                "/v1/sales",
+                sale(json!({"approver": "ann", "reason": "r", "pin": "0000"})),
+            )
+            .await;
+        assert_eq!(s, 403);
+    }
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/sales", a.addr))
+        .json(&sale(
+            json!({"approver": "ann", "reason": "r", "pin": "4711"}),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=30).contains(&retry), "{retry}");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "approval_locked", "{v}");
+    let (s, v) = a
+        .post(
+            "/v1/sales",
+            sale(json!({"approver": "bo", "reason": "on the shelf", "pin": "0042"})),
+        )
+        .await;
+    assert_eq!(s, 201, "another manager approves: {v}");
+    assert_eq!(a.on_hand(PEN).await, 0);
+    let (_, metrics) = a.client.get_text("/metrics").await.unwrap();
+    assert!(
+        metrics.contains("tally_agent_approvals_total{outcome=\"refused\"} 8"),
+        "{metrics}"
+    );
     a.stop().await.unwrap();
 }
 

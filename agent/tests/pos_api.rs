@@ -44,7 +44,7 @@ async fn catalog_lookup_by_any_gtin_form() {
 #[tokio::test]
 async fn refused_sale_then_override_under_the_same_id() {
     let dir = tempfile::tempdir().unwrap();
-    let a = TestAgent::start(dir.path(), "s1").await;
+    let a = TestAgent::start_with_managers(dir.path(), "s1", &[("Ann", "4711")]).await;
     a.receive(GUM, 1).await;
     a.receive(PEN, 5).await;
     let id = "0190a5e0-0000-7000-8000-0000000000aa";
@@ -66,7 +66,8 @@ async fn refused_sale_then_override_under_the_same_id() {
     assert_eq!(a.on_hand(PEN).await, 5);
 
     let mut with_override = sale.clone();
-    with_override["override"] = json!({"approver": "Ann", "reason": "two on the shelf"});
+    with_override["override"] =
+        json!({"approver": "Ann", "reason": "two on the shelf", "pin": "4711"});
     let (s, first) = a.post("/v1/sales", with_override.clone()).await;
     assert_eq!(s, 201, "{first}");
     assert_eq!(first["sale_id"], id);

@@ -42,11 +42,24 @@ impl Drop for Agent {
     }
 }
 
+/// The PIN of the store's manager, Ann.
+const MANAGER_PIN: &str = "4711";
+
 fn start_agent(data: &Path) -> Agent {
+    // Manager Ann approves overrides with PIN 4711 (a cheap hash: a test).
+    let config = data.with_extension("toml");
+    let hash = tally_agent::managers::hash_pin_cheap(MANAGER_PIN).unwrap();
+    std::fs::write(
+        &config,
+        format!("[[managers]]\nid = \"Ann\"\npin_argon2 = \"{hash}\"\n"),
+    )
+    .unwrap();
     let mut child = Command::new(BIN)
         .args(["run", "--listen", "127.0.0.1:0", "--store-id", "store-pos"])
         .arg("--data-dir")
         .arg(data)
+        .arg("--config")
+        .arg(&config)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -393,6 +406,10 @@ fn cashier_sells_overrides_and_quits_under_tmux() {
     tmux.keys(&["Enter"]);
     tmux.wait_for("Reason: _");
     tmux.type_text("two on the shelf");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("Manager's PIN: _");
+    tmux.type_text(MANAGER_PIN);
+    tmux.wait_for("Manager's PIN: ****");
     tmux.keys(&["Enter"]);
     let receipt = tmux.wait_all(
         &[

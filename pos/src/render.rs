@@ -297,7 +297,9 @@ fn help_text(s: &PosState) -> String {
         Some(Dialog::Sending) => "Waiting for the agent…",
         Some(Dialog::Refused(r)) if r.can_override => "O manager override  Esc back to basket",
         Some(Dialog::Refused(_)) | Some(Dialog::Invalid { .. }) => "Esc back to basket",
-        Some(Dialog::OverrideApprover { .. }) | Some(Dialog::OverrideReason { .. }) => {
+        Some(Dialog::OverrideApprover { .. })
+        | Some(Dialog::OverrideReason { .. })
+        | Some(Dialog::OverridePin { .. }) => {
             "Type, Enter next  Esc back"
         }
         Some(Dialog::InDoubt { .. }) => "R retry (same id)  Esc back (basket locked)  F8 discard",
@@ -424,6 +426,21 @@ fn draw_dialog(frame: &mut Frame<'_>, s: &PosState, d: &Dialog, area: Rect) {
                 format!("Approving manager: {approver}"),
                 String::new(),
                 field("Reason: ", input),
+            ],
+        ),
+        Dialog::OverridePin {
+            refused,
+            approver,
+            reason,
+            input,
+        } => (
+            " MANAGER OVERRIDE ".into(),
+            Color::Yellow,
+            vec![
+                refusal_summary(s, &refused.why),
+                format!("Approving manager: {approver}"),
+                format!("Reason: {reason}"),
+                field("Manager's PIN: ", &"*".repeat(input.chars().count())),
             ],
         ),
         Dialog::Invalid { message } => (

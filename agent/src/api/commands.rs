@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tally_agent_api::answers::{CatalogImported, Recorded};
 use tally_agent_api::requests::{
-    CountRequest, LineBody, ReceiptRequest, ReturnRequest, SaleRequest,
+    CountRequest, LineBody, OverrideRequest, ReceiptRequest, ReturnRequest, SaleRequest,
 };
-use tally_sync::command::{Command, LineIn, Outcome, ReceiptLine};
+use tally_sync::command::{Approval, Command, LineIn, Outcome, ReceiptLine};
 use tally_sync::message::CatalogRequest;
 use tally_sync::{Epc, Gtin};
 
@@ -89,13 +89,49 @@ pub(super) async fn post_sale(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SaleRequest>,
 ) -> Result<Response, ErrorAnswer> {
+    let lines = lines(body.lines)?;
+    let approval = match body.override_ {
+        Some(o) => Some(approved(&state, o).await?),
+        None => None,
+    };
     let cmd = Command::Sale {
         id: body.sale_id,
-        lines: lines(body.lines)?,
+        lines,
         tenders: body.tenders,
-        approval: body.override_,
+        approval,
     };
     submit(&state, cmd).await
+}
+
+/// A manager's approval, once the manager's PIN is checked (on the
+/// blocking pool: Argon2 is CPU work). An approval without approver or
+/// reason goes on to the command core, which answers it 422.
+async fn approved(state: &AppState, o: OverrideRequest) -> Result<Approval, ErrorAnswer> {
+    let approval = o.approval();
+    if approval.approver.trim().is_empty() || approval.reason.trim().is_empty() {
+        return Ok(approval);
+    }
+    let managers = state.managers.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        managers.verify(
+            o.approver.trim(),
+            o.pin.as_deref(),
+            std::time::Instant::now(),
+        )
+    })
+    .await
+    .map_err(|e| ErrorAnswer::Unavailable(e.to_string()))?;
+    match checked {
+        Ok(()) => {
+            state.metrics.approval(true);
+            Ok(approval)
+        }
+        Err(e) => {
+            state.metrics.approval(false);
+            tracing::warn!(approver = %approval.approver, why = %e, "Manager approval refused.");
+            Err(ErrorAnswer::Approval(e))
+        }
+    }
 }
 
 pub(super) async fn post_return(

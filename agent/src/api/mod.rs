@@ -43,6 +43,7 @@ pub use json::ApiJson;
 
 use crate::commit::{CommitError, Committer};
 use crate::config::ApiConfig;
+use crate::managers::{ApprovalError, Managers};
 use crate::metrics::Metrics;
 use crate::status::SyncStatus;
 use crate::store::AgentDb;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Sync status, set by the sync client.
     pub sync: Arc<SyncStatus>,
+    /// Managers who may approve overrides.
+    pub managers: Arc<Managers>,
 }
 
 /// The API's router with its body limit, request timeout and admission
@@ -114,6 +117,9 @@ pub enum ErrorAnswer {
     /// 408: the request (its body, or its command) took longer than the
     /// request timeout; retry with the same id.
     Timeout,
+    /// 403 (429 while the manager is locked out): a manager's approval was
+    /// not accepted; nothing was recorded.
+    Approval(ApprovalError),
 }
 
 impl From<CommitError> for ErrorAnswer {
@@ -150,6 +156,24 @@ impl IntoResponse for ErrorAnswer {
             ErrorAnswer::Unavailable(message) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorBody::new("unavailable", message),
+            ),
+            ErrorAnswer::Approval(ApprovalError::Locked(secs)) => {
+                let mut r = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(ErrorBody::new(
+                        "approval_locked",
+                        ApprovalError::Locked(secs).to_string(),
+                    )),
+                )
+                    .into_response();
+                if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+                    r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+                }
+                return r;
+            }
+            ErrorAnswer::Approval(e) => (
+                StatusCode::FORBIDDEN,
+                ErrorBody::new("approval_refused", e.to_string()),
             ),
             ErrorAnswer::Timeout => (
                 StatusCode::REQUEST_TIMEOUT,

@@ -36,6 +36,20 @@ impl TestAgent {
             .unwrap()
     }
 
+    /// Starts an agent for `store` on `dir` whose managers are `managers`
+    /// (id, PIN), their PINs hashed with cheap parameters.
+    pub async fn start_with_managers(dir: &Path, store: &str, managers: &[(&str, &str)]) -> Self {
+        let mut config = Config::new(dir, Some(parse_store_id(store).unwrap()));
+        config.managers = managers
+            .iter()
+            .map(|(id, pin)| tally_agent::config::ManagerConfig {
+                id: id.to_string(),
+                pin_argon2: tally_agent::managers::hash_pin_cheap(pin).unwrap(),
+            })
+            .collect();
+        Self::try_start(config).await.unwrap()
+    }
+
     /// Starts an agent with `config`; `Err` if it stopped with an error
     /// before answering.
     pub async fn try_start(config: Config) -> Result<Self, AgentError> {

@@ -4,8 +4,7 @@
 //! failure (in doubt, refused, invalid). Posting and answering are shared
 //! with returns (`returns`), whose requests go the same way.
 
-use tally_agent_api::{ApiError, LineBody, SaleRecorded, SaleRequest};
-use tally_sync::command::Approval;
+use tally_agent_api::{ApiError, LineBody, OverrideRequest, SaleRecorded, SaleRequest};
 use tally_sync::{EventId, Refusal, Tender};
 
 use super::{Dialog, Effect, Env, Key, Level, Mode, Pending, PosState, Why};
@@ -213,7 +212,11 @@ impl PosState {
 
     /// Posts the basket as a sale under the open id (a new one for the
     /// first post), with the tenders taken and a manager's `override_`.
-    pub(super) fn post_sale(&mut self, override_: Option<Approval>, env: &Env) -> Vec<Effect> {
+    pub(super) fn post_sale(
+        &mut self,
+        override_: Option<OverrideRequest>,
+        env: &Env,
+    ) -> Vec<Effect> {
         let sale_id = *self.event_id.get_or_insert(env.fresh_id);
         let req = SaleRequest {
             sale_id: Some(sale_id),

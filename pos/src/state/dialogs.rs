@@ -59,6 +59,18 @@ pub enum Dialog {
         /// Typed.
         input: String,
     },
+    /// Override: the approving manager's PIN (shown masked, never kept
+    /// beyond the post).
+    OverridePin {
+        /// The refusal being overridden.
+        refused: Refused,
+        /// Approver.
+        approver: String,
+        /// Reason.
+        reason: String,
+        /// Typed.
+        input: String,
+    },
     /// The agent found the request invalid (422).
     Invalid {
         /// The agent's message.
@@ -96,7 +108,13 @@ impl PosState {
                 refused,
                 approver,
                 input,
-            } => self.reason_key(refused, approver, input, key, env),
+            } => self.reason_key(refused, approver, input, key),
+            Dialog::OverridePin {
+                refused,
+                approver,
+                reason,
+                input,
+            } => self.pin_key(refused, approver, reason, input, key, env),
             Dialog::Invalid { message } => self.invalid_key(message, key),
             Dialog::InDoubt { error } => self.in_doubt_key(error, key),
             Dialog::Receipt(receipt) => self.receipt_key(receipt, key),

@@ -1,11 +1,10 @@
 //! Refusals and the manager override: the dialog that says why the agent
 //! refused a post (409) and that nothing was recorded, the stock figures
-//! behind an `insufficient_stock`, the override (approving manager, then
-//! reason; the same sale re-posted under its id), and the way back to the
+//! behind an `insufficient_stock`, the override (approving manager, reason,
+//! then the manager's PIN; the same sale re-posted under its id), and the way back to the
 //! basket from a refusal or an invalid request.
 
-use tally_agent_api::{ErrorBody, Stock};
-use tally_sync::command::Approval;
+use tally_agent_api::{ErrorBody, OverrideRequest, Stock};
 use tally_sync::Refusal;
 
 use super::{Dialog, Effect, Env, Key, Level, PosState};
@@ -104,15 +103,13 @@ impl PosState {
         }
     }
 
-    /// Override, second step: the reason (required); then the same sale
-    /// is posted again, under its id, with the approval.
+    /// Override, second step: the reason (required).
     pub(super) fn reason_key(
         &mut self,
         refused: Refused,
         approver: String,
         input: String,
         key: Key,
-        env: &Env,
     ) -> Vec<Effect> {
         match key {
             Key::Esc => self.show(Dialog::OverrideApprover {
@@ -129,17 +126,55 @@ impl PosState {
             }
             Key::Enter => {
                 self.notice = None;
-                self.post_sale(
-                    Some(Approval {
-                        approver,
-                        reason: input.trim().to_string(),
-                    }),
-                    env,
-                )
+                self.show(Dialog::OverridePin {
+                    refused,
+                    approver,
+                    reason: input.trim().to_string(),
+                    input: String::new(),
+                })
             }
             k => self.show(Dialog::OverrideReason {
                 refused,
                 approver,
+                input: super::dialogs::edit(input, k),
+            }),
+        }
+    }
+
+    /// Override, third step: the manager types their PIN (required); then
+    /// the same sale is posted again, under its id, with the approval.
+    pub(super) fn pin_key(
+        &mut self,
+        refused: Refused,
+        approver: String,
+        reason: String,
+        input: String,
+        key: Key,
+        env: &Env,
+    ) -> Vec<Effect> {
+        match key {
+            Key::Esc => self.show(Dialog::OverrideReason {
+                refused,
+                approver,
+                input: reason,
+            }),
+            Key::Enter if input.is_empty() => {
+                self.notify(Level::Error, "The approving manager types their PIN.");
+                self.show(Dialog::OverridePin {
+                    refused,
+                    approver,
+                    reason,
+                    input,
+                })
+            }
+            Key::Enter => {
+                self.notice = None;
+                self.post_sale(Some(OverrideRequest::new(&approver, &reason, &input)), env)
+            }
+            k => self.show(Dialog::OverridePin {
+                refused,
+                approver,
+                reason,
                 input: super::dialogs::edit(input, k),
             }),
         }

@@ -125,6 +125,8 @@ fn timeout_then_refusal_then_override_all_under_one_sale_id() {
     h.typed("Ann");
     h.key(Key::Enter);
     h.typed("on shelf");
+    h.key(Key::Enter);
+    h.typed("4711");
     let e = h.key(Key::Enter);
     settle(&mut h, &api, e);
     assert!(matches!(h.s.dialog, Some(Dialog::Receipt(_))));

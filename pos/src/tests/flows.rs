@@ -267,7 +267,8 @@ fn refusal_then_manager_override_reposts_the_same_sale() {
         panic!()
     };
     assert_eq!(r.stock.map(|s| s.others_rights), Some(2));
-    // Override: approver, reason (both required), then the same sale again.
+    // Override: approver, reason, the manager's PIN (all required), then
+    // the same sale again.
     h.key(Key::Char('o'));
     h.key(Key::Enter);
     assert!(matches!(h.s.dialog, Some(Dialog::OverrideApprover { .. })));
@@ -276,14 +277,21 @@ fn refusal_then_manager_override_reposts_the_same_sale() {
     assert!(matches!(h.s.dialog, Some(Dialog::OverrideReason { .. })));
     assert!(h.key(Key::Enter).is_empty(), "a reason is required");
     h.typed("units on the shelf");
+    h.key(Key::Enter);
+    assert!(matches!(h.s.dialog, Some(Dialog::OverridePin { .. })));
+    assert!(h.key(Key::Enter).is_empty(), "a PIN is required");
+    h.typed("4711");
+    let screen = super::screens::text(&h.s);
+    assert!(screen.contains("Manager's PIN: ****"), "masked:\n{screen}");
+    assert!(!screen.contains("4711"), "never shown:\n{screen}");
     let second = Harness::post(&h.key(Key::Enter));
     assert_eq!(second.sale_id, first.sale_id);
     assert_eq!(second.lines, first.lines);
     assert_eq!(second.tenders, first.tenders);
     let o = second.override_.clone().unwrap();
     assert_eq!(
-        (o.approver.as_str(), o.reason.as_str()),
-        ("Ann", "units on the shelf")
+        (o.approver.as_str(), o.reason.as_str(), o.pin.as_deref()),
+        ("Ann", "units on the shelf", Some("4711"))
     );
     h.act(Action::SaleDone {
         sale_id: second.sale_id,
@@ -313,6 +321,8 @@ fn a_refused_override_cannot_be_overridden_again() {
     h.typed("Ann");
     h.key(Key::Enter);
     h.typed("tag misread");
+    h.key(Key::Enter);
+    h.typed("4711");
     let second = Harness::post(&h.key(Key::Enter));
     h.act(Action::SaleDone {
         sale_id: second.sale_id,

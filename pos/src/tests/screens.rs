@@ -20,7 +20,7 @@ fn screen(s: &PosState, w: u16, h: u16) -> Vec<String> {
         .collect()
 }
 
-fn text(s: &PosState) -> String {
+pub(super) fn text(s: &PosState) -> String {
     screen(s, 80, 24).join("\n")
 }
 

@@ -1,0 +1,284 @@
+//! Managers' credentials: who may approve what a cashier alone may not
+//! (a sale beyond the store's rights). Each manager's PIN or password is
+//! kept in the store's configuration as an Argon2id hash (a PHC string,
+//! `tally-agent manager-pin` makes one), never in clear; an approval names
+//! the manager and carries the PIN, which is checked here and never
+//! recorded (the event records the manager's id).
+//!
+//! PINs are short, so guessing is slowed where it happens: after
+//! [`FREE_FAILURES`] wrong PINs in a row for one manager, that manager's
+//! approvals are refused for a lockout that doubles with each further
+//! failure (from 30 s up to 15 min), whatever the PIN; a right PIN ends
+//! the streak. An unknown manager costs the same hash as a known one, so
+//! timing does not tell which ids exist.
+//!
+//! [`Managers::verify`] is CPU work (tens of milliseconds with the
+//! default parameters): call it on the blocking pool.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+
+use crate::config::ManagerConfig;
+
+/// Wrong PINs in a row allowed before a manager is locked out.
+pub const FREE_FAILURES: u32 = 5;
+/// The first lockout; each further failure doubles it.
+const FIRST_LOCKOUT: Duration = Duration::from_secs(30);
+/// The longest lockout.
+const MAX_LOCKOUT: Duration = Duration::from_secs(15 * 60);
+
+/// Why an approval was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApprovalError {
+    /// The store has no manager configured: nobody can approve.
+    #[error("no manager is configured at this store ([[managers]] in the agent's configuration; tally-agent manager-pin)")]
+    NoManagers,
+    /// The approval carries no PIN.
+    #[error("the approving manager's PIN is required")]
+    MissingPin,
+    /// Unknown manager or wrong PIN (not told apart).
+    #[error("manager or PIN not accepted")]
+    Refused,
+    /// Too many wrong PINs for this manager: try again after the lockout.
+    #[error("too many wrong PINs for this manager; try again in {0} s")]
+    Locked(u64),
+}
+
+/// A configuration entry that is not a usable hash.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("manager {id}: pin_argon2 is not an Argon2 hash (PHC string): {why}")]
+pub struct BadHash {
+    /// The manager.
+    pub id: String,
+    /// Why.
+    pub why: String,
+}
+
+/// The store's managers and their failed attempts.
+#[derive(Debug)]
+pub struct Managers {
+    hashes: HashMap<String, String>,
+    dummy: String,
+    failures: Mutex<HashMap<String, Streak>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Streak {
+    wrong: u32,
+    locked_until: Option<Instant>,
+}
+
+impl Managers {
+    /// From the configuration's entries (each hash checked).
+    pub fn new(entries: &[ManagerConfig]) -> Result<Self, BadHash> {
+        let mut hashes = HashMap::new();
+        for m in entries {
+            PasswordHash::new(&m.pin_argon2).map_err(|e| BadHash {
+                id: m.id.clone(),
+                why: e.to_string(),
+            })?;
+            hashes.insert(m.id.clone(), m.pin_argon2.clone());
+        }
+        // What an unknown id is checked against: the same cost as the
+        // first manager's hash (or the defaults).
+        let dummy = entries
+            .first()
+            .map(|m| m.pin_argon2.clone())
+            .unwrap_or_default();
+        Ok(Self {
+            hashes,
+            dummy,
+            failures: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Whether any manager is configured.
+    pub fn any(&self) -> bool {
+        !self.hashes.is_empty()
+    }
+
+    /// Checks that `manager`'s PIN is `pin` (at `now`): Ok, or why not.
+    /// Counts failures and locks out as the module docs say.
+    pub fn verify(
+        &self,
+        manager: &str,
+        pin: Option<&str>,
+        now: Instant,
+    ) -> Result<(), ApprovalError> {
+        if self.hashes.is_empty() {
+            return Err(ApprovalError::NoManagers);
+        }
+        let pin = pin
+            .filter(|p| !p.is_empty())
+            .ok_or(ApprovalError::MissingPin)?;
+        if let Some(until) = self.streak(manager).locked_until {
+            if until > now {
+                return Err(ApprovalError::Locked(
+                    until.saturating_duration_since(now).as_secs().max(1),
+                ));
+            }
+        }
+        let (hash, known) = match self.hashes.get(manager) {
+            Some(h) => (h.as_str(), true),
+            None => (self.dummy.as_str(), false),
+        };
+        let matches = PasswordHash::new(hash)
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(pin.as_bytes(), &h)
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        if matches && known {
+            self.record(manager, None);
+            return Ok(());
+        }
+        if known {
+            self.record(manager, Some(now));
+        }
+        Err(ApprovalError::Refused)
+    }
+
+    fn streak(&self, manager: &str) -> Streak {
+        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures.get(manager).copied().unwrap_or(Streak {
+            wrong: 0,
+            locked_until: None,
+        })
+    }
+
+    /// A right PIN (`None`) ends the streak; a wrong one at `at` adds to
+    /// it and, past the free failures, locks the manager out.
+    fn record(&self, manager: &str, wrong_at: Option<Instant>) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(at) = wrong_at else {
+            failures.remove(manager);
+            return;
+        };
+        let streak = failures.entry(manager.to_string()).or_insert(Streak {
+            wrong: 0,
+            locked_until: None,
+        });
+        streak.wrong = streak.wrong.saturating_add(1);
+        if streak.wrong >= FREE_FAILURES {
+            let doublings = (streak.wrong - FREE_FAILURES).min(16);
+            let lockout = FIRST_LOCKOUT
+                .saturating_mul(1u32 << doublings)
+                .min(MAX_LOCKOUT);
+            streak.locked_until = Some(at + lockout);
+        }
+    }
+}
+
+/// An Argon2id hash of `pin` with the default parameters (19 MiB, 2
+/// passes), as a PHC string for `pin_argon2`.
+pub fn hash_pin(pin: &str) -> Result<String, String> {
+    hash_pin_with(pin, Argon2::default())
+}
+
+/// An Argon2id hash of `pin` with cheap parameters (tests only: fast in
+/// debug builds, worthless against guessing).
+pub fn hash_pin_cheap(pin: &str) -> Result<String, String> {
+    let params = argon2::Params::new(256, 1, 1, None).map_err(|e| e.to_string())?;
+    hash_pin_with(
+        pin,
+        Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params),
+    )
+}
+
+fn hash_pin_with(pin: &str, argon: Argon2<'_>) -> Result<String, String> {
+    let mut salt = [0u8; 16];
+    use rand::RngCore;
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut salt)
+        .map_err(|e| e.to_string())?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+    argon
+        .hash_password(pin.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn managers() -> Managers {
+        let entry = |id: &str, pin: &str| ManagerConfig {
+            id: id.into(),
+            pin_argon2: hash_pin_cheap(pin).unwrap_or_default(),
+        };
+        Managers::new(&[entry("ann", "4711"), entry("bo", "0000")])
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_right_pin_of_a_known_manager_approves() {
+        let m = managers();
+        let now = Instant::now();
+        assert_eq!(m.verify("ann", Some("4711"), now), Ok(()));
+        assert_eq!(
+            m.verify("ann", Some("0000"), now),
+            Err(ApprovalError::Refused)
+        );
+        assert_eq!(
+            m.verify("bo", Some("4711"), now),
+            Err(ApprovalError::Refused)
+        );
+        assert_eq!(
+            m.verify("eve", Some("4711"), now),
+            Err(ApprovalError::Refused)
+        );
+        assert_eq!(m.verify("ann", None, now), Err(ApprovalError::MissingPin));
+        assert_eq!(
+            m.verify("ann", Some(""), now),
+            Err(ApprovalError::MissingPin)
+        );
+    }
+
+    #[test]
+    fn wrong_pins_lock_the_manager_out_and_the_lockout_grows() {
+        let m = managers();
+        let t0 = Instant::now();
+        for _ in 0..FREE_FAILURES {
+            assert_eq!(m.verify("ann", Some("1"), t0), Err(ApprovalError::Refused));
+        }
+        // Locked now, even with the right PIN; another manager is not.
+        assert_eq!(
+            m.verify("ann", Some("4711"), t0),
+            Err(ApprovalError::Locked(30))
+        );
+        assert_eq!(m.verify("bo", Some("0000"), t0), Ok(()));
+        // After the lockout, one more wrong PIN locks for twice as long.
+        let t1 = t0 + Duration::from_secs(31);
+        assert_eq!(m.verify("ann", Some("1"), t1), Err(ApprovalError::Refused));
+        assert_eq!(
+            m.verify("ann", Some("4711"), t1),
+            Err(ApprovalError::Locked(60))
+        );
+        // The right PIN after that ends the streak.
+        let t2 = t1 + Duration::from_secs(61);
+        assert_eq!(m.verify("ann", Some("4711"), t2), Ok(()));
+        assert_eq!(m.verify("ann", Some("1"), t2), Err(ApprovalError::Refused));
+        assert_eq!(m.verify("ann", Some("4711"), t2), Ok(()));
+    }
+
+    #[test]
+    fn without_managers_nobody_approves_and_bad_hashes_are_refused() {
+        let none = Managers::new(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!none.any());
+        assert_eq!(
+            none.verify("ann", Some("4711"), Instant::now()),
+            Err(ApprovalError::NoManagers)
+        );
+        let bad = ManagerConfig {
+            id: "ann".into(),
+            pin_argon2: "4711".into(),
+        };
+        assert!(Managers::new(&[bad]).is_err());
+    }
+}
