@@ -439,3 +439,24 @@ fn an_event_touching_a_tag_with_a_long_history_costs_what_a_fresh_one_does() {
         "{first:?} → {last:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_for_rights_cannot_grow_stock_either() {
+    let hub = TestHub::start(|_| {}).await;
+    let c1 = hub.store_client(&hub.enroll("s1"));
+    let admin = hub.admin();
+    let g = gtin(1);
+    let mut store = SimStore::new("s1", 1);
+    store.receive(g, 10);
+    store.sync_all(&c1, 10).await;
+    let before = shown(&admin, &[g]).await;
+    // Own entries claiming 500 units more than any receipt.
+    let mut req = store.rights_request(EventId::v7(SystemClock.now_ms(), [7; 10]), g, 1);
+    req.own = BoundedCounter::from_entries([(s1(), 510)], [], []);
+    let grant = c1.rights(&req).await.unwrap();
+    assert_eq!(grant.granted, 0);
+    let (_, stock) = admin.get(&format!("/v1/stock/{g}")).await;
+    assert_eq!(stock["stores"]["s1"]["on_hand"], 10, "{stock}");
+    assert_eq!(stock, before["stock"][g.to_string()]);
+    hub.stop().await;
+}
