@@ -460,3 +460,91 @@ async fn a_request_for_rights_cannot_grow_stock_either() {
     assert_eq!(stock, before["stock"][g.to_string()]);
     hub.stop().await;
 }
+
+/// Every row of the hub's content tables, as text.
+fn content_rows(hub: &RedbHub) -> Vec<String> {
+    use tally_store::redb::{ReadableDatabase, ReadableTable, TableDefinition};
+    let r = hub.db().raw().begin_read().unwrap();
+    let mut out = Vec::new();
+    let state = r
+        .open_table(TableDefinition::<&[u8], &[u8]>::new("hub_epc_state"))
+        .unwrap();
+    for row in state.iter().unwrap() {
+        let (k, v) = row.unwrap();
+        out.push(format!(
+            "{:?} {}",
+            k.value(),
+            String::from_utf8_lossy(v.value())
+        ));
+    }
+    let rows = r
+        .open_table(TableDefinition::<(&[u8], u8, u128), &str>::new(
+            "hub_epc_rows",
+        ))
+        .unwrap();
+    for row in rows.iter().unwrap() {
+        let (k, v) = row.unwrap();
+        out.push(format!("{:?} {}", k.value(), v.value()));
+    }
+    let explained = r
+        .open_table(TableDefinition::<(&str, u64), (u64, u64)>::new(
+            "hub_explained",
+        ))
+        .unwrap();
+    for row in explained.iter().unwrap() {
+        let (k, v) = row.unwrap();
+        out.push(format!("{:?} {:?}", k.value(), v.value()));
+    }
+    out
+}
+
+#[test]
+fn an_older_hub_database_gets_its_content_tables_filled_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("hub.redb");
+    let settings = tally_hub::storage::redb::SyncSettings {
+        policy: ReservePolicy::default(),
+        limits: HubLimits::default(),
+        catalog_page: 10_000,
+    };
+    let now = 1_750_000_100_000;
+    let (mut s1, mut s2) = (SimStore::new("s1", 1), SimStore::new("s2", 2));
+    let before = {
+        let hub = RedbHub::open(&path, settings).unwrap();
+        s1.receive(gtin(1), 5);
+        s2.receive(gtin(1), 5);
+        s1.sell_epc(gtin(1), EPC_SOLD).unwrap();
+        s2.sell_epc(gtin(1), EPC_SOLD).unwrap();
+        s1.sell(gtin(1), 2).unwrap();
+        s1.sync_in_storage(&hub, now);
+        s2.sync_in_storage(&hub, now);
+        content_rows(&hub)
+    };
+    assert!(before.len() >= 5, "{before:?}");
+    // As a database from before these tables: none of them, no marker.
+    {
+        let db = tally_store::Db::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        use tally_store::redb::TableDefinition;
+        let raw = txn.raw();
+        let deleted = [
+            raw.delete_table(TableDefinition::<&[u8], &[u8]>::new("hub_epc_state")),
+            raw.delete_table(TableDefinition::<(&[u8], u8, u128), &str>::new(
+                "hub_epc_rows",
+            )),
+            raw.delete_table(TableDefinition::<(&str, u64), (u64, u64)>::new(
+                "hub_explained",
+            )),
+        ];
+        for d in deleted {
+            assert!(d.unwrap(), "a table was there to delete");
+        }
+        txn.put_meta("hub_content_v1", b"0").unwrap();
+        txn.commit().unwrap();
+    }
+    let hub = RedbHub::open(&path, settings).unwrap();
+    assert_eq!(content_rows(&hub), before);
+    // And the stores go on syncing.
+    s1.sell(gtin(1), 1).unwrap();
+    s1.sync_in_storage(&hub, now);
+}

@@ -19,7 +19,7 @@
 //! event order, each store's sums) and over each store's counters (a sum
 //! below what a counter's own entries already show is raised to it, so no
 //! state the hub accepted before is refused after). The meta key
-//! `hub_content_v1` marks it done.
+//! `hub_content_v1` set to `1` marks it done.
 //!
 //! [`MAX_LISTED_SALES`]: tally_sync::exchange::MAX_LISTED_SALES
 
@@ -238,7 +238,7 @@ pub(super) fn epcs_sold_twice(txn: &tally_store::ReadTxn) -> Result<Vec<Epc>, St
 pub(super) fn migrate(db: &Db) -> Result<(), StoreError> {
     {
         let txn = db.begin_write()?;
-        if txn.get_meta(MIGRATED)?.is_some() {
+        if txn.get_meta(MIGRATED)?.as_deref() == Some(b"1".as_slice()) {
             return txn.abort();
         }
     }
