@@ -76,7 +76,11 @@ fn check(hub: &RedbHub, acked: &Acked, settled: bool, seed: u64) {
     for row in &audit.rows {
         assert_eq!(row.oversold, 0, "{row:?} (seed {seed})");
         if settled {
-            assert_eq!(row.on_hand, row.on_hand_by_events, "{row:?} (seed {seed})");
+            assert_eq!(
+                u128::from(row.on_hand),
+                row.on_hand_by_events,
+                "{row:?} (seed {seed})"
+            );
         }
     }
 }

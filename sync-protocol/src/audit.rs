@@ -3,6 +3,10 @@
 //! The simulation and the end-to-end tests use these to check the model
 //! without trusting it: if the counters let a unit be sold twice, the
 //! events show more units leaving a location than ever arrived there.
+//!
+//! Sums are `u128`: each quantity is a `u64`, so no number of events a
+//! hub can hold makes a sum wrap (a wrapped sum could read 0 and hide a
+//! double sale), and the additions saturate besides.
 
 use std::collections::BTreeMap;
 
@@ -13,30 +17,30 @@ use crate::inventory::ItemKey;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Flow {
     /// Received, returned, counted up, or found by an override.
-    pub units_in: u64,
+    pub units_in: u128,
     /// Sold at a till.
-    pub sold: u64,
+    pub sold: u128,
     /// Ordered online.
-    pub ordered: u64,
+    pub ordered: u128,
     /// Counted down (shrink).
-    pub shrink: u64,
+    pub shrink: u128,
 }
 
 impl Flow {
     /// Units that left, by any way.
-    pub fn out(&self) -> u64 {
+    pub fn out(&self) -> u128 {
         self.sold
             .saturating_add(self.ordered)
             .saturating_add(self.shrink)
     }
 
     /// Units that left beyond what ever arrived: the double-sold units.
-    pub fn oversold(&self) -> u64 {
+    pub fn oversold(&self) -> u128 {
         self.out().saturating_sub(self.units_in)
     }
 
     /// What the events say should be on hand (clamped at 0).
-    pub fn on_hand(&self) -> u64 {
+    pub fn on_hand(&self) -> u128 {
         self.units_in.saturating_sub(self.out())
     }
 }
@@ -68,7 +72,7 @@ impl FlowTally {
                 .or_default())
         };
         for line in &e.lines {
-            let q = line.qty;
+            let q = u128::from(line.qty);
             match &e.kind {
                 EventKind::Sale { .. } => {
                     flow(line.gtin, &mut |f| f.sold = f.sold.saturating_add(q))
@@ -96,7 +100,7 @@ impl FlowTally {
         {
             for s in &ov.shortfall {
                 flow(s.gtin, &mut |f| {
-                    f.units_in = f.units_in.saturating_add(s.units)
+                    f.units_in = f.units_in.saturating_add(u128::from(s.units))
                 });
             }
         }
@@ -110,6 +114,70 @@ impl FlowTally {
 
 /// Σ over (location, item) of units sold or ordered beyond units received.
 /// Zero is the promise.
-pub fn double_sold<'a>(events: impl IntoIterator<Item = &'a Event>) -> u64 {
-    flows(events).values().map(Flow::oversold).sum()
+pub fn double_sold<'a>(events: impl IntoIterator<Item = &'a Event>) -> u128 {
+    flows(events)
+        .values()
+        .fold(0u128, |sum, f| sum.saturating_add(f.oversold()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Line;
+    use crate::gtin::Gtin;
+    use crate::ids::{EventId, LocationId, ReplicaId};
+    use proptest::prelude::*;
+
+    fn event(n: u64, at: &str, kind: EventKind, qty: u64) -> Event {
+        Event {
+            id: EventId::v7(n, [0; 10]),
+            location: LocationId::new(at).unwrap(),
+            replica: ReplicaId::new(at).unwrap(),
+            at_ms: n,
+            kind,
+            lines: vec![Line {
+                gtin: Gtin::from_body(n % 3 + 1).unwrap(),
+                qty,
+                unit_price_minor: 0,
+                epc: None,
+            }],
+        }
+    }
+
+    fn sale() -> EventKind {
+        EventKind::Sale {
+            tenders: vec![],
+            override_: None,
+        }
+    }
+
+    proptest! {
+        /// One store's absurd quantities, whatever they are, cannot make
+        /// the chain's double-sold count read less than another store's
+        /// double sale: nothing wraps.
+        #[test]
+        fn absurd_quantities_elsewhere_cannot_hide_a_double_sale(
+            absurd in prop::collection::vec((any::<u64>(), any::<bool>()), 0..40),
+        ) {
+            // s1 received 1 unit of an item and sold it twice.
+            let mut events = vec![
+                event(0, "s1", EventKind::Receipt, 1),
+                event(3, "s1", sale(), 1),
+                event(6, "s1", sale(), 1),
+            ];
+            for (i, (qty, sells)) in absurd.into_iter().enumerate() {
+                let kind = if sells { sale() } else { EventKind::Receipt };
+                events.push(event(10 + i as u64, "evil", kind, qty));
+            }
+            prop_assert!(double_sold(&events) >= 1);
+        }
+    }
+
+    #[test]
+    fn sums_beyond_u64_are_kept() {
+        let events: Vec<Event> = (0..3)
+            .map(|i| event(i * 3, "s1", sale(), u64::MAX))
+            .collect();
+        assert_eq!(double_sold(&events), 3 * u128::from(u64::MAX));
+    }
 }

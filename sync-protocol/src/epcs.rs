@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::gtin::Gtin;
 use crate::ids::{Epc, EventId, ReplicaId};
 
 /// A sale or return of one EPC: which event, recorded by whom.
@@ -159,6 +160,98 @@ impl EpcLedger {
     }
 }
 
+/// What the hub keeps per EPC, O(1) in size whatever the tag's history:
+/// how often it was sold and returned, the item it was first sold as, and
+/// whether it was ever sold twice. The sales and returns themselves are
+/// one row each beside it (an append, never a rewrite of the history).
+///
+/// Unlike [`EpcHistory::is_double_sold`], [`EpcState::double_sold`] is
+/// sticky: a later return does not make a double sale disappear from the
+/// audit (a store returning a tag it never sold cannot hide another's
+/// double sale).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpcState {
+    /// The item the tag was first sold as.
+    pub gtin: Option<Gtin>,
+    /// Sales of the tag.
+    pub sales: u64,
+    /// Returns of the tag.
+    pub returns: u64,
+    /// Whether it was ever sold while sold (more sales than returns + 1).
+    pub double_sold: bool,
+}
+
+/// Why the hub refuses the return of a tag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EpcReturnError {
+    /// No sale of the tag the hub knows of is still unreturned.
+    #[error("EPC {0} is not sold (as the hub knows it), so it cannot be returned")]
+    NotSold(Epc),
+    /// The tag was sold as another item than the return line names.
+    #[error("EPC {epc} was sold as {sold_as}, not {returned_as}")]
+    GtinMismatch {
+        /// The tag.
+        epc: Epc,
+        /// The item its sale named.
+        sold_as: Gtin,
+        /// The item the return line names.
+        returned_as: Gtin,
+    },
+}
+
+impl EpcState {
+    /// Sold and not returned.
+    pub fn is_sold(&self) -> bool {
+        self.sales > self.returns
+    }
+
+    fn over_sold(&self) -> bool {
+        self.sales > self.returns.saturating_add(1)
+    }
+
+    /// The state after one more sale as `gtin` (recorded whatever the
+    /// state: two partitioned stores may both sell a tag), and whether
+    /// this sale made the tag double-sold.
+    pub fn after_sale(&self, gtin: Gtin) -> (EpcState, bool) {
+        let was = self.over_sold();
+        let next = EpcState {
+            gtin: self.gtin.or(Some(gtin)),
+            sales: self.sales.saturating_add(1),
+            returns: self.returns,
+            double_sold: self.double_sold,
+        };
+        let newly = !was && next.over_sold();
+        (
+            EpcState {
+                double_sold: next.double_sold || newly,
+                ..next
+            },
+            newly,
+        )
+    }
+
+    /// The state after a return of `epc` as `gtin`, if the hub accepts
+    /// it: the tag is sold, as that item.
+    pub fn after_return(&self, epc: &Epc, gtin: Gtin) -> Result<EpcState, EpcReturnError> {
+        if !self.is_sold() {
+            return Err(EpcReturnError::NotSold(epc.clone()));
+        }
+        if let Some(sold_as) = self.gtin {
+            if sold_as != gtin {
+                return Err(EpcReturnError::GtinMismatch {
+                    epc: epc.clone(),
+                    sold_as,
+                    returned_as: gtin,
+                });
+            }
+        }
+        Ok(EpcState {
+            returns: self.returns.saturating_add(1),
+            ..*self
+        })
+    }
+}
+
 fn double(epc: &Epc, h: &EpcHistory) -> DoubleSale {
     DoubleSale {
         epc: epc.clone(),
@@ -192,6 +285,30 @@ mod tests {
         assert!(l.check_sellable(&epc).is_ok());
         assert!(l.record_sale(&epc, rec(3, "s1")).is_none());
         assert!(l.double_sold().is_empty());
+    }
+
+    #[test]
+    fn a_double_sale_stays_in_the_state_after_a_return() {
+        let epc = Epc::from_hex("3074257BF7194E4000001A85").unwrap();
+        let g = Gtin::from_body(1).unwrap();
+        let other = Gtin::from_body(2).unwrap();
+        let s = EpcState::default();
+        assert_eq!(
+            s.after_return(&epc, g),
+            Err(EpcReturnError::NotSold(epc.clone()))
+        );
+        let (s, newly) = s.after_sale(g);
+        assert!(!newly && s.is_sold());
+        assert!(matches!(
+            s.after_return(&epc, other),
+            Err(EpcReturnError::GtinMismatch { .. })
+        ));
+        let (s, newly) = s.after_sale(g);
+        assert!(newly && s.double_sold);
+        let s = s.after_return(&epc, g).unwrap();
+        assert!(s.double_sold, "a return does not hide the double sale");
+        let (_, newly) = s.after_sale(g);
+        assert!(newly, "sold twice again: reported again");
     }
 
     #[test]

@@ -6,11 +6,24 @@
 //! # Design constraints
 //! - [`hub_handle`] validates the *whole* request before writing anything:
 //!   identity (from the caller, i.e. the client certificate), every event's
-//!   origin and shape, and the counter delta with
-//!   [`crate::inventory::validate_delta_with`]. A forged or impossible
-//!   request is refused whole. The caller runs it inside one storage
-//!   transaction and commits only on `Ok`, so a refused or failed request
-//!   leaves nothing behind.
+//!   origin and shape, every new event's content
+//!   ([`crate::limits::check_event`], the agent's own rules) and date
+//!   ([`crate::limits::check_event_time`], against hub time), returns of
+//!   tagged items (only a tag the hub knows as sold, as the same item:
+//!   [`crate::epcs::EpcState::after_return`]), the demand's bounds, the
+//!   counter delta with [`crate::inventory::validate_delta_with`] (escrow:
+//!   ownership and rights), and that the store's own `P` and `N` entries
+//!   in the delta are explained by its events in this request or earlier
+//!   ones ([`crate::explain`]). A forged or impossible request is refused
+//!   whole. The caller runs it inside one storage transaction and commits
+//!   only on `Ok`, so a refused or failed request leaves nothing behind.
+//! - Cost is linear in the request, never in the store's history: the hub
+//!   keeps O(1)-sized running state per (store, item) ([`Explained`]) and
+//!   per EPC ([`EpcState`]) beside one row per (EPC, event)
+//!   ([`HubReplica`]).
+//! - Reported demand moves the hub's rights to the store only up to the
+//!   units the store reports it lost in refused sales
+//!   ([`SyncRequest::lost`], cumulative): [`effective_demand`].
 //! - Everything is idempotent: events are keyed by id, deltas merge by max,
 //!   acks and cursors are high-water marks. A duplicated or reordered
 //!   exchange changes nothing the first one did not.
@@ -22,15 +35,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::counter::BoundedCounter;
-use crate::epcs::{DoubleSale, EpcRecord};
+use crate::epcs::{DoubleSale, EpcRecord, EpcState};
 use crate::event::{Event, EventKind};
+use crate::explain::{self, Explained, Unexplained};
 use crate::gtin::Gtin;
 use crate::ids::{Epc, EventId, LocationId, ReplicaId};
 use crate::inventory::{validate_delta_with, Delta, DeltaEntry, DeltaViolation, ItemKey};
 use crate::journal::Inserted;
 use crate::ledger::check_lines;
+use crate::limits::{self, ContentError};
 use crate::message::{
-    Demand, RejectedEvent, ReserveTarget, SyncRequest, SyncResponse, PROTOCOL_VERSION,
+    Demand, LostSales, RejectedEvent, ReserveTarget, SyncRequest, SyncResponse, PROTOCOL_VERSION,
 };
 use crate::policy::{rebalance, Rebalance, RightsView};
 
@@ -64,6 +79,48 @@ pub trait ReplicaStore {
     fn record_epc_return(&mut self, epc: &Epc, record: EpcRecord) -> Result<(), Self::Error>;
 }
 
+/// Whether an EPC row records a sale or a return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EpcMove {
+    /// A sale of the tag.
+    Sale,
+    /// A return of the tag.
+    Return,
+}
+
+/// Most sales a double-sale report lists (the first ones recorded): the
+/// report costs the same however often a tag was sold.
+pub const MAX_LISTED_SALES: usize = 16;
+
+/// What the hub keeps beyond a [`ReplicaStore`] to check a store's
+/// requests in time linear in the request: events by id, per-EPC state
+/// with one row per (EPC, event), and per (location, item) what the
+/// location's store's own events explain. [`MemoryReplica`] implements it
+/// for the simulation and tests, the hub over redb.
+pub trait HubReplica: ReplicaStore {
+    /// Whether an event with this id is stored.
+    fn has_event(&self, id: &EventId) -> Result<bool, Self::Error>;
+    /// The state of `epc` (none if never sold or returned here).
+    fn epc_state(&self, epc: &Epc) -> Result<Option<EpcState>, Self::Error>;
+    /// Records one sale or return of `epc` (one row per event) and its
+    /// state after it.
+    fn put_epc(
+        &mut self,
+        epc: &Epc,
+        movement: EpcMove,
+        record: &EpcRecord,
+        state: &EpcState,
+    ) -> Result<(), Self::Error>;
+    /// Up to `limit` recorded sales of `epc`, in key order.
+    fn epc_sales(&self, epc: &Epc, limit: usize) -> Result<Vec<EpcRecord>, Self::Error>;
+    /// What the store at `key.location` has explained by its events so far
+    /// for `key` (zero if nothing).
+    fn explained(&self, key: &ItemKey) -> Result<Explained, Self::Error>;
+    /// Stores what the store's events explain for `key`.
+    fn put_explained(&mut self, key: &ItemKey, explained: Explained) -> Result<(), Self::Error>;
+}
+
 /// Who is syncing, as established by the transport (the client
 /// certificate), never by the message body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,13 +150,31 @@ pub enum SyncRefusal {
     #[error("forged or impossible counter update: {0}")]
     Delta(#[from] DeltaViolation),
     /// An event the store may not have recorded (another store's, an
-    /// online order) or a malformed one.
+    /// online order), a malformed one, one beyond the content bounds or
+    /// the hub's time window, or the return of a tag the hub does not know
+    /// as sold (as that item).
     #[error("event {id} refused: {reason}")]
     Event {
         /// The event.
         id: EventId,
         /// Why.
         reason: String,
+    },
+    /// Request content beyond the bounds that no single event carries
+    /// (the demand).
+    #[error("request refused: {0}")]
+    Content(ContentError),
+    /// The delta advances the store's own `P` or `N` entry of a counter
+    /// beyond what its events explain: stock (or its removal) with no
+    /// event behind it.
+    #[error("counter {gtin} at {location}: {unexplained}")]
+    Unexplained {
+        /// The counter's location.
+        location: LocationId,
+        /// The counter's item.
+        gtin: Gtin,
+        /// The entry and the numbers.
+        unexplained: Unexplained,
     },
 }
 
@@ -113,7 +188,8 @@ impl SyncRefusal {
             SyncRefusal::Delta(DeltaViolation::Counter { violation, .. }) => {
                 matches!(violation, crate::counter::Violation::ForeignEntry { .. })
             }
-            SyncRefusal::Event { .. } => false,
+            SyncRefusal::Unexplained { .. } => true,
+            SyncRefusal::Event { .. } | SyncRefusal::Content(_) => false,
         }
     }
 }
@@ -165,14 +241,15 @@ impl Default for HubLimits {
 pub type ReserveTargets = BTreeMap<Gtin, u64>;
 
 /// Handles one sync request at the hub. See the module docs. `targets`
-/// are the hub's reserve targets at the store's location now. The caller
-/// fills in the response's catalog fields.
-pub fn hub_handle<S: ReplicaStore>(
+/// are the hub's reserve targets at the store's location now, `now_ms`
+/// the hub's clock. The caller fills in the response's catalog fields.
+pub fn hub_handle<S: HubReplica>(
     store: &mut S,
     who: &Identity,
     req: &SyncRequest,
     targets: &ReserveTargets,
     limits: &HubLimits,
+    now_ms: u64,
 ) -> Result<(SyncResponse, HubOutcome), HandleError<S::Error>> {
     // 1. Validate everything before writing anything. A store may never
     // speak as the hub, whose entries it could then forge.
@@ -185,9 +262,8 @@ pub fn hub_handle<S: ReplicaStore>(
         }
         .into());
     }
-    for event in &req.events {
-        check_event_origin(who, event)?;
-    }
+    limits::check_demand(&req.demand).map_err(SyncRefusal::Content)?;
+    let explained = check_events(store, who, req, now_ms)?;
     validate_delta_with(&who.replica, &who.location, &req.delta, |k| {
         store.counter(k)
     })
@@ -195,8 +271,21 @@ pub fn hub_handle<S: ReplicaStore>(
         Ok(v) => HandleError::Refused(SyncRefusal::Delta(v)),
         Err(s) => HandleError::Storage(s),
     })?;
+    for entry in &req.delta.entries {
+        let x = match explained.get(&entry.key.gtin) {
+            Some(&x) => x,
+            None => store.explained(&entry.key).map_err(HandleError::Storage)?,
+        };
+        explain::check_own(&who.replica, &entry.counter, x).map_err(|unexplained| {
+            SyncRefusal::Unexplained {
+                location: entry.key.location.clone(),
+                gtin: entry.key.gtin,
+                unexplained,
+            }
+        })?;
+    }
 
-    // 2. Store events, EPCs and the delta.
+    // 2. Store events, EPCs, what they explain, and the delta.
     let mut outcome = HubOutcome::default();
     let mut rejected = Vec::new();
     for event in &req.events {
@@ -215,6 +304,10 @@ pub fn hub_handle<S: ReplicaStore>(
             }),
         }
     }
+    for (gtin, x) in explained {
+        let key = ItemKey::new(who.location.clone(), gtin);
+        store.put_explained(&key, x).map_err(HandleError::Storage)?;
+    }
     let mut touched: BTreeSet<Gtin> = BTreeSet::new();
     for entry in &req.delta.entries {
         let mut c = store.counter(&entry.key).map_err(HandleError::Storage)?;
@@ -231,7 +324,7 @@ pub fn hub_handle<S: ReplicaStore>(
     // 3. Rebalance: the hub executes the moves of its own rights. Items
     // with a target are considered on every sync, so a reserve follows
     // demand even where no counter changed.
-    let demand: BTreeMap<Gtin, u64> = req.demand.iter().map(|d| (d.gtin, d.units)).collect();
+    let demand = effective_demand(&req.demand, &req.lost);
     touched.extend(demand.keys().copied());
     touched.extend(targets.keys().copied());
     let hub = ReplicaId::hub();
@@ -304,7 +397,68 @@ fn check_event_origin(who: &Identity, event: &Event) -> Result<(), SyncRefusal> 
     Ok(())
 }
 
-fn record_epcs<S: ReplicaStore>(
+/// Validates the request's events: origin and shape of each; for each
+/// event new to the hub (not stored, not earlier in the request), its
+/// content, date and tagged returns, in order (a tag sold earlier in the
+/// same request may be returned by a later event). Returns, per item at
+/// the store's location, what the store's events explain once the new
+/// ones are added (items the new events do not touch are left out).
+fn check_events<S: HubReplica>(
+    store: &S,
+    who: &Identity,
+    req: &SyncRequest,
+    now_ms: u64,
+) -> Result<BTreeMap<Gtin, Explained>, HandleError<S::Error>> {
+    let mut seen: BTreeSet<EventId> = BTreeSet::new();
+    let mut explained: BTreeMap<Gtin, Explained> = BTreeMap::new();
+    let mut epcs: BTreeMap<&Epc, EpcState> = BTreeMap::new();
+    for event in &req.events {
+        check_event_origin(who, event)?;
+        if !seen.insert(event.id) || store.has_event(&event.id).map_err(HandleError::Storage)? {
+            continue; // a duplicate or a conflict: nothing of it is written
+        }
+        let refuse = |reason: String| SyncRefusal::Event {
+            id: event.id,
+            reason,
+        };
+        limits::check_event(event).map_err(|e| refuse(e.to_string()))?;
+        limits::check_event_time(event.at_ms, now_ms).map_err(|e| refuse(e.to_string()))?;
+        let effect = explain::effect(event).map_err(|e| refuse(e.to_string()))?;
+        for (gtin, x) in effect {
+            let sum = match explained.get(&gtin) {
+                Some(&s) => s,
+                None => store
+                    .explained(&ItemKey::new(who.location.clone(), gtin))
+                    .map_err(HandleError::Storage)?,
+            };
+            let sum = sum.plus(x).map_err(|e| refuse(e.to_string()))?;
+            explained.insert(gtin, sum);
+        }
+        for line in &event.lines {
+            let Some(epc) = &line.epc else { continue };
+            let state = match epcs.get(epc) {
+                Some(&s) => s,
+                None => store
+                    .epc_state(epc)
+                    .map_err(HandleError::Storage)?
+                    .unwrap_or_default(),
+            };
+            let next = match event.kind {
+                EventKind::Sale { .. } => state.after_sale(line.gtin).0,
+                EventKind::Return { .. } => state
+                    .after_return(epc, line.gtin)
+                    .map_err(|e| refuse(e.to_string()))?,
+                _ => continue,
+            };
+            epcs.insert(epc, next);
+        }
+    }
+    Ok(explained)
+}
+
+/// Records the EPCs of a new event: one row each, and the tag's new state
+/// (validated by [`check_events`]).
+fn record_epcs<S: HubReplica>(
     store: &mut S,
     event: &Event,
     outcome: &mut HubOutcome,
@@ -315,17 +469,54 @@ fn record_epcs<S: ReplicaStore>(
             event: event.id,
             replica: event.replica.clone(),
         };
+        let state = store.epc_state(epc)?.unwrap_or_default();
         match event.kind {
             EventKind::Sale { .. } => {
-                if let Some(d) = store.record_epc_sale(epc, record)? {
-                    outcome.double_sales.push(d);
+                let (next, newly_double) = state.after_sale(line.gtin);
+                store.put_epc(epc, EpcMove::Sale, &record, &next)?;
+                if newly_double {
+                    outcome.double_sales.push(DoubleSale {
+                        epc: epc.clone(),
+                        sales: store.epc_sales(epc, MAX_LISTED_SALES)?,
+                    });
                 }
             }
-            EventKind::Return { .. } => store.record_epc_return(epc, record)?,
+            EventKind::Return { .. } => {
+                // Checked before anything was written; a tag that fails it
+                // here would be a bug, and is recorded as it is.
+                let next = state.after_return(epc, line.gtin).unwrap_or(EpcState {
+                    returns: state.returns.saturating_add(1),
+                    ..state
+                });
+                store.put_epc(epc, EpcMove::Return, &record, &next)?;
+            }
             _ => {}
         }
     }
     Ok(())
+}
+
+/// The demand the hub acts on: each item's reported units, in order, as
+/// long as the total stays within the units the store reports it lost in
+/// refused sales (the sum over reasons of its cumulative `lost` totals,
+/// each reason once).
+/// A store cannot draw on the hub's reserve by demand it does not also
+/// report as refused sales, which the hub shows per store.
+pub fn effective_demand(demand: &[Demand], lost: &[LostSales]) -> BTreeMap<Gtin, u64> {
+    let mut totals = crate::lost::ByReason::<crate::lost::Lost>::default();
+    totals.merge(lost); // a reason listed twice counts once
+    let mut left = crate::lost::REASONS
+        .iter()
+        .fold(0u64, |sum, &r| sum.saturating_add(totals.get(r).units));
+    let mut out = BTreeMap::new();
+    for d in demand {
+        let units = d.units.min(left);
+        left -= units;
+        if units > 0 {
+            out.insert(d.gtin, units);
+        }
+    }
+    out
 }
 
 /// What the policy sees of a counter, for store `store`.
@@ -376,10 +567,17 @@ pub fn store_request(
         events_upto,
         hub_cursor: cursors.hub_cursor,
         catalog_cursor: cursors.catalog_cursor,
+        // Within the hub's bounds (`limits::check_demand`); what is left
+        // out stays for the next request (the store subtracts only what it
+        // sent).
         demand: demand
             .iter()
             .filter(|(_, &units)| units > 0)
-            .map(|(&gtin, &units)| Demand { gtin, units })
+            .take(limits::MAX_DEMAND_ITEMS)
+            .map(|(&gtin, &units)| Demand {
+                gtin,
+                units: units.min(limits::MAX_DEMAND_UNITS),
+            })
             .collect(),
         lost: Vec::new(),
     }
@@ -458,8 +656,56 @@ pub struct MemoryReplica {
     pub inventory: crate::inventory::Inventory,
     /// Events.
     pub journal: crate::journal::Journal,
-    /// Sold EPCs.
+    /// Sold EPCs (as a store keeps them, and the hub's rows per event).
     pub epcs: crate::epcs::EpcLedger,
+    /// The hub's state per EPC ([`HubReplica`]).
+    pub epc_states: BTreeMap<Epc, EpcState>,
+    /// The hub's sums of what each store's events explain ([`HubReplica`]).
+    pub explained: BTreeMap<ItemKey, Explained>,
+}
+
+impl HubReplica for MemoryReplica {
+    fn has_event(&self, id: &EventId) -> Result<bool, Self::Error> {
+        Ok(self.journal.get(id).is_some())
+    }
+
+    fn epc_state(&self, epc: &Epc) -> Result<Option<EpcState>, Self::Error> {
+        Ok(self.epc_states.get(epc).copied())
+    }
+
+    fn put_epc(
+        &mut self,
+        epc: &Epc,
+        movement: EpcMove,
+        record: &EpcRecord,
+        state: &EpcState,
+    ) -> Result<(), Self::Error> {
+        match movement {
+            EpcMove::Sale => {
+                self.epcs.record_sale(epc, record.clone());
+            }
+            EpcMove::Return => self.epcs.record_return(epc, record.clone()),
+        }
+        self.epc_states.insert(epc.clone(), *state);
+        Ok(())
+    }
+
+    fn epc_sales(&self, epc: &Epc, limit: usize) -> Result<Vec<EpcRecord>, Self::Error> {
+        Ok(self
+            .epcs
+            .get(epc)
+            .map(|h| h.sales.iter().take(limit).cloned().collect())
+            .unwrap_or_default())
+    }
+
+    fn explained(&self, key: &ItemKey) -> Result<Explained, Self::Error> {
+        Ok(self.explained.get(key).copied().unwrap_or_default())
+    }
+
+    fn put_explained(&mut self, key: &ItemKey, explained: Explained) -> Result<(), Self::Error> {
+        self.explained.insert(key.clone(), explained);
+        Ok(())
+    }
 }
 
 impl ReplicaStore for MemoryReplica {

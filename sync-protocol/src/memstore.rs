@@ -120,17 +120,21 @@ impl MemStore {
     pub fn sync_request(&self, max_events: usize) -> SyncRequest {
         let mut events = Vec::new();
         let mut events_upto = self.cursors.acked_events_upto;
-        for (&seq, id) in self
+        let mut pending = self
             .outbox
             .range(self.cursors.acked_events_upto + 1..)
-            .take(max_events.max(1))
-        {
+            .peekable();
+        while events.len() < max_events.max(1) {
+            let Some((&seq, id)) = pending.next() else {
+                break;
+            };
             if let Some(event) = self.replica.journal.get(id) {
                 events.push(event.clone());
                 events_upto = seq;
             }
         }
-        store_request(
+        let more_events = pending.peek().is_some();
+        let req = store_request(
             &self.who,
             &self.cursors,
             self.unacked_delta(),
@@ -139,7 +143,12 @@ impl MemStore {
             events_upto,
             &self.demand,
         )
-        .with_lost(&self.lost)
+        .with_lost(&self.lost);
+        if more_events {
+            req.holding_delta_back(self.cursors.acked_delta_version)
+        } else {
+            req
+        }
     }
 
     /// Applies the hub's answer to `req` (`None` when the request is

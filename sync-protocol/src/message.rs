@@ -40,7 +40,7 @@ impl std::fmt::Display for ProtocolVersion {
 }
 
 /// The version this build speaks.
-pub const PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion { major: 2, minor: 0 };
+pub const PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion { major: 3, minor: 0 };
 
 /// Units of an item a store was refused for lack of rights since its last
 /// acknowledged sync: the demand signal for rebalancing.
@@ -185,6 +185,19 @@ pub struct SyncRequest {
 }
 
 impl SyncRequest {
+    /// The request without its counter delta, for a store whose outbox
+    /// holds more events than this request carries: the hub refuses own
+    /// counter entries that the events it has seen do not explain
+    /// ([`crate::explain`]), so the delta goes with the request carrying
+    /// the last of them. `acked_delta_version` is the store's cursor: the
+    /// hub's acknowledgement then moves nothing.
+    #[must_use]
+    pub fn holding_delta_back(mut self, acked_delta_version: u64) -> Self {
+        self.delta = crate::inventory::Delta::default();
+        self.delta_version = acked_delta_version;
+        self
+    }
+
     /// The request carrying the store's totals of lost sales, by reason.
     #[must_use]
     pub fn with_lost(mut self, lost: &crate::lost::ByReason<crate::lost::Lost>) -> Self {

@@ -24,7 +24,8 @@ impl AgentDb {
     /// The next sync request, built from ONE snapshot so the delta, its
     /// version, the events and the cursors agree (docs/sync.md): own
     /// counter entries changed since the hub's last ack, at most
-    /// `max_events` outbox events after the acked sequence, refused demand
+    /// `max_events` outbox events after the acked sequence (the delta held
+    /// back while more remain: `SyncRequest::holding_delta_back`), refused demand
     /// and the totals of sales lost by reason (cumulative: the hub keeps
     /// the largest it saw, so nothing is subtracted on its answer).
     pub fn sync_request(&self, max_events: usize) -> Result<SyncRequest, StoreError> {
@@ -38,9 +39,15 @@ impl AgentDb {
         let outbox = txn.raw().open_table(OUTBOX).map_err(storage)?;
         let mut events = Vec::new();
         let mut events_upto = cursors.acked_events_upto;
-        for (seq, id) in
-            outbox::entries_after(&outbox, cursors.acked_events_upto, max_events.max(1))?
-        {
+        let max_events = max_events.max(1);
+        let mut entries =
+            outbox::entries_after(&outbox, cursors.acked_events_upto, max_events + 1)?;
+        // More events than one request holds: the delta waits for the
+        // request carrying the last of them (the hub refuses own entries
+        // its events do not explain).
+        let more_events = entries.len() > max_events;
+        entries.truncate(max_events);
+        for (seq, id) in entries {
             let event = txn.event(&id)?.ok_or_else(|| StoreError::Corrupt {
                 table: "agent_outbox_runs",
                 detail: format!("outbox entry {seq} names missing event {id}"),
@@ -48,7 +55,7 @@ impl AgentDb {
             events.push(event);
             events_upto = seq;
         }
-        Ok(store_request(
+        let req = store_request(
             self.who(),
             &cursors,
             delta.owned_by(&self.who().replica),
@@ -57,7 +64,12 @@ impl AgentDb {
             events_upto,
             &read_demand(&txn)?,
         )
-        .with_lost(&read_lost(&txn)?))
+        .with_lost(&read_lost(&txn)?);
+        Ok(if more_events {
+            req.holding_delta_back(cursors.acked_delta_version)
+        } else {
+            req
+        })
     }
 }
 

@@ -224,15 +224,14 @@ pub(super) async fn audit(
 ) -> Result<Json<Value>, Response> {
     authorized(&st, &headers)?;
     let report = read_storage(&st, |s| s.audit()).await?;
-    let double_sold: u64 = report.rows.iter().map(|r| r.oversold).sum();
     let disagreeing = report
         .rows
         .iter()
-        .filter(|r| r.on_hand != r.on_hand_by_events)
+        .filter(|r| u128::from(r.on_hand) != r.on_hand_by_events)
         .count();
     Ok(Json(json!({
         "events": report.events,
-        "double_sold": double_sold,
+        "double_sold": report.double_sold,
         "epcs_sold_twice": report.epcs_sold_twice.len(),
         "epcs_sold_twice_list": report.epcs_sold_twice,
         "counters_disagreeing": disagreeing,

@@ -27,6 +27,7 @@
 //!   demand) in the same transaction.
 //! - Reads ([`HubStorage::stock`], …) see a consistent snapshot.
 
+mod content;
 pub mod redb;
 
 use serde::{Deserialize, Serialize};
@@ -226,17 +227,17 @@ pub struct AuditRow {
     /// The item.
     pub gtin: Gtin,
     /// Received, returned, counted up or found by an override.
-    pub units_in: u64,
+    pub units_in: u128,
     /// Sold at the store's tills.
-    pub sold: u64,
+    pub sold: u128,
     /// Ordered online from the store's stock.
-    pub ordered: u64,
+    pub ordered: u128,
     /// Counted down (shrink).
-    pub shrink: u64,
+    pub shrink: u128,
     /// Units that left beyond what ever arrived: units sold twice.
-    pub oversold: u64,
+    pub oversold: u128,
     /// What the events say is on hand (`units_in` − out, at least 0).
-    pub on_hand_by_events: u64,
+    pub on_hand_by_events: u128,
     /// What the hub's counter says is on hand.
     pub on_hand: u64,
 }
@@ -248,7 +249,10 @@ pub struct AuditReport {
     pub events: u64,
     /// One row per (store, item) any event touched, in store then GTIN order.
     pub rows: Vec<AuditRow>,
-    /// EPCs sold by more than one sale with no return between.
+    /// Σ oversold over every row (`u128`: cannot wrap).
+    pub double_sold: u128,
+    /// EPCs ever sold by more than one sale with no return between (a
+    /// later return does not take one off this list).
     pub epcs_sold_twice: Vec<tally_sync::Epc>,
 }
 

@@ -16,6 +16,9 @@
 //! - `hub_online_demand`: (store, GTIN) → [`DemandEstimate`], the decayed
 //!   units ordered online there (accepted or refused for lack of stock),
 //!   from which each sync's reserve targets come.
+//! - `hub_epc_state`, `hub_epc_rows`, `hub_explained`: what a sync's
+//!   content is checked against (per EPC, one row per EPC and event, per
+//!   store and item); see `storage/content.rs`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -34,6 +37,7 @@ use tally_sync::{
     ReplicaId, ReservePolicy, Shortage,
 };
 
+use super::content::{self, HubTxnReplica};
 use super::{
     AuditReport, AuditRow, CatalogResult, ExceptionRecord, GrantResult, HubStorage, HubWrite,
     OrderLine, OrderReceipt, OrderRequest, OrderResult, ReleaseResult, StorageError, StoreRecord,
@@ -81,25 +85,25 @@ pub struct RedbHub {
     settings: SyncSettings,
 }
 
-fn corrupt(table: &'static str, e: impl std::fmt::Display) -> StoreError {
+pub(super) fn corrupt(table: &'static str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
         table,
         detail: e.to_string(),
     }
 }
 
-fn to_json<T: Serialize>(table: &'static str, v: &T) -> Result<Vec<u8>, StoreError> {
+pub(super) fn to_json<T: Serialize>(table: &'static str, v: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(v).map_err(|e| corrupt(table, e))
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(
+pub(super) fn from_json<T: serde::de::DeserializeOwned>(
     table: &'static str,
     bytes: &[u8],
 ) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| corrupt(table, e))
 }
 
-fn redb_err(e: impl std::fmt::Display) -> StoreError {
+pub(super) fn redb_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Storage(e.to_string())
 }
 
@@ -130,8 +134,12 @@ impl RedbHub {
             raw.open_table(SALES).map_err(redb_err)?;
             raw.open_table(GRANTS).map_err(redb_err)?;
             raw.open_table(DEMAND).map_err(redb_err)?;
+            raw.open_table(content::EPC_STATE).map_err(redb_err)?;
+            raw.open_table(content::EPC_ROWS).map_err(redb_err)?;
+            raw.open_table(content::EXPLAINED).map_err(redb_err)?;
         }
         txn.commit()?;
+        content::migrate(&db)?;
         Ok(Self { db, settings })
     }
 
@@ -149,8 +157,9 @@ impl RedbHub {
     ) -> Result<SyncResult, StoreError> {
         let s = &self.settings;
         let targets = reserve_targets(txn, &who.location, &s.policy, now_ms)?;
-        let mut replica = txn.replica()?;
-        let (mut resp, outcome) = match hub_handle(&mut replica, who, req, &targets, &s.limits) {
+        let mut replica = HubTxnReplica::new(txn)?;
+        let handled = hub_handle(&mut replica, who, req, &targets, &s.limits, now_ms);
+        let (mut resp, outcome) = match handled {
             Ok(x) => x,
             Err(HandleError::Refused(r)) => return Ok(SyncResult::Refused(r)),
             Err(HandleError::Storage(e)) => return Err(e),
@@ -317,7 +326,10 @@ impl RedbHub {
             duplicate_events: (req.events.len() as u64).saturating_sub(new_events + rejected),
             rejected_events: rejected,
             merged: outcome.merged as u64,
-            rights_given: outcome.given.iter().map(|(_, n)| n).sum(),
+            rights_given: outcome
+                .given
+                .iter()
+                .fold(0u64, |sum, (_, n)| sum.saturating_add(*n)),
             exceptions: n_exceptions,
         };
         Ok(SyncResult::Synced(Box::new(resp), summary))
@@ -521,7 +533,7 @@ fn grant(
             None => None,
         }
     };
-    let mut replica = txn.replica()?;
+    let replica = txn.replica()?;
     if let Some(old) = found {
         let same = GrantRecord {
             granted: 0,
@@ -537,6 +549,12 @@ fn grant(
             old.granted,
         )?));
     }
+    drop(replica);
+    let req = &RightsRequest {
+        own: content::explained_own(txn, who, req.gtin, &req.own)?,
+        ..req.clone()
+    };
+    let mut replica = txn.replica()?;
     let granted = match rights::grant_holding(&mut replica, who, req, hold_back)? {
         Ok(g) => g,
         Err(violation) => return Ok(GrantResult::Forged(violation.to_string())),
@@ -600,9 +618,10 @@ impl HubWrite for RedbWrite<'_> {
         who: &tally_sync::exchange::Identity,
         released: &RightsReleased,
     ) -> Result<ReleaseResult, StorageError> {
+        let own = content::explained_own(self.txn, who, released.gtin, &released.own)?;
         let mut replica = self.txn.replica()?;
         Ok(
-            match rights::merge_own(&mut replica, who, released.gtin, &released.own)? {
+            match rights::merge_own(&mut replica, who, released.gtin, &own)? {
                 Ok(changed) => ReleaseResult::Merged(changed),
                 Err(violation) => ReleaseResult::Forged(violation.to_string()),
             },
@@ -708,26 +727,10 @@ impl HubStorage for RedbHub {
 
     fn audit(&self) -> Result<AuditReport, StorageError> {
         let txn = self.db.begin_read()?;
-        // Streamed: memory grows with items × stores and sold EPCs, not
-        // with the chain's whole history of events.
-        let mut epcs = EpcLedger::new();
+        // Streamed: memory grows with items × stores, not with the
+        // chain's whole history of events.
         let mut tally = tally_sync::audit::FlowTally::default();
-        let events = txn.visit_events(|e| {
-            let record = || tally_sync::epcs::EpcRecord {
-                event: e.id,
-                replica: e.replica.clone(),
-            };
-            for epc in e.lines.iter().filter_map(|l| l.epc.as_ref()) {
-                match e.kind {
-                    EventKind::Sale { .. } => {
-                        epcs.record_sale(epc, record());
-                    }
-                    EventKind::Return { .. } => epcs.record_return(epc, record()),
-                    _ => {}
-                }
-            }
-            tally.add(&e);
-        })?;
+        let events = txn.visit_events(|e| tally.add(&e))?;
         let mut rows = Vec::new();
         for (key, flow) in tally.into_flows() {
             let on_hand = txn.counter(&key)?.value();
@@ -745,8 +748,11 @@ impl HubStorage for RedbHub {
         }
         Ok(AuditReport {
             events,
+            double_sold: rows
+                .iter()
+                .fold(0u128, |sum, r| sum.saturating_add(r.oversold)),
             rows,
-            epcs_sold_twice: epcs.double_sold().into_iter().map(|d| d.epc).collect(),
+            epcs_sold_twice: content::epcs_sold_twice(&txn)?,
         })
     }
 }

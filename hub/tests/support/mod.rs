@@ -410,9 +410,17 @@ impl SimStore {
         }
     }
 
-    /// A sale at 100 per unit; refused for lack of rights, it adds demand.
+    /// A sale at 100 per unit; refused for lack of rights, it adds demand
+    /// and is counted as a lost sale (as the agent counts one refused
+    /// with a reason).
     pub fn sell(&mut self, g: Gtin, qty: u64) -> Result<EventId, Refusal> {
-        self.run(Self::sale(Self::line(g, qty, None), None))
+        let answer = self.run(Self::sale(Self::line(g, qty, None), None));
+        if let Err(refusal) = &answer {
+            if let Some(reason) = refusal.shortage(true) {
+                self.mem.lost.get_mut(reason).add_sale(qty);
+            }
+        }
+        answer
     }
 
     pub fn sell_epc(&mut self, g: Gtin, epc: &str) -> Result<EventId, Refusal> {

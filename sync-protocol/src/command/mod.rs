@@ -263,6 +263,9 @@ pub struct Loaded {
     pub prices: BTreeMap<Gtin, i64>,
     /// The sale a return names, when this store recorded it.
     pub original: Option<OriginalSale>,
+    /// For a return, the item each of its EPCs was first sold as here
+    /// (the hub refuses a tag returned as another item).
+    pub epc_items: BTreeMap<Epc, Gtin>,
 }
 
 /// The sale a return names and what earlier returns took back from it.
@@ -329,8 +332,21 @@ pub fn load<L: Ledger>(ledger: &L, who: &Identity, cmd: &Command) -> Result<Load
 }
 
 fn load_epcs<L: Ledger>(ledger: &L, cmd: &Command, mut loaded: Loaded) -> Result<Loaded, L::Error> {
+    let returning = matches!(cmd, Command::Return { .. });
     for epc in cmd.epcs() {
         if let Some(h) = ledger.epc_history(epc)? {
+            // One event read: the first sale of the tag.
+            if let (true, Some(first)) = (returning, h.sales.first()) {
+                let sold_as = ledger.event(&first.event)?.and_then(|sale| {
+                    sale.lines
+                        .iter()
+                        .find(|l| l.epc.as_ref() == Some(epc))
+                        .map(|l| l.gtin)
+                });
+                if let Some(gtin) = sold_as {
+                    loaded.epc_items.insert(epc.clone(), gtin);
+                }
+            }
             for r in h.sales {
                 loaded.epcs.record_sale(epc, r);
             }

@@ -97,11 +97,20 @@ pub fn return_lines(lines: &[LineIn], original: &OriginalSale) -> Result<Vec<Lin
     let mut priced = Vec::with_capacity(lines.len());
     for l in lines {
         if let Some(epc) = &l.epc {
-            if !sale.lines.iter().any(|s| s.epc.as_ref() == Some(epc)) {
-                return Err(invalid(format!(
-                    "EPC {epc} was not sold in sale {}",
-                    sale.id
-                )));
+            match sale.lines.iter().find(|s| s.epc.as_ref() == Some(epc)) {
+                None => {
+                    return Err(invalid(format!(
+                        "EPC {epc} was not sold in sale {}",
+                        sale.id
+                    )))
+                }
+                Some(s) if s.gtin != l.gtin => {
+                    return Err(invalid(format!(
+                        "EPC {epc} was sold as {}, not {}",
+                        s.gtin, l.gtin
+                    )))
+                }
+                Some(_) => {}
             }
         }
         let sold_price = sold.get(&l.gtin).map(|&(_, p)| p);
@@ -196,11 +205,27 @@ pub fn plan(
             EventKind::Return {
                 original_sale: *original_sale,
             },
-            // A sale recorded elsewhere (another store of the chain) cannot
-            // be checked here: priced like a sale.
-            match &loaded.original {
-                Some(original) => return_lines(lines, original)?,
-                None => price_lines(lines, &loaded.prices)?,
+            {
+                // A sale recorded elsewhere (another store of the chain)
+                // cannot be checked here: priced like a sale.
+                let lines = match &loaded.original {
+                    Some(original) => return_lines(lines, original)?,
+                    None => price_lines(lines, &loaded.prices)?,
+                };
+                // A tag comes back as the item it was sold as (the hub
+                // checks it too: `EpcState::after_return`).
+                for l in &lines {
+                    let sold_as = l.epc.as_ref().and_then(|e| loaded.epc_items.get(e));
+                    if let (Some(epc), Some(&sold_as)) = (&l.epc, sold_as) {
+                        if sold_as != l.gtin {
+                            return Err(invalid(format!(
+                                "EPC {epc} was sold as {sold_as}, not {}",
+                                l.gtin
+                            )));
+                        }
+                    }
+                }
+                lines
             },
         ),
         Command::Receipt { lines, .. } => (
@@ -241,12 +266,16 @@ pub fn plan(
             i64::MAX
         )));
     }
-    Ok(Event {
+    let event = Event {
         id,
         location: who.location.clone(),
         replica: who.replica.clone(),
         at_ms: stamp.now_ms,
         kind,
         lines,
-    })
+    };
+    // The bounds the hub checks too: an event recorded here is never
+    // refused there for its content.
+    crate::limits::check_event(&event).map_err(|e| invalid(e.to_string()))?;
+    Ok(event)
 }

@@ -159,34 +159,46 @@ fn a_tender_without_method_negative_or_short_of_the_total_is_invalid() {
 }
 
 #[test]
-fn a_total_beyond_i64_is_invalid_and_changes_nothing() {
+fn a_total_beyond_the_bounds_is_invalid_and_changes_nothing() {
+    use crate::limits::{MAX_AMOUNT_MINOR, MAX_LINE_QTY, MAX_UNIT_PRICE_MINOR};
     let mut l = MemStore::new(who());
-    receive(&mut l, 1, 4_000_000_000_000_000_000);
+    receive(&mut l, 1, MAX_LINE_QTY);
     let before = l.clone();
-    let huge_qty = vec![line(1, 4_000_000_000_000_000_000, Some(100))];
+    let huge_total = vec![line(1, MAX_LINE_QTY, Some(MAX_UNIT_PRICE_MINOR))];
     let two_max_prices = vec![line(1, 1, Some(i64::MAX)), line(1, 1, Some(1))];
-    for lines in [huge_qty, two_max_prices] {
+    let huge_qty = vec![line(1, 4_000_000_000_000_000_000, Some(100))];
+    for lines in [huge_total, two_max_prices, huge_qty] {
         for cmd in [sale(None, lines.clone()), ret(None, lines, None)] {
             match execute(&mut l, &who(), &cmd, stamp(1)).unwrap() {
                 Outcome::Refused {
                     refusal: Refusal::Invalid(d),
                     ..
-                } => assert!(d.contains("exceeds 9223372036854775807"), "{d}"),
+                } => assert!(
+                    d.contains("more than the") || d.contains("exceeds 9223372036854775807"),
+                    "{d}"
+                ),
                 other => panic!("{cmd:?}: {other:?}"),
             }
         }
     }
+    // A receipt beyond the bound per line is refused too.
+    let cmd = Command::Receipt {
+        id: None,
+        lines: vec![ReceiptLine::units(gtin(1), MAX_LINE_QTY + 1)],
+    };
+    assert!(matches!(
+        execute(&mut l, &who(), &cmd, stamp(1)).unwrap(),
+        Outcome::Refused { .. }
+    ));
     assert_eq!(l.outbox, before.outbox);
-    assert_eq!(on_hand(&l, 1), 4_000_000_000_000_000_000);
-    // The largest total that fits is recorded as it is.
-    let fits = sale(
-        None,
-        vec![line(1, 1, Some(i64::MAX - 1)), line(1, 1, Some(1))],
-    );
+    assert_eq!(on_hand(&l, 1), MAX_LINE_QTY);
+    // The largest total allowed is recorded as it is.
+    let qty = u64::try_from(MAX_AMOUNT_MINOR / MAX_UNIT_PRICE_MINOR).unwrap();
+    let fits = sale(None, vec![line(1, qty, Some(MAX_UNIT_PRICE_MINOR))]);
     let Outcome::Recorded { event, .. } = execute(&mut l, &who(), &fits, stamp(2)).unwrap() else {
         panic!("refused")
     };
-    assert_eq!(event.total_minor(), i64::MAX);
+    assert_eq!(event.total_minor(), MAX_AMOUNT_MINOR);
 }
 
 #[test]
@@ -889,4 +901,50 @@ proptest::proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_tag_comes_back_only_as_the_item_it_was_sold_as() {
+    let epc = Epc::from_hex("3074257BF7194E4000001A85").unwrap();
+    let tagged = |g, price| LineIn {
+        epc: Some(epc.clone()),
+        ..line(g, 1, price)
+    };
+    let mut l = MemStore::new(who());
+    receive(&mut l, 1, 5);
+    let s = recorded(
+        execute(
+            &mut l,
+            &who(),
+            &sale(None, vec![tagged(1, Some(100))]),
+            stamp(1),
+        )
+        .unwrap(),
+    );
+    // Named sale or not, another item is refused; the right one is taken.
+    for original in [Some(s.id), None] {
+        match execute(
+            &mut l,
+            &who(),
+            &ret(None, vec![tagged(2, Some(100))], original),
+            stamp(2),
+        )
+        .unwrap()
+        {
+            Outcome::Refused {
+                refusal: Refusal::Invalid(d),
+                ..
+            } => assert!(d.contains("was sold as"), "{d}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    recorded(
+        execute(
+            &mut l,
+            &who(),
+            &ret(None, vec![tagged(1, Some(100))], None),
+            stamp(3),
+        )
+        .unwrap(),
+    );
 }

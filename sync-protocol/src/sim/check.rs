@@ -70,7 +70,7 @@ impl Sim {
         let mut mismatches = Vec::new();
         for (key, flow) in &flows {
             let on_hand = self.hub.inventory.counter(key).value();
-            if on_hand != flow.on_hand() {
+            if u128::from(on_hand) != flow.on_hand() {
                 mismatches.push(format!(
                     "{key:?}: counters say {on_hand} on hand, events say {}",
                     flow.on_hand()

@@ -145,7 +145,14 @@ impl Sim {
             .range((s, Gtin::MIN)..=(s, Gtin::MAX))
             .map(|(&(_, gtin), d)| (gtin, policy.wanted(d.level_at(self.now_ms, &policy))))
             .collect();
-        match hub_handle(&mut self.hub, &who, &req, &targets, &HubLimits::default()) {
+        match hub_handle(
+            &mut self.hub,
+            &who,
+            &req,
+            &targets,
+            &HubLimits::default(),
+            self.now_ms,
+        ) {
             Ok((resp, outcome)) => {
                 self.report.rights_moved += outcome.given.iter().map(|(_, n)| n).sum::<u64>();
                 match codec::encode(&resp, Encoding::Binary) {

@@ -110,7 +110,7 @@ pub struct SimReport {
     /// holds every store's events.
     pub converged: bool,
     /// Units sold or ordered beyond units received, from the events.
-    pub double_sold: u64,
+    pub double_sold: u128,
     /// EPCs sold twice.
     pub double_sold_epcs: usize,
     /// Sales refused for lack of rights (after asking the hub, when the

@@ -136,10 +136,20 @@ impl Sim {
                 break;
             }
         }
-        if let Err(Refusal::InsufficientStock {
-            requested, on_hand, ..
-        }) = &answer
+        if let Err(
+            refusal @ Refusal::InsufficientStock {
+                requested, on_hand, ..
+            },
+        ) = &answer
         {
+            // Counted as lost, as the agent does once rights on demand ran
+            // (what bounds the demand the hub acts on).
+            if let (Some(reason), Command::Sale { lines, .. }) =
+                (refusal.shortage(self.link_up(s)), &cmd)
+            {
+                let units = lines.iter().fold(0u64, |n, l| n.saturating_add(l.qty));
+                self.stores[s].mem.lost.get_mut(reason).add_sale(units);
+            }
             if on_hand >= requested {
                 if asked {
                     self.report.refused_while_stocked_link_up += 1;

@@ -1,0 +1,360 @@
+//! What a store's own events explain of its own counter entries, so the
+//! hub can refuse a delta that grows (or shrinks) a store's stock with no
+//! event behind it.
+//!
+//! # Design constraints
+//! - A store's `P[store]` and `N[store]` entries move only by the events it
+//!   records ([`crate::ledger::apply_event`]): receipts, returns, counts
+//!   up and an override's found units add; sales and counts down remove.
+//!   Rights moves (rebalancing, rights on demand, releases) are `T`
+//!   entries, governed by the escrow checks
+//!   ([`crate::counter::BoundedCounter::validate`]), not by this module.
+//! - [`effect`] is the per-item effect of one event on its recorder's own
+//!   entries; it mirrors `apply_event` exactly (a property test holds the
+//!   two together). The hub keeps, per (store, item), the running sum of
+//!   the effects of the store's accepted events ([`Explained`]): O(1)
+//!   state per item, O(lines) work per new event, never a recomputation
+//!   over history.
+//! - A delta entry is *explained* when its store-owned `P` and `N` are at
+//!   most what the store's events (in this request or an earlier one) add
+//!   up to ([`check_own`]). Merge is by max, so a state behind its events
+//!   (events arrive before the counters they moved: the agent writes
+//!   counters behind its journal) is always fine; a state ahead is not.
+//! - Sums are checked: an overflow is a refusal, never a wrap.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::counter::{BoundedCounter, EntryKind};
+use crate::event::{Direction, Event, EventKind};
+use crate::gtin::Gtin;
+use crate::ids::ReplicaId;
+
+/// Units a store's accepted events add to its own `P` and `N` entries of
+/// one counter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Explained {
+    /// Σ units the events added (`P[store]` may be at most this).
+    pub added: u64,
+    /// Σ units the events removed (`N[store]` may be at most this).
+    pub removed: u64,
+}
+
+/// A sum of quantities passed `u64::MAX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the quantities add up to more than {}", u64::MAX)]
+pub struct Overflow;
+
+impl Explained {
+    /// `self + other`, checked.
+    pub fn plus(self, other: Explained) -> Result<Explained, Overflow> {
+        Ok(Explained {
+            added: self.added.checked_add(other.added).ok_or(Overflow)?,
+            removed: self.removed.checked_add(other.removed).ok_or(Overflow)?,
+        })
+    }
+
+    /// What a counter's own entries of `r` already show (the baseline of
+    /// a hub that starts keeping these sums over existing counters).
+    pub fn shown_by(counter: &BoundedCounter, r: &ReplicaId) -> Explained {
+        Explained {
+            added: counter.added_by(r),
+            removed: counter.removed_by(r),
+        }
+    }
+}
+
+/// The effect of `event` on its recorder's own `P` and `N` entries, per
+/// item: what [`crate::ledger::apply_event`] moves when it accepts it.
+pub fn effect(event: &Event) -> Result<BTreeMap<Gtin, Explained>, Overflow> {
+    let mut out: BTreeMap<Gtin, Explained> = BTreeMap::new();
+    let mut add = |gtin: Gtin, added: u64, removed: u64| -> Result<(), Overflow> {
+        let e = out.entry(gtin).or_default();
+        *e = e.plus(Explained { added, removed })?;
+        Ok(())
+    };
+    match &event.kind {
+        EventKind::Sale { override_, .. } => {
+            if let Some(ov) = override_ {
+                for s in &ov.shortfall {
+                    add(s.gtin, s.units, 0)?;
+                }
+            }
+            for l in &event.lines {
+                add(l.gtin, 0, l.qty)?;
+            }
+        }
+        EventKind::Order { .. } => {
+            for l in &event.lines {
+                add(l.gtin, 0, l.qty)?;
+            }
+        }
+        EventKind::Return { .. } | EventKind::Receipt => {
+            for l in &event.lines {
+                add(l.gtin, l.qty, 0)?;
+            }
+        }
+        EventKind::CountAdjustment { direction, .. } => {
+            for l in &event.lines {
+                match direction {
+                    Direction::Up => add(l.gtin, l.qty, 0)?,
+                    Direction::Down => add(l.gtin, 0, l.qty)?,
+                }
+            }
+        }
+    }
+    // An entry that moves nothing explains nothing (a count that matched).
+    out.retain(|_, e| *e != Explained::default());
+    Ok(out)
+}
+
+/// A delta entry its sender's events do not explain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind:?} entry of {replica} is {claimed}, but its events explain {explained}")]
+pub struct Unexplained {
+    /// Whose entry.
+    pub replica: ReplicaId,
+    /// `Added` (`P`) or `Removed` (`N`).
+    pub kind: EntryKind,
+    /// The entry's value in the delta.
+    pub claimed: u64,
+    /// What the replica's accepted events add up to.
+    pub explained: u64,
+}
+
+/// Checks that `incoming`'s entries owned by `r` (`P[r]`, `N[r]`) are at
+/// most what `explained` (the sums of `r`'s events) allows.
+pub fn check_own(
+    r: &ReplicaId,
+    incoming: &BoundedCounter,
+    explained: Explained,
+) -> Result<(), Unexplained> {
+    let added = incoming.added_by(r);
+    if added > explained.added {
+        return Err(Unexplained {
+            replica: r.clone(),
+            kind: EntryKind::Added,
+            claimed: added,
+            explained: explained.added,
+        });
+    }
+    let removed = incoming.removed_by(r);
+    if removed > explained.removed {
+        return Err(Unexplained {
+            replica: r.clone(),
+            kind: EntryKind::Removed,
+            claimed: removed,
+            explained: explained.removed,
+        });
+    }
+    Ok(())
+}
+
+/// `own` (a store's own entries, as a request for rights or a report of
+/// rights released carries them) with its `P[r]` lowered to what the hub
+/// can accept: what `r`'s events explain, or what the hub's `current`
+/// counter already shows if more. The escrow checks then run on the
+/// result as on any delta. `N[r]` is left as it is: a removal ahead of
+/// its events only lowers the store's own stock and rights, and the hub
+/// needs it at once (a till's sales tell it what is left for an online
+/// order before they are synced). An honest store whose `P` is ahead of
+/// its synced events (a receipt not yet synced) loses nothing: it comes
+/// with the sync that carries the events; a forged `P` never reaches the
+/// hub's counters this way.
+pub fn clamp_own(
+    r: &ReplicaId,
+    own: &BoundedCounter,
+    explained: Explained,
+    current: &BoundedCounter,
+) -> BoundedCounter {
+    let (added, removed, transferred) = own.entries();
+    let cap = explained.added.max(current.added_by(r));
+    BoundedCounter::from_entries(
+        added.into_iter().map(|(who, n)| {
+            if &who == r {
+                (who, n.min(cap))
+            } else {
+                (who, n)
+            }
+        }),
+        removed,
+        transferred,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::epcs::EpcLedger;
+    use crate::event::{Line, Override, Shortfall};
+    use crate::ids::{EventId, LocationId};
+    use crate::ledger::apply_event;
+    use proptest::prelude::*;
+
+    fn gtin(n: u64) -> Gtin {
+        Gtin::from_body(n).unwrap()
+    }
+
+    fn r() -> ReplicaId {
+        ReplicaId::new("s1").unwrap()
+    }
+
+    fn event(n: u64, kind: EventKind, lines: Vec<(u64, u64)>) -> Event {
+        Event {
+            id: EventId::v7(n, [1; 10]),
+            location: LocationId::new("s1").unwrap(),
+            replica: r(),
+            at_ms: n,
+            kind,
+            lines: lines
+                .into_iter()
+                .map(|(g, qty)| Line {
+                    gtin: gtin(g),
+                    qty,
+                    unit_price_minor: 0,
+                    epc: None,
+                })
+                .collect(),
+        }
+    }
+
+    /// An arbitrary event of any kind a store records.
+    fn any_event() -> impl Strategy<Value = (u8, Vec<(u64, u64)>, u64)> {
+        (
+            0u8..5,
+            prop::collection::vec((1u64..4, 1u64..20), 1..4),
+            0u64..20,
+        )
+    }
+
+    fn build(n: u64, (kind, lines, extra): (u8, Vec<(u64, u64)>, u64)) -> Event {
+        let kind = match kind {
+            0 => EventKind::Receipt,
+            1 => EventKind::Return {
+                original_sale: None,
+            },
+            2 => EventKind::Sale {
+                tenders: vec![],
+                override_: Some(Override {
+                    approver: "m".into(),
+                    reason: "r".into(),
+                    shortfall: vec![Shortfall {
+                        gtin: gtin(lines[0].0),
+                        units: extra.min(lines[0].1),
+                    }],
+                }),
+            },
+            3 => EventKind::CountAdjustment {
+                counted: extra,
+                direction: Direction::Up,
+                unresolved: 0,
+            },
+            _ => EventKind::Sale {
+                tenders: vec![],
+                override_: None,
+            },
+        };
+        let lines = if matches!(kind, EventKind::CountAdjustment { .. }) {
+            vec![lines[0]]
+        } else {
+            lines
+        };
+        event(n, kind, lines)
+    }
+
+    proptest! {
+        /// The law that holds `effect` to `apply_event`: whatever events a
+        /// store records, its own entries equal the sums of their effects,
+        /// so a delta explained by its events is accepted, and raising any
+        /// own entry by one is refused.
+        #[test]
+        fn effects_add_up_to_what_apply_event_moved(
+            events in prop::collection::vec(any_event(), 0..30),
+        ) {
+            let mut counters: BTreeMap<Gtin, BoundedCounter> = BTreeMap::new();
+            let mut explained: BTreeMap<Gtin, Explained> = BTreeMap::new();
+            for (i, spec) in events.into_iter().enumerate() {
+                let e = build(i as u64 + 1, spec);
+                // Refused events (a sale beyond rights) move nothing and
+                // are never sent.
+                let Ok(applied) = apply_event(&e, &counters, &EpcLedger::new()) else {
+                    continue;
+                };
+                counters.extend(applied.counters);
+                for (g, x) in effect(&e).unwrap() {
+                    let s = explained.entry(g).or_default();
+                    *s = s.plus(x).unwrap();
+                }
+            }
+            for (g, c) in &counters {
+                let x = explained.get(g).copied().unwrap_or_default();
+                prop_assert_eq!(Explained::shown_by(c, &r()), x);
+                prop_assert!(check_own(&r(), &c.owned_by(&r()), x).is_ok());
+                let mut more = c.clone();
+                more.add(&r(), 1).unwrap();
+                prop_assert!(check_own(&r(), &more, x).is_err());
+                if c.rights(&r()) > 0 {
+                    let mut fewer = c.clone();
+                    fewer.remove(&r(), 1).unwrap();
+                    prop_assert!(check_own(&r(), &fewer, x).is_err());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_overflowing_sum_is_an_error_not_a_wrap() {
+        let big = Explained {
+            added: u64::MAX,
+            removed: 0,
+        };
+        assert_eq!(
+            big.plus(Explained {
+                added: 1,
+                removed: 0
+            }),
+            Err(Overflow)
+        );
+        let e = event(1, EventKind::Receipt, vec![(1, u64::MAX), (1, 1)]);
+        assert_eq!(effect(&e), Err(Overflow));
+    }
+
+    #[test]
+    fn clamping_keeps_what_is_explained_or_already_shown() {
+        let mut own = BoundedCounter::new();
+        own.add(&r(), 10).unwrap();
+        own.remove(&r(), 4).unwrap();
+        own.transfer(&r(), &ReplicaId::hub(), 1).unwrap();
+        let x = Explained {
+            added: 6,
+            removed: 0,
+        };
+        let mut current = BoundedCounter::new();
+        current.add(&r(), 7).unwrap();
+        let c = clamp_own(&r(), &own, x, &current);
+        assert_eq!(c.added_by(&r()), 7, "what the hub already shows");
+        assert_eq!(c.removed_by(&r()), 4, "removals pass");
+        assert_eq!(c.transferred(&r(), &ReplicaId::hub()), 1);
+        // Fully explained: unchanged.
+        let all = Explained {
+            added: 10,
+            removed: 4,
+        };
+        assert_eq!(clamp_own(&r(), &own, all, &current), own);
+    }
+
+    #[test]
+    fn a_state_behind_its_events_is_explained() {
+        let x = Explained {
+            added: 5,
+            removed: 2,
+        };
+        let mut c = BoundedCounter::new();
+        c.add(&r(), 3).unwrap();
+        assert!(check_own(&r(), &c, x).is_ok());
+        // Others' entries are not this check's business.
+        c.add(&ReplicaId::hub(), 100).unwrap();
+        assert!(check_own(&r(), &c, x).is_ok());
+    }
+}

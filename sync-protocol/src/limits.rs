@@ -1,0 +1,488 @@
+//! The content bounds of what a replica may record or report: one
+//! definition, used by the agent when it plans an event
+//! ([`crate::command::plan`]) and by the hub when a store's events and
+//! demand arrive ([`crate::exchange::hub_handle`]). So an event the agent
+//! records always passes the hub's checks, and nothing a store sends can
+//! carry an absurd quantity, a negative price or tender, a multi-megabyte
+//! text, or a date centuries away.
+//!
+//! # Design constraints
+//! - Every bound is generous for a shop (a million units on one line, ten
+//!   billion currency units for one item) and small enough that no sum the
+//!   hub computes over a request can overflow: 1,000 events × 1,000 lines ×
+//!   [`MAX_LINE_QTY`] is 10^15 units, far from `u64::MAX`. Sums are still
+//!   computed checked or in `i128`/`u128` wherever store-supplied numbers
+//!   add up (defence in depth, and the audit's sums span the chain's whole
+//!   history).
+//! - Shape and content only: nothing here reads state. Whether an event's
+//!   counter effect is allowed (rights, EPCs sold) is
+//!   [`crate::ledger::apply_event`] at the recorder and
+//!   [`crate::explain`] plus the EPC checks at the hub.
+//! - Time is checked only at the hub, against its own clock
+//!   ([`check_event_time`]): the recorder stamps events with its clock, so
+//!   the bound is on clock disagreement, not on the event.
+//! - New free-text fields on events must be bounded here.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::event::{Direction, Event, EventKind, Line};
+use crate::gtin::Gtin;
+use crate::message::Demand;
+
+/// Most lines in one event.
+pub const MAX_LINES: usize = 1_000;
+/// Most units on one line (and moved by one count adjustment).
+pub const MAX_LINE_QTY: u64 = 1_000_000;
+/// Highest unit price, in minor units (10^10 major units).
+pub const MAX_UNIT_PRICE_MINOR: i64 = 1_000_000_000_000;
+/// Highest total of a sale or return, and highest tender, in minor units.
+pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000_000;
+/// Most tenders paying one sale.
+pub const MAX_TENDERS: usize = 32;
+/// Longest tender method (`cash`, `card`, …), in bytes.
+pub const MAX_METHOD_BYTES: usize = 64;
+/// Longest reference (a card authorisation, an order reference), in bytes.
+pub const MAX_REFERENCE_BYTES: usize = 256;
+/// Longest approver name on an override, in bytes.
+pub const MAX_APPROVER_BYTES: usize = 128;
+/// Longest override reason, in bytes.
+pub const MAX_REASON_BYTES: usize = 1_024;
+/// Highest count a cycle count may report, and most units it may leave
+/// unresolved.
+pub const MAX_COUNTED: u64 = 1_000_000_000_000;
+/// How far ahead of the hub's clock an event may be dated (clock skew).
+pub const MAX_CLOCK_SKEW_MS: u64 = 24 * 3_600_000;
+/// How far behind the hub's clock an event may be dated: five years, the
+/// life of a store's certificate (no store can hold events older).
+pub const MAX_EVENT_AGE_MS: u64 = 5 * 366 * 24 * 3_600_000;
+/// Most items in one request's demand.
+pub const MAX_DEMAND_ITEMS: usize = 10_000;
+/// Most refused units of one item one request may report as demand.
+pub const MAX_DEMAND_UNITS: u64 = 1_000_000_000;
+
+/// Content beyond the bounds. The hub refuses the whole request; the
+/// agent refuses the command (422).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContentError {
+    /// A number above its bound.
+    #[error("{what} is {found}, more than the {max} allowed")]
+    TooLarge {
+        /// Which field.
+        what: String,
+        /// Its value.
+        found: i128,
+        /// The bound.
+        max: i128,
+    },
+    /// A number below its bound (a negative price or tender).
+    #[error("{what} is {found}, less than the {min} allowed")]
+    TooSmall {
+        /// Which field.
+        what: String,
+        /// Its value.
+        found: i128,
+        /// The bound.
+        min: i128,
+    },
+    /// Too many elements or bytes.
+    #[error("{what} has {found} {unit}, more than the {max} allowed")]
+    TooMany {
+        /// Which field.
+        what: String,
+        /// Its length.
+        found: usize,
+        /// The bound.
+        max: usize,
+        /// `bytes`, `lines`, `tenders`, `items`.
+        unit: &'static str,
+    },
+    /// Dated too far from the hub's clock.
+    #[error("dated {at_ms} (Unix ms), outside the hub's window {earliest_ms}..={latest_ms}")]
+    OutOfWindow {
+        /// The event's date.
+        at_ms: u64,
+        /// Earliest date accepted now.
+        earliest_ms: u64,
+        /// Latest date accepted now.
+        latest_ms: u64,
+    },
+    /// Fields that contradict each other.
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+fn at_most(what: impl FnOnce() -> String, found: i128, max: i128) -> Result<(), ContentError> {
+    if found > max {
+        return Err(ContentError::TooLarge {
+            what: what(),
+            found,
+            max,
+        });
+    }
+    Ok(())
+}
+
+fn at_least(what: impl FnOnce() -> String, found: i128, min: i128) -> Result<(), ContentError> {
+    if found < min {
+        return Err(ContentError::TooSmall {
+            what: what(),
+            found,
+            min,
+        });
+    }
+    Ok(())
+}
+
+fn len_at_most(
+    what: impl FnOnce() -> String,
+    found: usize,
+    max: usize,
+    unit: &'static str,
+) -> Result<(), ContentError> {
+    if found > max {
+        return Err(ContentError::TooMany {
+            what: what(),
+            found,
+            max,
+            unit,
+        });
+    }
+    Ok(())
+}
+
+/// Units per item over `lines`, in `u128` (cannot overflow).
+fn units_by_item(lines: &[Line]) -> BTreeMap<Gtin, u128> {
+    let mut out: BTreeMap<Gtin, u128> = BTreeMap::new();
+    for l in lines {
+        *out.entry(l.gtin).or_default() += u128::from(l.qty);
+    }
+    out
+}
+
+/// Checks every bound on `event`'s content (not its date, not its effect
+/// on counters). See the module docs.
+pub fn check_event(event: &Event) -> Result<(), ContentError> {
+    let lines = &event.lines;
+    len_at_most(|| "the event".into(), lines.len(), MAX_LINES, "lines")?;
+    let mut total: i128 = 0;
+    for (i, l) in lines.iter().enumerate() {
+        at_most(
+            || format!("lines[{i}].qty"),
+            i128::from(l.qty),
+            i128::from(MAX_LINE_QTY),
+        )?;
+        at_least(
+            || format!("lines[{i}].unit_price_minor"),
+            l.unit_price_minor.into(),
+            0,
+        )?;
+        at_most(
+            || format!("lines[{i}].unit_price_minor"),
+            l.unit_price_minor.into(),
+            MAX_UNIT_PRICE_MINOR.into(),
+        )?;
+        // Bounded above: ≤ 1,000 × 10^6 × 10^12, far inside i128.
+        total += i128::from(l.qty) * i128::from(l.unit_price_minor);
+    }
+    match &event.kind {
+        EventKind::Sale { tenders, override_ } => {
+            at_most(|| "the sale's total".into(), total, MAX_AMOUNT_MINOR.into())?;
+            len_at_most(|| "the sale".into(), tenders.len(), MAX_TENDERS, "tenders")?;
+            for (i, t) in tenders.iter().enumerate() {
+                len_at_most(
+                    || format!("tenders[{i}].method"),
+                    t.method.len(),
+                    MAX_METHOD_BYTES,
+                    "bytes",
+                )?;
+                at_least(
+                    || format!("tenders[{i}].amount_minor"),
+                    t.amount_minor.into(),
+                    0,
+                )?;
+                at_most(
+                    || format!("tenders[{i}].amount_minor"),
+                    t.amount_minor.into(),
+                    MAX_AMOUNT_MINOR.into(),
+                )?;
+                if let Some(r) = &t.reference {
+                    len_at_most(
+                        || format!("tenders[{i}].reference"),
+                        r.len(),
+                        MAX_REFERENCE_BYTES,
+                        "bytes",
+                    )?;
+                }
+            }
+            if let Some(ov) = override_ {
+                len_at_most(
+                    || "override.approver".into(),
+                    ov.approver.len(),
+                    MAX_APPROVER_BYTES,
+                    "bytes",
+                )?;
+                len_at_most(
+                    || "override.reason".into(),
+                    ov.reason.len(),
+                    MAX_REASON_BYTES,
+                    "bytes",
+                )?;
+                // The shortfall is found stock the sale then removes: never
+                // more of an item than the sale sells (else a "sale" would
+                // add stock), each item once.
+                let sold = units_by_item(lines);
+                let mut seen = BTreeSet::new();
+                for s in &ov.shortfall {
+                    if !seen.insert(s.gtin) {
+                        return Err(ContentError::Inconsistent(format!(
+                            "override.shortfall names {} twice",
+                            s.gtin
+                        )));
+                    }
+                    let line_units = sold.get(&s.gtin).copied().unwrap_or(0);
+                    if u128::from(s.units) > line_units {
+                        return Err(ContentError::Inconsistent(format!(
+                            "override.shortfall of {} is {} units, more than the {line_units} the sale sells",
+                            s.gtin, s.units
+                        )));
+                    }
+                }
+            }
+        }
+        EventKind::Return { .. } => {
+            at_most(
+                || "the return's total".into(),
+                total,
+                MAX_AMOUNT_MINOR.into(),
+            )?;
+        }
+        EventKind::Receipt => {}
+        EventKind::CountAdjustment {
+            counted,
+            unresolved,
+            direction,
+        } => {
+            at_most(
+                || "counted".into(),
+                i128::from(*counted),
+                i128::from(MAX_COUNTED),
+            )?;
+            at_most(
+                || "unresolved".into(),
+                i128::from(*unresolved),
+                i128::from(MAX_COUNTED),
+            )?;
+            if lines.len() != 1 || lines.iter().any(|l| l.epc.is_some()) {
+                return Err(ContentError::Inconsistent(
+                    "a count adjustment has exactly one line, without an EPC".into(),
+                ));
+            }
+            if *direction == Direction::Up && *unresolved != 0 {
+                return Err(ContentError::Inconsistent(
+                    "a count that found more has nothing unresolved".into(),
+                ));
+            }
+        }
+        EventKind::Order { reference } => {
+            if let Some(r) = reference {
+                len_at_most(|| "reference".into(), r.len(), MAX_REFERENCE_BYTES, "bytes")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks that an event dated `at_ms` is within the hub's window at hub
+/// time `now_ms`: at most [`MAX_CLOCK_SKEW_MS`] ahead, at most
+/// [`MAX_EVENT_AGE_MS`] behind.
+pub fn check_event_time(at_ms: u64, now_ms: u64) -> Result<(), ContentError> {
+    let earliest_ms = now_ms.saturating_sub(MAX_EVENT_AGE_MS);
+    let latest_ms = now_ms.saturating_add(MAX_CLOCK_SKEW_MS);
+    if at_ms < earliest_ms || at_ms > latest_ms {
+        return Err(ContentError::OutOfWindow {
+            at_ms,
+            earliest_ms,
+            latest_ms,
+        });
+    }
+    Ok(())
+}
+
+/// Checks a request's demand: at most [`MAX_DEMAND_ITEMS`] items, each
+/// once, each at most [`MAX_DEMAND_UNITS`] units.
+pub fn check_demand(demand: &[Demand]) -> Result<(), ContentError> {
+    len_at_most(|| "demand".into(), demand.len(), MAX_DEMAND_ITEMS, "items")?;
+    let mut seen = BTreeSet::new();
+    for d in demand {
+        if !seen.insert(d.gtin) {
+            return Err(ContentError::Inconsistent(format!(
+                "demand names {} twice",
+                d.gtin
+            )));
+        }
+        at_most(
+            || format!("demand for {}", d.gtin),
+            i128::from(d.units),
+            i128::from(MAX_DEMAND_UNITS),
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Override, Shortfall, Tender};
+    use crate::ids::{Epc, EventId, LocationId, ReplicaId};
+    use proptest::prelude::*;
+
+    fn gtin(n: u64) -> Gtin {
+        Gtin::from_body(n).unwrap()
+    }
+
+    fn sale(lines: Vec<Line>, tenders: Vec<Tender>) -> Event {
+        Event {
+            id: EventId::v7(1, [1; 10]),
+            location: LocationId::new("s1").unwrap(),
+            replica: ReplicaId::new("s1").unwrap(),
+            at_ms: 1,
+            kind: EventKind::Sale {
+                tenders,
+                override_: None,
+            },
+            lines,
+        }
+    }
+
+    fn line(qty: u64, price: i64) -> Line {
+        Line {
+            gtin: gtin(1),
+            qty,
+            unit_price_minor: price,
+            epc: None,
+        }
+    }
+
+    fn cash(amount_minor: i64) -> Tender {
+        Tender {
+            method: "cash".into(),
+            amount_minor,
+            reference: None,
+        }
+    }
+
+    #[test]
+    fn each_bound_refuses_just_beyond_it() {
+        let ok = sale(vec![line(MAX_LINE_QTY, 100)], vec![cash(100)]);
+        assert_eq!(check_event(&ok), Ok(()));
+        let bad = [
+            sale(vec![line(MAX_LINE_QTY + 1, 1)], vec![]),
+            sale(vec![line(1, -1)], vec![]),
+            sale(vec![line(1, MAX_UNIT_PRICE_MINOR + 1)], vec![]),
+            sale(vec![line(1, 1)], vec![cash(-1)]),
+            sale(vec![line(1, 1)], vec![cash(MAX_AMOUNT_MINOR + 1)]),
+            sale(vec![line(1, 1); MAX_LINES + 1], vec![]),
+            sale(vec![line(1, 1)], vec![cash(1); MAX_TENDERS + 1]),
+            sale(
+                vec![line(1, 1)],
+                vec![Tender {
+                    method: "x".repeat(MAX_METHOD_BYTES + 1),
+                    amount_minor: 1,
+                    reference: None,
+                }],
+            ),
+            sale(
+                vec![line(1, 1)],
+                vec![Tender {
+                    method: "card".into(),
+                    amount_minor: 1,
+                    reference: Some("r".repeat(MAX_REFERENCE_BYTES + 1)),
+                }],
+            ),
+            // The total: a thousand lines at the highest price.
+            sale(vec![line(MAX_LINE_QTY, MAX_UNIT_PRICE_MINOR)], vec![]),
+        ];
+        for e in bad {
+            assert!(check_event(&e).is_err(), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn an_override_shortfall_never_exceeds_what_the_sale_sells() {
+        let mut e = sale(vec![line(3, 1)], vec![]);
+        let with = |units, approver: &str| EventKind::Sale {
+            tenders: vec![],
+            override_: Some(Override {
+                approver: approver.into(),
+                reason: "on the shelf".into(),
+                shortfall: vec![Shortfall {
+                    gtin: gtin(1),
+                    units,
+                }],
+            }),
+        };
+        e.kind = with(3, "m");
+        assert_eq!(check_event(&e), Ok(()));
+        e.kind = with(4, "m");
+        assert!(matches!(
+            check_event(&e),
+            Err(ContentError::Inconsistent(_))
+        ));
+        e.kind = with(1, &"m".repeat(MAX_APPROVER_BYTES + 1));
+        assert!(check_event(&e).is_err());
+    }
+
+    #[test]
+    fn the_time_window_is_around_hub_time() {
+        let now = 1_750_000_000_000;
+        assert!(check_event_time(now, now).is_ok());
+        assert!(check_event_time(now + MAX_CLOCK_SKEW_MS, now).is_ok());
+        assert!(check_event_time(now + MAX_CLOCK_SKEW_MS + 1, now).is_err());
+        assert!(check_event_time(now - MAX_EVENT_AGE_MS, now).is_ok());
+        assert!(check_event_time(now - MAX_EVENT_AGE_MS - 1, now).is_err());
+        // Centuries ahead.
+        assert!(check_event_time(u64::MAX, now).is_err());
+        assert!(check_event_time(0, 0).is_ok());
+    }
+
+    #[test]
+    fn demand_is_bounded_and_names_each_item_once() {
+        let d = |g, units| Demand {
+            gtin: gtin(g),
+            units,
+        };
+        assert!(check_demand(&[d(1, MAX_DEMAND_UNITS), d(2, 1)]).is_ok());
+        assert!(check_demand(&[d(1, MAX_DEMAND_UNITS + 1)]).is_err());
+        assert!(check_demand(&[d(1, 1), d(1, 1)]).is_err());
+    }
+
+    proptest! {
+        /// Whatever the numbers, checking never panics, and what passes
+        /// keeps every bound.
+        #[test]
+        fn any_numbers_are_checked_without_panic(
+            lines in prop::collection::vec((any::<u64>(), any::<i64>(), any::<bool>()), 0..5),
+            tenders in prop::collection::vec(any::<i64>(), 0..4),
+        ) {
+            let lines: Vec<Line> = lines
+                .into_iter()
+                .enumerate()
+                .map(|(i, (qty, price, tagged))| Line {
+                    gtin: gtin(1 + i as u64),
+                    qty,
+                    unit_price_minor: price,
+                    epc: tagged.then(|| Epc::from_hex("3074257BF7194E4000001A85").unwrap()),
+                })
+                .collect();
+            let e = sale(lines, tenders.into_iter().map(cash).collect());
+            if check_event(&e).is_ok() {
+                for l in &e.lines {
+                    prop_assert!(l.qty <= MAX_LINE_QTY);
+                    prop_assert!((0..=MAX_UNIT_PRICE_MINOR).contains(&l.unit_price_minor));
+                }
+                prop_assert!(crate::event::checked_total_minor(&e.lines)
+                    .is_some_and(|t| t <= MAX_AMOUNT_MINOR));
+            }
+        }
+    }
+}

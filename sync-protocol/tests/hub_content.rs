@@ -1,0 +1,179 @@
+//! The hub's content checks through `hub_handle` itself, over the
+//! in-memory replica: an honest store's requests (any mix of receipts,
+//! sales, counts, paged events, repeated requests) are always accepted;
+//! any own entry raised beyond what its events explain is refused whole;
+//! demand counts only up to the sales reported lost.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use tally_sync::command::{Command, LineIn, Outcome, ReceiptLine, Stamp};
+use tally_sync::exchange::{
+    effective_demand, hub_handle, HandleError, HubLimits, Identity, MemoryReplica, SyncRefusal,
+};
+use tally_sync::memstore::MemStore;
+use tally_sync::message::{Demand, LostSales};
+use tally_sync::{DeltaEntry, Gtin, LocationId, ReplicaId, Shortage, SyncRequest};
+
+const NOW: u64 = 1_750_000_000_000;
+
+fn who() -> Identity {
+    Identity {
+        replica: ReplicaId::new("s1").unwrap(),
+        location: LocationId::new("s1").unwrap(),
+    }
+}
+
+fn gtin(n: u64) -> Gtin {
+    Gtin::from_body(n).unwrap()
+}
+
+fn handle(hub: &mut MemoryReplica, req: &SyncRequest) -> Result<(), SyncRefusal> {
+    match hub_handle(
+        hub,
+        &who(),
+        req,
+        &BTreeMap::new(),
+        &HubLimits::default(),
+        NOW,
+    ) {
+        Ok(_) => Ok(()),
+        Err(HandleError::Refused(r)) => Err(r),
+        Err(HandleError::Storage(never)) => match never {},
+    }
+}
+
+/// A store command: 0 receipt, 1 sale, 2 count.
+fn command(kind: u8, g: u64, qty: u64) -> Command {
+    match kind {
+        0 => Command::Receipt {
+            id: None,
+            lines: vec![ReceiptLine::units(gtin(g), qty)],
+        },
+        1 => Command::Sale {
+            id: None,
+            lines: vec![LineIn {
+                gtin: gtin(g),
+                qty,
+                unit_price_minor: Some(100),
+                epc: None,
+            }],
+            tenders: vec![],
+            approval: None,
+        },
+        _ => Command::Count {
+            id: None,
+            gtin: gtin(g),
+            counted: qty,
+        },
+    }
+}
+
+proptest! {
+    /// Whatever an honest store records, and however its requests are
+    /// paged or repeated, the hub accepts them; raising any own entry of
+    /// the last delta by one unit is refused as unexplained.
+    #[test]
+    fn honest_requests_pass_and_any_unexplained_increase_is_refused(
+        ops in prop::collection::vec((0u8..3, 1u64..4, 1u64..8, 1usize..4), 1..40),
+    ) {
+        let mut store = MemStore::new(who());
+        let mut hub = MemoryReplica::default();
+        for (i, (kind, g, qty, page)) in ops.into_iter().enumerate() {
+            let stamp = Stamp { now_ms: NOW + i as u64, random: [i as u8; 10] };
+            let _ = store.execute(&command(kind, g, qty), stamp);
+            let req = store.sync_request(page);
+            prop_assert_eq!(handle(&mut hub, &req), Ok(()));
+            // A repeat of the same request changes nothing and passes.
+            prop_assert_eq!(handle(&mut hub, &req), Ok(()));
+            // One unit more of an own entry than the events explain.
+            if let Some(e) = req.delta.entries.first() {
+                for bump in [0u8, 1] {
+                    let mut forged = req.clone();
+                    let mut c = e.counter.clone();
+                    let r = &who().replica;
+                    if bump == 0 {
+                        c.add(r, 1).unwrap();
+                    } else if c.rights(r) > 0 {
+                        c.remove(r, 1).unwrap();
+                    } else {
+                        continue;
+                    }
+                    forged.delta.entries = vec![DeltaEntry { key: e.key.clone(), counter: c }];
+                    let refused = matches!(
+                        handle(&mut hub, &forged),
+                        Err(SyncRefusal::Unexplained { .. })
+                    );
+                    prop_assert!(refused);
+                }
+            }
+            let resp = hub_handle(&mut hub, &who(), &req, &BTreeMap::new(), &HubLimits::default(), NOW)
+                .map_err(|_| TestCaseError::fail("refused"))?
+                .0;
+            store.apply_response(Some(&req), &resp);
+        }
+    }
+}
+
+#[test]
+fn a_delta_ahead_of_its_events_is_refused_and_passes_with_them() {
+    let mut store = MemStore::new(who());
+    for i in 0..3u8 {
+        let stamp = Stamp {
+            now_ms: NOW,
+            random: [i; 10],
+        };
+        assert!(matches!(
+            store.execute(&command(0, 1, 2), stamp),
+            Outcome::Recorded { .. }
+        ));
+    }
+    let mut hub = MemoryReplica::default();
+    // A request carrying one event of three but the whole delta.
+    let mut ahead = store.sync_request(3);
+    ahead.events.truncate(1);
+    assert!(matches!(
+        handle(&mut hub, &ahead),
+        Err(SyncRefusal::Unexplained { .. })
+    ));
+    // The client holds the delta back while events remain, then sends it.
+    let first = store.sync_request(1);
+    assert!(first.delta.is_empty(), "held back: {first:?}");
+    handle(&mut hub, &first).unwrap();
+    handle(&mut hub, &store.sync_request(3)).unwrap();
+}
+
+#[test]
+fn demand_counts_only_up_to_the_units_reported_lost() {
+    let d = |g, units| Demand {
+        gtin: gtin(g),
+        units,
+    };
+    let lost = |reason, units| LostSales {
+        reason,
+        sales: 1,
+        units,
+    };
+    assert!(effective_demand(&[d(1, 5)], &[]).is_empty());
+    assert_eq!(
+        effective_demand(
+            &[d(1, 5), d(2, 5)],
+            &[lost(Shortage::Offline, 4), lost(Shortage::NoStock, 3)]
+        ),
+        BTreeMap::from([(gtin(1), 5), (gtin(2), 2)])
+    );
+    // A reason listed twice counts once, at its largest.
+    assert_eq!(
+        effective_demand(
+            &[d(1, 50)],
+            &[lost(Shortage::Offline, 4), lost(Shortage::Offline, 4)]
+        ),
+        BTreeMap::from([(gtin(1), 4)])
+    );
+    assert_eq!(
+        effective_demand(&[d(1, u64::MAX)], &[lost(Shortage::Offline, u64::MAX)]),
+        BTreeMap::from([(gtin(1), u64::MAX)])
+    );
+}
