@@ -21,7 +21,7 @@
 //!   (more than one while the hub's CA is rotated).
 
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use tally_sync::codec::{self, Encoding};
@@ -53,6 +53,8 @@ pub struct HubClient {
     connect_timeout: Duration,
     request_timeout: Duration,
     renew_percent_left: u8,
+    /// Whose time decides when renewal is due.
+    clock: Arc<dyn Clock>,
     url: String,
     rights_url: String,
     link_url: String,
@@ -86,8 +88,9 @@ fn build_http(
 impl HubClient {
     /// Builds the client from the identity bundle: its certificate and key
     /// are presented, its CA certificates (every certificate after the
-    /// first) are the only roots.
-    pub fn new(config: &SyncConfig) -> Result<Self, SetupError> {
+    /// first) are the only roots. `clock` decides when the certificate is
+    /// due for renewal.
+    pub fn new(config: &SyncConfig, clock: Arc<dyn Clock>) -> Result<Self, SetupError> {
         install_crypto();
         if !config.hub.starts_with("https://") {
             return Err(SetupError::BadUrl(config.hub.clone()));
@@ -114,6 +117,7 @@ impl HubClient {
             connect_timeout,
             request_timeout: config.request_timeout,
             renew_percent_left: config.renew_percent_left,
+            clock,
             url: format!("{base}/v1/sync"),
             rights_url: format!("{base}/v1/rights"),
             link_url: format!("{base}/v1/link"),
@@ -170,7 +174,7 @@ impl HubClient {
     /// the last [`RENEW_RETRY`]; a failure is logged, not returned.
     pub async fn renew_if_due(&self) {
         let cert = self.certificate();
-        let now = tally_store::SystemClock.now_ms();
+        let now = self.clock.now_ms();
         if !enroll::renewal_due(
             cert.not_before_ms,
             cert.not_after_ms,

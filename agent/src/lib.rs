@@ -174,7 +174,7 @@ pub async fn run(
     // requests for rights.
     let hub = sync_config
         .as_ref()
-        .and_then(|cfg| match sync::HubClient::new(cfg) {
+        .and_then(|cfg| match sync::HubClient::new(cfg, clock.clone()) {
             Ok(c) => Some(Arc::new(c)),
             Err(e) => {
                 tracing::error!(error = %e, "Sync disabled: the hub client could not be set up.");

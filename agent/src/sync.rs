@@ -448,9 +448,12 @@ mod tests {
     #[test]
     fn setup_errors_are_clear() {
         let cfg = SyncConfig::new("http://hub", "/nonexistent");
-        assert!(matches!(HubClient::new(&cfg), Err(SetupError::BadUrl(_))));
+        assert!(matches!(
+            HubClient::new(&cfg, Arc::new(tally_sync::clock::ManualClock::new(0))),
+            Err(SetupError::BadUrl(_))
+        ));
         let cfg = SyncConfig::new("https://hub", "/nonexistent/bundle.pem");
-        let e = HubClient::new(&cfg).unwrap_err();
+        let e = HubClient::new(&cfg, Arc::new(tally_sync::clock::ManualClock::new(0))).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/bundle.pem"), "{e}");
     }
 }
