@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::sync::{identify, store_identity};
-use super::{body_error, error, invalid, read_body, store_slot, write_error, AppState, Kind};
+use super::{error, invalid, store_json, write_error, AppState};
 use crate::link::{Delivered, LinkGuard};
 use crate::storage::ReleaseResult;
 use crate::tls::Peer;
@@ -120,22 +120,11 @@ pub(super) async fn released(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let who = match identify(&st, &peer).and_then(store_identity) {
-        Ok(who) => who,
-        Err((_, response)) => return response,
-    };
-    let _slot = match store_slot(&st, &who.location, Kind::Other) {
-        Ok(slot) => slot,
-        Err(response) => return response,
-    };
-    let bytes = match read_body(&st, &headers, body, MAX_REPORT_BODY).await {
-        Ok(b) => b.bytes,
-        Err(e) => return body_error(e, MAX_REPORT_BODY),
-    };
-    let report: RightsReleased = match serde_json::from_slice(&bytes) {
-        Ok(r) => r,
-        Err(e) => return invalid(format!("not a rights report: {e}")),
-    };
+    let (who, _slot, report): (_, _, RightsReleased) =
+        match store_json(&st, &peer, &headers, body, MAX_REPORT_BODY, "rights report").await {
+            Ok(admitted) => admitted,
+            Err(response) => return response,
+        };
     let (gtin, units) = (report.gtin, report.released);
     match st.links.deliver(&who, report) {
         Delivered::ToOrder => {

@@ -260,6 +260,30 @@ fn body_error(e: BodyError, max: usize) -> Response {
     }
 }
 
+/// A store's small JSON write (`POST /v1/rights`, `/v1/rights/released`)
+/// once admitted: the store (from its certificate), its place among its
+/// writes in flight (keep it until answered), and the body read under
+/// `max` and parsed as `T` (a 422 `not a {what}` otherwise).
+async fn store_json<T: serde::de::DeserializeOwned>(
+    st: &AppState,
+    peer: &crate::tls::Peer,
+    headers: &HeaderMap,
+    body: Body,
+    max: usize,
+    what: &str,
+) -> Result<(tally_sync::exchange::Identity, Slot, T), Response> {
+    let who = sync::identify(st, peer)
+        .and_then(sync::store_identity)
+        .map_err(|(_, response)| response)?;
+    let slot = store_slot(st, &who.location, Kind::Other)?;
+    let read = read_body(st, headers, body, max)
+        .await
+        .map_err(|e| body_error(e, max))?;
+    let parsed =
+        serde_json::from_slice(&read.bytes).map_err(|e| invalid(format!("not a {what}: {e}")))?;
+    Ok((who, slot, parsed))
+}
+
 /// A place among `location`'s requests in flight, or the 429
 /// (`Retry-After`) to answer: the store has all its places of `kind`.
 fn store_slot(

@@ -17,8 +17,7 @@ use axum::{Extension, Json};
 use tally_sync::rights::RightsRequest;
 use tracing::{debug, info, warn};
 
-use super::sync::{identify, store_identity};
-use super::{body_error, error, invalid, read_body, store_slot, write_error, AppState, Kind};
+use super::{error, invalid, store_json, write_error, AppState};
 use crate::metrics::RightsOutcome;
 use crate::storage::GrantResult;
 use crate::tls::Peer;
@@ -34,22 +33,11 @@ pub(super) async fn rights(
     body: Body,
 ) -> Response {
     let started = Instant::now();
-    let who = match identify(&st, &peer).and_then(store_identity) {
-        Ok(who) => who,
-        Err((_, response)) => return response,
-    };
-    let _slot = match store_slot(&st, &who.location, Kind::Other) {
-        Ok(slot) => slot,
-        Err(response) => return response,
-    };
-    let bytes = match read_body(&st, &headers, body, MAX_BODY).await {
-        Ok(b) => b.bytes,
-        Err(e) => return body_error(e, MAX_BODY),
-    };
-    let req: RightsRequest = match serde_json::from_slice(&bytes) {
-        Ok(r) => r,
-        Err(e) => return invalid(format!("not a rights request: {e}")),
-    };
+    let (who, _slot, req): (_, _, RightsRequest) =
+        match store_json(&st, &peer, &headers, body, MAX_BODY, "rights request").await {
+            Ok(admitted) => admitted,
+            Err(response) => return response,
+        };
     if let Err(why) = req.check() {
         return invalid(why);
     }
