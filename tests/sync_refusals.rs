@@ -164,6 +164,8 @@ async fn forged_and_malformed_syncs_are_refused_and_change_nothing() {
             unit_price_minor: 0,
             epc: None,
         }],
+        staff: Default::default(),
+        price_overrides: Vec::new(),
     };
     let legit = request("s1", c.clone(), vec![receipt], 1);
     let (status, bytes) = post(

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use tally_sync::{
     BoundedCounter, Direction, Event, EventId, EventKind, Gtin, Line, LocationId, Override,
-    ReplicaId, Tender,
+    PriceOverride, ReplicaId, Staff, Tender,
 };
 
 /// The `status` of every recorded event.
@@ -192,6 +192,12 @@ pub struct SaleView {
     pub tenders: Vec<Tender>,
     /// Its total.
     pub total_minor: i64,
+    /// Who keyed it and who approved it.
+    #[serde(default, skip_serializing_if = "Staff::is_empty")]
+    pub staff: Staff,
+    /// Lines priced other than the catalog's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub price_overrides: Vec<PriceOverride>,
 }
 
 impl SaleView {
@@ -215,6 +221,8 @@ impl SaleView {
             store_id: event.location.clone(),
             tenders: tenders.clone(),
             total_minor: event.total_minor(),
+            staff: event.staff.clone(),
+            price_overrides: event.price_overrides.clone(),
         })
     }
 
@@ -247,6 +255,12 @@ pub struct ReturnView {
     pub store_id: LocationId,
     /// The refunded total.
     pub total_minor: i64,
+    /// Who keyed it and who approved it.
+    #[serde(default, skip_serializing_if = "Staff::is_empty")]
+    pub staff: Staff,
+    /// Lines priced other than the catalog's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub price_overrides: Vec<PriceOverride>,
 }
 
 impl ReturnView {
@@ -263,6 +277,8 @@ impl ReturnView {
             status: committed(),
             store_id: event.location.clone(),
             total_minor: event.total_minor(),
+            staff: event.staff.clone(),
+            price_overrides: event.price_overrides.clone(),
         })
     }
 }

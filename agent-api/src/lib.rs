@@ -25,8 +25,8 @@ pub use answers::{
 };
 pub use client::{AgentClient, ApiError, ClientError};
 pub use requests::{
-    CountRequest, LineBody, OverrideRequest, ReceiptLineBody, ReceiptRequest, ReturnRequest,
-    SaleRequest,
+    CountRequest, LineBody, OverrideRequest, PriceSource, ReceiptLineBody, ReceiptRequest,
+    ReturnRequest, SaleRequest,
 };
 pub use tally_sync::error_body::ErrorBody;
 pub use tally_sync::message::{CatalogItemBody, CatalogRequest};

@@ -22,6 +22,21 @@ pub struct LineBody {
     /// The tag's EPC (hex) for a serialized item.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epc: Option<String>,
+    /// Where `unit_price_minor` came from; `keyed` when absent. A keyed
+    /// price other than the catalog's needs a manager's approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_source: Option<PriceSource>,
+}
+
+/// Where a line's price came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PriceSource {
+    /// Typed by the cashier.
+    Keyed,
+    /// Read from the item's own label: a price-embedded or weighed-goods
+    /// barcode.
+    Label,
 }
 
 /// `POST /v1/sales`.
@@ -37,14 +52,23 @@ pub struct SaleRequest {
     /// How it was paid (none: payment recorded elsewhere).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tenders: Vec<Tender>,
-    /// A manager's approval to sell beyond the store's rights.
+    /// A manager's approval: to sell beyond the store's rights, and for
+    /// lines priced other than the catalog's.
     #[serde(default, rename = "override", skip_serializing_if = "Option::is_none")]
     pub override_: Option<OverrideRequest>,
+    /// The cashier keying it (recorded on the event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cashier: Option<String>,
+    /// The till it is keyed at; with till tokens configured, the token's
+    /// till (a different one given here is refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub till: Option<String>,
 }
 
-/// A manager's approval as posted: who approves, why, and the manager's
-/// PIN or password, which the agent checks against its configuration and
-/// never records (the sale records `approver` and `reason`).
+/// A manager's approval as posted (a sale's `override`, a return's
+/// `approval`): who approves, why, and the manager's PIN or password,
+/// which the agent checks against its configuration and never records
+/// (the event records `approver` and `reason`).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OverrideRequest {
@@ -98,6 +122,16 @@ pub struct ReturnRequest {
     /// The sale the items came from, if known (bounds and prices it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_sale_id: Option<EventId>,
+    /// A manager's approval, needed when the return names no sale this
+    /// store recorded (a refund without a receipt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<OverrideRequest>,
+    /// The cashier keying it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cashier: Option<String>,
+    /// The till it is keyed at (see [`SaleRequest::till`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub till: Option<String>,
 }
 
 /// One line of a receipt of goods.
@@ -119,6 +153,12 @@ pub struct ReceiptRequest {
     pub receipt_id: Option<EventId>,
     /// Items and units received.
     pub lines: Vec<ReceiptLineBody>,
+    /// Who receives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cashier: Option<String>,
+    /// The till (see [`SaleRequest::till`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub till: Option<String>,
 }
 
 /// `POST /v1/counts`: a cycle count of one item.
@@ -132,4 +172,10 @@ pub struct CountRequest {
     pub gtin: String,
     /// Units counted on the shelf, >= 0.
     pub counted: i64,
+    /// Who counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cashier: Option<String>,
+    /// The till (see [`SaleRequest::till`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub till: Option<String>,
 }

@@ -94,6 +94,7 @@ fn sale() -> SaleRequest {
             qty: 2,
             unit_price_minor: Some(129),
             epc: None,
+            price_source: None,
         }],
         tenders: vec![Tender {
             method: "card".into(),
@@ -101,6 +102,8 @@ fn sale() -> SaleRequest {
             reference: Some("AUTH1".into()),
         }],
         override_: Some(OverrideRequest::new("Ann", "on shelf", "4711")),
+        cashier: None,
+        till: None,
     }
 }
 

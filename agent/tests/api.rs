@@ -129,7 +129,7 @@ async fn refusals_change_nothing() {
 #[tokio::test]
 async fn epc_is_sold_once() {
     let dir = tempfile::tempdir().unwrap();
-    let a = TestAgent::start(dir.path(), "s1").await;
+    let a = TestAgent::start_with_managers(dir.path(), "s1", &[("mgr-7", "4711")]).await;
     a.receive(PEN, 5).await;
     let epc = "3074257bf7194e4000001a85";
     let tagged = json!({"lines": [{"gtin": PEN, "qty": 1, "unit_price_minor": 9, "epc": epc}]});
@@ -142,7 +142,9 @@ async fn epc_is_sold_once() {
                "epc": "3074257BF7194E4000001A85"})
     );
     // Returned, it can be sold again; returned twice, it is refused.
-    let ret = json!({"lines": [{"gtin": PEN, "qty": 1, "unit_price_minor": 9, "epc": epc}]});
+    // Without its receipt: a manager approves the refund.
+    let ret = json!({"lines": [{"gtin": PEN, "qty": 1, "unit_price_minor": 9, "epc": epc}],
+                     "approval": {"approver": "mgr-7", "reason": "no receipt", "pin": "4711"}});
     let (s, v) = a.post("/v1/returns", ret.clone()).await;
     assert_eq!(s, 201, "{v}");
     assert_eq!(v["total_minor"], 9);
@@ -303,6 +305,99 @@ async fn gtin_forms_are_one_item() {
     assert_eq!((s, v["error"].as_str()), (422, Some("invalid")));
     // A valid GTIN never seen has zero stock.
     assert_eq!(a.on_hand(MUG).await, 0);
+    a.stop().await.unwrap();
+}
+
+/// A keyed price other than the catalog's and a refund without a receipt
+/// need a manager's PIN: refused (409 `approval_required`, nothing
+/// recorded) without it, recorded with who keyed and who approved them
+/// with it. A label's price needs nothing; staff ids are bounded.
+#[tokio::test]
+async fn prices_and_refunds_need_a_managers_approval_and_record_who() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = TestAgent::start_with_managers(dir.path(), "s1", &[("mgr-7", "4711")]).await;
+    let (s, v) = a
+        .post(
+            "/v1/catalog",
+            json!({"items": [{"gtin": PEN, "name": "Pen", "price_minor": 129}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    a.receive(PEN, 5).await;
+    let keyed = json!({"lines": [{"gtin": PEN, "qty": 1, "unit_price_minor": 100}],
+                       "cashier": "c-104", "till": "till-2"});
+    let (s, v) = a.post("/v1/sales", keyed.clone()).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (409, Some("approval_required")),
+        "{v}"
+    );
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("keyed at 100 (catalog 129)"),
+        "{v}"
+    );
+    assert_eq!(a.on_hand(PEN).await, 5, "nothing recorded");
+    let mut approved = keyed.clone();
+    approved["override"] = json!({"approver": "mgr-7", "reason": "damaged box", "pin": "4711"});
+    let (s, v) = a.post("/v1/sales", approved).await;
+    assert_eq!((s, &v["overridden"]), (201, &json!(false)), "{v}");
+    let (_, sale) = a
+        .get(&format!("/v1/sales/{}", v["sale_id"].as_str().unwrap()))
+        .await;
+    assert_eq!(
+        sale["staff"],
+        json!({"cashier": "c-104", "till": "till-2",
+               "approval": {"approver": "mgr-7", "reason": "damaged box"}})
+    );
+    assert_eq!(
+        sale["price_overrides"],
+        json!([{"gtin": "04006381333931", "catalog_minor": 129, "keyed_minor": 100}])
+    );
+    // A label's price is the label's.
+    let label = json!({"lines": [{"gtin": PEN, "qty": 1, "unit_price_minor": 90,
+                                  "price_source": "label"}]});
+    let (s, v) = a.post("/v1/sales", label).await;
+    assert_eq!(s, 201, "{v}");
+
+    // A refund without a receipt: refused, then a wrong PIN, then approved.
+    let mut refund = json!({"lines": [{"gtin": PEN, "qty": 1}], "cashier": "c-104"});
+    let (s, v) = a.post("/v1/returns", refund.clone()).await;
+    assert_eq!(
+        (s, v["error"].as_str(), v["message"].as_str()),
+        (
+            409,
+            Some("approval_required"),
+            Some("a refund without a receipt")
+        )
+    );
+    refund["approval"] = json!({"approver": "mgr-7", "reason": "no receipt", "pin": "0000"});
+    let (s, v) = a.post("/v1/returns", refund.clone()).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (403, Some("approval_refused")),
+        "{v}"
+    );
+    assert_eq!(a.on_hand(PEN).await, 3, "nothing recorded");
+    refund["approval"]["pin"] = json!("4711");
+    let (s, v) = a.post("/v1/returns", refund).await;
+    assert_eq!((s, v["total_minor"].as_i64()), (201, Some(129)), "{v}");
+    let (_, ret) = a
+        .get(&format!("/v1/returns/{}", v["return_id"].as_str().unwrap()))
+        .await;
+    assert_eq!(ret["staff"]["approval"]["approver"], "mgr-7");
+    assert_eq!(ret["staff"]["cashier"], "c-104");
+    assert_eq!(a.on_hand(PEN).await, 4);
+
+    // Staff ids are bounded and plain.
+    for bad in [json!("x".repeat(129)), json!(""), json!("a\u{7}b")] {
+        let body = json!({"lines": [{"gtin": PEN, "qty": 1}], "cashier": bad});
+        let (s, v) = a.post("/v1/sales", body).await;
+        assert_eq!((s, v["error"].as_str()), (422, Some("invalid")), "{v}");
+    }
+    assert_eq!(a.on_hand(PEN).await, 4);
     a.stop().await.unwrap();
 }
 
@@ -549,7 +644,8 @@ async fn catalog_prices_fill_missing_prices() {
     let (s, v) = a
         .post(
             "/v1/sales",
-            json!({"lines": [{"gtin": PEN, "qty": 2}, {"gtin": PEN, "qty": 1, "unit_price_minor": 100}]}),
+            json!({"lines": [{"gtin": PEN, "qty": 2},
+                             {"gtin": PEN, "qty": 1, "unit_price_minor": 100, "price_source": "label"}]}),
         )
         .await;
     assert_eq!((s, v["total_minor"].as_i64()), (201, Some(358)), "{v}");

@@ -31,6 +31,7 @@ fn receipt(qty: u64) -> Command {
             qty,
             epc: None,
         }],
+        staff: Default::default(),
     }
 }
 
@@ -42,9 +43,10 @@ fn sale() -> Command {
             qty: 1,
             unit_price_minor: Some(100),
             epc: None,
+            price_from_label: false,
         }],
         tenders: Vec::new(),
-        approval: None,
+        staff: Default::default(),
     }
 }
 

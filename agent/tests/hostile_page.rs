@@ -131,5 +131,19 @@ async fn with_till_tokens_every_request_needs_one() {
     );
     let (s, v) = till.post("/v1/sales", &sale()).await.unwrap();
     assert_eq!(s, 201, "{v}");
+    // The sale is recorded at the token's till; naming another is refused.
+    let (_, got) = till
+        .get(&format!("/v1/sales/{}", v["sale_id"].as_str().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(got["staff"]["till"], "till-2", "{got}");
+    let mut elsewhere = sale();
+    elsewhere["till"] = json!("till-1");
+    let (s, v) = till.post("/v1/sales", &elsewhere).await.unwrap();
+    assert_eq!(
+        (s.as_u16(), v["error"].as_str()),
+        (422, Some("invalid")),
+        "{v}"
+    );
     a.stop().await.unwrap();
 }

@@ -147,17 +147,19 @@ fn to_command(c: Cmd) -> Command {
         qty: u64::from(qty),
         unit_price_minor: Some(10),
         epc: None,
+        price_from_label: false,
     };
     match c {
         Cmd::Receive { item, qty, id: n } => Command::Receipt {
             id: Some(id(1, n)),
             lines: vec![ReceiptLine::units(gtin(item), u64::from(qty))],
+            staff: Default::default(),
         },
         Cmd::Sell { item, qty, id: n } => Command::Sale {
             id: Some(id(2, n)),
             lines: vec![line(item, qty)],
             tenders: vec![],
-            approval: None,
+            staff: Default::default(),
         },
         Cmd::Return {
             item,
@@ -168,6 +170,14 @@ fn to_command(c: Cmd) -> Command {
             id: Some(id(3, n)),
             lines: vec![line(item, qty)],
             original_sale: of.map(|s| id(2, s)),
+            // Approved: a return naming no sale recorded here needs it.
+            staff: tally_sync::Staff {
+                approval: Some(tally_sync::Approval {
+                    approver: "mgr".into(),
+                    reason: "model".into(),
+                }),
+                ..Default::default()
+            },
         },
         Cmd::Count {
             item,
@@ -177,6 +187,7 @@ fn to_command(c: Cmd) -> Command {
             id: Some(id(4, n)),
             gtin: gtin(item),
             counted: u64::from(counted),
+            staff: Default::default(),
         },
     }
 }

@@ -37,6 +37,8 @@ function timeTag(ts) {
     : { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
   return `<time datetime="${text(ts)}" title="${text(ts)}">${text(shown)}</time>`;
 }
+// Minor units as a decimal amount (two places; the chain's currency).
+function money(minor) { return (Number(minor) / 100).toFixed(2); }
 function list(body, key) { return Array.isArray(body) ? body : (body[key] || []); }
 
 // The reasons a sale or an order lacks rights (docs/api-hub.md), in the
@@ -112,10 +114,17 @@ function exceptionDetail(e) {
     return "EPC " + d.epc + (stores.length > 1 ? " sold by " + stores.join(" and ")
       : stores.length ? " sold twice by " + stores[0] : "");
   }
-  if (d.approver || d.reason) {
+  if (d.approver || d.reason || e.kind === "no_receipt_refund" || e.kind === "price_override") {
     const short = (d.shortfall || []).map((s) => s.units + " × " + s.gtin).join(", ");
-    return ["approved by " + (d.approver || "?"), d.reason].filter(Boolean).join(": ") +
-      (short ? " (beyond rights: " + short + ")" : "");
+    const prices = (d.price_overrides || []).map((p) =>
+      p.gtin + " at " + money(p.keyed_minor) + " (catalog " + money(p.catalog_minor) + ")").join(", ");
+    const refund = e.kind === "no_receipt_refund" && typeof d.total_minor === "number"
+      ? " (refund " + money(d.total_minor) + ")" : "";
+    const who = [d.cashier && "cashier " + d.cashier, d.till && "till " + d.till].filter(Boolean);
+    return ["approved by " + (d.approver || "nobody"), d.reason].filter(Boolean).join(": ") +
+      (short ? " (beyond rights: " + short + ")" : "") +
+      (prices ? " (keyed: " + prices + ")" : "") + refund +
+      (who.length ? "; " + who.join(", ") : "");
   }
   if (d.unresolved) return d.unresolved + " units of " + d.gtin + " missing, rights held elsewhere";
   return "";

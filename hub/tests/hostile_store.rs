@@ -44,6 +44,8 @@ fn event(n: u8, kind: EventKind, lines: Vec<Line>) -> Event {
         at_ms: now,
         kind,
         lines,
+        staff: Default::default(),
+        price_overrides: Vec::new(),
     }
 }
 
@@ -362,7 +364,9 @@ fn an_event_touching_a_tag_with_a_long_history_costs_what_a_fresh_one_does() {
                 qty: 1,
                 unit_price_minor: None,
                 epc: Some(Epc::from_hex(tag).unwrap()),
+                price_from_label: false,
             }],
+            staff: Default::default(),
         })
         .unwrap();
         let t = Instant::now();

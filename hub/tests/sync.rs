@@ -234,6 +234,7 @@ async fn override_sales_and_epcs_sold_twice_are_exceptions() {
     assert_eq!(status, StatusCode::OK);
     let list = body["exceptions"].as_array().unwrap();
     assert_eq!(list.len(), 2, "{body}");
+    let before = list.len();
     let ovx = list.iter().find(|x| x["kind"] == "override_sale").unwrap();
     assert_eq!(ovx["store"], "s1");
     assert_eq!(ovx["event_ids"], json!([ov.to_string()]));
@@ -252,13 +253,43 @@ async fn override_sales_and_epcs_sold_twice_are_exceptions() {
     let mut want = vec![sale1.to_string(), sale2.to_string()];
     want.sort();
     assert_eq!(ids, want);
+    // A refund without a receipt and a keyed price, each approved: an
+    // exception each, with who keyed it and who approved it.
+    let refund = s2.refund_without_receipt(g, 1);
+    let keyed = s2.sell_keyed(g, 129, 100);
+    s2.sync_all(&c2, 10).await;
+    let (_, more) = admin.get("/v1/exceptions").await;
+    let all = more["exceptions"].as_array().unwrap();
+    assert_eq!(all.len(), before + 2, "{more}");
+    let rx = all
+        .iter()
+        .find(|x| x["kind"] == "no_receipt_refund")
+        .unwrap();
+    assert_eq!(rx["event_ids"], json!([refund.to_string()]));
+    assert_eq!(
+        (&rx["detail"]["approver"], &rx["detail"]["reason"]),
+        (&json!("manager"), &json!("no receipt"))
+    );
+    assert_eq!(
+        (&rx["detail"]["cashier"], &rx["detail"]["till"]),
+        (&json!("c-1"), &json!("till-1"))
+    );
+    assert_eq!(rx["detail"]["total_minor"], 100);
+    let px = all.iter().find(|x| x["kind"] == "price_override").unwrap();
+    assert_eq!(px["event_ids"], json!([keyed.to_string()]));
+    assert_eq!(
+        px["detail"]["price_overrides"],
+        json!([{"gtin": g.to_string(), "catalog_minor": 129, "keyed_minor": 100}])
+    );
+    assert_eq!(px["detail"]["cashier"], "c-1");
     // Paging by id.
     let first = list[0]["id"].as_u64().unwrap();
     let (_, rest) = admin.get(&format!("/v1/exceptions?since={first}")).await;
-    assert_eq!(rest["exceptions"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["exceptions"].as_array().unwrap().len(), all.len() - 1);
     // Re-sending the same events records nothing new.
+    s2.sync_all(&c2, 10).await;
     let (_, again) = admin.get("/v1/exceptions").await;
-    assert_eq!(again, body);
+    assert_eq!(again, more);
     hub.stop().await;
 }
 

@@ -42,6 +42,15 @@ pub struct PosArgs {
     /// This till's token, when the agent has `[[api.tills]]`.
     #[arg(long, env = "TALLY_TILL_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// The cashier signing in (recorded on every sale and return); the
+    /// login name when not given.
+    #[arg(long, env = "TALLY_CASHIER")]
+    cashier: Option<String>,
+    /// This till's id, recorded on every sale and return. With a till
+    /// token the agent knows the till from it; without one, the machine's
+    /// host name when not given.
+    #[arg(long, env = "TALLY_TILL")]
+    till: Option<String>,
     /// The store's barcode scanner (serial port, e.g. /dev/serial/by-id/…).
     #[arg(long)]
     scanner: Option<PathBuf>,
@@ -75,6 +84,14 @@ pub fn run(args: PosArgs) -> ExitCode {
     }
 }
 
+/// The machine's host name, when the kernel says it.
+fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
+
 fn run_terminal(args: PosArgs) -> anyhow::Result<()> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         anyhow::bail!("tally-agent pos is a full-screen program: run it in a terminal");
@@ -96,7 +113,18 @@ fn run_terminal(args: PosArgs) -> anyhow::Result<()> {
         cfg.rcn_layouts = layouts.clone();
         cfg
     });
-    let state = state::PosState::new(api.base(), layouts);
+    let cashier = args
+        .cashier
+        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("LOGNAME").ok())
+        .filter(|c| !c.trim().is_empty())
+        .unwrap_or_else(|| "cashier".into());
+    let till = match (args.till, &args.token) {
+        (Some(till), _) => Some(till),
+        (None, Some(_)) => None,
+        (None, None) => host_name(),
+    };
+    let state = state::PosState::new(api.base(), layouts).with_staff(cashier, till);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -405,11 +405,11 @@ fn draw_dialog(frame: &mut Frame<'_>, s: &PosState, d: &Dialog, area: Rect) {
         ),
         Dialog::Refused(r) => refused_dialog(s, r),
         Dialog::OverrideApprover { refused, input } => (
-            " MANAGER OVERRIDE ".into(),
+            " MANAGER APPROVAL ".into(),
             Color::Yellow,
             vec![
                 refusal_summary(s, &refused.why),
-                "The sale is recorded as an override and reported to HQ.".into(),
+                "Recorded with the manager's approval and reported to HQ.".into(),
                 String::new(),
                 field("Approving manager: ", input),
             ],
@@ -419,7 +419,7 @@ fn draw_dialog(frame: &mut Frame<'_>, s: &PosState, d: &Dialog, area: Rect) {
             approver,
             input,
         } => (
-            " MANAGER OVERRIDE ".into(),
+            " MANAGER APPROVAL ".into(),
             Color::Yellow,
             vec![
                 refusal_summary(s, &refused.why),
@@ -434,7 +434,7 @@ fn draw_dialog(frame: &mut Frame<'_>, s: &PosState, d: &Dialog, area: Rect) {
             reason,
             input,
         } => (
-            " MANAGER OVERRIDE ".into(),
+            " MANAGER APPROVAL ".into(),
             Color::Yellow,
             vec![
                 refusal_summary(s, &refused.why),
@@ -548,6 +548,9 @@ fn refusal_summary(s: &PosState, why: &Why) -> String {
             item_name(s, &gtin.to_string())
         ),
         Why::Rule(Refusal::Invalid(message)) => format!("Refused as invalid: {message}."),
+        Why::Rule(Refusal::ApprovalRequired(what)) => {
+            format!("A manager's approval is needed: {what}.")
+        }
         Why::Unknown(body) => format!("Refused: {}.", body.error),
     }
 }
@@ -590,6 +593,10 @@ fn refused_dialog(s: &PosState, r: &Refused) -> (String, Color, Vec<String>) {
             " REFUSED: more than the sale sold "
         }
         Why::Rule(Refusal::Invalid(_)) => " REFUSED: invalid ",
+        Why::Rule(Refusal::ApprovalRequired(_)) => {
+            lines.push("A manager approves it with their PIN; it is reported to HQ.".into());
+            " MANAGER APPROVAL NEEDED "
+        }
         Why::Unknown(body) => {
             if !body.message.is_empty() {
                 lines.push(body.message.clone());

@@ -18,7 +18,7 @@ use tally_sync::{BoundedCounter, Delta, Epc, Event, EventId, Gtin, ItemKey, Loca
 use crate::catalog;
 use crate::error::{corrupt, StoreError};
 use crate::tables::{
-    self, decode, encode, read_u64, with_version, CATALOG, CHANGES, COUNTERS, EPCS, EVENTS,
+    self, encode, read_u64, with_version, CATALOG, CHANGES, COUNTERS, EPCS, EVENTS,
     INVENTORY_VERSION, META, PRUNED_PREFIX,
 };
 use crate::txn::LazyTable;
@@ -147,7 +147,7 @@ impl TxnReplica<'_> {
             return Ok(Inserted::New);
         };
         events.insert(e.id.0.as_u128(), old.as_slice())?;
-        Ok(already_stored(&decode("events", &old)?, e))
+        Ok(already_stored(&tables::decode_event(&old)?, e))
     }
 
     fn update_epc(
@@ -287,6 +287,8 @@ mod tests {
                 unit_price_minor: 0,
                 epc: None,
             }],
+            staff: Default::default(),
+            price_overrides: Vec::new(),
         };
         let txn = db.begin_write().unwrap();
         {

@@ -90,6 +90,12 @@ pub(crate) fn decode<T: DeserializeOwned>(
     codec::from_bytes(bytes).map_err(|e| corrupt(table, e))
 }
 
+/// Decodes a row of the events table: today's layout or one written
+/// before protocol 4 ([`Event::from_stored`]).
+pub(crate) fn decode_event(bytes: &[u8]) -> Result<Event, StoreError> {
+    Event::from_stored(bytes).map_err(|e| corrupt("events", e))
+}
+
 /// Splits a `version ‖ record` value.
 pub(crate) fn versioned<T: DeserializeOwned>(
     table: &'static str,
@@ -184,7 +190,7 @@ pub(crate) fn event(
     id: &EventId,
 ) -> Result<Option<Event>, StoreError> {
     match table.get(id.0.as_u128())? {
-        Some(v) => Ok(Some(decode("events", v.value())?)),
+        Some(v) => Ok(Some(decode_event(v.value())?)),
         None => Ok(None),
     }
 }

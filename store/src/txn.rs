@@ -14,8 +14,7 @@ use crate::catalog;
 use crate::error::{corrupt, StoreError};
 use crate::replica::TxnReplica;
 use crate::tables::{
-    self, decode, read_u64, versioned, CATALOG, CHANGES, COUNTERS, EPCS, EVENTS, INVENTORY_VERSION,
-    META,
+    self, read_u64, versioned, CATALOG, CHANGES, COUNTERS, EPCS, EVENTS, INVENTORY_VERSION, META,
 };
 
 /// A write transaction. Nothing is visible or durable until [`Self::commit`].
@@ -185,7 +184,7 @@ impl ReadTxn {
         let mut n = 0;
         for row in table.iter()? {
             let (_, v) = row?;
-            f(decode("events", v.value())?);
+            f(tables::decode_event(v.value())?);
             n += 1;
         }
         Ok(n)

@@ -96,6 +96,8 @@ fn event(id: u8) -> Event {
             unit_price_minor: 0,
             epc: None,
         }],
+        staff: Default::default(),
+        price_overrides: Vec::new(),
     }
 }
 

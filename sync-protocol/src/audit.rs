@@ -141,6 +141,8 @@ mod tests {
                 unit_price_minor: 0,
                 epc: None,
             }],
+            staff: Default::default(),
+            price_overrides: Vec::new(),
         }
     }
 

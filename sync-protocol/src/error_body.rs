@@ -110,7 +110,7 @@ impl ErrorBody {
                 body.requested = Some(*requested);
                 body.returnable = Some(*returnable);
             }
-            Refusal::Invalid(_) => {}
+            Refusal::ApprovalRequired(_) | Refusal::Invalid(_) => {}
         }
         body
     }
@@ -144,17 +144,18 @@ impl ErrorBody {
                 requested: self.requested?,
                 returnable: self.returnable?,
             },
+            "approval_required" => Refusal::ApprovalRequired(self.message.clone()),
             "invalid" => Refusal::Invalid(self.message.clone()),
             _ => return None,
         })
     }
 }
 
-/// An invalid command's message is its reason as given; the others say
-/// what the rule found.
+/// An invalid command's message, and what an approval was required for,
+/// are the reason as given; the others say what the rule found.
 fn refusal_message(refusal: &Refusal) -> String {
     match refusal {
-        Refusal::Invalid(why) => why.clone(),
+        Refusal::Invalid(why) | Refusal::ApprovalRequired(why) => why.clone(),
         other => other.to_string(),
     }
 }
@@ -167,6 +168,7 @@ impl Refusal {
             Refusal::AlreadySold { .. } => "already_sold",
             Refusal::NotSold { .. } => "not_sold",
             Refusal::ExceedsSale { .. } => "exceeds_sale",
+            Refusal::ApprovalRequired(_) => "approval_required",
             Refusal::Invalid(_) => "invalid",
         }
     }
@@ -196,6 +198,7 @@ mod tests {
                 requested: 2,
                 returnable: 1,
             },
+            Refusal::ApprovalRequired("a refund without a receipt".into()),
             Refusal::Invalid("qty must be > 0".into()),
         ] {
             let body = ErrorBody::of_refusal(&refusal, true);

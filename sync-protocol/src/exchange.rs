@@ -210,8 +210,6 @@ pub enum HandleError<E> {
 pub struct HubOutcome {
     /// Events stored for the first time.
     pub new_events: Vec<EventId>,
-    /// New override sales among them (exceptions to surface).
-    pub overrides: Vec<EventId>,
     /// EPCs this request made double-sold (exceptions to surface).
     pub double_sales: Vec<DoubleSale>,
     /// Rights the hub gave back to the store, per item.
@@ -292,9 +290,6 @@ pub fn hub_handle<S: HubReplica>(
         match store.insert_event(event).map_err(HandleError::Storage)? {
             Inserted::New => {
                 outcome.new_events.push(event.id);
-                if event.is_override() {
-                    outcome.overrides.push(event.id);
-                }
                 record_epcs(store, event, &mut outcome).map_err(HandleError::Storage)?;
             }
             Inserted::Duplicate => {}

@@ -216,6 +216,8 @@ mod tests {
                     epc: None,
                 })
                 .collect(),
+            staff: Default::default(),
+            price_overrides: Vec::new(),
         }
     }
 

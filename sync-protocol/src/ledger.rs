@@ -65,6 +65,11 @@ pub enum Refusal {
         /// Units of the item the sale sold and no earlier return took back.
         returnable: u64,
     },
+    /// The command needs a manager's approval it does not carry: a
+    /// refund the store cannot check against a sale it recorded, or a
+    /// price other than the catalog's. Says which.
+    #[error("a manager's approval is required: {0}")]
+    ApprovalRequired(String),
     /// The event is malformed.
     #[error("invalid event: {0}")]
     Invalid(String),
@@ -394,6 +399,8 @@ mod tests {
             at_ms: 1,
             kind,
             lines,
+            staff: Default::default(),
+            price_overrides: Vec::new(),
         }
     }
 

@@ -64,7 +64,10 @@ pub mod timestamp;
 
 pub use counter::{BoundedCounter, CounterError, Violation};
 pub use epcs::{DoubleSale, EpcLedger};
-pub use event::{Direction, Event, EventKind, Line, Override, Shortfall, Tender};
+pub use event::{
+    Approval, Direction, Event, EventKind, Exception, Line, Override, PriceOverride, Shortfall,
+    Staff, Tender,
+};
 pub use gtin::{Gtin, GtinError};
 pub use ids::{Epc, EventId, IdError, LocationId, ReplicaId};
 pub use inventory::{Delta, DeltaEntry, DeltaViolation, Inventory, ItemKey};

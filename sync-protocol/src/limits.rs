@@ -57,6 +57,8 @@ pub const MAX_CLOCK_SKEW_MS: u64 = 24 * 3_600_000;
 pub const MAX_EVENT_AGE_MS: u64 = 5 * 366 * 24 * 3_600_000;
 /// Most items in one request's demand.
 pub const MAX_DEMAND_ITEMS: usize = 10_000;
+/// Longest cashier or till id.
+pub const MAX_STAFF_ID_BYTES: usize = 128;
 /// Most refused units of one item one request may report as demand.
 pub const MAX_DEMAND_UNITS: u64 = 1_000_000_000;
 
@@ -184,6 +186,7 @@ pub fn check_event(event: &Event) -> Result<(), ContentError> {
         // Bounded above: ≤ 1,000 × 10^6 × 10^12, far inside i128.
         total += i128::from(l.qty) * i128::from(l.unit_price_minor);
     }
+    check_staff(event)?;
     match &event.kind {
         EventKind::Sale { tenders, override_ } => {
             at_most(|| "the sale's total".into(), total, MAX_AMOUNT_MINOR.into())?;
@@ -292,6 +295,70 @@ pub fn check_event(event: &Event) -> Result<(), ContentError> {
     Ok(())
 }
 
+/// Who keyed the event, who approved it and its price overrides: ids and
+/// texts bounded, price overrides only on priced kinds, each naming an
+/// item of the event once, with prices in bounds.
+fn check_staff(event: &Event) -> Result<(), ContentError> {
+    let staff = &event.staff;
+    for (what, v) in [
+        ("staff.cashier", &staff.cashier),
+        ("staff.till", &staff.till),
+    ] {
+        if let Some(v) = v {
+            len_at_most(|| what.into(), v.len(), MAX_STAFF_ID_BYTES, "bytes")?;
+        }
+    }
+    if let Some(a) = &staff.approval {
+        len_at_most(
+            || "staff.approval.approver".into(),
+            a.approver.len(),
+            MAX_APPROVER_BYTES,
+            "bytes",
+        )?;
+        len_at_most(
+            || "staff.approval.reason".into(),
+            a.reason.len(),
+            MAX_REASON_BYTES,
+            "bytes",
+        )?;
+    }
+    let overrides = &event.price_overrides;
+    if overrides.is_empty() {
+        return Ok(());
+    }
+    if !matches!(
+        event.kind,
+        EventKind::Sale { .. } | EventKind::Return { .. }
+    ) {
+        return Err(ContentError::Inconsistent(format!(
+            "a {} has no prices to override",
+            event.kind.name()
+        )));
+    }
+    let items = units_by_item(&event.lines);
+    let mut seen = BTreeSet::new();
+    for (i, p) in overrides.iter().enumerate() {
+        if !items.contains_key(&p.gtin) || !seen.insert(p.gtin) {
+            return Err(ContentError::Inconsistent(format!(
+                "price_overrides[{i}] names {}, not an item of the event or named twice",
+                p.gtin
+            )));
+        }
+        for (field, v) in [
+            ("catalog_minor", p.catalog_minor),
+            ("keyed_minor", p.keyed_minor),
+        ] {
+            at_least(|| format!("price_overrides[{i}].{field}"), v.into(), 0)?;
+            at_most(
+                || format!("price_overrides[{i}].{field}"),
+                v.into(),
+                MAX_UNIT_PRICE_MINOR.into(),
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// Checks that an event dated `at_ms` is within the hub's window at hub
 /// time `now_ms`: at most [`MAX_CLOCK_SKEW_MS`] ahead, at most
 /// [`MAX_EVENT_AGE_MS`] behind.
@@ -351,6 +418,8 @@ mod tests {
                 override_: None,
             },
             lines,
+            staff: Default::default(),
+            price_overrides: Vec::new(),
         }
     }
 

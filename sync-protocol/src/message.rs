@@ -40,7 +40,7 @@ impl std::fmt::Display for ProtocolVersion {
 }
 
 /// The version this build speaks.
-pub const PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion { major: 3, minor: 0 };
+pub const PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion { major: 4, minor: 0 };
 
 /// Units of an item a store was refused for lack of rights since its last
 /// acknowledged sync: the demand signal for rebalancing.

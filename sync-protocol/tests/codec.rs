@@ -39,6 +39,8 @@ fn request(lines: &[(u64, u64, bool)], seed: u8) -> SyncRequest {
                 unit_price_minor: 1234,
                 epc: tagged.then(|| Epc::from_hex("3074257BF7194E4000001A85").unwrap()),
             }],
+            staff: Default::default(),
+            price_overrides: Vec::new(),
         })
         .collect();
     SyncRequest {

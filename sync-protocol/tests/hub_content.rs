@@ -51,6 +51,7 @@ fn command(kind: u8, g: u64, qty: u64) -> Command {
         0 => Command::Receipt {
             id: None,
             lines: vec![ReceiptLine::units(gtin(g), qty)],
+            staff: Default::default(),
         },
         1 => Command::Sale {
             id: None,
@@ -59,14 +60,16 @@ fn command(kind: u8, g: u64, qty: u64) -> Command {
                 qty,
                 unit_price_minor: Some(100),
                 epc: None,
+                price_from_label: false,
             }],
             tenders: vec![],
-            approval: None,
+            staff: Default::default(),
         },
         _ => Command::Count {
             id: None,
             gtin: gtin(g),
             counted: qty,
+            staff: Default::default(),
         },
     }
 }

@@ -57,7 +57,11 @@ pub fn committer_alone(
                 epc: None,
             })
             .collect();
-        let receipt = Cmd::Receipt { id: None, lines };
+        let receipt = Cmd::Receipt {
+            id: None,
+            lines,
+            staff: Default::default(),
+        };
         committer.command(receipt).await.unwrap();
         let before = parse_metrics(&metrics.encode().unwrap());
         let cpu0 = cpu_time("self");
@@ -77,9 +81,10 @@ pub fn committer_alone(
                                 qty: 1,
                                 unit_price_minor: Some(100),
                                 epc: None,
+                                price_from_label: false,
                             }],
                             tenders: Vec::new(),
-                            approval: None,
+                            staff: Default::default(),
                         };
                         let t = Instant::now();
                         let done = committer.command(sale).await.unwrap();

@@ -7,15 +7,18 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use tally_agent_api::answers::{CatalogImported, Recorded};
 use tally_agent_api::requests::{
-    CountRequest, LineBody, OverrideRequest, ReceiptRequest, ReturnRequest, SaleRequest,
+    CountRequest, LineBody, OverrideRequest, PriceSource, ReceiptRequest, ReturnRequest,
+    SaleRequest,
 };
-use tally_sync::command::{Approval, Command, LineIn, Outcome, ReceiptLine};
+use tally_sync::command::{Approval, Command, LineIn, Outcome, ReceiptLine, Staff};
 use tally_sync::message::CatalogRequest;
 use tally_sync::{Epc, Gtin};
 
+use super::guard::Till;
 use super::json::ApiJson;
 use super::{AppState, ErrorAnswer};
 use crate::commit::CatalogStored;
@@ -50,10 +53,52 @@ fn lines(body: Vec<LineBody>) -> Result<Vec<LineIn>, ErrorAnswer> {
                 gtin: g,
                 qty: qty(g, l.qty)?,
                 unit_price_minor: l.unit_price_minor,
+                price_from_label: l.price_source == Some(PriceSource::Label),
                 epc,
             })
         })
         .collect()
+}
+
+/// Who keys a command: the cashier as posted; the till as posted, or the
+/// till whose token the request carried (a different till posted with a
+/// till's token is refused); the manager's approval once checked.
+fn staff(
+    token_till: Option<Extension<Till>>,
+    cashier: Option<String>,
+    till: Option<String>,
+    approval: Option<Approval>,
+) -> Result<Staff, ErrorAnswer> {
+    let named = |what: &str, v: Option<String>| -> Result<Option<String>, ErrorAnswer> {
+        match v.map(|v| v.trim().to_string()) {
+            Some(v) if v.is_empty() => Err(ErrorAnswer::Invalid(format!("{what} is empty"))),
+            Some(v) if v.len() > tally_sync::limits::MAX_STAFF_ID_BYTES => {
+                Err(ErrorAnswer::Invalid(format!(
+                    "{what} is longer than {} bytes",
+                    tally_sync::limits::MAX_STAFF_ID_BYTES
+                )))
+            }
+            Some(v) if v.chars().any(char::is_control) => Err(ErrorAnswer::Invalid(format!(
+                "{what} contains control characters"
+            ))),
+            other => Ok(other),
+        }
+    };
+    let cashier = named("cashier", cashier)?;
+    let till = match (token_till, named("till", till)?) {
+        (Some(Extension(Till(token))), Some(posted)) if posted != token => {
+            return Err(ErrorAnswer::Invalid(format!(
+                "till {posted:?} is not the till of this request's token ({token:?})"
+            )))
+        }
+        (Some(Extension(Till(token))), _) => Some(token),
+        (None, posted) => posted,
+    };
+    Ok(Staff {
+        cashier,
+        till,
+        approval,
+    })
 }
 
 async fn submit(state: &AppState, cmd: Command) -> Result<Response, ErrorAnswer> {
@@ -87,9 +132,11 @@ async fn submit(state: &AppState, cmd: Command) -> Result<Response, ErrorAnswer>
 
 pub(super) async fn post_sale(
     State(state): State<AppState>,
+    till: Option<Extension<Till>>,
     ApiJson(body): ApiJson<SaleRequest>,
 ) -> Result<Response, ErrorAnswer> {
     let lines = lines(body.lines)?;
+    let staff = staff(till, body.cashier, body.till, None)?;
     let approval = match body.override_ {
         Some(o) => Some(approved(&state, o).await?),
         None => None,
@@ -98,7 +145,7 @@ pub(super) async fn post_sale(
         id: body.sale_id,
         lines,
         tenders: body.tenders,
-        approval,
+        staff: Staff { approval, ..staff },
     };
     submit(&state, cmd).await
 }
@@ -136,20 +183,30 @@ async fn approved(state: &AppState, o: OverrideRequest) -> Result<Approval, Erro
 
 pub(super) async fn post_return(
     State(state): State<AppState>,
+    till: Option<Extension<Till>>,
     ApiJson(body): ApiJson<ReturnRequest>,
 ) -> Result<Response, ErrorAnswer> {
+    let lines = lines(body.lines)?;
+    let staff = staff(till, body.cashier, body.till, None)?;
+    let approval = match body.approval {
+        Some(o) => Some(approved(&state, o).await?),
+        None => None,
+    };
     let cmd = Command::Return {
         id: body.return_id,
-        lines: lines(body.lines)?,
+        lines,
         original_sale: body.original_sale_id,
+        staff: Staff { approval, ..staff },
     };
     submit(&state, cmd).await
 }
 
 pub(super) async fn post_receipt(
     State(state): State<AppState>,
+    till: Option<Extension<Till>>,
     ApiJson(body): ApiJson<ReceiptRequest>,
 ) -> Result<Response, ErrorAnswer> {
+    let staff = staff(till, body.cashier, body.till, None)?;
     if body.lines.is_empty() {
         return Err(ErrorAnswer::Invalid("lines must not be empty".into()));
     }
@@ -164,14 +221,17 @@ pub(super) async fn post_receipt(
     let cmd = Command::Receipt {
         id: body.receipt_id,
         lines,
+        staff,
     };
     submit(&state, cmd).await
 }
 
 pub(super) async fn post_count(
     State(state): State<AppState>,
+    till: Option<Extension<Till>>,
     ApiJson(body): ApiJson<CountRequest>,
 ) -> Result<Response, ErrorAnswer> {
+    let staff = staff(till, body.cashier, body.till, None)?;
     let g = gtin(&body.gtin)?;
     let counted = u64::try_from(body.counted)
         .map_err(|_| ErrorAnswer::Invalid(format!("counted must be >= 0, got {}", body.counted)))?;
@@ -179,6 +239,7 @@ pub(super) async fn post_count(
         id: body.count_id,
         gtin: g,
         counted,
+        staff,
     };
     submit(&state, cmd).await
 }

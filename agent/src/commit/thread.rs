@@ -74,7 +74,7 @@ fn set_nice(nice: i32) {
 /// the transaction committed (or failed with it).
 #[derive(Debug)]
 enum Answer {
-    Command(Reply<Outcome>, Outcome),
+    Command(Reply<Outcome>, Box<Outcome>),
     Catalog(Reply<CatalogStored>, CatalogStored),
     Synced(Reply<SyncApplied>, SyncApplied),
     DeadLettered(Reply<bool>, bool),
@@ -92,7 +92,7 @@ impl Answer {
                     .durable_seconds
                     .observe(now.saturating_duration_since(queued).as_secs_f64());
                 count(metrics, &outcome);
-                answer(reply, Ok(outcome));
+                answer(reply, Ok(*outcome));
             }
             Answer::Catalog(reply, stored) => answer(reply, Ok(stored)),
             Answer::Synced(reply, applied) => answer(reply, Ok(applied)),
@@ -174,16 +174,6 @@ impl<R: RngCore> Stamps<'_, R> {
             now_ms: self.clock.now_ms(),
             random,
         }
-    }
-}
-
-fn refusal_reason(r: &Refusal) -> &'static str {
-    match r {
-        Refusal::InsufficientStock { .. } => "insufficient_stock",
-        Refusal::AlreadySold { .. } => "already_sold",
-        Refusal::NotSold { .. } => "not_sold",
-        Refusal::ExceedsSale { .. } => "exceeds_sale",
-        Refusal::Invalid(_) => "invalid",
     }
 }
 
@@ -497,7 +487,7 @@ fn apply_all(
                 metrics
                     .refusals
                     .get_or_create(&ReasonLabel {
-                        reason: refusal_reason(&refusal),
+                        reason: Refusal::code(&refusal),
                     })
                     .inc();
                 answer(reply, Ok(Outcome::Refused { refusal, demand }));
@@ -509,7 +499,7 @@ fn apply_all(
                 }
                 let outcome = Outcome::Recorded { event, new };
                 if new || in_batch {
-                    waiting.push((Answer::Command(reply, outcome), queued));
+                    waiting.push((Answer::Command(reply, Box::new(outcome)), queued));
                 } else {
                     // Recorded by an earlier, committed batch: durable.
                     count(metrics, &outcome);

@@ -140,6 +140,11 @@ async fn on_tag(ctx: &DeviceContext, ev: RfidEvent) {
     let cmd = Command::Receipt {
         id: Some(id),
         lines: vec![ReceiptLine::tagged(gtin, epc.clone())],
+        // Received by the store's RFID reader, not at a till.
+        staff: tally_sync::Staff {
+            till: Some("device:rfid".into()),
+            ..Default::default()
+        },
     };
     match submit(&ctx.committer, cmd).await {
         Ok(Outcome::Recorded { new: true, .. }) => {

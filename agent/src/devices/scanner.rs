@@ -133,9 +133,14 @@ async fn on_scan(ctx: &DeviceContext, ev: ScannerEvent) {
             qty: 1,
             unit_price_minor: price,
             epc: None,
+            price_from_label: price.is_some(),
         }],
         tenders: Vec::new(),
-        approval: None,
+        // Sold by the store's own scanner, not at a till.
+        staff: tally_sync::Staff {
+            till: Some("device:scanner".into()),
+            ..Default::default()
+        },
     };
     let ran = match submit(&ctx.committer, cmd.clone()).await {
         Ok(outcome) => ctx.rights.resolve(cmd, outcome).await,

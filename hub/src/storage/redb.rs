@@ -20,7 +20,7 @@
 //!   content is checked against (per EPC, one row per EPC and event, per
 //!   store and item); see `storage/content.rs`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -33,8 +33,8 @@ use tally_sync::ledger::Refusal;
 use tally_sync::message::CatalogItem;
 use tally_sync::rights::{self, RightsReleased, RightsRequest};
 use tally_sync::{
-    ByReason, DemandEstimate, EpcLedger, Event, EventKind, Gtin, ItemKey, Line, LocationId,
-    ReplicaId, ReservePolicy, Shortage,
+    ByReason, DemandEstimate, EpcLedger, Event, EventKind, Exception, Gtin, ItemKey, Line,
+    LocationId, ReplicaId, ReservePolicy, Shortage,
 };
 
 use super::content::{self, HubTxnReplica};
@@ -168,32 +168,18 @@ impl RedbHub {
         // Exceptions, with the events' own times.
         let store = who.replica.to_string();
         let mut exceptions = Vec::new();
-        let by_id: HashMap<_, &Event> = if outcome.overrides.is_empty() {
-            HashMap::new()
-        } else {
-            req.events.iter().map(|e| (e.id, e)).collect()
-        };
-        for id in &outcome.overrides {
-            if let Some(e) = by_id.get(id) {
-                if let EventKind::Sale {
-                    override_: Some(ov),
-                    ..
-                } = &e.kind
-                {
-                    exceptions.push(ExceptionRecord {
-                        id: 0,
-                        kind: "override_sale".into(),
-                        store: store.clone(),
-                        event_ids: vec![*id],
-                        at_ms: e.at_ms,
-                        detected_at_ms: now_ms,
-                        detail: serde_json::json!({
-                            "approver": ov.approver,
-                            "reason": ov.reason,
-                            "shortfall": ov.shortfall,
-                        }),
-                    });
-                }
+        let new: HashSet<_> = outcome.new_events.iter().copied().collect();
+        for e in req.events.iter().filter(|e| new.contains(&e.id)) {
+            for kind in e.exceptions() {
+                exceptions.push(ExceptionRecord {
+                    id: 0,
+                    kind: kind.name().into(),
+                    store: store.clone(),
+                    event_ids: vec![e.id],
+                    at_ms: e.at_ms,
+                    detected_at_ms: now_ms,
+                    detail: approved_exception(e, kind),
+                });
             }
         }
         for d in &outcome.double_sales {
@@ -218,7 +204,6 @@ impl RedbHub {
                 detail: serde_json::json!({ "epc": d.epc, "sales": sales }),
             });
         }
-        let new: HashSet<_> = outcome.new_events.iter().copied().collect();
         let mut sold_per_minute: BTreeMap<u64, u64> = BTreeMap::new();
         for e in req.events.iter().filter(|e| new.contains(&e.id)) {
             if matches!(e.kind, EventKind::Sale { .. }) {
@@ -339,6 +324,39 @@ impl RedbHub {
 /// The reserve targets at `location` at `now_ms`: every item with recorded
 /// online demand there (those whose demand decayed to nothing with target
 /// 0, so the hub gives their reserve back). O(items ordered online there).
+/// What HQ sees of an exception a manager approved: who keyed the event,
+/// at which till, who approved it and why, and what it did (the units an
+/// override found, the prices keyed against the catalog's, a refund's
+/// lines and total).
+fn approved_exception(e: &Event, kind: Exception) -> serde_json::Value {
+    let approval = e.staff.approval.as_ref();
+    let legacy = match &e.kind {
+        EventKind::Sale {
+            override_: Some(ov),
+            ..
+        } => Some((&ov.approver, &ov.reason, &ov.shortfall)),
+        _ => None,
+    };
+    let mut detail = serde_json::json!({
+        "cashier": e.staff.cashier,
+        "till": e.staff.till,
+        "approver": approval.map(|a| &a.approver).or(legacy.map(|l| l.0)),
+        "reason": approval.map(|a| &a.reason).or(legacy.map(|l| l.1)),
+    });
+    let what = match kind {
+        Exception::OverrideSale => serde_json::json!({ "shortfall": legacy.map(|l| l.2) }),
+        Exception::PriceOverride => serde_json::json!({ "price_overrides": e.price_overrides }),
+        Exception::NoReceiptRefund => serde_json::json!({
+            "lines": e.lines,
+            "total_minor": e.total_minor(),
+        }),
+    };
+    if let (Some(d), serde_json::Value::Object(w)) = (detail.as_object_mut(), what) {
+        d.extend(w);
+    }
+    detail
+}
+
 fn reserve_targets(
     txn: &WriteTxn,
     location: &LocationId,
@@ -426,6 +444,8 @@ fn order(
             reference: Some(o.order_id.clone()),
         },
         lines,
+        staff: Default::default(),
+        price_overrides: Vec::new(),
     };
     let mut replica = txn.replica()?;
     let counters = counters_at(&replica, &o.store, o.lines.iter().map(|&(gtin, _)| gtin))?;

@@ -385,6 +385,8 @@ impl SimStore {
             qty,
             unit_price_minor: Some(100),
             epc,
+            // Price-labelled goods: the label says 100, whatever the catalog.
+            price_from_label: true,
         }
     }
 
@@ -392,6 +394,7 @@ impl SimStore {
         self.run(Command::Receipt {
             id: None,
             lines: vec![ReceiptLine::units(g, qty)],
+            staff: Default::default(),
         })
         .unwrap()
     }
@@ -406,7 +409,10 @@ impl SimStore {
                 amount_minor: paid,
                 reference: None,
             }],
-            approval,
+            staff: tally_sync::Staff {
+                approval,
+                ..Default::default()
+            },
         }
     }
 
@@ -436,6 +442,48 @@ impl SimStore {
         };
         self.run(Self::sale(Self::line(g, qty, None), Some(approval)))
             .unwrap()
+    }
+
+    /// A manager-approved refund of `qty` × `g` at 100 without a receipt,
+    /// keyed by cashier `c-1` at `till-1`.
+    pub fn refund_without_receipt(&mut self, g: Gtin, qty: u64) -> EventId {
+        self.run(Command::Return {
+            id: None,
+            lines: vec![Self::line(g, qty, None)],
+            original_sale: None,
+            staff: Self::approved_at_till("no receipt"),
+        })
+        .unwrap()
+    }
+
+    /// A manager-approved sale of one `g` keyed at `price` while the
+    /// catalog says `catalog`, keyed by cashier `c-1` at `till-1`.
+    pub fn sell_keyed(&mut self, g: Gtin, catalog: i64, price: i64) -> EventId {
+        self.mem.set_price(g, catalog);
+        self.run(Command::Sale {
+            id: None,
+            lines: vec![LineIn {
+                gtin: g,
+                qty: 1,
+                unit_price_minor: Some(price),
+                price_from_label: false,
+                epc: None,
+            }],
+            tenders: Vec::new(),
+            staff: Self::approved_at_till("damaged box"),
+        })
+        .unwrap()
+    }
+
+    fn approved_at_till(reason: &str) -> tally_sync::Staff {
+        tally_sync::Staff {
+            cashier: Some("c-1".into()),
+            till: Some("till-1".into()),
+            approval: Some(Approval {
+                approver: "manager".into(),
+                reason: reason.into(),
+            }),
+        }
     }
 
     /// A request for `units` of the hub's rights to `g` under

@@ -4,7 +4,9 @@
 //! failure (in doubt, refused, invalid). Posting and answering are shared
 //! with returns (`returns`), whose requests go the same way.
 
-use tally_agent_api::{ApiError, LineBody, OverrideRequest, SaleRecorded, SaleRequest};
+use tally_agent_api::{
+    ApiError, LineBody, OverrideRequest, PriceSource, SaleRecorded, SaleRequest,
+};
 use tally_sync::{EventId, Refusal, Tender};
 
 use super::{Dialog, Effect, Env, Key, Level, Mode, Pending, PosState, Why};
@@ -206,6 +208,10 @@ impl PosState {
                 qty: i64::try_from(l.qty).unwrap_or(i64::MAX),
                 unit_price_minor: self.price_to_send(l),
                 epc: l.epc.clone(),
+                // A weighed or price-embedded label's price is the
+                // label's; a price typed (F4) is keyed.
+                price_source: (l.manual_price.is_none() && l.measure.is_some())
+                    .then_some(PriceSource::Label),
             })
             .collect()
     }
@@ -231,6 +237,8 @@ impl PosState {
                 })
                 .collect(),
             override_,
+            cashier: Some(self.cashier.clone()),
+            till: self.till.clone(),
         };
         self.send(Pending::Sale(req))
     }

@@ -238,6 +238,11 @@ pub struct PosState {
     pub scanner: Option<(bool, String)>,
     /// One-line notice.
     pub notice: Option<(Level, String)>,
+    /// The cashier signed in at this terminal (sent with every post).
+    pub cashier: String,
+    /// This till's id, sent with every post when known (with a till token
+    /// the agent knows the till from the token).
+    pub till: Option<String>,
 }
 
 impl PosState {
@@ -261,7 +266,16 @@ impl PosState {
             agent: AgentLink::Unknown,
             scanner: None,
             notice: None,
+            cashier: "cashier".into(),
+            till: None,
         }
+    }
+
+    /// The terminal with `cashier` signed in at `till`.
+    pub fn with_staff(mut self, cashier: impl Into<String>, till: Option<String>) -> Self {
+        self.cashier = cashier.into();
+        self.till = till;
+        self
     }
 
     /// Whether a sale or return is open (quitting would lose it).

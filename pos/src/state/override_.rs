@@ -1,13 +1,15 @@
-//! Refusals and the manager override: the dialog that says why the agent
+//! Refusals and the manager's approval: the dialog that says why the agent
 //! refused a post (409) and that nothing was recorded, the stock figures
-//! behind an `insufficient_stock`, the override (approving manager, reason,
-//! then the manager's PIN; the same sale re-posted under its id), and the way back to the
-//! basket from a refusal or an invalid request.
+//! behind an `insufficient_stock`, the approval (approving manager, reason,
+//! then the manager's PIN; the same sale or return re-posted under its
+//! id: a sale beyond rights or at a keyed price, a refund without a
+//! receipt), and the way back to the basket from a refusal or an invalid
+//! request.
 
 use tally_agent_api::{ErrorBody, OverrideRequest, Stock};
 use tally_sync::Refusal;
 
-use super::{Dialog, Effect, Env, Key, Level, PosState};
+use super::{Dialog, Effect, Env, Key, Level, Mode, PosState};
 
 /// Why the agent refused a post (409).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,7 +171,11 @@ impl PosState {
             }
             Key::Enter => {
                 self.notice = None;
-                self.post_sale(Some(OverrideRequest::new(&approver, &reason, &input)), env)
+                let approval = OverrideRequest::new(&approver, &reason, &input);
+                match self.mode {
+                    Mode::Sale => self.post_sale(Some(approval), env),
+                    Mode::Return => self.post_return(Some(approval), env),
+                }
             }
             k => self.show(Dialog::OverridePin {
                 refused,

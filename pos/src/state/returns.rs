@@ -4,8 +4,8 @@
 //! naming its sale sends only the prices the cashier typed or the label
 //! printed, so the agent refunds what that sale charged.
 
-use tally_agent_api::{ApiError, ReturnRecorded, ReturnRequest, SaleView};
-use tally_sync::EventId;
+use tally_agent_api::{ApiError, OverrideRequest, ReturnRecorded, ReturnRequest, SaleView};
+use tally_sync::{EventId, Refusal};
 
 use super::{Dialog, Effect, Env, Key, Level, Line, Mode, Pending, PosState, Receipt};
 use crate::scan::Measure;
@@ -104,7 +104,7 @@ impl PosState {
     /// The refund confirmation: Enter or `Y` posts the return.
     pub(super) fn confirm_refund_key(&mut self, key: Key, env: &Env) -> Vec<Effect> {
         match key {
-            Key::Enter | Key::Char('y' | 'Y') => self.post_return(env),
+            Key::Enter | Key::Char('y' | 'Y') => self.post_return(None, env),
             Key::Esc | Key::Char('n' | 'N') => Vec::new(),
             _ => self.show(Dialog::ConfirmRefund),
         }
@@ -123,12 +123,22 @@ impl PosState {
         self.unit_price(l)
     }
 
-    fn post_return(&mut self, env: &Env) -> Vec<Effect> {
+    /// Posts the returned items under the open id, with a manager's
+    /// `approval` (needed when the return names no sale this store
+    /// recorded).
+    pub(super) fn post_return(
+        &mut self,
+        approval: Option<OverrideRequest>,
+        env: &Env,
+    ) -> Vec<Effect> {
         let return_id = *self.event_id.get_or_insert(env.fresh_id);
         let req = ReturnRequest {
             return_id: Some(return_id),
             lines: self.lines_body(),
             original_sale_id: self.original_sale_id,
+            approval,
+            cashier: Some(self.cashier.clone()),
+            till: self.till.clone(),
         };
         self.send(Pending::Return(req))
     }
@@ -149,12 +159,18 @@ impl PosState {
             Ok(reply) => {
                 let receipt = Receipt {
                     original_sale_id: req.original_sale_id,
+                    override_: req.approval.map(|o| (o.approver, o.reason)),
                     ..self.receipt(Mode::Return, reply.return_id, reply.total_minor)
                 };
                 self.finish(receipt);
                 Vec::new()
             }
-            Err(e) => self.post_failed(e, false),
+            Err(e) => {
+                // A manager may approve only what needs an approval.
+                let can_approve = req.approval.is_none()
+                    && matches!(e, ApiError::Refused(Refusal::ApprovalRequired(_)));
+                self.post_failed(e, can_approve)
+            }
         }
     }
 }

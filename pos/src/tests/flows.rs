@@ -620,6 +620,8 @@ fn returns_post_lines_and_the_original_sale() {
         store_id: LocationId::new("store-1").unwrap(),
         tenders: Vec::new(),
         total_minor: 258,
+        staff: Default::default(),
+        price_overrides: Vec::new(),
     };
     h.act(Action::OriginalSale {
         id: EventId(Uuid::from_u128(7)),
@@ -719,4 +721,85 @@ fn the_agent_total_wins_and_a_difference_is_shown() {
     };
     assert_eq!(r.total_minor, 310);
     assert_eq!(r.local_total_minor, Some(308));
+}
+
+#[test]
+fn a_refund_without_a_receipt_is_reposted_with_a_managers_approval() {
+    let mut h = Harness::new();
+    h.key(Key::F(6));
+    h.scan("4006381333931");
+    h.catalog(PEN, "Pen, blue", 129);
+    h.key(Key::F(5));
+    let e = h.key(Key::Enter);
+    let [Effect::PostReturn(first)] = e.as_slice() else {
+        panic!("{e:?}")
+    };
+    let first = first.clone();
+    assert_eq!(first.approval, None);
+    assert_eq!(first.cashier.as_deref(), Some("cashier"), "who keys it");
+    h.act(Action::ReturnDone {
+        return_id: first.return_id,
+        result: Err(ApiError::Refused(Refusal::ApprovalRequired(
+            "a refund without a receipt".into(),
+        ))),
+    });
+    let Some(Dialog::Refused(r)) = &h.s.dialog else {
+        panic!("{:?}", h.s.dialog)
+    };
+    assert!(r.can_override, "a manager may approve it");
+    let screen = super::screens::text(&h.s);
+    assert!(screen.contains("MANAGER APPROVAL NEEDED"), "{screen}");
+    assert!(
+        screen.contains("A manager's approval is needed: a refund without a receipt."),
+        "{screen}"
+    );
+    h.key(Key::Char('o'));
+    h.typed("Ann");
+    h.key(Key::Enter);
+    h.typed("lost receipt");
+    h.key(Key::Enter);
+    h.typed("4711");
+    let e = h.key(Key::Enter);
+    let [Effect::PostReturn(second)] = e.as_slice() else {
+        panic!("{e:?}")
+    };
+    assert_eq!(second.return_id, first.return_id, "the same return");
+    assert_eq!(second.lines, first.lines);
+    let a = second.approval.clone().unwrap();
+    assert_eq!(
+        (a.approver.as_str(), a.reason.as_str(), a.pin.as_deref()),
+        ("Ann", "lost receipt", Some("4711"))
+    );
+    h.act(Action::ReturnDone {
+        return_id: second.return_id,
+        result: Ok(ReturnRecorded {
+            return_id: second.return_id.unwrap(),
+            status: "committed".into(),
+            total_minor: 129,
+        }),
+    });
+    let Some(Dialog::Receipt(r)) = &h.s.dialog else {
+        panic!("{:?}", h.s.dialog)
+    };
+    assert_eq!(r.override_, Some(("Ann".into(), "lost receipt".into())));
+}
+
+#[test]
+fn a_label_price_is_sent_as_the_labels_with_who_keyed_the_sale() {
+    let mut h = Harness::new();
+    h.s = h.s.clone().with_staff("c-104", Some("till-2".into()));
+    // Price-embedded EAN-13: item 02112345000008 at 12.34.
+    h.scan("2112345012346");
+    h.catalog("02112345000008", "Cheese", 1999);
+    let req = h.pay_exact_cash();
+    assert_eq!(req.lines[0].unit_price_minor, Some(1234));
+    assert_eq!(
+        req.lines[0].price_source,
+        Some(tally_agent_api::PriceSource::Label),
+        "the label's price is no override"
+    );
+    assert_eq!(
+        (req.cashier.as_deref(), req.till.as_deref()),
+        (Some("c-104"), Some("till-2"))
+    );
 }

@@ -130,7 +130,7 @@ fn refusal_dialog_explains_the_shortage_and_offers_the_override() {
     h.key(Key::Char('o'));
     h.typed("Ann");
     let t = text(&h.s);
-    assert!(t.contains("MANAGER OVERRIDE"), "{t}");
+    assert!(t.contains("MANAGER APPROVAL"), "{t}");
     assert!(t.contains("Approving manager: Ann_"), "{t}");
 }
 

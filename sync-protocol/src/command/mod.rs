@@ -95,6 +95,11 @@ pub struct LineIn {
     pub qty: u64,
     /// Price per unit; the catalog price when absent.
     pub unit_price_minor: Option<i64>,
+    /// Whether the price was read from the item's own label (a
+    /// price-embedded or weighed-goods barcode) rather than keyed by the
+    /// cashier: only a keyed price other than the catalog's is a price
+    /// override.
+    pub price_from_label: bool,
     /// The serialized item, for RFID-tagged goods.
     pub epc: Option<Epc>,
 }
@@ -131,16 +136,7 @@ impl ReceiptLine {
     }
 }
 
-/// A manager's approval to sell beyond rights (the `override` of a sale
-/// posted to the agent's local API).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Approval {
-    /// Who approved.
-    pub approver: String,
-    /// Why.
-    pub reason: String,
-}
+pub use crate::event::{Approval, Staff};
 
 /// A command: what the cashier or staff asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,8 +149,9 @@ pub enum Command {
         lines: Vec<LineIn>,
         /// Payments.
         tenders: Vec<Tender>,
-        /// A manager's approval to sell beyond rights.
-        approval: Option<Approval>,
+        /// Who keys it; a manager's approval (`staff.approval`) lets it sell
+        /// beyond rights and at prices other than the catalog's.
+        staff: Staff,
     },
     /// Take goods back.
     Return {
@@ -164,6 +161,9 @@ pub enum Command {
         lines: Vec<LineIn>,
         /// The sale they came from, if known.
         original_sale: Option<EventId>,
+        /// Who keys it; a return this store cannot check against a sale it
+        /// recorded needs a manager's approval (`staff.approval`).
+        staff: Staff,
     },
     /// Receive goods (prices do not apply).
     Receipt {
@@ -171,6 +171,8 @@ pub enum Command {
         id: Option<EventId>,
         /// Items and units (tagged units carry their EPC).
         lines: Vec<ReceiptLine>,
+        /// Who receives.
+        staff: Staff,
     },
     /// A cycle count of one item.
     Count {
@@ -180,6 +182,8 @@ pub enum Command {
         gtin: Gtin,
         /// Units counted on the shelf.
         counted: u64,
+        /// Who counts.
+        staff: Staff,
     },
 }
 
@@ -208,6 +212,27 @@ impl Command {
         self
     }
 
+    /// Who keys it.
+    pub fn staff(&self) -> &Staff {
+        match self {
+            Command::Sale { staff, .. }
+            | Command::Return { staff, .. }
+            | Command::Receipt { staff, .. }
+            | Command::Count { staff, .. } => staff,
+        }
+    }
+
+    /// The command keyed by `staff` instead.
+    pub fn with_staff(mut self, by: Staff) -> Self {
+        match &mut self {
+            Command::Sale { staff, .. }
+            | Command::Return { staff, .. }
+            | Command::Receipt { staff, .. }
+            | Command::Count { staff, .. } => *staff = by,
+        }
+        self
+    }
+
     /// The name of the event kind this command records.
     pub fn kind_name(&self) -> &'static str {
         match self {
@@ -229,14 +254,14 @@ impl Command {
         }
     }
 
-    /// Items of lines that take the catalog price (no price given).
-    pub fn unpriced(&self) -> BTreeSet<Gtin> {
+    /// Items whose catalog price the command reads: every item of a sale
+    /// or a return (a line without a price takes it; a line with another
+    /// price is a price override).
+    pub fn priced(&self) -> BTreeSet<Gtin> {
         match self {
-            Command::Sale { lines, .. } | Command::Return { lines, .. } => lines
-                .iter()
-                .filter(|l| l.unit_price_minor.is_none())
-                .map(|l| l.gtin)
-                .collect(),
+            Command::Sale { lines, .. } | Command::Return { lines, .. } => {
+                lines.iter().map(|l| l.gtin).collect()
+            }
             Command::Receipt { .. } | Command::Count { .. } => BTreeSet::new(),
         }
     }
@@ -259,7 +284,8 @@ pub struct Loaded {
     pub counters: BTreeMap<Gtin, BoundedCounter>,
     /// Histories of the command's EPCs.
     pub epcs: EpcLedger,
-    /// Catalog prices of the command's unpriced items that the catalog knows.
+    /// Catalog prices of the command's sale or return items that the
+    /// catalog knows.
     pub prices: BTreeMap<Gtin, i64>,
     /// The sale a return names, when this store recorded it.
     pub original: Option<OriginalSale>,
@@ -278,8 +304,10 @@ pub struct OriginalSale {
     pub returned: BTreeMap<Gtin, u64>,
 }
 
-/// What a command did.
+/// What a command did. One per command, moved to its caller and dropped:
+/// never stored in bulk, so the recorded event is kept inline.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)]
 pub enum Outcome {
     /// Recorded: `new` is false when the id was already recorded (a retry),
     /// in which case nothing changed.
@@ -323,7 +351,7 @@ pub fn load<L: Ledger>(ledger: &L, who: &Identity, cmd: &Command) -> Result<Load
             return load_epcs(ledger, cmd, loaded);
         }
     }
-    for gtin in cmd.unpriced() {
+    for gtin in cmd.priced() {
         if let Some(p) = ledger.catalog_price(gtin)? {
             loaded.prices.insert(gtin, p);
         }

@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 
 use super::{invalid, Command, LineIn, Loaded, OriginalSale, Stamp};
-use crate::event::{checked_total_minor, Event, EventKind, Line, Override, Tender};
+use crate::event::{
+    checked_total_minor, Approval, Event, EventKind, Line, Override, PriceOverride, Tender,
+};
 use crate::exchange::Identity;
 use crate::gtin::Gtin;
 use crate::ids::EventId;
@@ -40,6 +42,49 @@ fn price_lines(lines: &[LineIn], prices: &BTreeMap<Gtin, i64>) -> Result<Vec<Lin
             })
         })
         .collect()
+}
+
+/// The lines keyed at a price other than the catalog's (an item the
+/// catalog does not know has no price to override; a price read from the
+/// item's label is the label's, not an override).
+fn price_overrides(lines: &[LineIn], catalog: &BTreeMap<Gtin, i64>) -> Vec<PriceOverride> {
+    let mut out: Vec<PriceOverride> = Vec::new();
+    for l in lines.iter().filter(|l| !l.price_from_label) {
+        if let (Some(keyed), Some(&listed)) = (l.unit_price_minor, catalog.get(&l.gtin)) {
+            if keyed != listed && !out.iter().any(|p| p.gtin == l.gtin) {
+                out.push(PriceOverride {
+                    gtin: l.gtin,
+                    catalog_minor: listed,
+                    keyed_minor: keyed,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The approval a command carries, checked for what it must say; `None`
+/// when there is none.
+fn approval_of(approval: Option<&Approval>) -> Result<Option<&Approval>, Refusal> {
+    match approval {
+        Some(a) if a.approver.trim().is_empty() || a.reason.trim().is_empty() => Err(invalid(
+            "a manager's approval needs an approver and a reason",
+        )),
+        other => Ok(other),
+    }
+}
+
+fn describe(overrides: &[PriceOverride]) -> String {
+    let items: Vec<String> = overrides
+        .iter()
+        .map(|p| {
+            format!(
+                "{} keyed at {} (catalog {})",
+                p.gtin, p.keyed_minor, p.catalog_minor
+            )
+        })
+        .collect();
+    format!("a price other than the catalog's: {}", items.join(", "))
 }
 
 /// A tender names how it was paid and pays a non-negative amount (change
@@ -167,27 +212,34 @@ pub fn plan(
     let id = cmd
         .id()
         .unwrap_or_else(|| EventId::v7(stamp.now_ms, stamp.random));
+    let mut overrides = Vec::new();
+    // What needs a manager's approval the command lacks; refused once the
+    // command is otherwise valid (a malformed request is a 422 first).
+    let mut needs_approval = None;
     let (kind, lines) = match cmd {
         Command::Sale {
-            lines,
+            lines: keyed,
             tenders,
-            approval,
+            staff,
             ..
         } => {
-            let lines = price_lines(lines, &loaded.prices)?;
+            let approval = approval_of(staff.approval.as_ref())?;
+            let lines = price_lines(keyed, &loaded.prices)?;
             check_tenders(tenders, checked_total_minor(&lines))?;
+            overrides = price_overrides(keyed, &loaded.prices);
+            if approval.is_none() && !overrides.is_empty() {
+                needs_approval = Some(describe(&overrides));
+            }
+            // An approved sale sells beyond rights: what it lacks is
+            // recorded as found. Within rights it is a plain sale.
+            let shortfall = plan_override(&lines, &loaded.counters, &who.replica);
             let override_ = match approval {
-                None => None,
-                Some(a) => {
-                    if a.approver.trim().is_empty() || a.reason.trim().is_empty() {
-                        return Err(invalid("an override needs an approver and a reason"));
-                    }
-                    Some(Override {
-                        approver: a.approver.clone(),
-                        reason: a.reason.clone(),
-                        shortfall: plan_override(&lines, &loaded.counters, &who.replica),
-                    })
-                }
+                Some(a) if !shortfall.is_empty() => Some(Override {
+                    approver: a.approver.clone(),
+                    reason: a.reason.clone(),
+                    shortfall,
+                }),
+                _ => None,
             };
             (
                 EventKind::Sale {
@@ -198,19 +250,34 @@ pub fn plan(
             )
         }
         Command::Return {
-            lines,
+            lines: keyed,
             original_sale,
+            staff,
             ..
         } => (
             EventKind::Return {
                 original_sale: *original_sale,
             },
             {
-                // A sale recorded elsewhere (another store of the chain)
-                // cannot be checked here: priced like a sale.
+                let approval = approval_of(staff.approval.as_ref())?;
+                // A sale recorded elsewhere (another store of the chain),
+                // or none named, cannot be checked here: priced like a
+                // sale, and a manager approves the refund.
                 let lines = match &loaded.original {
-                    Some(original) => return_lines(lines, original)?,
-                    None => price_lines(lines, &loaded.prices)?,
+                    Some(original) => return_lines(keyed, original)?,
+                    None => {
+                        let lines = price_lines(keyed, &loaded.prices)?;
+                        overrides = price_overrides(keyed, &loaded.prices);
+                        if approval.is_none() {
+                            needs_approval = Some(match original_sale {
+                                None => "a refund without a receipt".to_string(),
+                                Some(id) => format!(
+                                    "a refund against sale {id}, which this store did not record"
+                                ),
+                            });
+                        }
+                        lines
+                    }
                 };
                 // A tag comes back as the item it was sold as (the hub
                 // checks it too: `EpcState::after_return`).
@@ -273,9 +340,14 @@ pub fn plan(
         at_ms: stamp.now_ms,
         kind,
         lines,
+        staff: cmd.staff().clone(),
+        price_overrides: overrides,
     };
     // The bounds the hub checks too: an event recorded here is never
     // refused there for its content.
     crate::limits::check_event(&event).map_err(|e| invalid(e.to_string()))?;
+    if let Some(what) = needs_approval {
+        return Err(Refusal::ApprovalRequired(what));
+    }
     Ok(event)
 }

@@ -3,14 +3,15 @@
 //! told that something was recorded which never was.
 
 use super::{Command, LineIn};
-use crate::event::{Event, EventKind, Line};
+use crate::event::{Approval, Event, EventKind, Line, Staff};
 
 /// How `cmd`, re-posted under the id of the recorded `event` (of the same
 /// kind), differs from what was recorded, or `None` for a true retry.
 ///
 /// A retry repeats its request, so anything the caller gave must match:
-/// items, quantities, EPCs, tenders, the override's approver and reason,
-/// the returned sale, the counted figure. A price the caller left out is
+/// items, quantities, EPCs, tenders, the manager's approval (approver and
+/// reason), the returned sale, the counted figure. Who keyed it (cashier,
+/// till) is not compared: a retry may come from another till. A price the caller left out is
 /// not compared, since the catalog (or the original sale) may have changed
 /// it since; a price given must be the one recorded. Answering a changed
 /// request with the old event would tell the caller that something was
@@ -21,7 +22,7 @@ pub fn retry_mismatch(cmd: &Command, event: &Event) -> Option<String> {
             Command::Sale {
                 lines,
                 tenders,
-                approval,
+                staff,
                 ..
             },
             EventKind::Sale {
@@ -32,14 +33,18 @@ pub fn retry_mismatch(cmd: &Command, event: &Event) -> Option<String> {
             if tenders != recorded_tenders {
                 return Some("other tenders".into());
             }
-            let recorded = override_.as_ref().map(|o| (&o.approver, &o.reason));
-            let given = approval.as_ref().map(|a| (&a.approver, &a.reason));
-            (given != recorded).then(|| "another override".into())
+            // Before protocol 4 the override alone held the approval.
+            let legacy = override_.as_ref().map(|o| Approval {
+                approver: o.approver.clone(),
+                reason: o.reason.clone(),
+            });
+            approval_mismatch(staff, event.staff.approval.clone().or(legacy))
         }),
         (
             Command::Return {
                 lines,
                 original_sale,
+                staff,
                 ..
             },
             EventKind::Return {
@@ -50,6 +55,7 @@ pub fn retry_mismatch(cmd: &Command, event: &Event) -> Option<String> {
                 return Some("another original_sale_id".into());
             }
             lines_mismatch(lines, &event.lines)
+                .or_else(|| approval_mismatch(staff, event.staff.approval.clone()))
         }
         (Command::Receipt { lines, .. }, EventKind::Receipt) => {
             // Receipts carry no price: compared as lines without one.
@@ -60,6 +66,7 @@ pub fn retry_mismatch(cmd: &Command, event: &Event) -> Option<String> {
                     qty: l.qty,
                     unit_price_minor: None,
                     epc: l.epc.clone(),
+                    price_from_label: false,
                 })
                 .collect();
             lines_mismatch(&given, &event.lines)
@@ -78,6 +85,10 @@ pub fn retry_mismatch(cmd: &Command, event: &Event) -> Option<String> {
         }
         _ => Some(format!("a {}", event.kind.name())),
     }
+}
+
+fn approval_mismatch(given: &Staff, recorded: Option<Approval>) -> Option<String> {
+    (given.approval != recorded).then(|| "another manager's approval".into())
 }
 
 fn lines_mismatch(given: &[LineIn], recorded: &[Line]) -> Option<String> {

@@ -31,6 +31,19 @@ fn line(g: u64, qty: u64, price: Option<i64>) -> LineIn {
         qty,
         unit_price_minor: price,
         epc: None,
+        price_from_label: false,
+    }
+}
+
+/// A cashier at a till, with a manager's approval.
+fn manager() -> Staff {
+    Staff {
+        cashier: Some("c-7".into()),
+        till: Some("till-2".into()),
+        approval: Some(Approval {
+            approver: "mgr".into(),
+            reason: "checked".into(),
+        }),
     }
 }
 
@@ -39,7 +52,7 @@ fn sale(id: Option<u8>, lines: Vec<LineIn>) -> Command {
         id: id.map(|n| EventId::v7(1, [n; 10])),
         lines,
         tenders: vec![],
-        approval: None,
+        staff: Default::default(),
     }
 }
 
@@ -47,6 +60,7 @@ fn receive(l: &mut MemStore, g: u64, qty: u64) {
     let cmd = Command::Receipt {
         id: None,
         lines: vec![ReceiptLine::units(gtin(g), qty)],
+        staff: Default::default(),
     };
     static N: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(100);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -129,7 +143,7 @@ fn a_tender_without_method_negative_or_short_of_the_total_is_invalid() {
             id: None,
             lines: vec![line(1, 1, Some(150))],
             tenders,
-            approval: None,
+            staff: Default::default(),
         };
         match execute(&mut l, &who(), &cmd, stamp(1)).unwrap() {
             Outcome::Refused {
@@ -145,7 +159,7 @@ fn a_tender_without_method_negative_or_short_of_the_total_is_invalid() {
         id: None,
         lines: vec![line(1, 1, Some(150))],
         tenders: vec![tender("voucher", 0), tender("cash", 150)],
-        approval: None,
+        staff: Default::default(),
     };
     recorded(execute(&mut l, &who(), &paid, stamp(2)).unwrap());
     // Cash handed over beyond the total (change given) is fine.
@@ -153,7 +167,7 @@ fn a_tender_without_method_negative_or_short_of_the_total_is_invalid() {
         id: None,
         lines: vec![line(1, 1, Some(150))],
         tenders: vec![tender("cash", 200)],
-        approval: None,
+        staff: Default::default(),
     };
     recorded(execute(&mut l, &who(), &with_change, stamp(3)).unwrap());
 }
@@ -185,6 +199,7 @@ fn a_total_beyond_the_bounds_is_invalid_and_changes_nothing() {
     let cmd = Command::Receipt {
         id: None,
         lines: vec![ReceiptLine::units(gtin(1), MAX_LINE_QTY + 1)],
+        staff: Default::default(),
     };
     assert!(matches!(
         execute(&mut l, &who(), &cmd, stamp(1)).unwrap(),
@@ -271,6 +286,7 @@ fn same_id_is_applied_once() {
         id: Some(a.id),
         lines: vec![line(1, 1, Some(10))],
         original_sale: None,
+        staff: Default::default(),
     };
     assert!(matches!(
         execute(&mut l, &who(), &ret, stamp(3)).unwrap(),
@@ -328,8 +344,8 @@ fn a_changed_request_under_a_recorded_id_is_refused_and_changes_nothing() {
             }
         }),
         with(&|c| {
-            if let Command::Sale { approval, .. } = c {
-                *approval = Some(Approval {
+            if let Command::Sale { staff, .. } = c {
+                staff.approval = Some(Approval {
                     approver: "mgr".into(),
                     reason: "shelf".into(),
                 });
@@ -370,6 +386,7 @@ fn a_changed_request_under_a_recorded_id_is_refused_and_changes_nothing() {
     let receipt = |qty| Command::Receipt {
         id: Some(EventId::v7(1, [9; 10])),
         lines: vec![ReceiptLine::units(gtin(2), qty)],
+        staff: Default::default(),
     };
     execute(&mut l, &who(), &receipt(4), stamp(5)).unwrap();
     assert_eq!(
@@ -381,6 +398,7 @@ fn a_changed_request_under_a_recorded_id_is_refused_and_changes_nothing() {
         id: Some(EventId::v7(1, [10; 10])),
         gtin: gtin(2),
         counted,
+        staff: Default::default(),
     };
     execute(&mut l, &who(), &count(4), stamp(6)).unwrap();
     assert_eq!(
@@ -402,10 +420,13 @@ fn override_sells_beyond_rights_and_is_flagged() {
         id: None,
         lines: vec![line(1, 3, Some(100))],
         tenders: vec![],
-        approval: Some(Approval {
-            approver: "mgr".into(),
-            reason: "on the shelf".into(),
-        }),
+        staff: Staff {
+            approval: Some(Approval {
+                approver: "mgr".into(),
+                reason: "on the shelf".into(),
+            }),
+            ..Staff::default()
+        },
     };
     let Outcome::Recorded { event, .. } = execute(&mut l, &who(), &cmd, stamp(1)).unwrap() else {
         panic!("refused")
@@ -431,10 +452,13 @@ fn override_sells_beyond_rights_and_is_flagged() {
         id: None,
         lines: vec![line(1, 1, Some(100))],
         tenders: vec![],
-        approval: Some(Approval {
-            approver: " ".into(),
-            reason: "x".into(),
-        }),
+        staff: Staff {
+            approval: Some(Approval {
+                approver: " ".into(),
+                reason: "x".into(),
+            }),
+            ..Staff::default()
+        },
     };
     assert!(matches!(
         execute(&mut l, &who(), &bad, stamp(2)).unwrap(),
@@ -458,7 +482,7 @@ fn epc_sold_once_then_returned_then_sold_again() {
         id: Some(EventId::v7(1, [n; 10])),
         lines: vec![tagged(10)],
         tenders: vec![],
-        approval: None,
+        staff: Default::default(),
     };
     assert!(matches!(
         execute(&mut l, &who(), &s(1), stamp(1)).unwrap(),
@@ -475,6 +499,7 @@ fn epc_sold_once_then_returned_then_sold_again() {
         id: None,
         lines: vec![tagged(10)],
         original_sale: None,
+        staff: manager(),
     };
     assert!(matches!(
         execute(&mut l, &who(), &ret, stamp(3)).unwrap(),
@@ -502,6 +527,7 @@ fn count_moves_on_hand_to_counted() {
         id: None,
         gtin: gtin(1),
         counted,
+        staff: Default::default(),
     };
     let Outcome::Recorded { event, .. } = execute(&mut l, &who(), &count(7), stamp(1)).unwrap()
     else {
@@ -538,6 +564,7 @@ fn count_cannot_remove_units_whose_rights_another_replica_holds() {
         id: None,
         gtin: gtin(1),
         counted: 1,
+        staff: Default::default(),
     };
     let Outcome::Recorded { event, .. } = execute(&mut l, &who(), &cmd, stamp(1)).unwrap() else {
         panic!("refused")
@@ -562,6 +589,7 @@ fn a_tagged_receipt_line_keeps_its_epc_on_the_event() {
             ReceiptLine::tagged(gtin(1), epc.clone()),
             ReceiptLine::units(gtin(2), 5),
         ],
+        staff: Default::default(),
     };
     let e = plan(&cmd, &who(), &Loaded::default(), stamp(3)).unwrap();
     assert_eq!(e.lines[0].epc, Some(epc));
@@ -575,6 +603,7 @@ fn plan_generates_a_v7_id_from_the_stamp() {
     let cmd = Command::Receipt {
         id: None,
         lines: vec![ReceiptLine::units(gtin(1), 1)],
+        staff: Default::default(),
     };
     let e = plan(&cmd, &who(), &Loaded::default(), stamp(9)).unwrap();
     assert_eq!(e.id, EventId::v7(stamp(9).now_ms, [9; 10]));
@@ -600,11 +629,14 @@ fn negative_price_and_empty_lines_are_invalid() {
     assert!(l.outbox.is_empty());
 }
 
+/// A return, approved by a manager (needed unless it names a sale this
+/// store recorded).
 fn ret(id: Option<u8>, lines: Vec<LineIn>, original_sale: Option<EventId>) -> Command {
     Command::Return {
         id: id.map(|n| EventId::v7(2, [n; 10])),
         lines,
         original_sale,
+        staff: manager(),
     }
 }
 
@@ -625,7 +657,7 @@ fn a_return_against_a_sale_is_refunded_at_its_price_and_bounded_by_it() {
         execute(
             &mut l,
             &who(),
-            &sale(None, vec![line(1, 3, Some(150)), line(2, 1, Some(80))]),
+            &sale(None, vec![line(1, 3, Some(150)), line(2, 1, Some(80))]).with_staff(manager()),
             stamp(1),
         )
         .unwrap(),
@@ -735,6 +767,7 @@ fn a_retried_return_counts_once_and_only_sales_can_be_named() {
     let receipt = Command::Receipt {
         id: Some(EventId::v7(3, [1; 10])),
         lines: vec![ReceiptLine::units(gtin(1), 5)],
+        staff: Default::default(),
     };
     let receipt = recorded(execute(&mut l, &who(), &receipt, stamp(1)).unwrap());
     let s = recorded(
@@ -796,6 +829,7 @@ fn a_tagged_return_must_name_the_sale_that_sold_the_tag() {
         let cmd = Command::Receipt {
             id: None,
             lines: vec![ReceiptLine::tagged(gtin(1), epc.clone())],
+            staff: Default::default(),
         };
         recorded(execute(&mut l, &who(), &cmd, stamp(epc.as_bytes()[11])).unwrap());
     }
@@ -947,4 +981,155 @@ fn a_tag_comes_back_only_as_the_item_it_was_sold_as() {
         )
         .unwrap(),
     );
+}
+
+#[test]
+fn a_refund_the_store_cannot_check_needs_a_managers_approval() {
+    let mut l = MemStore::new(who());
+    l.set_price(gtin(1), 500);
+    receive(&mut l, 1, 5);
+    let sold = recorded(
+        execute(
+            &mut l,
+            &who(),
+            &sale(None, vec![line(1, 2, None)]),
+            stamp(1),
+        )
+        .unwrap(),
+    );
+    let before = l.clone();
+    let elsewhere = EventId::v7(9, [9; 10]);
+    for original in [None, Some(elsewhere)] {
+        let unapproved = ret(None, vec![line(1, 1, None)], original).with_staff(Staff::default());
+        match execute(&mut l, &who(), &unapproved, stamp(2)).unwrap() {
+            Outcome::Refused {
+                refusal: Refusal::ApprovalRequired(what),
+                ..
+            } => assert!(what.contains("refund"), "{what}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(l.outbox, before.outbox, "a refused refund changes nothing");
+        assert_eq!(on_hand(&l, 1), on_hand(&before, 1));
+    }
+    // With the receipt of a sale recorded here, no approval is needed and
+    // none is an exception.
+    let checked = ret(None, vec![line(1, 1, None)], Some(sold.id)).with_staff(Staff::default());
+    let e = recorded(execute(&mut l, &who(), &checked, stamp(3)).unwrap());
+    assert!(e.exceptions().is_empty());
+    // Approved: recorded with who keyed and who approved, an exception.
+    let e = recorded(
+        execute(
+            &mut l,
+            &who(),
+            &ret(None, vec![line(1, 1, None)], None),
+            stamp(4),
+        )
+        .unwrap(),
+    );
+    assert_eq!(e.staff, manager());
+    assert_eq!(
+        e.exceptions(),
+        vec![crate::event::Exception::NoReceiptRefund]
+    );
+}
+
+#[test]
+fn a_price_other_than_the_catalogs_needs_approval_and_is_recorded() {
+    let mut l = MemStore::new(who());
+    l.set_price(gtin(1), 500);
+    receive(&mut l, 1, 5);
+    let before = l.clone();
+    // The catalog's own price, given or not, needs nothing; an item the
+    // catalog does not know has no price to override.
+    for (n, price) in [(10, None), (11, Some(500))] {
+        let e = recorded(
+            execute(
+                &mut l,
+                &who(),
+                &sale(None, vec![line(1, 1, price)]),
+                stamp(n),
+            )
+            .unwrap(),
+        );
+        assert!(e.price_overrides.is_empty() && e.exceptions().is_empty());
+    }
+    receive(&mut l, 2, 1);
+    let e = recorded(
+        execute(
+            &mut l,
+            &who(),
+            &sale(None, vec![line(2, 1, Some(70))]),
+            stamp(2),
+        )
+        .unwrap(),
+    );
+    assert!(e.price_overrides.is_empty());
+    let after_plain = l.clone();
+    let markdown = sale(None, vec![line(1, 1, Some(450))]);
+    match execute(&mut l, &who(), &markdown, stamp(3)).unwrap() {
+        Outcome::Refused {
+            refusal: Refusal::ApprovalRequired(what),
+            ..
+        } => assert!(what.contains("keyed at 450 (catalog 500)"), "{what}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(l.outbox, after_plain.outbox);
+    assert_eq!(on_hand(&l, 1), on_hand(&after_plain, 1));
+    assert_ne!(l.outbox, before.outbox);
+    // Approved: the catalog price it replaced is on the event; within
+    // rights the approval is no override.
+    let e = recorded(execute(&mut l, &who(), &markdown.with_staff(manager()), stamp(4)).unwrap());
+    assert_eq!(
+        e.price_overrides,
+        vec![crate::event::PriceOverride {
+            gtin: gtin(1),
+            catalog_minor: 500,
+            keyed_minor: 450,
+        }]
+    );
+    assert!(!e.is_override());
+    assert_eq!(e.exceptions(), vec![crate::event::Exception::PriceOverride]);
+    assert_eq!(
+        e.staff.approval.as_ref().map(|a| a.approver.as_str()),
+        Some("mgr")
+    );
+    crate::limits::check_event(&e).unwrap();
+}
+
+#[test]
+fn who_keyed_an_event_is_recorded_and_a_retry_may_come_from_another_till() {
+    let mut l = MemStore::new(who());
+    l.set_price(gtin(1), 500);
+    let keyed = Staff {
+        cashier: Some("c-1".into()),
+        till: Some("till-1".into()),
+        approval: None,
+    };
+    let receipt = Command::Receipt {
+        id: Some(EventId::v7(5, [5; 10])),
+        lines: vec![ReceiptLine::units(gtin(1), 3)],
+        staff: keyed.clone(),
+    };
+    let e = recorded(execute(&mut l, &who(), &receipt, stamp(1)).unwrap());
+    assert_eq!(e.staff, keyed);
+    let again = receipt.with_staff(Staff::default());
+    assert!(matches!(
+        execute(&mut l, &who(), &again, stamp(2)).unwrap(),
+        Outcome::Recorded { new: false, .. }
+    ));
+    // A return re-posted with another approval is not a retry.
+    let r = ret(Some(3), vec![line(1, 1, None)], None);
+    recorded(execute(&mut l, &who(), &r, stamp(3)).unwrap());
+    let mut other = manager();
+    other.approval = Some(Approval {
+        approver: "another".into(),
+        reason: "checked".into(),
+    });
+    match execute(&mut l, &who(), &r.with_staff(other), stamp(4)).unwrap() {
+        Outcome::Refused {
+            refusal: Refusal::Invalid(d),
+            ..
+        } => assert!(d.contains("approval"), "{d}"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -13,7 +13,7 @@ use super::{Msg, Sim, PRICE};
 use crate::codec::{self, Encoding};
 use crate::command::{counters_at, record_event};
 use crate::epcs::EpcLedger;
-use crate::event::{Event, EventKind, Line};
+use crate::event::{Event, EventKind, Line, Staff};
 use crate::exchange::{hub_handle, HandleError, HubLimits, ReplicaStore, ReserveTargets};
 use crate::gtin::Gtin;
 use crate::ids::ReplicaId;
@@ -41,6 +41,8 @@ impl Sim {
                 unit_price_minor: PRICE,
                 epc: None,
             }],
+            staff: Staff::default(),
+            price_overrides: Vec::new(),
         };
         let policy = self.cfg.policy;
         self.demand

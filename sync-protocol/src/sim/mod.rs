@@ -159,6 +159,8 @@ pub struct SimReport {
     /// Returns refused because they took back more than their sale left
     /// (`exceeds_sale`), each as the sim's own model expected.
     pub refund_bound_refusals: u64,
+    /// Refunds without a receipt refused until a manager approved them.
+    pub approvals_required: u64,
     /// Requests re-posted under a recorded id with the same content,
     /// answered with the recorded event and changing nothing.
     pub retries: u64,
@@ -429,5 +431,6 @@ mod tests {
         assert!(report.retry_mismatches > 0, "{report:?}");
         assert!(report.returns_against_sales > 0, "{report:?}");
         assert!(report.refund_bound_refusals > 0, "{report:?}");
+        assert!(report.approvals_required > 0, "{report:?}");
     }
 }

@@ -10,7 +10,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 
 use super::{Sim, PRICE};
-use crate::command::{Approval, Command, LineIn, Outcome, ReceiptLine};
+use crate::command::{Approval, Command, LineIn, Outcome, ReceiptLine, Staff};
 use crate::event::{Event, EventKind, Tender};
 use crate::gtin::Gtin;
 use crate::ids::{Epc, EventId};
@@ -42,6 +42,27 @@ fn line(gtin: Gtin, qty: u64, price: Option<i64>, epc: Option<Epc>) -> LineIn {
         qty,
         unit_price_minor: price,
         epc,
+        price_from_label: false,
+    }
+}
+
+/// The store's cashier at its till.
+fn cashier(s: usize) -> Staff {
+    Staff {
+        cashier: Some(format!("cashier-{s}")),
+        till: Some(format!("till-{s}")),
+        approval: None,
+    }
+}
+
+/// The store's cashier, with the manager's approval for `reason`.
+fn approved(s: usize, reason: &str) -> Staff {
+    Staff {
+        approval: Some(Approval {
+            approver: "manager-1".into(),
+            reason: reason.into(),
+        }),
+        ..cashier(s)
     }
 }
 
@@ -174,9 +195,13 @@ impl Sim {
             let qty = self.rng.gen_range(1..=3);
             (self.item(), qty, None, None)
         };
-        // Now and then the cashier gives a (markdown) price; else the
-        // catalog's applies.
+        // Now and then the cashier gives a (markdown) price, which a
+        // manager approves; else the catalog's applies.
         let given = self.rng.gen_bool(0.1).then_some(PRICE - 20);
+        let staff = match given {
+            Some(_) => approved(s, "markdown"),
+            None => cashier(s),
+        };
         let resale = epc.as_ref().is_some_and(|epc| {
             self.stores[s]
                 .mem
@@ -190,7 +215,7 @@ impl Sim {
             id: Some(id),
             lines: vec![line(gtin, qty, given, epc.clone())],
             tenders: cash(qty, given.unwrap_or(PRICE)),
-            approval: None,
+            staff,
         };
         let event = match self.record_with_rights(s, cmd.clone()) {
             Ok(event) => event,
@@ -203,12 +228,7 @@ impl Sim {
                 if !self.rng.gen_bool(0.25) {
                     return;
                 }
-                if let Command::Sale { approval, .. } = &mut cmd {
-                    *approval = Some(Approval {
-                        approver: "manager-1".into(),
-                        reason: "unit on the shelf".into(),
-                    });
-                }
+                cmd = cmd.with_staff(approved(s, "unit on the shelf"));
                 match self.record(s, cmd) {
                     Ok(event) => {
                         let found: u64 = match &event.kind {
@@ -263,7 +283,7 @@ impl Sim {
             id: Some(id),
             lines: vec![line(tag.gtin, 1, None, Some(tag.epc.clone()))],
             tenders: cash(1, PRICE),
-            approval: None,
+            staff: cashier(s),
         };
         match self.exec(s, &cmd) {
             Outcome::Refused {
@@ -296,6 +316,7 @@ impl Sim {
         let cmd = Command::Receipt {
             id: Some(id),
             lines: vec![receipt_line],
+            staff: cashier(s),
         };
         if let Err(e) = self.record(s, cmd) {
             self.violation(format!("receipt refused: {e}"));
@@ -325,6 +346,7 @@ impl Sim {
             id: Some(id),
             lines: vec![line(tag.gtin, 1, None, Some(tag.epc.clone()))],
             original_sale: Some(tag.sale),
+            staff: cashier(s),
         };
         if let Err(e) = self.record(s, cmd) {
             return self.violation(format!("tagged return refused: {e}"));
@@ -353,6 +375,7 @@ impl Sim {
             id: Some(id),
             lines: vec![line(sale.gtin, qty, None, None)],
             original_sale: Some(sale.id),
+            staff: cashier(s),
         };
         match (beyond, self.record(s, cmd)) {
             (false, Ok(event)) => {
@@ -403,8 +426,18 @@ impl Sim {
             id: Some(id),
             lines: vec![line(gtin, 1, None, None)],
             original_sale: None,
+            staff: cashier(s),
         };
-        if let Err(e) = self.record(s, cmd) {
+        // Refused until a manager approves it; then recorded under the
+        // same id.
+        match self.exec(s, &cmd) {
+            Outcome::Refused {
+                refusal: Refusal::ApprovalRequired(_),
+                ..
+            } => self.report.approvals_required += 1,
+            other => return self.violation(format!("an unapproved refund: {other:?}")),
+        }
+        if let Err(e) = self.record(s, cmd.with_staff(approved(s, "no receipt"))) {
             return self.violation(format!("return refused: {e}"));
         }
         if let Some(n) = self.stores[s].sold_units.get_mut(&gtin) {
@@ -421,6 +454,7 @@ impl Sim {
             id: Some(id),
             gtin,
             counted,
+            staff: cashier(s),
         };
         if let Err(e) = self.record(s, cmd) {
             self.violation(format!("count refused: {e}"));
