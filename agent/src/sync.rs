@@ -354,7 +354,7 @@ pub async fn run(
                 due = Instant::now();
             }
             Err(Failure::EventRefused { id, reason }) => {
-                tracing::error!(event = %id, %reason, "The hub refused an event for good; dead-lettering it.");
+                tracing::error!(event = %id, %reason, "The hub refused an event for good; dead-lettering it. The hub holds it: once the cause (e.g. this box's clock) is fixed, HQ can admit it (POST /v1/held/{id}/admit).");
                 if let Err(e) = ctx.committer.dead_letter(id, reason).await {
                     tracing::error!(error = %e, "Could not dead-letter the event.");
                 }

@@ -114,6 +114,8 @@ function exceptionDetail(e) {
     return "EPC " + d.epc + (stores.length > 1 ? " sold by " + stores.join(" and ")
       : stores.length ? " sold twice by " + stores[0] : "");
   }
+  if (e.kind === "event_held") return "sync refused: " + (d.reason || "?") + " (held; admit with POST /v1/held/{id}/admit)";
+  if (e.kind === "event_admitted") return "admitted by HQ (refused: " + (d.reason || "?") + ")";
   if (d.approver || d.reason || e.kind === "no_receipt_refund" || e.kind === "price_override") {
     const short = (d.shortfall || []).map((s) => s.units + " × " + s.gtin).join(", ");
     const prices = (d.price_overrides || []).map((p) =>

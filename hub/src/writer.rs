@@ -26,11 +26,12 @@ use tally_service::vital::Vital;
 use tally_sync::exchange::Identity;
 use tally_sync::message::CatalogItem;
 use tally_sync::rights::{RightsReleased, RightsRequest};
-use tally_sync::{LocationId, Shortage, SyncRequest};
+use tally_sync::{EventId, LocationId, Shortage, SyncRequest};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error};
 
 use crate::metrics::Metrics;
+use crate::storage::held::AdmitResult;
 use crate::storage::{
     CatalogResult, GrantResult, HubStorage, HubWrite, OrderRequest, OrderResult, ReleaseResult,
     StorageError, SyncResult,
@@ -154,6 +155,15 @@ impl Writer {
     ) -> Result<bool, WriteError> {
         self.submit((store, reason), |txn, (store, reason)| {
             txn.order_refused(store, *reason)
+        })
+        .await
+    }
+
+    /// Admits the held event `id` (HQ reviewed it; `now_ms` the hub's
+    /// clock) and waits until it is committed or refused.
+    pub async fn admit_held(&self, id: EventId, now_ms: u64) -> Result<AdmitResult, WriteError> {
+        self.submit((id, now_ms), |txn, (id, now_ms)| {
+            txn.admit_held(*id, *now_ms)
         })
         .await
     }
@@ -367,6 +377,10 @@ mod tests {
         ) -> Result<ReleaseResult, StorageError> {
             Ok(ReleaseResult::Merged(false))
         }
+
+        fn admit_held(&mut self, _: EventId, _: u64) -> Result<AdmitResult, StorageError> {
+            Ok(AdmitResult::NotHeld)
+        }
     }
 
     impl HubStorage for Fake {
@@ -398,6 +412,12 @@ mod tests {
             Ok(Vec::new())
         }
         fn sales_per_minute(&self, _: u64) -> Result<Vec<(String, u64, u64)>, StorageError> {
+            Ok(Vec::new())
+        }
+        fn held_events(
+            &self,
+            _: usize,
+        ) -> Result<Vec<crate::storage::held::HeldEvent>, StorageError> {
             Ok(Vec::new())
         }
         fn exceptions(&self, _: u64, _: usize) -> Result<Vec<ExceptionRecord>, StorageError> {

@@ -960,3 +960,94 @@ fn online_orders_are_demand_and_the_reserve_follows_it() {
     let (_, _) = s1.sync_in_storage(&hub, later);
     assert_eq!(s1.rights(a), 8, "10 received, 2 ordered online");
 }
+
+/// A store whose clock ran two days ahead records a sale the hub refuses
+/// for its date; the store dead-letters it, and its own entries, which
+/// only that sale explains, are refused on every later sync. The hub held
+/// the event: HQ lists it and admits it, and the store syncs again. An
+/// event refused for anything but its date stays refused when admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_refused_for_its_date_is_held_and_admitted_by_hq() {
+    let hub = TestHub::start(|_| {}).await;
+    let c1 = hub.store_client(&hub.enroll("s1"));
+    let admin = hub.admin();
+    let g = gtin(7);
+    let mut s1 = SimStore::new("s1", 3);
+    s1.receive(g, 5);
+    s1.sync_all(&c1, 10).await;
+    let now = SystemClock.now_ms();
+    s1.set_clock(now + 2 * 24 * 3_600_000);
+    let ahead = s1.sell(g, 1).unwrap();
+    let req = s1.request(1000);
+    let (status, body) = c1.sync(&req).await.unwrap_err();
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["event_id"], json!(ahead.to_string()));
+    // Dead-lettered by the store: the rest is refused all the same.
+    let mut rest = req.clone();
+    rest.events.retain(|e| e.id != ahead);
+    let (status, body) = c1.sync(&rest).await.unwrap_err();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden_update")),
+        "{body}"
+    );
+
+    let (_, held) = admin.get("/v1/held").await;
+    let list = held["held"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{held}");
+    assert_eq!(list[0]["event_id"], json!(ahead.to_string()));
+    assert_eq!(list[0]["store"], "s1");
+    assert!(
+        list[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("outside the hub's window"),
+        "{held}"
+    );
+    let (_, x) = admin.get("/v1/exceptions").await;
+    assert!(
+        x["exceptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "event_held" && e["event_ids"] == json!([ahead.to_string()])),
+        "{x}"
+    );
+    // Refused again, it is held once.
+    c1.sync(&req).await.unwrap_err();
+    let (_, again) = admin.get("/v1/held").await;
+    assert_eq!(again["held"].as_array().unwrap().len(), 1);
+
+    let admit = format!("/v1/held/{ahead}/admit");
+    let (status, v) = admin.post(&admit, &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["store"], "s1");
+    let resp = c1.sync(&rest).await.expect("the store syncs again");
+    s1.apply(&rest, &resp);
+    let (_, held) = admin.get("/v1/held").await;
+    assert!(held["held"].as_array().unwrap().is_empty(), "{held}");
+    let (status, _) = admin.post(&admit, &json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, stock) = admin.get(&format!("/v1/stock/{g}")).await;
+    assert_eq!(stock["on_hand"], 4, "the admitted sale counts: {stock}");
+
+    // Another store's event, sent by s1: held, but never admitted.
+    let mut s2 = SimStore::new("s2", 4);
+    s2.receive(g, 1);
+    let foreign = s2.request(1000).events[0].clone();
+    let mut forged = s1.request(1000);
+    forged.events.push(foreign.clone());
+    let (status, _) = c1.sync(&forged).await.unwrap_err();
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, v) = admin
+        .post(&format!("/v1/held/{}/admit", foreign.id), &json!({}))
+        .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (StatusCode::CONFLICT, Some("still_refused")),
+        "{v}"
+    );
+    let (status, _) = admin.post("/v1/held/not-a-uuid/admit", &json!({})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    hub.stop().await;
+}

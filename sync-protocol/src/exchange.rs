@@ -261,7 +261,7 @@ pub fn hub_handle<S: HubReplica>(
         .into());
     }
     limits::check_demand(&req.demand).map_err(SyncRefusal::Content)?;
-    let explained = check_events(store, who, req, now_ms)?;
+    let explained = check_events(store, who, &req.events, Some(now_ms))?;
     validate_delta_with(&who.replica, &who.location, &req.delta, |k| {
         store.counter(k)
     })
@@ -285,24 +285,8 @@ pub fn hub_handle<S: HubReplica>(
 
     // 2. Store events, EPCs, what they explain, and the delta.
     let mut outcome = HubOutcome::default();
-    let mut rejected = Vec::new();
-    for event in &req.events {
-        match store.insert_event(event).map_err(HandleError::Storage)? {
-            Inserted::New => {
-                outcome.new_events.push(event.id);
-                record_epcs(store, event, &mut outcome).map_err(HandleError::Storage)?;
-            }
-            Inserted::Duplicate => {}
-            Inserted::Conflict => rejected.push(RejectedEvent {
-                id: event.id,
-                reason: "another event with this id is already stored".into(),
-            }),
-        }
-    }
-    for (gtin, x) in explained {
-        let key = ItemKey::new(who.location.clone(), gtin);
-        store.put_explained(&key, x).map_err(HandleError::Storage)?;
-    }
+    let rejected = store_events(store, who, &req.events, explained, &mut outcome)
+        .map_err(HandleError::Storage)?;
     let mut touched: BTreeSet<Gtin> = BTreeSet::new();
     for entry in &req.delta.entries {
         let mut c = store.counter(&entry.key).map_err(HandleError::Storage)?;
@@ -392,22 +376,74 @@ fn check_event_origin(who: &Identity, event: &Event) -> Result<(), SyncRefusal> 
     Ok(())
 }
 
-/// Validates the request's events: origin and shape of each; for each
+/// Stores validated `events` (by [`check_events`]): each new one with its
+/// EPC rows, then what they `explained`. Returns the events refused for
+/// an id already taken by another event.
+fn store_events<S: HubReplica>(
+    store: &mut S,
+    who: &Identity,
+    events: &[Event],
+    explained: BTreeMap<Gtin, Explained>,
+    outcome: &mut HubOutcome,
+) -> Result<Vec<RejectedEvent>, S::Error> {
+    let mut rejected = Vec::new();
+    for event in events {
+        match store.insert_event(event)? {
+            Inserted::New => {
+                outcome.new_events.push(event.id);
+                record_epcs(store, event, outcome)?;
+            }
+            Inserted::Duplicate => {}
+            Inserted::Conflict => rejected.push(RejectedEvent {
+                id: event.id,
+                reason: "another event with this id is already stored".into(),
+            }),
+        }
+    }
+    for (gtin, x) in explained {
+        let key = ItemKey::new(who.location.clone(), gtin);
+        store.put_explained(&key, x)?;
+    }
+    Ok(rejected)
+}
+
+/// Admits one event HQ reviewed after a sync refused it for its date (a
+/// store whose clock ran ahead): every check a sync makes of an event
+/// except the date window ([`crate::limits::check_event_time`]), then
+/// stored as a sync stores it, so the store's own entries it explains
+/// are accepted on its next sync. An event a sync would refuse for any
+/// other reason is refused here too. Nothing else of the store's is
+/// touched (no delta, no rebalance). `Ok` with no new event if the hub
+/// already has it.
+pub fn hub_admit_held<S: HubReplica>(
+    store: &mut S,
+    who: &Identity,
+    event: &Event,
+) -> Result<HubOutcome, HandleError<S::Error>> {
+    let events = std::slice::from_ref(event);
+    let explained = check_events(store, who, events, None)?;
+    let mut outcome = HubOutcome::default();
+    store_events(store, who, events, explained, &mut outcome).map_err(HandleError::Storage)?;
+    Ok(outcome)
+}
+
+/// Validates a request's events: origin and shape of each; for each
 /// event new to the hub (not stored, not earlier in the request), its
-/// content, date and tagged returns, in order (a tag sold earlier in the
-/// same request may be returned by a later event). Returns, per item at
-/// the store's location, what the store's events explain once the new
+/// content, date (against hub time `now_ms`; not checked when `None`, an
+/// event HQ admitted) and tagged returns, in order (a tag sold earlier in
+/// the same request may be returned by a later event). Returns, per item
+/// at the store's location, what the store's events explain once the new
 /// ones are added (items the new events do not touch are left out).
 fn check_events<S: HubReplica>(
     store: &S,
     who: &Identity,
-    req: &SyncRequest,
-    now_ms: u64,
+    events: &[Event],
+    now_ms: Option<u64>,
 ) -> Result<BTreeMap<Gtin, Explained>, HandleError<S::Error>> {
     let mut seen: BTreeSet<EventId> = BTreeSet::new();
     let mut explained: BTreeMap<Gtin, Explained> = BTreeMap::new();
     let mut epcs: BTreeMap<&Epc, EpcState> = BTreeMap::new();
-    for event in &req.events {
+    for event in events {
         check_event_origin(who, event)?;
         if !seen.insert(event.id) || store.has_event(&event.id).map_err(HandleError::Storage)? {
             continue; // a duplicate or a conflict: nothing of it is written
@@ -417,7 +453,9 @@ fn check_events<S: HubReplica>(
             reason,
         };
         limits::check_event(event).map_err(|e| refuse(e.to_string()))?;
-        limits::check_event_time(event.at_ms, now_ms).map_err(|e| refuse(e.to_string()))?;
+        if let Some(now_ms) = now_ms {
+            limits::check_event_time(event.at_ms, now_ms).map_err(|e| refuse(e.to_string()))?;
+        }
         let effect = explain::effect(event).map_err(|e| refuse(e.to_string()))?;
         for (gtin, x) in effect {
             let sum = match explained.get(&gtin) {

@@ -19,7 +19,7 @@ use tally_sync::Gtin;
 use super::{body_error, error, read_body, read_storage, AppState};
 
 /// The admin token check: `Err` is the 401 to answer.
-fn authorized(st: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+pub(super) fn authorized(st: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

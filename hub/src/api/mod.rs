@@ -41,6 +41,7 @@ mod admin;
 mod catalog;
 mod dashboard;
 mod enroll;
+mod held;
 mod link;
 mod orders;
 mod rights;
@@ -144,6 +145,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/stock/{gtin}", get(admin::stock))
         .route("/v1/stores", get(admin::stores))
         .route("/v1/exceptions", get(admin::exceptions))
+        .route("/v1/held", get(held::list))
+        .route("/v1/held/{id}/admit", post(held::admit))
         .route("/v1/stats/sales", get(admin::sales_stats))
         .route("/v1/audit", get(admin::audit))
         .route("/metrics", get(admin::metrics))

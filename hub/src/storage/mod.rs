@@ -28,6 +28,7 @@
 //! - Reads ([`HubStorage::stock`], …) see a consistent snapshot.
 
 mod content;
+pub mod held;
 pub mod redb;
 
 use serde::{Deserialize, Serialize};
@@ -294,6 +295,9 @@ pub trait HubWrite {
         who: &Identity,
         released: &RightsReleased,
     ) -> Result<ReleaseResult, StorageError>;
+    /// Admits the held event `id` (`now_ms` the hub's clock): checked as
+    /// a synced event except for its date, then stored.
+    fn admit_held(&mut self, id: EventId, now_ms: u64) -> Result<held::AdmitResult, StorageError>;
 }
 
 /// What became of a store's report of released rights.
@@ -344,6 +348,8 @@ pub trait HubStorage: Send + Sync + 'static {
     fn sales_per_minute(&self, since_minute: u64) -> Result<Vec<(String, u64, u64)>, StorageError>;
     /// Exceptions with id > `since`, oldest first, at most `limit`.
     fn exceptions(&self, since: u64, limit: usize) -> Result<Vec<ExceptionRecord>, StorageError>;
+    /// Events syncs refused, held for HQ to review, at most `limit`.
+    fn held_events(&self, limit: usize) -> Result<Vec<held::HeldEvent>, StorageError>;
     /// The audit of every event held, against the counters, from one
     /// snapshot. Reads every event (time O(events)), one at a time
     /// (memory O(items × stores + sold EPCs)).

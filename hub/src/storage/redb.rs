@@ -19,6 +19,8 @@
 //! - `hub_epc_state`, `hub_epc_rows`, `hub_explained`: what a sync's
 //!   content is checked against (per EPC, one row per EPC and event, per
 //!   store and item); see `storage/content.rs`.
+//! - `hub_held_events`, `hub_held_count`: events a sync refused, held for
+//!   HQ to admit; see `storage/held.rs`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -33,11 +35,12 @@ use tally_sync::ledger::Refusal;
 use tally_sync::message::CatalogItem;
 use tally_sync::rights::{self, RightsReleased, RightsRequest};
 use tally_sync::{
-    ByReason, DemandEstimate, EpcLedger, Event, EventKind, Exception, Gtin, ItemKey, Line,
+    ByReason, DemandEstimate, EpcLedger, Event, EventId, EventKind, Exception, Gtin, ItemKey, Line,
     LocationId, ReplicaId, ReservePolicy, Shortage,
 };
 
 use super::content::{self, HubTxnReplica};
+use super::held::{self, AdmitResult, HeldEvent};
 use super::{
     AuditReport, AuditRow, CatalogResult, ExceptionRecord, GrantResult, HubStorage, HubWrite,
     OrderLine, OrderReceipt, OrderRequest, OrderResult, ReleaseResult, StorageError, StoreRecord,
@@ -103,6 +106,29 @@ pub(super) fn from_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(bytes).map_err(|e| corrupt(table, e))
 }
 
+/// Appends `exceptions` to `hub_exceptions`, numbering them on from the
+/// last.
+pub(super) fn append_exceptions(
+    txn: &WriteTxn,
+    exceptions: Vec<ExceptionRecord>,
+) -> Result<(), StoreError> {
+    if exceptions.is_empty() {
+        return Ok(());
+    }
+    let mut table = txn.raw().open_table(EXCEPTIONS).map_err(redb_err)?;
+    let first = match table.last().map_err(redb_err)? {
+        Some((k, _)) => k.value() + 1,
+        None => 1,
+    };
+    for (id, mut x) in (first..).zip(exceptions) {
+        x.id = id;
+        table
+            .insert(id, to_json("hub_exceptions", &x)?.as_slice())
+            .map_err(redb_err)?;
+    }
+    Ok(())
+}
+
 pub(super) fn redb_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Storage(e.to_string())
 }
@@ -161,79 +187,27 @@ impl RedbHub {
         let handled = hub_handle(&mut replica, who, req, &targets, &s.limits, now_ms);
         let (mut resp, outcome) = match handled {
             Ok(x) => x,
-            Err(HandleError::Refused(r)) => return Ok(SyncResult::Refused(r)),
+            Err(HandleError::Refused(r)) => {
+                drop(replica);
+                // Nothing of the request is written; the event it was
+                // refused for is held for HQ to review.
+                held::hold(txn, who, req, &r, now_ms)?;
+                return Ok(SyncResult::Refused(r));
+            }
             Err(HandleError::Storage(e)) => return Err(e),
         };
 
         // Exceptions, with the events' own times.
         let store = who.replica.to_string();
-        let mut exceptions = Vec::new();
         let new: HashSet<_> = outcome.new_events.iter().copied().collect();
-        for e in req.events.iter().filter(|e| new.contains(&e.id)) {
-            for kind in e.exceptions() {
-                exceptions.push(ExceptionRecord {
-                    id: 0,
-                    kind: kind.name().into(),
-                    store: store.clone(),
-                    event_ids: vec![e.id],
-                    at_ms: e.at_ms,
-                    detected_at_ms: now_ms,
-                    detail: approved_exception(e, kind),
-                });
-            }
-        }
-        for d in &outcome.double_sales {
-            let mut sales = Vec::new();
-            let mut latest = 0;
-            for rec in &d.sales {
-                let at = replica.event(&rec.event)?.map(|e| e.at_ms);
-                latest = latest.max(at.unwrap_or(0));
-                sales.push(serde_json::json!({
-                    "event_id": rec.event,
-                    "store": rec.replica,
-                    "at_ms": at,
-                }));
-            }
-            exceptions.push(ExceptionRecord {
-                id: 0,
-                kind: "epc_sold_twice".into(),
-                store: store.clone(),
-                event_ids: d.sales.iter().map(|r| r.event).collect(),
-                at_ms: latest,
-                detected_at_ms: now_ms,
-                detail: serde_json::json!({ "epc": d.epc, "sales": sales }),
-            });
-        }
+        let new_events: Vec<&Event> = req.events.iter().filter(|e| new.contains(&e.id)).collect();
+        let exceptions = new_event_exceptions(&replica, &store, &new_events, &outcome, now_ms)?;
         let mut sold_per_minute: BTreeMap<u64, u64> = BTreeMap::new();
-        for e in req.events.iter().filter(|e| new.contains(&e.id)) {
+        for e in &new_events {
             if matches!(e.kind, EventKind::Sale { .. }) {
                 let units: u64 = e.lines.iter().map(|l| l.qty).fold(0, u64::saturating_add);
                 let slot = sold_per_minute.entry(e.at_ms / 60_000).or_default();
                 *slot = slot.saturating_add(units);
-            }
-        }
-        for e in &req.events {
-            if let EventKind::CountAdjustment {
-                counted,
-                unresolved,
-                ..
-            } = &e.kind
-            {
-                if *unresolved > 0 && new.contains(&e.id) {
-                    exceptions.push(ExceptionRecord {
-                        id: 0,
-                        kind: "count_unresolved".into(),
-                        store: store.clone(),
-                        event_ids: vec![e.id],
-                        at_ms: e.at_ms,
-                        detected_at_ms: now_ms,
-                        detail: serde_json::json!({
-                            "gtin": e.lines.first().map(|l| l.gtin),
-                            "counted": counted,
-                            "unresolved": unresolved,
-                        }),
-                    });
-                }
             }
         }
         drop(replica);
@@ -292,19 +266,7 @@ impl RedbHub {
             }
         }
         let n_exceptions = exceptions.len() as u64;
-        if !exceptions.is_empty() {
-            let mut table = raw.open_table(EXCEPTIONS).map_err(redb_err)?;
-            let first = match table.last().map_err(redb_err)? {
-                Some((k, _)) => k.value() + 1,
-                None => 1,
-            };
-            for (id, mut x) in (first..).zip(exceptions) {
-                x.id = id;
-                table
-                    .insert(id, to_json("hub_exceptions", &x)?.as_slice())
-                    .map_err(redb_err)?;
-            }
-        }
+        append_exceptions(txn, exceptions)?;
         let rejected = resp.rejected_events.len() as u64;
         let summary = SyncSummary {
             new_events,
@@ -324,6 +286,80 @@ impl RedbHub {
 /// The reserve targets at `location` at `now_ms`: every item with recorded
 /// online demand there (those whose demand decayed to nothing with target
 /// 0, so the hub gives their reserve back). O(items ordered online there).
+/// The exceptions `new_events` (of `store`, just stored) raise: what a
+/// manager approved, EPCs they made sold twice (`outcome`), counts they
+/// left unresolved; each with its event's own time.
+pub(super) fn new_event_exceptions(
+    replica: &HubTxnReplica<'_>,
+    store: &str,
+    new_events: &[&Event],
+    outcome: &tally_sync::exchange::HubOutcome,
+    now_ms: u64,
+) -> Result<Vec<ExceptionRecord>, StoreError> {
+    let store = store.to_string();
+    let mut exceptions = Vec::new();
+    for e in new_events {
+        for kind in e.exceptions() {
+            exceptions.push(ExceptionRecord {
+                id: 0,
+                kind: kind.name().into(),
+                store: store.clone(),
+                event_ids: vec![e.id],
+                at_ms: e.at_ms,
+                detected_at_ms: now_ms,
+                detail: approved_exception(e, kind),
+            });
+        }
+    }
+    for d in &outcome.double_sales {
+        let mut sales = Vec::new();
+        let mut latest = 0;
+        for rec in &d.sales {
+            let at = replica.event(&rec.event)?.map(|e| e.at_ms);
+            latest = latest.max(at.unwrap_or(0));
+            sales.push(serde_json::json!({
+                "event_id": rec.event,
+                "store": rec.replica,
+                "at_ms": at,
+            }));
+        }
+        exceptions.push(ExceptionRecord {
+            id: 0,
+            kind: "epc_sold_twice".into(),
+            store: store.clone(),
+            event_ids: d.sales.iter().map(|r| r.event).collect(),
+            at_ms: latest,
+            detected_at_ms: now_ms,
+            detail: serde_json::json!({ "epc": d.epc, "sales": sales }),
+        });
+    }
+    for e in new_events {
+        if let EventKind::CountAdjustment {
+            counted,
+            unresolved,
+            ..
+        } = &e.kind
+        {
+            if *unresolved > 0 {
+                exceptions.push(ExceptionRecord {
+                    id: 0,
+                    kind: "count_unresolved".into(),
+                    store: store.clone(),
+                    event_ids: vec![e.id],
+                    at_ms: e.at_ms,
+                    detected_at_ms: now_ms,
+                    detail: serde_json::json!({
+                        "gtin": e.lines.first().map(|l| l.gtin),
+                        "counted": counted,
+                        "unresolved": unresolved,
+                    }),
+                });
+            }
+        }
+    }
+    Ok(exceptions)
+}
+
 /// What HQ sees of an exception a manager approved: who keyed the event,
 /// at which till, who approved it and why, and what it did (the units an
 /// override found, the prices keyed against the catalog's, a refund's
@@ -593,6 +629,10 @@ fn grant(
 }
 
 impl HubWrite for RedbWrite<'_> {
+    fn admit_held(&mut self, id: EventId, now_ms: u64) -> Result<AdmitResult, StorageError> {
+        Ok(held::admit(self.txn, id, now_ms)?)
+    }
+
     fn sync(
         &mut self,
         who: &tally_sync::exchange::Identity,
@@ -728,6 +768,10 @@ impl HubStorage for RedbHub {
             }
         }
         Ok(out)
+    }
+
+    fn held_events(&self, limit: usize) -> Result<Vec<HeldEvent>, StorageError> {
+        Ok(held::list(&self.db.begin_read()?, limit)?)
     }
 
     fn exceptions(&self, since: u64, limit: usize) -> Result<Vec<ExceptionRecord>, StorageError> {
