@@ -281,10 +281,16 @@ async fn a_hostile_store_cannot_write_absurd_content_and_an_honest_one_is_served
         assert_eq!(got.as_u16(), status, "{what}: {body}");
         assert_eq!(body["error"], code, "{what}: {body}");
         if names_event {
-            assert_eq!(
-                body["event_id"],
-                json!(req.events.last().unwrap().id),
-                "{what}: names the event to dead-letter"
+            let id = json!(req.events.last().unwrap().id);
+            assert_eq!(body["event_id"], id, "{what}: names the event to dead-letter");
+            let (_, held) = admin.get("/v1/held").await;
+            assert!(
+                held["held"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|h| h["event_id"] == id),
+                "{what}: the refused event is held for HQ: {held}"
             );
         }
         assert_eq!(
