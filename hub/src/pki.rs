@@ -49,9 +49,9 @@ use rcgen::{
     SanType, SerialNumber,
 };
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use tally_service::files::{self, FileError, Replace, Visibility};
 use tally_service::identity::{bundle_pem, IssuedIdentity};
+use tally_service::secret::secrets_equal;
 use tally_service::store_id::StoreIdError;
 use tally_sync::clock::Clock;
 use tally_sync::ReplicaId;
@@ -800,7 +800,7 @@ pub fn redeem_code(
     let hash = code_hash(&normalized);
     let path = code_file(dir, &hash);
     let stored = read_code_file(&path)?.ok_or(CodeRefused::Unknown)?;
-    if !bool::from(stored.hash.ct_eq(&hash)) {
+    if !secrets_equal(&stored.hash, &hash) {
         return Err(CodeRefused::Unknown);
     }
     if stored.expires_ms <= clock.now_ms() {

@@ -8,10 +8,12 @@
 //!
 //! What the hub and the agent both need to keep a store's identity: the
 //! store id rule ([`store_id`]), writing keys and bundles safely
-//! ([`files`]) and the enrollment and renewal bodies ([`identity`]).
+//! ([`files`]) and the enrollment and renewal bodies ([`identity`]); and
+//! comparing secrets in constant time ([`secret`]).
 
 pub mod files;
 pub mod identity;
+pub mod secret;
 pub mod serve;
 pub mod store_id;
 pub mod vital;
