@@ -79,8 +79,10 @@ pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<(), StoreError>
 /// Converts the EPC histories of a database written before [`EPC_STATE`]
 /// and [`EPC_ROWS`] (the table [`OLD_EPCS`]) into a summary and one row
 /// per record each, and deletes the old table, all in `txn` (the opening
-/// transaction): once, since the old table is gone afterwards. Returns
-/// how many EPCs it converted.
+/// transaction): once, since the old table is gone afterwards. Each
+/// record is folded in as a new event's would be, so rows already there
+/// (an older version run again on a converted file) are kept and counted
+/// once. Returns how many EPCs it converted.
 pub(crate) fn migrate_epcs(txn: &redb::WriteTransaction) -> Result<u64, StoreError> {
     if !txn.list_tables()?.any(|t| t.name() == OLD_EPCS.name()) {
         return Ok(0);
@@ -94,13 +96,18 @@ pub(crate) fn migrate_epcs(txn: &redb::WriteTransaction) -> Result<u64, StoreErr
             let (k, v) = row?;
             let epc = Epc::from_bytes(k.value()).map_err(|e| corrupt("epcs", e))?;
             let history: EpcHistory = decode("epcs", v.value())?;
+            let mut summary = epc_summary(&state, &epc)?.unwrap_or_default();
             for r in &history.sales {
-                rows.insert(epc_row(&epc, EPC_SALE, r), ())?;
+                if rows.insert(epc_row(&epc, EPC_SALE, r), ())?.is_none() {
+                    summary = summary.after_sale(r).0;
+                }
             }
             for r in &history.returns {
-                rows.insert(epc_row(&epc, EPC_RETURN, r), ())?;
+                if rows.insert(epc_row(&epc, EPC_RETURN, r), ())?.is_none() {
+                    summary = summary.after_return();
+                }
             }
-            state.insert(epc.as_bytes(), epc_state_value(&EpcSummary::of(&history)))?;
+            state.insert(epc.as_bytes(), epc_state_value(&summary))?;
             n += 1;
         }
     }

@@ -223,3 +223,41 @@ fn a_database_with_the_old_epc_histories_is_converted_once_on_open() {
         .unwrap();
     assert!(!s.is_sold());
 }
+
+#[test]
+fn an_old_table_beside_rows_is_folded_into_them_not_over_them() {
+    // An older version run on a converted file writes its histories into
+    // a new `epcs` table; the next open folds them in, each record once.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("both.redb");
+    let epc = tag(1);
+    {
+        let db = Db::open(&path).unwrap();
+        let t = db.begin_write().unwrap();
+        {
+            let mut r = t.replica().unwrap();
+            r.record_epc_sale(&epc, rec(1, "s1")).unwrap();
+            r.record_epc_return(&epc, rec(2, "s1")).unwrap();
+        }
+        t.commit().unwrap();
+        let mut later = EpcHistory::default();
+        later.returns.insert(rec(2, "s1"));
+        later.sales.insert(rec(3, "s1"));
+        let t = db.raw().begin_write().unwrap();
+        t.open_table(OLD)
+            .unwrap()
+            .insert(epc.as_bytes(), codec::to_bytes(&later).unwrap().as_slice())
+            .unwrap();
+        t.commit().unwrap();
+    }
+    let db = Db::open(&path).unwrap();
+    let r = db.begin_read().unwrap();
+    let mut all = EpcHistory::default();
+    all.sales.insert(rec(1, "s1"));
+    all.returns.insert(rec(2, "s1"));
+    all.sales.insert(rec(3, "s1"));
+    assert_eq!(r.epc_history(&epc).unwrap(), Some(all.clone()));
+    assert_eq!(r.epc_summary(&epc).unwrap(), Some(EpcSummary::of(&all)));
+    assert_eq!(r.raw().open_table(ROWS).unwrap().len().unwrap(), 3);
+    assert!(!table_names(&db).contains(&"epcs".to_string()));
+}
