@@ -23,14 +23,9 @@ use std::time::Duration;
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, PublicKeyData};
 use tally_service::files::{self, FileError, Replace, Visibility};
 use tally_service::identity::{
-    bundle_pem, EnrollRequest, IssuedIdentity, RenewRequest, ENROLL_PATH,
+    bundle_pem, store_of_certificate, EnrollRequest, IssuedIdentity, RenewRequest, ENROLL_PATH,
 };
 use tally_sync::ReplicaId;
-
-/// The SAN URI prefix that binds a certificate to a store (the hub's
-/// `tally_hub::pki::STORE_URI_PREFIX`; the agent does not depend on the
-/// hub).
-const STORE_URI_PREFIX: &str = "urn:tally:store:";
 
 /// Renew when less than this percentage of the lifetime is left.
 pub const DEFAULT_RENEW_PERCENT_LEFT: u8 = 33;
@@ -100,25 +95,12 @@ fn unix_ms(t: x509_parser::time::ASN1Time) -> u64 {
 
 /// Reads the first certificate of `pem` (a certificate or a bundle).
 pub fn cert_info(pem: &str) -> Result<CertInfo, EnrollError> {
-    use x509_parser::extensions::GeneralName;
     let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
         .map_err(|e| bad(format!("no PEM certificate: {e}")))?;
     let cert = block
         .parse_x509()
         .map_err(|e| bad(format!("not an X.509 certificate: {e}")))?;
-    let san = cert
-        .subject_alternative_name()
-        .map_err(|e| bad(format!("unreadable SAN: {e}")))?;
-    let mut stores = san
-        .iter()
-        .flat_map(|ext| ext.value.general_names.iter())
-        .filter_map(|n| match n {
-            GeneralName::URI(uri) => uri.strip_prefix(STORE_URI_PREFIX),
-            _ => None,
-        });
-    let (Some(store), None) = (stores.next(), stores.next()) else {
-        return Err(bad("the certificate is not bound to exactly one store"));
-    };
+    let store = store_of_certificate(&cert).map_err(bad)?;
     let serial = cert
         .raw_serial()
         .iter()
@@ -335,6 +317,7 @@ fn write_bundle(path: &Path, bundle: &str, replace: Replace) -> Result<(), Enrol
 mod tests {
     use super::*;
     use rcgen::{ExtendedKeyUsagePurpose, IsCa, Issuer, SanType};
+    use tally_service::identity::STORE_URI_PREFIX;
 
     const DAY: u64 = 86_400_000;
 

@@ -49,16 +49,14 @@ use rcgen::{
     SanType, SerialNumber,
 };
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use tally_service::files::{self, FileError, Replace, Visibility};
-use tally_service::identity::{bundle_pem, IssuedIdentity};
-use tally_service::store_id::StoreIdError;
+pub use tally_service::identity::STORE_URI_PREFIX;
+use tally_service::identity::{bundle_pem, store_of_certificate, CertStoreError, IssuedIdentity};
+use tally_service::secret::secrets_equal;
 use tally_sync::clock::Clock;
+use tally_sync::store_id::StoreIdError;
 use tally_sync::ReplicaId;
 use time::{Duration, OffsetDateTime};
-
-/// The SAN URI prefix that binds a certificate to a store.
-pub const STORE_URI_PREFIX: &str = "urn:tally:store:";
 
 /// How long a store certificate is valid.
 pub const STORE_CERT_DAYS: i64 = 5 * 365;
@@ -282,14 +280,7 @@ fn validity(params: &mut CertificateParams, days: i64, clock: &dyn Clock) {
 /// letter or digit, no `..`, not `hub`), which also makes it a valid
 /// replica id.
 pub fn check_store_id(id: &str) -> Result<ReplicaId, PkiError> {
-    tally_service::store_id::check_store_id(id)?;
-    // The rule is narrower than a replica id's, so this cannot fail.
-    ReplicaId::new(id).map_err(|_| {
-        PkiError::BadStoreId(StoreIdError {
-            shown: id.chars().take(80).collect(),
-            why: "it is not a replica id",
-        })
-    })
+    Ok(tally_sync::store_id::check_store_id(id)?)
 }
 
 fn hostname_san(name: &str) -> Result<SanType, PkiError> {
@@ -800,7 +791,7 @@ pub fn redeem_code(
     let hash = code_hash(&normalized);
     let path = code_file(dir, &hash);
     let stored = read_code_file(&path)?.ok_or(CodeRefused::Unknown)?;
-    if !bool::from(stored.hash.ct_eq(&hash)) {
+    if !secrets_equal(&stored.hash, &hash) {
         return Err(CodeRefused::Unknown);
     }
     if stored.expires_ms <= clock.now_ms() {
@@ -1089,34 +1080,17 @@ pub enum CertIdentityError {
     /// Not parseable as X.509.
     #[error("client certificate is not valid X.509: {0}")]
     Unparseable(String),
-    /// No `urn:tally:store:` SAN URI, or several.
-    #[error("client certificate is not bound to exactly one store (expected one SAN URI {STORE_URI_PREFIX}<ID>)")]
-    NoStore,
-    /// The id in the SAN is not a valid store id.
-    #[error("client certificate names an invalid store id: {0}")]
-    BadStore(String),
+    /// No `urn:tally:store:` SAN URI, several, or an invalid store id.
+    #[error("client certificate: {0}")]
+    Store(#[from] CertStoreError),
 }
 
 /// Reads the store identity out of a client certificate (DER) that the
 /// TLS layer has already verified against the hub CA.
 pub fn identity_from_cert(der: &[u8]) -> Result<CertIdentity, CertIdentityError> {
-    use x509_parser::extensions::GeneralName;
     let (_, cert) = x509_parser::parse_x509_certificate(der)
         .map_err(|e| CertIdentityError::Unparseable(e.to_string()))?;
-    let san = cert
-        .subject_alternative_name()
-        .map_err(|e| CertIdentityError::Unparseable(e.to_string()))?;
-    let mut stores = san
-        .iter()
-        .flat_map(|ext| ext.value.general_names.iter())
-        .filter_map(|n| match n {
-            GeneralName::URI(uri) => uri.strip_prefix(STORE_URI_PREFIX),
-            _ => None,
-        });
-    let (Some(id), None) = (stores.next(), stores.next()) else {
-        return Err(CertIdentityError::NoStore);
-    };
-    let store = check_store_id(id).map_err(|e| CertIdentityError::BadStore(e.to_string()))?;
+    let store = store_of_certificate(&cert)?;
     Ok(CertIdentity {
         store,
         serial: serial_hex(cert.raw_serial()),

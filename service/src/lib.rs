@@ -6,14 +6,16 @@
 //! a hostile peer cannot outlast ([`serve`]), and the threads whose panic
 //! must stop the process ([`vital`]). Only binaries install a subscriber.
 //!
-//! What the hub and the agent both need to keep a store's identity: the
-//! store id rule ([`store_id`]), writing keys and bundles safely
-//! ([`files`]) and the enrollment and renewal bodies ([`identity`]).
+//! What the hub and the agent both need to keep a store's identity:
+//! writing keys and bundles safely ([`files`]), the enrollment and
+//! renewal bodies and the store a certificate is bound to ([`identity`],
+//! with the store id rule of `tally_sync::store_id`), and comparing
+//! secrets in constant time ([`secret`]).
 
 pub mod files;
 pub mod identity;
+pub mod secret;
 pub mod serve;
-pub mod store_id;
 pub mod vital;
 
 use std::io::IsTerminal;

@@ -84,11 +84,21 @@ impl Db {
         Self::with_tables(db, label.into())
     }
 
-    /// Creates every table up front, so read transactions never miss one.
+    /// Creates every table up front, so read transactions never miss one,
+    /// and converts the EPC histories of a database from before the EPC
+    /// rows in the same transaction (see `tables::migrate_epcs`).
     fn with_tables(db: redb::Database, path: PathBuf) -> Result<Db, StoreError> {
         let txn = db.begin_write()?;
         tables::create_all(&txn)?;
+        let migrated = tables::migrate_epcs(&txn)?;
         txn.commit()?;
+        if migrated > 0 {
+            tracing::info!(
+                path = %path.display(),
+                epcs = migrated,
+                "EPC histories converted to a summary and one row per event."
+            );
+        }
         Ok(Db { db, path })
     }
 

@@ -39,6 +39,17 @@
 //!   counters plus 2 × `PRUNE_LAG` stale entries, and hot items cost no
 //!   random index writes. Measured: 2.5× the agent's committed sales/s at
 //!   64 clients (docs/benchmarks.md).
+//! - **EPC history is rows.** Costs grow with the work, not with history:
+//!   per EPC the store keeps a fixed-width summary
+//!   (`tally_sync::epcs::EpcSummary`: sales, returns, first sale) and one
+//!   row per sale or return, keyed by the EPC then the record. Recording
+//!   an event that touches a tag reads and rewrites the summary and
+//!   appends a row, however long the tag's past; a double sale is seen
+//!   in the summary and lists a bounded number of sales. Whoever needs
+//!   the whole history ([`ReadTxn::epc_history`]) reads the EPC's rows
+//!   by range. A database from before (one history per EPC, rewritten
+//!   whole per event) is converted once, in the transaction that opens
+//!   it.
 //! - **Exclusive.** A database file is opened by one process at a time;
 //!   a second gets [`StoreError::AlreadyOpen`].
 //! - **Bad bytes are errors.** Records that fail to decode are
@@ -55,7 +66,8 @@
 //! - `catalog.rs`: the catalog tables: store an item, read one, read what
 //!   changed after a cursor.
 //! - `tables.rs`: the file format: table definitions, metadata keys,
-//!   record encoding, and the reads every transaction type shares.
+//!   record encoding, the reads every transaction type shares, and the
+//!   one-time conversion of the old EPC histories.
 //! - `error.rs`: [`StoreError`].
 //! - `clock.rs`: [`SystemClock`], the system's wall clock, which the
 //!   agent's and hub's binaries pass to everything that stamps a time.

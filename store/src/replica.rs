@@ -2,15 +2,17 @@
 //! inside one write transaction. Writing a counter stamps the next
 //! inventory version and indexes it by `(location, version)`; stale index
 //! entries are pruned lazily, [`PRUNE_LAG`] versions behind (see the crate
-//! docs, "Stale index entries are removed lazily").
+//! docs, "Stale index entries are removed lazily"). Recording a sale or
+//! return of an EPC appends one row and rewrites the tag's fixed-size
+//! summary, never its history (see the crate docs, "EPC history is rows").
 
 use std::cell::Cell;
 use std::collections::HashMap;
 
 use redb::ReadableTable;
 
-use tally_sync::epcs::{DoubleSale, EpcHistory, EpcRecord};
-use tally_sync::exchange::ReplicaStore;
+use tally_sync::epcs::{DoubleSale, EpcHistory, EpcRecord, EpcSummary};
+use tally_sync::exchange::{ReplicaStore, MAX_LISTED_SALES};
 use tally_sync::journal::Inserted;
 use tally_sync::message::CatalogItem;
 use tally_sync::{BoundedCounter, Delta, Epc, Event, EventId, Gtin, ItemKey, LocationId};
@@ -18,7 +20,8 @@ use tally_sync::{BoundedCounter, Delta, Epc, Event, EventId, Gtin, ItemKey, Loca
 use crate::catalog;
 use crate::error::{corrupt, StoreError};
 use crate::tables::{
-    self, encode, read_u64, with_version, CATALOG, CHANGES, COUNTERS, EPCS, EVENTS,
+    self, encode, epc_row, epc_state_value, read_u64, with_version, EpcRowKey, EpcStateValue,
+    CATALOG, CHANGES, COUNTERS, EPC_RETURN, EPC_ROWS, EPC_SALE, EPC_STATE, EVENTS,
     INVENTORY_VERSION, META, PRUNED_PREFIX,
 };
 use crate::txn::LazyTable;
@@ -34,7 +37,8 @@ pub struct TxnReplica<'t> {
     counters: LazyTable<'t, (&'static str, u64), &'static [u8]>,
     changes: LazyTable<'t, (&'static str, u64), u64>,
     events: LazyTable<'t, u128, &'static [u8]>,
-    epcs: LazyTable<'t, &'static [u8], &'static [u8]>,
+    epc_state: LazyTable<'t, &'static [u8], EpcStateValue>,
+    epc_rows: LazyTable<'t, EpcRowKey, ()>,
     catalog: LazyTable<'t, u64, &'static [u8]>,
     meta: LazyTable<'t, &'static str, &'static [u8]>,
     /// The inventory version, once read.
@@ -50,7 +54,8 @@ impl<'t> TxnReplica<'t> {
             counters: LazyTable::new(txn, COUNTERS),
             changes: LazyTable::new(txn, CHANGES),
             events: LazyTable::new(txn, EVENTS),
-            epcs: LazyTable::new(txn, EPCS),
+            epc_state: LazyTable::new(txn, EPC_STATE),
+            epc_rows: LazyTable::new(txn, EPC_ROWS),
             catalog: LazyTable::new(txn, CATALOG),
             meta: LazyTable::new(txn, META),
             version: Cell::new(None),
@@ -121,9 +126,15 @@ impl TxnReplica<'_> {
         tables::event(self.events.get()?, id)
     }
 
-    /// The history of `epc`.
+    /// The summary of `epc` (one fixed-size row).
+    pub fn epc_summary(&self, epc: &Epc) -> Result<Option<EpcSummary>, StoreError> {
+        tables::epc_summary(self.epc_state.get()?, epc)
+    }
+
+    /// The whole history of `epc`: a range read over its rows, for a
+    /// lookup (recording an event never reads it).
     pub fn epc_history(&self, epc: &Epc) -> Result<Option<EpcHistory>, StoreError> {
-        tables::epc_history(self.epcs.get()?, epc)
+        tables::epc_history(self.epc_state.get()?, self.epc_rows.get()?, epc)
     }
 
     /// A catalog item.
@@ -150,17 +161,30 @@ impl TxnReplica<'_> {
         Ok(already_stored(&tables::decode_event(&old)?, e))
     }
 
-    fn update_epc(
+    /// Appends the row of `record` as a sale or return of `epc` and
+    /// returns the tag's summary before it, or `None` if the row was there
+    /// already (the record is held: nothing changes). One point read and
+    /// one insert, whatever the tag's history.
+    fn add_epc_row(
         &mut self,
         epc: &Epc,
-        f: impl FnOnce(&mut EpcHistory),
-    ) -> Result<EpcHistory, StoreError> {
-        let mut h = self.epc_history(epc)?.unwrap_or_default();
-        f(&mut h);
-        self.epcs
+        movement: u8,
+        record: &EpcRecord,
+    ) -> Result<Option<EpcSummary>, StoreError> {
+        let before = self.epc_summary(epc)?.unwrap_or_default();
+        let held = self
+            .epc_rows
             .get_mut()?
-            .insert(epc.as_bytes(), encode("epcs", &h)?.as_slice())?;
-        Ok(h)
+            .insert(epc_row(epc, movement, record), ())?
+            .is_some();
+        Ok((!held).then_some(before))
+    }
+
+    fn put_epc_summary(&mut self, epc: &Epc, summary: &EpcSummary) -> Result<(), StoreError> {
+        self.epc_state
+            .get_mut()?
+            .insert(epc.as_bytes(), epc_state_value(summary))?;
+        Ok(())
     }
 }
 
@@ -240,25 +264,32 @@ impl ReplicaStore for TxnReplica<'_> {
         Ok(Inserted::New)
     }
 
+    /// One row and the tag's summary, whatever its history. A double sale
+    /// lists the first [`MAX_LISTED_SALES`] sales (a bounded range read).
     fn record_epc_sale(
         &mut self,
         epc: &Epc,
         record: EpcRecord,
     ) -> Result<Option<DoubleSale>, StoreError> {
-        let before = self.epc_history(epc)?.is_some_and(|h| h.is_double_sold());
-        let h = self.update_epc(epc, |h| {
-            h.sales.insert(record);
-        })?;
-        Ok((!before && h.is_double_sold()).then(|| DoubleSale {
+        let Some(before) = self.add_epc_row(epc, EPC_SALE, &record)? else {
+            return Ok(None);
+        };
+        let (after, newly_double) = before.after_sale(&record);
+        self.put_epc_summary(epc, &after)?;
+        if !newly_double {
+            return Ok(None);
+        }
+        Ok(Some(DoubleSale {
             epc: epc.clone(),
-            sales: h.sales.iter().cloned().collect(),
+            sales: tables::epc_records(self.epc_rows.get()?, epc, EPC_SALE, MAX_LISTED_SALES)?,
         }))
     }
 
+    /// One row and the tag's summary, whatever its history.
     fn record_epc_return(&mut self, epc: &Epc, record: EpcRecord) -> Result<(), StoreError> {
-        self.update_epc(epc, |h| {
-            h.returns.insert(record);
-        })?;
+        if let Some(before) = self.add_epc_row(epc, EPC_RETURN, &record)? {
+            self.put_epc_summary(epc, &before.after_return())?;
+        }
         Ok(())
     }
 }

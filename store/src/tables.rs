@@ -7,13 +7,13 @@
 //! [`ReadTables`], so a read that opens its own tables is written once for
 //! both kinds of transaction.
 
-use redb::{ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition, TableHandle};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tally_sync::codec;
-use tally_sync::epcs::EpcHistory;
+use tally_sync::epcs::{EpcHistory, EpcRecord, EpcSummary};
 use tally_sync::{
-    BoundedCounter, Delta, DeltaEntry, Epc, Event, EventId, Gtin, ItemKey, LocationId,
+    BoundedCounter, Delta, DeltaEntry, Epc, Event, EventId, Gtin, ItemKey, LocationId, ReplicaId,
 };
 
 use crate::error::{corrupt, StoreError};
@@ -25,13 +25,33 @@ pub(crate) const CHANGES: TableDefinition<(&str, u64), u64> =
     TableDefinition::new("counter_changes");
 /// Events: UUID as u128 → postcard event.
 pub(crate) const EVENTS: TableDefinition<u128, &[u8]> = TableDefinition::new("events");
-/// Sold EPCs: EPC bytes → postcard history.
-pub(crate) const EPCS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("epcs");
+/// Sold EPCs, one fixed-width summary each: EPC bytes → (sales, returns,
+/// the first sale's event id), an [`EpcSummary`]. Rewritten per event, but
+/// the same size whatever the tag's history.
+pub(crate) const EPC_STATE: TableDefinition<&[u8], EpcStateValue> =
+    TableDefinition::new("epc_state");
+/// One row per sale or return of an EPC: (EPC bytes, [`EPC_SALE`] or
+/// [`EPC_RETURN`], event id, replica) → nothing. The keys are the
+/// records of the tag's [`EpcHistory`], in its order: appended, never
+/// rewritten; the whole history is a range read over the EPC's prefix.
+pub(crate) const EPC_ROWS: TableDefinition<EpcRowKey, ()> = TableDefinition::new("epc_rows");
+/// The format before [`EPC_STATE`] and [`EPC_ROWS`]: EPC bytes → postcard
+/// [`EpcHistory`], decoded and rewritten whole on every event. Converted
+/// once when a database is opened, then deleted ([`migrate_epcs`]).
+pub(crate) const OLD_EPCS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("epcs");
 /// Catalog: gtin → version (8 bytes LE) ‖ postcard item.
 pub(crate) const CATALOG: TableDefinition<u64, &[u8]> = TableDefinition::new("catalog");
 /// Catalog change index: version → gtin.
 pub(crate) const CATALOG_CHANGES: TableDefinition<u64, u64> =
     TableDefinition::new("catalog_changes");
+/// A row of [`EPC_STATE`]: sales, returns, the first sale's event id.
+pub(crate) type EpcStateValue = (u64, u64, Option<u128>);
+/// A key of [`EPC_ROWS`]: EPC bytes, sale or return, event id, replica.
+pub(crate) type EpcRowKey = (&'static [u8], u8, u128, &'static str);
+/// [`EPC_ROWS`]: a sale.
+pub(crate) const EPC_SALE: u8 = 0;
+/// [`EPC_ROWS`]: a return.
+pub(crate) const EPC_RETURN: u8 = 1;
 /// Metadata: key → bytes.
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
@@ -48,11 +68,51 @@ pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<(), StoreError>
     txn.open_table(COUNTERS)?;
     txn.open_table(CHANGES)?;
     txn.open_table(EVENTS)?;
-    txn.open_table(EPCS)?;
+    txn.open_table(EPC_STATE)?;
+    txn.open_table(EPC_ROWS)?;
     txn.open_table(CATALOG)?;
     txn.open_table(CATALOG_CHANGES)?;
     txn.open_table(META)?;
     Ok(())
+}
+
+/// Converts the EPC histories of a database written before [`EPC_STATE`]
+/// and [`EPC_ROWS`] (the table [`OLD_EPCS`]) into a summary and one row
+/// per record each, and deletes the old table, all in `txn` (the opening
+/// transaction): once, since the old table is gone afterwards. Each
+/// record is folded in as a new event's would be, so rows already there
+/// (an older version run again on a converted file) are kept and counted
+/// once. Returns how many EPCs it converted.
+pub(crate) fn migrate_epcs(txn: &redb::WriteTransaction) -> Result<u64, StoreError> {
+    if !txn.list_tables()?.any(|t| t.name() == OLD_EPCS.name()) {
+        return Ok(0);
+    }
+    let mut n = 0;
+    {
+        let old = txn.open_table(OLD_EPCS)?;
+        let mut state = txn.open_table(EPC_STATE)?;
+        let mut rows = txn.open_table(EPC_ROWS)?;
+        for row in old.iter()? {
+            let (k, v) = row?;
+            let epc = Epc::from_bytes(k.value()).map_err(|e| corrupt("epcs", e))?;
+            let history: EpcHistory = decode("epcs", v.value())?;
+            let mut summary = epc_summary(&state, &epc)?.unwrap_or_default();
+            for r in &history.sales {
+                if rows.insert(epc_row(&epc, EPC_SALE, r), ())?.is_none() {
+                    summary = summary.after_sale(r).0;
+                }
+            }
+            for r in &history.returns {
+                if rows.insert(epc_row(&epc, EPC_RETURN, r), ())?.is_none() {
+                    summary = summary.after_return();
+                }
+            }
+            state.insert(epc.as_bytes(), epc_state_value(&summary))?;
+            n += 1;
+        }
+    }
+    txn.delete_table(OLD_EPCS)?;
+    Ok(n)
 }
 
 /// A redb transaction the store's tables can be read in: a read or a write
@@ -195,12 +255,85 @@ pub(crate) fn event(
     }
 }
 
+/// The summary of `epc`: one fixed-width row.
+pub(crate) fn epc_summary(
+    state: &impl ReadableTable<&'static [u8], EpcStateValue>,
+    epc: &Epc,
+) -> Result<Option<EpcSummary>, StoreError> {
+    Ok(state.get(epc.as_bytes())?.map(|v| {
+        let (sales, returns, first_sale) = v.value();
+        EpcSummary {
+            sales,
+            returns,
+            first_sale: first_sale.map(|id| EventId(uuid::Uuid::from_u128(id))),
+        }
+    }))
+}
+
+/// `summary` as a row of [`EPC_STATE`].
+pub(crate) fn epc_state_value(summary: &EpcSummary) -> EpcStateValue {
+    (
+        summary.sales,
+        summary.returns,
+        summary.first_sale.map(|id| id.0.as_u128()),
+    )
+}
+
+/// The key of the row recording `record` as a sale or return of `epc`.
+pub(crate) fn epc_row<'a>(
+    epc: &'a Epc,
+    movement: u8,
+    record: &'a EpcRecord,
+) -> (&'a [u8], u8, u128, &'a str) {
+    (
+        epc.as_bytes(),
+        movement,
+        record.event.0.as_u128(),
+        record.replica.as_str(),
+    )
+}
+
+/// Up to `limit` records of `epc` of one kind ([`EPC_SALE`] or
+/// [`EPC_RETURN`]), in record order: a range read over the EPC's rows.
+pub(crate) fn epc_records(
+    rows: &impl ReadableTable<EpcRowKey, ()>,
+    epc: &Epc,
+    movement: u8,
+    limit: usize,
+) -> Result<Vec<EpcRecord>, StoreError> {
+    let e = epc.as_bytes();
+    let mut out = Vec::new();
+    for row in rows
+        .range((e, movement, 0u128, "")..(e, movement + 1, 0u128, ""))?
+        .take(limit)
+    {
+        let (k, _) = row?;
+        let (_, _, event, replica) = k.value();
+        out.push(EpcRecord {
+            event: EventId(uuid::Uuid::from_u128(event)),
+            replica: ReplicaId::new(replica).map_err(|e| corrupt("epc_rows", e))?,
+        });
+    }
+    Ok(out)
+}
+
+/// The whole history of `epc`, from its rows: per-request work
+/// proportional to that tag's sales and returns (a lookup, never the
+/// path that records an event).
 pub(crate) fn epc_history(
-    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    state: &impl ReadableTable<&'static [u8], EpcStateValue>,
+    rows: &impl ReadableTable<EpcRowKey, ()>,
     epc: &Epc,
 ) -> Result<Option<EpcHistory>, StoreError> {
-    match table.get(epc.as_bytes())? {
-        Some(v) => Ok(Some(decode("epcs", v.value())?)),
-        None => Ok(None),
+    if state.get(epc.as_bytes())?.is_none() {
+        return Ok(None);
     }
+    Ok(Some(EpcHistory {
+        sales: epc_records(rows, epc, EPC_SALE, usize::MAX)?
+            .into_iter()
+            .collect(),
+        returns: epc_records(rows, epc, EPC_RETURN, usize::MAX)?
+            .into_iter()
+            .collect(),
+    }))
 }

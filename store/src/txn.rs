@@ -6,7 +6,7 @@
 use std::cell::OnceCell;
 
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
-use tally_sync::epcs::EpcHistory;
+use tally_sync::epcs::{EpcHistory, EpcSummary};
 use tally_sync::message::CatalogItem;
 use tally_sync::{BoundedCounter, Delta, Epc, Event, EventId, Gtin, ItemKey, LocationId};
 
@@ -14,7 +14,8 @@ use crate::catalog;
 use crate::error::{corrupt, StoreError};
 use crate::replica::TxnReplica;
 use crate::tables::{
-    self, read_u64, versioned, CATALOG, CHANGES, COUNTERS, EPCS, EVENTS, INVENTORY_VERSION, META,
+    self, read_u64, versioned, CATALOG, CHANGES, COUNTERS, EPC_ROWS, EPC_STATE, EVENTS,
+    INVENTORY_VERSION, META,
 };
 
 /// A write transaction. Nothing is visible or durable until [`Self::commit`].
@@ -190,9 +191,18 @@ impl ReadTxn {
         Ok(n)
     }
 
-    /// The history of `epc`.
+    /// The summary of `epc` (one fixed-size row).
+    pub fn epc_summary(&self, epc: &Epc) -> Result<Option<EpcSummary>, StoreError> {
+        tables::epc_summary(&self.txn.open_table(EPC_STATE)?, epc)
+    }
+
+    /// The whole history of `epc`: a range read over its rows.
     pub fn epc_history(&self, epc: &Epc) -> Result<Option<EpcHistory>, StoreError> {
-        tables::epc_history(&self.txn.open_table(EPCS)?, epc)
+        tables::epc_history(
+            &self.txn.open_table(EPC_STATE)?,
+            &self.txn.open_table(EPC_ROWS)?,
+            epc,
+        )
     }
 
     /// A catalog item.

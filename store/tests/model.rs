@@ -7,7 +7,7 @@
 
 use proptest::prelude::*;
 use tally_store::{Db, StoreError};
-use tally_sync::epcs::EpcRecord;
+use tally_sync::epcs::{EpcRecord, EpcSummary};
 use tally_sync::exchange::{MemoryReplica, ReplicaStore};
 use tally_sync::message::CatalogItem;
 use tally_sync::{Epc, Event, EventId, EventKind, Gtin, ItemKey, Line, LocationId, ReplicaId};
@@ -179,6 +179,10 @@ fn check(db: &Db, model: &MemoryReplica, catalog: &std::collections::BTreeMap<Gt
         assert_eq!(
             r.epc_history(&epc(tag)).unwrap().as_ref(),
             model.epcs.get(&epc(tag))
+        );
+        assert_eq!(
+            r.epc_summary(&epc(tag)).unwrap(),
+            model.epcs.get(&epc(tag)).map(EpcSummary::of)
         );
     }
     for item in catalog.values() {

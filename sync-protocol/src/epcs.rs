@@ -10,6 +10,12 @@
 //!   other; merge detects it: an EPC with more sales than returns + 1 was
 //!   sold twice, and [`EpcLedger::merge`] reports every EPC that merge
 //!   newly made double-sold, with the sales involved.
+//! - Storage keeps, per EPC, a fixed-size summary of its history beside
+//!   one row per sale or return, so recording an event costs the same
+//!   whatever the tag's past: [`EpcSummary`] at a store, [`EpcState`] at
+//!   the hub. Each is a fold over the records ([`EpcSummary::after_sale`],
+//!   [`EpcSummary::after_return`]) equal to what the whole history gives
+//!   ([`EpcSummary::of`]); a property test checks it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -45,6 +51,101 @@ impl EpcHistory {
     /// Sold again while already sold.
     pub fn is_double_sold(&self) -> bool {
         self.sales.len() > self.returns.len() + 1
+    }
+}
+
+/// What a store keeps per EPC, fixed-size whatever the tag's history: how
+/// often it was sold and returned and its first sale (in record order,
+/// as [`EpcHistory::sales`] iterates). The sales and returns themselves
+/// are one row each beside it, appended, never rewritten, and read only
+/// by whoever needs the whole history.
+///
+/// Equal to [`EpcSummary::of`] the history when folded from an empty
+/// summary over the history's records, each once, in any order: the
+/// storage skips a record it already holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpcSummary {
+    /// Sales of the tag.
+    pub sales: u64,
+    /// Returns of the tag.
+    pub returns: u64,
+    /// The event of the least sale record (`EpcHistory::sales.first()`).
+    pub first_sale: Option<EventId>,
+}
+
+impl EpcSummary {
+    /// The summary of a whole history.
+    pub fn of(history: &EpcHistory) -> Self {
+        EpcSummary {
+            sales: history.sales.len() as u64,
+            returns: history.returns.len() as u64,
+            first_sale: history.sales.first().map(|r| r.event),
+        }
+    }
+
+    /// Sold and not returned (as [`EpcHistory::is_sold`]).
+    pub fn is_sold(&self) -> bool {
+        self.sales > self.returns
+    }
+
+    /// Sold again while already sold (as [`EpcHistory::is_double_sold`]).
+    pub fn is_double_sold(&self) -> bool {
+        self.sales > self.returns.saturating_add(1)
+    }
+
+    /// The summary after one sale record it did not hold yet, and whether
+    /// that sale newly made the tag double-sold (as
+    /// [`EpcLedger::record_sale`] reports it).
+    pub fn after_sale(&self, record: &EpcRecord) -> (EpcSummary, bool) {
+        let next = EpcSummary {
+            sales: self.sales.saturating_add(1),
+            returns: self.returns,
+            first_sale: Some(
+                self.first_sale
+                    .map_or(record.event, |e| e.min(record.event)),
+            ),
+        };
+        let newly = !self.is_double_sold() && next.is_double_sold();
+        (next, newly)
+    }
+
+    /// The summary after one return record it did not hold yet.
+    pub fn after_return(&self) -> EpcSummary {
+        EpcSummary {
+            returns: self.returns.saturating_add(1),
+            ..*self
+        }
+    }
+}
+
+/// Which EPCs are currently sold: what [`crate::ledger::apply_event`]
+/// checks a sale or return of a tag against. The whole ledger
+/// ([`EpcLedger`]) answers it, and so do the summaries of the few tags a
+/// command names, loaded without their histories.
+pub trait SoldEpcs {
+    /// Whether `epc` is currently sold.
+    fn is_sold(&self, epc: &Epc) -> bool;
+
+    /// Refuses if `epc` is currently sold.
+    fn check_sellable(&self, epc: &Epc) -> Result<(), EpcError> {
+        if self.is_sold(epc) {
+            return Err(EpcError::AlreadySold(epc.clone()));
+        }
+        Ok(())
+    }
+
+    /// Refuses if `epc` is not currently sold.
+    fn check_returnable(&self, epc: &Epc) -> Result<(), EpcError> {
+        if !self.is_sold(epc) {
+            return Err(EpcError::NotSold(epc.clone()));
+        }
+        Ok(())
+    }
+}
+
+impl SoldEpcs for BTreeMap<Epc, EpcSummary> {
+    fn is_sold(&self, epc: &Epc) -> bool {
+        self.get(epc).is_some_and(EpcSummary::is_sold)
     }
 }
 
@@ -88,22 +189,6 @@ impl EpcLedger {
     /// Whether `epc` is currently sold.
     pub fn is_sold(&self, epc: &Epc) -> bool {
         self.get(epc).is_some_and(EpcHistory::is_sold)
-    }
-
-    /// Refuses if `epc` is currently sold.
-    pub fn check_sellable(&self, epc: &Epc) -> Result<(), EpcError> {
-        if self.is_sold(epc) {
-            return Err(EpcError::AlreadySold(epc.clone()));
-        }
-        Ok(())
-    }
-
-    /// Refuses if `epc` is not currently sold.
-    pub fn check_returnable(&self, epc: &Epc) -> Result<(), EpcError> {
-        if !self.is_sold(epc) {
-            return Err(EpcError::NotSold(epc.clone()));
-        }
-        Ok(())
     }
 
     /// Records a sale unconditionally (as merge does). Returns the double
@@ -157,6 +242,12 @@ impl EpcLedger {
     /// Whether no EPC has any history.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+impl SoldEpcs for EpcLedger {
+    fn is_sold(&self, epc: &Epc) -> bool {
+        EpcLedger::is_sold(self, epc)
     }
 }
 
@@ -261,6 +352,8 @@ fn double(epc: &Epc, h: &EpcHistory) -> DoubleSale {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn rec(n: u8, r: &str) -> EpcRecord {
@@ -309,6 +402,103 @@ mod tests {
         assert!(s.double_sold, "a return does not hide the double sale");
         let (_, newly) = s.after_sale(g);
         assert!(newly, "sold twice again: reported again");
+    }
+
+    #[test]
+    fn a_summary_answers_as_its_history() {
+        let epc = Epc::from_hex("3074257BF7194E4000001A85").unwrap();
+        let mut l = EpcLedger::new();
+        let mut s = EpcSummary::default();
+        let mut summaries = BTreeMap::new();
+        assert!(summaries.check_sellable(&epc).is_ok());
+        assert!(summaries.check_returnable(&epc).is_err());
+        let (next, newly) = s.after_sale(&rec(5, "s1"));
+        l.record_sale(&epc, rec(5, "s1"));
+        assert!(!newly);
+        s = next;
+        summaries.insert(epc.clone(), s);
+        assert_eq!(
+            summaries.check_sellable(&epc),
+            Err(EpcError::AlreadySold(epc.clone()))
+        );
+        // An earlier sale (a partitioned store's) becomes the first one.
+        let (next, newly) = s.after_sale(&rec(2, "s2"));
+        assert!(newly && next.is_double_sold());
+        assert!(l.record_sale(&epc, rec(2, "s2")).is_some());
+        assert_eq!(next.first_sale, Some(rec(2, "s2").event));
+        assert_eq!(next, EpcSummary::of(l.get(&epc).unwrap()));
+        let back = next.after_return();
+        assert!(back.is_sold() && !back.is_double_sold());
+    }
+
+    /// A sale or return of one of a few tags, by one of a few events and
+    /// replicas (so records repeat, as a retried event's would).
+    #[derive(Debug, Clone)]
+    struct Op {
+        tag: u8,
+        sale: bool,
+        event: u8,
+        replica: u8,
+    }
+
+    fn ops() -> impl Strategy<Value = Vec<Op>> {
+        prop::collection::vec(
+            (0u8..3, any::<bool>(), 0u8..12, 0u8..2).prop_map(|(tag, sale, event, replica)| Op {
+                tag,
+                sale,
+                event,
+                replica,
+            }),
+            0..80,
+        )
+    }
+
+    fn tag(n: u8) -> Epc {
+        Epc::from_bytes(&[0x30, n, 0, 1]).unwrap()
+    }
+
+    proptest! {
+        /// Folding the records into summaries, as storage does (one new
+        /// record at a time, a record it holds already skipped), gives the
+        /// summary of the whole history after every step, and reports a
+        /// double sale exactly when the ledger does.
+        #[test]
+        fn a_summary_folded_from_records_is_the_summary_of_the_history(ops in ops()) {
+            let mut ledger = EpcLedger::new();
+            let mut summaries: BTreeMap<Epc, EpcSummary> = BTreeMap::new();
+            for op in &ops {
+                let epc = tag(op.tag);
+                let record = rec(op.event, if op.replica == 0 { "s1" } else { "s2" });
+                let held = ledger.get(&epc).is_some_and(|h| {
+                    if op.sale { h.sales.contains(&record) } else { h.returns.contains(&record) }
+                });
+                let summary = summaries.get(&epc).copied().unwrap_or_default();
+                if op.sale {
+                    let reported = ledger.record_sale(&epc, record.clone()).is_some();
+                    if !held {
+                        let (next, newly) = summary.after_sale(&record);
+                        prop_assert_eq!(newly, reported);
+                        summaries.insert(epc.clone(), next);
+                    } else {
+                        prop_assert!(!reported);
+                    }
+                } else {
+                    ledger.record_return(&epc, record.clone());
+                    if !held {
+                        summaries.insert(epc.clone(), summary.after_return());
+                    }
+                }
+                let history = ledger.get(&epc).unwrap();
+                let summary = summaries[&epc];
+                prop_assert_eq!(summary, EpcSummary::of(history));
+                prop_assert_eq!(summary.is_sold(), history.is_sold());
+                prop_assert_eq!(summary.is_double_sold(), history.is_double_sold());
+                prop_assert_eq!(
+                    SoldEpcs::is_sold(&summaries, &epc),
+                    SoldEpcs::is_sold(&ledger, &epc)
+                );
+            }
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::counter::{BoundedCounter, CounterError};
-use crate::epcs::{EpcError, EpcLedger};
+use crate::epcs::{EpcError, SoldEpcs};
 use crate::event::{Direction, Event, EventKind, Line, Shortfall};
 use crate::gtin::Gtin;
 use crate::ids::{Epc, ReplicaId};
@@ -179,10 +179,10 @@ pub fn check_lines(lines: &[Line]) -> Result<(), Refusal> {
 /// Applies `event` to copies of `counters` (the current counters at the
 /// event's location, by item; missing ones are empty) and checks EPCs
 /// against `epcs`. Returns the new counters, or why it was refused.
-pub fn apply_event(
+pub fn apply_event<E: SoldEpcs>(
     event: &Event,
     counters: &BTreeMap<Gtin, BoundedCounter>,
-    epcs: &EpcLedger,
+    epcs: &E,
 ) -> Result<Applied, Refusal> {
     apply(event, counters, Some(epcs))
 }
@@ -216,7 +216,7 @@ pub fn touched_gtins(event: &Event) -> BTreeSet<Gtin> {
 fn apply(
     event: &Event,
     counters: &BTreeMap<Gtin, BoundedCounter>,
-    epcs: Option<&EpcLedger>,
+    epcs: Option<&dyn SoldEpcs>,
 ) -> Result<Applied, Refusal> {
     if !matches!(event.kind, EventKind::CountAdjustment { .. }) {
         check_lines(&event.lines)?;
@@ -384,6 +384,7 @@ pub fn plan_count(counter: &BoundedCounter, r: &ReplicaId, counted: u64) -> Coun
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::epcs::EpcLedger;
     use crate::event::{Override, Tender};
     use crate::ids::{EventId, LocationId};
 

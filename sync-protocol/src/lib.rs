@@ -8,7 +8,8 @@
 //! (escrow counters, validation, event effects, rebalancing) exist once.
 //!
 //! Map:
-//! - [`gtin`], [`ids`]: validated identifiers.
+//! - [`gtin`], [`ids`]: validated identifiers; [`store_id`]: the narrower
+//!   rule for a store's id (a file name and a certificate field too).
 //! - [`counter`]: the escrow counter for one (item, location).
 //! - [`inventory`]: many counters with version stamps and delta extraction.
 //! - [`epcs`]: sold serialized items, and double-sale detection.
@@ -60,6 +61,7 @@ pub mod report;
 pub mod reserve;
 pub mod rights;
 pub mod sim;
+pub mod store_id;
 pub mod timestamp;
 
 pub use counter::{BoundedCounter, CounterError, Violation};

@@ -13,7 +13,7 @@ use std::convert::Infallible;
 
 use crate::command::{execute, Command, Ledger, Outcome, Stamp};
 use crate::counter::BoundedCounter;
-use crate::epcs::{DoubleSale, EpcHistory, EpcRecord};
+use crate::epcs::{DoubleSale, EpcRecord, EpcSummary};
 use crate::event::Event;
 use crate::exchange::{
     store_apply, store_request, Identity, MemoryReplica, ReplicaStore, StoreApplied, SyncCursors,
@@ -267,8 +267,8 @@ impl Ledger for MemStore {
         Ok(self.replica.journal.get(id).cloned())
     }
 
-    fn epc_history(&self, epc: &Epc) -> Result<Option<EpcHistory>, Infallible> {
-        Ok(self.replica.epcs.get(epc).cloned())
+    fn epc_summary(&self, epc: &Epc) -> Result<Option<EpcSummary>, Infallible> {
+        Ok(self.replica.epcs.get(epc).map(EpcSummary::of))
     }
 
     fn catalog_price(&self, gtin: Gtin) -> Result<Option<i64>, Infallible> {

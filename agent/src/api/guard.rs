@@ -27,6 +27,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sha2::{Digest, Sha256};
+use tally_service::secret::secrets_equal;
 use tally_sync::error_body::ErrorBody;
 
 use crate::config::TillConfig;
@@ -138,7 +139,7 @@ impl Guard {
         // Every till is compared, each in constant time.
         let mut found = None;
         for (id, expected) in &self.tills {
-            if constant_time_eq(&digest, expected) {
+            if secrets_equal(&digest, expected) {
                 found = Some(id.clone());
             }
         }
@@ -175,10 +176,6 @@ fn host_of(authority: &str) -> &str {
         Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
         _ => authority,
     }
-}
-
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The middleware: refuses what [`Guard::check`] refuses, else passes the

@@ -10,7 +10,7 @@ use tally_hardware::driver::rfid::RfidEvent;
 use tally_hardware::driver::DriverHandle;
 use tally_hardware::epc::{self as epc_codec, DecodedEpc};
 use tally_sync::command::{Command, Outcome, ReceiptLine};
-use tally_sync::epcs::EpcHistory;
+use tally_sync::epcs::EpcSummary;
 use tally_sync::{Epc, EventId, Gtin, ReplicaId};
 use tokio::sync::{mpsc, watch};
 
@@ -39,9 +39,10 @@ pub enum TagPlan {
     },
 }
 
-/// Decides what a tag does at `store` (pure): see [`crate::devices`]'s
-/// design constraints.
-pub fn tag_plan(store: &ReplicaId, epc: &Epc, history: Option<&EpcHistory>) -> TagPlan {
+/// Decides what a tag does at `store` (pure) from the summary of its
+/// sales and returns here (fixed-size: a read of one row, however often
+/// the tag was sold): see [`crate::devices`]'s design constraints.
+pub fn tag_plan(store: &ReplicaId, epc: &Epc, summary: Option<&EpcSummary>) -> TagPlan {
     let sgtin = match epc_codec::decode(epc) {
         Ok(DecodedEpc::Sgtin96(s)) => s,
         Ok(other) => {
@@ -60,10 +61,10 @@ pub fn tag_plan(store: &ReplicaId, epc: &Epc, history: Option<&EpcHistory>) -> T
             scheme: "sgtin-96 without a valid GTIN".into(),
         };
     };
-    let generation = match history {
+    let generation = match summary {
         None => 0,
-        Some(h) if !h.is_sold() => return TagPlan::OnHand,
-        Some(h) => h.sales.len() as u64,
+        Some(s) if !s.is_sold() => return TagPlan::OnHand,
+        Some(s) => s.sales,
     };
     TagPlan::Receive {
         gtin,
@@ -113,18 +114,18 @@ async fn on_tag(ctx: &DeviceContext, ev: RfidEvent) {
         RfidEvent::Tag(report) => report,
     };
     let epc = report.epc;
-    let history = {
+    let summary = {
         let key = epc.clone();
-        match ctx.db.read_blocking(move |db| db.epc_history(&key)).await {
-            Ok(h) => h,
+        match ctx.db.read_blocking(move |db| db.epc_summary(&key)).await {
+            Ok(s) => s,
             Err(error) => {
                 ctx.metrics.tag("failed");
-                tracing::error!(%store, %epc, %error, "Reading the EPC history failed; tag not received.");
+                tracing::error!(%store, %epc, %error, "Reading the EPC summary failed; tag not received.");
                 return;
             }
         }
     };
-    let (gtin, id) = match tag_plan(&store, &epc, history.as_ref()) {
+    let (gtin, id) = match tag_plan(&store, &epc, summary.as_ref()) {
         TagPlan::NotAnItem { scheme } => {
             ctx.metrics.tag("not_an_item");
             tracing::info!(%store, %epc, %scheme, reads = report.count, "Tag read (not an SGTIN-96 item); nothing received.");
@@ -215,8 +216,7 @@ mod tests {
         assert_ne!(first, receipt_id(&s2, &epc, 0), "ids are per store");
         assert_ne!(first, receipt_id(&s1, &sgtin(43), 0), "ids are per tag");
         // Sold: it left; back at the dock it is a new receipt.
-        let mut sold = EpcHistory::default();
-        sold.sales.insert(record(1));
+        let (sold, _) = EpcSummary::default().after_sale(&record(1));
         match tag_plan(&s1, &epc, Some(&sold)) {
             TagPlan::Receive { id, generation, .. } => {
                 assert_eq!(generation, 1);
@@ -225,8 +225,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Sold and returned at the till: on hand, nothing to receive.
-        let mut returned = sold.clone();
-        returned.returns.insert(record(2));
+        let returned = sold.after_return();
         assert_eq!(tag_plan(&s1, &epc, Some(&returned)), TagPlan::OnHand);
         // A v8 UUID with the RFC 9562 variant.
         let u = first.0;

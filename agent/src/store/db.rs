@@ -13,7 +13,7 @@ use tally_agent_api::answers::Stock;
 use tally_service::files::{self, FileError};
 use tally_store::redb::ReadableTable;
 use tally_store::{Db, ReadTxn, StoreError, WriteTxn};
-use tally_sync::epcs::EpcHistory;
+use tally_sync::epcs::{EpcHistory, EpcSummary};
 use tally_sync::exchange::{Identity, ReplicaStore, SyncCursors};
 use tally_sync::ledger::{replay_counters, touched_gtins};
 use tally_sync::message::CatalogItem;
@@ -274,9 +274,16 @@ impl AgentDb {
         self.read()?.events()
     }
 
-    /// The sale and return history of one EPC, if it was ever sold.
+    /// The sale and return history of one EPC, if it was ever sold: a
+    /// range read over its rows (a lookup; commands read the summary).
     pub fn epc_history(&self, epc: &Epc) -> Result<Option<EpcHistory>, StoreError> {
         self.read()?.epc_history(epc)
+    }
+
+    /// The summary of one EPC's sales and returns, if it was ever sold:
+    /// one fixed-size row, whatever the tag's history.
+    pub fn epc_summary(&self, epc: &Epc) -> Result<Option<EpcSummary>, StoreError> {
+        self.read()?.epc_summary(epc)
     }
 
     /// A catalog item.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use tally_store::redb::ReadableTable;
 use tally_store::{LazyTable, StoreError, TxnReplica, WriteTxn};
 use tally_sync::command::Ledger;
-use tally_sync::epcs::{DoubleSale, EpcHistory, EpcRecord};
+use tally_sync::epcs::{DoubleSale, EpcRecord, EpcSummary};
 use tally_sync::exchange::ReplicaStore;
 use tally_sync::journal::Inserted;
 use tally_sync::{BoundedCounter, Delta, Epc, Event, EventId, Gtin, ItemKey, LocationId};
@@ -202,8 +202,8 @@ impl Ledger for AgentTxn<'_> {
         self.replica.event(id)
     }
 
-    fn epc_history(&self, epc: &Epc) -> Result<Option<EpcHistory>, StoreError> {
-        self.replica.epc_history(epc)
+    fn epc_summary(&self, epc: &Epc) -> Result<Option<EpcSummary>, StoreError> {
+        self.replica.epc_summary(epc)
     }
 
     fn catalog_price(&self, gtin: Gtin) -> Result<Option<i64>, StoreError> {

@@ -13,6 +13,7 @@ use axum::Json;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tally_service::secret::secrets_equal;
 use tally_sync::timestamp::rfc3339;
 use tally_sync::Gtin;
 
@@ -25,7 +26,7 @@ pub(super) fn authorized(st: &AppState, headers: &HeaderMap) -> Result<(), Respo
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let ok = given.is_some_and(|g| constant_time_eq(g.as_bytes(), st.admin_token.as_bytes()));
+    let ok = given.is_some_and(|g| secrets_equal(g.as_bytes(), st.admin_token.as_bytes()));
     if ok {
         return Ok(());
     }
@@ -38,13 +39,6 @@ pub(super) fn authorized(st: &AppState, headers: &HeaderMap) -> Result<(), Respo
     r.headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     Err(r)
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The admin token check and the JSON body of an admin POST (read up to
@@ -275,13 +269,6 @@ pub(super) async fn metrics(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn constant_time_eq_compares_whole_strings() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
-    }
 
     #[test]
     fn online_rule() {

@@ -27,9 +27,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use tally_service::identity::{EnrollRequest, IssuedIdentity, RenewRequest, MAX_IDENTITY_BODY};
-use tally_sync::ReplicaId;
 use tracing::{info, warn};
 
+use super::sync::identify;
 use super::{body_error, error, invalid, read_body, AppState};
 use crate::pki::{self, CodeRefused, CsrRequest, PkiError};
 use crate::tls::Peer;
@@ -107,46 +107,6 @@ pub(super) async fn enroll(
     }
 }
 
-/// The store the connection's certificate names, if it is not revoked.
-fn current_identity(st: &AppState, peer: &Peer) -> Result<(ReplicaId, String), Response> {
-    let id = match &peer.cert {
-        None => {
-            return Err(error(
-                StatusCode::UNAUTHORIZED,
-                "client_certificate_required",
-                "/v1/renew needs the store's current client certificate",
-            ))
-        }
-        Some(Err(e)) => {
-            return Err(error(
-                StatusCode::FORBIDDEN,
-                "certificate_not_bound_to_store",
-                e,
-            ))
-        }
-        Some(Ok(id)) => id,
-    };
-    match st.revocations.is_revoked(&id.serial) {
-        Ok(false) => Ok((id.store.clone(), id.serial.clone())),
-        Ok(true) => {
-            warn!(store = %id.store, serial = %id.serial, peer = %peer.addr, "Renewal refused: certificate revoked.");
-            Err(error(
-                StatusCode::FORBIDDEN,
-                "certificate_revoked",
-                format!("the certificate for store {} was revoked", id.store),
-            ))
-        }
-        Err(e) => {
-            warn!(error = %e, "Revocation list unreadable; refusing renewals until it is fixed.");
-            Err(error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "revocation_list_unreadable",
-                "the hub cannot read its revocation list",
-            ))
-        }
-    }
-}
-
 /// The handler of `POST /v1/renew`.
 pub(super) async fn renew(
     State(st): State<AppState>,
@@ -154,9 +114,9 @@ pub(super) async fn renew(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (store, old_serial) = match current_identity(&st, &peer) {
-        Ok(id) => id,
-        Err(r) => return r,
+    let (store, old_serial) = match identify(&st, &peer, "/v1/renew") {
+        Ok(id) => (id.store.clone(), id.serial.clone()),
+        Err((_, r)) => return r,
     };
     let req: RenewRequest = match json_body(&st, &headers, body).await {
         Ok(r) => r,

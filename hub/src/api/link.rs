@@ -40,7 +40,7 @@ const MAX_REPORT_BODY: usize = 64 * 1024;
 
 /// `GET /v1/link`.
 pub(super) async fn link(State(st): State<AppState>, Extension(peer): Extension<Peer>) -> Response {
-    let cert = match identify(&st, &peer) {
+    let cert = match identify(&st, &peer, "/v1/link") {
         Ok(c) => c.clone(),
         Err((_, response)) => return response,
     };
@@ -120,11 +120,20 @@ pub(super) async fn released(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (who, _slot, report): (_, _, RightsReleased) =
-        match store_json(&st, &peer, &headers, body, MAX_REPORT_BODY, "rights report").await {
-            Ok(admitted) => admitted,
-            Err(response) => return response,
-        };
+    let (who, _slot, report): (_, _, RightsReleased) = match store_json(
+        &st,
+        &peer,
+        "/v1/rights/released",
+        &headers,
+        body,
+        MAX_REPORT_BODY,
+        "rights report",
+    )
+    .await
+    {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
+    };
     let (gtin, units) = (report.gtin, report.released);
     match st.links.deliver(&who, report) {
         Delivered::ToOrder => {

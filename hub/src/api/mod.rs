@@ -266,16 +266,18 @@ fn body_error(e: BodyError, max: usize) -> Response {
 /// A store's small JSON write (`POST /v1/rights`, `/v1/rights/released`)
 /// once admitted: the store (from its certificate), its place among its
 /// writes in flight (keep it until answered), and the body read under
-/// `max` and parsed as `T` (a 422 `not a {what}` otherwise).
+/// `max` and parsed as `T` (a 422 `not a {what}` otherwise). `endpoint`
+/// names the route in a refusal of the certificate.
 async fn store_json<T: serde::de::DeserializeOwned>(
     st: &AppState,
     peer: &crate::tls::Peer,
+    endpoint: &str,
     headers: &HeaderMap,
     body: Body,
     max: usize,
     what: &str,
 ) -> Result<(tally_sync::exchange::Identity, Slot, T), Response> {
-    let who = sync::identify(st, peer)
+    let who = sync::identify(st, peer, endpoint)
         .and_then(sync::store_identity)
         .map_err(|(_, response)| response)?;
     let slot = store_slot(st, &who.location, Kind::Other)?;

@@ -33,11 +33,20 @@ pub(super) async fn rights(
     body: Body,
 ) -> Response {
     let started = Instant::now();
-    let (who, _slot, req): (_, _, RightsRequest) =
-        match store_json(&st, &peer, &headers, body, MAX_BODY, "rights request").await {
-            Ok(admitted) => admitted,
-            Err(response) => return response,
-        };
+    let (who, _slot, req): (_, _, RightsRequest) = match store_json(
+        &st,
+        &peer,
+        "/v1/rights",
+        &headers,
+        body,
+        MAX_BODY,
+        "rights request",
+    )
+    .await
+    {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
+    };
     if let Err(why) = req.check() {
         return invalid(why);
     }

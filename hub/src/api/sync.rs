@@ -55,7 +55,7 @@ async fn steps(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Answer, Answer> {
-    let id = identify(st, peer)?;
+    let id = identify(st, peer, "/v1/sync")?;
     let who = store_identity(id)?;
     // One sync in flight per store: a second, while the first is read,
     // queued or committed, is answered 429 (so a store cannot hold many
@@ -85,8 +85,15 @@ async fn steps(
 }
 
 /// Step 1, identity: the store the client certificate is bound to, from
-/// the certificate only, unless the certificate was revoked.
-pub(super) fn identify<'p>(st: &AppState, peer: &'p Peer) -> Result<&'p CertIdentity, Answer> {
+/// the certificate only, unless the certificate was revoked. The one
+/// check of every request a store makes with its certificate (`/v1/sync`,
+/// `/v1/renew`, `/v1/link`, `/v1/rights`, `/v1/rights/released`);
+/// `endpoint` names the route in the refusal and the log.
+pub(super) fn identify<'p>(
+    st: &AppState,
+    peer: &'p Peer,
+    endpoint: &str,
+) -> Result<&'p CertIdentity, Answer> {
     let id = match &peer.cert {
         None => {
             return Err((
@@ -94,12 +101,12 @@ pub(super) fn identify<'p>(st: &AppState, peer: &'p Peer) -> Result<&'p CertIden
                 error(
                     StatusCode::UNAUTHORIZED,
                     "client_certificate_required",
-                    "/v1/sync needs the store's client certificate (tally-hub enroll)",
+                    format!("{endpoint} needs the store's client certificate (tally-hub enroll)"),
                 ),
             ))
         }
         Some(Err(e)) => {
-            warn!(peer = %peer.addr, error = %e, "Sync refused: certificate names no store.");
+            warn!(peer = %peer.addr, endpoint, error = %e, "Request refused: certificate names no store.");
             return Err((
                 SyncOutcome::CertRefused,
                 error(StatusCode::FORBIDDEN, "certificate_not_bound_to_store", e),
@@ -110,7 +117,7 @@ pub(super) fn identify<'p>(st: &AppState, peer: &'p Peer) -> Result<&'p CertIden
     match st.revocations.is_revoked(&id.serial) {
         Ok(false) => Ok(id),
         Ok(true) => {
-            warn!(store = %id.store, serial = %id.serial, peer = %peer.addr, "Sync refused: certificate revoked.");
+            warn!(store = %id.store, serial = %id.serial, peer = %peer.addr, endpoint, "Request refused: certificate revoked.");
             Err((
                 SyncOutcome::CertRefused,
                 error(
@@ -121,13 +128,13 @@ pub(super) fn identify<'p>(st: &AppState, peer: &'p Peer) -> Result<&'p CertIden
             ))
         }
         Err(e) => {
-            warn!(error = %e, "Revocation list unreadable; refusing syncs until it is fixed.");
+            warn!(endpoint, error = %e, "Revocation list unreadable; refusing stores' requests until it is fixed.");
             Err((
                 SyncOutcome::Unavailable,
                 error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "revocation_list_unreadable",
-                    e,
+                    "the hub cannot read its revocation list",
                 ),
             ))
         }

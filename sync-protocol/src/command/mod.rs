@@ -40,7 +40,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::counter::BoundedCounter;
-use crate::epcs::{EpcHistory, EpcLedger, EpcRecord};
+use crate::epcs::{EpcRecord, EpcSummary, SoldEpcs};
 use crate::event::{Event, EventKind, Shortfall, Tender};
 use crate::exchange::{Identity, ReplicaStore};
 use crate::gtin::Gtin;
@@ -59,8 +59,9 @@ pub use retry::retry_mismatch;
 pub trait Ledger: ReplicaStore {
     /// The recorded event with `id`.
     fn event(&self, id: &EventId) -> Result<Option<Event>, Self::Error>;
-    /// The sale and return history of one EPC.
-    fn epc_history(&self, epc: &Epc) -> Result<Option<EpcHistory>, Self::Error>;
+    /// The summary of one EPC's sales and returns (fixed-size: a command
+    /// never reads a tag's whole history).
+    fn epc_summary(&self, epc: &Epc) -> Result<Option<EpcSummary>, Self::Error>;
     /// The catalog price of an item, if the catalog knows it.
     fn catalog_price(&self, gtin: Gtin) -> Result<Option<i64>, Self::Error>;
     /// Appends an event to the outbox; returns its sequence number.
@@ -282,8 +283,8 @@ impl Command {
 pub struct Loaded {
     /// Current counters of the command's items at this location.
     pub counters: BTreeMap<Gtin, BoundedCounter>,
-    /// Histories of the command's EPCs.
-    pub epcs: EpcLedger,
+    /// Summaries of the command's EPCs (those ever sold or returned).
+    pub epcs: BTreeMap<Epc, EpcSummary>,
     /// Catalog prices of the command's sale or return items that the
     /// catalog knows.
     pub prices: BTreeMap<Gtin, i64>,
@@ -362,10 +363,10 @@ pub fn load<L: Ledger>(ledger: &L, who: &Identity, cmd: &Command) -> Result<Load
 fn load_epcs<L: Ledger>(ledger: &L, cmd: &Command, mut loaded: Loaded) -> Result<Loaded, L::Error> {
     let returning = matches!(cmd, Command::Return { .. });
     for epc in cmd.epcs() {
-        if let Some(h) = ledger.epc_history(epc)? {
+        if let Some(summary) = ledger.epc_summary(epc)? {
             // One event read: the first sale of the tag.
-            if let (true, Some(first)) = (returning, h.sales.first()) {
-                let sold_as = ledger.event(&first.event)?.and_then(|sale| {
+            if let (true, Some(first)) = (returning, summary.first_sale) {
+                let sold_as = ledger.event(&first)?.and_then(|sale| {
                     sale.lines
                         .iter()
                         .find(|l| l.epc.as_ref() == Some(epc))
@@ -375,12 +376,7 @@ fn load_epcs<L: Ledger>(ledger: &L, cmd: &Command, mut loaded: Loaded) -> Result
                     loaded.epc_items.insert(epc.clone(), gtin);
                 }
             }
-            for r in h.sales {
-                loaded.epcs.record_sale(epc, r);
-            }
-            for r in h.returns {
-                loaded.epcs.record_return(epc, r);
-            }
+            loaded.epcs.insert(epc.clone(), summary);
         }
     }
     Ok(loaded)
@@ -458,7 +454,7 @@ pub fn counters_at<S: ReplicaStore>(
 
 /// Records a new `event` in `store`: applies it ([`apply_event`]) to
 /// `counters` (the current counters of its items at its location) and
-/// `epcs` (the histories of its EPCs), then stores the event, the counters
+/// `epcs` (which of its EPCs are sold), then stores the event, the counters
 /// it moved and its EPC sales and returns. All or nothing: a refusal (the
 /// inner `Err`) writes nothing, nor does an id already taken. The outer
 /// `Err` is a storage failure: the caller aborts its transaction.
@@ -466,11 +462,11 @@ pub fn counters_at<S: ReplicaStore>(
 /// The one place an event is recorded where it happens: the agent's
 /// commands (through [`execute`]), the hub's online orders, and the
 /// simulation's stores and hub.
-pub fn record_event<S: ReplicaStore>(
+pub fn record_event<S: ReplicaStore, E: SoldEpcs>(
     store: &mut S,
     event: &Event,
     counters: &BTreeMap<Gtin, BoundedCounter>,
-    epcs: &EpcLedger,
+    epcs: &E,
 ) -> Result<Result<Applied, Refusal>, S::Error> {
     let applied = match apply_event(event, counters, epcs) {
         Ok(a) => a,
