@@ -282,7 +282,10 @@ async fn a_hostile_store_cannot_write_absurd_content_and_an_honest_one_is_served
         assert_eq!(body["error"], code, "{what}: {body}");
         if names_event {
             let id = json!(req.events.last().unwrap().id);
-            assert_eq!(body["event_id"], id, "{what}: names the event to dead-letter");
+            assert_eq!(
+                body["event_id"], id,
+                "{what}: names the event to dead-letter"
+            );
             let (_, held) = admin.get("/v1/held").await;
             assert!(
                 held["held"]
