@@ -1913,6 +1913,8 @@ impl Mallory {
             at_ms: now,
             kind,
             lines,
+            staff: Default::default(),
+            price_overrides: Vec::new(),
         }
     }
 
@@ -2255,7 +2257,9 @@ impl History {
                     qty: 1,
                     unit_price_minor: None,
                     epc: Some(Epc::from_hex(&tag).unwrap()),
+                    price_from_label: false,
                 }],
+                staff: Default::default(),
             })
             .unwrap();
     }
