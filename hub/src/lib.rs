@@ -158,7 +158,7 @@ pub async fn run(
         }),
         clock,
         links: links.clone(),
-        budget: Arc::new(tokio::sync::Semaphore::new(budget)),
+        budget: Arc::new(api::budget::Budget::new(budget)),
         slots: Arc::default(),
     };
     let router = api::router(state);

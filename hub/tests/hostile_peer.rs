@@ -395,9 +395,10 @@ async fn bytes_in_flight_are_bounded() {
 
     let mut stalled = tls(&hub, Some(&hog), &[b"http/1.1"]).await;
     let started = Instant::now();
-    stalled_sync(&mut stalled, 1024 * 1024, 60 * 1024).await;
-    // Once the hub holds the hog's 60 KiB, the next body does not fit.
-    while metric(&hub, "tally_hub_request_bytes_in_flight").await < 60 * 1024 {
+    stalled_sync(&mut stalled, 1024 * 1024, 50 * 1024).await;
+    // Once the hub holds the hog's 50 KiB (the budget's bulk tier is 48
+    // KiB, its small parts 4 KiB), the next large body does not fit.
+    while metric(&hub, "tally_hub_request_bytes_in_flight").await < 50 * 1024 {
         assert!(
             started.elapsed() < Duration::from_millis(1000),
             "the hog's bytes never arrived"
@@ -425,5 +426,52 @@ async fn bytes_in_flight_are_bounded() {
     assert!(s1.sync_all(&client, 5).await >= 1);
     assert!(metric(&hub, "tally_hub_shed_total{reason=\"writer_queue_full\"}").await >= 1);
     assert!(metric(&hub, "tally_hub_sync_requests_total{outcome=\"busy\"}").await >= 1);
+    hub.stop().await;
+}
+
+/// Large bodies cannot starve small ones: three stores stall large sync
+/// bodies; once the budget's bulk tier is full the third is answered 503
+/// `overloaded`, and a small honest sync is still served while the first
+/// two stall (one pool of bytes would have been full). Enrolment bodies,
+/// sent with no certificate, have a pool of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_large_bodies_leave_room_for_small_syncs() {
+    let hub = TestHub::start(|c| {
+        c.max_queued_bytes = 1024 * 1024;
+        c.body_read_timeout = Duration::from_secs(5);
+    })
+    .await;
+    let client = hub.store_client(&hub.enroll("s1"));
+    let mut s1 = SimStore::new("s1", 3);
+    s1.receive(gtin(1), 2);
+    let mut hogs = Vec::new();
+    for name in ["hog1", "hog2", "hog3"] {
+        let bundle = hub.enroll(name);
+        let mut stream = tls(&hub, Some(&bundle), &[b"http/1.1"]).await;
+        stalled_sync(&mut stream, 1024 * 1024, 330 * 1024).await;
+        hogs.push(stream);
+        // Each hog's bytes arrive before the next begins.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while metric(&hub, "tally_hub_request_bytes_in_flight").await
+            < 330 * 1024 * hogs.len().min(2) as u64
+        {
+            assert!(Instant::now() < deadline, "{name}'s bytes never arrived");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    // The third found the bulk tier full.
+    let (answer, _) = until_closed_or_answered(&mut hogs[2]).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("overloaded"), "{answer}");
+    let held = metric(&hub, "tally_hub_request_bytes_in_flight").await;
+    assert!(held >= 660 * 1024, "the first two still stall: {held}");
+    // 660 KiB + the honest body would not fit a 1 MiB pool split evenly
+    // with a third hog; with tiers it is served at once.
+    assert_eq!(s1.sync_all(&client, 3).await, 1);
+    for hog in &mut hogs[..2] {
+        let (answer, _) = until_closed_or_answered(hog).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    assert_eq!(metric(&hub, "tally_hub_request_bytes_in_flight").await, 0);
     hub.stop().await;
 }

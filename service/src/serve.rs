@@ -61,11 +61,15 @@ pub struct ServeLimits {
     /// Longest wait for a connection told to close (idle, or the daemon
     /// stopping) to finish its graceful close.
     pub close_grace: Duration,
+    /// Most HTTP/2 streams (requests) one connection may have open at
+    /// once: a peer's share of the daemon is its connections times this.
+    pub max_streams: u32,
 }
 
 impl Default for ServeLimits {
     /// 10 s to the first request, 60 s idle, 60 s stalled, 10 s of
-    /// headers, pings every 20 s, 1 s to close.
+    /// headers, pings every 20 s, 1 s to close, 32 streams a connection
+    /// (an agent has its link, a sync and a few rights requests open).
     fn default() -> Self {
         Self {
             first_request: Duration::from_secs(10),
@@ -74,6 +78,7 @@ impl Default for ServeLimits {
             header_read: Duration::from_secs(10),
             keep_alive: Duration::from_secs(20),
             close_grace: Duration::from_secs(1),
+            max_streams: 32,
         }
     }
 }
@@ -347,7 +352,8 @@ where
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(limits.keep_alive))
-        .keep_alive_timeout(limits.keep_alive);
+        .keep_alive_timeout(limits.keep_alive)
+        .max_concurrent_streams(limits.max_streams.max(1));
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::pin!(stop);

@@ -50,7 +50,7 @@ pub(super) async fn admin_json<T: DeserializeOwned>(
 ) -> Result<T, Response> {
     authorized(st, headers)?;
     let max = st.settings.max_admin_body;
-    let read = read_body(st, headers, body, max)
+    let read = read_body(st, headers, body, max, super::budget::Payer::Known)
         .await
         .map_err(|e| body_error(e, max))?;
     serde_json::from_slice(&read.bytes)
@@ -255,11 +255,7 @@ pub(super) async fn metrics(
             crate::metrics::Gauges {
                 live: st.links.count() as u64,
                 dropped: st.links.dropped(),
-                bytes_in_flight: st
-                    .settings
-                    .max_queued_bytes
-                    .saturating_sub(st.budget.available_permits())
-                    as u64,
+                bytes_in_flight: st.budget.in_flight() as u64,
             },
         ),
     )

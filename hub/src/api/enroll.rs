@@ -29,18 +29,21 @@ use axum::{Extension, Json};
 use tally_service::identity::{EnrollRequest, IssuedIdentity, RenewRequest, MAX_IDENTITY_BODY};
 use tracing::{info, warn};
 
+use super::budget::Payer;
 use super::sync::identify;
 use super::{body_error, error, invalid, read_body, AppState};
 use crate::pki::{self, CodeRefused, CsrRequest, PkiError};
 use crate::tls::Peer;
 
-/// Reads a JSON body of at most [`MAX_IDENTITY_BODY`] bytes.
+/// Reads a JSON body of at most [`MAX_IDENTITY_BODY`] bytes, paid by
+/// `payer` (enrolment: anyone; renewal: a store).
 async fn json_body<T: serde::de::DeserializeOwned>(
     st: &AppState,
     headers: &HeaderMap,
     body: Body,
+    payer: Payer,
 ) -> Result<T, Response> {
-    let bytes = read_body(st, headers, body, MAX_IDENTITY_BODY)
+    let bytes = read_body(st, headers, body, MAX_IDENTITY_BODY, payer)
         .await
         .map_err(|e| body_error(e, MAX_IDENTITY_BODY))?
         .bytes;
@@ -67,7 +70,7 @@ pub(super) async fn enroll(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let req: EnrollRequest = match json_body(&st, &headers, body).await {
+    let req: EnrollRequest = match json_body(&st, &headers, body, Payer::Anonymous).await {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -118,7 +121,7 @@ pub(super) async fn renew(
         Ok(id) => (id.store.clone(), id.serial.clone()),
         Err((_, r)) => return r,
     };
-    let req: RenewRequest = match json_body(&st, &headers, body).await {
+    let req: RenewRequest = match json_body(&st, &headers, body, Payer::Known).await {
         Ok(r) => r,
         Err(r) => return r,
     };

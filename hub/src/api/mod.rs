@@ -38,6 +38,7 @@
 #![allow(clippy::result_large_err)]
 
 mod admin;
+pub mod budget;
 mod catalog;
 mod dashboard;
 mod enroll;
@@ -55,10 +56,10 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use budget::{Budget, Held, Payer};
 use http_body_util::BodyExt;
 use tally_sync::clock::Clock;
 use tally_sync::error_body::ErrorBody;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::link::Links;
 use crate::metrics::Metrics;
@@ -94,8 +95,9 @@ pub struct AppState {
     /// The stores' live links.
     pub links: Arc<Links>,
     /// Bytes of request bodies in flight (read, decoded or waiting for
-    /// the writer): a permit per byte, `max_queued_bytes` in all.
-    pub budget: Arc<Semaphore>,
+    /// the writer), tiered so large or anonymous bodies cannot starve
+    /// small syncs (`budget.rs`).
+    pub budget: Arc<Budget>,
     /// What each store has in flight (one sync, a bounded number of
     /// other writes).
     pub slots: Arc<StoreSlots>,
@@ -188,16 +190,17 @@ enum BodyError {
 /// keep it until the writer has answered.
 struct ReadBody {
     bytes: Bytes,
-    _budget: Option<OwnedSemaphorePermit>,
+    _budget: Held,
 }
 
 /// Reads a body of at most `max` bytes within the body-read timeout,
-/// taking its bytes from the budget as they arrive.
+/// taking its bytes from the budget, as `payer`, as they arrive.
 async fn read_body(
     st: &AppState,
     headers: &HeaderMap,
     mut body: Body,
     max: usize,
+    payer: Payer,
 ) -> Result<ReadBody, BodyError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -208,7 +211,7 @@ async fn read_body(
     }
     let deadline = tokio::time::Instant::now() + st.settings.body_read_timeout;
     let mut buf: Vec<u8> = Vec::new();
-    let mut budget: Option<OwnedSemaphorePermit> = None;
+    let mut budget = Held::default();
     loop {
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
             Err(_) => {
@@ -225,18 +228,12 @@ async fn read_body(
         if buf.len() + data.len() > max {
             return Err(BodyError::TooLarge);
         }
-        let n = u32::try_from(data.len()).map_err(|_| BodyError::TooLarge)?;
-        if n > 0 {
-            match st.budget.clone().try_acquire_many_owned(n) {
-                Ok(p) => match budget.as_mut() {
-                    Some(held) => held.merge(p),
-                    None => budget = Some(p),
-                },
-                Err(_) => {
-                    st.metrics.shed("writer_queue_full");
-                    return Err(BodyError::Overloaded);
-                }
-            }
+        if st.budget.take(payer, &mut budget, data.len()).is_err() {
+            st.metrics.shed(match payer {
+                Payer::Known => "writer_queue_full",
+                Payer::Anonymous => "anonymous_budget_full",
+            });
+            return Err(BodyError::Overloaded);
         }
         buf.extend_from_slice(&data);
     }
@@ -281,7 +278,7 @@ async fn store_json<T: serde::de::DeserializeOwned>(
         .and_then(sync::store_identity)
         .map_err(|(_, response)| response)?;
     let slot = store_slot(st, &who.location, Kind::Other)?;
-    let read = read_body(st, headers, body, max)
+    let read = read_body(st, headers, body, max, Payer::Known)
         .await
         .map_err(|e| body_error(e, max))?;
     let parsed =

@@ -164,7 +164,7 @@ async fn decode(
         ));
     };
     let max = st.settings.max_sync_body;
-    let mut read = match read_body(st, headers, body, max).await {
+    let mut read = match read_body(st, headers, body, max, super::budget::Payer::Known).await {
         Ok(b) => b,
         Err(e) => {
             let outcome = match e {
