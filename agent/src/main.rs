@@ -188,7 +188,7 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
     let stop_on_stdin_eof = args.stop_on_stdin_eof;
     let rt = server_runtime()?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(config.listen)
+        let listener = tally_service::serve::bind(&config.listen.to_string())
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let shutdown = tally_service::shutdown_signal(stop_on_stdin_eof);

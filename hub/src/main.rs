@@ -300,7 +300,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("starting the tokio runtime")?;
             runtime.block_on(async move {
                 let shutdown = tally_service::shutdown_signal(stop_on_stdin_eof);
-                let listener = tokio::net::TcpListener::bind(&args.listen)
+                let listener = tally_service::serve::bind(&args.listen)
                     .await
                     .with_context(|| format!("binding {}", args.listen))?;
                 // One line on stdout for scripts and tests that listen on

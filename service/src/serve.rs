@@ -202,6 +202,36 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Connections the kernel may queue for [`accept`] (capped by
+/// `net.core.somaxconn`): the standard library's 128 fills at once when
+/// the connection cap is full and SYNs get dropped, so a new connection
+/// waits a second for its retransmit.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` (a host or address and a port; each address it resolves
+/// to is tried in turn) and listens with [`LISTEN_BACKLOG`].
+pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{addr} names no address"),
+        )
+    }))
+}
+
 /// Accepts the next connection, retrying failures (out of file
 /// descriptors, a connection reset before it was accepted) with backoff:
 /// they are never fatal.
@@ -616,6 +646,19 @@ mod tests {
             stall: Duration::from_millis(500),
             ..ServeLimits::default()
         }
+    }
+
+    #[tokio::test]
+    async fn bind_listens_on_what_the_address_names() {
+        let l = bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (_client, (_, from)) =
+            tokio::join!(async { TcpStream::connect(addr).await.unwrap() }, async {
+                accept(&l).await
+            });
+        assert!(from.ip().is_loopback());
+        assert!(bind("localhost:0").await.is_ok());
+        assert!(bind("127.0.0.1").await.is_err(), "no port");
     }
 
     #[tokio::test(start_paused = true)]
