@@ -25,6 +25,10 @@
 //!   estimate of online demand per (item, location).
 //! - [`rights`]: rights on demand: the hub's grant of its reserve to a
 //!   store that asks, and the store's merge of it.
+//! - [`routing`]: which stores fill an order that names none (pure,
+//!   from what each can give); [`fulfilment`]: an allocation's status
+//!   (`allocated → picked → collected | shipped`, or `cancelled`) as a
+//!   lattice both sides merge.
 //! - [`link`]: the live link's notices (hub to store) and their framing.
 //! - [`message`], [`codec`]: sync messages and their encodings.
 //! - [`audit`]: checks computed from events alone.
@@ -46,6 +50,7 @@ pub mod error_body;
 pub mod event;
 pub mod exchange;
 pub mod explain;
+pub mod fulfilment;
 pub mod gtin;
 pub mod ids;
 pub mod inventory;
@@ -60,6 +65,7 @@ pub mod policy;
 pub mod report;
 pub mod reserve;
 pub mod rights;
+pub mod routing;
 pub mod sim;
 pub mod store_id;
 pub mod timestamp;
