@@ -50,6 +50,8 @@ pub struct Config {
     /// How long an online order short of the hub's reserve waits for a
     /// live store to release rights.
     pub rights_wait: Duration,
+    /// How orders that name no store are routed.
+    pub routing: crate::storage::routed::RoutingSettings,
 }
 
 impl Config {
@@ -78,6 +80,7 @@ impl Config {
             handshake_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
             heartbeat: Duration::from_secs(15),
+            routing: Default::default(),
             rights_wait: Duration::from_secs(2),
         }
     }

@@ -124,10 +124,13 @@ pub async fn run(
         catalog_page: config.catalog_page.max(1),
     };
     let path = dir.database();
+    let routing = config.routing.clone();
     let storage: Arc<dyn HubStorage> = Arc::new(
-        tokio::task::spawn_blocking(move || RedbHub::open(&path, settings))
-            .await
-            .map_err(std::io::Error::other)??,
+        tokio::task::spawn_blocking(move || {
+            RedbHub::open(&path, settings).map(|h| h.with_routing(routing))
+        })
+        .await
+        .map_err(std::io::Error::other)??,
     );
     let metrics = Arc::new(Metrics::default());
     let links = link::Links::new();

@@ -155,6 +155,14 @@ struct RunArgs {
     /// at once (then 503 with Retry-After).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
     max_queued_mib: u64,
+    /// How orders that name no store choose among stores that can fill
+    /// them: `priority` (the --route-priority list) or `most-spare`.
+    #[arg(long, default_value = "priority")]
+    route_preference: RoutePreferenceArg,
+    /// Stores in order of preference for routed orders, comma-separated
+    /// (others after them, by id).
+    #[arg(long, value_delimiter = ',')]
+    route_priority: Vec<String>,
     /// Heartbeat interval on stores' live links, in milliseconds.
     #[arg(long, default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(10..))]
     heartbeat_ms: u64,
@@ -293,6 +301,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 usize::try_from(args.max_queued_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
             config.heartbeat = Duration::from_millis(args.heartbeat_ms);
             config.rights_wait = Duration::from_millis(args.rights_wait_ms);
+            config.routing = tally_hub::storage::routed::RoutingSettings {
+                preference: match args.route_preference {
+                    RoutePreferenceArg::Priority => tally_sync::routing::Preference::Priority,
+                    RoutePreferenceArg::MostSpare => tally_sync::routing::Preference::MostSpare,
+                },
+                priority: args
+                    .route_priority
+                    .iter()
+                    .map(|s| {
+                        tally_sync::LocationId::new(s.trim())
+                            .with_context(|| format!("--route-priority: {s:?}"))
+                    })
+                    .collect::<anyhow::Result<_>>()?,
+            };
             let stop_on_stdin_eof = args.stop_on_stdin_eof;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -313,4 +335,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--route-preference`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RoutePreferenceArg {
+    /// The --route-priority list first.
+    Priority,
+    /// The store left with the most units of the order's items.
+    MostSpare,
 }

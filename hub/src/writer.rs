@@ -32,6 +32,7 @@ use tracing::{debug, error};
 
 use crate::metrics::Metrics;
 use crate::storage::held::AdmitResult;
+use crate::storage::routed::{RoutedOrderRequest, RoutedResult};
 use crate::storage::{
     CatalogResult, GrantResult, HubStorage, HubWrite, OrderRequest, OrderResult, ReleaseResult,
     StorageError, SyncResult,
@@ -166,6 +167,12 @@ impl Writer {
             txn.admit_held(*id, *now_ms)
         })
         .await
+    }
+
+    /// Routes and records an order that names no store; waits until it is
+    /// committed or refused.
+    pub async fn route_order(&self, o: RoutedOrderRequest) -> Result<RoutedResult, WriteError> {
+        self.submit(o, |txn, o| txn.route_order(o)).await
     }
 
     /// Queues `input` to be written with `write` and waits for its answer.
@@ -381,6 +388,10 @@ mod tests {
         fn admit_held(&mut self, _: EventId, _: u64) -> Result<AdmitResult, StorageError> {
             Ok(AdmitResult::NotHeld)
         }
+
+        fn route_order(&mut self, _: &RoutedOrderRequest) -> Result<RoutedResult, StorageError> {
+            Ok(RoutedResult::IdConflict)
+        }
     }
 
     impl HubStorage for Fake {
@@ -413,6 +424,12 @@ mod tests {
         }
         fn sales_per_minute(&self, _: u64) -> Result<Vec<(String, u64, u64)>, StorageError> {
             Ok(Vec::new())
+        }
+        fn routed_order(
+            &self,
+            _: &str,
+        ) -> Result<Option<crate::storage::routed::RoutedOrder>, StorageError> {
+            Ok(None)
         }
         fn held_events(
             &self,

@@ -22,7 +22,9 @@ use super::admin::admin_json;
 use super::{error, invalid, read_storage, with_details, write_error, AppState};
 use crate::link::Asked;
 use crate::metrics::ReleaseOutcome;
+use crate::storage::routed::{RoutedOrder, RoutedOrderRequest, RoutedResult};
 use crate::storage::{OrderRequest, OrderResult, ReleaseResult};
+use tally_sync::fulfilment::Fulfilment;
 
 /// Longest order id accepted.
 pub const MAX_ORDER_ID_LEN: usize = 128;
@@ -34,8 +36,20 @@ pub const MAX_ORDER_LINES: usize = 1_000;
 struct OrderBody {
     #[serde(default)]
     order_id: Option<String>,
-    store: String,
+    /// The store whose stock it takes; optional for `ship`, which the
+    /// hub routes.
+    #[serde(default)]
+    store: Option<String>,
+    #[serde(default)]
+    fulfilment: Option<Fulfilment>,
     lines: Vec<OrderLineBody>,
+}
+
+/// A valid order: at the store it names (today's meaning), or routed.
+#[derive(Debug)]
+enum Validated {
+    AtStore(OrderRequest),
+    Routed(RoutedOrderRequest),
 }
 
 #[derive(Debug, Deserialize)]
@@ -45,38 +59,50 @@ struct OrderLineBody {
     qty: u64,
 }
 
-/// The order the body asks for at `now` (Unix ms), with a fresh event id
-/// (and the order id from it when the body has none), or the 422 to
-/// answer.
-fn validate_order(body: OrderBody, now: u64) -> Result<OrderRequest, Response> {
-    let mut random = [0u8; 10];
-    rand::rngs::OsRng.fill_bytes(&mut random);
-    let event_id = EventId::v7(now, random);
-    let order_id = match body.order_id {
-        None => event_id.to_string(),
-        Some(id) => {
-            if id.is_empty()
-                || id.len() > MAX_ORDER_ID_LEN
-                || !id.bytes().all(|b| b.is_ascii_graphic())
-            {
-                return Err(invalid(format!(
-                    "order_id must be 1 to {MAX_ORDER_ID_LEN} printable ASCII characters"
-                )));
-            }
-            id
+/// The order the body asks for at `now` (Unix ms): at its store, or
+/// routed (`fulfilment: "ship"` and no store), or the 422 to answer.
+fn validate(body: OrderBody, now: u64) -> Result<Validated, Response> {
+    match (&body.store, body.fulfilment) {
+        (Some(_), _) => validate_order(body, now).map(Validated::AtStore),
+        (None, Some(Fulfilment::Ship)) => {
+            let mut seed = [0u8; 10];
+            rand::rngs::OsRng.fill_bytes(&mut seed);
+            let order_id = match body.order_id {
+                Some(id) => checked_order_id(id)?,
+                None => EventId::v7(now, seed).to_string(),
+            };
+            Ok(Validated::Routed(RoutedOrderRequest {
+                order_id,
+                fulfilment: Fulfilment::Ship,
+                lines: order_lines(body.lines)?,
+                seed,
+                now_ms: now,
+            }))
         }
-    };
-    let store = LocationId::new(&body.store).map_err(|e| invalid(format!("store: {e}")))?;
-    if store.as_str() == tally_sync::ReplicaId::HUB {
-        return Err(invalid("store: \"hub\" is not a store"));
+        (None, _) => Err(invalid(
+            "store: required, unless fulfilment is \"ship\" (then the hub routes the order)",
+        )),
     }
-    if body.lines.is_empty() || body.lines.len() > MAX_ORDER_LINES {
+}
+
+fn checked_order_id(id: String) -> Result<String, Response> {
+    if id.is_empty() || id.len() > MAX_ORDER_ID_LEN || !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid(format!(
+            "order_id must be 1 to {MAX_ORDER_ID_LEN} printable ASCII characters"
+        )));
+    }
+    Ok(id)
+}
+
+/// An order's lines, merged by item, in item order; or the 422.
+fn order_lines(body: Vec<OrderLineBody>) -> Result<Vec<(Gtin, u64)>, Response> {
+    if body.is_empty() || body.len() > MAX_ORDER_LINES {
         return Err(invalid(format!(
             "an order has 1 to {MAX_ORDER_LINES} lines"
         )));
     }
     let mut lines: BTreeMap<Gtin, u64> = BTreeMap::new();
-    for l in body.lines {
+    for l in body {
         let gtin = Gtin::parse(&l.gtin).map_err(|e| invalid(format!("gtin {:?}: {e}", l.gtin)))?;
         if l.qty == 0 || l.qty > 1_000_000 {
             return Err(invalid(format!("qty for {gtin} must be 1 to 1000000")));
@@ -84,10 +110,29 @@ fn validate_order(body: OrderBody, now: u64) -> Result<OrderRequest, Response> {
         let q = lines.entry(gtin).or_default();
         *q = q.saturating_add(l.qty);
     }
+    Ok(lines.into_iter().collect())
+}
+
+/// The order the body asks for at its store at `now` (Unix ms), with a
+/// fresh event id (and the order id from it when the body has none), or
+/// the 422 to answer.
+fn validate_order(body: OrderBody, now: u64) -> Result<OrderRequest, Response> {
+    let mut random = [0u8; 10];
+    rand::rngs::OsRng.fill_bytes(&mut random);
+    let event_id = EventId::v7(now, random);
+    let order_id = match body.order_id {
+        None => event_id.to_string(),
+        Some(id) => checked_order_id(id)?,
+    };
+    let store = body.store.unwrap_or_default();
+    let store = LocationId::new(&store).map_err(|e| invalid(format!("store: {e}")))?;
+    if store.as_str() == tally_sync::ReplicaId::HUB {
+        return Err(invalid("store: \"hub\" is not a store"));
+    }
     Ok(OrderRequest {
         order_id,
         store,
-        lines: lines.into_iter().collect(),
+        lines: order_lines(body.lines)?,
         event_id,
         now_ms: now,
         record_demand: true,
@@ -110,7 +155,10 @@ pub(super) async fn orders(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Response> {
-    let mut order = validate_order(admin_json(&st, &headers, body).await?, st.clock.now_ms())?;
+    let mut order = match validate(admin_json(&st, &headers, body).await?, st.clock.now_ms())? {
+        Validated::AtStore(o) => o,
+        Validated::Routed(o) => return routed(&st, o).await,
+    };
     let (order_id, store) = (order.order_id.clone(), order.store.clone());
     let deadline = Instant::now() + st.settings.rights_wait;
     // Units held for this order while it waits; released when it is done.
@@ -247,6 +295,83 @@ pub(super) async fn orders(
     })
 }
 
+/// A routed order: 201 with its allocations, 200 on a repeat, 409
+/// `insufficient_stock` with what the chain lacks, 422 on an id conflict.
+async fn routed(st: &AppState, o: RoutedOrderRequest) -> Result<Response, Response> {
+    let order_id = o.order_id.clone();
+    Ok(match st.writer.route_order(o).await.map_err(write_error)? {
+        RoutedResult::Accepted(order) => {
+            st.metrics.order(true, false);
+            let stores: Vec<&str> = order.allocations.iter().map(|a| a.store.as_str()).collect();
+            info!(order_id = %order_id, stores = ?stores, "Online order routed.");
+            (StatusCode::CREATED, Json(order_view(&order))).into_response()
+        }
+        RoutedResult::Replayed(order) => {
+            st.metrics.order(true, true);
+            (StatusCode::OK, Json(order_view(&order))).into_response()
+        }
+        RoutedResult::IdConflict => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "order_id_conflict",
+            format!("order_id {order_id:?} was already used for a different order"),
+        ),
+        RoutedResult::Unfillable(missing) => {
+            st.metrics.order(false, false);
+            let text: Vec<String> = missing
+                .iter()
+                .map(|m| format!("{} more of {}", m.qty, m.gtin))
+                .collect();
+            info!(order_id = %order_id, missing = %text.join(", "), "Online order refused: the chain's reserves cannot fill it.");
+            let mut body = serde_json::to_value(ErrorBody::new(
+                "insufficient_stock",
+                format!(
+                    "the hub's reserves at every store cannot fill the order: {}",
+                    text.join(", ")
+                ),
+            ))
+            .unwrap_or_default();
+            body["missing"] = serde_json::json!(missing);
+            (StatusCode::CONFLICT, Json(body)).into_response()
+        }
+    })
+}
+
+/// A routed order as the API shows it.
+fn order_view(o: &RoutedOrder) -> serde_json::Value {
+    serde_json::json!({
+        "order_id": o.order_id,
+        "fulfilment": o.fulfilment,
+        "status": o.status,
+        "at": tally_sync::timestamp::rfc3339(o.at_ms),
+        "allocations": o.allocations.iter().map(|a| serde_json::json!({
+            "store": a.store,
+            "status": a.status,
+            "event_id": a.event_id,
+            "lines": a.lines,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// `GET /v1/orders/{id}`: a routed order with its allocations (404 for an
+/// id no routed order has; store-named orders are answered by their
+/// receipt when placed).
+pub(super) async fn order(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<serde_json::Value>, Response> {
+    super::admin::authorized(&st, &headers)?;
+    let found = read_storage(&st, move |s| s.routed_order(&id)).await?;
+    match found {
+        Some(o) => Ok(Json(order_view(&o))),
+        None => Err(error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no routed order has this id",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,7 +381,8 @@ mod tests {
         let g = "4006381333931";
         let body = OrderBody {
             order_id: Some("web-1".into()),
-            store: "s1".into(),
+            store: Some("s1".into()),
+            fulfilment: None,
             lines: vec![
                 OrderLineBody {
                     gtin: g.into(),
@@ -278,7 +404,8 @@ mod tests {
         ] {
             let bad = OrderBody {
                 order_id: Some(id.into()),
-                store: store.into(),
+                store: Some(store.into()),
+                fulfilment: None,
                 lines: vec![OrderLineBody {
                     gtin: g.into(),
                     qty,

@@ -30,6 +30,7 @@
 mod content;
 pub mod held;
 pub mod redb;
+pub mod routed;
 
 use serde::{Deserialize, Serialize};
 use tally_sync::exchange::{Identity, SyncRefusal};
@@ -298,6 +299,12 @@ pub trait HubWrite {
     /// Admits the held event `id` (`now_ms` the hub's clock): checked as
     /// a synced event except for its date, then stored.
     fn admit_held(&mut self, id: EventId, now_ms: u64) -> Result<held::AdmitResult, StorageError>;
+    /// An order that names no store: routed to the stores that can fill
+    /// it and recorded there, or refused with what is missing.
+    fn route_order(
+        &mut self,
+        o: &routed::RoutedOrderRequest,
+    ) -> Result<routed::RoutedResult, StorageError>;
 }
 
 /// What became of a store's report of released rights.
@@ -350,6 +357,8 @@ pub trait HubStorage: Send + Sync + 'static {
     fn exceptions(&self, since: u64, limit: usize) -> Result<Vec<ExceptionRecord>, StorageError>;
     /// Events syncs refused, held for HQ to review, at most `limit`.
     fn held_events(&self, limit: usize) -> Result<Vec<held::HeldEvent>, StorageError>;
+    /// The routed order with this id, if any.
+    fn routed_order(&self, order_id: &str) -> Result<Option<routed::RoutedOrder>, StorageError>;
     /// The audit of every event held, against the counters, from one
     /// snapshot. Reads every event (time O(events)), one at a time
     /// (memory O(items × stores + sold EPCs)).

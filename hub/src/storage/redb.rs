@@ -41,13 +41,14 @@ use tally_sync::{
 
 use super::content::{self, HubTxnReplica};
 use super::held::{self, AdmitResult, HeldEvent};
+use super::routed::{self, RoutedOrder, RoutedOrderRequest, RoutedResult, RoutingSettings};
 use super::{
     AuditReport, AuditRow, CatalogResult, ExceptionRecord, GrantResult, HubStorage, HubWrite,
     OrderLine, OrderReceipt, OrderRequest, OrderResult, ReleaseResult, StorageError, StoreRecord,
     StoreStock, SyncResult, SyncSummary,
 };
 
-const STORES: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_stores");
+pub(super) const STORES: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_stores");
 const EXCEPTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("hub_exceptions");
 const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_orders");
 const SALES: TableDefinition<(&str, u64), u64> = TableDefinition::new("hub_sales_per_minute");
@@ -86,6 +87,7 @@ pub struct SyncSettings {
 pub struct RedbHub {
     db: Db,
     settings: SyncSettings,
+    routing: RoutingSettings,
 }
 
 pub(super) fn corrupt(table: &'static str, e: impl std::fmt::Display) -> StoreError {
@@ -163,10 +165,21 @@ impl RedbHub {
             raw.open_table(content::EPC_STATE).map_err(redb_err)?;
             raw.open_table(content::EPC_ROWS).map_err(redb_err)?;
             raw.open_table(content::EXPLAINED).map_err(redb_err)?;
+            raw.open_table(routed::ROUTED).map_err(redb_err)?;
         }
         txn.commit()?;
         content::migrate(&db)?;
-        Ok(Self { db, settings })
+        Ok(Self {
+            db,
+            settings,
+            routing: RoutingSettings::default(),
+        })
+    }
+
+    /// The hub with `routing` for orders that name no store.
+    pub fn with_routing(mut self, routing: RoutingSettings) -> Self {
+        self.routing = routing;
+        self
     }
 
     /// The underlying database (tests read it directly).
@@ -444,6 +457,11 @@ fn order(
     o: &OrderRequest,
     policy: &ReservePolicy,
 ) -> Result<OrderResult, StoreError> {
+    if routed::exists(txn, &o.order_id)? {
+        return Ok(OrderResult::IdConflict {
+            order_id: o.order_id.clone(),
+        });
+    }
     {
         let orders = txn.raw().open_table(ORDERS).map_err(redb_err)?;
         let found = orders
@@ -629,6 +647,39 @@ fn grant(
 }
 
 impl HubWrite for RedbWrite<'_> {
+    fn route_order(&mut self, o: &RoutedOrderRequest) -> Result<RoutedResult, StorageError> {
+        let store_named = self
+            .txn
+            .raw()
+            .open_table(ORDERS)
+            .map_err(redb_err)?
+            .get(o.order_id.as_str())
+            .map_err(redb_err)?
+            .is_some();
+        let policy = self.hub.settings.policy;
+        let txn = self.txn;
+        Ok(routed::route_order(
+            txn,
+            o,
+            &self.hub.routing,
+            store_named,
+            |store, lines| {
+                record_demand(
+                    txn,
+                    &OrderRequest {
+                        order_id: o.order_id.clone(),
+                        store: store.clone(),
+                        lines: lines.to_vec(),
+                        event_id: EventId::v7(o.now_ms, o.seed),
+                        now_ms: o.now_ms,
+                        record_demand: true,
+                    },
+                    &policy,
+                )
+            },
+        )?)
+    }
+
     fn admit_held(&mut self, id: EventId, now_ms: u64) -> Result<AdmitResult, StorageError> {
         Ok(held::admit(self.txn, id, now_ms)?)
     }
@@ -768,6 +819,10 @@ impl HubStorage for RedbHub {
             }
         }
         Ok(out)
+    }
+
+    fn routed_order(&self, order_id: &str) -> Result<Option<RoutedOrder>, StorageError> {
+        Ok(routed::read(&self.db.begin_read()?, order_id)?)
     }
 
     fn held_events(&self, limit: usize) -> Result<Vec<HeldEvent>, StorageError> {

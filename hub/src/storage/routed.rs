@@ -1,0 +1,272 @@
+//! Routed orders: an online order that names no store (`fulfilment:
+//! "ship"`) is routed by the hub to the stores that can fill it, in one
+//! write transaction: the candidates are read (the hub's rights at every
+//! store that has synced, for the order's items: O(stores × lines)
+//! counter reads), [`tally_sync::routing::route`] decides, and each
+//! allocation is recorded as today's online order at its store (an
+//! `Order` event against the hub's rights there, so stock, audits and the
+//! store's sync need nothing new) and counted as online demand there.
+//! All allocations or none.
+//!
+//! Table `hub_routed_orders`: order id → [`RoutedOrder`] (JSON). An order
+//! id names one order across this table and `hub_orders` (store-named
+//! orders): a repeat with the same lines is answered alike, another is a
+//! conflict.
+
+use serde::{Deserialize, Serialize};
+use tally_store::redb::{ReadableTable, TableDefinition};
+use tally_store::{ReadTxn, StoreError, WriteTxn};
+use tally_sync::command::{counters_at, record_event};
+use tally_sync::fulfilment::{Fulfilment, Status};
+use tally_sync::routing::{route, AllocatedLine, Candidate, Preference};
+use tally_sync::{EpcLedger, Event, EventId, EventKind, Gtin, Line, LocationId, ReplicaId};
+
+use super::redb::{from_json, redb_err, to_json};
+
+pub(super) const ROUTED: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_routed_orders");
+
+/// How the hub chooses stores for orders that name none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoutingSettings {
+    /// Among stores that can fill an order: priority list or most spare.
+    pub preference: Preference,
+    /// Stores in order of preference (others after them, by id).
+    pub priority: Vec<LocationId>,
+}
+
+/// A routed order to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutedOrderRequest {
+    /// The client's id for idempotence.
+    pub order_id: String,
+    /// How it reaches the customer.
+    pub fulfilment: Fulfilment,
+    /// Items and quantities, one line per item, in item order.
+    pub lines: Vec<(Gtin, u64)>,
+    /// Randomness for the allocations' event ids.
+    pub seed: [u8; 10],
+    /// The hub's clock (Unix ms).
+    pub now_ms: u64,
+}
+
+impl RoutedOrderRequest {
+    fn fingerprint(&self) -> String {
+        let lines: Vec<String> = self.lines.iter().map(|(g, q)| format!("{g}x{q}")).collect();
+        format!("route:{:?}|{}", self.fulfilment, lines.join(","))
+    }
+}
+
+/// One store's part of a routed order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocationRecord {
+    /// The store.
+    pub store: LocationId,
+    /// Where it stands.
+    pub status: Status,
+    /// The `Order` event that took the units from the hub's rights there.
+    pub event_id: EventId,
+    /// Its lines.
+    pub lines: Vec<AllocatedLine>,
+}
+
+/// A routed order as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutedOrder {
+    /// The client's id.
+    pub order_id: String,
+    /// How it reaches the customer.
+    pub fulfilment: Fulfilment,
+    /// Where its allocations stand together (the least advanced open
+    /// one; `allocated` while any is).
+    pub status: Status,
+    /// Its allocations.
+    pub allocations: Vec<AllocationRecord>,
+    /// When it was taken (hub clock, Unix ms).
+    pub at_ms: u64,
+    #[serde(default)]
+    fingerprint: String,
+}
+
+/// What became of a routed order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoutedResult {
+    /// Routed and recorded now.
+    Accepted(RoutedOrder),
+    /// Recorded earlier under the same id, same lines.
+    Replayed(RoutedOrder),
+    /// The id names another order.
+    IdConflict,
+    /// The chain's reserves cannot fill it: units missing per item.
+    /// Nothing written.
+    Unfillable(Vec<AllocatedLine>),
+}
+
+/// Routes and records `o` (see the module docs). `store_named` is the
+/// store-named order with this id, if any (its table is the caller's).
+pub(super) fn route_order(
+    txn: &WriteTxn,
+    o: &RoutedOrderRequest,
+    routing: &RoutingSettings,
+    store_named: bool,
+    mut record_demand: impl FnMut(&LocationId, &[(Gtin, u64)]) -> Result<(), StoreError>,
+) -> Result<RoutedResult, StoreError> {
+    if store_named {
+        return Ok(RoutedResult::IdConflict);
+    }
+    if let Some(old) = get(
+        &txn.raw().open_table(ROUTED).map_err(redb_err)?,
+        &o.order_id,
+    )? {
+        return Ok(if old.fingerprint == o.fingerprint() {
+            RoutedResult::Replayed(old)
+        } else {
+            RoutedResult::IdConflict
+        });
+    }
+    let candidates = candidates(txn, o, routing)?;
+    let wanted: Vec<AllocatedLine> = o
+        .lines
+        .iter()
+        .map(|&(gtin, qty)| AllocatedLine { gtin, qty })
+        .collect();
+    let allocations = match route(&wanted, &candidates, routing.preference) {
+        Ok(a) => a,
+        Err(short) => return Ok(RoutedResult::Unfillable(short.missing)),
+    };
+    let mut records = Vec::with_capacity(allocations.len());
+    for (i, a) in allocations.into_iter().enumerate() {
+        let mut random = o.seed;
+        random[9] ^= u8::try_from(i % 256).unwrap_or(0);
+        random[8] ^= u8::try_from(i / 256 % 256).unwrap_or(0);
+        let event_id = EventId::v7(o.now_ms, random);
+        let mut lines = Vec::with_capacity(a.lines.len());
+        for l in &a.lines {
+            let price = txn.catalog_item(l.gtin)?.map_or(0, |c| c.price_minor);
+            lines.push(Line {
+                gtin: l.gtin,
+                qty: l.qty,
+                unit_price_minor: price,
+                epc: None,
+            });
+        }
+        let event = Event {
+            id: event_id,
+            location: a.store.clone(),
+            replica: ReplicaId::hub(),
+            at_ms: o.now_ms,
+            kind: EventKind::Order {
+                reference: Some(o.order_id.clone()),
+            },
+            lines,
+            staff: Default::default(),
+            price_overrides: Vec::new(),
+        };
+        let mut replica = txn.replica()?;
+        let counters = counters_at(&replica, &a.store, a.lines.iter().map(|l| l.gtin))?;
+        if let Err(refusal) = record_event(&mut replica, &event, &counters, &EpcLedger::new())? {
+            // The candidates were read in this transaction: the hub's
+            // rights cover every allocation, so this is a bug, and the
+            // whole batch is aborted rather than half an order kept.
+            return Err(StoreError::Storage(format!(
+                "routed allocation at {} refused: {refusal}",
+                a.store
+            )));
+        }
+        drop(replica);
+        let units: Vec<(Gtin, u64)> = a.lines.iter().map(|l| (l.gtin, l.qty)).collect();
+        record_demand(&a.store, &units)?;
+        records.push(AllocationRecord {
+            store: a.store,
+            status: Status::Allocated,
+            event_id,
+            lines: a.lines,
+        });
+    }
+    let order = RoutedOrder {
+        order_id: o.order_id.clone(),
+        fulfilment: o.fulfilment,
+        status: Status::Allocated,
+        allocations: records,
+        at_ms: o.now_ms,
+        fingerprint: o.fingerprint(),
+    };
+    txn.raw()
+        .open_table(ROUTED)
+        .map_err(redb_err)?
+        .insert(
+            o.order_id.as_str(),
+            to_json("hub_routed_orders", &order)?.as_slice(),
+        )
+        .map_err(redb_err)?;
+    Ok(RoutedResult::Accepted(order))
+}
+
+/// Every store that has synced, with the hub's rights there to the
+/// order's items.
+fn candidates(
+    txn: &WriteTxn,
+    o: &RoutedOrderRequest,
+    routing: &RoutingSettings,
+) -> Result<Vec<Candidate>, StoreError> {
+    let stores: Vec<String> = {
+        let table = txn
+            .raw()
+            .open_table(super::redb::STORES)
+            .map_err(redb_err)?;
+        let mut ids = Vec::new();
+        for row in table.iter().map_err(redb_err)? {
+            let (k, _) = row.map_err(redb_err)?;
+            ids.push(k.value().to_string());
+        }
+        ids
+    };
+    let hub = ReplicaId::hub();
+    let replica = txn.replica()?;
+    let mut out = Vec::with_capacity(stores.len());
+    for id in stores {
+        let Ok(store) = LocationId::new(&id) else {
+            continue;
+        };
+        let counters = counters_at(&replica, &store, o.lines.iter().map(|&(g, _)| g))?;
+        let available = counters
+            .into_iter()
+            .map(|(g, c)| (g, c.rights(&hub)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        let priority = routing
+            .priority
+            .iter()
+            .position(|p| *p == store)
+            .map_or(u32::MAX, |i| u32::try_from(i).unwrap_or(u32::MAX));
+        out.push(Candidate {
+            store,
+            priority,
+            available,
+        });
+    }
+    Ok(out)
+}
+
+fn get(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    order_id: &str,
+) -> Result<Option<RoutedOrder>, StoreError> {
+    match table.get(order_id).map_err(redb_err)? {
+        Some(v) => Ok(Some(from_json("hub_routed_orders", v.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// Whether a routed order has this id (for store-named orders' ids).
+pub(super) fn exists(txn: &WriteTxn, order_id: &str) -> Result<bool, StoreError> {
+    Ok(get(&txn.raw().open_table(ROUTED).map_err(redb_err)?, order_id)?.is_some())
+}
+
+/// The routed order `order_id`, from a snapshot.
+pub(super) fn read(txn: &ReadTxn, order_id: &str) -> Result<Option<RoutedOrder>, StoreError> {
+    match txn.raw().open_table(ROUTED) {
+        Ok(t) => get(&t, order_id),
+        Err(tally_store::redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(redb_err(e)),
+    }
+}
