@@ -32,7 +32,7 @@ use tracing::{debug, error};
 
 use crate::metrics::Metrics;
 use crate::storage::held::AdmitResult;
-use crate::storage::routed::{RoutedOrderRequest, RoutedResult};
+use crate::storage::routed::{CancelResult, RoutedOrderRequest, RoutedResult};
 use crate::storage::{
     CatalogResult, GrantResult, HubStorage, HubWrite, OrderRequest, OrderResult, ReleaseResult,
     StorageError, SyncResult,
@@ -173,6 +173,19 @@ impl Writer {
     /// committed or refused.
     pub async fn route_order(&self, o: RoutedOrderRequest) -> Result<RoutedResult, WriteError> {
         self.submit(o, |txn, o| txn.route_order(o)).await
+    }
+
+    /// Cancels a routed order; waits until it is committed.
+    pub async fn cancel_order(
+        &self,
+        order_id: String,
+        seed: [u8; 10],
+        now_ms: u64,
+    ) -> Result<CancelResult, WriteError> {
+        self.submit((order_id, seed, now_ms), |txn, (id, seed, now_ms)| {
+            txn.cancel_order(id, *seed, *now_ms)
+        })
+        .await
     }
 
     /// Queues `input` to be written with `write` and waits for its answer.
@@ -391,6 +404,15 @@ mod tests {
 
         fn route_order(&mut self, _: &RoutedOrderRequest) -> Result<RoutedResult, StorageError> {
             Ok(RoutedResult::IdConflict)
+        }
+
+        fn cancel_order(
+            &mut self,
+            _: &str,
+            _: [u8; 10],
+            _: u64,
+        ) -> Result<CancelResult, StorageError> {
+            Ok(CancelResult::NotFound)
         }
     }
 

@@ -144,6 +144,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/renew", post(enroll::renew))
         .route("/v1/orders", post(orders::orders))
         .route("/v1/orders/{id}", get(orders::order))
+        .route("/v1/orders/{id}/cancel", post(orders::cancel))
         .route("/v1/catalog", post(catalog::catalog))
         .route("/v1/stock/{gtin}", get(admin::stock))
         .route("/v1/stores", get(admin::stores))

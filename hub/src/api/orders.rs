@@ -22,7 +22,7 @@ use super::admin::admin_json;
 use super::{error, invalid, read_storage, with_details, write_error, AppState};
 use crate::link::Asked;
 use crate::metrics::ReleaseOutcome;
-use crate::storage::routed::{RoutedOrder, RoutedOrderRequest, RoutedResult};
+use crate::storage::routed::{CancelResult, RoutedOrder, RoutedOrderRequest, RoutedResult};
 use crate::storage::{OrderRequest, OrderResult, ReleaseResult};
 use tally_sync::fulfilment::Fulfilment;
 
@@ -369,6 +369,45 @@ pub(super) async fn order(
             "not_found",
             "no routed order has this id",
         )),
+    }
+}
+
+/// `POST /v1/orders/{id}/cancel`: 200 with the order, its open
+/// allocations cancelled and their units back in the hub's reserves (also
+/// on a repeat); 404 for no routed order; 409 `handed_over` when an
+/// allocation was collected or shipped.
+pub(super) async fn cancel(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, Response> {
+    super::admin::authorized(&st, &headers)?;
+    let mut seed = [0u8; 10];
+    rand::rngs::OsRng.fill_bytes(&mut seed);
+    match st
+        .writer
+        .cancel_order(id.clone(), seed, st.clock.now_ms())
+        .await
+        .map_err(write_error)?
+    {
+        CancelResult::Cancelled(order) => {
+            info!(order_id = %id, "Routed order cancelled.");
+            Ok(Json(order_view(&order)).into_response())
+        }
+        CancelResult::NotFound => Err(error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no routed order has this id",
+        )),
+        CancelResult::HandedOver(order) => Err((
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({
+                "error": "handed_over",
+                "message": "an allocation was already collected or shipped: nothing cancelled",
+                "order": order_view(&order),
+            })),
+        )
+            .into_response()),
     }
 }
 

@@ -305,6 +305,14 @@ pub trait HubWrite {
         &mut self,
         o: &routed::RoutedOrderRequest,
     ) -> Result<routed::RoutedResult, StorageError>;
+    /// Cancels a routed order's open allocations (`seed`: randomness for
+    /// the events that give their units back).
+    fn cancel_order(
+        &mut self,
+        order_id: &str,
+        seed: [u8; 10],
+        now_ms: u64,
+    ) -> Result<routed::CancelResult, StorageError>;
 }
 
 /// What became of a store's report of released rights.

@@ -647,6 +647,15 @@ fn grant(
 }
 
 impl HubWrite for RedbWrite<'_> {
+    fn cancel_order(
+        &mut self,
+        order_id: &str,
+        seed: [u8; 10],
+        now_ms: u64,
+    ) -> Result<routed::CancelResult, StorageError> {
+        Ok(routed::cancel(self.txn, order_id, seed, now_ms)?)
+    }
+
     fn route_order(&mut self, o: &RoutedOrderRequest) -> Result<RoutedResult, StorageError> {
         let store_named = self
             .txn

@@ -201,6 +201,79 @@ pub(super) fn route_order(
     Ok(RoutedResult::Accepted(order))
 }
 
+/// What became of a cancellation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelResult {
+    /// Every allocation not handed over is cancelled now or was before.
+    Cancelled(RoutedOrder),
+    /// No routed order has this id.
+    NotFound,
+    /// An allocation was already handed over (collected or shipped):
+    /// nothing cancelled.
+    HandedOver(RoutedOrder),
+}
+
+/// Cancels routed order `order_id`: each open allocation gives its units
+/// back to the hub's rights at its store (a `Return` by the hub naming
+/// the allocation's `Order` event, the mirror of its lines), and is
+/// `cancelled`. Idempotent; refused whole if any allocation was handed
+/// over.
+pub(super) fn cancel(
+    txn: &WriteTxn,
+    order_id: &str,
+    seed: [u8; 10],
+    now_ms: u64,
+) -> Result<CancelResult, StoreError> {
+    let Some(mut order) = get(&txn.raw().open_table(ROUTED).map_err(redb_err)?, order_id)? else {
+        return Ok(CancelResult::NotFound);
+    };
+    if order.allocations.iter().any(|a| a.status.handed_over()) {
+        return Ok(CancelResult::HandedOver(order));
+    }
+    for (i, a) in order.allocations.iter_mut().enumerate() {
+        if !a.status.open() {
+            continue;
+        }
+        let mut random = seed;
+        random[9] ^= u8::try_from(i % 256).unwrap_or(0);
+        random[8] ^= u8::try_from(i / 256 % 256).unwrap_or(0);
+        let mut replica = txn.replica()?;
+        let Some(placed) = replica.event(&a.event_id)? else {
+            return Err(StoreError::Storage(format!(
+                "routed order {order_id}: the event {} of its allocation at {} is missing",
+                a.event_id, a.store
+            )));
+        };
+        let event = Event {
+            id: EventId::v7(now_ms, random),
+            location: a.store.clone(),
+            replica: ReplicaId::hub(),
+            at_ms: now_ms,
+            kind: EventKind::Return {
+                original_sale: Some(a.event_id),
+            },
+            lines: placed.lines,
+            staff: Default::default(),
+            price_overrides: Vec::new(),
+        };
+        let counters = counters_at(&replica, &a.store, a.lines.iter().map(|l| l.gtin))?;
+        if let Err(refusal) = record_event(&mut replica, &event, &counters, &EpcLedger::new())? {
+            return Err(StoreError::Storage(format!(
+                "cancelling routed order {order_id} at {}: {refusal}",
+                a.store
+            )));
+        }
+        a.status = Status::Cancelled;
+    }
+    order.status = Status::Cancelled;
+    txn.raw()
+        .open_table(ROUTED)
+        .map_err(redb_err)?
+        .insert(order_id, to_json("hub_routed_orders", &order)?.as_slice())
+        .map_err(redb_err)?;
+    Ok(CancelResult::Cancelled(order))
+}
+
 /// Every store that has synced, with the hub's rights there to the
 /// order's items.
 fn candidates(
