@@ -453,6 +453,14 @@ mod tests {
         ) -> Result<Option<crate::storage::routed::RoutedOrder>, StorageError> {
             Ok(None)
         }
+        fn routed_orders(
+            &self,
+            _: tally_sync::fulfilment::Status,
+            _: &str,
+            _: usize,
+        ) -> Result<Vec<crate::storage::routed::RoutedOrder>, StorageError> {
+            Ok(Vec::new())
+        }
         fn held_events(
             &self,
             _: usize,

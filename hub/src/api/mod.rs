@@ -142,7 +142,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/link", get(link::link))
         .route("/v1/enroll", post(enroll::enroll))
         .route("/v1/renew", post(enroll::renew))
-        .route("/v1/orders", post(orders::orders))
+        .route("/v1/orders", post(orders::orders).get(orders::list))
         .route("/v1/orders/{id}", get(orders::order))
         .route("/v1/orders/{id}/cancel", post(orders::cancel))
         .route("/v1/catalog", post(catalog::catalog))

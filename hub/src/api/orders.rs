@@ -372,6 +372,40 @@ pub(super) async fn order(
     }
 }
 
+#[derive(Debug, Deserialize)]
+pub(super) struct ListQuery {
+    status: tally_sync::fulfilment::Status,
+    #[serde(default)]
+    after: String,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// `GET /v1/orders?status=S&after=ID&limit=N`: routed orders with that
+/// status, by id, a page (`next`: the last id, to pass as `after`).
+pub(super) async fn list(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, Response> {
+    super::admin::authorized(&st, &headers)?;
+    let axum::extract::Query(q) = query.map_err(|_| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "status is one of allocated, picked, cancelled, collected, shipped; after an order id; limit 1 to 1000",
+        )
+    })?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1_000);
+    let (status, after) = (q.status, q.after.clone());
+    let orders = read_storage(&st, move |s| s.routed_orders(status, &after, limit)).await?;
+    let next = orders.last().map(|o| o.order_id.clone());
+    Ok(Json(serde_json::json!({
+        "orders": orders.iter().map(order_view).collect::<Vec<_>>(),
+        "next": next,
+    })))
+}
+
 /// `POST /v1/orders/{id}/cancel`: 200 with the order, its open
 /// allocations cancelled and their units back in the hub's reserves (also
 /// on a repeat); 404 for no routed order; 409 `handed_over` when an

@@ -365,6 +365,13 @@ pub trait HubStorage: Send + Sync + 'static {
     fn exceptions(&self, since: u64, limit: usize) -> Result<Vec<ExceptionRecord>, StorageError>;
     /// Events syncs refused, held for HQ to review, at most `limit`.
     fn held_events(&self, limit: usize) -> Result<Vec<held::HeldEvent>, StorageError>;
+    /// Routed orders with `status`, by id after `after`, at most `limit`.
+    fn routed_orders(
+        &self,
+        status: tally_sync::fulfilment::Status,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<routed::RoutedOrder>, StorageError>;
     /// The routed order with this id, if any.
     fn routed_order(&self, order_id: &str) -> Result<Option<routed::RoutedOrder>, StorageError>;
     /// The audit of every event held, against the counters, from one

@@ -166,6 +166,7 @@ impl RedbHub {
             raw.open_table(content::EPC_ROWS).map_err(redb_err)?;
             raw.open_table(content::EXPLAINED).map_err(redb_err)?;
             raw.open_table(routed::ROUTED).map_err(redb_err)?;
+            raw.open_table(routed::BY_STATUS).map_err(redb_err)?;
         }
         txn.commit()?;
         content::migrate(&db)?;
@@ -828,6 +829,15 @@ impl HubStorage for RedbHub {
             }
         }
         Ok(out)
+    }
+
+    fn routed_orders(
+        &self,
+        status: tally_sync::fulfilment::Status,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<RoutedOrder>, StorageError> {
+        Ok(routed::list(&self.db.begin_read()?, status, after, limit)?)
     }
 
     fn routed_order(&self, order_id: &str) -> Result<Option<RoutedOrder>, StorageError> {

@@ -24,6 +24,42 @@ use tally_sync::{EpcLedger, Event, EventId, EventKind, Gtin, Line, LocationId, R
 use super::redb::{from_json, redb_err, to_json};
 
 pub(super) const ROUTED: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_routed_orders");
+/// (status, order id) → (): routed orders by where they stand, for
+/// `GET /v1/orders?status=` in pages (no scan of every order).
+pub(super) const BY_STATUS: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("hub_routed_orders_by_status");
+
+fn status_name(s: Status) -> &'static str {
+    match s {
+        Status::Allocated => "allocated",
+        Status::Picked => "picked",
+        Status::Cancelled => "cancelled",
+        Status::Collected => "collected",
+        Status::Shipped => "shipped",
+    }
+}
+
+/// Stores `order`, moving its entry in the status index from `was`.
+fn put(txn: &WriteTxn, order: &RoutedOrder, was: Option<Status>) -> Result<(), StoreError> {
+    let raw = txn.raw();
+    raw.open_table(ROUTED)
+        .map_err(redb_err)?
+        .insert(
+            order.order_id.as_str(),
+            to_json("hub_routed_orders", order)?.as_slice(),
+        )
+        .map_err(redb_err)?;
+    let mut index = raw.open_table(BY_STATUS).map_err(redb_err)?;
+    if let Some(was) = was {
+        index
+            .remove((status_name(was), order.order_id.as_str()))
+            .map_err(redb_err)?;
+    }
+    index
+        .insert((status_name(order.status), order.order_id.as_str()), ())
+        .map_err(redb_err)?;
+    Ok(())
+}
 
 /// How the hub chooses stores for orders that name none.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -190,14 +226,7 @@ pub(super) fn route_order(
         at_ms: o.now_ms,
         fingerprint: o.fingerprint(),
     };
-    txn.raw()
-        .open_table(ROUTED)
-        .map_err(redb_err)?
-        .insert(
-            o.order_id.as_str(),
-            to_json("hub_routed_orders", &order)?.as_slice(),
-        )
-        .map_err(redb_err)?;
+    put(txn, &order, None)?;
     Ok(RoutedResult::Accepted(order))
 }
 
@@ -265,12 +294,9 @@ pub(super) fn cancel(
         }
         a.status = Status::Cancelled;
     }
+    let was = order.status;
     order.status = Status::Cancelled;
-    txn.raw()
-        .open_table(ROUTED)
-        .map_err(redb_err)?
-        .insert(order_id, to_json("hub_routed_orders", &order)?.as_slice())
-        .map_err(redb_err)?;
+    put(txn, &order, Some(was))?;
     Ok(CancelResult::Cancelled(order))
 }
 
@@ -333,6 +359,47 @@ fn get(
 /// Whether a routed order has this id (for store-named orders' ids).
 pub(super) fn exists(txn: &WriteTxn, order_id: &str) -> Result<bool, StoreError> {
     Ok(get(&txn.raw().open_table(ROUTED).map_err(redb_err)?, order_id)?.is_some())
+}
+
+/// Routed orders with `status`, by id after `after`, at most `limit`.
+pub(super) fn list(
+    txn: &ReadTxn,
+    status: Status,
+    after: &str,
+    limit: usize,
+) -> Result<Vec<RoutedOrder>, StoreError> {
+    let (index, orders) = match (
+        txn.raw().open_table(BY_STATUS),
+        txn.raw().open_table(ROUTED),
+    ) {
+        (Ok(i), Ok(o)) => (i, o),
+        (Err(tally_store::redb::TableError::TableDoesNotExist(_)), _)
+        | (_, Err(tally_store::redb::TableError::TableDoesNotExist(_))) => return Ok(Vec::new()),
+        (Err(e), _) | (_, Err(e)) => return Err(redb_err(e)),
+    };
+    let name = status_name(status);
+    let mut out = Vec::new();
+    for row in index
+        .range((name, after)..)
+        .map_err(redb_err)?
+        .take(limit.saturating_add(1))
+    {
+        let (k, _) = row.map_err(redb_err)?;
+        let (s, id) = k.value();
+        if s != name {
+            break;
+        }
+        if id == after {
+            continue;
+        }
+        if let Some(o) = get(&orders, id)? {
+            out.push(o);
+        }
+        if out.len() == limit {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// The routed order `order_id`, from a snapshot.
