@@ -485,23 +485,7 @@ impl Ctx {
             assert_eq!(status, 200, "{s}");
             v[g.to_string()] = s;
         }
-        // A refused event is held for HQ (`event_held`): the one trace a
-        // refused sync leaves by design; every other exception must stay.
-        let (_, exceptions) = self.admin.get("/v1/exceptions").await;
-        let kept: Vec<Value> = exceptions["exceptions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|x| x["kind"] != "event_held")
-            .map(|x| {
-                let mut x = x.clone();
-                if let Some(o) = x.as_object_mut() {
-                    o.remove("id");
-                }
-                x
-            })
-            .collect();
-        v["exceptions"] = json!(kept);
+        v["exceptions"] = self.admin.exceptions_but_held().await;
         v
     }
 

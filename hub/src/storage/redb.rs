@@ -480,28 +480,7 @@ fn order(
             });
         }
     }
-    let mut lines = Vec::with_capacity(o.lines.len());
-    for &(gtin, qty) in &o.lines {
-        let price = txn.catalog_item(gtin)?.map_or(0, |c| c.price_minor);
-        lines.push(Line {
-            gtin,
-            qty,
-            unit_price_minor: price,
-            epc: None,
-        });
-    }
-    let event = Event {
-        id: o.event_id,
-        location: o.store.clone(),
-        replica: ReplicaId::hub(),
-        at_ms: o.now_ms,
-        kind: EventKind::Order {
-            reference: Some(o.order_id.clone()),
-        },
-        lines,
-        staff: Default::default(),
-        price_overrides: Vec::new(),
-    };
+    let event = order_event(txn, o.event_id, &o.store, &o.order_id, &o.lines, o.now_ms)?;
     let mut replica = txn.replica()?;
     let counters = counters_at(&replica, &o.store, o.lines.iter().map(|&(gtin, _)| gtin))?;
     match record_event(&mut replica, &event, &counters, &EpcLedger::new())? {
@@ -558,6 +537,41 @@ fn order(
         )
         .map_err(redb_err)?;
     Ok(OrderResult::Accepted(receipt))
+}
+
+/// The `Order` event the hub records for `lines` of order `order_id` at
+/// `store`: replica `hub`, each line at the catalog price (0 if the item
+/// has none). Store-named and routed orders alike.
+pub(super) fn order_event(
+    txn: &WriteTxn,
+    id: EventId,
+    store: &LocationId,
+    order_id: &str,
+    lines: &[(Gtin, u64)],
+    now_ms: u64,
+) -> Result<Event, StoreError> {
+    let mut priced = Vec::with_capacity(lines.len());
+    for &(gtin, qty) in lines {
+        let price = txn.catalog_item(gtin)?.map_or(0, |c| c.price_minor);
+        priced.push(Line {
+            gtin,
+            qty,
+            unit_price_minor: price,
+            epc: None,
+        });
+    }
+    Ok(Event {
+        id,
+        location: store.clone(),
+        replica: ReplicaId::hub(),
+        at_ms: now_ms,
+        kind: EventKind::Order {
+            reference: Some(order_id.to_string()),
+        },
+        lines: priced,
+        staff: Default::default(),
+        price_overrides: Vec::new(),
+    })
 }
 
 /// Counts a refused online order in its store's record (none if the store

@@ -19,9 +19,9 @@ use tally_store::{ReadTxn, StoreError, WriteTxn};
 use tally_sync::command::{counters_at, record_event};
 use tally_sync::fulfilment::{Fulfilment, Status};
 use tally_sync::routing::{route, AllocatedLine, Candidate, Preference};
-use tally_sync::{EpcLedger, Event, EventId, EventKind, Gtin, Line, LocationId, ReplicaId};
+use tally_sync::{EpcLedger, Event, EventId, EventKind, Gtin, LocationId, ReplicaId};
 
-use super::redb::{from_json, redb_err, to_json};
+use super::redb::{from_json, order_event, redb_err, to_json};
 
 pub(super) const ROUTED: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_routed_orders");
 /// (status, order id) → (): routed orders by where they stand, for
@@ -175,28 +175,8 @@ pub(super) fn route_order(
         random[9] ^= u8::try_from(i % 256).unwrap_or(0);
         random[8] ^= u8::try_from(i / 256 % 256).unwrap_or(0);
         let event_id = EventId::v7(o.now_ms, random);
-        let mut lines = Vec::with_capacity(a.lines.len());
-        for l in &a.lines {
-            let price = txn.catalog_item(l.gtin)?.map_or(0, |c| c.price_minor);
-            lines.push(Line {
-                gtin: l.gtin,
-                qty: l.qty,
-                unit_price_minor: price,
-                epc: None,
-            });
-        }
-        let event = Event {
-            id: event_id,
-            location: a.store.clone(),
-            replica: ReplicaId::hub(),
-            at_ms: o.now_ms,
-            kind: EventKind::Order {
-                reference: Some(o.order_id.clone()),
-            },
-            lines,
-            staff: Default::default(),
-            price_overrides: Vec::new(),
-        };
+        let units: Vec<(Gtin, u64)> = a.lines.iter().map(|l| (l.gtin, l.qty)).collect();
+        let event = order_event(txn, event_id, &a.store, &o.order_id, &units, o.now_ms)?;
         let mut replica = txn.replica()?;
         let counters = counters_at(&replica, &a.store, a.lines.iter().map(|l| l.gtin))?;
         if let Err(refusal) = record_event(&mut replica, &event, &counters, &EpcLedger::new())? {
@@ -209,7 +189,6 @@ pub(super) fn route_order(
             )));
         }
         drop(replica);
-        let units: Vec<(Gtin, u64)> = a.lines.iter().map(|l| (l.gtin, l.qty)).collect();
         record_demand(&a.store, &units)?;
         records.push(AllocationRecord {
             store: a.store,

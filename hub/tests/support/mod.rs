@@ -320,11 +320,17 @@ impl Admin {
                 }
             }
         }
-        // A refused sync leaves one trace by design: the event it was
-        // refused for, held for HQ (`event_held`), checked by the tests
-        // that refuse one; every other exception must stay as it was.
+        let exceptions = self.exceptions_but_held().await;
+        serde_json::json!({ "stock": stock, "stores": stores, "exceptions": exceptions })
+    }
+
+    /// Every exception but the `event_held` ones, without their ids. A
+    /// refused sync leaves one trace by design: the event it was refused
+    /// for, held for HQ, checked by the tests that refuse one; every other
+    /// exception must stay as it was.
+    pub async fn exceptions_but_held(&self) -> Value {
         let (_, exceptions) = self.get("/v1/exceptions").await;
-        let exceptions: Vec<Value> = exceptions["exceptions"]
+        let kept: Vec<Value> = exceptions["exceptions"]
             .as_array()
             .into_iter()
             .flatten()
@@ -337,7 +343,7 @@ impl Admin {
                 x
             })
             .collect();
-        serde_json::json!({ "stock": stock, "stores": stores, "exceptions": exceptions })
+        Value::Array(kept)
     }
 }
 
