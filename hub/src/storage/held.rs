@@ -27,8 +27,8 @@ use super::content::HubTxnReplica;
 use super::redb::{append_exceptions, from_json, new_event_exceptions, redb_err, to_json};
 use super::ExceptionRecord;
 
-const HELD: TableDefinition<u128, &[u8]> = TableDefinition::new("hub_held_events");
-const HELD_COUNT: TableDefinition<&str, u64> = TableDefinition::new("hub_held_count");
+pub(super) const HELD: TableDefinition<u128, &[u8]> = TableDefinition::new("hub_held_events");
+pub(super) const HELD_COUNT: TableDefinition<&str, u64> = TableDefinition::new("hub_held_count");
 
 /// Most refused events the hub holds per store.
 pub const MAX_HELD_PER_STORE: u64 = 100;
@@ -184,11 +184,7 @@ pub(super) fn admit(txn: &WriteTxn, id: EventId, now_ms: u64) -> Result<AdmitRes
 
 /// Held events, in id order, at most `limit`.
 pub(super) fn list(txn: &ReadTxn, limit: usize) -> Result<Vec<HeldEvent>, StoreError> {
-    let table = match txn.raw().open_table(HELD) {
-        Ok(t) => t,
-        Err(tally_store::redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(redb_err(e)),
-    };
+    let table = txn.raw().open_table(HELD).map_err(redb_err)?;
     let mut out = Vec::new();
     for row in table.iter().map_err(redb_err)?.take(limit) {
         let (_, v) = row.map_err(redb_err)?;

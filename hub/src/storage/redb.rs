@@ -167,6 +167,8 @@ impl RedbHub {
             raw.open_table(content::EXPLAINED).map_err(redb_err)?;
             raw.open_table(routed::ROUTED).map_err(redb_err)?;
             raw.open_table(routed::BY_STATUS).map_err(redb_err)?;
+            raw.open_table(held::HELD).map_err(redb_err)?;
+            raw.open_table(held::HELD_COUNT).map_err(redb_err)?;
         }
         txn.commit()?;
         content::migrate(&db)?;
@@ -428,21 +430,24 @@ fn reserve_targets(
     Ok(out)
 }
 
-/// Counts an order's lines as online demand at its store.
-fn record_demand(
+/// Counts `lines` ordered online at `store` at `now_ms` as online demand
+/// there.
+pub(super) fn record_demand(
     txn: &WriteTxn,
-    o: &OrderRequest,
+    store: &LocationId,
+    lines: &[(Gtin, u64)],
+    now_ms: u64,
     policy: &ReservePolicy,
 ) -> Result<(), StoreError> {
     let mut table = txn.raw().open_table(DEMAND).map_err(redb_err)?;
-    let store = o.store.as_str();
-    for &(gtin, qty) in &o.lines {
+    let store = store.as_str();
+    for &(gtin, qty) in lines {
         let key = (store, gtin.as_u64());
         let mut d: DemandEstimate = match table.get(key).map_err(redb_err)? {
             Some(v) => from_json("hub_online_demand", v.value())?,
             None => DemandEstimate::default(),
         };
-        d.observe(qty, o.now_ms, policy);
+        d.observe(qty, now_ms, policy);
         table
             .insert(key, to_json("hub_online_demand", &d)?.as_slice())
             .map_err(redb_err)?;
@@ -481,13 +486,10 @@ fn order(
         }
     }
     let event = order_event(txn, o.event_id, &o.store, &o.order_id, &o.lines, o.now_ms)?;
-    let mut replica = txn.replica()?;
-    let counters = counters_at(&replica, &o.store, o.lines.iter().map(|&(gtin, _)| gtin))?;
-    match record_event(&mut replica, &event, &counters, &EpcLedger::new())? {
+    match record_hub_event(txn, &event)? {
         Ok(_) => {
-            drop(replica);
             if o.record_demand {
-                record_demand(txn, o, policy)?;
+                record_demand(txn, &o.store, &o.lines, o.now_ms, policy)?;
             }
         }
         Err(Refusal::InsufficientStock {
@@ -496,9 +498,8 @@ fn order(
             available,
             on_hand,
         }) => {
-            drop(replica);
             if o.record_demand {
-                record_demand(txn, o, policy)?;
+                record_demand(txn, &o.store, &o.lines, o.now_ms, policy)?;
             }
             return Ok(OrderResult::InsufficientStock {
                 gtin,
@@ -537,6 +538,21 @@ fn order(
         )
         .map_err(redb_err)?;
     Ok(OrderResult::Accepted(receipt))
+}
+
+/// Records an event of the hub's own (an online order, or its
+/// cancellation) at its location, against the counters there now.
+pub(super) fn record_hub_event(
+    txn: &WriteTxn,
+    event: &Event,
+) -> Result<Result<tally_sync::ledger::Applied, Refusal>, StoreError> {
+    let mut replica = txn.replica()?;
+    let counters = counters_at(
+        &replica,
+        &event.location,
+        event.lines.iter().map(|l| l.gtin),
+    )?;
+    record_event(&mut replica, event, &counters, &EpcLedger::new())
 }
 
 /// The `Order` event the hub records for `lines` of order `order_id` at
@@ -680,27 +696,12 @@ impl HubWrite for RedbWrite<'_> {
             .get(o.order_id.as_str())
             .map_err(redb_err)?
             .is_some();
-        let policy = self.hub.settings.policy;
-        let txn = self.txn;
         Ok(routed::route_order(
-            txn,
+            self.txn,
             o,
             &self.hub.routing,
+            &self.hub.settings.policy,
             store_named,
-            |store, lines| {
-                record_demand(
-                    txn,
-                    &OrderRequest {
-                        order_id: o.order_id.clone(),
-                        store: store.clone(),
-                        lines: lines.to_vec(),
-                        event_id: EventId::v7(o.now_ms, o.seed),
-                        now_ms: o.now_ms,
-                        record_demand: true,
-                    },
-                    &policy,
-                )
-            },
         )?)
     }
 

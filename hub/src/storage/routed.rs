@@ -16,12 +16,12 @@
 use serde::{Deserialize, Serialize};
 use tally_store::redb::{ReadableTable, TableDefinition};
 use tally_store::{ReadTxn, StoreError, WriteTxn};
-use tally_sync::command::{counters_at, record_event};
+use tally_sync::command::counters_at;
 use tally_sync::fulfilment::{Fulfilment, Status};
 use tally_sync::routing::{route, AllocatedLine, Candidate, Preference};
-use tally_sync::{EpcLedger, Event, EventId, EventKind, Gtin, LocationId, ReplicaId};
+use tally_sync::{Event, EventId, EventKind, Gtin, LocationId, ReplicaId, ReservePolicy};
 
-use super::redb::{from_json, order_event, redb_err, to_json};
+use super::redb::{from_json, order_event, record_demand, record_hub_event, redb_err, to_json};
 
 pub(super) const ROUTED: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_routed_orders");
 /// (status, order id) → (): routed orders by where they stand, for
@@ -112,8 +112,8 @@ pub struct RoutedOrder {
     pub order_id: String,
     /// How it reaches the customer.
     pub fulfilment: Fulfilment,
-    /// Where its allocations stand together (the least advanced open
-    /// one; `allocated` while any is).
+    /// Where the order stands: `allocated` until it is cancelled (the
+    /// stores' moves are not reported yet).
     pub status: Status,
     /// Its allocations.
     pub allocations: Vec<AllocationRecord>,
@@ -137,14 +137,37 @@ pub enum RoutedResult {
     Unfillable(Vec<AllocatedLine>),
 }
 
-/// Routes and records `o` (see the module docs). `store_named` is the
-/// store-named order with this id, if any (its table is the caller's).
+/// The id of the event for a routed order's `i`th allocation: `seed` made
+/// distinct per allocation.
+fn allocation_event_id(seed: [u8; 10], now_ms: u64, i: usize) -> EventId {
+    let mut random = seed;
+    random[9] ^= u8::try_from(i % 256).unwrap_or(0);
+    random[8] ^= u8::try_from(i / 256 % 256).unwrap_or(0);
+    EventId::v7(now_ms, random)
+}
+
+/// Records the hub's own `event` of a routed order. The candidates were
+/// read in this transaction, so the hub's rights cover it: a refusal is a
+/// bug, and aborts the whole batch rather than keep half an order.
+fn record(txn: &WriteTxn, event: &Event, order_id: &str) -> Result<(), StoreError> {
+    match record_hub_event(txn, event)? {
+        Ok(_) => Ok(()),
+        Err(refusal) => Err(StoreError::Storage(format!(
+            "routed order {order_id}: its event at {} refused: {refusal}",
+            event.location
+        ))),
+    }
+}
+
+/// Routes and records `o` (see the module docs), counting each
+/// allocation as online demand at its store by `policy`. `store_named`:
+/// whether a store-named order has this id (its table is the caller's).
 pub(super) fn route_order(
     txn: &WriteTxn,
     o: &RoutedOrderRequest,
     routing: &RoutingSettings,
+    policy: &ReservePolicy,
     store_named: bool,
-    mut record_demand: impl FnMut(&LocationId, &[(Gtin, u64)]) -> Result<(), StoreError>,
 ) -> Result<RoutedResult, StoreError> {
     if store_named {
         return Ok(RoutedResult::IdConflict);
@@ -171,25 +194,11 @@ pub(super) fn route_order(
     };
     let mut records = Vec::with_capacity(allocations.len());
     for (i, a) in allocations.into_iter().enumerate() {
-        let mut random = o.seed;
-        random[9] ^= u8::try_from(i % 256).unwrap_or(0);
-        random[8] ^= u8::try_from(i / 256 % 256).unwrap_or(0);
-        let event_id = EventId::v7(o.now_ms, random);
+        let event_id = allocation_event_id(o.seed, o.now_ms, i);
         let units: Vec<(Gtin, u64)> = a.lines.iter().map(|l| (l.gtin, l.qty)).collect();
         let event = order_event(txn, event_id, &a.store, &o.order_id, &units, o.now_ms)?;
-        let mut replica = txn.replica()?;
-        let counters = counters_at(&replica, &a.store, a.lines.iter().map(|l| l.gtin))?;
-        if let Err(refusal) = record_event(&mut replica, &event, &counters, &EpcLedger::new())? {
-            // The candidates were read in this transaction: the hub's
-            // rights cover every allocation, so this is a bug, and the
-            // whole batch is aborted rather than half an order kept.
-            return Err(StoreError::Storage(format!(
-                "routed allocation at {} refused: {refusal}",
-                a.store
-            )));
-        }
-        drop(replica);
-        record_demand(&a.store, &units)?;
+        record(txn, &event, &o.order_id)?;
+        record_demand(txn, &a.store, &units, o.now_ms, policy)?;
         records.push(AllocationRecord {
             store: a.store,
             status: Status::Allocated,
@@ -242,18 +251,14 @@ pub(super) fn cancel(
         if !a.status.open() {
             continue;
         }
-        let mut random = seed;
-        random[9] ^= u8::try_from(i % 256).unwrap_or(0);
-        random[8] ^= u8::try_from(i / 256 % 256).unwrap_or(0);
-        let mut replica = txn.replica()?;
-        let Some(placed) = replica.event(&a.event_id)? else {
+        let Some(placed) = txn.replica()?.event(&a.event_id)? else {
             return Err(StoreError::Storage(format!(
                 "routed order {order_id}: the event {} of its allocation at {} is missing",
                 a.event_id, a.store
             )));
         };
         let event = Event {
-            id: EventId::v7(now_ms, random),
+            id: allocation_event_id(seed, now_ms, i),
             location: a.store.clone(),
             replica: ReplicaId::hub(),
             at_ms: now_ms,
@@ -264,13 +269,7 @@ pub(super) fn cancel(
             staff: Default::default(),
             price_overrides: Vec::new(),
         };
-        let counters = counters_at(&replica, &a.store, a.lines.iter().map(|l| l.gtin))?;
-        if let Err(refusal) = record_event(&mut replica, &event, &counters, &EpcLedger::new())? {
-            return Err(StoreError::Storage(format!(
-                "cancelling routed order {order_id} at {}: {refusal}",
-                a.store
-            )));
-        }
+        record(txn, &event, order_id)?;
         a.status = Status::Cancelled;
     }
     let was = order.status;
@@ -347,15 +346,8 @@ pub(super) fn list(
     after: &str,
     limit: usize,
 ) -> Result<Vec<RoutedOrder>, StoreError> {
-    let (index, orders) = match (
-        txn.raw().open_table(BY_STATUS),
-        txn.raw().open_table(ROUTED),
-    ) {
-        (Ok(i), Ok(o)) => (i, o),
-        (Err(tally_store::redb::TableError::TableDoesNotExist(_)), _)
-        | (_, Err(tally_store::redb::TableError::TableDoesNotExist(_))) => return Ok(Vec::new()),
-        (Err(e), _) | (_, Err(e)) => return Err(redb_err(e)),
-    };
+    let index = txn.raw().open_table(BY_STATUS).map_err(redb_err)?;
+    let orders = txn.raw().open_table(ROUTED).map_err(redb_err)?;
     let name = status_name(status);
     let mut out = Vec::new();
     for row in index
@@ -383,9 +375,5 @@ pub(super) fn list(
 
 /// The routed order `order_id`, from a snapshot.
 pub(super) fn read(txn: &ReadTxn, order_id: &str) -> Result<Option<RoutedOrder>, StoreError> {
-    match txn.raw().open_table(ROUTED) {
-        Ok(t) => get(&t, order_id),
-        Err(tally_store::redb::TableError::TableDoesNotExist(_)) => Ok(None),
-        Err(e) => Err(redb_err(e)),
-    }
+    get(&txn.raw().open_table(ROUTED).map_err(redb_err)?, order_id)
 }
