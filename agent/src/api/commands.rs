@@ -62,12 +62,11 @@ fn lines(body: Vec<LineBody>) -> Result<Vec<LineIn>, ErrorAnswer> {
 
 /// Who keys a command: the cashier as posted; the till as posted, or the
 /// till whose token the request carried (a different till posted with a
-/// till's token is refused); the manager's approval once checked.
+/// till's token is refused). No approval: see [`approved`].
 fn staff(
     token_till: Option<Extension<Till>>,
     cashier: Option<String>,
     till: Option<String>,
-    approval: Option<Approval>,
 ) -> Result<Staff, ErrorAnswer> {
     let named = |what: &str, v: Option<String>| -> Result<Option<String>, ErrorAnswer> {
         match v.map(|v| v.trim().to_string()) {
@@ -97,7 +96,7 @@ fn staff(
     Ok(Staff {
         cashier,
         till,
-        approval,
+        approval: None,
     })
 }
 
@@ -136,27 +135,33 @@ pub(super) async fn post_sale(
     ApiJson(body): ApiJson<SaleRequest>,
 ) -> Result<Response, ErrorAnswer> {
     let lines = lines(body.lines)?;
-    let staff = staff(till, body.cashier, body.till, None)?;
-    let approval = match body.override_ {
-        Some(o) => Some(approved(&state, o).await?),
-        None => None,
-    };
+    let staff = staff(till, body.cashier, body.till)?;
     let cmd = Command::Sale {
         id: body.sale_id,
         lines,
         tenders: body.tenders,
-        staff: Staff { approval, ..staff },
+        staff: Staff {
+            approval: approved(&state, body.override_).await?,
+            ..staff
+        },
     };
     submit(&state, cmd).await
 }
 
-/// A manager's approval, once the manager's PIN is checked (on the
+/// The manager's approval a request carries (a sale's `override`, a
+/// return's `approval`), once the manager's PIN is checked (on the
 /// blocking pool: Argon2 is CPU work). An approval without approver or
 /// reason goes on to the command core, which answers it 422.
-async fn approved(state: &AppState, o: OverrideRequest) -> Result<Approval, ErrorAnswer> {
+async fn approved(
+    state: &AppState,
+    posted: Option<OverrideRequest>,
+) -> Result<Option<Approval>, ErrorAnswer> {
+    let Some(o) = posted else {
+        return Ok(None);
+    };
     let approval = o.approval();
     if approval.approver.trim().is_empty() || approval.reason.trim().is_empty() {
-        return Ok(approval);
+        return Ok(Some(approval));
     }
     let managers = state.managers.clone();
     let checked = tokio::task::spawn_blocking(move || {
@@ -171,7 +176,7 @@ async fn approved(state: &AppState, o: OverrideRequest) -> Result<Approval, Erro
     match checked {
         Ok(()) => {
             state.metrics.approval(true);
-            Ok(approval)
+            Ok(Some(approval))
         }
         Err(e) => {
             state.metrics.approval(false);
@@ -187,16 +192,15 @@ pub(super) async fn post_return(
     ApiJson(body): ApiJson<ReturnRequest>,
 ) -> Result<Response, ErrorAnswer> {
     let lines = lines(body.lines)?;
-    let staff = staff(till, body.cashier, body.till, None)?;
-    let approval = match body.approval {
-        Some(o) => Some(approved(&state, o).await?),
-        None => None,
-    };
+    let staff = staff(till, body.cashier, body.till)?;
     let cmd = Command::Return {
         id: body.return_id,
         lines,
         original_sale: body.original_sale_id,
-        staff: Staff { approval, ..staff },
+        staff: Staff {
+            approval: approved(&state, body.approval).await?,
+            ..staff
+        },
     };
     submit(&state, cmd).await
 }
@@ -206,7 +210,7 @@ pub(super) async fn post_receipt(
     till: Option<Extension<Till>>,
     ApiJson(body): ApiJson<ReceiptRequest>,
 ) -> Result<Response, ErrorAnswer> {
-    let staff = staff(till, body.cashier, body.till, None)?;
+    let staff = staff(till, body.cashier, body.till)?;
     if body.lines.is_empty() {
         return Err(ErrorAnswer::Invalid("lines must not be empty".into()));
     }
@@ -231,7 +235,7 @@ pub(super) async fn post_count(
     till: Option<Extension<Till>>,
     ApiJson(body): ApiJson<CountRequest>,
 ) -> Result<Response, ErrorAnswer> {
-    let staff = staff(till, body.cashier, body.till, None)?;
+    let staff = staff(till, body.cashier, body.till)?;
     let g = gtin(&body.gtin)?;
     let counted = u64::try_from(body.counted)
         .map_err(|_| ErrorAnswer::Invalid(format!("counted must be >= 0, got {}", body.counted)))?;
