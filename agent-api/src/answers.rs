@@ -92,6 +92,21 @@ pub struct OrderRecorded {
     pub status: String,
 }
 
+/// `201`/`200` answer to a move of an order's allocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FulfilmentRecorded {
+    /// The move's event id; null when the allocation was there already
+    /// and nothing new was recorded.
+    pub fulfilment_id: Option<EventId>,
+    /// The order.
+    pub order_id: String,
+    /// Where the allocation stands now.
+    pub order_status: tally_sync::fulfilment::Status,
+    /// Always `committed`.
+    #[serde(default = "committed")]
+    pub status: String,
+}
+
 /// The answer to a recorded command: the same for its first post and
 /// every retry (built from the stored event).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +120,9 @@ pub enum Recorded {
     Receipt(ReceiptRecorded),
     /// A cycle count.
     Count(CountRecorded),
+    /// A move of an order's allocation (before `Order`: its fields are
+    /// a superset).
+    Fulfilment(FulfilmentRecorded),
     /// An online order.
     Order(OrderRecorded),
 }
@@ -149,6 +167,15 @@ impl Recorded {
             EventKind::Order { reference } => Recorded::Order(OrderRecorded {
                 order_id: id,
                 reference: reference.clone(),
+                status,
+            }),
+            EventKind::Fulfilment {
+                order_id,
+                status: order_status,
+            } => Recorded::Fulfilment(FulfilmentRecorded {
+                fulfilment_id: Some(id),
+                order_id: order_id.clone(),
+                order_status: *order_status,
                 status,
             }),
         }
@@ -372,4 +399,69 @@ mod tests {
             r#"{"overridden":false,"sale_id":"00000000-0000-0000-0000-000000000000","status":"committed","total_minor":129}"#
         );
     }
+}
+
+/// One line of an order's allocation, with the item's name when the
+/// catalog knows it (for the pick list).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLineView {
+    /// The item.
+    pub gtin: Gtin,
+    /// Its catalog name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Units to hand over.
+    pub qty: u64,
+}
+
+/// This store's allocation of an order (`GET /v1/orders`,
+/// `GET /v1/orders/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderView {
+    /// When the hub allocated it.
+    pub allocated_at: String,
+    /// How it reaches the customer: `pickup` or `ship`.
+    pub fulfilment: tally_sync::fulfilment::Fulfilment,
+    /// What to hand over.
+    pub lines: Vec<OrderLineView>,
+    /// The order.
+    pub order_id: String,
+    /// Where it stands: `allocated`, `picked`, `collected`, `shipped`,
+    /// `cancelled`.
+    pub status: tally_sync::fulfilment::Status,
+}
+
+impl OrderView {
+    /// The view of `a`, naming items with `name`.
+    pub fn of(
+        a: &tally_sync::fulfilment::OrderAllocation,
+        name: impl Fn(Gtin) -> Option<String>,
+    ) -> Self {
+        Self {
+            allocated_at: tally_sync::timestamp::rfc3339(a.at_ms),
+            fulfilment: a.fulfilment,
+            lines: a
+                .lines
+                .iter()
+                .map(|l| OrderLineView {
+                    gtin: l.gtin,
+                    name: name(l.gtin),
+                    qty: l.qty,
+                })
+                .collect(),
+            order_id: a.order_id.clone(),
+            status: a.status,
+        }
+    }
+}
+
+/// `GET /v1/orders?status=…`: a page of this store's allocations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderList {
+    /// Pass as `after` for the next page (the last order id), when the
+    /// page was full.
+    #[serde(default)]
+    pub next: Option<String>,
+    /// The allocations.
+    pub orders: Vec<OrderView>,
 }

@@ -25,10 +25,10 @@ use tally_sync::message::{CatalogItem, CatalogRequest};
 use tally_sync::{EventId, Refusal};
 
 use crate::answers::{
-    AgentStatus, CatalogImported, CountRecorded, ReceiptRecorded, ReturnRecorded, ReturnView,
-    SaleRecorded, SaleView, Stock,
+    AgentStatus, CatalogImported, CountRecorded, FulfilmentRecorded, OrderList, OrderView,
+    ReceiptRecorded, ReturnRecorded, ReturnView, SaleRecorded, SaleView, Stock,
 };
-use crate::requests::{CountRequest, ReceiptRequest, ReturnRequest, SaleRequest};
+use crate::requests::{CountRequest, FulfilRequest, ReceiptRequest, ReturnRequest, SaleRequest};
 
 /// Why a call did not give the answer asked for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -272,6 +272,37 @@ impl AgentClient {
         self.post_as("/v1/catalog", c).await
     }
 
+    /// `GET /v1/orders?status=STATUS&after=AFTER`: this store's
+    /// allocations (`open`: allocated or picked).
+    pub async fn orders(&self, status: &str, after: &str) -> Result<OrderList, ApiError> {
+        self.get_as(&format!(
+            "/v1/orders?status={}&after={}",
+            segment(status),
+            segment(after)
+        ))
+        .await
+    }
+
+    /// `GET /v1/orders/{id}`: this store's allocation of an order.
+    pub async fn order(&self, order_id: &str) -> Result<OrderView, ApiError> {
+        self.get_as(&format!("/v1/orders/{}", segment(order_id)))
+            .await
+    }
+
+    /// `POST /v1/orders/{id}/{to}` (`picked`, `collected`, `shipped`).
+    pub async fn fulfil(
+        &self,
+        order_id: &str,
+        to: tally_sync::fulfilment::Status,
+        body: &FulfilRequest,
+    ) -> Result<FulfilmentRecorded, ApiError> {
+        self.post_as(
+            &format!("/v1/orders/{}/{}", segment(order_id), to.name()),
+            body,
+        )
+        .await
+    }
+
     /// `GET /metrics`: the Prometheus text.
     pub async fn metrics(&self) -> Result<String, ApiError> {
         let (status, text) = self.get_text("/metrics").await?;
@@ -362,6 +393,18 @@ pub fn error_answer(status: u16, bytes: &[u8]) -> ApiError {
 /// Unit-level checks of the answer mapping (the client against a canned
 /// HTTP server is tested in `tests/client.rs`, against a real agent in
 /// `agent/tests/`).
+/// `text` as one URL path segment or query value: everything but
+/// unreserved characters percent-encoded (an order id may hold `/`, `?`,
+/// `#` or `%`).
+pub fn segment(text: &str) -> String {
+    const RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(text, RESERVED).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

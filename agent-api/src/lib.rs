@@ -20,13 +20,14 @@ pub mod client;
 pub mod requests;
 
 pub use answers::{
-    AgentStatus, CatalogImported, CountRecorded, ReceiptRecorded, Recorded, ReturnRecorded,
-    ReturnView, ReturnedUnits, SaleRecorded, SaleView, Stock,
+    AgentStatus, CatalogImported, CountRecorded, FulfilmentRecorded, OrderLineView, OrderList,
+    OrderView, ReceiptRecorded, Recorded, ReturnRecorded, ReturnView, ReturnedUnits, SaleRecorded,
+    SaleView, Stock,
 };
 pub use client::{AgentClient, ApiError, ClientError};
 pub use requests::{
-    CountRequest, LineBody, OverrideRequest, PriceSource, ReceiptLineBody, ReceiptRequest,
-    ReturnRequest, SaleRequest,
+    CountRequest, FulfilRequest, LineBody, OverrideRequest, PriceSource, ReceiptLineBody,
+    ReceiptRequest, ReturnRequest, SaleRequest,
 };
 pub use tally_sync::error_body::ErrorBody;
 pub use tally_sync::message::{CatalogItemBody, CatalogRequest};

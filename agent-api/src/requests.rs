@@ -179,3 +179,19 @@ pub struct CountRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub till: Option<String>,
 }
+
+/// `POST /v1/orders/{id}/picked`, `/collected`, `/shipped`: a move of
+/// this store's allocation of the order. The body is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FulfilRequest {
+    /// Idempotency key of the move's event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fulfilment_id: Option<EventId>,
+    /// Who picks or hands over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cashier: Option<String>,
+    /// The till (see [`SaleRequest::till`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub till: Option<String>,
+}

@@ -1,6 +1,7 @@
 //! The agent's one mutual-TLS connection to the hub (reqwest over HTTP/2:
 //! the sync exchanges, the tills' requests for rights, the live link's
-//! stream and its reports all share it).
+//! stream and its reports, the pages of the store's order allocations all
+//! share it).
 //!
 //! # Design constraints
 //! - The store presents the certificate of its identity bundle and trusts
@@ -25,6 +26,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use tally_sync::codec::{self, Encoding};
+use tally_sync::message::AllocationsPage;
 use tally_sync::rights::{RightsGrant, RightsReleased, RightsRequest};
 use tally_sync::{SyncRequest, SyncResponse};
 
@@ -60,6 +62,7 @@ pub struct HubClient {
     link_url: String,
     released_url: String,
     renew_url: String,
+    allocations_url: String,
 }
 
 /// An HTTPS client presenting the bundle `pem` and trusting only the CA
@@ -123,6 +126,7 @@ impl HubClient {
             link_url: format!("{base}/v1/link"),
             released_url: format!("{base}/v1/rights/released"),
             renew_url: format!("{base}{RENEW_PATH}"),
+            allocations_url: format!("{base}/v1/allocations"),
         })
     }
 
@@ -238,6 +242,19 @@ impl HubClient {
         )
         .await?;
         body(resp, None).await.map(drop)
+    }
+
+    /// This store's allocations of orders that changed at the hub after
+    /// `after` (`GET /v1/allocations`), one page.
+    pub async fn allocations(&self, after: u64) -> Result<AllocationsPage, Failure> {
+        let resp = send(
+            self.http()
+                .get(format!("{}?after={after}", self.allocations_url)),
+        )
+        .await?;
+        let bytes = body(resp, None).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| transient(format!("unreadable allocations: {e}"), None))
     }
 
     /// One exchange in the binary encoding.

@@ -283,6 +283,7 @@ pub async fn sync_once(
         .await
         .map_err(local_failure)?;
     ctx.status.synced(ctx.clock.now_ms());
+    let allocations_left = fetch_allocations(ctx, client).await;
     let depth = ctx.metrics.outbox_depth();
     tracing::info!(
         sent = sent_events,
@@ -295,8 +296,56 @@ pub async fn sync_once(
     );
     Ok(Round {
         acked: applied.acked,
-        again: more || depth > 0 || !applied.given.is_empty(),
+        again: more || depth > 0 || !applied.given.is_empty() || allocations_left,
     })
+}
+
+/// Pages of the store's allocations fetched per sync round.
+const ALLOCATION_PAGES_PER_ROUND: usize = 8;
+
+/// Fetches and merges the store's allocations that changed at the hub
+/// since its cursor, a few pages a round; answers whether more wait. A
+/// failure only delays them to the next round (a hub without orders
+/// answers 404: nothing to fetch).
+async fn fetch_allocations(ctx: &SyncContext, client: &HubClient) -> bool {
+    let db = ctx.db.clone();
+    let mut cursor = match tokio::task::spawn_blocking(move || db.allocations_cursor()).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "Could not read the allocations cursor.");
+            return false;
+        }
+        Err(_) => return false,
+    };
+    for _ in 0..ALLOCATION_PAGES_PER_ROUND {
+        let page = match client.allocations(cursor).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(error = %e, "Order allocations not fetched; next round.");
+                return false;
+            }
+        };
+        let (more, next, received) = (page.more, page.cursor, page.allocations.len());
+        if next == cursor && received == 0 {
+            return false;
+        }
+        match ctx.committer.allocations(page).await {
+            Ok(changed) => {
+                for a in &changed {
+                    tracing::info!(order_id = %a.order_id, status = a.status.name(), fulfilment = ?a.fulfilment, "Order allocation from the hub.");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Order allocations not stored; next round.");
+                return false;
+            }
+        }
+        cursor = next;
+        if !more {
+            return false;
+        }
+    }
+    true
 }
 
 /// Runs the sync loop with `client` until `stop` turns true.

@@ -453,6 +453,18 @@ mod tests {
         ) -> Result<Option<crate::storage::routed::RoutedOrder>, StorageError> {
             Ok(None)
         }
+        fn allocations(
+            &self,
+            _: &tally_sync::LocationId,
+            after: u64,
+            _: usize,
+        ) -> Result<tally_sync::message::AllocationsPage, StorageError> {
+            Ok(tally_sync::message::AllocationsPage {
+                allocations: Vec::new(),
+                cursor: after,
+                more: false,
+            })
+        }
         fn routed_orders(
             &self,
             _: tally_sync::fulfilment::Status,

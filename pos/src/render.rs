@@ -551,6 +551,10 @@ fn refusal_summary(s: &PosState, why: &Why) -> String {
         Why::Rule(Refusal::ApprovalRequired(what)) => {
             format!("A manager's approval is needed: {what}.")
         }
+        Why::Rule(Refusal::UnknownOrder(order)) => {
+            format!("No order {order} is allocated to this store.")
+        }
+        Why::Rule(Refusal::Move { order_id, error }) => format!("Order {order_id}: {error}."),
         Why::Unknown(body) => format!("Refused: {}.", body.error),
     }
 }
@@ -593,6 +597,8 @@ fn refused_dialog(s: &PosState, r: &Refused) -> (String, Color, Vec<String>) {
             " REFUSED: more than the sale sold "
         }
         Why::Rule(Refusal::Invalid(_)) => " REFUSED: invalid ",
+        Why::Rule(Refusal::UnknownOrder(_)) => " UNKNOWN ORDER ",
+        Why::Rule(Refusal::Move { .. }) => " REFUSED: order status ",
         Why::Rule(Refusal::ApprovalRequired(_)) => {
             lines.push("A manager approves it with their PIN; it is reported to HQ.".into());
             " MANAGER APPROVAL NEEDED "

@@ -91,6 +91,8 @@ impl FlowTally {
                         flow(line.gtin, &mut |f| f.shrink = f.shrink.saturating_add(q))
                     }
                 },
+                // Has no lines: the hub's `Order` event moved the units.
+                EventKind::Fulfilment { .. } => {}
             }
         }
         if let EventKind::Sale {

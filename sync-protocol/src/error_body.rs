@@ -55,6 +55,12 @@ pub struct ErrorBody {
     /// The protocol versions the hub speaks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supported: Option<String>,
+    /// The order concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    /// Where the order's allocation stands, when a move was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<crate::fulfilment::Status>,
 }
 
 impl ErrorBody {
@@ -74,6 +80,8 @@ impl ErrorBody {
             event_id: None,
             found: None,
             supported: None,
+            order_id: None,
+            status: None,
         }
     }
 
@@ -110,6 +118,11 @@ impl ErrorBody {
                 body.requested = Some(*requested);
                 body.returnable = Some(*returnable);
             }
+            Refusal::UnknownOrder(order_id) => body.order_id = Some(order_id.clone()),
+            Refusal::Move { order_id, error } => {
+                body.order_id = Some(order_id.clone());
+                body.status = Some(error.status());
+            }
             Refusal::ApprovalRequired(_) | Refusal::Invalid(_) => {}
         }
         body
@@ -145,6 +158,7 @@ impl ErrorBody {
                 returnable: self.returnable?,
             },
             "approval_required" => Refusal::ApprovalRequired(self.message.clone()),
+            "unknown_order" => Refusal::UnknownOrder(self.order_id.clone()?),
             "invalid" => Refusal::Invalid(self.message.clone()),
             _ => return None,
         })
@@ -169,6 +183,8 @@ impl Refusal {
             Refusal::NotSold { .. } => "not_sold",
             Refusal::ExceedsSale { .. } => "exceeds_sale",
             Refusal::ApprovalRequired(_) => "approval_required",
+            Refusal::UnknownOrder(_) => "unknown_order",
+            Refusal::Move { .. } => "order_status",
             Refusal::Invalid(_) => "invalid",
         }
     }

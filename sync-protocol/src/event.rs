@@ -189,10 +189,20 @@ pub enum EventKind {
         /// The web shop's order reference, if any.
         reference: Option<String>,
     },
+    /// A store moved its allocation of an order on (picked, collected,
+    /// shipped). Moves no counters (the hub's `Order` event took the
+    /// units when it allocated them) and has no lines.
+    Fulfilment {
+        /// The order.
+        order_id: String,
+        /// Where the allocation stands now.
+        status: crate::fulfilment::Status,
+    },
 }
 
 impl EventKind {
-    /// A short lowercase name: `sale`, `return`, `receipt`, `count_adjustment`, `order`.
+    /// A short lowercase name: `sale`, `return`, `receipt`, `count_adjustment`,
+    /// `order`, `fulfilment`.
     pub fn name(&self) -> &'static str {
         match self {
             EventKind::Sale { .. } => "sale",
@@ -200,6 +210,7 @@ impl EventKind {
             EventKind::Receipt => "receipt",
             EventKind::CountAdjustment { .. } => "count_adjustment",
             EventKind::Order { .. } => "order",
+            EventKind::Fulfilment { .. } => "fulfilment",
         }
     }
 }

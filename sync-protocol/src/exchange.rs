@@ -370,7 +370,10 @@ fn check_event_origin(who: &Identity, event: &Event) -> Result<(), SyncRefusal> 
     if matches!(event.kind, EventKind::Order { .. }) {
         return Err(refuse("only the hub records online orders".into()));
     }
-    if !matches!(event.kind, EventKind::CountAdjustment { .. }) {
+    if !matches!(
+        event.kind,
+        EventKind::CountAdjustment { .. } | EventKind::Fulfilment { .. }
+    ) {
         check_lines(&event.lines).map_err(|e| refuse(e.to_string()))?;
     }
     Ok(())

@@ -103,6 +103,7 @@ pub fn effect(event: &Event) -> Result<BTreeMap<Gtin, Explained>, Overflow> {
                 }
             }
         }
+        EventKind::Fulfilment { .. } => {}
     }
     // An entry that moves nothing explains nothing (a count that matched).
     out.retain(|_, e| *e != Explained::default());

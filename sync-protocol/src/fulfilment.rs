@@ -45,7 +45,8 @@ pub enum Status {
 }
 
 /// Why a move is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MoveError {
     /// The allocation is already further on (e.g. picking a collected one).
     #[error("the allocation is already {0:?}")]
@@ -70,7 +71,30 @@ pub struct Conflict {
     pub kept: Status,
 }
 
+impl MoveError {
+    /// Where the allocation stands.
+    pub fn status(self) -> Status {
+        match self {
+            MoveError::Behind(s) | MoveError::Fulfilled(s) => s,
+            MoveError::WrongFulfilment(_, _) => Status::Allocated,
+            MoveError::Cancelled => Status::Cancelled,
+        }
+    }
+}
+
 impl Status {
+    /// The status's name on the wire: `allocated`, `picked`, `cancelled`,
+    /// `collected`, `shipped`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Allocated => "allocated",
+            Status::Picked => "picked",
+            Status::Cancelled => "cancelled",
+            Status::Collected => "collected",
+            Status::Shipped => "shipped",
+        }
+    }
+
     /// The lattice rank (see the module docs).
     fn rank(self) -> u8 {
         match self {
@@ -129,6 +153,46 @@ impl Status {
             _ => None,
         };
         (joined, conflict)
+    }
+}
+
+/// The longest order id, in bytes (printable ASCII).
+pub const MAX_ORDER_ID_BYTES: usize = 128;
+
+/// Whether `id` is an order id Tally accepts: 1 to
+/// [`MAX_ORDER_ID_BYTES`] printable ASCII characters (no spaces). It names
+/// the order at the hub, in URLs and at every store's pick list.
+pub fn valid_order_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_ORDER_ID_BYTES && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// One store's part of an order as that store keeps it: what to hand
+/// over, how, and where it stands. The hub sends each allocation to its
+/// store ([`crate::message::AllocationsPage`]); the store moves it on by
+/// recording `fulfilment` events; both sides merge what they know with
+/// [`OrderAllocation::merge`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderAllocation {
+    /// The order.
+    pub order_id: String,
+    /// How it reaches the customer.
+    pub fulfilment: Fulfilment,
+    /// The units this store hands over, one line per item.
+    pub lines: Vec<crate::routing::AllocatedLine>,
+    /// Where it stands.
+    pub status: Status,
+    /// When the hub allocated it (hub clock, Unix ms).
+    pub at_ms: u64,
+}
+
+impl OrderAllocation {
+    /// What the store knows (`self`) joined with what the hub sent: the
+    /// order's content is the hub's (it never changes once allocated), the
+    /// status the join of both.
+    #[must_use]
+    pub fn merge(self, from_hub: OrderAllocation) -> OrderAllocation {
+        let (status, _) = self.status.merge(from_hub.status);
+        OrderAllocation { status, ..from_hub }
     }
 }
 

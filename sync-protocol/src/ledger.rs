@@ -70,6 +70,18 @@ pub enum Refusal {
     /// price other than the catalog's. Says which.
     #[error("a manager's approval is required: {0}")]
     ApprovalRequired(String),
+    /// A fulfilment move names an order this store has no allocation of
+    /// (none was allocated here, or the hub's page has not arrived yet).
+    #[error("no allocation of order {0} at this store")]
+    UnknownOrder(String),
+    /// A fulfilment move the allocation's status does not allow.
+    #[error("order {order_id}: {error}")]
+    Move {
+        /// The order.
+        order_id: String,
+        /// Why.
+        error: crate::fulfilment::MoveError,
+    },
     /// The event is malformed.
     #[error("invalid event: {0}")]
     Invalid(String),
@@ -218,6 +230,18 @@ fn apply(
     counters: &BTreeMap<Gtin, BoundedCounter>,
     epcs: Option<&dyn SoldEpcs>,
 ) -> Result<Applied, Refusal> {
+    if let EventKind::Fulfilment { status, .. } = &event.kind {
+        // A store's move of its allocation: nothing to count.
+        if !event.lines.is_empty() {
+            return Err(Refusal::Invalid("a fulfilment event has no lines".into()));
+        }
+        if !status.handed_over() && *status != crate::fulfilment::Status::Picked {
+            return Err(Refusal::Invalid(format!(
+                "a store moves its allocation to picked, collected or shipped, not {status:?}"
+            )));
+        }
+        return Ok(Applied::default());
+    }
     if !matches!(event.kind, EventKind::CountAdjustment { .. }) {
         check_lines(&event.lines)?;
     }
@@ -309,6 +333,7 @@ fn apply(
             .map_err(|e| refusal(line.gtin, &c, e))?;
             out.counters.insert(line.gtin, c);
         }
+        EventKind::Fulfilment { .. } => {}
     }
     Ok(out)
 }

@@ -291,6 +291,19 @@ pub fn check_event(event: &Event) -> Result<(), ContentError> {
                 len_at_most(|| "reference".into(), r.len(), MAX_REFERENCE_BYTES, "bytes")?;
             }
         }
+        EventKind::Fulfilment { order_id, .. } => {
+            if !crate::fulfilment::valid_order_id(order_id) {
+                return Err(ContentError::Inconsistent(format!(
+                    "order_id must be 1 to {} printable ASCII characters",
+                    crate::fulfilment::MAX_ORDER_ID_BYTES
+                )));
+            }
+            if !lines.is_empty() {
+                return Err(ContentError::Inconsistent(
+                    "a fulfilment event has no lines".into(),
+                ));
+            }
+        }
     }
     Ok(())
 }

@@ -18,6 +18,7 @@ use crate::event::Event;
 use crate::exchange::{
     store_apply, store_request, Identity, MemoryReplica, ReplicaStore, StoreApplied, SyncCursors,
 };
+use crate::fulfilment::OrderAllocation;
 use crate::gtin::Gtin;
 use crate::ids::{Epc, EventId, LocationId};
 use crate::inventory::{Delta, ItemKey};
@@ -48,6 +49,8 @@ pub struct MemStore {
     /// Sales refused for lack of rights, per reason, since the store
     /// began (cumulative: every request carries them).
     pub lost: ByReason<Lost>,
+    /// This store's allocations of orders, by order id.
+    pub allocations: BTreeMap<String, OrderAllocation>,
 }
 
 impl MemStore {
@@ -63,6 +66,7 @@ impl MemStore {
             returned: BTreeMap::new(),
             cursors: SyncCursors::default(),
             lost: ByReason::default(),
+            allocations: BTreeMap::new(),
         }
     }
 
@@ -302,6 +306,16 @@ impl Ledger for MemStore {
             let r = returned.entry(*gtin).or_default();
             *r = r.saturating_add(*u);
         }
+        Ok(())
+    }
+
+    fn allocation(&self, order_id: &str) -> Result<Option<OrderAllocation>, Infallible> {
+        Ok(self.allocations.get(order_id).cloned())
+    }
+
+    fn put_allocation(&mut self, allocation: &OrderAllocation) -> Result<(), Infallible> {
+        self.allocations
+            .insert(allocation.order_id.clone(), allocation.clone());
         Ok(())
     }
 }

@@ -244,6 +244,20 @@ pub struct SyncResponse {
     pub more: bool,
 }
 
+/// Hub → store, `GET /v1/allocations?after=CURSOR` (mutual TLS): the
+/// store's allocations that changed at the hub after its cursor (new
+/// ones, cancelled ones), oldest change first. The store merges each
+/// ([`crate::fulfilment::OrderAllocation::merge`]) and keeps `cursor`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocationsPage {
+    /// The changed allocations.
+    pub allocations: Vec<crate::fulfilment::OrderAllocation>,
+    /// The hub's change version this page brings the store up to.
+    pub cursor: u64,
+    /// More changes wait: ask again from `cursor`.
+    pub more: bool,
+}
+
 /// A message that carries a protocol version.
 pub trait Versioned {
     /// The version the sender spoke.

@@ -63,7 +63,7 @@ fn lines(body: Vec<LineBody>) -> Result<Vec<LineIn>, ErrorAnswer> {
 /// Who keys a command: the cashier as posted; the till as posted, or the
 /// till whose token the request carried (a different till posted with a
 /// till's token is refused). No approval: see [`approved`].
-fn staff(
+pub(super) fn staff(
     token_till: Option<Extension<Till>>,
     cashier: Option<String>,
     till: Option<String>,

@@ -19,11 +19,13 @@
 //! Map: this file holds the state, the router and the error answers;
 //! [`guard`] who may use the API (host, origin, till tokens); `json.rs`
 //! the body extractor, `commands.rs` the handlers that record,
-//! `reads.rs` the handlers that read.
+//! `reads.rs` the handlers that read, `orders.rs` the store's part of the
+//! chain's orders (pick list and moves).
 
 mod commands;
 pub mod guard;
 mod json;
+mod orders;
 mod reads;
 
 use std::sync::Arc;
@@ -77,6 +79,9 @@ pub fn router(state: AppState, config: &ApiConfig, guard: Arc<Guard>) -> Router 
         .route("/v1/returns/{id}", get(reads::get_return))
         .route("/v1/receipts", post(commands::post_receipt))
         .route("/v1/counts", post(commands::post_count))
+        .route("/v1/orders", get(orders::list))
+        .route("/v1/orders/{id}", get(orders::get))
+        .route("/v1/orders/{id}/{to}", post(orders::fulfil))
         .route("/v1/stock/{gtin}", get(reads::get_stock))
         .route("/v1/status", get(reads::get_status))
         .route("/v1/catalog", post(commands::post_catalog))
@@ -139,6 +144,10 @@ impl IntoResponse for ErrorAnswer {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 ErrorBody::new("invalid", message),
             ),
+            ErrorAnswer::Refused {
+                refusal: refusal @ Refusal::UnknownOrder(_),
+                ..
+            } => (StatusCode::NOT_FOUND, ErrorBody::of_refusal(&refusal, true)),
             ErrorAnswer::Refused {
                 refusal,
                 hub_reachable,

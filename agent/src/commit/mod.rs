@@ -68,7 +68,8 @@ use tally_service::vital::Vital;
 use tally_store::StoreError;
 use tally_sync::clock::Clock;
 use tally_sync::command::{Command, Outcome};
-use tally_sync::message::CatalogItem;
+use tally_sync::fulfilment::OrderAllocation;
+use tally_sync::message::{AllocationsPage, CatalogItem};
 use tally_sync::rights::RightsGrant;
 use tally_sync::{EventId, Gtin, Shortage, SyncRequest, SyncResponse};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -119,6 +120,10 @@ enum Job {
     /// Write every unflushed counter to the counters table (before reading
     /// a delta from it); answers how many were written.
     Flush(Reply<usize>),
+    /// A page of this store's allocations from the hub, to merge, and the
+    /// hub's cursor after it; answers the allocations whose status
+    /// changed here.
+    Allocations(Box<AllocationsPage>, Reply<Vec<OrderAllocation>>),
     /// Give up to `units` unsold rights to `gtin` to the hub (an online
     /// order asked, `tally_sync::rights::release`).
     Release {
@@ -151,6 +156,7 @@ impl Job {
             Job::Sync(_, reply) => answer(reply, Err(e.clone())),
             Job::DeadLetter { reply, .. } => answer(reply, Err(e.clone())),
             Job::Flush(reply) => answer(reply, Err(e.clone())),
+            Job::Allocations(_, reply) => answer(reply, Err(e.clone())),
             Job::LostSale { reply, .. } => answer(reply, Err(e.clone())),
             Job::Release { reply, .. } => answer(reply, Err(e.clone())),
         }
@@ -395,6 +401,19 @@ impl Committer {
             reply,
         })
         .await
+    }
+
+    /// Merges a page of this store's allocations from the hub (durable
+    /// before it answers, with the hub's cursor); answers the allocations
+    /// whose status changed here.
+    pub async fn allocations(
+        &self,
+        page: AllocationsPage,
+    ) -> Result<Vec<OrderAllocation>, CommitError> {
+        self.enqueue(|reply| Job::Allocations(Box::new(page), reply))
+            .await?
+            .wait()
+            .await
     }
 
     /// Writes every held-back counter to the counters table; answers how

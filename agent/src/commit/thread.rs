@@ -13,7 +13,8 @@ use tally_service::vital::Vital;
 use rand::RngCore;
 use tally_store::{StoreError, WriteTxn};
 use tally_sync::clock::Clock;
-use tally_sync::command::{execute, Outcome, Stamp};
+use tally_sync::command::{execute, merge_allocations, Outcome, Stamp};
+use tally_sync::fulfilment::OrderAllocation;
 use tally_sync::rights::{apply_grant, release};
 use tally_sync::{ByReason, EventId, EventKind, Lost, Refusal};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -80,6 +81,7 @@ enum Answer {
     DeadLettered(Reply<bool>, bool),
     Flushed(Reply<usize>, usize),
     Released(Reply<Released>, Released),
+    Allocations(Reply<Vec<OrderAllocation>>, Vec<OrderAllocation>),
     Lost(Reply<()>),
 }
 
@@ -99,6 +101,7 @@ impl Answer {
             Answer::DeadLettered(reply, was_queued) => answer(reply, Ok(was_queued)),
             Answer::Flushed(reply, n) => answer(reply, Ok(n)),
             Answer::Released(reply, r) => answer(reply, Ok(r)),
+            Answer::Allocations(reply, changed) => answer(reply, Ok(changed)),
             Answer::Lost(reply) => answer(reply, Ok(())),
         }
     }
@@ -112,6 +115,7 @@ impl Answer {
             Answer::DeadLettered(reply, _) => answer(reply, Err(e.clone())),
             Answer::Flushed(reply, _) => answer(reply, Err(e.clone())),
             Answer::Released(reply, _) => answer(reply, Err(e.clone())),
+            Answer::Allocations(reply, _) => answer(reply, Err(e.clone())),
             Answer::Lost(reply) => answer(reply, Err(e.clone())),
         }
     }
@@ -459,6 +463,16 @@ fn apply_all(
             Job::Flush(reply) => {
                 let (reply, n) = settle(tables.flush(), reply)?;
                 waiting.push((Answer::Flushed(reply, n), queued));
+                continue;
+            }
+            Job::Allocations(page, reply) => {
+                let changed = tables.ledger().and_then(|l| {
+                    let changed = merge_allocations(l, &page.allocations)?;
+                    l.set_allocations_cursor(page.cursor)?;
+                    Ok(changed)
+                });
+                let (reply, changed) = settle(changed, reply)?;
+                waiting.push((Answer::Allocations(reply, changed), queued));
                 continue;
             }
             Job::Granted(grant, cmd, reply) => {

@@ -174,6 +174,8 @@ impl AgentDb {
             raw.open_table(DEAD_LETTER).map_err(storage)?;
             raw.open_table(RETURNED).map_err(storage)?;
             raw.open_table(LOST_SALES).map_err(storage)?;
+            raw.open_table(super::orders::ORDERS).map_err(storage)?;
+            raw.open_table(super::orders::BY_STATUS).map_err(storage)?;
         }
         let migrated = outbox::migrate(txn.raw())?;
         if migrated > 0 {
@@ -320,6 +322,30 @@ impl AgentDb {
         };
         let returned = returned_from(&txn.raw().open_table(RETURNED).map_err(storage)?, id)?;
         Ok(Some((event, returned)))
+    }
+
+    /// This store's allocations with one of `statuses` (by status, then
+    /// order id after `after`), at most `limit`.
+    pub fn allocations(
+        &self,
+        statuses: &[tally_sync::fulfilment::Status],
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<tally_sync::fulfilment::OrderAllocation>, StoreError> {
+        super::orders::list(&self.read()?, statuses, after, limit)
+    }
+
+    /// This store's allocation of `order_id`.
+    pub fn allocation(
+        &self,
+        order_id: &str,
+    ) -> Result<Option<tally_sync::fulfilment::OrderAllocation>, StoreError> {
+        super::orders::read(&self.read()?, order_id)
+    }
+
+    /// The hub's allocation changes merged here.
+    pub fn allocations_cursor(&self) -> Result<u64, StoreError> {
+        super::orders::cursor(&self.read()?)
     }
 
     /// The persisted sync cursors.

@@ -48,11 +48,14 @@
 //!   transaction, and [`BatchCounters`], what a batch held back.
 //! - `sync.rs`: the sync request from one snapshot and the writes outside
 //!   the `Ledger`: [`apply_sync`], [`dead_letter`], [`put_catalog`].
+//! - `orders.rs`: this store's allocations of orders (the pick list), by
+//!   order id and by status.
 //! - `tables.rs`: the agent's table definitions and metadata keys, and
 //!   the reads and writes on them the others share.
 //! - The outbox's own layout is [`crate::outbox`].
 
 mod db;
+mod orders;
 mod sync;
 mod tables;
 mod txn;

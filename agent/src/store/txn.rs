@@ -10,13 +10,14 @@ use tally_store::{LazyTable, StoreError, TxnReplica, WriteTxn};
 use tally_sync::command::Ledger;
 use tally_sync::epcs::{DoubleSale, EpcRecord, EpcSummary};
 use tally_sync::exchange::ReplicaStore;
+use tally_sync::fulfilment::OrderAllocation;
 use tally_sync::journal::Inserted;
 use tally_sync::{BoundedCounter, Delta, Epc, Event, EventId, Gtin, ItemKey, LocationId};
 
 use super::tables::{
     outbox_seq, returned_from, storage, AGENT_META, COUNTERS_FLUSHED_UPTO, DEMAND, RETURNED,
 };
-use super::{AgentDb, Unflushed};
+use super::{orders, AgentDb, Unflushed};
 use crate::outbox::{self, OUTBOX};
 
 /// The counters a batch changed that are not in the counters table yet,
@@ -52,6 +53,9 @@ pub struct AgentTxn<'t> {
     demand: LazyTable<'t, u64, u64>,
     /// Opened only by returns that name a sale.
     returned: LazyTable<'t, (u128, u64), u64>,
+    /// Opened only by allocations (pages from the hub, fulfilment moves).
+    orders: LazyTable<'t, &'static str, &'static [u8]>,
+    orders_by_status: LazyTable<'t, (&'static str, &'static str), ()>,
     meta: tally_store::redb::Table<'t, &'static str, u64>,
     outbox_seq: u64,
     /// The counters table covers the outbox up to here.
@@ -84,6 +88,8 @@ impl<'t> AgentTxn<'t> {
             appending: Vec::new(),
             demand: LazyTable::new(raw, DEMAND),
             returned: LazyTable::new(raw, RETURNED),
+            orders: LazyTable::new(raw, orders::ORDERS),
+            orders_by_status: LazyTable::new(raw, orders::BY_STATUS),
             meta,
             outbox_seq,
             flushed_upto,
@@ -115,6 +121,15 @@ impl<'t> AgentTxn<'t> {
         let first = self.outbox_seq - self.appending.len() as u64 + 1;
         outbox::append(&mut self.outbox, first, &self.appending)?;
         Ok((self.appended, self.batch))
+    }
+
+    /// Records that the hub's allocation changes up to `cursor` are
+    /// merged here.
+    pub fn set_allocations_cursor(&mut self, cursor: u64) -> Result<(), StoreError> {
+        self.meta
+            .insert(orders::ALLOCATIONS_CURSOR, cursor)
+            .map_err(storage)?;
+        Ok(())
     }
 
     /// Writes every unflushed counter (the committed ones and this
@@ -246,5 +261,14 @@ impl Ledger for AgentTxn<'_> {
                 .map_err(storage)?;
         }
         Ok(())
+    }
+
+    fn allocation(&self, order_id: &str) -> Result<Option<OrderAllocation>, StoreError> {
+        orders::get(self.orders.get()?, order_id)
+    }
+
+    fn put_allocation(&mut self, allocation: &OrderAllocation) -> Result<(), StoreError> {
+        let (table, index) = (self.orders.get_mut()?, self.orders_by_status.get_mut()?);
+        orders::put(table, index, allocation)
     }
 }

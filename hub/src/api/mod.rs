@@ -38,6 +38,7 @@
 #![allow(clippy::result_large_err)]
 
 mod admin;
+mod allocations;
 pub mod budget;
 mod catalog;
 mod dashboard;
@@ -140,6 +141,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/rights", post(rights::rights))
         .route("/v1/rights/released", post(link::released))
         .route("/v1/link", get(link::link))
+        .route("/v1/allocations", get(allocations::allocations))
         .route("/v1/enroll", post(enroll::enroll))
         .route("/v1/renew", post(enroll::renew))
         .route("/v1/orders", post(orders::orders).get(orders::list))

@@ -27,7 +27,7 @@ use crate::storage::{OrderRequest, OrderResult, ReleaseResult};
 use tally_sync::fulfilment::Fulfilment;
 
 /// Longest order id accepted.
-pub const MAX_ORDER_ID_LEN: usize = 128;
+pub const MAX_ORDER_ID_LEN: usize = tally_sync::fulfilment::MAX_ORDER_ID_BYTES;
 /// Most lines in one order.
 pub const MAX_ORDER_LINES: usize = 1_000;
 
@@ -59,34 +59,54 @@ struct OrderLineBody {
     qty: u64,
 }
 
-/// The order the body asks for at `now` (Unix ms): at its store, or
-/// routed (`fulfilment: "ship"` and no store), or the 422 to answer.
+/// The order the body asks for at `now` (Unix ms): at its store with no
+/// fulfilment (today's meaning: sold from the hub's reserve there), or
+/// with a fulfilment (allocated at the store it names, or routed when a
+/// `ship` order names none), or the 422 to answer.
 fn validate(body: OrderBody, now: u64) -> Result<Validated, Response> {
-    match (&body.store, body.fulfilment) {
-        (Some(_), _) => validate_order(body, now).map(Validated::AtStore),
-        (None, Some(Fulfilment::Ship)) => {
-            let mut seed = [0u8; 10];
-            rand::rngs::OsRng.fill_bytes(&mut seed);
-            let order_id = match body.order_id {
-                Some(id) => checked_order_id(id)?,
-                None => EventId::v7(now, seed).to_string(),
-            };
-            Ok(Validated::Routed(RoutedOrderRequest {
-                order_id,
-                fulfilment: Fulfilment::Ship,
-                lines: order_lines(body.lines)?,
-                seed,
-                now_ms: now,
-            }))
+    let Some(fulfilment) = body.fulfilment else {
+        if body.store.is_none() {
+            return Err(invalid(
+                "store: required, unless fulfilment is \"ship\" (then the hub routes the order)",
+            ));
         }
-        (None, _) => Err(invalid(
-            "store: required, unless fulfilment is \"ship\" (then the hub routes the order)",
-        )),
+        return validate_order(body, now).map(Validated::AtStore);
+    };
+    let store = match (body.store.as_deref(), fulfilment) {
+        (None, Fulfilment::Pickup) => {
+            return Err(invalid(
+                "store: a pickup order names the store the customer collects it at",
+            ))
+        }
+        (None, Fulfilment::Ship) => None,
+        (Some(s), _) => Some(checked_store(s)?),
+    };
+    let mut seed = [0u8; 10];
+    rand::rngs::OsRng.fill_bytes(&mut seed);
+    let order_id = match body.order_id {
+        Some(id) => checked_order_id(id)?,
+        None => EventId::v7(now, seed).to_string(),
+    };
+    Ok(Validated::Routed(RoutedOrderRequest {
+        order_id,
+        fulfilment,
+        store,
+        lines: order_lines(body.lines)?,
+        seed,
+        now_ms: now,
+    }))
+}
+
+fn checked_store(store: &str) -> Result<LocationId, Response> {
+    let store = LocationId::new(store).map_err(|e| invalid(format!("store: {e}")))?;
+    if store.as_str() == tally_sync::ReplicaId::HUB {
+        return Err(invalid("store: \"hub\" is not a store"));
     }
+    Ok(store)
 }
 
 fn checked_order_id(id: String) -> Result<String, Response> {
-    if id.is_empty() || id.len() > MAX_ORDER_ID_LEN || !id.bytes().all(|b| b.is_ascii_graphic()) {
+    if !tally_sync::fulfilment::valid_order_id(&id) {
         return Err(invalid(format!(
             "order_id must be 1 to {MAX_ORDER_ID_LEN} printable ASCII characters"
         )));
@@ -124,11 +144,7 @@ fn validate_order(body: OrderBody, now: u64) -> Result<OrderRequest, Response> {
         None => event_id.to_string(),
         Some(id) => checked_order_id(id)?,
     };
-    let store = body.store.unwrap_or_default();
-    let store = LocationId::new(&store).map_err(|e| invalid(format!("store: {e}")))?;
-    if store.as_str() == tally_sync::ReplicaId::HUB {
-        return Err(invalid("store: \"hub\" is not a store"));
-    }
+    let store = checked_store(body.store.as_deref().unwrap_or_default())?;
     Ok(OrderRequest {
         order_id,
         store,
@@ -295,15 +311,136 @@ pub(super) async fn orders(
     })
 }
 
-/// A routed order: 201 with its allocations, 200 on a repeat, 409
-/// `insufficient_stock` with what the chain lacks, 422 on an id conflict.
+/// Asks live stores holding unsold units of `missing` items (beyond the
+/// hub's rights there) to release them to the hub, all at once, within
+/// `left`; merges each report. Only the order's store when it names one.
+/// Answers the holds (the units stay held for this order while they
+/// live) and whether any store released anything.
+async fn release_for(
+    st: &AppState,
+    store: Option<&LocationId>,
+    missing: &[tally_sync::routing::AllocatedLine],
+    left: std::time::Duration,
+) -> Result<(Vec<crate::link::Hold>, bool), Response> {
+    let live: Vec<LocationId> = st
+        .links
+        .live()
+        .into_iter()
+        .map(|l| l.location)
+        .filter(|l| store.is_none_or(|s| s == l))
+        .collect();
+    let hub = tally_sync::ReplicaId::hub();
+    let mut asks = Vec::new();
+    for m in missing {
+        let keys: Vec<ItemKey> = live
+            .iter()
+            .map(|l| ItemKey::new(l.clone(), m.gtin))
+            .collect();
+        let counters = read_storage(st, move |s| {
+            keys.iter()
+                .map(|k| Ok((k.location.clone(), s.counter(k)?)))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+        // The stores with the most unsold units beyond the hub's rights
+        // first, until the missing units are covered.
+        let mut spare: Vec<(u64, LocationId, tally_sync::BoundedCounter)> = counters
+            .into_iter()
+            .map(|(l, c)| (c.value().saturating_sub(c.rights(&hub)), l, c))
+            .filter(|(n, _, _)| *n > 0)
+            .collect();
+        spare.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        let mut wanted = m.qty;
+        for (n, location, counter) in spare {
+            if wanted == 0 {
+                break;
+            }
+            let units = n.min(wanted);
+            wanted -= units;
+            asks.push((location, m.gtin, units, counter));
+        }
+    }
+    let now = st.clock.now_ms();
+    let asked = futures_util::future::join_all(
+        asks.iter()
+            .map(|(l, g, units, c)| st.links.ask_release(l, *g, *units, c, left, now)),
+    )
+    .await;
+    let mut holds = Vec::new();
+    let mut released_any = false;
+    for a in asked {
+        if let Asked::Reported {
+            who,
+            released,
+            hold,
+        } = a
+        {
+            let units = released.released;
+            st.metrics
+                .release(ReleaseOutcome::Reported, units, std::time::Duration::ZERO);
+            match st
+                .writer
+                .release(who, released)
+                .await
+                .map_err(write_error)?
+            {
+                ReleaseResult::Forged(why) => {
+                    warn!(%why, "A store's release report was forged; ignored.");
+                }
+                _ => released_any |= units > 0,
+            }
+            holds.push(hold);
+        }
+    }
+    Ok((holds, released_any))
+}
+
+/// Tells each store of `order` that its allocation changed: it fetches
+/// its allocations at once (the live link's `sync_now`); a store not live
+/// gets them at its next sync.
+fn notify_stores(st: &AppState, order: &RoutedOrder) {
+    for a in &order.allocations {
+        st.links.notify(&a.store, tally_sync::link::Notice::SyncNow);
+    }
+}
+
+/// An order with a fulfilment: 201 with its allocations, 200 on a
+/// repeat, 409 `insufficient_stock` with what the chain lacks, 422 on an
+/// id conflict. When the hub's reserves cannot fill it, live stores with
+/// unsold units are asked to release them (rights on demand) and the
+/// order is routed again.
 async fn routed(st: &AppState, o: RoutedOrderRequest) -> Result<Response, Response> {
     let order_id = o.order_id.clone();
-    Ok(match st.writer.route_order(o).await.map_err(write_error)? {
+    let deadline = Instant::now() + st.settings.rights_wait;
+    let mut holds = Vec::new();
+    let mut rounds = 0;
+    let result = loop {
+        let result = st
+            .writer
+            .route_order(o.clone())
+            .await
+            .map_err(write_error)?;
+        let RoutedResult::Unfillable(missing) = &result else {
+            break result;
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if rounds == MAX_RELEASE_ROUNDS || left.is_zero() {
+            break result;
+        }
+        rounds += 1;
+        let (held, released) = release_for(st, o.store.as_ref(), missing, left).await?;
+        holds.extend(held);
+        if !released {
+            break result;
+        }
+    };
+    drop(holds);
+    Ok(match result {
         RoutedResult::Accepted(order) => {
             st.metrics.order(true, false);
             let stores: Vec<&str> = order.allocations.iter().map(|a| a.store.as_str()).collect();
-            info!(order_id = %order_id, stores = ?stores, "Online order routed.");
+            info!(order_id = %order_id, stores = ?stores, fulfilment = ?order.fulfilment, "Order allocated.");
+            notify_stores(st, &order);
             (StatusCode::CREATED, Json(order_view(&order))).into_response()
         }
         RoutedResult::Replayed(order) => {
@@ -426,6 +563,7 @@ pub(super) async fn cancel(
     {
         CancelResult::Cancelled(order) => {
             info!(order_id = %id, "Routed order cancelled.");
+            notify_stores(&st, &order);
             Ok(Json(order_view(&order)).into_response())
         }
         CancelResult::NotFound => Err(error(

@@ -374,6 +374,14 @@ pub trait HubStorage: Send + Sync + 'static {
     ) -> Result<Vec<routed::RoutedOrder>, StorageError>;
     /// The routed order with this id, if any.
     fn routed_order(&self, order_id: &str) -> Result<Option<routed::RoutedOrder>, StorageError>;
+    /// `store`'s allocations changed after change version `after`, at
+    /// most `limit` (`GET /v1/allocations`).
+    fn allocations(
+        &self,
+        store: &LocationId,
+        after: u64,
+        limit: usize,
+    ) -> Result<tally_sync::message::AllocationsPage, StorageError>;
     /// The audit of every event held, against the counters, from one
     /// snapshot. Reads every event (time O(events)), one at a time
     /// (memory O(items × stores + sold EPCs)).

@@ -167,6 +167,9 @@ impl RedbHub {
             raw.open_table(content::EXPLAINED).map_err(redb_err)?;
             raw.open_table(routed::ROUTED).map_err(redb_err)?;
             raw.open_table(routed::BY_STATUS).map_err(redb_err)?;
+            raw.open_table(routed::CHANGES).map_err(redb_err)?;
+            raw.open_table(routed::VERSIONS).map_err(redb_err)?;
+            raw.open_table(routed::META).map_err(redb_err)?;
             raw.open_table(held::HELD).map_err(redb_err)?;
             raw.open_table(held::HELD_COUNT).map_err(redb_err)?;
         }
@@ -217,7 +220,7 @@ impl RedbHub {
         let store = who.replica.to_string();
         let new: HashSet<_> = outcome.new_events.iter().copied().collect();
         let new_events: Vec<&Event> = req.events.iter().filter(|e| new.contains(&e.id)).collect();
-        let exceptions = new_event_exceptions(&replica, &store, &new_events, &outcome, now_ms)?;
+        let mut exceptions = new_event_exceptions(&replica, &store, &new_events, &outcome, now_ms)?;
         let mut sold_per_minute: BTreeMap<u64, u64> = BTreeMap::new();
         for e in &new_events {
             if matches!(e.kind, EventKind::Sale { .. }) {
@@ -227,6 +230,36 @@ impl RedbHub {
             }
         }
         drop(replica);
+
+        // The store's moves of its order allocations.
+        for e in &new_events {
+            if let EventKind::Fulfilment { order_id, status } = &e.kind {
+                let kind = match routed::store_moved(txn, &who.location, order_id, *status)? {
+                    routed::Moved::Merged => continue,
+                    routed::Moved::Conflict { kept } => (
+                        "order_conflict",
+                        serde_json::json!({
+                            "order_id": order_id,
+                            "kept": kept,
+                            "message": "the store handed over an allocation HQ had cancelled: the customer has the goods, and the cancellation put them back in stock (count them out)",
+                        }),
+                    ),
+                    routed::Moved::Unknown => (
+                        "unknown_allocation",
+                        serde_json::json!({ "order_id": order_id, "status": status }),
+                    ),
+                };
+                exceptions.push(ExceptionRecord {
+                    id: 0,
+                    kind: kind.0.into(),
+                    store: store.clone(),
+                    event_ids: vec![e.id],
+                    at_ms: e.at_ms,
+                    detected_at_ms: now_ms,
+                    detail: kind.1,
+                });
+            }
+        }
 
         // Catalog changes since the store's cursor, paged.
         let (items, cursor) = txn.catalog_since(req.catalog_cursor, s.catalog_page)?;
@@ -857,6 +890,20 @@ impl HubStorage for RedbHub {
 
     fn routed_order(&self, order_id: &str) -> Result<Option<RoutedOrder>, StorageError> {
         Ok(routed::read(&self.db.begin_read()?, order_id)?)
+    }
+
+    fn allocations(
+        &self,
+        store: &LocationId,
+        after: u64,
+        limit: usize,
+    ) -> Result<tally_sync::message::AllocationsPage, StorageError> {
+        Ok(routed::allocations_page(
+            &self.db.begin_read()?,
+            store,
+            after,
+            limit,
+        )?)
     }
 
     fn held_events(&self, limit: usize) -> Result<Vec<HeldEvent>, StorageError> {

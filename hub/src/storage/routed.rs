@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use tally_store::redb::{ReadableTable, TableDefinition};
 use tally_store::{ReadTxn, StoreError, WriteTxn};
 use tally_sync::command::counters_at;
-use tally_sync::fulfilment::{Fulfilment, Status};
+use tally_sync::fulfilment::{Fulfilment, OrderAllocation, Status};
+use tally_sync::message::AllocationsPage;
 use tally_sync::routing::{route, AllocatedLine, Candidate, Preference};
 use tally_sync::{Event, EventId, EventKind, Gtin, LocationId, ReplicaId, ReservePolicy};
 
@@ -29,14 +30,156 @@ pub(super) const ROUTED: TableDefinition<&str, &[u8]> = TableDefinition::new("hu
 pub(super) const BY_STATUS: TableDefinition<(&str, &str), ()> =
     TableDefinition::new("hub_routed_orders_by_status");
 
+/// (store, change version) → order id: each store's allocations in the
+/// order they last changed at the hub (allocated, cancelled), so a store
+/// fetches what changed after its cursor with one range read
+/// (`GET /v1/allocations`).
+pub(super) const CHANGES: TableDefinition<(&str, u64), &str> =
+    TableDefinition::new("hub_allocation_changes");
+/// (store, order id) → its allocation's change version (to move its
+/// entry in [`CHANGES`]).
+pub(super) const VERSIONS: TableDefinition<(&str, &str), u64> =
+    TableDefinition::new("hub_allocation_versions");
+/// `"allocation_version"` → the last change version handed out.
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("hub_routed_meta");
+const VERSION_KEY: &str = "allocation_version";
+
 fn status_name(s: Status) -> &'static str {
-    match s {
-        Status::Allocated => "allocated",
-        Status::Picked => "picked",
-        Status::Cancelled => "cancelled",
-        Status::Collected => "collected",
-        Status::Shipped => "shipped",
+    s.name()
+}
+
+/// Records that `store`'s allocation of `order_id` changed at the hub:
+/// it gets the next change version, so the store's next page brings it.
+fn announce(txn: &WriteTxn, store: &LocationId, order_id: &str) -> Result<(), StoreError> {
+    let raw = txn.raw();
+    let mut meta = raw.open_table(META).map_err(redb_err)?;
+    let version = meta
+        .get(VERSION_KEY)
+        .map_err(redb_err)?
+        .map_or(0, |v| v.value())
+        + 1;
+    meta.insert(VERSION_KEY, version).map_err(redb_err)?;
+    let mut versions = raw.open_table(VERSIONS).map_err(redb_err)?;
+    let mut changes = raw.open_table(CHANGES).map_err(redb_err)?;
+    if let Some(old) = versions
+        .insert((store.as_str(), order_id), version)
+        .map_err(redb_err)?
+    {
+        changes
+            .remove((store.as_str(), old.value()))
+            .map_err(redb_err)?;
     }
+    changes
+        .insert((store.as_str(), version), order_id)
+        .map_err(redb_err)?;
+    Ok(())
+}
+
+/// An order's status from its allocations': the least advanced of those
+/// not cancelled (an order is collected when every part is), or
+/// `cancelled` when all are.
+fn order_status(allocations: &[AllocationRecord]) -> Status {
+    let rank = |s: Status| match s {
+        Status::Allocated => 0,
+        Status::Picked => 1,
+        Status::Collected | Status::Shipped => 2,
+        Status::Cancelled => 3,
+    };
+    allocations
+        .iter()
+        .map(|a| a.status)
+        .filter(|s| *s != Status::Cancelled)
+        .min_by_key(|s| rank(*s))
+        .unwrap_or(Status::Cancelled)
+}
+
+/// The allocation of `order` at `store`, as the store keeps it.
+fn store_view(order: &RoutedOrder, store: &LocationId) -> Option<OrderAllocation> {
+    let a = order.allocations.iter().find(|a| a.store == *store)?;
+    Some(OrderAllocation {
+        order_id: order.order_id.clone(),
+        fulfilment: order.fulfilment,
+        lines: a.lines.clone(),
+        status: a.status,
+        at_ms: order.at_ms,
+    })
+}
+
+/// `store`'s allocations changed after change version `after`, oldest
+/// change first, at most `limit` (a range read of [`CHANGES`]).
+pub(super) fn allocations_page(
+    txn: &ReadTxn,
+    store: &LocationId,
+    after: u64,
+    limit: usize,
+) -> Result<AllocationsPage, StoreError> {
+    let changes = txn.raw().open_table(CHANGES).map_err(redb_err)?;
+    let orders = txn.raw().open_table(ROUTED).map_err(redb_err)?;
+    let mut page = AllocationsPage {
+        allocations: Vec::new(),
+        cursor: after,
+        more: false,
+    };
+    let s = store.as_str();
+    for row in changes
+        .range((s, after.saturating_add(1))..=(s, u64::MAX))
+        .map_err(redb_err)?
+    {
+        if page.allocations.len() == limit {
+            page.more = true;
+            break;
+        }
+        let (k, v) = row.map_err(redb_err)?;
+        page.cursor = k.value().1;
+        if let Some(order) = get(&orders, v.value())? {
+            page.allocations.extend(store_view(&order, store));
+        }
+    }
+    Ok(page)
+}
+
+/// What a store's `fulfilment` event did to its allocation at the hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Moved {
+    /// Merged (or already known).
+    Merged,
+    /// Merged, but it handed over what HQ had cancelled meanwhile: the
+    /// hand-over stands; the cancellation's units are back in stock while
+    /// the customer has them.
+    Conflict {
+        /// The hand-over that stands.
+        kept: Status,
+    },
+    /// No allocation of that order at that store.
+    Unknown,
+}
+
+/// Merges `store`'s move of its allocation of `order_id` to `status`
+/// into the order (a join: a late or repeated move changes nothing).
+pub(super) fn store_moved(
+    txn: &WriteTxn,
+    store: &LocationId,
+    order_id: &str,
+    status: Status,
+) -> Result<Moved, StoreError> {
+    let Some(mut order) = get(&txn.raw().open_table(ROUTED).map_err(redb_err)?, order_id)? else {
+        return Ok(Moved::Unknown);
+    };
+    let Some(a) = order.allocations.iter_mut().find(|a| a.store == *store) else {
+        return Ok(Moved::Unknown);
+    };
+    let (merged, conflict) = a.status.merge(status);
+    if merged == a.status {
+        return Ok(Moved::Merged);
+    }
+    a.status = merged;
+    let was = order.status;
+    order.status = order_status(&order.allocations);
+    put(txn, &order, Some(was))?;
+    Ok(match conflict {
+        Some(c) => Moved::Conflict { kept: c.kept },
+        None => Moved::Merged,
+    })
 }
 
 /// Stores `order`, moving its entry in the status index from `was`.
@@ -77,6 +220,9 @@ pub struct RoutedOrderRequest {
     pub order_id: String,
     /// How it reaches the customer.
     pub fulfilment: Fulfilment,
+    /// The store it must be filled at (a pickup order's, or a ship order
+    /// HQ placed at one store); `None`: routed over every store.
+    pub store: Option<LocationId>,
     /// Items and quantities, one line per item, in item order.
     pub lines: Vec<(Gtin, u64)>,
     /// Randomness for the allocations' event ids.
@@ -88,7 +234,10 @@ pub struct RoutedOrderRequest {
 impl RoutedOrderRequest {
     fn fingerprint(&self) -> String {
         let lines: Vec<String> = self.lines.iter().map(|(g, q)| format!("{g}x{q}")).collect();
-        format!("route:{:?}|{}", self.fulfilment, lines.join(","))
+        match &self.store {
+            None => format!("route:{:?}|{}", self.fulfilment, lines.join(",")),
+            Some(at) => format!("route:{:?}@{at}|{}", self.fulfilment, lines.join(",")),
+        }
     }
 }
 
@@ -215,6 +364,9 @@ pub(super) fn route_order(
         fingerprint: o.fingerprint(),
     };
     put(txn, &order, None)?;
+    for a in &order.allocations {
+        announce(txn, &a.store, &order.order_id)?;
+    }
     Ok(RoutedResult::Accepted(order))
 }
 
@@ -271,6 +423,7 @@ pub(super) fn cancel(
         };
         record(txn, &event, order_id)?;
         a.status = Status::Cancelled;
+        announce(txn, &a.store, order_id)?;
     }
     let was = order.status;
     order.status = Status::Cancelled;
@@ -304,6 +457,9 @@ fn candidates(
         let Ok(store) = LocationId::new(&id) else {
             continue;
         };
+        if o.store.as_ref().is_some_and(|only| *only != store) {
+            continue;
+        }
         let counters = counters_at(&replica, &store, o.lines.iter().map(|&(g, _)| g))?;
         let available = counters
             .into_iter()

@@ -1,5 +1,6 @@
 //! The command core: what `sell`, `return`, `receive`, `count` and
-//! `override` do, with no HTTP, no clock and no entropy in it. The agent's
+//! `override` do, and a store's moves of its order allocations
+//! (`fulfil`), with no HTTP, no clock and no entropy in it. The agent's
 //! committer runs it inside its write transaction; the simulation and the
 //! hub's tests run the very same code over [`MemStore`](crate::memstore::MemStore).
 //!
@@ -43,6 +44,7 @@ use crate::counter::BoundedCounter;
 use crate::epcs::{EpcRecord, EpcSummary, SoldEpcs};
 use crate::event::{Event, EventKind, Shortfall, Tender};
 use crate::exchange::{Identity, ReplicaStore};
+use crate::fulfilment::OrderAllocation;
 use crate::gtin::Gtin;
 use crate::ids::{Epc, EventId, LocationId};
 use crate::inventory::ItemKey;
@@ -76,6 +78,11 @@ pub trait Ledger: ReplicaStore {
         sale: &EventId,
         units: &BTreeMap<Gtin, u64>,
     ) -> Result<(), Self::Error>;
+    /// This store's allocation of order `order_id`, as the hub sent it and
+    /// the store moved it on.
+    fn allocation(&self, order_id: &str) -> Result<Option<OrderAllocation>, Self::Error>;
+    /// Stores an allocation (a new one from the hub, or one moved on).
+    fn put_allocation(&mut self, allocation: &OrderAllocation) -> Result<(), Self::Error>;
 }
 
 /// Time and randomness for a new event, supplied by the caller.
@@ -186,6 +193,18 @@ pub enum Command {
         /// Who counts.
         staff: Staff,
     },
+    /// Move this store's allocation of an order on: picked, collected
+    /// (pickup) or shipped (ship).
+    Fulfil {
+        /// Idempotency key.
+        id: Option<EventId>,
+        /// The order.
+        order_id: String,
+        /// Where it moves to.
+        to: crate::fulfilment::Status,
+        /// Who picks or hands over.
+        staff: Staff,
+    },
 }
 
 impl Command {
@@ -195,7 +214,8 @@ impl Command {
             Command::Sale { id, .. }
             | Command::Return { id, .. }
             | Command::Receipt { id, .. }
-            | Command::Count { id, .. } => *id,
+            | Command::Count { id, .. }
+            | Command::Fulfil { id, .. } => *id,
         }
     }
 
@@ -206,7 +226,8 @@ impl Command {
             Command::Sale { id, .. }
             | Command::Return { id, .. }
             | Command::Receipt { id, .. }
-            | Command::Count { id, .. } => {
+            | Command::Count { id, .. }
+            | Command::Fulfil { id, .. } => {
                 id.get_or_insert(fresh);
             }
         }
@@ -219,7 +240,8 @@ impl Command {
             Command::Sale { staff, .. }
             | Command::Return { staff, .. }
             | Command::Receipt { staff, .. }
-            | Command::Count { staff, .. } => staff,
+            | Command::Count { staff, .. }
+            | Command::Fulfil { staff, .. } => staff,
         }
     }
 
@@ -229,7 +251,8 @@ impl Command {
             Command::Sale { staff, .. }
             | Command::Return { staff, .. }
             | Command::Receipt { staff, .. }
-            | Command::Count { staff, .. } => *staff = by,
+            | Command::Count { staff, .. }
+            | Command::Fulfil { staff, .. } => *staff = by,
         }
         self
     }
@@ -241,6 +264,7 @@ impl Command {
             Command::Return { .. } => "return",
             Command::Receipt { .. } => "receipt",
             Command::Count { .. } => "count_adjustment",
+            Command::Fulfil { .. } => "fulfilment",
         }
     }
 
@@ -252,6 +276,7 @@ impl Command {
             }
             Command::Receipt { lines, .. } => lines.iter().map(|l| l.gtin).collect(),
             Command::Count { gtin, .. } => BTreeSet::from([*gtin]),
+            Command::Fulfil { .. } => BTreeSet::new(),
         }
     }
 
@@ -263,7 +288,9 @@ impl Command {
             Command::Sale { lines, .. } | Command::Return { lines, .. } => {
                 lines.iter().map(|l| l.gtin).collect()
             }
-            Command::Receipt { .. } | Command::Count { .. } => BTreeSet::new(),
+            Command::Receipt { .. } | Command::Count { .. } | Command::Fulfil { .. } => {
+                BTreeSet::new()
+            }
         }
     }
 
@@ -273,7 +300,7 @@ impl Command {
             Command::Sale { lines, .. } | Command::Return { lines, .. } => {
                 lines.iter().filter_map(|l| l.epc.as_ref()).collect()
             }
-            Command::Receipt { .. } | Command::Count { .. } => Vec::new(),
+            Command::Receipt { .. } | Command::Count { .. } | Command::Fulfil { .. } => Vec::new(),
         }
     }
 }
@@ -293,6 +320,8 @@ pub struct Loaded {
     /// For a return, the item each of its EPCs was first sold as here
     /// (the hub refuses a tag returned as another item).
     pub epc_items: BTreeMap<Epc, Gtin>,
+    /// For a fulfilment move, the allocation it moves.
+    pub allocation: Option<OrderAllocation>,
 }
 
 /// The sale a return names and what earlier returns took back from it.
@@ -338,6 +367,10 @@ pub fn load<L: Ledger>(ledger: &L, who: &Identity, cmd: &Command) -> Result<Load
         counters: counters_at(ledger, &who.location, cmd.gtins())?,
         ..Loaded::default()
     };
+    if let Command::Fulfil { order_id, .. } = cmd {
+        loaded.allocation = ledger.allocation(order_id)?;
+        return Ok(loaded);
+    }
     if let Command::Return {
         original_sale: Some(sale),
         ..
@@ -435,8 +468,43 @@ pub fn execute<L: Ledger>(
     if let (Some(original), EventKind::Return { .. }) = (&loaded.original, &event.kind) {
         ledger.add_returned(&original.event.id, &units_per_item(&event.lines))?;
     }
+    if let (Some(allocation), EventKind::Fulfilment { status, .. }) =
+        (&loaded.allocation, &event.kind)
+    {
+        ledger.put_allocation(&OrderAllocation {
+            status: *status,
+            ..allocation.clone()
+        })?;
+    }
     ledger.append_outbox(event.id)?;
     Ok(Outcome::Recorded { event, new: true })
+}
+
+/// Merges a page of allocations from the hub into `ledger`: each joined
+/// with what the store knows ([`OrderAllocation::merge`]), so a move the
+/// store made and the hub has not heard of yet is never undone, and a
+/// cancellation at HQ reaches an allocation still open here. Answers the
+/// allocations whose status changed here, as merged (for logs and the
+/// terminal). Idempotent.
+pub fn merge_allocations<L: Ledger>(
+    ledger: &mut L,
+    page: &[OrderAllocation],
+) -> Result<Vec<OrderAllocation>, L::Error> {
+    let mut changed = Vec::new();
+    for from_hub in page {
+        let known = ledger.allocation(&from_hub.order_id)?;
+        let merged = match &known {
+            Some(k) => k.clone().merge(from_hub.clone()),
+            None => from_hub.clone(),
+        };
+        if known.as_ref() != Some(&merged) {
+            ledger.put_allocation(&merged)?;
+            if known.map(|k| k.status) != Some(merged.status) {
+                changed.push(merged);
+            }
+        }
+    }
+    Ok(changed)
 }
 
 /// The current counters of `gtins` at `location`, by item (the state an

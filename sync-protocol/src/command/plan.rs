@@ -11,6 +11,7 @@ use crate::event::{
     checked_total_minor, Approval, Event, EventKind, Line, Override, PriceOverride, Tender,
 };
 use crate::exchange::Identity;
+use crate::fulfilment::Status;
 use crate::gtin::Gtin;
 use crate::ids::EventId;
 use crate::ledger::{plan_count, plan_override, units_per_item, Refusal};
@@ -322,6 +323,30 @@ pub fn plan(
                     unit_price_minor: 0,
                     epc: None,
                 }],
+            )
+        }
+        Command::Fulfil { order_id, to, .. } => {
+            let Some(allocation) = &loaded.allocation else {
+                return Err(Refusal::UnknownOrder(order_id.clone()));
+            };
+            if !matches!(to, Status::Picked | Status::Collected | Status::Shipped) {
+                return Err(invalid(format!(
+                    "a store moves an allocation to picked, collected or shipped, not {to:?}"
+                )));
+            }
+            let status = allocation
+                .status
+                .advance(*to, allocation.fulfilment)
+                .map_err(|error| Refusal::Move {
+                    order_id: order_id.clone(),
+                    error,
+                })?;
+            (
+                EventKind::Fulfilment {
+                    order_id: order_id.clone(),
+                    status,
+                },
+                Vec::new(),
             )
         }
     };

@@ -83,6 +83,19 @@ pub fn retry_mismatch(cmd: &Command, event: &Event) -> Option<String> {
             }
             (counted != recorded).then(|| format!("counted {recorded}, not {counted}"))
         }
+        (
+            Command::Fulfil { order_id, to, .. },
+            EventKind::Fulfilment {
+                order_id: recorded,
+                status,
+            },
+        ) => {
+            if order_id != recorded {
+                Some(format!("order {recorded}, not {order_id}"))
+            } else {
+                (to != status).then(|| format!("moved to {status:?}, not {to:?}"))
+            }
+        }
         _ => Some(format!("a {}", event.kind.name())),
     }
 }

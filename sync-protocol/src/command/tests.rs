@@ -1133,3 +1133,174 @@ fn who_keyed_an_event_is_recorded_and_a_retry_may_come_from_another_till() {
         other => panic!("{other:?}"),
     }
 }
+
+fn allocated(order_id: &str, fulfilment: crate::fulfilment::Fulfilment) -> OrderAllocation {
+    OrderAllocation {
+        order_id: order_id.into(),
+        fulfilment,
+        lines: vec![crate::routing::AllocatedLine {
+            gtin: gtin(1),
+            qty: 2,
+        }],
+        status: crate::fulfilment::Status::Allocated,
+        at_ms: 1,
+    }
+}
+
+fn fulfil(id: u8, order_id: &str, to: crate::fulfilment::Status) -> Command {
+    Command::Fulfil {
+        id: Some(EventId::v7(1, [id; 10])),
+        order_id: order_id.into(),
+        to,
+        staff: Default::default(),
+    }
+}
+
+#[test]
+fn a_store_moves_its_allocation_forward_by_events_that_move_no_stock() {
+    use crate::fulfilment::{Fulfilment, MoveError, Status};
+    let mut l = MemStore::new(who());
+    receive(&mut l, 1, 5);
+    let out = execute(
+        &mut l,
+        &who(),
+        &fulfil(1, "web-1", Status::Picked),
+        stamp(1),
+    )
+    .unwrap();
+    assert!(
+        matches!(&out, Outcome::Refused { refusal: Refusal::UnknownOrder(o), .. } if o == "web-1"),
+        "{out:?}"
+    );
+    merge_allocations(&mut l, &[allocated("web-1", Fulfilment::Pickup)]).unwrap();
+    let before = on_hand(&l, 1);
+    let out = execute(
+        &mut l,
+        &who(),
+        &fulfil(2, "web-1", Status::Picked),
+        stamp(2),
+    )
+    .unwrap();
+    let Outcome::Recorded { event, new: true } = out else {
+        panic!("{out:?}");
+    };
+    assert!(event.lines.is_empty());
+    assert_eq!(
+        event.kind,
+        EventKind::Fulfilment {
+            order_id: "web-1".into(),
+            status: Status::Picked
+        }
+    );
+    assert_eq!(l.allocations["web-1"].status, Status::Picked);
+    assert_eq!(l.outbox.len(), 2, "synced like every event");
+    // A retry of the same id is the recorded move; another move under it is not.
+    let again = execute(
+        &mut l,
+        &who(),
+        &fulfil(2, "web-1", Status::Picked),
+        stamp(3),
+    )
+    .unwrap();
+    assert!(matches!(again, Outcome::Recorded { new: false, .. }));
+    let other = execute(
+        &mut l,
+        &who(),
+        &fulfil(2, "web-1", Status::Collected),
+        stamp(3),
+    )
+    .unwrap();
+    assert!(matches!(
+        other,
+        Outcome::Refused {
+            refusal: Refusal::Invalid(_),
+            ..
+        }
+    ));
+    // Shipping a pickup order is refused, collecting it goes.
+    let ship = execute(
+        &mut l,
+        &who(),
+        &fulfil(3, "web-1", Status::Shipped),
+        stamp(4),
+    )
+    .unwrap();
+    assert!(matches!(
+        ship,
+        Outcome::Refused {
+            refusal: Refusal::Move {
+                error: MoveError::WrongFulfilment(Fulfilment::Pickup, Status::Shipped),
+                ..
+            },
+            ..
+        }
+    ));
+    execute(
+        &mut l,
+        &who(),
+        &fulfil(4, "web-1", Status::Collected),
+        stamp(5),
+    )
+    .unwrap();
+    assert_eq!(l.allocations["web-1"].status, Status::Collected);
+    assert_eq!(on_hand(&l, 1), before, "the hub's order took the units");
+    // A store never cancels: HQ does.
+    let cancel = execute(
+        &mut l,
+        &who(),
+        &fulfil(5, "web-1", Status::Cancelled),
+        stamp(6),
+    )
+    .unwrap();
+    assert!(matches!(
+        cancel,
+        Outcome::Refused {
+            refusal: Refusal::Invalid(_),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn the_hubs_page_never_undoes_a_move_made_here_and_brings_cancellations() {
+    use crate::fulfilment::{Fulfilment, Status};
+    let mut l = MemStore::new(who());
+    let a = allocated("web-2", Fulfilment::Ship);
+    let b = allocated("web-3", Fulfilment::Ship);
+    assert_eq!(
+        merge_allocations(&mut l, &[a.clone(), b.clone()])
+            .unwrap()
+            .len(),
+        2
+    );
+    execute(
+        &mut l,
+        &who(),
+        &fulfil(1, "web-2", Status::Picked),
+        stamp(1),
+    )
+    .unwrap();
+    // The hub's page, sent before it heard of the pick, and HQ's cancel.
+    let cancelled = OrderAllocation {
+        status: Status::Cancelled,
+        ..b
+    };
+    let changed = merge_allocations(&mut l, &[a, cancelled]).unwrap();
+    assert_eq!(l.allocations["web-2"].status, Status::Picked);
+    assert_eq!(l.allocations["web-3"].status, Status::Cancelled);
+    assert_eq!(changed.len(), 1);
+    let refused = execute(
+        &mut l,
+        &who(),
+        &fulfil(2, "web-3", Status::Shipped),
+        stamp(2),
+    )
+    .unwrap();
+    assert!(matches!(
+        refused,
+        Outcome::Refused {
+            refusal: Refusal::Move { .. },
+            ..
+        }
+    ));
+}

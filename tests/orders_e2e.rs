@@ -1,0 +1,272 @@
+//! Orders with a lifecycle end to end (issue 22), with the real binaries
+//! on loopback and real mutual TLS: a ship order that names no store is
+//! routed to the only store holding the item and appears on that store's
+//! pick list; the store picks and ships it and the hub sees each move; a
+//! pickup order is collected at its store; a cancelled order gives its
+//! units back at the hub and at the store, and a collected one cannot be
+//! cancelled.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::{json, Value};
+use support::chain::{init_hub, start_agent, start_hub, Api, LONG};
+use support::procs::{eventually, Proc};
+
+const A: &str = "04006381333931";
+const B: &str = "09506000134352";
+
+/// A hub and two stores' agents, both live; s1 holds 5 of A, s2 5 of B.
+async fn chain(tmp: &std::path::Path) -> (Vec<Proc>, [Api; 2], Api) {
+    let files = init_hub(tmp, &["s1", "s2"]);
+    let (hub_proc, hub_url) = start_hub(&files, "127.0.0.1:0", tmp.join("hub.log"));
+    let (p1, url1) = start_agent(tmp, "s1", &hub_url);
+    let (p2, url2) = start_agent(tmp, "s2", &hub_url);
+    let hub = Api::hub(&hub_url, &files);
+    let stores = [Api::agent(&url1), Api::agent(&url2)];
+    for (agent, gtin) in stores.iter().zip([A, B]) {
+        let (status, body) = agent
+            .post(
+                "/v1/receipts",
+                &json!({"lines": [{"gtin": gtin, "qty": 5}]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    for (name, gtin) in [("s1", A), ("s2", B)] {
+        hub_sees(&hub, name, gtin, 5).await;
+    }
+    eventually("both stores live", LONG, || async {
+        let (_, stores) = hub.get("/v1/stores").await?;
+        let live = stores["stores"]
+            .as_array()
+            .map_or(0, |v| v.iter().filter(|r| r["live"] == json!(true)).count());
+        if live == 2 {
+            Ok(())
+        } else {
+            Err(stores.to_string())
+        }
+    })
+    .await;
+    (vec![hub_proc, p1, p2], stores, hub)
+}
+
+/// Waits until the hub sees `on_hand` units of `gtin` at `store`.
+async fn hub_sees(hub: &Api, store: &str, gtin: &str, on_hand: u64) {
+    eventually("the hub's view of the shelf", LONG, || async {
+        let (_, stock) = hub.get(&format!("/v1/stock/{gtin}")).await?;
+        if stock["stores"][store]["on_hand"].as_u64() == Some(on_hand) {
+            Ok(())
+        } else {
+            Err(stock.to_string())
+        }
+    })
+    .await;
+}
+
+/// Waits until the store's own view of `gtin` is `on_hand`.
+async fn store_sees(agent: &Api, gtin: &str, on_hand: u64) {
+    eventually("the store's view of the shelf", LONG, || async {
+        let (_, here) = agent.get(&format!("/v1/stock/{gtin}")).await?;
+        if here["on_hand"].as_u64() == Some(on_hand) {
+            Ok(())
+        } else {
+            Err(here.to_string())
+        }
+    })
+    .await;
+}
+
+/// Waits until the store's allocation of `order_id` has `status`.
+async fn store_has(agent: &Api, order_id: &str, status: &str) -> Value {
+    eventually("the store's allocation", LONG, || async {
+        let (code, order) = agent.get(&format!("/v1/orders/{order_id}")).await?;
+        if code == 200 && order["status"] == status {
+            Ok(order)
+        } else {
+            Err(format!("{code} {order}"))
+        }
+    })
+    .await
+}
+
+/// Waits until the hub's order `order_id` has `status`.
+async fn hub_has(hub: &Api, order_id: &str, status: &str) -> Value {
+    eventually("the hub's order", LONG, || async {
+        let (code, order) = hub.get(&format!("/v1/orders/{order_id}")).await?;
+        if code == 200 && order["status"] == status {
+            Ok(order)
+        } else {
+            Err(format!("{code} {order}"))
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_ship_order_without_a_store_is_routed_picked_and_shipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_procs, [s1, s2], hub) = chain(tmp.path()).await;
+
+    let (status, body) = hub
+        .post(
+            "/v1/orders",
+            &json!({"order_id": "web-1", "fulfilment": "ship", "lines": [{"gtin": A, "qty": 2}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["allocations"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(body["allocations"][0]["store"], "s1", "{body}");
+    assert_eq!(body["allocations"][0]["lines"][0]["qty"], 2, "{body}");
+
+    // On s1's pick list, not on s2's.
+    let on_list = eventually("web-1 on s1's pick list", LONG, || async {
+        let (_, list) = s1.get("/v1/orders?status=open").await?;
+        let orders = list["orders"].as_array().cloned().unwrap_or_default();
+        match orders.iter().find(|o| o["order_id"] == "web-1") {
+            Some(o) => Ok(o.clone()),
+            None => Err(list.to_string()),
+        }
+    })
+    .await;
+    assert_eq!(on_list["fulfilment"], "ship");
+    assert_eq!(on_list["status"], "allocated");
+    assert_eq!(on_list["lines"][0]["gtin"], A);
+    let (code, _) = s2.get("/v1/orders/web-1").await.unwrap();
+    assert_eq!(code, 404);
+    store_sees(&s1, A, 3).await;
+
+    // Picked, then shipped; a pickup move is refused; a repeat is a no-op.
+    let (code, body) = s1.post("/v1/orders/web-1/picked", &json!({})).await;
+    assert_eq!(
+        (code, &body["order_status"]),
+        (201, &json!("picked")),
+        "{body}"
+    );
+    let (code, body) = s1.post("/v1/orders/web-1/picked", &json!({})).await;
+    assert_eq!(
+        (code, &body["fulfilment_id"]),
+        (200, &Value::Null),
+        "{body}"
+    );
+    let (code, body) = s1.post("/v1/orders/web-1/collected", &json!({})).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (409, Some("order_status")),
+        "{body}"
+    );
+    let (code, body) = s1
+        .post("/v1/orders/web-1/shipped", &json!({"cashier": "ann"}))
+        .await;
+    assert_eq!(
+        (code, &body["order_status"]),
+        (201, &json!("shipped")),
+        "{body}"
+    );
+    let (_, list) = s1.get("/v1/orders?status=open").await.unwrap();
+    assert_eq!(list["orders"], json!([]), "{list}");
+
+    // The hub hears of it by sync; a shipped order is not cancelled.
+    let order = hub_has(&hub, "web-1", "shipped").await;
+    assert_eq!(order["allocations"][0]["status"], "shipped");
+    let (code, body) = hub.post("/v1/orders/web-1/cancel", &json!({})).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (409, Some("handed_over")),
+        "{body}"
+    );
+    hub_sees(&hub, "s1", A, 3).await;
+
+    // Unknown orders and moves are refused clearly.
+    let (code, body) = s1.post("/v1/orders/nope/picked", &json!({})).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (404, Some("not_found")),
+        "{body}"
+    );
+    let (code, _) = s1.post("/v1/orders/web-1/lost", &json!({})).await;
+    assert_eq!(code, 404);
+}
+
+#[tokio::test]
+async fn pickup_orders_are_collected_and_cancelled_orders_give_their_units_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_procs, [s1, s2], hub) = chain(tmp.path()).await;
+
+    // A pickup order names its store; the chain cannot fill one elsewhere.
+    let (code, body) = hub
+        .post(
+            "/v1/orders",
+            &json!({"order_id": "bopis-1", "fulfilment": "pickup", "store": "s2",
+                    "lines": [{"gtin": B, "qty": 1}]}),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = hub
+        .post(
+            "/v1/orders",
+            &json!({"order_id": "bopis-x", "fulfilment": "pickup", "store": "s2",
+                    "lines": [{"gtin": A, "qty": 1}]}),
+        )
+        .await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (409, Some("insufficient_stock")),
+        "{body}"
+    );
+    let (code, body) = hub
+        .post(
+            "/v1/orders",
+            &json!({"fulfilment": "pickup", "lines": [{"gtin": B, "qty": 1}]}),
+        )
+        .await;
+    assert_eq!(code, 422, "{body}");
+
+    // Collected at the counter (picking skipped).
+    store_has(&s2, "bopis-1", "allocated").await;
+    let (code, body) = s2
+        .post("/v1/orders/bopis-1/collected", &json!({"cashier": "bo"}))
+        .await;
+    assert_eq!(code, 201, "{body}");
+    hub_has(&hub, "bopis-1", "collected").await;
+    store_sees(&s2, B, 4).await;
+
+    // A cancelled order: its units come back at the hub and at the store,
+    // and the store's pick list drops it.
+    let (code, body) = hub
+        .post(
+            "/v1/orders",
+            &json!({"order_id": "bopis-2", "fulfilment": "pickup", "store": "s1",
+                    "lines": [{"gtin": A, "qty": 3}]}),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    store_has(&s1, "bopis-2", "allocated").await;
+    store_sees(&s1, A, 2).await;
+    let (code, body) = s1.post("/v1/orders/bopis-2/picked", &json!({})).await;
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = hub.post("/v1/orders/bopis-2/cancel", &json!({})).await;
+    assert_eq!(
+        (code, &body["status"]),
+        (200, &json!("cancelled")),
+        "{body}"
+    );
+    store_has(&s1, "bopis-2", "cancelled").await;
+    store_sees(&s1, A, 5).await;
+    hub_sees(&hub, "s1", A, 5).await;
+    let (_, list) = s1.get("/v1/orders?status=open").await.unwrap();
+    assert_eq!(list["orders"], json!([]), "{list}");
+    let (code, body) = s1.post("/v1/orders/bopis-2/collected", &json!({})).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (409, Some("order_status")),
+        "{body}"
+    );
+    let (_, list) = hub.get("/v1/orders?status=cancelled").await.unwrap();
+    assert_eq!(list["orders"][0]["order_id"], "bopis-2", "{list}");
+    // The chain's audit: nothing sold twice.
+    let (_, audit) = hub.get("/v1/audit").await.unwrap();
+    assert_eq!(audit["double_sold"], 0, "{audit}");
+    assert_eq!(audit["counters_disagreeing"], 0, "{audit}");
+}
