@@ -4,14 +4,15 @@
 //! pick list; the store picks and ships it and the hub sees each move; a
 //! pickup order is collected at its store; a cancelled order gives its
 //! units back at the hub and at the store, and a collected one cannot be
-//! cancelled.
+//! cancelled; a transfer from one store to another conserves units, shows
+//! in transit until received, and one never received is flagged overdue.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
 use serde_json::{json, Value};
-use support::chain::{init_hub, start_agent, start_hub, Api, LONG};
+use support::chain::{init_hub, start_agent, start_hub_with, Api, LONG};
 use support::procs::{eventually, Proc};
 
 const A: &str = "04006381333931";
@@ -20,7 +21,13 @@ const B: &str = "09506000134352";
 /// A hub and two stores' agents, both live; s1 holds 5 of A, s2 5 of B.
 async fn chain(tmp: &std::path::Path) -> (Vec<Proc>, [Api; 2], Api) {
     let files = init_hub(tmp, &["s1", "s2"]);
-    let (hub_proc, hub_url) = start_hub(&files, "127.0.0.1:0", tmp.join("hub.log"));
+    // Transfers in transit over 2 s are overdue (exceptions raised).
+    let (hub_proc, hub_url) = start_hub_with(
+        &files,
+        "127.0.0.1:0",
+        tmp.join("hub.log"),
+        &["--transfer-overdue-secs", "2"],
+    );
     let (p1, url1) = start_agent(tmp, "s1", &hub_url);
     let (p2, url2) = start_agent(tmp, "s2", &hub_url);
     let hub = Api::hub(&hub_url, &files);
@@ -269,4 +276,115 @@ async fn pickup_orders_are_collected_and_cancelled_orders_give_their_units_back(
     let (_, audit) = hub.get("/v1/audit").await.unwrap();
     assert_eq!(audit["double_sold"], 0, "{audit}");
     assert_eq!(audit["counters_disagreeing"], 0, "{audit}");
+}
+
+#[tokio::test]
+async fn a_transfer_between_stores_conserves_units_and_shows_in_transit_until_received() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_procs, [s1, s2], hub) = chain(tmp.path()).await;
+
+    // Beyond s1's rights: refused, nothing sent.
+    let send = |id: &str, qty: u64| json!({"transfer_id": id, "to_store": "s2", "lines": [{"gtin": A, "qty": qty}]});
+    let (code, body) = s1.post("/v1/transfers", &send("t-x", 6)).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (409, Some("insufficient_stock")),
+        "{body}"
+    );
+    let (code, body) = s1.post("/v1/transfers", &send("t-1", 2)).await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["transfer_status"], "in_transit", "{body}");
+    // A retry of the same transfer is the recorded one; another under its id is not.
+    let (code, body) = s1.post("/v1/transfers", &send("t-1", 2)).await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = s1.post("/v1/transfers", &send("t-1", 1)).await;
+    assert_eq!(code, 422, "{body}");
+    store_sees(&s1, A, 3).await;
+
+    // In transit at the hub and announced to s2.
+    eventually("t-1 in transit at the hub", LONG, || async {
+        let (_, list) = hub.get("/v1/transfers?status=in_transit").await?;
+        match list["transfers"].as_array().and_then(|v| v.first()) {
+            Some(t) if t["transfer_id"] == "t-1" && t["units"] == 2 => Ok(()),
+            _ => Err(list.to_string()),
+        }
+    })
+    .await;
+    let inbound = eventually("t-1 announced to s2", LONG, || async {
+        let (code, t) = s2.get("/v1/transfers/t-1").await?;
+        if code == 200 {
+            Ok(t)
+        } else {
+            Err(format!("{code} {t}"))
+        }
+    })
+    .await;
+    assert_eq!(inbound["direction"], "in", "{inbound}");
+    assert_eq!(inbound["from_store"], "s1", "{inbound}");
+    // Only the destination receives it, once.
+    let (code, _) = s1.post("/v1/transfers/t-1/received", &json!({})).await;
+    assert_eq!(code, 422);
+    let (code, body) = s2.post("/v1/transfers/t-1/received", &json!({})).await;
+    assert_eq!(
+        (code, &body["transfer_status"]),
+        (201, &json!("received")),
+        "{body}"
+    );
+    let (code, body) = s2.post("/v1/transfers/t-1/received", &json!({})).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (409, Some("transfer_received")),
+        "{body}"
+    );
+    store_sees(&s2, A, 2).await;
+
+    // The hub sees it received, the sender hears of it, units conserved.
+    eventually("t-1 received at the hub", LONG, || async {
+        let (_, t) = hub.get("/v1/transfers/t-1").await?;
+        if t["status"] == "received" {
+            Ok(())
+        } else {
+            Err(t.to_string())
+        }
+    })
+    .await;
+    eventually("s1 hears t-1 was received", LONG, || async {
+        let (_, t) = s1.get("/v1/transfers/t-1").await?;
+        if t["status"] == "received" && t["direction"] == "out" {
+            Ok(())
+        } else {
+            Err(t.to_string())
+        }
+    })
+    .await;
+    hub_sees(&hub, "s1", A, 3).await;
+    hub_sees(&hub, "s2", A, 2).await;
+    let (_, audit) = hub.get("/v1/audit").await.unwrap();
+    assert_eq!(audit["double_sold"], 0, "{audit}");
+
+    // A transfer never received is flagged overdue, once.
+    let (code, body) = s1.post("/v1/transfers", &send("t-2", 1)).await;
+    assert_eq!(code, 201, "{body}");
+    eventually("t-2 overdue", LONG, || async {
+        let (_, x) = hub.get("/v1/exceptions").await?;
+        let overdue: Vec<&Value> = x["exceptions"]
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .filter(|e| e["kind"] == "transfer_overdue")
+                    .collect()
+            })
+            .unwrap_or_default();
+        match overdue.as_slice() {
+            [one] if one["detail"]["transfer_id"] == "t-2" => Ok(()),
+            _ => Err(x.to_string()),
+        }
+    })
+    .await;
+    let (_, t) = hub.get("/v1/transfers/t-2").await.unwrap();
+    assert_eq!(
+        (&t["status"], &t["overdue"]),
+        (&json!("in_transit"), &json!(true)),
+        "{t}"
+    );
 }

@@ -13,6 +13,11 @@ use tally_sync::{
     PriceOverride, ReplicaId, Staff, Tender,
 };
 
+/// Σ qty over `lines`.
+fn units(lines: &[Line]) -> u64 {
+    lines.iter().fold(0u64, |a, l| a.saturating_add(l.qty))
+}
+
 /// The `status` of every recorded event.
 pub const COMMITTED: &str = "committed";
 
@@ -107,6 +112,25 @@ pub struct FulfilmentRecorded {
     pub status: String,
 }
 
+/// `201`/`200` answer to a transfer sent or received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferRecorded {
+    /// The event's id.
+    pub event_id: EventId,
+    /// The other store (the destination of a transfer sent, the source of
+    /// one received).
+    pub store: LocationId,
+    /// Always `committed`.
+    #[serde(default = "committed")]
+    pub status: String,
+    /// The transfer.
+    pub transfer_id: String,
+    /// `in_transit` (sent) or `received`.
+    pub transfer_status: tally_sync::transfer::TransferStatus,
+    /// Units on it.
+    pub units: u64,
+}
+
 /// The answer to a recorded command: the same for its first post and
 /// every retry (built from the stored event).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +147,8 @@ pub enum Recorded {
     /// A move of an order's allocation (before `Order`: its fields are
     /// a superset).
     Fulfilment(FulfilmentRecorded),
+    /// A transfer sent or received.
+    Transfer(TransferRecorded),
     /// An online order.
     Order(OrderRecorded),
 }
@@ -146,10 +172,7 @@ impl Recorded {
             EventKind::Receipt => Recorded::Receipt(ReceiptRecorded {
                 receipt_id: id,
                 status,
-                units: event
-                    .lines
-                    .iter()
-                    .fold(0u64, |a, l| a.saturating_add(l.qty)),
+                units: units(&event.lines),
             }),
             EventKind::CountAdjustment {
                 counted,
@@ -168,6 +191,22 @@ impl Recorded {
                 order_id: id,
                 reference: reference.clone(),
                 status,
+            }),
+            EventKind::TransferOut { transfer_id, to } => Recorded::Transfer(TransferRecorded {
+                event_id: id,
+                store: to.clone(),
+                status,
+                transfer_id: transfer_id.clone(),
+                transfer_status: tally_sync::transfer::TransferStatus::InTransit,
+                units: units(&event.lines),
+            }),
+            EventKind::TransferIn { transfer_id, from } => Recorded::Transfer(TransferRecorded {
+                event_id: id,
+                store: from.clone(),
+                status,
+                transfer_id: transfer_id.clone(),
+                transfer_status: tally_sync::transfer::TransferStatus::Received,
+                units: units(&event.lines),
             }),
             EventKind::Fulfilment {
                 order_id,
@@ -464,4 +503,77 @@ pub struct OrderList {
     pub next: Option<String>,
     /// The allocations.
     pub orders: Vec<OrderView>,
+}
+
+/// One line of a transfer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferLineView {
+    /// The tag of a serialized unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epc: Option<tally_sync::Epc>,
+    /// The item.
+    pub gtin: Gtin,
+    /// Its catalog name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Units.
+    pub qty: u64,
+}
+
+/// A transfer to or from this store (`GET /v1/transfers`,
+/// `GET /v1/transfers/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferView {
+    /// `out` (this store sent it) or `in` (sent to this store).
+    pub direction: String,
+    /// The source store.
+    pub from_store: LocationId,
+    /// What was sent.
+    pub lines: Vec<TransferLineView>,
+    /// When the source recorded it.
+    pub sent_at: String,
+    /// `in_transit` or `received`.
+    pub status: tally_sync::transfer::TransferStatus,
+    /// The destination store.
+    pub to_store: LocationId,
+    /// The transfer.
+    pub transfer_id: String,
+}
+
+impl TransferView {
+    /// The view of `t` at store `here`, naming items with `name`.
+    pub fn of(
+        t: &tally_sync::transfer::Transfer,
+        here: &LocationId,
+        name: impl Fn(Gtin) -> Option<String>,
+    ) -> Self {
+        Self {
+            direction: if t.from == *here { "out" } else { "in" }.into(),
+            from_store: t.from.clone(),
+            lines: t
+                .lines
+                .iter()
+                .map(|l| TransferLineView {
+                    epc: l.epc.clone(),
+                    gtin: l.gtin,
+                    name: name(l.gtin),
+                    qty: l.qty,
+                })
+                .collect(),
+            sent_at: tally_sync::timestamp::rfc3339(t.sent_at_ms),
+            status: t.status,
+            to_store: t.to.clone(),
+            transfer_id: t.transfer_id.clone(),
+        }
+    }
+}
+
+/// `GET /v1/transfers?status=…`: a page of this store's transfers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferList {
+    /// The last id when the page was full (pass as `after`).
+    #[serde(default)]
+    pub next: Option<String>,
+    /// The transfers.
+    pub transfers: Vec<TransferView>,
 }

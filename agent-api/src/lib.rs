@@ -22,12 +22,13 @@ pub mod requests;
 pub use answers::{
     AgentStatus, CatalogImported, CountRecorded, FulfilmentRecorded, OrderLineView, OrderList,
     OrderView, ReceiptRecorded, Recorded, ReturnRecorded, ReturnView, ReturnedUnits, SaleRecorded,
-    SaleView, Stock,
+    SaleView, Stock, TransferLineView, TransferList, TransferRecorded, TransferView,
 };
 pub use client::{AgentClient, ApiError, ClientError};
 pub use requests::{
     CountRequest, FulfilRequest, LineBody, OverrideRequest, PriceSource, ReceiptLineBody,
-    ReceiptRequest, ReturnRequest, SaleRequest,
+    ReceiptRequest, ReturnRequest, SaleRequest, TransferLineBody, TransferReceivedRequest,
+    TransferRequest,
 };
 pub use tally_sync::error_body::ErrorBody;
 pub use tally_sync::message::{CatalogItemBody, CatalogRequest};

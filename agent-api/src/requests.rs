@@ -195,3 +195,54 @@ pub struct FulfilRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub till: Option<String>,
 }
+
+/// One line of a transfer as posted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferLineBody {
+    /// The item.
+    pub gtin: String,
+    /// Units, > 0 (1 with an EPC).
+    pub qty: i64,
+    /// The tag of a serialized unit (hex EPC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epc: Option<String>,
+}
+
+/// `POST /v1/transfers`: send units to another store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    /// The transfer's id, unique in the chain (a retry repeats it): 1 to
+    /// 128 printable ASCII characters.
+    pub transfer_id: String,
+    /// Idempotency key of the event (optional: the transfer id is one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<EventId>,
+    /// The destination store.
+    pub to_store: String,
+    /// Items and units; a tagged unit with its `epc` (qty 1).
+    pub lines: Vec<TransferLineBody>,
+    /// Who sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cashier: Option<String>,
+    /// The till (see [`SaleRequest::till`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub till: Option<String>,
+}
+
+/// `POST /v1/transfers/{id}/received`: receive a transfer sent here (its
+/// units, as sent). The body is optional (`{}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferReceivedRequest {
+    /// Idempotency key of the receipt's event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<EventId>,
+    /// Who receives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cashier: Option<String>,
+    /// The till (see [`SaleRequest::till`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub till: Option<String>,
+}

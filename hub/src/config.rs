@@ -52,13 +52,17 @@ pub struct Config {
     pub rights_wait: Duration,
     /// How orders that name no store are routed.
     pub routing: crate::storage::routed::RoutingSettings,
+    /// How long a transfer may stay in transit before the hub raises a
+    /// `transfer_overdue` exception.
+    pub transfer_overdue: Duration,
 }
 
 impl Config {
     /// Defaults for a data directory: a reserve covering 24 h of online
     /// demand (7-day half-life), 16 MiB sync bodies, 1 MiB admin bodies,
     /// 120 s online window, a heartbeat every 15 s on live links, orders
-    /// wait up to 2 s for a store's rights; 64 connections per address,
+    /// wait up to 2 s for a store's rights, transfers are overdue after
+    /// 48 h in transit; 64 connections per address,
     /// 10 s to a connection's first request, 60 s idle, 30 s to send a
     /// body, 1,000 events per sync, 256 MiB of bodies in flight.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
@@ -82,6 +86,7 @@ impl Config {
             heartbeat: Duration::from_secs(15),
             routing: Default::default(),
             rights_wait: Duration::from_secs(2),
+            transfer_overdue: Duration::from_secs(48 * 3600),
         }
     }
 }

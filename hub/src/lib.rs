@@ -158,12 +158,19 @@ pub async fn run(
             body_read_timeout: config.body_read_timeout,
             max_sync_events: config.max_sync_events.max(1),
             max_queued_bytes: budget,
+            transfer_overdue_ms: u64::try_from(config.transfer_overdue.as_millis())
+                .unwrap_or(u64::MAX),
         }),
         clock,
         links: links.clone(),
         budget: Arc::new(api::budget::Budget::new(budget)),
         slots: Arc::default(),
     };
+    let sweeper = tokio::spawn(sweep_overdue_transfers(
+        writer_for_sweep(&state),
+        state.clock.clone(),
+        config.transfer_overdue,
+    ));
     let router = api::router(state);
     let admission = Admission::new(config.max_connections, config.max_connections_per_peer);
     let addr = listener.local_addr()?;
@@ -193,6 +200,9 @@ pub async fn run(
     };
     let draining = serve::serve(listener, admission, config.limits, tls, stop).await;
 
+    // It holds a writer handle: gone before the writer is joined.
+    sweeper.abort();
+    let _ = sweeper.await;
     info!("Hub shutting down: finishing open requests.");
     // Live links never finish on their own: end them.
     links.close();
@@ -268,5 +278,29 @@ impl Handshake for TlsHandshake {
             Ended::Closed | Ended::Stopped => {}
         }
         self.metrics.connection_ended(how.as_str());
+    }
+}
+
+fn writer_for_sweep(state: &AppState) -> Writer {
+    state.writer.clone()
+}
+
+/// Raises `transfer_overdue` for transfers in transit longer than
+/// `overdue`, checking every minute (more often when `overdue` is short),
+/// until aborted at shutdown.
+async fn sweep_overdue_transfers(writer: Writer, clock: Arc<dyn Clock>, overdue: Duration) {
+    let every = (overdue / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let overdue_ms = u64::try_from(overdue.as_millis()).unwrap_or(u64::MAX);
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        match writer
+            .flag_overdue_transfers(clock.now_ms(), overdue_ms)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => warn!(transfers = n, "Transfers overdue: exceptions raised."),
+            Err(e) => warn!(error = %e, "Overdue transfers not checked."),
+        }
     }
 }

@@ -170,6 +170,10 @@ struct RunArgs {
     /// live store to release rights, in milliseconds (0: never ask).
     #[arg(long, default_value_t = 2_000)]
     rights_wait_ms: u64,
+    /// How long a transfer between stores may stay in transit before the
+    /// hub raises a `transfer_overdue` exception, in seconds.
+    #[arg(long, default_value_t = 48 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    transfer_overdue_secs: u64,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -301,6 +305,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 usize::try_from(args.max_queued_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
             config.heartbeat = Duration::from_millis(args.heartbeat_ms);
             config.rights_wait = Duration::from_millis(args.rights_wait_ms);
+            config.transfer_overdue = Duration::from_secs(args.transfer_overdue_secs);
             config.routing = tally_hub::storage::routed::RoutingSettings {
                 preference: match args.route_preference {
                     RoutePreferenceArg::Priority => tally_sync::routing::Preference::Priority,

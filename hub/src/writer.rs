@@ -175,6 +175,19 @@ impl Writer {
         self.submit(o, |txn, o| txn.route_order(o)).await
     }
 
+    /// Raises `transfer_overdue` for transfers in transit longer than
+    /// `overdue_ms`; answers how many, after the commit.
+    pub async fn flag_overdue_transfers(
+        &self,
+        now_ms: u64,
+        overdue_ms: u64,
+    ) -> Result<usize, WriteError> {
+        self.submit((now_ms, overdue_ms), |txn, (now, limit)| {
+            txn.flag_overdue_transfers(*now, *limit)
+        })
+        .await
+    }
+
     /// Cancels a routed order; waits until it is committed.
     pub async fn cancel_order(
         &self,
@@ -349,6 +362,10 @@ mod tests {
     struct FakeTxn;
 
     impl HubWrite for FakeTxn {
+        fn flag_overdue_transfers(&mut self, _: u64, _: u64) -> Result<usize, StorageError> {
+            Err(failure())
+        }
+
         fn sync(
             &mut self,
             _: &Identity,
@@ -453,6 +470,20 @@ mod tests {
         ) -> Result<Option<crate::storage::routed::RoutedOrder>, StorageError> {
             Ok(None)
         }
+        fn transfers(
+            &self,
+            _: tally_sync::transfer::TransferStatus,
+            _: &str,
+            _: usize,
+        ) -> Result<Vec<crate::storage::transfers::HubTransfer>, StorageError> {
+            Ok(Vec::new())
+        }
+        fn transfer(
+            &self,
+            _: &str,
+        ) -> Result<Option<crate::storage::transfers::HubTransfer>, StorageError> {
+            Ok(None)
+        }
         fn allocations(
             &self,
             _: &tally_sync::LocationId,
@@ -461,6 +492,7 @@ mod tests {
         ) -> Result<tally_sync::message::AllocationsPage, StorageError> {
             Ok(tally_sync::message::AllocationsPage {
                 allocations: Vec::new(),
+                transfers: Vec::new(),
                 cursor: after,
                 more: false,
             })

@@ -555,6 +555,10 @@ fn refusal_summary(s: &PosState, why: &Why) -> String {
             format!("No order {order} is allocated to this store.")
         }
         Why::Rule(Refusal::Move { order_id, error }) => format!("Order {order_id}: {error}."),
+        Why::Rule(Refusal::UnknownTransfer(id)) => {
+            format!("No transfer {id} to this store is known here.")
+        }
+        Why::Rule(Refusal::TransferReceived(id)) => format!("Transfer {id} was already received."),
         Why::Unknown(body) => format!("Refused: {}.", body.error),
     }
 }
@@ -599,6 +603,8 @@ fn refused_dialog(s: &PosState, r: &Refused) -> (String, Color, Vec<String>) {
         Why::Rule(Refusal::Invalid(_)) => " REFUSED: invalid ",
         Why::Rule(Refusal::UnknownOrder(_)) => " UNKNOWN ORDER ",
         Why::Rule(Refusal::Move { .. }) => " REFUSED: order status ",
+        Why::Rule(Refusal::UnknownTransfer(_)) => " UNKNOWN TRANSFER ",
+        Why::Rule(Refusal::TransferReceived(_)) => " ALREADY RECEIVED ",
         Why::Rule(Refusal::ApprovalRequired(_)) => {
             lines.push("A manager approves it with their PIN; it is reported to HQ.".into());
             " MANAGER APPROVAL NEEDED "

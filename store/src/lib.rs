@@ -77,6 +77,7 @@
 //! - `sim_disk` (feature `sim-disk`, tests only): a simulated disk with a
 //!   volatile write cache, for power-cut tests.
 
+pub mod by_status;
 mod catalog;
 mod clock;
 mod db;

@@ -24,6 +24,10 @@ pub struct Flow {
     pub ordered: u128,
     /// Counted down (shrink).
     pub shrink: u128,
+    /// Sent to another store (in transit or received there).
+    pub transferred_out: u128,
+    /// Received from another store.
+    pub transferred_in: u128,
 }
 
 impl Flow {
@@ -32,16 +36,22 @@ impl Flow {
         self.sold
             .saturating_add(self.ordered)
             .saturating_add(self.shrink)
+            .saturating_add(self.transferred_out)
+    }
+
+    /// Units that arrived, by any way.
+    pub fn arrived(&self) -> u128 {
+        self.units_in.saturating_add(self.transferred_in)
     }
 
     /// Units that left beyond what ever arrived: the double-sold units.
     pub fn oversold(&self) -> u128 {
-        self.out().saturating_sub(self.units_in)
+        self.out().saturating_sub(self.arrived())
     }
 
     /// What the events say should be on hand (clamped at 0).
     pub fn on_hand(&self) -> u128 {
-        self.units_in.saturating_sub(self.out())
+        self.arrived().saturating_sub(self.out())
     }
 }
 
@@ -93,6 +103,12 @@ impl FlowTally {
                 },
                 // Has no lines: the hub's `Order` event moved the units.
                 EventKind::Fulfilment { .. } => {}
+                EventKind::TransferOut { .. } => flow(line.gtin, &mut |f| {
+                    f.transferred_out = f.transferred_out.saturating_add(q)
+                }),
+                EventKind::TransferIn { .. } => flow(line.gtin, &mut |f| {
+                    f.transferred_in = f.transferred_in.saturating_add(q)
+                }),
             }
         }
         if let EventKind::Sale {

@@ -58,6 +58,9 @@ pub struct ErrorBody {
     /// The order concerned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
+    /// The transfer concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_id: Option<String>,
     /// Where the order's allocation stands, when a move was refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<crate::fulfilment::Status>,
@@ -81,6 +84,7 @@ impl ErrorBody {
             found: None,
             supported: None,
             order_id: None,
+            transfer_id: None,
             status: None,
         }
     }
@@ -119,6 +123,9 @@ impl ErrorBody {
                 body.returnable = Some(*returnable);
             }
             Refusal::UnknownOrder(order_id) => body.order_id = Some(order_id.clone()),
+            Refusal::UnknownTransfer(id) | Refusal::TransferReceived(id) => {
+                body.transfer_id = Some(id.clone());
+            }
             Refusal::Move { order_id, error } => {
                 body.order_id = Some(order_id.clone());
                 body.status = Some(error.status());
@@ -159,6 +166,8 @@ impl ErrorBody {
             },
             "approval_required" => Refusal::ApprovalRequired(self.message.clone()),
             "unknown_order" => Refusal::UnknownOrder(self.order_id.clone()?),
+            "unknown_transfer" => Refusal::UnknownTransfer(self.transfer_id.clone()?),
+            "transfer_received" => Refusal::TransferReceived(self.transfer_id.clone()?),
             "invalid" => Refusal::Invalid(self.message.clone()),
             _ => return None,
         })
@@ -184,6 +193,8 @@ impl Refusal {
             Refusal::ExceedsSale { .. } => "exceeds_sale",
             Refusal::ApprovalRequired(_) => "approval_required",
             Refusal::UnknownOrder(_) => "unknown_order",
+            Refusal::UnknownTransfer(_) => "unknown_transfer",
+            Refusal::TransferReceived(_) => "transfer_received",
             Refusal::Move { .. } => "order_status",
             Refusal::Invalid(_) => "invalid",
         }

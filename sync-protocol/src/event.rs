@@ -198,11 +198,26 @@ pub enum EventKind {
         /// Where the allocation stands now.
         status: crate::fulfilment::Status,
     },
+    /// Units sent to another store: removes them from the sender's rights
+    /// (they are in transit until the destination receives them).
+    TransferOut {
+        /// The transfer.
+        transfer_id: String,
+        /// The destination store.
+        to: LocationId,
+    },
+    /// A transfer received from another store: adds its units.
+    TransferIn {
+        /// The transfer.
+        transfer_id: String,
+        /// The source store.
+        from: LocationId,
+    },
 }
 
 impl EventKind {
     /// A short lowercase name: `sale`, `return`, `receipt`, `count_adjustment`,
-    /// `order`, `fulfilment`.
+    /// `order`, `fulfilment`, `transfer_out`, `transfer_in`.
     pub fn name(&self) -> &'static str {
         match self {
             EventKind::Sale { .. } => "sale",
@@ -211,6 +226,8 @@ impl EventKind {
             EventKind::CountAdjustment { .. } => "count_adjustment",
             EventKind::Order { .. } => "order",
             EventKind::Fulfilment { .. } => "fulfilment",
+            EventKind::TransferOut { .. } => "transfer_out",
+            EventKind::TransferIn { .. } => "transfer_in",
         }
     }
 }

@@ -85,12 +85,12 @@ pub fn effect(event: &Event) -> Result<BTreeMap<Gtin, Explained>, Overflow> {
                 add(l.gtin, 0, l.qty)?;
             }
         }
-        EventKind::Order { .. } => {
+        EventKind::Order { .. } | EventKind::TransferOut { .. } => {
             for l in &event.lines {
                 add(l.gtin, 0, l.qty)?;
             }
         }
-        EventKind::Return { .. } | EventKind::Receipt => {
+        EventKind::Return { .. } | EventKind::Receipt | EventKind::TransferIn { .. } => {
             for l in &event.lines {
                 add(l.gtin, l.qty, 0)?;
             }

@@ -74,6 +74,13 @@ pub enum Refusal {
     /// (none was allocated here, or the hub's page has not arrived yet).
     #[error("no allocation of order {0} at this store")]
     UnknownOrder(String),
+    /// A receipt of a transfer this store has not heard of (none was sent
+    /// to it, or the hub's page has not arrived yet).
+    #[error("no transfer {0} to this store is known here")]
+    UnknownTransfer(String),
+    /// A transfer received already.
+    #[error("transfer {0} was already received")]
+    TransferReceived(String),
     /// A fulfilment move the allocation's status does not allow.
     #[error("order {order_id}: {error}")]
     Move {
@@ -284,6 +291,33 @@ fn apply(
                 let mut c = touch(line.gtin, &mut out);
                 c.remove(r, line.qty)
                     .map_err(|e| refusal(line.gtin, &c, e))?;
+                out.counters.insert(line.gtin, c);
+            }
+        }
+        EventKind::TransferOut { to, .. } => {
+            if *to == event.location {
+                return Err(Refusal::Invalid("a transfer goes to another store".into()));
+            }
+            for line in &event.lines {
+                // A sold tag is not on the shelf to send.
+                if let (Some(epc), Some(epcs)) = (&line.epc, epcs) {
+                    epcs.check_sellable(epc).map_err(epc_refusal)?;
+                }
+                let mut c = touch(line.gtin, &mut out);
+                c.remove(r, line.qty)
+                    .map_err(|e| refusal(line.gtin, &c, e))?;
+                out.counters.insert(line.gtin, c);
+            }
+        }
+        EventKind::TransferIn { from, .. } => {
+            if *from == event.location {
+                return Err(Refusal::Invalid(
+                    "a transfer comes from another store".into(),
+                ));
+            }
+            for line in &event.lines {
+                let mut c = touch(line.gtin, &mut out);
+                c.add(r, line.qty).map_err(|e| refusal(line.gtin, &c, e))?;
                 out.counters.insert(line.gtin, c);
             }
         }

@@ -25,6 +25,8 @@
 //!   estimate of online demand per (item, location).
 //! - [`rights`]: rights on demand: the hub's grant of its reserve to a
 //!   store that asks, and the store's merge of it.
+//! - [`transfer`]: transfers of stock between stores (in transit until
+//!   received), as the hub and both stores keep them.
 //! - [`routing`]: which stores fill an order that names none (pure,
 //!   from what each can give); [`fulfilment`]: an allocation's status
 //!   (`allocated → picked → collected | shipped`, or `cancelled`) as a
@@ -69,6 +71,7 @@ pub mod routing;
 pub mod sim;
 pub mod store_id;
 pub mod timestamp;
+pub mod transfer;
 
 pub use counter::{BoundedCounter, CounterError, Violation};
 pub use epcs::{DoubleSale, EpcLedger};

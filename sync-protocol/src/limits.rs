@@ -291,6 +291,24 @@ pub fn check_event(event: &Event) -> Result<(), ContentError> {
                 len_at_most(|| "reference".into(), r.len(), MAX_REFERENCE_BYTES, "bytes")?;
             }
         }
+        EventKind::TransferOut {
+            transfer_id: id, ..
+        }
+        | EventKind::TransferIn {
+            transfer_id: id, ..
+        } => {
+            if !crate::fulfilment::valid_order_id(id) {
+                return Err(ContentError::Inconsistent(format!(
+                    "transfer_id must be 1 to {} printable ASCII characters",
+                    crate::fulfilment::MAX_ORDER_ID_BYTES
+                )));
+            }
+            if lines.iter().any(|l| l.unit_price_minor != 0) {
+                return Err(ContentError::Inconsistent(
+                    "a transfer's lines carry no price".into(),
+                ));
+            }
+        }
         EventKind::Fulfilment { order_id, .. } => {
             if !crate::fulfilment::valid_order_id(order_id) {
                 return Err(ContentError::Inconsistent(format!(

@@ -26,6 +26,7 @@ use crate::journal::Inserted;
 use crate::lost::{ByReason, Lost};
 use crate::message::{CatalogItem, SyncRequest, SyncResponse};
 use crate::rights::{apply_grant, release, RightsGrant, RightsReleased};
+use crate::transfer::Transfer;
 
 /// One store's whole state in memory (see the module docs).
 #[derive(Debug, Clone)]
@@ -51,6 +52,8 @@ pub struct MemStore {
     pub lost: ByReason<Lost>,
     /// This store's allocations of orders, by order id.
     pub allocations: BTreeMap<String, OrderAllocation>,
+    /// Transfers to and from this store, by id.
+    pub transfers: BTreeMap<String, Transfer>,
 }
 
 impl MemStore {
@@ -67,6 +70,7 @@ impl MemStore {
             cursors: SyncCursors::default(),
             lost: ByReason::default(),
             allocations: BTreeMap::new(),
+            transfers: BTreeMap::new(),
         }
     }
 
@@ -316,6 +320,16 @@ impl Ledger for MemStore {
     fn put_allocation(&mut self, allocation: &OrderAllocation) -> Result<(), Infallible> {
         self.allocations
             .insert(allocation.order_id.clone(), allocation.clone());
+        Ok(())
+    }
+
+    fn transfer(&self, transfer_id: &str) -> Result<Option<Transfer>, Infallible> {
+        Ok(self.transfers.get(transfer_id).cloned())
+    }
+
+    fn put_transfer(&mut self, transfer: &Transfer) -> Result<(), Infallible> {
+        self.transfers
+            .insert(transfer.transfer_id.clone(), transfer.clone());
         Ok(())
     }
 }

@@ -252,6 +252,10 @@ pub struct SyncResponse {
 pub struct AllocationsPage {
     /// The changed allocations.
     pub allocations: Vec<crate::fulfilment::OrderAllocation>,
+    /// Transfers to or from the store that changed at the hub (sent to
+    /// it, received by their destination).
+    #[serde(default)]
+    pub transfers: Vec<crate::transfer::Transfer>,
     /// The hub's change version this page brings the store up to.
     pub cursor: u64,
     /// More changes wait: ask again from `cursor`.

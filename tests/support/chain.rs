@@ -54,15 +54,28 @@ pub fn init_hub(tmp: &Path, stores: &[&str]) -> HubFiles {
 }
 
 pub fn start_hub(files: &HubFiles, listen: &str, log: PathBuf) -> (Proc, String) {
+    start_hub_with(files, listen, log, &[])
+}
+
+/// [`start_hub`] with more flags.
+pub fn start_hub_with(
+    files: &HubFiles,
+    listen: &str,
+    log: PathBuf,
+    extra: &[&str],
+) -> (Proc, String) {
     let mut cmd = Command::new(bin("tally-hub"));
-    cmd.args(["run", "--data-dir"]).arg(&files.dir).args([
-        "--listen",
-        listen,
-        "--reserve-horizon-hours",
-        "24",
-        "--demand-half-life-hours",
-        "168",
-    ]);
+    cmd.args(["run", "--data-dir"])
+        .arg(&files.dir)
+        .args(extra)
+        .args([
+            "--listen",
+            listen,
+            "--reserve-horizon-hours",
+            "24",
+            "--demand-half-life-hours",
+            "168",
+        ]);
     Proc::start("tally-hub", cmd, log, "tally-hub listening on", LONG)
 }
 

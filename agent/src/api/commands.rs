@@ -100,7 +100,7 @@ pub(super) fn staff(
     })
 }
 
-async fn submit(state: &AppState, cmd: Command) -> Result<Response, ErrorAnswer> {
+pub(super) async fn submit(state: &AppState, cmd: Command) -> Result<Response, ErrorAnswer> {
     let sale_units = crate::rights::sale_units(&cmd);
     let Ran {
         outcome,

@@ -20,13 +20,16 @@
 //! [`guard`] who may use the API (host, origin, till tokens); `json.rs`
 //! the body extractor, `commands.rs` the handlers that record,
 //! `reads.rs` the handlers that read, `orders.rs` the store's part of the
-//! chain's orders (pick list and moves).
+//! chain's orders (pick list and moves), `transfers.rs` transfers of
+//! stock to and from other stores.
 
 mod commands;
 pub mod guard;
 mod json;
 mod orders;
+mod pages;
 mod reads;
+mod transfers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,6 +85,9 @@ pub fn router(state: AppState, config: &ApiConfig, guard: Arc<Guard>) -> Router 
         .route("/v1/orders", get(orders::list))
         .route("/v1/orders/{id}", get(orders::get))
         .route("/v1/orders/{id}/{to}", post(orders::fulfil))
+        .route("/v1/transfers", post(transfers::send).get(transfers::list))
+        .route("/v1/transfers/{id}", get(transfers::get))
+        .route("/v1/transfers/{id}/received", post(transfers::receive))
         .route("/v1/stock/{gtin}", get(reads::get_stock))
         .route("/v1/status", get(reads::get_status))
         .route("/v1/catalog", post(commands::post_catalog))
@@ -145,7 +151,7 @@ impl IntoResponse for ErrorAnswer {
                 ErrorBody::new("invalid", message),
             ),
             ErrorAnswer::Refused {
-                refusal: refusal @ Refusal::UnknownOrder(_),
+                refusal: refusal @ (Refusal::UnknownOrder(_) | Refusal::UnknownTransfer(_)),
                 ..
             } => (StatusCode::NOT_FOUND, ErrorBody::of_refusal(&refusal, true)),
             ErrorAnswer::Refused {

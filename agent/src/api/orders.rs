@@ -9,7 +9,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde::Deserialize;
 use tally_agent_api::answers::{FulfilmentRecorded, OrderList, OrderView, COMMITTED};
 use tally_agent_api::requests::FulfilRequest;
 use tally_sync::command::{Command, Outcome};
@@ -18,20 +17,8 @@ use tally_sync::EventKind;
 
 use super::guard::Till;
 use super::json::ApiJson;
+use super::pages::{self, PageQuery};
 use super::{AppState, ErrorAnswer};
-
-/// Most allocations in one page.
-pub const MAX_PAGE: usize = 1_000;
-
-#[derive(Debug, Deserialize)]
-pub(super) struct ListQuery {
-    #[serde(default)]
-    status: Option<String>,
-    #[serde(default)]
-    after: String,
-    #[serde(default)]
-    limit: Option<usize>,
-}
 
 /// The statuses a `status=` filter names: `open` (allocated or picked,
 /// the pick list, and the default), `all`, or one status.
@@ -64,42 +51,26 @@ fn order_id(id: &str) -> Result<(), ErrorAnswer> {
     }
 }
 
-/// The views of `allocations`, items named from the catalog.
-fn views(state: &AppState, allocations: Vec<OrderAllocation>) -> Vec<OrderView> {
-    allocations
-        .iter()
-        .map(|a| {
-            OrderView::of(a, |g| {
-                state
-                    .db
-                    .catalog_item(g)
-                    .ok()
-                    .flatten()
-                    .map(|item| item.name)
-            })
-        })
-        .collect()
+/// The view of `a`, items named from the catalog.
+fn show(state: &AppState, a: &OrderAllocation) -> OrderView {
+    OrderView::of(a, |g| pages::name(state, g))
 }
 
 /// `GET /v1/orders?status=open&after=ID&limit=N`.
 pub(super) async fn list(
     State(state): State<AppState>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<PageQuery>,
 ) -> Result<Json<OrderList>, ErrorAnswer> {
     let statuses = statuses(q.status.as_deref())?;
-    let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
-    let after = q.after;
-    let found = state
-        .db
-        .read_blocking(move |db| db.allocations(&statuses, &after, limit))
-        .await?;
-    let next = (found.len() == limit)
-        .then(|| found.last().map(|a| a.order_id.clone()))
-        .flatten();
-    let st = state.clone();
-    let orders = tokio::task::spawn_blocking(move || views(&st, found))
-        .await
-        .map_err(|e| ErrorAnswer::Unavailable(e.to_string()))?;
+    let (limit, after) = (q.limit(), q.after);
+    let (orders, next) = pages::page(
+        &state,
+        limit,
+        move |db| db.allocations(&statuses, &after, limit),
+        |a| a.order_id.clone(),
+        show,
+    )
+    .await?;
     Ok(Json(OrderList { next, orders }))
 }
 
@@ -119,13 +90,7 @@ pub(super) async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<OrderView>, ErrorAnswer> {
     let a = allocation(&state, &id).await?;
-    let st = state.clone();
-    let mut v = tokio::task::spawn_blocking(move || views(&st, vec![a]))
-        .await
-        .map_err(|e| ErrorAnswer::Unavailable(e.to_string()))?;
-    v.pop()
-        .map(Json)
-        .ok_or_else(|| ErrorAnswer::Unavailable("no view".into()))
+    Ok(Json(pages::one(&state, a, show).await?))
 }
 
 /// `POST /v1/orders/{id}/{picked|collected|shipped}`: 201 with the move

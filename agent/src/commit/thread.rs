@@ -13,7 +13,7 @@ use tally_service::vital::Vital;
 use rand::RngCore;
 use tally_store::{StoreError, WriteTxn};
 use tally_sync::clock::Clock;
-use tally_sync::command::{execute, merge_allocations, Outcome, Stamp};
+use tally_sync::command::{execute, merge_allocations, merge_transfers, Outcome, Stamp};
 use tally_sync::fulfilment::OrderAllocation;
 use tally_sync::rights::{apply_grant, release};
 use tally_sync::{ByReason, EventId, EventKind, Lost, Refusal};
@@ -468,6 +468,10 @@ fn apply_all(
             Job::Allocations(page, reply) => {
                 let changed = tables.ledger().and_then(|l| {
                     let changed = merge_allocations(l, &page.allocations)?;
+                    let transfers = merge_transfers(l, &page.transfers)?;
+                    for t in &transfers {
+                        tracing::info!(transfer_id = %t.transfer_id, from = %t.from, to = %t.to, status = t.status.name(), "Transfer from the hub.");
+                    }
                     l.set_allocations_cursor(page.cursor)?;
                     Ok(changed)
                 });

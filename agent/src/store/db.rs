@@ -176,6 +176,10 @@ impl AgentDb {
             raw.open_table(LOST_SALES).map_err(storage)?;
             raw.open_table(super::orders::ORDERS).map_err(storage)?;
             raw.open_table(super::orders::BY_STATUS).map_err(storage)?;
+            raw.open_table(super::transfers::TRANSFERS)
+                .map_err(storage)?;
+            raw.open_table(super::transfers::BY_STATUS)
+                .map_err(storage)?;
         }
         let migrated = outbox::migrate(txn.raw())?;
         if migrated > 0 {
@@ -341,6 +345,22 @@ impl AgentDb {
         order_id: &str,
     ) -> Result<Option<tally_sync::fulfilment::OrderAllocation>, StoreError> {
         super::orders::read(&self.read()?, order_id)
+    }
+
+    /// Transfers to or from this store with one of `statuses`, by status
+    /// then id after `after`, at most `limit`.
+    pub fn transfers(
+        &self,
+        statuses: &[tally_sync::transfer::TransferStatus],
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<tally_sync::transfer::Transfer>, StoreError> {
+        super::transfers::list(&self.read()?, statuses, after, limit)
+    }
+
+    /// The transfer `id`, if this store knows it.
+    pub fn transfer(&self, id: &str) -> Result<Option<tally_sync::transfer::Transfer>, StoreError> {
+        super::transfers::read(&self.read()?, id)
     }
 
     /// The hub's allocation changes merged here.

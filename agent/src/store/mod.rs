@@ -49,7 +49,8 @@
 //! - `sync.rs`: the sync request from one snapshot and the writes outside
 //!   the `Ledger`: [`apply_sync`], [`dead_letter`], [`put_catalog`].
 //! - `orders.rs`: this store's allocations of orders (the pick list), by
-//!   order id and by status.
+//!   order id and by status. `transfers.rs`: transfers to and from this
+//!   store, by id and by status.
 //! - `tables.rs`: the agent's table definitions and metadata keys, and
 //!   the reads and writes on them the others share.
 //! - The outbox's own layout is [`crate::outbox`].
@@ -58,6 +59,7 @@ mod db;
 mod orders;
 mod sync;
 mod tables;
+mod transfers;
 mod txn;
 
 pub use self::db::{AgentDb, OpenError, SaleWithReturns, Unflushed, CACHE_BYTES, DB_FILE};

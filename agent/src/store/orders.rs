@@ -10,7 +10,7 @@
 //! applied is `allocations_cursor` in `agent_meta`.
 
 use tally_store::redb::{ReadableTable, Table, TableDefinition};
-use tally_store::{ReadTxn, StoreError};
+use tally_store::{by_status, ReadTxn, StoreError};
 use tally_sync::codec;
 use tally_sync::fulfilment::{OrderAllocation, Status};
 
@@ -48,20 +48,12 @@ pub(super) fn put(
     index: &mut Table<'_, (&'static str, &'static str), ()>,
     a: &OrderAllocation,
 ) -> Result<(), StoreError> {
-    let was = get(orders, &a.order_id)?.map(|old| old.status);
+    let was = get(orders, &a.order_id)?.map(|old| old.status.name());
     let bytes = codec::to_bytes(a).map_err(|e| StoreError::Storage(e.to_string()))?;
     orders
         .insert(a.order_id.as_str(), bytes.as_slice())
         .map_err(storage)?;
-    if let Some(was) = was {
-        index
-            .remove((was.name(), a.order_id.as_str()))
-            .map_err(storage)?;
-    }
-    index
-        .insert((a.status.name(), a.order_id.as_str()), ())
-        .map_err(storage)?;
-    Ok(())
+    by_status::move_status(index, &a.order_id, was, a.status.name())
 }
 
 /// Allocations with one of `statuses`, by status then order id, after
@@ -74,27 +66,8 @@ pub(super) fn list(
 ) -> Result<Vec<OrderAllocation>, StoreError> {
     let index = txn.raw().open_table(BY_STATUS).map_err(storage)?;
     let orders = txn.raw().open_table(ORDERS).map_err(storage)?;
-    let mut out = Vec::new();
-    for status in statuses {
-        let name = status.name();
-        for row in index.range((name, after)..).map_err(storage)? {
-            if out.len() == limit {
-                return Ok(out);
-            }
-            let (k, _) = row.map_err(storage)?;
-            let (s, id) = k.value();
-            if s != name {
-                break;
-            }
-            if id == after {
-                continue;
-            }
-            if let Some(a) = get(&orders, id)? {
-                out.push(a);
-            }
-        }
-    }
-    Ok(out)
+    let names: Vec<&str> = statuses.iter().map(|s| s.name()).collect();
+    by_status::records_with_status(&index, &names, after, limit, |id| get(&orders, id))
 }
 
 /// The allocation of `order_id`, from a snapshot.

@@ -12,12 +12,13 @@ use tally_sync::epcs::{DoubleSale, EpcRecord, EpcSummary};
 use tally_sync::exchange::ReplicaStore;
 use tally_sync::fulfilment::OrderAllocation;
 use tally_sync::journal::Inserted;
+use tally_sync::transfer::Transfer;
 use tally_sync::{BoundedCounter, Delta, Epc, Event, EventId, Gtin, ItemKey, LocationId};
 
 use super::tables::{
     outbox_seq, returned_from, storage, AGENT_META, COUNTERS_FLUSHED_UPTO, DEMAND, RETURNED,
 };
-use super::{orders, AgentDb, Unflushed};
+use super::{orders, transfers, AgentDb, Unflushed};
 use crate::outbox::{self, OUTBOX};
 
 /// The counters a batch changed that are not in the counters table yet,
@@ -56,6 +57,9 @@ pub struct AgentTxn<'t> {
     /// Opened only by allocations (pages from the hub, fulfilment moves).
     orders: LazyTable<'t, &'static str, &'static [u8]>,
     orders_by_status: LazyTable<'t, (&'static str, &'static str), ()>,
+    /// Opened only by transfers.
+    transfers: LazyTable<'t, &'static str, &'static [u8]>,
+    transfers_by_status: LazyTable<'t, (&'static str, &'static str), ()>,
     meta: tally_store::redb::Table<'t, &'static str, u64>,
     outbox_seq: u64,
     /// The counters table covers the outbox up to here.
@@ -90,6 +94,8 @@ impl<'t> AgentTxn<'t> {
             returned: LazyTable::new(raw, RETURNED),
             orders: LazyTable::new(raw, orders::ORDERS),
             orders_by_status: LazyTable::new(raw, orders::BY_STATUS),
+            transfers: LazyTable::new(raw, transfers::TRANSFERS),
+            transfers_by_status: LazyTable::new(raw, transfers::BY_STATUS),
             meta,
             outbox_seq,
             flushed_upto,
@@ -270,5 +276,17 @@ impl Ledger for AgentTxn<'_> {
     fn put_allocation(&mut self, allocation: &OrderAllocation) -> Result<(), StoreError> {
         let (table, index) = (self.orders.get_mut()?, self.orders_by_status.get_mut()?);
         orders::put(table, index, allocation)
+    }
+
+    fn transfer(&self, transfer_id: &str) -> Result<Option<Transfer>, StoreError> {
+        transfers::get(self.transfers.get()?, transfer_id)
+    }
+
+    fn put_transfer(&mut self, transfer: &Transfer) -> Result<(), StoreError> {
+        let (table, index) = (
+            self.transfers.get_mut()?,
+            self.transfers_by_status.get_mut()?,
+        );
+        transfers::put(table, index, transfer)
     }
 }

@@ -49,6 +49,7 @@ mod orders;
 mod rights;
 mod slots;
 mod sync;
+mod transfers;
 
 use std::sync::Arc;
 
@@ -130,6 +131,8 @@ pub struct ApiSettings {
     pub max_sync_events: usize,
     /// The budget's size: most bytes of bodies in flight at once.
     pub max_queued_bytes: usize,
+    /// How long a transfer may stay in transit before it is overdue.
+    pub transfer_overdue_ms: u64,
 }
 
 /// The router; every request must carry a [`Peer`] extension.
@@ -147,6 +150,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/orders", post(orders::orders).get(orders::list))
         .route("/v1/orders/{id}", get(orders::order))
         .route("/v1/orders/{id}/cancel", post(orders::cancel))
+        .route("/v1/transfers", get(transfers::list))
+        .route("/v1/transfers/{id}", get(transfers::transfer))
         .route("/v1/catalog", post(catalog::catalog))
         .route("/v1/stock/{gtin}", get(admin::stock))
         .route("/v1/stores", get(admin::stores))

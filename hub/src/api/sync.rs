@@ -80,7 +80,23 @@ async fn steps(
             ),
         ));
     }
+    // The other ends of transfers this request sends or receives hear of
+    // them at once (their next page has them).
+    let peers: Vec<tally_sync::LocationId> = req
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            tally_sync::EventKind::TransferOut { to, .. } => Some(to.clone()),
+            tally_sync::EventKind::TransferIn { from, .. } => Some(from.clone()),
+            _ => None,
+        })
+        .collect();
     let result = submit(st, who, req).await?;
+    if matches!(result, SyncResult::Synced(..)) {
+        for peer in &peers {
+            st.links.notify(peer, tally_sync::link::Notice::SyncNow);
+        }
+    }
     Ok(answer(st, id, events, enc, result))
 }
 

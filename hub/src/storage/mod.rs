@@ -31,6 +31,7 @@ mod content;
 pub mod held;
 pub mod redb;
 pub mod routed;
+pub mod transfers;
 
 use serde::{Deserialize, Serialize};
 use tally_sync::exchange::{Identity, SyncRefusal};
@@ -305,6 +306,13 @@ pub trait HubWrite {
         &mut self,
         o: &routed::RoutedOrderRequest,
     ) -> Result<routed::RoutedResult, StorageError>;
+    /// Raises `transfer_overdue` for transfers in transit known for longer
+    /// than `overdue_ms`, each once; answers how many.
+    fn flag_overdue_transfers(
+        &mut self,
+        now_ms: u64,
+        overdue_ms: u64,
+    ) -> Result<usize, StorageError>;
     /// Cancels a routed order's open allocations (`seed`: randomness for
     /// the events that give their units back).
     fn cancel_order(
@@ -374,6 +382,15 @@ pub trait HubStorage: Send + Sync + 'static {
     ) -> Result<Vec<routed::RoutedOrder>, StorageError>;
     /// The routed order with this id, if any.
     fn routed_order(&self, order_id: &str) -> Result<Option<routed::RoutedOrder>, StorageError>;
+    /// Transfers with `status`, by id after `after`, at most `limit`.
+    fn transfers(
+        &self,
+        status: tally_sync::transfer::TransferStatus,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<transfers::HubTransfer>, StorageError>;
+    /// The transfer with this id, if any.
+    fn transfer(&self, id: &str) -> Result<Option<transfers::HubTransfer>, StorageError>;
     /// `store`'s allocations changed after change version `after`, at
     /// most `limit` (`GET /v1/allocations`).
     fn allocations(

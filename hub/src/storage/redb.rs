@@ -42,6 +42,7 @@ use tally_sync::{
 use super::content::{self, HubTxnReplica};
 use super::held::{self, AdmitResult, HeldEvent};
 use super::routed::{self, RoutedOrder, RoutedOrderRequest, RoutedResult, RoutingSettings};
+use super::transfers;
 use super::{
     AuditReport, AuditRow, CatalogResult, ExceptionRecord, GrantResult, HubStorage, HubWrite,
     OrderLine, OrderReceipt, OrderRequest, OrderResult, ReleaseResult, StorageError, StoreRecord,
@@ -170,6 +171,9 @@ impl RedbHub {
             raw.open_table(routed::CHANGES).map_err(redb_err)?;
             raw.open_table(routed::VERSIONS).map_err(redb_err)?;
             raw.open_table(routed::META).map_err(redb_err)?;
+            raw.open_table(transfers::TRANSFERS).map_err(redb_err)?;
+            raw.open_table(transfers::BY_STATUS).map_err(redb_err)?;
+            raw.open_table(transfers::DUE).map_err(redb_err)?;
             raw.open_table(held::HELD).map_err(redb_err)?;
             raw.open_table(held::HELD_COUNT).map_err(redb_err)?;
         }
@@ -230,6 +234,16 @@ impl RedbHub {
             }
         }
         drop(replica);
+
+        // Transfers sent and received.
+        for e in &new_events {
+            if matches!(
+                e.kind,
+                EventKind::TransferOut { .. } | EventKind::TransferIn { .. }
+            ) {
+                exceptions.extend(transfers::on_event(txn, e, now_ms)?);
+            }
+        }
 
         // The store's moves of its order allocations.
         for e in &new_events {
@@ -711,6 +725,17 @@ fn grant(
 }
 
 impl HubWrite for RedbWrite<'_> {
+    fn flag_overdue_transfers(
+        &mut self,
+        now_ms: u64,
+        overdue_ms: u64,
+    ) -> Result<usize, StorageError> {
+        let raised = transfers::flag_overdue(self.txn, now_ms, overdue_ms)?;
+        let n = raised.len();
+        append_exceptions(self.txn, raised)?;
+        Ok(n)
+    }
+
     fn cancel_order(
         &mut self,
         order_id: &str,
@@ -890,6 +915,24 @@ impl HubStorage for RedbHub {
 
     fn routed_order(&self, order_id: &str) -> Result<Option<RoutedOrder>, StorageError> {
         Ok(routed::read(&self.db.begin_read()?, order_id)?)
+    }
+
+    fn transfers(
+        &self,
+        status: tally_sync::transfer::TransferStatus,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<transfers::HubTransfer>, StorageError> {
+        Ok(transfers::list(
+            &self.db.begin_read()?,
+            status,
+            after,
+            limit,
+        )?)
+    }
+
+    fn transfer(&self, id: &str) -> Result<Option<transfers::HubTransfer>, StorageError> {
+        Ok(transfers::read(&self.db.begin_read()?, id)?)
     }
 
     fn allocations(

@@ -15,7 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 use tally_store::redb::{ReadableTable, TableDefinition};
-use tally_store::{ReadTxn, StoreError, WriteTxn};
+use tally_store::{by_status, ReadTxn, StoreError, WriteTxn};
 use tally_sync::command::counters_at;
 use tally_sync::fulfilment::{Fulfilment, OrderAllocation, Status};
 use tally_sync::message::AllocationsPage;
@@ -30,13 +30,13 @@ pub(super) const ROUTED: TableDefinition<&str, &[u8]> = TableDefinition::new("hu
 pub(super) const BY_STATUS: TableDefinition<(&str, &str), ()> =
     TableDefinition::new("hub_routed_orders_by_status");
 
-/// (store, change version) → order id: each store's allocations in the
-/// order they last changed at the hub (allocated, cancelled), so a store
-/// fetches what changed after its cursor with one range read
-/// (`GET /v1/allocations`).
+/// (store, change version) → `o:ORDER` or `t:TRANSFER`: each store's
+/// allocations and transfers in the order they last changed at the hub
+/// (allocated, cancelled; sent to it, received), so a store fetches what
+/// changed after its cursor with one range read (`GET /v1/allocations`).
 pub(super) const CHANGES: TableDefinition<(&str, u64), &str> =
     TableDefinition::new("hub_allocation_changes");
-/// (store, order id) → its allocation's change version (to move its
+/// (store, `o:ORDER` or `t:TRANSFER`) → its change version (to move its
 /// entry in [`CHANGES`]).
 pub(super) const VERSIONS: TableDefinition<(&str, &str), u64> =
     TableDefinition::new("hub_allocation_versions");
@@ -44,13 +44,11 @@ pub(super) const VERSIONS: TableDefinition<(&str, &str), u64> =
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("hub_routed_meta");
 const VERSION_KEY: &str = "allocation_version";
 
-fn status_name(s: Status) -> &'static str {
-    s.name()
-}
-
-/// Records that `store`'s allocation of `order_id` changed at the hub:
-/// it gets the next change version, so the store's next page brings it.
-fn announce(txn: &WriteTxn, store: &LocationId, order_id: &str) -> Result<(), StoreError> {
+/// Records that something of `store`'s changed at the hub, `key` being
+/// `o:ORDER` (its allocation of an order) or `t:TRANSFER` (a transfer to
+/// or from it): it gets the next change version, so the store's next
+/// page brings it.
+pub(super) fn announce(txn: &WriteTxn, store: &LocationId, key: &str) -> Result<(), StoreError> {
     let raw = txn.raw();
     let mut meta = raw.open_table(META).map_err(redb_err)?;
     let version = meta
@@ -62,7 +60,7 @@ fn announce(txn: &WriteTxn, store: &LocationId, order_id: &str) -> Result<(), St
     let mut versions = raw.open_table(VERSIONS).map_err(redb_err)?;
     let mut changes = raw.open_table(CHANGES).map_err(redb_err)?;
     if let Some(old) = versions
-        .insert((store.as_str(), order_id), version)
+        .insert((store.as_str(), key), version)
         .map_err(redb_err)?
     {
         changes
@@ -70,7 +68,7 @@ fn announce(txn: &WriteTxn, store: &LocationId, order_id: &str) -> Result<(), St
             .map_err(redb_err)?;
     }
     changes
-        .insert((store.as_str(), version), order_id)
+        .insert((store.as_str(), version), key)
         .map_err(redb_err)?;
     Ok(())
 }
@@ -117,6 +115,7 @@ pub(super) fn allocations_page(
     let orders = txn.raw().open_table(ROUTED).map_err(redb_err)?;
     let mut page = AllocationsPage {
         allocations: Vec::new(),
+        transfers: Vec::new(),
         cursor: after,
         more: false,
     };
@@ -131,8 +130,13 @@ pub(super) fn allocations_page(
         }
         let (k, v) = row.map_err(redb_err)?;
         page.cursor = k.value().1;
-        if let Some(order) = get(&orders, v.value())? {
-            page.allocations.extend(store_view(&order, store));
+        if let Some(order_id) = v.value().strip_prefix("o:") {
+            if let Some(order) = get(&orders, order_id)? {
+                page.allocations.extend(store_view(&order, store));
+            }
+        } else if let Some(id) = v.value().strip_prefix("t:") {
+            page.transfers
+                .extend(super::transfers::store_view(txn, id, store)?);
         }
     }
     Ok(page)
@@ -192,16 +196,12 @@ fn put(txn: &WriteTxn, order: &RoutedOrder, was: Option<Status>) -> Result<(), S
             to_json("hub_routed_orders", order)?.as_slice(),
         )
         .map_err(redb_err)?;
-    let mut index = raw.open_table(BY_STATUS).map_err(redb_err)?;
-    if let Some(was) = was {
-        index
-            .remove((status_name(was), order.order_id.as_str()))
-            .map_err(redb_err)?;
-    }
-    index
-        .insert((status_name(order.status), order.order_id.as_str()), ())
-        .map_err(redb_err)?;
-    Ok(())
+    by_status::move_status(
+        &mut raw.open_table(BY_STATUS).map_err(redb_err)?,
+        &order.order_id,
+        was.map(Status::name),
+        order.status.name(),
+    )
 }
 
 /// How the hub chooses stores for orders that name none.
@@ -365,7 +365,7 @@ pub(super) fn route_order(
     };
     put(txn, &order, None)?;
     for a in &order.allocations {
-        announce(txn, &a.store, &order.order_id)?;
+        announce(txn, &a.store, &format!("o:{}", order.order_id))?;
     }
     Ok(RoutedResult::Accepted(order))
 }
@@ -423,7 +423,7 @@ pub(super) fn cancel(
         };
         record(txn, &event, order_id)?;
         a.status = Status::Cancelled;
-        announce(txn, &a.store, order_id)?;
+        announce(txn, &a.store, &format!("o:{order_id}"))?;
     }
     let was = order.status;
     order.status = Status::Cancelled;
@@ -504,29 +504,9 @@ pub(super) fn list(
 ) -> Result<Vec<RoutedOrder>, StoreError> {
     let index = txn.raw().open_table(BY_STATUS).map_err(redb_err)?;
     let orders = txn.raw().open_table(ROUTED).map_err(redb_err)?;
-    let name = status_name(status);
-    let mut out = Vec::new();
-    for row in index
-        .range((name, after)..)
-        .map_err(redb_err)?
-        .take(limit.saturating_add(1))
-    {
-        let (k, _) = row.map_err(redb_err)?;
-        let (s, id) = k.value();
-        if s != name {
-            break;
-        }
-        if id == after {
-            continue;
-        }
-        if let Some(o) = get(&orders, id)? {
-            out.push(o);
-        }
-        if out.len() == limit {
-            break;
-        }
-    }
-    Ok(out)
+    by_status::records_with_status(&index, &[status.name()], after, limit, |id| {
+        get(&orders, id)
+    })
 }
 
 /// The routed order `order_id`, from a snapshot.

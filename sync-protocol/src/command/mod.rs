@@ -50,6 +50,7 @@ use crate::ids::{Epc, EventId, LocationId};
 use crate::inventory::ItemKey;
 use crate::journal::Inserted;
 use crate::ledger::{apply_event, plan_override, units_per_item, Applied, Refusal};
+use crate::transfer::{Transfer, TransferLine, TransferStatus};
 
 pub use plan::{plan, return_lines};
 pub use retry::retry_mismatch;
@@ -83,6 +84,10 @@ pub trait Ledger: ReplicaStore {
     fn allocation(&self, order_id: &str) -> Result<Option<OrderAllocation>, Self::Error>;
     /// Stores an allocation (a new one from the hub, or one moved on).
     fn put_allocation(&mut self, allocation: &OrderAllocation) -> Result<(), Self::Error>;
+    /// The transfer with this id, to or from this store.
+    fn transfer(&self, transfer_id: &str) -> Result<Option<Transfer>, Self::Error>;
+    /// Stores a transfer (sent here, received here, or from the hub).
+    fn put_transfer(&mut self, transfer: &Transfer) -> Result<(), Self::Error>;
 }
 
 /// Time and randomness for a new event, supplied by the caller.
@@ -142,6 +147,29 @@ impl ReceiptLine {
             epc: Some(epc),
         }
     }
+
+    /// The event line it records: units carry no price (received or
+    /// transferred, not sold).
+    pub fn unpriced(&self) -> crate::event::Line {
+        crate::event::Line {
+            gtin: self.gtin,
+            qty: self.qty,
+            unit_price_minor: 0,
+            epc: self.epc.clone(),
+        }
+    }
+
+    /// The line as a priced command would give it, without a price (what
+    /// a retry compares).
+    pub fn as_line_in(&self) -> LineIn {
+        LineIn {
+            gtin: self.gtin,
+            qty: self.qty,
+            unit_price_minor: None,
+            price_from_label: false,
+            epc: self.epc.clone(),
+        }
+    }
 }
 
 pub use crate::event::{Approval, Staff};
@@ -193,6 +221,29 @@ pub enum Command {
         /// Who counts.
         staff: Staff,
     },
+    /// Send units to another store (they leave this store's rights and
+    /// are in transit until the destination receives them).
+    TransferOut {
+        /// Idempotency key.
+        id: Option<EventId>,
+        /// The transfer's id (unique in the chain).
+        transfer_id: String,
+        /// The destination store.
+        to: LocationId,
+        /// Items and units (tagged units carry their EPC).
+        lines: Vec<ReceiptLine>,
+        /// Who sends.
+        staff: Staff,
+    },
+    /// Receive a transfer addressed to this store (its units, as sent).
+    TransferIn {
+        /// Idempotency key.
+        id: Option<EventId>,
+        /// The transfer's id.
+        transfer_id: String,
+        /// Who receives.
+        staff: Staff,
+    },
     /// Move this store's allocation of an order on: picked, collected
     /// (pickup) or shipped (ship).
     Fulfil {
@@ -215,7 +266,9 @@ impl Command {
             | Command::Return { id, .. }
             | Command::Receipt { id, .. }
             | Command::Count { id, .. }
-            | Command::Fulfil { id, .. } => *id,
+            | Command::Fulfil { id, .. }
+            | Command::TransferOut { id, .. }
+            | Command::TransferIn { id, .. } => *id,
         }
     }
 
@@ -227,7 +280,9 @@ impl Command {
             | Command::Return { id, .. }
             | Command::Receipt { id, .. }
             | Command::Count { id, .. }
-            | Command::Fulfil { id, .. } => {
+            | Command::Fulfil { id, .. }
+            | Command::TransferOut { id, .. }
+            | Command::TransferIn { id, .. } => {
                 id.get_or_insert(fresh);
             }
         }
@@ -241,7 +296,9 @@ impl Command {
             | Command::Return { staff, .. }
             | Command::Receipt { staff, .. }
             | Command::Count { staff, .. }
-            | Command::Fulfil { staff, .. } => staff,
+            | Command::Fulfil { staff, .. }
+            | Command::TransferOut { staff, .. }
+            | Command::TransferIn { staff, .. } => staff,
         }
     }
 
@@ -252,7 +309,9 @@ impl Command {
             | Command::Return { staff, .. }
             | Command::Receipt { staff, .. }
             | Command::Count { staff, .. }
-            | Command::Fulfil { staff, .. } => *staff = by,
+            | Command::Fulfil { staff, .. }
+            | Command::TransferOut { staff, .. }
+            | Command::TransferIn { staff, .. } => *staff = by,
         }
         self
     }
@@ -265,6 +324,8 @@ impl Command {
             Command::Receipt { .. } => "receipt",
             Command::Count { .. } => "count_adjustment",
             Command::Fulfil { .. } => "fulfilment",
+            Command::TransferOut { .. } => "transfer_out",
+            Command::TransferIn { .. } => "transfer_in",
         }
     }
 
@@ -276,7 +337,8 @@ impl Command {
             }
             Command::Receipt { lines, .. } => lines.iter().map(|l| l.gtin).collect(),
             Command::Count { gtin, .. } => BTreeSet::from([*gtin]),
-            Command::Fulfil { .. } => BTreeSet::new(),
+            Command::Fulfil { .. } | Command::TransferIn { .. } => BTreeSet::new(),
+            Command::TransferOut { lines, .. } => lines.iter().map(|l| l.gtin).collect(),
         }
     }
 
@@ -288,9 +350,11 @@ impl Command {
             Command::Sale { lines, .. } | Command::Return { lines, .. } => {
                 lines.iter().map(|l| l.gtin).collect()
             }
-            Command::Receipt { .. } | Command::Count { .. } | Command::Fulfil { .. } => {
-                BTreeSet::new()
-            }
+            Command::Receipt { .. }
+            | Command::Count { .. }
+            | Command::Fulfil { .. }
+            | Command::TransferOut { .. }
+            | Command::TransferIn { .. } => BTreeSet::new(),
         }
     }
 
@@ -300,7 +364,13 @@ impl Command {
             Command::Sale { lines, .. } | Command::Return { lines, .. } => {
                 lines.iter().filter_map(|l| l.epc.as_ref()).collect()
             }
-            Command::Receipt { .. } | Command::Count { .. } | Command::Fulfil { .. } => Vec::new(),
+            Command::TransferOut { lines, .. } => {
+                lines.iter().filter_map(|l| l.epc.as_ref()).collect()
+            }
+            Command::Receipt { .. }
+            | Command::Count { .. }
+            | Command::Fulfil { .. }
+            | Command::TransferIn { .. } => Vec::new(),
         }
     }
 }
@@ -322,6 +392,8 @@ pub struct Loaded {
     pub epc_items: BTreeMap<Epc, Gtin>,
     /// For a fulfilment move, the allocation it moves.
     pub allocation: Option<OrderAllocation>,
+    /// For a transfer, the one with its id this store knows.
+    pub transfer: Option<Transfer>,
 }
 
 /// The sale a return names and what earlier returns took back from it.
@@ -370,6 +442,10 @@ pub fn load<L: Ledger>(ledger: &L, who: &Identity, cmd: &Command) -> Result<Load
     if let Command::Fulfil { order_id, .. } = cmd {
         loaded.allocation = ledger.allocation(order_id)?;
         return Ok(loaded);
+    }
+    if let Command::TransferOut { transfer_id, .. } | Command::TransferIn { transfer_id, .. } = cmd
+    {
+        loaded.transfer = ledger.transfer(transfer_id)?;
     }
     if let Command::Return {
         original_sale: Some(sale),
@@ -476,6 +552,22 @@ pub fn execute<L: Ledger>(
             ..allocation.clone()
         })?;
     }
+    match (&event.kind, &loaded.transfer) {
+        (EventKind::TransferOut { transfer_id, to }, _) => ledger.put_transfer(&Transfer {
+            transfer_id: transfer_id.clone(),
+            from: event.location.clone(),
+            to: to.clone(),
+            lines: TransferLine::of_event(&event.lines),
+            status: TransferStatus::InTransit,
+            sent_at_ms: event.at_ms,
+            sent_event: Some(event.id),
+        })?,
+        (EventKind::TransferIn { .. }, Some(t)) => ledger.put_transfer(&Transfer {
+            status: TransferStatus::Received,
+            ..t.clone()
+        })?,
+        _ => {}
+    }
     ledger.append_outbox(event.id)?;
     Ok(Outcome::Recorded { event, new: true })
 }
@@ -502,6 +594,28 @@ pub fn merge_allocations<L: Ledger>(
             if known.map(|k| k.status) != Some(merged.status) {
                 changed.push(merged);
             }
+        }
+    }
+    Ok(changed)
+}
+
+/// Merges transfers from the hub into `ledger` (each joined with what the
+/// store knows: [`Transfer::merge`]); answers those whose status changed
+/// here. Idempotent.
+pub fn merge_transfers<L: Ledger>(
+    ledger: &mut L,
+    page: &[Transfer],
+) -> Result<Vec<Transfer>, L::Error> {
+    let mut changed = Vec::new();
+    for from_hub in page {
+        let known = ledger.transfer(&from_hub.transfer_id)?;
+        let merged = match &known {
+            Some(k) => k.clone().merge(from_hub.clone()),
+            None => from_hub.clone(),
+        };
+        if known.as_ref() != Some(&merged) {
+            ledger.put_transfer(&merged)?;
+            changed.push(merged);
         }
     }
     Ok(changed)

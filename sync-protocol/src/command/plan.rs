@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{invalid, Command, LineIn, Loaded, OriginalSale, Stamp};
+use super::{invalid, Command, LineIn, Loaded, OriginalSale, ReceiptLine, Stamp};
 use crate::event::{
     checked_total_minor, Approval, Event, EventKind, Line, Override, PriceOverride, Tender,
 };
@@ -15,6 +15,7 @@ use crate::fulfilment::Status;
 use crate::gtin::Gtin;
 use crate::ids::EventId;
 use crate::ledger::{plan_count, plan_override, units_per_item, Refusal};
+use crate::transfer::TransferStatus;
 
 fn price_lines(lines: &[LineIn], prices: &BTreeMap<Gtin, i64>) -> Result<Vec<Line>, Refusal> {
     lines
@@ -298,15 +299,7 @@ pub fn plan(
         ),
         Command::Receipt { lines, .. } => (
             EventKind::Receipt,
-            lines
-                .iter()
-                .map(|l| Line {
-                    gtin: l.gtin,
-                    qty: l.qty,
-                    unit_price_minor: 0,
-                    epc: l.epc.clone(),
-                })
-                .collect(),
+            lines.iter().map(|l| l.unpriced()).collect(),
         ),
         Command::Count { gtin, counted, .. } => {
             let counter = loaded.counters.get(gtin).cloned().unwrap_or_default();
@@ -323,6 +316,63 @@ pub fn plan(
                     unit_price_minor: 0,
                     epc: None,
                 }],
+            )
+        }
+        Command::TransferOut {
+            transfer_id,
+            to,
+            lines,
+            ..
+        } => {
+            if !crate::fulfilment::valid_order_id(transfer_id) {
+                return Err(invalid(format!(
+                    "transfer_id must be 1 to {} printable ASCII characters",
+                    crate::fulfilment::MAX_ORDER_ID_BYTES
+                )));
+            }
+            if loaded.transfer.is_some() {
+                return Err(invalid(format!(
+                    "transfer {transfer_id} already exists; a new transfer needs a new id"
+                )));
+            }
+            if *to == who.location || to.as_str() == crate::ids::ReplicaId::HUB {
+                return Err(invalid(format!("to_store {to}: another store")));
+            }
+            (
+                EventKind::TransferOut {
+                    transfer_id: transfer_id.clone(),
+                    to: to.clone(),
+                },
+                lines.iter().map(|l| l.unpriced()).collect(),
+            )
+        }
+        Command::TransferIn { transfer_id, .. } => {
+            let Some(t) = &loaded.transfer else {
+                return Err(Refusal::UnknownTransfer(transfer_id.clone()));
+            };
+            if t.to != who.location {
+                return Err(invalid(format!(
+                    "transfer {transfer_id} goes from {} to {}, not to this store",
+                    t.from, t.to
+                )));
+            }
+            if t.status == TransferStatus::Received {
+                return Err(Refusal::TransferReceived(transfer_id.clone()));
+            }
+            (
+                EventKind::TransferIn {
+                    transfer_id: transfer_id.clone(),
+                    from: t.from.clone(),
+                },
+                t.lines
+                    .iter()
+                    .map(|l| ReceiptLine {
+                        gtin: l.gtin,
+                        qty: l.qty,
+                        epc: l.epc.clone(),
+                    })
+                    .map(|l| l.unpriced())
+                    .collect(),
             )
         }
         Command::Fulfil { order_id, to, .. } => {

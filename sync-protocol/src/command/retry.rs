@@ -2,7 +2,7 @@
 //! recorded request; anything it changes is named, so the caller is never
 //! told that something was recorded which never was.
 
-use super::{Command, LineIn};
+use super::{Command, LineIn, ReceiptLine};
 use crate::event::{Approval, Event, EventKind, Line, Staff};
 
 /// How `cmd`, re-posted under the id of the recorded `event` (of the same
@@ -59,16 +59,7 @@ pub fn retry_mismatch(cmd: &Command, event: &Event) -> Option<String> {
         }
         (Command::Receipt { lines, .. }, EventKind::Receipt) => {
             // Receipts carry no price: compared as lines without one.
-            let given: Vec<LineIn> = lines
-                .iter()
-                .map(|l| LineIn {
-                    gtin: l.gtin,
-                    qty: l.qty,
-                    unit_price_minor: None,
-                    epc: l.epc.clone(),
-                    price_from_label: false,
-                })
-                .collect();
+            let given: Vec<LineIn> = lines.iter().map(ReceiptLine::as_line_in).collect();
             lines_mismatch(&given, &event.lines)
         }
         (
@@ -96,6 +87,31 @@ pub fn retry_mismatch(cmd: &Command, event: &Event) -> Option<String> {
                 (to != status).then(|| format!("moved to {status:?}, not {to:?}"))
             }
         }
+        (
+            Command::TransferOut {
+                transfer_id,
+                to,
+                lines,
+                ..
+            },
+            EventKind::TransferOut {
+                transfer_id: recorded,
+                to: recorded_to,
+            },
+        ) => {
+            if transfer_id != recorded || to != recorded_to {
+                return Some(format!("transfer {recorded} to {recorded_to}"));
+            }
+            let given: Vec<LineIn> = lines.iter().map(ReceiptLine::as_line_in).collect();
+            lines_mismatch(&given, &event.lines)
+        }
+        (
+            Command::TransferIn { transfer_id, .. },
+            EventKind::TransferIn {
+                transfer_id: recorded,
+                ..
+            },
+        ) => (transfer_id != recorded).then(|| format!("transfer {recorded}")),
         _ => Some(format!("a {}", event.kind.name())),
     }
 }

@@ -1304,3 +1304,113 @@ fn the_hubs_page_never_undoes_a_move_made_here_and_brings_cancellations() {
         }
     ));
 }
+
+#[test]
+fn a_transfer_leaves_the_sender_within_its_rights_and_arrives_once_at_its_destination() {
+    use crate::transfer::TransferStatus;
+    let (a, b) = (
+        who(),
+        Identity {
+            replica: ReplicaId::new("s2").unwrap(),
+            location: LocationId::new("s2").unwrap(),
+        },
+    );
+    let mut sa = MemStore::new(a.clone());
+    let mut sb = MemStore::new(b.clone());
+    receive(&mut sa, 1, 5);
+    let out = |id: u8, qty: u64| Command::TransferOut {
+        id: Some(EventId::v7(1, [id; 10])),
+        transfer_id: "t-1".into(),
+        to: b.location.clone(),
+        lines: vec![ReceiptLine::units(gtin(1), qty)],
+        staff: Default::default(),
+    };
+    let refused = execute(&mut sa, &a, &out(1, 6), stamp(1)).unwrap();
+    assert!(matches!(
+        refused,
+        Outcome::Refused {
+            refusal: Refusal::InsufficientStock { .. },
+            ..
+        }
+    ));
+    let sent = execute(&mut sa, &a, &out(2, 3), stamp(2)).unwrap();
+    assert!(
+        matches!(sent, Outcome::Recorded { new: true, .. }),
+        "{sent:?}"
+    );
+    assert_eq!(on_hand(&sa, 1), 2);
+    let t = sa.transfers["t-1"].clone();
+    assert_eq!(t.status, TransferStatus::InTransit);
+    // A retry is the recorded transfer; the id cannot name a second one.
+    let again = execute(&mut sa, &a, &out(2, 3), stamp(3)).unwrap();
+    assert!(matches!(again, Outcome::Recorded { new: false, .. }));
+    let reused = execute(&mut sa, &a, &out(3, 1), stamp(4)).unwrap();
+    assert!(matches!(
+        reused,
+        Outcome::Refused {
+            refusal: Refusal::Invalid(_),
+            ..
+        }
+    ));
+
+    let receive_t = |id: u8| Command::TransferIn {
+        id: Some(EventId::v7(2, [id; 10])),
+        transfer_id: "t-1".into(),
+        staff: Default::default(),
+    };
+    let unknown = execute(&mut sb, &b, &receive_t(1), stamp(5)).unwrap();
+    assert!(matches!(
+        unknown,
+        Outcome::Refused {
+            refusal: Refusal::UnknownTransfer(_),
+            ..
+        }
+    ));
+    // The sender cannot receive its own transfer.
+    let own = execute(&mut sa, &a, &receive_t(9), stamp(5)).unwrap();
+    assert!(matches!(
+        own,
+        Outcome::Refused {
+            refusal: Refusal::Invalid(_),
+            ..
+        }
+    ));
+    assert_eq!(
+        merge_transfers(&mut sb, std::slice::from_ref(&t))
+            .unwrap()
+            .len(),
+        1
+    );
+    let got = execute(&mut sb, &b, &receive_t(2), stamp(6)).unwrap();
+    let Outcome::Recorded { event, new: true } = got else {
+        panic!("{got:?}");
+    };
+    assert_eq!(event.lines.len(), 1);
+    assert_eq!(sb.transfers["t-1"].status, TransferStatus::Received);
+    let on_b = sb
+        .replica
+        .inventory
+        .counter(&ItemKey::new(b.location.clone(), gtin(1)))
+        .value();
+    assert_eq!(on_b, 3);
+    let twice = execute(&mut sb, &b, &receive_t(3), stamp(7)).unwrap();
+    assert!(matches!(
+        twice,
+        Outcome::Refused {
+            refusal: Refusal::TransferReceived(_),
+            ..
+        }
+    ));
+    // The hub's page, older than the receipt, does not undo it.
+    merge_transfers(&mut sb, &[t]).unwrap();
+    assert_eq!(sb.transfers["t-1"].status, TransferStatus::Received);
+    // Conservation from events alone: 5 in at s1 = 2 on hand + 3 sent;
+    // 3 arrived at s2.
+    let mut events: Vec<Event> = sa.replica.journal.iter().cloned().collect();
+    events.extend(sb.replica.journal.iter().cloned());
+    let flows = crate::audit::flows(&events);
+    let fa = flows[&ItemKey::new(a.location.clone(), gtin(1))];
+    let fb = flows[&ItemKey::new(b.location.clone(), gtin(1))];
+    assert_eq!((fa.on_hand(), fa.transferred_out), (2, 3));
+    assert_eq!((fb.on_hand(), fb.transferred_in), (3, 3));
+}

@@ -523,6 +523,12 @@ fn more_of_the_first_line(mut cmd: Command) -> Command {
         }
         Command::Count { counted, .. } => *counted += 1,
         Command::Fulfil { order_id, .. } => order_id.push('x'),
+        Command::TransferOut { lines, .. } => {
+            if let Some(l) = lines.first_mut() {
+                l.qty += 1;
+            }
+        }
+        Command::TransferIn { transfer_id, .. } => transfer_id.push('x'),
     }
     cmd
 }
