@@ -3,7 +3,7 @@
 //! `transfer_in` closes it; both stores hear of each change through their
 //! allocation pages (`routed::announce`, tagged `t:`). HQ lists transfers
 //! by status, and a transfer in transit longer than the configured time
-//! raises one `transfer_overdue` exception ([`flag_overdue`], swept by the
+//! raises one `transfer_overdue` exception (`flag_overdue`, swept by the
 //! hub every minute).
 //!
 //! Tables: `hub_transfers` (id → [`HubTransfer`], JSON),
