@@ -1,15 +1,26 @@
 //! The parts of the agent's API the cashier terminal relies on, over real
 //! HTTP (agent in-process on 127.0.0.1:0): the catalog lookup it shows
-//! names and prices with, and the sale sequence it runs — one id from the
+//! names and prices with, the sale sequence it runs — one id from the
 //! first POST on, a refusal, then the same id re-posted with a manager
-//! override.
+//! override — and the order screens (issue 22), driven by the terminal's
+//! own state machine against a store HQ allocated orders to: the pick
+//! list, picking by scans, pickup, a retried move recorded once, an
+//! unknown order, an order HQ cancelled while it was at the counter.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use common::{TestAgent, GUM, PEN};
+use std::collections::VecDeque;
+
+use common::{TestAgent, GUM, MUG, PEN};
 use serde_json::json;
+use tally_agent_api::AgentClient;
+use tally_hardware::rcn::RcnLayout;
+use tally_pos::state::{Action, Dialog, Effect, Env, Key, Move, OrderWhy, Pickup, PosState};
+use tally_sync::fulfilment::{Fulfilment, OrderAllocation, Status};
+use tally_sync::routing::AllocatedLine;
+use tally_sync::EventId;
 
 #[tokio::test]
 async fn catalog_lookup_by_any_gtin_form() {
@@ -80,5 +91,279 @@ async fn refused_sale_then_override_under_the_same_id() {
     let (s, got) = a.get(&format!("/v1/sales/{id}")).await;
     assert_eq!(s, 200, "{got}");
     assert_eq!(got["tenders"][0]["reference"], "AUTH-1");
+    a.stop().await.unwrap();
+}
+
+/// The cashier terminal's state machine, its effects run against an agent
+/// by the terminal's own `perform` (through `AgentClient`), every move it
+/// posts kept.
+struct Till {
+    s: PosState,
+    moves: Vec<Move>,
+}
+
+impl Till {
+    fn new() -> Self {
+        let s = PosState::new("http://agent", RcnLayout::default_layouts())
+            .with_staff("Bea", Some("till-2".into()));
+        Till {
+            s,
+            moves: Vec::new(),
+        }
+    }
+
+    /// Applies `action` and runs what it asks of `api` to the end.
+    async fn act(&mut self, api: &AgentClient, action: Action) {
+        let mut queue = VecDeque::from([action]);
+        while let Some(a) = queue.pop_front() {
+            let env = Env {
+                fresh_id: EventId(uuid::Uuid::now_v7()),
+            };
+            for effect in self.s.update(a, &env) {
+                if let Effect::Fulfil(mv) = &effect {
+                    self.moves.push(mv.clone());
+                }
+                if let Some(answer) = tally_pos::app::perform(api, effect).await {
+                    queue.push_back(answer);
+                }
+            }
+        }
+    }
+
+    async fn key(&mut self, api: &AgentClient, key: Key) {
+        self.act(api, Action::Key(key)).await;
+    }
+
+    /// Types `code` into the input line and presses Enter.
+    async fn enter(&mut self, api: &AgentClient, code: &str) {
+        for c in code.chars() {
+            self.key(api, Key::Char(c)).await;
+        }
+        self.key(api, Key::Enter).await;
+    }
+
+    fn notice(&self) -> String {
+        self.s.notice.clone().map(|(_, t)| t).unwrap_or_default()
+    }
+
+    fn status_of(&self, order_id: &str) -> Option<Status> {
+        let o = self.s.orders.list.iter().find(|o| o.order_id == order_id);
+        o.map(|o| o.status)
+    }
+}
+
+fn allocation(
+    order_id: &str,
+    fulfilment: Fulfilment,
+    lines: &[(&str, u64)],
+    status: Status,
+) -> OrderAllocation {
+    OrderAllocation {
+        order_id: order_id.into(),
+        fulfilment,
+        lines: lines
+            .iter()
+            .map(|(gtin, qty)| AllocatedLine {
+                gtin: gtin.parse().unwrap(),
+                qty: *qty,
+            })
+            .collect(),
+        status,
+        at_ms: 1_796_000_000_000,
+    }
+}
+
+/// The agent's view of an order's status.
+async fn order_status(a: &TestAgent, order_id: &str) -> String {
+    let (s, v) = a.get(&format!("/v1/orders/{order_id}")).await;
+    assert_eq!(s, 200, "{v}");
+    v["status"].as_str().unwrap().to_string()
+}
+
+async fn outbox(a: &TestAgent) -> u64 {
+    let (_, v) = a.get("/v1/status").await;
+    v["outbox_events"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn pick_list_picking_and_pickup_through_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    common::allocate(
+        dir.path(),
+        "s1",
+        vec![
+            allocation(
+                "web-1",
+                Fulfilment::Ship,
+                &[(PEN, 2), (GUM, 1)],
+                Status::Allocated,
+            ),
+            allocation(
+                "bopis-7",
+                Fulfilment::Pickup,
+                &[(MUG, 1)],
+                Status::Allocated,
+            ),
+            allocation(
+                "bopis-8",
+                Fulfilment::Pickup,
+                &[(PEN, 1)],
+                Status::Allocated,
+            ),
+        ],
+        1,
+    )
+    .await;
+    let a = TestAgent::start(dir.path(), "s1").await;
+    let (s, v) = a
+        .post(
+            "/v1/catalog",
+            json!({"items": [{"gtin": PEN, "name": "Pen, blue", "price_minor": 129},
+                             {"gtin": MUG, "name": "Mug", "price_minor": 899}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let api = &a.client;
+    let mut t = Till::new();
+
+    // The pick list: the open orders, items named from the catalog.
+    t.key(api, Key::F(9)).await;
+    let ids: Vec<_> =
+        t.s.orders
+            .list
+            .iter()
+            .map(|o| o.order_id.as_str())
+            .collect();
+    assert_eq!(ids, ["bopis-7", "bopis-8", "web-1"]);
+    let web =
+        t.s.orders
+            .list
+            .iter()
+            .find(|o| o.order_id == "web-1")
+            .unwrap();
+    assert_eq!(web.lines[0].name.as_deref(), Some("Pen, blue"));
+    assert_eq!(web.lines[1].name, None, "gum is not in the catalog");
+
+    // Picking web-1: selected by its id, its items scanned (typed); a
+    // stranger and an extra pen are warned about and not counted; the
+    // last unit posts `picked`.
+    t.enter(api, "web-1").await;
+    assert_eq!(t.s.orders.selected.as_deref(), Some("web-1"));
+    t.enter(api, PEN).await;
+    t.enter(api, MUG).await;
+    assert!(t.notice().contains("NOT in order web-1"), "{}", t.notice());
+    t.enter(api, PEN).await;
+    t.enter(api, PEN).await;
+    assert!(t.notice().contains("needs only 2"), "{}", t.notice());
+    assert!(t.moves.is_empty());
+    let before = outbox(&a).await;
+    t.enter(api, GUM).await;
+    assert_eq!(t.moves.len(), 1, "picked once, when complete");
+    let picked = t.moves[0].clone();
+    assert_eq!(
+        (picked.order_id.as_str(), picked.to),
+        ("web-1", Status::Picked)
+    );
+    assert!(
+        t.notice().contains("web-1 recorded as picked"),
+        "{}",
+        t.notice()
+    );
+    assert_eq!(t.status_of("web-1"), Some(Status::Picked), "list refreshed");
+    assert_eq!(order_status(&a, "web-1").await, "picked");
+    assert_eq!(outbox(&a).await, before + 1, "one fulfilment event");
+    let (_, v) = a.get("/v1/orders?status=picked").await;
+    assert_eq!(v["orders"][0]["order_id"], "web-1");
+    // The terminal's retry after a timeout: the same answer, recorded once.
+    let body =
+        json!({"fulfilment_id": picked.body.fulfilment_id, "cashier": "Bea", "till": "till-2"});
+    let (s, v) = a.post("/v1/orders/web-1/picked", body).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["fulfilment_id"],
+        json!(picked.body.fulfilment_id.unwrap().to_string())
+    );
+    assert_eq!(outbox(&a).await, before + 1);
+
+    // Pickup: bopis-7 typed, collected straight from allocated.
+    t.key(api, Key::F(12)).await;
+    t.enter(api, "bopis-7").await;
+    let Pickup::Shown(shown) = &t.s.orders.pickup else {
+        panic!("{:?}", t.s.orders.pickup)
+    };
+    assert_eq!(shown.status, Status::Allocated);
+    assert_eq!(shown.lines[0].name.as_deref(), Some("Mug"));
+    t.key(api, Key::F(5)).await;
+    assert!(
+        matches!(&t.s.dialog, Some(Dialog::HandedOver { order, already: false }) if order.order_id == "bopis-7"),
+        "{:?}",
+        t.s.dialog
+    );
+    assert_eq!(t.moves[1].to, Status::Collected);
+    assert_eq!(order_status(&a, "bopis-7").await, "collected");
+    // The ship order web-1, scanned as Code 128, goes to the carrier.
+    t.act(
+        api,
+        Action::Scanned(tally_pos::scan::from_typed("]C0web-1", &[])),
+    )
+    .await;
+    assert_eq!(t.s.dialog, None, "the scan closed the confirmation");
+    t.key(api, Key::F(5)).await;
+    assert_eq!(t.moves[2].to, Status::Shipped);
+    assert_eq!(order_status(&a, "web-1").await, "shipped");
+    t.key(api, Key::Enter).await;
+
+    // An order not allocated here: said so, nothing recorded.
+    let before = outbox(&a).await;
+    t.enter(api, "nope-1").await;
+    assert!(
+        matches!(&t.s.dialog, Some(Dialog::OrderRefused(r)) if r.why == OrderWhy::NotHere { item_code: false }),
+        "{:?}",
+        t.s.dialog
+    );
+    t.key(api, Key::Esc).await;
+
+    // bopis-8 on the counter; meanwhile HQ cancels it and the store
+    // merges the hub's page: the handover is refused, nothing recorded.
+    t.enter(api, "bopis-8").await;
+    assert!(matches!(t.s.orders.pickup, Pickup::Shown(_)));
+    a.stop().await.unwrap();
+    common::allocate(
+        dir.path(),
+        "s1",
+        vec![allocation(
+            "bopis-8",
+            Fulfilment::Pickup,
+            &[(PEN, 1)],
+            Status::Cancelled,
+        )],
+        2,
+    )
+    .await;
+    let a = TestAgent::start(dir.path(), "s1").await;
+    let api = &a.client;
+    t.key(api, Key::F(5)).await;
+    assert_eq!(t.moves.len(), 4, "posted, and refused");
+    let Some(Dialog::OrderRefused(r)) = &t.s.dialog else {
+        panic!("{:?}", t.s.dialog)
+    };
+    assert_eq!(r.to, Some(Status::Collected));
+    assert!(
+        matches!(
+            &r.why,
+            OrderWhy::Status {
+                status: Some(Status::Cancelled),
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    assert_eq!(order_status(&a, "bopis-8").await, "cancelled");
+    assert_eq!(outbox(&a).await, before);
+
+    // Nothing is open any more.
+    t.key(api, Key::Esc).await;
+    t.key(api, Key::F(9)).await;
+    assert!(t.s.orders.list.is_empty(), "{:?}", t.s.orders.list);
     a.stop().await.unwrap();
 }

@@ -1,5 +1,7 @@
-//! What the terminal asks of the agent: [`AgentApi`], the six calls the
-//! event loop makes, so its effects run against a fake in tests. The real
+//! What the terminal asks of the agent: [`AgentApi`], the calls the event
+//! loop makes (sales and returns, and the store's orders: the pick list,
+//! one order, a move of its allocation), so its effects run against a
+//! fake in tests. The real
 //! one is `tally_agent_api`'s [`AgentClient`] (the wire types, the HTTP
 //! client and its typed errors all live there, declared once for every
 //! client of the local API).
@@ -7,9 +9,10 @@
 use std::future::Future;
 
 use tally_agent_api::{
-    AgentClient, AgentStatus, ApiError, ReturnRecorded, ReturnRequest, SaleRecorded, SaleRequest,
-    SaleView, Stock,
+    AgentClient, AgentStatus, ApiError, FulfilRequest, FulfilmentRecorded, OrderList, OrderView,
+    ReturnRecorded, ReturnRequest, SaleRecorded, SaleRequest, SaleView, Stock,
 };
+use tally_sync::fulfilment::Status;
 use tally_sync::message::CatalogItem;
 use tally_sync::EventId;
 
@@ -36,6 +39,17 @@ pub trait AgentApi: Send + Sync + 'static {
     ) -> impl Future<Output = Result<ReturnRecorded, ApiError>> + Send;
     /// `GET /v1/sales/{id}`.
     fn sale(&self, id: EventId) -> impl Future<Output = Result<SaleView, ApiError>> + Send;
+    /// `GET /v1/orders?status=open&after=AFTER`: a page of the pick list.
+    fn open_orders(&self, after: &str) -> impl Future<Output = Result<OrderList, ApiError>> + Send;
+    /// `GET /v1/orders/{id}`.
+    fn order(&self, order_id: &str) -> impl Future<Output = Result<OrderView, ApiError>> + Send;
+    /// `POST /v1/orders/{id}/picked|collected|shipped`.
+    fn fulfil(
+        &self,
+        order_id: &str,
+        to: Status,
+        body: &FulfilRequest,
+    ) -> impl Future<Output = Result<FulfilmentRecorded, ApiError>> + Send;
 }
 
 impl AgentApi for AgentClient {
@@ -61,5 +75,22 @@ impl AgentApi for AgentClient {
 
     async fn sale(&self, id: EventId) -> Result<SaleView, ApiError> {
         AgentClient::sale(self, id).await
+    }
+
+    async fn open_orders(&self, after: &str) -> Result<OrderList, ApiError> {
+        AgentClient::orders(self, "open", after).await
+    }
+
+    async fn order(&self, order_id: &str) -> Result<OrderView, ApiError> {
+        AgentClient::order(self, order_id).await
+    }
+
+    async fn fulfil(
+        &self,
+        order_id: &str,
+        to: Status,
+        body: &FulfilRequest,
+    ) -> Result<FulfilmentRecorded, ApiError> {
+        AgentClient::fulfil(self, order_id, to, body).await
     }
 }

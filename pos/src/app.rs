@@ -1,7 +1,8 @@
 //! The event loop: glues the terminal (crossterm keys in, ratatui frames
-//! out), the scanner driver, a status poll and the agent API to the pure
-//! [`PosState`]. Each [`Effect`] runs as its own task and comes back as an
-//! [`Action`]; the screen is redrawn after every batch of actions.
+//! out), the scanner driver, a status poll, the order screens' refresh and
+//! the agent API to the pure [`PosState`]. Each [`Effect`] runs as its own
+//! task and comes back as an [`Action`]; the screen is redrawn after every
+//! batch of actions.
 //!
 //! # Design constraints
 //! - The loop owns the state; nothing else mutates it.
@@ -30,6 +31,10 @@ use crate::state::{Action, Effect, Env, Key, PosState};
 
 /// How often the agent's status is asked.
 pub const STATUS_EVERY: Duration = Duration::from_secs(2);
+
+/// How often an order screen is refreshed ([`Action::RefreshOrders`]):
+/// the pick list, or the order shown at pickup.
+pub const ORDERS_EVERY: Duration = Duration::from_secs(10);
 
 /// Why the terminal stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +138,35 @@ pub async fn perform<A: AgentApi>(api: &A, effect: Effect) -> Option<Action> {
             let result = api.sale(id).await;
             Action::OriginalSale { id, result }
         }
+        Effect::ListOrders { after } => {
+            let result = api.open_orders(&after).await;
+            Action::Orders { after, result }
+        }
+        Effect::LookupOrder(order_id) => {
+            let result = api.order(&order_id).await;
+            Action::Order { order_id, result }
+        }
+        Effect::Fulfil(mv) => {
+            let result = api.fulfil(&mv.order_id, mv.to, &mv.body).await;
+            match &result {
+                Err(e) => tracing::warn!(
+                    order = %mv.order_id,
+                    to = mv.to.name(),
+                    error = %e,
+                    "Order move not confirmed."
+                ),
+                Ok(r) => tracing::info!(
+                    order = %mv.order_id,
+                    status = r.order_status.name(),
+                    "Order moved."
+                ),
+            }
+            Action::Fulfilled {
+                order_id: mv.order_id,
+                fulfilment_id: mv.body.fulfilment_id,
+                result,
+            }
+        }
         Effect::Quit => return None,
     })
 }
@@ -181,12 +215,15 @@ where
     let status_busy = Arc::new(AtomicBool::new(false));
     let mut ticker = tokio::time::interval(STATUS_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut orders_ticker = tokio::time::interval(ORDERS_EVERY);
+    orders_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let result = async {
         terminal.draw(|f| render::draw(f, &state))?;
         loop {
             let first = tokio::select! {
                 a = rx.recv() => a,
+                _ = orders_ticker.tick() => Some(Input::Action(Box::new(Action::RefreshOrders))),
                 _ = ticker.tick() => {
                     if !status_busy.swap(true, Ordering::SeqCst) {
                         let (api, tx, busy) = (api.clone(), tx.clone(), status_busy.clone());

@@ -1,6 +1,8 @@
 //! Draws a [`PosState`] with ratatui: header, banners (agent offline or
-//! unreachable), the basket, totals, the input line, a notice, the key
-//! help line, and the open dialog on top. Pure drawing: the same state
+//! unreachable), the screen's body (the basket, the pick list with the
+//! selected order's lines, or the order shown at pickup), its summary
+//! line, the input line, a notice, the key help line, and the open dialog
+//! on top. Pure drawing: the same state
 //! always gives the same screen, so tests render into a `TestBackend` and
 //! read the text back.
 
@@ -10,10 +12,15 @@ use ratatui::text::{Line as TextLine, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
+use tally_agent_api::OrderView;
+use tally_sync::fulfilment::{Fulfilment, Status};
 use tally_sync::{Refusal, Shortage};
 
 use crate::money::format_minor;
-use crate::state::{AgentLink, Dialog, Level, Mode, PosState, Receipt, Refused, Why};
+use crate::state::{
+    AgentLink, Dialog, Level, Listing, Mode, OrderRefused, OrderWhy, Pickup, PosState, Receipt,
+    Refused, Screen, Why,
+};
 
 /// Draws the whole screen.
 pub fn draw(frame: &mut Frame<'_>, s: &PosState) {
@@ -42,11 +49,22 @@ pub fn draw(frame: &mut Frame<'_>, s: &PosState) {
             banner_area,
         );
     }
-    draw_basket(frame, s, basket);
-    frame.render_widget(Paragraph::new(totals_line(s)), totals);
-    let prompt = match s.mode {
-        Mode::Sale => "Scan or type barcode > ",
-        Mode::Return => "Returned item barcode > ",
+    match s.screen {
+        Screen::Basket => {
+            draw_basket(frame, s, basket);
+            frame.render_widget(Paragraph::new(totals_line(s)), totals);
+        }
+        Screen::PickList => {
+            draw_pick_list(frame, s, basket);
+            frame.render_widget(Paragraph::new(pick_summary(s)), totals);
+        }
+        Screen::Pickup => draw_pickup(frame, s, basket),
+    }
+    let prompt = match (s.screen, s.mode) {
+        (Screen::PickList, _) => "Scan item or order barcode > ",
+        (Screen::Pickup, _) => "Scan or type order id > ",
+        (Screen::Basket, Mode::Sale) => "Scan or type barcode > ",
+        (Screen::Basket, Mode::Return) => "Returned item barcode > ",
     };
     frame.render_widget(
         Paragraph::new(TextLine::from(vec![
@@ -112,9 +130,15 @@ fn wrapped_height(text: &str, width: u16, max: usize) -> u16 {
 
 fn header_line(s: &PosState) -> TextLine<'static> {
     let bold = Style::new().add_modifier(Modifier::BOLD);
-    let mode = match s.mode {
-        Mode::Sale => Span::styled(" SALE ", bold.fg(Color::Black).bg(Color::Green)),
-        Mode::Return => Span::styled(" RETURNS ", bold.fg(Color::Black).bg(Color::Magenta)),
+    let mode = match (s.screen, s.mode) {
+        (Screen::PickList, _) => Span::styled(" PICK LIST ", bold.fg(Color::Black).bg(Color::Cyan)),
+        (Screen::Pickup, _) => Span::styled(" PICKUP ", bold.fg(Color::Black).bg(Color::Blue)),
+        (Screen::Basket, Mode::Sale) => {
+            Span::styled(" SALE ", bold.fg(Color::Black).bg(Color::Green))
+        }
+        (Screen::Basket, Mode::Return) => {
+            Span::styled(" RETURNS ", bold.fg(Color::Black).bg(Color::Magenta))
+        }
     };
     let mut spans = vec![Span::styled("Tally POS ", bold), mode];
     match &s.agent {
@@ -278,15 +302,28 @@ fn totals_line(s: &PosState) -> TextLine<'static> {
 
 fn help_text(s: &PosState) -> String {
     let text = match &s.dialog {
+        None if s.screen != Screen::Basket && s.orders.in_doubt => {
+            "F5 retry (same id)  F8 drop  F10 quit"
+        }
+        None if s.screen == Screen::PickList => {
+            "Up/Down select  scan items  F5 mark picked  F8 clear scans  F9 refresh  F12 pickup  Esc back  F10 quit"
+        }
+        None if s.screen == Screen::Pickup => {
+            "Enter look up  F5 hand over  Esc clear/back  F9 pick list  F10 quit"
+        }
         None if s.in_doubt => "F5 retry (same id)  F8 discard  F10 quit",
         None => match s.mode {
             Mode::Sale => {
-                "Enter scan  F5 pay  +/- qty  F2 qty  Del void  F4 price  F6 returns  F8 new  F10 quit  Up/Down select"
+                "Enter scan  F5 pay  +/- qty  F2 qty  Del void  F4 price  F6 returns  F8 new  F9 orders  F12 pickup  F10 quit  Up/Down select"
             }
             Mode::Return => {
-                "Enter scan  F5 refund  +/- qty  F2 qty  Del void  F4 price  F6 sales  F7 original sale  F8 new  F10 quit  Up/Down select"
+                "Enter scan  F5 refund  +/- qty  F2 qty  Del void  F4 price  F6 sales  F7 original sale  F8 new  F9 orders  F12 pickup  F10 quit  Up/Down select"
             }
         },
+        Some(Dialog::ConfirmPicked { .. }) => "Y mark picked  any other key back",
+        Some(Dialog::OrderRefused(_)) => "Esc back",
+        Some(Dialog::MoveInDoubt { .. }) => "R retry (same id)  Esc back  F8 drop",
+        Some(Dialog::HandedOver { .. }) => "Enter next order (or just scan)",
         Some(Dialog::Tender) => "C cash  K card  Esc back",
         Some(Dialog::Cash { .. }) => "Type the cash handed over, Enter (empty = exact)  Esc back",
         Some(Dialog::Card { .. }) => "Type the card slip reference, Enter  Esc back",
@@ -401,7 +438,14 @@ fn draw_dialog(frame: &mut Frame<'_>, s: &PosState, d: &Dialog, area: Rect) {
         Dialog::Sending => (
             " Recording… ".into(),
             Color::Cyan,
-            vec![format!("Recording {what} {id} with the agent…")],
+            vec![match (&s.orders.moving, s.screen) {
+                (Some(m), Screen::PickList | Screen::Pickup) => format!(
+                    "Recording order {} as {} with the agent…",
+                    m.order_id,
+                    m.to.name()
+                ),
+                _ => format!("Recording {what} {id} with the agent…"),
+            }],
         ),
         Dialog::Refused(r) => refused_dialog(s, r),
         Dialog::OverrideApprover { refused, input } => (
@@ -466,6 +510,21 @@ fn draw_dialog(frame: &mut Frame<'_>, s: &PosState, d: &Dialog, area: Rect) {
             ],
         ),
         Dialog::Receipt(r) => receipt_dialog(r),
+        Dialog::ConfirmQuit if !s.basket_open() => (
+            " Quit? ".into(),
+            Color::Red,
+            vec![
+                match &s.orders.moving {
+                    Some(m) => format!(
+                        "Order {} is not confirmed as {} yet: it may or may not be recorded.",
+                        m.order_id,
+                        m.to.name()
+                    ),
+                    None => String::new(),
+                },
+                "[Y] quit    any other key: stay".into(),
+            ],
+        ),
         Dialog::ConfirmQuit => (
             " Quit? ".into(),
             Color::Red,
@@ -495,6 +554,51 @@ fn draw_dialog(frame: &mut Frame<'_>, s: &PosState, d: &Dialog, area: Rect) {
                 "[Y] discard    any other key: keep".into(),
             ],
         ),
+        Dialog::ConfirmPicked { order_id } => {
+            let units = s
+                .orders
+                .list
+                .iter()
+                .find(|o| &o.order_id == order_id)
+                .map(|o| s.pick_of(o).units(o));
+            (
+                " Mark picked? ".into(),
+                Color::Yellow,
+                vec![
+                    match units {
+                        Some((done, all)) => {
+                            format!("Order {order_id}: {done} of {all} units scanned.")
+                        }
+                        None => format!("Order {order_id}."),
+                    },
+                    "Mark it picked anyway? Only when every item is set aside for it.".into(),
+                    String::new(),
+                    "[Y] mark picked    any other key: back".into(),
+                ],
+            )
+        }
+        Dialog::OrderRefused(r) => order_refused_dialog(r),
+        Dialog::MoveInDoubt { error } => {
+            let (order, to) = s
+                .orders
+                .moving
+                .as_ref()
+                .map(|m| (m.order_id.as_str(), m.to.name()))
+                .unwrap_or_default();
+            (
+                " NOT CONFIRMED ".into(),
+                Color::Red,
+                vec![
+                    format!("The agent did not confirm order {order} as {to}:"),
+                    error.clone(),
+                    String::new(),
+                    "It may or may not be recorded. Retrying is safe: the same fulfilment id is sent again, so it is never recorded twice.".into(),
+                    String::new(),
+                    "[R] retry    [Esc] back    [F8] drop".into(),
+                ],
+            )
+        }
+        Dialog::HandedOver { order, already } => handed_over_dialog(order, *already),
     };
     let width = area.width.saturating_sub(4).min(76);
     let inner_width = usize::from(width.saturating_sub(2)).max(1);
@@ -626,6 +730,320 @@ fn refused_dialog(s: &PosState, r: &Refused) -> (String, Color, Vec<String>) {
         lines.push("[Esc] back to the returned items".into());
     }
     (title.into(), Color::Red, lines)
+}
+
+/// An order's "how": `pickup` or `ship`.
+fn fulfilment_name(f: Fulfilment) -> &'static str {
+    match f {
+        Fulfilment::Pickup => "pickup",
+        Fulfilment::Ship => "ship",
+    }
+}
+
+/// The move that hands an order over, as the screens say it.
+fn hand_over_name(f: Fulfilment) -> &'static str {
+    crate::state::hand_over_to(f).name()
+}
+
+fn draw_pick_list(frame: &mut Frame<'_>, s: &PosState, area: Rect) {
+    let [list_area, lines_area] =
+        Layout::vertical([Constraint::Percentage(45), Constraint::Min(3)]).areas(area);
+    let o = &s.orders;
+    let title = format!(
+        " Pick list: {} open order{}{} ",
+        o.list.len(),
+        if o.list.len() == 1 { "" } else { "s" },
+        if o.truncated { " (first ones)" } else { "" }
+    );
+    let block = Block::default().borders(Borders::ALL).title(title);
+    if o.list.is_empty() {
+        let hint = match &o.listing {
+            Listing::NotAsked | Listing::Loading { .. } => "Loading the pick list…".to_string(),
+            Listing::Failed(e) => format!("The pick list could not be loaded: {e}"),
+            Listing::Loaded => {
+                "No open orders are allocated to this store. (F9 refreshes.)".to_string()
+            }
+        };
+        frame.render_widget(
+            Paragraph::new(hint)
+                .block(block)
+                .style(Style::new().add_modifier(Modifier::DIM))
+                .wrap(Wrap { trim: true }),
+            area,
+        );
+        return;
+    }
+    let rows = o.list.iter().map(|order| {
+        let (done, all) = s.pick_of(order).units(order);
+        let scanned = match order.status {
+            Status::Allocated if done > 0 => format!("{done}/{all}"),
+            Status::Allocated => "-".into(),
+            _ => "done".into(),
+        };
+        let row = Row::new(vec![
+            Cell::from(order.order_id.clone()),
+            Cell::from(fulfilment_name(order.fulfilment)),
+            Cell::from(order.status.name()),
+            Cell::from(format!("{all:>5}")),
+            Cell::from(format!("{scanned:>7}")),
+        ]);
+        match order.status {
+            Status::Picked => row.style(Style::new().fg(Color::Green)),
+            _ => row,
+        }
+    });
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Min(12),
+            Constraint::Length(10),
+            Constraint::Length(10),
+            Constraint::Length(5),
+            Constraint::Length(7),
+        ],
+    )
+    .header(
+        Row::new(vec!["Order", "How", "Status", "Units", "Scanned"])
+            .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)),
+    )
+    .block(block)
+    .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+    .highlight_symbol("> ");
+    let mut state = TableState::default().with_selected(o.selected_index());
+    frame.render_stateful_widget(table, list_area, &mut state);
+    draw_order_lines(frame, s, lines_area);
+}
+
+/// The selected order's lines and what was scanned of each.
+fn draw_order_lines(frame: &mut Frame<'_>, s: &PosState, area: Rect) {
+    let Some(order) = s.orders.selected_order() else {
+        frame.render_widget(Block::default().borders(Borders::ALL), area);
+        return;
+    };
+    let pick = s.pick_of(order);
+    let title = format!(
+        " Order {} ({}, {}) ",
+        order.order_id,
+        fulfilment_name(order.fulfilment),
+        order.status.name()
+    );
+    let rows = order.lines.iter().enumerate().map(|(i, l)| {
+        let name = l.name.clone().unwrap_or_else(|| l.gtin.to_string());
+        let counted = pick.on_line(i);
+        let done = order.status != Status::Allocated || counted >= l.qty;
+        let scanned = if order.status == Status::Allocated {
+            format!("{counted:>4}{}", if done { " ✓" } else { "" })
+        } else {
+            "   ✓".into()
+        };
+        let row = Row::new(vec![
+            Cell::from(name),
+            Cell::from(format!("{:>5}", l.qty)),
+            Cell::from(scanned),
+        ]);
+        if done {
+            row.style(Style::new().fg(Color::Green))
+        } else {
+            row
+        }
+    });
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Min(10),
+            Constraint::Length(5),
+            Constraint::Length(8),
+        ],
+    )
+    .header(
+        Row::new(vec!["Item", "  Qty", "Scanned"])
+            .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)),
+    )
+    .block(Block::default().borders(Borders::ALL).title(title));
+    frame.render_widget(table, area);
+}
+
+/// The pick list's summary line: the selected order's progress, and the
+/// list's freshness.
+fn pick_summary(s: &PosState) -> TextLine<'static> {
+    let bold = Style::new().add_modifier(Modifier::BOLD);
+    let mut spans = Vec::new();
+    if let Some(order) = s.orders.selected_order() {
+        let (done, all) = s.pick_of(order).units(order);
+        let text = match order.status {
+            Status::Allocated => {
+                format!(" Order {}: {done} of {all} units scanned", order.order_id)
+            }
+            st => format!(" Order {}: {}", order.order_id, st.name()),
+        };
+        spans.push(Span::styled(text, bold));
+    }
+    match &s.orders.listing {
+        Listing::Loading { .. } => spans.push(Span::raw("   refreshing…")),
+        Listing::Failed(e) => spans.push(Span::styled(
+            format!("   refresh failed: {e}"),
+            Style::new().fg(Color::Red),
+        )),
+        Listing::NotAsked | Listing::Loaded => {}
+    }
+    TextLine::from(spans)
+}
+
+fn draw_pickup(frame: &mut Frame<'_>, s: &PosState, area: Rect) {
+    let block = Block::default().borders(Borders::ALL).title(" Pickup ");
+    let dim = Style::new().add_modifier(Modifier::DIM);
+    let bold = Style::new().add_modifier(Modifier::BOLD);
+    let lines: Vec<TextLine<'_>> = match &s.orders.pickup {
+        Pickup::Empty => vec![TextLine::styled(
+            "Scan the order's barcode, or type its id and press Enter.",
+            dim,
+        )],
+        Pickup::Looking { order_id, .. } => {
+            vec![TextLine::styled(
+                format!("Looking up order {order_id}…"),
+                dim,
+            )]
+        }
+        Pickup::Shown(order) => pickup_lines(order, bold),
+    };
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        area,
+    );
+}
+
+fn pickup_lines(order: &OrderView, bold: Style) -> Vec<TextLine<'static>> {
+    let mut lines = vec![
+        TextLine::from(vec![
+            Span::styled(format!("Order {}", order.order_id), bold),
+            Span::raw(format!(
+                "   {}   allocated {}",
+                fulfilment_name(order.fulfilment),
+                order.allocated_at
+            )),
+        ]),
+        TextLine::from(vec![
+            Span::raw("Status: "),
+            Span::styled(order.status.name().to_uppercase(), bold),
+        ]),
+        TextLine::raw(""),
+        TextLine::styled(format!("{:<50} {:>6}", "Item", "Qty"), bold),
+    ];
+    for l in &order.lines {
+        let name: String = l
+            .name
+            .clone()
+            .unwrap_or_else(|| l.gtin.to_string())
+            .chars()
+            .take(50)
+            .collect();
+        lines.push(TextLine::raw(format!("{name:<50} {:>6}", l.qty)));
+    }
+    lines.push(TextLine::raw(""));
+    let to = hand_over_name(order.fulfilment);
+    lines.push(match order.status {
+        Status::Cancelled => TextLine::styled(
+            "HQ CANCELLED this order: do not hand it over; put the goods back on the shelf.",
+            bold.fg(Color::White).bg(Color::Red),
+        ),
+        Status::Collected | Status::Shipped => TextLine::styled(
+            format!("Already {}: nothing to hand over.", order.status.name()),
+            bold.fg(Color::Yellow),
+        ),
+        Status::Allocated => TextLine::styled(
+            format!("Not picked yet: take the items from the shelf. F5 records it as {to}."),
+            bold,
+        ),
+        Status::Picked => TextLine::styled(
+            format!("Hand it over, then F5: records it as {to}."),
+            bold.fg(Color::Green),
+        ),
+    });
+    lines
+}
+
+fn order_refused_dialog(r: &OrderRefused) -> (String, Color, Vec<String>) {
+    let id = &r.order_id;
+    let to = r.to.map(|t| t.name()).unwrap_or("moved");
+    let mut lines = Vec::new();
+    let title = match &r.why {
+        OrderWhy::NotHere { item_code } => {
+            lines.push(format!("Order {id} is not allocated to this store."));
+            lines.push(
+                "HQ did not allocate it here, or its allocation has not reached the store yet \
+                 (within seconds while the store is online; else at the next sync)."
+                    .into(),
+            );
+            if *item_code {
+                lines.push(format!(
+                    "{id} reads as an item's barcode: scan the order's barcode."
+                ));
+            }
+            " UNKNOWN ORDER "
+        }
+        OrderWhy::Status {
+            status: Some(Status::Cancelled),
+            ..
+        } => {
+            lines.push(format!("HQ cancelled order {id}."));
+            lines.push(
+                "Do NOT hand it over: put the goods back on the shelf (they are for sale again)."
+                    .into(),
+            );
+            " ORDER CANCELLED BY HQ "
+        }
+        OrderWhy::Status {
+            status: Some(st @ (Status::Collected | Status::Shipped)),
+            ..
+        } => {
+            lines.push(format!("Order {id} was {} already.", st.name()));
+            " ALREADY HANDED OVER "
+        }
+        OrderWhy::Status { message, .. } => {
+            lines.push(format!("Order {id} cannot be {to} now:"));
+            lines.push(message.clone());
+            " REFUSED: order status "
+        }
+        OrderWhy::Other(message) => {
+            lines.push(format!("The agent did not record order {id} as {to}:"));
+            lines.push(message.clone());
+            " NOT RECORDED "
+        }
+    };
+    if r.to.is_some() {
+        lines.push("Nothing was recorded.".into());
+    }
+    lines.push(String::new());
+    lines.push("[Esc] back".into());
+    (title.into(), Color::Red, lines)
+}
+
+fn handed_over_dialog(order: &OrderView, already: bool) -> (String, Color, Vec<String>) {
+    let (title, say) = match order.fulfilment {
+        Fulfilment::Pickup => (" ORDER COLLECTED ", "Hand the goods to the customer."),
+        Fulfilment::Ship => (" ORDER SHIPPED ", "Hand the parcel to the carrier."),
+    };
+    let mut lines = vec![format!("Order {}", order.order_id), String::new()];
+    for l in &order.lines {
+        let name: String = l
+            .name
+            .clone()
+            .unwrap_or_else(|| l.gtin.to_string())
+            .chars()
+            .take(50)
+            .collect();
+        lines.push(format!("{name:<50} × {:>4}", l.qty));
+    }
+    lines.push(String::new());
+    lines.push(say.into());
+    if already {
+        lines.push("(It was recorded before: nothing new was recorded.)".into());
+    }
+    lines.push(String::new());
+    lines.push("[Enter] next order (or just scan)".into());
+    (title.into(), Color::Green, lines)
 }
 
 fn receipt_dialog(r: &Receipt) -> (String, Color, Vec<String>) {

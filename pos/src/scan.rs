@@ -1,11 +1,13 @@
 //! What a scan or a typed code puts in the basket: a GTIN, perhaps an EPC
 //! (RFID tag typed or read as hex), perhaps an embedded price or weight
-//! (in-store weighed goods, GS1 AIs 392n/310n). Pure: the decoding is
+//! (in-store weighed goods, GS1 AIs 392n/310n); and on the order screens,
+//! the order id a code carries ([`order_id`]). Pure: the decoding is
 //! `tally_hardware`'s, the same the scanner driver runs.
 
 use tally_hardware::barcode::{self, Barcode, BarcodeError};
 use tally_hardware::epc::{self, DecodedEpc};
 use tally_hardware::rcn::RcnLayout;
+use tally_sync::fulfilment::valid_order_id;
 use tally_sync::{Epc, Gtin};
 
 pub use tally_hardware::measure::Measure;
@@ -54,6 +56,27 @@ pub enum ScanError {
         /// The decoded text.
         value: String,
     },
+}
+
+impl ScanError {
+    /// What was scanned or typed.
+    pub fn raw(&self) -> &str {
+        match self {
+            ScanError::Barcode { raw, .. }
+            | ScanError::NoGtin { raw, .. }
+            | ScanError::Measure { raw, .. } => raw,
+        }
+    }
+}
+
+/// The order id a scanned or typed code carries: the code without its
+/// AIM symbology identifier (an order's Code 128 label reads `]C0web-1`),
+/// trimmed, when that is an order id Tally accepts (1 to 128 printable
+/// ASCII characters, no spaces).
+pub fn order_id(raw: &str) -> Option<String> {
+    let (_, data) = tally_hardware::aim::split(raw.trim());
+    let id = data.trim();
+    valid_order_id(id).then(|| id.to_string())
 }
 
 /// Decodes what the cashier typed: an EPC (24 hex digits of an SGTIN-96)
@@ -170,6 +193,23 @@ mod tests {
         let s = typed("3074257bf7194e4000001a85").unwrap();
         assert_eq!(s.gtin, "80614141123458");
         assert_eq!(s.epc.as_deref(), Some("3074257BF7194E4000001A85"));
+    }
+
+    #[test]
+    fn order_ids_are_codes_without_their_aim_identifier() {
+        assert_eq!(order_id("web-1").as_deref(), Some("web-1"));
+        assert_eq!(order_id(" ]C0web-1 ").as_deref(), Some("web-1"));
+        assert_eq!(
+            order_id("]E04006381333931").as_deref(),
+            Some("4006381333931")
+        );
+        assert_eq!(order_id("bopis 7"), None, "no spaces in an order id");
+        assert_eq!(order_id(""), None);
+        assert_eq!(order_id("]C0"), None);
+        assert_eq!(order_id(&"x".repeat(129)), None);
+        assert_eq!(order_id("caf\u{e9}"), None, "ASCII only");
+        let e = typed("LOYALTY-42").unwrap_err();
+        assert_eq!(e.raw(), "LOYALTY-42");
     }
 
     #[test]

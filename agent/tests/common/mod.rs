@@ -1,6 +1,7 @@
 //! Shared helpers of the agent's integration tests: an agent started
-//! in-process on 127.0.0.1:0 (the library's `run`, real TCP and HTTP), and
-//! the real `tally-agent` binary as a child process.
+//! in-process on 127.0.0.1:0 (the library's `run`, real TCP and HTTP), the
+//! real `tally-agent` binary as a child process, and HQ's allocations
+//! merged into a stopped store (`allocate`).
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -132,6 +133,46 @@ impl TestAgent {
             .await;
         assert_eq!(s, 201, "{v}");
     }
+}
+
+/// Merges `allocations` (a page of the hub's `GET /v1/allocations`, up to
+/// `cursor`) into the store `store` whose database is at `dir`, through
+/// the agent's own committer, as its sync client merges the hub's page:
+/// how a test gives a store HQ's orders without a hub. The agent must be
+/// stopped (the database is opened exclusively); start it afterwards.
+pub async fn allocate(
+    dir: &Path,
+    store: &str,
+    allocations: Vec<tally_sync::fulfilment::OrderAllocation>,
+    cursor: u64,
+) {
+    use tally_agent::commit::{Committer, Limits};
+    use tally_agent::metrics::Metrics;
+    use tally_agent::store::AgentDb;
+
+    let store = parse_store_id(store).unwrap();
+    let db = Arc::new(AgentDb::open(dir, Some(&store)).unwrap());
+    let (committer, thread) = Committer::start(
+        db,
+        Arc::new(Metrics::new()),
+        Limits::default(),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    committer
+        .allocations(tally_sync::message::AllocationsPage {
+            allocations,
+            cursor,
+            more: false,
+        })
+        .await
+        .unwrap();
+    // The last handle gone, the committer stops and closes the database.
+    drop(committer);
+    tokio::task::spawn_blocking(move || thread.join())
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 /// The real binary, as a child process.

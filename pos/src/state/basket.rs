@@ -1,11 +1,12 @@
 //! The basket: what a scan or a typed code adds, the lines' quantities,
 //! prices and voids, the catalog and stock answers about their items, and
-//! what the basket costs. Keys pressed with no dialog open land here.
+//! what the basket costs. Keys pressed on the basket screen with no
+//! dialog open land here (F9 and F12 leave it for the order screens).
 
 use tally_agent_api::{ApiError, Stock};
 use tally_sync::message::CatalogItem;
 
-use super::{Dialog, Effect, Env, Key, Level, Mode, PosState, MAX_INPUT};
+use super::{Dialog, Effect, Env, Key, Level, Mode, PosState, Screen, MAX_INPUT};
 use crate::money::parse_amount;
 use crate::scan::{self, Measure, ScanError, Scanned};
 
@@ -231,6 +232,8 @@ impl PosState {
                 Vec::new()
             }
             Key::F(6) | Key::Ctrl('r') => self.switch_mode(),
+            Key::F(9) | Key::Ctrl('o') => self.open_screen(Screen::PickList),
+            Key::F(12) | Key::Ctrl('u') => self.open_screen(Screen::Pickup),
             Key::F(7) if self.mode == Mode::Return => self.ask_original_sale(),
             Key::F(8) | Key::Ctrl('n') => {
                 if self.basket_open() {

@@ -1,13 +1,15 @@
-//! The modal dialogs over the basket: [`Dialog`], every one the terminal
+//! The modal dialogs over the screens: [`Dialog`], every one the terminal
 //! can show, and the routing of a key to the flow whose dialog is open
 //! (the basket's quantity and price, checkout's payment and receipt,
-//! returns', the refusal and override). The editing every single-field
+//! returns', the refusal and override, the orders' moves). The editing every single-field
 //! dialog shares (`field`, `edit`) lives here, and the quit and discard
 //! questions are answered here.
 
-use super::{Effect, Env, Key, Level, PosState, Receipt, Refused, MAX_INPUT};
+use tally_agent_api::OrderView;
 
-/// A modal dialog over the basket.
+use super::{Effect, Env, Key, Level, OrderRefused, PosState, Receipt, Refused, MAX_INPUT};
+
+/// A modal dialog over the screen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dialog {
     /// Set the selected line's quantity.
@@ -39,7 +41,7 @@ pub enum Dialog {
         /// Typed.
         input: String,
     },
-    /// A POST is in flight.
+    /// A POST is in flight (a sale, a return, or a move of an order).
     Sending,
     /// The agent refused the sale (409).
     Refused(Refused),
@@ -87,6 +89,25 @@ pub enum Dialog {
     ConfirmQuit,
     /// Discard the open basket?
     ConfirmDiscard,
+    /// Mark an order picked though not every unit was scanned?
+    ConfirmPicked {
+        /// The order.
+        order_id: String,
+    },
+    /// The agent does not know an order here, or refused its move.
+    OrderRefused(OrderRefused),
+    /// A move's outcome is unknown: retry with the same id.
+    MoveInDoubt {
+        /// What went wrong.
+        error: String,
+    },
+    /// An order was handed over (collected or shipped).
+    HandedOver {
+        /// The order, as shown before the handover.
+        order: OrderView,
+        /// It was there already: nothing new was recorded.
+        already: bool,
+    },
 }
 
 impl PosState {
@@ -122,6 +143,10 @@ impl PosState {
                 Key::Char('y' | 'Y') => vec![Effect::Quit],
                 _ => Vec::new(),
             },
+            Dialog::ConfirmPicked { order_id } => self.confirm_picked_key(order_id, key, env),
+            Dialog::OrderRefused(refused) => self.order_refused_key(refused, key),
+            Dialog::MoveInDoubt { error } => self.move_in_doubt_key(error, key),
+            Dialog::HandedOver { order, already } => self.handed_over_key(order, already, key),
             Dialog::ConfirmDiscard => match key {
                 Key::Char('y' | 'Y') => {
                     let mode = self.mode;

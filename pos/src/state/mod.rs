@@ -9,6 +9,13 @@
 //! - `checkout`: payment, posting a sale, and what the agent answers.
 //! - `override_`: the refusal dialog and the manager override.
 //! - `returns`: returns mode, the original sale, posting a return.
+//! - `orders`: the store's orders (issue 22): switching to the order
+//!   screens, the pick list's pages and refreshes, and the moves of an
+//!   order's allocation (posting, retrying, the agent's answer).
+//! - `picking`: the pick list's keys and scans: checking an order's
+//!   lines off ([`Pick`]) and posting `picked` once they are complete.
+//! - `pickup`: the pickup screen: an order looked up by its barcode or
+//!   id, handed over (`collected` or `shipped`).
 //! - `dialogs`: the open dialog's keys, routed to its flow.
 //!
 //! # Design constraints
@@ -27,18 +34,26 @@
 //!   dropped when the cashier goes back to the basket (the dialog says so);
 //!   an override re-posts them unchanged.
 //! - Answers are matched by id; a stale answer is ignored.
+//! - **A move of an order is one request.** Its fulfilment id is made
+//!   before its first POST and kept until the agent answers; a move in
+//!   doubt is retried unchanged or dropped on purpose, and no other move
+//!   starts meanwhile. Scans never count beyond a line's quantity, and
+//!   `picked` is posted once, when the last unit is counted.
 
 mod basket;
 mod checkout;
 mod dialogs;
+mod orders;
 mod override_;
+mod picking;
+mod pickup;
 mod returns;
 
 use std::collections::BTreeMap;
 
 use tally_agent_api::{
-    AgentStatus, ApiError, ReturnRecorded, ReturnRequest, SaleRecorded, SaleRequest, SaleView,
-    Stock,
+    AgentStatus, ApiError, FulfilmentRecorded, OrderList, OrderView, ReturnRecorded, ReturnRequest,
+    SaleRecorded, SaleRequest, SaleView, Stock,
 };
 use tally_hardware::rcn::RcnLayout;
 use tally_sync::message::CatalogItem;
@@ -47,7 +62,10 @@ use tally_sync::EventId;
 pub use basket::{CatalogEntry, Line, MAX_QTY};
 pub use checkout::{Receipt, ReceiptLine, Tendered};
 pub use dialogs::Dialog;
+pub use orders::{Listing, Move, OrderRefused, OrderWhy, Orders, MAX_LISTED};
 pub use override_::{Refused, Why};
+pub use picking::{CheckOff, Pick};
+pub use pickup::{hand_over_to, Pickup};
 
 use crate::scan::{ScanError, Scanned};
 
@@ -128,6 +146,32 @@ pub enum Action {
     },
     /// A periodic `GET /v1/status` answer.
     Status(Result<AgentStatus, ApiError>),
+    /// Answer to [`Effect::ListOrders`]: a page of the pick list.
+    Orders {
+        /// The `after` the page was asked from.
+        after: String,
+        /// The answer.
+        result: Result<OrderList, ApiError>,
+    },
+    /// Answer to [`Effect::LookupOrder`].
+    Order {
+        /// The order asked for.
+        order_id: String,
+        /// The answer.
+        result: Result<OrderView, ApiError>,
+    },
+    /// Answer to [`Effect::Fulfil`].
+    Fulfilled {
+        /// The order moved.
+        order_id: String,
+        /// The move's id (as its request carried it).
+        fulfilment_id: Option<EventId>,
+        /// The answer.
+        result: Result<FulfilmentRecorded, ApiError>,
+    },
+    /// Time to refresh what an order screen shows (the event loop sends
+    /// it every few seconds; the other screens ignore it).
+    RefreshOrders,
 }
 
 /// What the event loop must do for the state machine.
@@ -143,6 +187,16 @@ pub enum Effect {
     PostReturn(ReturnRequest),
     /// `GET /v1/sales/{id}` → [`Action::OriginalSale`].
     LookupSale(EventId),
+    /// `GET /v1/orders?status=open&after=…` → [`Action::Orders`].
+    ListOrders {
+        /// The last order id of the page before (empty: the first page).
+        after: String,
+    },
+    /// `GET /v1/orders/{id}` → [`Action::Order`].
+    LookupOrder(String),
+    /// `POST /v1/orders/{id}/picked|collected|shipped` →
+    /// [`Action::Fulfilled`].
+    Fulfil(Move),
     /// Leave the terminal.
     Quit,
 }
@@ -150,7 +204,8 @@ pub enum Effect {
 /// Inputs from outside the machine for one update.
 #[derive(Debug, Clone, Copy)]
 pub struct Env {
-    /// A fresh UUIDv7, used only when a new sale or return id is needed.
+    /// A fresh UUIDv7, used only when a new sale, return or fulfilment id
+    /// is needed.
     pub fresh_id: EventId,
 }
 
@@ -161,6 +216,17 @@ pub enum Mode {
     Sale,
     /// Returns.
     Return,
+}
+
+/// The screen the terminal shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    /// The basket (sales or returns).
+    Basket,
+    /// The pick list: the store's open orders; scans pick the selected one.
+    PickList,
+    /// Pickup: an order looked up by its barcode or id, handed over.
+    Pickup,
 }
 
 /// What the terminal knows of the agent.
@@ -243,6 +309,11 @@ pub struct PosState {
     /// This till's id, sent with every post when known (with a till token
     /// the agent knows the till from the token).
     pub till: Option<String>,
+    /// The screen shown.
+    pub screen: Screen,
+    /// The store's orders: the pick list, picks, the pickup screen's
+    /// order, a move in flight.
+    pub orders: Orders,
 }
 
 impl PosState {
@@ -268,6 +339,8 @@ impl PosState {
             notice: None,
             cashier: "cashier".into(),
             till: None,
+            screen: Screen::Basket,
+            orders: Orders::default(),
         }
     }
 
@@ -287,7 +360,11 @@ impl PosState {
     pub fn update(&mut self, action: Action, env: &Env) -> Vec<Effect> {
         match action {
             Action::Key(key) => self.key(key, env),
-            Action::Scanned(scan) => self.scanned(scan),
+            Action::Scanned(scan) => match self.screen {
+                Screen::Basket => self.scanned(scan),
+                Screen::PickList => self.pick_scan(scan, env),
+                Screen::Pickup => self.pickup_scan(scan),
+            },
             Action::Scanner { connected, detail } => {
                 self.scanner = Some((connected, detail));
                 Vec::new()
@@ -298,6 +375,14 @@ impl PosState {
             Action::ReturnDone { return_id, result } => self.return_done(return_id, result),
             Action::OriginalSale { id, result } => self.original_sale_answer(id, result),
             Action::Status(result) => self.status(result),
+            Action::Orders { after, result } => self.orders_answer(&after, result),
+            Action::Order { order_id, result } => self.order_answer(&order_id, result),
+            Action::Fulfilled {
+                order_id,
+                fulfilment_id,
+                result,
+            } => self.fulfilled(&order_id, fulfilment_id, result),
+            Action::RefreshOrders => self.refresh_orders(),
         }
     }
 
@@ -310,7 +395,9 @@ impl PosState {
                     return Vec::new();
                 }
                 // Back (or up for the first time): ask again what failed.
-                self.lookups_to_retry()
+                let mut effects = self.lookups_to_retry();
+                effects.extend(self.orders_to_retry());
+                effects
             }
             Err(e) => {
                 self.note_failure(&e);
@@ -334,9 +421,11 @@ impl PosState {
         if matches!(key, Key::Ctrl('c') | Key::Ctrl('q') | Key::F(10)) {
             return self.ask_quit();
         }
-        match self.dialog.take() {
-            None => self.basket_key(key, env),
-            Some(d) => self.dialog_key(d, key, env),
+        match (self.dialog.take(), self.screen) {
+            (None, Screen::Basket) => self.basket_key(key, env),
+            (None, Screen::PickList) => self.pick_list_key(key, env),
+            (None, Screen::Pickup) => self.pickup_key(key, env),
+            (Some(d), _) => self.dialog_key(d, key, env),
         }
     }
 
@@ -344,7 +433,7 @@ impl PosState {
         if matches!(self.dialog, Some(Dialog::ConfirmQuit)) {
             return Vec::new();
         }
-        if self.basket_open() {
+        if self.basket_open() || self.orders.moving.is_some() {
             self.dialog = Some(Dialog::ConfirmQuit);
             Vec::new()
         } else {

@@ -1,29 +1,35 @@
 //! Effects run by the event loop's `perform` against a fake agent: the
 //! state machine and the API glue together, and the fake sees exactly
-//! what a real agent would be sent.
+//! what a real agent would be sent (sales; the pick list's pages, the
+//! moves of an order).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use tally_agent_api::{
-    AgentStatus, ApiError, ReturnRecorded, ReturnRequest, SaleRecorded, SaleRequest, SaleView,
-    Stock,
+    AgentStatus, ApiError, FulfilRequest, FulfilmentRecorded, OrderList, OrderView, ReturnRecorded,
+    ReturnRequest, SaleRecorded, SaleRequest, SaleView, Stock,
 };
+use tally_sync::fulfilment::Status;
 use tally_sync::message::CatalogItem;
 use tally_sync::{EventId, Refusal};
 
-use super::{committed, gtin_of, status, Harness, PEN};
+use super::{bopis_7, committed, gtin_of, status, web_1, Harness, GUM, PEN};
 use crate::api::AgentApi;
 use crate::app::{map_key, perform};
 use crate::state::{Action, Dialog, Effect, Key};
 
-/// A fake agent: scripted answers to sales, fixed catalog and stock, and
-/// a log of every sale it was sent.
+/// A fake agent: scripted answers to sales and moves, fixed catalog and
+/// stock, open orders in pages of two, and a log of every sale and move
+/// it was sent.
 #[derive(Default)]
 struct Fake {
     sales: Mutex<VecDeque<Result<SaleRecorded, ApiError>>>,
     seen: Mutex<Vec<SaleRequest>>,
+    orders: Mutex<Vec<OrderView>>,
+    moves: Mutex<VecDeque<Result<FulfilmentRecorded, ApiError>>>,
+    seen_moves: Mutex<Vec<(String, Status, FulfilRequest)>>,
 }
 
 impl AgentApi for Fake {
@@ -61,6 +67,52 @@ impl AgentApi for Fake {
     }
     async fn sale(&self, _id: EventId) -> Result<SaleView, ApiError> {
         Err(ApiError::NotFound)
+    }
+    async fn open_orders(&self, after: &str) -> Result<OrderList, ApiError> {
+        let orders: Vec<OrderView> = self
+            .orders
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|o| o.status.open() && o.order_id.as_str() > after)
+            .take(2)
+            .cloned()
+            .collect();
+        let next = (orders.len() == 2).then(|| orders[1].order_id.clone());
+        Ok(OrderList { next, orders })
+    }
+    async fn order(&self, order_id: &str) -> Result<OrderView, ApiError> {
+        let orders = self.orders.lock().unwrap();
+        let found = orders.iter().find(|o| o.order_id == order_id).cloned();
+        found.ok_or(ApiError::NotFound)
+    }
+    async fn fulfil(
+        &self,
+        order_id: &str,
+        to: Status,
+        body: &FulfilRequest,
+    ) -> Result<FulfilmentRecorded, ApiError> {
+        self.seen_moves
+            .lock()
+            .unwrap()
+            .push((order_id.into(), to, body.clone()));
+        let scripted = self.moves.lock().unwrap().pop_front();
+        let answer = scripted.unwrap_or_else(|| {
+            Ok(FulfilmentRecorded {
+                fulfilment_id: body.fulfilment_id,
+                order_id: order_id.into(),
+                order_status: to,
+                status: "committed".into(),
+            })
+        });
+        if let Ok(recorded) = &answer {
+            for o in self.orders.lock().unwrap().iter_mut() {
+                if o.order_id == order_id {
+                    o.status = recorded.order_status;
+                }
+            }
+        }
+        answer
     }
 }
 
@@ -136,6 +188,58 @@ fn timeout_then_refusal_then_override_all_under_one_sale_id() {
     assert_eq!(seen[0], seen[1], "the retry is byte-for-byte the same sale");
     assert_eq!(seen[2].lines, seen[0].lines);
     assert!(seen[2].override_.is_some());
+}
+
+#[test]
+fn the_pick_list_is_paged_and_a_pick_in_doubt_is_retried_under_one_id() {
+    let api = Fake::default();
+    let a = super::order(
+        "a-0",
+        tally_sync::fulfilment::Fulfilment::Pickup,
+        Status::Allocated,
+        &[(GUM, None, 1)],
+    );
+    *api.orders.lock().unwrap() = vec![a, bopis_7(), web_1()];
+    *api.moves.lock().unwrap() =
+        VecDeque::from([Err(ApiError::Unreachable("operation timed out".into()))]);
+    let mut h = Harness::new();
+    let e = h.key(Key::F(9));
+    settle(&mut h, &api, e);
+    let ids: Vec<_> =
+        h.s.orders
+            .list
+            .iter()
+            .map(|o| o.order_id.as_str())
+            .collect();
+    assert_eq!(ids, ["a-0", "bopis-7", "web-1"], "two pages, joined");
+    let e = h.scan("web-1");
+    settle(&mut h, &api, e);
+    for code in ["4006381333931", "4006381333931", "96385074"] {
+        let e = h.scan(code);
+        settle(&mut h, &api, e);
+    }
+    assert!(matches!(h.s.dialog, Some(Dialog::MoveInDoubt { .. })));
+    let e = h.key(Key::Char('r'));
+    settle(&mut h, &api, e);
+    assert_eq!(h.s.dialog, None);
+    let seen = api.seen_moves.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0], seen[1], "the retry is the same move");
+    assert_eq!((seen[0].0.as_str(), seen[0].1), ("web-1", Status::Picked));
+    // The list was fetched again after the move: web-1 is picked now.
+    let web = h.s.orders.list.iter().find(|o| o.order_id == "web-1");
+    assert_eq!(web.map(|o| o.status), Some(Status::Picked));
+    // Pickup: web-1 is a ship order, so it is shipped.
+    let e = h.key(Key::F(12));
+    settle(&mut h, &api, e);
+    let e = h.scan("web-1");
+    settle(&mut h, &api, e);
+    let e = h.key(Key::F(5));
+    settle(&mut h, &api, e);
+    assert!(matches!(h.s.dialog, Some(Dialog::HandedOver { .. })));
+    let seen = api.seen_moves.lock().unwrap().clone();
+    assert_eq!((seen[2].0.as_str(), seen[2].1), ("web-1", Status::Shipped));
+    assert_ne!(seen[2].2.fulfilment_id, seen[0].2.fulfilment_id);
 }
 
 #[test]

@@ -1,19 +1,25 @@
 //! Tests of the cashier terminal without a terminal or an agent: the state
-//! machine's flows ([`flows`]), screens rendered into ratatui's
+//! machine's flows ([`flows`]; the order screens' in [`orders`], with
+//! property tests of picking), screens rendered into ratatui's
 //! `TestBackend` ([`screens`]), and effects run against a fake API
 //! ([`effects`]). Shared helpers live here.
 
 mod effects;
 mod flows;
+mod orders;
 mod screens;
 
-use tally_agent_api::{AgentStatus, ApiError, SaleRecorded, SaleRequest, Stock};
+use tally_agent_api::{
+    AgentStatus, ApiError, FulfilmentRecorded, OrderLineView, OrderList, OrderView, SaleRecorded,
+    SaleRequest, Stock,
+};
 use tally_hardware::rcn::RcnLayout;
+use tally_sync::fulfilment::{Fulfilment, Status};
 use tally_sync::message::CatalogItem;
 use tally_sync::{Epc, EventId, Gtin, LocationId, ReplicaId};
 use uuid::Uuid;
 
-use crate::state::{Action, Effect, Env, Key, PosState};
+use crate::state::{Action, Effect, Env, Key, Move, PosState};
 
 pub const PEN: &str = "04006381333931";
 pub const GUM: &str = "00000096385074";
@@ -110,6 +116,33 @@ impl Harness {
         Harness::post(&self.key(Key::Enter))
     }
 
+    /// F9 from the basket, and the agent's answer: `orders`, one page.
+    pub fn pick_list(orders: Vec<OrderView>) -> Self {
+        let mut h = Harness::new();
+        let e = h.key(Key::F(9));
+        assert_eq!(
+            e,
+            [Effect::ListOrders {
+                after: String::new()
+            }]
+        );
+        h.act(Action::Orders {
+            after: String::new(),
+            result: Ok(OrderList { next: None, orders }),
+        });
+        h
+    }
+
+    /// An item scanned (as the scanner driver hands it over).
+    pub fn scan_item(&mut self, gtin: &str) -> Vec<Effect> {
+        self.act(Action::Scanned(Ok(crate::scan::Scanned {
+            raw: gtin.into(),
+            gtin: gtin.into(),
+            epc: None,
+            measure: None,
+        })))
+    }
+
     /// The single PostSale of `effects`.
     pub fn post(effects: &[Effect]) -> SaleRequest {
         let posts: Vec<_> = effects
@@ -162,4 +195,83 @@ pub fn gtin_of(text: &str) -> Gtin {
 /// An EPC of the tests (hex).
 pub fn epc_of(hex: &str) -> Epc {
     Epc::from_hex(hex).unwrap()
+}
+
+/// An order allocated to the store: `lines` as (GTIN, name, qty).
+pub fn order(
+    id: &str,
+    fulfilment: Fulfilment,
+    status: Status,
+    lines: &[(&str, Option<&str>, u64)],
+) -> OrderView {
+    OrderView {
+        allocated_at: "2026-12-05T10:00:00.000Z".into(),
+        fulfilment,
+        lines: lines
+            .iter()
+            .map(|(gtin, name, qty)| OrderLineView {
+                gtin: gtin_of(gtin),
+                name: name.map(str::to_string),
+                qty: *qty,
+            })
+            .collect(),
+        order_id: id.into(),
+        status,
+    }
+}
+
+/// Ship order web-1: two pens and a gum, allocated.
+pub fn web_1() -> OrderView {
+    order(
+        "web-1",
+        Fulfilment::Ship,
+        Status::Allocated,
+        &[(PEN, Some("Pen, blue"), 2), (GUM, Some("Gum"), 1)],
+    )
+}
+
+/// Pickup order bopis-7: one pen, picked.
+pub fn bopis_7() -> OrderView {
+    order(
+        "bopis-7",
+        Fulfilment::Pickup,
+        Status::Picked,
+        &[(PEN, Some("Pen, blue"), 1)],
+    )
+}
+
+/// The single move of `effects`.
+pub fn moved(effects: &[Effect]) -> Move {
+    let moves: Vec<_> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Fulfil(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(moves.len(), 1, "expected one move in {effects:?}");
+    moves[0].clone()
+}
+
+/// The agent's answer to `mv`, recorded.
+pub fn recorded(mv: &Move) -> Action {
+    Action::Fulfilled {
+        order_id: mv.order_id.clone(),
+        fulfilment_id: mv.body.fulfilment_id,
+        result: Ok(FulfilmentRecorded {
+            fulfilment_id: mv.body.fulfilment_id,
+            order_id: mv.order_id.clone(),
+            order_status: mv.to,
+            status: "committed".into(),
+        }),
+    }
+}
+
+/// The agent's answer to `mv`: failed with `e`.
+pub fn move_failed(mv: &Move, e: ApiError) -> Action {
+    Action::Fulfilled {
+        order_id: mv.order_id.clone(),
+        fulfilment_id: mv.body.fulfilment_id,
+        result: Err(e),
+    }
 }

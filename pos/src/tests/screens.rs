@@ -1,12 +1,13 @@
 //! Screens: known states drawn into ratatui's `TestBackend`, read back as
-//! text.
+//! text (the basket and its dialogs, the pick list, pickup).
 
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use tally_agent_api::{ApiError, ErrorBody};
+use tally_sync::fulfilment::Status;
 use tally_sync::Refusal;
 
-use super::{committed, epc_of, gtin_of, status, Harness, PEN};
+use super::{bopis_7, committed, epc_of, gtin_of, status, web_1, Harness, PEN};
 use crate::render;
 use crate::state::{Action, Key, PosState};
 
@@ -56,12 +57,14 @@ fn the_basket_shows_names_quantities_prices_and_the_total() {
 #[test]
 fn the_help_line_names_the_keys() {
     let h = Harness::with_basket();
-    let help = screen(&h.s, 120, 24).pop().unwrap();
+    let help = screen(&h.s, 120, 24)[22..].join(" ");
     for k in [
         "F2 qty",
         "Del void",
         "F5 pay",
         "F6 returns",
+        "F9 orders",
+        "F12 pickup",
         "F10 quit",
         "+/- qty",
     ] {
@@ -275,4 +278,139 @@ fn a_refusal_the_terminal_does_not_know_shows_the_agents_code_and_message() {
     assert!(t.contains("the store is being counted"), "{t}");
     assert!(t.contains("Nothing was recorded."), "{t}");
     assert!(t.contains("[O] manager override"), "{t}");
+}
+
+#[test]
+fn the_pick_list_shows_orders_and_what_was_scanned_of_the_selected_one() {
+    let mut h = Harness::pick_list(vec![web_1(), bopis_7()]);
+    h.scan_item(PEN);
+    let t = text(&h.s);
+    assert!(t.contains(" PICK LIST "), "{t}");
+    assert!(t.contains("Pick list: 2 open orders"), "{t}");
+    let web = row_with(&h.s, "> web-1");
+    assert!(web.contains("ship"), "{web}");
+    assert!(web.contains("allocated"), "{web}");
+    assert!(web.contains("1/3"), "{web}");
+    let bopis = row_with(&h.s, "bopis-7");
+    assert!(bopis.contains("pickup"), "{bopis}");
+    assert!(bopis.contains("picked"), "{bopis}");
+    assert!(t.contains("Order web-1 (ship, allocated)"), "{t}");
+    let pen = row_with(&h.s, "Pen, blue");
+    assert!(pen.contains("  2 "), "{pen}");
+    assert!(pen.contains(" 1"), "{pen}");
+    assert!(row_with(&h.s, "Gum ").contains(" 0"));
+    assert!(t.contains("Order web-1: 1 of 3 units scanned"), "{t}");
+    assert!(t.contains("Scan item or order barcode > _"), "{t}");
+    let help = screen(&h.s, 120, 24)[22..].join(" ");
+    for k in ["F5 mark picked", "F9 refresh", "F12 pickup", "Esc back"] {
+        assert!(help.contains(k), "{k} in {help}");
+    }
+    // An empty list says so.
+    let h = Harness::pick_list(vec![]);
+    assert!(text(&h.s).contains("No open orders are allocated to this store."));
+}
+
+#[test]
+fn the_pickup_screen_shows_the_order_and_what_to_do() {
+    let mut h = Harness::new();
+    h.key(Key::F(12));
+    let t = text(&h.s);
+    assert!(t.contains(" PICKUP "), "{t}");
+    assert!(t.contains("Scan or type order id > _"), "{t}");
+    assert!(t.contains("F5 hand over"), "{t}");
+    h.scan("bopis-7");
+    assert!(text(&h.s).contains("Looking up order bopis-7"));
+    h.act(Action::Order {
+        order_id: "bopis-7".into(),
+        result: Ok(bopis_7()),
+    });
+    let t = text(&h.s);
+    assert!(t.contains("Order bopis-7   pickup"), "{t}");
+    assert!(t.contains("Status: PICKED"), "{t}");
+    assert!(row_with(&h.s, "Pen, blue").contains(" 1"));
+    assert!(
+        t.contains("Hand it over, then F5: records it as collected."),
+        "{t}"
+    );
+    let mv = super::moved(&h.key(Key::F(5)));
+    assert!(text(&h.s).contains("Recording order bopis-7 as collected"));
+    h.act(super::recorded(&mv));
+    let t = text(&h.s);
+    assert!(t.contains("ORDER COLLECTED"), "{t}");
+    assert!(t.contains("Hand the goods to the customer."), "{t}");
+    // Cancelled by HQ.
+    h.key(Key::Enter);
+    let mut cancelled = web_1();
+    cancelled.status = Status::Cancelled;
+    h.scan("web-1");
+    h.act(Action::Order {
+        order_id: "web-1".into(),
+        result: Ok(cancelled),
+    });
+    let t = text(&h.s);
+    assert!(t.contains("HQ CANCELLED this order"), "{t}");
+    assert!(t.contains("put the goods back"), "{t}");
+}
+
+#[test]
+fn order_refusals_say_what_to_do_and_that_nothing_was_recorded() {
+    let mut h = Harness::new();
+    h.key(Key::F(12));
+    h.scan("4006381333931");
+    h.act(Action::Order {
+        order_id: "4006381333931".into(),
+        result: Err(ApiError::NotFound),
+    });
+    let t = text(&h.s);
+    assert!(t.contains("UNKNOWN ORDER"), "{t}");
+    assert!(
+        t.contains("Order 4006381333931 is not allocated to this store."),
+        "{t}"
+    );
+    assert!(t.contains("has not reached the store"), "{t}");
+    assert!(t.contains("reads as an item's barcode"), "{t}");
+    h.key(Key::Esc);
+    h.scan("bopis-7");
+    h.act(Action::Order {
+        order_id: "bopis-7".into(),
+        result: Ok(bopis_7()),
+    });
+    let mv = super::moved(&h.key(Key::F(5)));
+    let mut body = ErrorBody::new(
+        "order_status",
+        "order bopis-7: the allocation was cancelled",
+    );
+    body.status = Some(Status::Cancelled);
+    h.act(super::move_failed(&mv, ApiError::Conflict(Box::new(body))));
+    let t = text(&h.s);
+    assert!(t.contains("ORDER CANCELLED BY HQ"), "{t}");
+    assert!(t.contains("Do NOT hand it over: put the goods back"), "{t}");
+    assert!(t.contains("Nothing was recorded."), "{t}");
+    // In doubt: retrying is safe.
+    h.key(Key::Esc);
+    let mut h = Harness::pick_list(vec![web_1()]);
+    h.key(Key::F(5));
+    let mv = super::moved(&h.key(Key::Char('y')));
+    h.act(super::move_failed(
+        &mv,
+        ApiError::Unreachable("operation timed out".into()),
+    ));
+    let t = text(&h.s);
+    assert!(t.contains("NOT CONFIRMED"), "{t}");
+    assert!(t.contains("did not confirm order web-1 as picked"), "{t}");
+    assert!(t.contains("[R] retry"), "{t}");
+    h.key(Key::Esc);
+    let help = screen(&h.s, 120, 24).pop().unwrap();
+    assert!(help.contains("F5 retry (same id)  F8 drop"), "{help}");
+}
+
+#[test]
+fn mark_picked_by_hand_asks_with_what_was_scanned() {
+    let mut h = Harness::pick_list(vec![web_1()]);
+    h.scan_item(PEN);
+    h.key(Key::F(5));
+    let t = text(&h.s);
+    assert!(t.contains("Mark picked?"), "{t}");
+    assert!(t.contains("Order web-1: 1 of 3 units scanned."), "{t}");
+    assert!(t.contains("[Y] mark picked"), "{t}");
 }
