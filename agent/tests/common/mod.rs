@@ -162,6 +162,7 @@ pub async fn allocate(
     committer
         .allocations(tally_sync::message::AllocationsPage {
             allocations,
+            transfers: Vec::new(),
             cursor,
             more: false,
         })
