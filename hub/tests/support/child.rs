@@ -101,7 +101,7 @@ pub fn cpu_secs(pid: &str) -> f64 {
     ticks as f64 / 100.0
 }
 
-/// A hub over a fresh data directory, in its own process.
+/// A hub over its own data directory, in its own process.
 pub struct ChildHub {
     pub tmp: tempfile::TempDir,
     pub data: DataDir,
@@ -117,6 +117,12 @@ impl ChildHub {
         let tmp = tempfile::tempdir().unwrap();
         let data = DataDir::new(tmp.path().join("hub"));
         pki::init(&data, &[], &tally_store::SystemClock).unwrap();
+        Self::serve(tmp, data, args)
+    }
+
+    /// Runs the hub on an existing data directory `data` (under `tmp`,
+    /// which the hub keeps), on 127.0.0.1:0, with `args` added to `run`'s.
+    pub fn serve(tmp: tempfile::TempDir, data: DataDir, args: &[&str]) -> ChildHub {
         let dir: PathBuf = data.root().into();
         let mut all = vec![
             "--data-dir",
@@ -167,6 +173,18 @@ impl ChildHub {
 
     /// Stops the hub with SIGTERM and waits for it; its exit status.
     pub fn stop(mut self) -> ExitStatus {
+        self.terminate()
+    }
+
+    /// Stops the hub like [`ChildHub::stop`] and hands back its data
+    /// directory, to read the database it left.
+    pub fn stop_keeping_data(mut self) -> (ExitStatus, tempfile::TempDir, DataDir) {
+        let status = self.terminate();
+        let tmp = std::mem::replace(&mut self.tmp, tempfile::tempdir().unwrap());
+        (status, tmp, self.data.clone())
+    }
+
+    fn terminate(&mut self) -> ExitStatus {
         let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
         wait_exit(&mut self.child, Duration::from_secs(30))
