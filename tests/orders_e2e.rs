@@ -276,6 +276,7 @@ async fn pickup_orders_are_collected_and_cancelled_orders_give_their_units_back(
     let (_, audit) = hub.get("/v1/audit").await.unwrap();
     assert_eq!(audit["double_sold"], 0, "{audit}");
     assert_eq!(audit["counters_disagreeing"], 0, "{audit}");
+    assert_eq!(audit["holdings_disagreeing"], 0, "{audit}");
 }
 
 #[tokio::test]
@@ -361,6 +362,8 @@ async fn a_transfer_between_stores_conserves_units_and_shows_in_transit_until_re
     hub_sees(&hub, "s2", A, 2).await;
     let (_, audit) = hub.get("/v1/audit").await.unwrap();
     assert_eq!(audit["double_sold"], 0, "{audit}");
+    assert_eq!(audit["counters_disagreeing"], 0, "{audit}");
+    assert_eq!(audit["holdings_disagreeing"], 0, "{audit}");
 
     // A transfer never received is flagged overdue, once.
     let (code, body) = s1.post("/v1/transfers", &send("t-2", 1)).await;

@@ -26,7 +26,8 @@ async fn flows_per_store_and_item_come_from_the_hubs_events() {
     assert_eq!(
         body,
         json!({"events": 0, "double_sold": 0, "epcs_sold_twice": 0,
-               "epcs_sold_twice_list": [], "counters_disagreeing": 0, "items": []})
+               "epcs_sold_twice_list": [], "counters_disagreeing": 0,
+               "holdings_disagreeing": 0, "items": []})
     );
 
     // Online demand at s1 (refused: no stock there yet) makes the hub
@@ -56,13 +57,16 @@ async fn flows_per_store_and_item_come_from_the_hubs_events() {
     assert_eq!(body["epcs_sold_twice"], 1);
     assert_eq!(body["epcs_sold_twice_list"], json!([epc]));
     assert_eq!(body["counters_disagreeing"], 0);
+    assert_eq!(body["holdings_disagreeing"], 0, "{body}");
     assert_eq!(
         body["items"],
         json!([
             {"store": "s1", "gtin": a.to_string(), "units_in": 10, "sold": 4, "ordered": 1,
-             "shrink": 0, "oversold": 0, "on_hand_by_events": 5, "on_hand": 5},
+             "shrink": 0, "transferred_out": 0, "transferred_in": 0, "oversold": 0,
+             "on_hand_by_events": 5, "on_hand": 5},
             {"store": "s2", "gtin": b.to_string(), "units_in": 2, "sold": 1, "ordered": 0,
-             "shrink": 0, "oversold": 0, "on_hand_by_events": 1, "on_hand": 1},
+             "shrink": 0, "transferred_out": 0, "transferred_in": 0, "oversold": 0,
+             "on_hand_by_events": 1, "on_hand": 1},
         ])
     );
 

@@ -73,6 +73,7 @@ fn check(hub: &RedbHub, acked: &Acked, settled: bool, seed: u64) {
     }
     let audit = hub.audit().unwrap();
     assert!(audit.epcs_sold_twice.is_empty(), "seed {seed}");
+    assert_eq!(audit.holdings_disagreeing, 0, "seed {seed}");
     for row in &audit.rows {
         assert_eq!(row.oversold, 0, "{row:?} (seed {seed})");
         if settled {

@@ -125,6 +125,26 @@ impl ReadTxn {
         Ok(out)
     }
 
+    /// Hands every counter to `f`, one at a time, in (location, item)
+    /// order (a one-off rebuild of an index over them). Returns how many.
+    pub fn visit_counters(
+        &self,
+        mut f: impl FnMut(ItemKey, BoundedCounter),
+    ) -> Result<u64, StoreError> {
+        let table = self.txn.open_table(COUNTERS)?;
+        let mut n = 0;
+        for row in table.iter()? {
+            let (k, v) = row?;
+            let (loc, gtin) = k.value();
+            let location = LocationId::new(loc).map_err(|e| corrupt("counters", e))?;
+            let gtin = Gtin::from_u64(gtin).map_err(|e| corrupt("counters", e))?;
+            let (_, c): (u64, BoundedCounter) = versioned("counters", v.value())?;
+            f(ItemKey::new(location, gtin), c);
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Entries in `location`'s change index, stale ones included
     /// (diagnostics and tests: pruning keeps this near the counter count).
     pub fn change_index_len(&self, location: &LocationId) -> Result<u64, StoreError> {

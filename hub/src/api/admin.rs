@@ -229,6 +229,7 @@ pub(super) async fn audit(
         "epcs_sold_twice": report.epcs_sold_twice.len(),
         "epcs_sold_twice_list": report.epcs_sold_twice,
         "counters_disagreeing": disagreeing,
+        "holdings_disagreeing": report.holdings_disagreeing,
         "items": report.rows,
     })))
 }

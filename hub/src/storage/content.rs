@@ -26,7 +26,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use tally_store::redb::{ReadableTable, TableDefinition};
-use tally_store::{Db, StoreError, TxnReplica, WriteTxn};
+use tally_store::{Db, LazyTable, StoreError, TxnReplica, WriteTxn};
 use tally_sync::epcs::{DoubleSale, EpcRecord, EpcState};
 use tally_sync::exchange::{EpcMove, HubReplica, ReplicaStore};
 use tally_sync::explain::{self, Explained};
@@ -54,9 +54,13 @@ fn move_code(m: EpcMove) -> u8 {
 
 /// The model's storage for the hub's side of a sync: `tally-store`'s
 /// [`TxnReplica`] plus the hub's content tables.
+///
+/// Every counter the hub writes goes through it, so it also keeps the
+/// index of where the hub holds rights ([`super::holdings`]).
 pub(super) struct HubTxnReplica<'t> {
     inner: TxnReplica<'t>,
     txn: &'t WriteTxn,
+    holdings: LazyTable<'t, (u64, &'static str), u64>,
 }
 
 impl<'t> HubTxnReplica<'t> {
@@ -64,6 +68,7 @@ impl<'t> HubTxnReplica<'t> {
         Ok(Self {
             inner: txn.replica()?,
             txn,
+            holdings: LazyTable::new(txn.raw(), super::holdings::HOLDINGS),
         })
     }
 
@@ -81,6 +86,7 @@ impl ReplicaStore for HubTxnReplica<'_> {
     }
 
     fn put_counter(&mut self, key: &ItemKey, counter: BoundedCounter) -> Result<(), StoreError> {
+        super::holdings::update(self.holdings.get_mut()?, key, &counter)?;
         self.inner.put_counter(key, counter)
     }
 

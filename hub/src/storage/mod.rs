@@ -29,6 +29,7 @@
 
 mod content;
 pub mod held;
+mod holdings;
 pub mod redb;
 pub mod routed;
 pub mod transfers;
@@ -237,9 +238,16 @@ pub struct AuditRow {
     pub ordered: u128,
     /// Counted down (shrink).
     pub shrink: u128,
+    /// Sent to other stores.
+    #[serde(default)]
+    pub transferred_out: u128,
+    /// Received from other stores.
+    #[serde(default)]
+    pub transferred_in: u128,
     /// Units that left beyond what ever arrived: units sold twice.
     pub oversold: u128,
-    /// What the events say is on hand (`units_in` − out, at least 0).
+    /// What the events say is on hand (`units_in` + `transferred_in` −
+    /// out, at least 0).
     pub on_hand_by_events: u128,
     /// What the hub's counter says is on hand.
     pub on_hand: u64,
@@ -257,6 +265,10 @@ pub struct AuditReport {
     /// EPCs ever sold by more than one sale with no return between (a
     /// later return does not take one off this list).
     pub epcs_sold_twice: Vec<tally_sync::Epc>,
+    /// (store, item) pairs where the index of the hub's rights by item
+    /// disagrees with the counters (0 is the invariant routing relies on).
+    #[serde(default)]
+    pub holdings_disagreeing: u64,
 }
 
 /// One batch's write transaction, as [`HubStorage::write_batch`] hands it

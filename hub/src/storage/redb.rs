@@ -42,7 +42,7 @@ use tally_sync::{
 use super::content::{self, HubTxnReplica};
 use super::held::{self, AdmitResult, HeldEvent};
 use super::routed::{self, RoutedOrder, RoutedOrderRequest, RoutedResult, RoutingSettings};
-use super::transfers;
+use super::{holdings, transfers};
 use super::{
     AuditReport, AuditRow, CatalogResult, ExceptionRecord, GrantResult, HubStorage, HubWrite,
     OrderLine, OrderReceipt, OrderRequest, OrderResult, ReleaseResult, StorageError, StoreRecord,
@@ -174,11 +174,13 @@ impl RedbHub {
             raw.open_table(transfers::TRANSFERS).map_err(redb_err)?;
             raw.open_table(transfers::BY_STATUS).map_err(redb_err)?;
             raw.open_table(transfers::DUE).map_err(redb_err)?;
+            raw.open_table(holdings::HOLDINGS).map_err(redb_err)?;
             raw.open_table(held::HELD).map_err(redb_err)?;
             raw.open_table(held::HELD_COUNT).map_err(redb_err)?;
         }
         txn.commit()?;
         content::migrate(&db)?;
+        holdings::build(&db)?;
         Ok(Self {
             db,
             settings,
@@ -593,7 +595,7 @@ pub(super) fn record_hub_event(
     txn: &WriteTxn,
     event: &Event,
 ) -> Result<Result<tally_sync::ledger::Applied, Refusal>, StoreError> {
-    let mut replica = txn.replica()?;
+    let mut replica = HubTxnReplica::new(txn)?;
     let counters = counters_at(
         &replica,
         &event.location,
@@ -706,7 +708,7 @@ fn grant(
         own: content::explained_own(txn, who, req.gtin, &req.own)?,
         ..req.clone()
     };
-    let mut replica = txn.replica()?;
+    let mut replica = HubTxnReplica::new(txn)?;
     let granted = match rights::grant_holding(&mut replica, who, req, hold_back)? {
         Ok(g) => g,
         Err(violation) => return Ok(GrantResult::Forged(violation.to_string())),
@@ -813,7 +815,7 @@ impl HubWrite for RedbWrite<'_> {
         released: &RightsReleased,
     ) -> Result<ReleaseResult, StorageError> {
         let own = content::explained_own(self.txn, who, released.gtin, &released.own)?;
-        let mut replica = self.txn.replica()?;
+        let mut replica = HubTxnReplica::new(self.txn)?;
         Ok(
             match rights::merge_own(&mut replica, who, released.gtin, &own)? {
                 Ok(changed) => ReleaseResult::Merged(changed),
@@ -984,6 +986,8 @@ impl HubStorage for RedbHub {
                 sold: flow.sold,
                 ordered: flow.ordered,
                 shrink: flow.shrink,
+                transferred_out: flow.transferred_out,
+                transferred_in: flow.transferred_in,
                 oversold: flow.oversold(),
                 on_hand_by_events: flow.on_hand(),
                 on_hand,
@@ -996,6 +1000,7 @@ impl HubStorage for RedbHub {
                 .fold(0u128, |sum, r| sum.saturating_add(r.oversold)),
             rows,
             epcs_sold_twice: content::epcs_sold_twice(&txn)?,
+            holdings_disagreeing: holdings::disagreeing(&txn)?,
         })
     }
 }

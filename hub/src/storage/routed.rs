@@ -1,8 +1,8 @@
 //! Routed orders: an online order that names no store (`fulfilment:
 //! "ship"`) is routed by the hub to the stores that can fill it, in one
-//! write transaction: the candidates are read (the hub's rights at every
-//! store that has synced, for the order's items: O(stores × lines)
-//! counter reads), [`tally_sync::routing::route`] decides, and each
+//! write transaction: the candidates are read (the stores where the hub
+//! holds rights to the order's items, from the holdings index: one range
+//! per line), [`tally_sync::routing::route`] decides, and each
 //! allocation is recorded as today's online order at its store (an
 //! `Order` event against the hub's rights there, so stock, audits and the
 //! store's sync need nothing new) and counted as online demand there.
@@ -16,7 +16,6 @@
 use serde::{Deserialize, Serialize};
 use tally_store::redb::{ReadableTable, TableDefinition};
 use tally_store::{by_status, ReadTxn, StoreError, WriteTxn};
-use tally_sync::command::counters_at;
 use tally_sync::fulfilment::{Fulfilment, OrderAllocation, Status};
 use tally_sync::message::AllocationsPage;
 use tally_sync::routing::{route, AllocatedLine, Candidate, Preference};
@@ -431,53 +430,45 @@ pub(super) fn cancel(
     Ok(CancelResult::Cancelled(order))
 }
 
-/// Every store that has synced, with the hub's rights there to the
-/// order's items.
+/// The stores where the hub holds rights to any of the order's items
+/// (only the named store, if the order names one), with those rights:
+/// one range of the holdings index per line, so the cost grows with the
+/// stores holding the items, not with the chain.
 fn candidates(
     txn: &WriteTxn,
     o: &RoutedOrderRequest,
     routing: &RoutingSettings,
 ) -> Result<Vec<Candidate>, StoreError> {
-    let stores: Vec<String> = {
-        let table = txn
-            .raw()
-            .open_table(super::redb::STORES)
-            .map_err(redb_err)?;
-        let mut ids = Vec::new();
-        for row in table.iter().map_err(redb_err)? {
-            let (k, _) = row.map_err(redb_err)?;
-            ids.push(k.value().to_string());
-        }
-        ids
-    };
-    let hub = ReplicaId::hub();
-    let replica = txn.replica()?;
-    let mut out = Vec::with_capacity(stores.len());
-    for id in stores {
-        let Ok(store) = LocationId::new(&id) else {
-            continue;
+    let table = txn
+        .raw()
+        .open_table(super::holdings::HOLDINGS)
+        .map_err(redb_err)?;
+    let mut by_store: std::collections::BTreeMap<LocationId, Vec<(Gtin, u64)>> =
+        std::collections::BTreeMap::new();
+    for &(gtin, _) in &o.lines {
+        let held = match &o.store {
+            Some(only) => vec![(only.clone(), super::holdings::held_at(&table, gtin, only)?)],
+            None => super::holdings::holders(&table, gtin)?,
         };
-        if o.store.as_ref().is_some_and(|only| *only != store) {
-            continue;
+        for (store, n) in held.into_iter().filter(|(_, n)| *n > 0) {
+            by_store.entry(store).or_default().push((gtin, n));
         }
-        let counters = counters_at(&replica, &store, o.lines.iter().map(|&(g, _)| g))?;
-        let available = counters
-            .into_iter()
-            .map(|(g, c)| (g, c.rights(&hub)))
-            .filter(|(_, n)| *n > 0)
-            .collect();
-        let priority = routing
-            .priority
-            .iter()
-            .position(|p| *p == store)
-            .map_or(u32::MAX, |i| u32::try_from(i).unwrap_or(u32::MAX));
-        out.push(Candidate {
-            store,
-            priority,
-            available,
-        });
     }
-    Ok(out)
+    Ok(by_store
+        .into_iter()
+        .map(|(store, available)| {
+            let priority = routing
+                .priority
+                .iter()
+                .position(|p| *p == store)
+                .map_or(u32::MAX, |i| u32::try_from(i).unwrap_or(u32::MAX));
+            Candidate {
+                store,
+                priority,
+                available: available.into_iter().collect(),
+            }
+        })
+        .collect())
 }
 
 fn get(
