@@ -5,7 +5,9 @@
 //! pickup order is collected at its store; a cancelled order gives its
 //! units back at the hub and at the store, and a collected one cannot be
 //! cancelled; a transfer from one store to another conserves units, shows
-//! in transit until received, and one never received is flagged overdue.
+//! in transit until received, and one never received is flagged overdue;
+//! returns of another store's sale, a web order or a tag sold elsewhere
+//! are bounded chain-wide.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -390,4 +392,98 @@ async fn a_transfer_between_stores_conserves_units_and_shows_in_transit_until_re
         (&json!("in_transit"), &json!(true)),
         "{t}"
     );
+}
+
+#[tokio::test]
+async fn returns_across_stores_and_channels_are_bounded_chain_wide() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_procs, [s1, s2], hub) = chain(tmp.path()).await;
+    let epc = "3074257BF7194E4000001A85";
+
+    // A sale at s1: two units, one of them tagged.
+    let (code, sale) = s1
+        .post(
+            "/v1/sales",
+            &json!({"lines": [{"gtin": A, "qty": 1, "unit_price_minor": 500},
+                              {"gtin": A, "qty": 1, "unit_price_minor": 500, "epc": epc}]}),
+        )
+        .await;
+    assert_eq!(code, 201, "{sale}");
+    let sale_id = sale["sale_id"].as_str().unwrap().to_string();
+    hub_sees(&hub, "s1", A, 3).await;
+
+    // At s2, a return naming s1's sale: checked with the hub, priced by
+    // the sale, no manager needed.
+    let ret = |qty: u64| json!({"original_sale_id": sale_id, "lines": [{"gtin": A, "qty": qty}]});
+    let (code, body) = s2.post("/v1/returns", &ret(1)).await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["total_minor"], 500, "{body}");
+    store_sees(&s2, A, 1).await;
+    // At s1, its own sale has one unit left to give back chain-wide (the
+    // tagged one), not two.
+    let (code, body) = s1.post("/v1/returns", &ret(2)).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (409, Some("exceeds_sale")),
+        "{body}"
+    );
+    assert_eq!(body["returnable"], 1, "{body}");
+    // The tag sold at s1 comes back at s2 by the tag alone.
+    let (code, body) = s2
+        .post(
+            "/v1/returns",
+            &json!({"lines": [{"gtin": A, "qty": 1, "epc": epc}]}),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = s2.post("/v1/returns", &ret(1)).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (409, Some("exceeds_sale")),
+        "{body}"
+    );
+    let (code, body) = s1
+        .post(
+            "/v1/returns",
+            &json!({"lines": [{"gtin": A, "qty": 1, "epc": epc}]}),
+        )
+        .await;
+    assert!(code == 409 || code == 422, "{code} {body}");
+    store_sees(&s2, A, 2).await;
+
+    // A web order collected at s2, returned at s1 by the order's id.
+    let (code, body) = hub
+        .post(
+            "/v1/orders",
+            &json!({"order_id": "web-9", "fulfilment": "pickup", "store": "s2",
+                    "lines": [{"gtin": B, "qty": 2}]}),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    store_has(&s2, "web-9", "allocated").await;
+    let (code, _) = s2.post("/v1/orders/web-9/collected", &json!({})).await;
+    assert_eq!(code, 201);
+    let web_return = |qty: u64| json!({"order_id": "web-9", "lines": [{"gtin": B, "qty": qty}]});
+    let (code, body) = s1.post("/v1/returns", &web_return(2)).await;
+    assert_eq!(code, 201, "{body}");
+    store_sees(&s1, B, 2).await;
+    let (code, body) = s1.post("/v1/returns", &web_return(1)).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (409, Some("exceeds_sale")),
+        "{body}"
+    );
+
+    // Nothing beyond any bound reached the hub.
+    hub_sees(&hub, "s2", A, 2).await;
+    let (_, x) = hub.get("/v1/exceptions").await.unwrap();
+    let over = x["exceptions"].as_array().map_or(0, |v| {
+        v.iter()
+            .filter(|e| e["kind"] == "return_exceeds_sale")
+            .count()
+    });
+    assert_eq!(over, 0, "{x}");
+    let (_, audit) = hub.get("/v1/audit").await.unwrap();
+    assert_eq!(audit["double_sold"], 0, "{audit}");
+    assert_eq!(audit["holdings_disagreeing"], 0, "{audit}");
 }

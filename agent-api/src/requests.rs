@@ -119,9 +119,14 @@ pub struct ReturnRequest {
     pub return_id: Option<EventId>,
     /// Returned items.
     pub lines: Vec<LineBody>,
-    /// The sale the items came from, if known (bounds and prices it).
+    /// The sale the items came from, if known (bounds and prices it):
+    /// this store's, another store's or an online order's event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_sale_id: Option<EventId>,
+    /// The web order the items came from, by the order's id (the hub finds
+    /// it; needs the hub reachable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
     /// A manager's approval, needed when the return names no sale this
     /// store recorded (a refund without a receipt).
     #[serde(default, skip_serializing_if = "Option::is_none")]

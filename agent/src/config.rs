@@ -34,6 +34,7 @@
 //! backoff_cap_secs = 60
 //! rights_wait_ms = 1000   # a sale short of rights asks the hub this long (0: never)
 //! renew_percent_left = 33 # renew the certificate in the last third of its life (0: never)
+//! foreign_returns_offline = "approve" # or "refuse": returns of other stores' sales while the hub is unreachable
 //!
 //! [devices]            # see crate::devices (scanner that sells, RFID that receives)
 //! scanner = "/dev/serial/by-id/usb-Honeywell_1900-if00"
@@ -143,6 +144,9 @@ pub struct SyncFileConfig {
     /// Renew the certificate when less than this percentage of its
     /// lifetime is left (default 33; 0: never; 100: at every chance).
     pub renew_percent_left: Option<u8>,
+    /// `approve` (default) or `refuse`: returns the store cannot check
+    /// itself while the hub cannot be asked.
+    pub foreign_returns_offline: Option<crate::sync::ForeignReturns>,
 }
 
 /// API limits.
@@ -512,6 +516,9 @@ impl Config {
                 s.backoff_base = s.backoff_base.min(s.backoff_cap);
                 if let Some(ms) = file.sync.rights_wait_ms {
                     s.rights_wait = std::time::Duration::from_millis(ms);
+                }
+                if let Some(policy) = file.sync.foreign_returns_offline {
+                    s.foreign_returns_offline = policy;
                 }
                 if let Some(p) = file.sync.renew_percent_left {
                     if p > 100 {

@@ -26,7 +26,9 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use tally_sync::codec::{self, Encoding};
+use tally_sync::error_body::ErrorBody;
 use tally_sync::message::AllocationsPage;
+use tally_sync::returns::{ReturnCheck, ReturnCheckRequest};
 use tally_sync::rights::{RightsGrant, RightsReleased, RightsRequest};
 use tally_sync::{SyncRequest, SyncResponse};
 
@@ -63,6 +65,18 @@ pub struct HubClient {
     released_url: String,
     renew_url: String,
     allocations_url: String,
+    returns_url: String,
+}
+
+/// Why the hub did not check a return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReturnCheckError {
+    /// The hub holds no original for it (not synced yet, or none).
+    Unknown(String),
+    /// The hub refused it by the rules (beyond the bound, a tag not sold).
+    Refused(Box<ErrorBody>),
+    /// No answer (the hub unreachable, or an unexpected one).
+    Unreachable(String),
 }
 
 /// An HTTPS client presenting the bundle `pem` and trusting only the CA
@@ -127,6 +141,7 @@ impl HubClient {
             released_url: format!("{base}/v1/rights/released"),
             renew_url: format!("{base}{RENEW_PATH}"),
             allocations_url: format!("{base}/v1/allocations"),
+            returns_url: format!("{base}/v1/returns/check"),
         })
     }
 
@@ -255,6 +270,43 @@ impl HubClient {
         let bytes = body(resp, None).await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| transient(format!("unreadable allocations: {e}"), None))
+    }
+
+    /// Asks the hub to check a return across stores or channels
+    /// (`POST /v1/returns/check`), giving up after `wait`.
+    pub async fn check_return(
+        &self,
+        req: &ReturnCheckRequest,
+        wait: Duration,
+    ) -> Result<ReturnCheck, ReturnCheckError> {
+        let resp = self
+            .http()
+            .post(&self.returns_url)
+            .timeout(wait)
+            .json(req)
+            .send()
+            .await
+            .map_err(|e| ReturnCheckError::Unreachable(error_chain(&e)))?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ReturnCheckError::Unreachable(error_chain(&e)))?;
+        match status {
+            200 => serde_json::from_slice(&bytes).map_err(|e| {
+                ReturnCheckError::Unreachable(format!("unreadable return check: {e}"))
+            }),
+            404 | 409 | 422 => match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(body) if status == 404 => Err(ReturnCheckError::Unknown(body.message)),
+                Ok(body) => Err(ReturnCheckError::Refused(Box::new(body))),
+                Err(_) => Err(ReturnCheckError::Unreachable(format!(
+                    "the hub answered {status}"
+                ))),
+            },
+            other => Err(ReturnCheckError::Unreachable(format!(
+                "the hub answered {other}"
+            ))),
+        }
     }
 
     /// One exchange in the binary encoding.

@@ -185,6 +185,9 @@ pub async fn run(
     let rights_wait = sync_config
         .as_ref()
         .map_or(std::time::Duration::ZERO, |c| c.rights_wait);
+    let foreign_returns_offline = sync_config
+        .as_ref()
+        .map_or(Default::default(), |c| c.foreign_returns_offline);
     let rights = rights::Rights::new(
         db.clone(),
         committer.clone(),
@@ -240,6 +243,7 @@ pub async fn run(
         metrics,
         sync: status,
         managers,
+        foreign_returns_offline,
     };
     let addr = listener.local_addr().map_err(|source| AgentError::Io {
         what: "reading the listen address",

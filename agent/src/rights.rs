@@ -66,6 +66,23 @@ pub struct Rights {
 }
 
 impl Rights {
+    /// The hub's connection when the last sync reached the hub (none when
+    /// no hub is configured or it is unreachable), and how long a request
+    /// to it may wait.
+    pub fn hub_if_reachable(&self) -> Option<(&HubClient, Duration)> {
+        self.hub
+            .as_deref()
+            .filter(|_| self.status.snapshot().hub_reachable())
+            .map(|h| (h, self.wait))
+    }
+
+    /// A fresh event id by this agent's clock.
+    pub fn fresh_id(&self) -> EventId {
+        let mut random = [0u8; 10];
+        rand::thread_rng().fill_bytes(&mut random);
+        EventId::v7(self.clock.now_ms(), random)
+    }
+
     /// Commands go to `committer` (the store's entries sent with a request
     /// are read from `db`); `hub` is the sync client's connection (none: no
     /// hub configured, never asked); `wait` bounds the asking.

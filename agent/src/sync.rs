@@ -22,6 +22,7 @@
 //!   a revoked certificate or an unsupported protocol stops fast syncing
 //!   and is surfaced, while the store keeps selling offline.
 
+use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +65,23 @@ pub struct SyncConfig {
     /// Renew the identity's certificate (`POST /v1/renew`) once less than
     /// this percentage of its lifetime is left (`crate::enroll`; 0: never).
     pub renew_percent_left: u8,
+    /// What a return the store cannot check itself (another store's sale,
+    /// a web order, a tag sold elsewhere) does when the hub cannot be
+    /// asked.
+    pub foreign_returns_offline: ForeignReturns,
+}
+
+/// The offline policy for returns the store cannot check itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForeignReturns {
+    /// Taken with a manager's approval, flagged at the hub (a
+    /// `no_receipt_refund`, and `return_exceeds_sale` if it breaks the
+    /// bound once the hub counts it).
+    #[default]
+    Approve,
+    /// Refused until the hub can check it.
+    Refuse,
 }
 
 impl SyncConfig {
@@ -82,6 +100,7 @@ impl SyncConfig {
             backoff_cap: Duration::from_secs(60),
             rights_wait: Duration::from_secs(1),
             renew_percent_left: crate::enroll::DEFAULT_RENEW_PERCENT_LEFT,
+            foreign_returns_offline: ForeignReturns::default(),
         }
     }
 }

@@ -178,6 +178,7 @@ fn to_command(c: Cmd) -> Command {
                 }),
                 ..Default::default()
             },
+            checked: None,
         },
         Cmd::Count {
             item,

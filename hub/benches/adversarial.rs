@@ -2259,6 +2259,7 @@ impl History {
                     price_from_label: false,
                 }],
                 staff: Default::default(),
+                checked: None,
             })
             .unwrap();
     }

@@ -175,6 +175,17 @@ impl Writer {
         self.submit(o, |txn, o| txn.route_order(o)).await
     }
 
+    /// Checks a store's return chain-wide and claims its units; answers
+    /// after the commit.
+    pub async fn check_return(
+        &self,
+        req: tally_sync::returns::ReturnCheckRequest,
+        now_ms: u64,
+    ) -> Result<crate::storage::returns::CheckResult, WriteError> {
+        self.submit((req, now_ms), |txn, (req, now)| txn.check_return(req, *now))
+            .await
+    }
+
     /// Raises `transfer_overdue` for transfers in transit longer than
     /// `overdue_ms`; answers how many, after the commit.
     pub async fn flag_overdue_transfers(
@@ -363,6 +374,14 @@ mod tests {
 
     impl HubWrite for FakeTxn {
         fn flag_overdue_transfers(&mut self, _: u64, _: u64) -> Result<usize, StorageError> {
+            Err(failure())
+        }
+
+        fn check_return(
+            &mut self,
+            _: &tally_sync::returns::ReturnCheckRequest,
+            _: u64,
+        ) -> Result<crate::storage::returns::CheckResult, StorageError> {
             Err(failure())
         }
 

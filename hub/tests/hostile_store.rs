@@ -376,6 +376,7 @@ fn an_event_touching_a_tag_with_a_long_history_costs_what_a_fresh_one_does() {
                 price_from_label: false,
             }],
             staff: Default::default(),
+            checked: None,
         })
         .unwrap();
         let t = Instant::now();

@@ -25,6 +25,8 @@
 //!   estimate of online demand per (item, location).
 //! - [`rights`]: rights on demand: the hub's grant of its reserve to a
 //!   store that asks, and the store's merge of it.
+//! - [`returns`]: returns across stores and channels, bounded chain-wide
+//!   by the hub (what a store asks, what the hub answers).
 //! - [`transfer`]: transfers of stock between stores (in transit until
 //!   received), as the hub and both stores keep them.
 //! - [`routing`]: which stores fill an order that names none (pure,
@@ -66,6 +68,7 @@ pub mod message;
 pub mod policy;
 pub mod report;
 pub mod reserve;
+pub mod returns;
 pub mod rights;
 pub mod routing;
 pub mod sim;

@@ -11,8 +11,7 @@ use axum::Extension;
 use axum::Json;
 use tally_agent_api::answers::{CatalogImported, Recorded};
 use tally_agent_api::requests::{
-    CountRequest, LineBody, OverrideRequest, PriceSource, ReceiptRequest, ReturnRequest,
-    SaleRequest,
+    CountRequest, LineBody, OverrideRequest, PriceSource, ReceiptRequest, SaleRequest,
 };
 use tally_sync::command::{Approval, Command, LineIn, Outcome, ReceiptLine, Staff};
 use tally_sync::message::CatalogRequest;
@@ -38,7 +37,7 @@ fn qty(gtin: Gtin, q: i64) -> Result<u64, ErrorAnswer> {
         .ok_or_else(|| ErrorAnswer::Invalid(format!("qty must be > 0 for {gtin}, got {q}")))
 }
 
-fn lines(body: Vec<LineBody>) -> Result<Vec<LineIn>, ErrorAnswer> {
+pub(super) fn lines(body: Vec<LineBody>) -> Result<Vec<LineIn>, ErrorAnswer> {
     if body.is_empty() {
         return Err(ErrorAnswer::Invalid("lines must not be empty".into()));
     }
@@ -152,7 +151,7 @@ pub(super) async fn post_sale(
 /// return's `approval`), once the manager's PIN is checked (on the
 /// blocking pool: Argon2 is CPU work). An approval without approver or
 /// reason goes on to the command core, which answers it 422.
-async fn approved(
+pub(super) async fn approved(
     state: &AppState,
     posted: Option<OverrideRequest>,
 ) -> Result<Option<Approval>, ErrorAnswer> {
@@ -184,25 +183,6 @@ async fn approved(
             Err(ErrorAnswer::Approval(e))
         }
     }
-}
-
-pub(super) async fn post_return(
-    State(state): State<AppState>,
-    till: Option<Extension<Till>>,
-    ApiJson(body): ApiJson<ReturnRequest>,
-) -> Result<Response, ErrorAnswer> {
-    let lines = lines(body.lines)?;
-    let staff = staff(till, body.cashier, body.till)?;
-    let cmd = Command::Return {
-        id: body.return_id,
-        lines,
-        original_sale: body.original_sale_id,
-        staff: Staff {
-            approval: approved(&state, body.approval).await?,
-            ..staff
-        },
-    };
-    submit(&state, cmd).await
 }
 
 pub(super) async fn post_receipt(

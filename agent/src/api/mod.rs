@@ -29,6 +29,7 @@ mod json;
 mod orders;
 mod pages;
 mod reads;
+mod returns;
 mod transfers;
 
 use std::sync::Arc;
@@ -69,6 +70,8 @@ pub struct AppState {
     pub sync: Arc<SyncStatus>,
     /// Managers who may approve overrides.
     pub managers: Arc<Managers>,
+    /// What returns this store cannot check do while the hub cannot.
+    pub foreign_returns_offline: crate::sync::ForeignReturns,
 }
 
 /// The API's router with its body limit, request timeout and admission
@@ -78,7 +81,7 @@ pub fn router(state: AppState, config: &ApiConfig, guard: Arc<Guard>) -> Router 
     Router::new()
         .route("/v1/sales", post(commands::post_sale))
         .route("/v1/sales/{id}", get(reads::get_sale))
-        .route("/v1/returns", post(commands::post_return))
+        .route("/v1/returns", post(returns::post_return))
         .route("/v1/returns/{id}", get(reads::get_return))
         .route("/v1/receipts", post(commands::post_receipt))
         .route("/v1/counts", post(commands::post_count))

@@ -46,6 +46,7 @@ mod enroll;
 mod held;
 mod link;
 mod orders;
+mod returns;
 mod rights;
 mod slots;
 mod sync;
@@ -145,6 +146,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/rights/released", post(link::released))
         .route("/v1/link", get(link::link))
         .route("/v1/allocations", get(allocations::allocations))
+        .route("/v1/returns/check", post(returns::check))
         .route("/v1/enroll", post(enroll::enroll))
         .route("/v1/renew", post(enroll::renew))
         .route("/v1/orders", post(orders::orders).get(orders::list))

@@ -338,3 +338,21 @@ pub(super) fn migrate(db: &Db) -> Result<(), StoreError> {
     txn.put_meta(MIGRATED, b"1")?;
     txn.commit()
 }
+
+/// The latest sale of `epc` the hub holds (event ids are UUIDv7: the last
+/// row of the tag's sales), if any.
+pub(super) fn last_sale_of(txn: &WriteTxn, epc: &Epc) -> Result<Option<EventId>, StoreError> {
+    let table = txn.raw().open_table(EPC_ROWS).map_err(redb_err)?;
+    let e = epc.as_bytes();
+    let last = table
+        .range((e, move_code(EpcMove::Sale), 0u128)..=(e, move_code(EpcMove::Sale), u128::MAX))
+        .map_err(redb_err)?
+        .next_back();
+    match last {
+        Some(row) => {
+            let (k, _) = row.map_err(redb_err)?;
+            Ok(Some(EventId(uuid::Uuid::from_u128(k.value().2))))
+        }
+        None => Ok(None),
+    }
+}

@@ -31,6 +31,7 @@ mod content;
 pub mod held;
 mod holdings;
 pub mod redb;
+pub mod returns;
 pub mod routed;
 pub mod transfers;
 
@@ -318,6 +319,13 @@ pub trait HubWrite {
         &mut self,
         o: &routed::RoutedOrderRequest,
     ) -> Result<routed::RoutedResult, StorageError>;
+    /// A store's return across stores or channels, checked against its
+    /// original chain-wide and its units claimed ([`returns::check`]).
+    fn check_return(
+        &mut self,
+        req: &tally_sync::returns::ReturnCheckRequest,
+        now_ms: u64,
+    ) -> Result<returns::CheckResult, StorageError>;
     /// Raises `transfer_overdue` for transfers in transit known for longer
     /// than `overdue_ms`, each once; answers how many.
     fn flag_overdue_transfers(

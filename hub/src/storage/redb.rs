@@ -42,7 +42,7 @@ use tally_sync::{
 use super::content::{self, HubTxnReplica};
 use super::held::{self, AdmitResult, HeldEvent};
 use super::routed::{self, RoutedOrder, RoutedOrderRequest, RoutedResult, RoutingSettings};
-use super::{holdings, transfers};
+use super::{holdings, returns, transfers};
 use super::{
     AuditReport, AuditRow, CatalogResult, ExceptionRecord, GrantResult, HubStorage, HubWrite,
     OrderLine, OrderReceipt, OrderRequest, OrderResult, ReleaseResult, StorageError, StoreRecord,
@@ -132,6 +132,23 @@ pub(super) fn append_exceptions(
     Ok(())
 }
 
+/// The event of the store-named online order `order_id`, if there is one.
+pub(super) fn store_named_order_event(
+    txn: &WriteTxn,
+    order_id: &str,
+) -> Result<Option<EventId>, StoreError> {
+    let orders = txn.raw().open_table(ORDERS).map_err(redb_err)?;
+    let found = orders.get(order_id).map_err(redb_err)?;
+    match found {
+        Some(v) => Ok(Some(
+            from_json::<OrderIndex>("hub_orders", v.value())?
+                .receipt
+                .event_id,
+        )),
+        None => Ok(None),
+    }
+}
+
 pub(super) fn redb_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Storage(e.to_string())
 }
@@ -175,6 +192,8 @@ impl RedbHub {
             raw.open_table(transfers::BY_STATUS).map_err(redb_err)?;
             raw.open_table(transfers::DUE).map_err(redb_err)?;
             raw.open_table(holdings::HOLDINGS).map_err(redb_err)?;
+            raw.open_table(returns::RETURNED).map_err(redb_err)?;
+            raw.open_table(returns::CLAIMS).map_err(redb_err)?;
             raw.open_table(held::HELD).map_err(redb_err)?;
             raw.open_table(held::HELD_COUNT).map_err(redb_err)?;
         }
@@ -236,6 +255,13 @@ impl RedbHub {
             }
         }
         drop(replica);
+
+        // Returns, counted against their originals chain-wide.
+        for e in &new_events {
+            if matches!(e.kind, EventKind::Return { .. }) {
+                exceptions.extend(returns::on_return(txn, e, now_ms)?);
+            }
+        }
 
         // Transfers sent and received.
         for e in &new_events {
@@ -727,6 +753,14 @@ fn grant(
 }
 
 impl HubWrite for RedbWrite<'_> {
+    fn check_return(
+        &mut self,
+        req: &tally_sync::returns::ReturnCheckRequest,
+        now_ms: u64,
+    ) -> Result<returns::CheckResult, StorageError> {
+        Ok(returns::check(self.txn, req, now_ms)?)
+    }
+
     fn flag_overdue_transfers(
         &mut self,
         now_ms: u64,

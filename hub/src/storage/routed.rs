@@ -500,6 +500,11 @@ pub(super) fn list(
     })
 }
 
+/// The routed order `order_id`, in a write transaction.
+pub(super) fn read_in(txn: &WriteTxn, order_id: &str) -> Result<Option<RoutedOrder>, StoreError> {
+    get(&txn.raw().open_table(ROUTED).map_err(redb_err)?, order_id)
+}
+
 /// The routed order `order_id`, from a snapshot.
 pub(super) fn read(txn: &ReadTxn, order_id: &str) -> Result<Option<RoutedOrder>, StoreError> {
     get(&txn.raw().open_table(ROUTED).map_err(redb_err)?, order_id)

@@ -474,6 +474,7 @@ impl SimStore {
             lines: vec![Self::line(g, qty, None)],
             original_sale: None,
             staff: Self::approved_at_till("no receipt"),
+            checked: None,
         })
         .unwrap()
     }

@@ -139,6 +139,7 @@ impl PosState {
             approval,
             cashier: Some(self.cashier.clone()),
             till: self.till.clone(),
+            order_id: None,
         };
         self.send(Pending::Return(req))
     }

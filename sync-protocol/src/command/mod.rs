@@ -200,6 +200,10 @@ pub enum Command {
         /// Who keys it; a return this store cannot check against a sale it
         /// recorded needs a manager's approval (`staff.approval`).
         staff: Staff,
+        /// The hub's check of a return across stores or channels: the
+        /// original it is bounded and priced by, wherever it was sold
+        /// ([`crate::returns`]). The return then needs no approval.
+        checked: Option<Box<crate::returns::ReturnCheck>>,
     },
     /// Receive goods (prices do not apply).
     Receipt {
@@ -446,6 +450,34 @@ pub fn load<L: Ledger>(ledger: &L, who: &Identity, cmd: &Command) -> Result<Load
     if let Command::TransferOut { transfer_id, .. } | Command::TransferIn { transfer_id, .. } = cmd
     {
         loaded.transfer = ledger.transfer(transfer_id)?;
+    }
+    if let Command::Return {
+        checked: Some(check),
+        ..
+    } = cmd
+    {
+        // Bounded by the hub's count of returns anywhere, or this store's
+        // own if higher (returns here the hub has not heard of yet).
+        let mut returned = check.returned_map();
+        for (gtin, units) in ledger.returned_from(&check.original.id)? {
+            let r = returned.entry(gtin).or_default();
+            *r = (*r).max(units);
+        }
+        loaded.original = Some(OriginalSale {
+            event: check.original.clone(),
+            returned,
+        });
+        let mut loaded = load_epcs(ledger, cmd, loaded)?;
+        // Tags sold elsewhere in the chain come back here.
+        for tag in &check.tags {
+            loaded.epc_items.insert(tag.epc.clone(), tag.gtin);
+            let s = loaded.epcs.entry(tag.epc.clone()).or_default();
+            if s.sales <= s.returns {
+                s.sales = s.returns.saturating_add(1);
+                s.first_sale = s.first_sale.or(Some(check.original.id));
+            }
+        }
+        return Ok(loaded);
     }
     if let Command::Return {
         original_sale: Some(sale),

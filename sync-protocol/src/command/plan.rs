@@ -128,9 +128,9 @@ fn check_tenders(tenders: &[Tender], total: Option<i64>) -> Result<(), Refusal> 
 /// than the sale took in; so is a tagged unit the sale did not sell.
 pub fn return_lines(lines: &[LineIn], original: &OriginalSale) -> Result<Vec<Line>, Refusal> {
     let sale = &original.event;
-    if !matches!(sale.kind, EventKind::Sale { .. }) {
+    if !matches!(sale.kind, EventKind::Sale { .. } | EventKind::Order { .. }) {
         return Err(invalid(format!(
-            "original_sale_id {} is a {}, not a sale",
+            "original_sale_id {} is a {}, not a sale or an online order",
             sale.id,
             sale.kind.name()
         )));
@@ -258,7 +258,12 @@ pub fn plan(
             ..
         } => (
             EventKind::Return {
-                original_sale: *original_sale,
+                // The hub may have found the original (by order or tag).
+                original_sale: loaded
+                    .original
+                    .as_ref()
+                    .map(|o| o.event.id)
+                    .or(*original_sale),
             },
             {
                 let approval = approval_of(staff.approval.as_ref())?;

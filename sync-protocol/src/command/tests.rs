@@ -287,6 +287,7 @@ fn same_id_is_applied_once() {
         lines: vec![line(1, 1, Some(10))],
         original_sale: None,
         staff: Default::default(),
+        checked: None,
     };
     assert!(matches!(
         execute(&mut l, &who(), &ret, stamp(3)).unwrap(),
@@ -500,6 +501,7 @@ fn epc_sold_once_then_returned_then_sold_again() {
         lines: vec![tagged(10)],
         original_sale: None,
         staff: manager(),
+        checked: None,
     };
     assert!(matches!(
         execute(&mut l, &who(), &ret, stamp(3)).unwrap(),
@@ -637,6 +639,7 @@ fn ret(id: Option<u8>, lines: Vec<LineIn>, original_sale: Option<EventId>) -> Co
         lines,
         original_sale,
         staff: manager(),
+        checked: None,
     }
 }
 

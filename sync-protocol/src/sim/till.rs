@@ -347,6 +347,7 @@ impl Sim {
             lines: vec![line(tag.gtin, 1, None, Some(tag.epc.clone()))],
             original_sale: Some(tag.sale),
             staff: cashier(s),
+            checked: None,
         };
         if let Err(e) = self.record(s, cmd) {
             return self.violation(format!("tagged return refused: {e}"));
@@ -376,6 +377,7 @@ impl Sim {
             lines: vec![line(sale.gtin, qty, None, None)],
             original_sale: Some(sale.id),
             staff: cashier(s),
+            checked: None,
         };
         match (beyond, self.record(s, cmd)) {
             (false, Ok(event)) => {
@@ -427,6 +429,7 @@ impl Sim {
             lines: vec![line(gtin, 1, None, None)],
             original_sale: None,
             staff: cashier(s),
+            checked: None,
         };
         // Refused until a manager approves it; then recorded under the
         // same id.
