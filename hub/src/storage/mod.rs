@@ -320,7 +320,7 @@ pub trait HubWrite {
         o: &routed::RoutedOrderRequest,
     ) -> Result<routed::RoutedResult, StorageError>;
     /// A store's return across stores or channels, checked against its
-    /// original chain-wide and its units claimed ([`returns::check`]).
+    /// original chain-wide and its units claimed (`returns::check`).
     fn check_return(
         &mut self,
         req: &tally_sync::returns::ReturnCheckRequest,

@@ -1,14 +1,14 @@
 //! Returns across stores and channels at the hub (issue 22): the chain-wide
 //! bound of what may come back against a sale or an online order.
 //!
-//! - [`check`] answers a store's `POST /v1/returns/check`: it finds the
+//! - `check` answers a store's `POST /v1/returns/check`: it finds the
 //!   original (the sale or order event named, a web order by its id, or the
 //!   last sale of a returned tag), bounds the return by it net of every
 //!   return anywhere (`tally_sync::command::return_lines`, the rule the
 //!   stores run), and *claims* the units under the return's id until the
 //!   return's event arrives (a claim not redeemed within a day stops
 //!   counting).
-//! - [`on_return`] counts every return event that arrives (from any store,
+//! - `on_return` counts every return event that arrives (from any store,
 //!   checked or not) against its original, redeeming its claim, and raises
 //!   `return_exceeds_sale` when the original's units are exceeded (a
 //!   return a store accepted offline).
