@@ -3,7 +3,8 @@
 //! send start-inventory first, as to a real module), and each newly seen
 //! SGTIN-96 tag becomes a receipt of one unit carrying its EPC. Re-reads,
 //! a restart and non-item tags receive nothing; a tag sold with its EPC
-//! and read again at the dock is received again.
+//! and read again at the dock is received again. A tag on a transfer sent
+//! to the store receives the whole transfer, once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -177,4 +178,95 @@ async fn new_tags_are_received_once_each_and_carry_their_epc() {
     .collect::<Vec<_>>();
     want.sort();
     assert_eq!(receipts, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_of_a_transfer_in_transit_receives_the_whole_transfer_once() {
+    use tally_sync::transfer::{Transfer, TransferLine, TransferStatus};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (pen1, pen2, pen3) = (tag(PEN, 11), tag(PEN, 12), tag(PEN, 13));
+    let at = |id: &str| tally_sync::LocationId::new(id).unwrap();
+    // The hub told the store of a transfer from store-a: two tagged pens
+    // and a mug without a tag.
+    let transfer = Transfer {
+        transfer_id: "t-dock".into(),
+        from: at("store-a"),
+        to: at(STORE),
+        lines: vec![
+            TransferLine {
+                gtin: Gtin::parse(PEN).unwrap(),
+                qty: 1,
+                epc: Some(pen1.clone()),
+            },
+            TransferLine {
+                gtin: Gtin::parse(PEN).unwrap(),
+                qty: 1,
+                epc: Some(pen2.clone()),
+            },
+            TransferLine {
+                gtin: Gtin::parse(MUG).unwrap(),
+                qty: 1,
+                epc: None,
+            },
+        ],
+        status: TransferStatus::InTransit,
+        sent_at_ms: 1,
+        sent_event: None,
+    };
+    common::merge_page(
+        &data,
+        STORE,
+        tally_sync::message::AllocationsPage {
+            allocations: Vec::new(),
+            transfers: vec![transfer],
+            cursor: 1,
+            more: false,
+        },
+    )
+    .await;
+
+    let mut reader = Pty::open();
+    let (mut agent, client) = start(&data, &mut reader).await;
+    // Both tags of the transfer through the portal: the transfer is
+    // received once, with its untagged mug; a pen on no transfer is a
+    // receipt of its own.
+    reader.write(&reads(&[&pen1, &pen2, &pen3], 3));
+    wait_metric(
+        &client,
+        "tally_agent_device_tags_total{outcome=\"transfer_received\"}",
+        1,
+        WAIT,
+    )
+    .await;
+    wait_metric(&client, RECEIVED, 1, WAIT).await;
+    // The transfer's other tag: arrived with it, on hand.
+    wait_metric(
+        &client,
+        "tally_agent_device_tags_total{outcome=\"on_hand\"}",
+        1,
+        WAIT,
+    )
+    .await;
+    assert_eq!(on_hand(&client, PEN).await, 3);
+    assert_eq!(on_hand(&client, MUG).await, 1);
+    let (s, t) = client.get("/v1/transfers/t-dock").await.unwrap();
+    assert_eq!((s.as_u16(), &t["status"]), (200, &json!("received")), "{t}");
+    // Read again (once or twice per tag, by the read window): on hand,
+    // nothing more received.
+    reader.write(&reads(&[&pen1, &pen2], 2));
+    let deadline = std::time::Instant::now() + WAIT;
+    while metric(
+        &client,
+        "tally_agent_device_tags_total{outcome=\"on_hand\"}",
+    )
+    .await
+        < 3
+    {
+        assert!(std::time::Instant::now() < deadline, "re-reads not seen");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(metric(&client, RECEIVED).await, 1);
+    assert_eq!(on_hand(&client, PEN).await, 3);
+    agent.terminate(WAIT).await;
 }

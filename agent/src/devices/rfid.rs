@@ -3,7 +3,9 @@
 //! the design constraints of [`crate::devices`]). What a tag does is
 //! decided purely ([`tag_plan`], [`receipt_id`]); the reader's task turns
 //! each tag into a one-line receipt through the committer and counts how
-//! it ended (`tally_agent_device_tags_total{outcome}`).
+//! it ended (`tally_agent_device_tags_total{outcome}`). A tag on a
+//! transfer sent to this store and still in transit receives the whole
+//! transfer instead ([`transfer_plan`]); its other tags are then on hand.
 
 use sha2::{Digest, Sha256};
 use tally_hardware::driver::rfid::RfidEvent;
@@ -11,6 +13,7 @@ use tally_hardware::driver::DriverHandle;
 use tally_hardware::epc::{self as epc_codec, DecodedEpc};
 use tally_sync::command::{Command, Outcome, ReceiptLine};
 use tally_sync::epcs::EpcSummary;
+use tally_sync::transfer::{Transfer, TransferStatus};
 use tally_sync::{Epc, EventId, Gtin, ReplicaId};
 use tokio::sync::{mpsc, watch};
 
@@ -29,7 +32,17 @@ pub enum TagPlan {
         /// How many sales of this EPC are recorded.
         generation: u64,
     },
-    /// Sold and returned: the unit is on hand, nothing to receive.
+    /// The tag is on a transfer sent to this store and still in transit:
+    /// receive the whole transfer (its units, as sent) under `id`.
+    ReceiveTransfer {
+        /// The transfer.
+        transfer_id: String,
+        /// The receipt's event id (every tag of the transfer computes the
+        /// same one).
+        id: EventId,
+    },
+    /// Sold and returned, or arrived with a transfer received already:
+    /// the unit is on hand, nothing to receive.
     OnHand,
     /// Not an SGTIN-96 (an SSCC pallet tag, an asset tag, another
     /// scheme): no item to receive; the EPC is logged as read, raw.
@@ -73,16 +86,54 @@ pub fn tag_plan(store: &ReplicaId, epc: &Epc, summary: Option<&EpcSummary>) -> T
     }
 }
 
+/// What a tag never sold here does when it is on a transfer: the whole
+/// transfer is received by its first tag read (a transfer in transit sent
+/// to `here`), and its other tags are then on hand; `None` when the tag is
+/// on no transfer to this store (then [`tag_plan`] decides).
+pub fn transfer_plan(
+    here: &tally_sync::LocationId,
+    summary: Option<&EpcSummary>,
+    inbound: Option<&Transfer>,
+) -> Option<TagPlan> {
+    let t = inbound.filter(|t| t.to == *here)?;
+    if summary.is_some() {
+        // Sold or returned here since: its own history decides.
+        return None;
+    }
+    Some(match t.status {
+        TransferStatus::InTransit => TagPlan::ReceiveTransfer {
+            transfer_id: t.transfer_id.clone(),
+            id: hashed_id(
+                b"tally/rfid-transfer/v1\0",
+                here.as_str(),
+                t.transfer_id.as_bytes(),
+                0,
+            ),
+        },
+        TransferStatus::Received => TagPlan::OnHand,
+    })
+}
+
 /// The id of the receipt of `epc` at `store` in `generation`: a UUIDv8
 /// whose 122 free bits are the first bits of SHA-256 over a fixed label,
 /// the store id, the EPC and the generation (stable across versions and
 /// restarts; RFC 9562 §5.8).
 pub fn receipt_id(store: &ReplicaId, epc: &Epc, generation: u64) -> EventId {
+    hashed_id(
+        b"tally/rfid-receipt/v1\0",
+        store.as_str(),
+        epc.as_bytes(),
+        generation,
+    )
+}
+
+/// A UUIDv8 from SHA-256 over `label`, `store`, `key` and `generation`.
+fn hashed_id(label: &[u8], store: &str, key: &[u8], generation: u64) -> EventId {
     let mut h = Sha256::new();
-    h.update(b"tally/rfid-receipt/v1\0");
-    h.update(store.as_str().as_bytes());
+    h.update(label);
+    h.update(store.as_bytes());
     h.update(b"\0");
-    h.update(epc.as_bytes());
+    h.update(key);
     h.update(generation.to_be_bytes());
     let digest = h.finalize();
     let mut b = [0u8; 16];
@@ -114,9 +165,13 @@ async fn on_tag(ctx: &DeviceContext, ev: RfidEvent) {
         RfidEvent::Tag(report) => report,
     };
     let epc = report.epc;
-    let summary = {
+    let (summary, inbound) = {
         let key = epc.clone();
-        match ctx.db.read_blocking(move |db| db.epc_summary(&key)).await {
+        let read = ctx
+            .db
+            .read_blocking(move |db| Ok((db.epc_summary(&key)?, db.transfer_of_epc(&key)?)))
+            .await;
+        match read {
             Ok(s) => s,
             Err(error) => {
                 ctx.metrics.tag("failed");
@@ -125,7 +180,13 @@ async fn on_tag(ctx: &DeviceContext, ev: RfidEvent) {
             }
         }
     };
-    let (gtin, id) = match tag_plan(&store, &epc, summary.as_ref()) {
+    let here = ctx.db.who().location.clone();
+    let plan = transfer_plan(&here, summary.as_ref(), inbound.as_ref())
+        .unwrap_or_else(|| tag_plan(&store, &epc, summary.as_ref()));
+    let (gtin, id) = match plan {
+        TagPlan::ReceiveTransfer { transfer_id, id } => {
+            return receive_transfer(ctx, &epc, transfer_id, id).await;
+        }
         TagPlan::NotAnItem { scheme } => {
             ctx.metrics.tag("not_an_item");
             tracing::info!(%store, %epc, %scheme, reads = report.count, "Tag read (not an SGTIN-96 item); nothing received.");
@@ -163,6 +224,37 @@ async fn on_tag(ctx: &DeviceContext, ev: RfidEvent) {
         Err(error) => {
             ctx.metrics.tag("failed");
             tracing::error!(%store, %epc, %error, "Tag receipt not recorded.");
+        }
+    }
+}
+
+/// Receives the transfer the tag `epc` arrived on (its first tag read).
+async fn receive_transfer(ctx: &DeviceContext, epc: &Epc, transfer_id: String, id: EventId) {
+    let store = ctx.db.who().replica.clone();
+    let cmd = Command::TransferIn {
+        id: Some(id),
+        transfer_id: transfer_id.clone(),
+        staff: tally_sync::Staff {
+            till: Some("device:rfid".into()),
+            ..Default::default()
+        },
+    };
+    match submit(&ctx.committer, cmd).await {
+        Ok(Outcome::Recorded { new: true, event }) => {
+            ctx.metrics.tag("transfer_received");
+            let units: u64 = event.lines.iter().map(|l| l.qty).sum();
+            tracing::info!(%store, %epc, %transfer_id, units, "Tag of a transfer in transit: the transfer is received.");
+        }
+        Ok(Outcome::Recorded { new: false, .. }) => {
+            ctx.metrics.tag("already_received");
+        }
+        Ok(Outcome::Refused { refusal, .. }) => {
+            ctx.metrics.tag("refused");
+            tracing::warn!(%store, %epc, %transfer_id, reason = %refusal, "Transfer receipt refused.");
+        }
+        Err(error) => {
+            ctx.metrics.tag("failed");
+            tracing::error!(%store, %epc, %transfer_id, %error, "Transfer receipt not recorded.");
         }
     }
 }
@@ -231,6 +323,45 @@ mod tests {
         let u = first.0;
         assert_eq!(u.get_version_num(), 8);
         assert_eq!(u.as_bytes()[8] & 0xC0, 0x80);
+    }
+
+    #[test]
+    fn a_tag_on_a_transfer_in_transit_receives_the_transfer_once() {
+        let (a, b) = (
+            tally_sync::LocationId::new("a").unwrap(),
+            tally_sync::LocationId::new("b").unwrap(),
+        );
+        let epc = sgtin(7);
+        let mut t = Transfer {
+            transfer_id: "t-9".into(),
+            from: a.clone(),
+            to: b.clone(),
+            lines: vec![tally_sync::transfer::TransferLine {
+                gtin: gtin("00614141123452"),
+                qty: 1,
+                epc: Some(epc.clone()),
+            }],
+            status: TransferStatus::InTransit,
+            sent_at_ms: 1,
+            sent_event: None,
+        };
+        let Some(TagPlan::ReceiveTransfer { transfer_id, id }) = transfer_plan(&b, None, Some(&t))
+        else {
+            panic!("the destination receives the transfer");
+        };
+        assert_eq!(transfer_id, "t-9");
+        // Every tag of the transfer names the same receipt.
+        assert!(matches!(
+            transfer_plan(&b, None, Some(&t)),
+            Some(TagPlan::ReceiveTransfer { id: again, .. }) if again == id
+        ));
+        // Not at the sender; and once received its tags are on hand.
+        assert_eq!(transfer_plan(&a, None, Some(&t)), None);
+        t.status = TransferStatus::Received;
+        assert_eq!(transfer_plan(&b, None, Some(&t)), Some(TagPlan::OnHand));
+        // A tag sold here since follows its own history.
+        let (sold, _) = EpcSummary::default().after_sale(&record(1));
+        assert_eq!(transfer_plan(&b, Some(&sold), Some(&t)), None);
     }
 
     #[test]

@@ -180,6 +180,7 @@ impl AgentDb {
                 .map_err(storage)?;
             raw.open_table(super::transfers::BY_STATUS)
                 .map_err(storage)?;
+            raw.open_table(super::transfers::BY_EPC).map_err(storage)?;
         }
         let migrated = outbox::migrate(txn.raw())?;
         if migrated > 0 {
@@ -356,6 +357,14 @@ impl AgentDb {
         limit: usize,
     ) -> Result<Vec<tally_sync::transfer::Transfer>, StoreError> {
         super::transfers::list(&self.read()?, statuses, after, limit)
+    }
+
+    /// The transfer the tag `epc` is on, if this store knows one.
+    pub fn transfer_of_epc(
+        &self,
+        epc: &Epc,
+    ) -> Result<Option<tally_sync::transfer::Transfer>, StoreError> {
+        super::transfers::of_epc(&self.read()?, epc)
     }
 
     /// The transfer `id`, if this store knows it.

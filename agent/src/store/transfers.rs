@@ -18,6 +18,8 @@ pub(super) const TRANSFERS: TableDefinition<&str, &[u8]> = TableDefinition::new(
 /// (status name, transfer id) → ().
 pub(super) const BY_STATUS: TableDefinition<(&str, &str), ()> =
     TableDefinition::new("agent_transfers_by_status");
+/// EPC → the transfer it is on (the receiving portal's lookup).
+pub(super) const BY_EPC: TableDefinition<&[u8], &str> = TableDefinition::new("agent_transfer_epcs");
 
 /// The transfer `id`, if this store knows it.
 pub(super) fn get(
@@ -61,6 +63,29 @@ pub(super) fn list(
     let table = txn.raw().open_table(TRANSFERS).map_err(storage)?;
     let names: Vec<&str> = statuses.iter().map(|s| s.name()).collect();
     by_status::records_with_status(&index, &names, after, limit, |id| get(&table, id))
+}
+
+/// Records the transfer of each of `t`'s tags.
+pub(super) fn index_epcs(
+    table: &mut Table<'_, &'static [u8], &'static str>,
+    t: &Transfer,
+) -> Result<(), StoreError> {
+    for epc in t.lines.iter().filter_map(|l| l.epc.as_ref()) {
+        table
+            .insert(epc.as_bytes(), t.transfer_id.as_str())
+            .map_err(storage)?;
+    }
+    Ok(())
+}
+
+/// The transfer `epc` is on, from a snapshot (the latest one naming it).
+pub(super) fn of_epc(txn: &ReadTxn, epc: &tally_sync::Epc) -> Result<Option<Transfer>, StoreError> {
+    let index = txn.raw().open_table(BY_EPC).map_err(storage)?;
+    let Some(id) = index.get(epc.as_bytes()).map_err(storage)? else {
+        return Ok(None);
+    };
+    let id = id.value().to_string();
+    get(&txn.raw().open_table(TRANSFERS).map_err(storage)?, &id)
 }
 
 /// The transfer `id`, from a snapshot.

@@ -60,6 +60,7 @@ pub struct AgentTxn<'t> {
     /// Opened only by transfers.
     transfers: LazyTable<'t, &'static str, &'static [u8]>,
     transfers_by_status: LazyTable<'t, (&'static str, &'static str), ()>,
+    transfer_epcs: LazyTable<'t, &'static [u8], &'static str>,
     meta: tally_store::redb::Table<'t, &'static str, u64>,
     outbox_seq: u64,
     /// The counters table covers the outbox up to here.
@@ -96,6 +97,7 @@ impl<'t> AgentTxn<'t> {
             orders_by_status: LazyTable::new(raw, orders::BY_STATUS),
             transfers: LazyTable::new(raw, transfers::TRANSFERS),
             transfers_by_status: LazyTable::new(raw, transfers::BY_STATUS),
+            transfer_epcs: LazyTable::new(raw, transfers::BY_EPC),
             meta,
             outbox_seq,
             flushed_upto,
@@ -287,6 +289,10 @@ impl Ledger for AgentTxn<'_> {
             self.transfers.get_mut()?,
             self.transfers_by_status.get_mut()?,
         );
-        transfers::put(table, index, transfer)
+        transfers::put(table, index, transfer)?;
+        if transfer.lines.iter().any(|l| l.epc.is_some()) {
+            transfers::index_epcs(self.transfer_epcs.get_mut()?, transfer)?;
+        }
+        Ok(())
     }
 }

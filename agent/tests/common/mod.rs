@@ -146,6 +146,23 @@ pub async fn allocate(
     allocations: Vec<tally_sync::fulfilment::OrderAllocation>,
     cursor: u64,
 ) {
+    merge_page(
+        dir,
+        store,
+        tally_sync::message::AllocationsPage {
+            allocations,
+            transfers: Vec::new(),
+            cursor,
+            more: false,
+        },
+    )
+    .await;
+}
+
+/// Merges a whole page of the hub's `GET /v1/allocations` (orders and
+/// transfers) into the stopped store at `dir`, as [`allocate`] does.
+#[allow(dead_code)]
+pub async fn merge_page(dir: &Path, store: &str, page: tally_sync::message::AllocationsPage) {
     use tally_agent::commit::{Committer, Limits};
     use tally_agent::metrics::Metrics;
     use tally_agent::store::AgentDb;
@@ -159,15 +176,7 @@ pub async fn allocate(
         Arc::new(SystemClock),
     )
     .unwrap();
-    committer
-        .allocations(tally_sync::message::AllocationsPage {
-            allocations,
-            transfers: Vec::new(),
-            cursor,
-            more: false,
-        })
-        .await
-        .unwrap();
+    committer.allocations(page).await.unwrap();
     // The last handle gone, the committer stops and closes the database.
     drop(committer);
     tokio::task::spawn_blocking(move || thread.join())
