@@ -26,9 +26,13 @@ use tally_sync::{EventId, Refusal};
 
 use crate::answers::{
     AgentStatus, CatalogImported, CountRecorded, FulfilmentRecorded, OrderList, OrderView,
-    ReceiptRecorded, ReturnRecorded, ReturnView, SaleRecorded, SaleView, Stock,
+    ReceiptRecorded, ReturnRecorded, ReturnView, SaleRecorded, SaleView, Stock, TransferList,
+    TransferRecorded, TransferView,
 };
-use crate::requests::{CountRequest, FulfilRequest, ReceiptRequest, ReturnRequest, SaleRequest};
+use crate::requests::{
+    CountRequest, FulfilRequest, ReceiptRequest, ReturnRequest, SaleRequest,
+    TransferReceivedRequest,
+};
 
 /// Why a call did not give the answer asked for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -298,6 +302,37 @@ impl AgentClient {
     ) -> Result<FulfilmentRecorded, ApiError> {
         self.post_as(
             &format!("/v1/orders/{}/{}", segment(order_id), to.name()),
+            body,
+        )
+        .await
+    }
+
+    /// `GET /v1/transfers?status=STATUS&after=AFTER`: a page of the
+    /// transfers to and from this store (`in_transit`, `received`, `all`).
+    pub async fn transfers(&self, status: &str, after: &str) -> Result<TransferList, ApiError> {
+        self.get_as(&format!(
+            "/v1/transfers?status={}&after={}",
+            segment(status),
+            segment(after)
+        ))
+        .await
+    }
+
+    /// `GET /v1/transfers/{id}`: one transfer to or from this store.
+    pub async fn transfer(&self, transfer_id: &str) -> Result<TransferView, ApiError> {
+        self.get_as(&format!("/v1/transfers/{}", segment(transfer_id)))
+            .await
+    }
+
+    /// `POST /v1/transfers/{id}/received`: receive a transfer sent to
+    /// this store (a retry repeats `body.event_id`).
+    pub async fn receive_transfer(
+        &self,
+        transfer_id: &str,
+        body: &TransferReceivedRequest,
+    ) -> Result<TransferRecorded, ApiError> {
+        self.post_as(
+            &format!("/v1/transfers/{}/received", segment(transfer_id)),
             body,
         )
         .await

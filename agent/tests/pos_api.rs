@@ -5,7 +5,9 @@
 //! override — and the order screens (issue 22), driven by the terminal's
 //! own state machine against a store HQ allocated orders to: the pick
 //! list, picking by scans, pickup, a retried move recorded once, an
-//! unknown order, an order HQ cancelled while it was at the counter.
+//! unknown order, an order HQ cancelled while it was at the counter. And
+//! the Transfers screen against a store other stores sent transfers to:
+//! the list, a receipt recorded once, refusals with nothing recorded.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -17,9 +19,13 @@ use common::{TestAgent, GUM, MUG, PEN};
 use serde_json::json;
 use tally_agent_api::AgentClient;
 use tally_hardware::rcn::RcnLayout;
-use tally_pos::state::{Action, Dialog, Effect, Env, Key, Move, OrderWhy, Pickup, PosState};
+use tally_pos::state::{
+    Action, Dialog, Effect, Env, Key, Move, OrderWhy, Pickup, PosState, Receive, Screen,
+    TransferWhy,
+};
 use tally_sync::fulfilment::{Fulfilment, OrderAllocation, Status};
 use tally_sync::routing::AllocatedLine;
+use tally_sync::transfer::{Transfer, TransferLine, TransferStatus};
 use tally_sync::EventId;
 
 #[tokio::test]
@@ -100,6 +106,7 @@ async fn refused_sale_then_override_under_the_same_id() {
 struct Till {
     s: PosState,
     moves: Vec<Move>,
+    receipts: Vec<Receive>,
 }
 
 impl Till {
@@ -109,6 +116,7 @@ impl Till {
         Till {
             s,
             moves: Vec::new(),
+            receipts: Vec::new(),
         }
     }
 
@@ -120,8 +128,10 @@ impl Till {
                 fresh_id: EventId(uuid::Uuid::now_v7()),
             };
             for effect in self.s.update(a, &env) {
-                if let Effect::Fulfil(mv) = &effect {
-                    self.moves.push(mv.clone());
+                match &effect {
+                    Effect::Fulfil(mv) => self.moves.push(mv.clone()),
+                    Effect::ReceiveTransfer(r) => self.receipts.push(r.clone()),
+                    _ => {}
                 }
                 if let Some(answer) = tally_pos::app::perform(api, effect).await {
                     queue.push_back(answer);
@@ -365,5 +375,191 @@ async fn pick_list_picking_and_pickup_through_the_terminal() {
     t.key(api, Key::Esc).await;
     t.key(api, Key::F(9)).await;
     assert!(t.s.orders.list.is_empty(), "{:?}", t.s.orders.list);
+    a.stop().await.unwrap();
+}
+
+/// A transfer from `from` to `to`, in transit: `lines` as (GTIN, qty).
+fn transfer(id: &str, from: &str, to: &str, lines: &[(&str, u64)]) -> Transfer {
+    let at = |id: &str| tally_sync::LocationId::new(id).unwrap();
+    Transfer {
+        transfer_id: id.into(),
+        from: at(from),
+        to: at(to),
+        lines: lines
+            .iter()
+            .map(|(gtin, qty)| TransferLine {
+                gtin: gtin.parse().unwrap(),
+                qty: *qty,
+                epc: None,
+            })
+            .collect(),
+        status: TransferStatus::InTransit,
+        sent_at_ms: 1_796_000_000_000,
+        sent_event: None,
+    }
+}
+
+async fn on_hand(a: &TestAgent, gtin: &str) -> u64 {
+    let (s, v) = a.get(&format!("/v1/stock/{gtin}")).await;
+    assert_eq!(s, 200, "{v}");
+    v["on_hand"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn transfers_received_through_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    // The hub's page: two transfers sent to s1 by other stores.
+    common::merge_page(
+        dir.path(),
+        "s1",
+        tally_sync::message::AllocationsPage {
+            allocations: Vec::new(),
+            transfers: vec![
+                transfer("t-1", "s2", "s1", &[(PEN, 3), (MUG, 1)]),
+                transfer("t-2", "s3", "s1", &[(GUM, 2)]),
+            ],
+            cursor: 1,
+            more: false,
+        },
+    )
+    .await;
+    let a = TestAgent::start(dir.path(), "s1").await;
+    let (s, v) = a
+        .post(
+            "/v1/catalog",
+            json!({"items": [{"gtin": PEN, "name": "Pen, blue", "price_minor": 129}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let api = &a.client;
+    let mut t = Till::new();
+
+    // F11: the transfers in transit to the store, items named.
+    t.key(api, Key::F(11)).await;
+    assert_eq!(t.s.screen, Screen::Transfers);
+    let ids: Vec<_> =
+        t.s.transfers
+            .list
+            .iter()
+            .map(|t| t.transfer_id.as_str())
+            .collect();
+    assert_eq!(ids, ["t-1", "t-2"]);
+    let t1 = &t.s.transfers.list[0];
+    assert_eq!(
+        (t1.direction.as_str(), t1.from_store.as_str()),
+        ("in", "s2")
+    );
+    assert_eq!(t1.lines[0].name.as_deref(), Some("Pen, blue"));
+    assert_eq!(t.s.transfers.selected.as_deref(), Some("t-1"));
+
+    // F5 receives t-1, once; its units are in the store's stock.
+    let (pens, before) = (on_hand(&a, PEN).await, outbox(&a).await);
+    t.key(api, Key::F(5)).await;
+    assert_eq!(t.receipts.len(), 1);
+    let r = t.receipts[0].clone();
+    assert_eq!(r.transfer_id, "t-1");
+    assert_eq!(r.body.cashier.as_deref(), Some("Bea"));
+    assert!(
+        t.notice().contains("t-1 from s2 received: 4 units"),
+        "{}",
+        t.notice()
+    );
+    assert_eq!(t.s.dialog, None);
+    assert_eq!(on_hand(&a, PEN).await, pens + 3);
+    assert_eq!(outbox(&a).await, before + 1, "one transfer_in event");
+    let ids: Vec<_> =
+        t.s.transfers
+            .list
+            .iter()
+            .map(|t| t.transfer_id.as_str())
+            .collect();
+    assert_eq!(ids, ["t-2"], "the list fetched again");
+    // The terminal's retry after a timeout: the same answer, recorded once.
+    let again = tally_pos::app::perform(api, Effect::ReceiveTransfer(r.clone()))
+        .await
+        .unwrap();
+    let Action::TransferReceived {
+        result: Ok(rec), ..
+    } = again
+    else {
+        panic!("{again:?}")
+    };
+    assert_eq!(rec.event_id, r.body.event_id.unwrap());
+    assert_eq!(rec.units, 4);
+    assert_eq!(on_hand(&a, PEN).await, pens + 3);
+    assert_eq!(outbox(&a).await, before + 1);
+
+    // Typed again: received already (looked up), nothing posted.
+    t.enter(api, "t-1").await;
+    assert!(
+        matches!(&t.s.dialog, Some(Dialog::TransferRefused(x)) if x.why == TransferWhy::Received && !x.posted),
+        "{:?}",
+        t.s.dialog
+    );
+    t.key(api, Key::Esc).await;
+    // Not known here (the hub's page naming it has not arrived).
+    t.enter(api, "t-404").await;
+    assert!(
+        matches!(&t.s.dialog, Some(Dialog::TransferRefused(x)) if x.why == TransferWhy::NotHere),
+        "{:?}",
+        t.s.dialog
+    );
+    t.key(api, Key::Esc).await;
+
+    // t-2 is received at another till while this one still lists it:
+    // F5 is refused (409 transfer_received), nothing more recorded.
+    let (s, v) = a.post("/v1/transfers/t-2/received", json!({})).await;
+    assert_eq!(s, 201, "{v}");
+    let before = outbox(&a).await;
+    assert_eq!(t.s.transfers.selected.as_deref(), Some("t-2"));
+    t.key(api, Key::F(5)).await;
+    assert_eq!(t.receipts.len(), 2);
+    assert!(
+        matches!(&t.s.dialog, Some(Dialog::TransferRefused(x)) if x.why == TransferWhy::Received && x.posted),
+        "{:?}",
+        t.s.dialog
+    );
+    assert_eq!(outbox(&a).await, before);
+    assert!(t.s.transfers.list.is_empty(), "{:?}", t.s.transfers.list);
+    t.key(api, Key::Esc).await;
+
+    // Sent by this store: listed read-only; a receipt of it here is 422.
+    let (s, v) = a
+        .post(
+            "/v1/transfers",
+            json!({"transfer_id": "t-out", "to_store": "s4", "lines": [{"gtin": PEN, "qty": 1}]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    t.key(api, Key::F(11)).await;
+    let out = &t.s.transfers.list[0];
+    assert_eq!(
+        (out.transfer_id.as_str(), out.direction.as_str()),
+        ("t-out", "out")
+    );
+    assert_eq!(t.s.transfers.selected, None, "nothing to receive");
+    t.enter(api, "t-out").await;
+    assert!(t.notice().contains("sent BY this store"), "{}", t.notice());
+    let receipt = Receive {
+        transfer_id: "t-out".into(),
+        body: tally_agent_api::TransferReceivedRequest {
+            event_id: Some(EventId(uuid::Uuid::now_v7())),
+            cashier: None,
+            till: None,
+        },
+    };
+    let refused = tally_pos::app::perform(api, Effect::ReceiveTransfer(receipt)).await;
+    assert!(
+        matches!(
+            &refused,
+            Some(Action::TransferReceived {
+                result: Err(tally_agent_api::ApiError::Invalid { status: 422, .. }),
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    t.key(api, Key::Esc).await;
+    assert_eq!(t.s.screen, Screen::Basket);
     a.stop().await.unwrap();
 }

@@ -1,7 +1,8 @@
 //! What the terminal asks of the agent: [`AgentApi`], the calls the event
-//! loop makes (sales and returns, and the store's orders: the pick list,
-//! one order, a move of its allocation), so its effects run against a
-//! fake in tests. The real
+//! loop makes (sales and returns; the store's orders: the pick list, one
+//! order, a move of its allocation; and transfers from other stores: the
+//! ones in transit, one transfer, its receipt), so its effects run
+//! against a fake in tests. The real
 //! one is `tally_agent_api`'s [`AgentClient`] (the wire types, the HTTP
 //! client and its typed errors all live there, declared once for every
 //! client of the local API).
@@ -10,7 +11,8 @@ use std::future::Future;
 
 use tally_agent_api::{
     AgentClient, AgentStatus, ApiError, FulfilRequest, FulfilmentRecorded, OrderList, OrderView,
-    ReturnRecorded, ReturnRequest, SaleRecorded, SaleRequest, SaleView, Stock,
+    ReturnRecorded, ReturnRequest, SaleRecorded, SaleRequest, SaleView, Stock, TransferList,
+    TransferReceivedRequest, TransferRecorded, TransferView,
 };
 use tally_sync::fulfilment::Status;
 use tally_sync::message::CatalogItem;
@@ -50,6 +52,23 @@ pub trait AgentApi: Send + Sync + 'static {
         to: Status,
         body: &FulfilRequest,
     ) -> impl Future<Output = Result<FulfilmentRecorded, ApiError>> + Send;
+    /// `GET /v1/transfers?status=in_transit&after=AFTER`: a page of the
+    /// transfers to and from this store still in transit.
+    fn transfers_in_transit(
+        &self,
+        after: &str,
+    ) -> impl Future<Output = Result<TransferList, ApiError>> + Send;
+    /// `GET /v1/transfers/{id}`.
+    fn transfer(
+        &self,
+        transfer_id: &str,
+    ) -> impl Future<Output = Result<TransferView, ApiError>> + Send;
+    /// `POST /v1/transfers/{id}/received`.
+    fn receive_transfer(
+        &self,
+        transfer_id: &str,
+        body: &TransferReceivedRequest,
+    ) -> impl Future<Output = Result<TransferRecorded, ApiError>> + Send;
 }
 
 impl AgentApi for AgentClient {
@@ -92,5 +111,21 @@ impl AgentApi for AgentClient {
         body: &FulfilRequest,
     ) -> Result<FulfilmentRecorded, ApiError> {
         AgentClient::fulfil(self, order_id, to, body).await
+    }
+
+    async fn transfers_in_transit(&self, after: &str) -> Result<TransferList, ApiError> {
+        AgentClient::transfers(self, "in_transit", after).await
+    }
+
+    async fn transfer(&self, transfer_id: &str) -> Result<TransferView, ApiError> {
+        AgentClient::transfer(self, transfer_id).await
+    }
+
+    async fn receive_transfer(
+        &self,
+        transfer_id: &str,
+        body: &TransferReceivedRequest,
+    ) -> Result<TransferRecorded, ApiError> {
+        AgentClient::receive_transfer(self, transfer_id, body).await
     }
 }

@@ -1,8 +1,8 @@
 //! The event loop: glues the terminal (crossterm keys in, ratatui frames
-//! out), the scanner driver, a status poll, the order screens' refresh and
-//! the agent API to the pure [`PosState`]. Each [`Effect`] runs as its own
-//! task and comes back as an [`Action`]; the screen is redrawn after every
-//! batch of actions.
+//! out), the scanner driver, a status poll, the order and transfer
+//! screens' refresh and the agent API to the pure [`PosState`]. Each
+//! [`Effect`] runs as its own task and comes back as an [`Action`]; the
+//! screen is redrawn after every batch of actions.
 //!
 //! # Design constraints
 //! - The loop owns the state; nothing else mutates it.
@@ -32,8 +32,9 @@ use crate::state::{Action, Effect, Env, Key, PosState};
 /// How often the agent's status is asked.
 pub const STATUS_EVERY: Duration = Duration::from_secs(2);
 
-/// How often an order screen is refreshed ([`Action::RefreshOrders`]):
-/// the pick list, or the order shown at pickup.
+/// How often an order screen or the Transfers screen is refreshed
+/// ([`Action::RefreshOrders`]): the pick list, the order shown at pickup,
+/// or the transfers in transit.
 pub const ORDERS_EVERY: Duration = Duration::from_secs(10);
 
 /// Why the terminal stopped with an error.
@@ -164,6 +165,37 @@ pub async fn perform<A: AgentApi>(api: &A, effect: Effect) -> Option<Action> {
             Action::Fulfilled {
                 order_id: mv.order_id,
                 fulfilment_id: mv.body.fulfilment_id,
+                result,
+            }
+        }
+        Effect::ListTransfers { after } => {
+            let result = api.transfers_in_transit(&after).await;
+            Action::Transfers { after, result }
+        }
+        Effect::LookupTransfer(transfer_id) => {
+            let result = api.transfer(&transfer_id).await;
+            Action::Transfer {
+                transfer_id,
+                result,
+            }
+        }
+        Effect::ReceiveTransfer(r) => {
+            let result = api.receive_transfer(&r.transfer_id, &r.body).await;
+            match &result {
+                Err(e) => tracing::warn!(
+                    transfer = %r.transfer_id,
+                    error = %e,
+                    "Transfer receipt not confirmed."
+                ),
+                Ok(rec) => tracing::info!(
+                    transfer = %r.transfer_id,
+                    units = rec.units,
+                    "Transfer received."
+                ),
+            }
+            Action::TransferReceived {
+                transfer_id: r.transfer_id,
+                event_id: r.body.event_id,
                 result,
             }
         }

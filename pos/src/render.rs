@@ -1,6 +1,7 @@
 //! Draws a [`PosState`] with ratatui: header, banners (agent offline or
 //! unreachable), the screen's body (the basket, the pick list with the
-//! selected order's lines, or the order shown at pickup), its summary
+//! selected order's lines, the order shown at pickup, or the transfers in
+//! transit with the selected one's lines), its summary
 //! line, the input line, a notice, the key help line, and the open dialog
 //! on top. Pure drawing: the same state
 //! always gives the same screen, so tests render into a `TestBackend` and
@@ -12,14 +13,14 @@ use ratatui::text::{Line as TextLine, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
-use tally_agent_api::OrderView;
+use tally_agent_api::{OrderView, TransferView};
 use tally_sync::fulfilment::{Fulfilment, Status};
 use tally_sync::{Refusal, Shortage};
 
 use crate::money::format_minor;
 use crate::state::{
-    AgentLink, Dialog, Level, Listing, Mode, OrderRefused, OrderWhy, Pickup, PosState, Receipt,
-    Refused, Screen, Why,
+    receivable, units, AgentLink, Dialog, Level, Listing, Mode, OrderRefused, OrderWhy, Pickup,
+    PosState, Receipt, Refused, Screen, TransferRefused, TransferWhy, Why,
 };
 
 /// Draws the whole screen.
@@ -59,10 +60,15 @@ pub fn draw(frame: &mut Frame<'_>, s: &PosState) {
             frame.render_widget(Paragraph::new(pick_summary(s)), totals);
         }
         Screen::Pickup => draw_pickup(frame, s, basket),
+        Screen::Transfers => {
+            draw_transfers(frame, s, basket);
+            frame.render_widget(Paragraph::new(transfers_summary(s)), totals);
+        }
     }
     let prompt = match (s.screen, s.mode) {
         (Screen::PickList, _) => "Scan item or order barcode > ",
         (Screen::Pickup, _) => "Scan or type order id > ",
+        (Screen::Transfers, _) => "Scan or type transfer id > ",
         (Screen::Basket, Mode::Sale) => "Scan or type barcode > ",
         (Screen::Basket, Mode::Return) => "Returned item barcode > ",
     };
@@ -133,6 +139,9 @@ fn header_line(s: &PosState) -> TextLine<'static> {
     let mode = match (s.screen, s.mode) {
         (Screen::PickList, _) => Span::styled(" PICK LIST ", bold.fg(Color::Black).bg(Color::Cyan)),
         (Screen::Pickup, _) => Span::styled(" PICKUP ", bold.fg(Color::Black).bg(Color::Blue)),
+        (Screen::Transfers, _) => {
+            Span::styled(" TRANSFERS ", bold.fg(Color::Black).bg(Color::Yellow))
+        }
         (Screen::Basket, Mode::Sale) => {
             Span::styled(" SALE ", bold.fg(Color::Black).bg(Color::Green))
         }
@@ -302,6 +311,12 @@ fn totals_line(s: &PosState) -> TextLine<'static> {
 
 fn help_text(s: &PosState) -> String {
     let text = match &s.dialog {
+        None if s.screen == Screen::Transfers && s.transfers.in_doubt => {
+            "F5 retry (same id)  F8 drop  F10 quit"
+        }
+        None if s.screen == Screen::Transfers => {
+            "Up/Down select  scan/type id  F5 receive  F11 refresh  Esc back  F10 quit"
+        }
         None if s.screen != Screen::Basket && s.orders.in_doubt => {
             "F5 retry (same id)  F8 drop  F10 quit"
         }
@@ -314,15 +329,18 @@ fn help_text(s: &PosState) -> String {
         None if s.in_doubt => "F5 retry (same id)  F8 discard  F10 quit",
         None => match s.mode {
             Mode::Sale => {
-                "Enter scan  F5 pay  +/- qty  F2 qty  Del void  F4 price  F6 returns  F8 new  F9 orders  F12 pickup  F10 quit  Up/Down select"
+                "Enter scan  F5 pay  +/- qty  F2 qty  Del void  F4 price  F6 returns  F8 new  F9 orders  F11 transfers  F12 pickup  F10 quit  Up/Down select"
             }
             Mode::Return => {
-                "Enter scan  F5 refund  +/- qty  F2 qty  Del void  F4 price  F6 sales  F7 original sale  F8 new  F9 orders  F12 pickup  F10 quit  Up/Down select"
+                "Enter scan  F5 refund  +/- qty  F2 qty  Del void  F4 price  F6 sales  F7 original sale  F8 new  F9 orders  F11 transfers  F12 pickup  F10 quit  Up/Down select"
             }
         },
         Some(Dialog::ConfirmPicked { .. }) => "Y mark picked  any other key back",
         Some(Dialog::OrderRefused(_)) => "Esc back",
-        Some(Dialog::MoveInDoubt { .. }) => "R retry (same id)  Esc back  F8 drop",
+        Some(Dialog::MoveInDoubt { .. }) | Some(Dialog::ReceiptInDoubt { .. }) => {
+            "R retry (same id)  Esc back  F8 drop"
+        }
+        Some(Dialog::TransferRefused(_)) => "Esc back",
         Some(Dialog::HandedOver { .. }) => "Enter next order (or just scan)",
         Some(Dialog::Tender) => "C cash  K card  Esc back",
         Some(Dialog::Cash { .. }) => "Type the cash handed over, Enter (empty = exact)  Esc back",
@@ -444,6 +462,14 @@ fn draw_dialog(frame: &mut Frame<'_>, s: &PosState, d: &Dialog, area: Rect) {
                     m.order_id,
                     m.to.name()
                 ),
+                (_, Screen::Transfers) => format!(
+                    "Recording transfer {} as received with the agent…",
+                    s.transfers
+                        .receiving
+                        .as_ref()
+                        .map(|r| r.transfer_id.as_str())
+                        .unwrap_or_default()
+                ),
                 _ => format!("Recording {what} {id} with the agent…"),
             }],
         ),
@@ -514,13 +540,17 @@ fn draw_dialog(frame: &mut Frame<'_>, s: &PosState, d: &Dialog, area: Rect) {
             " Quit? ".into(),
             Color::Red,
             vec![
-                match &s.orders.moving {
-                    Some(m) => format!(
+                match (&s.orders.moving, &s.transfers.receiving) {
+                    (Some(m), _) => format!(
                         "Order {} is not confirmed as {} yet: it may or may not be recorded.",
                         m.order_id,
                         m.to.name()
                     ),
-                    None => String::new(),
+                    (None, Some(r)) => format!(
+                        "Transfer {} is not confirmed as received yet: it may or may not be recorded.",
+                        r.transfer_id
+                    ),
+                    (None, None) => String::new(),
                 },
                 "[Y] quit    any other key: stay".into(),
             ],
@@ -599,6 +629,27 @@ fn draw_dialog(frame: &mut Frame<'_>, s: &PosState, d: &Dialog, area: Rect) {
             )
         }
         Dialog::HandedOver { order, already } => handed_over_dialog(order, *already),
+        Dialog::TransferRefused(r) => transfer_refused_dialog(r),
+        Dialog::ReceiptInDoubt { error } => {
+            let id = s
+                .transfers
+                .receiving
+                .as_ref()
+                .map(|r| r.transfer_id.as_str())
+                .unwrap_or_default();
+            (
+                " NOT CONFIRMED ".into(),
+                Color::Red,
+                vec![
+                    format!("The agent did not confirm transfer {id} as received:"),
+                    error.clone(),
+                    String::new(),
+                    "It may or may not be recorded. Retrying is safe: the same event id is sent again, so it is never received twice.".into(),
+                    String::new(),
+                    "[R] retry    [Esc] back    [F8] drop".into(),
+                ],
+            )
+        }
     };
     let width = area.width.saturating_sub(4).min(76);
     let inner_width = usize::from(width.saturating_sub(2)).max(1);
@@ -1013,6 +1064,174 @@ fn order_refused_dialog(r: &OrderRefused) -> (String, Color, Vec<String>) {
         }
     };
     if r.to.is_some() {
+        lines.push("Nothing was recorded.".into());
+    }
+    lines.push(String::new());
+    lines.push("[Esc] back".into());
+    (title.into(), Color::Red, lines)
+}
+
+/// The Transfers screen: the transfers in transit (inbound ones first,
+/// selectable; outbound ones dimmed, read-only), and below the selected
+/// one's lines.
+fn draw_transfers(frame: &mut Frame<'_>, s: &PosState, area: Rect) {
+    let [list_area, lines_area] =
+        Layout::vertical([Constraint::Percentage(45), Constraint::Min(3)]).areas(area);
+    let t = &s.transfers;
+    let inbound = t.inbound().count();
+    let title = format!(
+        " Transfers in transit: {inbound} to receive, {} sent{} ",
+        t.list.len() - inbound,
+        if t.truncated { " (first ones)" } else { "" }
+    );
+    let block = Block::default().borders(Borders::ALL).title(title);
+    if t.list.is_empty() {
+        let hint = match &t.listing {
+            Listing::NotAsked | Listing::Loading { .. } => "Loading the transfers…".to_string(),
+            Listing::Failed(e) => format!("The transfers could not be loaded: {e}"),
+            Listing::Loaded => {
+                "No transfer is on its way to or from this store. (F11 refreshes.)".to_string()
+            }
+        };
+        frame.render_widget(
+            Paragraph::new(hint)
+                .block(block)
+                .style(Style::new().add_modifier(Modifier::DIM))
+                .wrap(Wrap { trim: true }),
+            area,
+        );
+        return;
+    }
+    let rows = t.list.iter().map(|tr| {
+        let (way, store) = if receivable(tr) {
+            ("from", tr.from_store.to_string())
+        } else {
+            ("to", tr.to_store.to_string())
+        };
+        let sent: String = tr.sent_at.chars().take(16).collect();
+        let row = Row::new(vec![
+            Cell::from(tr.transfer_id.clone()),
+            Cell::from(format!("{way} {store}")),
+            Cell::from(sent.replace('T', " ")),
+            Cell::from(format!("{:>5}", tr.lines.len())),
+            Cell::from(format!("{:>5}", units(tr))),
+        ]);
+        if receivable(tr) {
+            row
+        } else {
+            row.style(Style::new().add_modifier(Modifier::DIM))
+        }
+    });
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Min(12),
+            Constraint::Length(20),
+            Constraint::Length(16),
+            Constraint::Length(5),
+            Constraint::Length(5),
+        ],
+    )
+    .header(
+        Row::new(vec!["Transfer", "Store", "Sent (UTC)", "Lines", "Units"])
+            .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)),
+    )
+    .block(block)
+    .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+    .highlight_symbol("> ");
+    let mut state = TableState::default().with_selected(t.selected_index());
+    frame.render_stateful_widget(table, list_area, &mut state);
+    draw_transfer_lines(frame, t.selected_transfer(), lines_area);
+}
+
+/// A transfer's lines: item, units, tag.
+fn draw_transfer_lines(frame: &mut Frame<'_>, tr: Option<&TransferView>, area: Rect) {
+    let Some(tr) = tr else {
+        frame.render_widget(Block::default().borders(Borders::ALL), area);
+        return;
+    };
+    let title = format!(" Transfer {} from {} ", tr.transfer_id, tr.from_store);
+    let rows = tr.lines.iter().map(|l| {
+        Row::new(vec![
+            Cell::from(l.name.clone().unwrap_or_else(|| l.gtin.to_string())),
+            Cell::from(format!("{:>5}", l.qty)),
+            Cell::from(l.epc.as_ref().map(|e| e.to_string()).unwrap_or_default()),
+        ])
+    });
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Min(10),
+            Constraint::Length(5),
+            Constraint::Length(24),
+        ],
+    )
+    .header(
+        Row::new(vec!["Item", "  Qty", "Tag"])
+            .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)),
+    )
+    .block(Block::default().borders(Borders::ALL).title(title));
+    frame.render_widget(table, area);
+}
+
+/// The Transfers screen's summary line: the selected transfer, and the
+/// list's freshness.
+fn transfers_summary(s: &PosState) -> TextLine<'static> {
+    let bold = Style::new().add_modifier(Modifier::BOLD);
+    let mut spans = Vec::new();
+    if let Some(tr) = s.transfers.selected_transfer() {
+        spans.push(Span::styled(
+            format!(
+                " Transfer {} from {}: {} units. F5 receives it",
+                tr.transfer_id,
+                tr.from_store,
+                units(tr)
+            ),
+            bold,
+        ));
+    }
+    match &s.transfers.listing {
+        Listing::Loading { .. } => spans.push(Span::raw("   refreshing…")),
+        Listing::Failed(e) => spans.push(Span::styled(
+            format!("   refresh failed: {e}"),
+            Style::new().fg(Color::Red),
+        )),
+        Listing::NotAsked | Listing::Loaded => {}
+    }
+    TextLine::from(spans)
+}
+
+fn transfer_refused_dialog(r: &TransferRefused) -> (String, Color, Vec<String>) {
+    let id = &r.transfer_id;
+    let mut lines = Vec::new();
+    let title = match &r.why {
+        TransferWhy::NotHere => {
+            lines.push(format!("Transfer {id} is not known at this store yet."));
+            lines.push(
+                "The hub has not told this store of it yet (within seconds while the store is \
+                 online; else at the next sync). Check the id, keep the goods aside, try again later."
+                    .into(),
+            );
+            " UNKNOWN TRANSFER "
+        }
+        TransferWhy::Received => {
+            lines.push(format!("Transfer {id} was received already."));
+            lines.push("Its units are in this store's stock: do not receive it again.".into());
+            " ALREADY RECEIVED "
+        }
+        TransferWhy::Outbound { to_store } => {
+            lines.push(format!(
+                "Transfer {id} was sent BY this store to {to_store}: nothing to receive here."
+            ));
+            " NOT FOR THIS STORE "
+        }
+        TransferWhy::Other(message) => {
+            lines.push(format!("The agent did not receive transfer {id}:"));
+            lines.push(message.clone());
+            " NOT RECORDED "
+        }
+    };
+    if r.posted {
         lines.push("Nothing was recorded.".into());
     }
     lines.push(String::new());

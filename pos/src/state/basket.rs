@@ -234,6 +234,7 @@ impl PosState {
             Key::F(6) | Key::Ctrl('r') => self.switch_mode(),
             Key::F(9) | Key::Ctrl('o') => self.open_screen(Screen::PickList),
             Key::F(12) | Key::Ctrl('u') => self.open_screen(Screen::Pickup),
+            Key::F(11) | Key::Ctrl('t') => self.open_transfers(),
             Key::F(7) if self.mode == Mode::Return => self.ask_original_sale(),
             Key::F(8) | Key::Ctrl('n') => {
                 if self.basket_open() {

@@ -7,7 +7,9 @@
 
 use tally_agent_api::OrderView;
 
-use super::{Effect, Env, Key, Level, OrderRefused, PosState, Receipt, Refused, MAX_INPUT};
+use super::{
+    Effect, Env, Key, Level, OrderRefused, PosState, Receipt, Refused, TransferRefused, MAX_INPUT,
+};
 
 /// A modal dialog over the screen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +110,13 @@ pub enum Dialog {
         /// It was there already: nothing new was recorded.
         already: bool,
     },
+    /// The agent does not know a transfer here, or refused its receipt.
+    TransferRefused(TransferRefused),
+    /// A receipt's outcome is unknown: retry with the same id.
+    ReceiptInDoubt {
+        /// What went wrong.
+        error: String,
+    },
 }
 
 impl PosState {
@@ -147,6 +156,8 @@ impl PosState {
             Dialog::OrderRefused(refused) => self.order_refused_key(refused, key),
             Dialog::MoveInDoubt { error } => self.move_in_doubt_key(error, key),
             Dialog::HandedOver { order, already } => self.handed_over_key(order, already, key),
+            Dialog::TransferRefused(refused) => self.transfer_refused_key(refused, key),
+            Dialog::ReceiptInDoubt { error } => self.receipt_in_doubt_key(error, key),
             Dialog::ConfirmDiscard => match key {
                 Key::Char('y' | 'Y') => {
                     let mode = self.mode;

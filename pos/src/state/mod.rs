@@ -16,6 +16,8 @@
 //!   lines off ([`Pick`]) and posting `picked` once they are complete.
 //! - `pickup`: the pickup screen: an order looked up by its barcode or
 //!   id, handed over (`collected` or `shipped`).
+//! - `transfers`: the Transfers screen: transfers from other stores in
+//!   transit to this one, selected and received (issue 22).
 //! - `dialogs`: the open dialog's keys, routed to its flow.
 //!
 //! # Design constraints
@@ -39,6 +41,9 @@
 //!   doubt is retried unchanged or dropped on purpose, and no other move
 //!   starts meanwhile. Scans never count beyond a line's quantity, and
 //!   `picked` is posted once, when the last unit is counted.
+//! - **A receipt of a transfer is one request** too: its event id is made
+//!   before its first POST and kept until the agent answers; in doubt it
+//!   is retried unchanged or dropped on purpose.
 
 mod basket;
 mod checkout;
@@ -48,12 +53,13 @@ mod override_;
 mod picking;
 mod pickup;
 mod returns;
+mod transfers;
 
 use std::collections::BTreeMap;
 
 use tally_agent_api::{
     AgentStatus, ApiError, FulfilmentRecorded, OrderList, OrderView, ReturnRecorded, ReturnRequest,
-    SaleRecorded, SaleRequest, SaleView, Stock,
+    SaleRecorded, SaleRequest, SaleView, Stock, TransferList, TransferRecorded, TransferView,
 };
 use tally_hardware::rcn::RcnLayout;
 use tally_sync::message::CatalogItem;
@@ -66,6 +72,7 @@ pub use orders::{Listing, Move, OrderRefused, OrderWhy, Orders, MAX_LISTED};
 pub use override_::{Refused, Why};
 pub use picking::{CheckOff, Pick};
 pub use pickup::{hand_over_to, Pickup};
+pub use transfers::{receivable, units, Receive, TransferRefused, TransferWhy, Transfers};
 
 use crate::scan::{ScanError, Scanned};
 
@@ -169,9 +176,34 @@ pub enum Action {
         /// The answer.
         result: Result<FulfilmentRecorded, ApiError>,
     },
-    /// Time to refresh what an order screen shows (the event loop sends
-    /// it every few seconds; the other screens ignore it).
+    /// Time to refresh what an order screen or the Transfers screen
+    /// shows (the event loop sends it every few seconds; the other
+    /// screens ignore it).
     RefreshOrders,
+    /// Answer to [`Effect::ListTransfers`]: a page of the transfers in
+    /// transit.
+    Transfers {
+        /// The `after` the page was asked from.
+        after: String,
+        /// The answer.
+        result: Result<TransferList, ApiError>,
+    },
+    /// Answer to [`Effect::LookupTransfer`].
+    Transfer {
+        /// The transfer asked for.
+        transfer_id: String,
+        /// The answer.
+        result: Result<TransferView, ApiError>,
+    },
+    /// Answer to [`Effect::ReceiveTransfer`].
+    TransferReceived {
+        /// The transfer received.
+        transfer_id: String,
+        /// The receipt's event id (as its request carried it).
+        event_id: Option<EventId>,
+        /// The answer.
+        result: Result<TransferRecorded, ApiError>,
+    },
 }
 
 /// What the event loop must do for the state machine.
@@ -197,6 +229,16 @@ pub enum Effect {
     /// `POST /v1/orders/{id}/picked|collected|shipped` →
     /// [`Action::Fulfilled`].
     Fulfil(Move),
+    /// `GET /v1/transfers?status=in_transit&after=…` →
+    /// [`Action::Transfers`].
+    ListTransfers {
+        /// The last transfer id of the page before (empty: the first page).
+        after: String,
+    },
+    /// `GET /v1/transfers/{id}` → [`Action::Transfer`].
+    LookupTransfer(String),
+    /// `POST /v1/transfers/{id}/received` → [`Action::TransferReceived`].
+    ReceiveTransfer(Receive),
     /// Leave the terminal.
     Quit,
 }
@@ -227,6 +269,9 @@ pub enum Screen {
     PickList,
     /// Pickup: an order looked up by its barcode or id, handed over.
     Pickup,
+    /// Transfers: transfers from other stores in transit to this one,
+    /// received here.
+    Transfers,
 }
 
 /// What the terminal knows of the agent.
@@ -314,6 +359,8 @@ pub struct PosState {
     /// The store's orders: the pick list, picks, the pickup screen's
     /// order, a move in flight.
     pub orders: Orders,
+    /// Transfers in transit, the selected one, a receipt in flight.
+    pub transfers: Transfers,
 }
 
 impl PosState {
@@ -341,6 +388,7 @@ impl PosState {
             till: None,
             screen: Screen::Basket,
             orders: Orders::default(),
+            transfers: Transfers::default(),
         }
     }
 
@@ -364,6 +412,7 @@ impl PosState {
                 Screen::Basket => self.scanned(scan),
                 Screen::PickList => self.pick_scan(scan, env),
                 Screen::Pickup => self.pickup_scan(scan),
+                Screen::Transfers => self.transfer_scan(scan),
             },
             Action::Scanner { connected, detail } => {
                 self.scanner = Some((connected, detail));
@@ -383,6 +432,16 @@ impl PosState {
                 result,
             } => self.fulfilled(&order_id, fulfilment_id, result),
             Action::RefreshOrders => self.refresh_orders(),
+            Action::Transfers { after, result } => self.transfers_answer(&after, result),
+            Action::Transfer {
+                transfer_id,
+                result,
+            } => self.transfer_answer(&transfer_id, result),
+            Action::TransferReceived {
+                transfer_id,
+                event_id,
+                result,
+            } => self.transfer_received(&transfer_id, event_id, result),
         }
     }
 
@@ -397,6 +456,7 @@ impl PosState {
                 // Back (or up for the first time): ask again what failed.
                 let mut effects = self.lookups_to_retry();
                 effects.extend(self.orders_to_retry());
+                effects.extend(self.transfers_to_retry());
                 effects
             }
             Err(e) => {
@@ -425,6 +485,7 @@ impl PosState {
             (None, Screen::Basket) => self.basket_key(key, env),
             (None, Screen::PickList) => self.pick_list_key(key, env),
             (None, Screen::Pickup) => self.pickup_key(key, env),
+            (None, Screen::Transfers) => self.transfers_key(key, env),
             (Some(d), _) => self.dialog_key(d, key, env),
         }
     }
@@ -433,7 +494,8 @@ impl PosState {
         if matches!(self.dialog, Some(Dialog::ConfirmQuit)) {
             return Vec::new();
         }
-        if self.basket_open() || self.orders.moving.is_some() {
+        if self.basket_open() || self.orders.moving.is_some() || self.transfers.receiving.is_some()
+        {
             self.dialog = Some(Dialog::ConfirmQuit);
             Vec::new()
         } else {

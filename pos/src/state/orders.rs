@@ -155,6 +155,7 @@ impl PosState {
                 );
                 Vec::new()
             }
+            Screen::Transfers => self.open_transfers(),
         }
     }
 
@@ -211,6 +212,7 @@ impl PosState {
             (Screen::Pickup, Pickup::Shown(o)) if self.orders.moving.is_none() => {
                 vec![Effect::LookupOrder(o.order_id.clone())]
             }
+            (Screen::Transfers, _) => self.list_transfers(),
             _ => Vec::new(),
         }
     }

@@ -9,7 +9,8 @@ use std::sync::Mutex;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use tally_agent_api::{
     AgentStatus, ApiError, FulfilRequest, FulfilmentRecorded, OrderList, OrderView, ReturnRecorded,
-    ReturnRequest, SaleRecorded, SaleRequest, SaleView, Stock,
+    ReturnRequest, SaleRecorded, SaleRequest, SaleView, Stock, TransferList,
+    TransferReceivedRequest, TransferRecorded, TransferView,
 };
 use tally_sync::fulfilment::Status;
 use tally_sync::message::CatalogItem;
@@ -113,6 +114,22 @@ impl AgentApi for Fake {
             }
         }
         answer
+    }
+    async fn transfers_in_transit(&self, _after: &str) -> Result<TransferList, ApiError> {
+        Ok(TransferList {
+            next: None,
+            transfers: Vec::new(),
+        })
+    }
+    async fn transfer(&self, _transfer_id: &str) -> Result<TransferView, ApiError> {
+        Err(ApiError::NotFound)
+    }
+    async fn receive_transfer(
+        &self,
+        _transfer_id: &str,
+        _body: &TransferReceivedRequest,
+    ) -> Result<TransferRecorded, ApiError> {
+        Err(ApiError::NotFound)
     }
 }
 

@@ -1,13 +1,15 @@
 //! Tests of the cashier terminal without a terminal or an agent: the state
 //! machine's flows ([`flows`]; the order screens' in [`orders`], with
-//! property tests of picking), screens rendered into ratatui's
-//! `TestBackend` ([`screens`]), and effects run against a fake API
-//! ([`effects`]). Shared helpers live here.
+//! property tests of picking; the Transfers screen's in [`transfers`]),
+//! screens rendered into ratatui's `TestBackend` ([`screens`]), and
+//! effects run against a fake API ([`effects`]). Shared helpers live
+//! here.
 
 mod effects;
 mod flows;
 mod orders;
 mod screens;
+mod transfers;
 
 use tally_agent_api::{
     AgentStatus, ApiError, FulfilmentRecorded, OrderLineView, OrderList, OrderView, SaleRecorded,

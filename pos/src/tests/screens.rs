@@ -1,5 +1,5 @@
 //! Screens: known states drawn into ratatui's `TestBackend`, read back as
-//! text (the basket and its dialogs, the pick list, pickup).
+//! text (the basket and its dialogs, the pick list, pickup, transfers).
 
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -58,12 +58,14 @@ fn the_basket_shows_names_quantities_prices_and_the_total() {
 fn the_help_line_names_the_keys() {
     let h = Harness::with_basket();
     let help = screen(&h.s, 120, 24)[22..].join(" ");
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
     for k in [
         "F2 qty",
         "Del void",
         "F5 pay",
         "F6 returns",
         "F9 orders",
+        "F11 transfers",
         "F12 pickup",
         "F10 quit",
         "+/- qty",
@@ -413,4 +415,94 @@ fn mark_picked_by_hand_asks_with_what_was_scanned() {
     assert!(t.contains("Mark picked?"), "{t}");
     assert!(t.contains("Order web-1: 1 of 3 units scanned."), "{t}");
     assert!(t.contains("[Y] mark picked"), "{t}");
+}
+
+#[test]
+fn the_transfers_screen_lists_what_comes_in_and_says_what_was_refused() {
+    use super::transfers::{t_0_out, t_1, t_2, transfers_screen};
+    use crate::state::Effect;
+
+    let mut h = transfers_screen(vec![t_1(), t_2(), t_0_out()]);
+    let t = text(&h.s);
+    assert!(t.contains(" TRANSFERS "), "{t}");
+    assert!(
+        t.contains("Transfers in transit: 2 to receive, 1 sent"),
+        "{t}"
+    );
+    let row = row_with(&h.s, "t-1 ");
+    assert!(row.contains("> t-1"), "selected: {row}");
+    assert!(row.contains("from store-2"), "{row}");
+    assert!(row.contains("2026-12-05 09:30"), "{row}");
+    assert!(row.contains("    2     4"), "lines, units: {row}");
+    let out = row_with(&h.s, "t-0");
+    assert!(out.contains("to store-4"), "{out}");
+    // The selected transfer's lines (an item not in the catalog by GTIN).
+    assert!(t.contains("Transfer t-1 from store-2"), "{t}");
+    let pen = row_with(&h.s, "Pen, blue");
+    assert!(pen.contains("    3"), "{pen}");
+    assert!(t.contains(super::GUM), "{t}");
+    assert!(t.contains("Scan or type transfer id > _"), "{t}");
+    let help = screen(&h.s, 120, 24).join(" ");
+    assert!(help.contains("F5 receive  F11 refresh  Esc back"), "{help}");
+
+    // Received already: said so, nothing recorded.
+    let effects = h.key(Key::F(5));
+    let Some(Effect::ReceiveTransfer(r)) = effects.first().cloned() else {
+        panic!("{effects:?}")
+    };
+    assert!(text(&h.s).contains("Recording transfer t-1 as received"));
+    h.act(Action::TransferReceived {
+        transfer_id: "t-1".into(),
+        event_id: r.body.event_id,
+        result: Err(ApiError::Refused(Refusal::TransferReceived("t-1".into()))),
+    });
+    let t = text(&h.s);
+    assert!(t.contains("ALREADY RECEIVED"), "{t}");
+    assert!(t.contains("do not receive it again"), "{t}");
+    assert!(t.contains("Nothing was recorded."), "{t}");
+    h.key(Key::Esc);
+    // Unknown here yet: the hub's page has not arrived.
+    h.act(Action::Transfers {
+        after: String::new(),
+        result: Ok(tally_agent_api::TransferList {
+            next: None,
+            transfers: vec![t_2()],
+        }),
+    });
+    let effects = h.key(Key::F(5));
+    let Some(Effect::ReceiveTransfer(r)) = effects.first().cloned() else {
+        panic!("{effects:?}")
+    };
+    h.act(Action::TransferReceived {
+        transfer_id: "t-2".into(),
+        event_id: r.body.event_id,
+        result: Err(ApiError::NotFound),
+    });
+    let t = text(&h.s);
+    assert!(t.contains("UNKNOWN TRANSFER"), "{t}");
+    assert!(t.contains("not known at this store yet"), "{t}");
+    h.key(Key::Esc);
+    // In doubt: retrying is safe.
+    let effects = h.key(Key::F(5));
+    let Some(Effect::ReceiveTransfer(r)) = effects.first().cloned() else {
+        panic!("{effects:?}")
+    };
+    h.act(Action::TransferReceived {
+        transfer_id: "t-2".into(),
+        event_id: r.body.event_id,
+        result: Err(ApiError::Unreachable("operation timed out".into())),
+    });
+    let t = text(&h.s);
+    assert!(t.contains("NOT CONFIRMED"), "{t}");
+    assert!(
+        t.contains("did not confirm transfer t-2 as received"),
+        "{t}"
+    );
+    h.key(Key::Esc);
+    let help = screen(&h.s, 120, 24).pop().unwrap();
+    assert!(help.contains("F5 retry (same id)  F8 drop"), "{help}");
+
+    // Nothing on its way.
+    let h = transfers_screen(Vec::new());
+    assert!(text(&h.s).contains("No transfer is on its way"));
 }
