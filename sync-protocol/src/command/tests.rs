@@ -1476,6 +1476,6 @@ fn a_received_transfer_adds_to_the_stock_already_there() {
         matches!(got, Outcome::Recorded { new: true, .. }),
         "{got:?}"
     );
-    assert_eq!(on_hand(&sb, 1), 7);
+    assert_eq!(sb.on_hand(gtin(1)), 7);
     assert_eq!(sb.rights(gtin(1)), 7);
 }

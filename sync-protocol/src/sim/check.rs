@@ -349,7 +349,7 @@ mod tests {
                 sold: 3
             }]
         );
-        assert!(returns_over_bound(events[..3].iter()).is_empty());
+        assert!(returns_over_bound(events[..2].iter()).is_empty());
     }
 
     #[test]

@@ -21,6 +21,17 @@
 //!   asks the hub for them over a live link that is up unless the store
 //!   is partitioned (a request may be lost), as the agent does; customers who try to return more than
 //!   their sale left; a tag that was sold scanned again.
+//! - Omnichannel (issue 22): routed orders at the hub (shipped from any
+//!   store, or picked up at a named one) over the hub's rights with
+//!   [`crate::routing::route`], delivered to the stores in their
+//!   allocation pages with each sync's answer and merged with
+//!   [`crate::command::merge_allocations`]; stores pick, hand over and
+//!   ship through `Command::Fulfil`; HQ cancels (a hub return naming the
+//!   order event) unless the hub knows of a hand-over, and a store that
+//!   handed over while cut off makes a counted conflict; transfers between
+//!   stores (some never received during the run); returns at one store of
+//!   a sale made at another, checked by the hub chain-wide while the link
+//!   is up, else taken on a manager's approval or declined.
 //! - Independent checks: the sim keeps its own model of what each sale
 //!   has left to return and of which tags are sold, and checks every
 //!   answer of the command core against it; `double_sold` is computed from
@@ -31,8 +42,11 @@
 //!
 //! Map: this file holds the configuration, the report and the step loop;
 //! `till.rs` what happens at a store's tills (through the command core),
-//! `hub.rs` online orders and the hub's side of a sync, `net.rs` the faulty
-//! network, restarts and healing, `check.rs` the final verdict.
+//! `hub.rs` online orders and the hub's side of a sync, `orders.rs` the
+//! hub's routed orders, transfers and return checks (mirroring the hub
+//! server's `routed`, `transfers` and `returns` storage modules),
+//! `omni.rs` the stores' side of them, `net.rs` the faulty network,
+//! restarts and healing, `check.rs` the final verdict.
 
 mod check;
 mod hub;
@@ -506,5 +520,36 @@ mod tests {
         assert!(report.returns_against_sales > 0, "{report:?}");
         assert!(report.refund_bound_refusals > 0, "{report:?}");
         assert!(report.approvals_required > 0, "{report:?}");
+    }
+
+    /// Routed orders are allocated, picked, handed over, shipped and
+    /// cancelled; transfers are sent, received and some left in transit;
+    /// returns of other stores' sales are checked by the hub, refused by
+    /// it, or taken offline; and units are conserved throughout.
+    #[test]
+    fn omnichannel_orders_transfers_and_returns_arise_under_faults() {
+        let report = run(&SimConfig::new(5, 4, 6_000));
+        assert!(report.ok(), "{report:?}");
+        assert!(report.conservation_ok, "{report:?}");
+        assert!(
+            report.routed_orders > 0
+                && report.allocations_picked > 0
+                && report.allocations_collected > 0
+                && report.allocations_shipped > 0
+                && report.allocations_cancelled > 0,
+            "{report:?}"
+        );
+        assert!(
+            report.transfers_sent > 0
+                && report.transfers_received > 0
+                && report.transfers_in_transit > 0,
+            "{report:?}"
+        );
+        assert!(
+            report.cross_store_returns_checked > 0
+                && report.cross_store_returns_refused > 0
+                && report.cross_store_returns_offline > 0,
+            "{report:?}"
+        );
     }
 }
