@@ -45,7 +45,8 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // Every count of the reports, summed over the seeds (the seed, store
-    // and step numbers and the heal rounds are not counts).
+    // and step numbers and the heal rounds are not counts), and how many
+    // runs upheld each verdict.
     let mut totals: std::collections::BTreeMap<String, u64> = Default::default();
     let mut runs = 0u64;
     let started = std::time::Instant::now();
@@ -62,8 +63,11 @@ fn main() -> anyhow::Result<()> {
         let value = serde_json::to_value(&report)?;
         runs += 1;
         for (k, v) in value.as_object().into_iter().flatten() {
+            // A verdict (`converged`, `conservation_ok`) counts the runs
+            // that upheld it.
+            let n = v.as_u64().or(v.as_bool().map(u64::from));
             if let (Some(n), false) = (
-                v.as_u64(),
+                n,
                 ["seed", "stores", "steps", "heal_rounds"].contains(&k.as_str()),
             ) {
                 *totals.entry(k.clone()).or_default() += n;

@@ -450,6 +450,15 @@ pub fn load<L: Ledger>(ledger: &L, who: &Identity, cmd: &Command) -> Result<Load
     if let Command::TransferOut { transfer_id, .. } | Command::TransferIn { transfer_id, .. } = cmd
     {
         loaded.transfer = ledger.transfer(transfer_id)?;
+        // A receipt's lines are the transfer's: their counters are read
+        // here (else the event would be applied to empty ones and write
+        // them over the store's).
+        if let (Command::TransferIn { .. }, Some(t)) = (cmd, &loaded.transfer) {
+            let gtins = t.lines.iter().map(|l| l.gtin);
+            loaded
+                .counters
+                .extend(counters_at(ledger, &who.location, gtins)?);
+        }
     }
     if let Command::Return {
         checked: Some(check),

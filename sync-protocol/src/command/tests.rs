@@ -1417,3 +1417,65 @@ fn a_transfer_leaves_the_sender_within_its_rights_and_arrives_once_at_its_destin
     assert_eq!((fa.on_hand(), fa.transferred_out), (2, 3));
     assert_eq!((fb.on_hand(), fb.transferred_in), (3, 3));
 }
+
+/// A transfer received adds to the destination's stock of the item: the
+/// receipt reads the destination's counters for the transfer's lines
+/// (the command names none), never applying to an empty one.
+#[test]
+fn a_received_transfer_adds_to_the_stock_already_there() {
+    let (a, b) = (
+        who(),
+        Identity {
+            replica: ReplicaId::new("s2").unwrap(),
+            location: LocationId::new("s2").unwrap(),
+        },
+    );
+    let mut sa = MemStore::new(a.clone());
+    let mut sb = MemStore::new(b.clone());
+    receive(&mut sa, 1, 5);
+    let stocked = execute(
+        &mut sb,
+        &b,
+        &Command::Receipt {
+            id: None,
+            lines: vec![ReceiptLine::units(gtin(1), 4)],
+            staff: Default::default(),
+        },
+        stamp(3),
+    )
+    .unwrap();
+    assert!(matches!(stocked, Outcome::Recorded { new: true, .. }));
+    let sent = execute(
+        &mut sa,
+        &a,
+        &Command::TransferOut {
+            id: None,
+            transfer_id: "t-9".into(),
+            to: b.location.clone(),
+            lines: vec![ReceiptLine::units(gtin(1), 3)],
+            staff: Default::default(),
+        },
+        stamp(1),
+    )
+    .unwrap();
+    assert!(matches!(sent, Outcome::Recorded { new: true, .. }));
+    let t = sa.transfers["t-9"].clone();
+    merge_transfers(&mut sb, &[t]).unwrap();
+    let got = execute(
+        &mut sb,
+        &b,
+        &Command::TransferIn {
+            id: None,
+            transfer_id: "t-9".into(),
+            staff: Default::default(),
+        },
+        stamp(2),
+    )
+    .unwrap();
+    assert!(
+        matches!(got, Outcome::Recorded { new: true, .. }),
+        "{got:?}"
+    );
+    assert_eq!(sb.on_hand(gtin(1)), 7);
+    assert_eq!(sb.rights(gtin(1)), 7);
+}

@@ -122,8 +122,9 @@ impl Sim {
         }
     }
 
-    /// Records an online order at the hub, against its own rights.
-    fn record_order(&mut self, event: &Event) -> Result<(), Refusal> {
+    /// Records an online order (or the hub's own return of one) at the
+    /// hub, against its own rights.
+    pub(super) fn record_order(&mut self, event: &Event) -> Result<(), Refusal> {
         let gtins = event.lines.iter().map(|l| l.gtin);
         let recorded = counters_at(&self.hub, &event.location, gtins)
             .and_then(|counters| record_event(&mut self.hub, event, &counters, &EpcLedger::new()));
@@ -134,13 +135,23 @@ impl Sim {
     }
 
     /// A request from store `s` arrives at the hub.
-    pub(super) fn at_hub(&mut self, s: usize, req_id: u64, bytes: &[u8]) {
+    ///
+    /// The events the hub stores are then handed to its order, transfer
+    /// and return tables ([`super::orders::HubOrders::on_event`], as the
+    /// hub server does after storing them), and the response carries the
+    /// store's allocation page after `cursor`.
+    pub(super) fn at_hub(&mut self, s: usize, req_id: u64, bytes: &[u8], cursor: u64) {
         let req: SyncRequest =
             match codec::decode(bytes, Encoding::Binary, codec::DEFAULT_MAX_MESSAGE_BYTES) {
                 Ok(r) => r,
                 Err(e) => return self.violation(format!("hub decode: {e}")),
             };
         let who = self.stores[s].mem.who.clone();
+        let fresh: Vec<&Event> = req
+            .events
+            .iter()
+            .filter(|e| !self.hub.journal.contains(&e.id))
+            .collect();
         let policy = self.cfg.policy;
         let targets: ReserveTargets = self
             .demand
@@ -157,11 +168,18 @@ impl Sim {
         ) {
             Ok((resp, outcome)) => {
                 self.report.rights_moved += outcome.given.iter().map(|(_, n)| n).sum::<u64>();
+                for e in fresh {
+                    if self.hub.journal.contains(&e.id) {
+                        self.orders.on_event(e);
+                    }
+                }
+                let page = Box::new(self.orders.page(&who.location, cursor));
                 match codec::encode(&resp, Encoding::Binary) {
                     Ok(bytes) => self.send(Msg::Response {
                         store: s,
                         req_id,
                         bytes,
+                        page,
                     }),
                     Err(e) => self.violation(format!("encode response: {e}")),
                 }

@@ -21,6 +21,17 @@
 //!   asks the hub for them over a live link that is up unless the store
 //!   is partitioned (a request may be lost), as the agent does; customers who try to return more than
 //!   their sale left; a tag that was sold scanned again.
+//! - Omnichannel (issue 22): routed orders at the hub (shipped from any
+//!   store, or picked up at a named one) over the hub's rights with
+//!   [`crate::routing::route`], delivered to the stores in their
+//!   allocation pages with each sync's answer and merged with
+//!   [`crate::command::merge_allocations`]; stores pick, hand over and
+//!   ship through `Command::Fulfil`; HQ cancels (a hub return naming the
+//!   order event) unless the hub knows of a hand-over, and a store that
+//!   handed over while cut off makes a counted conflict; transfers between
+//!   stores (some never received during the run); returns at one store of
+//!   a sale made at another, checked by the hub chain-wide while the link
+//!   is up, else taken on a manager's approval or declined.
 //! - Independent checks: the sim keeps its own model of what each sale
 //!   has left to return and of which tags are sold, and checks every
 //!   answer of the command core against it; `double_sold` is computed from
@@ -31,12 +42,17 @@
 //!
 //! Map: this file holds the configuration, the report and the step loop;
 //! `till.rs` what happens at a store's tills (through the command core),
-//! `hub.rs` online orders and the hub's side of a sync, `net.rs` the faulty
-//! network, restarts and healing, `check.rs` the final verdict.
+//! `hub.rs` online orders and the hub's side of a sync, `orders.rs` the
+//! hub's routed orders, transfers and return checks (mirroring the hub
+//! server's `routed`, `transfers` and `returns` storage modules),
+//! `omni.rs` the stores' side of them, `net.rs` the faulty network,
+//! restarts and healing, `check.rs` the final verdict.
 
 mod check;
 mod hub;
 mod net;
+mod omni;
+mod orders;
 mod till;
 
 use std::collections::BTreeMap;
@@ -50,9 +66,11 @@ use crate::exchange::{Identity, MemoryReplica};
 use crate::gtin::Gtin;
 use crate::ids::{Epc, EventId, LocationId, ReplicaId};
 use crate::memstore::MemStore;
-use crate::message::SyncRequest;
+use crate::message::{AllocationsPage, SyncRequest};
 use crate::reserve::{DemandEstimate, ReservePolicy};
 
+use self::omni::{ChainSale, SimTransfer};
+use self::orders::HubOrders;
 use self::till::{ReturnableSale, SoldTag};
 
 /// What to simulate.
@@ -181,6 +199,48 @@ pub struct SimReport {
     pub restarts: u64,
     /// Units of rights moved by rebalancing (both directions).
     pub rights_moved: u64,
+    /// Online orders naming no store (shipped) or picked up at a named
+    /// one, routed by the hub over its rights (`routing::route`).
+    pub routed_orders: u64,
+    /// Routed orders the chain could not fill.
+    pub routed_refused: u64,
+    /// Allocations of routed orders (one per store filling a part).
+    pub allocations: u64,
+    /// Allocations a store picked (`Command::Fulfil`).
+    pub allocations_picked: u64,
+    /// Allocations a store handed to their customer.
+    pub allocations_collected: u64,
+    /// Allocations a store shipped.
+    pub allocations_shipped: u64,
+    /// Allocations HQ cancelled (each a hub `Return` naming its `Order`).
+    pub allocations_cancelled: u64,
+    /// Cancellations refused because the hub knew of a hand-over.
+    pub cancels_refused: u64,
+    /// Hand-overs made at a store (cut off) after HQ cancelled: the
+    /// hand-over wins, counted (allowed).
+    pub conflicts: u64,
+    /// Transfers sent between stores (`Command::TransferOut`).
+    pub transfers_sent: u64,
+    /// Transfers refused for lack of the sender's rights.
+    pub transfers_refused: u64,
+    /// Transfers received at their destination (`Command::TransferIn`).
+    pub transfers_received: u64,
+    /// Transfers still in transit at the end (never received in the run).
+    pub transfers_in_transit: u64,
+    /// Returns at one store of a sale made at another, checked by the hub
+    /// chain-wide and taken.
+    pub cross_store_returns_checked: u64,
+    /// Cross-store returns the hub refused (beyond the sale's chain-wide
+    /// bound, or the sale not at the hub yet).
+    pub cross_store_returns_refused: u64,
+    /// Cross-store returns taken offline with a manager's approval.
+    pub cross_store_returns_offline: u64,
+    /// Cross-store returns offline that no manager approved (not taken).
+    pub cross_store_returns_declined: u64,
+    /// Units conserved per item chain-wide: the counters after healing
+    /// match the events, and units in transit match the transfers the
+    /// sim's model says were not received.
+    pub conservation_ok: bool,
     /// Sync rounds needed to quiesce after healing.
     pub heal_rounds: usize,
     /// Every broken invariant, described.
@@ -191,6 +251,7 @@ impl SimReport {
     /// Whether the run upheld every promise.
     pub fn ok(&self) -> bool {
         self.converged
+            && self.conservation_ok
             && self.double_sold == 0
             && self.double_sold_epcs == 0
             && self.refused_while_stocked_link_up == 0
@@ -220,11 +281,15 @@ enum Msg {
         store: usize,
         req_id: u64,
         bytes: Vec<u8>,
+        /// The store's allocation cursor (`GET /v1/allocations?after=`).
+        cursor: u64,
     },
     Response {
         store: usize,
         req_id: u64,
         bytes: Vec<u8>,
+        /// The store's allocation page after its cursor.
+        page: Box<AllocationsPage>,
     },
 }
 
@@ -252,6 +317,8 @@ struct Store {
     /// The last command recorded here, for a till's retry.
     last: Option<crate::command::Command>,
     next_tag: u64,
+    /// The hub's allocation change version this store merged up to.
+    alloc_cursor: u64,
     // Volatile.
     pending: BTreeMap<u64, SyncRequest>,
     partitioned_until: usize,
@@ -268,6 +335,15 @@ struct Sim {
     stores: Vec<Store>,
     items: Vec<Gtin>,
     net: Vec<Msg>,
+    /// The hub's routed orders, transfers and return checks.
+    orders: HubOrders,
+    next_order: u64,
+    next_transfer: u64,
+    /// The sim's model of every transfer sent.
+    transfers: BTreeMap<String, SimTransfer>,
+    /// The sim's model of sales whose returns may now happen anywhere in
+    /// the chain: what each has left to return chain-wide.
+    chain_sales: Vec<ChainSale>,
     next_req: u64,
     now_ms: u64,
     /// The step being simulated (a store's link is up unless partitioned).
@@ -297,6 +373,7 @@ impl Sim {
                     sold_units: BTreeMap::new(),
                     last: None,
                     next_tag: 1,
+                    alloc_cursor: 0,
                     pending: BTreeMap::new(),
                     partitioned_until: 0,
                 })
@@ -310,6 +387,11 @@ impl Sim {
             stores,
             items,
             net: Vec::new(),
+            orders: HubOrders::default(),
+            next_order: 0,
+            next_transfer: 0,
+            transfers: BTreeMap::new(),
+            chain_sales: Vec::new(),
             next_req: 1,
             now_ms: BASE_MS,
             step: 0,
@@ -353,12 +435,18 @@ impl Sim {
         let s = self.rng.gen_range(0..self.stores.len());
         let roll = self.rng.gen_range(0..1000u32);
         match roll {
-            0..=289 => self.sale(s),
-            290..=409 => self.receipt(s),
-            410..=489 => self.order(s),
-            490..=519 => self.give_back(s),
+            0..=259 => self.sale(s),
+            260..=374 => self.receipt(s),
+            375..=429 => self.order(s),
+            430..=454 => self.routed_order(s),
+            455..=474 => self.fulfil(s),
+            475..=479 => self.cancel_order(),
+            480..=487 => self.transfer_out(s),
+            488..=495 => self.transfer_in(s),
+            496..=519 => self.give_back(s),
             520..=529 => self.count(s),
-            530..=544 => self.retry(s),
+            530..=536 => self.retry(s),
+            537..=544 => self.cross_store_return(s),
             545..=734 => self.sync(s),
             735..=979 => self.deliver_one(step),
             980..=989 => {
@@ -432,5 +520,36 @@ mod tests {
         assert!(report.returns_against_sales > 0, "{report:?}");
         assert!(report.refund_bound_refusals > 0, "{report:?}");
         assert!(report.approvals_required > 0, "{report:?}");
+    }
+
+    /// Routed orders are allocated, picked, handed over, shipped and
+    /// cancelled; transfers are sent, received and some left in transit;
+    /// returns of other stores' sales are checked by the hub, refused by
+    /// it, or taken offline; and units are conserved throughout.
+    #[test]
+    fn omnichannel_orders_transfers_and_returns_arise_under_faults() {
+        let report = run(&SimConfig::new(5, 4, 6_000));
+        assert!(report.ok(), "{report:?}");
+        assert!(report.conservation_ok, "{report:?}");
+        assert!(
+            report.routed_orders > 0
+                && report.allocations_picked > 0
+                && report.allocations_collected > 0
+                && report.allocations_shipped > 0
+                && report.allocations_cancelled > 0,
+            "{report:?}"
+        );
+        assert!(
+            report.transfers_sent > 0
+                && report.transfers_received > 0
+                && report.transfers_in_transit > 0,
+            "{report:?}"
+        );
+        assert!(
+            report.cross_store_returns_checked > 0
+                && report.cross_store_returns_refused > 0
+                && report.cross_store_returns_offline > 0,
+            "{report:?}"
+        );
     }
 }

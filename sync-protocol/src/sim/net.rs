@@ -7,7 +7,8 @@ use rand::Rng;
 
 use super::{Msg, Sim};
 use crate::codec::{self, Encoding};
-use crate::message::SyncResponse;
+use crate::command::{merge_allocations, merge_transfers};
+use crate::message::{AllocationsPage, SyncResponse};
 
 /// Most heal rounds before the run is declared not to quiesce.
 const MAX_HEAL_ROUNDS: usize = 50;
@@ -23,10 +24,12 @@ impl Sim {
                 let req_id = self.next_req;
                 self.next_req += 1;
                 self.stores[s].pending.insert(req_id, req);
+                let cursor = self.stores[s].alloc_cursor;
                 self.send(Msg::Request {
                     store: s,
                     req_id,
                     bytes,
+                    cursor,
                 });
             }
             Err(e) => self.violation(format!("encode request: {e}")),
@@ -62,13 +65,31 @@ impl Sim {
                 store,
                 req_id,
                 bytes,
-            } => self.at_hub(store, req_id, &bytes),
+                cursor,
+            } => self.at_hub(store, req_id, &bytes, cursor),
             Msg::Response {
                 store,
                 req_id,
                 bytes,
-            } => self.at_store(store, req_id, &bytes),
+                page,
+            } => {
+                self.at_store(store, req_id, &bytes);
+                self.merge_page(store, &page);
+            }
         }
+    }
+
+    /// Store `s` merges its allocation page (its allocations and
+    /// transfers that changed at the hub) with the command core's
+    /// [`merge_allocations`] and [`merge_transfers`], and keeps its cursor.
+    fn merge_page(&mut self, s: usize, page: &AllocationsPage) {
+        let st = &mut self.stores[s];
+        let merged = merge_allocations(&mut st.mem, &page.allocations)
+            .and_then(|_| merge_transfers(&mut st.mem, &page.transfers));
+        if let Err(never) = merged {
+            match never {}
+        }
+        st.alloc_cursor = st.alloc_cursor.max(page.cursor);
     }
 
     /// A response arrives at store `s`: applied as the agent applies it

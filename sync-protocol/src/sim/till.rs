@@ -31,12 +31,12 @@ pub(super) struct SoldTag {
 /// An untagged sale and what the sim's model says it has left to return.
 #[derive(Debug, Clone)]
 pub(super) struct ReturnableSale {
-    id: EventId,
-    gtin: Gtin,
-    left: u64,
+    pub(super) id: EventId,
+    pub(super) gtin: Gtin,
+    pub(super) left: u64,
 }
 
-fn line(gtin: Gtin, qty: u64, price: Option<i64>, epc: Option<Epc>) -> LineIn {
+pub(super) fn line(gtin: Gtin, qty: u64, price: Option<i64>, epc: Option<Epc>) -> LineIn {
     LineIn {
         gtin,
         qty,
@@ -47,7 +47,7 @@ fn line(gtin: Gtin, qty: u64, price: Option<i64>, epc: Option<Epc>) -> LineIn {
 }
 
 /// The store's cashier at its till.
-fn cashier(s: usize) -> Staff {
+pub(super) fn cashier(s: usize) -> Staff {
     Staff {
         cashier: Some(format!("cashier-{s}")),
         till: Some(format!("till-{s}")),
@@ -56,7 +56,7 @@ fn cashier(s: usize) -> Staff {
 }
 
 /// The store's cashier, with the manager's approval for `reason`.
-fn approved(s: usize, reason: &str) -> Staff {
+pub(super) fn approved(s: usize, reason: &str) -> Staff {
     Staff {
         approval: Some(Approval {
             approver: "manager-1".into(),
@@ -77,14 +77,14 @@ fn cash(qty: u64, price: i64) -> Vec<Tender> {
 
 impl Sim {
     /// Runs `cmd` at store `s` now.
-    fn exec(&mut self, s: usize, cmd: &Command) -> Outcome {
+    pub(super) fn exec(&mut self, s: usize, cmd: &Command) -> Outcome {
         let stamp = self.stamp();
         self.stores[s].mem.execute(cmd, stamp)
     }
 
     /// Runs a new command at store `s`: its event when recorded (and
     /// remembered for a retry), else the refusal.
-    fn record(&mut self, s: usize, cmd: Command) -> Result<Event, Refusal> {
+    pub(super) fn record(&mut self, s: usize, cmd: Command) -> Result<Event, Refusal> {
         match self.exec(s, &cmd) {
             Outcome::Recorded { event, new: true } => {
                 self.stores[s].last = Some(cmd);
