@@ -42,7 +42,7 @@ use tally_sync::{
 use super::content::{self, HubTxnReplica};
 use super::held::{self, AdmitResult, HeldEvent};
 use super::routed::{self, RoutedOrder, RoutedOrderRequest, RoutedResult, RoutingSettings};
-use super::{holdings, transfers};
+use super::{holdings, tallies, transfers};
 use super::{
     AuditReport, AuditRow, CatalogResult, ExceptionRecord, GrantResult, HubStorage, HubWrite,
     OrderLine, OrderReceipt, OrderRequest, OrderResult, ReleaseResult, StorageError, StoreRecord,
@@ -174,6 +174,8 @@ impl RedbHub {
             raw.open_table(transfers::TRANSFERS).map_err(redb_err)?;
             raw.open_table(transfers::BY_STATUS).map_err(redb_err)?;
             raw.open_table(transfers::DUE).map_err(redb_err)?;
+            raw.open_table(transfers::RECEIVED).map_err(redb_err)?;
+            raw.open_table(tallies::COUNTS).map_err(redb_err)?;
             raw.open_table(holdings::HOLDINGS).map_err(redb_err)?;
             raw.open_table(held::HELD).map_err(redb_err)?;
             raw.open_table(held::HELD_COUNT).map_err(redb_err)?;
@@ -181,6 +183,7 @@ impl RedbHub {
         txn.commit()?;
         content::migrate(&db)?;
         holdings::build(&db)?;
+        tallies::build(&db)?;
         Ok(Self {
             db,
             settings,
@@ -935,6 +938,17 @@ impl HubStorage for RedbHub {
 
     fn transfer(&self, id: &str) -> Result<Option<transfers::HubTransfer>, StorageError> {
         Ok(transfers::read(&self.db.begin_read()?, id)?)
+    }
+
+    fn transfers_received_recently(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<transfers::HubTransfer>, StorageError> {
+        Ok(transfers::recent(&self.db.begin_read()?, limit)?)
+    }
+
+    fn status_counts(&self) -> Result<super::StatusCounts, StorageError> {
+        Ok(tallies::read(&self.db.begin_read()?)?)
     }
 
     fn allocations(
