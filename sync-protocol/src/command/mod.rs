@@ -447,6 +447,12 @@ pub fn load<L: Ledger>(ledger: &L, who: &Identity, cmd: &Command) -> Result<Load
     {
         loaded.transfer = ledger.transfer(transfer_id)?;
     }
+    // A receipt's items are its transfer's, known only from the ledger:
+    // their counters here are read too, or the receipt would be applied to
+    // empty ones and overwrite the units already on the shelf.
+    if let (Command::TransferIn { .. }, Some(t)) = (cmd, &loaded.transfer) {
+        loaded.counters = counters_at(ledger, &who.location, t.lines.iter().map(|l| l.gtin))?;
+    }
     if let Command::Return {
         original_sale: Some(sale),
         ..

@@ -1414,3 +1414,60 @@ fn a_transfer_leaves_the_sender_within_its_rights_and_arrives_once_at_its_destin
     assert_eq!((fa.on_hand(), fa.transferred_out), (2, 3));
     assert_eq!((fb.on_hand(), fb.transferred_in), (3, 3));
 }
+
+#[test]
+fn a_transfer_received_adds_to_the_units_the_destination_already_holds() {
+    use crate::transfer::TransferStatus;
+    let (a, b) = (
+        who(),
+        Identity {
+            replica: ReplicaId::new("s2").unwrap(),
+            location: LocationId::new("s2").unwrap(),
+        },
+    );
+    let mut sa = MemStore::new(a.clone());
+    let mut sb = MemStore::new(b.clone());
+    receive(&mut sa, 1, 5);
+    let shelf = Command::Receipt {
+        id: None,
+        lines: vec![ReceiptLine::units(gtin(1), 4)],
+        staff: Default::default(),
+    };
+    let got = execute(&mut sb, &b, &shelf, stamp(1)).unwrap();
+    assert!(matches!(got, Outcome::Recorded { new: true, .. }));
+    let sent = execute(
+        &mut sa,
+        &a,
+        &Command::TransferOut {
+            id: None,
+            transfer_id: "t-2".into(),
+            to: b.location.clone(),
+            lines: vec![ReceiptLine::units(gtin(1), 2)],
+            staff: Default::default(),
+        },
+        stamp(2),
+    )
+    .unwrap();
+    assert!(matches!(sent, Outcome::Recorded { new: true, .. }));
+    let t = sa.transfers["t-2"].clone();
+    merge_transfers(&mut sb, &[t]).unwrap();
+    let got = execute(
+        &mut sb,
+        &b,
+        &Command::TransferIn {
+            id: None,
+            transfer_id: "t-2".into(),
+            staff: Default::default(),
+        },
+        stamp(3),
+    )
+    .unwrap();
+    assert!(
+        matches!(got, Outcome::Recorded { new: true, .. }),
+        "{got:?}"
+    );
+    assert_eq!(sb.transfers["t-2"].status, TransferStatus::Received);
+    // 4 on the shelf and 2 received, all of them this store's to sell.
+    assert_eq!(sb.on_hand(gtin(1)), 6);
+    assert_eq!(sb.rights(gtin(1)), 6);
+}
