@@ -12,8 +12,8 @@
 //! transit not yet flagged, oldest first: the sweep reads only those due;
 //! `hub_transfers_received` ((hub time the receipt arrived, id) → ()), the
 //! received ones in the order the hub learned of their receipt, so the
-//! latest receipts are one reverse range read ([`recent`]). Each move is
-//! counted by status as it happens ([`super::tallies`]).
+//! latest receipts are one reverse range read (`recent`). Each move is
+//! counted by status as it happens (`tallies`).
 
 use serde::{Deserialize, Serialize};
 use tally_store::redb::{ReadableTable, TableDefinition};
