@@ -2,8 +2,10 @@
 //! `--duration 15 --exit-after-summary --seed 7`, which starts the real
 //! hub and agents (debug builds here), plays its scripted day and exits
 //! after its summary line. The line must say, as measured from the hub,
-//! `double_sold=0`, converged, and that a store went offline and scans
-//! were refused; and no process may be left behind.
+//! `double_sold=0`, converged, that a store went offline and scans were
+//! refused, and that a pickup order was collected, a ship order shipped,
+//! an order cancelled and a transfer received; and no process may be left
+//! behind.
 //!
 //! Finding the binaries: `CARGO_BIN_EXE_tally-demo` is the demo (a binary
 //! of this package). `tally-hub` and `tally-agent` belong to other
@@ -147,6 +149,30 @@ fn the_demo_plays_its_day_and_the_hub_finds_nothing_sold_twice() {
         "the cut store reconciled: {line}"
     );
     assert!(num("received") > 0 && num("sold") > 0, "{line}");
+    // A store's day with orders that move: picked and collected at the
+    // counter, routed by the hub and shipped, cancelled by HQ with the
+    // units back, and stock sent to another store and received there.
+    for k in [
+        "orders_collected",
+        "orders_shipped",
+        "orders_cancelled",
+        "transfers_received",
+    ] {
+        assert_eq!(num(k), 1, "{k}: {line}");
+    }
+    for said in [
+        "collected by the customer at the counter",
+        "the hub routed it to store-",
+        "handed to the carrier",
+        "HQ cancels it",
+        "off its pick list",
+        "the hub shows transfer tr-",
+    ] {
+        assert!(
+            out.iter().any(|l| l.contains(said)),
+            "the live log says {said:?}"
+        );
+    }
     assert!(num("sold") + num("ordered") <= num("received"), "{line}");
     assert!(
         out.iter().any(|l| l.contains("is OFFLINE"))

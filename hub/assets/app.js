@@ -109,6 +109,19 @@ async function fetchExceptions() {
 
 function exceptionDetail(e) {
   const d = e.detail || {};
+  if (e.kind === "unknown_allocation") {
+    return "order " + (d.order_id ?? "?") + ": moved to " + (d.status || "?") +
+      " by a store the hub did not allocate it to";
+  }
+  if (e.kind === "order_conflict") {
+    return "order " + (d.order_id ?? "?") + (d.kept ? " (" + d.kept + " stands)" : "") +
+      (d.message ? ": " + d.message : "");
+  }
+  if (d.transfer_id != null) {
+    const route = (d.from ? " from " + d.from : "") + (d.to ? " to " + d.to : "");
+    const units = typeof d.units === "number" ? ", " + d.units + (d.units === 1 ? " unit" : " units") : "";
+    return "transfer " + d.transfer_id + route + units + (d.message ? ": " + d.message : "");
+  }
   if (d.epc) {
     const stores = [...new Set((d.sales || []).map((s) => s.store))];
     return "EPC " + d.epc + (stores.length > 1 ? " sold by " + stores.join(" and ")
@@ -148,6 +161,144 @@ function renderExceptions() {
   $("sum-exceptions").classList.toggle("warn", exceptions.total > 0);
   $("exceptions-count").textContent = !exceptions.total ? ""
     : `${exceptions.total} in all, newest first` + (exceptions.total > rows.length ? `, latest ${rows.length} shown` : "");
+}
+
+// Orders and transfers (issue 22). The counts are the hub's own, kept as
+// orders and transfers move (`/v1/stats/orders`); the lists are pages of
+// `GET /v1/orders?status=` and `GET /v1/transfers` (by id; received ones
+// the latest first). Every string in them (ids, store ids, statuses)
+// comes from stores or clients and is escaped like the rest.
+// Returns across stores are not recorded at the hub yet: their panel
+// belongs beside these once the hub lists them.
+const ORDER_STATUSES = ["allocated", "picked", "collected", "shipped", "cancelled"];
+const ORDERS_PAGE = 100, TRANSIT_SHOWN = 100, RECEIVED_SHOWN = 20;
+// The status shown ("open": allocated and picked), the page's `after`
+// cursor and those of the pages before it (for "Previous").
+let orderView = { status: "open", after: "", before: [], next: null };
+// Bumped by each change of view: an answer for an older view is dropped.
+let orderGen = 0;
+let counts = { orders: {}, transfers: {} };
+
+function statusTag(s) {
+  const known = ORDER_STATUSES.includes(s) || s === "in_transit" || s === "received";
+  return `<span class="status ${known ? s : "other"}" data-status="${text(s)}">${text(String(s || "?").replace(/_/g, " "))}</span>`;
+}
+// Lines as "2 × 00614141000012, 1 × …" with the GTINs in code.
+function linesCell(lines) {
+  return (lines || []).map((l) => `<span class="line">${text(l.qty)} × <code>${text(l.gtin)}</code></span>`).join(", ");
+}
+// An RFC 3339 instant as Unix ms, for ordering (the text does not sort:
+// its fraction is left out when zero); 0 when unreadable.
+function instant(ts) { return Date.parse(ts) || 0; }
+
+async function fetchOrders() {
+  const v = orderView;
+  if (v.status === "open") {
+    const pages = await Promise.all(["allocated", "picked"].map((s) => api(`/v1/orders?status=${s}&limit=${ORDERS_PAGE}`)));
+    const orders = pages.flatMap((b) => list(b, "orders"));
+    // Waiting longest first.
+    orders.sort((a, b) => instant(a.at) - instant(b.at) || String(a.order_id).localeCompare(String(b.order_id)));
+    return { orders, next: null };
+  }
+  const body = await api(`/v1/orders?status=${encodeURIComponent(v.status)}&limit=${ORDERS_PAGE}&after=${encodeURIComponent(v.after)}`);
+  const orders = list(body, "orders");
+  return { orders, next: orders.length === ORDERS_PAGE ? body.next : null };
+}
+
+function renderOrderCounts() {
+  const c = counts.orders || {};
+  const open = (c.allocated || 0) + (c.picked || 0);
+  const chip = (status, n, label) =>
+    `<button type="button" class="count${orderView.status === status ? " on" : ""}" data-status="${status}"><b>${text(n)}</b> ${text(label)}</button>`;
+  $("order-counts").innerHTML = chip("open", open, "open") +
+    ORDER_STATUSES.map((s) => chip(s, c[s] || 0, s)).join("");
+  $("sum-orders").innerHTML = `<b>${text(open)}</b> open ${open === 1 ? "order" : "orders"}`;
+}
+
+function renderOrders(page) {
+  const v = orderView;
+  $("orders-body").innerHTML = page.orders.map((o) => {
+    const allocs = (o.allocations || []).map((a) =>
+      `<div class="alloc" data-store="${text(a.store)}" data-status="${text(a.status)}"><b class="id">${text(a.store)}</b> ${statusTag(a.status)} ${linesCell(a.lines)}</div>`).join("");
+    return `<tr data-order-id="${text(o.order_id)}"><td class="id"><code>${text(o.order_id)}</code></td>` +
+      `<td>${text(o.fulfilment)}</td><td>${statusTag(o.status)}</td><td class="nowrap">${timeTag(o.at)}</td>` +
+      `<td class="allocs">${allocs}</td></tr>`;
+  }).join("") || `<tr><td colspan="5" class="muted">No ${v.status === "open" ? "open" : text(v.status)} orders.</td></tr>`;
+  const c = counts.orders || {};
+  let caption;
+  if (v.status === "open") {
+    const open = (c.allocated || 0) + (c.picked || 0);
+    caption = page.orders.length < open
+      ? `${page.orders.length} of ${open} shown (the first ${ORDERS_PAGE} allocated and ${ORDERS_PAGE} picked by order id), waiting longest first`
+      : "waiting longest first";
+  } else {
+    const first = v.before.length * ORDERS_PAGE;
+    caption = page.orders.length
+      ? `${first + 1}–${first + page.orders.length} of ${c[v.status] ?? "?"}, by order id` : "";
+  }
+  $("orders-caption").textContent = caption;
+  $("orders-prev").hidden = v.before.length === 0;
+  $("orders-next").hidden = !page.next;
+  v.next = page.next;
+}
+
+async function refreshOrders() {
+  const gen = orderGen;
+  const page = await fetchOrders();
+  if (gen !== orderGen) return;
+  renderOrders(page);
+  renderOrderCounts();
+}
+
+// Shows another status, or another page of it, at once.
+function showOrders(change) {
+  change(orderView);
+  orderGen++;
+  $("order-status").value = orderView.status;
+  renderOrderCounts();
+  refreshOrders().catch((e) => {
+    if (e instanceof AuthError) return logout(e.message);
+    $("orders-caption").textContent = e.message;
+  });
+}
+
+async function fetchTransfers() {
+  const [transit, received] = await Promise.all([
+    api(`/v1/transfers?status=in_transit&limit=${TRANSIT_SHOWN}`),
+    api(`/v1/transfers?status=received&order=recent&limit=${RECEIVED_SHOWN}`),
+  ]);
+  return { transit: list(transit, "transfers"), received: list(received, "transfers") };
+}
+
+function renderTransfers(t) {
+  const c = counts.transfers || {};
+  const inTransit = c.in_transit || 0, received = c.received || 0;
+  // Overdue first, then the oldest sent.
+  const transit = [...t.transit].sort((a, b) => (b.overdue === true) - (a.overdue === true) ||
+    instant(a.sent_at) - instant(b.sent_at));
+  const ends = (x) => `<td class="id">${text(x.from_store)}</td><td class="id">${text(x.to_store)}</td>` +
+    `<td class="num">${text(x.units)}</td><td>${linesCell(x.lines)}</td><td class="nowrap">${timeTag(x.sent_at)}</td>`;
+  $("transit-body").innerHTML = transit.map((x) =>
+    `<tr data-transfer-id="${text(x.transfer_id)}" class="${x.overdue === true ? "is-overdue" : ""}"><td class="id"><code>${text(x.transfer_id)}</code></td>${ends(x)}` +
+    `<td>${x.overdue === true
+      ? `<span class="badge overdue" data-testid="overdue" title="in transit longer than the hub allows: not received at its destination">overdue</span>`
+      : statusTag("in_transit")}</td></tr>`).join("") ||
+    `<tr><td colspan="7" class="muted">Nothing in transit.</td></tr>`;
+  $("received-body").innerHTML = t.received.map((x) =>
+    `<tr data-transfer-id="${text(x.transfer_id)}"><td class="id"><code>${text(x.transfer_id)}</code></td>${ends(x)}` +
+    `<td class="nowrap">${timeTag(x.received_at)}</td></tr>`).join("") ||
+    `<tr><td colspan="7" class="muted">No transfer received yet.</td></tr>`;
+  const overdue = transit.filter((x) => x.overdue === true).length;
+  $("transfer-counts").innerHTML =
+    `<span class="count"><b>${text(inTransit)}</b> in transit</span>` +
+    `<span class="count${overdue ? " warn" : ""}"><b>${text(overdue)}</b> overdue${transit.length < inTransit ? " (of those shown)" : ""}</span>` +
+    `<span class="count"><b>${text(received)}</b> received</span>`;
+  $("transit-caption").textContent = transit.length < inTransit
+    ? `(${transit.length} of ${inTransit} shown, overdue first)` : (transit.length ? "(overdue first, then oldest sent)" : "");
+  $("received-caption").textContent = t.received.length
+    ? (received > t.received.length ? `(the latest ${t.received.length} of ${received}, newest first)` : "(newest first)") : "";
+  $("sum-transfers").innerHTML = `<b>${text(inTransit)}</b> in transit`;
+  $("sum-transfers").classList.toggle("warn", overdue > 0);
 }
 
 function renderStock(s) {
@@ -244,12 +395,18 @@ async function refresh() {
   if (refreshing) return;
   refreshing = true;
   try {
-    const [stores, , sales] = await Promise.all([
+    const gen = orderGen;
+    const [stores, , sales, stats, orders, transfers] = await Promise.all([
       api("/v1/stores"), fetchExceptions(), api("/v1/stats/sales").catch(() => ({ stores: {} })),
+      api("/v1/stats/orders"), fetchOrders(), fetchTransfers(),
     ]);
+    counts = { orders: stats.orders || {}, transfers: stats.transfers || {} };
     renderStores(stores);
     renderExceptions();
     renderChart(sales);
+    if (gen === orderGen) renderOrders(orders);
+    renderOrderCounts();
+    renderTransfers(transfers);
     const gtin = lastGtin;
     if (gtin) {
       const stock = await api("/v1/stock/" + encodeURIComponent(gtin));
@@ -290,6 +447,9 @@ async function login(t) {
 function logout(message) {
   clearInterval(timer);
   exceptions = { list: [], next: 0, total: 0 };
+  orderView = { status: "open", after: "", before: [], next: null };
+  orderGen++;
+  $("order-status").value = "open";
   lastGtin = null;
   delete document.body.dataset.loaded;
   sessionStorage.removeItem("tally-admin-token");
@@ -301,4 +461,15 @@ function logout(message) {
 $("login-form").addEventListener("submit", (ev) => { ev.preventDefault(); login($("token").value); });
 $("stock-form").addEventListener("submit", (ev) => { ev.preventDefault(); lookup($("gtin").value.trim()); });
 $("logout").addEventListener("click", () => logout());
+$("order-status").addEventListener("change", (ev) => showOrders((v) => {
+  v.status = ev.target.value; v.after = ""; v.before = [];
+}));
+$("order-counts").addEventListener("click", (ev) => {
+  const chip = ev.target.closest("button[data-status]");
+  if (chip) showOrders((v) => { v.status = chip.dataset.status; v.after = ""; v.before = []; });
+});
+$("orders-next").addEventListener("click", () => showOrders((v) => {
+  if (v.next) { v.before.push(v.after); v.after = v.next; }
+}));
+$("orders-prev").addEventListener("click", () => showOrders((v) => { v.after = v.before.pop() ?? ""; }));
 if (token) login(token); else show(false);

@@ -503,6 +503,15 @@ mod tests {
         ) -> Result<Option<crate::storage::transfers::HubTransfer>, StorageError> {
             Ok(None)
         }
+        fn transfers_received_recently(
+            &self,
+            _: usize,
+        ) -> Result<Vec<crate::storage::transfers::HubTransfer>, StorageError> {
+            Ok(Vec::new())
+        }
+        fn status_counts(&self) -> Result<crate::storage::StatusCounts, StorageError> {
+            Ok(Default::default())
+        }
         fn allocations(
             &self,
             _: &tally_sync::LocationId,

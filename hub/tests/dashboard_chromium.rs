@@ -1,15 +1,25 @@
 //! The HQ dashboard in a real browser. A hub runs over real TLS on
 //! 127.0.0.1 with three enrolled stores that synced real data (receipts,
 //! sales this hour, an override sale, an EPC sold by two stores), a catalog
-//! and an online order. Debian's headless Chromium, driven over the Chrome
+//! and an online order; orders with a lifecycle (routed ship orders the
+//! store picks or ships, pickup orders waiting, cancelled, or handed over
+//! after HQ cancelled them) and transfers (one overdue, one received, one
+//! on its way), made through the real APIs and the stores' syncs.
+//! Debian's headless Chromium, driven over the Chrome
 //! DevTools Protocol (chromiumoxide), uses the page as a person would:
 //! a wrong token is refused, the right one logs in, a GTIN is typed into
-//! the stock lookup. The test checks what the page renders against the
+//! the stock lookup, order statuses are clicked and selected. The test
+//! checks what the page renders against the
 //! admin API: every store with its online/offline pill, last sync and
 //! events, and its lost sales and refused online orders by reason; the
-//! exceptions; the stock per store with who holds the rights;
-//! one chart line per store that sold; after one more sale is synced, the
-//! new count without a reload; and, past 1,000 exceptions (one page of the
+//! exceptions, those of orders and transfers in words; orders counted by
+//! status, the open ones (and each other status on demand) with each
+//! store's part; transfers in transit (overdue marked) and received; ids
+//! a client or store chose that are markup, shown as text and never run;
+//! the stock per store with who holds the rights;
+//! one chart line per store that sold; after one more sale and a
+//! hand-over are synced, the new counts without a reload; and, past 1,000
+//! exceptions (one page of the
 //! API), the newest first. It saves a screenshot of the logged-in page to
 //! `target/artifacts/dashboard.png` (a CI artifact).
 //!
@@ -63,6 +73,7 @@ use tally_hub::storage::RedbHub;
 use tally_hub::Config;
 use tally_store::SystemClock;
 use tally_sync::clock::Clock;
+use tally_sync::fulfilment::Status;
 use tally_sync::{Gtin, Shortage};
 
 /// Debian's Chromium (a wrapper script that execs the browser).
@@ -335,6 +346,106 @@ const CHART: &str = r#"() => ({
     store: s.dataset.store, text: s.innerText.trim() })),
 })"#;
 
+/// The orders panel as rendered: the count chips, the status selected
+/// and the rows with each store's part.
+const ORDERS_PANEL: &str = r#"() => ({
+  counts: Object.fromEntries([...document.querySelectorAll('#order-counts button[data-status]')].map((b) =>
+    [b.dataset.status, b.innerText.trim()])),
+  selected: document.querySelector('#order-status').value,
+  rows: [...document.querySelectorAll('[data-testid=orders] tbody tr[data-order-id]')].map((tr) => {
+    const td = tr.querySelectorAll('td');
+    const time = td[3].querySelector('time');
+    return {
+      id: td[0].innerText.trim(), id_attr: tr.dataset.orderId, fulfilment: td[1].innerText.trim(),
+      status: td[2].innerText.trim(), at: time ? time.getAttribute('datetime') : null,
+      allocations: [...td[4].querySelectorAll('.alloc')].map((a) => ({
+        store: a.dataset.store, status: a.dataset.status,
+        lines: [...a.querySelectorAll('.line')].map((l) => l.innerText.trim()) })),
+    };
+  }),
+})"#;
+
+/// The transfers panel as rendered.
+const TRANSFERS_PANEL: &str = r#"() => {
+  const rows = (id) => [...document.querySelectorAll(`[data-testid=${id}] tbody tr[data-transfer-id]`)].map((tr) => {
+    const td = tr.querySelectorAll('td');
+    const time = (i) => { const t = td[i].querySelector('time'); return t ? t.getAttribute('datetime') : null; };
+    return { id: td[0].innerText.trim(), id_attr: tr.dataset.transferId, from: td[1].innerText.trim(),
+      to: td[2].innerText.trim(), units: td[3].innerText.trim(), items: td[4].innerText.trim(),
+      sent: time(5), received: time(6), overdue: !!td[6].querySelector('[data-testid=overdue]'),
+      state: td[6].innerText.trim() };
+  });
+  return { transit: rows('transfers-in-transit'), received: rows('transfers-received'),
+    counts: [...document.querySelectorAll('#transfer-counts .count')].map((c) => c.innerText.trim()),
+    markup_in_ids: document.querySelectorAll('[data-testid^=transfers] tbody i').length };
+}"#;
+
+/// Every order of `api` (the API's answer) is a row of the rendered
+/// orders panel `shown`, with its fulfilment, status, time and each
+/// store's part, and nothing else is.
+fn assert_orders_shown(shown: &Value, api: &[Value]) {
+    let rows = shown["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), api.len(), "{shown} vs {api:?}");
+    for o in api {
+        let row = rows
+            .iter()
+            .find(|r| r["id"] == o["order_id"])
+            .unwrap_or_else(|| panic!("order {o} not shown: {shown}"));
+        assert_eq!(row["id_attr"], o["order_id"], "{row}");
+        assert_eq!(row["fulfilment"], o["fulfilment"], "{row}");
+        assert_eq!(row["status"], o["status"], "{row}");
+        assert_eq!(row["at"], o["at"], "{row}");
+        let allocs = o["allocations"].as_array().unwrap();
+        assert_eq!(
+            row["allocations"].as_array().unwrap().len(),
+            allocs.len(),
+            "{row}"
+        );
+        for (a, r) in allocs.iter().zip(row["allocations"].as_array().unwrap()) {
+            assert_eq!(r["store"], a["store"], "{row}");
+            assert_eq!(r["status"], a["status"], "{row}");
+            let lines: Vec<String> = a["lines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| format!("{} × {}", l["qty"], l["gtin"].as_str().unwrap()))
+                .collect();
+            assert_eq!(r["lines"], json!(lines), "{row}");
+        }
+    }
+}
+
+/// The rendered transfers `shown` are those of `api`, each with its ends,
+/// units, items and times.
+fn assert_transfers_shown(shown: &Value, api: &Value, received: bool) {
+    let rows = shown.as_array().unwrap();
+    let api = api.as_array().unwrap();
+    assert_eq!(rows.len(), api.len(), "{shown} vs {api:?}");
+    for t in api {
+        let row = rows
+            .iter()
+            .find(|r| r["id"] == t["transfer_id"])
+            .unwrap_or_else(|| panic!("transfer {t} not shown: {shown}"));
+        assert_eq!(row["id_attr"], t["transfer_id"], "{row}");
+        assert_eq!(row["from"], t["from_store"], "{row}");
+        assert_eq!(row["to"], t["to_store"], "{row}");
+        assert_eq!(row["units"], t["units"].to_string(), "{row}");
+        assert_eq!(row["sent"], t["sent_at"], "{row}");
+        let items: Vec<String> = t["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| format!("{} × {}", l["qty"], l["gtin"].as_str().unwrap()))
+            .collect();
+        assert_eq!(row["items"], items.join(", "), "{row}");
+        if received {
+            assert_eq!(row["received"], t["received_at"], "{row}");
+        } else {
+            assert_eq!(row["overdue"], t["overdue"], "{row}");
+        }
+    }
+}
+
 // ------------------------------------------------------------ the chain
 
 /// Syncs `store` through the hub's own storage code (the same
@@ -404,9 +515,17 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
         east.set_clock(now - ago * MINUTE_MS);
         east.sell(pencil, qty).unwrap();
     }
+    // A transfer store-east sent store-north 14 minutes ago, which the hub
+    // learned of 12 minutes ago: overdue (the hub allows 10 minutes here).
+    east.set_clock(now - 14 * MINUTE_MS);
+    east.transfer_out("tr-east-1", "store-north", pencil, 2)
+        .unwrap();
     sync_in_the_past(&data, &mut east, now - 12 * MINUTE_MS);
 
-    let hub = TestHub::serve(tmp, data, |_| {}).await;
+    let hub = TestHub::serve(tmp, data, |c| {
+        c.transfer_overdue = Duration::from_secs(10 * 60);
+    })
+    .await;
     let admin = hub.admin();
     let (status, body) = admin
         .post(
@@ -429,6 +548,9 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
     // Online demand for pencils at store-north: the hub keeps a reserve
     // there.
     admin.online_demand("store-north", pencil, 1).await;
+    // And for notebooks at store-south: the hub keeps a reserve there that
+    // the orders below are allocated from.
+    admin.online_demand("store-south", notebook, 50).await;
     north.set_clock(now - 50 * MINUTE_MS);
     north.receive(pencil, 60);
     north.receive(jacket, 3);
@@ -493,6 +615,89 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{receipt}");
     north.sync_all(&north_client, 10).await;
+
+    // --- Orders with a lifecycle, from the hub's notebook reserve at
+    // store-south. Two ship orders naming no store are routed there; it
+    // picks one and ships the other. Of three pickup orders there, one
+    // waits, HQ cancels one, and HQ cancels one the store hands over
+    // before it hears of it (an `order_conflict`: the hand-over stands).
+    let stock = api(&admin, &format!("/v1/stock/{notebook}")).await;
+    let reserve = stock["stores"]["store-south"]["hub_rights"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(reserve >= 4, "the hub's notebook reserve: {stock}");
+    let ship = |id: &str| {
+        json!({"order_id": id, "fulfilment": "ship",
+               "lines": [{"gtin": notebook.to_string(), "qty": 1}]})
+    };
+    let pickup = |id: &str| {
+        json!({"order_id": id, "fulfilment": "pickup", "store": "store-south",
+               "lines": [{"gtin": notebook.to_string(), "qty": 1}]})
+    };
+    // An order id is the client's: the page must show it as text.
+    let hostile_order = "web-<img/src=x/onerror=window.tallyXss=1>";
+    for body in [
+        ship("web-ship-1"),
+        ship(hostile_order),
+        pickup("bopis-1"),
+        pickup("bopis-2"),
+        pickup("bopis-3"),
+    ] {
+        let (status, order) = admin.post("/v1/orders", &body).await;
+        assert_eq!(status, StatusCode::CREATED, "{order}");
+        assert_eq!(order["allocations"][0]["store"], "store-south", "{order}");
+    }
+    south.fetch_allocations(&south_client).await;
+    south.set_clock(SystemClock.now_ms());
+    south.fulfil("web-ship-1", Status::Picked).unwrap();
+    south.fulfil(hostile_order, Status::Shipped).unwrap();
+    for id in ["bopis-2", "bopis-3"] {
+        let (status, order) = admin
+            .post(&format!("/v1/orders/{id}/cancel"), &json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{order}");
+        assert_eq!(order["status"], "cancelled", "{order}");
+    }
+    south.fulfil("bopis-3", Status::Collected).unwrap();
+    south.sync_all(&south_client, 10).await;
+
+    // --- Transfers: store-north sends store-south pencils, which it
+    // receives; store-south sends store-east one (in transit, not overdue:
+    // store-east is offline). A transfer id is a store's: shown as text.
+    let hostile_transfer = "tr-<i>south</i>&amp;";
+    north.set_clock(SystemClock.now_ms());
+    north
+        .transfer_out("tr-north-1", "store-south", pencil, 3)
+        .unwrap();
+    north.sync_all(&north_client, 10).await;
+    south.fetch_allocations(&south_client).await;
+    south.transfer_in("tr-north-1").unwrap();
+    south
+        .transfer_out(hostile_transfer, "store-east", pencil, 1)
+        .unwrap();
+    south.sync_all(&south_client, 10).await;
+    south.fetch_allocations(&south_client).await;
+    let stats = api(&admin, "/v1/stats/orders").await;
+    assert_eq!(
+        stats,
+        json!({"orders": {"allocated": 1, "picked": 1, "collected": 1, "shipped": 1, "cancelled": 1},
+               "transfers": {"in_transit": 2, "received": 1}})
+    );
+    // The hub's sweep flags store-east's transfer overdue as it starts.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let x = api(&admin, "/v1/exceptions").await;
+        if x["exceptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "transfer_overdue")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no transfer_overdue: {x}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // --- Chromium, trusting the hub's CA key only.
     let chromium = Chromium::launch(&spki_sha256_b64(&hub.data.ca_cert()));
@@ -688,10 +893,11 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
         "{summary}"
     );
 
-    // --- Exceptions: the override sale and the EPC sold twice.
+    // --- Exceptions: the override sale, the EPC sold twice, the overdue
+    // transfer and the order handed over after HQ cancelled it.
     let exceptions = api(&admin, "/v1/exceptions").await;
     let api_list = exceptions["exceptions"].as_array().unwrap();
-    assert_eq!(api_list.len(), 2, "{exceptions}");
+    assert_eq!(api_list.len(), 4, "{exceptions}");
     let rendered = js(&page, EXCEPTIONS_TABLE).await;
     let rows = rendered.as_array().unwrap();
     assert_eq!(rows.len(), api_list.len(), "{rendered}");
@@ -739,6 +945,138 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
     let mut shown: Vec<String> = serde_json::from_value(twice["event_ids"].clone()).unwrap();
     shown.sort();
     assert_eq!(shown, ids);
+    // Orders and transfers that went wrong, by their ids, in words.
+    let overdue = rows
+        .iter()
+        .find(|r| r["kind"] == "transfer_overdue")
+        .unwrap();
+    assert_eq!(overdue["kind_text"], "transfer overdue");
+    assert_eq!(
+        overdue["store"], "store-north",
+        "the destination: {overdue}"
+    );
+    assert!(
+        overdue["detail"].as_str().unwrap().starts_with(
+            "transfer tr-east-1 from store-east to store-north, 2 units: in transit longer"
+        ),
+        "{overdue}"
+    );
+    let conflict = rows.iter().find(|r| r["kind"] == "order_conflict").unwrap();
+    assert_eq!(conflict["kind_text"], "order conflict");
+    assert_eq!(conflict["store"], "store-south");
+    let detail = conflict["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("order bopis-3 (collected stands): the store handed over"),
+        "{conflict}"
+    );
+
+    // --- Orders: the counts by status, and the open ones with each
+    // store's part, as the API says.
+    let stats = api(&admin, "/v1/stats/orders").await;
+    let shown = js(&page, ORDERS_PANEL).await;
+    for status in ["allocated", "picked", "collected", "shipped", "cancelled"] {
+        assert_eq!(
+            shown["counts"][status],
+            format!("{} {status}", stats["orders"][status]),
+            "{shown}"
+        );
+    }
+    assert_eq!(shown["counts"]["open"], "2 open", "{shown}");
+    assert_eq!(shown["selected"], "open");
+    let mut open = Vec::new();
+    for status in ["allocated", "picked"] {
+        let body = api(&admin, &format!("/v1/orders?status={status}")).await;
+        open.extend(body["orders"].as_array().unwrap().iter().cloned());
+    }
+    assert_orders_shown(&shown, &open);
+    let ids: Vec<&str> = shown["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    // Oldest first: web-ship-1 was placed before bopis-1.
+    assert_eq!(ids, ["web-ship-1", "bopis-1"], "{shown}");
+    let summary = js(&page, "() => document.querySelector('#summary').innerText").await;
+    assert!(
+        summary.as_str().unwrap().contains("2 open orders"),
+        "{summary}"
+    );
+    // Cancelled, collected and shipped orders are one click away: the
+    // count chips and the selector.
+    for status in ["cancelled", "collected", "shipped"] {
+        click(
+            &page,
+            &format!("#order-counts button[data-status={status}]"),
+        )
+        .await;
+        let shown = wait_until(
+            &page,
+            &format!("the {status} orders"),
+            &format!(
+                "() => {{ const o = ({ORDERS_PANEL})(); \
+                   return o.selected === '{status}' && o.rows.length && o.rows.every((r) => r.status === '{status}') ? o : null; }}"
+            ),
+        )
+        .await;
+        let body = api(&admin, &format!("/v1/orders?status={status}")).await;
+        assert_orders_shown(&shown, body["orders"].as_array().unwrap());
+    }
+    // The shipped one's id was markup: shown as text, never run.
+    let shipped = js(&page, ORDERS_PANEL).await;
+    assert_eq!(shipped["rows"][0]["id"], hostile_order, "{shipped}");
+    assert_eq!(shipped["rows"][0]["id_attr"], hostile_order, "{shipped}");
+    assert_eq!(
+        js(
+            &page,
+            "() => document.querySelectorAll('[data-testid=orders] tbody img').length"
+        )
+        .await,
+        json!(0)
+    );
+    js(
+        &page,
+        "() => { const s = document.querySelector('#order-status'); s.value = 'open'; s.dispatchEvent(new Event('change')); }",
+    )
+    .await;
+    wait_until(
+        &page,
+        "the open orders again",
+        &format!("() => {{ const o = ({ORDERS_PANEL})(); return o.selected === 'open' && o.rows.length === 2; }}"),
+    )
+    .await;
+
+    // --- Transfers: in transit (the overdue one marked) and received.
+    let transit = api(&admin, "/v1/transfers?status=in_transit").await;
+    let received = api(&admin, "/v1/transfers?status=received&order=recent").await;
+    let shown = js(&page, TRANSFERS_PANEL).await;
+    assert_transfers_shown(&shown["transit"], &transit["transfers"], false);
+    assert_transfers_shown(&shown["received"], &received["transfers"], true);
+    let by_id = |id: &str| {
+        shown["transit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} not in transit: {shown}"))
+    };
+    assert_eq!(by_id("tr-east-1")["overdue"], true, "{shown}");
+    assert_eq!(by_id(hostile_transfer)["overdue"], false, "{shown}");
+    // The overdue one first.
+    assert_eq!(shown["transit"][0]["id"], "tr-east-1", "{shown}");
+    assert_eq!(shown["received"][0]["id"], "tr-north-1", "{shown}");
+    assert_eq!(
+        shown["counts"],
+        json!(["2 in transit", "1 overdue", "1 received"]),
+        "{shown}"
+    );
+    assert_eq!(shown["markup_in_ids"], 0, "{shown}");
+    assert_eq!(
+        js(&page, "() => window.tallyXss === undefined").await,
+        json!(true),
+        "nothing a client or store sent ran as script"
+    );
 
     // --- Chart: one line per store that sold this hour.
     let sales = api(&admin, "/v1/stats/sales").await;
@@ -878,6 +1216,20 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
         ),
     )
     .await;
+    // store-south hands bopis-1 over: the orders panel follows.
+    south.set_clock(SystemClock.now_ms());
+    south.fulfil("bopis-1", Status::Collected).unwrap();
+    south.sync_all(&south_client, 10).await;
+    wait_until(
+        &page,
+        "bopis-1 off the open orders",
+        &format!(
+            "() => {{ const o = ({ORDERS_PANEL})(); \
+               return o.counts.open === '1 open' && o.counts.collected === '2 collected' \
+                 && o.rows.length === 1 && o.rows[0].id === 'web-ship-1'; }}"
+        ),
+    )
+    .await;
     assert_eq!(
         js(&page, "() => window.tallyNotReloaded === true").await,
         json!(true),
@@ -911,12 +1263,12 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
     let (_, page2) = admin.get("/v1/exceptions?since=1000").await;
     assert_eq!(
         page2["exceptions"].as_array().unwrap().len(),
-        2,
-        "1,002 in all"
+        4,
+        "1,004 in all"
     );
     let newest = wait_until(
         &page,
-        "the newest of 1,002 exceptions",
+        "the newest of 1,004 exceptions",
         &format!(
             "() => {{ const r = ({EXCEPTIONS_TABLE})(); \
                return r.length && r[0].event_ids[0] === '{last}' ? r : null; }}"
@@ -933,7 +1285,7 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
         "() => document.querySelector('#exceptions-count').innerText",
     )
     .await;
-    assert!(count.as_str().unwrap().contains("1002 in all"), "{count}");
+    assert!(count.as_str().unwrap().contains("1004 in all"), "{count}");
 
     let _ = browser.close().await;
     events.abort();

@@ -6,8 +6,10 @@
 //! TLS, each agent syncing through a fault-injecting TCP proxy and reading
 //! a simulated barcode scanner and RFID reader on pseudo-terminals with its
 //! real drivers; a catalog loaded at the hub; a scripted day (receipts by
-//! RFID, sales by scanner, online orders, one store cut off and back); a
-//! summary measured from the hub; then the dashboard until Ctrl-C.
+//! RFID, sales by scanner, online orders, a pickup order picked and
+//! collected, a ship order routed and shipped, an order HQ cancels, a
+//! transfer between stores, one store cut off and back); a summary
+//! measured from the hub; then the dashboard until Ctrl-C.
 //!
 //! # Design constraints
 //! - **Nothing simulated but the devices and the customers.** The hub,
@@ -30,6 +32,7 @@ pub mod catalog;
 pub mod chain;
 pub mod clients;
 pub mod devices;
+pub mod orders;
 pub mod procs;
 pub mod proxy;
 pub mod report;

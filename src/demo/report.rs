@@ -5,9 +5,11 @@
 //!
 //! "Converged" means, all at once: every store's outbox is empty; for every
 //! item and store the agent's on-hand equals the hub's; the hub's counters
-//! agree with its events; and the hub holds every sale the self-checkouts
-//! made, every unit the RFID portals received and every online order the
-//! hub accepted (the agents' and the demo's own counts).
+//! agree with its events; the hub holds every sale the self-checkouts
+//! made, every unit the RFID portals received (and every unit a cancelled
+//! order gave back) and every online order the hub accepted; and its
+//! orders and transfers by status are those the day's flows ended with
+//! (the agents' and the demo's own counts).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -36,6 +38,15 @@ pub struct Summary {
     pub sold: u64,
     /// Units ordered online (hub).
     pub ordered: u64,
+    /// Orders with a lifecycle collected, shipped and cancelled, and
+    /// transfers received (hub, `GET /v1/stats/orders`).
+    pub orders_collected: u64,
+    /// See [`Summary::orders_collected`].
+    pub orders_shipped: u64,
+    /// See [`Summary::orders_collected`].
+    pub orders_cancelled: u64,
+    /// See [`Summary::orders_collected`].
+    pub transfers_received: u64,
     /// Scans the stores refused (agents' counters).
     pub refused_scans: u64,
     /// Sales refused for lack of rights, by why (agents'
@@ -88,6 +99,7 @@ impl fmt::Display for Summary {
         write!(
             f,
             "SUMMARY seed={} stores={} duration_s={} hub_events={} received={} sold={} ordered={} \
+             orders_collected={} orders_shipped={} orders_cancelled={} transfers_received={} \
              refused_scans={} refused_no_stock={} refused_held_elsewhere={} refused_offline={} \
              refused_orders={} refused_orders_no_stock={} refused_orders_held_elsewhere={} \
              refused_orders_offline={} refused_while_available_link_up={} \
@@ -100,6 +112,10 @@ impl fmt::Display for Summary {
             self.received,
             self.sold,
             self.ordered,
+            self.orders_collected,
+            self.orders_shipped,
+            self.orders_cancelled,
+            self.transfers_received,
             self.refused_scans,
             self.refused_no_stock,
             self.refused_held_elsewhere,
@@ -186,16 +202,32 @@ async fn problems(chain: &Chain, items: &[Item], day: &DayStats) -> anyhow::Resu
             "the hub holds {hub_sold} units sold, the self-checkouts sold {sold}"
         ));
     }
-    if hub_in != received {
+    let given_back = day.flows.cancelled_units;
+    if hub_in != received + given_back {
         out.push(format!(
-            "the hub holds {hub_in} units received, the RFID portals received {received}"
+            "the hub holds {hub_in} units in, the RFID portals received {received} and cancelled orders gave {given_back} back"
         ));
     }
-    if hub_ordered != day.ordered_units {
+    let ordered = day.ordered_units + day.flows.ordered_units;
+    if hub_ordered != ordered {
         out.push(format!(
-            "the hub holds {hub_ordered} units ordered, it accepted orders for {}",
-            day.ordered_units
+            "the hub holds {hub_ordered} units ordered, it accepted orders for {ordered}"
         ));
+    }
+    let stats = chain.hub.get_ok("/v1/stats/orders").await?;
+    let f = &day.flows;
+    for (what, status, demo) in [
+        ("orders", "collected", f.collected),
+        ("orders", "shipped", f.shipped),
+        ("orders", "cancelled", f.cancelled),
+        ("transfers", "received", f.received),
+    ] {
+        let hub = stats[what][status].as_u64().unwrap_or(0);
+        if hub != demo {
+            out.push(format!(
+                "the hub counts {hub} {what} {status}, the day's flows ended {demo} so"
+            ));
+        }
     }
     Ok(out)
 }
@@ -256,6 +288,8 @@ pub async fn finish(
         ))
     };
     let n = |k: &str| audit[k].as_u64().unwrap_or(u64::MAX);
+    let stats = chain.hub.get_ok("/v1/stats/orders").await?;
+    let count = |what: &str, status: &str| stats[what][status].as_u64().unwrap_or(0);
     let summary = Summary {
         seed,
         stores: chain.stores.len(),
@@ -264,6 +298,10 @@ pub async fn finish(
         received: totals.values().map(|t| t.received).sum(),
         sold: totals.values().map(|t| t.sold).sum(),
         ordered: totals.values().map(|t| t.ordered).sum(),
+        orders_collected: count("orders", "collected"),
+        orders_shipped: count("orders", "shipped"),
+        orders_cancelled: count("orders", "cancelled"),
+        transfers_received: count("transfers", "received"),
         refused_scans,
         refused_no_stock,
         refused_held_elsewhere,
@@ -316,6 +354,10 @@ mod tests {
             received: 180,
             sold: 100,
             ordered: 9,
+            orders_collected: 1,
+            orders_shipped: 1,
+            orders_cancelled: 1,
+            transfers_received: 1,
             refused_scans: 4,
             refused_no_stock: 3,
             refused_held_elsewhere: 0,
@@ -337,7 +379,7 @@ mod tests {
             "{line}"
         );
         for part in [
-            "refused_scans=4",
+            "ordered=9 orders_collected=1 orders_shipped=1 orders_cancelled=1 transfers_received=1 refused_scans=4",
             "refused_no_stock=3 refused_held_elsewhere=0 refused_offline=1",
             "refused_orders_offline=1",
             "refused_while_available_link_up=0 refused_while_available_link_down=2",

@@ -1,8 +1,10 @@
 //! The scripted day. [`schedule`] is pure: from the seeded RNG, the
 //! catalog, the number of stores and the day's length it makes the list of
 //! timed steps (deliveries read by the RFID portals, scans at the
-//! self-checkouts, online orders at the hub, the cut and the return of one
-//! store, progress lines). [`run_day`] plays them against the real chain
+//! self-checkouts, online orders at the hub, orders with a lifecycle and a
+//! transfer between stores, the cut and the return of one store, progress
+//! lines). [`run_day`] plays them against the real chain (advancing the
+//! orders' and the transfer's flows, [`super::orders`], between steps)
 //! and reports what the demo saw, including each store's reconciliation
 //! time after its link came back.
 
@@ -16,6 +18,7 @@ use serde_json::json;
 
 use super::catalog::{self, Item};
 use super::chain::Chain;
+use super::orders::{self, Flow, FlowStats, Kind};
 use super::proxy::Mode;
 use super::Log;
 
@@ -62,6 +65,28 @@ pub enum Action {
         item: usize,
         /// Units.
         qty: u64,
+    },
+    /// HQ places a pickup order at a store, which picks it; the customer
+    /// collects it.
+    Pickup {
+        /// Store index.
+        store: usize,
+    },
+    /// HQ places a ship order naming no store: the hub routes it, and the
+    /// stores it went to pick and ship it.
+    Ship,
+    /// HQ places a pickup order at a store and cancels it once it is on
+    /// the store's pick list.
+    Cancel {
+        /// Store index.
+        store: usize,
+    },
+    /// A store sends stock to another, which receives it.
+    Transfer {
+        /// Source store index.
+        from: usize,
+        /// Destination store index.
+        to: usize,
     },
     /// The store's link to the hub is cut.
     Cut {
@@ -236,6 +261,33 @@ pub fn schedule(
         at_ms: at(0.6),
         action: Action::Restore { store: cut },
     });
+    // Orders with a lifecycle, at stores that are not cut off then (the
+    // cut store too when it is the only one), and a transfer between two
+    // stores once the cut one is back.
+    let other = (cut + 1) % stores;
+    steps.push(Step {
+        at_ms: at(0.2),
+        action: Action::Pickup { store: other },
+    });
+    steps.push(Step {
+        at_ms: at(0.25),
+        action: Action::Cancel {
+            store: (cut + stores - 1) % stores,
+        },
+    });
+    if stores > 1 {
+        steps.push(Step {
+            at_ms: at(0.7),
+            action: Action::Transfer {
+                from: other,
+                to: if stores > 2 { (cut + 2) % stores } else { cut },
+            },
+        });
+    }
+    steps.push(Step {
+        at_ms: at(0.75),
+        action: Action::Ship,
+    });
     let every = (d / 6).clamp(2000, 15_000);
     let mut t = every;
     while t < d {
@@ -281,6 +333,8 @@ pub struct DayStats {
     pub orders_refused: u64,
     /// Offline periods.
     pub offline: Vec<Offline>,
+    /// The orders with a lifecycle and the transfer.
+    pub flows: FlowStats,
 }
 
 enum Pending {
@@ -344,12 +398,15 @@ pub async fn run_day(
     let mut pending: Vec<Pending> = Vec::new();
     let mut cut_at: BTreeMap<usize, Instant> = BTreeMap::new();
     let mut order_no = 0u32;
+    let mut flows: Vec<Flow> = Vec::new();
+    let mut flow_no = 0u32;
     for step in steps {
         let due = start + Duration::from_millis(step.at_ms);
         // Until the step is due: watch the children and what is pending.
         loop {
             chain.check_alive().await?;
             check_pending(chain, items, &mut pending, &mut stats, log).await?;
+            orders::advance_all(chain, &mut flows, &mut stats.flows, log).await?;
             let now = Instant::now();
             if now >= due {
                 break;
@@ -451,6 +508,48 @@ pub async fn run_day(
                     }
                 }
             }
+            Action::Pickup { store } | Action::Cancel { store } => {
+                flow_no += 1;
+                let kind = if matches!(step.action, Action::Pickup { .. }) {
+                    Kind::Pickup
+                } else {
+                    Kind::Cancel
+                };
+                flows.extend(
+                    orders::start(chain, items, kind, flow_no, &[store], &mut stats.flows, log)
+                        .await?,
+                );
+            }
+            Action::Ship => {
+                flow_no += 1;
+                flows.extend(
+                    orders::start(
+                        chain,
+                        items,
+                        Kind::Ship,
+                        flow_no,
+                        &[],
+                        &mut stats.flows,
+                        log,
+                    )
+                    .await?,
+                );
+            }
+            Action::Transfer { from, to } => {
+                flow_no += 1;
+                flows.extend(
+                    orders::start(
+                        chain,
+                        items,
+                        Kind::Transfer,
+                        flow_no,
+                        &[from, to],
+                        &mut stats.flows,
+                        log,
+                    )
+                    .await?,
+                );
+            }
             Action::Cut { store } => {
                 chain.stores[store].proxy.set(Mode::Blackhole);
                 cut_at.insert(store, Instant::now());
@@ -485,10 +584,18 @@ pub async fn run_day(
     }
     // Whatever is still pending at the end of the day.
     let end = Instant::now() + Duration::from_secs(30);
-    while !pending.is_empty() && Instant::now() < end {
+    while !(pending.is_empty() && flows.is_empty()) && Instant::now() < end {
         chain.check_alive().await?;
         check_pending(chain, items, &mut pending, &mut stats, log).await?;
+        orders::advance_all(chain, &mut flows, &mut stats.flows, log).await?;
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for f in flows {
+        log.say(format!(
+            "{:?} {} did not finish during the day",
+            f.kind, f.id
+        ));
+        stats.flows.unfinished.push(f.id);
     }
     for p in pending {
         if let Pending::Reconcile {
@@ -629,10 +736,15 @@ async fn progress(
             }
         )
     };
+    let f = &stats.flows;
     log.say(format!(
-        "progress: sold {sold}, refused {refused} scans; {received} units received by RFID ({again} re-reads ignored); orders {} ok, {} refused | outbox {} | offline: {offline}",
+        "progress: sold {sold}, refused {refused} scans; {received} units received by RFID ({again} re-reads ignored); orders {} ok, {} refused; collected {}, shipped {}, cancelled {}, transfers received {} | outbox {} | offline: {offline}",
         stats.orders_ok,
         stats.orders_refused,
+        f.collected,
+        f.shipped,
+        f.cancelled,
+        f.received,
         outbox.join("/"),
     ));
     Ok(())
@@ -664,6 +776,20 @@ mod tests {
         assert_eq!(count(&|x| matches!(x, Action::Cut { .. })), 1);
         assert_eq!(count(&|x| matches!(x, Action::Restore { .. })), 1);
         assert_eq!(count(&|x| matches!(x, Action::Probe { .. })), 1);
+        assert_eq!(count(&|x| matches!(x, Action::Pickup { .. })), 1);
+        assert_eq!(count(&|x| matches!(x, Action::Cancel { .. })), 1);
+        assert_eq!(count(&|x| matches!(x, Action::Ship)), 1);
+        assert_eq!(count(&|x| matches!(x, Action::Transfer { .. })), 1);
+        // The transfer goes between two stores, neither cut off by then.
+        let (from, to) = a
+            .iter()
+            .find_map(|s| match s.action {
+                Action::Transfer { from, to } => Some((from, to)),
+                _ => None,
+            })
+            .unwrap();
+        assert_ne!(from, to);
+        assert_ne!(from, cut);
         assert!(count(&|x| matches!(x, Action::Scan { .. })) >= 90);
         // Every tag is delivered once: EPCs are unique.
         let mut tags = std::collections::BTreeSet::new();
@@ -695,5 +821,12 @@ mod tests {
         assert!(steps
             .iter()
             .any(|s| matches!(s.action, Action::Probe { store: 0, .. })));
+        // No transfer with one store; its orders are still placed.
+        assert!(!steps
+            .iter()
+            .any(|s| matches!(s.action, Action::Transfer { .. })));
+        assert!(steps
+            .iter()
+            .any(|s| matches!(s.action, Action::Pickup { store: 0 })));
     }
 }

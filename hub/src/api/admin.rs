@@ -209,6 +209,17 @@ pub(super) async fn sales_stats(
     ))
 }
 
+/// `GET /v1/stats/orders`: routed orders and transfers counted by status
+/// (kept as they move: O(statuses), whatever their number).
+pub(super) async fn order_stats(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, Response> {
+    authorized(&st, &headers)?;
+    let counts = read_storage(&st, |s| s.status_counts()).await?;
+    Ok(Json(json!(counts)))
+}
+
 /// `GET /v1/audit`: units in and out per (store, item) from every event
 /// the hub holds, against its counters: the chain-wide "was anything sold
 /// twice?" check (docs/api-hub.md).

@@ -14,7 +14,8 @@
 //!   notices), and `POST /v1/rights/released`, its report of rights it
 //!   gave up for an online order.
 //! - `admin`: the admin token check and the admin reads (stock, stores,
-//!   exceptions, sales per minute, audit, metrics).
+//!   exceptions, sales per minute, orders and transfers by status, audit,
+//!   metrics).
 //! - `orders`: `POST /v1/orders`: validating an online order.
 //! - `catalog`: `POST /v1/catalog`.
 //! - `dashboard`: the dashboard's files, embedded in the binary.
@@ -161,6 +162,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/held", get(held::list))
         .route("/v1/held/{id}/admit", post(held::admit))
         .route("/v1/stats/sales", get(admin::sales_stats))
+        .route("/v1/stats/orders", get(admin::order_stats))
         .route("/v1/audit", get(admin::audit))
         .route("/metrics", get(admin::metrics))
         .route("/", get(dashboard::page))

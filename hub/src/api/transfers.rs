@@ -2,6 +2,7 @@
 //! `GET /v1/transfers/{id}` (admin token): transfers between stores as
 //! the stores' syncs reported them, with whether each in transit is
 //! overdue (known to the hub for longer than `--transfer-overdue-secs`).
+//! `status=received&order=recent` lists the latest receipts first.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -22,6 +23,10 @@ pub(super) struct ListQuery {
     after: String,
     #[serde(default)]
     limit: Option<usize>,
+    /// `id` (the default: by id, paged) or `recent` (received only: the
+    /// latest receipts first, one page).
+    #[serde(default)]
+    order: Option<String>,
 }
 
 /// A transfer as HQ sees it at hub time `now_ms`.
@@ -54,17 +59,29 @@ pub(super) async fn list(
         error(
             StatusCode::BAD_REQUEST,
             "invalid_query",
-            "status is in_transit or received; after a transfer id; limit 1 to 1000",
+            "status is in_transit or received; after a transfer id; limit 1 to 1000; order id, or recent with status=received",
         )
     };
     let Query(q) = query.map_err(|_| bad())?;
     let status =
         TransferStatus::from_name(q.status.as_deref().unwrap_or("in_transit")).ok_or_else(bad)?;
+    let recent = match q.order.as_deref() {
+        None | Some("id") => false,
+        Some("recent") if status == TransferStatus::Received && q.after.is_empty() => true,
+        Some(_) => return Err(bad()),
+    };
     let limit = q.limit.unwrap_or(100).clamp(1, 1_000);
     let after = q.after;
-    let found = read_storage(&st, move |s| s.transfers(status, &after, limit)).await?;
+    let found = read_storage(&st, move |s| {
+        if recent {
+            s.transfers_received_recently(limit)
+        } else {
+            s.transfers(status, &after, limit)
+        }
+    })
+    .await?;
     let (now, overdue) = (st.clock.now_ms(), st.settings.transfer_overdue_ms);
-    let next = (found.len() == limit)
+    let next = (!recent && found.len() == limit)
         .then(|| found.last().map(|t| t.transfer.transfer_id.clone()))
         .flatten();
     Ok(Json(serde_json::json!({

@@ -33,6 +33,7 @@ mod holdings;
 pub mod redb;
 pub mod returns;
 pub mod routed;
+mod tallies;
 pub mod transfers;
 
 use serde::{Deserialize, Serialize};
@@ -45,6 +46,7 @@ use tally_sync::{
 };
 
 pub use self::redb::RedbHub;
+pub use self::tallies::StatusCounts;
 
 /// A storage failure: the batch did not commit; retrying is safe.
 #[derive(Debug, thiserror::Error)]
@@ -411,6 +413,14 @@ pub trait HubStorage: Send + Sync + 'static {
     ) -> Result<Vec<transfers::HubTransfer>, StorageError>;
     /// The transfer with this id, if any.
     fn transfer(&self, id: &str) -> Result<Option<transfers::HubTransfer>, StorageError>;
+    /// The latest `limit` transfers received, the latest first (by when
+    /// the hub learned of the receipt).
+    fn transfers_received_recently(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<transfers::HubTransfer>, StorageError>;
+    /// Routed orders and transfers counted by status.
+    fn status_counts(&self) -> Result<StatusCounts, StorageError>;
     /// `store`'s allocations changed after change version `after`, at
     /// most `limit` (`GET /v1/allocations`).
     fn allocations(

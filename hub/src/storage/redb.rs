@@ -42,7 +42,7 @@ use tally_sync::{
 use super::content::{self, HubTxnReplica};
 use super::held::{self, AdmitResult, HeldEvent};
 use super::routed::{self, RoutedOrder, RoutedOrderRequest, RoutedResult, RoutingSettings};
-use super::{holdings, returns, transfers};
+use super::{holdings, returns, tallies, transfers};
 use super::{
     AuditReport, AuditRow, CatalogResult, ExceptionRecord, GrantResult, HubStorage, HubWrite,
     OrderLine, OrderReceipt, OrderRequest, OrderResult, ReleaseResult, StorageError, StoreRecord,
@@ -191,6 +191,8 @@ impl RedbHub {
             raw.open_table(transfers::TRANSFERS).map_err(redb_err)?;
             raw.open_table(transfers::BY_STATUS).map_err(redb_err)?;
             raw.open_table(transfers::DUE).map_err(redb_err)?;
+            raw.open_table(transfers::RECEIVED).map_err(redb_err)?;
+            raw.open_table(tallies::COUNTS).map_err(redb_err)?;
             raw.open_table(holdings::HOLDINGS).map_err(redb_err)?;
             raw.open_table(returns::RETURNED).map_err(redb_err)?;
             raw.open_table(returns::CLAIMS).map_err(redb_err)?;
@@ -200,6 +202,7 @@ impl RedbHub {
         txn.commit()?;
         content::migrate(&db)?;
         holdings::build(&db)?;
+        tallies::build(&db)?;
         Ok(Self {
             db,
             settings,
@@ -969,6 +972,17 @@ impl HubStorage for RedbHub {
 
     fn transfer(&self, id: &str) -> Result<Option<transfers::HubTransfer>, StorageError> {
         Ok(transfers::read(&self.db.begin_read()?, id)?)
+    }
+
+    fn transfers_received_recently(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<transfers::HubTransfer>, StorageError> {
+        Ok(transfers::recent(&self.db.begin_read()?, limit)?)
+    }
+
+    fn status_counts(&self) -> Result<super::StatusCounts, StorageError> {
+        Ok(tallies::read(&self.db.begin_read()?)?)
     }
 
     fn allocations(

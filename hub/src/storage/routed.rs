@@ -200,6 +200,12 @@ fn put(txn: &WriteTxn, order: &RoutedOrder, was: Option<Status>) -> Result<(), S
         &order.order_id,
         was.map(Status::name),
         order.status.name(),
+    )?;
+    super::tallies::moved(
+        txn,
+        super::tallies::ORDERS,
+        was.map(Status::name),
+        order.status.name(),
     )
 }
 

@@ -9,7 +9,11 @@
 //! Tables: `hub_transfers` (id → [`HubTransfer`], JSON),
 //! `hub_transfers_by_status` ((status, id) → ()) and
 //! `hub_transfers_due` ((hub time it was seen, id) → ()), the transfers in
-//! transit not yet flagged, oldest first: the sweep reads only those due.
+//! transit not yet flagged, oldest first: the sweep reads only those due;
+//! `hub_transfers_received` ((hub time the receipt arrived, id) → ()), the
+//! received ones in the order the hub learned of their receipt, so the
+//! latest receipts are one reverse range read (`recent`). Each move is
+//! counted by status as it happens (`tallies`).
 
 use serde::{Deserialize, Serialize};
 use tally_store::redb::{ReadableTable, TableDefinition};
@@ -19,12 +23,15 @@ use tally_sync::{Event, EventKind, LocationId};
 
 use super::redb::{from_json, redb_err, to_json};
 use super::routed::announce;
+use super::tallies;
 use super::ExceptionRecord;
 
 pub(super) const TRANSFERS: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_transfers");
 pub(super) const BY_STATUS: TableDefinition<(&str, &str), ()> =
     TableDefinition::new("hub_transfers_by_status");
 pub(super) const DUE: TableDefinition<(u64, &str), ()> = TableDefinition::new("hub_transfers_due");
+pub(super) const RECEIVED: TableDefinition<(u64, &str), ()> =
+    TableDefinition::new("hub_transfers_received");
 
 /// A transfer as the hub keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +67,12 @@ fn put(txn: &WriteTxn, t: &HubTransfer, was: Option<TransferStatus>) -> Result<(
     by_status::move_status(
         &mut raw.open_table(BY_STATUS).map_err(redb_err)?,
         id,
+        was.map(TransferStatus::name),
+        t.transfer.status.name(),
+    )?;
+    tallies::moved(
+        txn,
+        tallies::TRANSFERS,
         was.map(TransferStatus::name),
         t.transfer.status.name(),
     )
@@ -164,6 +177,11 @@ pub(super) fn on_event(
                 .map_err(redb_err)?
                 .remove((t.seen_at_ms, transfer_id.as_str()))
                 .map_err(redb_err)?;
+            txn.raw()
+                .open_table(RECEIVED)
+                .map_err(redb_err)?
+                .insert((now_ms, transfer_id.as_str()), ())
+                .map_err(redb_err)?;
             announce(txn, &t.transfer.from, &format!("t:{transfer_id}"))?;
             Ok(mismatch.then(|| {
                 exception(
@@ -247,6 +265,44 @@ pub(super) fn list(
     let index = txn.raw().open_table(BY_STATUS).map_err(redb_err)?;
     let table = txn.raw().open_table(TRANSFERS).map_err(redb_err)?;
     by_status::records_with_status(&index, &[status.name()], after, limit, |id| get(&table, id))
+}
+
+/// The latest `limit` transfers received, the latest first (by when the
+/// hub learned of the receipt).
+pub(super) fn recent(txn: &ReadTxn, limit: usize) -> Result<Vec<HubTransfer>, StoreError> {
+    let index = txn.raw().open_table(RECEIVED).map_err(redb_err)?;
+    let table = txn.raw().open_table(TRANSFERS).map_err(redb_err)?;
+    let mut out = Vec::new();
+    for row in index.iter().map_err(redb_err)?.rev() {
+        if out.len() == limit {
+            break;
+        }
+        let (k, _) = row.map_err(redb_err)?;
+        out.extend(get(&table, k.value().1)?);
+    }
+    Ok(out)
+}
+
+/// Fills [`RECEIVED`] from the transfers received before it existed, by
+/// the time of their receipt (the receiving store's clock: the hub did
+/// not keep its own then). Part of [`super::tallies::build`].
+pub(super) fn index_received(txn: &WriteTxn) -> Result<(), StoreError> {
+    let raw = txn.raw();
+    let ids = by_status::ids_with_status(
+        &raw.open_table(BY_STATUS).map_err(redb_err)?,
+        TransferStatus::Received.name(),
+        "",
+        usize::MAX,
+    )?;
+    let table = raw.open_table(TRANSFERS).map_err(redb_err)?;
+    let mut index = raw.open_table(RECEIVED).map_err(redb_err)?;
+    for id in ids {
+        if let Some(t) = get(&table, &id)? {
+            let at = t.received_at_ms.unwrap_or(t.seen_at_ms);
+            index.insert((at, id.as_str()), ()).map_err(redb_err)?;
+        }
+    }
+    Ok(())
 }
 
 /// The transfer `id`.

@@ -27,7 +27,9 @@ use tally_sync::clock::Clock;
 use tally_sync::codec::{self, Encoding};
 use tally_sync::command::{Approval, Command, LineIn, Outcome, ReceiptLine, Stamp};
 use tally_sync::exchange::Identity;
+use tally_sync::fulfilment::Status;
 use tally_sync::memstore::MemStore;
+use tally_sync::message::AllocationsPage;
 use tally_sync::rights::{RightsGrant, RightsRequest};
 use tally_sync::{
     Epc, EventId, Gtin, LocationId, Refusal, ReplicaId, SyncRequest, SyncResponse, Tender,
@@ -233,6 +235,27 @@ impl HubClient {
         Ok(serde_json::from_slice(&bytes).unwrap())
     }
 
+    /// The store's allocations and transfers that changed at the hub
+    /// after change version `after` (`GET /v1/allocations`, as the agent
+    /// asks after each sync round), one page.
+    pub async fn allocations(&self, after: u64) -> AllocationsPage {
+        let r = self
+            .http
+            .get(format!("{}/v1/allocations?after={after}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let bytes = r.bytes().await.unwrap();
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&bytes)
+        );
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
     /// One sync exchange in the binary encoding. `Err` carries the status
     /// and JSON error body.
     pub async fn sync(&self, req: &SyncRequest) -> Result<SyncResponse, (StatusCode, Value)> {
@@ -367,6 +390,9 @@ pub struct SimStore {
     pub mem: MemStore,
     rng: ChaCha8Rng,
     clock_ms: u64,
+    /// The hub's change version of this store's allocations and
+    /// transfers it has merged up to.
+    allocations_cursor: u64,
 }
 
 impl SimStore {
@@ -378,6 +404,7 @@ impl SimStore {
             }),
             rng: ChaCha8Rng::seed_from_u64(seed),
             clock_ms: 1_750_000_000_000,
+            allocations_cursor: 0,
         }
     }
 
@@ -507,6 +534,63 @@ impl SimStore {
                 reason: reason.into(),
             }),
         }
+    }
+
+    /// Fetches every page of this store's allocations and transfers that
+    /// changed at the hub and merges them, as the agent's sync client does
+    /// after a sync round (`command::merge_allocations`,
+    /// `command::merge_transfers`).
+    pub async fn fetch_allocations(&mut self, client: &HubClient) {
+        loop {
+            let page = client.allocations(self.allocations_cursor).await;
+            tally_sync::command::merge_allocations(&mut self.mem, &page.allocations)
+                .unwrap_or_else(|never| match never {});
+            tally_sync::command::merge_transfers(&mut self.mem, &page.transfers)
+                .unwrap_or_else(|never| match never {});
+            self.allocations_cursor = page.cursor;
+            if !page.more {
+                return;
+            }
+        }
+    }
+
+    /// Moves this store's allocation of `order_id` to `to` (picked,
+    /// collected, shipped), as the agent's `POST /v1/orders/{id}/…`.
+    pub fn fulfil(&mut self, order_id: &str, to: Status) -> Result<EventId, Refusal> {
+        self.run(Command::Fulfil {
+            id: None,
+            order_id: order_id.into(),
+            to,
+            staff: Default::default(),
+        })
+    }
+
+    /// Sends `qty` × `g` to store `to` as transfer `transfer_id`, within
+    /// this store's rights, as the agent's `POST /v1/transfers`.
+    pub fn transfer_out(
+        &mut self,
+        transfer_id: &str,
+        to: &str,
+        g: Gtin,
+        qty: u64,
+    ) -> Result<EventId, Refusal> {
+        self.run(Command::TransferOut {
+            id: None,
+            transfer_id: transfer_id.into(),
+            to: LocationId::new(to).unwrap(),
+            lines: vec![ReceiptLine::units(g, qty)],
+            staff: Default::default(),
+        })
+    }
+
+    /// Receives transfer `transfer_id` (known from the hub's pages), as
+    /// the agent's `POST /v1/transfers/{id}/received`.
+    pub fn transfer_in(&mut self, transfer_id: &str) -> Result<EventId, Refusal> {
+        self.run(Command::TransferIn {
+            id: None,
+            transfer_id: transfer_id.into(),
+            staff: Default::default(),
+        })
     }
 
     /// A request for `units` of the hub's rights to `g` under
