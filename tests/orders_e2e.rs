@@ -474,6 +474,31 @@ async fn returns_across_stores_and_channels_are_bounded_chain_wide() {
         "{body}"
     );
 
+    // HQ lists the returns across stores and channels, the latest first.
+    let returns = eventually("the hub's returns across stores", LONG, || async {
+        let (_, r) = hub.get("/v1/returns").await?;
+        match r["returns"].as_array() {
+            Some(v) if v.len() == 3 => Ok(v.clone()),
+            _ => Err(r.to_string()),
+        }
+    })
+    .await;
+    assert_eq!(
+        (
+            &returns[0]["store"],
+            &returns[0]["original_kind"],
+            &returns[0]["checked"]
+        ),
+        (&json!("s1"), &json!("order"), &json!(true)),
+        "{returns:?}"
+    );
+    assert!(
+        returns[1..].iter().all(|r| r["store"] == "s2"
+            && r["original_store"] == "s1"
+            && r["original_id"] == sale_id.as_str()),
+        "{returns:?}"
+    );
+
     // Nothing beyond any bound reached the hub.
     hub_sees(&hub, "s2", A, 2).await;
     let (_, x) = hub.get("/v1/exceptions").await.unwrap();

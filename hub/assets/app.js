@@ -168,8 +168,8 @@ function renderExceptions() {
 // `GET /v1/orders?status=` and `GET /v1/transfers` (by id; received ones
 // the latest first). Every string in them (ids, store ids, statuses)
 // comes from stores or clients and is escaped like the rest.
-// Returns across stores are not recorded at the hub yet: their panel
-// belongs beside these once the hub lists them.
+// Returns across stores and channels are the hub's list of those it
+// counted (`GET /v1/returns`), the latest first.
 const ORDER_STATUSES = ["allocated", "picked", "collected", "shipped", "cancelled"];
 const ORDERS_PAGE = 100, TRANSIT_SHOWN = 100, RECEIVED_SHOWN = 20;
 // The status shown ("open": allocated and picked), the page's `after`
@@ -301,6 +301,21 @@ function renderTransfers(t) {
   $("sum-transfers").classList.toggle("warn", overdue > 0);
 }
 
+const RETURNS_SHOWN = 20;
+
+function renderReturns(body) {
+  const rows = list(body, "returns");
+  $("returns-body").innerHTML = rows.map((r) =>
+    `<tr data-return-id="${text(r.return_id)}"><td class="id">${text(r.store)}</td>` +
+    `<td class="id">${text(r.original_store)}</td>` +
+    `<td>${r.original_kind === "order" ? "web order" : "sale"} <code>${text(r.original_id)}</code></td>` +
+    `<td>${(r.units || []).map((u) => `${text(u.units)} × <code>${text(u.gtin)}</code>`).join(", ")}</td>` +
+    `<td class="num">${text(money(r.refund_minor))}</td>` +
+    `<td>${r.checked === true ? "by the hub" : `<span class="badge overdue" title="taken while the store could not ask the hub">offline</span>`}</td>` +
+    `<td class="nowrap">${timeTag(r.at)}</td></tr>`).join("") ||
+    `<tr><td colspan="7" class="muted">No return across stores yet.</td></tr>`;
+}
+
 function renderStock(s) {
   const stores = Object.entries(s.stores || {});
   const max = Math.max(1, ...stores.map(([, v]) => (v.store_rights || 0) + (v.hub_rights || 0)));
@@ -396,9 +411,10 @@ async function refresh() {
   refreshing = true;
   try {
     const gen = orderGen;
-    const [stores, , sales, stats, orders, transfers] = await Promise.all([
+    const [stores, , sales, stats, orders, transfers, returns] = await Promise.all([
       api("/v1/stores"), fetchExceptions(), api("/v1/stats/sales").catch(() => ({ stores: {} })),
       api("/v1/stats/orders"), fetchOrders(), fetchTransfers(),
+      api(`/v1/returns?limit=${RETURNS_SHOWN}`),
     ]);
     counts = { orders: stats.orders || {}, transfers: stats.transfers || {} };
     renderStores(stores);
@@ -407,6 +423,7 @@ async function refresh() {
     if (gen === orderGen) renderOrders(orders);
     renderOrderCounts();
     renderTransfers(transfers);
+    renderReturns(returns);
     const gtin = lastGtin;
     if (gtin) {
       const stock = await api("/v1/stock/" + encodeURIComponent(gtin));

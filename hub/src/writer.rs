@@ -503,6 +503,12 @@ mod tests {
         ) -> Result<Option<crate::storage::transfers::HubTransfer>, StorageError> {
             Ok(None)
         }
+        fn cross_returns(
+            &self,
+            _: usize,
+        ) -> Result<Vec<crate::storage::returns::CrossReturn>, StorageError> {
+            Ok(Vec::new())
+        }
         fn transfers_received_recently(
             &self,
             _: usize,

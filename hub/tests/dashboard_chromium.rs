@@ -1046,6 +1046,17 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
     )
     .await;
 
+    // --- Returns across stores: none in this chain, and the panel says so
+    // (the rows are checked end to end in tests/orders_e2e.rs).
+    let returns = api(&admin, "/v1/returns").await;
+    assert_eq!(returns["returns"], json!([]), "{returns}");
+    let panel = js(
+        &page,
+        "() => document.querySelector('[data-testid=returns-across-stores] tbody').innerText.trim()",
+    )
+    .await;
+    assert_eq!(panel, "No return across stores yet.", "{panel}");
+
     // --- Transfers: in transit (the overdue one marked) and received.
     let transit = api(&admin, "/v1/transfers?status=in_transit").await;
     let received = api(&admin, "/v1/transfers?status=received&order=recent").await;

@@ -148,6 +148,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/link", get(link::link))
         .route("/v1/allocations", get(allocations::allocations))
         .route("/v1/returns/check", post(returns::check))
+        .route("/v1/returns", get(returns::list))
         .route("/v1/enroll", post(enroll::enroll))
         .route("/v1/renew", post(enroll::renew))
         .route("/v1/orders", post(orders::orders).get(orders::list))

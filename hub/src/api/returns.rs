@@ -7,6 +7,8 @@
 //! `tally_sync::returns::ReturnCheck`, `404 unknown_original` when the hub
 //! holds no original for it, `409` with the rules' refusal (e.g.
 //! `exceeds_sale` with what is returnable), `422` for a malformed body.
+//! And `GET /v1/returns` (admin): the returns across stores and channels
+//! the hub counted, for HQ.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -72,4 +74,43 @@ pub(super) async fn check(
             .into_response(),
         Err(e) => write_error(e),
     }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct ListQuery {
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// `GET /v1/returns?limit=N` (admin token): the latest returns taken at
+/// another store than their sale's, or of a web order, newest first
+/// (`limit` 1–1,000, default 100).
+pub(super) async fn list(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, Response> {
+    super::admin::authorized(&st, &headers)?;
+    let axum::extract::Query(q) = query.map_err(|_| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "limit is 1 to 1000",
+        )
+    })?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1_000);
+    let found = super::read_storage(&st, move |s| s.cross_returns(limit)).await?;
+    Ok(Json(serde_json::json!({
+        "returns": found.iter().map(|r| serde_json::json!({
+            "return_id": r.return_id,
+            "store": r.store,
+            "original_id": r.original_id,
+            "original_store": r.original_store,
+            "original_kind": r.original_kind,
+            "units": r.units,
+            "refund_minor": r.refund_minor,
+            "checked": r.checked,
+            "at": tally_sync::timestamp::rfc3339(r.at_ms),
+        })).collect::<Vec<_>>(),
+    })))
 }

@@ -413,6 +413,8 @@ pub trait HubStorage: Send + Sync + 'static {
     ) -> Result<Vec<transfers::HubTransfer>, StorageError>;
     /// The transfer with this id, if any.
     fn transfer(&self, id: &str) -> Result<Option<transfers::HubTransfer>, StorageError>;
+    /// The latest `limit` returns across stores or channels, newest first.
+    fn cross_returns(&self, limit: usize) -> Result<Vec<returns::CrossReturn>, StorageError>;
     /// The latest `limit` transfers received, the latest first (by when
     /// the hub learned of the receipt).
     fn transfers_received_recently(

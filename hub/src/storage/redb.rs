@@ -196,6 +196,7 @@ impl RedbHub {
             raw.open_table(holdings::HOLDINGS).map_err(redb_err)?;
             raw.open_table(returns::RETURNED).map_err(redb_err)?;
             raw.open_table(returns::CLAIMS).map_err(redb_err)?;
+            raw.open_table(returns::CROSS).map_err(redb_err)?;
             raw.open_table(held::HELD).map_err(redb_err)?;
             raw.open_table(held::HELD_COUNT).map_err(redb_err)?;
         }
@@ -968,6 +969,10 @@ impl HubStorage for RedbHub {
             after,
             limit,
         )?)
+    }
+
+    fn cross_returns(&self, limit: usize) -> Result<Vec<returns::CrossReturn>, StorageError> {
+        Ok(returns::cross_returns(&self.db.begin_read()?, limit)?)
     }
 
     fn transfer(&self, id: &str) -> Result<Option<transfers::HubTransfer>, StorageError> {

@@ -16,7 +16,9 @@
 //! Tables: `hub_returned` ((original, gtin) → units returned) and
 //! `hub_return_claims` ((original, return id) → [`Claim`], JSON): both a
 //! range per original, so a check costs the returns against that one
-//! sale, not the chain's history.
+//! sale, not the chain's history. `hub_cross_store_returns` keeps each
+//! return taken at another store than its sale's, or of a web order, by
+//! time, for HQ (`GET /v1/returns`).
 
 use std::collections::BTreeMap;
 
@@ -35,6 +37,33 @@ use super::ExceptionRecord;
 pub(super) const RETURNED: TableDefinition<(u128, u64), u64> = TableDefinition::new("hub_returned");
 pub(super) const CLAIMS: TableDefinition<(u128, u128), &[u8]> =
     TableDefinition::new("hub_return_claims");
+/// Return event id (UUIDv7: time order) → [`CrossReturn`] (JSON): the
+/// returns taken at another store than their sale's, or of a web order.
+pub(super) const CROSS: TableDefinition<u128, &[u8]> =
+    TableDefinition::new("hub_cross_store_returns");
+
+/// A return across stores or channels, as HQ lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrossReturn {
+    /// The return's event.
+    pub return_id: EventId,
+    /// The store that took it back.
+    pub store: tally_sync::LocationId,
+    /// The sale or online order it names.
+    pub original_id: EventId,
+    /// Where that was sold (an online order: the store it was taken from).
+    pub original_store: tally_sync::LocationId,
+    /// `sale` or `order` (a web order).
+    pub original_kind: String,
+    /// Units per item it took back.
+    pub units: Vec<ItemUnits>,
+    /// Its refund, in minor units.
+    pub refund_minor: i64,
+    /// Whether the hub checked it before it was taken (else taken offline).
+    pub checked: bool,
+    /// When the store recorded it (its clock, Unix ms).
+    pub at_ms: u64,
+}
 
 /// How long a claim counts without its return's event arriving.
 pub const CLAIM_TTL_MS: u64 = 24 * 3_600_000;
@@ -237,13 +266,16 @@ pub(super) fn on_return(
         return Ok(None);
     };
     let o = original.0.as_u128();
-    txn.raw()
+    let checked = txn
+        .raw()
         .open_table(CLAIMS)
         .map_err(redb_err)?
         .remove((o, event.id.0.as_u128()))
-        .map_err(redb_err)?;
+        .map_err(redb_err)?
+        .is_some();
     let mut over = Vec::new();
-    let sold: BTreeMap<Gtin, u64> = match HubTxnReplica::new(txn)?.event(original)? {
+    let found = HubTxnReplica::new(txn)?.event(original)?;
+    let sold: BTreeMap<Gtin, u64> = match &found {
         Some(e) if matches!(e.kind, EventKind::Sale { .. } | EventKind::Order { .. }) => {
             tally_sync::ledger::units_per_item(&e.lines)
         }
@@ -251,6 +283,33 @@ pub(super) fn on_return(
         // against it arrives.
         _ => BTreeMap::new(),
     };
+    if let Some(orig) = &found {
+        let web = matches!(orig.kind, EventKind::Order { .. });
+        if web || orig.location != event.location {
+            let cross = CrossReturn {
+                return_id: event.id,
+                store: event.location.clone(),
+                original_id: orig.id,
+                original_store: orig.location.clone(),
+                original_kind: if web { "order" } else { "sale" }.into(),
+                units: tally_sync::ledger::units_per_item(&event.lines)
+                    .into_iter()
+                    .map(|(gtin, units)| ItemUnits { gtin, units })
+                    .collect(),
+                refund_minor: event.total_minor(),
+                checked,
+                at_ms: event.at_ms,
+            };
+            txn.raw()
+                .open_table(CROSS)
+                .map_err(redb_err)?
+                .insert(
+                    event.id.0.as_u128(),
+                    to_json("hub_cross_store_returns", &cross)?.as_slice(),
+                )
+                .map_err(redb_err)?;
+        }
+    }
     let known = !sold.is_empty();
     {
         let mut table = txn.raw().open_table(RETURNED).map_err(redb_err)?;
@@ -283,4 +342,18 @@ pub(super) fn on_return(
             "message": "returns anywhere in the chain took back more than the original sold (a return accepted while the store could not ask the hub)",
         }),
     }))
+}
+
+/// The latest `limit` returns across stores or channels, newest first.
+pub(super) fn cross_returns(
+    txn: &tally_store::ReadTxn,
+    limit: usize,
+) -> Result<Vec<CrossReturn>, StoreError> {
+    let table = txn.raw().open_table(CROSS).map_err(redb_err)?;
+    let mut out = Vec::new();
+    for row in table.iter().map_err(redb_err)?.rev().take(limit) {
+        let (_, v) = row.map_err(redb_err)?;
+        out.push(from_json("hub_cross_store_returns", v.value())?);
+    }
+    Ok(out)
 }
