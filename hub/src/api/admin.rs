@@ -57,11 +57,11 @@ pub(super) async fn admin_json<T: DeserializeOwned>(
         .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_body", e))
 }
 
-type QueryResult<Q> = Result<Query<Q>, axum::extract::rejection::QueryRejection>;
+pub(super) type QueryResult<Q> = Result<Query<Q>, axum::extract::rejection::QueryRejection>;
 
 /// The admin token check and the query string of an admin GET: the query
 /// or the 401/400 to answer (with `usage` saying what the query takes).
-fn admin_query<Q>(
+pub(super) fn admin_query<Q>(
     st: &AppState,
     headers: &HeaderMap,
     query: QueryResult<Q>,

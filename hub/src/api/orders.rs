@@ -523,16 +523,14 @@ pub(super) struct ListQuery {
 pub(super) async fn list(
     State(st): State<AppState>,
     headers: HeaderMap,
-    query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    query: super::admin::QueryResult<ListQuery>,
 ) -> Result<Json<serde_json::Value>, Response> {
-    super::admin::authorized(&st, &headers)?;
-    let axum::extract::Query(q) = query.map_err(|_| {
-        error(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            "status is one of allocated, picked, cancelled, collected, shipped; after an order id; limit 1 to 1000",
-        )
-    })?;
+    let q = super::admin::admin_query(
+        &st,
+        &headers,
+        query,
+        "status is one of allocated, picked, cancelled, collected, shipped; after an order id; limit 1 to 1000",
+    )?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1_000);
     let (status, after) = (q.status, q.after.clone());
     let orders = read_storage(&st, move |s| s.routed_orders(status, &after, limit)).await?;

@@ -88,16 +88,9 @@ pub(super) struct ListQuery {
 pub(super) async fn list(
     State(st): State<AppState>,
     headers: HeaderMap,
-    query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    query: super::admin::QueryResult<ListQuery>,
 ) -> Result<Json<serde_json::Value>, Response> {
-    super::admin::authorized(&st, &headers)?;
-    let axum::extract::Query(q) = query.map_err(|_| {
-        error(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            "limit is 1 to 1000",
-        )
-    })?;
+    let q = super::admin::admin_query(&st, &headers, query, "limit is 1 to 1000")?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1_000);
     let found = super::read_storage(&st, move |s| s.cross_returns(limit)).await?;
     Ok(Json(serde_json::json!({

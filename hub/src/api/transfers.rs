@@ -4,7 +4,7 @@
 //! overdue (known to the hub for longer than `--transfer-overdue-secs`).
 //! `status=received&order=recent` lists the latest receipts first.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
@@ -52,17 +52,11 @@ fn view(t: &HubTransfer, now_ms: u64, overdue_ms: u64) -> serde_json::Value {
 pub(super) async fn list(
     State(st): State<AppState>,
     headers: HeaderMap,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    query: super::admin::QueryResult<ListQuery>,
 ) -> Result<Json<serde_json::Value>, Response> {
-    super::admin::authorized(&st, &headers)?;
-    let bad = || {
-        error(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            "status is in_transit or received; after a transfer id; limit 1 to 1000; order id, or recent with status=received",
-        )
-    };
-    let Query(q) = query.map_err(|_| bad())?;
+    const USAGE: &str = "status is in_transit or received; after a transfer id; limit 1 to 1000; order id, or recent with status=received";
+    let q = super::admin::admin_query(&st, &headers, query, USAGE)?;
+    let bad = || error(StatusCode::BAD_REQUEST, "invalid_query", USAGE);
     let status =
         TransferStatus::from_name(q.status.as_deref().unwrap_or("in_transit")).ok_or_else(bad)?;
     let recent = match q.order.as_deref() {
