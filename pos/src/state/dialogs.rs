@@ -202,6 +202,25 @@ impl PosState {
     }
 }
 
+impl PosState {
+    /// The typed line of the order and transfer screens: a character,
+    /// Backspace ([`edit`]), or Esc while something is typed (clears it).
+    /// Answers whether `key` was one of those.
+    pub(super) fn typed(&mut self, key: Key) -> bool {
+        match key {
+            Key::Char(c) if !c.is_control() => {}
+            Key::Backspace => {}
+            Key::Esc if !self.input.is_empty() => {
+                self.input.clear();
+                return true;
+            }
+            _ => return false,
+        }
+        self.input = edit(std::mem::take(&mut self.input), key);
+        true
+    }
+}
+
 /// Edits a dialog field with a key.
 pub(super) fn edit(mut input: String, key: Key) -> String {
     match key {

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use tally_agent_api::OrderView;
 use tally_sync::fulfilment::Status;
 
-use super::{Dialog, Effect, Env, Key, Level, PosState, Screen, MAX_INPUT};
+use super::{Dialog, Effect, Env, Key, Level, PosState, Screen};
 use crate::scan::{self, ScanError, Scanned};
 
 /// The units counted towards one order's lines.
@@ -145,21 +145,10 @@ impl PosState {
 
     /// A key on the pick list with no dialog open.
     pub(super) fn pick_list_key(&mut self, key: Key, env: &Env) -> Vec<Effect> {
+        if self.typed(key) {
+            return Vec::new();
+        }
         match key {
-            Key::Char(c) if !c.is_control() => {
-                if self.input.chars().count() < MAX_INPUT {
-                    self.input.push(c);
-                }
-                Vec::new()
-            }
-            Key::Backspace => {
-                self.input.pop();
-                Vec::new()
-            }
-            Key::Esc if !self.input.is_empty() => {
-                self.input.clear();
-                Vec::new()
-            }
             Key::Esc => self.leave_orders(),
             Key::Up | Key::Down => {
                 let n = self.orders.list.len();

@@ -11,7 +11,7 @@ use tally_agent_api::{ApiError, OrderView};
 use tally_sync::fulfilment::{Fulfilment, Status};
 
 use super::orders::refusal_of;
-use super::{Dialog, Effect, Env, Key, Level, PosState, Screen, MAX_INPUT};
+use super::{Dialog, Effect, Env, Key, Level, PosState, Screen};
 use crate::scan::{self, ScanError, Scanned};
 
 /// The pickup screen's order.
@@ -42,21 +42,10 @@ pub fn hand_over_to(fulfilment: Fulfilment) -> Status {
 impl PosState {
     /// A key on the pickup screen with no dialog open.
     pub(super) fn pickup_key(&mut self, key: Key, env: &Env) -> Vec<Effect> {
+        if self.typed(key) {
+            return Vec::new();
+        }
         match key {
-            Key::Char(c) if !c.is_control() => {
-                if self.input.chars().count() < MAX_INPUT {
-                    self.input.push(c);
-                }
-                Vec::new()
-            }
-            Key::Backspace => {
-                self.input.pop();
-                Vec::new()
-            }
-            Key::Esc if !self.input.is_empty() => {
-                self.input.clear();
-                Vec::new()
-            }
             Key::Esc if self.orders.pickup != Pickup::Empty && self.orders.moving.is_none() => {
                 self.orders.pickup = Pickup::Empty;
                 self.notice = None;

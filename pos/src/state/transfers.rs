@@ -16,7 +16,7 @@ use tally_agent_api::{
 use tally_sync::transfer::TransferStatus;
 use tally_sync::{EventId, Refusal};
 
-use super::{Dialog, Effect, Env, Key, Level, Listing, PosState, Screen, MAX_INPUT, MAX_LISTED};
+use super::{Dialog, Effect, Env, Key, Level, Listing, PosState, Screen, MAX_LISTED};
 use crate::scan::{self, ScanError, Scanned};
 
 /// A receipt of a transfer, as posted (and re-posted unchanged).
@@ -227,21 +227,10 @@ impl PosState {
 
     /// A key on the Transfers screen with no dialog open.
     pub(super) fn transfers_key(&mut self, key: Key, env: &Env) -> Vec<Effect> {
+        if self.typed(key) {
+            return Vec::new();
+        }
         match key {
-            Key::Char(c) if !c.is_control() => {
-                if self.input.chars().count() < MAX_INPUT {
-                    self.input.push(c);
-                }
-                Vec::new()
-            }
-            Key::Backspace => {
-                self.input.pop();
-                Vec::new()
-            }
-            Key::Esc if !self.input.is_empty() => {
-                self.input.clear();
-                Vec::new()
-            }
             Key::Esc => {
                 if self.receipt_blocks() {
                     return Vec::new();
