@@ -148,7 +148,7 @@ pub fn barcode_json(b: &Barcode, current_year: i32) -> Map<String, Value> {
     for e in &b.elements.elements {
         ais.insert(e.ai.clone(), Value::String(e.value.clone()));
         let mut d = Map::new();
-        d.insert("title".into(), e.spec.title.into());
+        d.insert("title".into(), e.entry.title.clone().into());
         match e.interpret(current_year) {
             Some(Interpretation::Date(date)) => {
                 d.insert("date".into(), date.into());
@@ -167,6 +167,9 @@ pub fn barcode_json(b: &Barcode, current_year: i32) -> Map<String, Value> {
                 if let Some(c) = currency {
                     d.insert("currency".into(), c.into());
                 }
+            }
+            Some(Interpretation::Percent(value)) => {
+                d.insert("percent".into(), value.into());
             }
             None => {}
         }
@@ -195,6 +198,29 @@ pub fn barcode_json(b: &Barcode, current_year: i32) -> Map<String, Value> {
         Value::Object(m)
     });
     out.insert("variable_measure".into(), vm.into());
+    let warnings: Vec<Value> = b
+        .elements
+        .warnings
+        .iter()
+        .map(|w| w.to_string().into())
+        .collect();
+    out.insert("warnings".into(), warnings.into());
+    if let Some(link) = &b.digital_link {
+        let params: Map<String, Value> = link
+            .other_params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().into()))
+            .collect();
+        out.insert(
+            "digital_link".into(),
+            json!({
+                "domain": link.domain,
+                "path_prefix": link.path_prefix,
+                "element_string": link.elements.to_string(),
+                "other_params": params,
+            }),
+        );
+    }
     out
 }
 

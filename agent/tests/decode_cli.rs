@@ -88,6 +88,32 @@ fn decodes_barcodes() {
         "2812345928752",
     ]);
     assert_eq!(v["variable_measure"]["weight_kg"], "2.875");
+    // GS1 Digital Link in a QR Code: the GTIN, its AIs, the URI's parts.
+    let v = ok_json(&[
+        "decode",
+        "barcode",
+        "]Q1https://id.gs1.org/01/09506000134352/10/ABC?17=261231&linkType=all",
+    ]);
+    assert_eq!(v["symbology"], "qr");
+    assert_eq!(v["gtin"], "09506000134352");
+    assert_eq!(
+        v["ais"],
+        json!({"01": "09506000134352", "10": "ABC", "17": "261231"})
+    );
+    assert_eq!(v["ai_details"]["17"]["date"], "2026-12-31");
+    assert_eq!(v["digital_link"]["domain"], "id.gs1.org");
+    assert_eq!(v["digital_link"]["other_params"]["linkType"], "all");
+    assert_eq!(v["warnings"], json!([]));
+    // Any AI of the dictionary; association rules are warnings.
+    let v = ok_json(&["decode", "barcode", "(21)S1(91)INTERNAL(7003)2612311530"]);
+    assert_eq!(v["ai_details"]["91"]["title"], "INTERNAL");
+    assert_eq!(
+        v["warnings"],
+        json!([
+            "AI (21) should appear with (01 or 03 or 8006)",
+            "AI (7003) should appear with (01 or 02 or 03)"
+        ])
+    );
     // Text that is no GS1 code: no GTIN, no AIs.
     let v = ok_json(&["decode", "barcode", "LOYALTY-42"]);
     assert_eq!(
@@ -100,7 +126,16 @@ fn decodes_barcodes() {
 fn rejects_bad_barcodes() {
     assert!(fails(&["decode", "barcode", "]E04006381333932"]).contains("check digit"));
     assert!(fails(&["decode", "barcode", "]C1010400638133"]).contains("needs 14"));
-    assert!(fails(&["decode", "barcode", "]C199XYZ"]).contains("unknown application identifier"));
+    assert!(
+        fails(&["decode", "barcode", "]C183XYZ"]).contains("unknown application identifier (83)")
+    );
+    assert!(fails(&["decode", "barcode", "(4307)XX"]).contains("iso3166alpha2"));
+    assert!(fails(&[
+        "decode",
+        "barcode",
+        "]Q1https://id.gs1.org/01/09506000134352/10/A?21=S"
+    ])
+    .contains("query parameter"));
     fails(&["decode", "barcode", ""]);
     fails(&[
         "decode",

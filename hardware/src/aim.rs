@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-/// The symbology a code was read from, as far as the identifier tells.
+/// A symbology named by an AIM identifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Symbology {
     /// `]E0`: EAN-13, UPC-A or UPC-E (the data length tells which).
@@ -17,17 +17,40 @@ pub enum Symbology {
     Ean8,
     /// `]C1`: GS1-128 (Code 128 with FNC1 in first position).
     Gs1_128,
-    /// `]d2`: GS1 DataMatrix.
+    /// `]d2`: GS1 DataMatrix (FNC1 in first position).
     Gs1DataMatrix,
-    /// `]Q3`: GS1 QR Code.
+    /// `]Q3`: GS1 QR Code (FNC1 in first position).
     Gs1Qr,
     /// `]e0`: GS1 DataBar.
     Gs1DataBar,
+    /// `]J1`: GS1 DotCode (FNC1 in first position).
+    Gs1DotCode,
+    /// `]Q1`: QR Code without FNC1, e.g. a GS1 Digital Link URI.
+    QrCode,
+    /// `]d1`: Data Matrix ECC 200 without FNC1, e.g. a Digital Link URI.
+    DataMatrix,
+    /// `]J0`: DotCode without FNC1, e.g. a Digital Link URI.
+    DotCode,
     /// Another identifier, stripped: the code character and modifier.
     Other(u8, u8),
     /// No identifier.
     None,
 }
+
+/// The identifiers understood (ISO/IEC 15424 as listed in GS1 GenSpecs
+/// §5.1.2 Figure 5.1.2-1 and §5.7 for 2D symbols), with their JSON names.
+const KNOWN: &[(Symbology, [u8; 2], &str)] = &[
+    (Symbology::EanUpc, *b"E0", "ean-upc"),
+    (Symbology::Ean8, *b"E4", "ean-8"),
+    (Symbology::Gs1_128, *b"C1", "gs1-128"),
+    (Symbology::Gs1DataMatrix, *b"d2", "gs1-datamatrix"),
+    (Symbology::Gs1Qr, *b"Q3", "gs1-qr"),
+    (Symbology::Gs1DataBar, *b"e0", "gs1-databar"),
+    (Symbology::Gs1DotCode, *b"J1", "gs1-dotcode"),
+    (Symbology::QrCode, *b"Q1", "qr"),
+    (Symbology::DataMatrix, *b"d1", "datamatrix"),
+    (Symbology::DotCode, *b"J0", "dotcode"),
+];
 
 impl Symbology {
     /// Whether the data is a GS1 element string (FNC1 in first position is
@@ -39,20 +62,25 @@ impl Symbology {
                 | Symbology::Gs1DataMatrix
                 | Symbology::Gs1Qr
                 | Symbology::Gs1DataBar
+                | Symbology::Gs1DotCode
+        )
+    }
+
+    /// Whether this is a 2D symbol without FNC1, which carries plain text,
+    /// such as a GS1 Digital Link URI.
+    pub fn is_plain_2d(self) -> bool {
+        matches!(
+            self,
+            Symbology::QrCode | Symbology::DataMatrix | Symbology::DotCode
         )
     }
 
     /// The identifier as sent, e.g. `"]E0"`, or `None`.
     pub fn identifier(self) -> Option<String> {
-        let (c, m) = match self {
-            Symbology::EanUpc => (b'E', b'0'),
-            Symbology::Ean8 => (b'E', b'4'),
-            Symbology::Gs1_128 => (b'C', b'1'),
-            Symbology::Gs1DataMatrix => (b'd', b'2'),
-            Symbology::Gs1Qr => (b'Q', b'3'),
-            Symbology::Gs1DataBar => (b'e', b'0'),
-            Symbology::Other(c, m) => (c, m),
+        let [c, m] = match self {
+            Symbology::Other(c, m) => [c, m],
             Symbology::None => return None,
+            known => KNOWN.iter().find(|k| k.0 == known)?.1,
         };
         Some(format!("]{}{}", c as char, m as char))
     }
@@ -61,36 +89,28 @@ impl Symbology {
 impl fmt::Display for Symbology {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Symbology::EanUpc => f.write_str("ean-upc"),
-            Symbology::Ean8 => f.write_str("ean-8"),
-            Symbology::Gs1_128 => f.write_str("gs1-128"),
-            Symbology::Gs1DataMatrix => f.write_str("gs1-datamatrix"),
-            Symbology::Gs1Qr => f.write_str("gs1-qr"),
-            Symbology::Gs1DataBar => f.write_str("gs1-databar"),
             Symbology::Other(c, m) => write!(f, "aim-{}{}", *c as char, *m as char),
             Symbology::None => f.write_str("none"),
+            known => {
+                let name = KNOWN.iter().find(|k| k.0 == *known).map_or("?", |k| k.2);
+                f.write_str(name)
+            }
         }
     }
 }
 
-/// Splits a scanned code into its symbology identifier and its data.
-///
-/// An identifier is `]`, an ASCII letter and an ASCII alphanumeric modifier
-/// (ISO/IEC 15424 §4). Anything else is data without an identifier.
+/// Splits an AIM identifier off the front of `code`: `]` + a letter + a
+/// modifier character. Returns [`Symbology::None`] and the whole code when
+/// there is none.
 pub fn split(code: &str) -> (Symbology, &str) {
     let b = code.as_bytes();
     if b.len() < 3 || b[0] != b']' || !b[1].is_ascii_alphabetic() || !b[2].is_ascii_alphanumeric() {
         return (Symbology::None, code);
     }
-    let sym = match (b[1], b[2]) {
-        (b'E', b'0') => Symbology::EanUpc,
-        (b'E', b'4') => Symbology::Ean8,
-        (b'C', b'1') => Symbology::Gs1_128,
-        (b'd', b'2') => Symbology::Gs1DataMatrix,
-        (b'Q', b'3') => Symbology::Gs1Qr,
-        (b'e', b'0') => Symbology::Gs1DataBar,
-        (c, m) => Symbology::Other(c, m),
-    };
+    let sym = KNOWN
+        .iter()
+        .find(|k| k.1 == [b[1], b[2]])
+        .map_or(Symbology::Other(b[1], b[2]), |k| k.0);
     // The three identifier bytes are ASCII, so index 3 is a char boundary.
     (sym, &code[3..])
 }
@@ -123,6 +143,24 @@ mod tests {
                 Symbology::Gs1DataBar,
                 "0104006381333931",
             ),
+            // 2D symbols: ]J1 GS1 DotCode; ]Q1, ]d1, ]J0 without FNC1
+            // (GenSpecs §5.7: a GS1 Digital Link URI is carried so).
+            (
+                "]J10104006381333931",
+                Symbology::Gs1DotCode,
+                "0104006381333931",
+            ),
+            (
+                "]Q1https://id.gs1.org/01/09506000134352",
+                Symbology::QrCode,
+                "https://id.gs1.org/01/09506000134352",
+            ),
+            (
+                "]d1https://x.example/01/09506000134352",
+                Symbology::DataMatrix,
+                "https://x.example/01/09506000134352",
+            ),
+            ("]J0HELLO", Symbology::DotCode, "HELLO"),
             // ]A0 is Code 39 (ISO/IEC 15424): stripped, not understood.
             ("]A0HELLO", Symbology::Other(b'A', b'0'), "HELLO"),
             // No identifier.
@@ -138,7 +176,9 @@ mod tests {
 
     #[test]
     fn identifier_round_trips() {
-        for s in ["]E0", "]E4", "]C1", "]d2", "]Q3", "]e0", "]A0"] {
+        for s in [
+            "]E0", "]E4", "]C1", "]d2", "]Q3", "]e0", "]J1", "]Q1", "]d1", "]J0", "]A0",
+        ] {
             let (sym, rest) = split(s);
             assert_eq!(rest, "");
             assert_eq!(sym.identifier().as_deref(), Some(s));

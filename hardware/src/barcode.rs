@@ -17,7 +17,7 @@
 use tally_sync::{Gtin, GtinError};
 
 use crate::aim::{self, Symbology};
-use crate::gs1::{self, ElementString, Gs1Error};
+use crate::gs1::{self, DigitalLink, DigitalLinkError, ElementString, Gs1Error};
 use crate::rcn::{self, RcnError, RcnLayout, VariableMeasure};
 
 /// What kind of code the data turned out to be.
@@ -35,6 +35,8 @@ pub enum CodeKind {
     Gtin14,
     /// A GS1 element string.
     Gs1,
+    /// A GS1 Digital Link URI (in a QR Code, Data Matrix or DotCode).
+    DigitalLink,
     /// Anything else.
     Text,
 }
@@ -55,12 +57,17 @@ pub struct Barcode {
     pub elements: ElementString,
     /// Embedded price or weight of a variable-measure item.
     pub variable_measure: Option<VariableMeasure>,
+    /// The URI's parts when the code is a GS1 Digital Link (its AIs are in
+    /// `elements`).
+    pub digital_link: Option<Box<DigitalLink>>,
 }
 
 impl Barcode {
     /// The symbology name used in JSON: `ean-13`, `upc-a`, `upc-e`, `ean-8`,
-    /// `gs1-128`, `gs1-datamatrix`, `gs1-qr`, `gs1-databar`, `gtin-14`,
-    /// `gs1` (element string without identifier), `aim-Xm` (another AIM
+    /// `gs1-128`, `gs1-datamatrix`, `gs1-qr`, `gs1-databar`, `gs1-dotcode`,
+    /// `qr`, `datamatrix`, `dotcode` (2D without FNC1: Digital Link URIs or
+    /// text), `gtin-14`, `gs1` (element string without identifier),
+    /// `digital-link` (a URI without identifier), `aim-Xm` (another AIM
     /// identifier) or `unknown`.
     pub fn symbology_name(&self) -> String {
         match (self.symbology, self.kind) {
@@ -70,6 +77,7 @@ impl Barcode {
             (_, CodeKind::Ean8) => "ean-8".into(),
             (Symbology::None, CodeKind::Gtin14) => "gtin-14".into(),
             (Symbology::None, CodeKind::Gs1) => "gs1".into(),
+            (Symbology::None, CodeKind::DigitalLink) => "digital-link".into(),
             (Symbology::None, _) => "unknown".into(),
             (s, _) => s.to_string(),
         }
@@ -98,6 +106,9 @@ pub enum BarcodeError {
     /// A bad GS1 element string.
     #[error("GS1: {0}")]
     Gs1(#[from] Gs1Error),
+    /// A GS1 Digital Link URI with bad content.
+    #[error("GS1 Digital Link: {0}")]
+    DigitalLink(#[from] DigitalLinkError),
     /// A restricted-circulation number that does not decode.
     #[error("variable-measure EAN-13: {0}")]
     Rcn(#[from] RcnError),
@@ -135,6 +146,9 @@ pub fn decode(raw: &str, layouts: &[RcnLayout]) -> Result<Barcode, BarcodeError>
             (CodeKind::Ean8, Gtin::parse(data)?)
         }
         s if s.is_gs1() => return gs1_barcode(symbology, data),
+        s if (s.is_plain_2d() || s == Symbology::None) && gs1::is_uri(data) => {
+            return digital_link_barcode(symbology, data)
+        }
         Symbology::None if data.starts_with('(') => {
             let elements = gs1::parse_human(data)?;
             return Ok(with_elements(symbology, data, elements));
@@ -151,16 +165,7 @@ pub fn decode(raw: &str, layouts: &[RcnLayout]) -> Result<Barcode, BarcodeError>
         Symbology::None if (digits_only && data.len() >= 16) || data.contains(gs1::GS) => {
             return gs1_barcode(symbology, data)
         }
-        _ => {
-            return Ok(Barcode {
-                symbology,
-                kind: CodeKind::Text,
-                data: data.to_owned(),
-                gtin: None,
-                elements: ElementString::default(),
-                variable_measure: None,
-            })
-        }
+        _ => return Ok(text(symbology, data)),
     };
     let elements = gs1::parse(&format!("01{gtin}"))?;
     let mut barcode = Barcode {
@@ -170,6 +175,7 @@ pub fn decode(raw: &str, layouts: &[RcnLayout]) -> Result<Barcode, BarcodeError>
         gtin: Some(gtin),
         elements,
         variable_measure: None,
+        digital_link: None,
     };
     if matches!(kind, CodeKind::Ean13 | CodeKind::UpcA) && gtin.indicator() == 0 {
         let digits13 = last_13_digits(gtin);
@@ -192,6 +198,37 @@ fn gs1_barcode(symbology: Symbology, data: &str) -> Result<Barcode, BarcodeError
     Ok(with_elements(symbology, data, elements))
 }
 
+/// A URI in a 2D symbol: a Digital Link when its path holds a GS1 key
+/// (then its content must be valid), else just text (a web address that is
+/// not an item).
+fn digital_link_barcode(symbology: Symbology, data: &str) -> Result<Barcode, BarcodeError> {
+    match gs1::parse_digital_link(data) {
+        Ok(link) => {
+            let mut barcode = with_elements(symbology, data, link.elements.clone());
+            barcode.kind = CodeKind::DigitalLink;
+            barcode.digital_link = Some(Box::new(link));
+            Ok(barcode)
+        }
+        Err(DigitalLinkError::NoPrimaryKey | DigitalLinkError::NotHttp) => {
+            Ok(text(symbology, data))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A code that is no item: no GTIN, no AIs (a loyalty card, a web page).
+fn text(symbology: Symbology, data: &str) -> Barcode {
+    Barcode {
+        symbology,
+        kind: CodeKind::Text,
+        data: data.to_owned(),
+        gtin: None,
+        elements: ElementString::default(),
+        variable_measure: None,
+        digital_link: None,
+    }
+}
+
 fn with_elements(symbology: Symbology, data: &str, elements: ElementString) -> Barcode {
     Barcode {
         symbology,
@@ -200,6 +237,7 @@ fn with_elements(symbology: Symbology, data: &str, elements: ElementString) -> B
         gtin: elements.gtin(),
         elements,
         variable_measure: None,
+        digital_link: None,
     }
 }
 
@@ -390,5 +428,49 @@ mod tests {
         let b = decode("2112345012346", &[]).unwrap();
         assert_eq!(b.gtin.unwrap().to_string(), "02112345012346");
         assert!(b.variable_measure.is_none());
+    }
+
+    // GS1 "Sunrise 2027": 2D codes at the till carry Digital Link URIs
+    // (plain QR / Data Matrix / DotCode) or element strings (FNC1 first).
+    #[test]
+    fn decodes_2d_codes() {
+        let uri = "https://id.gs1.org/01/09506000134352/10/ABC?17=261231";
+        for raw in [
+            format!("]Q1{uri}"),
+            format!("]d1{uri}"),
+            format!("]J0{uri}"),
+            uri.to_owned(),
+        ] {
+            let b = default_decode(&raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
+            assert_eq!(b.kind, CodeKind::DigitalLink, "{raw}");
+            assert_eq!(b.gtin.unwrap().to_string(), "09506000134352");
+            assert_eq!(b.elements.get("17"), Some("261231"));
+            assert_eq!(b.digital_link.as_ref().unwrap().domain, "id.gs1.org");
+        }
+        assert_eq!(
+            default_decode(&format!("]Q1{uri}"))
+                .unwrap()
+                .symbology_name(),
+            "qr"
+        );
+        assert_eq!(
+            default_decode(uri).unwrap().symbology_name(),
+            "digital-link"
+        );
+        // Element strings in GS1 DotCode and GS1 DataMatrix, any AI.
+        let b = default_decode("]J1010950600013435291INTERNAL").unwrap();
+        assert_eq!(b.symbology_name(), "gs1-dotcode");
+        assert_eq!(b.elements.get("91"), Some("INTERNAL"));
+        let b = default_decode("]d201095060001343527003261231153");
+        assert!(b.is_err(), "7003 needs 10 digits");
+        // A web address that is no Digital Link is text, not an error.
+        let b = default_decode("]Q1https://example.com/menu").unwrap();
+        assert_eq!(b.kind, CodeKind::Text);
+        assert_eq!(b.gtin, None);
+        // A Digital Link with bad content is refused.
+        assert!(matches!(
+            default_decode("]Q1https://id.gs1.org/01/09506000134353"),
+            Err(BarcodeError::DigitalLink(_))
+        ));
     }
 }

@@ -9,7 +9,8 @@
 //! Code map:
 //! - [`framer`]: scanner byte stream → lines.
 //! - [`aim`]: AIM symbology identifiers.
-//! - [`gs1`]: GS1 element strings and the AI table.
+//! - [`gs1`]: GS1 element strings and Digital Link URIs, validated by
+//!   GS1's Barcode Syntax Dictionary.
 //! - [`rcn`]: restricted-circulation EAN-13 (weighed goods).
 //! - [`barcode`]: one scan → symbology, GTIN, AIs.
 //! - [`measure`]: the price or weight a decoded barcode embeds, and what

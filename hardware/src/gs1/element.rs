@@ -1,14 +1,15 @@
 //! Element strings: [`parse`] (transmitted form) and [`parse_human`]
 //! (with parentheses) split them into [`Element`]s and check each against
-//! the AI table; [`Gs1Error`] says what is wrong.
+//! its entry in GS1's Barcode Syntax Dictionary; [`Gs1Error`] says what is
+//! wrong, [`Gs1Warning`]s what is doubtful (associations).
 
 use std::fmt;
 
-use tally_sync::gtin::gs1_check_digit;
 use tally_sync::Gtin;
 
-use super::ai::{is_cset82, lookup, lookup_prefix, AiSpec, Charset, Meaning};
-use super::interpret::YyMmDd;
+use super::associations;
+use super::dictionary::{AiEntry, Cset, Dictionary};
+use super::lint::LintFailure;
 
 /// ASCII GS (group separator): FNC1 as transmitted by scanners.
 pub const GS: char = '\u{1d}';
@@ -19,8 +20,8 @@ pub enum Gs1Error {
     /// Nothing to parse.
     #[error("empty GS1 element string")]
     Empty,
-    /// The digits at this position are not an AI Tally knows.
-    #[error("unknown application identifier at {0:?}")]
+    /// Not an AI of GS1's Barcode Syntax Dictionary.
+    #[error("unknown application identifier ({0})")]
     UnknownAi(String),
     /// A fixed-length AI's data ended early.
     #[error("AI ({ai}) needs {expected} characters, found {found}")]
@@ -32,8 +33,8 @@ pub enum Gs1Error {
         /// What was there.
         found: usize,
     },
-    /// A variable-length field is longer than its maximum (often a missing
-    /// GS separator).
+    /// The data is longer than the AI allows (often a missing GS
+    /// separator).
     #[error("AI ({ai}) allows at most {max} characters, found {found}")]
     TooLong {
         /// The AI.
@@ -43,7 +44,7 @@ pub enum Gs1Error {
         /// What was there.
         found: usize,
     },
-    /// A variable-length field is shorter than its minimum.
+    /// The data is shorter than the AI needs.
     #[error("AI ({ai}) needs at least {min} characters, found {found}")]
     TooShort {
         /// The AI.
@@ -53,7 +54,7 @@ pub enum Gs1Error {
         /// What was there.
         found: usize,
     },
-    /// A numeric AI has a non-digit.
+    /// A numeric component has a non-digit.
     #[error("AI ({ai}) must be numeric: {value:?}")]
     NotNumeric {
         /// The AI.
@@ -61,13 +62,15 @@ pub enum Gs1Error {
         /// Its data.
         value: String,
     },
-    /// A character outside GS1 CSET 82.
-    #[error("AI ({ai}) has a character outside GS1 CSET 82: {ch:?}")]
+    /// A character outside the component's character set.
+    #[error("AI ({ai}) has a character outside GS1 CSET {cset}: {ch:?}")]
     BadCharacter {
         /// The AI.
         ai: String,
         /// The offending character.
         ch: char,
+        /// The set: `82`, `39` or `64`.
+        cset: u8,
     },
     /// The key's check digit is wrong.
     #[error("AI ({ai}) check digit is {found}, expected {expected}")]
@@ -79,13 +82,23 @@ pub enum Gs1Error {
         /// The digit computed.
         expected: u8,
     },
-    /// Not a valid YYMMDD date.
-    #[error("AI ({ai}) is not a valid YYMMDD date: {value:?}")]
+    /// Not a valid date.
+    #[error("AI ({ai}) is not a valid date: {value:?}")]
     BadDate {
         /// The AI.
         ai: String,
-        /// Its data.
+        /// The date component.
         value: String,
+    },
+    /// A content check of the dictionary failed.
+    #[error("AI ({ai}) {reason} (GS1 check {check})")]
+    Invalid {
+        /// The AI.
+        ai: String,
+        /// The dictionary's linter name.
+        check: &'static str,
+        /// What is wrong, with the component's data.
+        reason: String,
     },
     /// The same AI twice with different data.
     #[error("AI ({0}) appears twice with different data")]
@@ -93,6 +106,43 @@ pub enum Gs1Error {
     /// The human-readable form is malformed.
     #[error("malformed human-readable element string: {0}")]
     BadHumanReadable(String),
+    /// The syntax dictionary could not be read (a bad file swapped in).
+    #[error("{0}")]
+    Dictionary(String),
+}
+
+/// Something doubtful about a valid element string: an association rule of
+/// the dictionary broken. The scan is still usable; the rules apply over
+/// every carrier on an item, of which one scan may be only a part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gs1Warning {
+    /// `ai` needs one of these AI combinations alongside it.
+    Requires {
+        /// The AI.
+        ai: String,
+        /// The combinations, e.g. `"01+21 or 02"`.
+        any_of: String,
+    },
+    /// `ai` must not appear with `with`.
+    Excludes {
+        /// The AI.
+        ai: String,
+        /// The other AI present.
+        with: String,
+    },
+}
+
+impl fmt::Display for Gs1Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Gs1Warning::Requires { ai, any_of } => {
+                write!(f, "AI ({ai}) should appear with ({any_of})")
+            }
+            Gs1Warning::Excludes { ai, with } => {
+                write!(f, "AI ({ai}) should not appear with ({with})")
+            }
+        }
+    }
 }
 
 /// One AI and its data.
@@ -100,17 +150,20 @@ pub enum Gs1Error {
 pub struct Element {
     /// The AI, e.g. `"01"` or `"3103"`.
     pub ai: String,
-    /// The data, validated against the AI's spec.
+    /// The data, validated against the AI's entry.
     pub value: String,
-    /// The spec it was validated against.
-    pub spec: &'static AiSpec,
+    /// The dictionary entry it was validated against.
+    pub entry: &'static AiEntry,
 }
 
-/// A parsed element string: its elements in the order scanned.
+/// A parsed element string: its elements in the order scanned, and the
+/// association rules they break.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ElementString {
     /// The elements.
     pub elements: Vec<Element>,
+    /// Association rules broken (`req=`, `ex=`).
+    pub warnings: Vec<Gs1Warning>,
 }
 
 impl ElementString {
@@ -127,7 +180,7 @@ impl ElementString {
         self.get("01").and_then(|v| Gtin::parse(v).ok())
     }
 
-    fn push(&mut self, e: Element) -> Result<(), Gs1Error> {
+    pub(super) fn push(&mut self, e: Element) -> Result<(), Gs1Error> {
         if let Some(prev) = self.elements.iter().find(|p| p.ai == e.ai) {
             if prev.value != e.value {
                 return Err(Gs1Error::DuplicateAi(e.ai));
@@ -137,49 +190,67 @@ impl ElementString {
         self.elements.push(e);
         Ok(())
     }
+
+    /// Checks the association rules once every element is in.
+    pub(super) fn finish(mut self) -> Result<ElementString, Gs1Error> {
+        if self.elements.is_empty() {
+            return Err(Gs1Error::Empty);
+        }
+        self.warnings = associations::check(&self.elements);
+        Ok(self)
+    }
 }
 
-/// Parses the transmitted form: AIs and data, variable-length fields ended
-/// by GS (0x1D). A leading GS (FNC1 sent as data by some scanners) is
-/// skipped.
+pub(super) fn dictionary() -> Result<&'static Dictionary, Gs1Error> {
+    Dictionary::embedded().map_err(|e| Gs1Error::Dictionary(e.to_string()))
+}
+
+/// Parses the transmitted form: AIs and data, the data of an AI not of
+/// pre-defined length ended by GS (0x1D) or the end. A leading GS (FNC1
+/// sent as data by some scanners) is skipped, and so is a GS after a
+/// pre-defined-length field (encoders may add one).
 pub fn parse(data: &str) -> Result<ElementString, Gs1Error> {
+    let dict = dictionary()?;
     let mut rest = data.trim_start_matches(GS);
     if rest.is_empty() {
         return Err(Gs1Error::Empty);
     }
     let mut out = ElementString::default();
     while !rest.is_empty() {
-        let (ai_len, spec) = lookup_prefix(rest)
-            .ok_or_else(|| Gs1Error::UnknownAi(rest.chars().take(4).collect()))?;
+        let (ai_len, entry) = dict
+            .lookup_prefix(rest)
+            .ok_or_else(|| Gs1Error::UnknownAi(dict.unknown_ai(rest)))?;
         let (ai, after) = rest.split_at(ai_len);
         rest = after;
         let field_end = rest.find(GS).unwrap_or(rest.len());
-        let value = if spec.is_fixed() {
-            let field = &rest[..field_end];
-            let Some(value) = field
-                .get(..spec.max)
-                .filter(|v| v.chars().count() == spec.max)
-            else {
-                return Err(Gs1Error::Truncated {
-                    ai: ai.to_owned(),
-                    expected: spec.max,
-                    found: field.chars().count().min(spec.max),
-                });
-            };
-            value
-        } else {
-            &rest[..field_end]
+        let value = match entry.fixed_len().filter(|_| entry.predefined) {
+            Some(len) => {
+                let field = &rest[..field_end];
+                match field.char_indices().nth(len) {
+                    Some((end, _)) => &field[..end],
+                    None if field.chars().count() == len => field,
+                    None => {
+                        return Err(Gs1Error::Truncated {
+                            ai: ai.to_owned(),
+                            expected: len,
+                            found: field.chars().count(),
+                        })
+                    }
+                }
+            }
+            None => &rest[..field_end],
         };
         rest = &rest[value.len()..];
         rest = rest.strip_prefix(GS).unwrap_or(rest);
-        out.push(validate(ai, spec, value)?)?;
+        out.push(validate(ai, entry, value)?)?;
     }
-    Ok(out)
+    out.finish()
 }
 
 /// Parses the human-readable form `(AI)data(AI)data…`. Data may not contain
 /// `(`; use the transmitted form for such values.
 pub fn parse_human(text: &str) -> Result<ElementString, Gs1Error> {
+    let dict = dictionary()?;
     let text = text.trim();
     if text.is_empty() {
         return Err(Gs1Error::Empty);
@@ -194,88 +265,114 @@ pub fn parse_human(text: &str) -> Result<ElementString, Gs1Error> {
             .find(')')
             .ok_or_else(|| Gs1Error::BadHumanReadable("missing ')'".into()))?;
         let ai = &after_open[..close];
-        let spec = lookup(ai)
+        let entry = dict
+            .lookup(ai)
             .filter(|_| ai.bytes().all(|b| b.is_ascii_digit()))
             .ok_or_else(|| Gs1Error::UnknownAi(ai.chars().take(8).collect()))?;
         let after_ai = &after_open[close + 1..];
         let end = after_ai.find('(').unwrap_or(after_ai.len());
         let value = &after_ai[..end];
         rest = &after_ai[end..];
-        if spec.is_fixed() && value.chars().count() < spec.max {
-            return Err(Gs1Error::Truncated {
-                ai: ai.to_owned(),
-                expected: spec.max,
-                found: value.chars().count(),
-            });
-        }
-        out.push(validate(ai, spec, value)?)?;
+        out.push(validate(ai, entry, value)?)?;
     }
-    Ok(out)
+    out.finish()
 }
 
 fn short(s: &str) -> String {
     s.chars().take(12).collect()
 }
 
-fn validate(ai: &str, spec: &'static AiSpec, value: &str) -> Result<Element, Gs1Error> {
-    let len = value.chars().count();
-    if len > spec.max {
-        return Err(Gs1Error::TooLong {
-            ai: ai.to_owned(),
-            max: spec.max,
-            found: len,
-        });
+/// Checks `value` against `entry`: each component in turn takes its length
+/// (a variable one what is left, up to its maximum), holds to its
+/// character set and passes its linters; optional components may be left
+/// out once the data is exhausted; nothing may be left over.
+pub(super) fn validate(
+    ai: &str,
+    entry: &'static AiEntry,
+    value: &str,
+) -> Result<Element, Gs1Error> {
+    let chars: Vec<char> = value.chars().collect();
+    let fixed_mismatch = |found: usize| {
+        let err = match entry.fixed_len() {
+            Some(expected) if found < expected => Gs1Error::Truncated {
+                ai: ai.to_owned(),
+                expected,
+                found,
+            },
+            _ if found < entry.min_len() => Gs1Error::TooShort {
+                ai: ai.to_owned(),
+                min: entry.min_len(),
+                found,
+            },
+            _ => Gs1Error::TooLong {
+                ai: ai.to_owned(),
+                max: entry.max_len(),
+                found,
+            },
+        };
+        Err(err)
+    };
+    if chars.len() > entry.max_len() || chars.len() < entry.min_len() {
+        return fixed_mismatch(chars.len());
     }
-    if len < spec.min {
-        return Err(Gs1Error::TooShort {
-            ai: ai.to_owned(),
-            min: spec.min,
-            found: len,
-        });
-    }
-    match spec.charset {
-        Charset::Numeric => {
-            if !value.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(Gs1Error::NotNumeric {
+    let mut at = 0;
+    for component in &entry.components {
+        let left = chars.len() - at;
+        if left == 0 && component.optional {
+            break;
+        }
+        let take = left.min(component.max);
+        if take < component.min {
+            return fixed_mismatch(chars.len());
+        }
+        let part: String = chars[at..at + take].iter().collect();
+        at += take;
+        if let Some(ch) = part.chars().find(|&c| !component.cset.contains(c)) {
+            return Err(match component.cset {
+                Cset::Numeric => Gs1Error::NotNumeric {
                     ai: ai.to_owned(),
                     value: short(value),
-                });
-            }
+                },
+                Cset::Cset82 => bad_char(ai, ch, 82),
+                Cset::Cset39 => bad_char(ai, ch, 39),
+                Cset::Cset64 => bad_char(ai, ch, 64),
+            });
         }
-        Charset::Cset82 => {
-            if let Some(ch) = value.chars().find(|&c| !is_cset82(c)) {
-                return Err(Gs1Error::BadCharacter {
+        for linter in &component.linters {
+            linter.check(&part).map_err(|failure| match failure {
+                LintFailure::CheckDigit { found, expected } => Gs1Error::BadCheckDigit {
                     ai: ai.to_owned(),
-                    ch,
-                });
-            }
+                    found,
+                    expected,
+                },
+                LintFailure::Date => Gs1Error::BadDate {
+                    ai: ai.to_owned(),
+                    value: part.clone(),
+                },
+                LintFailure::Invalid(reason) => Gs1Error::Invalid {
+                    ai: ai.to_owned(),
+                    check: linter.name(),
+                    reason: format!("{:?}: {reason}", short(&part)),
+                },
+            })?;
         }
     }
-    if spec.check_digit {
-        let digits: Vec<u8> = value.bytes().map(|b| b - b'0').collect();
-        let (body, check) = digits.split_at(digits.len() - 1);
-        let expected = gs1_check_digit(body);
-        if check[0] != expected {
-            return Err(Gs1Error::BadCheckDigit {
-                ai: ai.to_owned(),
-                found: check[0],
-                expected,
-            });
-        }
-    }
-    if let Meaning::Date { day_zero } = spec.meaning {
-        if YyMmDd::parse(value, day_zero).is_none() {
-            return Err(Gs1Error::BadDate {
-                ai: ai.to_owned(),
-                value: value.to_owned(),
-            });
-        }
+    if at < chars.len() {
+        return fixed_mismatch(chars.len());
     }
     Ok(Element {
         ai: ai.to_owned(),
         value: value.to_owned(),
-        spec,
+        entry,
     })
+}
+
+fn bad_char(ai: &str, ch: char, cset: u8) -> Gs1Error {
+    Gs1Error::BadCharacter {
+        ai: ai.to_owned(),
+        ch,
+        cset,
+    }
 }
 
 impl fmt::Display for ElementString {

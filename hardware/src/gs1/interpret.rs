@@ -2,8 +2,8 @@
 //! century rule), measures and amounts with an implied decimal point
 //! ([`decimal`]), as an [`Interpretation`] for display.
 
-use super::ai::Meaning;
 use super::element::Element;
+use super::lint::Linter;
 
 /// A GS1 date field, YYMMDD, DD = 0 meaning "no day".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,11 +25,13 @@ impl YyMmDd {
         }
         let two = |i: usize| (b[i] - b'0') * 10 + (b[i + 1] - b'0');
         let (yy, mm, dd) = (two(0), two(2), two(4));
-        // February may have 29 days: the century is not known here.
+        // February 29 when YY is a multiple of 4: in the century the §7.12
+        // rule picks (2000 is a leap year), as GS1's reference linter has it.
         let max_day = match mm {
             1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
             4 | 6 | 9 | 11 => 30,
-            2 => 29,
+            2 if yy % 4 == 0 => 29,
+            2 => 28,
             _ => return None,
         };
         if dd > max_day || (dd == 0 && !day_zero) {
@@ -71,10 +73,10 @@ pub enum Interpretation {
     Date(String),
     /// A measure, e.g. net weight 1.234 kg.
     Measure {
-        /// What is measured.
-        quantity: &'static str,
-        /// Unit.
-        unit: &'static str,
+        /// What is measured, from the AI's title: `"net_weight"`.
+        quantity: String,
+        /// Unit, from the AI's title: `"kg"`, `"m2"`.
+        unit: String,
         /// Decimal value as text, e.g. `"1.234"`.
         value: String,
     },
@@ -86,32 +88,81 @@ pub enum Interpretation {
         /// ISO 4217 numeric code.
         currency: Option<String>,
     },
+    /// A percentage (AI 394n), decimal text.
+    Percent(String),
 }
 
 impl Element {
     /// What the value means, if more than its text. Dates need the current
     /// year to fix the century (§7.12).
+    ///
+    /// Dates are recognised by their dictionary linters (`yymmd0`,
+    /// `yymmdd`, `yyyymmdd`); measures and amounts by the GenSpecs AI
+    /// series (§3.6.x: 31nn–36nn trade and logistic measures, 390n–395n
+    /// amounts and prices), whose last digit is the implied decimal point
+    /// and whose quantity and unit are the dictionary's title.
     pub fn interpret(&self, current_year: i32) -> Option<Interpretation> {
         let decimals = || usize::from(self.ai.as_bytes()[self.ai.len() - 1] - b'0');
-        match self.spec.meaning {
-            Meaning::Plain => None,
-            Meaning::Date { day_zero } => YyMmDd::parse(&self.value, day_zero)
-                .map(|d| Interpretation::Date(d.to_iso(current_year))),
-            Meaning::Measure { quantity, unit } => Some(Interpretation::Measure {
-                quantity,
-                unit,
-                value: decimal(&self.value, decimals()),
-            }),
-            Meaning::Amount => Some(Interpretation::Amount {
+        if let [only] = self.entry.components.as_slice() {
+            for linter in &only.linters {
+                match linter {
+                    Linter::YyMmD0 | Linter::YyMmDd => {
+                        return YyMmDd::parse(&self.value, *linter == Linter::YyMmD0)
+                            .map(|d| Interpretation::Date(d.to_iso(current_year)));
+                    }
+                    Linter::YyyyMmDd | Linter::YyyyMmD0 if self.value.len() == 8 => {
+                        let (y, m, d) = (&self.value[..4], &self.value[4..6], &self.value[6..]);
+                        return Some(Interpretation::Date(if d == "00" {
+                            format!("{y}-{m}")
+                        } else {
+                            format!("{y}-{m}-{d}")
+                        }));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if self.ai.len() != 4 {
+            return None;
+        }
+        match &self.ai[..3] {
+            series if ("310".."370").contains(&series) => {
+                let (quantity, unit) = measure_of_title(&self.entry.title);
+                Some(Interpretation::Measure {
+                    quantity,
+                    unit,
+                    value: decimal(&self.value, decimals()),
+                })
+            }
+            "390" | "392" | "395" => Some(Interpretation::Amount {
                 value: decimal(&self.value, decimals()),
                 currency: None,
             }),
-            Meaning::CurrencyAmount => Some(Interpretation::Amount {
-                value: decimal(&self.value[3..], decimals()),
-                currency: Some(self.value[..3].to_owned()),
+            "391" | "393" => Some(Interpretation::Amount {
+                value: decimal(self.value.get(3..)?, decimals()),
+                currency: Some(self.value.get(..3)?.to_owned()),
             }),
+            "394" => Some(Interpretation::Percent(decimal(&self.value, decimals()))),
+            _ => None,
         }
     }
+}
+
+/// `"NET WEIGHT (kg)"` → (`"net_weight"`, `"kg"`); `"AREA (m²)"` →
+/// (`"area"`, `"m2"`); `"VOLUME (gal (US)), log"` → (`"volume"`,
+/// `"gal (US)"`); a title without a unit is all quantity.
+fn measure_of_title(title: &str) -> (String, String) {
+    let plain = |s: &str| s.replace('²', "2").replace('³', "3");
+    let (quantity, unit) = match (title.find('('), title.rfind(')')) {
+        (Some(open), Some(close)) if open < close => (&title[..open], &title[open + 1..close]),
+        _ => (title, ""),
+    };
+    let quantity = plain(quantity.trim())
+        .to_lowercase()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join("_");
+    (quantity, plain(unit.trim()))
 }
 
 /// Places an implied decimal point `decimals` digits from the right of a

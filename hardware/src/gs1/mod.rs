@@ -1,31 +1,50 @@
 //! GS1 element strings: Application Identifiers (AIs) and their data, as
-//! carried by GS1-128, GS1 DataMatrix, GS1 QR and GS1 DataBar.
+//! carried by GS1-128, GS1 DataMatrix, GS1 QR, GS1 DotCode and GS1
+//! DataBar, and GS1 Digital Link URIs, as carried by plain QR Codes, Data
+//! Matrix and DotCode.
 //!
-//! Pure. [`parse`] reads the transmitted form (FNC1 in first position implied
-//! by the symbology identifier, later FNC1 separators as ASCII GS, 0x1D);
-//! [`parse_human`] reads the human-readable form with parentheses,
-//! `(01)04006381333931(17)251231`. Both check every element against the
-//! [`AI_TABLE`]: length (fixed or variable, GS1 General Specifications §3.2
-//! and the GS1 Barcode Syntax Dictionary), character set (numeric or
-//! CSET 82, §7.11), check digits of keys (§7.9.1) and dates (§7.12). A bad
-//! check digit, a truncated fixed-length AI, an over-long variable field and
-//! an unknown AI are each a distinct [`Gs1Error`].
+//! Pure. Every AI and its rules come from GS1's own Barcode Syntax
+//! Dictionary ([`Dictionary`], the file in `../shared/gs1/` embedded at
+//! build time): [`parse`] reads the transmitted form (FNC1 in first
+//! position implied by the symbology identifier, later FNC1 separators as
+//! ASCII GS, 0x1D), [`parse_human`] the human-readable form
+//! `(01)04006381333931(17)251231`, [`parse_digital_link`] a URI
+//! `https://id.gs1.org/01/…/10/…?17=…`. Each element is held to its
+//! dictionary line: components with their character sets (N, CSET 82,
+//! CSET 39, CSET 64) and lengths, and their linters ([`Linter`]: check
+//! digits, dates and times, ISO codes, …). An unknown AI, a bad check
+//! digit, a truncated fixed-length AI or an over-long field is each a
+//! distinct [`Gs1Error`] naming the AI; the dictionary's association rules
+//! (`req=`, `ex=`) are [`Gs1Warning`]s on the result.
 //!
-//! Splitting follows §7.8.5: the data of a fixed-length AI is exactly its
-//! length; a variable-length field runs to the next GS or to the end. A GS
-//! after a fixed-length field is accepted (encoders may add one) though only
-//! AIs not of "pre-defined length" need it.
+//! Splitting follows GenSpecs §7.8.5: the data of an AI of pre-defined
+//! length (flag `*`) is exactly its length; any other AI's runs to the
+//! next GS or to the end (so a fixed-length AI such as (8005) needs a
+//! separator too). A GS after a pre-defined-length field is accepted
+//! (encoders may add one).
 //!
-//! Code map: `ai.rs` holds the AI table and its lookups, `element.rs` the
-//! parsers and their checks, `interpret.rs` what a value means (dates,
-//! measures, amounts).
+//! Code map: `dictionary.rs` parses the dictionary, `lint.rs` holds its
+//! linters, `element.rs` the element-string parsers and their checks,
+//! `associations.rs` the `req=`/`ex=` rules, `digital_link.rs` the URI
+//! decoder, `interpret.rs` what a value means (dates, measures, amounts).
 
-mod ai;
+mod associations;
+mod dictionary;
+mod digital_link;
 mod element;
 mod interpret;
+mod lint;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_dictionary;
+#[cfg(test)]
+mod tests_digital_link;
 
-pub use ai::{is_cset82, lookup, AiSpec, Charset, Meaning, AI_TABLE};
-pub use element::{parse, parse_human, Element, ElementString, Gs1Error, GS};
+pub use dictionary::{
+    is_cset82, AiEntry, AiPattern, Component, Cset, Dictionary, DictionaryError, Requirement,
+};
+pub use digital_link::{is_uri, parse_digital_link, DigitalLink, DigitalLinkError, MAX_URI_LEN};
+pub use element::{parse, parse_human, Element, ElementString, Gs1Error, Gs1Warning, GS};
 pub use interpret::{decimal, Interpretation, YyMmDd};
+pub use lint::{check_pair_of, LintFailure, Linter};

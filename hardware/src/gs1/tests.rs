@@ -7,7 +7,7 @@ use super::*;
 use proptest::prelude::*;
 use tally_sync::Gtin;
 
-fn pairs(es: &ElementString) -> Vec<(&str, &str)> {
+pub(super) fn pairs(es: &ElementString) -> Vec<(&str, &str)> {
     es.elements
         .iter()
         .map(|e| (e.ai.as_str(), e.value.as_str()))
@@ -122,9 +122,12 @@ fn rejects_invalid_element_strings() {
                 }
             )
         }),
-        // Unknown AI (99 is company-internal, not in Tally's table; 3106 has n > 5).
-        ("99ABC".into(), |e| matches!(e, Gs1Error::UnknownAi(_))),
-        ("3106001234".into(), |e| matches!(e, Gs1Error::UnknownAi(_))),
+        // Unknown AIs, named in the error: no AI starts with 83 (GenSpecs
+        // Figure 3.2-1 leaves it unassigned); 3106 has n > 5.
+        ("83ABC".into(), |e| *e == Gs1Error::UnknownAi("83".into())),
+        ("3106001234".into(), |e| {
+            *e == Gs1Error::UnknownAi("3106".into())
+        }),
         // Non-digit in numeric AI.
         ("17251X31".into(), |e| {
             matches!(e, Gs1Error::NotNumeric { .. })
@@ -189,7 +192,7 @@ fn human_form_matches_transmitted_form() {
         parse_human("(01)040063813339311"),
         Err(Gs1Error::TooLong { .. })
     ));
-    assert!(matches!(parse_human("(98)X"), Err(Gs1Error::UnknownAi(_))));
+    assert!(matches!(parse_human("(83)X"), Err(Gs1Error::UnknownAi(_))));
     assert!(matches!(
         parse_human("01)X"),
         Err(Gs1Error::BadHumanReadable(_))
@@ -207,8 +210,8 @@ fn interprets_dates_measures_amounts() {
     assert_eq!(
         weight.interpret(2025),
         Some(Interpretation::Measure {
-            quantity: "net_weight",
-            unit: "kg",
+            quantity: "net_weight".into(),
+            unit: "kg".into(),
             value: "1.234".into()
         })
     );
@@ -247,15 +250,19 @@ fn decimal_places_point() {
 }
 
 #[test]
-fn table_is_prefix_free() {
+fn dictionary_is_prefix_free() {
     // §3.1: no AI is a prefix of another; the splitter relies on it.
-    let all: Vec<String> = AI_TABLE
+    let dict = Dictionary::embedded().unwrap();
+    let all: Vec<String> = dict
+        .entries()
         .iter()
-        .flat_map(|s| match s.n_max {
-            None => vec![s.prefix.to_owned()],
-            Some(m) => (0..=m).map(|n| format!("{}{n}", s.prefix)).collect(),
+        .flat_map(|e| {
+            let (a, b): (u32, u32) = (e.first.parse().unwrap(), e.last.parse().unwrap());
+            let width = e.first.len();
+            (a..=b).map(move |n| format!("{n:0width$}"))
         })
         .collect();
+    assert_eq!(all.len(), dict.ai_count());
     for a in &all {
         for b in &all {
             assert!(a == b || !b.starts_with(a.as_str()), "{a} prefixes {b}");

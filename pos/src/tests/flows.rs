@@ -49,6 +49,19 @@ fn scanning_the_same_item_again_adds_to_its_line() {
 }
 
 #[test]
+fn a_digital_link_qr_code_sells_like_an_ean() {
+    // GS1 "Sunrise 2027": the item's 2D code carries a Digital Link URI
+    // with lot and expiry; the till adds the GTIN's line as for its EAN-13.
+    let mut h = Harness::with_basket();
+    let e = h.scan("]Q1https://id.gs1.org/01/04006381333931/10/LOT7?17=271231");
+    assert_eq!(e, [Effect::FetchStock(PEN.into())]);
+    assert_eq!(h.s.lines[0].qty, 3);
+    // A web address that is no item adds nothing.
+    h.scan("]Q1https://example.com/menu");
+    assert_eq!(h.s.lines.len(), 2);
+}
+
+#[test]
 fn a_bad_code_is_refused_with_its_reason_and_adds_nothing() {
     let mut h = Harness::new();
     let e = h.scan("4006381333932");
