@@ -12,11 +12,14 @@
 //! - [`answers`]: what the agent answers (recorded events, the views of a
 //!   sale or a return, stock, status, catalog), each built from the
 //!   model's values by one function.
+//! - [`counts`]: RFID cycle-count sessions: the request that starts one,
+//!   the views of a session, its variance report and its acceptance.
 //! - [`client`]: [`AgentClient`], the typed HTTP client, and
 //!   [`ApiError`], which says what a caller can do about a failure.
 
 pub mod answers;
 pub mod client;
+pub mod counts;
 pub mod requests;
 
 pub use answers::{
@@ -25,6 +28,10 @@ pub use answers::{
     SaleView, Stock, TransferLineView, TransferList, TransferRecorded, TransferView,
 };
 pub use client::{AgentClient, ApiError, ClientError};
+pub use counts::{
+    CountAccepted, CountAdjustment, CountFindings, CountReportView, CountSessionRequest,
+    CountSessionView, CountedItem, VarianceItem,
+};
 pub use requests::{
     CountRequest, FulfilRequest, LineBody, OverrideRequest, PriceSource, ReceiptLineBody,
     ReceiptRequest, ReturnRequest, SaleRequest, TransferLineBody, TransferReceivedRequest,

@@ -769,9 +769,19 @@ mod tests {
         let e = Config::resolve(Some(no_mode), Overrides::default()).unwrap_err();
         assert!(e.to_string().contains("--scanner-mode sell"), "{e}");
         let bad = FileConfig::parse(
-            "[devices]\nrfid = \"/dev/x\"\nrfid_mode = \"count\"\n",
+            "[devices]\nrfid = \"/dev/x\"\nrfid_mode = \"tally\"\n",
             Path::new("c.toml"),
         );
         assert!(bad.is_err(), "only the modes that exist are accepted");
+        let count = FileConfig::parse(
+            "data_dir = \"/d\"\n[devices]\nrfid = \"/dev/x\"\nrfid_mode = \"count\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        let c = Config::resolve(Some(count), Overrides::default()).unwrap();
+        assert_eq!(
+            c.devices.rfid.unwrap().mode,
+            crate::devices::RfidMode::Count
+        );
     }
 }

@@ -334,9 +334,14 @@ impl Metrics {
 
     /// Counts one tag report with `outcome`.
     pub fn tag(&self, outcome: &'static str) {
+        self.tags(outcome, 1);
+    }
+
+    /// Counts `n` RFID tags by how they ended.
+    pub fn tags(&self, outcome: &'static str, n: u64) {
         self.device_tags
             .get_or_create(&OutcomeLabel { outcome })
-            .inc();
+            .inc_by(n);
     }
 
     /// Records whether `device`'s port is open.

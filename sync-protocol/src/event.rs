@@ -230,6 +230,22 @@ impl EventKind {
             EventKind::TransferIn { .. } => "transfer_in",
         }
     }
+
+    /// Whether the tagged units on this event's lines arrive at its store
+    /// (`Some(true)`: receipt, return, transfer in), leave it
+    /// (`Some(false)`: sale, transfer out, an order's allocation) or stay
+    /// (`None`). What a store keeps of the tags it holds follows this.
+    pub fn tags_arrive(&self) -> Option<bool> {
+        match self {
+            EventKind::Receipt | EventKind::Return { .. } | EventKind::TransferIn { .. } => {
+                Some(true)
+            }
+            EventKind::Sale { .. } | EventKind::TransferOut { .. } | EventKind::Order { .. } => {
+                Some(false)
+            }
+            EventKind::CountAdjustment { .. } | EventKind::Fulfilment { .. } => None,
+        }
+    }
 }
 
 /// Σ qty × unit price over `lines`, in minor units, or `None` when it

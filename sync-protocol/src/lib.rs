@@ -49,6 +49,7 @@ pub mod clock;
 pub mod codec;
 pub mod command;
 pub mod counter;
+pub mod cycle_count;
 pub mod epcs;
 pub mod error_body;
 pub mod event;

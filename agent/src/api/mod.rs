@@ -24,6 +24,7 @@
 //! stock to and from other stores.
 
 mod commands;
+mod counts;
 pub mod guard;
 mod json;
 mod orders;
@@ -85,6 +86,11 @@ pub fn router(state: AppState, config: &ApiConfig, guard: Arc<Guard>) -> Router 
         .route("/v1/returns/{id}", get(reads::get_return))
         .route("/v1/receipts", post(commands::post_receipt))
         .route("/v1/counts", post(commands::post_count))
+        .route("/v1/counts/sessions", post(counts::start))
+        .route("/v1/counts/sessions/{id}", get(counts::get))
+        .route("/v1/counts/sessions/{id}/report", get(counts::report))
+        .route("/v1/counts/sessions/{id}/finish", post(counts::finish))
+        .route("/v1/counts/sessions/{id}/accept", post(counts::accept))
         .route("/v1/orders", get(orders::list))
         .route("/v1/orders/{id}", get(orders::get))
         .route("/v1/orders/{id}/{to}", post(orders::fulfil))
@@ -124,6 +130,8 @@ pub enum ErrorAnswer {
     },
     /// 404, with what was not found.
     NotFound(String),
+    /// 409 `conflict`: the request does not fit the state of what it names.
+    Conflict(String),
     /// 413.
     TooLarge(String),
     /// 503: storage failed or the agent is stopping; retry with the same id.
@@ -166,6 +174,9 @@ impl IntoResponse for ErrorAnswer {
             ),
             ErrorAnswer::NotFound(message) => {
                 (StatusCode::NOT_FOUND, ErrorBody::new("not_found", message))
+            }
+            ErrorAnswer::Conflict(message) => {
+                (StatusCode::CONFLICT, ErrorBody::new("conflict", message))
             }
             ErrorAnswer::TooLarge(message) => (
                 StatusCode::PAYLOAD_TOO_LARGE,

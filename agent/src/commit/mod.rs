@@ -75,7 +75,7 @@ use tally_sync::{EventId, Gtin, Shortage, SyncRequest, SyncResponse};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::metrics::Metrics;
-use crate::store::{AgentDb, SyncApplied};
+use crate::store::{AgentDb, CountDone, CountJob, SyncApplied};
 
 /// Flush once this many events' counter changes are waiting: bounds the
 /// replay after a crash (~9 µs per event here, so ≤ ~0.6 s) and how often
@@ -124,6 +124,8 @@ enum Job {
     /// hub's cursor after it; answers the allocations whose status
     /// changed here.
     Allocations(Box<AllocationsPage>, Reply<Vec<OrderAllocation>>),
+    /// Work on an RFID count session (`crate::store::CountJob`).
+    Count(Box<CountJob>, Reply<CountDone>),
     /// Give up to `units` unsold rights to `gtin` to the hub (an online
     /// order asked, `tally_sync::rights::release`).
     Release {
@@ -159,6 +161,7 @@ impl Job {
             Job::Allocations(_, reply) => answer(reply, Err(e.clone())),
             Job::LostSale { reply, .. } => answer(reply, Err(e.clone())),
             Job::Release { reply, .. } => answer(reply, Err(e.clone())),
+            Job::Count(_, reply) => answer(reply, Err(e.clone())),
         }
     }
 }
@@ -411,6 +414,15 @@ impl Committer {
         page: AllocationsPage,
     ) -> Result<Vec<OrderAllocation>, CommitError> {
         self.enqueue(|reply| Job::Allocations(Box::new(page), reply))
+            .await?
+            .wait()
+            .await
+    }
+
+    /// Does a count-session job in the next batch: starting, feeding
+    /// reads to, finishing or closing a session (durable when answered).
+    pub async fn count(&self, job: CountJob) -> Result<CountDone, CommitError> {
+        self.enqueue(|reply| Job::Count(Box::new(job), reply))
             .await?
             .wait()
             .await

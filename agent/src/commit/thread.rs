@@ -25,7 +25,8 @@ use super::{
 };
 use crate::metrics::{KindLabel, Metrics, ReasonLabel};
 use crate::store::{
-    add_lost, apply_sync, dead_letter, put_catalog, AgentDb, AgentTxn, BatchCounters, SyncApplied,
+    add_lost, apply_sync, dead_letter, put_catalog, AgentDb, AgentTxn, BatchCounters, CountDone,
+    SyncApplied,
 };
 
 /// How long the committer sleeps between looks at the queue while it holds
@@ -82,6 +83,7 @@ enum Answer {
     Flushed(Reply<usize>, usize),
     Released(Reply<Released>, Released),
     Allocations(Reply<Vec<OrderAllocation>>, Vec<OrderAllocation>),
+    Counted(Reply<CountDone>, CountDone),
     Lost(Reply<()>),
 }
 
@@ -102,6 +104,7 @@ impl Answer {
             Answer::Flushed(reply, n) => answer(reply, Ok(n)),
             Answer::Released(reply, r) => answer(reply, Ok(r)),
             Answer::Allocations(reply, changed) => answer(reply, Ok(changed)),
+            Answer::Counted(reply, done) => answer(reply, Ok(done)),
             Answer::Lost(reply) => answer(reply, Ok(())),
         }
     }
@@ -116,6 +119,7 @@ impl Answer {
             Answer::Flushed(reply, _) => answer(reply, Err(e.clone())),
             Answer::Released(reply, _) => answer(reply, Err(e.clone())),
             Answer::Allocations(reply, _) => answer(reply, Err(e.clone())),
+            Answer::Counted(reply, _) => answer(reply, Err(e.clone())),
             Answer::Lost(reply) => answer(reply, Err(e.clone())),
         }
     }
@@ -477,6 +481,13 @@ fn apply_all(
                 });
                 let (reply, changed) = settle(changed, reply)?;
                 waiting.push((Answer::Allocations(reply, changed), queued));
+                continue;
+            }
+            Job::Count(job, reply) => {
+                let now_ms = stamps.clock.now_ms();
+                let done = tables.ledger().and_then(|l| l.count(&job, now_ms));
+                let (reply, done) = settle(done, reply)?;
+                waiting.push((Answer::Counted(reply, done), queued));
                 continue;
             }
             Job::Granted(grant, cmd, reply) => {

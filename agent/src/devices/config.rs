@@ -24,6 +24,9 @@ pub enum ScannerMode {
 pub enum RfidMode {
     /// Each newly seen SGTIN-96 tag is a receipt of one unit (dock portal).
     Receive,
+    /// Tags feed the RFID count session counting now (handheld or fixed
+    /// reader during a cycle count: `POST /v1/counts/sessions`).
+    Count,
 }
 
 /// A scanner the agent reads.

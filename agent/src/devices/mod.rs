@@ -41,17 +41,20 @@
 //!   flushes its open windows) until the channel closes, then drops its
 //!   committer handle so the committer can finish.
 //!
-//! RFID cycle counts (a `count` mode) are not offered: an RFID count only
-//! sees tags in the read field, so every unit outside it (another aisle,
-//! an untagged unit of the same GTIN) would be recorded as shrink unless
-//! staff delimit the count's scope and session, which needs a front-end.
-//! Counts go through `POST /v1/counts`.
+//! A reader in **count** mode feeds the RFID count session counting now
+//! (issue 23). An RFID count only sees tags in the read field, so staff
+//! delimit it: a session (`POST /v1/counts/sessions`, the terminal's
+//! count screen or `tally-agent count`) for the store, a list of items or
+//! a zone, finished and accepted by a person. Reads outside a session are
+//! dropped and counted.
 //!
 //! # Code map
 //! - `config.rs`: the settings (`[devices]` and the `run` flags) and how
 //!   they resolve ([`DevicesFileConfig::resolve`]).
 //! - `scanner.rs`: the self-checkout: what a scan sells ([`scan_item`],
 //!   [`unit_price`]) and the scanner's task.
+//! - `counting.rs`: count mode: tags in batches to the session counting
+//!   ([`tag_item`]).
 //! - `rfid.rs`: the receiving portal: what a tag receives ([`tag_plan`],
 //!   [`receipt_id`]) and the reader's task.
 //! - `wiring.rs`: what both tasks share: a driver's events until it has
@@ -61,6 +64,7 @@
 //!   a task per configured device.
 
 mod config;
+mod counting;
 mod rfid;
 mod scanner;
 mod wiring;
@@ -82,7 +86,8 @@ pub use self::config::{
     DeviceConfigError, DevicesConfig, DevicesFileConfig, RfidMode, RfidSettings, ScannerMode,
     ScannerSettings,
 };
-pub use self::rfid::{receipt_id, tag_plan, TagPlan};
+pub use self::counting::tag_item;
+pub use self::rfid::{hashed_id, receipt_id, tag_plan, TagPlan};
 pub use self::scanner::{scan_item, unit_price, ScanItem, ScanSkip};
 pub use tally_hardware::measure::Measure;
 
@@ -134,13 +139,27 @@ pub fn start(
         let (tx, rx) = mpsc::channel(CHANNEL);
         let handle = rfid_driver::spawn(cfg, M100::new(0xFFFF), tx)?;
         ctx.metrics.set_connected("rfid", false);
-        tracing::info!(path = %s.path.display(), mode = ?s.mode, window_ms = s.window.as_millis() as u64, "RFID reader wired: each new SGTIN-96 tag is a receipt of one unit.");
-        tasks.push(tokio::spawn(rfid::task(
-            ctx.clone(),
-            handle,
-            rx,
-            stop.clone(),
-        )));
+        let window_ms = s.window.as_millis() as u64;
+        match s.mode {
+            RfidMode::Receive => {
+                tracing::info!(path = %s.path.display(), window_ms, "RFID reader wired: each new SGTIN-96 tag is a receipt of one unit.");
+                tasks.push(tokio::spawn(rfid::task(
+                    ctx.clone(),
+                    handle,
+                    rx,
+                    stop.clone(),
+                )));
+            }
+            RfidMode::Count => {
+                tracing::info!(path = %s.path.display(), window_ms, "RFID reader wired in count mode: tags feed the count session counting.");
+                tasks.push(tokio::spawn(counting::task(
+                    ctx.clone(),
+                    handle,
+                    rx,
+                    stop.clone(),
+                )));
+            }
+        }
     }
     Ok(tasks)
 }

@@ -127,8 +127,9 @@ pub fn receipt_id(store: &ReplicaId, epc: &Epc, generation: u64) -> EventId {
     )
 }
 
-/// A UUIDv8 from SHA-256 over `label`, `store`, `key` and `generation`.
-fn hashed_id(label: &[u8], store: &str, key: &[u8], generation: u64) -> EventId {
+/// A UUIDv8 from SHA-256 over `label`, `store`, `key` and `generation`:
+/// the id of an event a device (or a count) records, the same on a retry.
+pub fn hashed_id(label: &[u8], store: &str, key: &[u8], generation: u64) -> EventId {
     let mut h = Sha256::new();
     h.update(label);
     h.update(store.as_bytes());

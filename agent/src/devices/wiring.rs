@@ -36,7 +36,7 @@ pub(super) async fn drive<E, F, Fut>(
 /// A driver's events, until its channel closes. Asks the driver to stop
 /// when `stop` turns true (or its sender is gone), and goes on yielding
 /// what the driver still sends.
-struct Events<E> {
+pub(super) struct Events<E> {
     handle: DriverHandle,
     rx: mpsc::Receiver<E>,
     stop: watch::Receiver<bool>,
@@ -44,7 +44,11 @@ struct Events<E> {
 }
 
 impl<E> Events<E> {
-    fn new(handle: DriverHandle, rx: mpsc::Receiver<E>, stop: watch::Receiver<bool>) -> Self {
+    pub(super) fn new(
+        handle: DriverHandle,
+        rx: mpsc::Receiver<E>,
+        stop: watch::Receiver<bool>,
+    ) -> Self {
         let stopping = *stop.borrow();
         if stopping {
             handle.request_stop();
@@ -57,7 +61,12 @@ impl<E> Events<E> {
         }
     }
 
-    async fn next(&mut self) -> Option<E> {
+    /// An event the driver has queued already, without waiting.
+    pub(super) fn try_next(&mut self) -> Option<E> {
+        self.rx.try_recv().ok()
+    }
+
+    pub(super) async fn next(&mut self) -> Option<E> {
         loop {
             tokio::select! {
                 ev = self.rx.recv() => return ev,

@@ -13,6 +13,7 @@ use tally_agent_api::answers::Stock;
 use tally_service::files::{self, FileError};
 use tally_store::redb::ReadableTable;
 use tally_store::{Db, ReadTxn, StoreError, WriteTxn};
+use tally_sync::cycle_count::{self, CountReport, CountSession, Scope, MAX_LISTED_EPCS};
 use tally_sync::epcs::{EpcHistory, EpcSummary};
 use tally_sync::exchange::{Identity, ReplicaStore, SyncCursors};
 use tally_sync::ledger::{replay_counters, touched_gtins};
@@ -181,6 +182,11 @@ impl AgentDb {
             raw.open_table(super::transfers::BY_STATUS)
                 .map_err(storage)?;
             raw.open_table(super::transfers::BY_EPC).map_err(storage)?;
+            raw.open_table(super::counts::SESSIONS).map_err(storage)?;
+            raw.open_table(super::counts::BY_STATUS).map_err(storage)?;
+            raw.open_table(super::counts::TAGS).map_err(storage)?;
+            raw.open_table(super::counts::ITEMS).map_err(storage)?;
+            raw.open_table(super::counts::TAGS_HERE).map_err(storage)?;
         }
         let migrated = outbox::migrate(txn.raw())?;
         if migrated > 0 {
@@ -201,6 +207,13 @@ impl AgentDb {
             path: path.clone(),
             detail: e.to_string(),
         })?;
+        let indexed = index_tags_here(&db, &location)?;
+        if indexed > 0 {
+            tracing::info!(
+                events = indexed,
+                "Tags held here indexed from the journal (first start with RFID counts)."
+            );
+        }
         Ok(Self {
             db,
             who: Identity {
@@ -254,6 +267,103 @@ impl AgentDb {
     /// The stock of one item, as of the last commit.
     pub fn stock(&self, gtin: Gtin) -> Result<Stock, StoreError> {
         Ok(Stock::of(gtin, &self.counter(gtin)?, &self.who.replica))
+    }
+
+    /// The variance report of count session `id`, from one snapshot with
+    /// the counters held back overlaid (`tally_sync::cycle_count`): what
+    /// the records expect per item, the tags counted (less those the chain
+    /// records as sold: `sold_not_stock`), and the tags of the items held
+    /// here that were not read. Reads the session's tags and the scope's
+    /// tags held here once each.
+    pub fn count_report(&self, id: &str) -> Result<Option<CountReport>, StoreError> {
+        let here = &self.who.location;
+        let unflushed = self.read_unflushed();
+        let overlay: HashMap<Gtin, u64> = unflushed
+            .iter()
+            .filter(|(k, _)| k.location == *here)
+            .map(|(k, c)| (k.gtin, c.value()))
+            .collect();
+        let txn = self.read()?;
+        drop(unflushed);
+        let Some(session) = super::counts::read(&txn, id)? else {
+            return Ok(None);
+        };
+        let mut counted = super::counts::items(&txn, id)?;
+        let on_hand = |gtin: Gtin| -> Result<u64, StoreError> {
+            match overlay.get(&gtin) {
+                Some(&n) => Ok(n),
+                None => Ok(txn.counter(&ItemKey::new(here.clone(), gtin))?.value()),
+            }
+        };
+        let mut expected = BTreeMap::new();
+        match session.scope() {
+            Scope::Listed(list) => {
+                for &g in list {
+                    expected.insert(g, on_hand(g)?);
+                }
+            }
+            Scope::Seen => {
+                for &g in counted.keys() {
+                    expected.insert(g, on_hand(g)?);
+                }
+            }
+            Scope::Store => {
+                txn.visit_counters(|key, c| {
+                    if key.location == *here {
+                        expected.insert(key.gtin, c.value());
+                    }
+                })?;
+                expected.extend(overlay.iter().map(|(g, n)| (*g, *n)));
+            }
+        }
+        let mut sold_but_present = Vec::new();
+        let mut sold_but_present_total = 0u64;
+        super::counts::visit_tags(&txn, id, |epc, gtin| {
+            if txn.epc_summary(&epc)?.is_some_and(|s| s.is_sold()) {
+                sold_but_present_total += 1;
+                if let Some(n) = gtin.and_then(|g| counted.get_mut(&g)) {
+                    *n = n.saturating_sub(1);
+                }
+                if sold_but_present.len() < MAX_LISTED_EPCS {
+                    sold_but_present.push(epc);
+                }
+            }
+            Ok(())
+        })?;
+        counted.retain(|_, n| *n > 0);
+        let items = cycle_count::variance(session.scope(), &expected, &counted);
+        let mut missing = Vec::new();
+        let mut missing_total = 0u64;
+        for line in &items {
+            super::counts::visit_tags_here(&txn, line.gtin, |epc| {
+                let gone = super::counts::read_tag(&txn, id, &epc)?
+                    || txn.epc_summary(&epc)?.is_some_and(|s| s.is_sold());
+                if !gone {
+                    missing_total += 1;
+                    if missing.len() < MAX_LISTED_EPCS {
+                        missing.push(epc);
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(Some(CountReport {
+            session,
+            items,
+            sold_but_present,
+            sold_but_present_total,
+            missing,
+            missing_total,
+        }))
+    }
+
+    /// The count session `id`, and its tags counted per item.
+    pub fn count_session(&self, id: &str) -> Result<Option<SessionItems>, StoreError> {
+        let txn = self.read()?;
+        let Some(session) = super::counts::read(&txn, id)? else {
+            return Ok(None);
+        };
+        Ok(Some((session, super::counts::items(&txn, id)?)))
     }
 
     /// The current counter of `gtin` here, as committed.
@@ -400,6 +510,42 @@ impl AgentDb {
 
 /// Recovery: re-applies the counter effect of the outbox entries past the
 /// last flush, in order, and records the flush. Returns how many.
+/// A count session and its tags counted per item.
+pub type SessionItems = (CountSession, BTreeMap<Gtin, u64>);
+
+/// Builds `agent_tags_here` from the recorded events, once (a database
+/// from before RFID counts): every event since keeps it. Returns how many
+/// events were read (0 when it was built already).
+fn index_tags_here(db: &Db, location: &LocationId) -> Result<u64, StoreError> {
+    const BUILT: &str = "tags_here_built";
+    let txn = db.begin_write()?;
+    {
+        let raw = txn.raw();
+        let mut meta = raw.open_table(AGENT_META).map_err(storage)?;
+        if meta.get(BUILT).map_err(storage)?.is_some() {
+            return Ok(0);
+        }
+        meta.insert(BUILT, 1).map_err(storage)?;
+    }
+    let mut failed = None;
+    let read = {
+        let mut here = txn
+            .raw()
+            .open_table(super::counts::TAGS_HERE)
+            .map_err(storage)?;
+        db.begin_read()?.visit_events(|e| {
+            if failed.is_none() && e.location == *location {
+                failed = super::counts::note_tags(&mut here, &e).err();
+            }
+        })?
+    };
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    txn.commit()?;
+    Ok(read)
+}
+
 fn replay_unflushed(txn: &WriteTxn) -> Result<u64, StoreError> {
     let raw = txn.raw();
     let mut meta = raw.open_table(AGENT_META).map_err(storage)?;

@@ -51,10 +51,13 @@
 //! - `orders.rs`: this store's allocations of orders (the pick list), by
 //!   order id and by status. `transfers.rs`: transfers to and from this
 //!   store, by id and by status.
+//! - `counts.rs`: RFID cycle-count sessions (their tags and items) and
+//!   the tagged units this store holds, for counts' findings.
 //! - `tables.rs`: the agent's table definitions and metadata keys, and
 //!   the reads and writes on them the others share.
 //! - The outbox's own layout is [`crate::outbox`].
 
+mod counts;
 mod db;
 mod orders;
 mod sync;
@@ -62,6 +65,7 @@ mod tables;
 mod transfers;
 mod txn;
 
+pub use self::counts::{CountDone, CountJob, CountRefusal, TagSeen};
 pub use self::db::{AgentDb, OpenError, SaleWithReturns, Unflushed, CACHE_BYTES, DB_FILE};
 pub use self::sync::{apply_sync, dead_letter, put_catalog, SyncApplied};
 pub(crate) use self::tables::{add_lost, storage};

@@ -15,6 +15,7 @@ use tally_sync::journal::Inserted;
 use tally_sync::transfer::Transfer;
 use tally_sync::{BoundedCounter, Delta, Epc, Event, EventId, Gtin, ItemKey, LocationId};
 
+use super::counts::{self, CountDone, CountJob};
 use super::tables::{
     outbox_seq, returned_from, storage, AGENT_META, COUNTERS_FLUSHED_UPTO, DEMAND, RETURNED,
 };
@@ -61,6 +62,13 @@ pub struct AgentTxn<'t> {
     transfers: LazyTable<'t, &'static str, &'static [u8]>,
     transfers_by_status: LazyTable<'t, (&'static str, &'static str), ()>,
     transfer_epcs: LazyTable<'t, &'static [u8], &'static str>,
+    /// Opened only by events with tagged lines.
+    tags_here: LazyTable<'t, (u64, &'static [u8]), ()>,
+    /// Opened only by count sessions.
+    count_sessions: LazyTable<'t, &'static str, &'static [u8]>,
+    count_by_status: LazyTable<'t, (&'static str, &'static str), ()>,
+    count_tags: LazyTable<'t, (&'static str, &'static [u8]), u64>,
+    count_items: LazyTable<'t, (&'static str, u64), u64>,
     meta: tally_store::redb::Table<'t, &'static str, u64>,
     outbox_seq: u64,
     /// The counters table covers the outbox up to here.
@@ -98,12 +106,31 @@ impl<'t> AgentTxn<'t> {
             transfers: LazyTable::new(raw, transfers::TRANSFERS),
             transfers_by_status: LazyTable::new(raw, transfers::BY_STATUS),
             transfer_epcs: LazyTable::new(raw, transfers::BY_EPC),
+            tags_here: LazyTable::new(raw, counts::TAGS_HERE),
+            count_sessions: LazyTable::new(raw, counts::SESSIONS),
+            count_by_status: LazyTable::new(raw, counts::BY_STATUS),
+            count_tags: LazyTable::new(raw, counts::TAGS),
+            count_items: LazyTable::new(raw, counts::ITEMS),
             meta,
             outbox_seq,
             flushed_upto,
             appended: 0,
             batch,
         })
+    }
+
+    /// Does a count-session job (`crate::store::counts`) at `now_ms`.
+    pub fn count(&mut self, job: &CountJob, now_ms: u64) -> Result<CountDone, StoreError> {
+        counts::apply(
+            counts::CountTables {
+                sessions: self.count_sessions.get_mut()?,
+                by_status: self.count_by_status.get_mut()?,
+                tags: self.count_tags.get_mut()?,
+                items: self.count_items.get_mut()?,
+            },
+            job,
+            now_ms,
+        )
     }
 
     /// What a flush now would cover: the events recorded since the last
@@ -203,8 +230,17 @@ impl ReplicaStore for AgentTxn<'_> {
 
     /// The command core looks a caller's id up before it plans, and
     /// generates the others: the insert need not look again.
+    /// An event of this store with tagged lines also moves its tags in or
+    /// out of `agent_tags_here`.
     fn insert_event(&mut self, event: &Event) -> Result<Inserted, StoreError> {
-        self.replica.insert_new_event(event)
+        let inserted = self.replica.insert_new_event(event)?;
+        if inserted == Inserted::New
+            && event.location == self.db.who().location
+            && event.lines.iter().any(|l| l.epc.is_some())
+        {
+            counts::note_tags(self.tags_here.get_mut()?, event)?;
+        }
+        Ok(inserted)
     }
 
     fn record_epc_sale(
