@@ -82,12 +82,7 @@ impl Grai96 {
 
     /// `urn:epc:id:grai:CompanyPrefix.AssetType.Serial` (TDS §6.3.4).
     pub fn epc_uri(&self) -> String {
-        format!(
-            "urn:epc:id:grai:{}.{}.{}",
-            self.cp(),
-            self.at(),
-            self.serial
-        )
+        self.identity().uri()
     }
 
     /// `urn:epc:tag:grai-96:Filter.CompanyPrefix.AssetType.Serial`.

@@ -399,55 +399,111 @@ impl PureIdentity {
     }
 }
 
+impl Sgtin96 {
+    /// The pure identity (TDS §6.3.1).
+    pub fn identity(&self) -> PureIdentity {
+        PureIdentity::Sgtin {
+            partition: self.partition,
+            company_prefix: self.company_prefix,
+            item_reference: self.item_reference,
+            serial: Cset82::from_number(self.serial),
+        }
+    }
+}
+
+impl Sgtin198 {
+    /// The pure identity (TDS §6.3.1).
+    pub fn identity(&self) -> PureIdentity {
+        PureIdentity::Sgtin {
+            partition: self.partition,
+            company_prefix: self.company_prefix,
+            item_reference: self.item_reference,
+            serial: self.serial.clone(),
+        }
+    }
+}
+
+impl Sscc96 {
+    /// The pure identity (TDS §6.3.2).
+    pub fn identity(&self) -> PureIdentity {
+        PureIdentity::Sscc {
+            partition: self.partition,
+            company_prefix: self.company_prefix,
+            serial_reference: self.serial_reference,
+        }
+    }
+}
+
+impl Sgln96 {
+    /// The pure identity (TDS §6.3.3).
+    pub fn identity(&self) -> PureIdentity {
+        PureIdentity::Sgln {
+            partition: self.partition,
+            company_prefix: self.company_prefix,
+            location_reference: self.location_reference,
+            extension: Cset82::from_number(self.extension),
+        }
+    }
+}
+
+impl Sgln195 {
+    /// The pure identity (TDS §6.3.3).
+    pub fn identity(&self) -> PureIdentity {
+        PureIdentity::Sgln {
+            partition: self.partition,
+            company_prefix: self.company_prefix,
+            location_reference: self.location_reference,
+            extension: self.extension.clone(),
+        }
+    }
+}
+
+impl Grai96 {
+    /// The pure identity (TDS §6.3.4).
+    pub fn identity(&self) -> PureIdentity {
+        PureIdentity::Grai {
+            partition: self.partition,
+            company_prefix: self.company_prefix,
+            asset_type: self.asset_type,
+            serial: Cset82::from_number(self.serial),
+        }
+    }
+}
+
+impl Giai96 {
+    /// The pure identity (TDS §6.3.5).
+    pub fn identity(&self) -> PureIdentity {
+        PureIdentity::Giai {
+            partition: self.partition,
+            company_prefix: self.company_prefix,
+            asset_reference: Cset82::from_number(self.asset_reference),
+        }
+    }
+}
+
+impl Giai202 {
+    /// The pure identity (TDS §6.3.5).
+    pub fn identity(&self) -> PureIdentity {
+        PureIdentity::Giai {
+            partition: self.partition,
+            company_prefix: self.company_prefix,
+            asset_reference: self.asset_reference.clone(),
+        }
+    }
+}
+
 impl DecodedEpc {
     /// The pure identity of a GS1 scheme (`None` for raw EPCs).
     pub fn identity(&self) -> Option<PureIdentity> {
         Some(match self {
-            DecodedEpc::Sgtin96(s) => PureIdentity::Sgtin {
-                partition: s.partition,
-                company_prefix: s.company_prefix,
-                item_reference: s.item_reference,
-                serial: Cset82::from_number(s.serial),
-            },
-            DecodedEpc::Sgtin198(s) => PureIdentity::Sgtin {
-                partition: s.partition,
-                company_prefix: s.company_prefix,
-                item_reference: s.item_reference,
-                serial: s.serial.clone(),
-            },
-            DecodedEpc::Sscc96(s) => PureIdentity::Sscc {
-                partition: s.partition,
-                company_prefix: s.company_prefix,
-                serial_reference: s.serial_reference,
-            },
-            DecodedEpc::Sgln96(s) => PureIdentity::Sgln {
-                partition: s.partition,
-                company_prefix: s.company_prefix,
-                location_reference: s.location_reference,
-                extension: Cset82::from_number(s.extension),
-            },
-            DecodedEpc::Sgln195(s) => PureIdentity::Sgln {
-                partition: s.partition,
-                company_prefix: s.company_prefix,
-                location_reference: s.location_reference,
-                extension: s.extension.clone(),
-            },
-            DecodedEpc::Grai96(g) => PureIdentity::Grai {
-                partition: g.partition,
-                company_prefix: g.company_prefix,
-                asset_type: g.asset_type,
-                serial: Cset82::from_number(g.serial),
-            },
-            DecodedEpc::Giai96(g) => PureIdentity::Giai {
-                partition: g.partition,
-                company_prefix: g.company_prefix,
-                asset_reference: Cset82::from_number(g.asset_reference),
-            },
-            DecodedEpc::Giai202(g) => PureIdentity::Giai {
-                partition: g.partition,
-                company_prefix: g.company_prefix,
-                asset_reference: g.asset_reference.clone(),
-            },
+            DecodedEpc::Sgtin96(s) => s.identity(),
+            DecodedEpc::Sgtin198(s) => s.identity(),
+            DecodedEpc::Sscc96(s) => s.identity(),
+            DecodedEpc::Sgln96(s) => s.identity(),
+            DecodedEpc::Sgln195(s) => s.identity(),
+            DecodedEpc::Grai96(g) => g.identity(),
+            DecodedEpc::Giai96(g) => g.identity(),
+            DecodedEpc::Giai202(g) => g.identity(),
             DecodedEpc::Raw(_) => return None,
         })
     }

@@ -173,12 +173,7 @@ impl Sgtin96 {
 
     /// `urn:epc:id:sgtin:CompanyPrefix.ItemRefAndIndicator.Serial` (TDS §6.3.1).
     pub fn epc_uri(&self) -> String {
-        format!(
-            "urn:epc:id:sgtin:{}.{}.{}",
-            self.cp(),
-            self.ir(),
-            self.serial
-        )
+        self.identity().uri()
     }
 
     /// `urn:epc:tag:sgtin-96:Filter.CompanyPrefix.ItemRefAndIndicator.Serial`

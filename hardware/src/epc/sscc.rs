@@ -74,7 +74,7 @@ impl Sscc96 {
 
     /// `urn:epc:id:sscc:CompanyPrefix.SerialReference` (TDS §6.3.2).
     pub fn epc_uri(&self) -> String {
-        format!("urn:epc:id:sscc:{}.{}", self.cp(), self.sr())
+        self.identity().uri()
     }
 
     /// `urn:epc:tag:sscc-96:Filter.CompanyPrefix.SerialReference`.
