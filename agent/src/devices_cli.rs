@@ -15,7 +15,7 @@ use tally_hardware::dedup::TagReport;
 use tally_hardware::driver::rfid::{self as rfid_driver, RfidConfig, RfidEvent};
 use tally_hardware::driver::scanner::{self as scanner_driver, ScannerConfig, ScannerEvent};
 use tally_hardware::driver::DriverHandle;
-use tally_hardware::epc::{self, DecodedEpc};
+use tally_hardware::epc::{self, Coding, DecodedEpc, ParsedUri};
 use tally_hardware::framer::Suffix;
 use tally_hardware::gs1::{Interpretation, GS};
 use tally_hardware::ports;
@@ -51,14 +51,38 @@ enum DecodeWhat {
         #[arg(long = "rcn-layout", help = RCN_HELP)]
         rcn_layouts: Vec<RcnLayout>,
     },
-    /// Decode an EPC (hex) per the GS1 EPC Tag Data Standard and print JSON.
+    /// Decode an EPC (hex or URI) per the GS1 EPC Tag Data Standard and print JSON.
     ///
-    /// SGTIN-96, SSCC-96 and GRAI-96 are decoded; other schemes are
-    /// reported as "raw".
+    /// INPUT is the EPC in hex (e.g. 3074257BF7194E4000001A85), a tag URI
+    /// (urn:epc:tag:sgtin-96:3.0614141.812345.6789), a raw URI
+    /// (urn:epc:raw:96.x…) or a pure-identity URI
+    /// (urn:epc:id:sgtin:0614141.812345.6789; then --filter and --coding
+    /// choose the binary encoding). SGTIN-96/198, SSCC-96, SGLN-96/195,
+    /// GRAI-96 and GIAI-96/202 are decoded; other schemes are reported as
+    /// "raw".
     Epc {
-        /// The EPC in hex, e.g. 3074257BF7194E4000001A85.
-        hex: String,
+        /// The EPC: hex, or an urn:epc:id:, urn:epc:tag: or urn:epc:raw: URI.
+        input: String,
+        /// Filter value 0-7 for a pure-identity URI (default 0, "all others").
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=7))]
+        filter: Option<u8>,
+        /// Binary coding for a pure-identity URI: shortest (96 bits when the
+        /// serial allows, else the long scheme), 96 or long.
+        #[arg(long, value_enum)]
+        coding: Option<CodingArg>,
     },
+}
+
+/// `--coding` of `decode epc`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum CodingArg {
+    /// 96 bits when the serial allows, else the long scheme.
+    Shortest,
+    /// The 96-bit scheme, or an error.
+    #[value(name = "96")]
+    Bits96,
+    /// SGTIN-198, SGLN-195 or GIAI-202.
+    Long,
 }
 
 /// `tally-agent devices`
@@ -109,7 +133,11 @@ pub fn run_decode(args: DecodeArgs, clock: &dyn Clock) -> ExitCode {
                 .map(|b| Value::Object(barcode_json(&b, current_year(clock))))
                 .map_err(|e| e.to_string())
         }
-        DecodeWhat::Epc { hex } => decode_epc_json(hex.trim()),
+        DecodeWhat::Epc {
+            input,
+            filter,
+            coding,
+        } => decode_epc_json(input.trim(), filter, coding),
     };
     match result {
         Ok(value) => {
@@ -224,55 +252,66 @@ pub fn barcode_json(b: &Barcode, current_year: i32) -> Map<String, Value> {
     out
 }
 
-fn decode_epc_json(hex: &str) -> Result<Value, String> {
-    let epc = Epc::from_hex(hex).map_err(|e| e.to_string())?;
-    let decoded = epc::decode(&epc).map_err(|e| e.to_string())?;
+fn decode_epc_json(
+    input: &str,
+    filter: Option<u8>,
+    coding: Option<CodingArg>,
+) -> Result<Value, String> {
+    let for_pure_only =
+        || "--filter and --coding apply to a pure-identity URI (urn:epc:id:…) only".to_string();
+    let (epc, decoded) = if input.starts_with("urn:") {
+        let decoded = match epc::parse_uri(input).map_err(|e| e.to_string())? {
+            ParsedUri::Pure(id) => {
+                let coding = match coding.unwrap_or(CodingArg::Shortest) {
+                    CodingArg::Shortest => Coding::Shortest,
+                    CodingArg::Bits96 => Coding::Bits96,
+                    CodingArg::Long => Coding::Long,
+                };
+                id.to_tag(filter.unwrap_or(0), coding)
+                    .map_err(|e| e.to_string())?
+            }
+            ParsedUri::Tag(_) if filter.is_some() || coding.is_some() => {
+                return Err(for_pure_only())
+            }
+            ParsedUri::Tag(d) => d,
+        };
+        (decoded.to_epc().map_err(|e| e.to_string())?, decoded)
+    } else {
+        if filter.is_some() || coding.is_some() {
+            return Err(for_pure_only());
+        }
+        let epc = Epc::from_hex(input).map_err(|e| e.to_string())?;
+        let decoded = epc::decode(&epc).map_err(|e| e.to_string())?;
+        (epc, decoded)
+    };
     Ok(Value::Object(epc_json(&epc, &decoded)))
 }
 
-/// The JSON object for a decoded EPC (fields that apply to its scheme).
+/// The JSON object for a decoded EPC: `scheme`, `epc` (hex), `bits`,
+/// `tag_uri`; for GS1 schemes also `filter`, `filter_name`, `partition`,
+/// `epc_uri`, `element_string`, the URI's fields (`company_prefix`,
+/// `item_reference`, `serial`, …) and the GS1 key (`gtin`, `sscc`, `gln`,
+/// `grai` or `giai`).
 pub fn epc_json(epc: &Epc, decoded: &DecodedEpc) -> Map<String, Value> {
-    let mut v = json!({
-        "scheme": decoded.scheme(),
-        "epc": epc.to_hex(),
-        "tag_uri": decoded.tag_uri(),
-    });
-    let extra = match decoded {
-        DecodedEpc::Sgtin96(s) => json!({
-            "filter": s.filter,
-            "partition": s.partition,
-            "company_prefix": s.cp(),
-            "item_reference": s.ir(),
-            "serial": s.serial.to_string(),
-            "gtin": s.gtin().map(|g| g.to_string()),
-            "epc_uri": s.epc_uri(),
-        }),
-        DecodedEpc::Sscc96(s) => json!({
-            "filter": s.filter,
-            "partition": s.partition,
-            "company_prefix": s.cp(),
-            "serial_reference": s.sr(),
-            "sscc": s.sscc(),
-            "epc_uri": s.epc_uri(),
-        }),
-        DecodedEpc::Grai96(g) => json!({
-            "filter": g.filter,
-            "partition": g.partition,
-            "company_prefix": g.cp(),
-            "asset_type": g.at(),
-            "serial": g.serial.to_string(),
-            "grai": g.grai(),
-            "epc_uri": g.epc_uri(),
-        }),
-        DecodedEpc::Raw(e) => json!({ "bits": e.as_bytes().len() * 8 }),
-    };
-    if let (Value::Object(base), Value::Object(more)) = (&mut v, extra) {
-        base.extend(more);
+    let mut m = Map::new();
+    m.insert("scheme".into(), decoded.scheme().into());
+    m.insert("epc".into(), epc.to_hex().into());
+    m.insert("bits".into(), (epc.as_bytes().len() * 8).into());
+    m.insert("tag_uri".into(), decoded.tag_uri().into());
+    if let Some(id) = decoded.identity() {
+        m.insert("filter".into(), decoded.filter().into());
+        m.insert("filter_name".into(), decoded.filter_name().into());
+        m.insert("partition".into(), id.partition().into());
+        m.insert("epc_uri".into(), id.uri().into());
+        m.insert("element_string".into(), id.element_string().into());
+        for (name, value) in id.fields() {
+            m.insert(name.into(), value.into());
+        }
+        if let Some((name, value)) = id.key() {
+            m.insert(name.into(), value.into());
+        }
     }
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
+    m
 }
 
 /// Runs `devices`.
@@ -454,7 +493,8 @@ fn print_tag(ev: &RfidEvent, json_out: bool) {
     }
 }
 
-/// `{"event":"tag","epc","rssi","count","scheme","gtin"?,"serial"?}`.
+/// `{"event":"tag","epc","rssi","count","scheme","gtin"?,"serial"?}`: `gtin`
+/// and `serial` for SGTIN-96 and SGTIN-198 tags.
 pub fn tag_json(report: &TagReport) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("event".into(), "tag".into());
@@ -462,15 +502,14 @@ pub fn tag_json(report: &TagReport) -> Map<String, Value> {
     m.insert("rssi".into(), report.best_rssi.into());
     m.insert("count".into(), report.count.into());
     match epc::decode(&report.epc) {
-        Ok(DecodedEpc::Sgtin96(s)) => {
-            m.insert("scheme".into(), "sgtin-96".into());
-            if let Some(g) = s.gtin() {
-                m.insert("gtin".into(), g.to_string().into());
-            }
-            m.insert("serial".into(), s.serial.to_string().into());
-        }
         Ok(d) => {
             m.insert("scheme".into(), d.scheme().into());
+            if let Some(g) = d.gtin() {
+                m.insert("gtin".into(), g.to_string().into());
+            }
+            if let Some(serial) = d.sgtin_serial() {
+                m.insert("serial".into(), serial.into());
+            }
         }
         Err(e) => {
             m.insert("scheme".into(), "invalid".into());

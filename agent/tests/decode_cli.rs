@@ -177,8 +177,108 @@ fn decodes_epcs() {
 }
 
 #[test]
+fn decodes_long_schemes_and_uris() {
+    // TDS 1.13 §E.3 SGTIN-198 example, from hex, from its tag URI and from
+    // its pure-identity URI with filter 3: one and the same JSON object.
+    let hex = "3674257BF6B7A659B2C2BF100000000000000000000000000000";
+    let v = ok_json(&["decode", "epc", hex]);
+    assert_eq!(
+        v,
+        json!({
+            "scheme": "sgtin-198",
+            "epc": hex,
+            "bits": 208,
+            "tag_uri": "urn:epc:tag:sgtin-198:3.0614141.712345.32a%2Fb",
+            "epc_uri": "urn:epc:id:sgtin:0614141.712345.32a%2Fb",
+            "element_string": "(01)70614141123451(21)32a/b",
+            "filter": 3,
+            "filter_name": "reserved",
+            "partition": 5,
+            "company_prefix": "0614141",
+            "item_reference": "712345",
+            "serial": "32a/b",
+            "gtin": "70614141123451",
+        })
+    );
+    assert_eq!(
+        ok_json(&[
+            "decode",
+            "epc",
+            "urn:epc:tag:sgtin-198:3.0614141.712345.32a%2Fb"
+        ]),
+        v
+    );
+    assert_eq!(
+        ok_json(&[
+            "decode",
+            "epc",
+            "--filter",
+            "3",
+            "urn:epc:id:sgtin:0614141.712345.32a%2Fb"
+        ]),
+        v
+    );
+    // A numeric serial picks SGTIN-96 (TDS §E.1); --coding long forces
+    // SGTIN-198; the filter defaults to 0.
+    let v = ok_json(&[
+        "decode",
+        "epc",
+        "--filter",
+        "3",
+        "urn:epc:id:sgtin:0614141.812345.6789",
+    ]);
+    assert_eq!(v["epc"], "3074257BF7194E4000001A85");
+    let v = ok_json(&[
+        "decode",
+        "epc",
+        "--coding",
+        "long",
+        "urn:epc:id:sgtin:0614141.812345.6789",
+    ]);
+    assert_eq!(
+        (v["scheme"].as_str(), v["filter"].as_u64()),
+        (Some("sgtin-198"), Some(0))
+    );
+    // SGLN-96 and GIAI-96 (TDS §E.3).
+    let v = ok_json(&["decode", "epc", "3274257BF46072000000162E"]);
+    assert_eq!(v["element_string"], "(414)0614141123452(254)5678");
+    assert_eq!(
+        (v["gln"].as_str(), v["extension"].as_str()),
+        (Some("0614141123452"), Some("5678"))
+    );
+    let v = ok_json(&["decode", "epc", "urn:epc:tag:giai-96:3.0614141.5678"]);
+    assert_eq!(
+        (v["epc"].as_str(), v["giai"].as_str()),
+        (Some("3474257BF40000000000162E"), Some("06141415678"))
+    );
+}
+
+#[test]
 fn rejects_bad_epcs() {
     assert!(fails(&["decode", "epc", "307C257BF7194E4000001A85"]).contains("partition"));
     fails(&["decode", "epc", "xyz"]);
     fails(&["decode", "epc", "3074257BF7194E40"]);
+    // URIs: a leading zero in an SGTIN-96 serial, an unsupported scheme,
+    // a serial SGTIN-96 cannot hold with --coding 96, options on a tag URI.
+    fails(&[
+        "decode",
+        "epc",
+        "urn:epc:tag:sgtin-96:3.0614141.812345.06789",
+    ]);
+    assert!(fails(&["decode", "epc", "urn:epc:id:gid:95100000.12345.400"]).contains("gid"));
+    fails(&[
+        "decode",
+        "epc",
+        "--coding",
+        "96",
+        "urn:epc:id:sgtin:0614141.812345.A1",
+    ]);
+    fails(&[
+        "decode",
+        "epc",
+        "--filter",
+        "1",
+        "urn:epc:tag:sgtin-96:3.0614141.812345.6789",
+    ]);
+    fails(&["decode", "epc", "--filter", "1", "3074257BF7194E4000001A85"]);
 }

@@ -16,7 +16,11 @@
 //! - [`measure`]: the price or weight a decoded barcode embeds, and what
 //!   a unit then costs.
 //! - [`rfid`]: reader protocol trait, frame codec, M100 protocol.
-//! - [`epc`]: EPC Tag Data Standard decoding.
+//! - [`epc`]: EPC Tag Data Standard: SGTIN-96/198, SSCC-96, SGLN-96/195,
+//!   GRAI-96, GIAI-96/202 binary decoding and encoding, pure-identity and
+//!   tag URIs both ways, GS1 element strings (`epc/`: one file per scheme
+//!   family, plus bit fields, partition tables, CSET 82 text, identities
+//!   and URI parsing).
 //! - [`dedup`]: per-window RFID read de-duplication.
 //! - [`driver`]: serial drivers with reconnect and backoff.
 //! - [`ports`]: serial port listing.

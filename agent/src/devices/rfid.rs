@@ -1,5 +1,5 @@
 //! The receiving portal: an RFID reader wired to the agent receives one
-//! unit per newly seen SGTIN-96 tag, once while the unit is on hand (see
+//! unit per newly seen SGTIN tag (SGTIN-96 or SGTIN-198), once while the unit is on hand (see
 //! the design constraints of [`crate::devices`]). What a tag does is
 //! decided purely ([`tag_plan`], [`receipt_id`]); the reader's task turns
 //! each tag into a one-line receipt through the committer and counts how
@@ -10,7 +10,7 @@
 use sha2::{Digest, Sha256};
 use tally_hardware::driver::rfid::RfidEvent;
 use tally_hardware::driver::DriverHandle;
-use tally_hardware::epc::{self as epc_codec, DecodedEpc};
+use tally_hardware::epc as epc_codec;
 use tally_sync::command::{Command, Outcome, ReceiptLine};
 use tally_sync::epcs::EpcSummary;
 use tally_sync::transfer::{Transfer, TransferStatus};
@@ -44,8 +44,8 @@ pub enum TagPlan {
     /// Sold and returned, or arrived with a transfer received already:
     /// the unit is on hand, nothing to receive.
     OnHand,
-    /// Not an SGTIN-96 (an SSCC pallet tag, an asset tag, another
-    /// scheme): no item to receive; the EPC is logged as read, raw.
+    /// Not an SGTIN (an SSCC pallet tag, an asset tag, another scheme):
+    /// no item to receive; the EPC is logged as read, raw.
     NotAnItem {
         /// The scheme, e.g. `sscc-96`, or the decoding error.
         scheme: String,
@@ -56,22 +56,19 @@ pub enum TagPlan {
 /// sales and returns here (fixed-size: a read of one row, however often
 /// the tag was sold): see [`crate::devices`]'s design constraints.
 pub fn tag_plan(store: &ReplicaId, epc: &Epc, summary: Option<&EpcSummary>) -> TagPlan {
-    let sgtin = match epc_codec::decode(epc) {
-        Ok(DecodedEpc::Sgtin96(s)) => s,
-        Ok(other) => {
-            return TagPlan::NotAnItem {
-                scheme: other.scheme().to_string(),
-            }
-        }
+    let decoded = match epc_codec::decode(epc) {
+        Ok(d) => d,
         Err(e) => {
             return TagPlan::NotAnItem {
                 scheme: e.to_string(),
             }
         }
     };
-    let Some(gtin) = sgtin.gtin() else {
+    // SGTIN-96 and SGTIN-198 tags are units of their GTIN; any other
+    // scheme is no item.
+    let Some(gtin) = decoded.gtin() else {
         return TagPlan::NotAnItem {
-            scheme: "sgtin-96 without a valid GTIN".into(),
+            scheme: decoded.scheme().to_string(),
         };
     };
     let generation = match summary {
@@ -190,7 +187,7 @@ async fn on_tag(ctx: &DeviceContext, ev: RfidEvent) {
         }
         TagPlan::NotAnItem { scheme } => {
             ctx.metrics.tag("not_an_item");
-            tracing::info!(%store, %epc, %scheme, reads = report.count, "Tag read (not an SGTIN-96 item); nothing received.");
+            tracing::info!(%store, %epc, %scheme, reads = report.count, "Tag read (not an SGTIN item); nothing received.");
             return;
         }
         TagPlan::OnHand => {
@@ -263,7 +260,7 @@ async fn receive_transfer(ctx: &DeviceContext, epc: &Epc, transfer_id: String, i
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tally_hardware::epc::Sgtin96;
+    use tally_hardware::epc::{Cset82, Sgtin198, Sgtin96};
     use tally_sync::epcs::EpcRecord;
 
     fn gtin(s: &str) -> Gtin {
@@ -366,6 +363,30 @@ mod tests {
     }
 
     #[test]
+    fn an_sgtin_198_tag_is_a_unit_of_its_gtin() {
+        let s1 = ReplicaId::new("s1").unwrap();
+        // An alphanumeric serial only SGTIN-198 holds (TDS §12.3.1).
+        let serial = Cset82::new("A1/07").unwrap();
+        let tag = Sgtin198::from_gtin(1, gtin("00614141123452"), 7, serial).unwrap();
+        let epc = Epc::from_bytes(&tag.encode()).unwrap();
+        let TagPlan::Receive {
+            gtin: g,
+            id,
+            generation: 0,
+        } = tag_plan(&s1, &epc, None)
+        else {
+            panic!("an SGTIN-198 tag is received");
+        };
+        assert_eq!(g, gtin("00614141123452"));
+        assert_eq!(id, receipt_id(&s1, &epc, 0));
+        // The same GTIN and serial digits as SGTIN-96 is another EPC
+        // binary, hence another receipt id.
+        let short = Sgtin198::from_gtin(1, g, 7, Cset82::new("42").unwrap()).unwrap();
+        let short = Epc::from_bytes(&short.encode()).unwrap();
+        assert_ne!(receipt_id(&s1, &short, 0), receipt_id(&s1, &sgtin(42), 0));
+    }
+
+    #[test]
     fn other_schemes_are_not_items() {
         let s1 = ReplicaId::new("s1").unwrap();
         // SSCC-96 from the EPC TDS examples: a pallet, not an item.
@@ -381,5 +402,13 @@ mod tests {
             tag_plan(&s1, &raw, None),
             TagPlan::NotAnItem { .. }
         ));
+        // GIAI-96 (TDS §E.3): an asset, not an item.
+        let giai = Epc::from_hex("3474257BF40000000000162E").unwrap();
+        assert_eq!(
+            tag_plan(&s1, &giai, None),
+            TagPlan::NotAnItem {
+                scheme: "giai-96".into()
+            }
+        );
     }
 }
