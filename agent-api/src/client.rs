@@ -338,6 +338,59 @@ impl AgentClient {
         .await
     }
 
+    /// `POST /v1/counts/sessions`: start an RFID count session.
+    pub async fn start_count(
+        &self,
+        body: &crate::counts::CountSessionRequest,
+    ) -> Result<crate::counts::CountSessionView, ApiError> {
+        self.post_as("/v1/counts/sessions", body).await
+    }
+
+    /// `GET /v1/counts/sessions/{id}`: a count session and its tags so far.
+    pub async fn count_session(
+        &self,
+        session_id: &str,
+    ) -> Result<crate::counts::CountSessionView, ApiError> {
+        self.get_as(&format!("/v1/counts/sessions/{}", segment(session_id)))
+            .await
+    }
+
+    /// `GET /v1/counts/sessions/{id}/report`: its variance report now.
+    pub async fn count_report(
+        &self,
+        session_id: &str,
+    ) -> Result<crate::counts::CountReportView, ApiError> {
+        self.get_as(&format!(
+            "/v1/counts/sessions/{}/report",
+            segment(session_id)
+        ))
+        .await
+    }
+
+    /// `POST /v1/counts/sessions/{id}/finish`: no more reads; the report.
+    pub async fn finish_count(
+        &self,
+        session_id: &str,
+    ) -> Result<crate::counts::CountReportView, ApiError> {
+        self.post_as(
+            &format!("/v1/counts/sessions/{}/finish", segment(session_id)),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    /// `POST /v1/counts/sessions/{id}/accept`: record its adjustments.
+    pub async fn accept_count(
+        &self,
+        session_id: &str,
+    ) -> Result<crate::counts::CountAccepted, ApiError> {
+        self.post_as(
+            &format!("/v1/counts/sessions/{}/accept", segment(session_id)),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
     /// `GET /metrics`: the Prometheus text.
     pub async fn metrics(&self) -> Result<String, ApiError> {
         let (status, text) = self.get_text("/metrics").await?;

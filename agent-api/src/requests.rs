@@ -145,8 +145,13 @@ pub struct ReturnRequest {
 pub struct ReceiptLineBody {
     /// The item.
     pub gtin: String,
-    /// Units, > 0.
+    /// Units, > 0 (1 with an `epc`).
     pub qty: i64,
+    /// The unit's tag (EPC, hex), for tagged goods received by hand or
+    /// from an advance ship notice: the store then holds that tag, which
+    /// RFID counts look for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epc: Option<String>,
 }
 
 /// `POST /v1/receipts`.

@@ -199,7 +199,16 @@ pub(super) async fn post_receipt(
         .into_iter()
         .map(|l| {
             let g = gtin(&l.gtin)?;
-            Ok(ReceiptLine::units(g, qty(g, l.qty)?))
+            let units = qty(g, l.qty)?;
+            match l.epc {
+                None => Ok(ReceiptLine::units(g, units)),
+                Some(_) if units != 1 => Err(ErrorAnswer::Invalid(format!(
+                    "a tagged line is one unit: qty must be 1 for {g}"
+                ))),
+                Some(e) => Epc::from_hex(&e)
+                    .map(|epc| ReceiptLine::tagged(g, epc))
+                    .map_err(|err| ErrorAnswer::Invalid(err.to_string())),
+            }
         })
         .collect::<Result<Vec<_>, ErrorAnswer>>()?;
     let cmd = Command::Receipt {

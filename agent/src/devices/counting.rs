@@ -8,7 +8,7 @@
 
 use tally_hardware::driver::rfid::RfidEvent;
 use tally_hardware::driver::DriverHandle;
-use tally_hardware::epc::{self as epc_codec, DecodedEpc};
+use tally_hardware::epc as epc_codec;
 use tally_sync::{Epc, Gtin};
 use tokio::sync::{mpsc, watch};
 
@@ -19,13 +19,10 @@ use crate::store::{CountDone, CountJob, TagSeen};
 /// Most reads fed to the committer in one job.
 pub const MAX_BATCH: usize = 1024;
 
-/// The item a tag counts for: an SGTIN's GTIN; `None` for any other
-/// scheme (counted as an unknown tag).
+/// The item a tag counts for: an SGTIN's (96 or 198) GTIN; `None` for any
+/// other scheme (counted as an unknown tag).
 pub fn tag_item(epc: &Epc) -> Option<Gtin> {
-    match epc_codec::decode(epc) {
-        Ok(DecodedEpc::Sgtin96(s)) => s.gtin(),
-        _ => None,
-    }
+    epc_codec::decode(epc).ok().and_then(|d| d.gtin())
 }
 
 /// Feeds tags to the session counting until the driver has stopped.
