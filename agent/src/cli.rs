@@ -61,7 +61,8 @@ pub struct RunArgs {
     /// A UHF RFID reader (M100/QM100 protocol) the agent reads itself.
     #[arg(long, value_name = "PATH")]
     pub rfid: Option<PathBuf>,
-    /// What a tag does: `receive` = a receipt of one unit per new SGTIN-96 tag.
+    /// What a tag does: `receive` = a receipt of one unit per new SGTIN tag;
+    /// `count` = tags feed the RFID count session counting (`tally-agent count`).
     #[arg(long, value_enum)]
     pub rfid_mode: Option<RfidMode>,
     /// RFID reader baud rate (default 115200).
@@ -135,6 +136,97 @@ pub struct StockArgs {
     pub gtin: String,
     #[command(flatten)]
     pub agent: AgentArg,
+}
+
+/// `tally-agent count …`: RFID cycle-count sessions on the running agent
+/// (its reader in `--rfid-mode count` feeds the session counting).
+#[derive(Debug, Clone, Subcommand)]
+pub enum CountCommand {
+    /// Start a session: the whole store, `--gtin`s, or a `--zone`.
+    Start {
+        /// The session's id (generated when absent).
+        #[arg(long)]
+        id: Option<String>,
+        /// Count only this item (repeatable).
+        #[arg(long = "gtin")]
+        gtins: Vec<String>,
+        /// The zone counted (a label; without --gtin, the report covers
+        /// the items read).
+        #[arg(long)]
+        zone: Option<String>,
+        /// Who counts.
+        #[arg(long)]
+        cashier: Option<String>,
+        #[command(flatten)]
+        agent: AgentArg,
+    },
+    /// Show a session and its tags so far.
+    Show {
+        /// The session.
+        id: String,
+        #[command(flatten)]
+        agent: AgentArg,
+    },
+    /// Finish a session (no more reads) and print its variance report.
+    Finish {
+        /// The session.
+        id: String,
+        #[command(flatten)]
+        agent: AgentArg,
+    },
+    /// Print a session's variance report as of now.
+    Report {
+        /// The session.
+        id: String,
+        #[command(flatten)]
+        agent: AgentArg,
+    },
+    /// Accept a finished session: record its adjustments.
+    Accept {
+        /// The session.
+        id: String,
+        #[command(flatten)]
+        agent: AgentArg,
+    },
+}
+
+/// `count …`: the session or report as the agent answers it.
+pub async fn count(cmd: &CountCommand) -> Result<Value, CliError> {
+    match cmd {
+        CountCommand::Start {
+            id,
+            gtins,
+            zone,
+            cashier,
+            agent,
+        } => {
+            let client = client(agent)?;
+            let body = tally_agent_api::counts::CountSessionRequest {
+                session_id: id.clone(),
+                gtins: (!gtins.is_empty()).then(|| gtins.clone()),
+                zone: zone.clone(),
+                cashier: cashier.clone(),
+                till: None,
+            };
+            printable(&client, client.start_count(&body).await)
+        }
+        CountCommand::Show { id, agent } => {
+            let client = client(agent)?;
+            printable(&client, client.count_session(id).await)
+        }
+        CountCommand::Finish { id, agent } => {
+            let client = client(agent)?;
+            printable(&client, client.finish_count(id).await)
+        }
+        CountCommand::Report { id, agent } => {
+            let client = client(agent)?;
+            printable(&client, client.count_report(id).await)
+        }
+        CountCommand::Accept { id, agent } => {
+            let client = client(agent)?;
+            printable(&client, client.accept_count(id).await)
+        }
+    }
 }
 
 /// `tally-agent catalog …`.

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tally_agent::cli::{self, AgentArg, CatalogCommand, RunArgs, StockArgs};
+use tally_agent::cli::{self, AgentArg, CatalogCommand, CountCommand, RunArgs, StockArgs};
 use tally_store::SystemClock;
 
 /// Tally store agent.
@@ -44,6 +44,10 @@ enum Command {
     /// Catalog maintenance.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// RFID cycle counts: start, show, finish, report, accept a session
+    /// (asks the running agent; its reader in --rfid-mode count).
+    #[command(subcommand)]
+    Count(CountCommand),
     /// Decode a scanned barcode or an RFID EPC and print JSON.
     Decode(devices_cli::DecodeArgs),
     /// List serial ports (USB vendor/product where known).
@@ -108,6 +112,7 @@ fn main() -> ExitCode {
         Command::Enroll(args) => runtime().and_then(|rt| rt.block_on(enroll(args))),
         Command::Stock(args) => runtime().and_then(|rt| print(rt.block_on(cli::stock(&args))?)),
         Command::Status(args) => runtime().and_then(|rt| print(rt.block_on(cli::status(&args))?)),
+        Command::Count(cmd) => runtime().and_then(|rt| print(rt.block_on(cli::count(&cmd))?)),
         Command::Catalog(CatalogCommand::Import(args)) => {
             runtime().and_then(|rt| print(rt.block_on(cli::catalog_import(&args))?))
         }

@@ -227,3 +227,53 @@ async fn a_closed_stdin_stops_the_agent_when_asked() {
     let stock = json_out(&cli(&["stock", PEN, "--agent", &again.url]));
     assert_eq!(stock["on_hand"], 2, "{stock}");
 }
+
+/// `tally-agent count`: a session over one item with stock and no tags
+/// read (the reader saw none of it): the report finds the units missing,
+/// accepting removes them once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn count_session_from_the_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = AgentProcess::spawn(agent_command(BIN, &dir.path().join("data"), "s1")).await;
+    let url = agent.url.as_str();
+    let client = ApiClient::new(url, Duration::from_secs(30)).unwrap();
+    client
+        .post("/v1/receipts", &json!({"lines": [{"gtin": MUG, "qty": 2}]}))
+        .await
+        .unwrap();
+
+    let started = json_out(&cli(&[
+        "count",
+        "start",
+        "--id",
+        "shelf-9",
+        "--gtin",
+        MUG,
+        "--zone",
+        "back room",
+        "--agent",
+        url,
+    ]));
+    assert_eq!(
+        (&started["session_id"], &started["status"], &started["zone"]),
+        (&json!("shelf-9"), &json!("counting"), &json!("back room"))
+    );
+    let err = stderr(&cli(&["count", "start", "--agent", url]));
+    assert!(err.contains("shelf-9 is counting"), "{err}");
+    let shown = json_out(&cli(&["count", "show", "shelf-9", "--agent", url]));
+    assert_eq!(shown["tags"], 0);
+    let report = json_out(&cli(&["count", "finish", "shelf-9", "--agent", url]));
+    assert_eq!(
+        report["items"],
+        json!([{"gtin": "05901234123457", "name": null, "expected": 2, "counted": 0, "difference": -2}])
+    );
+    let accepted = json_out(&cli(&["count", "accept", "shelf-9", "--agent", url]));
+    assert_eq!(accepted["adjustments"][0]["direction"], "down");
+    assert_eq!(accepted["adjustments"][0]["units"], 2);
+    let stock = json_out(&cli(&["stock", MUG, "--agent", url]));
+    assert_eq!(stock["on_hand"], 0);
+    let err = stderr(&cli(&["count", "accept", "shelf-9", "--agent", url]));
+    assert!(err.contains("shelf-9 is accepted"), "{err}");
+    let err = stderr(&cli(&["count", "show", "nope", "--agent", url]));
+    assert!(err.contains("not found"), "{err}");
+}
