@@ -69,7 +69,6 @@ use std::sync::Arc;
 
 use tally_hardware::driver::rfid::{self as rfid_driver, RfidConfig};
 use tally_hardware::driver::scanner::{self as scanner_driver, ScannerConfig};
-use tally_hardware::rfid::m100::M100;
 use tally_sync::clock::Clock;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -128,13 +127,13 @@ pub fn start(
         )));
     }
     if let Some(s) = &config.rfid {
-        let mut cfg = RfidConfig::new(&s.path);
+        let mut cfg = RfidConfig::for_address(&s.address);
         cfg.port.baud = s.baud;
         cfg.window = s.window;
         let (tx, rx) = mpsc::channel(CHANNEL);
-        let handle = rfid_driver::spawn(cfg, M100::new(0xFFFF), tx)?;
+        let handle = rfid_driver::spawn(cfg, s.address.protocol(), tx)?;
         ctx.metrics.set_connected("rfid", false);
-        tracing::info!(path = %s.path.display(), mode = ?s.mode, window_ms = s.window.as_millis() as u64, "RFID reader wired: each new SGTIN-96 tag is a receipt of one unit.");
+        tracing::info!(reader = %s.address, mode = ?s.mode, window_ms = s.window.as_millis() as u64, "RFID reader wired: each new SGTIN-96 tag is a receipt of one unit.");
         tasks.push(tokio::spawn(rfid::task(
             ctx.clone(),
             handle,
