@@ -155,7 +155,7 @@ async fn configures_the_reader_and_reports_tags_from_fragmented_reports() {
     cuts.extend((0..12).map(|_| (noise.next_u64() as usize) % stream.len()));
     cuts.sort_unstable();
     cuts.dedup();
-    sim.write_split(&stream, &cuts);
+    sim.write_split(&stream, &cuts).unwrap();
 
     let ack = sim.wait_message(1, sim::KEEPALIVE_ACK, WAIT);
     assert_eq!((ack.id, ack.body.len()), (0x4242, 0));
@@ -277,4 +277,46 @@ async fn a_refused_configuration_step_is_reported_and_retried() {
     sim.write(&tag_report(1, &[SimTag::new(A, 1, -52)]));
     assert_eq!(expect_tags(&mut rx, 1).await, [(A.to_owned(), 1, -52)]);
     stop_cleanly(handle, &sim, 2);
+}
+
+/// Seeded random bytes after configuration: whatever they parse as (a
+/// hostile length, a partial message, stray messages), the driver neither
+/// panics nor stops; it reconnects (at the latest after the silence limit)
+/// and reads tags again.
+#[tokio::test]
+async fn random_bytes_never_stop_the_driver() {
+    let mut noise = Noise::new(common::seed("llrp garbage"));
+    let sim = LlrpSim::start();
+    let (handle, mut rx) = start(&sim, Duration::from_millis(200));
+    expect_connected(&mut rx, &sim).await;
+    for round in 1..=4usize {
+        sim.wait_configured(round, WAIT);
+        let len = 1 + (noise.next_u64() % 600) as usize;
+        let mut garbage: Vec<u8> = (0..len).map(|_| noise.next_u64() as u8).collect();
+        if round % 2 == 0 {
+            // Start with a plausible header so the body is parsed too.
+            garbage.splice(0..0, [0x04, 0x3D, 0, 0, 0, 40, 0, 0, 0, 1]);
+        }
+        // The driver may close the connection before all of it is sent.
+        let _ = sim.write_split(&garbage, &[3, 11, 17]);
+        loop {
+            match next(&mut rx, WAIT, "disconnect after garbage").await {
+                RfidEvent::Status(DeviceStatus::Disconnected { .. }) => break,
+                // Stray bytes may decode as a tag or an error report.
+                RfidEvent::Tag(_) | RfidEvent::ReaderError { .. } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        expect_connected(&mut rx, &sim).await;
+        assert!(!handle.is_finished());
+    }
+    sim.wait_configured(5, WAIT);
+    sim.write(&tag_report(1, &[SimTag::new(C, 1, -44)]));
+    loop {
+        let r = expect_tag(&mut rx).await;
+        if r.epc.to_hex() == C {
+            break;
+        }
+    }
+    stop_cleanly(handle, &sim, 5);
 }

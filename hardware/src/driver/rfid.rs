@@ -196,7 +196,16 @@ impl<P: ReaderProtocol> Driver<P> {
             self.send(RfidEvent::Status(DeviceStatus::Connected {
                 path: path.clone(),
             }))?;
-            match self.session(&mut conn, stop, &mut buf)? {
+            let end = match self.session(&mut conn, stop, &mut buf) {
+                Ok(end) => end,
+                Err(Closed) => {
+                    // Nobody listens any more: stop the reader as on shutdown.
+                    let _ = conn.write_all(&self.protocol.stop_inventory());
+                    conn.close(Duration::ZERO, |_| {});
+                    return Err(Closed);
+                }
+            };
+            match end {
                 SessionEnd::Stopped => {
                     if conn.is_tcp() {
                         self.linger(conn)?;

@@ -319,14 +319,17 @@ impl LlrpSim {
         })
     }
 
-    /// Writes bytes to the current connection in one write.
+    /// Writes bytes to the current connection in one write; panics if the
+    /// driver has closed it.
     pub fn write(&self, bytes: &[u8]) {
-        self.write_split(bytes, &[bytes.len()]);
+        self.write_split(bytes, &[bytes.len()])
+            .unwrap_or_else(|e| panic!("simulated reader: write failed: {e}"));
     }
 
     /// Writes bytes in pieces ending at the given offsets (each its own
-    /// TCP segment; Nagle is off).
-    pub fn write_split(&self, bytes: &[u8], cuts: &[usize]) {
+    /// TCP segment; Nagle is off). Fails when the driver closed the
+    /// connection meanwhile (as it may after garbage).
+    pub fn write_split(&self, bytes: &[u8], cuts: &[usize]) -> std::io::Result<()> {
         let writer = {
             let st = self.shared.state.lock().unwrap();
             st.current.clone().expect("no connection")
@@ -336,14 +339,15 @@ impl LlrpSim {
         for &cut in cuts.iter().chain(std::iter::once(&bytes.len())) {
             let cut = cut.clamp(at, bytes.len());
             if cut > at {
-                stream.write_all(&bytes[at..cut]).unwrap();
-                stream.flush().unwrap();
+                stream.write_all(&bytes[at..cut])?;
+                stream.flush()?;
                 // Gives the driver a chance to read each piece on its own;
                 // correctness does not depend on it.
                 std::thread::sleep(Duration::from_millis(2));
             }
             at = cut;
         }
+        Ok(())
     }
 
     /// Drops the current connection (a reader rebooting, a cable pulled).
