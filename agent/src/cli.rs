@@ -59,8 +59,8 @@ pub struct RunArgs {
     #[arg(long = "rcn-layout", value_name = "LAYOUT")]
     pub rcn_layouts: Vec<String>,
     /// A UHF RFID reader the agent reads itself: a serial device
-    /// (M100/QM100 protocol) or llrp://HOST[:PORT] (an LLRP network reader,
-    /// port 5084 by default).
+    /// (M100/QM100 protocol) or an LLRP network reader, llrp://HOST or
+    /// llrp://HOST:PORT (port 5084 by default).
     #[arg(long, value_name = "PATH|llrp://HOST[:PORT]")]
     pub rfid: Option<PathBuf>,
     /// What a tag does: `receive` = a receipt of one unit per new SGTIN-96 tag.

@@ -75,8 +75,9 @@ pub struct ListenArgs {
     /// Barcode scanner serial port.
     #[arg(long, value_name = "PATH")]
     scanner: Option<PathBuf>,
-    /// UHF RFID reader: a serial port (M100/QM100 module protocol) or
-    /// llrp://HOST[:PORT] (an LLRP network reader, port 5084 by default).
+    /// UHF RFID reader: a serial port (M100/QM100 module protocol) or an
+    /// LLRP network reader, llrp://HOST or llrp://HOST:PORT (port 5084 by
+    /// default).
     #[arg(long, value_name = "PATH|llrp://HOST[:PORT]")]
     rfid: Option<ReaderAddress>,
     /// One JSON object per line.
