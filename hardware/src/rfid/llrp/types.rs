@@ -56,7 +56,8 @@ pub mod msg {
 
     /// Every response type that carries an LLRPStatus first, with the
     /// request it answers.
-    pub const RESPONSES: [(u16, u16); 7] = [
+    pub const RESPONSES: [(u16, u16); 8] = [
+        (GET_READER_CAPABILITIES_RESPONSE, GET_READER_CAPABILITIES),
         (SET_READER_CONFIG_RESPONSE, SET_READER_CONFIG),
         (CLOSE_CONNECTION_RESPONSE, CLOSE_CONNECTION),
         (ADD_ROSPEC_RESPONSE, ADD_ROSPEC),
