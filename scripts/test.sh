@@ -19,5 +19,5 @@ echo "== deterministic simulation: ${SIM_SEEDS} fixed seeds x 5 stores x 10,000 
 cargo run --release --example simulate -- \
     --seed 1 --seeds "${SIM_SEEDS}" --stores 5 --steps 10000 --quiet
 
-echo "== fuzzing: line framer, GS1 parser, RFID frame codec, EPC decoder (${FUZZ_SECONDS}s each)"
+echo "== fuzzing: line framer, GS1 parser, RFID frame codec, EPC decoder, LLRP codec (${FUZZ_SECONDS}s each)"
 FUZZ_SECONDS="${FUZZ_SECONDS}" bash scripts/fuzz.sh

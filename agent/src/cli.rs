@@ -58,8 +58,10 @@ pub struct RunArgs {
     /// In-store weighed-goods layout (repeatable), as `tally-agent decode barcode`.
     #[arg(long = "rcn-layout", value_name = "LAYOUT")]
     pub rcn_layouts: Vec<String>,
-    /// A UHF RFID reader (M100/QM100 protocol) the agent reads itself.
-    #[arg(long, value_name = "PATH")]
+    /// A UHF RFID reader the agent reads itself: a serial device
+    /// (M100/QM100 protocol) or an LLRP network reader, llrp://HOST or
+    /// llrp://HOST:PORT (port 5084 by default).
+    #[arg(long, value_name = "PATH|llrp://HOST[:PORT]")]
     pub rfid: Option<PathBuf>,
     /// What a tag does: `receive` = a receipt of one unit per new SGTIN tag;
     /// `count` = tags feed the RFID count session counting (`tally-agent count`).

@@ -39,7 +39,7 @@
 //! [devices]            # see crate::devices (scanner that sells, RFID that receives)
 //! scanner = "/dev/serial/by-id/usb-Honeywell_1900-if00"
 //! scanner_mode = "sell"
-//! rfid = "/dev/serial/by-id/usb-1a86_USB_Serial-if00-port0"
+//! rfid = "/dev/serial/by-id/usb-1a86_USB_Serial-if00-port0" # or "llrp://10.0.0.5[:5084]"
 //! rfid_mode = "receive"
 //! ```
 
@@ -760,7 +760,10 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!(c.devices.rfid.unwrap().path, PathBuf::from("/dev/other"));
+        assert_eq!(
+            c.devices.rfid.unwrap().address,
+            tally_hardware::rfid::address::ReaderAddress::Serial("/dev/other".into())
+        );
         let no_mode = FileConfig::parse(
             "data_dir = \"/d\"\n[devices]\nscanner = \"/dev/x\"\n",
             Path::new("m.toml"),
@@ -783,5 +786,30 @@ mod tests {
             c.devices.rfid.unwrap().mode,
             crate::devices::RfidMode::Count
         );
+    }
+
+    #[test]
+    fn an_llrp_reader_is_an_address_in_the_file() {
+        use tally_hardware::rfid::address::ReaderAddress;
+        let file = FileConfig::parse(
+            "data_dir = \"/d\"\n[devices]\nrfid = \"llrp://10.0.0.5\"\nrfid_mode = \"receive\"\n",
+            Path::new("l.toml"),
+        )
+        .unwrap();
+        let c = Config::resolve(Some(file), Overrides::default()).unwrap();
+        assert_eq!(
+            c.devices.rfid.unwrap().address,
+            ReaderAddress::Llrp {
+                host: "10.0.0.5".into(),
+                port: 5084
+            }
+        );
+        let bad = FileConfig::parse(
+            "data_dir = \"/d\"\n[devices]\nrfid = \"llrp://\"\nrfid_mode = \"receive\"\n",
+            Path::new("b.toml"),
+        )
+        .unwrap();
+        let e = Config::resolve(Some(bad), Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("without a host"), "{e}");
     }
 }

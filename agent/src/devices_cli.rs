@@ -20,7 +20,7 @@ use tally_hardware::framer::Suffix;
 use tally_hardware::gs1::{Interpretation, GS};
 use tally_hardware::ports;
 use tally_hardware::rcn::{RcnLayout, ValueKind};
-use tally_hardware::rfid::m100::M100;
+use tally_hardware::rfid::address::ReaderAddress;
 use tally_sync::clock::Clock;
 use tally_sync::Epc;
 use tokio::sync::mpsc;
@@ -99,9 +99,11 @@ pub struct ListenArgs {
     /// Barcode scanner serial port.
     #[arg(long, value_name = "PATH")]
     scanner: Option<PathBuf>,
-    /// UHF RFID reader serial port (M100/QM100 module protocol).
-    #[arg(long, value_name = "PATH")]
-    rfid: Option<PathBuf>,
+    /// UHF RFID reader: a serial port (M100/QM100 module protocol) or an
+    /// LLRP network reader, llrp://HOST or llrp://HOST:PORT (port 5084 by
+    /// default).
+    #[arg(long, value_name = "PATH|llrp://HOST[:PORT]")]
+    rfid: Option<ReaderAddress>,
     /// One JSON object per line.
     #[arg(long)]
     json: bool,
@@ -114,7 +116,7 @@ pub struct ListenArgs {
     /// Scanner prefix to require and strip.
     #[arg(long)]
     scanner_prefix: Option<String>,
-    /// RFID reader baud rate.
+    /// RFID reader baud rate (serial readers).
     #[arg(long, default_value_t = rfid_driver::DEFAULT_BAUD)]
     rfid_baud: u32,
     /// RFID de-duplication window in milliseconds.
@@ -362,7 +364,7 @@ pub fn run_devices(args: DevicesArgs) -> ExitCode {
 /// Runs `listen` until Ctrl-C.
 pub fn run_listen(args: ListenArgs, clock: &dyn Clock) -> ExitCode {
     if args.scanner.is_none() && args.rfid.is_none() {
-        eprintln!("error: give --scanner PATH and/or --rfid PATH");
+        eprintln!("error: give --scanner PATH and/or --rfid PATH|llrp://HOST[:PORT]");
         return ExitCode::from(1);
     }
     // Logs (connect, unplug, errors) go to stderr; events to stdout.
@@ -400,12 +402,13 @@ async fn listen(args: ListenArgs, year: i32) -> Result<(), String> {
     } else {
         drop(scan_tx);
     }
-    if let Some(path) = &args.rfid {
-        let mut config = RfidConfig::new(path);
+    if let Some(address) = &args.rfid {
+        let mut config = RfidConfig::for_address(address);
         config.port.baud = args.rfid_baud;
         config.window = Duration::from_millis(args.window_ms);
-        handles
-            .push(rfid_driver::spawn(config, M100::default(), tag_tx).map_err(|e| e.to_string())?);
+        handles.push(
+            rfid_driver::spawn(config, address.protocol(), tag_tx).map_err(|e| e.to_string())?,
+        );
     } else {
         drop(tag_tx);
     }

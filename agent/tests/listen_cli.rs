@@ -1,9 +1,13 @@
 //! Black-box test of `tally-agent listen --json`: the real binary reading a
-//! scanner and an RFID reader that are real pseudo-terminals, printing one
-//! JSON event per line, and exiting cleanly on SIGINT.
+//! scanner and an RFID reader that are real pseudo-terminals, or an LLRP
+//! reader simulated on 127.0.0.1 (`tally-hardware`'s own simulator),
+//! printing one JSON event per line, and exiting cleanly on SIGINT.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+/// The simulated LLRP reader of `tally-hardware`'s TCP tests.
+#[path = "../../hardware/tests/common/llrp_sim.rs"]
+mod llrp_sim;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -91,4 +95,64 @@ fn listen_prints_scan_error_and_tag_events_as_json() {
         std::thread::sleep(Duration::from_millis(10));
     };
     assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn listen_reads_an_llrp_reader_and_refuses_a_bad_address() {
+    let sim = llrp_sim::LlrpSim::start();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tally-agent"))
+        .args(["listen", "--json", "--window-ms", "100", "--rfid"])
+        .arg(format!("llrp://127.0.0.1:{}", sim.port()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    sim.wait_configured(1, Duration::from_secs(10));
+    sim.write(&llrp_sim::report(
+        1,
+        &[llrp_sim::SimTag::new("3074257BF7194E4000001A85", 1, -55).encode()],
+    ));
+    let line = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("no tag line");
+    let tag: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        tag,
+        json!({"event": "tag", "epc": "3074257BF7194E4000001A85", "rssi": -55, "count": 1,
+               "scheme": "sgtin-96", "gtin": "80614141123458", "serial": "6789"})
+    );
+
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "listen did not exit after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0));
+    // It stopped the ROSpec and closed the session before exiting.
+    sim.wait_message(1, llrp_sim::STOP_ROSPEC, Duration::from_secs(10));
+    sim.wait_message(1, llrp_sim::CLOSE_CONNECTION, Duration::from_secs(10));
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_tally-agent"))
+        .args(["listen", "--rfid", "llrp://10.0.0.5:0"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "a usage error");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("invalid port"), "{stderr}");
 }

@@ -40,6 +40,7 @@ fn stream_of_notices(n: usize) -> Vec<u8> {
             pc: pc_for_len(12),
             epc,
             rssi: -50,
+            antenna: None,
         };
         encode_into(FrameType::Notice, 0x22, &notice_payload(&read), &mut out).unwrap();
     }

@@ -144,6 +144,7 @@ mod tests {
             epc: Epc::from_hex(epc).unwrap(),
             rssi,
             pc: 0x3000,
+            antenna: None,
         }
     }
 

@@ -1,5 +1,5 @@
-//! `tally-hardware`: barcode scanners and UHF RFID readers on serial ports,
-//! and the pure decoders under them.
+//! `tally-hardware`: barcode scanners and UHF RFID readers on serial ports
+//! or (LLRP readers) TCP, and the pure decoders under them.
 //!
 //! **Architecture Invariant:** every module except [`driver`] and [`ports`]
 //! is pure: bytes or text in, values or typed errors out, no I/O, no clock.
@@ -15,14 +15,15 @@
 //! - [`barcode`]: one scan → symbology, GTIN, AIs.
 //! - [`measure`]: the price or weight a decoded barcode embeds, and what
 //!   a unit then costs.
-//! - [`rfid`]: reader protocol trait, frame codec, M100 protocol.
+//! - [`rfid`]: reader protocol trait, reader addresses, frame codec, M100
+//!   protocol, LLRP codec and session (`rfid::llrp`).
 //! - [`epc`]: EPC Tag Data Standard: SGTIN-96/198, SSCC-96, SGLN-96/195,
 //!   GRAI-96, GIAI-96/202 binary decoding and encoding, pure-identity and
 //!   tag URIs both ways, GS1 element strings (`epc/`: one file per scheme
 //!   family, plus bit fields, partition tables, CSET 82 text, identities
 //!   and URI parsing).
 //! - [`dedup`]: per-window RFID read de-duplication.
-//! - [`driver`]: serial drivers with reconnect and backoff.
+//! - [`driver`]: drivers on serial ports or TCP, with reconnect and backoff.
 //! - [`ports`]: serial port listing.
 
 pub mod aim;

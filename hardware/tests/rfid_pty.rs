@@ -42,6 +42,7 @@ fn notice(epc_hex: &str, rssi: i8) -> Vec<u8> {
         pc: pc_for_len(epc.as_bytes().len()),
         epc,
         rssi,
+        antenna: None,
     };
     let mut out = Vec::new();
     encode_into(

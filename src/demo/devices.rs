@@ -208,6 +208,7 @@ impl SimReader {
                 pc: pc_for_len(epc.as_bytes().len()),
                 epc: epc.clone(),
                 rssi: rng.gen_range(-70..=-35),
+                antenna: None,
             };
             bytes.extend(frame(
                 FrameType::Notice,

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use tally_hardware::driver::rfid as rfid_driver;
 use tally_hardware::driver::scanner as scanner_driver;
 use tally_hardware::rcn::RcnLayout;
+use tally_hardware::rfid::address::{AddressError, ReaderAddress};
 
 /// What a scanner wired to the agent does with a code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -42,14 +43,15 @@ pub struct ScannerSettings {
     pub rcn_layouts: Vec<RcnLayout>,
 }
 
-/// An RFID reader (M100/QM100 protocol) the agent reads.
+/// An RFID reader the agent reads: an M100/QM100 module on a serial port
+/// or an LLRP reader on the network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RfidSettings {
-    /// The serial device.
-    pub path: PathBuf,
+    /// The serial device, or `llrp://HOST[:PORT]`.
+    pub address: ReaderAddress,
     /// What a tag does.
     pub mode: RfidMode,
-    /// Baud rate.
+    /// Baud rate (serial readers).
     pub baud: u32,
     /// De-duplication window: a tag is reported once per window.
     pub window: Duration,
@@ -80,7 +82,7 @@ impl DevicesConfig {
 /// scanner_mode = "sell"
 /// scanner_baud = 9600
 /// rcn_layouts = ["02,20-29:FFIIIIIPPPPPC:2"]
-/// rfid = "/dev/serial/by-id/usb-1a86_USB_Serial-if00-port0"
+/// rfid = "/dev/serial/by-id/usb-1a86_USB_Serial-if00-port0" # or "llrp://10.0.0.5"
 /// rfid_mode = "receive"
 /// rfid_baud = 115200
 /// rfid_window_ms = 2000
@@ -96,11 +98,12 @@ pub struct DevicesFileConfig {
     pub scanner_baud: Option<u32>,
     /// Weighed-goods layouts (default `02,20-29:FFIIIIIPPPPPC:2`).
     pub rcn_layouts: Option<Vec<String>>,
-    /// RFID reader device path.
+    /// RFID reader: a serial device path (M100/QM100) or
+    /// `llrp://HOST[:PORT]` (an LLRP network reader, port 5084 by default).
     pub rfid: Option<PathBuf>,
     /// RFID mode (required with a reader).
     pub rfid_mode: Option<RfidMode>,
-    /// RFID baud rate (default 115200).
+    /// RFID baud rate (default 115200; serial readers).
     pub rfid_baud: Option<u32>,
     /// De-duplication window in ms (default 2000).
     pub rfid_window_ms: Option<u64>,
@@ -129,6 +132,9 @@ pub enum DeviceConfigError {
     /// A weighed-goods layout does not parse.
     #[error(transparent)]
     Layout(#[from] tally_hardware::rcn::LayoutError),
+    /// The RFID reader's address does not parse.
+    #[error("rfid: {0}")]
+    RfidAddress(#[from] AddressError),
 }
 
 impl DevicesFileConfig {
@@ -158,7 +164,7 @@ impl DevicesFileConfig {
             let baud = flags.rfid_baud.or(file.rfid_baud);
             let window_ms = flags.rfid_window_ms.or(file.rfid_window_ms);
             Ok::<_, DeviceConfigError>(RfidSettings {
-                path,
+                address: ReaderAddress::from_path(&path)?,
                 mode,
                 baud: positive(baud.unwrap_or(rfid_driver::DEFAULT_BAUD), "rfid_baud")?,
                 window: Duration::from_millis(positive(
@@ -260,6 +266,23 @@ mod tests {
         let r = c.rfid.unwrap();
         assert_eq!(r.window, Duration::from_millis(500));
         assert_eq!(r.baud, rfid_driver::DEFAULT_BAUD);
+        assert_eq!(r.address, ReaderAddress::Serial("/dev/r".into()));
+        let llrp = DevicesFileConfig {
+            rfid: Some("llrp://10.0.0.5".into()),
+            rfid_mode: Some(RfidMode::Receive),
+            ..Default::default()
+        };
+        let r = DevicesFileConfig::resolve(llrp, Default::default())
+            .unwrap()
+            .rfid
+            .unwrap();
+        assert_eq!(
+            r.address,
+            ReaderAddress::Llrp {
+                host: "10.0.0.5".into(),
+                port: 5084
+            }
+        );
 
         let none = DevicesFileConfig::resolve(Default::default(), Default::default()).unwrap();
         assert!(none.is_empty());
@@ -295,6 +318,14 @@ mod tests {
                     ..Default::default()
                 },
                 "RCN layout",
+            ),
+            (
+                DevicesFileConfig {
+                    rfid: Some("llrp://10.0.0.5:99999".into()),
+                    rfid_mode: Some(RfidMode::Receive),
+                    ..Default::default()
+                },
+                "rfid: invalid port \"99999\"",
             ),
         ] {
             let e = DevicesFileConfig::resolve(bad, Default::default()).unwrap_err();

@@ -73,7 +73,6 @@ use std::sync::Arc;
 
 use tally_hardware::driver::rfid::{self as rfid_driver, RfidConfig};
 use tally_hardware::driver::scanner::{self as scanner_driver, ScannerConfig};
-use tally_hardware::rfid::m100::M100;
 use tally_sync::clock::Clock;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -133,16 +132,16 @@ pub fn start(
         )));
     }
     if let Some(s) = &config.rfid {
-        let mut cfg = RfidConfig::new(&s.path);
+        let mut cfg = RfidConfig::for_address(&s.address);
         cfg.port.baud = s.baud;
         cfg.window = s.window;
         let (tx, rx) = mpsc::channel(CHANNEL);
-        let handle = rfid_driver::spawn(cfg, M100::new(0xFFFF), tx)?;
+        let handle = rfid_driver::spawn(cfg, s.address.protocol(), tx)?;
         ctx.metrics.set_connected("rfid", false);
         let window_ms = s.window.as_millis() as u64;
         match s.mode {
             RfidMode::Receive => {
-                tracing::info!(path = %s.path.display(), window_ms, "RFID reader wired: each new SGTIN-96 tag is a receipt of one unit.");
+                tracing::info!(reader = %s.address, window_ms, "RFID reader wired: each new SGTIN tag is a receipt of one unit.");
                 tasks.push(tokio::spawn(rfid::task(
                     ctx.clone(),
                     handle,
@@ -151,7 +150,7 @@ pub fn start(
                 )));
             }
             RfidMode::Count => {
-                tracing::info!(path = %s.path.display(), window_ms, "RFID reader wired in count mode: tags feed the count session counting.");
+                tracing::info!(reader = %s.address, window_ms, "RFID reader wired in count mode: tags feed the count session counting.");
                 tasks.push(tokio::spawn(counting::task(
                     ctx.clone(),
                     handle,

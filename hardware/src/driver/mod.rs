@@ -1,13 +1,14 @@
-//! Serial drivers: each device runs on its own thread, reads its port with a
-//! short timeout, decodes with the pure modules and sends events through a
-//! bounded tokio channel (`blocking_send`, so a slow consumer slows the
+//! Device drivers: each device runs on its own thread, reads its serial
+//! port (or, for a network RFID reader, its TCP stream: [`transport`]) with
+//! a short timeout, decodes with the pure modules and sends events through
+//! a bounded tokio channel (`blocking_send`, so a slow consumer slows the
 //! reader instead of growing memory).
 //!
 //! Design constraints:
-//! - A device that disappears (read error, hang-up, EOF) is closed and
-//!   reopened at the same path with exponential backoff ([`Backoff`]); a
-//!   [`DeviceStatus`] event says so. Partial input from before the loss is
-//!   discarded.
+//! - A device that disappears (read error, hang-up, EOF, a closed or
+//!   silent socket) is closed and reopened at the same path or address
+//!   with exponential backoff ([`Backoff`]); a [`DeviceStatus`] event says
+//!   so. Partial input from before the loss is discarded.
 //! - Garbage never stops a driver: decoders return errors, drivers log and
 //!   count them and carry on.
 //! - A driver stops when its [`DriverHandle`] is stopped or dropped, or when
@@ -15,15 +16,18 @@
 
 pub mod rfid;
 pub mod scanner;
+pub mod transport;
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serialport::SerialPort;
+
+pub use transport::Endpoint;
 
 /// Reconnect delays: `initial`, doubling up to `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,14 +60,15 @@ impl Backoff {
 /// A device's connection state changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceStatus {
-    /// The port is open.
+    /// The port is open (or the network reader connected).
     Connected {
-        /// The configured path.
+        /// The configured path (for a network reader, its address, e.g.
+        /// `llrp://10.0.0.5:5084`).
         path: PathBuf,
     },
     /// The port was lost; the driver retries.
     Disconnected {
-        /// The configured path.
+        /// The configured path or address.
         path: PathBuf,
         /// Why.
         reason: String,
@@ -130,7 +135,8 @@ impl DriverHandle {
     }
 
     /// Asks the driver to stop and waits for its thread (at most one read
-    /// timeout, or one backoff step).
+    /// timeout, or one backoff step; a network reader is given up to a
+    /// second more to close its connection cleanly).
     pub fn stop(mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
@@ -179,22 +185,34 @@ impl StopFlag {
 }
 
 /// Opens `settings.path`, retrying with backoff until it opens or the driver
-/// stops. `on_fail` sees each failure's count and error.
+/// stops.
 fn open_with_backoff(settings: &PortSettings, stop: &StopFlag) -> Option<Box<dyn SerialPort>> {
+    retry_with_backoff(&settings.path, &settings.backoff, stop, || settings.open())
+}
+
+/// Calls `open` until it succeeds or the driver stops, sleeping
+/// `backoff` between failures; `name` (a path or address) names the
+/// device in logs.
+fn retry_with_backoff<T, E: std::fmt::Display>(
+    name: &Path,
+    backoff: &Backoff,
+    stop: &StopFlag,
+    mut open: impl FnMut() -> Result<T, E>,
+) -> Option<T> {
     let mut failures = 0u32;
     loop {
         if stop.is_set() {
             return None;
         }
-        match settings.open() {
+        match open() {
             Ok(port) => return Some(port),
             Err(error) => {
                 failures = failures.saturating_add(1);
-                let delay = settings.backoff.delay(failures);
+                let delay = backoff.delay(failures);
                 if failures == 1 {
-                    tracing::warn!(path = %settings.path.display(), %error, "Cannot open device; retrying with backoff.");
+                    tracing::warn!(path = %name.display(), %error, "Cannot open device; retrying with backoff.");
                 } else {
-                    tracing::debug!(path = %settings.path.display(), %error, failures, ?delay, "Device still unavailable.");
+                    tracing::debug!(path = %name.display(), %error, failures, ?delay, "Device still unavailable.");
                 }
                 if stop.sleep(delay) {
                     return None;
@@ -211,9 +229,17 @@ enum ReadOutcome {
     Lost(String),
 }
 
+/// The reason [`classify_read`] gives for end of file.
+const EOF: &str = "end of file";
+
 fn read_port(port: &mut dyn SerialPort, buf: &mut [u8]) -> ReadOutcome {
-    match port.read(buf) {
-        Ok(0) => ReadOutcome::Lost("end of file".into()),
+    classify_read(port.read(buf))
+}
+
+/// What a read's result means: data, a timeout (quiet), or a lost device.
+fn classify_read(result: io::Result<usize>) -> ReadOutcome {
+    match result {
+        Ok(0) => ReadOutcome::Lost(EOF.into()),
         Ok(n) => ReadOutcome::Data(n),
         Err(e)
             if matches!(

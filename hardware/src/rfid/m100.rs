@@ -104,6 +104,7 @@ pub fn parse_notice(payload: &[u8]) -> Result<TagRead, NoticeError> {
         epc,
         rssi: i8::from_ne_bytes([rssi]),
         pc,
+        antenna: None,
     })
 }
 
@@ -195,15 +196,18 @@ impl ReaderProtocol for M100 {
             (FrameType::Response, CMD_ERROR) => match frame.payload.first() {
                 Some(&code) => ReaderEvent::Error {
                     command: None,
-                    code,
+                    code: u16::from(code),
                     no_tag: code == ERR_NO_TAG,
+                    detail: None,
                 },
                 None => {
                     self.bad_payload += 1;
                     ReaderEvent::Malformed("error response without a code".into())
                 }
             },
-            (_, command) => ReaderEvent::Response { command },
+            (_, command) => ReaderEvent::Response {
+                command: u16::from(command),
+            },
         };
         Some(event)
     }
@@ -278,7 +282,8 @@ mod tests {
             ReaderEvent::Tag(TagRead {
                 epc: Epc::from_hex("30751FEB705C5904E3D50D70").unwrap(),
                 rssi: -55,
-                pc: 0x3400
+                pc: 0x3400,
+                antenna: None,
             })
         );
         assert_eq!(
@@ -286,7 +291,8 @@ mod tests {
             ReaderEvent::Error {
                 command: None,
                 code: 0x15,
-                no_tag: true
+                no_tag: true,
+                detail: None,
             }
         );
         assert_eq!(
@@ -294,10 +300,16 @@ mod tests {
             ReaderEvent::Error {
                 command: None,
                 code: 0x09,
-                no_tag: false
+                no_tag: false,
+                detail: None,
             }
         );
-        assert_eq!(events[3], ReaderEvent::Response { command: CMD_STOP });
+        assert_eq!(
+            events[3],
+            ReaderEvent::Response {
+                command: u16::from(CMD_STOP)
+            }
+        );
         assert!(matches!(events[4], ReaderEvent::Malformed(_)));
         assert_eq!(p.stats().bad_payload, 1);
     }
@@ -308,6 +320,7 @@ mod tests {
             epc: Epc::from_hex("3074257BF7194E4000001A85").unwrap(),
             rssi: -70,
             pc: pc_for_len(12),
+            antenna: None,
         };
         assert_eq!(parse_notice(&notice_payload(&read)).unwrap(), read);
         assert!(parse_notice(&[]).is_err());

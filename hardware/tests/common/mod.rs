@@ -1,7 +1,8 @@
 //! Test support: real pseudo-terminal pairs standing in for serial devices,
 //! a symlink as the driver's configured path (re-pointed to a new pty to
-//! simulate unplug/replug), deadline-bounded waits and seeded noise.
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+//! simulate unplug/replug), a simulated LLRP network reader
+//! ([`llrp_sim`]), deadline-bounded waits and seeded noise.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code, unused_imports)]
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::Receiver;
 
+pub mod llrp_sim;
 mod pty;
 pub use pty::Pty;
 
