@@ -45,6 +45,7 @@ fn notice(epc: &Epc, rssi: i8) -> Vec<u8> {
         pc: pc_for_len(epc.as_bytes().len()),
         epc: epc.clone(),
         rssi,
+        antenna: None,
     };
     let mut out = Vec::new();
     encode_into(
