@@ -558,3 +558,29 @@ fn text_from_the_agent_is_made_safe_to_draw() {
     });
     assert!(!notice(&h).1.contains('\u{1b}'), "{:?}", h.s.notice);
 }
+
+#[test]
+fn every_count_view_draws_on_tiny_terminals() {
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+
+    let (mut h, id) = finished();
+    let mut states = vec![count_screen().s];
+    let (live_h, _) = counting();
+    states.push(live_h.s);
+    states.push(h.s.clone());
+    h.key(Key::F(5));
+    states.push(h.s.clone());
+    h.key(Key::Char('y'));
+    h.act(Action::CountAccepted {
+        session_id: id.clone(),
+        result: Ok(accepted(&id)),
+    });
+    states.push(h.s.clone());
+    for s in &states {
+        for (w, ht) in [(1, 1), (10, 3), (20, 6), (40, 10), (200, 60)] {
+            let mut t = Terminal::new(TestBackend::new(w, ht)).unwrap();
+            t.draw(|f| crate::render::draw(f, s)).unwrap();
+        }
+    }
+}
