@@ -6,9 +6,15 @@
 //! (polled with a deadline), and every sale the screen reports is checked
 //! against the agent's API.
 //!
+//! A second test runs an RFID count from the terminal's Count screen (F1)
+//! against the real agent: a listed item with stock and no tag read is
+//! reported missing, accepting it removes it; the terminal restarted
+//! while the session counts opens it again by its id.
+//!
 //! Needs `tmux` (CI installs it). The last screen of each step is printed
-//! on failure; the main, receipt and refusal screens are saved as
-//! `target/pos-screen.txt`, `pos-receipt.txt` and `pos-refused.txt`.
+//! on failure; the main, receipt, refusal and count report screens are
+//! saved as `target/pos-screen.txt`, `pos-receipt.txt`, `pos-refused.txt`
+//! and `pos-count.txt`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -187,6 +193,11 @@ impl Tmux {
             command,
         ]);
         t
+    }
+
+    /// Runs `command` again in the pane (the program there is killed).
+    fn respawn(&self, command: &str) {
+        self.ok(&["respawn-pane", "-k", "-t", "pos", command]);
     }
 
     fn screen(&self) -> String {
@@ -450,4 +461,143 @@ fn cashier_sells_overrides_and_quits_under_tmux() {
         !end.contains("Tally POS"),
         "the screen was restored:\n{end}"
     );
+}
+
+/// Waits for the exit status the wrapper shell writes to `file`.
+fn exit_status(tmux: &Tmux, file: &Path) -> String {
+    let deadline = Instant::now() + STEP;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(file) {
+            if text.ends_with('\n') {
+                return text.trim().to_string();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pos did not exit:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The session id in the Count screen's title (` Count ID: … `).
+fn count_id(screen: &str) -> String {
+    screen
+        .lines()
+        .find_map(|l| {
+            let i = l.find("Count count-")?;
+            let id: String = l[i + 6..].chars().take_while(|c| *c != ':').collect();
+            (id.len() == "count-".len() + 8).then_some(id)
+        })
+        .unwrap_or_else(|| panic!("no count session id on the screen:\n{screen}"))
+}
+
+#[test]
+fn cashier_counts_a_listed_item_finishes_and_accepts_under_tmux() {
+    let tmux_version = Command::new("tmux").arg("-V").output();
+    assert!(
+        tmux_version.is_ok_and(|o| o.status.success()),
+        "this test needs tmux: apt-get install -y tmux (CI installs it in .ci/run)"
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let agent = start_agent(&scratch.path().join("data"));
+    let http = Http::new(&agent.url);
+    http.wait_ready();
+    let csv = scratch.path().join("catalog.csv");
+    std::fs::write(
+        &csv,
+        format!("gtin,name,price_minor\n{PEN},\"Pen, blue\",129\n"),
+    )
+    .unwrap();
+    let import = Command::new(BIN)
+        .args(["catalog", "import"])
+        .arg(&csv)
+        .args(["--agent", &agent.url])
+        .output()
+        .unwrap();
+    assert!(import.status.success(), "catalog import failed");
+    // Three pens in stock, no tag read: the count finds none.
+    let (s, v) = http.post("/v1/receipts", json!({"lines": [{"gtin": PEN, "qty": 3}]}));
+    assert_eq!(s, 201, "{v}");
+
+    let status_file = scratch.path().join("pos-exit-status");
+    let command = format!(
+        "'{BIN}' pos --agent '{}' --timeout-secs 5; echo $? > '{}'",
+        agent.url,
+        status_file.display()
+    );
+    let socket = format!("tally-pos-count-{}", std::process::id());
+    let tmux = Tmux::start(socket, &scratch.path().join("tmux.conf"), &command);
+    tmux.wait_all(&["store store-pos", "Empty basket", "F1 count"], &[]);
+
+    // 1. Set up: the pen on the list, a zone; Enter starts.
+    tmux.keys(&["F1"]);
+    tmux.wait_all(&["COUNT", "New count", "Items: the whole store"], &[]);
+    tmux.type_text("4006381333931");
+    tmux.keys(&["Enter"]);
+    tmux.wait_all(&["Items: the 1 listed below", "Pen, blue"], &[]);
+    tmux.keys(&["F2"]);
+    tmux.wait_for("Zone: _");
+    tmux.type_text("aisle 3");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("Zone: aisle 3");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_all(&["COUNTING", "Tags 0", "reads 0", "Pen, blue"], &[]);
+    let id = count_id(&screen);
+    let (s, session) = http.get(&format!("/v1/counts/sessions/{id}"));
+    assert_eq!(s, 200, "{session}");
+    assert_eq!(session["status"], "counting", "{session}");
+    assert_eq!(session["zone"], "aisle 3", "{session}");
+    assert_eq!(session["gtins"], json!([PEN]), "{session}");
+
+    // 2. The terminal restarted while it counts: its id opens it again.
+    // (Another status file: the shell killed with the first might write
+    // one.)
+    let status_file = scratch.path().join("pos-exit-status-2");
+    let command = format!(
+        "'{BIN}' pos --agent '{}' --timeout-secs 5; echo $? > '{}'",
+        agent.url,
+        status_file.display()
+    );
+    tmux.respawn(&command);
+    tmux.wait_all(&["Empty basket"], &["COUNTING"]);
+    tmux.keys(&["F1"]);
+    tmux.wait_for("New count");
+    tmux.type_text(&id);
+    tmux.keys(&["Enter"]);
+    tmux.wait_all(&["COUNTING", &format!("Count {id}")], &[]);
+
+    // 3. Finish: the pens are missing.
+    tmux.keys(&["F5"]);
+    let report = tmux.wait_all(
+        &["FINISHED, variance", "Missing tags: 0", "F5 accepts"],
+        &[],
+    );
+    save("pos-count.txt", &report);
+    let pen = row(&report, "Pen, blue");
+    assert!(
+        pen.contains(" 3 ") && pen.contains(" 0 ") && pen.contains("-3"),
+        "{pen}"
+    );
+
+    // 4. Accept, asked first: three pens removed from stock.
+    tmux.keys(&["F5"]);
+    tmux.wait_for("Accept count?");
+    tmux.keys(&["y"]);
+    let done = tmux.wait_all(&["ACCEPTED, adjustments recorded", "1 adjustment"], &[]);
+    let pen = row(&done, "Pen, blue");
+    assert!(pen.contains("down") && pen.contains(" 3 "), "{pen}");
+    let (_, stock) = http.get(&format!("/v1/stock/{PEN}"));
+    assert_eq!(stock["on_hand"], 0, "{stock}");
+    let (_, session) = http.get(&format!("/v1/counts/sessions/{id}"));
+    assert_eq!(session["status"], "accepted", "{session}");
+    // Accepting twice records nothing.
+    tmux.keys(&["F5"]);
+    tmux.wait_for("accepted already");
+    let (_, stock) = http.get(&format!("/v1/stock/{PEN}"));
+    assert_eq!(stock["on_hand"], 0, "{stock}");
+
+    tmux.keys(&["F10"]);
+    assert_eq!(exit_status(&tmux, &status_file), "0", "pos exit status");
 }

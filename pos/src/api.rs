@@ -1,8 +1,9 @@
 //! What the terminal asks of the agent: [`AgentApi`], the calls the event
 //! loop makes (sales and returns; the store's orders: the pick list, one
 //! order, a move of its allocation; and transfers from other stores: the
-//! ones in transit, one transfer, its receipt), so its effects run
-//! against a fake in tests. The real
+//! ones in transit, one transfer, its receipt; and RFID count sessions:
+//! started, looked at, finished, accepted), so its effects run against a
+//! fake in tests. The real
 //! one is `tally_agent_api`'s [`AgentClient`] (the wire types, the HTTP
 //! client and its typed errors all live there, declared once for every
 //! client of the local API).
@@ -10,8 +11,9 @@
 use std::future::Future;
 
 use tally_agent_api::{
-    AgentClient, AgentStatus, ApiError, FulfilRequest, FulfilmentRecorded, OrderList, OrderView,
-    ReturnRecorded, ReturnRequest, SaleRecorded, SaleRequest, SaleView, Stock, TransferList,
+    AgentClient, AgentStatus, ApiError, CountAccepted, CountReportView, CountSessionRequest,
+    CountSessionView, FulfilRequest, FulfilmentRecorded, OrderList, OrderView, ReturnRecorded,
+    ReturnRequest, SaleRecorded, SaleRequest, SaleView, Stock, TransferList,
     TransferReceivedRequest, TransferRecorded, TransferView,
 };
 use tally_sync::fulfilment::Status;
@@ -69,6 +71,31 @@ pub trait AgentApi: Send + Sync + 'static {
         transfer_id: &str,
         body: &TransferReceivedRequest,
     ) -> impl Future<Output = Result<TransferRecorded, ApiError>> + Send;
+    /// `POST /v1/counts/sessions`.
+    fn start_count(
+        &self,
+        body: &CountSessionRequest,
+    ) -> impl Future<Output = Result<CountSessionView, ApiError>> + Send;
+    /// `GET /v1/counts/sessions/{id}`.
+    fn count_session(
+        &self,
+        session_id: &str,
+    ) -> impl Future<Output = Result<CountSessionView, ApiError>> + Send;
+    /// `GET /v1/counts/sessions/{id}/report`.
+    fn count_report(
+        &self,
+        session_id: &str,
+    ) -> impl Future<Output = Result<CountReportView, ApiError>> + Send;
+    /// `POST /v1/counts/sessions/{id}/finish`.
+    fn finish_count(
+        &self,
+        session_id: &str,
+    ) -> impl Future<Output = Result<CountReportView, ApiError>> + Send;
+    /// `POST /v1/counts/sessions/{id}/accept`.
+    fn accept_count(
+        &self,
+        session_id: &str,
+    ) -> impl Future<Output = Result<CountAccepted, ApiError>> + Send;
 }
 
 impl AgentApi for AgentClient {
@@ -127,5 +154,25 @@ impl AgentApi for AgentClient {
         body: &TransferReceivedRequest,
     ) -> Result<TransferRecorded, ApiError> {
         AgentClient::receive_transfer(self, transfer_id, body).await
+    }
+
+    async fn start_count(&self, body: &CountSessionRequest) -> Result<CountSessionView, ApiError> {
+        AgentClient::start_count(self, body).await
+    }
+
+    async fn count_session(&self, session_id: &str) -> Result<CountSessionView, ApiError> {
+        AgentClient::count_session(self, session_id).await
+    }
+
+    async fn count_report(&self, session_id: &str) -> Result<CountReportView, ApiError> {
+        AgentClient::count_report(self, session_id).await
+    }
+
+    async fn finish_count(&self, session_id: &str) -> Result<CountReportView, ApiError> {
+        AgentClient::finish_count(self, session_id).await
+    }
+
+    async fn accept_count(&self, session_id: &str) -> Result<CountAccepted, ApiError> {
+        AgentClient::accept_count(self, session_id).await
     }
 }

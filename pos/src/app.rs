@@ -1,6 +1,6 @@
 //! The event loop: glues the terminal (crossterm keys in, ratatui frames
 //! out), the scanner driver, a status poll, the order and transfer
-//! screens' refresh and the agent API to the pure [`PosState`]. Each
+//! screens' refresh, the count screen's poll and the agent API to the pure [`PosState`]. Each
 //! [`Effect`] runs as its own task and comes back as an [`Action`]; the
 //! screen is redrawn after every batch of actions.
 //!
@@ -36,6 +36,10 @@ pub const STATUS_EVERY: Duration = Duration::from_secs(2);
 /// ([`Action::RefreshOrders`]): the pick list, the order shown at pickup,
 /// or the transfers in transit.
 pub const ORDERS_EVERY: Duration = Duration::from_secs(10);
+
+/// How often the count session shown live is polled
+/// ([`Action::RefreshCount`]).
+pub const COUNT_EVERY: Duration = Duration::from_secs(1);
 
 /// Why the terminal stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +203,42 @@ pub async fn perform<A: AgentApi>(api: &A, effect: Effect) -> Option<Action> {
                 result,
             }
         }
+        Effect::StartCount(req) => {
+            let result = api.start_count(&req).await;
+            let session_id = req.session_id.clone().unwrap_or_default();
+            match &result {
+                Err(e) => tracing::warn!(session = %session_id, error = %e, "Count not started."),
+                Ok(_) => tracing::info!(session = %session_id, "Count started."),
+            }
+            Action::CountStarted { session_id, result }
+        }
+        Effect::LookupCount(session_id) => {
+            let result = api.count_session(&session_id).await;
+            Action::CountSession { session_id, result }
+        }
+        Effect::CountReport(session_id) => {
+            let result = api.count_report(&session_id).await;
+            Action::CountReport { session_id, result }
+        }
+        Effect::FinishCount(session_id) => {
+            let result = api.finish_count(&session_id).await;
+            if let Err(e) = &result {
+                tracing::warn!(session = %session_id, error = %e, "Count not finished.");
+            }
+            Action::CountFinished { session_id, result }
+        }
+        Effect::AcceptCount(session_id) => {
+            let result = api.accept_count(&session_id).await;
+            match &result {
+                Err(e) => tracing::warn!(session = %session_id, error = %e, "Count not accepted."),
+                Ok(a) => tracing::info!(
+                    session = %session_id,
+                    adjustments = a.adjustments.len(),
+                    "Count accepted."
+                ),
+            }
+            Action::CountAccepted { session_id, result }
+        }
         Effect::Quit => return None,
     })
 }
@@ -249,6 +289,8 @@ where
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut orders_ticker = tokio::time::interval(ORDERS_EVERY);
     orders_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut count_ticker = tokio::time::interval(COUNT_EVERY);
+    count_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let result = async {
         terminal.draw(|f| render::draw(f, &state))?;
@@ -256,6 +298,7 @@ where
             let first = tokio::select! {
                 a = rx.recv() => a,
                 _ = orders_ticker.tick() => Some(Input::Action(Box::new(Action::RefreshOrders))),
+                _ = count_ticker.tick() => Some(Input::Action(Box::new(Action::RefreshCount))),
                 _ = ticker.tick() => {
                     if !status_busy.swap(true, Ordering::SeqCst) {
                         let (api, tx, busy) = (api.clone(), tx.clone(), status_busy.clone());

@@ -1,7 +1,8 @@
 //! Draws a [`PosState`] with ratatui: header, banners (agent offline or
 //! unreachable), the screen's body (the basket, the pick list with the
-//! selected order's lines, the order shown at pickup, or the transfers in
-//! transit with the selected one's lines), its summary
+//! selected order's lines, the order shown at pickup, the transfers in
+//! transit with the selected one's lines, or a count: set up, live, its
+//! variance report or its adjustments), its summary
 //! line, the input line, a notice, the key help line, and the open dialog
 //! on top. Pure drawing: the same state
 //! always gives the same screen, so tests render into a `TestBackend` and
@@ -13,14 +14,15 @@ use ratatui::text::{Line as TextLine, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
-use tally_agent_api::{OrderView, TransferView};
+use tally_agent_api::{CountReportView, OrderView, TransferView};
 use tally_sync::fulfilment::{Fulfilment, Status};
 use tally_sync::{Refusal, Shortage};
 
 use crate::money::format_minor;
 use crate::state::{
-    receivable, units, AgentLink, Dialog, Level, Listing, Mode, OrderRefused, OrderWhy, Pickup,
-    PosState, Receipt, Refused, Screen, TransferRefused, TransferWhy, Why,
+    live_items, receivable, shown, units, variance, AgentLink, CountView, Dialog, Level, Listing,
+    Mode, OrderRefused, OrderWhy, Pickup, PosState, Receipt, Refused, Screen, TransferRefused,
+    TransferWhy, Why, EPCS_SHOWN,
 };
 
 /// Draws the whole screen.
@@ -64,11 +66,19 @@ pub fn draw(frame: &mut Frame<'_>, s: &PosState) {
             draw_transfers(frame, s, basket);
             frame.render_widget(Paragraph::new(transfers_summary(s)), totals);
         }
+        Screen::Count => {
+            draw_count(frame, s, basket);
+            frame.render_widget(Paragraph::new(count_summary(s)), totals);
+        }
     }
     let prompt = match (s.screen, s.mode) {
         (Screen::PickList, _) => "Scan item or order barcode > ",
         (Screen::Pickup, _) => "Scan or type order id > ",
         (Screen::Transfers, _) => "Scan or type transfer id > ",
+        (Screen::Count, _) if s.count.view == CountView::Setup => {
+            "Scan or type item (or a session id) > "
+        }
+        (Screen::Count, _) => "Type a count session id > ",
         (Screen::Basket, Mode::Sale) => "Scan or type barcode > ",
         (Screen::Basket, Mode::Return) => "Returned item barcode > ",
     };
@@ -142,6 +152,7 @@ fn header_line(s: &PosState) -> TextLine<'static> {
         (Screen::Transfers, _) => {
             Span::styled(" TRANSFERS ", bold.fg(Color::Black).bg(Color::Yellow))
         }
+        (Screen::Count, _) => Span::styled(" COUNT ", bold.fg(Color::Black).bg(Color::LightCyan)),
         (Screen::Basket, Mode::Sale) => {
             Span::styled(" SALE ", bold.fg(Color::Black).bg(Color::Green))
         }
@@ -326,10 +337,11 @@ fn help_text(s: &PosState) -> String {
         None if s.screen == Screen::Pickup => {
             "Enter look up  F5 hand over  Esc clear/back  F9 pick list  F10 quit"
         }
+        None if s.screen == Screen::Count => count_help(s),
         None if s.in_doubt => "F5 retry (same id)  F8 discard  F10 quit",
         None => match s.mode {
             Mode::Sale => {
-                "Enter scan  F5 pay  +/- qty  F2 qty  Del void  F4 price  F6 returns  F8 new  F9 orders  F11 transfers  F12 pickup  F10 quit  Up/Down select"
+                "Enter scan  F5 pay  +/- qty  F2 qty  Del void  F4 price  F6 returns  F8 new  F9 orders  F11 transfers  F12 pickup  F1 count  F10 quit  Up/Down select"
             }
             Mode::Return => {
                 "Enter scan  F5 refund  +/- qty  F2 qty  Del void  F4 price  F6 sales  F7 original sale  F8 new  F9 orders  F11 transfers  F12 pickup  F10 quit  Up/Down select"
@@ -360,6 +372,8 @@ fn help_text(s: &PosState) -> String {
         Some(Dialog::InDoubt { .. }) => "R retry (same id)  Esc back (basket locked)  F8 discard",
         Some(Dialog::Receipt(_)) => "Enter next customer (or just scan)",
         Some(Dialog::ConfirmQuit) | Some(Dialog::ConfirmDiscard) => "Y yes  any other key no",
+        Some(Dialog::CountZone { .. }) => "Type the zone, Enter to confirm (empty = none)  Esc cancel",
+        Some(Dialog::ConfirmAccept { .. }) => "Y accept (records the adjustments)  any other key back",
     };
     format!(" {text}")
 }
@@ -461,6 +475,10 @@ fn draw_dialog(frame: &mut Frame<'_>, s: &PosState, d: &Dialog, area: Rect) {
                     "Recording order {} as {} with the agent…",
                     m.order_id,
                     m.to.name()
+                ),
+                (_, Screen::Count) => format!(
+                    "Sending count {} to the agent…",
+                    shown(s.count.call.as_ref().map(|c| c.session_id()).unwrap_or_default())
                 ),
                 (_, Screen::Transfers) => format!(
                     "Recording transfer {} as received with the agent…",
@@ -630,6 +648,35 @@ fn draw_dialog(frame: &mut Frame<'_>, s: &PosState, d: &Dialog, area: Rect) {
         }
         Dialog::HandedOver { order, already } => handed_over_dialog(order, *already),
         Dialog::TransferRefused(r) => transfer_refused_dialog(r),
+        Dialog::CountZone { input } => (
+            " Zone ".into(),
+            Color::Cyan,
+            vec![
+                "The zone counted, a label (a spot count: without a list, only the items read there are compared):".into(),
+                String::new(),
+                field("Zone: ", input),
+            ],
+        ),
+        Dialog::ConfirmAccept { session_id } => {
+            let differ = match &s.count.view {
+                CountView::Report(r) => {
+                    let (n, up, down) = variance(r);
+                    format!("{n} item(s) differ: +{up} unit(s) found, -{down} missing.")
+                }
+                _ => String::new(),
+            };
+            (
+                " Accept count? ".into(),
+                Color::Yellow,
+                vec![
+                    format!("Count {}:", shown(session_id)),
+                    differ,
+                    "Accepting records the adjustments in this store's stock (units missing beyond its rights are raised at HQ).".into(),
+                    String::new(),
+                    "[Y] accept    any other key: back".into(),
+                ],
+            )
+        }
         Dialog::ReceiptInDoubt { error } => {
             let id = s
                 .transfers
@@ -1199,6 +1246,292 @@ fn transfers_summary(s: &PosState) -> TextLine<'static> {
         Listing::NotAsked | Listing::Loaded => {}
     }
     TextLine::from(spans)
+}
+
+/// The Count screen's key help.
+fn count_help(s: &PosState) -> &'static str {
+    match &s.count.view {
+        CountView::Setup if s.count.start_in_doubt.is_some() => {
+            "Enter check (same id)  F8 drop  F10 quit"
+        }
+        CountView::Setup => {
+            "scan/type items  F2 zone  Del remove  Enter start  F8 clear  type an id to open  Esc back  F10 quit"
+        }
+        CountView::Live(_) => "F5 finish  F1 refresh  Up/Down scroll  Esc back (it goes on counting)  F10 quit",
+        _ if s.count.accepted() => "F8 new count  Up/Down scroll  Esc back  F10 quit",
+        _ => "F5 accept  F1 refresh  Up/Down scroll  F8 new count  Esc back  F10 quit",
+    }
+}
+
+/// A header row of the count tables.
+fn header_row(cells: Vec<&'static str>) -> Row<'static> {
+    Row::new(cells).style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED))
+}
+
+/// The first EPCs of a finding, and how many more there are.
+fn first_epcs(list: &[tally_sync::Epc], total: u64) -> String {
+    if total == 0 {
+        return String::new();
+    }
+    let first: Vec<String> = list.iter().take(EPCS_SHOWN).map(|e| e.to_hex()).collect();
+    let more = total.saturating_sub(first.len() as u64);
+    let mut text = format!(": {}", first.join(", "));
+    if more > 0 {
+        text.push_str(&format!(" and {more} more"));
+    }
+    text
+}
+
+/// The tag findings of a report, one line each.
+fn findings(r: &CountReportView) -> Vec<TextLine<'static>> {
+    let e = &r.epcs;
+    let red = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
+    let style = |n: u64| if n > 0 { red } else { Style::new() };
+    vec![
+        TextLine::styled(
+            format!(
+                "Missing tags: {}{}",
+                e.missing_total,
+                first_epcs(&e.missing, e.missing_total)
+            ),
+            style(e.missing_total),
+        ),
+        TextLine::styled(
+            format!(
+                "Tags recorded as sold, read here: {}{}",
+                e.sold_but_present_total,
+                first_epcs(&e.sold_but_present, e.sold_but_present_total)
+            ),
+            style(e.sold_but_present_total),
+        ),
+        TextLine::raw(format!(
+            "Tags read {}   unknown tags {}   off-list tags {}",
+            r.tags, r.unknown_tags, r.out_of_scope_tags
+        )),
+    ]
+}
+
+/// An item's name from the agent (made safe), else its GTIN.
+fn agent_name(name: Option<&String>, gtin: &tally_sync::Gtin) -> String {
+    name.map_or_else(|| gtin.to_string(), |n| shown(n))
+}
+
+/// The Count screen's body: what is set up, the live session, its report,
+/// or its adjustments.
+fn draw_count(frame: &mut Frame<'_>, s: &PosState, area: Rect) {
+    let c = &s.count;
+    let (title, info, header, widths, rows): (
+        String,
+        Vec<TextLine<'static>>,
+        Row<'static>,
+        Vec<Constraint>,
+        Vec<Row<'static>>,
+    ) = match &c.view {
+        CountView::Setup => (
+            " New count ".into(),
+            vec![
+                TextLine::raw(if c.gtins.is_empty() {
+                    match c.zone {
+                        Some(_) => "Items: those read in the zone (scan items to count only those)"
+                            .to_string(),
+                        None => {
+                            "Items: the whole store (scan items to count only those)".to_string()
+                        }
+                    }
+                } else {
+                    format!("Items: the {} listed below", c.gtins.len())
+                }),
+                TextLine::raw(match &c.zone {
+                    Some(z) => format!("Zone: {}", shown(z)),
+                    None => "Zone: none (F2 names one)".into(),
+                }),
+            ],
+            header_row(vec!["Item", "GTIN"]),
+            vec![Constraint::Min(10), Constraint::Length(14)],
+            c.gtins
+                .iter()
+                .map(|g| Row::new(vec![Cell::from(s.count_name(g)), Cell::from(g.clone())]))
+                .collect(),
+        ),
+        CountView::Live(v) => (
+            format!(" Count {}: COUNTING ", shown(&v.session_id)),
+            vec![
+                TextLine::raw(format!(
+                    "Zone: {}   started {}   {}",
+                    v.zone.as_deref().map_or_else(|| "none".into(), shown),
+                    shown(&v.started_at.chars().take(19).collect::<String>()).replace('T', " "),
+                    match &v.gtins {
+                        Some(l) => format!("{} listed items", l.len()),
+                        None => "all items".into(),
+                    }
+                )),
+                TextLine::styled(
+                    format!(
+                        "Tags {}   reads {}   unknown tags {}   off-list tags {}",
+                        v.tags, v.reads, v.unknown_tags, v.out_of_scope_tags
+                    ),
+                    Style::new().add_modifier(Modifier::BOLD),
+                ),
+            ],
+            header_row(vec!["Item", "GTIN", "Counted"]),
+            vec![
+                Constraint::Min(10),
+                Constraint::Length(14),
+                Constraint::Length(7),
+            ],
+            live_items(v)
+                .iter()
+                .map(|i| {
+                    let name = match &i.name {
+                        Some(n) => shown(n),
+                        None => s.count_name(&i.gtin.to_string()),
+                    };
+                    Row::new(vec![
+                        Cell::from(name),
+                        Cell::from(i.gtin.to_string()),
+                        Cell::from(format!("{:>7}", i.counted)),
+                    ])
+                })
+                .collect(),
+        ),
+        CountView::Report(r) => (
+            format!(
+                " Count {}: {} ",
+                shown(&r.session_id),
+                if r.status == "accepted" {
+                    "ACCEPTED"
+                } else {
+                    "FINISHED, variance"
+                }
+            ),
+            findings(r),
+            header_row(vec!["Item", "Expected", " Counted", "    Diff"]),
+            vec![
+                Constraint::Min(10),
+                Constraint::Length(8),
+                Constraint::Length(8),
+                Constraint::Length(8),
+            ],
+            r.items
+                .iter()
+                .map(|l| {
+                    let row = Row::new(vec![
+                        Cell::from(agent_name(l.name.as_ref(), &l.gtin)),
+                        Cell::from(format!("{:>8}", l.expected)),
+                        Cell::from(format!("{:>8}", l.counted)),
+                        Cell::from(match l.difference {
+                            0 => format!("{:>8}", 0),
+                            d => format!("{d:>+8}"),
+                        }),
+                    ]);
+                    match l.difference {
+                        0 => row,
+                        d if d < 0 => row.style(Style::new().fg(Color::Red)),
+                        _ => row.style(Style::new().fg(Color::Yellow)),
+                    }
+                })
+                .collect(),
+        ),
+        CountView::Accepted(a) => (
+            format!(
+                " Count {}: ACCEPTED, adjustments recorded ",
+                shown(&a.session_id)
+            ),
+            if a.adjustments.is_empty() {
+                vec![TextLine::raw(
+                    "No adjustment: every count matched the records.",
+                )]
+            } else {
+                findings(&a.report)
+            },
+            header_row(vec!["Item", "Move", "   Units", "Unresolved"]),
+            vec![
+                Constraint::Min(10),
+                Constraint::Length(6),
+                Constraint::Length(8),
+                Constraint::Length(10),
+            ],
+            a.adjustments
+                .iter()
+                .map(|adj| {
+                    let name = a
+                        .report
+                        .items
+                        .iter()
+                        .find(|l| l.gtin == adj.gtin)
+                        .and_then(|l| l.name.as_ref());
+                    let row = Row::new(vec![
+                        Cell::from(agent_name(name, &adj.gtin)),
+                        Cell::from(shown(&adj.direction)),
+                        Cell::from(format!("{:>8}", adj.units)),
+                        Cell::from(format!("{:>10}", adj.unresolved)),
+                    ]);
+                    if adj.unresolved > 0 {
+                        row.style(Style::new().fg(Color::Yellow))
+                    } else {
+                        row
+                    }
+                })
+                .collect(),
+        ),
+    };
+    let block = Block::default().borders(Borders::ALL).title(title);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let info_height = u16::try_from(info.len()).unwrap_or(0);
+    let [info_area, table_area] =
+        Layout::vertical([Constraint::Length(info_height), Constraint::Min(1)]).areas(inner);
+    frame.render_widget(Paragraph::new(info).wrap(Wrap { trim: true }), info_area);
+    if rows.is_empty() {
+        let hint = match &c.view {
+            CountView::Setup => "Scan or type items to count only those; Enter with none counts every item (of the zone, with one).",
+            CountView::Live(_) => "No tag read yet: the RFID reader in count mode feeds this count.",
+            _ => "",
+        };
+        frame.render_widget(
+            Paragraph::new(hint)
+                .style(Style::new().add_modifier(Modifier::DIM))
+                .wrap(Wrap { trim: true }),
+            table_area,
+        );
+        return;
+    }
+    let table = Table::new(rows, widths)
+        .header(header)
+        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+        .highlight_symbol("> ");
+    let mut state = TableState::default().with_selected(Some(c.selected));
+    frame.render_stateful_widget(table, table_area, &mut state);
+}
+
+/// The Count screen's summary line.
+fn count_summary(s: &PosState) -> TextLine<'static> {
+    let bold = Style::new().add_modifier(Modifier::BOLD);
+    let text = match &s.count.view {
+        CountView::Setup => " Enter starts the count".to_string(),
+        CountView::Live(v) => format!(" {} tag(s) counted   F5 finishes the count", v.tags),
+        CountView::Report(r) => {
+            let (n, up, down) = variance(r);
+            if r.status == "accepted" {
+                format!(" {n} item(s) differed: +{up} / -{down} units. Accepted.")
+            } else {
+                format!(" {n} item(s) differ: +{up} / -{down} units   F5 accepts")
+            }
+        }
+        CountView::Accepted(a) => {
+            let unresolved: u64 = a.adjustments.iter().map(|x| x.unresolved).sum();
+            format!(
+                " {} adjustment(s) recorded{}",
+                a.adjustments.len(),
+                if unresolved > 0 {
+                    format!("; {unresolved} unit(s) unresolved, raised at HQ")
+                } else {
+                    String::new()
+                }
+            )
+        }
+    };
+    TextLine::styled(text, bold)
 }
 
 fn transfer_refused_dialog(r: &TransferRefused) -> (String, Color, Vec<String>) {

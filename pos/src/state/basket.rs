@@ -1,7 +1,8 @@
 //! The basket: what a scan or a typed code adds, the lines' quantities,
 //! prices and voids, the catalog and stock answers about their items, and
 //! what the basket costs. Keys pressed on the basket screen with no
-//! dialog open land here (F9 and F12 leave it for the order screens).
+//! dialog open land here (F9 and F12 leave it for the order screens, F11
+//! for transfers, F1 for counts).
 
 use tally_agent_api::{ApiError, Stock};
 use tally_sync::message::CatalogItem;
@@ -235,6 +236,7 @@ impl PosState {
             Key::F(9) | Key::Ctrl('o') => self.open_screen(Screen::PickList),
             Key::F(12) | Key::Ctrl('u') => self.open_screen(Screen::Pickup),
             Key::F(11) | Key::Ctrl('t') => self.open_transfers(),
+            Key::F(1) | Key::Ctrl('k') => self.open_count(),
             Key::F(7) if self.mode == Mode::Return => self.ask_original_sale(),
             Key::F(8) | Key::Ctrl('n') => {
                 if self.basket_open() {
@@ -374,7 +376,7 @@ impl PosState {
                 CatalogEntry::Failed(e.to_string())
             }
         };
-        if self.lines.iter().any(|l| l.gtin == gtin) {
+        if self.lines.iter().any(|l| l.gtin == gtin) || self.count.gtins.contains(&gtin) {
             self.catalog.insert(gtin, entry);
         }
         Vec::new()

@@ -117,6 +117,16 @@ pub enum Dialog {
         /// What went wrong.
         error: String,
     },
+    /// The zone of the next count.
+    CountZone {
+        /// Typed.
+        input: String,
+    },
+    /// Accept a count's variance report (records its adjustments)?
+    ConfirmAccept {
+        /// The session.
+        session_id: String,
+    },
 }
 
 impl PosState {
@@ -158,6 +168,8 @@ impl PosState {
             Dialog::HandedOver { order, already } => self.handed_over_key(order, already, key),
             Dialog::TransferRefused(refused) => self.transfer_refused_key(refused, key),
             Dialog::ReceiptInDoubt { error } => self.receipt_in_doubt_key(error, key),
+            Dialog::CountZone { input } => self.count_zone_key(input, key),
+            Dialog::ConfirmAccept { session_id } => self.confirm_accept_key(session_id, key),
             Dialog::ConfirmDiscard => match key {
                 Key::Char('y' | 'Y') => {
                     let mode = self.mode;
@@ -203,7 +215,7 @@ impl PosState {
 }
 
 impl PosState {
-    /// The typed line of the order and transfer screens: a character,
+    /// The typed line of the order, transfer and count screens: a character,
     /// Backspace ([`edit`]), or Esc while something is typed (clears it).
     /// Answers whether `key` was one of those.
     pub(super) fn typed(&mut self, key: Key) -> bool {

@@ -18,6 +18,8 @@
 //!   id, handed over (`collected` or `shipped`).
 //! - `transfers`: the Transfers screen: transfers from other stores in
 //!   transit to this one, selected and received (issue 22).
+//! - `counting`: the Count screen: RFID cycle-count sessions (issue 23)
+//!   set up, started, watched live, finished and accepted.
 //! - `dialogs`: the open dialog's keys, routed to its flow.
 //!
 //! # Design constraints
@@ -44,9 +46,15 @@
 //! - **A receipt of a transfer is one request** too: its event id is made
 //!   before its first POST and kept until the agent answers; in doubt it
 //!   is retried unchanged or dropped on purpose.
+//! - **A count session is named before it starts**: its id is made before
+//!   the first POST; a start in doubt is looked up under that id and
+//!   posted again only when the agent does not know it. Finishing and
+//!   accepting are idempotent at the agent, so they are simply asked
+//!   again.
 
 mod basket;
 mod checkout;
+mod counting;
 mod dialogs;
 mod orders;
 mod override_;
@@ -58,8 +66,9 @@ mod transfers;
 use std::collections::BTreeMap;
 
 use tally_agent_api::{
-    AgentStatus, ApiError, FulfilmentRecorded, OrderList, OrderView, ReturnRecorded, ReturnRequest,
-    SaleRecorded, SaleRequest, SaleView, Stock, TransferList, TransferRecorded, TransferView,
+    AgentStatus, ApiError, CountAccepted, CountReportView, CountSessionRequest, CountSessionView,
+    FulfilmentRecorded, OrderList, OrderView, ReturnRecorded, ReturnRequest, SaleRecorded,
+    SaleRequest, SaleView, Stock, TransferList, TransferRecorded, TransferView,
 };
 use tally_hardware::rcn::RcnLayout;
 use tally_sync::message::CatalogItem;
@@ -67,6 +76,9 @@ use tally_sync::EventId;
 
 pub use basket::{CatalogEntry, Line, MAX_QTY};
 pub use checkout::{Receipt, ReceiptLine, Tendered};
+pub use counting::{
+    live_items, session_id_of, shown, variance, Count, CountCall, CountView, EPCS_SHOWN, MAX_SHOWN,
+};
 pub use dialogs::Dialog;
 pub use orders::{Listing, Move, OrderRefused, OrderWhy, Orders, MAX_LISTED};
 pub use override_::{Refused, Why};
@@ -204,6 +216,44 @@ pub enum Action {
         /// The answer.
         result: Result<TransferRecorded, ApiError>,
     },
+    /// Time to poll the live count session shown (the event loop sends
+    /// it every second; ignored unless the Count screen shows one).
+    RefreshCount,
+    /// Answer to [`Effect::StartCount`].
+    CountStarted {
+        /// The session's id (as its request carried it).
+        session_id: String,
+        /// The answer.
+        result: Result<CountSessionView, ApiError>,
+    },
+    /// Answer to [`Effect::LookupCount`].
+    CountSession {
+        /// The session asked for.
+        session_id: String,
+        /// The answer.
+        result: Result<CountSessionView, ApiError>,
+    },
+    /// Answer to [`Effect::CountReport`].
+    CountReport {
+        /// The session asked for.
+        session_id: String,
+        /// The answer.
+        result: Result<CountReportView, ApiError>,
+    },
+    /// Answer to [`Effect::FinishCount`].
+    CountFinished {
+        /// The session finished.
+        session_id: String,
+        /// The answer: its variance report.
+        result: Result<CountReportView, ApiError>,
+    },
+    /// Answer to [`Effect::AcceptCount`].
+    CountAccepted {
+        /// The session accepted.
+        session_id: String,
+        /// The answer: the adjustments recorded.
+        result: Result<CountAccepted, ApiError>,
+    },
 }
 
 /// What the event loop must do for the state machine.
@@ -239,6 +289,16 @@ pub enum Effect {
     LookupTransfer(String),
     /// `POST /v1/transfers/{id}/received` → [`Action::TransferReceived`].
     ReceiveTransfer(Receive),
+    /// `POST /v1/counts/sessions` → [`Action::CountStarted`].
+    StartCount(CountSessionRequest),
+    /// `GET /v1/counts/sessions/{id}` → [`Action::CountSession`].
+    LookupCount(String),
+    /// `GET /v1/counts/sessions/{id}/report` → [`Action::CountReport`].
+    CountReport(String),
+    /// `POST /v1/counts/sessions/{id}/finish` → [`Action::CountFinished`].
+    FinishCount(String),
+    /// `POST /v1/counts/sessions/{id}/accept` → [`Action::CountAccepted`].
+    AcceptCount(String),
     /// Leave the terminal.
     Quit,
 }
@@ -272,6 +332,9 @@ pub enum Screen {
     /// Transfers: transfers from other stores in transit to this one,
     /// received here.
     Transfers,
+    /// Count: RFID cycle-count sessions started, watched, finished and
+    /// accepted.
+    Count,
 }
 
 /// What the terminal knows of the agent.
@@ -361,6 +424,9 @@ pub struct PosState {
     pub orders: Orders,
     /// Transfers in transit, the selected one, a receipt in flight.
     pub transfers: Transfers,
+    /// The Count screen: the next count's list and zone, the session
+    /// shown, the call awaited.
+    pub count: Count,
 }
 
 impl PosState {
@@ -389,6 +455,7 @@ impl PosState {
             screen: Screen::Basket,
             orders: Orders::default(),
             transfers: Transfers::default(),
+            count: Count::default(),
         }
     }
 
@@ -413,6 +480,7 @@ impl PosState {
                 Screen::PickList => self.pick_scan(scan, env),
                 Screen::Pickup => self.pickup_scan(scan),
                 Screen::Transfers => self.transfer_scan(scan),
+                Screen::Count => self.count_scan(scan),
             },
             Action::Scanner { connected, detail } => {
                 self.scanner = Some((connected, detail));
@@ -442,6 +510,20 @@ impl PosState {
                 event_id,
                 result,
             } => self.transfer_received(&transfer_id, event_id, result),
+            Action::RefreshCount => self.refresh_count(),
+            Action::CountStarted { session_id, result } => self.count_started(&session_id, result),
+            Action::CountSession { session_id, result } => {
+                self.count_session_answer(&session_id, result)
+            }
+            Action::CountReport { session_id, result } => {
+                self.count_report_answer(&session_id, result)
+            }
+            Action::CountFinished { session_id, result } => {
+                self.count_finished(&session_id, result)
+            }
+            Action::CountAccepted { session_id, result } => {
+                self.count_accepted(&session_id, result)
+            }
         }
     }
 
@@ -486,6 +568,7 @@ impl PosState {
             (None, Screen::PickList) => self.pick_list_key(key, env),
             (None, Screen::Pickup) => self.pickup_key(key, env),
             (None, Screen::Transfers) => self.transfers_key(key, env),
+            (None, Screen::Count) => self.count_key(key, env),
             (Some(d), _) => self.dialog_key(d, key, env),
         }
     }

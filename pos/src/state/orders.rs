@@ -156,6 +156,7 @@ impl PosState {
                 Vec::new()
             }
             Screen::Transfers => self.open_transfers(),
+            Screen::Count => self.open_count(),
         }
     }
 

@@ -8,9 +8,10 @@ use std::sync::Mutex;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use tally_agent_api::{
-    AgentStatus, ApiError, FulfilRequest, FulfilmentRecorded, OrderList, OrderView, ReturnRecorded,
-    ReturnRequest, SaleRecorded, SaleRequest, SaleView, Stock, TransferList,
-    TransferReceivedRequest, TransferRecorded, TransferView,
+    AgentStatus, ApiError, CountAccepted, CountReportView, CountSessionRequest, CountSessionView,
+    FulfilRequest, FulfilmentRecorded, OrderList, OrderView, ReturnRecorded, ReturnRequest,
+    SaleRecorded, SaleRequest, SaleView, Stock, TransferList, TransferReceivedRequest,
+    TransferRecorded, TransferView,
 };
 use tally_sync::fulfilment::Status;
 use tally_sync::message::CatalogItem;
@@ -129,6 +130,21 @@ impl AgentApi for Fake {
         _transfer_id: &str,
         _body: &TransferReceivedRequest,
     ) -> Result<TransferRecorded, ApiError> {
+        Err(ApiError::NotFound)
+    }
+    async fn start_count(&self, _body: &CountSessionRequest) -> Result<CountSessionView, ApiError> {
+        Err(ApiError::Unreachable("no counts here".into()))
+    }
+    async fn count_session(&self, _session_id: &str) -> Result<CountSessionView, ApiError> {
+        Err(ApiError::NotFound)
+    }
+    async fn count_report(&self, _session_id: &str) -> Result<CountReportView, ApiError> {
+        Err(ApiError::NotFound)
+    }
+    async fn finish_count(&self, _session_id: &str) -> Result<CountReportView, ApiError> {
+        Err(ApiError::NotFound)
+    }
+    async fn accept_count(&self, _session_id: &str) -> Result<CountAccepted, ApiError> {
         Err(ApiError::NotFound)
     }
 }

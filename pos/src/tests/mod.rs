@@ -1,10 +1,12 @@
 //! Tests of the cashier terminal without a terminal or an agent: the state
 //! machine's flows ([`flows`]; the order screens' in [`orders`], with
-//! property tests of picking; the Transfers screen's in [`transfers`]),
+//! property tests of picking; the Transfers screen's in [`transfers`];
+//! the Count screen's in [`counting`]),
 //! screens rendered into ratatui's `TestBackend` ([`screens`]), and
 //! effects run against a fake API ([`effects`]). Shared helpers live
 //! here.
 
+mod counting;
 mod effects;
 mod flows;
 mod orders;
