@@ -5,11 +5,14 @@
 //! answers the variance report per item and per tag (a tag recorded as
 //! sold is reported, not counted; a tag received here and not read is
 //! missing), and accepting it records the adjustments through the
-//! command core, once.
+//! command core, once. The same count with an LLRP fixed reader on TCP
+//! (the simulator of the hardware tests), its reports split across writes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "../../hardware/tests/common/llrp_sim.rs"]
+mod llrp_sim;
 
 use std::time::Duration;
 
@@ -235,5 +238,63 @@ async fn a_count_session_counts_each_tag_once_and_accepts_its_variance() {
         Err(ApiError::NotFound)
     ));
 
+    agent.terminate(WAIT).await;
+}
+
+/// A count fed by an LLRP reader: the agent connects, configures the
+/// reader, and the tags of its RO_ACCESS_REPORTs (EPC-96, split across
+/// TCP writes, each tag in several reports) count once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_llrp_reader_feeds_a_count_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = llrp_sim::LlrpSim::start();
+    let mut cmd = agent_command(BIN, &dir.path().join("data"), STORE);
+    cmd.args([
+        "--rfid",
+        &format!("llrp://127.0.0.1:{}", sim.port()),
+        "--rfid-mode",
+        "count",
+        "--rfid-window-ms",
+        "200",
+    ]);
+    let mut agent = AgentProcess::spawn(cmd).await;
+    let client = ApiClient::new(&agent.url, Duration::from_secs(30)).unwrap();
+    receive_tagged(&client, MUG, 1..=4).await;
+    sim.wait_configured(1, WAIT);
+    client
+        .start_count(&CountSessionRequest {
+            session_id: Some("llrp-1".into()),
+            gtins: Some(vec![MUG.into()]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // Mugs 1–3 in view of antennas 1 and 2, five reports each.
+    let tags: Vec<Vec<u8>> = (1..=3u64)
+        .flat_map(|n| {
+            let hex = tag(MUG, n).to_hex();
+            [
+                llrp_sim::SimTag::new(&hex, 1, -50).encode(),
+                llrp_sim::SimTag::new(&hex, 2, -61).encode(),
+            ]
+        })
+        .collect();
+    for id in 0..5 {
+        let report = llrp_sim::report(100 + id, &tags);
+        let cuts = [7, report.len() / 2];
+        sim.write_split(&report, &cuts).unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let s = client.count_session("llrp-1").await.unwrap();
+        if s.tags == 3 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{s:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let report = client.finish_count("llrp-1").await.unwrap();
+    assert_eq!((report.items[0].expected, report.items[0].counted), (4, 3));
+    assert_eq!(report.epcs.missing, vec![tag(MUG, 4)]);
     agent.terminate(WAIT).await;
 }
