@@ -179,6 +179,10 @@ pub struct SimReport {
     pub refund_bound_refusals: u64,
     /// Refunds without a receipt refused until a manager approved them.
     pub approvals_required: u64,
+    /// RFID count sessions run and accepted (`crate::cycle_count`).
+    pub rfid_counts: u64,
+    /// Distinct tags those sessions counted.
+    pub rfid_count_tags: u64,
     /// Requests re-posted under a recorded id with the same content,
     /// answered with the recorded event and changing nothing.
     pub retries: u64,
@@ -444,7 +448,8 @@ impl Sim {
             480..=487 => self.transfer_out(s),
             488..=495 => self.transfer_in(s),
             496..=519 => self.give_back(s),
-            520..=529 => self.count(s),
+            520..=525 => self.count(s),
+            526..=529 => self.rfid_count(s),
             530..=536 => self.retry(s),
             537..=544 => self.cross_store_return(s),
             545..=734 => self.sync(s),

@@ -464,6 +464,92 @@ impl Sim {
         }
     }
 
+    /// An RFID count session (`crate::cycle_count`, the code the agent
+    /// runs) over 1–3 items: the tags on the shelf (the store's units, a
+    /// few missing or found), each read 1–5 times in any order, amid tags
+    /// with no GTIN and tags of items off the list. The session must count
+    /// each tag once (`count_distinct`); its variance against the store's
+    /// records is accepted as `Command::Count`s, and accepting again (a
+    /// retry under the same ids) records nothing.
+    pub(super) fn rfid_count(&mut self, s: usize) {
+        use crate::cycle_count::{self, CountSession, Recorded};
+        use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+        let listed: BTreeSet<Gtin> = (0..self.rng.gen_range(1..=3))
+            .map(|_| self.item())
+            .collect();
+        let mut session = CountSession::new(
+            format!("sim-{}", self.step),
+            None,
+            Some(listed.clone()),
+            cashier(s),
+            self.now_ms,
+        );
+        // Tags: (item, serial); `None` for tags that carry no GTIN.
+        let mut tags: Vec<(Option<Gtin>, u64)> = Vec::new();
+        for &g in &listed {
+            let on_hand = self.stores[s].mem.on_hand(g);
+            let shelf =
+                (on_hand + self.rng.gen_range(0..3)).saturating_sub(self.rng.gen_range(0..3));
+            tags.extend((0..shelf).map(|n| (Some(g), n)));
+        }
+        let off_list = self.item();
+        if !listed.contains(&off_list) {
+            tags.push((Some(off_list), 0));
+        }
+        tags.extend((0..self.rng.gen_range(0..3)).map(|n| (None, n)));
+        let mut reads = Vec::new();
+        for t in &tags {
+            for _ in 0..self.rng.gen_range(1..=5) {
+                reads.push(*t);
+            }
+        }
+        reads.shuffle(&mut self.rng);
+        let mut seen = HashSet::new();
+        let mut counted: BTreeMap<Gtin, u64> = BTreeMap::new();
+        for tag in &reads {
+            if let Recorded::Counted(g) =
+                cycle_count::record(&mut session, !seen.insert(*tag), tag.0)
+            {
+                *counted.entry(g).or_default() += 1;
+            }
+        }
+        if session.tags != tags.len() as u64 || session.reads != reads.len() as u64 {
+            return self.violation(format!(
+                "count_distinct: {} tags read {} times, session counted {} tags of {} reads",
+                tags.len(),
+                reads.len(),
+                session.tags,
+                session.reads
+            ));
+        }
+        let expected: BTreeMap<Gtin, u64> = listed
+            .iter()
+            .map(|&g| (g, self.stores[s].mem.on_hand(g)))
+            .collect();
+        let lines = cycle_count::variance(session.scope(), &expected, &counted);
+        let mut accepted = Vec::new();
+        for (gtin, units) in cycle_count::adjustments(&lines) {
+            let cmd = Command::Count {
+                id: Some(self.event_id()),
+                gtin,
+                counted: units,
+                staff: cashier(s),
+            };
+            if let Err(e) = self.record(s, cmd.clone()) {
+                return self.violation(format!("RFID count adjustment refused: {e}"));
+            }
+            accepted.push(cmd);
+        }
+        for cmd in accepted {
+            if !matches!(self.exec(s, &cmd), Outcome::Recorded { new: false, .. }) {
+                return self.violation("an accepted count recorded twice".into());
+            }
+        }
+        self.report.rfid_counts += 1;
+        self.report.rfid_count_tags += session.tags;
+    }
+
     /// A till re-posts the last command it recorded: as it was (its answer
     /// was lost), which must return the recorded event and change nothing,
     /// or changed (a bug or a reused id), which must be refused.
