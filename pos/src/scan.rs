@@ -79,7 +79,8 @@ pub fn order_id(raw: &str) -> Option<String> {
     valid_order_id(id).then(|| id.to_string())
 }
 
-/// Decodes what the cashier typed: an EPC (24 hex digits of an SGTIN-96)
+/// Decodes what the cashier typed: an EPC (hex of an SGTIN-96 or -198, or
+/// its tag URI `urn:epc:tag:sgtin-…`)
 /// or any barcode `tally_hardware` decodes (with or without AIM prefix,
 /// GS1 human form with parentheses, weighed goods with `layouts`).
 pub fn from_typed(raw: &str, layouts: &[RcnLayout]) -> Result<Scanned, ScanError> {
@@ -96,20 +97,27 @@ pub fn from_typed(raw: &str, layouts: &[RcnLayout]) -> Result<Scanned, ScanError
     }
 }
 
-/// An SGTIN-96 EPC typed as 24 hex digits. Anything else (other schemes,
-/// other lengths) is left to the barcode decoder.
+/// An SGTIN EPC typed as hex (24 digits for SGTIN-96, 52 for SGTIN-198)
+/// or as its tag URI. Anything else (other schemes, other lengths) is left
+/// to the barcode decoder.
 fn sgtin_epc(raw: &str) -> Option<Scanned> {
-    if raw.len() != 24 || !raw.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let epc = Epc::from_hex(raw).ok()?;
-    let DecodedEpc::Sgtin96(s) = epc::decode(&epc).ok()? else {
+    let decoded = if raw.starts_with("urn:epc:tag:") {
+        match epc::parse_uri(raw).ok()? {
+            epc::ParsedUri::Tag(d) => d,
+            epc::ParsedUri::Pure(_) => return None,
+        }
+    } else if matches!(raw.len(), 24 | 52) && raw.bytes().all(|b| b.is_ascii_hexdigit()) {
+        epc::decode(&Epc::from_hex(raw).ok()?).ok()?
+    } else {
         return None;
     };
+    if !matches!(decoded, DecodedEpc::Sgtin96(_) | DecodedEpc::Sgtin198(_)) {
+        return None;
+    }
     Some(Scanned {
         raw: raw.to_string(),
-        gtin: s.gtin()?.to_string(),
-        epc: Some(epc.to_hex()),
+        gtin: decoded.gtin()?.to_string(),
+        epc: Some(decoded.to_epc().ok()?.to_hex()),
         measure: None,
     })
 }

@@ -23,7 +23,7 @@ pub enum ScannerMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum RfidMode {
-    /// Each newly seen SGTIN-96 tag is a receipt of one unit (dock portal).
+    /// Each newly seen SGTIN tag (96 or 198 bits) is a receipt of one unit (dock portal).
     Receive,
     /// Tags feed the RFID count session counting now (handheld or fixed
     /// reader during a cycle count: `POST /v1/counts/sessions`).

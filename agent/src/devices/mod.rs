@@ -2,7 +2,7 @@
 //! or `[devices]` in the config file): a barcode scanner that **sells**
 //! (every code scanned is a one-line sale of one unit, as at a
 //! self-checkout or an express lane) and a UHF RFID reader that
-//! **receives** (every newly seen SGTIN-96 tag is a receipt of one unit of
+//! **receives** (every newly seen SGTIN tag is a receipt of one unit of
 //! its GTIN, as at a receiving-dock portal). The cashier terminal
 //! (`tally-agent pos --scanner`) is the other way to use a scanner; a port
 //! can only be opened by one of them.

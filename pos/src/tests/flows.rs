@@ -586,6 +586,17 @@ fn tagged_items_are_one_line_per_tag() {
         req.lines[0].epc.as_deref(),
         Some("3074257BF7194E4000001A85")
     );
+    // The same tag typed as its tag URI (EPC TDS), and an SGTIN-198 tag
+    // (alphanumeric serial, 208 bits) typed as hex.
+    let mut h = Harness::new();
+    h.scan("urn:epc:tag:sgtin-96:3.0614141.812345.6789");
+    assert_eq!(
+        h.s.lines[0].epc.as_deref(),
+        Some("3074257BF7194E4000001A85")
+    );
+    h.scan("3674257BF6B7A659B2C2BF100000000000000000000000000000");
+    assert_eq!(h.s.lines[1].gtin, "70614141123451");
+    assert_eq!(h.s.lines.len(), 2);
 }
 
 #[test]
