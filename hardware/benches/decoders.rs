@@ -127,9 +127,14 @@ fn main() {
         "]d2010950600013435217261231\u{1d}10LOT7\u{1d}21S1",
         "]Q3(01)09506000134352(7003)2612311530(91)INTERNAL",
     ];
-    measure("2D decode (Digital Link, GS1 DataMatrix)", 3, budget, || {
-        for s in two_d {
-            black_box(barcode::decode(s, &layouts).unwrap());
-        }
-    });
+    measure(
+        "2D decode (Digital Link, GS1 DataMatrix)",
+        3,
+        budget,
+        || {
+            for s in two_d {
+                black_box(barcode::decode(s, &layouts).unwrap());
+            }
+        },
+    );
 }
