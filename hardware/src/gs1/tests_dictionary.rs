@@ -677,6 +677,100 @@ fn positive_offer_reference_vectors() {
     }
 }
 
+#[test]
+fn coupons_in_element_strings() {
+    assert_eq!(Linter::from_name("couponcode"), Linter::CouponCode);
+    assert_eq!(Linter::CouponPosOffer.name(), "couponposoffer");
+    for (ai, good) in COUPON_CODES
+        .iter()
+        .map(|v| ("8110", v))
+        .chain(POSITIVE_OFFERS.iter().map(|v| ("8112", v)))
+    {
+        let es = parse_human(&format!("({ai}){good}")).unwrap_or_else(|e| panic!("{good}: {e}"));
+        assert_eq!(pairs(&es), vec![(ai, *good)]);
+        // Transmitted, after a GTIN: (8110) and (8112) are variable-length.
+        let es = parse(&format!("0109506000134352{ai}{good}")).unwrap();
+        assert_eq!(es.get(ai), Some(*good));
+    }
+    // Every refused vector the element's length allows (X..70, not empty)
+    // is refused by name in an element string too.
+    for (ai, check, bad, want) in BAD_COUPON_CODES
+        .iter()
+        .map(|(v, w)| ("8110", "couponcode", v, w))
+        .chain(
+            BAD_POSITIVE_OFFERS
+                .iter()
+                .map(|(v, w)| ("8112", "couponposoffer", v, w)),
+        )
+        .filter(|(_, _, v, _)| !v.is_empty())
+    {
+        match parse_human(&format!("({ai}){bad}")) {
+            Err(Gs1Error::Invalid {
+                ai: a,
+                check: c,
+                reason,
+            }) => {
+                assert_eq!((a.as_str(), c), (ai, check), "{bad}");
+                assert!(reason.contains(want), "{bad}: {reason}");
+            }
+            other => panic!("({ai}){bad}: {other:?}"),
+        }
+    }
+    // The error shows the value's first 12 characters, as for every AI.
+    let err = parse_human("(8110)01234561234566123456").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "AI (8110) \"012345612345\": coupon: save value VLI must be 1 to 5, not 6 \
+         (GS1 check couponcode)"
+    );
+}
+
+/// A positive offer coupon (8112) built field by field: format code,
+/// funder ID, offer code, serial number, each VLI-led field of its length.
+fn positive_offer_of(format: u8, funder_vli: u8, serial_vli: u8, digits: &str) -> String {
+    let mut digits = digits.chars().cycle();
+    let mut take = |n: usize| digits.by_ref().take(n).collect::<String>();
+    format!(
+        "{format}{funder_vli}{}{}{serial_vli}{}",
+        take(6 + usize::from(funder_vli)),
+        take(6),
+        take(6 + usize::from(serial_vli))
+    )
+}
+
+proptest! {
+    /// Digits of any length, and any text, never panic either coupon
+    /// linter; every refusal names the coupon.
+    #[test]
+    fn coupon_linters_never_panic(digits in "[0-9]{0,90}", text in "\\PC{0,40}") {
+        for linter in [Linter::CouponCode, Linter::CouponPosOffer] {
+            for input in [digits.as_str(), text.as_str()] {
+                if let Err(failure) = linter.check(input) {
+                    prop_assert!(
+                        matches!(&failure, LintFailure::Invalid(r) if r.starts_with("coupon: ")),
+                        "{:?}", failure
+                    );
+                }
+            }
+        }
+    }
+
+    /// Well-formed positive offers pass; one digit more or less fails.
+    #[test]
+    fn positive_offers_built_field_by_field(
+        format in 0u8..2,
+        funder_vli in 0u8..7,
+        serial_vli in 0u8..10,
+        digits in "[0-9]{1,20}",
+    ) {
+        let good = positive_offer_of(format, funder_vli, serial_vli, &digits);
+        prop_assert_eq!(Linter::CouponPosOffer.check(&good), Ok(()));
+        prop_assert!(Linter::CouponPosOffer.check(&good[..good.len() - 1]).is_err());
+        let longer = format!("{good}0");
+        prop_assert!(Linter::CouponPosOffer.check(&longer).is_err());
+    }
+}
+
 /// A value for `entry` made of random characters of each component's set
 /// and length (only for entries whose components have no linters).
 fn value_for(entry: &AiEntry, seed: &[u8]) -> Option<String> {
