@@ -1,9 +1,11 @@
 //! The content checks ("linters") the GS1 Barcode Syntax Dictionary names
 //! on its components: check digits and check-character pairs, dates and
 //! times, GS1 Company Prefix position, ISO country and currency codes,
-//! IBANs, coordinates, percent-encoding and the small code lists of the
-//! GS1 General Specifications. Each takes one component's text (already
-//! checked for its character set and length) and says what is wrong.
+//! IBANs, coordinates, percent-encoding, the small code lists of the GS1
+//! General Specifications and the two North American coupon structures
+//! (AIs 8110 and 8112, in `coupon.rs`). Each takes one component's text
+//! (already checked for its character set and length) and says what is
+//! wrong.
 //!
 //! Behaviour follows GS1's reference linters (the Barcode Syntax Tests of
 //! the GS1 Syntax Engine, Apache 2.0); the code lists GS1 does not
@@ -11,12 +13,13 @@
 //! (ISO 3166-1), `iso_currency` (ISO 4217), `iban_validate` (ISO 13616).
 //! A linter name this code does not know (from a newer dictionary) is kept
 //! as [`Linter::Unknown`] and not applied; `packagetype` (UN/ECE
-//! Recommendation 21 codes) and the two North American coupon structures
-//! have no code list here and are [`Linter::is_checked`] `false`: their
-//! components are still held to their character set and length.
+//! Recommendation 21 codes) has no code list here and is
+//! [`Linter::is_checked`] `false`: its component is still held to its
+//! character set and length.
 
 use tally_sync::gtin::gs1_check_digit;
 
+use super::coupon;
 use super::interpret::YyMmDd;
 
 /// A named content check.
@@ -86,6 +89,12 @@ pub enum Linter {
     MediaType,
     /// Importer index (EU 2018/574): one of `-0-9A-Z_a-z`.
     ImporterIndex,
+    /// North American Coupon Code, AI (8110): its fields, their
+    /// variable-length indicators and codes, in order.
+    CouponCode,
+    /// North American positive offer file coupon, AI (8112): format code,
+    /// funder ID, offer code, serial number.
+    CouponPosOffer,
     /// A linter known by name whose code list is not available here.
     Unchecked(&'static str),
     /// A linter name this code does not know.
@@ -127,8 +136,8 @@ const NAMES: &[(&str, Linter)] = &[
     ("mediatype", Linter::MediaType),
     ("importeridx", Linter::ImporterIndex),
     ("packagetype", Linter::Unchecked("packagetype")),
-    ("couponcode", Linter::Unchecked("couponcode")),
-    ("couponposoffer", Linter::Unchecked("couponposoffer")),
+    ("couponcode", Linter::CouponCode),
+    ("couponposoffer", Linter::CouponPosOffer),
 ];
 
 /// What a linter found wrong.
@@ -294,6 +303,8 @@ impl Linter {
                     _ => invalid("not an importer index (one of -, 0-9, A-Z, _, a-z)"),
                 }
             }
+            Linter::CouponCode => coupon::coupon_code(data),
+            Linter::CouponPosOffer => coupon::positive_offer(data),
             Linter::Unchecked(_) | Linter::Unknown(_) => Ok(()),
         }
     }

@@ -24,11 +24,13 @@
 //! (encoders may add one).
 //!
 //! Code map: `dictionary.rs` parses the dictionary, `lint.rs` holds its
-//! linters, `element.rs` the element-string parsers and their checks,
+//! linters (`coupon.rs` the two North American coupon structures),
+//! `element.rs` the element-string parsers and their checks,
 //! `associations.rs` the `req=`/`ex=` rules, `digital_link.rs` the URI
 //! decoder, `interpret.rs` what a value means (dates, measures, amounts).
 
 mod associations;
+mod coupon;
 mod dictionary;
 mod digital_link;
 mod element;

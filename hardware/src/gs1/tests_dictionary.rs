@@ -1,8 +1,9 @@
 //! Tests of the syntax dictionary, its linters and associations: the
 //! shipped file parses whole; AIs beyond the old hand-kept table (7003,
 //! 8200, 91–99, the 4300 ship-to series, …) parse and validate by the
-//! dictionary's rules; GS1's reference linter vectors; every AI the
-//! dictionary defines round-trips (property).
+//! dictionary's rules; GS1's reference linter vectors, the North American
+//! coupons' (8110, 8112) among them; every AI the dictionary defines
+//! round-trips (property).
 
 use super::tests::pairs;
 use super::*;
@@ -57,7 +58,7 @@ fn shipped_dictionary_parses_whole() {
     }
     unchecked.sort();
     unchecked.dedup();
-    assert_eq!(unchecked, ["couponcode", "couponposoffer", "packagetype"]);
+    assert_eq!(unchecked, ["packagetype"]);
     // Spot checks against the file's own lines.
     let gtin = d.lookup("01").unwrap();
     assert!(gtin.predefined && gtin.dl_attribute && gtin.is_dl_primary_key());
@@ -370,6 +371,404 @@ fn linters_at_their_edges() {
     ok(Iso3166Or999, "999");
     ok(Iso4217, "978");
     ok(Iban, "GB82WEST12345698765432");
+}
+
+// AI (8110) data GS1's reference accepts: the unit tests of
+// `src/c-lib/syntax/lint_couponcode.c` in github.com/gs1/gs1-syntax-engine
+// (Apache 2.0), the last eight there from GS1 US's "North American Coupon
+// Application Guideline Using GS1 DataBar Expanded Symbols" R2.0.
+const COUPON_CODES: &[&str] = &[
+    "012345612345611110123",
+    "012345612345611110123101101230123456",
+    "012345612345611110123101101236123456789012",
+    "012345612345611110123101101239",
+    "01234561234561111012321101230123456",
+    "01234561234561111012321101236123456789012",
+    "01234561234561111012321101239",
+    "0123456123456111101233200229",
+    "0123456123456111101233000229",
+    "0123456123456111101233990606",
+    "0123456123456111101234200131",
+    "0123456123456111101234960229",
+    "01234561234561111012335006064500606",
+    "01234561234561111012350123456",
+    "01234561234561111012359123456789012345",
+    "012345612345611110123611234567",
+    "012345612345611110123671234567890123",
+    "01234561234561111012390000",
+    "01234561234561111012390001",
+    "10614141011111275110111",
+    "106141410222223100110222111101231023456721104561045678991201",
+    "1061414165432131501101201211014092110256100126663101231",
+    "106141410012342501106501013085093101231",
+    "106141410012471011076011110850921108609310123191000",
+    "106141411234562891101201212085010048000214025610048000310123191000",
+    "1061414154321031501101201211014092110256100126663101231",
+    "106141416543213500110000310123196000",
+];
+
+// AI (8110) data GS1's reference refuses, with the field our message names.
+// From the same unit tests unless marked "derived" (built from a valid
+// vector above to show a rule the reference states: optional fields come
+// in order, each at most once).
+const BAD_COUPON_CODES: &[(&str, &str)] = &[
+    ("a12345612345611110123", "'a' at character 1 is not a digit"),
+    ("01234561234561111012a", "at character 21 is not a digit"),
+    ("", "primary GCP VLI missing"),
+    ("71234567890123", "primary GCP VLI must be 0 to 6"),
+    ("9123456789012345", "primary GCP VLI must be 0 to 6"),
+    ("012345", "primary GCP truncated"),
+    ("612345678901", "primary GCP truncated"),
+    ("0123456", "offer code truncated"),
+    ("012345612345", "offer code truncated"),
+    ("0123456123456", "save value VLI missing"),
+    ("01234561234560", "save value VLI must be 1 to 5"),
+    ("01234561234566123456", "save value VLI must be 1 to 5"),
+    ("01234561234561", "save value truncated"),
+    ("012345612345651234", "save value truncated"),
+    ("012345612345611", "1st purchase requirement VLI missing"),
+    (
+        "0123456123456110",
+        "1st purchase requirement VLI must be 1 to 5",
+    ),
+    ("0123456123456111", "1st purchase requirement truncated"),
+    ("01234561234561111", "1st purchase requirement code missing"),
+    (
+        "012345612345611115",
+        "1st purchase requirement code must be 0 to 4 or 9",
+    ),
+    ("012345612345611119", "1st purchase family code truncated"),
+    ("01234561234561111012", "1st purchase family code truncated"),
+    (
+        "0123456123456111101230",
+        "unexpected \"0\" after the last field",
+    ),
+    ("0123456123456111101237", "unexpected \"7\""),
+    ("0123456123456111101238", "unexpected \"8\""),
+    (
+        "0123456123456111101231",
+        "additional purchase rules code missing",
+    ),
+    (
+        "01234561234561111012314",
+        "additional purchase rules code must be 0 to 3",
+    ),
+    (
+        "01234561234561111012310",
+        "2nd purchase requirement VLI missing",
+    ),
+    (
+        "012345612345611110123100",
+        "2nd purchase requirement VLI must be 1 to 5",
+    ),
+    (
+        "012345612345611110123101",
+        "2nd purchase requirement truncated",
+    ),
+    (
+        "0123456123456111101231011",
+        "2nd purchase requirement code missing",
+    ),
+    (
+        "01234561234561111012310115",
+        "2nd purchase requirement code must be",
+    ),
+    (
+        "01234561234561111012310119",
+        "2nd purchase family code truncated",
+    ),
+    (
+        "01234561234561111012310110123",
+        "2nd purchase GCP VLI missing",
+    ),
+    (
+        "0123456123456111101231011012371234567890123",
+        "2nd purchase GCP VLI must be 0 to 6, or 9",
+    ),
+    (
+        "012345612345611110123101101231123456",
+        "2nd purchase GCP truncated",
+    ),
+    ("0123456123456111101231011012391", "unexpected \"1\""),
+    (
+        "0123456123456111101232",
+        "3rd purchase requirement VLI missing",
+    ),
+    (
+        "01234561234561111012320",
+        "3rd purchase requirement VLI must be 1 to 5",
+    ),
+    (
+        "0123456123456111101232512345",
+        "3rd purchase requirement code missing",
+    ),
+    (
+        "0123456123456111101232115",
+        "3rd purchase requirement code must be",
+    ),
+    (
+        "0123456123456111101232119",
+        "3rd purchase family code truncated",
+    ),
+    (
+        "0123456123456111101232110123",
+        "3rd purchase GCP VLI missing",
+    ),
+    (
+        "0123456123456111101232110123812345678901234",
+        "3rd purchase GCP VLI must be",
+    ),
+    (
+        "01234561234561111012321101230",
+        "3rd purchase GCP truncated",
+    ),
+    ("0123456123456111101233", "expiration date truncated"),
+    ("012345612345611110123312345", "expiration date truncated"),
+    (
+        "0123456123456111101233201310",
+        "expiration date 201310 is not a valid YYMMDD",
+    ),
+    (
+        "0123456123456111101233210229",
+        "expiration date 210229 is not",
+    ),
+    (
+        "0123456123456111101233200431",
+        "expiration date 200431 is not",
+    ),
+    (
+        "0123456123456111101233200600",
+        "expiration date 200600 is not",
+    ),
+    ("01234561234561111012332002290", "unexpected \"0\""),
+    ("0123456123456111101234", "start date truncated"),
+    (
+        "0123456123456111101234200230",
+        "start date 200230 is not a valid YYMMDD",
+    ),
+    ("0123456123456111101234200010", "start date 200010 is not"),
+    (
+        "01234561234561111012335006064500607",
+        "expiration date 500606 is before start date 500607",
+    ),
+    ("0123456123456111101235", "serial number VLI missing"),
+    ("01234561234561111012350", "serial number truncated"),
+    (
+        "0123456123456111101235912345678901234",
+        "serial number truncated",
+    ),
+    ("012345612345611110123501234560", "unexpected \"0\""),
+    ("0123456123456111101236", "retailer GCP/GLN VLI missing"),
+    (
+        "01234561234561111012360",
+        "retailer GCP/GLN VLI must be 1 to 7",
+    ),
+    (
+        "0123456123456111101236812345678901234",
+        "retailer GCP/GLN VLI must be 1 to 7",
+    ),
+    (
+        "01234561234561111012361123456",
+        "retailer GCP/GLN truncated",
+    ),
+    ("0123456123456111101236112345670", "unexpected \"0\""),
+    ("0123456123456111101239", "save value code missing"),
+    (
+        "01234561234561111012393",
+        "save value code must be 0, 1, 2, 5 or 6",
+    ),
+    (
+        "01234561234561111012390",
+        "save value applies to item missing",
+    ),
+    (
+        "012345612345611110123903",
+        "save value applies to item must be 0, 1 or 2",
+    ),
+    ("012345612345611110123900", "store coupon flag missing"),
+    ("0123456123456111101239000", "don't multiply flag missing"),
+    (
+        "01234561234561111012390002",
+        "don't multiply flag must be 0 or 1",
+    ),
+    ("012345612345611110123900000", "unexpected \"0\""),
+    // Derived: expiration date (3) after the serial number (5); two serial
+    // numbers.
+    (
+        "012345612345611110123501234563200229",
+        "unexpected \"3200229\"",
+    ),
+    (
+        "01234561234561111012350123456501234565",
+        "unexpected \"501234565\"",
+    ),
+];
+
+// AI (8112) data: the unit tests of `src/c-lib/syntax/lint_couponposoffer.c`
+// in github.com/gs1/gs1-syntax-engine (Apache 2.0).
+const POSITIVE_OFFERS: &[&str] = &[
+    "001234561234560123456",
+    "101234561234560123456",
+    "0012345612345611234567",
+    "0012345612345641234567890",
+    "001234561234569123456789012345",
+    "061234567890121234569123456789012345",
+];
+
+const BAD_POSITIVE_OFFERS: &[(&str, &str)] = &[
+    ("a01234561234560123456", "'a' at character 1 is not a digit"),
+    (
+        "00123456123456012345a",
+        "'a' at character 21 is not a digit",
+    ),
+    ("", "format code missing"),
+    ("201234561234560123456", "format code must be 0 or 1"),
+    ("901234561234560123456", "format code must be 0 or 1"),
+    ("0", "funder ID VLI missing"),
+    ("07", "funder ID VLI must be 0 to 6"),
+    ("09", "funder ID VLI must be 0 to 6"),
+    ("00", "funder ID truncated"),
+    ("0012345", "funder ID truncated"),
+    ("0612345678901", "funder ID truncated"),
+    ("00123456", "offer code truncated"),
+    ("0012345612345", "offer code truncated"),
+    ("06123456789012", "offer code truncated"),
+    ("00123456123456", "serial number VLI missing"),
+    ("001234561234560", "serial number truncated"),
+    ("001234561234561123456", "serial number truncated"),
+    ("00123456123456912345678901234", "serial number truncated"),
+    (
+        "0012345612345601234567",
+        "unexpected \"7\" after the last field",
+    ),
+    ("0612345678901212345691234567890123456", "unexpected \"6\""),
+];
+
+fn assert_coupon_failure(linter: &Linter, input: &str, want: &str) {
+    match linter.check(input) {
+        Err(LintFailure::Invalid(reason)) => {
+            assert!(reason.starts_with("coupon: "), "{input:?}: {reason}");
+            assert!(
+                reason.contains(want),
+                "{input:?}: {reason:?}, want {want:?}"
+            );
+        }
+        other => panic!("{input:?}: {other:?}, want {want:?}"),
+    }
+}
+
+#[test]
+fn coupon_code_reference_vectors() {
+    for good in COUPON_CODES {
+        assert_eq!(Linter::CouponCode.check(good), Ok(()), "{good}");
+    }
+    for (bad, want) in BAD_COUPON_CODES {
+        assert_coupon_failure(&Linter::CouponCode, bad, want);
+    }
+}
+
+#[test]
+fn positive_offer_reference_vectors() {
+    for good in POSITIVE_OFFERS {
+        assert_eq!(Linter::CouponPosOffer.check(good), Ok(()), "{good}");
+    }
+    for (bad, want) in BAD_POSITIVE_OFFERS {
+        assert_coupon_failure(&Linter::CouponPosOffer, bad, want);
+    }
+}
+
+#[test]
+fn coupons_in_element_strings() {
+    assert_eq!(Linter::from_name("couponcode"), Linter::CouponCode);
+    assert_eq!(Linter::CouponPosOffer.name(), "couponposoffer");
+    for (ai, good) in COUPON_CODES
+        .iter()
+        .map(|v| ("8110", v))
+        .chain(POSITIVE_OFFERS.iter().map(|v| ("8112", v)))
+    {
+        let es = parse_human(&format!("({ai}){good}")).unwrap_or_else(|e| panic!("{good}: {e}"));
+        assert_eq!(pairs(&es), vec![(ai, *good)]);
+        // Transmitted, after a GTIN: (8110) and (8112) are variable-length.
+        let es = parse(&format!("0109506000134352{ai}{good}")).unwrap();
+        assert_eq!(es.get(ai), Some(*good));
+    }
+    // Every refused vector the element's length allows (X..70, not empty)
+    // is refused by name in an element string too.
+    for (ai, check, bad, want) in BAD_COUPON_CODES
+        .iter()
+        .map(|(v, w)| ("8110", "couponcode", v, w))
+        .chain(
+            BAD_POSITIVE_OFFERS
+                .iter()
+                .map(|(v, w)| ("8112", "couponposoffer", v, w)),
+        )
+        .filter(|(_, _, v, _)| !v.is_empty())
+    {
+        match parse_human(&format!("({ai}){bad}")) {
+            Err(Gs1Error::Invalid {
+                ai: a,
+                check: c,
+                reason,
+            }) => {
+                assert_eq!((a.as_str(), c), (ai, check), "{bad}");
+                assert!(reason.contains(want), "{bad}: {reason}");
+            }
+            other => panic!("({ai}){bad}: {other:?}"),
+        }
+    }
+    // The error shows the value's first 12 characters, as for every AI.
+    let err = parse_human("(8110)01234561234566123456").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "AI (8110) \"012345612345\": coupon: save value VLI must be 1 to 5, not 6 \
+         (GS1 check couponcode)"
+    );
+}
+
+/// A positive offer coupon (8112) built field by field: format code,
+/// funder ID, offer code, serial number, each VLI-led field of its length.
+fn positive_offer_of(format: u8, funder_vli: u8, serial_vli: u8, digits: &str) -> String {
+    let mut digits = digits.chars().cycle();
+    let mut take = |n: usize| digits.by_ref().take(n).collect::<String>();
+    format!(
+        "{format}{funder_vli}{}{}{serial_vli}{}",
+        take(6 + usize::from(funder_vli)),
+        take(6),
+        take(6 + usize::from(serial_vli))
+    )
+}
+
+proptest! {
+    /// Digits of any length, and any text, never panic either coupon
+    /// linter; every refusal names the coupon.
+    #[test]
+    fn coupon_linters_never_panic(digits in "[0-9]{0,90}", text in "\\PC{0,40}") {
+        for linter in [Linter::CouponCode, Linter::CouponPosOffer] {
+            for input in [digits.as_str(), text.as_str()] {
+                if let Err(failure) = linter.check(input) {
+                    prop_assert!(
+                        matches!(&failure, LintFailure::Invalid(r) if r.starts_with("coupon: ")),
+                        "{:?}", failure
+                    );
+                }
+            }
+        }
+    }
+
+    /// Well-formed positive offers pass; one digit more or less fails.
+    #[test]
+    fn positive_offers_built_field_by_field(
+        format in 0u8..2,
+        funder_vli in 0u8..7,
+        serial_vli in 0u8..10,
+        digits in "[0-9]{1,20}",
+    ) {
+        let good = positive_offer_of(format, funder_vli, serial_vli, &digits);
+        prop_assert_eq!(Linter::CouponPosOffer.check(&good), Ok(()));
+        prop_assert!(Linter::CouponPosOffer.check(&good[..good.len() - 1]).is_err());
+        let longer = format!("{good}0");
+        prop_assert!(Linter::CouponPosOffer.check(&longer).is_err());
+    }
 }
 
 /// A value for `entry` made of random characters of each component's set
