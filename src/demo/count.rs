@@ -142,7 +142,7 @@ pub async fn start(
             String::new()
         } else {
             format!(
-                " (unknown to them, {} was stolen this morning: its tag is not there)",
+                " (unknown to them, {} was stolen earlier: its tag is not there)",
                 and_list(&gone)
             )
         }
@@ -164,7 +164,6 @@ pub async fn start(
 /// tag swept, finishes it, tells the report, accepts it and tells the
 /// adjustments; records how it ended in `done`.
 pub async fn advance(
-    chain: &Chain,
     items: &[Item],
     count: &mut Option<Count>,
     done: &mut Vec<CountOutcome>,
@@ -173,7 +172,7 @@ pub async fn advance(
     let Some(c) = count.as_ref() else {
         return Ok(());
     };
-    let name = chain.stores[c.store].id.as_str();
+    let name = c.store_id.as_str();
     let id = c.session_id.as_str();
     let session = c
         .client

@@ -361,13 +361,13 @@ pub async fn finish(
 /// The per-store table, as lines.
 pub fn table(audit: &Value) -> Vec<String> {
     let mut lines = vec![format!(
-        "{:<10} {:>9} {:>6} {:>8} {:>8} {:>9}",
-        "store", "received", "sold", "ordered", "on hand", "oversold"
+        "{:<10} {:>9} {:>6} {:>8} {:>7} {:>8} {:>9}",
+        "store", "received", "sold", "ordered", "shrink", "on hand", "oversold"
     )];
     for (store, t) in per_store(audit) {
         lines.push(format!(
-            "{:<10} {:>9} {:>6} {:>8} {:>8} {:>9}",
-            store, t.received, t.sold, t.ordered, t.on_hand, t.oversold
+            "{:<10} {:>9} {:>6} {:>8} {:>7} {:>8} {:>9}",
+            store, t.received, t.sold, t.ordered, t.shrink, t.on_hand, t.oversold
         ));
     }
     lines

@@ -509,7 +509,7 @@ pub async fn run_day(
             chain.check_alive().await?;
             check_pending(chain, items, &mut pending, &mut stats, log).await?;
             orders::advance_all(chain, &mut flows, &mut stats.flows, log).await?;
-            count::advance(chain, items, &mut counting, &mut stats.counts, log).await?;
+            count::advance(items, &mut counting, &mut stats.counts, log).await?;
             let now = Instant::now();
             if now >= due {
                 break;
@@ -742,7 +742,7 @@ pub async fn run_day(
         chain.check_alive().await?;
         check_pending(chain, items, &mut pending, &mut stats, log).await?;
         orders::advance_all(chain, &mut flows, &mut stats.flows, log).await?;
-        count::advance(chain, items, &mut counting, &mut stats.counts, log).await?;
+        count::advance(items, &mut counting, &mut stats.counts, log).await?;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     if counting.is_some() {
