@@ -3,9 +3,10 @@
 //! hub and agents (debug builds here), plays its scripted day and exits
 //! after its summary line. The line must say, as measured from the hub,
 //! `double_sold=0`, converged, that a store went offline and scans were
-//! refused, and that a pickup order was collected, a ship order shipped,
-//! an order cancelled and a transfer received; and no process may be left
-//! behind.
+//! refused, that a pickup order was collected, a ship order shipped, an
+//! order cancelled and a transfer received, and that the counting store's
+//! RFID cycle count was accepted, counting its stolen unit down; and no
+//! process may be left behind.
 //!
 //! Finding the binaries: `CARGO_BIN_EXE_tally-demo` is the demo (a binary
 //! of this package). `tally-hub` and `tally-agent` belong to other
@@ -167,6 +168,25 @@ fn the_demo_plays_its_day_and_the_hub_finds_nothing_sold_twice() {
         "HQ cancels it",
         "off its pick list",
         "the hub shows transfer tr-",
+    ] {
+        assert!(
+            out.iter().any(|l| l.contains(said)),
+            "the live log says {said:?}"
+        );
+    }
+    // The last store's reader counts: its RFID cycle count found the
+    // stolen unit missing and the unit sold by its tag still on the shelf,
+    // and was accepted; the hub holds the unit counted down.
+    assert_eq!(num("counts_accepted"), 1, "{line}");
+    assert_eq!(num("shrink"), 1, "{line}");
+    for said in [
+        "store-3 morning delivery: ",
+        "received from the advance ship notice (POST /v1/receipts",
+        "the till reading its tag (POST /v1/sales with EPC ",
+        "store-3: staff start an RFID cycle count of ",
+        "Tags missing (received here, not sold, not read): 1 (",
+        "tags read but recorded as sold (not stock until returned at a till): 1 (",
+        "Wireless earbuds counted down 1 unit",
     ] {
         assert!(
             out.iter().any(|l| l.contains(said)),

@@ -69,8 +69,12 @@ pub struct Store {
     pub proxy: FaultProxy,
     /// The self-checkout scanner.
     pub scanner: SimScanner,
-    /// The receiving-dock RFID portal.
+    /// The RFID reader: a receiving-dock portal, or, at the counting
+    /// store, a reader in count mode.
     pub reader: SimReader,
+    /// Whether its reader counts (`--rfid-mode count`): its deliveries
+    /// then come as tagged receipts (`POST /v1/receipts`).
+    pub counts: bool,
     /// The store's directory.
     pub dir: PathBuf,
 }
@@ -94,12 +98,14 @@ pub struct Chain {
 }
 
 impl Chain {
-    /// Initializes the hub, enrolls `n` stores and starts everything;
-    /// `say` gets one line per step.
+    /// Initializes the hub, enrolls `n` stores and starts everything (the
+    /// reader of store index `counting` in count mode, the others as
+    /// receiving portals); `say` gets one line per step.
     pub async fn start(
         bins: &Binaries,
         dir: &Path,
         n: usize,
+        counting: Option<usize>,
         tuning: Tuning,
         say: impl Fn(String),
     ) -> anyhow::Result<Chain> {
@@ -162,7 +168,8 @@ impl Chain {
         say(format!("hub listening on {hub_url} (TLS)"));
 
         let mut stores = Vec::new();
-        for id in &ids {
+        for (index, id) in ids.iter().enumerate() {
+            let counts = counting == Some(index);
             let sdir = dir.join(id);
             let proxy = FaultProxy::start(hub_addr)
                 .await
@@ -194,7 +201,7 @@ impl Chain {
             .arg(reader.path())
             .args([
                 "--rfid-mode",
-                "receive",
+                if counts { "count" } else { "receive" },
                 "--rfid-window-ms",
                 &tuning.rfid_window_ms.to_string(),
             ]);
@@ -213,6 +220,7 @@ impl Chain {
                 proxy,
                 scanner,
                 reader,
+                counts,
                 dir: sdir,
             });
         }
@@ -228,7 +236,7 @@ impl Chain {
         chain.wait_devices().await?;
         for s in &chain.stores {
             say(format!(
-                "{} agent up at {} — scanner {} → {}, RFID reader {} → {}, syncing through a proxy at {}",
+                "{} agent up at {} — scanner {} → {}, RFID reader {} → {} ({}), syncing through a proxy at {}",
                 s.id,
                 s.api.base,
                 s.scanner.path().display(),
@@ -239,6 +247,11 @@ impl Chain {
                 std::fs::read_link(s.reader.path())
                     .map(|p| p.display().to_string())
                     .unwrap_or_default(),
+                if s.counts {
+                    "count mode: cycle counts"
+                } else {
+                    "a receiving portal"
+                },
                 s.proxy.addr()
             ));
         }

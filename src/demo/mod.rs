@@ -8,7 +8,8 @@
 //! real drivers; a catalog loaded at the hub; a scripted day (receipts by
 //! RFID, sales by scanner, online orders, a pickup order picked and
 //! collected, a ship order routed and shipped, an order HQ cancels, a
-//! transfer between stores, one store cut off and back); a summary
+//! transfer between stores, one store cut off and back, an RFID cycle
+//! count at the store whose reader counts); a summary
 //! measured from the hub; then the dashboard until Ctrl-C.
 //!
 //! # Design constraints
@@ -31,6 +32,7 @@ pub mod bins;
 pub mod catalog;
 pub mod chain;
 pub mod clients;
+pub mod count;
 pub mod devices;
 pub mod orders;
 pub mod procs;
@@ -168,10 +170,11 @@ pub async fn run(opts: Options) -> anyhow::Result<Outcome> {
     let items = catalog::items()?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (steps, _cut) = script::schedule(&mut rng, &items, stores, day);
+    let counting = script::counting_store(stores);
     let mut run_rng = ChaCha8Rng::seed_from_u64(rng.gen());
 
     let chain = tokio::select! {
-        c = Chain::start(&bins, tmp.path(), stores, Tuning::default(), |l| log.say(l)) => c?,
+        c = Chain::start(&bins, tmp.path(), stores, counting, Tuning::default(), |l| log.say(l)) => c?,
         _ = interrupted(stop.clone()) => {
             println!("tally-demo: interrupted while starting; every process stopped.");
             return Ok(Outcome::Interrupted);
@@ -327,8 +330,8 @@ async fn load_catalog(chain: &Chain, items: &[Item], log: &Log) -> anyhow::Resul
 }
 
 /// After the summary: a scan somewhere every 1.5 s and a delivery of 8
-/// tagged units every 15 s (about what the scans sell), so the dashboard
-/// moves; a line every 30 s.
+/// tagged units every 15 s (about what the scans sell; a tagged receipt at
+/// the counting store), so the dashboard moves; a line every 30 s.
 async fn quiet_trading(
     chain: &Chain,
     items: &[Item],
@@ -338,6 +341,7 @@ async fn quiet_trading(
 ) -> anyhow::Result<()> {
     let mut serial = 1_000_000u64;
     let mut tick = 0u64;
+    let mut receipts = 1_000u32;
     let sellable: Vec<usize> = (0..items.len())
         .filter(|&i| matches!(items[i].delivery, Some((_, hi)) if hi > 0))
         .collect();
@@ -353,9 +357,18 @@ async fn quiet_trading(
             for _ in 0..8 {
                 let i = sellable[rng.gen_range(0..sellable.len())];
                 serial += 1;
-                tags.push(catalog::epc(&items[i], serial)?);
+                tags.push((i, serial));
             }
-            chain.stores[store].reader.present(&tags, 2, rng)?;
+            if chain.stores[store].counts {
+                receipts += 1;
+                script::tagged_receipt(chain, items, store, &tags, receipts).await?;
+            } else {
+                let epcs = tags
+                    .iter()
+                    .map(|&(i, serial)| catalog::epc(&items[i], serial))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                chain.stores[store].reader.present(&epcs, 2, rng)?;
+            }
         } else {
             let i = sellable[rng.gen_range(0..sellable.len())];
             let code = catalog::scan_code(&items[i], rng);

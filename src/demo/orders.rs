@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use serde_json::{json, Value};
 
-use super::catalog::Item;
+use super::catalog::{self, Item};
 use super::chain::Chain;
 use super::Log;
 
@@ -114,15 +114,20 @@ pub struct FlowStats {
 }
 
 /// The item with the most of `field` at store `s` (its agent's view),
-/// among `items`, with how many; `None` when it has none of any.
+/// among `items` but `skip`, with how many; `None` when it has none of
+/// any.
 async fn most_at_store(
     chain: &Chain,
     items: &[Item],
+    skip: &[usize],
     s: usize,
     field: &str,
 ) -> anyhow::Result<Option<(usize, u64)>> {
     let mut best: Option<(usize, u64)> = None;
     for (i, item) in items.iter().enumerate() {
+        if skip.contains(&i) {
+            continue;
+        }
         let stock = chain.stores[s]
             .api
             .get_ok(&format!("/v1/stock/{}", item.gtin))
@@ -135,10 +140,18 @@ async fn most_at_store(
     Ok(best)
 }
 
-/// The item with the most units on hand chain-wide (the hub's view).
-async fn most_in_chain(chain: &Chain, items: &[Item]) -> anyhow::Result<Option<(usize, u64)>> {
+/// The item with the most units on hand chain-wide (the hub's view),
+/// among `items` but `skip`.
+async fn most_in_chain(
+    chain: &Chain,
+    items: &[Item],
+    skip: &[usize],
+) -> anyhow::Result<Option<(usize, u64)>> {
     let mut best: Option<(usize, u64)> = None;
     for (i, item) in items.iter().enumerate() {
+        if skip.contains(&i) {
+            continue;
+        }
         let stock = chain
             .hub
             .get_ok(&format!("/v1/stock/{}", item.gtin))
@@ -154,8 +167,10 @@ async fn most_in_chain(chain: &Chain, items: &[Item]) -> anyhow::Result<Option<(
 /// Starts flow `kind` number `n` (`stores`: the pickup store, or a
 /// transfer's source and destination; none for a ship order): places
 /// the order or sends the transfer, with the item the stores have most
-/// of now (what sold during the day is not known in advance). `None`
-/// when there was nothing to order or send, or the hub refused.
+/// of now (what sold during the day is not known in advance), never one
+/// the counting store counts by RFID (`catalog::counted`: their units
+/// there move only by tag) when it may come from that store. `None` when
+/// there was nothing to order or send, or the hub refused.
 pub async fn start(
     chain: &Chain,
     items: &[Item],
@@ -174,11 +189,27 @@ pub async fn start(
         stage,
         deadline: Instant::now() + PATIENCE,
     };
+    let counted = catalog::counted(items);
+    let skip_at = |s: usize| -> &[usize] {
+        if chain.stores[s].counts {
+            &counted
+        } else {
+            &[]
+        }
+    };
+    // A ship order may be routed to any store.
+    let anywhere = if chain.stores.iter().any(|s| s.counts) {
+        counted.as_slice()
+    } else {
+        &[]
+    };
     if kind == Kind::Transfer {
         let [from, to] = stores else {
             return Err(anyhow!("a transfer needs a source and a destination"));
         };
-        let Some((item, rights)) = most_at_store(chain, items, *from, "rights").await? else {
+        let Some((item, rights)) =
+            most_at_store(chain, items, skip_at(*from), *from, "rights").await?
+        else {
             log.say(format!(
                 "{} has nothing left to send {}: no transfer",
                 name(*from),
@@ -221,7 +252,7 @@ pub async fn start(
 
     let (id, body, what) = match kind {
         Kind::Ship => {
-            let Some((item, _)) = most_in_chain(chain, items).await? else {
+            let Some((item, _)) = most_in_chain(chain, items, anywhere).await? else {
                 return Ok(None);
             };
             let id = format!("ship-{n:02}");
@@ -237,7 +268,8 @@ pub async fn start(
             let s = *stores
                 .first()
                 .ok_or_else(|| anyhow!("a pickup order names its store"))?;
-            let Some((item, _)) = most_at_store(chain, items, s, "on_hand").await? else {
+            let Some((item, _)) = most_at_store(chain, items, skip_at(s), s, "on_hand").await?
+            else {
                 return Ok(None);
             };
             let id = format!("pickup-{n:02}");

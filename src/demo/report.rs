@@ -6,10 +6,12 @@
 //! "Converged" means, all at once: every store's outbox is empty; for every
 //! item and store the agent's on-hand equals the hub's; the hub's counters
 //! agree with its events; the hub holds every sale the self-checkouts
-//! made, every unit the RFID portals received (and every unit a cancelled
-//! order gave back) and every online order the hub accepted; and its
-//! orders and transfers by status are those the day's flows ended with
-//! (the agents' and the demo's own counts).
+//! made and every unit sold by its tag, every unit the RFID portals
+//! received, the tagged receipts brought (and every unit a cancelled
+//! order gave back) and every online order the hub accepted; its orders
+//! and transfers by status are those the day's flows ended with (the
+//! agents' and the demo's own counts); and the shrink it holds is what
+//! the accepted cycle counts counted down.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -47,6 +49,11 @@ pub struct Summary {
     pub orders_cancelled: u64,
     /// See [`Summary::orders_collected`].
     pub transfers_received: u64,
+    /// RFID cycle count sessions accepted (the counting store's agent,
+    /// `GET /v1/counts/sessions/{id}`).
+    pub counts_accepted: u64,
+    /// Units counted down as missing (hub, `GET /v1/audit`).
+    pub shrink: u64,
     /// Scans the stores refused (agents' counters).
     pub refused_scans: u64,
     /// Sales refused for lack of rights, by why (agents'
@@ -100,7 +107,7 @@ impl fmt::Display for Summary {
             f,
             "SUMMARY seed={} stores={} duration_s={} hub_events={} received={} sold={} ordered={} \
              orders_collected={} orders_shipped={} orders_cancelled={} transfers_received={} \
-             refused_scans={} refused_no_stock={} refused_held_elsewhere={} refused_offline={} \
+             counts_accepted={} shrink={} refused_scans={} refused_no_stock={} refused_held_elsewhere={} refused_offline={} \
              refused_orders={} refused_orders_no_stock={} refused_orders_held_elsewhere={} \
              refused_orders_offline={} refused_while_available_link_up={} \
              refused_while_available_link_down={} offline_periods={} offline_s={:.1} \
@@ -116,6 +123,8 @@ impl fmt::Display for Summary {
             self.orders_shipped,
             self.orders_cancelled,
             self.transfers_received,
+            self.counts_accepted,
+            self.shrink,
             self.refused_scans,
             self.refused_no_stock,
             self.refused_held_elsewhere,
@@ -145,6 +154,8 @@ pub struct StoreTotals {
     pub sold: u64,
     /// Ordered online.
     pub ordered: u64,
+    /// Counted down (shrink).
+    pub shrink: u64,
     /// On hand (hub's counters).
     pub on_hand: u64,
     /// Oversold.
@@ -163,6 +174,7 @@ pub fn per_store(audit: &Value) -> BTreeMap<String, StoreTotals> {
         t.received += n("units_in");
         t.sold += n("sold");
         t.ordered += n("ordered");
+        t.shrink += n("shrink");
         t.on_hand += n("on_hand");
         t.oversold += n("oversold");
     }
@@ -191,21 +203,31 @@ async fn problems(chain: &Chain, items: &[Item], day: &DayStats) -> anyhow::Resu
     let hub_sold: u64 = totals.values().map(|t| t.sold).sum();
     let hub_in: u64 = totals.values().map(|t| t.received).sum();
     let hub_ordered: u64 = totals.values().map(|t| t.ordered).sum();
+    let hub_shrink: u64 = totals.values().map(|t| t.shrink).sum();
     let (mut sold, mut received) = (0, 0);
     for s in &chain.stores {
         let m = s.api.metrics().await?;
         sold += m.get("tally_agent_device_scans_total{outcome=\"sold\"}");
         received += m.get("tally_agent_device_tags_total{outcome=\"received\"}");
     }
-    if hub_sold != sold {
+    if hub_sold != sold + day.tag_sales {
         out.push(format!(
-            "the hub holds {hub_sold} units sold, the self-checkouts sold {sold}"
+            "the hub holds {hub_sold} units sold, the self-checkouts sold {sold} and the counters {} by tag",
+            day.tag_sales
         ));
     }
     let given_back = day.flows.cancelled_units;
-    if hub_in != received + given_back {
+    let found: u64 = day.counts.iter().map(|c| c.units_up).sum();
+    if hub_in != received + day.receipt_units + given_back + found {
         out.push(format!(
-            "the hub holds {hub_in} units in, the RFID portals received {received} and cancelled orders gave {given_back} back"
+            "the hub holds {hub_in} units in, the RFID portals received {received}, tagged receipts {}, cancelled orders gave {given_back} back and counts found {found}",
+            day.receipt_units
+        ));
+    }
+    let missing: u64 = day.counts.iter().map(|c| c.units_down).sum();
+    if hub_shrink != missing {
+        out.push(format!(
+            "the hub holds {hub_shrink} units counted missing, the accepted counts removed {missing}"
         ));
     }
     let ordered = day.ordered_units + day.flows.ordered_units;
@@ -287,6 +309,16 @@ pub async fn finish(
             "tally_hub_orders_refused_total{{reason=\"{reason}\"}}"
         ))
     };
+    let mut counts_accepted = 0;
+    for c in &day.counts {
+        let session = chain.stores[c.store]
+            .api
+            .get_ok(&format!("/v1/counts/sessions/{}", c.session_id))
+            .await?;
+        if session["status"] == "accepted" {
+            counts_accepted += 1;
+        }
+    }
     let n = |k: &str| audit[k].as_u64().unwrap_or(u64::MAX);
     let stats = chain.hub.get_ok("/v1/stats/orders").await?;
     let count = |what: &str, status: &str| stats[what][status].as_u64().unwrap_or(0);
@@ -302,6 +334,8 @@ pub async fn finish(
         orders_shipped: count("orders", "shipped"),
         orders_cancelled: count("orders", "cancelled"),
         transfers_received: count("transfers", "received"),
+        counts_accepted,
+        shrink: totals.values().map(|t| t.shrink).sum(),
         refused_scans,
         refused_no_stock,
         refused_held_elsewhere,
@@ -327,13 +361,13 @@ pub async fn finish(
 /// The per-store table, as lines.
 pub fn table(audit: &Value) -> Vec<String> {
     let mut lines = vec![format!(
-        "{:<10} {:>9} {:>6} {:>8} {:>8} {:>9}",
-        "store", "received", "sold", "ordered", "on hand", "oversold"
+        "{:<10} {:>9} {:>6} {:>8} {:>7} {:>8} {:>9}",
+        "store", "received", "sold", "ordered", "shrink", "on hand", "oversold"
     )];
     for (store, t) in per_store(audit) {
         lines.push(format!(
-            "{:<10} {:>9} {:>6} {:>8} {:>8} {:>9}",
-            store, t.received, t.sold, t.ordered, t.on_hand, t.oversold
+            "{:<10} {:>9} {:>6} {:>8} {:>7} {:>8} {:>9}",
+            store, t.received, t.sold, t.ordered, t.shrink, t.on_hand, t.oversold
         ));
     }
     lines
@@ -358,6 +392,8 @@ mod tests {
             orders_shipped: 1,
             orders_cancelled: 1,
             transfers_received: 1,
+            counts_accepted: 1,
+            shrink: 1,
             refused_scans: 4,
             refused_no_stock: 3,
             refused_held_elsewhere: 0,
@@ -379,7 +415,7 @@ mod tests {
             "{line}"
         );
         for part in [
-            "ordered=9 orders_collected=1 orders_shipped=1 orders_cancelled=1 transfers_received=1 refused_scans=4",
+            "ordered=9 orders_collected=1 orders_shipped=1 orders_cancelled=1 transfers_received=1 counts_accepted=1 shrink=1 refused_scans=4",
             "refused_no_stock=3 refused_held_elsewhere=0 refused_offline=1",
             "refused_orders_offline=1",
             "refused_while_available_link_up=0 refused_while_available_link_down=2",
@@ -407,7 +443,7 @@ mod tests {
     #[test]
     fn audit_rows_sum_per_store() {
         let audit = json!({"items": [
-            {"store": "s1", "units_in": 5, "sold": 2, "ordered": 1, "on_hand": 2, "oversold": 0},
+            {"store": "s1", "units_in": 5, "sold": 2, "ordered": 1, "shrink": 1, "on_hand": 1, "oversold": 0},
             {"store": "s1", "units_in": 3, "sold": 3, "ordered": 0, "on_hand": 0, "oversold": 0},
             {"store": "s2", "units_in": 1, "sold": 0, "ordered": 0, "on_hand": 1, "oversold": 0}]});
         let t = per_store(&audit);
@@ -417,7 +453,8 @@ mod tests {
                 received: 8,
                 sold: 5,
                 ordered: 1,
-                on_hand: 2,
+                shrink: 1,
+                on_hand: 1,
                 oversold: 0
             }
         );

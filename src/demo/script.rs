@@ -18,6 +18,7 @@ use serde_json::json;
 
 use super::catalog::{self, Item};
 use super::chain::Chain;
+use super::count::{self, Count, CountOutcome};
 use super::orders::{self, Flow, FlowStats, Kind};
 use super::proxy::Mode;
 use super::Log;
@@ -98,6 +99,19 @@ pub enum Action {
         /// Store index.
         store: usize,
     },
+    /// A customer buys one tagged unit at a store's counter, the till
+    /// reading its tag (`POST /v1/sales` with its EPC); the unit stays
+    /// behind on the shelf.
+    SellTag {
+        /// Store index.
+        store: usize,
+        /// (item index, serial) of the tag.
+        tag: (usize, u64),
+    },
+    /// Staff count some items by RFID at the counting store: a session
+    /// for them, the reader sweeping the shelf, the variance report, its
+    /// acceptance ([`count`]).
+    CycleCount(count::Plan),
     /// A progress line.
     Progress,
 }
@@ -111,21 +125,41 @@ pub struct Step {
     pub action: Action,
 }
 
-fn weighted(items: &[Item], rng: &mut impl Rng) -> usize {
-    let total: u32 = items.iter().map(|i| i.popularity).sum();
+/// An item by popularity, leaving out `skip`.
+fn weighted(items: &[Item], skip: &[usize], rng: &mut impl Rng) -> usize {
+    let weight = |i: usize| {
+        if skip.contains(&i) {
+            0
+        } else {
+            items[i].popularity
+        }
+    };
+    let total: u32 = (0..items.len()).map(weight).sum();
     let mut x = rng.gen_range(0..total.max(1));
-    for (i, item) in items.iter().enumerate() {
-        if x < item.popularity {
+    for i in 0..items.len() {
+        if x < weight(i) {
             return i;
         }
-        x -= item.popularity;
+        x -= weight(i);
     }
     0
 }
 
+/// The store whose RFID reader counts (`--rfid-mode count`) instead of
+/// receiving at a portal: the last one, with two stores or more (a lone
+/// store keeps its portal). Its deliveries come as tagged receipts.
+pub fn counting_store(stores: usize) -> Option<usize> {
+    (stores > 1).then(|| stores - 1)
+}
+
 /// The day's steps, sorted by time (pure: the same inputs give the same
 /// steps). Store 0.3 × day in, one store (chosen by the RNG) is cut off
-/// until 0.6 × day; it keeps selling.
+/// until 0.6 × day; it keeps selling. The [`counting_store`] sells one
+/// tagged unit by its tag at 0.22 × day and counts its
+/// [`catalog::counted`] items at 0.65 × day (after any cut is over);
+/// until then nothing else moves their units there: its self-checkout
+/// never sells them and online orders never name them there (the flows
+/// leave them alone too: `orders::start`).
 pub fn schedule(
     rng: &mut impl Rng,
     items: &[Item],
@@ -135,6 +169,15 @@ pub fn schedule(
     let d = day.as_millis() as u64;
     let at = |f: f64| (d as f64 * f) as u64;
     let mut steps = Vec::new();
+    let counting = counting_store(stores);
+    let counted = catalog::counted(items);
+    let skip_at = |store: usize| -> &[usize] {
+        if Some(store) == counting {
+            &counted
+        } else {
+            &[]
+        }
+    };
     let mut serials: BTreeMap<usize, u64> = BTreeMap::new();
     let mut next_serial = |item: usize| {
         let s = serials.entry(item).or_insert(1000);
@@ -190,7 +233,7 @@ pub fn schedule(
                 at_ms: rng.gen_range(start..=end.max(start)),
                 action: Action::Scan {
                     store,
-                    item: weighted(items, rng),
+                    item: weighted(items, skip_at(store), rng),
                 },
             });
         }
@@ -222,12 +265,21 @@ pub fn schedule(
     let sellable: Vec<usize> = (0..items.len())
         .filter(|&i| matches!(items[i].delivery, Some((_, hi)) if hi > 0))
         .collect();
+    let sellable_at = |store: usize| -> Vec<usize> {
+        sellable
+            .iter()
+            .copied()
+            .filter(|i| !skip_at(store).contains(i))
+            .collect()
+    };
     for _ in 0..orders {
+        let at_ms = rng.gen_range(at(0.15)..=at(0.9));
+        let store = rng.gen_range(0..stores);
         steps.push(Step {
-            at_ms: rng.gen_range(at(0.15)..=at(0.9)),
+            at_ms,
             action: Action::Order {
-                store: rng.gen_range(0..stores),
-                item: *sellable.choose(rng).unwrap_or(&0),
+                store,
+                item: *sellable_at(store).choose(rng).unwrap_or(&0),
                 qty: if rng.gen_ratio(1, 4) { 2 } else { 1 },
             },
         });
@@ -244,7 +296,7 @@ pub fn schedule(
         at_ms: at(0.45),
         action: Action::Order {
             store: cut,
-            item: *sellable.choose(rng).unwrap_or(&0),
+            item: *sellable_at(cut).choose(rng).unwrap_or(&0),
             qty: 1,
         },
     });
@@ -288,6 +340,47 @@ pub fn schedule(
         at_ms: at(0.75),
         action: Action::Ship,
     });
+    // The counting store: a unit of its second counted item sold by its
+    // tag (it stays on the shelf), one of its first stolen; then the
+    // count of both, of every tag it received of them but the stolen.
+    if let (Some(store), [gone, sold, ..]) = (counting, counted.as_slice()) {
+        let received: Vec<(usize, u64)> = steps
+            .iter()
+            .filter_map(|s| match &s.action {
+                Action::Deliver {
+                    store: at, tags, ..
+                } if *at == store => Some(tags),
+                _ => None,
+            })
+            .flatten()
+            .copied()
+            .filter(|(i, _)| counted.contains(i))
+            .collect();
+        let pick = |item: usize, rng: &mut dyn rand::RngCore| {
+            let of: Vec<_> = received.iter().filter(|t| t.0 == item).collect();
+            of.choose(rng).map(|t| **t)
+        };
+        if let Some(tag) = pick(*sold, rng) {
+            steps.push(Step {
+                at_ms: at(0.22),
+                action: Action::SellTag { store, tag },
+            });
+        }
+        let stolen: Vec<(usize, u64)> = pick(*gone, rng).into_iter().collect();
+        steps.push(Step {
+            at_ms: at(0.65),
+            action: Action::CycleCount(count::Plan {
+                store,
+                items: counted.clone(),
+                shelf: received
+                    .iter()
+                    .copied()
+                    .filter(|t| !stolen.contains(t))
+                    .collect(),
+                stolen,
+            }),
+        });
+    }
     let every = (d / 6).clamp(2000, 15_000);
     let mut t = every;
     while t < d {
@@ -335,6 +428,13 @@ pub struct DayStats {
     pub offline: Vec<Offline>,
     /// The orders with a lifecycle and the transfer.
     pub flows: FlowStats,
+    /// Units the counting store received by tagged receipts (`POST
+    /// /v1/receipts`, as from an advance ship notice) instead of a portal.
+    pub receipt_units: u64,
+    /// Units sold by their tag at a counter (`POST /v1/sales`).
+    pub tag_sales: u64,
+    /// The RFID cycle counts, as they ended.
+    pub counts: Vec<CountOutcome>,
 }
 
 enum Pending {
@@ -400,6 +500,8 @@ pub async fn run_day(
     let mut order_no = 0u32;
     let mut flows: Vec<Flow> = Vec::new();
     let mut flow_no = 0u32;
+    let mut counting: Option<Count> = None;
+    let mut receipt_no = 0u32;
     for step in steps {
         let due = start + Duration::from_millis(step.at_ms);
         // Until the step is due: watch the children and what is pending.
@@ -407,6 +509,7 @@ pub async fn run_day(
             chain.check_alive().await?;
             check_pending(chain, items, &mut pending, &mut stats, log).await?;
             orders::advance_all(chain, &mut flows, &mut stats.flows, log).await?;
+            count::advance(items, &mut counting, &mut stats.counts, log).await?;
             let now = Instant::now();
             if now >= due {
                 break;
@@ -425,6 +528,17 @@ pub async fn run_day(
                     .iter()
                     .map(|&(i, serial)| catalog::epc(&items[i], serial))
                     .collect::<anyhow::Result<Vec<_>>>()?;
+                if chain.stores[store].counts {
+                    receipt_no += 1;
+                    let units = tagged_receipt(chain, items, store, &tags, receipt_no).await?;
+                    stats.receipt_units += units;
+                    log.say(format!(
+                        "{} {what}: {units} tagged units received from the advance ship notice (POST /v1/receipts, a line per tag with its EPC, e.g. {}): its reader counts, it has no portal",
+                        name(store),
+                        epcs.first().map(|e| e.to_hex()).unwrap_or_default()
+                    ));
+                    continue;
+                }
                 chain.stores[store].reader.present(&epcs, reads, rng)?;
                 log.say(format!(
                     "{} {what}: {} tagged units pass the RFID portal ({} reads each; SGTIN-96 EPCs, e.g. {})",
@@ -579,16 +693,60 @@ pub async fn run_day(
                     queued,
                 });
             }
+            Action::SellTag {
+                store,
+                tag: (item, serial),
+            } => {
+                let epc = catalog::epc(&items[item], serial)?;
+                let body = json!({"lines": [{"gtin": items[item].gtin.to_string(), "qty": 1,
+                                             "epc": epc.to_hex()}],
+                                  "cashier": "c-1", "till": "counter"});
+                let (status, answer) = chain.stores[store].api.post("/v1/sales", &body).await?;
+                match status {
+                    201 | 200 => {
+                        stats.tag_sales += 1;
+                        log.say(format!(
+                            "{}: a customer buys a {} at the counter, the till reading its tag (POST /v1/sales with EPC {}); they leave it in the fitting room, and staff put it back on the shelf without a return",
+                            name(store),
+                            items[item].label(),
+                            epc.to_hex()
+                        ));
+                    }
+                    409 => log.say(format!(
+                        "{}: a customer wants a {} at the counter (EPC {}) — REFUSED: {}",
+                        name(store),
+                        items[item].label(),
+                        epc.to_hex(),
+                        answer["message"].as_str().unwrap_or("no stock")
+                    )),
+                    other => {
+                        return Err(anyhow!(
+                            "{}: POST /v1/sales answered {other}: {answer}",
+                            name(store)
+                        ))
+                    }
+                }
+            }
+            Action::CycleCount(plan) => {
+                if counting.is_some() {
+                    return Err(anyhow!("a count is under way already"));
+                }
+                counting = Some(count::start(chain, items, &plan, rng, log).await?);
+            }
             Action::Progress => progress(chain, &stats, &cut_at, log).await?,
         }
     }
     // Whatever is still pending at the end of the day.
     let end = Instant::now() + Duration::from_secs(30);
-    while !(pending.is_empty() && flows.is_empty()) && Instant::now() < end {
+    while !(pending.is_empty() && flows.is_empty() && counting.is_none()) && Instant::now() < end {
         chain.check_alive().await?;
         check_pending(chain, items, &mut pending, &mut stats, log).await?;
         orders::advance_all(chain, &mut flows, &mut stats.flows, log).await?;
+        count::advance(items, &mut counting, &mut stats.counts, log).await?;
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if counting.is_some() {
+        log.say("the cycle count did not finish during the day");
     }
     for f in flows {
         log.say(format!(
@@ -614,6 +772,37 @@ pub async fn run_day(
         }
     }
     Ok(stats)
+}
+
+/// Receives `tags` at `store` by one tagged receipt (a line per tag, as
+/// from an advance ship notice; `POST /v1/receipts`), the store's `n`th
+/// of the day. The units received.
+pub async fn tagged_receipt(
+    chain: &Chain,
+    items: &[Item],
+    store: usize,
+    tags: &[(usize, u64)],
+    n: u32,
+) -> anyhow::Result<u64> {
+    let lines = tags
+        .iter()
+        .map(|&(i, serial)| {
+            Ok(json!({"gtin": items[i].gtin.to_string(), "qty": 1,
+                      "epc": catalog::epc(&items[i], serial)?.to_hex()}))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let s = &chain.stores[store];
+    let (status, answer) = s
+        .api
+        .post("/v1/receipts", &json!({ "lines": lines }))
+        .await?;
+    if status != 201 && status != 200 {
+        return Err(anyhow!(
+            "{}: POST /v1/receipts (delivery {n}) answered {status}: {answer}",
+            s.id
+        ));
+    }
+    Ok(answer["units"].as_u64().unwrap_or(tags.len() as u64))
 }
 
 async fn check_pending(
@@ -738,7 +927,8 @@ async fn progress(
     };
     let f = &stats.flows;
     log.say(format!(
-        "progress: sold {sold}, refused {refused} scans; {received} units received by RFID ({again} re-reads ignored); orders {} ok, {} refused; collected {}, shipped {}, cancelled {}, transfers received {} | outbox {} | offline: {offline}",
+        "progress: sold {sold}, refused {refused} scans; {received} units received by RFID ({again} re-reads ignored), {} by tagged receipts; orders {} ok, {} refused; collected {}, shipped {}, cancelled {}, transfers received {} | outbox {} | offline: {offline}",
+        stats.receipt_units,
         stats.orders_ok,
         stats.orders_refused,
         f.collected,
@@ -809,6 +999,78 @@ mod tests {
     }
 
     #[test]
+    fn the_last_store_counts_what_only_moves_by_tag_there() {
+        let items = catalog::items().unwrap();
+        let counted = catalog::counted(&items);
+        assert_eq!(counted.len(), 2);
+        for seed in 1..20 {
+            let (a, cut) = schedule(
+                &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+                &items,
+                3,
+                Duration::from_secs(60),
+            );
+            assert_eq!(counting_store(3), Some(2));
+            let plans: Vec<(u64, &count::Plan)> = a
+                .iter()
+                .filter_map(|s| match &s.action {
+                    Action::CycleCount(p) => Some((s.at_ms, p)),
+                    _ => None,
+                })
+                .collect();
+            let [(at, plan)] = plans.as_slice() else {
+                panic!("one count: {plans:?}")
+            };
+            assert_eq!(plan.store, 2);
+            assert_eq!(plan.items, counted);
+            // After the cut store is back (it may be this one).
+            assert!(*at > 36_000, "{at} (cut: {cut})");
+            // Nothing else moves the counted items there: no scan, no order.
+            for s in &a {
+                match s.action {
+                    Action::Scan { store: 2, item } | Action::Order { store: 2, item, .. } => {
+                        assert!(!counted.contains(&item), "{s:?}")
+                    }
+                    _ => {}
+                }
+            }
+            // The shelf and the stolen unit are what the store received of
+            // them, one stolen; one unit sold by tag before the count is on
+            // the shelf.
+            let received: Vec<(usize, u64)> = a
+                .iter()
+                .filter_map(|s| match &s.action {
+                    Action::Deliver { store: 2, tags, .. } => Some(tags.clone()),
+                    _ => None,
+                })
+                .flatten()
+                .filter(|(i, _)| counted.contains(i))
+                .collect();
+            assert_eq!(plan.stolen.len(), 1);
+            assert_eq!(plan.stolen[0].0, counted[0]);
+            let mut all = plan.shelf.clone();
+            all.extend(&plan.stolen);
+            all.sort_unstable();
+            let mut want = received.clone();
+            want.sort_unstable();
+            assert_eq!(all, want);
+            let sold: Vec<(u64, (usize, u64))> = a
+                .iter()
+                .filter_map(|s| match s.action {
+                    Action::SellTag { store: 2, tag } => Some((s.at_ms, tag)),
+                    _ => None,
+                })
+                .collect();
+            let [(sold_at, tag)] = sold.as_slice() else {
+                panic!("one sale by tag: {sold:?}")
+            };
+            assert!(sold_at < at);
+            assert_eq!(tag.0, counted[1]);
+            assert!(plan.shelf.contains(tag));
+        }
+    }
+
+    #[test]
     fn one_store_works_too() {
         let items = catalog::items().unwrap();
         let (steps, cut) = schedule(
@@ -828,5 +1090,10 @@ mod tests {
         assert!(steps
             .iter()
             .any(|s| matches!(s.action, Action::Pickup { store: 0 })));
+        // A lone store keeps its portal: no count.
+        assert_eq!(counting_store(1), None);
+        assert!(!steps
+            .iter()
+            .any(|s| matches!(s.action, Action::CycleCount(_) | Action::SellTag { .. })));
     }
 }
