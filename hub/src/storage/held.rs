@@ -23,9 +23,9 @@ use tally_store::{ReadTxn, StoreError, WriteTxn};
 use tally_sync::exchange::{hub_admit_held, HandleError, Identity, SyncRefusal};
 use tally_sync::{Event, EventId, LocationId, ReplicaId, SyncRequest};
 
-use super::content::HubTxnReplica;
+use super::redb::txn::RedbTxn;
 use super::redb::{append_exceptions, from_json, new_event_exceptions, redb_err, to_json};
-use super::ExceptionRecord;
+use super::{ExceptionRecord, StorageError};
 
 pub(super) const HELD: TableDefinition<u128, &[u8]> = TableDefinition::new("hub_held_events");
 pub(super) const HELD_COUNT: TableDefinition<&str, u64> = TableDefinition::new("hub_held_count");
@@ -125,7 +125,7 @@ pub(super) fn hold(
 }
 
 /// Admits the held event `id` (see the module docs), in `txn`.
-pub(super) fn admit(txn: &WriteTxn, id: EventId, now_ms: u64) -> Result<AdmitResult, StoreError> {
+pub(super) fn admit(txn: &WriteTxn, id: EventId, now_ms: u64) -> Result<AdmitResult, StorageError> {
     let raw = txn.raw();
     let held: HeldEvent = {
         let table = raw.open_table(HELD).map_err(redb_err)?;
@@ -141,7 +141,7 @@ pub(super) fn admit(txn: &WriteTxn, id: EventId, now_ms: u64) -> Result<AdmitRes
         location: LocationId::new(&held.location)
             .map_err(|e| super::redb::corrupt("hub_held_events", e))?,
     };
-    let mut replica = HubTxnReplica::new(txn)?;
+    let mut replica = RedbTxn::new(txn);
     let outcome = match hub_admit_held(&mut replica, &who, &held.event) {
         Ok(outcome) => outcome,
         Err(HandleError::Refused(r)) => return Ok(AdmitResult::Refused(r.to_string())),

@@ -27,14 +27,12 @@
 //!   demand) in the same transaction.
 //! - Reads ([`HubStorage::stock`], …) see a consistent snapshot.
 
-mod content;
 pub mod held;
-mod holdings;
 pub mod redb;
 pub mod returns;
 pub mod routed;
-mod tallies;
 pub mod transfers;
+mod txn;
 
 use serde::{Deserialize, Serialize};
 use tally_sync::exchange::{Identity, SyncRefusal};
@@ -45,8 +43,8 @@ use tally_sync::{
     SyncResponse,
 };
 
+pub use self::redb::tallies::StatusCounts;
 pub use self::redb::RedbHub;
-pub use self::tallies::StatusCounts;
 
 /// A storage failure: the batch did not commit, nothing of it was kept,
 /// and the client may retry. The variants say what the writer may do
@@ -75,6 +73,12 @@ impl StorageError {
     /// not a failure.
     pub fn is_retriable(&self) -> bool {
         matches!(self, StorageError::Retry(_))
+    }
+
+    /// The hub's own records contradict what the logic just checked (a
+    /// bug): the batch must abort rather than keep half of a write.
+    pub(crate) fn broken(detail: impl Into<String>) -> Self {
+        StorageError::Store(tally_store::StoreError::Storage(detail.into()))
     }
 }
 

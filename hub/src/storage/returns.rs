@@ -30,9 +30,10 @@ use tally_sync::exchange::HubReplica;
 use tally_sync::returns::{ItemUnits, ReturnCheck, ReturnCheckRequest, SoldTag};
 use tally_sync::{Event, EventId, EventKind, Gtin, Refusal};
 
-use super::content::HubTxnReplica;
+use super::redb::txn::RedbTxn;
 use super::redb::{from_json, redb_err, to_json};
-use super::ExceptionRecord;
+use super::txn::HubTxn;
+use super::{ExceptionRecord, StorageError};
 
 pub(super) const RETURNED: TableDefinition<(u128, u64), u64> = TableDefinition::new("hub_returned");
 pub(super) const CLAIMS: TableDefinition<(u128, u128), &[u8]> =
@@ -92,8 +93,8 @@ pub enum CheckResult {
 /// The original `req` names: by event, by web order (the allocation or
 /// order event that took the first line's item), or by the last sale of
 /// its first tag.
-fn original(txn: &WriteTxn, req: &ReturnCheckRequest) -> Result<Option<Event>, StoreError> {
-    let replica = HubTxnReplica::new(txn)?;
+fn original(txn: &WriteTxn, req: &ReturnCheckRequest) -> Result<Option<Event>, StorageError> {
+    let replica = RedbTxn::new(txn);
     if let Some(id) = req.original_sale {
         return replica.event(&id);
     }
@@ -105,7 +106,7 @@ fn original(txn: &WriteTxn, req: &ReturnCheckRequest) -> Result<Option<Event>, S
             ids.extend(order.allocations.iter().map(|a| a.event_id));
         }
         ids.extend(super::redb::store_named_order_event(txn, order_id)?);
-        let replica = HubTxnReplica::new(txn)?;
+        let replica = RedbTxn::new(txn);
         for id in ids {
             if let Some(e) = replica.event(&id)? {
                 if first.is_none_or(|g| e.lines.iter().any(|l| l.gtin == g)) {
@@ -118,7 +119,7 @@ fn original(txn: &WriteTxn, req: &ReturnCheckRequest) -> Result<Option<Event>, S
     let Some(epc) = req.lines.iter().find_map(|l| l.epc.as_ref()) else {
         return Ok(None);
     };
-    let last = super::content::last_sale_of(txn, epc)?;
+    let last = super::redb::content::last_sale_of(txn, epc)?;
     match last {
         Some(id) => replica.event(&id),
         None => Ok(None),
@@ -171,7 +172,7 @@ pub(super) fn check(
     txn: &WriteTxn,
     req: &ReturnCheckRequest,
     now_ms: u64,
-) -> Result<CheckResult, StoreError> {
+) -> Result<CheckResult, StorageError> {
     let Some(original) = original(txn, req)? else {
         return Ok(CheckResult::UnknownOriginal(
             "no sale or online order the hub holds matches this return".into(),
@@ -207,7 +208,7 @@ pub(super) fn check(
         return Ok(CheckResult::Refused(refusal));
     }
     // Each tag must be sold now (chain-wide), as the item the line names.
-    let replica = HubTxnReplica::new(txn)?;
+    let replica = RedbTxn::new(txn);
     let mut tags = Vec::new();
     for l in &req.lines {
         let Some(epc) = &l.epc else { continue };
@@ -258,7 +259,7 @@ pub(super) fn on_return(
     txn: &WriteTxn,
     event: &Event,
     now_ms: u64,
-) -> Result<Option<ExceptionRecord>, StoreError> {
+) -> Result<Option<ExceptionRecord>, StorageError> {
     let EventKind::Return {
         original_sale: Some(original),
     } = &event.kind
@@ -274,7 +275,7 @@ pub(super) fn on_return(
         .map_err(redb_err)?
         .is_some();
     let mut over = Vec::new();
-    let found = HubTxnReplica::new(txn)?.event(original)?;
+    let found = RedbTxn::new(txn).event(original)?;
     let sold: BTreeMap<Gtin, u64> = match &found {
         Some(e) if matches!(e.kind, EventKind::Sale { .. } | EventKind::Order { .. }) => {
             tally_sync::ledger::units_per_item(&e.lines)

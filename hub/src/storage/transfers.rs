@@ -21,9 +21,9 @@ use tally_store::{by_status, ReadTxn, StoreError, WriteTxn};
 use tally_sync::transfer::{Transfer, TransferLine, TransferStatus};
 use tally_sync::{Event, EventKind, LocationId};
 
+use super::redb::tallies;
 use super::redb::{from_json, redb_err, to_json};
 use super::routed::announce;
-use super::tallies;
 use super::ExceptionRecord;
 
 pub(super) const TRANSFERS: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_transfers");
@@ -285,7 +285,7 @@ pub(super) fn recent(txn: &ReadTxn, limit: usize) -> Result<Vec<HubTransfer>, St
 
 /// Fills [`RECEIVED`] from the transfers received before it existed, by
 /// the time of their receipt (the receiving store's clock: the hub did
-/// not keep its own then). Part of [`super::tallies::build`].
+/// not keep its own then). Part of [`super::redb::tallies::build`].
 pub(super) fn index_received(txn: &WriteTxn) -> Result<(), StoreError> {
     let raw = txn.raw();
     let ids = by_status::ids_with_status(

@@ -1,0 +1,184 @@
+//! [`RedbTxn`]: the hub's [`HubTxn`] on one redb write transaction:
+//! `tally-store`'s replica (counters, events, its EPC rows, the catalog)
+//! plus the hub's own tables, opened as they are needed.
+//!
+//! # Design constraints
+//! - redb refuses to open a table twice at once in one transaction, so
+//!   the tables a `RedbTxn` keeps open (the replica's, `hub_holdings`) are
+//!   opened lazily and closed by [`RedbTxn::write_txn`] before code that
+//!   opens tables of its own is handed the raw transaction; the hub's
+//!   other tables are opened and closed within each call.
+//! - Every counter the hub writes goes through [`ReplicaStore::put_counter`]
+//!   here, which keeps the index of where the hub holds rights
+//!   ([`super::holdings`]) in the same transaction.
+
+use std::cell::OnceCell;
+
+use tally_store::redb::ReadableTable;
+use tally_store::{LazyTable, StoreError, TxnReplica, WriteTxn};
+use tally_sync::epcs::{DoubleSale, EpcRecord, EpcState};
+use tally_sync::exchange::{EpcMove, HubReplica, ReplicaStore};
+use tally_sync::explain::Explained;
+use tally_sync::journal::Inserted;
+use tally_sync::{BoundedCounter, Delta, Epc, Event, EventId, ItemKey, LocationId, ReplicaId};
+
+use super::content::{put_epc, EPC_ROWS, EPC_STATE, EXPLAINED};
+use super::{corrupt, from_json, holdings, redb_err};
+use crate::storage::txn::HubTxn;
+use crate::storage::StorageError;
+
+/// One batch's redb write transaction as a [`HubTxn`]. See the module
+/// docs.
+pub(crate) struct RedbTxn<'t> {
+    txn: &'t WriteTxn,
+    replica: OnceCell<TxnReplica<'t>>,
+    holdings: LazyTable<'t, (u64, &'static str), u64>,
+}
+
+impl<'t> RedbTxn<'t> {
+    /// `txn` as a [`HubTxn`], no table opened yet.
+    pub(crate) fn new(txn: &'t WriteTxn) -> Self {
+        Self {
+            txn,
+            replica: OnceCell::new(),
+            holdings: LazyTable::new(txn.raw(), holdings::HOLDINGS),
+        }
+    }
+
+    /// The raw transaction, for code that opens its own tables: every
+    /// table this object holds open is closed first.
+    pub(crate) fn write_txn(&mut self) -> &'t WriteTxn {
+        self.replica = OnceCell::new();
+        self.holdings = LazyTable::new(self.txn.raw(), holdings::HOLDINGS);
+        self.txn
+    }
+
+    /// `tally-store`'s replica in this transaction, created on first use.
+    fn store(&self) -> Result<&TxnReplica<'t>, StoreError> {
+        if let Some(r) = self.replica.get() {
+            return Ok(r);
+        }
+        let r = self.txn.replica()?;
+        Ok(self.replica.get_or_init(|| r))
+    }
+
+    /// Like [`Self::store`], to write.
+    fn store_mut(&mut self) -> Result<&mut TxnReplica<'t>, StoreError> {
+        if self.replica.get().is_none() {
+            self.replica = OnceCell::from(self.txn.replica()?);
+        }
+        self.replica
+            .get_mut()
+            .ok_or_else(|| StoreError::Storage("the replica was not created".into()))
+    }
+}
+
+impl ReplicaStore for RedbTxn<'_> {
+    type Error = StorageError;
+
+    fn counter(&self, key: &ItemKey) -> Result<BoundedCounter, StorageError> {
+        Ok(self.store()?.counter(key)?)
+    }
+
+    fn put_counter(&mut self, key: &ItemKey, counter: BoundedCounter) -> Result<(), StorageError> {
+        holdings::update(self.holdings.get_mut()?, key, &counter)?;
+        Ok(self.store_mut()?.put_counter(key, counter)?)
+    }
+
+    fn delta_since(
+        &self,
+        location: &LocationId,
+        cursor: u64,
+        limit: usize,
+    ) -> Result<(Delta, u64), StorageError> {
+        Ok(self.store()?.delta_since(location, cursor, limit)?)
+    }
+
+    fn insert_event(&mut self, event: &Event) -> Result<Inserted, StorageError> {
+        Ok(self.store_mut()?.insert_event(event)?)
+    }
+
+    fn record_epc_sale(
+        &mut self,
+        epc: &Epc,
+        record: EpcRecord,
+    ) -> Result<Option<DoubleSale>, StorageError> {
+        Ok(self.store_mut()?.record_epc_sale(epc, record)?)
+    }
+
+    fn record_epc_return(&mut self, epc: &Epc, record: EpcRecord) -> Result<(), StorageError> {
+        Ok(self.store_mut()?.record_epc_return(epc, record)?)
+    }
+}
+
+impl HubReplica for RedbTxn<'_> {
+    fn has_event(&self, id: &EventId) -> Result<bool, StorageError> {
+        Ok(self.store()?.event(id)?.is_some())
+    }
+
+    fn epc_state(&self, epc: &Epc) -> Result<Option<EpcState>, StorageError> {
+        let table = self.txn.raw().open_table(EPC_STATE).map_err(redb_err)?;
+        let found = table.get(epc.as_bytes()).map_err(redb_err)?;
+        Ok(found
+            .map(|v| from_json("hub_epc_state", v.value()))
+            .transpose()?)
+    }
+
+    fn put_epc(
+        &mut self,
+        epc: &Epc,
+        movement: EpcMove,
+        record: &EpcRecord,
+        state: &EpcState,
+    ) -> Result<(), StorageError> {
+        Ok(put_epc(self.txn, epc, movement, record, state)?)
+    }
+
+    fn epc_sales(&self, epc: &Epc, limit: usize) -> Result<Vec<EpcRecord>, StorageError> {
+        let table = self.txn.raw().open_table(EPC_ROWS).map_err(redb_err)?;
+        let e = epc.as_bytes();
+        let mut out = Vec::new();
+        for row in table
+            .range((e, 0u8, 0u128)..=(e, 0u8, u128::MAX))
+            .map_err(redb_err)?
+            .take(limit)
+        {
+            let (k, v) = row.map_err(redb_err)?;
+            out.push(EpcRecord {
+                event: EventId(uuid::Uuid::from_u128(k.value().2)),
+                replica: ReplicaId::new(v.value()).map_err(|e| corrupt("hub_epc_rows", e))?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn explained(&self, key: &ItemKey) -> Result<Explained, StorageError> {
+        let table = self.txn.raw().open_table(EXPLAINED).map_err(redb_err)?;
+        let found = table
+            .get((key.location.as_str(), key.gtin.as_u64()))
+            .map_err(redb_err)?;
+        Ok(found.map_or_else(Explained::default, |v| {
+            let (added, removed) = v.value();
+            Explained { added, removed }
+        }))
+    }
+
+    fn put_explained(&mut self, key: &ItemKey, x: Explained) -> Result<(), StorageError> {
+        self.txn
+            .raw()
+            .open_table(EXPLAINED)
+            .map_err(redb_err)?
+            .insert(
+                (key.location.as_str(), key.gtin.as_u64()),
+                (x.added, x.removed),
+            )
+            .map_err(redb_err)?;
+        Ok(())
+    }
+}
+
+impl HubTxn for RedbTxn<'_> {
+    fn event(&self, id: &EventId) -> Result<Option<Event>, StorageError> {
+        Ok(self.store()?.event(id)?)
+    }
+}
