@@ -28,10 +28,10 @@
 //! - Reads ([`HubStorage::stock`], …) see a consistent snapshot.
 
 pub mod held;
+mod logic;
 pub mod redb;
 pub mod returns;
 pub mod routed;
-pub mod transfers;
 mod txn;
 
 use serde::{Deserialize, Serialize};
@@ -43,6 +43,7 @@ use tally_sync::{
     SyncResponse,
 };
 
+pub use self::logic::transfers;
 pub use self::redb::tallies::StatusCounts;
 pub use self::redb::RedbHub;
 

@@ -136,7 +136,7 @@ pub(super) fn allocations_page(
             }
         } else if let Some(id) = v.value().strip_prefix("t:") {
             page.transfers
-                .extend(super::transfers::store_view(txn, id, store)?);
+                .extend(super::redb::transfers::store_view(txn, id, store)?);
         }
     }
     Ok(page)

@@ -22,13 +22,55 @@
 //! The trait grows as modules move into `logic` (issue 24's design, §2.2).
 
 use tally_sync::exchange::HubReplica;
-use tally_sync::{Event, EventId};
+use tally_sync::transfer::TransferStatus;
+use tally_sync::{Event, EventId, LocationId};
 
-use super::StorageError;
+use super::transfers::HubTransfer;
+use super::{ExceptionRecord, StorageError};
 
 /// One write transaction of the hub, as its write logic sees it. See the
 /// module docs.
 pub(crate) trait HubTxn: HubReplica<Error = StorageError> {
     /// The stored event with `id`.
     fn event(&self, id: &EventId) -> Result<Option<Event>, StorageError>;
+
+    /// Appends `exceptions` to the exceptions HQ pages through, numbering
+    /// them on from the last (their `id` is ignored).
+    fn append_exceptions(&mut self, exceptions: Vec<ExceptionRecord>) -> Result<(), StorageError>;
+
+    /// Records that something of `store`'s changed at the hub, `key` being
+    /// `o:ORDER` (its allocation of an order) or `t:TRANSFER` (a transfer
+    /// to or from it): it gets the next change version, so the store's
+    /// next allocations page brings it.
+    fn announce(&mut self, store: &LocationId, key: &str) -> Result<(), StorageError>;
+
+    // Transfers.
+
+    /// The transfer `id`.
+    fn transfer(&self, id: &str) -> Result<Option<HubTransfer>, StorageError>;
+    /// Stores `t`, which had status `was` (`None`: new), moving its
+    /// status index and the counts by status.
+    fn put_transfer(
+        &mut self,
+        t: &HubTransfer,
+        was: Option<TransferStatus>,
+    ) -> Result<(), StorageError>;
+    /// Puts transfer `id`, first seen by the hub at `seen_at_ms`, among
+    /// the transfers the overdue sweep reads (`due`), or takes it out.
+    fn set_transfer_due(
+        &mut self,
+        seen_at_ms: u64,
+        id: &str,
+        due: bool,
+    ) -> Result<(), StorageError>;
+    /// Records that the hub learned of transfer `id`'s receipt at
+    /// `now_ms` (hub clock), for HQ's latest receipts.
+    fn transfer_received_at_hub(&mut self, id: &str, now_ms: u64) -> Result<(), StorageError>;
+    /// Up to `limit` transfers due that the hub first saw before
+    /// `cutoff_ms`, oldest first: (when it saw it, id).
+    fn transfers_due(
+        &self,
+        cutoff_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, StorageError>;
 }

@@ -43,9 +43,10 @@ use tally_sync::{
 
 use self::txn::RedbTxn;
 use super::held::{self, AdmitResult, HeldEvent};
+use super::logic;
+use super::returns;
 use super::routed::{self, RoutedOrder, RoutedOrderRequest, RoutedResult, RoutingSettings};
 use super::txn::HubTxn;
-use super::{returns, transfers};
 use super::{
     AuditReport, AuditRow, CatalogResult, ExceptionRecord, GrantResult, HubStorage, HubWrite,
     OrderLine, OrderReceipt, OrderRequest, OrderResult, ReleaseResult, StorageError, StoreRecord,
@@ -55,6 +56,7 @@ use super::{
 pub(in crate::storage) mod content;
 pub(in crate::storage) mod holdings;
 pub(in crate::storage) mod tallies;
+pub(in crate::storage) mod transfers;
 pub(crate) mod txn;
 
 pub(in crate::storage) const STORES: TableDefinition<&str, &[u8]> =
@@ -285,7 +287,11 @@ impl RedbHub {
                 e.kind,
                 EventKind::TransferOut { .. } | EventKind::TransferIn { .. }
             ) {
-                exceptions.extend(transfers::on_event(txn, e, now_ms)?);
+                exceptions.extend(logic::transfers::on_event(
+                    &mut RedbTxn::new(txn),
+                    e,
+                    now_ms,
+                )?);
             }
         }
 
@@ -782,9 +788,9 @@ impl HubWrite for RedbWrite<'_> {
         now_ms: u64,
         overdue_ms: u64,
     ) -> Result<usize, StorageError> {
-        let raised = transfers::flag_overdue(self.txn.write_txn(), now_ms, overdue_ms)?;
+        let raised = logic::transfers::flag_overdue(&mut self.txn, now_ms, overdue_ms)?;
         let n = raised.len();
-        append_exceptions(self.txn.write_txn(), raised)?;
+        self.txn.append_exceptions(raised)?;
         Ok(n)
     }
 
@@ -975,7 +981,7 @@ impl HubStorage for RedbHub {
         status: tally_sync::transfer::TransferStatus,
         after: &str,
         limit: usize,
-    ) -> Result<Vec<transfers::HubTransfer>, StorageError> {
+    ) -> Result<Vec<logic::transfers::HubTransfer>, StorageError> {
         Ok(transfers::list(
             &self.db.begin_read()?,
             status,
@@ -988,14 +994,14 @@ impl HubStorage for RedbHub {
         Ok(returns::cross_returns(&self.db.begin_read()?, limit)?)
     }
 
-    fn transfer(&self, id: &str) -> Result<Option<transfers::HubTransfer>, StorageError> {
+    fn transfer(&self, id: &str) -> Result<Option<logic::transfers::HubTransfer>, StorageError> {
         Ok(transfers::read(&self.db.begin_read()?, id)?)
     }
 
     fn transfers_received_recently(
         &self,
         limit: usize,
-    ) -> Result<Vec<transfers::HubTransfer>, StorageError> {
+    ) -> Result<Vec<logic::transfers::HubTransfer>, StorageError> {
         Ok(transfers::recent(&self.db.begin_read()?, limit)?)
     }
 

@@ -137,7 +137,7 @@ pub(in crate::storage) fn build(db: &Db) -> Result<(), StoreError> {
             .open_table(crate::storage::routed::BY_STATUS)
             .map_err(redb_err)?;
         let transfers = raw
-            .open_table(crate::storage::transfers::BY_STATUS)
+            .open_table(super::transfers::BY_STATUS)
             .map_err(redb_err)?;
         let mut counts = raw.open_table(COUNTS).map_err(redb_err)?;
         for s in ORDER_STATUSES {
@@ -151,7 +151,7 @@ pub(in crate::storage) fn build(db: &Db) -> Result<(), StoreError> {
             counted += n;
         }
     }
-    crate::storage::transfers::index_received(&txn)?;
+    super::transfers::index_received(&txn)?;
     txn.put_meta(BUILT, b"1")?;
     txn.commit()?;
     if counted > 0 {
@@ -170,11 +170,12 @@ mod tests {
     use tally_sync::LocationId;
 
     use super::super::to_json;
+    use super::super::transfers;
     use super::*;
-    use crate::storage::{routed, transfers};
+    use crate::storage::routed;
 
     fn transfer(id: &str, status: TransferStatus, received_at_ms: Option<u64>) -> Vec<u8> {
-        let t = transfers::HubTransfer {
+        let t = crate::storage::transfers::HubTransfer {
             transfer: Transfer {
                 transfer_id: id.into(),
                 from: LocationId::new("s1").unwrap(),

@@ -20,12 +20,14 @@ use tally_sync::epcs::{DoubleSale, EpcRecord, EpcState};
 use tally_sync::exchange::{EpcMove, HubReplica, ReplicaStore};
 use tally_sync::explain::Explained;
 use tally_sync::journal::Inserted;
+use tally_sync::transfer::TransferStatus;
 use tally_sync::{BoundedCounter, Delta, Epc, Event, EventId, ItemKey, LocationId, ReplicaId};
 
 use super::content::{put_epc, EPC_ROWS, EPC_STATE, EXPLAINED};
-use super::{corrupt, from_json, holdings, redb_err};
+use super::{corrupt, from_json, holdings, redb_err, transfers};
+use crate::storage::transfers::HubTransfer;
 use crate::storage::txn::HubTxn;
-use crate::storage::StorageError;
+use crate::storage::{ExceptionRecord, StorageError};
 
 /// One batch's redb write transaction as a [`HubTxn`]. See the module
 /// docs.
@@ -180,5 +182,46 @@ impl HubReplica for RedbTxn<'_> {
 impl HubTxn for RedbTxn<'_> {
     fn event(&self, id: &EventId) -> Result<Option<Event>, StorageError> {
         Ok(self.store()?.event(id)?)
+    }
+
+    fn append_exceptions(&mut self, exceptions: Vec<ExceptionRecord>) -> Result<(), StorageError> {
+        Ok(super::append_exceptions(self.txn, exceptions)?)
+    }
+
+    fn announce(&mut self, store: &LocationId, key: &str) -> Result<(), StorageError> {
+        Ok(crate::storage::routed::announce(self.txn, store, key)?)
+    }
+
+    fn transfer(&self, id: &str) -> Result<Option<HubTransfer>, StorageError> {
+        Ok(transfers::get_in(self.txn, id)?)
+    }
+
+    fn put_transfer(
+        &mut self,
+        t: &HubTransfer,
+        was: Option<TransferStatus>,
+    ) -> Result<(), StorageError> {
+        Ok(transfers::put(self.txn, t, was)?)
+    }
+
+    fn set_transfer_due(
+        &mut self,
+        seen_at_ms: u64,
+        id: &str,
+        due: bool,
+    ) -> Result<(), StorageError> {
+        Ok(transfers::set_due(self.txn, seen_at_ms, id, due)?)
+    }
+
+    fn transfer_received_at_hub(&mut self, id: &str, now_ms: u64) -> Result<(), StorageError> {
+        Ok(transfers::received(self.txn, id, now_ms)?)
+    }
+
+    fn transfers_due(
+        &self,
+        cutoff_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, StorageError> {
+        Ok(transfers::due(self.txn, cutoff_ms, limit)?)
     }
 }
