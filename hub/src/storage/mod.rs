@@ -30,7 +30,6 @@
 pub mod held;
 mod logic;
 pub mod redb;
-pub mod returns;
 pub mod routed;
 mod txn;
 
@@ -43,7 +42,7 @@ use tally_sync::{
     SyncResponse,
 };
 
-pub use self::logic::transfers;
+pub use self::logic::{returns, transfers};
 pub use self::redb::tallies::StatusCounts;
 pub use self::redb::RedbHub;
 

@@ -21,10 +21,14 @@
 //! [`RedbTxn`](super::redb::txn::RedbTxn) is the embedded implementation.
 //! The trait grows as modules move into `logic` (issue 24's design, §2.2).
 
+use std::collections::BTreeMap;
+
 use tally_sync::exchange::HubReplica;
 use tally_sync::transfer::TransferStatus;
-use tally_sync::{Event, EventId, LocationId};
+use tally_sync::{Epc, Event, EventId, Gtin, LocationId};
 
+use super::returns::{Claim, CrossReturn};
+use super::routed::RoutedOrder;
 use super::transfers::HubTransfer;
 use super::{ExceptionRecord, StorageError};
 
@@ -43,6 +47,47 @@ pub(crate) trait HubTxn: HubReplica<Error = StorageError> {
     /// to or from it): it gets the next change version, so the store's
     /// next allocations page brings it.
     fn announce(&mut self, store: &LocationId, key: &str) -> Result<(), StorageError>;
+
+    /// The latest sale of `epc` the hub holds, if any.
+    fn last_sale_of(&self, epc: &Epc) -> Result<Option<EventId>, StorageError>;
+
+    // Orders.
+
+    /// The routed order `order_id`.
+    fn routed_order(&self, order_id: &str) -> Result<Option<RoutedOrder>, StorageError>;
+    /// The event of the store-named online order `order_id`, if any.
+    fn store_named_order_event(&self, order_id: &str) -> Result<Option<EventId>, StorageError>;
+
+    // Returns, each kept per original (the sale or order returned).
+
+    /// Units returned against `original` so far, per item.
+    fn returned(&self, original: EventId) -> Result<BTreeMap<Gtin, u64>, StorageError>;
+    /// Adds `units` of `gtin` returned against `original`; answers the
+    /// new total.
+    fn add_returned(
+        &mut self,
+        original: EventId,
+        gtin: Gtin,
+        units: u64,
+    ) -> Result<u64, StorageError>;
+    /// The units checked returns claim against `original`, by return id.
+    fn return_claims(&self, original: EventId) -> Result<Vec<(EventId, Claim)>, StorageError>;
+    /// Holds `claim` against `original` for the return `return_id`.
+    fn put_return_claim(
+        &mut self,
+        original: EventId,
+        return_id: EventId,
+        claim: &Claim,
+    ) -> Result<(), StorageError>;
+    /// Redeems the claim of `return_id` against `original`: whether there
+    /// was one.
+    fn take_return_claim(
+        &mut self,
+        original: EventId,
+        return_id: EventId,
+    ) -> Result<bool, StorageError>;
+    /// Keeps a return across stores or channels for HQ.
+    fn put_cross_return(&mut self, cross: &CrossReturn) -> Result<(), StorageError>;
 
     // Transfers.
 

@@ -4,7 +4,8 @@
 //! `HubTxn` and delegates here (issue 24's design, §2.2).
 //!
 //! Modules move here one at a time from the redb code; what is still
-//! there (store-named orders, rights, syncs, returns, held events,
-//! routed orders) follows.
+//! there (store-named orders, rights, syncs, held events, routed
+//! orders) follows.
 
+pub mod returns;
 pub mod transfers;

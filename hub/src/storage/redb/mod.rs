@@ -44,7 +44,6 @@ use tally_sync::{
 use self::txn::RedbTxn;
 use super::held::{self, AdmitResult, HeldEvent};
 use super::logic;
-use super::returns;
 use super::routed::{self, RoutedOrder, RoutedOrderRequest, RoutedResult, RoutingSettings};
 use super::txn::HubTxn;
 use super::{
@@ -55,6 +54,7 @@ use super::{
 
 pub(in crate::storage) mod content;
 pub(in crate::storage) mod holdings;
+pub(in crate::storage) mod returns;
 pub(in crate::storage) mod tallies;
 pub(in crate::storage) mod transfers;
 pub(crate) mod txn;
@@ -277,7 +277,11 @@ impl RedbHub {
         // Returns, counted against their originals chain-wide.
         for e in &new_events {
             if matches!(e.kind, EventKind::Return { .. }) {
-                exceptions.extend(returns::on_return(txn, e, now_ms)?);
+                exceptions.extend(logic::returns::on_return(
+                    &mut RedbTxn::new(txn),
+                    e,
+                    now_ms,
+                )?);
             }
         }
 
@@ -779,8 +783,8 @@ impl HubWrite for RedbWrite<'_> {
         &mut self,
         req: &tally_sync::returns::ReturnCheckRequest,
         now_ms: u64,
-    ) -> Result<returns::CheckResult, StorageError> {
-        returns::check(self.txn.write_txn(), req, now_ms)
+    ) -> Result<logic::returns::CheckResult, StorageError> {
+        logic::returns::check(&mut self.txn, req, now_ms)
     }
 
     fn flag_overdue_transfers(
@@ -990,7 +994,10 @@ impl HubStorage for RedbHub {
         )?)
     }
 
-    fn cross_returns(&self, limit: usize) -> Result<Vec<returns::CrossReturn>, StorageError> {
+    fn cross_returns(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<logic::returns::CrossReturn>, StorageError> {
         Ok(returns::cross_returns(&self.db.begin_read()?, limit)?)
     }
 

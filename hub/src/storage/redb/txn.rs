@@ -13,6 +13,7 @@
 //!   ([`super::holdings`]) in the same transaction.
 
 use std::cell::OnceCell;
+use std::collections::BTreeMap;
 
 use tally_store::redb::ReadableTable;
 use tally_store::{LazyTable, StoreError, TxnReplica, WriteTxn};
@@ -21,10 +22,14 @@ use tally_sync::exchange::{EpcMove, HubReplica, ReplicaStore};
 use tally_sync::explain::Explained;
 use tally_sync::journal::Inserted;
 use tally_sync::transfer::TransferStatus;
-use tally_sync::{BoundedCounter, Delta, Epc, Event, EventId, ItemKey, LocationId, ReplicaId};
+use tally_sync::{
+    BoundedCounter, Delta, Epc, Event, EventId, Gtin, ItemKey, LocationId, ReplicaId,
+};
 
 use super::content::{put_epc, EPC_ROWS, EPC_STATE, EXPLAINED};
-use super::{corrupt, from_json, holdings, redb_err, transfers};
+use super::{corrupt, from_json, holdings, redb_err, returns, transfers};
+use crate::storage::returns::{Claim, CrossReturn};
+use crate::storage::routed::RoutedOrder;
 use crate::storage::transfers::HubTransfer;
 use crate::storage::txn::HubTxn;
 use crate::storage::{ExceptionRecord, StorageError};
@@ -190,6 +195,56 @@ impl HubTxn for RedbTxn<'_> {
 
     fn announce(&mut self, store: &LocationId, key: &str) -> Result<(), StorageError> {
         Ok(crate::storage::routed::announce(self.txn, store, key)?)
+    }
+
+    fn last_sale_of(&self, epc: &Epc) -> Result<Option<EventId>, StorageError> {
+        Ok(super::content::last_sale_of(self.txn, epc)?)
+    }
+
+    fn routed_order(&self, order_id: &str) -> Result<Option<RoutedOrder>, StorageError> {
+        Ok(crate::storage::routed::read_in(self.txn, order_id)?)
+    }
+
+    fn store_named_order_event(&self, order_id: &str) -> Result<Option<EventId>, StorageError> {
+        Ok(super::store_named_order_event(self.txn, order_id)?)
+    }
+
+    fn returned(&self, original: EventId) -> Result<BTreeMap<Gtin, u64>, StorageError> {
+        Ok(returns::returned(self.txn, original)?)
+    }
+
+    fn add_returned(
+        &mut self,
+        original: EventId,
+        gtin: Gtin,
+        units: u64,
+    ) -> Result<u64, StorageError> {
+        Ok(returns::add_returned(self.txn, original, gtin, units)?)
+    }
+
+    fn return_claims(&self, original: EventId) -> Result<Vec<(EventId, Claim)>, StorageError> {
+        Ok(returns::claims(self.txn, original)?)
+    }
+
+    fn put_return_claim(
+        &mut self,
+        original: EventId,
+        return_id: EventId,
+        claim: &Claim,
+    ) -> Result<(), StorageError> {
+        Ok(returns::put_claim(self.txn, original, return_id, claim)?)
+    }
+
+    fn take_return_claim(
+        &mut self,
+        original: EventId,
+        return_id: EventId,
+    ) -> Result<bool, StorageError> {
+        Ok(returns::take_claim(self.txn, original, return_id)?)
+    }
+
+    fn put_cross_return(&mut self, cross: &CrossReturn) -> Result<(), StorageError> {
+        Ok(returns::put_cross(self.txn, cross)?)
     }
 
     fn transfer(&self, id: &str) -> Result<Option<HubTransfer>, StorageError> {
