@@ -27,7 +27,6 @@
 //!   demand) in the same transaction.
 //! - Reads ([`HubStorage::stock`], …) see a consistent snapshot.
 
-pub mod held;
 mod logic;
 pub mod redb;
 pub mod routed;
@@ -42,7 +41,7 @@ use tally_sync::{
     SyncResponse,
 };
 
-pub use self::logic::{returns, transfers};
+pub use self::logic::{held, returns, transfers};
 pub use self::redb::tallies::StatusCounts;
 pub use self::redb::RedbHub;
 
@@ -73,6 +72,14 @@ impl StorageError {
     /// not a failure.
     pub fn is_retriable(&self) -> bool {
         matches!(self, StorageError::Retry(_))
+    }
+
+    /// A record of `table` that does not decode or contradicts itself.
+    pub(crate) fn corrupt(table: &'static str, detail: impl std::fmt::Display) -> Self {
+        StorageError::Store(tally_store::StoreError::Corrupt {
+            table,
+            detail: detail.to_string(),
+        })
     }
 
     /// The hub's own records contradict what the logic just checked (a

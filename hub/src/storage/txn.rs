@@ -27,6 +27,7 @@ use tally_sync::exchange::HubReplica;
 use tally_sync::transfer::TransferStatus;
 use tally_sync::{Epc, Event, EventId, Gtin, LocationId};
 
+use super::held::HeldEvent;
 use super::returns::{Claim, CrossReturn};
 use super::routed::RoutedOrder;
 use super::transfers::HubTransfer;
@@ -88,6 +89,19 @@ pub(crate) trait HubTxn: HubReplica<Error = StorageError> {
     ) -> Result<bool, StorageError>;
     /// Keeps a return across stores or channels for HQ.
     fn put_cross_return(&mut self, cross: &CrossReturn) -> Result<(), StorageError>;
+
+    // Events a sync refused, held for HQ.
+
+    /// How many events `store` holds.
+    fn held_count(&self, store: &str) -> Result<u64, StorageError>;
+    /// Sets how many events `store` holds.
+    fn put_held_count(&mut self, store: &str, n: u64) -> Result<(), StorageError>;
+    /// The held event `id`.
+    fn held_event(&self, id: EventId) -> Result<Option<HeldEvent>, StorageError>;
+    /// Holds `held`, under its event's id.
+    fn put_held(&mut self, held: &HeldEvent) -> Result<(), StorageError>;
+    /// No longer holds the event `id`.
+    fn remove_held(&mut self, id: EventId) -> Result<(), StorageError>;
 
     // Transfers.
 

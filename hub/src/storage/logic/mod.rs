@@ -4,8 +4,9 @@
 //! `HubTxn` and delegates here (issue 24's design, §2.2).
 //!
 //! Modules move here one at a time from the redb code; what is still
-//! there (store-named orders, rights, syncs, held events, routed
-//! orders) follows.
+//! there (store-named orders, rights, syncs, routed orders) follows.
 
+pub(crate) mod exceptions;
+pub mod held;
 pub mod returns;
 pub mod transfers;

@@ -37,12 +37,12 @@ use tally_sync::ledger::Refusal;
 use tally_sync::message::CatalogItem;
 use tally_sync::rights::{self, RightsReleased, RightsRequest};
 use tally_sync::{
-    ByReason, DemandEstimate, EpcLedger, Event, EventId, EventKind, Exception, Gtin, ItemKey, Line,
+    ByReason, DemandEstimate, EpcLedger, Event, EventId, EventKind, Gtin, ItemKey, Line,
     LocationId, ReplicaId, ReservePolicy, Shortage,
 };
 
 use self::txn::RedbTxn;
-use super::held::{self, AdmitResult, HeldEvent};
+use super::held::{AdmitResult, HeldEvent};
 use super::logic;
 use super::routed::{self, RoutedOrder, RoutedOrderRequest, RoutedResult, RoutingSettings};
 use super::txn::HubTxn;
@@ -53,6 +53,7 @@ use super::{
 };
 
 pub(in crate::storage) mod content;
+pub(in crate::storage) mod held;
 pub(in crate::storage) mod holdings;
 pub(in crate::storage) mod returns;
 pub(in crate::storage) mod tallies;
@@ -253,7 +254,7 @@ impl RedbHub {
                 drop(replica);
                 // Nothing of the request is written; the event it was
                 // refused for is held for HQ to review.
-                held::hold(txn, who, req, &r, now_ms)?;
+                logic::held::hold(&mut RedbTxn::new(txn), who, req, &r, now_ms)?;
                 return Ok(SyncResult::Refused(r));
             }
             Err(HandleError::Storage(e)) => return Err(e),
@@ -263,7 +264,13 @@ impl RedbHub {
         let store = who.replica.to_string();
         let new: HashSet<_> = outcome.new_events.iter().copied().collect();
         let new_events: Vec<&Event> = req.events.iter().filter(|e| new.contains(&e.id)).collect();
-        let mut exceptions = new_event_exceptions(&replica, &store, &new_events, &outcome, now_ms)?;
+        let mut exceptions = logic::exceptions::new_event_exceptions(
+            &replica,
+            &store,
+            &new_events,
+            &outcome,
+            now_ms,
+        )?;
         let mut sold_per_minute: BTreeMap<u64, u64> = BTreeMap::new();
         for e in &new_events {
             if matches!(e.kind, EventKind::Sale { .. }) {
@@ -403,113 +410,6 @@ impl RedbHub {
 /// The reserve targets at `location` at `now_ms`: every item with recorded
 /// online demand there (those whose demand decayed to nothing with target
 /// 0, so the hub gives their reserve back). O(items ordered online there).
-/// The exceptions `new_events` (of `store`, just stored) raise: what a
-/// manager approved, EPCs they made sold twice (`outcome`), counts they
-/// left unresolved; each with its event's own time.
-pub(in crate::storage) fn new_event_exceptions<T: HubTxn>(
-    replica: &T,
-    store: &str,
-    new_events: &[&Event],
-    outcome: &tally_sync::exchange::HubOutcome,
-    now_ms: u64,
-) -> Result<Vec<ExceptionRecord>, StorageError> {
-    let store = store.to_string();
-    let mut exceptions = Vec::new();
-    for e in new_events {
-        for kind in e.exceptions() {
-            exceptions.push(ExceptionRecord {
-                id: 0,
-                kind: kind.name().into(),
-                store: store.clone(),
-                event_ids: vec![e.id],
-                at_ms: e.at_ms,
-                detected_at_ms: now_ms,
-                detail: approved_exception(e, kind),
-            });
-        }
-    }
-    for d in &outcome.double_sales {
-        let mut sales = Vec::new();
-        let mut latest = 0;
-        for rec in &d.sales {
-            let at = replica.event(&rec.event)?.map(|e| e.at_ms);
-            latest = latest.max(at.unwrap_or(0));
-            sales.push(serde_json::json!({
-                "event_id": rec.event,
-                "store": rec.replica,
-                "at_ms": at,
-            }));
-        }
-        exceptions.push(ExceptionRecord {
-            id: 0,
-            kind: "epc_sold_twice".into(),
-            store: store.clone(),
-            event_ids: d.sales.iter().map(|r| r.event).collect(),
-            at_ms: latest,
-            detected_at_ms: now_ms,
-            detail: serde_json::json!({ "epc": d.epc, "sales": sales }),
-        });
-    }
-    for e in new_events {
-        if let EventKind::CountAdjustment {
-            counted,
-            unresolved,
-            ..
-        } = &e.kind
-        {
-            if *unresolved > 0 {
-                exceptions.push(ExceptionRecord {
-                    id: 0,
-                    kind: "count_unresolved".into(),
-                    store: store.clone(),
-                    event_ids: vec![e.id],
-                    at_ms: e.at_ms,
-                    detected_at_ms: now_ms,
-                    detail: serde_json::json!({
-                        "gtin": e.lines.first().map(|l| l.gtin),
-                        "counted": counted,
-                        "unresolved": unresolved,
-                    }),
-                });
-            }
-        }
-    }
-    Ok(exceptions)
-}
-
-/// What HQ sees of an exception a manager approved: who keyed the event,
-/// at which till, who approved it and why, and what it did (the units an
-/// override found, the prices keyed against the catalog's, a refund's
-/// lines and total).
-fn approved_exception(e: &Event, kind: Exception) -> serde_json::Value {
-    let approval = e.staff.approval.as_ref();
-    let legacy = match &e.kind {
-        EventKind::Sale {
-            override_: Some(ov),
-            ..
-        } => Some((&ov.approver, &ov.reason, &ov.shortfall)),
-        _ => None,
-    };
-    let mut detail = serde_json::json!({
-        "cashier": e.staff.cashier,
-        "till": e.staff.till,
-        "approver": approval.map(|a| &a.approver).or(legacy.map(|l| l.0)),
-        "reason": approval.map(|a| &a.reason).or(legacy.map(|l| l.1)),
-    });
-    let what = match kind {
-        Exception::OverrideSale => serde_json::json!({ "shortfall": legacy.map(|l| l.2) }),
-        Exception::PriceOverride => serde_json::json!({ "price_overrides": e.price_overrides }),
-        Exception::NoReceiptRefund => serde_json::json!({
-            "lines": e.lines,
-            "total_minor": e.total_minor(),
-        }),
-    };
-    if let (Some(d), serde_json::Value::Object(w)) = (detail.as_object_mut(), what) {
-        d.extend(w);
-    }
-    detail
-}
-
 fn reserve_targets(
     txn: &WriteTxn,
     location: &LocationId,
@@ -826,7 +726,7 @@ impl HubWrite for RedbWrite<'_> {
     }
 
     fn admit_held(&mut self, id: EventId, now_ms: u64) -> Result<AdmitResult, StorageError> {
-        held::admit(self.txn.write_txn(), id, now_ms)
+        logic::held::admit(&mut self.txn, id, now_ms)
     }
 
     fn sync(

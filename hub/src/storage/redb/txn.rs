@@ -27,7 +27,8 @@ use tally_sync::{
 };
 
 use super::content::{put_epc, EPC_ROWS, EPC_STATE, EXPLAINED};
-use super::{corrupt, from_json, holdings, redb_err, returns, transfers};
+use super::{corrupt, from_json, held, holdings, redb_err, returns, transfers};
+use crate::storage::held::HeldEvent;
 use crate::storage::returns::{Claim, CrossReturn};
 use crate::storage::routed::RoutedOrder;
 use crate::storage::transfers::HubTransfer;
@@ -245,6 +246,26 @@ impl HubTxn for RedbTxn<'_> {
 
     fn put_cross_return(&mut self, cross: &CrossReturn) -> Result<(), StorageError> {
         Ok(returns::put_cross(self.txn, cross)?)
+    }
+
+    fn held_count(&self, store: &str) -> Result<u64, StorageError> {
+        Ok(held::count(self.txn, store)?)
+    }
+
+    fn put_held_count(&mut self, store: &str, n: u64) -> Result<(), StorageError> {
+        Ok(held::put_count(self.txn, store, n)?)
+    }
+
+    fn held_event(&self, id: EventId) -> Result<Option<HeldEvent>, StorageError> {
+        Ok(held::get(self.txn, id)?)
+    }
+
+    fn put_held(&mut self, h: &HeldEvent) -> Result<(), StorageError> {
+        Ok(held::put(self.txn, h)?)
+    }
+
+    fn remove_held(&mut self, id: EventId) -> Result<(), StorageError> {
+        Ok(held::remove(self.txn, id)?)
     }
 
     fn transfer(&self, id: &str) -> Result<Option<HubTransfer>, StorageError> {
