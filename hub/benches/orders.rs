@@ -109,7 +109,7 @@ const RESERVE: u64 = 9;
 const LINES: usize = 5;
 /// Units per line: 1 to this.
 const MAX_QTY: u64 = 3;
-/// The hub's own `hub_stores` table (`storage/redb.rs`): every store that
+/// The hub's own `hub_stores` table (`storage/redb/mod.rs`): every store that
 /// synced, the routing's candidates.
 const HUB_STORES: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_stores");
 

@@ -367,7 +367,7 @@ mod tests {
     }
 
     fn failure() -> StorageError {
-        StorageError(tally_store::StoreError::Storage("disk on fire".into()))
+        StorageError::Store(tally_store::StoreError::Storage("disk on fire".into()))
     }
 
     struct FakeTxn;

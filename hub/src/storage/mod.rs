@@ -27,14 +27,10 @@
 //!   demand) in the same transaction.
 //! - Reads ([`HubStorage::stock`], …) see a consistent snapshot.
 
-mod content;
-pub mod held;
-mod holdings;
+mod logic;
 pub mod redb;
-pub mod returns;
 pub mod routed;
-mod tallies;
-pub mod transfers;
+mod txn;
 
 use serde::{Deserialize, Serialize};
 use tally_sync::exchange::{Identity, SyncRefusal};
@@ -45,13 +41,76 @@ use tally_sync::{
     SyncResponse,
 };
 
+pub use self::logic::{held, returns, transfers};
+pub use self::redb::tallies::StatusCounts;
 pub use self::redb::RedbHub;
-pub use self::tallies::StatusCounts;
 
-/// A storage failure: the batch did not commit; retrying is safe.
+/// A storage failure: the batch did not commit, nothing of it was kept,
+/// and the client may retry. The variants say what the writer may do
+/// about it ([`StorageError::is_retriable`]).
 #[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct StorageError(#[from] pub tally_store::StoreError);
+pub enum StorageError {
+    /// The embedded store failed (I/O, a corrupt record, a broken
+    /// invariant of the hub's own data). Re-running the batch will not
+    /// help.
+    #[error(transparent)]
+    Store(#[from] tally_store::StoreError),
+    /// A database server failed or broke the protocol (a server backend's
+    /// I/O). Re-running the batch at once will not help.
+    #[error("database failure: {0}")]
+    Db(String),
+    /// The batch lost a race with another writer of the same database
+    /// (see [`RetryReason`]): running it again, whole, is expected to
+    /// succeed.
+    #[error("transaction must be retried: {0}")]
+    Retry(RetryReason),
+}
+
+impl StorageError {
+    /// Whether the writer should run the whole batch again (plan and
+    /// writes) before answering its requests with an error: a lost race,
+    /// not a failure.
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, StorageError::Retry(_))
+    }
+
+    /// A record of `table` that does not decode or contradicts itself.
+    pub(crate) fn corrupt(table: &'static str, detail: impl std::fmt::Display) -> Self {
+        StorageError::Store(tally_store::StoreError::Corrupt {
+            table,
+            detail: detail.to_string(),
+        })
+    }
+
+    /// The hub's own records contradict what the logic just checked (a
+    /// bug): the batch must abort rather than keep half of a write.
+    pub(crate) fn broken(detail: impl Into<String>) -> Self {
+        StorageError::Store(tally_store::StoreError::Storage(detail.into()))
+    }
+}
+
+/// Why a batch lost a race with another writer of a shared database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RetryReason {
+    /// A row changed since it was read (its revision moved).
+    #[error("a row changed since it was read")]
+    RevMismatch,
+    /// The database broke a deadlock by aborting this transaction.
+    #[error("deadlock")]
+    Deadlock,
+    /// The database could not serialise this transaction with another.
+    #[error("serialization failure")]
+    Serialization,
+    /// A lock was not granted in time.
+    #[error("lock timeout")]
+    LockTimeout,
+    /// Another writer inserted the same key first.
+    #[error("unique key taken by another writer")]
+    UniqueViolation,
+    /// The batch needs a lock its plan did not take.
+    #[error("the batch needs a lock it did not plan")]
+    Replan,
+}
 
 /// A validated online order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -435,4 +494,28 @@ pub trait HubStorage: Send + Sync + 'static {
     /// snapshot. Reads every event (time O(events)), one at a time
     /// (memory O(items × stores + sold EPCs)).
     fn audit(&self) -> Result<AuditReport, StorageError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_lost_race_is_retried() {
+        let store = StorageError::from(tally_store::StoreError::Storage("disk".into()));
+        assert!(!store.is_retriable());
+        assert!(!StorageError::Db("connection reset".into()).is_retriable());
+        for reason in [
+            RetryReason::RevMismatch,
+            RetryReason::Deadlock,
+            RetryReason::Serialization,
+            RetryReason::LockTimeout,
+            RetryReason::UniqueViolation,
+            RetryReason::Replan,
+        ] {
+            assert!(StorageError::Retry(reason).is_retriable(), "{reason}");
+        }
+        // The embedded store's message is passed on as it was.
+        assert_eq!(store.to_string(), "storage failure: disk");
+    }
 }

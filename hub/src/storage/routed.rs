@@ -22,6 +22,7 @@ use tally_sync::routing::{route, AllocatedLine, Candidate, Preference};
 use tally_sync::{Event, EventId, EventKind, Gtin, LocationId, ReplicaId, ReservePolicy};
 
 use super::redb::{from_json, order_event, record_demand, record_hub_event, redb_err, to_json};
+use super::StorageError;
 
 pub(super) const ROUTED: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_routed_orders");
 /// (status, order id) → (): routed orders by where they stand, for
@@ -135,7 +136,7 @@ pub(super) fn allocations_page(
             }
         } else if let Some(id) = v.value().strip_prefix("t:") {
             page.transfers
-                .extend(super::transfers::store_view(txn, id, store)?);
+                .extend(super::redb::transfers::store_view(txn, id, store)?);
         }
     }
     Ok(page)
@@ -201,9 +202,9 @@ fn put(txn: &WriteTxn, order: &RoutedOrder, was: Option<Status>) -> Result<(), S
         was.map(Status::name),
         order.status.name(),
     )?;
-    super::tallies::moved(
+    super::redb::tallies::moved(
         txn,
-        super::tallies::ORDERS,
+        super::redb::tallies::ORDERS,
         was.map(Status::name),
         order.status.name(),
     )
@@ -303,10 +304,10 @@ fn allocation_event_id(seed: [u8; 10], now_ms: u64, i: usize) -> EventId {
 /// Records the hub's own `event` of a routed order. The candidates were
 /// read in this transaction, so the hub's rights cover it: a refusal is a
 /// bug, and aborts the whole batch rather than keep half an order.
-fn record(txn: &WriteTxn, event: &Event, order_id: &str) -> Result<(), StoreError> {
+fn record(txn: &WriteTxn, event: &Event, order_id: &str) -> Result<(), StorageError> {
     match record_hub_event(txn, event)? {
         Ok(_) => Ok(()),
-        Err(refusal) => Err(StoreError::Storage(format!(
+        Err(refusal) => Err(StorageError::broken(format!(
             "routed order {order_id}: its event at {} refused: {refusal}",
             event.location
         ))),
@@ -322,7 +323,7 @@ pub(super) fn route_order(
     routing: &RoutingSettings,
     policy: &ReservePolicy,
     store_named: bool,
-) -> Result<RoutedResult, StoreError> {
+) -> Result<RoutedResult, StorageError> {
     if store_named {
         return Ok(RoutedResult::IdConflict);
     }
@@ -397,7 +398,7 @@ pub(super) fn cancel(
     order_id: &str,
     seed: [u8; 10],
     now_ms: u64,
-) -> Result<CancelResult, StoreError> {
+) -> Result<CancelResult, StorageError> {
     let Some(mut order) = get(&txn.raw().open_table(ROUTED).map_err(redb_err)?, order_id)? else {
         return Ok(CancelResult::NotFound);
     };
@@ -409,7 +410,7 @@ pub(super) fn cancel(
             continue;
         }
         let Some(placed) = txn.replica()?.event(&a.event_id)? else {
-            return Err(StoreError::Storage(format!(
+            return Err(StorageError::broken(format!(
                 "routed order {order_id}: the event {} of its allocation at {} is missing",
                 a.event_id, a.store
             )));
@@ -447,14 +448,17 @@ fn candidates(
 ) -> Result<Vec<Candidate>, StoreError> {
     let table = txn
         .raw()
-        .open_table(super::holdings::HOLDINGS)
+        .open_table(super::redb::holdings::HOLDINGS)
         .map_err(redb_err)?;
     let mut by_store: std::collections::BTreeMap<LocationId, Vec<(Gtin, u64)>> =
         std::collections::BTreeMap::new();
     for &(gtin, _) in &o.lines {
         let held = match &o.store {
-            Some(only) => vec![(only.clone(), super::holdings::held_at(&table, gtin, only)?)],
-            None => super::holdings::holders(&table, gtin)?,
+            Some(only) => vec![(
+                only.clone(),
+                super::redb::holdings::held_at(&table, gtin, only)?,
+            )],
+            None => super::redb::holdings::holders(&table, gtin)?,
         };
         for (store, n) in held.into_iter().filter(|(_, n)| *n > 0) {
             by_store.entry(store).or_default().push((gtin, n));

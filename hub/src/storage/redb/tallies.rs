@@ -22,15 +22,15 @@ use tally_store::{Db, ReadTxn, StoreError, WriteTxn};
 use tally_sync::fulfilment::Status;
 use tally_sync::transfer::TransferStatus;
 
-use super::redb::redb_err;
+use super::redb_err;
 
-pub(super) const COUNTS: TableDefinition<(&str, &str), u64> =
+pub(in crate::storage) const COUNTS: TableDefinition<(&str, &str), u64> =
     TableDefinition::new("hub_status_counts");
 
 /// The kind of routed orders in [`COUNTS`].
-pub(super) const ORDERS: &str = "orders";
+pub(in crate::storage) const ORDERS: &str = "orders";
 /// The kind of transfers in [`COUNTS`].
-pub(super) const TRANSFERS: &str = "transfers";
+pub(in crate::storage) const TRANSFERS: &str = "transfers";
 
 const BUILT: &str = "hub_status_counts_v1";
 
@@ -56,7 +56,7 @@ pub struct StatusCounts {
 
 /// Records that one record of `kind` moved from status `was` (`None`: a
 /// new record) to `now`; nothing when it stays where it was.
-pub(super) fn moved(
+pub(in crate::storage) fn moved(
     txn: &WriteTxn,
     kind: &str,
     was: Option<&str>,
@@ -86,7 +86,7 @@ pub(super) fn moved(
 }
 
 /// The counts, from a snapshot.
-pub(super) fn read(txn: &ReadTxn) -> Result<StatusCounts, StoreError> {
+pub(in crate::storage) fn read(txn: &ReadTxn) -> Result<StatusCounts, StoreError> {
     let counts = txn.raw().open_table(COUNTS).map_err(redb_err)?;
     let get = |kind: &str, status: &str| -> Result<(String, u64), StoreError> {
         let n = counts
@@ -125,7 +125,7 @@ fn count_in(
 
 /// Fills the counts and the index of received transfers once, from what
 /// the database holds (see the module docs); a no-op once done.
-pub(super) fn build(db: &Db) -> Result<(), StoreError> {
+pub(in crate::storage) fn build(db: &Db) -> Result<(), StoreError> {
     let txn: WriteTxn = db.begin_write()?;
     if txn.get_meta(BUILT)?.as_deref() == Some(b"1".as_slice()) {
         return txn.abort();
@@ -133,7 +133,9 @@ pub(super) fn build(db: &Db) -> Result<(), StoreError> {
     let raw = txn.raw();
     let mut counted = 0u64;
     {
-        let orders = raw.open_table(super::routed::BY_STATUS).map_err(redb_err)?;
+        let orders = raw
+            .open_table(crate::storage::routed::BY_STATUS)
+            .map_err(redb_err)?;
         let transfers = raw
             .open_table(super::transfers::BY_STATUS)
             .map_err(redb_err)?;
@@ -167,12 +169,13 @@ mod tests {
     use tally_sync::transfer::Transfer;
     use tally_sync::LocationId;
 
-    use super::super::redb::to_json;
-    use super::super::{routed, transfers};
+    use super::super::to_json;
+    use super::super::transfers;
     use super::*;
+    use crate::storage::routed;
 
     fn transfer(id: &str, status: TransferStatus, received_at_ms: Option<u64>) -> Vec<u8> {
-        let t = transfers::HubTransfer {
+        let t = crate::storage::transfers::HubTransfer {
             transfer: Transfer {
                 transfer_id: id.into(),
                 from: LocationId::new("s1").unwrap(),

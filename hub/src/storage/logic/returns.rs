@@ -13,34 +13,20 @@
 //!   `return_exceeds_sale` when the original's units are exceeded (a
 //!   return a store accepted offline).
 //!
-//! Tables: `hub_returned` ((original, gtin) → units returned) and
-//! `hub_return_claims` ((original, return id) → [`Claim`], JSON): both a
-//! range per original, so a check costs the returns against that one
-//! sale, not the chain's history. `hub_cross_store_returns` keeps each
-//! return taken at another store than its sale's, or of a web order, by
-//! time, for HQ (`GET /v1/returns`).
+//! What the hub keeps per original (units returned, claims) is one range
+//! per original in any engine, so a check costs the returns against that
+//! one sale, not the chain's history; each return taken at another store
+//! than its sale's, or of a web order, is kept for HQ (`GET /v1/returns`).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use tally_store::redb::{ReadableTable, TableDefinition};
-use tally_store::{StoreError, WriteTxn};
 use tally_sync::command::{return_lines, LineIn, OriginalSale};
-use tally_sync::exchange::HubReplica;
 use tally_sync::returns::{ItemUnits, ReturnCheck, ReturnCheckRequest, SoldTag};
 use tally_sync::{Event, EventId, EventKind, Gtin, Refusal};
 
-use super::content::HubTxnReplica;
-use super::redb::{from_json, redb_err, to_json};
-use super::ExceptionRecord;
-
-pub(super) const RETURNED: TableDefinition<(u128, u64), u64> = TableDefinition::new("hub_returned");
-pub(super) const CLAIMS: TableDefinition<(u128, u128), &[u8]> =
-    TableDefinition::new("hub_return_claims");
-/// Return event id (UUIDv7: time order) → [`CrossReturn`] (JSON): the
-/// returns taken at another store than their sale's, or of a web order.
-pub(super) const CROSS: TableDefinition<u128, &[u8]> =
-    TableDefinition::new("hub_cross_store_returns");
+use crate::storage::txn::HubTxn;
+use crate::storage::{ExceptionRecord, StorageError};
 
 /// A return across stores or channels, as HQ lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,22 +78,19 @@ pub enum CheckResult {
 /// The original `req` names: by event, by web order (the allocation or
 /// order event that took the first line's item), or by the last sale of
 /// its first tag.
-fn original(txn: &WriteTxn, req: &ReturnCheckRequest) -> Result<Option<Event>, StoreError> {
-    let replica = HubTxnReplica::new(txn)?;
+fn original<T: HubTxn>(txn: &T, req: &ReturnCheckRequest) -> Result<Option<Event>, StorageError> {
     if let Some(id) = req.original_sale {
-        return replica.event(&id);
+        return txn.event(&id);
     }
     if let Some(order_id) = &req.order_id {
         let first = req.lines.first().map(|l| l.gtin);
         let mut ids: Vec<EventId> = Vec::new();
-        drop(replica);
-        if let Some(order) = super::routed::read_in(txn, order_id)? {
+        if let Some(order) = txn.routed_order(order_id)? {
             ids.extend(order.allocations.iter().map(|a| a.event_id));
         }
-        ids.extend(super::redb::store_named_order_event(txn, order_id)?);
-        let replica = HubTxnReplica::new(txn)?;
+        ids.extend(txn.store_named_order_event(order_id)?);
         for id in ids {
-            if let Some(e) = replica.event(&id)? {
+            if let Some(e) = txn.event(&id)? {
                 if first.is_none_or(|g| e.lines.iter().any(|l| l.gtin == g)) {
                     return Ok(Some(e));
                 }
@@ -118,44 +101,23 @@ fn original(txn: &WriteTxn, req: &ReturnCheckRequest) -> Result<Option<Event>, S
     let Some(epc) = req.lines.iter().find_map(|l| l.epc.as_ref()) else {
         return Ok(None);
     };
-    let last = super::content::last_sale_of(txn, epc)?;
-    match last {
-        Some(id) => replica.event(&id),
+    match txn.last_sale_of(epc)? {
+        Some(id) => txn.event(&id),
         None => Ok(None),
     }
 }
 
 /// Units returned against `original` (events the hub holds, and claims
 /// younger than [`CLAIM_TTL_MS`] other than `except`'s).
-fn returned_before(
-    txn: &WriteTxn,
+fn returned_before<T: HubTxn>(
+    txn: &T,
     original: EventId,
     except: EventId,
     now_ms: u64,
-) -> Result<BTreeMap<Gtin, u64>, StoreError> {
-    let o = original.0.as_u128();
-    let mut out: BTreeMap<Gtin, u64> = BTreeMap::new();
-    let returned = txn.raw().open_table(RETURNED).map_err(redb_err)?;
-    for row in returned
-        .range((o, 0u64)..=(o, u64::MAX))
-        .map_err(redb_err)?
-    {
-        let (k, v) = row.map_err(redb_err)?;
-        if let Ok(g) = Gtin::from_u64(k.value().1) {
-            *out.entry(g).or_default() += v.value();
-        }
-    }
-    let claims = txn.raw().open_table(CLAIMS).map_err(redb_err)?;
-    for row in claims
-        .range((o, 0u128)..=(o, u128::MAX))
-        .map_err(redb_err)?
-    {
-        let (k, v) = row.map_err(redb_err)?;
-        if k.value().1 == except.0.as_u128() {
-            continue;
-        }
-        let claim: Claim = from_json("hub_return_claims", v.value())?;
-        if now_ms.saturating_sub(claim.at_ms) > CLAIM_TTL_MS {
+) -> Result<BTreeMap<Gtin, u64>, StorageError> {
+    let mut out = txn.returned(original)?;
+    for (id, claim) in txn.return_claims(original)? {
+        if id == except || now_ms.saturating_sub(claim.at_ms) > CLAIM_TTL_MS {
             continue;
         }
         for u in claim.units {
@@ -167,11 +129,11 @@ fn returned_before(
 }
 
 /// Checks and claims a store's return (see the module docs).
-pub(super) fn check(
-    txn: &WriteTxn,
+pub(crate) fn check<T: HubTxn>(
+    txn: &mut T,
     req: &ReturnCheckRequest,
     now_ms: u64,
-) -> Result<CheckResult, StoreError> {
+) -> Result<CheckResult, StorageError> {
     let Some(original) = original(txn, req)? else {
         return Ok(CheckResult::UnknownOriginal(
             "no sale or online order the hub holds matches this return".into(),
@@ -207,11 +169,10 @@ pub(super) fn check(
         return Ok(CheckResult::Refused(refusal));
     }
     // Each tag must be sold now (chain-wide), as the item the line names.
-    let replica = HubTxnReplica::new(txn)?;
     let mut tags = Vec::new();
     for l in &req.lines {
         let Some(epc) = &l.epc else { continue };
-        let state = replica.epc_state(epc)?.unwrap_or_default();
+        let state = txn.epc_state(epc)?.unwrap_or_default();
         if let Err(e) = state.after_return(epc, l.gtin) {
             return Ok(CheckResult::Refused(Refusal::Invalid(e.to_string())));
         }
@@ -220,7 +181,6 @@ pub(super) fn check(
             gtin: l.gtin,
         });
     }
-    drop(replica);
     let mut units: BTreeMap<Gtin, u64> = BTreeMap::new();
     for l in &req.lines {
         *units.entry(l.gtin).or_default() += l.qty;
@@ -232,14 +192,7 @@ pub(super) fn check(
             .collect(),
         at_ms: now_ms,
     };
-    txn.raw()
-        .open_table(CLAIMS)
-        .map_err(redb_err)?
-        .insert(
-            (original.id.0.as_u128(), req.return_id.0.as_u128()),
-            to_json("hub_return_claims", &claim)?.as_slice(),
-        )
-        .map_err(redb_err)?;
+    txn.put_return_claim(original.id, req.return_id, &claim)?;
     Ok(CheckResult::Authorized(Box::new(ReturnCheck {
         original,
         returned: returned
@@ -254,27 +207,20 @@ pub(super) fn check(
 /// original: redeems its claim, adds its units, and answers the
 /// `return_exceeds_sale` exception when the original's units are
 /// exceeded.
-pub(super) fn on_return(
-    txn: &WriteTxn,
+pub(crate) fn on_return<T: HubTxn>(
+    txn: &mut T,
     event: &Event,
     now_ms: u64,
-) -> Result<Option<ExceptionRecord>, StoreError> {
+) -> Result<Option<ExceptionRecord>, StorageError> {
     let EventKind::Return {
         original_sale: Some(original),
     } = &event.kind
     else {
         return Ok(None);
     };
-    let o = original.0.as_u128();
-    let checked = txn
-        .raw()
-        .open_table(CLAIMS)
-        .map_err(redb_err)?
-        .remove((o, event.id.0.as_u128()))
-        .map_err(redb_err)?
-        .is_some();
+    let checked = txn.take_return_claim(*original, event.id)?;
     let mut over = Vec::new();
-    let found = HubTxnReplica::new(txn)?.event(original)?;
+    let found = txn.event(original)?;
     let sold: BTreeMap<Gtin, u64> = match &found {
         Some(e) if matches!(e.kind, EventKind::Sale { .. } | EventKind::Order { .. }) => {
             tally_sync::ledger::units_per_item(&e.lines)
@@ -300,33 +246,17 @@ pub(super) fn on_return(
                 checked,
                 at_ms: event.at_ms,
             };
-            txn.raw()
-                .open_table(CROSS)
-                .map_err(redb_err)?
-                .insert(
-                    event.id.0.as_u128(),
-                    to_json("hub_cross_store_returns", &cross)?.as_slice(),
-                )
-                .map_err(redb_err)?;
+            txn.put_cross_return(&cross)?;
         }
     }
     let known = !sold.is_empty();
-    {
-        let mut table = txn.raw().open_table(RETURNED).map_err(redb_err)?;
-        for (gtin, units) in tally_sync::ledger::units_per_item(&event.lines) {
-            let key = (o, gtin.as_u64());
-            let total = table
-                .get(key)
-                .map_err(redb_err)?
-                .map_or(0, |v| v.value())
-                .saturating_add(units);
-            table.insert(key, total).map_err(redb_err)?;
-            let sold_units = sold.get(&gtin).copied().unwrap_or(0);
-            if known && total > sold_units {
-                over.push(serde_json::json!({
-                    "gtin": gtin, "returned": total, "sold": sold_units,
-                }));
-            }
+    for (gtin, units) in tally_sync::ledger::units_per_item(&event.lines) {
+        let total = txn.add_returned(*original, gtin, units)?;
+        let sold_units = sold.get(&gtin).copied().unwrap_or(0);
+        if known && total > sold_units {
+            over.push(serde_json::json!({
+                "gtin": gtin, "returned": total, "sold": sold_units,
+            }));
         }
     }
     Ok((!over.is_empty()).then(|| ExceptionRecord {
@@ -344,16 +274,99 @@ pub(super) fn on_return(
     }))
 }
 
-/// The latest `limit` returns across stores or channels, newest first.
-pub(super) fn cross_returns(
-    txn: &tally_store::ReadTxn,
-    limit: usize,
-) -> Result<Vec<CrossReturn>, StoreError> {
-    let table = txn.raw().open_table(CROSS).map_err(redb_err)?;
-    let mut out = Vec::new();
-    for row in table.iter().map_err(redb_err)?.rev().take(limit) {
-        let (_, v) = row.map_err(redb_err)?;
-        out.push(from_json("hub_cross_store_returns", v.value())?);
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use tally_sync::exchange::{HubLimits, ReplicaStore};
+    use tally_sync::returns::ReturnLineCheck;
+    use tally_sync::{Line, LocationId, ReplicaId, ReservePolicy};
+
+    use super::*;
+    use crate::storage::redb::txn::RedbTxn;
+    use crate::storage::redb::SyncSettings;
+    use crate::storage::{HubStorage, RedbHub};
+
+    fn event(n: u8, at: &str, kind: EventKind, qty: u64) -> Event {
+        Event {
+            id: EventId::v7(1_000 + u64::from(n), [n; 10]),
+            location: LocationId::new(at).unwrap(),
+            replica: ReplicaId::new(at).unwrap(),
+            at_ms: 1_000,
+            kind,
+            lines: vec![Line {
+                gtin: Gtin::from_body(96_385_074).unwrap(),
+                qty,
+                unit_price_minor: 100,
+                epc: None,
+            }],
+            staff: Default::default(),
+            price_overrides: Vec::new(),
+        }
     }
-    Ok(out)
+
+    #[test]
+    fn returns_are_bounded_by_their_original_chain_wide() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = SyncSettings {
+            policy: ReservePolicy::default(),
+            limits: HubLimits::default(),
+            catalog_page: 100,
+        };
+        let hub = RedbHub::open(&dir.path().join("hub.redb"), settings).unwrap();
+        let sale = event(
+            1,
+            "s1",
+            EventKind::Sale {
+                tenders: Vec::new(),
+                override_: None,
+            },
+            3,
+        );
+        let back = EventKind::Return {
+            original_sale: Some(sale.id),
+        };
+        let (checked, unchecked) = (event(2, "s2", back.clone(), 2), event(3, "s1", back, 2));
+        let ask = |r: &Event| ReturnCheckRequest {
+            return_id: r.id,
+            original_sale: Some(sale.id),
+            order_id: None,
+            lines: vec![ReturnLineCheck {
+                gtin: r.lines[0].gtin,
+                qty: 2,
+                epc: None,
+            }],
+        };
+        let txn = hub.db().begin_write().unwrap();
+        {
+            let mut t = RedbTxn::new(&txn);
+            t.insert_event(&sale).unwrap();
+            // 2 of 3 claimed; 2 more would be 4 of 3; a retry of the first
+            // is answered alike.
+            let first = check(&mut t, &ask(&checked), 10).unwrap();
+            assert!(matches!(first, CheckResult::Authorized(_)), "{first:?}");
+            let second = check(&mut t, &ask(&unchecked), 10).unwrap();
+            assert!(matches!(second, CheckResult::Refused(_)), "{second:?}");
+            let again = check(&mut t, &ask(&checked), 11).unwrap();
+            assert!(matches!(again, CheckResult::Authorized(_)), "{again:?}");
+            // Its event redeems the claim; one taken offline beyond the
+            // sale raises the exception.
+            assert_eq!(on_return(&mut t, &checked, 20).unwrap(), None);
+            assert_eq!(t.return_claims(sale.id).unwrap(), Vec::new());
+            let over = on_return(&mut t, &unchecked, 30).unwrap().unwrap();
+            assert_eq!(over.kind, "return_exceeds_sale");
+            assert_eq!(t.returned(sale.id).unwrap().values().sum::<u64>(), 4);
+            // Once the claim expires, it stops counting.
+            let fresh = event(4, "s1", checked.kind.clone(), 2);
+            check(&mut t, &ask(&fresh), 40).unwrap();
+            let late = 40 + CLAIM_TTL_MS + 1;
+            let bound = returned_before(&t, sale.id, EventId::v7(9, [9; 10]), late).unwrap();
+            assert_eq!(bound.values().sum::<u64>(), 4);
+        }
+        txn.commit().unwrap();
+        // Only the return at another store than its sale's is listed.
+        let cross = hub.cross_returns(10).unwrap();
+        assert_eq!(cross.len(), 1);
+        assert_eq!(cross[0].return_id, checked.id);
+        assert!(cross[0].checked);
+    }
 }

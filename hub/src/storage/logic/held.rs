@@ -12,23 +12,17 @@
 //! event except for its date ([`tally_sync::exchange::hub_admit_held`])
 //! and stored, and the store's next sync goes through.
 //!
-//! Table `hub_held_events`: event id → [`HeldEvent`] (JSON). At most
-//! [`MAX_HELD_PER_STORE`] per store (`hub_held_count`: store → count), so
-//! a hostile store cannot grow it without bound; one more refused event is
-//! answered as ever and not kept.
+//! At most [`MAX_HELD_PER_STORE`] are held per store, so a hostile store
+//! cannot grow them without bound; one more refused event is answered as
+//! ever and not kept.
 
 use serde::{Deserialize, Serialize};
-use tally_store::redb::{ReadableTable, TableDefinition};
-use tally_store::{ReadTxn, StoreError, WriteTxn};
 use tally_sync::exchange::{hub_admit_held, HandleError, Identity, SyncRefusal};
 use tally_sync::{Event, EventId, LocationId, ReplicaId, SyncRequest};
 
-use super::content::HubTxnReplica;
-use super::redb::{append_exceptions, from_json, new_event_exceptions, redb_err, to_json};
-use super::ExceptionRecord;
-
-pub(super) const HELD: TableDefinition<u128, &[u8]> = TableDefinition::new("hub_held_events");
-pub(super) const HELD_COUNT: TableDefinition<&str, u64> = TableDefinition::new("hub_held_count");
+use super::exceptions::new_event_exceptions;
+use crate::storage::txn::HubTxn;
+use crate::storage::{ExceptionRecord, StorageError};
 
 /// Most refused events the hub holds per store.
 pub const MAX_HELD_PER_STORE: u64 = 100;
@@ -66,28 +60,22 @@ pub enum AdmitResult {
 /// raises an `event_held` exception; nothing if the refusal names no
 /// event of `req`, the event is already held, or the store holds
 /// [`MAX_HELD_PER_STORE`]. Returns whether it was held now.
-pub(super) fn hold(
-    txn: &WriteTxn,
+pub(crate) fn hold<T: HubTxn>(
+    txn: &mut T,
     who: &Identity,
     req: &SyncRequest,
     refusal: &SyncRefusal,
     now_ms: u64,
-) -> Result<bool, StoreError> {
+) -> Result<bool, StorageError> {
     let SyncRefusal::Event { id, reason } = refusal else {
         return Ok(false);
     };
     let Some(event) = req.events.iter().find(|e| e.id == *id) else {
         return Ok(false);
     };
-    let raw = txn.raw();
     let store = who.replica.to_string();
-    let mut counts = raw.open_table(HELD_COUNT).map_err(redb_err)?;
-    let held = counts
-        .get(store.as_str())
-        .map_err(redb_err)?
-        .map_or(0, |v| v.value());
-    let mut table = raw.open_table(HELD).map_err(redb_err)?;
-    if held >= MAX_HELD_PER_STORE || table.get(id.0.as_u128()).map_err(redb_err)?.is_some() {
+    let held = txn.held_count(&store)?;
+    if held >= MAX_HELD_PER_STORE || txn.held_event(*id)?.is_some() {
         return Ok(false);
     }
     let record = HeldEvent {
@@ -97,52 +85,40 @@ pub(super) fn hold(
         held_at_ms: now_ms,
         event: event.clone(),
     };
-    table
-        .insert(
-            id.0.as_u128(),
-            to_json("hub_held_events", &record)?.as_slice(),
-        )
-        .map_err(redb_err)?;
-    counts.insert(store.as_str(), held + 1).map_err(redb_err)?;
-    drop((table, counts));
-    append_exceptions(
-        txn,
-        vec![ExceptionRecord {
-            id: 0,
-            kind: "event_held".into(),
-            store,
-            event_ids: vec![*id],
-            at_ms: event.at_ms,
-            detected_at_ms: now_ms,
-            detail: serde_json::json!({
-                "reason": reason,
-                "event_kind": event.kind.name(),
-                "admit": format!("POST /v1/held/{id}/admit"),
-            }),
-        }],
-    )?;
+    txn.put_held(&record)?;
+    txn.put_held_count(&store, held + 1)?;
+    txn.append_exceptions(vec![ExceptionRecord {
+        id: 0,
+        kind: "event_held".into(),
+        store,
+        event_ids: vec![*id],
+        at_ms: event.at_ms,
+        detected_at_ms: now_ms,
+        detail: serde_json::json!({
+            "reason": reason,
+            "event_kind": event.kind.name(),
+            "admit": format!("POST /v1/held/{id}/admit"),
+        }),
+    }])?;
     Ok(true)
 }
 
 /// Admits the held event `id` (see the module docs), in `txn`.
-pub(super) fn admit(txn: &WriteTxn, id: EventId, now_ms: u64) -> Result<AdmitResult, StoreError> {
-    let raw = txn.raw();
-    let held: HeldEvent = {
-        let table = raw.open_table(HELD).map_err(redb_err)?;
-        let value = table.get(id.0.as_u128()).map_err(redb_err)?;
-        match value {
-            Some(v) => from_json("hub_held_events", v.value())?,
-            None => return Ok(AdmitResult::NotHeld),
-        }
+pub(crate) fn admit<T: HubTxn>(
+    txn: &mut T,
+    id: EventId,
+    now_ms: u64,
+) -> Result<AdmitResult, StorageError> {
+    let Some(held) = txn.held_event(id)? else {
+        return Ok(AdmitResult::NotHeld);
     };
     let who = Identity {
         replica: ReplicaId::new(&held.store)
-            .map_err(|e| super::redb::corrupt("hub_held_events", e))?,
+            .map_err(|e| StorageError::corrupt("hub_held_events", e))?,
         location: LocationId::new(&held.location)
-            .map_err(|e| super::redb::corrupt("hub_held_events", e))?,
+            .map_err(|e| StorageError::corrupt("hub_held_events", e))?,
     };
-    let mut replica = HubTxnReplica::new(txn)?;
-    let outcome = match hub_admit_held(&mut replica, &who, &held.event) {
+    let outcome = match hub_admit_held(txn, &who, &held.event) {
         Ok(outcome) => outcome,
         Err(HandleError::Refused(r)) => return Ok(AdmitResult::Refused(r.to_string())),
         Err(HandleError::Storage(e)) => return Err(e),
@@ -151,21 +127,11 @@ pub(super) fn admit(txn: &WriteTxn, id: EventId, now_ms: u64) -> Result<AdmitRes
     let mut exceptions = if outcome.new_events.is_empty() {
         Vec::new()
     } else {
-        new_event_exceptions(&replica, &held.store, &[&held.event], &outcome, now_ms)?
+        new_event_exceptions(&*txn, &held.store, &[&held.event], &outcome, now_ms)?
     };
-    drop(replica);
-    raw.open_table(HELD)
-        .map_err(redb_err)?
-        .remove(id.0.as_u128())
-        .map_err(redb_err)?;
-    let mut counts = raw.open_table(HELD_COUNT).map_err(redb_err)?;
-    let left = counts
-        .get(held.store.as_str())
-        .map_err(redb_err)?
-        .map_or(0, |v| v.value())
-        .saturating_sub(1);
-    counts.insert(held.store.as_str(), left).map_err(redb_err)?;
-    drop(counts);
+    txn.remove_held(id)?;
+    let left = txn.held_count(&held.store)?.saturating_sub(1);
+    txn.put_held_count(&held.store, left)?;
     exceptions.insert(
         0,
         ExceptionRecord {
@@ -178,17 +144,6 @@ pub(super) fn admit(txn: &WriteTxn, id: EventId, now_ms: u64) -> Result<AdmitRes
             detail: serde_json::json!({ "reason": held.reason }),
         },
     );
-    append_exceptions(txn, exceptions)?;
+    txn.append_exceptions(exceptions)?;
     Ok(AdmitResult::Admitted { store: held.store })
-}
-
-/// Held events, in id order, at most `limit`.
-pub(super) fn list(txn: &ReadTxn, limit: usize) -> Result<Vec<HeldEvent>, StoreError> {
-    let table = txn.raw().open_table(HELD).map_err(redb_err)?;
-    let mut out = Vec::new();
-    for row in table.iter().map_err(redb_err)?.take(limit) {
-        let (_, v) = row.map_err(redb_err)?;
-        out.push(from_json("hub_held_events", v.value())?);
-    }
-    Ok(out)
 }

@@ -1,7 +1,7 @@
 //! Where the hub holds rights, by item: `hub_holdings` ((gtin, store) →
 //! the hub's rights to that item at that store, rows only while above 0).
 //! Kept in the transaction of every counter write at the hub
-//! ([`super::content::HubTxnReplica`] is the one writer of counters), so
+//! ([`super::txn::RedbTxn`] is the one writer of counters), so
 //! routing an order reads one short range per line (the stores where the
 //! hub holds the item) instead of every store's counter
 //! (`docs/benchmarks.md`, "Orders": 5,000 counter reads per 5-line order
@@ -14,15 +14,16 @@ use tally_store::redb::{ReadableTable, Table, TableDefinition};
 use tally_store::{Db, ReadTxn, StoreError, WriteTxn};
 use tally_sync::{BoundedCounter, Gtin, ItemKey, LocationId, ReplicaId};
 
-use super::redb::{corrupt, redb_err};
+use super::{corrupt, redb_err};
 
 /// (gtin, store) → the hub's rights there.
-pub(super) const HOLDINGS: TableDefinition<(u64, &str), u64> = TableDefinition::new("hub_holdings");
+pub(in crate::storage) const HOLDINGS: TableDefinition<(u64, &str), u64> =
+    TableDefinition::new("hub_holdings");
 
 const BUILT: &str = "hub_holdings_v1";
 
 /// Records the hub's rights in `counter`, the new value of `key`.
-pub(super) fn update(
+pub(in crate::storage) fn update(
     table: &mut Table<'_, (u64, &'static str), u64>,
     key: &ItemKey,
     counter: &BoundedCounter,
@@ -45,7 +46,7 @@ pub(super) fn update(
 
 /// The stores where the hub holds rights to `gtin`, with how many, in
 /// store order.
-pub(super) fn holders(
+pub(in crate::storage) fn holders(
     table: &impl ReadableTable<(u64, &'static str), u64>,
     gtin: Gtin,
 ) -> Result<Vec<(LocationId, u64)>, StoreError> {
@@ -60,7 +61,7 @@ pub(super) fn holders(
 }
 
 /// The hub's rights to `gtin` at `store`.
-pub(super) fn held_at(
+pub(in crate::storage) fn held_at(
     table: &impl ReadableTable<(u64, &'static str), u64>,
     gtin: Gtin,
     store: &LocationId,
@@ -73,7 +74,7 @@ pub(super) fn held_at(
 
 /// Fills `hub_holdings` from every counter, once per database (a hub
 /// written before it existed).
-pub(super) fn build(db: &Db) -> Result<(), StoreError> {
+pub(in crate::storage) fn build(db: &Db) -> Result<(), StoreError> {
     let txn: WriteTxn = db.begin_write()?;
     if txn.get_meta(BUILT)?.as_deref() == Some(b"1".as_slice()) {
         return txn.abort();
@@ -107,7 +108,7 @@ pub(super) fn build(db: &Db) -> Result<(), StoreError> {
 /// How many (store, item) pairs the index gets wrong against the counters
 /// (a row missing, extra or with other rights), from one snapshot: the
 /// audit's check of the invariant routing relies on. O(counters).
-pub(super) fn disagreeing(txn: &ReadTxn) -> Result<u64, StoreError> {
+pub(in crate::storage) fn disagreeing(txn: &ReadTxn) -> Result<u64, StoreError> {
     let mut expected: BTreeMap<(u64, String), u64> = BTreeMap::new();
     txn.visit_counters(|key, counter| {
         let rights = counter.rights(&ReplicaId::hub());

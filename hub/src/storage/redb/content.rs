@@ -26,163 +26,33 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use tally_store::redb::{ReadableTable, TableDefinition};
-use tally_store::{Db, LazyTable, StoreError, TxnReplica, WriteTxn};
-use tally_sync::epcs::{DoubleSale, EpcRecord, EpcState};
+use tally_store::{Db, StoreError, WriteTxn};
+use tally_sync::epcs::{EpcRecord, EpcState};
 use tally_sync::exchange::{EpcMove, HubReplica, ReplicaStore};
 use tally_sync::explain::{self, Explained};
-use tally_sync::journal::Inserted;
-use tally_sync::{
-    BoundedCounter, Delta, Epc, Event, EventId, EventKind, Gtin, ItemKey, LocationId, ReplicaId,
-};
+use tally_sync::{BoundedCounter, Epc, EventId, EventKind, Gtin, ItemKey, LocationId, ReplicaId};
 
-use super::redb::{corrupt, from_json, redb_err, to_json};
+use super::txn::RedbTxn;
+use super::{corrupt, from_json, redb_err, to_json};
+use crate::storage::StorageError;
 
-pub(super) const EPC_STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("hub_epc_state");
-pub(super) const EPC_ROWS: TableDefinition<(&[u8], u8, u128), &str> =
+pub(in crate::storage) const EPC_STATE: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("hub_epc_state");
+pub(in crate::storage) const EPC_ROWS: TableDefinition<(&[u8], u8, u128), &str> =
     TableDefinition::new("hub_epc_rows");
-pub(super) const EXPLAINED: TableDefinition<(&str, u64), (u64, u64)> =
+pub(in crate::storage) const EXPLAINED: TableDefinition<(&str, u64), (u64, u64)> =
     TableDefinition::new("hub_explained");
 
 const MIGRATED: &str = "hub_content_v1";
 
-fn move_code(m: EpcMove) -> u8 {
+pub(in crate::storage) fn move_code(m: EpcMove) -> u8 {
     match m {
         EpcMove::Sale => 0,
         EpcMove::Return => 1,
     }
 }
 
-/// The model's storage for the hub's side of a sync: `tally-store`'s
-/// [`TxnReplica`] plus the hub's content tables.
-///
-/// Every counter the hub writes goes through it, so it also keeps the
-/// index of where the hub holds rights ([`super::holdings`]).
-pub(super) struct HubTxnReplica<'t> {
-    inner: TxnReplica<'t>,
-    txn: &'t WriteTxn,
-    holdings: LazyTable<'t, (u64, &'static str), u64>,
-}
-
-impl<'t> HubTxnReplica<'t> {
-    pub(super) fn new(txn: &'t WriteTxn) -> Result<Self, StoreError> {
-        Ok(Self {
-            inner: txn.replica()?,
-            txn,
-            holdings: LazyTable::new(txn.raw(), super::holdings::HOLDINGS),
-        })
-    }
-
-    /// The stored event with `id`.
-    pub(super) fn event(&self, id: &EventId) -> Result<Option<Event>, StoreError> {
-        self.inner.event(id)
-    }
-}
-
-impl ReplicaStore for HubTxnReplica<'_> {
-    type Error = StoreError;
-
-    fn counter(&self, key: &ItemKey) -> Result<BoundedCounter, StoreError> {
-        self.inner.counter(key)
-    }
-
-    fn put_counter(&mut self, key: &ItemKey, counter: BoundedCounter) -> Result<(), StoreError> {
-        super::holdings::update(self.holdings.get_mut()?, key, &counter)?;
-        self.inner.put_counter(key, counter)
-    }
-
-    fn delta_since(
-        &self,
-        location: &LocationId,
-        cursor: u64,
-        limit: usize,
-    ) -> Result<(Delta, u64), StoreError> {
-        self.inner.delta_since(location, cursor, limit)
-    }
-
-    fn insert_event(&mut self, event: &Event) -> Result<Inserted, StoreError> {
-        self.inner.insert_event(event)
-    }
-
-    fn record_epc_sale(
-        &mut self,
-        epc: &Epc,
-        record: EpcRecord,
-    ) -> Result<Option<DoubleSale>, StoreError> {
-        self.inner.record_epc_sale(epc, record)
-    }
-
-    fn record_epc_return(&mut self, epc: &Epc, record: EpcRecord) -> Result<(), StoreError> {
-        self.inner.record_epc_return(epc, record)
-    }
-}
-
-impl HubReplica for HubTxnReplica<'_> {
-    fn has_event(&self, id: &EventId) -> Result<bool, StoreError> {
-        Ok(self.inner.event(id)?.is_some())
-    }
-
-    fn epc_state(&self, epc: &Epc) -> Result<Option<EpcState>, StoreError> {
-        let table = self.txn.raw().open_table(EPC_STATE).map_err(redb_err)?;
-        let found = table.get(epc.as_bytes()).map_err(redb_err)?;
-        found
-            .map(|v| from_json("hub_epc_state", v.value()))
-            .transpose()
-    }
-
-    fn put_epc(
-        &mut self,
-        epc: &Epc,
-        movement: EpcMove,
-        record: &EpcRecord,
-        state: &EpcState,
-    ) -> Result<(), StoreError> {
-        put_epc(self.txn, epc, movement, record, state)
-    }
-
-    fn epc_sales(&self, epc: &Epc, limit: usize) -> Result<Vec<EpcRecord>, StoreError> {
-        let table = self.txn.raw().open_table(EPC_ROWS).map_err(redb_err)?;
-        let e = epc.as_bytes();
-        let mut out = Vec::new();
-        for row in table
-            .range((e, 0u8, 0u128)..=(e, 0u8, u128::MAX))
-            .map_err(redb_err)?
-            .take(limit)
-        {
-            let (k, v) = row.map_err(redb_err)?;
-            out.push(EpcRecord {
-                event: EventId(uuid::Uuid::from_u128(k.value().2)),
-                replica: ReplicaId::new(v.value()).map_err(|e| corrupt("hub_epc_rows", e))?,
-            });
-        }
-        Ok(out)
-    }
-
-    fn explained(&self, key: &ItemKey) -> Result<Explained, StoreError> {
-        let table = self.txn.raw().open_table(EXPLAINED).map_err(redb_err)?;
-        let found = table
-            .get((key.location.as_str(), key.gtin.as_u64()))
-            .map_err(redb_err)?;
-        Ok(found.map_or_else(Explained::default, |v| {
-            let (added, removed) = v.value();
-            Explained { added, removed }
-        }))
-    }
-
-    fn put_explained(&mut self, key: &ItemKey, x: Explained) -> Result<(), StoreError> {
-        self.txn
-            .raw()
-            .open_table(EXPLAINED)
-            .map_err(redb_err)?
-            .insert(
-                (key.location.as_str(), key.gtin.as_u64()),
-                (x.added, x.removed),
-            )
-            .map_err(redb_err)?;
-        Ok(())
-    }
-}
-
-fn put_epc(
+pub(in crate::storage) fn put_epc(
     txn: &WriteTxn,
     epc: &Epc,
     movement: EpcMove,
@@ -212,13 +82,13 @@ fn put_epc(
 /// for rights or a report of rights released) with the `P` entry its
 /// synced events do not explain lowered ([`explain::clamp_own`]): those
 /// channels cannot grow a store's stock past its events either.
-pub(super) fn explained_own(
+pub(in crate::storage) fn explained_own(
     txn: &WriteTxn,
     who: &tally_sync::exchange::Identity,
     gtin: Gtin,
     own: &BoundedCounter,
-) -> Result<BoundedCounter, StoreError> {
-    let replica = HubTxnReplica::new(txn)?;
+) -> Result<BoundedCounter, StorageError> {
+    let replica = RedbTxn::new(txn);
     let key = ItemKey::new(who.location.clone(), gtin);
     let x = replica.explained(&key)?;
     let current = replica.counter(&key)?;
@@ -226,7 +96,9 @@ pub(super) fn explained_own(
 }
 
 /// Every EPC the hub has seen sold twice (with no return between), ever.
-pub(super) fn epcs_sold_twice(txn: &tally_store::ReadTxn) -> Result<Vec<Epc>, StoreError> {
+pub(in crate::storage) fn epcs_sold_twice(
+    txn: &tally_store::ReadTxn,
+) -> Result<Vec<Epc>, StoreError> {
     let table = txn.raw().open_table(EPC_STATE).map_err(redb_err)?;
     let mut out = Vec::new();
     for row in table.iter().map_err(redb_err)? {
@@ -241,7 +113,7 @@ pub(super) fn epcs_sold_twice(txn: &tally_store::ReadTxn) -> Result<Vec<Epc>, St
 
 /// Fills the content tables of a hub database from before them, once
 /// (see the module docs). The tables must exist.
-pub(super) fn migrate(db: &Db) -> Result<(), StoreError> {
+pub(in crate::storage) fn migrate(db: &Db) -> Result<(), StoreError> {
     {
         let txn = db.begin_write()?;
         if txn.get_meta(MIGRATED)?.as_deref() == Some(b"1".as_slice()) {
@@ -341,7 +213,10 @@ pub(super) fn migrate(db: &Db) -> Result<(), StoreError> {
 
 /// The latest sale of `epc` the hub holds (event ids are UUIDv7: the last
 /// row of the tag's sales), if any.
-pub(super) fn last_sale_of(txn: &WriteTxn, epc: &Epc) -> Result<Option<EventId>, StoreError> {
+pub(in crate::storage) fn last_sale_of(
+    txn: &WriteTxn,
+    epc: &Epc,
+) -> Result<Option<EventId>, StoreError> {
     let table = txn.raw().open_table(EPC_ROWS).map_err(redb_err)?;
     let e = epc.as_bytes();
     let last = table

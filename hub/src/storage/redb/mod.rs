@@ -1,6 +1,8 @@
 //! [`HubStorage`] on redb through `tally-store`: counters, events, EPCs and
-//! catalog are `tally-store`'s tables; the hub's bookkeeping lives in six
-//! tables of its own, written in the same transaction.
+//! catalog are `tally-store`'s tables; the hub's bookkeeping lives in
+//! tables of its own, written in the same transaction. One batch's
+//! transaction is a `RedbTxn` (`txn.rs`), the `HubTxn` the logic
+//! runs on.
 //!
 //! Hub tables (JSON values, so HQ tools can read them and they can grow
 //! fields):
@@ -18,7 +20,7 @@
 //!   from which each sync's reserve targets come.
 //! - `hub_epc_state`, `hub_epc_rows`, `hub_explained`: what a sync's
 //!   content is checked against (per EPC, one row per EPC and event, per
-//!   store and item); see `storage/content.rs`.
+//!   store and item); see `content.rs` here.
 //! - `hub_held_events`, `hub_held_count`: events a sync refused, held for
 //!   HQ to admit; see `storage/held.rs`.
 
@@ -35,21 +37,31 @@ use tally_sync::ledger::Refusal;
 use tally_sync::message::CatalogItem;
 use tally_sync::rights::{self, RightsReleased, RightsRequest};
 use tally_sync::{
-    ByReason, DemandEstimate, EpcLedger, Event, EventId, EventKind, Exception, Gtin, ItemKey, Line,
+    ByReason, DemandEstimate, EpcLedger, Event, EventId, EventKind, Gtin, ItemKey, Line,
     LocationId, ReplicaId, ReservePolicy, Shortage,
 };
 
-use super::content::{self, HubTxnReplica};
-use super::held::{self, AdmitResult, HeldEvent};
+use self::txn::RedbTxn;
+use super::held::{AdmitResult, HeldEvent};
+use super::logic;
 use super::routed::{self, RoutedOrder, RoutedOrderRequest, RoutedResult, RoutingSettings};
-use super::{holdings, returns, tallies, transfers};
+use super::txn::HubTxn;
 use super::{
     AuditReport, AuditRow, CatalogResult, ExceptionRecord, GrantResult, HubStorage, HubWrite,
     OrderLine, OrderReceipt, OrderRequest, OrderResult, ReleaseResult, StorageError, StoreRecord,
     StoreStock, SyncResult, SyncSummary,
 };
 
-pub(super) const STORES: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_stores");
+pub(in crate::storage) mod content;
+pub(in crate::storage) mod held;
+pub(in crate::storage) mod holdings;
+pub(in crate::storage) mod returns;
+pub(in crate::storage) mod tallies;
+pub(in crate::storage) mod transfers;
+pub(crate) mod txn;
+
+pub(in crate::storage) const STORES: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("hub_stores");
 const EXCEPTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("hub_exceptions");
 const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_orders");
 const SALES: TableDefinition<(&str, u64), u64> = TableDefinition::new("hub_sales_per_minute");
@@ -91,18 +103,21 @@ pub struct RedbHub {
     routing: RoutingSettings,
 }
 
-pub(super) fn corrupt(table: &'static str, e: impl std::fmt::Display) -> StoreError {
+pub(in crate::storage) fn corrupt(table: &'static str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
         table,
         detail: e.to_string(),
     }
 }
 
-pub(super) fn to_json<T: Serialize>(table: &'static str, v: &T) -> Result<Vec<u8>, StoreError> {
+pub(in crate::storage) fn to_json<T: Serialize>(
+    table: &'static str,
+    v: &T,
+) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(v).map_err(|e| corrupt(table, e))
 }
 
-pub(super) fn from_json<T: serde::de::DeserializeOwned>(
+pub(in crate::storage) fn from_json<T: serde::de::DeserializeOwned>(
     table: &'static str,
     bytes: &[u8],
 ) -> Result<T, StoreError> {
@@ -111,7 +126,7 @@ pub(super) fn from_json<T: serde::de::DeserializeOwned>(
 
 /// Appends `exceptions` to `hub_exceptions`, numbering them on from the
 /// last.
-pub(super) fn append_exceptions(
+pub(in crate::storage) fn append_exceptions(
     txn: &WriteTxn,
     exceptions: Vec<ExceptionRecord>,
 ) -> Result<(), StoreError> {
@@ -133,7 +148,7 @@ pub(super) fn append_exceptions(
 }
 
 /// The event of the store-named online order `order_id`, if there is one.
-pub(super) fn store_named_order_event(
+pub(in crate::storage) fn store_named_order_event(
     txn: &WriteTxn,
     order_id: &str,
 ) -> Result<Option<EventId>, StoreError> {
@@ -149,7 +164,7 @@ pub(super) fn store_named_order_event(
     }
 }
 
-pub(super) fn redb_err(e: impl std::fmt::Display) -> StoreError {
+pub(in crate::storage) fn redb_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Storage(e.to_string())
 }
 
@@ -228,10 +243,10 @@ impl RedbHub {
         who: &tally_sync::exchange::Identity,
         req: &tally_sync::SyncRequest,
         now_ms: u64,
-    ) -> Result<SyncResult, StoreError> {
+    ) -> Result<SyncResult, StorageError> {
         let s = &self.settings;
         let targets = reserve_targets(txn, &who.location, &s.policy, now_ms)?;
-        let mut replica = HubTxnReplica::new(txn)?;
+        let mut replica = RedbTxn::new(txn);
         let handled = hub_handle(&mut replica, who, req, &targets, &s.limits, now_ms);
         let (mut resp, outcome) = match handled {
             Ok(x) => x,
@@ -239,7 +254,7 @@ impl RedbHub {
                 drop(replica);
                 // Nothing of the request is written; the event it was
                 // refused for is held for HQ to review.
-                held::hold(txn, who, req, &r, now_ms)?;
+                logic::held::hold(&mut RedbTxn::new(txn), who, req, &r, now_ms)?;
                 return Ok(SyncResult::Refused(r));
             }
             Err(HandleError::Storage(e)) => return Err(e),
@@ -249,7 +264,13 @@ impl RedbHub {
         let store = who.replica.to_string();
         let new: HashSet<_> = outcome.new_events.iter().copied().collect();
         let new_events: Vec<&Event> = req.events.iter().filter(|e| new.contains(&e.id)).collect();
-        let mut exceptions = new_event_exceptions(&replica, &store, &new_events, &outcome, now_ms)?;
+        let mut exceptions = logic::exceptions::new_event_exceptions(
+            &replica,
+            &store,
+            &new_events,
+            &outcome,
+            now_ms,
+        )?;
         let mut sold_per_minute: BTreeMap<u64, u64> = BTreeMap::new();
         for e in &new_events {
             if matches!(e.kind, EventKind::Sale { .. }) {
@@ -263,7 +284,11 @@ impl RedbHub {
         // Returns, counted against their originals chain-wide.
         for e in &new_events {
             if matches!(e.kind, EventKind::Return { .. }) {
-                exceptions.extend(returns::on_return(txn, e, now_ms)?);
+                exceptions.extend(logic::returns::on_return(
+                    &mut RedbTxn::new(txn),
+                    e,
+                    now_ms,
+                )?);
             }
         }
 
@@ -273,7 +298,11 @@ impl RedbHub {
                 e.kind,
                 EventKind::TransferOut { .. } | EventKind::TransferIn { .. }
             ) {
-                exceptions.extend(transfers::on_event(txn, e, now_ms)?);
+                exceptions.extend(logic::transfers::on_event(
+                    &mut RedbTxn::new(txn),
+                    e,
+                    now_ms,
+                )?);
             }
         }
 
@@ -381,113 +410,6 @@ impl RedbHub {
 /// The reserve targets at `location` at `now_ms`: every item with recorded
 /// online demand there (those whose demand decayed to nothing with target
 /// 0, so the hub gives their reserve back). O(items ordered online there).
-/// The exceptions `new_events` (of `store`, just stored) raise: what a
-/// manager approved, EPCs they made sold twice (`outcome`), counts they
-/// left unresolved; each with its event's own time.
-pub(super) fn new_event_exceptions(
-    replica: &HubTxnReplica<'_>,
-    store: &str,
-    new_events: &[&Event],
-    outcome: &tally_sync::exchange::HubOutcome,
-    now_ms: u64,
-) -> Result<Vec<ExceptionRecord>, StoreError> {
-    let store = store.to_string();
-    let mut exceptions = Vec::new();
-    for e in new_events {
-        for kind in e.exceptions() {
-            exceptions.push(ExceptionRecord {
-                id: 0,
-                kind: kind.name().into(),
-                store: store.clone(),
-                event_ids: vec![e.id],
-                at_ms: e.at_ms,
-                detected_at_ms: now_ms,
-                detail: approved_exception(e, kind),
-            });
-        }
-    }
-    for d in &outcome.double_sales {
-        let mut sales = Vec::new();
-        let mut latest = 0;
-        for rec in &d.sales {
-            let at = replica.event(&rec.event)?.map(|e| e.at_ms);
-            latest = latest.max(at.unwrap_or(0));
-            sales.push(serde_json::json!({
-                "event_id": rec.event,
-                "store": rec.replica,
-                "at_ms": at,
-            }));
-        }
-        exceptions.push(ExceptionRecord {
-            id: 0,
-            kind: "epc_sold_twice".into(),
-            store: store.clone(),
-            event_ids: d.sales.iter().map(|r| r.event).collect(),
-            at_ms: latest,
-            detected_at_ms: now_ms,
-            detail: serde_json::json!({ "epc": d.epc, "sales": sales }),
-        });
-    }
-    for e in new_events {
-        if let EventKind::CountAdjustment {
-            counted,
-            unresolved,
-            ..
-        } = &e.kind
-        {
-            if *unresolved > 0 {
-                exceptions.push(ExceptionRecord {
-                    id: 0,
-                    kind: "count_unresolved".into(),
-                    store: store.clone(),
-                    event_ids: vec![e.id],
-                    at_ms: e.at_ms,
-                    detected_at_ms: now_ms,
-                    detail: serde_json::json!({
-                        "gtin": e.lines.first().map(|l| l.gtin),
-                        "counted": counted,
-                        "unresolved": unresolved,
-                    }),
-                });
-            }
-        }
-    }
-    Ok(exceptions)
-}
-
-/// What HQ sees of an exception a manager approved: who keyed the event,
-/// at which till, who approved it and why, and what it did (the units an
-/// override found, the prices keyed against the catalog's, a refund's
-/// lines and total).
-fn approved_exception(e: &Event, kind: Exception) -> serde_json::Value {
-    let approval = e.staff.approval.as_ref();
-    let legacy = match &e.kind {
-        EventKind::Sale {
-            override_: Some(ov),
-            ..
-        } => Some((&ov.approver, &ov.reason, &ov.shortfall)),
-        _ => None,
-    };
-    let mut detail = serde_json::json!({
-        "cashier": e.staff.cashier,
-        "till": e.staff.till,
-        "approver": approval.map(|a| &a.approver).or(legacy.map(|l| l.0)),
-        "reason": approval.map(|a| &a.reason).or(legacy.map(|l| l.1)),
-    });
-    let what = match kind {
-        Exception::OverrideSale => serde_json::json!({ "shortfall": legacy.map(|l| l.2) }),
-        Exception::PriceOverride => serde_json::json!({ "price_overrides": e.price_overrides }),
-        Exception::NoReceiptRefund => serde_json::json!({
-            "lines": e.lines,
-            "total_minor": e.total_minor(),
-        }),
-    };
-    if let (Some(d), serde_json::Value::Object(w)) = (detail.as_object_mut(), what) {
-        d.extend(w);
-    }
-    detail
-}
-
 fn reserve_targets(
     txn: &WriteTxn,
     location: &LocationId,
@@ -511,7 +433,7 @@ fn reserve_targets(
 
 /// Counts `lines` ordered online at `store` at `now_ms` as online demand
 /// there.
-pub(super) fn record_demand(
+pub(in crate::storage) fn record_demand(
     txn: &WriteTxn,
     store: &LocationId,
     lines: &[(Gtin, u64)],
@@ -541,7 +463,7 @@ fn order(
     txn: &WriteTxn,
     o: &OrderRequest,
     policy: &ReservePolicy,
-) -> Result<OrderResult, StoreError> {
+) -> Result<OrderResult, StorageError> {
     if routed::exists(txn, &o.order_id)? {
         return Ok(OrderResult::IdConflict {
             order_id: o.order_id.clone(),
@@ -621,11 +543,11 @@ fn order(
 
 /// Records an event of the hub's own (an online order, or its
 /// cancellation) at its location, against the counters there now.
-pub(super) fn record_hub_event(
+pub(in crate::storage) fn record_hub_event(
     txn: &WriteTxn,
     event: &Event,
-) -> Result<Result<tally_sync::ledger::Applied, Refusal>, StoreError> {
-    let mut replica = HubTxnReplica::new(txn)?;
+) -> Result<Result<tally_sync::ledger::Applied, Refusal>, StorageError> {
+    let mut replica = RedbTxn::new(txn);
     let counters = counters_at(
         &replica,
         &event.location,
@@ -637,7 +559,7 @@ pub(super) fn record_hub_event(
 /// The `Order` event the hub records for `lines` of order `order_id` at
 /// `store`: replica `hub`, each line at the catalog price (0 if the item
 /// has none). Store-named and routed orders alike.
-pub(super) fn order_event(
+pub(in crate::storage) fn order_event(
     txn: &WriteTxn,
     id: EventId,
     store: &LocationId,
@@ -691,7 +613,7 @@ fn order_refused(txn: &WriteTxn, store: &LocationId, reason: Shortage) -> Result
 /// One batch's write transaction: the writer's [`HubWrite`] on redb.
 struct RedbWrite<'a> {
     hub: &'a RedbHub,
-    txn: &'a WriteTxn,
+    txn: RedbTxn<'a>,
 }
 
 /// A request for rights: answered again if its id was granted, else the
@@ -701,7 +623,7 @@ fn grant(
     who: &tally_sync::exchange::Identity,
     req: &RightsRequest,
     hold_back: u64,
-) -> Result<GrantResult, StoreError> {
+) -> Result<GrantResult, StorageError> {
     let record = GrantRecord {
         store: who.replica.to_string(),
         gtin: req.gtin,
@@ -717,7 +639,7 @@ fn grant(
             None => None,
         }
     };
-    let replica = txn.replica()?;
+    let replica = RedbTxn::new(txn);
     if let Some(old) = found {
         let same = GrantRecord {
             granted: 0,
@@ -738,7 +660,7 @@ fn grant(
         own: content::explained_own(txn, who, req.gtin, &req.own)?,
         ..req.clone()
     };
-    let mut replica = HubTxnReplica::new(txn)?;
+    let mut replica = RedbTxn::new(txn);
     let granted = match rights::grant_holding(&mut replica, who, req, hold_back)? {
         Ok(g) => g,
         Err(violation) => return Ok(GrantResult::Forged(violation.to_string())),
@@ -761,8 +683,8 @@ impl HubWrite for RedbWrite<'_> {
         &mut self,
         req: &tally_sync::returns::ReturnCheckRequest,
         now_ms: u64,
-    ) -> Result<returns::CheckResult, StorageError> {
-        Ok(returns::check(self.txn, req, now_ms)?)
+    ) -> Result<logic::returns::CheckResult, StorageError> {
+        logic::returns::check(&mut self.txn, req, now_ms)
     }
 
     fn flag_overdue_transfers(
@@ -770,9 +692,9 @@ impl HubWrite for RedbWrite<'_> {
         now_ms: u64,
         overdue_ms: u64,
     ) -> Result<usize, StorageError> {
-        let raised = transfers::flag_overdue(self.txn, now_ms, overdue_ms)?;
+        let raised = logic::transfers::flag_overdue(&mut self.txn, now_ms, overdue_ms)?;
         let n = raised.len();
-        append_exceptions(self.txn, raised)?;
+        self.txn.append_exceptions(raised)?;
         Ok(n)
     }
 
@@ -782,29 +704,29 @@ impl HubWrite for RedbWrite<'_> {
         seed: [u8; 10],
         now_ms: u64,
     ) -> Result<routed::CancelResult, StorageError> {
-        Ok(routed::cancel(self.txn, order_id, seed, now_ms)?)
+        routed::cancel(self.txn.write_txn(), order_id, seed, now_ms)
     }
 
     fn route_order(&mut self, o: &RoutedOrderRequest) -> Result<RoutedResult, StorageError> {
-        let store_named = self
-            .txn
+        let txn = self.txn.write_txn();
+        let store_named = txn
             .raw()
             .open_table(ORDERS)
             .map_err(redb_err)?
             .get(o.order_id.as_str())
             .map_err(redb_err)?
             .is_some();
-        Ok(routed::route_order(
-            self.txn,
+        routed::route_order(
+            txn,
             o,
             &self.hub.routing,
             &self.hub.settings.policy,
             store_named,
-        )?)
+        )
     }
 
     fn admit_held(&mut self, id: EventId, now_ms: u64) -> Result<AdmitResult, StorageError> {
-        Ok(held::admit(self.txn, id, now_ms)?)
+        logic::held::admit(&mut self.txn, id, now_ms)
     }
 
     fn sync(
@@ -813,11 +735,11 @@ impl HubWrite for RedbWrite<'_> {
         req: &tally_sync::SyncRequest,
         now_ms: u64,
     ) -> Result<SyncResult, StorageError> {
-        Ok(self.hub.sync(self.txn, who, req, now_ms)?)
+        self.hub.sync(self.txn.write_txn(), who, req, now_ms)
     }
 
     fn order(&mut self, o: &OrderRequest) -> Result<OrderResult, StorageError> {
-        Ok(order(self.txn, o, &self.hub.settings.policy)?)
+        order(self.txn.write_txn(), o, &self.hub.settings.policy)
     }
 
     fn order_refused(
@@ -825,13 +747,13 @@ impl HubWrite for RedbWrite<'_> {
         store: &LocationId,
         reason: Shortage,
     ) -> Result<bool, StorageError> {
-        Ok(order_refused(self.txn, store, reason)?)
+        Ok(order_refused(self.txn.write_txn(), store, reason)?)
     }
 
     fn catalog(&mut self, items: &[CatalogItem]) -> Result<CatalogResult, StorageError> {
         let mut changed = 0;
         for item in items {
-            if self.txn.put_catalog_item(item)? {
+            if self.txn.write_txn().put_catalog_item(item)? {
                 changed += 1;
             }
         }
@@ -844,7 +766,7 @@ impl HubWrite for RedbWrite<'_> {
         req: &RightsRequest,
         hold_back: u64,
     ) -> Result<GrantResult, StorageError> {
-        Ok(grant(self.txn, who, req, hold_back)?)
+        grant(self.txn.write_txn(), who, req, hold_back)
     }
 
     fn release(
@@ -852,8 +774,8 @@ impl HubWrite for RedbWrite<'_> {
         who: &tally_sync::exchange::Identity,
         released: &RightsReleased,
     ) -> Result<ReleaseResult, StorageError> {
-        let own = content::explained_own(self.txn, who, released.gtin, &released.own)?;
-        let mut replica = HubTxnReplica::new(self.txn)?;
+        let own = content::explained_own(self.txn.write_txn(), who, released.gtin, &released.own)?;
+        let mut replica = RedbTxn::new(self.txn.write_txn());
         Ok(
             match rights::merge_own(&mut replica, who, released.gtin, &own)? {
                 Ok(changed) => ReleaseResult::Merged(changed),
@@ -869,10 +791,11 @@ impl HubStorage for RedbHub {
         batch: &mut dyn FnMut(&mut dyn HubWrite) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
         let txn = self.db.begin_write()?;
-        if let Err(e) = batch(&mut RedbWrite {
+        let written = batch(&mut RedbWrite {
             hub: self,
-            txn: &txn,
-        }) {
+            txn: RedbTxn::new(&txn),
+        });
+        if let Err(e) = written {
             // Dropping the transaction aborts it; say why.
             let _ = txn.abort();
             return Err(e);
@@ -962,7 +885,7 @@ impl HubStorage for RedbHub {
         status: tally_sync::transfer::TransferStatus,
         after: &str,
         limit: usize,
-    ) -> Result<Vec<transfers::HubTransfer>, StorageError> {
+    ) -> Result<Vec<logic::transfers::HubTransfer>, StorageError> {
         Ok(transfers::list(
             &self.db.begin_read()?,
             status,
@@ -971,18 +894,21 @@ impl HubStorage for RedbHub {
         )?)
     }
 
-    fn cross_returns(&self, limit: usize) -> Result<Vec<returns::CrossReturn>, StorageError> {
+    fn cross_returns(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<logic::returns::CrossReturn>, StorageError> {
         Ok(returns::cross_returns(&self.db.begin_read()?, limit)?)
     }
 
-    fn transfer(&self, id: &str) -> Result<Option<transfers::HubTransfer>, StorageError> {
+    fn transfer(&self, id: &str) -> Result<Option<logic::transfers::HubTransfer>, StorageError> {
         Ok(transfers::read(&self.db.begin_read()?, id)?)
     }
 
     fn transfers_received_recently(
         &self,
         limit: usize,
-    ) -> Result<Vec<transfers::HubTransfer>, StorageError> {
+    ) -> Result<Vec<logic::transfers::HubTransfer>, StorageError> {
         Ok(transfers::recent(&self.db.begin_read()?, limit)?)
     }
 

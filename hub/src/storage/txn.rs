@@ -1,0 +1,135 @@
+//! [`HubTxn`]: what the hub's write logic asks of one write transaction,
+//! whatever the engine underneath.
+//!
+//! # Design constraints
+//! - **One object per transaction.** A `HubTxn` is both the model's
+//!   replica ([`HubReplica`]: counters, events, EPCs, what a store's
+//!   events explain) and the hub's bookkeeping (transfers, returns, held
+//!   events, routed orders, exceptions), so the logic in
+//!   [`super::logic`] is written once, generic over `T: HubTxn`, and
+//!   never names a table.
+//! - **Typed operations, not tables.** Each method is one thing the logic
+//!   does (open a transfer, claim a return's units, announce a change to
+//!   a store); an index an engine keeps beside a record (a status index,
+//!   counts by status, the hub's holdings by item) is the engine's
+//!   business, moved by the method that moves the record.
+//! - **Synchronous.** The writer is a thread and `tally-sync` is pure; a
+//!   server backend runs its I/O to completion inside each call.
+//! - **Errors are [`StorageError`]**, so a server backend can say
+//!   [`StorageError::Retry`] from anywhere the logic reaches it.
+//!
+//! [`RedbTxn`](super::redb::txn::RedbTxn) is the embedded implementation.
+//! The trait grows as modules move into `logic` (issue 24's design, §2.2).
+
+use std::collections::BTreeMap;
+
+use tally_sync::exchange::HubReplica;
+use tally_sync::transfer::TransferStatus;
+use tally_sync::{Epc, Event, EventId, Gtin, LocationId};
+
+use super::held::HeldEvent;
+use super::returns::{Claim, CrossReturn};
+use super::routed::RoutedOrder;
+use super::transfers::HubTransfer;
+use super::{ExceptionRecord, StorageError};
+
+/// One write transaction of the hub, as its write logic sees it. See the
+/// module docs.
+pub(crate) trait HubTxn: HubReplica<Error = StorageError> {
+    /// The stored event with `id`.
+    fn event(&self, id: &EventId) -> Result<Option<Event>, StorageError>;
+
+    /// Appends `exceptions` to the exceptions HQ pages through, numbering
+    /// them on from the last (their `id` is ignored).
+    fn append_exceptions(&mut self, exceptions: Vec<ExceptionRecord>) -> Result<(), StorageError>;
+
+    /// Records that something of `store`'s changed at the hub, `key` being
+    /// `o:ORDER` (its allocation of an order) or `t:TRANSFER` (a transfer
+    /// to or from it): it gets the next change version, so the store's
+    /// next allocations page brings it.
+    fn announce(&mut self, store: &LocationId, key: &str) -> Result<(), StorageError>;
+
+    /// The latest sale of `epc` the hub holds, if any.
+    fn last_sale_of(&self, epc: &Epc) -> Result<Option<EventId>, StorageError>;
+
+    // Orders.
+
+    /// The routed order `order_id`.
+    fn routed_order(&self, order_id: &str) -> Result<Option<RoutedOrder>, StorageError>;
+    /// The event of the store-named online order `order_id`, if any.
+    fn store_named_order_event(&self, order_id: &str) -> Result<Option<EventId>, StorageError>;
+
+    // Returns, each kept per original (the sale or order returned).
+
+    /// Units returned against `original` so far, per item.
+    fn returned(&self, original: EventId) -> Result<BTreeMap<Gtin, u64>, StorageError>;
+    /// Adds `units` of `gtin` returned against `original`; answers the
+    /// new total.
+    fn add_returned(
+        &mut self,
+        original: EventId,
+        gtin: Gtin,
+        units: u64,
+    ) -> Result<u64, StorageError>;
+    /// The units checked returns claim against `original`, by return id.
+    fn return_claims(&self, original: EventId) -> Result<Vec<(EventId, Claim)>, StorageError>;
+    /// Holds `claim` against `original` for the return `return_id`.
+    fn put_return_claim(
+        &mut self,
+        original: EventId,
+        return_id: EventId,
+        claim: &Claim,
+    ) -> Result<(), StorageError>;
+    /// Redeems the claim of `return_id` against `original`: whether there
+    /// was one.
+    fn take_return_claim(
+        &mut self,
+        original: EventId,
+        return_id: EventId,
+    ) -> Result<bool, StorageError>;
+    /// Keeps a return across stores or channels for HQ.
+    fn put_cross_return(&mut self, cross: &CrossReturn) -> Result<(), StorageError>;
+
+    // Events a sync refused, held for HQ.
+
+    /// How many events `store` holds.
+    fn held_count(&self, store: &str) -> Result<u64, StorageError>;
+    /// Sets how many events `store` holds.
+    fn put_held_count(&mut self, store: &str, n: u64) -> Result<(), StorageError>;
+    /// The held event `id`.
+    fn held_event(&self, id: EventId) -> Result<Option<HeldEvent>, StorageError>;
+    /// Holds `held`, under its event's id.
+    fn put_held(&mut self, held: &HeldEvent) -> Result<(), StorageError>;
+    /// No longer holds the event `id`.
+    fn remove_held(&mut self, id: EventId) -> Result<(), StorageError>;
+
+    // Transfers.
+
+    /// The transfer `id`.
+    fn transfer(&self, id: &str) -> Result<Option<HubTransfer>, StorageError>;
+    /// Stores `t`, which had status `was` (`None`: new), moving its
+    /// status index and the counts by status.
+    fn put_transfer(
+        &mut self,
+        t: &HubTransfer,
+        was: Option<TransferStatus>,
+    ) -> Result<(), StorageError>;
+    /// Puts transfer `id`, first seen by the hub at `seen_at_ms`, among
+    /// the transfers the overdue sweep reads (`due`), or takes it out.
+    fn set_transfer_due(
+        &mut self,
+        seen_at_ms: u64,
+        id: &str,
+        due: bool,
+    ) -> Result<(), StorageError>;
+    /// Records that the hub learned of transfer `id`'s receipt at
+    /// `now_ms` (hub clock), for HQ's latest receipts.
+    fn transfer_received_at_hub(&mut self, id: &str, now_ms: u64) -> Result<(), StorageError>;
+    /// Up to `limit` transfers due that the hub first saw before
+    /// `cutoff_ms`, oldest first: (when it saw it, id).
+    fn transfers_due(
+        &self,
+        cutoff_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, StorageError>;
+}
