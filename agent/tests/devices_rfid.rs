@@ -12,16 +12,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::pty::{metric, wait_metric, Pty};
+use common::pty::{metric, notice, tag, wait_metric, Pty};
 use common::{agent_command, on_hand, AgentProcess, MUG, PEN};
 use serde_json::json;
 use tally_agent::devices::receipt_id;
 use tally_agent::store::AgentDb;
 use tally_agent_api::client::AgentClient as ApiClient;
-use tally_hardware::epc::Sgtin96;
-use tally_hardware::rfid::frame::{encode_into, FrameType};
-use tally_hardware::rfid::m100::{notice_payload, pc_for_len, CMD_SINGLE_INVENTORY};
-use tally_hardware::rfid::TagRead;
 use tally_sync::{Epc, EventKind, Gtin, ReplicaId};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tally-agent");
@@ -31,31 +27,6 @@ const STORE: &str = "dock-1";
 const START: [u8; 10] = [0xBB, 0x00, 0x27, 0x00, 0x03, 0x22, 0xFF, 0xFF, 0x4A, 0x7E];
 /// SSCC-96 from the EPC Tag Data Standard's examples: a pallet, not an item.
 const SSCC: &str = "3174257BF4499602D2000000";
-
-/// An SGTIN-96 tag of `gtin` (company prefix of 7 digits).
-fn tag(gtin: &str, serial: u64) -> Epc {
-    let s = Sgtin96::from_gtin(1, Gtin::parse(gtin).unwrap(), 7, serial).unwrap();
-    Epc::from_bytes(&s.encode()).unwrap()
-}
-
-/// An M100 inventory notice, as the module sends it.
-fn notice(epc: &Epc, rssi: i8) -> Vec<u8> {
-    let read = TagRead {
-        pc: pc_for_len(epc.as_bytes().len()),
-        epc: epc.clone(),
-        rssi,
-        antenna: None,
-    };
-    let mut out = Vec::new();
-    encode_into(
-        FrameType::Notice,
-        CMD_SINGLE_INVENTORY,
-        &notice_payload(&read),
-        &mut out,
-    )
-    .unwrap();
-    out
-}
 
 /// Each tag read `times` times, interleaved, as a portal sees a pallet.
 fn reads(tags: &[&Epc], times: usize) -> Vec<u8> {

@@ -7,6 +7,11 @@
 use std::time::{Duration, Instant};
 
 use tally_agent_api::client::AgentClient as ApiClient;
+use tally_hardware::epc::Sgtin96;
+use tally_hardware::rfid::frame::{encode_into, FrameType};
+use tally_hardware::rfid::m100::{notice_payload, pc_for_len, CMD_SINGLE_INVENTORY};
+use tally_hardware::rfid::TagRead;
+use tally_sync::{Epc, Gtin};
 
 /// The pseudo-terminal pair of `tally-hardware`'s own pty tests.
 #[path = "../../../hardware/tests/common/pty.rs"]
@@ -39,4 +44,31 @@ pub async fn wait_metric(client: &ApiClient, series: &str, want: u64, within: Du
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// An SGTIN-96 tag of `gtin` (company prefix of 7 digits), serial `serial`.
+#[allow(dead_code)]
+pub fn tag(gtin: &str, serial: u64) -> Epc {
+    let s = Sgtin96::from_gtin(1, Gtin::parse(gtin).unwrap(), 7, serial).unwrap();
+    Epc::from_bytes(&s.encode()).unwrap()
+}
+
+/// An M100 inventory notice of `epc`, as the module sends it.
+#[allow(dead_code)]
+pub fn notice(epc: &Epc, rssi: i8) -> Vec<u8> {
+    let read = TagRead {
+        pc: pc_for_len(epc.as_bytes().len()),
+        epc: epc.clone(),
+        rssi,
+        antenna: None,
+    };
+    let mut out = Vec::new();
+    encode_into(
+        FrameType::Notice,
+        CMD_SINGLE_INVENTORY,
+        &notice_payload(&read),
+        &mut out,
+    )
+    .unwrap();
+    out
 }

@@ -9,4 +9,6 @@
 pub(crate) mod exceptions;
 pub mod held;
 pub mod returns;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod transfers;

@@ -179,41 +179,17 @@ pub(crate) fn flag_overdue<T: HubTxn>(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use tally_sync::exchange::HubLimits;
-    use tally_sync::{EventId, Gtin, Line, LocationId, ReplicaId, ReservePolicy};
+    use tally_sync::LocationId;
 
+    use super::super::test_support::event;
     use super::*;
     use crate::storage::redb::txn::RedbTxn;
-    use crate::storage::redb::SyncSettings;
-    use crate::storage::{HubStorage, RedbHub};
-
-    fn event(n: u8, at: &str, kind: EventKind, qty: u64) -> Event {
-        Event {
-            id: EventId::v7(1_000 + u64::from(n), [n; 10]),
-            location: LocationId::new(at).unwrap(),
-            replica: ReplicaId::new(at).unwrap(),
-            at_ms: 1_000,
-            kind,
-            lines: vec![Line {
-                gtin: Gtin::from_body(96_385_074).unwrap(),
-                qty,
-                unit_price_minor: 100,
-                epc: None,
-            }],
-            staff: Default::default(),
-            price_overrides: Vec::new(),
-        }
-    }
+    use crate::storage::HubStorage;
 
     #[test]
     fn a_transfer_opens_is_swept_once_and_closes_on_receipt() {
         let dir = tempfile::tempdir().unwrap();
-        let settings = SyncSettings {
-            policy: ReservePolicy::default(),
-            limits: HubLimits::default(),
-            catalog_page: 100,
-        };
-        let hub = RedbHub::open(&dir.path().join("hub.redb"), settings).unwrap();
+        let hub = super::super::test_support::hub(dir.path());
         let (s1, s2) = (
             LocationId::new("s1").unwrap(),
             LocationId::new("s2").unwrap(),
