@@ -263,23 +263,26 @@ fn draw_basket(frame: &mut Frame<'_>, s: &PosState, area: Rect) {
             row
         }
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(3),
-            Constraint::Min(10),
-            Constraint::Length(5),
-            Constraint::Length(10),
-            Constraint::Length(11),
-        ],
-    )
-    .header(
-        Row::new(vec!["#", "Item", "  Qty", "     Price", "      Total"])
-            .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)),
-    )
-    .block(block)
-    .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
-    .highlight_symbol("> ");
+    let table = selectable(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(3),
+                Constraint::Min(10),
+                Constraint::Length(5),
+                Constraint::Length(10),
+                Constraint::Length(11),
+            ],
+        )
+        .header(header_row(vec![
+            "#",
+            "Item",
+            "  Qty",
+            "     Price",
+            "      Total",
+        ]))
+        .block(block),
+    );
     let mut state = TableState::default().with_selected(Some(s.selected));
     frame.render_stateful_widget(table, area, &mut state);
 }
@@ -890,23 +893,22 @@ fn draw_pick_list(frame: &mut Frame<'_>, s: &PosState, area: Rect) {
             _ => row,
         }
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Min(12),
-            Constraint::Length(10),
-            Constraint::Length(10),
-            Constraint::Length(5),
-            Constraint::Length(7),
-        ],
-    )
-    .header(
-        Row::new(vec!["Order", "How", "Status", "Units", "Scanned"])
-            .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)),
-    )
-    .block(block)
-    .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
-    .highlight_symbol("> ");
+    let table = selectable(
+        Table::new(
+            rows,
+            [
+                Constraint::Min(12),
+                Constraint::Length(10),
+                Constraint::Length(10),
+                Constraint::Length(5),
+                Constraint::Length(7),
+            ],
+        )
+        .header(header_row(vec![
+            "Order", "How", "Status", "Units", "Scanned",
+        ]))
+        .block(block),
+    );
     let mut state = TableState::default().with_selected(o.selected_index());
     frame.render_stateful_widget(table, list_area, &mut state);
     draw_order_lines(frame, s, lines_area);
@@ -953,10 +955,7 @@ fn draw_order_lines(frame: &mut Frame<'_>, s: &PosState, area: Rect) {
             Constraint::Length(8),
         ],
     )
-    .header(
-        Row::new(vec!["Item", "  Qty", "Scanned"])
-            .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)),
-    )
+    .header(header_row(vec!["Item", "  Qty", "Scanned"]))
     .block(Block::default().borders(Borders::ALL).title(title));
     frame.render_widget(table, area);
 }
@@ -1169,23 +1168,26 @@ fn draw_transfers(frame: &mut Frame<'_>, s: &PosState, area: Rect) {
             row.style(Style::new().add_modifier(Modifier::DIM))
         }
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Min(12),
-            Constraint::Length(20),
-            Constraint::Length(16),
-            Constraint::Length(5),
-            Constraint::Length(5),
-        ],
-    )
-    .header(
-        Row::new(vec!["Transfer", "Store", "Sent (UTC)", "Lines", "Units"])
-            .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)),
-    )
-    .block(block)
-    .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
-    .highlight_symbol("> ");
+    let table = selectable(
+        Table::new(
+            rows,
+            [
+                Constraint::Min(12),
+                Constraint::Length(20),
+                Constraint::Length(16),
+                Constraint::Length(5),
+                Constraint::Length(5),
+            ],
+        )
+        .header(header_row(vec![
+            "Transfer",
+            "Store",
+            "Sent (UTC)",
+            "Lines",
+            "Units",
+        ]))
+        .block(block),
+    );
     let mut state = TableState::default().with_selected(t.selected_index());
     frame.render_stateful_widget(table, list_area, &mut state);
     draw_transfer_lines(frame, t.selected_transfer(), lines_area);
@@ -1213,10 +1215,7 @@ fn draw_transfer_lines(frame: &mut Frame<'_>, tr: Option<&TransferView>, area: R
             Constraint::Length(24),
         ],
     )
-    .header(
-        Row::new(vec!["Item", "  Qty", "Tag"])
-            .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)),
-    )
+    .header(header_row(vec!["Item", "  Qty", "Tag"]))
     .block(Block::default().borders(Borders::ALL).title(title));
     frame.render_widget(table, area);
 }
@@ -1263,7 +1262,15 @@ fn count_help(s: &PosState) -> &'static str {
     }
 }
 
-/// A header row of the count tables.
+/// A list the cashier moves through: the selected row reversed and
+/// marked `> `.
+fn selectable(table: Table<'_>) -> Table<'_> {
+    table
+        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+        .highlight_symbol("> ")
+}
+
+/// A table's header row: bold, underlined.
 fn header_row(cells: Vec<&'static str>) -> Row<'static> {
     Row::new(cells).style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED))
 }
@@ -1496,10 +1503,7 @@ fn draw_count(frame: &mut Frame<'_>, s: &PosState, area: Rect) {
         );
         return;
     }
-    let table = Table::new(rows, widths)
-        .header(header)
-        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
-        .highlight_symbol("> ");
+    let table = selectable(Table::new(rows, widths).header(header));
     let mut state = TableState::default().with_selected(Some(c.selected));
     frame.render_stateful_widget(table, table_area, &mut state);
 }
