@@ -16,11 +16,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// The agent bench's child process and `/proc` readings.
+#[allow(dead_code)]
+#[path = "agent/process.rs"]
+mod process;
 #[path = "../../hardware/tests/common/pty.rs"]
 mod pty;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -39,58 +42,6 @@ const MISSING: u64 = 50;
 
 fn env_parse<T: std::str::FromStr>(name: &str) -> Option<T> {
     std::env::var(name).ok()?.parse().ok()
-}
-
-struct Agent {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_agent(data: &std::path::Path, rfid: &std::path::Path, window_ms: u64) -> Agent {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tally-agent"))
-        .args(["run", "--listen", "127.0.0.1:0", "--store-id", "bench"])
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--rfid")
-        .arg(rfid)
-        .args(["--rfid-mode", "count", "--rfid-window-ms"])
-        .arg(window_ms.to_string())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("tally-agent listening on ")
-        .expect("agent did not start")
-        .to_string();
-    Agent { child, url }
-}
-
-fn peak_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 fn gtin(item: u64) -> Gtin {
@@ -181,7 +132,18 @@ async fn main() {
     let window_ms: u64 = env_parse("TALLY_BENCH_WINDOW_MS").unwrap_or(500);
     // A report leaves the read window when it closes: wait longer than it.
     let quiet = Duration::from_millis(window_ms * 2 + 500);
-    let agent = start_agent(&dir.path().join("data"), &reader.slave_path, window_ms);
+    let window = window_ms.to_string();
+    let agent = process::start_agent_with(
+        &dir.path().join("data"),
+        &[
+            "--rfid".as_ref(),
+            reader.slave_path.as_os_str(),
+            "--rfid-mode".as_ref(),
+            "count".as_ref(),
+            "--rfid-window-ms".as_ref(),
+            window.as_ref(),
+        ],
+    );
     let client = ApiClient::new(&agent.url, Duration::from_secs(120)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while client.get("/v1/status").await.is_err() {
@@ -209,7 +171,7 @@ async fn main() {
     let stocked = t.elapsed();
     let read = tags - MISSING;
     let bytes = reads(read, times);
-    let (rss_before, _) = peak_kib(pid);
+    let (rss_before, _) = process::rss_kib(pid);
 
     // Baseline: the same reads with no session counting.
     const DROPPED: &str = "tally_agent_device_tags_total{outcome=\"count_no_session\"}";
@@ -240,7 +202,7 @@ async fn main() {
     let (_, last) = settle(&client, AGAIN, quiet).await;
     let taken = last.duration_since(t).max(written_count).max(counted_at);
     let fed = metric(&client, COUNTED).await + metric(&client, AGAIN).await;
-    let (_, peak_reading) = peak_kib(pid);
+    let (_, peak_reading) = process::rss_kib(pid);
 
     let t = Instant::now();
     let report = client.finish_count("bench").await.unwrap();
@@ -252,7 +214,7 @@ async fn main() {
     let t = Instant::now();
     let accepted = client.accept_count("bench").await.unwrap();
     let accept = t.elapsed();
-    let (rss_after, peak) = peak_kib(pid);
+    let (rss_after, peak) = process::rss_kib(pid);
     let db = std::fs::metadata(dir.path().join("data").join(tally_agent::store::DB_FILE))
         .map(|m| m.len())
         .unwrap_or(0);

@@ -31,6 +31,11 @@ impl Drop for Agent {
 }
 
 pub fn start_agent(data: &Path) -> Agent {
+    start_agent_with(data, &[])
+}
+
+/// The agent on `data` with `extra` arguments to `run` (devices, …).
+pub fn start_agent_with(data: &Path, extra: &[&std::ffi::OsStr]) -> Agent {
     let mut child = Command::new(agent_bin())
         .args([
             "run",
@@ -41,6 +46,7 @@ pub fn start_agent(data: &Path) -> Agent {
             "--data-dir",
         ])
         .arg(data)
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
