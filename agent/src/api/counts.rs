@@ -52,6 +52,18 @@ async fn job(state: &AppState, job: CountJob) -> Result<CountSession, ErrorAnswe
     }
 }
 
+/// Runs `read` (snapshot and catalog reads) on the blocking pool, so no
+/// async worker waits on the disk.
+async fn off_worker<T: Send + 'static>(
+    state: &AppState,
+    read: impl FnOnce(&AppState) -> Result<T, ErrorAnswer> + Send + 'static,
+) -> Result<T, ErrorAnswer> {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || read(&state))
+        .await
+        .map_err(|e| ErrorAnswer::Unavailable(format!("a read panicked: {e}")))?
+}
+
 fn session_view(state: &AppState, id: &str) -> Result<CountSessionView, ErrorAnswer> {
     let (session, items) = state
         .db
@@ -94,7 +106,7 @@ pub(super) async fn start(
     let session = CountSession::new(session_id, body.zone, gtins, staff, 0);
     let session = job(&state, CountJob::Start(Box::new(session))).await?;
     tracing::info!(session_id = %session.session_id, zone = ?session.zone, "Count session started.");
-    let view = session_view(&state, &session.session_id)?;
+    let view = off_worker(&state, move |st| session_view(st, &session.session_id)).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
@@ -103,10 +115,9 @@ pub(super) async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<CountSessionView>, ErrorAnswer> {
-    let view = tokio::task::spawn_blocking(move || session_view(&state, &id))
-        .await
-        .map_err(|e| ErrorAnswer::Unavailable(e.to_string()))??;
-    Ok(Json(view))
+    Ok(Json(
+        off_worker(&state, move |st| session_view(st, &id)).await?,
+    ))
 }
 
 /// `GET /v1/counts/sessions/{id}/report`: the variance report as of now.
@@ -114,10 +125,9 @@ pub(super) async fn report(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<CountReportView>, ErrorAnswer> {
-    let view = tokio::task::spawn_blocking(move || report_view(&state, &id))
-        .await
-        .map_err(|e| ErrorAnswer::Unavailable(e.to_string()))??;
-    Ok(Json(view))
+    Ok(Json(
+        off_worker(&state, move |st| report_view(st, &id)).await?,
+    ))
 }
 
 /// `POST /v1/counts/sessions/{id}/finish`: no more reads; the variance
@@ -137,11 +147,17 @@ pub(super) async fn finish(
         Ok(s) => {
             tracing::info!(session_id = %s.session_id, tags = s.tags, reads = s.reads, "Count session finished.")
         }
-        Err(ErrorAnswer::Conflict(_))
-            if state
+        Err(conflict @ ErrorAnswer::Conflict(_)) => {
+            let key = id.clone();
+            let finished = state
                 .db
-                .count_session(&id)?
-                .is_some_and(|(s, _)| s.status == CountStatus::Finished) => {}
+                .read_blocking(move |db| db.count_session(&key))
+                .await?
+                .is_some_and(|(s, _)| s.status == CountStatus::Finished);
+            if !finished {
+                return Err(conflict);
+            }
+        }
         Err(e) => return Err(e),
     }
     report(State(state), Path(id)).await
@@ -156,9 +172,11 @@ pub(super) async fn accept(
     Path(id): Path<String>,
 ) -> Result<Json<CountAccepted>, ErrorAnswer> {
     let staff = super::commands::staff(till, None, None)?;
+    let key = id.clone();
     let (session, _) = state
         .db
-        .count_session(&id)?
+        .read_blocking(move |db| db.count_session(&key))
+        .await?
         .ok_or_else(|| ErrorAnswer::NotFound(format!("no count session {id}")))?;
     if session.status != CountStatus::Finished {
         return Err(refused(CountRefusal::WrongStatus {
@@ -166,13 +184,12 @@ pub(super) async fn accept(
             status: session.status,
         }));
     }
-    let report = {
-        let (db, key) = (state.db.clone(), id.clone());
-        tokio::task::spawn_blocking(move || db.count_report(&key))
-            .await
-            .map_err(|e| ErrorAnswer::Unavailable(e.to_string()))??
-            .ok_or_else(|| ErrorAnswer::NotFound(format!("no count session {id}")))?
-    };
+    let key = id.clone();
+    let report = state
+        .db
+        .read_blocking(move |db| db.count_report(&key))
+        .await?
+        .ok_or_else(|| ErrorAnswer::NotFound(format!("no count session {id}")))?;
     let store = state.db.who().replica.clone();
     let mut adjustments = Vec::new();
     for (gtin, counted) in cycle_count::adjustments(&report.items) {
@@ -228,7 +245,10 @@ pub(super) async fn accept(
     )
     .await?;
     tracing::info!(session_id = %id, adjustments = adjustments.len(), "Count accepted.");
-    let mut report_view = CountReportView::of(&report, |g| pages::name(&state, g));
+    let mut report_view = off_worker(&state, move |st| {
+        Ok(CountReportView::of(&report, |g| pages::name(st, g)))
+    })
+    .await?;
     report_view.status = session.status.name().into();
     Ok(Json(CountAccepted {
         session_id: id,
