@@ -159,30 +159,23 @@ fn check_qualifier_order(
     let sequences = entry
         .and_then(|e| e.dl_key_qualifiers.as_ref())
         .ok_or(DigitalLinkError::NoPrimaryKey)?;
-    let fits = |sequence: &Vec<String>| {
-        let mut allowed = sequence.iter();
-        qualifiers
-            .iter()
-            .all(|(ai, _)| allowed.by_ref().any(|q| q == ai))
-    };
-    if sequences.iter().any(fits) {
-        return Ok(());
-    }
-    // Name the first qualifier no sequence accepts at its place.
-    let bad = (1..=qualifiers.len())
-        .find(|&n| {
-            !sequences.iter().any(|sequence| {
-                let mut allowed = sequence.iter();
-                qualifiers[..n]
-                    .iter()
-                    .all(|(ai, _)| allowed.by_ref().any(|q| q == ai))
-            })
+    // Whether the first `n` qualifiers follow one of the sequences, in order.
+    let fits = |n: usize| {
+        sequences.iter().any(|sequence| {
+            let mut allowed = sequence.iter();
+            qualifiers[..n]
+                .iter()
+                .all(|(ai, _)| allowed.by_ref().any(|q| q == ai))
         })
-        .map_or(0, |n| n - 1);
-    Err(DigitalLinkError::BadQualifier {
-        key: key.to_owned(),
-        qualifier: qualifiers.get(bad).map_or("", |q| q.0).to_owned(),
-    })
+    };
+    // Name the first qualifier no sequence accepts at its place.
+    match (1..=qualifiers.len()).find(|&n| !fits(n)) {
+        None => Ok(()),
+        Some(n) => Err(DigitalLinkError::BadQualifier {
+            key: key.to_owned(),
+            qualifier: qualifiers[n - 1].0.to_owned(),
+        }),
+    }
 }
 
 /// RFC 3986 percent-decoding into UTF-8 (`+` is literal, as in a path).
