@@ -29,7 +29,6 @@
 
 mod logic;
 pub mod redb;
-pub mod routed;
 mod txn;
 
 use serde::{Deserialize, Serialize};
@@ -41,7 +40,8 @@ use tally_sync::{
     SyncResponse,
 };
 
-pub use self::logic::{held, returns, transfers};
+pub use self::logic::sync::SyncSettings;
+pub use self::logic::{held, returns, routed, transfers};
 pub use self::redb::tallies::StatusCounts;
 pub use self::redb::RedbHub;
 

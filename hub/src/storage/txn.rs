@@ -18,20 +18,23 @@
 //! - **Errors are [`StorageError`]**, so a server backend can say
 //!   [`StorageError::Retry`] from anywhere the logic reaches it.
 //!
-//! [`RedbTxn`](super::redb::txn::RedbTxn) is the embedded implementation.
-//! The trait grows as modules move into `logic` (issue 24's design, §2.2).
+//! [`RedbTxn`](super::redb::txn::RedbTxn) is the embedded implementation
+//! (issue 24's design, §2.2).
 
 use std::collections::BTreeMap;
 
 use tally_sync::exchange::HubReplica;
+use tally_sync::message::CatalogItem;
 use tally_sync::transfer::TransferStatus;
-use tally_sync::{Epc, Event, EventId, Gtin, LocationId};
+use tally_sync::{DemandEstimate, Epc, Event, EventId, Gtin, LocationId};
 
 use super::held::HeldEvent;
+use super::logic::orders::OrderIndex;
+use super::logic::rights::GrantRecord;
 use super::returns::{Claim, CrossReturn};
 use super::routed::RoutedOrder;
 use super::transfers::HubTransfer;
-use super::{ExceptionRecord, StorageError};
+use super::{ExceptionRecord, StorageError, StoreRecord};
 
 /// One write transaction of the hub, as its write logic sees it. See the
 /// module docs.
@@ -52,12 +55,78 @@ pub(crate) trait HubTxn: HubReplica<Error = StorageError> {
     /// The latest sale of `epc` the hub holds, if any.
     fn last_sale_of(&self, epc: &Epc) -> Result<Option<EventId>, StorageError>;
 
+    // The catalog.
+
+    /// The catalog item `gtin`.
+    fn catalog_item(&self, gtin: Gtin) -> Result<Option<CatalogItem>, StorageError>;
+    /// Stores `item`, with the next catalog version if it changed;
+    /// answers whether it did.
+    fn put_catalog_item(&mut self, item: &CatalogItem) -> Result<bool, StorageError>;
+    /// Up to `limit` items changed after catalog version `cursor`, and
+    /// the cursor to ask from next time.
+    fn catalog_since(
+        &mut self,
+        cursor: u64,
+        limit: usize,
+    ) -> Result<(Vec<CatalogItem>, u64), StorageError>;
+
+    // Per store.
+
+    /// What the hub keeps of `store`'s syncs (none before its first).
+    fn store_record(&self, store: &str) -> Result<Option<StoreRecord>, StorageError>;
+    /// Stores `record`, under its store.
+    fn put_store_record(&mut self, record: &StoreRecord) -> Result<(), StorageError>;
+    /// Adds `units` sold at `store` in Unix minute `minute`.
+    fn add_sales(&mut self, store: &str, minute: u64, units: u64) -> Result<(), StorageError>;
+    /// Online demand recorded at `location`, per item.
+    fn demand_at(&self, location: &LocationId)
+        -> Result<Vec<(Gtin, DemandEstimate)>, StorageError>;
+    /// Online demand for `gtin` at `location`.
+    fn demand(
+        &self,
+        location: &LocationId,
+        gtin: Gtin,
+    ) -> Result<Option<DemandEstimate>, StorageError>;
+    /// Sets the online demand for `gtin` at `location`.
+    fn put_demand(
+        &mut self,
+        location: &LocationId,
+        gtin: Gtin,
+        demand: &DemandEstimate,
+    ) -> Result<(), StorageError>;
+    /// What the request for rights `request_id` was granted.
+    fn grant_record(&self, request_id: u128) -> Result<Option<GrantRecord>, StorageError>;
+    /// Records what the request for rights `request_id` was granted.
+    fn put_grant_record(
+        &mut self,
+        request_id: u128,
+        record: &GrantRecord,
+    ) -> Result<(), StorageError>;
+
     // Orders.
 
+    /// The stores where the hub holds rights to `gtin`, with how many,
+    /// in store order (routing's candidates).
+    fn holders(&self, gtin: Gtin) -> Result<Vec<(LocationId, u64)>, StorageError>;
+    /// The hub's rights to `gtin` at `store`.
+    fn held_at(&self, gtin: Gtin, store: &LocationId) -> Result<u64, StorageError>;
     /// The routed order `order_id`.
     fn routed_order(&self, order_id: &str) -> Result<Option<RoutedOrder>, StorageError>;
-    /// The event of the store-named online order `order_id`, if any.
-    fn store_named_order_event(&self, order_id: &str) -> Result<Option<EventId>, StorageError>;
+    /// Stores `order`, which had status `was` (`None`: new), moving its
+    /// status index and the counts by status.
+    fn put_routed_order(
+        &mut self,
+        order: &RoutedOrder,
+        was: Option<tally_sync::fulfilment::Status>,
+    ) -> Result<(), StorageError>;
+    /// The store-named online order `order_id`, if any.
+    fn store_named_order(&self, order_id: &str) -> Result<Option<OrderIndex>, StorageError>;
+    /// Records the store-named online order `order_id`.
+    fn put_store_named_order(
+        &mut self,
+        order_id: &str,
+        index: &OrderIndex,
+    ) -> Result<(), StorageError>;
 
     // Returns, each kept per original (the sale or order returned).
 

@@ -88,7 +88,10 @@ fn original<T: HubTxn>(txn: &T, req: &ReturnCheckRequest) -> Result<Option<Event
         if let Some(order) = txn.routed_order(order_id)? {
             ids.extend(order.allocations.iter().map(|a| a.event_id));
         }
-        ids.extend(txn.store_named_order_event(order_id)?);
+        ids.extend(
+            txn.store_named_order(order_id)?
+                .map(|index| index.receipt.event_id),
+        );
         for id in ids {
             if let Some(e) = txn.event(&id)? {
                 if first.is_none_or(|g| e.lines.iter().any(|l| l.gtin == g)) {

@@ -28,13 +28,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use tally_store::redb::{ReadableTable, TableDefinition};
 use tally_store::{Db, StoreError, WriteTxn};
 use tally_sync::epcs::{EpcRecord, EpcState};
-use tally_sync::exchange::{EpcMove, HubReplica, ReplicaStore};
+use tally_sync::exchange::EpcMove;
 use tally_sync::explain::{self, Explained};
-use tally_sync::{BoundedCounter, Epc, EventId, EventKind, Gtin, ItemKey, LocationId, ReplicaId};
+use tally_sync::{Epc, EventId, EventKind, Gtin, LocationId, ReplicaId};
 
-use super::txn::RedbTxn;
 use super::{corrupt, from_json, redb_err, to_json};
-use crate::storage::StorageError;
 
 pub(in crate::storage) const EPC_STATE: TableDefinition<&[u8], &[u8]> =
     TableDefinition::new("hub_epc_state");
@@ -76,23 +74,6 @@ pub(in crate::storage) fn put_epc(
         .insert(epc.as_bytes(), to_json("hub_epc_state", state)?.as_slice())
         .map_err(redb_err)?;
     Ok(())
-}
-
-/// `own` (a store's own entries of `gtin` at its location, from a request
-/// for rights or a report of rights released) with the `P` entry its
-/// synced events do not explain lowered ([`explain::clamp_own`]): those
-/// channels cannot grow a store's stock past its events either.
-pub(in crate::storage) fn explained_own(
-    txn: &WriteTxn,
-    who: &tally_sync::exchange::Identity,
-    gtin: Gtin,
-    own: &BoundedCounter,
-) -> Result<BoundedCounter, StorageError> {
-    let replica = RedbTxn::new(txn);
-    let key = ItemKey::new(who.location.clone(), gtin);
-    let x = replica.explained(&key)?;
-    let current = replica.counter(&key)?;
-    Ok(explain::clamp_own(&who.replica, own, x, &current))
 }
 
 /// Every EPC the hub has seen sold twice (with no return between), ever.

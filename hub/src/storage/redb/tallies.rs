@@ -133,9 +133,7 @@ pub(in crate::storage) fn build(db: &Db) -> Result<(), StoreError> {
     let raw = txn.raw();
     let mut counted = 0u64;
     {
-        let orders = raw
-            .open_table(crate::storage::routed::BY_STATUS)
-            .map_err(redb_err)?;
+        let orders = raw.open_table(super::routed::BY_STATUS).map_err(redb_err)?;
         let transfers = raw
             .open_table(super::transfers::BY_STATUS)
             .map_err(redb_err)?;
@@ -172,7 +170,7 @@ mod tests {
     use super::super::to_json;
     use super::super::transfers;
     use super::*;
-    use crate::storage::routed;
+    use crate::storage::redb::routed;
 
     fn transfer(id: &str, status: TransferStatus, received_at_ms: Option<u64>) -> Vec<u8> {
         let t = crate::storage::transfers::HubTransfer {

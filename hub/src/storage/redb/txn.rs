@@ -26,14 +26,20 @@ use tally_sync::{
     BoundedCounter, Delta, Epc, Event, EventId, Gtin, ItemKey, LocationId, ReplicaId,
 };
 
+use tally_sync::fulfilment::Status;
+use tally_sync::message::CatalogItem;
+use tally_sync::DemandEstimate;
+
 use super::content::{put_epc, EPC_ROWS, EPC_STATE, EXPLAINED};
-use super::{corrupt, from_json, held, holdings, redb_err, returns, transfers};
+use super::{corrupt, from_json, held, holdings, records, redb_err, returns, routed, transfers};
 use crate::storage::held::HeldEvent;
+use crate::storage::logic::orders::OrderIndex;
+use crate::storage::logic::rights::GrantRecord;
 use crate::storage::returns::{Claim, CrossReturn};
 use crate::storage::routed::RoutedOrder;
 use crate::storage::transfers::HubTransfer;
 use crate::storage::txn::HubTxn;
-use crate::storage::{ExceptionRecord, StorageError};
+use crate::storage::{ExceptionRecord, StorageError, StoreRecord};
 
 /// One batch's redb write transaction as a [`HubTxn`]. See the module
 /// docs.
@@ -53,9 +59,10 @@ impl<'t> RedbTxn<'t> {
         }
     }
 
-    /// The raw transaction, for code that opens its own tables: every
-    /// table this object holds open is closed first.
-    pub(crate) fn write_txn(&mut self) -> &'t WriteTxn {
+    /// The raw transaction, for `tally-store` calls that open the
+    /// replica's tables themselves: every table this object holds open is
+    /// closed first.
+    fn write_txn(&mut self) -> &'t WriteTxn {
         self.replica = OnceCell::new();
         self.holdings = LazyTable::new(self.txn.raw(), holdings::HOLDINGS);
         self.txn
@@ -195,19 +202,107 @@ impl HubTxn for RedbTxn<'_> {
     }
 
     fn announce(&mut self, store: &LocationId, key: &str) -> Result<(), StorageError> {
-        Ok(crate::storage::routed::announce(self.txn, store, key)?)
+        Ok(routed::announce(self.txn, store, key)?)
     }
 
     fn last_sale_of(&self, epc: &Epc) -> Result<Option<EventId>, StorageError> {
         Ok(super::content::last_sale_of(self.txn, epc)?)
     }
 
-    fn routed_order(&self, order_id: &str) -> Result<Option<RoutedOrder>, StorageError> {
-        Ok(crate::storage::routed::read_in(self.txn, order_id)?)
+    fn catalog_item(&self, gtin: Gtin) -> Result<Option<CatalogItem>, StorageError> {
+        Ok(self.store()?.catalog_item(gtin)?)
     }
 
-    fn store_named_order_event(&self, order_id: &str) -> Result<Option<EventId>, StorageError> {
-        Ok(super::store_named_order_event(self.txn, order_id)?)
+    fn put_catalog_item(&mut self, item: &CatalogItem) -> Result<bool, StorageError> {
+        Ok(self.write_txn().put_catalog_item(item)?)
+    }
+
+    fn catalog_since(
+        &mut self,
+        cursor: u64,
+        limit: usize,
+    ) -> Result<(Vec<CatalogItem>, u64), StorageError> {
+        Ok(self.write_txn().catalog_since(cursor, limit)?)
+    }
+
+    fn store_record(&self, store: &str) -> Result<Option<StoreRecord>, StorageError> {
+        Ok(records::store_record(self.txn, store)?)
+    }
+
+    fn put_store_record(&mut self, record: &StoreRecord) -> Result<(), StorageError> {
+        Ok(records::put_store_record(self.txn, record)?)
+    }
+
+    fn add_sales(&mut self, store: &str, minute: u64, units: u64) -> Result<(), StorageError> {
+        Ok(records::add_sales(self.txn, store, minute, units)?)
+    }
+
+    fn demand_at(
+        &self,
+        location: &LocationId,
+    ) -> Result<Vec<(Gtin, DemandEstimate)>, StorageError> {
+        Ok(records::demand_at(self.txn, location)?)
+    }
+
+    fn demand(
+        &self,
+        location: &LocationId,
+        gtin: Gtin,
+    ) -> Result<Option<DemandEstimate>, StorageError> {
+        Ok(records::demand(self.txn, location, gtin)?)
+    }
+
+    fn put_demand(
+        &mut self,
+        location: &LocationId,
+        gtin: Gtin,
+        demand: &DemandEstimate,
+    ) -> Result<(), StorageError> {
+        Ok(records::put_demand(self.txn, location, gtin, demand)?)
+    }
+
+    fn grant_record(&self, request_id: u128) -> Result<Option<GrantRecord>, StorageError> {
+        Ok(records::grant_record(self.txn, request_id)?)
+    }
+
+    fn put_grant_record(
+        &mut self,
+        request_id: u128,
+        record: &GrantRecord,
+    ) -> Result<(), StorageError> {
+        Ok(records::put_grant_record(self.txn, request_id, record)?)
+    }
+
+    fn holders(&self, gtin: Gtin) -> Result<Vec<(LocationId, u64)>, StorageError> {
+        Ok(holdings::holders(self.holdings.get()?, gtin)?)
+    }
+
+    fn held_at(&self, gtin: Gtin, store: &LocationId) -> Result<u64, StorageError> {
+        Ok(holdings::held_at(self.holdings.get()?, gtin, store)?)
+    }
+
+    fn routed_order(&self, order_id: &str) -> Result<Option<RoutedOrder>, StorageError> {
+        Ok(routed::read_in(self.txn, order_id)?)
+    }
+
+    fn put_routed_order(
+        &mut self,
+        order: &RoutedOrder,
+        was: Option<Status>,
+    ) -> Result<(), StorageError> {
+        Ok(routed::put(self.txn, order, was)?)
+    }
+
+    fn store_named_order(&self, order_id: &str) -> Result<Option<OrderIndex>, StorageError> {
+        Ok(records::store_named_order(self.txn, order_id)?)
+    }
+
+    fn put_store_named_order(
+        &mut self,
+        order_id: &str,
+        index: &OrderIndex,
+    ) -> Result<(), StorageError> {
+        Ok(records::put_store_named_order(self.txn, order_id, index)?)
     }
 
     fn returned(&self, original: EventId) -> Result<BTreeMap<Gtin, u64>, StorageError> {

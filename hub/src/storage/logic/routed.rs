@@ -8,70 +8,22 @@
 //! store's sync need nothing new) and counted as online demand there.
 //! All allocations or none.
 //!
-//! Table `hub_routed_orders`: order id → [`RoutedOrder`] (JSON). An order
-//! id names one order across this table and `hub_orders` (store-named
-//! orders): a repeat with the same lines is answered alike, another is a
-//! conflict.
+//! An order id names one order among routed and store-named orders: a
+//! repeat with the same lines is answered alike, another is a conflict.
+//! Cancellations and the stores' own moves (`fulfilment` events) move an
+//! order's allocations; each change is announced to its store
+//! (`HubTxn::announce`), whose next allocations page brings it.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use tally_store::redb::{ReadableTable, TableDefinition};
-use tally_store::{by_status, ReadTxn, StoreError, WriteTxn};
 use tally_sync::fulfilment::{Fulfilment, OrderAllocation, Status};
-use tally_sync::message::AllocationsPage;
 use tally_sync::routing::{route, AllocatedLine, Candidate, Preference};
 use tally_sync::{Event, EventId, EventKind, Gtin, LocationId, ReplicaId, ReservePolicy};
 
-use super::redb::{from_json, order_event, record_demand, record_hub_event, redb_err, to_json};
-use super::StorageError;
-
-pub(super) const ROUTED: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_routed_orders");
-/// (status, order id) → (): routed orders by where they stand, for
-/// `GET /v1/orders?status=` in pages (no scan of every order).
-pub(super) const BY_STATUS: TableDefinition<(&str, &str), ()> =
-    TableDefinition::new("hub_routed_orders_by_status");
-
-/// (store, change version) → `o:ORDER` or `t:TRANSFER`: each store's
-/// allocations and transfers in the order they last changed at the hub
-/// (allocated, cancelled; sent to it, received), so a store fetches what
-/// changed after its cursor with one range read (`GET /v1/allocations`).
-pub(super) const CHANGES: TableDefinition<(&str, u64), &str> =
-    TableDefinition::new("hub_allocation_changes");
-/// (store, `o:ORDER` or `t:TRANSFER`) → its change version (to move its
-/// entry in [`CHANGES`]).
-pub(super) const VERSIONS: TableDefinition<(&str, &str), u64> =
-    TableDefinition::new("hub_allocation_versions");
-/// `"allocation_version"` → the last change version handed out.
-pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("hub_routed_meta");
-const VERSION_KEY: &str = "allocation_version";
-
-/// Records that something of `store`'s changed at the hub, `key` being
-/// `o:ORDER` (its allocation of an order) or `t:TRANSFER` (a transfer to
-/// or from it): it gets the next change version, so the store's next
-/// page brings it.
-pub(super) fn announce(txn: &WriteTxn, store: &LocationId, key: &str) -> Result<(), StoreError> {
-    let raw = txn.raw();
-    let mut meta = raw.open_table(META).map_err(redb_err)?;
-    let version = meta
-        .get(VERSION_KEY)
-        .map_err(redb_err)?
-        .map_or(0, |v| v.value())
-        + 1;
-    meta.insert(VERSION_KEY, version).map_err(redb_err)?;
-    let mut versions = raw.open_table(VERSIONS).map_err(redb_err)?;
-    let mut changes = raw.open_table(CHANGES).map_err(redb_err)?;
-    if let Some(old) = versions
-        .insert((store.as_str(), key), version)
-        .map_err(redb_err)?
-    {
-        changes
-            .remove((store.as_str(), old.value()))
-            .map_err(redb_err)?;
-    }
-    changes
-        .insert((store.as_str(), version), key)
-        .map_err(redb_err)?;
-    Ok(())
-}
+use super::orders::{order_event, record_demand, record_hub_event};
+use crate::storage::txn::HubTxn;
+use crate::storage::StorageError;
 
 /// An order's status from its allocations': the least advanced of those
 /// not cancelled (an order is collected when every part is), or
@@ -92,7 +44,7 @@ fn order_status(allocations: &[AllocationRecord]) -> Status {
 }
 
 /// The allocation of `order` at `store`, as the store keeps it.
-fn store_view(order: &RoutedOrder, store: &LocationId) -> Option<OrderAllocation> {
+pub(crate) fn store_view(order: &RoutedOrder, store: &LocationId) -> Option<OrderAllocation> {
     let a = order.allocations.iter().find(|a| a.store == *store)?;
     Some(OrderAllocation {
         order_id: order.order_id.clone(),
@@ -103,48 +55,9 @@ fn store_view(order: &RoutedOrder, store: &LocationId) -> Option<OrderAllocation
     })
 }
 
-/// `store`'s allocations changed after change version `after`, oldest
-/// change first, at most `limit` (a range read of [`CHANGES`]).
-pub(super) fn allocations_page(
-    txn: &ReadTxn,
-    store: &LocationId,
-    after: u64,
-    limit: usize,
-) -> Result<AllocationsPage, StoreError> {
-    let changes = txn.raw().open_table(CHANGES).map_err(redb_err)?;
-    let orders = txn.raw().open_table(ROUTED).map_err(redb_err)?;
-    let mut page = AllocationsPage {
-        allocations: Vec::new(),
-        transfers: Vec::new(),
-        cursor: after,
-        more: false,
-    };
-    let s = store.as_str();
-    for row in changes
-        .range((s, after.saturating_add(1))..=(s, u64::MAX))
-        .map_err(redb_err)?
-    {
-        if page.allocations.len() == limit {
-            page.more = true;
-            break;
-        }
-        let (k, v) = row.map_err(redb_err)?;
-        page.cursor = k.value().1;
-        if let Some(order_id) = v.value().strip_prefix("o:") {
-            if let Some(order) = get(&orders, order_id)? {
-                page.allocations.extend(store_view(&order, store));
-            }
-        } else if let Some(id) = v.value().strip_prefix("t:") {
-            page.transfers
-                .extend(super::redb::transfers::store_view(txn, id, store)?);
-        }
-    }
-    Ok(page)
-}
-
 /// What a store's `fulfilment` event did to its allocation at the hub.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Moved {
+pub(crate) enum Moved {
     /// Merged (or already known).
     Merged,
     /// Merged, but it handed over what HQ had cancelled meanwhile: the
@@ -160,13 +73,13 @@ pub(super) enum Moved {
 
 /// Merges `store`'s move of its allocation of `order_id` to `status`
 /// into the order (a join: a late or repeated move changes nothing).
-pub(super) fn store_moved(
-    txn: &WriteTxn,
+pub(crate) fn store_moved<T: HubTxn>(
+    txn: &mut T,
     store: &LocationId,
     order_id: &str,
     status: Status,
-) -> Result<Moved, StoreError> {
-    let Some(mut order) = get(&txn.raw().open_table(ROUTED).map_err(redb_err)?, order_id)? else {
+) -> Result<Moved, StorageError> {
+    let Some(mut order) = txn.routed_order(order_id)? else {
         return Ok(Moved::Unknown);
     };
     let Some(a) = order.allocations.iter_mut().find(|a| a.store == *store) else {
@@ -179,35 +92,11 @@ pub(super) fn store_moved(
     a.status = merged;
     let was = order.status;
     order.status = order_status(&order.allocations);
-    put(txn, &order, Some(was))?;
+    txn.put_routed_order(&order, Some(was))?;
     Ok(match conflict {
         Some(c) => Moved::Conflict { kept: c.kept },
         None => Moved::Merged,
     })
-}
-
-/// Stores `order`, moving its entry in the status index from `was`.
-fn put(txn: &WriteTxn, order: &RoutedOrder, was: Option<Status>) -> Result<(), StoreError> {
-    let raw = txn.raw();
-    raw.open_table(ROUTED)
-        .map_err(redb_err)?
-        .insert(
-            order.order_id.as_str(),
-            to_json("hub_routed_orders", order)?.as_slice(),
-        )
-        .map_err(redb_err)?;
-    by_status::move_status(
-        &mut raw.open_table(BY_STATUS).map_err(redb_err)?,
-        &order.order_id,
-        was.map(Status::name),
-        order.status.name(),
-    )?;
-    super::redb::tallies::moved(
-        txn,
-        super::redb::tallies::ORDERS,
-        was.map(Status::name),
-        order.status.name(),
-    )
 }
 
 /// How the hub chooses stores for orders that name none.
@@ -304,7 +193,7 @@ fn allocation_event_id(seed: [u8; 10], now_ms: u64, i: usize) -> EventId {
 /// Records the hub's own `event` of a routed order. The candidates were
 /// read in this transaction, so the hub's rights cover it: a refusal is a
 /// bug, and aborts the whole batch rather than keep half an order.
-fn record(txn: &WriteTxn, event: &Event, order_id: &str) -> Result<(), StorageError> {
+fn record<T: HubTxn>(txn: &mut T, event: &Event, order_id: &str) -> Result<(), StorageError> {
     match record_hub_event(txn, event)? {
         Ok(_) => Ok(()),
         Err(refusal) => Err(StorageError::broken(format!(
@@ -315,22 +204,17 @@ fn record(txn: &WriteTxn, event: &Event, order_id: &str) -> Result<(), StorageEr
 }
 
 /// Routes and records `o` (see the module docs), counting each
-/// allocation as online demand at its store by `policy`. `store_named`:
-/// whether a store-named order has this id (its table is the caller's).
-pub(super) fn route_order(
-    txn: &WriteTxn,
+/// allocation as online demand at its store by `policy`.
+pub(crate) fn route_order<T: HubTxn>(
+    txn: &mut T,
     o: &RoutedOrderRequest,
     routing: &RoutingSettings,
     policy: &ReservePolicy,
-    store_named: bool,
 ) -> Result<RoutedResult, StorageError> {
-    if store_named {
+    if txn.store_named_order(&o.order_id)?.is_some() {
         return Ok(RoutedResult::IdConflict);
     }
-    if let Some(old) = get(
-        &txn.raw().open_table(ROUTED).map_err(redb_err)?,
-        &o.order_id,
-    )? {
+    if let Some(old) = txn.routed_order(&o.order_id)? {
         return Ok(if old.fingerprint == o.fingerprint() {
             RoutedResult::Replayed(old)
         } else {
@@ -351,7 +235,7 @@ pub(super) fn route_order(
     for (i, a) in allocations.into_iter().enumerate() {
         let event_id = allocation_event_id(o.seed, o.now_ms, i);
         let units: Vec<(Gtin, u64)> = a.lines.iter().map(|l| (l.gtin, l.qty)).collect();
-        let event = order_event(txn, event_id, &a.store, &o.order_id, &units, o.now_ms)?;
+        let event = order_event(&*txn, event_id, &a.store, &o.order_id, &units, o.now_ms)?;
         record(txn, &event, &o.order_id)?;
         record_demand(txn, &a.store, &units, o.now_ms, policy)?;
         records.push(AllocationRecord {
@@ -369,9 +253,9 @@ pub(super) fn route_order(
         at_ms: o.now_ms,
         fingerprint: o.fingerprint(),
     };
-    put(txn, &order, None)?;
+    txn.put_routed_order(&order, None)?;
     for a in &order.allocations {
-        announce(txn, &a.store, &format!("o:{}", order.order_id))?;
+        txn.announce(&a.store, &format!("o:{}", order.order_id))?;
     }
     Ok(RoutedResult::Accepted(order))
 }
@@ -393,13 +277,13 @@ pub enum CancelResult {
 /// the allocation's `Order` event, the mirror of its lines), and is
 /// `cancelled`. Idempotent; refused whole if any allocation was handed
 /// over.
-pub(super) fn cancel(
-    txn: &WriteTxn,
+pub(crate) fn cancel<T: HubTxn>(
+    txn: &mut T,
     order_id: &str,
     seed: [u8; 10],
     now_ms: u64,
 ) -> Result<CancelResult, StorageError> {
-    let Some(mut order) = get(&txn.raw().open_table(ROUTED).map_err(redb_err)?, order_id)? else {
+    let Some(mut order) = txn.routed_order(order_id)? else {
         return Ok(CancelResult::NotFound);
     };
     if order.allocations.iter().any(|a| a.status.handed_over()) {
@@ -409,7 +293,7 @@ pub(super) fn cancel(
         if !a.status.open() {
             continue;
         }
-        let Some(placed) = txn.replica()?.event(&a.event_id)? else {
+        let Some(placed) = txn.event(&a.event_id)? else {
             return Err(StorageError::broken(format!(
                 "routed order {order_id}: the event {} of its allocation at {} is missing",
                 a.event_id, a.store
@@ -429,11 +313,11 @@ pub(super) fn cancel(
         };
         record(txn, &event, order_id)?;
         a.status = Status::Cancelled;
-        announce(txn, &a.store, &format!("o:{order_id}"))?;
+        txn.announce(&a.store, &format!("o:{order_id}"))?;
     }
     let was = order.status;
     order.status = Status::Cancelled;
-    put(txn, &order, Some(was))?;
+    txn.put_routed_order(&order, Some(was))?;
     Ok(CancelResult::Cancelled(order))
 }
 
@@ -441,24 +325,16 @@ pub(super) fn cancel(
 /// (only the named store, if the order names one), with those rights:
 /// one range of the holdings index per line, so the cost grows with the
 /// stores holding the items, not with the chain.
-fn candidates(
-    txn: &WriteTxn,
+fn candidates<T: HubTxn>(
+    txn: &T,
     o: &RoutedOrderRequest,
     routing: &RoutingSettings,
-) -> Result<Vec<Candidate>, StoreError> {
-    let table = txn
-        .raw()
-        .open_table(super::redb::holdings::HOLDINGS)
-        .map_err(redb_err)?;
-    let mut by_store: std::collections::BTreeMap<LocationId, Vec<(Gtin, u64)>> =
-        std::collections::BTreeMap::new();
+) -> Result<Vec<Candidate>, StorageError> {
+    let mut by_store: BTreeMap<LocationId, Vec<(Gtin, u64)>> = BTreeMap::new();
     for &(gtin, _) in &o.lines {
         let held = match &o.store {
-            Some(only) => vec![(
-                only.clone(),
-                super::redb::holdings::held_at(&table, gtin, only)?,
-            )],
-            None => super::redb::holdings::holders(&table, gtin)?,
+            Some(only) => vec![(only.clone(), txn.held_at(gtin, only)?)],
+            None => txn.holders(gtin)?,
         };
         for (store, n) in held.into_iter().filter(|(_, n)| *n > 0) {
             by_store.entry(store).or_default().push((gtin, n));
@@ -479,43 +355,4 @@ fn candidates(
             }
         })
         .collect())
-}
-
-fn get(
-    table: &impl ReadableTable<&'static str, &'static [u8]>,
-    order_id: &str,
-) -> Result<Option<RoutedOrder>, StoreError> {
-    match table.get(order_id).map_err(redb_err)? {
-        Some(v) => Ok(Some(from_json("hub_routed_orders", v.value())?)),
-        None => Ok(None),
-    }
-}
-
-/// Whether a routed order has this id (for store-named orders' ids).
-pub(super) fn exists(txn: &WriteTxn, order_id: &str) -> Result<bool, StoreError> {
-    Ok(get(&txn.raw().open_table(ROUTED).map_err(redb_err)?, order_id)?.is_some())
-}
-
-/// Routed orders with `status`, by id after `after`, at most `limit`.
-pub(super) fn list(
-    txn: &ReadTxn,
-    status: Status,
-    after: &str,
-    limit: usize,
-) -> Result<Vec<RoutedOrder>, StoreError> {
-    let index = txn.raw().open_table(BY_STATUS).map_err(redb_err)?;
-    let orders = txn.raw().open_table(ROUTED).map_err(redb_err)?;
-    by_status::records_with_status(&index, &[status.name()], after, limit, |id| {
-        get(&orders, id)
-    })
-}
-
-/// The routed order `order_id`, in a write transaction.
-pub(super) fn read_in(txn: &WriteTxn, order_id: &str) -> Result<Option<RoutedOrder>, StoreError> {
-    get(&txn.raw().open_table(ROUTED).map_err(redb_err)?, order_id)
-}
-
-/// The routed order `order_id`, from a snapshot.
-pub(super) fn read(txn: &ReadTxn, order_id: &str) -> Result<Option<RoutedOrder>, StoreError> {
-    get(&txn.raw().open_table(ROUTED).map_err(redb_err)?, order_id)
 }

@@ -1,0 +1,182 @@
+//! A store's sync at the hub (`POST /v1/sync`), in the batch's
+//! transaction: [`hub_handle`] validates and merges the store's delta and
+//! events against its online reserve targets; then what the new events
+//! mean for the hub's own records (exceptions, returns against their
+//! originals, transfers, the store's moves of its order allocations),
+//! the catalog page the store is owed, and the store's record and sales
+//! per minute.
+//!
+//! A refused sync writes nothing of its request; the event it was
+//! refused for is held for HQ ([`super::held::hold`]).
+
+use std::collections::{BTreeMap, HashSet};
+
+use tally_sync::exchange::{hub_handle, HandleError, HubLimits, Identity};
+use tally_sync::{ByReason, Event, EventKind, ReservePolicy, SyncRequest};
+
+use super::orders::reserve_targets;
+use super::routed::{store_moved, Moved};
+use super::{exceptions, held, returns, transfers};
+use crate::storage::txn::HubTxn;
+use crate::storage::{ExceptionRecord, StorageError, StoreRecord, SyncResult, SyncSummary};
+
+/// Settings that shape what a sync answers.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncSettings {
+    /// The online-reserve policy.
+    pub policy: ReservePolicy,
+    /// Response limits for `hub_handle`.
+    pub limits: HubLimits,
+    /// Most catalog items in one response.
+    pub catalog_page: usize,
+}
+
+/// Handles `req` from `who` at `now_ms` (hub clock). See the module docs.
+pub(crate) fn sync<T: HubTxn>(
+    txn: &mut T,
+    settings: &SyncSettings,
+    who: &Identity,
+    req: &SyncRequest,
+    now_ms: u64,
+) -> Result<SyncResult, StorageError> {
+    let s = settings;
+    let targets = reserve_targets(&*txn, &who.location, &s.policy, now_ms)?;
+    let (mut resp, outcome) = match hub_handle(txn, who, req, &targets, &s.limits, now_ms) {
+        Ok(x) => x,
+        Err(HandleError::Refused(r)) => {
+            // Nothing of the request is written; the event it was
+            // refused for is held for HQ to review.
+            held::hold(txn, who, req, &r, now_ms)?;
+            return Ok(SyncResult::Refused(r));
+        }
+        Err(HandleError::Storage(e)) => return Err(e),
+    };
+
+    // Exceptions, with the events' own times.
+    let store = who.replica.to_string();
+    let new: HashSet<_> = outcome.new_events.iter().copied().collect();
+    let new_events: Vec<&Event> = req.events.iter().filter(|e| new.contains(&e.id)).collect();
+    let mut raised =
+        exceptions::new_event_exceptions(&*txn, &store, &new_events, &outcome, now_ms)?;
+
+    // What the new events mean for the hub's own records: returns counted
+    // against their originals chain-wide, transfers sent and received,
+    // the store's moves of its order allocations.
+    for e in &new_events {
+        match &e.kind {
+            EventKind::Return { .. } => raised.extend(returns::on_return(txn, e, now_ms)?),
+            EventKind::TransferOut { .. } | EventKind::TransferIn { .. } => {
+                raised.extend(transfers::on_event(txn, e, now_ms)?);
+            }
+            EventKind::Fulfilment { order_id, status } => {
+                let moved = store_moved(txn, &who.location, order_id, *status)?;
+                raised.extend(fulfilment_exception(&moved, &store, e, now_ms));
+            }
+            _ => {}
+        }
+    }
+
+    // Catalog changes since the store's cursor, paged.
+    let (items, cursor) = txn.catalog_since(req.catalog_cursor, s.catalog_page)?;
+    resp.more |= items.len() >= s.catalog_page;
+    resp.catalog = items;
+    resp.catalog_cursor = cursor;
+
+    // Bookkeeping: the store's record and its sales per minute.
+    let new_count = outcome.new_events.len() as u64;
+    let record = match txn.store_record(&store)? {
+        Some(mut r) => {
+            r.last_sync_ms = r.last_sync_ms.max(now_ms);
+            r.syncs += 1;
+            r.events_received += new_count;
+            r.acked_events_upto = r.acked_events_upto.max(req.events_upto);
+            r.lost_sales.merge(&req.lost);
+            r
+        }
+        None => StoreRecord {
+            store: store.clone(),
+            first_sync_ms: now_ms,
+            last_sync_ms: now_ms,
+            syncs: 1,
+            events_received: new_count,
+            acked_events_upto: req.events_upto,
+            lost_sales: {
+                let mut lost = ByReason::default();
+                lost.merge(&req.lost);
+                lost
+            },
+            refused_orders: ByReason::default(),
+        },
+    };
+    txn.put_store_record(&record)?;
+    for (minute, units) in sold_per_minute(&new_events) {
+        txn.add_sales(&store, minute, units)?;
+    }
+
+    let n_exceptions = raised.len() as u64;
+    txn.append_exceptions(raised)?;
+    let rejected = resp.rejected_events.len() as u64;
+    let summary = SyncSummary {
+        new_events: new_count,
+        duplicate_events: (req.events.len() as u64).saturating_sub(new_count + rejected),
+        rejected_events: rejected,
+        merged: outcome.merged as u64,
+        rights_given: outcome
+            .given
+            .iter()
+            .fold(0u64, |sum, (_, n)| sum.saturating_add(*n)),
+        exceptions: n_exceptions,
+    };
+    Ok(SyncResult::Synced(Box::new(resp), summary))
+}
+
+/// Units sold by `events` per Unix minute of their sale (the dashboard's
+/// chart).
+fn sold_per_minute(events: &[&Event]) -> BTreeMap<u64, u64> {
+    let mut out: BTreeMap<u64, u64> = BTreeMap::new();
+    for e in events {
+        if matches!(e.kind, EventKind::Sale { .. }) {
+            let units: u64 = e.lines.iter().map(|l| l.qty).fold(0, u64::saturating_add);
+            let slot = out.entry(e.at_ms / 60_000).or_default();
+            *slot = slot.saturating_add(units);
+        }
+    }
+    out
+}
+
+/// The exception a store's `fulfilment` event `e` raises, if its move
+/// (`moved`) was not simply merged.
+fn fulfilment_exception(
+    moved: &Moved,
+    store: &str,
+    e: &Event,
+    now_ms: u64,
+) -> Option<ExceptionRecord> {
+    let EventKind::Fulfilment { order_id, status } = &e.kind else {
+        return None;
+    };
+    let (kind, detail) = match moved {
+        Moved::Merged => return None,
+        Moved::Conflict { kept } => (
+            "order_conflict",
+            serde_json::json!({
+                "order_id": order_id,
+                "kept": kept,
+                "message": "the store handed over an allocation HQ had cancelled: the customer has the goods, and the cancellation put them back in stock (count them out)",
+            }),
+        ),
+        Moved::Unknown => (
+            "unknown_allocation",
+            serde_json::json!({ "order_id": order_id, "status": status }),
+        ),
+    };
+    Some(ExceptionRecord {
+        id: 0,
+        kind: kind.into(),
+        store: store.to_string(),
+        event_ids: vec![e.id],
+        at_ms: e.at_ms,
+        detected_at_ms: now_ms,
+        detail,
+    })
+}
