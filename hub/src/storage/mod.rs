@@ -28,7 +28,9 @@
 //! - Reads ([`HubStorage::stock`], …) see a consistent snapshot.
 
 mod logic;
+pub mod postgres;
 pub mod redb;
+mod status_counts;
 mod txn;
 
 use serde::{Deserialize, Serialize};
@@ -42,8 +44,8 @@ use tally_sync::{
 
 pub use self::logic::sync::SyncSettings;
 pub use self::logic::{held, returns, routed, transfers};
-pub use self::redb::tallies::StatusCounts;
 pub use self::redb::RedbHub;
+pub use self::status_counts::StatusCounts;
 
 /// A storage failure: the batch did not commit, nothing of it was kept,
 /// and the client may retry. The variants say what the writer may do
@@ -331,6 +333,44 @@ pub struct AuditReport {
     /// disagrees with the counters (0 is the invariant routing relies on).
     #[serde(default)]
     pub holdings_disagreeing: u64,
+}
+
+impl AuditReport {
+    /// The report from the flows of `events` events (`tally`), each row
+    /// beside what the counter says is on hand (`on_hand`).
+    pub(crate) fn from_flows(
+        events: u64,
+        tally: tally_sync::audit::FlowTally,
+        mut on_hand: impl FnMut(&ItemKey) -> Result<u64, StorageError>,
+        epcs_sold_twice: Vec<tally_sync::Epc>,
+        holdings_disagreeing: u64,
+    ) -> Result<Self, StorageError> {
+        let mut rows = Vec::new();
+        for (key, flow) in tally.into_flows() {
+            rows.push(AuditRow {
+                store: key.location.as_str().to_string(),
+                gtin: key.gtin,
+                units_in: flow.units_in,
+                sold: flow.sold,
+                ordered: flow.ordered,
+                shrink: flow.shrink,
+                transferred_out: flow.transferred_out,
+                transferred_in: flow.transferred_in,
+                oversold: flow.oversold(),
+                on_hand_by_events: flow.on_hand(),
+                on_hand: on_hand(&key)?,
+            });
+        }
+        Ok(AuditReport {
+            events,
+            double_sold: rows
+                .iter()
+                .fold(0u128, |sum, r| sum.saturating_add(r.oversold)),
+            rows,
+            epcs_sold_twice,
+            holdings_disagreeing,
+        })
+    }
 }
 
 /// One batch's write transaction, as [`HubStorage::write_batch`] hands it

@@ -14,6 +14,7 @@ use std::sync::{Arc, Once};
 
 pub mod child;
 pub mod link;
+pub mod pg;
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -18,10 +18,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use tally_sync::fulfilment::{Fulfilment, OrderAllocation, Status};
+use tally_sync::message::AllocationsPage;
 use tally_sync::routing::{route, AllocatedLine, Candidate, Preference};
 use tally_sync::{Event, EventId, EventKind, Gtin, LocationId, ReplicaId, ReservePolicy};
 
 use super::orders::{order_event, record_demand, record_hub_event};
+use super::transfers::HubTransfer;
 use crate::storage::txn::HubTxn;
 use crate::storage::StorageError;
 
@@ -44,7 +46,7 @@ fn order_status(allocations: &[AllocationRecord]) -> Status {
 }
 
 /// The allocation of `order` at `store`, as the store keeps it.
-pub(crate) fn store_view(order: &RoutedOrder, store: &LocationId) -> Option<OrderAllocation> {
+fn store_view(order: &RoutedOrder, store: &LocationId) -> Option<OrderAllocation> {
     let a = order.allocations.iter().find(|a| a.store == *store)?;
     Some(OrderAllocation {
         order_id: order.order_id.clone(),
@@ -53,6 +55,45 @@ pub(crate) fn store_view(order: &RoutedOrder, store: &LocationId) -> Option<Orde
         status: a.status,
         at_ms: order.at_ms,
     })
+}
+
+/// `store`'s allocations page: the changes after change version `after`
+/// that `next_change` yields (version, `o:ORDER` or `t:TRANSFER`), oldest
+/// first, each read by `order` or `transfer`; at most `limit`
+/// allocations (transfers ride along), `more` if changes remain.
+pub(crate) fn allocations_page(
+    store: &LocationId,
+    after: u64,
+    limit: usize,
+    mut next_change: impl FnMut() -> Result<Option<(u64, String)>, StorageError>,
+    order: impl Fn(&str) -> Result<Option<RoutedOrder>, StorageError>,
+    transfer: impl Fn(&str) -> Result<Option<HubTransfer>, StorageError>,
+) -> Result<AllocationsPage, StorageError> {
+    let mut page = AllocationsPage {
+        allocations: Vec::new(),
+        transfers: Vec::new(),
+        cursor: after,
+        more: false,
+    };
+    while let Some((version, key)) = next_change()? {
+        if page.allocations.len() == limit {
+            page.more = true;
+            break;
+        }
+        page.cursor = version;
+        if let Some(order_id) = key.strip_prefix("o:") {
+            if let Some(o) = order(order_id)? {
+                page.allocations.extend(store_view(&o, store));
+            }
+        } else if let Some(id) = key.strip_prefix("t:") {
+            page.transfers.extend(
+                transfer(id)?
+                    .map(|t| t.transfer)
+                    .filter(|t| t.from == *store || t.to == *store),
+            );
+        }
+    }
+    Ok(page)
 }
 
 /// What a store's `fulfilment` event did to its allocation at the hub.

@@ -16,18 +16,15 @@ use serde::Serialize;
 use tally_store::redb::{ReadableTable, TableDefinition};
 use tally_store::{Db, StoreError, WriteTxn};
 use tally_sync::message::CatalogItem;
-use tally_sync::rights::{RightsReleased, RightsRequest};
-use tally_sync::{EventId, Gtin, ItemKey, LocationId, ReplicaId, Shortage};
+use tally_sync::{Gtin, ItemKey, LocationId, ReplicaId};
 
 use self::records::{SALES, STORES};
 use self::txn::RedbTxn;
-use super::held::{AdmitResult, HeldEvent};
+use super::held::HeldEvent;
 use super::logic;
-use super::routed::{RoutedOrder, RoutedOrderRequest, RoutedResult, RoutingSettings};
-use super::txn::HubTxn;
+use super::routed::{RoutedOrder, RoutingSettings};
 use super::{
-    AuditReport, AuditRow, CatalogResult, ExceptionRecord, GrantResult, HubStorage, HubWrite,
-    OrderRequest, OrderResult, ReleaseResult, StorageError, StoreRecord, StoreStock, SyncResult,
+    AuditReport, ExceptionRecord, HubStorage, HubWrite, StorageError, StoreRecord, StoreStock,
 };
 pub use crate::storage::logic::sync::SyncSettings;
 
@@ -169,112 +166,16 @@ impl RedbHub {
     }
 }
 
-/// One batch's write transaction: the writer's [`HubWrite`] on redb.
-struct RedbWrite<'a> {
-    hub: &'a RedbHub,
-    txn: RedbTxn<'a>,
-}
-
-impl HubWrite for RedbWrite<'_> {
-    fn sync(
-        &mut self,
-        who: &tally_sync::exchange::Identity,
-        req: &tally_sync::SyncRequest,
-        now_ms: u64,
-    ) -> Result<SyncResult, StorageError> {
-        logic::sync::sync(&mut self.txn, &self.hub.settings, who, req, now_ms)
-    }
-
-    fn order(&mut self, o: &OrderRequest) -> Result<OrderResult, StorageError> {
-        logic::orders::order(&mut self.txn, o, &self.hub.settings.policy)
-    }
-
-    fn order_refused(
-        &mut self,
-        store: &LocationId,
-        reason: Shortage,
-    ) -> Result<bool, StorageError> {
-        logic::orders::order_refused(&mut self.txn, store, reason)
-    }
-
-    fn route_order(&mut self, o: &RoutedOrderRequest) -> Result<RoutedResult, StorageError> {
-        logic::routed::route_order(
-            &mut self.txn,
-            o,
-            &self.hub.routing,
-            &self.hub.settings.policy,
-        )
-    }
-
-    fn cancel_order(
-        &mut self,
-        order_id: &str,
-        seed: [u8; 10],
-        now_ms: u64,
-    ) -> Result<logic::routed::CancelResult, StorageError> {
-        logic::routed::cancel(&mut self.txn, order_id, seed, now_ms)
-    }
-
-    fn check_return(
-        &mut self,
-        req: &tally_sync::returns::ReturnCheckRequest,
-        now_ms: u64,
-    ) -> Result<logic::returns::CheckResult, StorageError> {
-        logic::returns::check(&mut self.txn, req, now_ms)
-    }
-
-    fn flag_overdue_transfers(
-        &mut self,
-        now_ms: u64,
-        overdue_ms: u64,
-    ) -> Result<usize, StorageError> {
-        let raised = logic::transfers::flag_overdue(&mut self.txn, now_ms, overdue_ms)?;
-        let n = raised.len();
-        self.txn.append_exceptions(raised)?;
-        Ok(n)
-    }
-
-    fn admit_held(&mut self, id: EventId, now_ms: u64) -> Result<AdmitResult, StorageError> {
-        logic::held::admit(&mut self.txn, id, now_ms)
-    }
-
-    fn catalog(&mut self, items: &[CatalogItem]) -> Result<CatalogResult, StorageError> {
-        let mut changed = 0;
-        for item in items {
-            if self.txn.put_catalog_item(item)? {
-                changed += 1;
-            }
-        }
-        Ok(CatalogResult { changed })
-    }
-
-    fn grant(
-        &mut self,
-        who: &tally_sync::exchange::Identity,
-        req: &RightsRequest,
-        hold_back: u64,
-    ) -> Result<GrantResult, StorageError> {
-        logic::rights::grant(&mut self.txn, who, req, hold_back)
-    }
-
-    fn release(
-        &mut self,
-        who: &tally_sync::exchange::Identity,
-        released: &RightsReleased,
-    ) -> Result<ReleaseResult, StorageError> {
-        logic::rights::release(&mut self.txn, who, released)
-    }
-}
-
 impl HubStorage for RedbHub {
     fn write_batch(
         &self,
         batch: &mut dyn FnMut(&mut dyn HubWrite) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
         let txn = self.db.begin_write()?;
-        let written = batch(&mut RedbWrite {
-            hub: self,
+        let written = batch(&mut logic::BatchWrite {
             txn: RedbTxn::new(&txn),
+            settings: &self.settings,
+            routing: &self.routing,
         });
         if let Err(e) = written {
             // Dropping the transaction aborts it; say why.
@@ -403,12 +304,7 @@ impl HubStorage for RedbHub {
         after: u64,
         limit: usize,
     ) -> Result<tally_sync::message::AllocationsPage, StorageError> {
-        Ok(routed::allocations_page(
-            &self.db.begin_read()?,
-            store,
-            after,
-            limit,
-        )?)
+        routed::allocations_page(&self.db.begin_read()?, store, after, limit)
     }
 
     fn held_events(&self, limit: usize) -> Result<Vec<HeldEvent>, StorageError> {
@@ -436,31 +332,12 @@ impl HubStorage for RedbHub {
         // chain's whole history of events.
         let mut tally = tally_sync::audit::FlowTally::default();
         let events = txn.visit_events(|e| tally.add(&e))?;
-        let mut rows = Vec::new();
-        for (key, flow) in tally.into_flows() {
-            let on_hand = txn.counter(&key)?.value();
-            rows.push(AuditRow {
-                store: key.location.as_str().to_string(),
-                gtin: key.gtin,
-                units_in: flow.units_in,
-                sold: flow.sold,
-                ordered: flow.ordered,
-                shrink: flow.shrink,
-                transferred_out: flow.transferred_out,
-                transferred_in: flow.transferred_in,
-                oversold: flow.oversold(),
-                on_hand_by_events: flow.on_hand(),
-                on_hand,
-            });
-        }
-        Ok(AuditReport {
+        AuditReport::from_flows(
             events,
-            double_sold: rows
-                .iter()
-                .fold(0u128, |sum, r| sum.saturating_add(r.oversold)),
-            rows,
-            epcs_sold_twice: content::epcs_sold_twice(&txn)?,
-            holdings_disagreeing: holdings::disagreeing(&txn)?,
-        })
+            tally,
+            |key| Ok(txn.counter(key)?.value()),
+            content::epcs_sold_twice(&txn)?,
+            holdings::disagreeing(&txn)?,
+        )
     }
 }

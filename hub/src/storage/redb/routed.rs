@@ -15,7 +15,8 @@ use tally_sync::message::AllocationsPage;
 use tally_sync::LocationId;
 
 use super::{from_json, redb_err, to_json};
-use crate::storage::logic::routed::{store_view, RoutedOrder};
+use crate::storage::logic::routed::{self as logic, RoutedOrder};
+use crate::storage::StorageError;
 
 pub(in crate::storage) const ROUTED: TableDefinition<&str, &[u8]> =
     TableDefinition::new("hub_routed_orders");
@@ -79,36 +80,27 @@ pub(in crate::storage) fn allocations_page(
     store: &LocationId,
     after: u64,
     limit: usize,
-) -> Result<AllocationsPage, StoreError> {
+) -> Result<AllocationsPage, StorageError> {
     let changes = txn.raw().open_table(CHANGES).map_err(redb_err)?;
     let orders = txn.raw().open_table(ROUTED).map_err(redb_err)?;
-    let mut page = AllocationsPage {
-        allocations: Vec::new(),
-        transfers: Vec::new(),
-        cursor: after,
-        more: false,
-    };
     let s = store.as_str();
-    for row in changes
+    let mut rows = changes
         .range((s, after.saturating_add(1))..=(s, u64::MAX))
-        .map_err(redb_err)?
-    {
-        if page.allocations.len() == limit {
-            page.more = true;
-            break;
-        }
-        let (k, v) = row.map_err(redb_err)?;
-        page.cursor = k.value().1;
-        if let Some(order_id) = v.value().strip_prefix("o:") {
-            if let Some(order) = get(&orders, order_id)? {
-                page.allocations.extend(store_view(&order, store));
+        .map_err(redb_err)?;
+    logic::allocations_page(
+        store,
+        after,
+        limit,
+        || match rows.next() {
+            Some(row) => {
+                let (k, v) = row.map_err(redb_err)?;
+                Ok(Some((k.value().1, v.value().to_string())))
             }
-        } else if let Some(id) = v.value().strip_prefix("t:") {
-            page.transfers
-                .extend(super::transfers::store_view(txn, id, store)?);
-        }
-    }
-    Ok(page)
+            None => Ok(None),
+        },
+        |id| Ok(get(&orders, id)?),
+        |id| Ok(super::transfers::read(txn, id)?),
+    )
 }
 
 /// Stores `order`, moving its entry in the status index from `was`.

@@ -14,45 +14,18 @@
 //! received ones, by their receipt's time. The meta key
 //! `hub_status_counts_v1` set to `1` marks it done.
 
-use std::collections::BTreeMap;
-
-use serde::Serialize;
 use tally_store::redb::{ReadableTable, TableDefinition};
 use tally_store::{Db, ReadTxn, StoreError, WriteTxn};
-use tally_sync::fulfilment::Status;
-use tally_sync::transfer::TransferStatus;
 
 use super::redb_err;
 
 pub(in crate::storage) const COUNTS: TableDefinition<(&str, &str), u64> =
     TableDefinition::new("hub_status_counts");
 
-/// The kind of routed orders in [`COUNTS`].
-pub(in crate::storage) const ORDERS: &str = "orders";
-/// The kind of transfers in [`COUNTS`].
-pub(in crate::storage) const TRANSFERS: &str = "transfers";
+use crate::storage::status_counts::{StatusCounts, ORDER_STATUSES, TRANSFER_STATUSES};
+pub(in crate::storage) use crate::storage::status_counts::{ORDERS, TRANSFERS};
 
 const BUILT: &str = "hub_status_counts_v1";
-
-/// Every status of a routed order, in the order HQ reads them.
-const ORDER_STATUSES: [Status; 5] = [
-    Status::Allocated,
-    Status::Picked,
-    Status::Collected,
-    Status::Shipped,
-    Status::Cancelled,
-];
-const TRANSFER_STATUSES: [TransferStatus; 2] =
-    [TransferStatus::InTransit, TransferStatus::Received];
-
-/// Routed orders and transfers by status, every status present.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct StatusCounts {
-    /// Status name (`allocated`, `picked`, …) → routed orders with it.
-    pub orders: BTreeMap<String, u64>,
-    /// Status name (`in_transit`, `received`) → transfers with it.
-    pub transfers: BTreeMap<String, u64>,
-}
 
 /// Records that one record of `kind` moved from status `was` (`None`: a
 /// new record) to `now`; nothing when it stays where it was.
@@ -88,22 +61,11 @@ pub(in crate::storage) fn moved(
 /// The counts, from a snapshot.
 pub(in crate::storage) fn read(txn: &ReadTxn) -> Result<StatusCounts, StoreError> {
     let counts = txn.raw().open_table(COUNTS).map_err(redb_err)?;
-    let get = |kind: &str, status: &str| -> Result<(String, u64), StoreError> {
-        let n = counts
+    StatusCounts::read(|kind, status| {
+        Ok(counts
             .get((kind, status))
             .map_err(redb_err)?
-            .map_or(0, |v| v.value());
-        Ok((status.to_string(), n))
-    };
-    Ok(StatusCounts {
-        orders: ORDER_STATUSES
-            .iter()
-            .map(|s| get(ORDERS, s.name()))
-            .collect::<Result<_, _>>()?,
-        transfers: TRANSFER_STATUSES
-            .iter()
-            .map(|s| get(TRANSFERS, s.name()))
-            .collect::<Result<_, _>>()?,
+            .map_or(0, |v| v.value()))
     })
 }
 
@@ -164,7 +126,9 @@ pub(in crate::storage) fn build(db: &Db) -> Result<(), StoreError> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use tally_sync::transfer::Transfer;
+    use std::collections::BTreeMap;
+
+    use tally_sync::transfer::{Transfer, TransferStatus};
     use tally_sync::LocationId;
 
     use super::super::to_json;

@@ -13,8 +13,7 @@
 
 use tally_store::redb::{ReadableTable, TableDefinition};
 use tally_store::{by_status, ReadTxn, StoreError, WriteTxn};
-use tally_sync::transfer::{Transfer, TransferStatus};
-use tally_sync::LocationId;
+use tally_sync::transfer::TransferStatus;
 
 use super::{from_json, redb_err, tallies, to_json};
 use crate::storage::transfers::HubTransfer;
@@ -179,15 +178,4 @@ pub(in crate::storage) fn index_received(txn: &WriteTxn) -> Result<(), StoreErro
 /// The transfer `id`.
 pub(in crate::storage) fn read(txn: &ReadTxn, id: &str) -> Result<Option<HubTransfer>, StoreError> {
     get(&txn.raw().open_table(TRANSFERS).map_err(redb_err)?, id)
-}
-
-/// The transfer `id` as `store` (one of its two ends) keeps it.
-pub(in crate::storage) fn store_view(
-    txn: &ReadTxn,
-    id: &str,
-    store: &LocationId,
-) -> Result<Option<Transfer>, StoreError> {
-    Ok(read(txn, id)?
-        .map(|t| t.transfer)
-        .filter(|t| t.from == *store || t.to == *store))
 }

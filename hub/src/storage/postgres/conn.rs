@@ -1,0 +1,209 @@
+//! One blocking connection to PostgreSQL: `tokio-postgres` driven by the
+//! backend's own small runtime, so the hub's writer thread and its
+//! blocking read workers call it synchronously (the storage traits are
+//! synchronous; `tally-sync` must not learn about async).
+//!
+//! Statements are prepared once per connection and reused
+//! ([`PgConn::query`] caches by SQL text): a query is one round trip.
+//! Errors map to [`StorageError`]: a lost race (serialization failure,
+//! deadlock, lock timeout) is [`StorageError::Retry`], the rest
+//! [`StorageError::Db`].
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use tokio::runtime::Handle;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, NoTls, Row, Statement};
+
+use crate::storage::{RetryReason, StorageError};
+
+/// A parsed `postgres://` URL (or `key=value` connection string), with
+/// the password kept out of `Debug`.
+#[derive(Clone)]
+pub struct DatabaseUrl {
+    config: Config,
+    shown: String,
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = StorageError;
+
+    fn from_str(s: &str) -> Result<Self, StorageError> {
+        let config =
+            Config::from_str(s).map_err(|e| StorageError::Db(format!("bad database URL: {e}")))?;
+        let hosts: Vec<String> = config
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+            })
+            .collect();
+        let shown = format!(
+            "postgres://{}@{}/{}",
+            config.get_user().unwrap_or(""),
+            hosts.join(","),
+            config.get_dbname().unwrap_or("")
+        );
+        Ok(Self { config, shown })
+    }
+}
+
+impl DatabaseUrl {
+    /// The driver's configuration.
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
+/// Maps a driver error: lost races are retriable, the rest are database
+/// failures (with the server's message, never the query's parameters).
+pub(crate) fn db_err(e: tokio_postgres::Error) -> StorageError {
+    if let Some(code) = e.code() {
+        let reason = if *code == SqlState::T_R_SERIALIZATION_FAILURE {
+            Some(RetryReason::Serialization)
+        } else if *code == SqlState::T_R_DEADLOCK_DETECTED {
+            Some(RetryReason::Deadlock)
+        } else if *code == SqlState::LOCK_NOT_AVAILABLE {
+            Some(RetryReason::LockTimeout)
+        } else if *code == SqlState::UNIQUE_VIOLATION {
+            Some(RetryReason::UniqueViolation)
+        } else {
+            None
+        };
+        if let Some(r) = reason {
+            return StorageError::Retry(r);
+        }
+    }
+    match e.as_db_error() {
+        Some(db) => StorageError::Db(format!("{}: {}", db.code().code(), db.message())),
+        None => StorageError::Db(e.to_string()),
+    }
+}
+
+/// One connection, used from blocking threads. See the module docs.
+pub(crate) struct PgConn {
+    client: Client,
+    rt: Handle,
+    statements: RefCell<HashMap<&'static str, Statement>>,
+}
+
+impl fmt::Debug for PgConn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgConn").finish_non_exhaustive()
+    }
+}
+
+impl PgConn {
+    /// Connects to `url`, its I/O driven on `rt`. Must not be called from
+    /// an async task (it blocks).
+    pub(crate) fn connect(url: &DatabaseUrl, rt: &Handle) -> Result<Self, StorageError> {
+        let (client, connection) = rt.block_on(url.config().connect(NoTls)).map_err(db_err)?;
+        rt.spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "database connection ended");
+            }
+        });
+        Ok(Self {
+            client,
+            rt: rt.clone(),
+            statements: RefCell::new(HashMap::new()),
+        })
+    }
+
+    fn statement(&self, sql: &'static str) -> Result<Statement, StorageError> {
+        if let Some(s) = self.statements.borrow().get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.rt.block_on(self.client.prepare(sql)).map_err(db_err)?;
+        self.statements.borrow_mut().insert(sql, s.clone());
+        Ok(s)
+    }
+
+    /// Runs `sql` (prepared once per connection) and answers its rows.
+    pub(crate) fn query(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StorageError> {
+        let s = self.statement(sql)?;
+        self.rt
+            .block_on(self.client.query(&s, params))
+            .map_err(db_err)
+    }
+
+    /// Runs `sql` and answers its one row, if any.
+    pub(crate) fn query_opt(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, StorageError> {
+        let s = self.statement(sql)?;
+        self.rt
+            .block_on(self.client.query_opt(&s, params))
+            .map_err(db_err)
+    }
+
+    /// Runs `sql` and answers its one row.
+    pub(crate) fn query_one(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, StorageError> {
+        let s = self.statement(sql)?;
+        self.rt
+            .block_on(self.client.query_one(&s, params))
+            .map_err(db_err)
+    }
+
+    /// Runs `sql` and answers how many rows it touched.
+    pub(crate) fn execute(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, StorageError> {
+        let s = self.statement(sql)?;
+        self.rt
+            .block_on(self.client.execute(&s, params))
+            .map_err(db_err)
+    }
+
+    /// Runs one or more statements with no parameters (`BEGIN`, DDL).
+    pub(crate) fn batch(&self, sql: &str) -> Result<(), StorageError> {
+        self.rt
+            .block_on(self.client.batch_execute(sql))
+            .map_err(db_err)
+    }
+
+    /// Whether the connection is gone (the server closed it, or it broke).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+}
+
+/// A `u64` as PostgreSQL's `bigint`: refused above `i64::MAX` (no value
+/// the hub keeps comes near it).
+pub(crate) fn to_i64(what: &'static str, v: u64) -> Result<i64, StorageError> {
+    i64::try_from(v).map_err(|_| StorageError::Db(format!("{what} {v} is beyond a bigint")))
+}
+
+/// A `bigint` read back as `u64`: a negative one is a corrupt row.
+pub(crate) fn to_u64(table: &'static str, v: i64) -> Result<u64, StorageError> {
+    u64::try_from(v).map_err(|_| StorageError::corrupt(table, format!("negative value {v}")))
+}

@@ -1,0 +1,188 @@
+//! [`HubStorage`](super::HubStorage) on PostgreSQL: several hub processes over one
+//! database (issue 24).
+//!
+//! - `conn.rs`: one blocking connection (`tokio-postgres` on the
+//!   backend's own runtime), errors mapped to [`StorageError`].
+//! - `schema.rs` + `migrations/`: the versioned schema, applied at start
+//!   or by `tally-hub migrate`.
+//! - `txn.rs`: `PgTxn`, the `HubTxn` the write logic runs
+//!   on; `reads.rs`: the snapshot reads.
+//!
+//! # Design constraints
+//! - **Group commit, as the embedded hub.** [`HubStorage::write_batch`](super::HubStorage::write_batch)
+//!   runs the writer's whole batch in one transaction on the process's
+//!   writer connection and commits it once (`synchronous_commit` on:
+//!   committed means on the server's disk, so a 2xx still means
+//!   durable).
+//! - **One write at a time across processes.** Each batch first takes a
+//!   transaction-scoped advisory lock (the hub's write lock), so batches
+//!   of every hub process over the database run one after another and
+//!   the logic's read-validate-write steps hold as with one writer
+//!   (nothing the embedded hub refuses slips through a race between two
+//!   processes). Finer locks (per location) are the next step.
+//! - **Reads off the writer.** Snapshot reads use a small pool of other
+//!   connections, each multi-statement read in one `REPEATABLE READ`
+//!   transaction.
+
+mod conn;
+mod reads;
+pub mod schema;
+mod txn;
+
+use std::sync::{Mutex, MutexGuard};
+
+pub use self::conn::DatabaseUrl;
+use self::conn::PgConn;
+pub use self::schema::MigrationReport;
+use self::txn::PgTxn;
+use super::logic::BatchWrite;
+use super::routed::RoutingSettings;
+use super::{HubWrite, StorageError, SyncSettings};
+
+/// The advisory lock every write batch takes ("tally-wr" in ASCII).
+const WRITE_LOCK: i64 = 0x7461_6c6c_792d_7772;
+
+/// Most idle read connections kept.
+const READ_POOL: usize = 8;
+
+/// The runtime that drives the backend's connections: its own, so the
+/// blocking storage calls never run on (or stall) the hub's.
+fn runtime() -> Result<tokio::runtime::Runtime, StorageError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("tally-hub-pg")
+        .enable_all()
+        .build()
+        .map_err(|e| StorageError::Db(format!("cannot start the database runtime: {e}")))
+}
+
+/// The hub's storage on PostgreSQL. See the module docs.
+#[derive(Debug)]
+pub struct PgHub {
+    url: DatabaseUrl,
+    rt: Option<tokio::runtime::Runtime>,
+    writer: Mutex<Option<PgConn>>,
+    readers: Mutex<Vec<PgConn>>,
+    settings: SyncSettings,
+    routing: RoutingSettings,
+}
+
+impl PgHub {
+    /// Connects to the database at `url` and brings its schema up to
+    /// date. Blocks: call it outside async tasks.
+    pub fn connect(url: &DatabaseUrl, settings: SyncSettings) -> Result<Self, StorageError> {
+        let rt = runtime()?;
+        let writer = PgConn::connect(url, rt.handle())?;
+        schema::migrate(&writer)?;
+        Ok(Self {
+            url: url.clone(),
+            rt: Some(rt),
+            writer: Mutex::new(Some(writer)),
+            readers: Mutex::new(Vec::new()),
+            settings,
+            routing: RoutingSettings::default(),
+        })
+    }
+
+    /// The hub with `routing` for orders that name no store.
+    pub fn with_routing(mut self, routing: RoutingSettings) -> Self {
+        self.routing = routing;
+        self
+    }
+
+    /// Brings the schema at `url` up to date and says what it did
+    /// (`tally-hub migrate`). Blocks.
+    pub fn migrate(url: &DatabaseUrl) -> Result<MigrationReport, StorageError> {
+        let rt = runtime()?;
+        let conn = PgConn::connect(url, rt.handle())?;
+        let report = schema::migrate(&conn);
+        drop(conn);
+        rt.shutdown_background();
+        report
+    }
+
+    fn handle(&self) -> Result<&tokio::runtime::Handle, StorageError> {
+        self.rt
+            .as_ref()
+            .map(|rt| rt.handle())
+            .ok_or_else(|| StorageError::Db("the database runtime is stopped".into()))
+    }
+
+    /// The writer connection, reconnected if the last one broke.
+    fn writer(&self) -> Result<MutexGuard<'_, Option<PgConn>>, StorageError> {
+        let mut guard = self
+            .writer
+            .lock()
+            .map_err(|_| StorageError::Db("the writer connection is poisoned".into()))?;
+        if guard.as_ref().is_none_or(PgConn::is_closed) {
+            *guard = Some(PgConn::connect(&self.url, self.handle()?)?);
+        }
+        Ok(guard)
+    }
+
+    /// Runs `read` on a pooled read connection.
+    fn read<T>(
+        &self,
+        read: impl FnOnce(&PgConn) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let pooled = self.readers.lock().ok().and_then(|mut pool| pool.pop());
+        let conn = match pooled {
+            Some(c) if !c.is_closed() => c,
+            _ => PgConn::connect(&self.url, self.handle()?)?,
+        };
+        let out = read(&conn);
+        if let Ok(mut pool) = self.readers.lock() {
+            if pool.len() < READ_POOL && !conn.is_closed() {
+                pool.push(conn);
+            }
+        }
+        out
+    }
+}
+
+impl Drop for PgHub {
+    fn drop(&mut self) {
+        // Close the connections first, then stop their runtime without
+        // waiting (dropping a runtime may not block inside async code).
+        if let Ok(mut w) = self.writer.lock() {
+            w.take();
+        }
+        if let Ok(mut pool) = self.readers.lock() {
+            pool.clear();
+        }
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl PgHub {
+    /// Runs `batch` in one transaction under the hub's write lock and
+    /// commits it; see the module docs.
+    fn run_batch(
+        &self,
+        batch: &mut dyn FnMut(&mut dyn HubWrite) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let guard = self.writer()?;
+        let conn = guard
+            .as_ref()
+            .ok_or_else(|| StorageError::Db("no writer connection".into()))?;
+        conn.batch("BEGIN")?;
+        let written = conn
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+            .and_then(|_| {
+                batch(&mut BatchWrite {
+                    txn: PgTxn::new(conn),
+                    settings: &self.settings,
+                    routing: &self.routing,
+                })
+            });
+        match written {
+            Ok(()) => conn.batch("COMMIT"),
+            Err(e) => {
+                let _ = conn.batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The hub's PostgreSQL backend against a real PostgreSQL (a throwaway
+//! cluster, `support::pg`): its versioned schema, and a store's day
+//! through it (syncs, online orders and demand, the audit) as the
+//! embedded hub does it. The storage conformance suite runs every other
+//! behaviour on both engines.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use support::{gtin, pg, SimStore};
+use tally_hub::storage::postgres::{schema, DatabaseUrl, PgHub};
+use tally_hub::storage::{HubStorage, OrderRequest, OrderResult, SyncSettings};
+use tally_sync::LocationId;
+
+fn settings() -> SyncSettings {
+    let defaults = tally_hub::Config::new(std::path::Path::new("/nonexistent"));
+    SyncSettings {
+        policy: defaults.policy,
+        limits: tally_sync::exchange::HubLimits::default(),
+        catalog_page: defaults.catalog_page,
+    }
+}
+
+/// A fresh database is brought to the latest schema once; a second run
+/// finds nothing to do; a database migrated by a newer hub is refused and
+/// left as it is.
+#[test]
+fn the_schema_is_migrated_once_and_a_newer_one_is_refused() {
+    let url = pg::database("schema");
+    let db: DatabaseUrl = url.parse().unwrap();
+    let first = PgHub::migrate(&db).unwrap();
+    assert_eq!((first.from, first.to), (0, schema::latest()));
+    let again = PgHub::migrate(&db).unwrap();
+    assert_eq!((again.from, again.to), (schema::latest(), schema::latest()));
+
+    pg::execute(
+        &url,
+        "INSERT INTO hub_schema_migrations (version, name) VALUES (9999, 'future')",
+    );
+    let err = PgHub::connect(&db, settings()).unwrap_err().to_string();
+    assert!(err.contains("newer than this hub"), "{err}");
+}
+
+/// Online demand is recorded by an order's first attempt, refused or
+/// accepted, in the order's own transaction; a sync's reserve targets
+/// follow it; it survives a new connection (another hub process).
+#[test]
+fn a_store_syncs_and_online_orders_follow_the_reserve_on_postgres() {
+    const NOW: u64 = 1_750_000_000_000;
+    let db: DatabaseUrl = pg::database("day").parse().unwrap();
+    let hub = PgHub::connect(&db, settings()).unwrap();
+    let a = gtin(1);
+    let order = |id: &str, qty, record_demand| OrderRequest {
+        order_id: id.into(),
+        store: LocationId::new("s1").unwrap(),
+        lines: vec![(a, qty)],
+        event_id: tally_sync::EventId::v7(NOW, [id.as_bytes()[1]; 10]),
+        now_ms: NOW,
+        record_demand,
+    };
+    let place = |hub: &dyn HubStorage, o: OrderRequest| {
+        let mut out = None;
+        hub.write_batch(&mut |txn| {
+            out = Some(txn.order(&o)?);
+            Ok(())
+        })
+        .unwrap();
+        out.unwrap()
+    };
+    let mut s1 = SimStore::new("s1", 1);
+    s1.receive(a, 10);
+    let (_, resp) = s1.sync_in_storage(&hub, NOW);
+    assert!(resp.reserve.is_empty(), "{:?}", resp.reserve);
+    assert_eq!(hub.stores().unwrap().len(), 1);
+    let stock = hub.stock(a).unwrap();
+    assert_eq!(stock.len(), 1);
+    assert_eq!(stock[0].1.on_hand, 10);
+
+    // Refused for stock: demand all the same, kept across processes.
+    let r = place(&hub, order("w2", 15, true));
+    assert!(matches!(r, OrderResult::InsufficientStock { .. }), "{r:?}");
+    drop(hub);
+    let hub = PgHub::connect(&db, settings()).unwrap();
+    let (_, resp) = s1.sync_in_storage(&hub, NOW);
+    assert_eq!(
+        resp.reserve,
+        vec![tally_sync::ReserveTarget { gtin: a, units: 2 }]
+    );
+    assert_eq!(s1.rights(a), 8);
+    // The hub learns of the store's transfer on the next sync, then
+    // sells from its reserve.
+    s1.sync_in_storage(&hub, NOW);
+    let r = place(&hub, order("w3", 2, true));
+    let OrderResult::Accepted(receipt) = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(
+        place(&hub, order("w3", 2, true)),
+        OrderResult::Replayed(receipt)
+    );
+    assert!(matches!(
+        place(&hub, order("w3", 1, true)),
+        OrderResult::IdConflict { .. }
+    ));
+    s1.sync_in_storage(&hub, NOW);
+    assert_eq!(s1.on_hand(a), 8, "10 received, 2 ordered online");
+
+    let audit = hub.audit().unwrap();
+    assert_eq!(audit.double_sold, 0);
+    assert_eq!(audit.holdings_disagreeing, 0);
+    assert!(audit
+        .rows
+        .iter()
+        .all(|r| r.on_hand as u128 == r.on_hand_by_events));
+    assert_eq!(audit.rows.len(), 1);
+}
