@@ -4,7 +4,9 @@
 //! identity bundle, exactly what an agent does), an admin client, and a
 //! model store that runs the real command core and exchange
 //! (`tally_sync::memstore::MemStore`) so the requests it sends are honest.
-//! `child` runs the real `tally-hub` binary instead, in its own process.
+//! `child` runs the real `tally-hub` binary instead, in its own process;
+//! `storage_backends` opens each storage engine for the storage
+//! conformance suite.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,6 +17,7 @@ use std::sync::{Arc, Once};
 pub mod child;
 pub mod link;
 pub mod pg;
+pub mod storage_backends;
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -551,6 +554,32 @@ impl SimStore {
             self.allocations_cursor = page.cursor;
             if !page.more {
                 return;
+            }
+        }
+    }
+
+    /// Like [`SimStore::fetch_allocations`], from the hub's storage itself
+    /// (`HubStorage::allocations`, pages of `page` changes) rather than
+    /// over HTTP. Returns the pages read.
+    pub fn fetch_allocations_in_storage(
+        &mut self,
+        hub: &dyn HubStorage,
+        page: usize,
+    ) -> Vec<AllocationsPage> {
+        let mut pages = Vec::new();
+        loop {
+            let p = hub
+                .allocations(&self.mem.who.location, self.allocations_cursor, page)
+                .unwrap();
+            tally_sync::command::merge_allocations(&mut self.mem, &p.allocations)
+                .unwrap_or_else(|never| match never {});
+            tally_sync::command::merge_transfers(&mut self.mem, &p.transfers)
+                .unwrap_or_else(|never| match never {});
+            self.allocations_cursor = p.cursor;
+            let more = p.more;
+            pages.push(p);
+            if !more {
+                return pages;
             }
         }
     }

@@ -1,0 +1,1711 @@
+//! The hub's storage conformance suite: what the HTTP layer relies on
+//! from `HubStorage` (one batch of typed `HubWrite`s committed whole or
+//! not at all, and snapshot reads), written against the trait alone so
+//! that every storage engine runs the very same tests. The engines are
+//! listed in `support::storage_backends::backends`; each test runs on
+//! each, in a fresh directory, and checks what must survive a restart by
+//! reopening the storage.
+//!
+//! Requests are made by model stores running the real command core
+//! (`support::SimStore`), so what reaches storage is what an agent
+//! sends. Every clock is fixed: no test sleeps or times anything.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use support::storage_backends::{backends, settings, write, TestStorage};
+use support::{gtin, SimStore};
+use tally_hub::storage::held::AdmitResult;
+use tally_hub::storage::returns::CheckResult;
+use tally_hub::storage::routed::{CancelResult, RoutedOrderRequest, RoutedResult};
+use tally_hub::storage::{
+    ExceptionRecord, GrantResult, HubStorage, OrderLine, OrderRequest, OrderResult, ReleaseResult,
+    StorageError, StoreStock, SyncResult, SyncSummary,
+};
+use tally_sync::command::{Command, LineIn};
+use tally_sync::exchange::{Identity, SyncRefusal};
+use tally_sync::fulfilment::{Fulfilment, Status};
+use tally_sync::message::CatalogItem;
+use tally_sync::returns::{ReturnCheckRequest, ReturnLineCheck};
+use tally_sync::routing::AllocatedLine;
+use tally_sync::transfer::TransferStatus;
+use tally_sync::{
+    EventId, Gtin, ItemKey, LocationId, Refusal, ReplicaId, ReserveTarget, Shortage, SyncRequest,
+    SyncResponse,
+};
+
+/// The hub's clock: an hour after the model stores' clocks start (their
+/// events fall well inside the hub's window).
+const NOW: u64 = 1_750_000_000_000 + 3_600_000;
+
+fn loc(store: &str) -> LocationId {
+    LocationId::new(store).unwrap()
+}
+
+fn key(store: &str, g: Gtin) -> ItemKey {
+    ItemKey::new(loc(store), g)
+}
+
+/// `g`'s stock at `store` as `stock` reads it (zeros if not listed).
+fn at(hub: &dyn HubStorage, g: Gtin, store: &str) -> StoreStock {
+    hub.stock(g)
+        .unwrap()
+        .into_iter()
+        .find(|(s, _)| s == store)
+        .map_or(
+            StoreStock {
+                on_hand: 0,
+                store_rights: 0,
+                hub_rights: 0,
+            },
+            |(_, stock)| stock,
+        )
+}
+
+/// `req` from `who` in a batch of its own, at `now` (hub clock).
+fn sync_req(hub: &dyn HubStorage, who: &Identity, req: &SyncRequest, now: u64) -> SyncResult {
+    write(hub, |txn| txn.sync(who, req, now))
+}
+
+/// `s`'s next request, merged at `now` and applied at the store; panics
+/// if refused.
+fn synced(
+    hub: &dyn HubStorage,
+    s: &mut SimStore,
+    now: u64,
+) -> (SyncRequest, Box<SyncResponse>, SyncSummary) {
+    let req = s.request(1000);
+    match sync_req(hub, &s.mem.who, &req, now) {
+        SyncResult::Synced(resp, summary) => {
+            s.apply(&req, &resp);
+            (req, resp, summary)
+        }
+        SyncResult::Refused(r) => panic!("sync of {} refused: {r}", s.mem.who.replica),
+    }
+}
+
+/// A store-named order `id` of `lines` at `store`, its event id made
+/// from `n`.
+fn order(id: &str, store: &str, lines: &[(Gtin, u64)], n: u8, record_demand: bool) -> OrderRequest {
+    OrderRequest {
+        order_id: id.into(),
+        store: loc(store),
+        lines: lines.to_vec(),
+        event_id: EventId::v7(NOW, [n; 10]),
+        now_ms: NOW,
+        record_demand,
+    }
+}
+
+fn place(hub: &dyn HubStorage, o: &OrderRequest) -> OrderResult {
+    write(hub, |txn| txn.order(o))
+}
+
+/// Gives the hub a reserve of `g` at `s`'s location, the way it gets one:
+/// an online order for `demand` units refused there (the hub holds
+/// nothing yet) is online demand, the store's next sync answers a reserve
+/// target and the store moves that many rights to the hub, and the hub
+/// learns of the move on the sync after. Answers the hub's rights there.
+fn reserve(hub: &dyn HubStorage, s: &mut SimStore, g: Gtin, demand: u64, n: u8) -> u64 {
+    let store = s.mem.who.location.to_string();
+    let refused = place(
+        hub,
+        &order(&format!("demand-{n}"), &store, &[(g, demand)], n, true),
+    );
+    assert!(
+        matches!(refused, OrderResult::InsufficientStock { .. }),
+        "{refused:?}"
+    );
+    synced(hub, s, NOW);
+    synced(hub, s, NOW);
+    let held = at(hub, g, &store).hub_rights;
+    assert!(held > 0, "no reserve at {store}");
+    held
+}
+
+fn routed(
+    id: &str,
+    store: Option<&str>,
+    fulfilment: Fulfilment,
+    g: Gtin,
+    qty: u64,
+) -> RoutedOrderRequest {
+    RoutedOrderRequest {
+        order_id: id.into(),
+        fulfilment,
+        store: store.map(loc),
+        lines: vec![(g, qty)],
+        seed: seed(id),
+        now_ms: NOW,
+    }
+}
+
+/// Randomness for a routed order's events, from its (short) id: distinct
+/// ids, distinct event ids.
+fn seed(id: &str) -> [u8; 10] {
+    let mut seed = [0xa5; 10];
+    for (s, b) in seed.iter_mut().zip(id.bytes()) {
+        *s = b;
+    }
+    seed
+}
+
+fn route(hub: &dyn HubStorage, o: &RoutedOrderRequest) -> RoutedResult {
+    write(hub, |txn| txn.route_order(o))
+}
+
+fn cancel(hub: &dyn HubStorage, id: &str, n: u8) -> CancelResult {
+    write(hub, |txn| txn.cancel_order(id, [n; 10], NOW + 1_000))
+}
+
+/// Every exception, oldest first.
+fn all_exceptions(hub: &dyn HubStorage) -> Vec<ExceptionRecord> {
+    hub.exceptions(0, 10_000).unwrap()
+}
+
+fn kinds(hub: &dyn HubStorage) -> Vec<String> {
+    all_exceptions(hub).into_iter().map(|x| x.kind).collect()
+}
+
+/// A return line priced by its original.
+fn back(g: Gtin, qty: u64) -> LineIn {
+    LineIn {
+        gtin: g,
+        qty,
+        unit_price_minor: None,
+        price_from_label: false,
+        epc: None,
+    }
+}
+
+/// A store's sync: its new events are stored once (a resent request
+/// counts them as duplicates), its counters merged and readable, its
+/// record and sales per minute kept, all of it durably.
+#[test]
+fn a_sync_stores_events_once_merges_counters_and_keeps_the_store_record() {
+    for backend in backends() {
+        let mut st = TestStorage::new(backend, settings(100));
+        let (a, b) = (gtin(1), gtin(2));
+        let mut s1 = SimStore::new("s1", 1);
+        s1.receive(a, 10);
+        s1.receive(b, 4);
+        let sale = s1.sell(a, 3).unwrap();
+        // Refused at the till for lack of stock: a lost sale the store
+        // reports.
+        assert!(s1.sell(b, 10).is_err());
+        assert_eq!(s1.mem.lost.no_stock.sales, 1);
+
+        let req = s1.request(1000);
+        let SyncResult::Synced(resp, summary) = sync_req(&*st, &s1.mem.who, &req, NOW) else {
+            panic!("{backend}: refused");
+        };
+        assert_eq!(
+            summary,
+            SyncSummary {
+                new_events: 3,
+                duplicate_events: 0,
+                rejected_events: 0,
+                merged: 2,
+                rights_given: 0,
+                exceptions: 0,
+            },
+            "{backend}"
+        );
+        assert_eq!(resp.acked_events_upto, req.events_upto, "{backend}");
+        assert_eq!(resp.acked_delta_version, req.delta_version, "{backend}");
+        assert!(resp.rejected_events.is_empty(), "{backend}");
+        // Nothing at the hub the store does not already have.
+        assert!(resp.delta.entries.is_empty(), "{backend}: {:?}", resp.delta);
+        assert!(resp.reserve.is_empty(), "{backend}");
+
+        // The same request again (the answer was lost): nothing new.
+        let SyncResult::Synced(again, summary) = sync_req(&*st, &s1.mem.who, &req, NOW + 1_000)
+        else {
+            panic!("{backend}: refused");
+        };
+        assert_eq!(
+            (summary.new_events, summary.duplicate_events, summary.merged),
+            (0, 3, 0),
+            "{backend}"
+        );
+        assert_eq!(again.acked_events_upto, req.events_upto, "{backend}");
+        s1.apply(&req, &again);
+        assert!(!s1.has_pending(), "{backend}");
+
+        let sale_minute = s1.mem.recorded(&sale).unwrap().at_ms / 60_000;
+        for reopened in [false, true] {
+            if reopened {
+                st.reopen();
+            }
+            let c = st.counter(&key("s1", a)).unwrap();
+            assert_eq!(c.value(), 7, "{backend} reopened={reopened}");
+            assert_eq!(c, s1.mem.counter(a), "{backend}: the store's counter");
+            assert_eq!(
+                at(&*st, a, "s1"),
+                StoreStock {
+                    on_hand: 7,
+                    store_rights: 7,
+                    hub_rights: 0
+                },
+                "{backend}"
+            );
+            assert_eq!(st.stock(b).unwrap().len(), 1, "{backend}");
+            assert_eq!(at(&*st, b, "s1").on_hand, 4, "{backend}");
+            assert!(st.stock(gtin(3)).unwrap().is_empty(), "{backend}");
+
+            let stores = st.stores().unwrap();
+            assert_eq!(stores.len(), 1, "{backend}");
+            let r = &stores[0];
+            assert_eq!(r.store, "s1", "{backend}");
+            assert_eq!(
+                (r.first_sync_ms, r.last_sync_ms, r.syncs),
+                (NOW, NOW + 1_000, 2),
+                "{backend}"
+            );
+            assert_eq!(r.events_received, 3, "{backend}: counted once");
+            assert_eq!(r.acked_events_upto, req.events_upto, "{backend}");
+            assert_eq!(r.lost_sales, s1.mem.lost, "{backend}");
+            assert_eq!(r.refused_orders.no_stock, 0, "{backend}");
+
+            // Units sold per minute, counted once.
+            assert_eq!(
+                st.sales_per_minute(0).unwrap(),
+                vec![("s1".to_string(), sale_minute, 3)],
+                "{backend}"
+            );
+            assert_eq!(
+                st.sales_per_minute(sale_minute).unwrap().len(),
+                1,
+                "{backend}: from its minute on"
+            );
+            assert!(st.sales_per_minute(sale_minute + 1).unwrap().is_empty());
+        }
+
+        // After the restart the events are still known: a third resend is
+        // all duplicates, and a new sale is new.
+        let SyncResult::Synced(_, summary) = sync_req(&*st, &s1.mem.who, &req, NOW + 2_000) else {
+            panic!("{backend}: refused");
+        };
+        assert_eq!((summary.new_events, summary.duplicate_events), (0, 3));
+        s1.sell(a, 2).unwrap();
+        let (_, _, summary) = synced(&*st, &mut s1, NOW + 3_000);
+        assert_eq!(summary.new_events, 1, "{backend}");
+        assert_eq!(st.counter(&key("s1", a)).unwrap().value(), 5, "{backend}");
+        let r = &st.stores().unwrap()[0];
+        assert_eq!((r.syncs, r.events_received), (4, 4), "{backend}");
+        let sold: u64 = st.sales_per_minute(0).unwrap().iter().map(|x| x.2).sum();
+        assert_eq!(sold, 5, "{backend}");
+
+        // Another event under a stored event's id: rejected for good,
+        // nothing of it counted.
+        let mut tampered = s1.request(1000);
+        let mut forged = s1.mem.recorded(&sale).unwrap().clone();
+        forged.lines[0].qty = 1;
+        tampered.events = vec![forged];
+        let SyncResult::Synced(resp, summary) = sync_req(&*st, &s1.mem.who, &tampered, NOW + 4_000)
+        else {
+            panic!("{backend}: refused");
+        };
+        assert_eq!(
+            (
+                summary.new_events,
+                summary.duplicate_events,
+                summary.rejected_events
+            ),
+            (0, 0, 1),
+            "{backend}"
+        );
+        assert_eq!(resp.rejected_events.len(), 1, "{backend}");
+        assert_eq!(resp.rejected_events[0].id, sale);
+        st.reopen();
+        assert_eq!(st.counter(&key("s1", a)).unwrap().value(), 5, "{backend}");
+        assert_eq!(st.stores().unwrap()[0].events_received, 4, "{backend}");
+        let sold: u64 = st.sales_per_minute(0).unwrap().iter().map(|x| x.2).sum();
+        assert_eq!(sold, 5, "{backend}");
+        assert_eq!(st.audit().unwrap().events, 4, "{backend}");
+    }
+}
+
+/// A refused sync writes nothing of its request, holds the event it was
+/// refused for (with an `event_held` exception), once; HQ admits it and
+/// the store syncs again.
+#[test]
+fn a_refused_sync_writes_nothing_and_holds_its_event_until_admitted() {
+    for backend in backends() {
+        let mut st = TestStorage::new(backend, settings(100));
+        let g = gtin(7);
+        let mut s1 = SimStore::new("s1", 3);
+        s1.receive(g, 5);
+        synced(&*st, &mut s1, NOW);
+        let record = st.stores().unwrap();
+
+        // More stock, then a sale dated two days ahead of the hub's clock.
+        s1.receive(g, 3);
+        s1.set_clock(NOW + 2 * 24 * 3_600_000);
+        let ahead = s1.sell(g, 1).unwrap();
+        let req = s1.request(1000);
+        assert_eq!(req.events.len(), 2);
+        let SyncResult::Refused(refusal) = sync_req(&*st, &s1.mem.who, &req, NOW + 1) else {
+            panic!("{backend}: an event dated beyond the window was merged");
+        };
+        assert!(
+            matches!(&refusal, SyncRefusal::Event { id, .. } if *id == ahead),
+            "{backend}: {refusal:?}"
+        );
+        // Nothing of it: not the receipt, not the counter, not the record.
+        assert_eq!(st.counter(&key("s1", g)).unwrap().value(), 5, "{backend}");
+        assert_eq!(st.stores().unwrap(), record, "{backend}");
+        assert!(st.sales_per_minute(0).unwrap().is_empty(), "{backend}");
+
+        let held = st.held_events(10).unwrap();
+        assert_eq!(held.len(), 1, "{backend}");
+        assert_eq!(held[0].event.id, ahead);
+        assert_eq!(
+            (held[0].store.as_str(), held[0].location.as_str()),
+            ("s1", "s1")
+        );
+        assert_eq!(held[0].held_at_ms, NOW + 1);
+        assert!(held[0].reason.contains("window"), "{}", held[0].reason);
+        let x = all_exceptions(&*st);
+        assert_eq!(x.len(), 1, "{backend}: {x:?}");
+        assert_eq!(
+            (x[0].kind.as_str(), &x[0].event_ids),
+            ("event_held", &vec![ahead])
+        );
+
+        // Refused again: held once. The rest without it (the store
+        // dead-lettered it) is refused too, and holds nothing more.
+        sync_req(&*st, &s1.mem.who, &req, NOW + 2);
+        let mut rest = req.clone();
+        rest.events.retain(|e| e.id != ahead);
+        let refused = sync_req(&*st, &s1.mem.who, &rest, NOW + 3);
+        assert!(
+            matches!(refused, SyncResult::Refused(_)),
+            "{backend}: {refused:?}"
+        );
+        st.reopen();
+        assert_eq!(st.held_events(10).unwrap().len(), 1, "{backend}");
+        assert_eq!(kinds(&*st), vec!["event_held"], "{backend}");
+        assert_eq!(st.counter(&key("s1", g)).unwrap().value(), 5, "{backend}");
+
+        // Admitted: stored, no longer held; the store syncs again.
+        let admitted = write(&*st, |txn| txn.admit_held(ahead, NOW + 4));
+        assert_eq!(
+            admitted,
+            AdmitResult::Admitted { store: "s1".into() },
+            "{backend}"
+        );
+        assert!(st.held_events(10).unwrap().is_empty(), "{backend}");
+        assert_eq!(
+            kinds(&*st),
+            vec!["event_held", "event_admitted"],
+            "{backend}"
+        );
+        let SyncResult::Synced(resp, summary) = sync_req(&*st, &s1.mem.who, &rest, NOW + 5) else {
+            panic!("{backend}: still refused after the admission");
+        };
+        assert_eq!(summary.new_events, 1, "{backend}: the receipt");
+        s1.apply(&rest, &resp);
+        st.reopen();
+        assert_eq!(st.counter(&key("s1", g)).unwrap().value(), 7, "{backend}");
+        assert_eq!(st.stores().unwrap()[0].syncs, 2, "{backend}");
+        assert_eq!(
+            write(&*st, |txn| txn.admit_held(ahead, NOW + 6)),
+            AdmitResult::NotHeld,
+            "{backend}"
+        );
+    }
+}
+
+/// Store-named online orders: refused for lack of the hub's rights (the
+/// refusal still counts as demand, so the next sync's reserve follows
+/// it), accepted against them, answered alike on a repeat of the id and
+/// refused as a conflict with other lines; a refusal is counted in the
+/// store's record.
+#[test]
+fn store_named_orders_take_the_hubs_rights_once_per_id() {
+    for backend in backends() {
+        let mut st = TestStorage::new(backend, settings(100));
+        let a = gtin(1);
+        let changed = write(&*st, |txn| {
+            txn.catalog(&[CatalogItem::new(a, "Tea", 250).unwrap()])
+        });
+        assert_eq!(changed.changed, 1);
+        let mut s1 = SimStore::new("s1", 1);
+        s1.receive(a, 20);
+        synced(&*st, &mut s1, NOW);
+
+        // The hub holds no rights: refused, with the shelf as it is; no
+        // order is recorded, but the demand is.
+        let short = place(&*st, &order("w0", "s1", &[(a, 15)], 1, true));
+        assert_eq!(
+            short,
+            OrderResult::InsufficientStock {
+                gtin: a,
+                requested: 15,
+                available: 0,
+                on_hand: 20
+            },
+            "{backend}"
+        );
+        assert!(write(&*st, |txn| txn
+            .order_refused(&loc("s1"), Shortage::HeldElsewhere)));
+        assert!(
+            !write(&*st, |txn| txn.order_refused(&loc("s9"), Shortage::NoStock)),
+            "{backend}: a store that never synced has no record"
+        );
+        assert_eq!(st.stores().unwrap().len(), 1, "{backend}");
+        st.reopen();
+        let (_, resp, _) = synced(&*st, &mut s1, NOW);
+        assert_eq!(
+            resp.reserve,
+            vec![ReserveTarget { gtin: a, units: 2 }],
+            "{backend}"
+        );
+        synced(&*st, &mut s1, NOW);
+        assert_eq!(
+            at(&*st, a, "s1"),
+            StoreStock {
+                on_hand: 20,
+                store_rights: 18,
+                hub_rights: 2
+            },
+            "{backend}"
+        );
+        let rec = &st.stores().unwrap()[0];
+        assert_eq!(
+            (
+                rec.refused_orders.held_elsewhere,
+                rec.refused_orders.no_stock
+            ),
+            (1, 0),
+            "{backend}"
+        );
+
+        // Within the hub's rights: accepted, priced from the catalog.
+        let w1 = order("w1", "s1", &[(a, 1)], 2, true);
+        let OrderResult::Accepted(receipt) = place(&*st, &w1) else {
+            panic!("{backend}: not accepted");
+        };
+        assert_eq!(receipt.order_id, "w1");
+        assert_eq!(receipt.event_id, w1.event_id);
+        assert_eq!(receipt.store, loc("s1"));
+        assert_eq!(receipt.at_ms, NOW);
+        assert_eq!(
+            receipt.lines,
+            vec![OrderLine {
+                gtin: a,
+                qty: 1,
+                unit_price_minor: 250
+            }]
+        );
+        assert_eq!(
+            at(&*st, a, "s1"),
+            StoreStock {
+                on_hand: 19,
+                store_rights: 18,
+                hub_rights: 1
+            },
+            "{backend}"
+        );
+        // A retry (a new event id, later, not counted as demand): the same
+        // receipt, nothing more taken.
+        let mut retry = order("w1", "s1", &[(a, 1)], 3, false);
+        retry.now_ms = NOW + 5_000;
+        assert_eq!(place(&*st, &retry), OrderResult::Replayed(receipt.clone()));
+        // The id with other lines, or at another store: a conflict.
+        for other in [
+            order("w1", "s1", &[(a, 2)], 4, true),
+            order("w1", "s2", &[(a, 1)], 4, true),
+        ] {
+            assert_eq!(
+                place(&*st, &other),
+                OrderResult::IdConflict {
+                    order_id: "w1".into()
+                },
+                "{backend}"
+            );
+        }
+        // Beyond what the hub holds: refused, nothing taken.
+        let over = place(&*st, &order("w2", "s1", &[(a, 5)], 5, false));
+        assert_eq!(
+            over,
+            OrderResult::InsufficientStock {
+                gtin: a,
+                requested: 5,
+                available: 1,
+                on_hand: 19
+            },
+            "{backend}"
+        );
+        assert_eq!(at(&*st, a, "s1").on_hand, 19, "{backend}");
+
+        // The store hears of the order in its next sync's delta; the
+        // reserve follows the demand back up to its target (2), which the
+        // hub learns of on the sync after.
+        st.reopen();
+        let (_, resp, _) = synced(&*st, &mut s1, NOW);
+        assert!(!resp.delta.entries.is_empty(), "{backend}");
+        assert_eq!(s1.on_hand(a), 19, "{backend}");
+        assert_eq!(
+            resp.reserve,
+            vec![ReserveTarget { gtin: a, units: 2 }],
+            "{backend}"
+        );
+        synced(&*st, &mut s1, NOW);
+        assert_eq!(s1.mem.counter(a), st.counter(&key("s1", a)).unwrap());
+        assert_eq!(
+            at(&*st, a, "s1"),
+            StoreStock {
+                on_hand: 19,
+                store_rights: 17,
+                hub_rights: 2
+            },
+            "{backend}"
+        );
+        assert_eq!(place(&*st, &retry), OrderResult::Replayed(receipt));
+    }
+}
+
+/// Orders that name no store: routed to the stores where the hub holds
+/// rights, all or nothing, listed and paged by status, announced to their
+/// stores page by page; a cancellation gives the units back once; a
+/// handed-over allocation cannot be cancelled; an id names one order
+/// among routed and store-named ones.
+#[test]
+fn routed_orders_are_allocated_paged_cancelled_and_handed_over() {
+    for backend in backends() {
+        let mut st = TestStorage::new(backend, settings(100));
+        let a = gtin(1);
+        let (mut s1, mut s2) = (SimStore::new("s1", 1), SimStore::new("s2", 2));
+        s1.receive(a, 20);
+        s2.receive(a, 20);
+        let r1 = reserve(&*st, &mut s1, a, 70, 1);
+        let r2 = reserve(&*st, &mut s2, a, 70, 2);
+        assert_eq!((r1, r2), (7, 7), "{backend}");
+
+        // Three units: one store, the first by id.
+        let req = routed("r-1", None, Fulfilment::Ship, a, 3);
+        let RoutedResult::Accepted(order1) = route(&*st, &req) else {
+            panic!("{backend}: not routed");
+        };
+        assert_eq!(order1.order_id, "r-1");
+        assert_eq!(
+            (order1.status, order1.fulfilment),
+            (Status::Allocated, Fulfilment::Ship)
+        );
+        assert_eq!(order1.allocations.len(), 1, "{backend}: {order1:?}");
+        assert_eq!(order1.allocations[0].store, loc("s1"));
+        assert_eq!(order1.allocations[0].status, Status::Allocated);
+        assert_eq!(
+            order1.allocations[0].lines,
+            vec![AllocatedLine { gtin: a, qty: 3 }]
+        );
+        assert_eq!(at(&*st, a, "s1").hub_rights, 4, "{backend}");
+        assert_eq!(at(&*st, a, "s1").on_hand, 17, "{backend}");
+        // A store-named order at s2 from the hub's rights there.
+        let w1 = order("w-1", "s2", &[(a, 1)], 1, true);
+        assert!(matches!(place(&*st, &w1), OrderResult::Accepted(_)));
+        // A repeat: the same order; other lines under the id: a conflict,
+        // as is a store-named order under it, and a routed order under a
+        // store-named order's id.
+        assert_eq!(route(&*st, &req), RoutedResult::Replayed(order1.clone()));
+        assert_eq!(
+            route(&*st, &routed("r-1", None, Fulfilment::Ship, a, 4)),
+            RoutedResult::IdConflict
+        );
+        assert_eq!(
+            place(&*st, &order("r-1", "s1", &[(a, 3)], 9, false)),
+            OrderResult::IdConflict {
+                order_id: "r-1".into()
+            }
+        );
+        assert_eq!(
+            route(&*st, &routed("w-1", None, Fulfilment::Ship, a, 1)),
+            RoutedResult::IdConflict,
+            "{backend}"
+        );
+
+        // More than the chain's reserves (4 at s1, 6 at s2): the units
+        // missing, nothing written.
+        let before = (
+            at(&*st, a, "s1"),
+            at(&*st, a, "s2"),
+            st.status_counts().unwrap(),
+        );
+        assert_eq!(
+            route(&*st, &routed("r-big", None, Fulfilment::Ship, a, 11)),
+            RoutedResult::Unfillable(vec![AllocatedLine { gtin: a, qty: 1 }]),
+            "{backend}"
+        );
+        assert_eq!(st.routed_order("r-big").unwrap(), None, "{backend}");
+        assert_eq!(
+            (
+                at(&*st, a, "s1"),
+                at(&*st, a, "s2"),
+                st.status_counts().unwrap()
+            ),
+            before,
+            "{backend}"
+        );
+
+        // A pickup order at s2 (4 left there), and two more shipped ones
+        // (2 left at s1).
+        let RoutedResult::Accepted(pickup) =
+            route(&*st, &routed("p-1", Some("s2"), Fulfilment::Pickup, a, 2))
+        else {
+            panic!("{backend}: pickup not allocated");
+        };
+        assert_eq!(pickup.allocations.len(), 1);
+        assert_eq!(pickup.allocations[0].store, loc("s2"));
+        for id in ["r-2", "r-3"] {
+            assert!(matches!(
+                route(&*st, &routed(id, None, Fulfilment::Ship, a, 1)),
+                RoutedResult::Accepted(_)
+            ));
+        }
+        assert_eq!(
+            (at(&*st, a, "s1").hub_rights, at(&*st, a, "s2").hub_rights),
+            (2, 4),
+            "{backend}"
+        );
+        // No store holds 5: split over both, the larger part first.
+        let RoutedResult::Accepted(split) =
+            route(&*st, &routed("r-4", None, Fulfilment::Ship, a, 5))
+        else {
+            panic!("{backend}: not split");
+        };
+        let parts: Vec<(&str, u64)> = split
+            .allocations
+            .iter()
+            .map(|x| (x.store.as_str(), x.lines[0].qty))
+            .collect();
+        assert_eq!(parts, vec![("s2", 4), ("s1", 1)], "{backend}: {split:?}");
+        assert_eq!(
+            (at(&*st, a, "s1").hub_rights, at(&*st, a, "s2").hub_rights),
+            (1, 0),
+            "{backend}"
+        );
+
+        // s2's reserve is gone: 2 more cannot be had (s1 holds 1).
+        assert_eq!(
+            route(&*st, &routed("r-5", None, Fulfilment::Ship, a, 2)),
+            RoutedResult::Unfillable(vec![AllocatedLine { gtin: a, qty: 1 }]),
+            "{backend}"
+        );
+
+        // Listed by status, by id, in pages.
+        let ids = |orders: Vec<tally_hub::storage::routed::RoutedOrder>| -> Vec<String> {
+            orders.into_iter().map(|o| o.order_id).collect()
+        };
+        assert_eq!(
+            ids(st.routed_orders(Status::Allocated, "", 2).unwrap()),
+            vec!["p-1", "r-1"],
+            "{backend}"
+        );
+        assert_eq!(
+            ids(st.routed_orders(Status::Allocated, "r-1", 2).unwrap()),
+            vec!["r-2", "r-3"]
+        );
+        assert_eq!(
+            ids(st.routed_orders(Status::Allocated, "r-3", 2).unwrap()),
+            vec!["r-4"]
+        );
+        assert!(st
+            .routed_orders(Status::Allocated, "r-4", 2)
+            .unwrap()
+            .is_empty());
+        assert!(st
+            .routed_orders(Status::Cancelled, "", 10)
+            .unwrap()
+            .is_empty());
+        assert_eq!(st.routed_order("p-1").unwrap(), Some(pickup.clone()));
+
+        // Each store's allocations, one change a page, each once, with a
+        // rising cursor.
+        let mut cursor = 0;
+        let mut seen = Vec::new();
+        loop {
+            let page = st.allocations(&loc("s1"), cursor, 1).unwrap();
+            assert!(page.allocations.len() <= 1, "{backend}: {page:?}");
+            assert!(page.transfers.is_empty());
+            if page.allocations.is_empty() {
+                assert!(!page.more);
+                break;
+            }
+            assert!(page.cursor > cursor, "{backend}: {page:?}");
+            cursor = page.cursor;
+            seen.extend(page.allocations.into_iter().map(|x| x.order_id));
+            if !page.more {
+                break;
+            }
+        }
+        assert_eq!(seen, vec!["r-1", "r-2", "r-3", "r-4"], "{backend}");
+        assert_eq!(
+            st.allocations(&loc("s1"), cursor, 10).unwrap().allocations,
+            vec![]
+        );
+        let s2_page = st.allocations(&loc("s2"), 0, 10).unwrap();
+        let at_s2: Vec<&str> = s2_page
+            .allocations
+            .iter()
+            .map(|x| x.order_id.as_str())
+            .collect();
+        assert_eq!(at_s2, vec!["p-1", "r-4"], "{backend}");
+        assert!(!s2_page.more);
+        let r4_at_s2 = &s2_page.allocations[1];
+        assert_eq!(
+            r4_at_s2.lines, split.allocations[0].lines,
+            "{backend}: its part only"
+        );
+
+        // Cancelled: the units go back to the hub's rights, once; the
+        // store's next page brings the change.
+        let s1_before = at(&*st, a, "s1");
+        let CancelResult::Cancelled(cancelled) = cancel(&*st, "r-1", 1) else {
+            panic!("{backend}: not cancelled");
+        };
+        assert_eq!(cancelled.status, Status::Cancelled);
+        assert_eq!(cancelled.allocations[0].status, Status::Cancelled);
+        let s1_after = at(&*st, a, "s1");
+        assert_eq!(
+            (s1_after.hub_rights, s1_after.on_hand),
+            (s1_before.hub_rights + 3, s1_before.on_hand + 3),
+            "{backend}"
+        );
+        let again = cancel(&*st, "r-1", 2);
+        assert_eq!(
+            again,
+            CancelResult::Cancelled(cancelled.clone()),
+            "{backend}"
+        );
+        assert_eq!(at(&*st, a, "s1"), s1_after, "{backend}: given back once");
+        assert_eq!(cancel(&*st, "nope", 3), CancelResult::NotFound);
+        let page = st.allocations(&loc("s1"), cursor, 10).unwrap();
+        assert_eq!(page.allocations.len(), 1, "{backend}");
+        assert_eq!(
+            (
+                page.allocations[0].order_id.as_str(),
+                page.allocations[0].status
+            ),
+            ("r-1", Status::Cancelled)
+        );
+        // Read from the start, each allocation is there once, in the
+        // order it last changed.
+        let whole = st.allocations(&loc("s1"), 0, 10).unwrap();
+        let changed: Vec<(&str, Status)> = whole
+            .allocations
+            .iter()
+            .map(|x| (x.order_id.as_str(), x.status))
+            .collect();
+        assert_eq!(
+            changed,
+            vec![
+                ("r-2", Status::Allocated),
+                ("r-3", Status::Allocated),
+                ("r-4", Status::Allocated),
+                ("r-1", Status::Cancelled)
+            ],
+            "{backend}"
+        );
+        assert_eq!(whole.cursor, page.cursor, "{backend}");
+
+        // s2 learns of its allocations, hands the pickup over, syncs: the
+        // hub marks it collected, and it can no longer be cancelled.
+        s2.fetch_allocations_in_storage(&*st, 1);
+        s2.fulfil("p-1", Status::Collected).unwrap();
+        synced(&*st, &mut s2, NOW + 2_000);
+        let p1 = st.routed_order("p-1").unwrap().unwrap();
+        assert_eq!(p1.status, Status::Collected, "{backend}");
+        assert_eq!(p1.allocations[0].status, Status::Collected);
+        let s2_before = at(&*st, a, "s2");
+        assert_eq!(cancel(&*st, "p-1", 4), CancelResult::HandedOver(p1.clone()));
+        assert_eq!(at(&*st, a, "s2"), s2_before, "{backend}");
+
+        let counts = st.status_counts().unwrap();
+        let expect = |allocated, cancelled, collected| {
+            [
+                ("allocated", allocated),
+                ("cancelled", cancelled),
+                ("collected", collected),
+                ("picked", 0),
+                ("shipped", 0),
+            ]
+        };
+        for (status, n) in expect(3, 1, 1) {
+            assert_eq!(
+                counts.orders.get(status).copied(),
+                Some(n),
+                "{backend} {status}: {counts:?}"
+            );
+        }
+
+        st.reopen();
+        assert_eq!(st.status_counts().unwrap(), counts, "{backend}");
+        assert_eq!(
+            st.routed_order("r-1").unwrap(),
+            Some(cancelled),
+            "{backend}"
+        );
+        assert_eq!(st.routed_order("p-1").unwrap(), Some(p1), "{backend}");
+        assert_eq!(
+            ids(st.routed_orders(Status::Cancelled, "", 10).unwrap()),
+            vec!["r-1"]
+        );
+        assert_eq!(
+            ids(st.routed_orders(Status::Collected, "", 10).unwrap()),
+            vec!["p-1"]
+        );
+        assert_eq!(
+            ids(st.routed_orders(Status::Allocated, "", 10).unwrap()),
+            vec!["r-2", "r-3", "r-4"]
+        );
+        assert_eq!(
+            route(&*st, &req),
+            RoutedResult::Replayed(st.routed_order("r-1").unwrap().unwrap())
+        );
+    }
+}
+
+/// Rights on demand: a grant moves the hub's rights at a store to it,
+/// keeping what it must hold back; a retry of the request id is answered
+/// with the same grant and moves nothing more; another request under the
+/// id is a conflict; a store's report of rights it released merges.
+#[test]
+fn rights_are_granted_once_per_request_and_released_rights_merge() {
+    for backend in backends() {
+        let mut st = TestStorage::new(backend, settings(100));
+        let a = gtin(1);
+        let mut s1 = SimStore::new("s1", 1);
+        s1.receive(a, 10);
+        assert_eq!(reserve(&*st, &mut s1, a, 15, 1), 2, "{backend}");
+        for _ in 0..8 {
+            s1.sell(a, 1).unwrap();
+        }
+        assert_eq!(s1.rights(a), 0);
+        let id = |n: u8| EventId::v7(NOW, [n; 10]);
+        let who = s1.mem.who.clone();
+
+        let req = s1.rights_request(id(1), a, 1);
+        let GrantResult::Granted(g) = write(&*st, |txn| txn.grant(&who, &req, 0)) else {
+            panic!("{backend}: not granted");
+        };
+        assert_eq!(
+            (g.request_id, g.asked, g.granted, g.reason),
+            (id(1), 1, 1, None)
+        );
+        assert!(s1.mem.apply_grant(&g));
+        assert_eq!(s1.rights(a), 1);
+        let hub_side = at(&*st, a, "s1");
+        assert_eq!(
+            (hub_side.hub_rights, hub_side.store_rights),
+            (1, 1),
+            "{backend}"
+        );
+        // The store's sales came with its entries: the hub sees them.
+        assert_eq!(hub_side.on_hand, 2, "{backend}");
+
+        // A retry, even after a restart: the same grant, nothing more.
+        st.reopen();
+        let GrantResult::Replayed(again) = write(&*st, |txn| txn.grant(&who, &req, 0)) else {
+            panic!("{backend}: not replayed");
+        };
+        assert_eq!(
+            (again.request_id, again.asked, again.granted),
+            (id(1), 1, 1),
+            "{backend}"
+        );
+        assert!(
+            !s1.mem.apply_grant(&again),
+            "{backend}: nothing new to merge"
+        );
+        assert_eq!(at(&*st, a, "s1").hub_rights, 1, "{backend}");
+        // The id under another quantity, or from another store: a
+        // conflict, nothing moved.
+        let more = s1.rights_request(id(1), a, 2);
+        assert_eq!(
+            write(&*st, |txn| txn.grant(&who, &more, 0)),
+            GrantResult::IdConflict
+        );
+        let s2 = SimStore::new("s2", 2);
+        let theirs = s2.rights_request(id(1), a, 1);
+        assert_eq!(
+            write(&*st, |txn| txn.grant(&s2.mem.who, &theirs, 0)),
+            GrantResult::IdConflict,
+            "{backend}"
+        );
+        assert_eq!(at(&*st, a, "s1").hub_rights, 1, "{backend}");
+
+        // Entries the store does not own: forged, nothing written.
+        let mut forged = s1.rights_request(id(2), a, 1);
+        forged.own.add(&ReplicaId::hub(), 100).unwrap();
+        assert!(matches!(
+            write(&*st, |txn| txn.grant(&who, &forged, 0)),
+            GrantResult::Forged(_)
+        ));
+        // Its id was not taken: a genuine request under it is granted —
+        // the hub's last unit but the one held back: none.
+        let held_back = s1.rights_request(id(2), a, 1);
+        let GrantResult::Granted(none) = write(&*st, |txn| txn.grant(&who, &held_back, 1)) else {
+            panic!("{backend}: not answered");
+        };
+        assert_eq!(
+            (none.granted, none.reason),
+            (0, Some(Shortage::NoStock)),
+            "{backend}"
+        );
+        assert_eq!(at(&*st, a, "s1").hub_rights, 1, "{backend}");
+
+        // The store gives its unit back, as asked for an order: merged
+        // once.
+        let seen = st.counter(&key("s1", a)).unwrap();
+        let released = s1.mem.release(id(3), a, 1, &seen);
+        assert_eq!(released.released, 1);
+        assert_eq!(
+            write(&*st, |txn| txn.release(&who, &released)),
+            ReleaseResult::Merged(true),
+            "{backend}"
+        );
+        assert_eq!(
+            write(&*st, |txn| txn.release(&who, &released)),
+            ReleaseResult::Merged(false),
+            "{backend}"
+        );
+        let mut forged = released.clone();
+        forged.own.add(&ReplicaId::hub(), 100).unwrap();
+        assert!(matches!(
+            write(&*st, |txn| txn.release(&who, &forged)),
+            ReleaseResult::Forged(_)
+        ));
+        st.reopen();
+        let hub_side = at(&*st, a, "s1");
+        assert_eq!(
+            (hub_side.hub_rights, hub_side.store_rights),
+            (2, 0),
+            "{backend}"
+        );
+        assert_eq!(
+            st.counter(&key("s1", a)).unwrap(),
+            s1.mem.counter(a),
+            "{backend}"
+        );
+
+        // A grant of more than the hub holds: what it holds, and why.
+        let big = s1.rights_request(id(4), a, 5);
+        let GrantResult::Granted(g) = write(&*st, |txn| txn.grant(&who, &big, 0)) else {
+            panic!("{backend}: not granted");
+        };
+        assert_eq!(
+            (g.granted, g.reason),
+            (2, Some(Shortage::NoStock)),
+            "{backend}"
+        );
+        assert!(s1.mem.apply_grant(&g));
+        assert_eq!(s1.rights(a), 2);
+        assert_eq!(at(&*st, a, "s1").hub_rights, 0, "{backend}");
+    }
+}
+
+/// Returns across stores: checked against the original chain-wide (units
+/// claimed by checked returns count until their events arrive), listed
+/// for HQ when taken at another store, and a return taken offline beyond
+/// the original raises `return_exceeds_sale`.
+#[test]
+fn returns_are_bounded_chain_wide_and_listed_across_stores() {
+    for backend in backends() {
+        let mut st = TestStorage::new(backend, settings(100));
+        let a = gtin(1);
+        let (mut s1, mut s2) = (SimStore::new("s1", 1), SimStore::new("s2", 2));
+        s1.receive(a, 6);
+        let sale = s1.sell(a, 3).unwrap();
+        let other_sale = s1.sell(a, 1).unwrap();
+        synced(&*st, &mut s1, NOW);
+        let id = |n: u8| EventId::v7(NOW, [n; 10]);
+        let ask = |return_id: EventId, qty: u64| ReturnCheckRequest {
+            return_id,
+            original_sale: Some(sale),
+            order_id: None,
+            lines: vec![ReturnLineCheck {
+                gtin: a,
+                qty,
+                epc: None,
+            }],
+        };
+        let check = |st: &dyn HubStorage, req: &ReturnCheckRequest, now: u64| {
+            write(st, |txn| txn.check_return(req, now))
+        };
+
+        // 2 of 3 claimed by a check at s2; 2 more would be 4 of 3.
+        let CheckResult::Authorized(checked) = check(&*st, &ask(id(1), 2), NOW) else {
+            panic!("{backend}: not authorized");
+        };
+        assert_eq!(checked.original.id, sale);
+        assert!(checked.returned.is_empty(), "{backend}");
+        assert!(
+            matches!(
+                check(&*st, &ask(id(2), 2), NOW),
+                CheckResult::Refused(Refusal::ExceedsSale { .. })
+            ),
+            "{backend}: the claim does not count"
+        );
+        // The check again (a retry): authorized alike; its own claim is
+        // not counted against it.
+        assert_eq!(
+            check(&*st, &ask(id(1), 2), NOW + 1),
+            CheckResult::Authorized(checked.clone())
+        );
+        let unknown = ReturnCheckRequest {
+            original_sale: Some(id(99)),
+            ..ask(id(3), 1)
+        };
+        assert!(matches!(
+            check(&*st, &unknown, NOW),
+            CheckResult::UnknownOriginal(_)
+        ));
+
+        // s2 takes it back under the checked id and syncs: the claim is
+        // redeemed by the event, listed as a return across stores.
+        let r1 = s2
+            .run(Command::Return {
+                id: Some(id(1)),
+                lines: vec![back(a, 2)],
+                original_sale: Some(sale),
+                staff: Default::default(),
+                checked: Some(checked),
+            })
+            .unwrap();
+        synced(&*st, &mut s2, NOW + 1_000);
+        st.reopen();
+        let cross = st.cross_returns(10).unwrap();
+        assert_eq!(cross.len(), 1, "{backend}: {cross:?}");
+        let c = &cross[0];
+        assert_eq!((c.return_id, c.original_id), (r1, sale));
+        assert_eq!((c.store.as_str(), c.original_store.as_str()), ("s2", "s1"));
+        assert_eq!(c.original_kind, "sale");
+        assert_eq!(
+            (c.units.len(), c.units[0].gtin, c.units[0].units),
+            (1, a, 2)
+        );
+        assert_eq!(c.refund_minor, 200);
+        assert!(c.checked, "{backend}");
+        assert_eq!(st.counter(&key("s2", a)).unwrap().value(), 2, "{backend}");
+
+        // One left: one more is authorized (after the 2 returned), two
+        // are not.
+        let CheckResult::Authorized(one) = check(&*st, &ask(id(4), 1), NOW + 2_000) else {
+            panic!("{backend}: not authorized");
+        };
+        assert_eq!(one.returned_map().get(&a), Some(&2), "{backend}");
+        assert!(matches!(
+            check(&*st, &ask(id(5), 2), NOW + 2_000),
+            CheckResult::Refused(Refusal::ExceedsSale { .. })
+        ));
+        assert!(kinds(&*st).is_empty(), "{backend}");
+
+        // s1, not knowing of s2's return, takes back all 3 of its own
+        // sale: 5 of 3 came back, which the hub raises.
+        let r2 = s1
+            .run(Command::Return {
+                id: None,
+                lines: vec![back(a, 3)],
+                original_sale: Some(sale),
+                staff: Default::default(),
+                checked: None,
+            })
+            .unwrap();
+        synced(&*st, &mut s1, NOW + 3_000);
+        let x = all_exceptions(&*st);
+        assert_eq!(x.len(), 1, "{backend}: {x:?}");
+        assert_eq!(x[0].kind, "return_exceeds_sale");
+        assert_eq!(x[0].store, "s1");
+        assert_eq!(x[0].event_ids, vec![r2, sale]);
+        // Not across stores: still one listed.
+        assert_eq!(st.cross_returns(10).unwrap().len(), 1, "{backend}");
+
+        // Another sale taken back at s2, later: listed first.
+        let later = EventId::v7(NOW + 10_000, [7; 10]);
+        let ask_other = ReturnCheckRequest {
+            return_id: later,
+            original_sale: Some(other_sale),
+            ..ask(later, 1)
+        };
+        let CheckResult::Authorized(checked) = check(&*st, &ask_other, NOW + 10_000) else {
+            panic!("{backend}: not authorized");
+        };
+        s2.set_clock(NOW + 10_000);
+        s2.run(Command::Return {
+            id: Some(later),
+            lines: vec![back(a, 1)],
+            original_sale: Some(other_sale),
+            staff: Default::default(),
+            checked: Some(checked),
+        })
+        .unwrap();
+        synced(&*st, &mut s2, NOW + 11_000);
+        let newest: Vec<EventId> = st
+            .cross_returns(10)
+            .unwrap()
+            .iter()
+            .map(|c| c.return_id)
+            .collect();
+        assert_eq!(newest, vec![later, r1], "{backend}: newest first");
+        let first = st.cross_returns(1).unwrap();
+        assert_eq!((first.len(), first[0].original_id), (1, other_sale));
+        st.reopen();
+        assert!(matches!(
+            check(&*st, &ask(id(6), 1), NOW + 4_000),
+            CheckResult::Refused(Refusal::ExceedsSale { .. })
+        ));
+    }
+}
+
+/// Transfers: a synced `transfer_out` opens a transfer in transit, listed
+/// by status in pages and on both stores' allocation pages; the overdue
+/// sweep raises it once; the destination's `transfer_in` closes it.
+#[test]
+fn a_transfer_is_in_transit_flagged_overdue_once_and_closed_on_receipt() {
+    const OVERDUE: u64 = 3 * 24 * 3_600_000;
+    for backend in backends() {
+        let mut st = TestStorage::new(backend, settings(100));
+        let a = gtin(1);
+        let (mut s1, mut s2) = (SimStore::new("s1", 1), SimStore::new("s2", 2));
+        s1.receive(a, 5);
+        s1.transfer_out("T1", "s2", a, 2).unwrap();
+        s1.transfer_out("T2", "s2", a, 1).unwrap();
+        synced(&*st, &mut s1, NOW);
+        // Another sent later, so not due with the others.
+        s1.transfer_out("T3", "s2", a, 1).unwrap();
+        synced(&*st, &mut s1, NOW + 60_000);
+        assert_eq!(st.counter(&key("s1", a)).unwrap().value(), 1, "{backend}");
+
+        let ids = |list: Vec<tally_hub::storage::transfers::HubTransfer>| -> Vec<String> {
+            list.into_iter().map(|t| t.transfer.transfer_id).collect()
+        };
+        assert_eq!(
+            ids(st.transfers(TransferStatus::InTransit, "", 2).unwrap()),
+            vec!["T1", "T2"]
+        );
+        assert_eq!(
+            ids(st.transfers(TransferStatus::InTransit, "T2", 2).unwrap()),
+            vec!["T3"]
+        );
+        assert!(st
+            .transfers(TransferStatus::Received, "", 10)
+            .unwrap()
+            .is_empty());
+        let t1 = st.transfer("T1").unwrap().unwrap();
+        assert_eq!(
+            (t1.transfer.from.as_str(), t1.transfer.to.as_str()),
+            ("s1", "s2")
+        );
+        assert_eq!(t1.transfer.status, TransferStatus::InTransit);
+        assert_eq!(t1.transfer.units().get(&a), Some(&2));
+        assert_eq!(
+            (t1.seen_at_ms, t1.received_at_ms, t1.overdue),
+            (NOW, None, false)
+        );
+        assert!(t1.transfer.sent_event.is_some());
+        assert_eq!(st.transfer("T9").unwrap(), None);
+        assert_eq!(
+            st.status_counts().unwrap().transfers["in_transit"],
+            3,
+            "{backend}"
+        );
+        // The destination hears of them on its page (the source knows).
+        let page = st.allocations(&loc("s2"), 0, 10).unwrap();
+        let listed: Vec<&str> = page
+            .transfers
+            .iter()
+            .map(|t| t.transfer_id.as_str())
+            .collect();
+        assert_eq!(listed, vec!["T1", "T2", "T3"], "{backend}");
+        assert_eq!(page.transfers[0], t1.transfer);
+        assert!(page.allocations.is_empty());
+        assert!(st
+            .allocations(&loc("s1"), 0, 10)
+            .unwrap()
+            .transfers
+            .is_empty());
+
+        // Not due before its time; T1 and T2 due once after it.
+        let flag =
+            |st: &dyn HubStorage, now| write(st, |txn| txn.flag_overdue_transfers(now, OVERDUE));
+        assert_eq!(flag(&*st, NOW + OVERDUE - 1), 0, "{backend}");
+        assert_eq!(flag(&*st, NOW + OVERDUE + 1), 2, "{backend}");
+        assert_eq!(flag(&*st, NOW + OVERDUE + 2), 0, "{backend}");
+        st.reopen();
+        assert_eq!(
+            flag(&*st, NOW + OVERDUE + 3),
+            0,
+            "{backend}: flagged once, durably"
+        );
+        let x = all_exceptions(&*st);
+        assert_eq!(x.len(), 2, "{backend}: {x:?}");
+        assert!(x
+            .iter()
+            .all(|x| x.kind == "transfer_overdue" && x.store == "s2"));
+        let flagged: BTreeSet<&str> = x
+            .iter()
+            .map(|x| x.detail["transfer_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(flagged, BTreeSet::from(["T1", "T2"]));
+        assert!(st.transfer("T1").unwrap().unwrap().overdue, "{backend}");
+        assert!(!st.transfer("T3").unwrap().unwrap().overdue, "{backend}");
+
+        // s2 learns of the transfers from its pages and receives T2.
+        s2.fetch_allocations_in_storage(&*st, 10);
+        let received = s2.transfer_in("T2").unwrap();
+        synced(&*st, &mut s2, NOW + OVERDUE + 10);
+        let t2 = st.transfer("T2").unwrap().unwrap();
+        assert_eq!(t2.transfer.status, TransferStatus::Received, "{backend}");
+        assert_eq!(
+            t2.received_at_ms,
+            Some(s2.mem.recorded(&received).unwrap().at_ms)
+        );
+        assert_eq!(st.counter(&key("s2", a)).unwrap().value(), 1, "{backend}");
+        assert_eq!(
+            ids(st.transfers(TransferStatus::InTransit, "", 10).unwrap()),
+            vec!["T1", "T3"]
+        );
+        assert_eq!(
+            ids(st.transfers(TransferStatus::Received, "", 10).unwrap()),
+            vec!["T2"]
+        );
+        assert_eq!(ids(st.transfers_received_recently(10).unwrap()), vec!["T2"]);
+        // s1 hears of the receipt on its page.
+        let page = st.allocations(&loc("s1"), 0, 10).unwrap();
+        assert_eq!(page.transfers.len(), 1, "{backend}: {page:?}");
+        let t = &page.transfers[0];
+        assert_eq!(
+            (t.transfer_id.as_str(), t.status),
+            ("T2", TransferStatus::Received)
+        );
+
+        // T1 arrives later: the latest receipt first, whatever the ids.
+        s2.transfer_in("T1").unwrap();
+        synced(&*st, &mut s2, NOW + OVERDUE + 20);
+        st.reopen();
+        assert_eq!(st.counter(&key("s2", a)).unwrap().value(), 3, "{backend}");
+        let counts = st.status_counts().unwrap();
+        assert_eq!(
+            (counts.transfers["in_transit"], counts.transfers["received"]),
+            (1, 2),
+            "{backend}"
+        );
+        assert_eq!(
+            ids(st.transfers_received_recently(10).unwrap()),
+            vec!["T1", "T2"],
+            "{backend}"
+        );
+        assert_eq!(ids(st.transfers_received_recently(1).unwrap()), vec!["T1"]);
+        assert_eq!(
+            ids(st.transfers(TransferStatus::InTransit, "", 10).unwrap()),
+            vec!["T3"]
+        );
+        // T3 is due in its own time.
+        assert_eq!(flag(&*st, NOW + 60_000 + OVERDUE + 1), 1, "{backend}");
+        assert_eq!(kinds(&*st).len(), 3, "{backend}");
+    }
+}
+
+/// The catalog: a change counts only items new or different, each item
+/// reads back, and a store's sync brings what changed after its cursor, a
+/// page at a time.
+#[test]
+fn catalog_changes_are_counted_and_paged_to_stores_by_cursor() {
+    for backend in backends() {
+        let mut st = TestStorage::new(backend, settings(2));
+        let (a, b, c) = (gtin(1), gtin(2), gtin(3));
+        let item = |g, name: &str, price| CatalogItem::new(g, name, price).unwrap();
+        let put = |st: &dyn HubStorage, items: &[CatalogItem]| {
+            write(st, |txn| txn.catalog(items)).changed
+        };
+        assert_eq!(
+            put(
+                &*st,
+                &[
+                    item(a, "Tea", 250),
+                    item(b, "Jam", 400),
+                    item(c, "Oats", 300)
+                ]
+            ),
+            3
+        );
+        // The same again: nothing changed; one price: one.
+        assert_eq!(
+            put(&*st, &[item(a, "Tea", 250), item(b, "Jam", 400)]),
+            0,
+            "{backend}"
+        );
+        assert_eq!(
+            put(&*st, &[item(a, "Tea", 250), item(b, "Jam", 450)]),
+            1,
+            "{backend}"
+        );
+        st.reopen();
+        assert_eq!(
+            st.catalog_item(b).unwrap(),
+            Some(item(b, "Jam", 450)),
+            "{backend}"
+        );
+        assert_eq!(st.catalog_item(c).unwrap(), Some(item(c, "Oats", 300)));
+        assert_eq!(st.catalog_item(gtin(9)).unwrap(), None);
+
+        // Two a page, in the order they last changed.
+        let mut s1 = SimStore::new("s1", 1);
+        let (_, first, _) = synced(&*st, &mut s1, NOW);
+        assert_eq!(
+            first.catalog,
+            vec![item(a, "Tea", 250), item(c, "Oats", 300)],
+            "{backend}"
+        );
+        assert!(first.more, "{backend}");
+        let (_, second, _) = synced(&*st, &mut s1, NOW);
+        assert_eq!(second.catalog, vec![item(b, "Jam", 450)], "{backend}");
+        assert!(!second.more, "{backend}");
+        assert!(second.catalog_cursor > first.catalog_cursor);
+        let (_, third, _) = synced(&*st, &mut s1, NOW);
+        assert!(third.catalog.is_empty(), "{backend}");
+        assert_eq!(third.catalog_cursor, second.catalog_cursor);
+        assert_eq!(s1.mem.catalog.len(), 3);
+
+        // A later change: only it.
+        assert_eq!(put(&*st, &[item(c, "Oats", 320)]), 1);
+        let (_, fourth, _) = synced(&*st, &mut s1, NOW);
+        assert_eq!(fourth.catalog, vec![item(c, "Oats", 320)], "{backend}");
+        assert_eq!(s1.mem.catalog[&c].price_minor, 320);
+    }
+}
+
+/// Exceptions page by strictly rising ids: read after the last id of a
+/// page, the next page goes on where it stopped, none skipped or
+/// repeated, across a restart too.
+#[test]
+fn exceptions_page_by_rising_ids_without_gaps() {
+    for backend in backends() {
+        let mut st = TestStorage::new(backend, settings(100));
+        let a = gtin(1);
+        let mut s1 = SimStore::new("s1", 1);
+        s1.receive(a, 1);
+        s1.sell_override(a, 3);
+        s1.refund_without_receipt(a, 1);
+        s1.sell_keyed(a, 500, 450);
+        synced(&*st, &mut s1, NOW);
+        let mut s2 = SimStore::new("s2", 2);
+        s2.sell_override(a, 1);
+        s2.refund_without_receipt(a, 2);
+        synced(&*st, &mut s2, NOW + 1);
+        let all = all_exceptions(&*st);
+        assert_eq!(
+            all.iter().map(|x| x.kind.as_str()).collect::<Vec<_>>(),
+            vec![
+                "override_sale",
+                "no_receipt_refund",
+                "price_override",
+                "override_sale",
+                "no_receipt_refund"
+            ],
+            "{backend}"
+        );
+        assert_eq!(all[0].store, "s1");
+        assert_eq!(all[4].store, "s2");
+        assert_eq!(all[4].detected_at_ms, NOW + 1);
+
+        let pages = |st: &dyn HubStorage| {
+            let mut since = 0;
+            let mut out = Vec::new();
+            loop {
+                let page = st.exceptions(since, 2).unwrap();
+                assert!(page.len() <= 2);
+                let Some(last) = page.last() else { break };
+                assert!(page[0].id > since, "{backend}: {page:?}");
+                since = last.id;
+                out.extend(page);
+            }
+            out
+        };
+        assert_eq!(pages(&*st), all, "{backend}");
+        assert!(
+            all.windows(2).all(|w| w[0].id < w[1].id),
+            "{backend}: {all:?}"
+        );
+        assert!(st.exceptions(all[4].id, 10).unwrap().is_empty());
+        assert!(st.exceptions(0, 0).unwrap().is_empty());
+        assert_eq!(st.exceptions(all[1].id, 2).unwrap(), all[2..4].to_vec());
+
+        // After a restart, new ones come after every earlier one.
+        st.reopen();
+        s1.sell_override(a, 1);
+        synced(&*st, &mut s1, NOW + 2);
+        let now = all_exceptions(&*st);
+        assert_eq!(now.len(), 6, "{backend}");
+        assert_eq!(now[..5], all[..], "{backend}");
+        assert!(now[5].id > all[4].id, "{backend}");
+        assert_eq!(pages(&*st), now, "{backend}");
+    }
+}
+
+/// A batch whose closure fails keeps nothing of any write it made: not an
+/// order, a sync, a catalog change, a routed order or a refusal counted.
+#[test]
+fn a_failed_batch_keeps_nothing_of_any_write_in_it() {
+    for backend in backends() {
+        let mut st = TestStorage::new(backend, settings(100));
+        let a = gtin(1);
+        let mut s1 = SimStore::new("s1", 1);
+        s1.receive(a, 20);
+        let held = reserve(&*st, &mut s1, a, 70, 1);
+        s1.sell(a, 2).unwrap();
+        let req = s1.request(1000);
+        let o = order("w1", "s1", &[(a, 1)], 2, true);
+        let r = routed("r-1", None, Fulfilment::Ship, a, 2);
+        let tea = CatalogItem::new(a, "Tea", 250).unwrap();
+        let before = (
+            at(&*st, a, "s1"),
+            st.stores().unwrap(),
+            st.sales_per_minute(0).unwrap(),
+            all_exceptions(&*st),
+            st.status_counts().unwrap(),
+        );
+
+        let mut answered = Vec::new();
+        let failed = st.write_batch(&mut |txn| {
+            answered.clear();
+            answered.push(format!("{:?}", txn.catalog(std::slice::from_ref(&tea))?));
+            let sync = txn.sync(&s1.mem.who, &req, NOW + 1)?;
+            answered.push(format!("{}", matches!(sync, SyncResult::Synced(..))));
+            answered.push(format!(
+                "{}",
+                matches!(txn.order(&o)?, OrderResult::Accepted(_))
+            ));
+            answered.push(format!(
+                "{}",
+                matches!(txn.route_order(&r)?, RoutedResult::Accepted(_))
+            ));
+            answered.push(format!(
+                "{}",
+                txn.order_refused(&loc("s1"), Shortage::NoStock)?
+            ));
+            Err(StorageError::Db("injected failure".into()))
+        });
+        assert!(
+            matches!(failed, Err(StorageError::Db(_))),
+            "{backend}: {failed:?}"
+        );
+        // Each write went through inside the batch…
+        assert_eq!(
+            answered,
+            vec![
+                "CatalogResult { changed: 1 }",
+                "true",
+                "true",
+                "true",
+                "true"
+            ],
+            "{backend}"
+        );
+        // …and none of it was kept, before or after a restart.
+        for reopened in [false, true] {
+            if reopened {
+                st.reopen();
+            }
+            let after = (
+                at(&*st, a, "s1"),
+                st.stores().unwrap(),
+                st.sales_per_minute(0).unwrap(),
+                all_exceptions(&*st),
+                st.status_counts().unwrap(),
+            );
+            assert_eq!(after, before, "{backend} reopened={reopened}");
+            assert_eq!(at(&*st, a, "s1").hub_rights, held);
+            assert_eq!(st.catalog_item(a).unwrap(), None, "{backend}");
+            assert_eq!(st.routed_order("r-1").unwrap(), None, "{backend}");
+        }
+
+        // The same writes again, committed: every one is new (the order
+        // ids were not taken), and kept.
+        let mut results = Vec::new();
+        st.write_batch(&mut |txn| {
+            results.clear();
+            results.push(txn.catalog(std::slice::from_ref(&tea))?.changed == 1);
+            results.push(matches!(
+                txn.sync(&s1.mem.who, &req, NOW + 1)?,
+                SyncResult::Synced(..)
+            ));
+            results.push(matches!(txn.order(&o)?, OrderResult::Accepted(_)));
+            results.push(matches!(txn.route_order(&r)?, RoutedResult::Accepted(_)));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(results, vec![true; 4], "{backend}");
+        st.reopen();
+        assert_eq!(at(&*st, a, "s1").hub_rights, held - 3, "{backend}");
+        assert_eq!(at(&*st, a, "s1").on_hand, 20 - 2 - 3, "{backend}");
+        assert_eq!(st.catalog_item(a).unwrap(), Some(tea), "{backend}");
+        assert!(st.routed_order("r-1").unwrap().is_some(), "{backend}");
+        assert!(
+            matches!(place(&*st, &o), OrderResult::Replayed(_)),
+            "{backend}"
+        );
+    }
+}
+
+/// The audit after a mixed history (receipts, sales, store-named and
+/// routed orders, a cancellation, a transfer, returns, rights granted):
+/// nothing sold twice, the holdings index agrees with the counters, and
+/// every (store, item)'s counter agrees with its events.
+#[test]
+fn the_audit_agrees_with_the_counters_after_a_mixed_history() {
+    for backend in backends() {
+        let mut st = TestStorage::new(backend, settings(100));
+        let empty = st.audit().unwrap();
+        assert_eq!(
+            (empty.events, empty.rows.len(), empty.double_sold),
+            (0, 0, 0),
+            "{backend}"
+        );
+
+        let (a, b) = (gtin(1), gtin(2));
+        let (mut s1, mut s2) = (SimStore::new("s1", 1), SimStore::new("s2", 2));
+        s1.receive(a, 20);
+        s1.receive(b, 5);
+        s2.receive(a, 10);
+        let sale = s1.sell(a, 2).unwrap();
+        s2.sell(a, 1).unwrap();
+        reserve(&*st, &mut s1, a, 70, 1);
+        reserve(&*st, &mut s2, a, 40, 2);
+        assert!(matches!(
+            place(&*st, &order("w1", "s1", &[(a, 2)], 3, true)),
+            OrderResult::Accepted(_)
+        ));
+        assert!(matches!(
+            route(&*st, &routed("r-1", None, Fulfilment::Ship, a, 3)),
+            RoutedResult::Accepted(_)
+        ));
+        assert!(matches!(
+            route(&*st, &routed("r-2", Some("s2"), Fulfilment::Pickup, a, 1)),
+            RoutedResult::Accepted(_)
+        ));
+        assert!(matches!(cancel(&*st, "r-1", 4), CancelResult::Cancelled(_)));
+        s1.transfer_out("T1", "s2", b, 2).unwrap();
+        s1.run(Command::Return {
+            id: None,
+            lines: vec![back(a, 1)],
+            original_sale: Some(sale),
+            staff: Default::default(),
+            checked: None,
+        })
+        .unwrap();
+        synced(&*st, &mut s1, NOW + 1_000);
+        s2.fetch_allocations_in_storage(&*st, 10);
+        s2.transfer_in("T1").unwrap();
+        s2.fulfil("r-2", Status::Collected).unwrap();
+        synced(&*st, &mut s2, NOW + 1_000);
+        // s2 sells every unit of its own rights, then asks for more than
+        // the hub holds there: it is granted all of them.
+        let who = s2.mem.who.clone();
+        let rights = s2.rights(a);
+        for _ in 0..rights {
+            s2.sell(a, 1).unwrap();
+        }
+        // (The request's own entries carry the rights s2 moved to the
+        // hub's reserve since its last sync: granted back too.)
+        let req = s2.rights_request(EventId::v7(NOW, [5; 10]), a, 10);
+        let GrantResult::Granted(g) = write(&*st, |txn| txn.grant(&who, &req, 0)) else {
+            panic!("{backend}: not granted");
+        };
+        assert!(g.granted > 0, "{backend}: {g:?}");
+        assert_eq!(g.reason, Some(Shortage::NoStock), "{backend}");
+        assert_eq!(at(&*st, a, "s2").hub_rights, 0, "{backend}");
+        s2.mem.apply_grant(&g);
+        s2.sell(a, 1).unwrap();
+        synced(&*st, &mut s1, NOW + 2_000);
+        synced(&*st, &mut s2, NOW + 2_000);
+
+        for reopened in [false, true] {
+            if reopened {
+                st.reopen();
+            }
+            let audit = st.audit().unwrap();
+            assert_eq!(audit.double_sold, 0, "{backend}: {audit:?}");
+            assert_eq!(audit.holdings_disagreeing, 0, "{backend}: {audit:?}");
+            assert!(audit.epcs_sold_twice.is_empty(), "{backend}: {audit:?}");
+            let stored: u64 = st.stores().unwrap().iter().map(|r| r.events_received).sum();
+            // The hub's own events: the store-named order, two routed
+            // allocations and the cancellation of one.
+            assert_eq!(audit.events, stored + 4, "{backend}");
+            let pairs: Vec<(&str, Gtin)> = audit
+                .rows
+                .iter()
+                .map(|r| (r.store.as_str(), r.gtin))
+                .collect();
+            assert_eq!(
+                pairs,
+                vec![("s1", a), ("s1", b), ("s2", a), ("s2", b)],
+                "{backend}"
+            );
+            for row in &audit.rows {
+                assert_eq!(
+                    row.on_hand_by_events,
+                    u128::from(row.on_hand),
+                    "{backend}: {row:?}"
+                );
+                let counter = st.counter(&key(&row.store, row.gtin)).unwrap().value();
+                assert_eq!(row.on_hand, counter, "{backend}: {row:?}");
+                assert_eq!(row.oversold, 0);
+            }
+            let s1a = &audit.rows[0];
+            assert_eq!(
+                (s1a.units_in, s1a.sold, s1a.ordered),
+                // 20 received, 1 returned, 3 given back by the
+                // cancellation; 2 and 3 ordered online.
+                (20 + 1 + 3, 2, 2 + 3),
+                "{backend}: {s1a:?}"
+            );
+            assert_eq!(
+                (audit.rows[1].transferred_out, audit.rows[3].transferred_in),
+                (2, 2)
+            );
+            assert_eq!(audit.rows[3].on_hand, 2);
+            assert_eq!(s1.on_hand(a), s1a.on_hand, "{backend}: the store agrees");
+        }
+    }
+}
+
+/// An EPC sold at two stores (each within its own rights, while
+/// partitioned) is what the audit and the exceptions report; its count
+/// survives a restart.
+#[test]
+fn an_epc_sold_at_two_stores_is_reported_by_the_audit() {
+    for backend in backends() {
+        let mut st = TestStorage::new(backend, settings(100));
+        let (a, b) = (gtin(1), gtin(2));
+        let epc = "3074257BF7194E4000001A85";
+        let (mut s1, mut s2) = (SimStore::new("s1", 1), SimStore::new("s2", 2));
+        s1.receive(a, 2);
+        s2.receive(b, 2);
+        s1.sell_epc(a, epc).unwrap();
+        s2.sell_epc(b, epc).unwrap();
+        synced(&*st, &mut s1, NOW);
+        let (_, _, summary) = synced(&*st, &mut s2, NOW);
+        assert_eq!(summary.exceptions, 1, "{backend}");
+        st.reopen();
+        let audit = st.audit().unwrap();
+        assert_eq!(
+            audit.epcs_sold_twice,
+            vec![tally_sync::Epc::from_hex(epc).unwrap()],
+            "{backend}"
+        );
+        assert_eq!(audit.double_sold, 0, "{backend}: each had its own unit");
+        let x = all_exceptions(&*st);
+        assert_eq!(x.len(), 1, "{backend}");
+        assert_eq!(
+            (x[0].kind.as_str(), x[0].store.as_str()),
+            ("epc_sold_twice", "s2")
+        );
+        assert_eq!(x[0].event_ids.len(), 2);
+    }
+}

@@ -1,0 +1,114 @@
+//! The storage engines the hub's storage conformance suite
+//! (`tests/storage.rs`) runs on, and how a test opens, reopens and writes
+//! to one: the suite sees an engine only as `dyn HubStorage`, so every
+//! engine the hub can run on must pass the same tests, and adding one is
+//! adding it to [`backends`] and [`open`].
+
+use std::fmt;
+use std::ops::Deref;
+use std::path::Path;
+
+use tally_hub::storage::{HubStorage, HubWrite, RedbHub, StorageError, SyncSettings};
+use tally_sync::exchange::HubLimits;
+use tally_sync::ReservePolicy;
+
+/// A storage engine of the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded engine (`RedbHub`), one file in the data directory.
+    Redb,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Redb => "redb",
+        })
+    }
+}
+
+/// Every storage engine the suite runs on. (PostgreSQL joins here.)
+pub fn backends() -> Vec<Backend> {
+    vec![Backend::Redb]
+}
+
+/// Opens `backend`'s storage kept under `dir` (created on first open,
+/// found again by a later open of the same `dir`).
+pub fn open(backend: &Backend, dir: &Path, settings: SyncSettings) -> Box<dyn HubStorage> {
+    match backend {
+        Backend::Redb => Box::new(
+            RedbHub::open(&dir.join("hub.redb"), settings)
+                .unwrap_or_else(|e| panic!("{backend}: open: {e}")),
+        ),
+    }
+}
+
+/// The default settings, with catalog pages of `catalog_page` items.
+pub fn settings(catalog_page: usize) -> SyncSettings {
+    SyncSettings {
+        policy: ReservePolicy::default(),
+        limits: HubLimits::default(),
+        catalog_page,
+    }
+}
+
+/// One test's storage: an engine over a fresh directory of its own,
+/// which it can close and open again (a hub restart). Derefs to the
+/// storage.
+pub struct TestStorage {
+    /// The engine.
+    pub backend: Backend,
+    dir: tempfile::TempDir,
+    settings: SyncSettings,
+    hub: Option<Box<dyn HubStorage>>,
+}
+
+impl TestStorage {
+    /// `backend` over a fresh directory, with `settings`.
+    pub fn new(backend: Backend, settings: SyncSettings) -> Self {
+        eprintln!("storage engine: {backend}");
+        let dir = tempfile::tempdir().unwrap();
+        let hub = open(&backend, dir.path(), settings);
+        Self {
+            backend,
+            dir,
+            settings,
+            hub: Some(hub),
+        }
+    }
+
+    /// Drops the storage (closing it) and opens the same storage again:
+    /// only what was committed survives.
+    pub fn reopen(&mut self) {
+        drop(self.hub.take());
+        self.hub = Some(open(&self.backend, self.dir.path(), self.settings));
+    }
+
+    /// The storage, as the HTTP layer has it.
+    pub fn hub(&self) -> &dyn HubStorage {
+        self.hub.as_deref().unwrap()
+    }
+}
+
+impl Deref for TestStorage {
+    type Target = dyn HubStorage;
+
+    fn deref(&self) -> &Self::Target {
+        self.hub()
+    }
+}
+
+/// Runs `f` as one batch of its own and answers what it returned; panics
+/// if the batch fails.
+pub fn write<T>(
+    hub: &dyn HubStorage,
+    mut f: impl FnMut(&mut dyn HubWrite) -> Result<T, StorageError>,
+) -> T {
+    let mut out = None;
+    hub.write_batch(&mut |txn| {
+        out = Some(f(txn)?);
+        Ok(())
+    })
+    .unwrap_or_else(|e| panic!("batch failed: {e}"));
+    out.unwrap()
+}
