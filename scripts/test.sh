@@ -15,6 +15,9 @@ echo "== unit, property and end-to-end tests"
 cargo build --workspace --bins
 cargo test --workspace
 
+echo "== the hub's HTTP-level suite again, on PostgreSQL (a throwaway server)"
+TALLY_HUB_BACKEND=postgres cargo test -p tally-hub
+
 echo "== deterministic simulation: ${SIM_SEEDS} fixed seeds x 5 stores x 10,000 steps"
 cargo run --release --example simulate -- \
     --seed 1 --seeds "${SIM_SEEDS}" --stores 5 --steps 10000 --quiet

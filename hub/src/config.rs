@@ -10,8 +10,12 @@ use tally_sync::ReservePolicy;
 /// Everything `tally-hub run` needs besides its listener.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The data directory (`init` made it): PKI files and `hub.redb`.
+    /// The data directory (`init` made it): PKI files and, without
+    /// [`Config::database`], `hub.redb`.
     pub data_dir: PathBuf,
+    /// The PostgreSQL database to keep the hub's data in (`None`: the
+    /// embedded `hub.redb` in the data directory).
+    pub database: Option<crate::storage::postgres::DatabaseUrl>,
     /// The online-reserve policy: the hub's reserve target per (item,
     /// store) from recorded online demand, sent to stores on sync.
     pub policy: ReservePolicy,
@@ -68,6 +72,7 @@ impl Config {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
+            database: None,
             policy: ReservePolicy::default(),
             max_sync_body: 16 * 1024 * 1024,
             max_admin_body: 1024 * 1024,

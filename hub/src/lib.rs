@@ -71,6 +71,7 @@ pub use config::Config;
 use crate::api::{ApiSettings, AppState};
 use crate::metrics::Metrics;
 use crate::pki::{DataDir, PkiError, Revocations};
+use crate::storage::postgres::PgHub;
 use crate::storage::redb::SyncSettings;
 use crate::storage::{HubStorage, RedbHub, StorageError};
 use crate::tls::{Peer, TlsError};
@@ -125,13 +126,15 @@ pub async fn run(
     };
     let path = dir.database();
     let routing = config.routing.clone();
-    let storage: Arc<dyn HubStorage> = Arc::new(
-        tokio::task::spawn_blocking(move || {
-            RedbHub::open(&path, settings).map(|h| h.with_routing(routing))
+    let database = config.database.clone();
+    let storage: Arc<dyn HubStorage> = tokio::task::spawn_blocking(move || {
+        Ok::<Arc<dyn HubStorage>, StorageError>(match database {
+            Some(url) => Arc::new(PgHub::connect(&url, settings)?.with_routing(routing)),
+            None => Arc::new(RedbHub::open(&path, settings)?.with_routing(routing)),
         })
-        .await
-        .map_err(std::io::Error::other)??,
-    );
+    })
+    .await
+    .map_err(std::io::Error::other)??;
     let metrics = Arc::new(Metrics::default());
     let links = link::Links::new();
     let (writer, writer_thread) = Writer::start(
@@ -178,6 +181,7 @@ pub async fn run(
     info!(
         addr = %addr,
         data_dir = %config.data_dir.display(),
+        database = %config.database.as_ref().map_or_else(|| "embedded".to_string(), |u| u.to_string()),
         reserve_horizon_ms = config.policy.horizon_ms,
         demand_half_life_ms = config.policy.half_life_ms,
         "Hub serving."

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tally_hub::pki::{self, DataDir};
+use tally_hub::storage::postgres::{DatabaseUrl, PgHub};
 use tally_hub::Config;
 use tally_store::SystemClock;
 use tally_sync::ReservePolicy;
@@ -100,15 +101,32 @@ enum Command {
         #[arg(long)]
         store: String,
     },
+    /// Create or bring up to date the hub's schema in a PostgreSQL
+    /// database ahead of time (`run --database` does it too, at start).
+    Migrate {
+        /// The database, e.g. `postgres://tally@db.example/tally` or
+        /// `host=/run/postgresql dbname=tally` (a password is better in
+        /// `PGPASSWORD`-style env than here: put the whole URL in
+        /// `TALLY_HUB_DATABASE`).
+        #[arg(long, env = "TALLY_HUB_DATABASE", hide_env_values = true)]
+        database: String,
+    },
     /// Serve the sync endpoint and the admin API.
     Run(RunArgs),
 }
 
 #[derive(Debug, clap::Args)]
 struct RunArgs {
-    /// The hub's data directory (made by `init`).
+    /// The hub's data directory (made by `init`). With `--database` it
+    /// holds only the PKI files (CA, server certificate, admin token) and
+    /// several hub processes may share it.
     #[arg(long)]
     data_dir: PathBuf,
+    /// Keep the hub's data in this PostgreSQL database instead of the
+    /// embedded `hub.redb` (schema created or migrated at start): several
+    /// hub processes may serve one database.
+    #[arg(long, env = "TALLY_HUB_DATABASE", hide_env_values = true)]
+    database: Option<String>,
     /// Address to listen on, e.g. `0.0.0.0:8443` or `127.0.0.1:0`.
     #[arg(long, default_value = "127.0.0.1:8443")]
     listen: String,
@@ -284,9 +302,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("revoking store {store:?}"))?;
             println!("Revoked {n} certificate(s) of store {store}; its next sync gets 403.");
         }
+        Command::Migrate { database } => {
+            let url: DatabaseUrl = database.parse().context("--database")?;
+            let report = PgHub::migrate(&url).with_context(|| format!("migrating {url}"))?;
+            if report.from == report.to {
+                println!("Schema of {url} is up to date (version {}).", report.to);
+            } else {
+                println!(
+                    "Migrated {url} from schema version {} to {}.",
+                    report.from, report.to
+                );
+            }
+        }
         Command::Run(args) => {
             tally_service::log_to_stderr(args.log_json);
             let mut config = Config::new(&args.data_dir);
+            config.database = match &args.database {
+                Some(url) => Some(url.parse().context("--database")?),
+                None => None,
+            };
             config.policy = ReservePolicy {
                 horizon_ms: args.reserve_horizon_hours.saturating_mul(HOUR_MS),
                 half_life_ms: args.demand_half_life_hours.saturating_mul(HOUR_MS),

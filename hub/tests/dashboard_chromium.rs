@@ -68,9 +68,6 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use support::{Admin, SimStore, TestHub};
 use tally_hub::pki::{self, DataDir};
-use tally_hub::storage::redb::SyncSettings;
-use tally_hub::storage::RedbHub;
-use tally_hub::Config;
 use tally_store::SystemClock;
 use tally_sync::clock::Clock;
 use tally_sync::fulfilment::Status;
@@ -452,22 +449,13 @@ fn assert_transfers_shown(shown: &Value, api: &Value, received: bool) {
 /// `hub_handle` in one durable transaction that `/v1/sync` runs) with the
 /// hub's clock at `hub_now_ms`, while the hub is not running. This is how
 /// a store that last synced minutes ago is made without waiting minutes.
-fn sync_in_the_past(data: &DataDir, store: &mut SimStore, hub_now_ms: u64) {
-    let defaults = Config::new(data.root());
-    let settings = SyncSettings {
-        policy: defaults.policy,
-        limits: tally_sync::exchange::HubLimits {
-            max_delta_entries: defaults.max_delta_entries,
-        },
-        catalog_page: defaults.catalog_page,
-    };
-    let hub = RedbHub::open(&data.database(), settings).unwrap();
-    loop {
-        let (_, resp) = store.sync_in_storage(&hub, hub_now_ms);
+fn sync_in_the_past(tmp: &Path, data: &DataDir, store: &mut SimStore, hub_now_ms: u64) {
+    support::with_storage(tmp, data, |hub| loop {
+        let (_, resp) = store.sync_in_storage(hub, hub_now_ms);
         if !resp.more && !store.has_pending() {
             return;
         }
-    }
+    });
 }
 
 /// What the admin API says, for the checks.
@@ -520,7 +508,7 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
     east.set_clock(now - 14 * MINUTE_MS);
     east.transfer_out("tr-east-1", "store-north", pencil, 2)
         .unwrap();
-    sync_in_the_past(&data, &mut east, now - 12 * MINUTE_MS);
+    sync_in_the_past(tmp.path(), &data, &mut east, now - 12 * MINUTE_MS);
 
     let hub = TestHub::serve(tmp, data, |c| {
         c.transfer_overdue = Duration::from_secs(10 * 60);

@@ -115,3 +115,37 @@ fn a_store_syncs_and_online_orders_follow_the_reserve_on_postgres() {
         .all(|r| r.on_hand as u128 == r.on_hand_by_events));
     assert_eq!(audit.rows.len(), 1);
 }
+
+/// `tally-hub migrate` makes the schema ahead of time and says so; run
+/// again it finds it up to date; a bad URL is a clear error, not a panic.
+#[test]
+fn the_migrate_command_makes_the_schema_ahead_of_time() {
+    let url = pg::database("cli");
+    let run = |database: &str| {
+        let out = std::process::Command::new(support::child::BIN)
+            .args(["migrate", "--database", database])
+            .env_remove("TALLY_HUB_DATABASE")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = run(&url);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains(&format!("from schema version 0 to {}", schema::latest())),
+        "{stdout}"
+    );
+    let (code, stdout, _) = run(&url);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("is up to date"), "{stdout}");
+    let (code, _, stderr) = run("postgres://tally@/nodb?host=/nonexistent-dir");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: migrating"), "{stderr}");
+    let (code, _, stderr) = run("not a url at all =");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("--database"), "{stderr}");
+}

@@ -142,6 +142,13 @@ impl ChildHub {
         }
     }
 
+    /// Another hub process over the same data directory as `self` (its
+    /// PKI files), with `args` added to `run`'s: with `--database`, both
+    /// serve one database.
+    pub fn beside(&self, args: &[&str]) -> ChildHub {
+        Self::serve(tempfile::tempdir().unwrap(), self.data.clone(), args)
+    }
+
     /// The hub's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -58,6 +58,68 @@ pub struct TestHub {
     task: Option<tokio::task::JoinHandle<Result<(), tally_hub::HubError>>>,
 }
 
+/// The database a hub over `tmp` keeps its data in when the suite runs
+/// on PostgreSQL (`TALLY_HUB_BACKEND=postgres`): one per temp dir, made
+/// on first use and named in `tmp/database.url`, so a hub started again
+/// over the same directory finds its data. `None`: the embedded engine.
+pub fn database_for(tmp: &Path) -> Option<tally_hub::storage::postgres::DatabaseUrl> {
+    match std::env::var("TALLY_HUB_BACKEND").as_deref() {
+        Ok("postgres") => {}
+        Ok("redb") | Err(_) => return None,
+        Ok(other) => panic!("TALLY_HUB_BACKEND={other:?}: say redb or postgres"),
+    }
+    let file = tmp.join("database.url");
+    let url = match std::fs::read_to_string(&file) {
+        Ok(url) => url,
+        Err(_) => {
+            let url = pg::database("hub");
+            std::fs::write(&file, &url).unwrap();
+            url
+        }
+    };
+    Some(url.parse().unwrap())
+}
+
+/// The settings `tally_hub::run` gives its storage by default.
+pub fn storage_settings() -> tally_hub::storage::SyncSettings {
+    let defaults = Config::new("/nonexistent");
+    tally_hub::storage::SyncSettings {
+        policy: defaults.policy,
+        limits: tally_sync::exchange::HubLimits {
+            max_delta_entries: defaults.max_delta_entries,
+        },
+        catalog_page: defaults.catalog_page,
+    }
+}
+
+/// Runs `f` on the storage a hub over `tmp` (data directory `data`)
+/// keeps its data in, opened directly (the hub stopped), on the suite's
+/// engine. On a thread of its own: storage calls block, and callers may
+/// be async tests.
+pub fn with_storage<T: Send>(
+    tmp: &Path,
+    data: &DataDir,
+    f: impl FnOnce(&dyn HubStorage) -> T + Send,
+) -> T {
+    let database = database_for(tmp);
+    let settings = storage_settings();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let storage: Box<dyn HubStorage> = match database {
+                Some(url) => {
+                    Box::new(tally_hub::storage::postgres::PgHub::connect(&url, settings).unwrap())
+                }
+                None => {
+                    Box::new(tally_hub::storage::RedbHub::open(&data.database(), settings).unwrap())
+                }
+            };
+            f(storage.as_ref())
+        })
+        .join()
+        .unwrap()
+    })
+}
+
 impl TestHub {
     /// A fresh data directory (`init`ed) and a hub serving it.
     pub async fn start(tweak: impl FnOnce(&mut Config)) -> TestHub {
@@ -94,6 +156,7 @@ impl TestHub {
     ) -> TestHub {
         crypto();
         let mut config = Config::new(data.root());
+        config.database = database_for(tmp.path());
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

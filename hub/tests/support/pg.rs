@@ -169,22 +169,32 @@ fn start() -> Cluster {
     }
 }
 
+/// Runs `sql` on the database at `url`, on a thread of its own (callers
+/// may be async tests, where blocking on a runtime is not allowed).
+fn run_sql(url: &str, sql: &str) -> Result<(), tokio_postgres::Error> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+                let driver = tokio::spawn(conn);
+                let done = client.batch_execute(sql).await;
+                drop(client);
+                let _ = driver.await;
+                done
+            })
+        })
+        .join()
+        .unwrap()
+    })
+}
+
 /// Runs `sql` on the cluster's `postgres` database.
 fn admin(base: &str, sql: &str) -> Result<(), tokio_postgres::Error> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let (client, conn) =
-            tokio_postgres::connect(&format!("{base} dbname=postgres"), tokio_postgres::NoTls)
-                .await?;
-        let driver = tokio::spawn(conn);
-        let done = client.batch_execute(sql).await;
-        drop(client);
-        let _ = driver.await;
-        done
-    })
+    run_sql(&format!("{base} dbname=postgres"), sql)
 }
 
 /// The cluster of this test process, started on first use.
@@ -219,17 +229,5 @@ pub fn database(hint: &str) -> String {
 
 /// Runs `sql` on the database at `url` (a test's own checks).
 pub fn execute(url: &str, sql: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        let driver = tokio::spawn(conn);
-        client.batch_execute(sql).await.unwrap();
-        drop(client);
-        let _ = driver.await;
-    });
+    run_sql(url, sql).unwrap();
 }

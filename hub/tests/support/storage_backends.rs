@@ -8,6 +8,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::path::Path;
 
+use tally_hub::storage::postgres::{DatabaseUrl, PgHub};
 use tally_hub::storage::{HubStorage, HubWrite, RedbHub, StorageError, SyncSettings};
 use tally_sync::exchange::HubLimits;
 use tally_sync::ReservePolicy;
@@ -17,19 +18,23 @@ use tally_sync::ReservePolicy;
 pub enum Backend {
     /// The embedded engine (`RedbHub`), one file in the data directory.
     Redb,
+    /// PostgreSQL (`PgHub`), a database of the test cluster per
+    /// directory (`super::pg`).
+    Postgres,
 }
 
 impl fmt::Display for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Backend::Redb => "redb",
+            Backend::Postgres => "postgres",
         })
     }
 }
 
-/// Every storage engine the suite runs on. (PostgreSQL joins here.)
+/// Every storage engine the suite runs on.
 pub fn backends() -> Vec<Backend> {
-    vec![Backend::Redb]
+    vec![Backend::Redb, Backend::Postgres]
 }
 
 /// Opens `backend`'s storage kept under `dir` (created on first open,
@@ -40,6 +45,22 @@ pub fn open(backend: &Backend, dir: &Path, settings: SyncSettings) -> Box<dyn Hu
             RedbHub::open(&dir.join("hub.redb"), settings)
                 .unwrap_or_else(|e| panic!("{backend}: open: {e}")),
         ),
+        Backend::Postgres => {
+            // The directory names its database, so a reopen finds it.
+            let file = dir.join("database.url");
+            let url = match std::fs::read_to_string(&file) {
+                Ok(url) => url,
+                Err(_) => {
+                    let url = super::pg::database("storage");
+                    std::fs::write(&file, &url).unwrap();
+                    url
+                }
+            };
+            let url: DatabaseUrl = url.parse().unwrap();
+            Box::new(
+                PgHub::connect(&url, settings).unwrap_or_else(|e| panic!("{backend}: open: {e}")),
+            )
+        }
     }
 }
 

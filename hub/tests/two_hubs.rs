@@ -1,0 +1,127 @@
+//! Two real `tally-hub` processes over one PostgreSQL database and one
+//! shared data directory (its PKI files), behind no balancer: each client
+//! picks a hub, as a TCP load balancer would. What the embedded hub's one
+//! writer guarantees must hold across processes: the same sync sent to
+//! both hubs at once is counted once, and a store's request for the
+//! hub's last units racing an online order for them on the other hub:
+//! exactly one gets them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use support::child::ChildHub;
+use support::{gtin, pg, HubClient, SimStore};
+use tally_sync::EventId;
+
+/// Two hubs over one fresh database; the first `init`ed the data dir.
+fn two_hubs(extra: &[&str]) -> (ChildHub, ChildHub) {
+    let url = pg::database("two_hubs");
+    let mut args = vec!["--database", url.as_str()];
+    args.extend_from_slice(extra);
+    let a = ChildHub::start(&args);
+    let b = a.beside(&args);
+    (a, b)
+}
+
+fn client(hub: &ChildHub, bundle: &std::path::Path) -> HubClient {
+    let pem = std::fs::read(bundle).unwrap();
+    HubClient::new(&hub.base, &pem, true)
+}
+
+/// Each round the store sells and sends its one sync request to both
+/// hubs at once: both answer it (one as new, one as a repeat, in either
+/// order), and the hubs count every event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_sync_sent_to_two_hubs_at_once_is_counted_once() {
+    support::crypto();
+    let (a, b) = two_hubs(&[]);
+    let bundle = a.enroll("s1");
+    let (ca, cb) = (client(&a, &bundle), client(&b, &bundle));
+    let g = gtin(1);
+    let mut s1 = SimStore::new("s1", 7);
+    s1.receive(g, 100);
+    s1.sync_all(&ca, 10).await;
+    const ROUNDS: u64 = 20;
+    for round in 0..ROUNDS {
+        s1.sell(g, 1).unwrap();
+        let req = s1.request(1000);
+        let (ra, rb) = tokio::join!(ca.sync(&req), cb.sync(&req));
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        assert_eq!(ra.acked_events_upto, rb.acked_events_upto, "round {round}");
+        assert!(ra.rejected_events.is_empty() && rb.rejected_events.is_empty());
+        s1.apply(&req, if round % 2 == 0 { &ra } else { &rb });
+    }
+    s1.sync_all(&cb, 10).await;
+
+    // Either hub reads the same chain: 1 receipt + 20 sales, once each.
+    for hub in [&a, &b] {
+        let admin = hub.admin();
+        let (status, audit) = admin.get("/v1/audit").await;
+        assert_eq!(status, StatusCode::OK, "{audit}");
+        assert_eq!(audit["events"], 1 + ROUNDS, "{audit}");
+        assert_eq!(audit["double_sold"], 0, "{audit}");
+        assert_eq!(audit["items"][0]["sold"], ROUNDS, "{audit}");
+        assert_eq!(audit["items"][0]["on_hand"], 100 - ROUNDS, "{audit}");
+        let (_, stores) = admin.get("/v1/stores").await;
+        let s = &stores["stores"][0];
+        assert_eq!(s["events_received"], 1 + ROUNDS, "{stores}");
+    }
+    assert_eq!(s1.on_hand(g), 100 - ROUNDS);
+    a.stop();
+    b.stop();
+}
+
+/// The hub holds the last 2 units of an item at s1 (its online reserve).
+/// At once, s1 asks hub A for them (a till needs them) and an online
+/// order for them reaches hub B: exactly one of the two gets them, every
+/// round, and nothing is ever sold twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_and_an_online_order_racing_for_the_last_units_on_two_hubs_one_wins() {
+    support::crypto();
+    // B does not ask the store to release: the race is the point.
+    let (a, b) = two_hubs(&["--rights-wait-ms", "0"]);
+    let bundle = a.enroll("s1");
+    let ca = client(&a, &bundle);
+    let (admin_a, admin_b) = (a.admin(), b.admin());
+    let mut s1 = SimStore::new("s1", 11);
+    const ROUNDS: u64 = 12;
+    let (mut store_won, mut order_won) = (0, 0);
+    for round in 0..ROUNDS {
+        let g = gtin(100 + round);
+        // Online demand for 15 units: the hub's reserve target is 2.
+        admin_a.online_demand("s1", g, 15).await;
+        s1.receive(g, 10);
+        s1.sync_all(&ca, 10).await;
+        assert_eq!(s1.rights(g), 8, "round {round}: the hub keeps 2");
+        s1.sell(g, 8).unwrap();
+        s1.sync_all(&ca, 10).await;
+
+        let request = s1.rights_request(EventId::v7(1_750_000_000_000 + round, [7; 10]), g, 2);
+        let order = json!({"order_id": format!("web-{round}"), "store": "s1",
+                           "lines": [{"gtin": g.to_string(), "qty": 2}]});
+        let (granted, (status, body)) =
+            tokio::join!(ca.rights(&request), admin_b.post("/v1/orders", &order));
+        let granted = granted.unwrap();
+        match (granted.granted, status) {
+            (2, StatusCode::CONFLICT) => store_won += 1,
+            (0, StatusCode::CREATED) => order_won += 1,
+            other => panic!("round {round}: both or neither won: {other:?} {body}"),
+        }
+        assert!(s1.mem.apply_grant(&granted) || granted.granted == 0);
+        if granted.granted == 2 {
+            s1.sell(g, 2).unwrap();
+        }
+        s1.sync_all(&ca, 10).await;
+        assert_eq!(s1.on_hand(g), 0, "round {round}");
+    }
+    assert_eq!(store_won + order_won, ROUNDS);
+    eprintln!("store won {store_won}, online order won {order_won} of {ROUNDS}");
+    let (_, audit) = admin_a.get("/v1/audit").await;
+    assert_eq!(audit["double_sold"], 0, "{audit}");
+    assert_eq!(audit["holdings_disagreeing"], 0, "{audit}");
+    a.stop();
+    b.stop();
+}
