@@ -71,6 +71,7 @@ pub use config::Config;
 use crate::api::{ApiSettings, AppState};
 use crate::metrics::Metrics;
 use crate::pki::{DataDir, PkiError, Revocations};
+use crate::storage::postgres::revocations::DbRevocations;
 use crate::storage::postgres::PgHub;
 use crate::storage::redb::SyncSettings;
 use crate::storage::{HubStorage, RedbHub, StorageError};
@@ -149,7 +150,10 @@ pub async fn run(
     let state = AppState {
         storage,
         writer,
-        revocations: Arc::new(Revocations::new(&dir)),
+        revocations: Arc::new(match &config.database {
+            Some(url) => Revocations::new(&dir).with_list(DbRevocations::start(url.clone()).await?),
+            None => Revocations::new(&dir),
+        }),
         admin_token,
         metrics: metrics.clone(),
         settings: Arc::new(ApiSettings {

@@ -100,6 +100,10 @@ enum Command {
         /// The store id.
         #[arg(long)]
         store: String,
+        /// Also record the revocation in this PostgreSQL database, where
+        /// every hub process serving it sees it at once.
+        #[arg(long, env = "TALLY_HUB_DATABASE", hide_env_values = true)]
+        database: Option<String>,
     },
     /// Create or bring up to date the hub's schema in a PostgreSQL
     /// database ahead of time (`run --database` does it too, at start).
@@ -297,10 +301,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("retiring old CAs of {}", data_dir.display()))?;
             println!("Dropped {n} old CA certificate(s); start the hub again.");
         }
-        Command::Revoke { data_dir, store } => {
-            let n = pki::revoke(&DataDir::new(&data_dir), &store)
-                .with_context(|| format!("revoking store {store:?}"))?;
+        Command::Revoke {
+            data_dir,
+            store,
+            database,
+        } => {
+            let dir = DataDir::new(&data_dir);
+            let n =
+                pki::revoke(&dir, &store).with_context(|| format!("revoking store {store:?}"))?;
             println!("Revoked {n} certificate(s) of store {store}; its next sync gets 403.");
+            if let Some(database) = database {
+                let url: DatabaseUrl = database.parse().context("--database")?;
+                let serials = pki::issued_serials(&dir, &store)?;
+                let n = tally_hub::storage::postgres::revocations::record(&url, &store, &serials)
+                    .with_context(|| format!("recording the revocation in {url}"))?;
+                println!(
+                    "Recorded {n} new revocation(s) in {url}: every hub process serving it refuses them now."
+                );
+            }
         }
         Command::Migrate { database } => {
             let url: DatabaseUrl = database.parse().context("--database")?;

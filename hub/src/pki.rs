@@ -40,7 +40,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rand::RngCore;
 use rcgen::{
@@ -111,6 +111,9 @@ pub enum PkiError {
     /// Certificate generation failed.
     #[error("certificate generation: {0}")]
     Cert(#[from] rcgen::Error),
+    /// A revocation list kept elsewhere (the database) cannot be read now.
+    #[error("revocations: {0}")]
+    RevocationsUnavailable(String),
 }
 
 impl From<FileError> for PkiError {
@@ -929,30 +932,8 @@ pub fn retire_old_cas(dir: &DataDir) -> Result<usize, PkiError> {
 /// serials were newly revoked. The running hub refuses them from its next
 /// request on.
 pub fn revoke(dir: &DataDir, store: &str) -> Result<usize, PkiError> {
+    let serials = issued_serials(dir, store)?;
     let store = check_store_id(store)?;
-    if !dir.ca_cert().exists() {
-        return Err(PkiError::NotInitialized(dir.root().to_path_buf()));
-    }
-    let issued = dir.issued().join(store.as_str());
-    let entries = match fs::read_dir(&issued) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(PkiError::UnknownStore(store.to_string()))
-        }
-        Err(e) => return Err(io(&issued)(e)),
-    };
-    let mut serials = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(io(&issued))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(serial) = name.strip_suffix(".pem") {
-            serials.push(serial.to_string());
-        }
-    }
-    if serials.is_empty() {
-        return Err(PkiError::UnknownStore(store.to_string()));
-    }
-    serials.sort();
     let path = dir.revoked();
     let existing = match fs::read_to_string(&path) {
         Ok(s) => s,
@@ -977,6 +958,35 @@ pub fn revoke(dir: &DataDir, store: &str) -> Result<usize, PkiError> {
     Ok(added)
 }
 
+/// The serials (hex) of every certificate issued to `store`, in order.
+pub fn issued_serials(dir: &DataDir, store: &str) -> Result<Vec<String>, PkiError> {
+    let store = check_store_id(store)?;
+    if !dir.ca_cert().exists() {
+        return Err(PkiError::NotInitialized(dir.root().to_path_buf()));
+    }
+    let issued = dir.issued().join(store.as_str());
+    let entries = match fs::read_dir(&issued) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(PkiError::UnknownStore(store.to_string()))
+        }
+        Err(e) => return Err(io(&issued)(e)),
+    };
+    let mut serials = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io(&issued))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(serial) = name.strip_suffix(".pem") {
+            serials.push(serial.to_string());
+        }
+    }
+    if serials.is_empty() {
+        return Err(PkiError::UnknownStore(store.to_string()));
+    }
+    serials.sort();
+    Ok(serials)
+}
+
 fn parse_revoked(path: &Path, text: &str) -> Result<HashSet<String>, PkiError> {
     let mut set = HashSet::new();
     for (n, line) in text.lines().enumerate() {
@@ -996,8 +1006,17 @@ fn parse_revoked(path: &Path, text: &str) -> Result<HashSet<String>, PkiError> {
     Ok(set)
 }
 
+/// A list of revoked serials kept outside the data directory (the
+/// database several hub processes share), checked beside `revoked.txt`.
+pub trait RevocationList: Send + Sync + std::fmt::Debug {
+    /// Whether `serial` (hex) is revoked; an error if the list cannot be
+    /// read now (the caller fails closed).
+    fn is_revoked(&self, serial: &str) -> Result<bool, String>;
+}
+
 /// The revocation list as the running hub sees it: re-read whenever the
-/// file changes (size, modification time or inode), checked on every sync;
+/// file changes (size, modification time or inode), checked on every sync,
+/// plus a shared list if the hub has one ([`Revocations::with_list`]);
 /// with the data directory it lives in (the CA that `/v1/enroll` and
 /// `/v1/renew` sign with, the enrollment codes).
 #[derive(Debug)]
@@ -1005,6 +1024,7 @@ pub struct Revocations {
     dir: DataDir,
     path: PathBuf,
     cache: Mutex<(Option<FileStamp>, HashSet<String>)>,
+    shared: Option<Arc<dyn RevocationList>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1021,7 +1041,15 @@ impl Revocations {
             dir: dir.clone(),
             path: dir.revoked(),
             cache: Mutex::new((None, HashSet::new())),
+            shared: None,
         }
+    }
+
+    /// These revocations, and also those of `shared` (the database's,
+    /// which every hub process over it sees).
+    pub fn with_list(mut self, shared: Arc<dyn RevocationList>) -> Self {
+        self.shared = Some(shared);
+        self
     }
 
     /// The data directory the list belongs to.
@@ -1061,7 +1089,16 @@ impl Revocations {
             };
             *cache = (stamp, set);
         }
-        Ok(cache.1.contains(serial))
+        if cache.1.contains(serial) {
+            return Ok(true);
+        }
+        drop(cache);
+        match &self.shared {
+            Some(list) => list
+                .is_revoked(serial)
+                .map_err(PkiError::RevocationsUnavailable),
+            None => Ok(false),
+        }
     }
 }
 

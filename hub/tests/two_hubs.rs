@@ -125,3 +125,58 @@ async fn a_store_and_an_online_order_racing_for_the_last_units_on_two_hubs_one_w
     a.stop();
     b.stop();
 }
+
+/// `revoke --database` while two hub processes serve the database, the
+/// second on its own copy of the data directory (another host: it never
+/// sees the first's `revoked.txt`): both refuse the store's next sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_in_the_database_reaches_every_hub_process_at_once() {
+    support::crypto();
+    let url = pg::database("revoke");
+    let args = ["--database", url.as_str()];
+    let a = ChildHub::start(&args);
+    let bundle = a.enroll("s1");
+    let b = a.on_a_copy(&args);
+    let (ca, cb) = (client(&a, &bundle), client(&b, &bundle));
+    let mut s1 = SimStore::new("s1", 5);
+    s1.receive(gtin(1), 3);
+    s1.sync_all(&ca, 10).await;
+    s1.sync_all(&cb, 10).await;
+
+    let out = std::process::Command::new(support::child::BIN)
+        .args(["revoke", "--store", "s1", "--data-dir"])
+        .arg(a.data.root())
+        .args(["--database", url.as_str()])
+        .env_remove("TALLY_HUB_DATABASE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Recorded 1 new revocation(s)"), "{stdout}");
+
+    // B learns of it by notification: poll briefly, with a deadline.
+    s1.sell(gtin(1), 1).unwrap();
+    let req = s1.request(1000);
+    for (name, c) in [("a", &ca), ("b", &cb)] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match c.sync(&req).await {
+                Err((StatusCode::FORBIDDEN, body)) => {
+                    assert_eq!(body["error"], "certificate_revoked", "{name}: {body}");
+                    break;
+                }
+                other => assert!(
+                    std::time::Instant::now() < deadline,
+                    "hub {name} still serves a revoked store: {other:?}"
+                ),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    a.stop();
+    b.stop();
+}

@@ -149,6 +149,22 @@ impl ChildHub {
         Self::serve(tempfile::tempdir().unwrap(), self.data.clone(), args)
     }
 
+    /// Another hub process over a copy of `self`'s data directory (as on
+    /// another host: the same CA, server certificate and admin token),
+    /// with `args` added to `run`'s.
+    pub fn on_a_copy(&self, args: &[&str]) -> ChildHub {
+        let tmp = tempfile::tempdir().unwrap();
+        let copy = tmp.path().join("hub");
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(self.data.root())
+            .arg(&copy)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        Self::serve(tmp, DataDir::new(copy), args)
+    }
+
     /// The hub's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -26,6 +26,7 @@
 
 mod conn;
 mod reads;
+pub mod revocations;
 pub mod schema;
 mod txn;
 

@@ -10,7 +10,14 @@ use super::conn::PgConn;
 use crate::storage::StorageError;
 
 /// Every migration, in order: (version, name, SQL).
-const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "init", include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "init", include_str!("migrations/0001_init.sql")),
+    (
+        2,
+        "revocations",
+        include_str!("migrations/0002_revocations.sql"),
+    ),
+];
 
 /// The advisory lock key migrations take turns on ("tally-mi" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7461_6c6c_792d_6d69;

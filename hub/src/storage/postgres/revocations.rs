@@ -1,0 +1,172 @@
+//! Revoked certificates in the database, so every hub process over it
+//! refuses them at once: `tally-hub revoke --database` records a store's
+//! serials ([`record`]) and notifies channel [`CHANNEL`] in the same
+//! transaction; each hub process follows the list ([`DbRevocations`]):
+//! it LISTENs first, then loads the table, then adds each notified
+//! serial as it comes, so nothing committed in between is missed.
+//!
+//! Fails closed: while a hub process has no connection following the
+//! list (the database unreachable), its check is an error (the request
+//! is refused as unavailable), never "not revoked"; on reconnecting it
+//! loads the whole list again.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use super::conn::{db_err, DatabaseUrl, PgConn};
+use super::{runtime, schema};
+use crate::pki::RevocationList;
+use crate::storage::StorageError;
+
+/// The channel a revocation is announced on (payload: the serial).
+pub const CHANNEL: &str = "tally_revocations";
+
+/// Records `serials` (hex) of `store` as revoked at `url` and announces
+/// each new one; answers how many were new. Blocking.
+pub fn record(url: &DatabaseUrl, store: &str, serials: &[String]) -> Result<usize, StorageError> {
+    let rt = runtime()?;
+    let conn = PgConn::connect(url, rt.handle())?;
+    let recorded = (|| {
+        schema::migrate(&conn)?;
+        conn.batch("BEGIN")?;
+        let mut added = 0;
+        for serial in serials {
+            let serial = serial.to_ascii_lowercase();
+            let n = conn.execute(
+                "INSERT INTO hub_revocations (serial, store) VALUES ($1, $2)
+                 ON CONFLICT (serial) DO NOTHING",
+                &[&serial, &store],
+            )?;
+            if n == 1 {
+                added += 1;
+                conn.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &serial])?;
+            }
+        }
+        conn.batch("COMMIT")?;
+        Ok(added)
+    })();
+    if recorded.is_err() {
+        let _ = conn.batch("ROLLBACK");
+    }
+    drop(conn);
+    rt.shutdown_background();
+    recorded
+}
+
+/// The revoked serials as this hub process knows them; `None` while it
+/// is not following the list.
+#[derive(Debug, Default)]
+pub struct DbRevocations {
+    known: Mutex<Option<HashSet<String>>>,
+}
+
+impl DbRevocations {
+    /// Starts following the list at `url` on the current runtime, and
+    /// waits (up to 10 s) until it is loaded.
+    pub async fn start(url: DatabaseUrl) -> Result<Arc<Self>, StorageError> {
+        let this = Arc::new(Self::default());
+        tokio::spawn(follow(this.clone(), url));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !this.loaded() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StorageError::Db(
+                    "could not load the revocation list from the database in 10 s".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(this)
+    }
+
+    fn loaded(&self) -> bool {
+        self.known.lock().is_ok_and(|k| k.is_some())
+    }
+
+    fn set(&self, known: Option<HashSet<String>>) {
+        if let Ok(mut k) = self.known.lock() {
+            *k = known;
+        }
+    }
+}
+
+impl RevocationList for DbRevocations {
+    fn is_revoked(&self, serial: &str) -> Result<bool, String> {
+        let known = self
+            .known
+            .lock()
+            .map_err(|_| "the revocation list is poisoned".to_string())?;
+        match known.as_ref() {
+            Some(set) => Ok(set.contains(&serial.to_ascii_lowercase())),
+            None => Err("the revocation list cannot be read from the database now".into()),
+        }
+    }
+}
+
+/// Follows the list for as long as the process runs, reconnecting with
+/// backoff (up to 5 s) after a failure.
+async fn follow(this: Arc<DbRevocations>, url: DatabaseUrl) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let ended = session(&this, &url).await;
+        this.set(None);
+        if let Err(e) = ended {
+            tracing::warn!(error = %e, "following the revocation list failed; retrying");
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// One connection's worth of following: LISTEN, load, then apply each
+/// notification until the connection ends.
+async fn session(this: &DbRevocations, url: &DatabaseUrl) -> Result<(), StorageError> {
+    let (client, mut connection) = url.config().connect(NoTls).await.map_err(db_err)?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            match message {
+                Ok(AsyncMessage::Notification(n)) => {
+                    if tx.send(n.payload().to_string()).is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "revocation list connection failed");
+                    break;
+                }
+            }
+        }
+    });
+    client
+        .batch_execute(&format!("LISTEN {CHANNEL}"))
+        .await
+        .map_err(db_err)?;
+    let rows = client
+        .query("SELECT serial FROM hub_revocations", &[])
+        .await
+        .map_err(db_err)?;
+    let mut set = HashSet::with_capacity(rows.len());
+    for r in &rows {
+        let serial: String = r
+            .try_get(0)
+            .map_err(|e| StorageError::corrupt("hub_revocations", e))?;
+        set.insert(serial);
+    }
+    this.set(Some(set));
+    while let Some(serial) = rx.recv().await {
+        if let Ok(mut known) = this.known.lock() {
+            if let Some(set) = known.as_mut() {
+                set.insert(serial.to_ascii_lowercase());
+            }
+        }
+    }
+    drop(client);
+    let _ = driver.await;
+    Err(StorageError::Db(
+        "the database closed the connection".into(),
+    ))
+}
