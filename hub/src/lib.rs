@@ -71,6 +71,7 @@ pub use config::Config;
 use crate::api::{ApiSettings, AppState};
 use crate::metrics::Metrics;
 use crate::pki::{DataDir, PkiError, Revocations};
+use crate::storage::postgres::bus::PgBus;
 use crate::storage::postgres::revocations::DbRevocations;
 use crate::storage::postgres::PgHub;
 use crate::storage::redb::SyncSettings;
@@ -138,6 +139,26 @@ pub async fn run(
     .map_err(std::io::Error::other)??;
     let metrics = Arc::new(Metrics::default());
     let links = link::Links::new();
+    let heartbeat = config.heartbeat.max(std::time::Duration::from_millis(10));
+    if let Some(url) = &config.database {
+        // Several hub processes over one database share their live links.
+        let (hear, joined) = (Arc::downgrade(&links), Arc::downgrade(&links));
+        let bus = PgBus::start(
+            url.clone(),
+            Box::new(move |payload| {
+                if let Some(links) = hear.upgrade() {
+                    links.on_bus(payload);
+                }
+            }),
+            Box::new(move || {
+                if let Some(links) = joined.upgrade() {
+                    links.joined();
+                }
+            }),
+        );
+        links.with_bus(bus, heartbeat * 3);
+        tokio::spawn(announce_links(Arc::downgrade(&links), heartbeat));
+    }
     let (writer, writer_thread) = Writer::start(
         storage.clone(),
         metrics.clone(),
@@ -160,7 +181,7 @@ pub async fn run(
             max_sync_body: config.max_sync_body,
             max_admin_body: config.max_admin_body,
             online_window_ms: u64::try_from(config.online_window.as_millis()).unwrap_or(u64::MAX),
-            heartbeat: config.heartbeat.max(std::time::Duration::from_millis(10)),
+            heartbeat,
             rights_wait: config.rights_wait,
             body_read_timeout: config.body_read_timeout,
             max_sync_events: config.max_sync_events.max(1),
@@ -309,6 +330,26 @@ async fn sweep_overdue_transfers(writer: Writer, clock: Arc<dyn Clock>, overdue:
             Ok(0) => {}
             Ok(n) => warn!(transfers = n, "Transfers overdue: exceptions raised."),
             Err(e) => warn!(error = %e, "Overdue transfers not checked."),
+        }
+    }
+}
+
+/// Hub processes over one database talk on the PostgreSQL bus.
+impl link::Bus for PgBus {
+    fn publish(&self, payload: String) {
+        PgBus::publish(self, payload);
+    }
+}
+
+/// Announces this process's live links to the others every `every`
+/// (their announcements expire after three), until the links are gone.
+async fn announce_links(links: std::sync::Weak<link::Links>, every: std::time::Duration) {
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        match links.upgrade() {
+            Some(links) => links.announce_all(),
+            None => return,
         }
     }
 }

@@ -18,11 +18,22 @@
 //!   first served).
 //! - No I/O here and no storage: the HTTP handlers (`api::link`,
 //!   `api::orders`, `api::rights`) do the talking and the writing.
+//! - **Several hub processes** (over one database) share their links
+//!   through a [`Bus`] ([`Links::with_bus`]): each announces its links
+//!   ([`BusMessage::Live`], again every heartbeat, so a crashed process's
+//!   links expire), a notice for a store live at another process is
+//!   published for that process to push, and a release report that
+//!   reaches a process where no order waits for it is published for the
+//!   process whose order does. Holds stay per process: a grant at one
+//!   process does not see units held for an order waiting at another
+//!   (fairness only: no unit is sold twice either way).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
 
 use rand::RngCore;
 use tally_sync::exchange::Identity;
@@ -57,12 +68,66 @@ struct Waiting {
     report: oneshot::Sender<(Identity, RightsReleased)>,
 }
 
+/// A store live at another hub process, as that process last announced.
+struct Remote {
+    store: LiveStore,
+    heard: Instant,
+}
+
 #[derive(Default)]
 struct Inner {
     live: HashMap<LocationId, Live>,
+    remote: HashMap<LocationId, Remote>,
     waiting: HashMap<EventId, Waiting>,
     held: HashMap<(LocationId, Gtin), u64>,
     closed: bool,
+}
+
+/// How the hub processes over one database talk (best effort): the
+/// PostgreSQL backend's LISTEN/NOTIFY bus. See the module docs.
+pub trait Bus: Send + Sync + std::fmt::Debug {
+    /// Sends `payload` (a [`BusMessage`] as JSON) to every other process.
+    fn publish(&self, payload: String);
+}
+
+/// What one hub process tells the others about live links.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "m", rename_all = "snake_case")]
+pub enum BusMessage {
+    /// A process (re)joined: everyone announces their links again.
+    Hello,
+    /// The store is live at the sender (`live`), or no longer.
+    Live {
+        /// The store.
+        replica: ReplicaId,
+        /// Its location.
+        location: LocationId,
+        /// When its link opened (the sender's clock, Unix ms).
+        since_ms: u64,
+        /// Whether it is live.
+        live: bool,
+    },
+    /// Push `notice` to the store at `location` if it is live here.
+    Notice {
+        /// The store's location.
+        location: LocationId,
+        /// The notice.
+        notice: Notice,
+    },
+    /// Push `notice` to every store live here.
+    Broadcast {
+        /// The notice.
+        notice: Notice,
+    },
+    /// A store's release report, for the order waiting for it here.
+    Released {
+        /// The store, from its certificate at the process it reached.
+        replica: ReplicaId,
+        /// Its location.
+        location: LocationId,
+        /// The report.
+        released: RightsReleased,
+    },
 }
 
 /// The hub's live links. Shared by the handlers (`Arc`).
@@ -71,6 +136,9 @@ pub struct Links {
     inner: Mutex<Inner>,
     next_id: AtomicU64,
     dropped: AtomicU64,
+    bus: OnceLock<Arc<dyn Bus>>,
+    /// How long another process's announcement counts (3 heartbeats).
+    remote_ttl: OnceLock<Duration>,
 }
 
 impl std::fmt::Debug for Links {
@@ -94,7 +162,10 @@ impl Drop for LinkGuard {
     fn drop(&mut self) {
         let mut inner = self.links.lock();
         if inner.live.get(&self.location).map(|l| l.id) == Some(self.id) {
-            inner.live.remove(&self.location);
+            if let Some(live) = inner.live.remove(&self.location) {
+                drop(inner);
+                self.links.announce(&live.store, false);
+            }
         }
     }
 }
@@ -156,6 +227,125 @@ impl Links {
         Arc::new(Self::default())
     }
 
+    /// Shares the links with the other hub processes over `bus`; their
+    /// announcements count for `remote_ttl` (3 heartbeats). Once.
+    pub fn with_bus(&self, bus: Arc<dyn Bus>, remote_ttl: Duration) {
+        let _ = self.remote_ttl.set(remote_ttl);
+        let _ = self.bus.set(bus);
+    }
+
+    fn publish(&self, message: &BusMessage) {
+        if let Some(bus) = self.bus.get() {
+            match serde_json::to_string(message) {
+                Ok(payload) => bus.publish(payload),
+                Err(e) => tracing::warn!(error = %e, "a bus message could not be encoded"),
+            }
+        }
+    }
+
+    fn announce(&self, store: &LiveStore, live: bool) {
+        self.publish(&BusMessage::Live {
+            replica: store.replica.clone(),
+            location: store.location.clone(),
+            since_ms: store.since_ms,
+            live,
+        });
+    }
+
+    /// Announces every link live here to the other processes (each
+    /// heartbeat, and when one joins), and forgets their announcements
+    /// older than the TTL.
+    pub fn announce_all(&self) {
+        if self.bus.get().is_none() {
+            return;
+        }
+        let stores: Vec<LiveStore> = {
+            let mut inner = self.lock();
+            if let Some(ttl) = self.remote_ttl.get().copied() {
+                inner.remote.retain(|_, r| r.heard.elapsed() < ttl);
+            }
+            inner.live.values().map(|l| l.store.clone()).collect()
+        };
+        for store in &stores {
+            self.announce(store, true);
+        }
+    }
+
+    /// Tells the other processes this one (re)joined the bus: they
+    /// announce their links, and it announces its own.
+    pub fn joined(&self) {
+        self.publish(&BusMessage::Hello);
+        self.announce_all();
+    }
+
+    /// Applies what another hub process published (`payload`, a
+    /// [`BusMessage`]); one that does not decode is ignored.
+    pub fn on_bus(&self, payload: &str) {
+        let message: BusMessage = match serde_json::from_str(payload) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(error = %e, "a bus message that does not decode was ignored");
+                return;
+            }
+        };
+        match message {
+            BusMessage::Hello => self.announce_all(),
+            BusMessage::Live {
+                replica,
+                location,
+                since_ms,
+                live,
+            } => {
+                let mut inner = self.lock();
+                if live {
+                    let store = LiveStore {
+                        replica,
+                        location: location.clone(),
+                        since_ms,
+                    };
+                    inner.remote.insert(
+                        location,
+                        Remote {
+                            store,
+                            heard: Instant::now(),
+                        },
+                    );
+                } else if inner
+                    .remote
+                    .get(&location)
+                    .is_some_and(|r| r.store.since_ms == since_ms)
+                {
+                    inner.remote.remove(&location);
+                }
+            }
+            BusMessage::Notice { location, notice } => {
+                self.notify_here(&location, notice);
+            }
+            BusMessage::Broadcast { notice } => {
+                self.broadcast_here(&notice);
+            }
+            BusMessage::Released {
+                replica,
+                location,
+                released,
+            } => {
+                let who = Identity { replica, location };
+                self.deliver_here(&who, released);
+            }
+        }
+    }
+
+    /// The store at `location` as another process announced it, if that
+    /// is recent enough.
+    fn remote(&self, inner: &Inner, location: &LocationId) -> Option<LiveStore> {
+        let ttl = self.remote_ttl.get().copied()?;
+        inner
+            .remote
+            .get(location)
+            .filter(|r| r.heard.elapsed() < ttl)
+            .map(|r| r.store.clone())
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the maps half
         // changed (every change is one insert or remove): keep going.
@@ -185,7 +375,11 @@ impl Links {
             notices: tx,
         };
         // A replaced link's sender is dropped here: its stream ends.
+        let store = live.store.clone();
         inner.live.insert(who.location.clone(), live);
+        inner.remote.remove(&who.location);
+        drop(inner);
+        self.announce(&store, true);
         Some((
             LinkGuard {
                 links: self.clone(),
@@ -199,26 +393,38 @@ impl Links {
     /// Ends every link (their streams finish) and refuses new ones: the
     /// hub is stopping.
     pub fn close(&self) {
-        let mut inner = self.lock();
-        inner.closed = true;
-        inner.live.clear();
+        let ended: Vec<LiveStore> = {
+            let mut inner = self.lock();
+            inner.closed = true;
+            inner.live.drain().map(|(_, l)| l.store).collect()
+        };
+        for store in &ended {
+            self.announce(store, false);
+        }
     }
 
-    /// How many stores are live.
+    /// How many stores are live (at any hub process).
     pub fn count(&self) -> usize {
-        self.lock().live.len()
+        self.live().len()
     }
 
-    /// The live stores, by location.
+    /// The live stores (at any hub process), by location.
     pub fn live(&self) -> Vec<LiveStore> {
-        let mut v: Vec<LiveStore> = self.lock().live.values().map(|l| l.store.clone()).collect();
+        let inner = self.lock();
+        let mut v: Vec<LiveStore> = inner.live.values().map(|l| l.store.clone()).collect();
+        for location in inner.remote.keys() {
+            if !inner.live.contains_key(location) {
+                v.extend(self.remote(&inner, location));
+            }
+        }
         v.sort_by(|a, b| a.location.cmp(&b.location));
         v
     }
 
-    /// Whether the store at `location` is live.
+    /// Whether the store at `location` is live (at any hub process).
     pub fn is_live(&self, location: &LocationId) -> bool {
-        self.lock().live.contains_key(location)
+        let inner = self.lock();
+        inner.live.contains_key(location) || self.remote(&inner, location).is_some()
     }
 
     /// Notices dropped because a link's queue was full.
@@ -226,9 +432,26 @@ impl Links {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Pushes `notice` to the store at `location`; false if it is not
-    /// live or its queue is full (the notice is dropped).
+    /// Pushes `notice` to the store at `location` (through the process
+    /// it is live at); false if it is not live or its queue here is full
+    /// (the notice is dropped).
     pub fn notify(&self, location: &LocationId, notice: Notice) -> bool {
+        let remote = {
+            let inner = self.lock();
+            !inner.live.contains_key(location) && self.remote(&inner, location).is_some()
+        };
+        if remote {
+            self.publish(&BusMessage::Notice {
+                location: location.clone(),
+                notice,
+            });
+            return true;
+        }
+        self.notify_here(location, notice)
+    }
+
+    /// Pushes `notice` to the store at `location` if it is live here.
+    fn notify_here(&self, location: &LocationId, notice: Notice) -> bool {
         let inner = self.lock();
         let Some(live) = inner.live.get(location) else {
             return false;
@@ -240,8 +463,16 @@ impl Links {
         sent
     }
 
-    /// Pushes `notice` to every live store; how many got it.
+    /// Pushes `notice` to every live store (at every hub process); how
+    /// many here got it.
     pub fn broadcast(&self, notice: &Notice) -> usize {
+        self.publish(&BusMessage::Broadcast {
+            notice: notice.clone(),
+        });
+        self.broadcast_here(notice)
+    }
+
+    fn broadcast_here(&self, notice: &Notice) -> usize {
         let inner = self.lock();
         let mut sent = 0;
         for live in inner.live.values() {
@@ -282,18 +513,29 @@ impl Links {
         let (report, answer) = oneshot::channel();
         let hold = {
             let mut inner = self.lock();
-            let Some(live) = inner.live.get(location) else {
+            let here = inner.live.get(location).map(|l| l.store.replica.clone());
+            let Some(replica) = here.or_else(|| self.remote(&inner, location).map(|s| s.replica))
+            else {
                 return Asked::NotLive;
             };
             let notice = Notice::RightsWanted {
                 request_id,
                 gtin,
                 units,
-                counter: Box::new(counter.without(&live.store.replica)),
+                counter: Box::new(counter.without(&replica)),
             };
-            if live.notices.try_send(notice).is_err() {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                return Asked::NoAnswer;
+            match inner.live.get(location) {
+                Some(live) => {
+                    if live.notices.try_send(notice).is_err() {
+                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                        return Asked::NoAnswer;
+                    }
+                }
+                // Live at another process: it pushes the notice.
+                None => self.publish(&BusMessage::Notice {
+                    location: location.clone(),
+                    notice,
+                }),
             }
             inner.waiting.insert(
                 request_id,
@@ -322,8 +564,22 @@ impl Links {
         }
     }
 
-    /// Hands `who`'s report to the order waiting for it, if any.
+    /// Hands `who`'s report to the order waiting for it, if any; one no
+    /// order here waits for is also published, for an order waiting at
+    /// another process.
     pub fn deliver(&self, who: &Identity, released: RightsReleased) -> Delivered {
+        let delivered = self.deliver_here(who, released);
+        if let Delivered::Unclaimed(released) = &delivered {
+            self.publish(&BusMessage::Released {
+                replica: who.replica.clone(),
+                location: who.location.clone(),
+                released: (**released).clone(),
+            });
+        }
+        delivered
+    }
+
+    fn deliver_here(&self, who: &Identity, released: RightsReleased) -> Delivered {
         let waiting = {
             let mut inner = self.lock();
             match inner.waiting.get(&released.request_id) {
@@ -478,5 +734,142 @@ mod tests {
             .await;
         assert!(matches!(asked, Asked::NoAnswer));
         assert_eq!(links.held(&s1.location, gtin()), 0);
+    }
+
+    /// A bus that keeps what is published, decoded.
+    #[derive(Debug, Default)]
+    struct Recorded(Mutex<Vec<BusMessage>>);
+
+    impl Bus for Recorded {
+        fn publish(&self, payload: String) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(serde_json::from_str(&payload).unwrap());
+        }
+    }
+
+    impl Recorded {
+        fn take(&self) -> Vec<BusMessage> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+        }
+    }
+
+    fn heard(links: &Links, m: &BusMessage) {
+        links.on_bus(&serde_json::to_string(m).unwrap());
+    }
+
+    #[tokio::test]
+    async fn links_at_other_hub_processes_are_shared_over_the_bus() {
+        let links = Links::new();
+        let bus = Arc::new(Recorded::default());
+        links.with_bus(bus.clone(), Duration::from_secs(60));
+        let s1 = who("s1");
+        let live = |since_ms, live| BusMessage::Live {
+            replica: s1.replica.clone(),
+            location: s1.location.clone(),
+            since_ms,
+            live,
+        };
+
+        // Another process announces s1: live here too; notices for it
+        // are published for that process to push.
+        heard(&links, &live(5, true));
+        assert!(links.is_live(&s1.location));
+        assert_eq!(links.count(), 1);
+        assert!(links.notify(&s1.location, Notice::SyncNow));
+        assert_eq!(
+            bus.take(),
+            vec![BusMessage::Notice {
+                location: s1.location.clone(),
+                notice: Notice::SyncNow
+            }]
+        );
+        // A report no order here waits for is published for the order
+        // waiting there (and merged here all the same).
+        let released = RightsReleased {
+            request_id: EventId::v7(9, [1; 10]),
+            gtin: gtin(),
+            released: 2,
+            own: BoundedCounter::default(),
+        };
+        assert!(matches!(
+            links.deliver(&s1, released.clone()),
+            Delivered::Unclaimed(_)
+        ));
+        assert_eq!(
+            bus.take(),
+            vec![BusMessage::Released {
+                replica: s1.replica.clone(),
+                location: s1.location.clone(),
+                released: released.clone()
+            }]
+        );
+        // An end announced for an older link leaves the newer one.
+        heard(&links, &live(4, false));
+        assert!(links.is_live(&s1.location));
+        heard(&links, &live(5, false));
+        assert!(!links.is_live(&s1.location));
+        heard(&links, &live(5, true));
+
+        // A link here is announced, and its end; a broadcast goes to
+        // every process.
+        let (g, mut rx) = links.connect(&s1, 7).unwrap();
+        assert_eq!(bus.take(), vec![live(7, true)]);
+        links.broadcast(&Notice::CatalogChanged);
+        assert_eq!(rx.recv().await, Some(Notice::CatalogChanged));
+        // A notice another process publishes for s1 is pushed here.
+        heard(
+            &links,
+            &BusMessage::Notice {
+                location: s1.location.clone(),
+                notice: Notice::SyncNow,
+            },
+        );
+        assert_eq!(rx.recv().await, Some(Notice::SyncNow));
+        // So is a report for an order waiting here.
+        let asking = {
+            let links = links.clone();
+            tokio::spawn(async move {
+                links
+                    .ask_release(
+                        &who("s1").location,
+                        gtin(),
+                        2,
+                        &BoundedCounter::default(),
+                        Duration::from_secs(10),
+                        9,
+                    )
+                    .await
+            })
+        };
+        let Some(Notice::RightsWanted { request_id, .. }) = rx.recv().await else {
+            panic!("no request")
+        };
+        heard(
+            &links,
+            &BusMessage::Released {
+                replica: s1.replica.clone(),
+                location: s1.location.clone(),
+                released: RightsReleased {
+                    request_id,
+                    ..released
+                },
+            },
+        );
+        assert!(matches!(asking.await.unwrap(), Asked::Reported { .. }));
+        drop(g);
+        let sent = bus.take();
+        assert_eq!(
+            sent[0],
+            BusMessage::Broadcast {
+                notice: Notice::CatalogChanged
+            }
+        );
+        assert_eq!(sent.last(), Some(&live(7, false)));
+        // A process joining hears of the links here; nonsense is ignored.
+        heard(&links, &BusMessage::Hello);
+        links.on_bus("not a message");
+        assert!(bus.take().is_empty(), "no link here any more");
     }
 }

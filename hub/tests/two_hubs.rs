@@ -180,3 +180,110 @@ async fn a_revocation_in_the_database_reaches_every_hub_process_at_once() {
     a.stop();
     b.stop();
 }
+
+/// Polls hub `admin`'s `GET /v1/stores` until store `s` is live there.
+async fn wait_live(admin: &support::Admin, s: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, stores) = admin.get("/v1/stores").await;
+        let live = stores["stores"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["store"] == s && r["live"] == true);
+        if live {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{s} never live: {stores}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// s1's live link is on hub A; online orders reach hub B for more than
+/// the hub's reserve. B asks s1 through A (the bus), s1 releases, and its
+/// report reaches B (where the order waits) the first time and A (a
+/// balancer's choice) the second: both orders go through at once. A
+/// catalog change at B reaches s1's link at A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_at_one_hub_gets_rights_from_a_store_live_at_the_other() {
+    use support::link::Link;
+    use tally_sync::link::Notice;
+    support::crypto();
+    let (a, b) = two_hubs(&["--heartbeat-ms", "200", "--rights-wait-ms", "5000"]);
+    let bundle = a.enroll("s1");
+    let (ca, cb) = (client(&a, &bundle), client(&b, &bundle));
+    let admin_b = b.admin();
+    let g = gtin(1);
+    let mut s1 = SimStore::new("s1", 3);
+    s1.receive(g, 10);
+    s1.sync_all(&ca, 10).await;
+    let hub_rights = 10 - s1.rights(g);
+
+    let mut link = Link::open(&ca).await;
+    assert!(matches!(link.next().await, Notice::Hello { .. }));
+    wait_live(&admin_b, "s1").await;
+
+    for (round, report_to) in [(1u64, &cb), (2, &ca)] {
+        let want = hub_rights + 2;
+        let ordering = {
+            let admin = b.admin();
+            let body = json!({"order_id": format!("web-{round}"), "store": "s1",
+                              "lines": [{"gtin": g.to_string(), "qty": want}]});
+            tokio::spawn(async move { admin.post("/v1/orders", &body).await })
+        };
+        let notice = loop {
+            match link.next().await {
+                Notice::Heartbeat => continue,
+                other => break other,
+            }
+        };
+        let Notice::RightsWanted {
+            request_id,
+            gtin: wanted,
+            units,
+            counter,
+        } = notice
+        else {
+            panic!("round {round}: expected rights_wanted, got {notice:?}");
+        };
+        assert_eq!(wanted, g);
+        let released = s1.mem.release(request_id, g, units, &counter);
+        assert!(released.released > 0, "round {round}");
+        let r = report_to
+            .http
+            .post(format!("{}/v1/rights/released", report_to.base))
+            .json(&released)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "round {round}");
+        let (status, receipt) = ordering.await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "round {round}: {receipt}");
+        s1.sync_all(&ca, 10).await;
+    }
+
+    let (status, _) = admin_b
+        .post(
+            "/v1/catalog",
+            &json!({"items": [{"gtin": g.to_string(), "name": "Tea", "price_minor": 250}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    loop {
+        match link.next().await {
+            Notice::Heartbeat => continue,
+            n => {
+                assert_eq!(n, Notice::CatalogChanged);
+                break;
+            }
+        }
+    }
+    let (_, audit) = admin_b.get("/v1/audit").await;
+    assert_eq!(audit["double_sold"], 0, "{audit}");
+    drop(link);
+    a.stop();
+    b.stop();
+}

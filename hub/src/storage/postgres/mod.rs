@@ -24,7 +24,9 @@
 //!   connections, each multi-statement read in one `REPEATABLE READ`
 //!   transaction.
 
+pub mod bus;
 mod conn;
+mod listen;
 mod reads;
 pub mod revocations;
 pub mod schema;

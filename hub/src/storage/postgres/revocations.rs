@@ -14,9 +14,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio_postgres::{AsyncMessage, NoTls};
-
 use super::conn::{db_err, DatabaseUrl, PgConn};
+use super::listen::listening;
 use super::{runtime, schema};
 use crate::pki::RevocationList;
 use crate::storage::StorageError;
@@ -123,28 +122,7 @@ async fn follow(this: Arc<DbRevocations>, url: DatabaseUrl) {
 /// One connection's worth of following: LISTEN, load, then apply each
 /// notification until the connection ends.
 async fn session(this: &DbRevocations, url: &DatabaseUrl) -> Result<(), StorageError> {
-    let (client, mut connection) = url.config().connect(NoTls).await.map_err(db_err)?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let driver = tokio::spawn(async move {
-        while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-            match message {
-                Ok(AsyncMessage::Notification(n)) => {
-                    if tx.send(n.payload().to_string()).is_err() {
-                        break;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "revocation list connection failed");
-                    break;
-                }
-            }
-        }
-    });
-    client
-        .batch_execute(&format!("LISTEN {CHANNEL}"))
-        .await
-        .map_err(db_err)?;
+    let (client, mut heard) = listening(url, &[CHANNEL]).await?;
     let rows = client
         .query("SELECT serial FROM hub_revocations", &[])
         .await
@@ -157,15 +135,13 @@ async fn session(this: &DbRevocations, url: &DatabaseUrl) -> Result<(), StorageE
         set.insert(serial);
     }
     this.set(Some(set));
-    while let Some(serial) = rx.recv().await {
+    while let Some(h) = heard.recv().await {
         if let Ok(mut known) = this.known.lock() {
             if let Some(set) = known.as_mut() {
-                set.insert(serial.to_ascii_lowercase());
+                set.insert(h.payload.to_ascii_lowercase());
             }
         }
     }
-    drop(client);
-    let _ = driver.await;
     Err(StorageError::Db(
         "the database closed the connection".into(),
     ))
