@@ -101,6 +101,33 @@ pub fn cpu_secs(pid: &str) -> f64 {
     ticks as f64 / 100.0
 }
 
+/// CPU time (user + system) every live process named `name` has used so
+/// far (e.g. the test PostgreSQL's server processes), in seconds.
+pub fn cpu_secs_of(name: &str) -> f64 {
+    let mut total = 0.0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() == name {
+            // It may have exited since: skip it then.
+            if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+                let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+                let ticks: u64 = rest
+                    .split_whitespace()
+                    .skip(11)
+                    .take(2)
+                    .filter_map(|t| t.parse::<u64>().ok())
+                    .sum();
+                total += ticks as f64 / 100.0;
+            }
+        }
+    }
+    total
+}
+
 /// A hub over its own data directory, in its own process.
 pub struct ChildHub {
     pub tmp: tempfile::TempDir,
