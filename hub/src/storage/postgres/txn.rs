@@ -12,11 +12,18 @@
 //!   taken by `UPDATE … RETURNING` under that lock, so once a value is
 //!   visible no smaller one commits after it (a store's cursor never
 //!   skips a change).
+//! - **A read cache per batch.** Counters and what stores' events
+//!   explain are read once per batch and then served from memory (and
+//!   kept current by this transaction's own writes): nothing else writes
+//!   them while the batch holds the lock, and the logic reads a counter
+//!   before it writes it. A counter write is one statement (the
+//!   location's next version and the row together).
 //! - **The same bytes as the embedded hub.** Counters, events and
 //!   catalog items are `tally_sync::codec` postcard; the hub's records
 //!   are the same JSON; `migrate --from` copies one into the other.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -112,13 +119,19 @@ fn g(gtin: Gtin) -> Result<i64, StorageError> {
 #[derive(Debug)]
 pub(crate) struct PgTxn<'c> {
     conn: &'c PgConn,
+    counters: RefCell<HashMap<ItemKey, BoundedCounter>>,
+    explained: RefCell<HashMap<ItemKey, Explained>>,
 }
 
 impl<'c> PgTxn<'c> {
     /// The transaction open on `conn` (the caller began it and holds the
     /// write lock).
     pub(crate) fn new(conn: &'c PgConn) -> Self {
-        Self { conn }
+        Self {
+            conn,
+            counters: RefCell::new(HashMap::new()),
+            explained: RefCell::new(HashMap::new()),
+        }
     }
 
     /// Hands out the next `n` values of sequence `name`: the last one.
@@ -154,14 +167,19 @@ impl ReplicaStore for PgTxn<'_> {
     type Error = StorageError;
 
     fn counter(&self, key: &ItemKey) -> Result<BoundedCounter, StorageError> {
+        if let Some(c) = self.counters.borrow().get(key) {
+            return Ok(c.clone());
+        }
         let row = self.conn.query_opt(
             "SELECT counter FROM hub_counters WHERE location = $1 AND gtin = $2",
             &[&key.location.as_str(), &g(key.gtin)?],
         )?;
-        match row {
-            Some(r) => postcard(&r, 0, "hub_counters"),
-            None => Ok(BoundedCounter::default()),
-        }
+        let c = match row {
+            Some(r) => postcard(&r, 0, "hub_counters")?,
+            None => BoundedCounter::default(),
+        };
+        self.counters.borrow_mut().insert(key.clone(), c.clone());
+        Ok(c)
     }
 
     fn put_counter(&mut self, key: &ItemKey, counter: BoundedCounter) -> Result<(), StorageError> {
@@ -169,29 +187,27 @@ impl ReplicaStore for PgTxn<'_> {
         if old == counter {
             return Ok(());
         }
-        let loc = key.location.as_str();
-        let version = self.conn.query_one(
-            "INSERT INTO hub_locations (location, counter_version) VALUES ($1, 1)
-             ON CONFLICT (location) DO UPDATE
-                 SET counter_version = hub_locations.counter_version + 1
-             RETURNING counter_version",
-            &[&loc],
-        )?;
-        let version: i64 = col(&version, 0, "hub_locations")?;
         let rights = to_i64("rights", counter.rights(&ReplicaId::hub()))?;
+        // The location's next version and the row, in one statement.
         self.conn.execute(
-            "INSERT INTO hub_counters (location, gtin, version, counter, hub_rights)
-             VALUES ($1, $2, $3, $4, $5)
+            "WITH v AS (
+                 INSERT INTO hub_locations (location, counter_version) VALUES ($1, 1)
+                 ON CONFLICT (location) DO UPDATE
+                     SET counter_version = hub_locations.counter_version + 1
+                 RETURNING counter_version)
+             INSERT INTO hub_counters (location, gtin, version, counter, hub_rights)
+             SELECT $1, $2, v.counter_version, $3, $4 FROM v
              ON CONFLICT (location, gtin) DO UPDATE
-                 SET version = $3, counter = $4, hub_rights = $5",
+                 SET version = EXCLUDED.version, counter = EXCLUDED.counter,
+                     hub_rights = EXCLUDED.hub_rights",
             &[
-                &loc,
+                &key.location.as_str(),
                 &g(key.gtin)?,
-                &version,
                 &to_postcard("hub_counters", &counter)?,
                 &rights,
             ],
         )?;
+        self.counters.borrow_mut().insert(key.clone(), counter);
         Ok(())
     }
 
@@ -331,17 +347,22 @@ impl HubReplica for PgTxn<'_> {
     }
 
     fn explained(&self, key: &ItemKey) -> Result<Explained, StorageError> {
+        if let Some(x) = self.explained.borrow().get(key) {
+            return Ok(*x);
+        }
         let row = self.conn.query_opt(
             "SELECT added, removed FROM hub_explained WHERE location = $1 AND gtin = $2",
             &[&key.location.as_str(), &g(key.gtin)?],
         )?;
-        match row {
-            Some(r) => Ok(Explained {
+        let x = match row {
+            Some(r) => Explained {
                 added: int(&r, 0, "hub_explained")?,
                 removed: int(&r, 1, "hub_explained")?,
-            }),
-            None => Ok(Explained::default()),
-        }
+            },
+            None => Explained::default(),
+        };
+        self.explained.borrow_mut().insert(key.clone(), x);
+        Ok(x)
     }
 
     fn put_explained(&mut self, key: &ItemKey, x: Explained) -> Result<(), StorageError> {
@@ -355,6 +376,7 @@ impl HubReplica for PgTxn<'_> {
                 &to_i64("removed", x.removed)?,
             ],
         )?;
+        self.explained.borrow_mut().insert(key.clone(), x);
         Ok(())
     }
 }
