@@ -42,6 +42,24 @@ pub(crate) trait HubTxn: HubReplica<Error = StorageError> {
     /// The stored event with `id`.
     fn event(&self, id: &EventId) -> Result<Option<Event>, StorageError>;
 
+    /// A hint before a store's sync is handled: the events and items `req`
+    /// names will be read, so an engine that pays a round trip per read
+    /// may fetch them all at once now. The default does nothing.
+    fn prefetch_sync(
+        &mut self,
+        _who: &tally_sync::exchange::Identity,
+        _req: &tally_sync::SyncRequest,
+    ) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    /// Writes what the engine deferred during the batch; called once,
+    /// after the batch's last write and before its commit. The default
+    /// does nothing.
+    fn finish(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
     /// Appends `exceptions` to the exceptions HQ pages through, numbering
     /// them on from the last (their `id` is ignored).
     fn append_exceptions(&mut self, exceptions: Vec<ExceptionRecord>) -> Result<(), StorageError>;

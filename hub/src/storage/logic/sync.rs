@@ -40,6 +40,7 @@ pub(crate) fn sync<T: HubTxn>(
     now_ms: u64,
 ) -> Result<SyncResult, StorageError> {
     let s = settings;
+    txn.prefetch_sync(who, req)?;
     let targets = reserve_targets(&*txn, &who.location, &s.policy, now_ms)?;
     let (mut resp, outcome) = match hub_handle(txn, who, req, &targets, &s.limits, now_ms) {
         Ok(x) => x,

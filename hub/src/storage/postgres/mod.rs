@@ -40,6 +40,7 @@ pub use self::schema::MigrationReport;
 use self::txn::PgTxn;
 use super::logic::BatchWrite;
 use super::routed::RoutingSettings;
+use super::txn::HubTxn;
 use super::{HubWrite, StorageError, SyncSettings};
 
 /// The advisory lock every write batch takes ("tally-wr" in ASCII).
@@ -174,11 +175,13 @@ impl PgHub {
         let written = conn
             .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
             .and_then(|_| {
-                batch(&mut BatchWrite {
+                let mut write = BatchWrite {
                     txn: PgTxn::new(conn),
                     settings: &self.settings,
                     routing: &self.routing,
-                })
+                };
+                batch(&mut write)?;
+                write.txn.finish()
             });
         match written {
             Ok(()) => conn.batch("COMMIT"),

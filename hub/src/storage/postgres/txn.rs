@@ -18,6 +18,10 @@
 //!   them while the batch holds the lock, and the logic reads a counter
 //!   before it writes it. A counter write is one statement (the
 //!   location's next version and the row together).
+//! - **Events written at the end.** A sync's events are looked up all at
+//!   once before it is handled (`prefetch_sync`), and the new ones are
+//!   inserted together, in one statement, when the batch finishes
+//!   (`finish`); reads in between see them.
 //! - **The same bytes as the embedded hub.** Counters, events and
 //!   catalog items are `tally_sync::codec` postcard; the hub's records
 //!   are the same JSON; `migrate --from` copies one into the other.
@@ -121,6 +125,11 @@ pub(crate) struct PgTxn<'c> {
     conn: &'c PgConn,
     counters: RefCell<HashMap<ItemKey, BoundedCounter>>,
     explained: RefCell<HashMap<ItemKey, Explained>>,
+    /// Whether each event id looked up is stored (before this batch).
+    stored: RefCell<HashMap<EventId, bool>>,
+    /// New events of this batch, inserted by `finish`, in order.
+    new_events: Vec<Event>,
+    new_index: HashMap<EventId, usize>,
 }
 
 impl<'c> PgTxn<'c> {
@@ -131,7 +140,31 @@ impl<'c> PgTxn<'c> {
             conn,
             counters: RefCell::new(HashMap::new()),
             explained: RefCell::new(HashMap::new()),
+            stored: RefCell::new(HashMap::new()),
+            new_events: Vec::new(),
+            new_index: HashMap::new(),
         }
+    }
+
+    /// Whether event `id` was stored before this batch (cached).
+    fn stored_before(&self, id: &EventId) -> Result<bool, StorageError> {
+        if let Some(&known) = self.stored.borrow().get(id) {
+            return Ok(known);
+        }
+        let found = self
+            .conn
+            .query_opt("SELECT 1 FROM hub_events WHERE id = $1", &[&id.0])?
+            .is_some();
+        self.stored.borrow_mut().insert(*id, found);
+        Ok(found)
+    }
+
+    /// The event `id` as stored before this batch.
+    fn stored_event(&self, id: &EventId) -> Result<Option<Event>, StorageError> {
+        self.conn
+            .query_opt("SELECT body FROM hub_events WHERE id = $1", &[&id.0])?
+            .map(|r| event(&r, 0))
+            .transpose()
     }
 
     /// Hands out the next `n` values of sequence `name`: the last one.
@@ -250,19 +283,25 @@ impl ReplicaStore for PgTxn<'_> {
     }
 
     fn insert_event(&mut self, e: &Event) -> Result<Inserted, StorageError> {
-        let body = to_postcard("hub_events", e)?;
-        let n = self.conn.execute(
-            "INSERT INTO hub_events (id, location, body) VALUES ($1, $2, $3)
-             ON CONFLICT (id) DO NOTHING",
-            &[&e.id.0, &e.location.as_str(), &body],
-        )?;
-        if n == 1 {
-            return Ok(Inserted::New);
+        let same = |old: &Event| {
+            if old == e {
+                Inserted::Duplicate
+            } else {
+                Inserted::Conflict
+            }
+        };
+        if let Some(&i) = self.new_index.get(&e.id) {
+            return Ok(same(&self.new_events[i]));
         }
-        Ok(match HubTxn::event(self, &e.id)? {
-            Some(old) if old == *e => Inserted::Duplicate,
-            _ => Inserted::Conflict,
-        })
+        if self.stored_before(&e.id)? {
+            return Ok(match self.stored_event(&e.id)? {
+                Some(old) => same(&old),
+                None => Inserted::Conflict,
+            });
+        }
+        self.new_index.insert(e.id, self.new_events.len());
+        self.new_events.push(e.clone());
+        Ok(Inserted::New)
     }
 
     fn record_epc_sale(
@@ -284,10 +323,7 @@ impl ReplicaStore for PgTxn<'_> {
 
 impl HubReplica for PgTxn<'_> {
     fn has_event(&self, id: &EventId) -> Result<bool, StorageError> {
-        Ok(self
-            .conn
-            .query_opt("SELECT 1 FROM hub_events WHERE id = $1", &[&id.0])?
-            .is_some())
+        Ok(self.new_index.contains_key(id) || self.stored_before(id)?)
     }
 
     fn epc_state(&self, epc: &Epc) -> Result<Option<EpcState>, StorageError> {
@@ -383,10 +419,118 @@ impl HubReplica for PgTxn<'_> {
 
 impl HubTxn for PgTxn<'_> {
     fn event(&self, id: &EventId) -> Result<Option<Event>, StorageError> {
-        self.conn
-            .query_opt("SELECT body FROM hub_events WHERE id = $1", &[&id.0])?
-            .map(|r| event(&r, 0))
-            .transpose()
+        if let Some(&i) = self.new_index.get(id) {
+            return Ok(Some(self.new_events[i].clone()));
+        }
+        self.stored_event(id)
+    }
+
+    fn prefetch_sync(
+        &mut self,
+        who: &tally_sync::exchange::Identity,
+        req: &tally_sync::SyncRequest,
+    ) -> Result<(), StorageError> {
+        // Which of the request's events are stored already: one query.
+        let ids: Vec<uuid::Uuid> = req.events.iter().map(|e| e.id.0).collect();
+        if !ids.is_empty() {
+            let rows = self
+                .conn
+                .query("SELECT id FROM hub_events WHERE id = ANY($1)", &[&ids])?;
+            let mut stored = self.stored.borrow_mut();
+            for id in &ids {
+                stored.entry(EventId(*id)).or_insert(false);
+            }
+            for r in &rows {
+                stored.insert(EventId(col(r, 0, "hub_events")?), true);
+            }
+        }
+        // The counters and explained sums of the items it names at the
+        // store's location: one query each.
+        let mut gtins: Vec<Gtin> = req
+            .delta
+            .entries
+            .iter()
+            .filter(|d| d.key.location == who.location)
+            .map(|d| d.key.gtin)
+            .chain(
+                req.events
+                    .iter()
+                    .flat_map(|e| e.lines.iter().map(|l| l.gtin)),
+            )
+            .collect();
+        gtins.sort_unstable();
+        gtins.dedup();
+        let keys: Vec<i64> = gtins
+            .iter()
+            .map(|g| to_i64("gtin", g.as_u64()))
+            .collect::<Result<_, _>>()?;
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let loc = who.location.as_str();
+        let key = |g: Gtin| ItemKey::new(who.location.clone(), g);
+        {
+            let mut counters = self.counters.borrow_mut();
+            for g in &gtins {
+                counters.entry(key(*g)).or_default();
+            }
+            for r in &self.conn.query(
+                "SELECT gtin, counter FROM hub_counters WHERE location = $1 AND gtin = ANY($2)",
+                &[&loc, &keys],
+            )? {
+                counters.insert(
+                    key(gtin(r, 0, "hub_counters")?),
+                    postcard(r, 1, "hub_counters")?,
+                );
+            }
+        }
+        let mut explained = self.explained.borrow_mut();
+        for g in &gtins {
+            explained.entry(key(*g)).or_default();
+        }
+        for r in &self.conn.query(
+            "SELECT gtin, added, removed FROM hub_explained WHERE location = $1 AND gtin = ANY($2)",
+            &[&loc, &keys],
+        )? {
+            explained.insert(
+                key(gtin(r, 0, "hub_explained")?),
+                Explained {
+                    added: int(r, 1, "hub_explained")?,
+                    removed: int(r, 2, "hub_explained")?,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), StorageError> {
+        if self.new_events.is_empty() {
+            return Ok(());
+        }
+        let mut ids = Vec::with_capacity(self.new_events.len());
+        let mut locations = Vec::with_capacity(self.new_events.len());
+        let mut bodies = Vec::with_capacity(self.new_events.len());
+        for e in &self.new_events {
+            ids.push(e.id.0);
+            locations.push(e.location.as_str().to_string());
+            bodies.push(to_postcard("hub_events", e)?);
+        }
+        let n = self.conn.execute(
+            "INSERT INTO hub_events (id, location, body)
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[])
+             ON CONFLICT (id) DO NOTHING",
+            &[&ids, &locations, &bodies],
+        )?;
+        if n != ids.len() as u64 {
+            // Looked up absent under the write lock, present now: a
+            // writer outside the lock. Run the batch again.
+            return Err(StorageError::Retry(
+                crate::storage::RetryReason::UniqueViolation,
+            ));
+        }
+        self.new_events.clear();
+        self.new_index.clear();
+        Ok(())
     }
 
     fn append_exceptions(&mut self, exceptions: Vec<ExceptionRecord>) -> Result<(), StorageError> {
