@@ -382,8 +382,13 @@ fn an_embedded_hub_moves_to_postgres_and_its_stores_carry_on() {
     std::fs::copy(&file, &twin_file).unwrap();
 
     let url = pg::database("migrate_from");
+    let before = std::fs::read(&file).unwrap();
     let (code, stdout, stderr) = migrate(&url, &data, false);
     assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        std::fs::read(&file).unwrap() == before,
+        "the import wrote to the file"
+    );
     let summary = stdout
         .lines()
         .find(|l| l.starts_with("Imported "))
@@ -403,7 +408,7 @@ fn an_embedded_hub_moves_to_postgres_and_its_stores_carry_on() {
     }
     assert!(summary.contains(" hub_held_events 1"), "{summary}");
 
-    // Every read the same; the file untouched by the import.
+    // Every read the same.
     let (code, stdout, stderr) = migrate(&url, &data, true);
     eprintln!("{stdout}");
     assert_eq!(code, Some(0), "{stdout}{stderr}");

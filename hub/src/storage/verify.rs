@@ -191,6 +191,10 @@ fn shown(v: &impl fmt::Debug) -> String {
 
 /// Opens the embedded hub of data directory `data_dir` (stopped) and the
 /// database at `url` and compares every read ([`compare`]). Blocks.
+///
+/// The file is opened as a hub opens it ([`RedbHub::open`]), so it
+/// commits its (empty) opening transaction: its records do not change,
+/// its bytes may.
 pub fn verify(data_dir: &Path, url: &DatabaseUrl) -> Result<VerifyReport, MigrateError> {
     let settings = SyncSettings {
         policy: ReservePolicy::default(),
