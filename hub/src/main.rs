@@ -106,7 +106,8 @@ enum Command {
         database: Option<String>,
     },
     /// Create or bring up to date the hub's schema in a PostgreSQL
-    /// database ahead of time (`run --database` does it too, at start).
+    /// database ahead of time (`run --database` does it too, at start);
+    /// with `--from`, also copy an embedded hub's data into it.
     Migrate {
         /// The database, e.g. `postgres://tally@db.example/tally` or
         /// `host=/run/postgresql dbname=tally` (a password is better in
@@ -114,6 +115,16 @@ enum Command {
         /// `TALLY_HUB_DATABASE`).
         #[arg(long, env = "TALLY_HUB_DATABASE", hide_env_values = true)]
         database: String,
+        /// Copy everything the embedded hub of this data directory keeps
+        /// (its `hub.redb`; the hub must be stopped) into the database,
+        /// in one transaction. The database must hold no hub data yet.
+        #[arg(long, value_name = "DATA_DIR")]
+        from: Option<PathBuf>,
+        /// Then compare every read the hub serves on both and fail if
+        /// any differs. On a database that already holds the import,
+        /// only compares.
+        #[arg(long, requires = "from")]
+        verify: bool,
     },
     /// Serve the sync endpoint and the admin API.
     Run(RunArgs),
@@ -320,7 +331,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Migrate { database } => {
+        Command::Migrate {
+            database,
+            from,
+            verify,
+        } => {
             let url: DatabaseUrl = database.parse().context("--database")?;
             let report = PgHub::migrate(&url).with_context(|| format!("migrating {url}"))?;
             if report.from == report.to {
@@ -330,6 +345,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "Migrated {url} from schema version {} to {}.",
                     report.from, report.to
                 );
+            }
+            if let Some(from) = from {
+                migrate_from(&url, &from, verify)?;
             }
         }
         Command::Run(args) => {
@@ -390,6 +408,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .context("running the hub")
             })?;
         }
+    }
+    Ok(())
+}
+
+/// `migrate --from DATA_DIR [--verify]`: the import (unless `--verify`
+/// finds it done already), then the comparison.
+fn migrate_from(url: &DatabaseUrl, from: &std::path::Path, verify: bool) -> anyhow::Result<()> {
+    use tally_hub::storage::postgres::import;
+    let held = import::hub_data_in(url).with_context(|| format!("reading {url}"))?;
+    if verify && !held.is_empty() {
+        println!(
+            "{url} holds hub data already: comparing it with {}, importing nothing.",
+            from.display()
+        );
+    } else {
+        let report = import::import(url, from)
+            .with_context(|| format!("importing {} into {url}", from.display()))?;
+        println!("{report}");
+    }
+    if verify {
+        let report = tally_hub::storage::verify::verify(from, url)
+            .with_context(|| format!("comparing {} with {url}", from.display()))?;
+        print!("{report}");
+        anyhow::ensure!(
+            report.is_clean(),
+            "{url} answers {} reads differently from {}",
+            report.differences(),
+            from.display()
+        );
     }
     Ok(())
 }

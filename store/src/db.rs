@@ -1,7 +1,8 @@
 //! [`Db`], an open database: opening a file exclusively through the
 //! pre-writing backend (or on a caller's backend), creating every table,
-//! and starting transactions; and [`sync_parent_dir`], which makes a new
-//! file's name durable.
+//! and starting transactions; [`ReadOnlyDb`], an existing file opened
+//! only to read it; and [`sync_parent_dir`], which makes a new file's
+//! name durable.
 
 use std::path::{Path, PathBuf};
 
@@ -123,6 +124,64 @@ impl Db {
     /// The underlying redb database (for tables of the caller's own).
     pub fn raw(&self) -> &redb::Database {
         &self.db
+    }
+}
+
+/// A database opened read-only: a consistent snapshot source that writes
+/// nothing to the file, not even the repair or table creation an open
+/// for writing makes (a copy of a stopped program's data elsewhere, e.g.
+/// `tally-hub migrate --from`). While it is open, the program that owns
+/// the file cannot open it for writing, and it cannot be opened while
+/// that program has it ([`StoreError::AlreadyOpen`]).
+pub struct ReadOnlyDb {
+    db: redb::ReadOnlyDatabase,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for ReadOnlyDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadOnlyDb")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReadOnlyDb {
+    /// Opens the existing database at `path` read-only. A file that was
+    /// not closed cleanly is refused (a repair would write to it): open
+    /// it once for writing ([`Db::open`]) first.
+    pub fn open(path: impl AsRef<Path>) -> Result<ReadOnlyDb, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let db = match redb::Builder::new().open_read_only(&path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(StoreError::AlreadyOpen(path))
+            }
+            Err(redb::DatabaseError::RepairAborted) => {
+                return Err(StoreError::Storage(format!(
+                    "{} was not closed cleanly and needs a repair, which a read-only open \
+                     cannot make: start and stop its program once, then try again",
+                    path.display()
+                )))
+            }
+            Err(e) => {
+                return Err(StoreError::Storage(format!(
+                    "opening {} read-only: {e}",
+                    path.display()
+                )))
+            }
+        };
+        Ok(ReadOnlyDb { db, path })
+    }
+
+    /// The file this database lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Starts a read transaction: a consistent snapshot.
+    pub fn begin_read(&self) -> Result<ReadTxn, StoreError> {
+        Ok(ReadTxn::new(self.db.begin_read()?))
     }
 }
 

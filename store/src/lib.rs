@@ -57,7 +57,8 @@
 //!
 //! # Code map
 //! - `db.rs`: [`Db`], opening a database file exclusively and starting
-//!   transactions; [`sync_parent_dir`].
+//!   transactions; [`ReadOnlyDb`], a file opened only to read it;
+//!   [`sync_parent_dir`].
 //! - `txn.rs`: [`WriteTxn`], [`ReadTxn`], and [`LazyTable`] (a table of a
 //!   write transaction opened on first use).
 //! - `replica.rs`: [`TxnReplica`], `ReplicaStore` over a write
@@ -91,7 +92,7 @@ mod tables;
 mod txn;
 
 pub use clock::SystemClock;
-pub use db::{sync_parent_dir, Db};
+pub use db::{sync_parent_dir, Db, ReadOnlyDb};
 pub use error::StoreError;
 pub use prewrite::{PrewriteConfig, PrewriteStats, PrewrittenFile};
 pub use redb;

@@ -14,8 +14,8 @@ use crate::catalog;
 use crate::error::{corrupt, StoreError};
 use crate::replica::TxnReplica;
 use crate::tables::{
-    self, read_u64, versioned, CATALOG, CHANGES, COUNTERS, EPC_ROWS, EPC_STATE, EVENTS,
-    INVENTORY_VERSION, META,
+    self, read_u64, versioned, CATALOG, CATALOG_VERSION, CHANGES, COUNTERS, EPC_ROWS, EPC_STATE,
+    EVENTS, INVENTORY_VERSION, META,
 };
 
 /// A write transaction. Nothing is visible or durable until [`Self::commit`].
@@ -131,15 +131,29 @@ impl ReadTxn {
         &self,
         mut f: impl FnMut(ItemKey, BoundedCounter),
     ) -> Result<u64, StoreError> {
-        let table = self.txn.open_table(COUNTERS)?;
+        self.try_visit_counters(|key, _, c| {
+            f(key, c);
+            Ok::<_, StoreError>(())
+        })
+    }
+
+    /// Hands every counter to `f` with the inventory version it was
+    /// last stamped with, one at a time, in (location, item) order,
+    /// stopping at the first error `f` returns (a copy of the whole
+    /// table elsewhere: memory stays flat). Returns how many.
+    pub fn try_visit_counters<E: From<StoreError>>(
+        &self,
+        mut f: impl FnMut(ItemKey, u64, BoundedCounter) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let table = self.txn.open_table(COUNTERS).map_err(StoreError::from)?;
         let mut n = 0;
-        for row in table.iter()? {
-            let (k, v) = row?;
+        for row in table.iter().map_err(StoreError::from)? {
+            let (k, v) = row.map_err(StoreError::from)?;
             let (loc, gtin) = k.value();
             let location = LocationId::new(loc).map_err(|e| corrupt("counters", e))?;
             let gtin = Gtin::from_u64(gtin).map_err(|e| corrupt("counters", e))?;
-            let (_, c): (u64, BoundedCounter) = versioned("counters", v.value())?;
-            f(ItemKey::new(location, gtin), c);
+            let (version, c): (u64, BoundedCounter) = versioned("counters", v.value())?;
+            f(ItemKey::new(location, gtin), version, c)?;
             n += 1;
         }
         Ok(n)
@@ -201,11 +215,23 @@ impl ReadTxn {
     /// Hands every event to `f`, one at a time, in id order (memory stays
     /// flat however many there are). Returns how many.
     pub fn visit_events(&self, mut f: impl FnMut(Event)) -> Result<u64, StoreError> {
-        let table = self.txn.open_table(EVENTS)?;
+        self.try_visit_events(|e| {
+            f(e);
+            Ok::<_, StoreError>(())
+        })
+    }
+
+    /// Like [`Self::visit_events`], stopping at the first error `f`
+    /// returns.
+    pub fn try_visit_events<E: From<StoreError>>(
+        &self,
+        mut f: impl FnMut(Event) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let table = self.txn.open_table(EVENTS).map_err(StoreError::from)?;
         let mut n = 0;
-        for row in table.iter()? {
-            let (_, v) = row?;
-            f(tables::decode_event(v.value())?);
+        for row in table.iter().map_err(StoreError::from)? {
+            let (_, v) = row.map_err(StoreError::from)?;
+            f(tables::decode_event(v.value())?)?;
             n += 1;
         }
         Ok(n)
@@ -233,6 +259,29 @@ impl ReadTxn {
     /// Number of catalog items.
     pub fn catalog_len(&self) -> Result<u64, StoreError> {
         Ok(self.txn.open_table(CATALOG)?.len()?)
+    }
+
+    /// The latest catalog version (the cursor covering every change).
+    pub fn catalog_version(&self) -> Result<u64, StoreError> {
+        read_u64(&self.txn.open_table(META)?, CATALOG_VERSION)
+    }
+
+    /// Hands every catalog item to `f` with the catalog version it was
+    /// last stamped with, one at a time, in GTIN order, stopping at the
+    /// first error `f` returns. Returns how many.
+    pub fn try_visit_catalog<E: From<StoreError>>(
+        &self,
+        mut f: impl FnMut(u64, CatalogItem) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let table = self.txn.open_table(CATALOG).map_err(StoreError::from)?;
+        let mut n = 0;
+        for row in table.iter().map_err(StoreError::from)? {
+            let (_, v) = row.map_err(StoreError::from)?;
+            let (version, item): (u64, CatalogItem) = versioned("catalog", v.value())?;
+            f(version, item)?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Catalog items changed after `cursor`, at most `limit`, and the next cursor.

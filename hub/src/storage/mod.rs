@@ -32,6 +32,7 @@ pub mod postgres;
 pub mod redb;
 mod status_counts;
 mod txn;
+pub mod verify;
 
 use serde::{Deserialize, Serialize};
 use tally_sync::exchange::{Identity, SyncRefusal};

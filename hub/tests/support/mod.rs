@@ -453,6 +453,7 @@ pub fn gtin(n: u64) -> Gtin {
 
 /// A store that runs the real command core and exchange in memory
 /// ([`MemStore`]), as the agent does, with its own clock and seed.
+#[derive(Clone)]
 pub struct SimStore {
     pub mem: MemStore,
     rng: ChaCha8Rng,

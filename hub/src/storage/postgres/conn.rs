@@ -15,8 +15,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use tokio::runtime::Handle;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Config, NoTls, Row, Statement};
 
 use crate::storage::{RetryReason, StorageError};
@@ -91,11 +92,20 @@ pub(crate) fn db_err(e: tokio_postgres::Error) -> StorageError {
             return StorageError::Retry(r);
         }
     }
+    db_failure(e)
+}
+
+/// A driver error as a database failure, never retriable (with the
+/// server's message, never the query's parameters).
+pub(crate) fn db_failure(e: tokio_postgres::Error) -> StorageError {
     match e.as_db_error() {
         Some(db) => StorageError::Db(format!("{}: {}", db.code().code(), db.message())),
         None => StorageError::Db(e.to_string()),
     }
 }
+
+/// One value of a row for [`PgConn::copy_in`].
+pub(crate) type CopyCell = Box<dyn ToSql + Sync + Send>;
 
 /// One connection, used from blocking threads. See the module docs.
 pub(crate) struct PgConn {
@@ -189,6 +199,33 @@ impl PgConn {
         self.rt
             .block_on(self.client.batch_execute(sql))
             .map_err(db_err)
+    }
+
+    /// Copies `rows` in with one `COPY … FROM STDIN (FORMAT binary)`
+    /// (`sql`), each row's values of the column types `types`: many rows
+    /// in one round trip (a bulk import). Answers how many rows the
+    /// server took. Errors are never retriable (a bulk write is not a
+    /// race).
+    pub(crate) fn copy_in(
+        &self,
+        sql: &str,
+        types: &[Type],
+        rows: &[Vec<CopyCell>],
+    ) -> Result<u64, StorageError> {
+        self.rt
+            .block_on(async {
+                let sink = self.client.copy_in(sql).await?;
+                let writer = BinaryCopyInWriter::new(sink, types);
+                let mut writer = std::pin::pin!(writer);
+                for row in rows {
+                    writer
+                        .as_mut()
+                        .write_raw(row.iter().map(|v| &**v as &(dyn ToSql + Sync)))
+                        .await?;
+                }
+                writer.finish().await
+            })
+            .map_err(db_failure)
     }
 
     /// Whether the connection is gone (the server closed it, or it broke).

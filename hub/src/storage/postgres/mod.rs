@@ -7,6 +7,7 @@
 //!   or by `tally-hub migrate`.
 //! - `txn.rs`: `PgTxn`, the `HubTxn` the write logic runs
 //!   on; `reads.rs`: the snapshot reads.
+//! - [`import`]: an embedded hub's data copied in (`migrate --from`).
 //!
 //! # Design constraints
 //! - **Group commit, as the embedded hub.** [`HubStorage::write_batch`](super::HubStorage::write_batch)
@@ -26,6 +27,7 @@
 
 pub mod bus;
 mod conn;
+pub mod import;
 mod listen;
 mod reads;
 pub mod revocations;

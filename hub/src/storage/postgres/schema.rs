@@ -10,7 +10,7 @@ use super::conn::PgConn;
 use crate::storage::StorageError;
 
 /// Every migration, in order: (version, name, SQL).
-const MIGRATIONS: &[(i32, &str, &str)] = &[
+pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "init", include_str!("migrations/0001_init.sql")),
     (
         2,

@@ -41,7 +41,7 @@ pub(in crate::storage) const EPC_ROWS: TableDefinition<(&[u8], u8, u128), &str> 
 pub(in crate::storage) const EXPLAINED: TableDefinition<(&str, u64), (u64, u64)> =
     TableDefinition::new("hub_explained");
 
-const MIGRATED: &str = "hub_content_v1";
+pub(in crate::storage) const MIGRATED: &str = "hub_content_v1";
 
 pub(in crate::storage) fn move_code(m: EpcMove) -> u8 {
     match m {

@@ -29,6 +29,7 @@ use super::{
 pub use crate::storage::logic::sync::SyncSettings;
 
 pub(in crate::storage) mod content;
+pub(crate) mod export;
 pub(in crate::storage) mod held;
 pub(in crate::storage) mod holdings;
 pub(in crate::storage) mod records;

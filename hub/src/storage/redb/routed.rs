@@ -38,7 +38,7 @@ pub(in crate::storage) const VERSIONS: TableDefinition<(&str, &str), u64> =
 /// `"allocation_version"` → the last change version handed out.
 pub(in crate::storage) const META: TableDefinition<&str, u64> =
     TableDefinition::new("hub_routed_meta");
-const VERSION_KEY: &str = "allocation_version";
+pub(in crate::storage) const VERSION_KEY: &str = "allocation_version";
 
 /// Records that something of `store`'s changed at the hub, `key` being
 /// `o:ORDER` (its allocation of an order) or `t:TRANSFER` (a transfer to

@@ -25,7 +25,7 @@ pub(in crate::storage) const COUNTS: TableDefinition<(&str, &str), u64> =
 use crate::storage::status_counts::{StatusCounts, ORDER_STATUSES, TRANSFER_STATUSES};
 pub(in crate::storage) use crate::storage::status_counts::{ORDERS, TRANSFERS};
 
-const BUILT: &str = "hub_status_counts_v1";
+pub(in crate::storage) const BUILT: &str = "hub_status_counts_v1";
 
 /// Records that one record of `kind` moved from status `was` (`None`: a
 /// new record) to `now`; nothing when it stays where it was.
