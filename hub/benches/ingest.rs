@@ -101,13 +101,19 @@ fn db_work(url: Option<&str>) -> Option<serde_json::Value> {
 }
 
 impl Hubs {
-    async fn start(setup: &str) -> Hubs {
+    /// Starts `setup` for `stores` stores, all connecting from 127.0.0.1
+    /// (so the per-peer connection cap is raised to let them in).
+    async fn start(setup: &str, stores: usize) -> Hubs {
+        let per_peer = (stores + 16).to_string();
+        let cap = ["--max-connections-per-peer", per_peer.as_str()];
         match setup {
-            "embedded" => Hubs::Embedded(TestHub::start(|_| {}).await),
-            "redb" => Hubs::Processes(vec![ChildHub::start(&[])], None),
+            "embedded" => {
+                Hubs::Embedded(TestHub::start(|c| c.max_connections_per_peer = stores + 16).await)
+            }
+            "redb" => Hubs::Processes(vec![ChildHub::start(&cap)], None),
             "postgres" | "postgres-x2" => {
                 let url = support::pg::database("ingest");
-                let args = ["--database", url.as_str()];
+                let args = [cap[0], cap[1], "--database", url.as_str()];
                 let first = ChildHub::start(&args);
                 let mut hubs = vec![];
                 if setup == "postgres-x2" {
@@ -188,7 +194,7 @@ async fn run(
     seed: u64,
     pace: Duration,
 ) {
-    let hub = Hubs::start(setup).await;
+    let hub = Hubs::start(setup, stores).await;
     let t = Instant::now();
     let mut clients = Vec::with_capacity(stores);
     for i in 0..stores {

@@ -1709,3 +1709,108 @@ fn an_epc_sold_at_two_stores_is_reported_by_the_audit() {
         assert_eq!(x[0].event_ids.len(), 2);
     }
 }
+
+/// A store's delta back from the hub comes in pages of at most the
+/// hub's limit, every changed counter in them, the cursor moving on: also
+/// when the counters changed in the very batch that answers (an engine
+/// that defers its writes must still page them right). Every engine
+/// answers the same pages.
+#[test]
+fn a_stores_delta_is_paged_by_version_without_gaps_or_repeats() {
+    type Pages = Vec<Vec<(Gtin, u64)>>;
+    let mut answers: Vec<(String, Pages)> = Vec::new();
+    for backend in backends() {
+        let mut s = settings(100);
+        s.limits.max_delta_entries = 3;
+        let hub = TestStorage::new(backend, s);
+        let mut s1 = SimStore::new("s1", 31);
+        for n in 0..10 {
+            s1.receive(gtin(100 + n), 5 + n);
+        }
+        // Online demand at s1 for every item: the hub keeps a reserve of
+        // each, so its first answer changes all ten counters there.
+        for n in 0..10u8 {
+            let o = order(
+                &format!("w{n}"),
+                "s1",
+                &[(gtin(100 + u64::from(n)), 15)],
+                n,
+                true,
+            );
+            assert!(matches!(
+                place(&*hub, &o),
+                OrderResult::InsufficientStock { .. }
+            ));
+        }
+        // The store gives the hub its reserves (two exchanges).
+        synced(&*hub, &mut s1, NOW);
+        synced(&*hub, &mut s1, NOW);
+        // In one batch: an online order of 1 unit of each item, taken
+        // from the hub's reserves (ten counters change at s1), and s1's
+        // sync, answered from that same batch, then the pages after it.
+        let mut pages: Vec<Vec<(Gtin, u64)>> = Vec::new();
+        let req = s1.request(1000);
+        let resp = write(&*hub, |txn| {
+            for n in 0..10u8 {
+                let o = order(
+                    &format!("v{n}"),
+                    "s1",
+                    &[(gtin(100 + u64::from(n)), 1)],
+                    100 + n,
+                    false,
+                );
+                assert!(
+                    matches!(txn.order(&o)?, OrderResult::Accepted(_)),
+                    "{backend}"
+                );
+            }
+            match txn.sync(&s1.mem.who, &req, NOW)? {
+                SyncResult::Synced(resp, _) => Ok(resp),
+                SyncResult::Refused(r) => panic!("{backend}: refused {r}"),
+            }
+        });
+        s1.apply(&req, &resp);
+        let mut resp = resp;
+        loop {
+            assert!(
+                resp.delta.entries.len() <= 3,
+                "{backend}: page of {}",
+                resp.delta.entries.len()
+            );
+            pages.push(
+                resp.delta
+                    .entries
+                    .iter()
+                    .map(|e| (e.key.gtin, e.counter.value()))
+                    .collect(),
+            );
+            if !resp.more && !s1.has_pending() {
+                break;
+            }
+            assert!(pages.len() < 20, "{backend}: the delta never ends");
+            resp = synced(&*hub, &mut s1, NOW).1;
+        }
+        let seen: Vec<Gtin> = pages.iter().flatten().map(|(g, _)| *g).collect();
+        let distinct: BTreeSet<Gtin> = seen.iter().copied().collect();
+        assert_eq!(
+            distinct.len(),
+            10,
+            "{backend}: every changed counter comes: {seen:?}"
+        );
+        for n in 0..10 {
+            assert_eq!(
+                s1.on_hand(gtin(100 + n)),
+                4 + n,
+                "{backend}: 1 ordered online"
+            );
+        }
+        answers.push((backend.to_string(), pages));
+    }
+    for (backend, pages) in &answers[1..] {
+        assert_eq!(
+            pages, &answers[0].1,
+            "{backend} pages unlike {}",
+            answers[0].0
+        );
+    }
+}

@@ -16,8 +16,12 @@
 //!   explain are read once per batch and then served from memory (and
 //!   kept current by this transaction's own writes): nothing else writes
 //!   them while the batch holds the lock, and the logic reads a counter
-//!   before it writes it. A counter write is one statement (the
-//!   location's next version and the row together).
+//!   before it writes it.
+//! - **Counters written at the end.** A counter write takes the
+//!   location's next version (read once per batch) and is kept in memory;
+//!   reads of this batch (a counter, a store's delta, where the hub holds
+//!   rights) see it over what the table holds, and `finish` writes every
+//!   changed counter and location version in two statements.
 //! - **Events written at the end.** A sync's events are looked up all at
 //!   once before it is handled (`prefetch_sync`), and the new ones are
 //!   inserted together, in one statement, when the batch finishes
@@ -125,6 +129,11 @@ pub(crate) struct PgTxn<'c> {
     conn: &'c PgConn,
     counters: RefCell<HashMap<ItemKey, BoundedCounter>>,
     explained: RefCell<HashMap<ItemKey, Explained>>,
+    /// Each location's counter version as this batch has moved it.
+    versions: RefCell<HashMap<LocationId, u64>>,
+    /// Counters written in this batch, with their versions, written to
+    /// the table by `finish`.
+    written: HashMap<ItemKey, (u64, BoundedCounter)>,
     /// Whether each event id looked up is stored (before this batch).
     stored: RefCell<HashMap<EventId, bool>>,
     /// New events of this batch, inserted by `finish`, in order.
@@ -140,10 +149,77 @@ impl<'c> PgTxn<'c> {
             conn,
             counters: RefCell::new(HashMap::new()),
             explained: RefCell::new(HashMap::new()),
+            versions: RefCell::new(HashMap::new()),
+            written: HashMap::new(),
             stored: RefCell::new(HashMap::new()),
             new_events: Vec::new(),
             new_index: HashMap::new(),
         }
+    }
+
+    /// `location`'s counter version now (read once per batch).
+    fn location_version(&self, location: &LocationId) -> Result<u64, StorageError> {
+        if let Some(&v) = self.versions.borrow().get(location) {
+            return Ok(v);
+        }
+        let v = match self.conn.query_opt(
+            "SELECT counter_version FROM hub_locations WHERE location = $1",
+            &[&location.as_str()],
+        )? {
+            Some(r) => int(&r, 0, "hub_locations")?,
+            None => 0,
+        };
+        self.versions.borrow_mut().insert(location.clone(), v);
+        Ok(v)
+    }
+
+    /// Writes the batch's counters and location versions.
+    fn flush_counters(&mut self) -> Result<(), StorageError> {
+        if self.written.is_empty() {
+            return Ok(());
+        }
+        let hub = ReplicaId::hub();
+        let n = self.written.len();
+        let (mut locs, mut gtins, mut versions, mut bodies, mut rights) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for (key, (version, counter)) in &self.written {
+            locs.push(key.location.as_str().to_string());
+            gtins.push(g(key.gtin)?);
+            versions.push(to_i64("counter version", *version)?);
+            bodies.push(to_postcard("hub_counters", counter)?);
+            rights.push(to_i64("rights", counter.rights(&hub))?);
+        }
+        self.conn.execute(
+            "INSERT INTO hub_counters (location, gtin, version, counter, hub_rights)
+             SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bytea[], $5::bigint[])
+             ON CONFLICT (location, gtin) DO UPDATE
+                 SET version = EXCLUDED.version, counter = EXCLUDED.counter,
+                     hub_rights = EXCLUDED.hub_rights",
+            &[&locs, &gtins, &versions, &bodies, &rights],
+        )?;
+        let mut moved: HashMap<&LocationId, u64> = HashMap::new();
+        for (key, (version, _)) in &self.written {
+            let v = moved.entry(&key.location).or_default();
+            *v = (*v).max(*version);
+        }
+        let (mut locs, mut versions) = (Vec::new(), Vec::new());
+        for (location, version) in moved {
+            locs.push(location.as_str().to_string());
+            versions.push(to_i64("counter version", version)?);
+        }
+        self.conn.execute(
+            "INSERT INTO hub_locations (location, counter_version)
+             SELECT * FROM unnest($1::text[], $2::bigint[])
+             ON CONFLICT (location) DO UPDATE SET counter_version = EXCLUDED.counter_version",
+            &[&locs, &versions],
+        )?;
+        self.written.clear();
+        Ok(())
     }
 
     /// Whether event `id` was stored before this batch (cached).
@@ -220,27 +296,14 @@ impl ReplicaStore for PgTxn<'_> {
         if old == counter {
             return Ok(());
         }
-        let rights = to_i64("rights", counter.rights(&ReplicaId::hub()))?;
-        // The location's next version and the row, in one statement.
-        self.conn.execute(
-            "WITH v AS (
-                 INSERT INTO hub_locations (location, counter_version) VALUES ($1, 1)
-                 ON CONFLICT (location) DO UPDATE
-                     SET counter_version = hub_locations.counter_version + 1
-                 RETURNING counter_version)
-             INSERT INTO hub_counters (location, gtin, version, counter, hub_rights)
-             SELECT $1, $2, v.counter_version, $3, $4 FROM v
-             ON CONFLICT (location, gtin) DO UPDATE
-                 SET version = EXCLUDED.version, counter = EXCLUDED.counter,
-                     hub_rights = EXCLUDED.hub_rights",
-            &[
-                &key.location.as_str(),
-                &g(key.gtin)?,
-                &to_postcard("hub_counters", &counter)?,
-                &rights,
-            ],
-        )?;
-        self.counters.borrow_mut().insert(key.clone(), counter);
+        let version = self.location_version(&key.location)? + 1;
+        self.versions
+            .borrow_mut()
+            .insert(key.location.clone(), version);
+        self.counters
+            .borrow_mut()
+            .insert(key.clone(), counter.clone());
+        self.written.insert(key.clone(), (version, counter));
         Ok(())
     }
 
@@ -250,36 +313,65 @@ impl ReplicaStore for PgTxn<'_> {
         cursor: u64,
         limit: usize,
     ) -> Result<(Delta, u64), StorageError> {
-        let loc = location.as_str();
+        // This batch's writes at the location stand over the table's rows
+        // of the same counters: fetch as many more rows as there are such
+        // writes, so `limit + 1` current ones remain if the table has them.
+        let written: Vec<(u64, &ItemKey, &BoundedCounter)> = self
+            .written
+            .iter()
+            .filter(|(k, _)| k.location == *location)
+            .map(|(k, (v, c))| (*v, k, c))
+            .collect();
         let rows = self.conn.query(
             "SELECT gtin, version, counter FROM hub_counters
              WHERE location = $1 AND version > $2 ORDER BY version LIMIT $3",
             &[
-                &loc,
+                &location.as_str(),
                 &to_i64("cursor", cursor)?,
-                &to_i64("limit", (limit as u64).saturating_add(1))?,
+                &to_i64(
+                    "limit",
+                    (limit as u64).saturating_add(1 + written.len() as u64),
+                )?,
             ],
         )?;
-        let mut entries = Vec::with_capacity(rows.len().min(limit));
-        for (i, row) in rows.iter().enumerate() {
-            if i == limit {
-                // One more than fits: the next page starts at it.
-                let next = int(row, 1, "hub_counters")?.saturating_sub(1);
-                return Ok((Delta { entries }, next));
+        let mut changed: Vec<(u64, DeltaEntry)> = Vec::with_capacity(rows.len() + written.len());
+        for row in &rows {
+            let key = ItemKey::new(location.clone(), gtin(row, 0, "hub_counters")?);
+            if self.written.contains_key(&key) {
+                continue;
             }
-            entries.push(DeltaEntry {
-                key: ItemKey::new(location.clone(), gtin(row, 0, "hub_counters")?),
-                counter: postcard(row, 2, "hub_counters")?,
-            });
+            changed.push((
+                int(row, 1, "hub_counters")?,
+                DeltaEntry {
+                    key,
+                    counter: postcard(row, 2, "hub_counters")?,
+                },
+            ));
         }
-        let version = match self.conn.query_opt(
-            "SELECT counter_version FROM hub_locations WHERE location = $1",
-            &[&loc],
-        )? {
-            Some(r) => int(&r, 0, "hub_locations")?,
-            None => 0,
-        };
-        Ok((Delta { entries }, version.max(cursor)))
+        for (version, key, counter) in written {
+            if version > cursor {
+                changed.push((
+                    version,
+                    DeltaEntry {
+                        key: key.clone(),
+                        counter: counter.clone(),
+                    },
+                ));
+            }
+        }
+        changed.sort_by_key(|(v, _)| *v);
+        if changed.len() > limit {
+            // One more than fits: the next page starts at it.
+            let next = changed[limit].0.saturating_sub(1);
+            changed.truncate(limit);
+            let entries = changed.into_iter().map(|(_, e)| e).collect();
+            return Ok((Delta { entries }, next));
+        }
+        let entries = changed.into_iter().map(|(_, e)| e).collect();
+        Ok((
+            Delta { entries },
+            self.location_version(location)?.max(cursor),
+        ))
     }
 
     fn insert_event(&mut self, e: &Event) -> Result<Inserted, StorageError> {
@@ -504,6 +596,7 @@ impl HubTxn for PgTxn<'_> {
     }
 
     fn finish(&mut self) -> Result<(), StorageError> {
+        self.flush_counters()?;
         if self.new_events.is_empty() {
             return Ok(());
         }
@@ -708,12 +801,25 @@ impl HubTxn for PgTxn<'_> {
              ORDER BY location",
             &[&g(gtin)?],
         )?;
-        rows.iter()
-            .map(|r| Ok((location(r, 0, "hub_counters")?, int(r, 1, "hub_counters")?)))
-            .collect()
+        let mut held: BTreeMap<LocationId, u64> = BTreeMap::new();
+        for r in &rows {
+            held.insert(location(r, 0, "hub_counters")?, int(r, 1, "hub_counters")?);
+        }
+        // This batch's writes stand over the table's rows.
+        let hub = ReplicaId::hub();
+        for (key, (_, counter)) in self.written.iter().filter(|(k, _)| k.gtin == gtin) {
+            match counter.rights(&hub) {
+                0 => held.remove(&key.location),
+                n => held.insert(key.location.clone(), n),
+            };
+        }
+        Ok(held.into_iter().collect())
     }
 
     fn held_at(&self, gtin: Gtin, store: &LocationId) -> Result<u64, StorageError> {
+        if let Some((_, c)) = self.written.get(&ItemKey::new(store.clone(), gtin)) {
+            return Ok(c.rights(&ReplicaId::hub()));
+        }
         match self.conn.query_opt(
             "SELECT hub_rights FROM hub_counters WHERE location = $1 AND gtin = $2",
             &[&store.as_str(), &g(gtin)?],
