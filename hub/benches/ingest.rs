@@ -81,17 +81,39 @@ fn db_work(url: Option<&str>) -> Option<serde_json::Value> {
                     .unwrap();
                 let scans = client
                     .query_one(
-                        "SELECT coalesce(sum(idx_scan), 0)::bigint FROM pg_stat_user_tables",
+                        "SELECT coalesce(sum(idx_scan), 0)::bigint,
+                                coalesce(sum(seq_tup_read), 0)::bigint
+                         FROM pg_stat_user_tables",
                         &[],
                     )
                     .await
                     .unwrap();
+                let by_table = client
+                    .query(
+                        "SELECT relname::text, seq_scan, seq_tup_read FROM pg_stat_user_tables
+                         WHERE seq_tup_read > 0 ORDER BY seq_tup_read DESC LIMIT 3",
+                        &[],
+                    )
+                    .await
+                    .unwrap();
+                let tables: Vec<serde_json::Value> = by_table
+                    .iter()
+                    .map(|r| {
+                        serde_json::json!([
+                            r.get::<_, String>(0),
+                            r.get::<_, i64>(1),
+                            r.get::<_, i64>(2)
+                        ])
+                    })
+                    .collect();
                 serde_json::json!({
+                    "table_scans_by_table": tables,
                     "commits": db.get::<_, i64>(0),
                     "rows_fetched": db.get::<_, i64>(1),
                     "rows_inserted": db.get::<_, i64>(2),
                     "rows_updated": db.get::<_, i64>(3),
                     "index_scans": scans.get::<_, i64>(0),
+                    "rows_read_by_table_scans": scans.get::<_, i64>(1),
                 })
             })
         })
@@ -299,6 +321,8 @@ async fn run(
             serde_json::json!({
                 "commits": d("commits"),
                 "index_scans": d("index_scans"),
+                "rows_read_by_table_scans": d("rows_read_by_table_scans"),
+                "table_scans_by_table_so_far": a["table_scans_by_table"].clone(),
                 "rows_fetched": d("rows_fetched"),
                 "rows_inserted": d("rows_inserted"),
                 "rows_updated": d("rows_updated"),
