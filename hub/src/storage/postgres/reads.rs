@@ -8,7 +8,9 @@ use tally_sync::transfer::TransferStatus;
 use tally_sync::{BoundedCounter, Epc, Gtin, ItemKey, LocationId, ReplicaId};
 
 use super::conn::{to_i64, PgConn};
-use super::txn::{col, event, int, json, postcard};
+use super::txn::{
+    catalog_item, col, event, int, json, postcard, routed_order, stored_counter, transfer,
+};
 use super::PgHub;
 use crate::storage::held::HeldEvent;
 use crate::storage::logic::routed::allocations_page;
@@ -37,16 +39,6 @@ fn snapshot<T>(
     Ok(out)
 }
 
-fn counter(conn: &PgConn, key: &ItemKey) -> Result<BoundedCounter, StorageError> {
-    match conn.query_opt(
-        "SELECT counter FROM hub_counters WHERE location = $1 AND gtin = $2",
-        &[&key.location.as_str(), &to_i64("gtin", key.gtin.as_u64())?],
-    )? {
-        Some(r) => postcard(&r, 0, "hub_counters"),
-        None => Ok(BoundedCounter::default()),
-    }
-}
-
 fn limit(n: usize) -> Result<i64, StorageError> {
     to_i64("limit", n as u64)
 }
@@ -58,24 +50,6 @@ fn docs<T: serde::de::DeserializeOwned>(
     rows.iter().map(|r| json(r, 0, table)).collect()
 }
 
-fn transfer(conn: &PgConn, id: &str) -> Result<Option<HubTransfer>, StorageError> {
-    conn.query_opt(
-        "SELECT doc FROM hub_transfers WHERE transfer_id = $1",
-        &[&id],
-    )?
-    .map(|r| json(&r, 0, "hub_transfers"))
-    .transpose()
-}
-
-fn routed_order(conn: &PgConn, id: &str) -> Result<Option<RoutedOrder>, StorageError> {
-    conn.query_opt(
-        "SELECT doc FROM hub_routed_orders WHERE order_id = $1",
-        &[&id],
-    )?
-    .map(|r| json(&r, 0, "hub_routed_orders"))
-    .transpose()
-}
-
 impl HubStorage for PgHub {
     fn write_batch(
         &self,
@@ -85,7 +59,7 @@ impl HubStorage for PgHub {
     }
 
     fn counter(&self, key: &ItemKey) -> Result<BoundedCounter, StorageError> {
-        self.read(|c| counter(c, key))
+        self.read(|c| stored_counter(c, key))
     }
 
     fn stock(&self, gtin: Gtin) -> Result<Vec<(String, StoreStock)>, StorageError> {
@@ -120,14 +94,7 @@ impl HubStorage for PgHub {
     }
 
     fn catalog_item(&self, gtin: Gtin) -> Result<Option<CatalogItem>, StorageError> {
-        self.read(|c| {
-            c.query_opt(
-                "SELECT item FROM hub_catalog WHERE gtin = $1",
-                &[&to_i64("gtin", gtin.as_u64())?],
-            )?
-            .map(|r| postcard(&r, 0, "hub_catalog"))
-            .transpose()
-        })
+        self.read(|c| catalog_item(c, gtin))
     }
 
     fn stores(&self) -> Result<Vec<StoreRecord>, StorageError> {
@@ -335,7 +302,7 @@ impl HubStorage for PgHub {
                 AuditReport::from_flows(
                     events,
                     tally,
-                    |key| Ok(counter(c, key)?.value()),
+                    |key| Ok(stored_counter(c, key)?.value()),
                     epcs,
                     disagreeing,
                 )

@@ -114,6 +114,48 @@ pub(super) fn event(row: &Row, i: usize) -> Result<Event, StorageError> {
         .map_err(|e| StorageError::corrupt("hub_events", e))
 }
 
+/// The counter at `key` as committed (empty if never touched): one
+/// lookup, shared by the batch's cache and the snapshot reads.
+pub(super) fn stored_counter(conn: &PgConn, key: &ItemKey) -> Result<BoundedCounter, StorageError> {
+    match conn.query_opt(
+        "SELECT counter FROM hub_counters WHERE location = $1 AND gtin = $2",
+        &[&key.location.as_str(), &g(key.gtin)?],
+    )? {
+        Some(r) => postcard(&r, 0, "hub_counters"),
+        None => Ok(BoundedCounter::default()),
+    }
+}
+
+/// The catalog item `gtin`.
+pub(super) fn catalog_item(conn: &PgConn, gtin: Gtin) -> Result<Option<CatalogItem>, StorageError> {
+    conn.query_opt("SELECT item FROM hub_catalog WHERE gtin = $1", &[&g(gtin)?])?
+        .map(|r| postcard(&r, 0, "hub_catalog"))
+        .transpose()
+}
+
+/// The routed order `order_id`.
+pub(super) fn routed_order(
+    conn: &PgConn,
+    order_id: &str,
+) -> Result<Option<RoutedOrder>, StorageError> {
+    conn.query_opt(
+        "SELECT doc FROM hub_routed_orders WHERE order_id = $1",
+        &[&order_id],
+    )?
+    .map(|r| json(&r, 0, "hub_routed_orders"))
+    .transpose()
+}
+
+/// The transfer `id`.
+pub(super) fn transfer(conn: &PgConn, id: &str) -> Result<Option<HubTransfer>, StorageError> {
+    conn.query_opt(
+        "SELECT doc FROM hub_transfers WHERE transfer_id = $1",
+        &[&id],
+    )?
+    .map(|r| json(&r, 0, "hub_transfers"))
+    .transpose()
+}
+
 fn to_postcard<T: Serialize>(table: &'static str, v: &T) -> Result<Vec<u8>, StorageError> {
     codec::to_bytes(v).map_err(|e| StorageError::corrupt(table, e))
 }
@@ -279,14 +321,7 @@ impl ReplicaStore for PgTxn<'_> {
         if let Some(c) = self.counters.borrow().get(key) {
             return Ok(c.clone());
         }
-        let row = self.conn.query_opt(
-            "SELECT counter FROM hub_counters WHERE location = $1 AND gtin = $2",
-            &[&key.location.as_str(), &g(key.gtin)?],
-        )?;
-        let c = match row {
-            Some(r) => postcard(&r, 0, "hub_counters")?,
-            None => BoundedCounter::default(),
-        };
+        let c = stored_counter(self.conn, key)?;
         self.counters.borrow_mut().insert(key.clone(), c.clone());
         Ok(c)
     }
@@ -664,10 +699,7 @@ impl HubTxn for PgTxn<'_> {
     }
 
     fn catalog_item(&self, gtin: Gtin) -> Result<Option<CatalogItem>, StorageError> {
-        self.conn
-            .query_opt("SELECT item FROM hub_catalog WHERE gtin = $1", &[&g(gtin)?])?
-            .map(|r| postcard(&r, 0, "hub_catalog"))
-            .transpose()
+        catalog_item(self.conn, gtin)
     }
 
     fn put_catalog_item(&mut self, item: &CatalogItem) -> Result<bool, StorageError> {
@@ -830,13 +862,7 @@ impl HubTxn for PgTxn<'_> {
     }
 
     fn routed_order(&self, order_id: &str) -> Result<Option<RoutedOrder>, StorageError> {
-        self.conn
-            .query_opt(
-                "SELECT doc FROM hub_routed_orders WHERE order_id = $1",
-                &[&order_id],
-            )?
-            .map(|r| json(&r, 0, "hub_routed_orders"))
-            .transpose()
+        routed_order(self.conn, order_id)
     }
 
     fn put_routed_order(
@@ -994,13 +1020,7 @@ impl HubTxn for PgTxn<'_> {
     }
 
     fn transfer(&self, id: &str) -> Result<Option<HubTransfer>, StorageError> {
-        self.conn
-            .query_opt(
-                "SELECT doc FROM hub_transfers WHERE transfer_id = $1",
-                &[&id],
-            )?
-            .map(|r| json(&r, 0, "hub_transfers"))
-            .transpose()
+        transfer(self.conn, id)
     }
 
     fn put_transfer(
