@@ -225,12 +225,10 @@ fn tables_with_data(conn: &PgConn) -> Result<Vec<&'static str>, StorageError> {
 /// imported there, and no hub wrote to it), after bringing its schema up
 /// to date. Blocks.
 pub fn hub_data_in(url: &DatabaseUrl) -> Result<Vec<&'static str>, StorageError> {
-    let rt = super::runtime()?;
-    let conn = PgConn::connect(url, rt.handle())?;
-    let found = schema::migrate(&conn).and_then(|_| tables_with_data(&conn));
-    drop(conn);
-    rt.shutdown_background();
-    found
+    super::with_connection(url, |conn| {
+        schema::migrate(conn)?;
+        tables_with_data(conn)
+    })
 }
 
 /// Copies everything the embedded hub of data directory `data_dir` keeps
@@ -239,14 +237,10 @@ pub fn hub_data_in(url: &DatabaseUrl) -> Result<Vec<&'static str>, StorageError>
 pub fn import(url: &DatabaseUrl, data_dir: &Path) -> Result<ImportReport, MigrateError> {
     let source = source_path(data_dir)?;
     let started = Instant::now();
-    let rt = super::runtime()?;
-    let conn = PgConn::connect(url, rt.handle())?;
-    let imported = schema::migrate(&conn)
-        .map_err(MigrateError::from)
-        .and_then(|_| in_one_transaction(&conn, &source));
-    drop(conn);
-    rt.shutdown_background();
-    let (rows, dangling) = imported?;
+    let (rows, dangling) = super::with_connection(url, |conn| {
+        schema::migrate(conn)?;
+        in_one_transaction(conn, &source)
+    })?;
     let report = ImportReport {
         source,
         target: url.to_string(),

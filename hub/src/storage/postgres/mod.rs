@@ -62,6 +62,22 @@ fn runtime() -> Result<tokio::runtime::Runtime, StorageError> {
         .map_err(|e| StorageError::Db(format!("cannot start the database runtime: {e}")))
 }
 
+/// Runs `work` on a connection to `url` of its own, on a runtime of its
+/// own that is stopped after: what the one-shot commands (`migrate`,
+/// `revoke`, the import) share. Blocks.
+pub(crate) fn with_connection<T, E: From<StorageError>>(
+    url: &DatabaseUrl,
+    work: impl FnOnce(&PgConn) -> Result<T, E>,
+) -> Result<T, E> {
+    let rt = runtime()?;
+    let out = match PgConn::connect(url, rt.handle()) {
+        Ok(conn) => work(&conn),
+        Err(e) => Err(E::from(e)),
+    };
+    rt.shutdown_background();
+    out
+}
+
 /// The hub's storage on PostgreSQL. See the module docs.
 #[derive(Debug)]
 pub struct PgHub {
@@ -99,12 +115,7 @@ impl PgHub {
     /// Brings the schema at `url` up to date and says what it did
     /// (`tally-hub migrate`). Blocks.
     pub fn migrate(url: &DatabaseUrl) -> Result<MigrationReport, StorageError> {
-        let rt = runtime()?;
-        let conn = PgConn::connect(url, rt.handle())?;
-        let report = schema::migrate(&conn);
-        drop(conn);
-        rt.shutdown_background();
-        report
+        with_connection(url, schema::migrate)
     }
 
     fn handle(&self) -> Result<&tokio::runtime::Handle, StorageError> {

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use super::conn::{db_err, DatabaseUrl, PgConn};
 use super::listen::listening;
-use super::{runtime, schema};
+use super::{schema, with_connection};
 use crate::pki::RevocationList;
 use crate::storage::StorageError;
 
@@ -26,33 +26,35 @@ pub const CHANNEL: &str = "tally_revocations";
 /// Records `serials` (hex) of `store` as revoked at `url` and announces
 /// each new one; answers how many were new. Blocking.
 pub fn record(url: &DatabaseUrl, store: &str, serials: &[String]) -> Result<usize, StorageError> {
-    let rt = runtime()?;
-    let conn = PgConn::connect(url, rt.handle())?;
-    let recorded = (|| {
-        schema::migrate(&conn)?;
-        conn.batch("BEGIN")?;
-        let mut added = 0;
-        for serial in serials {
-            let serial = serial.to_ascii_lowercase();
-            let n = conn.execute(
-                "INSERT INTO hub_revocations (serial, store) VALUES ($1, $2)
-                 ON CONFLICT (serial) DO NOTHING",
-                &[&serial, &store],
-            )?;
-            if n == 1 {
-                added += 1;
-                conn.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &serial])?;
-            }
+    with_connection(url, |conn| {
+        let recorded = record_on(conn, store, serials);
+        if recorded.is_err() {
+            let _ = conn.batch("ROLLBACK");
         }
-        conn.batch("COMMIT")?;
-        Ok(added)
-    })();
-    if recorded.is_err() {
-        let _ = conn.batch("ROLLBACK");
+        recorded
+    })
+}
+
+/// `record`'s work on its connection: the schema first, then one
+/// transaction (the caller rolls back on an error).
+fn record_on(conn: &PgConn, store: &str, serials: &[String]) -> Result<usize, StorageError> {
+    schema::migrate(conn)?;
+    conn.batch("BEGIN")?;
+    let mut added = 0;
+    for serial in serials {
+        let serial = serial.to_ascii_lowercase();
+        let n = conn.execute(
+            "INSERT INTO hub_revocations (serial, store) VALUES ($1, $2)
+             ON CONFLICT (serial) DO NOTHING",
+            &[&serial, &store],
+        )?;
+        if n == 1 {
+            added += 1;
+            conn.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &serial])?;
+        }
     }
-    drop(conn);
-    rt.shutdown_background();
-    recorded
+    conn.batch("COMMIT")?;
+    Ok(added)
 }
 
 /// The revoked serials as this hub process knows them; `None` while it
