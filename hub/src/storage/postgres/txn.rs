@@ -156,6 +156,25 @@ pub(super) fn transfer(conn: &PgConn, id: &str) -> Result<Option<HubTransfer>, S
     .transpose()
 }
 
+/// Those of `gtins` at `location` that `cache` does not hold, and their
+/// keys as the table stores them.
+fn uncached<V>(
+    cache: &HashMap<ItemKey, V>,
+    location: &LocationId,
+    gtins: &[Gtin],
+) -> Result<(Vec<Gtin>, Vec<i64>), StorageError> {
+    let absent: Vec<Gtin> = gtins
+        .iter()
+        .copied()
+        .filter(|g| !cache.contains_key(&ItemKey::new(location.clone(), *g)))
+        .collect();
+    let keys = absent
+        .iter()
+        .map(|gtin| g(*gtin))
+        .collect::<Result<_, _>>()?;
+    Ok((absent, keys))
+}
+
 fn to_postcard<T: Serialize>(table: &'static str, v: &T) -> Result<Vec<u8>, StorageError> {
     codec::to_bytes(v).map_err(|e| StorageError::corrupt(table, e))
 }
@@ -587,45 +606,50 @@ impl HubTxn for PgTxn<'_> {
             .collect();
         gtins.sort_unstable();
         gtins.dedup();
-        let keys: Vec<i64> = gtins
-            .iter()
-            .map(|g| to_i64("gtin", g.as_u64()))
-            .collect::<Result<_, _>>()?;
-        if keys.is_empty() {
+        if gtins.is_empty() {
             return Ok(());
         }
         let loc = who.location.as_str();
         let key = |g: Gtin| ItemKey::new(who.location.clone(), g);
-        {
-            let mut counters = self.counters.borrow_mut();
-            for g in &gtins {
-                counters.entry(key(*g)).or_default();
-            }
-            for r in &self.conn.query(
+        // Only what this batch has not read yet: an earlier write of the
+        // batch may have changed a cached counter that the table does not
+        // show until `finish` (so the table's row must not replace it).
+        let (absent, keys) = uncached(&self.counters.borrow(), &who.location, &gtins)?;
+        if !keys.is_empty() {
+            let rows = self.conn.query(
                 "SELECT gtin, counter FROM hub_counters WHERE location = $1 AND gtin = ANY($2)",
                 &[&loc, &keys],
-            )? {
+            )?;
+            let mut counters = self.counters.borrow_mut();
+            for r in &rows {
                 counters.insert(
                     key(gtin(r, 0, "hub_counters")?),
                     postcard(r, 1, "hub_counters")?,
                 );
             }
+            for g in absent {
+                counters.entry(key(g)).or_default();
+            }
         }
-        let mut explained = self.explained.borrow_mut();
-        for g in &gtins {
-            explained.entry(key(*g)).or_default();
-        }
-        for r in &self.conn.query(
-            "SELECT gtin, added, removed FROM hub_explained WHERE location = $1 AND gtin = ANY($2)",
-            &[&loc, &keys],
-        )? {
-            explained.insert(
-                key(gtin(r, 0, "hub_explained")?),
-                Explained {
-                    added: int(r, 1, "hub_explained")?,
-                    removed: int(r, 2, "hub_explained")?,
-                },
-            );
+        let (absent, keys) = uncached(&self.explained.borrow(), &who.location, &gtins)?;
+        if !keys.is_empty() {
+            let rows = self.conn.query(
+                "SELECT gtin, added, removed FROM hub_explained WHERE location = $1 AND gtin = ANY($2)",
+                &[&loc, &keys],
+            )?;
+            let mut explained = self.explained.borrow_mut();
+            for r in &rows {
+                explained.insert(
+                    key(gtin(r, 0, "hub_explained")?),
+                    Explained {
+                        added: int(r, 1, "hub_explained")?,
+                        removed: int(r, 2, "hub_explained")?,
+                    },
+                );
+            }
+            for g in absent {
+                explained.entry(key(g)).or_default();
+            }
         }
         Ok(())
     }
