@@ -139,7 +139,8 @@ struct RunArgs {
     data_dir: PathBuf,
     /// Keep the hub's data in this PostgreSQL database instead of the
     /// embedded `hub.redb` (schema created or migrated at start): several
-    /// hub processes may serve one database.
+    /// hub processes may serve one database. TLS as libpq: add
+    /// `sslmode=verify-full&sslrootcert=CA.pem` (docs/postgres.md).
     #[arg(long, env = "TALLY_HUB_DATABASE", hide_env_values = true)]
     database: Option<String>,
     /// Address to listen on, e.g. `0.0.0.0:8443` or `127.0.0.1:0`.

@@ -143,40 +143,14 @@ async fn a_revocation_in_the_database_reaches_every_hub_process_at_once() {
     s1.sync_all(&ca, 10).await;
     s1.sync_all(&cb, 10).await;
 
-    let out = std::process::Command::new(support::child::BIN)
-        .args(["revoke", "--store", "s1", "--data-dir"])
-        .arg(a.data.root())
-        .args(["--database", url.as_str()])
-        .env_remove("TALLY_HUB_DATABASE")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = support::child::revoke_in_database(a.data.root(), "s1", &url);
     assert!(stdout.contains("Recorded 1 new revocation(s)"), "{stdout}");
 
     // B learns of it by notification: poll briefly, with a deadline.
     s1.sell(gtin(1), 1).unwrap();
     let req = s1.request(1000);
-    for (name, c) in [("a", &ca), ("b", &cb)] {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            match c.sync(&req).await {
-                Err((StatusCode::FORBIDDEN, body)) => {
-                    assert_eq!(body["error"], "certificate_revoked", "{name}: {body}");
-                    break;
-                }
-                other => assert!(
-                    std::time::Instant::now() < deadline,
-                    "hub {name} still serves a revoked store: {other:?}"
-                ),
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    }
+    support::child::until_revoked(&ca, &req, "a").await;
+    support::child::until_revoked(&cb, &req, "b").await;
     a.stop();
     b.stop();
 }

@@ -247,3 +247,41 @@ impl Drop for ChildHub {
         let _ = self.child.wait();
     }
 }
+
+/// Runs `tally-hub revoke --store STORE --data-dir DATA --database URL`
+/// (never the environment's database) and answers what it printed;
+/// panics if it fails.
+pub fn revoke_in_database(data: &std::path::Path, store: &str, url: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["revoke", "--store", store, "--data-dir"])
+        .arg(data)
+        .args(["--database", url])
+        .env_remove("TALLY_HUB_DATABASE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Polls with `req` through `client` until the hub refuses it as from a
+/// revoked store (10 s deadline); `name` names the hub in the panic.
+pub async fn until_revoked(client: &super::HubClient, req: &tally_sync::SyncRequest, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match client.sync(req).await {
+            Err((reqwest::StatusCode::FORBIDDEN, body)) => {
+                assert_eq!(body["error"], "certificate_revoked", "{name}: {body}");
+                return;
+            }
+            other => assert!(
+                Instant::now() < deadline,
+                "hub {name} still serves a revoked store: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

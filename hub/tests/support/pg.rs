@@ -95,6 +95,48 @@ fn start() -> Cluster {
             _server: None,
         };
     }
+    Cluster::start(&Setup::default())
+}
+
+/// How a cluster is set up beyond the defaults (a Unix socket only,
+/// trust for local connections).
+#[derive(Default)]
+pub struct Setup {
+    /// Also listen on 127.0.0.1 at this port.
+    pub tcp_port: Option<u16>,
+    /// Files written into the data directory before the server starts
+    /// (name, contents; readable by the server's user only).
+    pub files: Vec<(String, Vec<u8>)>,
+    /// Server settings (`name=value`), given as `-c` options.
+    pub settings: Vec<String>,
+    /// Replaces `pg_hba.conf`.
+    pub hba: Option<String>,
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Cluster {
+    /// `host=<socket dir> user=tally`: reaches the server over its
+    /// socket (no database named).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Starts a cluster of its own set up as `setup` says: it stops when
+    /// dropped (or when the process ends).
+    pub fn start(setup: &Setup) -> Cluster {
+        start_cluster(setup)
+    }
+}
+
+fn start_cluster(setup: &Setup) -> Cluster {
     let bin = bindir();
     let user = run_as();
     let dir = tempfile::Builder::new()
@@ -124,13 +166,48 @@ fn start() -> Cluster {
         "initdb failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    for (name, contents) in &setup.files {
+        let path = data.join(name);
+        std::fs::write(&path, contents).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        if let Some((uid, gid)) = user {
+            nix::unistd::chown(
+                &path,
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )
+            .unwrap();
+        }
+    }
+    if let Some(hba) = &setup.hba {
+        std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+    }
+    let mut settings: Vec<String> = vec![
+        format!(
+            "listen_addresses={}",
+            if setup.tcp_port.is_some() {
+                "127.0.0.1"
+            } else {
+                ""
+            }
+        ),
+        "max_connections=200".into(),
+        "shared_buffers=64MB".into(),
+    ];
+    if let Some(port) = setup.tcp_port {
+        settings.push(format!("port={port}"));
+    }
+    settings.extend(setup.settings.iter().cloned());
+    let options: String = settings.iter().map(|s| format!(" -c '{s}'")).collect();
     let postgres = tool(&bin, "postgres");
     let log = dir.path().join("server.log");
     // The shell keeps the pipe from this process as fd 3; when it closes
     // (this process ended, whatever the way), it stops the server.
-    let script = "exec 3<&0 </dev/null; \"$0\" -D \"$1\" -k \"$2\" -c listen_addresses= \
-         -c max_connections=200 -c shared_buffers=64MB >>\"$3\" 2>&1 & pid=$!; \
-         read -r _ <&3; kill -INT $pid; wait $pid; rm -rf \"$2\"";
+    let script = format!(
+        "exec 3<&0 </dev/null; \"$0\" -D \"$1\" -k \"$2\"{options} >>\"$3\" 2>&1 & pid=$!; \
+         read -r _ <&3; kill -INT $pid; wait $pid; rm -rf \"$2\""
+    );
     let mut server = command(PathBuf::from("/bin/sh"), user)
         .arg("-c")
         .arg(script)
@@ -141,7 +218,12 @@ fn start() -> Cluster {
         .stdin(Stdio::piped())
         .spawn()
         .unwrap();
-    let base = format!("host={} user=tally", dir.path().display());
+    // The socket's name carries the port.
+    let port = setup
+        .tcp_port
+        .map(|p| format!(" port={p}"))
+        .unwrap_or_default();
+    let base = format!("host={}{port} user=tally", dir.path().display());
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if admin(&base, "SELECT 1").is_ok() {

@@ -20,14 +20,21 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Config, NoTls, Row, Statement};
 
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::tls::{client_config, split_tls_params};
 use crate::storage::{RetryReason, StorageError};
 
 /// A parsed `postgres://` URL (or `key=value` connection string), with
-/// the password kept out of `Debug`.
+/// the password kept out of `Debug`, and its TLS set-up (libpq's
+/// `sslmode`, `sslrootcert`, `sslcert`, `sslkey`: see `tls.rs`).
 #[derive(Clone)]
 pub struct DatabaseUrl {
     config: Config,
     shown: String,
+    /// The TLS connector; `None`: no TLS (`sslmode=disable`, or only Unix
+    /// sockets).
+    tls: Option<MakeRustlsConnect>,
 }
 
 impl fmt::Debug for DatabaseUrl {
@@ -46,8 +53,9 @@ impl FromStr for DatabaseUrl {
     type Err = StorageError;
 
     fn from_str(s: &str) -> Result<Self, StorageError> {
-        let mut config =
-            Config::from_str(s).map_err(|e| StorageError::Db(format!("bad database URL: {e}")))?;
+        let (rest, tls) = split_tls_params(s)?;
+        let mut config = Config::from_str(&rest)
+            .map_err(|e| StorageError::Db(format!("bad database URL: {e}")))?;
         if config.get_connect_timeout().is_none() {
             // An unreachable server is an error in seconds, not when the
             // kernel gives up on the SYN (minutes).
@@ -85,13 +93,26 @@ impl FromStr for DatabaseUrl {
                 tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
             })
             .collect();
+        // No TLS over Unix sockets (as libpq): the server offers none.
+        let tcp = config
+            .get_hosts()
+            .iter()
+            .any(|h| matches!(h, tokio_postgres::config::Host::Tcp(_)))
+            || config.get_hosts().is_empty();
+        let tls = if tcp {
+            config.ssl_mode(tls.mode.driver_mode());
+            client_config(&tls)?.map(MakeRustlsConnect::new)
+        } else {
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            None
+        };
         let shown = format!(
             "postgres://{}@{}/{}",
             config.get_user().unwrap_or(""),
             hosts.join(","),
             config.get_dbname().unwrap_or("")
         );
-        Ok(Self { config, shown })
+        Ok(Self { config, shown, tls })
     }
 }
 
@@ -99,6 +120,11 @@ impl DatabaseUrl {
     /// The driver's configuration.
     pub(crate) fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The TLS connector, if connections use TLS.
+    pub(crate) fn tls(&self) -> Option<&MakeRustlsConnect> {
+        self.tls.as_ref()
     }
 }
 
@@ -129,7 +155,28 @@ pub(crate) fn db_err(e: tokio_postgres::Error) -> StorageError {
 pub(crate) fn db_failure(e: tokio_postgres::Error) -> StorageError {
     match e.as_db_error() {
         Some(db) => StorageError::Db(format!("{}: {}", db.code().code(), db.message())),
-        None => StorageError::Db(e.to_string()),
+        None => {
+            // The driver's message names the step ("error performing TLS
+            // handshake"); its sources say what went wrong.
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                text = format!("{text}: {s}");
+                source = s.source();
+            }
+            StorageError::Db(text)
+        }
+    }
+}
+
+/// Drives a connection's I/O until it ends.
+async fn drive<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if let Err(e) = connection.await {
+        tracing::warn!(error = %e, "database connection ended");
     }
 }
 
@@ -153,12 +200,21 @@ impl PgConn {
     /// Connects to `url`, its I/O driven on `rt`. Must not be called from
     /// an async task (it blocks).
     pub(crate) fn connect(url: &DatabaseUrl, rt: &Handle) -> Result<Self, StorageError> {
-        let (client, connection) = rt.block_on(url.config().connect(NoTls)).map_err(db_err)?;
-        rt.spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "database connection ended");
+        let client = match url.tls() {
+            Some(tls) => {
+                let (client, connection) = rt
+                    .block_on(url.config().connect(tls.clone()))
+                    .map_err(db_err)?;
+                rt.spawn(drive(connection));
+                client
             }
-        });
+            None => {
+                let (client, connection) =
+                    rt.block_on(url.config().connect(NoTls)).map_err(db_err)?;
+                rt.spawn(drive(connection));
+                client
+            }
+        };
         Ok(Self {
             client,
             rt: rt.clone(),

@@ -4,8 +4,9 @@
 //! the channel closes when the connection ends, so a follower knows to
 //! reconnect (and reload what it may have missed).
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::{AsyncMessage, Client, Connection, NoTls};
 
 use super::conn::{db_err, DatabaseUrl};
 use crate::storage::StorageError;
@@ -26,28 +27,19 @@ pub(crate) async fn listening(
     url: &DatabaseUrl,
     channels: &[&str],
 ) -> Result<(Client, mpsc::UnboundedReceiver<Heard>), StorageError> {
-    let (client, mut connection) = url.config().connect(NoTls).await.map_err(db_err)?;
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-            match message {
-                Ok(AsyncMessage::Notification(n)) => {
-                    let heard = Heard {
-                        channel: n.channel().to_string(),
-                        payload: n.payload().to_string(),
-                    };
-                    if tx.send(heard).is_err() {
-                        break;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "listening connection failed");
-                    break;
-                }
-            }
+    let client = match url.tls() {
+        Some(tls) => {
+            let (client, connection) = url.config().connect(tls.clone()).await.map_err(db_err)?;
+            tokio::spawn(forward(connection, tx));
+            client
         }
-    });
+        None => {
+            let (client, connection) = url.config().connect(NoTls).await.map_err(db_err)?;
+            tokio::spawn(forward(connection, tx));
+            client
+        }
+    };
     for channel in channels {
         // Channel names are the hub's own constants, never input.
         client
@@ -56,4 +48,31 @@ pub(crate) async fn listening(
             .map_err(db_err)?;
     }
     Ok((client, rx))
+}
+
+/// Drives `connection`, sending each notification on `tx`, until the
+/// connection ends or no one listens.
+async fn forward<S, T>(mut connection: Connection<S, T>, tx: mpsc::UnboundedSender<Heard>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+        match message {
+            Ok(AsyncMessage::Notification(n)) => {
+                let heard = Heard {
+                    channel: n.channel().to_string(),
+                    payload: n.payload().to_string(),
+                };
+                if tx.send(heard).is_err() {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "listening connection failed");
+                break;
+            }
+        }
+    }
 }

@@ -8,6 +8,8 @@
 //! - `txn.rs`: `PgTxn`, the `HubTxn` the write logic runs
 //!   on; `reads.rs`: the snapshot reads.
 //! - [`import`]: an embedded hub's data copied in (`migrate --from`).
+//! - `tls.rs`: TLS to the server, set by libpq's `sslmode`,
+//!   `sslrootcert`, `sslcert` and `sslkey` in the URL.
 //!
 //! # Design constraints
 //! - **Group commit, as the embedded hub.** [`HubStorage::write_batch`](super::HubStorage::write_batch)
@@ -32,6 +34,7 @@ mod listen;
 mod reads;
 pub mod revocations;
 pub mod schema;
+mod tls;
 mod txn;
 
 use std::sync::{Mutex, MutexGuard};
