@@ -72,6 +72,7 @@ use crate::api::{ApiSettings, AppState};
 use crate::metrics::Metrics;
 use crate::pki::{DataDir, PkiError, Revocations};
 use crate::storage::postgres::bus::PgBus;
+use crate::storage::postgres::enroll_codes::DbCodeBook;
 use crate::storage::postgres::revocations::DbRevocations;
 use crate::storage::postgres::PgHub;
 use crate::storage::redb::SyncSettings;
@@ -175,6 +176,10 @@ pub async fn run(
             Some(url) => Revocations::new(&dir).with_list(DbRevocations::start(url.clone()).await?),
             None => Revocations::new(&dir),
         }),
+        enroll_codes: config
+            .database
+            .as_ref()
+            .map(|url| Arc::new(DbCodeBook::new(url.clone())) as Arc<dyn crate::pki::CodeBook>),
         admin_token,
         metrics: metrics.clone(),
         settings: Arc::new(ApiSettings {

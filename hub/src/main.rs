@@ -65,6 +65,11 @@ enum Command {
         #[arg(long, default_value_t = pki::DEFAULT_CODE_TTL_HOURS,
               value_parser = clap::value_parser!(u64).range(1..=24 * 365))]
         ttl_hours: u64,
+        /// Keep the code in this PostgreSQL database instead of the data
+        /// directory, so the store may redeem it at any hub process
+        /// serving the database (once).
+        #[arg(long, env = "TALLY_HUB_DATABASE", hide_env_values = true)]
+        database: Option<String>,
     },
     /// CA rotation, step 1 (hub stopped): a new CA signs from now on; the
     /// previous ones stay trusted and are given to stores with the new
@@ -263,13 +268,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir,
             store,
             ttl_hours,
+            database,
         } => {
-            let c = pki::enroll_code(
-                &DataDir::new(&data_dir),
-                &store,
-                ttl_hours.saturating_mul(HOUR_MS),
-                &SystemClock,
-            )
+            let dir = DataDir::new(&data_dir);
+            let ttl = ttl_hours.saturating_mul(HOUR_MS);
+            let c = match database {
+                Some(database) => {
+                    let url: DatabaseUrl = database.parse().context("--database")?;
+                    let book = tally_hub::storage::postgres::enroll_codes::DbCodeBook::new(url);
+                    pki::enroll_code_in(&book, &dir, &store, ttl, &SystemClock)
+                }
+                None => pki::enroll_code(&dir, &store, ttl, &SystemClock),
+            }
             .with_context(|| format!("making an enrollment code for store {store:?}"))?;
             // The code alone on stdout, for scripts; the rest on stderr.
             println!("{}", c.code);

@@ -114,6 +114,10 @@ pub enum PkiError {
     /// A revocation list kept elsewhere (the database) cannot be read now.
     #[error("revocations: {0}")]
     RevocationsUnavailable(String),
+    /// The enrollment codes kept elsewhere (the database) cannot be read
+    /// or written now.
+    #[error("enrollment codes: {0}")]
+    CodeBook(String),
 }
 
 impl From<FileError> for PkiError {
@@ -669,13 +673,43 @@ pub fn enroll_code(
     ttl_ms: u64,
     clock: &dyn Clock,
 ) -> Result<EnrollCode, PkiError> {
+    let (code, hash) = new_code(dir, store, ttl_ms, clock)?;
+    files::create_private_dir(&dir.enroll_codes())?;
+    prune_codes(dir, clock.now_ms());
+    let line = format!("{} {} {}\n", hex(&hash), code.store, code.expires_ms);
+    write_file(&code_file(dir, &hash), line.as_bytes(), true, false)?;
+    Ok(code)
+}
+
+/// Makes a one-time enrollment code for `store`, valid for `ttl_ms` from
+/// `clock`'s now, kept in `book` (the database every hub process shares)
+/// instead of the data directory: a store may redeem it at any hub
+/// process. Only its SHA-256 is kept.
+pub fn enroll_code_in(
+    book: &dyn CodeBook,
+    dir: &DataDir,
+    store: &str,
+    ttl_ms: u64,
+    clock: &dyn Clock,
+) -> Result<EnrollCode, PkiError> {
+    let (code, hash) = new_code(dir, store, ttl_ms, clock)?;
+    book.add(&hash, code.store.as_str(), code.expires_ms, clock.now_ms())
+        .map_err(PkiError::CodeBook)?;
+    Ok(code)
+}
+
+/// A new code for `store` (the hub must be initialized) and its hash.
+fn new_code(
+    dir: &DataDir,
+    store: &str,
+    ttl_ms: u64,
+    clock: &dyn Clock,
+) -> Result<(EnrollCode, [u8; 32]), PkiError> {
     let store = check_store_id(store)?;
     if !dir.ca_key().exists() || !dir.ca_cert().exists() {
         return Err(PkiError::NotInitialized(dir.root().to_path_buf()));
     }
-    files::create_private_dir(&dir.enroll_codes())?;
     let now = clock.now_ms();
-    prune_codes(dir, now);
     let mut raw = [0u8; 20];
     rand::rngs::OsRng.fill_bytes(&mut raw);
     // 160 bits as 32 base32 characters, 5 bits each.
@@ -692,19 +726,47 @@ pub fn enroll_code(
     }
     let hash = code_hash(&code);
     let expires_ms = now.saturating_add(ttl_ms);
-    let line = format!("{} {store} {expires_ms}\n", hex(&hash));
-    write_file(&code_file(dir, &hash), line.as_bytes(), true, false)?;
     let shown = code
         .as_bytes()
         .chunks(4)
         .map(|c| String::from_utf8_lossy(c).into_owned())
         .collect::<Vec<_>>()
         .join("-");
-    Ok(EnrollCode {
-        code: shown,
-        store,
-        expires_ms,
-    })
+    Ok((
+        EnrollCode {
+            code: shown,
+            store,
+            expires_ms,
+        },
+        hash,
+    ))
+}
+
+/// What a shared code book found for a code ([`CodeBook::redeem`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BookAnswer {
+    /// It was there, for this store and unexpired: consumed now.
+    Redeemed,
+    /// No such code (never made, or used).
+    Unknown,
+    /// Made for another store (left as it is).
+    WrongStore,
+    /// Expired (removed).
+    Expired,
+}
+
+/// One-time enrollment codes kept outside the data directory (the
+/// database several hub processes share), so a store may redeem its code
+/// at any of them, once. Only hashes are kept.
+pub trait CodeBook: Send + Sync + std::fmt::Debug {
+    /// Keeps the code with SHA-256 `hash` for `store` until `expires_ms`,
+    /// and drops codes expired at `now_ms`.
+    fn add(&self, hash: &[u8; 32], store: &str, expires_ms: u64, now_ms: u64)
+        -> Result<(), String>;
+    /// Consumes the code with `hash` if it is for `store` and unexpired
+    /// at `now_ms`: of two concurrent redeemers (at any processes) only
+    /// one is answered [`BookAnswer::Redeemed`].
+    fn redeem(&self, hash: &[u8; 32], store: &str, now_ms: u64) -> Result<BookAnswer, String>;
 }
 
 /// Removes expired codes (best effort: a failure only leaves them).
@@ -784,8 +846,12 @@ pub enum CodeRefused {
 /// `clock`'s now. A code is consumed by deleting its file, so of two
 /// concurrent redeemers only one succeeds. Check the CSR before redeeming,
 /// so a malformed request does not burn the code.
+///
+/// A code not in the data directory is looked up in `book` (the shared
+/// database's), if the hub has one.
 pub fn redeem_code(
     dir: &DataDir,
+    book: Option<&dyn CodeBook>,
     store: &ReplicaId,
     code: &str,
     clock: &dyn Clock,
@@ -793,7 +859,20 @@ pub fn redeem_code(
     let normalized = normalize_code(code).ok_or(CodeRefused::Unknown)?;
     let hash = code_hash(&normalized);
     let path = code_file(dir, &hash);
-    let stored = read_code_file(&path)?.ok_or(CodeRefused::Unknown)?;
+    let Some(stored) = read_code_file(&path)? else {
+        let Some(book) = book else {
+            return Err(CodeRefused::Unknown);
+        };
+        return match book
+            .redeem(&hash, store.as_str(), clock.now_ms())
+            .map_err(PkiError::CodeBook)?
+        {
+            BookAnswer::Redeemed => Ok(()),
+            BookAnswer::Unknown => Err(CodeRefused::Unknown),
+            BookAnswer::WrongStore => Err(CodeRefused::WrongStore),
+            BookAnswer::Expired => Err(CodeRefused::Expired),
+        };
+    };
     if !secrets_equal(&stored.hash, &hash) {
         return Err(CodeRefused::Unknown);
     }
@@ -1373,21 +1452,21 @@ mod tests {
         wrong[0] = if wrong[0] == b'a' { b'b' } else { b'a' };
         let wrong = String::from_utf8(wrong).unwrap();
         assert!(matches!(
-            redeem_code(&dir, &north, &wrong, &clock),
+            redeem_code(&dir, None, &north, &wrong, &clock),
             Err(CodeRefused::Unknown)
         ));
         assert!(matches!(
-            redeem_code(&dir, &north, "not a code", &clock),
+            redeem_code(&dir, None, &north, "not a code", &clock),
             Err(CodeRefused::Unknown)
         ));
         assert!(matches!(
-            redeem_code(&dir, &south, &code.code, &clock),
+            redeem_code(&dir, None, &south, &code.code, &clock),
             Err(CodeRefused::WrongStore)
         ));
         // Right code, typed in upper case without dashes: accepted once.
-        redeem_code(&dir, &north, &plain.to_uppercase(), &clock).unwrap();
+        redeem_code(&dir, None, &north, &plain.to_uppercase(), &clock).unwrap();
         assert!(matches!(
-            redeem_code(&dir, &north, &code.code, &clock),
+            redeem_code(&dir, None, &north, &code.code, &clock),
             Err(CodeRefused::Unknown)
         ));
 
@@ -1395,11 +1474,11 @@ mod tests {
         let code = enroll_code(&dir, "store-north", 1_000, &clock).unwrap();
         clock.advance(1_000);
         assert!(matches!(
-            redeem_code(&dir, &north, &code.code, &clock),
+            redeem_code(&dir, None, &north, &code.code, &clock),
             Err(CodeRefused::Expired)
         ));
         assert!(matches!(
-            redeem_code(&dir, &north, &code.code, &clock),
+            redeem_code(&dir, None, &north, &code.code, &clock),
             Err(CodeRefused::Unknown)
         ));
         assert!(matches!(

@@ -149,3 +149,55 @@ fn the_migrate_command_makes_the_schema_ahead_of_time() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("--database"), "{stderr}");
 }
+
+/// Enrollment codes in the database: a code is redeemed once, by its
+/// store, before it expires; a wrong store does not burn it; of many
+/// redeemers racing on one code (each on a connection of its own, as hub
+/// processes are) exactly one gets it.
+#[test]
+fn an_enrollment_code_in_the_database_is_redeemed_once() {
+    use tally_hub::pki::{BookAnswer, CodeBook};
+    use tally_hub::storage::postgres::enroll_codes::DbCodeBook;
+    const NOW: u64 = 1_750_000_000_000;
+    let url: DatabaseUrl = pg::database("codes").parse().unwrap();
+    let book = DbCodeBook::new(url);
+    let hash = |n: u8| [n; 32];
+    book.add(&hash(1), "s1", NOW + 1_000, NOW).unwrap();
+    book.add(&hash(2), "s2", NOW + 1_000, NOW).unwrap();
+    assert_eq!(book.redeem(&hash(9), "s1", NOW), Ok(BookAnswer::Unknown));
+    assert_eq!(book.redeem(&hash(1), "s2", NOW), Ok(BookAnswer::WrongStore));
+    assert_eq!(book.redeem(&hash(1), "s1", NOW), Ok(BookAnswer::Redeemed));
+    assert_eq!(book.redeem(&hash(1), "s1", NOW), Ok(BookAnswer::Unknown));
+    // Expired: refused and removed.
+    assert_eq!(
+        book.redeem(&hash(2), "s2", NOW + 1_000),
+        Ok(BookAnswer::Expired)
+    );
+    assert_eq!(book.redeem(&hash(2), "s2", NOW), Ok(BookAnswer::Unknown));
+    // Adding a code drops the expired ones.
+    book.add(&hash(3), "s3", NOW + 10, NOW).unwrap();
+    book.add(&hash(4), "s4", NOW + 1_000, NOW + 10).unwrap();
+    assert_eq!(book.redeem(&hash(3), "s3", NOW), Ok(BookAnswer::Unknown));
+
+    for round in 0..5u8 {
+        let code = hash(100 + round);
+        book.add(&code, "s5", NOW + 1_000, NOW).unwrap();
+        let answers: Vec<BookAnswer> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..6)
+                .map(|_| s.spawn(|| book.redeem(&code, "s5", NOW).unwrap()))
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let won = answers
+            .iter()
+            .filter(|a| **a == BookAnswer::Redeemed)
+            .count();
+        assert_eq!(won, 1, "round {round}: {answers:?}");
+        assert!(
+            answers
+                .iter()
+                .all(|a| matches!(a, BookAnswer::Redeemed | BookAnswer::Unknown)),
+            "{answers:?}"
+        );
+    }
+}

@@ -261,3 +261,105 @@ async fn an_order_at_one_hub_gets_rights_from_a_store_live_at_the_other() {
     a.stop();
     b.stop();
 }
+
+/// Redeems enrollment `code` for `store` at `hub` with a new key: the
+/// identity bundle, or the refusal.
+async fn redeem(
+    hub: &ChildHub,
+    store: &str,
+    code: &str,
+) -> Result<String, (StatusCode, serde_json::Value)> {
+    use tally_service::identity::{bundle_pem, EnrollRequest, IssuedIdentity};
+    let key = rcgen::KeyPair::generate().unwrap();
+    let csr = rcgen::CertificateParams::default()
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap();
+    let req = EnrollRequest {
+        store: store.into(),
+        code: code.into(),
+        csr,
+    };
+    let client = support::anonymous_client(&hub.base, &hub.data);
+    let r = client
+        .http
+        .post(format!("{}/v1/enroll", client.base))
+        .json(&req)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body: serde_json::Value = r.json().await.unwrap_or_default();
+    if status != StatusCode::OK {
+        return Err((status, body));
+    }
+    let issued: IssuedIdentity = serde_json::from_value(body).unwrap();
+    Ok(bundle_pem(
+        &issued.certificate,
+        &key.serialize_pem(),
+        &issued.ca,
+    ))
+}
+
+/// `tally-hub enroll-code --database` on one host; two hub processes on
+/// their own copies of the data directory (other hosts, which never see
+/// a code file): the store redeems the code at either, once. Raced at
+/// both at once, exactly one issues a certificate, and the store syncs
+/// with it at the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enrollment_code_in_the_database_is_redeemed_once_at_any_hub() {
+    support::crypto();
+    let url = pg::database("codes");
+    let args = ["--database", url.as_str()];
+    let a = ChildHub::start(&args);
+    let b = a.on_a_copy(&args);
+    let make_code = |store: &str| {
+        let out = std::process::Command::new(support::child::BIN)
+            .args(["enroll-code", "--store", store, "--data-dir"])
+            .arg(a.data.root())
+            .args(["--database", url.as_str()])
+            .env_remove("TALLY_HUB_DATABASE")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    // Kept in the database, not in the data directory.
+    let code = make_code("s1");
+    assert!(
+        std::fs::read_dir(a.data.enroll_codes())
+            .map(|d| d.count() == 0)
+            .unwrap_or(true),
+        "no code file"
+    );
+    // Another store's try at B does not burn it; s1 redeems it at B.
+    let (status, _) = redeem(&b, "s2", &code).await.unwrap_err();
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let bundle = redeem(&b, "s1", &code).await.unwrap();
+    let (status, body) = redeem(&a, "s1", &code).await.unwrap_err();
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let mut s1 = SimStore::new("s1", 9);
+    s1.receive(gtin(1), 4);
+    s1.sync_all(&HubClient::new(&a.base, bundle.as_bytes(), true), 10)
+        .await;
+
+    // Raced at both hubs at once: one certificate.
+    for round in 0..5 {
+        let code = make_code("s3");
+        let (ra, rb) = tokio::join!(redeem(&a, "s3", &code), redeem(&b, "s3", &code));
+        assert_eq!(
+            u8::from(ra.is_ok()) + u8::from(rb.is_ok()),
+            1,
+            "round {round}: {:?} {:?}",
+            ra.err(),
+            rb.err()
+        );
+    }
+    a.stop();
+    b.stop();
+}

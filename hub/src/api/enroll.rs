@@ -83,11 +83,12 @@ pub(super) async fn enroll(
         Err(r) => return r,
     };
     let dir = st.revocations.data_dir().clone();
+    let book = st.enroll_codes.clone();
     let clock = st.clock.clone();
     let code = req.code;
     let who = store.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        pki::redeem_code(&dir, &who, &code, clock.as_ref())?;
+        pki::redeem_code(&dir, book.as_deref(), &who, &code, clock.as_ref())?;
         Ok::<_, CodeRefused>(pki::issue_for_csr(&dir, &who, &csr, clock.as_ref()))
     })
     .await;

@@ -87,6 +87,9 @@ pub struct AppState {
     pub writer: Writer,
     /// Revoked certificates.
     pub revocations: Arc<Revocations>,
+    /// One-time enrollment codes kept in the shared database (beside the
+    /// data directory's), if the hub runs on one.
+    pub enroll_codes: Option<Arc<dyn crate::pki::CodeBook>>,
     /// The admin token.
     pub admin_token: Arc<str>,
     /// Counters.

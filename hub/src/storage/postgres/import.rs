@@ -814,7 +814,7 @@ mod tests {
             }
         }
         let created: BTreeSet<&str> = created.iter().map(String::as_str).collect();
-        let no_hub_data = BTreeSet::from(["hub_sequences", "hub_revocations"]);
+        let no_hub_data = BTreeSet::from(["hub_sequences", "hub_revocations", "hub_enroll_codes"]);
         assert_eq!(
             created
                 .difference(&no_hub_data)

@@ -8,6 +8,9 @@
 //! - `txn.rs`: `PgTxn`, the `HubTxn` the write logic runs
 //!   on; `reads.rs`: the snapshot reads.
 //! - [`import`]: an embedded hub's data copied in (`migrate --from`).
+//! - [`revocations`], [`enroll_codes`], [`bus`]: what the hub processes
+//!   over one database share besides its data (revoked certificates,
+//!   one-time enrollment codes, live-link messages).
 //! - `tls.rs`: TLS to the server, set by libpq's `sslmode`,
 //!   `sslrootcert`, `sslcert` and `sslkey` in the URL.
 //!
@@ -29,6 +32,7 @@
 
 pub mod bus;
 mod conn;
+pub mod enroll_codes;
 pub mod import;
 mod listen;
 mod reads;

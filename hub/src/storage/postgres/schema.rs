@@ -17,6 +17,11 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "revocations",
         include_str!("migrations/0002_revocations.sql"),
     ),
+    (
+        3,
+        "enroll codes",
+        include_str!("migrations/0003_enroll_codes.sql"),
+    ),
 ];
 
 /// The advisory lock key migrations take turns on ("tally-mi" in ASCII).
