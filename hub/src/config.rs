@@ -16,6 +16,9 @@ pub struct Config {
     /// The PostgreSQL database to keep the hub's data in (`None`: the
     /// embedded `hub.redb` in the data directory).
     pub database: Option<crate::storage::postgres::DatabaseUrl>,
+    /// Most read connections to the database open at once (each hub
+    /// process also keeps one writer and two listening connections).
+    pub database_reads: usize,
     /// The online-reserve policy: the hub's reserve target per (item,
     /// store) from recorded online demand, sent to stores on sync.
     pub policy: ReservePolicy,
@@ -73,6 +76,7 @@ impl Config {
         Self {
             data_dir: data_dir.into(),
             database: None,
+            database_reads: crate::storage::postgres::DEFAULT_READ_CONNECTIONS,
             policy: ReservePolicy::default(),
             max_sync_body: 16 * 1024 * 1024,
             max_admin_body: 1024 * 1024,

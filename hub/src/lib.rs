@@ -130,9 +130,14 @@ pub async fn run(
     let path = dir.database();
     let routing = config.routing.clone();
     let database = config.database.clone();
+    let reads = config.database_reads;
     let storage: Arc<dyn HubStorage> = tokio::task::spawn_blocking(move || {
         Ok::<Arc<dyn HubStorage>, StorageError>(match database {
-            Some(url) => Arc::new(PgHub::connect(&url, settings)?.with_routing(routing)),
+            Some(url) => Arc::new(
+                PgHub::connect(&url, settings)?
+                    .with_routing(routing)
+                    .with_read_connections(reads),
+            ),
             None => Arc::new(RedbHub::open(&path, settings)?.with_routing(routing)),
         })
     })
@@ -343,6 +348,14 @@ async fn sweep_overdue_transfers(writer: Writer, clock: Arc<dyn Clock>, overdue:
 impl link::Bus for PgBus {
     fn publish(&self, payload: String) {
         PgBus::publish(self, payload);
+    }
+
+    fn dropped(&self) -> u64 {
+        PgBus::dropped(self)
+    }
+
+    fn is_connected(&self) -> bool {
+        PgBus::is_connected(self)
     }
 }
 

@@ -88,6 +88,24 @@ struct Inner {
 pub trait Bus: Send + Sync + std::fmt::Debug {
     /// Sends `payload` (a [`BusMessage`] as JSON) to every other process.
     fn publish(&self, payload: String);
+    /// Messages dropped so far (best effort: too long, or sent while
+    /// disconnected).
+    fn dropped(&self) -> u64 {
+        0
+    }
+    /// Whether the bus is connected now (messages can flow).
+    fn is_connected(&self) -> bool {
+        true
+    }
+}
+
+/// How the bus to the other hub processes is doing ([`Links::bus_state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusState {
+    /// Messages dropped so far.
+    pub dropped: u64,
+    /// Connected now.
+    pub connected: bool,
 }
 
 /// What one hub process tells the others about live links.
@@ -430,6 +448,14 @@ impl Links {
     /// Notices dropped because a link's queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The bus to the other hub processes, if links are shared.
+    pub fn bus_state(&self) -> Option<BusState> {
+        self.bus.get().map(|bus| BusState {
+            dropped: bus.dropped(),
+            connected: bus.is_connected(),
+        })
     }
 
     /// Pushes `notice` to the store at `location` (through the process

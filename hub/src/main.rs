@@ -148,6 +148,12 @@ struct RunArgs {
     /// `sslmode=verify-full&sslrootcert=CA.pem` (docs/postgres.md).
     #[arg(long, env = "TALLY_HUB_DATABASE", hide_env_values = true)]
     database: Option<String>,
+    /// With `--database`: most read connections open at once (reads
+    /// beyond wait); each process also keeps a writer and two listening
+    /// connections, so budget `max_connections` for all processes.
+    #[arg(long, default_value_t = tally_hub::storage::postgres::DEFAULT_READ_CONNECTIONS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1000))]
+    database_read_connections: u64,
     /// Address to listen on, e.g. `0.0.0.0:8443` or `127.0.0.1:0`.
     #[arg(long, default_value = "127.0.0.1:8443")]
     listen: String,
@@ -368,6 +374,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(url) => Some(url.parse().context("--database")?),
                 None => None,
             };
+            config.database_reads =
+                usize::try_from(args.database_read_connections).unwrap_or(usize::MAX);
             config.policy = ReservePolicy {
                 horizon_ms: args.reserve_horizon_hours.saturating_mul(HOUR_MS),
                 half_life_ms: args.demand_half_life_hours.saturating_mul(HOUR_MS),

@@ -540,6 +540,27 @@ impl Metrics {
             "Bytes of request bodies read, decoded or queued for the writer now.",
             links.bytes_in_flight,
         );
+        if let Some(bus) = links.bus {
+            gauge(
+                "tally_hub_bus_connected",
+                "1 while the bus to the other hub processes over the database is connected.",
+                u64::from(bus.connected),
+            );
+        }
+        if let Some(followed) = links.revocations_followed {
+            gauge(
+                "tally_hub_revocations_followed",
+                "1 while the database's revocation list is followed (0: stores are refused, fail closed).",
+                u64::from(followed),
+            );
+        }
+        if let Some(bus) = links.bus {
+            let _ = writeln!(
+                out,
+                "# HELP tally_hub_bus_messages_dropped_total Messages to the other hub processes dropped (too long, or sent while disconnected).\n# TYPE tally_hub_bus_messages_dropped_total counter\ntally_hub_bus_messages_dropped_total {}",
+                bus.dropped
+            );
+        }
         out
     }
 }
@@ -554,6 +575,11 @@ pub struct Gauges {
     /// Bytes of request bodies in flight now (read, decoded or queued for
     /// the writer).
     pub bytes_in_flight: u64,
+    /// The bus to the other hub processes over the database, if any.
+    pub bus: Option<crate::link::BusState>,
+    /// Whether the revocation list kept in the database is followed now
+    /// (`None`: the hub keeps none).
+    pub revocations_followed: Option<bool>,
 }
 
 #[cfg(test)]
@@ -589,8 +615,16 @@ mod tests {
                 live: 1,
                 dropped: 2,
                 bytes_in_flight: 4096,
+                bus: Some(crate::link::BusState {
+                    dropped: 5,
+                    connected: true,
+                }),
+                revocations_followed: Some(false),
             },
         );
+        assert!(text.contains("tally_hub_bus_connected 1"));
+        assert!(text.contains("tally_hub_bus_messages_dropped_total 5"));
+        assert!(text.contains("tally_hub_revocations_followed 0"));
         assert!(text.contains("tally_hub_request_bytes_in_flight 4096"));
         assert!(text.contains("tally_hub_link_notices_total{kind=\"rights_wanted\"} 1"));
         assert!(text.contains("tally_hub_release_requests_total{result=\"reported\"} 1"));

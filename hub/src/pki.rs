@@ -1091,6 +1091,10 @@ pub trait RevocationList: Send + Sync + std::fmt::Debug {
     /// Whether `serial` (hex) is revoked; an error if the list cannot be
     /// read now (the caller fails closed).
     fn is_revoked(&self, serial: &str) -> Result<bool, String>;
+    /// Whether the list is followed now (else every check is an error).
+    fn is_followed(&self) -> bool {
+        true
+    }
 }
 
 /// The revocation list as the running hub sees it: re-read whenever the
@@ -1134,6 +1138,11 @@ impl Revocations {
     /// The data directory the list belongs to.
     pub fn data_dir(&self) -> &DataDir {
         &self.dir
+    }
+
+    /// Whether the shared list is followed now; `None` without one.
+    pub fn shared_followed(&self) -> Option<bool> {
+        self.shared.as_ref().map(|list| list.is_followed())
     }
 
     /// Whether the certificate with `serial` (hex, as [`serial_hex`]) is

@@ -201,3 +201,35 @@ fn an_enrollment_code_in_the_database_is_redeemed_once() {
         );
     }
 }
+
+/// Reads share a bounded pool: eight threads reading at once through a
+/// hub allowed two read connections open at most two (beside its
+/// writer), and every read is answered.
+#[test]
+fn reads_share_a_bounded_pool_of_connections() {
+    let url = pg::database("pool");
+    let db: DatabaseUrl = url.parse().unwrap();
+    let hub = PgHub::connect(&db, settings())
+        .unwrap()
+        .with_read_connections(2);
+    let barrier = std::sync::Barrier::new(8);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                barrier.wait();
+                for _ in 0..20 {
+                    assert!(hub.stock(gtin(1)).unwrap().is_empty());
+                }
+            });
+        }
+    });
+    let open = pg::query_i64(
+        &url,
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = 'tally-hub'",
+    );
+    assert!(
+        (2..=3).contains(&open),
+        "{open} connections: writer + at most 2 readers"
+    );
+}

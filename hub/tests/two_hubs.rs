@@ -68,6 +68,16 @@ async fn the_same_sync_sent_to_two_hubs_at_once_is_counted_once() {
         let (_, stores) = admin.get("/v1/stores").await;
         let s = &stores["stores"][0];
         assert_eq!(s["events_received"], 1 + ROUNDS, "{stores}");
+        // Each process says it follows the others and the revocations.
+        let (_, metrics) = admin.get("/metrics").await;
+        let metrics = metrics.as_str().unwrap();
+        for line in [
+            "tally_hub_bus_connected 1\n",
+            "tally_hub_revocations_followed 1\n",
+            "tally_hub_bus_messages_dropped_total 0\n",
+        ] {
+            assert!(metrics.contains(line), "{line} in {metrics}");
+        }
     }
     assert_eq!(s1.on_hand(g), 100 - ROUNDS);
     a.stop();

@@ -313,3 +313,28 @@ pub fn database(hint: &str) -> String {
 pub fn execute(url: &str, sql: &str) {
     run_sql(url, sql).unwrap();
 }
+
+/// The first column of the first row `sql` answers at `url`, as an
+/// integer (a test's own checks).
+pub fn query_i64(url: &str, sql: &str) -> i64 {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                let driver = tokio::spawn(conn);
+                let row = client.query_one(sql, &[]).await.unwrap();
+                drop(client);
+                let _ = driver.await;
+                row.get::<_, i64>(0)
+            })
+        })
+        .join()
+        .unwrap()
+    })
+}

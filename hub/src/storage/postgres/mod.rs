@@ -41,7 +41,7 @@ pub mod schema;
 mod tls;
 mod txn;
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 pub use self::conn::DatabaseUrl;
 use self::conn::PgConn;
@@ -55,8 +55,11 @@ use super::{HubWrite, StorageError, SyncSettings};
 /// The advisory lock every write batch takes ("tally-wr" in ASCII).
 const WRITE_LOCK: i64 = 0x7461_6c6c_792d_7772;
 
-/// Most idle read connections kept.
-const READ_POOL: usize = 8;
+/// Most read connections open at once, by default.
+pub const DEFAULT_READ_CONNECTIONS: usize = 16;
+
+/// How long a read waits for a connection when all are busy.
+const READ_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The runtime that drives the backend's connections: its own, so the
 /// blocking storage calls never run on (or stall) the hub's.
@@ -91,7 +94,7 @@ pub struct PgHub {
     url: DatabaseUrl,
     rt: Option<tokio::runtime::Runtime>,
     writer: Mutex<Option<PgConn>>,
-    readers: Mutex<Vec<PgConn>>,
+    readers: ReadPool,
     settings: SyncSettings,
     routing: RoutingSettings,
 }
@@ -107,7 +110,7 @@ impl PgHub {
             url: url.clone(),
             rt: Some(rt),
             writer: Mutex::new(Some(writer)),
-            readers: Mutex::new(Vec::new()),
+            readers: ReadPool::new(DEFAULT_READ_CONNECTIONS),
             settings,
             routing: RoutingSettings::default(),
         })
@@ -116,6 +119,13 @@ impl PgHub {
     /// The hub with `routing` for orders that name no store.
     pub fn with_routing(mut self, routing: RoutingSettings) -> Self {
         self.routing = routing;
+        self
+    }
+
+    /// The hub with at most `n` (at least 1) read connections open at
+    /// once; reads beyond wait for one (up to 10 s, then an error).
+    pub fn with_read_connections(mut self, n: usize) -> Self {
+        self.readers = ReadPool::new(n.max(1));
         self
     }
 
@@ -149,18 +159,132 @@ impl PgHub {
         &self,
         read: impl FnOnce(&PgConn) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
-        let pooled = self.readers.lock().ok().and_then(|mut pool| pool.pop());
-        let conn = match pooled {
-            Some(c) if !c.is_closed() => c,
-            _ => PgConn::connect(&self.url, self.handle()?)?,
-        };
-        let out = read(&conn);
-        if let Ok(mut pool) = self.readers.lock() {
-            if pool.len() < READ_POOL && !conn.is_closed() {
-                pool.push(conn);
-            }
+        let handle = self.handle()?;
+        let lease = self
+            .readers
+            .take(|| PgConn::connect(&self.url, handle), READ_WAIT)?;
+        read(lease.conn()?)
+    }
+}
+
+/// The read connections: at most `max` open at once (the database's
+/// `max_connections` is shared by every hub process); a read takes an
+/// idle one, opens one while fewer are open, or waits for one.
+#[derive(Debug)]
+struct ReadPool {
+    state: Mutex<PoolState>,
+    freed: Condvar,
+    max: usize,
+}
+
+#[derive(Debug, Default)]
+struct PoolState {
+    idle: Vec<PgConn>,
+    /// Connections open: idle and lent.
+    open: usize,
+}
+
+impl ReadPool {
+    fn new(max: usize) -> Self {
+        Self {
+            state: Mutex::new(PoolState::default()),
+            freed: Condvar::new(),
+            max,
         }
-        out
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, PoolState>, StorageError> {
+        self.state
+            .lock()
+            .map_err(|_| StorageError::Db("the read pool is poisoned".into()))
+    }
+
+    /// A connection, lent until the lease drops: an idle one, a new one
+    /// (`connect`) while fewer than `max` are open, else the next one
+    /// freed within `wait`.
+    fn take(
+        &self,
+        connect: impl FnOnce() -> Result<PgConn, StorageError>,
+        wait: std::time::Duration,
+    ) -> Result<Lease<'_>, StorageError> {
+        let deadline = std::time::Instant::now() + wait;
+        let mut state = self.lock()?;
+        loop {
+            while let Some(conn) = state.idle.pop() {
+                if conn.is_closed() {
+                    state.open -= 1;
+                    continue;
+                }
+                return Ok(Lease {
+                    pool: self,
+                    conn: Some(conn),
+                });
+            }
+            if state.open < self.max {
+                state.open += 1;
+                drop(state);
+                return match connect() {
+                    Ok(conn) => Ok(Lease {
+                        pool: self,
+                        conn: Some(conn),
+                    }),
+                    Err(e) => {
+                        self.lock()?.open -= 1;
+                        self.freed.notify_one();
+                        Err(e)
+                    }
+                };
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(StorageError::Db(format!(
+                    "all {} read connections stayed busy for {} s",
+                    self.max,
+                    wait.as_secs()
+                )));
+            }
+            state = self
+                .freed
+                .wait_timeout(state, left)
+                .map_err(|_| StorageError::Db("the read pool is poisoned".into()))?
+                .0;
+        }
+    }
+}
+
+/// A read connection lent by the pool, given back when dropped (a closed
+/// one is counted out).
+struct Lease<'p> {
+    pool: &'p ReadPool,
+    conn: Option<PgConn>,
+}
+
+impl Lease<'_> {
+    fn conn(&self) -> Result<&PgConn, StorageError> {
+        // Present from creation until drop.
+        self.conn
+            .as_ref()
+            .ok_or_else(|| StorageError::Db("a read connection was given back twice".into()))
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        let mut state = self
+            .pool
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if conn.is_closed() {
+            state.open -= 1;
+        } else {
+            state.idle.push(conn);
+        }
+        drop(state);
+        self.pool.freed.notify_one();
     }
 }
 
@@ -171,8 +295,8 @@ impl Drop for PgHub {
         if let Ok(mut w) = self.writer.lock() {
             w.take();
         }
-        if let Ok(mut pool) = self.readers.lock() {
-            pool.clear();
+        if let Ok(mut pool) = self.readers.state.lock() {
+            pool.idle.clear();
         }
         if let Some(rt) = self.rt.take() {
             rt.shutdown_background();

@@ -104,6 +104,10 @@ impl RevocationList for DbRevocations {
             None => Err("the revocation list cannot be read from the database now".into()),
         }
     }
+
+    fn is_followed(&self) -> bool {
+        self.loaded()
+    }
 }
 
 /// Follows the list for as long as the process runs, reconnecting with
