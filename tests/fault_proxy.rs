@@ -64,3 +64,38 @@ async fn passes_blackholes_and_refuses() {
     });
     counted.await;
 }
+
+/// A server that answers every 4 bytes it reads with `reply`.
+async fn answering(reply: &'static [u8; 4]) -> std::net::SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4];
+                while s.read_exact(&mut buf).await.is_ok() {
+                    if s.write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn moves_clients_to_another_upstream_and_cuts_the_open_connections() {
+    let proxy = FaultProxy::start(answering(b"aaaa").await).await.unwrap();
+    let mut open = TcpStream::connect(proxy.addr()).await.unwrap();
+    open.write_all(b"ping").await.unwrap();
+    let mut buf = [0u8; 4];
+    open.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"aaaa");
+
+    proxy.set_upstream(answering(b"bbbb").await);
+    assert_eq!(round_trip(proxy.addr()).await.unwrap(), b"bbbb");
+    // The connection open before the move was cut: it reads its end.
+    let ended = tokio::time::timeout(Duration::from_secs(5), open.read(&mut buf)).await;
+    assert!(matches!(ended, Ok(Ok(0)) | Ok(Err(_))), "{ended:?}");
+}

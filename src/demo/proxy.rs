@@ -3,12 +3,14 @@
 //! hang, bytes vanish) or refuses it (connections closed at once).
 //! Switching mode also cuts every open connection, as a real outage does to
 //! requests in flight. TLS runs end to end through it (the agent talks to
-//! the hub, the proxy only moves bytes). The end-to-end tests and the
-//! reconcile benchmark use it too.
+//! the hub, the proxy only moves bytes). It can also be pointed at
+//! another upstream, as a TCP load balancer moves clients off a hub
+//! process that died. The end-to-end tests and the reconcile benchmark
+//! use it too.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -29,6 +31,7 @@ pub enum Mode {
 #[derive(Debug)]
 pub struct FaultProxy {
     addr: SocketAddr,
+    upstream: Arc<Mutex<SocketAddr>>,
     mode: Arc<AtomicU8>,
     generation: watch::Sender<u64>,
     connections: Arc<AtomicU64>,
@@ -45,7 +48,9 @@ impl FaultProxy {
         let (generation, gen_rx) = watch::channel(0u64);
         let connections = Arc::new(AtomicU64::new(0));
         let bytes = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+        let upstream = Arc::new(Mutex::new(upstream));
         let (m, c, b) = (mode.clone(), connections.clone(), bytes.clone());
+        let up_to = upstream.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
@@ -53,6 +58,9 @@ impl FaultProxy {
                 };
                 c.fetch_add(1, Ordering::Relaxed);
                 let mode = m.load(Ordering::SeqCst);
+                let target = *up_to
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let counters = b.clone();
                 let mut cut = gen_rx.clone();
                 // Only cuts after this connection was accepted count.
@@ -73,7 +81,7 @@ impl FaultProxy {
                             }
                         }
                     }
-                    let Ok(server) = TcpStream::connect(upstream).await else {
+                    let Ok(server) = TcpStream::connect(target).await else {
                         return;
                     };
                     let (mut cr, mut cw) = client.into_split();
@@ -95,6 +103,7 @@ impl FaultProxy {
         });
         Ok(FaultProxy {
             addr,
+            upstream,
             mode,
             generation,
             connections,
@@ -106,6 +115,16 @@ impl FaultProxy {
     /// Where clients connect.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Sends new connections to `upstream` from now on and cuts the open
+    /// ones (their clients reconnect, to it).
+    pub fn set_upstream(&self, upstream: SocketAddr) {
+        *self
+            .upstream
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = upstream;
+        self.generation.send_modify(|g| *g += 1);
     }
 
     /// Switches mode and cuts every open connection.
