@@ -24,9 +24,11 @@
 //!   links expire), a notice for a store live at another process is
 //!   published for that process to push, and a release report that
 //!   reaches a process where no order waits for it is published for the
-//!   process whose order does. Holds stay per process: a grant at one
-//!   process does not see units held for an order waiting at another
-//!   (fairness only: no unit is sold twice either way).
+//!   process whose order does. Units held for an order waiting at one
+//!   process are announced ([`BusMessage::Held`]) before the store is
+//!   asked, so grants at every process hold them back as one hub would;
+//!   their end is announced too, and a hold whose end is never heard
+//!   lapses 10 s after the order's wait.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,8 +82,23 @@ struct Inner {
     remote: HashMap<LocationId, Remote>,
     waiting: HashMap<EventId, Waiting>,
     held: HashMap<(LocationId, Gtin), u64>,
+    /// Units held for orders waiting at other processes, by the order's
+    /// request id; each counts until its end is heard or its deadline.
+    remote_held: HashMap<EventId, RemoteHold>,
     closed: bool,
 }
+
+/// Units held for an order waiting at another process.
+#[derive(Debug)]
+struct RemoteHold {
+    key: (LocationId, Gtin),
+    units: u64,
+    until: Instant,
+}
+
+/// How long past an order's wait a hold announced by another process
+/// still counts if its end is never heard (a lost message, a crash).
+const REMOTE_HOLD_GRACE: Duration = Duration::from_secs(10);
 
 /// How the hub processes over one database talk (best effort): the
 /// PostgreSQL backend's LISTEN/NOTIFY bus. See the module docs.
@@ -146,6 +163,26 @@ pub enum BusMessage {
         /// The report.
         released: RightsReleased,
     },
+    /// `units` of `gtin` at `location` are held for an order waiting at
+    /// the sender (asked with `request_id`): grants here hold them back
+    /// too, until [`BusMessage::Unheld`] or `for_ms` from now.
+    Held {
+        /// The order's request to the store.
+        request_id: EventId,
+        /// The store's location.
+        location: LocationId,
+        /// The item.
+        gtin: Gtin,
+        /// Units held.
+        units: u64,
+        /// Longest the hold lasts, in ms.
+        for_ms: u64,
+    },
+    /// The hold for `request_id` ended.
+    Unheld {
+        /// The order's request to the store.
+        request_id: EventId,
+    },
 }
 
 /// The hub's live links. Shared by the handlers (`Arc`).
@@ -195,17 +232,23 @@ pub struct Hold {
     links: Arc<Links>,
     key: (LocationId, Gtin),
     units: u64,
+    request_id: EventId,
 }
 
 impl Drop for Hold {
     fn drop(&mut self) {
-        let mut inner = self.links.lock();
-        if let Some(h) = inner.held.get_mut(&self.key) {
-            *h = h.saturating_sub(self.units);
-            if *h == 0 {
-                inner.held.remove(&self.key);
+        {
+            let mut inner = self.links.lock();
+            if let Some(h) = inner.held.get_mut(&self.key) {
+                *h = h.saturating_sub(self.units);
+                if *h == 0 {
+                    inner.held.remove(&self.key);
+                }
             }
         }
+        self.links.publish(&BusMessage::Unheld {
+            request_id: self.request_id,
+        });
     }
 }
 
@@ -349,6 +392,28 @@ impl Links {
             } => {
                 let who = Identity { replica, location };
                 self.deliver_here(&who, released);
+            }
+            BusMessage::Held {
+                request_id,
+                location,
+                gtin,
+                units,
+                for_ms,
+            } => {
+                let until = Instant::now()
+                    + Duration::from_millis(for_ms).min(Duration::from_secs(3600))
+                    + REMOTE_HOLD_GRACE;
+                self.lock().remote_held.insert(
+                    request_id,
+                    RemoteHold {
+                        key: (location, gtin),
+                        units,
+                        until,
+                    },
+                );
+            }
+            BusMessage::Unheld { request_id } => {
+                self.lock().remote_held.remove(&request_id);
             }
         }
     }
@@ -513,11 +578,21 @@ impl Links {
 
     /// Units held at (`location`, `gtin`) for orders waiting on a release.
     pub fn held(&self, location: &LocationId, gtin: Gtin) -> u64 {
-        self.lock()
+        let key = (location.clone(), gtin);
+        let mut inner = self.lock();
+        let now = Instant::now();
+        inner.remote_held.retain(|_, h| h.until > now);
+        let remote = inner
+            .remote_held
+            .values()
+            .filter(|h| h.key == key)
+            .fold(0u64, |sum, h| sum.saturating_add(h.units));
+        inner
             .held
-            .get(&(location.clone(), gtin))
+            .get(&key)
             .copied()
             .unwrap_or(0)
+            .saturating_add(remote)
     }
 
     /// Asks the live store at `location` to release up to `units` unsold
@@ -550,10 +625,28 @@ impl Links {
                 units,
                 counter: Box::new(counter.without(&replica)),
             };
+            // Held before the store hears of it, here and (announced
+            // first, so before the notice on the same bus) at the other
+            // processes: a grant anywhere holds the units back.
+            *inner.held.entry((location.clone(), gtin)).or_default() += units;
+            let hold = Hold {
+                links: self.clone(),
+                key: (location.clone(), gtin),
+                units,
+                request_id,
+            };
+            self.publish(&BusMessage::Held {
+                request_id,
+                location: location.clone(),
+                gtin,
+                units,
+                for_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            });
             match inner.live.get(location) {
                 Some(live) => {
                     if live.notices.try_send(notice).is_err() {
                         self.dropped.fetch_add(1, Ordering::Relaxed);
+                        drop(inner);
                         return Asked::NoAnswer;
                     }
                 }
@@ -571,12 +664,7 @@ impl Links {
                     report,
                 },
             );
-            *inner.held.entry((location.clone(), gtin)).or_default() += units;
-            Hold {
-                links: self.clone(),
-                key: (location.clone(), gtin),
-                units,
-            }
+            hold
         };
         let got = tokio::time::timeout(wait, answer).await;
         self.lock().waiting.remove(&request_id);
@@ -897,5 +985,68 @@ mod tests {
         heard(&links, &BusMessage::Hello);
         links.on_bus("not a message");
         assert!(bus.take().is_empty(), "no link here any more");
+    }
+
+    /// Units held for an order at one process are held back by grants at
+    /// every other: announced before the store is asked (so before its
+    /// release can reach any process), and their end announced too.
+    #[tokio::test]
+    async fn units_held_for_an_order_are_held_at_every_process() {
+        let (here, there) = (Links::new(), Links::new());
+        let bus = Arc::new(Recorded::default());
+        here.with_bus(bus.clone(), Duration::from_secs(60));
+        there.with_bus(Arc::new(Recorded::default()), Duration::from_secs(60));
+        let s1 = who("s1");
+        // s1 is live at a third process.
+        heard(
+            &here,
+            &BusMessage::Live {
+                replica: s1.replica.clone(),
+                location: s1.location.clone(),
+                since_ms: 1,
+                live: true,
+            },
+        );
+        let asking = {
+            let here = here.clone();
+            tokio::spawn(async move {
+                here.ask_release(
+                    &who("s1").location,
+                    gtin(),
+                    3,
+                    &BoundedCounter::default(),
+                    Duration::from_millis(200),
+                    9,
+                )
+                .await
+            })
+        };
+        let mut sent = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sent.is_empty() && Instant::now() < deadline {
+            tokio::task::yield_now().await;
+            sent = bus.take();
+        }
+        assert!(
+            matches!(
+                sent.as_slice(),
+                [BusMessage::Held { units: 3, .. }, BusMessage::Notice { .. }]
+            ),
+            "held first, then asked: {sent:?}"
+        );
+        assert_eq!(here.held(&s1.location, gtin()), 3);
+        heard(&there, &sent[0]);
+        assert_eq!(there.held(&s1.location, gtin()), 3);
+        assert_eq!(there.held(&who("s2").location, gtin()), 0);
+        // Nobody answers: the wait ends, and so does the hold, everywhere.
+        assert!(matches!(asking.await.unwrap(), Asked::NoAnswer));
+        assert_eq!(here.held(&s1.location, gtin()), 0);
+        let ended = bus.take();
+        assert!(
+            matches!(ended.as_slice(), [BusMessage::Unheld { .. }]),
+            "{ended:?}"
+        );
+        heard(&there, &ended[0]);
+        assert_eq!(there.held(&s1.location, gtin()), 0);
     }
 }

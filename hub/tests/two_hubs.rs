@@ -272,6 +272,75 @@ async fn an_order_at_one_hub_gets_rights_from_a_store_live_at_the_other() {
     b.stop();
 }
 
+/// An online order at hub B asks s1 (live at hub A) for its unsold
+/// units and holds them; s1 releases them, but before its report arrives
+/// its till asks hub A for rights (a balancer may send it anywhere): A
+/// holds back what B's order holds, as one hub would, so the report then
+/// fills the order. Without the hold shared, A would hand the released
+/// units straight back to the till and the online sale would be lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn units_held_for_an_order_at_one_hub_are_not_granted_at_the_other() {
+    use support::link::Link;
+    use tally_sync::link::Notice;
+    support::crypto();
+    let (a, b) = two_hubs(&["--heartbeat-ms", "200", "--rights-wait-ms", "5000"]);
+    let bundle = a.enroll("s1");
+    let (ca, cb) = (client(&a, &bundle), client(&b, &bundle));
+    let g = gtin(1);
+    let mut s1 = SimStore::new("s1", 4);
+    s1.receive(g, 10);
+    s1.sync_all(&ca, 10).await;
+    let mut link = Link::open(&ca).await;
+    assert!(matches!(link.next().await, Notice::Hello { .. }));
+    wait_live(&b.admin(), "s1").await;
+
+    let want = 10 - s1.rights(g) + 3;
+    let ordering = {
+        let admin = b.admin();
+        let body = json!({"order_id": "web-held", "store": "s1",
+                          "lines": [{"gtin": g.to_string(), "qty": want}]});
+        tokio::spawn(async move { admin.post("/v1/orders", &body).await })
+    };
+    let notice = loop {
+        match link.next().await {
+            Notice::Heartbeat => continue,
+            other => break other,
+        }
+    };
+    let Notice::RightsWanted {
+        request_id,
+        units,
+        counter,
+        ..
+    } = notice
+    else {
+        panic!("expected rights_wanted, got {notice:?}");
+    };
+    let released = s1.mem.release(request_id, g, units, &counter);
+    assert!(released.released >= 3, "{released:?}");
+    // The till, short now, asks A for 3 units: all are held for B's order.
+    let asked = s1.rights_request(EventId::v7(1, [7; 10]), g, 3);
+    let grant = ca.rights(&asked).await.unwrap();
+    assert_eq!(grant.granted, 0, "A must hold back B's units: {grant:?}");
+    // The report reaches B: the order is filled.
+    let r = cb
+        .http
+        .post(format!("{}/v1/rights/released", cb.base))
+        .json(&released)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (status, receipt) = ordering.await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{receipt}");
+    s1.sync_all(&ca, 10).await;
+    let (_, audit) = b.admin().get("/v1/audit").await;
+    assert_eq!(audit["double_sold"], 0, "{audit}");
+    drop(link);
+    a.stop();
+    b.stop();
+}
+
 /// Redeems enrollment `code` for `store` at `hub` with a new key: the
 /// identity bundle, or the refusal.
 async fn redeem(
