@@ -161,6 +161,7 @@ pub const SHED_REASONS: [&str; 7] = [
 #[derive(Debug, Default)]
 pub struct Metrics {
     links_opened: AtomicU64,
+    batches_run_again: AtomicU64,
     notices: [AtomicU64; NOTICE_KINDS.len()],
     release: [AtomicU64; 3],
     released_units: AtomicU64,
@@ -307,6 +308,11 @@ impl Metrics {
         add(&self.handshake_failures, 1);
     }
 
+    /// A write batch that lost a race with another writer, run again.
+    pub fn batch_run_again(&self) {
+        add(&self.batches_run_again, 1);
+    }
+
     /// An admin request without a valid token.
     pub fn admin_unauthorized(&self) {
         add(&self.admin_unauthorized, 1);
@@ -351,6 +357,11 @@ impl Metrics {
             "tally_hub_commits_total",
             "Durable (fsynced) write transactions.",
             get(&self.commits),
+        );
+        counter(
+            "tally_hub_write_batches_run_again_total",
+            "Write batches run again after losing a race with another writer of the database.",
+            get(&self.batches_run_again),
         );
         counter(
             "tally_hub_committed_requests_total",

@@ -13,6 +13,9 @@
 //! - One queue holds every kind of write, in arrival order: a queued job
 //!   knows its input, the [`HubWrite`] method to run it with and its own
 //!   typed reply channel, so no answer can come back as the wrong kind.
+//! - A batch that lost a race with another writer of the same database
+//!   ([`StorageError::is_retriable`]: several hub processes over
+//!   PostgreSQL) runs again, whole, a few times before it fails.
 //! - A storage failure answers every job of the batch with a retriable
 //!   [`WriteError::Storage`] once the transaction is aborted; results of
 //!   jobs that ran before the failure are dropped with it.
@@ -28,7 +31,7 @@ use tally_sync::message::CatalogItem;
 use tally_sync::rights::{RightsReleased, RightsRequest};
 use tally_sync::{EventId, LocationId, Shortage, SyncRequest};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, error};
+use tracing::{debug, error, warn};
 
 use crate::metrics::Metrics;
 use crate::storage::held::AdmitResult;
@@ -238,6 +241,7 @@ where
         input,
         write,
         reply,
+        result: None,
     };
     (Box::new(job), answer)
 }
@@ -245,20 +249,14 @@ where
 /// How a job of input `I` runs in the batch's transaction.
 type WriteFn<I, O> = fn(&mut dyn HubWrite, &I) -> Result<O, StorageError>;
 
-/// A job that ran, holding its result until the batch's fate is known:
-/// called with `Ok` it sends the result (the batch committed), with `Err`
-/// it sends the error instead.
-type Answer = Box<dyn FnOnce(Result<(), WriteError>) + Send>;
-
 /// A queued write of any kind (so one queue keeps every kind in order).
 trait Job: Send {
-    /// Runs the write in the batch's transaction. `Ok`: its answer, to
-    /// send once the batch commits or fails. `Err`: the storage error,
-    /// with the job back so that it can be told the batch failed.
-    fn run(self: Box<Self>, txn: &mut dyn HubWrite)
-        -> Result<Answer, (StorageError, Box<dyn Job>)>;
-    /// Answers `e` without running: the batch failed.
-    fn fail(self: Box<Self>, e: WriteError);
+    /// Runs the write in the batch's transaction and keeps its result
+    /// until the batch's fate is known (a batch run again runs it again,
+    /// replacing the result).
+    fn run(&mut self, txn: &mut dyn HubWrite) -> Result<(), StorageError>;
+    /// Answers: the kept result if the batch committed, else its error.
+    fn answer(self: Box<Self>, batch: Result<(), WriteError>);
 }
 
 /// A write waiting in the queue, with its own typed reply channel.
@@ -266,28 +264,32 @@ struct Queued<I, O> {
     input: I,
     write: WriteFn<I, O>,
     reply: oneshot::Sender<Result<O, WriteError>>,
+    result: Option<O>,
 }
 
 impl<I: Send + 'static, O: Send + 'static> Job for Queued<I, O> {
-    fn run(
-        self: Box<Self>,
-        txn: &mut dyn HubWrite,
-    ) -> Result<Answer, (StorageError, Box<dyn Job>)> {
-        match (self.write)(txn, &self.input) {
-            Ok(result) => {
-                let reply = self.reply;
-                Ok(Box::new(move |batch: Result<(), WriteError>| {
-                    let _ = reply.send(batch.map(|()| result));
-                }))
-            }
-            Err(e) => Err((e, self)),
-        }
+    fn run(&mut self, txn: &mut dyn HubWrite) -> Result<(), StorageError> {
+        self.result = None;
+        self.result = Some((self.write)(txn, &self.input)?);
+        Ok(())
     }
 
-    fn fail(self: Box<Self>, e: WriteError) {
-        let _ = self.reply.send(Err(e));
+    fn answer(self: Box<Self>, batch: Result<(), WriteError>) {
+        let answer = match (batch, self.result) {
+            (Ok(()), Some(result)) => Ok(result),
+            (Err(e), _) => Err(e),
+            (Ok(()), None) => Err(WriteError::Storage(
+                "the write did not run in the committed batch".into(),
+            )),
+        };
+        let _ = self.reply.send(answer);
     }
 }
+
+/// Most runs of one batch that lost a race with another writer of the
+/// database (PostgreSQL: serialization failure, deadlock, a unique key
+/// taken meanwhile) before its requests are answered with the error.
+const MAX_RUNS: u32 = 5;
 
 fn run(
     storage: Arc<dyn HubStorage>,
@@ -309,42 +311,46 @@ fn run(
 }
 
 /// Runs `jobs` in order in one transaction, commits it, then answers
-/// every job: each its result, or all the same retriable error.
-fn commit_batch(storage: &dyn HubStorage, metrics: &Metrics, jobs: Vec<Box<dyn Job>>) {
+/// every job: each its result, or all the same retriable error. A batch
+/// that lost a race with another writer (a retriable storage error) runs
+/// again, whole, up to [`MAX_RUNS`] times: nothing of a failed run was
+/// kept, and every write is a function of its input and what is stored.
+fn commit_batch(storage: &dyn HubStorage, metrics: &Metrics, mut jobs: Vec<Box<dyn Job>>) {
     let requests = jobs.len();
-    let mut waiting = jobs.into_iter();
-    let mut answers: Vec<Answer> = Vec::with_capacity(requests);
-    let mut failed: Option<Box<dyn Job>> = None;
-    let outcome = storage.write_batch(&mut |txn| {
-        for job in waiting.by_ref() {
-            match job.run(txn) {
-                Ok(answer) => answers.push(answer),
-                Err((e, job)) => {
-                    failed = Some(job);
-                    return Err(e);
-                }
+    let mut runs = 0;
+    let outcome = loop {
+        runs += 1;
+        let outcome = storage.write_batch(&mut |txn| {
+            for job in jobs.iter_mut() {
+                job.run(txn)?;
             }
+            Ok(())
+        });
+        match outcome {
+            Err(e) if e.is_retriable() && runs < MAX_RUNS => {
+                metrics.batch_run_again();
+                warn!(error = %e, requests, runs, "Write batch lost a race; running it again.");
+                // A little apart, so racing writers do not collide again.
+                std::thread::sleep(std::time::Duration::from_millis(
+                    u64::from(runs) * u64::from(runs) + u64::from(rand::random::<u8>() % 4),
+                ));
+            }
+            other => break other,
         }
-        Ok(())
-    });
-    match outcome {
+    };
+    let batch = match outcome {
         Ok(()) => {
             metrics.commit(requests as u64);
-            debug!(requests, "Batch committed.");
-            for answer in answers {
-                answer(Ok(()));
-            }
+            debug!(requests, runs, "Batch committed.");
+            Ok(())
         }
         Err(e) => {
-            error!(error = %e, requests, "Write batch failed; nothing was committed.");
-            let e = WriteError::Storage(e.to_string());
-            for answer in answers {
-                answer(Err(e.clone()));
-            }
-            for job in failed.into_iter().chain(waiting) {
-                job.fail(e.clone());
-            }
+            error!(error = %e, requests, runs, "Write batch failed; nothing was committed.");
+            Err(WriteError::Storage(e.to_string()))
         }
+    };
+    for job in jobs {
+        job.answer(batch.clone());
     }
 }
 
@@ -364,6 +370,11 @@ mod tests {
         fail_commit: bool,
         panic_in_commit: bool,
         commits: Mutex<usize>,
+        /// Runs that lose a race (after running the batch) before one
+        /// commits.
+        lose_races: Mutex<u32>,
+        /// Batches run.
+        runs: Mutex<u32>,
     }
 
     fn failure() -> StorageError {
@@ -457,7 +468,17 @@ mod tests {
             &self,
             batch: &mut dyn FnMut(&mut dyn HubWrite) -> Result<(), StorageError>,
         ) -> Result<(), StorageError> {
+            *self.runs.lock().unwrap() += 1;
             batch(&mut FakeTxn)?;
+            {
+                let mut lose = self.lose_races.lock().unwrap();
+                if *lose > 0 {
+                    *lose -= 1;
+                    return Err(StorageError::Retry(
+                        crate::storage::RetryReason::Serialization,
+                    ));
+                }
+            }
             assert!(!self.panic_in_commit, "a bug in the commit");
             if self.fail_commit {
                 return Err(failure());
@@ -631,6 +652,49 @@ mod tests {
             assert!(failed(&mut b.order), "{order_id}");
             assert!(failed(&mut b.last), "{order_id}");
         }
+    }
+
+    /// A batch that lost a race runs again, whole, and each job is
+    /// answered with its result from the run that committed; one that
+    /// keeps losing is answered with the error after `MAX_RUNS` runs.
+    #[test]
+    fn a_batch_that_lost_a_race_runs_again() {
+        let fake = Fake::default();
+        *fake.lose_races.lock().unwrap() = 2;
+        let metrics = Metrics::default();
+        let mut b = batch("web-1");
+        commit_batch(&fake, &metrics, b.jobs);
+        assert_eq!(
+            (*fake.runs.lock().unwrap(), *fake.commits.lock().unwrap()),
+            (3, 1)
+        );
+        assert_eq!(b.first.try_recv().unwrap().unwrap().changed, 1);
+        assert!(matches!(
+            b.order.try_recv().unwrap().unwrap(),
+            OrderResult::IdConflict { .. }
+        ));
+        assert_eq!(b.last.try_recv().unwrap().unwrap().changed, 2);
+        let text = metrics.render(0, 0, crate::metrics::Gauges::default());
+        assert!(
+            text.contains("tally_hub_write_batches_run_again_total 2\n"),
+            "{text}"
+        );
+
+        let fake = Fake::default();
+        *fake.lose_races.lock().unwrap() = u32::MAX;
+        let mut b = batch("web-2");
+        commit_batch(&fake, &Metrics::default(), b.jobs);
+        assert_eq!(
+            (*fake.runs.lock().unwrap(), *fake.commits.lock().unwrap()),
+            (MAX_RUNS, 0)
+        );
+        for answer in [b.first.try_recv().unwrap(), b.last.try_recv().unwrap()] {
+            assert!(
+                matches!(&answer, Err(WriteError::Storage(m)) if m.contains("retried")),
+                "{answer:?}"
+            );
+        }
+        assert!(b.order.try_recv().unwrap().is_err());
     }
 
     /// A panic in the writer answers what was queued `Stopped` (retriable)
