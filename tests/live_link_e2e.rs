@@ -12,7 +12,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::chain::{init_hub, start_agent, start_hub, Api, LONG};
+use support::chain::{hub_sees, init_hub, start_agent, start_hub, store_sees, Api, LONG};
 use support::procs::{eventually, Proc};
 
 const A: &str = "04006381333931";
@@ -46,32 +46,6 @@ async fn live(agent: &Api, hub: &Api) {
     .await;
 }
 
-/// Waits until the hub's view of the store's stock of `A` is `on_hand`.
-async fn hub_sees(hub: &Api, on_hand: u64) -> Value {
-    eventually("the hub's view of the shelf", LONG, || async {
-        let (_, stock) = hub.get(&format!("/v1/stock/{A}")).await?;
-        if stock["stores"]["s1"]["on_hand"].as_u64() == Some(on_hand) {
-            Ok(stock)
-        } else {
-            Err(stock.to_string())
-        }
-    })
-    .await
-}
-
-/// Waits until the store's own view of `A` is `on_hand`.
-async fn store_sees(agent: &Api, on_hand: u64) {
-    eventually("the store's view of the shelf", LONG, || async {
-        let (_, here) = agent.get(&format!("/v1/stock/{A}")).await?;
-        if here["on_hand"].as_u64() == Some(on_hand) {
-            Ok(())
-        } else {
-            Err(here.to_string())
-        }
-    })
-    .await;
-}
-
 fn sale() -> Value {
     json!({"lines": [{"gtin": A, "qty": 1, "unit_price_minor": 100}]})
 }
@@ -89,7 +63,7 @@ async fn an_online_order_takes_a_live_stores_unsold_units_at_once() {
         .post("/v1/receipts", &json!({"lines": [{"gtin": A, "qty": 10}]}))
         .await;
     assert_eq!(status, 201, "{body}");
-    let stock = hub_sees(&hub, 10).await;
+    let stock = hub_sees(&hub, "s1", A, 10).await;
     let reserve = stock["stores"]["s1"]["hub_rights"].as_u64().unwrap();
     assert!(reserve < 6, "{stock}");
 
@@ -102,14 +76,14 @@ async fn an_online_order_takes_a_live_stores_unsold_units_at_once() {
     assert!(took < Duration::from_secs(2), "the order took {took:?}");
 
     // The store sells the 4 left, then nothing more is there.
-    store_sees(&agent, 4).await;
+    store_sees(&agent, A, 4).await;
     for n in 1..=4 {
         let (status, body) = agent.post("/v1/sales", &sale()).await;
         assert_eq!(status, 201, "sale {n}: {body}");
     }
     let (status, body) = agent.post("/v1/sales", &sale()).await;
     assert_eq!((status, body["reason"].as_str()), (409, Some("no_stock")));
-    hub_sees(&hub, 0).await;
+    hub_sees(&hub, "s1", A, 0).await;
     let (status, body) = hub.post("/v1/orders", &order(1)).await;
     assert_eq!((status, body["reason"].as_str()), (409, Some("no_stock")));
 
@@ -134,7 +108,7 @@ async fn a_till_and_an_online_order_race_for_the_last_unit_and_exactly_one_wins(
             .post("/v1/receipts", &json!({"lines": [{"gtin": A, "qty": 1}]}))
             .await;
         assert_eq!(status, 201);
-        hub_sees(&hub, 1).await;
+        hub_sees(&hub, "s1", A, 1).await;
         let (sale, order) = (sale(), order(1));
         let (till, online) = tokio::join!(
             agent.post("/v1/sales", &sale),
@@ -162,8 +136,8 @@ async fn a_till_and_an_online_order_race_for_the_last_unit_and_exactly_one_wins(
             online_wins += 1;
         }
         // Both sides agree the unit is gone before the next round.
-        store_sees(&agent, 0).await;
-        hub_sees(&hub, 0).await;
+        store_sees(&agent, A, 0).await;
+        hub_sees(&hub, "s1", A, 0).await;
     }
     println!("till won {till_wins}, online won {online_wins} of 12 rounds");
     // The audit, from events alone: 12 units in, 12 out, none twice.

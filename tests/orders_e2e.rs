@@ -14,7 +14,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::chain::{init_hub, start_agent, start_hub_with, Api, LONG};
+use support::chain::{hub_sees, init_hub, start_agent, start_hub_with, store_sees, Api, LONG};
 use support::procs::{eventually, Proc};
 
 const A: &str = "04006381333931";
@@ -59,32 +59,6 @@ async fn chain(tmp: &std::path::Path) -> (Vec<Proc>, [Api; 2], Api) {
     })
     .await;
     (vec![hub_proc, p1, p2], stores, hub)
-}
-
-/// Waits until the hub sees `on_hand` units of `gtin` at `store`.
-async fn hub_sees(hub: &Api, store: &str, gtin: &str, on_hand: u64) {
-    eventually("the hub's view of the shelf", LONG, || async {
-        let (_, stock) = hub.get(&format!("/v1/stock/{gtin}")).await?;
-        if stock["stores"][store]["on_hand"].as_u64() == Some(on_hand) {
-            Ok(())
-        } else {
-            Err(stock.to_string())
-        }
-    })
-    .await;
-}
-
-/// Waits until the store's own view of `gtin` is `on_hand`.
-async fn store_sees(agent: &Api, gtin: &str, on_hand: u64) {
-    eventually("the store's view of the shelf", LONG, || async {
-        let (_, here) = agent.get(&format!("/v1/stock/{gtin}")).await?;
-        if here["on_hand"].as_u64() == Some(on_hand) {
-            Ok(())
-        } else {
-            Err(here.to_string())
-        }
-    })
-    .await;
 }
 
 /// Waits until the store's allocation of `order_id` has `status`.

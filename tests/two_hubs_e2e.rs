@@ -20,7 +20,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::chain::{init_hub, start_agent, start_hub_with, Api, HubFiles, LONG};
+use support::chain::{
+    hub_sees, init_hub, start_agent, start_hub_with, store_sees, Api, HubFiles, LONG,
+};
 use support::pg;
 use support::procs::{eventually, Proc};
 use tally::demo::proxy::FaultProxy;
@@ -42,32 +44,6 @@ fn addr_of(url: &str) -> SocketAddr {
         .trim_end_matches('/')
         .parse()
         .unwrap()
-}
-
-/// Waits until `hub` sees `store` holding `on_hand` units of `A`.
-async fn hub_sees(hub: &Api, store: &str, on_hand: u64) -> Value {
-    eventually("the hub's view of the shelf", LONG, || async {
-        let (_, stock) = hub.get(&format!("/v1/stock/{A}")).await?;
-        if stock["stores"][store]["on_hand"].as_u64() == Some(on_hand) {
-            Ok(stock)
-        } else {
-            Err(stock.to_string())
-        }
-    })
-    .await
-}
-
-/// Waits until the store's own view of `A` is `on_hand`.
-async fn store_sees(agent: &Api, on_hand: u64) {
-    eventually("the store's view of the shelf", LONG, || async {
-        let (_, here) = agent.get(&format!("/v1/stock/{A}")).await?;
-        if here["on_hand"].as_u64() == Some(on_hand) {
-            Ok(())
-        } else {
-            Err(here.to_string())
-        }
-    })
-    .await;
 }
 
 /// Waits until `hub` sees every store in `stores` live (wherever its link
@@ -131,8 +107,8 @@ async fn stores_on_two_hub_processes_are_one_chain() {
     // Either process shows both stores, live, and their stock.
     for hub in [&hub_a, &hub_b] {
         live(hub, &["s1", "s2"]).await;
-        hub_sees(hub, "s1", 10).await;
-        hub_sees(hub, "s2", 10).await;
+        hub_sees(hub, "s1", A, 10).await;
+        hub_sees(hub, "s2", A, 10).await;
     }
 
     // An online order at A for s2, whose link is at B, beyond the hub's
@@ -143,7 +119,7 @@ async fn stores_on_two_hub_processes_are_one_chain() {
     let took = started.elapsed();
     assert_eq!(status, 201, "{body}");
     assert!(took < Duration::from_secs(2), "the order took {took:?}");
-    store_sees(&s2, 2).await;
+    store_sees(&s2, A, 2).await;
     for n in 1..=2 {
         let (status, body) = s2.post("/v1/sales", &sale()).await;
         assert_eq!(status, 201, "sale {n}: {body}");
@@ -165,7 +141,7 @@ async fn stores_on_two_hub_processes_are_one_chain() {
                 .await;
             assert_eq!(status, 201);
         }
-        hub_sees(&hub_b, "s1", 1).await;
+        hub_sees(&hub_b, "s1", A, 1).await;
         let (sale, order) = (sale(), order("s1", 1));
         let (till, online) = tokio::join!(
             s1.post("/v1/sales", &sale),
@@ -182,8 +158,8 @@ async fn stores_on_two_hub_processes_are_one_chain() {
         } else {
             online_wins += 1;
         }
-        store_sees(&s1, 0).await;
-        hub_sees(&hub_b, "s1", 0).await;
+        store_sees(&s1, A, 0).await;
+        hub_sees(&hub_b, "s1", A, 0).await;
     }
     println!("till won {till_wins}, online won {online_wins} of 6 rounds");
 
@@ -241,7 +217,7 @@ async fn a_hub_process_killed_mid_day_loses_no_sale() {
         .post("/v1/receipts", &json!({"lines": [{"gtin": A, "qty": 30}]}))
         .await;
     assert_eq!(status, 201, "{body}");
-    hub_sees(&hub_b, "s1", 30).await;
+    hub_sees(&hub_b, "s1", A, 30).await;
 
     // Sales go on while A dies (SIGKILL) and the balancer moves the store
     // to B: the till takes every sale (it sells on its own rights), and

@@ -55,71 +55,55 @@ enum Hubs {
 /// statistics views; `None` for the embedded engine).
 fn db_work(url: Option<&str>) -> Option<serde_json::Value> {
     let url = url?;
-    Some(std::thread::scope(|s| {
-        s.spawn(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-                    .await
-                    .unwrap();
-                tokio::spawn(conn);
-                // Statistics are flushed by each backend now and then:
-                // ask for a snapshot that includes them.
-                let _ = client
-                    .batch_execute("SELECT pg_stat_force_next_flush()")
-                    .await;
-                let db = client
-                    .query_one(
-                        "SELECT xact_commit, tup_fetched, tup_inserted, tup_updated
-                         FROM pg_stat_database WHERE datname = current_database()",
-                        &[],
-                    )
-                    .await
-                    .unwrap();
-                let scans = client
-                    .query_one(
-                        "SELECT coalesce(sum(idx_scan), 0)::bigint,
-                                coalesce(sum(seq_tup_read), 0)::bigint
-                         FROM pg_stat_user_tables",
-                        &[],
-                    )
-                    .await
-                    .unwrap();
-                let by_table = client
-                    .query(
-                        "SELECT relname::text, seq_scan, seq_tup_read FROM pg_stat_user_tables
-                         WHERE seq_tup_read > 0 ORDER BY seq_tup_read DESC LIMIT 3",
-                        &[],
-                    )
-                    .await
-                    .unwrap();
-                let tables: Vec<serde_json::Value> = by_table
-                    .iter()
-                    .map(|r| {
-                        serde_json::json!([
-                            r.get::<_, String>(0),
-                            r.get::<_, i64>(1),
-                            r.get::<_, i64>(2)
-                        ])
-                    })
-                    .collect();
-                serde_json::json!({
-                    "table_scans_by_table": tables,
-                    "commits": db.get::<_, i64>(0),
-                    "rows_fetched": db.get::<_, i64>(1),
-                    "rows_inserted": db.get::<_, i64>(2),
-                    "rows_updated": db.get::<_, i64>(3),
-                    "index_scans": scans.get::<_, i64>(0),
-                    "rows_read_by_table_scans": scans.get::<_, i64>(1),
-                })
+    let stats = support::pg::with_client(url, async |client| {
+        // Statistics are flushed by each backend now and then: ask for a
+        // snapshot that includes them.
+        let _ = client
+            .batch_execute("SELECT pg_stat_force_next_flush()")
+            .await;
+        let db = client
+            .query_one(
+                "SELECT xact_commit, tup_fetched, tup_inserted, tup_updated
+                 FROM pg_stat_database WHERE datname = current_database()",
+                &[],
+            )
+            .await?;
+        let scans = client
+            .query_one(
+                "SELECT coalesce(sum(idx_scan), 0)::bigint,
+                        coalesce(sum(seq_tup_read), 0)::bigint
+                 FROM pg_stat_user_tables",
+                &[],
+            )
+            .await?;
+        let by_table = client
+            .query(
+                "SELECT relname::text, seq_scan, seq_tup_read FROM pg_stat_user_tables
+                 WHERE seq_tup_read > 0 ORDER BY seq_tup_read DESC LIMIT 3",
+                &[],
+            )
+            .await?;
+        let tables: Vec<serde_json::Value> = by_table
+            .iter()
+            .map(|r| {
+                serde_json::json!([
+                    r.get::<_, String>(0),
+                    r.get::<_, i64>(1),
+                    r.get::<_, i64>(2)
+                ])
             })
-        })
-        .join()
-        .unwrap()
-    }))
+            .collect();
+        Ok(serde_json::json!({
+            "table_scans_by_table": tables,
+            "commits": db.get::<_, i64>(0),
+            "rows_fetched": db.get::<_, i64>(1),
+            "rows_inserted": db.get::<_, i64>(2),
+            "rows_updated": db.get::<_, i64>(3),
+            "index_scans": scans.get::<_, i64>(0),
+            "rows_read_by_table_scans": scans.get::<_, i64>(1),
+        }))
+    });
+    Some(stats.unwrap())
 }
 
 impl Hubs {

@@ -10,23 +10,11 @@
 
 mod support;
 
-use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::{gtin, HubClient, SimStore, TestHub};
+use support::{csr, gtin, HubClient, SimStore, TestHub};
 use tally_hub::pki;
 use tally_service::identity::{bundle_pem, EnrollRequest, IssuedIdentity, RenewRequest};
-
-/// A signing request for a fresh key, whose subject claims `claimed`.
-fn csr(claimed: &str) -> (KeyPair, String) {
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, claimed);
-    params.distinguished_name = dn;
-    let pem = params.serialize_request(&key).unwrap().pem().unwrap();
-    (key, pem)
-}
 
 async fn post(client: &HubClient, path: &str, body: &impl serde::Serialize) -> (StatusCode, Value) {
     let r = client
@@ -42,23 +30,7 @@ async fn post(client: &HubClient, path: &str, body: &impl serde::Serialize) -> (
 
 /// Redeems `code` for `store` with a new key; the bundle on success.
 async fn enroll(hub: &TestHub, store: &str, code: &str) -> Result<String, (StatusCode, Value)> {
-    let (key, csr) = csr("someone-else");
-    let req = EnrollRequest {
-        store: store.into(),
-        code: code.into(),
-        csr,
-    };
-    let (status, body) = post(&hub.anonymous_client(), "/v1/enroll", &req).await;
-    if status != StatusCode::OK {
-        return Err((status, body));
-    }
-    let issued: IssuedIdentity = serde_json::from_value(body).unwrap();
-    assert_eq!(issued.store, store);
-    Ok(bundle_pem(
-        &issued.certificate,
-        &key.serialize_pem(),
-        &issued.ca,
-    ))
+    support::redeem_code(&hub.anonymous_client(), store, code).await
 }
 
 fn code(hub: &TestHub, store: &str) -> String {

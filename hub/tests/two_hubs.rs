@@ -218,12 +218,7 @@ async fn an_order_at_one_hub_gets_rights_from_a_store_live_at_the_other() {
                               "lines": [{"gtin": g.to_string(), "qty": want}]});
             tokio::spawn(async move { admin.post("/v1/orders", &body).await })
         };
-        let notice = loop {
-            match link.next().await {
-                Notice::Heartbeat => continue,
-                other => break other,
-            }
-        };
+        let notice = link.next().await;
         let Notice::RightsWanted {
             request_id,
             gtin: wanted,
@@ -256,15 +251,7 @@ async fn an_order_at_one_hub_gets_rights_from_a_store_live_at_the_other() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    loop {
-        match link.next().await {
-            Notice::Heartbeat => continue,
-            n => {
-                assert_eq!(n, Notice::CatalogChanged);
-                break;
-            }
-        }
-    }
+    assert_eq!(link.next().await, Notice::CatalogChanged);
     let (_, audit) = admin_b.get("/v1/audit").await;
     assert_eq!(audit["double_sold"], 0, "{audit}");
     drop(link);
@@ -301,12 +288,7 @@ async fn units_held_for_an_order_at_one_hub_are_not_granted_at_the_other() {
                           "lines": [{"gtin": g.to_string(), "qty": want}]});
         tokio::spawn(async move { admin.post("/v1/orders", &body).await })
     };
-    let notice = loop {
-        match link.next().await {
-            Notice::Heartbeat => continue,
-            other => break other,
-        }
-    };
+    let notice = link.next().await;
     let Notice::RightsWanted {
         request_id,
         units,
@@ -348,37 +330,12 @@ async fn redeem(
     store: &str,
     code: &str,
 ) -> Result<String, (StatusCode, serde_json::Value)> {
-    use tally_service::identity::{bundle_pem, EnrollRequest, IssuedIdentity};
-    let key = rcgen::KeyPair::generate().unwrap();
-    let csr = rcgen::CertificateParams::default()
-        .serialize_request(&key)
-        .unwrap()
-        .pem()
-        .unwrap();
-    let req = EnrollRequest {
-        store: store.into(),
-        code: code.into(),
-        csr,
-    };
-    let client = support::anonymous_client(&hub.base, &hub.data);
-    let r = client
-        .http
-        .post(format!("{}/v1/enroll", client.base))
-        .json(&req)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    let body: serde_json::Value = r.json().await.unwrap_or_default();
-    if status != StatusCode::OK {
-        return Err((status, body));
-    }
-    let issued: IssuedIdentity = serde_json::from_value(body).unwrap();
-    Ok(bundle_pem(
-        &issued.certificate,
-        &key.serialize_pem(),
-        &issued.ca,
-    ))
+    support::redeem_code(
+        &support::anonymous_client(&hub.base, &hub.data),
+        store,
+        code,
+    )
+    .await
 }
 
 /// `tally-hub enroll-code --database` on one host; two hub processes on
@@ -393,20 +350,19 @@ async fn an_enrollment_code_in_the_database_is_redeemed_once_at_any_hub() {
     let args = ["--database", url.as_str()];
     let a = ChildHub::start(&args);
     let b = a.on_a_copy(&args);
+    let data = a.data.root().to_str().unwrap().to_string();
     let make_code = |store: &str| {
-        let out = std::process::Command::new(support::child::BIN)
-            .args(["enroll-code", "--store", store, "--data-dir"])
-            .arg(a.data.root())
-            .args(["--database", url.as_str()])
-            .env_remove("TALLY_HUB_DATABASE")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
+        support::child::hub_command(&[
+            "enroll-code",
+            "--store",
+            store,
+            "--data-dir",
+            &data,
+            "--database",
+            &url,
+        ])
+        .trim()
+        .to_string()
     };
     // Kept in the database, not in the data directory.
     let code = make_code("s1");

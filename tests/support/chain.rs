@@ -181,3 +181,30 @@ impl Api {
             .unwrap_or_else(|e| panic!("POST {}{path}: {e}", self.base))
     }
 }
+
+/// Waits until `hub` sees `store` holding `on_hand` units of `gtin`;
+/// answers the hub's stock of it.
+pub async fn hub_sees(hub: &Api, store: &str, gtin: &str, on_hand: u64) -> Value {
+    super::procs::eventually("the hub's view of the shelf", LONG, || async {
+        let (_, stock) = hub.get(&format!("/v1/stock/{gtin}")).await?;
+        if stock["stores"][store]["on_hand"].as_u64() == Some(on_hand) {
+            Ok(stock)
+        } else {
+            Err(stock.to_string())
+        }
+    })
+    .await
+}
+
+/// Waits until the store's own view of `gtin` is `on_hand`.
+pub async fn store_sees(agent: &Api, gtin: &str, on_hand: u64) {
+    super::procs::eventually("the store's view of the shelf", LONG, || async {
+        let (_, here) = agent.get(&format!("/v1/stock/{gtin}")).await?;
+        if here["on_hand"].as_u64() == Some(on_hand) {
+            Ok(())
+        } else {
+            Err(here.to_string())
+        }
+    })
+    .await;
+}

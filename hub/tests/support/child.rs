@@ -252,16 +252,29 @@ impl Drop for ChildHub {
 /// (never the environment's database) and answers what it printed;
 /// panics if it fails.
 pub fn revoke_in_database(data: &std::path::Path, store: &str, url: &str) -> String {
+    let data = data.to_str().unwrap();
+    hub_command(&[
+        "revoke",
+        "--store",
+        store,
+        "--data-dir",
+        data,
+        "--database",
+        url,
+    ])
+}
+
+/// Runs `tally-hub ARGS` (never with the environment's database) and
+/// answers what it printed on stdout; panics if it fails.
+pub fn hub_command(args: &[&str]) -> String {
     let out = Command::new(BIN)
-        .args(["revoke", "--store", store, "--data-dir"])
-        .arg(data)
-        .args(["--database", url])
+        .args(args)
         .env_remove("TALLY_HUB_DATABASE")
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "{}",
+        "tally-hub {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()

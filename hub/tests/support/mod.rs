@@ -768,3 +768,51 @@ impl SimStore {
         );
     }
 }
+
+/// A signing request for a fresh key whose subject claims `claimed` (the
+/// hub names the store from the request, never from the subject).
+pub fn csr(claimed: &str) -> (rcgen::KeyPair, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::CommonName, claimed);
+    params.distinguished_name = dn;
+    let pem = params.serialize_request(&key).unwrap().pem().unwrap();
+    (key, pem)
+}
+
+/// Redeems one-time `code` for `store` over `client` (server-
+/// authenticated TLS, `POST /v1/enroll`) with a fresh key: the identity
+/// bundle, or the refusal.
+pub async fn redeem_code(
+    client: &HubClient,
+    store: &str,
+    code: &str,
+) -> Result<String, (StatusCode, Value)> {
+    use tally_service::identity::{bundle_pem, EnrollRequest, IssuedIdentity};
+    let (key, csr) = csr("someone-else");
+    let req = EnrollRequest {
+        store: store.into(),
+        code: code.into(),
+        csr,
+    };
+    let r = client
+        .http
+        .post(format!("{}/v1/enroll", client.base))
+        .json(&req)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    if status != StatusCode::OK {
+        return Err((status, body));
+    }
+    let issued: IssuedIdentity = serde_json::from_value(body).unwrap();
+    assert_eq!(issued.store, store);
+    Ok(bundle_pem(
+        &issued.certificate,
+        &key.serialize_pem(),
+        &issued.ca,
+    ))
+}

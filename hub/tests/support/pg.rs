@@ -251,9 +251,13 @@ fn start_cluster(setup: &Setup) -> Cluster {
     }
 }
 
-/// Runs `sql` on the database at `url`, on a thread of its own (callers
-/// may be async tests, where blocking on a runtime is not allowed).
-fn run_sql(url: &str, sql: &str) -> Result<(), tokio_postgres::Error> {
+/// Runs `work` with a client connected to `url`, on a thread and a
+/// runtime of its own (callers may be async tests, where blocking on a
+/// runtime is not allowed), and answers what it did.
+pub fn with_client<T: Send>(
+    url: &str,
+    work: impl AsyncFnOnce(&tokio_postgres::Client) -> Result<T, tokio_postgres::Error> + Send,
+) -> Result<T, tokio_postgres::Error> {
     std::thread::scope(|s| {
         s.spawn(|| {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -263,7 +267,7 @@ fn run_sql(url: &str, sql: &str) -> Result<(), tokio_postgres::Error> {
             rt.block_on(async {
                 let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
                 let driver = tokio::spawn(conn);
-                let done = client.batch_execute(sql).await;
+                let done = work(&client).await;
                 drop(client);
                 let _ = driver.await;
                 done
@@ -272,6 +276,11 @@ fn run_sql(url: &str, sql: &str) -> Result<(), tokio_postgres::Error> {
         .join()
         .unwrap()
     })
+}
+
+/// Runs `sql` on the database at `url`.
+fn run_sql(url: &str, sql: &str) -> Result<(), tokio_postgres::Error> {
+    with_client(url, async |c| c.batch_execute(sql).await)
 }
 
 /// Runs `sql` on the cluster's `postgres` database.
@@ -317,24 +326,8 @@ pub fn execute(url: &str, sql: &str) {
 /// The first column of the first row `sql` answers at `url`, as an
 /// integer (a test's own checks).
 pub fn query_i64(url: &str, sql: &str) -> i64 {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-                    .await
-                    .unwrap();
-                let driver = tokio::spawn(conn);
-                let row = client.query_one(sql, &[]).await.unwrap();
-                drop(client);
-                let _ = driver.await;
-                row.get::<_, i64>(0)
-            })
-        })
-        .join()
-        .unwrap()
+    with_client(url, async |c| {
+        Ok(c.query_one(sql, &[]).await?.get::<_, i64>(0))
     })
+    .unwrap()
 }
