@@ -286,6 +286,25 @@ impl PgConn {
             .map_err(db_err)
     }
 
+    /// Runs `work` in one transaction: committed if it succeeds, rolled
+    /// back (and its error answered) if it fails.
+    pub(crate) fn in_transaction<T, E: From<StorageError>>(
+        &self,
+        work: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.batch("BEGIN")?;
+        match work() {
+            Ok(out) => {
+                self.batch("COMMIT")?;
+                Ok(out)
+            }
+            Err(e) => {
+                let _ = self.batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
     /// Copies `rows` in with one `COPY … FROM STDIN (FORMAT binary)`
     /// (`sql`), each row's values of the column types `types`: many rows
     /// in one round trip (a bulk import). Answers how many rows the

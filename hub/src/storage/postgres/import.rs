@@ -259,18 +259,7 @@ pub fn import(url: &DatabaseUrl, data_dir: &Path) -> Result<ImportReport, Migrat
 type Imported = (BTreeMap<&'static str, u64>, u64);
 
 fn in_one_transaction(conn: &PgConn, source: &Path) -> Result<Imported, MigrateError> {
-    conn.batch("BEGIN")?;
-    let done = copy_all(conn, source);
-    match done {
-        Ok(out) => {
-            conn.batch("COMMIT")?;
-            Ok(out)
-        }
-        Err(e) => {
-            let _ = conn.batch("ROLLBACK");
-            Err(e)
-        }
-    }
+    conn.in_transaction(|| copy_all(conn, source))
 }
 
 fn copy_all(conn: &PgConn, source: &Path) -> Result<Imported, MigrateError> {

@@ -315,24 +315,15 @@ impl PgHub {
         let conn = guard
             .as_ref()
             .ok_or_else(|| StorageError::Db("no writer connection".into()))?;
-        conn.batch("BEGIN")?;
-        let written = conn
-            .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
-            .and_then(|_| {
-                let mut write = BatchWrite {
-                    txn: PgTxn::new(conn),
-                    settings: &self.settings,
-                    routing: &self.routing,
-                };
-                batch(&mut write)?;
-                write.txn.finish()
-            });
-        match written {
-            Ok(()) => conn.batch("COMMIT"),
-            Err(e) => {
-                let _ = conn.batch("ROLLBACK");
-                Err(e)
-            }
-        }
+        conn.in_transaction(|| {
+            conn.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+            let mut write = BatchWrite {
+                txn: PgTxn::new(conn),
+                settings: &self.settings,
+                routing: &self.routing,
+            };
+            batch(&mut write)?;
+            write.txn.finish()
+        })
     }
 }

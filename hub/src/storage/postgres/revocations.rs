@@ -27,19 +27,13 @@ pub const CHANNEL: &str = "tally_revocations";
 /// each new one; answers how many were new. Blocking.
 pub fn record(url: &DatabaseUrl, store: &str, serials: &[String]) -> Result<usize, StorageError> {
     with_connection(url, |conn| {
-        let recorded = record_on(conn, store, serials);
-        if recorded.is_err() {
-            let _ = conn.batch("ROLLBACK");
-        }
-        recorded
+        schema::migrate(conn)?;
+        conn.in_transaction(|| record_on(conn, store, serials))
     })
 }
 
-/// `record`'s work on its connection: the schema first, then one
-/// transaction (the caller rolls back on an error).
+/// `record`'s writes, in the caller's transaction.
 fn record_on(conn: &PgConn, store: &str, serials: &[String]) -> Result<usize, StorageError> {
-    schema::migrate(conn)?;
-    conn.batch("BEGIN")?;
     let mut added = 0;
     for serial in serials {
         let serial = serial.to_ascii_lowercase();
@@ -53,7 +47,6 @@ fn record_on(conn: &PgConn, store: &str, serials: &[String]) -> Result<usize, St
             conn.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &serial])?;
         }
     }
-    conn.batch("COMMIT")?;
     Ok(added)
 }
 

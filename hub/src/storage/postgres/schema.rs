@@ -67,22 +67,14 @@ fn apply_missing(conn: &PgConn) -> Result<MigrationReport, StorageError> {
         )));
     }
     for &(version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > from) {
-        conn.batch("BEGIN")?;
-        let done = conn.batch(sql).and_then(|()| {
+        conn.in_transaction(|| {
+            conn.batch(sql)?;
             conn.execute(
                 "INSERT INTO hub_schema_migrations (version, name) VALUES ($1, $2)",
                 &[&version, &name],
             )
-        });
-        match done {
-            Ok(_) => conn.batch("COMMIT")?,
-            Err(e) => {
-                let _ = conn.batch("ROLLBACK");
-                return Err(StorageError::Db(format!(
-                    "migration {version} ({name}) failed: {e}"
-                )));
-            }
-        }
+        })
+        .map_err(|e| StorageError::Db(format!("migration {version} ({name}) failed: {e}")))?;
         tracing::info!(version, name, "database schema migrated");
     }
     Ok(MigrationReport { from, to: latest() })
