@@ -47,6 +47,7 @@
 
 pub mod api;
 pub mod config;
+pub mod config_file;
 pub mod link;
 pub mod metrics;
 pub mod pki;

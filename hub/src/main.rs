@@ -137,6 +137,11 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct RunArgs {
+    /// Read settings from this TOML file: each key one of these flags by
+    /// its long name (`database = "postgres://…"`, `max_batch = 128`);
+    /// flags on the command line win.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// The hub's data directory (made by `init`). With `--database` it
     /// holds only the PKI files (CA, server certificate, admin token) and
     /// several hub processes may share it.
@@ -230,7 +235,14 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let (argv, warnings) = match with_config_file(std::env::args_os().collect()) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {}", tally_sync::report::one_line(e.as_ref()));
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(Cli::parse_from(argv), &warnings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line, each cause once (not anyhow's "Caused by" list,
@@ -241,7 +253,74 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// `run --config FILE`: the file's settings put before the command
+/// line's flags (`tally_hub::config_file`); other commands as they are.
+/// Also answers warnings to log once logging is set up.
+fn with_config_file(
+    mut argv: Vec<std::ffi::OsString>,
+) -> anyhow::Result<(Vec<std::ffi::OsString>, Vec<String>)> {
+    use clap::CommandFactory;
+    let mut warnings = Vec::new();
+    if argv.get(1).and_then(|a| a.to_str()) != Some("run") {
+        return Ok((argv, warnings));
+    }
+    let words: Vec<String> = argv[2..]
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let path = words
+        .iter()
+        .enumerate()
+        .find_map(|(i, w)| match w.strip_prefix("--config") {
+            Some("") => words.get(i + 1).cloned(),
+            Some(rest) => rest.strip_prefix('=').map(str::to_string),
+            None => None,
+        });
+    let Some(path) = path else {
+        return Ok((argv, warnings));
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let cli = Cli::command();
+    let flags: Vec<tally_hub::config_file::Flag> = cli
+        .find_subcommand("run")
+        .map(|run| {
+            run.get_arguments()
+                .filter_map(|a| {
+                    Some(tally_hub::config_file::Flag {
+                        long: a.get_long()?.to_string(),
+                        takes_value: a.get_action().takes_values(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let given = |long: &str| {
+        let flag = format!("--{long}");
+        words
+            .iter()
+            .any(|w| *w == flag || w.starts_with(&format!("{flag}=")))
+            || (long == "database" && std::env::var_os("TALLY_HUB_DATABASE").is_some())
+    };
+    let from_file = tally_hub::config_file::flags_from_toml(&text, &flags, &given)
+        .with_context(|| format!("in {path}"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0);
+        if mode & 0o077 != 0 && from_file.iter().any(|f| f == "--database") {
+            warnings.push(format!(
+                "{path} names the database (perhaps with its password) and others may read it (mode {:o}): chmod 600 it",
+                mode & 0o777
+            ));
+        }
+    }
+    argv.splice(2..2, from_file.into_iter().map(std::ffi::OsString::from));
+    Ok((argv, warnings))
+}
+
+fn run(cli: Cli, warnings: &[String]) -> anyhow::Result<()> {
     match cli.command {
         Command::Init {
             data_dir,
@@ -369,6 +448,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Run(args) => {
             tally_service::log_to_stderr(args.log_json);
+            for w in warnings {
+                tracing::warn!("{w}");
+            }
             let mut config = Config::new(&args.data_dir);
             config.database = match &args.database {
                 Some(url) => Some(url.parse().context("--database")?),

@@ -196,3 +196,70 @@ fn a_closed_stdin_stops_the_hub_when_asked() {
         "escape codes in the log: {logs:?}"
     );
 }
+
+/// `run --config FILE` takes its settings from the file, as the same
+/// flags would; a flag on the command line wins over the file's; an
+/// unknown setting stops the hub with its name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_file_sets_what_flags_would_and_flags_win() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("hub");
+    let out = hub(&["init", "--data-dir", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let url = support::pg::database("config_file");
+    let file = tmp.path().join("hub.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "data_dir = {:?}\ndatabase = {url:?}\n# overridden below\nlisten = \"not an address\"\nheartbeat_ms = 500\n",
+            dir.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (mut child, base) = spawn_run(
+        &[
+            "--config",
+            file.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        Stdio::null(),
+    );
+    // It runs on the file's database (it follows the revocation list
+    // kept there).
+    let data = tally_hub::pki::DataDir::new(&dir);
+    let admin = support::Admin {
+        client: support::anonymous_client(&base, &data),
+        token: data.read_admin_token().unwrap(),
+    };
+    let (status, metrics) = admin.get("/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("tally_hub_revocations_followed 1\n"),
+        "{metrics}"
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    assert!(wait_exit(&mut child, Duration::from_secs(20)).success());
+
+    // Without the override, the file's bad address is refused.
+    let bad = hub(&["run", "--config", file.to_str().unwrap()]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("binding not an address"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    std::fs::write(&file, "listen_on = \"127.0.0.1:0\"\n").unwrap();
+    let unknown = hub(&["run", "--config", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(!unknown.status.success());
+    assert!(stderr.contains("unknown setting `listen_on`"), "{stderr}");
+}
