@@ -1606,10 +1606,13 @@ enum Op {
     Routed(u64, u64),
     /// Store `i` asks for `units` rights to item `g`.
     Grant(usize, u64, u64),
+    /// HQ cancels routed order `id` (accepted earlier) of `qty` units.
+    Cancel(String, u64),
 }
 
 /// A seeded random history of sales, syncs, store-named and routed orders
-/// and rights grants, in batches of several writes each (a store syncs at
+/// (some cancelled later) and rights grants, in batches of several writes
+/// each (a store syncs at
 /// most once per batch, as it waits for its answer), then every store
 /// catches up. Checks that units are conserved and that the hub and the
 /// stores agree; answers what every write answered and the stock after
@@ -1632,6 +1635,8 @@ fn random_history(backend: Backend, seed: u64) -> Vec<String> {
     }
     let mut transcript = Vec::new();
     let (mut sold, mut ordered) = (0u64, 0u64);
+    // Routed orders accepted and not cancelled yet: (id, units).
+    let mut open_routed: Vec<(String, u64)> = Vec::new();
     let mut n = 0u32;
     for round in 0..30 {
         for s in &mut stores {
@@ -1655,6 +1660,10 @@ fn random_history(backend: Backend, seed: u64) -> Vec<String> {
                     rng.gen_bool(0.8),
                 ),
                 1 => Op::Routed(g, rng.gen_range(1..=2)),
+                2 if !open_routed.is_empty() && rng.gen_bool(0.5) => {
+                    let (id, qty) = open_routed.swap_remove(rng.gen_range(0..open_routed.len()));
+                    Op::Cancel(id, qty)
+                }
                 _ => Op::Grant(rng.gen_range(0..STORES), g, rng.gen_range(1..=2)),
             });
         }
@@ -1663,12 +1672,14 @@ fn random_history(backend: Backend, seed: u64) -> Vec<String> {
         let mut answers = Vec::new();
         let mut synced_resps = Vec::new();
         let mut grants = Vec::new();
-        let mut units = 0u64;
+        let mut accepted = Vec::new();
+        let (mut units, mut back) = (0u64, 0u64);
         write(&*st, |txn| {
             answers.clear();
             synced_resps.clear();
             grants.clear();
-            units = 0;
+            accepted.clear();
+            (units, back) = (0, 0);
             let mut k = n;
             for op in &ops {
                 k += 1;
@@ -1714,6 +1725,7 @@ fn random_history(backend: Backend, seed: u64) -> Vec<String> {
                         let r = txn.route_order(&o)?;
                         if matches!(r, RoutedResult::Accepted(_)) {
                             units += qty;
+                            accepted.push((id.clone(), qty));
                         }
                         answers.push(format!("routed {g}x{qty}: {r:?}"));
                     }
@@ -1724,12 +1736,20 @@ fn random_history(backend: Backend, seed: u64) -> Vec<String> {
                         answers.push(format!("grant s{i} {g}x{qty}: {r:?}"));
                         grants.push((i, r));
                     }
+                    Op::Cancel(ref order_id, qty) => {
+                        let r = txn.cancel_order(order_id, event_seed, NOW)?;
+                        if matches!(r, CancelResult::Cancelled(_)) {
+                            back += qty;
+                        }
+                        answers.push(format!("cancel {order_id}: {r:?}"));
+                    }
                 }
             }
             Ok(())
         });
         n += ops.len() as u32;
-        ordered += units;
+        ordered = ordered + units - back;
+        open_routed.append(&mut accepted);
         for (i, resp) in &synced_resps {
             stores[*i].apply(&reqs[*i], resp);
         }
@@ -1784,7 +1804,7 @@ fn random_batched_histories_are_answered_alike_by_every_engine() {
     let seeds = support::env_u64("TALLY_TEST_SEEDS", 3);
     // Writes that took stock, per kind: the histories must exercise
     // every kind.
-    let mut taken = [0usize; 3];
+    let mut taken = [0usize; 4];
     for seed in base..base + seeds {
         println!("seed {seed} (replay: TALLY_TEST_SEED={seed} TALLY_TEST_SEEDS=1)");
         let runs: Vec<(Backend, Vec<String>)> = backends()
@@ -1792,12 +1812,18 @@ fn random_batched_histories_are_answered_alike_by_every_engine() {
             .map(|b| (b, random_history(b, seed)))
             .collect();
         let (first, expected) = &runs[0];
-        for (kind, count) in ["order", "routed", "grant"].iter().zip(&mut taken) {
+        for (kind, count) in ["order", "routed", "grant", "cancel"]
+            .iter()
+            .zip(&mut taken)
+        {
             *count += expected
                 .iter()
                 .filter(|l| l.starts_with(kind))
                 .filter(|l| {
-                    l.contains(": Accepted") || l.contains("granted: 1") || l.contains("granted: 2")
+                    l.contains(": Accepted")
+                        || l.contains("granted: 1")
+                        || l.contains("granted: 2")
+                        || l.contains(": Cancelled")
                 })
                 .count();
         }
@@ -1808,7 +1834,7 @@ fn random_batched_histories_are_answered_alike_by_every_engine() {
             assert_eq!(expected.len(), got.len(), "seed {seed}");
         }
     }
-    println!("orders, routed orders and grants that took stock: {taken:?}");
+    println!("orders, routed orders, grants and cancellations that moved stock: {taken:?}");
     assert!(taken.iter().all(|n| *n > 0), "{taken:?}");
 }
 
