@@ -121,8 +121,8 @@ pub fn flags_from_toml(
         if !flag.takes_value {
             return Err(bad("a switch: true or false"));
         }
-        out.push(format!("--{long}"));
-        out.push(text);
+        // One word, so a value that starts with '-' stays a value.
+        out.push(format!("--{long}={text}"));
     }
     Ok(out)
 }
@@ -160,13 +160,10 @@ mod tests {
         assert_eq!(
             got,
             [
-                "--data-dir",
-                "/var/lib/tally-hub",
+                "--data-dir=/var/lib/tally-hub",
                 "--log-json",
-                "--max-batch",
-                "128",
-                "--route-priority",
-                "s1,s2"
+                "--max-batch=128",
+                "--route-priority=s1,s2"
             ]
         );
         let off = flags_from_toml("log_json = false", &flags(), &|_| false).unwrap();
@@ -177,7 +174,7 @@ mod tests {
     fn what_the_command_line_or_environment_gives_wins() {
         let text = "data_dir = \"/a\"\ndatabase = \"postgres://h/db\"";
         let got = flags_from_toml(text, &flags(), &|f| f == "database").unwrap();
-        assert_eq!(got, ["--data-dir", "/a"]);
+        assert_eq!(got, ["--data-dir=/a"]);
     }
 
     #[test]

@@ -25,10 +25,11 @@
 //!   published for that process to push, and a release report that
 //!   reaches a process where no order waits for it is published for the
 //!   process whose order does. Units held for an order waiting at one
-//!   process are announced ([`BusMessage::Held`]) before the store is
-//!   asked, so grants at every process hold them back as one hub would;
-//!   their end is announced too, and a hold whose end is never heard
-//!   lapses 10 s after the order's wait.
+//!   process are announced ([`BusMessage::Held`]) as the store is asked
+//!   (ahead of the request when that goes on the bus too), so grants at
+//!   every process hold them back as one hub would (best effort, like
+//!   the bus); their end is announced too, and a hold whose end is never
+//!   heard lapses 10 s after the order's wait.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -612,7 +613,7 @@ impl Links {
         rand::rngs::OsRng.fill_bytes(&mut random);
         let request_id = EventId::v7(now_ms, random);
         let (report, answer) = oneshot::channel();
-        let hold = {
+        let sent = {
             let mut inner = self.lock();
             let here = inner.live.get(location).map(|l| l.store.replica.clone());
             let Some(replica) = here.or_else(|| self.remote(&inner, location).map(|s| s.replica))
@@ -629,12 +630,6 @@ impl Links {
             // first, so before the notice on the same bus) at the other
             // processes: a grant anywhere holds the units back.
             *inner.held.entry((location.clone(), gtin)).or_default() += units;
-            let hold = Hold {
-                links: self.clone(),
-                key: (location.clone(), gtin),
-                units,
-                request_id,
-            };
             self.publish(&BusMessage::Held {
                 request_id,
                 location: location.clone(),
@@ -642,30 +637,41 @@ impl Links {
                 units,
                 for_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
             });
-            match inner.live.get(location) {
-                Some(live) => {
-                    if live.notices.try_send(notice).is_err() {
-                        self.dropped.fetch_add(1, Ordering::Relaxed);
-                        drop(inner);
-                        return Asked::NoAnswer;
-                    }
-                }
+            let sent = match inner.live.get(location) {
+                Some(live) => live.notices.try_send(notice).is_ok(),
                 // Live at another process: it pushes the notice.
-                None => self.publish(&BusMessage::Notice {
-                    location: location.clone(),
-                    notice,
-                }),
+                None => {
+                    self.publish(&BusMessage::Notice {
+                        location: location.clone(),
+                        notice,
+                    });
+                    true
+                }
+            };
+            if sent {
+                inner.waiting.insert(
+                    request_id,
+                    Waiting {
+                        location: location.clone(),
+                        gtin,
+                        report,
+                    },
+                );
+            } else {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
             }
-            inner.waiting.insert(
-                request_id,
-                Waiting {
-                    location: location.clone(),
-                    gtin,
-                    report,
-                },
-            );
-            hold
+            sent
         };
+        // Made once the lock is released: dropping it takes the lock.
+        let hold = Hold {
+            links: self.clone(),
+            key: (location.clone(), gtin),
+            units,
+            request_id,
+        };
+        if !sent {
+            return Asked::NoAnswer;
+        }
         let got = tokio::time::timeout(wait, answer).await;
         self.lock().waiting.remove(&request_id);
         match got {
@@ -988,7 +994,8 @@ mod tests {
     }
 
     /// Units held for an order at one process are held back by grants at
-    /// every other: announced before the store is asked (so before its
+    /// every other: announced as the store is asked (on the bus ahead of
+    /// the request, when that goes on the bus too: so before its
     /// release can reach any process), and their end announced too.
     #[tokio::test]
     async fn units_held_for_an_order_are_held_at_every_process() {

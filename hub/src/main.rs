@@ -309,7 +309,10 @@ fn with_config_file(
         let mode = std::fs::metadata(&path)
             .map(|m| m.permissions().mode())
             .unwrap_or(0);
-        if mode & 0o077 != 0 && from_file.iter().any(|f| f == "--database") {
+        let names_database = text
+            .parse::<toml::Table>()
+            .is_ok_and(|t| t.contains_key("database"));
+        if mode & 0o077 != 0 && names_database {
             warnings.push(format!(
                 "{path} names the database (perhaps with its password) and others may read it (mode {:o}): chmod 600 it",
                 mode & 0o777

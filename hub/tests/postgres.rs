@@ -151,16 +151,17 @@ fn the_migrate_command_makes_the_schema_ahead_of_time() {
 }
 
 /// Enrollment codes in the database: a code is redeemed once, by its
-/// store, before it expires; a wrong store does not burn it; of many
-/// redeemers racing on one code (each on a connection of its own, as hub
-/// processes are) exactly one gets it.
+/// store, before it expires; a wrong store does not burn it; a process
+/// keeps one connection for codes however many tries it gets; of many
+/// processes racing on one code exactly one gets it.
 #[test]
 fn an_enrollment_code_in_the_database_is_redeemed_once() {
     use tally_hub::pki::{BookAnswer, CodeBook};
     use tally_hub::storage::postgres::enroll_codes::DbCodeBook;
     const NOW: u64 = 1_750_000_000_000;
-    let url: DatabaseUrl = pg::database("codes").parse().unwrap();
-    let book = DbCodeBook::new(url);
+    let raw = pg::database("codes");
+    let url: DatabaseUrl = raw.parse().unwrap();
+    let book = DbCodeBook::new(url.clone());
     let hash = |n: u8| [n; 32];
     book.add(&hash(1), "s1", NOW + 1_000, NOW).unwrap();
     book.add(&hash(2), "s2", NOW + 1_000, NOW).unwrap();
@@ -179,12 +180,26 @@ fn an_enrollment_code_in_the_database_is_redeemed_once() {
     book.add(&hash(4), "s4", NOW + 1_000, NOW + 10).unwrap();
     assert_eq!(book.redeem(&hash(3), "s3", NOW), Ok(BookAnswer::Unknown));
 
+    // One book (a process) keeps one connection, however many tries.
+    for n in 0..20u8 {
+        let _ = book.redeem(&hash(200 + n), "s9", NOW);
+    }
+    let open = pg::query_i64(
+        &raw,
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = 'tally-hub'",
+    );
+    assert_eq!(open, 1, "one connection for enrollment codes");
+
+    // Six books (six processes) racing on one code.
+    let books: Vec<DbCodeBook> = (0..6).map(|_| DbCodeBook::new(url.clone())).collect();
     for round in 0..5u8 {
         let code = hash(100 + round);
         book.add(&code, "s5", NOW + 1_000, NOW).unwrap();
         let answers: Vec<BookAnswer> = std::thread::scope(|s| {
-            let racers: Vec<_> = (0..6)
-                .map(|_| s.spawn(|| book.redeem(&code, "s5", NOW).unwrap()))
+            let racers: Vec<_> = books
+                .iter()
+                .map(|b| s.spawn(|| b.redeem(&code, "s5", NOW).unwrap()))
                 .collect();
             racers.into_iter().map(|r| r.join().unwrap()).collect()
         });

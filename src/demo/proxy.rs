@@ -57,14 +57,15 @@ impl FaultProxy {
                     continue;
                 };
                 c.fetch_add(1, Ordering::Relaxed);
+                let mut cut = gen_rx.clone();
+                // Only cuts after this connection was accepted count; a
+                // move of the upstream before it is seen just below.
+                cut.borrow_and_update();
                 let mode = m.load(Ordering::SeqCst);
                 let target = *up_to
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let counters = b.clone();
-                let mut cut = gen_rx.clone();
-                // Only cuts after this connection was accepted count.
-                cut.borrow_and_update();
                 tokio::spawn(async move {
                     if mode == Mode::Refuse as u8 {
                         drop(client);

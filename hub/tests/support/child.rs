@@ -22,6 +22,7 @@ pub fn spawn_run(args: &[&str], stdin: Stdio) -> (Child, String) {
     let mut child = Command::new(BIN)
         .arg("run")
         .args(args)
+        .env_remove("TALLY_HUB_DATABASE")
         .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -54,8 +54,23 @@ impl FromStr for DatabaseUrl {
 
     fn from_str(s: &str) -> Result<Self, StorageError> {
         let (rest, tls) = split_tls_params(s)?;
-        let mut config = Config::from_str(&rest)
-            .map_err(|e| StorageError::Db(format!("bad database URL: {e}")))?;
+        let mut config = Config::from_str(&rest).map_err(|e| {
+            // The driver's source names the key at fault (never a value).
+            let mut text = format!("bad database URL: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                text = format!("{text}: {s}");
+                source = s.source();
+            }
+            StorageError::Db(text)
+        })?;
+        if config.get_ssl_mode() != tokio_postgres::config::SslMode::Prefer {
+            // The driver read an `sslmode` the TLS set-up did not see:
+            // refuse rather than run on a weaker mode than asked.
+            return Err(StorageError::Db(
+                "bad database URL: its sslmode could not be read unambiguously".into(),
+            ));
+        }
         if config.get_connect_timeout().is_none() {
             // An unreachable server is an error in seconds, not when the
             // kernel gives up on the SYN (minutes).
@@ -100,7 +115,7 @@ impl FromStr for DatabaseUrl {
             .any(|h| matches!(h, tokio_postgres::config::Host::Tcp(_)))
             || config.get_hosts().is_empty();
         let tls = if tcp {
-            config.ssl_mode(tls.mode.driver_mode());
+            config.ssl_mode(tls.mode()?.driver_mode());
             client_config(&tls)?.map(MakeRustlsConnect::new)
         } else {
             config.ssl_mode(tokio_postgres::config::SslMode::Disable);
@@ -388,5 +403,21 @@ mod tests {
         assert!(options.contains("enable_seqscan=off"), "{options}");
 
         assert!("not a url =".parse::<DatabaseUrl>().is_err());
+    }
+
+    #[test]
+    fn a_bad_url_says_which_key_and_never_its_values() {
+        let err = "postgres://u:s3cret@h/db?sslmodes=require"
+            .parse::<DatabaseUrl>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sslmodes"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
+        // The system's roots with a weaker mode: refused, not weakened.
+        let err = "postgres://h/db?sslrootcert=system&sslmode=require"
+            .parse::<DatabaseUrl>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("verify-full"), "{err}");
     }
 }

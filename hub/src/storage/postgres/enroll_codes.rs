@@ -3,24 +3,71 @@
 //! `tally-hub enroll-code --database` adds a code's hash; a redemption
 //! deletes the row it matches in one statement, so of two processes
 //! racing on one code only one sees it deleted. Codes are rare (one per
-//! store enrolled): each call opens a connection of its own. Blocking.
+//! store enrolled), and anyone may try one (`POST /v1/enroll` is
+//! anonymous): a process keeps **one** connection for them, opened on
+//! first use and again if it broke, and takes them one at a time, so
+//! enrollment attempts can never take the database's connections from
+//! the hub's writers and readers. Blocking.
 
-use super::conn::{to_i64, DatabaseUrl};
+use std::sync::Mutex;
+
+use super::conn::{to_i64, DatabaseUrl, PgConn};
+use super::schema;
 use super::txn::int;
-use super::{schema, with_connection};
 use crate::pki::{BookAnswer, CodeBook};
 use crate::storage::StorageError;
 
 /// The enrollment codes kept at a database. See the module docs.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct DbCodeBook {
     url: DatabaseUrl,
+    /// The connection and the runtime that drives it, once opened.
+    conn: Mutex<Option<(tokio::runtime::Runtime, PgConn)>>,
 }
 
 impl DbCodeBook {
-    /// The codes kept at `url`.
+    /// The codes kept at `url` (no connection until first used).
     pub fn new(url: DatabaseUrl) -> Self {
-        Self { url }
+        Self {
+            url,
+            conn: Mutex::new(None),
+        }
+    }
+
+    /// Runs `work` on the book's connection, one call at a time.
+    fn with_connection<T>(
+        &self,
+        work: impl FnOnce(&PgConn) -> Result<T, StorageError>,
+    ) -> Result<T, String> {
+        let mut held = self
+            .conn
+            .lock()
+            .map_err(|_| "the enrollment codes' connection is poisoned".to_string())?;
+        if held.as_ref().is_none_or(|(_, c)| c.is_closed()) {
+            if let Some((rt, conn)) = held.take() {
+                drop(conn);
+                rt.shutdown_background();
+            }
+            let rt = super::runtime().map_err(|e| e.to_string())?;
+            let conn = PgConn::connect(&self.url, rt.handle()).map_err(|e| e.to_string())?;
+            schema::migrate(&conn).map_err(|e| e.to_string())?;
+            *held = Some((rt, conn));
+        }
+        let (_, conn) = held
+            .as_ref()
+            .ok_or_else(|| "no connection for enrollment codes".to_string())?;
+        work(conn).map_err(|e| e.to_string())
+    }
+}
+
+impl Drop for DbCodeBook {
+    fn drop(&mut self) {
+        if let Ok(mut held) = self.conn.lock() {
+            if let Some((rt, conn)) = held.take() {
+                drop(conn);
+                rt.shutdown_background();
+            }
+        }
     }
 }
 
@@ -36,8 +83,7 @@ impl CodeBook for DbCodeBook {
         expires_ms: u64,
         now_ms: u64,
     ) -> Result<(), String> {
-        with_connection(&self.url, |conn| {
-            schema::migrate(conn)?;
+        self.with_connection(|conn| {
             conn.execute(
                 "DELETE FROM hub_enroll_codes WHERE expires_ms <= $1",
                 &[&ms(now_ms)?],
@@ -46,13 +92,12 @@ impl CodeBook for DbCodeBook {
                 "INSERT INTO hub_enroll_codes (hash, store, expires_ms) VALUES ($1, $2, $3)",
                 &[&hash.as_slice(), &store, &ms(expires_ms)?],
             )?;
-            Ok::<_, StorageError>(())
+            Ok(())
         })
-        .map_err(|e| e.to_string())
     }
 
     fn redeem(&self, hash: &[u8; 32], store: &str, now_ms: u64) -> Result<BookAnswer, String> {
-        with_connection(&self.url, |conn| {
+        self.with_connection(|conn| {
             let now = ms(now_ms)?;
             let taken = conn.query_opt(
                 "DELETE FROM hub_enroll_codes WHERE hash = $1 AND store = $2 AND expires_ms > $3
@@ -78,8 +123,7 @@ impl CodeBook for DbCodeBook {
                 )?;
                 return Ok(BookAnswer::Expired);
             }
-            Ok::<_, StorageError>(BookAnswer::WrongStore)
+            Ok(BookAnswer::WrongStore)
         })
-        .map_err(|e| e.to_string())
     }
 }

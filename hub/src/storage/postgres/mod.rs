@@ -229,7 +229,10 @@ impl ReadPool {
                         conn: Some(conn),
                     }),
                     Err(e) => {
-                        self.lock()?.open -= 1;
+                        self.state
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .open -= 1;
                         self.freed.notify_one();
                         Err(e)
                     }

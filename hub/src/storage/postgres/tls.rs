@@ -12,7 +12,9 @@
 //!
 //! - `sslrootcert=FILE` (PEM, one or more CA certificates) or
 //!   `sslrootcert=system` (the platform's trust store). `verify-ca` and
-//!   `verify-full` need one: there is no silent default.
+//!   `verify-full` need one: there is no silent default. With `system`
+//!   the mode is `verify-full` and no other (as libpq 16+): anyone can
+//!   get a publicly trusted certificate for a name of their own.
 //! - `sslcert=FILE` and `sslkey=FILE` (PEM): a client certificate, for
 //!   servers that authenticate clients by certificate.
 //! - Over a Unix socket there is no TLS, whatever `sslmode` says (as
@@ -97,8 +99,8 @@ pub(crate) enum RootCerts {
 /// The TLS parameters of a connection string.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct TlsParams {
-    /// `sslmode`.
-    pub mode: SslMode,
+    /// `sslmode`, if given (see [`TlsParams::mode`]).
+    pub mode: Option<SslMode>,
     /// `sslrootcert`.
     pub root_cert: Option<RootCerts>,
     /// `sslcert`: the client's certificate chain.
@@ -114,9 +116,23 @@ fn bad(detail: impl fmt::Display) -> StorageError {
 const TLS_KEYS: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"];
 
 impl TlsParams {
+    /// The mode in force: as given, else `prefer`; with
+    /// `sslrootcert=system`, `verify-full` (the default and the only mode
+    /// allowed).
+    pub(crate) fn mode(&self) -> Result<SslMode, StorageError> {
+        match (self.mode, &self.root_cert) {
+            (None | Some(SslMode::VerifyFull), Some(RootCerts::System)) => Ok(SslMode::VerifyFull),
+            (Some(_), Some(RootCerts::System)) => Err(bad(
+                "sslrootcert=system needs sslmode=verify-full (any publicly trusted certificate would pass otherwise)",
+            )),
+            (Some(mode), _) => Ok(mode),
+            (None, _) => Ok(SslMode::Prefer),
+        }
+    }
+
     fn set(&mut self, key: &str, value: &str) -> Result<(), StorageError> {
         match key {
-            "sslmode" => self.mode = SslMode::parse(value)?,
+            "sslmode" => self.mode = Some(SslMode::parse(value)?),
             "sslrootcert" => {
                 self.root_cert = Some(if value == "system" {
                     RootCerts::System
@@ -139,9 +155,15 @@ pub(crate) fn split_tls_params(s: &str) -> Result<(String, TlsParams), StorageEr
     let mut params = TlsParams::default();
     let trimmed = s.trim_start();
     if trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://") {
-        let Some((base, query)) = trimmed.split_once('?') else {
+        // Where the driver finds the query: the credentials run to the
+        // first '@' (a raw '?' may be in a password), the query starts
+        // at the first '?' after them.
+        let after_credentials = trimmed.find('@').map_or(0, |at| at + 1);
+        let Some(q) = trimmed[after_credentials..].find('?') else {
             return Ok((s.to_string(), params));
         };
+        let (base, query) = trimmed.split_at(after_credentials + q);
+        let query = &query[1..];
         let mut kept = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -225,7 +247,8 @@ fn key_values(s: &str) -> Result<Vec<(String, String)>, StorageError> {
 /// The rustls configuration for `params`; `None` for `sslmode=disable`.
 /// Reads the files it names (errors name the file).
 pub(crate) fn client_config(params: &TlsParams) -> Result<Option<ClientConfig>, StorageError> {
-    if params.mode == SslMode::Disable {
+    let mode = params.mode()?;
+    if mode == SslMode::Disable {
         return Ok(None);
     }
     let provider = crate::tls::provider();
@@ -235,7 +258,7 @@ pub(crate) fn client_config(params: &TlsParams) -> Result<Option<ClientConfig>, 
         Some(RootCerts::System) => Some(system_roots()?),
     };
     let verifier: Arc<dyn ServerCertVerifier> =
-        match (params.mode, roots) {
+        match (mode, roots) {
             (SslMode::VerifyCa | SslMode::VerifyFull, None) => return Err(bad(
                 "sslmode=verify-ca and verify-full need sslrootcert=FILE (or sslrootcert=system)",
             )),
@@ -424,17 +447,31 @@ mod tests {
             rest,
             "postgres://u:p%40ss@db.example:5432/tally?application_name=x"
         );
-        assert_eq!(p.mode, SslMode::VerifyFull);
+        assert_eq!(p.mode, Some(SslMode::VerifyFull));
         assert_eq!(
             p.root_cert,
             Some(RootCerts::File(PathBuf::from("/etc/ca bundle.pem")))
         );
+        // The system's roots: verify-full, and nothing weaker.
         let (rest, p) = split_tls_params("postgresql://h/db?sslrootcert=system").unwrap();
         assert_eq!(rest, "postgresql://h/db");
         assert_eq!(
-            (p.mode, p.root_cert),
-            (SslMode::Prefer, Some(RootCerts::System))
+            (p.mode().unwrap(), p.root_cert),
+            (SslMode::VerifyFull, Some(RootCerts::System))
         );
+        for weaker in ["prefer", "require", "verify-ca", "disable"] {
+            let (_, p) = split_tls_params(&format!(
+                "postgres://h/db?sslrootcert=system&sslmode={weaker}"
+            ))
+            .unwrap();
+            assert!(p.mode().is_err(), "{weaker}");
+        }
+        // A raw '?' in a password is the driver's too: the query is the
+        // one after the credentials.
+        let (rest, p) =
+            split_tls_params("postgres://u:pa?ss@db/t?sslmode=require&application_name=x").unwrap();
+        assert_eq!(rest, "postgres://u:pa?ss@db/t?application_name=x");
+        assert_eq!(p.mode, Some(SslMode::Require));
         let (rest, p) = split_tls_params("postgres://h/db").unwrap();
         assert_eq!(
             (rest.as_str(), p),
@@ -449,7 +486,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(rest, "host='db.example' user='o\\'brien' dbname='tally'");
-        assert_eq!(p.mode, SslMode::Require);
+        assert_eq!(p.mode, Some(SslMode::Require));
         assert_eq!(p.cert, Some(PathBuf::from("/k/my cert.pem")));
         assert_eq!(p.key, Some(PathBuf::from("/k/key.pem")));
         // What is kept parses to the same settings.
@@ -470,7 +507,7 @@ mod tests {
             assert!(err.contains(expect), "{s}: {err}");
         }
         let needs_root = TlsParams {
-            mode: SslMode::VerifyFull,
+            mode: Some(SslMode::VerifyFull),
             ..TlsParams::default()
         };
         let err = client_config(&needs_root).unwrap_err().to_string();
@@ -482,7 +519,7 @@ mod tests {
         let err = client_config(&half).unwrap_err().to_string();
         assert!(err.contains("go together"), "{err}");
         let missing = TlsParams {
-            mode: SslMode::VerifyCa,
+            mode: Some(SslMode::VerifyCa),
             root_cert: Some(RootCerts::File(PathBuf::from("/nonexistent/ca.pem"))),
             ..TlsParams::default()
         };
@@ -493,7 +530,7 @@ mod tests {
     #[test]
     fn disable_builds_no_tls_and_the_other_modes_do() {
         let off = TlsParams {
-            mode: SslMode::Disable,
+            mode: Some(SslMode::Disable),
             ..TlsParams::default()
         };
         assert!(client_config(&off).unwrap().is_none());
