@@ -20,8 +20,6 @@
 //! shape, is an error that names it. Pure: [`flags_from_toml`] reads no
 //! file.
 
-use std::fmt::Write as _;
-
 /// One of `run`'s flags, as the file may set it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flag {
@@ -71,18 +69,14 @@ pub fn flags_from_toml(
     for (key, value) in &table {
         let long = key.replace('_', "-");
         let Some(flag) = flags.iter().find(|f| f.long == long && f.long != "config") else {
-            let mut known = String::new();
-            for f in flags.iter().filter(|f| f.long != "config") {
-                let _ = write!(
-                    known,
-                    "{}{}",
-                    if known.is_empty() { "" } else { ", " },
-                    f.long.replace('-', "_")
-                );
-            }
+            let known: Vec<String> = flags
+                .iter()
+                .filter(|f| f.long != "config")
+                .map(|f| f.long.replace('-', "_"))
+                .collect();
             return Err(ConfigFileError::Unknown {
                 key: key.clone(),
-                known,
+                known: known.join(", "),
             });
         };
         if given(&long) {
