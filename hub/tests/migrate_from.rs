@@ -20,45 +20,23 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command as Process;
 
-use support::storage_backends::{settings, write};
+use support::child::hub_output;
+use support::storage_backends::{loc, order, routed, settings, write, NOW};
 use support::{gtin, pg, SimStore};
 use tally_hub::storage::postgres::{import, DatabaseUrl, PgHub};
 use tally_hub::storage::returns::CheckResult;
-use tally_hub::storage::routed::{CancelResult, RoutedOrderRequest, RoutedResult};
-use tally_hub::storage::{
-    verify, GrantResult, HubStorage, OrderRequest, OrderResult, RedbHub, SyncResult,
-};
+use tally_hub::storage::routed::{CancelResult, RoutedResult};
+use tally_hub::storage::{verify, GrantResult, HubStorage, OrderResult, RedbHub, SyncResult};
 use tally_sync::command::{Command, LineIn};
 use tally_sync::fulfilment::{Fulfilment, Status};
 use tally_sync::message::CatalogItem;
 use tally_sync::returns::{ReturnCheckRequest, ReturnLineCheck};
-use tally_sync::{EventId, Gtin, ItemKey, LocationId, Shortage, SyncResponse};
+use tally_sync::{EventId, Gtin, ItemKey, Shortage, SyncResponse};
 
-/// The hub's clock: an hour after the model stores' clocks start.
-const NOW: u64 = 1_750_000_000_000 + 3_600_000;
 /// How long a transfer may be in transit before it is flagged.
 const OVERDUE: u64 = 3 * 24 * 3_600_000;
 const EPC: &str = "3074257BF7194E4000001A85";
-
-fn loc(store: &str) -> LocationId {
-    LocationId::new(store).unwrap()
-}
-
-/// Runs the real `tally-hub` with `args`: exit code, stdout, stderr.
-fn tally_hub(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Process::new(support::child::BIN)
-        .args(args)
-        .env_remove("TALLY_HUB_DATABASE")
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn migrate(url: &str, from: &Path, verify: bool) -> (Option<i32>, String, String) {
     let from = from.to_str().unwrap();
@@ -66,7 +44,7 @@ fn migrate(url: &str, from: &Path, verify: bool) -> (Option<i32>, String, String
     if verify {
         args.push("--verify");
     }
-    tally_hub(&args)
+    hub_output(&args)
 }
 
 /// `s`'s next request, merged at `now` and applied at the store; panics
@@ -94,45 +72,19 @@ fn settle(hub: &dyn HubStorage, s: &mut SimStore, now: u64) {
     panic!("{} did not settle", s.mem.who.replica);
 }
 
-fn order(id: &str, store: &str, lines: &[(Gtin, u64)], n: u8) -> OrderRequest {
-    OrderRequest {
-        order_id: id.into(),
-        store: loc(store),
-        lines: lines.to_vec(),
-        event_id: EventId::v7(NOW, [n; 10]),
-        now_ms: NOW,
-        record_demand: true,
-    }
-}
-
-fn routed(
-    id: &str,
-    store: Option<&str>,
-    fulfilment: Fulfilment,
-    g: Gtin,
-    qty: u64,
-) -> RoutedOrderRequest {
-    let mut seed = [0x5a; 10];
-    for (s, b) in seed.iter_mut().zip(id.bytes()) {
-        *s = b;
-    }
-    RoutedOrderRequest {
-        order_id: id.into(),
-        fulfilment,
-        store: store.map(loc),
-        lines: vec![(g, qty)],
-        seed,
-        now_ms: NOW,
-    }
-}
-
 /// Gives the hub a reserve of `g` at `s`'s store: an online order it
 /// must refuse is demand, the next sync sets a reserve target, the store
 /// moves rights to the hub, the sync after tells the hub.
 fn reserve(hub: &dyn HubStorage, s: &mut SimStore, g: Gtin, demand: u64, n: u8) {
     let store = s.mem.who.location.to_string();
     let refused = write(hub, |txn| {
-        txn.order(&order(&format!("demand-{n}"), &store, &[(g, demand)], n))
+        txn.order(&order(
+            &format!("demand-{n}"),
+            &store,
+            &[(g, demand)],
+            n,
+            true,
+        ))
     });
     assert!(
         matches!(refused, OrderResult::InsufficientStock { .. }),
@@ -219,7 +171,9 @@ fn history(hub: &RedbHub, bulk: usize) -> (Stores, Lagging) {
     // Reserves, store-named orders (one accepted, one refused and counted).
     reserve(hub, &mut s1, a, 70, 1);
     reserve(hub, &mut s2, a, 70, 2);
-    let w1 = write(hub, |txn| txn.order(&order("w-1", "s2", &[(a, 1)], 3)));
+    let w1 = write(hub, |txn| {
+        txn.order(&order("w-1", "s2", &[(a, 1)], 3, true))
+    });
     assert!(matches!(w1, OrderResult::Accepted(_)), "{w1:?}");
     assert!(write(hub, |txn| txn
         .order_refused(&loc("s1"), Shortage::HeldElsewhere)));
@@ -315,7 +269,9 @@ fn history(hub: &RedbHub, bulk: usize) -> (Stores, Lagging) {
         txn.route_order(&routed("r-late", Some("s1"), Fulfilment::Ship, a, 1))
     });
     assert!(matches!(late, RoutedResult::Accepted(_)), "{late:?}");
-    let w_late = write(hub, |txn| txn.order(&order("w-late", "s1", &[(a, 1)], 4)));
+    let w_late = write(hub, |txn| {
+        txn.order(&order("w-late", "s1", &[(a, 1)], 4, true))
+    });
     assert!(matches!(w_late, OrderResult::Accepted(_)), "{w_late:?}");
     s2.transfer_out("T3", "s1", b, 1).unwrap();
     s2.sell_override(c, 1);
@@ -497,7 +453,7 @@ fn an_embedded_hub_moves_to_postgres_and_its_stores_carry_on() {
         on_twin.sell(gtin(1), 1).ok();
         sync_both(&pg, &twin, on_pg, on_twin);
     }
-    let new = order("w-new", "s1", &[(a, 1)], 5);
+    let new = order("w-new", "s1", &[(a, 1)], 5, true);
     let placed = write(&pg, |txn| txn.order(&new));
     assert!(matches!(placed, OrderResult::Accepted(_)), "{placed:?}");
     assert_eq!(placed, write(&twin, |txn| txn.order(&new)));
@@ -598,7 +554,7 @@ fn a_database_with_data_a_bad_source_and_a_running_hub_are_refused() {
     assert_eq!(code, Some(0), "{stderr}");
 
     // --verify alone has nothing to compare with.
-    let (code, _, stderr) = tally_hub(&["migrate", "--database", &url, "--verify"]);
+    let (code, _, stderr) = hub_output(&["migrate", "--database", &url, "--verify"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--from"), "{stderr}");
 }

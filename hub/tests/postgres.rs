@@ -121,18 +121,7 @@ fn a_store_syncs_and_online_orders_follow_the_reserve_on_postgres() {
 #[test]
 fn the_migrate_command_makes_the_schema_ahead_of_time() {
     let url = pg::database("cli");
-    let run = |database: &str| {
-        let out = std::process::Command::new(support::child::BIN)
-            .args(["migrate", "--database", database])
-            .env_remove("TALLY_HUB_DATABASE")
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |database: &str| support::child::hub_output(&["migrate", "--database", database]);
     let (code, stdout, stderr) = run(&url);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(

@@ -16,7 +16,9 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use support::storage_backends::{backends, settings, write, Backend, TestStorage};
+use support::storage_backends::{
+    backends, loc, order, routed, settings, write, Backend, TestStorage, NOW,
+};
 use support::{gtin, SimStore};
 use tally_hub::storage::held::AdmitResult;
 use tally_hub::storage::returns::CheckResult;
@@ -33,17 +35,8 @@ use tally_sync::returns::{ReturnCheckRequest, ReturnLineCheck};
 use tally_sync::routing::AllocatedLine;
 use tally_sync::transfer::TransferStatus;
 use tally_sync::{
-    EventId, Gtin, ItemKey, LocationId, Refusal, ReplicaId, ReserveTarget, Shortage, SyncRequest,
-    SyncResponse,
+    EventId, Gtin, ItemKey, Refusal, ReplicaId, ReserveTarget, Shortage, SyncRequest, SyncResponse,
 };
-
-/// The hub's clock: an hour after the model stores' clocks start (their
-/// events fall well inside the hub's window).
-const NOW: u64 = 1_750_000_000_000 + 3_600_000;
-
-fn loc(store: &str) -> LocationId {
-    LocationId::new(store).unwrap()
-}
 
 fn key(store: &str, g: Gtin) -> ItemKey {
     ItemKey::new(loc(store), g)
@@ -87,19 +80,6 @@ fn synced(
     }
 }
 
-/// A store-named order `id` of `lines` at `store`, its event id made
-/// from `n`.
-fn order(id: &str, store: &str, lines: &[(Gtin, u64)], n: u8, record_demand: bool) -> OrderRequest {
-    OrderRequest {
-        order_id: id.into(),
-        store: loc(store),
-        lines: lines.to_vec(),
-        event_id: EventId::v7(NOW, [n; 10]),
-        now_ms: NOW,
-        record_demand,
-    }
-}
-
 fn place(hub: &dyn HubStorage, o: &OrderRequest) -> OrderResult {
     write(hub, |txn| txn.order(o))
 }
@@ -124,33 +104,6 @@ fn reserve(hub: &dyn HubStorage, s: &mut SimStore, g: Gtin, demand: u64, n: u8) 
     let held = at(hub, g, &store).hub_rights;
     assert!(held > 0, "no reserve at {store}");
     held
-}
-
-fn routed(
-    id: &str,
-    store: Option<&str>,
-    fulfilment: Fulfilment,
-    g: Gtin,
-    qty: u64,
-) -> RoutedOrderRequest {
-    RoutedOrderRequest {
-        order_id: id.into(),
-        fulfilment,
-        store: store.map(loc),
-        lines: vec![(g, qty)],
-        seed: seed(id),
-        now_ms: NOW,
-    }
-}
-
-/// Randomness for a routed order's events, from its (short) id: distinct
-/// ids, distinct event ids.
-fn seed(id: &str) -> [u8; 10] {
-    let mut seed = [0xa5; 10];
-    for (s, b) in seed.iter_mut().zip(id.bytes()) {
-        *s = b;
-    }
-    seed
 }
 
 fn route(hub: &dyn HubStorage, o: &RoutedOrderRequest) -> RoutedResult {

@@ -265,20 +265,27 @@ pub fn revoke_in_database(data: &std::path::Path, store: &str, url: &str) -> Str
     ])
 }
 
-/// Runs `tally-hub ARGS` (never with the environment's database) and
-/// answers what it printed on stdout; panics if it fails.
-pub fn hub_command(args: &[&str]) -> String {
+/// Runs `tally-hub ARGS` (never with the environment's database): its
+/// exit code, stdout and stderr.
+pub fn hub_output(args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(BIN)
         .args(args)
         .env_remove("TALLY_HUB_DATABASE")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "tally-hub {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs `tally-hub ARGS` as [`hub_output`] and answers what it printed
+/// on stdout; panics if it fails.
+pub fn hub_command(args: &[&str]) -> String {
+    let (code, stdout, stderr) = hub_output(args);
+    assert_eq!(code, Some(0), "tally-hub {args:?}: {stderr}");
+    stdout
 }
 
 /// Polls with `req` through `client` until the hub refuses it as from a

@@ -9,9 +9,68 @@ use std::ops::Deref;
 use std::path::Path;
 
 use tally_hub::storage::postgres::{DatabaseUrl, PgHub};
-use tally_hub::storage::{HubStorage, HubWrite, RedbHub, StorageError, SyncSettings};
+use tally_hub::storage::routed::RoutedOrderRequest;
+use tally_hub::storage::{HubStorage, HubWrite, OrderRequest, RedbHub, StorageError, SyncSettings};
 use tally_sync::exchange::HubLimits;
-use tally_sync::ReservePolicy;
+use tally_sync::fulfilment::Fulfilment;
+use tally_sync::{EventId, Gtin, LocationId, ReservePolicy};
+
+/// The hub's clock in the storage tests: an hour after the model stores'
+/// clocks start (their events fall well inside the hub's window).
+pub const NOW: u64 = 1_750_000_000_000 + 3_600_000;
+
+/// `store` as a location.
+pub fn loc(store: &str) -> LocationId {
+    LocationId::new(store).unwrap()
+}
+
+/// A store-named order `id` of `lines` at `store` at [`NOW`], its event
+/// id made from `n`.
+pub fn order(
+    id: &str,
+    store: &str,
+    lines: &[(Gtin, u64)],
+    n: u8,
+    record_demand: bool,
+) -> OrderRequest {
+    OrderRequest {
+        order_id: id.into(),
+        store: loc(store),
+        lines: lines.to_vec(),
+        event_id: EventId::v7(NOW, [n; 10]),
+        now_ms: NOW,
+        record_demand,
+    }
+}
+
+/// A routed order `id` for `qty` of `g` at [`NOW`], naming `store` or
+/// none.
+pub fn routed(
+    id: &str,
+    store: Option<&str>,
+    fulfilment: Fulfilment,
+    g: Gtin,
+    qty: u64,
+) -> RoutedOrderRequest {
+    RoutedOrderRequest {
+        order_id: id.into(),
+        fulfilment,
+        store: store.map(loc),
+        lines: vec![(g, qty)],
+        seed: seed(id),
+        now_ms: NOW,
+    }
+}
+
+/// Randomness for a routed order's events, from its (short) id: distinct
+/// ids, distinct event ids.
+pub fn seed(id: &str) -> [u8; 10] {
+    let mut seed = [0xa5; 10];
+    for (s, b) in seed.iter_mut().zip(id.bytes()) {
+        *s = b;
+    }
+    seed
+}
 
 /// A storage engine of the hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
