@@ -12,7 +12,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::chain::{hub_sees, init_hub, start_agent, start_hub, store_sees, Api, LONG};
+use support::chain::{
+    hub_sees, init_hub, start_agent, start_agent_with, start_hub, store_sees, Api, LONG,
+};
 use support::procs::{eventually, Proc};
 
 const A: &str = "04006381333931";
@@ -44,6 +46,14 @@ async fn live(agent: &Api, hub: &Api) {
         }
     })
     .await;
+}
+
+/// Changes the catalog's price of A to `price`: the hub tells every live
+/// store to sync.
+async fn sync_now(hub: &Api, price: u64) {
+    let item = json!({"items": [{"gtin": A, "name": "pencil", "price_minor": price}]});
+    let (status, body) = hub.post("/v1/catalog", &item).await;
+    assert!((200..300).contains(&status), "{status} {body}");
 }
 
 fn sale() -> Value {
@@ -95,6 +105,71 @@ async fn an_online_order_takes_a_live_stores_unsold_units_at_once() {
     );
     let (_, metrics) = hub.get_text("/metrics").await.unwrap();
     assert!(metrics.contains("tally_hub_stores_live 1"), "{metrics}");
+}
+
+/// Units received since the store's last sync are on its shelf but not
+/// in the hub's books: the hub would refuse rights given out of them. The
+/// store syncs first, then gives them, within the order's wait. The agent
+/// here syncs only when told to (a catalog change), so the window stays
+/// open until the order comes.
+#[tokio::test]
+async fn an_online_order_gets_units_received_since_the_stores_last_sync() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = init_hub(tmp.path(), &["s1"]);
+    let (_hub_proc, hub_url) = start_hub(&files, "127.0.0.1:0", tmp.path().join("hub.log"));
+    let config = tmp.path().join("s1.toml");
+    std::fs::write(&config, "[sync]\ndebounce_ms = 600000\n").unwrap();
+    let config = config.to_str().unwrap();
+    let sync_flags = ["--sync-interval", "3600", "--config", config];
+    let (_agent_proc, agent_url) = start_agent_with(tmp.path(), "s1", &hub_url, &sync_flags);
+    let agent = Api::agent(&agent_url);
+    let hub = Api::hub(&hub_url, &files);
+    live(&agent, &hub).await;
+
+    let (status, body) = agent
+        .post("/v1/receipts", &json!({"lines": [{"gtin": A, "qty": 10}]}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    sync_now(&hub, 100).await;
+    let stock = hub_sees(&hub, "s1", A, 10).await;
+    let reserve = stock["stores"]["s1"]["hub_rights"].as_u64().unwrap();
+    assert!(reserve <= 8, "{stock}");
+
+    // Synced: sales that leave the store 2 rights of its own.
+    for n in 1..=8 - reserve {
+        let (status, body) = agent.post("/v1/sales", &sale()).await;
+        assert_eq!(status, 201, "sale {n}: {body}");
+    }
+    sync_now(&hub, 101).await;
+    hub_sees(&hub, "s1", A, 2 + reserve).await;
+
+    // Not synced: a receipt of 5. The store holds 7 rights; 5 of them
+    // the hub cannot explain yet.
+    let (status, body) = agent
+        .post("/v1/receipts", &json!({"lines": [{"gtin": A, "qty": 5}]}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (_, stock) = hub.get(&format!("/v1/stock/{A}")).await.unwrap();
+    assert_eq!(
+        stock["stores"]["s1"]["on_hand"],
+        json!(2 + reserve),
+        "{stock}"
+    );
+
+    // An order needing 4 of the store's rights: 2 it can give at once,
+    // 2 only once the receipt is synced. Before, the store gave all 4 at
+    // once, the hub refused the report as overdrawn, and the order was
+    // refused with the units on the shelf.
+    let started = Instant::now();
+    let (status, body) = hub.post("/v1/orders", &order(reserve + 4)).await;
+    let took = started.elapsed();
+    assert_eq!(status, 201, "{body}");
+    assert!(took < Duration::from_secs(2), "the order took {took:?}");
+    // The hub has the receipt (that sync was the release's); the store
+    // learns of the order at its next sync.
+    hub_sees(&hub, "s1", A, 3).await;
+    sync_now(&hub, 102).await;
+    store_sees(&agent, A, 3).await;
 }
 
 #[tokio::test]

@@ -33,6 +33,7 @@
 //! timeout_secs = 60
 //! backoff_cap_secs = 60
 //! rights_wait_ms = 1000   # a sale short of rights asks the hub this long (0: never)
+//! debounce_ms = 250      # after a change, gather more this long before syncing
 //! renew_percent_left = 33 # renew the certificate in the last third of its life (0: never)
 //! foreign_returns_offline = "approve" # or "refuse": returns of other stores' sales while the hub is unreachable
 //!
@@ -141,6 +142,9 @@ pub struct SyncFileConfig {
     /// How long a sale short of rights the hub holds waits for the hub to
     /// grant them, in milliseconds (0: never ask).
     pub rights_wait_ms: Option<u64>,
+    /// How long after a sale (or any change) the agent waits, gathering
+    /// more, before it syncs, in milliseconds (default 250; 0: at once).
+    pub debounce_ms: Option<u64>,
     /// Renew the certificate when less than this percentage of its
     /// lifetime is left (default 33; 0: never; 100: at every chance).
     pub renew_percent_left: Option<u8>,
@@ -516,6 +520,9 @@ impl Config {
                 s.backoff_base = s.backoff_base.min(s.backoff_cap);
                 if let Some(ms) = file.sync.rights_wait_ms {
                     s.rights_wait = std::time::Duration::from_millis(ms);
+                }
+                if let Some(ms) = file.sync.debounce_ms {
+                    s.debounce = std::time::Duration::from_millis(ms);
                 }
                 if let Some(policy) = file.sync.foreign_returns_offline {
                     s.foreign_returns_offline = policy;

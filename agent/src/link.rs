@@ -6,7 +6,10 @@
 //! - `rights_wanted`: an online order needs units of the store's stock
 //!   beyond the hub's reserve: the committer gives up to that many unsold
 //!   rights to the hub, durably ([`Committer::release`]), and the store
-//!   reports them (`POST /v1/rights/released`);
+//!   reports them (`POST /v1/rights/released`). Rights added by events
+//!   the hub has not acknowledged (a receipt since the last sync) are
+//!   given only after a sync carries those events: before, the hub could
+//!   not explain them and would refuse the report;
 //! - `hello`, `heartbeat`: the link is alive.
 //!
 //! # Design constraints
@@ -30,7 +33,7 @@ use tally_sync::rights::RightsReleased;
 use tally_sync::{BoundedCounter, EventId, Gtin};
 use tokio::sync::{watch, Notify};
 
-use crate::commit::Committer;
+use crate::commit::{Committer, Released};
 use crate::hub_client::HubClient;
 use crate::metrics::{KindLabel, Metrics};
 use crate::status::SyncStatus;
@@ -42,6 +45,10 @@ const FIRST_NOTICE: Duration = Duration::from_secs(30);
 const MISSED_HEARTBEATS: u32 = 3;
 /// How long a report of released rights may take.
 const REPORT_WAIT: Duration = Duration::from_secs(5);
+
+/// How long a release waits for syncs to carry the events behind rights
+/// the hub cannot explain yet (the hub's order waits 2 s by default).
+const UNEXPLAINED_WAIT: Duration = Duration::from_millis(1_500);
 
 /// The link task's moving parts.
 #[derive(Debug, Clone)]
@@ -189,6 +196,9 @@ async fn session(ctx: &LinkContext) -> Ended {
 
 /// Gives the hub up to `units` unsold rights to `gtin` (durably, after
 /// merging the hub's entries `seen`) and reports them under `request_id`.
+/// Rights the hub cannot explain yet (units received since the last sync)
+/// are given after the syncs that carry their events, waiting up to
+/// [`UNEXPLAINED_WAIT`]: the order asking for them waits at the hub.
 async fn release(
     ctx: LinkContext,
     request_id: EventId,
@@ -197,13 +207,40 @@ async fn release(
     seen: BoundedCounter,
 ) {
     let units = units.min(tally_sync::rights::MAX_UNITS_PER_REQUEST);
-    let released = match ctx.committer.release(gtin, units, seen).await {
+    let mut rounds = ctx.status.rounds();
+    rounds.mark_unchanged();
+    let mut released = match ctx.committer.release(gtin, units, seen).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, %gtin, "Could not release rights to the hub.");
             return;
         }
     };
+    let deadline = tokio::time::Instant::now() + UNEXPLAINED_WAIT;
+    while released.unexplained > 0 && released.units < units {
+        ctx.wake_sync.notify_one();
+        match tokio::time::timeout_at(deadline, rounds.changed()).await {
+            Ok(Ok(())) => {}
+            _ => break, // out of time, or the agent is stopping
+        }
+        rounds.mark_unchanged();
+        match ctx
+            .committer
+            .release(gtin, units - released.units, BoundedCounter::default())
+            .await
+        {
+            Ok(more) => {
+                released = Released {
+                    units: released.units + more.units,
+                    ..more
+                };
+            }
+            Err(e) => {
+                tracing::error!(error = %e, %gtin, "Could not release rights to the hub.");
+                break;
+            }
+        }
+    }
     ctx.metrics.rights_released.inc_by(released.units);
     let report = RightsReleased {
         request_id,

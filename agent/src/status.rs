@@ -34,6 +34,9 @@ impl SyncSnapshot {
 #[derive(Debug, Default)]
 pub struct SyncStatus {
     inner: Mutex<SyncSnapshot>,
+    /// Syncs that succeeded since the agent started, for a task that waits
+    /// for the next one ([`Self::rounds`]).
+    rounds: tokio::sync::watch::Sender<u64>,
 }
 
 impl SyncStatus {
@@ -48,6 +51,14 @@ impl SyncStatus {
         s.online = true;
         s.error = None;
         s.last_sync_at_ms = Some(s.last_sync_at_ms.map_or(at_ms, |t| t.max(at_ms)));
+        drop(s);
+        self.rounds.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Follows the count of successful syncs: `changed()` wakes on the
+    /// next one.
+    pub fn rounds(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.rounds.subscribe()
     }
 
     /// The hub answered, but syncing cannot succeed until someone acts.
@@ -79,7 +90,9 @@ mod tests {
     fn starts_offline_and_follows_syncs() {
         let s = SyncStatus::default();
         assert_eq!(s.snapshot(), SyncSnapshot::default());
+        let rounds = s.rounds();
         s.synced(10);
+        assert!(rounds.has_changed().unwrap(), "a waiter hears of the sync");
         s.synced(5);
         assert_eq!(
             s.snapshot(),

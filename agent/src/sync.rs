@@ -391,7 +391,12 @@ pub async fn run(
                 if changed.is_err() {
                     return; // the committer is gone: the agent is stopping
                 }
-                tokio::time::sleep(config.debounce).await;
+                // A wake (a release waiting for this sync) cuts it short.
+                tokio::select! {
+                    () = tokio::time::sleep(config.debounce) => {}
+                    () = ctx.wake.notified() => {}
+                    _ = stop.changed() => {}
+                }
             }
         }
         if *stop.borrow() {

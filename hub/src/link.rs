@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use rand::RngCore;
-use tally_sync::exchange::Identity;
+use tally_sync::exchange::{Held, Identity};
 use tally_sync::link::Notice;
 use tally_sync::rights::RightsReleased;
 use tally_sync::{BoundedCounter, EventId, Gtin, LocationId, ReplicaId};
@@ -596,15 +596,37 @@ impl Links {
             .saturating_add(remote)
     }
 
+    /// Units held at `location` for orders waiting on a release, per item
+    /// (here and, as announced, at other processes).
+    pub fn holds_at(&self, location: &LocationId) -> Held {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        inner.remote_held.retain(|_, h| h.until > now);
+        let mut out = Held::new();
+        let remote = inner.remote_held.values().map(|h| (&h.key, h.units));
+        let here = inner.held.iter().map(|(k, &n)| (k, n));
+        for ((at, gtin), units) in here.chain(remote) {
+            if at == location {
+                let sum = out.entry(*gtin).or_default();
+                *sum = sum.saturating_add(units);
+            }
+        }
+        out
+    }
+
     /// Asks the live store at `location` to release up to `units` unsold
-    /// rights to `gtin`, holding them for the asking order, and waits up to
-    /// `wait` for its report. `counter` is the hub's view of the counter:
-    /// its entries other than the store's go with the request.
+    /// rights to `gtin`, holding `hold` of the hub's rights there for the
+    /// asking order meanwhile (what it needs there: the rights the hub
+    /// has and those it asked for), and waits up to `wait` for its
+    /// report. `counter` is the hub's view of the counter: its entries
+    /// other than the store's go with the request.
+    #[allow(clippy::too_many_arguments)]
     pub async fn ask_release(
         self: &Arc<Self>,
         location: &LocationId,
         gtin: Gtin,
         units: u64,
+        hold: u64,
         counter: &BoundedCounter,
         wait: Duration,
         now_ms: u64,
@@ -629,12 +651,12 @@ impl Links {
             // Held before the store hears of it, here and (announced
             // first, so before the notice on the same bus) at the other
             // processes: a grant anywhere holds the units back.
-            *inner.held.entry((location.clone(), gtin)).or_default() += units;
+            *inner.held.entry((location.clone(), gtin)).or_default() += hold;
             self.publish(&BusMessage::Held {
                 request_id,
                 location: location.clone(),
                 gtin,
-                units,
+                units: hold,
                 for_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
             });
             let sent = match inner.live.get(location) {
@@ -666,7 +688,7 @@ impl Links {
         let hold = Hold {
             links: self.clone(),
             key: (location.clone(), gtin),
-            units,
+            units: hold,
             request_id,
         };
         if !sent {
@@ -781,6 +803,7 @@ mod tests {
                     &s1.location,
                     gtin(),
                     2,
+                    2,
                     &BoundedCounter::default(),
                     Duration::from_millis(10),
                     1
@@ -797,6 +820,7 @@ mod tests {
                     .ask_release(
                         &loc,
                         gtin(),
+                        2,
                         2,
                         &BoundedCounter::default(),
                         Duration::from_secs(30),
@@ -846,6 +870,7 @@ mod tests {
             .ask_release(
                 &s1.location,
                 gtin(),
+                1,
                 1,
                 &BoundedCounter::default(),
                 Duration::from_millis(20),
@@ -956,6 +981,7 @@ mod tests {
                         &who("s1").location,
                         gtin(),
                         2,
+                        2,
                         &BoundedCounter::default(),
                         Duration::from_secs(10),
                         9,
@@ -1020,6 +1046,7 @@ mod tests {
                 here.ask_release(
                     &who("s1").location,
                     gtin(),
+                    3,
                     3,
                     &BoundedCounter::default(),
                     Duration::from_millis(200),

@@ -26,7 +26,7 @@
 use std::sync::Arc;
 use tally_service::vital::Vital;
 
-use tally_sync::exchange::Identity;
+use tally_sync::exchange::{Held, Identity};
 use tally_sync::message::CatalogItem;
 use tally_sync::rights::{RightsReleased, RightsRequest};
 use tally_sync::{EventId, LocationId, Shortage, SyncRequest};
@@ -81,17 +81,20 @@ impl Writer {
         Ok((Writer { tx }, thread))
     }
 
-    /// Submits a store's sync (`who` from its certificate, `now_ms` the
-    /// hub's clock, Unix ms) and waits until it is committed or refused.
+    /// Submits a store's sync (`who` from its certificate, `holds` the
+    /// hub's rights there held for waiting orders, `now_ms` the hub's
+    /// clock, Unix ms) and waits until it is committed or refused.
     pub async fn sync(
         &self,
         who: Identity,
         req: SyncRequest,
+        holds: Held,
         now_ms: u64,
     ) -> Result<SyncResult, WriteError> {
-        self.submit((who, req, now_ms), |txn, (who, req, now_ms)| {
-            txn.sync(who, req, *now_ms)
-        })
+        self.submit(
+            (who, req, holds, now_ms),
+            |txn, (who, req, holds, now_ms)| txn.sync(who, req, holds, *now_ms),
+        )
         .await
     }
 
@@ -400,6 +403,7 @@ mod tests {
             &mut self,
             _: &Identity,
             _: &SyncRequest,
+            _: &Held,
             _: u64,
         ) -> Result<SyncResult, StorageError> {
             Err(failure())

@@ -51,7 +51,9 @@ fn migrate(url: &str, from: &Path, verify: bool) -> (Option<i32>, String, String
 /// if refused.
 fn synced(hub: &dyn HubStorage, s: &mut SimStore, now: u64) -> Box<SyncResponse> {
     let req = s.request(1000);
-    let result = write(hub, |txn| txn.sync(&s.mem.who, &req, now));
+    let result = write(hub, |txn| {
+        txn.sync(&s.mem.who, &req, &Default::default(), now)
+    });
     match result {
         SyncResult::Synced(resp, _) => {
             s.apply(&req, &resp);
@@ -250,7 +252,9 @@ fn history(hub: &RedbHub, bulk: usize) -> (Stores, Lagging) {
     s4.set_clock(NOW + 2 * 24 * 3_600_000);
     s4.sell(a, 1).unwrap();
     let req = s4.request(1000);
-    let refused = write(hub, |txn| txn.sync(&s4.mem.who, &req, NOW));
+    let refused = write(hub, |txn| {
+        txn.sync(&s4.mem.who, &req, &Default::default(), NOW)
+    });
     assert!(matches!(refused, SyncResult::Refused(_)), "{refused:?}");
     assert_eq!(hub.held_events(10).unwrap().len(), 1);
 

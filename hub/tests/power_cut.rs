@@ -156,7 +156,7 @@ fn acknowledged_syncs_and_orders_survive_power_cuts() {
         let batch = hub.write_batch(&mut |txn| {
             synced.clear();
             for (i, req) in &syncing {
-                synced.push(txn.sync(&stores[*i].mem.who, req, now_ms)?);
+                synced.push(txn.sync(&stores[*i].mem.who, req, &Default::default(), now_ms)?);
             }
             ordered = order.as_ref().map(|o| txn.order(o)).transpose()?;
             Ok(())

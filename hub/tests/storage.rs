@@ -60,7 +60,7 @@ fn at(hub: &dyn HubStorage, g: Gtin, store: &str) -> StoreStock {
 
 /// `req` from `who` in a batch of its own, at `now` (hub clock).
 fn sync_req(hub: &dyn HubStorage, who: &Identity, req: &SyncRequest, now: u64) -> SyncResult {
-    write(hub, |txn| txn.sync(who, req, now))
+    write(hub, |txn| txn.sync(who, req, &Default::default(), now))
 }
 
 /// `s`'s next request, merged at `now` and applied at the store; panics
@@ -842,6 +842,31 @@ fn rights_are_granted_once_per_request_and_released_rights_merge() {
         let id = |n: u8| EventId::v7(NOW, [n; 10]);
         let who = s1.mem.who.clone();
 
+        // Sales not synced yet: a request's entries cannot tell the hub
+        // of them (their events explain them, not the request).
+        let early = s1.rights_request(id(9), a, 1);
+        let GrantResult::Granted(g) = write(&*st, |txn| txn.grant(&who, &early, 0)) else {
+            panic!("{backend}: not granted");
+        };
+        assert!(s1.mem.apply_grant(&g));
+        let hub_side = at(&*st, a, "s1");
+        assert_eq!(
+            (hub_side.hub_rights, hub_side.store_rights, hub_side.on_hand),
+            (1, 9, 10),
+            "{backend}"
+        );
+        // The store sells what it was granted, and syncs: now it does.
+        s1.sell(a, 1).unwrap();
+        synced(&*st, &mut s1, NOW);
+        let hub_side = at(&*st, a, "s1");
+        assert_eq!(
+            (hub_side.hub_rights, hub_side.store_rights, hub_side.on_hand),
+            (1, 0, 1),
+            "{backend}"
+        );
+        s1.receive(a, 1);
+        synced(&*st, &mut s1, NOW);
+
         let req = s1.rights_request(id(1), a, 1);
         let GrantResult::Granted(g) = write(&*st, |txn| txn.grant(&who, &req, 0)) else {
             panic!("{backend}: not granted");
@@ -1428,7 +1453,7 @@ fn a_failed_batch_keeps_nothing_of_any_write_in_it() {
         let failed = st.write_batch(&mut |txn| {
             answered.clear();
             answered.push(format!("{:?}", txn.catalog(std::slice::from_ref(&tea))?));
-            let sync = txn.sync(&s1.mem.who, &req, NOW + 1)?;
+            let sync = txn.sync(&s1.mem.who, &req, &Default::default(), NOW + 1)?;
             answered.push(format!("{}", matches!(sync, SyncResult::Synced(..))));
             answered.push(format!(
                 "{}",
@@ -1485,7 +1510,7 @@ fn a_failed_batch_keeps_nothing_of_any_write_in_it() {
             results.clear();
             results.push(txn.catalog(std::slice::from_ref(&tea))?.changed == 1);
             results.push(matches!(
-                txn.sync(&s1.mem.who, &req, NOW + 1)?,
+                txn.sync(&s1.mem.who, &req, &Default::default(), NOW + 1)?,
                 SyncResult::Synced(..)
             ));
             results.push(matches!(txn.order(&o)?, OrderResult::Accepted(_)));
@@ -1531,7 +1556,7 @@ fn later_writes_in_a_batch_see_the_earlier_ones() {
                 matches!(txn.order(&o)?, OrderResult::Accepted(_)),
                 "{backend}"
             );
-            match txn.sync(&s1.mem.who, &req, NOW + 1)? {
+            match txn.sync(&s1.mem.who, &req, &Default::default(), NOW + 1)? {
                 SyncResult::Synced(resp, _) => Ok(resp),
                 SyncResult::Refused(r) => panic!("{backend}: refused {r}"),
             }
@@ -1640,23 +1665,25 @@ fn random_history(backend: Backend, seed: u64) -> Vec<String> {
                 let bytes = k.to_be_bytes();
                 let event_seed = [bytes[0], bytes[1], bytes[2], bytes[3], 0xee, 0, 0, 0, 0, 1];
                 match *op {
-                    Op::Sync(i) => match txn.sync(&stores[i].mem.who, &reqs[i], NOW)? {
-                        SyncResult::Synced(resp, summary) => {
-                            let mut delta: Vec<String> = resp
-                                .delta
-                                .entries
-                                .iter()
-                                .map(|e| format!("{:?}={:?}", e.key, e.counter))
-                                .collect();
-                            delta.sort();
-                            answers.push(format!(
-                                "sync s{i}: {summary:?} delta {delta:?} reserve {:?} more {}",
-                                resp.reserve, resp.more
-                            ));
-                            synced_resps.push((i, resp));
+                    Op::Sync(i) => {
+                        match txn.sync(&stores[i].mem.who, &reqs[i], &Default::default(), NOW)? {
+                            SyncResult::Synced(resp, summary) => {
+                                let mut delta: Vec<String> = resp
+                                    .delta
+                                    .entries
+                                    .iter()
+                                    .map(|e| format!("{:?}={:?}", e.key, e.counter))
+                                    .collect();
+                                delta.sort();
+                                answers.push(format!(
+                                    "sync s{i}: {summary:?} delta {delta:?} reserve {:?} more {}",
+                                    resp.reserve, resp.more
+                                ));
+                                synced_resps.push((i, resp));
+                            }
+                            SyncResult::Refused(r) => panic!("{backend} seed {seed}: refused {r}"),
                         }
-                        SyncResult::Refused(r) => panic!("{backend} seed {seed}: refused {r}"),
-                    },
+                    }
                     Op::Order(i, g, qty, demand) => {
                         let o = OrderRequest {
                             order_id: id,
@@ -2002,7 +2029,7 @@ fn a_stores_delta_is_paged_by_version_without_gaps_or_repeats() {
                     "{backend}"
                 );
             }
-            match txn.sync(&s1.mem.who, &req, NOW)? {
+            match txn.sync(&s1.mem.who, &req, &Default::default(), NOW)? {
                 SyncResult::Synced(resp, _) => Ok(resp),
                 SyncResult::Refused(r) => panic!("{backend}: refused {r}"),
             }

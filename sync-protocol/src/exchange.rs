@@ -37,7 +37,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::counter::BoundedCounter;
 use crate::epcs::{DoubleSale, EpcRecord, EpcState};
 use crate::event::{Event, EventKind};
-use crate::explain::{self, Explained, Unexplained};
+use crate::explain::{self, Explained, Unexplained, Unsynced};
 use crate::gtin::Gtin;
 use crate::ids::{Epc, EventId, LocationId, ReplicaId};
 use crate::inventory::{validate_delta_with, Delta, DeltaEntry, DeltaViolation, ItemKey};
@@ -238,14 +238,22 @@ impl Default for HubLimits {
 /// capped at on hand); an item absent has target 0.
 pub type ReserveTargets = BTreeMap<Gtin, u64>;
 
+/// The hub's rights at one location held for online orders waiting on
+/// the store's release, per item: never given to the store meanwhile.
+pub type Held = BTreeMap<Gtin, u64>;
+
 /// Handles one sync request at the hub. See the module docs. `targets`
-/// are the hub's reserve targets at the store's location now, `now_ms`
-/// the hub's clock. The caller fills in the response's catalog fields.
+/// are the hub's reserve targets at the store's location now, `held` its
+/// rights there held for waiting orders (the rebalancing gives none of
+/// them to the store: an order waiting on the store's release would lose
+/// what it already had), `now_ms` the hub's clock. The caller fills in
+/// the response's catalog fields.
 pub fn hub_handle<S: HubReplica>(
     store: &mut S,
     who: &Identity,
     req: &SyncRequest,
     targets: &ReserveTargets,
+    held: &Held,
     limits: &HubLimits,
     now_ms: u64,
 ) -> Result<(SyncResponse, HubOutcome), HandleError<S::Error>> {
@@ -313,7 +321,10 @@ pub fn hub_handle<S: HubReplica>(
         let view = view_of(&c, &who.replica, demand.get(&gtin).copied().unwrap_or(0));
         let target = targets.get(&gtin).copied().unwrap_or(0);
         if let Rebalance::ToStore(n) = rebalance(target, &view) {
-            let n = n.min(c.rights(&hub));
+            let free = c
+                .rights(&hub)
+                .saturating_sub(held.get(&gtin).copied().unwrap_or(0));
+            let n = n.min(free);
             if n > 0 && c.transfer(&hub, &who.replica, n).is_ok() {
                 store.put_counter(&key, c).map_err(HandleError::Storage)?;
                 outcome.given.push((gtin, n));
@@ -634,8 +645,10 @@ pub struct StoreApplied {
 /// cursors, and gives the hub rights for its reserve where the policy asks
 /// (for the items in the response, its reserve targets and `own_changes`;
 /// an item without a target in the response has target 0). `demand` is the
-/// store's outstanding refused demand per item. Safe to call with a stale,
-/// duplicated or reordered response.
+/// store's outstanding refused demand per item; `unsynced`, what its
+/// events after the response's acknowledgement add: it gives the hub only
+/// rights the hub can explain ([`Unsynced::explainable_rights`]). Safe to
+/// call with a stale, duplicated or reordered response.
 pub fn store_apply<S: ReplicaStore>(
     store: &mut S,
     who: &Identity,
@@ -643,6 +656,7 @@ pub fn store_apply<S: ReplicaStore>(
     resp: &SyncResponse,
     own_changes: impl IntoIterator<Item = Gtin>,
     demand: &BTreeMap<Gtin, u64>,
+    unsynced: &Unsynced,
 ) -> Result<StoreApplied, S::Error> {
     let mut out = StoreApplied {
         rejected: resp.rejected_events.clone(),
@@ -675,7 +689,7 @@ pub fn store_apply<S: ReplicaStore>(
         let view = view_of(&c, &who.replica, demand.get(&gtin).copied().unwrap_or(0));
         let target = targets.get(&gtin).copied().unwrap_or(0);
         if let Rebalance::ToHub(n) = rebalance(target, &view) {
-            let n = n.min(c.rights(&who.replica));
+            let n = n.min(unsynced.explainable_rights(&c, &who.replica, gtin));
             if n > 0 && c.transfer(&who.replica, &hub, n).is_ok() {
                 store.put_counter(&key, c)?;
                 out.given.push((gtin, n));

@@ -18,6 +18,7 @@ use crate::event::Event;
 use crate::exchange::{
     store_apply, store_request, Identity, MemoryReplica, ReplicaStore, StoreApplied, SyncCursors,
 };
+use crate::explain::Unsynced;
 use crate::fulfilment::OrderAllocation;
 use crate::gtin::Gtin;
 use crate::ids::{Epc, EventId, LocationId};
@@ -115,6 +116,15 @@ impl MemStore {
         self.replica.journal.get(id)
     }
 
+    /// What the outbox's events after sequence number `acked` add.
+    fn unsynced_after(&self, acked: u64) -> Unsynced {
+        Unsynced::of(
+            self.outbox
+                .range(acked.saturating_add(1)..)
+                .filter_map(|(_, id)| self.replica.journal.get(id)),
+        )
+    }
+
     /// Own counter entries the hub has not acknowledged.
     fn unacked_delta(&self) -> Delta {
         self.replica
@@ -175,7 +185,8 @@ impl MemStore {
         let own = req
             .iter()
             .flat_map(|r| r.delta.entries.iter().map(|e| e.key.gtin));
-        let applied = match store_apply(self, &who, &mut cursors, resp, own, &demand) {
+        let unsynced = self.unsynced_after(cursors.acked_events_upto.max(resp.acked_events_upto));
+        let applied = match store_apply(self, &who, &mut cursors, resp, own, &demand, &unsynced) {
             Ok(a) => a,
             Err(never) => match never {},
         };
@@ -215,16 +226,27 @@ impl MemStore {
         seen: &BoundedCounter,
     ) -> RightsReleased {
         let who = self.who.clone();
-        let (released, own) = match release(self, &who, gtin, units, seen) {
+        let unsynced = self.unsynced_after(self.cursors.acked_events_upto);
+        let done = match release(self, &who, gtin, units, seen, &unsynced) {
             Ok(r) => r,
             Err(never) => match never {},
         };
         RightsReleased {
             request_id,
             gtin,
-            released,
-            own,
+            released: done.given,
+            own: done.own,
         }
+    }
+
+    /// Rights to `gtin` this store holds that the hub cannot explain yet:
+    /// added by events it has not acknowledged ([`Unsynced`]).
+    pub fn unexplained_rights(&self, gtin: Gtin) -> u64 {
+        let unsynced = self.unsynced_after(self.cursors.acked_events_upto);
+        let c = self.counter(gtin);
+        let r = &self.who.replica;
+        c.rights(r)
+            .saturating_sub(unsynced.explainable_rights(&c, r, gtin))
     }
 
     /// Whether the store holds anything the hub has not acknowledged.

@@ -27,7 +27,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::counter::{BoundedCounter, Violation};
-use crate::exchange::{Identity, ReplicaStore};
+use crate::exchange::{HubReplica, Identity, ReplicaStore};
+use crate::explain::{self, Unsynced};
 use crate::gtin::Gtin;
 use crate::ids::{EventId, ReplicaId};
 use crate::inventory::ItemKey;
@@ -167,18 +168,34 @@ pub struct RightsReleased {
     pub own: BoundedCounter,
 }
 
+/// What a store's [`release`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreReleased {
+    /// Units of rights transferred to the hub.
+    pub given: u64,
+    /// Rights the store holds but could not give: added by events the
+    /// hub has not acknowledged, so it could not accept them yet. Worth
+    /// a sync and a second release when an order waits for them.
+    pub unexplained: u64,
+    /// The store's own entries of the counter after the transfer: the
+    /// report.
+    pub own: BoundedCounter,
+}
+
 /// At the store: merges `seen` (the hub's entries of the counter, as the
 /// request carried them), then transfers up to `units` of its own rights
 /// at its location to the hub (an ordinary escrow transfer, capped by
-/// what it holds) and returns how many it gave and its own entries to
-/// report. The caller commits before reporting.
+/// what it holds and the hub can explain: `unsynced` is what its events
+/// not yet acknowledged add, [`Unsynced::explainable_rights`]). The
+/// caller commits before reporting.
 pub fn release<S: ReplicaStore>(
     store: &mut S,
     who: &Identity,
     gtin: Gtin,
     units: u64,
     seen: &BoundedCounter,
-) -> Result<(u64, BoundedCounter), S::Error> {
+    unsynced: &Unsynced,
+) -> Result<StoreReleased, S::Error> {
     let key = ItemKey::new(who.location.clone(), gtin);
     let mut c = store.counter(&key)?;
     if !c.covers(seen) {
@@ -187,12 +204,63 @@ pub fn release<S: ReplicaStore>(
         c.merge(&seen.without(&who.replica));
         store.put_counter(&key, c.clone())?;
     }
-    let give = units.min(c.rights(&who.replica));
-    if give > 0 && c.transfer(&who.replica, &ReplicaId::hub(), give).is_ok() {
+    let explainable = unsynced.explainable_rights(&c, &who.replica, gtin);
+    let unexplained = c.rights(&who.replica).saturating_sub(explainable);
+    let give = units.min(explainable);
+    let given = if give > 0 && c.transfer(&who.replica, &ReplicaId::hub(), give).is_ok() {
         store.put_counter(&key, c.clone())?;
-        return Ok((give, c.owned_by(&who.replica)));
-    }
-    Ok((0, c.owned_by(&who.replica)))
+        give
+    } else {
+        0
+    };
+    Ok(StoreReleased {
+        given,
+        unexplained: unexplained.min(units - given),
+        own: c.owned_by(&who.replica),
+    })
+}
+
+/// At the hub: a store's request for rights as the hub serves it. The
+/// request's own entries are first lowered to what the store's synced
+/// events explain ([`crate::explain::clamp_own`]), so a request cannot
+/// grow the store's stock past its events; then [`grant_holding`].
+pub fn grant_explained<S: HubReplica>(
+    store: &mut S,
+    who: &Identity,
+    req: &RightsRequest,
+    hold_back: u64,
+) -> Result<Result<RightsGrant, Violation>, S::Error> {
+    let req = RightsRequest {
+        own: explained_own(store, who, req.gtin, &req.own)?,
+        ..req.clone()
+    };
+    grant_holding(store, who, &req, hold_back)
+}
+
+/// At the hub: a store's report of rights it released as the hub merges
+/// it: its own entries lowered to what its synced events explain
+/// ([`crate::explain::clamp_own`]), then [`merge_own`].
+pub fn merge_released<S: HubReplica>(
+    store: &mut S,
+    who: &Identity,
+    released: &RightsReleased,
+) -> Result<Result<bool, Violation>, S::Error> {
+    let own = explained_own(store, who, released.gtin, &released.own)?;
+    merge_own(store, who, released.gtin, &own)
+}
+
+/// `own` (a store's own entries of `gtin` at its location) with the `P`
+/// entry its synced events do not explain lowered.
+fn explained_own<S: HubReplica>(
+    store: &S,
+    who: &Identity,
+    gtin: Gtin,
+    own: &BoundedCounter,
+) -> Result<BoundedCounter, S::Error> {
+    let key = ItemKey::new(who.location.clone(), gtin);
+    let explained = store.explained(&key)?;
+    let current = store.counter(&key)?;
+    Ok(explain::clamp_own(&who.replica, own, explained, &current))
 }
 
 /// At the hub: checks a store's own entries of one counter (refused whole,
@@ -330,6 +398,55 @@ mod tests {
         assert!(request(3, 1).check().is_ok());
     }
 
+    /// [`release`] of up to `units` at a store with nothing unsynced.
+    fn give(store: &mut MemoryReplica, units: u64, seen: &BoundedCounter) -> StoreReleased {
+        release(store, &who(), gtin(), units, seen, &Unsynced::none()).unwrap()
+    }
+
+    #[test]
+    fn a_store_gives_only_rights_the_hub_can_explain() {
+        let (_, mut store) = replicas();
+        // 6 rights synced, then a receipt of 3 not yet.
+        let receipt = crate::event::Event {
+            id: EventId::v7(1, [7; 10]),
+            location: who().location,
+            replica: who().replica,
+            at_ms: 1,
+            kind: crate::event::EventKind::Receipt,
+            lines: vec![crate::event::Line {
+                gtin: gtin(),
+                qty: 3,
+                unit_price_minor: 0,
+                epc: None,
+            }],
+            staff: Default::default(),
+            price_overrides: Vec::new(),
+        };
+        let key = ItemKey::new(who().location, gtin());
+        store
+            .inventory
+            .update(&key, |c| c.add(&who().replica, 3))
+            .unwrap();
+        let unsynced = Unsynced::of([&receipt]);
+        let done = release(
+            &mut store,
+            &who(),
+            gtin(),
+            8,
+            &BoundedCounter::default(),
+            &unsynced,
+        )
+        .unwrap();
+        assert_eq!(
+            (done.given, done.unexplained),
+            (6, 2),
+            "3 left, 2 more wanted"
+        );
+        // Once synced, the rest can go.
+        let done = give(&mut store, 2, &BoundedCounter::default());
+        assert_eq!((done.given, done.unexplained), (2, 0));
+    }
+
     #[test]
     fn a_store_releases_unsold_rights_and_the_hub_merges_them_once() {
         let (mut hub, mut store) = replicas();
@@ -339,8 +456,7 @@ mod tests {
             .update(&key, |c| c.remove(&who().replica, 4))
             .unwrap();
         // 6 rights, 4 sold: 2 unsold to give, whatever is asked.
-        let (given, own) =
-            release(&mut store, &who(), gtin(), 5, &BoundedCounter::default()).unwrap();
+        let StoreReleased { given, own, .. } = give(&mut store, 5, &BoundedCounter::default());
         assert_eq!(given, 2);
         assert_eq!(store.inventory.counter(&key).rights(&who().replica), 0);
         assert_eq!(merge_own(&mut hub, &who(), gtin(), &own).unwrap(), Ok(true));
@@ -351,8 +467,7 @@ mod tests {
         let c = hub.inventory.counter(&key);
         assert_eq!((c.value(), c.rights(&ReplicaId::hub())), (6, 6));
         // Nothing left to give: nothing moves, the entries are still sent.
-        let (given, own) =
-            release(&mut store, &who(), gtin(), 1, &BoundedCounter::default()).unwrap();
+        let StoreReleased { given, own, .. } = give(&mut store, 1, &BoundedCounter::default());
         assert_eq!(given, 0);
         assert_eq!(own, store.inventory.counter(&key).owned_by(&who().replica));
         // A forged report changes nothing.
@@ -373,7 +488,7 @@ mod tests {
             .update(&key, |c| c.transfer(&ReplicaId::hub(), &who().replica, 4))
             .unwrap();
         let seen = hub.inventory.counter(&key).without(&who().replica);
-        let (given, own) = release(&mut store, &who(), gtin(), 10, &seen).unwrap();
+        let StoreReleased { given, own, .. } = give(&mut store, 10, &seen);
         assert_eq!(given, 10, "6 it knew of and the 4 it was given");
         assert_eq!(merge_own(&mut hub, &who(), gtin(), &own).unwrap(), Ok(true));
         assert_eq!(hub.inventory.counter(&key).rights(&ReplicaId::hub()), 10);
@@ -381,7 +496,7 @@ mod tests {
         let mut forged = seen.clone();
         forged.add(&who().replica, 50).unwrap();
         let before = store.inventory.counter(&key).owned_by(&who().replica);
-        release(&mut store, &who(), gtin(), 0, &forged).unwrap();
+        give(&mut store, 0, &forged);
         assert_eq!(
             store.inventory.counter(&key).owned_by(&who().replica),
             before

@@ -36,6 +36,7 @@ fn handle(hub: &mut MemoryReplica, req: &SyncRequest) -> Result<(), SyncRefusal>
         &who(),
         req,
         &BTreeMap::new(),
+        &BTreeMap::new(),
         &HubLimits::default(),
         NOW,
     ) {
@@ -112,7 +113,7 @@ proptest! {
                     prop_assert!(refused);
                 }
             }
-            let resp = hub_handle(&mut hub, &who(), &req, &BTreeMap::new(), &HubLimits::default(), NOW)
+            let resp = hub_handle(&mut hub, &who(), &req, &BTreeMap::new(), &BTreeMap::new(), &HubLimits::default(), NOW)
                 .map_err(|_| TestCaseError::fail("refused"))?
                 .0;
             store.apply_response(Some(&req), &resp);

@@ -80,6 +80,12 @@ pub fn start_hub_with(
 }
 
 pub fn start_agent(tmp: &Path, store: &str, hub_url: &str) -> (Proc, String) {
+    start_agent_with(tmp, store, hub_url, &["--sync-interval", "1"])
+}
+
+/// [`start_agent`] with its own sync flags (`--sync-interval`, `--config`…)
+/// in place of a sync every second.
+pub fn start_agent_with(tmp: &Path, store: &str, hub_url: &str, sync: &[&str]) -> (Proc, String) {
     let mut cmd = Command::new(bin("tally-agent"));
     cmd.args(["run", "--data-dir"])
         .arg(tmp.join(store))
@@ -93,14 +99,8 @@ pub fn start_agent(tmp: &Path, store: &str, hub_url: &str) -> (Proc, String) {
             "--identity",
         ])
         .arg(tmp.join(format!("{store}.pem")))
-        .args([
-            "--sync-interval",
-            "1",
-            "--sync-timeout",
-            "3",
-            "--sync-backoff-cap",
-            "2",
-        ]);
+        .args(sync)
+        .args(["--sync-timeout", "3", "--sync-backoff-cap", "2"]);
     Proc::start(
         &format!("tally-agent {store}"),
         cmd,

@@ -145,6 +145,10 @@ enum Job {
 pub struct Released {
     /// Units of rights transferred to the hub.
     pub units: u64,
+    /// Rights the store holds but could not give: added by events the hub
+    /// has not acknowledged yet (a sync, then a second release, gives
+    /// them).
+    pub unexplained: u64,
     /// The store's own entries of the counter after the transfer.
     pub own: tally_sync::BoundedCounter,
 }

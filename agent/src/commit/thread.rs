@@ -25,8 +25,8 @@ use super::{
 };
 use crate::metrics::{KindLabel, Metrics, ReasonLabel};
 use crate::store::{
-    add_lost, apply_sync, dead_letter, put_catalog, AgentDb, AgentTxn, BatchCounters, CountDone,
-    SyncApplied,
+    add_lost, apply_sync, dead_letter, put_catalog, unsynced, AgentDb, AgentTxn, BatchCounters,
+    CountDone, SyncApplied,
 };
 
 /// How long the committer sleeps between looks at the queue while it holds
@@ -447,9 +447,14 @@ fn apply_all(
             } => {
                 // It moves a counter outside a command: flushed first.
                 let released = tables.flush_and_close().and_then(|()| {
+                    let unsynced = unsynced(txn)?;
                     let mut replica = txn.replica()?;
-                    let (units, own) = release(&mut replica, db.who(), gtin, units, &seen)?;
-                    Ok(Released { units, own })
+                    let done = release(&mut replica, db.who(), gtin, units, &seen, &unsynced)?;
+                    Ok(Released {
+                        units: done.given,
+                        unexplained: done.unexplained,
+                        own: done.own,
+                    })
                 });
                 let (reply, released) = settle(released, reply)?;
                 waiting.push((Answer::Released(reply, released), queued));

@@ -67,6 +67,6 @@ mod txn;
 
 pub use self::counts::{CountDone, CountJob, CountRefusal, TagSeen};
 pub use self::db::{AgentDb, OpenError, SaleWithReturns, Unflushed, CACHE_BYTES, DB_FILE};
-pub use self::sync::{apply_sync, dead_letter, put_catalog, SyncApplied};
+pub use self::sync::{apply_sync, dead_letter, put_catalog, unsynced, SyncApplied};
 pub(crate) use self::tables::{add_lost, storage};
 pub use self::txn::{AgentTxn, BatchCounters};

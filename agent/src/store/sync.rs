@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use tally_store::redb::ReadableTable;
 use tally_store::{StoreError, WriteTxn};
 use tally_sync::exchange::{store_apply, store_request, Identity};
+use tally_sync::explain::Unsynced;
 use tally_sync::message::CatalogItem;
 use tally_sync::{EventId, Gtin, SyncRequest, SyncResponse};
 
@@ -112,6 +113,7 @@ pub fn apply_sync(
                 current.insert(g, v.value());
             }
         }
+        let unsynced = unsynced_after(txn, cursors.acked_events_upto.max(resp.acked_events_upto))?;
         let mut replica = txn.replica()?;
         let applied = store_apply(
             &mut replica,
@@ -120,6 +122,7 @@ pub fn apply_sync(
             resp,
             req.delta.entries.iter().map(|e| e.key.gtin),
             &current,
+            &unsynced,
         )?;
         drop(replica);
         out.merged = applied.merged;
@@ -157,6 +160,33 @@ pub fn apply_sync(
         out.dead_lettered += 1;
     }
     out.catalog_changed = put_catalog(txn, &resp.catalog)?;
+    Ok(out)
+}
+
+/// What the outbox's events after the hub's last acknowledgement add to
+/// this store's own stock ([`Unsynced`]): rights the hub cannot explain
+/// yet, so none the store may give it. Reads at most
+/// [`Unsynced::MAX_EVENTS`] events.
+pub fn unsynced(txn: &WriteTxn) -> Result<Unsynced, StoreError> {
+    let acked = {
+        let meta = txn.raw().open_table(AGENT_META).map_err(storage)?;
+        cursors_from(&meta)?.acked_events_upto
+    };
+    unsynced_after(txn, acked)
+}
+
+/// [`unsynced`] for the events after sequence number `acked`.
+fn unsynced_after(txn: &WriteTxn, acked: u64) -> Result<Unsynced, StoreError> {
+    let outbox = txn.raw().open_table(OUTBOX).map_err(storage)?;
+    let replica = txn.replica()?;
+    let mut out = Unsynced::none();
+    outbox::for_each_after(&outbox, acked, |seq, id| {
+        let event = replica.event(&id)?.ok_or_else(|| StoreError::Corrupt {
+            table: "agent_outbox_runs",
+            detail: format!("outbox entry {seq} names missing event {id}"),
+        })?;
+        Ok(out.add(&event))
+    })?;
     Ok(out)
 }
 

@@ -222,6 +222,7 @@ pub(super) async fn orders(
                 &store,
                 *gtin,
                 requested - available,
+                *requested,
                 &counter,
                 left,
                 st.clock.now_ms(),
@@ -363,7 +364,7 @@ async fn release_for(
     let now = st.clock.now_ms();
     let asked = futures_util::future::join_all(
         asks.iter()
-            .map(|(l, g, units, c)| st.links.ask_release(l, *g, *units, c, left, now)),
+            .map(|(l, g, units, c)| st.links.ask_release(l, *g, *units, *units, c, left, now)),
     )
     .await;
     let mut holds = Vec::new();

@@ -244,8 +244,9 @@ fn undecodable(e: &CodecError, max: usize) -> Answer {
 /// the writer, which validates, merges and answers it in one durable
 /// transaction.
 async fn submit(st: &AppState, who: Identity, req: SyncRequest) -> Result<SyncResult, Answer> {
+    let holds = st.links.holds_at(&who.location);
     st.writer
-        .sync(who, req, st.clock.now_ms())
+        .sync(who, req, holds, st.clock.now_ms())
         .await
         .map_err(|e| (SyncOutcome::Unavailable, write_error(e)))
 }

@@ -380,12 +380,15 @@ impl AuditReport {
 /// kept only if the batch then commits. After an `Err` the batch must
 /// stop: the transaction will be aborted.
 pub trait HubWrite {
-    /// A store's sync: `who` from its certificate, `now_ms` the hub's
-    /// clock when it arrived (Unix ms).
+    /// A store's sync: `who` from its certificate, `holds` the hub's
+    /// rights at its location held for orders waiting on its release
+    /// (never given to it), `now_ms` the hub's clock when it arrived
+    /// (Unix ms).
     fn sync(
         &mut self,
         who: &Identity,
         req: &SyncRequest,
+        holds: &tally_sync::exchange::Held,
         now_ms: u64,
     ) -> Result<SyncResult, StorageError>;
     /// An online order.

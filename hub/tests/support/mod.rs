@@ -736,7 +736,7 @@ impl SimStore {
         let req = self.request(1000);
         let mut result = None;
         hub.write_batch(&mut |txn| {
-            result = Some(txn.sync(&self.mem.who, &req, hub_now_ms)?);
+            result = Some(txn.sync(&self.mem.who, &req, &Default::default(), hub_now_ms)?);
             Ok(())
         })
         .unwrap();

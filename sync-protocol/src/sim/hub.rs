@@ -2,7 +2,7 @@
 //! [`record_event`] against the hub's own rights as the hub server records
 //! them (short of its reserve while the store's live link is up, the
 //! order asks the store to release unsold rights, `rights::release` at
-//! the store and `rights::merge_own` at the hub, and runs again; the
+//! the store and `rights::merge_released` at the hub, and runs again; the
 //! notice or the report may be lost like any message), and a store's sync handled by [`hub_handle`]. Every online order,
 //! accepted or refused, is demand: it raises the hub's estimate for that
 //! (store, item), from which the reserve targets of a sync come.
@@ -14,13 +14,18 @@ use crate::codec::{self, Encoding};
 use crate::command::{counters_at, record_event};
 use crate::epcs::EpcLedger;
 use crate::event::{Event, EventKind, Line, Staff};
-use crate::exchange::{hub_handle, HandleError, HubLimits, ReplicaStore, ReserveTargets};
+use crate::exchange::{hub_handle, HandleError, Held, HubLimits, ReplicaStore, ReserveTargets};
 use crate::gtin::Gtin;
 use crate::ids::ReplicaId;
 use crate::inventory::ItemKey;
 use crate::ledger::Refusal;
 use crate::message::SyncRequest;
-use crate::rights;
+use crate::rights::{self, RightsReleased};
+
+/// Sync rounds a store runs, at most, before giving an order rights the
+/// hub cannot explain yet: the simulation's requests are small (16
+/// events), the agent's 1,000, and it syncs for up to 1.5 s.
+const SYNC_ROUNDS_BEFORE_RELEASE: usize = 32;
 
 impl Sim {
     /// An online order for store `s`'s stock, sold from the hub's rights
@@ -78,10 +83,35 @@ impl Sim {
                 Ok(c) => c.without(&who.replica),
                 Err(never) => match never {},
             };
-            let released =
-                self.stores[s]
-                    .mem
-                    .release(request_id, gtin, requested - available, &seen);
+            let wanted = requested - available;
+            let mut released = self.stores[s].mem.release(request_id, gtin, wanted, &seen);
+            if released.released < wanted && self.stores[s].mem.unexplained_rights(gtin) > 0 {
+                // As the agent does: rights the hub cannot explain yet
+                // (units received since the last sync) are given after
+                // the syncs that carry their events (a lost message is
+                // sent again), as many rounds as the order's wait allows.
+                // The hub holds what the order has meanwhile.
+                self.held = Some((s, gtin, requested));
+                for _ in 0..SYNC_ROUNDS_BEFORE_RELEASE {
+                    if self.stores[s].mem.unexplained_rights(gtin) == 0 {
+                        break;
+                    }
+                    self.sync_at_once(s);
+                }
+                self.held = None;
+                let seen = match ReplicaStore::counter(&self.hub, &key) {
+                    Ok(c) => c.without(&who.replica),
+                    Err(never) => match never {},
+                };
+                let more =
+                    self.stores[s]
+                        .mem
+                        .release(request_id, gtin, wanted - released.released, &seen);
+                released = RightsReleased {
+                    released: released.released + more.released,
+                    ..more
+                };
+            }
             self.report.releases += 1;
             self.report.released_units += released.released;
             if self.rng.gen_bool(self.cfg.loss) {
@@ -90,7 +120,7 @@ impl Sim {
                 self.report.releases_lost += 1;
                 break;
             }
-            match rights::merge_own(&mut self.hub, &who, gtin, &released.own) {
+            match rights::merge_released(&mut self.hub, &who, &released) {
                 Ok(Ok(_)) => {}
                 Ok(Err(v)) => {
                     self.violation(format!("the hub refused an honest release: {v}"));
@@ -106,11 +136,9 @@ impl Sim {
         }
         match answer {
             Ok(()) => self.report.orders += 1,
-            Err(Refusal::InsufficientStock {
-                requested, on_hand, ..
-            }) => {
+            Err(Refusal::InsufficientStock { requested, .. }) => {
                 self.report.refused_orders += 1;
-                if on_hand >= requested {
+                if self.on_shelf(s, event.lines[0].gtin) >= requested {
                     if asked {
                         self.report.refused_orders_while_stocked_link_up += 1;
                     } else {
@@ -120,6 +148,19 @@ impl Sim {
             }
             Err(e) => self.violation(format!("order refused unexpectedly: {e}")),
         }
+    }
+
+    /// Units of `gtin` on store `s`'s shelf as they really are: the
+    /// store's counter and the hub's merged (the hub does not see the
+    /// store's sales it has not synced, nor the store the hub's orders).
+    fn on_shelf(&self, s: usize, gtin: Gtin) -> u64 {
+        let st = &self.stores[s].mem;
+        let mut c = st.counter(gtin);
+        match ReplicaStore::counter(&self.hub, &ItemKey::new(st.who.location.clone(), gtin)) {
+            Ok(hub) => c.merge(&hub),
+            Err(never) => match never {},
+        }
+        c.value()
     }
 
     /// Records an online order (or the hub's own return of one) at the
@@ -158,11 +199,18 @@ impl Sim {
             .range((s, Gtin::MIN)..=(s, Gtin::MAX))
             .map(|(&(_, gtin), d)| (gtin, policy.wanted(d.level_at(self.now_ms, &policy))))
             .collect();
+        let held: Held = self
+            .held
+            .iter()
+            .filter(|(at, _, _)| *at == s)
+            .map(|&(_, gtin, units)| (gtin, units))
+            .collect();
         match hub_handle(
             &mut self.hub,
             &who,
             &req,
             &targets,
+            &held,
             &HubLimits::default(),
             self.now_ms,
         ) {

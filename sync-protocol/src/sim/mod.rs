@@ -336,6 +336,9 @@ struct Sim {
     /// The hub's record of online demand per (store, item), durable as
     /// the hub's demand table is.
     demand: BTreeMap<(usize, Gtin), DemandEstimate>,
+    /// The hub's rights held for the online order waiting on a store's
+    /// release: (store, item, units).
+    held: Option<(usize, Gtin, u64)>,
     stores: Vec<Store>,
     items: Vec<Gtin>,
     net: Vec<Msg>,
@@ -388,6 +391,7 @@ impl Sim {
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             hub: MemoryReplica::default(),
             demand: BTreeMap::new(),
+            held: None,
             stores,
             items,
             net: Vec::new(),

@@ -36,6 +36,28 @@ impl Sim {
         }
     }
 
+    /// Store `s` syncs at once (a request and its answer, each of which
+    /// may be lost like any message, not reordered with others): whether
+    /// the answer arrived.
+    pub(super) fn sync_at_once(&mut self, s: usize) -> bool {
+        let in_flight = self.net.len();
+        self.sync(s);
+        for _ in 0..2 {
+            if self.net.len() != in_flight + 1 {
+                return false; // not sent (a violation is recorded)
+            }
+            let Some(msg) = self.net.pop() else {
+                return false;
+            };
+            if self.rng.gen_bool(self.cfg.loss) {
+                self.report.lost += 1;
+                return false;
+            }
+            self.deliver(msg);
+        }
+        true
+    }
+
     pub(super) fn send(&mut self, msg: Msg) {
         self.report.messages += 1;
         self.net.push(msg);

@@ -106,7 +106,7 @@ impl Sim {
 
     /// Records a new command at store `s` as the agent does with rights
     /// on demand: refused for rights the hub holds while the link is up,
-    /// it asks the hub for the shortfall ([`rights::grant`], the code the
+    /// it asks the hub for the shortfall ([`rights::grant_explained`], the code the
     /// hub runs), merges the grant and runs again; a request may be lost
     /// like any message.
     fn record_with_rights(&mut self, s: usize, cmd: Command) -> Result<Event, Refusal> {
@@ -140,7 +140,7 @@ impl Sim {
                 own: st.mem.counter(gtin).owned_by(&st.mem.who.replica),
             };
             let who = self.stores[s].mem.who.clone();
-            let grant = match rights::grant(&mut self.hub, &who, &req) {
+            let grant = match rights::grant_explained(&mut self.hub, &who, &req, 0) {
                 Ok(Ok(g)) => g,
                 Ok(Err(v)) => {
                     self.violation(format!("the hub refused an honest request for rights: {v}"));

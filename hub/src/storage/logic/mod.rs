@@ -45,9 +45,10 @@ impl<T: HubTxn> HubWrite for BatchWrite<'_, T> {
         &mut self,
         who: &tally_sync::exchange::Identity,
         req: &tally_sync::SyncRequest,
+        holds: &tally_sync::exchange::Held,
         now_ms: u64,
     ) -> Result<SyncResult, StorageError> {
-        sync::sync(&mut self.txn, self.settings, who, req, now_ms)
+        sync::sync(&mut self.txn, self.settings, who, req, holds, now_ms)
     }
 
     fn order(&mut self, o: &OrderRequest) -> Result<OrderResult, StorageError> {

@@ -8,9 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 use tally_sync::exchange::Identity;
-use tally_sync::explain;
 use tally_sync::rights::{self, RightsReleased, RightsRequest};
-use tally_sync::{BoundedCounter, Gtin, ItemKey};
+use tally_sync::Gtin;
 
 use crate::storage::txn::HubTxn;
 use crate::storage::{GrantResult, ReleaseResult, StorageError};
@@ -26,21 +25,6 @@ pub(crate) struct GrantRecord {
     pub units: u64,
     /// Units granted.
     pub granted: u64,
-}
-
-/// `own` (a store's own entries of `gtin` at its location, from a request
-/// for rights or a report of rights released) with the `P` entry its
-/// synced events do not explain lowered ([`explain::clamp_own`]).
-fn explained_own<T: HubTxn>(
-    txn: &T,
-    who: &Identity,
-    gtin: Gtin,
-    own: &BoundedCounter,
-) -> Result<BoundedCounter, StorageError> {
-    let key = ItemKey::new(who.location.clone(), gtin);
-    let x = txn.explained(&key)?;
-    let current = txn.counter(&key)?;
-    Ok(explain::clamp_own(&who.replica, own, x, &current))
 }
 
 /// A request for rights: answered again if its id was granted, else the
@@ -74,11 +58,7 @@ pub(crate) fn grant<T: HubTxn>(
             old.granted,
         )?));
     }
-    let req = &RightsRequest {
-        own: explained_own(&*txn, who, req.gtin, &req.own)?,
-        ..req.clone()
-    };
-    let granted = match rights::grant_holding(txn, who, req, hold_back)? {
+    let granted = match rights::grant_explained(txn, who, req, hold_back)? {
         Ok(g) => g,
         Err(violation) => return Ok(GrantResult::Forged(violation.to_string())),
     };
@@ -99,8 +79,7 @@ pub(crate) fn release<T: HubTxn>(
     who: &Identity,
     released: &RightsReleased,
 ) -> Result<ReleaseResult, StorageError> {
-    let own = explained_own(&*txn, who, released.gtin, &released.own)?;
-    Ok(match rights::merge_own(txn, who, released.gtin, &own)? {
+    Ok(match rights::merge_released(txn, who, released)? {
         Ok(changed) => ReleaseResult::Merged(changed),
         Err(violation) => ReleaseResult::Forged(violation.to_string()),
     })

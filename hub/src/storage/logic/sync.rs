@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use tally_sync::exchange::{hub_handle, HandleError, HubLimits, Identity};
+use tally_sync::exchange::{hub_handle, HandleError, Held, HubLimits, Identity};
 use tally_sync::{ByReason, Event, EventKind, ReservePolicy, SyncRequest};
 
 use super::orders::reserve_targets;
@@ -31,18 +31,21 @@ pub struct SyncSettings {
     pub catalog_page: usize,
 }
 
-/// Handles `req` from `who` at `now_ms` (hub clock). See the module docs.
+/// Handles `req` from `who` at `now_ms` (hub clock), giving the store
+/// none of the hub's rights in `holds`, held for orders waiting on its release. See
+/// the module docs.
 pub(crate) fn sync<T: HubTxn>(
     txn: &mut T,
     settings: &SyncSettings,
     who: &Identity,
     req: &SyncRequest,
+    holds: &Held,
     now_ms: u64,
 ) -> Result<SyncResult, StorageError> {
     let s = settings;
     txn.prefetch_sync(who, req)?;
     let targets = reserve_targets(&*txn, &who.location, &s.policy, now_ms)?;
-    let (mut resp, outcome) = match hub_handle(txn, who, req, &targets, &s.limits, now_ms) {
+    let (mut resp, outcome) = match hub_handle(txn, who, req, &targets, holds, &s.limits, now_ms) {
         Ok(x) => x,
         Err(HandleError::Refused(r)) => {
             // Nothing of the request is written; the event it was
