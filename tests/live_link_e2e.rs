@@ -94,17 +94,23 @@ async fn an_online_order_takes_a_live_stores_unsold_units_at_once() {
     let (status, body) = agent.post("/v1/sales", &sale()).await;
     assert_eq!((status, body["reason"].as_str()), (409, Some("no_stock")));
     hub_sees(&hub, "s1", A, 0).await;
+    // The store is asked once more (a receipt not synced would not be in
+    // the hub's books) and answers that it has nothing: no_stock.
     let (status, body) = hub.post("/v1/orders", &order(1)).await;
     assert_eq!((status, body["reason"].as_str()), (409, Some("no_stock")));
 
     let (_, metrics) = agent.get_text("/metrics").await.unwrap();
     assert!(metrics.contains("tally_agent_link_live 1"), "{metrics}");
     assert!(
-        metrics.contains("tally_agent_link_notices_total{kind=\"rights_wanted\"} 1"),
+        metrics.contains("tally_agent_link_notices_total{kind=\"rights_wanted\"} 2"),
         "{metrics}"
     );
     let (_, metrics) = hub.get_text("/metrics").await.unwrap();
     assert!(metrics.contains("tally_hub_stores_live 1"), "{metrics}");
+    assert!(
+        metrics.contains("tally_hub_release_requests_total{result=\"reported\"} 2"),
+        "{metrics}"
+    );
 }
 
 /// Units received since the store's last sync are on its shelf but not

@@ -46,9 +46,34 @@ const MISSED_HEARTBEATS: u32 = 3;
 /// How long a report of released rights may take.
 const REPORT_WAIT: Duration = Duration::from_secs(5);
 
-/// How long a release waits for syncs to carry the events behind rights
-/// the hub cannot explain yet (the hub's order waits 2 s by default).
+/// How long a release waits, at most, for syncs to carry the events
+/// behind rights the hub cannot explain yet, when the hub did not say how
+/// long its order waits (its default wait is 2 s).
 const UNEXPLAINED_WAIT: Duration = Duration::from_millis(1_500);
+
+/// How often a release waiting for a sync wakes it again (a sync that
+/// failed waits out a backoff otherwise).
+const REWAKE_SYNC: Duration = Duration::from_millis(250);
+
+/// A `rights_wanted` notice, as a release runs it.
+#[derive(Debug, Clone, Copy)]
+struct Wanted {
+    request_id: EventId,
+    gtin: Gtin,
+    units: u64,
+    /// How long the release may wait for syncs before it reports.
+    sync_for: Duration,
+}
+
+/// How long a release may wait for syncs when the asking order waits
+/// `wait_ms` at the hub: three quarters of it (at most 10 s), leaving the
+/// rest for the report; [`UNEXPLAINED_WAIT`] when the hub did not say.
+fn sync_budget(wait_ms: Option<u64>) -> Duration {
+    match wait_ms {
+        Some(ms) => Duration::from_millis(ms.saturating_mul(3) / 4).min(Duration::from_secs(10)),
+        None => UNEXPLAINED_WAIT,
+    }
+}
 
 /// The link task's moving parts.
 #[derive(Debug, Clone)]
@@ -176,10 +201,17 @@ async fn session(ctx: &LinkContext) -> Ended {
                     gtin,
                     units,
                     counter,
+                    wait_ms,
                 } => {
                     // Released on the committer, reported on the same
                     // connection; the link keeps reading meanwhile.
-                    tokio::spawn(release(ctx.clone(), request_id, gtin, units, *counter));
+                    let wanted = Wanted {
+                        request_id,
+                        gtin,
+                        units,
+                        sync_for: sync_budget(wait_ms),
+                    };
+                    tokio::spawn(release(ctx.clone(), wanted, *counter));
                 }
             }
         }
@@ -199,13 +231,13 @@ async fn session(ctx: &LinkContext) -> Ended {
 /// Rights the hub cannot explain yet (units received since the last sync)
 /// are given after the syncs that carry their events, waiting up to
 /// [`UNEXPLAINED_WAIT`]: the order asking for them waits at the hub.
-async fn release(
-    ctx: LinkContext,
-    request_id: EventId,
-    gtin: Gtin,
-    units: u64,
-    seen: BoundedCounter,
-) {
+async fn release(ctx: LinkContext, wanted: Wanted, seen: BoundedCounter) {
+    let Wanted {
+        request_id,
+        gtin,
+        units,
+        sync_for,
+    } = wanted;
     let units = units.min(tally_sync::rights::MAX_UNITS_PER_REQUEST);
     let mut rounds = ctx.status.rounds();
     rounds.mark_unchanged();
@@ -216,12 +248,16 @@ async fn release(
             return;
         }
     };
-    let deadline = tokio::time::Instant::now() + UNEXPLAINED_WAIT;
+    let deadline = tokio::time::Instant::now() + sync_for;
     while released.unexplained > 0 && released.units < units {
+        // A failed sync backs off; waking it again cuts that short.
         ctx.wake_sync.notify_one();
-        match tokio::time::timeout_at(deadline, rounds.changed()).await {
+        let next_wake = (tokio::time::Instant::now() + REWAKE_SYNC).min(deadline);
+        match tokio::time::timeout_at(next_wake, rounds.changed()).await {
             Ok(Ok(())) => {}
-            _ => break, // out of time, or the agent is stopping
+            Ok(Err(_)) => break, // the agent is stopping
+            Err(_) if next_wake < deadline => continue,
+            Err(_) => break, // out of time
         }
         rounds.mark_unchanged();
         match ctx
@@ -256,5 +292,19 @@ async fn release(
             // The transfer is committed: the next sync carries it.
             tracing::warn!(error = %e, %gtin, released = report.released, "The hub did not take the report of released rights; the next sync carries them.");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_release_waits_for_syncs_within_the_orders_wait() {
+        assert_eq!(sync_budget(Some(2_000)), Duration::from_millis(1_500));
+        assert_eq!(sync_budget(Some(400)), Duration::from_millis(300));
+        assert_eq!(sync_budget(Some(0)), Duration::ZERO);
+        assert_eq!(sync_budget(Some(u64::MAX)), Duration::from_secs(10));
+        assert_eq!(sync_budget(None), UNEXPLAINED_WAIT);
     }
 }

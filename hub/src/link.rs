@@ -13,9 +13,10 @@
 //!   counted (notices are hints; the periodic sync is the truth).
 //! - An online order short of the hub's reserve asks the live store for
 //!   rights ([`Links::ask_release`]) and waits, bounded, for its report;
-//!   meanwhile the units it asked for are *held* ([`Hold`]): the hub
-//!   grants no store those rights until the order has run (first come,
-//!   first served).
+//!   meanwhile the units it needs there (the hub's rights it counts on
+//!   and those asked for) are *held* ([`Hold`]): the hub grants no store
+//!   those rights, and a sync gives none of them back, until the order
+//!   has run (first come, first served).
 //! - No I/O here and no storage: the HTTP handlers (`api::link`,
 //!   `api::orders`, `api::rights`) do the talking and the writing.
 //! - **Several hub processes** (over one database) share their links
@@ -226,8 +227,10 @@ impl Drop for LinkGuard {
     }
 }
 
-/// Units an online order waits for at a location: while it lives, grants
-/// to stores keep them back ([`Links::held`]).
+/// Units an online order needs at a location while it waits for the
+/// store's release: while it lives, grants to stores keep them back
+/// ([`Links::held`]) and syncs give none of them back
+/// ([`Links::holds_at`]).
 #[derive(Debug)]
 pub struct Hold {
     links: Arc<Links>,
@@ -647,6 +650,7 @@ impl Links {
                 gtin,
                 units,
                 counter: Box::new(counter.without(&replica)),
+                wait_ms: Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
             };
             // Held before the store hears of it, here and (announced
             // first, so before the notice on the same bus) at the other

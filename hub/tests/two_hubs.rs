@@ -224,6 +224,7 @@ async fn an_order_at_one_hub_gets_rights_from_a_store_live_at_the_other() {
             gtin: wanted,
             units,
             counter,
+            ..
         } = notice
         else {
             panic!("round {round}: expected rights_wanted, got {notice:?}");

@@ -211,7 +211,7 @@ pub fn clamp_own(
 /// [`Self::MAX_EVENTS`] events it gives up and counts as unknown (no
 /// rights given), so the cost is bounded whatever the backlog. A store
 /// with that many events unsynced gives its reserve at a later sync.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unsynced {
     /// Units added per item; `None` once unknown.
     added: Option<BTreeMap<Gtin, u64>>,
@@ -227,6 +227,14 @@ impl Unsynced {
     pub fn none() -> Self {
         Self {
             added: Some(BTreeMap::new()),
+            events: 0,
+        }
+    }
+
+    /// Unknown: the store gives no rights (an event it cannot read).
+    pub fn unknown() -> Self {
+        Self {
+            added: None,
             events: 0,
         }
     }

@@ -62,6 +62,10 @@ pub enum Notice {
         /// queue holds notices, most of them small.
         #[serde(default)]
         counter: Box<BoundedCounter>,
+        /// How long the asking order waits for the report, in ms (absent
+        /// from hubs before it was sent): the store fits its work in it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wait_ms: Option<u64>,
     },
     /// A notice of a kind this version does not know: ignored.
     #[serde(other)]
@@ -168,6 +172,7 @@ mod tests {
                 gtin: Gtin::from_body(96_385_074).unwrap(),
                 units: 3,
                 counter: Box::default(),
+                wait_ms: Some(2_000),
             },
         ]
     }

@@ -116,13 +116,20 @@ impl MemStore {
         self.replica.journal.get(id)
     }
 
-    /// What the outbox's events after sequence number `acked` add.
+    /// What the outbox's events after sequence number `acked` add
+    /// (unknown if one is missing from the journal, as the agent takes
+    /// it).
     fn unsynced_after(&self, acked: u64) -> Unsynced {
-        Unsynced::of(
-            self.outbox
-                .range(acked.saturating_add(1)..)
-                .filter_map(|(_, id)| self.replica.journal.get(id)),
-        )
+        let mut out = Unsynced::none();
+        for (_, id) in self.outbox.range(acked.saturating_add(1)..) {
+            let Some(event) = self.replica.journal.get(id) else {
+                return Unsynced::unknown();
+            };
+            if out.add(event).is_break() {
+                break;
+            }
+        }
+        out
     }
 
     /// Own counter entries the hub has not acknowledged.

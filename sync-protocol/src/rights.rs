@@ -250,7 +250,7 @@ pub fn merge_released<S: HubReplica>(
 }
 
 /// `own` (a store's own entries of `gtin` at its location) with the `P`
-/// entry its synced events do not explain lowered.
+/// and `N` entries lowered to what its synced events explain.
 fn explained_own<S: HubReplica>(
     store: &S,
     who: &Identity,

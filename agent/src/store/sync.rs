@@ -166,7 +166,7 @@ pub fn apply_sync(
 /// What the outbox's events after the hub's last acknowledgement add to
 /// this store's own stock ([`Unsynced`]): rights the hub cannot explain
 /// yet, so none the store may give it. Reads at most
-/// [`Unsynced::MAX_EVENTS`] events.
+/// [`Unsynced::MAX_EVENTS`] + 1 events.
 pub fn unsynced(txn: &WriteTxn) -> Result<Unsynced, StoreError> {
     let acked = {
         let meta = txn.raw().open_table(AGENT_META).map_err(storage)?;

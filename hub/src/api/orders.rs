@@ -3,7 +3,7 @@
 //! item) into an [`OrderRequest`]; the writer records it, or refuses it,
 //! in one durable transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::body::Body;
 use axum::extract::State;
@@ -163,9 +163,12 @@ const MAX_RELEASE_ROUNDS: usize = 8;
 ///
 /// An order the hub's reserve cannot fill asks the store, if it is live,
 /// to release unsold rights (`crate::link::Links::ask_release`) and runs
-/// again with the store's report merged in the same transaction; it is
-/// refused only when the store has no unsold units (`no_stock`) or is not
-/// reachable (`offline`).
+/// again with the store's report merged in the same transaction. The
+/// store is asked at least once per item even when the hub's books show
+/// nothing beyond its reserve there (units received since the store's
+/// last sync are not in them), and no more once it gave nothing. The
+/// order is refused when the store has no unsold units (`no_stock`) or is
+/// not reachable (`offline`).
 pub(super) async fn orders(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -177,8 +180,11 @@ pub(super) async fn orders(
     };
     let (order_id, store) = (order.order_id.clone(), order.store.clone());
     let deadline = Instant::now() + st.settings.rights_wait;
-    // Units held for this order while it waits; released when it is done.
-    let mut holds = Vec::new();
+    // Units held for this order while it waits, one hold per item (the
+    // latest round's); released when it is done.
+    let mut holds = BTreeMap::new();
+    // Items the store was asked for, and those it then gave nothing of.
+    let (mut asked, mut exhausted) = (BTreeSet::new(), BTreeSet::new());
     let mut report = None;
     let mut store_reachable = true;
     let mut rounds = 0;
@@ -209,7 +215,9 @@ pub(super) async fn orders(
             break result;
         };
         let left = deadline.saturating_duration_since(Instant::now());
-        if on_hand <= available || rounds == MAX_RELEASE_ROUNDS || left.is_zero() {
+        let nothing_more =
+            exhausted.contains(gtin) || (on_hand <= available && asked.contains(gtin));
+        if nothing_more || rounds == MAX_RELEASE_ROUNDS || left.is_zero() {
             break result;
         }
         rounds += 1;
@@ -239,7 +247,11 @@ pub(super) async fn orders(
                     released.released,
                     asked_at.elapsed(),
                 );
-                holds.push(hold);
+                asked.insert(*gtin);
+                if released.released == 0 {
+                    exhausted.insert(*gtin);
+                }
+                holds.insert(*gtin, hold);
                 report = Some((who, released));
             }
             Asked::NotLive => {
@@ -274,6 +286,13 @@ pub(super) async fn orders(
             on_hand,
         }) => {
             st.metrics.order(false, false);
+            // The store gave all it had: what the hub's books show beyond
+            // its reserve there is sold (the sales not synced yet).
+            let on_hand = if exhausted.contains(&gtin) {
+                on_hand.min(available)
+            } else {
+                on_hand
+            };
             let refusal = Refusal::InsufficientStock {
                 gtin,
                 requested,
@@ -362,10 +381,12 @@ async fn release_for(
         }
     }
     let now = st.clock.now_ms();
-    let asked = futures_util::future::join_all(
-        asks.iter()
-            .map(|(l, g, units, c)| st.links.ask_release(l, *g, *units, *units, c, left, now)),
-    )
+    let asked = futures_util::future::join_all(asks.iter().map(|(l, g, units, c)| {
+        // Held there meanwhile: the hub's rights the plan counts on and
+        // those asked for.
+        let hold = c.rights(&hub).saturating_add(*units);
+        st.links.ask_release(l, *g, *units, hold, c, left, now)
+    }))
     .await;
     let mut holds = Vec::new();
     let mut released_any = false;

@@ -22,10 +22,16 @@ use crate::ledger::Refusal;
 use crate::message::SyncRequest;
 use crate::rights::{self, RightsReleased};
 
-/// Sync rounds a store runs, at most, before giving an order rights the
-/// hub cannot explain yet: the simulation's requests are small (16
-/// events), the agent's 1,000, and it syncs for up to 1.5 s.
-const SYNC_ROUNDS_BEFORE_RELEASE: usize = 32;
+/// Sync rounds a store runs before giving an order rights the hub cannot
+/// explain yet, beyond twice the pages of its backlog: the simulation's
+/// requests are small (16 events), the agent's 1,000, and it syncs for
+/// most of the order's wait (1.5 s by default), enough for a few
+/// thousand events ([`crate::explain::Unsynced::MAX_EVENTS`] at most).
+const SYNC_ROUNDS_BEFORE_RELEASE: usize = 8;
+
+/// Most sync rounds before a release (twice the pages of
+/// [`crate::explain::Unsynced::MAX_EVENTS`] events).
+const MAX_SYNC_ROUNDS: usize = 512;
 
 impl Sim {
     /// An online order for store `s`'s stock, sold from the hub's rights
@@ -66,9 +72,11 @@ impl Sim {
             else {
                 break;
             };
-            // Short of the hub's reserve while the store has more: ask
-            // the store over its live link, as the hub server does.
-            if on_hand <= available || !self.link_up(s) {
+            // Short of the hub's reserve: ask the store over its live
+            // link, as the hub server does: once even when the hub's books
+            // show nothing more there (a receipt not synced yet is not in
+            // them), again while they do.
+            if (asked && on_hand <= available) || !self.link_up(s) {
                 break;
             }
             if self.rng.gen_bool(self.cfg.loss) {
@@ -89,10 +97,11 @@ impl Sim {
                 // As the agent does: rights the hub cannot explain yet
                 // (units received since the last sync) are given after
                 // the syncs that carry their events (a lost message is
-                // sent again), as many rounds as the order's wait allows.
-                // The hub holds what the order has meanwhile.
+                // sent again). The hub holds what the order needs there
+                // meanwhile.
                 self.held = Some((s, gtin, requested));
-                for _ in 0..SYNC_ROUNDS_BEFORE_RELEASE {
+                let pages = self.stores[s].mem.outbox.len() / self.cfg.max_events_per_sync.max(1);
+                for _ in 0..(2 * pages + SYNC_ROUNDS_BEFORE_RELEASE).min(MAX_SYNC_ROUNDS) {
                     if self.stores[s].mem.unexplained_rights(gtin) == 0 {
                         break;
                     }
