@@ -81,19 +81,22 @@ impl Writer {
         Ok((Writer { tx }, thread))
     }
 
-    /// Submits a store's sync (`who` from its certificate, `holds` the
-    /// hub's rights there held for waiting orders, `now_ms` the hub's
-    /// clock, Unix ms) and waits until it is committed or refused.
+    /// Submits a store's sync (`who` from its certificate, `holds_at` the
+    /// hub's rights at a location held for waiting orders, read when the
+    /// sync runs, `now_ms` the hub's clock, Unix ms) and waits until it is
+    /// committed or refused.
     pub async fn sync(
         &self,
         who: Identity,
         req: SyncRequest,
-        holds: Held,
+        holds_at: HoldsAt,
         now_ms: u64,
     ) -> Result<SyncResult, WriteError> {
         self.submit(
-            (who, req, holds, now_ms),
-            |txn, (who, req, holds, now_ms)| txn.sync(who, req, holds, *now_ms),
+            (who, req, holds_at, now_ms),
+            |txn, (who, req, holds_at, now_ms)| {
+                txn.sync(who, req, &holds_at(&who.location), *now_ms)
+            },
         )
         .await
     }
@@ -251,6 +254,12 @@ where
 
 /// How a job of input `I` runs in the batch's transaction.
 type WriteFn<I, O> = fn(&mut dyn HubWrite, &I) -> Result<O, StorageError>;
+
+/// The hub's rights at a location held for orders waiting on its store's
+/// release (`crate::link::Links::holds_at`), read by a sync as it runs:
+/// an order that placed its hold while the sync waited in the queue is
+/// honoured too.
+pub type HoldsAt = Arc<dyn Fn(&LocationId) -> Held + Send + Sync>;
 
 /// A queued write of any kind (so one queue keeps every kind in order).
 trait Job: Send {
