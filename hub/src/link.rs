@@ -582,21 +582,7 @@ impl Links {
 
     /// Units held at (`location`, `gtin`) for orders waiting on a release.
     pub fn held(&self, location: &LocationId, gtin: Gtin) -> u64 {
-        let key = (location.clone(), gtin);
-        let mut inner = self.lock();
-        let now = Instant::now();
-        inner.remote_held.retain(|_, h| h.until > now);
-        let remote = inner
-            .remote_held
-            .values()
-            .filter(|h| h.key == key)
-            .fold(0u64, |sum, h| sum.saturating_add(h.units));
-        inner
-            .held
-            .get(&key)
-            .copied()
-            .unwrap_or(0)
-            .saturating_add(remote)
+        self.holds_at(location).get(&gtin).copied().unwrap_or(0)
     }
 
     /// Units held at `location` for orders waiting on a release, per item

@@ -113,16 +113,17 @@ impl Writer {
     }
 
     /// A store's request for the hub's rights at its location, keeping
-    /// `hold_back` of them (held for waiting orders); answered after the
-    /// commit.
+    /// back those held for waiting orders (`holds_at`, read when the
+    /// grant runs); answered after the commit.
     pub async fn grant(
         &self,
         who: Identity,
         req: RightsRequest,
-        hold_back: u64,
+        holds_at: HoldsAt,
     ) -> Result<GrantResult, WriteError> {
-        self.submit((who, req, hold_back), |txn, (who, req, hold_back)| {
-            txn.grant(who, req, *hold_back)
+        self.submit((who, req, holds_at), |txn, (who, req, holds_at)| {
+            let hold_back = holds_at(&who.location).get(&req.gtin).copied().unwrap_or(0);
+            txn.grant(who, req, hold_back)
         })
         .await
     }
