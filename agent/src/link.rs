@@ -230,7 +230,8 @@ async fn session(ctx: &LinkContext) -> Ended {
 /// merging the hub's entries `seen`) and reports them under `request_id`.
 /// Rights the hub cannot explain yet (units received since the last sync)
 /// are given after the syncs that carry their events, waiting up to
-/// [`UNEXPLAINED_WAIT`]: the order asking for them waits at the hub.
+/// `wanted.sync_for` ([`sync_budget`]): the order asking for them waits
+/// at the hub.
 async fn release(ctx: LinkContext, wanted: Wanted, seen: BoundedCounter) {
     let Wanted {
         request_id,

@@ -16,7 +16,6 @@ use serde_json::{json, Value};
 use support::link::Link;
 use support::{gtin, Admin, HubClient, SimStore, TestHub};
 use tally_sync::link::Notice;
-use tally_sync::rights::RightsReleased;
 
 /// Polls `GET /v1/stores` until store `s`'s `live` is `want`.
 async fn wait_live(admin: &Admin, s: &str, want: bool) -> Value {
@@ -47,19 +46,6 @@ async fn store_with_ten(hub: &TestHub) -> (HubClient, SimStore, u64) {
     s1.sync_all(&client, 10).await;
     let hub_rights = 10 - s1.rights(gtin(1));
     (client, s1, hub_rights)
-}
-
-/// Posts a report of released rights; the status and JSON answer.
-async fn report(client: &HubClient, released: &RightsReleased) -> (StatusCode, Value) {
-    let r = client
-        .http
-        .post(format!("{}/v1/rights/released", client.base))
-        .json(released)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 fn order(id: &str, qty: u64) -> Value {
@@ -106,7 +92,7 @@ async fn an_online_order_gets_a_live_stores_unsold_rights_at_once() {
     assert!(counter.owned_by(&"s1".parse().unwrap()).is_empty());
     let released = s1.mem.release(request_id, g, units, &counter);
     assert_eq!(released.released, units);
-    let (status, body) = report(&client, &released).await;
+    let (status, body) = client.released(&released).await;
     assert_eq!(
         (status, body["merged_by"].clone()),
         (StatusCode::OK, json!("order"))
@@ -140,7 +126,7 @@ async fn an_online_order_gets_a_live_stores_unsold_rights_at_once() {
     };
     let nothing = s1.mem.release(asked, gtin(1), units, &counter);
     assert_eq!(nothing.released, 0);
-    assert_eq!(report(&client, &nothing).await.0, StatusCode::OK);
+    assert_eq!(client.released(&nothing).await.0, StatusCode::OK);
     let (status, body) = ordering.await.unwrap();
     assert_eq!(
         (status, body["reason"].clone()),
@@ -161,10 +147,10 @@ async fn an_online_order_gets_a_live_stores_unsold_rights_at_once() {
     // A report that names another request is kept by the hub (the order
     // stopped waiting); a forged one is refused.
     let late = s1.mem.release(request_id, gtin(1), 1, &counter);
-    assert_eq!(report(&client, &late).await.1["merged_by"], "hub");
+    assert_eq!(client.released(&late).await.1["merged_by"], "hub");
     let mut forged = late.clone();
     forged.own.add(&tally_sync::ReplicaId::hub(), 5).unwrap();
-    assert_eq!(report(&client, &forged).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(client.released(&forged).await.0, StatusCode::FORBIDDEN);
 
     let (_, metrics) = admin.get("/metrics").await;
     let metrics = metrics.as_str().unwrap_or_default().to_string();

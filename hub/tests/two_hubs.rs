@@ -232,14 +232,8 @@ async fn an_order_at_one_hub_gets_rights_from_a_store_live_at_the_other() {
         assert_eq!(wanted, g);
         let released = s1.mem.release(request_id, g, units, &counter);
         assert!(released.released > 0, "round {round}");
-        let r = report_to
-            .http
-            .post(format!("{}/v1/rights/released", report_to.base))
-            .json(&released)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK, "round {round}");
+        let (status, _) = report_to.released(&released).await;
+        assert_eq!(status, StatusCode::OK, "round {round}");
         let (status, receipt) = ordering.await.unwrap();
         assert_eq!(status, StatusCode::CREATED, "round {round}: {receipt}");
         s1.sync_all(&ca, 10).await;
@@ -306,14 +300,7 @@ async fn units_held_for_an_order_at_one_hub_are_not_granted_at_the_other() {
     let grant = ca.rights(&asked).await.unwrap();
     assert_eq!(grant.granted, 0, "A must hold back B's units: {grant:?}");
     // The report reaches B: the order is filled.
-    let r = cb
-        .http
-        .post(format!("{}/v1/rights/released", cb.base))
-        .json(&released)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(cb.released(&released).await.0, StatusCode::OK);
     let (status, receipt) = ordering.await.unwrap();
     assert_eq!(status, StatusCode::CREATED, "{receipt}");
     s1.sync_all(&ca, 10).await;

@@ -285,6 +285,13 @@ impl Unsynced {
         self.added(gtin)
             .map_or(0, |added| counter.rights(r).saturating_sub(added))
     }
+
+    /// The rest of `r`'s rights: those the hub cannot explain yet.
+    pub fn unexplained_rights(&self, counter: &BoundedCounter, r: &ReplicaId, gtin: Gtin) -> u64 {
+        counter
+            .rights(r)
+            .saturating_sub(self.explainable_rights(counter, r, gtin))
+    }
 }
 
 #[cfg(test)]

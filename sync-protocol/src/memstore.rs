@@ -249,11 +249,8 @@ impl MemStore {
     /// Rights to `gtin` this store holds that the hub cannot explain yet:
     /// added by events it has not acknowledged ([`Unsynced`]).
     pub fn unexplained_rights(&self, gtin: Gtin) -> u64 {
-        let unsynced = self.unsynced_after(self.cursors.acked_events_upto);
-        let c = self.counter(gtin);
-        let r = &self.who.replica;
-        c.rights(r)
-            .saturating_sub(unsynced.explainable_rights(&c, r, gtin))
+        self.unsynced_after(self.cursors.acked_events_upto)
+            .unexplained_rights(&self.counter(gtin), &self.who.replica, gtin)
     }
 
     /// Whether the store holds anything the hub has not acknowledged.

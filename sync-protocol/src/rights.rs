@@ -204,9 +204,8 @@ pub fn release<S: ReplicaStore>(
         c.merge(&seen.without(&who.replica));
         store.put_counter(&key, c.clone())?;
     }
-    let explainable = unsynced.explainable_rights(&c, &who.replica, gtin);
-    let unexplained = c.rights(&who.replica).saturating_sub(explainable);
-    let give = units.min(explainable);
+    let unexplained = unsynced.unexplained_rights(&c, &who.replica, gtin);
+    let give = units.min(unsynced.explainable_rights(&c, &who.replica, gtin));
     let given = if give > 0 && c.transfer(&who.replica, &ReplicaId::hub(), give).is_ok() {
         store.put_counter(&key, c.clone())?;
         give

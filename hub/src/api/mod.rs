@@ -69,7 +69,7 @@ use crate::link::Links;
 use crate::metrics::Metrics;
 use crate::pki::Revocations;
 use crate::storage::{HubStorage, StorageError};
-use crate::writer::{WriteError, Writer};
+use crate::writer::{HoldsAt, WriteError, Writer};
 
 pub use self::slots::StoreSlots;
 use self::slots::{Kind, Slot};
@@ -108,6 +108,15 @@ pub struct AppState {
     /// What each store has in flight (one sync, a bounded number of
     /// other writes).
     pub slots: Arc<StoreSlots>,
+}
+
+impl AppState {
+    /// How the writer reads the holds of orders waiting on a store's
+    /// release, as a sync or a grant runs ([`Links::holds_at`]).
+    fn holds_at(&self) -> HoldsAt {
+        let links = self.links.clone();
+        Arc::new(move |at| links.holds_at(at))
+    }
 }
 
 impl std::fmt::Debug for AppState {

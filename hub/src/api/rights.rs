@@ -7,7 +7,6 @@
 //! request id, and the answer (a `RightsGrant`, JSON) comes after the
 //! commit.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -16,7 +15,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use tally_sync::rights::RightsRequest;
-use tally_sync::LocationId;
 use tracing::{debug, info, warn};
 
 use super::{error, invalid, store_json, write_error, AppState};
@@ -53,9 +51,7 @@ pub(super) async fn rights(
         return invalid(why);
     }
     let (store, gtin, units) = (who.replica.clone(), req.gtin, req.units);
-    let links = st.links.clone();
-    let holds_at = Arc::new(move |at: &LocationId| links.holds_at(at));
-    let (outcome, grant) = match st.writer.grant(who, req, holds_at).await {
+    let (outcome, grant) = match st.writer.grant(who, req, st.holds_at()).await {
         Ok(GrantResult::Granted(g)) => {
             let outcome = match g.granted {
                 0 => RightsOutcome::Refused,

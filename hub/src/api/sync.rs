@@ -5,7 +5,6 @@
 //! response or the refusal. Every request is counted in the metrics by
 //! how it ended ([`SyncOutcome`]) and how long it took.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -245,14 +244,8 @@ fn undecodable(e: &CodecError, max: usize) -> Answer {
 /// the writer, which validates, merges and answers it in one durable
 /// transaction.
 async fn submit(st: &AppState, who: Identity, req: SyncRequest) -> Result<SyncResult, Answer> {
-    let links = st.links.clone();
     st.writer
-        .sync(
-            who,
-            req,
-            Arc::new(move |at| links.holds_at(at)),
-            st.clock.now_ms(),
-        )
+        .sync(who, req, st.holds_at(), st.clock.now_ms())
         .await
         .map_err(|e| (SyncOutcome::Unavailable, write_error(e)))
 }

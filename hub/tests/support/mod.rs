@@ -34,7 +34,7 @@ use tally_sync::exchange::Identity;
 use tally_sync::fulfilment::Status;
 use tally_sync::memstore::MemStore;
 use tally_sync::message::AllocationsPage;
-use tally_sync::rights::{RightsGrant, RightsRequest};
+use tally_sync::rights::{RightsGrant, RightsReleased, RightsRequest};
 use tally_sync::{
     Epc, EventId, Gtin, LocationId, Refusal, ReplicaId, SyncRequest, SyncResponse, Tender,
 };
@@ -300,6 +300,20 @@ impl HubClient {
             ));
         }
         Ok(serde_json::from_slice(&bytes).unwrap())
+    }
+
+    /// A report of released rights (`POST /v1/rights/released`, JSON):
+    /// the status and JSON answer.
+    pub async fn released(&self, report: &RightsReleased) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(format!("{}/v1/rights/released", self.base))
+            .json(report)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
     }
 
     /// The store's allocations and transfers that changed at the hub

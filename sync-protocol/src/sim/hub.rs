@@ -14,10 +14,9 @@ use crate::codec::{self, Encoding};
 use crate::command::{counters_at, record_event};
 use crate::epcs::EpcLedger;
 use crate::event::{Event, EventKind, Line, Staff};
-use crate::exchange::{hub_handle, HandleError, Held, HubLimits, ReplicaStore, ReserveTargets};
+use crate::exchange::{hub_handle, HandleError, Held, HubLimits, ReserveTargets};
 use crate::gtin::Gtin;
 use crate::ids::ReplicaId;
-use crate::inventory::ItemKey;
 use crate::ledger::Refusal;
 use crate::message::SyncRequest;
 use crate::rights::{self, RightsReleased};
@@ -39,10 +38,9 @@ impl Sim {
     pub(super) fn order(&mut self, s: usize) {
         let gtin = self.item();
         let qty = self.rng.gen_range(1..=2);
-        let location = self.stores[s].mem.who.location.clone();
         let event = Event {
             id: self.event_id(),
-            location: location.clone(),
+            location: self.stores[s].mem.who.location.clone(),
             replica: ReplicaId::hub(),
             at_ms: self.now_ms,
             kind: EventKind::Order { reference: None },
@@ -86,11 +84,7 @@ impl Sim {
             }
             let request_id = self.event_id();
             let who = self.stores[s].mem.who.clone();
-            let key = ItemKey::new(location.clone(), gtin);
-            let seen = match ReplicaStore::counter(&self.hub, &key) {
-                Ok(c) => c.without(&who.replica),
-                Err(never) => match never {},
-            };
+            let seen = self.hub_counter(s, gtin).without(&who.replica);
             let wanted = requested - available;
             let mut released = self.stores[s].mem.release(request_id, gtin, wanted, &seen);
             if released.released < wanted && self.stores[s].mem.unexplained_rights(gtin) > 0 {
@@ -108,10 +102,7 @@ impl Sim {
                     self.sync_at_once(s);
                 }
                 self.held = None;
-                let seen = match ReplicaStore::counter(&self.hub, &key) {
-                    Ok(c) => c.without(&who.replica),
-                    Err(never) => match never {},
-                };
+                let seen = self.hub_counter(s, gtin).without(&who.replica);
                 let more =
                     self.stores[s]
                         .mem
@@ -163,12 +154,8 @@ impl Sim {
     /// store's counter and the hub's merged (the hub does not see the
     /// store's sales it has not synced, nor the store the hub's orders).
     fn on_shelf(&self, s: usize, gtin: Gtin) -> u64 {
-        let st = &self.stores[s].mem;
-        let mut c = st.counter(gtin);
-        match ReplicaStore::counter(&self.hub, &ItemKey::new(st.who.location.clone(), gtin)) {
-            Ok(hub) => c.merge(&hub),
-            Err(never) => match never {},
-        }
+        let mut c = self.stores[s].mem.counter(gtin);
+        c.merge(&self.hub_counter(s, gtin));
         c.value()
     }
 

@@ -29,8 +29,8 @@ use rand::Rng;
 
 use super::{Sim, PRICE};
 use crate::command::{return_lines, LineIn, OriginalSale};
+use crate::counter::BoundedCounter;
 use crate::event::{Event, EventKind, Line, Staff};
-use crate::exchange::ReplicaStore;
 use crate::fulfilment::{Fulfilment, OrderAllocation, Status};
 use crate::gtin::Gtin;
 use crate::ids::{EventId, LocationId, ReplicaId};
@@ -278,13 +278,15 @@ impl HubOrders {
 }
 
 impl Sim {
+    /// The hub's counter of `gtin` at store `s`.
+    pub(super) fn hub_counter(&self, s: usize, gtin: Gtin) -> BoundedCounter {
+        let key = ItemKey::new(self.stores[s].mem.who.location.clone(), gtin);
+        self.hub.inventory.counter(&key)
+    }
+
     /// The hub's rights to `gtin` at store `s`.
     fn hub_holds(&self, s: usize, gtin: Gtin) -> u64 {
-        let key = ItemKey::new(self.stores[s].mem.who.location.clone(), gtin);
-        match ReplicaStore::counter(&self.hub, &key) {
-            Ok(c) => c.rights(&ReplicaId::hub()),
-            Err(never) => match never {},
-        }
+        self.hub_counter(s, gtin).rights(&ReplicaId::hub())
     }
 
     /// An online order HQ routes: shipped (no store named: every store
