@@ -256,6 +256,25 @@ impl Drop for Hold {
     }
 }
 
+/// What an order asks of one live store ([`Links::ask_release`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ReleaseAsk<'a> {
+    /// The store's location.
+    pub location: &'a LocationId,
+    /// The item.
+    pub gtin: Gtin,
+    /// Unsold rights the store is asked to release.
+    pub units: u64,
+    /// The hub's rights there held for the asking order meanwhile: what
+    /// it needs there (the rights the hub has and those it asked for).
+    pub hold: u64,
+    /// The hub's view of the counter: its entries other than the store's
+    /// go with the request.
+    pub counter: &'a BoundedCounter,
+    /// How long the order waits for the store's report.
+    pub wait: Duration,
+}
+
 /// What came of asking a store to release rights.
 #[derive(Debug)]
 pub enum Asked {
@@ -603,23 +622,18 @@ impl Links {
         out
     }
 
-    /// Asks the live store at `location` to release up to `units` unsold
-    /// rights to `gtin`, holding `hold` of the hub's rights there for the
-    /// asking order meanwhile (what it needs there: the rights the hub
-    /// has and those it asked for), and waits up to `wait` for its
-    /// report. `counter` is the hub's view of the counter: its entries
-    /// other than the store's go with the request.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn ask_release(
-        self: &Arc<Self>,
-        location: &LocationId,
-        gtin: Gtin,
-        units: u64,
-        hold: u64,
-        counter: &BoundedCounter,
-        wait: Duration,
-        now_ms: u64,
-    ) -> Asked {
+    /// Asks the live store at `ask.location` to release up to
+    /// `ask.units` unsold rights, holds `ask.hold` there meanwhile and
+    /// waits up to `ask.wait` for its report ([`ReleaseAsk`]).
+    pub async fn ask_release(self: &Arc<Self>, ask: ReleaseAsk<'_>, now_ms: u64) -> Asked {
+        let ReleaseAsk {
+            location,
+            gtin,
+            units,
+            hold,
+            counter,
+            wait,
+        } = ask;
         let mut random = [0u8; 10];
         rand::rngs::OsRng.fill_bytes(&mut random);
         let request_id = EventId::v7(now_ms, random);
@@ -790,12 +804,14 @@ mod tests {
         assert!(matches!(
             links
                 .ask_release(
-                    &s1.location,
-                    gtin(),
-                    2,
-                    2,
-                    &BoundedCounter::default(),
-                    Duration::from_millis(10),
+                    ReleaseAsk {
+                        location: &s1.location,
+                        gtin: gtin(),
+                        units: 2,
+                        hold: 2,
+                        counter: &BoundedCounter::default(),
+                        wait: Duration::from_millis(10)
+                    },
                     1
                 )
                 .await,
@@ -808,12 +824,14 @@ mod tests {
             tokio::spawn(async move {
                 links
                     .ask_release(
-                        &loc,
-                        gtin(),
-                        2,
-                        2,
-                        &BoundedCounter::default(),
-                        Duration::from_secs(30),
+                        ReleaseAsk {
+                            location: &loc,
+                            gtin: gtin(),
+                            units: 2,
+                            hold: 2,
+                            counter: &BoundedCounter::default(),
+                            wait: Duration::from_secs(30),
+                        },
                         1,
                     )
                     .await
@@ -858,12 +876,14 @@ mod tests {
         // Nobody reports: the wait ends, the hold with it.
         let asked = links
             .ask_release(
-                &s1.location,
-                gtin(),
-                1,
-                1,
-                &BoundedCounter::default(),
-                Duration::from_millis(20),
+                ReleaseAsk {
+                    location: &s1.location,
+                    gtin: gtin(),
+                    units: 1,
+                    hold: 1,
+                    counter: &BoundedCounter::default(),
+                    wait: Duration::from_millis(20),
+                },
                 2,
             )
             .await;
@@ -968,12 +988,14 @@ mod tests {
             tokio::spawn(async move {
                 links
                     .ask_release(
-                        &who("s1").location,
-                        gtin(),
-                        2,
-                        2,
-                        &BoundedCounter::default(),
-                        Duration::from_secs(10),
+                        ReleaseAsk {
+                            location: &who("s1").location,
+                            gtin: gtin(),
+                            units: 2,
+                            hold: 2,
+                            counter: &BoundedCounter::default(),
+                            wait: Duration::from_secs(10),
+                        },
                         9,
                     )
                     .await
@@ -1034,12 +1056,14 @@ mod tests {
             let here = here.clone();
             tokio::spawn(async move {
                 here.ask_release(
-                    &who("s1").location,
-                    gtin(),
-                    3,
-                    3,
-                    &BoundedCounter::default(),
-                    Duration::from_millis(200),
+                    ReleaseAsk {
+                        location: &who("s1").location,
+                        gtin: gtin(),
+                        units: 3,
+                        hold: 3,
+                        counter: &BoundedCounter::default(),
+                        wait: Duration::from_millis(200),
+                    },
                     9,
                 )
                 .await

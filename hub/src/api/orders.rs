@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use super::admin::admin_json;
 use super::{error, invalid, read_storage, with_details, write_error, AppState};
-use crate::link::Asked;
+use crate::link::{Asked, ReleaseAsk};
 use crate::metrics::ReleaseOutcome;
 use crate::storage::routed::{CancelResult, RoutedOrder, RoutedOrderRequest, RoutedResult};
 use crate::storage::{OrderRequest, OrderResult, ReleaseResult};
@@ -227,12 +227,14 @@ pub(super) async fn orders(
         match st
             .links
             .ask_release(
-                &store,
-                *gtin,
-                requested - available,
-                *requested,
-                &counter,
-                left,
+                ReleaseAsk {
+                    location: &store,
+                    gtin: *gtin,
+                    units: requested - available,
+                    hold: *requested,
+                    counter: &counter,
+                    wait: left,
+                },
                 st.clock.now_ms(),
             )
             .await
@@ -385,7 +387,15 @@ async fn release_for(
         // Held there meanwhile: the hub's rights the plan counts on and
         // those asked for.
         let hold = c.rights(&hub).saturating_add(*units);
-        st.links.ask_release(l, *g, *units, hold, c, left, now)
+        let ask = ReleaseAsk {
+            location: l,
+            gtin: *g,
+            units: *units,
+            hold,
+            counter: c,
+            wait: left,
+        };
+        st.links.ask_release(ask, now)
     }))
     .await;
     let mut holds = Vec::new();
