@@ -25,7 +25,7 @@ use tally_hub::storage::returns::CheckResult;
 use tally_hub::storage::routed::{CancelResult, RoutedOrderRequest, RoutedResult};
 use tally_hub::storage::{
     ExceptionRecord, GrantResult, HubStorage, OrderLine, OrderRequest, OrderResult, ReleaseResult,
-    StorageError, StoreStock, SyncResult, SyncSummary,
+    StorageError, StoreStock, SyncResult, SyncSummary, SALES_WINDOW_MINUTES,
 };
 use tally_sync::command::{Command, LineIn};
 use tally_sync::exchange::{Identity, SyncRefusal};
@@ -279,6 +279,82 @@ fn a_sync_stores_events_once_merges_counters_and_keeps_the_store_record() {
         let sold: u64 = st.sales_per_minute(0).unwrap().iter().map(|x| x.2).sum();
         assert_eq!(sold, 5, "{backend}");
         assert_eq!(st.audit().unwrap().events, 4, "{backend}");
+    }
+}
+
+/// Units sold per minute are kept for the stats' window and no longer:
+/// a store's first sync in a minute forgets its minutes that left it,
+/// sales dated before it (a store back after weeks offline) are not
+/// counted, and a read answers each store's minutes from `since` alone.
+#[test]
+fn sales_per_minute_keep_the_window_and_no_more() {
+    const MIN: u64 = 60_000;
+    let window = SALES_WINDOW_MINUTES * MIN;
+    for backend in backends() {
+        let st = TestStorage::new(backend, settings(100));
+        let a = gtin(1);
+        let mut stores: Vec<SimStore> = ["s1", "s2", "s3"]
+            .iter()
+            .enumerate()
+            .map(|(i, id)| SimStore::new(id, i as u64 + 1))
+            .collect();
+        // Each store sells in three minutes a day apart.
+        for (i, s) in stores.iter_mut().enumerate() {
+            s.set_clock(NOW);
+            s.receive(a, 100);
+            for day in 0..3u64 {
+                s.set_clock(NOW + day * 24 * 60 * MIN);
+                s.sell(a, i as u64 + 1).unwrap();
+            }
+            synced(&*st, s, NOW + 2 * 24 * 60 * MIN);
+        }
+        let minute = |day: u64| (NOW + day * 24 * 60 * MIN) / MIN;
+        let rows = st.sales_per_minute(0).unwrap();
+        assert_eq!(rows.len(), 9, "{backend}: {rows:?}");
+        assert_eq!(
+            st.sales_per_minute(minute(1)).unwrap(),
+            vec![
+                ("s1".to_string(), minute(1), 1),
+                ("s1".to_string(), minute(2), 1),
+                ("s2".to_string(), minute(1), 2),
+                ("s2".to_string(), minute(2), 2),
+                ("s3".to_string(), minute(1), 3),
+                ("s3".to_string(), minute(2), 3),
+            ],
+            "{backend}: store then minute, from `since` on"
+        );
+
+        // A week and a half later s1 syncs again: its first day left the
+        // window and is forgotten; the other stores keep theirs until
+        // they sync.
+        let later = NOW + window + 36 * 60 * MIN;
+        stores[0].set_clock(later);
+        stores[0].sell(a, 1).unwrap();
+        synced(&*st, &mut stores[0], later);
+        let s1: Vec<u64> = st
+            .sales_per_minute(0)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.0 == "s1")
+            .map(|r| r.1)
+            .collect();
+        assert_eq!(s1, vec![minute(2), later / MIN], "{backend}");
+        assert_eq!(st.sales_per_minute(0).unwrap().len(), 8, "{backend}");
+
+        // s2 was offline all along: its sale dated before the window is
+        // in its events, not in the minutes.
+        stores[1].set_clock(NOW + 3 * 60 * MIN);
+        stores[1].sell(a, 5).unwrap();
+        let (_, _, summary) = synced(&*st, &mut stores[1], later + MIN);
+        assert_eq!(summary.new_events, 1, "{backend}");
+        let s2: Vec<(u64, u64)> = st
+            .sales_per_minute(0)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.0 == "s2")
+            .map(|r| (r.1, r.2))
+            .collect();
+        assert_eq!(s2, vec![(minute(2), 2)], "{backend}");
     }
 }
 

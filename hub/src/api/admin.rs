@@ -17,6 +17,8 @@ use tally_service::secret::secrets_equal;
 use tally_sync::timestamp::rfc3339;
 use tally_sync::Gtin;
 
+use crate::storage::SALES_WINDOW_MINUTES;
+
 use super::{body_error, error, read_body, read_storage, AppState};
 
 /// The admin token check: `Err` is the 401 to answer.
@@ -195,7 +197,7 @@ pub(super) async fn sales_stats(
         query,
         "minutes must be a non-negative integer",
     )?;
-    let minutes = q.minutes.unwrap_or(60).clamp(1, 7 * 24 * 60);
+    let minutes = q.minutes.unwrap_or(60).clamp(1, SALES_WINDOW_MINUTES);
     let since = (st.clock.now_ms() / 60_000).saturating_sub(minutes);
     let rows = read_storage(&st, move |s| s.sales_per_minute(since)).await?;
     let mut stores = serde_json::Map::new();

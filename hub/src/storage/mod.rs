@@ -48,6 +48,11 @@ pub use self::logic::{held, returns, routed, transfers};
 pub use self::redb::RedbHub;
 pub use self::status_counts::StatusCounts;
 
+/// How far back the hub keeps units sold per store and minute (7 days,
+/// the longest `GET /v1/stats/sales` answers); older minutes are
+/// forgotten as they leave it.
+pub const SALES_WINDOW_MINUTES: u64 = 7 * 24 * 60;
+
 /// A storage failure: the batch did not commit, nothing of it was kept,
 /// and the client may retry. The variants say what the writer may do
 /// about it ([`StorageError::is_retriable`]).
@@ -492,7 +497,8 @@ pub trait HubStorage: Send + Sync + 'static {
     /// Every store that has synced.
     fn stores(&self) -> Result<Vec<StoreRecord>, StorageError>;
     /// Units sold at the tills per (store, Unix minute), for minutes ≥
-    /// `since_minute`, in store then minute order.
+    /// `since_minute`, in store then minute order. Reads the rows
+    /// answered and one seek per store, however many minutes are kept.
     fn sales_per_minute(&self, since_minute: u64) -> Result<Vec<(String, u64, u64)>, StorageError>;
     /// Exceptions with id > `since`, oldest first, at most `limit`.
     fn exceptions(&self, since: u64, limit: usize) -> Result<Vec<ExceptionRecord>, StorageError>;

@@ -96,6 +96,9 @@ pub(crate) trait HubTxn: HubReplica<Error = StorageError> {
     fn put_store_record(&mut self, record: &StoreRecord) -> Result<(), StorageError>;
     /// Adds `units` sold at `store` in Unix minute `minute`.
     fn add_sales(&mut self, store: &str, minute: u64, units: u64) -> Result<(), StorageError>;
+    /// Forgets `store`'s sales per minute before Unix minute `minute`
+    /// (past [`SALES_WINDOW_MINUTES`](crate::storage::SALES_WINDOW_MINUTES)).
+    fn drop_sales_before(&mut self, store: &str, minute: u64) -> Result<(), StorageError>;
     /// Online demand recorded at `location`, per item.
     fn demand_at(&self, location: &LocationId)
         -> Result<Vec<(Gtin, DemandEstimate)>, StorageError>;

@@ -18,7 +18,9 @@ use super::orders::reserve_targets;
 use super::routed::{store_moved, Moved};
 use super::{exceptions, held, returns, transfers};
 use crate::storage::txn::HubTxn;
-use crate::storage::{ExceptionRecord, StorageError, StoreRecord, SyncResult, SyncSummary};
+use crate::storage::{
+    ExceptionRecord, StorageError, StoreRecord, SyncResult, SyncSummary, SALES_WINDOW_MINUTES,
+};
 
 /// Settings that shape what a sync answers.
 #[derive(Debug, Clone, Copy)]
@@ -88,7 +90,15 @@ pub(crate) fn sync<T: HubTxn>(
 
     // Bookkeeping: the store's record and its sales per minute.
     let new_count = outcome.new_events.len() as u64;
-    let record = match txn.store_record(&store)? {
+    let previous = txn.store_record(&store)?;
+    let minute = now_ms / 60_000;
+    // The store's first sync in a minute of the hub's clock forgets the
+    // minutes that left the window: at most once a minute, so the table
+    // holds the window and no more, at no cost to the syncs between.
+    let forget = previous
+        .as_ref()
+        .is_none_or(|r| r.last_sync_ms / 60_000 < minute);
+    let record = match previous {
         Some(mut r) => {
             r.last_sync_ms = r.last_sync_ms.max(now_ms);
             r.syncs += 1;
@@ -113,8 +123,16 @@ pub(crate) fn sync<T: HubTxn>(
         },
     };
     txn.put_store_record(&record)?;
-    for (minute, units) in sold_per_minute(&new_events) {
-        txn.add_sales(&store, minute, units)?;
+    let keep_from = minute.saturating_sub(SALES_WINDOW_MINUTES);
+    for (at, units) in sold_per_minute(&new_events) {
+        // Sales from before the window (a store back after a long time
+        // offline) are in the events, not in the chart.
+        if at >= keep_from {
+            txn.add_sales(&store, at, units)?;
+        }
+    }
+    if forget {
+        txn.drop_sales_before(&store, keep_from)?;
     }
 
     let n_exceptions = raised.len() as u64;

@@ -782,6 +782,14 @@ impl HubTxn for PgTxn<'_> {
         Ok(())
     }
 
+    fn drop_sales_before(&mut self, store: &str, minute: u64) -> Result<(), StorageError> {
+        self.conn.execute(
+            "DELETE FROM hub_sales_per_minute WHERE store = $1 AND minute < $2",
+            &[&store, &to_i64("minute", minute)?],
+        )?;
+        Ok(())
+    }
+
     fn demand_at(
         &self,
         location: &LocationId,

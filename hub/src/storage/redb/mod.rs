@@ -10,6 +10,7 @@
 //! indexes (`holdings.rs`, `tallies.rs`); `hub_exceptions` (sequence →
 //! [`ExceptionRecord`], JSON) is here.
 
+use std::ops::Bound;
 use std::path::Path;
 
 use serde::Serialize;
@@ -240,12 +241,26 @@ impl HubStorage for RedbHub {
         let txn = self.db.begin_read()?;
         let table = txn.raw().open_table(SALES).map_err(redb_err)?;
         let mut out = Vec::new();
-        for row in table.iter().map_err(redb_err)? {
-            let (k, v) = row.map_err(redb_err)?;
-            let (store, minute) = k.value();
-            if minute >= since_minute {
-                out.push((store.to_string(), minute, v.value()));
+        // One store at a time: seek to its first key, read its minutes
+        // from `since_minute`, then seek past its last possible key.
+        let mut next = table
+            .first()
+            .map_err(redb_err)?
+            .map(|(k, _)| k.value().0.to_string());
+        while let Some(store) = next {
+            let s = store.as_str();
+            for row in table
+                .range((s, since_minute)..=(s, u64::MAX))
+                .map_err(redb_err)?
+            {
+                let (k, v) = row.map_err(redb_err)?;
+                out.push((store.clone(), k.value().1, v.value()));
             }
+            let after = (Bound::Excluded((s, u64::MAX)), Bound::Unbounded);
+            next = match table.range::<(&str, u64)>(after).map_err(redb_err)?.next() {
+                Some(row) => Some(row.map_err(redb_err)?.0.value().0.to_string()),
+                None => None,
+            };
         }
         Ok(out)
     }

@@ -5,7 +5,9 @@
 //!   reason, merged by max from each sync, and its refused online orders
 //!   by reason).
 //! - `hub_sales_per_minute`: (store, Unix minute of the sale) → units
-//!   sold, counted once per new sale event (the dashboard's chart).
+//!   sold, counted once per new sale event (the dashboard's chart); only
+//!   the last [`SALES_WINDOW_MINUTES`](crate::storage::SALES_WINDOW_MINUTES)
+//!   are kept.
 //! - `hub_online_demand`: (store, GTIN) → [`DemandEstimate`], the decayed
 //!   units ordered online there, from which each sync's reserve targets
 //!   come.
@@ -89,6 +91,20 @@ pub(in crate::storage) fn add_sales(
         .map_or(0, |v| v.value());
     sales
         .insert((store, minute), before.saturating_add(units))
+        .map_err(redb_err)?;
+    Ok(())
+}
+
+/// Removes `store`'s rows before `minute`: a range of the key's order,
+/// so the cost is the rows removed.
+pub(in crate::storage) fn drop_sales_before(
+    txn: &WriteTxn,
+    store: &str,
+    minute: u64,
+) -> Result<(), StoreError> {
+    let mut sales = txn.raw().open_table(SALES).map_err(redb_err)?;
+    sales
+        .retain_in((store, 0)..(store, minute), |_, _| false)
         .map_err(redb_err)?;
     Ok(())
 }

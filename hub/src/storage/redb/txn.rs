@@ -237,6 +237,10 @@ impl HubTxn for RedbTxn<'_> {
         Ok(records::add_sales(self.txn, store, minute, units)?)
     }
 
+    fn drop_sales_before(&mut self, store: &str, minute: u64) -> Result<(), StorageError> {
+        Ok(records::drop_sales_before(self.txn, store, minute)?)
+    }
+
     fn demand_at(
         &self,
         location: &LocationId,
