@@ -105,6 +105,16 @@ pub enum ConfigError {
     /// A limit that must be positive is zero.
     #[error("{0} must be greater than 0")]
     Zero(&'static str),
+    /// A setting beyond what the agent can honour.
+    #[error("{what} = {value}: at most {max}")]
+    TooLarge {
+        /// The setting.
+        what: &'static str,
+        /// What was given.
+        value: u64,
+        /// The largest it may be.
+        max: u64,
+    },
     /// A hub without an identity, or the other way round.
     #[error("sync needs both a hub URL (--hub) and an identity bundle (--identity)")]
     HalfSync,
@@ -457,6 +467,12 @@ impl Config {
         if file.commit.queue == 0 {
             return Err(ConfigError::Zero("commit.queue"));
         }
+        at_most("commit.queue", file.commit.queue as u64, MAX_QUEUE)?;
+        at_most(
+            "api.max_connections",
+            file.api.max_connections as u64,
+            MAX_CONNECTIONS,
+        )?;
         if file.commit.flush_after_events == 0 {
             return Err(ConfigError::Zero("commit.flush_after_events"));
         }
@@ -493,6 +509,7 @@ impl Config {
                         match flag.or(file) {
                             Some(0) => Err(ConfigError::Zero(what)),
                             Some(n) => {
+                                at_most(what, n, MAX_SYNC_SECS)?;
                                 *into = std::time::Duration::from_secs(n);
                                 Ok(())
                             }
@@ -549,6 +566,22 @@ impl Config {
             devices,
         })
     }
+}
+
+/// The longest sync interval, timeout or backoff cap: a week.
+const MAX_SYNC_SECS: u64 = 7 * 24 * 3600;
+/// The most commands queued for the committer.
+const MAX_QUEUE: u64 = 1 << 24;
+/// The most connections the local API serves at once.
+const MAX_CONNECTIONS: u64 = 1 << 20;
+
+/// `Err` when `value` of `what` is above `max`: bounds that keep a
+/// mistyped setting from overflowing a timer or a channel.
+fn at_most(what: &'static str, value: u64, max: u64) -> Result<(), ConfigError> {
+    if value > max {
+        return Err(ConfigError::TooLarge { what, value, max });
+    }
+    Ok(())
 }
 
 /// Validates a store id against the store id rule
@@ -709,6 +742,49 @@ mod tests {
             let err = resolve_with_data_dir(Some(zero)).unwrap_err();
             assert!(err.to_string().contains(key), "{key}: {err}");
         }
+    }
+
+    #[test]
+    fn settings_too_large_for_a_timer_or_a_channel_are_refused() {
+        // The largest integer TOML holds.
+        let value = i64::MAX;
+        for (section, key, what) in [
+            ("sync", "interval_secs", "sync interval"),
+            ("sync", "timeout_secs", "sync timeout"),
+            ("sync", "backoff_cap_secs", "sync backoff cap"),
+            ("commit", "queue", "commit.queue"),
+            ("api", "max_connections", "api.max_connections"),
+        ] {
+            let text = format!(
+                "[sync]\nhub = \"https://hub:8443\"\nidentity = \"/id.pem\"\n\
+                 {}\n",
+                if section == "sync" {
+                    format!("{key} = {value}")
+                } else {
+                    format!("[{section}]\n{key} = {value}")
+                }
+            );
+            let file = FileConfig::parse(&text, Path::new("big.toml")).unwrap();
+            let err = resolve_with_data_dir(Some(file)).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::TooLarge { what: w, .. } if *w == what),
+                "{key}: {err}"
+            );
+        }
+        // The largest allowed still resolves.
+        let file = FileConfig::parse(
+            &format!(
+                "[sync]\nhub = \"https://hub:8443\"\nidentity = \"/id.pem\"\n\
+                 interval_secs = {MAX_SYNC_SECS}\n"
+            ),
+            Path::new("week.toml"),
+        )
+        .unwrap();
+        let c = resolve_with_data_dir(Some(file)).unwrap();
+        assert_eq!(
+            c.sync.unwrap().interval,
+            std::time::Duration::from_secs(MAX_SYNC_SECS)
+        );
     }
 
     #[test]

@@ -186,10 +186,9 @@ pub fn ca_certs(pem: &[u8], skip_leaf: bool) -> Result<Vec<reqwest::Certificate>
 /// Reads the answer to an enroll or renew request.
 pub(crate) async fn issued_from(resp: reqwest::Response) -> Result<IssuedIdentity, EnrollError> {
     let status = resp.status();
-    let bytes = resp
-        .bytes()
+    let bytes = crate::hub_client::read_capped(resp)
         .await
-        .map_err(|e| EnrollError::Unreachable(e.to_string()))?;
+        .map_err(EnrollError::Unreachable)?;
     if !status.is_success() {
         let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         let text = |k: &str| body[k].as_str().unwrap_or_default().to_string();

@@ -288,10 +288,9 @@ impl HubClient {
             .await
             .map_err(|e| ReturnCheckError::Unreachable(error_chain(&e)))?;
         let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
+        let bytes = read_capped(resp)
             .await
-            .map_err(|e| ReturnCheckError::Unreachable(error_chain(&e)))?;
+            .map_err(ReturnCheckError::Unreachable)?;
         match status {
             200 => serde_json::from_slice(&bytes).map_err(|e| {
                 ReturnCheckError::Unreachable(format!("unreadable return check: {e}"))
@@ -345,13 +344,19 @@ fn transient(detail: String, retry_after: Option<Duration>) -> Failure {
     }
 }
 
-/// The hub's `Retry-After`, in seconds, if it sent one.
+/// The longest `Retry-After` honoured: an hour. A larger one (from the
+/// hub or a proxy on the way) is read as an hour, so no answer can stop
+/// the sync for longer or overflow its timer.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// The hub's `Retry-After`, in seconds, if it sent one (at most
+/// [`MAX_RETRY_AFTER`]).
 fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
     resp.headers()
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
+        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
 }
 
 /// Sends `req`: its response if the hub answered 200, else the answer
@@ -366,7 +371,7 @@ async fn send(req: reqwest::RequestBuilder) -> Result<reqwest::Response, Failure
         return Ok(resp);
     }
     let retry_after = retry_after(&resp);
-    let bytes = resp.bytes().await.unwrap_or_default();
+    let bytes = read_capped(resp).await.unwrap_or_default();
     Err(classify(status, &bytes, retry_after))
 }
 
@@ -375,9 +380,28 @@ async fn body(
     resp: reqwest::Response,
     retry_after: Option<Duration>,
 ) -> Result<bytes::Bytes, Failure> {
-    resp.bytes()
+    read_capped(resp)
         .await
-        .map_err(|e| transient(error_chain(&e), retry_after))
+        .map_err(|e| transient(e, retry_after))
+}
+
+/// The most of a hub's answer the agent reads: the largest message it
+/// decodes. A longer body (a broken hub or a proxy) is an error before
+/// it fills the memory, not after.
+const MAX_RESPONSE_BYTES: usize = codec::DEFAULT_MAX_MESSAGE_BYTES;
+
+/// `resp`'s body, read chunk by chunk up to [`MAX_RESPONSE_BYTES`].
+pub(crate) async fn read_capped(mut resp: reqwest::Response) -> Result<bytes::Bytes, String> {
+    let mut out = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
+        if out.len().saturating_add(chunk.len()) > MAX_RESPONSE_BYTES {
+            return Err(format!(
+                "the hub's answer is longer than {MAX_RESPONSE_BYTES} bytes"
+            ));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.freeze())
 }
 
 /// An error with its causes, on one line.
@@ -396,4 +420,42 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 /// without one); a no-op if one is installed.
 pub(crate) fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn answer(retry_after: &str, body: Vec<u8>) -> reqwest::Response {
+        http::Response::builder()
+            .status(503)
+            .header("retry-after", retry_after)
+            .body(body)
+            .unwrap()
+            .into()
+    }
+
+    #[test]
+    fn a_retry_after_is_honoured_up_to_an_hour() {
+        let secs = |v: &str| retry_after(&answer(v, Vec::new()));
+        assert_eq!(secs("7"), Some(Duration::from_secs(7)));
+        assert_eq!(secs(" 3600 "), Some(MAX_RETRY_AFTER));
+        // From a proxy gone wrong: an hour, not a timer overflow.
+        assert_eq!(secs("18446744073709551615"), Some(MAX_RETRY_AFTER));
+        assert_eq!(secs("soon"), None);
+    }
+
+    #[tokio::test]
+    async fn an_answer_longer_than_the_largest_message_is_an_error() {
+        let fits = vec![1u8; MAX_RESPONSE_BYTES];
+        assert_eq!(
+            read_capped(answer("1", fits)).await.unwrap().len(),
+            MAX_RESPONSE_BYTES
+        );
+        let over = vec![1u8; MAX_RESPONSE_BYTES + 1];
+        let err = read_capped(answer("1", over)).await.unwrap_err();
+        assert!(err.contains("longer than"), "{err}");
+    }
 }
