@@ -275,6 +275,50 @@ async fn a_hostile_store_cannot_write_absurd_content_and_an_honest_one_is_served
         units: u64::MAX,
     }];
     case("absurd demand", demand, 422, "refused_update", false);
+    let mut nul = event(12, EventKind::Receipt, vec![line(g, 1, 0, None)]);
+    nul.staff.cashier = Some("c\0".into());
+    case(
+        "a NUL in the cashier (PostgreSQL's jsonb refuses it)",
+        with_event(nul),
+        422,
+        "refused_update",
+        true,
+    );
+    // A counter named again and again (each check against a growing
+    // merge made one request quadratic in its size) and rights given to
+    // another store (entries nobody uses, growing the counter for good).
+    let own = honest1.mem.counter(g).owned_by(&s1());
+    let mut twice = base();
+    twice.delta.entries = vec![
+        DeltaEntry {
+            key: key.clone(),
+            counter: own.clone(),
+        };
+        2
+    ];
+    case(
+        "a counter twice in the delta",
+        twice,
+        422,
+        "refused_update",
+        false,
+    );
+    let mut sideways = own.clone();
+    sideways
+        .transfer(&s1(), &ReplicaId::new("s2").unwrap(), 1)
+        .unwrap();
+    let mut to_s2 = base();
+    to_s2.delta.entries = vec![DeltaEntry {
+        key: key.clone(),
+        counter: sideways,
+    }];
+    case(
+        "rights given to another store",
+        to_s2,
+        422,
+        "refused_update",
+        false,
+    );
 
     for (what, req, status, code, names_event) in cases {
         let (got, body) = c1.sync(&req).await.unwrap_err();
@@ -302,6 +346,26 @@ async fn a_hostile_store_cannot_write_absurd_content_and_an_honest_one_is_served
             "{what} changed the hub"
         );
     }
+
+    // Cursors beyond any the hub could hand out (beyond PostgreSQL's
+    // bigint too) read nothing: the sync is answered, and fails no batch.
+    let mut far = base();
+    far.hub_cursor = u64::MAX;
+    far.catalog_cursor = u64::MAX;
+    let resp = c1.sync(&far).await.unwrap();
+    assert!(resp.delta.entries.is_empty() && resp.catalog.is_empty());
+    // An order id no order can have, in a return check: refused at the
+    // door (a NUL reached PostgreSQL and failed the writer's batch).
+    let check = json!({"return_id": EventId::v7(SystemClock.now_ms(), [9; 10]),
+                       "order_id": "w\0", "lines": [{"gtin": g, "qty": 1}]});
+    let r = c1
+        .http
+        .post(format!("{}/v1/returns/check", c1.base))
+        .json(&check)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     // Demand within the bounds but beyond the sales the store reports
     // lost moves none of the hub's reserve (s1 holds 8 rights of its 10).

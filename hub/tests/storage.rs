@@ -358,6 +358,43 @@ fn sales_per_minute_keep_the_window_and_no_more() {
     }
 }
 
+/// Text a store sent with a NUL or an escape sequence in it is refused
+/// with its event, which is held whole (a NUL too: PostgreSQL's `jsonb`
+/// cannot hold one, so a held event is kept as JSON text in `bytea`),
+/// and the store's other writes and later syncs go on.
+#[test]
+fn an_event_with_control_characters_in_its_text_is_refused_and_held_whole() {
+    for backend in backends() {
+        let mut st = TestStorage::new(backend, settings(100));
+        let g = gtin(1);
+        for (i, bad) in ["c\0", "\u{1b}]0;pwned\u{7}"].into_iter().enumerate() {
+            let mut s = SimStore::new(&format!("s{}", i + 1), i as u64 + 1);
+            s.receive(g, 5);
+            let sale = s.sell(g, 1).unwrap();
+            let mut req = s.request(1000);
+            let e = req.events.iter_mut().find(|e| e.id == sale).unwrap();
+            e.staff.cashier = Some(bad.to_string());
+            let refused = sync_req(&*st, &s.mem.who, &req, NOW + i as u64);
+            assert!(
+                matches!(&refused, SyncResult::Refused(SyncRefusal::Event { id, reason })
+                    if *id == sale && reason.contains("control character")),
+                "{backend}: {refused:?}"
+            );
+            st.reopen();
+            let held = st.held_events(10).unwrap();
+            assert_eq!(held.len(), i + 1, "{backend}");
+            let h = held.iter().find(|h| h.event.id == sale).unwrap();
+            assert_eq!(h.event.staff.cashier.as_deref(), Some(bad), "{backend}");
+        }
+        // Nothing of the request was kept, and other stores sync on.
+        assert_eq!(st.counter(&key("s1", g)).unwrap().value(), 0, "{backend}");
+        let mut s3 = SimStore::new("s3", 3);
+        s3.receive(g, 2);
+        let (_, _, summary) = synced(&*st, &mut s3, NOW + 5);
+        assert_eq!(summary.new_events, 1, "{backend}");
+    }
+}
+
 /// A refused sync writes nothing of its request, holds the event it was
 /// refused for (with an `event_held` exception), once; HQ admits it and
 /// the store syncs again.

@@ -305,6 +305,13 @@ async fn raw_case(
     (name, status, String::from_utf8_lossy(&bytes).into())
 }
 
+/// `req` with `entry` as its delta's entry for that counter (a delta
+/// names each counter once).
+fn put_entry(req: &mut tally_sync::SyncRequest, entry: DeltaEntry) {
+    req.delta.entries.retain(|e| e.key != entry.key);
+    req.delta.entries.push(entry);
+}
+
 /// Every refused request, and the hub's state before and after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_requests_change_nothing() {
@@ -364,48 +371,60 @@ async fn refused_requests_change_nothing() {
     // A forged delta: s1 raises the hub's P entry.
     let mut req = s1.request(10);
     let key = ItemKey::new(LocationId::new("s1").unwrap(), g);
-    req.delta.entries.push(DeltaEntry {
-        key: key.clone(),
-        counter: BoundedCounter::from_entries([(ReplicaId::hub(), 100)], [], []),
-    });
+    put_entry(
+        &mut req,
+        DeltaEntry {
+            key: key.clone(),
+            counter: BoundedCounter::from_entries([(ReplicaId::hub(), 100)], [], []),
+        },
+    );
     let err = c1.sync(&req).await.unwrap_err();
     cases.push(("forged hub entry", err.0, err.1.to_string()));
 
     // A forged delta: s1 writes s2's counter.
     let mut req = s1.request(10);
-    req.delta.entries.push(DeltaEntry {
-        key: ItemKey::new(LocationId::new("s2").unwrap(), g),
-        counter: BoundedCounter::from_entries([(ReplicaId::new("s1").unwrap(), 1)], [], []),
-    });
+    put_entry(
+        &mut req,
+        DeltaEntry {
+            key: ItemKey::new(LocationId::new("s2").unwrap(), g),
+            counter: BoundedCounter::from_entries([(ReplicaId::new("s1").unwrap(), 1)], [], []),
+        },
+    );
     let err = c1.sync(&req).await.unwrap_err();
     cases.push(("another location's counter", err.0, err.1.to_string()));
 
     // An impossible delta: s1 sells 50 of the 10 it has.
     let mut req = s1.request(10);
     let s1r = ReplicaId::new("s1").unwrap();
-    req.delta.entries.push(DeltaEntry {
-        key: key.clone(),
-        counter: BoundedCounter::from_entries([(s1r.clone(), 10)], [(s1r.clone(), 50)], []),
-    });
+    put_entry(
+        &mut req,
+        DeltaEntry {
+            key: key.clone(),
+            counter: BoundedCounter::from_entries([(s1r.clone(), 10)], [(s1r.clone(), 50)], []),
+        },
+    );
     let err = c1.sync(&req).await.unwrap_err();
     cases.push(("overdrawn rights", err.0, err.1.to_string()));
 
     // A transfer from the hub to s1, signed by s1.
     let mut req = s1.request(10);
-    req.delta.entries.push(DeltaEntry {
-        key: key.clone(),
-        counter: BoundedCounter::from_entries(
-            [],
-            [],
-            [(
-                TransferKey {
-                    from: ReplicaId::hub(),
-                    to: s1r.clone(),
-                },
-                5,
-            )],
-        ),
-    });
+    put_entry(
+        &mut req,
+        DeltaEntry {
+            key: key.clone(),
+            counter: BoundedCounter::from_entries(
+                [],
+                [],
+                [(
+                    TransferKey {
+                        from: ReplicaId::hub(),
+                        to: s1r.clone(),
+                    },
+                    5,
+                )],
+            ),
+        },
+    );
     let err = c1.sync(&req).await.unwrap_err();
     cases.push(("forged transfer from the hub", err.0, err.1.to_string()));
 

@@ -80,6 +80,16 @@ pub enum Violation {
         /// Who sent the update.
         from: ReplicaId,
     },
+    /// The sender transferred rights to another store: rights move only
+    /// between a store and the hub (the two holders at a location), so
+    /// such an entry is nothing any replica could use, only bloat.
+    #[error("{from} transferred rights to {to}: rights move only to or from the hub")]
+    StoreToStore {
+        /// Who sent the update.
+        from: ReplicaId,
+        /// Where it sent them.
+        to: ReplicaId,
+    },
 }
 
 /// The key of a transfer entry: rights moved from `from` to `to`.
@@ -365,8 +375,9 @@ impl BoundedCounter {
 
     /// Checks an incoming state (or delta) sent by `from` against this one,
     /// without changing anything. Refuses it if `from` advances any entry it
-    /// does not own, transfers to itself, or would be left with negative
-    /// rights after the merge. The hub calls this on every sync.
+    /// does not own, transfers to itself or from one store to another, or
+    /// would be left with negative rights after the merge. The hub calls
+    /// this on every sync. O(entries of both).
     pub fn validate(&self, from: &ReplicaId, incoming: &Self) -> Result<(), Violation> {
         let foreign = |owner: &ReplicaId, kind| Violation::ForeignEntry {
             from: from.clone(),
@@ -390,6 +401,12 @@ impl BoundedCounter {
                 }
                 if k.from == k.to {
                     return Err(Violation::SelfTransfer { from: from.clone() });
+                }
+                if !k.from.is_hub() && !k.to.is_hub() {
+                    return Err(Violation::StoreToStore {
+                        from: from.clone(),
+                        to: k.to.clone(),
+                    });
                 }
             }
         }
@@ -494,10 +511,21 @@ mod tests {
             Err(Violation::NegativeRights { rights: -1, .. })
         ));
 
-        // s1 legitimately sells 2 and gives 1 to s2.
+        // s1 gives rights to another store: no entry any replica uses.
+        let mut sideways = hub_view.clone();
+        sideways.transfer(&s1, &s2, 1).unwrap();
+        assert_eq!(
+            hub_view.validate(&s1, &sideways),
+            Err(Violation::StoreToStore {
+                from: s1.clone(),
+                to: s2.clone()
+            })
+        );
+
+        // s1 legitimately sells 2 and gives 1 to the hub.
         let mut ok = hub_view.clone();
         ok.remove(&s1, 2).unwrap();
-        ok.transfer(&s1, &s2, 1).unwrap();
+        ok.transfer(&s1, &ReplicaId::hub(), 1).unwrap();
         assert_eq!(hub_view.validate(&s1, &ok), Ok(()));
         // Re-sending entries of others that the hub already has is fine.
         let mut echo = ok.clone();
@@ -516,7 +544,7 @@ mod tests {
 
     #[test]
     fn owned_by_keeps_only_own_entries() {
-        let (a, b) = (r("a"), r("b"));
+        let (a, b) = (r("a"), ReplicaId::hub());
         let mut c = BoundedCounter::new();
         c.add(&a, 5).unwrap();
         c.add(&b, 5).unwrap();

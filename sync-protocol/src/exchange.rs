@@ -189,7 +189,9 @@ impl SyncRefusal {
                 matches!(violation, crate::counter::Violation::ForeignEntry { .. })
             }
             SyncRefusal::Unexplained { .. } => true,
-            SyncRefusal::Event { .. } | SyncRefusal::Content(_) => false,
+            SyncRefusal::Delta(DeltaViolation::Duplicate { .. })
+            | SyncRefusal::Event { .. }
+            | SyncRefusal::Content(_) => false,
         }
     }
 }

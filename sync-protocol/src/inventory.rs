@@ -16,7 +16,7 @@
 //!   version-stamp scheme; this in-memory form is what the simulation,
 //!   tests and benchmarks use, and it defines the semantics.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -97,6 +97,15 @@ pub enum DeltaViolation {
         /// What was wrong.
         violation: Violation,
     },
+    /// The delta names a counter twice (a store's delta has one entry
+    /// per changed counter).
+    #[error("counter {gtin} at {location} is in the delta twice")]
+    Duplicate {
+        /// The counter's location.
+        location: LocationId,
+        /// The counter's item.
+        gtin: Gtin,
+    },
     /// The sender wrote to a location it may not write to.
     #[error("{from} may not write counters at location {location}")]
     WrongLocation {
@@ -117,7 +126,7 @@ pub fn validate_delta_with<E>(
     delta: &Delta,
     mut current: impl FnMut(&ItemKey) -> Result<BoundedCounter, E>,
 ) -> Result<(), Result<DeltaViolation, E>> {
-    let mut scratch: BTreeMap<&ItemKey, BoundedCounter> = BTreeMap::new();
+    let mut seen: BTreeSet<&ItemKey> = BTreeSet::new();
     for entry in &delta.entries {
         if &entry.key.location != location {
             return Err(Ok(DeltaViolation::WrongLocation {
@@ -125,12 +134,16 @@ pub fn validate_delta_with<E>(
                 location: entry.key.location.clone(),
             }));
         }
-        let state = match scratch.entry(&entry.key) {
-            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::btree_map::Entry::Vacant(v) => {
-                v.insert(current(&entry.key).map_err(Err)?)
-            }
-        };
+        // Each counter once, checked against what the receiver has: the
+        // work is linear in the delta (a counter named again and again
+        // would be checked against a growing merge each time).
+        if !seen.insert(&entry.key) {
+            return Err(Ok(DeltaViolation::Duplicate {
+                location: entry.key.location.clone(),
+                gtin: entry.key.gtin,
+            }));
+        }
+        let state = current(&entry.key).map_err(Err)?;
         state.validate(from, &entry.counter).map_err(|violation| {
             Ok(DeltaViolation::Counter {
                 location: entry.key.location.clone(),
@@ -138,7 +151,6 @@ pub fn validate_delta_with<E>(
                 violation,
             })
         })?;
-        state.merge(&entry.counter);
     }
     Ok(())
 }
@@ -388,33 +400,70 @@ mod tests {
     }
 
     #[test]
-    fn validate_delta_is_cumulative_and_location_bound() {
+    fn validate_delta_names_each_counter_once_and_is_location_bound() {
         let s = ReplicaId::new("s1").unwrap();
-        let other = ReplicaId::new("x").unwrap();
+        let hub_id = ReplicaId::hub();
         let loc = LocationId::new("s1").unwrap();
         let mut hub = Inventory::new();
         hub.add(&key("s1", 1), &s, 3).unwrap();
         let base = hub.counter(&key("s1", 1));
-        // Two entries for one key, each valid alone, together overdrawing.
         let mut sold = base.clone();
         sold.remove(&s, 3).unwrap();
         let mut moved = base.clone();
-        moved.transfer(&s, &other, 3).unwrap();
-        let forged = Delta {
-            entries: vec![
-                DeltaEntry {
-                    key: key("s1", 1),
-                    counter: sold,
-                },
-                DeltaEntry {
-                    key: key("s1", 1),
-                    counter: moved,
-                },
-            ],
+        moved.transfer(&s, &hub_id, 3).unwrap();
+        let one = |c: &BoundedCounter| DeltaEntry {
+            key: key("s1", 1),
+            counter: c.clone(),
+        };
+        // Each valid alone.
+        for c in [&sold, &moved] {
+            let d = Delta {
+                entries: vec![one(c)],
+            };
+            assert_eq!(hub.validate_delta(&s, &loc, &d), Ok(()));
+        }
+        // Two entries for one key (together overdrawing): refused as
+        // such, before any of them is merged.
+        let twice = Delta {
+            entries: vec![one(&sold), one(&moved)],
         };
         assert!(matches!(
-            hub.validate_delta(&s, &loc, &forged),
-            Err(DeltaViolation::Counter { .. })
+            hub.validate_delta(&s, &loc, &twice),
+            Err(DeltaViolation::Duplicate { .. })
+        ));
+        // Both in one entry: overdrawn.
+        let mut both = sold.clone();
+        both.merge(&moved);
+        assert!(matches!(
+            hub.validate_delta(
+                &s,
+                &loc,
+                &Delta {
+                    entries: vec![one(&both)]
+                }
+            ),
+            Err(DeltaViolation::Counter {
+                violation: crate::counter::Violation::NegativeRights { .. },
+                ..
+            })
+        ));
+        // Rights given to another store: refused.
+        let mut sideways = base.clone();
+        sideways
+            .transfer(&s, &ReplicaId::new("x").unwrap(), 1)
+            .unwrap();
+        assert!(matches!(
+            hub.validate_delta(
+                &s,
+                &loc,
+                &Delta {
+                    entries: vec![one(&sideways)]
+                }
+            ),
+            Err(DeltaViolation::Counter {
+                violation: crate::counter::Violation::StoreToStore { .. },
+                ..
+            })
         ));
         let mut elsewhere = Inventory::new();
         elsewhere.add(&key("s2", 1), &s, 1).unwrap();

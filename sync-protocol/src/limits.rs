@@ -152,6 +152,25 @@ fn len_at_most(
     Ok(())
 }
 
+/// A text field: at most `max` bytes, and no control character but tab,
+/// line feed and carriage return (a NUL would be refused by a database
+/// downstream, ESC sequences would reach a terminal or a log as
+/// commands).
+fn text(what: impl Fn() -> String, value: &str, max: usize) -> Result<(), ContentError> {
+    len_at_most(&what, value.len(), max, "bytes")?;
+    if let Some(c) = value
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(ContentError::Inconsistent(format!(
+            "{} holds the control character U+{:04X}",
+            what(),
+            u32::from(c)
+        )));
+    }
+    Ok(())
+}
+
 /// Units per item over `lines`, in `u128` (cannot overflow).
 fn units_by_item(lines: &[Line]) -> BTreeMap<Gtin, u128> {
     let mut out: BTreeMap<Gtin, u128> = BTreeMap::new();
@@ -192,11 +211,10 @@ pub fn check_event(event: &Event) -> Result<(), ContentError> {
             at_most(|| "the sale's total".into(), total, MAX_AMOUNT_MINOR.into())?;
             len_at_most(|| "the sale".into(), tenders.len(), MAX_TENDERS, "tenders")?;
             for (i, t) in tenders.iter().enumerate() {
-                len_at_most(
+                text(
                     || format!("tenders[{i}].method"),
-                    t.method.len(),
+                    &t.method,
                     MAX_METHOD_BYTES,
-                    "bytes",
                 )?;
                 at_least(
                     || format!("tenders[{i}].amount_minor"),
@@ -209,27 +227,16 @@ pub fn check_event(event: &Event) -> Result<(), ContentError> {
                     MAX_AMOUNT_MINOR.into(),
                 )?;
                 if let Some(r) = &t.reference {
-                    len_at_most(
-                        || format!("tenders[{i}].reference"),
-                        r.len(),
-                        MAX_REFERENCE_BYTES,
-                        "bytes",
-                    )?;
+                    text(|| format!("tenders[{i}].reference"), r, MAX_REFERENCE_BYTES)?;
                 }
             }
             if let Some(ov) = override_ {
-                len_at_most(
+                text(
                     || "override.approver".into(),
-                    ov.approver.len(),
+                    &ov.approver,
                     MAX_APPROVER_BYTES,
-                    "bytes",
                 )?;
-                len_at_most(
-                    || "override.reason".into(),
-                    ov.reason.len(),
-                    MAX_REASON_BYTES,
-                    "bytes",
-                )?;
+                text(|| "override.reason".into(), &ov.reason, MAX_REASON_BYTES)?;
                 // The shortfall is found stock the sale then removes: never
                 // more of an item than the sale sells (else a "sale" would
                 // add stock), each item once.
@@ -288,7 +295,7 @@ pub fn check_event(event: &Event) -> Result<(), ContentError> {
         }
         EventKind::Order { reference } => {
             if let Some(r) = reference {
-                len_at_most(|| "reference".into(), r.len(), MAX_REFERENCE_BYTES, "bytes")?;
+                text(|| "reference".into(), r, MAX_REFERENCE_BYTES)?;
             }
         }
         EventKind::TransferOut {
@@ -336,21 +343,19 @@ fn check_staff(event: &Event) -> Result<(), ContentError> {
         ("staff.till", &staff.till),
     ] {
         if let Some(v) = v {
-            len_at_most(|| what.into(), v.len(), MAX_STAFF_ID_BYTES, "bytes")?;
+            text(|| what.into(), v, MAX_STAFF_ID_BYTES)?;
         }
     }
     if let Some(a) = &staff.approval {
-        len_at_most(
+        text(
             || "staff.approval.approver".into(),
-            a.approver.len(),
+            &a.approver,
             MAX_APPROVER_BYTES,
-            "bytes",
         )?;
-        len_at_most(
+        text(
             || "staff.approval.reason".into(),
-            a.reason.len(),
+            &a.reason,
             MAX_REASON_BYTES,
-            "bytes",
         )?;
     }
     let overrides = &event.price_overrides;
@@ -504,6 +509,51 @@ mod tests {
         ];
         for e in bad {
             assert!(check_event(&e).is_err(), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn text_fields_refuse_control_characters_but_keep_line_breaks() {
+        use crate::event::{Approval, Staff};
+        let tender = |method: &str, reference: Option<&str>| Tender {
+            method: method.into(),
+            amount_minor: 1,
+            reference: reference.map(Into::into),
+        };
+        let staffed = |cashier: &str, till: &str, approver: &str, reason: &str| {
+            let mut e = sale(vec![line(1, 1)], vec![cash(1)]);
+            e.staff = Staff {
+                cashier: Some(cashier.into()),
+                till: Some(till.into()),
+                approval: Some(Approval {
+                    approver: approver.into(),
+                    reason: reason.into(),
+                }),
+            };
+            e
+        };
+        let fine = staffed(
+            "c1",
+            "t1",
+            "m1",
+            "damaged box:\n\tsold at the\r\nshelf price",
+        );
+        assert_eq!(check_event(&fine), Ok(()));
+        for bad in ["\0", "a\u{1b}[2J", "\u{7f}", "\u{85}"] {
+            let events = [
+                staffed(bad, "t1", "m1", "r"),
+                staffed("c1", bad, "m1", "r"),
+                staffed("c1", "t1", bad, "r"),
+                staffed("c1", "t1", "m1", bad),
+                sale(vec![line(1, 1)], vec![tender(bad, None)]),
+                sale(vec![line(1, 1)], vec![tender("card", Some(bad))]),
+            ];
+            for e in events {
+                assert!(
+                    matches!(check_event(&e), Err(ContentError::Inconsistent(m)) if m.contains("control character")),
+                    "{bad:?} in {e:?}"
+                );
+            }
         }
     }
 

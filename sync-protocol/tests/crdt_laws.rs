@@ -46,6 +46,16 @@ fn apply(c: &mut BoundedCounter, op: &Op) {
     }
 }
 
+/// Where an honest replica `from` may transfer rights it meant for `to`:
+/// a store only to the hub (`rid(0)`), the hub to any store.
+fn honest_to(from: usize, to: usize) -> usize {
+    if from % REPLICAS.len() == 0 {
+        to
+    } else {
+        0
+    }
+}
+
 /// A reachable counter state: ops by up to 6 replicas.
 fn counter() -> impl Strategy<Value = BoundedCounter> {
     prop::collection::vec(op(6), 0..30).prop_map(|ops| {
@@ -174,7 +184,8 @@ proptest! {
             let o = match *o {
                 Op::Add(_, k) => Op::Add(from, k),
                 Op::Remove(_, k) => Op::Remove(from, k),
-                Op::Transfer(_, to, k) => Op::Transfer(from, to, k),
+                // Rights move between a store and the hub only.
+                Op::Transfer(_, to, k) => Op::Transfer(from, honest_to(from, to), k),
             };
             apply(&mut honest, &o);
         }
@@ -216,7 +227,7 @@ proptest! {
             n.retain(|(r, _)| r != &me);
             n.push((me.clone(), cur + over));
         } else {
-            let to = if rid(target) == me { rid(target + 1) } else { rid(target) };
+            let to = rid(honest_to(from, if rid(target) == me { target + 1 } else { target }));
             let key = TransferKey { from: me.clone(), to: to.clone() };
             let cur = honest.transferred(&me, &to);
             t.retain(|(k, _)| *k != key);
@@ -291,7 +302,9 @@ proptest! {
             let _ = match *o {
                 Op::Add(_, k) => reps[*who].add(&key, &me, k),
                 Op::Remove(_, k) => reps[*who].remove(&key, &me, k),
-                Op::Transfer(_, to, k) => reps[*who].transfer(&key, &me, &rid(to), k),
+                Op::Transfer(_, to, k) => {
+                    reps[*who].transfer(&key, &me, &rid(honest_to(*who, to)), k)
+                }
             };
             let s = *sync_iter.next().unwrap();
             let up = reps[s].delta_since(&loc, acked[s]).owned_by(&rid(s));

@@ -55,6 +55,18 @@ pub(super) async fn check(
             format!("a return has 1 to {} lines", tally_sync::limits::MAX_LINES),
         );
     }
+    if let Some(id) = &req.order_id {
+        if !tally_sync::fulfilment::valid_order_id(id) {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                format!(
+                    "order_id must be 1 to {} printable ASCII characters",
+                    tally_sync::fulfilment::MAX_ORDER_ID_BYTES
+                ),
+            );
+        }
+    }
     let return_id = req.return_id;
     match st.writer.check_return(req, st.clock.now_ms()).await {
         Ok(CheckResult::Authorized(check)) => {

@@ -359,6 +359,14 @@ pub(crate) fn to_i64(what: &'static str, v: u64) -> Result<i64, StorageError> {
     i64::try_from(v).map_err(|_| StorageError::Db(format!("{what} {v} is beyond a bigint")))
 }
 
+/// A cursor (a version, an id) as a `bigint` to compare with `>`: one
+/// past every `bigint` (a client's, out of range) is `i64::MAX`, after
+/// which nothing is, so it reads nothing instead of failing the write
+/// batch it came in.
+pub(crate) fn cursor_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
 /// A `bigint` read back as `u64`: a negative one is a corrupt row.
 pub(crate) fn to_u64(table: &'static str, v: i64) -> Result<u64, StorageError> {
     u64::try_from(v).map_err(|_| StorageError::corrupt(table, format!("negative value {v}")))

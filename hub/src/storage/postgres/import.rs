@@ -46,7 +46,7 @@ use tally_sync::ReplicaId;
 use tokio_postgres::types::{Json, Type};
 
 use super::conn::{to_i64, CopyCell, PgConn};
-use super::txn::col;
+use super::txn::{col, json_bytes};
 use super::{schema, DatabaseUrl, WRITE_LOCK};
 use crate::storage::redb::export::{self, Cursors, Record, Sink};
 use crate::storage::StorageError;
@@ -356,7 +356,7 @@ copy_to!(
     [TEXT, INT8, JSONB]
 );
 copy_to!(HELD_COUNTS, "hub_held_counts", ("store", "n"), [TEXT, INT8]);
-copy_to!(HELD, "hub_held_events", ("id", "doc"), [UUID, JSONB]);
+copy_to!(HELD, "hub_held_events", ("id", "doc"), [UUID, BYTEA]);
 copy_to!(ORDERS, "hub_orders", ("order_id", "doc"), [TEXT, JSONB]);
 copy_to!(GRANTS, "hub_grants", ("request_id", "doc"), [UUID, JSONB]);
 copy_to!(EXCEPTIONS, "hub_exceptions", ("id", "doc"), [INT8, JSONB]);
@@ -546,7 +546,10 @@ fn row(record: Record) -> Result<(&'static CopyTo, Vec<CopyCell>, usize), Storag
         }
         Record::Held(h) => {
             let size = postcard("hub_held_events", &h.event)?.len() + DOC_BYTES;
-            let row = vec![cell(h.event.id.0), doc(*h)];
+            let row = vec![
+                cell(h.event.id.0),
+                cell(json_bytes("hub_held_events", &*h)?),
+            ];
             (&HELD, row, size)
         }
         Record::StoreNamedOrder { order_id, index } => {

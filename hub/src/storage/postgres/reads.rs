@@ -7,9 +7,10 @@ use tally_sync::message::{AllocationsPage, CatalogItem};
 use tally_sync::transfer::TransferStatus;
 use tally_sync::{BoundedCounter, Epc, Gtin, ItemKey, LocationId, ReplicaId};
 
-use super::conn::{to_i64, PgConn};
+use super::conn::{cursor_i64, to_i64, PgConn};
 use super::txn::{
-    catalog_item, col, event, int, json, postcard, routed_order, stored_counter, transfer,
+    catalog_item, col, event, int, json, json_in_bytes, postcard, routed_order, stored_counter,
+    transfer,
 };
 use super::PgHub;
 use crate::storage::held::HeldEvent;
@@ -127,7 +128,7 @@ impl HubStorage for PgHub {
         self.read(|c| {
             let rows = c.query(
                 "SELECT doc FROM hub_exceptions WHERE id > $1 ORDER BY id LIMIT $2",
-                &[&to_i64("since", since)?, &limit(n)?],
+                &[&cursor_i64(since), &limit(n)?],
             )?;
             docs(&rows, "hub_exceptions")
         })
@@ -139,7 +140,9 @@ impl HubStorage for PgHub {
                 "SELECT doc FROM hub_held_events ORDER BY id LIMIT $1",
                 &[&limit(n)?],
             )?;
-            docs(&rows, "hub_held_events")
+            rows.iter()
+                .map(|r| json_in_bytes(r, 0, "hub_held_events"))
+                .collect()
         })
     }
 
@@ -242,7 +245,7 @@ impl HubStorage for PgHub {
                         let rows = c.query(
                             "SELECT version, key FROM hub_allocation_changes
                              WHERE store = $1 AND version > $2 ORDER BY version LIMIT $3",
-                            &[&store.as_str(), &to_i64("cursor", cursor)?, &CHUNK],
+                            &[&store.as_str(), &cursor_i64(cursor), &CHUNK],
                         )?;
                         exhausted = (rows.len() as i64) < CHUNK;
                         for r in &rows {

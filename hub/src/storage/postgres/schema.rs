@@ -22,6 +22,11 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "enroll codes",
         include_str!("migrations/0003_enroll_codes.sql"),
     ),
+    (
+        4,
+        "held events in bytea",
+        include_str!("migrations/0004_held_events_bytea.sql"),
+    ),
 ];
 
 /// The advisory lock key migrations take turns on ("tally-mi" in ASCII).

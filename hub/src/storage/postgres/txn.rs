@@ -50,7 +50,7 @@ use tally_sync::{
 use tokio_postgres::types::{FromSql, Json};
 use tokio_postgres::Row;
 
-use super::conn::{to_i64, to_u64, PgConn};
+use super::conn::{cursor_i64, to_i64, to_u64, PgConn};
 use crate::storage::held::HeldEvent;
 use crate::storage::logic::orders::OrderIndex;
 use crate::storage::logic::rights::GrantRecord;
@@ -78,6 +78,25 @@ pub(super) fn json<T: DeserializeOwned>(
     table: &'static str,
 ) -> Result<T, StorageError> {
     Ok(col::<Json<T>>(row, i, table)?.0)
+}
+
+/// `v` as JSON text for a `bytea` column: for documents that may hold
+/// any text a client sent, a NUL too, which `jsonb` refuses.
+pub(super) fn json_bytes<T: Serialize>(
+    table: &'static str,
+    v: &T,
+) -> Result<Vec<u8>, StorageError> {
+    serde_json::to_vec(v).map_err(|e| StorageError::corrupt(table, e))
+}
+
+/// Column `i` of `row`, JSON text of `T` in a `bytea` ([`json_bytes`]).
+pub(super) fn json_in_bytes<T: DeserializeOwned>(
+    row: &Row,
+    i: usize,
+    table: &'static str,
+) -> Result<T, StorageError> {
+    serde_json::from_slice(col::<&[u8]>(row, i, table)?)
+        .map_err(|e| StorageError::corrupt(table, e))
 }
 
 /// Column `i` of `row` as a `u64` (a `bigint` never negative).
@@ -381,7 +400,7 @@ impl ReplicaStore for PgTxn<'_> {
              WHERE location = $1 AND version > $2 ORDER BY version LIMIT $3",
             &[
                 &location.as_str(),
-                &to_i64("cursor", cursor)?,
+                &cursor_i64(cursor),
                 &to_i64(
                     "limit",
                     (limit as u64).saturating_add(1 + written.len() as u64),
@@ -746,7 +765,7 @@ impl HubTxn for PgTxn<'_> {
     ) -> Result<(Vec<CatalogItem>, u64), StorageError> {
         let rows = self.conn.query(
             "SELECT version, item FROM hub_catalog WHERE version > $1 ORDER BY version LIMIT $2",
-            &[&to_i64("cursor", cursor)?, &to_i64("limit", limit as u64)?],
+            &[&cursor_i64(cursor), &to_i64("limit", limit as u64)?],
         )?;
         let mut next = cursor;
         let mut items = Vec::with_capacity(rows.len());
@@ -1032,7 +1051,7 @@ impl HubTxn for PgTxn<'_> {
     fn held_event(&self, id: EventId) -> Result<Option<HeldEvent>, StorageError> {
         self.conn
             .query_opt("SELECT doc FROM hub_held_events WHERE id = $1", &[&id.0])?
-            .map(|r| json(&r, 0, "hub_held_events"))
+            .map(|r| json_in_bytes(&r, 0, "hub_held_events"))
             .transpose()
     }
 
@@ -1040,7 +1059,7 @@ impl HubTxn for PgTxn<'_> {
         self.conn.execute(
             "INSERT INTO hub_held_events (id, doc) VALUES ($1, $2)
              ON CONFLICT (id) DO UPDATE SET doc = $2",
-            &[&held.event.id.0, &Json(held)],
+            &[&held.event.id.0, &json_bytes("hub_held_events", held)?],
         )?;
         Ok(())
     }
