@@ -16,9 +16,14 @@
 //! - A batch that lost a race with another writer of the same database
 //!   ([`StorageError::is_retriable`]: several hub processes over
 //!   PostgreSQL) runs again, whole, a few times before it fails.
-//! - A storage failure answers every job of the batch with a retriable
-//!   [`WriteError::Storage`] once the transaction is aborted; results of
-//!   jobs that ran before the failure are dropped with it.
+//! - A job whose own write fails (a non-retriable storage error from its
+//!   write, not from the commit) is answered with it, and the rest of
+//!   its batch runs again without it: one request's failure is not every
+//!   request's.
+//! - A storage failure of the batch itself (the commit) answers every
+//!   job with a retriable [`WriteError::Storage`] once the transaction is
+//!   aborted; results of jobs that ran before the failure are dropped
+//!   with it.
 //! - Storage is synchronous; it runs here, never on the async workers.
 //! - The thread stops when every [`Writer`] handle is dropped, after
 //!   finishing what was queued.
@@ -324,33 +329,46 @@ fn run(
 }
 
 /// Runs `jobs` in order in one transaction, commits it, then answers
-/// every job: each its result, or all the same retriable error. A batch
-/// that lost a race with another writer (a retriable storage error) runs
-/// again, whole, up to [`MAX_RUNS`] times: nothing of a failed run was
-/// kept, and every write is a function of its input and what is stored.
+/// every job: each its result, or all the same error. A batch that lost
+/// a race with another writer (a retriable storage error) runs again,
+/// whole, up to [`MAX_RUNS`] times: nothing of a failed run was kept,
+/// and every write is a function of its input and what is stored. A job
+/// that failed on its own (a non-retriable error from its write, not
+/// from the commit) is answered with its error and the others run again
+/// without it, so one request's failure is not every request's.
 fn commit_batch(storage: &dyn HubStorage, metrics: &Metrics, mut jobs: Vec<Box<dyn Job>>) {
-    let requests = jobs.len();
     let mut runs = 0;
     let outcome = loop {
         runs += 1;
+        let mut failed_at = None;
         let outcome = storage.write_batch(&mut |txn| {
-            for job in jobs.iter_mut() {
-                job.run(txn)?;
+            for (i, job) in jobs.iter_mut().enumerate() {
+                if let Err(e) = job.run(txn) {
+                    failed_at = Some(i);
+                    return Err(e);
+                }
             }
             Ok(())
         });
-        match outcome {
-            Err(e) if e.is_retriable() && runs < MAX_RUNS => {
+        match (outcome, failed_at) {
+            (Err(e), _) if e.is_retriable() && runs < MAX_RUNS => {
                 metrics.batch_run_again();
-                warn!(error = %e, requests, runs, "Write batch lost a race; running it again.");
+                warn!(error = %e, requests = jobs.len(), runs, "Write batch lost a race; running it again.");
                 // A little apart, so racing writers do not collide again.
                 std::thread::sleep(std::time::Duration::from_millis(
                     u64::from(runs) * u64::from(runs) + u64::from(rand::random::<u8>() % 4),
                 ));
             }
-            other => break other,
+            (Err(e), Some(i)) if !e.is_retriable() && jobs.len() > 1 => {
+                metrics.batch_run_again();
+                error!(error = %e, requests = jobs.len(), "A write failed on its own; it gets the error, the rest of its batch runs again without it.");
+                jobs.remove(i)
+                    .answer(Err(WriteError::Storage(e.to_string())));
+            }
+            (other, _) => break other,
         }
     };
+    let requests = jobs.len();
     let batch = match outcome {
         Ok(()) => {
             metrics.commit(requests as u64);
@@ -647,25 +665,46 @@ mod tests {
         assert_eq!(b.last.try_recv().unwrap().unwrap().changed, 2);
     }
 
-    /// The order fails after the first job ran and before the last one
-    /// did; or every job runs and the commit fails.
+    fn failed<O: std::fmt::Debug>(reply: &mut Reply<O>) -> bool {
+        matches!(reply.try_recv(), Ok(Err(WriteError::Storage(m))) if m.contains("disk on fire"))
+    }
+
+    /// Every job runs and the commit fails: each gets the error.
     #[test]
-    fn a_storage_failure_answers_every_job_of_the_batch_with_it() {
-        fn failed<O: std::fmt::Debug>(reply: &mut Reply<O>) -> bool {
-            matches!(reply.try_recv(), Ok(Err(WriteError::Storage(m))) if m.contains("disk on fire"))
-        }
-        for (order_id, fail_commit) in [("fail", false), ("web-1", true)] {
-            let fake = Fake {
-                fail_commit,
-                ..Fake::default()
-            };
-            let mut b = batch(order_id);
-            commit_batch(&fake, &Metrics::default(), b.jobs);
-            assert_eq!(*fake.commits.lock().unwrap(), 0);
-            assert!(failed(&mut b.first), "{order_id}");
-            assert!(failed(&mut b.order), "{order_id}");
-            assert!(failed(&mut b.last), "{order_id}");
-        }
+    fn a_failed_commit_answers_every_job_of_the_batch_with_it() {
+        let fake = Fake {
+            fail_commit: true,
+            ..Fake::default()
+        };
+        let mut b = batch("web-1");
+        commit_batch(&fake, &Metrics::default(), b.jobs);
+        assert_eq!(*fake.commits.lock().unwrap(), 0);
+        assert!(failed(&mut b.first));
+        assert!(failed(&mut b.order));
+        assert!(failed(&mut b.last));
+    }
+
+    /// The order's own write fails after the first job ran and before
+    /// the last one did: it alone gets the error, the other two commit
+    /// in a second run without it. Alone in its batch, it gets it too.
+    #[test]
+    fn a_job_that_fails_on_its_own_fails_alone() {
+        let fake = Fake::default();
+        let mut b = batch("fail");
+        commit_batch(&fake, &Metrics::default(), b.jobs);
+        assert_eq!(
+            (*fake.runs.lock().unwrap(), *fake.commits.lock().unwrap()),
+            (2, 1)
+        );
+        assert!(failed(&mut b.order));
+        assert_eq!(b.first.try_recv().unwrap().unwrap().changed, 1);
+        assert_eq!(b.last.try_recv().unwrap().unwrap().changed, 2);
+
+        let fake = Fake::default();
+        let (job, mut alone) = queued(order("fail"), |txn, o| txn.order(o));
+        commit_batch(&fake, &Metrics::default(), vec![job]);
+        assert_eq!(*fake.runs.lock().unwrap(), 1);
+        assert!(failed(&mut alone));
     }
 
     /// A batch that lost a race runs again, whole, and each job is
