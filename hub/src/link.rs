@@ -698,15 +698,32 @@ impl Links {
         if !sent {
             return Asked::NoAnswer;
         }
-        let got = tokio::time::timeout(wait, answer).await;
-        self.lock().waiting.remove(&request_id);
+        let mut answer = answer;
+        let got = match tokio::time::timeout(wait, &mut answer).await {
+            Ok(got) => {
+                self.lock().waiting.remove(&request_id);
+                got.ok()
+            }
+            // Out of time; but a report that took the waiting entry just
+            // before is on its way here (`deliver_here` takes the entry,
+            // then sends): take it, or it would be told "merged by the
+            // order" and merged by nobody.
+            Err(_) => {
+                let unclaimed = self.lock().waiting.remove(&request_id).is_some();
+                if unclaimed {
+                    None
+                } else {
+                    answer.await.ok()
+                }
+            }
+        };
         match got {
-            Ok(Ok((who, released))) => Asked::Reported {
+            Some((who, released)) => Asked::Reported {
                 who,
                 released,
                 hold,
             },
-            _ => Asked::NoAnswer,
+            None => Asked::NoAnswer,
         }
     }
 

@@ -169,6 +169,57 @@ async fn an_online_order_gets_a_live_stores_unsold_rights_at_once() {
     hub.stop().await;
 }
 
+/// A store whose release report the hub refuses (its entries fail the
+/// check, e.g. while one of its events is dead-lettered) is not asked
+/// again for that item by the same order: each round would move more of
+/// its rights to the hub in its own books only. The order is answered
+/// at once, not after the wait.
+#[tokio::test]
+async fn a_refused_release_report_is_not_asked_for_again() {
+    let hub = TestHub::start(|c| c.rights_wait = Duration::from_secs(5)).await;
+    let admin = hub.admin();
+    let (client, mut s1, hub_rights) = store_with_ten(&hub).await;
+    let mut link = Link::open(&client).await;
+    assert!(matches!(link.next().await, Notice::Hello { .. }));
+    let ordering = {
+        let admin = hub.admin();
+        tokio::spawn(async move {
+            admin
+                .post("/v1/orders", &order("web-1", hub_rights + 2))
+                .await
+        })
+    };
+    let Notice::RightsWanted {
+        request_id,
+        gtin: g,
+        units,
+        counter,
+        ..
+    } = link.next().await
+    else {
+        panic!("expected rights_wanted");
+    };
+    let mut forged = s1.mem.release(request_id, g, units, &counter);
+    forged.own.add(&tally_sync::ReplicaId::hub(), 5).unwrap();
+    client.released(&forged).await;
+    let asked = Instant::now();
+    let (status, body) = ordering.await.unwrap();
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["reason"], "held_elsewhere", "{body}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "answered before the wait"
+    );
+    let (_, metrics) = admin.get("/metrics").await;
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    assert!(
+        metrics.contains("tally_hub_release_requests_total{result=\"reported\"} 1")
+            && !metrics.contains("result=\"no_answer\"} 1"),
+        "asked once: {metrics}"
+    );
+    hub.stop().await;
+}
+
 #[tokio::test]
 async fn without_the_link_an_order_beyond_the_reserve_is_refused_offline() {
     let hub = TestHub::start(|c| c.rights_wait = Duration::from_millis(300)).await;

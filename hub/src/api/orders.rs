@@ -14,6 +14,8 @@ use rand::RngCore;
 use serde::Deserialize;
 use std::time::Instant;
 use tally_sync::error_body::ErrorBody;
+use tally_sync::exchange::Identity;
+use tally_sync::rights::RightsReleased;
 use tally_sync::{EventId, Gtin, ItemKey, LocationId, Refusal};
 
 use tracing::{info, warn};
@@ -183,24 +185,33 @@ pub(super) async fn orders(
     // Units held for this order while it waits, one hold per item (the
     // latest round's); released when it is done.
     let mut holds = BTreeMap::new();
-    // Items the store was asked for, and those it then gave nothing of.
+    // Items the store was asked for, those it then gave nothing of, and
+    // those whose report the hub refused.
     let (mut asked, mut exhausted) = (BTreeSet::new(), BTreeSet::new());
-    let mut report = None;
+    let mut refused_reports = BTreeSet::new();
+    let mut report: Option<(Identity, RightsReleased)> = None;
     let mut store_reachable = true;
     let mut rounds = 0;
     let result = loop {
         let result = match report.take() {
             None => st.writer.order(order.clone()).await,
-            Some((who, released)) => st
-                .writer
-                .order_after_release(who, released, order.clone())
-                .await
-                .map(|(merged, result)| {
-                    if let ReleaseResult::Forged(why) = merged {
-                        warn!(store = %store, %why, "A store's release report was forged; ignored.");
-                    }
-                    result
-                }),
+            Some((who, released)) => {
+                let gtin = released.gtin;
+                st.writer
+                    .order_after_release(who, released, order.clone())
+                    .await
+                    .map(|(merged, result)| {
+                        if let ReleaseResult::Forged(why) = merged {
+                            warn!(store = %store, %why, "A store's release report was refused; not asking it again for this item.");
+                            // Asking again would only move more of its
+                            // rights where nobody can use them (e.g. a
+                            // store with a dead-lettered event, whose
+                            // reports fail the check until HQ admits it).
+                            refused_reports.insert(gtin);
+                        }
+                        result
+                    })
+            }
         };
         // The first attempt counted the order as online demand; a retry
         // after asking the store is the same order.
@@ -215,8 +226,9 @@ pub(super) async fn orders(
             break result;
         };
         let left = deadline.saturating_duration_since(Instant::now());
-        let nothing_more =
-            exhausted.contains(gtin) || (on_hand <= available && asked.contains(gtin));
+        let nothing_more = exhausted.contains(gtin)
+            || refused_reports.contains(gtin)
+            || (on_hand <= available && asked.contains(gtin));
         if nothing_more || rounds == MAX_RELEASE_ROUNDS || left.is_zero() {
             break result;
         }
