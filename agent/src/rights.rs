@@ -133,6 +133,9 @@ impl Rights {
         rand::thread_rng().fill_bytes(&mut random);
         let cmd = cmd.with_id_or(EventId::v7(self.clock.now_ms(), random));
         let deadline = Instant::now() + self.wait;
+        // The latest request for this command (its own or the leader's
+        // it waited for) got no answer from the hub.
+        let mut unanswered = false;
         for _ in 0..MAX_ROUNDS {
             let Outcome::Refused {
                 refusal:
@@ -148,11 +151,18 @@ impl Rights {
                 break;
             };
             let (gtin, short) = (*gtin, requested - available);
-            if on_hand < requested || Instant::now() >= deadline {
+            if on_hand < requested {
+                break;
+            }
+            if Instant::now() >= deadline {
+                // Out of time after a request the hub did not answer: the
+                // refusal is the hub's being out of reach.
+                hub_reachable &= !unanswered;
                 break;
             }
             let step = match self.flights.board(gtin, short) {
                 Boarded::Leader(flight) => {
+                    unanswered = false;
                     self.lead(hub, flight, short, deadline, &cmd, outcome)
                         .await?
                 }
@@ -165,16 +175,21 @@ impl Rights {
                             Ok(Ok(landed)) => *landed,
                             _ => None,
                         };
-                    // The leader's grant, or (its request dropped, or time
-                    // up) try again while time is left, as leader perhaps.
-                    let granted = match landed {
-                        Some(Landed::Granted(n)) => n,
-                        Some(Landed::Abandoned) | None => 1,
+                    // The leader's grant; or (its request failed or was
+                    // dropped) try again while time is left, as leader
+                    // perhaps: the leader may have had less time than
+                    // this till. Out of time waiting: the hub did not
+                    // answer in time.
+                    unanswered = matches!(landed, Some(Landed::Failed));
+                    let (granted, reached) = match landed {
+                        Some(Landed::Granted(n)) => (n, true),
+                        Some(Landed::Failed | Landed::Abandoned) => (1, true),
+                        None => (0, false),
                     };
                     Step {
                         outcome: self.committer.command(cmd.clone()).await?,
                         granted,
-                        reached: true,
+                        reached,
                     }
                 }
             };
@@ -183,6 +198,7 @@ impl Rights {
                 hub_reachable = false;
                 break;
             }
+
             if step.granted == 0 {
                 break;
             }
@@ -219,6 +235,7 @@ impl Rights {
             }
             let Some(grant) = self.ask(hub, flight.gtin, units, left).await? else {
                 step.reached = false;
+                flight.failed = true;
                 break;
             };
             let (granted, asked) = (grant.granted, grant.asked);
@@ -328,6 +345,9 @@ enum Boarded {
 enum Landed {
     /// The hub answered: this many units granted in all.
     Granted(u64),
+    /// The hub did not answer the leader's request (in the leader's
+    /// time, which may have been shorter than a follower's).
+    Failed,
     /// The leader went away before (its request was dropped).
     Abandoned,
 }
@@ -346,6 +366,7 @@ impl Flights {
             gtin,
             granted: 0,
             done: false,
+            failed: false,
         })
     }
 }
@@ -359,6 +380,8 @@ struct Flight {
     granted: u64,
     /// The leader finished asking (else it was dropped midway).
     done: bool,
+    /// The hub did not answer the leader's request.
+    failed: bool,
 }
 
 impl Flight {
@@ -375,7 +398,9 @@ impl Drop for Flight {
     fn drop(&mut self) {
         let mut inner = self.flights.inner.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(f) = inner.remove(&self.gtin) {
-            let landed = if self.done {
+            let landed = if self.failed {
+                Landed::Failed
+            } else if self.done {
                 Landed::Granted(self.granted)
             } else {
                 Landed::Abandoned
@@ -458,5 +483,27 @@ mod tests {
             Some(Landed::Abandoned)
         );
         assert!(matches!(flights.board(gtin(1), 1), Boarded::Leader(_)));
+    }
+
+    /// A leader whose request the hub did not answer lands its flight as
+    /// failed, not as "granted nothing": its followers, which may have
+    /// more time left, try again instead of giving up with the hub
+    /// counted reachable.
+    #[tokio::test]
+    async fn a_leader_the_hub_did_not_answer_lands_its_flight_failed() {
+        let flights = Arc::new(Flights::default());
+        let Boarded::Leader(mut flight) = flights.board(gtin(1), 1) else {
+            panic!("leads");
+        };
+        let Boarded::Follower(mut f) = flights.board(gtin(1), 2) else {
+            panic!("follows");
+        };
+        flight.failed = true;
+        flight.done = true;
+        drop(flight);
+        assert_eq!(
+            *f.wait_for(Option::is_some).await.unwrap(),
+            Some(Landed::Failed)
+        );
     }
 }
