@@ -114,8 +114,12 @@ impl RedbHub {
         Self::with_tables(Db::open_with_backend(backend, label, None)?, settings)
     }
 
-    /// Creates the hub's own tables.
-    fn with_tables(db: Db, settings: SyncSettings) -> Result<Self, StorageError> {
+    /// Creates the hub's own tables. Every commit records the allocator
+    /// state (quick repair): a hub's file holds every event of the chain,
+    /// and walking it after a crash would take minutes; one more
+    /// `fdatasync` per batch of many requests costs little.
+    fn with_tables(mut db: Db, settings: SyncSettings) -> Result<Self, StorageError> {
+        db.set_quick_repair(true);
         let txn = db.begin_write()?;
         {
             let raw = txn.raw();
