@@ -115,6 +115,9 @@ pub(crate) trait HubTxn: HubReplica<Error = StorageError> {
         gtin: Gtin,
         demand: &DemandEstimate,
     ) -> Result<(), StorageError>;
+    /// Forgets the online demand for `gtin` at `location` (decayed to
+    /// nothing, with no reserve left there).
+    fn forget_demand(&mut self, location: &LocationId, gtin: Gtin) -> Result<(), StorageError>;
     /// What the request for rights `request_id` was granted.
     fn grant_record(&self, request_id: u128) -> Result<Option<GrantRecord>, StorageError>;
     /// Records what the request for rights `request_id` was granted.

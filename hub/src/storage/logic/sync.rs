@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use tally_sync::exchange::{hub_handle, HandleError, Held, HubLimits, Identity};
-use tally_sync::{ByReason, Event, EventKind, ReservePolicy, SyncRequest};
+use tally_sync::{ByReason, Event, EventKind, ItemKey, ReplicaId, ReservePolicy, SyncRequest};
 
 use super::orders::reserve_targets;
 use super::routed::{store_moved, Moved};
@@ -57,6 +57,18 @@ pub(crate) fn sync<T: HubTxn>(
         }
         Err(HandleError::Storage(e)) => return Err(e),
     };
+
+    // Demand that decayed to nothing, where the hub kept no reserve (the
+    // sync gave it back, none is held for an order), is forgotten: each
+    // sync reads the demand rows of its store, so they must not pile up
+    // with every item ever ordered online there.
+    let hub = ReplicaId::hub();
+    for (&gtin, _) in targets.iter().filter(|(_, &wanted)| wanted == 0) {
+        let key = ItemKey::new(who.location.clone(), gtin);
+        if txn.counter(&key)?.rights(&hub) == 0 {
+            txn.forget_demand(&who.location, gtin)?;
+        }
+    }
 
     // Exceptions, with the events' own times.
     let store = who.replica.to_string();
@@ -201,4 +213,88 @@ fn fulfilment_exception(
         detected_at_ms: now_ms,
         detail,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use tally_sync::command::{Command, Outcome, ReceiptLine, Stamp};
+    use tally_sync::exchange::ReplicaStore;
+    use tally_sync::memstore::MemStore;
+    use tally_sync::{DemandEstimate, Gtin, LocationId};
+
+    use super::*;
+    use crate::storage::logic::test_support::hub;
+    use crate::storage::redb::txn::RedbTxn;
+
+    /// Demand that decayed to nothing is forgotten by the sync that finds
+    /// the hub without a reserve there, and not while the hub holds one
+    /// (a reserve to give back, or units held for a waiting order), so
+    /// a sync reads the demand of items ordered lately, not of every
+    /// item ever ordered online at the store.
+    #[test]
+    fn demand_decayed_to_nothing_is_forgotten_once_no_reserve_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub(dir.path());
+        let settings = SyncSettings {
+            policy: ReservePolicy::default(),
+            limits: HubLimits::default(),
+            catalog_page: 100,
+        };
+        let who = Identity {
+            replica: ReplicaId::new("s1").unwrap(),
+            location: LocationId::new("s1").unwrap(),
+        };
+        let g = Gtin::from_body(96_385_074).unwrap();
+        let key = ItemKey::new(who.location.clone(), g);
+        let mut store = MemStore::new(who.clone());
+        let receipt = Command::Receipt {
+            id: None,
+            lines: vec![ReceiptLine::units(g, 10)],
+            staff: Default::default(),
+        };
+        let stamp = Stamp {
+            now_ms: 1_000,
+            random: [1; 10],
+        };
+        assert!(matches!(
+            store.execute(&receipt, stamp),
+            Outcome::Recorded { .. }
+        ));
+        let txn = hub.db().begin_write().unwrap();
+        let mut t = RedbTxn::new(&txn);
+        let mut demand = DemandEstimate::default();
+        demand.observe(10, 1_000, &settings.policy);
+        t.put_demand(&who.location, g, &demand).unwrap();
+        let sync_at = |t: &mut RedbTxn<'_>, store: &mut MemStore, held: &Held, now: u64| {
+            let req = store.sync_request(100);
+            let SyncResult::Synced(resp, _) = sync(t, &settings, &who, &req, held, now).unwrap()
+            else {
+                panic!("refused");
+            };
+            store.apply_response(Some(&req), &resp);
+        };
+        // Demand now: the store gives the hub its reserve (two rounds: the
+        // answer names the target, the next request carries the transfer).
+        sync_at(&mut t, &mut store, &Held::new(), 2_000);
+        sync_at(&mut t, &mut store, &Held::new(), 3_000);
+        let reserve = t.counter(&key).unwrap().rights(&ReplicaId::hub());
+        assert!(reserve > 0, "the hub holds a reserve");
+        assert!(t.demand(&who.location, g).unwrap().is_some());
+
+        // A year on, the demand is nothing; while units are held for a
+        // waiting order the hub keeps them, and the demand with them.
+        let later = 3_000 + 365 * 24 * 3_600_000;
+        let held = Held::from([(g, reserve)]);
+        sync_at(&mut t, &mut store, &held, later);
+        assert_eq!(t.counter(&key).unwrap().rights(&ReplicaId::hub()), reserve);
+        assert!(t.demand(&who.location, g).unwrap().is_some());
+        // Nothing held: the reserve goes back to the store, the demand
+        // is forgotten.
+        sync_at(&mut t, &mut store, &Held::new(), later + 1);
+        assert_eq!(t.counter(&key).unwrap().rights(&ReplicaId::hub()), 0);
+        assert_eq!(t.demand(&who.location, g).unwrap(), None);
+        assert_eq!(store.rights(g), 10, "every right back at the store");
+    }
 }

@@ -855,6 +855,14 @@ impl HubTxn for PgTxn<'_> {
         Ok(())
     }
 
+    fn forget_demand(&mut self, location: &LocationId, gtin: Gtin) -> Result<(), StorageError> {
+        self.conn.execute(
+            "DELETE FROM hub_online_demand WHERE location = $1 AND gtin = $2",
+            &[&location.as_str(), &g(gtin)?],
+        )?;
+        Ok(())
+    }
+
     fn grant_record(&self, request_id: u128) -> Result<Option<GrantRecord>, StorageError> {
         self.conn
             .query_opt(

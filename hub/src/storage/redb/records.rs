@@ -140,6 +140,18 @@ pub(in crate::storage) fn demand(
     )
 }
 
+pub(in crate::storage) fn forget_demand(
+    txn: &WriteTxn,
+    location: &LocationId,
+    gtin: Gtin,
+) -> Result<(), StoreError> {
+    let mut table = txn.raw().open_table(DEMAND).map_err(redb_err)?;
+    table
+        .remove((location.as_str(), gtin.as_u64()))
+        .map_err(redb_err)?;
+    Ok(())
+}
+
 pub(in crate::storage) fn put_demand(
     txn: &WriteTxn,
     location: &LocationId,

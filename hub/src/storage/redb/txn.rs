@@ -265,6 +265,10 @@ impl HubTxn for RedbTxn<'_> {
         Ok(records::put_demand(self.txn, location, gtin, demand)?)
     }
 
+    fn forget_demand(&mut self, location: &LocationId, gtin: Gtin) -> Result<(), StorageError> {
+        Ok(records::forget_demand(self.txn, location, gtin)?)
+    }
+
     fn grant_record(&self, request_id: u128) -> Result<Option<GrantRecord>, StorageError> {
         Ok(records::grant_record(self.txn, request_id)?)
     }
