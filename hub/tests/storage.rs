@@ -1315,6 +1315,14 @@ fn a_transfer_is_in_transit_flagged_overdue_once_and_closed_on_receipt() {
         assert_eq!(listed, vec!["T1", "T2", "T3"], "{backend}");
         assert_eq!(page.transfers[0], t1.transfer);
         assert!(page.allocations.is_empty());
+        // Transfers count towards a page's size as allocations do: a
+        // store back after a long time away gets its backlog in pages.
+        let first = st.allocations(&loc("s2"), 0, 2).unwrap();
+        assert_eq!(first.transfers.len(), 2, "{backend}");
+        assert!(first.more, "{backend}");
+        let rest = st.allocations(&loc("s2"), first.cursor, 2).unwrap();
+        assert_eq!(rest.transfers.len(), 1, "{backend}");
+        assert!(!rest.more, "{backend}");
         assert!(st
             .allocations(&loc("s1"), 0, 10)
             .unwrap()

@@ -59,8 +59,9 @@ fn store_view(order: &RoutedOrder, store: &LocationId) -> Option<OrderAllocation
 
 /// `store`'s allocations page: the changes after change version `after`
 /// that `next_change` yields (version, `o:ORDER` or `t:TRANSFER`), oldest
-/// first, each read by `order` or `transfer`; at most `limit`
-/// allocations (transfers ride along), `more` if changes remain.
+/// first, each read by `order` or `transfer`; at most `limit` changes
+/// (allocations and transfers alike, so a store back after a long time
+/// away gets its backlog in pages), `more` if changes remain.
 pub(crate) fn allocations_page(
     store: &LocationId,
     after: u64,
@@ -75,11 +76,13 @@ pub(crate) fn allocations_page(
         cursor: after,
         more: false,
     };
+    let mut taken = 0;
     while let Some((version, key)) = next_change()? {
-        if page.allocations.len() == limit {
+        if taken == limit {
             page.more = true;
             break;
         }
+        taken += 1;
         page.cursor = version;
         if let Some(order_id) = key.strip_prefix("o:") {
             if let Some(o) = order(order_id)? {
