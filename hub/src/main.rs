@@ -176,15 +176,15 @@ struct RunArgs {
     /// Largest sync request body, in bytes.
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     max_sync_body: usize,
-    /// Most write requests committed in one transaction.
-    #[arg(long, default_value_t = 256)]
-    max_batch: usize,
-    /// Most TLS connections at once.
-    #[arg(long, default_value_t = 10_000)]
-    max_connections: usize,
-    /// Most connections open at once from one address.
-    #[arg(long, default_value_t = 64)]
-    max_connections_per_peer: usize,
+    /// Most write requests committed in one transaction (1 to 100,000).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    max_batch: u64,
+    /// Most TLS connections at once (1 to 1,000,000).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
+    /// Most connections open at once from one address (1 to 1,000,000).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections_per_peer: u64,
     /// A connection that sends no complete request within this many
     /// milliseconds of its TLS handshake is closed.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..))]
@@ -467,9 +467,11 @@ fn run(cli: Cli, warnings: &[String]) -> anyhow::Result<()> {
             };
             config.online_window = Duration::from_secs(args.online_window_secs);
             config.max_sync_body = args.max_sync_body;
-            config.max_batch = args.max_batch;
-            config.max_connections = args.max_connections;
-            config.max_connections_per_peer = args.max_connections_per_peer;
+            // In range (the parser's bounds), so they fit a usize.
+            let fit = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+            config.max_batch = fit(args.max_batch);
+            config.max_connections = fit(args.max_connections);
+            config.max_connections_per_peer = fit(args.max_connections_per_peer);
             config.limits.first_request = Duration::from_millis(args.first_request_timeout_ms);
             config.limits.idle = Duration::from_millis(args.idle_timeout_ms);
             config.limits.stall = Duration::from_millis(args.idle_timeout_ms);

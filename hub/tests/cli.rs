@@ -161,6 +161,21 @@ fn start_up_errors_are_one_clear_line() {
         err.trim_end(),
         "error: binding 127.0.0.1:99999: invalid port value"
     );
+    // Limits beyond what a channel or a semaphore can hold are refused by
+    // name (exit 2, clap's usage error), not a panic at start.
+    for flag in [
+        "--max-connections",
+        "--max-connections-per-peer",
+        "--max-batch",
+    ] {
+        let out = run(&["run", "--data-dir", dir_s, flag, "18446744073709551615"]);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(flag) && !err.contains("panicked"),
+            "{flag}: {err}"
+        );
+    }
 }
 
 /// `--stop-on-stdin-eof`: the supervisor's lifeline. Closing the pipe (as
