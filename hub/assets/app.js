@@ -91,17 +91,26 @@ function renderStores(body) {
 
 // Exceptions come oldest first, paged by id (`since`, `next`), at most
 // 1,000 a call: the page keeps a cursor, fetches only what is new on each
-// refresh and shows the newest.
+// refresh and shows the newest. It starts at the newest 1,000 (the answer's
+// `last` is the newest id, ids rise from 1 without gaps), so opening the
+// page reads what it shows, not every exception the hub ever raised.
 const EXCEPTIONS_PAGE = 1000, EXCEPTIONS_KEPT = 1000, EXCEPTIONS_SHOWN = 100;
-let exceptions = { list: [], next: 0, total: 0 };
+let exceptions = { list: [], next: 0, total: 0, started: false };
 
 async function fetchExceptions() {
+  if (!exceptions.started) {
+    const head = await api("/v1/exceptions?since=0&limit=1");
+    if (typeof head.last === "number") {
+      exceptions.next = Math.max(0, head.last - EXCEPTIONS_KEPT);
+    }
+    exceptions.started = true;
+  }
   for (let pages = 0; pages < 20; pages++) {
     const body = await api(`/v1/exceptions?since=${exceptions.next}&limit=${EXCEPTIONS_PAGE}`);
     const got = list(body, "exceptions").filter((x) => x.id > exceptions.next);
     exceptions.list.push(...got);
     exceptions.list.splice(0, Math.max(0, exceptions.list.length - EXCEPTIONS_KEPT));
-    exceptions.total += got.length;
+    exceptions.total = typeof body.last === "number" ? body.last : exceptions.total + got.length;
     if (typeof body.next === "number") exceptions.next = body.next;
     if (got.length < EXCEPTIONS_PAGE) break;
   }
@@ -463,7 +472,7 @@ async function login(t) {
 
 function logout(message) {
   clearInterval(timer);
-  exceptions = { list: [], next: 0, total: 0 };
+  exceptions = { list: [], next: 0, total: 0, started: false };
   orderView = { status: "open", after: "", before: [], next: null };
   orderGen++;
   $("order-status").value = "open";

@@ -601,6 +601,9 @@ mod tests {
         fn exceptions(&self, _: u64, _: usize) -> Result<Vec<ExceptionRecord>, StorageError> {
             Ok(Vec::new())
         }
+        fn last_exception_id(&self) -> Result<u64, StorageError> {
+            Ok(0)
+        }
         fn audit(&self) -> Result<AuditReport, StorageError> {
             Ok(AuditReport::default())
         }

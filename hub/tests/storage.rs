@@ -1512,6 +1512,10 @@ fn exceptions_page_by_rising_ids_without_gaps() {
         assert_eq!(all[0].store, "s1");
         assert_eq!(all[4].store, "s2");
         assert_eq!(all[4].detected_at_ms, NOW + 1);
+        // The newest id is how many there are: the newest N are read
+        // from `last - N`, whatever came before.
+        assert_eq!(st.last_exception_id().unwrap(), 5, "{backend}");
+        assert_eq!(st.exceptions(5 - 2, 10).unwrap(), all[3..].to_vec());
 
         let pages = |st: &dyn HubStorage| {
             let mut since = 0;

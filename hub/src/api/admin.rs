@@ -163,7 +163,10 @@ pub(super) async fn exceptions(
         "since and limit must be non-negative integers",
     )?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
-    let list = read_storage(&st, move |s| s.exceptions(q.since, limit)).await?;
+    let (list, last) = read_storage(&st, move |s| {
+        Ok((s.exceptions(q.since, limit)?, s.last_exception_id()?))
+    })
+    .await?;
     let next = list.last().map_or(q.since, |x| x.id);
     let list: Vec<Value> = list
         .into_iter()
@@ -174,7 +177,9 @@ pub(super) async fn exceptions(
             v
         })
         .collect();
-    Ok(Json(json!({ "exceptions": list, "next": next })))
+    Ok(Json(
+        json!({ "exceptions": list, "next": next, "last": last }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]

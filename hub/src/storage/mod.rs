@@ -502,6 +502,9 @@ pub trait HubStorage: Send + Sync + 'static {
     fn sales_per_minute(&self, since_minute: u64) -> Result<Vec<(String, u64, u64)>, StorageError>;
     /// Exceptions with id > `since`, oldest first, at most `limit`.
     fn exceptions(&self, since: u64, limit: usize) -> Result<Vec<ExceptionRecord>, StorageError>;
+    /// The newest exception's id (0: none yet). Ids rise from 1 without
+    /// gaps, so it is also how many there are.
+    fn last_exception_id(&self) -> Result<u64, StorageError>;
     /// Events syncs refused, held for HQ to review, at most `limit`.
     fn held_events(&self, limit: usize) -> Result<Vec<held::HeldEvent>, StorageError>;
     /// Routed orders with `status`, by id after `after`, at most `limit`.

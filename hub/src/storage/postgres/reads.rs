@@ -134,6 +134,13 @@ impl HubStorage for PgHub {
         })
     }
 
+    fn last_exception_id(&self) -> Result<u64, StorageError> {
+        self.read(|c| {
+            let row = c.query_one("SELECT coalesce(max(id), 0) FROM hub_exceptions", &[])?;
+            int(&row, 0, "hub_exceptions")
+        })
+    }
+
     fn held_events(&self, n: usize) -> Result<Vec<HeldEvent>, StorageError> {
         self.read(|c| {
             let rows = c.query(
