@@ -382,18 +382,40 @@ impl Links {
             } => {
                 let mut inner = self.lock();
                 if live {
-                    let store = LiveStore {
-                        replica,
-                        location: location.clone(),
-                        since_ms,
-                    };
-                    inner.remote.insert(
-                        location,
-                        Remote {
-                            store,
-                            heard: Instant::now(),
-                        },
-                    );
+                    // The newest link wins: a store connects anew when its
+                    // connection died, so an older link here is a dead
+                    // connection's (kept until its pings time out) and
+                    // notices sent down it would be lost. Its sender is
+                    // dropped: its stream ends.
+                    if inner
+                        .live
+                        .get(&location)
+                        .is_some_and(|l| l.store.since_ms < since_ms)
+                    {
+                        inner.live.remove(&location);
+                    }
+                    // Nor does an older link's announcement (repeated by
+                    // its process each heartbeat until it goes) replace a
+                    // newer one's.
+                    let ttl = self.remote_ttl.get().copied().unwrap_or_default();
+                    let newer_known = inner
+                        .remote
+                        .get(&location)
+                        .is_some_and(|r| r.store.since_ms > since_ms && r.heard.elapsed() < ttl);
+                    if !newer_known {
+                        let store = LiveStore {
+                            replica,
+                            location: location.clone(),
+                            since_ms,
+                        };
+                        inner.remote.insert(
+                            location,
+                            Remote {
+                                store,
+                                heard: Instant::now(),
+                            },
+                        );
+                    }
                 } else if inner
                     .remote
                     .get(&location)
@@ -1046,6 +1068,48 @@ mod tests {
         heard(&links, &BusMessage::Hello);
         links.on_bus("not a message");
         assert!(bus.take().is_empty(), "no link here any more");
+    }
+
+    /// A store that connects anew while its old connection is not yet
+    /// known dead (another process holds the newer link): the newest link
+    /// wins everywhere. The older link here ends, notices go to the newer
+    /// one, and the old link's process repeating its announcement until
+    /// its pings time out changes nothing.
+    #[tokio::test]
+    async fn the_newest_link_of_a_store_wins_across_processes() {
+        let links = Links::new();
+        let bus = Arc::new(Recorded::default());
+        links.with_bus(bus.clone(), Duration::from_secs(60));
+        let s1 = who("s1");
+        let live = |since_ms, live| BusMessage::Live {
+            replica: s1.replica.clone(),
+            location: s1.location.clone(),
+            since_ms,
+            live,
+        };
+        let (g, mut rx) = links.connect(&s1, 5).unwrap();
+        bus.take();
+        // The store reconnected to another process at 7.
+        heard(&links, &live(7, true));
+        assert_eq!(rx.recv().await, None, "the old link here ended");
+        assert!(links.is_live(&s1.location));
+        assert!(links.notify(&s1.location, Notice::SyncNow));
+        assert_eq!(
+            bus.take(),
+            vec![BusMessage::Notice {
+                location: s1.location.clone(),
+                notice: Notice::SyncNow
+            }],
+            "notices go to the newer link's process"
+        );
+        // A third process still announcing the older link elsewhere: the
+        // newer one stands.
+        heard(&links, &live(6, true));
+        assert_eq!(links.live()[0].since_ms, 7);
+        // The old link's guard goes: nothing more to end or announce.
+        drop(g);
+        assert!(bus.take().is_empty());
+        assert_eq!(links.live()[0].since_ms, 7);
     }
 
     /// Units held for an order at one process are held back by grants at

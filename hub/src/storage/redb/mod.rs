@@ -349,7 +349,10 @@ impl HubStorage for RedbHub {
     fn last_exception_id(&self) -> Result<u64, StorageError> {
         let txn = self.db.begin_read()?;
         let table = txn.raw().open_table(EXCEPTIONS).map_err(redb_err)?;
-        let last = table.last().map_err(redb_err)?.map_or(0, |(k, _)| k.value());
+        let last = table
+            .last()
+            .map_err(redb_err)?
+            .map_or(0, |(k, _)| k.value());
         Ok(last)
     }
 
