@@ -474,6 +474,14 @@ impl Links {
             .map(|r| r.store.clone())
     }
 
+    /// [`Links::remote`], while the bus to that process is connected: a
+    /// request published while it is down would be dropped, so the order
+    /// is answered at once (`offline`) instead of after its whole wait.
+    fn reachable_remote(&self, inner: &Inner, location: &LocationId) -> Option<LiveStore> {
+        let connected = self.bus.get().is_some_and(|b| b.is_connected());
+        self.remote(inner, location).filter(|_| connected)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the maps half
         // changed (every change is one insert or remove): keep going.
@@ -574,7 +582,7 @@ impl Links {
     pub fn notify(&self, location: &LocationId, notice: Notice) -> bool {
         let remote = {
             let inner = self.lock();
-            !inner.live.contains_key(location) && self.remote(&inner, location).is_some()
+            !inner.live.contains_key(location) && self.reachable_remote(&inner, location).is_some()
         };
         if remote {
             self.publish(&BusMessage::Notice {
@@ -663,7 +671,8 @@ impl Links {
         let sent = {
             let mut inner = self.lock();
             let here = inner.live.get(location).map(|l| l.store.replica.clone());
-            let Some(replica) = here.or_else(|| self.remote(&inner, location).map(|s| s.replica))
+            let Some(replica) =
+                here.or_else(|| self.reachable_remote(&inner, location).map(|s| s.replica))
             else {
                 return Asked::NotLive;
             };
@@ -932,7 +941,7 @@ mod tests {
 
     /// A bus that keeps what is published, decoded.
     #[derive(Debug, Default)]
-    struct Recorded(Mutex<Vec<BusMessage>>);
+    struct Recorded(Mutex<Vec<BusMessage>>, std::sync::atomic::AtomicBool);
 
     impl Bus for Recorded {
         fn publish(&self, payload: String) {
@@ -940,6 +949,10 @@ mod tests {
                 .lock()
                 .unwrap()
                 .push(serde_json::from_str(&payload).unwrap());
+        }
+
+        fn is_connected(&self) -> bool {
+            !self.1.load(Ordering::Relaxed)
         }
     }
 
@@ -1110,6 +1123,24 @@ mod tests {
         drop(g);
         assert!(bus.take().is_empty());
         assert_eq!(links.live()[0].since_ms, 7);
+
+        // While the bus is down nothing reaches the other process: an
+        // order is told at once the store cannot be asked, not after its
+        // whole wait, and no notice counts as sent.
+        bus.1.store(true, Ordering::Relaxed);
+        let ask = ReleaseAsk {
+            location: &s1.location,
+            gtin: gtin(),
+            units: 1,
+            hold: 1,
+            counter: &BoundedCounter::default(),
+            wait: Duration::from_secs(30),
+        };
+        assert!(matches!(links.ask_release(ask, 9).await, Asked::NotLive));
+        assert!(!links.notify(&s1.location, Notice::SyncNow));
+        assert_eq!(links.held(&s1.location, gtin()), 0);
+        bus.1.store(false, Ordering::Relaxed);
+        assert!(links.notify(&s1.location, Notice::SyncNow));
     }
 
     /// Units held for an order at one process are held back by grants at
