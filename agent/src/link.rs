@@ -61,8 +61,10 @@ struct Wanted {
     request_id: EventId,
     gtin: Gtin,
     units: u64,
-    /// How long the release may wait for syncs before it reports.
-    sync_for: Duration,
+    /// Until when the release may wait for syncs before it reports:
+    /// counted from the notice's arrival, so the first release's commit
+    /// comes out of it, not out of the time left for the report.
+    sync_until: tokio::time::Instant,
 }
 
 /// How long a release may wait for syncs when the asking order waits
@@ -209,7 +211,7 @@ async fn session(ctx: &LinkContext) -> Ended {
                         request_id,
                         gtin,
                         units,
-                        sync_for: sync_budget(wait_ms),
+                        sync_until: tokio::time::Instant::now() + sync_budget(wait_ms),
                     };
                     tokio::spawn(release(ctx.clone(), wanted, *counter));
                 }
@@ -229,15 +231,15 @@ async fn session(ctx: &LinkContext) -> Ended {
 /// Gives the hub up to `units` unsold rights to `gtin` (durably, after
 /// merging the hub's entries `seen`) and reports them under `request_id`.
 /// Rights the hub cannot explain yet (units received since the last sync)
-/// are given after the syncs that carry their events, waiting up to
-/// `wanted.sync_for` ([`sync_budget`]): the order asking for them waits
-/// at the hub.
+/// are given after the syncs that carry their events, waiting until
+/// `wanted.sync_until` ([`sync_budget`] from the notice's arrival): the
+/// order asking for them waits at the hub.
 async fn release(ctx: LinkContext, wanted: Wanted, seen: BoundedCounter) {
     let Wanted {
         request_id,
         gtin,
         units,
-        sync_for,
+        sync_until: deadline,
     } = wanted;
     let units = units.min(tally_sync::rights::MAX_UNITS_PER_REQUEST);
     let mut rounds = ctx.status.rounds();
@@ -249,7 +251,6 @@ async fn release(ctx: LinkContext, wanted: Wanted, seen: BoundedCounter) {
             return;
         }
     };
-    let deadline = tokio::time::Instant::now() + sync_for;
     while released.unexplained > 0 && released.units < units {
         // A failed sync backs off; waking it again cuts that short.
         ctx.wake_sync.notify_one();
