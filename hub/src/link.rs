@@ -966,18 +966,29 @@ mod tests {
         links.on_bus(&serde_json::to_string(m).unwrap());
     }
 
-    #[tokio::test]
-    async fn links_at_other_hub_processes_are_shared_over_the_bus() {
+    /// Links sharing a recording bus; announcements count for a minute.
+    fn shared() -> (Arc<Links>, Arc<Recorded>) {
         let links = Links::new();
         let bus = Arc::new(Recorded::default());
         links.with_bus(bus.clone(), Duration::from_secs(60));
-        let s1 = who("s1");
-        let live = |since_ms, live| BusMessage::Live {
-            replica: s1.replica.clone(),
-            location: s1.location.clone(),
+        (links, bus)
+    }
+
+    /// `who`'s link (opened at `since_ms`) as a process announces it.
+    fn announced(who: &Identity, since_ms: u64, live: bool) -> BusMessage {
+        BusMessage::Live {
+            replica: who.replica.clone(),
+            location: who.location.clone(),
             since_ms,
             live,
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn links_at_other_hub_processes_are_shared_over_the_bus() {
+        let (links, bus) = shared();
+        let s1 = who("s1");
+        let live = |since_ms, live| announced(&s1, since_ms, live);
 
         // Another process announces s1: live here too; notices for it
         // are published for that process to push.
@@ -1090,16 +1101,9 @@ mod tests {
     /// its pings time out changes nothing.
     #[tokio::test]
     async fn the_newest_link_of_a_store_wins_across_processes() {
-        let links = Links::new();
-        let bus = Arc::new(Recorded::default());
-        links.with_bus(bus.clone(), Duration::from_secs(60));
+        let (links, bus) = shared();
         let s1 = who("s1");
-        let live = |since_ms, live| BusMessage::Live {
-            replica: s1.replica.clone(),
-            location: s1.location.clone(),
-            since_ms,
-            live,
-        };
+        let live = |since_ms, live| announced(&s1, since_ms, live);
         let (g, mut rx) = links.connect(&s1, 5).unwrap();
         bus.take();
         // The store reconnected to another process at 7.
