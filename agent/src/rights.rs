@@ -187,7 +187,7 @@ impl Rights {
                         None => (0, false),
                     };
                     Step {
-                        outcome: self.committer.command(cmd.clone()).await?,
+                        outcome: self.committer.rerun(cmd.clone()).await?,
                         granted,
                         reached,
                     }

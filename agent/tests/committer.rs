@@ -258,3 +258,76 @@ fn lost_sales_are_counted_durably_and_every_sync_request_carries_the_totals() {
         "after a restart"
     );
 }
+
+/// A sale refused for rights the hub holds counts its shortfall as
+/// refused demand once: run again (another till's grant landed, or with
+/// a grant of its own) and refused again, it adds nothing more, so the
+/// demand the next sync reports is one customer's, however many rounds
+/// rights on demand took.
+#[test]
+fn a_rerun_of_a_refused_sale_does_not_count_its_demand_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ReplicaId::new("store-committer").unwrap();
+    let db = Arc::new(AgentDb::open(dir.path(), Some(&store)).unwrap());
+    let (committer, thread) = Committer::start(
+        db.clone(),
+        Arc::new(Metrics::new()),
+        Limits::default(),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let three = || match sale() {
+        Command::Sale {
+            lines,
+            tenders,
+            staff,
+            ..
+        } => Command::Sale {
+            id: None,
+            lines: lines.into_iter().map(|l| LineIn { qty: 3, ..l }).collect(),
+            tenders,
+            staff,
+        },
+        _ => unreachable!(),
+    };
+    // A receipt of another item: answered once its batch is durable, so
+    // what the commands queued before it wrote is committed then.
+    let settled = || Command::Receipt {
+        id: None,
+        lines: vec![ReceiptLine {
+            gtin: Gtin::from_body(96_385_074).unwrap(),
+            qty: 1,
+            epc: None,
+        }],
+        staff: Default::default(),
+    };
+    rt.block_on(async {
+        assert!(recorded(&committer.command(receipt(1)).await.unwrap()));
+        // The hub holds 5 units' rights at the store (its own entries).
+        let hub = tally_sync::BoundedCounter::from_entries([(ReplicaId::hub(), 5)], [], []);
+        committer.release(item(), 0, hub).await.unwrap();
+        let refused = committer.command(three()).await.unwrap();
+        assert!(
+            matches!(&refused, Outcome::Refused { demand, .. } if !demand.is_empty()),
+            "{refused:?}"
+        );
+        committer.command(settled()).await.unwrap();
+        let first = db.demand().unwrap();
+        assert_eq!(first.get(&item()), Some(&2), "the shortfall, once");
+        for _ in 0..3 {
+            let again = committer.rerun(three()).await.unwrap();
+            assert!(matches!(again, Outcome::Refused { .. }), "{again:?}");
+        }
+        committer.command(settled()).await.unwrap();
+        assert_eq!(db.demand().unwrap(), first, "not counted again");
+        // A new sale is a new customer's demand.
+        committer.command(three()).await.unwrap();
+        committer.command(settled()).await.unwrap();
+        assert_eq!(db.demand().unwrap().get(&item()), Some(&4));
+    });
+    drop((committer, db));
+    thread.join().unwrap();
+}

@@ -91,6 +91,9 @@ pub const MAX_UNFLUSHED_COUNTERS: usize = 4096;
 enum Job {
     /// A command of the core.
     Command(Command, Reply<Outcome>),
+    /// A command run again after its first run was refused (rights on
+    /// demand): a refusal's demand is not counted again.
+    Rerun(Command, Reply<Outcome>),
     /// The hub's grant of rights, merged, then a command run after it.
     Granted(Box<RightsGrant>, Command, Reply<Outcome>),
     /// Catalog items to store (import before the first sync).
@@ -157,7 +160,9 @@ impl Job {
     /// Answers the job with `e` (its batch was not committed).
     fn fail(self, e: &CommitError) {
         match self {
-            Job::Command(_, reply) | Job::Granted(_, _, reply) => answer(reply, Err(e.clone())),
+            Job::Command(_, reply) | Job::Rerun(_, reply) | Job::Granted(_, _, reply) => {
+                answer(reply, Err(e.clone()))
+            }
             Job::Catalog(_, reply) => answer(reply, Err(e.clone())),
             Job::Sync(_, reply) => answer(reply, Err(e.clone())),
             Job::DeadLetter { reply, .. } => answer(reply, Err(e.clone())),
@@ -327,9 +332,21 @@ impl Committer {
         self.enqueue_command(cmd).await?.wait().await
     }
 
+    /// Runs `cmd` again after its first run was refused (rights on
+    /// demand, once another till's grant landed): as [`Self::command`],
+    /// but a refusal adds nothing to the refused demand the next sync
+    /// reports, which the first refusal already counted.
+    pub async fn rerun(&self, cmd: Command) -> Result<Outcome, CommitError> {
+        self.enqueue(|reply| Job::Rerun(cmd, reply))
+            .await?
+            .wait()
+            .await
+    }
+
     /// Merges the hub's grant of rights and runs `cmd` after it, in one
     /// transaction and one durable commit (rights on demand: the sale the
-    /// grant was asked for is recorded with it, or neither is kept).
+    /// grant was asked for is recorded with it, or neither is kept). A
+    /// rerun: a refusal's demand is not counted again.
     pub async fn command_with_grant(
         &self,
         grant: RightsGrant,

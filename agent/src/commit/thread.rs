@@ -407,7 +407,7 @@ fn apply_all(
     let mut lost = ByReason::<Lost>::default();
     let mut recorded: HashSet<EventId> = HashSet::new();
     for Request { job, queued } in jobs.by_ref() {
-        let (cmd, reply) = match job {
+        let job = match job {
             Job::Catalog(items, reply) => {
                 let stored = tables.close().and_then(|()| {
                     Ok(CatalogStored {
@@ -507,14 +507,25 @@ fn apply_all(
                     answer(reply, Err(e.clone()));
                     return Err(e);
                 }
-                (cmd, reply)
+                (cmd, reply, true)
             }
-            Job::Command(cmd, reply) => (cmd, reply),
+            Job::Command(cmd, reply) => (cmd, reply, false),
+            Job::Rerun(cmd, reply) => (cmd, reply, true),
         };
+        let (cmd, reply, rerun) = job;
         let stamp = stamps.next();
-        let outcome = tables
-            .ledger()
-            .and_then(|l| execute(l, db.who(), &cmd, stamp));
+        let outcome = tables.ledger().and_then(|l| {
+            let outcome = execute(l, db.who(), &cmd, stamp)?;
+            if let (true, Outcome::Refused { demand, .. }) = (rerun, &outcome) {
+                // Counted when the command was first refused: a sale
+                // that went through rights on demand is one customer's
+                // demand, however many rounds it took.
+                for s in demand {
+                    l.take_back_demand(s.gtin, s.units)?;
+                }
+            }
+            Ok(outcome)
+        });
         match settle(outcome, reply)? {
             (reply, Outcome::Refused { refusal, demand }) => {
                 demand_added |= !demand.is_empty();

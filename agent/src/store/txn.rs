@@ -256,6 +256,23 @@ impl ReplicaStore for AgentTxn<'_> {
     }
 }
 
+impl AgentTxn<'_> {
+    /// Takes `units` of `gtin` back out of the refused demand (a rerun's
+    /// refusal, counted by the first run already; never below 0).
+    pub fn take_back_demand(&mut self, gtin: Gtin, units: u64) -> Result<(), StoreError> {
+        let key = gtin.as_u64();
+        let demand = self.demand.get_mut()?;
+        let old = demand.get(key).map_err(storage)?.map_or(0, |v| v.value());
+        let left = old.saturating_sub(units);
+        if left == 0 {
+            demand.remove(key).map_err(storage)?;
+        } else {
+            demand.insert(key, left).map_err(storage)?;
+        }
+        Ok(())
+    }
+}
+
 impl Ledger for AgentTxn<'_> {
     fn event(&self, id: &EventId) -> Result<Option<Event>, StoreError> {
         self.replica.event(id)
