@@ -13,10 +13,35 @@ use tally_store::SystemClock;
 use tally_sync::command::{Command, LineIn, Outcome, ReceiptLine};
 use tally_sync::{Gtin, ReplicaId};
 
+fn store_id() -> ReplicaId {
+    ReplicaId::new("store-committer").unwrap()
+}
+
+/// The store's database in `dir` and a committer over it.
+fn start_with_db(
+    dir: &std::path::Path,
+    limits: Limits,
+) -> (Arc<AgentDb>, Committer, tally_service::vital::Vital) {
+    let db = Arc::new(AgentDb::open(dir, Some(&store_id())).unwrap());
+    let (committer, thread) = Committer::start(
+        db.clone(),
+        Arc::new(Metrics::new()),
+        limits,
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    (db, committer, thread)
+}
+
 fn start(dir: &std::path::Path, limits: Limits) -> (Committer, tally_service::vital::Vital) {
-    let store = ReplicaId::new("store-committer").unwrap();
-    let db = Arc::new(AgentDb::open(dir, Some(&store)).unwrap());
-    Committer::start(db, Arc::new(Metrics::new()), limits, Arc::new(SystemClock)).unwrap()
+    let (_, committer, thread) = start_with_db(dir, limits);
+    (committer, thread)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
 }
 
 fn item() -> Gtin {
@@ -100,9 +125,7 @@ fn the_committer_thread_runs_at_its_configured_priority() {
         },
     );
     // The thread sets its priority before it takes its first request.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let done = rt.block_on(committer.command(receipt(5))).unwrap();
     assert!(recorded(&done), "{done:?}");
     let expected = if may_set_nice(-5) { -5 } else { process_nice };
@@ -202,18 +225,8 @@ async fn burst(committer: &Committer, n: usize) -> Vec<Outcome> {
 fn lost_sales_are_counted_durably_and_every_sync_request_carries_the_totals() {
     use tally_sync::{LostSales, Shortage};
     let dir = tempfile::tempdir().unwrap();
-    let store = ReplicaId::new("store-committer").unwrap();
-    let db = Arc::new(AgentDb::open(dir.path(), Some(&store)).unwrap());
-    let (committer, thread) = Committer::start(
-        db.clone(),
-        Arc::new(Metrics::new()),
-        Limits::default(),
-        Arc::new(SystemClock),
-    )
-    .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
+    let (db, committer, thread) = start_with_db(dir.path(), Limits::default());
+    let rt = runtime();
     assert!(db.sync_request(10).unwrap().lost.is_empty());
     rt.block_on(async {
         // Queued without waiting: the next batch commits them, so once a
@@ -251,7 +264,7 @@ fn lost_sales_are_counted_durably_and_every_sync_request_carries_the_totals() {
     assert_eq!(db.sync_request(10).unwrap().lost, expected);
     drop((committer, db));
     thread.join().unwrap();
-    let db = AgentDb::open(dir.path(), Some(&store)).unwrap();
+    let db = AgentDb::open(dir.path(), Some(&store_id())).unwrap();
     assert_eq!(
         db.sync_request(10).unwrap().lost,
         expected,
@@ -267,18 +280,8 @@ fn lost_sales_are_counted_durably_and_every_sync_request_carries_the_totals() {
 #[test]
 fn a_rerun_of_a_refused_sale_does_not_count_its_demand_again() {
     let dir = tempfile::tempdir().unwrap();
-    let store = ReplicaId::new("store-committer").unwrap();
-    let db = Arc::new(AgentDb::open(dir.path(), Some(&store)).unwrap());
-    let (committer, thread) = Committer::start(
-        db.clone(),
-        Arc::new(Metrics::new()),
-        Limits::default(),
-        Arc::new(SystemClock),
-    )
-    .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
+    let (db, committer, thread) = start_with_db(dir.path(), Limits::default());
+    let rt = runtime();
     let three = || match sale() {
         Command::Sale {
             lines,

@@ -810,6 +810,21 @@ mod tests {
         Gtin::from_body(96_385_074).unwrap()
     }
 
+    /// Asks store s1 for `units` of the test item, holding as many, with
+    /// an empty counter, waiting up to `wait`.
+    async fn ask_s1(links: &Arc<Links>, units: u64, wait: Duration) -> Asked {
+        let (s1, counter) = (who("s1"), BoundedCounter::default());
+        let ask = ReleaseAsk {
+            location: &s1.location,
+            gtin: gtin(),
+            units,
+            hold: units,
+            counter: &counter,
+            wait,
+        };
+        links.ask_release(ask, 9).await
+    }
+
     #[tokio::test]
     async fn a_link_is_live_until_its_guard_drops_and_a_new_one_replaces_it() {
         let links = Links::new();
@@ -850,40 +865,13 @@ mod tests {
         let links = Links::new();
         let s1 = who("s1");
         assert!(matches!(
-            links
-                .ask_release(
-                    ReleaseAsk {
-                        location: &s1.location,
-                        gtin: gtin(),
-                        units: 2,
-                        hold: 2,
-                        counter: &BoundedCounter::default(),
-                        wait: Duration::from_millis(10)
-                    },
-                    1
-                )
-                .await,
+            ask_s1(&links, 2, Duration::from_millis(10)).await,
             Asked::NotLive
         ));
         let (_g, mut rx) = links.connect(&s1, 0).unwrap();
         let asking = {
             let links = links.clone();
-            let loc = s1.location.clone();
-            tokio::spawn(async move {
-                links
-                    .ask_release(
-                        ReleaseAsk {
-                            location: &loc,
-                            gtin: gtin(),
-                            units: 2,
-                            hold: 2,
-                            counter: &BoundedCounter::default(),
-                            wait: Duration::from_secs(30),
-                        },
-                        1,
-                    )
-                    .await
-            })
+            tokio::spawn(async move { ask_s1(&links, 2, Duration::from_secs(30)).await })
         };
         let Some(Notice::RightsWanted {
             request_id, units, ..
@@ -922,19 +910,7 @@ mod tests {
             Delivered::Unclaimed(_)
         ));
         // Nobody reports: the wait ends, the hold with it.
-        let asked = links
-            .ask_release(
-                ReleaseAsk {
-                    location: &s1.location,
-                    gtin: gtin(),
-                    units: 1,
-                    hold: 1,
-                    counter: &BoundedCounter::default(),
-                    wait: Duration::from_millis(20),
-                },
-                2,
-            )
-            .await;
+        let asked = ask_s1(&links, 1, Duration::from_millis(20)).await;
         assert!(matches!(asked, Asked::NoAnswer));
         assert_eq!(links.held(&s1.location, gtin()), 0);
     }
@@ -1048,21 +1024,7 @@ mod tests {
         // So is a report for an order waiting here.
         let asking = {
             let links = links.clone();
-            tokio::spawn(async move {
-                links
-                    .ask_release(
-                        ReleaseAsk {
-                            location: &who("s1").location,
-                            gtin: gtin(),
-                            units: 2,
-                            hold: 2,
-                            counter: &BoundedCounter::default(),
-                            wait: Duration::from_secs(10),
-                        },
-                        9,
-                    )
-                    .await
-            })
+            tokio::spawn(async move { ask_s1(&links, 2, Duration::from_secs(10)).await })
         };
         let Some(Notice::RightsWanted { request_id, .. }) = rx.recv().await else {
             panic!("no request")
@@ -1132,15 +1094,10 @@ mod tests {
         // order is told at once the store cannot be asked, not after its
         // whole wait, and no notice counts as sent.
         bus.1.store(true, Ordering::Relaxed);
-        let ask = ReleaseAsk {
-            location: &s1.location,
-            gtin: gtin(),
-            units: 1,
-            hold: 1,
-            counter: &BoundedCounter::default(),
-            wait: Duration::from_secs(30),
-        };
-        assert!(matches!(links.ask_release(ask, 9).await, Asked::NotLive));
+        assert!(matches!(
+            ask_s1(&links, 1, Duration::from_secs(30)).await,
+            Asked::NotLive
+        ));
         assert!(!links.notify(&s1.location, Notice::SyncNow));
         assert_eq!(links.held(&s1.location, gtin()), 0);
         bus.1.store(false, Ordering::Relaxed);
@@ -1170,20 +1127,7 @@ mod tests {
         );
         let asking = {
             let here = here.clone();
-            tokio::spawn(async move {
-                here.ask_release(
-                    ReleaseAsk {
-                        location: &who("s1").location,
-                        gtin: gtin(),
-                        units: 3,
-                        hold: 3,
-                        counter: &BoundedCounter::default(),
-                        wait: Duration::from_millis(200),
-                    },
-                    9,
-                )
-                .await
-            })
+            tokio::spawn(async move { ask_s1(&here, 3, Duration::from_millis(200)).await })
         };
         let mut sent = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(10);

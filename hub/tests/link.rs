@@ -76,16 +76,7 @@ async fn an_online_order_gets_a_live_stores_unsold_rights_at_once() {
         let admin = hub.admin();
         tokio::spawn(async move { admin.post("/v1/orders", &order("web-1", 6)).await })
     };
-    let Notice::RightsWanted {
-        request_id,
-        gtin: g,
-        units,
-        counter,
-        ..
-    } = link.next().await
-    else {
-        panic!("expected rights_wanted");
-    };
+    let (request_id, g, units, counter) = link.wanted().await;
     assert_eq!((g, units), (gtin(1), 6 - hub_rights));
     // The hub's view comes with the request: its entries only.
     assert_eq!(counter.rights(&tally_sync::ReplicaId::hub()), hub_rights);
@@ -115,15 +106,7 @@ async fn an_online_order_gets_a_live_stores_unsold_rights_at_once() {
         let admin = hub.admin();
         tokio::spawn(async move { admin.post("/v1/orders", &order("web-2", 1)).await })
     };
-    let Notice::RightsWanted {
-        request_id: asked,
-        units,
-        counter,
-        ..
-    } = link.next().await
-    else {
-        panic!("expected rights_wanted");
-    };
+    let (asked, _, units, counter) = link.wanted().await;
     let nothing = s1.mem.release(asked, gtin(1), units, &counter);
     assert_eq!(nothing.released, 0);
     assert_eq!(client.released(&nothing).await.0, StatusCode::OK);
@@ -189,16 +172,7 @@ async fn a_refused_release_report_is_not_asked_for_again() {
                 .await
         })
     };
-    let Notice::RightsWanted {
-        request_id,
-        gtin: g,
-        units,
-        counter,
-        ..
-    } = link.next().await
-    else {
-        panic!("expected rights_wanted");
-    };
+    let (request_id, g, units, counter) = link.wanted().await;
     let mut forged = s1.mem.release(request_id, g, units, &counter);
     forged.own.add(&tally_sync::ReplicaId::hub(), 5).unwrap();
     client.released(&forged).await;

@@ -283,16 +283,7 @@ async fn units_held_for_an_order_at_one_hub_are_not_granted_at_the_other() {
                           "lines": [{"gtin": g.to_string(), "qty": want}]});
         tokio::spawn(async move { admin.post("/v1/orders", &body).await })
     };
-    let notice = link.next().await;
-    let Notice::RightsWanted {
-        request_id,
-        units,
-        counter,
-        ..
-    } = notice
-    else {
-        panic!("expected rights_wanted, got {notice:?}");
-    };
+    let (request_id, _, units, counter) = link.wanted().await;
     let released = s1.mem.release(request_id, g, units, &counter);
     assert!(released.released >= 3, "{released:?}");
     // The till, short now, asks A for 3 units: all are held for B's order.

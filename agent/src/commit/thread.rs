@@ -407,7 +407,7 @@ fn apply_all(
     let mut lost = ByReason::<Lost>::default();
     let mut recorded: HashSet<EventId> = HashSet::new();
     for Request { job, queued } in jobs.by_ref() {
-        let job = match job {
+        let (cmd, reply, rerun) = match job {
             Job::Catalog(items, reply) => {
                 let stored = tables.close().and_then(|()| {
                     Ok(CatalogStored {
@@ -512,7 +512,6 @@ fn apply_all(
             Job::Command(cmd, reply) => (cmd, reply, false),
             Job::Rerun(cmd, reply) => (cmd, reply, true),
         };
-        let (cmd, reply, rerun) = job;
         let stamp = stamps.next();
         let outcome = tables.ledger().and_then(|l| {
             let outcome = execute(l, db.who(), &cmd, stamp)?;

@@ -15,8 +15,8 @@ use tally_sync::message::CatalogItem;
 use tally_sync::{EventId, Gtin, SyncRequest, SyncResponse};
 
 use super::tables::{
-    cursors_from, pin_outbox_seq, read_cursors, read_demand, read_lost, storage, AGENT_META,
-    CURSOR_KEYS, DEAD_LETTER, DEMAND,
+    cursors_from, pin_outbox_seq, read_cursors, read_demand, read_lost, set_demand, storage,
+    AGENT_META, CURSOR_KEYS, DEAD_LETTER, DEMAND,
 };
 use super::AgentDb;
 use crate::outbox::{self, OUTBOX};
@@ -142,17 +142,12 @@ pub fn apply_sync(
         out.acked = outbox::remove_upto(&mut outbox, cursors.acked_events_upto)?;
         // The hub has acted on the demand this request carried.
         for d in &req.demand {
-            let key = d.gtin.as_u64();
             let left = current
                 .get(&d.gtin)
                 .copied()
                 .unwrap_or(0)
                 .saturating_sub(d.units);
-            if left == 0 {
-                demand.remove(key).map_err(storage)?;
-            } else {
-                demand.insert(key, left).map_err(storage)?;
-            }
+            set_demand(&mut demand, d.gtin, left)?;
         }
     }
     for rejected in &resp.rejected_events {

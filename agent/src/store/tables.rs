@@ -88,6 +88,21 @@ pub(super) fn read_demand(txn: &ReadTxn) -> Result<BTreeMap<Gtin, u64>, StoreErr
     Ok(out)
 }
 
+/// Sets the refused demand for `gtin` to `units` (none kept at 0).
+pub(super) fn set_demand(
+    table: &mut tally_store::redb::Table<'_, u64, u64>,
+    gtin: Gtin,
+    units: u64,
+) -> Result<(), StoreError> {
+    let key = gtin.as_u64();
+    if units == 0 {
+        table.remove(key).map_err(storage)?;
+    } else {
+        table.insert(key, units).map_err(storage)?;
+    }
+    Ok(())
+}
+
 /// The totals of sales lost for lack of rights, by reason.
 pub(super) fn read_lost(txn: &ReadTxn) -> Result<ByReason<Lost>, StoreError> {
     let t = txn.raw().open_table(LOST_SALES).map_err(storage)?;

@@ -17,7 +17,8 @@ use tally_sync::{BoundedCounter, Delta, Epc, Event, EventId, Gtin, ItemKey, Loca
 
 use super::counts::{self, CountDone, CountJob};
 use super::tables::{
-    outbox_seq, returned_from, storage, AGENT_META, COUNTERS_FLUSHED_UPTO, DEMAND, RETURNED,
+    outbox_seq, returned_from, set_demand, storage, AGENT_META, COUNTERS_FLUSHED_UPTO, DEMAND,
+    RETURNED,
 };
 use super::{orders, transfers, AgentDb, Unflushed};
 use crate::outbox::{self, OUTBOX};
@@ -260,16 +261,12 @@ impl AgentTxn<'_> {
     /// Takes `units` of `gtin` back out of the refused demand (a rerun's
     /// refusal, counted by the first run already; never below 0).
     pub fn take_back_demand(&mut self, gtin: Gtin, units: u64) -> Result<(), StoreError> {
-        let key = gtin.as_u64();
         let demand = self.demand.get_mut()?;
-        let old = demand.get(key).map_err(storage)?.map_or(0, |v| v.value());
-        let left = old.saturating_sub(units);
-        if left == 0 {
-            demand.remove(key).map_err(storage)?;
-        } else {
-            demand.insert(key, left).map_err(storage)?;
-        }
-        Ok(())
+        let old = demand
+            .get(gtin.as_u64())
+            .map_err(storage)?
+            .map_or(0, |v| v.value());
+        set_demand(demand, gtin, old.saturating_sub(units))
     }
 }
 

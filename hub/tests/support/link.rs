@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use tally_sync::link::{Notice, NoticeReader};
+use tally_sync::{BoundedCounter, EventId, Gtin};
 
 use super::HubClient;
 
@@ -58,6 +59,21 @@ impl Link {
             for n in self.reader.push(&chunk) {
                 self.queued.push(n.unwrap());
             }
+        }
+    }
+
+    /// The next notice, which must be a `rights_wanted`: its request id,
+    /// item, units and the hub's counter entries.
+    pub async fn wanted(&mut self) -> (EventId, Gtin, u64, BoundedCounter) {
+        match self.next().await {
+            Notice::RightsWanted {
+                request_id,
+                gtin,
+                units,
+                counter,
+                ..
+            } => (request_id, gtin, units, *counter),
+            other => panic!("expected rights_wanted, got {other:?}"),
         }
     }
 }
