@@ -146,17 +146,20 @@ impl Writer {
         .await
     }
 
-    /// A store's report of rights it released for `order`, merged, then
-    /// the order, in one transaction: nothing can take the released rights
-    /// in between.
-    pub async fn order_after_release(
+    /// A store's reports of rights it released for `order` (one per
+    /// item), merged, then the order, in one transaction: nothing can take
+    /// the released rights in between. Answers each report's result, in
+    /// order, and the order's.
+    pub async fn order_after_releases(
         &self,
-        who: Identity,
-        released: RightsReleased,
+        reports: Vec<(Identity, RightsReleased)>,
         order: OrderRequest,
-    ) -> Result<(ReleaseResult, OrderResult), WriteError> {
-        self.submit((who, released, order), |txn, (who, released, order)| {
-            let merged = txn.release(who, released)?;
+    ) -> Result<(Vec<ReleaseResult>, OrderResult), WriteError> {
+        self.submit((reports, order), |txn, (reports, order)| {
+            let mut merged = Vec::with_capacity(reports.len());
+            for (who, released) in reports {
+                merged.push(txn.release(who, released)?);
+            }
             Ok((merged, txn.order(order)?))
         })
         .await

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use support::link::Link;
 use support::{gtin, Admin, HubClient, SimStore, TestHub};
 use tally_sync::link::Notice;
+use tally_sync::Gtin;
 
 /// Polls `GET /v1/stores` until store `s`'s `live` is `want`.
 async fn wait_live(admin: &Admin, s: &str, want: bool) -> Value {
@@ -149,6 +150,65 @@ async fn an_online_order_gets_a_live_stores_unsold_rights_at_once() {
     // The link goes: the store is no longer live.
     drop(link);
     wait_live(&admin, "s1", false).await;
+    hub.stop().await;
+}
+
+/// An order short of two items at a live store asks for both at once
+/// (one round, not one round per item), and is filled with both reports
+/// merged.
+#[tokio::test]
+async fn an_order_short_of_several_items_asks_for_them_all_at_once() {
+    let hub = TestHub::start(|c| c.rights_wait = Duration::from_secs(5)).await;
+    let client = hub.store_client(&hub.enroll("s1"));
+    let mut s1 = SimStore::new("s1", 1);
+    s1.receive(gtin(1), 10);
+    s1.receive(gtin(2), 10);
+    s1.sync_all(&client, 10).await;
+    let hub_rights = |s1: &SimStore, g| 10 - s1.rights(g);
+    let want = [
+        (gtin(1), hub_rights(&s1, gtin(1)) + 2),
+        (gtin(2), hub_rights(&s1, gtin(2)) + 3),
+    ];
+    let mut link = Link::open(&client).await;
+    assert!(matches!(link.next().await, Notice::Hello { .. }));
+    let ordering = {
+        let admin = hub.admin();
+        let lines: Vec<Value> = want
+            .iter()
+            .map(|(g, qty)| json!({"gtin": g.to_string(), "qty": qty}))
+            .collect();
+        tokio::spawn(async move {
+            admin
+                .post(
+                    "/v1/orders",
+                    &json!({"order_id": "web-1", "store": "s1", "lines": lines}),
+                )
+                .await
+        })
+    };
+    // Both asked before the store answers either.
+    let first = link.wanted().await;
+    let second = link.wanted().await;
+    let mut asked: Vec<(Gtin, u64)> = vec![(first.1, first.2), (second.1, second.2)];
+    asked.sort();
+    assert_eq!(asked, vec![(gtin(1), 2), (gtin(2), 3)]);
+    for (request_id, g, units, counter) in [first, second] {
+        let released = s1.mem.release(request_id, g, units, &counter);
+        assert_eq!(released.released, units);
+        let (status, body) = client.released(&released).await;
+        assert_eq!(
+            (status, body["merged_by"].clone()),
+            (StatusCode::OK, json!("order"))
+        );
+    }
+    let (status, receipt) = ordering.await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{receipt}");
+    let (_, metrics) = hub.admin().get("/metrics").await;
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    assert!(
+        metrics.contains("tally_hub_release_requests_total{result=\"reported\"} 2"),
+        "{metrics}"
+    );
     hub.stop().await;
 }
 

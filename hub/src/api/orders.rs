@@ -157,18 +157,71 @@ fn validate_order(body: OrderBody, now: u64) -> Result<OrderRequest, Response> {
     })
 }
 
-/// The most stores' releases one order asks for (one per item short).
+/// The most rounds of asking stores for rights one order makes (each
+/// round asks for every item still short at once).
 const MAX_RELEASE_ROUNDS: usize = 8;
+
+/// What a store-named order learned of its store's items while asking
+/// for their rights: those asked for, those the store then gave nothing
+/// of, and those whose report the hub refused.
+#[derive(Debug, Default)]
+struct AskedItems {
+    asked: BTreeSet<Gtin>,
+    exhausted: BTreeSet<Gtin>,
+    refused: BTreeSet<Gtin>,
+}
+
+/// One item a store-named order asks its store for.
+#[derive(Debug)]
+struct ItemAsk {
+    gtin: Gtin,
+    /// The units beyond the hub's rights there.
+    units: u64,
+    /// What the order needs held there meanwhile: all its units of the
+    /// item (the hub's rights and those asked for).
+    hold: u64,
+    counter: tally_sync::BoundedCounter,
+}
+
+impl AskedItems {
+    /// The items of `lines` (with the store's `counters`, in the same
+    /// order) the hub's rights do not cover, all asked for in one round:
+    /// each at least once even when the hub's books show nothing beyond
+    /// its rights there (a receipt the store has not synced is not in
+    /// them), again while they show more, never again once the store gave
+    /// nothing or its report was refused.
+    fn to_ask(
+        &self,
+        lines: &[(Gtin, u64)],
+        counters: Vec<tally_sync::BoundedCounter>,
+    ) -> Vec<ItemAsk> {
+        let hub = tally_sync::ReplicaId::hub();
+        lines
+            .iter()
+            .zip(counters)
+            .filter_map(|(&(gtin, qty), counter)| {
+                let available = counter.rights(&hub);
+                let nothing_more = self.exhausted.contains(&gtin)
+                    || self.refused.contains(&gtin)
+                    || (counter.value() <= available && self.asked.contains(&gtin));
+                (qty > available && !nothing_more).then(|| ItemAsk {
+                    gtin,
+                    units: qty - available,
+                    hold: qty,
+                    counter,
+                })
+            })
+            .collect()
+    }
+}
 
 /// The handler: 201 with the receipt when recorded now, 200 with the same
 /// receipt on a repeat of its id, 409 without the stock, 422 otherwise.
 ///
 /// An order the hub's reserve cannot fill asks the store, if it is live,
-/// to release unsold rights (`crate::link::Links::ask_release`) and runs
-/// again with the store's report merged in the same transaction. The
-/// store is asked at least once per item even when the hub's books show
-/// nothing beyond its reserve there (units received since the store's
-/// last sync are not in them), and no more once it gave nothing. The
+/// to release unsold rights (`crate::link::Links::ask_release`) for every
+/// item short at once, and runs again with the store's reports merged in
+/// the same transaction ([`AskedItems::to_ask`] says which items). The
 /// order is refused when the store has no unsold units (`no_stock`) or is
 /// not reachable (`offline`).
 pub(super) async fn orders(
@@ -185,101 +238,105 @@ pub(super) async fn orders(
     // Units held for this order while it waits, one hold per item (the
     // latest round's); released when it is done.
     let mut holds = BTreeMap::new();
-    // Items the store was asked for, those it then gave nothing of, and
-    // those whose report the hub refused.
-    let (mut asked, mut exhausted) = (BTreeSet::new(), BTreeSet::new());
-    let mut refused_reports = BTreeSet::new();
-    let mut report: Option<(Identity, RightsReleased)> = None;
+    let mut items = AskedItems::default();
+    // The store's reports of the last round, merged with the next run.
+    let mut reports: Vec<(Identity, RightsReleased)> = Vec::new();
     let mut store_reachable = true;
     let mut rounds = 0;
     let result = loop {
-        let result = match report.take() {
-            None => st.writer.order(order.clone()).await,
-            Some((who, released)) => {
-                let gtin = released.gtin;
-                st.writer
-                    .order_after_release(who, released, order.clone())
-                    .await
-                    .map(|(merged, result)| {
+        let last_round = !store_reachable;
+        let result = if reports.is_empty() {
+            st.writer.order(order.clone()).await
+        } else {
+            let gtins: Vec<Gtin> = reports.iter().map(|(_, r)| r.gtin).collect();
+            st.writer
+                .order_after_releases(std::mem::take(&mut reports), order.clone())
+                .await
+                .map(|(merged, result)| {
+                    for (gtin, merged) in gtins.into_iter().zip(merged) {
                         if let ReleaseResult::Forged(why) = merged {
-                            warn!(store = %store, %why, "A store's release report was refused; not asking it again for this item.");
+                            warn!(store = %store, %gtin, %why, "A store's release report was refused; not asking it again for this item.");
                             // Asking again would only move more of its
                             // rights where nobody can use them (e.g. a
                             // store with a dead-lettered event, whose
                             // reports fail the check until HQ admits it).
-                            refused_reports.insert(gtin);
+                            items.refused.insert(gtin);
                         }
-                        result
-                    })
-            }
+                    }
+                    result
+                })
         };
         // The first attempt counted the order as online demand; a retry
         // after asking the store is the same order.
         order.record_demand = false;
-        let Ok(OrderResult::InsufficientStock {
-            gtin,
-            requested,
-            available,
-            on_hand,
-        }) = &result
-        else {
+        let Ok(OrderResult::InsufficientStock { .. }) = &result else {
             break result;
         };
         let left = deadline.saturating_duration_since(Instant::now());
-        let nothing_more = exhausted.contains(gtin)
-            || refused_reports.contains(gtin)
-            || (on_hand <= available && asked.contains(gtin));
-        if nothing_more || rounds == MAX_RELEASE_ROUNDS || left.is_zero() {
+        if last_round || rounds == MAX_RELEASE_ROUNDS || left.is_zero() {
+            break result;
+        }
+        let keys: Vec<ItemKey> = order
+            .lines
+            .iter()
+            .map(|(gtin, _)| ItemKey::new(store.clone(), *gtin))
+            .collect();
+        let counters = read_storage(&st, move |s| {
+            keys.iter()
+                .map(|k| s.counter(k))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+        let asks = items.to_ask(&order.lines, counters);
+        if asks.is_empty() {
             break result;
         }
         rounds += 1;
-        let asked_at = Instant::now();
-        let key = ItemKey::new(store.clone(), *gtin);
-        let counter = read_storage(&st, move |s| s.counter(&key)).await?;
-        match st
-            .links
-            .ask_release(
-                ReleaseAsk {
-                    location: &store,
-                    gtin: *gtin,
-                    units: requested - available,
-                    hold: *requested,
-                    counter: &counter,
-                    wait: left,
-                },
-                st.clock.now_ms(),
-            )
-            .await
-        {
-            Asked::Reported {
-                who,
-                released,
-                hold,
-            } => {
-                st.metrics.release(
-                    ReleaseOutcome::Reported,
-                    released.released,
-                    asked_at.elapsed(),
-                );
-                asked.insert(*gtin);
-                if released.released == 0 {
-                    exhausted.insert(*gtin);
+        let now = st.clock.now_ms();
+        let links = &st.links;
+        let answers = futures_util::future::join_all(asks.iter().map(|a| {
+            let asked_at = Instant::now();
+            let ask = ReleaseAsk {
+                location: &store,
+                gtin: a.gtin,
+                units: a.units,
+                hold: a.hold,
+                counter: &a.counter,
+                wait: left,
+            };
+            async move { (links.ask_release(ask, now).await, asked_at.elapsed()) }
+        }))
+        .await;
+        for (a, (answer, took)) in asks.iter().zip(answers) {
+            match answer {
+                Asked::Reported {
+                    who,
+                    released,
+                    hold,
+                } => {
+                    st.metrics
+                        .release(ReleaseOutcome::Reported, released.released, took);
+                    items.asked.insert(a.gtin);
+                    if released.released == 0 {
+                        items.exhausted.insert(a.gtin);
+                    }
+                    holds.insert(a.gtin, hold);
+                    reports.push((who, released));
                 }
-                holds.insert(*gtin, hold);
-                report = Some((who, released));
+                Asked::NotLive => {
+                    st.metrics.release(ReleaseOutcome::NotLive, 0, took);
+                    store_reachable = false;
+                }
+                Asked::NoAnswer => {
+                    st.metrics.release(ReleaseOutcome::NoAnswer, 0, took);
+                    store_reachable = false;
+                }
             }
-            Asked::NotLive => {
-                st.metrics
-                    .release(ReleaseOutcome::NotLive, 0, asked_at.elapsed());
-                store_reachable = false;
-                break result;
-            }
-            Asked::NoAnswer => {
-                st.metrics
-                    .release(ReleaseOutcome::NoAnswer, 0, asked_at.elapsed());
-                store_reachable = false;
-                break result;
-            }
+        }
+        // Unreachable for some item: what the store did report is merged
+        // (it moved those rights to the hub in its books), then answered.
+        if !store_reachable && reports.is_empty() {
+            break result;
         }
     };
     drop(holds);
@@ -302,7 +359,7 @@ pub(super) async fn orders(
             st.metrics.order(false, false);
             // The store gave all it had: what the hub's books show beyond
             // its reserve there is sold (the sales not synced yet).
-            let on_hand = if exhausted.contains(&gtin) {
+            let on_hand = if items.exhausted.contains(&gtin) {
                 on_hand.min(available)
             } else {
                 on_hand
