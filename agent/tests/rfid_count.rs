@@ -211,7 +211,67 @@ async fn a_count_session_counts_each_tag_once_and_accepts_its_variance() {
         Err(ApiError::NotFound)
     ));
 
+    // Pen 4 was written off: the next count does not report it missing
+    // again.
+    let report = count_pens(&mut reader, &client, "cycle-2", &[&p1, &p2, &p3]).await;
+    assert_eq!(pen_line(&report), (3, 3, 0));
+    assert!(report.epcs.missing.is_empty(), "{:?}", report.epcs.missing);
+    client.accept_count("cycle-2").await.unwrap();
+    // Pen 4 turns up and pen 3 goes: no change in quantity, but the
+    // shelf's tags change with the accepted count.
+    let report = count_pens(&mut reader, &client, "cycle-3", &[&p1, &p2, &tag(PEN, 4)]).await;
+    assert_eq!(pen_line(&report), (3, 3, 0));
+    assert_eq!(report.epcs.missing, vec![p3.clone()]);
+    assert!(client
+        .accept_count("cycle-3")
+        .await
+        .unwrap()
+        .adjustments
+        .is_empty());
+    let report = count_pens(&mut reader, &client, "cycle-4", &[&p1, &p2, &p3]).await;
+    assert_eq!(report.epcs.missing, vec![tag(PEN, 4)]);
+
     agent.terminate(WAIT).await;
+}
+
+/// A count of pens reading `tags` (three times each), finished: its
+/// report.
+async fn count_pens(
+    reader: &mut Pty,
+    client: &ApiClient,
+    id: &str,
+    tags: &[&Epc],
+) -> tally_agent_api::counts::CountReportView {
+    client
+        .start_count(&CountSessionRequest {
+            session_id: Some(id.into()),
+            gtins: Some(vec![PEN.into()]),
+            cashier: Some("ana".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    reader.write(&reads(tags, 3));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let s = client.count_session(id).await.unwrap();
+        if s.tags == tags.len() as u64 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{s:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    client.finish_count(id).await.unwrap()
+}
+
+/// The pen's line of `report`: expected, counted, difference.
+fn pen_line(report: &tally_agent_api::counts::CountReportView) -> (u64, u64, i64) {
+    let l = report
+        .items
+        .iter()
+        .find(|l| l.gtin.to_string() == format!("0{PEN}"))
+        .unwrap();
+    (l.expected, l.counted, l.difference)
 }
 
 /// A count fed by an LLRP reader: the agent connects, configures the

@@ -241,6 +241,7 @@ pub(super) async fn accept(
         &state,
         CountJob::Accepted {
             session_id: id.clone(),
+            items: report.items.iter().map(|l| l.gtin).collect(),
         },
     )
     .await?;

@@ -10,13 +10,15 @@
 //! - `agent_count_items`: (session id, GTIN) → tags counted for the item.
 //! - `agent_tags_here`: (GTIN, EPC) → (): the tagged units this store
 //!   received (receipts, returns, transfers in) and did not send out
-//!   (sales, transfers out), kept with every event the store records. A
-//!   count's "missing" tags are those of its items here and not read.
+//!   (sales, transfers out), kept with every event the store records,
+//!   and settled by each accepted count (tags not read leave, tags found
+//!   arrive). A count's "missing" tags are those of its items here and
+//!   not read.
 //!
 //! Everything a session holds is on disk: a count of tens of thousands of
 //! tags needs no memory beyond one batch of reads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tally_store::redb::{ReadableTable, Table, TableDefinition};
 use tally_store::{by_status, ReadTxn, StoreError};
@@ -64,6 +66,9 @@ pub enum CountJob {
     Accepted {
         /// The session.
         session_id: String,
+        /// The items of its report: what the store holds of their tags
+        /// becomes what the session read ([`settle_tags`]).
+        items: BTreeSet<Gtin>,
     },
 }
 
@@ -217,9 +222,11 @@ pub(super) fn apply(
             s.status = CountStatus::Finished;
             s.finished_at_ms = Some(now_ms);
         }),
-        CountJob::Accepted { session_id } => move_on(t, session_id, CountStatus::Finished, |s| {
-            s.status = CountStatus::Accepted;
-        }),
+        CountJob::Accepted { session_id, .. } => {
+            move_on(t, session_id, CountStatus::Finished, |s| {
+                s.status = CountStatus::Accepted;
+            })
+        }
     }
 }
 
@@ -258,6 +265,60 @@ pub(super) fn note_tags(
             here.insert(key, ()).map_err(storage)?;
         } else {
             here.remove(key).map_err(storage)?;
+        }
+    }
+    Ok(())
+}
+
+/// After count session `id` is accepted, the tags held here of `items`
+/// are those it read (`tags`), less those the chain records as sold
+/// (`sold`): a tag not read was written off with the count's adjustment,
+/// and one read that was not held here was found. So the next count does
+/// not report a lost tag missing again, and `agent_tags_here` holds the
+/// tags on the shelf, not every tag the store ever lost. O(tags of
+/// `items` held here + tags the session read).
+pub(super) fn settle_tags(
+    here: &mut Table<'_, (u64, &'static [u8]), ()>,
+    tags: &Table<'_, (&'static str, &'static [u8]), u64>,
+    id: &str,
+    items: &BTreeSet<Gtin>,
+    sold: impl Fn(&Epc) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    let empty: &[u8] = &[];
+    for gtin in items {
+        let g = gtin.as_u64();
+        let mut gone = Vec::new();
+        for row in here.range((g, empty)..).map_err(storage)? {
+            let (k, _) = row.map_err(storage)?;
+            let (item, epc) = k.value();
+            if item != g {
+                break;
+            }
+            let read = tags.get((id, epc)).map_err(storage)?.is_some();
+            let epc = Epc::from_bytes(epc).map_err(corrupt)?;
+            if !read || sold(&epc)? {
+                gone.push(epc);
+            }
+        }
+        for epc in gone {
+            here.remove((g, epc.as_bytes())).map_err(storage)?;
+        }
+    }
+    let mut found = Vec::new();
+    for row in tags.range((id, empty)..).map_err(storage)? {
+        let (k, v) = row.map_err(storage)?;
+        let (session, epc) = k.value();
+        if session != id {
+            break;
+        }
+        let item = v.value();
+        if item != 0 && items.contains(&Gtin::from_u64(item).map_err(corrupt)?) {
+            found.push((item, Epc::from_bytes(epc).map_err(corrupt)?));
+        }
+    }
+    for (item, epc) in found {
+        if !sold(&epc)? {
+            here.insert((item, epc.as_bytes()), ()).map_err(storage)?;
         }
     }
     Ok(())

@@ -121,8 +121,10 @@ impl<'t> AgentTxn<'t> {
     }
 
     /// Does a count-session job (`crate::store::counts`) at `now_ms`.
+    /// An accepted session also settles the tags held here
+    /// (`counts::settle_tags`).
     pub fn count(&mut self, job: &CountJob, now_ms: u64) -> Result<CountDone, StoreError> {
-        counts::apply(
+        let done = counts::apply(
             counts::CountTables {
                 sessions: self.count_sessions.get_mut()?,
                 by_status: self.count_by_status.get_mut()?,
@@ -131,7 +133,18 @@ impl<'t> AgentTxn<'t> {
             },
             job,
             now_ms,
-        )
+        )?;
+        if let (CountJob::Accepted { session_id, items }, CountDone::Session(_)) = (job, &done) {
+            let replica = &self.replica;
+            counts::settle_tags(
+                self.tags_here.get_mut()?,
+                self.count_tags.get_mut()?,
+                session_id,
+                items,
+                |epc| Ok(replica.epc_summary(epc)?.is_some_and(|s| s.is_sold())),
+            )?;
+        }
+        Ok(done)
     }
 
     /// What a flush now would cover: the events recorded since the last
