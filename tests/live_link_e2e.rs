@@ -113,6 +113,48 @@ async fn an_online_order_takes_a_live_stores_unsold_units_at_once() {
     );
 }
 
+/// An order short of two items at the store: the hub asks for both at
+/// once, the agent releases both (each on its own task), and the order is
+/// filled with both reports.
+#[tokio::test]
+async fn an_online_order_short_of_two_items_takes_both_at_once() {
+    const B: &str = "00036000291452";
+    let tmp = tempfile::tempdir().unwrap();
+    let (_procs, agent, hub) = chain(tmp.path()).await;
+    let receipt = json!({"lines": [{"gtin": A, "qty": 10}, {"gtin": B, "qty": 10}]});
+    let (status, body) = agent.post("/v1/receipts", &receipt).await;
+    assert_eq!(status, 201, "{body}");
+    let mut lines = Vec::new();
+    for g in [A, B] {
+        let stock = hub_sees(&hub, "s1", g, 10).await;
+        let reserve = stock["stores"]["s1"]["hub_rights"].as_u64().unwrap();
+        assert!(reserve < 6, "{stock}");
+        lines.push((g, reserve + 3));
+    }
+    let lines: Vec<Value> = lines
+        .iter()
+        .map(|(g, qty)| json!({"gtin": g, "qty": qty}))
+        .collect();
+    let (status, body) = hub
+        .post("/v1/orders", &json!({"store": "s1", "lines": lines}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (_, metrics) = hub.get_text("/metrics").await.unwrap();
+    assert!(
+        metrics.contains("tally_hub_release_requests_total{result=\"reported\"} 2"),
+        "one request per item: {metrics}"
+    );
+    // The store hears of the order at its next sync; both shelves agree.
+    for line in &lines {
+        let (g, qty) = (
+            line["gtin"].as_str().unwrap(),
+            line["qty"].as_u64().unwrap(),
+        );
+        hub_sees(&hub, "s1", g, 10 - qty).await;
+        store_sees(&agent, g, 10 - qty).await;
+    }
+}
+
 /// Units received since the store's last sync are on its shelf but not
 /// in the hub's books: the hub would refuse rights given out of them. The
 /// store syncs first, then gives them, within the order's wait. The agent
