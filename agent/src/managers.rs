@@ -9,7 +9,8 @@
 //! [`FREE_FAILURES`] wrong PINs in a row for one manager, that manager's
 //! approvals are refused for a lockout that doubles with each further
 //! failure (from 30 s up to 15 min), whatever the PIN; a right PIN ends
-//! the streak. An unknown manager costs the same hash as a known one, so
+//! the streak. An attempt counts as wrong from its start, so attempts in
+//! parallel get no more guesses than attempts in turn. An unknown manager costs the same hash as a known one, so
 //! timing does not tell which ids exist.
 //!
 //! [`Managers::verify`] is CPU work (tens of milliseconds with the
@@ -115,17 +116,13 @@ impl Managers {
         let pin = pin
             .filter(|p| !p.is_empty())
             .ok_or(ApprovalError::MissingPin)?;
-        if let Some(until) = self.streak(manager).locked_until {
-            if until > now {
-                return Err(ApprovalError::Locked(
-                    until.saturating_duration_since(now).as_secs().max(1),
-                ));
-            }
-        }
         let (hash, known) = match self.hashes.get(manager) {
             Some(h) => (h.as_str(), true),
             None => (self.dummy.as_str(), false),
         };
+        if known {
+            self.begin(manager, now)?;
+        }
         let matches = PasswordHash::new(hash)
             .map(|h| {
                 Argon2::default()
@@ -134,35 +131,33 @@ impl Managers {
             })
             .unwrap_or(false);
         if matches && known {
-            self.record(manager, None);
+            // A right PIN ends the streak.
+            self.failures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(manager);
             return Ok(());
-        }
-        if known {
-            self.record(manager, Some(now));
         }
         Err(ApprovalError::Refused)
     }
 
-    fn streak(&self, manager: &str) -> Streak {
-        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        failures.get(manager).copied().unwrap_or(Streak {
-            wrong: 0,
-            locked_until: None,
-        })
-    }
-
-    /// A right PIN (`None`) ends the streak; a wrong one at `at` adds to
-    /// it and, past the free failures, locks the manager out.
-    fn record(&self, manager: &str, wrong_at: Option<Instant>) {
+    /// Starts one attempt for `manager` at `at`: refused while the
+    /// manager is locked out; otherwise counted at once as a wrong PIN
+    /// (until the hash says otherwise), under the same lock as the check,
+    /// so attempts sent in parallel cannot all pass the check before any
+    /// failure is counted. Past the free failures, it locks the manager
+    /// out.
+    fn begin(&self, manager: &str, at: Instant) -> Result<(), ApprovalError> {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(at) = wrong_at else {
-            failures.remove(manager);
-            return;
-        };
         let streak = failures.entry(manager.to_string()).or_insert(Streak {
             wrong: 0,
             locked_until: None,
         });
+        if let Some(until) = streak.locked_until.filter(|&until| until > at) {
+            return Err(ApprovalError::Locked(
+                until.saturating_duration_since(at).as_secs().max(1),
+            ));
+        }
         streak.wrong = streak.wrong.saturating_add(1);
         if streak.wrong >= FREE_FAILURES {
             let doublings = (streak.wrong - FREE_FAILURES).min(16);
@@ -171,6 +166,7 @@ impl Managers {
                 .min(MAX_LOCKOUT);
             streak.locked_until = Some(at + lockout);
         }
+        Ok(())
     }
 }
 
@@ -265,6 +261,37 @@ mod tests {
         assert_eq!(m.verify("ann", Some("4711"), t2), Ok(()));
         assert_eq!(m.verify("ann", Some("1"), t2), Err(ApprovalError::Refused));
         assert_eq!(m.verify("ann", Some("4711"), t2), Ok(()));
+    }
+
+    /// Attempts still being hashed count against the lockout: a cashier
+    /// sending many approvals at once gets no more guesses than one at a
+    /// time.
+    #[test]
+    fn attempts_in_flight_count_against_the_lockout() {
+        let m = managers();
+        let t0 = Instant::now();
+        for _ in 0..FREE_FAILURES {
+            assert_eq!(m.begin("ann", t0), Ok(()));
+        }
+        assert_eq!(m.begin("ann", t0), Err(ApprovalError::Locked(30)));
+        assert_eq!(
+            m.verify("ann", Some("4711"), t0),
+            Err(ApprovalError::Locked(30))
+        );
+        // In parallel, from threads: at most the free failures are tried.
+        let m = std::sync::Arc::new(managers());
+        let tried: Vec<_> = (0..4 * FREE_FAILURES)
+            .map(|_| {
+                let m = m.clone();
+                std::thread::spawn(move || m.verify("ann", Some("1"), t0))
+            })
+            .collect();
+        let refused = tried
+            .into_iter()
+            .map(|t| t.join())
+            .filter(|t| matches!(t, Ok(Err(ApprovalError::Refused))))
+            .count();
+        assert_eq!(refused, FREE_FAILURES as usize);
     }
 
     #[test]
