@@ -419,12 +419,26 @@ fn run(cli: Cli, warnings: &[String]) -> anyhow::Result<()> {
             let dir = DataDir::new(&data_dir);
             let n =
                 pki::revoke(&dir, &store).with_context(|| format!("revoking store {store:?}"))?;
+            // Said once every step is done: a failure in the database
+            // leaves the other hub processes accepting the certificates.
+            let shared = match database {
+                Some(database) => {
+                    let url: DatabaseUrl = database.parse().context("--database")?;
+                    let serials = pki::issued_serials(&dir, &store)?;
+                    let n =
+                        tally_hub::storage::postgres::revocations::record(&url, &store, &serials)
+                            .with_context(|| {
+                                format!(
+                                    "recording the revocation in {url} (revoked in {} only)",
+                                    data_dir.display()
+                                )
+                            })?;
+                    Some((n, url))
+                }
+                None => None,
+            };
             println!("Revoked {n} certificate(s) of store {store}; its next sync gets 403.");
-            if let Some(database) = database {
-                let url: DatabaseUrl = database.parse().context("--database")?;
-                let serials = pki::issued_serials(&dir, &store)?;
-                let n = tally_hub::storage::postgres::revocations::record(&url, &store, &serials)
-                    .with_context(|| format!("recording the revocation in {url}"))?;
+            if let Some((n, url)) = shared {
                 println!(
                     "Recorded {n} new revocation(s) in {url}: every hub process serving it refuses them now."
                 );

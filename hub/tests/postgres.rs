@@ -42,6 +42,29 @@ fn the_schema_is_migrated_once_and_a_newer_one_is_refused() {
     assert!(err.contains("newer than this hub"), "{err}");
 }
 
+/// A database (or a URL) that turns `synchronous_commit` off does not
+/// make the hub answer before its commits are on disk: every hub session
+/// sets it on again.
+#[test]
+fn the_hub_commits_synchronously_whatever_the_database_says() {
+    let url = pg::database("durability");
+    let name = url.rsplit("dbname=").next().unwrap().to_string();
+    pg::execute(
+        &url,
+        &format!("ALTER DATABASE \"{name}\" SET synchronous_commit = off"),
+    );
+    let db: DatabaseUrl = url.parse().unwrap();
+    let hub = PgHub::connect(&db, settings()).unwrap();
+    let seen = hub.durability().unwrap();
+    assert_eq!(seen.synchronous_commit, "on", "{seen:?}");
+    drop(hub);
+    let in_url: DatabaseUrl = format!("{url} options='-c synchronous_commit=off'")
+        .parse()
+        .unwrap();
+    let hub = PgHub::connect(&in_url, settings()).unwrap();
+    assert_eq!(hub.durability().unwrap().synchronous_commit, "on");
+}
+
 /// Online demand is recorded by an order's first attempt, refused or
 /// accepted, in the order's own transaction; a sync's reserve targets
 /// follow it; it survives a new connection (another hub process).

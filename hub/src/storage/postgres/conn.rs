@@ -19,6 +19,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Config, NoTls, Row, Statement};
+use tracing::warn;
 
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -195,6 +196,17 @@ where
     }
 }
 
+/// The server's durability settings, as one hub session sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Durability {
+    /// `synchronous_commit`: never `off` for a hub session (the hub sets
+    /// it `on` when the database, role or URL says `off`).
+    pub synchronous_commit: String,
+    /// `fsync`: the server's own (a server setting no session can
+    /// change); off, a power cut can lose what the hub acknowledged.
+    pub fsync: bool,
+}
+
 /// One value of a row for [`PgConn::copy_in`].
 pub(crate) type CopyCell = Box<dyn ToSql + Sync + Send>;
 
@@ -230,10 +242,34 @@ impl PgConn {
                 client
             }
         };
-        Ok(Self {
+        let conn = Self {
             client,
             rt: rt.clone(),
             statements: RefCell::new(HashMap::new()),
+        };
+        if conn.durability()?.synchronous_commit == "off" {
+            // Set off for the database, the role or in the URL (a common
+            // tuning): a COMMIT would answer before its WAL is on disk,
+            // and the hub's 2xx would not mean durable.
+            warn!("synchronous_commit is off for the hub's database session; the hub sets it on (a 2xx means the commit is on disk).");
+            conn.batch("SET synchronous_commit TO on")?;
+        }
+        Ok(conn)
+    }
+
+    /// What the server says of this session's durability.
+    pub(crate) fn durability(&self) -> Result<Durability, StorageError> {
+        let row = self
+            .rt
+            .block_on(self.client.query_one(
+                "SELECT current_setting('synchronous_commit'), current_setting('fsync')",
+                &[],
+            ))
+            .map_err(db_err)?;
+        let (synchronous_commit, fsync): (String, String) = (row.get(0), row.get(1));
+        Ok(Durability {
+            synchronous_commit,
+            fsync: fsync == "on",
         })
     }
 

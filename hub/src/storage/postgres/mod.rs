@@ -17,9 +17,10 @@
 //! # Design constraints
 //! - **Group commit, as the embedded hub.** [`HubStorage::write_batch`](super::HubStorage::write_batch)
 //!   runs the writer's whole batch in one transaction on the process's
-//!   writer connection and commits it once (`synchronous_commit` on:
+//!   writer connection and commits it once (`synchronous_commit` on,
+//!   set so by every hub session whatever the database, role or URL say:
 //!   committed means on the server's disk, so a 2xx still means
-//!   durable).
+//!   durable; a server with `fsync` off is warned of at start).
 //! - **One write at a time across processes.** Each batch first takes a
 //!   transaction-scoped advisory lock (the hub's write lock), so batches
 //!   of every hub process over the database run one after another and
@@ -32,6 +33,7 @@
 
 pub mod bus;
 mod conn;
+pub use self::conn::Durability;
 pub mod enroll_codes;
 pub mod import;
 mod listen;
@@ -42,6 +44,8 @@ mod tls;
 mod txn;
 
 use std::sync::{Condvar, Mutex, MutexGuard};
+
+use tracing::{info, warn};
 
 pub use self::conn::DatabaseUrl;
 use self::conn::PgConn;
@@ -106,6 +110,12 @@ impl PgHub {
         let rt = runtime()?;
         let writer = PgConn::connect(url, rt.handle())?;
         schema::migrate(&writer)?;
+        let durability = writer.durability()?;
+        if durability.fsync {
+            info!(synchronous_commit = %durability.synchronous_commit, "PostgreSQL commits are durable before the hub answers.");
+        } else {
+            warn!("The PostgreSQL server runs with fsync off: a power cut or an OS crash can lose writes the hub acknowledged. Turn fsync on for production.");
+        }
         Ok(Self {
             url: url.clone(),
             rt: Some(rt),
@@ -114,6 +124,16 @@ impl PgHub {
             settings,
             routing: RoutingSettings::default(),
         })
+    }
+
+    /// The server's durability settings as the writer session sees them
+    /// (read now).
+    pub fn durability(&self) -> Result<Durability, StorageError> {
+        let guard = self.writer()?;
+        match guard.as_ref() {
+            Some(conn) => conn.durability(),
+            None => Err(StorageError::Db("no writer connection".into())),
+        }
     }
 
     /// The hub with `routing` for orders that name no store.
