@@ -417,25 +417,19 @@ fn run(cli: Cli, warnings: &[String]) -> anyhow::Result<()> {
             database,
         } => {
             let dir = DataDir::new(&data_dir);
-            let n =
-                pki::revoke(&dir, &store).with_context(|| format!("revoking store {store:?}"))?;
             // Said once every step is done: a failure in the database
             // leaves the other hub processes accepting the certificates.
-            let shared = match database {
+            let (n, shared) = match database {
+                None => (
+                    pki::revoke(&dir, &store)
+                        .with_context(|| format!("revoking store {store:?}"))?,
+                    None,
+                ),
                 Some(database) => {
                     let url: DatabaseUrl = database.parse().context("--database")?;
-                    let serials = pki::issued_serials(&dir, &store)?;
-                    let n =
-                        tally_hub::storage::postgres::revocations::record(&url, &store, &serials)
-                            .with_context(|| {
-                                format!(
-                                    "recording the revocation in {url} (revoked in {} only)",
-                                    data_dir.display()
-                                )
-                            })?;
-                    Some((n, url))
+                    let (here, there) = revoke_everywhere(&dir, &store, &url)?;
+                    (here, Some((there, url)))
                 }
-                None => None,
             };
             println!("Revoked {n} certificate(s) of store {store}; its next sync gets 403.");
             if let Some((n, url)) = shared {
@@ -568,4 +562,52 @@ enum RoutePreferenceArg {
     Priority,
     /// The store left with the most units of the order's items.
     MostSpare,
+}
+
+/// `revoke --database`: every certificate of `store` that the data
+/// directory `dir` or the database at `url` records (issued at any host),
+/// revoked in both, listed again after each write until nothing new
+/// turns up (so a renewal racing with it is refused or revoked too:
+/// `pki::renew_for_csr`). Answers how many were newly revoked in `dir`
+/// and in the database.
+fn revoke_everywhere(
+    dir: &DataDir,
+    store: &str,
+    url: &DatabaseUrl,
+) -> anyhow::Result<(usize, usize)> {
+    use tally_hub::storage::postgres::revocations;
+    let (mut here, mut there) = (0, 0);
+    loop {
+        // A store may have enrolled at another host only.
+        let local = match pki::revoke(dir, store) {
+            Ok(n) => n,
+            Err(pki::PkiError::UnknownStore(_)) => 0,
+            Err(e) => return Err(e).with_context(|| format!("revoking store {store:?}")),
+        };
+        let mut serials = match pki::issued_serials(dir, store) {
+            Ok(s) => s,
+            Err(pki::PkiError::UnknownStore(_)) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        serials.extend(
+            revocations::issued_serials(url, store)
+                .with_context(|| format!("reading the store's certificates in {url}"))?,
+        );
+        serials.sort();
+        serials.dedup();
+        if serials.is_empty() {
+            anyhow::bail!("no certificate was ever issued to store {store} (nothing to revoke)");
+        }
+        let added = revocations::record(url, store, &serials).with_context(|| {
+            format!(
+                "recording the revocation in {url} (revoked in {} only)",
+                dir.root().display()
+            )
+        })?;
+        here += local;
+        there += added;
+        if added == 0 {
+            return Ok((here, there));
+        }
+    }
 }

@@ -114,6 +114,9 @@ pub enum PkiError {
     /// A revocation list kept elsewhere (the database) cannot be read now.
     #[error("revocations: {0}")]
     RevocationsUnavailable(String),
+    /// The certificate (serial, hex) is revoked.
+    #[error("certificate {0} is revoked")]
+    Revoked(String),
     /// The enrollment codes kept elsewhere (the database) cannot be read
     /// or written now.
     #[error("enrollment codes: {0}")]
@@ -626,6 +629,31 @@ pub fn issue_for_csr(
     })
 }
 
+/// Renews the certificate `old_serial` of `store` (`POST /v1/renew`):
+/// signs `csr`'s key, records the new certificate (in the data directory
+/// and in `revocations`' shared list), and only then checks that
+/// `old_serial` is not revoked, reading the list at its source. A
+/// revocation records the revoked serials, then lists the store's
+/// certificates again ([`revoke`]); a renewal records, then checks. So of
+/// a renewal and a revocation running at once, either the renewal sees
+/// the revocation and is refused ([`PkiError::Revoked`]; the new
+/// certificate never leaves the hub), or the revocation sees the new
+/// certificate and revokes it too. Blocking.
+pub fn renew_for_csr(
+    revocations: &Revocations,
+    store: &ReplicaId,
+    old_serial: &str,
+    csr: &CsrRequest,
+    clock: &dyn Clock,
+) -> Result<IssuedIdentity, PkiError> {
+    let issued = issue_for_csr(revocations.data_dir(), store, csr, clock)?;
+    revocations.record_issued(store, &issued.serial)?;
+    if revocations.is_revoked_now(old_serial)? {
+        return Err(PkiError::Revoked(old_serial.to_string()));
+    }
+    Ok(issued)
+}
+
 /// How long an enrollment code is valid by default.
 pub const DEFAULT_CODE_TTL_HOURS: u64 = 72;
 
@@ -1009,8 +1037,22 @@ pub fn retire_old_cas(dir: &DataDir) -> Result<usize, PkiError> {
 
 /// Revokes every certificate issued to `store` so far. Returns how many
 /// serials were newly revoked. The running hub refuses them from its next
-/// request on.
+/// request on. The store's certificates are listed again after each
+/// write, until a listing finds none new: a renewal that recorded its
+/// certificate before the revocation was written is revoked with it
+/// ([`renew_for_csr`]).
 pub fn revoke(dir: &DataDir, store: &str) -> Result<usize, PkiError> {
+    let mut added = 0;
+    loop {
+        match revoke_listed(dir, store)? {
+            0 => return Ok(added),
+            n => added += n,
+        }
+    }
+}
+
+/// One round of [`revoke`]: the serials listed now.
+fn revoke_listed(dir: &DataDir, store: &str) -> Result<usize, PkiError> {
     let serials = issued_serials(dir, store)?;
     let store = check_store_id(store)?;
     let path = dir.revoked();
@@ -1095,6 +1137,16 @@ pub trait RevocationList: Send + Sync + std::fmt::Debug {
     fn is_followed(&self) -> bool {
         true
     }
+    /// Records that certificate `serial` was issued to `store` where a
+    /// revocation at any host finds it. Blocking.
+    fn record_issued(&self, _store: &str, _serial: &str) -> Result<(), String> {
+        Ok(())
+    }
+    /// Whether `serial` is revoked, read from the list's source now, not
+    /// from a copy that may lag. Blocking.
+    fn is_revoked_now(&self, serial: &str) -> Result<bool, String> {
+        self.is_revoked(serial)
+    }
 }
 
 /// The revocation list as the running hub sees it: re-read whenever the
@@ -1148,6 +1200,45 @@ impl Revocations {
     /// Whether the certificate with `serial` (hex, as [`serial_hex`]) is
     /// revoked. Fails closed: an unreadable list is an error, not "no".
     pub fn is_revoked(&self, serial: &str) -> Result<bool, PkiError> {
+        if self.in_file(serial)? {
+            return Ok(true);
+        }
+        match &self.shared {
+            Some(list) => list
+                .is_revoked(serial)
+                .map_err(PkiError::RevocationsUnavailable),
+            None => Ok(false),
+        }
+    }
+
+    /// [`Self::is_revoked`], with the shared list read at its source now
+    /// (the database, not this process's copy). Blocking.
+    pub fn is_revoked_now(&self, serial: &str) -> Result<bool, PkiError> {
+        if self.in_file(serial)? {
+            return Ok(true);
+        }
+        match &self.shared {
+            Some(list) => list
+                .is_revoked_now(serial)
+                .map_err(PkiError::RevocationsUnavailable),
+            None => Ok(false),
+        }
+    }
+
+    /// Records certificate `serial` of `store` in the shared list's
+    /// source, if the hub has one (`issue` has recorded it in the data
+    /// directory). Blocking.
+    pub fn record_issued(&self, store: &ReplicaId, serial: &str) -> Result<(), PkiError> {
+        match &self.shared {
+            Some(list) => list
+                .record_issued(store.as_str(), serial)
+                .map_err(PkiError::RevocationsUnavailable),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether `serial` is in `revoked.txt` (re-read when it changed).
+    fn in_file(&self, serial: &str) -> Result<bool, PkiError> {
         let stamp = match fs::metadata(&self.path) {
             Ok(m) => Some(FileStamp {
                 len: m.len(),
@@ -1177,16 +1268,7 @@ impl Revocations {
             };
             *cache = (stamp, set);
         }
-        if cache.1.contains(serial) {
-            return Ok(true);
-        }
-        drop(cache);
-        match &self.shared {
-            Some(list) => list
-                .is_revoked(serial)
-                .map_err(PkiError::RevocationsUnavailable),
-            None => Ok(false),
-        }
+        Ok(cache.1.contains(serial))
     }
 }
 

@@ -138,9 +138,12 @@ async fn a_store_and_an_online_order_racing_for_the_last_units_on_two_hubs_one_w
 
 /// `revoke --database` while two hub processes serve the database, the
 /// second on its own copy of the data directory (another host: it never
-/// sees the first's `revoked.txt`): both refuse the store's next sync.
+/// sees the first's `revoked.txt`): both refuse the store's next sync,
+/// with its first certificate and with the one it renewed at the second
+/// host (which only that host's directory and the database know).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_in_the_database_reaches_every_hub_process_at_once() {
+    use tally_service::identity::{bundle_pem, IssuedIdentity, RenewRequest};
     support::crypto();
     let url = pg::database("revoke");
     let args = ["--database", url.as_str()];
@@ -153,14 +156,32 @@ async fn a_revocation_in_the_database_reaches_every_hub_process_at_once() {
     s1.sync_all(&ca, 10).await;
     s1.sync_all(&cb, 10).await;
 
+    // The store renews at B.
+    let (key, csr) = support::csr("s1");
+    let (status, body) = cb.post_json("/v1/renew", &RenewRequest { csr }).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let issued: IssuedIdentity = serde_json::from_value(body).unwrap();
+    let renewed = bundle_pem(&issued.certificate, &key.serialize_pem(), &issued.ca);
+    let (ra, rb) = (
+        HubClient::new(&a.base, renewed.as_bytes(), true),
+        HubClient::new(&b.base, renewed.as_bytes(), true),
+    );
+    s1.sync_all(&ra, 10).await;
+
     let stdout = support::child::revoke_in_database(a.data.root(), "s1", &url);
-    assert!(stdout.contains("Recorded 1 new revocation(s)"), "{stdout}");
+    assert!(stdout.contains("Recorded 2 new revocation(s)"), "{stdout}");
 
     // B learns of it by notification: poll briefly, with a deadline.
     s1.sell(gtin(1), 1).unwrap();
     let req = s1.request(1000);
-    support::child::until_revoked(&ca, &req, "a").await;
-    support::child::until_revoked(&cb, &req, "b").await;
+    for (c, name) in [
+        (&ca, "a"),
+        (&cb, "b"),
+        (&ra, "a, renewed"),
+        (&rb, "b, renewed"),
+    ] {
+        support::child::until_revoked(c, &req, name).await;
+    }
     a.stop();
     b.stop();
 }

@@ -82,14 +82,23 @@ pub(super) async fn enroll(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let dir = st.revocations.data_dir().clone();
+    let revocations = st.revocations.clone();
     let book = st.enroll_codes.clone();
     let clock = st.clock.clone();
     let code = req.code;
     let who = store.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        pki::redeem_code(&dir, book.as_deref(), &who, &code, clock.as_ref())?;
-        Ok::<_, CodeRefused>(pki::issue_for_csr(&dir, &who, &csr, clock.as_ref()))
+        let dir = revocations.data_dir();
+        pki::redeem_code(dir, book.as_deref(), &who, &code, clock.as_ref())?;
+        let issued = pki::issue_for_csr(dir, &who, &csr, clock.as_ref());
+        if let Ok(issued) = &issued {
+            // The code is spent: answer even if the shared record fails
+            // (this host's data directory has the certificate).
+            if let Err(e) = revocations.record_issued(&who, &issued.serial) {
+                warn!(store = %who, serial = %issued.serial, error = %e, "The new certificate is not recorded in the database: revoke the store from this host's data directory.");
+            }
+        }
+        Ok::<_, CodeRefused>(issued)
     })
     .await;
     match outcome {
@@ -130,16 +139,28 @@ pub(super) async fn renew(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let dir = st.revocations.data_dir().clone();
+    let revocations = st.revocations.clone();
     let clock = st.clock.clone();
-    let who = store.clone();
+    let (who, old) = (store.clone(), old_serial.clone());
     let outcome: Result<Result<IssuedIdentity, PkiError>, _> =
-        tokio::task::spawn_blocking(move || pki::issue_for_csr(&dir, &who, &csr, clock.as_ref()))
-            .await;
+        tokio::task::spawn_blocking(move || {
+            pki::renew_for_csr(&revocations, &who, &old, &csr, clock.as_ref())
+        })
+        .await;
     match outcome {
         Ok(Ok(issued)) => {
             info!(store = %store, old_serial = %old_serial, serial = %issued.serial, "Store certificate renewed.");
             Json(issued).into_response()
+        }
+        Ok(Err(PkiError::Revoked(_))) => {
+            // Revoked while the request was on its way: the certificate
+            // just signed never leaves the hub.
+            warn!(store = %store, old_serial = %old_serial, peer = %peer.addr, "Renewal refused: the certificate was revoked meanwhile.");
+            error(
+                StatusCode::FORBIDDEN,
+                "certificate_revoked",
+                format!("the certificate for store {store} was revoked"),
+            )
         }
         Ok(Err(e)) => pki_failure(&e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),

@@ -264,6 +264,20 @@ impl HubClient {
         }
     }
 
+    /// POSTs `body` as JSON to `path`: the status and the JSON answer
+    /// (`Null` if none).
+    pub async fn post_json(&self, path: &str, body: &impl serde::Serialize) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     /// POSTs raw bytes to /v1/sync.
     pub async fn post_raw(
         &self,

@@ -5,6 +5,13 @@
 //! it LISTENs first, then loads the table, then adds each notified
 //! serial as it comes, so nothing committed in between is missed.
 //!
+//! The certificates hub processes issue are recorded here too
+//! ([`record_issued`]), so a revocation at any host covers every
+//! certificate of the store ([`issued_serials`]), and a renewal checks
+//! the database itself ([`is_revoked_at`]) after recording, so it cannot
+//! slip past a revocation running at the same time (`crate::pki`'s
+//! revocation order).
+//!
 //! Fails closed: while a hub process has no connection following the
 //! list (the database unreachable), its check is an error (the request
 //! is refused as unavailable), never "not revoked"; on reconnecting it
@@ -50,10 +57,55 @@ fn record_on(conn: &PgConn, store: &str, serials: &[String]) -> Result<usize, St
     Ok(added)
 }
 
+/// Records that certificate `serial` (hex) was issued to `store`, at
+/// `url`. Blocking.
+pub fn record_issued(url: &DatabaseUrl, store: &str, serial: &str) -> Result<(), StorageError> {
+    with_connection(url, |conn| {
+        conn.execute(
+            "INSERT INTO hub_issued (serial, store) VALUES ($1, $2)
+             ON CONFLICT (serial) DO NOTHING",
+            &[&serial.to_ascii_lowercase(), &store],
+        )?;
+        Ok(())
+    })
+}
+
+/// The serials of the certificates issued to `store` as recorded at
+/// `url`, in order. Blocking.
+pub fn issued_serials(url: &DatabaseUrl, store: &str) -> Result<Vec<String>, StorageError> {
+    with_connection(url, |conn| {
+        schema::migrate(conn)?;
+        conn.query(
+            "SELECT serial FROM hub_issued WHERE store = $1 ORDER BY serial",
+            &[&store],
+        )?
+        .iter()
+        .map(|r| {
+            r.try_get(0)
+                .map_err(|e| StorageError::corrupt("hub_issued", e))
+        })
+        .collect()
+    })
+}
+
+/// Whether `serial` is revoked at `url`, read now (not a process's copy
+/// of the list). Blocking.
+pub fn is_revoked_at(url: &DatabaseUrl, serial: &str) -> Result<bool, StorageError> {
+    with_connection(url, |conn| {
+        Ok(!conn
+            .query(
+                "SELECT 1 FROM hub_revocations WHERE serial = $1",
+                &[&serial.to_ascii_lowercase()],
+            )?
+            .is_empty())
+    })
+}
+
 /// The revoked serials as this hub process knows them; `None` while it
 /// is not following the list.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DbRevocations {
+    url: DatabaseUrl,
     known: Mutex<Option<HashSet<String>>>,
 }
 
@@ -61,7 +113,10 @@ impl DbRevocations {
     /// Starts following the list at `url` on the current runtime, and
     /// waits (up to 10 s) until it is loaded.
     pub async fn start(url: DatabaseUrl) -> Result<Arc<Self>, StorageError> {
-        let this = Arc::new(Self::default());
+        let this = Arc::new(Self {
+            url: url.clone(),
+            known: Mutex::new(None),
+        });
         tokio::spawn(follow(this.clone(), url));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while !this.loaded() {
@@ -100,6 +155,14 @@ impl RevocationList for DbRevocations {
 
     fn is_followed(&self) -> bool {
         self.loaded()
+    }
+
+    fn record_issued(&self, store: &str, serial: &str) -> Result<(), String> {
+        record_issued(&self.url, store, serial).map_err(|e| e.to_string())
+    }
+
+    fn is_revoked_now(&self, serial: &str) -> Result<bool, String> {
+        is_revoked_at(&self.url, serial).map_err(|e| e.to_string())
     }
 }
 

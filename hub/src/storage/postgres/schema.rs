@@ -27,6 +27,11 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "held events in bytea",
         include_str!("migrations/0004_held_events_bytea.sql"),
     ),
+    (
+        5,
+        "issued certificates",
+        include_str!("migrations/0005_issued.sql"),
+    ),
 ];
 
 /// The advisory lock key migrations take turns on ("tally-mi" in ASCII).
