@@ -806,7 +806,13 @@ mod tests {
             }
         }
         let created: BTreeSet<&str> = created.iter().map(String::as_str).collect();
-        let no_hub_data = BTreeSet::from(["hub_sequences", "hub_revocations", "hub_enroll_codes"]);
+        // PKI records (the data directory keeps its own) and sequences.
+        let no_hub_data = BTreeSet::from([
+            "hub_sequences",
+            "hub_revocations",
+            "hub_enroll_codes",
+            "hub_issued",
+        ]);
         assert_eq!(
             created
                 .difference(&no_hub_data)
