@@ -7,6 +7,10 @@
 mod common;
 
 use common::{TestAgent, GUM, MUG, PEN};
+
+/// A restricted-circulation number for a variable-measure item (GS1
+/// prefix 21): its price may come from its label.
+const CHEESE: &str = "2112345000008";
 use serde_json::{json, Value};
 use tally_agent::config::{parse_store_id, Config};
 use tally_agent::store::OpenError;
@@ -356,11 +360,21 @@ async fn prices_and_refunds_need_a_managers_approval_and_record_who() {
         sale["price_overrides"],
         json!([{"gtin": "04006381333931", "catalog_minor": 129, "keyed_minor": 100}])
     );
-    // A label's price is the label's.
-    let label = json!({"lines": [{"gtin": PEN, "qty": 1, "unit_price_minor": 90,
-                                  "price_source": "label"}]});
-    let (s, v) = a.post("/v1/sales", label).await;
+    // A label's price is the label's, for a variable-measure item; an
+    // item whose barcode carries no price has no label price: it is keyed.
+    a.receive(CHEESE, 1).await;
+    let label = |gtin: &str| {
+        json!({"lines": [{"gtin": gtin, "qty": 1, "unit_price_minor": 90,
+                          "price_source": "label"}]})
+    };
+    let (s, v) = a.post("/v1/sales", label(CHEESE)).await;
     assert_eq!(s, 201, "{v}");
+    let (s, v) = a.post("/v1/sales", label(PEN)).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (409, Some("approval_required")),
+        "{v}"
+    );
 
     // A refund without a receipt: refused, then a wrong PIN, then approved.
     let mut refund = json!({"lines": [{"gtin": PEN, "qty": 1}], "cashier": "c-104"});
@@ -380,7 +394,7 @@ async fn prices_and_refunds_need_a_managers_approval_and_record_who() {
         (403, Some("approval_refused")),
         "{v}"
     );
-    assert_eq!(a.on_hand(PEN).await, 3, "nothing recorded");
+    assert_eq!(a.on_hand(PEN).await, 4, "nothing recorded");
     refund["approval"]["pin"] = json!("4711");
     let (s, v) = a.post("/v1/returns", refund).await;
     assert_eq!((s, v["total_minor"].as_i64()), (201, Some(129)), "{v}");
@@ -389,7 +403,7 @@ async fn prices_and_refunds_need_a_managers_approval_and_record_who() {
         .await;
     assert_eq!(ret["staff"]["approval"]["approver"], "mgr-7");
     assert_eq!(ret["staff"]["cashier"], "c-104");
-    assert_eq!(a.on_hand(PEN).await, 4);
+    assert_eq!(a.on_hand(PEN).await, 5);
 
     // Staff ids are bounded and plain.
     for bad in [json!("x".repeat(129)), json!(""), json!("a\u{7}b")] {
@@ -397,7 +411,7 @@ async fn prices_and_refunds_need_a_managers_approval_and_record_who() {
         let (s, v) = a.post("/v1/sales", body).await;
         assert_eq!((s, v["error"].as_str()), (422, Some("invalid")), "{v}");
     }
-    assert_eq!(a.on_hand(PEN).await, 4);
+    assert_eq!(a.on_hand(PEN).await, 5);
     a.stop().await.unwrap();
 }
 
@@ -641,11 +655,12 @@ async fn catalog_prices_fill_missing_prices() {
     let (_, v) = a.get(&format!("/v1/catalog/{MUG}")).await;
     assert_eq!(v["price_minor"], json!(800), "{v}");
     a.receive(PEN, 3).await;
+    a.receive(CHEESE, 1).await;
     let (s, v) = a
         .post(
             "/v1/sales",
             json!({"lines": [{"gtin": PEN, "qty": 2},
-                             {"gtin": PEN, "qty": 1, "unit_price_minor": 100, "price_source": "label"}]}),
+                             {"gtin": CHEESE, "qty": 1, "unit_price_minor": 100, "price_source": "label"}]}),
         )
         .await;
     assert_eq!((s, v["total_minor"].as_i64()), (201, Some(358)), "{v}");

@@ -112,6 +112,18 @@ impl Gtin {
     pub fn indicator(self) -> u8 {
         (self.0 / 10_000_000_000_000) as u8
     }
+
+    /// Whether the GTIN names a variable-measure item, whose price may
+    /// come from its label: a variable-measure trade item (GTIN-14 with
+    /// indicator digit 9) or a restricted-circulation number for
+    /// variable-measure items (GS1 prefixes 02 and 20–29, GS1 General
+    /// Specifications §2.1.14.2; UPC-A number system 2).
+    pub fn is_variable_measure(self) -> bool {
+        let indicator = self.indicator();
+        // The GTIN-13 prefix: digits 2 and 3 of the GTIN-14.
+        let prefix = (self.0 / 100_000_000_000) % 100;
+        indicator == 9 || (indicator == 0 && (prefix == 2 || (20..=29).contains(&prefix)))
+    }
 }
 
 fn digits_of(mut value: u64, len: usize) -> Vec<u8> {
@@ -170,6 +182,23 @@ mod tests {
 
     // Vectors: GS1 General Specifications §7.9.1 worked example
     // (GTIN-13 629104150021 -> check digit 3) and well-known retail codes.
+    #[test]
+    fn variable_measure_items_are_told_by_their_number() {
+        for (gtin, variable) in [
+            ("2112345012346", true),   // RCN, prefix 21 (a price label)
+            ("0212345678909", true),   // RCN, prefix 02
+            ("212345678909", true),    // UPC-A number system 2
+            ("94006381333934", true),  // GTIN-14, indicator 9
+            ("4006381333931", false),  // EAN-13
+            ("036000291452", false),   // UPC-A
+            ("10614141000415", false), // GTIN-14, indicator 1
+            ("96385074", false),       // GTIN-8
+        ] {
+            let g = Gtin::parse(gtin).unwrap();
+            assert_eq!(g.is_variable_measure(), variable, "{gtin}");
+        }
+    }
+
     #[test]
     fn accepts_valid_lengths_and_normalises() {
         let table = [

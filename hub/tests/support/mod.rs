@@ -524,14 +524,16 @@ impl SimStore {
         }
     }
 
-    fn line(g: Gtin, qty: u64, epc: Option<Epc>) -> LineIn {
+    /// A line at the catalog's price, or at 100 for an item the store's
+    /// catalog does not list.
+    fn line(&self, g: Gtin, qty: u64, epc: Option<Epc>) -> LineIn {
+        let listed = self.mem.catalog.contains_key(&g);
         LineIn {
             gtin: g,
             qty,
-            unit_price_minor: Some(100),
+            unit_price_minor: (!listed).then_some(100),
             epc,
-            // Price-labelled goods: the label says 100, whatever the catalog.
-            price_from_label: true,
+            price_from_label: false,
         }
     }
 
@@ -544,8 +546,13 @@ impl SimStore {
         .unwrap()
     }
 
-    fn sale(line: LineIn, approval: Option<Approval>) -> Command {
-        let paid = 100 * i64::try_from(line.qty).unwrap();
+    /// A sale of `line`, paid in cash.
+    fn sale(&self, line: LineIn, approval: Option<Approval>) -> Command {
+        let price = line
+            .unit_price_minor
+            .or_else(|| self.mem.catalog.get(&line.gtin).map(|c| c.price_minor))
+            .unwrap_or(100);
+        let paid = price * i64::try_from(line.qty).unwrap();
         Command::Sale {
             id: None,
             lines: vec![line],
@@ -561,11 +568,12 @@ impl SimStore {
         }
     }
 
-    /// A sale at 100 per unit; refused for lack of rights, it adds demand
+    /// A sale at the catalog's price (100 per unit for an item the store's
+    /// catalog does not list); refused for lack of rights, it adds demand
     /// and is counted as a lost sale (as the agent counts one refused
     /// with a reason).
     pub fn sell(&mut self, g: Gtin, qty: u64) -> Result<EventId, Refusal> {
-        let answer = self.run(Self::sale(Self::line(g, qty, None), None));
+        let answer = self.run(self.sale(self.line(g, qty, None), None));
         if let Err(refusal) = &answer {
             if let Some(reason) = refusal.shortage(true) {
                 self.mem.lost.get_mut(reason).add_sale(qty);
@@ -576,7 +584,7 @@ impl SimStore {
 
     pub fn sell_epc(&mut self, g: Gtin, epc: &str) -> Result<EventId, Refusal> {
         let epc = Epc::from_hex(epc).unwrap();
-        self.run(Self::sale(Self::line(g, 1, Some(epc)), None))
+        self.run(self.sale(self.line(g, 1, Some(epc)), None))
     }
 
     /// A manager-approved sale beyond rights.
@@ -585,16 +593,17 @@ impl SimStore {
             approver: "manager".into(),
             reason: "on the shelf".into(),
         };
-        self.run(Self::sale(Self::line(g, qty, None), Some(approval)))
+        self.run(self.sale(self.line(g, qty, None), Some(approval)))
             .unwrap()
     }
 
-    /// A manager-approved refund of `qty` × `g` at 100 without a receipt,
+    /// A manager-approved refund of `qty` × `g` without a receipt (at the
+    /// catalog's price, or 100),
     /// keyed by cashier `c-1` at `till-1`.
     pub fn refund_without_receipt(&mut self, g: Gtin, qty: u64) -> EventId {
         self.run(Command::Return {
             id: None,
-            lines: vec![Self::line(g, qty, None)],
+            lines: vec![self.line(g, qty, None)],
             original_sale: None,
             staff: Self::approved_at_till("no receipt"),
             checked: None,

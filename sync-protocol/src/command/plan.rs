@@ -47,11 +47,17 @@ fn price_lines(lines: &[LineIn], prices: &BTreeMap<Gtin, i64>) -> Result<Vec<Lin
 }
 
 /// The lines keyed at a price other than the catalog's (an item the
-/// catalog does not know has no price to override; a price read from the
-/// item's label is the label's, not an override).
+/// catalog does not know has no price to override). A price read from
+/// the item's label is the label's, not an override, for a
+/// variable-measure item ([`Gtin::is_variable_measure`]) only: any other
+/// item carries no price in its barcode, so a "label" price for it is a
+/// keyed one, and needs a manager as any other.
 fn price_overrides(lines: &[LineIn], catalog: &BTreeMap<Gtin, i64>) -> Vec<PriceOverride> {
     let mut out: Vec<PriceOverride> = Vec::new();
-    for l in lines.iter().filter(|l| !l.price_from_label) {
+    for l in lines
+        .iter()
+        .filter(|l| !(l.price_from_label && l.gtin.is_variable_measure()))
+    {
         if let (Some(keyed), Some(&listed)) = (l.unit_price_minor, catalog.get(&l.gtin)) {
             if keyed != listed && !out.iter().any(|p| p.gtin == l.gtin) {
                 out.push(PriceOverride {

@@ -1099,6 +1099,44 @@ fn a_price_other_than_the_catalogs_needs_approval_and_is_recorded() {
     crate::limits::check_event(&e).unwrap();
 }
 
+/// A label's price is the item's price only where a label can carry one:
+/// a variable-measure item. For any other item, a "label" price is keyed
+/// and needs a manager like any other price off the catalog.
+#[test]
+fn a_label_price_is_no_override_only_for_a_variable_measure_item() {
+    let mut l = MemStore::new(who());
+    // 21 12345 00000 8: a restricted-circulation number (prefix 21).
+    let (cheese, pen) = (211_234_500_000, 1);
+    for g in [cheese, pen] {
+        l.set_price(gtin(g), 1999);
+        receive(&mut l, g, 5);
+    }
+    let label = |g: u64, price: i64| LineIn {
+        price_from_label: true,
+        ..line(g, 1, Some(price))
+    };
+    let e = recorded(
+        execute(
+            &mut l,
+            &who(),
+            &sale(None, vec![label(cheese, 1234)]),
+            stamp(1),
+        )
+        .unwrap(),
+    );
+    assert!(e.price_overrides.is_empty() && e.exceptions().is_empty());
+    assert_eq!(e.lines[0].unit_price_minor, 1234);
+    let before = l.clone();
+    match execute(&mut l, &who(), &sale(None, vec![label(pen, 1)]), stamp(2)).unwrap() {
+        Outcome::Refused {
+            refusal: Refusal::ApprovalRequired(what),
+            ..
+        } => assert!(what.contains("keyed at 1 (catalog 1999)"), "{what}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(l.outbox, before.outbox);
+}
+
 #[test]
 fn who_keyed_an_event_is_recorded_and_a_retry_may_come_from_another_till() {
     let mut l = MemStore::new(who());
