@@ -155,6 +155,34 @@ async fn an_online_order_short_of_two_items_takes_both_at_once() {
     }
 }
 
+/// Once the hub's catalog has reached a store, its prices are HQ's: a
+/// till cannot set an item's price at the agent (and then sell at it
+/// with no override).
+#[tokio::test]
+async fn a_store_following_the_hubs_catalog_refuses_local_prices() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_procs, agent, hub) = chain(tmp.path()).await;
+    sync_now(&hub, 250).await;
+    eventually("the hub's price at the store", LONG, || async {
+        let (_, item) = agent.get(&format!("/v1/catalog/{A}")).await?;
+        if item["price_minor"] == json!(250) {
+            Ok(())
+        } else {
+            Err(item.to_string())
+        }
+    })
+    .await;
+    let cheap = json!({"items": [{"gtin": A, "name": "pencil", "price_minor": 1}]});
+    let (status, body) = agent.post("/v1/catalog", &cheap).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("conflict")),
+        "{body}"
+    );
+    let (_, item) = agent.get(&format!("/v1/catalog/{A}")).await.unwrap();
+    assert_eq!(item["price_minor"], json!(250), "{item}");
+}
+
 /// Units received since the store's last sync are on its shelf but not
 /// in the hub's books: the hub would refuse rights given out of them. The
 /// store syncs first, then gives them, within the order's wait. The agent

@@ -237,10 +237,22 @@ pub(super) async fn post_count(
     submit(&state, cmd).await
 }
 
+/// `POST /v1/catalog`: a store's own catalog, before its first sync.
+/// Once the hub's catalog has reached the store, prices are HQ's: a till
+/// could otherwise set an item's price and sell at it with no override
+/// and no exception (409). (A request racing the first catalog sync may
+/// still land; the hub's items overwrite it.)
 pub(super) async fn post_catalog(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CatalogRequest>,
 ) -> Result<Response, ErrorAnswer> {
+    let cursors = state.db.read_blocking(|db| db.cursors()).await?;
+    if cursors.catalog_cursor > 0 {
+        return Err(ErrorAnswer::Conflict(
+            "the store follows the hub's catalog: change prices at HQ (POST /v1/catalog at the hub)"
+                .into(),
+        ));
+    }
     if body.items.len() > MAX_CATALOG_ITEMS {
         return Err(ErrorAnswer::Invalid(format!(
             "at most {MAX_CATALOG_ITEMS} items per request, got {}",
