@@ -702,6 +702,21 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
         .await
         .unwrap();
     let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
+    // The page runs under its Content-Security-Policy (everything below
+    // works under it): its own script only, no framing.
+    let served = admin
+        .client
+        .http
+        .get(format!("{}/", hub.base()))
+        .send()
+        .await
+        .unwrap();
+    let csp = served.headers()["content-security-policy"]
+        .to_str()
+        .unwrap();
+    for rule in ["script-src 'self'", "frame-ancestors 'none'"] {
+        assert!(csp.contains(rule), "{rule} in {csp}");
+    }
     let page = browser.new_page("about:blank").await.unwrap();
     page.goto(format!("{}/", hub.base()))
         .await
