@@ -389,7 +389,13 @@ pub fn init(
     clock: &dyn Clock,
 ) -> Result<InitReport, PkiError> {
     let (hostnames, sans) = default_hostnames(hostnames)?;
-    if dir.ca_cert().exists() || dir.ca_key().exists() {
+    // Initialized means the CA key is there (it is written last). A CA
+    // certificate without its key is what a crash part-way through `init`
+    // leaves, and is redone; unless a CA rotation was under way (its new
+    // key in `ca.next.key`) or a store holds a certificate of it: a new CA
+    // would then orphan them.
+    let rotating = dir.root().join("ca.next.key").exists();
+    if dir.ca_key().exists() || rotating || (dir.ca_cert().exists() && issued_any(dir)?) {
         return Err(PkiError::AlreadyInitialized(dir.root().to_path_buf()));
     }
     files::create_private_dir(dir.root())?;
@@ -436,6 +442,16 @@ pub fn init(
         hostnames,
         admin_token_path: dir.admin_token(),
     })
+}
+
+/// Whether any store certificate was issued from `dir`.
+fn issued_any(dir: &DataDir) -> Result<bool, PkiError> {
+    let issued = dir.issued();
+    match fs::read_dir(&issued) {
+        Ok(mut stores) => Ok(stores.next().is_some()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io(&issued)(e)),
+    }
 }
 
 /// What `enroll` issued.
@@ -1384,6 +1400,35 @@ mod tests {
         // A new enrollment after revocation is valid again.
         let e2 = enroll(&dir, "s1", &tmp.path().join("s1b.pem"), &now()).unwrap();
         assert!(!revs.is_revoked(&e2.serial).unwrap());
+    }
+
+    /// A crash part-way through `init` (everything but the CA key
+    /// written) leaves a directory `init` redoes; once a store holds a
+    /// certificate of the CA, or a rotation is under way, it is refused.
+    #[test]
+    fn init_redoes_a_partial_init_but_never_orphans_a_store() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path().join("hub"));
+        init(&dir, &[], &now()).unwrap();
+        fs::remove_file(dir.ca_key()).unwrap();
+        init(&dir, &[], &now()).unwrap();
+        enroll(&dir, "s1", &tmp.path().join("s1.pem"), &now()).unwrap();
+        assert!(matches!(
+            init(&dir, &[], &now()),
+            Err(PkiError::AlreadyInitialized(_))
+        ));
+        fs::remove_file(dir.ca_key()).unwrap();
+        assert!(matches!(
+            init(&dir, &[], &now()),
+            Err(PkiError::AlreadyInitialized(_))
+        ));
+        let fresh = DataDir::new(tmp.path().join("hub2"));
+        init(&fresh, &[], &now()).unwrap();
+        fs::rename(fresh.ca_key(), fresh.root().join("ca.next.key")).unwrap();
+        assert!(matches!(
+            init(&fresh, &[], &now()),
+            Err(PkiError::AlreadyInitialized(_))
+        ));
     }
 
     #[test]

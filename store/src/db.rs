@@ -85,7 +85,6 @@ impl Db {
         cache_bytes: Option<usize>,
     ) -> Result<Db, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let new_file = !path.exists();
         let backend = PrewrittenFile::open(&path, PrewriteConfig::default())?;
         let repairs = Arc::default();
         let db = match builder(cache_bytes, Arc::clone(&repairs)).create_with_backend(backend) {
@@ -95,11 +94,12 @@ impl Db {
             }
             Err(e) => return Err(e.into()),
         };
-        if new_file {
-            // The file's own fdatasyncs do not make its name durable: a
-            // power cut could otherwise lose a whole new database.
-            sync_parent_dir(&path)?;
-        }
+        // The file's own fdatasyncs do not make its name durable: a power
+        // cut could otherwise lose a whole new database. Every open, not
+        // only the one that made the file: a crash right after a create
+        // leaves a file whose name may not have reached the disk, and the
+        // next open would find it existing (one fsync per start).
+        sync_parent_dir(&path)?;
         Self::with_tables(db, path, repairs)
     }
 
