@@ -62,6 +62,12 @@ pub struct Config {
     /// How long a transfer may stay in transit before the hub raises a
     /// `transfer_overdue` exception.
     pub transfer_overdue: Duration,
+    /// Most enrollments (`POST /v1/enroll`, anonymous) redeemed at once;
+    /// beyond, `503 busy` at once, the code not spent. Redemption runs on
+    /// the blocking pool (and, over a database, may wait on it): without
+    /// a bound a flood of made-up codes could take the pool from every
+    /// other request. 0 refuses every enrollment.
+    pub max_enrollments: usize,
 }
 
 impl Config {
@@ -71,7 +77,8 @@ impl Config {
     /// wait up to 2 s for a store's rights, transfers are overdue after
     /// 48 h in transit; 64 connections per address,
     /// 10 s to a connection's first request, 60 s idle, 30 s to send a
-    /// body, 1,000 events per sync, 256 MiB of bodies in flight.
+    /// body, 1,000 events per sync, 256 MiB of bodies in flight, 4
+    /// enrollments redeemed at once.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
@@ -96,6 +103,7 @@ impl Config {
             routing: Default::default(),
             rights_wait: Duration::from_secs(2),
             transfer_overdue: Duration::from_secs(48 * 3600),
+            max_enrollments: 4,
         }
     }
 }

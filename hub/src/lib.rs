@@ -204,6 +204,7 @@ pub async fn run(
         links: links.clone(),
         budget: Arc::new(api::budget::Budget::new(budget)),
         slots: Arc::default(),
+        enrollments: Arc::new(tokio::sync::Semaphore::new(config.max_enrollments)),
     };
     let sweeper = tokio::spawn(sweep_overdue_transfers(
         writer_for_sweep(&state),

@@ -224,6 +224,11 @@ struct RunArgs {
     /// hub raises a `transfer_overdue` exception, in seconds.
     #[arg(long, default_value_t = 48 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
     transfer_overdue_secs: u64,
+    /// Most enrollments (`POST /v1/enroll`) redeemed at once, 0 to 1,024
+    /// (beyond: 503 `busy`, the code not spent; 0 refuses every
+    /// enrollment).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(0..=1024))]
+    max_enrollments: u64,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -490,6 +495,7 @@ fn run(cli: Cli, warnings: &[String]) -> anyhow::Result<()> {
             config.heartbeat = Duration::from_millis(args.heartbeat_ms);
             config.rights_wait = Duration::from_millis(args.rights_wait_ms);
             config.transfer_overdue = Duration::from_secs(args.transfer_overdue_secs);
+            config.max_enrollments = fit(args.max_enrollments);
             config.routing = tally_hub::storage::routed::RoutingSettings {
                 preference: match args.route_preference {
                     RoutePreferenceArg::Priority => tally_sync::routing::Preference::Priority,

@@ -73,6 +73,20 @@ async fn a_code_is_good_once_for_its_store_only() {
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
+/// Enrollments are redeemed a few at a time: beyond, `503 busy` at
+/// once, and the code is not spent (0 here: every one is beyond).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enrollment_beyond_the_ones_at_once_is_busy_and_spends_no_code() {
+    let hub = TestHub::start(|c| c.max_enrollments = 0).await;
+    let c = code(&hub, "s1");
+    let (status, body) = enroll(&hub, "s1", &c).await.unwrap_err();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"], "busy", "{body}");
+    let (tmp, data) = hub.stop().await;
+    let hub = TestHub::serve(tmp, data, |_| {}).await;
+    enroll(&hub, "s1", &c).await.unwrap();
+}
+
 /// Renews over the connection of `bundle`; the new bundle.
 async fn renew(hub: &TestHub, bundle: &str) -> Result<String, (StatusCode, Value)> {
     let client = HubClient::new(&hub.base(), bundle.as_bytes(), true);

@@ -82,12 +82,27 @@ pub(super) async fn enroll(
         Ok(c) => c,
         Err(r) => return r,
     };
+    // Held until the redemption ends, even if the client goes away.
+    let Ok(slot) = st.enrollments.clone().try_acquire_owned() else {
+        warn!(store = %store, peer = %peer.addr, "Enrollment refused: too many at once.");
+        let mut busy = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many enrollments at once; try again in a second (the code is not spent)",
+        );
+        busy.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+        return busy;
+    };
     let revocations = st.revocations.clone();
     let book = st.enroll_codes.clone();
     let clock = st.clock.clone();
     let code = req.code;
     let who = store.clone();
     let outcome = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let dir = revocations.data_dir();
         pki::redeem_code(dir, book.as_deref(), &who, &code, clock.as_ref())?;
         let issued = pki::issue_for_csr(dir, &who, &csr, clock.as_ref());

@@ -108,6 +108,8 @@ pub struct AppState {
     /// What each store has in flight (one sync, a bounded number of
     /// other writes).
     pub slots: Arc<StoreSlots>,
+    /// Enrollments being redeemed ([`crate::Config::max_enrollments`]).
+    pub enrollments: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
