@@ -67,7 +67,7 @@ pub enum CountJob {
         /// The session.
         session_id: String,
         /// The items of its report: what the store holds of their tags
-        /// becomes what the session read ([`settle_tags`]).
+        /// becomes what the session read (`settle_tags`).
         items: BTreeSet<Gtin>,
     },
 }
