@@ -121,6 +121,7 @@ pub async fn run(
     pki::secure_data_dir(&dir)?;
     let tls = tls::server_config(&dir)?;
     let admin_token: Arc<str> = dir.read_admin_token()?.into();
+    let metrics_token: Option<Arc<str>> = dir.read_metrics_token()?.map(Into::into);
     let settings = SyncSettings {
         policy: config.policy,
         limits: tally_sync::exchange::HubLimits {
@@ -187,6 +188,7 @@ pub async fn run(
             .as_ref()
             .map(|url| Arc::new(DbCodeBook::new(url.clone())) as Arc<dyn crate::pki::CodeBook>),
         admin_token,
+        metrics_token,
         metrics: metrics.clone(),
         settings: Arc::new(ApiSettings {
             max_sync_body: config.max_sync_body,

@@ -90,6 +90,14 @@ enum Command {
         #[arg(long = "hostname")]
         hostnames: Vec<String>,
     },
+    /// Makes the metrics token (DIR/metrics.token) of a data directory
+    /// `init`ed without one: it reads `GET /metrics` and nothing else, for
+    /// a scraper. Restart the hub to take it up.
+    MetricsToken {
+        /// The hub's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
     /// CA rotation, step 3 (hub stopped), once no store needs the old CA:
     /// trust only the current one.
     RetireOldCas {
@@ -337,11 +345,24 @@ fn run(cli: Cli, warnings: &[String]) -> anyhow::Result<()> {
             let report = pki::init(&DataDir::new(&data_dir), &hostnames, &SystemClock)
                 .with_context(|| format!("initializing {}", data_dir.display()))?;
             println!(
-                "Initialized hub in {} for {}; admin token in {}",
+                "Initialized hub in {} for {}; admin token in {}; metrics token (GET /metrics only) in {}",
                 data_dir.display(),
                 report.hostnames.join(", "),
-                report.admin_token_path.display()
+                report.admin_token_path.display(),
+                report.metrics_token_path.display()
             );
+        }
+        Command::MetricsToken { data_dir } => {
+            let (path, made) = pki::metrics_token(&DataDir::new(&data_dir))
+                .with_context(|| format!("the metrics token of {}", data_dir.display()))?;
+            if made {
+                println!(
+                    "Metrics token in {} (GET /metrics only); restart the hub to take it up.",
+                    path.display()
+                );
+            } else {
+                println!("Metrics token already in {}.", path.display());
+            }
         }
         Command::Enroll {
             data_dir,

@@ -192,22 +192,63 @@ impl DataDir {
         self.root.join("enroll-codes")
     }
 
+    /// The metrics token (one line): reads `GET /metrics` and nothing
+    /// else, for a scraper.
+    pub fn metrics_token(&self) -> PathBuf {
+        self.root.join("metrics.token")
+    }
+
     /// Reads the admin token.
     pub fn read_admin_token(&self) -> Result<String, PkiError> {
         let path = self.admin_token();
         if !path.exists() {
             return Err(PkiError::NotInitialized(self.root.clone()));
         }
-        let token = fs::read_to_string(&path).map_err(io(&path))?;
-        let token = token.trim().to_string();
-        if token.len() < 32 {
-            return Err(PkiError::BadFile {
-                path,
-                detail: "admin token shorter than 32 characters".into(),
-            });
-        }
-        Ok(token)
+        read_token(&path)
     }
+
+    /// Reads the metrics token, if the directory has one.
+    pub fn read_metrics_token(&self) -> Result<Option<String>, PkiError> {
+        let path = self.metrics_token();
+        if !path.exists() {
+            return Ok(None);
+        }
+        read_token(&path).map(Some)
+    }
+}
+
+/// A token file's one line, at least 32 characters.
+fn read_token(path: &Path) -> Result<String, PkiError> {
+    let token = fs::read_to_string(path).map_err(io(path))?;
+    let token = token.trim().to_string();
+    if token.len() < 32 {
+        return Err(PkiError::BadFile {
+            path: path.to_path_buf(),
+            detail: "token shorter than 32 characters".into(),
+        });
+    }
+    Ok(token)
+}
+
+/// A new random token (64 hex characters) written to `path` (0600, kept
+/// if `path` exists: false, else replaced).
+fn write_token(path: &Path, replace: bool) -> Result<(), PkiError> {
+    let mut token = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut token);
+    write_file(path, format!("{}\n", hex(&token)).as_bytes(), true, replace)
+}
+
+/// Makes the metrics token of an initialized `dir` if it has none (a
+/// directory `init`ed before there were metrics tokens); answers its path
+/// and whether it was made now.
+pub fn metrics_token(dir: &DataDir) -> Result<(PathBuf, bool), PkiError> {
+    dir.read_admin_token()?;
+    let path = dir.metrics_token();
+    if path.exists() {
+        return Ok((path, false));
+    }
+    write_token(&path, false)?;
+    Ok((path, true))
 }
 
 /// Narrows the data directory to its owner (0700) and its enrollment
@@ -231,6 +272,8 @@ pub struct InitReport {
     pub hostnames: Vec<String>,
     /// The admin token file.
     pub admin_token_path: PathBuf,
+    /// Where the metrics token is (`GET /metrics` only).
+    pub metrics_token_path: PathBuf,
 }
 
 /// Writes `bytes` to `path` whole (`tally_service::files`): `private`
@@ -408,9 +451,6 @@ pub fn init(
     let issuer = Issuer::new(ca_params, &ca_key);
     let (server_key, server_cert) = server_certificate(&hostnames, sans, &issuer, clock)?;
 
-    let mut token = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut token);
-
     // The CA key goes last: its presence is what "initialized" means for
     // `enroll`, so a crash part-way leaves a directory `init` can redo.
     write_file(&dir.ca_cert(), ca_cert.pem().as_bytes(), false, true)?;
@@ -426,12 +466,8 @@ pub fn init(
         false,
         true,
     )?;
-    write_file(
-        &dir.admin_token(),
-        format!("{}\n", hex(&token)).as_bytes(),
-        true,
-        true,
-    )?;
+    write_token(&dir.admin_token(), true)?;
+    write_token(&dir.metrics_token(), true)?;
     write_file(
         &dir.ca_key(),
         ca_key.serialize_pem().as_bytes(),
@@ -441,6 +477,7 @@ pub fn init(
     Ok(InitReport {
         hostnames,
         admin_token_path: dir.admin_token(),
+        metrics_token_path: dir.metrics_token(),
     })
 }
 

@@ -35,9 +35,21 @@ async fn init_enroll_run_revoke_and_stop() {
         "server.pem",
         "server.key",
         "admin.token",
+        "metrics.token",
     ] {
         assert!(dir.join(f).exists(), "{f}");
     }
+    // A directory made before metrics tokens gets one on demand, once.
+    std::fs::remove_file(dir.join("metrics.token")).unwrap();
+    let out = hub(&["metrics-token", "--data-dir", dir_s]);
+    assert!(out.status.success(), "{out:?}");
+    let made = std::fs::read_to_string(dir.join("metrics.token")).unwrap();
+    let out = hub(&["metrics-token", "--data-dir", dir_s]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already"));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("metrics.token")).unwrap(),
+        made
+    );
 
     let bundle = tmp.path().join("s1.pem");
     let out = hub(&[

@@ -626,6 +626,23 @@ async fn admin_api_needs_the_token_and_validates_bodies() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // The metrics token (made by init) reads /metrics and nothing else.
+    let scraper = hub.data.read_metrics_token().unwrap().unwrap();
+    assert_ne!(scraper, hub.data.read_admin_token().unwrap());
+    for (path, status) in [
+        ("/metrics", StatusCode::OK),
+        ("/v1/stores", StatusCode::UNAUTHORIZED),
+        ("/v1/exceptions", StatusCode::UNAUTHORIZED),
+    ] {
+        let r = anon
+            .http
+            .get(format!("{}{path}", anon.base))
+            .bearer_auth(&scraper)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{path}");
+    }
     // A store certificate is no admin credential.
     let store = hub.store_client(&hub.enroll("s1"));
     let r = store

@@ -21,17 +21,41 @@ use crate::storage::SALES_WINDOW_MINUTES;
 
 use super::{body_error, error, read_body, read_storage, AppState};
 
-/// The admin token check: `Err` is the 401 to answer.
-pub(super) fn authorized(st: &AppState, headers: &HeaderMap) -> Result<(), Response> {
-    let given = headers
+/// The bearer token a request carries.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .map(str::trim)
+}
+
+/// The admin token check: `Err` is the 401 to answer.
+pub(super) fn authorized(st: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let given = bearer(headers);
     let ok = given.is_some_and(|g| secrets_equal(g.as_bytes(), st.admin_token.as_bytes()));
     if ok {
         return Ok(());
     }
+    unauthorized(st)
+}
+
+/// `GET /metrics`'s check: the admin token, or the metrics token (a
+/// scraper's, which reads nothing else).
+fn authorized_for_metrics(st: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let given = bearer(headers);
+    let scraper = match (given, &st.metrics_token) {
+        (Some(g), Some(t)) => secrets_equal(g.as_bytes(), t.as_bytes()),
+        _ => false,
+    };
+    if scraper {
+        return Ok(());
+    }
+    authorized(st, headers)
+}
+
+/// The 401 of a request without a good token (counted).
+fn unauthorized(st: &AppState) -> Result<(), Response> {
     st.metrics.admin_unauthorized();
     let mut r = error(
         StatusCode::UNAUTHORIZED,
@@ -257,7 +281,7 @@ pub(super) async fn metrics(
     State(st): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, Response> {
-    authorized(&st, &headers)?;
+    authorized_for_metrics(&st, &headers)?;
     let window = st.settings.online_window_ms;
     let records = read_storage(&st, |s| s.stores()).await?;
     let now = st.clock.now_ms();

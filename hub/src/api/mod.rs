@@ -92,6 +92,9 @@ pub struct AppState {
     pub enroll_codes: Option<Arc<dyn crate::pki::CodeBook>>,
     /// The admin token.
     pub admin_token: Arc<str>,
+    /// The metrics token (`GET /metrics` only), if the data directory has
+    /// one.
+    pub metrics_token: Option<Arc<str>>,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// Limits and windows.
