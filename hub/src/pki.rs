@@ -531,7 +531,7 @@ fn load_issuer(dir: &DataDir) -> Result<(String, Issuer<'static, KeyPair>), PkiE
         return Err(PkiError::BadFile {
             path: key_path,
             detail: "not the key of the first certificate in ca.pem (an interrupted \
-                     rotate-ca? its new key is in ca.next.key)"
+                     rotate-ca? run `tally-hub rotate-ca` again to finish it)"
                 .into(),
         });
     }
@@ -1012,7 +1012,18 @@ fn pem_certs(path: &Path, text: &str) -> Result<Vec<String>, PkiError> {
 /// server certificate is not changed (stores that do not have the new CA
 /// yet must still trust the hub): see [`reissue_server_cert`]. Run it
 /// with the hub stopped; the hub reads its CAs when it starts.
+///
+/// A rotation cut short (a crash, a full disk) is finished by running it
+/// again: if its new CA certificate already signs in `ca.pem`, only the
+/// keys are moved; if not, its unused new key is dropped and the rotation
+/// starts over.
 pub fn rotate_ca(dir: &DataDir, clock: &dyn Clock) -> Result<Rotated, PkiError> {
+    let next_key_path = dir.root().join("ca.next.key");
+    if next_key_path.exists() {
+        if let Some(done) = finish_rotation(dir, &next_key_path)? {
+            return Ok(done);
+        }
+    }
     // Checks that ca.key belongs to the current signing CA.
     let (old_pem, _) = load_issuer(dir)?;
     let old_certs = pem_certs(&dir.ca_cert(), &old_pem)?;
@@ -1020,7 +1031,6 @@ pub fn rotate_ca(dir: &DataDir, clock: &dyn Clock) -> Result<Rotated, PkiError> 
         .ok()
         .and_then(|(_, p)| p.parse_x509().ok().map(|c| serial_hex(c.raw_serial())))
         .unwrap_or_else(|| "previous".into());
-    let next_key_path = dir.root().join("ca.next.key");
     let retired = dir.root().join(format!("ca-{old_serial}.key.retired"));
 
     let key = KeyPair::generate()?;
@@ -1031,8 +1041,7 @@ pub fn rotate_ca(dir: &DataDir, clock: &dyn Clock) -> Result<Rotated, PkiError> 
         .map(|s| serial_hex(&s.to_bytes()))
         .unwrap_or_default();
     let cert = params.self_signed(&key)?;
-    // 1. The new key, beside the old one (refused if a rotation was cut
-    //    short: remove ca.next.key, or finish by hand, first).
+    // 1. The new key, beside the old one.
     write_file(&next_key_path, key.serialize_pem().as_bytes(), true, false)?;
     // 2. The trusted CAs: the new one first (it signs), then the others.
     let mut trusted = cert.pem();
@@ -1049,6 +1058,62 @@ pub fn rotate_ca(dir: &DataDir, clock: &dyn Clock) -> Result<Rotated, PkiError> 
         trusted: old_certs.len() + 1,
         retired_key: retired,
     })
+}
+
+/// A rotation cut short, with its new key in `next_key_path`: finished
+/// (the keys moved) if its certificate is already the first, signing one
+/// in `ca.pem`; else its key is dropped (`None`: start over).
+fn finish_rotation(dir: &DataDir, next_key_path: &Path) -> Result<Option<Rotated>, PkiError> {
+    let next = KeyPair::from_pem(&read(next_key_path)?).map_err(|e| PkiError::BadFile {
+        path: next_key_path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    let ca_pem = read(&dir.ca_cert())?;
+    let certs = pem_certs(&dir.ca_cert(), &ca_pem)?;
+    let parsed = |pem: &str| -> Result<(Vec<u8>, String), PkiError> {
+        x509_parser::pem::parse_x509_pem(pem.as_bytes())
+            .map_err(|e| e.to_string())
+            .and_then(|(_, p)| {
+                p.parse_x509()
+                    .map(|c| (c.public_key().raw.to_vec(), serial_hex(c.raw_serial())))
+                    .map_err(|e| e.to_string())
+            })
+            .map_err(|detail| PkiError::BadFile {
+                path: dir.ca_cert(),
+                detail,
+            })
+    };
+    let Some(first) = certs.first() else {
+        return Err(PkiError::BadFile {
+            path: dir.ca_cert(),
+            detail: "no certificate".into(),
+        });
+    };
+    let (signing_key, serial) = parsed(first)?;
+    if signing_key != next.subject_public_key_info() {
+        // Cut short before its certificate was written: nothing signed
+        // with the key, nothing trusts it.
+        fs::remove_file(next_key_path).map_err(io(next_key_path))?;
+        files::sync_dir(dir.root())?;
+        return Ok(None);
+    }
+    // The previous signing CA is second in ca.pem; its key is still
+    // ca.key unless the crash came after it was retired.
+    let old_serial = match certs.get(1) {
+        Some(pem) => parsed(pem)?.1,
+        None => "previous".into(),
+    };
+    let retired = dir.root().join(format!("ca-{old_serial}.key.retired"));
+    if dir.ca_key().exists() {
+        fs::rename(dir.ca_key(), &retired).map_err(io(&retired))?;
+    }
+    fs::rename(next_key_path, dir.ca_key()).map_err(io(&dir.ca_key()))?;
+    files::sync_dir(dir.root())?;
+    Ok(Some(Rotated {
+        serial,
+        trusted: certs.len(),
+        retired_key: retired,
+    }))
 }
 
 /// Issues a new server certificate for `hostnames` (default `localhost`
@@ -1732,5 +1797,39 @@ mod tests {
             retire_old_cas(&dir),
             Err(PkiError::BadFile { .. })
         ));
+    }
+
+    /// A rotation cut short is finished by running it again, wherever it
+    /// stopped: after the new certificate was written (the keys not yet
+    /// moved, or moved half), or before (its unused key dropped, a fresh
+    /// rotation).
+    #[test]
+    fn a_rotation_cut_short_is_finished_by_running_it_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path().join("hub"));
+        init(&dir, &[], &now()).unwrap();
+        let done = rotate_ca(&dir, &now()).unwrap();
+        let next = dir.root().join("ca.next.key");
+        let signs = |dir: &DataDir| load_issuer(dir).is_ok();
+        // Stopped before the keys moved: ca.key the old one.
+        fs::rename(dir.ca_key(), &next).unwrap();
+        fs::rename(&done.retired_key, dir.ca_key()).unwrap();
+        assert!(!signs(&dir));
+        let again = rotate_ca(&dir, &now()).unwrap();
+        assert_eq!(
+            (&again.serial, again.trusted, &again.retired_key),
+            (&done.serial, 2, &done.retired_key)
+        );
+        assert!(signs(&dir) && !next.exists() && done.retired_key.exists());
+        // Stopped between the two moves: no ca.key at all.
+        fs::rename(dir.ca_key(), &next).unwrap();
+        assert_eq!(rotate_ca(&dir, &now()).unwrap().serial, done.serial);
+        assert!(signs(&dir) && !next.exists());
+        // Stopped before the certificate was written: a fresh rotation.
+        fs::write(&next, KeyPair::generate().unwrap().serialize_pem()).unwrap();
+        let fresh = rotate_ca(&dir, &now()).unwrap();
+        assert_ne!(fresh.serial, done.serial);
+        assert_eq!(fresh.trusted, 3);
+        assert!(signs(&dir) && !next.exists());
     }
 }
