@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 
+use rcgen::PublicKeyData;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -69,6 +70,7 @@ pub fn server_config(dir: &DataDir) -> Result<Arc<ServerConfig>, TlsError> {
     chain.extend(roots_der(&ca_path)?);
     let key_path = dir.server_key();
     let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| pem_error(&key_path, e))?;
+    check_pair(&chain[0], &key_path)?;
 
     let provider = provider();
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
@@ -83,6 +85,28 @@ pub fn server_config(dir: &DataDir) -> Result<Arc<ServerConfig>, TlsError> {
         .map_err(|e| TlsError::Rustls(e.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// That the server key at `key_path` is the key of `cert`: the two files
+/// are written one after the other (`init`, `reissue-server-cert`), and a
+/// crash between them leaves a pair no client can complete a handshake
+/// with. Refused at start, naming the command that repairs it.
+fn check_pair(cert: &CertificateDer<'_>, key_path: &std::path::Path) -> Result<(), TlsError> {
+    let pem = std::fs::read_to_string(key_path).map_err(|e| pem_error(key_path, e))?;
+    // A key of a kind this check cannot read is left to rustls.
+    let Ok(key) = rcgen::KeyPair::from_pem(&pem) else {
+        return Ok(());
+    };
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(cert).map_err(|e| pem_error(key_path, e))?;
+    if parsed.public_key().raw != key.subject_public_key_info().as_slice() {
+        return Err(pem_error(
+            key_path,
+            "not the key of server.pem (a reissue-server-cert cut short?): run \
+             `tally-hub reissue-server-cert --data-dir DIR` again",
+        ));
+    }
+    Ok(())
 }
 
 fn roots_der(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -112,5 +136,31 @@ impl Peer {
             .and_then(|certs| certs.first())
             .map(|leaf| identity_from_cert(leaf.as_ref()));
         Self { addr, cert }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server key that is not the certificate's (a crash between the
+    /// two writes) is refused at start, naming the repair; the repair
+    /// works.
+    #[test]
+    fn a_server_key_that_is_not_the_certificates_is_refused_at_start() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = DataDir::new(tmp.path().join("hub"));
+        let clock = tally_sync::clock::ManualClock::new(1_780_000_000_000);
+        crate::pki::init(&dir, &[], &clock).unwrap_or_else(|e| panic!("{e}"));
+        assert!(server_config(&dir).is_ok());
+        let other = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.server_key(), other.serialize_pem()).unwrap_or_else(|e| panic!("{e}"));
+        let e = server_config(&dir)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("reissue-server-cert"), "{e}");
+        crate::pki::reissue_server_cert(&dir, &[], &clock).unwrap_or_else(|e| panic!("{e}"));
+        assert!(server_config(&dir).is_ok());
     }
 }
