@@ -517,6 +517,10 @@ fn store_named_orders_take_the_hubs_rights_once_per_id() {
             },
             "{backend}"
         );
+        // The client sends the same order again (its own retry): the same
+        // answer, and no new demand (the reserve below follows one).
+        let again = place(&*st, &order("w0", "s1", &[(a, 15)], 1, true));
+        assert_eq!(again, short, "{backend}");
         assert!(write(&*st, |txn| txn
             .order_refused(&loc("s1"), Shortage::HeldElsewhere)));
         assert!(

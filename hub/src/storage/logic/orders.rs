@@ -6,7 +6,10 @@
 //!
 //! An order id is answered again on a repeat with the same lines
 //! (its fingerprint) and refused as a conflict with other lines; the id
-//! names one order among store-named and routed orders.
+//! names one order among store-named and routed orders. A store-named
+//! order refused for lack of stock leaves its fingerprint under its id
+//! (no receipt): the same order again is no new demand, another order
+//! may take the id.
 
 use serde::{Deserialize, Serialize};
 use tally_sync::command::{counters_at, record_event};
@@ -21,13 +24,17 @@ use crate::storage::txn::HubTxn;
 use crate::storage::{OrderLine, OrderReceipt, OrderRequest, OrderResult, StorageError};
 
 /// What the hub keeps per store-named order id: enough to answer a
-/// repeat alike and to tell another order under the same id.
+/// repeat alike and to tell another order under the same id; or, for an
+/// order refused for lack of stock, that its demand is counted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct OrderIndex {
     /// The request's fingerprint ([`OrderRequest::fingerprint`]).
     pub fingerprint: String,
-    /// What it was answered.
-    pub receipt: OrderReceipt,
+    /// What it was answered; `None` for an order refused for lack of
+    /// stock, whose demand was counted: the same order again (a client
+    /// retrying its request) is no new demand. The id stays free.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<OrderReceipt>,
 }
 
 /// The reserve targets at `location` at `now_ms`: every item with
@@ -124,17 +131,21 @@ pub(crate) fn order<T: HubTxn>(
     if txn.routed_order(&o.order_id)?.is_some() {
         return Ok(conflict());
     }
+    // Whether this very order was refused before with its demand counted.
+    let mut counted = false;
     if let Some(index) = txn.store_named_order(&o.order_id)? {
-        return Ok(if index.fingerprint == o.fingerprint() {
-            OrderResult::Replayed(index.receipt)
-        } else {
-            conflict()
-        });
+        let same = index.fingerprint == o.fingerprint();
+        match index.receipt {
+            Some(receipt) if same => return Ok(OrderResult::Replayed(receipt)),
+            Some(_) => return Ok(conflict()),
+            None => counted = same,
+        }
     }
     let event = order_event(&*txn, o.event_id, &o.store, &o.order_id, &o.lines, o.now_ms)?;
     let recorded = record_hub_event(txn, &event)?;
     let short = matches!(recorded, Err(Refusal::InsufficientStock { .. }));
-    if o.record_demand && (recorded.is_ok() || short) {
+    let count_demand = o.record_demand && !counted && (recorded.is_ok() || short);
+    if count_demand {
         record_demand(txn, &o.store, &o.lines, o.now_ms, policy)?;
     }
     match recorded {
@@ -145,12 +156,19 @@ pub(crate) fn order<T: HubTxn>(
             available,
             on_hand,
         }) => {
+            if count_demand {
+                let refused = OrderIndex {
+                    fingerprint: o.fingerprint(),
+                    receipt: None,
+                };
+                txn.put_store_named_order(&o.order_id, &refused)?;
+            }
             return Ok(OrderResult::InsufficientStock {
                 gtin,
                 requested,
                 available,
                 on_hand,
-            })
+            });
         }
         Err(other) => return Ok(OrderResult::Invalid(other.to_string())),
     }
@@ -171,7 +189,7 @@ pub(crate) fn order<T: HubTxn>(
     };
     let index = OrderIndex {
         fingerprint: o.fingerprint(),
-        receipt: receipt.clone(),
+        receipt: Some(receipt.clone()),
     };
     txn.put_store_named_order(&o.order_id, &index)?;
     Ok(OrderResult::Accepted(receipt))
@@ -236,7 +254,11 @@ mod tests {
             ),
             "{short:?}"
         );
-        assert_eq!(t.store_named_order("w1").unwrap(), None, "nothing recorded");
+        assert_eq!(
+            t.store_named_order("w1").unwrap().and_then(|i| i.receipt),
+            None,
+            "nothing recorded"
+        );
         let targets = reserve_targets(&t, &at, &policy, 5_000).unwrap();
         assert_eq!(targets.len(), 1, "refused for stock, still demand");
         let gtin = Gtin::from_body(96_385_074).unwrap();
@@ -261,7 +283,7 @@ mod tests {
         };
         let index = OrderIndex {
             fingerprint: first.fingerprint(),
-            receipt: receipt.clone(),
+            receipt: Some(receipt.clone()),
         };
         t.put_store_named_order("w3", &index).unwrap();
         assert_eq!(
@@ -274,5 +296,56 @@ mod tests {
         ));
         // No record to count a refusal in for a store that never synced.
         assert!(!order_refused(&mut t, &at, Shortage::NoStock).unwrap());
+    }
+
+    /// A client retrying a refused order (a new request, the same id and
+    /// lines) is no new demand, nor is that order accepted later; another
+    /// order under the refused id is, and takes the id.
+    #[test]
+    fn a_refused_order_retried_is_counted_as_demand_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub(dir.path());
+        let txn = hub.db().begin_write().unwrap();
+        let mut t = RedbTxn::new(&txn);
+        let policy = ReservePolicy::default();
+        let at = LocationId::new("s1").unwrap();
+        let gtin = Gtin::from_body(96_385_074).unwrap();
+        record_hub_event(&mut t, &event(1, "s1", EventKind::Receipt, 5))
+            .unwrap()
+            .unwrap();
+        let demand = |t: &RedbTxn| t.demand(&at, gtin).unwrap();
+
+        order(&mut t, &request("w1", 2, true), &policy).unwrap();
+        let once = demand(&t);
+        assert!(once.is_some());
+        let again = order(&mut t, &request("w1", 2, true), &policy).unwrap();
+        assert!(matches!(again, OrderResult::InsufficientStock { .. }));
+        assert_eq!(demand(&t), once, "the same order again");
+        // The hub gets rights there; the retry is accepted, still no new
+        // demand, and answers as accepted from then on.
+        use tally_sync::exchange::ReplicaStore;
+        let key = tally_sync::ItemKey::new(at.clone(), gtin);
+        let mut rights = t.counter(&key).unwrap();
+        rights
+            .transfer(&ReplicaId::new("s1").unwrap(), &ReplicaId::hub(), 5)
+            .unwrap();
+        t.put_counter(&key, rights).unwrap();
+        let accepted = order(&mut t, &request("w1", 2, true), &policy).unwrap();
+        let OrderResult::Accepted(receipt) = accepted else {
+            panic!("{accepted:?}")
+        };
+        assert_eq!(demand(&t), once);
+        assert_eq!(
+            order(&mut t, &request("w1", 2, true), &policy).unwrap(),
+            OrderResult::Replayed(receipt)
+        );
+        // Another order under a refused id is an order of its own.
+        let mut big = request("w2", 9, true);
+        order(&mut t, &big, &policy).unwrap();
+        let after_big = demand(&t);
+        assert_ne!(after_big, once);
+        big.lines = vec![(gtin, 8)];
+        order(&mut t, &big, &policy).unwrap();
+        assert_ne!(demand(&t), after_big, "other lines: new demand");
     }
 }

@@ -90,7 +90,8 @@ fn original<T: HubTxn>(txn: &T, req: &ReturnCheckRequest) -> Result<Option<Event
         }
         ids.extend(
             txn.store_named_order(order_id)?
-                .map(|index| index.receipt.event_id),
+                .and_then(|index| index.receipt)
+                .map(|receipt| receipt.event_id),
         );
         for id in ids {
             if let Some(e) = txn.event(&id)? {

@@ -255,7 +255,11 @@ pub(crate) fn route_order<T: HubTxn>(
     routing: &RoutingSettings,
     policy: &ReservePolicy,
 ) -> Result<RoutedResult, StorageError> {
-    if txn.store_named_order(&o.order_id)?.is_some() {
+    // A store-named order refused under this id leaves it free.
+    if txn
+        .store_named_order(&o.order_id)?
+        .is_some_and(|index| index.receipt.is_some())
+    {
         return Ok(RoutedResult::IdConflict);
     }
     if let Some(old) = txn.routed_order(&o.order_id)? {
