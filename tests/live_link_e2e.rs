@@ -181,6 +181,24 @@ async fn a_store_following_the_hubs_catalog_refuses_local_prices() {
     );
     let (_, item) = agent.get(&format!("/v1/catalog/{A}")).await.unwrap();
     assert_eq!(item["price_minor"], json!(250), "{item}");
+    // Nor straight into the stopped agent's database.
+    let [hub_proc, agent_proc] = _procs;
+    agent_proc.terminate(LONG);
+    let csv = tmp.path().join("prices.csv");
+    std::fs::write(&csv, format!("{A},pencil,1\n")).unwrap();
+    let out = std::process::Command::new(support::procs::bin("tally-agent"))
+        .args(["catalog", "import"])
+        .arg(&csv)
+        .arg("--data-dir")
+        .arg(tmp.path().join("s1"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("follows the hub's catalog"),
+        "{err}"
+    );
+    drop(hub_proc);
 }
 
 /// Units received since the store's last sync are on its shelf but not

@@ -293,6 +293,9 @@ pub enum CliError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] tally_store::StoreError),
+    /// A local catalog import into a store that follows the hub's.
+    #[error("the store at {} follows the hub's catalog: change prices at HQ", .0.display())]
+    HubCatalog(PathBuf),
 }
 
 /// An API failure as one line for the shell: where the agent was not
@@ -366,6 +369,9 @@ pub async fn catalog_import(args: &ImportArgs) -> Result<Value, CliError> {
             .map(config::parse_store_id)
             .transpose()?;
         let db = AgentDb::open(dir, store_id.as_ref())?;
+        if db.follows_hub_catalog()? {
+            return Err(CliError::HubCatalog(dir.clone()));
+        }
         let txn = db.begin_write()?;
         let changed = put_catalog(&txn, &items)?;
         txn.commit()?;

@@ -246,8 +246,11 @@ pub(super) async fn post_catalog(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CatalogRequest>,
 ) -> Result<Response, ErrorAnswer> {
-    let cursors = state.db.read_blocking(|db| db.cursors()).await?;
-    if cursors.catalog_cursor > 0 {
+    if state
+        .db
+        .read_blocking(|db| db.follows_hub_catalog())
+        .await?
+    {
         return Err(ErrorAnswer::Conflict(
             "the store follows the hub's catalog: change prices at HQ (POST /v1/catalog at the hub)"
                 .into(),

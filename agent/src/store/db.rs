@@ -492,6 +492,13 @@ impl AgentDb {
         read_cursors(&self.read()?)
     }
 
+    /// Whether the hub's catalog has reached this store: its prices are
+    /// then HQ's, and a local catalog write is refused (a till could set a
+    /// price and sell at it with no override).
+    pub fn follows_hub_catalog(&self) -> Result<bool, StoreError> {
+        Ok(self.cursors()?.catalog_cursor > 0)
+    }
+
     /// Events the hub refused for good, with the reasons.
     pub fn dead_letters(&self) -> Result<Vec<(EventId, String)>, StoreError> {
         let txn = self.read()?;
