@@ -173,6 +173,10 @@ fn header_line(s: &PosState) -> TextLine<'static> {
             spans.push(Span::raw(format!("  outbox {}", st.outbox_events)));
         }
         AgentLink::Down(_) => spans.push(Span::styled("  agent UNREACHABLE", bold.fg(Color::Red))),
+        AgentLink::Refused(_) => spans.push(Span::styled(
+            "  agent REFUSES THIS TILL",
+            bold.fg(Color::Red),
+        )),
         AgentLink::Unknown => spans.push(Span::raw("  agent …")),
     }
     if let Some((connected, _)) = &s.scanner {
@@ -208,6 +212,16 @@ fn banner(s: &PosState) -> Option<(String, Style)> {
             Style::new()
                 .fg(Color::Black)
                 .bg(Color::Yellow)
+                .add_modifier(Modifier::BOLD),
+        )),
+        AgentLink::Refused(why) => Some((
+            format!(
+                " REFUSED by the agent at {}: nothing can be recorded from this terminal. {why}",
+                s.agent_url
+            ),
+            Style::new()
+                .fg(Color::White)
+                .bg(Color::Red)
                 .add_modifier(Modifier::BOLD),
         )),
         AgentLink::Unknown => Some((

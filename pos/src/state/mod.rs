@@ -346,6 +346,10 @@ pub enum AgentLink {
     Up(AgentStatus),
     /// The last call got no answer.
     Down(String),
+    /// The agent answered that it does not serve this terminal (its till
+    /// token missing or wrong, or a host it does not answer to): what it
+    /// said and what to do.
+    Refused(String),
 }
 
 impl PosState {
@@ -548,10 +552,23 @@ impl PosState {
         }
     }
 
-    /// Marks the agent down when a call got no answer at all.
+    /// Marks the agent down when a call got no answer at all, and
+    /// refusing this terminal when it said so (until it answers again).
     fn note_failure(&mut self, e: &ApiError) {
-        if let ApiError::Unreachable(why) = e {
-            self.agent = AgentLink::Down(why.clone());
+        match e {
+            ApiError::Unreachable(why) => self.agent = AgentLink::Down(why.clone()),
+            ApiError::Denied(body) => {
+                let what = match body.error.as_str() {
+                    "till_token_required" => "this till's token is missing or wrong: start the terminal with --token TOKEN (or TALLY_TILL_TOKEN) of a till configured at the agent",
+                    "host_not_allowed" | "origin_not_allowed" => {
+                        "the agent does not answer to the address this terminal uses: add it to [api] allowed_hosts at the agent, or use the agent's own address"
+                    }
+                    // A manager's approval refused: about one request.
+                    _ => return,
+                };
+                self.agent = AgentLink::Refused(format!("{what} ({})", body.message));
+            }
+            _ => {}
         }
     }
 

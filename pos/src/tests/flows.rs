@@ -503,6 +503,31 @@ fn status_drives_the_offline_and_unreachable_states() {
     assert!(h.act(Action::Status(Ok(status(true, 0)))).is_empty());
 }
 
+/// A terminal without its till's token (or with a wrong one) is told so
+/// at once, not left "connecting" with every lookup failing.
+#[test]
+fn a_terminal_the_agent_refuses_says_why_and_what_to_do() {
+    let mut h = Harness::new();
+    let denied = ApiError::Denied(Box::new(tally_sync::error_body::ErrorBody::new(
+        "till_token_required",
+        "this agent needs a till's token: Authorization: Bearer TOKEN",
+    )));
+    h.act(Action::Status(Err(denied)));
+    let AgentLink::Refused(why) = &h.s.agent else {
+        panic!("{:?}", h.s.agent)
+    };
+    assert!(why.contains("--token"), "{why}");
+    let screen = super::screens::text(&h.s);
+    assert!(screen.contains("REFUSED by the agent"), "{screen}");
+    assert!(screen.contains("agent REFUSES THIS TILL"), "{screen}");
+    // A manager's PIN refused is about one request, not the terminal.
+    h.act(Action::Status(Ok(status(true, 0))));
+    h.act(Action::Status(Err(ApiError::Denied(Box::new(
+        tally_sync::error_body::ErrorBody::new("approval_refused", "manager or PIN not accepted"),
+    )))));
+    assert!(matches!(h.s.agent, AgentLink::Up(_)));
+}
+
 #[test]
 fn unknown_items_need_a_price_before_payment() {
     let mut h = Harness::new();
