@@ -412,7 +412,7 @@ fn cashier_sells_overrides_and_quits_under_tmux() {
     );
     save("pos-refused.txt", &refused);
     tmux.keys(&["o"]);
-    tmux.wait_for("Approving manager: _");
+    tmux.wait_for("Approving manager (id): _");
     tmux.type_text("Ann");
     tmux.keys(&["Enter"]);
     tmux.wait_for("Reason: _");

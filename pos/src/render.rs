@@ -516,7 +516,7 @@ fn draw_dialog(frame: &mut Frame<'_>, s: &PosState, d: &Dialog, area: Rect) {
                 refusal_summary(s, &refused.why),
                 "Recorded with the manager's approval and reported to HQ.".into(),
                 String::new(),
-                field("Approving manager: ", input),
+                field("Approving manager (id): ", input),
             ],
         ),
         Dialog::OverrideReason {

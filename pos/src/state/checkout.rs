@@ -326,6 +326,13 @@ impl PosState {
     /// agent recorded nothing): refused or invalid.
     pub(super) fn post_failed(&mut self, e: ApiError, can_override: bool) -> Vec<Effect> {
         self.note_failure(&e);
+        if let Some(effects) = self.approval_not_accepted(&e) {
+            // Definite: nothing recorded; the same id is posted again.
+            self.pending = None;
+            self.in_doubt = false;
+            return effects;
+        }
+        self.approving = None;
         if e.outcome_unknown() {
             self.in_doubt = true;
             self.dialog = Some(Dialog::InDoubt {

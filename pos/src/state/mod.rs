@@ -81,7 +81,7 @@ pub use counting::{
 };
 pub use dialogs::Dialog;
 pub use orders::{Listing, Move, OrderRefused, OrderWhy, Orders, MAX_LISTED};
-pub use override_::{Refused, Why};
+pub use override_::{Approving, Refused, Why};
 pub use picking::{CheckOff, Pick};
 pub use pickup::{hand_over_to, Pickup};
 pub use transfers::{receivable, units, Receive, TransferRefused, TransferWhy, Transfers};
@@ -408,6 +408,10 @@ pub struct PosState {
     pub pending: Option<Pending>,
     /// Whether the last POST's outcome is unknown (basket locked).
     pub in_doubt: bool,
+    /// The approval the request in flight carries (refusal, manager,
+    /// reason): a PIN the agent does not accept asks for the PIN again,
+    /// the tenders kept.
+    pub approving: Option<Approving>,
     /// The open dialog.
     pub dialog: Option<Dialog>,
     /// The agent.
@@ -450,6 +454,7 @@ impl PosState {
             event_id: None,
             pending: None,
             in_doubt: false,
+            approving: None,
             dialog: None,
             agent: AgentLink::Unknown,
             scanner: None,
@@ -614,6 +619,7 @@ impl PosState {
         self.event_id = None;
         self.pending = None;
         self.in_doubt = false;
+        self.approving = None;
         self.dialog = None;
         self.notice = None;
     }

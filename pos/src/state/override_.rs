@@ -6,7 +6,7 @@
 //! receipt), and the way back to the basket from a refusal or an invalid
 //! request.
 
-use tally_agent_api::{ErrorBody, OverrideRequest, Stock};
+use tally_agent_api::{ApiError, ErrorBody, OverrideRequest, Stock};
 use tally_sync::Refusal;
 
 use super::{Dialog, Effect, Env, Key, Level, Mode, PosState};
@@ -18,6 +18,17 @@ pub enum Why {
     Rule(Refusal),
     /// A code this terminal does not know, as the agent answered it.
     Unknown(Box<ErrorBody>),
+}
+
+/// An approval on its way to the agent with a post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approving {
+    /// The refusal it answers.
+    pub refused: Refused,
+    /// The approving manager's id.
+    pub approver: String,
+    /// The reason.
+    pub reason: String,
 }
 
 /// Where a refused sale stands.
@@ -77,7 +88,8 @@ impl PosState {
         }
     }
 
-    /// Override, first step: the approving manager's name (required).
+    /// Override, first step: the approving manager's id (required, as
+    /// configured at the agent).
     pub(super) fn approver_key(
         &mut self,
         refused: Refused,
@@ -87,7 +99,7 @@ impl PosState {
         match key {
             Key::Esc => self.show(Dialog::Refused(refused)),
             Key::Enter if input.trim().is_empty() => {
-                self.notify(Level::Error, "Type the approving manager's name.");
+                self.notify(Level::Error, "Type the approving manager's id.");
                 self.show(Dialog::OverrideApprover { refused, input })
             }
             Key::Enter => {
@@ -172,6 +184,11 @@ impl PosState {
             Key::Enter => {
                 self.notice = None;
                 let approval = OverrideRequest::new(&approver, &reason, &input);
+                self.approving = Some(Approving {
+                    refused,
+                    approver,
+                    reason,
+                });
                 match self.mode {
                     Mode::Sale => self.post_sale(Some(approval), env),
                     Mode::Return => self.post_return(Some(approval), env),
@@ -184,6 +201,37 @@ impl PosState {
                 input: super::dialogs::edit(input, k),
             }),
         }
+    }
+
+    /// A post whose approval the agent did not accept (`approval_refused`:
+    /// unknown manager or wrong PIN; `approval_locked`: too many wrong
+    /// PINs): the PIN is asked again, with what the agent said; the
+    /// tenders stay. `None` for any other failure.
+    pub(super) fn approval_not_accepted(&mut self, e: &ApiError) -> Option<Vec<Effect>> {
+        let ApiError::Denied(body) = e else {
+            return None;
+        };
+        if !matches!(body.error.as_str(), "approval_refused" | "approval_locked") {
+            return None;
+        }
+        let Approving {
+            refused,
+            approver,
+            reason,
+        } = self.approving.take()?;
+        self.notify(
+            Level::Error,
+            format!(
+                "Not approved: {}. Check the manager id ({approver}) and PIN, or Esc.",
+                body.message
+            ),
+        );
+        Some(self.show(Dialog::OverridePin {
+            refused,
+            approver,
+            reason,
+            input: String::new(),
+        }))
     }
 
     /// The invalid-request dialog: Esc or Enter go back to the basket.

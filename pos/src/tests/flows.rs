@@ -319,6 +319,59 @@ fn refusal_then_manager_override_reposts_the_same_sale() {
     );
 }
 
+/// A PIN the agent does not accept (wrong, or the manager locked out)
+/// asks for the PIN again, with what the agent said; the tenders stay,
+/// and the sale goes again under its id.
+#[test]
+fn a_pin_not_accepted_asks_for_the_pin_again_and_keeps_the_tenders() {
+    let mut h = Harness::with_basket();
+    let first = h.pay_exact_cash();
+    let short = Refusal::InsufficientStock {
+        gtin: gtin_of(PEN),
+        requested: 2,
+        available: 1,
+        on_hand: 3,
+    };
+    h.act(Action::SaleDone {
+        sale_id: first.sale_id,
+        result: Err(ApiError::Refused(short)),
+    });
+    h.key(Key::Char('o'));
+    h.typed("mgr-7");
+    h.key(Key::Enter);
+    h.typed("on the shelf");
+    h.key(Key::Enter);
+    h.typed("0000");
+    let second = Harness::post(&h.key(Key::Enter));
+    for (code, message) in [
+        ("approval_refused", "manager or PIN not accepted"),
+        (
+            "approval_locked",
+            "too many wrong PINs for this manager; try again in 30 s",
+        ),
+    ] {
+        h.act(Action::SaleDone {
+            sale_id: second.sale_id,
+            result: Err(ApiError::Denied(Box::new(
+                tally_sync::error_body::ErrorBody::new(code, message),
+            ))),
+        });
+        assert!(
+            matches!(&h.s.dialog, Some(Dialog::OverridePin { approver, input, .. }) if approver == "mgr-7" && input.is_empty()),
+            "{:?}",
+            h.s.dialog
+        );
+        let (_, notice) = h.s.notice.clone().unwrap();
+        assert!(notice.contains(message), "{notice}");
+        assert!(!h.s.in_doubt);
+        h.typed("4711");
+        let again = Harness::post(&h.key(Key::Enter));
+        assert_eq!(again.sale_id, first.sale_id);
+        assert_eq!(again.tenders, first.tenders, "tenders kept");
+        assert_eq!(again.override_.unwrap().pin.as_deref(), Some("4711"));
+    }
+}
+
 #[test]
 fn a_refused_override_cannot_be_overridden_again() {
     let mut h = Harness::with_basket();

@@ -136,7 +136,7 @@ fn refusal_dialog_explains_the_shortage_and_offers_the_override() {
     h.typed("Ann");
     let t = text(&h.s);
     assert!(t.contains("MANAGER APPROVAL"), "{t}");
-    assert!(t.contains("Approving manager: Ann_"), "{t}");
+    assert!(t.contains("Approving manager (id): Ann_"), "{t}");
 }
 
 /// The dialog says why rights were short: units held for online orders
