@@ -1025,6 +1025,19 @@ fn draw_pickup(frame: &mut Frame<'_>, s: &PosState, area: Rect) {
     );
 }
 
+/// An RFC 3339 UTC time from the agent (`2026-12-05T23:48:08.316Z`) to the
+/// minute, saying it is UTC (`2026-12-05 23:48 UTC`): the agent keeps UTC,
+/// and staff must not read it as local time. Anything else is shown as
+/// it came.
+fn utc_minutes(at: &str) -> String {
+    match (at.get(..16), at.ends_with('Z')) {
+        (Some(minutes), true) if at.as_bytes().get(10) == Some(&b'T') => {
+            format!("{} UTC", minutes.replace('T', " "))
+        }
+        _ => at.to_string(),
+    }
+}
+
 fn pickup_lines(order: &OrderView, bold: Style) -> Vec<TextLine<'static>> {
     let mut lines = vec![
         TextLine::from(vec![
@@ -1032,7 +1045,7 @@ fn pickup_lines(order: &OrderView, bold: Style) -> Vec<TextLine<'static>> {
             Span::raw(format!(
                 "   {}   allocated {}",
                 fulfilment_name(order.fulfilment),
-                order.allocated_at
+                utc_minutes(&order.allocated_at)
             )),
         ]),
         TextLine::from(vec![
@@ -1168,11 +1181,10 @@ fn draw_transfers(frame: &mut Frame<'_>, s: &PosState, area: Rect) {
         } else {
             ("to", tr.to_store.to_string())
         };
-        let sent: String = tr.sent_at.chars().take(16).collect();
         let row = Row::new(vec![
             Cell::from(tr.transfer_id.clone()),
             Cell::from(format!("{way} {store}")),
-            Cell::from(sent.replace('T', " ")),
+            Cell::from(utc_minutes(&tr.sent_at)),
             Cell::from(format!("{:>5}", tr.lines.len())),
             Cell::from(format!("{:>5}", units(tr))),
         ]);
@@ -1380,7 +1392,7 @@ fn draw_count(frame: &mut Frame<'_>, s: &PosState, area: Rect) {
                 TextLine::raw(format!(
                     "Zone: {}   started {}   {}",
                     v.zone.as_deref().map_or_else(|| "none".into(), shown),
-                    shown(&v.started_at.chars().take(19).collect::<String>()).replace('T', " "),
+                    shown(&utc_minutes(&v.started_at)),
                     match &v.gtins {
                         Some(l) => format!("{} listed items", l.len()),
                         None => "all items".into(),

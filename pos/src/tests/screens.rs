@@ -328,6 +328,8 @@ fn the_pickup_screen_shows_the_order_and_what_to_do() {
     });
     let t = text(&h.s);
     assert!(t.contains("Order bopis-7   pickup"), "{t}");
+    // The agent's times are UTC, and say so.
+    assert!(t.contains("allocated 2026-12-05 10:00 UTC"), "{t}");
     assert!(t.contains("Status: PICKED"), "{t}");
     assert!(row_with(&h.s, "Pen, blue").contains(" 1"));
     assert!(
