@@ -71,10 +71,17 @@ impl Line {
 
 impl PosState {
     /// The unit price of a line, when known: the cashier's, the one in the
-    /// barcode, or the catalog's (per kg × weight for weighed goods).
+    /// barcode, what the original sale charged (a return against a sale:
+    /// what the agent refunds), or the catalog's (per kg × weight for
+    /// weighed goods).
     pub fn unit_price(&self, line: &Line) -> Option<i64> {
         if let Some(p) = line.manual_price {
             return Some(p);
+        }
+        if self.refunds_as_sold(line) {
+            if let Some(&p) = self.original_prices.get(&line.gtin) {
+                return Some(p);
+            }
         }
         let catalog = match self.catalog.get(&line.gtin) {
             Some(CatalogEntry::Found(item)) => Some(item.price_minor),

@@ -402,6 +402,9 @@ pub struct PosState {
     pub tenders: Vec<Tendered>,
     /// Return: the original sale.
     pub original_sale_id: Option<EventId>,
+    /// Return against a named sale: what it charged per item (its lowest
+    /// unit price for the item, as the agent refunds), once looked up.
+    pub original_prices: BTreeMap<String, i64>,
     /// Id of the open sale or return, from its first POST on.
     pub event_id: Option<EventId>,
     /// The request in flight or in doubt.
@@ -451,6 +454,7 @@ impl PosState {
             stock: BTreeMap::new(),
             tenders: Vec::new(),
             original_sale_id: None,
+            original_prices: BTreeMap::new(),
             event_id: None,
             pending: None,
             in_doubt: false,
@@ -616,6 +620,7 @@ impl PosState {
         self.stock.clear();
         self.tenders.clear();
         self.original_sale_id = None;
+        self.original_prices.clear();
         self.event_id = None;
         self.pending = None;
         self.in_doubt = false;

@@ -25,6 +25,7 @@ impl PosState {
             Mode::Return => Mode::Sale,
         };
         self.original_sale_id = None;
+        self.original_prices.clear();
         self.notify(
             Level::Info,
             match self.mode {
@@ -56,6 +57,7 @@ impl PosState {
             key,
             false,
             |s, text| {
+                s.original_prices.clear();
                 if text.trim().is_empty() {
                     s.original_sale_id = None;
                     return Ok(Vec::new());
@@ -84,6 +86,14 @@ impl PosState {
         }
         match result {
             Ok(sale) => {
+                self.original_prices.clear();
+                for l in &sale.lines {
+                    let price = self
+                        .original_prices
+                        .entry(l.gtin.to_string())
+                        .or_insert(l.unit_price_minor);
+                    *price = (*price).min(l.unit_price_minor);
+                }
                 let (sold, left) = sale.sold_and_left();
                 self.notify(
                     Level::Info,
@@ -93,7 +103,7 @@ impl PosState {
             Err(ApiError::NotFound) => self.notify(
                 Level::Error,
                 format!(
-                    "Sale {id} is not recorded at this store: the refund is not checked against it."
+                    "Sale {id} is not recorded at this store: the return is checked with HQ when posted (a manager approves it if HQ cannot be reached)."
                 ),
             ),
             Err(e) => self.note_failure(&e),
@@ -115,12 +125,19 @@ impl PosState {
     /// refunds the rest at what that sale charged, and refuses a refund
     /// above it (the catalog price may have risen since).
     pub(super) fn price_to_send(&self, l: &Line) -> Option<i64> {
-        let from_catalog =
-            l.manual_price.is_none() && !matches!(l.measure, Some(Measure::Price(_)));
-        if self.mode == Mode::Return && self.original_sale_id.is_some() && from_catalog {
+        if self.refunds_as_sold(l) {
             return None;
         }
         self.unit_price(l)
+    }
+
+    /// Whether `l` is refunded at what the named original sale charged:
+    /// a return against a sale, a line priced by neither the cashier nor
+    /// its label.
+    pub(super) fn refunds_as_sold(&self, l: &Line) -> bool {
+        let from_catalog =
+            l.manual_price.is_none() && !matches!(l.measure, Some(Measure::Price(_)));
+        self.mode == Mode::Return && self.original_sale_id.is_some() && from_catalog
     }
 
     /// Posts the returned items under the open id, with a manager's

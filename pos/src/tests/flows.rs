@@ -783,6 +783,60 @@ fn returns_post_lines_and_the_original_sale() {
     assert_eq!(h.s.mode, Mode::Return, "stays in returns mode");
 }
 
+/// A return against a sale shows what the agent will refund: what that
+/// sale charged (the price has risen since), not today's catalog price.
+#[test]
+fn a_return_against_a_sale_shows_the_refund_at_what_it_charged() {
+    let mut h = Harness::new();
+    h.key(Key::F(6));
+    h.scan("4006381333931");
+    h.catalog(PEN, "Pen, blue", 129);
+    h.key(Key::F(7));
+    let original = EventId(Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0002));
+    h.typed(&original.to_string());
+    h.key(Key::Enter);
+    let line = |price| tally_sync::Line {
+        gtin: gtin_of(PEN),
+        qty: 1,
+        unit_price_minor: price,
+        epc: None,
+    };
+    h.act(Action::OriginalSale {
+        id: original,
+        result: Ok(SaleView {
+            at_ms: 1,
+            lines: vec![line(99), line(109)],
+            overridden: false,
+            override_: None,
+            returned: Vec::new(),
+            sale_id: original,
+            status: "committed".into(),
+            store_id: LocationId::new("store-1").unwrap(),
+            tenders: Vec::new(),
+            total_minor: 208,
+            staff: Default::default(),
+            price_overrides: Vec::new(),
+        }),
+    });
+    assert_eq!(
+        h.s.total(),
+        Ok(99),
+        "its lowest price, as the agent refunds"
+    );
+    h.key(Key::F(5));
+    let screen = super::screens::text(&h.s);
+    assert!(screen.contains("0.99"), "{screen}");
+    assert!(!screen.contains("1.29"), "{screen}");
+    // Another sale named: its own prices, or the catalog's until known.
+    h.key(Key::Esc);
+    h.key(Key::F(7));
+    for _ in 0..36 {
+        h.key(Key::Backspace);
+    }
+    h.key(Key::Enter);
+    assert_eq!(h.s.total(), Ok(129));
+}
+
 #[test]
 fn a_refused_return_offers_no_override() {
     let mut h = Harness::new();
