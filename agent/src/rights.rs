@@ -412,21 +412,24 @@ impl Drop for Flight {
 
 /// Units a sale asks for (all its lines, saturating); `None` for any
 /// other command (only sales are counted as lost).
-pub fn sale_units(cmd: &Command) -> Option<u64> {
+pub fn sale_units(cmd: &Command) -> Option<(u64, Option<EventId>)> {
     match cmd {
-        Command::Sale { lines, .. } => {
-            Some(lines.iter().map(|l| l.qty).fold(0, u64::saturating_add))
-        }
+        Command::Sale { lines, id, .. } => Some((
+            lines.iter().map(|l| l.qty).fold(0, u64::saturating_add),
+            *id,
+        )),
         _ => None,
     }
 }
 
 /// Counts a sale refused for lack of rights (`why`, after rights on
-/// demand ran) in the lost-sales totals each sync reports to the hub.
-/// Queued to the committer without waiting for its commit, so the
-/// refusal's answer does not wait for a disk write.
-pub async fn count_lost(committer: &Committer, why: Shortage, units: u64) {
-    if let Err(e) = committer.lost_sale(why, units).await {
+/// demand ran) in the lost-sales totals each sync reports to the hub:
+/// once per `sale` id, if it has one, and only if that sale is not
+/// recorded soon after (a retry, an override). Queued to the committer
+/// without waiting for its commit, so the refusal's answer does not wait
+/// for a disk write.
+pub async fn count_lost(committer: &Committer, why: Shortage, units: u64, sale: Option<EventId>) {
+    if let Err(e) = committer.lost_sale(why, units, sale).await {
         tracing::warn!(error = %e, reason = why.name(), "Lost sale not counted.");
     }
 }

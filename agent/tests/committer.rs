@@ -231,16 +231,38 @@ fn lost_sales_are_counted_durably_and_every_sync_request_carries_the_totals() {
     rt.block_on(async {
         // Queued without waiting: the next batch commits them, so once a
         // command queued after them is answered, they are durable.
-        drop(committer.lost_sale(Shortage::Offline, 2).await.unwrap());
-        drop(committer.lost_sale(Shortage::Offline, 3).await.unwrap());
-        let no_stock = committer.lost_sale(Shortage::NoStock, 1).await.unwrap();
+        drop(
+            committer
+                .lost_sale(Shortage::Offline, 2, None)
+                .await
+                .unwrap(),
+        );
+        drop(
+            committer
+                .lost_sale(Shortage::Offline, 3, None)
+                .await
+                .unwrap(),
+        );
+        let no_stock = committer
+            .lost_sale(Shortage::NoStock, 1, None)
+            .await
+            .unwrap();
         assert!(recorded(&committer.command(receipt(1)).await.unwrap()));
         no_stock.wait().await.unwrap();
         // A hostile count saturates instead of overflowing.
-        let huge = committer.lost_sale(Shortage::HeldElsewhere, u64::MAX).await;
+        let huge = committer
+            .lost_sale(Shortage::HeldElsewhere, u64::MAX, None)
+            .await;
         huge.unwrap().wait().await.unwrap();
-        let more = committer.lost_sale(Shortage::HeldElsewhere, 5).await;
+        let more = committer.lost_sale(Shortage::HeldElsewhere, 5, None).await;
         more.unwrap().wait().await.unwrap();
+        // A sale with an id (a till's, kept across its retries) waits its
+        // grace before it counts, and counts once: not in these totals.
+        let id = tally_sync::EventId(uuid::Uuid::from_u128(7));
+        for _ in 0..3 {
+            let retried = committer.lost_sale(Shortage::NoStock, 4, Some(id)).await;
+            retried.unwrap().wait().await.unwrap();
+        }
     });
     let expected = vec![
         LostSales {
@@ -270,6 +292,95 @@ fn lost_sales_are_counted_durably_and_every_sync_request_carries_the_totals() {
         expected,
         "after a restart"
     );
+}
+
+/// A till's sale refused again and again under its id counts as one lost
+/// sale, once its grace is over, with the next sync's answer; a sale that
+/// went through under its id (a manager's override) is no lost sale.
+#[test]
+fn a_refused_sale_counts_as_lost_once_after_its_grace_unless_it_went_through() {
+    use tally_sync::clock::ManualClock;
+    use tally_sync::{EventId, LostSales, Shortage, SyncResponse, PROTOCOL_VERSION};
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(AgentDb::open(dir.path(), Some(&store_id())).unwrap());
+    let clock = Arc::new(ManualClock::new(1_780_000_000_000));
+    let (committer, thread) = Committer::start(
+        db.clone(),
+        Arc::new(Metrics::new()),
+        Limits::default(),
+        clock.clone(),
+    )
+    .unwrap();
+    let rt = runtime();
+    let (lost, overridden) = (
+        EventId(uuid::Uuid::from_u128(
+            0x0192_0000_0000_7000_8000_0000_0000_0001,
+        )),
+        EventId(uuid::Uuid::from_u128(
+            0x0192_0000_0000_7000_8000_0000_0000_0002,
+        )),
+    );
+    let sync = || async {
+        let request = db.sync_request(10).unwrap();
+        let response = SyncResponse {
+            version: PROTOCOL_VERSION,
+            acked_delta_version: request.delta_version,
+            acked_events_upto: request.events_upto,
+            rejected_events: Vec::new(),
+            delta: Default::default(),
+            hub_cursor: request.hub_cursor,
+            reserve: Vec::new(),
+            catalog: Vec::new(),
+            catalog_cursor: request.catalog_cursor,
+            more: false,
+        };
+        let job = tally_agent::commit::SyncJob { request, response };
+        committer.apply_sync(job).await.unwrap();
+    };
+    rt.block_on(async {
+        for _ in 0..3 {
+            let t = committer.lost_sale(Shortage::NoStock, 2, Some(lost)).await;
+            t.unwrap().wait().await.unwrap();
+        }
+        let t = committer
+            .lost_sale(Shortage::Offline, 1, Some(overridden))
+            .await;
+        t.unwrap().wait().await.unwrap();
+        assert!(recorded(&committer.command(receipt(1)).await.unwrap()));
+        let Command::Sale {
+            lines,
+            tenders,
+            staff,
+            ..
+        } = sale()
+        else {
+            unreachable!()
+        };
+        let through = Command::Sale {
+            id: Some(overridden),
+            lines,
+            tenders,
+            staff,
+        };
+        assert!(recorded(&committer.command(through).await.unwrap()));
+        sync().await;
+        assert!(
+            db.sync_request(10).unwrap().lost.is_empty(),
+            "within the grace"
+        );
+        clock.advance(tally_agent::store::LOST_GRACE_MS);
+        sync().await;
+    });
+    assert_eq!(
+        db.sync_request(10).unwrap().lost,
+        vec![LostSales {
+            reason: Shortage::NoStock,
+            sales: 1,
+            units: 2
+        }]
+    );
+    drop((committer, db));
+    thread.join().unwrap();
 }
 
 /// A sale refused for rights the hub holds counts its shortfall as

@@ -115,10 +115,10 @@ pub(super) async fn submit(state: &AppState, cmd: Command) -> Result<Response, E
             Ok((status, Json(Recorded::of(&event))).into_response())
         }
         Outcome::Refused { refusal, .. } => {
-            if let (Some(why), Some(units)) =
+            if let (Some(why), Some((units, sale))) =
                 (state.metrics.shortage(&refusal, hub_reachable), sale_units)
             {
-                crate::rights::count_lost(&state.committer, why, units).await;
+                crate::rights::count_lost(&state.committer, why, units, sale).await;
             }
             Err(ErrorAnswer::Refused {
                 refusal,

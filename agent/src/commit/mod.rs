@@ -111,12 +111,17 @@ enum Job {
         reply: Reply<bool>,
     },
     /// A sale refused for lack of rights, for `reason`, of `units` units:
-    /// added to the lost-sales totals.
+    /// added to the lost-sales totals (at once without an id; with one,
+    /// once per id and only if it is not recorded within the grace:
+    /// `crate::store` `lost.rs`).
     LostSale {
         /// Why it was refused.
         reason: Shortage,
         /// Units the sale asked for.
         units: u64,
+        /// The sale's id, when the caller gave one (a till's retries and
+        /// overrides keep it).
+        sale: Option<EventId>,
         /// Answered once the batch committed (no caller need wait).
         reply: Reply<()>,
     },
@@ -418,10 +423,16 @@ impl Committer {
     /// sale asked for) in the lost-sales totals the sync reports. Waits
     /// only for room in the queue; the ticket answers once the count is
     /// committed (in the next batch), and may be dropped.
-    pub async fn lost_sale(&self, reason: Shortage, units: u64) -> Result<Ticket<()>, CommitError> {
+    pub async fn lost_sale(
+        &self,
+        reason: Shortage,
+        units: u64,
+        sale: Option<EventId>,
+    ) -> Result<Ticket<()>, CommitError> {
         self.enqueue(|reply| Job::LostSale {
             reason,
             units,
+            sale,
             reply,
         })
         .await

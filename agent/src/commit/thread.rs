@@ -15,6 +15,7 @@ use tally_store::{StoreError, WriteTxn};
 use tally_sync::clock::Clock;
 use tally_sync::command::{execute, merge_allocations, merge_transfers, Outcome, Stamp};
 use tally_sync::fulfilment::OrderAllocation;
+use tally_sync::lost::REASONS;
 use tally_sync::rights::{apply_grant, release};
 use tally_sync::{ByReason, EventId, EventKind, Lost, Refusal};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -25,8 +26,8 @@ use super::{
 };
 use crate::metrics::{KindLabel, Metrics, ReasonLabel};
 use crate::store::{
-    add_lost, apply_sync, dead_letter, put_catalog, unsynced, AgentDb, AgentTxn, BatchCounters,
-    CountDone, SyncApplied,
+    add_lost, apply_sync, dead_letter, note_refused, put_catalog, settle_lost, unsynced, AgentDb,
+    AgentTxn, BatchCounters, CountDone, SyncApplied,
 };
 
 /// How long the committer sleeps between looks at the queue while it holds
@@ -422,9 +423,21 @@ fn apply_all(
             Job::Sync(sync, reply) => {
                 // It reads and writes the counters table and removes outbox
                 // entries: both need the counters flushed first.
-                let applied = tables
-                    .flush_and_close()
-                    .and_then(|()| apply_sync(txn, db.who(), &sync.request, &sync.response));
+                let now_ms = stamps.clock.now_ms();
+                let applied = tables.flush_and_close().and_then(|()| {
+                    let applied = apply_sync(txn, db.who(), &sync.request, &sync.response)?;
+                    // Refused sales whose grace is over count as lost now
+                    // (reported with the next sync), unless recorded.
+                    let settled =
+                        settle_lost(txn, now_ms, |id| Ok(txn.replica()?.event(&id)?.is_some()))?;
+                    for reason in REASONS {
+                        let s = settled.get(reason);
+                        let l = lost.get_mut(reason);
+                        l.sales = l.sales.saturating_add(s.sales);
+                        l.units = l.units.saturating_add(s.units);
+                    }
+                    Ok(applied)
+                });
                 let (reply, applied) = settle(applied, reply)?;
                 removed += applied.acked + applied.dead_lettered as u64;
                 waiting.push((Answer::Synced(reply, applied), queued));
@@ -463,10 +476,20 @@ fn apply_all(
             Job::LostSale {
                 reason,
                 units,
+                sale,
                 reply,
             } => {
-                lost.get_mut(reason).add_sale(units);
-                waiting.push((Answer::Lost(reply), queued));
+                match sale {
+                    Some(id) => {
+                        let noted = note_refused(txn, id, reason, units, stamps.clock.now_ms());
+                        let (reply, ()) = settle(noted, reply)?;
+                        waiting.push((Answer::Lost(reply), queued));
+                    }
+                    None => {
+                        lost.get_mut(reason).add_sale(units);
+                        waiting.push((Answer::Lost(reply), queued));
+                    }
+                }
                 continue;
             }
             Job::Flush(reply) => {

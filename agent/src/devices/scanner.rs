@@ -155,7 +155,8 @@ async fn on_scan(ctx: &DeviceContext, ev: ScannerEvent) {
             ctx.metrics.scan("refused");
             let why = ctx.metrics.shortage(&refusal, hub_reachable);
             if let Some(why) = why {
-                crate::rights::count_lost(&ctx.committer, why, 1).await;
+                // Each scan is a sale of its own, never retried: at once.
+                crate::rights::count_lost(&ctx.committer, why, 1, None).await;
             }
             let why = why.map_or("", |s| s.name());
             tracing::warn!(%store, %raw, gtin = %item.gtin, reason = %refusal, shortage = why, "Scan refused; nothing sold.");

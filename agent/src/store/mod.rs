@@ -21,7 +21,9 @@
 //!   every sync request carries the totals; the hub keeps the largest it
 //!   saw, so nothing is taken off on its answer and a repeated request
 //!   counts once. Written in the batch after the refusal (which is
-//!   answered without waiting for it).
+//!   answered without waiting for it). A refused sale with an id counts
+//!   once per id, and only if no sale under that id was recorded within
+//!   `lost::GRACE_MS` of its first refusal (`lost.rs`).
 //! - **The store id is fixed at first run.** It is stored in the database's
 //!   metadata; opening with another id is refused.
 //! - **Counters are written behind the journal.** A sale's durable record
@@ -53,12 +55,15 @@
 //!   store, by id and by status.
 //! - `counts.rs`: RFID cycle-count sessions (their tags and items) and
 //!   the tagged units this store holds, for counts' findings.
+//! - `lost.rs`: refused sales by id until they count as lost (retries
+//!   and overrides of one sale are not lost sales).
 //! - `tables.rs`: the agent's table definitions and metadata keys, and
 //!   the reads and writes on them the others share.
 //! - The outbox's own layout is [`crate::outbox`].
 
 mod counts;
 mod db;
+mod lost;
 mod orders;
 mod sync;
 mod tables;
@@ -67,6 +72,8 @@ mod txn;
 
 pub use self::counts::{CountDone, CountJob, CountRefusal, TagSeen};
 pub use self::db::{AgentDb, OpenError, SaleWithReturns, Unflushed, CACHE_BYTES, DB_FILE};
+pub(crate) use self::lost::{note_refused, settle as settle_lost};
+pub use self::lost::{GRACE_MS as LOST_GRACE_MS, RETAIN_MS as LOST_RETAIN_MS};
 pub use self::sync::{apply_sync, dead_letter, put_catalog, unsynced, SyncApplied};
 pub(crate) use self::tables::{add_lost, storage};
 pub use self::txn::{AgentTxn, BatchCounters};
