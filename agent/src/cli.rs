@@ -21,6 +21,7 @@ use crate::store::{put_catalog, AgentDb, OpenError};
 use tally_agent_api::client::{AgentClient, ApiError, ClientError};
 use tally_sync::message::CatalogItem;
 use tally_sync::message::{CatalogItemBody, CatalogRequest};
+use tally_sync::EventId;
 
 /// `tally-agent run`.
 #[derive(Debug, Clone, Args)]
@@ -140,10 +141,84 @@ pub struct StockArgs {
     pub agent: AgentArg,
 }
 
+/// `tally-agent receive GTIN QTY`: a delivery booked by hand.
+#[derive(Debug, Clone, Args)]
+pub struct ReceiveArgs {
+    /// GTIN-8, -12, -13 or -14.
+    pub gtin: String,
+    /// Units received (> 0).
+    pub qty: i64,
+    /// Who receives.
+    #[arg(long)]
+    pub cashier: Option<String>,
+    /// The receipt's id (UUID): run again with the id the first run
+    /// printed (or a failed one named) and it is recorded once. Made up
+    /// when absent.
+    #[arg(long)]
+    pub id: Option<String>,
+    #[command(flatten)]
+    pub agent: AgentArg,
+}
+
+/// `receive`: the receipt as the agent recorded it.
+pub async fn receive(args: &ReceiveArgs) -> Result<Value, CliError> {
+    let client = client(&args.agent)?;
+    let id = event_id(args.id.as_deref())?;
+    let body = tally_agent_api::ReceiptRequest {
+        receipt_id: Some(id),
+        lines: vec![tally_agent_api::ReceiptLineBody {
+            gtin: args.gtin.clone(),
+            qty: args.qty,
+            epc: None,
+        }],
+        cashier: args.cashier.clone(),
+        till: None,
+    };
+    with_id(id, printable(&client, client.post_receipt(&body).await))
+}
+
+/// The id given (a UUID) or a new UUIDv7.
+fn event_id(given: Option<&str>) -> Result<EventId, CliError> {
+    match given {
+        Some(text) => text
+            .parse()
+            .map_err(|e| CliError::BadId(format!("--id {text:?}: {e}"))),
+        None => Ok(EventId(uuid::Uuid::now_v7())),
+    }
+}
+
+/// A recording command's answer; a failure names the id to retry with,
+/// when its outcome is unknown (it may have been recorded).
+fn with_id(id: EventId, answer: Result<Value, CliError>) -> Result<Value, CliError> {
+    answer.map_err(|e| match e {
+        CliError::Api { agent, source } if source.outcome_unknown() => {
+            CliError::InDoubt { agent, source, id }
+        }
+        other => other,
+    })
+}
+
 /// `tally-agent count …`: RFID cycle-count sessions on the running agent
-/// (its reader in `--rfid-mode count` feeds the session counting).
+/// (its reader in `--rfid-mode count` feeds the session counting), and a
+/// count of one item by hand.
 #[derive(Debug, Clone, Subcommand)]
 pub enum CountCommand {
+    /// Record what is on the shelf of one item, counted by hand (the
+    /// difference from the records is recorded as a count adjustment).
+    Set {
+        /// GTIN-8, -12, -13 or -14.
+        gtin: String,
+        /// Units on the shelf (>= 0).
+        counted: i64,
+        /// Who counted.
+        #[arg(long)]
+        cashier: Option<String>,
+        /// The count's id (UUID), as for `receive --id`.
+        #[arg(long)]
+        id: Option<String>,
+        #[command(flatten)]
+        agent: AgentArg,
+    },
     /// Start a session: the whole store, `--gtin`s, or a `--zone`.
     Start {
         /// The session's id (generated when absent).
@@ -195,6 +270,24 @@ pub enum CountCommand {
 /// `count …`: the session or report as the agent answers it.
 pub async fn count(cmd: &CountCommand) -> Result<Value, CliError> {
     match cmd {
+        CountCommand::Set {
+            gtin,
+            counted,
+            cashier,
+            id,
+            agent,
+        } => {
+            let client = client(agent)?;
+            let id = event_id(id.as_deref())?;
+            let body = tally_agent_api::CountRequest {
+                count_id: Some(id),
+                gtin: gtin.clone(),
+                counted: *counted,
+                cashier: cashier.clone(),
+                till: None,
+            };
+            with_id(id, printable(&client, client.post_count(&body).await))
+        }
         CountCommand::Start {
             id,
             gtins,
@@ -293,6 +386,20 @@ pub enum CliError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] tally_store::StoreError),
+    /// An `--id` that is not a UUID.
+    #[error("{0}")]
+    BadId(String),
+    /// A recording request whose outcome is unknown: it may have been
+    /// recorded; the same id records it once.
+    #[error("{}; it may have been recorded: run the same command again with --id {id} to record it once", api_message(agent, source))]
+    InDoubt {
+        /// The agent's base URL.
+        agent: String,
+        /// What happened.
+        source: ApiError,
+        /// The request's id.
+        id: EventId,
+    },
     /// A local catalog import into a store that follows the hub's.
     #[error("the store at {} follows the hub's catalog: change prices at HQ", .0.display())]
     HubCatalog(PathBuf),

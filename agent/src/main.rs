@@ -41,11 +41,14 @@ enum Command {
     Stock(StockArgs),
     /// Shows the agent's status (asks the running agent).
     Status(AgentArg),
+    /// Books a delivery of one item by hand (asks the running agent).
+    Receive(cli::ReceiveArgs),
     /// Catalog maintenance.
     #[command(subcommand)]
     Catalog(CatalogCommand),
-    /// RFID cycle counts: start, show, finish, report, accept a session
-    /// (asks the running agent; its reader in --rfid-mode count).
+    /// Counts: one item counted by hand (`count set`), and RFID cycle
+    /// counts: start, show, finish, report, accept a session (asks the
+    /// running agent; its reader in --rfid-mode count).
     #[command(subcommand)]
     Count(CountCommand),
     /// Decode a scanned barcode or an RFID EPC and print JSON.
@@ -112,6 +115,7 @@ fn main() -> ExitCode {
         Command::Enroll(args) => runtime().and_then(|rt| rt.block_on(enroll(args))),
         Command::Stock(args) => runtime().and_then(|rt| print(rt.block_on(cli::stock(&args))?)),
         Command::Status(args) => runtime().and_then(|rt| print(rt.block_on(cli::status(&args))?)),
+        Command::Receive(args) => runtime().and_then(|rt| print(rt.block_on(cli::receive(&args))?)),
         Command::Count(cmd) => runtime().and_then(|rt| print(rt.block_on(cli::count(&cmd))?)),
         Command::Catalog(CatalogCommand::Import(args)) => {
             runtime().and_then(|rt| print(rt.block_on(cli::catalog_import(&args))?))

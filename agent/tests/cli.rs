@@ -81,6 +81,35 @@ async fn catalog_stock_status_round_trip() {
     let status = json_out(&cli(&["status", "--agent", url]));
     assert_eq!(status["store_id"], "s1");
     assert_eq!(status["outbox_events"], 2);
+
+    // A delivery and a shelf count by hand; a receipt run again with its
+    // id is recorded once.
+    let got = json_out(&cli(&[
+        "receive",
+        MUG,
+        "4",
+        "--cashier",
+        "ana",
+        "--agent",
+        url,
+    ]));
+    assert_eq!(got["units"], 4);
+    let id = got["receipt_id"].as_str().unwrap().to_string();
+    let again = json_out(&cli(&["receive", MUG, "4", "--id", &id, "--agent", url]));
+    assert_eq!(again["receipt_id"], got["receipt_id"]);
+    assert_eq!(
+        json_out(&cli(&["stock", MUG, "--agent", url]))["on_hand"],
+        4
+    );
+    json_out(&cli(&["count", "set", MUG, "3", "--agent", url]));
+    assert_eq!(
+        json_out(&cli(&["stock", MUG, "--agent", url]))["on_hand"],
+        3
+    );
+    let err = stderr(&cli(&["receive", MUG, "1", "--id", "nope", "--agent", url]));
+    assert!(err.contains("--id \"nope\""), "{err}");
+    let err = stderr(&cli(&["receive", MUG, "0", "--agent", url]));
+    assert!(err.contains("qty"), "{err}");
     let err = stderr(&cli(&["stock", "123", "--agent", url]));
     assert!(
         err.starts_with("error: the agent refused it (422 invalid): gtin \"123\": "),
