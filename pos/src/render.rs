@@ -371,7 +371,7 @@ fn help_text(s: &PosState) -> String {
         }
         Some(Dialog::TransferRefused(_)) => "Esc back",
         Some(Dialog::HandedOver { .. }) => "Enter next order (or just scan)",
-        Some(Dialog::Tender) => "C cash  K card  Esc back",
+        Some(Dialog::Tender) => "C cash  K card  R remove payment  Esc back",
         Some(Dialog::Cash { .. }) => "Type the cash handed over, Enter (empty = exact)  Esc back",
         Some(Dialog::Card { .. }) => "Type the card slip reference, Enter  Esc back",
         Some(Dialog::Quantity { .. }) | Some(Dialog::Price { .. }) | Some(Dialog::OriginalSale { .. }) => {
@@ -437,7 +437,7 @@ fn draw_dialog(frame: &mut Frame<'_>, s: &PosState, d: &Dialog, area: Rect) {
             vec![
                 format!("Due: {due}"),
                 String::new(),
-                "[C] cash    [K] card    [Esc] back".into(),
+                "[C] cash    [K] card    [R] remove the last payment    [Esc] back".into(),
             ],
         ),
         Dialog::Cash { input } => (

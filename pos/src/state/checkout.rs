@@ -105,7 +105,9 @@ impl PosState {
         }
     }
 
-    /// The payment dialog: `C` cash, `K` card.
+    /// The payment dialog: `C` cash, `K` card, `R` takes back the last
+    /// payment taken (nothing is posted until the sale is paid; with none
+    /// left, the basket can be edited again).
     pub(super) fn tender_key(&mut self, key: Key) -> Vec<Effect> {
         match key {
             Key::Char('c' | 'C') => self.show(Dialog::Cash {
@@ -114,6 +116,22 @@ impl PosState {
             Key::Char('k' | 'K') => self.show(Dialog::Card {
                 input: String::new(),
             }),
+            Key::Char('r' | 'R') => {
+                match self.tenders.pop() {
+                    Some(t) => self.notify(
+                        Level::Info,
+                        format!(
+                            "Payment removed: hand back {} {}. Paid so far {}; due {}.",
+                            t.method,
+                            format_minor(t.given_minor),
+                            format_minor(self.paid()),
+                            format_minor(self.due().unwrap_or(0))
+                        ),
+                    ),
+                    None => self.notify(Level::Error, "No payment taken yet."),
+                }
+                self.show(Dialog::Tender)
+            }
             Key::Esc => Vec::new(),
             _ => self.show(Dialog::Tender),
         }

@@ -242,6 +242,29 @@ fn exact_cash_partial_cash_then_card() {
     assert_eq!(req.tenders[0].amount_minor, 308);
 }
 
+/// A payment taken by mistake is taken back in the payment dialog; with
+/// none left the basket can be edited again (one item off) without
+/// discarding the sale.
+#[test]
+fn a_payment_is_taken_back_and_the_basket_edited_again() {
+    let mut h = Harness::with_basket();
+    h.key(Key::F(5));
+    h.key(Key::Char('c'));
+    h.typed("1");
+    h.key(Key::Enter);
+    assert_eq!(h.s.tenders.len(), 1);
+    assert!(h.key(Key::Char('r')).is_empty(), "nothing is posted");
+    assert!(h.s.tenders.is_empty());
+    let (_, notice) = h.s.notice.clone().unwrap();
+    assert!(notice.contains("hand back cash 1.00"), "{notice}");
+    assert_eq!(h.s.dialog, Some(Dialog::Tender));
+    h.key(Key::Esc);
+    h.key(Key::Delete);
+    assert_eq!(h.s.lines.len(), 1, "editable again");
+    let req = h.pay_exact_cash();
+    assert_eq!(req.lines.len(), 1);
+}
+
 #[test]
 fn bad_cash_is_refused_in_the_dialog() {
     let mut h = Harness::with_basket();
