@@ -139,6 +139,23 @@ fn refusal_dialog_explains_the_shortage_and_offers_the_override() {
     assert!(t.contains("Approving manager (id): Ann_"), "{t}");
 }
 
+/// A line beyond the store's own rights is marked SHORT, unless the units
+/// are on the shelf and the hub is reachable: the sale then asks HQ for
+/// their rights, and the mark says so.
+#[test]
+fn a_line_beyond_the_stores_rights_says_whether_hq_is_asked() {
+    let mut h = Harness::with_basket();
+    h.act(Action::Status(Ok(status(false, 0))));
+    h.stock(PEN, 5, 1);
+    assert!(row_with(&h.s, "Pen, blue").contains("[SHORT: store may sell 1]"));
+    h.act(Action::Status(Ok(status(true, 0))));
+    let row = row_with(&h.s, "Pen, blue");
+    assert!(row.contains("[may sell 1; asks HQ]"), "{row}");
+    // Not on the shelf: short whatever HQ holds.
+    h.stock(PEN, 1, 1);
+    assert!(row_with(&h.s, "Pen, blue").contains("[SHORT"));
+}
+
 /// The dialog says why rights were short: units held for online orders
 /// while HQ is out of reach, or no unsold units recorded at all.
 #[test]
