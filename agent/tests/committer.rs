@@ -441,6 +441,41 @@ fn a_rerun_of_a_refused_sale_does_not_count_its_demand_again() {
         committer.command(three()).await.unwrap();
         committer.command(settled()).await.unwrap();
         assert_eq!(db.demand().unwrap().get(&item()), Some(&4));
+        // A till's retry under the sale's id (its refusal noted as a lost
+        // sale) is that customer's demand again, not a new one's.
+        let id = tally_sync::EventId(uuid::Uuid::from_u128(
+            0x0192_0000_0000_7000_8000_0000_0000_0009,
+        ));
+        let with_id = || match three() {
+            Command::Sale {
+                lines,
+                tenders,
+                staff,
+                ..
+            } => Command::Sale {
+                id: Some(id),
+                lines,
+                tenders,
+                staff,
+            },
+            _ => unreachable!(),
+        };
+        assert!(matches!(
+            committer.command(with_id()).await.unwrap(),
+            Outcome::Refused { .. }
+        ));
+        let noted = committer
+            .lost_sale(tally_sync::Shortage::HeldElsewhere, 3, Some(id))
+            .await;
+        noted.unwrap().wait().await.unwrap();
+        committer.command(settled()).await.unwrap();
+        assert_eq!(db.demand().unwrap().get(&item()), Some(&6));
+        for _ in 0..2 {
+            let again = committer.command(with_id()).await.unwrap();
+            assert!(matches!(again, Outcome::Refused { .. }), "{again:?}");
+        }
+        committer.command(settled()).await.unwrap();
+        assert_eq!(db.demand().unwrap().get(&item()), Some(&6), "a retry");
     });
     drop((committer, db));
     thread.join().unwrap();

@@ -13,7 +13,7 @@ use tally_service::vital::Vital;
 use rand::RngCore;
 use tally_store::{StoreError, WriteTxn};
 use tally_sync::clock::Clock;
-use tally_sync::command::{execute, merge_allocations, merge_transfers, Outcome, Stamp};
+use tally_sync::command::{execute, merge_allocations, merge_transfers, Command, Outcome, Stamp};
 use tally_sync::fulfilment::OrderAllocation;
 use tally_sync::lost::REASONS;
 use tally_sync::rights::{apply_grant, release};
@@ -26,8 +26,8 @@ use super::{
 };
 use crate::metrics::{KindLabel, Metrics, ReasonLabel};
 use crate::store::{
-    add_lost, apply_sync, dead_letter, note_refused, put_catalog, settle_lost, unsynced, AgentDb,
-    AgentTxn, BatchCounters, CountDone, SyncApplied,
+    add_lost, apply_sync, dead_letter, note_refused, put_catalog, refused_before, settle_lost,
+    unsynced, AgentDb, AgentTxn, BatchCounters, CountDone, SyncApplied,
 };
 
 /// How long the committer sleeps between looks at the queue while it holds
@@ -538,12 +538,22 @@ fn apply_all(
         let stamp = stamps.next();
         let outcome = tables.ledger().and_then(|l| {
             let outcome = execute(l, db.who(), &cmd, stamp)?;
-            if let (true, Outcome::Refused { demand, .. }) = (rerun, &outcome) {
-                // Counted when the command was first refused: a sale
-                // that went through rights on demand is one customer's
-                // demand, however many rounds it took.
-                for s in demand {
-                    l.take_back_demand(s.gtin, s.units)?;
+            if let Outcome::Refused { demand, .. } = &outcome {
+                // Counted when the sale was first refused: a sale that
+                // went through rights on demand, or a till's retry under
+                // the sale's id, is one customer's demand, however many
+                // rounds it took.
+                let again = rerun
+                    || match &cmd {
+                        Command::Sale { id: Some(id), .. } if !demand.is_empty() => {
+                            refused_before(txn, *id)?
+                        }
+                        _ => false,
+                    };
+                if again {
+                    for s in demand {
+                        l.take_back_demand(s.gtin, s.units)?;
+                    }
                 }
             }
             Ok(outcome)

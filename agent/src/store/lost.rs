@@ -12,6 +12,9 @@
 //! counted again; then it goes, so the table holds a day of refusals,
 //! not the store's history.
 //!
+//! The same row tells the committer that a sale refused again is a retry,
+//! whose shortfall is no new demand ([`refused_before`]).
+//!
 //! Row: sale id (u128) → reason (1 byte, its index in
 //! [`tally_sync::lost::REASONS`]), units (8, little-endian), first
 //! refused at (8, Unix ms), counted (1: 0 or 1).
@@ -106,6 +109,15 @@ pub(crate) fn note_refused(
     t.insert(id.0.as_u128(), row.encode().as_slice())
         .map_err(storage)?;
     Ok(())
+}
+
+/// Whether sale `id` was refused for lack of rights before (its row is
+/// here, counted or not): a retry of one customer's sale, whose demand
+/// was counted the first time.
+pub(crate) fn refused_before(txn: &WriteTxn, id: EventId) -> Result<bool, StoreError> {
+    let t = txn.raw().open_table(LOST_PENDING).map_err(storage)?;
+    let found = t.get(id.0.as_u128()).map_err(storage)?.is_some();
+    Ok(found)
 }
 
 /// At `now_ms`: the refused sales whose grace is over count as lost

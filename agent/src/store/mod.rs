@@ -72,7 +72,7 @@ mod txn;
 
 pub use self::counts::{CountDone, CountJob, CountRefusal, TagSeen};
 pub use self::db::{AgentDb, OpenError, SaleWithReturns, Unflushed, CACHE_BYTES, DB_FILE};
-pub(crate) use self::lost::{note_refused, settle as settle_lost};
+pub(crate) use self::lost::{note_refused, refused_before, settle as settle_lost};
 pub use self::lost::{GRACE_MS as LOST_GRACE_MS, RETAIN_MS as LOST_RETAIN_MS};
 pub use self::sync::{apply_sync, dead_letter, put_catalog, unsynced, SyncApplied};
 pub(crate) use self::tables::{add_lost, storage};
