@@ -1138,6 +1138,13 @@ fn returns_are_bounded_chain_wide_and_listed_across_stores() {
             panic!("{backend}: not authorized");
         };
         assert_eq!(checked.original.id, sale);
+        // Its lines, not how it was paid or who keyed it.
+        assert_eq!(checked.original.lines.len(), 1, "{backend}");
+        assert!(
+            matches!(&checked.original.kind, tally_sync::EventKind::Sale { tenders, .. } if tenders.is_empty()),
+            "{backend}: {:?}",
+            checked.original.kind
+        );
         assert!(checked.returned.is_empty(), "{backend}");
         assert!(
             matches!(

@@ -77,6 +77,20 @@ pub struct ReturnCheck {
     pub tags: Vec<SoldTag>,
 }
 
+/// What a store checking a return learns of the original (a sale at
+/// another store, or an online order): its id, store, time, kind and
+/// lines, what the return is bounded and priced by; not who keyed or
+/// approved it, nor how it was paid (card references), which are that
+/// store's and HQ's.
+pub fn shown_to_stores(mut original: Event) -> Event {
+    original.staff = Default::default();
+    if let crate::event::EventKind::Sale { tenders, override_ } = &mut original.kind {
+        tenders.clear();
+        *override_ = None;
+    }
+    original
+}
+
 impl ReturnCheck {
     /// `returned` as a map.
     pub fn returned_map(&self) -> std::collections::BTreeMap<Gtin, u64> {

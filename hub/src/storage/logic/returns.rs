@@ -198,7 +198,7 @@ pub(crate) fn check<T: HubTxn>(
     };
     txn.put_return_claim(original.id, req.return_id, &claim)?;
     Ok(CheckResult::Authorized(Box::new(ReturnCheck {
-        original,
+        original: tally_sync::returns::shown_to_stores(original),
         returned: returned
             .into_iter()
             .map(|(gtin, units)| ItemUnits { gtin, units })
