@@ -192,6 +192,11 @@ impl DataDir {
         self.root.join("enroll-codes")
     }
 
+    /// A CA rotation's new key until the rotation moves it to `ca.key`.
+    pub fn ca_next_key(&self) -> PathBuf {
+        self.root.join("ca.next.key")
+    }
+
     /// The metrics token (one line): reads `GET /metrics` and nothing
     /// else, for a scraper.
     pub fn metrics_token(&self) -> PathBuf {
@@ -437,7 +442,7 @@ pub fn init(
     // leaves, and is redone; unless a CA rotation was under way (its new
     // key in `ca.next.key`) or a store holds a certificate of it: a new CA
     // would then orphan them.
-    let rotating = dir.root().join("ca.next.key").exists();
+    let rotating = dir.ca_next_key().exists();
     if dir.ca_key().exists() || rotating || (dir.ca_cert().exists() && issued_any(dir)?) {
         return Err(PkiError::AlreadyInitialized(dir.root().to_path_buf()));
     }
@@ -516,17 +521,7 @@ fn load_issuer(dir: &DataDir) -> Result<(String, Issuer<'static, KeyPair>), PkiE
     })?;
     // The first certificate is the signing CA, and `ca.key` must be its
     // key (a `rotate-ca` cut short could leave them apart).
-    let first = x509_parser::pem::parse_x509_pem(ca_pem.as_bytes())
-        .map_err(|e| e.to_string())
-        .and_then(|(_, pem)| {
-            pem.parse_x509()
-                .map(|c| c.public_key().raw.to_vec())
-                .map_err(|e| e.to_string())
-        })
-        .map_err(|detail| PkiError::BadFile {
-            path: dir.ca_cert(),
-            detail,
-        })?;
+    let (first, _) = key_and_serial(&dir.ca_cert(), &ca_pem)?;
     if first != key.subject_public_key_info() {
         return Err(PkiError::BadFile {
             path: key_path,
@@ -541,6 +536,22 @@ fn load_issuer(dir: &DataDir) -> Result<(String, Issuer<'static, KeyPair>), PkiE
         detail: e.to_string(),
     })?;
     Ok((ca_pem, issuer))
+}
+
+/// The public key (SubjectPublicKeyInfo, DER) and the serial (hex) of the
+/// first certificate of `pem`, read from `path`.
+fn key_and_serial(path: &Path, pem: &str) -> Result<(Vec<u8>, String), PkiError> {
+    x509_parser::pem::parse_x509_pem(pem.as_bytes())
+        .map_err(|e| e.to_string())
+        .and_then(|(_, p)| {
+            p.parse_x509()
+                .map(|c| (c.public_key().raw.to_vec(), serial_hex(c.raw_serial())))
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|detail| PkiError::BadFile {
+            path: path.to_path_buf(),
+            detail,
+        })
 }
 
 /// A certificate issued to a store and recorded under `issued/<store>/`.
@@ -1018,7 +1029,7 @@ fn pem_certs(path: &Path, text: &str) -> Result<Vec<String>, PkiError> {
 /// keys are moved; if not, its unused new key is dropped and the rotation
 /// starts over.
 pub fn rotate_ca(dir: &DataDir, clock: &dyn Clock) -> Result<Rotated, PkiError> {
-    let next_key_path = dir.root().join("ca.next.key");
+    let next_key_path = dir.ca_next_key();
     if next_key_path.exists() {
         if let Some(done) = finish_rotation(dir, &next_key_path)? {
             return Ok(done);
@@ -1027,10 +1038,9 @@ pub fn rotate_ca(dir: &DataDir, clock: &dyn Clock) -> Result<Rotated, PkiError> 
     // Checks that ca.key belongs to the current signing CA.
     let (old_pem, _) = load_issuer(dir)?;
     let old_certs = pem_certs(&dir.ca_cert(), &old_pem)?;
-    let old_serial = x509_parser::pem::parse_x509_pem(old_pem.as_bytes())
-        .ok()
-        .and_then(|(_, p)| p.parse_x509().ok().map(|c| serial_hex(c.raw_serial())))
-        .unwrap_or_else(|| "previous".into());
+    let old_serial = key_and_serial(&dir.ca_cert(), &old_pem)
+        .map(|(_, serial)| serial)
+        .unwrap_or_else(|_| "previous".into());
     let retired = dir.root().join(format!("ca-{old_serial}.key.retired"));
 
     let key = KeyPair::generate()?;
@@ -1068,24 +1078,13 @@ fn finish_rotation(dir: &DataDir, next_key_path: &Path) -> Result<Option<Rotated
         path: next_key_path.to_path_buf(),
         detail: e.to_string(),
     })?;
-    let ca_pem = read(&dir.ca_cert())?;
-    let certs = pem_certs(&dir.ca_cert(), &ca_pem)?;
-    let parsed = |pem: &str| -> Result<(Vec<u8>, String), PkiError> {
-        x509_parser::pem::parse_x509_pem(pem.as_bytes())
-            .map_err(|e| e.to_string())
-            .and_then(|(_, p)| {
-                p.parse_x509()
-                    .map(|c| (c.public_key().raw.to_vec(), serial_hex(c.raw_serial())))
-                    .map_err(|e| e.to_string())
-            })
-            .map_err(|detail| PkiError::BadFile {
-                path: dir.ca_cert(),
-                detail,
-            })
-    };
+    let ca_path = dir.ca_cert();
+    let ca_pem = read(&ca_path)?;
+    let certs = pem_certs(&ca_path, &ca_pem)?;
+    let parsed = |pem: &str| key_and_serial(&ca_path, pem);
     let Some(first) = certs.first() else {
         return Err(PkiError::BadFile {
-            path: dir.ca_cert(),
+            path: ca_path,
             detail: "no certificate".into(),
         });
     };
@@ -1318,27 +1317,27 @@ impl Revocations {
     /// Whether the certificate with `serial` (hex, as [`serial_hex`]) is
     /// revoked. Fails closed: an unreadable list is an error, not "no".
     pub fn is_revoked(&self, serial: &str) -> Result<bool, PkiError> {
-        if self.in_file(serial)? {
-            return Ok(true);
-        }
-        match &self.shared {
-            Some(list) => list
-                .is_revoked(serial)
-                .map_err(PkiError::RevocationsUnavailable),
-            None => Ok(false),
-        }
+        self.check(serial, |list| list.is_revoked(serial))
     }
 
     /// [`Self::is_revoked`], with the shared list read at its source now
     /// (the database, not this process's copy). Blocking.
     pub fn is_revoked_now(&self, serial: &str) -> Result<bool, PkiError> {
+        self.check(serial, |list| list.is_revoked_now(serial))
+    }
+
+    /// `serial` in `revoked.txt`, else what `shared` says of it (if the
+    /// hub has a shared list).
+    fn check(
+        &self,
+        serial: &str,
+        shared: impl FnOnce(&dyn RevocationList) -> Result<bool, String>,
+    ) -> Result<bool, PkiError> {
         if self.in_file(serial)? {
             return Ok(true);
         }
         match &self.shared {
-            Some(list) => list
-                .is_revoked_now(serial)
-                .map_err(PkiError::RevocationsUnavailable),
+            Some(list) => shared(list.as_ref()).map_err(PkiError::RevocationsUnavailable),
             None => Ok(false),
         }
     }
@@ -1526,7 +1525,7 @@ mod tests {
         ));
         let fresh = DataDir::new(tmp.path().join("hub2"));
         init(&fresh, &[], &now()).unwrap();
-        fs::rename(fresh.ca_key(), fresh.root().join("ca.next.key")).unwrap();
+        fs::rename(fresh.ca_key(), fresh.ca_next_key()).unwrap();
         assert!(matches!(
             init(&fresh, &[], &now()),
             Err(PkiError::AlreadyInitialized(_))
@@ -1809,7 +1808,7 @@ mod tests {
         let dir = DataDir::new(tmp.path().join("hub"));
         init(&dir, &[], &now()).unwrap();
         let done = rotate_ca(&dir, &now()).unwrap();
-        let next = dir.root().join("ca.next.key");
+        let next = dir.ca_next_key();
         let signs = |dir: &DataDir| load_issuer(dir).is_ok();
         // Stopped before the keys moved: ca.key the old one.
         fs::rename(dir.ca_key(), &next).unwrap();

@@ -69,8 +69,10 @@ pub fn server_config(dir: &DataDir) -> Result<Arc<ServerConfig>, TlsError> {
     // Send the CA too, so clients that only pin the CA build the chain.
     chain.extend(roots_der(&ca_path)?);
     let key_path = dir.server_key();
-    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| pem_error(&key_path, e))?;
-    check_pair(&chain[0], &key_path)?;
+    let key_pem = std::fs::read_to_string(&key_path).map_err(|e| pem_error(&key_path, e))?;
+    let key =
+        PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| pem_error(&key_path, e))?;
+    check_pair(&chain[0], &key_pem, &key_path)?;
 
     let provider = provider();
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
@@ -87,14 +89,18 @@ pub fn server_config(dir: &DataDir) -> Result<Arc<ServerConfig>, TlsError> {
     Ok(Arc::new(config))
 }
 
-/// That the server key at `key_path` is the key of `cert`: the two files
-/// are written one after the other (`init`, `reissue-server-cert`), and a
-/// crash between them leaves a pair no client can complete a handshake
-/// with. Refused at start, naming the command that repairs it.
-fn check_pair(cert: &CertificateDer<'_>, key_path: &std::path::Path) -> Result<(), TlsError> {
-    let pem = std::fs::read_to_string(key_path).map_err(|e| pem_error(key_path, e))?;
+/// That the server key (`key_pem`, read from `key_path`) is the key of
+/// `cert`: the two files are written one after the other (`init`,
+/// `reissue-server-cert`), and a crash between them leaves a pair no
+/// client can complete a handshake with. Refused at start, naming the
+/// command that repairs it.
+fn check_pair(
+    cert: &CertificateDer<'_>,
+    key_pem: &str,
+    key_path: &std::path::Path,
+) -> Result<(), TlsError> {
     // A key of a kind this check cannot read is left to rustls.
-    let Ok(key) = rcgen::KeyPair::from_pem(&pem) else {
+    let Ok(key) = rcgen::KeyPair::from_pem(key_pem) else {
         return Ok(());
     };
     let (_, parsed) =

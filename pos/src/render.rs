@@ -192,16 +192,18 @@ fn header_line(s: &PosState) -> TextLine<'static> {
 
 /// The banner line, if the agent is offline or unreachable.
 fn banner(s: &PosState) -> Option<(String, Style)> {
+    // Nothing can be recorded from this terminal.
+    let alarm = Style::new()
+        .fg(Color::White)
+        .bg(Color::Red)
+        .add_modifier(Modifier::BOLD);
     match &s.agent {
         AgentLink::Down(why) => Some((
             format!(
                 " AGENT UNREACHABLE at {}: nothing can be recorded until it answers ({why})",
                 s.agent_url
             ),
-            Style::new()
-                .fg(Color::White)
-                .bg(Color::Red)
-                .add_modifier(Modifier::BOLD),
+            alarm,
         )),
         AgentLink::Up(st) if !st.online => Some((
             format!(
@@ -219,10 +221,7 @@ fn banner(s: &PosState) -> Option<(String, Style)> {
                 " REFUSED by the agent at {}: nothing can be recorded from this terminal. {why}",
                 s.agent_url
             ),
-            Style::new()
-                .fg(Color::White)
-                .bg(Color::Red)
-                .add_modifier(Modifier::BOLD),
+            alarm,
         )),
         AgentLink::Unknown => Some((
             format!(" Connecting to the agent at {}…", s.agent_url),

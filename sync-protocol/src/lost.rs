@@ -30,8 +30,13 @@ pub struct Lost {
 impl Lost {
     /// Counts one more refused sale of `units` units (saturating).
     pub fn add_sale(&mut self, units: u64) {
-        self.sales = self.sales.saturating_add(1);
-        self.units = self.units.saturating_add(units);
+        self.add(Lost { sales: 1, units });
+    }
+
+    /// Adds `other`'s sales and units (saturating).
+    pub fn add(&mut self, other: Lost) {
+        self.sales = self.sales.saturating_add(other.sales);
+        self.units = self.units.saturating_add(other.units);
     }
 
     /// Raises each field to `other`'s if larger; true if anything rose.
@@ -86,6 +91,13 @@ impl<T> ByReason<T> {
 }
 
 impl ByReason<Lost> {
+    /// Adds `other`'s counts, reason by reason (saturating).
+    pub fn add(&mut self, other: &ByReason<Lost>) {
+        for reason in REASONS {
+            self.get_mut(reason).add(*other.get(reason));
+        }
+    }
+
     /// The totals as a sync request carries them (reasons with no lost
     /// sale left out).
     pub fn to_wire(&self) -> Vec<LostSales> {

@@ -15,7 +15,6 @@ use tally_store::{StoreError, WriteTxn};
 use tally_sync::clock::Clock;
 use tally_sync::command::{execute, merge_allocations, merge_transfers, Command, Outcome, Stamp};
 use tally_sync::fulfilment::OrderAllocation;
-use tally_sync::lost::REASONS;
 use tally_sync::rights::{apply_grant, release};
 use tally_sync::{ByReason, EventId, EventKind, Lost, Refusal};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -430,12 +429,7 @@ fn apply_all(
                     // (reported with the next sync), unless recorded.
                     let settled =
                         settle_lost(txn, now_ms, |id| Ok(txn.replica()?.event(&id)?.is_some()))?;
-                    for reason in REASONS {
-                        let s = settled.get(reason);
-                        let l = lost.get_mut(reason);
-                        l.sales = l.sales.saturating_add(s.sales);
-                        l.units = l.units.saturating_add(s.units);
-                    }
+                    lost.add(&settled);
                     Ok(applied)
                 });
                 let (reply, applied) = settle(applied, reply)?;
@@ -479,17 +473,17 @@ fn apply_all(
                 sale,
                 reply,
             } => {
-                match sale {
+                let reply = match sale {
                     Some(id) => {
                         let noted = note_refused(txn, id, reason, units, stamps.clock.now_ms());
-                        let (reply, ()) = settle(noted, reply)?;
-                        waiting.push((Answer::Lost(reply), queued));
+                        settle(noted, reply)?.0
                     }
                     None => {
                         lost.get_mut(reason).add_sale(units);
-                        waiting.push((Answer::Lost(reply), queued));
+                        reply
                     }
-                }
+                };
+                waiting.push((Answer::Lost(reply), queued));
                 continue;
             }
             Job::Flush(reply) => {

@@ -131,14 +131,10 @@ pub(crate) fn add_lost(txn: &WriteTxn, added: &ByReason<Lost>) -> Result<(), Sto
             .get(reason.name())
             .map_err(storage)?
             .map_or((0, 0), |v| v.value());
-        t.insert(
-            reason.name(),
-            (
-                sales.saturating_add(add.sales),
-                units.saturating_add(add.units),
-            ),
-        )
-        .map_err(storage)?;
+        let mut total = Lost { sales, units };
+        total.add(add);
+        t.insert(reason.name(), (total.sales, total.units))
+            .map_err(storage)?;
     }
     Ok(())
 }
