@@ -440,6 +440,38 @@ async fn override_sells_beyond_rights_and_is_flagged() {
         json!([{"gtin": "04006381333931", "units": 2}])
     );
     assert_eq!(a.on_hand(PEN).await, 0);
+    // A till that lost the PIN (it never stores one) retries the sale in
+    // doubt: the recorded sale is answered, no PIN asked, nothing new.
+    let retry = |approval: Value| {
+        json!({"sale_id": id, "lines": [{"gtin": PEN, "qty": 3, "unit_price_minor": 100}],
+               "override": approval})
+    };
+    let (s, v) = a
+        .post(
+            "/v1/sales",
+            retry(json!({"approver": "mgr-7", "reason": "on the shelf"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["overridden"], true, "{v}");
+    // Another approval under the recorded id is a different sale.
+    let (s, v) = a
+        .post(
+            "/v1/sales",
+            retry(json!({"approver": "mgr-7", "reason": "other"})),
+        )
+        .await;
+    assert_eq!((s, v["error"].as_str()), (422, Some("invalid")), "{v}");
+    // A new sale still needs the PIN.
+    let mut fresh = retry(json!({"approver": "mgr-7", "reason": "on the shelf"}));
+    fresh["sale_id"] = json!("0190a5e0-0000-7000-8000-0000000000ab");
+    let (s, v) = a.post("/v1/sales", fresh).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (403, Some("approval_refused")),
+        "{v}"
+    );
+    assert_eq!(a.on_hand(PEN).await, 0);
     a.stop().await.unwrap();
 }
 

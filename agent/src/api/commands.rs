@@ -15,7 +15,7 @@ use tally_agent_api::requests::{
 };
 use tally_sync::command::{Approval, Command, LineIn, Outcome, ReceiptLine, Staff};
 use tally_sync::message::CatalogRequest;
-use tally_sync::{Epc, Gtin};
+use tally_sync::{Epc, EventId, Gtin};
 
 use super::guard::Till;
 use super::json::ApiJson;
@@ -140,7 +140,7 @@ pub(super) async fn post_sale(
         lines,
         tenders: body.tenders,
         staff: Staff {
-            approval: approved(&state, body.override_).await?,
+            approval: approved(&state, body.override_, body.sale_id).await?,
             ..staff
         },
     };
@@ -151,9 +151,16 @@ pub(super) async fn post_sale(
 /// return's `approval`), once the manager's PIN is checked (on the
 /// blocking pool: Argon2 is CPU work). An approval without approver or
 /// reason goes on to the command core, which answers it 422.
+///
+/// A retry of a request already recorded under `id` is not checked
+/// again: the command core answers what was recorded, or refuses the
+/// retry if its approval differs, and applies no approval anew. So a
+/// till that kept a sale in doubt across a restart (without the PIN,
+/// never stored) learns its outcome.
 pub(super) async fn approved(
     state: &AppState,
     posted: Option<OverrideRequest>,
+    id: Option<EventId>,
 ) -> Result<Option<Approval>, ErrorAnswer> {
     let Some(o) = posted else {
         return Ok(None);
@@ -161,6 +168,16 @@ pub(super) async fn approved(
     let approval = o.approval();
     if approval.approver.trim().is_empty() || approval.reason.trim().is_empty() {
         return Ok(Some(approval));
+    }
+    if let Some(id) = id {
+        if state
+            .db
+            .read_blocking(move |db| db.event(&id))
+            .await?
+            .is_some()
+        {
+            return Ok(Some(approval));
+        }
     }
     let managers = state.managers.clone();
     let checked = tokio::task::spawn_blocking(move || {

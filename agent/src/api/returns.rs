@@ -44,7 +44,7 @@ pub(super) async fn post_return(
             )));
         }
     }
-    let approval = approved(&state, body.approval.clone()).await?;
+    let approval = approved(&state, body.approval.clone(), body.return_id).await?;
     let names_something = body.original_sale_id.is_some()
         || order_id.is_some()
         || lines.iter().any(|l| l.epc.is_some());
