@@ -330,9 +330,10 @@ fn cashier_sells_overrides_and_quits_under_tmux() {
     // process a zombie tmux had not reaped).
     let status_file = scratch.path().join("pos-exit-status");
     let command = format!(
-        "'{BIN}' pos --agent '{}' --scanner '{}' --timeout-secs 5; echo $? > '{}'",
+        "'{BIN}' pos --agent '{}' --scanner '{}' --timeout-secs 5 --journal '{}'; echo $? > '{}'",
         agent.url,
         scanner.slave_path.display(),
+        scratch.path().join("pos.redb").display(),
         status_file.display()
     );
     let socket = format!("tally-pos-test-{}", std::process::id());
@@ -523,8 +524,9 @@ fn cashier_counts_a_listed_item_finishes_and_accepts_under_tmux() {
 
     let status_file = scratch.path().join("pos-exit-status");
     let command = format!(
-        "'{BIN}' pos --agent '{}' --timeout-secs 5; echo $? > '{}'",
+        "'{BIN}' pos --agent '{}' --timeout-secs 5 --journal '{}'; echo $? > '{}'",
         agent.url,
+        scratch.path().join("pos.redb").display(),
         status_file.display()
     );
     let socket = format!("tally-pos-count-{}", std::process::id());
@@ -556,8 +558,9 @@ fn cashier_counts_a_listed_item_finishes_and_accepts_under_tmux() {
     // one.)
     let status_file = scratch.path().join("pos-exit-status-2");
     let command = format!(
-        "'{BIN}' pos --agent '{}' --timeout-secs 5; echo $? > '{}'",
+        "'{BIN}' pos --agent '{}' --timeout-secs 5 --journal '{}'; echo $? > '{}'",
         agent.url,
+        scratch.path().join("pos.redb").display(),
         status_file.display()
     );
     tmux.respawn(&command);
@@ -600,4 +603,106 @@ fn cashier_counts_a_listed_item_finishes_and_accepts_under_tmux() {
 
     tmux.keys(&["F10"]);
     assert_eq!(exit_status(&tmux, &status_file), "0", "pos exit status");
+}
+
+/// The sale id in the not-confirmed dialog.
+fn in_doubt_id(screen: &str) -> String {
+    screen
+        .lines()
+        .find_map(|l| {
+            let i = l.find("did not confirm sale ")?;
+            let id: String = l[i + 21..].chars().take(36).collect();
+            (id.len() == 36).then_some(id)
+        })
+        .unwrap_or_else(|| panic!("no sale id in doubt on the screen:\n{screen}"))
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to the agent.
+fn signal(agent: &Agent, signal: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(agent.child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(ok.success(), "kill -{signal}");
+}
+
+/// The till killed while its sale is in doubt (the agent frozen: no
+/// answer) comes back with that sale in doubt under the same id, from its
+/// journal; once the agent answers, the retry is recorded once.
+#[test]
+fn a_sale_in_doubt_survives_the_till_being_killed_under_tmux() {
+    let tmux_version = Command::new("tmux").arg("-V").output();
+    assert!(
+        tmux_version.is_ok_and(|o| o.status.success()),
+        "this test needs tmux: apt-get install -y tmux (CI installs it in .ci/run)"
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let agent = start_agent(&scratch.path().join("data"));
+    let http = Http::new(&agent.url);
+    http.wait_ready();
+    let (s, v) = http.post(
+        "/v1/catalog",
+        json!({"items": [{"gtin": PEN, "name": "Pen, blue", "price_minor": 129}]}),
+    );
+    assert!(s == 200 || s == 201, "{v}");
+    let (s, v) = http.post("/v1/receipts", json!({"lines": [{"gtin": PEN, "qty": 3}]}));
+    assert_eq!(s, 201, "{v}");
+
+    let journal = scratch.path().join("state/pos.redb");
+    let command = |n: u32| {
+        format!(
+            "'{BIN}' pos --agent '{}' --timeout-secs 1 --journal '{}'; echo $? > '{}'",
+            agent.url,
+            journal.display(),
+            scratch.path().join(format!("pos-exit-{n}")).display()
+        )
+    };
+    let socket = format!("tally-pos-journal-{}", std::process::id());
+    let tmux = Tmux::start(socket, &scratch.path().join("tmux.conf"), &command(1));
+    tmux.wait_all(&["store store-pos", "Empty basket"], &[]);
+    tmux.type_text("4006381333931");
+    tmux.keys(&["Enter"]);
+    tmux.wait_all(&["Pen, blue", "TOTAL 1.29"], &[]);
+    tmux.keys(&["F5"]);
+    tmux.wait_for("[C] cash");
+    tmux.keys(&["c"]);
+    tmux.wait_for("Cash given (Enter alone = exact): _");
+
+    // The agent frozen: the sale is posted and never answered.
+    signal(&agent, "STOP");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_all(&["NOT CONFIRMED"], &[]);
+    let id = in_doubt_id(&screen);
+
+    // The till killed and started again: the same sale, in doubt.
+    tmux.respawn(&command(2));
+    let screen = tmux.wait_all(
+        &[
+            "NOT CONFIRMED",
+            "the till stopped before the agent's answer arrived",
+        ],
+        &[],
+    );
+    assert_eq!(in_doubt_id(&screen), id, "{screen}");
+    assert!(
+        screen.contains("Pen, blue") || screen.contains(PEN),
+        "{screen}"
+    );
+
+    // The agent back: the retry is answered under the same id.
+    signal(&agent, "CONT");
+    http.wait_ready();
+    tmux.keys(&["r"]);
+    let receipt = tmux.wait_all(&["SALE COMMITTED", "[Enter] next customer"], &[]);
+    assert_eq!(receipt_id(&receipt), id, "{receipt}");
+    let (s, sale) = http.get(&format!("/v1/sales/{id}"));
+    assert_eq!(s, 200, "{sale}");
+    assert_eq!(sale["total_minor"], 129, "{sale}");
+    let (_, stock) = http.get(&format!("/v1/stock/{PEN}"));
+    assert_eq!(stock["on_hand"], 2, "one pen sold, once: {stock}");
+
+    // Confirmed: a third start finds nothing in doubt.
+    tmux.respawn(&command(3));
+    tmux.wait_all(&["Empty basket"], &["NOT CONFIRMED"]);
 }

@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::api::AgentApi;
+use crate::journal::Journal;
 use crate::render;
 use crate::scan;
 use crate::state::{Action, Effect, Env, Key, PosState};
@@ -244,10 +245,13 @@ pub async fn perform<A: AgentApi>(api: &A, effect: Effect) -> Option<Action> {
 }
 
 /// What the loop needs besides the API.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LoopConfig {
     /// The scanner, if one is attached.
     pub scanner: Option<ScannerConfig>,
+    /// The till's journal: a request it holds opens in doubt; every
+    /// request is kept there before it is posted.
+    pub journal: Option<Journal>,
 }
 
 /// Runs the terminal until the cashier quits.
@@ -292,6 +296,39 @@ where
     let mut count_ticker = tokio::time::interval(COUNT_EVERY);
     count_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
+    let mut journal = config.journal;
+    let mut first_effects = Vec::new();
+    if let Some(saved) = journal.as_ref().and_then(|j| j.open_request()).cloned() {
+        // Checked when the journal was read: it cannot fail here.
+        first_effects = state.resume(saved).unwrap_or_default();
+    }
+    let perform_all =
+        |effects: Vec<Effect>, journal: &mut Option<Journal>, state: &mut PosState| {
+            let mut quit = false;
+            // Kept before anything is posted: a request leaves only once the
+            // journal holds it.
+            if let Some(j) = journal.as_mut() {
+                if let Err(e) = j.keep(state.saved().as_ref()) {
+                    tracing::error!(error = %e, "The till journal cannot be written.");
+                    state.journal_failed(&e.to_string());
+                }
+            }
+            for effect in effects {
+                if effect == Effect::Quit {
+                    quit = true;
+                    continue;
+                }
+                let (api, tx) = (api.clone(), tx.clone());
+                tokio::spawn(async move {
+                    if let Some(a) = perform(api.as_ref(), effect).await {
+                        let _ = tx.send(Input::Action(Box::new(a)));
+                    }
+                });
+            }
+            quit
+        };
+    perform_all(first_effects, &mut journal, &mut state);
+
     let result = async {
         terminal.draw(|f| render::draw(f, &state))?;
         loop {
@@ -326,18 +363,8 @@ where
                 let env = Env {
                     fresh_id: EventId(Uuid::now_v7()),
                 };
-                for effect in state.update(action, &env) {
-                    if effect == Effect::Quit {
-                        quit = true;
-                        continue;
-                    }
-                    let (api, tx) = (api.clone(), tx.clone());
-                    tokio::spawn(async move {
-                        if let Some(a) = perform(api.as_ref(), effect).await {
-                            let _ = tx.send(Input::Action(Box::new(a)));
-                        }
-                    });
-                }
+                let effects = state.update(action, &env);
+                quit |= perform_all(effects, &mut journal, &mut state);
             }
             if quit {
                 break;

@@ -9,10 +9,12 @@
 //! - [`api`]: the `AgentApi` trait the event loop calls, implemented for
 //!   `tally_agent_api::AgentClient` (the wire types and the client).
 //! - [`app`]: the event loop (terminal, scanner driver, status poll).
+//! - [`journal`]: the till's journal, the sale in doubt across a restart.
 //! - [`scan`], [`money`]: pure helpers (codes → items, minor units ↔ text).
 
 pub mod api;
 pub mod app;
+pub mod journal;
 pub mod money;
 pub mod render;
 pub mod scan;
@@ -66,6 +68,12 @@ pub struct PosArgs {
     /// not confirmed, to retry with the same id).
     #[arg(long, default_value_t = 5)]
     timeout_secs: u64,
+    /// The till's journal: the sale or return awaiting the agent's answer,
+    /// kept across a crash or restart (default
+    /// `$XDG_STATE_HOME/tally/pos-TILL.redb`, else under
+    /// `~/.local/state`).
+    #[arg(long, env = "TALLY_POS_JOURNAL")]
+    journal: Option<PathBuf>,
     /// Write logs to this file (nothing is logged while the screen is drawn
     /// otherwise).
     #[arg(long)]
@@ -124,6 +132,12 @@ fn run_terminal(args: PosArgs) -> anyhow::Result<()> {
         (None, Some(_)) => None,
         (None, None) => host_name(),
     };
+    let journal_path = match args.journal {
+        Some(p) => p,
+        None => journal::default_path(till.as_deref().or(args.token.as_ref().map(|_| "token")))
+            .context("no state directory ($XDG_STATE_HOME or $HOME): give --journal")?,
+    };
+    let journal = journal::Journal::open(&journal_path)?;
     let state = state::PosState::new(api.base(), layouts).with_staff(cashier, till);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -134,7 +148,10 @@ fn run_terminal(args: PosArgs) -> anyhow::Result<()> {
         Arc::new(api),
         &mut terminal,
         state,
-        app::LoopConfig { scanner },
+        app::LoopConfig {
+            scanner,
+            journal: Some(journal),
+        },
     ));
     ratatui::try_restore().context("restoring the terminal")?;
     Ok(result?)

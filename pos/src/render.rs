@@ -601,12 +601,16 @@ fn draw_dialog(frame: &mut Frame<'_>, s: &PosState, d: &Dialog, area: Rect) {
             " Quit? ".into(),
             Color::Red,
             vec![
-                format!(
-                    "A {what} with {} line(s) is open and will be lost.",
-                    s.lines.len()
-                ),
-                if s.in_doubt {
-                    format!("{what} {id} may already be recorded by the agent.")
+                if s.pending.is_some() {
+                    format!("A {what} with {} line(s) awaits the agent's answer.", s.lines.len())
+                } else {
+                    format!(
+                        "A {what} with {} line(s) is open and will be lost.",
+                        s.lines.len()
+                    )
+                },
+                if s.pending.is_some() {
+                    format!("{what} {id} may already be recorded by the agent: the till's journal keeps it, and the next start opens it again to retry.")
                 } else {
                     String::new()
                 },

@@ -60,6 +60,7 @@ mod orders;
 mod override_;
 mod picking;
 mod pickup;
+mod resume;
 mod returns;
 mod transfers;
 
@@ -84,6 +85,7 @@ pub use orders::{Listing, Move, OrderRefused, OrderWhy, Orders, MAX_LISTED};
 pub use override_::{Approving, Refused, Why};
 pub use picking::{CheckOff, Pick};
 pub use pickup::{hand_over_to, Pickup};
+pub use resume::{ResumeError, Saved, SavedLine, SavedRequest, SavedTender};
 pub use transfers::{receivable, units, Receive, TransferRefused, TransferWhy, Transfers};
 
 use crate::scan::{ScanError, Scanned};
@@ -477,6 +479,15 @@ impl PosState {
         self.cashier = cashier.into();
         self.till = till;
         self
+    }
+
+    /// The till's journal could not keep the open request: a restart now
+    /// would lose track of it.
+    pub fn journal_failed(&mut self, error: &str) {
+        self.notify(
+            Level::Error,
+            format!("The till journal failed ({error}): do not stop this till until the sale is confirmed."),
+        );
     }
 
     /// Whether a sale or return is open (quitting would lose it).

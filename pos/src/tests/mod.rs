@@ -10,6 +10,7 @@ mod counting;
 mod effects;
 mod flows;
 mod orders;
+mod resume;
 mod screens;
 mod transfers;
 

@@ -1,0 +1,184 @@
+//! A sale or return kept across a restart (`state::resume`): what the
+//! journal holds follows the request in flight, never holds a PIN, and
+//! opens again in doubt with the same basket, payments and id.
+
+use tally_agent_api::ApiError;
+use tally_sync::error_body::ErrorBody;
+use tally_sync::Refusal;
+
+use super::{committed, gtin_of, Harness, PEN};
+use crate::state::{Action, Dialog, Effect, Key, Mode, Pending};
+
+/// A restarted terminal: a fresh harness resuming what `h` would keep.
+fn restarted(h: &Harness) -> (Harness, Vec<Effect>) {
+    let saved = h.s.saved().expect("a request is open");
+    let mut r = Harness::new();
+    let effects = r.s.resume(saved).unwrap();
+    (r, effects)
+}
+
+#[test]
+fn only_a_request_in_flight_or_in_doubt_is_kept() {
+    let mut h = Harness::with_basket();
+    assert_eq!(h.s.saved(), None, "nothing posted: nothing to keep");
+    let sale = h.pay_exact_cash();
+    assert!(h.s.saved().is_some(), "posted: kept");
+    h.act(Action::SaleDone {
+        sale_id: sale.sale_id,
+        result: Err(ApiError::Unreachable("timed out".into())),
+    });
+    assert!(h.s.saved().is_some(), "in doubt: kept");
+    h.key(Key::F(5));
+    h.act(Action::SaleDone {
+        sale_id: sale.sale_id,
+        result: committed(sale.sale_id, 308, false),
+    });
+    assert_eq!(h.s.saved(), None, "confirmed: gone");
+
+    // Refused (definite) and discarded: gone as well.
+    let mut h = Harness::with_basket();
+    let sale = h.pay_exact_cash();
+    h.act(Action::SaleDone {
+        sale_id: sale.sale_id,
+        result: Err(ApiError::Refused(Refusal::Invalid("no".into()))),
+    });
+    assert_eq!(h.s.saved(), None);
+    let mut h = Harness::with_basket();
+    let sale = h.pay_exact_cash();
+    h.act(Action::SaleDone {
+        sale_id: sale.sale_id,
+        result: Err(ApiError::Unreachable("timed out".into())),
+    });
+    h.key(Key::F(8));
+    h.key(Key::Char('y'));
+    assert_eq!(h.s.saved(), None);
+}
+
+#[test]
+fn a_restart_opens_the_sale_in_doubt_and_the_retry_is_the_same_request() {
+    let mut h = Harness::with_basket();
+    let sale = h.pay_exact_cash();
+    let (mut r, effects) = restarted(&h);
+    assert_eq!(
+        effects,
+        [
+            Effect::LookupCatalog(PEN.into()),
+            Effect::LookupCatalog(super::GUM.into())
+        ]
+    );
+    assert!(r.s.in_doubt);
+    assert_eq!(r.s.mode, Mode::Sale);
+    assert_eq!(r.s.lines, h.s.lines);
+    assert_eq!(r.s.tenders, h.s.tenders);
+    assert!(matches!(r.s.dialog, Some(Dialog::InDoubt { .. })));
+    let screen = super::screens::text(&r.s);
+    assert!(screen.contains("NOT CONFIRMED"), "{screen}");
+    // Locked: nothing can be added to a sale in doubt.
+    r.key(Key::Esc);
+    assert!(r.scan("96385074").is_empty());
+    assert_eq!(r.s.lines, h.s.lines);
+    let again = Harness::post(&r.key(Key::F(5)));
+    assert_eq!(again, sale, "the same id and body");
+    r.catalog(PEN, "Pen, blue", 129);
+    r.catalog(super::GUM, "Gum", 50);
+    r.act(Action::SaleDone {
+        sale_id: again.sale_id,
+        result: committed(again.sale_id, 308, false),
+    });
+    let Some(Dialog::Receipt(receipt)) = &r.s.dialog else {
+        panic!("{:?}", r.s.dialog)
+    };
+    assert_eq!(Some(receipt.id), sale.sale_id);
+    assert_eq!(receipt.total_minor, 308);
+    assert_eq!(receipt.lines[0].name, "Pen, blue");
+    assert_eq!(r.s.saved(), None);
+}
+
+/// A sale a manager approved is kept without the PIN; retried after the
+/// restart, the agent answers it if it was recorded, else refuses it for
+/// the missing PIN, and the terminal asks the same manager again with the
+/// payments kept.
+#[test]
+fn an_approved_sale_is_kept_without_the_pin_and_the_manager_asked_again() {
+    let mut h = Harness::with_basket();
+    let first = h.pay_exact_cash();
+    h.act(Action::SaleDone {
+        sale_id: first.sale_id,
+        result: Err(ApiError::Refused(Refusal::InsufficientStock {
+            gtin: gtin_of(PEN),
+            requested: 2,
+            available: 1,
+            on_hand: 3,
+        })),
+    });
+    h.key(Key::Char('o'));
+    h.typed("Ann");
+    h.key(Key::Enter);
+    h.typed("on the shelf");
+    h.key(Key::Enter);
+    h.typed("4711");
+    let approved = Harness::post(&h.key(Key::Enter));
+    assert_eq!(
+        approved.override_.as_ref().unwrap().pin.as_deref(),
+        Some("4711")
+    );
+    let saved = h.s.saved().unwrap();
+    let json = serde_json::to_string(&saved).unwrap();
+    assert!(!json.contains("4711"), "no PIN kept: {json}");
+
+    let (mut r, _) = restarted(&h);
+    let retry = Harness::post(&r.key(Key::F(5)));
+    assert_eq!(retry.sale_id, first.sale_id);
+    assert_eq!(retry.tenders, first.tenders);
+    let o = retry.override_.clone().unwrap();
+    assert_eq!((o.approver.as_str(), o.pin), ("Ann", None));
+    // Not recorded before the restart: the agent wants the PIN.
+    r.act(Action::SaleDone {
+        sale_id: retry.sale_id,
+        result: Err(ApiError::Denied(Box::new(ErrorBody::new(
+            "approval_refused",
+            "a manager's PIN is required",
+        )))),
+    });
+    assert!(
+        matches!(&r.s.dialog, Some(Dialog::OverridePin { approver, .. }) if approver == "Ann"),
+        "{:?}",
+        r.s.dialog
+    );
+    r.typed("4711");
+    let last = Harness::post(&r.key(Key::Enter));
+    assert_eq!(last.sale_id, first.sale_id);
+    assert_eq!(last.tenders, first.tenders, "payments kept");
+    assert_eq!(last.override_.unwrap().pin.as_deref(), Some("4711"));
+}
+
+#[test]
+fn a_return_is_kept_and_resumed_as_a_return() {
+    let mut h = Harness::new();
+    h.key(Key::F(6));
+    assert_eq!(h.s.mode, Mode::Return);
+    h.scan("4006381333931");
+    h.catalog(PEN, "Pen, blue", 129);
+    h.key(Key::F(5));
+    let e = h.key(Key::Char('y'));
+    assert!(
+        e.iter().any(|e| matches!(e, Effect::PostReturn(_))),
+        "{e:?}"
+    );
+    let (r, _) = restarted(&h);
+    assert_eq!(r.s.mode, Mode::Return);
+    assert!(matches!(r.s.pending, Some(Pending::Return(_))));
+    assert_eq!(r.s.pending, h.s.pending);
+}
+
+#[test]
+fn an_entry_the_terminal_cannot_take_back_is_refused_whole() {
+    let mut h = Harness::with_basket();
+    h.pay_exact_cash();
+    let mut saved = h.s.saved().unwrap();
+    saved.tenders[0].method = "voucher".into();
+    let mut r = Harness::new();
+    let before = r.s.clone();
+    assert!(r.s.resume(saved).is_err());
+    assert_eq!(r.s, before, "nothing changed");
+}
