@@ -4,12 +4,15 @@
 //! failure (in doubt, refused, invalid). Posting and answering are shared
 //! with returns (`returns`), whose requests go the same way.
 
+use std::collections::BTreeMap;
+
 use tally_agent_api::{
     ApiError, LineBody, OverrideRequest, PriceSource, SaleRecorded, SaleRequest,
 };
-use tally_sync::{EventId, Refusal, Tender};
+use tally_sync::command::{price_overrides, LineIn};
+use tally_sync::{EventId, Gtin, Refusal, Tender};
 
-use super::{Dialog, Effect, Env, Key, Level, Mode, Pending, PosState, Why};
+use super::{CatalogEntry, Dialog, Effect, Env, Key, Level, Mode, Pending, PosState, Refused, Why};
 use crate::money::{format_minor, parse_amount};
 
 /// A tender taken.
@@ -92,12 +95,28 @@ impl PosState {
                 return Vec::new();
             }
         };
+        if let Some(what) = self.price_approval_needed() {
+            // The manager approves a keyed price before the customer
+            // pays, not after: no payment to hand back if they refuse.
+            self.notify(
+                Level::Info,
+                "A manager approves the keyed price before payment.",
+            );
+            return self.show(Dialog::OverrideApprover {
+                refused: Refused {
+                    why: Why::Rule(Refusal::ApprovalRequired(what)),
+                    can_override: true,
+                    stock: None,
+                },
+                input: String::new(),
+            });
+        }
         match self.mode {
             Mode::Return => {
                 self.dialog = Some(Dialog::ConfirmRefund);
                 Vec::new()
             }
-            Mode::Sale if total <= 0 => self.post_sale(None, env),
+            Mode::Sale if total <= 0 => self.post_sale(self.approval_ahead(), env),
             Mode::Sale => {
                 self.dialog = Some(Dialog::Tender);
                 Vec::new()
@@ -213,8 +232,65 @@ impl PosState {
                 );
                 self.show(Dialog::Tender)
             }
-            _ => self.post_sale(None, env),
+            _ => self.post_sale(self.approval_ahead(), env),
         }
+    }
+
+    /// A sale whose keyed prices need a manager (the command core's rule,
+    /// `price_overrides`, on what would be posted) and have no approval
+    /// for these very lines yet: what to approve, as the cashier reads it.
+    fn price_approval_needed(&self) -> Option<String> {
+        if self.mode != Mode::Sale || self.approval_ahead().is_some() {
+            return None;
+        }
+        let body = self.lines_body();
+        let lines: Vec<LineIn> = body
+            .iter()
+            .filter_map(|l| {
+                Some(LineIn {
+                    gtin: l.gtin.parse::<Gtin>().ok()?,
+                    qty: u64::try_from(l.qty).ok()?,
+                    unit_price_minor: l.unit_price_minor,
+                    price_from_label: l.price_source == Some(PriceSource::Label),
+                    epc: None,
+                })
+            })
+            .collect();
+        let catalog: BTreeMap<Gtin, i64> = self
+            .catalog
+            .iter()
+            .filter_map(|(g, e)| match e {
+                CatalogEntry::Found(item) => Some((g.parse().ok()?, item.price_minor)),
+                _ => None,
+            })
+            .collect();
+        let overrides = price_overrides(&lines, &catalog);
+        if overrides.is_empty() {
+            return None;
+        }
+        let items: Vec<String> = overrides
+            .iter()
+            .map(|p| {
+                let name = self
+                    .lines
+                    .iter()
+                    .find(|l| l.gtin.parse::<Gtin>().ok() == Some(p.gtin))
+                    .map_or_else(|| p.gtin.to_string(), |l| self.name(l));
+                format!(
+                    "{name} keyed at {} (catalog {})",
+                    format_minor(p.keyed_minor),
+                    format_minor(p.catalog_minor)
+                )
+            })
+            .collect();
+        Some(items.join(", "))
+    }
+
+    /// The approval given before payment, while the lines are the ones it
+    /// was given for.
+    pub(super) fn approval_ahead(&self) -> Option<OverrideRequest> {
+        let (lines, approval) = self.approved_ahead.as_ref()?;
+        (*lines == self.lines_body()).then(|| approval.clone())
     }
 
     /// The basket's lines as posted.

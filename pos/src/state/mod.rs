@@ -68,8 +68,9 @@ use std::collections::BTreeMap;
 
 use tally_agent_api::{
     AgentStatus, ApiError, CountAccepted, CountReportView, CountSessionRequest, CountSessionView,
-    FulfilmentRecorded, OrderList, OrderView, ReturnRecorded, ReturnRequest, SaleRecorded,
-    SaleRequest, SaleView, Stock, TransferList, TransferRecorded, TransferView,
+    FulfilmentRecorded, LineBody, OrderList, OrderView, OverrideRequest, ReturnRecorded,
+    ReturnRequest, SaleRecorded, SaleRequest, SaleView, Stock, TransferList, TransferRecorded,
+    TransferView,
 };
 use tally_hardware::rcn::RcnLayout;
 use tally_sync::message::CatalogItem;
@@ -417,6 +418,10 @@ pub struct PosState {
     /// reason): a PIN the agent does not accept asks for the PIN again,
     /// the tenders kept.
     pub approving: Option<Approving>,
+    /// A manager's approval given before payment (a keyed price), for
+    /// the lines as they were then: posted with the sale while they are
+    /// unchanged.
+    pub approved_ahead: Option<(Vec<LineBody>, OverrideRequest)>,
     /// The open dialog.
     pub dialog: Option<Dialog>,
     /// The agent.
@@ -461,6 +466,7 @@ impl PosState {
             pending: None,
             in_doubt: false,
             approving: None,
+            approved_ahead: None,
             dialog: None,
             agent: AgentLink::Unknown,
             scanner: None,
@@ -636,6 +642,7 @@ impl PosState {
         self.pending = None;
         self.in_doubt = false;
         self.approving = None;
+        self.approved_ahead = None;
         self.dialog = None;
         self.notice = None;
     }

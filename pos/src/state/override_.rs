@@ -189,6 +189,12 @@ impl PosState {
                     approver,
                     reason,
                 });
+                if self.mode == Mode::Sale && self.due().is_some_and(|d| d > 0) {
+                    // Approved before payment: the payment next, then the
+                    // sale goes with this approval.
+                    self.approved_ahead = Some((self.lines_body(), approval));
+                    return self.show(Dialog::Tender);
+                }
                 match self.mode {
                     Mode::Sale => self.post_sale(Some(approval), env),
                     Mode::Return => self.post_return(Some(approval), env),

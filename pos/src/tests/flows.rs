@@ -982,3 +982,83 @@ fn a_label_price_is_sent_as_the_labels_with_who_keyed_the_sale() {
         (Some("c-104"), Some("till-2"))
     );
 }
+
+/// A price keyed other than the catalog's is approved by a manager at F5,
+/// before any payment: the sale then goes with the approval (no refusal,
+/// nothing to hand back). Changing the basket after the approval asks
+/// again; a price as the catalog's needs none.
+#[test]
+fn a_keyed_price_is_approved_before_payment() {
+    let mut h = Harness::with_basket();
+    h.s.selected = 0;
+    h.key(Key::F(4));
+    h.typed("1");
+    h.key(Key::Enter);
+    assert_eq!(h.s.lines[0].manual_price, Some(100));
+    assert!(h.key(Key::F(5)).is_empty(), "nothing posted");
+    assert!(h.s.tenders.is_empty());
+    assert!(
+        matches!(&h.s.dialog, Some(Dialog::OverrideApprover { refused, .. })
+        if refused.why == Why::Rule(Refusal::ApprovalRequired(
+            "Pen, blue keyed at 1.00 (catalog 1.29)".into()
+        ))),
+        "{:?}",
+        h.s.dialog
+    );
+    let screen = super::screens::text(&h.s);
+    assert!(
+        screen.contains("Pen, blue keyed at 1.00 (catalog 1.29)"),
+        "{screen}"
+    );
+    // Esc: back, nothing posted, no payment taken.
+    h.key(Key::Esc);
+    h.key(Key::Esc);
+    assert_eq!(h.s.dialog, None);
+    assert!(h.s.tenders.is_empty() && h.s.pending.is_none());
+    // Approved: the payment is taken next, then the sale goes with it.
+    h.key(Key::F(5));
+    h.typed("Ann");
+    h.key(Key::Enter);
+    h.typed("dented box");
+    h.key(Key::Enter);
+    h.typed("4711");
+    assert!(h.key(Key::Enter).is_empty(), "payment first");
+    assert_eq!(h.s.dialog, Some(Dialog::Tender));
+    // Taken back and the basket changed: the approval no longer holds.
+    h.key(Key::Esc);
+    h.key(Key::Char('+'));
+    assert_eq!(h.s.lines.iter().map(|l| l.qty).sum::<u64>(), 4);
+    h.key(Key::F(5));
+    assert!(matches!(h.s.dialog, Some(Dialog::OverrideApprover { .. })));
+    h.typed("Ann");
+    h.key(Key::Enter);
+    h.typed("dented box");
+    h.key(Key::Enter);
+    h.typed("4711");
+    h.key(Key::Enter);
+    h.key(Key::Char('c'));
+    let sale = Harness::post(&h.key(Key::Enter));
+    let o = sale.override_.clone().unwrap();
+    assert_eq!(
+        (o.approver.as_str(), o.reason.as_str(), o.pin.as_deref()),
+        ("Ann", "dented box", Some("4711"))
+    );
+    assert_eq!(sale.lines[0].unit_price_minor, Some(100));
+    h.act(Action::SaleDone {
+        sale_id: sale.sale_id,
+        result: committed(sale.sale_id, 100 * 3 + 50, true),
+    });
+    let Some(Dialog::Receipt(r)) = &h.s.dialog else {
+        panic!("{:?}", h.s.dialog)
+    };
+    assert_eq!(r.override_, Some(("Ann".into(), "dented box".into())));
+
+    // The catalog's own price typed: no manager.
+    let mut h = Harness::with_basket();
+    h.s.selected = 0;
+    h.key(Key::F(4));
+    h.typed("1.29");
+    h.key(Key::Enter);
+    let sale = h.pay_exact_cash();
+    assert_eq!(sale.override_, None);
+}

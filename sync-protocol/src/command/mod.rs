@@ -52,7 +52,7 @@ use crate::journal::Inserted;
 use crate::ledger::{apply_event, plan_override, units_per_item, Applied, Refusal};
 use crate::transfer::{Transfer, TransferLine, TransferStatus};
 
-pub use plan::{plan, return_lines};
+pub use plan::{plan, price_overrides, return_lines};
 pub use retry::retry_mismatch;
 
 /// The storage a command runs against: the model's [`ReplicaStore`]

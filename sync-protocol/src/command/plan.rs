@@ -51,8 +51,10 @@ fn price_lines(lines: &[LineIn], prices: &BTreeMap<Gtin, i64>) -> Result<Vec<Lin
 /// the item's label is the label's, not an override, for a
 /// variable-measure item ([`Gtin::is_variable_measure`]) only: any other
 /// item carries no price in its barcode, so a "label" price for it is a
-/// keyed one, and needs a manager as any other.
-fn price_overrides(lines: &[LineIn], catalog: &BTreeMap<Gtin, i64>) -> Vec<PriceOverride> {
+/// keyed one, and needs a manager as any other. One per item. The
+/// cashier terminal asks it before payment, so the manager approves a
+/// keyed price before the customer pays.
+pub fn price_overrides(lines: &[LineIn], catalog: &BTreeMap<Gtin, i64>) -> Vec<PriceOverride> {
     let mut out: Vec<PriceOverride> = Vec::new();
     for l in lines
         .iter()
