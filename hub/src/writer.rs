@@ -198,10 +198,13 @@ impl Writer {
     pub async fn check_return(
         &self,
         req: tally_sync::returns::ReturnCheckRequest,
+        store: tally_sync::LocationId,
         now_ms: u64,
     ) -> Result<crate::storage::returns::CheckResult, WriteError> {
-        self.submit((req, now_ms), |txn, (req, now)| txn.check_return(req, *now))
-            .await
+        self.submit((req, store, now_ms), |txn, (req, store, now)| {
+            txn.check_return(req, store, *now)
+        })
+        .await
     }
 
     /// Raises `transfer_overdue` for transfers in transit longer than
@@ -425,6 +428,7 @@ mod tests {
         fn check_return(
             &mut self,
             _: &tally_sync::returns::ReturnCheckRequest,
+            _: &tally_sync::LocationId,
             _: u64,
         ) -> Result<crate::storage::returns::CheckResult, StorageError> {
             Err(failure())

@@ -32,7 +32,7 @@ use tally_sync::command::{Command, LineIn};
 use tally_sync::fulfilment::{Fulfilment, Status};
 use tally_sync::message::CatalogItem;
 use tally_sync::returns::{ReturnCheckRequest, ReturnLineCheck};
-use tally_sync::{EventId, Gtin, ItemKey, Shortage, SyncResponse};
+use tally_sync::{EventId, Gtin, ItemKey, LocationId, Shortage, SyncResponse};
 
 /// How long a transfer may be in transit before it is flagged.
 const OVERDUE: u64 = 3 * 24 * 3_600_000;
@@ -214,7 +214,8 @@ fn history(hub: &RedbHub, bulk: usize) -> (Stores, Lagging) {
 
     // Returns: one checked at s2 and taken back there, one check whose
     // return never came (its claim stays open).
-    let check = |req: &ReturnCheckRequest| write(hub, |txn| txn.check_return(req, NOW));
+    let s2_at = LocationId::new("s2").unwrap();
+    let check = |req: &ReturnCheckRequest| write(hub, |txn| txn.check_return(req, &s2_at, NOW));
     let ask = |n: u8, qty| ReturnCheckRequest {
         return_id: EventId::v7(NOW, [n; 10]),
         original_sale: Some(sale),

@@ -35,7 +35,8 @@ use tally_sync::returns::{ReturnCheckRequest, ReturnLineCheck};
 use tally_sync::routing::AllocatedLine;
 use tally_sync::transfer::TransferStatus;
 use tally_sync::{
-    EventId, Gtin, ItemKey, Refusal, ReplicaId, ReserveTarget, Shortage, SyncRequest, SyncResponse,
+    EventId, Gtin, ItemKey, LocationId, Refusal, ReplicaId, ReserveTarget, Shortage, SyncRequest,
+    SyncResponse,
 };
 
 fn key(store: &str, g: Gtin) -> ItemKey {
@@ -1129,8 +1130,10 @@ fn returns_are_bounded_chain_wide_and_listed_across_stores() {
                 epc: None,
             }],
         };
+        // The checks are made at s2.
+        let s2_at = LocationId::new("s2").unwrap();
         let check = |st: &dyn HubStorage, req: &ReturnCheckRequest, now: u64| {
-            write(st, |txn| txn.check_return(req, now))
+            write(st, |txn| txn.check_return(req, &s2_at, now))
         };
 
         // 2 of 3 claimed by a check at s2; 2 more would be 4 of 3.
@@ -1158,6 +1161,20 @@ fn returns_are_bounded_chain_wide_and_listed_across_stores() {
         assert_eq!(
             check(&*st, &ask(id(1), 2), NOW + 1),
             CheckResult::Authorized(checked.clone())
+        );
+        // Another store checking under s2's return id: refused, s2's
+        // claim kept (every engine keeps who made it).
+        let s1_at = LocationId::new("s1").unwrap();
+        assert!(
+            matches!(
+                write(&*st, |txn| txn.check_return(
+                    &ask(id(1), 1),
+                    &s1_at,
+                    NOW + 1
+                )),
+                CheckResult::Refused(Refusal::Invalid(_))
+            ),
+            "{backend}"
         );
         let unknown = ReturnCheckRequest {
             original_sale: Some(id(99)),

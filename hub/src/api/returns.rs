@@ -68,7 +68,11 @@ pub(super) async fn check(
         }
     }
     let return_id = req.return_id;
-    match st.writer.check_return(req, st.clock.now_ms()).await {
+    match st
+        .writer
+        .check_return(req, who.location.clone(), st.clock.now_ms())
+        .await
+    {
         Ok(CheckResult::Authorized(check)) => {
             info!(store = %who.replica, %return_id, original = %check.original.id, at = %check.original.location, "Return checked chain-wide.");
             Json(*check).into_response()

@@ -434,6 +434,7 @@ pub trait HubWrite {
     fn check_return(
         &mut self,
         req: &tally_sync::returns::ReturnCheckRequest,
+        store: &tally_sync::LocationId,
         now_ms: u64,
     ) -> Result<returns::CheckResult, StorageError>;
     /// Raises `transfer_overdue` for transfers in transit known for longer

@@ -79,9 +79,10 @@ impl<T: HubTxn> HubWrite for BatchWrite<'_, T> {
     fn check_return(
         &mut self,
         req: &tally_sync::returns::ReturnCheckRequest,
+        store: &tally_sync::LocationId,
         now_ms: u64,
     ) -> Result<returns::CheckResult, StorageError> {
-        returns::check(&mut self.txn, req, now_ms)
+        returns::check(&mut self.txn, req, store, now_ms)
     }
 
     fn flag_overdue_transfers(

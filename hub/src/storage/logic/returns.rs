@@ -61,6 +61,18 @@ pub struct Claim {
     pub units: Vec<ItemUnits>,
     /// When the hub checked it (hub clock, Unix ms).
     pub at_ms: u64,
+    /// The store that checked it: only that store's check again, or its
+    /// return's event, stands for it (none: a claim from before stores
+    /// were recorded, anyone's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<tally_sync::LocationId>,
+}
+
+impl Claim {
+    /// Whether `store` made it.
+    fn made_by(&self, store: &tally_sync::LocationId) -> bool {
+        self.store.as_ref().is_none_or(|s| s == store)
+    }
 }
 
 /// What the hub answers a store's check.
@@ -112,15 +124,17 @@ fn original<T: HubTxn>(txn: &T, req: &ReturnCheckRequest) -> Result<Option<Event
 }
 
 /// Units returned against `original` (events the hub holds, and claims
-/// younger than [`CLAIM_TTL_MS`] other than `except`'s).
+/// younger than [`CLAIM_TTL_MS`] other than `except`'s, `claims` being the
+/// original's).
 fn returned_before<T: HubTxn>(
     txn: &T,
     original: EventId,
+    claims: Vec<(EventId, Claim)>,
     except: EventId,
     now_ms: u64,
 ) -> Result<BTreeMap<Gtin, u64>, StorageError> {
     let mut out = txn.returned(original)?;
-    for (id, claim) in txn.return_claims(original)? {
+    for (id, claim) in claims {
         if id == except || now_ms.saturating_sub(claim.at_ms) > CLAIM_TTL_MS {
             continue;
         }
@@ -132,10 +146,13 @@ fn returned_before<T: HubTxn>(
     Ok(out)
 }
 
-/// Checks and claims a store's return (see the module docs).
+/// Checks and claims `store`'s return (see the module docs). A return id
+/// another store's claim holds is refused: a store cannot take over, or
+/// release, the units another store's customer is bringing back.
 pub(crate) fn check<T: HubTxn>(
     txn: &mut T,
     req: &ReturnCheckRequest,
+    store: &tally_sync::LocationId,
     now_ms: u64,
 ) -> Result<CheckResult, StorageError> {
     let Some(original) = original(txn, req)? else {
@@ -153,7 +170,17 @@ pub(crate) fn check<T: HubTxn>(
             original.kind.name()
         )));
     }
-    let returned = returned_before(txn, original.id, req.return_id, now_ms)?;
+    let claims = txn.return_claims(original.id)?;
+    if claims
+        .iter()
+        .any(|(id, c)| *id == req.return_id && !c.made_by(store))
+    {
+        return Ok(CheckResult::Refused(Refusal::Invalid(format!(
+            "return id {} is another store's checked return: a new return needs a new id",
+            req.return_id
+        ))));
+    }
+    let returned = returned_before(txn, original.id, claims, req.return_id, now_ms)?;
     let lines: Vec<LineIn> = req
         .lines
         .iter()
@@ -195,6 +222,7 @@ pub(crate) fn check<T: HubTxn>(
             .map(|(gtin, units)| ItemUnits { gtin, units })
             .collect(),
         at_ms: now_ms,
+        store: Some(store.clone()),
     };
     txn.put_return_claim(original.id, req.return_id, &claim)?;
     Ok(CheckResult::Authorized(Box::new(ReturnCheck {
@@ -222,7 +250,12 @@ pub(crate) fn on_return<T: HubTxn>(
     else {
         return Ok(None);
     };
-    let checked = txn.take_return_claim(*original, event.id)?;
+    // Redeemed only by the return of the store that checked it.
+    let own_claim = txn
+        .return_claims(*original)?
+        .iter()
+        .any(|(id, c)| *id == event.id && c.made_by(&event.location));
+    let checked = own_claim && txn.take_return_claim(*original, event.id)?;
     let mut over = Vec::new();
     let found = txn.event(original)?;
     let sold: BTreeMap<Gtin, u64> = match &found {
@@ -285,6 +318,11 @@ mod tests {
     use tally_sync::returns::ReturnLineCheck;
 
     use super::super::test_support::event;
+    use tally_sync::LocationId;
+
+    fn at(store: &str) -> LocationId {
+        LocationId::new(store).unwrap()
+    }
     use super::*;
     use crate::storage::redb::txn::RedbTxn;
     use crate::storage::HubStorage;
@@ -322,12 +360,24 @@ mod tests {
             t.insert_event(&sale).unwrap();
             // 2 of 3 claimed; 2 more would be 4 of 3; a retry of the first
             // is answered alike.
-            let first = check(&mut t, &ask(&checked), 10).unwrap();
+            let (s1, s2) = (at("s1"), at("s2"));
+            let first = check(&mut t, &ask(&checked), &s2, 10).unwrap();
             assert!(matches!(first, CheckResult::Authorized(_)), "{first:?}");
-            let second = check(&mut t, &ask(&unchecked), 10).unwrap();
+            let second = check(&mut t, &ask(&unchecked), &s1, 10).unwrap();
             assert!(matches!(second, CheckResult::Refused(_)), "{second:?}");
-            let again = check(&mut t, &ask(&checked), 11).unwrap();
+            let again = check(&mut t, &ask(&checked), &s2, 11).unwrap();
             assert!(matches!(again, CheckResult::Authorized(_)), "{again:?}");
+            // Another store cannot take over (or release) s2's claim by
+            // checking under its id.
+            let theft = check(&mut t, &ask(&checked), &s1, 12).unwrap();
+            assert!(
+                matches!(theft, CheckResult::Refused(Refusal::Invalid(_))),
+                "{theft:?}"
+            );
+            let claims = t.return_claims(sale.id).unwrap();
+            assert_eq!(claims.len(), 1);
+            assert_eq!(claims[0].1.store, Some(s2.clone()));
+            assert_eq!(claims[0].1.at_ms, 11, "the theft changed nothing");
             // Its event redeems the claim; one taken offline beyond the
             // sale raises the exception.
             assert_eq!(on_return(&mut t, &checked, 20).unwrap(), None);
@@ -337,9 +387,11 @@ mod tests {
             assert_eq!(t.returned(sale.id).unwrap().values().sum::<u64>(), 4);
             // Once the claim expires, it stops counting.
             let fresh = event(4, "s1", checked.kind.clone(), 2);
-            check(&mut t, &ask(&fresh), 40).unwrap();
+            check(&mut t, &ask(&fresh), &s1, 40).unwrap();
             let late = 40 + CLAIM_TTL_MS + 1;
-            let bound = returned_before(&t, sale.id, EventId::v7(9, [9; 10]), late).unwrap();
+            let claims = t.return_claims(sale.id).unwrap();
+            let bound =
+                returned_before(&t, sale.id, claims, EventId::v7(9, [9; 10]), late).unwrap();
             assert_eq!(bound.values().sum::<u64>(), 4);
         }
         txn.commit().unwrap();
@@ -348,5 +400,54 @@ mod tests {
         assert_eq!(cross.len(), 1);
         assert_eq!(cross[0].return_id, checked.id);
         assert!(cross[0].checked);
+    }
+
+    /// A claim is redeemed only by the return of the store that made it:
+    /// another store's event under the same id is counted, listed as not
+    /// checked, and leaves the claim in place.
+    #[test]
+    fn a_claim_is_redeemed_only_by_its_stores_return() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = super::super::test_support::hub(dir.path());
+        let sale = event(
+            1,
+            "s1",
+            EventKind::Sale {
+                tenders: Vec::new(),
+                override_: None,
+            },
+            3,
+        );
+        let back = EventKind::Return {
+            original_sale: Some(sale.id),
+        };
+        let mine = event(2, "s2", back, 1);
+        let forged = Event {
+            location: at("s3"),
+            ..mine.clone()
+        };
+        let req = ReturnCheckRequest {
+            return_id: mine.id,
+            original_sale: Some(sale.id),
+            order_id: None,
+            lines: vec![ReturnLineCheck {
+                gtin: mine.lines[0].gtin,
+                qty: 1,
+                epc: None,
+            }],
+        };
+        let txn = hub.db().begin_write().unwrap();
+        {
+            let mut t = RedbTxn::new(&txn);
+            t.insert_event(&sale).unwrap();
+            let ok = check(&mut t, &req, &at("s2"), 10).unwrap();
+            assert!(matches!(ok, CheckResult::Authorized(_)), "{ok:?}");
+            assert_eq!(on_return(&mut t, &forged, 20).unwrap(), None);
+            assert_eq!(t.return_claims(sale.id).unwrap().len(), 1, "still held");
+        }
+        txn.commit().unwrap();
+        let cross = hub.cross_returns(10).unwrap();
+        assert_eq!(cross.len(), 1);
+        assert!(!cross[0].checked, "not the checking store's return");
     }
 }
