@@ -341,6 +341,9 @@ fn totals_line(s: &PosState) -> TextLine<'static> {
     if let Some(id) = s.original_sale_id {
         spans.push(Span::raw(format!("   original sale {id}")));
     }
+    if let Some(id) = &s.original_order_id {
+        spans.push(Span::raw(format!("   web order {id}")));
+    }
     TextLine::from(spans)
 }
 
@@ -474,9 +477,10 @@ fn draw_dialog(frame: &mut Frame<'_>, s: &PosState, d: &Dialog, area: Rect) {
                     s.total().map(format_minor).unwrap_or_else(|_| "?".into()),
                     s.lines.len()
                 ),
-                match s.original_sale_id {
-                    Some(o) => format!("Original sale: {o}"),
-                    None => "No original sale given (F7 sets one).".into(),
+                match (s.original_sale_id, &s.original_order_id) {
+                    (Some(o), _) => format!("Original sale: {o}"),
+                    (None, Some(o)) => format!("Web order: {o} (HQ bounds the refund by it)"),
+                    (None, None) => "No original sale given (F7 sets one).".into(),
                 },
                 String::new(),
                 "[Enter] confirm    [Esc] back".into(),
@@ -486,9 +490,10 @@ fn draw_dialog(frame: &mut Frame<'_>, s: &PosState, d: &Dialog, area: Rect) {
             " Original sale ".into(),
             Color::Magenta,
             vec![
-                "The sale the items came from (optional, Enter alone clears):".into(),
+                "The sale the items came from: its sale id, or the web order's id".into(),
+                "(optional, Enter alone clears):".into(),
                 String::new(),
-                field("Sale id: ", input),
+                field("Sale or web order id: ", input),
             ],
         ),
         Dialog::Sending => (
@@ -1648,6 +1653,9 @@ fn receipt_dialog(r: &Receipt) -> (String, Color, Vec<String>) {
     let mut lines = vec![format!("{id_label} {}", r.id)];
     if let Some(o) = r.original_sale_id {
         lines.push(format!("Original sale {o}"));
+    }
+    if let Some(o) = &r.original_order_id {
+        lines.push(format!("Web order {o}"));
     }
     lines.push(String::new());
     for l in &r.lines {

@@ -62,6 +62,8 @@ pub struct Receipt {
     pub override_: Option<(String, String)>,
     /// Return: the original sale.
     pub original_sale_id: Option<EventId>,
+    /// Return: the web order it named.
+    pub original_order_id: Option<String>,
 }
 
 impl PosState {
@@ -407,6 +409,7 @@ impl PosState {
             change_minor: 0,
             override_: None,
             original_sale_id: None,
+            original_order_id: None,
         }
     }
 

@@ -405,6 +405,9 @@ pub struct PosState {
     pub tenders: Vec<Tendered>,
     /// Return: the original sale.
     pub original_sale_id: Option<EventId>,
+    /// Return: the web order the items came from (the hub finds its
+    /// sale), when no sale id is given.
+    pub original_order_id: Option<String>,
     /// Return against a named sale: what it charged per item (its lowest
     /// unit price for the item, as the agent refunds), once looked up.
     pub original_prices: BTreeMap<String, i64>,
@@ -461,6 +464,7 @@ impl PosState {
             stock: BTreeMap::new(),
             tenders: Vec::new(),
             original_sale_id: None,
+            original_order_id: None,
             original_prices: BTreeMap::new(),
             event_id: None,
             pending: None,
@@ -637,6 +641,7 @@ impl PosState {
         self.stock.clear();
         self.tenders.clear();
         self.original_sale_id = None;
+        self.original_order_id = None;
         self.original_prices.clear();
         self.event_id = None;
         self.pending = None;

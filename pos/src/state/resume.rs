@@ -193,6 +193,10 @@ impl PosState {
         };
         self.mode = mode;
         self.event_id = id;
+        self.original_order_id = match &self.pending {
+            Some(Pending::Return(r)) => r.order_id.clone(),
+            _ => None,
+        };
         self.original_sale_id = original;
         self.original_prices = saved.original_prices;
         self.pending = Some(pending);

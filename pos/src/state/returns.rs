@@ -25,6 +25,7 @@ impl PosState {
             Mode::Return => Mode::Sale,
         };
         self.original_sale_id = None;
+        self.original_order_id = None;
         self.original_prices.clear();
         self.notify(
             Level::Info,
@@ -36,21 +37,23 @@ impl PosState {
         Vec::new()
     }
 
-    /// F7 in returns mode: the original sale's id.
+    /// F7 in returns mode: the original sale's id, or the web order's.
     pub(super) fn ask_original_sale(&mut self) -> Vec<Effect> {
         if self.editable() {
             self.dialog = Some(Dialog::OriginalSale {
                 input: self
                     .original_sale_id
                     .map(|u| u.to_string())
+                    .or_else(|| self.original_order_id.clone())
                     .unwrap_or_default(),
             });
         }
         Vec::new()
     }
 
-    /// The original sale dialog: a sale id (looked up), or nothing to
-    /// clear it.
+    /// The original sale dialog: a sale id (looked up here), a web order
+    /// id (the hub finds its sale when the return is posted), or nothing
+    /// to clear it.
     pub(super) fn original_sale_key(&mut self, input: String, key: Key) -> Vec<Effect> {
         self.field(
             input,
@@ -58,16 +61,28 @@ impl PosState {
             false,
             |s, text| {
                 s.original_prices.clear();
-                if text.trim().is_empty() {
-                    s.original_sale_id = None;
+                s.original_sale_id = None;
+                s.original_order_id = None;
+                let text = text.trim();
+                if text.is_empty() {
                     return Ok(Vec::new());
                 }
-                let id = text
-                    .trim()
-                    .parse::<EventId>()
-                    .map_err(|e| format!("Not a sale id (UUID): {e}"))?;
-                s.original_sale_id = Some(id);
-                Ok(vec![Effect::LookupSale(id)])
+                if let Ok(id) = text.parse::<EventId>() {
+                    s.original_sale_id = Some(id);
+                    return Ok(vec![Effect::LookupSale(id)]);
+                }
+                if !tally_sync::fulfilment::valid_order_id(text) {
+                    return Err(format!(
+                        "Neither a sale id (UUID) nor a web order id (1 to {} printable characters, no spaces).",
+                        tally_sync::fulfilment::MAX_ORDER_ID_BYTES
+                    ));
+                }
+                s.original_order_id = Some(text.to_string());
+                s.notify(
+                    Level::Info,
+                    format!("Web order {text}: HQ finds its sale and bounds the refund when the return is posted."),
+                );
+                Ok(Vec::new())
             },
             |input| Dialog::OriginalSale { input },
         )
@@ -137,7 +152,8 @@ impl PosState {
     pub(super) fn refunds_as_sold(&self, l: &Line) -> bool {
         let from_catalog =
             l.manual_price.is_none() && !matches!(l.measure, Some(Measure::Price(_)));
-        self.mode == Mode::Return && self.original_sale_id.is_some() && from_catalog
+        let names_original = self.original_sale_id.is_some() || self.original_order_id.is_some();
+        self.mode == Mode::Return && names_original && from_catalog
     }
 
     /// Posts the returned items under the open id, with a manager's
@@ -156,7 +172,7 @@ impl PosState {
             approval,
             cashier: Some(self.cashier.clone()),
             till: self.till.clone(),
-            order_id: None,
+            order_id: self.original_order_id.clone(),
         };
         self.send(Pending::Return(req))
     }
@@ -177,6 +193,7 @@ impl PosState {
             Ok(reply) => {
                 let receipt = Receipt {
                     original_sale_id: req.original_sale_id,
+                    original_order_id: req.order_id,
                     override_: req.approval.map(|o| (o.approver, o.reason)),
                     ..self.receipt(Mode::Return, reply.return_id, reply.total_minor)
                 };

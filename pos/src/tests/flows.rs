@@ -713,10 +713,10 @@ fn returns_post_lines_and_the_original_sale() {
     assert_eq!(e, [Effect::LookupCatalog(PEN.into())], "no stock check");
     h.catalog(PEN, "Pen, blue", 129);
     h.key(Key::F(7));
-    h.typed("not-a-uuid");
+    h.typed("not a uuid");
     h.key(Key::Enter);
     assert!(matches!(h.s.dialog, Some(Dialog::OriginalSale { .. })));
-    for _ in 0.."not-a-uuid".len() {
+    for _ in 0.."not a uuid".len() {
         h.key(Key::Backspace);
     }
     let original = EventId(Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0001));
@@ -1061,4 +1061,70 @@ fn a_keyed_price_is_approved_before_payment() {
     h.key(Key::Enter);
     let sale = h.pay_exact_cash();
     assert_eq!(sale.override_, None);
+}
+
+/// A return of a web order: F7 takes the order's id (not a UUID); the
+/// return names it, sends no catalog prices (the hub finds the order's
+/// sale and the agent refunds what it charged), and the receipt says it.
+#[test]
+fn a_return_names_a_web_order_by_its_id() {
+    let mut h = Harness::new();
+    h.key(Key::F(6));
+    h.scan("4006381333931");
+    h.catalog(PEN, "Pen, blue", 129);
+    h.key(Key::F(7));
+    h.typed("web 9");
+    h.key(Key::Enter);
+    assert!(
+        matches!(h.s.dialog, Some(Dialog::OriginalSale { .. })),
+        "a space is no order id"
+    );
+    assert!(h.s.notice.as_ref().unwrap().1.contains("web order id"));
+    h.key(Key::Esc);
+    h.key(Key::F(7));
+    h.typed("web-9");
+    assert!(h.key(Key::Enter).is_empty(), "nothing to look up here");
+    assert_eq!(h.s.original_order_id.as_deref(), Some("web-9"));
+    assert_eq!(h.s.original_sale_id, None);
+    let screen = super::screens::text(&h.s);
+    assert!(screen.contains("web order web-9"), "{screen}");
+    h.key(Key::F(5));
+    let e = h.key(Key::Enter);
+    let [Effect::PostReturn(req)] = e.as_slice() else {
+        panic!("{e:?}")
+    };
+    assert_eq!(req.order_id.as_deref(), Some("web-9"));
+    assert_eq!(req.original_sale_id, None);
+    assert_eq!(req.lines[0].unit_price_minor, None, "refunded as charged");
+    let req = req.clone();
+    h.act(Action::ReturnDone {
+        return_id: req.return_id,
+        result: Ok(ReturnRecorded {
+            return_id: req.return_id.unwrap(),
+            status: "committed".into(),
+            total_minor: 119,
+        }),
+    });
+    let Some(Dialog::Receipt(r)) = &h.s.dialog else {
+        panic!("{:?}", h.s.dialog)
+    };
+    assert_eq!(r.original_order_id.as_deref(), Some("web-9"));
+    let screen = super::screens::text(&h.s);
+    assert!(screen.contains("Web order web-9"), "{screen}");
+    // A sale id typed later replaces the order.
+    h.key(Key::Enter);
+    h.key(Key::F(6));
+    h.key(Key::F(6));
+    h.scan("4006381333931");
+    h.key(Key::F(7));
+    h.typed("web-9");
+    h.key(Key::Enter);
+    h.key(Key::F(7));
+    for _ in 0.."web-9".len() {
+        h.key(Key::Backspace);
+    }
+    let id = EventId(Uuid::from_u128(5));
+    h.typed(&id.to_string());
+    assert_eq!(h.key(Key::Enter), [Effect::LookupSale(id)]);
+    assert_eq!(h.s.original_order_id, None);
 }
