@@ -95,7 +95,10 @@ function renderStores(body) {
 // `last` is the newest id, ids rise from 1 without gaps), so opening the
 // page reads what it shows, not every exception the hub ever raised.
 const EXCEPTIONS_PAGE = 1000, EXCEPTIONS_KEPT = 1000, EXCEPTIONS_SHOWN = 100;
-let exceptions = { list: [], next: 0, total: 0, started: false };
+let exceptions = { list: [], next: 0, total: 0, open: 0, started: false };
+// The exception whose acknowledgement form is open (the table is not
+// redrawn under it while it is).
+let ackOpen = null;
 
 async function fetchExceptions() {
   if (!exceptions.started) {
@@ -111,8 +114,22 @@ async function fetchExceptions() {
     exceptions.list.push(...got);
     exceptions.list.splice(0, Math.max(0, exceptions.list.length - EXCEPTIONS_KEPT));
     exceptions.total = typeof body.last === "number" ? body.last : exceptions.total + got.length;
+    if (typeof body.open === "number") exceptions.open = body.open;
     if (typeof body.next === "number") exceptions.next = body.next;
     if (got.length < EXCEPTIONS_PAGE) break;
+  }
+  // The newest shown again: what another reviewer acknowledged meanwhile.
+  const since = Math.max(0, exceptions.total - EXCEPTIONS_SHOWN);
+  const recent = await api(`/v1/exceptions?since=${since}&limit=${EXCEPTIONS_SHOWN}`);
+  mergeAcks(list(recent, "exceptions"));
+}
+
+// Takes the acknowledgements of `fresh` exceptions into the list kept.
+function mergeAcks(fresh) {
+  const byId = new Map(fresh.map((x) => [x.id, x]));
+  for (const e of exceptions.list) {
+    const f = byId.get(e.id);
+    if (f && f.acknowledged) e.acknowledged = f.acknowledged;
   }
 }
 
@@ -154,22 +171,74 @@ function exceptionDetail(e) {
   return "";
 }
 
+function ackCell(e) {
+  const a = e.acknowledged;
+  if (a) {
+    return `<span class="by" data-acked-by="${text(a.by)}">✓ ${text(a.by)}</span> ${timeTag(a.at)}` +
+      (a.note ? `<div class="note">${text(a.note)}</div>` : "");
+  }
+  if (ackOpen === e.id) {
+    return `<form class="ack" data-ack-form="${e.id}"><input name="note" maxlength="1000" placeholder="what you found (optional)">` +
+      `<button class="small" type="submit">Acknowledge</button><button class="small" type="button" data-ack-cancel>Cancel</button></form>`;
+  }
+  return `<button class="small" type="button" data-ack="${e.id}">Acknowledge…</button>`;
+}
+
 function renderExceptions() {
-  const rows = exceptions.list.slice(-EXCEPTIONS_SHOWN).reverse();
+  $("sum-exceptions").innerHTML = `<b>${exceptions.open}</b> open exceptions <span class="muted">of ${exceptions.total}</span>`;
+  $("sum-exceptions").classList.toggle("warn", exceptions.open > 0);
+  // Not under a form being filled in.
+  if (ackOpen !== null && document.querySelector(`form[data-ack-form="${ackOpen}"]`)) return;
+  const openOnly = $("open-only").checked;
+  const rows = exceptions.list.filter((e) => !openOnly || !e.acknowledged).slice(-EXCEPTIONS_SHOWN).reverse();
   $("exceptions-body").innerHTML = rows.map((e) => {
     const kind = e.kind || "exception";
     // UUIDv7 ids begin with the time (the same for events a minute apart):
     // show their random end, the whole id on hover.
     const ids = (e.event_ids || []).map((i) =>
       `<code data-event-id="${text(i)}" title="${text(i)}">…${text(String(i).slice(-8))}</code>`).join("");
-    return `<tr data-kind="${text(kind)}"><td><span class="tag ${text(kind)}">${text(kind.replace(/_/g, " "))}</span></td>` +
+    return `<tr data-kind="${text(kind)}" data-id="${e.id}"${e.acknowledged ? ' class="is-acked"' : ""}>` +
+      `<td><span class="tag ${text(kind)}">${text(kind.replace(/_/g, " "))}</span></td>` +
       `<td class="id">${text(e.store)}</td><td>${text(exceptionDetail(e))}</td><td class="ids">${ids}</td>` +
-      `<td class="nowrap">${timeTag(e.at)}</td></tr>`;
-  }).join("") || `<tr><td colspan="5" class="muted">No exceptions.</td></tr>`;
-  $("sum-exceptions").innerHTML = `<b>${exceptions.total}</b> exceptions`;
-  $("sum-exceptions").classList.toggle("warn", exceptions.total > 0);
+      `<td class="nowrap">${timeTag(e.at)}</td><td class="ack">${ackCell(e)}</td></tr>`;
+  }).join("") || `<tr><td colspan="6" class="muted">${openOnly ? "No open exceptions." : "No exceptions."}</td></tr>`;
   $("exceptions-count").textContent = !exceptions.total ? ""
-    : `${exceptions.total} in all, newest first` + (exceptions.total > rows.length ? `, latest ${rows.length} shown` : "");
+    : `${exceptions.total} in all, ${exceptions.open} open, newest first` +
+      (exceptions.total > rows.length ? `, latest ${rows.length} shown` : "");
+  if (ackOpen !== null) {
+    const note = document.querySelector(`form[data-ack-form="${ackOpen}"] input[name=note]`);
+    if (note) note.focus();
+  }
+}
+
+// HQ acknowledges exception `id`, signed by the reviewer, with `note`.
+async function acknowledge(id, note) {
+  const by = $("reviewer").value.trim();
+  if (!by) {
+    $("ack-error").textContent = "Type your name as reviewer first: it signs the acknowledgement.";
+    $("reviewer").focus();
+    return;
+  }
+  sessionStorage.setItem("tally-reviewer", by);
+  $("ack-error").textContent = "";
+  try {
+    const r = await fetch(`/v1/exceptions/${id}/ack`, {
+      method: "POST",
+      headers: { Authorization: "Bearer " + token, "Content-Type": "application/json" },
+      body: JSON.stringify({ by, note }),
+    });
+    if (r.status === 401 || r.status === 403) return logout(new AuthError().message);
+    const body = await r.json().catch(() => ({}));
+    if (!r.ok) throw new Error(body.message || body.error || ("HTTP " + r.status));
+    const e = exceptions.list.find((x) => x.id === id);
+    if (e) e.acknowledged = body.acknowledged;
+    if (!body.already) exceptions.open = Math.max(0, exceptions.open - 1);
+    if (body.already) $("ack-error").textContent = `Already acknowledged by ${body.acknowledged.by}.`;
+    ackOpen = null;
+    renderExceptions();
+  } catch (err) {
+    $("ack-error").textContent = "Not acknowledged: " + err.message;
+  }
 }
 
 // Orders and transfers (issue 22). The counts are the hub's own, kept as
@@ -472,7 +541,8 @@ async function login(t) {
 
 function logout(message) {
   clearInterval(timer);
-  exceptions = { list: [], next: 0, total: 0, started: false };
+  exceptions = { list: [], next: 0, total: 0, open: 0, started: false };
+  ackOpen = null;
   orderView = { status: "open", after: "", before: [], next: null };
   orderGen++;
   $("order-status").value = "open";
@@ -498,4 +568,17 @@ $("orders-next").addEventListener("click", () => showOrders((v) => {
   if (v.next) { v.before.push(v.after); v.after = v.next; }
 }));
 $("orders-prev").addEventListener("click", () => showOrders((v) => { v.after = v.before.pop() ?? ""; }));
+$("reviewer").value = sessionStorage.getItem("tally-reviewer") || "";
+$("open-only").addEventListener("change", () => { ackOpen = null; renderExceptions(); });
+$("exceptions-body").addEventListener("click", (ev) => {
+  const open = ev.target.closest("button[data-ack]");
+  if (open) { ackOpen = Number(open.dataset.ack); $("ack-error").textContent = ""; renderExceptions(); return; }
+  if (ev.target.closest("button[data-ack-cancel]")) { ackOpen = null; renderExceptions(); }
+});
+$("exceptions-body").addEventListener("submit", (ev) => {
+  const form = ev.target.closest("form[data-ack-form]");
+  if (!form) return;
+  ev.preventDefault();
+  acknowledge(Number(form.dataset.ackForm), form.elements.note.value.trim());
+});
 if (token) login(token); else show(false);

@@ -207,6 +207,20 @@ impl Writer {
         .await
     }
 
+    /// HQ acknowledges exception `id`; answers after the commit.
+    pub async fn acknowledge_exception(
+        &self,
+        id: u64,
+        by: String,
+        note: String,
+        now_ms: u64,
+    ) -> Result<crate::storage::AckResult, WriteError> {
+        self.submit((id, by, note, now_ms), |txn, (id, by, note, now)| {
+            txn.acknowledge_exception(*id, by, note, *now)
+        })
+        .await
+    }
+
     /// Raises `transfer_overdue` for transfers in transit longer than
     /// `overdue_ms`; answers how many, after the commit.
     pub async fn flag_overdue_transfers(
@@ -425,6 +439,16 @@ mod tests {
             Err(failure())
         }
 
+        fn acknowledge_exception(
+            &mut self,
+            _: u64,
+            _: &str,
+            _: &str,
+            _: u64,
+        ) -> Result<crate::storage::AckResult, StorageError> {
+            Err(failure())
+        }
+
         fn check_return(
             &mut self,
             _: &tally_sync::returns::ReturnCheckRequest,
@@ -609,6 +633,9 @@ mod tests {
             Ok(Vec::new())
         }
         fn last_exception_id(&self) -> Result<u64, StorageError> {
+            Ok(0)
+        }
+        fn acknowledged_exceptions(&self) -> Result<u64, StorageError> {
             Ok(0)
         }
         fn audit(&self) -> Result<AuditReport, StorageError> {

@@ -973,6 +973,80 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
         "{conflict}"
     );
 
+    // --- Acknowledging: a reviewer signs one off with a note, as a person
+    // does (without a name first, the page asks for it); the API records
+    // it, the summary counts one open fewer, "open only" hides it.
+    let summary = js(
+        &page,
+        "() => document.querySelector('#sum-exceptions').innerText",
+    )
+    .await;
+    assert_eq!(summary, "4 open exceptions of 4", "{summary}");
+    click(&page, "tr[data-kind=override_sale] button[data-ack]").await;
+    type_into(
+        &page,
+        "tr[data-kind=override_sale] form[data-ack-form] input[name=note]",
+        "units found on the shelf",
+    )
+    .await;
+    click(
+        &page,
+        "tr[data-kind=override_sale] form[data-ack-form] button[type=submit]",
+    )
+    .await;
+    wait_until(
+        &page,
+        "the reviewer's name asked for",
+        "() => document.querySelector('#ack-error').innerText.includes('Type your name')",
+    )
+    .await;
+    type_into(&page, "#reviewer", "lp-ann").await;
+    click(
+        &page,
+        "tr[data-kind=override_sale] form[data-ack-form] button[type=submit]",
+    )
+    .await;
+    wait_until(
+        &page,
+        "the override sale acknowledged",
+        "() => document.querySelector('tr[data-kind=override_sale] [data-acked-by=\"lp-ann\"]') !== null",
+    )
+    .await;
+    let acked = api(&admin, "/v1/exceptions").await;
+    let ov = acked["exceptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["kind"] == "override_sale")
+        .unwrap();
+    assert_eq!(ov["acknowledged"]["by"], "lp-ann", "{ov}");
+    assert_eq!(
+        ov["acknowledged"]["note"], "units found on the shelf",
+        "{ov}"
+    );
+    assert_eq!(
+        (&acked["open"], &acked["acknowledged"]),
+        (&json!(3), &json!(1))
+    );
+    wait_until(
+        &page,
+        "3 open exceptions",
+        "() => document.querySelector('#sum-exceptions').innerText === '3 open exceptions of 4'",
+    )
+    .await;
+    click(&page, "#open-only").await;
+    let open_rows = js(&page, EXCEPTIONS_TABLE).await;
+    assert_eq!(open_rows.as_array().unwrap().len(), 3, "{open_rows}");
+    assert!(
+        !open_rows.to_string().contains("override_sale"),
+        "{open_rows}"
+    );
+    click(&page, "#open-only").await;
+    assert_eq!(
+        js(&page, EXCEPTIONS_TABLE).await.as_array().unwrap().len(),
+        4
+    );
+
     // --- Orders: the counts by status, and the open ones with each
     // store's part, as the API says.
     let stats = api(&admin, "/v1/stats/orders").await;

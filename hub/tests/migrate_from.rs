@@ -27,7 +27,9 @@ use support::{gtin, pg, SimStore};
 use tally_hub::storage::postgres::{import, DatabaseUrl, PgHub};
 use tally_hub::storage::returns::CheckResult;
 use tally_hub::storage::routed::{CancelResult, RoutedResult};
-use tally_hub::storage::{verify, GrantResult, HubStorage, OrderResult, RedbHub, SyncResult};
+use tally_hub::storage::{
+    verify, AckResult, GrantResult, HubStorage, OrderResult, RedbHub, SyncResult,
+};
 use tally_sync::command::{Command, LineIn};
 use tally_sync::fulfilment::{Fulfilment, Status};
 use tally_sync::message::CatalogItem;
@@ -264,6 +266,11 @@ fn history(hub: &RedbHub, bulk: usize) -> (Stores, Lagging) {
     settle(hub, &mut s1, NOW);
     s1.fetch_allocations_in_storage(hub, 10);
     let hq_exceptions_since = hub.exceptions(0, 10_000).unwrap().last().unwrap().id;
+    // HQ acknowledged one: the acknowledgement and the count move too.
+    let acked = write(hub, |txn| {
+        txn.acknowledge_exception(1, "lp-ann", "seen", NOW)
+    });
+    assert!(matches!(acked, AckResult::Acknowledged(_)), "{acked:?}");
 
     // Late: a catalog change, an order routed to s1 and one named for it
     // (s1's counter of `a` changes), a transfer from s2 to s1, an

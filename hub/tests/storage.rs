@@ -24,8 +24,9 @@ use tally_hub::storage::held::AdmitResult;
 use tally_hub::storage::returns::CheckResult;
 use tally_hub::storage::routed::{CancelResult, RoutedOrderRequest, RoutedResult};
 use tally_hub::storage::{
-    ExceptionRecord, GrantResult, HubStorage, OrderLine, OrderRequest, OrderResult, ReleaseResult,
-    StorageError, StoreStock, SyncResult, SyncSummary, SALES_WINDOW_MINUTES,
+    AckResult, ExceptionAck, ExceptionRecord, GrantResult, HubStorage, OrderLine, OrderRequest,
+    OrderResult, ReleaseResult, StorageError, StoreStock, SyncResult, SyncSummary,
+    SALES_WINDOW_MINUTES,
 };
 use tally_sync::command::{Command, LineIn};
 use tally_sync::exchange::{Identity, SyncRefusal};
@@ -1576,6 +1577,55 @@ fn exceptions_page_by_rising_ids_without_gaps() {
         assert_eq!(now[..5], all[..], "{backend}");
         assert!(now[5].id > all[4].id, "{backend}");
         assert_eq!(pages(&*st), now, "{backend}");
+    }
+}
+
+/// HQ acknowledges an exception once: who, the note and when are kept on
+/// it (every engine, across a restart), a second acknowledgement changes
+/// nothing and answers the first, an unknown id is not found, and the
+/// count of acknowledged ones is kept as they come.
+#[test]
+fn exceptions_are_acknowledged_once_and_counted() {
+    for backend in backends() {
+        let mut st = TestStorage::new(backend, settings(100));
+        let a = gtin(1);
+        let mut s1 = SimStore::new("s1", 1);
+        s1.receive(a, 1);
+        s1.sell_override(a, 3);
+        s1.refund_without_receipt(a, 1);
+        synced(&*st, &mut s1, NOW);
+        assert_eq!(st.acknowledged_exceptions().unwrap(), 0, "{backend}");
+        let ack = |st: &dyn HubStorage, id: u64, by: &str, at: u64| {
+            write(st, |txn| {
+                txn.acknowledge_exception(id, by, "checked the till roll", at)
+            })
+        };
+        let AckResult::Acknowledged(x) = ack(&*st, 2, "lp-ann", NOW + 5) else {
+            panic!("{backend}: not acknowledged");
+        };
+        let first = ExceptionAck {
+            by: "lp-ann".into(),
+            note: "checked the till roll".into(),
+            at_ms: NOW + 5,
+        };
+        assert_eq!(x.acknowledged.as_ref(), Some(&first), "{backend}");
+        assert_eq!(x.kind, "no_receipt_refund", "{backend}");
+        let AckResult::Already(again) = ack(&*st, 2, "bo", NOW + 9) else {
+            panic!("{backend}: acknowledged twice");
+        };
+        assert_eq!(again.acknowledged.as_ref(), Some(&first), "{backend}");
+        assert_eq!(ack(&*st, 99, "bo", NOW), AckResult::NotFound, "{backend}");
+        assert_eq!(st.acknowledged_exceptions().unwrap(), 1, "{backend}");
+        st.reopen();
+        let all = all_exceptions(&*st);
+        assert_eq!(all[0].acknowledged, None, "{backend}");
+        assert_eq!(all[1].acknowledged.as_ref(), Some(&first), "{backend}");
+        assert_eq!(st.acknowledged_exceptions().unwrap(), 1, "{backend}");
+        assert!(matches!(
+            ack(&*st, 1, "bo", NOW),
+            AckResult::Acknowledged(_)
+        ));
+        assert_eq!(st.acknowledged_exceptions().unwrap(), 2, "{backend}");
     }
 }
 

@@ -290,6 +290,71 @@ async fn override_sales_and_epcs_sold_twice_are_exceptions() {
     s2.sync_all(&c2, 10).await;
     let (_, again) = admin.get("/v1/exceptions").await;
     assert_eq!(again, more);
+    assert_eq!(
+        (&more["open"], &more["acknowledged"]),
+        (&json!(4), &json!(0))
+    );
+
+    // HQ acknowledges one: who, the note, when; once.
+    let rid = rx["id"].as_u64().unwrap();
+    let path = format!("/v1/exceptions/{rid}/ack");
+    let anonymous = admin
+        .client
+        .http
+        .post(format!("{}{path}", admin.client.base))
+        .json(&json!({"by": "eve"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let (status, body) = admin
+        .post(&path, &json!({"by": "lp-ann", "note": "receipt found"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["already"], false, "{body}");
+    assert_eq!(body["acknowledged"]["by"], "lp-ann", "{body}");
+    assert_eq!(body["acknowledged"]["note"], "receipt found", "{body}");
+    assert!(body["acknowledged"]["at"].as_str().unwrap().ends_with('Z'));
+    let (status, body) = admin.post(&path, &json!({"by": "bo"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (&body["already"], &body["acknowledged"]["by"]),
+        (&json!(true), &json!("lp-ann")),
+        "the first stands"
+    );
+    for (bad, want) in [
+        (json!({"by": ""}), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({"by": "x\u{7}"}), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            json!({"by": "x", "note": "n".repeat(1_001)}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (json!({"who": "x"}), StatusCode::BAD_REQUEST),
+    ] {
+        let (status, body) = admin.post(&path, &bad).await;
+        assert_eq!(status, want, "{bad}: {body}");
+    }
+    let (status, _) = admin
+        .post("/v1/exceptions/999/ack", &json!({"by": "bo"}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = admin
+        .post("/v1/exceptions/x/ack", &json!({"by": "bo"}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, listed) = admin.get("/v1/exceptions").await;
+    assert_eq!(
+        (&listed["open"], &listed["acknowledged"]),
+        (&json!(3), &json!(1))
+    );
+    let acked: Vec<&serde_json::Value> = listed["exceptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| !x["acknowledged"].is_null())
+        .collect();
+    assert_eq!(acked.len(), 1);
+    assert_eq!(acked[0]["id"].as_u64(), Some(rid));
     hub.stop().await;
 }
 

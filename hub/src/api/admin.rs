@@ -3,7 +3,8 @@
 //! string, [`admin_json`] for a POST's body), and the read-only endpoints:
 //! `GET /v1/stock/{gtin}`, `/v1/stores`, `/v1/exceptions`,
 //! `/v1/stats/sales`, `/v1/audit` and `/metrics`. Each reads one storage
-//! snapshot on the blocking pool.
+//! snapshot on the blocking pool. And HQ's acknowledgement of an
+//! exception, `POST /v1/exceptions/{id}/ack`.
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -17,9 +18,11 @@ use tally_service::secret::secrets_equal;
 use tally_sync::timestamp::rfc3339;
 use tally_sync::Gtin;
 
-use crate::storage::SALES_WINDOW_MINUTES;
+use crate::storage::{
+    AckResult, ExceptionRecord, MAX_ACK_BY_BYTES, MAX_ACK_NOTE_BYTES, SALES_WINDOW_MINUTES,
+};
 
-use super::{body_error, error, read_body, read_storage, AppState};
+use super::{body_error, error, read_body, read_storage, write_error, AppState};
 
 /// The bearer token a request carries.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -187,23 +190,108 @@ pub(super) async fn exceptions(
         "since and limit must be non-negative integers",
     )?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
-    let (list, last) = read_storage(&st, move |s| {
-        Ok((s.exceptions(q.since, limit)?, s.last_exception_id()?))
+    let (list, last, acknowledged) = read_storage(&st, move |s| {
+        Ok((
+            s.exceptions(q.since, limit)?,
+            s.last_exception_id()?,
+            s.acknowledged_exceptions()?,
+        ))
     })
     .await?;
     let next = list.last().map_or(q.since, |x| x.id);
-    let list: Vec<Value> = list
-        .into_iter()
-        .map(|x| {
-            let at = rfc3339(x.at_ms);
-            let mut v = json!(x);
-            v["at"] = json!(at);
-            v
-        })
-        .collect();
-    Ok(Json(
-        json!({ "exceptions": list, "next": next, "last": last }),
-    ))
+    let list: Vec<Value> = list.into_iter().map(exception_json).collect();
+    Ok(Json(json!({
+        "exceptions": list,
+        "next": next,
+        "last": last,
+        "acknowledged": acknowledged,
+        "open": last.saturating_sub(acknowledged),
+    })))
+}
+
+/// An exception as HQ reads it: times also as RFC 3339.
+fn exception_json(x: ExceptionRecord) -> Value {
+    let at = rfc3339(x.at_ms);
+    let acked_at = x.acknowledged.as_ref().map(|a| rfc3339(a.at_ms));
+    let mut v = json!(x);
+    v["at"] = json!(at);
+    if let Some(acked_at) = acked_at {
+        v["acknowledged"]["at"] = json!(acked_at);
+    }
+    v
+}
+
+/// The body of `POST /v1/exceptions/{id}/ack`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AckBody {
+    by: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /v1/exceptions/{id}/ack` (admin token), `{"by", "note"}`: HQ
+/// has looked at the exception. 200 with the exception acknowledged (now,
+/// or before: the first acknowledgement stands, `"already": true`), 404
+/// no such exception, 422 a `by` or `note` out of bounds.
+pub(super) async fn acknowledge(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<Value>, Response> {
+    let ack: AckBody = admin_json(&st, &headers, body).await?;
+    let id: u64 = id.parse().map_err(|_| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalid_exception_id",
+            format!("exception id {id:?}: a positive integer"),
+        )
+    })?;
+    let by = ack.by.trim();
+    let note = ack.note.trim();
+    let printable = |s: &str| !s.chars().any(char::is_control);
+    if by.is_empty() || by.len() > MAX_ACK_BY_BYTES || !printable(by) {
+        return Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            format!(
+                "by: who acknowledges it, 1 to {MAX_ACK_BY_BYTES} bytes, no control characters"
+            ),
+        ));
+    }
+    if note.len() > MAX_ACK_NOTE_BYTES || note.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            format!(
+                "note: at most {MAX_ACK_NOTE_BYTES} bytes, no control characters but new lines"
+            ),
+        ));
+    }
+    let result = st
+        .writer
+        .acknowledge_exception(id, by.to_string(), note.to_string(), st.clock.now_ms())
+        .await
+        .map_err(write_error)?;
+    match result {
+        AckResult::Acknowledged(x) => {
+            tracing::info!(exception = id, kind = %x.kind, store = %x.store, by, "Exception acknowledged by HQ.");
+            let mut v = exception_json(*x);
+            v["already"] = json!(false);
+            Ok(Json(v))
+        }
+        AckResult::Already(x) => {
+            let mut v = exception_json(*x);
+            v["already"] = json!(true);
+            Ok(Json(v))
+        }
+        AckResult::NotFound => Err(error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no exception {id}"),
+        )),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -177,6 +177,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/stock/{gtin}", get(admin::stock))
         .route("/v1/stores", get(admin::stores))
         .route("/v1/exceptions", get(admin::exceptions))
+        .route("/v1/exceptions/{id}/ack", post(admin::acknowledge))
         .route("/v1/held", get(held::list))
         .route("/v1/held/{id}/admit", post(held::admit))
         .route("/v1/stats/sales", get(admin::sales_stats))

@@ -279,6 +279,37 @@ pub struct ExceptionRecord {
     pub detected_at_ms: u64,
     /// Kind-specific details.
     pub detail: serde_json::Value,
+    /// Who at HQ looked at it, once someone did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<ExceptionAck>,
+}
+
+/// An exception looked at by HQ: who, what they found, when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExceptionAck {
+    /// Who (as they sign it).
+    pub by: String,
+    /// What they found or did (may be empty).
+    #[serde(default)]
+    pub note: String,
+    /// When (hub clock, Unix ms).
+    pub at_ms: u64,
+}
+
+/// The longest `by` and `note` of an acknowledgement, in bytes.
+pub const MAX_ACK_BY_BYTES: usize = 100;
+/// See [`MAX_ACK_BY_BYTES`].
+pub const MAX_ACK_NOTE_BYTES: usize = 1_000;
+
+/// What acknowledging an exception came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AckResult {
+    /// Acknowledged now.
+    Acknowledged(Box<ExceptionRecord>),
+    /// Acknowledged before (the first acknowledgement stands).
+    Already(Box<ExceptionRecord>),
+    /// No such exception.
+    NotFound,
 }
 
 /// One store's part of an item's stock.
@@ -437,6 +468,15 @@ pub trait HubWrite {
         store: &tally_sync::LocationId,
         now_ms: u64,
     ) -> Result<returns::CheckResult, StorageError>;
+    /// HQ acknowledges exception `id` (`by`, `note`; the first
+    /// acknowledgement stands).
+    fn acknowledge_exception(
+        &mut self,
+        id: u64,
+        by: &str,
+        note: &str,
+        now_ms: u64,
+    ) -> Result<AckResult, StorageError>;
     /// Raises `transfer_overdue` for transfers in transit known for longer
     /// than `overdue_ms`, each once; answers how many.
     fn flag_overdue_transfers(
@@ -506,6 +546,9 @@ pub trait HubStorage: Send + Sync + 'static {
     /// The newest exception's id (0: none yet). Ids rise from 1 without
     /// gaps, so it is also how many there are.
     fn last_exception_id(&self) -> Result<u64, StorageError>;
+    /// How many exceptions HQ acknowledged (a count kept as they are, not
+    /// a scan).
+    fn acknowledged_exceptions(&self) -> Result<u64, StorageError>;
     /// Events syncs refused, held for HQ to review, at most `limit`.
     fn held_events(&self, limit: usize) -> Result<Vec<held::HeldEvent>, StorageError>;
     /// Routed orders with `status`, by id after `after`, at most `limit`.

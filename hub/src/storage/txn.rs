@@ -64,6 +64,13 @@ pub(crate) trait HubTxn: HubReplica<Error = StorageError> {
     /// them on from the last (their `id` is ignored).
     fn append_exceptions(&mut self, exceptions: Vec<ExceptionRecord>) -> Result<(), StorageError>;
 
+    /// Exception `id`, if there is one.
+    fn exception(&self, id: u64) -> Result<Option<ExceptionRecord>, StorageError>;
+
+    /// Stores `x` (an exception that exists, not acknowledged before) as
+    /// acknowledged, counting it among the acknowledged.
+    fn put_acknowledged(&mut self, x: &ExceptionRecord) -> Result<(), StorageError>;
+
     /// Records that something of `store`'s changed at the hub, `key` being
     /// `o:ORDER` (its allocation of an order) or `t:TRANSFER` (a transfer
     /// to or from it): it gets the next change version, so the store's

@@ -5,7 +5,8 @@
 //! # Design constraints
 //! - **Every read, over everything.** `stores`; `counter` for every
 //!   counter the embedded hub holds and `stock` for every item one holds;
-//!   `catalog_item` for every catalog item; every page of `exceptions`;
+//!   `catalog_item` for every catalog item; every page of `exceptions`
+//!   and how many are acknowledged;
 //!   `held_events`; every page of `routed_orders` and `transfers` of each
 //!   status, and `routed_order` / `transfer` for each listed;
 //!   `cross_returns` and `transfers_received_recently` as deep as the
@@ -256,6 +257,12 @@ pub fn compare(source: &RedbHub, target: &dyn HubStorage) -> Result<VerifyReport
             _ => break,
         }
     }
+    r.same(
+        "acknowledged_exceptions",
+        "count",
+        &source.acknowledged_exceptions()?,
+        &target.acknowledged_exceptions()?,
+    );
     r.list(
         "held_events",
         "held",

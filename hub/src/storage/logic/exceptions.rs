@@ -6,7 +6,32 @@
 use tally_sync::{Event, EventKind, Exception};
 
 use crate::storage::txn::HubTxn;
-use crate::storage::{ExceptionRecord, StorageError};
+use crate::storage::{AckResult, ExceptionAck, ExceptionRecord, StorageError};
+
+/// HQ acknowledges exception `id`: recorded with who, the note and the
+/// time, once; a second acknowledgement changes nothing and answers the
+/// first.
+pub(crate) fn acknowledge<T: HubTxn>(
+    txn: &mut T,
+    id: u64,
+    by: &str,
+    note: &str,
+    now_ms: u64,
+) -> Result<AckResult, StorageError> {
+    let Some(mut x) = txn.exception(id)? else {
+        return Ok(AckResult::NotFound);
+    };
+    if x.acknowledged.is_some() {
+        return Ok(AckResult::Already(Box::new(x)));
+    }
+    x.acknowledged = Some(ExceptionAck {
+        by: by.to_string(),
+        note: note.to_string(),
+        at_ms: now_ms,
+    });
+    txn.put_acknowledged(&x)?;
+    Ok(AckResult::Acknowledged(Box::new(x)))
+}
 
 /// The exceptions `new_events` (of `store`, just stored) raise: what a
 /// manager approved, EPCs they made sold twice (`outcome`), counts they
@@ -29,6 +54,7 @@ pub(crate) fn new_event_exceptions<T: HubTxn>(
                 event_ids: vec![e.id],
                 at_ms: e.at_ms,
                 detected_at_ms: now_ms,
+                acknowledged: None,
                 detail: approved_exception(e, kind),
             });
         }
@@ -52,6 +78,7 @@ pub(crate) fn new_event_exceptions<T: HubTxn>(
             event_ids: d.sales.iter().map(|r| r.event).collect(),
             at_ms: latest,
             detected_at_ms: now_ms,
+            acknowledged: None,
             detail: serde_json::json!({ "epc": d.epc, "sales": sales }),
         });
     }
@@ -70,6 +97,7 @@ pub(crate) fn new_event_exceptions<T: HubTxn>(
                     event_ids: vec![e.id],
                     at_ms: e.at_ms,
                     detected_at_ms: now_ms,
+                    acknowledged: None,
                     detail: serde_json::json!({
                         "gtin": e.lines.first().map(|l| l.gtin),
                         "counted": counted,

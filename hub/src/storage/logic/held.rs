@@ -94,6 +94,7 @@ pub(crate) fn hold<T: HubTxn>(
         event_ids: vec![*id],
         at_ms: event.at_ms,
         detected_at_ms: now_ms,
+        acknowledged: None,
         detail: serde_json::json!({
             "reason": reason,
             "event_kind": event.kind.name(),
@@ -141,6 +142,7 @@ pub(crate) fn admit<T: HubTxn>(
             event_ids: vec![id],
             at_ms: held.event.at_ms,
             detected_at_ms: now_ms,
+            acknowledged: None,
             detail: serde_json::json!({ "reason": held.reason }),
         },
     );

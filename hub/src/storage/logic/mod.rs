@@ -85,6 +85,16 @@ impl<T: HubTxn> HubWrite for BatchWrite<'_, T> {
         returns::check(&mut self.txn, req, store, now_ms)
     }
 
+    fn acknowledge_exception(
+        &mut self,
+        id: u64,
+        by: &str,
+        note: &str,
+        now_ms: u64,
+    ) -> Result<super::AckResult, StorageError> {
+        exceptions::acknowledge(&mut self.txn, id, by, note, now_ms)
+    }
+
     fn flag_overdue_transfers(
         &mut self,
         now_ms: u64,

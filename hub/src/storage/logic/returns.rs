@@ -303,6 +303,7 @@ pub(crate) fn on_return<T: HubTxn>(
         event_ids: vec![event.id, *original],
         at_ms: event.at_ms,
         detected_at_ms: now_ms,
+        acknowledged: None,
         detail: serde_json::json!({
             "original_sale_id": original,
             "items": over,

@@ -211,6 +211,7 @@ fn fulfilment_exception(
         event_ids: vec![e.id],
         at_ms: e.at_ms,
         detected_at_ms: now_ms,
+        acknowledged: None,
         detail,
     })
 }

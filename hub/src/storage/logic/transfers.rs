@@ -39,6 +39,7 @@ fn exception(event: &Event, kind: &str, now_ms: u64, detail: serde_json::Value) 
         event_ids: vec![event.id],
         at_ms: event.at_ms,
         detected_at_ms: now_ms,
+        acknowledged: None,
         detail,
     }
 }
@@ -164,6 +165,7 @@ pub(crate) fn flag_overdue<T: HubTxn>(
             event_ids: t.transfer.sent_event.into_iter().collect(),
             at_ms: t.transfer.sent_at_ms,
             detected_at_ms: now_ms,
+            acknowledged: None,
             detail: serde_json::json!({
                 "transfer_id": id,
                 "from": t.transfer.from,

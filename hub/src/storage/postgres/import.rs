@@ -735,6 +735,7 @@ impl Importer<'_> {
         for (name, value) in [
             ("catalog", c.catalog_version),
             ("exceptions", c.last_exception),
+            ("exceptions_acked", c.acked_exceptions),
             ("allocations", c.allocation_version),
         ] {
             self.conn.execute(

@@ -134,6 +134,16 @@ impl HubStorage for PgHub {
         })
     }
 
+    fn acknowledged_exceptions(&self) -> Result<u64, StorageError> {
+        self.read(|c| {
+            let row = c.query_one(
+                "SELECT value FROM hub_sequences WHERE name = 'exceptions_acked'",
+                &[],
+            )?;
+            int(&row, 0, "hub_sequences")
+        })
+    }
+
     fn last_exception_id(&self) -> Result<u64, StorageError> {
         self.read(|c| {
             let row = c.query_one("SELECT coalesce(max(id), 0) FROM hub_exceptions", &[])?;

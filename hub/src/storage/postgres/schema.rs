@@ -32,6 +32,11 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "issued certificates",
         include_str!("migrations/0005_issued.sql"),
     ),
+    (
+        6,
+        "acknowledged exceptions",
+        include_str!("migrations/0006_exceptions_acked.sql"),
+    ),
 ];
 
 /// The advisory lock key migrations take turns on ("tally-mi" in ASCII).

@@ -704,6 +704,23 @@ impl HubTxn for PgTxn<'_> {
         Ok(())
     }
 
+    fn exception(&self, id: u64) -> Result<Option<ExceptionRecord>, StorageError> {
+        let row = self.conn.query_opt(
+            "SELECT doc FROM hub_exceptions WHERE id = $1",
+            &[&to_i64("exception id", id)?],
+        )?;
+        row.map(|r| json(&r, 0, "hub_exceptions")).transpose()
+    }
+
+    fn put_acknowledged(&mut self, x: &ExceptionRecord) -> Result<(), StorageError> {
+        self.conn.execute(
+            "UPDATE hub_exceptions SET doc = $2 WHERE id = $1",
+            &[&to_i64("exception id", x.id)?, &Json(x)],
+        )?;
+        self.next("exceptions_acked", 1)?;
+        Ok(())
+    }
+
     fn append_exceptions(&mut self, exceptions: Vec<ExceptionRecord>) -> Result<(), StorageError> {
         if exceptions.is_empty() {
             return Ok(());

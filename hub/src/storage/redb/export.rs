@@ -43,7 +43,7 @@ use tally_sync::{
 };
 
 use super::{content, from_json, held, records, redb_err, returns, routed, tallies, transfers};
-use super::{corrupt, EXCEPTIONS};
+use super::{corrupt, EXCEPTIONS, EXCEPTIONS_ACKED};
 use crate::storage::held::HeldEvent;
 use crate::storage::logic::orders::OrderIndex;
 use crate::storage::logic::rights::GrantRecord;
@@ -216,6 +216,8 @@ pub(crate) struct Cursors {
     pub allocation_version: u64,
     /// The highest exception id.
     pub last_exception: u64,
+    /// How many exceptions HQ acknowledged.
+    pub acked_exceptions: u64,
 }
 
 /// What takes the records of an export, one at a time. An error stops
@@ -256,6 +258,10 @@ pub(crate) fn export(path: &Path, sink: &mut dyn Sink) -> Result<Cursors, Storag
         },
         last_exception: match open(&txn, EXCEPTIONS)? {
             Some(t) => t.last().map_err(redb_err)?.map_or(0, |(k, _)| k.value()),
+            None => 0,
+        },
+        acked_exceptions: match open(&txn, EXCEPTIONS_ACKED)? {
+            Some(t) => tally_store::redb::ReadableTableMetadata::len(&t).map_err(redb_err)?,
             None => 0,
         },
     };

@@ -41,6 +41,8 @@ pub(in crate::storage) mod transfers;
 pub(crate) mod txn;
 
 const EXCEPTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("hub_exceptions");
+/// The ids of the exceptions HQ acknowledged (its length is their count).
+const EXCEPTIONS_ACKED: TableDefinition<u64, ()> = TableDefinition::new("hub_exceptions_acked");
 
 /// The hub's storage on redb.
 #[derive(Debug)]
@@ -73,6 +75,8 @@ pub(in crate::storage) fn from_json<T: serde::de::DeserializeOwned>(
 
 /// Appends `exceptions` to `hub_exceptions`, numbering them on from the
 /// last.
+///
+/// (See also [`put_acknowledged`].)
 pub(in crate::storage) fn append_exceptions(
     txn: &WriteTxn,
     exceptions: Vec<ExceptionRecord>,
@@ -91,6 +95,36 @@ pub(in crate::storage) fn append_exceptions(
             .insert(id, to_json("hub_exceptions", &x)?.as_slice())
             .map_err(redb_err)?;
     }
+    Ok(())
+}
+
+/// Exception `id`, if there is one.
+pub(in crate::storage) fn exception(
+    txn: &WriteTxn,
+    id: u64,
+) -> Result<Option<ExceptionRecord>, StoreError> {
+    let table = txn.raw().open_table(EXCEPTIONS).map_err(redb_err)?;
+    let found = table.get(id).map_err(redb_err)?;
+    found
+        .map(|v| from_json("hub_exceptions", v.value()))
+        .transpose()
+}
+
+/// Stores `x` as acknowledged and counts it.
+pub(in crate::storage) fn put_acknowledged(
+    txn: &WriteTxn,
+    x: &ExceptionRecord,
+) -> Result<(), StoreError> {
+    txn.raw()
+        .open_table(EXCEPTIONS)
+        .map_err(redb_err)?
+        .insert(x.id, to_json("hub_exceptions", x)?.as_slice())
+        .map_err(redb_err)?;
+    txn.raw()
+        .open_table(EXCEPTIONS_ACKED)
+        .map_err(redb_err)?
+        .insert(x.id, ())
+        .map_err(redb_err)?;
     Ok(())
 }
 
@@ -125,6 +159,7 @@ impl RedbHub {
             let raw = txn.raw();
             raw.open_table(STORES).map_err(redb_err)?;
             raw.open_table(EXCEPTIONS).map_err(redb_err)?;
+            raw.open_table(EXCEPTIONS_ACKED).map_err(redb_err)?;
             raw.open_table(records::ORDERS).map_err(redb_err)?;
             raw.open_table(SALES).map_err(redb_err)?;
             raw.open_table(records::GRANTS).map_err(redb_err)?;
@@ -344,6 +379,12 @@ impl HubStorage for RedbHub {
             out.push(from_json("hub_exceptions", v.value())?);
         }
         Ok(out)
+    }
+
+    fn acknowledged_exceptions(&self) -> Result<u64, StorageError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.raw().open_table(EXCEPTIONS_ACKED).map_err(redb_err)?;
+        Ok(tally_store::redb::ReadableTableMetadata::len(&table).map_err(redb_err)?)
     }
 
     fn last_exception_id(&self) -> Result<u64, StorageError> {

@@ -201,6 +201,14 @@ impl HubTxn for RedbTxn<'_> {
         Ok(super::append_exceptions(self.txn, exceptions)?)
     }
 
+    fn exception(&self, id: u64) -> Result<Option<ExceptionRecord>, StorageError> {
+        Ok(super::exception(self.txn, id)?)
+    }
+
+    fn put_acknowledged(&mut self, x: &ExceptionRecord) -> Result<(), StorageError> {
+        Ok(super::put_acknowledged(self.txn, x)?)
+    }
+
     fn announce(&mut self, store: &LocationId, key: &str) -> Result<(), StorageError> {
         Ok(routed::announce(self.txn, store, key)?)
     }
