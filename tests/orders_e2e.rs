@@ -102,6 +102,19 @@ async fn a_ship_order_without_a_store_is_routed_picked_and_shipped() {
     assert_eq!(body["allocations"].as_array().unwrap().len(), 1, "{body}");
     assert_eq!(body["allocations"][0]["store"], "s1", "{body}");
     assert_eq!(body["allocations"][0]["lines"][0]["qty"], 2, "{body}");
+    // The rights came from s1 over its live link, asked and timed as for
+    // an order naming the store.
+    let (_, metrics) = hub.get_text("/metrics").await.unwrap();
+    assert!(
+        metrics.contains("tally_hub_release_requests_total{result=\"reported\"} 1"),
+        "{metrics}"
+    );
+    let took: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tally_hub_release_duration_seconds_sum "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no release duration: {metrics}"));
+    assert!(took > 0.0, "the release took no time? {metrics}");
 
     // On s1's pick list, not on s2's.
     let on_list = eventually("web-1 on s1's pick list", LONG, || async {

@@ -292,30 +292,27 @@ pub(super) async fn orders(
             break result;
         }
         rounds += 1;
-        let now = st.clock.now_ms();
-        let links = &st.links;
-        let answers = futures_util::future::join_all(asks.iter().map(|a| {
-            let asked_at = Instant::now();
-            let ask = ReleaseAsk {
-                location: &store,
-                gtin: a.gtin,
-                units: a.units,
-                hold: a.hold,
-                counter: &a.counter,
-                wait: left,
-            };
-            async move { (links.ask_release(ask, now).await, asked_at.elapsed()) }
-        }))
+        let answers = ask_all(
+            &st,
+            asks.iter()
+                .map(|a| ReleaseAsk {
+                    location: &store,
+                    gtin: a.gtin,
+                    units: a.units,
+                    hold: a.hold,
+                    counter: &a.counter,
+                    wait: left,
+                })
+                .collect(),
+        )
         .await;
-        for (a, (answer, took)) in asks.iter().zip(answers) {
+        for (a, answer) in asks.iter().zip(answers) {
             match answer {
                 Asked::Reported {
                     who,
                     released,
                     hold,
                 } => {
-                    st.metrics
-                        .release(ReleaseOutcome::Reported, released.released, took);
                     items.asked.insert(a.gtin);
                     if released.released == 0 {
                         items.exhausted.insert(a.gtin);
@@ -323,14 +320,7 @@ pub(super) async fn orders(
                     holds.insert(a.gtin, hold);
                     reports.push((who, released));
                 }
-                Asked::NotLive => {
-                    st.metrics.release(ReleaseOutcome::NotLive, 0, took);
-                    store_reachable = false;
-                }
-                Asked::NoAnswer => {
-                    st.metrics.release(ReleaseOutcome::NoAnswer, 0, took);
-                    store_reachable = false;
-                }
+                Asked::NotLive | Asked::NoAnswer => store_reachable = false,
             }
         }
         // Unreachable for some item: what the store did report is merged
@@ -451,21 +441,21 @@ async fn release_for(
             asks.push((location, m.gtin, units, counter));
         }
     }
-    let now = st.clock.now_ms();
-    let asked = futures_util::future::join_all(asks.iter().map(|(l, g, units, c)| {
-        // Held there meanwhile: the hub's rights the plan counts on and
-        // those asked for.
-        let hold = c.rights(&hub).saturating_add(*units);
-        let ask = ReleaseAsk {
-            location: l,
-            gtin: *g,
-            units: *units,
-            hold,
-            counter: c,
-            wait: left,
-        };
-        st.links.ask_release(ask, now)
-    }))
+    let asked = ask_all(
+        st,
+        asks.iter()
+            .map(|(l, g, units, c)| ReleaseAsk {
+                location: l,
+                gtin: *g,
+                units: *units,
+                // Held there meanwhile: the hub's rights the plan counts
+                // on and those asked for.
+                hold: c.rights(&hub).saturating_add(*units),
+                counter: c,
+                wait: left,
+            })
+            .collect(),
+    )
     .await;
     let mut holds = Vec::new();
     let mut released_any = false;
@@ -477,8 +467,6 @@ async fn release_for(
         } = a
         {
             let units = released.released;
-            st.metrics
-                .release(ReleaseOutcome::Reported, units, std::time::Duration::ZERO);
             match st
                 .writer
                 .release(who, released)
@@ -494,6 +482,31 @@ async fn release_for(
         }
     }
     Ok((holds, released_any))
+}
+
+/// Sends every ask at once and waits for the answers (each within its
+/// `wait`); counts each in the metrics, by outcome, with how long it took.
+async fn ask_all(st: &AppState, asks: Vec<ReleaseAsk<'_>>) -> Vec<Asked> {
+    let now = st.clock.now_ms();
+    let links = &st.links;
+    let answers = futures_util::future::join_all(asks.into_iter().map(|ask| async move {
+        let asked_at = Instant::now();
+        let answer = links.ask_release(ask, now).await;
+        (answer, asked_at.elapsed())
+    }))
+    .await;
+    answers
+        .into_iter()
+        .map(|(answer, took)| {
+            let (outcome, units) = match &answer {
+                Asked::Reported { released, .. } => (ReleaseOutcome::Reported, released.released),
+                Asked::NotLive => (ReleaseOutcome::NotLive, 0),
+                Asked::NoAnswer => (ReleaseOutcome::NoAnswer, 0),
+            };
+            st.metrics.release(outcome, units, took);
+            answer
+        })
+        .collect()
 }
 
 /// Tells each store of `order` that its allocation changed: it fetches
