@@ -73,6 +73,7 @@ pub fn map_key(k: KeyEvent) -> Option<Key> {
         KeyCode::Delete => Key::Delete,
         KeyCode::Up => Key::Up,
         KeyCode::Down => Key::Down,
+        KeyCode::Tab => Key::Tab,
         KeyCode::F(n) => Key::F(n),
         _ => return None,
     })

@@ -383,7 +383,7 @@ fn help_text(s: &PosState) -> String {
         Some(Dialog::HandedOver { .. }) => "Enter next order (or just scan)",
         Some(Dialog::Tender) => "C cash  K card  R remove payment  Esc back",
         Some(Dialog::Cash { .. }) => "Type the cash handed over, Enter (empty = exact)  Esc back",
-        Some(Dialog::Card { .. }) => "Type the card slip reference, Enter  Esc back",
+        Some(Dialog::Card { .. }) => "Type the card slip reference, Tab amount, Enter  Esc back",
         Some(Dialog::Quantity { .. }) | Some(Dialog::Price { .. }) | Some(Dialog::OriginalSale { .. }) => {
             "Type, Enter to confirm  Esc cancel"
         }
@@ -459,15 +459,31 @@ fn draw_dialog(frame: &mut Frame<'_>, s: &PosState, d: &Dialog, area: Rect) {
                 field("Cash given (Enter alone = exact): ", input),
             ],
         ),
-        Dialog::Card { input } => (
-            " Card ".into(),
-            Color::Cyan,
-            vec![
-                format!("Amount: {due}"),
-                String::new(),
-                field("Card reference: ", input),
-            ],
-        ),
+        Dialog::Card {
+            input,
+            amount,
+            on_amount,
+        } => {
+            let at = |on: bool| if on { "▸ " } else { "  " };
+            (
+                " Card ".into(),
+                Color::Cyan,
+                vec![
+                    format!("Due: {due}"),
+                    String::new(),
+                    if *on_amount {
+                        format!("{}Card reference: {input}", at(false))
+                    } else {
+                        format!("{}{}", at(true), field("Card reference: ", input))
+                    },
+                    match (*on_amount, amount.is_empty()) {
+                        (true, _) => format!("{}{}", at(true), field("Amount (empty: all due): ", amount)),
+                        (false, true) => format!("{}Amount: {due} (all due; Tab to pay part by this card)", at(false)),
+                        (false, false) => format!("{}Amount: {amount}", at(false)),
+                    },
+                ],
+            )
+        }
         Dialog::ConfirmRefund => (
             " Refund ".into(),
             Color::Magenta,

@@ -136,6 +136,8 @@ impl PosState {
             }),
             Key::Char('k' | 'K') => self.show(Dialog::Card {
                 input: String::new(),
+                amount: String::new(),
+                on_amount: false,
             }),
             Key::Char('r' | 'R') => {
                 match self.tenders.pop() {
@@ -196,27 +198,71 @@ impl PosState {
         }
     }
 
-    /// The card dialog: the slip's reference (required) pays what is due.
-    pub(super) fn card_key(&mut self, input: String, key: Key, env: &Env) -> Vec<Effect> {
+    /// The card dialog: the slip's reference (required) and the amount
+    /// the card pays (Tab or an arrow to change it; empty: all that is
+    /// due, more is refused: a card gives no change), so a payment can be
+    /// split across cards, or card and cash.
+    pub(super) fn card_key(
+        &mut self,
+        input: String,
+        amount: String,
+        on_amount: bool,
+        key: Key,
+        env: &Env,
+    ) -> Vec<Effect> {
+        let card = |input, amount, on_amount| Dialog::Card {
+            input,
+            amount,
+            on_amount,
+        };
         match key {
             Key::Esc => self.show(Dialog::Tender),
+            Key::Tab | Key::Up | Key::Down => self.show(card(input, amount, !on_amount)),
             Key::Enter if input.trim().is_empty() => {
                 self.notify(Level::Error, "Type the card slip's reference.");
-                self.show(Dialog::Card { input })
+                self.show(card(input, amount, false))
             }
             Key::Enter => {
                 let due = self.due().unwrap_or(0);
-                self.tenders.push(Tendered {
-                    method: "card",
-                    applied_minor: due,
-                    given_minor: due,
-                    reference: Some(input.trim().to_string()),
-                });
-                self.after_tender(env)
+                let paid = if amount.trim().is_empty() {
+                    Ok(due)
+                } else {
+                    parse_amount(&amount).map_err(|e| e.to_string())
+                };
+                match paid {
+                    Ok(p) if p > 0 && p <= due => {
+                        self.tenders.push(Tendered {
+                            method: "card",
+                            applied_minor: p,
+                            given_minor: p,
+                            reference: Some(input.trim().to_string()),
+                        });
+                        self.after_tender(env)
+                    }
+                    Ok(_) => {
+                        self.notify(
+                            Level::Error,
+                            format!(
+                                "A card pays more than 0 and at most what is due ({}).",
+                                format_minor(due)
+                            ),
+                        );
+                        self.show(card(input, amount, true))
+                    }
+                    Err(e) => {
+                        self.notify(Level::Error, e);
+                        self.show(card(input, amount, true))
+                    }
+                }
             }
-            k => self.show(Dialog::Card {
-                input: super::dialogs::edit(input, k),
-            }),
+            k if on_amount => {
+                let amount = super::dialogs::edit(amount, k);
+                self.show(card(input, amount, true))
+            }
+            k => {
+                let input = super::dialogs::edit(input, k);
+                self.show(card(input, amount, false))
+            }
         }
     }
 

@@ -31,10 +31,15 @@ pub enum Dialog {
         /// Typed.
         input: String,
     },
-    /// Card reference.
+    /// A card payment: its slip's reference and its amount (empty: all
+    /// that is due).
     Card {
-        /// Typed.
+        /// The reference typed.
         input: String,
+        /// The amount typed.
+        amount: String,
+        /// Whether keys go to the amount (Tab or the arrows switch).
+        on_amount: bool,
     },
     /// Confirm a refund (returns).
     ConfirmRefund,
@@ -138,7 +143,11 @@ impl PosState {
             Dialog::Price { input } => self.price_key(input, key),
             Dialog::Tender => self.tender_key(key),
             Dialog::Cash { input } => self.cash_key(input, key, env),
-            Dialog::Card { input } => self.card_key(input, key, env),
+            Dialog::Card {
+                input,
+                amount,
+                on_amount,
+            } => self.card_key(input, amount, on_amount, key, env),
             Dialog::ConfirmRefund => self.confirm_refund_key(key, env),
             Dialog::OriginalSale { input } => self.original_sale_key(input, key),
             Dialog::Sending => self.show(Dialog::Sending),

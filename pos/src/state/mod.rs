@@ -115,6 +115,8 @@ pub enum Key {
     Up,
     /// Down arrow.
     Down,
+    /// Tab.
+    Tab,
 }
 
 /// Everything that can happen to the terminal.

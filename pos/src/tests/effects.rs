@@ -316,7 +316,8 @@ fn terminal_keys_map_to_the_machines() {
     assert_eq!(k(KeyCode::F(5), KeyModifiers::NONE), Some(Key::F(5)));
     assert_eq!(k(KeyCode::Enter, KeyModifiers::NONE), Some(Key::Enter));
     assert_eq!(k(KeyCode::Delete, KeyModifiers::NONE), Some(Key::Delete));
-    assert_eq!(k(KeyCode::Tab, KeyModifiers::NONE), None);
+    assert_eq!(k(KeyCode::Tab, KeyModifiers::NONE), Some(Key::Tab));
+    assert_eq!(k(KeyCode::Home, KeyModifiers::NONE), None);
     let mut release = KeyEvent::new(KeyCode::Char('x'), KeyModifiers::NONE);
     release.kind = KeyEventKind::Release;
     assert_eq!(map_key(release), None);

@@ -1128,3 +1128,61 @@ fn a_return_names_a_web_order_by_its_id() {
     assert_eq!(h.key(Key::Enter), [Effect::LookupSale(id)]);
     assert_eq!(h.s.original_order_id, None);
 }
+
+/// A payment split across two cards: Tab moves to the amount, which the
+/// first card pays; the second pays the rest. A card never pays more than
+/// is due (no change on a card), nor nothing.
+#[test]
+fn a_payment_is_split_across_two_cards() {
+    let mut h = Harness::with_basket();
+    h.key(Key::F(5));
+    h.key(Key::Char('k'));
+    h.typed("GIFT-1");
+    h.key(Key::Tab);
+    let screen = super::screens::text(&h.s);
+    assert!(screen.contains("Amount (empty: all due): _"), "{screen}");
+    for (typed, why) in [("4", "more than due"), ("0", "nothing")] {
+        h.typed(typed);
+        assert!(h.key(Key::Enter).is_empty(), "{why}");
+        assert!(
+            matches!(
+                &h.s.dialog,
+                Some(Dialog::Card {
+                    on_amount: true,
+                    ..
+                })
+            ),
+            "{why}"
+        );
+        assert!(h
+            .s
+            .notice
+            .as_ref()
+            .unwrap()
+            .1
+            .contains("at most what is due"));
+        h.key(Key::Backspace);
+    }
+    h.typed("1,08");
+    assert!(h.key(Key::Enter).is_empty(), "the rest is still due");
+    assert_eq!(h.s.dialog, Some(Dialog::Tender));
+    assert_eq!(h.s.due(), Some(200));
+    h.key(Key::Char('k'));
+    h.typed("VISA-2");
+    let req = Harness::post(&h.key(Key::Enter));
+    assert_eq!(
+        req.tenders,
+        [
+            Tender {
+                method: "card".into(),
+                amount_minor: 108,
+                reference: Some("GIFT-1".into())
+            },
+            Tender {
+                method: "card".into(),
+                amount_minor: 200,
+                reference: Some("VISA-2".into())
+            }
+        ]
+    );
+}
