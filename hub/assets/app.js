@@ -413,8 +413,14 @@ function renderStock(s) {
 // absent from the API: they are zeros here, on a time axis that spans the
 // whole window, so a store that sold in one minute still shows and a gap
 // reads as no sales. Points are summed into about 12 buckets.
-function renderChart(body) {
+// A store offline is drawn up to its last sync only: what it sold since
+// is not known yet (its sales arrive with their own times when it syncs),
+// not zero.
+function renderChart(body, storesBody) {
   const series = body.stores || {};
+  const offlineSince = Object.fromEntries(list(storesBody || {}, "stores")
+    .filter((s) => !s.online && s.last_sync_at && !isNaN(Date.parse(s.last_sync_at)))
+    .map((s) => [s.store, Date.parse(s.last_sync_at) / 1000]));
   const names = Object.keys(series).sort();
   const svg = $("chart");
   const W = 1160, H = 220, left = 36, right = 12, top = 12, bottom = 24; // the viewBox
@@ -452,13 +458,21 @@ function renderChart(body) {
     `<text x="${left - 6}" y="${y(v) + 4}" text-anchor="end" class="axis">${v}</text>`).join("");
   const ticks = [0, Math.round(n / 2), n].map((i, k) =>
     `<text x="${left + (W - left - right) * i / n}" y="${H - 6}" text-anchor="${["start", "middle", "end"][k]}" class="axis">${hhmm(start + i * step)}</text>`).join("");
+  // The last bucket known of each store (an offline one: its last sync's).
+  const known = names.map((name) => name in offlineSince
+    ? Math.min(n - 1, Math.max(1, Math.floor((offlineSince[name] - start) / step))) : n - 1);
   const lines = names.map((name, i) => {
-    const d = buckets[i].map((v, j) => (j ? "L" : "M") + x(j).toFixed(1) + " " + y(v).toFixed(1)).join(" ");
-    return `<path data-store="${text(name)}" d="${d}" fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="2.5" stroke-linejoin="round"><title>${text(name)}</title></path>`;
+    const d = buckets[i].slice(0, known[i] + 1)
+      .map((v, j) => (j ? "L" : "M") + x(j).toFixed(1) + " " + y(v).toFixed(1)).join(" ");
+    const offline = name in offlineSince;
+    const title = offline ? `${name}: offline since ${hhmm(offlineSince[name])}, later sales not in yet` : name;
+    return `<path data-store="${text(name)}"${offline ? ' data-offline="true"' : ""} d="${d}" fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="2.5" stroke-linejoin="round"><title>${text(title)}</title></path>`;
   }).join("");
   svg.innerHTML = grid + ticks + lines;
   $("legend").innerHTML = names.map((name, i) =>
-    `<span data-store="${text(name)}"><i style="background:${COLORS[i % COLORS.length]}"></i>${text(name)} <b>${totals[i]}</b> units</span>`).join("");
+    `<span data-store="${text(name)}"><i style="background:${COLORS[i % COLORS.length]}"></i>${text(name)}` +
+    (name in offlineSince ? ` <span class="muted">(offline since ${text(hhmm(offlineSince[name]))})</span>` : "") +
+    ` <b>${totals[i]}</b> units</span>`).join("");
 }
 
 // The smallest of 1, 2, 5 × 10^k at or above v.
@@ -497,7 +511,7 @@ async function refresh() {
     counts = { orders: stats.orders || {}, transfers: stats.transfers || {} };
     renderStores(stores);
     renderExceptions();
-    renderChart(sales);
+    renderChart(sales, stores);
     if (gen === orderGen) renderOrders(orders);
     renderOrderCounts();
     renderTransfers(transfers);

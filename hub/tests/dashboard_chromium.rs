@@ -338,6 +338,7 @@ const STOCK_TABLE: &str = r#"() => {
 const CHART: &str = r#"() => ({
   paths: [...document.querySelectorAll('#chart path[data-store]')].map((p) => ({
     store: p.dataset.store, title: p.querySelector('title').textContent,
+    offline: p.dataset.offline === 'true',
     points: (p.getAttribute('d').match(/[ML]/g) || []).length, length: p.getTotalLength() })),
   legend: [...document.querySelectorAll('#legend span[data-store]')].map((s) => ({
     store: s.dataset.store, text: s.innerText.trim() })),
@@ -1178,10 +1179,30 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
     let paths = chart["paths"].as_array().unwrap();
     let drawn: Vec<&str> = paths.iter().map(|p| p["store"].as_str().unwrap()).collect();
     assert_eq!(drawn, sold, "{chart}");
+    let full = paths
+        .iter()
+        .map(|p| p["points"].as_u64().unwrap())
+        .max()
+        .unwrap();
     for p in paths {
-        assert_eq!(p["title"], p["store"], "{p}");
         assert!(p["points"].as_u64().unwrap() >= 2, "a visible line: {p}");
         assert!(p["length"].as_f64().unwrap() > 10.0, "a visible line: {p}");
+        if p["store"] == "store-east" {
+            // Offline: drawn up to its last sync, not as zero since.
+            assert_eq!(p["offline"], true, "{p}");
+            assert!(p["points"].as_u64().unwrap() < full, "{chart}");
+            assert!(
+                p["title"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("store-east: offline since "),
+                "{p}"
+            );
+        } else {
+            assert_eq!(p["title"], p["store"], "{p}");
+            assert_eq!(p["offline"], false, "{p}");
+            assert_eq!(p["points"].as_u64().unwrap(), full, "{p}");
+        }
     }
     let legend = chart["legend"].as_array().unwrap();
     let named: Vec<&str> = legend
