@@ -291,6 +291,76 @@ async fn without_the_link_an_order_beyond_the_reserve_is_refused_offline() {
     assert!(ended.is_ok(), "the link ends with the hub");
 }
 
+/// The store's release arrives after the order stopped waiting (the
+/// order was refused, `offline`): the hub keeps the rights in its reserve
+/// (none lost, none counted twice), and the order retried under its id is
+/// filled from them without asking the store again. Sequenced by the
+/// test, not by timing: the report is sent only once the order answered.
+#[tokio::test]
+async fn a_release_after_the_order_gave_up_is_kept_and_fills_its_retry() {
+    let hub = TestHub::start(|c| c.rights_wait = Duration::from_millis(300)).await;
+    let admin = hub.admin();
+    let (client, mut s1, hub_rights) = store_with_ten(&hub).await;
+    let mut link = Link::open(&client).await;
+    assert!(matches!(link.next().await, Notice::Hello { .. }));
+    wait_live(&admin, "s1", true).await;
+
+    let want = hub_rights + 2;
+    let ordering = {
+        let admin = hub.admin();
+        tokio::spawn(async move { admin.post("/v1/orders", &order("web-late", want)).await })
+    };
+    let (request_id, g, units, counter) = link.wanted().await;
+    assert_eq!(units, 2);
+    let (status, body) = ordering.await.unwrap();
+    assert_eq!(
+        (status, body["reason"].clone()),
+        (StatusCode::CONFLICT, json!("offline")),
+        "no answer in time: {body}"
+    );
+
+    // Now the store releases, as asked: the hub keeps what it sent.
+    let store_rights = s1.rights(g);
+    let released = s1.mem.release(request_id, g, units, &counter);
+    assert_eq!(released.released, 2);
+    let (status, body) = client.released(&released).await;
+    assert_eq!(
+        (status, &body["merged_by"]),
+        (StatusCode::OK, &json!("hub"))
+    );
+    assert_eq!(s1.rights(g), store_rights - 2);
+    let (_, stock) = admin.get(&format!("/v1/stock/{g}")).await;
+    assert_eq!(stock["stores"]["s1"]["hub_rights"], want, "{stock}");
+
+    // The order again, same id: filled from the hub's reserve, the store
+    // not asked again.
+    let (status, receipt) = admin.post("/v1/orders", &order("web-late", want)).await;
+    assert_eq!(status, StatusCode::CREATED, "{receipt}");
+    let (_, metrics) = admin.get("/metrics").await;
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    for line in [
+        "tally_hub_release_requests_total{result=\"no_answer\"} 1",
+        "tally_hub_release_requests_total{result=\"reported\"} 0",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+
+    // The store syncs: its books and the hub's agree, every unit
+    // accounted for (10 received, `want` sold online; the hub may take a
+    // reserve for the online demand again).
+    s1.sync_all(&client, 10).await;
+    let (_, stock) = admin.get(&format!("/v1/stock/{g}")).await;
+    let row = &stock["stores"]["s1"];
+    assert_eq!(row["on_hand"], 10 - want, "{stock}");
+    let (store, reserve) = (
+        row["store_rights"].as_u64().unwrap(),
+        row["hub_rights"].as_u64().unwrap(),
+    );
+    assert_eq!(store + reserve, 10 - want, "no unit lost: {stock}");
+    assert_eq!(s1.rights(g), store, "the store's books agree");
+    hub.stop().await;
+}
+
 #[tokio::test]
 async fn a_link_needs_a_store_certificate_and_a_new_link_replaces_the_old() {
     let hub = TestHub::start(|_| {}).await;
