@@ -330,6 +330,9 @@ impl PosState {
         let s = match scan {
             Ok(s) => s,
             Err(e) => {
+                if let Some(effects) = self.scanned_receipt(e.raw()) {
+                    return effects;
+                }
                 self.notify(Level::Error, e.to_string());
                 return Vec::new();
             }

@@ -59,33 +59,58 @@ impl PosState {
             input,
             key,
             false,
-            |s, text| {
-                s.original_prices.clear();
-                s.original_sale_id = None;
-                s.original_order_id = None;
-                let text = text.trim();
-                if text.is_empty() {
-                    return Ok(Vec::new());
-                }
-                if let Ok(id) = text.parse::<EventId>() {
-                    s.original_sale_id = Some(id);
-                    return Ok(vec![Effect::LookupSale(id)]);
-                }
-                if !tally_sync::fulfilment::valid_order_id(text) {
-                    return Err(format!(
-                        "Neither a sale id (UUID) nor a web order id (1 to {} printable characters, no spaces).",
-                        tally_sync::fulfilment::MAX_ORDER_ID_BYTES
-                    ));
-                }
-                s.original_order_id = Some(text.to_string());
-                s.notify(
-                    Level::Info,
-                    format!("Web order {text}: HQ finds its sale and bounds the refund when the return is posted."),
-                );
-                Ok(Vec::new())
-            },
+            |s, text| s.name_original(text),
             |input| Dialog::OriginalSale { input },
         )
+    }
+
+    /// The return names `text` as its original: a sale id (looked up
+    /// here), a web order id (the hub finds its sale when the return is
+    /// posted), or nothing (empty).
+    fn name_original(&mut self, text: &str) -> Result<Vec<Effect>, String> {
+        self.original_prices.clear();
+        self.original_sale_id = None;
+        self.original_order_id = None;
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Ok(id) = text.parse::<EventId>() {
+            self.original_sale_id = Some(id);
+            return Ok(vec![Effect::LookupSale(id)]);
+        }
+        if !tally_sync::fulfilment::valid_order_id(text) {
+            return Err(format!(
+                "Neither a sale id (UUID) nor a web order id (1 to {} printable characters, no spaces).",
+                tally_sync::fulfilment::MAX_ORDER_ID_BYTES
+            ));
+        }
+        self.original_order_id = Some(text.to_string());
+        self.notify(
+            Level::Info,
+            format!("Web order {text}: HQ finds its sale and bounds the refund when the return is posted."),
+        );
+        Ok(Vec::new())
+    }
+
+    /// Returns mode, a scanned code that is no item: a receipt's sale id
+    /// (its barcode carries the id) names the original sale, as F7 does.
+    /// `None` when the code is not a sale id.
+    pub(super) fn scanned_receipt(&mut self, raw: &str) -> Option<Vec<Effect>> {
+        if self.mode != Mode::Return {
+            return None;
+        }
+        let (_, data) = tally_hardware::aim::split(raw.trim());
+        let id = data.trim().parse::<EventId>().ok()?;
+        if !self.editable() {
+            return Some(Vec::new());
+        }
+        let effects = self.name_original(&id.to_string()).unwrap_or_default();
+        self.notify(
+            Level::Info,
+            format!("Receipt scanned: the return is against sale {id}."),
+        );
+        Some(effects)
     }
 
     /// The agent's view of the original sale: units sold and left to

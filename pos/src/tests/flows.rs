@@ -1186,3 +1186,31 @@ fn a_payment_is_split_across_two_cards() {
         ]
     );
 }
+
+/// In returns mode a receipt's barcode (its sale id, as Code 128 with its
+/// AIM prefix, or typed) names the original sale, as F7 does; in sales
+/// mode it is no item.
+#[test]
+fn a_scanned_receipt_names_the_original_sale() {
+    let id = EventId(Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0042));
+    let mut h = Harness::new();
+    assert!(h.scan(&id.to_string()).is_empty());
+    assert_eq!(h.s.notice.as_ref().unwrap().0, Level::Error);
+    h.key(Key::F(6));
+    let e = h.act(Action::Scanned(Err(crate::scan::ScanError::Barcode {
+        raw: format!("]C0{id}"),
+        error: tally_hardware::barcode::BarcodeError::Empty,
+    })));
+    assert_eq!(e, [Effect::LookupSale(id)]);
+    assert_eq!(h.s.original_sale_id, Some(id));
+    assert!(h.s.notice.as_ref().unwrap().1.contains("Receipt scanned"));
+    // Typed, the same.
+    h.key(Key::F(6));
+    h.key(Key::F(6));
+    assert_eq!(h.s.original_sale_id, None);
+    assert_eq!(h.scan(&id.to_string()), [Effect::LookupSale(id)]);
+    assert_eq!(h.s.original_sale_id, Some(id));
+    // Items still scan as items.
+    h.scan("4006381333931");
+    assert_eq!(h.s.lines.len(), 1);
+}
