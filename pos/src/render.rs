@@ -263,8 +263,7 @@ fn draw_basket(frame: &mut Frame<'_>, s: &PosState, area: Rect) {
             // The units are on the shelf and the hub is reachable: the
             // sale asks HQ for their rights (rights on demand), so the
             // cashier goes on.
-            let on_hand = s.stock.get(&l.gtin).map_or(0, |st| st.on_hand);
-            if s.hub_online() && s.units_of(&l.gtin) <= on_hand {
+            if s.hq_asked_for(l) {
                 name.push_str(&format!(" [may sell {may}; asks HQ]"));
             } else {
                 name.push_str(&format!(" [SHORT: store may sell {may}]"));

@@ -135,6 +135,15 @@ impl PosState {
         (self.units_of(&line.gtin) > s.rights).then_some(s.rights)
     }
 
+    /// Whether HQ is asked for the rights a short line lacks when the sale
+    /// is posted (rights on demand): the hub reachable and the units on
+    /// the shelf. Otherwise the agent refuses the sale unless a manager
+    /// approves it.
+    pub fn hq_asked_for(&self, line: &Line) -> bool {
+        let on_hand = self.stock.get(&line.gtin).map_or(0, |st| st.on_hand);
+        self.hub_online() && self.units_of(&line.gtin) <= on_hand
+    }
+
     /// Whether the basket may be edited; says why not otherwise.
     pub(super) fn editable(&mut self) -> bool {
         if self.in_doubt {

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use tally_agent_api::{
-    ApiError, LineBody, OverrideRequest, PriceSource, SaleRecorded, SaleRequest,
+    ApiError, LineBody, OverrideRequest, PriceSource, SaleRecorded, SaleRequest, Stock,
 };
 use tally_sync::command::{price_overrides, LineIn};
 use tally_sync::{EventId, Gtin, Refusal, Tender};
@@ -97,18 +97,15 @@ impl PosState {
                 return Vec::new();
             }
         };
-        if let Some(what) = self.price_approval_needed() {
-            // The manager approves a keyed price before the customer
-            // pays, not after: no payment to hand back if they refuse.
-            self.notify(
-                Level::Info,
-                "A manager approves the keyed price before payment.",
-            );
+        if let Some((why, stock)) = self.approval_needed() {
+            // The manager approves before the customer pays, not after:
+            // no payment to hand back if they refuse.
+            self.notify(Level::Info, "A manager approves this sale before payment.");
             return self.show(Dialog::OverrideApprover {
                 refused: Refused {
-                    why: Why::Rule(Refusal::ApprovalRequired(what)),
+                    why: Why::Rule(why),
                     can_override: true,
-                    stock: None,
+                    stock,
                 },
                 input: String::new(),
             });
@@ -284,13 +281,39 @@ impl PosState {
         }
     }
 
-    /// A sale whose keyed prices need a manager (the command core's rule,
-    /// `price_overrides`, on what would be posted) and have no approval
-    /// for these very lines yet: what to approve, as the cashier reads it.
-    fn price_approval_needed(&self) -> Option<String> {
+    /// What a manager must approve before payment, when these very lines
+    /// have no approval yet: a keyed price (as [`Self::price_approval_needed`]
+    /// says), or units beyond the store's rights that HQ will not be asked
+    /// for (the hub unreachable, or the units not on the shelf), which the
+    /// agent refuses without a manager: the refusal it would give, and the
+    /// item's stock.
+    fn approval_needed(&self) -> Option<(Refusal, Option<Stock>)> {
         if self.mode != Mode::Sale || self.approval_ahead().is_some() {
             return None;
         }
+        if let Some(what) = self.price_approval_needed() {
+            return Some((Refusal::ApprovalRequired(what), None));
+        }
+        let line = self
+            .lines
+            .iter()
+            .find(|l| self.short_of(l).is_some() && !self.hq_asked_for(l))?;
+        let stock = self.stock.get(&line.gtin)?;
+        Some((
+            Refusal::InsufficientStock {
+                gtin: line.gtin.parse().ok()?,
+                requested: self.units_of(&line.gtin),
+                available: stock.rights,
+                on_hand: stock.on_hand,
+            },
+            Some(*stock),
+        ))
+    }
+
+    /// A sale whose keyed prices need a manager (the command core's rule,
+    /// `price_overrides`, on what would be posted): what to approve, as
+    /// the cashier reads it.
+    fn price_approval_needed(&self) -> Option<String> {
         let body = self.lines_body();
         let lines: Vec<LineIn> = body
             .iter()

@@ -1214,3 +1214,45 @@ fn a_scanned_receipt_names_the_original_sale() {
     h.scan("4006381333931");
     assert_eq!(h.s.lines.len(), 1);
 }
+
+/// Units beyond the store's rights that HQ will not be asked for (the
+/// hub out of reach) are approved by a manager before payment; with the
+/// hub reachable and the units on the shelf the sale asks HQ instead, and
+/// payment comes first.
+#[test]
+fn a_shortage_hq_cannot_fill_is_approved_before_payment() {
+    let mut h = Harness::with_basket();
+    h.stock(PEN, 5, 1);
+    h.stock(GUM, 5, 5);
+    // Hub reachable: HQ is asked when the sale is posted.
+    h.key(Key::F(5));
+    assert_eq!(h.s.dialog, Some(Dialog::Tender));
+    h.key(Key::Esc);
+    // Hub out of reach: the manager first.
+    h.act(Action::Status(Ok(status(false, 0))));
+    assert!(h.key(Key::F(5)).is_empty());
+    let Some(Dialog::OverrideApprover { refused, .. }) = &h.s.dialog else {
+        panic!("{:?}", h.s.dialog)
+    };
+    assert!(
+        matches!(
+            refused.why,
+            Why::Rule(Refusal::InsufficientStock {
+                requested: 2,
+                available: 1,
+                on_hand: 5,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    h.typed("Ann");
+    h.key(Key::Enter);
+    h.typed("on the shelf");
+    h.key(Key::Enter);
+    h.typed("4711");
+    assert!(h.key(Key::Enter).is_empty(), "payment first");
+    h.key(Key::Char('c'));
+    let sale = Harness::post(&h.key(Key::Enter));
+    assert_eq!(sale.override_.unwrap().reason, "on the shelf");
+}
