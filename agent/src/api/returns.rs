@@ -45,6 +45,29 @@ pub(super) async fn post_return(
         }
     }
     let approval = approved(&state, body.approval.clone(), body.return_id).await?;
+    // A retry of a return recorded here is answered from what was
+    // recorded, not checked with the hub again: the hub would count the
+    // return against itself (its units, its tags no longer sold) and
+    // refuse it, or hold a claim nobody redeems. The original it named
+    // (found by web order or tag at the first check) is the one compared.
+    if let Some(id) = body.return_id {
+        let recorded = state.db.read_blocking(move |db| db.event(&id)).await?;
+        if let Some(event) = recorded {
+            let original_sale = match (&event.kind, body.original_sale_id) {
+                (_, Some(named)) => Some(named),
+                (EventKind::Return { original_sale }, None) => *original_sale,
+                _ => None,
+            };
+            let cmd = Command::Return {
+                id: Some(id),
+                lines,
+                original_sale,
+                staff: Staff { approval, ..staff },
+                checked: None,
+            };
+            return submit(&state, cmd).await;
+        }
+    }
     let names_something = body.original_sale_id.is_some()
         || order_id.is_some()
         || lines.iter().any(|l| l.epc.is_some());
