@@ -303,32 +303,7 @@ where
         // Checked when the journal was read: it cannot fail here.
         first_effects = state.resume(saved).unwrap_or_default();
     }
-    let perform_all =
-        |effects: Vec<Effect>, journal: &mut Option<Journal>, state: &mut PosState| {
-            let mut quit = false;
-            // Kept before anything is posted: a request leaves only once the
-            // journal holds it.
-            if let Some(j) = journal.as_mut() {
-                if let Err(e) = j.keep(state.saved().as_ref()) {
-                    tracing::error!(error = %e, "The till journal cannot be written.");
-                    state.journal_failed(&e.to_string());
-                }
-            }
-            for effect in effects {
-                if effect == Effect::Quit {
-                    quit = true;
-                    continue;
-                }
-                let (api, tx) = (api.clone(), tx.clone());
-                tokio::spawn(async move {
-                    if let Some(a) = perform(api.as_ref(), effect).await {
-                        let _ = tx.send(Input::Action(Box::new(a)));
-                    }
-                });
-            }
-            quit
-        };
-    perform_all(first_effects, &mut journal, &mut state);
+    run_effects(&api, &tx, first_effects, &mut journal, &mut state);
 
     let result = async {
         terminal.draw(|f| render::draw(f, &state))?;
@@ -365,7 +340,7 @@ where
                     fresh_id: EventId(Uuid::now_v7()),
                 };
                 let effects = state.update(action, &env);
-                quit |= perform_all(effects, &mut journal, &mut state);
+                quit |= run_effects(&api, &tx, effects, &mut journal, &mut state);
             }
             if quit {
                 break;
@@ -382,6 +357,42 @@ where
     }
     let _ = keys.join();
     result
+}
+
+/// Runs `effects` as tasks (their answers come back as actions), once the
+/// till's journal holds what `state` says must be kept: a request leaves
+/// only once the journal holds it, and if it cannot, the request does not
+/// leave. Answers whether the cashier quit.
+fn run_effects<A: AgentApi>(
+    api: &Arc<A>,
+    tx: &mpsc::UnboundedSender<Input>,
+    effects: Vec<Effect>,
+    journal: &mut Option<Journal>,
+    state: &mut PosState,
+) -> bool {
+    let mut unjournaled = false;
+    if let Some(j) = journal.as_mut() {
+        if let Err(e) = j.keep(state.saved().as_ref()) {
+            tracing::error!(error = %e, "The till journal cannot be written.");
+            unjournaled = state.journal_failed(&e.to_string());
+        }
+    }
+    let mut quit = false;
+    for effect in effects {
+        match effect {
+            Effect::Quit => quit = true,
+            Effect::PostSale(_) | Effect::PostReturn(_) if unjournaled => {}
+            effect => {
+                let (api, tx) = (api.clone(), tx.clone());
+                tokio::spawn(async move {
+                    if let Some(a) = perform(api.as_ref(), effect).await {
+                        let _ = tx.send(Input::Action(Box::new(a)));
+                    }
+                });
+            }
+        }
+    }
+    quit
 }
 
 /// Reads terminal events on a thread until `stop`; polls so it can stop.

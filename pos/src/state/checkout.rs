@@ -492,7 +492,23 @@ impl PosState {
     /// agent recorded nothing): refused or invalid.
     pub(super) fn post_failed(&mut self, e: ApiError, can_override: bool) -> Vec<Effect> {
         self.note_failure(&e);
+        // A request kept across a restart goes again without its PIN
+        // (never stored): refused for it, it is not known unrecorded (the
+        // first request, with the PIN, may still be on its way).
+        let pinless = match &self.pending {
+            Some(Pending::Sale(r)) => r.override_.as_ref().is_some_and(|o| o.pin.is_none()),
+            Some(Pending::Return(r)) => r.approval.as_ref().is_some_and(|o| o.pin.is_none()),
+            None => false,
+        };
         if let Some(effects) = self.approval_not_accepted(&e) {
+            // An approval not accepted is not given again unasked.
+            self.approved_ahead = None;
+            if pinless {
+                // Still in doubt, still kept: the PIN goes with the very
+                // same request.
+                self.in_doubt = true;
+                return effects;
+            }
             // Definite: nothing recorded; the same id is posted again.
             self.pending = None;
             self.in_doubt = false;

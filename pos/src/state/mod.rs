@@ -384,6 +384,23 @@ pub enum Pending {
     Return(ReturnRequest),
 }
 
+impl Pending {
+    /// The same request with `approval` (a sale's override, a return's
+    /// approval).
+    pub fn with_approval(self, approval: OverrideRequest) -> Self {
+        match self {
+            Pending::Sale(r) => Pending::Sale(SaleRequest {
+                override_: Some(approval),
+                ..r
+            }),
+            Pending::Return(r) => Pending::Return(ReturnRequest {
+                approval: Some(approval),
+                ..r
+            }),
+        }
+    }
+}
+
 /// The whole terminal.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PosState {
@@ -493,13 +510,26 @@ impl PosState {
         self
     }
 
-    /// The till's journal could not keep the open request: a restart now
-    /// would lose track of it.
-    pub fn journal_failed(&mut self, error: &str) {
+    /// The till's journal could not keep what [`Self::saved`] says. A
+    /// request about to be posted is then not posted (answers `true`: the
+    /// caller drops its post): nothing leaves the till that a restart
+    /// could lose track of. Otherwise (clearing failed) it is only said.
+    pub fn journal_failed(&mut self, error: &str) -> bool {
+        if self.pending.is_some() && !self.in_doubt {
+            self.pending = None;
+            self.approving = None;
+            self.dialog = Some(Dialog::Invalid {
+                message: format!(
+                    "The till's journal cannot be written ({error}): nothing was sent, nothing is recorded. Use another till until this one's disk is fixed."
+                ),
+            });
+            return true;
+        }
         self.notify(
             Level::Error,
-            format!("The till journal failed ({error}): do not stop this till until the sale is confirmed."),
+            format!("The till's journal cannot be written ({error})."),
         );
+        false
     }
 
     /// Whether a sale or return is open (quitting would lose it).

@@ -167,6 +167,17 @@ impl PosState {
         env: &Env,
     ) -> Vec<Effect> {
         match key {
+            // A request in doubt keeps its approver and reason (another
+            // would be another request): back to the in-doubt dialog.
+            Key::Esc if self.in_doubt => {
+                let error = format!("the manager's PIN ({approver}) is needed to send it again");
+                self.approving = Some(Approving {
+                    refused,
+                    approver,
+                    reason,
+                });
+                self.show(Dialog::InDoubt { error })
+            }
             Key::Esc => self.show(Dialog::OverrideReason {
                 refused,
                 approver,
@@ -189,6 +200,12 @@ impl PosState {
                     approver,
                     reason,
                 });
+                if self.in_doubt {
+                    // The request in doubt, unchanged but for the PIN.
+                    if let Some(p) = self.pending.clone() {
+                        return self.send(p.with_approval(approval));
+                    }
+                }
                 if self.mode == Mode::Sale && self.due().is_some_and(|d| d > 0) {
                     // Approved before payment: the payment next, then the
                     // sale goes with this approval.

@@ -182,21 +182,19 @@ impl PosState {
     pub fn resume(&mut self, saved: Saved) -> Result<Vec<Effect>, ResumeError> {
         saved.check()?;
         self.new_basket();
-        let (mode, id, original, pending) = match saved.request {
-            SavedRequest::Sale(r) => (Mode::Sale, r.sale_id, None, Pending::Sale(r)),
+        let (mode, id, original, order, pending) = match saved.request {
+            SavedRequest::Sale(r) => (Mode::Sale, r.sale_id, None, None, Pending::Sale(r)),
             SavedRequest::Return(r) => (
                 Mode::Return,
                 r.return_id,
                 r.original_sale_id,
+                r.order_id.clone(),
                 Pending::Return(r),
             ),
         };
         self.mode = mode;
         self.event_id = id;
-        self.original_order_id = match &self.pending {
-            Some(Pending::Return(r)) => r.order_id.clone(),
-            _ => None,
-        };
+        self.original_order_id = order;
         self.original_sale_id = original;
         self.original_prices = saved.original_prices;
         self.pending = Some(pending);

@@ -1256,3 +1256,46 @@ fn a_shortage_hq_cannot_fill_is_approved_before_payment() {
     let sale = Harness::post(&h.key(Key::Enter));
     assert_eq!(sale.override_.unwrap().reason, "on the shelf");
 }
+
+/// An approval given before payment whose PIN the agent refuses is not
+/// used again: backing out and paying anew asks the manager again.
+#[test]
+fn a_refused_approval_given_before_payment_is_asked_again() {
+    let mut h = Harness::with_basket();
+    h.s.selected = 0;
+    h.key(Key::F(4));
+    h.typed("1");
+    h.key(Key::Enter);
+    h.key(Key::F(5));
+    h.typed("Ann");
+    h.key(Key::Enter);
+    h.typed("dented");
+    h.key(Key::Enter);
+    h.typed("0000");
+    h.key(Key::Enter);
+    h.key(Key::Char('c'));
+    let sale = Harness::post(&h.key(Key::Enter));
+    h.act(Action::SaleDone {
+        sale_id: sale.sale_id,
+        result: Err(ApiError::Denied(Box::new(
+            tally_sync::error_body::ErrorBody::new(
+                "approval_refused",
+                "manager or PIN not accepted",
+            ),
+        ))),
+    });
+    assert!(matches!(h.s.dialog, Some(Dialog::OverridePin { .. })));
+    assert_eq!(h.s.approved_ahead, None);
+    // Backed out: the payment handed back, the basket as it was.
+    for _ in 0..4 {
+        h.key(Key::Esc);
+    }
+    assert_eq!(h.s.dialog, None, "{:?}", h.s.dialog);
+    assert!(h.s.tenders.is_empty());
+    h.key(Key::F(5));
+    assert!(
+        matches!(h.s.dialog, Some(Dialog::OverrideApprover { .. })),
+        "the manager again, not the payment: {:?}",
+        h.s.dialog
+    );
+}

@@ -145,10 +145,34 @@ fn an_approved_sale_is_kept_without_the_pin_and_the_manager_asked_again() {
         "{:?}",
         r.s.dialog
     );
+    // Not known unrecorded (the first request, with its PIN, may still
+    // land): still in doubt, still kept, the payments too.
+    assert!(r.s.in_doubt);
+    assert_eq!(r.s.saved(), Some(saved.clone()));
+    // Esc: back to the sale in doubt, nothing dropped.
+    r.key(Key::Esc);
+    assert!(
+        matches!(r.s.dialog, Some(Dialog::InDoubt { .. })),
+        "{:?}",
+        r.s.dialog
+    );
+    assert_eq!(r.s.tenders.len(), 1);
+    assert_eq!(r.s.saved(), Some(saved.clone()));
+    // Sent again (R): refused for the PIN again; the manager types it and
+    // the very same request goes with it.
+    let again = Harness::post(&r.key(Key::Char('r')));
+    r.act(Action::SaleDone {
+        sale_id: again.sale_id,
+        result: Err(ApiError::Denied(Box::new(ErrorBody::new(
+            "approval_refused",
+            "a manager's PIN is required",
+        )))),
+    });
     r.typed("4711");
     let last = Harness::post(&r.key(Key::Enter));
     assert_eq!(last.sale_id, first.sale_id);
     assert_eq!(last.tenders, first.tenders, "payments kept");
+    assert_eq!(last.lines, retry.lines, "the same request");
     assert_eq!(last.override_.unwrap().pin.as_deref(), Some("4711"));
 }
 
@@ -169,6 +193,22 @@ fn a_return_is_kept_and_resumed_as_a_return() {
     assert_eq!(r.s.mode, Mode::Return);
     assert!(matches!(r.s.pending, Some(Pending::Return(_))));
     assert_eq!(r.s.pending, h.s.pending);
+
+    // A web order's return keeps the order it names.
+    let mut h = Harness::new();
+    h.key(Key::F(6));
+    h.scan("4006381333931");
+    h.catalog(PEN, "Pen, blue", 129);
+    h.key(Key::F(7));
+    h.typed("web-9");
+    h.key(Key::Enter);
+    h.key(Key::F(5));
+    h.key(Key::Char('y'));
+    let (r, _) = restarted(&h);
+    assert_eq!(r.s.original_order_id.as_deref(), Some("web-9"));
+    assert_eq!(r.s.original_sale_id, None);
+    let screen = super::screens::text(&r.s);
+    assert!(screen.contains("web order web-9"), "{screen}");
 }
 
 #[test]
@@ -181,4 +221,26 @@ fn an_entry_the_terminal_cannot_take_back_is_refused_whole() {
     let before = r.s.clone();
     assert!(r.s.resume(saved).is_err());
     assert_eq!(r.s, before, "nothing changed");
+}
+
+/// A journal that cannot keep a request about to be posted stops the post
+/// (the caller drops it): nothing leaves that a restart could lose; the
+/// cashier is told nothing was recorded.
+#[test]
+fn a_request_the_journal_cannot_keep_is_not_posted() {
+    let mut h = Harness::with_basket();
+    h.pay_exact_cash();
+    assert!(h.s.journal_failed("disk full"));
+    assert_eq!(h.s.pending, None);
+    assert_eq!(h.s.saved(), None);
+    let Some(Dialog::Invalid { message }) = &h.s.dialog else {
+        panic!("{:?}", h.s.dialog)
+    };
+    assert!(message.contains("nothing was sent"), "{message}");
+    // Back: the payment is handed back, the basket kept.
+    h.key(Key::Esc);
+    assert!(h.s.tenders.is_empty());
+    assert_eq!(h.s.lines.len(), 2);
+    // Clearing that fails (after an answer) is only said.
+    assert!(!h.s.journal_failed("disk full"));
 }
