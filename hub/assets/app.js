@@ -418,7 +418,8 @@ function renderStock(s) {
 // not zero.
 function renderChart(body, storesBody) {
   const series = body.stores || {};
-  const offlineSince = Object.fromEntries(list(storesBody || {}, "stores")
+  // A Map: store ids are anything, "constructor" included.
+  const offlineSince = new Map(list(storesBody || {}, "stores")
     .filter((s) => !s.online && s.last_sync_at && !isNaN(Date.parse(s.last_sync_at)))
     .map((s) => [s.store, Date.parse(s.last_sync_at) / 1000]));
   const names = Object.keys(series).sort();
@@ -459,19 +460,21 @@ function renderChart(body, storesBody) {
   const ticks = [0, Math.round(n / 2), n].map((i, k) =>
     `<text x="${left + (W - left - right) * i / n}" y="${H - 6}" text-anchor="${["start", "middle", "end"][k]}" class="axis">${hhmm(start + i * step)}</text>`).join("");
   // The last bucket known of each store (an offline one: its last sync's).
-  const known = names.map((name) => name in offlineSince
-    ? Math.min(n - 1, Math.max(1, Math.floor((offlineSince[name] - start) / step))) : n - 1);
+  // (-1: offline since before the chart begins, no line.)
+  const known = names.map((name) => offlineSince.has(name)
+    ? Math.min(n - 1, Math.max(-1, Math.floor((offlineSince.get(name) - start) / step))) : n - 1);
   const lines = names.map((name, i) => {
+    if (known[i] < 0) return "";
     const d = buckets[i].slice(0, known[i] + 1)
       .map((v, j) => (j ? "L" : "M") + x(j).toFixed(1) + " " + y(v).toFixed(1)).join(" ");
-    const offline = name in offlineSince;
-    const title = offline ? `${name}: offline since ${hhmm(offlineSince[name])}, later sales not in yet` : name;
+    const offline = offlineSince.has(name);
+    const title = offline ? `${name}: offline since ${hhmm(offlineSince.get(name))}, later sales not in yet` : name;
     return `<path data-store="${text(name)}"${offline ? ' data-offline="true"' : ""} d="${d}" fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="2.5" stroke-linejoin="round"><title>${text(title)}</title></path>`;
   }).join("");
   svg.innerHTML = grid + ticks + lines;
   $("legend").innerHTML = names.map((name, i) =>
     `<span data-store="${text(name)}"><i style="background:${COLORS[i % COLORS.length]}"></i>${text(name)}` +
-    (name in offlineSince ? ` <span class="muted">(offline since ${text(hhmm(offlineSince[name]))})</span>` : "") +
+    (offlineSince.has(name) ? ` <span class="muted">(offline since ${text(hhmm(offlineSince.get(name)))})</span>` : "") +
     ` <b>${totals[i]}</b> units</span>`).join("");
 }
 

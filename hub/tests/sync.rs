@@ -334,10 +334,12 @@ async fn override_sales_and_epcs_sold_twice_are_exceptions() {
         let (status, body) = admin.post(&path, &bad).await;
         assert_eq!(status, want, "{bad}: {body}");
     }
-    let (status, _) = admin
-        .post("/v1/exceptions/999/ack", &json!({"by": "bo"}))
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    for id in ["999", "0", "9223372036854775808"] {
+        let (status, _) = admin
+            .post(&format!("/v1/exceptions/{id}/ack"), &json!({"by": "bo"}))
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{id}");
+    }
     let (status, _) = admin
         .post("/v1/exceptions/x/ack", &json!({"by": "bo"}))
         .await;

@@ -248,6 +248,14 @@ pub(super) async fn acknowledge(
             format!("exception id {id:?}: a positive integer"),
         )
     })?;
+    // Ids are numbered from 1 and every engine keeps them as i64.
+    if id == 0 || i64::try_from(id).is_err() {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no exception {id}"),
+        ));
+    }
     let by = ack.by.trim();
     let note = ack.note.trim();
     let printable = |s: &str| !s.chars().any(char::is_control);
