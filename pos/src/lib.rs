@@ -132,9 +132,12 @@ fn run_terminal(args: PosArgs) -> anyhow::Result<()> {
         (None, Some(_)) => None,
         (None, None) => host_name(),
     };
+    // One journal per till: named by the till's id, else the host's (two
+    // terminals on one host give --till or --journal; the second on one
+    // journal is refused).
     let journal_path = match args.journal {
         Some(p) => p,
-        None => journal::default_path(till.as_deref().or(args.token.as_ref().map(|_| "token")))
+        None => journal::default_path(till.clone().or_else(host_name).as_deref())
             .context("no state directory ($XDG_STATE_HOME or $HOME): give --journal")?,
     };
     let journal = journal::Journal::open(&journal_path)?;
