@@ -410,6 +410,22 @@ pub struct AgentStatus {
     /// The agent's version.
     #[serde(default)]
     pub version: String,
+    /// Whether sales and returns need a signed-in cashier
+    /// (`POST /v1/cashiers/sign-in`).
+    #[serde(default)]
+    pub cashier_sign_in: bool,
+}
+
+/// `POST /v1/cashiers/sign-in`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedIn {
+    /// The session's token: send it as `X-Tally-Session` with every
+    /// request (shown once).
+    pub session: String,
+    /// The cashier signed in.
+    pub cashier: String,
+    /// Seconds the session lasts without a request.
+    pub idle_timeout_s: u64,
 }
 
 /// `POST /v1/catalog`'s answer (and `catalog import`'s output).

@@ -25,7 +25,7 @@ pub mod requests;
 pub use answers::{
     AgentStatus, CatalogImported, CountRecorded, FulfilmentRecorded, OrderLineView, OrderList,
     OrderView, ReceiptRecorded, Recorded, ReturnRecorded, ReturnView, ReturnedUnits, SaleRecorded,
-    SaleView, Stock, TransferLineView, TransferList, TransferRecorded, TransferView,
+    SaleView, SignedIn, Stock, TransferLineView, TransferList, TransferRecorded, TransferView,
 };
 pub use client::{AgentClient, ApiError, ClientError};
 pub use counts::{
@@ -34,8 +34,8 @@ pub use counts::{
 };
 pub use requests::{
     CountRequest, FulfilRequest, LineBody, OverrideRequest, PriceSource, ReceiptLineBody,
-    ReceiptRequest, ReturnRequest, SaleRequest, TransferLineBody, TransferReceivedRequest,
-    TransferRequest,
+    ReceiptRequest, ReturnRequest, SaleRequest, SignInRequest, TransferLineBody,
+    TransferReceivedRequest, TransferRequest,
 };
 pub use tally_sync::error_body::ErrorBody;
 pub use tally_sync::message::{CatalogItemBody, CatalogRequest};

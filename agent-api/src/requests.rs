@@ -256,3 +256,22 @@ pub struct TransferReceivedRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub till: Option<String>,
 }
+
+/// `POST /v1/cashiers/sign-in`: a cashier and their PIN.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignInRequest {
+    /// The cashier's id (`[[cashiers]] id`).
+    pub cashier: String,
+    /// The cashier's PIN.
+    pub pin: String,
+}
+
+impl std::fmt::Debug for SignInRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignInRequest")
+            .field("cashier", &self.cashier)
+            .field("pin", &"…")
+            .finish()
+    }
+}

@@ -14,6 +14,10 @@
 //! id = "ann"
 //! pin_argon2 = "$argon2id$v=19$m=19456,t=2,p=1$…"   # tally-agent manager-pin --manager ann
 //!
+//! [[cashiers]]         # with any, sales and returns need a signed-in cashier
+//! id = "c-104"
+//! pin_argon2 = "$argon2id$…"                        # tally-agent manager-pin --manager c-104
+//!
 //! [[api.tills]]        # with any, every request needs a till's token
 //! id = "till-1"
 //! token_sha256 = "…"   # tally-agent till-token --till till-1 prints it
@@ -130,6 +134,9 @@ pub enum ConfigError {
     /// A manager's entry is unusable.
     #[error("[[managers]]: {0}")]
     Manager(String),
+    /// A cashier's entry is unusable.
+    #[error("[[cashiers]]: {0}")]
+    Cashier(String),
     /// The API would listen beyond loopback with no till tokens.
     #[error("the API would listen on {0}, beyond loopback, without till tokens: configure [[api.tills]] (tally-agent till-token) or listen on 127.0.0.1")]
     OpenApi(SocketAddr),
@@ -357,6 +364,9 @@ pub struct FileConfig {
     /// Managers who may approve overrides (`[[managers]]`).
     #[serde(default)]
     pub managers: Vec<ManagerConfig>,
+    /// Cashiers who sign in at the tills (`[[cashiers]]`; the same fields).
+    #[serde(default)]
+    pub cashiers: Vec<ManagerConfig>,
 }
 
 /// A manager who may approve what a cashier alone may not
@@ -425,6 +435,9 @@ pub struct Config {
     pub store_id: Option<ReplicaId>,
     /// Managers who may approve overrides (none: nobody can).
     pub managers: Vec<ManagerConfig>,
+    /// Cashiers who sign in at the tills (none: a request names its
+    /// cashier; see `crate::cashiers`).
+    pub cashiers: Vec<ManagerConfig>,
     /// API limits.
     pub api: ApiConfig,
     /// Group-commit limits.
@@ -443,6 +456,7 @@ impl Config {
             listen: default_listen(),
             store_id,
             managers: Vec::new(),
+            cashiers: Vec::new(),
             api: ApiConfig::default(),
             commit: CommitConfig::default(),
             sync: None,
@@ -490,6 +504,8 @@ impl Config {
         }
         crate::managers::Managers::new(&file.managers)
             .map_err(|e| ConfigError::Manager(e.to_string()))?;
+        crate::managers::Managers::new(&file.cashiers)
+            .map_err(|e| ConfigError::Cashier(e.to_string()))?;
         let listen = flags.listen.or(file.listen).unwrap_or_else(default_listen);
         if !listen.ip().is_loopback() && file.api.tills.is_empty() {
             return Err(ConfigError::OpenApi(listen));
@@ -560,6 +576,7 @@ impl Config {
             listen,
             store_id,
             managers: file.managers,
+            cashiers: file.cashiers,
             api: file.api,
             commit: file.commit,
             sync,

@@ -27,6 +27,9 @@
 //!   that receives (dock portal), wired to the agent through the real
 //!   drivers and the committer (embedded prices and weights of scanned
 //!   codes: `tally_hardware::measure`, shared with the cashier terminal).
+//! - [`managers`], [`cashiers`]: PINs (Argon2id, lockout) of the
+//!   managers who approve overrides and of the cashiers who sign in, and
+//!   the cashiers' sessions.
 //! - [`config`], [`metrics`], [`status`]: configuration, Prometheus
 //!   metrics, sync status. [`catalog`], [`cli`]: the CLI (a client of
 //!   the API through `tally_agent_api::AgentClient`)
@@ -41,6 +44,7 @@
 //! agent on `127.0.0.1:0` and stop it.
 
 pub mod api;
+pub mod cashiers;
 pub mod catalog;
 pub mod cli;
 pub mod commit;
@@ -138,11 +142,18 @@ pub async fn run(
         sync: sync_config,
         devices: devices_config,
         managers,
+        cashiers,
         ..
     } = config;
     let managers = Arc::new(
         managers::Managers::new(&managers).map_err(|e| AgentError::Config(e.to_string()))?,
     );
+    let cashiers = Arc::new(
+        managers::Managers::new(&cashiers).map_err(|e| AgentError::Config(e.to_string()))?,
+    );
+    if cashiers.any() {
+        tracing::info!("Cashiers sign in: sales and returns are recorded under a signed-in cashier ([[cashiers]]).");
+    }
     if !managers.any() {
         tracing::info!("No manager is configured: overrides cannot be approved ([[managers]]).");
     }
@@ -243,6 +254,8 @@ pub async fn run(
         metrics,
         sync: status,
         managers,
+        cashiers,
+        sessions: Arc::new(cashiers::Sessions::default()),
         foreign_returns_offline,
     };
     let addr = listener.local_addr().map_err(|source| AgentError::Io {

@@ -1002,3 +1002,170 @@ async fn shutdown_finishes_in_flight_commits() {
     assert!(sold >= acked.len() as u64 && sold <= u64::from(next.load(Ordering::Relaxed)));
     a.stop().await.unwrap();
 }
+
+/// With `[[cashiers]]`, a sale or a return is recorded only under a
+/// signed-in cashier's session (401 `sign_in_required` otherwise), and the
+/// event records the session's cashier, not a name the request asserts;
+/// wrong PINs lock the cashier out as a manager's do; signing out ends
+/// the session. The status tells the terminal to ask.
+#[tokio::test]
+async fn sales_need_a_signed_in_cashier_where_cashiers_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = tally_agent::config::Config::new(
+        dir.path(),
+        Some(tally_agent::config::parse_store_id("s1").unwrap()),
+    );
+    config.cashiers = vec![tally_agent::config::ManagerConfig {
+        id: "c-104".into(),
+        pin_argon2: tally_agent::managers::hash_pin_cheap("2468").unwrap(),
+    }];
+    let a = TestAgent::try_start(config).await.unwrap();
+    a.receive(PEN, 5).await;
+    let (_, status) = a.get("/v1/status").await;
+    assert_eq!(status["cashier_sign_in"], true, "{status}");
+
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("http://{}{p}", a.addr);
+    let post = |path: &'static str, session: Option<String>, body: Value| {
+        let mut req = http.post(url(path)).json(&body);
+        if let Some(s) = session {
+            req = req.header("x-tally-session", s);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let one = |id: &str| {
+        json!({"sale_id": id, "lines": [{"gtin": PEN, "qty": 1, "unit_price_minor": 100}],
+               "cashier": "mallory"})
+    };
+    let (s, v) = post(
+        "/v1/sales",
+        None,
+        one("0190a5e0-0000-7000-8000-0000000000c1"),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (401, Some("sign_in_required")),
+        "{v}"
+    );
+    let (s, v) = post(
+        "/v1/sales",
+        Some("not-a-session".into()),
+        one("0190a5e0-0000-7000-8000-0000000000c1"),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (401, Some("sign_in_required")),
+        "{v}"
+    );
+    assert_eq!(a.on_hand(PEN).await, 5, "nothing recorded");
+
+    // Wrong PIN: refused; the right one opens a session.
+    let (s, v) = post(
+        "/v1/cashiers/sign-in",
+        None,
+        json!({"cashier": "c-104", "pin": "0000"}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (403, Some("sign_in_refused")),
+        "{v}"
+    );
+    let (s, v) = post(
+        "/v1/cashiers/sign-in",
+        None,
+        json!({"cashier": "c-104", "pin": "2468"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["cashier"], "c-104");
+    let session = v["session"].as_str().unwrap().to_string();
+
+    // The request names another cashier: refused; naming none or the
+    // same one, recorded under the signed-in cashier.
+    let (s, v) = post(
+        "/v1/sales",
+        Some(session.clone()),
+        one("0190a5e0-0000-7000-8000-0000000000c1"),
+    )
+    .await;
+    assert_eq!((s, v["error"].as_str()), (422, Some("invalid")), "{v}");
+    let id = "0190a5e0-0000-7000-8000-0000000000c2";
+    let mut sale = one(id);
+    sale.as_object_mut().unwrap().remove("cashier");
+    let (s, v) = post("/v1/sales", Some(session.clone()), sale.clone()).await;
+    assert_eq!(s, 201, "{v}");
+    let (_, got) = a.get(&format!("/v1/sales/{id}")).await;
+    assert_eq!(got["staff"]["cashier"], "c-104", "{got}");
+    // Returns too.
+    let (s, v) = post(
+        "/v1/returns",
+        None,
+        json!({"original_sale_id": id, "lines": [{"gtin": PEN, "qty": 1}]}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (401, Some("sign_in_required")),
+        "{v}"
+    );
+    let (s, v) = post(
+        "/v1/returns",
+        Some(session.clone()),
+        json!({"original_sale_id": id, "lines": [{"gtin": PEN, "qty": 1}]}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+
+    // Signed out: the session is gone.
+    let (s, _) = post("/v1/cashiers/sign-out", Some(session.clone()), json!({})).await;
+    assert_eq!(s, 204);
+    let (s, v) = post("/v1/sales", Some(session), sale).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (401, Some("sign_in_required")),
+        "{v}"
+    );
+
+    // Wrong PINs in a row lock the cashier out.
+    for _ in 0..5 {
+        post(
+            "/v1/cashiers/sign-in",
+            None,
+            json!({"cashier": "c-104", "pin": "1111"}),
+        )
+        .await;
+    }
+    let (s, v) = post(
+        "/v1/cashiers/sign-in",
+        None,
+        json!({"cashier": "c-104", "pin": "2468"}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (429, Some("sign_in_locked")),
+        "{v}"
+    );
+    a.stop().await.unwrap();
+
+    // Without [[cashiers]]: no sign-in; the request's cashier is recorded.
+    let dir = tempfile::tempdir().unwrap();
+    let b = TestAgent::start(dir.path(), "s1").await;
+    let (_, status) = b.get("/v1/status").await;
+    assert_eq!(status["cashier_sign_in"], false, "{status}");
+    let (s, v) = b
+        .post(
+            "/v1/cashiers/sign-in",
+            json!({"cashier": "c-104", "pin": "2468"}),
+        )
+        .await;
+    assert_eq!((s, v["error"].as_str()), (422, Some("invalid")), "{v}");
+    b.stop().await.unwrap();
+}

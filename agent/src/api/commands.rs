@@ -131,10 +131,12 @@ pub(super) async fn submit(state: &AppState, cmd: Command) -> Result<Response, E
 pub(super) async fn post_sale(
     State(state): State<AppState>,
     till: Option<Extension<Till>>,
+    headers: axum::http::HeaderMap,
     ApiJson(body): ApiJson<SaleRequest>,
 ) -> Result<Response, ErrorAnswer> {
     let lines = lines(body.lines)?;
     let staff = staff(till, body.cashier, body.till)?;
+    let staff = super::sessions::signed_staff(&state, &headers, staff)?;
     let cmd = Command::Sale {
         id: body.sale_id,
         lines,

@@ -21,7 +21,8 @@
 //! the body extractor, `commands.rs` the handlers that record,
 //! `reads.rs` the handlers that read, `orders.rs` the store's part of the
 //! chain's orders (pick list and moves), `transfers.rs` transfers of
-//! stock to and from other stores.
+//! stock to and from other stores, `sessions.rs` cashiers' sign-in and
+//! the signed-in cashier a sale or return records.
 
 mod commands;
 mod counts;
@@ -31,6 +32,7 @@ mod orders;
 mod pages;
 mod reads;
 mod returns;
+mod sessions;
 mod transfers;
 
 use std::sync::Arc;
@@ -71,6 +73,10 @@ pub struct AppState {
     pub sync: Arc<SyncStatus>,
     /// Managers who may approve overrides.
     pub managers: Arc<Managers>,
+    /// Cashiers who sign in (none: requests name their cashier).
+    pub cashiers: Arc<Managers>,
+    /// The cashiers' open sessions.
+    pub sessions: Arc<crate::cashiers::Sessions>,
     /// What returns this store cannot check do while the hub cannot.
     pub foreign_returns_offline: crate::sync::ForeignReturns,
 }
@@ -80,6 +86,8 @@ pub struct AppState {
 pub fn router(state: AppState, config: &ApiConfig, guard: Arc<Guard>) -> Router {
     let timeout = Duration::from_millis(config.request_timeout_ms.max(10));
     Router::new()
+        .route("/v1/cashiers/sign-in", post(sessions::sign_in))
+        .route("/v1/cashiers/sign-out", post(sessions::sign_out))
         .route("/v1/sales", post(commands::post_sale))
         .route("/v1/sales/{id}", get(reads::get_sale))
         .route("/v1/returns", post(returns::post_return))
@@ -142,6 +150,12 @@ pub enum ErrorAnswer {
     /// 403 (429 while the manager is locked out): a manager's approval was
     /// not accepted; nothing was recorded.
     Approval(ApprovalError),
+    /// 401 `sign_in_required`: cashiers sign in at this store and the
+    /// request has no open session; nothing was recorded.
+    SignInRequired(String),
+    /// 403 `sign_in_refused` (429 `sign_in_locked`): a cashier's PIN was
+    /// not accepted.
+    SignIn(ApprovalError),
 }
 
 impl From<CommitError> for ErrorAnswer {
@@ -203,6 +217,34 @@ impl IntoResponse for ErrorAnswer {
             ErrorAnswer::Approval(e) => (
                 StatusCode::FORBIDDEN,
                 ErrorBody::new("approval_refused", e.to_string()),
+            ),
+            ErrorAnswer::SignInRequired(message) => (
+                StatusCode::UNAUTHORIZED,
+                ErrorBody::new("sign_in_required", message),
+            ),
+            ErrorAnswer::SignIn(ApprovalError::Locked(secs)) => {
+                let mut r = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(ErrorBody::new(
+                        "sign_in_locked",
+                        format!("too many wrong PINs for this cashier; try again in {secs} s"),
+                    )),
+                )
+                    .into_response();
+                if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+                    r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+                }
+                return r;
+            }
+            ErrorAnswer::SignIn(e) => (
+                StatusCode::FORBIDDEN,
+                ErrorBody::new(
+                    "sign_in_refused",
+                    match e {
+                        ApprovalError::MissingPin => "the cashier's PIN is required",
+                        _ => "cashier or PIN not accepted",
+                    },
+                ),
             ),
             ErrorAnswer::Timeout => (
                 StatusCode::REQUEST_TIMEOUT,

@@ -93,6 +93,7 @@ pub(super) async fn get_status(State(state): State<AppState>) -> Json<AgentStatu
         store_id: who.location.clone(),
         sync_error: sync.error,
         version: env!("CARGO_PKG_VERSION").to_string(),
+        cashier_sign_in: state.cashiers.any(),
     })
 }
 

@@ -31,10 +31,12 @@ use crate::sync::ForeignReturns;
 pub(super) async fn post_return(
     State(state): State<AppState>,
     till: Option<Extension<Till>>,
+    headers: axum::http::HeaderMap,
     ApiJson(body): ApiJson<ReturnRequest>,
 ) -> Result<Response, ErrorAnswer> {
     let lines = lines(body.lines)?;
     let staff = staff(till, body.cashier, body.till)?;
+    let staff = super::sessions::signed_staff(&state, &headers, staff)?;
     let order_id = body.order_id.as_deref();
     if let Some(order_id) = order_id {
         if !tally_sync::fulfilment::valid_order_id(order_id) {

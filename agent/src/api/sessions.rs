@@ -1,0 +1,133 @@
+//! Cashiers' sign-in (see `crate::cashiers`): `POST /v1/cashiers/sign-in`
+//! opens a session for a cashier whose PIN is right, `POST
+//! /v1/cashiers/sign-out` ends it, and [`signed_staff`] puts the
+//! session's cashier on a sale or a return (refusing one without an open
+//! session when cashiers sign in at this store).
+
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use tally_agent_api::answers::SignedIn as SignedInAnswer;
+use tally_agent_api::requests::SignInRequest;
+use tally_sync::command::Staff;
+
+use super::guard::Till;
+use super::json::ApiJson;
+use super::{AppState, ErrorAnswer};
+use crate::cashiers::{SignedIn, IDLE, SESSION_HEADER};
+
+/// The session token a request carries.
+fn token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// `POST /v1/cashiers/sign-in`: 201 with the session, 403
+/// `sign_in_refused`, 429 `sign_in_locked` (the cashier's wrong PINs, as
+/// managers'), 422 when no cashier is configured here.
+pub(super) async fn sign_in(
+    State(state): State<AppState>,
+    till: Option<Extension<Till>>,
+    ApiJson(body): ApiJson<SignInRequest>,
+) -> Result<Response, ErrorAnswer> {
+    if !state.cashiers.any() {
+        return Err(ErrorAnswer::Invalid(
+            "no cashier is configured at this store ([[cashiers]]): requests name their cashier"
+                .into(),
+        ));
+    }
+    let cashier = body.cashier.trim().to_string();
+    if cashier.is_empty()
+        || cashier.len() > tally_sync::limits::MAX_STAFF_ID_BYTES
+        || cashier.chars().any(char::is_control)
+    {
+        return Err(ErrorAnswer::Invalid(format!(
+            "cashier: 1 to {} bytes, no control characters",
+            tally_sync::limits::MAX_STAFF_ID_BYTES
+        )));
+    }
+    let (cashiers, who, pin) = (state.cashiers.clone(), cashier.clone(), body.pin);
+    let checked =
+        tokio::task::spawn_blocking(move || cashiers.verify(&who, Some(&pin), Instant::now()))
+            .await
+            .map_err(|e| ErrorAnswer::Unavailable(e.to_string()))?;
+    if let Err(e) = checked {
+        tracing::warn!(%cashier, why = %e, "Cashier sign-in refused.");
+        return Err(ErrorAnswer::SignIn(e));
+    }
+    let session = state.sessions.open(
+        SignedIn {
+            cashier: cashier.clone(),
+            till: till.map(|Extension(Till(t))| t),
+        },
+        Instant::now(),
+    );
+    tracing::info!(%cashier, "Cashier signed in.");
+    Ok((
+        StatusCode::CREATED,
+        Json(SignedInAnswer {
+            session,
+            cashier,
+            idle_timeout_s: IDLE.as_secs(),
+        }),
+    )
+        .into_response())
+}
+
+/// `POST /v1/cashiers/sign-out`: ends the request's session (204, also
+/// when it was not open).
+pub(super) async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> StatusCode {
+    if let Some(t) = token(&headers) {
+        state.sessions.close(t);
+    }
+    StatusCode::NO_CONTENT
+}
+
+/// `staff` with the cashier of the request's session, when cashiers sign
+/// in at this store: 401 `sign_in_required` without an open session (or
+/// with one opened at another till), 422 when the request names another
+/// cashier. Without `[[cashiers]]`, `staff` as given.
+pub(super) fn signed_staff(
+    state: &AppState,
+    headers: &HeaderMap,
+    staff: Staff,
+) -> Result<Staff, ErrorAnswer> {
+    if !state.cashiers.any() {
+        return Ok(staff);
+    }
+    let token = token(headers).ok_or_else(|| {
+        ErrorAnswer::SignInRequired(format!(
+            "cashiers sign in at this store: POST /v1/cashiers/sign-in, then send the session as {SESSION_HEADER}"
+        ))
+    })?;
+    let who = state.sessions.check(token, Instant::now()).ok_or_else(|| {
+        ErrorAnswer::SignInRequired(
+            "the session is not open (signed out, idle too long, or the agent restarted): sign in again"
+                .into(),
+        )
+    })?;
+    if who.till.is_some() && who.till != staff.till {
+        return Err(ErrorAnswer::SignInRequired(format!(
+            "the session was opened at till {:?}: sign in at this till",
+            who.till.unwrap_or_default()
+        )));
+    }
+    if let Some(named) = &staff.cashier {
+        if *named != who.cashier {
+            return Err(ErrorAnswer::Invalid(format!(
+                "cashier {named:?} is not the signed-in cashier ({:?})",
+                who.cashier
+            )));
+        }
+    }
+    Ok(Staff {
+        cashier: Some(who.cashier),
+        ..staff
+    })
+}
