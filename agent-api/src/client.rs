@@ -26,11 +26,11 @@ use tally_sync::{EventId, Refusal};
 
 use crate::answers::{
     AgentStatus, CatalogImported, CountRecorded, FulfilmentRecorded, OrderList, OrderView,
-    ReceiptRecorded, ReturnRecorded, ReturnView, SaleRecorded, SaleView, Stock, TransferList,
-    TransferRecorded, TransferView,
+    ReceiptRecorded, ReturnRecorded, ReturnView, SaleRecorded, SaleView, SignedIn, Stock,
+    TransferList, TransferRecorded, TransferView,
 };
 use crate::requests::{
-    CountRequest, FulfilRequest, ReceiptRequest, ReturnRequest, SaleRequest,
+    CountRequest, FulfilRequest, ReceiptRequest, ReturnRequest, SaleRequest, SignInRequest,
     TransferReceivedRequest,
 };
 
@@ -109,6 +109,9 @@ pub struct AgentClient {
     base: String,
     http: reqwest::Client,
     token: Option<String>,
+    /// The signed-in cashier's session (`X-Tally-Session`), shared by the
+    /// client's clones.
+    session: std::sync::Arc<std::sync::RwLock<Option<String>>>,
 }
 
 /// Longest body kept in an [`ApiError::Unexpected`].
@@ -137,6 +140,7 @@ impl AgentClient {
             base: base.to_string(),
             http,
             token: None,
+            session: Default::default(),
         })
     }
 
@@ -198,6 +202,15 @@ impl AgentClient {
             Some(token) => req.bearer_auth(token.trim()),
             None => req,
         };
+        let session = self
+            .session
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let req = match session {
+            Some(s) => req.header("x-tally-session", s),
+            None => req,
+        };
         let resp = req
             .send()
             .await
@@ -224,6 +237,34 @@ impl AgentClient {
     ) -> Result<T, ApiError> {
         let (status, bytes) = self.send(self.http.post(self.url(path)).json(body)).await?;
         answer(status.as_u16(), &bytes)
+    }
+
+    /// `POST /v1/cashiers/sign-in`: on success every later call (of this
+    /// client and its clones) carries the session.
+    pub async fn sign_in(&self, req: &SignInRequest) -> Result<SignedIn, ApiError> {
+        let signed: SignedIn = self.post_as("/v1/cashiers/sign-in", req).await?;
+        *self
+            .session
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(signed.session.clone());
+        Ok(signed)
+    }
+
+    /// `POST /v1/cashiers/sign-out`; the client forgets the session
+    /// whatever the answer.
+    pub async fn sign_out(&self) -> Result<(), ApiError> {
+        let sent = self
+            .send(self.http.post(self.url("/v1/cashiers/sign-out")))
+            .await;
+        *self
+            .session
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        match sent {
+            Ok((status, _)) if status.is_success() => Ok(()),
+            Ok((status, bytes)) => answer::<Value>(status.as_u16(), &bytes).map(|_| ()),
+            Err(e) => Err(e),
+        }
     }
 
     /// `GET /v1/status`.

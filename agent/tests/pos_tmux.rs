@@ -52,12 +52,17 @@ impl Drop for Agent {
 const MANAGER_PIN: &str = "4711";
 
 fn start_agent(data: &Path) -> Agent {
+    start_agent_with(data, "")
+}
+
+/// The agent with `more` configuration besides its manager.
+fn start_agent_with(data: &Path, more: &str) -> Agent {
     // Manager Ann approves overrides with PIN 4711 (a cheap hash: a test).
     let config = data.with_extension("toml");
     let hash = tally_agent::managers::hash_pin_cheap(MANAGER_PIN).unwrap();
     std::fs::write(
         &config,
-        format!("[[managers]]\nid = \"Ann\"\npin_argon2 = \"{hash}\"\n"),
+        format!("[[managers]]\nid = \"Ann\"\npin_argon2 = \"{hash}\"\n{more}"),
     )
     .unwrap();
     let mut child = Command::new(BIN)
@@ -704,4 +709,63 @@ fn a_sale_in_doubt_survives_the_till_being_killed_under_tmux() {
     // Confirmed: a third start finds nothing in doubt.
     tmux.respawn(&command(3));
     tmux.wait_all(&["Empty basket"], &["NOT CONFIRMED"]);
+}
+
+/// Where cashiers sign in, the terminal asks the cashier's PIN at start
+/// and the sale is recorded under the signed-in cashier.
+#[test]
+fn a_cashier_signs_in_and_the_sale_records_them_under_tmux() {
+    let tmux_version = Command::new("tmux").arg("-V").output();
+    assert!(
+        tmux_version.is_ok_and(|o| o.status.success()),
+        "this test needs tmux: apt-get install -y tmux (CI installs it in .ci/run)"
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let hash = tally_agent::managers::hash_pin_cheap("2468").unwrap();
+    let agent = start_agent_with(
+        &scratch.path().join("data"),
+        &format!("[[cashiers]]\nid = \"c-104\"\npin_argon2 = \"{hash}\"\n"),
+    );
+    let http = Http::new(&agent.url);
+    http.wait_ready();
+    let (s, v) = http.post(
+        "/v1/catalog",
+        json!({"items": [{"gtin": PEN, "name": "Pen, blue", "price_minor": 129}]}),
+    );
+    assert!(s == 200 || s == 201, "{v}");
+    let (s, v) = http.post("/v1/receipts", json!({"lines": [{"gtin": PEN, "qty": 3}]}));
+    assert_eq!(s, 201, "{v}");
+
+    let command = format!(
+        "'{BIN}' pos --agent '{}' --cashier c-104 --timeout-secs 5 --journal '{}'; echo $? > '{}'",
+        agent.url,
+        scratch.path().join("pos.redb").display(),
+        scratch.path().join("pos-exit").display()
+    );
+    let socket = format!("tally-pos-signin-{}", std::process::id());
+    let tmux = Tmux::start(socket, &scratch.path().join("tmux.conf"), &command);
+    tmux.wait_all(&["SIGN IN", "Cashier: c-104", "PIN: _"], &[]);
+    tmux.type_text("1111");
+    tmux.keys(&["Enter"]);
+    tmux.wait_all(
+        &["Not signed in: cashier or PIN not accepted", "PIN: _"],
+        &[],
+    );
+    tmux.type_text("2468");
+    tmux.wait_for("PIN: ****");
+    tmux.keys(&["Enter"]);
+    tmux.wait_all(&["Signed in: c-104.", "Empty basket"], &["SIGN IN"]);
+    tmux.type_text("4006381333931");
+    tmux.keys(&["Enter"]);
+    tmux.wait_all(&["Pen, blue", "TOTAL 1.29"], &[]);
+    tmux.keys(&["F5"]);
+    tmux.wait_for("[C] cash");
+    tmux.keys(&["c"]);
+    tmux.wait_for("Cash given (Enter alone = exact): _");
+    tmux.keys(&["Enter"]);
+    let receipt = tmux.wait_all(&["SALE COMMITTED", "[Enter] next customer"], &[]);
+    let id = receipt_id(&receipt);
+    let (s, sale) = http.get(&format!("/v1/sales/{id}"));
+    assert_eq!(s, 200, "{sale}");
+    assert_eq!(sale["staff"]["cashier"], "c-104", "{sale}");
 }

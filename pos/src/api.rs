@@ -13,8 +13,8 @@ use std::future::Future;
 use tally_agent_api::{
     AgentClient, AgentStatus, ApiError, CountAccepted, CountReportView, CountSessionRequest,
     CountSessionView, FulfilRequest, FulfilmentRecorded, OrderList, OrderView, ReturnRecorded,
-    ReturnRequest, SaleRecorded, SaleRequest, SaleView, Stock, TransferList,
-    TransferReceivedRequest, TransferRecorded, TransferView,
+    ReturnRequest, SaleRecorded, SaleRequest, SaleView, SignInRequest, SignedIn, Stock,
+    TransferList, TransferReceivedRequest, TransferRecorded, TransferView,
 };
 use tally_sync::fulfilment::Status;
 use tally_sync::message::CatalogItem;
@@ -96,6 +96,13 @@ pub trait AgentApi: Send + Sync + 'static {
         &self,
         session_id: &str,
     ) -> impl Future<Output = Result<CountAccepted, ApiError>> + Send;
+    /// `POST /v1/cashiers/sign-in`; later calls carry the session.
+    fn sign_in(
+        &self,
+        req: &SignInRequest,
+    ) -> impl Future<Output = Result<SignedIn, ApiError>> + Send;
+    /// `POST /v1/cashiers/sign-out`; later calls carry no session.
+    fn sign_out(&self) -> impl Future<Output = Result<(), ApiError>> + Send;
 }
 
 impl AgentApi for AgentClient {
@@ -174,5 +181,13 @@ impl AgentApi for AgentClient {
 
     async fn accept_count(&self, session_id: &str) -> Result<CountAccepted, ApiError> {
         AgentClient::accept_count(self, session_id).await
+    }
+
+    async fn sign_in(&self, req: &SignInRequest) -> Result<SignedIn, ApiError> {
+        AgentClient::sign_in(self, req).await
+    }
+
+    async fn sign_out(&self) -> Result<(), ApiError> {
+        AgentClient::sign_out(self).await
     }
 }

@@ -241,6 +241,22 @@ pub async fn perform<A: AgentApi>(api: &A, effect: Effect) -> Option<Action> {
             }
             Action::CountAccepted { session_id, result }
         }
+        Effect::SignIn(req) => {
+            let result = api.sign_in(&req).await;
+            match &result {
+                Ok(s) => tracing::info!(cashier = %s.cashier, "Cashier signed in."),
+                Err(e) => {
+                    tracing::warn!(cashier = %req.cashier, error = %e, "Cashier not signed in.")
+                }
+            }
+            Action::SignedIn(result)
+        }
+        Effect::SignOut => {
+            if let Err(e) = api.sign_out().await {
+                tracing::warn!(error = %e, "Signing out at the agent failed (the session is forgotten here).");
+            }
+            return None;
+        }
         Effect::Quit => return None,
     })
 }

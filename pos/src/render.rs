@@ -382,6 +382,7 @@ fn help_text(s: &PosState) -> String {
         Some(Dialog::HandedOver { .. }) => "Enter next order (or just scan)",
         Some(Dialog::Tender) => "C cash  K card  R remove payment  Esc back",
         Some(Dialog::Cash { .. }) => "Type the cash handed over, Enter (empty = exact)  Esc back",
+        Some(Dialog::SignIn { .. }) => "Type your cashier id, Tab or Enter, your PIN, Enter  F10 quit",
         Some(Dialog::Card { .. }) => "Type the card slip reference, Tab amount, Enter  Esc back",
         Some(Dialog::Quantity { .. }) | Some(Dialog::Price { .. }) | Some(Dialog::OriginalSale { .. }) => {
             "Type, Enter to confirm  Esc cancel"
@@ -447,6 +448,28 @@ fn draw_dialog(frame: &mut Frame<'_>, s: &PosState, d: &Dialog, area: Rect) {
                 format!("Due: {due}"),
                 String::new(),
                 "[C] cash    [K] card    [R] remove the last payment    [Esc] back".into(),
+            ],
+        ),
+        Dialog::SignIn {
+            cashier,
+            pin,
+            on_pin,
+        } => (
+            " SIGN IN ".into(),
+            Color::Cyan,
+            vec![
+                "Sales and returns are recorded under the cashier signed in.".into(),
+                String::new(),
+                if *on_pin {
+                    format!("  Cashier: {cashier}")
+                } else {
+                    format!("▸ {}", field("Cashier: ", cashier))
+                },
+                if *on_pin {
+                    format!("▸ {}", field("PIN: ", &"*".repeat(pin.chars().count())))
+                } else {
+                    format!("  PIN: {}", "*".repeat(pin.chars().count()))
+                },
             ],
         ),
         Dialog::Cash { input } => (

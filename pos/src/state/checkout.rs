@@ -500,6 +500,9 @@ impl PosState {
             Some(Pending::Return(r)) => r.approval.as_ref().is_some_and(|o| o.pin.is_none()),
             None => false,
         };
+        if let Some(effects) = self.sign_in_required(&e) {
+            return effects;
+        }
         if let Some(effects) = self.approval_not_accepted(&e) {
             // An approval not accepted is not given again unasked.
             self.approved_ahead = None;

@@ -41,6 +41,15 @@ pub enum Dialog {
         /// Whether keys go to the amount (Tab or the arrows switch).
         on_amount: bool,
     },
+    /// A cashier signs in: id and PIN (masked).
+    SignIn {
+        /// The cashier's id typed.
+        cashier: String,
+        /// The PIN typed.
+        pin: String,
+        /// Whether keys go to the PIN.
+        on_pin: bool,
+    },
     /// Confirm a refund (returns).
     ConfirmRefund,
     /// The original sale of a return.
@@ -149,6 +158,11 @@ impl PosState {
                 on_amount,
             } => self.card_key(input, amount, on_amount, key, env),
             Dialog::ConfirmRefund => self.confirm_refund_key(key, env),
+            Dialog::SignIn {
+                cashier,
+                pin,
+                on_pin,
+            } => self.sign_in_key(cashier, pin, on_pin, key),
             Dialog::OriginalSale { input } => self.original_sale_key(input, key),
             Dialog::Sending => self.show(Dialog::Sending),
             Dialog::Refused(refused) => self.refused_key(refused, key),

@@ -62,6 +62,7 @@ mod picking;
 mod pickup;
 mod resume;
 mod returns;
+mod signin;
 mod transfers;
 
 use std::collections::BTreeMap;
@@ -69,8 +70,8 @@ use std::collections::BTreeMap;
 use tally_agent_api::{
     AgentStatus, ApiError, CountAccepted, CountReportView, CountSessionRequest, CountSessionView,
     FulfilmentRecorded, LineBody, OrderList, OrderView, OverrideRequest, ReturnRecorded,
-    ReturnRequest, SaleRecorded, SaleRequest, SaleView, Stock, TransferList, TransferRecorded,
-    TransferView,
+    ReturnRequest, SaleRecorded, SaleRequest, SaleView, SignInRequest, SignedIn, Stock,
+    TransferList, TransferRecorded, TransferView,
 };
 use tally_hardware::rcn::RcnLayout;
 use tally_sync::message::CatalogItem;
@@ -259,6 +260,8 @@ pub enum Action {
         /// The answer: the adjustments recorded.
         result: Result<CountAccepted, ApiError>,
     },
+    /// The agent's answer to a cashier's sign-in.
+    SignedIn(Result<SignedIn, ApiError>),
 }
 
 /// What the event loop must do for the state machine.
@@ -304,6 +307,11 @@ pub enum Effect {
     FinishCount(String),
     /// `POST /v1/counts/sessions/{id}/accept` → [`Action::CountAccepted`].
     AcceptCount(String),
+    /// `POST /v1/cashiers/sign-in` → [`Action::SignedIn`]; the client
+    /// keeps the session.
+    SignIn(SignInRequest),
+    /// `POST /v1/cashiers/sign-out`; the client forgets the session.
+    SignOut,
     /// Leave the terminal.
     Quit,
 }
@@ -452,8 +460,11 @@ pub struct PosState {
     pub scanner: Option<(bool, String)>,
     /// One-line notice.
     pub notice: Option<(Level, String)>,
-    /// The cashier signed in at this terminal (sent with every post).
+    /// The cashier at this terminal (sent with every post; where the
+    /// agent wants cashiers signed in, the one signed in).
     pub cashier: String,
+    /// The cashier signed in with the agent, where it wants one.
+    pub signed_in: Option<String>,
     /// This till's id, sent with every post when known (with a till token
     /// the agent knows the till from the token).
     pub till: Option<String>,
@@ -495,6 +506,7 @@ impl PosState {
             scanner: None,
             notice: None,
             cashier: "cashier".into(),
+            signed_in: None,
             till: None,
             screen: Screen::Basket,
             orders: Orders::default(),
@@ -503,7 +515,8 @@ impl PosState {
         }
     }
 
-    /// The terminal with `cashier` signed in at `till`.
+    /// The terminal with `cashier` (as named; signed in where the agent
+    /// wants it) at `till`.
     pub fn with_staff(mut self, cashier: impl Into<String>, till: Option<String>) -> Self {
         self.cashier = cashier.into();
         self.till = till;
@@ -590,6 +603,7 @@ impl PosState {
             Action::CountAccepted { session_id, result } => {
                 self.count_accepted(&session_id, result)
             }
+            Action::SignedIn(result) => self.signed_in_answer(result),
         }
     }
 
@@ -601,8 +615,13 @@ impl PosState {
                 if was_up {
                     return Vec::new();
                 }
-                // Back (or up for the first time): ask again what failed.
-                let mut effects = self.lookups_to_retry();
+                // Back (or up for the first time): ask again what failed,
+                // and a cashier to sign in where the agent wants one.
+                let mut effects = Vec::new();
+                if self.sign_in_needed() && self.dialog.is_none() {
+                    effects.extend(self.ask_sign_in());
+                }
+                effects.extend(self.lookups_to_retry());
                 effects.extend(self.orders_to_retry());
                 effects.extend(self.transfers_to_retry());
                 effects
@@ -641,6 +660,9 @@ impl PosState {
     fn key(&mut self, key: Key, env: &Env) -> Vec<Effect> {
         if matches!(key, Key::Ctrl('c') | Key::Ctrl('q') | Key::F(10)) {
             return self.ask_quit();
+        }
+        if key == Key::Ctrl('l') && self.dialog.is_none() {
+            return self.sign_out();
         }
         match (self.dialog.take(), self.screen) {
             (None, Screen::Basket) => self.basket_key(key, env),

@@ -147,6 +147,19 @@ impl AgentApi for Fake {
     async fn accept_count(&self, _session_id: &str) -> Result<CountAccepted, ApiError> {
         Err(ApiError::NotFound)
     }
+    async fn sign_in(
+        &self,
+        req: &tally_agent_api::SignInRequest,
+    ) -> Result<tally_agent_api::SignedIn, ApiError> {
+        Ok(tally_agent_api::SignedIn {
+            session: "s".into(),
+            cashier: req.cashier.clone(),
+            idle_timeout_s: 60,
+        })
+    }
+    async fn sign_out(&self) -> Result<(), ApiError> {
+        Ok(())
+    }
 }
 
 /// Runs every effect of `effects` (and those they lead to) to completion.

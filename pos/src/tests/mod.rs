@@ -12,6 +12,7 @@ mod flows;
 mod orders;
 mod resume;
 mod screens;
+mod signin;
 mod transfers;
 
 use tally_agent_api::{
