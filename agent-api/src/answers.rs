@@ -414,6 +414,10 @@ pub struct AgentStatus {
     /// (`POST /v1/cashiers/sign-in`).
     #[serde(default)]
     pub cashier_sign_in: bool,
+    /// The catalog's version: it rises with every change of an item (a
+    /// terminal reads its basket's prices again when it moves).
+    #[serde(default)]
+    pub catalog_version: u64,
 }
 
 /// `POST /v1/cashiers/sign-in`'s answer.

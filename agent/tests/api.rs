@@ -650,6 +650,8 @@ async fn returns_receipts_counts_are_idempotent() {
 async fn catalog_prices_fill_missing_prices() {
     let dir = tempfile::tempdir().unwrap();
     let a = TestAgent::start(dir.path(), "s1").await;
+    let (_, status) = a.get("/v1/status").await;
+    let before = status["catalog_version"].as_u64().unwrap();
     let (s, v) = a
         .post(
             "/v1/catalog",
@@ -658,6 +660,12 @@ async fn catalog_prices_fill_missing_prices() {
         )
         .await;
     assert_eq!((s, v), (200, json!({"items": 2, "changed": 2})));
+    // The status's catalog version moves with it (terminals reprice).
+    let (_, status) = a.get("/v1/status").await;
+    assert!(
+        status["catalog_version"].as_u64().unwrap() > before,
+        "{status}"
+    );
     // The same item twice, alike, is one item; twice, differently, is
     // refused naming both places, and nothing of that request is stored.
     let (s, v) = a

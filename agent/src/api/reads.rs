@@ -79,10 +79,13 @@ pub(super) async fn get_catalog_item(
         .ok_or_else(|| ErrorAnswer::NotFound(format!("item {g} is not in the catalog")))
 }
 
-pub(super) async fn get_status(State(state): State<AppState>) -> Json<AgentStatus> {
+pub(super) async fn get_status(
+    State(state): State<AppState>,
+) -> Result<Json<AgentStatus>, ErrorAnswer> {
+    let catalog_version = state.db.read_blocking(|db| db.catalog_version()).await?;
     let who = state.db.who();
     let sync = state.sync.snapshot();
-    Json(AgentStatus {
+    Ok(Json(AgentStatus {
         last_sync_at: sync.last_sync_at_ms.map(rfc3339),
         last_sync_ms: sync.last_sync_at_ms,
         online: sync.online,
@@ -94,7 +97,8 @@ pub(super) async fn get_status(State(state): State<AppState>) -> Json<AgentStatu
         sync_error: sync.error,
         version: env!("CARGO_PKG_VERSION").to_string(),
         cashier_sign_in: state.cashiers.any(),
-    })
+        catalog_version,
+    }))
 }
 
 pub(super) async fn get_metrics(State(state): State<AppState>) -> Result<Response, ErrorAnswer> {

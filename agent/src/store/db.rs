@@ -408,6 +408,11 @@ impl AgentDb {
         self.read()?.catalog_item(gtin)
     }
 
+    /// The catalog's version: it rises with every change of an item.
+    pub fn catalog_version(&self) -> Result<u64, StoreError> {
+        self.read()?.catalog_version()
+    }
+
     /// Events waiting in the outbox.
     pub fn outbox_len(&self) -> Result<u64, StoreError> {
         let txn = self.read()?;

@@ -395,10 +395,45 @@ impl PosState {
                 CatalogEntry::Failed(e.to_string())
             }
         };
+        if let (Some(CatalogEntry::Found(was)), CatalogEntry::Found(now)) =
+            (self.catalog.get(&gtin), &entry)
+        {
+            if was.price_minor != now.price_minor && self.lines.iter().any(|l| l.gtin == gtin) {
+                self.notify(
+                    Level::Info,
+                    format!(
+                        "Price changed at HQ: {} is now {} (was {}).",
+                        now.name,
+                        crate::money::format_minor(now.price_minor),
+                        crate::money::format_minor(was.price_minor)
+                    ),
+                );
+            }
+        }
         if self.lines.iter().any(|l| l.gtin == gtin) || self.count.gtins.contains(&gtin) {
             self.catalog.insert(gtin, entry);
         }
         Vec::new()
+    }
+
+    /// The catalog changed at the agent: the basket's items are looked up
+    /// again, so the sale goes at today's prices (a price the terminal
+    /// still had from before would be a keyed one, needing a manager).
+    /// Not while a payment is under way or a sale is in flight: its
+    /// amounts are taken.
+    pub(super) fn reprice_basket(&mut self) -> Vec<Effect> {
+        if !self.tenders.is_empty() || self.pending.is_some() {
+            return Vec::new();
+        }
+        let mut gtins: Vec<String> = self
+            .lines
+            .iter()
+            .filter(|l| matches!(self.catalog.get(&l.gtin), Some(CatalogEntry::Found(_))))
+            .map(|l| l.gtin.clone())
+            .collect();
+        gtins.sort();
+        gtins.dedup();
+        gtins.into_iter().map(Effect::LookupCatalog).collect()
     }
 
     /// Lookups that failed, asked again (the agent answers again).

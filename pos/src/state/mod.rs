@@ -465,6 +465,8 @@ pub struct PosState {
     pub cashier: String,
     /// The cashier signed in with the agent, where it wants one.
     pub signed_in: Option<String>,
+    /// The agent's catalog version last seen in its status.
+    pub catalog_seen: Option<u64>,
     /// This till's id, sent with every post when known (with a till token
     /// the agent knows the till from the token).
     pub till: Option<String>,
@@ -507,6 +509,7 @@ impl PosState {
             notice: None,
             cashier: "cashier".into(),
             signed_in: None,
+            catalog_seen: None,
             till: None,
             screen: Screen::Basket,
             orders: Orders::default(),
@@ -611,13 +614,19 @@ impl PosState {
         match result {
             Ok(s) => {
                 let was_up = matches!(self.agent, AgentLink::Up(_));
+                let repriced = self.catalog_seen.is_some_and(|v| v != s.catalog_version);
+                self.catalog_seen = Some(s.catalog_version);
                 self.agent = AgentLink::Up(s);
+                let mut effects = if repriced {
+                    self.reprice_basket()
+                } else {
+                    Vec::new()
+                };
                 if was_up {
-                    return Vec::new();
+                    return effects;
                 }
                 // Back (or up for the first time): ask again what failed,
                 // and a cashier to sign in where the agent wants one.
-                let mut effects = Vec::new();
                 if self.sign_in_needed() && self.dialog.is_none() {
                     effects.extend(self.ask_sign_in());
                 }

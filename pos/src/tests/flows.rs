@@ -1299,3 +1299,40 @@ fn a_refused_approval_given_before_payment_is_asked_again() {
         h.s.dialog
     );
 }
+
+/// HQ changes a price while a basket is open: the status's catalog
+/// version moves, the basket's items are looked up again, the line goes
+/// at the new price (no manager: it is the catalog's), and the cashier is
+/// told. Not while a payment is under way.
+#[test]
+fn a_price_changed_at_hq_reprices_the_open_basket() {
+    let mut h = Harness::with_basket();
+    // The version the terminal saw (0) again: nothing to do.
+    let mut st = status(true, 0);
+    assert!(h.act(Action::Status(Ok(st.clone()))).is_empty());
+    st.catalog_version = 8;
+    let e = h.act(Action::Status(Ok(st.clone())));
+    assert_eq!(
+        e,
+        [
+            Effect::LookupCatalog(GUM.into()),
+            Effect::LookupCatalog(PEN.into())
+        ]
+    );
+    h.catalog(PEN, "Pen, blue", 149);
+    assert!(h
+        .s
+        .notice
+        .as_ref()
+        .unwrap()
+        .1
+        .contains("Pen, blue is now 1.49 (was 1.29)"));
+    h.catalog(GUM, "Gum", 50);
+    assert_eq!(h.s.total(), Ok(149 * 2 + 50));
+    let sale = h.pay_exact_cash();
+    assert_eq!(sale.override_, None, "the catalog's price: no manager");
+    assert_eq!(sale.lines[0].unit_price_minor, Some(149));
+    // While paid (in flight), a change is not applied under it.
+    st.catalog_version = 9;
+    assert!(h.act(Action::Status(Ok(st))).is_empty());
+}

@@ -176,6 +176,7 @@ pub fn status(online: bool, outbox: u64) -> AgentStatus {
         sync_error: None,
         version: "0.1.0".into(),
         cashier_sign_in: false,
+        catalog_version: 0,
     }
 }
 
