@@ -295,11 +295,7 @@ fn row<'a>(screen: &'a str, needle: &str) -> &'a str {
 
 #[test]
 fn cashier_sells_overrides_and_quits_under_tmux() {
-    let tmux_version = Command::new("tmux").arg("-V").output();
-    assert!(
-        tmux_version.is_ok_and(|o| o.status.success()),
-        "this test needs tmux: apt-get install -y tmux (CI installs it in .ci/run)"
-    );
+    needs_tmux();
     let scratch = tempfile::tempdir().unwrap();
     let agent = start_agent(&scratch.path().join("data"));
     let http = Http::new(&agent.url);
@@ -500,11 +496,7 @@ fn count_id(screen: &str) -> String {
 
 #[test]
 fn cashier_counts_a_listed_item_finishes_and_accepts_under_tmux() {
-    let tmux_version = Command::new("tmux").arg("-V").output();
-    assert!(
-        tmux_version.is_ok_and(|o| o.status.success()),
-        "this test needs tmux: apt-get install -y tmux (CI installs it in .ci/run)"
-    );
+    needs_tmux();
     let scratch = tempfile::tempdir().unwrap();
     let agent = start_agent(&scratch.path().join("data"));
     let http = Http::new(&agent.url);
@@ -609,6 +601,31 @@ fn cashier_counts_a_listed_item_finishes_and_accepts_under_tmux() {
     assert_eq!(exit_status(&tmux, &status_file), "0", "pos exit status");
 }
 
+/// Fails the test, saying how, without tmux.
+fn needs_tmux() {
+    let tmux_version = Command::new("tmux").arg("-V").output();
+    assert!(
+        tmux_version.is_ok_and(|o| o.status.success()),
+        "this test needs tmux: apt-get install -y tmux (CI installs it in .ci/run)"
+    );
+}
+
+/// An agent (with `more` configuration) under `scratch` whose catalog has
+/// the pen at 1.29, three of them in stock; its client.
+fn three_pens(scratch: &Path, more: &str) -> (Agent, Http) {
+    let agent = start_agent_with(&scratch.join("data"), more);
+    let http = Http::new(&agent.url);
+    http.wait_ready();
+    let (s, v) = http.post(
+        "/v1/catalog",
+        json!({"items": [{"gtin": PEN, "name": "Pen, blue", "price_minor": 129}]}),
+    );
+    assert!(s == 200 || s == 201, "{v}");
+    let (s, v) = http.post("/v1/receipts", json!({"lines": [{"gtin": PEN, "qty": 3}]}));
+    assert_eq!(s, 201, "{v}");
+    (agent, http)
+}
+
 /// The sale id in the not-confirmed dialog.
 fn in_doubt_id(screen: &str) -> String {
     screen
@@ -636,22 +653,9 @@ fn signal(agent: &Agent, signal: &str) {
 /// journal; once the agent answers, the retry is recorded once.
 #[test]
 fn a_sale_in_doubt_survives_the_till_being_killed_under_tmux() {
-    let tmux_version = Command::new("tmux").arg("-V").output();
-    assert!(
-        tmux_version.is_ok_and(|o| o.status.success()),
-        "this test needs tmux: apt-get install -y tmux (CI installs it in .ci/run)"
-    );
+    needs_tmux();
     let scratch = tempfile::tempdir().unwrap();
-    let agent = start_agent(&scratch.path().join("data"));
-    let http = Http::new(&agent.url);
-    http.wait_ready();
-    let (s, v) = http.post(
-        "/v1/catalog",
-        json!({"items": [{"gtin": PEN, "name": "Pen, blue", "price_minor": 129}]}),
-    );
-    assert!(s == 200 || s == 201, "{v}");
-    let (s, v) = http.post("/v1/receipts", json!({"lines": [{"gtin": PEN, "qty": 3}]}));
-    assert_eq!(s, 201, "{v}");
+    let (agent, http) = three_pens(scratch.path(), "");
 
     let journal = scratch.path().join("state/pos.redb");
     let command = |n: u32| {
@@ -715,26 +719,13 @@ fn a_sale_in_doubt_survives_the_till_being_killed_under_tmux() {
 /// and the sale is recorded under the signed-in cashier.
 #[test]
 fn a_cashier_signs_in_and_the_sale_records_them_under_tmux() {
-    let tmux_version = Command::new("tmux").arg("-V").output();
-    assert!(
-        tmux_version.is_ok_and(|o| o.status.success()),
-        "this test needs tmux: apt-get install -y tmux (CI installs it in .ci/run)"
-    );
+    needs_tmux();
     let scratch = tempfile::tempdir().unwrap();
     let hash = tally_agent::managers::hash_pin_cheap("2468").unwrap();
-    let agent = start_agent_with(
-        &scratch.path().join("data"),
+    let (agent, http) = three_pens(
+        scratch.path(),
         &format!("[[cashiers]]\nid = \"c-104\"\npin_argon2 = \"{hash}\"\n"),
     );
-    let http = Http::new(&agent.url);
-    http.wait_ready();
-    let (s, v) = http.post(
-        "/v1/catalog",
-        json!({"items": [{"gtin": PEN, "name": "Pen, blue", "price_minor": 129}]}),
-    );
-    assert!(s == 200 || s == 201, "{v}");
-    let (s, v) = http.post("/v1/receipts", json!({"lines": [{"gtin": PEN, "qty": 3}]}));
-    assert_eq!(s, 201, "{v}");
 
     let command = format!(
         "'{BIN}' pos --agent '{}' --cashier c-104 --timeout-secs 5 --journal '{}'; echo $? > '{}'",

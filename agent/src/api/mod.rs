@@ -201,18 +201,11 @@ impl IntoResponse for ErrorAnswer {
                 ErrorBody::new("unavailable", message),
             ),
             ErrorAnswer::Approval(ApprovalError::Locked(secs)) => {
-                let mut r = (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    Json(ErrorBody::new(
-                        "approval_locked",
-                        ApprovalError::Locked(secs).to_string(),
-                    )),
+                return locked_out(
+                    "approval_locked",
+                    ApprovalError::Locked(secs).to_string(),
+                    secs,
                 )
-                    .into_response();
-                if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
-                    r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
-                }
-                return r;
             }
             ErrorAnswer::Approval(e) => (
                 StatusCode::FORBIDDEN,
@@ -223,18 +216,11 @@ impl IntoResponse for ErrorAnswer {
                 ErrorBody::new("sign_in_required", message),
             ),
             ErrorAnswer::SignIn(ApprovalError::Locked(secs)) => {
-                let mut r = (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    Json(ErrorBody::new(
-                        "sign_in_locked",
-                        format!("too many wrong PINs for this cashier; try again in {secs} s"),
-                    )),
+                return locked_out(
+                    "sign_in_locked",
+                    format!("too many wrong PINs for this cashier; try again in {secs} s"),
+                    secs,
                 )
-                    .into_response();
-                if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
-                    r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
-                }
-                return r;
             }
             ErrorAnswer::SignIn(e) => (
                 StatusCode::FORBIDDEN,
@@ -256,6 +242,19 @@ impl IntoResponse for ErrorAnswer {
         };
         (status, Json(body)).into_response()
     }
+}
+
+/// 429 `code` for a PIN locked out `secs` more seconds (`Retry-After`).
+fn locked_out(code: &str, message: String, secs: u64) -> Response {
+    let mut r = (
+        StatusCode::TOO_MANY_REQUESTS,
+        Json(ErrorBody::new(code, message)),
+    )
+        .into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+        r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+    }
+    r
 }
 
 impl From<tally_store::StoreError> for ErrorAnswer {
