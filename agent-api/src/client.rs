@@ -198,15 +198,24 @@ impl AgentClient {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<(StatusCode, Vec<u8>), ApiError> {
-        let req = match &self.token {
-            Some(token) => req.bearer_auth(token.trim()),
-            None => req,
-        };
         let session = self
             .session
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
+        self.send_as(req, session).await
+    }
+
+    /// `req` with the till's token and `session`.
+    async fn send_as(
+        &self,
+        req: reqwest::RequestBuilder,
+        session: Option<String>,
+    ) -> Result<(StatusCode, Vec<u8>), ApiError> {
+        let req = match &self.token {
+            Some(token) => req.bearer_auth(token.trim()),
+            None => req,
+        };
         let req = match session {
             Some(s) => req.header("x-tally-session", s),
             None => req,
@@ -250,16 +259,23 @@ impl AgentClient {
         Ok(signed)
     }
 
-    /// `POST /v1/cashiers/sign-out`; the client forgets the session
-    /// whatever the answer.
+    /// `POST /v1/cashiers/sign-out`; the client forgets the session first
+    /// (a sign-in answered meanwhile keeps its own), whatever the answer.
     pub async fn sign_out(&self) -> Result<(), ApiError> {
-        let sent = self
-            .send(self.http.post(self.url("/v1/cashiers/sign-out")))
-            .await;
-        *self
+        let Some(session) = self
             .session
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        else {
+            return Ok(());
+        };
+        let sent = self
+            .send_as(
+                self.http.post(self.url("/v1/cashiers/sign-out")),
+                Some(session),
+            )
+            .await;
         match sent {
             Ok((status, _)) if status.is_success() => Ok(()),
             Ok((status, bytes)) => answer::<Value>(status.as_u16(), &bytes).map(|_| ()),

@@ -79,13 +79,19 @@ pub(super) async fn get_catalog_item(
         .ok_or_else(|| ErrorAnswer::NotFound(format!("item {g} is not in the catalog")))
 }
 
-pub(super) async fn get_status(
-    State(state): State<AppState>,
-) -> Result<Json<AgentStatus>, ErrorAnswer> {
-    let catalog_version = state.db.read_blocking(|db| db.catalog_version()).await?;
+pub(super) async fn get_status(State(state): State<AppState>) -> Json<AgentStatus> {
+    // Best effort: a storage failure must not hide the rest of the
+    // status (the sync error, the outbox) when it matters most.
+    let catalog_version = match state.db.read_blocking(|db| db.catalog_version()).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "Reading the catalog version for the status failed.");
+            0
+        }
+    };
     let who = state.db.who();
     let sync = state.sync.snapshot();
-    Ok(Json(AgentStatus {
+    Json(AgentStatus {
         last_sync_at: sync.last_sync_at_ms.map(rfc3339),
         last_sync_ms: sync.last_sync_at_ms,
         online: sync.online,
@@ -98,7 +104,7 @@ pub(super) async fn get_status(
         version: env!("CARGO_PKG_VERSION").to_string(),
         cashier_sign_in: state.cashiers.any(),
         catalog_version,
-    }))
+    })
 }
 
 pub(super) async fn get_metrics(State(state): State<AppState>) -> Result<Response, ErrorAnswer> {

@@ -398,6 +398,12 @@ impl PosState {
         if let (Some(CatalogEntry::Found(was)), CatalogEntry::Found(now)) =
             (self.catalog.get(&gtin), &entry)
         {
+            if was.price_minor != now.price_minor && !self.repricing_allowed() {
+                // A payment started meanwhile: its amounts stand; looked
+                // up again once it is over.
+                self.reprice_due = true;
+                return Vec::new();
+            }
             if was.price_minor != now.price_minor && self.lines.iter().any(|l| l.gtin == gtin) {
                 self.notify(
                     Level::Info,
@@ -416,15 +422,36 @@ impl PosState {
         Vec::new()
     }
 
+    /// Whether the basket's prices may change: no payment taken, none
+    /// being taken (the payment dialogs), no sale in flight.
+    fn repricing_allowed(&self) -> bool {
+        self.tenders.is_empty()
+            && self.pending.is_none()
+            && !matches!(
+                self.dialog,
+                Some(
+                    Dialog::Tender
+                        | Dialog::Cash { .. }
+                        | Dialog::Card { .. }
+                        | Dialog::ConfirmRefund
+                        | Dialog::OverrideApprover { .. }
+                        | Dialog::OverrideReason { .. }
+                        | Dialog::OverridePin { .. }
+                        | Dialog::Sending
+                )
+            )
+    }
+
     /// The catalog changed at the agent: the basket's items are looked up
     /// again, so the sale goes at today's prices (a price the terminal
     /// still had from before would be a keyed one, needing a manager).
     /// Not while a payment is under way or a sale is in flight: its
     /// amounts are taken.
     pub(super) fn reprice_basket(&mut self) -> Vec<Effect> {
-        if !self.tenders.is_empty() || self.pending.is_some() {
+        if !self.reprice_due || !self.repricing_allowed() {
             return Vec::new();
         }
+        self.reprice_due = false;
         let mut gtins: Vec<String> = self
             .lines
             .iter()

@@ -86,6 +86,14 @@ impl PosState {
             self.notify(Level::Info, "The basket is empty: scan or type a barcode.");
             return Vec::new();
         }
+        if self.sign_in_needed() {
+            // Before the customer pays, not after.
+            self.notify(
+                Level::Error,
+                "Sign in first: sales are recorded under the cashier signed in.",
+            );
+            return self.ask_sign_in();
+        }
         let total = match self.total() {
             Ok(t) => t,
             Err(i) => {

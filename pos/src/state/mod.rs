@@ -393,6 +393,15 @@ pub enum Pending {
 }
 
 impl Pending {
+    /// The same request keyed by `cashier`.
+    pub fn with_cashier(self, cashier: &str) -> Self {
+        let cashier = Some(cashier.to_string());
+        match self {
+            Pending::Sale(r) => Pending::Sale(SaleRequest { cashier, ..r }),
+            Pending::Return(r) => Pending::Return(ReturnRequest { cashier, ..r }),
+        }
+    }
+
     /// The same request with `approval` (a sale's override, a return's
     /// approval).
     pub fn with_approval(self, approval: OverrideRequest) -> Self {
@@ -467,6 +476,9 @@ pub struct PosState {
     pub signed_in: Option<String>,
     /// The agent's catalog version last seen in its status.
     pub catalog_seen: Option<u64>,
+    /// The catalog moved and the basket is to be looked up again, as soon
+    /// as no payment is under way.
+    pub reprice_due: bool,
     /// This till's id, sent with every post when known (with a till token
     /// the agent knows the till from the token).
     pub till: Option<String>,
@@ -510,6 +522,7 @@ impl PosState {
             cashier: "cashier".into(),
             signed_in: None,
             catalog_seen: None,
+            reprice_due: false,
             till: None,
             screen: Screen::Basket,
             orders: Orders::default(),
@@ -614,14 +627,12 @@ impl PosState {
         match result {
             Ok(s) => {
                 let was_up = matches!(self.agent, AgentLink::Up(_));
-                let repriced = self.catalog_seen.is_some_and(|v| v != s.catalog_version);
+                if self.catalog_seen.is_some_and(|v| v != s.catalog_version) {
+                    self.reprice_due = true;
+                }
                 self.catalog_seen = Some(s.catalog_version);
                 self.agent = AgentLink::Up(s);
-                let mut effects = if repriced {
-                    self.reprice_basket()
-                } else {
-                    Vec::new()
-                };
+                let mut effects = self.reprice_basket();
                 if was_up {
                     return effects;
                 }

@@ -85,12 +85,17 @@ impl PosState {
             Ok(s) => {
                 self.notify(Level::Info, format!("Signed in: {}.", s.cashier));
                 self.cashier = s.cashier.clone();
-                self.signed_in = Some(s.cashier);
+                self.signed_in = Some(s.cashier.clone());
                 if matches!(self.dialog, Some(Dialog::SignIn { .. })) {
                     self.dialog = None;
                 }
-                if self.in_doubt && self.pending.is_some() {
-                    return self.resend();
+                if self.in_doubt {
+                    if let Some(p) = self.pending.take() {
+                        // Sent again under the cashier now signed in (the
+                        // agent answers a recorded id whoever asks; a
+                        // request naming another cashier it refuses).
+                        return self.send(p.with_cashier(&s.cashier));
+                    }
                 }
                 Vec::new()
             }
@@ -109,9 +114,14 @@ impl PosState {
         }
     }
 
-    /// Ctrl-L: the cashier signs out; the next one signs in.
+    /// Ctrl-L: the cashier signs out and the next one signs in (the id
+    /// left empty: the next cashier types their own); with nobody signed
+    /// in where the agent wants one, sign in.
     pub(super) fn sign_out(&mut self) -> Vec<Effect> {
         if self.signed_in.is_none() {
+            if self.sign_in_needed() {
+                return self.ask_sign_in();
+            }
             return Vec::new();
         }
         if self.basket_open() {
@@ -122,6 +132,7 @@ impl PosState {
             return Vec::new();
         }
         self.signed_in = None;
+        self.cashier.clear();
         self.notify(Level::Info, "Signed out.");
         let mut effects = vec![Effect::SignOut];
         effects.extend(self.ask_sign_in());

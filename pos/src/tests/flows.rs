@@ -1336,3 +1336,34 @@ fn a_price_changed_at_hq_reprices_the_open_basket() {
     st.catalog_version = 9;
     assert!(h.act(Action::Status(Ok(st))).is_empty());
 }
+
+/// A catalog change seen while a payment is being taken waits until it is
+/// over (the payment dialog closed, nothing paid), then reprices.
+#[test]
+fn a_price_change_during_payment_waits_until_it_is_over() {
+    let mut h = Harness::with_basket();
+    let mut st = status(true, 0);
+    h.key(Key::F(5));
+    assert_eq!(h.s.dialog, Some(Dialog::Tender));
+    st.catalog_version = 3;
+    assert!(
+        h.act(Action::Status(Ok(st.clone()))).is_empty(),
+        "not under the payment"
+    );
+    h.key(Key::Esc);
+    let e = h.act(Action::Status(Ok(st)));
+    assert_eq!(
+        e,
+        [
+            Effect::LookupCatalog(GUM.into()),
+            Effect::LookupCatalog(PEN.into())
+        ]
+    );
+    // An answer landing while paying again is held back, and asked again.
+    h.key(Key::F(5));
+    h.catalog(PEN, "Pen, blue", 149);
+    assert_eq!(h.s.total(), Ok(308), "the amounts being paid stand");
+    h.key(Key::Esc);
+    let e = h.act(Action::Status(Ok(status(true, 0))));
+    assert!(e.contains(&Effect::LookupCatalog(PEN.into())), "{e:?}");
+}

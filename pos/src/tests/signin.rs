@@ -113,3 +113,62 @@ fn a_sale_refused_for_want_of_a_session_goes_again_after_sign_in() {
     let e = h.act(signed("c-104"));
     assert_eq!(Harness::post(&e), sale, "the same request");
 }
+
+/// Ctrl-L leaves the id empty for the next cashier (their PIN never
+/// counts against the last one's id); sign-in dismissed comes back at F5,
+/// before payment, or at Ctrl-L; a sale kept for want of a session goes
+/// again under whoever signs in, same id.
+#[test]
+fn the_next_cashier_types_their_own_id_and_signs_in_before_paying() {
+    let mut h = wanting_sign_in();
+    h.typed("2468");
+    h.key(Key::Enter);
+    h.act(signed("c-104"));
+    assert_eq!(h.key(Key::Ctrl('l')), [Effect::SignOut]);
+    assert!(
+        matches!(&h.s.dialog, Some(Dialog::SignIn { cashier, on_pin: false, .. }) if cashier.is_empty()),
+        "{:?}",
+        h.s.dialog
+    );
+    // Dismissed: the basket fills, but F5 asks for a cashier first.
+    h.key(Key::Esc);
+    h.scan("96385074");
+    h.catalog(super::GUM, "Gum", 50);
+    assert!(h.key(Key::F(5)).is_empty());
+    assert!(
+        matches!(h.s.dialog, Some(Dialog::SignIn { .. })),
+        "{:?}",
+        h.s.dialog
+    );
+    assert!(h.s.tenders.is_empty(), "nothing paid");
+    h.key(Key::Esc);
+    h.key(Key::Ctrl('l'));
+    assert!(matches!(h.s.dialog, Some(Dialog::SignIn { .. })));
+    h.typed("c-200");
+    h.key(Key::Tab);
+    h.typed("1357");
+    assert_eq!(
+        h.key(Key::Enter),
+        [Effect::SignIn(SignInRequest {
+            cashier: "c-200".into(),
+            pin: "1357".into()
+        })]
+    );
+    h.act(signed("c-200"));
+    let sale = h.pay_exact_cash();
+    assert_eq!(sale.cashier.as_deref(), Some("c-200"));
+    // Refused for want of a session; c-300 signs in: the same sale, under
+    // c-300.
+    h.act(Action::SaleDone {
+        sale_id: sale.sale_id,
+        result: Err(ApiError::Denied(Box::new(ErrorBody::new(
+            "sign_in_required",
+            "no session",
+        )))),
+    });
+    let e = h.act(signed("c-300"));
+    let again = Harness::post(&e);
+    assert_eq!(again.sale_id, sale.sale_id);
+    assert_eq!((again.lines, again.tenders), (sale.lines, sale.tenders));
+    assert_eq!(again.cashier.as_deref(), Some("c-300"));
+}
