@@ -46,56 +46,52 @@ pub(super) async fn post_return(
             )));
         }
     }
-    let approval = approved(&state, body.approval.clone(), body.return_id).await?;
     // A retry of a return recorded here is answered from what was
     // recorded, not checked with the hub again: the hub would count the
     // return against itself (its units, its tags no longer sold) and
     // refuse it, or hold a claim nobody redeems. The original it named
     // (found by web order or tag at the first check) is the one compared.
-    if let Some(id) = body.return_id {
-        let recorded = state.db.read_blocking(move |db| db.event(&id)).await?;
-        if let Some(event) = recorded {
-            let original_sale = match (&event.kind, body.original_sale_id) {
-                (_, Some(named)) => Some(named),
-                (EventKind::Return { original_sale }, None) => *original_sale,
-                _ => None,
-            };
-            let cmd = Command::Return {
-                id: Some(id),
-                lines,
-                original_sale,
-                staff: Staff { approval, ..staff },
-                checked: None,
-            };
-            return submit(&state, cmd).await;
-        }
-    }
-    let names_something = body.original_sale_id.is_some()
-        || order_id.is_some()
-        || lines.iter().any(|l| l.epc.is_some());
+    let recorded = match body.return_id {
+        Some(id) => state.db.read_blocking(move |db| db.event(&id)).await?,
+        None => None,
+    };
     let mut id = body.return_id;
     let mut original_sale = body.original_sale_id;
     let mut checked = None;
-    if names_something {
-        let ask = Ask {
-            id,
-            lines: &lines,
-            original_sale: body.original_sale_id,
-            order_id,
-        };
-        match check_with_hub(&state, ask).await? {
-            Checked::ByHub(check, return_id) => {
-                // The original the hub found (by web order or tag) is the
-                // one the return names: a retry, checked again, names it
-                // too.
-                original_sale = Some(check.original.id);
-                checked = Some(check);
-                id = Some(return_id);
-            }
-            Checked::Here => {}
-            Checked::Refused(answer) => return Ok(answer),
+    let approval = if let Some(event) = recorded {
+        if let (None, EventKind::Return { original_sale: o }) = (original_sale, &event.kind) {
+            original_sale = *o;
         }
-    }
+        // Checked when it was recorded: the command core compares it and
+        // applies none anew (see `approved`).
+        body.approval.map(|o| o.approval())
+    } else {
+        let approval = approved(&state, body.approval, None).await?;
+        let names_something = body.original_sale_id.is_some()
+            || order_id.is_some()
+            || lines.iter().any(|l| l.epc.is_some());
+        if names_something {
+            let ask = Ask {
+                id,
+                lines: &lines,
+                original_sale: body.original_sale_id,
+                order_id,
+            };
+            match check_with_hub(&state, ask).await? {
+                Checked::ByHub(check, return_id) => {
+                    // The original the hub found (by web order or tag) is
+                    // the one the return names: a retry, checked again,
+                    // names it too.
+                    original_sale = Some(check.original.id);
+                    checked = Some(check);
+                    id = Some(return_id);
+                }
+                Checked::Here => {}
+                Checked::Refused(answer) => return Ok(answer),
+            }
+        }
+        approval
+    };
     let cmd = Command::Return {
         id,
         lines,
