@@ -4,8 +4,8 @@
 //! refuses unknown fields. Money is integer minor units.
 
 use serde::{Deserialize, Serialize};
-use tally_sync::command::Approval;
-use tally_sync::{EventId, Tender};
+use tally_sync::command::{Approval, LineIn};
+use tally_sync::{Epc, EventId, Gtin, Tender};
 
 /// One line of a sale or a return.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +26,32 @@ pub struct LineBody {
     /// price other than the catalog's needs a manager's approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price_source: Option<PriceSource>,
+}
+
+impl LineBody {
+    /// The line as the command core takes it, or what is wrong with it
+    /// (a message naming the value): the one reading of a posted line,
+    /// the agent's and the terminal's (which checks prices before
+    /// payment with the core's own rule).
+    pub fn line_in(&self) -> Result<LineIn, String> {
+        let gtin = Gtin::parse(&self.gtin).map_err(|e| format!("gtin {:?}: {e}", self.gtin))?;
+        let qty = u64::try_from(self.qty)
+            .ok()
+            .filter(|&q| q > 0)
+            .ok_or_else(|| format!("qty must be > 0 for {gtin}, got {}", self.qty))?;
+        let epc = self
+            .epc
+            .as_deref()
+            .map(|e| Epc::from_hex(e).map_err(|err| err.to_string()))
+            .transpose()?;
+        Ok(LineIn {
+            gtin,
+            qty,
+            unit_price_minor: self.unit_price_minor,
+            price_from_label: self.price_source == Some(PriceSource::Label),
+            epc,
+        })
+    }
 }
 
 /// Where a line's price came from.

@@ -11,7 +11,7 @@ use axum::Extension;
 use axum::Json;
 use tally_agent_api::answers::{CatalogImported, Recorded};
 use tally_agent_api::requests::{
-    CountRequest, LineBody, OverrideRequest, PriceSource, ReceiptRequest, SaleRequest,
+    CountRequest, LineBody, OverrideRequest, ReceiptRequest, SaleRequest,
 };
 use tally_sync::command::{Approval, Command, LineIn, Outcome, ReceiptLine, Staff};
 use tally_sync::message::CatalogRequest;
@@ -41,21 +41,8 @@ pub(super) fn lines(body: Vec<LineBody>) -> Result<Vec<LineIn>, ErrorAnswer> {
     if body.is_empty() {
         return Err(ErrorAnswer::Invalid("lines must not be empty".into()));
     }
-    body.into_iter()
-        .map(|l| {
-            let g = gtin(&l.gtin)?;
-            let epc = l
-                .epc
-                .map(|e| Epc::from_hex(&e).map_err(|err| ErrorAnswer::Invalid(err.to_string())))
-                .transpose()?;
-            Ok(LineIn {
-                gtin: g,
-                qty: qty(g, l.qty)?,
-                unit_price_minor: l.unit_price_minor,
-                price_from_label: l.price_source == Some(PriceSource::Label),
-                epc,
-            })
-        })
+    body.iter()
+        .map(|l| l.line_in().map_err(ErrorAnswer::Invalid))
         .collect()
 }
 

@@ -322,18 +322,10 @@ impl PosState {
     /// `price_overrides`, on what would be posted): what to approve, as
     /// the cashier reads it.
     fn price_approval_needed(&self) -> Option<String> {
-        let body = self.lines_body();
-        let lines: Vec<LineIn> = body
+        let lines: Vec<LineIn> = self
+            .lines_body()
             .iter()
-            .filter_map(|l| {
-                Some(LineIn {
-                    gtin: l.gtin.parse::<Gtin>().ok()?,
-                    qty: u64::try_from(l.qty).ok()?,
-                    unit_price_minor: l.unit_price_minor,
-                    price_from_label: l.price_source == Some(PriceSource::Label),
-                    epc: None,
-                })
-            })
+            .filter_map(|l| l.line_in().ok())
             .collect();
         let catalog: BTreeMap<Gtin, i64> = self
             .catalog
