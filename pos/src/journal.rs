@@ -88,11 +88,6 @@ impl Journal {
         Ok(journal)
     }
 
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The request left open by the last run, if any.
     pub fn open_request(&self) -> Option<&Saved> {
         self.held.as_ref()

@@ -319,14 +319,14 @@ mod tests {
     use tally_sync::returns::ReturnLineCheck;
 
     use super::super::test_support::event;
+    use super::*;
+    use crate::storage::redb::txn::RedbTxn;
+    use crate::storage::HubStorage;
     use tally_sync::LocationId;
 
     fn at(store: &str) -> LocationId {
         LocationId::new(store).unwrap()
     }
-    use super::*;
-    use crate::storage::redb::txn::RedbTxn;
-    use crate::storage::HubStorage;
 
     #[test]
     fn returns_are_bounded_by_their_original_chain_wide() {
