@@ -49,28 +49,31 @@ pub(super) fn lines(body: Vec<LineBody>) -> Result<Vec<LineIn>, ErrorAnswer> {
 /// Who keys a command: the cashier as posted; the till as posted, or the
 /// till whose token the request carried (a different till posted with a
 /// till's token is refused). No approval: see [`approved`].
+/// A staff id as posted (`what`: `cashier`, `till`), trimmed: not empty,
+/// within the hub's bound, no control characters.
+pub(super) fn staff_id(what: &str, v: Option<String>) -> Result<Option<String>, ErrorAnswer> {
+    match v.map(|v| v.trim().to_string()) {
+        Some(v) if v.is_empty() => Err(ErrorAnswer::Invalid(format!("{what} is empty"))),
+        Some(v) if v.len() > tally_sync::limits::MAX_STAFF_ID_BYTES => {
+            Err(ErrorAnswer::Invalid(format!(
+                "{what} is longer than {} bytes",
+                tally_sync::limits::MAX_STAFF_ID_BYTES
+            )))
+        }
+        Some(v) if v.chars().any(char::is_control) => Err(ErrorAnswer::Invalid(format!(
+            "{what} contains control characters"
+        ))),
+        other => Ok(other),
+    }
+}
+
 pub(super) fn staff(
     token_till: Option<Extension<Till>>,
     cashier: Option<String>,
     till: Option<String>,
 ) -> Result<Staff, ErrorAnswer> {
-    let named = |what: &str, v: Option<String>| -> Result<Option<String>, ErrorAnswer> {
-        match v.map(|v| v.trim().to_string()) {
-            Some(v) if v.is_empty() => Err(ErrorAnswer::Invalid(format!("{what} is empty"))),
-            Some(v) if v.len() > tally_sync::limits::MAX_STAFF_ID_BYTES => {
-                Err(ErrorAnswer::Invalid(format!(
-                    "{what} is longer than {} bytes",
-                    tally_sync::limits::MAX_STAFF_ID_BYTES
-                )))
-            }
-            Some(v) if v.chars().any(char::is_control) => Err(ErrorAnswer::Invalid(format!(
-                "{what} contains control characters"
-            ))),
-            other => Ok(other),
-        }
-    };
-    let cashier = named("cashier", cashier)?;
-    let till = match (token_till, named("till", till)?) {
+    let cashier = staff_id("cashier", cashier)?;
+    let till = match (token_till, staff_id("till", till)?) {
         (Some(Extension(Till(token))), Some(posted)) if posted != token => {
             return Err(ErrorAnswer::Invalid(format!(
                 "till {posted:?} is not the till of this request's token ({token:?})"

@@ -42,16 +42,7 @@ pub(super) async fn sign_in(
                 .into(),
         ));
     }
-    let cashier = body.cashier.trim().to_string();
-    if cashier.is_empty()
-        || cashier.len() > tally_sync::limits::MAX_STAFF_ID_BYTES
-        || cashier.chars().any(char::is_control)
-    {
-        return Err(ErrorAnswer::Invalid(format!(
-            "cashier: 1 to {} bytes, no control characters",
-            tally_sync::limits::MAX_STAFF_ID_BYTES
-        )));
-    }
+    let cashier = super::commands::staff_id("cashier", Some(body.cashier))?.unwrap_or_default();
     let (cashiers, who, pin) = (state.cashiers.clone(), cashier.clone(), body.pin);
     let checked =
         tokio::task::spawn_blocking(move || cashiers.verify(&who, Some(&pin), Instant::now()))
