@@ -146,25 +146,30 @@ impl PosState {
 
     /// Whether the basket may be edited; says why not otherwise.
     pub(super) fn editable(&mut self) -> bool {
+        match self.locked_because() {
+            Some(why) => {
+                self.notify(Level::Error, why);
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// Why the basket may not change now (a sale in doubt, awaited, or
+    /// being paid), if it may not.
+    fn locked_because(&self) -> Option<&'static str> {
         if self.in_doubt {
-            self.notify(
-                Level::Error,
+            return Some(
                 "The last attempt may have been recorded: F5 retries it (same id), F8 discards.",
             );
-            return false;
         }
         if self.pending.is_some() {
-            self.notify(Level::Error, "Waiting for the agent's answer.");
-            return false;
+            return Some("Waiting for the agent's answer.");
         }
         if !self.tenders.is_empty() {
-            self.notify(
-                Level::Error,
-                "Payment started: F5 to finish it, F8 to discard the sale.",
-            );
-            return false;
+            return Some("Payment started: F5 to finish it, F8 to discard the sale.");
         }
-        true
+        None
     }
 
     /// Says so when a line's quantity cannot change.
@@ -422,11 +427,11 @@ impl PosState {
         Vec::new()
     }
 
-    /// Whether the basket's prices may change: no payment taken, none
-    /// being taken (the payment dialogs), no sale in flight.
+    /// Whether the basket's prices may change: the basket may (no payment
+    /// taken, no sale in flight) and no payment is being taken (the
+    /// payment dialogs).
     fn repricing_allowed(&self) -> bool {
-        self.tenders.is_empty()
-            && self.pending.is_none()
+        self.locked_because().is_none()
             && !matches!(
                 self.dialog,
                 Some(
