@@ -98,6 +98,12 @@ pub enum ClientError {
     /// The agent URL is not `http://…` or `https://…`.
     #[error("agent URL {0:?} must start with http:// or https://")]
     Url(String),
+    /// An `https://` agent and no CA to check it against.
+    #[error("agent URL {0:?} is HTTPS: give the agent's CA certificate (--agent-ca FILE, from `tally-agent api-ca` on the agent's machine)")]
+    NoTrust(String),
+    /// The CA file given is not a PEM certificate.
+    #[error("the agent's CA certificate: {0}")]
+    BadCa(String),
     /// reqwest refused the configuration.
     #[error("building the HTTP client: {0}")]
     Build(String),
@@ -121,6 +127,17 @@ impl AgentClient {
     /// A client of the agent at `base` (e.g. `http://127.0.0.1:7420`);
     /// every call gives up after `timeout`.
     pub fn new(base: &str, timeout: Duration) -> Result<Self, ClientError> {
+        Self::trusting(base, timeout, None)
+    }
+
+    /// A client of the agent at `base`, which may be `https://…` when
+    /// `ca_pem` is the agent's API CA (`tally-agent api-ca`): the only
+    /// root it trusts. Every call gives up after `timeout`.
+    pub fn trusting(
+        base: &str,
+        timeout: Duration,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, ClientError> {
         let base = base.trim().trim_end_matches('/');
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(ClientError::Url(base.to_string()));
@@ -128,7 +145,22 @@ impl AgentClient {
         // reqwest is built without a bundled crypto provider (the workspace
         // uses ring); an Err only means a provider is installed already.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        match ca_pem {
+            Some(pem) => {
+                let roots = reqwest::Certificate::from_pem_bundle(pem)
+                    .map_err(|e| ClientError::BadCa(tally_sync::report::one_line(&e)))?;
+                if roots.is_empty() {
+                    return Err(ClientError::BadCa("no certificate in the file".into()));
+                }
+                builder = builder.tls_certs_only(roots);
+            }
+            None if base.starts_with("https://") => {
+                return Err(ClientError::NoTrust(base.to_string()));
+            }
+            None => {}
+        }
+        let http = builder
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(2)))
             .tcp_nodelay(true)
@@ -595,5 +627,20 @@ mod tests {
         ));
         let c = AgentClient::new(" http://127.0.0.1:7420/ ", Duration::from_secs(1)).unwrap();
         assert_eq!(c.base(), "http://127.0.0.1:7420");
+    }
+
+    #[test]
+    fn an_https_agent_needs_its_ca() {
+        let second = Duration::from_secs(1);
+        assert!(matches!(
+            AgentClient::new("https://pos-07.lan:7420", second),
+            Err(ClientError::NoTrust(_))
+        ));
+        for bad in [&b""[..], b"not a certificate"] {
+            assert!(matches!(
+                AgentClient::trusting("https://pos-07.lan:7420", second, Some(bad)),
+                Err(ClientError::BadCa(_))
+            ));
+        }
     }
 }

@@ -130,6 +130,40 @@ pub struct AgentArg {
     /// A till's token, when the agent has `[[api.tills]]`.
     #[arg(long, env = "TALLY_TILL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// The agent's API CA certificate, for an `https://` agent (printed
+    /// by `tally-agent api-ca` on the agent's machine).
+    #[arg(long, env = "TALLY_AGENT_CA")]
+    pub agent_ca: Option<PathBuf>,
+}
+
+/// `tally-agent api-ca`: which agent's API CA to print.
+#[derive(Debug, Clone, Args)]
+pub struct ApiCaArgs {
+    /// The agent's data directory.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// The agent's TOML configuration file (for its data directory).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+impl ApiCaArgs {
+    /// The data directory: the flag, else the configuration file's.
+    pub fn data_dir(&self) -> Result<PathBuf, ConfigError> {
+        let file = self
+            .config
+            .as_deref()
+            .map(config::FileConfig::load)
+            .transpose()?;
+        Ok(config::Config::resolve(
+            file,
+            config::Overrides {
+                data_dir: self.data_dir.clone(),
+                ..Default::default()
+            },
+        )?
+        .data_dir)
+    }
 }
 
 /// `tally-agent stock GTIN`.
@@ -421,7 +455,20 @@ fn api_message(agent: &str, e: &ApiError) -> String {
 const CLI_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn client(agent: &AgentArg) -> Result<AgentClient, CliError> {
-    Ok(AgentClient::new(&agent.agent, CLI_TIMEOUT)?.with_token(agent.token.clone()))
+    let ca = agent
+        .agent_ca
+        .as_deref()
+        .map(|path| {
+            std::fs::read(path).map_err(|source| CliError::Read {
+                file: path.to_path_buf(),
+                source,
+            })
+        })
+        .transpose()?;
+    Ok(
+        AgentClient::trusting(&agent.agent, CLI_TIMEOUT, ca.as_deref())?
+            .with_token(agent.token.clone()),
+    )
 }
 
 /// A call's answer as JSON to print, or its failure.

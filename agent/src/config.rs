@@ -9,6 +9,7 @@
 //! [api]
 //! max_body_bytes = 1048576
 //! allowed_hosts = ["pos-07.store-001.example"]   # besides loopback names
+//! # tls = true       # HTTPS (default: exactly when listening beyond loopback)
 //!
 //! [[managers]]         # who may approve an override (none: nobody)
 //! id = "ann"
@@ -137,6 +138,9 @@ pub enum ConfigError {
     /// A cashier's entry is unusable.
     #[error("[[cashiers]]: {0}")]
     Cashier(String),
+    /// The API would serve plain HTTP beyond loopback.
+    #[error("the API would listen on {0}, beyond loopback, in plain HTTP: remove `tls = false` from [api] (tills then need the agent's CA: tally-agent api-ca) or listen on 127.0.0.1")]
+    PlainApi(SocketAddr),
     /// The API would listen beyond loopback with no till tokens.
     #[error("the API would listen on {0}, beyond loopback, without till tokens: configure [[api.tills]] (tally-agent till-token) or listen on 127.0.0.1")]
     OpenApi(SocketAddr),
@@ -196,6 +200,11 @@ pub struct ApiConfig {
     /// one (`Authorization: Bearer TOKEN`). Required to listen beyond
     /// loopback.
     pub tills: Vec<TillConfig>,
+    /// HTTPS with the agent's own CA (`crate::api_tls`): unset means on
+    /// exactly when the API listens beyond loopback; `true` on loopback
+    /// too; `false` beyond loopback is refused (tokens and PINs would
+    /// cross the store network in clear).
+    pub tls: Option<bool>,
 }
 
 /// A till allowed to use the API (`[[api.tills]]`).
@@ -268,11 +277,17 @@ impl Default for ApiConfig {
             request_timeout_ms: 30_000,
             allowed_hosts: Vec::new(),
             tills: Vec::new(),
+            tls: None,
         }
     }
 }
 
 impl ApiConfig {
+    /// Whether the API listening on `listen` serves HTTPS.
+    pub fn tls_on(&self, listen: SocketAddr) -> bool {
+        self.tls.unwrap_or(!listen.ip().is_loopback())
+    }
+
     /// The clocks each connection is held to.
     pub fn limits(&self) -> ServeLimits {
         let ms = |v: u64| Duration::from_millis(v.max(10));
@@ -510,6 +525,9 @@ impl Config {
         if !listen.ip().is_loopback() && file.api.tills.is_empty() {
             return Err(ConfigError::OpenApi(listen));
         }
+        if !listen.ip().is_loopback() && file.api.tls == Some(false) {
+            return Err(ConfigError::PlainApi(listen));
+        }
         let sync = match (
             flags.hub.or(file.sync.hub),
             flags.identity.or(file.sync.identity),
@@ -686,6 +704,41 @@ mod tests {
         ] {
             assert!(matches!(open(&bad), Err(ConfigError::Till(_))), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_api_serves_https_beyond_loopback_and_never_plain_http_there() {
+        let open = |text: &str| {
+            let hash = TillConfig::with_token("till-1", "t").token_sha256;
+            Config::resolve(
+                Some(
+                    FileConfig::parse(
+                        &format!(
+                            "{text}\n[[api.tills]]\nid = \"till-1\"\ntoken_sha256 = \"{hash}\"\n"
+                        ),
+                        Path::new("t.toml"),
+                    )
+                    .unwrap(),
+                ),
+                Overrides {
+                    data_dir: Some("/d".into()),
+                    ..Default::default()
+                },
+            )
+        };
+        let c = open("listen = \"0.0.0.0:7420\"").unwrap();
+        assert!(c.api.tls_on(c.listen));
+        let c = open("listen = \"10.0.0.7:7420\"\n[api]\ntls = true").unwrap();
+        assert!(c.api.tls_on(c.listen));
+        assert!(matches!(
+            open("listen = \"10.0.0.7:7420\"\n[api]\ntls = false"),
+            Err(ConfigError::PlainApi(_))
+        ));
+        // Loopback: plain unless asked.
+        let c = open("listen = \"127.0.0.1:7420\"").unwrap();
+        assert!(!c.api.tls_on(c.listen));
+        let c = open("listen = \"127.0.0.1:7420\"\n[api]\ntls = true").unwrap();
+        assert!(c.api.tls_on(c.listen));
     }
 
     #[test]

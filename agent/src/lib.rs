@@ -44,6 +44,7 @@
 //! agent on `127.0.0.1:0` and stop it.
 
 pub mod api;
+pub mod api_tls;
 pub mod cashiers;
 pub mod catalog;
 pub mod cli;
@@ -100,6 +101,9 @@ pub enum AgentError {
     /// The configuration is unusable.
     #[error("configuration: {0}")]
     Config(String),
+    /// The API's HTTPS could not be set up.
+    #[error("the API's TLS: {0}")]
+    ApiTls(#[from] api_tls::ApiTlsError),
 }
 
 /// How long shutdown waits for open requests to finish.
@@ -107,6 +111,36 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The API's connections need nothing before HTTP (loopback, no TLS).
 struct Plain(axum::Router);
+
+/// The API's connections beyond loopback: a TLS handshake (the agent's
+/// own CA, `api_tls`), held to `timeout`, before HTTP.
+struct Tls {
+    acceptor: tokio_rustls::TlsAcceptor,
+    router: axum::Router,
+    timeout: std::time::Duration,
+}
+
+impl Handshake for Tls {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+
+    async fn handshake(
+        &self,
+        socket: tokio::net::TcpStream,
+        peer: SocketAddr,
+    ) -> Option<(Self::Io, axum::Router)> {
+        match tokio::time::timeout(self.timeout, self.acceptor.accept(socket)).await {
+            Ok(Ok(tls)) => Some((tls, self.router.clone())),
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed.");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out.");
+                None
+            }
+        }
+    }
+}
 
 impl Handshake for Plain {
     type Io = tokio::net::TcpStream;
@@ -157,10 +191,36 @@ pub async fn run(
     if !managers.any() {
         tracing::info!("No manager is configured: overrides cannot be approved ([[managers]]).");
     }
-    let db = tokio::task::spawn_blocking(move || AgentDb::open(&data_dir, store_id.as_ref()))
-        .await
-        .map_err(|_| AgentError::Panicked("opening the database"))??;
+    let db = {
+        let data_dir = data_dir.clone();
+        tokio::task::spawn_blocking(move || AgentDb::open(&data_dir, store_id.as_ref()))
+            .await
+            .map_err(|_| AgentError::Panicked("opening the database"))??
+    };
     let db = Arc::new(db);
+    // The API's TLS, once the database is ours (one agent per directory).
+    let addr = listener.local_addr().map_err(|source| AgentError::Io {
+        what: "reading the listen address",
+        source,
+    })?;
+    let tls = if api_config.tls_on(addr) {
+        let dir = api_tls::ApiTlsDir::new(&data_dir);
+        let names = api_tls::api_names(addr, &api_config.allowed_hosts);
+        let config = api_tls::server_config(&dir, &names, clock.as_ref())?;
+        tracing::info!(
+            ca = %dir.ca_cert().display(),
+            fingerprint = api_tls::ensure_ca(&dir, clock.as_ref())
+                .ok()
+                .as_deref()
+                .and_then(api_tls::fingerprint)
+                .unwrap_or_default(),
+            names = ?names,
+            "The API serves HTTPS only; tills trust its CA (tally-agent api-ca)."
+        );
+        Some(tokio_rustls::TlsAcceptor::from(config))
+    } else {
+        None
+    };
     let metrics = Arc::new(Metrics::new());
     let depth = {
         let db = db.clone();
@@ -258,10 +318,6 @@ pub async fn run(
         sessions: Arc::new(cashiers::Sessions::default()),
         foreign_returns_offline,
     };
-    let addr = listener.local_addr().map_err(|source| AgentError::Io {
-        what: "reading the listen address",
-        source,
-    })?;
     tracing::info!(store = %db.who().replica, %addr, outbox = depth, "Agent ready.");
     ready(addr);
     let guard = api::guard::Guard::new(addr, &api_config.allowed_hosts, &api_config.tills);
@@ -289,14 +345,19 @@ pub async fn run(
         let _ = stop_on_shutdown.send(true);
     };
     let admission = Admission::new(api_config.max_connections, api_config.max_connections);
-    let draining = serve::serve(
-        listener,
-        admission,
-        api_config.limits(),
-        Plain(app),
-        shutdown,
-    )
-    .await;
+    let limits = api_config.limits();
+    let draining = match tls {
+        Some(acceptor) => {
+            let timeout = limits.first_request;
+            let tls = Tls {
+                acceptor,
+                router: app,
+                timeout,
+            };
+            serve::serve(listener, admission, limits, tls, shutdown).await
+        }
+        None => serve::serve(listener, admission, limits, Plain(app), shutdown).await,
+    };
     if !draining.wait(SHUTDOWN_GRACE).await {
         tracing::warn!("Shutdown grace period over; leaving remaining connections.");
     }

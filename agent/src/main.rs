@@ -74,6 +74,10 @@ enum Command {
         #[arg(long)]
         manager: String,
     },
+    /// Prints the CA certificate of the agent's API (made if absent),
+    /// for the tills of an agent that serves HTTPS (`--agent-ca`), and its
+    /// fingerprint on stderr to compare at the till.
+    ApiCa(cli::ApiCaArgs),
     /// Enroll this store with the hub: make its key here, send a signing
     /// request with the one-time code from `tally-hub enroll-code`, and
     /// write the identity bundle (0600) for `--identity`.
@@ -111,6 +115,7 @@ fn main() -> ExitCode {
         Command::Pos(args) => return tally_pos::run(args),
         Command::Run(args) => run(&args),
         Command::TillToken { till } => till_token(&till),
+        Command::ApiCa(args) => api_ca(&args),
         Command::ManagerPin { manager } => manager_pin(&manager),
         Command::Enroll(args) => runtime().and_then(|rt| rt.block_on(enroll(args))),
         Command::Stock(args) => runtime().and_then(|rt| print(rt.block_on(cli::stock(&args))?)),
@@ -203,11 +208,30 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         let shutdown = tally_service::shutdown_signal(stop_on_stdin_eof);
         // Tests and scripts read this line to find the port (e.g. with
         // --listen 127.0.0.1:0); it comes once the store is open.
-        let ready = |addr| println!("tally-agent listening on http://{addr}");
+        let scheme = match listener.local_addr() {
+            Ok(addr) if config.api.tls_on(addr) => "https",
+            _ => "http",
+        };
+        let ready = move |addr| println!("tally-agent listening on {scheme}://{addr}");
         tally_agent::run(config, Arc::new(SystemClock), listener, ready, shutdown)
             .await
             .context("tally-agent stopped with an error")
     })
+}
+
+/// `tally-agent api-ca`: the API's CA certificate on stdout, its
+/// fingerprint on stderr.
+fn api_ca(args: &cli::ApiCaArgs) -> anyhow::Result<()> {
+    let dir = tally_agent::api_tls::ApiTlsDir::new(&args.data_dir()?);
+    let pem = tally_agent::api_tls::ensure_ca(&dir, &SystemClock)
+        .with_context(|| format!("the API's CA in {}", dir.root().display()))?;
+    print!("{pem}");
+    eprintln!(
+        "SHA-256 fingerprint: {} ({}); give this file to each till (--agent-ca)",
+        tally_agent::api_tls::fingerprint(&pem).unwrap_or_default(),
+        dir.ca_cert().display()
+    );
+    Ok(())
 }
 
 /// `tally-agent till-token`: 32 random bytes from the OS, as hex.

@@ -102,17 +102,21 @@ struct Http {
 }
 
 impl Http {
-    fn new(base: &str) -> Self {
+    /// A client of the agent at `base`; for `https://`, trusting the API
+    /// CA of the agent whose data directory is `data`.
+    fn new(base: &str, data: &Path) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
+        if base.starts_with("https://") {
+            let ca = std::fs::read(tally_agent::api_tls::ApiTlsDir::new(data).ca_cert()).unwrap();
+            builder = builder.tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()]);
+        }
         Http {
             rt: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap(),
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
+            client: builder.build().unwrap(),
             base: base.to_string(),
         }
     }
@@ -298,7 +302,7 @@ fn cashier_sells_overrides_and_quits_under_tmux() {
     needs_tmux();
     let scratch = tempfile::tempdir().unwrap();
     let agent = start_agent(&scratch.path().join("data"));
-    let http = Http::new(&agent.url);
+    let http = Http::new(&agent.url, &scratch.path().join("data"));
     http.wait_ready();
 
     // A catalog (through the CLI) and stock (through the API): 5 pens, 1 gum.
@@ -499,7 +503,7 @@ fn cashier_counts_a_listed_item_finishes_and_accepts_under_tmux() {
     needs_tmux();
     let scratch = tempfile::tempdir().unwrap();
     let agent = start_agent(&scratch.path().join("data"));
-    let http = Http::new(&agent.url);
+    let http = Http::new(&agent.url, &scratch.path().join("data"));
     http.wait_ready();
     let csv = scratch.path().join("catalog.csv");
     std::fs::write(
@@ -614,7 +618,7 @@ fn needs_tmux() {
 /// the pen at 1.29, three of them in stock; its client.
 fn three_pens(scratch: &Path, more: &str) -> (Agent, Http) {
     let agent = start_agent_with(&scratch.join("data"), more);
-    let http = Http::new(&agent.url);
+    let http = Http::new(&agent.url, &scratch.join("data"));
     http.wait_ready();
     let (s, v) = http.post(
         "/v1/catalog",
@@ -716,7 +720,9 @@ fn a_sale_in_doubt_survives_the_till_being_killed_under_tmux() {
 }
 
 /// Where cashiers sign in, the terminal asks the cashier's PIN at start
-/// and the sale is recorded under the signed-in cashier.
+/// and the sale is recorded under the signed-in cashier. The agent serves
+/// HTTPS (`[api] tls`): the till trusts its CA (`--agent-ca`), so the PIN
+/// never crosses the network in clear.
 #[test]
 fn a_cashier_signs_in_and_the_sale_records_them_under_tmux() {
     needs_tmux();
@@ -724,12 +730,15 @@ fn a_cashier_signs_in_and_the_sale_records_them_under_tmux() {
     let hash = tally_agent::managers::hash_pin_cheap("2468").unwrap();
     let (agent, http) = three_pens(
         scratch.path(),
-        &format!("[[cashiers]]\nid = \"c-104\"\npin_argon2 = \"{hash}\"\n"),
+        &format!("[[cashiers]]\nid = \"c-104\"\npin_argon2 = \"{hash}\"\n[api]\ntls = true\n"),
     );
+    assert!(agent.url.starts_with("https://"), "{}", agent.url);
+    let ca = tally_agent::api_tls::ApiTlsDir::new(&scratch.path().join("data")).ca_cert();
 
     let command = format!(
-        "'{BIN}' pos --agent '{}' --cashier c-104 --timeout-secs 5 --journal '{}'; echo $? > '{}'",
+        "'{BIN}' pos --agent '{}' --agent-ca '{}' --cashier c-104 --timeout-secs 5 --journal '{}'; echo $? > '{}'",
         agent.url,
+        ca.display(),
         scratch.path().join("pos.redb").display(),
         scratch.path().join("pos-exit").display()
     );

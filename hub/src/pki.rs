@@ -44,11 +44,11 @@ use std::sync::{Arc, Mutex};
 
 use rand::RngCore;
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData,
-    SanType, SerialNumber,
+    CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType,
 };
 use sha2::{Digest, Sha256};
+use tally_service::certs::{self, random_serial, CertError};
 use tally_service::files::{self, FileError, Replace, Visibility};
 pub use tally_service::identity::STORE_URI_PREFIX;
 use tally_service::identity::{bundle_pem, store_of_certificate, CertStoreError, IssuedIdentity};
@@ -56,7 +56,6 @@ use tally_service::secret::secrets_equal;
 use tally_sync::clock::Clock;
 use tally_sync::store_id::StoreIdError;
 use tally_sync::ReplicaId;
-use time::{Duration, OffsetDateTime};
 
 /// How long a store certificate is valid.
 pub const STORE_CERT_DAYS: i64 = 5 * 365;
@@ -128,6 +127,15 @@ impl From<FileError> for PkiError {
         match e {
             FileError::Exists(path) => PkiError::OutputExists(path),
             FileError::Io { path, source } => PkiError::Io { path, source },
+        }
+    }
+}
+
+impl From<CertError> for PkiError {
+    fn from(e: CertError) -> Self {
+        match e {
+            CertError::BadHostname { name, reason } => PkiError::BadHostname { name, reason },
+            CertError::Rcgen(e) => PkiError::Cert(e),
         }
     }
 }
@@ -301,15 +309,6 @@ fn read(path: &Path) -> Result<String, PkiError> {
     fs::read_to_string(path).map_err(io(path))
 }
 
-fn random_serial() -> SerialNumber {
-    let mut b = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    // Positive and without a leading zero byte, so its DER form is these
-    // exact 16 bytes and its hex is stable.
-    b[0] = (b[0] & 0x7f) | 0x01;
-    SerialNumber::from_slice(&b)
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -323,16 +322,6 @@ pub fn serial_hex(der_integer: &[u8]) -> String {
     hex(&der_integer[start..])
 }
 
-/// Valid from five minutes before `clock`'s now (a store's clock may lag)
-/// for `days`.
-fn validity(params: &mut CertificateParams, days: i64, clock: &dyn Clock) {
-    let nanos = i128::from(clock.now_ms()) * 1_000_000;
-    let now =
-        OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    params.not_before = now - Duration::minutes(5);
-    params.not_after = now + Duration::days(days);
-}
-
 /// Checks a store id against the store id rule
 /// (`tally_service::store_id`: 1-63 of `[a-z0-9._-]`, starting with a
 /// letter or digit, no `..`, not `hub`), which also makes it a valid
@@ -341,91 +330,25 @@ pub fn check_store_id(id: &str) -> Result<ReplicaId, PkiError> {
     Ok(tally_sync::store_id::check_store_id(id)?)
 }
 
-fn hostname_san(name: &str) -> Result<SanType, PkiError> {
-    let bad = |reason: &str| PkiError::BadHostname {
-        name: name.chars().take(80).collect(),
-        reason: reason.into(),
-    };
-    if let Ok(ip) = name.parse::<std::net::IpAddr>() {
-        return Ok(SanType::IpAddress(ip));
-    }
-    let ok = !name.is_empty()
-        && name.len() <= 253
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'*'));
-    if !ok {
-        return Err(bad("not an IP address or DNS name"));
-    }
-    Ok(SanType::DnsName(
-        name.try_into().map_err(|_| bad("not ASCII"))?,
-    ))
-}
-
 /// A CA certificate's parameters. A rotated CA gets a distinct name
 /// (`Tally hub CA <serial prefix>`), so stores and the hub never confuse
 /// two trusted CAs by subject.
 fn ca_params(clock: &dyn Clock, rotated: bool) -> CertificateParams {
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::OrganizationName, "Tally");
     let serial = random_serial();
     let name = if rotated {
         format!("Tally hub CA {}", &serial_hex(&serial.to_bytes())[..8])
     } else {
         "Tally hub CA".to_string()
     };
-    dn.push(DnType::CommonName, name);
-    params.distinguished_name = dn;
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params.serial_number = Some(serial);
-    validity(&mut params, CA_CERT_DAYS, clock);
-    params
+    certs::ca_params(&name, serial, CA_CERT_DAYS, clock)
 }
 
-/// A server certificate for `sans` (the first name is its CN), signed by
-/// `issuer`, valid as long as a CA.
-fn server_certificate(
-    hostnames: &[String],
-    sans: Vec<SanType>,
-    issuer: &Issuer<'_, impl rcgen::SigningKey>,
-    clock: &dyn Clock,
-) -> Result<(KeyPair, rcgen::Certificate), PkiError> {
-    let server_key = KeyPair::generate()?;
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::OrganizationName, "Tally");
-    dn.push(
-        DnType::CommonName,
-        hostnames.first().map_or("localhost", String::as_str),
-    );
-    params.distinguished_name = dn;
-    params.subject_alt_names = sans;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    params.use_authority_key_identifier_extension = true;
-    params.serial_number = Some(random_serial());
-    validity(&mut params, CA_CERT_DAYS, clock);
-    let cert = params.signed_by(&server_key, issuer)?;
-    Ok((server_key, cert))
-}
-
-fn default_hostnames(hostnames: &[String]) -> Result<(Vec<String>, Vec<SanType>), PkiError> {
-    let hostnames: Vec<String> = if hostnames.is_empty() {
+fn default_hostnames(hostnames: &[String]) -> Vec<String> {
+    if hostnames.is_empty() {
         vec!["localhost".into(), "127.0.0.1".into()]
     } else {
         hostnames.to_vec()
-    };
-    let sans = hostnames
-        .iter()
-        .map(|h| hostname_san(h))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((hostnames, sans))
+    }
 }
 
 /// Creates the CA, the server certificate for `hostnames` (default
@@ -436,7 +359,7 @@ pub fn init(
     hostnames: &[String],
     clock: &dyn Clock,
 ) -> Result<InitReport, PkiError> {
-    let (hostnames, sans) = default_hostnames(hostnames)?;
+    let hostnames = default_hostnames(hostnames);
     // Initialized means the CA key is there (it is written last). A CA
     // certificate without its key is what a crash part-way through `init`
     // leaves, and is redone; unless a CA rotation was under way (its new
@@ -454,7 +377,8 @@ pub fn init(
     let ca_params = ca_params(clock, false);
     let ca_cert = ca_params.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca_params, &ca_key);
-    let (server_key, server_cert) = server_certificate(&hostnames, sans, &issuer, clock)?;
+    let (server_key, server_cert) =
+        certs::server_certificate(&hostnames, &issuer, CA_CERT_DAYS, clock)?;
 
     // The CA key goes last: its presence is what "initialized" means for
     // `enroll`, so a crash part-way leaves a directory `init` can redo.
@@ -585,7 +509,7 @@ fn issue(
     let serial = random_serial();
     let serial_str = serial_hex(&serial.to_bytes());
     params.serial_number = Some(serial);
-    validity(&mut params, STORE_CERT_DAYS, clock);
+    certs::validity(&mut params, STORE_CERT_DAYS, clock);
     let not_after_ms = u64::try_from(params.not_after.unix_timestamp())
         .unwrap_or(0)
         .saturating_mul(1000);
@@ -1124,9 +1048,9 @@ pub fn reissue_server_cert(
     hostnames: &[String],
     clock: &dyn Clock,
 ) -> Result<Vec<String>, PkiError> {
-    let (hostnames, sans) = default_hostnames(hostnames)?;
+    let hostnames = default_hostnames(hostnames);
     let (_, issuer) = load_issuer(dir)?;
-    let (key, cert) = server_certificate(&hostnames, sans, &issuer, clock)?;
+    let (key, cert) = certs::server_certificate(&hostnames, &issuer, CA_CERT_DAYS, clock)?;
     write_file(
         &dir.server_key(),
         key.serialize_pem().as_bytes(),
@@ -1562,7 +1486,7 @@ mod tests {
         params.distinguished_name = dn;
         let uri = format!("{STORE_URI_PREFIX}{claimed}");
         params.subject_alt_names = vec![SanType::URI(uri.as_str().try_into().unwrap())];
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         params.serialize_request(key).unwrap().pem().unwrap()
     }
 

@@ -44,6 +44,10 @@ pub struct PosArgs {
     /// This till's token, when the agent has `[[api.tills]]`.
     #[arg(long, env = "TALLY_TILL_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// The agent's API CA certificate, for an `https://` agent (printed
+    /// by `tally-agent api-ca` on the agent's machine).
+    #[arg(long, env = "TALLY_AGENT_CA")]
+    agent_ca: Option<PathBuf>,
     /// The cashier signing in (recorded on every sale and return); the
     /// login name when not given.
     #[arg(long, env = "TALLY_CASHIER")]
@@ -108,8 +112,20 @@ fn run_terminal(args: PosArgs) -> anyhow::Result<()> {
         tally_service::log_to_file(path)
             .with_context(|| format!("opening the log file {}", path.display()))?;
     }
-    let api = AgentClient::new(&args.agent, Duration::from_secs(args.timeout_secs.max(1)))?
-        .with_token(args.token.clone());
+    let ca = args
+        .agent_ca
+        .as_deref()
+        .map(|path| {
+            std::fs::read(path)
+                .with_context(|| format!("reading the agent's CA certificate {}", path.display()))
+        })
+        .transpose()?;
+    let api = AgentClient::trusting(
+        &args.agent,
+        Duration::from_secs(args.timeout_secs.max(1)),
+        ca.as_deref(),
+    )?
+    .with_token(args.token.clone());
     let layouts = if args.rcn_layouts.is_empty() {
         RcnLayout::default_layouts()
     } else {

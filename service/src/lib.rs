@@ -10,8 +10,10 @@
 //! writing keys and bundles safely ([`files`]), the enrollment and
 //! renewal bodies and the store a certificate is bound to ([`identity`],
 //! with the store id rule of `tally_sync::store_id`), and comparing
-//! secrets in constant time ([`secret`]).
+//! secrets in constant time ([`secret`]); the CA and server certificates
+//! both make for themselves ([`certs`]).
 
+pub mod certs;
 pub mod files;
 pub mod identity;
 pub mod secret;

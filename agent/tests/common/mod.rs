@@ -194,7 +194,13 @@ pub struct AgentProcess {
 impl AgentProcess {
     /// Starts `program args…` (the agent binary, or a wrapper such as
     /// strace followed by it) and waits until its API answers.
-    pub async fn spawn(mut cmd: Command) -> Self {
+    pub async fn spawn(cmd: Command) -> Self {
+        Self::spawn_trusting(cmd, None).await
+    }
+
+    /// As [`AgentProcess::spawn`], for an agent whose API may be HTTPS
+    /// under the CA in `ca` (`tally-agent api-ca`).
+    pub async fn spawn_trusting(mut cmd: Command, ca: Option<&Path>) -> Self {
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -239,7 +245,9 @@ impl AgentProcess {
             assert!(Instant::now() < deadline, "agent did not listen in time");
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
-        let client = ApiClient::new(&url, std::time::Duration::from_secs(30)).unwrap();
+        let ca = ca.map(|path| std::fs::read(path).unwrap());
+        let client =
+            ApiClient::trusting(&url, std::time::Duration::from_secs(30), ca.as_deref()).unwrap();
         loop {
             if let Ok((s, _)) = client.get("/v1/status").await {
                 if s.is_success() {
