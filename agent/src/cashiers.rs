@@ -102,6 +102,14 @@ impl Sessions {
         None
     }
 
+    /// How many sessions are open at `now` (signed in, not idle too long).
+    pub fn open_at(&self, now: Instant) -> usize {
+        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.values()
+            .filter(|s| now.saturating_duration_since(s.last_used) < IDLE)
+            .count()
+    }
+
     /// Ends the session `token` names; whether one was open.
     pub fn close(&self, token: &str) -> bool {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
@@ -138,7 +146,10 @@ mod tests {
         assert_eq!(s.check(&token, later), None, "gone for good");
         let again = s.open(ann(), t0);
         assert_ne!(again, token);
+        assert_eq!(s.open_at(t0), 1);
+        assert_eq!(s.open_at(t0 + IDLE), 0, "idle too long is not open");
         assert!(s.close(&again));
+        assert_eq!(s.open_at(t0), 0);
         assert!(!s.close(&again));
         assert_eq!(s.check(&again, t0), None);
         assert_eq!(s.check("not a token", t0), None);

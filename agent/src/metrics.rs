@@ -99,6 +99,9 @@ pub struct Metrics {
     pub link_notices: Family<KindLabel, Counter>,
     /// Units of rights released to the hub for online orders.
     pub rights_released: Counter,
+    /// Cashiers' sessions open (signed in, not idle too long), as of the
+    /// last scrape.
+    pub cashier_sessions: Gauge,
 }
 
 impl fmt::Debug for Metrics {
@@ -159,6 +162,12 @@ impl Metrics {
         let link_live = Gauge::default();
         let link_notices = Family::<KindLabel, Counter>::default();
         let rights_released = Counter::default();
+        let cashier_sessions = Gauge::default();
+        registry.register(
+            "cashier_sessions",
+            "Cashiers' sessions open: signed in and not idle too long",
+            cashier_sessions.clone(),
+        );
         registry.register(
             "rights_requests",
             "Requests for the hub's rights, by result: granted, partial, refused, failed",
@@ -291,6 +300,7 @@ impl Metrics {
             link_live,
             link_notices,
             rights_released,
+            cashier_sessions,
         }
     }
 

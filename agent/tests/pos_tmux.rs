@@ -134,6 +134,23 @@ impl Http {
         self.send(self.client.get(format!("{}{path}", self.base)))
     }
 
+    /// The value of a Prometheus series on `/metrics`.
+    fn metric(&self, series: &str) -> String {
+        let text = self.rt.block_on(async {
+            let resp = self
+                .client
+                .get(format!("{}/metrics", self.base))
+                .send()
+                .await
+                .unwrap();
+            resp.text().await.unwrap()
+        });
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+            .to_string()
+    }
+
     fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.send(self.client.post(format!("{}{path}", self.base)).json(&body))
     }
@@ -768,4 +785,16 @@ fn a_cashier_signs_in_and_the_sale_records_them_under_tmux() {
     let (s, sale) = http.get(&format!("/v1/sales/{id}"));
     assert_eq!(s, 200, "{sale}");
     assert_eq!(sale["staff"]["cashier"], "c-104", "{sale}");
+
+    // Quitting the terminal signs the cashier out at the agent.
+    assert_eq!(http.metric("tally_agent_cashier_sessions"), "1");
+    tmux.keys(&["Enter"]);
+    tmux.wait_all(&["Empty basket"], &["SALE COMMITTED"]);
+    tmux.keys(&["F10"]);
+    assert_eq!(
+        exit_status(&tmux, &scratch.path().join("pos-exit")),
+        "0",
+        "pos exit status"
+    );
+    assert_eq!(http.metric("tally_agent_cashier_sessions"), "0");
 }

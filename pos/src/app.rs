@@ -367,6 +367,15 @@ where
     }
     .await;
 
+    // A cashier who quits the terminal signs out: the session does not
+    // stay open at the agent until it idles out.
+    if state.signed_in.is_some() {
+        match api.sign_out().await {
+            Ok(()) => tracing::info!("Signed out on quitting."),
+            Err(e) => tracing::warn!(error = %e, "Signing out on quitting failed."),
+        }
+    }
+
     stop.store(true, Ordering::SeqCst);
     if let Some(h) = scanner {
         h.request_stop();

@@ -108,6 +108,11 @@ pub(super) async fn get_status(State(state): State<AppState>) -> Json<AgentStatu
 }
 
 pub(super) async fn get_metrics(State(state): State<AppState>) -> Result<Response, ErrorAnswer> {
+    let sessions = state.sessions.open_at(std::time::Instant::now());
+    state
+        .metrics
+        .cashier_sessions
+        .set(i64::try_from(sessions).unwrap_or(i64::MAX));
     let text = state
         .metrics
         .encode()
