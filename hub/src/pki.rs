@@ -116,6 +116,15 @@ pub enum PkiError {
     /// The certificate (serial, hex) is revoked.
     #[error("certificate {0} is revoked")]
     Revoked(String),
+    /// The store was issued [`MAX_ISSUED_PER_DAY`] certificates in the
+    /// last 24 hours.
+    #[error("store {store} was issued {MAX_ISSUED_PER_DAY} certificates in the last 24 hours; renew again in {retry_after_s} s")]
+    TooManyRenewals {
+        /// The store.
+        store: String,
+        /// Seconds until the oldest of them is a day old.
+        retry_after_s: u64,
+    },
     /// The enrollment codes kept elsewhere (the database) cannot be read
     /// or written now.
     #[error("enrollment codes: {0}")]
@@ -634,12 +643,68 @@ pub fn renew_for_csr(
     csr: &CsrRequest,
     clock: &dyn Clock,
 ) -> Result<IssuedIdentity, PkiError> {
+    let since_ms = clock.now_ms().saturating_sub(DAY_MS);
+    let recent = issued_since(revocations.data_dir(), store, since_ms)?;
+    if recent.len() >= MAX_ISSUED_PER_DAY {
+        let oldest = recent.iter().min().copied().unwrap_or(since_ms);
+        return Err(PkiError::TooManyRenewals {
+            store: store.to_string(),
+            retry_after_s: (oldest.saturating_sub(since_ms) / 1000).max(1),
+        });
+    }
     let issued = issue_for_csr(revocations.data_dir(), store, csr, clock)?;
     revocations.record_issued(store, &issued.serial)?;
     if revocations.is_revoked_now(old_serial)? {
         return Err(PkiError::Revoked(old_serial.to_string()));
     }
     Ok(issued)
+}
+
+/// The most certificates one store is issued in any 24 hours before
+/// `/v1/renew` refuses it more (429): a store renews once in the last
+/// third of a certificate's life, so this leaves room for answers lost on
+/// the way, and a store's key, stolen or run amok, cannot make the hub
+/// sign and file certificates without end. Enrollments (each with its
+/// one-time code) count but are not limited.
+pub const MAX_ISSUED_PER_DAY: usize = 8;
+
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// When (Unix ms, its `notBefore` plus the five minutes it is backdated)
+/// each certificate issued to `store` from `dir` since `since_ms` was
+/// issued. Reads the store's certificates, which the limit keeps to a few
+/// a day.
+fn issued_since(dir: &DataDir, store: &ReplicaId, since_ms: u64) -> Result<Vec<u64>, PkiError> {
+    let issued = dir.issued().join(store.as_str());
+    let entries = match fs::read_dir(&issued) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(&issued)(e)),
+    };
+    let mut times = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(io(&issued))?.path();
+        if path.extension().is_none_or(|e| e != "pem") {
+            continue;
+        }
+        let pem = read(&path)?;
+        let Ok((_, block)) = x509_parser::pem::parse_x509_pem(pem.as_bytes()) else {
+            continue;
+        };
+        let Ok(cert) = block.parse_x509() else {
+            continue;
+        };
+        let from_s = cert
+            .validity()
+            .not_before
+            .timestamp()
+            .saturating_add(5 * 60);
+        let from_ms = u64::try_from(from_s).unwrap_or(0).saturating_mul(1000);
+        if from_ms > since_ms {
+            times.push(from_ms);
+        }
+    }
+    Ok(times)
 }
 
 /// How long an enrollment code is valid by default.

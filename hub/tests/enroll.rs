@@ -142,6 +142,52 @@ async fn a_revoked_certificate_cannot_renew() {
     }
 }
 
+/// A store is issued at most `MAX_ISSUED_PER_DAY` certificates in any
+/// 24 hours (its enrollment counts): a key run amok cannot make the hub
+/// sign without end. Refused renewals leave the certificate valid, and
+/// a day later the store renews again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewals_are_limited_per_store_and_day() {
+    let clock = std::sync::Arc::new(tally_sync::clock::ManualClock::new(
+        tally_sync::clock::Clock::now_ms(&tally_store::SystemClock),
+    ));
+    let hub = TestHub::start_with_clock(clock.clone(), |_| {}).await;
+    let bundle = std::fs::read_to_string(hub.enroll("s1")).unwrap();
+    for _ in 1..pki::MAX_ISSUED_PER_DAY {
+        renew(&hub, &bundle).await.unwrap();
+    }
+    let client = HubClient::new(&hub.base(), bundle.as_bytes(), true);
+    let body = RenewRequest { csr: csr("s1").1 };
+    let resp = client
+        .http
+        .post(format!("{}/v1/renew", client.base))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = resp.headers()[reqwest::header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=24 * 3600).contains(&retry), "Retry-After {retry}");
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer["error"], "renewals_limited", "{answer}");
+    // Another store is not limited by it, and s1 still syncs.
+    let other = std::fs::read_to_string(hub.enroll("s2")).unwrap();
+    renew(&hub, &other).await.unwrap();
+    can_sync(&hub, &bundle, "s1").await.unwrap();
+    assert_eq!(
+        pki::issued_serials(&hub.data, "s1").unwrap().len(),
+        pki::MAX_ISSUED_PER_DAY,
+        "nothing signed for a refused renewal"
+    );
+    // A day later the store renews again.
+    clock.advance(24 * 3600 * 1000 + 10 * 60 * 1000);
+    renew(&hub, &bundle).await.unwrap();
+}
+
 /// A renewal that passed the certificate check, its body still on the
 /// way when the store is revoked (a stolen key keeping a renewal open to
 /// outlive its revocation): refused, and no certificate leaves the hub.

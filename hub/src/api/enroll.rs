@@ -177,6 +177,26 @@ pub(super) async fn renew(
                 format!("the certificate for store {store} was revoked"),
             )
         }
+        Ok(Err(PkiError::TooManyRenewals {
+            store,
+            retry_after_s,
+        })) => {
+            warn!(store = %store, old_serial = %old_serial, peer = %peer.addr, "Renewal refused: too many certificates issued to the store today.");
+            let mut limited = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "renewals_limited",
+                format!(
+                    "store {store} was issued {} certificates in the last 24 hours; its current certificate stays valid",
+                    pki::MAX_ISSUED_PER_DAY
+                ),
+            );
+            if let Ok(v) = axum::http::HeaderValue::from_str(&retry_after_s.to_string()) {
+                limited
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, v);
+            }
+            limited
+        }
         Ok(Err(e)) => pki_failure(&e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),
     }
