@@ -1178,3 +1178,68 @@ async fn sales_need_a_signed_in_cashier_where_cashiers_sign_in() {
     assert_eq!((s, v["error"].as_str()), (422, Some("invalid")), "{v}");
     b.stop().await.unwrap();
 }
+
+/// What a till records besides sales and returns (a receipt here; counts,
+/// transfers and order moves go the same way) names the cashier signed in
+/// when the request carries an open session, and refuses naming another;
+/// without one (the CLI, a script), or with one no longer open, the
+/// cashier it names, as before: these never need a sign-in.
+#[tokio::test]
+async fn a_receipt_keyed_while_signed_in_records_the_signed_in_cashier() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path(), Some(parse_store_id("s1").unwrap()));
+    config.cashiers = vec![tally_agent::config::ManagerConfig {
+        id: "c-104".into(),
+        pin_argon2: tally_agent::managers::hash_pin_cheap("2468").unwrap(),
+    }];
+    let a = TestAgent::try_start(config).await.unwrap();
+    let http = reqwest::Client::new();
+    let post = |session: Option<&str>, body: Value| {
+        let mut req = http
+            .post(format!("http://{}/v1/receipts", a.addr))
+            .json(&body);
+        if let Some(s) = session {
+            req = req.header("x-tally-session", s);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (s, v) = a
+        .post(
+            "/v1/cashiers/sign-in",
+            json!({"cashier": "c-104", "pin": "2468"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let session = v["session"].as_str().unwrap().to_string();
+    let receipt = |cashier: Option<&str>| {
+        let mut body = json!({"lines": [{"gtin": PEN, "qty": 2}]});
+        if let Some(c) = cashier {
+            body["cashier"] = json!(c);
+        }
+        body
+    };
+
+    let (s, signed) = post(Some(&session), receipt(None)).await;
+    assert_eq!(s, 201, "{signed}");
+    let (s, v) = post(Some(&session), receipt(Some("mallory"))).await;
+    assert_eq!((s, v["error"].as_str()), (422, Some("invalid")), "{v}");
+    let (s, cli) = post(None, receipt(Some("ann"))).await;
+    assert_eq!(s, 201, "{cli}");
+    let (s, stale) = post(Some("not-a-session"), receipt(Some("bob"))).await;
+    assert_eq!(s, 201, "{stale}");
+    assert_eq!(a.on_hand(PEN).await, 6, "three receipts of two");
+    a.stop().await.unwrap();
+
+    let db = tally_agent::store::AgentDb::open(dir.path(), None).unwrap();
+    let cashier_of = |answer: &Value| {
+        let id: tally_sync::EventId = serde_json::from_value(answer["receipt_id"].clone()).unwrap();
+        db.event(&id).unwrap().unwrap().staff.cashier
+    };
+    assert_eq!(cashier_of(&signed).as_deref(), Some("c-104"));
+    assert_eq!(cashier_of(&cli).as_deref(), Some("ann"));
+    assert_eq!(cashier_of(&stale).as_deref(), Some("bob"));
+}

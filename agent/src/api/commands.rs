@@ -197,9 +197,11 @@ pub(super) async fn approved(
 pub(super) async fn post_receipt(
     State(state): State<AppState>,
     till: Option<Extension<Till>>,
+    headers: axum::http::HeaderMap,
     ApiJson(body): ApiJson<ReceiptRequest>,
 ) -> Result<Response, ErrorAnswer> {
     let staff = staff(till, body.cashier, body.till)?;
+    let staff = super::sessions::session_staff(&state, &headers, staff)?;
     if body.lines.is_empty() {
         return Err(ErrorAnswer::Invalid("lines must not be empty".into()));
     }
@@ -231,9 +233,11 @@ pub(super) async fn post_receipt(
 pub(super) async fn post_count(
     State(state): State<AppState>,
     till: Option<Extension<Till>>,
+    headers: axum::http::HeaderMap,
     ApiJson(body): ApiJson<CountRequest>,
 ) -> Result<Response, ErrorAnswer> {
     let staff = staff(till, body.cashier, body.till)?;
+    let staff = super::sessions::session_staff(&state, &headers, staff)?;
     let g = gtin(&body.gtin)?;
     let counted = u64::try_from(body.counted)
         .map_err(|_| ErrorAnswer::Invalid(format!("counted must be >= 0, got {}", body.counted)))?;

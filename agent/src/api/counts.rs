@@ -87,9 +87,11 @@ fn report_view(state: &AppState, id: &str) -> Result<CountReportView, ErrorAnswe
 pub(super) async fn start(
     State(state): State<AppState>,
     till: Option<Extension<Till>>,
+    headers: axum::http::HeaderMap,
     ApiJson(body): ApiJson<CountSessionRequest>,
 ) -> Result<Response, ErrorAnswer> {
     let staff = super::commands::staff(till, body.cashier, body.till)?;
+    let staff = super::sessions::session_staff(&state, &headers, staff)?;
     let gtins = body
         .gtins
         .map(|list| {
@@ -169,9 +171,11 @@ pub(super) async fn finish(
 pub(super) async fn accept(
     State(state): State<AppState>,
     till: Option<Extension<Till>>,
+    headers: axum::http::HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<CountAccepted>, ErrorAnswer> {
     let staff = super::commands::staff(till, None, None)?;
+    let staff = super::sessions::session_staff(&state, &headers, staff)?;
     let key = id.clone();
     let (session, _) = state
         .db

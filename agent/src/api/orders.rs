@@ -102,6 +102,7 @@ pub(super) async fn fulfil(
     State(state): State<AppState>,
     till: Option<Extension<Till>>,
     Path((id, to)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
     ApiJson(body): ApiJson<FulfilRequest>,
 ) -> Result<Response, ErrorAnswer> {
     let to = match to.as_str() {
@@ -115,6 +116,7 @@ pub(super) async fn fulfil(
         }
     };
     let staff = super::commands::staff(till, body.cashier, body.till)?;
+    let staff = super::sessions::session_staff(&state, &headers, staff)?;
     let current = allocation(&state, &id).await?;
     if current.status == to && body.fulfilment_id.is_none() {
         return Ok((

@@ -2,7 +2,8 @@
 //! opens a session for a cashier whose PIN is right, `POST
 //! /v1/cashiers/sign-out` ends it, and [`signed_staff`] puts the
 //! session's cashier on a sale or a return (refusing one without an open
-//! session when cashiers sign in at this store).
+//! session when cashiers sign in at this store), [`session_staff`] on
+//! anything else a till records while its cashier is signed in.
 
 use std::time::Instant;
 
@@ -80,35 +81,34 @@ pub(super) async fn sign_out(State(state): State<AppState>, headers: HeaderMap) 
     StatusCode::NO_CONTENT
 }
 
-/// `staff` with the cashier of the request's session, when cashiers sign
-/// in at this store: 401 `sign_in_required` without an open session (or
-/// with one opened at another till), 422 when the request names another
-/// cashier. Without `[[cashiers]]`, `staff` as given.
-pub(super) fn signed_staff(
-    state: &AppState,
-    headers: &HeaderMap,
-    staff: Staff,
-) -> Result<Staff, ErrorAnswer> {
-    if !state.cashiers.any() {
-        return Ok(staff);
+/// The session a request carries, as the agent finds it.
+enum Session {
+    /// No session header.
+    None,
+    /// A session that is not open (signed out, idle too long, or the
+    /// agent restarted).
+    Closed,
+    /// An open session of another till than the request's.
+    OtherTill(String),
+    /// An open session of this till.
+    Open(SignedIn),
+}
+
+fn session(state: &AppState, headers: &HeaderMap, staff: &Staff) -> Session {
+    let Some(token) = token(headers) else {
+        return Session::None;
+    };
+    match state.sessions.check(token, Instant::now()) {
+        None => Session::Closed,
+        Some(who) if who.till.is_some() && who.till != staff.till => {
+            Session::OtherTill(who.till.unwrap_or_default())
+        }
+        Some(who) => Session::Open(who),
     }
-    let token = token(headers).ok_or_else(|| {
-        ErrorAnswer::SignInRequired(format!(
-            "cashiers sign in at this store: POST /v1/cashiers/sign-in, then send the session as {SESSION_HEADER}"
-        ))
-    })?;
-    let who = state.sessions.check(token, Instant::now()).ok_or_else(|| {
-        ErrorAnswer::SignInRequired(
-            "the session is not open (signed out, idle too long, or the agent restarted): sign in again"
-                .into(),
-        )
-    })?;
-    if who.till.is_some() && who.till != staff.till {
-        return Err(ErrorAnswer::SignInRequired(format!(
-            "the session was opened at till {:?}: sign in at this till",
-            who.till.unwrap_or_default()
-        )));
-    }
+}
+
+/// `staff` under the session's cashier: 422 when it names another.
+fn as_signed_in(who: SignedIn, staff: Staff) -> Result<Staff, ErrorAnswer> {
     if let Some(named) = &staff.cashier {
         if *named != who.cashier {
             return Err(ErrorAnswer::Invalid(format!(
@@ -121,4 +121,49 @@ pub(super) fn signed_staff(
         cashier: Some(who.cashier),
         ..staff
     })
+}
+
+/// `staff` with the cashier of the request's session, when cashiers sign
+/// in at this store: 401 `sign_in_required` without an open session (or
+/// with one opened at another till), 422 when the request names another
+/// cashier. Without `[[cashiers]]`, `staff` as given. For sales and
+/// returns.
+pub(super) fn signed_staff(
+    state: &AppState,
+    headers: &HeaderMap,
+    staff: Staff,
+) -> Result<Staff, ErrorAnswer> {
+    if !state.cashiers.any() {
+        return Ok(staff);
+    }
+    match session(state, headers, &staff) {
+        Session::Open(who) => as_signed_in(who, staff),
+        Session::None => Err(ErrorAnswer::SignInRequired(format!(
+            "cashiers sign in at this store: POST /v1/cashiers/sign-in, then send the session as {SESSION_HEADER}"
+        ))),
+        Session::Closed => Err(ErrorAnswer::SignInRequired(
+            "the session is not open (signed out, idle too long, or the agent restarted): sign in again"
+                .into(),
+        )),
+        Session::OtherTill(till) => Err(ErrorAnswer::SignInRequired(format!(
+            "the session was opened at till {till:?}: sign in at this till"
+        ))),
+    }
+}
+
+/// `staff` with the cashier of the request's session when it carries one
+/// open at this till (the terminal sends it with every request), so
+/// receipts, counts, transfers and order moves keyed at a till record who
+/// was signed in there; 422 when the request names another cashier.
+/// These never need a sign-in: without an open session (the CLI, a
+/// script), `staff` as given.
+pub(super) fn session_staff(
+    state: &AppState,
+    headers: &HeaderMap,
+    staff: Staff,
+) -> Result<Staff, ErrorAnswer> {
+    match session(state, headers, &staff) {
+        Session::Open(who) => as_signed_in(who, staff),
+        Session::None | Session::Closed | Session::OtherTill(_) => Ok(staff),
+    }
 }

@@ -43,9 +43,11 @@ fn show(state: &AppState, t: &Transfer) -> TransferView {
 pub(super) async fn send(
     State(state): State<AppState>,
     till: Option<Extension<Till>>,
+    headers: axum::http::HeaderMap,
     ApiJson(body): ApiJson<TransferRequest>,
 ) -> Result<Response, ErrorAnswer> {
     let staff = super::commands::staff(till, body.cashier, body.till)?;
+    let staff = super::sessions::session_staff(&state, &headers, staff)?;
     let to = LocationId::new(&body.to_store)
         .map_err(|e| ErrorAnswer::Invalid(format!("to_store: {e}")))?;
     if body.lines.is_empty() {
@@ -101,10 +103,12 @@ pub(super) async fn receive(
     State(state): State<AppState>,
     till: Option<Extension<Till>>,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     ApiJson(body): ApiJson<TransferReceivedRequest>,
 ) -> Result<Response, ErrorAnswer> {
     transfer_id(&id)?;
     let staff = super::commands::staff(till, body.cashier, body.till)?;
+    let staff = super::sessions::session_staff(&state, &headers, staff)?;
     super::commands::submit(
         &state,
         Command::TransferIn {
