@@ -98,6 +98,14 @@ pub enum ClientError {
     /// The agent URL is not `http://…` or `https://…`.
     #[error("agent URL {0:?} must start with http:// or https://")]
     Url(String),
+    /// Plain `http://` to an agent on another machine: an agent on the
+    /// store network serves HTTPS only, and the request would carry the
+    /// till's token and PINs in clear.
+    #[error("agent URL {0:?} is plain HTTP to another machine: an agent on the store network serves HTTPS only (use https://… with --agent-ca)")]
+    PlainBeyondLoopback(String),
+    /// A CA given for a plain `http://` agent.
+    #[error("agent URL {0:?} is plain HTTP: --agent-ca is for an https:// agent")]
+    CaWithoutHttps(String),
     /// An `https://` agent and no CA to check it against.
     #[error("agent URL {0:?} is HTTPS: give the agent's CA certificate (--agent-ca FILE, from `tally-agent api-ca` on the agent's machine)")]
     NoTrust(String),
@@ -118,6 +126,25 @@ pub struct AgentClient {
     /// The signed-in cashier's session (`X-Tally-Session`), shared by the
     /// client's clones.
     session: std::sync::Arc<std::sync::RwLock<Option<String>>>,
+}
+
+/// Whether the URL `base` names this machine: `localhost` (or a name
+/// under it), 127.0.0.0/8 or `[::1]`.
+fn names_loopback(base: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(base) else {
+        return false;
+    };
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.to_canonical().is_loopback(),
+        Err(_) => {
+            let name = bare.to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+    }
 }
 
 /// Longest body kept in an [`ApiError::Unexpected`].
@@ -145,6 +172,14 @@ impl AgentClient {
         // reqwest is built without a bundled crypto provider (the workspace
         // uses ring); an Err only means a provider is installed already.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        if base.starts_with("http://") {
+            if ca_pem.is_some() {
+                return Err(ClientError::CaWithoutHttps(base.to_string()));
+            }
+            if !names_loopback(base) {
+                return Err(ClientError::PlainBeyondLoopback(base.to_string()));
+            }
+        }
         let mut builder = reqwest::Client::builder();
         match ca_pem {
             Some(pem) => {
@@ -627,6 +662,40 @@ mod tests {
         ));
         let c = AgentClient::new(" http://127.0.0.1:7420/ ", Duration::from_secs(1)).unwrap();
         assert_eq!(c.base(), "http://127.0.0.1:7420");
+    }
+
+    #[test]
+    fn plain_http_goes_to_this_machine_only() {
+        let second = Duration::from_secs(1);
+        for ok in [
+            "http://127.0.0.1:7420",
+            "http://127.1.2.3:7420",
+            "http://[::1]:7420",
+            "http://localhost:7420",
+            "http://LOCALHOST",
+            "http://till.localhost:7420",
+        ] {
+            assert!(AgentClient::new(ok, second).is_ok(), "{ok}");
+        }
+        for far in [
+            "http://10.0.0.7:7420",
+            "http://pos-07.store.lan:7420",
+            "http://localhost.example.com",
+            "http://[fe80::1]:7420",
+            "http://0.0.0.0:7420",
+        ] {
+            assert!(
+                matches!(
+                    AgentClient::new(far, second),
+                    Err(ClientError::PlainBeyondLoopback(_))
+                ),
+                "{far}"
+            );
+        }
+        assert!(matches!(
+            AgentClient::trusting("http://127.0.0.1:7420", second, Some(b"pem")),
+            Err(ClientError::CaWithoutHttps(_))
+        ));
     }
 
     #[test]

@@ -69,6 +69,9 @@ pub enum ApiTlsError {
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Rustls(String),
+    /// The clock reads too early to make a CA valid for years.
+    #[error("the system clock reads {at}, before 2024: set the clock (or wait for time sync) before the API's CA is made", at = tally_sync::timestamp::rfc3339(*.0))]
+    Clock(u64),
 }
 
 /// Where the API's TLS files are: `api-tls/` in the data directory.
@@ -106,6 +109,37 @@ impl ApiTlsDir {
     }
 }
 
+/// How the API, serving HTTPS, speaks with a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Speak {
+    /// TLS, then HTTP.
+    Tls,
+    /// Plain HTTP: a peer on this machine (loopback traffic never crosses
+    /// the network), so the same box's terminal and CLI keep
+    /// `http://127.0.0.1:7420`.
+    Plain,
+    /// Nothing: plain HTTP from elsewhere would carry tokens and PINs in
+    /// clear.
+    Refuse,
+}
+
+/// The first byte of a TLS record carrying a handshake (a ClientHello).
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// How to speak with a connection from `peer` whose first byte is
+/// `first`: TLS for a TLS handshake, plain HTTP (any other first byte)
+/// from loopback only; an IPv4 peer seen as an IPv6-mapped address counts
+/// as the IPv4 one. Pure.
+pub fn speak(first: u8, peer: IpAddr) -> Speak {
+    if first == TLS_HANDSHAKE {
+        Speak::Tls
+    } else if peer.to_canonical().is_loopback() {
+        Speak::Plain
+    } else {
+        Speak::Refuse
+    }
+}
+
 /// The names the API's certificate carries: `localhost`, `127.0.0.1` and
 /// `::1`, the listen address unless it is a wildcard (`0.0.0.0`, `::`),
 /// and `allowed_hosts`, once each in that order. Pure.
@@ -129,12 +163,44 @@ fn canonical(name: &str) -> String {
     }
 }
 
+/// The earliest time a clock may read for a CA to be made (2024-01-01):
+/// a box whose clock battery died reads 1970 or 2000 until it syncs, and
+/// a CA made then would be expired or not yet valid for twenty years.
+const PLAUSIBLE_FROM_MS: u64 = 1_704_067_200_000;
+
+/// The CA's certificate (PEM) as kept in `dir`, if the agent made one.
+pub fn read_ca(dir: &ApiTlsDir) -> Result<Option<String>, ApiTlsError> {
+    let bundle_path = dir.ca_bundle();
+    let Some(bundle) = read_opt(&bundle_path)? else {
+        return Ok(None);
+    };
+    let cert = split_bundle(&bundle)
+        .map(|(cert, _)| cert)
+        .filter(|cert| fingerprint(cert).is_some())
+        .ok_or_else(|| ApiTlsError::BadCa {
+            path: bundle_path,
+            detail: "not a certificate followed by its key".into(),
+        })?;
+    Ok(Some(cert.to_string()))
+}
+
 /// The CA's certificate (PEM), made first if the directory has none.
 pub fn ensure_ca(dir: &ApiTlsDir, clock: &dyn Clock) -> Result<String, ApiTlsError> {
     files::create_private_dir(&dir.root)?;
     let bundle_path = dir.ca_bundle();
     let bundle = match read_opt(&bundle_path)? {
         Some(bundle) => bundle,
+        None if dir.ca_cert().exists() => {
+            // The tills were given this CA's certificate: a new CA would
+            // strand them all, so not without a person deciding to.
+            return Err(ApiTlsError::BadCa {
+                path: bundle_path,
+                detail: "the CA's key is gone but its certificate (ca.pem) is still here".into(),
+            });
+        }
+        None if clock.now_ms() < PLAUSIBLE_FROM_MS => {
+            return Err(ApiTlsError::Clock(clock.now_ms()));
+        }
         None => {
             let key = KeyPair::generate().map_err(CertError::from)?;
             let serial = certs::random_serial();
@@ -197,8 +263,17 @@ pub fn server_config(
     clock: &dyn Clock,
 ) -> Result<Arc<rustls::ServerConfig>, ApiTlsError> {
     let ca_pem = ensure_ca(dir, clock)?;
+    let now_ms = clock.now_ms();
+    if !valid_at(&ca_pem, now_ms) {
+        tracing::error!(
+            ca = %dir.ca_cert().display(),
+            now = %tally_sync::timestamp::rfc3339(now_ms),
+            "The API's CA is not valid now: the clock is wrong, or was when the CA was made. \
+             Tills will refuse the agent until the clock is right (or a new CA is made and given to every till)."
+        );
+    }
     let bundle_path = dir.server_bundle();
-    let current = read_opt(&bundle_path)?.filter(|b| server_bundle_fits(b, &ca_pem, names));
+    let current = read_opt(&bundle_path)?.filter(|b| server_bundle_fits(b, &ca_pem, names, now_ms));
     let bundle = match current {
         Some(bundle) => bundle,
         None => {
@@ -247,10 +322,23 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// Whether the first certificate in `pem` is valid at `now_ms`.
+fn valid_at(pem: &str, now_ms: u64) -> bool {
+    let Some(Ok(der)) = CertificateDer::pem_slice_iter(pem.as_bytes()).next() else {
+        return false;
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der.as_ref()) else {
+        return false;
+    };
+    let now_s = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
+    let validity = cert.validity();
+    validity.not_before.timestamp() <= now_s && now_s <= validity.not_after.timestamp()
+}
+
 /// Whether the server `bundle` on disk can be served as it is: a
-/// certificate issued by the CA of `ca_pem` for exactly `names`, and its
-/// key.
-fn server_bundle_fits(bundle: &str, ca_pem: &str, names: &[String]) -> bool {
+/// certificate issued by the CA of `ca_pem` for exactly `names`, valid at
+/// `now_ms`, and its key.
+fn server_bundle_fits(bundle: &str, ca_pem: &str, names: &[String], now_ms: u64) -> bool {
     let Some((cert_pem, key_pem)) = split_bundle(bundle) else {
         return false;
     };
@@ -272,6 +360,7 @@ fn server_bundle_fits(bundle: &str, ca_pem: &str, names: &[String]) -> bool {
     use rcgen::PublicKeyData;
     let wanted: BTreeSet<String> = names.iter().map(|n| canonical(n)).collect();
     cert.issuer().as_raw() == ca.subject().as_raw()
+        && valid_at(cert_pem, now_ms)
         && cert.public_key().raw == key.subject_public_key_info().as_slice()
         && cert_names(&cert) == Some(wanted)
 }
@@ -310,16 +399,21 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A file's text; bytes that are not UTF-8 become U+FFFD, so a damaged
+/// file reads as one that does not parse.
 fn read(path: &Path) -> Result<String, ApiTlsError> {
-    std::fs::read_to_string(path).map_err(|source| ApiTlsError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .map_err(|source| ApiTlsError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
+/// [`read`], `None` for a file that is not there.
 fn read_opt(path: &Path) -> Result<Option<String>, ApiTlsError> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => Ok(Some(s)),
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(String::from_utf8_lossy(&b).into_owned())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(ApiTlsError::Io {
             path: path.to_path_buf(),
@@ -334,12 +428,35 @@ mod tests {
 
     use tally_sync::clock::ManualClock;
 
+    const NOW_MS: u64 = 1_900_000_000_000;
+
     fn now() -> ManualClock {
-        ManualClock::new(1_900_000_000_000)
+        ManualClock::new(NOW_MS)
     }
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn tls_from_anywhere_plain_http_from_this_machine_only() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for peer in ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"] {
+            assert_eq!(speak(0x16, ip(peer)), Speak::Tls, "{peer}");
+            assert_eq!(speak(b'G', ip(peer)), Speak::Plain, "{peer}");
+            assert_eq!(speak(b'P', ip(peer)), Speak::Plain, "{peer}");
+        }
+        for peer in [
+            "10.0.0.7",
+            "192.168.1.20",
+            "fe80::1",
+            "::ffff:10.0.0.7",
+            "0.0.0.0",
+        ] {
+            assert_eq!(speak(0x16, ip(peer)), Speak::Tls, "{peer}");
+            assert_eq!(speak(b'G', ip(peer)), Speak::Refuse, "{peer}");
+            assert_eq!(speak(0x00, ip(peer)), Speak::Refuse, "{peer}");
+        }
     }
 
     #[test]
@@ -386,8 +503,8 @@ mod tests {
         server_config(&dir, &more, &now()).unwrap();
         let reissued = std::fs::read_to_string(dir.server_bundle()).unwrap();
         assert_ne!(reissued, server);
-        assert!(server_bundle_fits(&reissued, &ca, &more));
-        assert!(!server_bundle_fits(&reissued, &ca, &names));
+        assert!(server_bundle_fits(&reissued, &ca, &more, NOW_MS));
+        assert!(!server_bundle_fits(&reissued, &ca, &names, NOW_MS));
         assert_eq!(ensure_ca(&dir, &now()).unwrap(), ca);
         assert_eq!(std::fs::read_to_string(dir.ca_cert()).unwrap(), ca);
     }
@@ -404,16 +521,53 @@ mod tests {
         assert!(server_bundle_fits(
             &std::fs::read_to_string(dir.server_bundle()).unwrap(),
             &ca,
-            &names
+            &names,
+            NOW_MS
         ));
-        // A public copy lost or edited is written again from the CA.
-        std::fs::write(dir.ca_cert(), "edited").unwrap();
+        // Bytes that are not even text: made again too.
+        std::fs::write(dir.server_bundle(), [0xff, 0xfe, 0x00, 0x80]).unwrap();
+        server_config(&dir, &names, &now()).unwrap();
+        // A public copy lost or edited (or not text) is written again.
+        std::fs::write(dir.ca_cert(), [0xff, 0x80]).unwrap();
         assert_eq!(ensure_ca(&dir, &now()).unwrap(), ca);
         assert_eq!(std::fs::read_to_string(dir.ca_cert()).unwrap(), ca);
+        assert_eq!(read_ca(&dir).unwrap().as_deref(), Some(ca.as_str()));
         std::fs::write(dir.ca_bundle(), "garbage").unwrap();
         let err = server_config(&dir, &names, &now()).unwrap_err();
         assert!(matches!(err, ApiTlsError::BadCa { .. }), "{err}");
         assert!(err.to_string().contains("remove"), "{err}");
+        assert!(read_ca(&dir).is_err());
+        // The CA's key gone, its certificate still with the tills: no new
+        // CA behind their back.
+        std::fs::remove_file(dir.ca_bundle()).unwrap();
+        let err = ensure_ca(&dir, &now()).unwrap_err();
+        assert!(matches!(err, ApiTlsError::BadCa { .. }), "{err}");
+        assert_eq!(read_ca(&dir).unwrap(), None);
+        assert_eq!(std::fs::read_to_string(dir.ca_cert()).unwrap(), ca);
+    }
+
+    #[test]
+    fn no_ca_is_made_on_a_clock_that_reads_before_2024_and_expiry_makes_a_new_server_certificate() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = ApiTlsDir::new(tmp.path());
+        let names = api_names(addr("127.0.0.1:7420"), &[]);
+        let dead_battery = ManualClock::new(946_684_800_000); // 2000-01-01
+        let err = server_config(&dir, &names, &dead_battery).unwrap_err();
+        assert!(matches!(err, ApiTlsError::Clock(_)), "{err}");
+        assert!(!dir.ca_cert().exists());
+        // A server certificate outside its validity is not served.
+        server_config(&dir, &names, &now()).unwrap();
+        let ca = ensure_ca(&dir, &now()).unwrap();
+        let bundle = std::fs::read_to_string(dir.server_bundle()).unwrap();
+        assert!(server_bundle_fits(&bundle, &ca, &names, NOW_MS));
+        assert!(!server_bundle_fits(
+            &bundle,
+            &ca,
+            &names,
+            NOW_MS - 3_600_000
+        ));
+        let after = NOW_MS + (API_CERT_DAYS as u64 + 1) * 86_400_000;
+        assert!(!server_bundle_fits(&bundle, &ca, &names, after));
     }
 
     #[test]
@@ -428,14 +582,15 @@ mod tests {
         server_config(&two, &names, &now()).unwrap();
         let ca_one = ensure_ca(&one, &now()).unwrap();
         let bundle_two = std::fs::read_to_string(two.server_bundle()).unwrap();
-        assert!(!server_bundle_fits(&bundle_two, &ca_one, &names));
+        assert!(!server_bundle_fits(&bundle_two, &ca_one, &names, NOW_MS));
         let bundle_one = std::fs::read_to_string(one.server_bundle()).unwrap();
         let (cert, _) = split_bundle(&bundle_one).unwrap();
         let (_, other_key) = split_bundle(&bundle_two).unwrap();
         assert!(!server_bundle_fits(
             &format!("{cert}{other_key}"),
             &ca_one,
-            &names
+            &names,
+            NOW_MS
         ));
     }
 

@@ -444,6 +444,10 @@ pub enum CliError {
 /// invalid): gtin "123": …`).
 fn api_message(agent: &str, e: &ApiError) -> String {
     match e {
+        ApiError::Unreachable(why) if agent.starts_with("https://") => format!(
+            "cannot reach the agent at {agent}: {why} (is `tally-agent run` running there, with \
+             the CA --agent-ca names?)"
+        ),
         ApiError::Unreachable(why) => format!(
             "cannot reach the agent at {agent}: {why} (is `tally-agent run` running there?)"
         ),

@@ -138,6 +138,10 @@ pub enum ConfigError {
     /// A cashier's entry is unusable.
     #[error("[[cashiers]]: {0}")]
     Cashier(String),
+    /// An `[api] allowed_hosts` entry cannot be a name in the API's
+    /// certificate.
+    #[error("[api] allowed_hosts: {0} (a host name or IP address, no port)")]
+    AllowedHost(String),
     /// The API would serve plain HTTP beyond loopback.
     #[error("the API would listen on {0}, beyond loopback, in plain HTTP: remove `tls = false` from [api] (tills then need the agent's CA: tally-agent api-ca) or listen on 127.0.0.1")]
     PlainApi(SocketAddr),
@@ -528,6 +532,14 @@ impl Config {
         if !listen.ip().is_loopback() && file.api.tls == Some(false) {
             return Err(ConfigError::PlainApi(listen));
         }
+        if file.api.tls_on(listen) {
+            // They go in the API's certificate: refused here, naming the
+            // setting, not when the certificate is made.
+            for host in &file.api.allowed_hosts {
+                tally_service::certs::hostname_san(host.trim())
+                    .map_err(|e| ConfigError::AllowedHost(e.to_string()))?;
+            }
+        }
         let sync = match (
             flags.hub.or(file.sync.hub),
             flags.identity.or(file.sync.identity),
@@ -739,6 +751,18 @@ mod tests {
         assert!(!c.api.tls_on(c.listen));
         let c = open("listen = \"127.0.0.1:7420\"\n[api]\ntls = true").unwrap();
         assert!(c.api.tls_on(c.listen));
+        // Names for the certificate are checked where they are set.
+        for bad in ["pos:7420", "bad host", "[::1]"] {
+            let err = open(&format!(
+                "listen = \"0.0.0.0:7420\"\n[api]\nallowed_hosts = [\"{bad}\"]"
+            ))
+            .unwrap_err();
+            assert!(matches!(err, ConfigError::AllowedHost(_)), "{bad}: {err}");
+        }
+        assert!(open(
+            "listen = \"0.0.0.0:7420\"\n[api]\nallowed_hosts = [\"pos-07.lan\", \"10.0.0.7\"]"
+        )
+        .is_ok());
     }
 
     #[test]

@@ -112,8 +112,9 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 /// The API's connections need nothing before HTTP (loopback, no TLS).
 struct Plain(axum::Router);
 
-/// The API's connections beyond loopback: a TLS handshake (the agent's
-/// own CA, `api_tls`), held to `timeout`, before HTTP.
+/// The API's connections when it serves HTTPS (`api_tls`): a TLS
+/// handshake, held to `timeout`, before HTTP; plain HTTP from this
+/// machine only (`api_tls::speak`, read from the first byte).
 struct Tls {
     acceptor: tokio_rustls::TlsAcceptor,
     router: axum::Router,
@@ -121,15 +122,32 @@ struct Tls {
 }
 
 impl Handshake for Tls {
-    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Io = tokio_util::either::Either<
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        tokio::net::TcpStream,
+    >;
 
     async fn handshake(
         &self,
         socket: tokio::net::TcpStream,
         peer: SocketAddr,
     ) -> Option<(Self::Io, axum::Router)> {
+        use tokio_util::either::Either;
+        let mut first = [0u8; 1];
+        match tokio::time::timeout(self.timeout, socket.peek(&mut first)).await {
+            Ok(Ok(1)) => {}
+            _ => return None,
+        }
+        match api_tls::speak(first[0], peer.ip()) {
+            api_tls::Speak::Tls => {}
+            api_tls::Speak::Plain => return Some((Either::Right(socket), self.router.clone())),
+            api_tls::Speak::Refuse => {
+                tracing::debug!(%peer, "Plain HTTP from beyond loopback refused: this API serves HTTPS.");
+                return None;
+            }
+        }
         match tokio::time::timeout(self.timeout, self.acceptor.accept(socket)).await {
-            Ok(Ok(tls)) => Some((tls, self.router.clone())),
+            Ok(Ok(tls)) => Some((Either::Left(tls), self.router.clone())),
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "TLS handshake failed.");
                 None
@@ -203,6 +221,11 @@ pub async fn run(
         what: "reading the listen address",
         source,
     })?;
+    if !addr.ip().is_loopback() && api_config.tls == Some(false) {
+        return Err(AgentError::Config(format!(
+            "the API would listen on {addr}, beyond loopback, in plain HTTP: remove `tls = false` from [api]"
+        )));
+    }
     let tls = if api_config.tls_on(addr) {
         let dir = api_tls::ApiTlsDir::new(&data_dir);
         let names = api_tls::api_names(addr, &api_config.allowed_hosts);

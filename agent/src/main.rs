@@ -74,9 +74,10 @@ enum Command {
         #[arg(long)]
         manager: String,
     },
-    /// Prints the CA certificate of the agent's API (made if absent),
-    /// for the tills of an agent that serves HTTPS (`--agent-ca`), and its
-    /// fingerprint on stderr to compare at the till.
+    /// Prints the CA certificate of the agent's API, for the tills of an
+    /// agent that serves HTTPS (`--agent-ca`), and its SHA-256
+    /// fingerprint on stderr. The agent makes the CA when it first serves
+    /// HTTPS (listening beyond loopback, or `[api] tls = true`).
     ApiCa(cli::ApiCaArgs),
     /// Enroll this store with the hub: make its key here, send a signing
     /// request with the one-time code from `tally-hub enroll-code`, and
@@ -220,14 +221,23 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
 }
 
 /// `tally-agent api-ca`: the API's CA certificate on stdout, its
-/// fingerprint on stderr.
+/// fingerprint on stderr. Reads only: a mistyped `--data-dir` finds no
+/// CA rather than making one the tills would be given by mistake.
 fn api_ca(args: &cli::ApiCaArgs) -> anyhow::Result<()> {
     let dir = tally_agent::api_tls::ApiTlsDir::new(&args.data_dir()?);
-    let pem = tally_agent::api_tls::ensure_ca(&dir, &SystemClock)
-        .with_context(|| format!("the API's CA in {}", dir.root().display()))?;
+    let pem = tally_agent::api_tls::read_ca(&dir)
+        .with_context(|| format!("the API's CA in {}", dir.root().display()))?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no API CA in {}: the agent makes it when it first serves HTTPS (listening beyond \
+                 loopback, or [api] tls = true); start it so, then run this again",
+                dir.root().display()
+            )
+        })?;
     print!("{pem}");
     eprintln!(
-        "SHA-256 fingerprint: {} ({}); give this file to each till (--agent-ca)",
+        "SHA-256 fingerprint: {} ({}); give this file to each till (--agent-ca) and compare \
+         the fingerprint there (openssl x509 -noout -fingerprint -sha256 -in FILE)",
         tally_agent::api_tls::fingerprint(&pem).unwrap_or_default(),
         dir.ca_cert().display()
     );

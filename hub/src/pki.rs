@@ -352,12 +352,18 @@ fn ca_params(clock: &dyn Clock, rotated: bool) -> CertificateParams {
     certs::ca_params(&name, serial, CA_CERT_DAYS, clock)
 }
 
-fn default_hostnames(hostnames: &[String]) -> Vec<String> {
-    if hostnames.is_empty() {
+/// The server certificate's names (default `localhost` and `127.0.0.1`),
+/// each checked before anything is made or written.
+fn default_hostnames(hostnames: &[String]) -> Result<Vec<String>, PkiError> {
+    let hostnames: Vec<String> = if hostnames.is_empty() {
         vec!["localhost".into(), "127.0.0.1".into()]
     } else {
         hostnames.to_vec()
+    };
+    for name in &hostnames {
+        certs::hostname_san(name)?;
     }
+    Ok(hostnames)
 }
 
 /// Creates the CA, the server certificate for `hostnames` (default
@@ -368,7 +374,7 @@ pub fn init(
     hostnames: &[String],
     clock: &dyn Clock,
 ) -> Result<InitReport, PkiError> {
-    let hostnames = default_hostnames(hostnames);
+    let hostnames = default_hostnames(hostnames)?;
     // Initialized means the CA key is there (it is written last). A CA
     // certificate without its key is what a crash part-way through `init`
     // leaves, and is redone; unless a CA rotation was under way (its new
@@ -1113,7 +1119,7 @@ pub fn reissue_server_cert(
     hostnames: &[String],
     clock: &dyn Clock,
 ) -> Result<Vec<String>, PkiError> {
-    let hostnames = default_hostnames(hostnames);
+    let hostnames = default_hostnames(hostnames)?;
     let (_, issuer) = load_issuer(dir)?;
     let (key, cert) = certs::server_certificate(&hostnames, &issuer, CA_CERT_DAYS, clock)?;
     write_file(

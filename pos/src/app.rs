@@ -42,6 +42,10 @@ pub const ORDERS_EVERY: Duration = Duration::from_secs(10);
 /// ([`Action::RefreshCount`]).
 pub const COUNT_EVERY: Duration = Duration::from_secs(1);
 
+/// Longest the terminal waits, quitting, for the agent to end the
+/// cashier's session.
+const SIGN_OUT_WAIT: Duration = Duration::from_secs(2);
+
 /// Why the terminal stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum LoopError {
@@ -368,11 +372,16 @@ where
     .await;
 
     // A cashier who quits the terminal signs out: the session does not
-    // stay open at the agent until it idles out.
-    if state.signed_in.is_some() {
-        match api.sign_out().await {
-            Ok(()) => tracing::info!("Signed out on quitting."),
-            Err(e) => tracing::warn!(error = %e, "Signing out on quitting failed."),
+    // stay open at the agent until it idles out. Not with a sale or a
+    // return awaiting its answer (in the journal for the next start),
+    // which the sign-out could overtake; and not for longer than
+    // SIGN_OUT_WAIT, so an agent that does not answer cannot hold the
+    // till.
+    if state.signed_in.is_some() && state.saved().is_none() {
+        match tokio::time::timeout(SIGN_OUT_WAIT, api.sign_out()).await {
+            Ok(Ok(())) => tracing::info!("Signed out on quitting."),
+            Ok(Err(e)) => tracing::warn!(error = %e, "Signing out on quitting failed."),
+            Err(_) => tracing::warn!("Signing out on quitting: no answer in time."),
         }
     }
 
