@@ -118,10 +118,22 @@ async function fetchExceptions() {
     if (typeof body.next === "number") exceptions.next = body.next;
     if (got.length < EXCEPTIONS_PAGE) break;
   }
-  // The newest shown again: what another reviewer acknowledged meanwhile.
-  const since = Math.max(0, exceptions.total - EXCEPTIONS_SHOWN);
-  const recent = await api(`/v1/exceptions?since=${since}&limit=${EXCEPTIONS_SHOWN}`);
+  // The rows shown read again, from the oldest of them (at least the
+  // newest 100; ids rise without gaps): what another reviewer acknowledged
+  // meanwhile, also in the open-only view, whose rows may be older.
+  const shown = shownExceptions();
+  const oldest = shown.length ? shown[0].id : exceptions.total;
+  const since = Math.max(0, Math.min(oldest - 1, exceptions.total - EXCEPTIONS_SHOWN));
+  const limit = Math.max(1, Math.min(EXCEPTIONS_KEPT, exceptions.total - since));
+  const recent = await api(`/v1/exceptions?since=${since}&limit=${limit}`);
   mergeAcks(list(recent, "exceptions"));
+}
+
+// The exceptions the table shows, oldest first: the newest 100 kept, or
+// of those the open ones only.
+function shownExceptions() {
+  const openOnly = $("open-only").checked;
+  return exceptions.list.filter((e) => !openOnly || !e.acknowledged).slice(-EXCEPTIONS_SHOWN);
 }
 
 // Takes the acknowledgements of `fresh` exceptions into the list kept.
@@ -190,7 +202,7 @@ function renderExceptions() {
   // Not under a form being filled in.
   if (ackOpen !== null && document.querySelector(`form[data-ack-form="${ackOpen}"]`)) return;
   const openOnly = $("open-only").checked;
-  const rows = exceptions.list.filter((e) => !openOnly || !e.acknowledged).slice(-EXCEPTIONS_SHOWN).reverse();
+  const rows = shownExceptions().reverse();
   $("exceptions-body").innerHTML = rows.map((e) => {
     const kind = e.kind || "exception";
     // UUIDv7 ids begin with the time (the same for events a minute apart):

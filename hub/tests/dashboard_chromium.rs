@@ -1396,6 +1396,38 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
     .await;
     assert!(count.as_str().unwrap().contains("1004 in all"), "{count}");
 
+    // --- Open only, with the newest 150 acknowledged by another reviewer
+    // (through the API): the open rows shown are older than the newest
+    // 100, and what is acknowledged meanwhile among them leaves the view.
+    for id in 855..=1004 {
+        let (s, v) = admin
+            .post(
+                &format!("/v1/exceptions/{id}/ack"),
+                &json!({"by": "lp-bo", "note": "checked"}),
+            )
+            .await;
+        assert!(s.is_success(), "{v}");
+    }
+    const OPEN_IDS: &str = "() => [...document.querySelectorAll('[data-testid=exceptions] tbody tr[data-id]')].map((tr) => Number(tr.dataset.id))";
+    click(&page, "#open-only").await;
+    let ids = wait_until(
+        &page,
+        "the open exceptions below the 150 acknowledged",
+        &format!("() => {{ const ids = ({OPEN_IDS})(); return ids.length === 100 && ids[0] === 854 ? ids : null; }}"),
+    )
+    .await;
+    assert_eq!(ids.as_array().unwrap().last(), Some(&json!(755)), "{ids}");
+    let (s, v) = admin
+        .post("/v1/exceptions/800/ack", &json!({"by": "lp-bo"}))
+        .await;
+    assert!(s.is_success(), "{v}");
+    wait_until(
+        &page,
+        "exception 800, acknowledged elsewhere, gone from the open view",
+        &format!("() => {{ const ids = ({OPEN_IDS})(); return ids.length === 100 && !ids.includes(800) && ids.includes(754); }}"),
+    )
+    .await;
+
     let _ = browser.close().await;
     events.abort();
     drop(chromium);
