@@ -1012,6 +1012,25 @@ async fn shutdown_finishes_in_flight_commits() {
     a.stop().await.unwrap();
 }
 
+/// `POST path` with `body` to the agent at `addr`, under `session`
+/// (`X-Tally-Session`) if any: the status and the JSON answer.
+async fn post_in_session(
+    addr: std::net::SocketAddr,
+    path: &str,
+    session: Option<String>,
+    body: Value,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("http://{addr}{path}"))
+        .json(&body);
+    if let Some(s) = session {
+        req = req.header("x-tally-session", s);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json::<Value>().await.unwrap_or(Value::Null))
+}
+
 /// With `[[cashiers]]`, a sale or a return is recorded only under a
 /// signed-in cashier's session (401 `sign_in_required` otherwise), and the
 /// event records the session's cashier, not a name the request asserts;
@@ -1033,18 +1052,8 @@ async fn sales_need_a_signed_in_cashier_where_cashiers_sign_in() {
     let (_, status) = a.get("/v1/status").await;
     assert_eq!(status["cashier_sign_in"], true, "{status}");
 
-    let http = reqwest::Client::new();
-    let url = |p: &str| format!("http://{}{p}", a.addr);
     let post = |path: &'static str, session: Option<String>, body: Value| {
-        let mut req = http.post(url(path)).json(&body);
-        if let Some(s) = session {
-            req = req.header("x-tally-session", s);
-        }
-        async move {
-            let r = req.send().await.unwrap();
-            let status = r.status().as_u16();
-            (status, r.json::<Value>().await.unwrap_or(Value::Null))
-        }
+        post_in_session(a.addr, path, session, body)
     };
     let one = |id: &str| {
         json!({"sale_id": id, "lines": [{"gtin": PEN, "qty": 1, "unit_price_minor": 100}],
@@ -1193,19 +1202,8 @@ async fn a_receipt_keyed_while_signed_in_records_the_signed_in_cashier() {
         pin_argon2: tally_agent::managers::hash_pin_cheap("2468").unwrap(),
     }];
     let a = TestAgent::try_start(config).await.unwrap();
-    let http = reqwest::Client::new();
     let post = |session: Option<&str>, body: Value| {
-        let mut req = http
-            .post(format!("http://{}/v1/receipts", a.addr))
-            .json(&body);
-        if let Some(s) = session {
-            req = req.header("x-tally-session", s);
-        }
-        async move {
-            let r = req.send().await.unwrap();
-            let status = r.status().as_u16();
-            (status, r.json::<Value>().await.unwrap_or(Value::Null))
-        }
+        post_in_session(a.addr, "/v1/receipts", session.map(str::to_string), body)
     };
     let (s, v) = a
         .post(
