@@ -82,6 +82,9 @@ impl ApiError {
     pub fn outcome_unknown(&self) -> bool {
         match self {
             ApiError::Unreachable(_) | ApiError::Unavailable(_) => true,
+            // 408: the agent gave up waiting, but a command it had queued
+            // still commits (its id answers a retry).
+            ApiError::Unexpected { status: 408, .. } => true,
             ApiError::Unexpected { status, .. } => !(400..500).contains(status),
             ApiError::Refused(_)
             | ApiError::Conflict(_)
@@ -646,6 +649,11 @@ mod tests {
         assert_eq!(error_answer(404, b""), ApiError::NotFound);
         let e = error_answer(503, br#"{"error":"unavailable","message":"disk"}"#);
         assert!(e.outcome_unknown());
+        let e = error_answer(
+            408,
+            br#"{"error":"timeout","message":"retry with the same id"}"#,
+        );
+        assert!(e.outcome_unknown(), "a queued command still commits");
         assert!(matches!(
             error_answer(500, b"<html>"),
             ApiError::Unexpected { status: 500, .. }

@@ -398,7 +398,7 @@ fn help_text(s: &PosState) -> String {
         }
         Some(Dialog::InDoubt { .. }) => "R retry (same id)  Esc back (basket locked)  F8 discard",
         Some(Dialog::Receipt(_)) => "Enter next customer (or just scan)",
-        Some(Dialog::ConfirmQuit) | Some(Dialog::ConfirmDiscard) => "Y yes  any other key no",
+        Some(Dialog::ConfirmQuit { .. }) | Some(Dialog::ConfirmDiscard) => "Y yes  any other key no",
         Some(Dialog::CountZone { .. }) => "Type the zone, Enter to confirm (empty = none)  Esc cancel",
         Some(Dialog::ConfirmAccept { .. }) => "Y accept (records the adjustments)  any other key back",
     };
@@ -621,7 +621,7 @@ fn draw_dialog(frame: &mut Frame<'_>, s: &PosState, d: &Dialog, area: Rect) {
             ],
         ),
         Dialog::Receipt(r) => receipt_dialog(r),
-        Dialog::ConfirmQuit if !s.basket_open() => (
+        Dialog::ConfirmQuit { .. } if !s.basket_open() => (
             " Quit? ".into(),
             Color::Red,
             vec![
@@ -640,7 +640,7 @@ fn draw_dialog(frame: &mut Frame<'_>, s: &PosState, d: &Dialog, area: Rect) {
                 "[Y] quit    any other key: stay".into(),
             ],
         ),
-        Dialog::ConfirmQuit => (
+        Dialog::ConfirmQuit { .. } => (
             " Quit? ".into(),
             Color::Red,
             vec![

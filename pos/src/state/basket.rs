@@ -260,7 +260,12 @@ impl PosState {
             Key::F(1) | Key::Ctrl('k') => self.open_count(),
             Key::F(7) if self.mode == Mode::Return => self.ask_original_sale(),
             Key::F(8) | Key::Ctrl('n') => {
-                if self.basket_open() {
+                if self.in_flight() {
+                    self.notify(
+                        Level::Info,
+                        "Waiting for the agent's answer: the sale may be recorded.",
+                    );
+                } else if self.basket_open() {
                     self.dialog = Some(Dialog::ConfirmDiscard);
                 }
                 Vec::new()

@@ -82,6 +82,12 @@ impl PosState {
         if self.in_doubt {
             return self.resend();
         }
+        if self.in_flight() {
+            // Another payment now would post the same id with other
+            // tenders while the first is on its way.
+            self.notify(Level::Info, "Waiting for the agent's answer.");
+            return Vec::new();
+        }
         if self.lines.is_empty() {
             self.notify(Level::Info, "The basket is empty: scan or type a barcode.");
             return Vec::new();
@@ -517,14 +523,24 @@ impl PosState {
             self.in_doubt = false;
             return effects;
         }
-        self.approving = None;
-        if e.outcome_unknown() {
+        // A retry of a request in doubt refused before the agent looked
+        // its id up (a till's token, the host, a session, a malformed
+        // retry, a 4xx the client does not know) says nothing of the
+        // first attempt: still in doubt. Only the command core's refusal
+        // (409: it found no event under the id and refused it now) is
+        // definite for a retry.
+        let says_nothing =
+            self.in_doubt && !matches!(e, ApiError::Refused(_) | ApiError::Conflict(_));
+        if e.outcome_unknown() || says_nothing {
+            // The approval stays: a PIN refused on the next retry asks
+            // for it again, the sale still in doubt.
             self.in_doubt = true;
             self.dialog = Some(Dialog::InDoubt {
                 error: e.to_string(),
             });
             return Vec::new();
         }
+        self.approving = None;
         // Definite: the agent recorded nothing.
         self.in_doubt = false;
         self.pending = None;

@@ -101,8 +101,12 @@ pub enum Dialog {
     },
     /// The confirmed sale or return.
     Receipt(Receipt),
-    /// Quit with an open basket?
-    ConfirmQuit,
+    /// Quit with an open basket? Any other key than Y puts back the
+    /// dialog it opened over (a sale being sent stays being sent).
+    ConfirmQuit {
+        /// The dialog open when quitting was asked.
+        under: Option<Box<Dialog>>,
+    },
     /// Discard the open basket?
     ConfirmDiscard,
     /// Mark an order picked though not every unit was scanned?
@@ -181,9 +185,12 @@ impl PosState {
             Dialog::Invalid { message } => self.invalid_key(message, key),
             Dialog::InDoubt { error } => self.in_doubt_key(error, key),
             Dialog::Receipt(receipt) => self.receipt_key(receipt, key),
-            Dialog::ConfirmQuit => match key {
+            Dialog::ConfirmQuit { under } => match key {
                 Key::Char('y' | 'Y') => vec![Effect::Quit],
-                _ => Vec::new(),
+                _ => {
+                    self.dialog = under.map(|d| *d);
+                    Vec::new()
+                }
             },
             Dialog::ConfirmPicked { order_id } => self.confirm_picked_key(order_id, key, env),
             Dialog::OrderRefused(refused) => self.order_refused_key(refused, key),

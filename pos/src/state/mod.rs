@@ -544,7 +544,7 @@ impl PosState {
     /// caller drops its post): nothing leaves the till that a restart
     /// could lose track of. Otherwise (clearing failed) it is only said.
     pub fn journal_failed(&mut self, error: &str) -> bool {
-        if self.pending.is_some() && !self.in_doubt {
+        if self.in_flight() {
             self.pending = None;
             self.approving = None;
             self.dialog = Some(Dialog::Invalid {
@@ -559,6 +559,13 @@ impl PosState {
             format!("The till's journal cannot be written ({error})."),
         );
         false
+    }
+
+    /// Whether the first attempt of a sale or return is on its way (its
+    /// answer awaited, its outcome not yet in doubt): nothing may pay,
+    /// discard or send it again until the answer comes.
+    pub fn in_flight(&self) -> bool {
+        self.pending.is_some() && !self.in_doubt
     }
 
     /// Whether a sale or return is open (quitting would lose it).
@@ -695,12 +702,13 @@ impl PosState {
     }
 
     fn ask_quit(&mut self) -> Vec<Effect> {
-        if matches!(self.dialog, Some(Dialog::ConfirmQuit)) {
+        if matches!(self.dialog, Some(Dialog::ConfirmQuit { .. })) {
             return Vec::new();
         }
         if self.basket_open() || self.orders.moving.is_some() || self.transfers.receiving.is_some()
         {
-            self.dialog = Some(Dialog::ConfirmQuit);
+            let under = self.dialog.take().map(Box::new);
+            self.dialog = Some(Dialog::ConfirmQuit { under });
             Vec::new()
         } else {
             vec![Effect::Quit]

@@ -640,12 +640,45 @@ fn quitting_asks_when_a_basket_is_open() {
     assert_eq!(h.key(Key::Ctrl('q')), [Effect::Quit]);
     let mut h = Harness::with_basket();
     assert!(h.key(Key::F(10)).is_empty());
-    assert_eq!(h.s.dialog, Some(Dialog::ConfirmQuit));
+    assert!(matches!(h.s.dialog, Some(Dialog::ConfirmQuit { .. })));
     assert!(h.key(Key::Char('n')).is_empty());
     assert_eq!(h.s.dialog, None);
     assert_eq!(h.s.lines.len(), 2);
     h.key(Key::Ctrl('c'));
     assert_eq!(h.key(Key::Char('y')), [Effect::Quit]);
+}
+
+/// While a sale's first attempt is on its way, nothing pays, discards
+/// or sends it again: declining to quit puts the sending dialog back, F5
+/// takes no new payment, F8 discards nothing; the answer then gives the
+/// receipt, and one request was posted.
+#[test]
+fn a_sale_on_its_way_cannot_be_paid_again_or_discarded() {
+    let mut h = Harness::with_basket();
+    let first = h.pay_exact_cash();
+    assert!(h.s.in_flight());
+    h.key(Key::F(10));
+    assert!(matches!(h.s.dialog, Some(Dialog::ConfirmQuit { .. })));
+    h.key(Key::Char('n'));
+    assert_eq!(h.s.dialog, Some(Dialog::Sending), "back to sending");
+    // Esc on the sending dialog keeps it; without it, F5 and F8 do nothing.
+    h.s.dialog = None;
+    assert!(h.key(Key::F(5)).is_empty());
+    assert_eq!(h.s.dialog, None, "no payment dialog");
+    h.key(Key::F(8));
+    assert_eq!(h.s.dialog, None, "no discard");
+    assert_eq!(h.s.tenders.len(), 1, "the payment stays");
+    h.act(Action::SaleDone {
+        sale_id: first.sale_id,
+        result: committed(first.sale_id, 308, false),
+    });
+    assert!(matches!(h.s.dialog, Some(Dialog::Receipt(_))));
+    let posts = h
+        .effects
+        .iter()
+        .filter(|e| matches!(e, Effect::PostSale(_)))
+        .count();
+    assert_eq!(posts, 1);
 }
 
 #[test]

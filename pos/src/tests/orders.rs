@@ -584,7 +584,7 @@ fn quitting_with_a_move_in_flight_asks() {
     h.scan_item(PEN);
     moved(&h.scan_item(GUM));
     assert!(h.key(Key::F(10)).is_empty());
-    assert_eq!(h.s.dialog, Some(Dialog::ConfirmQuit));
+    assert!(matches!(h.s.dialog, Some(Dialog::ConfirmQuit { .. })));
     assert_eq!(h.key(Key::Char('y')), [Effect::Quit]);
 }
 

@@ -244,3 +244,108 @@ fn a_request_the_journal_cannot_keep_is_not_posted() {
     // Clearing that fails (after an answer) is only said.
     assert!(!h.s.journal_failed("disk full"));
 }
+
+/// The approved sale resumed after a restart whose first retry gets no
+/// answer (the agent still starting): the next retry refused for the PIN
+/// still asks the manager, the sale still in doubt and kept.
+#[test]
+fn a_resumed_approved_sale_keeps_its_approval_across_a_timed_out_retry() {
+    let mut h = Harness::with_basket();
+    let first = h.pay_exact_cash();
+    h.act(Action::SaleDone {
+        sale_id: first.sale_id,
+        result: Err(ApiError::Refused(Refusal::InsufficientStock {
+            gtin: gtin_of(PEN),
+            requested: 2,
+            available: 1,
+            on_hand: 3,
+        })),
+    });
+    h.key(Key::Char('o'));
+    h.typed("Ann");
+    h.key(Key::Enter);
+    h.typed("on the shelf");
+    h.key(Key::Enter);
+    h.typed("4711");
+    Harness::post(&h.key(Key::Enter));
+    let saved = h.s.saved().unwrap();
+
+    let (mut r, _) = restarted(&h);
+    let retry = Harness::post(&r.key(Key::F(5)));
+    r.act(Action::SaleDone {
+        sale_id: retry.sale_id,
+        result: Err(ApiError::Unreachable("connection refused".into())),
+    });
+    assert!(r.s.in_doubt);
+    let again = Harness::post(&r.key(Key::Char('r')));
+    r.act(Action::SaleDone {
+        sale_id: again.sale_id,
+        result: Err(ApiError::Denied(Box::new(ErrorBody::new(
+            "approval_refused",
+            "a manager's PIN is required",
+        )))),
+    });
+    assert!(
+        matches!(&r.s.dialog, Some(Dialog::OverridePin { approver, .. }) if approver == "Ann"),
+        "{:?}",
+        r.s.dialog
+    );
+    assert!(r.s.in_doubt, "not known unrecorded");
+    assert_eq!(r.s.saved(), Some(saved));
+}
+
+/// A retry of a sale in doubt refused before the agent looked its id up
+/// (here the till's token, after a restart with a wrong one) says
+/// nothing of the first attempt: still in doubt, still kept. Only the
+/// command core's refusal is definite for a retry.
+#[test]
+fn a_retry_refused_for_the_caller_leaves_the_sale_in_doubt() {
+    let mut h = Harness::with_basket();
+    let first = h.pay_exact_cash();
+    h.act(Action::SaleDone {
+        sale_id: first.sale_id,
+        result: Err(ApiError::Unreachable("operation timed out".into())),
+    });
+    let saved = h.s.saved().unwrap();
+    for early in [
+        ApiError::Denied(Box::new(ErrorBody::new(
+            "till_token_required",
+            "this till's token is missing or wrong",
+        ))),
+        ApiError::Invalid {
+            status: 422,
+            message: "cashier \"c-1\" is not the signed-in cashier".into(),
+        },
+        ApiError::Unexpected {
+            status: 418,
+            body: "?".into(),
+        },
+    ] {
+        let retry = Harness::post(&h.key(Key::Char('r')));
+        assert_eq!(retry, first);
+        h.act(Action::SaleDone {
+            sale_id: retry.sale_id,
+            result: Err(early.clone()),
+        });
+        assert!(h.s.in_doubt, "{early:?}");
+        assert!(
+            matches!(h.s.dialog, Some(Dialog::InDoubt { .. })),
+            "{early:?}: {:?}",
+            h.s.dialog
+        );
+        assert_eq!(h.s.saved(), Some(saved.clone()), "{early:?}");
+    }
+    // The command core's refusal of the retry is definite.
+    let retry = Harness::post(&h.key(Key::Char('r')));
+    h.act(Action::SaleDone {
+        sale_id: retry.sale_id,
+        result: Err(ApiError::Refused(Refusal::InsufficientStock {
+            gtin: gtin_of(PEN),
+            requested: 2,
+            available: 0,
+            on_hand: 0,
+        })),
+    });
+    assert!(!h.s.in_doubt);
+    assert_eq!(h.s.saved(), None);
+}
