@@ -256,6 +256,18 @@ impl Drop for Hold {
     }
 }
 
+/// Removes an ask's waiting entry when the ask ends, however it ends.
+struct WaitingEntry {
+    links: Arc<Links>,
+    request_id: EventId,
+}
+
+impl Drop for WaitingEntry {
+    fn drop(&mut self) {
+        self.links.lock().waiting.remove(&self.request_id);
+    }
+}
+
 /// What an order asks of one live store ([`Links::ask_release`]).
 #[derive(Debug, Clone, Copy)]
 pub struct ReleaseAsk<'a> {
@@ -694,41 +706,57 @@ impl Links {
                 units: hold,
                 for_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
             });
-            let sent = match inner.live.get(location) {
-                Some(live) => live.notices.try_send(notice).is_ok(),
+            // Waited for before the store hears of it, so a report as
+            // quick as can be finds its order.
+            inner.waiting.insert(
+                request_id,
+                Waiting {
+                    location: location.clone(),
+                    gtin,
+                    report,
+                },
+            );
+            match inner.live.get(location) {
+                Some(live) => Some((live.notices.clone(), notice)),
                 // Live at another process: it pushes the notice.
                 None => {
                     self.publish(&BusMessage::Notice {
                         location: location.clone(),
                         notice,
                     });
-                    true
+                    None
                 }
-            };
-            if sent {
-                inner.waiting.insert(
-                    request_id,
-                    Waiting {
-                        location: location.clone(),
-                        gtin,
-                        report,
-                    },
-                );
-            } else {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
             }
-            sent
         };
-        // Made once the lock is released: dropping it takes the lock.
+        // Made once the lock is released: dropping them takes the lock.
+        // The waiting entry goes with this call, however it ends (an
+        // order whose client went away included).
         let hold = Hold {
             links: self.clone(),
             key: (location.clone(), gtin),
             units: hold,
             request_id,
         };
-        if !sent {
-            return Asked::NoAnswer;
+        let _waiting = WaitingEntry {
+            links: self.clone(),
+            request_id,
+        };
+        let started = Instant::now();
+        if let Some((notices, notice)) = sent {
+            // A full queue (an order short of many items, many orders at
+            // once) is waited on, within the ask's time, not taken for a
+            // store out of reach.
+            let queued = matches!(
+                tokio::time::timeout(wait, notices.send(notice)).await,
+                Ok(Ok(()))
+            );
+            if !queued {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.lock().waiting.remove(&request_id);
+                return Asked::NoAnswer;
+            }
         }
+        let wait = wait.saturating_sub(started.elapsed());
         let mut answer = answer;
         let got = match tokio::time::timeout(wait, &mut answer).await {
             Ok(got) => {
@@ -913,6 +941,73 @@ mod tests {
         let asked = ask_s1(&links, 1, Duration::from_millis(20)).await;
         assert!(matches!(asked, Asked::NoAnswer));
         assert_eq!(links.held(&s1.location, gtin()), 0);
+    }
+
+    /// An ask behind a full notice queue (an order short of many items)
+    /// waits for room within its time and is answered, instead of being
+    /// taken for a store out of reach; with no room in time, no answer.
+    #[tokio::test]
+    async fn an_ask_behind_a_full_queue_waits_for_room() {
+        let links = Links::new();
+        let s1 = who("s1");
+        let (_g, mut rx) = links.connect(&s1, 0).unwrap();
+        for _ in 0..NOTICE_QUEUE {
+            assert!(links.notify(&s1.location, Notice::Heartbeat));
+        }
+        let asked = ask_s1(&links, 1, Duration::from_millis(30)).await;
+        assert!(matches!(asked, Asked::NoAnswer), "no room in time");
+        assert!(links.lock().waiting.is_empty(), "nothing left waiting");
+        let asking = {
+            let links = links.clone();
+            tokio::spawn(async move { ask_s1(&links, 1, Duration::from_secs(30)).await })
+        };
+        // The store drains its queue; the ask's notice comes after.
+        let request_id = loop {
+            match rx.recv().await {
+                Some(Notice::Heartbeat) => continue,
+                Some(Notice::RightsWanted { request_id, .. }) => break request_id,
+                other => panic!("{other:?}"),
+            }
+        };
+        let report = RightsReleased {
+            request_id,
+            gtin: gtin(),
+            released: 1,
+            own: BoundedCounter::default(),
+        };
+        assert!(matches!(links.deliver(&s1, report), Delivered::ToOrder));
+        assert!(matches!(asking.await.unwrap(), Asked::Reported { .. }));
+    }
+
+    /// An ask whose order went away (its client disconnected) leaves
+    /// nothing waiting: the store's late report is merged on its own.
+    #[tokio::test]
+    async fn an_ask_dropped_while_it_waits_leaves_nothing_waiting() {
+        let links = Links::new();
+        let s1 = who("s1");
+        let (_g, mut rx) = links.connect(&s1, 0).unwrap();
+        let asking = {
+            let links = links.clone();
+            tokio::spawn(async move { ask_s1(&links, 1, Duration::from_secs(30)).await })
+        };
+        let Some(Notice::RightsWanted { request_id, .. }) = rx.recv().await else {
+            panic!("no notice");
+        };
+        assert_eq!(links.lock().waiting.len(), 1);
+        asking.abort();
+        let _ = asking.await;
+        assert!(links.lock().waiting.is_empty());
+        assert_eq!(links.held(&s1.location, gtin()), 0);
+        let report = RightsReleased {
+            request_id,
+            gtin: gtin(),
+            released: 1,
+            own: BoundedCounter::default(),
+        };
+        assert!(matches!(
+            links.deliver(&s1, report),
+            Delivered::Unclaimed(_)
+        ));
     }
 
     /// A bus that keeps what is published, decoded.

@@ -65,6 +65,19 @@ async fn orders_without_a_store_are_routed_split_or_refused() {
     );
     let (status, got) = admin.get("/v1/orders/web-1").await;
     assert_eq!((status, &got), (StatusCode::OK, &one));
+    // Lines of one item are added up, and held to a line's limit.
+    let line = json!({"gtin": gtin(1).to_string(), "qty": 600_000});
+    let (status, v) = admin
+        .post(
+            "/v1/orders",
+            &json!({"order_id": "web-big", "fulfilment": "ship", "lines": [line.clone(), line]}),
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request")),
+        "{v}"
+    );
 
     // More than the chain's reserves: refused, nothing allocated.
     let left = held - 1;

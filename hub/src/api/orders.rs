@@ -15,6 +15,7 @@ use serde::Deserialize;
 use std::time::Instant;
 use tally_sync::error_body::ErrorBody;
 use tally_sync::exchange::Identity;
+use tally_sync::limits::MAX_LINE_QTY;
 use tally_sync::rights::RightsReleased;
 use tally_sync::{EventId, Gtin, ItemKey, LocationId, Refusal};
 
@@ -126,11 +127,15 @@ fn order_lines(body: Vec<OrderLineBody>) -> Result<Vec<(Gtin, u64)>, Response> {
     let mut lines: BTreeMap<Gtin, u64> = BTreeMap::new();
     for l in body {
         let gtin = Gtin::parse(&l.gtin).map_err(|e| invalid(format!("gtin {:?}: {e}", l.gtin)))?;
-        if l.qty == 0 || l.qty > 1_000_000 {
-            return Err(invalid(format!("qty for {gtin} must be 1 to 1000000")));
-        }
         let q = lines.entry(gtin).or_default();
         *q = q.saturating_add(l.qty);
+        // Each line, and the lines of one item added up: the order's
+        // event is held to the limit every event is.
+        if l.qty == 0 || *q > MAX_LINE_QTY {
+            return Err(invalid(format!(
+                "qty for {gtin} must be 1 to {MAX_LINE_QTY} (its lines added up)"
+            )));
+        }
     }
     Ok(lines.into_iter().collect())
 }
@@ -242,6 +247,9 @@ pub(super) async fn orders(
     // The store's reports of the last round, merged with the next run.
     let mut reports: Vec<(Identity, RightsReleased)> = Vec::new();
     let mut store_reachable = true;
+    // Whether an ask went unanswered in time (the store live): its report
+    // may land just after, merged on its own; the order runs once more.
+    let mut unanswered = false;
     let mut rounds = 0;
     let result = loop {
         let last_round = !store_reachable;
@@ -320,12 +328,18 @@ pub(super) async fn orders(
                     holds.insert(a.gtin, hold);
                     reports.push((who, released));
                 }
-                Asked::NotLive | Asked::NoAnswer => store_reachable = false,
+                Asked::NotLive => store_reachable = false,
+                Asked::NoAnswer => {
+                    store_reachable = false;
+                    unanswered = true;
+                }
             }
         }
         // Unreachable for some item: what the store did report is merged
-        // (it moved those rights to the hub in its books), then answered.
-        if !store_reachable && reports.is_empty() {
+        // (it moved those rights to the hub in its books), then answered;
+        // after an ask that went unanswered in time, the order runs once
+        // more (a report just late was merged meanwhile).
+        if !store_reachable && reports.is_empty() && !unanswered {
             break result;
         }
     };
@@ -460,6 +474,9 @@ async fn release_for(
     let mut holds = Vec::new();
     let mut released_any = false;
     for a in asked {
+        // Unanswered in time: a report just late is merged on its own, so
+        // the order runs once more rather than being refused at once.
+        released_any |= matches!(a, Asked::NoAnswer);
         if let Asked::Reported {
             who,
             released,
