@@ -309,7 +309,10 @@ fn draw_basket(frame: &mut Frame<'_>, s: &PosState, area: Rect) {
 
 fn totals_line(s: &PosState) -> TextLine<'static> {
     let bold = Style::new().add_modifier(Modifier::BOLD);
-    let units: u64 = s.lines.iter().map(|l| l.qty).sum();
+    let units = s
+        .lines
+        .iter()
+        .fold(0u64, |sum, l| sum.saturating_add(l.qty));
     let mut spans = vec![Span::raw(format!(
         " {} line{}, {units} unit{}",
         s.lines.len(),

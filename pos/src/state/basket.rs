@@ -405,6 +405,17 @@ impl PosState {
                 CatalogEntry::Failed(e.to_string())
             }
         };
+        let known = matches!(self.catalog.get(&gtin), Some(CatalogEntry::Found(_)));
+        if known && matches!(entry, CatalogEntry::Failed(_)) {
+            // A lookup that failed says nothing new: the price known stands.
+            return Vec::new();
+        }
+        if known && matches!(entry, CatalogEntry::Missing) && !self.repricing_allowed() {
+            // Gone from the catalog while a payment is taken: its amounts
+            // stand; looked up again once it is over.
+            self.reprice_due = true;
+            return Vec::new();
+        }
         if let (Some(CatalogEntry::Found(was)), CatalogEntry::Found(now)) =
             (self.catalog.get(&gtin), &entry)
         {

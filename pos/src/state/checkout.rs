@@ -73,7 +73,9 @@ impl PosState {
     }
 
     fn paid(&self) -> i64 {
-        self.tenders.iter().map(|t| t.applied_minor).sum()
+        self.tenders
+            .iter()
+            .fold(0i64, |sum, t| sum.saturating_add(t.applied_minor))
     }
 
     /// F5 (or Enter on an empty input line): pay, refund, or retry a
@@ -448,7 +450,10 @@ impl PosState {
         }
         match result {
             Ok(reply) => {
-                let given: i64 = self.tenders.iter().map(|t| t.given_minor).sum();
+                let given = self
+                    .tenders
+                    .iter()
+                    .fold(0i64, |sum, t| sum.saturating_add(t.given_minor));
                 let receipt = Receipt {
                     tenders: self.tenders.clone(),
                     change_minor: (given - self.paid()).max(0),

@@ -1400,3 +1400,36 @@ fn a_price_change_during_payment_waits_until_it_is_over() {
     let e = h.act(Action::Status(Ok(status(true, 0))));
     assert!(e.contains(&Effect::LookupCatalog(PEN.into())), "{e:?}");
 }
+
+/// A lookup that fails (timeout) never erases a price the basket knows,
+/// and an item gone from the catalog while a payment is taken keeps the
+/// amounts being paid: the payment never goes out short.
+#[test]
+fn a_failed_or_missing_lookup_during_payment_keeps_the_prices() {
+    let mut h = Harness::with_basket();
+    h.key(Key::F(5));
+    assert_eq!(h.s.dialog, Some(Dialog::Tender));
+    h.act(Action::Catalog {
+        gtin: PEN.into(),
+        result: Err(ApiError::Unreachable("operation timed out".into())),
+    });
+    assert_eq!(h.s.total(), Ok(308), "a failed lookup says nothing new");
+    h.act(Action::Catalog {
+        gtin: PEN.into(),
+        result: Err(ApiError::NotFound),
+    });
+    assert_eq!(h.s.total(), Ok(308), "the amounts being paid stand");
+    // Outside a payment a failure still changes nothing; an item gone
+    // from the catalog loses its price.
+    h.key(Key::Esc);
+    h.act(Action::Catalog {
+        gtin: PEN.into(),
+        result: Err(ApiError::Unreachable("operation timed out".into())),
+    });
+    assert_eq!(h.s.total(), Ok(308));
+    h.act(Action::Catalog {
+        gtin: PEN.into(),
+        result: Err(ApiError::NotFound),
+    });
+    assert!(h.s.total().is_err(), "no price for an item gone");
+}
