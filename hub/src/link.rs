@@ -239,6 +239,18 @@ pub struct Hold {
     request_id: EventId,
 }
 
+impl Hold {
+    /// The location and item it holds units of.
+    pub fn key(&self) -> &(LocationId, Gtin) {
+        &self.key
+    }
+
+    /// How many units it holds.
+    pub fn units(&self) -> u64 {
+        self.units
+    }
+}
+
 impl Drop for Hold {
     fn drop(&mut self) {
         {
@@ -639,6 +651,14 @@ impl Links {
             }
         }
         sent
+    }
+
+    /// Units this process holds for orders waiting on a release, in all.
+    pub fn units_held(&self) -> u64 {
+        self.lock()
+            .held
+            .values()
+            .fold(0u64, |sum, &n| sum.saturating_add(n))
     }
 
     /// Units held at (`location`, `gtin`) for orders waiting on a release.

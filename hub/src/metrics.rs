@@ -547,6 +547,11 @@ impl Metrics {
             links.live,
         );
         gauge(
+            "tally_hub_units_held",
+            "Units this process holds for online orders waiting on a store's release (no till is granted them meanwhile).",
+            links.units_held,
+        );
+        gauge(
             "tally_hub_request_bytes_in_flight",
             "Bytes of request bodies read, decoded or queued for the writer now.",
             links.bytes_in_flight,
@@ -586,6 +591,9 @@ pub struct Gauges {
     /// Bytes of request bodies in flight now (read, decoded or queued for
     /// the writer).
     pub bytes_in_flight: u64,
+    /// Units held at this process for online orders waiting on a
+    /// store's release.
+    pub units_held: u64,
     /// The bus to the other hub processes over the database, if any.
     pub bus: Option<crate::link::BusState>,
     /// Whether the revocation list kept in the database is followed now
@@ -626,6 +634,7 @@ mod tests {
                 live: 1,
                 dropped: 2,
                 bytes_in_flight: 4096,
+                units_held: 6,
                 bus: Some(crate::link::BusState {
                     dropped: 5,
                     connected: true,
@@ -642,6 +651,7 @@ mod tests {
         assert!(text.contains("tally_hub_released_units_total 3"));
         assert!(text.contains("tally_hub_orders_refused_total{reason=\"offline\"} 1"));
         assert!(text.contains("tally_hub_stores_live 1"));
+        assert!(text.contains("tally_hub_units_held 6"));
         assert!(text.contains("tally_hub_link_notices_dropped_total 2"));
     }
 }

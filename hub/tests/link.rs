@@ -212,6 +212,62 @@ async fn an_order_short_of_several_items_asks_for_them_all_at_once() {
     hub.stop().await;
 }
 
+/// The value of a gauge on the hub's `/metrics`.
+async fn gauge(admin: &Admin, name: &str) -> u64 {
+    let (_, metrics) = admin.get("/metrics").await;
+    let text = metrics.as_str().unwrap_or_default().to_string();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+/// An order that takes two rounds of asks holds, at the store, what it
+/// needs there once, not once per round: stacked holds would keep back
+/// from the store's tills more than the order needs for the rest of its
+/// wait. Routed and store-named orders alike.
+#[tokio::test]
+async fn an_order_asked_twice_holds_what_it_needs_once() {
+    for routed in [true, false] {
+        let hub = TestHub::start(|c| c.rights_wait = Duration::from_secs(10)).await;
+        let admin = hub.admin();
+        let (client, mut s1, hub_rights) = store_with_ten(&hub).await;
+        let mut link = Link::open(&client).await;
+        assert!(matches!(link.next().await, Notice::Hello { .. }));
+        let want = hub_rights + 4;
+        let line = json!([{"gtin": gtin(1).to_string(), "qty": want}]);
+        let body = if routed {
+            json!({"order_id": "web-2", "fulfilment": "ship", "lines": line})
+        } else {
+            json!({"order_id": "web-2", "store": "s1", "lines": line})
+        };
+        let ordering = {
+            let admin = hub.admin();
+            tokio::spawn(async move { admin.post("/v1/orders", &body).await })
+        };
+        // Round one: 4 wanted, 2 given.
+        let (request_id, g, units, counter) = link.wanted().await;
+        assert_eq!(units, 4, "routed {routed}");
+        assert_eq!(gauge(&admin, "tally_hub_units_held").await, want);
+        let released = s1.mem.release(request_id, g, 2, &counter);
+        assert_eq!(released.released, 2);
+        client.released(&released).await;
+        // Round two: the other 2; held still what the order needs there.
+        let (request_id, g, units, counter) = link.wanted().await;
+        assert_eq!(units, 2, "routed {routed}");
+        assert_eq!(
+            gauge(&admin, "tally_hub_units_held").await,
+            want,
+            "routed {routed}: one round's hold, not two"
+        );
+        let released = s1.mem.release(request_id, g, 2, &counter);
+        client.released(&released).await;
+        let (status, order) = ordering.await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "routed {routed}: {order}");
+        assert_eq!(gauge(&admin, "tally_hub_units_held").await, 0);
+        hub.stop().await;
+    }
+}
+
 /// A store whose release report the hub refuses (its entries fail the
 /// check, e.g. while one of its events is dead-lettered) is not asked
 /// again for that item by the same order: each round would move more of

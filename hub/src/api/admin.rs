@@ -395,6 +395,7 @@ pub(super) async fn metrics(
                 live: st.links.count() as u64,
                 dropped: st.links.dropped(),
                 bytes_in_flight: st.budget.in_flight() as u64,
+                units_held: st.links.units_held(),
                 bus: st.links.bus_state(),
                 revocations_followed: st.revocations.shared_followed(),
             },

@@ -240,9 +240,8 @@ pub(super) async fn orders(
     };
     let (order_id, store) = (order.order_id.clone(), order.store.clone());
     let deadline = Instant::now() + st.settings.rights_wait;
-    // Units held for this order while it waits, one hold per item (the
-    // latest round's); released when it is done.
-    let mut holds = BTreeMap::new();
+    // Units held for this order while it waits; released when it is done.
+    let mut holds = OrderHolds::default();
     let mut items = AskedItems::default();
     // The store's reports of the last round, merged with the next run.
     let mut reports: Vec<(Identity, RightsReleased)> = Vec::new();
@@ -307,7 +306,7 @@ pub(super) async fn orders(
                     location: &store,
                     gtin: a.gtin,
                     units: a.units,
-                    hold: a.hold,
+                    hold: holds.beyond(&store, a.gtin, a.hold),
                     counter: &a.counter,
                     wait: left,
                 })
@@ -325,7 +324,7 @@ pub(super) async fn orders(
                     if released.released == 0 {
                         items.exhausted.insert(a.gtin);
                     }
-                    holds.insert(a.gtin, hold);
+                    holds.keep(hold);
                     reports.push((who, released));
                 }
                 Asked::NotLive => store_reachable = false,
@@ -406,6 +405,31 @@ pub(super) async fn orders(
     })
 }
 
+/// The units an order holds while it waits, per store and item, across
+/// its rounds of asks. A round holds only what the order needs there
+/// beyond what it holds already, so together they hold what it needs,
+/// never more (twice as much would keep the store's tills from units
+/// nobody waits for, for the rest of the wait).
+#[derive(Default)]
+struct OrderHolds(Vec<crate::link::Hold>);
+
+impl OrderHolds {
+    /// Of `needed` units of `gtin` at `location`, those not held yet.
+    fn beyond(&self, location: &LocationId, gtin: Gtin, needed: u64) -> u64 {
+        let held = self
+            .0
+            .iter()
+            .filter(|h| h.key().0 == *location && h.key().1 == gtin)
+            .fold(0u64, |sum, h| sum.saturating_add(h.units()));
+        needed.saturating_sub(held)
+    }
+
+    /// Keeps `hold` until the order is done.
+    fn keep(&mut self, hold: crate::link::Hold) {
+        self.0.push(hold);
+    }
+}
+
 /// Asks live stores holding unsold units of `missing` items (beyond the
 /// hub's rights there) to release them to the hub, all at once, within
 /// `left`; merges each report. Only the order's store when it names one.
@@ -415,6 +439,7 @@ async fn release_for(
     st: &AppState,
     store: Option<&LocationId>,
     missing: &[tally_sync::routing::AllocatedLine],
+    held_before: &OrderHolds,
     left: std::time::Duration,
 ) -> Result<(Vec<crate::link::Hold>, bool), Response> {
     let live: Vec<LocationId> = st
@@ -463,8 +488,8 @@ async fn release_for(
                 gtin: *g,
                 units: *units,
                 // Held there meanwhile: the hub's rights the plan counts
-                // on and those asked for.
-                hold: c.rights(&hub).saturating_add(*units),
+                // on and those asked for, beyond what it holds already.
+                hold: held_before.beyond(l, *g, c.rights(&hub).saturating_add(*units)),
                 counter: c,
                 wait: left,
             })
@@ -543,7 +568,7 @@ fn notify_stores(st: &AppState, order: &RoutedOrder) {
 async fn routed(st: &AppState, o: RoutedOrderRequest) -> Result<Response, Response> {
     let order_id = o.order_id.clone();
     let deadline = Instant::now() + st.settings.rights_wait;
-    let mut holds = Vec::new();
+    let mut holds = OrderHolds::default();
     let mut rounds = 0;
     let result = loop {
         let result = st
@@ -559,8 +584,10 @@ async fn routed(st: &AppState, o: RoutedOrderRequest) -> Result<Response, Respon
             break result;
         }
         rounds += 1;
-        let (held, released) = release_for(st, o.store.as_ref(), missing, left).await?;
-        holds.extend(held);
+        let (held, released) = release_for(st, o.store.as_ref(), missing, &holds, left).await?;
+        for hold in held {
+            holds.keep(hold);
+        }
         if !released {
             break result;
         }
