@@ -684,6 +684,41 @@ impl Links {
         out
     }
 
+    /// Holds `units` of `gtin` at `location` for an order that waits for
+    /// a release of other items there (what the hub covers already is
+    /// kept from the tills too, so the order, first come, is served
+    /// first), here and, announced, at the other processes, for at most
+    /// `wait` there; ended when the [`Hold`] drops.
+    pub fn hold(
+        self: &Arc<Self>,
+        location: &LocationId,
+        gtin: Gtin,
+        units: u64,
+        wait: Duration,
+        now_ms: u64,
+    ) -> Hold {
+        let mut random = [0u8; 10];
+        rand::rngs::OsRng.fill_bytes(&mut random);
+        let request_id = EventId::v7(now_ms, random);
+        {
+            let mut inner = self.lock();
+            *inner.held.entry((location.clone(), gtin)).or_default() += units;
+            self.publish(&BusMessage::Held {
+                request_id,
+                location: location.clone(),
+                gtin,
+                units,
+                for_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            });
+        }
+        Hold {
+            links: self.clone(),
+            key: (location.clone(), gtin),
+            units,
+            request_id,
+        }
+    }
+
     /// Asks the live store at `ask.location` to release up to
     /// `ask.units` unsold rights, holds `ask.hold` there meanwhile and
     /// waits up to `ask.wait` for its report ([`ReleaseAsk`]).

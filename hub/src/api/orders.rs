@@ -298,6 +298,14 @@ pub(super) async fn orders(
         if asks.is_empty() {
             break result;
         }
+        // The lines the hub covers already are held too while the order
+        // waits (first come, first served: no till takes them meanwhile).
+        for &(gtin, qty) in &order.lines {
+            let more = holds.beyond(&store, gtin, qty);
+            if more > 0 && !asks.iter().any(|a| a.gtin == gtin) {
+                holds.keep(st.links.hold(&store, gtin, more, left, st.clock.now_ms()));
+            }
+        }
         rounds += 1;
         let answers = ask_all(
             &st,
