@@ -2,7 +2,9 @@
 //! a restart (crash, power cut, the cashier quitting) finds it again in
 //! doubt, under the same id: [`Saved`] is written to the till's journal
 //! before the request is posted and removed once the agent's answer is
-//! definite. Pure: `crate::journal` stores it.
+//! definite. Pure: `crate::journal` stores it. A sale being paid (a card
+//! charged, nothing posted yet) is kept too: a restart opens it with its
+//! payments, to finish or to give back.
 //!
 //! A manager's PIN is never kept: the agent answers a retry of a recorded
 //! request without it, and a request it never recorded is refused for the
@@ -43,6 +45,9 @@ pub enum SavedRequest {
     Sale(SaleRequest),
     /// A return.
     Return(ReturnRequest),
+    /// A sale being paid: payments taken (a card charged), nothing
+    /// posted yet, so nothing the agent may have recorded.
+    Paying,
 }
 
 /// A basket line of a [`Saved`].
@@ -102,8 +107,9 @@ impl Saved {
         let id = match &self.request {
             SavedRequest::Sale(r) => r.sale_id,
             SavedRequest::Return(r) => r.return_id,
+            SavedRequest::Paying => None,
         };
-        if id.is_none() {
+        if id.is_none() && self.request != SavedRequest::Paying {
             return Err(ResumeError::NoId);
         }
         for t in &self.tenders {
@@ -128,18 +134,21 @@ fn method(m: &str) -> Result<&'static str, ResumeError> {
 
 impl PosState {
     /// What the journal must hold now: the open sale or return while its
-    /// request is in flight or in doubt; `None` once the answer is
-    /// definite (or it was discarded).
+    /// request is in flight or in doubt, or a sale being paid once a
+    /// payment is taken; `None` once the answer is definite (or it was
+    /// discarded, or its payments given back).
     pub fn saved(&self) -> Option<Saved> {
-        let request = match self.pending.as_ref()? {
-            Pending::Sale(r) => SavedRequest::Sale(SaleRequest {
+        let request = match self.pending.as_ref() {
+            Some(Pending::Sale(r)) => SavedRequest::Sale(SaleRequest {
                 override_: r.override_.as_ref().map(without_pin),
                 ..r.clone()
             }),
-            Pending::Return(r) => SavedRequest::Return(ReturnRequest {
+            Some(Pending::Return(r)) => SavedRequest::Return(ReturnRequest {
                 approval: r.approval.as_ref().map(without_pin),
                 ..r.clone()
             }),
+            None if self.mode == Mode::Sale && !self.tenders.is_empty() => SavedRequest::Paying,
+            None => return None,
         };
         Some(Saved {
             request,
@@ -183,22 +192,23 @@ impl PosState {
         saved.check()?;
         self.new_basket();
         let (mode, id, original, order, pending) = match saved.request {
-            SavedRequest::Sale(r) => (Mode::Sale, r.sale_id, None, None, Pending::Sale(r)),
+            SavedRequest::Sale(r) => (Mode::Sale, r.sale_id, None, None, Some(Pending::Sale(r))),
             SavedRequest::Return(r) => (
                 Mode::Return,
                 r.return_id,
                 r.original_sale_id,
                 r.order_id.clone(),
-                Pending::Return(r),
+                Some(Pending::Return(r)),
             ),
+            SavedRequest::Paying => (Mode::Sale, None, None, None, None),
         };
         self.mode = mode;
         self.event_id = id;
         self.original_order_id = order;
         self.original_sale_id = original;
         self.original_prices = saved.original_prices;
-        self.pending = Some(pending);
-        self.in_doubt = true;
+        self.in_doubt = pending.is_some();
+        self.pending = pending;
         self.lines = saved
             .lines
             .into_iter()
@@ -245,9 +255,17 @@ impl PosState {
             approver: a.approver.clone(),
             reason: a.reason.clone(),
         });
-        self.dialog = Some(Dialog::InDoubt {
-            error: "the till stopped before the agent's answer arrived".into(),
-        });
+        self.dialog = if self.in_doubt {
+            Some(Dialog::InDoubt {
+                error: "the till stopped before the agent's answer arrived".into(),
+            })
+        } else {
+            self.notify(
+                super::Level::Error,
+                "The till stopped during payment: the payments taken are kept. F5 finishes the payment; R in it gives a payment back.",
+            );
+            None
+        };
         let mut effects = Vec::new();
         for l in &self.lines {
             if !self.catalog.contains_key(&l.gtin) {

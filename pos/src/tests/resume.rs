@@ -6,8 +6,8 @@ use tally_agent_api::ApiError;
 use tally_sync::error_body::ErrorBody;
 use tally_sync::Refusal;
 
-use super::{committed, gtin_of, Harness, PEN};
-use crate::state::{Action, Dialog, Effect, Key, Mode, Pending};
+use super::{committed, gtin_of, Harness, GUM, PEN};
+use crate::state::{Action, Dialog, Effect, Key, Mode, Pending, SavedRequest};
 
 /// A restarted terminal: a fresh harness resuming what `h` would keep.
 fn restarted(h: &Harness) -> (Harness, Vec<Effect>) {
@@ -35,13 +35,20 @@ fn only_a_request_in_flight_or_in_doubt_is_kept() {
     });
     assert_eq!(h.s.saved(), None, "confirmed: gone");
 
-    // Refused (definite) and discarded: gone as well.
+    // Refused (definite): the request gone, the payment kept until it is
+    // handed back; then nothing. Discarded: gone as well.
     let mut h = Harness::with_basket();
     let sale = h.pay_exact_cash();
     h.act(Action::SaleDone {
         sale_id: sale.sale_id,
         result: Err(ApiError::Refused(Refusal::Invalid("no".into()))),
     });
+    assert_eq!(
+        h.s.saved().map(|s| s.request),
+        Some(SavedRequest::Paying),
+        "the cash to hand back"
+    );
+    h.key(Key::Enter);
     assert_eq!(h.s.saved(), None);
     let mut h = Harness::with_basket();
     let sale = h.pay_exact_cash();
@@ -232,7 +239,11 @@ fn a_request_the_journal_cannot_keep_is_not_posted() {
     h.pay_exact_cash();
     assert!(h.s.journal_failed("disk full"));
     assert_eq!(h.s.pending, None);
-    assert_eq!(h.s.saved(), None);
+    assert_eq!(
+        h.s.saved().map(|s| s.request),
+        Some(SavedRequest::Paying),
+        "nothing posted; the payment to hand back"
+    );
     let Some(Dialog::Invalid { message }) = &h.s.dialog else {
         panic!("{:?}", h.s.dialog)
     };
@@ -347,5 +358,60 @@ fn a_retry_refused_for_the_caller_leaves_the_sale_in_doubt() {
         })),
     });
     assert!(!h.s.in_doubt);
-    assert_eq!(h.s.saved(), None);
+    assert_eq!(
+        h.s.saved().map(|s| s.request),
+        Some(SavedRequest::Paying),
+        "nothing recorded; the payment to hand back"
+    );
+}
+
+/// A sale being paid (a card charged for part of it, nothing posted) is
+/// kept too: the till restarted opens the basket with that payment, not
+/// in doubt (nothing was sent), and the rest is paid and posted once;
+/// given back, nothing is kept.
+#[test]
+fn a_sale_half_paid_by_card_survives_a_restart_with_its_payment() {
+    let mut h = Harness::with_basket();
+    h.key(Key::F(5));
+    h.key(Key::Char('k'));
+    h.typed("GIFT-1");
+    h.key(Key::Tab);
+    h.typed("1,08");
+    h.key(Key::Enter);
+    let saved = h.s.saved().expect("a card charged: kept");
+    assert_eq!(saved.request, SavedRequest::Paying);
+    assert_eq!(saved.tenders.len(), 1);
+    let json = serde_json::to_string(&saved).unwrap();
+    let back: crate::state::Saved = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, saved);
+
+    let (mut r, effects) = restarted(&h);
+    assert!(!effects.is_empty(), "the lines' prices looked up again");
+    r.catalog(PEN, "Pen, blue", 129);
+    r.catalog(GUM, "Gum", 50);
+    assert!(!r.s.in_doubt, "nothing was sent");
+    assert_eq!(r.s.pending, None);
+    assert_eq!(r.s.tenders.len(), 1);
+    assert_eq!(r.s.lines.len(), 2);
+    assert_eq!(r.s.due(), Some(200));
+    assert_eq!(r.s.saved(), Some(saved));
+    // The rest paid: one sale with both payments.
+    r.key(Key::F(5));
+    assert_eq!(r.s.dialog, Some(Dialog::Tender));
+    r.key(Key::Char('k'));
+    r.typed("VISA-2");
+    let sale = Harness::post(&r.key(Key::Enter));
+    assert_eq!(sale.tenders.len(), 2);
+    assert_eq!(
+        sale.tenders.iter().map(|t| t.amount_minor).sum::<i64>(),
+        308
+    );
+    // Given back instead: nothing kept.
+    let (mut r, _) = restarted(&h);
+    r.catalog(PEN, "Pen, blue", 129);
+    r.catalog(GUM, "Gum", 50);
+    r.key(Key::F(5));
+    r.key(Key::Char('r'));
+    assert!(r.s.tenders.is_empty());
+    assert_eq!(r.s.saved(), None);
 }
