@@ -458,8 +458,14 @@ async fn release_for(
         .filter(|l| store.is_none_or(|s| s == l))
         .collect();
     let hub = tally_sync::ReplicaId::hub();
+    let deadline = Instant::now() + left;
     let mut asks = Vec::new();
     for m in missing {
+        // Reading the stores' books takes time too: the asks go out with
+        // what is found by the order's deadline, not past it.
+        if Instant::now() >= deadline {
+            break;
+        }
         let keys: Vec<ItemKey> = live
             .iter()
             .map(|l| ItemKey::new(l.clone(), m.gtin))
@@ -499,7 +505,7 @@ async fn release_for(
                 // on and those asked for, beyond what it holds already.
                 hold: held_before.beyond(l, *g, c.rights(&hub).saturating_add(*units)),
                 counter: c,
-                wait: left,
+                wait: deadline.saturating_duration_since(Instant::now()),
             })
             .collect(),
     )
