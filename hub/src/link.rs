@@ -743,11 +743,14 @@ impl Links {
             else {
                 return Asked::NotLive;
             };
-            let notice = Notice::RightsWanted {
+            // The notice, telling the store how long the order still
+            // waits (less, for one that waited for room in the queue).
+            let theirs = counter.without(&replica);
+            let notice = move |wait: Duration| Notice::RightsWanted {
                 request_id,
                 gtin,
                 units,
-                counter: Box::new(counter.without(&replica)),
+                counter: Box::new(theirs),
                 wait_ms: Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
             };
             // Held before the store hears of it, here and (announced
@@ -777,7 +780,7 @@ impl Links {
                 None => {
                     self.publish(&BusMessage::Notice {
                         location: location.clone(),
-                        notice,
+                        notice: notice(wait),
                     });
                     None
                 }
@@ -800,15 +803,19 @@ impl Links {
         if let Some((notices, notice)) = sent {
             // A full queue (an order short of many items, many orders at
             // once) is waited on, within the ask's time, not taken for a
-            // store out of reach.
-            let queued = matches!(
-                tokio::time::timeout(wait, notices.send(notice)).await,
-                Ok(Ok(()))
-            );
-            if !queued {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                self.lock().waiting.remove(&request_id);
-                return Asked::NoAnswer;
+            // store out of reach; the notice then says the time left.
+            match tokio::time::timeout(wait, notices.reserve()).await {
+                Ok(Ok(room)) => room.send(notice(wait.saturating_sub(started.elapsed()))),
+                Ok(Err(_)) => {
+                    // The link closed meanwhile.
+                    self.lock().waiting.remove(&request_id);
+                    return Asked::NoAnswer;
+                }
+                Err(_) => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.lock().waiting.remove(&request_id);
+                    return Asked::NoAnswer;
+                }
             }
         }
         let wait = wait.saturating_sub(started.elapsed());
@@ -1016,14 +1023,24 @@ mod tests {
             let links = links.clone();
             tokio::spawn(async move { ask_s1(&links, 1, Duration::from_secs(30)).await })
         };
-        // The store drains its queue; the ask's notice comes after.
-        let request_id = loop {
-            match rx.recv().await {
-                Some(Notice::Heartbeat) => continue,
-                Some(Notice::RightsWanted { request_id, .. }) => break request_id,
-                other => panic!("{other:?}"),
+        // The store drains its queue; the ask's notice comes after, saying
+        // the time the order still waits.
+        let wanted = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match rx.recv().await {
+                    Some(Notice::Heartbeat) => continue,
+                    Some(Notice::RightsWanted {
+                        request_id,
+                        wait_ms,
+                        ..
+                    }) => break (request_id, wait_ms),
+                    other => panic!("{other:?}"),
+                }
             }
-        };
+        })
+        .await;
+        let (request_id, wait_ms) = wanted.expect("the ask's notice after the queue drained");
+        assert!(wait_ms.is_some_and(|ms| ms <= 30_000), "{wait_ms:?}");
         let report = RightsReleased {
             request_id,
             gtin: gtin(),

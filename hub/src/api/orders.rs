@@ -294,15 +294,25 @@ pub(super) async fn orders(
                 .collect::<Result<Vec<_>, _>>()
         })
         .await?;
+        // The lines the hub's rights there cover already.
+        let hub = tally_sync::ReplicaId::hub();
+        let covered: Vec<(Gtin, u64)> = order
+            .lines
+            .iter()
+            .zip(&counters)
+            .filter(|(&(_, qty), counter)| counter.rights(&hub) >= qty)
+            .map(|(line, _)| *line)
+            .collect();
         let asks = items.to_ask(&order.lines, counters);
         if asks.is_empty() {
             break result;
         }
-        // The lines the hub covers already are held too while the order
-        // waits (first come, first served: no till takes them meanwhile).
-        for &(gtin, qty) in &order.lines {
+        // Those are held too while the order waits (first come, first
+        // served: no till takes them meanwhile); not the lines the store
+        // has none of, which no wait will fill.
+        for (gtin, qty) in covered {
             let more = holds.beyond(&store, gtin, qty);
-            if more > 0 && !asks.iter().any(|a| a.gtin == gtin) {
+            if more > 0 {
                 holds.keep(st.links.hold(&store, gtin, more, left, st.clock.now_ms()));
             }
         }

@@ -407,7 +407,9 @@ impl PosState {
         };
         let known = matches!(self.catalog.get(&gtin), Some(CatalogEntry::Found(_)));
         if known && matches!(entry, CatalogEntry::Failed(_)) {
-            // A lookup that failed says nothing new: the price known stands.
+            // A lookup that failed says nothing new: the price known
+            // stands, and is looked up again on the next status.
+            self.reprice_due = true;
             return Vec::new();
         }
         if known && matches!(entry, CatalogEntry::Missing) && !self.repricing_allowed() {

@@ -188,7 +188,12 @@ impl PosState {
             Dialog::ConfirmQuit { under } => match key {
                 Key::Char('y' | 'Y') => vec![Effect::Quit],
                 _ => {
-                    self.dialog = under.map(|d| *d);
+                    // The dialog asked over comes back, but a "sending"
+                    // whose answer came meanwhile (its handler closes
+                    // only a sending dialog on top) does not.
+                    self.dialog = under
+                        .map(|d| *d)
+                        .filter(|d| !matches!(d, Dialog::Sending) || self.awaiting_answer());
                     Vec::new()
                 }
             },

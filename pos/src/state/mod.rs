@@ -568,6 +568,16 @@ impl PosState {
         self.pending.is_some() && !self.in_doubt
     }
 
+    /// Whether any request awaits the agent's answer (a sale or return,
+    /// an order move, a transfer receipt, a count call): a "sending"
+    /// dialog is up for one of them.
+    pub(super) fn awaiting_answer(&self) -> bool {
+        self.pending.is_some()
+            || self.orders.moving.is_some()
+            || self.transfers.receiving.is_some()
+            || self.count.call.is_some()
+    }
+
     /// Whether a sale or return is open (quitting would lose it).
     pub fn basket_open(&self) -> bool {
         !self.lines.is_empty() || self.pending.is_some()

@@ -1433,3 +1433,23 @@ fn a_failed_or_missing_lookup_during_payment_keeps_the_prices() {
     });
     assert!(h.s.total().is_err(), "no price for an item gone");
 }
+
+/// A repricing lookup that fails keeps the price known and is asked
+/// again at the next status, not left stale until the next catalog
+/// change.
+#[test]
+fn a_failed_repricing_lookup_is_asked_again() {
+    let mut h = Harness::with_basket();
+    let mut st = status(true, 0);
+    h.act(Action::Status(Ok(st.clone())));
+    st.catalog_version = 3;
+    let e = h.act(Action::Status(Ok(st.clone())));
+    assert!(e.contains(&Effect::LookupCatalog(PEN.into())), "{e:?}");
+    h.act(Action::Catalog {
+        gtin: PEN.into(),
+        result: Err(ApiError::Unreachable("operation timed out".into())),
+    });
+    assert_eq!(h.s.total(), Ok(308));
+    let e = h.act(Action::Status(Ok(st)));
+    assert!(e.contains(&Effect::LookupCatalog(PEN.into())), "{e:?}");
+}

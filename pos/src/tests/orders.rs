@@ -588,6 +588,33 @@ fn quitting_with_a_move_in_flight_asks() {
     assert_eq!(h.key(Key::Char('y')), [Effect::Quit]);
 }
 
+/// The quit question over a move being sent, answered "no" after the
+/// move's answer came: the sending dialog does not come back (it would
+/// wait for an answer already in, swallowing every key).
+#[test]
+fn declining_to_quit_after_the_answer_came_leaves_no_sending_dialog() {
+    let mut h = Harness::pick_list(vec![bopis_7(), web_1()]);
+    h.key(Key::Down);
+    h.scan_item(PEN);
+    h.scan_item(PEN);
+    let mv = moved(&h.scan_item(GUM));
+    assert_eq!(h.s.dialog, Some(Dialog::Sending));
+    h.key(Key::F(10));
+    assert!(matches!(h.s.dialog, Some(Dialog::ConfirmQuit { .. })));
+    h.act(recorded(&mv));
+    h.key(Key::Char('n'));
+    assert_eq!(h.s.dialog, None);
+    // Declined while still waiting: the sending dialog comes back.
+    let mut h = Harness::pick_list(vec![bopis_7(), web_1()]);
+    h.key(Key::Down);
+    h.scan_item(PEN);
+    h.scan_item(PEN);
+    moved(&h.scan_item(GUM));
+    h.key(Key::F(10));
+    h.key(Key::Char('n'));
+    assert_eq!(h.s.dialog, Some(Dialog::Sending));
+}
+
 /// The GTINs of the property tests (14 digits, valid check digits).
 const POOL: [&str; 6] = [
     PEN,
