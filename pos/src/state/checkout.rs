@@ -517,9 +517,10 @@ impl PosState {
         if let Some(effects) = self.approval_not_accepted(&e) {
             // An approval not accepted is not given again unasked.
             self.approved_ahead = None;
-            if pinless {
+            if pinless || self.in_doubt {
                 // Still in doubt, still kept: the PIN goes with the very
-                // same request.
+                // same request. (A retry refused for its approval says
+                // nothing of the first attempt: a lockout since, say.)
                 self.in_doubt = true;
                 return effects;
             }

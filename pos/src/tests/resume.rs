@@ -415,3 +415,54 @@ fn a_sale_half_paid_by_card_survives_a_restart_with_its_payment() {
     assert!(r.s.tenders.is_empty());
     assert_eq!(r.s.saved(), None);
 }
+
+/// A retry of an approved sale in doubt refused for its approval (the
+/// manager locked out since) says nothing of the first attempt: still in
+/// doubt, the manager asked again, the very same request sent with it.
+#[test]
+fn a_retry_refused_for_its_approval_stays_in_doubt() {
+    let mut h = Harness::with_basket();
+    let first = h.pay_exact_cash();
+    h.act(Action::SaleDone {
+        sale_id: first.sale_id,
+        result: Err(ApiError::Refused(Refusal::InsufficientStock {
+            gtin: gtin_of(PEN),
+            requested: 2,
+            available: 1,
+            on_hand: 3,
+        })),
+    });
+    h.key(Key::Char('o'));
+    h.typed("Ann");
+    h.key(Key::Enter);
+    h.typed("on the shelf");
+    h.key(Key::Enter);
+    h.typed("4711");
+    let approved = Harness::post(&h.key(Key::Enter));
+    h.act(Action::SaleDone {
+        sale_id: approved.sale_id,
+        result: Err(ApiError::Unreachable("operation timed out".into())),
+    });
+    let saved = h.s.saved().unwrap();
+    let retry = Harness::post(&h.key(Key::Char('r')));
+    assert_eq!(retry, approved);
+    h.act(Action::SaleDone {
+        sale_id: retry.sale_id,
+        result: Err(ApiError::Denied(Box::new(ErrorBody::new(
+            "approval_locked",
+            "too many wrong PINs for Ann: try again later",
+        )))),
+    });
+    assert!(h.s.in_doubt, "not known unrecorded");
+    assert_eq!(h.s.saved(), Some(saved));
+    assert!(
+        matches!(&h.s.dialog, Some(Dialog::OverridePin { approver, .. }) if approver == "Ann"),
+        "{:?}",
+        h.s.dialog
+    );
+    h.typed("4711");
+    let again = Harness::post(&h.key(Key::Enter));
+    assert_eq!(again.sale_id, approved.sale_id);
+    assert_eq!(again.lines, approved.lines);
+    assert_eq!(again.tenders, approved.tenders);
+}
