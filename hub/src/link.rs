@@ -87,8 +87,17 @@ struct Inner {
     /// Units held for orders waiting at other processes, by the order's
     /// request id; each counts until its end is heard or its deadline.
     remote_held: HashMap<EventId, RemoteHold>,
+    /// Stores and items whose release report was refused, and until when
+    /// they are not asked again ([`Links::release_refused`]).
+    paused: HashMap<(LocationId, Gtin), Instant>,
     closed: bool,
 }
+
+/// How long a store is not asked to release an item after its report of
+/// a release of it was refused (its entries fail the check, e.g. while
+/// one of its events is dead-lettered): each ask would move more of its
+/// rights to the hub in its own books only, where nobody can sell them.
+pub const RELEASE_PAUSE: Duration = Duration::from_secs(600);
 
 /// Units held for an order waiting at another process.
 #[derive(Debug)]
@@ -651,6 +660,26 @@ impl Links {
             }
         }
         sent
+    }
+
+    /// The report of `location`'s release of `gtin` was refused: no order
+    /// asks it for that item again for [`RELEASE_PAUSE`].
+    pub fn release_refused(&self, location: &LocationId, gtin: Gtin) {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        inner.paused.retain(|_, until| *until > now);
+        inner
+            .paused
+            .insert((location.clone(), gtin), now + RELEASE_PAUSE);
+    }
+
+    /// Whether `location` is not to be asked for `gtin` now (its last
+    /// report of a release of it was refused a short while ago).
+    pub fn release_paused(&self, location: &LocationId, gtin: Gtin) -> bool {
+        self.lock()
+            .paused
+            .get(&(location.clone(), gtin))
+            .is_some_and(|until| *until > Instant::now())
     }
 
     /// Units this process holds for orders waiting on a release, in all.

@@ -355,6 +355,23 @@ async fn a_refused_release_report_is_not_asked_for_again() {
             && !metrics.contains("result=\"no_answer\"} 1"),
         "asked once: {metrics}"
     );
+    // Another order for that item a moment later: the store is not asked
+    // again (each ask would strand more of its rights), answered at once.
+    let asked = Instant::now();
+    let (status, body) = admin
+        .post("/v1/orders", &order("web-2", hub_rights + 2))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(4),
+        "not after the wait"
+    );
+    let (_, metrics) = admin.get("/metrics").await;
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    assert!(
+        metrics.contains("tally_hub_release_requests_total{result=\"reported\"} 1"),
+        "still asked once: {metrics}"
+    );
     hub.stop().await;
 }
 

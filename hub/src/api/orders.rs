@@ -243,6 +243,13 @@ pub(super) async fn orders(
     // Units held for this order while it waits; released when it is done.
     let mut holds = OrderHolds::default();
     let mut items = AskedItems::default();
+    // Items whose release report this store had refused a short while
+    // ago are not asked for again (by this order or any other).
+    for (gtin, _) in &order.lines {
+        if st.links.release_paused(&store, *gtin) {
+            items.refused.insert(*gtin);
+        }
+    }
     // The store's reports of the last round, merged with the next run.
     let mut reports: Vec<(Identity, RightsReleased)> = Vec::new();
     let mut store_reachable = true;
@@ -268,6 +275,7 @@ pub(super) async fn orders(
                             // store with a dead-lettered event, whose
                             // reports fail the check until HQ admits it).
                             items.refused.insert(gtin);
+                            st.links.release_refused(&store, gtin);
                         }
                     }
                     result
@@ -491,7 +499,7 @@ async fn release_for(
         let mut spare: Vec<(u64, LocationId, tally_sync::BoundedCounter)> = counters
             .into_iter()
             .map(|(l, c)| (c.value().saturating_sub(c.rights(&hub)), l, c))
-            .filter(|(n, _, _)| *n > 0)
+            .filter(|(n, l, _)| *n > 0 && !st.links.release_paused(l, m.gtin))
             .collect();
         spare.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         let mut wanted = m.qty;
@@ -533,6 +541,7 @@ async fn release_for(
         } = a
         {
             let units = released.released;
+            let (location, gtin) = (who.location.clone(), released.gtin);
             match st
                 .writer
                 .release(who, released)
@@ -540,7 +549,8 @@ async fn release_for(
                 .map_err(write_error)?
             {
                 ReleaseResult::Forged(why) => {
-                    warn!(%why, "A store's release report was forged; ignored.");
+                    warn!(store = %location, %gtin, %why, "A store's release report was refused; not asking it again for this item for a while.");
+                    st.links.release_refused(&location, gtin);
                 }
                 _ => released_any |= units > 0,
             }
