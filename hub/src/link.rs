@@ -929,6 +929,17 @@ mod tests {
         Gtin::from_body(96_385_074).unwrap()
     }
 
+    /// A store's report of one unit of the test item released for the
+    /// ask `request_id`.
+    fn one_released(request_id: EventId) -> RightsReleased {
+        RightsReleased {
+            request_id,
+            gtin: gtin(),
+            released: 1,
+            own: BoundedCounter::default(),
+        }
+    }
+
     /// Asks store s1 for `units` of the test item, holding as many, with
     /// an empty counter, waiting up to `wait`.
     async fn ask_s1(links: &Arc<Links>, units: u64, wait: Duration) -> Asked {
@@ -999,12 +1010,7 @@ mod tests {
             panic!("no notice");
         };
         assert_eq!((units, links.held(&s1.location, gtin())), (2, 2));
-        let report = RightsReleased {
-            request_id,
-            gtin: gtin(),
-            released: 1,
-            own: BoundedCounter::default(),
-        };
+        let report = one_released(request_id);
         assert!(matches!(
             links.deliver(&who("s2"), report.clone()),
             Delivered::Mismatch
@@ -1070,12 +1076,7 @@ mod tests {
         .await;
         let (request_id, wait_ms) = wanted.expect("the ask's notice after the queue drained");
         assert!(wait_ms.is_some_and(|ms| ms <= 30_000), "{wait_ms:?}");
-        let report = RightsReleased {
-            request_id,
-            gtin: gtin(),
-            released: 1,
-            own: BoundedCounter::default(),
-        };
+        let report = one_released(request_id);
         assert!(matches!(links.deliver(&s1, report), Delivered::ToOrder));
         assert!(matches!(asking.await.unwrap(), Asked::Reported { .. }));
     }
@@ -1099,12 +1100,7 @@ mod tests {
         let _ = asking.await;
         assert!(links.lock().waiting.is_empty());
         assert_eq!(links.held(&s1.location, gtin()), 0);
-        let report = RightsReleased {
-            request_id,
-            gtin: gtin(),
-            released: 1,
-            own: BoundedCounter::default(),
-        };
+        let report = one_released(request_id);
         assert!(matches!(
             links.deliver(&s1, report),
             Delivered::Unclaimed(_)

@@ -9,6 +9,29 @@ use tally_sync::Refusal;
 use super::{committed, gtin_of, Harness, GUM, PEN};
 use crate::state::{Action, Dialog, Effect, Key, Mode, Pending, SavedRequest};
 
+/// The basket paid in exact cash, refused for the pen's stock (the
+/// store's rights cover one of two), then approved by manager Ann with
+/// her PIN: the approved request posted.
+fn approved_by_ann(h: &mut Harness) -> tally_agent_api::SaleRequest {
+    let first = h.pay_exact_cash();
+    h.act(Action::SaleDone {
+        sale_id: first.sale_id,
+        result: Err(ApiError::Refused(Refusal::InsufficientStock {
+            gtin: gtin_of(PEN),
+            requested: 2,
+            available: 1,
+            on_hand: 3,
+        })),
+    });
+    h.key(Key::Char('o'));
+    h.typed("Ann");
+    h.key(Key::Enter);
+    h.typed("on the shelf");
+    h.key(Key::Enter);
+    h.typed("4711");
+    Harness::post(&h.key(Key::Enter))
+}
+
 /// A restarted terminal: a fresh harness resuming what `h` would keep.
 fn restarted(h: &Harness) -> (Harness, Vec<Effect>) {
     let saved = h.s.saved().expect("a request is open");
@@ -108,23 +131,8 @@ fn a_restart_opens_the_sale_in_doubt_and_the_retry_is_the_same_request() {
 #[test]
 fn an_approved_sale_is_kept_without_the_pin_and_the_manager_asked_again() {
     let mut h = Harness::with_basket();
-    let first = h.pay_exact_cash();
-    h.act(Action::SaleDone {
-        sale_id: first.sale_id,
-        result: Err(ApiError::Refused(Refusal::InsufficientStock {
-            gtin: gtin_of(PEN),
-            requested: 2,
-            available: 1,
-            on_hand: 3,
-        })),
-    });
-    h.key(Key::Char('o'));
-    h.typed("Ann");
-    h.key(Key::Enter);
-    h.typed("on the shelf");
-    h.key(Key::Enter);
-    h.typed("4711");
-    let approved = Harness::post(&h.key(Key::Enter));
+    let approved = approved_by_ann(&mut h);
+    let first = approved.clone();
     assert_eq!(
         approved.override_.as_ref().unwrap().pin.as_deref(),
         Some("4711")
@@ -262,23 +270,7 @@ fn a_request_the_journal_cannot_keep_is_not_posted() {
 #[test]
 fn a_resumed_approved_sale_keeps_its_approval_across_a_timed_out_retry() {
     let mut h = Harness::with_basket();
-    let first = h.pay_exact_cash();
-    h.act(Action::SaleDone {
-        sale_id: first.sale_id,
-        result: Err(ApiError::Refused(Refusal::InsufficientStock {
-            gtin: gtin_of(PEN),
-            requested: 2,
-            available: 1,
-            on_hand: 3,
-        })),
-    });
-    h.key(Key::Char('o'));
-    h.typed("Ann");
-    h.key(Key::Enter);
-    h.typed("on the shelf");
-    h.key(Key::Enter);
-    h.typed("4711");
-    Harness::post(&h.key(Key::Enter));
+    approved_by_ann(&mut h);
     let saved = h.s.saved().unwrap();
 
     let (mut r, _) = restarted(&h);
@@ -422,23 +414,7 @@ fn a_sale_half_paid_by_card_survives_a_restart_with_its_payment() {
 #[test]
 fn a_retry_refused_for_its_approval_stays_in_doubt() {
     let mut h = Harness::with_basket();
-    let first = h.pay_exact_cash();
-    h.act(Action::SaleDone {
-        sale_id: first.sale_id,
-        result: Err(ApiError::Refused(Refusal::InsufficientStock {
-            gtin: gtin_of(PEN),
-            requested: 2,
-            available: 1,
-            on_hand: 3,
-        })),
-    });
-    h.key(Key::Char('o'));
-    h.typed("Ann");
-    h.key(Key::Enter);
-    h.typed("on the shelf");
-    h.key(Key::Enter);
-    h.typed("4711");
-    let approved = Harness::post(&h.key(Key::Enter));
+    let approved = approved_by_ann(&mut h);
     h.act(Action::SaleDone {
         sale_id: approved.sale_id,
         result: Err(ApiError::Unreachable("operation timed out".into())),
