@@ -201,7 +201,8 @@ pub enum BusMessage {
 pub struct Links {
     inner: Mutex<Inner>,
     next_id: AtomicU64,
-    dropped: AtomicU64,
+    /// Notices dropped (shared with the tasks that wait for room).
+    dropped: Arc<AtomicU64>,
     bus: OnceLock<Arc<dyn Bus>>,
     /// How long another process's announcement counts (3 heartbeats).
     remote_ttl: OnceLock<Duration>,
@@ -627,17 +628,45 @@ impl Links {
         self.notify_here(location, notice)
     }
 
-    /// Pushes `notice` to the store at `location` if it is live here.
+    /// Pushes `notice` to the store at `location` if it is live here. An
+    /// order's ask (`rights_wanted`, from another process) that meets a
+    /// full queue waits for room within the order's wait, as one made
+    /// here does; other notices are dropped and counted.
     fn notify_here(&self, location: &LocationId, notice: Notice) -> bool {
         let inner = self.lock();
         let Some(live) = inner.live.get(location) else {
             return false;
         };
-        let sent = live.notices.try_send(notice).is_ok();
-        if !sent {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        let notice = match live.notices.try_send(notice) {
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Full(n)) => n,
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+        };
+        let wait = match &notice {
+            Notice::RightsWanted { wait_ms, .. } => {
+                wait_ms.map(|ms| Duration::from_millis(ms.min(3_600_000)))
+            }
+            _ => None,
+        };
+        match (wait, tokio::runtime::Handle::try_current()) {
+            (Some(wait), Ok(runtime)) => {
+                let notices = live.notices.clone();
+                let dropped = self.dropped.clone();
+                runtime.spawn(async move {
+                    if !matches!(
+                        tokio::time::timeout(wait, notices.send(notice)).await,
+                        Ok(Ok(()))
+                    ) {
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+                true
+            }
+            _ => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
         }
-        sent
     }
 
     /// Pushes `notice` to every live store (at every hub process); how
@@ -1132,6 +1161,55 @@ mod tests {
 
     fn heard(links: &Links, m: &BusMessage) {
         links.on_bus(&serde_json::to_string(m).unwrap());
+    }
+
+    /// An order's ask from another process for a store linked here, met
+    /// by a full queue, waits for room within the order's wait; other
+    /// notices meeting it are dropped and counted.
+    #[tokio::test]
+    async fn an_ask_from_another_process_waits_for_room_here() {
+        let (links, _bus) = shared();
+        let s1 = who("s1");
+        let (_g, mut rx) = links.connect(&s1, 0).unwrap();
+        for _ in 0..NOTICE_QUEUE {
+            assert!(links.notify(&s1.location, Notice::Heartbeat));
+        }
+        let request_id = EventId::v7(5, [3; 10]);
+        heard(
+            &links,
+            &BusMessage::Notice {
+                location: s1.location.clone(),
+                notice: Notice::RightsWanted {
+                    request_id,
+                    gtin: gtin(),
+                    units: 1,
+                    counter: Box::new(BoundedCounter::default()),
+                    wait_ms: Some(30_000),
+                },
+            },
+        );
+        heard(
+            &links,
+            &BusMessage::Notice {
+                location: s1.location.clone(),
+                notice: Notice::SyncNow,
+            },
+        );
+        assert_eq!(links.dropped(), 1, "the sync-now dropped, not the ask");
+        let got = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match rx.recv().await {
+                    Some(Notice::Heartbeat) => continue,
+                    other => break other,
+                }
+            }
+        })
+        .await
+        .expect("the ask after the queue drained");
+        assert!(
+            matches!(got, Some(Notice::RightsWanted { request_id: r, .. }) if r == request_id),
+            "{got:?}"
+        );
     }
 
     /// Links sharing a recording bus; announcements count for a minute.

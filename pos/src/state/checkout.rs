@@ -531,12 +531,12 @@ impl PosState {
         }
         // A retry of a request in doubt refused before the agent looked
         // its id up (a till's token, the host, a session, a malformed
-        // retry, a 4xx the client does not know) says nothing of the
-        // first attempt: still in doubt. Only the command core's refusal
-        // (409: it found no event under the id and refused it now) is
+        // retry, a return the hub could not check, any answer the client
+        // does not know) says nothing of the first attempt: still in
+        // doubt. Only the command core's refusal (a 409 with the rules'
+        // code: it found no event under the id and refused it now) is
         // definite for a retry.
-        let says_nothing =
-            self.in_doubt && !matches!(e, ApiError::Refused(_) | ApiError::Conflict(_));
+        let says_nothing = self.in_doubt && !matches!(e, ApiError::Refused(_));
         if e.outcome_unknown() || says_nothing {
             // The approval stays: a PIN refused on the next retry asks
             // for it again, the sale still in doubt.

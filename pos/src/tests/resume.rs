@@ -323,6 +323,10 @@ fn a_retry_refused_for_the_caller_leaves_the_sale_in_doubt() {
             status: 418,
             body: "?".into(),
         },
+        ApiError::Conflict(Box::new(ErrorBody::new(
+            "hub_unreachable",
+            "the hub could not be asked about the original sale",
+        ))),
     ] {
         let retry = Harness::post(&h.key(Key::Char('r')));
         assert_eq!(retry, first);
