@@ -272,8 +272,16 @@ pub fn hub_handle<S: HubReplica>(
     }
     limits::check_demand(&req.demand).map_err(SyncRefusal::Content)?;
     let explained = check_events(store, who, &req.events, Some(now_ms))?;
+    // Each counter as the hub knows it, the store's own entries raised to
+    // what its accepted events explain (this request's included): a
+    // delta whose `N` lags or hides synced sales cannot hand the hub
+    // rights those sales used.
     validate_delta_with(&who.replica, &who.location, &req.delta, |k| {
-        store.counter(k)
+        let x = match explained.get(&k.gtin) {
+            Some(&x) => x,
+            None => store.explained(k)?,
+        };
+        Ok(explain::with_events(&store.counter(k)?, &who.replica, x))
     })
     .map_err(|e| match e {
         Ok(v) => HandleError::Refused(SyncRefusal::Delta(v)),

@@ -168,6 +168,12 @@ pub fn check_own(
 /// gives the hub only rights it can explain ([`Unsynced`]) always passes
 /// the escrow checks (a property test holds this), and a forged `P` never
 /// reaches the hub's counters this way.
+///
+/// Both are also raised to at least what `r`'s events explain: the hub
+/// has accepted those events, so `N` below them would hide synced sales
+/// from the escrow check and let a store hand the hub rights its sales
+/// already used (the hub would then sell those units again). An honest
+/// store's entries are never below its synced events.
 pub fn clamp_own(
     r: &ReplicaId,
     own: &BoundedCounter,
@@ -186,11 +192,35 @@ pub fn clamp_own(
             }
         }
     };
-    BoundedCounter::from_entries(
+    let lowered = BoundedCounter::from_entries(
         added.into_iter().map(capped(added_cap)),
         removed.into_iter().map(capped(removed_cap)),
         transferred,
-    )
+    );
+    with_events(&lowered, r, explained)
+}
+
+/// `counter` with `r`'s own `P` and `N` entries raised to at least what
+/// `r`'s events explain: what the hub knows of `r`'s stock from the
+/// events it accepted, whatever the counters `r` sent. The escrow check of
+/// a store's delta runs on this, so synced sales count even when the
+/// store's `N` lags them (or is forged low).
+pub fn with_events(
+    counter: &BoundedCounter,
+    r: &ReplicaId,
+    explained: Explained,
+) -> BoundedCounter {
+    let mut floor = BoundedCounter::default();
+    if explained != Explained::default() {
+        floor = BoundedCounter::from_entries(
+            [(r.clone(), explained.added)],
+            [(r.clone(), explained.removed)],
+            [],
+        );
+    }
+    let mut out = counter.clone();
+    out.merge(&floor);
+    out
 }
 
 /// What a store's events that the hub has not acknowledged add to its own
@@ -592,5 +622,32 @@ mod tests {
         // Others' entries are not this check's business.
         c.add(&ReplicaId::hub(), 100).unwrap();
         assert!(check_own(&r(), &c, x).is_ok());
+    }
+
+    /// A report or request whose `N` hides sales the hub accepted is
+    /// raised to them before the escrow check: it cannot hand the hub
+    /// rights those sales used.
+    #[test]
+    fn own_entries_are_raised_to_what_the_events_explain() {
+        let mut own = BoundedCounter::default();
+        own.add(&r(), 10).unwrap();
+        own.transfer(&r(), &ReplicaId::hub(), 10).unwrap();
+        let sold = Explained {
+            added: 10,
+            removed: 10,
+        };
+        let at_hub = BoundedCounter::default();
+        let clamped = clamp_own(&r(), &own, sold, &at_hub);
+        assert_eq!(clamped.removed_by(&r()), 10, "the synced sales count");
+        assert!(at_hub.validate(&r(), &clamped).is_err(), "overdrawn");
+        // Without the hidden sales' rights handed over, it passes.
+        let mut honest = BoundedCounter::default();
+        honest.add(&r(), 10).unwrap();
+        let clamped = clamp_own(&r(), &honest, sold, &at_hub);
+        assert_eq!(at_hub.validate(&r(), &clamped), Ok(()));
+        assert_eq!(
+            with_events(&BoundedCounter::default(), &r(), Explained::default()),
+            BoundedCounter::default()
+        );
     }
 }

@@ -181,3 +181,69 @@ fn demand_counts_only_up_to_the_units_reported_lost() {
         BTreeMap::from([(gtin(1), u64::MAX)])
     );
 }
+
+/// A store that synced its sales but keeps its `N` at 0 cannot hand the
+/// hub the rights those sales used: the escrow check counts the sales
+/// the hub accepted, whatever `N` the delta (or a release report) says.
+/// Else the hub would sell those units online a second time.
+#[test]
+fn rights_synced_sales_used_cannot_be_handed_to_the_hub() {
+    use tally_sync::counter::TransferKey;
+    use tally_sync::BoundedCounter;
+    let mut store = MemStore::new(who());
+    let stamp = |i: u8| Stamp {
+        now_ms: NOW,
+        random: [i; 10],
+    };
+    assert!(matches!(
+        store.execute(&command(0, 1, 10), stamp(0)),
+        Outcome::Recorded { .. }
+    ));
+    for i in 1..=10u8 {
+        assert!(matches!(
+            store.execute(&command(1, 1, 1), stamp(i)),
+            Outcome::Recorded { .. }
+        ));
+    }
+    let mut hub = MemoryReplica::default();
+    // The events synced with a delta that hides the sales.
+    let mut req = store.sync_request(100);
+    let me = who().replica;
+    let forge = |c: &BoundedCounter, to_hub: u64| {
+        let (added, removed, mut transferred) = c.entries();
+        let removed: Vec<_> = removed
+            .into_iter()
+            .map(|(r, n)| (r.clone(), if r == me { 0 } else { n }))
+            .collect();
+        if to_hub > 0 {
+            transferred.push((
+                TransferKey {
+                    from: me.clone(),
+                    to: ReplicaId::hub(),
+                },
+                to_hub,
+            ));
+        }
+        BoundedCounter::from_entries(added, removed, transferred)
+    };
+    for e in &mut req.delta.entries {
+        e.counter = forge(&e.counter, 0);
+    }
+    handle(&mut hub, &req).unwrap();
+    // Next: the same N = 0 and the 10 units "given" to the hub.
+    let mut give = store.sync_request(100);
+    give.events.clear();
+    give.delta.entries = req
+        .delta
+        .entries
+        .iter()
+        .map(|e| DeltaEntry {
+            key: e.key.clone(),
+            counter: forge(&e.counter, 10),
+        })
+        .collect();
+    assert!(
+        matches!(handle(&mut hub, &give), Err(SyncRefusal::Delta(_))),
+        "synced sales count in the escrow check"
+    );
+}
