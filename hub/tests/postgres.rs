@@ -65,6 +65,23 @@ fn the_hub_commits_synchronously_whatever_the_database_says() {
     assert_eq!(hub.durability().unwrap().synchronous_commit, "on");
 }
 
+/// A database whose default isolation is SERIALIZABLE (or REPEATABLE
+/// READ) does not change the hub's write transactions: they run READ
+/// COMMITTED, so each statement after the write lock sees what the writer
+/// before committed.
+#[test]
+fn the_hub_writes_read_committed_whatever_the_database_says() {
+    let url = pg::database("isolation");
+    let name = url.rsplit("dbname=").next().unwrap().to_string();
+    pg::execute(
+        &url,
+        &format!("ALTER DATABASE \"{name}\" SET default_transaction_isolation = 'serializable'"),
+    );
+    let db: DatabaseUrl = url.parse().unwrap();
+    let hub = PgHub::connect(&db, settings()).unwrap();
+    assert_eq!(hub.durability().unwrap().write_isolation, "read committed");
+}
+
 /// Online demand is recorded by an order's first attempt, refused or
 /// accepted, in the order's own transaction; a sync's reserve targets
 /// follow it; it survives a new connection (another hub process).

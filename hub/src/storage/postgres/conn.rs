@@ -205,6 +205,9 @@ pub struct Durability {
     /// `fsync`: the server's own (a server setting no session can
     /// change); off, a power cut can lose what the hub acknowledged.
     pub fsync: bool,
+    /// The isolation of the hub's write transactions: `read committed`
+    /// whatever the database's or role's default.
+    pub write_isolation: String,
 }
 
 /// One value of a row for [`PgConn::copy_in`].
@@ -267,9 +270,20 @@ impl PgConn {
             ))
             .map_err(db_err)?;
         let (synchronous_commit, fsync): (String, String) = (row.get(0), row.get(1));
+        let write_isolation = self.in_transaction(|| {
+            let row = self
+                .rt
+                .block_on(
+                    self.client
+                        .query_one("SELECT current_setting('transaction_isolation')", &[]),
+                )
+                .map_err(db_err)?;
+            Ok::<String, StorageError>(row.get(0))
+        })?;
         Ok(Durability {
             synchronous_commit,
             fsync: fsync == "on",
+            write_isolation,
         })
     }
 
@@ -338,12 +352,17 @@ impl PgConn {
     }
 
     /// Runs `work` in one transaction: committed if it succeeds, rolled
-    /// back (and its error answered) if it fails.
+    /// back (and its error answered) if it fails. READ COMMITTED
+    /// whatever the database's or role's default: the writers serialise
+    /// on an advisory lock taken first, and each statement after it must
+    /// see what the writer before committed (under REPEATABLE READ or
+    /// SERIALIZABLE the snapshot would date from before the lock was
+    /// granted).
     pub(crate) fn in_transaction<T, E: From<StorageError>>(
         &self,
         work: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, E> {
-        self.batch("BEGIN")?;
+        self.batch("BEGIN ISOLATION LEVEL READ COMMITTED")?;
         match work() {
             Ok(out) => {
                 self.batch("COMMIT")?;
