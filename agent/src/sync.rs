@@ -411,6 +411,8 @@ pub async fn run(
             Ok(round) => {
                 failures = 0;
                 in_backoff = false;
+                // Halved after a 413: grows back with rounds that pass.
+                max_events = max_events.saturating_mul(2).min(config.max_events.max(1));
                 idle_rounds = if round.acked == 0 { idle_rounds + 1 } else { 0 };
                 due = if round.again && idle_rounds < 3 {
                     Instant::now()
@@ -418,13 +420,27 @@ pub async fn run(
                     Instant::now() + config.interval
                 };
             }
-            Err(Failure::TooLarge) => {
+            Err(Failure::TooLarge) if max_events > 1 => {
                 max_events = (max_events / 2).max(1);
                 tracing::warn!(
                     max_events,
                     "Hub said the request was too large; sending fewer events."
                 );
                 due = Instant::now();
+            }
+            Err(Failure::TooLarge) => {
+                // One event and still too large (its counters' delta, or
+                // a proxy's body limit): fewer events cannot help, so back
+                // off as for an unreachable hub instead of sending it
+                // again at once, forever.
+                failures = failures.saturating_add(1);
+                in_backoff = true;
+                let delay = jittered_backoff(failures, &config, None);
+                tracing::error!(
+                    delay_ms = delay.as_millis() as u64,
+                    "Hub said a request of one event was too large; will retry (a body limit in front of the hub?)."
+                );
+                due = Instant::now() + delay;
             }
             Err(Failure::EventRefused { id, reason }) => {
                 tracing::error!(event = %id, %reason, "The hub refused an event for good; dead-lettering it. The hub holds it: once the cause (e.g. this box's clock) is fixed, HQ can admit it (POST /v1/held/{id}/admit).");

@@ -480,3 +480,54 @@ fn a_rerun_of_a_refused_sale_does_not_count_its_demand_again() {
     drop((committer, db));
     thread.join().unwrap();
 }
+
+/// The hub's answer is held to the request it answers: an
+/// acknowledgement beyond the events sent takes none of the unsent ones
+/// out of the outbox, and an event both acknowledged and refused counts
+/// once in the outbox depth.
+#[test]
+fn an_answer_acknowledges_at_most_what_was_sent_and_a_refusal_counts_once() {
+    use tally_sync::message::RejectedEvent;
+    use tally_sync::{SyncResponse, PROTOCOL_VERSION};
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(AgentDb::open(dir.path(), Some(&store_id())).unwrap());
+    let metrics = Arc::new(Metrics::new());
+    let (committer, thread) = Committer::start(
+        db.clone(),
+        metrics.clone(),
+        Limits::default(),
+        Arc::new(tally_store::SystemClock),
+    )
+    .unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        for qty in 1..=5 {
+            assert!(recorded(&committer.command(receipt(qty)).await.unwrap()));
+        }
+        let request = db.sync_request(3).unwrap();
+        assert_eq!(request.events.len(), 3);
+        let refused = request.events[1].id;
+        let response = SyncResponse {
+            version: PROTOCOL_VERSION,
+            acked_delta_version: request.delta_version,
+            // More than was sent.
+            acked_events_upto: request.events_upto + 100,
+            rejected_events: vec![RejectedEvent {
+                id: refused,
+                reason: "test".into(),
+            }],
+            delta: Default::default(),
+            hub_cursor: request.hub_cursor,
+            reserve: Vec::new(),
+            catalog: Vec::new(),
+            catalog_cursor: request.catalog_cursor,
+            more: false,
+        };
+        let job = tally_agent::commit::SyncJob { request, response };
+        committer.apply_sync(job).await.unwrap();
+    });
+    assert_eq!(db.outbox_len().unwrap(), 2, "the two unsent events stay");
+    assert_eq!(metrics.outbox_depth(), 2, "the refused one counted once");
+    drop((committer, db));
+    thread.join().unwrap();
+}

@@ -83,7 +83,8 @@ pub struct SyncApplied {
     pub given: Vec<(Gtin, u64)>,
     /// Outbox entries the hub acknowledged and that were removed.
     pub acked: u64,
-    /// Events the hub refused for good, now dead-lettered.
+    /// Events the hub refused for good that dead-lettering took out of
+    /// the outbox (those its acknowledgement took out are in `acked`).
     pub dead_lettered: usize,
     /// Catalog items that changed.
     pub catalog_changed: usize,
@@ -100,6 +101,24 @@ pub fn apply_sync(
     req: &SyncRequest,
     resp: &SyncResponse,
 ) -> Result<SyncApplied, StoreError> {
+    // The hub acknowledges at most what this request carried: an answer
+    // acknowledging more (a hub bug, a mixed-up response) must not take
+    // unsent events out of the outbox.
+    let capped;
+    let resp = if resp.acked_events_upto > req.events_upto {
+        tracing::warn!(
+            acked = resp.acked_events_upto,
+            sent = req.events_upto,
+            "The hub acknowledged events beyond those sent; taking only those sent."
+        );
+        capped = SyncResponse {
+            acked_events_upto: req.events_upto,
+            ..resp.clone()
+        };
+        &capped
+    } else {
+        resp
+    };
     let raw = txn.raw();
     let mut out = SyncApplied::default();
     {
@@ -151,8 +170,11 @@ pub fn apply_sync(
         }
     }
     for rejected in &resp.rejected_events {
-        dead_letter(txn, rejected.id, &rejected.reason)?;
-        out.dead_lettered += 1;
+        // Counted once: a rejected event the ack already took out of the
+        // outbox is dead-lettered, but the outbox depth fell already.
+        if dead_letter(txn, rejected.id, &rejected.reason)? {
+            out.dead_lettered += 1;
+        }
     }
     out.catalog_changed = put_catalog(txn, &resp.catalog)?;
     Ok(out)
