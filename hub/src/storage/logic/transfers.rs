@@ -113,7 +113,19 @@ pub(crate) fn on_event<T: HubTxn>(
                 .units();
             let was = t.transfer.status;
             if was == TransferStatus::Received {
-                return Ok(None);
+                // Another event receiving a transfer received already (the
+                // same event again is never stored twice): its units came
+                // once, yet this one adds them to the store's stock again.
+                return Ok(Some(exception(
+                    event,
+                    "transfer_duplicate",
+                    now_ms,
+                    serde_json::json!({
+                        "transfer_id": transfer_id,
+                        "from": from,
+                        "message": "a transfer received already was received again: its units would count twice",
+                    }),
+                )));
             }
             t.transfer.status = TransferStatus::Received;
             t.received_at_ms = Some(event.at_ms);
@@ -223,10 +235,9 @@ mod tests {
             };
             let got = on_event(&mut t, &event(3, "s2", inn.clone(), 2), 400).unwrap();
             assert_eq!(got.unwrap().kind, "transfer_mismatch");
-            assert_eq!(
-                on_event(&mut t, &event(4, "s2", inn, 2), 401).unwrap(),
-                None
-            );
+            // Received again by another event: raised, the transfer as it was.
+            let twice = on_event(&mut t, &event(4, "s2", inn, 2), 401).unwrap();
+            assert_eq!(twice.unwrap().kind, "transfer_duplicate");
         }
         txn.commit().unwrap();
 
