@@ -447,7 +447,17 @@ pub fn hub_admit_held<S: HubReplica>(
     let events = std::slice::from_ref(event);
     let explained = check_events(store, who, events, None)?;
     let mut outcome = HubOutcome::default();
-    store_events(store, who, events, explained, &mut outcome).map_err(HandleError::Storage)?;
+    let rejected =
+        store_events(store, who, events, explained, &mut outcome).map_err(HandleError::Storage)?;
+    if let Some(r) = rejected.into_iter().next() {
+        // Another event holds its id: nothing was stored, so it is not
+        // admitted (and stays held for HQ).
+        return Err(SyncRefusal::Event {
+            id: r.id,
+            reason: r.reason,
+        }
+        .into());
+    }
     Ok(outcome)
 }
 

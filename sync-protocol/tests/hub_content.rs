@@ -247,3 +247,54 @@ fn rights_synced_sales_used_cannot_be_handed_to_the_hub() {
         "synced sales count in the escrow check"
     );
 }
+
+/// An event HQ admits whose id another store's event holds already is
+/// refused (and so stays held), not answered as admitted with nothing
+/// stored.
+#[test]
+fn an_admitted_event_whose_id_another_store_holds_is_refused() {
+    use tally_sync::exchange::hub_admit_held;
+    use tally_sync::EventId;
+    let id = EventId::v7(NOW, [9; 10]);
+    let receipt = |qty| Command::Receipt {
+        id: Some(id),
+        lines: vec![ReceiptLine::units(gtin(1), qty)],
+        staff: Default::default(),
+    };
+    let stamp = Stamp {
+        now_ms: NOW,
+        random: [1; 10],
+    };
+    let other = Identity {
+        replica: ReplicaId::new("s2").unwrap(),
+        location: LocationId::new("s2").unwrap(),
+    };
+    let mut s2 = MemStore::new(other.clone());
+    assert!(matches!(
+        s2.execute(&receipt(3), stamp),
+        Outcome::Recorded { .. }
+    ));
+    let mut hub = MemoryReplica::default();
+    let req = s2.sync_request(10);
+    assert!(hub_handle(
+        &mut hub,
+        &other,
+        &req,
+        &BTreeMap::new(),
+        &BTreeMap::new(),
+        &HubLimits::default(),
+        NOW,
+    )
+    .is_ok());
+    let mut s1 = MemStore::new(who());
+    assert!(matches!(
+        s1.execute(&receipt(5), stamp),
+        Outcome::Recorded { .. }
+    ));
+    let event = s1.sync_request(10).events.remove(0);
+    assert_eq!(event.id, id);
+    assert!(matches!(
+        hub_admit_held(&mut hub, &who(), &event),
+        Err(HandleError::Refused(SyncRefusal::Event { .. }))
+    ));
+}
