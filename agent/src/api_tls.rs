@@ -263,6 +263,12 @@ pub fn server_config(
     clock: &dyn Clock,
 ) -> Result<Arc<rustls::ServerConfig>, ApiTlsError> {
     let ca_pem = ensure_ca(dir, clock)?;
+    tracing::info!(
+        ca = %dir.ca_cert().display(),
+        fingerprint = fingerprint(&ca_pem).unwrap_or_default(),
+        names = ?names,
+        "The API serves HTTPS (plain HTTP to this machine only); tills trust its CA (tally-agent api-ca)."
+    );
     let now_ms = clock.now_ms();
     if !valid_at(&ca_pem, now_ms) {
         tracing::error!(

@@ -230,16 +230,6 @@ pub async fn run(
         let dir = api_tls::ApiTlsDir::new(&data_dir);
         let names = api_tls::api_names(addr, &api_config.allowed_hosts);
         let config = api_tls::server_config(&dir, &names, clock.as_ref())?;
-        tracing::info!(
-            ca = %dir.ca_cert().display(),
-            fingerprint = api_tls::ensure_ca(&dir, clock.as_ref())
-                .ok()
-                .as_deref()
-                .and_then(api_tls::fingerprint)
-                .unwrap_or_default(),
-            names = ?names,
-            "The API serves HTTPS only; tills trust its CA (tally-agent api-ca)."
-        );
         Some(tokio_rustls::TlsAcceptor::from(config))
     } else {
         None

@@ -758,23 +758,35 @@ impl Links {
         let mut random = [0u8; 10];
         rand::rngs::OsRng.fill_bytes(&mut random);
         let request_id = EventId::v7(now_ms, random);
-        {
-            let mut inner = self.lock();
-            *inner.held.entry((location.clone(), gtin)).or_default() += units;
-            self.publish(&BusMessage::Held {
-                request_id,
-                location: location.clone(),
-                gtin,
-                units,
-                for_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-            });
-        }
+        self.add_hold(&mut self.lock(), location, gtin, units, wait, request_id);
         Hold {
             links: self.clone(),
             key: (location.clone(), gtin),
             units,
             request_id,
         }
+    }
+
+    /// Counts `units` of `gtin` at `location` as held here and announces
+    /// them to the other processes (for at most `wait` there), under the
+    /// lock `inner`; a [`Hold`] under `request_id` ends them.
+    fn add_hold(
+        &self,
+        inner: &mut Inner,
+        location: &LocationId,
+        gtin: Gtin,
+        units: u64,
+        wait: Duration,
+        request_id: EventId,
+    ) {
+        *inner.held.entry((location.clone(), gtin)).or_default() += units;
+        self.publish(&BusMessage::Held {
+            request_id,
+            location: location.clone(),
+            gtin,
+            units,
+            for_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+        });
     }
 
     /// Asks the live store at `ask.location` to release up to
@@ -814,14 +826,7 @@ impl Links {
             // Held before the store hears of it, here and (announced
             // first, so before the notice on the same bus) at the other
             // processes: a grant anywhere holds the units back.
-            *inner.held.entry((location.clone(), gtin)).or_default() += hold;
-            self.publish(&BusMessage::Held {
-                request_id,
-                location: location.clone(),
-                gtin,
-                units: hold,
-                for_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-            });
+            self.add_hold(&mut inner, location, gtin, hold, wait, request_id);
             // Waited for before the store hears of it, so a report as
             // quick as can be finds its order.
             inner.waiting.insert(
