@@ -1012,6 +1012,17 @@ async fn shutdown_finishes_in_flight_commits() {
     a.stop().await.unwrap();
 }
 
+/// Store s1's agent on `dir` where cashier c-104 signs in with PIN 2468
+/// (hashed with cheap parameters: a test).
+async fn start_with_cashier(dir: &std::path::Path) -> TestAgent {
+    let mut config = Config::new(dir, Some(parse_store_id("s1").unwrap()));
+    config.cashiers = vec![tally_agent::config::ManagerConfig {
+        id: "c-104".into(),
+        pin_argon2: tally_agent::managers::hash_pin_cheap("2468").unwrap(),
+    }];
+    TestAgent::try_start(config).await.unwrap()
+}
+
 /// `POST path` with `body` to the agent at `addr`, under `session`
 /// (`X-Tally-Session`) if any: the status and the JSON answer.
 async fn post_in_session(
@@ -1039,15 +1050,7 @@ async fn post_in_session(
 #[tokio::test]
 async fn sales_need_a_signed_in_cashier_where_cashiers_sign_in() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = tally_agent::config::Config::new(
-        dir.path(),
-        Some(tally_agent::config::parse_store_id("s1").unwrap()),
-    );
-    config.cashiers = vec![tally_agent::config::ManagerConfig {
-        id: "c-104".into(),
-        pin_argon2: tally_agent::managers::hash_pin_cheap("2468").unwrap(),
-    }];
-    let a = TestAgent::try_start(config).await.unwrap();
+    let a = start_with_cashier(dir.path()).await;
     a.receive(PEN, 5).await;
     let (_, status) = a.get("/v1/status").await;
     assert_eq!(status["cashier_sign_in"], true, "{status}");
@@ -1196,12 +1199,7 @@ async fn sales_need_a_signed_in_cashier_where_cashiers_sign_in() {
 #[tokio::test]
 async fn a_receipt_keyed_while_signed_in_records_the_signed_in_cashier() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::new(dir.path(), Some(parse_store_id("s1").unwrap()));
-    config.cashiers = vec![tally_agent::config::ManagerConfig {
-        id: "c-104".into(),
-        pin_argon2: tally_agent::managers::hash_pin_cheap("2468").unwrap(),
-    }];
-    let a = TestAgent::try_start(config).await.unwrap();
+    let a = start_with_cashier(dir.path()).await;
     let post = |session: Option<&str>, body: Value| {
         post_in_session(a.addr, "/v1/receipts", session.map(str::to_string), body)
     };

@@ -294,13 +294,30 @@ fn lost_sales_are_counted_durably_and_every_sync_request_carries_the_totals() {
     );
 }
 
+/// The hub's answer to `request` that acknowledges all of it and sends
+/// nothing back.
+fn acked_all(request: &tally_sync::SyncRequest) -> tally_sync::SyncResponse {
+    tally_sync::SyncResponse {
+        version: tally_sync::PROTOCOL_VERSION,
+        acked_delta_version: request.delta_version,
+        acked_events_upto: request.events_upto,
+        rejected_events: Vec::new(),
+        delta: Default::default(),
+        hub_cursor: request.hub_cursor,
+        reserve: Vec::new(),
+        catalog: Vec::new(),
+        catalog_cursor: request.catalog_cursor,
+        more: false,
+    }
+}
+
 /// A till's sale refused again and again under its id counts as one lost
 /// sale, once its grace is over, with the next sync's answer; a sale that
 /// went through under its id (a manager's override) is no lost sale.
 #[test]
 fn a_refused_sale_counts_as_lost_once_after_its_grace_unless_it_went_through() {
     use tally_sync::clock::ManualClock;
-    use tally_sync::{EventId, LostSales, Shortage, SyncResponse, PROTOCOL_VERSION};
+    use tally_sync::{EventId, LostSales, Shortage};
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(AgentDb::open(dir.path(), Some(&store_id())).unwrap());
     let clock = Arc::new(ManualClock::new(1_780_000_000_000));
@@ -322,18 +339,7 @@ fn a_refused_sale_counts_as_lost_once_after_its_grace_unless_it_went_through() {
     );
     let sync = || async {
         let request = db.sync_request(10).unwrap();
-        let response = SyncResponse {
-            version: PROTOCOL_VERSION,
-            acked_delta_version: request.delta_version,
-            acked_events_upto: request.events_upto,
-            rejected_events: Vec::new(),
-            delta: Default::default(),
-            hub_cursor: request.hub_cursor,
-            reserve: Vec::new(),
-            catalog: Vec::new(),
-            catalog_cursor: request.catalog_cursor,
-            more: false,
-        };
+        let response = acked_all(&request);
         let job = tally_agent::commit::SyncJob { request, response };
         committer.apply_sync(job).await.unwrap();
     };
@@ -488,7 +494,7 @@ fn a_rerun_of_a_refused_sale_does_not_count_its_demand_again() {
 #[test]
 fn an_answer_acknowledges_at_most_what_was_sent_and_a_refusal_counts_once() {
     use tally_sync::message::RejectedEvent;
-    use tally_sync::{SyncResponse, PROTOCOL_VERSION};
+    use tally_sync::SyncResponse;
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(AgentDb::open(dir.path(), Some(&store_id())).unwrap());
     let metrics = Arc::new(Metrics::new());
@@ -508,20 +514,13 @@ fn an_answer_acknowledges_at_most_what_was_sent_and_a_refusal_counts_once() {
         assert_eq!(request.events.len(), 3);
         let refused = request.events[1].id;
         let response = SyncResponse {
-            version: PROTOCOL_VERSION,
-            acked_delta_version: request.delta_version,
             // More than was sent.
             acked_events_upto: request.events_upto + 100,
             rejected_events: vec![RejectedEvent {
                 id: refused,
                 reason: "test".into(),
             }],
-            delta: Default::default(),
-            hub_cursor: request.hub_cursor,
-            reserve: Vec::new(),
-            catalog: Vec::new(),
-            catalog_cursor: request.catalog_cursor,
-            more: false,
+            ..acked_all(&request)
         };
         let job = tally_agent::commit::SyncJob { request, response };
         committer.apply_sync(job).await.unwrap();
