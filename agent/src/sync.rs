@@ -237,6 +237,9 @@ pub fn jittered_backoff(
 pub struct Round {
     /// Events the hub acknowledged.
     pub acked: u64,
+    /// Whether the round moved anything forward: events acknowledged, or
+    /// a page of the delta the hub had not acknowledged yet.
+    pub progressed: bool,
     /// There is more to exchange right away.
     pub again: bool,
 }
@@ -283,7 +286,7 @@ pub async fn sync_once(
     // counters first so it carries every committed change.
     ctx.committer.flush().await.map_err(local_failure)?;
     let db = ctx.db.clone();
-    let request = tokio::task::spawn_blocking(move || db.sync_request(max_events))
+    let page = tokio::task::spawn_blocking(move || db.sync_page(max_events))
         .await
         .map_err(|e| Failure::Stuck {
             code: "internal".into(),
@@ -293,8 +296,12 @@ pub async fn sync_once(
             code: "storage".into(),
             detail: e.to_string(),
         })?;
+    let (request, more_here) = (page.request, page.more);
     let response = client.exchange(&request).await?;
     let more = response.more;
+    // A page of the delta the hub took: progress even with no event.
+    let delta_taken =
+        !request.delta.is_empty() && response.acked_delta_version >= request.delta_version;
     let sent_events = request.events.len() as u64;
     let applied = ctx
         .committer
@@ -315,7 +322,8 @@ pub async fn sync_once(
     );
     Ok(Round {
         acked: applied.acked,
-        again: more || depth > 0 || !applied.given.is_empty() || allocations_left,
+        progressed: applied.acked > 0 || delta_taken,
+        again: more || more_here || depth > 0 || !applied.given.is_empty() || allocations_left,
     })
 }
 
@@ -379,7 +387,7 @@ pub async fn run(
     let mut failures = 0u32;
     let mut due = Instant::now();
     let mut in_backoff = false;
-    // Rounds that acknowledged nothing while asking to go again: a guard
+    // Rounds that moved nothing forward while asking to go again: a guard
     // against spinning if the hub keeps answering without progress.
     let mut idle_rounds = 0u32;
     loop {
@@ -413,7 +421,7 @@ pub async fn run(
                 in_backoff = false;
                 // Halved after a 413: grows back with rounds that pass.
                 max_events = max_events.saturating_mul(2).min(config.max_events.max(1));
-                idle_rounds = if round.acked == 0 { idle_rounds + 1 } else { 0 };
+                idle_rounds = if round.progressed { 0 } else { idle_rounds + 1 };
                 due = if round.again && idle_rounds < 3 {
                     Instant::now()
                 } else {

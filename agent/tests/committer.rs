@@ -530,3 +530,67 @@ fn an_answer_acknowledges_at_most_what_was_sent_and_a_refusal_counts_once() {
     drop((committer, db));
     thread.join().unwrap();
 }
+
+/// A store with more changed counters than one request may carry (a
+/// first receipt of a large catalogue) sends them in pages of at most
+/// `MAX_DELTA_ENTRIES`, oldest change first, each page saying whether
+/// more waits; once the hub has taken every page, nothing is left.
+#[test]
+fn a_delta_larger_than_one_request_goes_in_pages() {
+    use std::collections::BTreeSet;
+    use tally_sync::limits::{MAX_DELTA_ENTRIES, MAX_LINES};
+    let dir = tempfile::tempdir().unwrap();
+    let (db, committer, thread) = start_with_db(dir.path(), Limits::default());
+    let rt = runtime();
+    let items = MAX_DELTA_ENTRIES + MAX_LINES / 2;
+    rt.block_on(async {
+        let gtins: Vec<Gtin> = (0..items as u64)
+            .map(|n| Gtin::from_body(400_000_000_000 + n).unwrap())
+            .collect();
+        for chunk in gtins.chunks(MAX_LINES) {
+            let receipt = Command::Receipt {
+                id: None,
+                lines: chunk
+                    .iter()
+                    .map(|&gtin| ReceiptLine {
+                        gtin,
+                        qty: 1,
+                        epc: None,
+                    })
+                    .collect(),
+                staff: Default::default(),
+            };
+            assert!(recorded(&committer.command(receipt).await.unwrap()));
+        }
+        committer.flush().await.unwrap();
+        let mut sent = BTreeSet::new();
+        let mut pages = Vec::new();
+        loop {
+            let page = db.sync_page(2 * items).unwrap();
+            let request = page.request;
+            assert!(request.delta.entries.len() <= MAX_DELTA_ENTRIES);
+            for e in &request.delta.entries {
+                assert!(sent.insert(e.key.gtin), "{} sent twice", e.key.gtin);
+            }
+            pages.push((request.events.len(), request.delta.entries.len()));
+            let response = acked_all(&request);
+            let job = tally_agent::commit::SyncJob { request, response };
+            committer.apply_sync(job).await.unwrap();
+            if !page.more {
+                break;
+            }
+            assert!(pages.len() < 10, "paging does not end: {pages:?}");
+        }
+        let events = items.div_ceil(MAX_LINES);
+        assert_eq!(
+            pages,
+            vec![(events, MAX_DELTA_ENTRIES), (0, items - MAX_DELTA_ENTRIES)]
+        );
+        assert_eq!(sent.len(), items, "every changed counter sent once");
+        let last = db.sync_page(10).unwrap();
+        assert!(!last.more);
+        assert!(last.request.delta.entries.is_empty());
+    });
+    drop((committer, db));
+    thread.join().unwrap();
+}

@@ -147,12 +147,13 @@ pub const ORDER_REFUSAL_REASONS: [&str; 3] = ["no_stock", "held_elsewhere", "off
 const CONNECTION_ENDS: [&str; 5] = ["closed", "error", "idle", "stalled", "stopped"];
 
 /// What the hub turned away to protect itself, by why.
-pub const SHED_REASONS: [&str; 7] = [
+pub const SHED_REASONS: [&str; 8] = [
     "connections_per_peer",
     "body_timeout",
     "sync_in_progress",
     "store_writes_in_flight",
     "too_many_events",
+    "too_many_counters",
     "writer_queue_full",
     "anonymous_budget_full",
 ];

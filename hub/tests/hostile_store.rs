@@ -20,7 +20,7 @@ use tally_hub::storage::RedbHub;
 use tally_store::SystemClock;
 use tally_sync::clock::Clock;
 use tally_sync::exchange::HubLimits;
-use tally_sync::limits::{MAX_LINE_QTY, MAX_REASON_BYTES};
+use tally_sync::limits::{MAX_DELTA_ENTRIES, MAX_LINE_QTY, MAX_REASON_BYTES};
 use tally_sync::message::{Demand, LostSales};
 use tally_sync::{
     BoundedCounter, DeltaEntry, Epc, Event, EventId, EventKind, Gtin, ItemKey, Line, LocationId,
@@ -315,6 +315,22 @@ async fn a_hostile_store_cannot_write_absurd_content_and_an_honest_one_is_served
     case(
         "rights given to another store",
         to_s2,
+        422,
+        "refused_update",
+        false,
+    );
+    // More counters than one request may name: refused before the
+    // writer, whatever they hold.
+    let mut huge = base();
+    huge.delta.entries = (0..=MAX_DELTA_ENTRIES as u64)
+        .map(|n| DeltaEntry {
+            key: ItemKey::new(LocationId::new("s1").unwrap(), gtin(1_000 + n)),
+            counter: BoundedCounter::from_entries([(s1(), 1)], [], []),
+        })
+        .collect();
+    case(
+        "one counter over the delta bound",
+        huge,
         422,
         "refused_update",
         false,

@@ -271,6 +271,7 @@ pub fn hub_handle<S: HubReplica>(
         .into());
     }
     limits::check_demand(&req.demand).map_err(SyncRefusal::Content)?;
+    limits::check_delta_size(&req.delta).map_err(SyncRefusal::Content)?;
     let explained = check_events(store, who, &req.events, Some(now_ms))?;
     // Each counter as the hub knows it, the store's own entries raised to
     // what its accepted events explain (this request's included): a

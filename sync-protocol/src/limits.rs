@@ -61,6 +61,11 @@ pub const MAX_DEMAND_ITEMS: usize = 10_000;
 pub const MAX_STAFF_ID_BYTES: usize = 128;
 /// Most refused units of one item one request may report as demand.
 pub const MAX_DEMAND_UNITS: u64 = 1_000_000_000;
+/// Most counters in one sync request's delta. A store with more changed
+/// counters sends them in pages of this many, oldest change first (its
+/// inventory version orders them), so one request's check and merge are
+/// bounded however much changed since the last sync.
+pub const MAX_DELTA_ENTRIES: usize = 10_000;
 
 /// Content beyond the bounds. The hub refuses the whole request; the
 /// agent refuses the command (422).
@@ -411,6 +416,17 @@ pub fn check_event_time(at_ms: u64, now_ms: u64) -> Result<(), ContentError> {
     Ok(())
 }
 
+/// Checks that a request's delta names at most [`MAX_DELTA_ENTRIES`]
+/// counters.
+pub fn check_delta_size(delta: &crate::inventory::Delta) -> Result<(), ContentError> {
+    len_at_most(
+        || "delta".into(),
+        delta.entries.len(),
+        MAX_DELTA_ENTRIES,
+        "counters",
+    )
+}
+
 /// Checks a request's demand: at most [`MAX_DEMAND_ITEMS`] items, each
 /// once, each at most [`MAX_DEMAND_UNITS`] units.
 pub fn check_demand(demand: &[Demand]) -> Result<(), ContentError> {
@@ -604,6 +620,24 @@ mod tests {
         assert!(check_demand(&[d(1, MAX_DEMAND_UNITS), d(2, 1)]).is_ok());
         assert!(check_demand(&[d(1, MAX_DEMAND_UNITS + 1)]).is_err());
         assert!(check_demand(&[d(1, 1), d(1, 1)]).is_err());
+    }
+
+    #[test]
+    fn a_delta_names_at_most_the_bound_of_counters() {
+        use crate::counter::BoundedCounter;
+        use crate::inventory::{Delta, DeltaEntry, ItemKey};
+        let at = crate::ids::LocationId::new("s1").unwrap();
+        let delta = |n: u64| Delta {
+            entries: (0..n)
+                .map(|g| DeltaEntry {
+                    key: ItemKey::new(at.clone(), gtin(g + 1)),
+                    counter: BoundedCounter::default(),
+                })
+                .collect(),
+        };
+        assert!(check_delta_size(&delta(MAX_DELTA_ENTRIES as u64)).is_ok());
+        let err = check_delta_size(&delta(MAX_DELTA_ENTRIES as u64 + 1)).unwrap_err();
+        assert!(err.to_string().contains("counters"), "{err}");
     }
 
     proptest! {

@@ -24,6 +24,7 @@ use crate::gtin::Gtin;
 use crate::ids::{Epc, EventId, LocationId};
 use crate::inventory::{Delta, ItemKey};
 use crate::journal::Inserted;
+use crate::limits;
 use crate::lost::{ByReason, Lost};
 use crate::message::{CatalogItem, SyncRequest, SyncResponse};
 use crate::rights::{apply_grant, release, RightsGrant, RightsReleased};
@@ -132,12 +133,16 @@ impl MemStore {
         out
     }
 
-    /// Own counter entries the hub has not acknowledged.
-    fn unacked_delta(&self) -> Delta {
-        self.replica
-            .inventory
-            .delta_since(&self.who.location, self.cursors.acked_delta_version)
-            .owned_by(&self.who.replica)
+    /// Own counter entries the hub has not acknowledged, at most
+    /// [`limits::MAX_DELTA_ENTRIES`] changed counters (a page, oldest
+    /// change first), and the inventory version they reach.
+    fn unacked_delta(&self) -> (Delta, u64) {
+        let (delta, version) = self.replica.inventory.delta_since_limited(
+            &self.who.location,
+            self.cursors.acked_delta_version,
+            limits::MAX_DELTA_ENTRIES,
+        );
+        (delta.owned_by(&self.who.replica), version)
     }
 
     /// The next request: own entries changed since the hub's ack, up to
@@ -159,11 +164,12 @@ impl MemStore {
             }
         }
         let more_events = pending.peek().is_some();
+        let (delta, delta_version) = self.unacked_delta();
         let req = store_request(
             &self.who,
             &self.cursors,
-            self.unacked_delta(),
-            self.replica.inventory.version(),
+            delta,
+            delta_version,
             events,
             events_upto,
             &self.demand,
@@ -255,7 +261,7 @@ impl MemStore {
 
     /// Whether the store holds anything the hub has not acknowledged.
     pub fn has_pending(&self) -> bool {
-        !self.outbox.is_empty() || !self.unacked_delta().is_empty()
+        !self.outbox.is_empty() || !self.unacked_delta().0.is_empty()
     }
 }
 

@@ -74,6 +74,6 @@ pub use self::counts::{CountDone, CountJob, CountRefusal, TagSeen};
 pub use self::db::{AgentDb, OpenError, SaleWithReturns, Unflushed, CACHE_BYTES, DB_FILE};
 pub(crate) use self::lost::{note_refused, refused_before, settle as settle_lost};
 pub use self::lost::{GRACE_MS as LOST_GRACE_MS, RETAIN_MS as LOST_RETAIN_MS};
-pub use self::sync::{apply_sync, dead_letter, put_catalog, unsynced, SyncApplied};
+pub use self::sync::{apply_sync, dead_letter, put_catalog, unsynced, SyncApplied, SyncPage};
 pub(crate) use self::tables::{add_lost, storage};
 pub use self::txn::{AgentTxn, BatchCounters};

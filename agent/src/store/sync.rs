@@ -11,6 +11,7 @@ use tally_store::redb::ReadableTable;
 use tally_store::{StoreError, WriteTxn};
 use tally_sync::exchange::{store_apply, store_request, Identity};
 use tally_sync::explain::Unsynced;
+use tally_sync::limits::MAX_DELTA_ENTRIES;
 use tally_sync::message::CatalogItem;
 use tally_sync::{EventId, Gtin, SyncRequest, SyncResponse};
 
@@ -30,13 +31,21 @@ impl AgentDb {
     /// and the totals of sales lost by reason (cumulative: the hub keeps
     /// the largest it saw, so nothing is subtracted on its answer).
     pub fn sync_request(&self, max_events: usize) -> Result<SyncRequest, StoreError> {
+        self.sync_page(max_events).map(|page| page.request)
+    }
+
+    /// [`Self::sync_request`], with whether more of the delta waits: the
+    /// delta is a page of at most [`MAX_DELTA_ENTRIES`] changed counters,
+    /// oldest change first (the hub refuses more in one request).
+    pub fn sync_page(&self, max_events: usize) -> Result<SyncPage, StoreError> {
         let txn = self.read()?;
         let cursors = read_cursors(&txn)?;
         let (delta, delta_version) = txn.delta_since(
             &self.who().location,
             cursors.acked_delta_version,
-            usize::MAX,
+            MAX_DELTA_ENTRIES,
         )?;
+        let more_delta = delta.len() >= MAX_DELTA_ENTRIES;
         let outbox = txn.raw().open_table(OUTBOX).map_err(storage)?;
         let mut events = Vec::new();
         let mut events_upto = cursors.acked_events_upto;
@@ -67,11 +76,27 @@ impl AgentDb {
         )
         .with_lost(&read_lost(&txn)?);
         Ok(if more_events {
-            req.holding_delta_back(cursors.acked_delta_version)
+            SyncPage {
+                request: req.holding_delta_back(cursors.acked_delta_version),
+                more: true,
+            }
         } else {
-            req
+            SyncPage {
+                request: req,
+                more: more_delta,
+            }
         })
     }
+}
+
+/// One sync request and whether more waits behind it (outbox events or
+/// delta pages it could not carry).
+#[derive(Debug, Clone)]
+pub struct SyncPage {
+    /// The request.
+    pub request: SyncRequest,
+    /// Whether more waits: send again once this one is answered.
+    pub more: bool,
 }
 
 /// What applying a sync response did.

@@ -80,6 +80,12 @@ async fn steps(
             ),
         ));
     }
+    // Checked again by the writer's validation; here so that a delta
+    // beyond the bound never takes a place in the writer's queue.
+    if let Err(e) = tally_sync::limits::check_delta_size(&req.delta) {
+        st.metrics.shed("too_many_counters");
+        return Err(refused(id, &SyncRefusal::Content(e)));
+    }
     // The other ends of transfers this request sends or receives hear of
     // them at once (their next page has them).
     let peers: Vec<tally_sync::LocationId> = req
