@@ -52,6 +52,7 @@ pub mod commit;
 pub mod config;
 pub mod devices;
 pub mod enroll;
+pub mod event_ids;
 pub mod hub_client;
 pub mod link;
 pub mod managers;

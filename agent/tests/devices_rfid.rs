@@ -15,10 +15,9 @@ use std::time::Duration;
 use common::pty::{metric, notice, tag, wait_metric, Pty};
 use common::{agent_command, on_hand, AgentProcess, MUG, PEN};
 use serde_json::json;
-use tally_agent::devices::receipt_id;
 use tally_agent::store::AgentDb;
 use tally_agent_api::client::AgentClient as ApiClient;
-use tally_sync::{Epc, EventKind, Gtin, ReplicaId};
+use tally_sync::{Epc, EventKind, Gtin};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tally-agent");
 const WAIT: Duration = Duration::from_secs(20);
@@ -123,9 +122,10 @@ async fn new_tags_are_received_once_each_and_carry_their_epc() {
     agent.terminate(WAIT).await;
 
     // The receipts as recorded: one tagged unit each, with the EPC on the
-    // line, under the id derived from (store, EPC, sales so far).
+    // line, under the id derived from (store, EPC, sales so far), keyed
+    // by the store's secret.
     let db = AgentDb::open(&data, None).unwrap();
-    let store = ReplicaId::new(STORE).unwrap();
+    let ids = db.event_ids();
     let mut receipts: Vec<_> = db
         .events()
         .unwrap()
@@ -140,10 +140,10 @@ async fn new_tags_are_received_once_each_and_carry_their_epc() {
         .collect();
     receipts.sort();
     let mut want = vec![
-        (receipt_id(&store, &pen1, 0), PEN, pen1.clone()),
-        (receipt_id(&store, &pen2, 0), PEN, pen2.clone()),
-        (receipt_id(&store, &mug1, 0), MUG, mug1.clone()),
-        (receipt_id(&store, &pen1, 1), PEN, pen1.clone()),
+        (ids.receipt(&pen1, 0), PEN, pen1.clone()),
+        (ids.receipt(&pen2, 0), PEN, pen2.clone()),
+        (ids.receipt(&mug1, 0), MUG, mug1.clone()),
+        (ids.receipt(&pen1, 1), PEN, pen1.clone()),
     ]
     .into_iter()
     .map(|(id, g, epc)| (id, Gtin::parse(g).unwrap().to_string(), epc))

@@ -194,12 +194,9 @@ pub(super) async fn accept(
         .read_blocking(move |db| db.count_report(&key))
         .await?
         .ok_or_else(|| ErrorAnswer::NotFound(format!("no count session {id}")))?;
-    let store = state.db.who().replica.clone();
     let mut adjustments = Vec::new();
     for (gtin, counted) in cycle_count::adjustments(&report.items) {
-        let key = format!("{id}\0{gtin}");
-        let event_id =
-            crate::devices::hashed_id(b"tally/rfid-count/v1\0", store.as_str(), key.as_bytes(), 0);
+        let event_id = state.db.event_ids().count_adjustment(&id, gtin);
         let staff = if staff.till.is_some() {
             staff.clone()
         } else {

@@ -86,7 +86,7 @@ pub use self::config::{
     ScannerSettings,
 };
 pub use self::counting::tag_item;
-pub use self::rfid::{hashed_id, receipt_id, tag_plan, TagPlan};
+pub use self::rfid::{tag_plan, transfer_plan, TagPlan};
 pub use self::scanner::{scan_item, unit_price, ScanItem, ScanSkip};
 pub use tally_hardware::measure::Measure;
 

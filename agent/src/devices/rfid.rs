@@ -1,24 +1,25 @@
 //! The receiving portal: an RFID reader wired to the agent receives one
 //! unit per newly seen SGTIN tag (SGTIN-96 or SGTIN-198), once while the unit is on hand (see
 //! the design constraints of [`crate::devices`]). What a tag does is
-//! decided purely ([`tag_plan`], [`receipt_id`]); the reader's task turns
+//! decided purely ([`tag_plan`], [`transfer_plan`], ids from
+//! [`crate::event_ids`]); the reader's task turns
 //! each tag into a one-line receipt through the committer and counts how
 //! it ended (`tally_agent_device_tags_total{outcome}`). A tag on a
 //! transfer sent to this store and still in transit receives the whole
 //! transfer instead ([`transfer_plan`]); its other tags are then on hand.
 
-use sha2::{Digest, Sha256};
 use tally_hardware::driver::rfid::RfidEvent;
 use tally_hardware::driver::DriverHandle;
 use tally_hardware::epc as epc_codec;
 use tally_sync::command::{Command, Outcome, ReceiptLine};
 use tally_sync::epcs::EpcSummary;
 use tally_sync::transfer::{Transfer, TransferStatus};
-use tally_sync::{Epc, EventId, Gtin, ReplicaId};
+use tally_sync::{Epc, EventId, Gtin};
 use tokio::sync::{mpsc, watch};
 
 use super::wiring::{drive, status, submit};
 use super::DeviceContext;
+use crate::event_ids::EventIds;
 
 /// What to do with a tag the reader reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +56,7 @@ pub enum TagPlan {
 /// Decides what a tag does at `store` (pure) from the summary of its
 /// sales and returns here (fixed-size: a read of one row, however often
 /// the tag was sold): see [`crate::devices`]'s design constraints.
-pub fn tag_plan(store: &ReplicaId, epc: &Epc, summary: Option<&EpcSummary>) -> TagPlan {
+pub fn tag_plan(ids: &EventIds, epc: &Epc, summary: Option<&EpcSummary>) -> TagPlan {
     let decoded = match epc_codec::decode(epc) {
         Ok(d) => d,
         Err(e) => {
@@ -78,7 +79,7 @@ pub fn tag_plan(store: &ReplicaId, epc: &Epc, summary: Option<&EpcSummary>) -> T
     };
     TagPlan::Receive {
         gtin,
-        id: receipt_id(store, epc, generation),
+        id: ids.receipt(epc, generation),
         generation,
     }
 }
@@ -89,6 +90,7 @@ pub fn tag_plan(store: &ReplicaId, epc: &Epc, summary: Option<&EpcSummary>) -> T
 /// on no transfer to this store (then [`tag_plan`] decides).
 pub fn transfer_plan(
     here: &tally_sync::LocationId,
+    ids: &EventIds,
     summary: Option<&EpcSummary>,
     inbound: Option<&Transfer>,
 ) -> Option<TagPlan> {
@@ -100,45 +102,10 @@ pub fn transfer_plan(
     Some(match t.status {
         TransferStatus::InTransit => TagPlan::ReceiveTransfer {
             transfer_id: t.transfer_id.clone(),
-            id: hashed_id(
-                b"tally/rfid-transfer/v1\0",
-                here.as_str(),
-                t.transfer_id.as_bytes(),
-                0,
-            ),
+            id: ids.transfer_receipt(&t.transfer_id),
         },
         TransferStatus::Received => TagPlan::OnHand,
     })
-}
-
-/// The id of the receipt of `epc` at `store` in `generation`: a UUIDv8
-/// whose 122 free bits are the first bits of SHA-256 over a fixed label,
-/// the store id, the EPC and the generation (stable across versions and
-/// restarts; RFC 9562 §5.8).
-pub fn receipt_id(store: &ReplicaId, epc: &Epc, generation: u64) -> EventId {
-    hashed_id(
-        b"tally/rfid-receipt/v1\0",
-        store.as_str(),
-        epc.as_bytes(),
-        generation,
-    )
-}
-
-/// A UUIDv8 from SHA-256 over `label`, `store`, `key` and `generation`:
-/// the id of an event a device (or a count) records, the same on a retry.
-pub fn hashed_id(label: &[u8], store: &str, key: &[u8], generation: u64) -> EventId {
-    let mut h = Sha256::new();
-    h.update(label);
-    h.update(store.as_bytes());
-    h.update(b"\0");
-    h.update(key);
-    h.update(generation.to_be_bytes());
-    let digest = h.finalize();
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&digest[..16]);
-    b[6] = 0x80 | (b[6] & 0x0F); // version 8
-    b[8] = 0x80 | (b[8] & 0x3F); // RFC 9562 variant
-    EventId(uuid::Uuid::from_bytes(b))
 }
 
 /// Receives one unit per new tag until the driver has stopped.
@@ -179,8 +146,9 @@ async fn on_tag(ctx: &DeviceContext, ev: RfidEvent) {
         }
     };
     let here = ctx.db.who().location.clone();
-    let plan = transfer_plan(&here, summary.as_ref(), inbound.as_ref())
-        .unwrap_or_else(|| tag_plan(&store, &epc, summary.as_ref()));
+    let ids = ctx.db.event_ids();
+    let plan = transfer_plan(&here, ids, summary.as_ref(), inbound.as_ref())
+        .unwrap_or_else(|| tag_plan(ids, &epc, summary.as_ref()));
     let (gtin, id) = match plan {
         TagPlan::ReceiveTransfer { transfer_id, id } => {
             return receive_transfer(ctx, &epc, transfer_id, id).await;
@@ -262,6 +230,7 @@ mod tests {
     use super::*;
     use tally_hardware::epc::{Cset82, Sgtin198, Sgtin96};
     use tally_sync::epcs::EpcRecord;
+    use tally_sync::ReplicaId;
 
     fn gtin(s: &str) -> Gtin {
         Gtin::parse(s).unwrap()
@@ -270,6 +239,10 @@ mod tests {
     fn sgtin(serial: u64) -> Epc {
         let s = Sgtin96::from_gtin(1, gtin("00614141123452"), 7, serial).unwrap();
         Epc::from_bytes(&s.encode()).unwrap()
+    }
+
+    fn ids(store: &str) -> EventIds {
+        EventIds::new(ReplicaId::new(store).unwrap(), [9; 32])
     }
 
     fn record(n: u8) -> EpcRecord {
@@ -281,8 +254,8 @@ mod tests {
 
     #[test]
     fn a_tag_is_received_once_per_generation_and_not_while_on_hand() {
-        let s1 = ReplicaId::new("s1").unwrap();
-        let s2 = ReplicaId::new("s2").unwrap();
+        let s1 = ids("s1");
+        let s2 = ids("s2");
         let epc = sgtin(42);
         let TagPlan::Receive {
             gtin: g,
@@ -303,8 +276,8 @@ mod tests {
                 generation: 0
             }
         );
-        assert_ne!(first, receipt_id(&s2, &epc, 0), "ids are per store");
-        assert_ne!(first, receipt_id(&s1, &sgtin(43), 0), "ids are per tag");
+        assert_ne!(first, s2.receipt(&epc, 0), "ids are per store");
+        assert_ne!(first, s1.receipt(&sgtin(43), 0), "ids are per tag");
         // Sold: it left; back at the dock it is a new receipt.
         let (sold, _) = EpcSummary::default().after_sale(&record(1));
         match tag_plan(&s1, &epc, Some(&sold)) {
@@ -317,10 +290,6 @@ mod tests {
         // Sold and returned at the till: on hand, nothing to receive.
         let returned = sold.after_return();
         assert_eq!(tag_plan(&s1, &epc, Some(&returned)), TagPlan::OnHand);
-        // A v8 UUID with the RFC 9562 variant.
-        let u = first.0;
-        assert_eq!(u.get_version_num(), 8);
-        assert_eq!(u.as_bytes()[8] & 0xC0, 0x80);
     }
 
     #[test]
@@ -343,28 +312,32 @@ mod tests {
             sent_at_ms: 1,
             sent_event: None,
         };
-        let Some(TagPlan::ReceiveTransfer { transfer_id, id }) = transfer_plan(&b, None, Some(&t))
+        let Some(TagPlan::ReceiveTransfer { transfer_id, id }) =
+            transfer_plan(&b, &ids("b"), None, Some(&t))
         else {
             panic!("the destination receives the transfer");
         };
         assert_eq!(transfer_id, "t-9");
         // Every tag of the transfer names the same receipt.
         assert!(matches!(
-            transfer_plan(&b, None, Some(&t)),
+            transfer_plan(&b, &ids("b"), None, Some(&t)),
             Some(TagPlan::ReceiveTransfer { id: again, .. }) if again == id
         ));
         // Not at the sender; and once received its tags are on hand.
-        assert_eq!(transfer_plan(&a, None, Some(&t)), None);
+        assert_eq!(transfer_plan(&a, &ids("a"), None, Some(&t)), None);
         t.status = TransferStatus::Received;
-        assert_eq!(transfer_plan(&b, None, Some(&t)), Some(TagPlan::OnHand));
+        assert_eq!(
+            transfer_plan(&b, &ids("b"), None, Some(&t)),
+            Some(TagPlan::OnHand)
+        );
         // A tag sold here since follows its own history.
         let (sold, _) = EpcSummary::default().after_sale(&record(1));
-        assert_eq!(transfer_plan(&b, Some(&sold), Some(&t)), None);
+        assert_eq!(transfer_plan(&b, &ids("b"), Some(&sold), Some(&t)), None);
     }
 
     #[test]
     fn an_sgtin_198_tag_is_a_unit_of_its_gtin() {
-        let s1 = ReplicaId::new("s1").unwrap();
+        let s1 = ids("s1");
         // An alphanumeric serial only SGTIN-198 holds (TDS §12.3.1).
         let serial = Cset82::new("A1/07").unwrap();
         let tag = Sgtin198::from_gtin(1, gtin("00614141123452"), 7, serial).unwrap();
@@ -378,17 +351,17 @@ mod tests {
             panic!("an SGTIN-198 tag is received");
         };
         assert_eq!(g, gtin("00614141123452"));
-        assert_eq!(id, receipt_id(&s1, &epc, 0));
+        assert_eq!(id, s1.receipt(&epc, 0));
         // The same GTIN and serial digits as SGTIN-96 is another EPC
         // binary, hence another receipt id.
         let short = Sgtin198::from_gtin(1, g, 7, Cset82::new("42").unwrap()).unwrap();
         let short = Epc::from_bytes(&short.encode()).unwrap();
-        assert_ne!(receipt_id(&s1, &short, 0), receipt_id(&s1, &sgtin(42), 0));
+        assert_ne!(s1.receipt(&short, 0), s1.receipt(&sgtin(42), 0));
     }
 
     #[test]
     fn other_schemes_are_not_items() {
-        let s1 = ReplicaId::new("s1").unwrap();
+        let s1 = ids("s1");
         // SSCC-96 from the EPC TDS examples: a pallet, not an item.
         let sscc = Epc::from_hex("3174257BF4499602D2000000").unwrap();
         assert_eq!(

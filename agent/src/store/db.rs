@@ -22,9 +22,10 @@ use tally_sync::{BoundedCounter, Epc, Event, EventId, Gtin, ItemKey, LocationId,
 
 use super::tables::{
     outbox_seq, read_cursors, read_demand, returned_from, storage, AGENT_META,
-    COUNTERS_FLUSHED_UPTO, DEAD_LETTER, DEMAND, LOST_SALES, RETURNED, STORE_ID,
+    COUNTERS_FLUSHED_UPTO, DEAD_LETTER, DEMAND, EVENT_ID_SECRET, LOST_SALES, RETURNED, STORE_ID,
 };
 use super::BatchCounters;
+use crate::event_ids::{EventIds, SECRET_LEN};
 use crate::outbox::{self, OUTBOX};
 
 /// The database file inside the data directory.
@@ -67,6 +68,15 @@ pub enum OpenError {
         /// Why.
         detail: String,
     },
+    /// The stored secret of derived event ids is not [`SECRET_LEN`]
+    /// bytes: the database was altered or is damaged.
+    #[error("{path}: the stored event id secret is {found} bytes, not {SECRET_LEN}")]
+    BadSecret {
+        /// The database.
+        path: PathBuf,
+        /// Its length.
+        found: usize,
+    },
     /// Storage failed (including [`StoreError::AlreadyOpen`]).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -81,6 +91,7 @@ pub type Unflushed = HashMap<ItemKey, BoundedCounter>;
 pub struct AgentDb {
     db: Db,
     who: Identity,
+    event_ids: EventIds,
     /// Only the committer writes it, after a commit and before answering.
     unflushed: RwLock<Unflushed>,
 }
@@ -167,6 +178,21 @@ impl AgentDb {
                 id
             }
         };
+        let secret = match txn.get_meta(EVENT_ID_SECRET)? {
+            Some(stored) => <[u8; SECRET_LEN]>::try_from(stored.as_slice()).map_err(|_| {
+                OpenError::BadSecret {
+                    path: path.clone(),
+                    found: stored.len(),
+                }
+            })?,
+            None => {
+                // Made once, in the transaction that opens the store's
+                // database for the first time with this version.
+                let secret: [u8; SECRET_LEN] = rand::random();
+                txn.put_meta(EVENT_ID_SECRET, &secret)?;
+                secret
+            }
+        };
         {
             let raw = txn.raw();
             raw.open_table(OUTBOX).map_err(storage)?;
@@ -216,6 +242,7 @@ impl AgentDb {
         }
         Ok(Self {
             db,
+            event_ids: EventIds::new(id.clone(), secret),
             who: Identity {
                 replica: id,
                 location,
@@ -253,6 +280,12 @@ impl AgentDb {
     /// This store's identity.
     pub fn who(&self) -> &Identity {
         &self.who
+    }
+
+    /// The ids of events this store derives from what it saw, keyed by
+    /// its database's secret.
+    pub fn event_ids(&self) -> &EventIds {
+        &self.event_ids
     }
 
     /// Starts the write transaction (the committer's alone).

@@ -45,6 +45,9 @@ pub(super) const CURSOR_KEYS: [&str; 4] = [
 ];
 /// `tally-store` metadata key of the store id.
 pub(super) const STORE_ID: &str = "store_id";
+/// `tally-store` metadata key of the secret that keys derived event ids
+/// ([`crate::event_ids`]): made once, never sent.
+pub(super) const EVENT_ID_SECRET: &str = "event_id_secret";
 
 /// A redb error as a storage failure.
 pub(crate) fn storage(e: impl std::fmt::Display) -> StoreError {
