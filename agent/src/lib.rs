@@ -99,6 +99,10 @@ pub enum AgentError {
     /// A background task panicked.
     #[error("{0} panicked")]
     Panicked(&'static str),
+    /// The committer thread died (a panic, or a commit the database
+    /// failed): the process exits non-zero so that it is restarted.
+    #[error("the committer stopped: {0}")]
+    CommitterDied(String),
     /// The configuration is unusable.
     #[error("configuration: {0}")]
     Config(String),
@@ -344,16 +348,17 @@ pub async fn run(
     let app = api::router(state, &api_config, Arc::new(guard));
     let stop_tx = Arc::new(stop_tx);
     let stop_on_shutdown = stop_tx.clone();
-    // The committer's panic stops the agent as a signal would, and makes
-    // `run` fail, so the process exits non-zero and is restarted.
+    // The committer's death (a panic, or a commit the database failed)
+    // stops the agent as a signal would, and makes `run` fail, so the
+    // process exits non-zero and is restarted.
     let (committer_thread, committer_died) = committer_thread.split();
-    let died = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let died_flag = died.clone();
+    let died = Arc::new(std::sync::Mutex::new(None::<String>));
+    let died_slot = died.clone();
     let shutdown = async move {
         tokio::select! {
             () = shutdown => {}
-            _ = committer_died.wait() => {
-                died_flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            why = committer_died.wait() => {
+                *died_slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why);
             }
         }
         let _ = stop_on_shutdown.send(true);
@@ -395,11 +400,16 @@ pub async fn run(
     // answers what is still queued, commits, and stops.
     tracing::info!("Shutting down: finishing queued commits.");
     let joined = tokio::task::spawn_blocking(move || committer_thread.join()).await;
-    match joined {
-        Ok(Ok(())) if !died.load(std::sync::atomic::Ordering::SeqCst) => {
+    let died = died
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    match (joined, died) {
+        (Ok(Ok(())), None) => {
             tracing::info!("Agent stopped.");
             Ok(())
         }
+        (_, Some(why)) => Err(AgentError::CommitterDied(why)),
         _ => Err(AgentError::Panicked("the committer")),
     }
 }

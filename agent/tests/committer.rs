@@ -594,3 +594,56 @@ fn a_delta_larger_than_one_request_goes_in_pages() {
     drop((committer, db));
     thread.join().unwrap();
 }
+
+/// A commit the disk fails ends the committer, and the agent with it (its
+/// service manager starts it again), instead of leaving it up refusing
+/// every sale: the failed batch and every later command get an error,
+/// the thread reports why, and the database opened again holds every
+/// acknowledged command.
+#[test]
+fn a_failed_commit_stops_the_committer_for_a_restart() {
+    use std::path::Path;
+    use tally_agent::commit::CommitError;
+    use tally_store::sim_disk::SimDisk;
+    let disk = SimDisk::new();
+    let open = || {
+        Arc::new(
+            AgentDb::open_with_backend(disk.clone(), Path::new("sim"), Some(&store_id())).unwrap(),
+        )
+    };
+    let db = open();
+    let (committer, thread) = Committer::start(
+        db.clone(),
+        Arc::new(Metrics::new()),
+        Limits::default(),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    let (handle, died) = thread.split();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        assert!(recorded(&committer.command(receipt(3)).await.unwrap()));
+        disk.power_cut_after(0);
+        let failed = committer.command(receipt(4)).await;
+        assert!(matches!(failed, Err(CommitError::Storage(_))), "{failed:?}");
+        let why = tokio::time::timeout(Duration::from_secs(10), died.wait())
+            .await
+            .expect("the committer reports why it stopped");
+        assert!(why.contains("failed to commit"), "{why}");
+        let after = committer.command(receipt(5)).await;
+        assert!(matches!(after, Err(CommitError::Closed)), "{after:?}");
+    });
+    handle.join().unwrap();
+    drop(committer);
+    drop(Arc::into_inner(db).expect("the committer let go of the database"));
+    disk.restore_power(7);
+    let db = open();
+    assert_eq!(
+        db.stock(item()).unwrap().on_hand,
+        3,
+        "the acknowledged receipt"
+    );
+}

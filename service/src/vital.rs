@@ -1,9 +1,10 @@
 //! Threads the process cannot live without (the agent's committer, the
-//! hub's writer): if one panics, every later write would fail while the
-//! process looked healthy. [`spawn`] runs such a thread and hands back a
-//! [`Vital`]: its handle, and [`Died`], which resolves with the panic's
-//! message; the daemon stops on it and exits non-zero, so its service
-//! manager restarts it.
+//! hub's writer): if one panics, or stops on a failure it cannot recover
+//! from, every later write would fail while the process looked healthy.
+//! [`spawn`] (or [`spawn_checked`], for a thread that can give up) runs
+//! such a thread and hands back a [`Vital`]: its handle, and [`Died`],
+//! which resolves with the panic's message or the failure; the daemon
+//! stops on it and exits non-zero, so its service manager restarts it.
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -11,12 +12,13 @@ use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
-/// Resolves if the thread panicked; never if it ended normally.
+/// Resolves if the thread panicked or gave up; never if it ended
+/// normally.
 #[derive(Debug)]
 pub struct Died(oneshot::Receiver<String>);
 
 impl Died {
-    /// The panic's message, once the thread has panicked.
+    /// The panic's message or the failure, once the thread has died.
     pub async fn wait(self) -> String {
         match self.0.await {
             Ok(message) => message,
@@ -47,21 +49,43 @@ impl Vital {
 /// Spawns `f` on a thread named `name`; a panic in it is logged (with
 /// `name`) and reported through [`Died`].
 pub fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<Vital> {
+    spawn_checked(name, move || {
+        f();
+        Ok(())
+    })
+}
+
+/// Like [`spawn`], for a thread that may give up: its `Err` is logged and
+/// reported through [`Died`] as a panic is.
+pub fn spawn_checked(
+    name: &str,
+    f: impl FnOnce() -> Result<(), String> + Send + 'static,
+) -> std::io::Result<Vital> {
     let (tx, rx) = oneshot::channel();
     let label = name.to_string();
-    let handle = std::thread::Builder::new()
-        .name(name.into())
-        .spawn(move || {
-            if let Err(panic) = catch_unwind(AssertUnwindSafe(f)) {
-                let message = message(panic.as_ref());
-                tracing::error!(
-                    thread = %label,
-                    panic = %message,
-                    "A vital thread panicked; the process stops so that it can be restarted."
-                );
-                let _ = tx.send(message);
-            }
-        })?;
+    let handle =
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || match catch_unwind(AssertUnwindSafe(f)) {
+                Ok(Ok(())) => {}
+                Ok(Err(failure)) => {
+                    tracing::error!(
+                        thread = %label,
+                        %failure,
+                        "A vital thread stopped; the process stops so that it can be restarted."
+                    );
+                    let _ = tx.send(failure);
+                }
+                Err(panic) => {
+                    let message = message(panic.as_ref());
+                    tracing::error!(
+                        thread = %label,
+                        panic = %message,
+                        "A vital thread panicked; the process stops so that it can be restarted."
+                    );
+                    let _ = tx.send(message);
+                }
+            })?;
     Ok(Vital {
         handle,
         died: Died(rx),
@@ -93,5 +117,10 @@ mod tests {
         assert!(handle.join().is_ok());
         let waited = tokio::time::timeout(std::time::Duration::from_millis(50), died.wait()).await;
         assert!(waited.is_err(), "a normal end never resolves");
+        let (handle, died) = spawn_checked("gives up", || Err("disk gone".into()))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .split();
+        assert_eq!(died.wait().await, "disk gone");
+        assert!(handle.join().is_ok());
     }
 }

@@ -45,13 +45,13 @@ pub(super) fn spawn(
     rx: mpsc::Receiver<Request>,
     recorded: watch::Sender<u64>,
 ) -> std::io::Result<Vital> {
-    tally_service::vital::spawn("tally-committer", move || {
+    tally_service::vital::spawn_checked("tally-committer", move || {
         set_nice(limits.nice);
         let stamps = Stamps {
             clock: clock.as_ref(),
             rng: rand::thread_rng(),
         };
-        run(&db, &metrics, rx, limits, stamps, &recorded);
+        run(&db, &metrics, rx, limits, stamps, &recorded)
     })
 }
 
@@ -132,7 +132,7 @@ fn run(
     limits: Limits,
     mut stamps: Stamps<'_, impl RngCore>,
     recorded: &watch::Sender<u64>,
-) {
+) -> Result<(), String> {
     let (max_batch, flush) = (limits.max_batch.max(1), limits.flush);
     let mut target = 1;
     while let Some(first) = rx.blocking_recv() {
@@ -152,8 +152,10 @@ fn run(
             std::thread::sleep(HOLD_STEP.min(limits.hold.saturating_sub(held)));
         }
         target = batch.len();
-        if process(db, metrics, flush, batch, &mut stamps) > 0 {
-            recorded.send_modify(|n| *n += 1);
+        match process(db, metrics, flush, batch, &mut stamps) {
+            Ok(0) => {}
+            Ok(_) => recorded.send_modify(|n| *n += 1),
+            Err(fatal) => return Err(fatal.give_up()),
         }
     }
     if db.unflushed_len() > 0 {
@@ -162,9 +164,31 @@ fn run(
             job: Job::Flush(reply),
             queued: Instant::now(),
         };
-        process(db, metrics, flush, vec![last], &mut stamps);
+        if let Err(fatal) = process(db, metrics, flush, vec![last], &mut stamps) {
+            return Err(fatal.give_up());
+        }
     }
     tracing::debug!(unflushed = db.unflushed_len(), "Committer stopped.");
+    Ok(())
+}
+
+/// A write transaction that could not begin or commit. redb takes a
+/// failed commit's I/O error as the end of the open database (every
+/// later transaction fails with it), so the committer stops: the agent
+/// exits non-zero, its service manager starts it again, and opening the
+/// database recovers its last durable commit and replays the journal.
+/// Before, the agent stayed up refusing every sale until someone
+/// restarted it by hand.
+#[derive(Debug)]
+struct Fatal(CommitError);
+
+impl Fatal {
+    fn give_up(self) -> String {
+        format!(
+            "the database failed to commit ({}); stopping so that the agent is restarted and the database recovered",
+            self.0
+        )
+    }
 }
 
 /// Where commands' stamps come from: the injected wall clock and the
@@ -189,14 +213,16 @@ impl<R: RngCore> Stamps<'_, R> {
 type Waiting = (Answer, Instant);
 
 /// Applies one batch in one transaction and answers every request.
-/// Returns how many events it durably appended to the outbox.
+/// Returns how many events it durably appended to the outbox, or
+/// [`Fatal`] if the transaction could not begin or commit (the batch
+/// answered with the failure).
 fn process(
     db: &AgentDb,
     metrics: &Metrics,
     flush: FlushBound,
     batch: Vec<Request>,
     stamps: &mut Stamps<'_, impl RngCore>,
-) -> u64 {
+) -> Result<u64, Fatal> {
     let started = Instant::now();
     let size = batch.len();
     for r in &batch {
@@ -207,8 +233,9 @@ fn process(
     let txn = match db.begin_write() {
         Ok(t) => t,
         Err(e) => {
-            fail(metrics, &e.into(), Vec::new(), batch);
-            return 0;
+            let e = CommitError::from(e);
+            fail(metrics, &e, Vec::new(), batch);
+            return Err(Fatal(e));
         }
     };
     let mut waiting: Vec<Waiting> = Vec::with_capacity(size);
@@ -219,7 +246,7 @@ fn process(
             if let Err(e) = txn.abort() {
                 tracing::warn!(error = %e, "Aborting an empty transaction failed.");
             }
-            0
+            Ok(0)
         }
         Ok(Applied {
             appended,
@@ -248,18 +275,21 @@ fn process(
                 for (answer, queued) in waiting {
                     answer.send(metrics, queued, now);
                 }
-                appended
+                Ok(appended)
             }
             Err(e) => {
-                fail(metrics, &e.into(), waiting, Vec::new());
-                0
+                let e = CommitError::from(e);
+                fail(metrics, &e, waiting, Vec::new());
+                Err(Fatal(e))
             }
         },
         Err(e) => {
-            // Dropping the transaction aborts it: nothing of the batch stays.
+            // Dropping the transaction aborts it: nothing of the batch
+            // stays, and the database is as it was (a record that would
+            // not decode, a refused write): later batches go on.
             drop(txn);
             fail(metrics, &e, waiting, jobs);
-            0
+            Ok(0)
         }
     }
 }
