@@ -23,6 +23,9 @@
 //!   demand ([`SyncStatus::link`]).
 //! - Whatever the hub sends, the agent does not panic: lines are framed
 //!   and bounded by `tally_sync::link::NoticeReader`.
+//! - A `rights_wanted` is run once per request id ([`RecentAsks`], over
+//!   reconnections): a notice delivered twice would otherwise release
+//!   twice, keeping the store's tills from units no order asked for.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,6 +80,34 @@ fn sync_budget(wait_ms: Option<u64>) -> Duration {
     }
 }
 
+/// Request ids of the `rights_wanted` notices most recently run, so a
+/// notice delivered twice releases once (bounded: the oldest is
+/// forgotten first; the hub asks each id once, within seconds).
+#[derive(Debug, Default)]
+struct RecentAsks {
+    ids: std::collections::HashSet<EventId>,
+    order: std::collections::VecDeque<EventId>,
+}
+
+impl RecentAsks {
+    /// Ids remembered.
+    const KEEP: usize = 4_096;
+
+    /// Whether `id` is new (and remembers it).
+    fn first_time(&mut self, id: EventId) -> bool {
+        if !self.ids.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > Self::KEEP {
+            if let Some(old) = self.order.pop_front() {
+                self.ids.remove(&old);
+            }
+        }
+        true
+    }
+}
+
 /// The link task's moving parts.
 #[derive(Debug, Clone)]
 pub struct LinkContext {
@@ -97,9 +128,10 @@ pub struct LinkContext {
 /// Keeps the live link open until `stop` turns true.
 pub async fn run(ctx: LinkContext, config: SyncConfig, mut stop: watch::Receiver<bool>) {
     let mut failures = 0u32;
+    let mut recent = RecentAsks::default();
     loop {
         let ended = tokio::select! {
-            e = session(&ctx) => e,
+            e = session(&ctx, &mut recent) => e,
             _ = stop.changed() => return,
         };
         ctx.status.link(None);
@@ -138,7 +170,7 @@ enum Ended {
 }
 
 /// One link: open it, read notices until it ends.
-async fn session(ctx: &LinkContext) -> Ended {
+async fn session(ctx: &LinkContext, recent: &mut RecentAsks) -> Ended {
     let mut resp = match ctx.hub.link().await {
         Ok(r) => r,
         Err(e) => {
@@ -205,6 +237,10 @@ async fn session(ctx: &LinkContext) -> Ended {
                     counter,
                     wait_ms,
                 } => {
+                    if !recent.first_time(request_id) {
+                        tracing::warn!(%request_id, %gtin, "The hub asked for rights under an id already run; not released again.");
+                        continue;
+                    }
                     // Released on the committer, reported on the same
                     // connection; the link keeps reading meanwhile.
                     let wanted = Wanted {
@@ -300,6 +336,21 @@ async fn release(ctx: LinkContext, wanted: Wanted, seen: BoundedCounter) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ask_runs_once_per_request_id_and_old_ids_are_forgotten() {
+        let mut recent = RecentAsks::default();
+        let id = |n: u16| EventId::v7(u64::from(n), [n as u8; 10]);
+        assert!(recent.first_time(id(1)));
+        assert!(!recent.first_time(id(1)), "the same ask again");
+        for n in 2..=RecentAsks::KEEP as u16 {
+            assert!(recent.first_time(id(n)));
+        }
+        assert!(!recent.first_time(id(1)), "still remembered at the bound");
+        assert!(recent.first_time(id(RecentAsks::KEEP as u16 + 1)));
+        assert_eq!(recent.ids.len(), RecentAsks::KEEP);
+        assert!(recent.first_time(id(1)), "the oldest forgotten first");
+    }
 
     #[test]
     fn a_release_waits_for_syncs_within_the_orders_wait() {
