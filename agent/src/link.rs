@@ -23,7 +23,7 @@
 //!   demand ([`SyncStatus::link`]).
 //! - Whatever the hub sends, the agent does not panic: lines are framed
 //!   and bounded by `tally_sync::link::NoticeReader`.
-//! - A `rights_wanted` is run once per request id ([`RecentAsks`], over
+//! - A `rights_wanted` is run once per request id (`RecentAsks`, over
 //!   reconnections): a notice delivered twice would otherwise release
 //!   twice, keeping the store's tills from units no order asked for.
 

@@ -19,6 +19,9 @@
 //!   from the transport, as in Vector's `RetryLogic`.
 //! - **Refusals for good are not retried forever.** An event the hub will
 //!   never accept is dead-lettered (kept locally, surfaced in the status);
+//!   one refused for its date alone (`event_out_of_window`: this box's
+//!   clock ran ahead, or restarted long ago) is kept and sent again
+//!   slowly, since HQ admits it at the hub and then it goes through;
 //!   a revoked certificate or an unsupported protocol stops fast syncing
 //!   and is surfaced, while the store keeps selling offline.
 
@@ -181,6 +184,21 @@ pub fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) -> Fail
     let detail = body.as_ref().map(|b| b.message.clone()).unwrap_or_default();
     match status {
         413 => Failure::TooLarge,
+        // An event dated outside the hub's window is kept, not
+        // dead-lettered: the hub holds it for HQ, and once admitted it
+        // goes through with the events behind it (a sync that skipped it
+        // would be refused anyway: its units are in the delta).
+        422 if code == "event_out_of_window" => {
+            let id = body
+                .and_then(|b| b.event_id)
+                .map_or_else(|| "{id}".to_string(), |id| id.to_string());
+            Failure::Stuck {
+                detail: format!(
+                    "{detail}; this box's clock may be wrong. The event stays here and is sent again; the hub holds it until HQ admits it (POST /v1/held/{id}/admit)"
+                ),
+                code,
+            }
+        }
         422 => match body.and_then(|b| b.event_id) {
             Some(id) => Failure::EventRefused { id, reason: detail },
             None => Failure::Stuck { code, detail },
@@ -521,6 +539,20 @@ mod tests {
             classify(422, &json!({"error": "refused_update"}), None),
             Failure::Stuck { .. }
         ));
+        // Refused for its date alone: kept and sent again, not
+        // dead-lettered.
+        match classify(
+            422,
+            &json!({"error": "event_out_of_window", "event_id": id, "message": "dated 5"}),
+            None,
+        ) {
+            Failure::Stuck { code, detail } => {
+                assert_eq!(code, "event_out_of_window");
+                assert!(detail.starts_with("dated 5;"), "{detail}");
+                assert!(detail.contains(&format!("/v1/held/{id}/admit")), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(matches!(
             classify(503, &json!({"error": "unavailable"}), Some(Duration::from_secs(3))),
             Failure::Transient { retry_after: Some(d), .. } if d == Duration::from_secs(3)

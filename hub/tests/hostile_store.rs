@@ -211,7 +211,7 @@ async fn a_hostile_store_cannot_write_absurd_content_and_an_honest_one_is_served
         "dated three centuries ahead",
         with_event(future),
         422,
-        "refused_update",
+        "event_out_of_window",
         true,
     );
     let mut forged_p = base();

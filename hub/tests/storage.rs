@@ -31,6 +31,7 @@ use tally_hub::storage::{
 use tally_sync::command::{Command, LineIn};
 use tally_sync::exchange::{Identity, SyncRefusal};
 use tally_sync::fulfilment::{Fulfilment, Status};
+use tally_sync::limits::{DateAllowance, ALLOWANCE_TTL_MS};
 use tally_sync::message::CatalogItem;
 use tally_sync::returns::{ReturnCheckRequest, ReturnLineCheck};
 use tally_sync::routing::AllocatedLine;
@@ -39,6 +40,8 @@ use tally_sync::{
     EventId, Gtin, ItemKey, LocationId, Refusal, ReplicaId, ReserveTarget, Shortage, SyncRequest,
     SyncResponse,
 };
+
+const DAY: u64 = 24 * 3_600_000;
 
 fn key(store: &str, g: Gtin) -> ItemKey {
     ItemKey::new(loc(store), g)
@@ -420,7 +423,7 @@ fn a_refused_sync_writes_nothing_and_holds_its_event_until_admitted() {
             panic!("{backend}: an event dated beyond the window was merged");
         };
         assert!(
-            matches!(&refusal, SyncRefusal::Event { id, .. } if *id == ahead),
+            matches!(&refusal, SyncRefusal::OutOfWindow { id, .. } if *id == ahead),
             "{backend}: {refusal:?}"
         );
         // Nothing of it: not the receipt, not the counter, not the record.
@@ -459,11 +462,18 @@ fn a_refused_sync_writes_nothing_and_holds_its_event_until_admitted() {
         assert_eq!(kinds(&*st), vec!["event_held"], "{backend}");
         assert_eq!(st.counter(&key("s1", g)).unwrap().value(), 5, "{backend}");
 
-        // Admitted: stored, no longer held; the store syncs again.
+        // Admitted: stored, no longer held; the store, which kept the
+        // event, syncs again. Its allowance covers the sale's two days
+        // ahead and an hour more, for a week.
         let admitted = write(&*st, |txn| txn.admit_held(ahead, NOW + 4));
+        let at = req.events.iter().find(|e| e.id == ahead).unwrap().at_ms;
+        let allowed = DateAllowance::default().covering(at, NOW + 4);
         assert_eq!(
             admitted,
-            AdmitResult::Admitted { store: "s1".into() },
+            AdmitResult::Admitted {
+                store: "s1".into(),
+                dates_allowed: Some(allowed),
+            },
             "{backend}"
         );
         assert!(st.held_events(10).unwrap().is_empty(), "{backend}");
@@ -472,18 +482,49 @@ fn a_refused_sync_writes_nothing_and_holds_its_event_until_admitted() {
             vec!["event_held", "event_admitted"],
             "{backend}"
         );
-        let SyncResult::Synced(resp, summary) = sync_req(&*st, &s1.mem.who, &rest, NOW + 5) else {
+        let SyncResult::Synced(resp, summary) = sync_req(&*st, &s1.mem.who, &req, NOW + 5) else {
             panic!("{backend}: still refused after the admission");
         };
         assert_eq!(summary.new_events, 1, "{backend}: the receipt");
-        s1.apply(&rest, &resp);
+        assert_eq!(summary.duplicate_events, 1, "{backend}: the admitted sale");
+        s1.apply(&req, &resp);
         st.reopen();
         assert_eq!(st.counter(&key("s1", g)).unwrap().value(), 7, "{backend}");
-        assert_eq!(st.stores().unwrap()[0].syncs, 2, "{backend}");
+        let record = &st.stores().unwrap()[0];
+        assert_eq!(record.syncs, 2, "{backend}");
+        assert_eq!(record.dates_allowed, Some(allowed), "{backend}");
         assert_eq!(
             write(&*st, |txn| txn.admit_held(ahead, NOW + 6)),
             AdmitResult::NotHeld,
             "{backend}"
+        );
+
+        // The clock is still two days ahead: its next sales go through
+        // without HQ; one dated further still is held in turn.
+        s1.sell(g, 1).unwrap();
+        s1.set_clock(NOW + 2 * DAY + 60_000);
+        s1.sell(g, 1).unwrap();
+        let (_, _, summary) = synced(&*st, &mut s1, NOW + 7);
+        assert_eq!(summary.new_events, 2, "{backend}");
+        s1.set_clock(NOW + 9 * DAY);
+        let further = s1.sell(g, 1).unwrap();
+        let req = s1.request(1000);
+        let refused = sync_req(&*st, &s1.mem.who, &req, NOW + 8);
+        assert!(
+            matches!(&refused, SyncResult::Refused(SyncRefusal::OutOfWindow { id, .. }) if *id == further),
+            "{backend}: {refused:?}"
+        );
+        assert_eq!(st.held_events(10).unwrap().len(), 1, "{backend}");
+        // A week after the admission, the usual window again.
+        let week = NOW + 4 + ALLOWANCE_TTL_MS + 1;
+        s1.set_clock(week + 2 * DAY);
+        let late = s1.sell(g, 1).unwrap();
+        let mut req = s1.request(1000);
+        req.events.retain(|e| e.id == late);
+        let refused = sync_req(&*st, &s1.mem.who, &req, week);
+        assert!(
+            matches!(&refused, SyncResult::Refused(SyncRefusal::OutOfWindow { id, .. }) if *id == late),
+            "{backend}: {refused:?}"
         );
     }
 }

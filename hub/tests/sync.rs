@@ -1065,10 +1065,12 @@ fn online_orders_are_demand_and_the_reserve_follows_it() {
 }
 
 /// A store whose clock ran two days ahead records a sale the hub refuses
-/// for its date; the store dead-letters it, and its own entries, which
-/// only that sale explains, are refused on every later sync. The hub held
-/// the event: HQ lists it and admits it, and the store syncs again. An
-/// event refused for anything but its date stays refused when admitted.
+/// for its date (`event_out_of_window`): the store keeps it and sends it
+/// again (a store that dead-letters it instead has its own entries, which
+/// only that sale explains, refused on every later sync). The hub held
+/// the event: HQ lists it and admits it, and the store syncs again, its
+/// sales dated alike for a week with it. An event refused for anything
+/// but its date stays refused when admitted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_refused_for_its_date_is_held_and_admitted_by_hq() {
     let hub = TestHub::start(|_| {}).await;
@@ -1084,6 +1086,7 @@ async fn an_event_refused_for_its_date_is_held_and_admitted_by_hq() {
     let req = s1.request(1000);
     let (status, body) = c1.sync(&req).await.unwrap_err();
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"], "event_out_of_window", "{body}");
     assert_eq!(body["event_id"], json!(ahead.to_string()));
     // Dead-lettered by the store: the rest is refused all the same.
     let mut rest = req.clone();
@@ -1125,14 +1128,19 @@ async fn an_event_refused_for_its_date_is_held_and_admitted_by_hq() {
     let (status, v) = admin.post(&admit, &json!({})).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["store"], "s1");
-    let resp = c1.sync(&rest).await.expect("the store syncs again");
-    s1.apply(&rest, &resp);
+    let ahead_ms = v["dates_allowed"]["ahead_ms"].as_u64().unwrap();
+    assert!(ahead_ms > 2 * 24 * 3_600_000, "{v}");
+    let resp = c1.sync(&req).await.expect("the store syncs again");
+    s1.apply(&req, &resp);
+    // Its clock still ahead, its next sale goes through without HQ.
+    s1.sell(g, 1).unwrap();
+    s1.sync_all(&c1, 10).await;
     let (_, held) = admin.get("/v1/held").await;
     assert!(held["held"].as_array().unwrap().is_empty(), "{held}");
     let (status, _) = admin.post(&admit, &json!({})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, stock) = admin.get(&format!("/v1/stock/{g}")).await;
-    assert_eq!(stock["on_hand"], 4, "the admitted sale counts: {stock}");
+    assert_eq!(stock["on_hand"], 3, "the admitted sale counts: {stock}");
 
     // Another store's event, sent by s1: held, but never admitted.
     let mut s2 = SimStore::new("s2", 4);

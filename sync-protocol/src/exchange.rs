@@ -8,7 +8,8 @@
 //!   identity (from the caller, i.e. the client certificate), every event's
 //!   origin and shape, every new event's content
 //!   ([`crate::limits::check_event`], the agent's own rules) and date
-//!   ([`crate::limits::check_event_time`], against hub time), returns of
+//!   ([`crate::limits::DateWindow`]: hub time, and the store's allowance
+//!   after HQ admitted one of its events), returns of
 //!   tagged items (only a tag the hub knows as sold, as the same item:
 //!   [`crate::epcs::EpcState::after_return`]), the demand's bounds, the
 //!   counter delta with [`crate::inventory::validate_delta_with`] (escrow:
@@ -43,7 +44,7 @@ use crate::ids::{Epc, EventId, LocationId, ReplicaId};
 use crate::inventory::{validate_delta_with, Delta, DeltaEntry, DeltaViolation, ItemKey};
 use crate::journal::Inserted;
 use crate::ledger::check_lines;
-use crate::limits::{self, ContentError};
+use crate::limits::{self, ContentError, DateWindow};
 use crate::message::{
     Demand, LostSales, RejectedEvent, ReserveTarget, SyncRequest, SyncResponse, PROTOCOL_VERSION,
 };
@@ -160,6 +161,18 @@ pub enum SyncRefusal {
         /// Why.
         reason: String,
     },
+    /// An event dated outside the hub's window for this store (its
+    /// clock ran ahead, or restarted at a date long past): the store
+    /// keeps it and sends it again, the hub holds it for HQ, and once HQ
+    /// admits it the store's events dated alike go through for a while
+    /// ([`crate::limits::DateAllowance`]).
+    #[error("event {id} refused: {reason}")]
+    OutOfWindow {
+        /// The event.
+        id: EventId,
+        /// Why (the window and the event's date).
+        reason: String,
+    },
     /// Request content beyond the bounds that no single event carries
     /// (the demand).
     #[error("request refused: {0}")]
@@ -191,6 +204,7 @@ impl SyncRefusal {
             SyncRefusal::Unexplained { .. } => true,
             SyncRefusal::Delta(DeltaViolation::Duplicate { .. })
             | SyncRefusal::Event { .. }
+            | SyncRefusal::OutOfWindow { .. }
             | SyncRefusal::Content(_) => false,
         }
     }
@@ -248,8 +262,9 @@ pub type Held = BTreeMap<Gtin, u64>;
 /// are the hub's reserve targets at the store's location now, `held` its
 /// rights there held for waiting orders (the rebalancing gives none of
 /// them to the store: an order waiting on the store's release would lose
-/// what it already had), `now_ms` the hub's clock. The caller fills in
-/// the response's catalog fields.
+/// what it already had), `dates` the hub's clock and the dates this
+/// store's new events may carry. The caller fills in the response's
+/// catalog fields.
 pub fn hub_handle<S: HubReplica>(
     store: &mut S,
     who: &Identity,
@@ -257,7 +272,7 @@ pub fn hub_handle<S: HubReplica>(
     targets: &ReserveTargets,
     held: &Held,
     limits: &HubLimits,
-    now_ms: u64,
+    dates: &DateWindow,
 ) -> Result<(SyncResponse, HubOutcome), HandleError<S::Error>> {
     // 1. Validate everything before writing anything. A store may never
     // speak as the hub, whose entries it could then forge.
@@ -272,7 +287,7 @@ pub fn hub_handle<S: HubReplica>(
     }
     limits::check_demand(&req.demand).map_err(SyncRefusal::Content)?;
     limits::check_delta_size(&req.delta).map_err(SyncRefusal::Content)?;
-    let explained = check_events(store, who, &req.events, Some(now_ms))?;
+    let explained = check_events(store, who, &req.events, Some(dates))?;
     // Each counter as the hub knows it, the store's own entries raised to
     // what its accepted events explain (this request's included): a
     // delta whose `N` lags or hides synced sales cannot hand the hub
@@ -434,7 +449,7 @@ fn store_events<S: HubReplica>(
 
 /// Admits one event HQ reviewed after a sync refused it for its date (a
 /// store whose clock ran ahead): every check a sync makes of an event
-/// except the date window ([`crate::limits::check_event_time`]), then
+/// except the date window ([`crate::limits::DateWindow`]), then
 /// stored as a sync stores it, so the store's own entries it explains
 /// are accepted on its next sync. An event a sync would refuse for any
 /// other reason is refused here too. Nothing else of the store's is
@@ -464,8 +479,8 @@ pub fn hub_admit_held<S: HubReplica>(
 
 /// Validates a request's events: origin and shape of each; for each
 /// event new to the hub (not stored, not earlier in the request), its
-/// content, date (against hub time `now_ms`; not checked when `None`, an
-/// event HQ admitted) and tagged returns, in order (a tag sold earlier in
+/// content, date (within `dates`; not checked when `None`, an event HQ
+/// admitted) and tagged returns, in order (a tag sold earlier in
 /// the same request may be returned by a later event). Returns, per item
 /// at the store's location, what the store's events explain once the new
 /// ones are added (items the new events do not touch are left out).
@@ -473,7 +488,7 @@ fn check_events<S: HubReplica>(
     store: &S,
     who: &Identity,
     events: &[Event],
-    now_ms: Option<u64>,
+    dates: Option<&DateWindow>,
 ) -> Result<BTreeMap<Gtin, Explained>, HandleError<S::Error>> {
     let mut seen: BTreeSet<EventId> = BTreeSet::new();
     let mut explained: BTreeMap<Gtin, Explained> = BTreeMap::new();
@@ -488,8 +503,13 @@ fn check_events<S: HubReplica>(
             reason,
         };
         limits::check_event(event).map_err(|e| refuse(e.to_string()))?;
-        if let Some(now_ms) = now_ms {
-            limits::check_event_time(event.at_ms, now_ms).map_err(|e| refuse(e.to_string()))?;
+        if let Some(dates) = dates {
+            dates
+                .check(event.at_ms)
+                .map_err(|e| SyncRefusal::OutOfWindow {
+                    id: event.id,
+                    reason: e.to_string(),
+                })?;
         }
         let effect = explain::effect(event).map_err(|e| refuse(e.to_string()))?;
         for (gtin, x) in effect {

@@ -404,16 +404,109 @@ fn check_staff(event: &Event) -> Result<(), ContentError> {
 /// time `now_ms`: at most [`MAX_CLOCK_SKEW_MS`] ahead, at most
 /// [`MAX_EVENT_AGE_MS`] behind.
 pub fn check_event_time(at_ms: u64, now_ms: u64) -> Result<(), ContentError> {
-    let earliest_ms = now_ms.saturating_sub(MAX_EVENT_AGE_MS);
-    let latest_ms = now_ms.saturating_add(MAX_CLOCK_SKEW_MS);
-    if at_ms < earliest_ms || at_ms > latest_ms {
-        return Err(ContentError::OutOfWindow {
-            at_ms,
-            earliest_ms,
-            latest_ms,
-        });
+    DateWindow::at(now_ms).check(at_ms)
+}
+
+/// How far past the usual window HQ lets one store's events be dated
+/// for a while, after admitting a held event of that store that was
+/// refused for its date (its clock ran ahead, or restarted at a date
+/// long past): that store's other events dated alike then sync without
+/// each waiting for HQ. Widened by [`DateAllowance::covering`]; the
+/// default allows nothing more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DateAllowance {
+    /// Events may be dated this far ahead of the hub's clock.
+    pub ahead_ms: u64,
+    /// Events may be dated this far behind it.
+    pub behind_ms: u64,
+    /// Until this hub time (Unix ms); then the usual window again.
+    pub until_ms: u64,
+}
+
+/// Margin past an admitted event's own distance from the hub's clock:
+/// the store's next events, dated by the same clock, are a little later.
+pub const ALLOWANCE_MARGIN_MS: u64 = 3_600_000;
+/// How long an allowance lasts after the last admission that widened it:
+/// a clock still wrong a week on is HQ's to look at again.
+pub const ALLOWANCE_TTL_MS: u64 = 7 * 24 * 3_600_000;
+
+impl DateAllowance {
+    /// This allowance widened to cover an event dated `at_ms` that HQ
+    /// admitted at hub time `now_ms` (with [`ALLOWANCE_MARGIN_MS`] more),
+    /// lasting [`ALLOWANCE_TTL_MS`] from now; unchanged but renewed if
+    /// the event is within the usual window.
+    #[must_use]
+    pub fn covering(self, at_ms: u64, now_ms: u64) -> Self {
+        let live = if now_ms <= self.until_ms {
+            self
+        } else {
+            Self::default()
+        };
+        let mut out = Self {
+            until_ms: now_ms.saturating_add(ALLOWANCE_TTL_MS),
+            ..live
+        };
+        if at_ms > now_ms.saturating_add(MAX_CLOCK_SKEW_MS) {
+            let ahead = (at_ms - now_ms).saturating_add(ALLOWANCE_MARGIN_MS);
+            out.ahead_ms = out.ahead_ms.max(ahead);
+        } else if at_ms < now_ms.saturating_sub(MAX_EVENT_AGE_MS) {
+            let behind = (now_ms - at_ms).saturating_add(ALLOWANCE_MARGIN_MS);
+            out.behind_ms = out.behind_ms.max(behind);
+        }
+        out
     }
-    Ok(())
+}
+
+/// The dates a store's events may carry at one hub time: the usual
+/// window, widened by the store's [`DateAllowance`] while it lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateWindow {
+    /// The hub's clock (Unix ms).
+    pub now_ms: u64,
+    /// The store's allowance (none: the usual window).
+    pub allowance: DateAllowance,
+}
+
+impl DateWindow {
+    /// The usual window at hub time `now_ms`.
+    pub fn at(now_ms: u64) -> Self {
+        Self {
+            now_ms,
+            allowance: DateAllowance::default(),
+        }
+    }
+
+    /// This window widened by `allowance` (if it still lasts).
+    #[must_use]
+    pub fn with(self, allowance: DateAllowance) -> Self {
+        Self { allowance, ..self }
+    }
+
+    /// The earliest and latest dates accepted.
+    pub fn bounds(&self) -> (u64, u64) {
+        let (mut behind, mut ahead) = (MAX_EVENT_AGE_MS, MAX_CLOCK_SKEW_MS);
+        if self.now_ms <= self.allowance.until_ms {
+            behind = behind.max(self.allowance.behind_ms);
+            ahead = ahead.max(self.allowance.ahead_ms);
+        }
+        (
+            self.now_ms.saturating_sub(behind),
+            self.now_ms.saturating_add(ahead),
+        )
+    }
+
+    /// Checks that an event dated `at_ms` is within the window.
+    pub fn check(&self, at_ms: u64) -> Result<(), ContentError> {
+        let (earliest_ms, latest_ms) = self.bounds();
+        if at_ms < earliest_ms || at_ms > latest_ms {
+            return Err(ContentError::OutOfWindow {
+                at_ms,
+                earliest_ms,
+                latest_ms,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Checks that a request's delta names at most [`MAX_DELTA_ENTRIES`]
@@ -609,6 +702,51 @@ mod tests {
         // Centuries ahead.
         assert!(check_event_time(u64::MAX, now).is_err());
         assert!(check_event_time(0, 0).is_ok());
+    }
+
+    #[test]
+    fn an_allowance_covers_what_hq_admitted_for_a_while() {
+        let now = 1_750_000_000_000;
+        let day = 24 * 3_600_000;
+        let ahead = now + 3 * day;
+        assert!(DateWindow::at(now).check(ahead).is_err());
+        let allowed = DateAllowance::default().covering(ahead, now);
+        assert_eq!(allowed.ahead_ms, 3 * day + ALLOWANCE_MARGIN_MS);
+        assert_eq!(allowed.behind_ms, 0);
+        assert_eq!(allowed.until_ms, now + ALLOWANCE_TTL_MS);
+        let w = DateWindow::at(now).with(allowed);
+        assert!(w.check(ahead).is_ok());
+        // The store's next events, by the same clock a little later.
+        assert!(w.check(ahead + ALLOWANCE_MARGIN_MS).is_ok());
+        assert!(w.check(ahead + ALLOWANCE_MARGIN_MS + 1).is_err());
+        // The usual window still holds the other way.
+        assert!(w.check(now - MAX_EVENT_AGE_MS - 1).is_err());
+        // A week on, the usual window again.
+        let later = now + ALLOWANCE_TTL_MS + 1;
+        let w = DateWindow::at(later).with(allowed);
+        assert!(w.check(later + 3 * day).is_err());
+        assert!(w.check(later).is_ok());
+        // A clock that restarted long ago: widened behind.
+        let old = now - MAX_EVENT_AGE_MS - day;
+        let both = allowed.covering(old, now + 1);
+        assert_eq!(both.ahead_ms, allowed.ahead_ms, "kept while it lasts");
+        assert_eq!(
+            both.behind_ms,
+            MAX_EVENT_AGE_MS + day + 1 + ALLOWANCE_MARGIN_MS
+        );
+        assert!(DateWindow::at(now + 1).with(both).check(old).is_ok());
+        // An expired allowance is not carried into a new one.
+        let fresh = allowed.covering(later + 2 * day, later);
+        assert_eq!(fresh.ahead_ms, 2 * day + ALLOWANCE_MARGIN_MS);
+        // Nothing to widen: renewed only.
+        let same = allowed.covering(now, now + 5);
+        assert_eq!(
+            (same.ahead_ms, same.until_ms),
+            (allowed.ahead_ms, now + 5 + ALLOWANCE_TTL_MS)
+        );
+        // No overflow at the ends of time.
+        let w = DateWindow::at(u64::MAX).with(DateAllowance::default().covering(0, u64::MAX));
+        assert!(w.check(0).is_ok());
     }
 
     #[test]

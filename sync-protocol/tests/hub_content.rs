@@ -13,6 +13,7 @@ use tally_sync::command::{Command, LineIn, Outcome, ReceiptLine, Stamp};
 use tally_sync::exchange::{
     effective_demand, hub_handle, HandleError, HubLimits, Identity, MemoryReplica, SyncRefusal,
 };
+use tally_sync::limits::DateWindow;
 use tally_sync::memstore::MemStore;
 use tally_sync::message::{Demand, LostSales};
 use tally_sync::{DeltaEntry, Gtin, LocationId, ReplicaId, Shortage, SyncRequest};
@@ -38,7 +39,7 @@ fn handle(hub: &mut MemoryReplica, req: &SyncRequest) -> Result<(), SyncRefusal>
         &BTreeMap::new(),
         &BTreeMap::new(),
         &HubLimits::default(),
-        NOW,
+        &DateWindow::at(NOW),
     ) {
         Ok(_) => Ok(()),
         Err(HandleError::Refused(r)) => Err(r),
@@ -113,7 +114,7 @@ proptest! {
                     prop_assert!(refused);
                 }
             }
-            let resp = hub_handle(&mut hub, &who(), &req, &BTreeMap::new(), &BTreeMap::new(), &HubLimits::default(), NOW)
+            let resp = hub_handle(&mut hub, &who(), &req, &BTreeMap::new(), &BTreeMap::new(), &HubLimits::default(), &DateWindow::at(NOW))
                 .map_err(|_| TestCaseError::fail("refused"))?
                 .0;
             store.apply_response(Some(&req), &resp);
@@ -283,7 +284,7 @@ fn an_admitted_event_whose_id_another_store_holds_is_refused() {
         &BTreeMap::new(),
         &BTreeMap::new(),
         &HubLimits::default(),
-        NOW,
+        &DateWindow::at(NOW),
     )
     .is_ok());
     let mut s1 = MemStore::new(who());

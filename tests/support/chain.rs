@@ -86,7 +86,20 @@ pub fn start_agent(tmp: &Path, store: &str, hub_url: &str) -> (Proc, String) {
 /// [`start_agent`] with its own sync flags (`--sync-interval`, `--config`…)
 /// in place of a sync every second.
 pub fn start_agent_with(tmp: &Path, store: &str, hub_url: &str, sync: &[&str]) -> (Proc, String) {
+    start_agent_env(tmp, store, hub_url, sync, &[])
+}
+
+/// [`start_agent_with`], the process's environment with `env` added (a
+/// clock shifted by libfaketime).
+pub fn start_agent_env(
+    tmp: &Path,
+    store: &str,
+    hub_url: &str,
+    sync: &[&str],
+    env: &[(&str, &str)],
+) -> (Proc, String) {
     let mut cmd = Command::new(bin("tally-agent"));
+    cmd.envs(env.iter().copied());
     cmd.args(["run", "--data-dir"])
         .arg(tmp.join(store))
         .args([

@@ -35,7 +35,8 @@
 //!   `tally_agent_device_connected{device}`) and logged; nothing from a
 //!   device can stop the agent.
 //! - **Pure decisions** ([`scan_item`], [`unit_price`], [`tag_plan`],
-//!   [`receipt_id`]) are separate from the I/O and tested with tables.
+//!   [`transfer_plan`], ids from [`crate::event_ids`]) are separate from
+//!   the I/O and tested with tables.
 //! - **Shutdown.** When the agent stops, each driver is asked to stop; its
 //!   task keeps handling what the driver still sends (the RFID driver
 //!   flushes its open windows) until the channel closes, then drops its
@@ -56,7 +57,7 @@
 //! - `counting.rs`: count mode: tags in batches to the session counting
 //!   ([`tag_item`]).
 //! - `rfid.rs`: the receiving portal: what a tag receives ([`tag_plan`],
-//!   [`receipt_id`]) and the reader's task.
+//!   [`transfer_plan`]) and the reader's task.
 //! - `wiring.rs`: what both tasks share: a driver's events until it has
 //!   stopped, connection status, commands submitted with retries, reads
 //!   off the async workers.

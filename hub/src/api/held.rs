@@ -1,7 +1,9 @@
 //! Events syncs refused, held for HQ (`storage::held`): `GET /v1/held`
 //! lists them with why; `POST /v1/held/{id}/admit` admits one after
 //! review (checked as a synced event except for its date), after which
-//! its store's syncs go through again. Admin token required.
+//! its store's syncs go through again; one dated past the usual window
+//! lets the store's events dated alike through for a week. Admin token
+//! required.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -58,9 +60,27 @@ pub(super) async fn admit(
         .await
         .map_err(write_error)?
     {
-        AdmitResult::Admitted { store } => {
-            info!(event = %id, %store, "Held event admitted by HQ.");
-            Ok(Json(json!({ "admitted": id, "store": store })))
+        AdmitResult::Admitted {
+            store,
+            dates_allowed,
+        } => {
+            info!(event = %id, %store, ?dates_allowed, "Held event admitted by HQ.");
+            // The store's sync waits on this event (it keeps sending it):
+            // it hears at once, wherever its live link is.
+            if let Ok(location) = tally_sync::LocationId::new(&store) {
+                st.links
+                    .notify(&location, tally_sync::link::Notice::SyncNow);
+            }
+            let allowed = dates_allowed.map(|a| {
+                json!({
+                    "ahead_ms": a.ahead_ms,
+                    "behind_ms": a.behind_ms,
+                    "until": rfc3339(a.until_ms),
+                })
+            });
+            Ok(Json(
+                json!({ "admitted": id, "store": store, "dates_allowed": allowed }),
+            ))
         }
         AdmitResult::NotHeld => Err(error(
             StatusCode::NOT_FOUND,

@@ -340,9 +340,19 @@ fn refused(id: &CertIdentity, refusal: &SyncRefusal) -> Answer {
         );
     }
     let mut body = ErrorBody::new("refused_update", refusal);
-    if let SyncRefusal::Event { id, .. } = refusal {
-        // The client can dead-letter this event and sync the rest.
-        body.event_id = Some(*id);
+    match refusal {
+        SyncRefusal::Event { id, .. } => {
+            // The client can dead-letter this event and sync the rest.
+            body.event_id = Some(*id);
+        }
+        SyncRefusal::OutOfWindow { id, .. } => {
+            // The client keeps it and sends it again: held here, HQ
+            // admits it. (A client that knows only `refused_update`
+            // dead-letters it, as before.)
+            body.error = "event_out_of_window".into();
+            body.event_id = Some(*id);
+        }
+        _ => {}
     }
     (
         SyncOutcome::Invalid,

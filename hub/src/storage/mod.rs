@@ -259,6 +259,29 @@ pub struct StoreRecord {
     /// reason (one per refused request).
     #[serde(default)]
     pub refused_orders: ByReason<u64>,
+    /// How far past the usual window HQ lets this store's events be
+    /// dated for a while, after admitting one of its events held for its
+    /// date (none: the usual window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dates_allowed: Option<tally_sync::limits::DateAllowance>,
+}
+
+impl StoreRecord {
+    /// The record of a store the hub has not synced with yet (`syncs`
+    /// 0: its first accepted sync sets the times).
+    pub fn new(store: &str) -> Self {
+        Self {
+            store: store.to_string(),
+            first_sync_ms: 0,
+            last_sync_ms: 0,
+            syncs: 0,
+            events_received: 0,
+            acked_events_upto: 0,
+            lost_sales: ByReason::default(),
+            refused_orders: ByReason::default(),
+            dates_allowed: None,
+        }
+    }
 }
 
 /// Something HQ must look at.

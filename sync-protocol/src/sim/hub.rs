@@ -18,6 +18,7 @@ use crate::exchange::{hub_handle, HandleError, Held, HubLimits, ReserveTargets};
 use crate::gtin::Gtin;
 use crate::ids::ReplicaId;
 use crate::ledger::Refusal;
+use crate::limits::DateWindow;
 use crate::message::SyncRequest;
 use crate::rights::{self, RightsReleased};
 
@@ -208,7 +209,7 @@ impl Sim {
             &targets,
             &held,
             &HubLimits::default(),
-            self.now_ms,
+            &DateWindow::at(self.now_ms),
         ) {
             Ok((resp, outcome)) => {
                 self.report.rights_moved += outcome.given.iter().map(|(_, n)| n).sum::<u64>();

@@ -12,17 +12,26 @@
 //! event except for its date ([`tally_sync::exchange::hub_admit_held`])
 //! and stored, and the store's next sync goes through.
 //!
+//! An event refused for its date alone (`SyncRefusal::OutOfWindow`) is
+//! not dead-lettered by the store: it stays in its outbox and is sent
+//! again. Admitting one also lets that store's events be dated as far
+//! from the hub's clock (and an hour more) for a week
+//! ([`tally_sync::limits::DateAllowance`], in the store's record): a
+//! clock that ran three days ahead recorded every sale since three days
+//! ahead, and HQ admits one of them, not each.
+//!
 //! At most [`MAX_HELD_PER_STORE`] are held per store, so a hostile store
 //! cannot grow them without bound; one more refused event is answered as
 //! ever and not kept.
 
 use serde::{Deserialize, Serialize};
 use tally_sync::exchange::{hub_admit_held, HandleError, Identity, SyncRefusal};
+use tally_sync::limits::{DateAllowance, DateWindow};
 use tally_sync::{Event, EventId, LocationId, ReplicaId, SyncRequest};
 
 use super::exceptions::new_event_exceptions;
 use crate::storage::txn::HubTxn;
-use crate::storage::{ExceptionRecord, StorageError};
+use crate::storage::{ExceptionRecord, StorageError, StoreRecord};
 
 /// Most refused events the hub holds per store.
 pub const MAX_HELD_PER_STORE: u64 = 100;
@@ -49,6 +58,9 @@ pub enum AdmitResult {
     Admitted {
         /// The store it belongs to.
         store: String,
+        /// The store's allowance for dates past the usual window, if the
+        /// event was dated past it (widened to cover it).
+        dates_allowed: Option<DateAllowance>,
     },
     /// No event with that id is held.
     NotHeld,
@@ -67,7 +79,8 @@ pub(crate) fn hold<T: HubTxn>(
     refusal: &SyncRefusal,
     now_ms: u64,
 ) -> Result<bool, StorageError> {
-    let SyncRefusal::Event { id, reason } = refusal else {
+    let (SyncRefusal::Event { id, reason } | SyncRefusal::OutOfWindow { id, reason }) = refusal
+    else {
         return Ok(false);
     };
     let Some(event) = req.events.iter().find(|e| e.id == *id) else {
@@ -133,6 +146,23 @@ pub(crate) fn admit<T: HubTxn>(
     txn.remove_held(id)?;
     let left = txn.held_count(&held.store)?.saturating_sub(1);
     txn.put_held_count(&held.store, left)?;
+    // Dated past the usual window: the store's events dated alike go
+    // through for a while, without HQ admitting each.
+    let at_ms = held.event.at_ms;
+    let dates_allowed = if DateWindow::at(now_ms).check(at_ms).is_err() {
+        let mut record = txn
+            .store_record(&held.store)?
+            .unwrap_or_else(|| StoreRecord::new(&held.store));
+        let allowed = record
+            .dates_allowed
+            .unwrap_or_default()
+            .covering(at_ms, now_ms);
+        record.dates_allowed = Some(allowed);
+        txn.put_store_record(&record)?;
+        Some(allowed)
+    } else {
+        None
+    };
     exceptions.insert(
         0,
         ExceptionRecord {
@@ -143,9 +173,15 @@ pub(crate) fn admit<T: HubTxn>(
             at_ms: held.event.at_ms,
             detected_at_ms: now_ms,
             acknowledged: None,
-            detail: serde_json::json!({ "reason": held.reason }),
+            detail: serde_json::json!({
+                "reason": held.reason,
+                "dates_allowed": dates_allowed,
+            }),
         },
     );
     txn.append_exceptions(exceptions)?;
-    Ok(AdmitResult::Admitted { store: held.store })
+    Ok(AdmitResult::Admitted {
+        store: held.store,
+        dates_allowed,
+    })
 }

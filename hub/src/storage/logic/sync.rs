@@ -12,7 +12,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use tally_sync::exchange::{hub_handle, HandleError, Held, HubLimits, Identity};
-use tally_sync::{ByReason, Event, EventKind, ItemKey, ReplicaId, ReservePolicy, SyncRequest};
+use tally_sync::limits::DateWindow;
+use tally_sync::{Event, EventKind, ItemKey, ReplicaId, ReservePolicy, SyncRequest};
 
 use super::orders::reserve_targets;
 use super::routed::{store_moved, Moved};
@@ -47,7 +48,15 @@ pub(crate) fn sync<T: HubTxn>(
     let s = settings;
     txn.prefetch_sync(who, req)?;
     let targets = reserve_targets(&*txn, &who.location, &s.policy, now_ms)?;
-    let (mut resp, outcome) = match hub_handle(txn, who, req, &targets, holds, &s.limits, now_ms) {
+    let store = who.replica.to_string();
+    let previous = txn.store_record(&store)?;
+    let dates = DateWindow::at(now_ms).with(
+        previous
+            .as_ref()
+            .and_then(|r| r.dates_allowed)
+            .unwrap_or_default(),
+    );
+    let (mut resp, outcome) = match hub_handle(txn, who, req, &targets, holds, &s.limits, &dates) {
         Ok(x) => x,
         Err(HandleError::Refused(r)) => {
             // Nothing of the request is written; the event it was
@@ -71,7 +80,6 @@ pub(crate) fn sync<T: HubTxn>(
     }
 
     // Exceptions, with the events' own times.
-    let store = who.replica.to_string();
     let new: HashSet<_> = outcome.new_events.iter().copied().collect();
     let new_events: Vec<&Event> = req.events.iter().filter(|e| new.contains(&e.id)).collect();
     let mut raised =
@@ -102,7 +110,6 @@ pub(crate) fn sync<T: HubTxn>(
 
     // Bookkeeping: the store's record and its sales per minute.
     let new_count = outcome.new_events.len() as u64;
-    let previous = txn.store_record(&store)?;
     let minute = now_ms / 60_000;
     // The store's first sync in a minute of the hub's clock forgets the
     // minutes that left the window: at most once a minute, so the table
@@ -110,30 +117,17 @@ pub(crate) fn sync<T: HubTxn>(
     let forget = previous
         .as_ref()
         .is_none_or(|r| r.last_sync_ms / 60_000 < minute);
-    let record = match previous {
-        Some(mut r) => {
-            r.last_sync_ms = r.last_sync_ms.max(now_ms);
-            r.syncs += 1;
-            r.events_received += new_count;
-            r.acked_events_upto = r.acked_events_upto.max(req.events_upto);
-            r.lost_sales.merge(&req.lost);
-            r
-        }
-        None => StoreRecord {
-            store: store.clone(),
-            first_sync_ms: now_ms,
-            last_sync_ms: now_ms,
-            syncs: 1,
-            events_received: new_count,
-            acked_events_upto: req.events_upto,
-            lost_sales: {
-                let mut lost = ByReason::default();
-                lost.merge(&req.lost);
-                lost
-            },
-            refused_orders: ByReason::default(),
-        },
-    };
+    // A record HQ's admission made before the store's first accepted
+    // sync (syncs 0) gets its times from this one.
+    let mut record = previous.unwrap_or_else(|| StoreRecord::new(&store));
+    if record.syncs == 0 {
+        record.first_sync_ms = now_ms;
+    }
+    record.last_sync_ms = record.last_sync_ms.max(now_ms);
+    record.syncs += 1;
+    record.events_received += new_count;
+    record.acked_events_upto = record.acked_events_upto.max(req.events_upto);
+    record.lost_sales.merge(&req.lost);
     txn.put_store_record(&record)?;
     let keep_from = minute.saturating_sub(SALES_WINDOW_MINUTES);
     for (at, units) in sold_per_minute(&new_events) {
