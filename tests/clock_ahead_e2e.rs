@@ -4,7 +4,8 @@
 //! refuses for their date. The agent keeps them and sends them again;
 //! the hub holds the first one for HQ; once HQ admits it, the store syncs
 //! at once, and its later sales, dated by the same clock, go through
-//! without HQ. Nothing is lost, nothing counted twice.
+//! without HQ. Nothing is lost, nothing counted twice. The agent shows
+//! its clock against the hub's all along.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -92,6 +93,21 @@ async fn a_store_clock_days_ahead_loses_no_sale_and_hq_admits_it_once() {
     assert_eq!(
         status["outbox_events"], 2,
         "kept, not dead-lettered: {status}"
+    );
+    // The agent sees its clock against the hub's `Date`.
+    let offset = status["hub_clock_offset_ms"].as_i64().unwrap();
+    let three_days = 3 * 24 * 3_600_000;
+    assert!(
+        (offset + three_days).abs() < 60_000,
+        "three days ahead of the hub: {status}"
+    );
+    let (_, metrics) = agent.get_text("/metrics").await.unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "tally_agent_hub_clock_offset_seconds {}",
+            offset / 1_000
+        )),
+        "{metrics}"
     );
     assert!(
         status["sync_error"]

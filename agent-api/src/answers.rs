@@ -407,6 +407,11 @@ pub struct AgentStatus {
     /// Why the last sync failed, if it did.
     #[serde(default)]
     pub sync_error: Option<String>,
+    /// The hub's clock less the agent's box's, ms (to a second or so),
+    /// from the hub's last answer: events are dated by the box's clock,
+    /// and the hub refuses those more than a day ahead.
+    #[serde(default)]
+    pub hub_clock_offset_ms: Option<i64>,
     /// The agent's version.
     #[serde(default)]
     pub version: String,
@@ -418,6 +423,20 @@ pub struct AgentStatus {
     /// terminal reads its basket's prices again when it moves).
     #[serde(default)]
     pub catalog_version: u64,
+}
+
+/// How far the agent's box's clock may be from the hub's
+/// ([`AgentStatus::hub_clock_offset_ms`]) before the agent and the
+/// terminal warn: sales are dated by it, and the hub refuses events
+/// dated more than a day ahead.
+pub const CLOCK_WARN_MS: i64 = 2 * 60_000;
+
+impl AgentStatus {
+    /// The hub's clock less the box's, if beyond [`CLOCK_WARN_MS`].
+    pub fn clock_off_ms(&self) -> Option<i64> {
+        self.hub_clock_offset_ms
+            .filter(|o| o.unsigned_abs() > CLOCK_WARN_MS.unsigned_abs())
+    }
 }
 
 /// `POST /v1/cashiers/sign-in`'s answer.

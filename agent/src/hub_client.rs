@@ -59,6 +59,9 @@ pub struct HubClient {
     renew_percent_left: u8,
     /// Whose time decides when renewal is due.
     clock: Arc<dyn Clock>,
+    /// The hub's clock less this agent's, from the last answer's `Date`
+    /// ([`Self::clock_offset_ms`]).
+    clock_offset: Mutex<Option<i64>>,
     url: String,
     rights_url: String,
     link_url: String,
@@ -135,6 +138,7 @@ impl HubClient {
             request_timeout: config.request_timeout,
             renew_percent_left: config.renew_percent_left,
             clock,
+            clock_offset: Mutex::new(None),
             url: format!("{base}/v1/sync"),
             rights_url: format!("{base}/v1/rights"),
             link_url: format!("{base}/v1/link"),
@@ -232,7 +236,9 @@ impl HubClient {
         req: &RightsRequest,
         wait: Duration,
     ) -> Result<RightsGrant, Failure> {
-        let resp = send(self.http().post(&self.rights_url).timeout(wait).json(req)).await?;
+        let resp = self
+            .send(self.http().post(&self.rights_url).timeout(wait).json(req))
+            .await?;
         let bytes = body(resp, None).await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| transient(format!("unreadable grant: {e}"), None))
@@ -243,30 +249,33 @@ impl HubClient {
     pub async fn link(&self) -> Result<reqwest::Response, Failure> {
         // The stream lasts until either side ends it; the link task
         // watches its heartbeats. A day bounds it all the same.
-        send(self.http().get(&self.link_url).timeout(LINK_LIFETIME)).await
+        self.send(self.http().get(&self.link_url).timeout(LINK_LIFETIME))
+            .await
     }
 
     /// Reports rights released for an online order
     /// (`POST /v1/rights/released`), giving up after `wait`.
     pub async fn released(&self, report: &RightsReleased, wait: Duration) -> Result<(), Failure> {
-        let resp = send(
-            self.http()
-                .post(&self.released_url)
-                .timeout(wait)
-                .json(report),
-        )
-        .await?;
+        let resp = self
+            .send(
+                self.http()
+                    .post(&self.released_url)
+                    .timeout(wait)
+                    .json(report),
+            )
+            .await?;
         body(resp, None).await.map(drop)
     }
 
     /// This store's allocations of orders that changed at the hub after
     /// `after` (`GET /v1/allocations`), one page.
     pub async fn allocations(&self, after: u64) -> Result<AllocationsPage, Failure> {
-        let resp = send(
-            self.http()
-                .get(format!("{}?after={after}", self.allocations_url)),
-        )
-        .await?;
+        let resp = self
+            .send(
+                self.http()
+                    .get(format!("{}?after={after}", self.allocations_url)),
+            )
+            .await?;
         let bytes = body(resp, None).await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| transient(format!("unreadable allocations: {e}"), None))
@@ -316,13 +325,14 @@ impl HubClient {
             code: "encode".into(),
             detail: e.to_string(),
         })?;
-        let resp = send(
-            self.http()
-                .post(&self.url)
-                .header("content-type", Encoding::Binary.content_type())
-                .body(encoded),
-        )
-        .await?;
+        let resp = self
+            .send(
+                self.http()
+                    .post(&self.url)
+                    .header("content-type", Encoding::Binary.content_type())
+                    .body(encoded),
+            )
+            .await?;
         let retry_after = retry_after(&resp);
         let bytes = body(resp, retry_after).await?;
         codec::decode(&bytes, Encoding::Binary, codec::DEFAULT_MAX_MESSAGE_BYTES).map_err(|e| {
@@ -359,13 +369,49 @@ fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
         .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
 }
 
-/// Sends `req`: its response if the hub answered 200, else the answer
-/// classified ([`classify`]); no answer at all is transient.
-async fn send(req: reqwest::RequestBuilder) -> Result<reqwest::Response, Failure> {
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| transient(error_chain(&e), None))?;
+/// The time an HTTP answer's `Date` header gives (whole seconds), Unix
+/// ms; none if absent or not an HTTP date.
+pub fn date_ms(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    let text = headers.get(reqwest::header::DATE)?.to_str().ok()?;
+    let at = httpdate::parse_http_date(text).ok()?;
+    let ms = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
+    u64::try_from(ms).ok()
+}
+
+/// The hub's clock less the agent's, in ms, from a `Date` of `hub_ms`
+/// read at the agent's `local_ms`: the `Date` is whole seconds, stamped
+/// before the answer travelled, so it reads up to a second or so low.
+pub fn clock_offset_ms(hub_ms: u64, local_ms: u64) -> i64 {
+    let diff = i128::from(hub_ms) - i128::from(local_ms);
+    i64::try_from(diff).unwrap_or(if diff < 0 { i64::MIN } else { i64::MAX })
+}
+
+impl HubClient {
+    /// The hub's clock less this agent's, in ms, as the last answer with
+    /// a `Date` showed it (none before one): a clock far off the hub's
+    /// dates events the hub refuses (more than a day ahead).
+    pub fn clock_offset_ms(&self) -> Option<i64> {
+        *self.clock_offset.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends `req`: its response if the hub answered 200, else the answer
+    /// classified ([`classify`]); no answer at all is transient. Any
+    /// answer's `Date` updates [`Self::clock_offset_ms`].
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, Failure> {
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| transient(error_chain(&e), None))?;
+        if let Some(hub_ms) = date_ms(resp.headers()) {
+            let offset = clock_offset_ms(hub_ms, self.clock.now_ms());
+            *self.clock_offset.lock().unwrap_or_else(|p| p.into_inner()) = Some(offset);
+        }
+        answered(resp).await
+    }
+}
+
+/// A response: itself if 200, else the answer classified.
+async fn answered(resp: reqwest::Response) -> Result<reqwest::Response, Failure> {
     let status = resp.status().as_u16();
     if status == 200 {
         return Ok(resp);
@@ -427,6 +473,22 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn the_hubs_date_gives_its_clock_against_this_box() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        assert_eq!(date_ms(&headers), None);
+        headers.insert("date", "Sun, 06 Dec 2026 07:00:00 GMT".parse().unwrap());
+        let hub = date_ms(&headers).unwrap();
+        assert_eq!(hub, 1_796_540_400_000);
+        // This box three days ahead: the hub is three days behind it.
+        let ahead = hub + 3 * 86_400_000 + 400;
+        assert_eq!(clock_offset_ms(hub, ahead), -3 * 86_400_000 - 400);
+        assert_eq!(clock_offset_ms(u64::MAX, 0), i64::MAX);
+        assert_eq!(clock_offset_ms(0, u64::MAX), i64::MIN);
+        headers.insert("date", "yesterday".parse().unwrap());
+        assert_eq!(date_ms(&headers), None, "not an HTTP date");
+    }
 
     fn answer(retry_after: &str, body: Vec<u8>) -> reqwest::Response {
         http::Response::builder()

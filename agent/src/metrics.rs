@@ -95,6 +95,9 @@ pub struct Metrics {
     pub rights_seconds: Histogram,
     /// 1 while the live link to the hub is open, else 0.
     pub link_live: Gauge,
+    /// The hub's clock less this box's, seconds, from the hub's last
+    /// `Date` (to a second or so).
+    pub hub_clock_offset: Gauge,
     /// Notices received on the live link, by kind.
     pub link_notices: Family<KindLabel, Counter>,
     /// Units of rights released to the hub for online orders.
@@ -160,6 +163,7 @@ impl Metrics {
         // 100 µs … ~20 s in steps of 1.25×: loopback to a slow WAN.
         let rights_seconds = Histogram::new(latency_bounds(100e-6, 1.25, 56));
         let link_live = Gauge::default();
+        let hub_clock_offset = Gauge::default();
         let link_notices = Family::<KindLabel, Counter>::default();
         let rights_released = Counter::default();
         let cashier_sessions = Gauge::default();
@@ -182,6 +186,11 @@ impl Metrics {
             "link_live",
             "1 while the live link to the hub is open",
             link_live.clone(),
+        );
+        registry.register(
+            "hub_clock_offset_seconds",
+            "The hub's clock less this box's, from the hub's last answer (to a second or so); beyond a day ahead or behind, the hub refuses this store's events until HQ admits one",
+            hub_clock_offset.clone(),
         );
         registry.register(
             "link_notices",
@@ -298,6 +307,7 @@ impl Metrics {
             rights_requests,
             rights_seconds,
             link_live,
+            hub_clock_offset,
             link_notices,
             rights_released,
             cashier_sessions,

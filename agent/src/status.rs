@@ -20,6 +20,9 @@ pub struct SyncSnapshot {
     pub error: Option<String>,
     /// Since when the live link to the hub is open (Unix ms), if it is.
     pub live_since_ms: Option<u64>,
+    /// The hub's clock less this box's (ms, to a second or so), from the
+    /// hub's last answer.
+    pub hub_clock_offset_ms: Option<i64>,
 }
 
 impl SyncSnapshot {
@@ -68,6 +71,13 @@ impl SyncStatus {
         s.error = Some(error);
     }
 
+    /// The hub's clock less this box's, as its last answer showed it;
+    /// returns the offset before.
+    pub fn hub_clock(&self, offset_ms: i64) -> Option<i64> {
+        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        s.hub_clock_offset_ms.replace(offset_ms)
+    }
+
     /// A sync attempt could not reach the hub.
     pub fn unreachable(&self) {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).online = false;
@@ -101,8 +111,12 @@ mod tests {
                 last_sync_at_ms: Some(10),
                 error: None,
                 live_since_ms: None,
+                hub_clock_offset_ms: None,
             }
         );
+        assert_eq!(s.hub_clock(-5), None);
+        assert_eq!(s.hub_clock(7), Some(-5));
+        assert_eq!(s.snapshot().hub_clock_offset_ms, Some(7));
         s.unreachable();
         assert!(!s.snapshot().online);
         assert_eq!(s.snapshot().last_sync_at_ms, Some(10));

@@ -315,7 +315,11 @@ pub async fn sync_once(
             detail: e.to_string(),
         })?;
     let (request, more_here) = (page.request, page.more);
-    let response = client.exchange(&request).await?;
+    let exchanged = client.exchange(&request).await;
+    if let Some(offset) = client.clock_offset_ms() {
+        note_hub_clock(ctx, offset);
+    }
+    let response = exchanged?;
     let more = response.more;
     // A page of the delta the hub took: progress even with no event.
     let delta_taken =
@@ -343,6 +347,32 @@ pub async fn sync_once(
         progressed: applied.acked > 0 || delta_taken,
         again: more || more_here || depth > 0 || !applied.given.is_empty() || allocations_left,
     })
+}
+
+/// Shows the hub's clock less this box's (`offset`, ms) in the status and
+/// the metrics, and warns when it goes beyond
+/// [`CLOCK_WARN_MS`](tally_agent_api::answers::CLOCK_WARN_MS) (once, until
+/// it is back within).
+fn note_hub_clock(ctx: &SyncContext, offset: i64) {
+    let before = ctx.status.hub_clock(offset);
+    ctx.metrics.hub_clock_offset.set(offset / 1_000);
+    let warn = tally_agent_api::answers::CLOCK_WARN_MS.unsigned_abs();
+    let off = |o: i64| o.unsigned_abs() > warn;
+    match (before.is_some_and(off), off(offset)) {
+        (false, true) => {
+            tracing::warn!(
+                hub_minus_here_s = offset / 1_000,
+                "This box's clock is off the hub's: sales are dated by it, and the hub refuses events dated more than a day ahead. Set the clock (NTP)."
+            );
+        }
+        (true, false) => {
+            tracing::info!(
+                hub_minus_here_s = offset / 1_000,
+                "This box's clock agrees with the hub's again."
+            );
+        }
+        _ => {}
+    }
 }
 
 /// Pages of the store's allocations fetched per sync round.

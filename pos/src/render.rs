@@ -205,6 +205,20 @@ fn banner(s: &PosState) -> Option<(String, Style)> {
             ),
             alarm,
         )),
+        // The hub answered but refuses to sync (a revoked certificate, an
+        // event dated outside its window): not "unreachable".
+        AgentLink::Up(st) if !st.online && st.sync_error.is_some() => Some((
+            format!(
+                " SYNC STOPPED: {}. Outbox: {} event{} waiting. Sales are still recorded here.",
+                st.sync_error.as_deref().unwrap_or_default(),
+                st.outbox_events,
+                if st.outbox_events == 1 { "" } else { "s" }
+            ),
+            Style::new()
+                .fg(Color::Black)
+                .bg(Color::Yellow)
+                .add_modifier(Modifier::BOLD),
+        )),
         AgentLink::Up(st) if !st.online => Some((
             format!(
                 " OFFLINE: hub not reachable. Outbox: {} event{} waiting. Sales are still recorded here and sync later.",
@@ -216,6 +230,20 @@ fn banner(s: &PosState) -> Option<(String, Style)> {
                 .bg(Color::Yellow)
                 .add_modifier(Modifier::BOLD),
         )),
+        AgentLink::Up(st) if st.clock_off_ms().is_some() => {
+            let off = st.clock_off_ms().unwrap_or_default();
+            Some((
+                format!(
+                    " CLOCK: the store agent's clock is {} {} HQ's. Sales are dated by it: have it set (NTP).",
+                    duration_words(off.unsigned_abs()),
+                    if off < 0 { "ahead of" } else { "behind" },
+                ),
+                Style::new()
+                    .fg(Color::Black)
+                    .bg(Color::Yellow)
+                    .add_modifier(Modifier::BOLD),
+            ))
+        }
         AgentLink::Refused(why) => Some((
             format!(
                 " REFUSED by the agent at {}: nothing can be recorded from this terminal. {why}",
@@ -228,6 +256,18 @@ fn banner(s: &PosState) -> Option<(String, Style)> {
             Style::new().add_modifier(Modifier::DIM),
         )),
         AgentLink::Up(_) => None,
+    }
+}
+
+/// `ms` in the largest whole unit that fits: "3 days", "5 h", "4 min".
+fn duration_words(ms: u64) -> String {
+    let (day, hour, minute) = (86_400_000, 3_600_000, 60_000);
+    if ms >= 2 * day {
+        format!("{} days", ms / day)
+    } else if ms >= hour {
+        format!("{} h", ms / hour)
+    } else {
+        format!("{} min", ms / minute)
     }
 }
 

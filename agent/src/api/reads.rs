@@ -101,6 +101,7 @@ pub(super) async fn get_status(State(state): State<AppState>) -> Json<AgentStatu
         replica_id: who.replica.clone(),
         store_id: who.location.clone(),
         sync_error: sync.error,
+        hub_clock_offset_ms: sync.hub_clock_offset_ms,
         version: env!("CARGO_PKG_VERSION").to_string(),
         cashier_sign_in: state.cashiers.any(),
         catalog_version,

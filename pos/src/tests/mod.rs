@@ -174,6 +174,7 @@ pub fn status(online: bool, outbox: u64) -> AgentStatus {
         replica_id: ReplicaId::new("store-1").unwrap(),
         store_id: LocationId::new("store-1").unwrap(),
         sync_error: None,
+        hub_clock_offset_ms: None,
         version: "0.1.0".into(),
         cashier_sign_in: false,
         catalog_version: 0,

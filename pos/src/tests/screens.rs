@@ -90,6 +90,37 @@ fn offline_banner_with_outbox_depth() {
 }
 
 #[test]
+fn a_stopped_sync_and_a_clock_off_the_hubs_are_shown_as_such() {
+    let mut h = Harness::new();
+    let mut st = status(false, 3);
+    st.sync_error = Some("sync refused (event_out_of_window): event 01… refused".into());
+    st.hub_clock_offset_ms = Some(-3 * 86_400_000 - 5_000);
+    h.act(Action::Status(Ok(st.clone())));
+    let t = text(&h.s);
+    assert!(
+        t.contains("SYNC STOPPED: sync refused (event_out_of_window)"),
+        "{t}"
+    );
+    assert!(!t.contains("hub not reachable"), "{t}");
+    // Synced again, the clock still three days ahead.
+    st.online = true;
+    st.sync_error = None;
+    h.act(Action::Status(Ok(st.clone())));
+    let t = text(&h.s);
+    assert!(
+        t.contains("CLOCK: the store agent's clock is 3 days ahead of"),
+        "{t}"
+    );
+    st.hub_clock_offset_ms = Some(5 * 3_600_000);
+    h.act(Action::Status(Ok(st.clone())));
+    assert!(text(&h.s).contains("is 5 h behind HQ's"));
+    // A second or so off: nothing to say.
+    st.hub_clock_offset_ms = Some(-1_200);
+    h.act(Action::Status(Ok(st)));
+    assert!(!text(&h.s).contains("CLOCK"));
+}
+
+#[test]
 fn unreachable_banner() {
     let mut h = Harness::new();
     h.act(Action::Status(Err(ApiError::Unreachable(
