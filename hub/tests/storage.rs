@@ -34,7 +34,7 @@ use tally_sync::fulfilment::{Fulfilment, Status};
 use tally_sync::limits::{DateAllowance, ALLOWANCE_TTL_MS};
 use tally_sync::message::CatalogItem;
 use tally_sync::returns::{ReturnCheckRequest, ReturnLineCheck};
-use tally_sync::routing::AllocatedLine;
+use tally_sync::routing::{AllocatedLine, Allocation, Unfillable};
 use tally_sync::transfer::TransferStatus;
 use tally_sync::{
     EventId, Gtin, ItemKey, LocationId, Refusal, ReplicaId, ReserveTarget, Shortage, SyncRequest,
@@ -42,6 +42,14 @@ use tally_sync::{
 };
 
 const DAY: u64 = 24 * 3_600_000;
+
+/// `qty` of `g` at `store`, as a routing plan gives it.
+fn part(store: &str, g: Gtin, qty: u64) -> Allocation {
+    Allocation {
+        store: loc(store),
+        lines: vec![AllocatedLine { gtin: g, qty }],
+    }
+}
 
 fn key(store: &str, g: Gtin) -> ItemKey {
     ItemKey::new(loc(store), g)
@@ -751,7 +759,10 @@ fn routed_orders_are_allocated_paged_cancelled_and_handed_over() {
         );
         assert_eq!(
             route(&*st, &routed("r-big", None, Fulfilment::Ship, a, 11)),
-            RoutedResult::Unfillable(vec![AllocatedLine { gtin: a, qty: 1 }]),
+            RoutedResult::Unfillable(Unfillable {
+                missing: vec![AllocatedLine { gtin: a, qty: 1 }],
+                partial: vec![part("s2", a, 6), part("s1", a, 4)],
+            }),
             "{backend}"
         );
         assert_eq!(st.routed_order("r-big").unwrap(), None, "{backend}");
@@ -806,7 +817,10 @@ fn routed_orders_are_allocated_paged_cancelled_and_handed_over() {
         // s2's reserve is gone: 2 more cannot be had (s1 holds 1).
         assert_eq!(
             route(&*st, &routed("r-5", None, Fulfilment::Ship, a, 2)),
-            RoutedResult::Unfillable(vec![AllocatedLine { gtin: a, qty: 1 }]),
+            RoutedResult::Unfillable(Unfillable {
+                missing: vec![AllocatedLine { gtin: a, qty: 1 }],
+                partial: vec![part("s1", a, 1)],
+            }),
             "{backend}"
         );
 

@@ -80,6 +80,10 @@ pub struct Allocation {
 pub struct Unfillable {
     /// Units missing per item, after every candidate gave what it has.
     pub missing: Vec<AllocatedLine>,
+    /// What the candidates would give meanwhile (the split's picks; not
+    /// allocated): what an order waiting for stores to release the
+    /// missing units counts on, and holds.
+    pub partial: Vec<Allocation>,
 }
 
 fn describe(missing: &[AllocatedLine]) -> String {
@@ -163,6 +167,7 @@ pub fn route(
             .filter(|(_, q)| *q > 0)
             .map(|(gtin, qty)| AllocatedLine { gtin, qty })
             .collect(),
+        partial: out,
     })
 }
 
@@ -252,6 +257,8 @@ mod tests {
         assert_eq!(split[1].lines, order(&[(1, 3)]));
         let short = route(&order(&[(1, 5), (3, 1)]), &c, Preference::Priority).unwrap_err();
         assert_eq!(short.missing, order(&[(1, 1), (3, 1)]));
+        // Meanwhile the stores give all they have of item 1.
+        assert_eq!(stores_of(&short.partial), ["s002", "s001"]);
         assert!(route(&[], &c, Preference::Priority).unwrap().is_empty());
     }
 
@@ -322,6 +329,23 @@ mod tests {
                         let have = total.get(&m.gtin).copied().unwrap_or(0);
                         prop_assert_eq!(m.qty, wanted[&m.gtin] - have.min(wanted[&m.gtin]));
                     }
+                    // What the candidates would give meanwhile: within
+                    // what each has, each store once, and with the
+                    // missing units the whole order.
+                    let mut got: BTreeMap<Gtin, u64> = BTreeMap::new();
+                    let mut seen = std::collections::BTreeSet::new();
+                    for a in &e.partial {
+                        prop_assert!(seen.insert(a.store.clone()), "a store twice");
+                        let c = candidates.iter().find(|c| c.store == a.store).unwrap();
+                        for l in &a.lines {
+                            prop_assert!(l.qty > 0 && l.qty <= c.has(&l.gtin));
+                            *got.entry(l.gtin).or_default() += l.qty;
+                        }
+                    }
+                    for m in &e.missing {
+                        *got.entry(m.gtin).or_default() += m.qty;
+                    }
+                    prop_assert_eq!(got, wanted.clone());
                 }
             }
         }

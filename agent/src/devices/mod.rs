@@ -19,17 +19,18 @@
 //!   own thread (reopened with backoff when unplugged, garbage skipped and
 //!   counted) and hands events over a bounded channel: a slow commit slows
 //!   the reader, it does not grow memory.
-//! - **A tag is received once while it is on hand.** A receipt's id is a
-//!   name-based UUID (version 8, SHA-256) of (store, EPC, generation), the
-//!   generation being how many sales of that EPC are recorded. A re-read
-//!   (the reader's next de-duplication window, the same pallet through
-//!   the portal twice, a restart) computes the same id, which the
-//!   committer answers from the journal: nothing is received twice. A tag
-//!   sold with its EPC and later back at the dock has a new generation and
-//!   is received again; a tag sold and returned at the till is on hand
-//!   already and is not. (Scanner sales name no EPC, so an RFID-received
-//!   unit sold by barcode keeps generation 0: re-reading its tag receives
-//!   nothing.)
+//! - **A tag is received once while it is on hand.** A unit the store
+//!   holds (`agent_tags_here`: received, returned or transferred in, and
+//!   not sold or sent out since) is never received again. A receipt's id
+//!   is a name-based UUID (version 8, SHA-256) of (store, EPC,
+//!   generation), keyed by the store's secret ([`crate::event_ids`]), the
+//!   generation being how many sales of that EPC are recorded: a re-read
+//!   racing the first receipt computes the same id, which the committer
+//!   answers from the journal. A tag sold with its EPC and later back at
+//!   the dock has a new generation and is received again; a tag sold and
+//!   returned at the till is on hand already and is not. (Scanner sales
+//!   name no EPC, so an RFID-received unit sold by barcode stays held
+//!   here: re-reading its tag receives nothing.)
 //! - **Every input is counted** (`tally_agent_device_scans_total{outcome}`,
 //!   `tally_agent_device_tags_total{outcome}`,
 //!   `tally_agent_device_connected{device}`) and logged; nothing from a

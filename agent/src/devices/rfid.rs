@@ -45,6 +45,9 @@ pub enum TagPlan {
     /// Sold and returned, or arrived with a transfer received already:
     /// the unit is on hand, nothing to receive.
     OnHand,
+    /// Received here already and held since: a re-read, nothing to
+    /// receive.
+    AlreadyReceived,
     /// Not an SGTIN (an SSCC pallet tag, an asset tag, another scheme):
     /// no item to receive; the EPC is logged as read, raw.
     NotAnItem {
@@ -55,8 +58,17 @@ pub enum TagPlan {
 
 /// Decides what a tag does at `store` (pure) from the summary of its
 /// sales and returns here (fixed-size: a read of one row, however often
-/// the tag was sold): see [`crate::devices`]'s design constraints.
-pub fn tag_plan(ids: &EventIds, epc: &Epc, summary: Option<&EpcSummary>) -> TagPlan {
+/// the tag was sold) and whether the unit is held here (`held_here`:
+/// received and not sent out since): see [`crate::devices`]'s design
+/// constraints. A unit held here is never received again, whatever id a
+/// receipt of it would take (ids derived before the store's secret
+/// existed differ from those derived after).
+pub fn tag_plan(
+    ids: &EventIds,
+    epc: &Epc,
+    summary: Option<&EpcSummary>,
+    held_here: bool,
+) -> TagPlan {
     let decoded = match epc_codec::decode(epc) {
         Ok(d) => d,
         Err(e) => {
@@ -72,6 +84,9 @@ pub fn tag_plan(ids: &EventIds, epc: &Epc, summary: Option<&EpcSummary>) -> TagP
             scheme: decoded.scheme().to_string(),
         };
     };
+    if held_here {
+        return TagPlan::AlreadyReceived;
+    }
     let generation = match summary {
         None => 0,
         Some(s) if !s.is_sold() => return TagPlan::OnHand,
@@ -130,11 +145,18 @@ async fn on_tag(ctx: &DeviceContext, ev: RfidEvent) {
         RfidEvent::Tag(report) => report,
     };
     let epc = report.epc;
-    let (summary, inbound) = {
+    let (summary, inbound, held_here) = {
         let key = epc.clone();
+        let item = epc_codec::decode(&epc).ok().and_then(|d| d.gtin());
         let read = ctx
             .db
-            .read_blocking(move |db| Ok((db.epc_summary(&key)?, db.transfer_of_epc(&key)?)))
+            .read_blocking(move |db| {
+                let here = match item {
+                    Some(gtin) => db.tag_held_here(gtin, &key)?,
+                    None => false,
+                };
+                Ok((db.epc_summary(&key)?, db.transfer_of_epc(&key)?, here))
+            })
             .await;
         match read {
             Ok(s) => s,
@@ -148,7 +170,7 @@ async fn on_tag(ctx: &DeviceContext, ev: RfidEvent) {
     let here = ctx.db.who().location.clone();
     let ids = ctx.db.event_ids();
     let plan = transfer_plan(&here, ids, summary.as_ref(), inbound.as_ref())
-        .unwrap_or_else(|| tag_plan(ids, &epc, summary.as_ref()));
+        .unwrap_or_else(|| tag_plan(ids, &epc, summary.as_ref(), held_here));
     let (gtin, id) = match plan {
         TagPlan::ReceiveTransfer { transfer_id, id } => {
             return receive_transfer(ctx, &epc, transfer_id, id).await;
@@ -161,6 +183,11 @@ async fn on_tag(ctx: &DeviceContext, ev: RfidEvent) {
         TagPlan::OnHand => {
             ctx.metrics.tag("on_hand");
             tracing::debug!(%store, %epc, "Tag of a returned unit, already on hand.");
+            return;
+        }
+        TagPlan::AlreadyReceived => {
+            ctx.metrics.tag("already_received");
+            tracing::debug!(%store, %epc, "Tag re-read; already received.");
             return;
         }
         TagPlan::Receive { gtin, id, .. } => (gtin, id),
@@ -261,7 +288,7 @@ mod tests {
             gtin: g,
             id: first,
             generation: 0,
-        } = tag_plan(&s1, &epc, None)
+        } = tag_plan(&s1, &epc, None, false)
         else {
             panic!("a new tag is received");
         };
@@ -269,7 +296,7 @@ mod tests {
         // A re-read computes the same id: the committer answers it from
         // the journal instead of receiving again.
         assert_eq!(
-            tag_plan(&s1, &epc, None),
+            tag_plan(&s1, &epc, None, false),
             TagPlan::Receive {
                 gtin: g,
                 id: first,
@@ -280,7 +307,7 @@ mod tests {
         assert_ne!(first, s1.receipt(&sgtin(43), 0), "ids are per tag");
         // Sold: it left; back at the dock it is a new receipt.
         let (sold, _) = EpcSummary::default().after_sale(&record(1));
-        match tag_plan(&s1, &epc, Some(&sold)) {
+        match tag_plan(&s1, &epc, Some(&sold), false) {
             TagPlan::Receive { id, generation, .. } => {
                 assert_eq!(generation, 1);
                 assert_ne!(id, first);
@@ -289,7 +316,14 @@ mod tests {
         }
         // Sold and returned at the till: on hand, nothing to receive.
         let returned = sold.after_return();
-        assert_eq!(tag_plan(&s1, &epc, Some(&returned)), TagPlan::OnHand);
+        assert_eq!(tag_plan(&s1, &epc, Some(&returned), false), TagPlan::OnHand);
+        // Received and held here: a re-read receives nothing, whatever id
+        // a receipt would take (one made before the store's secret).
+        assert_eq!(tag_plan(&s1, &epc, None, true), TagPlan::AlreadyReceived);
+        assert_eq!(
+            tag_plan(&s1, &epc, Some(&returned), true),
+            TagPlan::AlreadyReceived
+        );
     }
 
     #[test]
@@ -346,7 +380,7 @@ mod tests {
             gtin: g,
             id,
             generation: 0,
-        } = tag_plan(&s1, &epc, None)
+        } = tag_plan(&s1, &epc, None, false)
         else {
             panic!("an SGTIN-198 tag is received");
         };
@@ -365,20 +399,20 @@ mod tests {
         // SSCC-96 from the EPC TDS examples: a pallet, not an item.
         let sscc = Epc::from_hex("3174257BF4499602D2000000").unwrap();
         assert_eq!(
-            tag_plan(&s1, &sscc, None),
+            tag_plan(&s1, &sscc, None, false),
             TagPlan::NotAnItem {
                 scheme: "sscc-96".into()
             }
         );
         let raw = Epc::from_hex("E2801160600002054CC2093C").unwrap();
         assert!(matches!(
-            tag_plan(&s1, &raw, None),
+            tag_plan(&s1, &raw, None, false),
             TagPlan::NotAnItem { .. }
         ));
         // GIAI-96 (TDS §E.3): an asset, not an item.
         let giai = Epc::from_hex("3474257BF40000000000162E").unwrap();
         assert_eq!(
-            tag_plan(&s1, &giai, None),
+            tag_plan(&s1, &giai, None, false),
             TagPlan::NotAnItem {
                 scheme: "giai-96".into()
             }

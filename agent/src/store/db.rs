@@ -436,6 +436,21 @@ impl AgentDb {
         self.read()?.epc_summary(epc)
     }
 
+    /// Whether the tagged unit `epc` of `gtin` is held here: received
+    /// (a receipt, a return, a transfer in) and not sent out since
+    /// (`agent_tags_here`).
+    pub fn tag_held_here(&self, gtin: Gtin, epc: &Epc) -> Result<bool, StoreError> {
+        let txn = self.read()?;
+        let table = txn
+            .raw()
+            .open_table(super::counts::TAGS_HERE)
+            .map_err(storage)?;
+        Ok(table
+            .get((gtin.as_u64(), epc.as_bytes()))
+            .map_err(storage)?
+            .is_some())
+    }
+
     /// A catalog item.
     pub fn catalog_item(&self, gtin: Gtin) -> Result<Option<CatalogItem>, StoreError> {
         self.read()?.catalog_item(gtin)

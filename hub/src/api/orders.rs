@@ -17,6 +17,7 @@ use tally_sync::error_body::ErrorBody;
 use tally_sync::exchange::Identity;
 use tally_sync::limits::MAX_LINE_QTY;
 use tally_sync::rights::RightsReleased;
+use tally_sync::routing::Unfillable;
 use tally_sync::{EventId, Gtin, ItemKey, LocationId, Refusal};
 
 use tracing::{info, warn};
@@ -610,7 +611,7 @@ async fn routed(st: &AppState, o: RoutedOrderRequest) -> Result<Response, Respon
             .route_order(o.clone())
             .await
             .map_err(write_error)?;
-        let RoutedResult::Unfillable(missing) = &result else {
+        let RoutedResult::Unfillable(short) = &result else {
             break result;
         };
         let left = deadline.saturating_duration_since(Instant::now());
@@ -618,7 +619,25 @@ async fn routed(st: &AppState, o: RoutedOrderRequest) -> Result<Response, Respon
             break result;
         }
         rounds += 1;
-        let (held, released) = release_for(st, o.store.as_ref(), missing, &holds, left).await?;
+        // What the reserves would give meanwhile is held too while the
+        // order waits (first come, first served: no till takes it), as
+        // a store-named order holds its covered lines.
+        for part in &short.partial {
+            for line in &part.lines {
+                let more = holds.beyond(&part.store, line.gtin, line.qty);
+                if more > 0 {
+                    holds.keep(st.links.hold(
+                        &part.store,
+                        line.gtin,
+                        more,
+                        left,
+                        st.clock.now_ms(),
+                    ));
+                }
+            }
+        }
+        let (held, released) =
+            release_for(st, o.store.as_ref(), &short.missing, &holds, left).await?;
         for hold in held {
             holds.keep(hold);
         }
@@ -644,7 +663,7 @@ async fn routed(st: &AppState, o: RoutedOrderRequest) -> Result<Response, Respon
             "order_id_conflict",
             format!("order_id {order_id:?} was already used for a different order"),
         ),
-        RoutedResult::Unfillable(missing) => {
+        RoutedResult::Unfillable(Unfillable { missing, .. }) => {
             st.metrics.order(false, false);
             let text: Vec<String> = missing
                 .iter()

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use tally_sync::fulfilment::{Fulfilment, OrderAllocation, Status};
 use tally_sync::message::AllocationsPage;
-use tally_sync::routing::{route, AllocatedLine, Candidate, Preference};
+use tally_sync::routing::{route, AllocatedLine, Candidate, Preference, Unfillable};
 use tally_sync::{Event, EventId, EventKind, Gtin, LocationId, ReplicaId, ReservePolicy};
 
 use super::orders::{order_event, record_demand, record_hub_event};
@@ -220,9 +220,9 @@ pub enum RoutedResult {
     Replayed(RoutedOrder),
     /// The id names another order.
     IdConflict,
-    /// The chain's reserves cannot fill it: units missing per item.
-    /// Nothing written.
-    Unfillable(Vec<AllocatedLine>),
+    /// The chain's reserves cannot fill it: units missing per item, and
+    /// what the reserves would give meanwhile. Nothing written.
+    Unfillable(Unfillable),
 }
 
 /// The id of the event for a routed order's `i`th allocation: `seed` made
@@ -277,7 +277,7 @@ pub(crate) fn route_order<T: HubTxn>(
         .collect();
     let allocations = match route(&wanted, &candidates, routing.preference) {
         Ok(a) => a,
-        Err(short) => return Ok(RoutedResult::Unfillable(short.missing)),
+        Err(short) => return Ok(RoutedResult::Unfillable(short)),
     };
     let mut records = Vec::with_capacity(allocations.len());
     for (i, a) in allocations.into_iter().enumerate() {
