@@ -404,12 +404,14 @@ pub async fn run(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .take();
+    // The join says why too when the committer died after the shutdown
+    // began (its last commit failed), when no one watched any more.
     match (joined, died) {
-        (Ok(Ok(())), None) => {
+        (Ok(Ok(None)), None) => {
             tracing::info!("Agent stopped.");
             Ok(())
         }
-        (_, Some(why)) => Err(AgentError::CommitterDied(why)),
+        (_, Some(why)) | (Ok(Ok(Some(why))), None) => Err(AgentError::CommitterDied(why)),
         _ => Err(AgentError::Panicked("the committer")),
     }
 }

@@ -189,7 +189,7 @@ impl Metrics {
         );
         registry.register(
             "hub_clock_offset_seconds",
-            "The hub's clock less this box's, from the hub's last answer (to a second or so); beyond a day ahead or behind, the hub refuses this store's events until HQ admits one",
+            "The hub's clock less this box's, from the hub's last answer (to a second or so); events this box dates more than a day ahead of the hub's clock are refused until HQ admits one",
             hub_clock_offset.clone(),
         );
         registry.register(

@@ -344,7 +344,9 @@ pub async fn sync_once(
     );
     Ok(Round {
         acked: applied.acked,
-        progressed: applied.acked > 0 || delta_taken,
+        // A full page of the delta taken moves on to the next; any
+        // other delta (the transfers a response made) is no progress.
+        progressed: applied.acked > 0 || (delta_taken && more_here),
         again: more || more_here || depth > 0 || !applied.given.is_empty() || allocations_left,
     })
 }

@@ -716,7 +716,7 @@ async fn status_metrics_limits_and_unknown_routes() {
     assert_eq!(
         v,
         json!({"store_id": "store-9", "replica_id": "store-9", "online": false,
-               "live": false, "live_since": null, "last_sync_at": null, "last_sync_ms": null, "sync_error": null, "outbox_events": 0, "version": env!("CARGO_PKG_VERSION"),
+               "live": false, "live_since": null, "last_sync_at": null, "last_sync_ms": null, "sync_error": null, "outbox_events": 0, "hub_clock_offset_ms": null, "version": env!("CARGO_PKG_VERSION"),
                "cashier_sign_in": false, "catalog_version": 0})
     );
     a.receive(PEN, 2).await;

@@ -261,8 +261,11 @@ pub async fn run(
     }
     // Every Writer handle lived in the router state, owned by connection
     // tasks; now they are gone the writer drains its queue and stops.
+    // The join says why too when the writer died draining its queue,
+    // after the shutdown began, when no one watched any more.
     match tokio::task::spawn_blocking(move || writer_thread.join()).await {
-        Ok(Ok(())) => {}
+        Ok(Ok(None)) => {}
+        Ok(Ok(Some(message))) => died = died.or(Some(message)),
         _ => error!("The writer thread panicked."),
     }
     if let Some(message) = died {

@@ -271,53 +271,56 @@ async fn an_order_asked_twice_holds_what_it_needs_once() {
 /// While an order waits for a store to release one item, the items the
 /// hub's reserve covers already are held too: a till at that store asking
 /// for them meanwhile gets none, and the order, first come, is served.
+/// Store-named and routed orders alike (a routed one holds what its plan
+/// counts on from the reserves).
 #[tokio::test]
 async fn an_order_waiting_on_one_item_keeps_the_others_from_the_tills() {
-    let hub = TestHub::start(|c| c.rights_wait = Duration::from_secs(10)).await;
-    let admin = hub.admin();
-    let client = hub.store_client(&hub.enroll("s1"));
-    admin.online_demand("s1", gtin(2), 15).await;
-    let mut s1 = SimStore::new("s1", 1);
-    s1.receive(gtin(1), 10);
-    s1.receive(gtin(2), 10);
-    s1.sync_all(&client, 10).await;
-    let hub_x = 10 - s1.rights(gtin(1));
-    let hub_y = 10 - s1.rights(gtin(2));
-    assert!(hub_y >= 1, "the hub holds a reserve of the covered item");
-    let mut link = Link::open(&client).await;
-    assert!(matches!(link.next().await, Notice::Hello { .. }));
-    let lines = json!([
-        {"gtin": gtin(1).to_string(), "qty": hub_x + 2},
-        {"gtin": gtin(2).to_string(), "qty": hub_y},
-    ]);
-    let ordering = {
+    for routed in [false, true] {
+        let hub = TestHub::start(|c| c.rights_wait = Duration::from_secs(10)).await;
         let admin = hub.admin();
-        tokio::spawn(async move {
-            admin
-                .post(
-                    "/v1/orders",
-                    &json!({"order_id": "web-3", "store": "s1", "lines": lines}),
-                )
-                .await
-        })
-    };
-    let (request_id, g, units, counter) = link.wanted().await;
-    assert_eq!((g, units), (gtin(1), 2));
-    // A till at s1 asks for the covered item meanwhile: held for the order.
-    let till = tally_sync::rights::RightsRequest {
-        request_id: tally_sync::EventId::v7(1_750_000_000_000, [7; 10]),
-        gtin: gtin(2),
-        units: 1,
-        own: s1.mem.counter(gtin(2)),
-    };
-    let grant = client.rights(&till).await.unwrap();
-    assert_eq!(grant.granted, 0, "{grant:?}");
-    let released = s1.mem.release(request_id, g, units, &counter);
-    client.released(&released).await;
-    let (status, order) = ordering.await.unwrap();
-    assert_eq!(status, StatusCode::CREATED, "{order}");
-    assert_eq!(gauge(&admin, "tally_hub_units_held").await, 0);
-    hub.stop().await;
+        let client = hub.store_client(&hub.enroll("s1"));
+        admin.online_demand("s1", gtin(2), 15).await;
+        let mut s1 = SimStore::new("s1", 1);
+        s1.receive(gtin(1), 10);
+        s1.receive(gtin(2), 10);
+        s1.sync_all(&client, 10).await;
+        let hub_x = 10 - s1.rights(gtin(1));
+        let hub_y = 10 - s1.rights(gtin(2));
+        assert!(hub_y >= 1, "the hub holds a reserve of the covered item");
+        let mut link = Link::open(&client).await;
+        assert!(matches!(link.next().await, Notice::Hello { .. }));
+        let lines = json!([
+            {"gtin": gtin(1).to_string(), "qty": hub_x + 2},
+            {"gtin": gtin(2).to_string(), "qty": hub_y},
+        ]);
+        let body = if routed {
+            json!({"order_id": "web-3", "fulfilment": "ship", "lines": lines})
+        } else {
+            json!({"order_id": "web-3", "store": "s1", "lines": lines})
+        };
+        let ordering = {
+            let admin = hub.admin();
+            tokio::spawn(async move { admin.post("/v1/orders", &body).await })
+        };
+        let (request_id, g, units, counter) = link.wanted().await;
+        assert_eq!((g, units), (gtin(1), 2), "routed {routed}");
+        // A till at s1 asks for the covered item meanwhile: held for the
+        // order.
+        let till = tally_sync::rights::RightsRequest {
+            request_id: tally_sync::EventId::v7(1_750_000_000_000, [7; 10]),
+            gtin: gtin(2),
+            units: 1,
+            own: s1.mem.counter(gtin(2)),
+        };
+        let grant = client.rights(&till).await.unwrap();
+        assert_eq!(grant.granted, 0, "routed {routed}: {grant:?}");
+        let released = s1.mem.release(request_id, g, units, &counter);
+        client.released(&released).await;
+        let (status, order) = ordering.await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "routed {routed}: {order}");
+        assert_eq!(gauge(&admin, "tally_hub_units_held").await, 0);
+        hub.stop().await;
+    }
 }
 
 /// A store whose release report the hub refuses (its entries fail the

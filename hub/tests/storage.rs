@@ -31,7 +31,7 @@ use tally_hub::storage::{
 use tally_sync::command::{Command, LineIn};
 use tally_sync::exchange::{Identity, SyncRefusal};
 use tally_sync::fulfilment::{Fulfilment, Status};
-use tally_sync::limits::{DateAllowance, ALLOWANCE_TTL_MS};
+use tally_sync::limits::{offset_ms, DateAllowance, ALLOWANCE_MARGIN_MS, ALLOWANCE_TTL_MS};
 use tally_sync::message::CatalogItem;
 use tally_sync::returns::{ReturnCheckRequest, ReturnLineCheck};
 use tally_sync::routing::{AllocatedLine, Allocation, Unfillable};
@@ -470,12 +470,15 @@ fn a_refused_sync_writes_nothing_and_holds_its_event_until_admitted() {
         assert_eq!(kinds(&*st), vec!["event_held"], "{backend}");
         assert_eq!(st.counter(&key("s1", g)).unwrap().value(), 5, "{backend}");
 
-        // Admitted: stored, no longer held; the store, which kept the
-        // event, syncs again. Its allowance covers the sale's two days
-        // ahead and an hour more, for a week.
-        let admitted = write(&*st, |txn| txn.admit_held(ahead, NOW + 4));
+        // Admitted the next morning: stored, no longer held; the store,
+        // which kept the event, syncs again. Its allowance covers its
+        // clock's two days ahead (measured when the sale came, not
+        // shrunk by the night since) and an hour more, for a week.
+        let morning = NOW + DAY / 2;
+        let admitted = write(&*st, |txn| txn.admit_held(ahead, morning));
         let at = req.events.iter().find(|e| e.id == ahead).unwrap().at_ms;
-        let allowed = DateAllowance::default().covering(at, NOW + 4);
+        let allowed = DateAllowance::default().covering(offset_ms(at, NOW + 1), morning);
+        assert_eq!(allowed.ahead_ms, at - NOW - 1 + ALLOWANCE_MARGIN_MS);
         assert_eq!(
             admitted,
             AdmitResult::Admitted {
@@ -490,7 +493,8 @@ fn a_refused_sync_writes_nothing_and_holds_its_event_until_admitted() {
             vec!["event_held", "event_admitted"],
             "{backend}"
         );
-        let SyncResult::Synced(resp, summary) = sync_req(&*st, &s1.mem.who, &req, NOW + 5) else {
+        let SyncResult::Synced(resp, summary) = sync_req(&*st, &s1.mem.who, &req, morning + 1)
+        else {
             panic!("{backend}: still refused after the admission");
         };
         assert_eq!(summary.new_events, 1, "{backend}: the receipt");
@@ -502,29 +506,39 @@ fn a_refused_sync_writes_nothing_and_holds_its_event_until_admitted() {
         assert_eq!(record.syncs, 2, "{backend}");
         assert_eq!(record.dates_allowed, Some(allowed), "{backend}");
         assert_eq!(
-            write(&*st, |txn| txn.admit_held(ahead, NOW + 6)),
+            write(&*st, |txn| txn.admit_held(ahead, morning + 2)),
             AdmitResult::NotHeld,
             "{backend}"
         );
 
-        // The clock is still two days ahead: its next sales go through
-        // without HQ; one dated further still is held in turn.
+        // The clock is still two days ahead of the hub's: its sales this
+        // morning go through without HQ; one dated further still is held
+        // in turn.
+        s1.set_clock(morning + 2 * DAY);
         s1.sell(g, 1).unwrap();
-        s1.set_clock(NOW + 2 * DAY + 60_000);
+        s1.set_clock(morning + 2 * DAY + 60_000);
         s1.sell(g, 1).unwrap();
-        let (_, _, summary) = synced(&*st, &mut s1, NOW + 7);
+        let (_, _, summary) = synced(&*st, &mut s1, morning + 60_000);
         assert_eq!(summary.new_events, 2, "{backend}");
+        // Charted in the hub's minute, not two days on.
+        let minutes: Vec<u64> = st
+            .sales_per_minute(0)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.1)
+            .collect();
+        assert_eq!(minutes, vec![(morning + 60_000) / 60_000], "{backend}");
         s1.set_clock(NOW + 9 * DAY);
         let further = s1.sell(g, 1).unwrap();
         let req = s1.request(1000);
-        let refused = sync_req(&*st, &s1.mem.who, &req, NOW + 8);
+        let refused = sync_req(&*st, &s1.mem.who, &req, morning + 120_000);
         assert!(
             matches!(&refused, SyncResult::Refused(SyncRefusal::OutOfWindow { id, .. }) if *id == further),
             "{backend}: {refused:?}"
         );
         assert_eq!(st.held_events(10).unwrap().len(), 1, "{backend}");
         // A week after the admission, the usual window again.
-        let week = NOW + 4 + ALLOWANCE_TTL_MS + 1;
+        let week = morning + ALLOWANCE_TTL_MS + 1;
         s1.set_clock(week + 2 * DAY);
         let late = s1.sell(g, 1).unwrap();
         let mut req = s1.request(1000);

@@ -30,18 +30,22 @@ impl Died {
 /// A vital thread: join it, or split off its [`Died`] to watch.
 #[derive(Debug)]
 pub struct Vital {
-    handle: JoinHandle<()>,
+    handle: JoinHandle<Option<String>>,
     died: Died,
 }
 
 impl Vital {
-    /// Waits for the thread to end (a panic was caught: `Ok` either way).
-    pub fn join(self) -> std::thread::Result<()> {
+    /// Waits for the thread to end: the panic's message or the failure
+    /// if it died (also when no one watched its [`Died`] any more, as in
+    /// a shutdown), `None` if it ended normally. The panic was caught,
+    /// so the join itself is `Ok`.
+    pub fn join(self) -> std::thread::Result<Option<String>> {
         self.handle.join()
     }
 
-    /// The handle, and what resolves if the thread panics.
-    pub fn split(self) -> (JoinHandle<()>, Died) {
+    /// The handle (joined, the same as [`Self::join`]), and what
+    /// resolves if the thread dies.
+    pub fn split(self) -> (JoinHandle<Option<String>>, Died) {
         (self.handle, self.died)
     }
 }
@@ -67,14 +71,15 @@ pub fn spawn_checked(
         std::thread::Builder::new()
             .name(name.into())
             .spawn(move || match catch_unwind(AssertUnwindSafe(f)) {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => None,
                 Ok(Err(failure)) => {
                     tracing::error!(
                         thread = %label,
                         %failure,
                         "A vital thread stopped; the process stops so that it can be restarted."
                     );
-                    let _ = tx.send(failure);
+                    let _ = tx.send(failure.clone());
+                    Some(failure)
                 }
                 Err(panic) => {
                     let message = message(panic.as_ref());
@@ -83,7 +88,8 @@ pub fn spawn_checked(
                         panic = %message,
                         "A vital thread panicked; the process stops so that it can be restarted."
                     );
-                    let _ = tx.send(message);
+                    let _ = tx.send(message.clone());
+                    Some(message)
                 }
             })?;
     Ok(Vital {
@@ -110,17 +116,28 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"))
             .split();
         assert_eq!(died.wait().await, "disk on fire");
-        assert!(handle.join().is_ok(), "the panic was caught");
+        assert_eq!(
+            handle.join().ok().flatten().as_deref(),
+            Some("disk on fire"),
+            "the panic was caught, and the join says so"
+        );
         let (handle, died) = spawn("fine", || {})
             .unwrap_or_else(|e| panic!("{e}"))
             .split();
-        assert!(handle.join().is_ok());
+        assert_eq!(handle.join().ok(), Some(None));
         let waited = tokio::time::timeout(std::time::Duration::from_millis(50), died.wait()).await;
         assert!(waited.is_err(), "a normal end never resolves");
         let (handle, died) = spawn_checked("gives up", || Err("disk gone".into()))
             .unwrap_or_else(|e| panic!("{e}"))
             .split();
         assert_eq!(died.wait().await, "disk gone");
-        assert!(handle.join().is_ok());
+        assert_eq!(handle.join().ok().flatten().as_deref(), Some("disk gone"));
+        // Its Died dropped unwatched (a shutdown under way): the join
+        // still says why.
+        let (handle, died) = spawn_checked("gives up unwatched", || Err("full".into()))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .split();
+        drop(died);
+        assert_eq!(handle.join().ok().flatten().as_deref(), Some("full"));
     }
 }

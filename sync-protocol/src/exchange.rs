@@ -503,14 +503,6 @@ fn check_events<S: HubReplica>(
             reason,
         };
         limits::check_event(event).map_err(|e| refuse(e.to_string()))?;
-        if let Some(dates) = dates {
-            dates
-                .check(event.at_ms)
-                .map_err(|e| SyncRefusal::OutOfWindow {
-                    id: event.id,
-                    reason: e.to_string(),
-                })?;
-        }
         let effect = explain::effect(event).map_err(|e| refuse(e.to_string()))?;
         for (gtin, x) in effect {
             let sum = match explained.get(&gtin) {
@@ -539,6 +531,17 @@ fn check_events<S: HubReplica>(
                 _ => continue,
             };
             epcs.insert(epc, next);
+        }
+        // The date last: refused for it, an event passes every other
+        // check, so the store keeps it and HQ's admission stores it (one
+        // that fails another check is dead-lettered, and stays refused).
+        if let Some(dates) = dates {
+            dates
+                .check(event.at_ms)
+                .map_err(|e| SyncRefusal::OutOfWindow {
+                    id: event.id,
+                    reason: e.to_string(),
+                })?;
         }
     }
     Ok(explained)

@@ -313,8 +313,8 @@ impl Inventory {
     }
 
     /// Like [`Self::delta_since`], at most `limit` counters; also returns
-    /// the cursor to ask from next time (the version of the last change
-    /// included, or [`Self::version`] if everything fitted).
+    /// the cursor to ask from next time (the version just before the
+    /// first change left out, or [`Self::version`] if everything fitted).
     pub fn delta_since_limited(
         &self,
         location: &LocationId,

@@ -423,20 +423,32 @@ pub struct DateAllowance {
     pub until_ms: u64,
 }
 
-/// Margin past an admitted event's own distance from the hub's clock:
-/// the store's next events, dated by the same clock, are a little later.
+/// Margin past a store clock's distance from the hub's: a clock that
+/// runs fast drifts further.
 pub const ALLOWANCE_MARGIN_MS: u64 = 3_600_000;
+/// The most an allowance lets events be dated ahead of the hub's clock
+/// (a clock a year out, the year mistyped, is still covered; centuries
+/// are not, whatever HQ admits).
+pub const MAX_ALLOWANCE_AHEAD_MS: u64 = 400 * 24 * 3_600_000;
+
+/// An event's date less the hub's clock, ms (positive: ahead).
+pub fn offset_ms(at_ms: u64, now_ms: u64) -> i64 {
+    let diff = i128::from(at_ms) - i128::from(now_ms);
+    i64::try_from(diff).unwrap_or(if diff < 0 { i64::MIN } else { i64::MAX })
+}
 /// How long an allowance lasts after the last admission that widened it:
 /// a clock still wrong a week on is HQ's to look at again.
 pub const ALLOWANCE_TTL_MS: u64 = 7 * 24 * 3_600_000;
 
 impl DateAllowance {
-    /// This allowance widened to cover an event dated `at_ms` that HQ
-    /// admitted at hub time `now_ms` (with [`ALLOWANCE_MARGIN_MS`] more),
-    /// lasting [`ALLOWANCE_TTL_MS`] from now; unchanged but renewed if
-    /// the event is within the usual window.
+    /// This allowance widened, at hub time `now_ms`, to cover events
+    /// dated `offset_ms` from the hub's clock (an admitted event's
+    /// [`offset_ms`], or how far the store's clock was from the hub's
+    /// when it sent it), with [`ALLOWANCE_MARGIN_MS`] more and at most
+    /// [`MAX_ALLOWANCE_AHEAD_MS`] ahead; lasting [`ALLOWANCE_TTL_MS`] from
+    /// now. Unchanged but renewed for an offset within the usual window.
     #[must_use]
-    pub fn covering(self, at_ms: u64, now_ms: u64) -> Self {
+    pub fn covering(self, offset_ms: i64, now_ms: u64) -> Self {
         let live = if now_ms <= self.until_ms {
             self
         } else {
@@ -446,11 +458,14 @@ impl DateAllowance {
             until_ms: now_ms.saturating_add(ALLOWANCE_TTL_MS),
             ..live
         };
-        if at_ms > now_ms.saturating_add(MAX_CLOCK_SKEW_MS) {
-            let ahead = (at_ms - now_ms).saturating_add(ALLOWANCE_MARGIN_MS);
+        let distance = offset_ms.unsigned_abs();
+        if offset_ms > 0 && distance > MAX_CLOCK_SKEW_MS {
+            let ahead = distance
+                .saturating_add(ALLOWANCE_MARGIN_MS)
+                .min(MAX_ALLOWANCE_AHEAD_MS);
             out.ahead_ms = out.ahead_ms.max(ahead);
-        } else if at_ms < now_ms.saturating_sub(MAX_EVENT_AGE_MS) {
-            let behind = (now_ms - at_ms).saturating_add(ALLOWANCE_MARGIN_MS);
+        } else if offset_ms < 0 && distance > MAX_EVENT_AGE_MS {
+            let behind = distance.saturating_add(ALLOWANCE_MARGIN_MS);
             out.behind_ms = out.behind_ms.max(behind);
         }
         out
@@ -710,7 +725,7 @@ mod tests {
         let day = 24 * 3_600_000;
         let ahead = now + 3 * day;
         assert!(DateWindow::at(now).check(ahead).is_err());
-        let allowed = DateAllowance::default().covering(ahead, now);
+        let allowed = DateAllowance::default().covering(offset_ms(ahead, now), now);
         assert_eq!(allowed.ahead_ms, 3 * day + ALLOWANCE_MARGIN_MS);
         assert_eq!(allowed.behind_ms, 0);
         assert_eq!(allowed.until_ms, now + ALLOWANCE_TTL_MS);
@@ -728,7 +743,7 @@ mod tests {
         assert!(w.check(later).is_ok());
         // A clock that restarted long ago: widened behind.
         let old = now - MAX_EVENT_AGE_MS - day;
-        let both = allowed.covering(old, now + 1);
+        let both = allowed.covering(offset_ms(old, now + 1), now + 1);
         assert_eq!(both.ahead_ms, allowed.ahead_ms, "kept while it lasts");
         assert_eq!(
             both.behind_ms,
@@ -736,17 +751,28 @@ mod tests {
         );
         assert!(DateWindow::at(now + 1).with(both).check(old).is_ok());
         // An expired allowance is not carried into a new one.
-        let fresh = allowed.covering(later + 2 * day, later);
+        let fresh = allowed.covering(offset_ms(later + 2 * day, later), later);
         assert_eq!(fresh.ahead_ms, 2 * day + ALLOWANCE_MARGIN_MS);
         // Nothing to widen: renewed only.
-        let same = allowed.covering(now, now + 5);
+        let same = allowed.covering(-5, now + 5);
         assert_eq!(
             (same.ahead_ms, same.until_ms),
             (allowed.ahead_ms, now + 5 + ALLOWANCE_TTL_MS)
         );
+        // Centuries ahead: capped, whatever HQ admitted.
+        let far = DateAllowance::default().covering(i64::MAX, now);
+        assert_eq!(far.ahead_ms, MAX_ALLOWANCE_AHEAD_MS);
+        assert!(DateWindow::at(now)
+            .with(far)
+            .check(now + 300 * 365 * day)
+            .is_err());
         // No overflow at the ends of time.
-        let w = DateWindow::at(u64::MAX).with(DateAllowance::default().covering(0, u64::MAX));
-        assert!(w.check(0).is_ok());
+        let w = DateWindow::at(now).with(DateAllowance::default().covering(i64::MIN, now));
+        assert!(w.check(0).is_ok(), "a clock reset to 1970");
+        let w = DateWindow::at(u64::MAX)
+            .with(DateAllowance::default().covering(offset_ms(0, u64::MAX), u64::MAX));
+        assert!(w.check(u64::MAX).is_ok());
+        assert_eq!(offset_ms(u64::MAX, 0), i64::MAX);
     }
 
     #[test]

@@ -261,7 +261,13 @@ impl MemStore {
 
     /// Whether the store holds anything the hub has not acknowledged.
     pub fn has_pending(&self) -> bool {
-        !self.outbox.is_empty() || !self.unacked_delta().0.is_empty()
+        !self.outbox.is_empty()
+            || !self
+                .replica
+                .inventory
+                .delta_since(&self.who.location, self.cursors.acked_delta_version)
+                .owned_by(&self.who.replica)
+                .is_empty()
     }
 }
 

@@ -299,3 +299,41 @@ fn an_admitted_event_whose_id_another_store_holds_is_refused() {
         Err(HandleError::Refused(SyncRefusal::Event { .. }))
     ));
 }
+
+/// The date is checked last: an event dated outside the window that
+/// fails another check too is refused for that (the store dead-letters
+/// it), not kept for its date, which no admission would help.
+#[test]
+fn an_event_failing_another_check_is_not_refused_for_its_date() {
+    use tally_sync::limits::MAX_CLOCK_SKEW_MS;
+    let mut store = MemStore::new(who());
+    let ahead = NOW + 2 * MAX_CLOCK_SKEW_MS;
+    let stamp = |i: u8| Stamp {
+        now_ms: ahead,
+        random: [i; 10],
+    };
+    assert!(matches!(
+        store.execute(&command(0, 1, 2), stamp(1)),
+        Outcome::Recorded { .. }
+    ));
+    let mut hub = MemoryReplica::default();
+    let req = store.sync_request(10);
+    assert!(matches!(
+        handle(&mut hub, &req),
+        Err(SyncRefusal::OutOfWindow { .. })
+    ));
+    // A return, dated alike, of a tag the chain never sold: refused for
+    // the tag.
+    let mut bad = req.clone();
+    bad.events[0].kind = tally_sync::EventKind::Return {
+        original_sale: None,
+    };
+    bad.events[0].lines[0].qty = 1;
+    bad.events[0].lines[0].epc =
+        Some(tally_sync::Epc::from_hex("30340242201d8840009efdf7").unwrap());
+    let refused = handle(&mut hub, &bad);
+    assert!(
+        matches!(&refused, Err(SyncRefusal::Event { reason, .. }) if reason.contains("sold")),
+        "{refused:?}"
+    );
+}

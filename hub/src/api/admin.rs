@@ -135,7 +135,10 @@ pub(super) async fn stores(
 ) -> Result<Json<Value>, Response> {
     authorized(&st, &headers)?;
     let window = st.settings.online_window_ms;
-    let records = read_storage(&st, |s| s.stores()).await?;
+    let mut records = read_storage(&st, |s| s.stores()).await?;
+    // A record HQ's admission of a held event made before the store's
+    // first accepted sync is not a store that synced.
+    records.retain(|r| r.syncs > 0);
     let now = st.clock.now_ms();
     let live: std::collections::HashMap<String, u64> = st
         .links
@@ -161,6 +164,11 @@ pub(super) async fn stores(
                 "acked_events_upto": r.acked_events_upto,
                 "lost_sales": r.lost_sales,
                 "refused_orders": r.refused_orders,
+                "dates_allowed": r.dates_allowed.filter(|a| a.until_ms >= now).map(|a| json!({
+                    "ahead_ms": a.ahead_ms,
+                    "behind_ms": a.behind_ms,
+                    "until": rfc3339(a.until_ms),
+                })),
             })
         })
         .collect();
@@ -379,7 +387,8 @@ pub(super) async fn metrics(
 ) -> Result<Response, Response> {
     authorized_for_metrics(&st, &headers)?;
     let window = st.settings.online_window_ms;
-    let records = read_storage(&st, |s| s.stores()).await?;
+    let mut records = read_storage(&st, |s| s.stores()).await?;
+    records.retain(|r| r.syncs > 0);
     let now = st.clock.now_ms();
     let online = records
         .iter()

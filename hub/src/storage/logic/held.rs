@@ -12,13 +12,16 @@
 //! event except for its date ([`tally_sync::exchange::hub_admit_held`])
 //! and stored, and the store's next sync goes through.
 //!
-//! An event refused for its date alone (`SyncRefusal::OutOfWindow`) is
-//! not dead-lettered by the store: it stays in its outbox and is sent
-//! again. Admitting one also lets that store's events be dated as far
-//! from the hub's clock (and an hour more) for a week
-//! ([`tally_sync::limits::DateAllowance`], in the store's record): a
-//! clock that ran three days ahead recorded every sale since three days
-//! ahead, and HQ admits one of them, not each.
+//! An event refused for its date (`SyncRefusal::OutOfWindow`) is not
+//! dead-lettered by the store: it stays in its outbox and is sent again.
+//! The hold keeps how far the store's events came from the hub's clock
+//! each time the event came (the latest-dated event of that request less
+//! the hub's clock: a store sends soon after it records). Admitting the event also
+//! lets that store's events be dated that far from the hub's clock (and
+//! an hour more) for a week ([`tally_sync::limits::DateAllowance`], in
+//! the store's record): a clock that ran three days ahead dated every
+//! sale since three days ahead, and HQ admits one of them, not each,
+//! however long after.
 //!
 //! At most [`MAX_HELD_PER_STORE`] are held per store, so a hostile store
 //! cannot grow them without bound; one more refused event is answered as
@@ -26,7 +29,7 @@
 
 use serde::{Deserialize, Serialize};
 use tally_sync::exchange::{hub_admit_held, HandleError, Identity, SyncRefusal};
-use tally_sync::limits::{DateAllowance, DateWindow};
+use tally_sync::limits::{offset_ms, DateAllowance, DateWindow};
 use tally_sync::{Event, EventId, LocationId, ReplicaId, SyncRequest};
 
 use super::exceptions::new_event_exceptions;
@@ -47,6 +50,13 @@ pub struct HeldEvent {
     pub reason: String,
     /// When the hub refused it (hub clock, Unix ms).
     pub held_at_ms: u64,
+    /// For an event refused for its date: how far the store's events
+    /// came from the hub's clock each time it sent it, at most (the
+    /// latest-dated event of a request less the hub's clock then, ms;
+    /// positive: ahead). Admitting it widens the store's date allowance
+    /// to cover this too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset_ms: Option<i64>,
     /// The event as sent.
     pub event: Event,
 }
@@ -79,16 +89,32 @@ pub(crate) fn hold<T: HubTxn>(
     refusal: &SyncRefusal,
     now_ms: u64,
 ) -> Result<bool, StorageError> {
-    let (SyncRefusal::Event { id, reason } | SyncRefusal::OutOfWindow { id, reason }) = refusal
-    else {
-        return Ok(false);
+    let (id, reason, clock_offset_ms) = match refusal {
+        SyncRefusal::Event { id, reason } => (id, reason, None),
+        SyncRefusal::OutOfWindow { id, reason } => {
+            let latest = req.events.iter().map(|e| e.at_ms).max().unwrap_or(now_ms);
+            (id, reason, Some(offset_ms(latest, now_ms)))
+        }
+        _ => return Ok(false),
     };
     let Some(event) = req.events.iter().find(|e| e.id == *id) else {
         return Ok(false);
     };
     let store = who.replica.to_string();
+    if let Some(mut held) = txn.held_event(*id)? {
+        // Sent again, with the store's newer events: the furthest any
+        // came from the hub's clock, for the admission (those are what
+        // the allowance must let through; one measured earlier only
+        // allows more).
+        let furthest = held.clock_offset_ms.max(clock_offset_ms);
+        if furthest != held.clock_offset_ms {
+            held.clock_offset_ms = furthest;
+            txn.put_held(&held)?;
+        }
+        return Ok(false);
+    }
     let held = txn.held_count(&store)?;
-    if held >= MAX_HELD_PER_STORE || txn.held_event(*id)?.is_some() {
+    if held >= MAX_HELD_PER_STORE {
         return Ok(false);
     }
     let record = HeldEvent {
@@ -96,6 +122,7 @@ pub(crate) fn hold<T: HubTxn>(
         location: who.location.to_string(),
         reason: reason.clone(),
         held_at_ms: now_ms,
+        clock_offset_ms,
         event: event.clone(),
     };
     txn.put_held(&record)?;
@@ -146,17 +173,23 @@ pub(crate) fn admit<T: HubTxn>(
     txn.remove_held(id)?;
     let left = txn.held_count(&held.store)?.saturating_sub(1);
     txn.put_held_count(&held.store, left)?;
-    // Dated past the usual window: the store's events dated alike go
-    // through for a while, without HQ admitting each.
-    let at_ms = held.event.at_ms;
-    let dates_allowed = if DateWindow::at(now_ms).check(at_ms).is_err() {
+    // Held for its date: the store's events dated alike (as far from
+    // the hub's clock as the store's clock was, and as this one is now)
+    // go through for a while, without HQ admitting each.
+    let own = offset_ms(held.event.at_ms, now_ms);
+    let for_date =
+        held.clock_offset_ms.is_some() || DateWindow::at(now_ms).check(held.event.at_ms).is_err();
+    let dates_allowed = if for_date {
         let mut record = txn
             .store_record(&held.store)?
             .unwrap_or_else(|| StoreRecord::new(&held.store));
-        let allowed = record
+        let mut allowed = record
             .dates_allowed
             .unwrap_or_default()
-            .covering(at_ms, now_ms);
+            .covering(own, now_ms);
+        if let Some(clock) = held.clock_offset_ms {
+            allowed = allowed.covering(clock, now_ms);
+        }
         record.dates_allowed = Some(allowed);
         txn.put_store_record(&record)?;
         Some(allowed)

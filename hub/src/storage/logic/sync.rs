@@ -130,7 +130,7 @@ pub(crate) fn sync<T: HubTxn>(
     record.lost_sales.merge(&req.lost);
     txn.put_store_record(&record)?;
     let keep_from = minute.saturating_sub(SALES_WINDOW_MINUTES);
-    for (at, units) in sold_per_minute(&new_events) {
+    for (at, units) in sold_per_minute(&new_events, now_ms) {
         // Sales from before the window (a store back after a long time
         // offline) are in the events, not in the chart.
         if at >= keep_from {
@@ -159,13 +159,16 @@ pub(crate) fn sync<T: HubTxn>(
 }
 
 /// Units sold by `events` per Unix minute of their sale (the dashboard's
-/// chart).
-fn sold_per_minute(events: &[&Event]) -> BTreeMap<u64, u64> {
+/// chart), a sale dated ahead of the hub's clock (`now_ms`) in the
+/// hub's minute: the chart has no future rows, which no later sync
+/// would drop.
+fn sold_per_minute(events: &[&Event], now_ms: u64) -> BTreeMap<u64, u64> {
     let mut out: BTreeMap<u64, u64> = BTreeMap::new();
     for e in events {
         if matches!(e.kind, EventKind::Sale { .. }) {
             let units: u64 = e.lines.iter().map(|l| l.qty).fold(0, u64::saturating_add);
-            let slot = out.entry(e.at_ms / 60_000).or_default();
+            let minute = e.at_ms.min(now_ms) / 60_000;
+            let slot = out.entry(minute).or_default();
             *slot = slot.saturating_add(units);
         }
     }
