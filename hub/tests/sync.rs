@@ -1103,6 +1103,9 @@ async fn an_event_refused_for_its_date_is_held_and_admitted_by_hq() {
     assert_eq!(list.len(), 1, "{held}");
     assert_eq!(list[0]["event_id"], json!(ahead.to_string()));
     assert_eq!(list[0]["store"], "s1");
+    // What admitting it would let through: the store's two days ahead.
+    let offset = list[0]["clock_offset_ms"].as_i64().unwrap();
+    assert!((offset - 2 * 24 * 3_600_000).abs() < 60_000, "{held}");
     assert!(
         list[0]["reason"]
             .as_str()

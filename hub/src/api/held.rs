@@ -36,6 +36,10 @@ pub(super) async fn list(
                 "reason": h.reason,
                 "held_at": rfc3339(h.held_at_ms),
                 "event_at": rfc3339(h.event.at_ms),
+                // Held for its date: how far the store's events came from
+                // the hub's clock, which admitting it lets through for a
+                // week (capped; see `POST …/admit`).
+                "clock_offset_ms": h.clock_offset_ms,
                 "event": h.event,
             })
         })
