@@ -78,9 +78,12 @@ impl SyncStatus {
         s.hub_clock_offset_ms.replace(offset_ms)
     }
 
-    /// A sync attempt could not reach the hub.
+    /// A sync attempt could not reach the hub: whatever the hub said
+    /// before no longer describes where syncing stands.
     pub fn unreachable(&self) {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).online = false;
+        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        s.online = false;
+        s.error = None;
     }
 
     /// The live link opened at `at_ms` (`Some`) or closed (`None`).
@@ -122,6 +125,10 @@ mod tests {
         assert_eq!(s.snapshot().last_sync_at_ms, Some(10));
         s.failed("certificate_revoked".into());
         assert_eq!(s.snapshot().error.as_deref(), Some("certificate_revoked"));
+        // Out of reach since: the hub's last word no longer stands.
+        s.unreachable();
+        assert_eq!(s.snapshot().error, None);
+        s.failed("certificate_revoked".into());
         s.synced(11);
         assert_eq!(s.snapshot().error, None);
         s.unreachable();

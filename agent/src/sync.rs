@@ -321,6 +321,10 @@ pub async fn sync_once(
     }
     let response = exchanged?;
     let more = response.more;
+    // A page of the catalog is progress too (a first catalog of many
+    // pages loads at once, not one page per interval after the third).
+    let catalog_page =
+        !response.catalog.is_empty() && response.catalog_cursor > request.catalog_cursor;
     // A page of the delta the hub took: progress even with no event.
     let delta_taken =
         !request.delta.is_empty() && response.acked_delta_version >= request.delta_version;
@@ -346,7 +350,7 @@ pub async fn sync_once(
         acked: applied.acked,
         // A full page of the delta taken moves on to the next; any
         // other delta (the transfers a response made) is no progress.
-        progressed: applied.acked > 0 || (delta_taken && more_here),
+        progressed: applied.acked > 0 || (delta_taken && more_here) || catalog_page,
         again: more || more_here || depth > 0 || !applied.given.is_empty() || allocations_left,
     })
 }

@@ -206,13 +206,16 @@ fn banner(s: &PosState) -> Option<(String, Style)> {
             alarm,
         )),
         // The hub answered but refuses to sync (a revoked certificate, an
-        // event dated outside its window): not "unreachable".
+        // event dated outside its window): not "unreachable". What the
+        // cashier needs first, the agent's long reason last (a narrow
+        // till cuts it, not the rest).
         AgentLink::Up(st) if !st.online && st.sync_error.is_some() => Some((
             format!(
-                " SYNC STOPPED: {}. Outbox: {} event{} waiting. Sales are still recorded here.",
-                st.sync_error.as_deref().unwrap_or_default(),
+                " SYNC STOPPED. Outbox: {} event{} waiting. Sales are still recorded here.{} Call support: {}",
                 st.outbox_events,
-                if st.outbox_events == 1 { "" } else { "s" }
+                if st.outbox_events == 1 { "" } else { "s" },
+                clock_hint(st),
+                st.sync_error.as_deref().unwrap_or_default(),
             ),
             Style::new()
                 .fg(Color::Black)
@@ -221,29 +224,23 @@ fn banner(s: &PosState) -> Option<(String, Style)> {
         )),
         AgentLink::Up(st) if !st.online => Some((
             format!(
-                " OFFLINE: hub not reachable. Outbox: {} event{} waiting. Sales are still recorded here and sync later.",
+                " OFFLINE: hub not reachable. Outbox: {} event{} waiting. Sales are still recorded here and sync later.{}",
                 st.outbox_events,
-                if st.outbox_events == 1 { "" } else { "s" }
+                if st.outbox_events == 1 { "" } else { "s" },
+                clock_hint(st),
             ),
             Style::new()
                 .fg(Color::Black)
                 .bg(Color::Yellow)
                 .add_modifier(Modifier::BOLD),
         )),
-        AgentLink::Up(st) if st.clock_off_ms().is_some() => {
-            let off = st.clock_off_ms().unwrap_or_default();
-            Some((
-                format!(
-                    " CLOCK: the store agent's clock is {} {} HQ's. Sales are dated by it: have it set (NTP).",
-                    duration_words(off.unsigned_abs()),
-                    if off < 0 { "ahead of" } else { "behind" },
-                ),
-                Style::new()
-                    .fg(Color::Black)
-                    .bg(Color::Yellow)
-                    .add_modifier(Modifier::BOLD),
-            ))
-        }
+        AgentLink::Up(st) if st.clock_off_ms().is_some() => Some((
+            format!(" CLOCK:{}", clock_hint(st)),
+            Style::new()
+                .fg(Color::Black)
+                .bg(Color::Yellow)
+                .add_modifier(Modifier::BOLD),
+        )),
         AgentLink::Refused(why) => Some((
             format!(
                 " REFUSED by the agent at {}: nothing can be recorded from this terminal. {why}",
@@ -256,6 +253,19 @@ fn banner(s: &PosState) -> Option<(String, Style)> {
             Style::new().add_modifier(Modifier::DIM),
         )),
         AgentLink::Up(_) => None,
+    }
+}
+
+/// " The store agent's clock is 3 days ahead of HQ's…" when it is off
+/// the hub's by more than the agent's warning bound, else nothing.
+fn clock_hint(st: &tally_agent_api::AgentStatus) -> String {
+    match st.clock_off_ms() {
+        Some(off) => format!(
+            " The store agent's clock is {} {} HQ's: sales are dated by it, have it set (NTP).",
+            duration_words(off.unsigned_abs()),
+            if off < 0 { "ahead of" } else { "behind" },
+        ),
+        None => String::new(),
     }
 }
 

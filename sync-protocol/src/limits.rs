@@ -463,7 +463,7 @@ impl DateAllowance {
             let ahead = distance
                 .saturating_add(ALLOWANCE_MARGIN_MS)
                 .min(MAX_ALLOWANCE_AHEAD_MS);
-            out.ahead_ms = out.ahead_ms.max(ahead);
+            out.ahead_ms = out.ahead_ms.max(ahead).min(MAX_ALLOWANCE_AHEAD_MS);
         } else if offset_ms < 0 && distance > MAX_EVENT_AGE_MS {
             let behind = distance.saturating_add(ALLOWANCE_MARGIN_MS);
             out.behind_ms = out.behind_ms.max(behind);

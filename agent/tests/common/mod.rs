@@ -179,10 +179,11 @@ pub async fn merge_page(dir: &Path, store: &str, page: tally_sync::message::Allo
     committer.allocations(page).await.unwrap();
     // The last handle gone, the committer stops and closes the database.
     drop(committer);
-    tokio::task::spawn_blocking(move || thread.join())
+    let died = tokio::task::spawn_blocking(move || thread.join())
         .await
         .unwrap()
         .unwrap();
+    assert_eq!(died, None, "the committer stopped cleanly");
 }
 
 /// The real binary, as a child process.

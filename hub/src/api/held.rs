@@ -39,7 +39,7 @@ pub(super) async fn list(
                 // Held for its date: how far the store's events came from
                 // the hub's clock, which admitting it lets through for a
                 // week (capped; see `POST …/admit`).
-                "clock_offset_ms": h.clock_offset_ms,
+                "clock_offset_ms": h.clock_offset_ms(),
                 "event": h.event,
             })
         })

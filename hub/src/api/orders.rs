@@ -457,18 +457,22 @@ impl OrderHolds {
     }
 }
 
-/// Asks live stores holding unsold units of `missing` items (beyond the
-/// hub's rights there) to release them to the hub, all at once, within
-/// `left`; merges each report. Only the order's store when it names one.
-/// Answers the holds (the units stay held for this order while they
-/// live) and whether any store released anything.
+/// Asks live stores holding unsold units of `short.missing` items
+/// (beyond the hub's rights there) to release them to the hub, all at
+/// once, within `left`; merges each report. Only the order's store when
+/// it names one. If any store is asked, what the reserves would give
+/// meanwhile (`short.partial`) is held too, as the asked units are, in
+/// `holds` (for this order while it lives: first come, first served, no
+/// till takes them); with no store to ask, nothing is held and no till
+/// is kept waiting. Answers whether any store released anything.
 async fn release_for(
     st: &AppState,
     store: Option<&LocationId>,
-    missing: &[tally_sync::routing::AllocatedLine],
-    held_before: &OrderHolds,
+    short: &Unfillable,
+    holds: &mut OrderHolds,
     left: std::time::Duration,
-) -> Result<(Vec<crate::link::Hold>, bool), Response> {
+) -> Result<bool, Response> {
+    let missing = &short.missing;
     let live: Vec<LocationId> = st
         .links
         .live()
@@ -513,6 +517,23 @@ async fn release_for(
             asks.push((location, m.gtin, units, counter));
         }
     }
+    if asks.is_empty() {
+        return Ok(false);
+    }
+    for part in &short.partial {
+        for line in &part.lines {
+            let more = holds.beyond(&part.store, line.gtin, line.qty);
+            if more > 0 {
+                holds.keep(st.links.hold(
+                    &part.store,
+                    line.gtin,
+                    more,
+                    deadline.saturating_duration_since(Instant::now()),
+                    st.clock.now_ms(),
+                ));
+            }
+        }
+    }
     let asked = ask_all(
         st,
         asks.iter()
@@ -522,14 +543,13 @@ async fn release_for(
                 units: *units,
                 // Held there meanwhile: the hub's rights the plan counts
                 // on and those asked for, beyond what it holds already.
-                hold: held_before.beyond(l, *g, c.rights(&hub).saturating_add(*units)),
+                hold: holds.beyond(l, *g, c.rights(&hub).saturating_add(*units)),
                 counter: c,
                 wait: deadline.saturating_duration_since(Instant::now()),
             })
             .collect(),
     )
     .await;
-    let mut holds = Vec::new();
     let mut released_any = false;
     for a in asked {
         // Unanswered in time: a report just late is merged on its own, so
@@ -555,10 +575,10 @@ async fn release_for(
                 }
                 _ => released_any |= units > 0,
             }
-            holds.push(hold);
+            holds.keep(hold);
         }
     }
-    Ok((holds, released_any))
+    Ok(released_any)
 }
 
 /// Sends every ask at once and waits for the answers (each within its
@@ -619,28 +639,7 @@ async fn routed(st: &AppState, o: RoutedOrderRequest) -> Result<Response, Respon
             break result;
         }
         rounds += 1;
-        // What the reserves would give meanwhile is held too while the
-        // order waits (first come, first served: no till takes it), as
-        // a store-named order holds its covered lines.
-        for part in &short.partial {
-            for line in &part.lines {
-                let more = holds.beyond(&part.store, line.gtin, line.qty);
-                if more > 0 {
-                    holds.keep(st.links.hold(
-                        &part.store,
-                        line.gtin,
-                        more,
-                        left,
-                        st.clock.now_ms(),
-                    ));
-                }
-            }
-        }
-        let (held, released) =
-            release_for(st, o.store.as_ref(), &short.missing, &holds, left).await?;
-        for hold in held {
-            holds.keep(hold);
-        }
+        let released = release_for(st, o.store.as_ref(), short, &mut holds, left).await?;
         if !released {
             break result;
         }

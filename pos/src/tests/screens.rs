@@ -98,17 +98,24 @@ fn a_stopped_sync_and_a_clock_off_the_hubs_are_shown_as_such() {
     h.act(Action::Status(Ok(st.clone())));
     let t = text(&h.s);
     assert!(
-        t.contains("SYNC STOPPED: sync refused (event_out_of_window)"),
+        t.contains("SYNC STOPPED. Outbox: 3 events waiting. Sales are still recorded here."),
         "{t}"
     );
+    assert!(t.contains("clock is 3 days ahead of HQ's"), "{t}");
+    assert!(t.contains("Call support: sync refused"), "{t}");
     assert!(!t.contains("hub not reachable"), "{t}");
-    // Synced again, the clock still three days ahead.
-    st.online = true;
+    // The hub out of reach since: offline, the clock still said.
     st.sync_error = None;
     h.act(Action::Status(Ok(st.clone())));
     let t = text(&h.s);
+    assert!(t.contains("OFFLINE: hub not reachable."), "{t}");
+    assert!(t.contains("clock is 3 days ahead of HQ's"), "{t}");
+    // Synced again, the clock still three days ahead.
+    st.online = true;
+    h.act(Action::Status(Ok(st.clone())));
+    let t = text(&h.s);
     assert!(
-        t.contains("CLOCK: the store agent's clock is 3 days ahead of"),
+        t.contains("CLOCK: The store agent's clock is 3 days ahead of"),
         "{t}"
     );
     st.hub_clock_offset_ms = Some(5 * 3_600_000);

@@ -14,14 +14,15 @@
 //!
 //! An event refused for its date (`SyncRefusal::OutOfWindow`) is not
 //! dead-lettered by the store: it stays in its outbox and is sent again.
-//! The hold keeps how far the store's events came from the hub's clock
-//! each time the event came (the latest-dated event of that request less
-//! the hub's clock: a store sends soon after it records). Admitting the event also
-//! lets that store's events be dated that far from the hub's clock (and
-//! an hour more) for a week ([`tally_sync::limits::DateAllowance`], in
-//! the store's record): a clock that ran three days ahead dated every
-//! sale since three days ahead, and HQ admits one of them, not each,
-//! however long after.
+//! Admitting it also lets that store's events be dated as far from the
+//! hub's clock as the held event was when it was refused
+//! ([`HeldEvent::clock_offset_ms`]: the store's clock then, as near as
+//! the hub can tell, and what HQ sees before it admits), and an hour
+//! more, for a week ([`tally_sync::limits::DateAllowance`], in the
+//! store's record): a clock that ran three days ahead dated every sale
+//! since three days ahead, and HQ admits one of them, not each, however
+//! long after. Only the held event's own date counts: a store cannot
+//! widen what HQ grants with other events.
 //!
 //! At most [`MAX_HELD_PER_STORE`] are held per store, so a hostile store
 //! cannot grow them without bound; one more refused event is answered as
@@ -50,15 +51,21 @@ pub struct HeldEvent {
     pub reason: String,
     /// When the hub refused it (hub clock, Unix ms).
     pub held_at_ms: u64,
-    /// For an event refused for its date: how far the store's events
-    /// came from the hub's clock each time it sent it, at most (the
-    /// latest-dated event of a request less the hub's clock then, ms;
-    /// positive: ahead). Admitting it widens the store's date allowance
-    /// to cover this too.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clock_offset_ms: Option<i64>,
     /// The event as sent.
     pub event: Event,
+}
+
+impl HeldEvent {
+    /// For an event refused for its date (outside the usual window when
+    /// it was held): its date less the hub's clock then, ms (positive:
+    /// ahead), the store's clock as near as the hub can tell. What
+    /// admitting it lets the store's events be dated, for a while.
+    pub fn clock_offset_ms(&self) -> Option<i64> {
+        DateWindow::at(self.held_at_ms)
+            .check(self.event.at_ms)
+            .is_err()
+            .then(|| offset_ms(self.event.at_ms, self.held_at_ms))
+    }
 }
 
 /// What became of a request to admit a held event.
@@ -89,32 +96,16 @@ pub(crate) fn hold<T: HubTxn>(
     refusal: &SyncRefusal,
     now_ms: u64,
 ) -> Result<bool, StorageError> {
-    let (id, reason, clock_offset_ms) = match refusal {
-        SyncRefusal::Event { id, reason } => (id, reason, None),
-        SyncRefusal::OutOfWindow { id, reason } => {
-            let latest = req.events.iter().map(|e| e.at_ms).max().unwrap_or(now_ms);
-            (id, reason, Some(offset_ms(latest, now_ms)))
-        }
-        _ => return Ok(false),
+    let (SyncRefusal::Event { id, reason } | SyncRefusal::OutOfWindow { id, reason }) = refusal
+    else {
+        return Ok(false);
     };
     let Some(event) = req.events.iter().find(|e| e.id == *id) else {
         return Ok(false);
     };
     let store = who.replica.to_string();
-    if let Some(mut held) = txn.held_event(*id)? {
-        // Sent again, with the store's newer events: the furthest any
-        // came from the hub's clock, for the admission (those are what
-        // the allowance must let through; one measured earlier only
-        // allows more).
-        let furthest = held.clock_offset_ms.max(clock_offset_ms);
-        if furthest != held.clock_offset_ms {
-            held.clock_offset_ms = furthest;
-            txn.put_held(&held)?;
-        }
-        return Ok(false);
-    }
     let held = txn.held_count(&store)?;
-    if held >= MAX_HELD_PER_STORE {
+    if held >= MAX_HELD_PER_STORE || txn.held_event(*id)?.is_some() {
         return Ok(false);
     }
     let record = HeldEvent {
@@ -122,7 +113,6 @@ pub(crate) fn hold<T: HubTxn>(
         location: who.location.to_string(),
         reason: reason.clone(),
         held_at_ms: now_ms,
-        clock_offset_ms,
         event: event.clone(),
     };
     txn.put_held(&record)?;
@@ -174,27 +164,22 @@ pub(crate) fn admit<T: HubTxn>(
     let left = txn.held_count(&held.store)?.saturating_sub(1);
     txn.put_held_count(&held.store, left)?;
     // Held for its date: the store's events dated alike (as far from
-    // the hub's clock as the store's clock was, and as this one is now)
-    // go through for a while, without HQ admitting each.
-    let own = offset_ms(held.event.at_ms, now_ms);
-    let for_date =
-        held.clock_offset_ms.is_some() || DateWindow::at(now_ms).check(held.event.at_ms).is_err();
-    let dates_allowed = if for_date {
-        let mut record = txn
-            .store_record(&held.store)?
-            .unwrap_or_else(|| StoreRecord::new(&held.store));
-        let mut allowed = record
-            .dates_allowed
-            .unwrap_or_default()
-            .covering(own, now_ms);
-        if let Some(clock) = held.clock_offset_ms {
-            allowed = allowed.covering(clock, now_ms);
+    // the hub's clock as this one was when refused) go through for a
+    // while, without HQ admitting each.
+    let dates_allowed = match held.clock_offset_ms() {
+        Some(clock) => {
+            let mut record = txn
+                .store_record(&held.store)?
+                .unwrap_or_else(|| StoreRecord::new(&held.store));
+            let allowed = record
+                .dates_allowed
+                .unwrap_or_default()
+                .covering(clock, now_ms);
+            record.dates_allowed = Some(allowed);
+            txn.put_store_record(&record)?;
+            Some(allowed)
         }
-        record.dates_allowed = Some(allowed);
-        txn.put_store_record(&record)?;
-        Some(allowed)
-    } else {
-        None
+        None => None,
     };
     exceptions.insert(
         0,
