@@ -82,6 +82,30 @@ fn the_hub_writes_read_committed_whatever_the_database_says() {
     assert_eq!(hub.durability().unwrap().write_isolation, "read committed");
 }
 
+/// A hub process that stops answering in the middle of a transaction
+/// (its host cut off, its VM paused) does not hold the write lock for
+/// the hours the server's default TCP keepalive takes: every hub session
+/// asks the server to end it after a minute idle in a transaction.
+#[test]
+fn a_stuck_hub_session_is_ended_by_the_server() {
+    // Over TCP, as a hub on another host reaches its database.
+    let port = pg::free_port();
+    let cluster = pg::Cluster::start(&pg::Setup {
+        tcp_port: Some(port),
+        ..Default::default()
+    });
+    let db: DatabaseUrl = format!("host=127.0.0.1 port={port} user=tally dbname=postgres")
+        .parse()
+        .unwrap();
+    let hub = PgHub::connect(&db, settings()).unwrap();
+    let seen = hub.durability().unwrap();
+    assert_eq!(seen.idle_in_transaction_timeout, "1min", "{seen:?}");
+    // The server probes a silent hub after 10 s, not the OS's 2 h.
+    assert_eq!(seen.tcp_keepalives_idle, "10", "{seen:?}");
+    drop(hub);
+    drop(cluster);
+}
+
 /// Online demand is recorded by an order's first attempt, refused or
 /// accepted, in the order's own transaction; a sync's reserve targets
 /// follow it; it survives a new connection (another hub process).

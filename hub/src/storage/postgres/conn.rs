@@ -94,8 +94,23 @@ impl FromStr for DatabaseUrl {
         // hub's sessions price table scans out wherever an index serves,
         // and random reads as on SSDs. Settings the URL's own `options`
         // name are left as they are.
+        //
+        // And a hub process that stops answering mid-transaction (its host
+        // cut off from the database, its VM paused) must not hold the
+        // write lock, and every other process's writes behind it, until
+        // the server's own TCP keepalive notices (about two hours by the
+        // OS's default): the server ends a session idle in a transaction
+        // for a minute, and probes a silent client after 10 s, every 5 s,
+        // three times.
         let mut options = config.get_options().unwrap_or_default().to_string();
-        for (name, value) in [("enable_seqscan", "off"), ("random_page_cost", "1.1")] {
+        for (name, value) in [
+            ("enable_seqscan", "off"),
+            ("random_page_cost", "1.1"),
+            ("idle_in_transaction_session_timeout", "60s"),
+            ("tcp_keepalives_idle", "10"),
+            ("tcp_keepalives_interval", "5"),
+            ("tcp_keepalives_count", "3"),
+        ] {
             if !options.contains(name) {
                 options = format!("{options} -c {name}={value}").trim().to_string();
             }
@@ -208,6 +223,13 @@ pub struct Durability {
     /// The isolation of the hub's write transactions: `read committed`
     /// whatever the database's or role's default.
     pub write_isolation: String,
+    /// `idle_in_transaction_session_timeout`: the server ends a hub
+    /// session that stops answering mid-transaction (and frees the write
+    /// lock it holds).
+    pub idle_in_transaction_timeout: String,
+    /// `tcp_keepalives_idle` (seconds; `0` over a Unix socket, where it
+    /// does not apply): the server probes a silent hub this soon.
+    pub tcp_keepalives_idle: String,
 }
 
 /// One value of a row for [`PgConn::copy_in`].
@@ -265,11 +287,15 @@ impl PgConn {
         let row = self
             .rt
             .block_on(self.client.query_one(
-                "SELECT current_setting('synchronous_commit'), current_setting('fsync')",
+                "SELECT current_setting('synchronous_commit'), current_setting('fsync'),
+                        current_setting('idle_in_transaction_session_timeout'),
+                        current_setting('tcp_keepalives_idle')",
                 &[],
             ))
             .map_err(db_err)?;
         let (synchronous_commit, fsync): (String, String) = (row.get(0), row.get(1));
+        let (idle_in_transaction_timeout, tcp_keepalives_idle): (String, String) =
+            (row.get(2), row.get(3));
         let write_isolation = self.in_transaction(|| {
             let row = self
                 .rt
@@ -284,6 +310,8 @@ impl PgConn {
             synchronous_commit,
             fsync: fsync == "on",
             write_isolation,
+            idle_in_transaction_timeout,
+            tcp_keepalives_idle,
         })
     }
 

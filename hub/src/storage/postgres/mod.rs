@@ -339,6 +339,10 @@ impl PgHub {
             .as_ref()
             .ok_or_else(|| StorageError::Db("no writer connection".into()))?;
         conn.in_transaction(|| {
+            // A writer that waits this long for the lock gives up, and
+            // the batch runs again (a retriable race): the lock's holder
+            // is stuck, and the server ends its session in a minute.
+            conn.batch("SET LOCAL lock_timeout = '10s'")?;
             conn.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
             let mut write = BatchWrite {
                 txn: PgTxn::new(conn),
