@@ -3,7 +3,8 @@
 //! hub holds as its online reserve (online demand made it take them),
 //! sells all 10 one at a time while it
 //! reaches the hub (each sale asks for what it lacks and is answered at
-//! once); an online order for the item is then refused; with the hub gone,
+//! once; a transfer to another store never takes the reserve); an
+//! online order for the item is then refused; with the hub gone,
 //! a sale beyond the store's own rights is refused with reason `offline`;
 //! when the hub is back, its `GET /v1/stores` shows the store's lost
 //! sales by reason (the offline one too) and its refused online orders.
@@ -86,6 +87,21 @@ async fn an_online_store_sells_every_unit_on_its_shelf_and_an_offline_one_says_w
         (stock["on_hand"].as_u64(), stock["rights"].as_u64()),
         (Some(10), Some(8))
     );
+    // A transfer of all 10 to another store is refused: it never takes
+    // units the hub holds for online orders (only a sale asks for them).
+    let (status, body) = agent
+        .post(
+            "/v1/transfers",
+            &json!({"transfer_id": "t-1", "to_store": "s2",
+                    "lines": [{"gtin": A, "qty": 10}]}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("insufficient_stock")),
+        "{body}"
+    );
+    settled(&agent, &hub, 2).await;
 
     // All 10 sell, one at a time, each answered within 2 s: the last two
     // ask the hub for its reserve and are recorded with the grant.

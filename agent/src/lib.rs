@@ -277,6 +277,7 @@ pub async fn run(
     let foreign_returns_offline = sync_config
         .as_ref()
         .map_or(Default::default(), |c| c.foreign_returns_offline);
+    let wake_sync = Arc::new(tokio::sync::Notify::new());
     let rights = rights::Rights::new(
         db.clone(),
         committer.clone(),
@@ -285,8 +286,8 @@ pub async fn run(
         clock.clone(),
         metrics.clone(),
         rights_wait,
-    );
-    let wake_sync = Arc::new(tokio::sync::Notify::new());
+    )
+    .waking(wake_sync.clone());
     let syncer = sync_config.zip(hub).map(|(cfg, hub)| {
         tracing::info!(hub = %cfg.hub, interval_s = cfg.interval.as_secs(), "Syncing with the hub.");
         let ctx = sync::SyncContext {

@@ -1,8 +1,9 @@
-//! Rights on demand at the till: a command the store lacks the rights for,
+//! Rights on demand at the till: a sale the store lacks the rights for,
 //! while the units are on its shelf and the hub holds their rights (its
 //! online reserve), asks the hub for them (`POST /v1/rights`) and is run
 //! again with the grant, both in one durable commit
-//! ([`Committer::command_with_grant`]).
+//! ([`Committer::command_with_grant`]). Only sales: a transfer to another
+//! store never takes the hub's online reserve.
 //!
 //! # Design constraints
 //! - A command the store holds the rights for never waits for the hub:
@@ -11,9 +12,12 @@
 //!   1 s); a store whose last sync did not reach the hub does not ask at
 //!   all, so offline tills answer at once (reason `offline`).
 //! - Safe whatever happens: a grant is a CRDT transfer the store merges;
-//!   a lost answer leaves the rights at the hub (a later sync brings
-//!   them), a repeated one changes nothing, and the command is re-run
-//!   under its own id, so it is recorded once.
+//!   a repeated one changes nothing, and the command is re-run under its
+//!   own id, so it is recorded once. A lost answer may hide a grant the
+//!   hub made (the rights are the store's in the hub's books): the next
+//!   request for that item, within a minute, is the same request again
+//!   (its id and units), which the hub answers with that grant rather
+//!   than granting twice, and the sync is woken to bring it meanwhile.
 //! - Each round asks for the shortfall of the line that was refused; a
 //!   sale short on several items takes a round per item while time is
 //!   left.
@@ -38,7 +42,7 @@ use crate::commit::{CommitError, Committer};
 use crate::metrics::{Metrics, OutcomeLabel};
 use crate::status::SyncStatus;
 use crate::store::AgentDb;
-use crate::sync::HubClient;
+use crate::sync::{Failure, HubClient};
 
 /// The most rounds one command may take (items short at once).
 const MAX_ROUNDS: usize = 8;
@@ -63,7 +67,24 @@ pub struct Rights {
     metrics: Arc<Metrics>,
     wait: Duration,
     flights: Arc<Flights>,
+    /// Per item, the last request the hub did not answer.
+    unanswered: Arc<Mutex<HashMap<Gtin, Unanswered>>>,
+    /// Rung after such a request: the sync brings what the hub did.
+    wake_sync: Option<Arc<tokio::sync::Notify>>,
 }
+
+/// A request for rights the hub did not answer (it may have granted it).
+#[derive(Debug, Clone, Copy)]
+struct Unanswered {
+    request_id: EventId,
+    units: u64,
+    at: Instant,
+}
+
+/// How long an unanswered request is asked again under its id rather
+/// than a new one (the hub keeps grants by id; after this, a sync has
+/// brought whatever it granted).
+const REPLAY_FOR: Duration = Duration::from_secs(60);
 
 impl Rights {
     /// The hub's connection when the last sync reached the hub (none when
@@ -104,7 +125,17 @@ impl Rights {
             metrics,
             wait,
             flights: Arc::default(),
+            unanswered: Arc::default(),
+            wake_sync: None,
         }
+    }
+
+    /// The same, ringing `wake_sync` after a request the hub did not
+    /// answer (the sync then brings any grant it made).
+    #[must_use]
+    pub fn waking(mut self, wake_sync: Arc<tokio::sync::Notify>) -> Self {
+        self.wake_sync = Some(wake_sync);
+        self
     }
 
     /// Runs `cmd`; if it is refused for rights the hub holds, asks the hub
@@ -119,7 +150,11 @@ impl Rights {
     /// anything else is returned as it is.
     pub async fn resolve(&self, cmd: Command, mut outcome: Outcome) -> Result<Ran, CommitError> {
         let mut hub_reachable = self.status.snapshot().hub_reachable();
-        let Some(hub) = self.hub.as_ref().filter(|_| hub_reachable) else {
+        // Only a customer's sale draws on the hub's reserve: a transfer
+        // to another store (or any other command) never takes units the
+        // hub holds for online orders.
+        let sale = matches!(cmd, Command::Sale { .. });
+        let Some(hub) = self.hub.as_ref().filter(|_| hub_reachable && sale) else {
             return Ok(Ran {
                 outcome,
                 hub_reachable,
@@ -271,15 +306,26 @@ impl Rights {
         units: u64,
         left: Duration,
     ) -> Result<Option<RightsGrant>, CommitError> {
-        let mut random = [0u8; 10];
-        rand::thread_rng().fill_bytes(&mut random);
         // The store's own entries go with the request, so the hub grants
         // on its latest state (rights it gave at its last sync).
         let own = self.db.read_blocking(move |db| db.counter(gtin)).await?;
+        // A request the hub did not answer lately is asked again as it
+        // was: if the hub granted it, it answers that grant again.
+        let replay = self
+            .unanswered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&gtin)
+            .copied()
+            .filter(|u| u.at.elapsed() < REPLAY_FOR);
+        let (request_id, units) = match replay {
+            Some(u) => (u.request_id, u.units),
+            None => (self.fresh_id(), units.min(MAX_UNITS_PER_REQUEST)),
+        };
         let req = RightsRequest {
-            request_id: EventId::v7(self.clock.now_ms(), random),
+            request_id,
             gtin,
-            units: units.min(MAX_UNITS_PER_REQUEST),
+            units,
             own: own.owned_by(&self.db.who().replica),
         };
         let asked_at = Instant::now();
@@ -297,9 +343,31 @@ impl Rights {
             .rights_requests
             .get_or_create(&OutcomeLabel { outcome: result })
             .inc();
+        let mut unanswered = self.unanswered.lock().unwrap_or_else(|p| p.into_inner());
         match answer {
-            Ok(g) => Ok(Some(g)),
+            Ok(g) => {
+                unanswered.remove(&gtin);
+                Ok(Some(g))
+            }
             Err(error) => {
+                if matches!(error, Failure::Transient { .. }) {
+                    // Perhaps granted: asked again as it was, and the
+                    // sync brings it meanwhile.
+                    unanswered.insert(
+                        gtin,
+                        Unanswered {
+                            request_id,
+                            units,
+                            at: replay.map_or_else(Instant::now, |u| u.at),
+                        },
+                    );
+                    if let Some(wake) = &self.wake_sync {
+                        wake.notify_one();
+                    }
+                } else {
+                    // Answered with a refusal: nothing to ask again.
+                    unanswered.remove(&gtin);
+                }
                 tracing::info!(%error, %gtin, "The hub did not grant rights; the sale is refused.");
                 Ok(None)
             }
