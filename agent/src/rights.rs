@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use rand::RngCore;
 use tally_sync::clock::Clock;
 use tally_sync::command::{Command, Outcome};
+use tally_sync::event::Shortfall;
 use tally_sync::rights::{RightsGrant, RightsRequest, MAX_UNITS_PER_REQUEST};
 use tally_sync::{EventId, Gtin, Refusal, Shortage};
 use tokio::sync::watch;
@@ -167,6 +168,12 @@ impl Rights {
         let mut random = [0u8; 10];
         rand::thread_rng().fill_bytes(&mut random);
         let cmd = cmd.with_id_or(EventId::v7(self.clock.now_ms(), random));
+        // What the first refusal added to the store's demand: taken back
+        // if a rerun records the sale.
+        let first_demand = match &outcome {
+            Outcome::Refused { demand, .. } => demand.clone(),
+            Outcome::Recorded { .. } => Vec::new(),
+        };
         let deadline = Instant::now() + self.wait;
         // The latest request for this command (its own or the leader's
         // it waited for) got no answer from the hub.
@@ -198,7 +205,7 @@ impl Rights {
             let step = match self.flights.board(gtin, short) {
                 Boarded::Leader(flight) => {
                     unanswered = false;
-                    self.lead(hub, flight, short, deadline, &cmd, outcome)
+                    self.lead(hub, flight, short, deadline, (&cmd, &first_demand), outcome)
                         .await?
                 }
                 Boarded::Follower(mut landed) => {
@@ -222,7 +229,10 @@ impl Rights {
                         None => (0, false),
                     };
                     Step {
-                        outcome: self.committer.rerun(cmd.clone()).await?,
+                        outcome: self
+                            .committer
+                            .rerun(cmd.clone(), first_demand.clone())
+                            .await?,
                         granted,
                         reached,
                     }
@@ -254,7 +264,7 @@ impl Rights {
         mut flight: Flight,
         mut units: u64,
         deadline: Instant,
-        cmd: &Command,
+        (cmd, first_demand): (&Command, &[Shortfall]),
         refused: Outcome,
     ) -> Result<Step, CommitError> {
         // Until the hub answers, the command stands refused as it was.
@@ -283,7 +293,7 @@ impl Rights {
             // itself: recorded once, and its first answer is the one kept.
             let outcome = self
                 .committer
-                .command_with_grant(grant, cmd.clone())
+                .command_with_grant(grant, cmd.clone(), first_demand.to_vec())
                 .await?;
             if !matches!(step.outcome, Outcome::Recorded { .. }) {
                 step.outcome = outcome;

@@ -438,7 +438,7 @@ fn a_rerun_of_a_refused_sale_does_not_count_its_demand_again() {
         let first = db.demand().unwrap();
         assert_eq!(first.get(&item()), Some(&2), "the shortfall, once");
         for _ in 0..3 {
-            let again = committer.rerun(three()).await.unwrap();
+            let again = committer.rerun(three(), Vec::new()).await.unwrap();
             assert!(matches!(again, Outcome::Refused { .. }), "{again:?}");
         }
         committer.command(settled()).await.unwrap();
@@ -466,10 +466,14 @@ fn a_rerun_of_a_refused_sale_does_not_count_its_demand_again() {
             },
             _ => unreachable!(),
         };
-        assert!(matches!(
-            committer.command(with_id()).await.unwrap(),
-            Outcome::Refused { .. }
-        ));
+        let Outcome::Refused {
+            demand: first_demand,
+            ..
+        } = committer.command(with_id()).await.unwrap()
+        else {
+            panic!("refused")
+        };
+        assert!(!first_demand.is_empty());
         let noted = committer
             .lost_sale(tally_sync::Shortage::HeldElsewhere, 3, Some(id))
             .await;
@@ -482,6 +486,24 @@ fn a_rerun_of_a_refused_sale_does_not_count_its_demand_again() {
         }
         committer.command(settled()).await.unwrap();
         assert_eq!(db.demand().unwrap().get(&item()), Some(&6), "a retry");
+        // Rights of its own since (a receipt here, as a grant would be):
+        // the rerun records the sale, and its first refusal's demand is
+        // met, not left for the hub to move more units here.
+        assert!(recorded(&committer.command(receipt(5)).await.unwrap()));
+        let done = committer
+            .rerun(with_id(), first_demand.clone())
+            .await
+            .unwrap();
+        assert!(
+            matches!(done, Outcome::Recorded { new: true, .. }),
+            "{done:?}"
+        );
+        committer.command(settled()).await.unwrap();
+        let met: u64 = first_demand.iter().map(|s| s.units).sum();
+        assert_eq!(
+            db.demand().unwrap().get(&item()).copied().unwrap_or(0),
+            6 - met
+        );
     });
     drop((committer, db));
     thread.join().unwrap();

@@ -68,6 +68,7 @@ use tally_service::vital::Vital;
 use tally_store::StoreError;
 use tally_sync::clock::Clock;
 use tally_sync::command::{Command, Outcome};
+use tally_sync::event::Shortfall;
 use tally_sync::fulfilment::OrderAllocation;
 use tally_sync::message::{AllocationsPage, CatalogItem};
 use tally_sync::rights::RightsGrant;
@@ -92,10 +93,12 @@ enum Job {
     /// A command of the core.
     Command(Command, Reply<Outcome>),
     /// A command run again after its first run was refused (rights on
-    /// demand): a refusal's demand is not counted again.
-    Rerun(Command, Reply<Outcome>),
-    /// The hub's grant of rights, merged, then a command run after it.
-    Granted(Box<RightsGrant>, Command, Reply<Outcome>),
+    /// demand): a refusal's demand is not counted again, and recorded,
+    /// the first refusal's (the last field) is taken back.
+    Rerun(Command, Vec<Shortfall>, Reply<Outcome>),
+    /// The hub's grant of rights, merged, then a command run after it (a
+    /// rerun, as [`Job::Rerun`]).
+    Granted(Box<RightsGrant>, Command, Vec<Shortfall>, Reply<Outcome>),
     /// Catalog items to store (import before the first sync).
     Catalog(Vec<CatalogItem>, Reply<CatalogStored>),
     /// The hub's answer to a sync request, to apply (the sync client).
@@ -165,7 +168,7 @@ impl Job {
     /// Answers the job with `e` (its batch was not committed).
     fn fail(self, e: &CommitError) {
         match self {
-            Job::Command(_, reply) | Job::Rerun(_, reply) | Job::Granted(_, _, reply) => {
+            Job::Command(_, reply) | Job::Rerun(_, _, reply) | Job::Granted(_, _, _, reply) => {
                 answer(reply, Err(e.clone()))
             }
             Job::Catalog(_, reply) => answer(reply, Err(e.clone())),
@@ -340,9 +343,16 @@ impl Committer {
     /// Runs `cmd` again after its first run was refused (rights on
     /// demand, once another till's grant landed): as [`Self::command`],
     /// but a refusal adds nothing to the refused demand the next sync
-    /// reports, which the first refusal already counted.
-    pub async fn rerun(&self, cmd: Command) -> Result<Outcome, CommitError> {
-        self.enqueue(|reply| Job::Rerun(cmd, reply))
+    /// reports, which the first refusal already counted (`first_demand`),
+    /// and recorded, it takes that back: the sale went through, no
+    /// customer's demand is left unmet (the hub would otherwise move the
+    /// same units to the store again at the next sync).
+    pub async fn rerun(
+        &self,
+        cmd: Command,
+        first_demand: Vec<Shortfall>,
+    ) -> Result<Outcome, CommitError> {
+        self.enqueue(|reply| Job::Rerun(cmd, first_demand, reply))
             .await?
             .wait()
             .await
@@ -351,13 +361,14 @@ impl Committer {
     /// Merges the hub's grant of rights and runs `cmd` after it, in one
     /// transaction and one durable commit (rights on demand: the sale the
     /// grant was asked for is recorded with it, or neither is kept). A
-    /// rerun: a refusal's demand is not counted again.
+    /// rerun, as [`Self::rerun`].
     pub async fn command_with_grant(
         &self,
         grant: RightsGrant,
         cmd: Command,
+        first_demand: Vec<Shortfall>,
     ) -> Result<Outcome, CommitError> {
-        self.enqueue(|reply| Job::Granted(Box::new(grant), cmd, reply))
+        self.enqueue(|reply| Job::Granted(Box::new(grant), cmd, first_demand, reply))
             .await?
             .wait()
             .await

@@ -437,7 +437,7 @@ fn apply_all(
     let mut lost = ByReason::<Lost>::default();
     let mut recorded: HashSet<EventId> = HashSet::new();
     for Request { job, queued } in jobs.by_ref() {
-        let (cmd, reply, rerun) = match job {
+        let (cmd, reply, rerun, first_demand) = match job {
             Job::Catalog(items, reply) => {
                 let stored = tables.close().and_then(|()| {
                     Ok(CatalogStored {
@@ -542,7 +542,7 @@ fn apply_all(
                 waiting.push((Answer::Counted(reply, done), queued));
                 continue;
             }
-            Job::Granted(grant, cmd, reply) => {
+            Job::Granted(grant, cmd, first_demand, reply) => {
                 // A grant moves counters outside a command: flushed first,
                 // like a sync, then merged where the command reads it.
                 let merged = tables.flush_and_close().and_then(|()| {
@@ -554,10 +554,10 @@ fn apply_all(
                     answer(reply, Err(e.clone()));
                     return Err(e);
                 }
-                (cmd, reply, true)
+                (cmd, reply, true, first_demand)
             }
-            Job::Command(cmd, reply) => (cmd, reply, false),
-            Job::Rerun(cmd, reply) => (cmd, reply, true),
+            Job::Command(cmd, reply) => (cmd, reply, false, Vec::new()),
+            Job::Rerun(cmd, first_demand, reply) => (cmd, reply, true, first_demand),
         };
         let stamp = stamps.next();
         let outcome = tables.ledger().and_then(|l| {
@@ -578,6 +578,13 @@ fn apply_all(
                     for s in demand {
                         l.take_back_demand(s.gtin, s.units)?;
                     }
+                }
+            }
+            if let Outcome::Recorded { new: true, .. } = &outcome {
+                // Rights on demand let it through: the first refusal's
+                // demand is met.
+                for s in &first_demand {
+                    l.take_back_demand(s.gtin, s.units)?;
                 }
             }
             Ok(outcome)
