@@ -72,6 +72,60 @@ pub struct Rights {
     unanswered: Arc<Mutex<HashMap<Gtin, Unanswered>>>,
     /// Rung after such a request: the sync brings what the hub did.
     wake_sync: Option<Arc<tokio::sync::Notify>>,
+    /// Commands running under an id, one at a time per id ([`Self::turn`]).
+    turns: Arc<Turns>,
+}
+
+/// The ids commands run under now, each with whoever waits for its turn.
+#[derive(Debug, Default)]
+struct Turns(Mutex<HashMap<EventId, Arc<tokio::sync::Mutex<()>>>>);
+
+impl Turns {
+    /// Waits for the turn of `id`.
+    async fn turn(self: &Arc<Self>, id: EventId) -> Turn {
+        let lock = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id)
+            .or_default()
+            .clone();
+        Turn {
+            guard: Some(lock.lock_owned().await),
+            id,
+            turns: self.clone(),
+        }
+    }
+
+    /// Ids with a command running or waiting.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// A command's turn to run under its id ([`Rights::turn`]): the next
+/// command under the same id waits until it is dropped.
+#[derive(Debug)]
+pub struct Turn {
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    id: EventId,
+    turns: Arc<Turns>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut turns = self.turns.0.lock().unwrap_or_else(|p| p.into_inner());
+        drop(self.guard.take());
+        // The last one out forgets the id (the map holds one reference,
+        // each waiter another).
+        if turns
+            .get(&self.id)
+            .is_some_and(|m| Arc::strong_count(m) == 1)
+        {
+            turns.remove(&self.id);
+        }
+    }
 }
 
 /// A request for rights the hub did not answer (it may have granted it).
@@ -128,7 +182,18 @@ impl Rights {
             flights: Arc::default(),
             unanswered: Arc::default(),
             wake_sync: None,
+            turns: Arc::default(),
         }
+    }
+
+    /// Waits for the turn of a command under `id` (none: no wait): a
+    /// till's retry of a sale still being run (a double press, a
+    /// timeout) runs after it, answered from the journal if it was
+    /// recorded, instead of asking the hub for its units a second time
+    /// and counting its demand twice. Hold the turn until the command's
+    /// answer, lost sale included, is written.
+    pub async fn turn(&self, id: Option<EventId>) -> Option<Turn> {
+        Some(self.turns.turn(id?).await)
     }
 
     /// The same, ringing `wake_sync` after a request the hub did not
@@ -586,5 +651,33 @@ mod tests {
             *f.wait_for(Option::is_some).await.unwrap(),
             Some(Landed::Failed)
         );
+    }
+
+    /// A till's retry of a sale still running (a double press, a
+    /// timeout) waits for the first run's turn: it never asks the hub in
+    /// parallel with it. Other ids do not wait; the ids are forgotten
+    /// once nobody runs or waits under them.
+    #[tokio::test]
+    async fn a_command_under_an_id_waits_for_the_one_running_under_it() {
+        let turns = Arc::new(Turns::default());
+        let id = EventId::v7(1, [1; 10]);
+        let first = turns.turn(id).await;
+        let other = turns.turn(EventId::v7(1, [2; 10])).await;
+        let waiting = {
+            let turns = turns.clone();
+            tokio::spawn(async move { turns.turn(id).await })
+        };
+        tokio::task::yield_now().await;
+        let again = tokio::time::timeout(Duration::from_millis(50), async {
+            while !waiting.is_finished() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        assert!(again.is_err(), "the retry waits while the first runs");
+        drop(first);
+        let second = waiting.await.unwrap();
+        drop((second, other));
+        assert_eq!(turns.len(), 0, "nothing kept once done");
     }
 }

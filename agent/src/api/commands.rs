@@ -90,6 +90,8 @@ pub(super) fn staff(
 }
 
 pub(super) async fn submit(state: &AppState, cmd: Command) -> Result<Response, ErrorAnswer> {
+    // One command per id at a time, its lost sale written before the next.
+    let _turn = state.rights.turn(cmd.id()).await;
     let sale_units = crate::rights::sale_units(&cmd);
     let Ran {
         outcome,
