@@ -20,6 +20,7 @@ use support::chain::{init_hub, start_agent, start_hub, Api, LONG};
 use support::procs::eventually;
 
 const A: &str = "04006381333931";
+const B: &str = "09780201379624";
 
 /// The store's rights and the hub's reserve for `A`, once both agree that
 /// the hub holds `hub_rights` (the reserve taken at a sync).
@@ -35,6 +36,15 @@ async fn settled(agent: &Api, hub: &Api, hub_rights: u64) -> Value {
         }
     })
     .await
+}
+
+/// Requests for rights the agent made so far, whatever their outcome.
+async fn rights_requests(agent: &Api) -> u64 {
+    let (_, text) = agent.get_text("/metrics").await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("tally_agent_rights_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 async fn sell_one(agent: &Api) -> (u16, Value, Duration) {
@@ -101,6 +111,20 @@ async fn an_online_store_sells_every_unit_on_its_shelf_and_an_offline_one_says_w
         (409, Some("insufficient_stock")),
         "{body}"
     );
+    settled(&agent, &hub, 2).await;
+    // A basket with 9 of A (one beyond the store's rights) and an item
+    // not on the shelf at all fails whatever the hub grants: the hub is
+    // not asked, and its reserve stays.
+    let asked = rights_requests(&agent).await;
+    let (status, body) = agent
+        .post(
+            "/v1/sales",
+            &json!({"lines": [{"gtin": A, "qty": 9, "unit_price_minor": 100},
+                              {"gtin": B, "qty": 1, "unit_price_minor": 100}]}),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(rights_requests(&agent).await, asked, "the hub was asked");
     settled(&agent, &hub, 2).await;
 
     // All 10 sell, one at a time, each answered within 2 s: the last two
@@ -171,8 +195,10 @@ async fn an_online_store_sells_every_unit_on_its_shelf_and_an_offline_one_says_w
     let hub_addr = hub_url.trim_start_matches("https://").to_string();
     let (_hub_proc, again) = start_hub(&files, &hub_addr, tmp.path().join("hub2.log"));
     assert_eq!(again, hub_url);
+    // The basket the hub was not asked for counts as held elsewhere (the
+    // hub held the 9th unit's rights), with its 10 units.
     let lost = json!({"no_stock": {"sales": 1, "units": 1},
-                      "held_elsewhere": {"sales": 0, "units": 0},
+                      "held_elsewhere": {"sales": 1, "units": 10},
                       "offline": {"sales": 1, "units": 1}});
     let s1 = eventually("the store's lost sales at the hub", LONG, || async {
         let (_, stores) = hub.get("/v1/stores").await?;

@@ -239,6 +239,15 @@ impl Rights {
             Outcome::Refused { demand, .. } => demand.clone(),
             Outcome::Recorded { .. } => Vec::new(),
         };
+        if self.some_line_lacks_units(&cmd).await? {
+            // A basket that fails for want of units on the shelf fails
+            // whatever the hub grants: asking would only move its online
+            // reserve here for nothing (a till could drain it so).
+            return Ok(Ran {
+                outcome,
+                hub_reachable,
+            });
+        }
         let deadline = Instant::now() + self.wait;
         // The latest request for this command (its own or the leader's
         // it waited for) got no answer from the hub.
@@ -317,6 +326,30 @@ impl Rights {
             outcome,
             hub_reachable,
         })
+    }
+
+    /// Whether some item of sale `cmd` has fewer units on the shelf than
+    /// the sale takes (its lines added up): no grant can let it through.
+    async fn some_line_lacks_units(&self, cmd: &Command) -> Result<bool, CommitError> {
+        let Command::Sale { lines, .. } = cmd else {
+            return Ok(false);
+        };
+        let mut wanted: std::collections::BTreeMap<Gtin, u64> = Default::default();
+        for l in lines {
+            let w = wanted.entry(l.gtin).or_default();
+            *w = w.saturating_add(l.qty);
+        }
+        Ok(self
+            .db
+            .read_blocking(move |db| {
+                for (&gtin, &units) in &wanted {
+                    if db.counter(gtin)?.value() < units {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            })
+            .await?)
     }
 
     /// Asks the hub for `units` of `gtin` and runs `cmd` (which came to
