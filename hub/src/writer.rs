@@ -52,6 +52,11 @@ pub enum WriteError {
     /// Storage failed; nothing of the batch was committed. Retriable.
     #[error("storage failure (nothing was written; retry): {0}")]
     Storage(String),
+    /// The batch's commit was not confirmed: it may have been written.
+    /// Retriable under the same ids (a sync, a grant, an order with its
+    /// `order_id` are answered alike whichever way it went).
+    #[error("the write may or may not have been committed (retry under the same ids): {0}")]
+    Unknown(String),
     /// The writer has stopped (the hub is shutting down). Retriable.
     #[error("the hub is shutting down")]
     Stopped,
@@ -395,6 +400,10 @@ fn commit_batch(storage: &dyn HubStorage, metrics: &Metrics, mut jobs: Vec<Box<d
             debug!(requests, runs, "Batch committed.");
             Ok(())
         }
+        Err(e @ StorageError::CommitUnknown(_)) => {
+            error!(error = %e, requests, runs, "Write batch's commit not confirmed; it may have been written.");
+            Err(WriteError::Unknown(e.to_string()))
+        }
         Err(e) => {
             error!(error = %e, requests, runs, "Write batch failed; nothing was committed.");
             Err(WriteError::Storage(e.to_string()))
@@ -419,6 +428,8 @@ mod tests {
     #[derive(Default)]
     struct Fake {
         fail_commit: bool,
+        /// The commit fails without saying whether it took.
+        unconfirmed_commit: bool,
         panic_in_commit: bool,
         commits: Mutex<usize>,
         /// Runs that lose a race (after running the batch) before one
@@ -545,6 +556,9 @@ mod tests {
             assert!(!self.panic_in_commit, "a bug in the commit");
             if self.fail_commit {
                 return Err(failure());
+            }
+            if self.unconfirmed_commit {
+                return Err(StorageError::CommitUnknown("connection reset".into()));
             }
             *self.commits.lock().unwrap() += 1;
             Ok(())
@@ -719,6 +733,30 @@ mod tests {
         assert!(failed(&mut b.first));
         assert!(failed(&mut b.order));
         assert!(failed(&mut b.last));
+    }
+
+    /// A commit the database did not confirm (it may have been written)
+    /// is answered as such to every job, not as "nothing was written",
+    /// and is not run again.
+    #[test]
+    fn an_unconfirmed_commit_answers_that_the_outcome_is_unknown() {
+        let fake = Fake {
+            unconfirmed_commit: true,
+            ..Fake::default()
+        };
+        let mut b = batch("web-1");
+        commit_batch(&fake, &Metrics::default(), b.jobs);
+        assert_eq!(*fake.runs.lock().unwrap(), 1, "not run again");
+        for reply in [&mut b.first, &mut b.last] {
+            assert!(matches!(
+                reply.try_recv(),
+                Ok(Err(WriteError::Unknown(m))) if m.contains("connection reset")
+            ));
+        }
+        assert!(matches!(
+            b.order.try_recv(),
+            Ok(Err(WriteError::Unknown(_)))
+        ));
     }
 
     /// The order's own write fails after the first job ran and before

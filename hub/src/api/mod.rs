@@ -354,9 +354,15 @@ fn overloaded(message: impl std::fmt::Display) -> Response {
     r
 }
 
-/// A 503 with `Retry-After`: the write was not committed; retrying is safe.
+/// A 503 with `Retry-After`: the write was not committed, or (code
+/// `outcome_unknown`) its commit was not confirmed; a retry under the
+/// same ids is answered alike either way.
 fn write_error(e: WriteError) -> Response {
-    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &e);
+    let code = match e {
+        WriteError::Unknown(_) => "outcome_unknown",
+        WriteError::Storage(_) | WriteError::Stopped => "unavailable",
+    };
+    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, code, &e);
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     r

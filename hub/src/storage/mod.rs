@@ -72,6 +72,14 @@ pub enum StorageError {
     /// succeed.
     #[error("transaction must be retried: {0}")]
     Retry(RetryReason),
+    /// The commit itself failed without saying whether it took (the
+    /// connection to the database broke during it, the disk's flush
+    /// failed): the batch may have been written. Never retriable as a
+    /// lost race; its requests are answered that their outcome is
+    /// unknown, and a client's retry under the same ids is answered
+    /// alike whichever way it went.
+    #[error("the commit was not confirmed (it may have been written): {0}")]
+    CommitUnknown(String),
 }
 
 impl StorageError {

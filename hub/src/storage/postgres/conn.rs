@@ -392,10 +392,14 @@ impl PgConn {
     ) -> Result<T, E> {
         self.batch("BEGIN ISOLATION LEVEL READ COMMITTED")?;
         match work() {
-            Ok(out) => {
-                self.batch("COMMIT")?;
-                Ok(out)
-            }
+            Ok(out) => match self.batch("COMMIT") {
+                Ok(()) => Ok(out),
+                // A race the server refused at commit: nothing written.
+                Err(e) if e.is_retriable() => Err(e.into()),
+                // The connection broke during the commit: the server may
+                // have committed.
+                Err(e) => Err(StorageError::CommitUnknown(e.to_string()).into()),
+            },
             Err(e) => {
                 let _ = self.batch("ROLLBACK");
                 Err(e)

@@ -223,7 +223,9 @@ impl HubStorage for RedbHub {
             let _ = txn.abort();
             return Err(e);
         }
-        txn.commit()?;
+        // A failed commit (the disk's flush) may have left it on disk.
+        txn.commit()
+            .map_err(|e| StorageError::CommitUnknown(e.to_string()))?;
         Ok(())
     }
 
