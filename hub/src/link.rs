@@ -194,6 +194,17 @@ pub enum BusMessage {
         /// The order's request to the store.
         request_id: EventId,
     },
+    /// The store's release report of `gtin` was refused at the sender:
+    /// no process asks it for that item for `for_ms`
+    /// ([`Links::release_refused`]).
+    Paused {
+        /// The store's location.
+        location: LocationId,
+        /// The item.
+        gtin: Gtin,
+        /// How long, in ms.
+        for_ms: u64,
+    },
 }
 
 /// The hub's live links. Shared by the handlers (`Arc`).
@@ -494,6 +505,14 @@ impl Links {
             BusMessage::Unheld { request_id } => {
                 self.lock().remote_held.remove(&request_id);
             }
+            BusMessage::Paused {
+                location,
+                gtin,
+                for_ms,
+            } => {
+                let pause = Duration::from_millis(for_ms).min(RELEASE_PAUSE);
+                self.pause_here(location, gtin, pause);
+            }
         }
     }
 
@@ -692,14 +711,22 @@ impl Links {
     }
 
     /// The report of `location`'s release of `gtin` was refused: no order
-    /// asks it for that item again for [`RELEASE_PAUSE`].
+    /// asks it for that item again for [`RELEASE_PAUSE`], at this hub
+    /// process or (told over the bus) any other.
     pub fn release_refused(&self, location: &LocationId, gtin: Gtin) {
+        self.pause_here(location.clone(), gtin, RELEASE_PAUSE);
+        self.publish(&BusMessage::Paused {
+            location: location.clone(),
+            gtin,
+            for_ms: u64::try_from(RELEASE_PAUSE.as_millis()).unwrap_or(u64::MAX),
+        });
+    }
+
+    fn pause_here(&self, location: LocationId, gtin: Gtin, pause: Duration) {
         let now = Instant::now();
         let mut inner = self.lock();
         inner.paused.retain(|_, until| *until > now);
-        inner
-            .paused
-            .insert((location.clone(), gtin), now + RELEASE_PAUSE);
+        inner.paused.insert((location, gtin), now + pause);
     }
 
     /// Whether `location` is not to be asked for `gtin` now (its last
@@ -1377,6 +1404,29 @@ mod tests {
         assert_eq!(links.held(&s1.location, gtin()), 0);
         bus.1.store(false, Ordering::Relaxed);
         assert!(links.notify(&s1.location, Notice::SyncNow));
+    }
+
+    /// A store whose release report one process refused is not asked
+    /// for that item by orders at any process for a while: the pause is
+    /// announced on the bus.
+    #[tokio::test]
+    async fn a_refused_release_pauses_asks_at_every_process() {
+        let (here, there) = (Links::new(), Links::new());
+        let bus = Arc::new(Recorded::default());
+        here.with_bus(bus.clone(), Duration::from_secs(60));
+        there.with_bus(Arc::new(Recorded::default()), Duration::from_secs(60));
+        let s1 = who("s1");
+        assert!(!there.release_paused(&s1.location, gtin()));
+        here.release_refused(&s1.location, gtin());
+        assert!(here.release_paused(&s1.location, gtin()));
+        let sent = bus.take();
+        assert!(
+            matches!(&sent[..], [BusMessage::Paused { location, .. }] if *location == s1.location),
+            "{sent:?}"
+        );
+        heard(&there, &sent[0]);
+        assert!(there.release_paused(&s1.location, gtin()));
+        assert!(!there.release_paused(&who("s2").location, gtin()));
     }
 
     /// Units held for an order at one process are held back by grants at

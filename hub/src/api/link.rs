@@ -148,6 +148,9 @@ pub(super) async fn released(
             }
             Ok(ReleaseResult::Forged(why)) => {
                 warn!(store = %who.replica, %gtin, %why, "Rights report refused: forged entries; nothing written.");
+                // As when an order merges it: not asked for this item
+                // again for a while, by any order at any process.
+                st.links.release_refused(&who.location, gtin);
                 error(StatusCode::FORBIDDEN, "forbidden_update", why)
             }
             Err(e) => write_error(e),
