@@ -84,6 +84,9 @@ struct Inner {
     remote: HashMap<LocationId, Remote>,
     waiting: HashMap<EventId, Waiting>,
     held: HashMap<(LocationId, Gtin), u64>,
+    /// This process's holds by request id, announced again to a process
+    /// that (re)joins the bus ([`Links::announce_all`]).
+    local_held: HashMap<EventId, RemoteHold>,
     /// Units held for orders waiting at other processes, by the order's
     /// request id; each counts until its end is heard or its deadline.
     remote_held: HashMap<EventId, RemoteHold>,
@@ -276,6 +279,7 @@ impl Drop for Hold {
     fn drop(&mut self) {
         {
             let mut inner = self.links.lock();
+            inner.local_held.remove(&self.request_id);
             if let Some(h) = inner.held.get_mut(&self.key) {
                 *h = h.saturating_sub(self.units);
                 if *h == 0 {
@@ -381,22 +385,44 @@ impl Links {
         });
     }
 
-    /// Announces every link live here to the other processes (each
-    /// heartbeat, and when one joins), and forgets their announcements
-    /// older than the TTL.
+    /// Announces every link live here, and every unit held here for a
+    /// waiting order, to the other processes (each heartbeat, and when
+    /// one joins), and forgets their announcements older than the TTL.
     pub fn announce_all(&self) {
         if self.bus.get().is_none() {
             return;
         }
-        let stores: Vec<LiveStore> = {
+        let now = Instant::now();
+        let (stores, holds): (Vec<LiveStore>, Vec<BusMessage>) = {
             let mut inner = self.lock();
             if let Some(ttl) = self.remote_ttl.get().copied() {
                 inner.remote.retain(|_, r| r.heard.elapsed() < ttl);
             }
-            inner.live.values().map(|l| l.store.clone()).collect()
+            // And the units held here for waiting orders: a process that
+            // (re)joins, or missed the first announcement while its bus
+            // was down, holds them back from its grants too.
+            let holds = inner
+                .local_held
+                .iter()
+                .filter(|(_, h)| h.until > now)
+                .map(|(&request_id, h)| BusMessage::Held {
+                    request_id,
+                    location: h.key.0.clone(),
+                    gtin: h.key.1,
+                    units: h.units,
+                    for_ms: u64::try_from((h.until - now).as_millis()).unwrap_or(u64::MAX),
+                })
+                .collect();
+            (
+                inner.live.values().map(|l| l.store.clone()).collect(),
+                holds,
+            )
         };
         for store in &stores {
             self.announce(store, true);
+        }
+        for hold in &holds {
+            self.publish(hold);
         }
     }
 
@@ -807,6 +833,14 @@ impl Links {
         request_id: EventId,
     ) {
         *inner.held.entry((location.clone(), gtin)).or_default() += units;
+        inner.local_held.insert(
+            request_id,
+            RemoteHold {
+                key: (location.clone(), gtin),
+                units,
+                until: Instant::now() + wait,
+            },
+        );
         self.publish(&BusMessage::Held {
             request_id,
             location: location.clone(),
@@ -1404,6 +1438,37 @@ mod tests {
         assert_eq!(links.held(&s1.location, gtin()), 0);
         bus.1.store(false, Ordering::Relaxed);
         assert!(links.notify(&s1.location, Notice::SyncNow));
+    }
+
+    /// A hold is announced again with the links (each heartbeat, and to
+    /// a process that joins): one that missed the first announcement (its
+    /// bus was down, it was restarting) holds the units back too, and
+    /// once the hold ends it is no longer announced.
+    #[tokio::test]
+    async fn a_hold_is_announced_again_to_a_process_that_missed_it() {
+        let (here, there) = (Links::new(), Links::new());
+        let bus = Arc::new(Recorded::default());
+        here.with_bus(bus.clone(), Duration::from_secs(60));
+        there.with_bus(Arc::new(Recorded::default()), Duration::from_secs(60));
+        let s1 = who("s1");
+        let hold = here.hold(&s1.location, gtin(), 3, Duration::from_secs(30), 1);
+        // The first announcement never reached `there`.
+        assert_eq!(bus.take().len(), 1);
+        assert_eq!(there.held(&s1.location, gtin()), 0);
+        here.announce_all();
+        for m in bus.take() {
+            heard(&there, &m);
+        }
+        assert_eq!(there.held(&s1.location, gtin()), 3);
+        drop(hold);
+        bus.take();
+        here.announce_all();
+        assert!(
+            !bus.take()
+                .iter()
+                .any(|m| matches!(m, BusMessage::Held { .. })),
+            "an ended hold is not announced again"
+        );
     }
 
     /// A store whose release report one process refused is not asked
