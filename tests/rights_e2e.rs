@@ -123,7 +123,11 @@ async fn an_online_store_sells_every_unit_on_its_shelf_and_an_offline_one_says_w
                               {"gtin": B, "qty": 1, "unit_price_minor": 100}]}),
         )
         .await;
-    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        (status, body["reason"].as_str(), body["gtin"].as_str()),
+        (409, Some("no_stock"), Some(B)),
+        "refused for the item missing, not the one short of rights: {body}"
+    );
     assert_eq!(rights_requests(&agent).await, asked, "the hub was asked");
     settled(&agent, &hub, 2).await;
 
@@ -195,10 +199,10 @@ async fn an_online_store_sells_every_unit_on_its_shelf_and_an_offline_one_says_w
     let hub_addr = hub_url.trim_start_matches("https://").to_string();
     let (_hub_proc, again) = start_hub(&files, &hub_addr, tmp.path().join("hub2.log"));
     assert_eq!(again, hub_url);
-    // The basket the hub was not asked for counts as held elsewhere (the
-    // hub held the 9th unit's rights), with its 10 units.
-    let lost = json!({"no_stock": {"sales": 1, "units": 1},
-                      "held_elsewhere": {"sales": 1, "units": 10},
+    // The basket the hub was not asked for counts as no stock (the item
+    // missing from the shelf), with its 10 units.
+    let lost = json!({"no_stock": {"sales": 2, "units": 11},
+                      "held_elsewhere": {"sales": 0, "units": 0},
                       "offline": {"sales": 1, "units": 1}});
     let s1 = eventually("the store's lost sales at the hub", LONG, || async {
         let (_, stores) = hub.get("/v1/stores").await?;

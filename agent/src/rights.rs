@@ -134,6 +134,8 @@ struct Unanswered {
     request_id: EventId,
     units: u64,
     at: Instant,
+    /// The same, by the agent's clock (to compare with the last sync).
+    at_ms: u64,
 }
 
 /// How long an unanswered request is asked again under its id rather
@@ -234,17 +236,24 @@ impl Rights {
         rand::thread_rng().fill_bytes(&mut random);
         let cmd = cmd.with_id_or(EventId::v7(self.clock.now_ms(), random));
         // What the first refusal added to the store's demand: taken back
-        // if a rerun records the sale.
+        // if a rerun records the sale (unless a sync reported it since).
         let first_demand = match &outcome {
             Outcome::Refused { demand, .. } => demand.clone(),
             Outcome::Recorded { .. } => Vec::new(),
         };
-        if self.some_line_lacks_units(&cmd).await? {
+        let first = (first_demand.as_slice(), self.clock.now_ms());
+        if let Some(refusal) = self.line_lacking_units(&cmd).await? {
             // A basket that fails for want of units on the shelf fails
             // whatever the hub grants: asking would only move its online
-            // reserve here for nothing (a till could drain it so).
+            // reserve here for nothing (a till could drain it so). The
+            // refusal names that line (`no_stock`), not the first line
+            // short of rights.
+            let demand = match outcome {
+                Outcome::Refused { demand, .. } => demand,
+                Outcome::Recorded { .. } => Vec::new(),
+            };
             return Ok(Ran {
-                outcome,
+                outcome: Outcome::Refused { refusal, demand },
                 hub_reachable,
             });
         }
@@ -279,7 +288,7 @@ impl Rights {
             let step = match self.flights.board(gtin, short) {
                 Boarded::Leader(flight) => {
                     unanswered = false;
-                    self.lead(hub, flight, short, deadline, (&cmd, &first_demand), outcome)
+                    self.lead(hub, flight, short, deadline, (&cmd, first), outcome)
                         .await?
                 }
                 Boarded::Follower(mut landed) => {
@@ -303,10 +312,7 @@ impl Rights {
                         None => (0, false),
                     };
                     Step {
-                        outcome: self
-                            .committer
-                            .rerun(cmd.clone(), first_demand.clone())
-                            .await?,
+                        outcome: self.committer.rerun(cmd.clone(), self.unmet(first)).await?,
                         granted,
                         reached,
                     }
@@ -328,26 +334,54 @@ impl Rights {
         })
     }
 
-    /// Whether some item of sale `cmd` has fewer units on the shelf than
-    /// the sale takes (its lines added up): no grant can let it through.
-    async fn some_line_lacks_units(&self, cmd: &Command) -> Result<bool, CommitError> {
-        let Command::Sale { lines, .. } = cmd else {
-            return Ok(false);
-        };
-        let mut wanted: std::collections::BTreeMap<Gtin, u64> = Default::default();
-        for l in lines {
-            let w = wanted.entry(l.gtin).or_default();
-            *w = w.saturating_add(l.qty);
+    /// The first refusal's demand (`first.0`, added at `first.1`, the
+    /// agent's clock), if no sync has reported it since: what a rerun that
+    /// records the sale takes back. Once reported, the sync cleared it,
+    /// and taking it back again would take other customers' demand.
+    fn unmet(&self, first: (&[Shortfall], u64)) -> Vec<Shortfall> {
+        let (demand, since_ms) = first;
+        let reported = self
+            .status
+            .snapshot()
+            .last_sync_at_ms
+            .is_some_and(|t| t >= since_ms);
+        if reported {
+            Vec::new()
+        } else {
+            demand.to_vec()
         }
+    }
+
+    /// The refusal of sale `cmd` for its first item with fewer units on
+    /// the shelf than the sale takes (its lines added up), if one has:
+    /// no grant can let it through.
+    async fn line_lacking_units(&self, cmd: &Command) -> Result<Option<Refusal>, CommitError> {
+        let Command::Sale { lines, .. } = cmd else {
+            return Ok(None);
+        };
+        let mut wanted: Vec<(Gtin, u64)> = Vec::new();
+        for l in lines {
+            match wanted.iter_mut().find(|(g, _)| *g == l.gtin) {
+                Some((_, w)) => *w = w.saturating_add(l.qty),
+                None => wanted.push((l.gtin, l.qty)),
+            }
+        }
+        let me = self.db.who().replica.clone();
         Ok(self
             .db
             .read_blocking(move |db| {
-                for (&gtin, &units) in &wanted {
-                    if db.counter(gtin)?.value() < units {
-                        return Ok(true);
+                for (gtin, requested) in wanted {
+                    let c = db.counter(gtin)?;
+                    if c.value() < requested {
+                        return Ok(Some(Refusal::InsufficientStock {
+                            gtin,
+                            requested,
+                            available: c.rights(&me),
+                            on_hand: c.value(),
+                        }));
                     }
                 }
-                Ok(false)
+                Ok(None)
             })
             .await?)
     }
@@ -362,7 +396,7 @@ impl Rights {
         mut flight: Flight,
         mut units: u64,
         deadline: Instant,
-        (cmd, first_demand): (&Command, &[Shortfall]),
+        (cmd, first): (&Command, (&[Shortfall], u64)),
         refused: Outcome,
     ) -> Result<Step, CommitError> {
         // Until the hub answers, the command stands refused as it was.
@@ -391,7 +425,7 @@ impl Rights {
             // itself: recorded once, and its first answer is the one kept.
             let outcome = self
                 .committer
-                .command_with_grant(grant, cmd.clone(), first_demand.to_vec())
+                .command_with_grant(grant, cmd.clone(), self.unmet(first))
                 .await?;
             if !matches!(step.outcome, Outcome::Recorded { .. }) {
                 step.outcome = outcome;
@@ -419,13 +453,22 @@ impl Rights {
         let own = self.db.read_blocking(move |db| db.counter(gtin)).await?;
         // A request the hub did not answer lately is asked again as it
         // was: if the hub granted it, it answers that grant again.
+        // Not once a sync has reached the hub since (it brought whatever
+        // the hub granted), nor for more units than are short now (had it
+        // never reached the hub, the replay would be a new grant of them).
+        let synced_since = |u: &Unanswered| {
+            self.status
+                .snapshot()
+                .last_sync_at_ms
+                .is_some_and(|t| t > u.at_ms)
+        };
         let replay = self
             .unanswered
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&gtin)
             .copied()
-            .filter(|u| u.at.elapsed() < REPLAY_FOR);
+            .filter(|u| u.at.elapsed() < REPLAY_FOR && u.units <= units && !synced_since(u));
         let (request_id, units) = match replay {
             Some(u) => (u.request_id, u.units),
             None => (self.fresh_id(), units.min(MAX_UNITS_PER_REQUEST)),
@@ -467,6 +510,7 @@ impl Rights {
                             request_id,
                             units,
                             at: replay.map_or_else(Instant::now, |u| u.at),
+                            at_ms: replay.map_or_else(|| self.clock.now_ms(), |u| u.at_ms),
                         },
                     );
                     if let Some(wake) = &self.wake_sync {

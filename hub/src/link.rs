@@ -393,36 +393,29 @@ impl Links {
             return;
         }
         let now = Instant::now();
-        let (stores, holds): (Vec<LiveStore>, Vec<BusMessage>) = {
+        let stores: Vec<LiveStore> = {
             let mut inner = self.lock();
             if let Some(ttl) = self.remote_ttl.get().copied() {
                 inner.remote.retain(|_, r| r.heard.elapsed() < ttl);
             }
             // And the units held here for waiting orders: a process that
             // (re)joins, or missed the first announcement while its bus
-            // was down, holds them back from its grants too.
-            let holds = inner
-                .local_held
-                .iter()
-                .filter(|(_, h)| h.until > now)
-                .map(|(&request_id, h)| BusMessage::Held {
+            // was down, holds them back from its grants too. Published
+            // under the lock, first: a hold that ends meanwhile has its
+            // end published after this (its drop takes the lock first).
+            for (&request_id, h) in inner.local_held.iter().filter(|(_, h)| h.until > now) {
+                self.publish(&BusMessage::Held {
                     request_id,
                     location: h.key.0.clone(),
                     gtin: h.key.1,
                     units: h.units,
                     for_ms: u64::try_from((h.until - now).as_millis()).unwrap_or(u64::MAX),
-                })
-                .collect();
-            (
-                inner.live.values().map(|l| l.store.clone()).collect(),
-                holds,
-            )
+                });
+            }
+            inner.live.values().map(|l| l.store.clone()).collect()
         };
         for store in &stores {
             self.announce(store, true);
-        }
-        for hold in &holds {
-            self.publish(hold);
         }
     }
 

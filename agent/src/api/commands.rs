@@ -90,7 +90,18 @@ pub(super) fn staff(
 }
 
 pub(super) async fn submit(state: &AppState, cmd: Command) -> Result<Response, ErrorAnswer> {
-    // One command per id at a time, its lost sale written before the next.
+    // Run to the end on a task of its own: a till that times out (or the
+    // API's request timeout) drops this handler, not the command, whose
+    // turn then lasts until its lost sale is written too.
+    let state = state.clone();
+    tokio::spawn(async move { run_to_answer(&state, cmd).await })
+        .await
+        .map_err(|e| ErrorAnswer::Unavailable(format!("the command's task failed: {e}")))?
+}
+
+/// [`submit`]'s work: one command per id at a time, its lost sale written
+/// before the next.
+async fn run_to_answer(state: &AppState, cmd: Command) -> Result<Response, ErrorAnswer> {
     let _turn = state.rights.turn(cmd.id()).await;
     let sale_units = crate::rights::sale_units(&cmd);
     let Ran {

@@ -341,8 +341,9 @@ impl PgHub {
         conn.in_transaction(|| {
             // A writer that waits this long for the lock gives up, and
             // the batch runs again (a retriable race): the lock's holder
-            // is stuck, and the server ends its session in a minute.
-            conn.batch("SET LOCAL lock_timeout = '10s'")?;
+            // is stuck, and the server ends its session in a minute
+            // (five runs of 15 s outlast that).
+            conn.batch("SET LOCAL lock_timeout = '15s'")?;
             conn.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
             let mut write = BatchWrite {
                 txn: PgTxn::new(conn),
