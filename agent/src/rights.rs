@@ -242,6 +242,20 @@ impl Rights {
             Outcome::Recorded { .. } => Vec::new(),
         };
         let first = (first_demand.as_slice(), self.clock.now_ms());
+        let short_of_rights = matches!(
+            &outcome,
+            Outcome::Refused {
+                refusal: Refusal::InsufficientStock { .. },
+                ..
+            }
+        );
+        if !short_of_rights {
+            // Recorded, or refused for another reason: nothing to ask.
+            return Ok(Ran {
+                outcome,
+                hub_reachable,
+            });
+        }
         if let Some(refusal) = self.line_lacking_units(&cmd).await? {
             // A basket that fails for want of units on the shelf fails
             // whatever the hub grants: asking would only move its online
