@@ -120,6 +120,10 @@ pub enum ClientError {
     Build(String),
 }
 
+/// How long an idle connection to the agent is kept for the next
+/// request: below the agent's own idle timeout (60 s).
+const POOL_IDLE: Duration = Duration::from_secs(30);
+
 /// A client of one agent's local API.
 #[derive(Debug, Clone)]
 pub struct AgentClient {
@@ -203,6 +207,11 @@ impl AgentClient {
             .connect_timeout(timeout.min(Duration::from_secs(2)))
             .tcp_nodelay(true)
             .pool_max_idle_per_host(256)
+            // Below the agent's idle timeout (60 s): a connection the
+            // agent is closing is never picked for a till's next request
+            // (reqwest keeps them 90 s by default), which would fail it
+            // with a reset and leave a sale in doubt.
+            .pool_idle_timeout(POOL_IDLE)
             .no_proxy()
             .build()
             .map_err(|e| ClientError::Build(tally_sync::report::one_line(&e)))?;

@@ -32,6 +32,9 @@ impl Api {
         let http = reqwest::Client::builder()
             .tls_certs_only([ca])
             .timeout(Duration::from_secs(10))
+            // Below the servers' idle timeout (60 s): never a connection
+            // the other end is closing (reqwest keeps them 90 s).
+            .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .context("building the hub client")?;
         Ok(Api {
@@ -46,6 +49,7 @@ impl Api {
         install_crypto();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .context("building the agent client")?;
         Ok(Api {
