@@ -378,14 +378,6 @@ pub fn date_ms(headers: &reqwest::header::HeaderMap) -> Option<u64> {
     u64::try_from(ms).ok()
 }
 
-/// The hub's clock less the agent's, in ms, from a `Date` of `hub_ms`
-/// read at the agent's `local_ms`: the `Date` is whole seconds, stamped
-/// before the answer travelled, so it reads up to a second or so low.
-pub fn clock_offset_ms(hub_ms: u64, local_ms: u64) -> i64 {
-    let diff = i128::from(hub_ms) - i128::from(local_ms);
-    i64::try_from(diff).unwrap_or(if diff < 0 { i64::MIN } else { i64::MAX })
-}
-
 impl HubClient {
     /// The hub's clock less this agent's, in ms, as the last answer with
     /// a `Date` showed it (none before one): a clock far off the hub's
@@ -403,7 +395,9 @@ impl HubClient {
             .await
             .map_err(|e| transient(error_chain(&e), None))?;
         if let Some(hub_ms) = date_ms(resp.headers()) {
-            let offset = clock_offset_ms(hub_ms, self.clock.now_ms());
+            // The `Date` is whole seconds, stamped before the answer
+            // travelled: the offset reads up to a second or so low.
+            let offset = tally_sync::limits::offset_ms(hub_ms, self.clock.now_ms());
             *self.clock_offset.lock().unwrap_or_else(|p| p.into_inner()) = Some(offset);
         }
         answered(resp).await
@@ -483,9 +477,10 @@ mod tests {
         assert_eq!(hub, 1_796_540_400_000);
         // This box three days ahead: the hub is three days behind it.
         let ahead = hub + 3 * 86_400_000 + 400;
-        assert_eq!(clock_offset_ms(hub, ahead), -3 * 86_400_000 - 400);
-        assert_eq!(clock_offset_ms(u64::MAX, 0), i64::MAX);
-        assert_eq!(clock_offset_ms(0, u64::MAX), i64::MIN);
+        let offset = tally_sync::limits::offset_ms;
+        assert_eq!(offset(hub, ahead), -3 * 86_400_000 - 400);
+        assert_eq!(offset(u64::MAX, 0), i64::MAX);
+        assert_eq!(offset(0, u64::MAX), i64::MIN);
         headers.insert("date", "yesterday".parse().unwrap());
         assert_eq!(date_ms(&headers), None, "not an HTTP date");
     }

@@ -232,9 +232,7 @@ impl Rights {
         // a flight's followers): named, each run after it is recorded is
         // a retry, answered from the journal, never a second sale. The
         // first run was refused, so nothing is recorded under any id yet.
-        let mut random = [0u8; 10];
-        rand::thread_rng().fill_bytes(&mut random);
-        let cmd = cmd.with_id_or(EventId::v7(self.clock.now_ms(), random));
+        let cmd = cmd.with_id_or(self.fresh_id());
         // What the first refusal added to the store's demand: taken back
         // if a rerun records the sale (unless a sync reported it since).
         let first_demand = match &outcome {

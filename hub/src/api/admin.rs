@@ -164,11 +164,11 @@ pub(super) async fn stores(
                 "acked_events_upto": r.acked_events_upto,
                 "lost_sales": r.lost_sales,
                 "refused_orders": r.refused_orders,
-                "dates_allowed": r.dates_allowed.filter(|a| a.until_ms >= now).map(|a| json!({
-                    "ahead_ms": a.ahead_ms,
-                    "behind_ms": a.behind_ms,
-                    "until": rfc3339(a.until_ms),
-                })),
+                "dates_allowed": r
+                    .dates_allowed
+                    .filter(|a| a.until_ms >= now)
+                    .as_ref()
+                    .map(super::held::allowance_json),
             })
         })
         .collect();

@@ -18,6 +18,16 @@ use super::admin::authorized;
 use super::{error, read_storage, write_error, AppState};
 use crate::storage::held::AdmitResult;
 
+/// A store's date allowance as the API shows it (here and in
+/// `GET /v1/stores`).
+pub(super) fn allowance_json(a: &tally_sync::limits::DateAllowance) -> Value {
+    json!({
+        "ahead_ms": a.ahead_ms,
+        "behind_ms": a.behind_ms,
+        "until": rfc3339(a.until_ms),
+    })
+}
+
 /// `GET /v1/held`: every held event (at most
 /// [`MAX_HELD_PER_STORE`](crate::storage::held::MAX_HELD_PER_STORE) per
 /// store), in id order.
@@ -75,13 +85,7 @@ pub(super) async fn admit(
                 st.links
                     .notify(&location, tally_sync::link::Notice::SyncNow);
             }
-            let allowed = dates_allowed.map(|a| {
-                json!({
-                    "ahead_ms": a.ahead_ms,
-                    "behind_ms": a.behind_ms,
-                    "until": rfc3339(a.until_ms),
-                })
-            });
+            let allowed = dates_allowed.as_ref().map(allowance_json);
             Ok(Json(
                 json!({ "admitted": id, "store": store, "dates_allowed": allowed }),
             ))
