@@ -8,16 +8,20 @@
 //! a sale beyond the store's own rights is refused with reason `offline`;
 //! when the hub is back, its `GET /v1/stores` shows the store's lost
 //! sales by reason (the offline one too) and its refused online orders.
+//! A manager's override asks the hub for its reserve too, before it
+//! records any unit as found.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::chain::{init_hub, start_agent, start_hub, Api, LONG};
-use support::procs::eventually;
+use support::chain::{init_hub, start_agent, start_agent_with, start_hub, Api, LONG};
+use support::procs::{bin, eventually};
 
 const A: &str = "04006381333931";
 const B: &str = "09780201379624";
@@ -58,16 +62,13 @@ async fn sell_one(agent: &Api) -> (u16, Value, Duration) {
     (status, body, started.elapsed())
 }
 
-#[tokio::test]
-async fn an_online_store_sells_every_unit_on_its_shelf_and_an_offline_one_says_why() {
-    let tmp = tempfile::tempdir().unwrap();
-    let files = init_hub(tmp.path(), &["s1"]);
-    let (hub_proc, hub_url) = start_hub(&files, "127.0.0.1:0", tmp.path().join("hub.log"));
-    let (_agent_proc, agent_url) = start_agent(tmp.path(), "s1", &hub_url);
-    let agent = Api::agent(&agent_url);
-    let hub = Api::hub(&hub_url, &files);
-
-    // The agent syncs at start: s1 is a store the hub knows.
+/// Waits for the agent's first sync (s1 is then a store the hub knows),
+/// makes online demand for 15 units of A at s1, refused (the hub holds
+/// nothing there yet: with the default policy, 24 h horizon and 7-day
+/// half-life, the hub's reserve target becomes ceil(15 × ln 2 / 7) = 2),
+/// and receives 10 units: at the next sync the hub keeps 2 as its
+/// reserve, and the store holds the rights to 8.
+async fn ten_on_the_shelf_two_in_the_hubs_reserve(agent: &Api, hub: &Api) {
     eventually("s1's first sync", LONG, || async {
         let (_, stores) = hub.get("/v1/stores").await?;
         if stores["stores"][0]["store"] == "s1" {
@@ -77,9 +78,6 @@ async fn an_online_store_sells_every_unit_on_its_shelf_and_an_offline_one_says_w
         }
     })
     .await;
-    // Online demand for 15 units of A at s1, refused (the hub holds
-    // nothing there yet): with the default policy (24 h horizon, 7-day
-    // half-life) the hub's reserve target becomes ceil(15 × ln 2 / 7) = 2.
     let (status, body) = hub
         .post(
             "/v1/orders",
@@ -87,16 +85,26 @@ async fn an_online_store_sells_every_unit_on_its_shelf_and_an_offline_one_says_w
         )
         .await;
     assert_eq!(status, 409, "{body}");
-    // 10 units received; at the next sync the hub keeps 2 as its reserve.
     let (status, body) = agent
         .post("/v1/receipts", &json!({"lines": [{"gtin": A, "qty": 10}]}))
         .await;
     assert_eq!(status, 201, "{body}");
-    let stock = settled(&agent, &hub, 2).await;
+    let stock = settled(agent, hub, 2).await;
     assert_eq!(
         (stock["on_hand"].as_u64(), stock["rights"].as_u64()),
         (Some(10), Some(8))
     );
+}
+
+#[tokio::test]
+async fn an_online_store_sells_every_unit_on_its_shelf_and_an_offline_one_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = init_hub(tmp.path(), &["s1"]);
+    let (hub_proc, hub_url) = start_hub(&files, "127.0.0.1:0", tmp.path().join("hub.log"));
+    let (_agent_proc, agent_url) = start_agent(tmp.path(), "s1", &hub_url);
+    let agent = Api::agent(&agent_url);
+    let hub = Api::hub(&hub_url, &files);
+    ten_on_the_shelf_two_in_the_hubs_reserve(&agent, &hub).await;
     // A transfer of all 10 to another store is refused: it never takes
     // units the hub holds for online orders (only a sale asks for them).
     let (status, body) = agent
@@ -229,4 +237,77 @@ async fn an_online_store_sells_every_unit_on_its_shelf_and_an_offline_one_says_w
         json!({"no_stock": 2, "held_elsewhere": 0, "offline": 0}),
         "{s1}"
     );
+}
+
+/// A manager approves a sale of 12 units of A while the store's books
+/// show 10 on its shelf, 2 of them in the hub's online reserve. The
+/// override asks the hub for those 2 first and records as found only the
+/// 2 units beyond the shelf: afterwards neither the store nor the hub
+/// counts a unit on the empty shelf, and an online order for A is
+/// refused. (An override that found all 4 would leave the hub's reserve
+/// of 2 on an empty shelf, for an online order to sell again.)
+#[tokio::test]
+async fn an_override_takes_the_hubs_reserve_before_it_finds_stock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = init_hub(tmp.path(), &["s1"]);
+    let (_hub_proc, hub_url) = start_hub(&files, "127.0.0.1:0", tmp.path().join("hub.log"));
+    // A manager, as the store's configuration gets one.
+    let mut pin = Command::new(bin("tally-agent"))
+        .args(["manager-pin", "--manager", "ann"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    pin.stdin.take().unwrap().write_all(b"4711\n").unwrap();
+    let out = pin.wait_with_output().unwrap();
+    assert!(out.status.success(), "manager-pin failed");
+    let config = tmp.path().join("s1.toml");
+    std::fs::write(&config, &out.stdout).unwrap();
+    let config = config.to_str().unwrap();
+    let (_agent_proc, agent_url) = start_agent_with(
+        tmp.path(),
+        "s1",
+        &hub_url,
+        &["--sync-interval", "1", "--config", config],
+    );
+    let agent = Api::agent(&agent_url);
+    let hub = Api::hub(&hub_url, &files);
+    ten_on_the_shelf_two_in_the_hubs_reserve(&agent, &hub).await;
+
+    let asked = rights_requests(&agent).await;
+    let (status, body) = agent
+        .post(
+            "/v1/sales",
+            &json!({"lines": [{"gtin": A, "qty": 12, "unit_price_minor": 100}],
+                    "override": {"approver": "ann", "reason": "on the shelf", "pin": "4711"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["overridden"], true, "{body}");
+    assert_eq!(
+        rights_requests(&agent).await,
+        asked + 1,
+        "the hub was asked"
+    );
+    let id = body["sale_id"].as_str().unwrap();
+    let (_, sale) = agent.get(&format!("/v1/sales/{id}")).await.unwrap();
+    assert_eq!(
+        sale["override"]["shortfall"],
+        json!([{"gtin": A, "units": 2}]),
+        "found only what the shelf did not show: {sale}"
+    );
+    let here = settled(&agent, &hub, 0).await;
+    assert_eq!(
+        (here["on_hand"].as_u64(), here["rights"].as_u64()),
+        (Some(0), Some(0)),
+        "{here}"
+    );
+    let (status, body) = hub
+        .post(
+            "/v1/orders",
+            &json!({"store": "s1", "lines": [{"gtin": A, "qty": 1}]}),
+        )
+        .await;
+    assert_eq!(status, 409, "nothing left for an online order: {body}");
 }

@@ -33,13 +33,13 @@ use std::time::{Duration, Instant};
 
 use rand::RngCore;
 use tally_sync::clock::Clock;
-use tally_sync::command::{Command, Outcome};
+use tally_sync::command::{Command, Outcome, Overrides};
 use tally_sync::event::Shortfall;
 use tally_sync::rights::{RightsGrant, RightsRequest, MAX_UNITS_PER_REQUEST};
-use tally_sync::{EventId, Gtin, Refusal, Shortage};
+use tally_sync::{BoundedCounter, EventId, Gtin, Refusal, ReplicaId, Shortage};
 use tokio::sync::watch;
 
-use crate::commit::{CommitError, Committer};
+use crate::commit::{CommitError, Committer, Rerun};
 use crate::metrics::{Metrics, OutcomeLabel};
 use crate::status::SyncStatus;
 use crate::store::AgentDb;
@@ -208,21 +208,59 @@ impl Rights {
 
     /// Runs `cmd`; if it is refused for rights the hub holds, asks the hub
     /// and runs it again with the grant.
+    ///
+    /// A sale a manager approved asks too, before its approval sells
+    /// beyond rights: the override is held ([`Overrides::Hold`]) while
+    /// the hub is asked for the rights to the units the store's books
+    /// show on its shelf, and applied to what the hub did not give. The
+    /// units the hub holds for online orders are sold once: by the till
+    /// with the hub's grant, or by the online order.
     pub async fn run(&self, cmd: Command) -> Result<Ran, CommitError> {
-        let outcome = self.committer.command(cmd.clone()).await?;
-        self.resolve(cmd, outcome).await
+        let overrides = if self.hub_if_reachable().is_some() && approved_sale(&cmd) {
+            Overrides::Hold
+        } else {
+            Overrides::Apply
+        };
+        let outcome = self.committer.command_as(cmd.clone(), overrides).await?;
+        self.resolve_as(cmd, outcome, overrides).await
     }
 
     /// Continues from `outcome`, what `cmd` came to: a refusal for rights
     /// the hub holds asks the hub and runs `cmd` again with the grant;
     /// anything else is returned as it is.
-    pub async fn resolve(&self, cmd: Command, mut outcome: Outcome) -> Result<Ran, CommitError> {
+    pub async fn resolve(&self, cmd: Command, outcome: Outcome) -> Result<Ran, CommitError> {
+        self.resolve_as(cmd, outcome, Overrides::Apply).await
+    }
+
+    /// [`Self::resolve`], for `cmd` run as `overrides` say: held, its
+    /// rounds ask for the units on the shelf item by item, then its
+    /// approval takes as found what the hub did not give.
+    async fn resolve_as(
+        &self,
+        cmd: Command,
+        mut outcome: Outcome,
+        overrides: Overrides,
+    ) -> Result<Ran, CommitError> {
         let mut hub_reachable = self.status.snapshot().hub_reachable();
         // Only a customer's sale draws on the hub's reserve: a transfer
         // to another store (or any other command) never takes units the
         // hub holds for online orders.
         let sale = matches!(cmd, Command::Sale { .. });
-        let Some(hub) = self.hub.as_ref().filter(|_| hub_reachable && sale) else {
+        let hub = self.hub.as_deref().filter(|_| hub_reachable && sale);
+        let held = overrides == Overrides::Hold;
+        let Some(hub) = hub.filter(|_| !held) else {
+            if held && is_short_of_rights(&outcome) {
+                // The hub was reachable when the sale ran; the approval
+                // waits no longer than the hub answers.
+                let cmd = cmd.with_id_or(self.fresh_id());
+                let first_demand = refused_demand(&outcome);
+                let asking = Asking {
+                    cmd: &cmd,
+                    first: (first_demand.as_slice(), self.clock.now_ms()),
+                    overrides,
+                };
+                outcome = self.ask_before_override(hub, asking, outcome).await?;
+            }
             return Ok(Ran {
                 outcome,
                 hub_reachable,
@@ -235,25 +273,20 @@ impl Rights {
         let cmd = cmd.with_id_or(self.fresh_id());
         // What the first refusal added to the store's demand: taken back
         // if a rerun records the sale (unless a sync reported it since).
-        let first_demand = match &outcome {
-            Outcome::Refused { demand, .. } => demand.clone(),
-            Outcome::Recorded { .. } => Vec::new(),
-        };
+        let first_demand = refused_demand(&outcome);
         let first = (first_demand.as_slice(), self.clock.now_ms());
-        let short_of_rights = matches!(
-            &outcome,
-            Outcome::Refused {
-                refusal: Refusal::InsufficientStock { .. },
-                ..
-            }
-        );
-        if !short_of_rights {
+        if !is_short_of_rights(&outcome) {
             // Recorded, or refused for another reason: nothing to ask.
             return Ok(Ran {
                 outcome,
                 hub_reachable,
             });
         }
+        let asking = Asking {
+            cmd: &cmd,
+            first,
+            overrides,
+        };
         if let Some(refusal) = self.line_lacking_units(&cmd).await? {
             // A basket that fails for want of units on the shelf fails
             // whatever the hub grants: asking would only move its online
@@ -300,7 +333,7 @@ impl Rights {
             let step = match self.flights.board(gtin, short) {
                 Boarded::Leader(flight) => {
                     unanswered = false;
-                    self.lead(hub, flight, short, deadline, (&cmd, first), outcome)
+                    self.lead(hub, flight, short, deadline, asking, outcome)
                         .await?
                 }
                 Boarded::Follower(mut landed) => {
@@ -324,7 +357,7 @@ impl Rights {
                         None => (0, false),
                     };
                     Step {
-                        outcome: self.committer.rerun(cmd.clone(), self.unmet(first)).await?,
+                        outcome: self.committer.rerun(self.rerun(asking)).await?,
                         granted,
                         reached,
                     }
@@ -344,6 +377,117 @@ impl Rights {
             outcome,
             hub_reachable,
         })
+    }
+
+    /// A sale a manager approved, held short of rights: asks the hub,
+    /// one item at a time while time is left, for the rights to the units
+    /// the store's books show on its shelf ([`Self::next_on_shelf`]),
+    /// each run again with its grant; then, still short, runs it with its
+    /// approval, which records what it lacks as found.
+    ///
+    /// With no `hub` (out of reach since), the approval applies at once.
+    async fn ask_before_override(
+        &self,
+        hub: Option<&HubClient>,
+        asking: Asking<'_>,
+        mut outcome: Outcome,
+    ) -> Result<Outcome, CommitError> {
+        let deadline = Instant::now() + self.wait;
+        let mut asked = Vec::new();
+        for _ in 0..MAX_ROUNDS {
+            let Some(hub) = hub else {
+                break;
+            };
+            if !is_short_of_rights(&outcome) || Instant::now() >= deadline {
+                break;
+            }
+            let Some((gtin, units)) = self.next_on_shelf(asking.cmd, &asked).await? else {
+                break;
+            };
+            asked.push(gtin);
+            let step = match self.flights.board(gtin, units) {
+                Boarded::Leader(flight) => {
+                    self.lead(hub, flight, units, deadline, asking, outcome)
+                        .await?
+                }
+                Boarded::Follower(mut landed) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let _ = tokio::time::timeout(left, landed.wait_for(Option::is_some)).await;
+                    Step {
+                        outcome: self.committer.rerun(self.rerun(asking)).await?,
+                        granted: 0,
+                        reached: true,
+                    }
+                }
+            };
+            outcome = step.outcome;
+            if !step.reached {
+                break;
+            }
+        }
+        if !is_short_of_rights(&outcome) {
+            return Ok(outcome);
+        }
+        self.committer
+            .rerun(Rerun {
+                overrides: Overrides::Apply,
+                ..self.rerun(asking)
+            })
+            .await
+    }
+
+    /// The next item of sale `cmd` not yet `asked` for whose units the
+    /// store's books show on its shelf while it lacks their rights (the
+    /// hub's online reserve holds them), and how many: for each item, the
+    /// units the sale takes, up to those on hand, beyond the store's
+    /// rights.
+    async fn next_on_shelf(
+        &self,
+        cmd: &Command,
+        asked: &[Gtin],
+    ) -> Result<Option<(Gtin, u64)>, CommitError> {
+        self.first_item(cmd, asked, |gtin, requested, c, me| {
+            let units = requested.min(c.value()).saturating_sub(c.rights(me));
+            (units > 0).then_some((gtin, units))
+        })
+        .await
+    }
+
+    /// What `pick` answers for the first item of sale `cmd` (its lines
+    /// added up, in their order; the `skip`ped left out) it answers for,
+    /// given the units the sale takes of it, its counter here and this
+    /// store's replica.
+    async fn first_item<T: Send + 'static>(
+        &self,
+        cmd: &Command,
+        skip: &[Gtin],
+        pick: impl Fn(Gtin, u64, &BoundedCounter, &ReplicaId) -> Option<T> + Send + 'static,
+    ) -> Result<Option<T>, CommitError> {
+        let wanted: Vec<(Gtin, u64)> = units_per_item(cmd)
+            .into_iter()
+            .filter(|(g, _)| !skip.contains(g))
+            .collect();
+        let me = self.db.who().replica.clone();
+        Ok(self
+            .db
+            .read_blocking(move |db| {
+                for (gtin, requested) in wanted {
+                    if let Some(found) = pick(gtin, requested, &db.counter(gtin)?, &me) {
+                        return Ok(Some(found));
+                    }
+                }
+                Ok(None)
+            })
+            .await?)
+    }
+
+    /// How `asking`'s command runs again after its first refusal.
+    fn rerun(&self, asking: Asking<'_>) -> Rerun {
+        Rerun {
+            cmd: asking.cmd.clone(),
+            first_demand: self.unmet(asking.first),
+            overrides: asking.overrides,
+        }
     }
 
     /// The first refusal's demand (`first.0`, added at `first.1`, the
@@ -368,34 +512,15 @@ impl Rights {
     /// the shelf than the sale takes (its lines added up), if one has:
     /// no grant can let it through.
     async fn line_lacking_units(&self, cmd: &Command) -> Result<Option<Refusal>, CommitError> {
-        let Command::Sale { lines, .. } = cmd else {
-            return Ok(None);
-        };
-        let mut wanted: Vec<(Gtin, u64)> = Vec::new();
-        for l in lines {
-            match wanted.iter_mut().find(|(g, _)| *g == l.gtin) {
-                Some((_, w)) => *w = w.saturating_add(l.qty),
-                None => wanted.push((l.gtin, l.qty)),
-            }
-        }
-        let me = self.db.who().replica.clone();
-        Ok(self
-            .db
-            .read_blocking(move |db| {
-                for (gtin, requested) in wanted {
-                    let c = db.counter(gtin)?;
-                    if c.value() < requested {
-                        return Ok(Some(Refusal::InsufficientStock {
-                            gtin,
-                            requested,
-                            available: c.rights(&me),
-                            on_hand: c.value(),
-                        }));
-                    }
-                }
-                Ok(None)
+        self.first_item(cmd, &[], |gtin, requested, c, me| {
+            (c.value() < requested).then(|| Refusal::InsufficientStock {
+                gtin,
+                requested,
+                available: c.rights(me),
+                on_hand: c.value(),
             })
-            .await?)
+        })
+        .await
     }
 
     /// Asks the hub for `units` of `gtin` and runs `cmd` (which came to
@@ -408,7 +533,7 @@ impl Rights {
         mut flight: Flight,
         mut units: u64,
         deadline: Instant,
-        (cmd, first): (&Command, (&[Shortfall], u64)),
+        asking: Asking<'_>,
         refused: Outcome,
     ) -> Result<Step, CommitError> {
         // Until the hub answers, the command stands refused as it was.
@@ -437,7 +562,7 @@ impl Rights {
             // itself: recorded once, and its first answer is the one kept.
             let outcome = self
                 .committer
-                .command_with_grant(grant, cmd.clone(), self.unmet(first))
+                .command_with_grant(grant, self.rerun(asking))
                 .await?;
             if !matches!(step.outcome, Outcome::Recorded { .. }) {
                 step.outcome = outcome;
@@ -537,6 +662,59 @@ impl Rights {
             }
         }
     }
+}
+
+/// A command being run with rights on demand, as each of its runs after
+/// the first needs it.
+#[derive(Clone, Copy)]
+struct Asking<'a> {
+    /// The command, under the id of its first run.
+    cmd: &'a Command,
+    /// Its first refusal's demand, and when it was added (the agent's
+    /// clock): see [`Rights::unmet`].
+    first: (&'a [Shortfall], u64),
+    /// Whether its approval may sell beyond rights in these runs.
+    overrides: Overrides,
+}
+
+/// Whether `cmd` is a sale a manager approved (it may sell beyond rights).
+fn approved_sale(cmd: &Command) -> bool {
+    matches!(cmd, Command::Sale { staff, .. } if staff.approval.is_some())
+}
+
+/// The demand `outcome`'s refusal added (none if recorded).
+fn refused_demand(outcome: &Outcome) -> Vec<Shortfall> {
+    match outcome {
+        Outcome::Refused { demand, .. } => demand.clone(),
+        Outcome::Recorded { .. } => Vec::new(),
+    }
+}
+
+/// Whether `outcome` is a refusal for want of rights.
+fn is_short_of_rights(outcome: &Outcome) -> bool {
+    matches!(
+        outcome,
+        Outcome::Refused {
+            refusal: Refusal::InsufficientStock { .. },
+            ..
+        }
+    )
+}
+
+/// Units per item of sale `cmd`, in the order its lines name them (its
+/// lines added up); empty for any other command.
+fn units_per_item(cmd: &Command) -> Vec<(Gtin, u64)> {
+    let Command::Sale { lines, .. } = cmd else {
+        return Vec::new();
+    };
+    let mut wanted: Vec<(Gtin, u64)> = Vec::new();
+    for l in lines {
+        match wanted.iter_mut().find(|(g, _)| *g == l.gtin) {
+            Some((_, w)) => *w = w.saturating_add(l.qty),
+            None => wanted.push((l.gtin, l.qty)),
+        }
+    }
+    wanted
 }
 
 /// What one round of asking came to.

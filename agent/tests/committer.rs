@@ -6,11 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tally_agent::commit::{Committer, Limits};
+use tally_agent::commit::{Committer, Limits, Rerun};
 use tally_agent::metrics::Metrics;
 use tally_agent::store::AgentDb;
 use tally_store::SystemClock;
-use tally_sync::command::{Command, LineIn, Outcome, ReceiptLine};
+use tally_sync::command::{Command, LineIn, Outcome, Overrides, ReceiptLine};
 use tally_sync::{Gtin, ReplicaId};
 
 fn store_id() -> ReplicaId {
@@ -438,7 +438,14 @@ fn a_rerun_of_a_refused_sale_does_not_count_its_demand_again() {
         let first = db.demand().unwrap();
         assert_eq!(first.get(&item()), Some(&2), "the shortfall, once");
         for _ in 0..3 {
-            let again = committer.rerun(three(), Vec::new()).await.unwrap();
+            let again = committer
+                .rerun(Rerun {
+                    cmd: three(),
+                    first_demand: Vec::new(),
+                    overrides: Overrides::Apply,
+                })
+                .await
+                .unwrap();
             assert!(matches!(again, Outcome::Refused { .. }), "{again:?}");
         }
         committer.command(settled()).await.unwrap();
@@ -491,7 +498,11 @@ fn a_rerun_of_a_refused_sale_does_not_count_its_demand_again() {
         // met, not left for the hub to move more units here.
         assert!(recorded(&committer.command(receipt(5)).await.unwrap()));
         let done = committer
-            .rerun(with_id(), first_demand.clone())
+            .rerun(Rerun {
+                cmd: with_id(),
+                first_demand: first_demand.clone(),
+                overrides: Overrides::Apply,
+            })
             .await
             .unwrap();
         assert!(

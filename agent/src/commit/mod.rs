@@ -67,7 +67,7 @@ use tally_service::vital::Vital;
 
 use tally_store::StoreError;
 use tally_sync::clock::Clock;
-use tally_sync::command::{Command, Outcome};
+use tally_sync::command::{Command, Outcome, Overrides};
 use tally_sync::event::Shortfall;
 use tally_sync::fulfilment::OrderAllocation;
 use tally_sync::message::{AllocationsPage, CatalogItem};
@@ -90,15 +90,16 @@ pub const MAX_UNFLUSHED_COUNTERS: usize = 4096;
 /// the reply channel of its own result type.
 #[derive(Debug)]
 enum Job {
-    /// A command of the core.
-    Command(Command, Reply<Outcome>),
+    /// A command of the core (an approved sale beyond rights as the
+    /// [`Overrides`] say).
+    Command(Command, Overrides, Reply<Outcome>),
     /// A command run again after its first run was refused (rights on
     /// demand): a refusal's demand is not counted again, and recorded,
-    /// the first refusal's (the last field) is taken back.
-    Rerun(Command, Vec<Shortfall>, Reply<Outcome>),
+    /// the first refusal's (the [`Rerun`]'s) is taken back.
+    Rerun(Rerun, Reply<Outcome>),
     /// The hub's grant of rights, merged, then a command run after it (a
     /// rerun, as [`Job::Rerun`]).
-    Granted(Box<RightsGrant>, Command, Vec<Shortfall>, Reply<Outcome>),
+    Granted(Box<RightsGrant>, Rerun, Reply<Outcome>),
     /// Catalog items to store (import before the first sync).
     Catalog(Vec<CatalogItem>, Reply<CatalogStored>),
     /// The hub's answer to a sync request, to apply (the sync client).
@@ -151,6 +152,19 @@ enum Job {
     },
 }
 
+/// A command run again after its first run was refused for rights
+/// (rights on demand): [`Committer::rerun`], [`Committer::command_with_grant`].
+#[derive(Debug, Clone)]
+pub struct Rerun {
+    /// The command, under the id of its first run.
+    pub cmd: Command,
+    /// The first refusal's demand, taken back if this run records the
+    /// sale (empty once a sync reported it).
+    pub first_demand: Vec<Shortfall>,
+    /// Whether a manager's approval may sell beyond rights in this run.
+    pub overrides: Overrides,
+}
+
 /// What the store gave the hub when asked for rights.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Released {
@@ -168,7 +182,7 @@ impl Job {
     /// Answers the job with `e` (its batch was not committed).
     fn fail(self, e: &CommitError) {
         match self {
-            Job::Command(_, reply) | Job::Rerun(_, _, reply) | Job::Granted(_, _, _, reply) => {
+            Job::Command(_, _, reply) | Job::Rerun(_, reply) | Job::Granted(_, _, reply) => {
                 answer(reply, Err(e.clone()))
             }
             Job::Catalog(_, reply) => answer(reply, Err(e.clone())),
@@ -340,6 +354,20 @@ impl Committer {
         self.enqueue_command(cmd).await?.wait().await
     }
 
+    /// [`Self::command`], with `overrides` saying whether a manager's
+    /// approval may sell beyond rights in this run (rights on demand
+    /// holds it until the hub was asked).
+    pub async fn command_as(
+        &self,
+        cmd: Command,
+        overrides: Overrides,
+    ) -> Result<Outcome, CommitError> {
+        self.enqueue(|reply| Job::Command(cmd, overrides, reply))
+            .await?
+            .wait()
+            .await
+    }
+
     /// Runs `cmd` again after its first run was refused (rights on
     /// demand, once another till's grant landed): as [`Self::command`],
     /// but a refusal adds nothing to the refused demand the next sync
@@ -347,12 +375,8 @@ impl Committer {
     /// and recorded, it takes that back: the sale went through, no
     /// customer's demand is left unmet (the hub would otherwise move the
     /// same units to the store again at the next sync).
-    pub async fn rerun(
-        &self,
-        cmd: Command,
-        first_demand: Vec<Shortfall>,
-    ) -> Result<Outcome, CommitError> {
-        self.enqueue(|reply| Job::Rerun(cmd, first_demand, reply))
+    pub async fn rerun(&self, rerun: Rerun) -> Result<Outcome, CommitError> {
+        self.enqueue(|reply| Job::Rerun(rerun, reply))
             .await?
             .wait()
             .await
@@ -365,10 +389,9 @@ impl Committer {
     pub async fn command_with_grant(
         &self,
         grant: RightsGrant,
-        cmd: Command,
-        first_demand: Vec<Shortfall>,
+        rerun: Rerun,
     ) -> Result<Outcome, CommitError> {
-        self.enqueue(|reply| Job::Granted(Box::new(grant), cmd, first_demand, reply))
+        self.enqueue(|reply| Job::Granted(Box::new(grant), rerun, reply))
             .await?
             .wait()
             .await
@@ -378,7 +401,8 @@ impl Committer {
     /// ticket for its outcome. Jobs are applied in the order they were
     /// queued.
     pub async fn enqueue_command(&self, cmd: Command) -> Result<Ticket<Outcome>, CommitError> {
-        self.enqueue(|reply| Job::Command(cmd, reply)).await
+        self.enqueue(|reply| Job::Command(cmd, Overrides::Apply, reply))
+            .await
     }
 
     /// Stores catalog items; answers how many there were and how many

@@ -13,7 +13,9 @@ use tally_service::vital::Vital;
 use rand::RngCore;
 use tally_store::{StoreError, WriteTxn};
 use tally_sync::clock::Clock;
-use tally_sync::command::{execute, merge_allocations, merge_transfers, Command, Outcome, Stamp};
+use tally_sync::command::{
+    execute_with, merge_allocations, merge_transfers, Command, Outcome, Stamp,
+};
 use tally_sync::fulfilment::OrderAllocation;
 use tally_sync::rights::{apply_grant, release};
 use tally_sync::{ByReason, EventId, EventKind, Lost, Refusal};
@@ -21,7 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
     answer, keep_holding, CatalogStored, CommitError, FlushBound, Job, Limits, Released, Reply,
-    Request,
+    Request, Rerun,
 };
 use crate::metrics::{KindLabel, Metrics, ReasonLabel};
 use crate::store::{
@@ -437,7 +439,7 @@ fn apply_all(
     let mut lost = ByReason::<Lost>::default();
     let mut recorded: HashSet<EventId> = HashSet::new();
     for Request { job, queued } in jobs.by_ref() {
-        let (cmd, reply, rerun, first_demand) = match job {
+        let (run, reply, rerun) = match job {
             Job::Catalog(items, reply) => {
                 let stored = tables.close().and_then(|()| {
                     Ok(CatalogStored {
@@ -542,7 +544,7 @@ fn apply_all(
                 waiting.push((Answer::Counted(reply, done), queued));
                 continue;
             }
-            Job::Granted(grant, cmd, first_demand, reply) => {
+            Job::Granted(grant, rerun, reply) => {
                 // A grant moves counters outside a command: flushed first,
                 // like a sync, then merged where the command reads it.
                 let merged = tables.flush_and_close().and_then(|()| {
@@ -554,14 +556,27 @@ fn apply_all(
                     answer(reply, Err(e.clone()));
                     return Err(e);
                 }
-                (cmd, reply, true, first_demand)
+                (rerun, reply, true)
             }
-            Job::Command(cmd, reply) => (cmd, reply, false, Vec::new()),
-            Job::Rerun(cmd, first_demand, reply) => (cmd, reply, true, first_demand),
+            Job::Command(cmd, overrides, reply) => (
+                Rerun {
+                    cmd,
+                    first_demand: Vec::new(),
+                    overrides,
+                },
+                reply,
+                false,
+            ),
+            Job::Rerun(rerun, reply) => (rerun, reply, true),
         };
+        let Rerun {
+            cmd,
+            first_demand,
+            overrides,
+        } = run;
         let stamp = stamps.next();
         let outcome = tables.ledger().and_then(|l| {
-            let outcome = execute(l, db.who(), &cmd, stamp)?;
+            let outcome = execute_with(l, db.who(), &cmd, stamp, overrides)?;
             if let Outcome::Refused { demand, .. } = &outcome {
                 // Counted when the sale was first refused: a sale that
                 // went through rights on demand, or a till's retry under

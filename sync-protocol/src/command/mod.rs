@@ -532,6 +532,22 @@ fn load_epcs<L: Ledger>(ledger: &L, cmd: &Command, mut loaded: Loaded) -> Result
     Ok(loaded)
 }
 
+/// Whether a manager's approval may sell beyond the store's rights in a
+/// run of a command ([`execute_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overrides {
+    /// An approved sale short of rights records what it lacks as found
+    /// stock (an override).
+    #[default]
+    Apply,
+    /// An approved sale short of rights is refused for them, as a sale
+    /// without approval is (its demand counted): the agent asks the hub
+    /// for the rights first, so an override never sells units whose
+    /// rights the hub could have given, and takes as found only what
+    /// the hub did not give. Its approval still covers its prices.
+    Hold,
+}
+
 /// Runs one command in `ledger` (see the module docs). `Err` is a storage
 /// failure only: the caller must then abort the whole transaction.
 pub fn execute<L: Ledger>(
@@ -539,6 +555,18 @@ pub fn execute<L: Ledger>(
     who: &Identity,
     cmd: &Command,
     stamp: Stamp,
+) -> Result<Outcome, L::Error> {
+    execute_with(ledger, who, cmd, stamp, Overrides::Apply)
+}
+
+/// [`execute`], with `overrides` saying whether an approved sale may sell
+/// beyond rights in this run.
+pub fn execute_with<L: Ledger>(
+    ledger: &mut L,
+    who: &Identity,
+    cmd: &Command,
+    stamp: Stamp,
+    overrides: Overrides,
 ) -> Result<Outcome, L::Error> {
     if let Some(id) = cmd.id() {
         if let Some(event) = ledger.event(&id)? {
@@ -563,7 +591,12 @@ pub fn execute<L: Ledger>(
     }
     let loaded = load(ledger, who, cmd)?;
     let event = match plan(cmd, who, &loaded, stamp) {
-        Ok(e) => e,
+        Ok(mut e) => {
+            if let (Overrides::Hold, EventKind::Sale { override_, .. }) = (overrides, &mut e.kind) {
+                *override_ = None;
+            }
+            e
+        }
         Err(refusal) => {
             return Ok(Outcome::Refused {
                 refusal,

@@ -413,6 +413,61 @@ fn recorded_event(l: &MemStore, cmd: &Command) -> Event {
     l.event(&cmd.id().unwrap()).unwrap().unwrap()
 }
 
+/// Held ([`Overrides::Hold`]), an approved sale short of rights is
+/// refused for them like any sale, its demand counted, and nothing is
+/// written; its approval still covers a price off the catalog, and
+/// within rights it is recorded. Applied, the same sale is an override.
+#[test]
+fn an_override_held_is_refused_for_rights_until_applied() {
+    let mut l = MemStore::new(who());
+    l.set_price(gtin(1), 100);
+    receive(&mut l, 1, 1);
+    let cmd = Command::Sale {
+        id: Some(EventId::v7(1, [40; 10])),
+        lines: vec![line(1, 3, Some(90))],
+        tenders: vec![],
+        staff: manager(),
+    };
+    let before = l.clone();
+    match execute_with(&mut l, &who(), &cmd, stamp(1), Overrides::Hold).unwrap() {
+        Outcome::Refused {
+            refusal:
+                Refusal::InsufficientStock {
+                    requested,
+                    available,
+                    ..
+                },
+            demand,
+        } => {
+            assert_eq!((requested, available), (3, 1));
+            assert_eq!(
+                demand,
+                vec![Shortfall {
+                    gtin: gtin(1),
+                    units: 2
+                }]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(l.demand.get(&gtin(1)), Some(&2), "its demand counted");
+    assert_eq!(l.outbox, before.outbox, "nothing recorded");
+    assert_eq!(on_hand(&l, 1), 1);
+    // Within rights, held or not, the approval covers the price.
+    let within = Command::Sale {
+        id: Some(EventId::v7(1, [41; 10])),
+        lines: vec![line(1, 1, Some(90))],
+        tenders: vec![],
+        staff: manager(),
+    };
+    let e = recorded(execute_with(&mut l, &who(), &within, stamp(2), Overrides::Hold).unwrap());
+    assert!(!e.is_override() && !e.price_overrides.is_empty());
+    // Applied, the held sale sells beyond rights under its own id.
+    let e = recorded(execute_with(&mut l, &who(), &cmd, stamp(3), Overrides::Apply).unwrap());
+    assert!(e.is_override());
+    assert_eq!(Some(e.id), cmd.id());
+}
+
 #[test]
 fn override_sells_beyond_rights_and_is_flagged() {
     let mut l = MemStore::new(who());
