@@ -311,3 +311,57 @@ async fn an_override_takes_the_hubs_reserve_before_it_finds_stock() {
         .await;
     assert_eq!(status, 409, "nothing left for an online order: {body}");
 }
+
+/// The hub goes away long enough for the store's sync (and live link) to
+/// back off several times, its backoff capped at 10 minutes, and comes
+/// back: the first sale short of the store's rights asks the hub anyway
+/// (a probe) and is recorded with its grant, instead of being refused
+/// `offline` until the sync's next try, seconds to minutes away.
+#[tokio::test]
+async fn a_store_backing_off_asks_the_hub_as_soon_as_it_is_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = init_hub(tmp.path(), &["s1"]);
+    let (hub_proc, hub_url) = start_hub(&files, "127.0.0.1:0", tmp.path().join("hub.log"));
+    let (_agent_proc, agent_url) = start_agent_with(
+        tmp.path(),
+        "s1",
+        &hub_url,
+        &["--sync-interval", "1", "--sync-backoff-cap", "600"],
+    );
+    let agent = Api::agent(&agent_url);
+    let hub = Api::hub(&hub_url, &files);
+    ten_on_the_shelf_two_in_the_hubs_reserve(&agent, &hub).await;
+    // The store's own 8 units.
+    let (status, body) = agent
+        .post(
+            "/v1/sales",
+            &json!({"lines": [{"gtin": A, "qty": 8, "unit_price_minor": 100}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    hub_proc.terminate(LONG);
+    // Four failed syncs: the next is up to 8 s away, and each after up
+    // to twice as far.
+    let log = tmp.path().join("s1.log");
+    eventually("the sync to back off four times", LONG, || async {
+        let text = std::fs::read_to_string(&log).map_err(|e| e.to_string())?;
+        if text.contains("attempt=4") {
+            Ok(())
+        } else {
+            Err("fewer than 4 failed syncs".to_string())
+        }
+    })
+    .await;
+    let hub_addr = hub_url.trim_start_matches("https://").to_string();
+    let (_hub_proc, again) = start_hub(&files, &hub_addr, tmp.path().join("hub2.log"));
+    assert_eq!(again, hub_url);
+    let (status, body, took) = sell_one(&agent).await;
+    assert_eq!(status, 201, "the hub is back: {body}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    let (_, metrics) = agent.get_text("/metrics").await.unwrap();
+    assert!(
+        !metrics.contains("tally_agent_shortages_total{reason=\"offline\"} 1"),
+        "{metrics}"
+    );
+}

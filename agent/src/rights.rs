@@ -9,8 +9,10 @@
 //! - A command the store holds the rights for never waits for the hub:
 //!   the first attempt is the ordinary one.
 //! - Bounded: the whole exchange ends within the configured wait (about
-//!   1 s); a store whose last sync did not reach the hub does not ask at
-//!   all, so offline tills answer at once (reason `offline`).
+//!   1 s); a store whose last sync did not reach the hub asks it once
+//!   every few seconds only (a probe: the hub may be back while the sync
+//!   backs off), so offline tills answer at once (reason `offline`) but
+//!   for that one.
 //! - Safe whatever happens: a grant is a CRDT transfer the store merges;
 //!   a repeated one changes nothing, and the command is re-run under its
 //!   own id, so it is recorded once. A lost answer may hide a grant the
@@ -41,7 +43,7 @@ use tokio::sync::watch;
 
 use crate::commit::{CommitError, Committer, Rerun};
 use crate::metrics::{Metrics, OutcomeLabel};
-use crate::status::SyncStatus;
+use crate::status::{SyncSnapshot, SyncStatus};
 use crate::store::AgentDb;
 use crate::sync::{Failure, HubClient};
 
@@ -74,6 +76,8 @@ pub struct Rights {
     wake_sync: Option<Arc<tokio::sync::Notify>>,
     /// Commands running under an id, one at a time per id ([`Self::turn`]).
     turns: Arc<Turns>,
+    /// When the hub, believed out of reach, was last asked anyway.
+    probed: Arc<Mutex<Option<Instant>>>,
 }
 
 /// The ids commands run under now, each with whoever waits for its turn.
@@ -143,15 +147,25 @@ struct Unanswered {
 /// brought whatever it granted).
 const REPLAY_FOR: Duration = Duration::from_secs(60);
 
+/// How often a till asks the hub while it is believed out of reach
+/// ([`Rights::hub_if_reachable`]).
+pub const PROBE_EVERY: Duration = Duration::from_secs(5);
+
 impl Rights {
     /// The hub's connection when the last sync reached the hub (none when
     /// no hub is configured or it is unreachable), and how long a request
     /// to it may wait.
+    ///
+    /// Believed out of reach (the last sync attempt did not get through,
+    /// no live link), the hub is still asked once every [`PROBE_EVERY`]:
+    /// a sync backing off after a blip would otherwise keep every till
+    /// from the hub's reserve for up to its backoff cap (a minute), the
+    /// hub long back. A probe the hub answers wakes the sync. The other
+    /// tills meanwhile are answered at once.
     pub fn hub_if_reachable(&self) -> Option<(&HubClient, Duration)> {
-        self.hub
-            .as_deref()
-            .filter(|_| self.status.snapshot().hub_reachable())
-            .map(|h| (h, self.wait))
+        let hub = self.hub.as_deref()?;
+        let mut probed = self.probed.lock().unwrap_or_else(|p| p.into_inner());
+        may_ask(&self.status.snapshot(), &mut probed, Instant::now()).then_some((hub, self.wait))
     }
 
     /// A fresh event id by this agent's clock.
@@ -185,6 +199,7 @@ impl Rights {
             unanswered: Arc::default(),
             wake_sync: None,
             turns: Arc::default(),
+            probed: Arc::default(),
         }
     }
 
@@ -216,32 +231,53 @@ impl Rights {
     /// units the hub holds for online orders are sold once: by the till
     /// with the hub's grant, or by the online order.
     pub async fn run(&self, cmd: Command) -> Result<Ran, CommitError> {
-        let overrides = if self.hub_if_reachable().is_some() && approved_sale(&cmd) {
-            Overrides::Hold
-        } else {
-            Overrides::Apply
+        // Whether the hub may be asked is decided once per command (a
+        // probe is one request's): for an approved sale before its first
+        // run, which it decides; for any other once it is short.
+        let reach = approved_sale(&cmd).then(|| self.hub_if_reachable().is_some());
+        let overrides = match reach {
+            Some(true) => Overrides::Hold,
+            _ => Overrides::Apply,
         };
         let outcome = self.committer.command_as(cmd.clone(), overrides).await?;
-        self.resolve_as(cmd, outcome, overrides).await
+        let reach = match reach {
+            Some(reach) => reach,
+            None => self.may_ask(&cmd, &outcome),
+        };
+        self.resolve_as(cmd, outcome, overrides, reach).await
+    }
+
+    /// Whether the hub may be asked for `cmd`, which came to `outcome`:
+    /// only for a sale short of rights (no other spends a probe).
+    fn may_ask(&self, cmd: &Command, outcome: &Outcome) -> bool {
+        if matches!(cmd, Command::Sale { .. }) && is_short_of_rights(outcome) {
+            self.hub_if_reachable().is_some()
+        } else {
+            self.status.snapshot().hub_reachable()
+        }
     }
 
     /// Continues from `outcome`, what `cmd` came to: a refusal for rights
     /// the hub holds asks the hub and runs `cmd` again with the grant;
     /// anything else is returned as it is.
     pub async fn resolve(&self, cmd: Command, outcome: Outcome) -> Result<Ran, CommitError> {
-        self.resolve_as(cmd, outcome, Overrides::Apply).await
+        let reach = self.may_ask(&cmd, &outcome);
+        self.resolve_as(cmd, outcome, Overrides::Apply, reach).await
     }
 
     /// [`Self::resolve`], for `cmd` run as `overrides` say: held, its
     /// rounds ask for the units on the shelf item by item, then its
     /// approval takes as found what the hub did not give.
+    /// `reach`: whether the hub may be asked ([`Self::hub_if_reachable`],
+    /// asked once per command).
     async fn resolve_as(
         &self,
         cmd: Command,
         mut outcome: Outcome,
         overrides: Overrides,
+        reach: bool,
     ) -> Result<Ran, CommitError> {
-        let mut hub_reachable = self.status.snapshot().hub_reachable();
+        let mut hub_reachable = reach;
         // Only a customer's sale draws on the hub's reserve: a transfer
         // to another store (or any other command) never takes units the
         // hub holds for online orders.
@@ -635,6 +671,13 @@ impl Rights {
         match answer {
             Ok(g) => {
                 unanswered.remove(&gtin);
+                if !self.status.snapshot().hub_reachable() {
+                    // A probe got through: the hub is back, and the sync,
+                    // perhaps backing off, goes now.
+                    if let Some(wake) = &self.wake_sync {
+                        wake.notify_one();
+                    }
+                }
                 Ok(Some(g))
             }
             Err(error) => {
@@ -675,6 +718,22 @@ struct Asking<'a> {
     first: (&'a [Shortfall], u64),
     /// Whether its approval may sell beyond rights in these runs.
     overrides: Overrides,
+}
+
+/// Whether the hub may be asked at `now`, the sync's status being `s`:
+/// it is reachable (the last sync got through, or the live link is
+/// open), or it answered the last sync with a refusal (`error`: it
+/// answers), or, believed out of reach, it was not probed in the last
+/// [`PROBE_EVERY`] (`probed`, then set to `now`).
+fn may_ask(s: &SyncSnapshot, probed: &mut Option<Instant>, now: Instant) -> bool {
+    if s.hub_reachable() || s.error.is_some() {
+        return true;
+    }
+    if probed.is_some_and(|t| now.saturating_duration_since(t) < PROBE_EVERY) {
+        return false;
+    }
+    *probed = Some(now);
+    true
 }
 
 /// Whether `cmd` is a sale a manager approved (it may sell beyond rights).
@@ -918,6 +977,45 @@ mod tests {
             *f.wait_for(Option::is_some).await.unwrap(),
             Some(Landed::Failed)
         );
+    }
+
+    /// Out of reach, the hub is probed once every [`PROBE_EVERY`]; a
+    /// sync that got through, an open live link, or a sync the hub
+    /// answered with a refusal lets every request ask, probes untouched.
+    #[test]
+    fn out_of_reach_the_hub_is_probed_once_every_few_seconds() {
+        let t0 = Instant::now();
+        let offline = SyncSnapshot::default();
+        let mut probed = None;
+        assert!(may_ask(&offline, &mut probed, t0), "the first probes");
+        assert_eq!(probed, Some(t0));
+        let soon = t0 + PROBE_EVERY - Duration::from_millis(1);
+        assert!(!may_ask(&offline, &mut probed, soon), "the next does not");
+        assert_eq!(probed, Some(t0));
+        let later = t0 + PROBE_EVERY;
+        assert!(
+            may_ask(&offline, &mut probed, later),
+            "then one probes again"
+        );
+        assert_eq!(probed, Some(later));
+        let answered = [
+            SyncSnapshot {
+                online: true,
+                ..SyncSnapshot::default()
+            },
+            SyncSnapshot {
+                live_since_ms: Some(1),
+                ..SyncSnapshot::default()
+            },
+            SyncSnapshot {
+                error: Some("event_out_of_window".into()),
+                ..SyncSnapshot::default()
+            },
+        ];
+        for s in answered {
+            assert!(may_ask(&s, &mut probed, later), "{s:?}");
+            assert_eq!(probed, Some(later), "no probe spent: {s:?}");
+        }
     }
 
     /// A till's retry of a sale still running (a double press, a
