@@ -85,8 +85,8 @@ impl Writer {
         queue: usize,
     ) -> std::io::Result<(Writer, Vital)> {
         let (tx, rx) = mpsc::channel(queue.max(1));
-        let thread = tally_service::vital::spawn("tally-hub-writer", move || {
-            run(storage, metrics, rx, max_batch.max(1));
+        let thread = tally_service::vital::spawn_checked("tally-hub-writer", move || {
+            run(storage, metrics, rx, max_batch.max(1))
         })?;
         Ok((Writer { tx }, thread))
     }
@@ -334,12 +334,15 @@ impl<I: Send + 'static, O: Send + 'static> Job for Queued<I, O> {
 /// taken meanwhile) before its requests are answered with the error.
 const MAX_RUNS: u32 = 5;
 
+/// Writes batches until every handle is dropped (`Ok`), or until the
+/// database cannot take another write (`Err`, why: the hub stops for a
+/// restart; what is still queued is answered `Stopped`).
 fn run(
     storage: Arc<dyn HubStorage>,
     metrics: Arc<Metrics>,
     mut rx: mpsc::Receiver<Box<dyn Job>>,
     max_batch: usize,
-) {
+) -> Result<(), String> {
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
         while jobs.len() < max_batch {
@@ -348,9 +351,10 @@ fn run(
                 Err(_) => break,
             }
         }
-        commit_batch(storage.as_ref(), &metrics, jobs);
+        commit_batch(storage.as_ref(), &metrics, jobs)?;
     }
     debug!("Writer stopped.");
+    Ok(())
 }
 
 /// Runs `jobs` in order in one transaction, commits it, then answers
@@ -361,7 +365,14 @@ fn run(
 /// that failed on its own (a non-retriable error from its write, not
 /// from the commit) is answered with its error and the others run again
 /// without it, so one request's failure is not every request's.
-fn commit_batch(storage: &dyn HubStorage, metrics: &Metrics, mut jobs: Vec<Box<dyn Job>>) {
+///
+/// `Err` (why) once answered: the database cannot take another write
+/// ([`StorageError::CommitFailed`]).
+fn commit_batch(
+    storage: &dyn HubStorage,
+    metrics: &Metrics,
+    mut jobs: Vec<Box<dyn Job>>,
+) -> Result<(), String> {
     let mut runs = 0;
     let outcome = loop {
         runs += 1;
@@ -394,14 +405,18 @@ fn commit_batch(storage: &dyn HubStorage, metrics: &Metrics, mut jobs: Vec<Box<d
         }
     };
     let requests = jobs.len();
+    let mut fatal = None;
     let batch = match outcome {
         Ok(()) => {
             metrics.commit(requests as u64);
             debug!(requests, runs, "Batch committed.");
             Ok(())
         }
-        Err(e @ StorageError::CommitUnknown(_)) => {
+        Err(e @ (StorageError::CommitUnknown(_) | StorageError::CommitFailed(_))) => {
             error!(error = %e, requests, runs, "Write batch's commit not confirmed; it may have been written.");
+            if let StorageError::CommitFailed(_) = e {
+                fatal = Some(e.to_string());
+            }
             Err(WriteError::Unknown(e.to_string()))
         }
         Err(e) => {
@@ -412,6 +427,7 @@ fn commit_batch(storage: &dyn HubStorage, metrics: &Metrics, mut jobs: Vec<Box<d
     for job in jobs {
         job.answer(batch.clone());
     }
+    fatal.map_or(Ok(()), Err)
 }
 
 #[cfg(test)]
@@ -430,6 +446,8 @@ mod tests {
         fail_commit: bool,
         /// The commit fails without saying whether it took.
         unconfirmed_commit: bool,
+        /// The commit fails, and the database takes no more writes.
+        failed_commit: bool,
         panic_in_commit: bool,
         commits: Mutex<usize>,
         /// Runs that lose a race (after running the batch) before one
@@ -559,6 +577,9 @@ mod tests {
             }
             if self.unconfirmed_commit {
                 return Err(StorageError::CommitUnknown("connection reset".into()));
+            }
+            if self.failed_commit {
+                return Err(StorageError::CommitFailed("fsync: I/O error".into()));
             }
             *self.commits.lock().unwrap() += 1;
             Ok(())
@@ -704,7 +725,7 @@ mod tests {
     fn one_commit_answers_each_job_with_its_own_result() {
         let fake = Fake::default();
         let mut b = batch("web-1");
-        commit_batch(&fake, &Metrics::default(), b.jobs);
+        commit_batch(&fake, &Metrics::default(), b.jobs).unwrap();
         assert_eq!(*fake.commits.lock().unwrap(), 1);
         assert_eq!(b.first.try_recv().unwrap().unwrap().changed, 1);
         assert_eq!(
@@ -728,7 +749,7 @@ mod tests {
             ..Fake::default()
         };
         let mut b = batch("web-1");
-        commit_batch(&fake, &Metrics::default(), b.jobs);
+        commit_batch(&fake, &Metrics::default(), b.jobs).unwrap();
         assert_eq!(*fake.commits.lock().unwrap(), 0);
         assert!(failed(&mut b.first));
         assert!(failed(&mut b.order));
@@ -745,7 +766,7 @@ mod tests {
             ..Fake::default()
         };
         let mut b = batch("web-1");
-        commit_batch(&fake, &Metrics::default(), b.jobs);
+        commit_batch(&fake, &Metrics::default(), b.jobs).unwrap();
         assert_eq!(*fake.runs.lock().unwrap(), 1, "not run again");
         for reply in [&mut b.first, &mut b.last] {
             assert!(matches!(
@@ -766,7 +787,7 @@ mod tests {
     fn a_job_that_fails_on_its_own_fails_alone() {
         let fake = Fake::default();
         let mut b = batch("fail");
-        commit_batch(&fake, &Metrics::default(), b.jobs);
+        commit_batch(&fake, &Metrics::default(), b.jobs).unwrap();
         assert_eq!(
             (*fake.runs.lock().unwrap(), *fake.commits.lock().unwrap()),
             (2, 1)
@@ -777,7 +798,7 @@ mod tests {
 
         let fake = Fake::default();
         let (job, mut alone) = queued(order("fail"), |txn, o| txn.order(o));
-        commit_batch(&fake, &Metrics::default(), vec![job]);
+        commit_batch(&fake, &Metrics::default(), vec![job]).unwrap();
         assert_eq!(*fake.runs.lock().unwrap(), 1);
         assert!(failed(&mut alone));
     }
@@ -791,7 +812,7 @@ mod tests {
         *fake.lose_races.lock().unwrap() = 2;
         let metrics = Metrics::default();
         let mut b = batch("web-1");
-        commit_batch(&fake, &metrics, b.jobs);
+        commit_batch(&fake, &metrics, b.jobs).unwrap();
         assert_eq!(
             (*fake.runs.lock().unwrap(), *fake.commits.lock().unwrap()),
             (3, 1)
@@ -811,7 +832,7 @@ mod tests {
         let fake = Fake::default();
         *fake.lose_races.lock().unwrap() = u32::MAX;
         let mut b = batch("web-2");
-        commit_batch(&fake, &Metrics::default(), b.jobs);
+        commit_batch(&fake, &Metrics::default(), b.jobs).unwrap();
         assert_eq!(
             (*fake.runs.lock().unwrap(), *fake.commits.lock().unwrap()),
             (MAX_RUNS, 0)
@@ -823,6 +844,29 @@ mod tests {
             );
         }
         assert!(b.order.try_recv().unwrap().is_err());
+    }
+
+    /// A commit the database failed for good (redb's flush) answers its
+    /// batch that the outcome is unknown, then stops the writer, and so
+    /// the hub, for a restart that reopens the database: it would refuse
+    /// every write after while the hub looked healthy.
+    #[tokio::test]
+    async fn a_failed_commit_stops_the_writer_for_a_restart() {
+        let fake = Fake {
+            failed_commit: true,
+            ..Fake::default()
+        };
+        let (writer, thread) = Writer::start(Arc::new(fake), Arc::default(), 8, 8).unwrap();
+        let (handle, died) = thread.split();
+        let answer = writer.order(order("web-1")).await;
+        assert!(
+            matches!(&answer, Err(WriteError::Unknown(m)) if m.contains("I/O error")),
+            "{answer:?}"
+        );
+        assert!(died.wait().await.contains("must be reopened"));
+        assert!(handle.join().is_ok());
+        let again = writer.order(order("web-2")).await;
+        assert!(matches!(again, Err(WriteError::Stopped)), "{again:?}");
     }
 
     /// A panic in the writer answers what was queued `Stopped` (retriable)

@@ -80,6 +80,13 @@ pub enum StorageError {
     /// alike whichever way it went.
     #[error("the commit was not confirmed (it may have been written): {0}")]
     CommitUnknown(String),
+    /// The database's commit failed (redb: the disk's flush) and the
+    /// open database takes no more writes: answered as
+    /// [`Self::CommitUnknown`] (it may have been written), then the
+    /// writer stops, and the hub with it, for a restart that reopens the
+    /// database and recovers its last durable commit.
+    #[error("the database failed to commit and must be reopened (it may have been written): {0}")]
+    CommitFailed(String),
 }
 
 impl StorageError {

@@ -223,9 +223,11 @@ impl HubStorage for RedbHub {
             let _ = txn.abort();
             return Err(e);
         }
-        // A failed commit (the disk's flush) may have left it on disk.
+        // A failed commit (the disk's flush) may have left it on disk,
+        // and redb takes it as the end of the open database: every later
+        // write would fail. The writer stops the hub for a restart.
         txn.commit()
-            .map_err(|e| StorageError::CommitUnknown(e.to_string()))?;
+            .map_err(|e| StorageError::CommitFailed(e.to_string()))?;
         Ok(())
     }
 
