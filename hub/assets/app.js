@@ -169,6 +169,7 @@ function exceptionDetail(e) {
   if (e.kind === "event_admitted") return "admitted by HQ (refused: " + (d.reason || "?") + ")";
   if (d.approver || d.reason || e.kind === "no_receipt_refund" || e.kind === "price_override") {
     const short = (d.shortfall || []).map((s) => s.units + " × " + s.gtin).join(", ");
+    const held = (d.held_for_orders || []).map((h) => h.units + " × " + h.gtin).join(", ");
     const prices = (d.price_overrides || []).map((p) =>
       p.gtin + " at " + money(p.keyed_minor) + " (catalog " + money(p.catalog_minor) + ")").join(", ");
     const refund = e.kind === "no_receipt_refund" && typeof d.total_minor === "number"
@@ -176,6 +177,7 @@ function exceptionDetail(e) {
     const who = [d.cashier && "cashier " + d.cashier, d.till && "till " + d.till].filter(Boolean);
     return ["approved by " + (d.approver || "nobody"), d.reason].filter(Boolean).join(": ") +
       (short ? " (beyond rights: " + short + ")" : "") +
+      (held ? " (held for waiting online orders: " + held + "; check them)" : "") +
       (prices ? " (keyed: " + prices + ")" : "") + refund +
       (who.length ? "; " + who.join(", ") : "");
   }

@@ -1649,6 +1649,44 @@ fn exceptions_page_by_rising_ids_without_gaps() {
     }
 }
 
+/// An override sale that syncs while the hub holds units of its item at
+/// the store for online orders waiting on the store's release is flagged
+/// for HQ with those units (every engine); without such a hold, it is not.
+#[test]
+fn an_override_of_units_held_for_waiting_orders_is_flagged() {
+    for backend in backends() {
+        let st = TestStorage::new(backend, settings(100));
+        let (a, b) = (gtin(1), gtin(2));
+        let mut s1 = SimStore::new("s1", 1);
+        s1.sell_override(a, 2);
+        s1.sell_override(b, 1);
+        let req = s1.request(1000);
+        let holds = [(a, 3)].into_iter().collect();
+        let SyncResult::Synced(resp, _) =
+            write(&*st, |txn| txn.sync(&s1.mem.who, &req, &holds, NOW))
+        else {
+            panic!("{backend}: refused");
+        };
+        s1.apply(&req, &resp);
+        let all = all_exceptions(&*st);
+        let details: Vec<_> = all
+            .iter()
+            .map(|x| (x.kind.as_str(), x.detail.get("held_for_orders").cloned()))
+            .collect();
+        assert_eq!(
+            details,
+            vec![
+                (
+                    "override_sale",
+                    Some(serde_json::json!([{"gtin": a, "units": 3}]))
+                ),
+                ("override_sale", None),
+            ],
+            "{backend}"
+        );
+    }
+}
+
 /// HQ acknowledges an exception once: who, the note and when are kept on
 /// it (every engine, across a restart), a second acknowledgement changes
 /// nothing and answers the first, an unknown id is not found, and the

@@ -110,6 +110,47 @@ pub(crate) fn new_event_exceptions<T: HubTxn>(
     Ok(exceptions)
 }
 
+/// Flags each `override_sale` among `raised` whose sale found units of
+/// an item the hub holds at the store's location for online orders
+/// waiting on its release (`holds`): the store asked the hub before the
+/// override (rights on demand) and the hub kept those units back, so the
+/// units the cashier sold may be the ones those orders count on, and an
+/// order may now be short at the shelf. The detail gets
+/// `held_for_orders`, per such item the units held, for HQ to check the
+/// orders.
+pub(crate) fn flag_held_for_orders(
+    raised: &mut [ExceptionRecord],
+    events: &[&Event],
+    holds: &tally_sync::exchange::Held,
+) {
+    for x in raised
+        .iter_mut()
+        .filter(|x| x.kind == Exception::OverrideSale.name())
+    {
+        let Some(EventKind::Sale {
+            override_: Some(ov),
+            ..
+        }) = events
+            .iter()
+            .find(|e| x.event_ids.first() == Some(&e.id))
+            .map(|e| &e.kind)
+        else {
+            continue;
+        };
+        let held: Vec<serde_json::Value> = ov
+            .shortfall
+            .iter()
+            .filter_map(|s| {
+                let units = holds.get(&s.gtin).copied().unwrap_or(0);
+                (units > 0).then(|| serde_json::json!({"gtin": s.gtin, "units": units}))
+            })
+            .collect();
+        if let (false, Some(d)) = (held.is_empty(), x.detail.as_object_mut()) {
+            d.insert("held_for_orders".into(), held.into());
+        }
+    }
+}
+
 /// What HQ sees of an exception a manager approved: who keyed the event,
 /// at which till, who approved it and why, and what it did (the units an
 /// override found, the prices keyed against the catalog's, a refund's
@@ -141,4 +182,96 @@ fn approved_exception(e: &Event, kind: Exception) -> serde_json::Value {
         d.extend(w);
     }
     detail
+}
+
+#[cfg(test)]
+mod tests {
+    use tally_sync::event::{Approval, Line, Override, Shortfall, Staff};
+    use tally_sync::exchange::Held;
+    use tally_sync::{EventId, Gtin, LocationId, ReplicaId};
+
+    use super::*;
+
+    fn gtin(n: u64) -> Gtin {
+        Gtin::from_body(96_385_070 + n).unwrap()
+    }
+
+    fn override_sale(found: &[(u64, u64)]) -> Event {
+        Event {
+            id: EventId::v7(1, [1; 10]),
+            location: LocationId::new("s1").unwrap(),
+            replica: ReplicaId::new("s1").unwrap(),
+            at_ms: 1,
+            kind: EventKind::Sale {
+                tenders: Vec::new(),
+                override_: Some(Override {
+                    approver: "ann".into(),
+                    reason: "on the shelf".into(),
+                    shortfall: found
+                        .iter()
+                        .map(|&(g, units)| Shortfall {
+                            gtin: gtin(g),
+                            units,
+                        })
+                        .collect(),
+                }),
+            },
+            lines: found
+                .iter()
+                .map(|&(g, qty)| Line {
+                    gtin: gtin(g),
+                    qty,
+                    unit_price_minor: 100,
+                    epc: None,
+                })
+                .collect(),
+            staff: Staff {
+                approval: Some(Approval {
+                    approver: "ann".into(),
+                    reason: "on the shelf".into(),
+                }),
+                ..Staff::default()
+            },
+            price_overrides: Vec::new(),
+        }
+    }
+
+    /// An override that found units of an item the hub holds for
+    /// waiting orders names them; one that found only other items, or a
+    /// store with nothing held, is left as it was.
+    #[test]
+    fn an_override_of_units_held_for_orders_says_so() {
+        let sale = override_sale(&[(1, 2), (2, 1)]);
+        let raised = || {
+            sale.exceptions()
+                .into_iter()
+                .map(|kind| ExceptionRecord {
+                    id: 0,
+                    kind: kind.name().into(),
+                    store: "s1".into(),
+                    event_ids: vec![sale.id],
+                    at_ms: sale.at_ms,
+                    detected_at_ms: 5,
+                    acknowledged: None,
+                    detail: approved_exception(&sale, kind),
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut flagged = raised();
+        let holds: Held = [(gtin(1), 3), (gtin(3), 4)].into_iter().collect();
+        flag_held_for_orders(&mut flagged, &[&sale], &holds);
+        let x = flagged
+            .iter()
+            .find(|x| x.kind == "override_sale")
+            .expect("an override_sale");
+        assert_eq!(
+            x.detail["held_for_orders"],
+            serde_json::json!([{"gtin": gtin(1), "units": 3}])
+        );
+        for holds in [Held::new(), [(gtin(3), 4)].into_iter().collect()] {
+            let mut plain = raised();
+            flag_held_for_orders(&mut plain, &[&sale], &holds);
+            assert_eq!(plain, raised());
+        }
+    }
 }

@@ -84,6 +84,7 @@ pub(crate) fn sync<T: HubTxn>(
     let new_events: Vec<&Event> = req.events.iter().filter(|e| new.contains(&e.id)).collect();
     let mut raised =
         exceptions::new_event_exceptions(&*txn, &store, &new_events, &outcome, now_ms)?;
+    exceptions::flag_held_for_orders(&mut raised, &new_events, holds);
 
     // What the new events mean for the hub's own records: returns counted
     // against their originals chain-wide, transfers sent and received,
