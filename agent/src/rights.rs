@@ -76,8 +76,9 @@ pub struct Rights {
     wake_sync: Option<Arc<tokio::sync::Notify>>,
     /// Commands running under an id, one at a time per id ([`Self::turn`]).
     turns: Arc<Turns>,
-    /// When the hub, believed out of reach, was last asked anyway.
-    probed: Arc<Mutex<Option<Instant>>>,
+    /// When the hub last answered a request for rights, and when it was
+    /// last probed while believed out of reach ([`Reach`]).
+    reach: Arc<Mutex<Reach>>,
 }
 
 /// The ids commands run under now, each with whoever waits for its turn.
@@ -148,24 +149,84 @@ struct Unanswered {
 const REPLAY_FOR: Duration = Duration::from_secs(60);
 
 /// How often a till asks the hub while it is believed out of reach
-/// ([`Rights::hub_if_reachable`]).
+/// ([`Reach`]).
 pub const PROBE_EVERY: Duration = Duration::from_secs(5);
 
+/// How long an answer of the hub to a request for rights counts as the
+/// hub being reachable ([`Reach`]).
+pub const ANSWERED_FOR: Duration = Duration::from_secs(30);
+
+/// What the tills learned of the hub's reach by asking it, beside the
+/// sync's status (pure; [`Rights::hub_if_reachable`]).
+///
+/// The hub is reachable when the last sync got through, the live link is
+/// open, or it answered a request for rights within [`ANSWERED_FOR`] (a
+/// sync it refuses does not stop the tills from asking). Believed out of
+/// reach, a sale short of rights still asks it once every
+/// [`PROBE_EVERY`] (a probe): a sync backing off after a blip would
+/// otherwise keep every till from the hub's reserve for up to its
+/// backoff cap (a minute), the hub long back. The other tills meanwhile
+/// are answered at once.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reach {
+    /// When the hub last answered a request for rights (none since one
+    /// went unanswered).
+    answered: Option<Instant>,
+    /// When it was last probed.
+    probed: Option<Instant>,
+}
+
+impl Reach {
+    /// Whether the hub is reachable at `now`, the sync's status being `s`.
+    fn reachable(&self, s: &SyncSnapshot, now: Instant) -> bool {
+        s.hub_reachable()
+            || self
+                .answered
+                .is_some_and(|t| now.saturating_duration_since(t) < ANSWERED_FOR)
+    }
+
+    /// Whether a sale short of rights may ask the hub at `now`: reachable,
+    /// or a probe is due (then spent).
+    fn ask_or_probe(&mut self, s: &SyncSnapshot, now: Instant) -> bool {
+        if self.reachable(s, now) {
+            return true;
+        }
+        if self
+            .probed
+            .is_some_and(|t| now.saturating_duration_since(t) < PROBE_EVERY)
+        {
+            return false;
+        }
+        self.probed = Some(now);
+        true
+    }
+
+    /// The hub answered at `now` (`true`) or did not (`false`).
+    fn heard(&mut self, answered: bool, now: Instant) {
+        self.answered = answered.then_some(now);
+    }
+}
+
 impl Rights {
-    /// The hub's connection when the last sync reached the hub (none when
-    /// no hub is configured or it is unreachable), and how long a request
-    /// to it may wait.
-    ///
-    /// Believed out of reach (the last sync attempt did not get through,
-    /// no live link), the hub is still asked once every [`PROBE_EVERY`]:
-    /// a sync backing off after a blip would otherwise keep every till
-    /// from the hub's reserve for up to its backoff cap (a minute), the
-    /// hub long back. A probe the hub answers wakes the sync. The other
-    /// tills meanwhile are answered at once.
+    /// The hub's connection when the hub is reachable ([`Reach`]; none
+    /// when no hub is configured or it is out of reach), and how long a
+    /// request to it may wait. No probe: for what is not a sale.
     pub fn hub_if_reachable(&self) -> Option<(&HubClient, Duration)> {
         let hub = self.hub.as_deref()?;
-        let mut probed = self.probed.lock().unwrap_or_else(|p| p.into_inner());
-        may_ask(&self.status.snapshot(), &mut probed, Instant::now()).then_some((hub, self.wait))
+        self.reach()
+            .reachable(&self.status.snapshot(), Instant::now())
+            .then_some((hub, self.wait))
+    }
+
+    /// Rings the sync, if it is to be woken.
+    fn wake_sync(&self) {
+        if let Some(wake) = &self.wake_sync {
+            wake.notify_one();
+        }
+    }
+
+    fn reach(&self) -> std::sync::MutexGuard<'_, Reach> {
+        self.reach.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A fresh event id by this agent's clock.
@@ -199,7 +260,7 @@ impl Rights {
             unanswered: Arc::default(),
             wake_sync: None,
             turns: Arc::default(),
-            probed: Arc::default(),
+            reach: Arc::default(),
         }
     }
 
@@ -231,29 +292,40 @@ impl Rights {
     /// units the hub holds for online orders are sold once: by the till
     /// with the hub's grant, or by the online order.
     pub async fn run(&self, cmd: Command) -> Result<Ran, CommitError> {
-        // Whether the hub may be asked is decided once per command (a
-        // probe is one request's): for an approved sale before its first
-        // run, which it decides; for any other once it is short.
-        let reach = approved_sale(&cmd).then(|| self.hub_if_reachable().is_some());
-        let overrides = match reach {
-            Some(true) => Overrides::Hold,
-            _ => Overrides::Apply,
+        // An approved sale is held while the hub is reachable (no probe:
+        // out of reach, the approval applies at once, as offline).
+        let overrides = if approved_sale(&cmd) && self.hub_if_reachable().is_some() {
+            Overrides::Hold
+        } else {
+            Overrides::Apply
         };
         let outcome = self.committer.command_as(cmd.clone(), overrides).await?;
-        let reach = match reach {
-            Some(reach) => reach,
-            None => self.may_ask(&cmd, &outcome),
+        let reach = match overrides {
+            Overrides::Hold => true,
+            Overrides::Apply => self.may_ask(&cmd, &outcome),
         };
         self.resolve_as(cmd, outcome, overrides, reach).await
     }
 
-    /// Whether the hub may be asked for `cmd`, which came to `outcome`:
-    /// only for a sale short of rights (no other spends a probe).
+    /// Whether the hub may be asked for `cmd`, which came to `outcome`
+    /// (for the refusal's reason too): a probe is spent only by a sale
+    /// refused for the rights to units on the shelf, which asks.
     fn may_ask(&self, cmd: &Command, outcome: &Outcome) -> bool {
-        if matches!(cmd, Command::Sale { .. }) && is_short_of_rights(outcome) {
-            self.hub_if_reachable().is_some()
-        } else {
-            self.status.snapshot().hub_reachable()
+        let askable = matches!(cmd, Command::Sale { .. })
+            && matches!(
+                outcome,
+                Outcome::Refused {
+                    refusal: Refusal::InsufficientStock { requested, on_hand, .. },
+                    ..
+                } if on_hand >= requested
+            );
+        let s = self.status.snapshot();
+        let now = Instant::now();
+        match (&self.hub, askable) {
+            (Some(_), true) => self.reach().ask_or_probe(&s, now),
+            (Some(_), false) => self.reach().reachable(&s, now),
+            // Rights on demand off: the sync's word only.
+            (None, _) => s.hub_reachable(),
         }
     }
 
@@ -448,7 +520,17 @@ impl Rights {
                 }
                 Boarded::Follower(mut landed) => {
                     let left = deadline.saturating_duration_since(Instant::now());
-                    let _ = tokio::time::timeout(left, landed.wait_for(Option::is_some)).await;
+                    let landed =
+                        match tokio::time::timeout(left, landed.wait_for(Option::is_some)).await {
+                            Ok(Ok(landed)) => *landed,
+                            _ => None,
+                        };
+                    if matches!(landed, Some(Landed::Failed | Landed::Abandoned)) {
+                        // The leader's request got no answer in its own
+                        // time, perhaps shorter: asked again, as leader
+                        // perhaps, while this sale's time lasts.
+                        asked.retain(|g| *g != gtin);
+                    }
                     Step {
                         outcome: self.committer.rerun(self.rerun(asking)).await?,
                         granted: 0,
@@ -456,10 +538,9 @@ impl Rights {
                     }
                 }
             };
+            // An item the hub did not answer for does not stop the
+            // asking for the next: the deadline does.
             outcome = step.outcome;
-            if !step.reached {
-                break;
-            }
         }
         if !is_short_of_rights(&outcome) {
             return Ok(outcome);
@@ -653,7 +734,14 @@ impl Rights {
             own: own.owned_by(&self.db.who().replica),
         };
         let asked_at = Instant::now();
+        // A probe (the hub believed out of reach) wakes the sync only if
+        // the hub answers it; an ordinary request only if it does not.
+        let was_reachable = self.reach().reachable(&self.status.snapshot(), asked_at);
         let answer = hub.rights(&req, left).await;
+        self.reach().heard(
+            !matches!(answer, Err(Failure::Transient { .. })),
+            Instant::now(),
+        );
         self.metrics
             .rights_seconds
             .observe(asked_at.elapsed().as_secs_f64());
@@ -671,12 +759,10 @@ impl Rights {
         match answer {
             Ok(g) => {
                 unanswered.remove(&gtin);
-                if !self.status.snapshot().hub_reachable() {
+                if !was_reachable {
                     // A probe got through: the hub is back, and the sync,
                     // perhaps backing off, goes now.
-                    if let Some(wake) = &self.wake_sync {
-                        wake.notify_one();
-                    }
+                    self.wake_sync();
                 }
                 Ok(Some(g))
             }
@@ -693,8 +779,8 @@ impl Rights {
                             at_ms: replay.map_or_else(|| self.clock.now_ms(), |u| u.at_ms),
                         },
                     );
-                    if let Some(wake) = &self.wake_sync {
-                        wake.notify_one();
+                    if was_reachable {
+                        self.wake_sync();
                     }
                 } else {
                     // Answered with a refusal: nothing to ask again.
@@ -718,22 +804,6 @@ struct Asking<'a> {
     first: (&'a [Shortfall], u64),
     /// Whether its approval may sell beyond rights in these runs.
     overrides: Overrides,
-}
-
-/// Whether the hub may be asked at `now`, the sync's status being `s`:
-/// it is reachable (the last sync got through, or the live link is
-/// open), or it answered the last sync with a refusal (`error`: it
-/// answers), or, believed out of reach, it was not probed in the last
-/// [`PROBE_EVERY`] (`probed`, then set to `now`).
-fn may_ask(s: &SyncSnapshot, probed: &mut Option<Instant>, now: Instant) -> bool {
-    if s.hub_reachable() || s.error.is_some() {
-        return true;
-    }
-    if probed.is_some_and(|t| now.saturating_duration_since(t) < PROBE_EVERY) {
-        return false;
-    }
-    *probed = Some(now);
-    true
 }
 
 /// Whether `cmd` is a sale a manager approved (it may sell beyond rights).
@@ -980,25 +1050,22 @@ mod tests {
     }
 
     /// Out of reach, the hub is probed once every [`PROBE_EVERY`]; a
-    /// sync that got through, an open live link, or a sync the hub
-    /// answered with a refusal lets every request ask, probes untouched.
+    /// sync that got through, an open live link, or an answer of the hub
+    /// within [`ANSWERED_FOR`] lets every request ask, probes untouched;
+    /// a request the hub did not answer ends that.
     #[test]
     fn out_of_reach_the_hub_is_probed_once_every_few_seconds() {
         let t0 = Instant::now();
         let offline = SyncSnapshot::default();
-        let mut probed = None;
-        assert!(may_ask(&offline, &mut probed, t0), "the first probes");
-        assert_eq!(probed, Some(t0));
+        let mut r = Reach::default();
+        assert!(!r.reachable(&offline, t0));
+        assert!(r.ask_or_probe(&offline, t0), "the first probes");
         let soon = t0 + PROBE_EVERY - Duration::from_millis(1);
-        assert!(!may_ask(&offline, &mut probed, soon), "the next does not");
-        assert_eq!(probed, Some(t0));
+        assert!(!r.ask_or_probe(&offline, soon), "the next does not");
         let later = t0 + PROBE_EVERY;
-        assert!(
-            may_ask(&offline, &mut probed, later),
-            "then one probes again"
-        );
-        assert_eq!(probed, Some(later));
-        let answered = [
+        assert!(r.ask_or_probe(&offline, later), "then one probes again");
+        assert_eq!(r.probed, Some(later));
+        let synced = [
             SyncSnapshot {
                 online: true,
                 ..SyncSnapshot::default()
@@ -1007,15 +1074,22 @@ mod tests {
                 live_since_ms: Some(1),
                 ..SyncSnapshot::default()
             },
-            SyncSnapshot {
-                error: Some("event_out_of_window".into()),
-                ..SyncSnapshot::default()
-            },
         ];
-        for s in answered {
-            assert!(may_ask(&s, &mut probed, later), "{s:?}");
-            assert_eq!(probed, Some(later), "no probe spent: {s:?}");
+        for s in synced {
+            assert!(r.ask_or_probe(&s, later), "{s:?}");
+            assert_eq!(r.probed, Some(later), "no probe spent: {s:?}");
         }
+        // The hub answered a request (its sync perhaps refused, SYNC
+        // STOPPED): every till asks for a while, no probe spent.
+        r.heard(true, later);
+        let within = later + ANSWERED_FOR - Duration::from_millis(1);
+        assert!(r.reachable(&offline, within));
+        assert!(r.ask_or_probe(&offline, within));
+        assert_eq!(r.probed, Some(later));
+        assert!(!r.reachable(&offline, later + ANSWERED_FOR));
+        // A request it did not answer: out of reach at once.
+        r.heard(false, within);
+        assert!(!r.reachable(&offline, within));
     }
 
     /// A till's retry of a sale still running (a double press, a

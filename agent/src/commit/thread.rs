@@ -14,7 +14,7 @@ use rand::RngCore;
 use tally_store::{StoreError, WriteTxn};
 use tally_sync::clock::Clock;
 use tally_sync::command::{
-    execute_with, merge_allocations, merge_transfers, Command, Outcome, Stamp,
+    execute_with, merge_allocations, merge_transfers, Command, Outcome, Overrides, Stamp,
 };
 use tally_sync::fulfilment::OrderAllocation;
 use tally_sync::rights::{apply_grant, release};
@@ -576,8 +576,8 @@ fn apply_all(
         } = run;
         let stamp = stamps.next();
         let outcome = tables.ledger().and_then(|l| {
-            let outcome = execute_with(l, db.who(), &cmd, stamp, overrides)?;
-            if let Outcome::Refused { demand, .. } = &outcome {
+            let mut outcome = execute_with(l, db.who(), &cmd, stamp, overrides)?;
+            if let Outcome::Refused { demand, .. } = &mut outcome {
                 // Counted when the sale was first refused: a sale that
                 // went through rights on demand, or a till's retry under
                 // the sale's id, is one customer's demand, however many
@@ -590,7 +590,9 @@ fn apply_all(
                         _ => false,
                     };
                 if again {
-                    for s in demand {
+                    // Taken back: the answer adds none, so none is taken
+                    // back twice (by a rerun that records the sale).
+                    for s in std::mem::take(demand) {
                         l.take_back_demand(s.gtin, s.units)?;
                     }
                 }
@@ -607,12 +609,15 @@ fn apply_all(
         match settle(outcome, reply)? {
             (reply, Outcome::Refused { refusal, demand }) => {
                 demand_added |= !demand.is_empty();
-                metrics
-                    .refusals
-                    .get_or_create(&ReasonLabel {
-                        reason: Refusal::code(&refusal),
-                    })
-                    .inc();
+                // A held override's refusal is a step, not an answer.
+                if overrides == Overrides::Apply {
+                    metrics
+                        .refusals
+                        .get_or_create(&ReasonLabel {
+                            reason: Refusal::code(&refusal),
+                        })
+                        .inc();
+                }
                 answer(reply, Ok(Outcome::Refused { refusal, demand }));
             }
             (reply, Outcome::Recorded { event, new }) => {

@@ -541,10 +541,11 @@ pub enum Overrides {
     #[default]
     Apply,
     /// An approved sale short of rights is refused for them, as a sale
-    /// without approval is (its demand counted): the agent asks the hub
-    /// for the rights first, so an override never sells units whose
-    /// rights the hub could have given, and takes as found only what
-    /// the hub did not give. Its approval still covers its prices.
+    /// without approval is, but adds no demand (its approval records it
+    /// once the hub was asked: no customer is turned away): the agent
+    /// asks the hub for the rights first, so an override never sells
+    /// units whose rights the hub would give, and takes as found only
+    /// what the hub did not give. Its approval still covers its prices.
     Hold,
 }
 
@@ -606,7 +607,10 @@ pub fn execute_with<L: Ledger>(
     };
     if let Err(refusal) = record_event(ledger, &event, &loaded.counters, &loaded.epcs)? {
         let mut demand = Vec::new();
-        if let (Refusal::InsufficientStock { .. }, EventKind::Sale { .. }) = (&refusal, &event.kind)
+        // A held override is no customer turned away: its approval
+        // records it once the hub was asked.
+        if let (Refusal::InsufficientStock { .. }, EventKind::Sale { .. }, Overrides::Apply) =
+            (&refusal, &event.kind, overrides)
         {
             demand = plan_override(&event.lines, &loaded.counters, &who.replica);
             for s in &demand {
