@@ -10,7 +10,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 
 use super::{Sim, PRICE};
-use crate::command::{Approval, Command, LineIn, Outcome, ReceiptLine, Staff};
+use crate::command::{Approval, Command, LineIn, Outcome, Overrides, ReceiptLine, Staff};
 use crate::event::{Event, EventKind, Tender};
 use crate::gtin::Gtin;
 use crate::ids::{Epc, EventId};
@@ -78,14 +78,29 @@ fn cash(qty: u64, price: i64) -> Vec<Tender> {
 impl Sim {
     /// Runs `cmd` at store `s` now.
     pub(super) fn exec(&mut self, s: usize, cmd: &Command) -> Outcome {
+        self.exec_as(s, cmd, Overrides::Apply)
+    }
+
+    /// [`Self::exec`], an approved sale beyond rights as `overrides` say.
+    fn exec_as(&mut self, s: usize, cmd: &Command, overrides: Overrides) -> Outcome {
         let stamp = self.stamp();
-        self.stores[s].mem.execute(cmd, stamp)
+        self.stores[s].mem.execute_with(cmd, stamp, overrides)
     }
 
     /// Runs a new command at store `s`: its event when recorded (and
     /// remembered for a retry), else the refusal.
     pub(super) fn record(&mut self, s: usize, cmd: Command) -> Result<Event, Refusal> {
-        match self.exec(s, &cmd) {
+        self.record_as(s, cmd, Overrides::Apply)
+    }
+
+    /// [`Self::record`], an approved sale beyond rights as `overrides` say.
+    fn record_as(
+        &mut self,
+        s: usize,
+        cmd: Command,
+        overrides: Overrides,
+    ) -> Result<Event, Refusal> {
+        match self.exec_as(s, &cmd, overrides) {
             Outcome::Recorded { event, new: true } => {
                 self.stores[s].last = Some(cmd);
                 Ok(event)
@@ -108,10 +123,26 @@ impl Sim {
     /// on demand: refused for rights the hub holds while the link is up,
     /// it asks the hub for the shortfall ([`rights::grant_explained`], the code the
     /// hub runs), merges the grant and runs again; a request may be lost
-    /// like any message.
+    /// like any message. A sale a manager approved asks first too, its
+    /// override held, for the units on the shelf, then its approval finds
+    /// what the hub did not give (`tally_agent::rights`).
     fn record_with_rights(&mut self, s: usize, cmd: Command) -> Result<Event, Refusal> {
-        let mut answer = self.record(s, cmd.clone());
-        let mut asked = false;
+        let held = self.link_up(s)
+            && matches!(&cmd, Command::Sale { staff, .. } if staff.approval.is_some());
+        let overrides = if held {
+            Overrides::Hold
+        } else {
+            Overrides::Apply
+        };
+        let mut shelf: Vec<(Gtin, u64)> = match &cmd {
+            Command::Sale { lines, .. } => lines
+                .iter()
+                .map(|l| (l.gtin, self.stores[s].mem.on_hand(l.gtin)))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut answer = self.record_as(s, cmd.clone(), overrides);
+        let (mut asked, mut lost) = (false, false);
         for _ in 0..3 {
             let Err(Refusal::InsufficientStock {
                 gtin,
@@ -122,13 +153,23 @@ impl Sim {
             else {
                 break;
             };
-            if on_hand < requested || !self.link_up(s) {
+            // Held, the units on the shelf; else the whole shortfall, if
+            // the shelf holds it.
+            let units = if held {
+                requested.min(on_hand).saturating_sub(available)
+            } else if on_hand >= requested {
+                requested - available
+            } else {
+                0
+            };
+            if units == 0 || !self.link_up(s) {
                 break;
             }
             if self.rng.gen_bool(self.cfg.loss) {
                 // The request or its answer is lost: the till's wait ends
                 // and the sale is refused as offline.
                 self.report.rights_lost += 1;
+                lost = true;
                 break;
             }
             let request_id = self.event_id();
@@ -136,7 +177,7 @@ impl Sim {
             let req = RightsRequest {
                 request_id,
                 gtin,
-                units: requested - available,
+                units,
                 own: st.mem.counter(gtin).owned_by(&st.mem.who.replica),
             };
             let who = self.stores[s].mem.who.clone();
@@ -152,9 +193,49 @@ impl Sim {
             self.report.rights_requests += 1;
             self.report.rights_granted += grant.granted;
             self.stores[s].mem.apply_grant(&grant);
-            answer = self.record(s, cmd.clone());
-            if grant.granted == 0 {
+            answer = self.record_as(s, cmd.clone(), overrides);
+            // Held, each item is asked for once (its sales have one line).
+            if grant.granted == 0 || held {
                 break;
+            }
+        }
+        if let Err(Refusal::InsufficientStock { gtin, on_hand, .. }) = &answer {
+            // The shelf as the hub's last answer showed it (units it sold
+            // online meanwhile are gone from it).
+            for (g, n) in shelf.iter_mut() {
+                if g == gtin {
+                    *n = *on_hand;
+                }
+            }
+        }
+        if held && matches!(answer, Err(Refusal::InsufficientStock { .. })) {
+            // The approval finds what the hub did not give.
+            answer = self.record(s, cmd.clone());
+        }
+        let shelf_before = |g: Gtin| shelf.iter().find(|(x, _)| *x == g).map_or(0, |(_, n)| *n);
+        if let (true, false, Ok(e)) = (held, lost, &answer) {
+            // Once the hub answered (it holds nothing back here), an
+            // override never finds a unit the shelf held.
+            if let EventKind::Sale {
+                override_: Some(ov),
+                ..
+            } = &e.kind
+            {
+                for f in &ov.shortfall {
+                    let sold = e
+                        .lines
+                        .iter()
+                        .filter(|l| l.gtin == f.gtin)
+                        .map(|l| l.qty)
+                        .sum::<u64>();
+                    let beyond = sold.saturating_sub(shelf_before(f.gtin));
+                    if f.units > beyond {
+                        self.violation(format!(
+                            "an override found {} units of {} with {beyond} beyond the shelf",
+                            f.units, f.gtin
+                        ));
+                    }
+                }
             }
         }
         if let Err(
