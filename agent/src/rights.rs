@@ -515,8 +515,15 @@ impl Rights {
             asked.push(gtin);
             let step = match self.flights.board(gtin, units) {
                 Boarded::Leader(flight) => {
-                    self.lead(hub, flight, units, deadline, asking, outcome)
-                        .await?
+                    let step = self
+                        .lead(hub, flight, units, deadline, asking, outcome)
+                        .await?;
+                    if step.granted >= units {
+                        // All given: the grant brought the hub's view of
+                        // the counter, which may show more on the shelf.
+                        asked.retain(|g| *g != gtin);
+                    }
+                    step
                 }
                 Boarded::Follower(mut landed) => {
                     let left = deadline.saturating_duration_since(Instant::now());

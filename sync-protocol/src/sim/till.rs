@@ -194,8 +194,9 @@ impl Sim {
             self.report.rights_granted += grant.granted;
             self.stores[s].mem.apply_grant(&grant);
             answer = self.record_as(s, cmd.clone(), overrides);
-            // Held, each item is asked for once (its sales have one line).
-            if grant.granted == 0 || held {
+            // Held, asked again only if all was given (the hub's view of
+            // the counter may show more on the shelf).
+            if grant.granted == 0 || (held && grant.granted < grant.asked) {
                 break;
             }
         }
