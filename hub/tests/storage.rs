@@ -1175,6 +1175,55 @@ fn rights_are_granted_once_per_request_and_released_rights_merge() {
     }
 }
 
+/// A store's return checks are counted in its record per day, a check
+/// again of its own claim not counted (every engine).
+#[test]
+fn return_checks_are_counted_per_store_and_day() {
+    use tally_hub::storage::returns::CLAIM_KEPT_MS;
+    for backend in backends() {
+        let st = TestStorage::new(backend, settings(100));
+        let a = gtin(1);
+        let mut s1 = SimStore::new("s1", 1);
+        s1.receive(a, 6);
+        let sale = s1.sell(a, 5).unwrap();
+        synced(&*st, &mut s1, NOW);
+        let ask = |n: u8| ReturnCheckRequest {
+            return_id: EventId::v7(NOW, [n; 10]),
+            original_sale: Some(sale),
+            order_id: None,
+            lines: vec![ReturnLineCheck {
+                gtin: a,
+                qty: 1,
+                epc: None,
+            }],
+        };
+        let s2_at = LocationId::new("s2").unwrap();
+        let check = |req: &ReturnCheckRequest, now: u64| {
+            write(&*st, |txn| txn.check_return(req, &s2_at, now))
+        };
+        for n in [1, 2, 2] {
+            assert!(
+                matches!(check(&ask(n), NOW), CheckResult::Authorized(_)),
+                "{backend}"
+            );
+        }
+        let counted = |st: &dyn HubStorage| {
+            let stores = st.stores().unwrap();
+            let s2 = stores.iter().find(|r| r.store == "s2");
+            s2.and_then(|r| r.claims_today).map(|d| d.count)
+        };
+        assert_eq!(
+            counted(&*st),
+            Some(2),
+            "{backend}: a check again is not counted"
+        );
+        // A week and a day later: a new day's count.
+        let later = NOW + CLAIM_KEPT_MS + 1;
+        assert!(matches!(check(&ask(3), later), CheckResult::Authorized(_)));
+        assert_eq!(counted(&*st), Some(1), "{backend}: a new day");
+    }
+}
+
 /// Returns across stores: checked against the original chain-wide (units
 /// claimed by checked returns count until their events arrive), listed
 /// for HQ when taken at another store, and a return taken offline beyond

@@ -279,6 +279,19 @@ pub struct StoreRecord {
     /// date (none: the usual window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dates_allowed: Option<tally_sync::limits::DateAllowance>,
+    /// Return claims the store made on its last day of checks
+    /// (`logic::returns::MAX_CLAIMS_PER_DAY` bounds them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims_today: Option<DayCount>,
+}
+
+/// A count within one day of the hub's clock (UTC days since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayCount {
+    /// The day (Unix ms / 86,400,000).
+    pub day: u64,
+    /// How many that day.
+    pub count: u64,
 }
 
 impl StoreRecord {
@@ -295,6 +308,7 @@ impl StoreRecord {
             lost_sales: ByReason::default(),
             refused_orders: ByReason::default(),
             dates_allowed: None,
+            claims_today: None,
         }
     }
 }

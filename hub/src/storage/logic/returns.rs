@@ -26,7 +26,7 @@ use tally_sync::returns::{ItemUnits, ReturnCheck, ReturnCheckRequest, SoldTag};
 use tally_sync::{Event, EventId, EventKind, Gtin, Refusal};
 
 use crate::storage::txn::HubTxn;
-use crate::storage::{ExceptionRecord, StorageError};
+use crate::storage::{DayCount, ExceptionRecord, StorageError, StoreRecord};
 
 /// A return across stores or channels, as HQ lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +53,39 @@ pub struct CrossReturn {
 
 /// How long a claim counts without its return's event arriving.
 pub const CLAIM_TTL_MS: u64 = 24 * 3_600_000;
+
+/// How long a claim is kept (it stopped counting after [`CLAIM_TTL_MS`]):
+/// a return that arrives within it is still listed as checked. Older
+/// claims of an original are deleted when it is checked again, so a
+/// check's cost stays with the claims of the last week.
+pub const CLAIM_KEPT_MS: u64 = 7 * 24 * 3_600_000;
+
+/// Most return claims one store may make in a day (hub clock). Each
+/// holds an original's units for a day: without a bound, one store (a
+/// stolen certificate) could claim every sale and web order it can name
+/// and so refuse every other store's returns. A busy store checks tens
+/// of returns a day.
+pub const MAX_CLAIMS_PER_DAY: u64 = 10_000;
+
+const DAY_MS: u64 = 86_400_000;
+
+/// Counts a new claim in `record` at `now_ms`: `false`, and nothing
+/// counted, once the store made `cap` claims that day.
+fn count_claim(record: &mut StoreRecord, now_ms: u64, cap: u64) -> bool {
+    let day = now_ms / DAY_MS;
+    let today = record
+        .claims_today
+        .filter(|d| d.day == day)
+        .map_or(0, |d| d.count);
+    if today >= cap {
+        return false;
+    }
+    record.claims_today = Some(DayCount {
+        day,
+        count: today + 1,
+    });
+    true
+}
 
 /// Units a checked return holds against its original until it arrives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,7 +203,7 @@ pub(crate) fn check<T: HubTxn>(
             original.kind.name()
         )));
     }
-    let claims = txn.return_claims(original.id)?;
+    let mut claims = txn.return_claims(original.id)?;
     if claims
         .iter()
         .any(|(id, c)| *id == req.return_id && !c.made_by(store))
@@ -180,6 +213,17 @@ pub(crate) fn check<T: HubTxn>(
             req.return_id
         ))));
     }
+    // Claims past keeping are forgotten as the original is checked.
+    let mut kept = Vec::with_capacity(claims.len());
+    for (id, claim) in claims.drain(..) {
+        if now_ms.saturating_sub(claim.at_ms) > CLAIM_KEPT_MS {
+            txn.take_return_claim(original.id, id)?;
+        } else {
+            kept.push((id, claim));
+        }
+    }
+    let claims = kept;
+    let checked_before = claims.iter().any(|(id, _)| *id == req.return_id);
     let returned = returned_before(txn, original.id, claims, req.return_id, now_ms)?;
     let lines: Vec<LineIn> = req
         .lines
@@ -215,6 +259,20 @@ pub(crate) fn check<T: HubTxn>(
     let mut units: BTreeMap<Gtin, u64> = BTreeMap::new();
     for l in &req.lines {
         *units.entry(l.gtin).or_default() += l.qty;
+    }
+    // A new claim (not a check again of the store's own) counts in the
+    // store's day.
+    if !checked_before {
+        let mut record = txn
+            .store_record(store.as_str())?
+            .unwrap_or_else(|| StoreRecord::new(store.as_str()));
+        if !count_claim(&mut record, now_ms, MAX_CLAIMS_PER_DAY) {
+            return Ok(CheckResult::Refused(Refusal::Invalid(format!(
+                "store {store} checked {MAX_CLAIMS_PER_DAY} returns today, the most a store may: \
+                 the hub holds no more units for its returns until tomorrow (UTC)"
+            ))));
+        }
+        txn.put_store_record(&record)?;
     }
     let claim = Claim {
         units: units
@@ -326,6 +384,79 @@ mod tests {
 
     fn at(store: &str) -> LocationId {
         LocationId::new(store).unwrap()
+    }
+
+    /// Claims older than a week are deleted when their original is
+    /// checked again; younger ones stay.
+    #[test]
+    fn claims_past_keeping_are_forgotten_when_their_original_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = super::super::test_support::hub(dir.path());
+        let sale = event(
+            1,
+            "s1",
+            EventKind::Sale {
+                tenders: Vec::new(),
+                override_: None,
+            },
+            3,
+        );
+        let ask = |n: u8| ReturnCheckRequest {
+            return_id: EventId::v7(1, [n; 10]),
+            original_sale: Some(sale.id),
+            order_id: None,
+            lines: vec![ReturnLineCheck {
+                gtin: sale.lines[0].gtin,
+                qty: 1,
+                epc: None,
+            }],
+        };
+        let txn = hub.db().begin_write().unwrap();
+        {
+            let mut t = RedbTxn::new(&txn);
+            t.insert_event(&sale).unwrap();
+            let s2 = at("s2");
+            for (n, now) in [(1, 10), (2, 20)] {
+                let r = check(&mut t, &ask(n), &s2, now).unwrap();
+                assert!(matches!(r, CheckResult::Authorized(_)), "{r:?}");
+            }
+            let r = check(&mut t, &ask(3), &s2, 15 + CLAIM_KEPT_MS).unwrap();
+            assert!(matches!(r, CheckResult::Authorized(_)), "{r:?}");
+            let kept: Vec<EventId> = t
+                .return_claims(sale.id)
+                .unwrap()
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+            assert_eq!(kept, vec![ask(2).return_id, ask(3).return_id]);
+        }
+    }
+
+    /// A store's claims are counted per day of the hub's clock: up to
+    /// the cap, then refused (nothing counted) until the next day.
+    #[test]
+    fn claims_are_counted_per_store_and_day_up_to_the_cap() {
+        let mut r = StoreRecord::new("s2");
+        let day = 20_000 * DAY_MS;
+        for n in 1..=3 {
+            assert!(count_claim(&mut r, day + n, 3));
+        }
+        assert!(!count_claim(&mut r, day + DAY_MS - 1, 3), "the cap");
+        assert_eq!(
+            r.claims_today,
+            Some(DayCount {
+                day: 20_000,
+                count: 3
+            })
+        );
+        assert!(count_claim(&mut r, day + DAY_MS, 3), "the next day");
+        assert_eq!(
+            r.claims_today,
+            Some(DayCount {
+                day: 20_001,
+                count: 1
+            })
+        );
     }
 
     #[test]
