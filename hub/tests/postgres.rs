@@ -106,6 +106,58 @@ fn a_stuck_hub_session_is_ended_by_the_server() {
     drop(cluster);
 }
 
+/// A COMMIT whose connection breaks under it is resolved by asking the
+/// server: here a deferred trigger (the test's own) ends the hub's
+/// session as the COMMIT runs, so the server rolls the batch back, and
+/// the storage answers a lost race (nothing written: the writer runs it
+/// again), not `outcome_unknown`; the next batch commits on a new
+/// connection. The server's word on a transaction that committed is read
+/// alike.
+#[test]
+fn a_commit_cut_off_is_resolved_by_asking_the_server() {
+    use tally_hub::storage::postgres::unknown_commit::{commit_status, CommitStatus};
+    use tally_hub::storage::StorageError;
+    use tally_sync::message::CatalogItem;
+    let url = pg::database("unknown_commit");
+    let db: DatabaseUrl = url.parse().unwrap();
+    let hub = PgHub::connect(&db, settings()).unwrap();
+    pg::execute(
+        &url,
+        "CREATE FUNCTION cut_off() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NULL; END $$;
+         CREATE CONSTRAINT TRIGGER cut_off_at_commit AFTER INSERT OR UPDATE ON hub_catalog
+         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION cut_off();",
+    );
+    let item = |price| CatalogItem {
+        gtin: gtin(1),
+        name: "Oats".into(),
+        price_minor: price,
+    };
+    let put = |price| {
+        hub.write_batch(&mut |txn| {
+            txn.catalog(&[item(price)])?;
+            Ok(())
+        })
+    };
+    let err = put(100).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            StorageError::Retry(tally_hub::storage::RetryReason::RolledBack)
+        ),
+        "{err:?}"
+    );
+    assert_eq!(hub.catalog_item(gtin(1)).unwrap(), None, "nothing written");
+    pg::execute(&url, "DROP TRIGGER cut_off_at_commit ON hub_catalog");
+    put(120).unwrap();
+    assert_eq!(hub.catalog_item(gtin(1)).unwrap(), Some(item(120)));
+    let committed = pg::query_i64(&url, "SELECT txid_current()");
+    assert_eq!(
+        commit_status(&db, committed).unwrap(),
+        CommitStatus::Committed
+    );
+}
+
 /// Online demand is recorded by an order's first attempt, refused or
 /// accepted, in the order's own transaction; a sync's reserve targets
 /// follow it; it survives a new connection (another hub process).

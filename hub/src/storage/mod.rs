@@ -133,6 +133,10 @@ pub enum RetryReason {
     /// The batch needs a lock its plan did not take.
     #[error("the batch needs a lock it did not plan")]
     Replan,
+    /// The connection broke during the COMMIT and the database, asked
+    /// after, rolled the batch back: nothing was written.
+    #[error("the commit was cut off and rolled back")]
+    RolledBack,
 }
 
 /// A validated online order.

@@ -13,6 +13,8 @@
 //!   one-time enrollment codes, live-link messages).
 //! - `tls.rs`: TLS to the server, set by libpq's `sslmode`,
 //!   `sslrootcert`, `sslcert` and `sslkey` in the URL.
+//! - [`unknown_commit`]: a COMMIT that got no answer, resolved by asking
+//!   the server (`txid_status`).
 //!
 //! # Design constraints
 //! - **Group commit, as the embedded hub.** [`HubStorage::write_batch`](super::HubStorage::write_batch)
@@ -42,6 +44,7 @@ pub mod revocations;
 pub mod schema;
 mod tls;
 mod txn;
+pub mod unknown_commit;
 
 use std::sync::{Condvar, Mutex, MutexGuard};
 
@@ -338,7 +341,8 @@ impl PgHub {
         let conn = guard
             .as_ref()
             .ok_or_else(|| StorageError::Db("no writer connection".into()))?;
-        conn.in_transaction(|| {
+        let mut noted = None;
+        let done = conn.in_transaction(|| {
             // A writer that waits this long for the lock gives up, and
             // the batch runs again (a retriable race): the lock's holder
             // is stuck, and the server ends its session in a minute
@@ -351,7 +355,19 @@ impl PgHub {
                 routing: &self.routing,
             };
             batch(&mut write)?;
-            write.txn.finish()
-        })
+            write.txn.finish()?;
+            // Which transaction commits: if the COMMIT gets no answer,
+            // the server is asked what became of it.
+            noted = Some(unknown_commit::note(conn)?);
+            Ok(())
+        });
+        match (done, noted) {
+            (Err(StorageError::CommitUnknown(why)), Some(noted)) => {
+                drop(guard);
+                let handle = self.handle()?;
+                unknown_commit::resolve(noted, why, || PgConn::connect(&self.url, handle))
+            }
+            (done, _) => done,
+        }
     }
 }
