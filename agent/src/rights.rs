@@ -9,17 +9,20 @@
 //! - A command the store holds the rights for never waits for the hub:
 //!   the first attempt is the ordinary one.
 //! - Bounded: the whole exchange ends within the configured wait (about
-//!   1 s); a store whose last sync did not reach the hub asks it once
-//!   every few seconds only (a probe: the hub may be back while the sync
-//!   backs off), so offline tills answer at once (reason `offline`) but
-//!   for that one.
+//!   1 s); a store that believes the hub out of reach (its last sync did
+//!   not get through, no live link, no answer to a request for rights in
+//!   the last 30 s: [`Reach`]) asks it once every few seconds only (a
+//!   probe: the hub may be back while the sync backs off), so offline
+//!   tills answer at once (reason `offline`) but for that one.
 //! - Safe whatever happens: a grant is a CRDT transfer the store merges;
 //!   a repeated one changes nothing, and the command is re-run under its
 //!   own id, so it is recorded once. A lost answer may hide a grant the
 //!   hub made (the rights are the store's in the hub's books): the next
 //!   request for that item, within a minute, is the same request again
 //!   (its id and units), which the hub answers with that grant rather
-//!   than granting twice, and the sync is woken to bring it meanwhile.
+//!   than granting twice, and the sync is woken to bring it meanwhile
+//!   (not for a probe's: the sync would give up its backoff for a hub
+//!   likely down).
 //! - Each round asks for the shortfall of the line that was refused; a
 //!   sale short on several items takes a round per item while time is
 //!   left.
@@ -302,7 +305,7 @@ impl Rights {
         let outcome = self.committer.command_as(cmd.clone(), overrides).await?;
         let reach = match overrides {
             Overrides::Hold => true,
-            Overrides::Apply => self.may_ask(&cmd, &outcome),
+            Overrides::Apply => self.may_ask(&cmd, &outcome).await?,
         };
         self.resolve_as(cmd, outcome, overrides, reach).await
     }
@@ -310,7 +313,7 @@ impl Rights {
     /// Whether the hub may be asked for `cmd`, which came to `outcome`
     /// (for the refusal's reason too): a probe is spent only by a sale
     /// refused for the rights to units on the shelf, which asks.
-    fn may_ask(&self, cmd: &Command, outcome: &Outcome) -> bool {
+    async fn may_ask(&self, cmd: &Command, outcome: &Outcome) -> Result<bool, CommitError> {
         let askable = matches!(cmd, Command::Sale { .. })
             && matches!(
                 outcome,
@@ -320,20 +323,25 @@ impl Rights {
                 } if on_hand >= requested
             );
         let s = self.status.snapshot();
-        let now = Instant::now();
-        match (&self.hub, askable) {
-            (Some(_), true) => self.reach().ask_or_probe(&s, now),
-            (Some(_), false) => self.reach().reachable(&s, now),
+        let reachable = self.reach().reachable(&s, Instant::now());
+        Ok(match (&self.hub, askable) {
+            (Some(_), true) if !reachable => {
+                // A probe only for a basket the hub can help: none of its
+                // lines short on the shelf.
+                self.line_lacking_units(cmd).await?.is_none()
+                    && self.reach().ask_or_probe(&s, Instant::now())
+            }
+            (Some(_), _) => reachable,
             // Rights on demand off: the sync's word only.
             (None, _) => s.hub_reachable(),
-        }
+        })
     }
 
     /// Continues from `outcome`, what `cmd` came to: a refusal for rights
     /// the hub holds asks the hub and runs `cmd` again with the grant;
     /// anything else is returned as it is.
     pub async fn resolve(&self, cmd: Command, outcome: Outcome) -> Result<Ran, CommitError> {
-        let reach = self.may_ask(&cmd, &outcome);
+        let reach = self.may_ask(&cmd, &outcome).await?;
         self.resolve_as(cmd, outcome, Overrides::Apply, reach).await
     }
 
@@ -518,9 +526,11 @@ impl Rights {
                     let step = self
                         .lead(hub, flight, units, deadline, asking, outcome)
                         .await?;
-                    if step.granted >= units {
-                        // All given: the grant brought the hub's view of
-                        // the counter, which may show more on the shelf.
+                    if step.granted > 0 {
+                        // Something given (perhaps less than asked: a
+                        // replay of an unanswered request, another
+                        // till's units): asked again while the shelf
+                        // still shows units beyond the store's rights.
                         asked.retain(|g| *g != gtin);
                     }
                     step
@@ -532,10 +542,15 @@ impl Rights {
                             Ok(Ok(landed)) => *landed,
                             _ => None,
                         };
-                    if matches!(landed, Some(Landed::Failed | Landed::Abandoned)) {
+                    if matches!(
+                        landed,
+                        Some(Landed::Failed | Landed::Abandoned | Landed::Granted(1..))
+                    ) {
                         // The leader's request got no answer in its own
-                        // time, perhaps shorter: asked again, as leader
-                        // perhaps, while this sale's time lasts.
+                        // time, perhaps shorter, or the hub gave (to the
+                        // tills of the flight, perhaps not enough for
+                        // this one): asked again, as leader perhaps,
+                        // while this sale's time lasts.
                         asked.retain(|g| *g != gtin);
                     }
                     Step {
@@ -745,10 +760,16 @@ impl Rights {
         // the hub answers it; an ordinary request only if it does not.
         let was_reachable = self.reach().reachable(&self.status.snapshot(), asked_at);
         let answer = hub.rights(&req, left).await;
-        self.reach().heard(
-            !matches!(answer, Err(Failure::Transient { .. })),
-            Instant::now(),
-        );
+        match &answer {
+            Ok(_) => self.reach().heard(true, Instant::now()),
+            // No answer in a fair share of the wait: out of reach. (A
+            // request cut short by its sale's own deadline says nothing;
+            // a refusal, 401 to 422, proves no grant can come.)
+            Err(Failure::Transient { .. }) if left >= self.wait / 2 => {
+                self.reach().heard(false, Instant::now());
+            }
+            Err(_) => {}
+        }
         self.metrics
             .rights_seconds
             .observe(asked_at.elapsed().as_secs_f64());

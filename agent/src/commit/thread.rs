@@ -576,8 +576,8 @@ fn apply_all(
         } = run;
         let stamp = stamps.next();
         let outcome = tables.ledger().and_then(|l| {
-            let mut outcome = execute_with(l, db.who(), &cmd, stamp, overrides)?;
-            if let Outcome::Refused { demand, .. } = &mut outcome {
+            let outcome = execute_with(l, db.who(), &cmd, stamp, overrides)?;
+            if let Outcome::Refused { demand, .. } = &outcome {
                 // Counted when the sale was first refused: a sale that
                 // went through rights on demand, or a till's retry under
                 // the sale's id, is one customer's demand, however many
@@ -590,9 +590,7 @@ fn apply_all(
                         _ => false,
                     };
                 if again {
-                    // Taken back: the answer adds none, so none is taken
-                    // back twice (by a rerun that records the sale).
-                    for s in std::mem::take(demand) {
+                    for s in demand {
                         l.take_back_demand(s.gtin, s.units)?;
                     }
                 }

@@ -172,6 +172,9 @@ pub struct SimReport {
     pub overrides: u64,
     /// Units the overrides found beyond the store's rights.
     pub override_units: u64,
+    /// Sales a manager approved that asked the hub for the units on the
+    /// shelf before the approval found any (the link up).
+    pub overrides_asked: u64,
     /// Returns naming the sale they came from (bounded and priced by it).
     pub returns_against_sales: u64,
     /// Returns refused because they took back more than their sale left
@@ -496,7 +499,7 @@ mod tests {
             "{report:?}"
         );
         assert!(
-            report.overrides > 0 && report.override_units > 0,
+            report.overrides > 0 && report.override_units > 0 && report.overrides_asked > 0,
             "{report:?}"
         );
         assert!(

@@ -192,6 +192,7 @@ impl Sim {
             asked = true;
             self.report.rights_requests += 1;
             self.report.rights_granted += grant.granted;
+            self.report.overrides_asked += u64::from(held);
             self.stores[s].mem.apply_grant(&grant);
             answer = self.record_as(s, cmd.clone(), overrides);
             // Held, asked again only if all was given (the hub's view of
@@ -310,8 +311,10 @@ impl Sim {
                 if !self.rng.gen_bool(0.25) {
                     return;
                 }
+                // The re-post runs as the agent runs it: held while the
+                // hub is asked for what the shelf holds.
                 cmd = cmd.with_staff(approved(s, "unit on the shelf"));
-                match self.record(s, cmd) {
+                match self.record_with_rights(s, cmd) {
                     Ok(event) => {
                         let found: u64 = match &event.kind {
                             EventKind::Sale {
