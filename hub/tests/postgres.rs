@@ -42,6 +42,39 @@ fn the_schema_is_migrated_once_and_a_newer_one_is_refused() {
     assert!(err.contains("newer than this hub"), "{err}");
 }
 
+/// A hub process already running when a newer hub migrates the database
+/// (a rolling upgrade) writes nothing more: each batch checks the schema
+/// version under the write lock.
+#[test]
+fn a_running_hub_writes_nothing_once_a_newer_one_migrated() {
+    use tally_sync::message::CatalogItem;
+    let url = pg::database("rolling");
+    let db: DatabaseUrl = url.parse().unwrap();
+    let hub = PgHub::connect(&db, settings()).unwrap();
+    let put = |price| {
+        hub.write_batch(&mut |txn| {
+            txn.catalog(&[CatalogItem {
+                gtin: gtin(1),
+                name: "Oats".into(),
+                price_minor: price,
+            }])?;
+            Ok(())
+        })
+    };
+    put(100).unwrap();
+    pg::execute(
+        &url,
+        "INSERT INTO hub_schema_migrations (version, name) VALUES (9999, 'future')",
+    );
+    let err = put(120).unwrap_err().to_string();
+    assert!(err.contains("newer than this hub process"), "{err}");
+    assert_eq!(
+        hub.catalog_item(gtin(1)).unwrap().map(|i| i.price_minor),
+        Some(100),
+        "nothing written"
+    );
+}
+
 /// A database (or a URL) that turns `synchronous_commit` off does not
 /// make the hub answer before its commits are on disk: every hub session
 /// sets it on again.

@@ -60,7 +60,7 @@ use super::txn::HubTxn;
 use super::{HubWrite, StorageError, SyncSettings};
 
 /// The advisory lock every write batch takes ("tally-wr" in ASCII).
-const WRITE_LOCK: i64 = 0x7461_6c6c_792d_7772;
+pub(crate) const WRITE_LOCK: i64 = 0x7461_6c6c_792d_7772;
 
 /// Most read connections open at once, by default.
 pub const DEFAULT_READ_CONNECTIONS: usize = 16;
@@ -349,6 +349,7 @@ impl PgHub {
             // (five runs of 15 s outlast that).
             conn.batch("SET LOCAL lock_timeout = '15s'")?;
             conn.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+            schema::check_not_newer(conn)?;
             let mut write = BatchWrite {
                 txn: PgTxn::new(conn),
                 settings: &self.settings,

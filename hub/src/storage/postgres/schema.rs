@@ -4,7 +4,9 @@
 //! applies what is missing when it starts (`tally-hub migrate` does it
 //! ahead of time); a session advisory lock makes concurrent starts take
 //! turns, so a migration is never applied twice. A database whose schema
-//! is newer than the binary is refused, never touched.
+//! is newer than the binary is refused, never touched: at start, and by
+//! each write batch of a process already running (a rolling upgrade),
+//! migrations taking the write lock as the batches do.
 
 use super::conn::PgConn;
 use crate::storage::StorageError;
@@ -83,6 +85,10 @@ fn apply_missing(conn: &PgConn) -> Result<MigrationReport, StorageError> {
     }
     for &(version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > from) {
         conn.in_transaction(|| {
+            // Under the write lock: a running hub process's batch either
+            // committed before it or sees the new version after it
+            // ([`check_not_newer`]).
+            conn.execute("SELECT pg_advisory_xact_lock($1)", &[&super::WRITE_LOCK])?;
             conn.batch(sql)?;
             conn.execute(
                 "INSERT INTO hub_schema_migrations (version, name) VALUES ($1, $2)",
@@ -93,6 +99,21 @@ fn apply_missing(conn: &PgConn) -> Result<MigrationReport, StorageError> {
         tracing::info!(version, name, "database schema migrated");
     }
     Ok(MigrationReport { from, to: latest() })
+}
+
+/// Refuses to write to a database a newer hub migrated meanwhile (a
+/// rolling upgrade): this process's writes would follow the old rules.
+/// Run in each write batch, under the write lock.
+pub(crate) fn check_not_newer(conn: &PgConn) -> Result<(), StorageError> {
+    let version = current(conn)?;
+    if version > latest() {
+        return Err(StorageError::Db(format!(
+            "the database's schema is version {version}, newer than this hub process's ({}): \
+             a newer tally-hub migrated it; this process writes nothing until it is upgraded",
+            latest()
+        )));
+    }
+    Ok(())
 }
 
 /// The schema version the database is at (0: none applied).
