@@ -71,6 +71,31 @@ pub struct Config {
 }
 
 impl Config {
+    /// A fingerprint of the settings every hub process over one database
+    /// must share, for they decide what a store or an order gets: the
+    /// reserve policy, routing, the delta and event limits of a sync, the
+    /// online window, heartbeat, rights wait and transfer deadline (not
+    /// the process's own resources: connections, batch size, bodies).
+    pub fn shared_fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let shared = format!(
+            "{:?}",
+            (
+                &self.policy,
+                self.max_delta_entries,
+                self.catalog_page,
+                self.max_sync_events,
+                self.online_window,
+                self.heartbeat,
+                self.rights_wait,
+                &self.routing,
+                self.transfer_overdue,
+            )
+        );
+        let digest = Sha256::digest(shared.as_bytes());
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Defaults for a data directory: a reserve covering 24 h of online
     /// demand (7-day half-life), 16 MiB sync bodies, 1 MiB admin bodies,
     /// 120 s online window, a heartbeat every 15 s on live links, orders
@@ -105,5 +130,31 @@ impl Config {
             transfer_overdue: Duration::from_secs(48 * 3600),
             max_enrollments: 4,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// The fingerprint follows the settings processes must share, not a
+    /// process's own resources.
+    #[test]
+    fn the_shared_fingerprint_follows_the_shared_settings_only() {
+        let base = Config::new(Path::new("/tmp/hub"));
+        let same = base.shared_fingerprint();
+        assert_eq!(same.len(), 16);
+        let mut own = Config::new(Path::new("/elsewhere"));
+        own.max_connections += 1;
+        own.max_batch += 1;
+        assert_eq!(own.shared_fingerprint(), same);
+        let mut policy = Config::new(Path::new("/tmp/hub"));
+        policy.policy.horizon_ms += 1;
+        assert_ne!(policy.shared_fingerprint(), same);
+        let mut heartbeat = Config::new(Path::new("/tmp/hub"));
+        heartbeat.heartbeat += Duration::from_secs(1);
+        assert_ne!(heartbeat.shared_fingerprint(), same);
     }
 }

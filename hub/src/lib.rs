@@ -165,6 +165,7 @@ pub async fn run(
             }),
         );
         links.with_bus(bus, heartbeat * 3);
+        links.with_settings(env!("CARGO_PKG_VERSION"), &config.shared_fingerprint());
         tokio::spawn(announce_links(Arc::downgrade(&links), heartbeat));
     }
     let (writer, writer_thread) = Writer::start(

@@ -93,6 +93,9 @@ struct Inner {
     /// Stores and items whose release report was refused, and until when
     /// they are not asked again ([`Links::release_refused`]).
     paused: HashMap<(LocationId, Gtin), Instant>,
+    /// Settings fingerprints of other processes of this version that
+    /// differ from this one's, and when each was last heard.
+    differing: HashMap<String, Instant>,
     closed: bool,
 }
 
@@ -137,6 +140,9 @@ pub struct BusState {
     pub dropped: u64,
     /// Connected now.
     pub connected: bool,
+    /// Another process of this version announced other shared settings
+    /// lately (3 heartbeats).
+    pub settings_differ: bool,
 }
 
 /// What one hub process tells the others about live links.
@@ -208,6 +214,16 @@ pub enum BusMessage {
         /// How long, in ms.
         for_ms: u64,
     },
+    /// The sender's version and the fingerprint of the settings every
+    /// process over the database must share (each heartbeat): a process
+    /// of the same version with other settings is reported
+    /// ([`Links::with_settings`]).
+    Settings {
+        /// The sender's `tally-hub` version.
+        version: String,
+        /// Its shared settings' fingerprint.
+        fingerprint: String,
+    },
 }
 
 /// The hub's live links. Shared by the handlers (`Arc`).
@@ -220,6 +236,8 @@ pub struct Links {
     bus: OnceLock<Arc<dyn Bus>>,
     /// How long another process's announcement counts (3 heartbeats).
     remote_ttl: OnceLock<Duration>,
+    /// This process's version and shared settings' fingerprint.
+    settings: OnceLock<(String, String)>,
 }
 
 impl std::fmt::Debug for Links {
@@ -417,6 +435,25 @@ impl Links {
         for store in &stores {
             self.announce(store, true);
         }
+        // Not while the bus is down: it would only count as dropped.
+        let connected = self.bus.get().is_some_and(|b| b.is_connected());
+        if let (true, Some((version, fingerprint))) = (connected, self.settings.get()) {
+            self.publish(&BusMessage::Settings {
+                version: version.clone(),
+                fingerprint: fingerprint.clone(),
+            });
+        }
+    }
+
+    /// Announces, with the links, this process's version and the
+    /// fingerprint of its settings that every process over the database
+    /// must share (the reserve policy, routing, heartbeat…): a process of
+    /// the same version announcing another is logged and counted in
+    /// `tally_hub_bus_settings_differ`. Once.
+    pub fn with_settings(&self, version: &str, fingerprint: &str) {
+        let _ = self
+            .settings
+            .set((version.to_string(), fingerprint.to_string()));
     }
 
     /// Tells the other processes this one (re)joined the bus: they
@@ -438,6 +475,29 @@ impl Links {
         };
         match message {
             BusMessage::Hello => self.announce_all(),
+            BusMessage::Settings {
+                version,
+                fingerprint,
+            } => {
+                let Some((mine, own)) = self.settings.get() else {
+                    return;
+                };
+                if version != *mine || fingerprint == *own {
+                    return;
+                }
+                let first = self
+                    .lock()
+                    .differing
+                    .insert(fingerprint.clone(), Instant::now())
+                    .is_none();
+                if first {
+                    tracing::error!(
+                        %fingerprint,
+                        own = %own,
+                        "Another hub process over this database runs with other settings (reserve policy, routing, heartbeat, limits): processes would decide differently. Give every process the same configuration."
+                    );
+                }
+            }
             BusMessage::Live {
                 replica,
                 location,
@@ -642,9 +702,16 @@ impl Links {
 
     /// The bus to the other hub processes, if links are shared.
     pub fn bus_state(&self) -> Option<BusState> {
+        let ttl = self.remote_ttl.get().copied().unwrap_or_default();
+        let settings_differ = self
+            .lock()
+            .differing
+            .values()
+            .any(|heard| heard.elapsed() < ttl);
         self.bus.get().map(|bus| BusState {
             dropped: bus.dropped(),
             connected: bus.is_connected(),
+            settings_differ,
         })
     }
 
@@ -1277,6 +1344,30 @@ mod tests {
         let bus = Arc::new(Recorded::default());
         links.with_bus(bus.clone(), Duration::from_secs(60));
         (links, bus)
+    }
+
+    /// Each process announces its version and shared settings with its
+    /// links; one of the same version with other settings is reported
+    /// (the bus state, so `/metrics`), one of another version (a rolling
+    /// upgrade) or with the same settings is not.
+    #[test]
+    fn another_process_with_other_settings_is_reported() {
+        let (links, bus) = shared();
+        links.with_settings("1.2.0", "aaaa");
+        links.announce_all();
+        assert!(bus.take().contains(&BusMessage::Settings {
+            version: "1.2.0".into(),
+            fingerprint: "aaaa".into(),
+        }));
+        let settings = |version: &str, fingerprint: &str| BusMessage::Settings {
+            version: version.into(),
+            fingerprint: fingerprint.into(),
+        };
+        heard(&links, &settings("1.2.0", "aaaa"));
+        heard(&links, &settings("1.3.0", "bbbb"));
+        assert!(!links.bus_state().unwrap().settings_differ);
+        heard(&links, &settings("1.2.0", "bbbb"));
+        assert!(links.bus_state().unwrap().settings_differ);
     }
 
     /// `who`'s link (opened at `since_ms`) as a process announces it.

@@ -563,6 +563,11 @@ impl Metrics {
                 "1 while the bus to the other hub processes over the database is connected.",
                 u64::from(bus.connected),
             );
+            gauge(
+                "tally_hub_bus_settings_differ",
+                "1 while another hub process of this version over the database announces other shared settings (reserve policy, routing, heartbeat, limits).",
+                u64::from(bus.settings_differ),
+            );
         }
         if let Some(followed) = links.revocations_followed {
             gauge(
@@ -639,11 +644,13 @@ mod tests {
                 bus: Some(crate::link::BusState {
                     dropped: 5,
                     connected: true,
+                    settings_differ: true,
                 }),
                 revocations_followed: Some(false),
             },
         );
         assert!(text.contains("tally_hub_bus_connected 1"));
+        assert!(text.contains("tally_hub_bus_settings_differ 1"));
         assert!(text.contains("tally_hub_bus_messages_dropped_total 5"));
         assert!(text.contains("tally_hub_revocations_followed 0"));
         assert!(text.contains("tally_hub_request_bytes_in_flight 4096"));
