@@ -362,8 +362,36 @@ impl Rights {
         // to another store (or any other command) never takes units the
         // hub holds for online orders.
         let sale = matches!(cmd, Command::Sale { .. });
-        let hub = self.hub.as_deref().filter(|_| hub_reachable && sale);
         let held = overrides == Overrides::Hold;
+        if sale && !held && is_short_of_rights(&outcome) {
+            let refused = match &outcome {
+                Outcome::Refused {
+                    refusal: Refusal::InsufficientStock { gtin, .. },
+                    ..
+                } => Some(*gtin),
+                _ => None,
+            };
+            // (The item refused itself, short on the shelf, is already
+            // answered so.)
+            let lacking = self.line_lacking_units(&cmd).await?.filter(
+                |r| !matches!(r, Refusal::InsufficientStock { gtin, .. } if Some(*gtin) == refused),
+            );
+            if let Some(refusal) = lacking {
+                // A basket that fails for want of units on the shelf
+                // fails whatever the hub grants: asking would only move
+                // its online reserve here for nothing (a till could drain
+                // it so). The refusal names that line (`no_stock`), not
+                // the first line short of rights, reachable hub or not.
+                return Ok(Ran {
+                    outcome: Outcome::Refused {
+                        refusal,
+                        demand: refused_demand(&outcome),
+                    },
+                    hub_reachable,
+                });
+            }
+        }
+        let hub = self.hub.as_deref().filter(|_| hub_reachable && sale);
         let Some(hub) = hub.filter(|_| !held) else {
             if held && is_short_of_rights(&outcome) {
                 // The hub was reachable when the sale ran; the approval
@@ -372,7 +400,7 @@ impl Rights {
                 let first_demand = refused_demand(&outcome);
                 let asking = Asking {
                     cmd: &cmd,
-                    first: (first_demand.as_slice(), self.clock.now_ms()),
+                    first: (first_demand.as_slice(), self.first_refused_at(&cmd).await?),
                     overrides,
                 };
                 outcome = self.ask_before_override(hub, asking, outcome).await?;
@@ -382,6 +410,13 @@ impl Rights {
                 hub_reachable,
             });
         };
+        if !is_short_of_rights(&outcome) {
+            // Recorded, or refused for another reason: nothing to ask.
+            return Ok(Ran {
+                outcome,
+                hub_reachable,
+            });
+        }
         // From here `cmd` may run more than once (with a grant, again for
         // a flight's followers): named, each run after it is recorded is
         // a retry, answered from the journal, never a second sale. The
@@ -390,34 +425,12 @@ impl Rights {
         // What the first refusal added to the store's demand: taken back
         // if a rerun records the sale (unless a sync reported it since).
         let first_demand = refused_demand(&outcome);
-        let first = (first_demand.as_slice(), self.clock.now_ms());
-        if !is_short_of_rights(&outcome) {
-            // Recorded, or refused for another reason: nothing to ask.
-            return Ok(Ran {
-                outcome,
-                hub_reachable,
-            });
-        }
+        let first = (first_demand.as_slice(), self.first_refused_at(&cmd).await?);
         let asking = Asking {
             cmd: &cmd,
             first,
             overrides,
         };
-        if let Some(refusal) = self.line_lacking_units(&cmd).await? {
-            // A basket that fails for want of units on the shelf fails
-            // whatever the hub grants: asking would only move its online
-            // reserve here for nothing (a till could drain it so). The
-            // refusal names that line (`no_stock`), not the first line
-            // short of rights.
-            let demand = match outcome {
-                Outcome::Refused { demand, .. } => demand,
-                Outcome::Recorded { .. } => Vec::new(),
-            };
-            return Ok(Ran {
-                outcome: Outcome::Refused { refusal, demand },
-                hub_reachable,
-            });
-        }
         let deadline = Instant::now() + self.wait;
         // The latest request for this command (its own or the leader's
         // it waited for) got no answer from the hub.
@@ -618,6 +631,21 @@ impl Rights {
                 Ok(None)
             })
             .await?)
+    }
+
+    /// When `cmd` was first refused (now, unless a till's earlier post
+    /// under its id was refused for rights): its demand was counted
+    /// then, and a sync since has reported it ([`Self::unmet`]).
+    async fn first_refused_at(&self, cmd: &Command) -> Result<u64, CommitError> {
+        let now = self.clock.now_ms();
+        let Some(id) = cmd.id() else {
+            return Ok(now);
+        };
+        let at = self
+            .db
+            .read_blocking(move |db| db.first_refused_at(id))
+            .await?;
+        Ok(at.map_or(now, |t| t.min(now)))
     }
 
     /// How `asking`'s command runs again after its first refusal.

@@ -439,7 +439,8 @@ fn apply_all(
     let mut lost = ByReason::<Lost>::default();
     let mut recorded: HashSet<EventId> = HashSet::new();
     for Request { job, queued } in jobs.by_ref() {
-        let (run, reply, rerun) = match job {
+        // `granted`: a grant this job merged changed the counter.
+        let (run, reply, rerun, granted) = match job {
             Job::Catalog(items, reply) => {
                 let stored = tables.close().and_then(|()| {
                     Ok(CatalogStored {
@@ -551,12 +552,14 @@ fn apply_all(
                     let mut replica = txn.replica()?;
                     apply_grant(&mut replica, db.who(), &grant)
                 });
-                if let Err(e) = merged {
-                    let e = CommitError::from(e);
-                    answer(reply, Err(e.clone()));
-                    return Err(e);
+                match merged {
+                    Ok(changed) => (rerun, reply, true, changed),
+                    Err(e) => {
+                        let e = CommitError::from(e);
+                        answer(reply, Err(e.clone()));
+                        return Err(e);
+                    }
                 }
-                (rerun, reply, true)
             }
             Job::Command(cmd, overrides, reply) => (
                 Rerun {
@@ -566,8 +569,9 @@ fn apply_all(
                 },
                 reply,
                 false,
+                false,
             ),
-            Job::Rerun(rerun, reply) => (rerun, reply, true),
+            Job::Rerun(rerun, reply) => (rerun, reply, true, false),
         };
         let Rerun {
             cmd,
@@ -616,7 +620,15 @@ fn apply_all(
                         })
                         .inc();
                 }
-                answer(reply, Ok(Outcome::Refused { refusal, demand }));
+                let outcome = Outcome::Refused { refusal, demand };
+                if granted {
+                    // The grant is in the batch: the refusal (what the
+                    // hub's view left) is answered once it is durable, so
+                    // whoever hears it reads the grant.
+                    waiting.push((Answer::Command(reply, Box::new(outcome)), queued));
+                } else {
+                    answer(reply, Ok(outcome));
+                }
             }
             (reply, Outcome::Recorded { event, new }) => {
                 let in_batch = !new && recorded.contains(&event.id);

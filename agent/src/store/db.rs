@@ -451,6 +451,12 @@ impl AgentDb {
             .is_some())
     }
 
+    /// When sale `id` was first refused for lack of rights (the agent's
+    /// clock, Unix ms), if it was, within the last day.
+    pub fn first_refused_at(&self, id: EventId) -> Result<Option<u64>, StoreError> {
+        super::lost::first_refused_at(&self.read()?, id)
+    }
+
     /// A catalog item.
     pub fn catalog_item(&self, gtin: Gtin) -> Result<Option<CatalogItem>, StoreError> {
         self.read()?.catalog_item(gtin)

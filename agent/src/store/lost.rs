@@ -20,7 +20,7 @@
 //! refused at (8, Unix ms), counted (1: 0 or 1).
 
 use tally_store::redb::{ReadableTable, TableDefinition};
-use tally_store::{StoreError, WriteTxn};
+use tally_store::{ReadTxn, StoreError, WriteTxn};
 use tally_sync::lost::{ByReason, Lost, REASONS};
 use tally_sync::{EventId, Shortage};
 
@@ -109,6 +109,15 @@ pub(crate) fn note_refused(
     t.insert(id.0.as_u128(), row.encode().as_slice())
         .map_err(storage)?;
     Ok(())
+}
+
+/// When sale `id` was first refused for lack of rights (the agent's
+/// clock, Unix ms), if it was and its row is still kept.
+pub(crate) fn first_refused_at(txn: &ReadTxn, id: EventId) -> Result<Option<u64>, StoreError> {
+    let t = txn.raw().open_table(LOST_PENDING).map_err(storage)?;
+    let row = t.get(id.0.as_u128()).map_err(storage)?;
+    row.map(|v| Pending::decode(v.value()).map(|p| p.at_ms))
+        .transpose()
 }
 
 /// Whether sale `id` was refused for lack of rights before (its row is

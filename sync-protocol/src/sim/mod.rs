@@ -172,8 +172,8 @@ pub struct SimReport {
     pub overrides: u64,
     /// Units the overrides found beyond the store's rights.
     pub override_units: u64,
-    /// Sales a manager approved that asked the hub for the units on the
-    /// shelf before the approval found any (the link up).
+    /// Refused sales re-posted with a manager's approval that asked the
+    /// hub for the units on the shelf before the approval found any.
     pub overrides_asked: u64,
     /// Returns naming the sale they came from (bounded and priced by it).
     pub returns_against_sales: u64,

@@ -192,12 +192,11 @@ impl Sim {
             asked = true;
             self.report.rights_requests += 1;
             self.report.rights_granted += grant.granted;
-            self.report.overrides_asked += u64::from(held);
             self.stores[s].mem.apply_grant(&grant);
             answer = self.record_as(s, cmd.clone(), overrides);
-            // Held, asked again only if all was given (the hub's view of
-            // the counter may show more on the shelf).
-            if grant.granted == 0 || (held && grant.granted < grant.asked) {
+            // Asked again while the hub gives (held, as the agent does:
+            // the grant's view of the counter may show more on the shelf).
+            if grant.granted == 0 {
                 break;
             }
         }
@@ -314,7 +313,12 @@ impl Sim {
                 // The re-post runs as the agent runs it: held while the
                 // hub is asked for what the shelf holds.
                 cmd = cmd.with_staff(approved(s, "unit on the shelf"));
-                match self.record_with_rights(s, cmd) {
+                let asked_before = self.report.rights_requests;
+                let reposted = self.record_with_rights(s, cmd);
+                if self.report.rights_requests > asked_before {
+                    self.report.overrides_asked += 1;
+                }
+                match reposted {
                     Ok(event) => {
                         let found: u64 = match &event.kind {
                             EventKind::Sale {
