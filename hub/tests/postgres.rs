@@ -180,8 +180,23 @@ fn a_commit_cut_off_is_resolved_by_asking_the_server() {
         ),
         "{err:?}"
     );
+    // A COMMIT the server refuses on a session that goes on (a deferred
+    // check) rolled back for certain: answered so, without asking.
+    pg::execute(
+        &url,
+        "DROP TRIGGER cut_off_at_commit ON hub_catalog;
+         CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'refused at commit'; END $$;
+         CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT OR UPDATE ON hub_catalog
+         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse();",
+    );
+    let err = put(110).unwrap_err();
+    assert!(
+        matches!(&err, StorageError::Db(m) if m.contains("refused at commit")),
+        "{err:?}"
+    );
     assert_eq!(hub.catalog_item(gtin(1)).unwrap(), None, "nothing written");
-    pg::execute(&url, "DROP TRIGGER cut_off_at_commit ON hub_catalog");
+    pg::execute(&url, "DROP TRIGGER refuse_at_commit ON hub_catalog");
     put(120).unwrap();
     assert_eq!(hub.catalog_item(gtin(1)).unwrap(), Some(item(120)));
     let committed = pg::query_i64(&url, "SELECT txid_current()");

@@ -223,7 +223,13 @@ pub(crate) fn check<T: HubTxn>(
         }
     }
     let claims = kept;
-    let checked_before = claims.iter().any(|(id, _)| *id == req.return_id);
+    // A check again of this store's claim still holding: its first
+    // check's time (one that stopped holding is claimed anew, counted).
+    let checked_at = claims
+        .iter()
+        .find(|(id, _)| *id == req.return_id)
+        .map(|(_, c)| c.at_ms)
+        .filter(|at| now_ms.saturating_sub(*at) <= CLAIM_TTL_MS);
     let returned = returned_before(txn, original.id, claims, req.return_id, now_ms)?;
     let lines: Vec<LineIn> = req
         .lines
@@ -262,7 +268,7 @@ pub(crate) fn check<T: HubTxn>(
     }
     // A new claim (not a check again of the store's own) counts in the
     // store's day.
-    if !checked_before {
+    if checked_at.is_none() {
         let mut record = txn
             .store_record(store.as_str())?
             .unwrap_or_else(|| StoreRecord::new(store.as_str()));
@@ -274,12 +280,15 @@ pub(crate) fn check<T: HubTxn>(
         }
         txn.put_store_record(&record)?;
     }
+    // A check again keeps its claim's time: the hold is not renewed
+    // (else one store could keep every original it names held, for ever,
+    // within its day's count).
     let claim = Claim {
         units: units
             .into_iter()
             .map(|(gtin, units)| ItemUnits { gtin, units })
             .collect(),
-        at_ms: now_ms,
+        at_ms: checked_at.unwrap_or(now_ms),
         store: Some(store.clone()),
     };
     txn.put_return_claim(original.id, req.return_id, &claim)?;
@@ -509,7 +518,10 @@ mod tests {
             let claims = t.return_claims(sale.id).unwrap();
             assert_eq!(claims.len(), 1);
             assert_eq!(claims[0].1.store, Some(s2.clone()));
-            assert_eq!(claims[0].1.at_ms, 11, "the theft changed nothing");
+            assert_eq!(
+                claims[0].1.at_ms, 10,
+                "the theft changed nothing, and a check again keeps the first check's time"
+            );
             // Its event redeems the claim; one taken offline beyond the
             // sale raises the exception.
             assert_eq!(on_return(&mut t, &checked, 20).unwrap(), None);

@@ -159,6 +159,14 @@ impl DatabaseUrl {
     }
 }
 
+/// Whether the server answered a statement with an error of its own, the
+/// session going on (not a connection exception, class 08, nor the
+/// session ended by the server, class 57: then what happened is asked).
+fn refused_outright(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error()
+        .is_some_and(|db| !matches!(&db.code().code()[..2], "08" | "57"))
+}
+
 /// Maps a driver error: lost races are retriable, the rest are database
 /// failures (with the server's message, never the query's parameters).
 pub(crate) fn db_err(e: tokio_postgres::Error) -> StorageError {
@@ -392,13 +400,15 @@ impl PgConn {
     ) -> Result<T, E> {
         self.batch("BEGIN ISOLATION LEVEL READ COMMITTED")?;
         match work() {
-            Ok(out) => match self.batch("COMMIT") {
+            Ok(out) => match self.rt.block_on(self.client.batch_execute("COMMIT")) {
                 Ok(()) => Ok(out),
-                // A race the server refused at commit: nothing written.
-                Err(e) if e.is_retriable() => Err(e.into()),
+                // The server refused the commit on a connection still
+                // open (a race, a deferred check, a full disk): it rolled
+                // back, nothing written.
+                Err(e) if refused_outright(&e) && !self.is_closed() => Err(db_err(e).into()),
                 // The connection broke during the commit: the server may
                 // have committed.
-                Err(e) => Err(StorageError::CommitUnknown(e.to_string()).into()),
+                Err(e) => Err(StorageError::CommitUnknown(db_err(e).to_string()).into()),
             },
             Err(e) => {
                 let _ = self.batch("ROLLBACK");

@@ -366,7 +366,7 @@ impl PgHub {
             (Err(StorageError::CommitUnknown(why)), Some(noted)) => {
                 drop(guard);
                 let handle = self.handle()?;
-                unknown_commit::resolve(noted, why, || PgConn::connect(&self.url, handle))
+                unknown_commit::resolve(&noted, why, || PgConn::connect(&self.url, handle))
             }
             (done, _) => done,
         }

@@ -10,7 +10,13 @@
 //! # Design constraints
 //! - Never guesses: a transaction the server still shows in progress
 //!   after its session was ended and [`RESOLVE_FOR`] has passed, or whose
-//!   status the server no longer keeps, stays unknown.
+//!   status the server no longer keeps, stays unknown; so does one the
+//!   server says committed while synchronous standbys are configured
+//!   (their confirmation is what a 2xx promises, and is not known), and
+//!   any asked of a server that restarted since (or another one, after a
+//!   failover), which may have given the id to another transaction.
+//! - A batch that wrote nothing has no id: its COMMIT changes nothing,
+//!   and its answers stand.
 //! - The old session is ended only if it still runs this transaction
 //!   (`pg_stat_activity`: its process and its transaction id): a process
 //!   number reused meanwhile is never ended.
@@ -38,22 +44,30 @@ pub enum CommitStatus {
     Unknown,
 }
 
-/// Which transaction a batch ran as, and in which server process, noted
-/// before its COMMIT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which transaction a batch ran as, in which server process and on
+/// which run of the server, noted before its COMMIT.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Noted {
-    /// `txid_current()`: the transaction's id, with its epoch.
-    pub txid: i64,
+    /// `txid_current_if_assigned()`: the transaction's id, with its epoch
+    /// (none: it wrote nothing, so its COMMIT changes nothing).
+    pub txid: Option<i64>,
     /// `pg_backend_pid()`: the session's server process.
     pub pid: i32,
+    /// `pg_postmaster_start_time()`: a server restarted, or another one
+    /// (a failover), may have given the id to another transaction.
+    pub server_started: String,
 }
 
-/// The note of the transaction `conn` runs in (assigns it an id).
+/// The note of the transaction `conn` runs in.
 pub(crate) fn note(conn: &PgConn) -> Result<Noted, StorageError> {
-    let row = conn.query_one("SELECT txid_current(), pg_backend_pid()", &[])?;
+    let row = conn.query_one(
+        "SELECT txid_current_if_assigned(), pg_backend_pid(), pg_postmaster_start_time()::text",
+        &[],
+    )?;
     Ok(Noted {
         txid: row.get(0),
         pid: row.get(1),
+        server_started: row.get(2),
     })
 }
 
@@ -80,25 +94,49 @@ pub(crate) fn status(conn: &PgConn, txid: i64) -> Result<CommitStatus, StorageEr
 /// [`RetryReason::RolledBack`] if it aborted; else
 /// [`StorageError::CommitUnknown`].
 pub(crate) fn resolve(
-    noted: Noted,
+    noted: &Noted,
     why: String,
     connect: impl Fn() -> Result<PgConn, StorageError>,
 ) -> Result<(), StorageError> {
     let unknown = |detail: &str| StorageError::CommitUnknown(format!("{why}; {detail}"));
-    let deadline = Instant::now() + RESOLVE_FOR;
+    let Some(txid) = noted.txid else {
+        // It wrote nothing: committed or not, nothing changed.
+        return Ok(());
+    };
     let conn = match connect() {
         Ok(c) => c,
         Err(e) => return Err(unknown(&format!("its outcome could not be asked: {e}"))),
     };
+    let server = conn.query_one(
+        "SELECT pg_postmaster_start_time()::text, current_setting('synchronous_standby_names')",
+        &[],
+    );
+    let (started, standbys): (String, String) = match server {
+        Ok(row) => (row.get(0), row.get(1)),
+        Err(e) => return Err(unknown(&format!("its outcome could not be asked: {e}"))),
+    };
+    if started != noted.server_started {
+        return Err(unknown(
+            "the database restarted or failed over since: the id may name another transaction",
+        ));
+    }
+    let deadline = Instant::now() + RESOLVE_FOR;
     let mut ended = false;
     loop {
-        match status(&conn, noted.txid) {
+        match status(&conn, txid) {
+            Ok(CommitStatus::Committed) if !standbys.trim().is_empty() => {
+                // Committed here, but a synchronous standby's
+                // confirmation, which a 2xx promises, is not known.
+                return Err(unknown(
+                    "committed on the primary; its synchronous standbys' confirmation is not known",
+                ));
+            }
             Ok(CommitStatus::Committed) => {
-                warn!(%why, txid = noted.txid, "A commit got no answer; the database says it committed.");
+                warn!(%why, txid, "A commit got no answer; the database says it committed.");
                 return Ok(());
             }
             Ok(CommitStatus::Aborted) => {
-                warn!(%why, txid = noted.txid, "A commit got no answer; the database says it was rolled back.");
+                warn!(%why, txid, "A commit got no answer; the database says it was rolled back.");
                 // Nothing written: the batch may run again, on a new
                 // connection.
                 return Err(StorageError::Retry(RetryReason::RolledBack));
@@ -111,7 +149,7 @@ pub(crate) fn resolve(
                     let _ = conn.query_one(
                         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
                          WHERE pid = $1 AND backend_xid::text::bigint = $2 % 4294967296",
-                        &[&noted.pid, &noted.txid],
+                        &[&noted.pid, &txid],
                     );
                 }
                 std::thread::sleep(Duration::from_millis(50));
