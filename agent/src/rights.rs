@@ -641,10 +641,19 @@ impl Rights {
         let Some(id) = cmd.id() else {
             return Ok(now);
         };
-        let at = self
+        // Only the demand taken back depends on it: a read that fails
+        // takes now (as if the first refusal were this one).
+        let at = match self
             .db
             .read_blocking(move |db| db.first_refused_at(id))
-            .await?;
+            .await
+        {
+            Ok(at) => at,
+            Err(e) => {
+                tracing::warn!(error = %e, "The first refusal's time could not be read.");
+                None
+            }
+        };
         Ok(at.map_or(now, |t| t.min(now)))
     }
 

@@ -139,16 +139,16 @@ fn a_stuck_hub_session_is_ended_by_the_server() {
     drop(cluster);
 }
 
-/// A COMMIT whose connection breaks under it is resolved by asking the
-/// server: here a deferred trigger (the test's own) ends the hub's
-/// session as the COMMIT runs, so the server rolls the batch back, and
-/// the storage answers a lost race (nothing written: the writer runs it
+/// A COMMIT whose connection breaks under it is resolved by looking for
+/// the batch's mark: here a deferred trigger (the test's own) ends the
+/// hub's session as the COMMIT runs, so the batch is rolled back, and the
+/// storage answers a lost race (nothing written: the writer runs it
 /// again), not `outcome_unknown`; the next batch commits on a new
-/// connection. The server's word on a transaction that committed is read
-/// alike.
+/// connection. A COMMIT the server refuses is answered with its error.
+/// A mark there reads as committed.
 #[test]
 fn a_commit_cut_off_is_resolved_by_asking_the_server() {
-    use tally_hub::storage::postgres::unknown_commit::{commit_status, CommitStatus};
+    use tally_hub::storage::postgres::unknown_commit::{commit_status, CommitStatus, Noted};
     use tally_hub::storage::StorageError;
     use tally_sync::message::CatalogItem;
     let url = pg::database("unknown_commit");
@@ -199,10 +199,24 @@ fn a_commit_cut_off_is_resolved_by_asking_the_server() {
     pg::execute(&url, "DROP TRIGGER refuse_at_commit ON hub_catalog");
     put(120).unwrap();
     assert_eq!(hub.catalog_item(gtin(1)).unwrap(), Some(item(120)));
-    let committed = pg::query_i64(&url, "SELECT txid_current()");
+    // One mark per process: each writing batch deletes the one before.
+    put(130).unwrap();
+    let marks = || pg::query_i64(&url, "SELECT count(*) FROM hub_commit_marks");
+    assert_eq!(marks(), 1);
+    // The mark there: committed; not there, its session gone: not.
+    let token = pg::query_text(&url, "SELECT token::text FROM hub_commit_marks");
+    let noted = |token: &str| Noted {
+        token: Some(token.parse().unwrap()),
+        pid: 0,
+        session_start: String::new(),
+    };
     assert_eq!(
-        commit_status(&db, committed).unwrap(),
+        commit_status(&db, &noted(&token)).unwrap(),
         CommitStatus::Committed
+    );
+    assert_eq!(
+        commit_status(&db, &noted("0192f000-0000-7000-8000-000000000001")).unwrap(),
+        CommitStatus::Aborted
     );
 }
 

@@ -439,7 +439,7 @@ fn apply_all(
     let mut lost = ByReason::<Lost>::default();
     let mut recorded: HashSet<EventId> = HashSet::new();
     for Request { job, queued } in jobs.by_ref() {
-        // `granted`: a grant this job merged changed the counter.
+        // `granted`: this job merged a grant.
         let (run, reply, rerun, granted) = match job {
             Job::Catalog(items, reply) => {
                 let stored = tables.close().and_then(|()| {
@@ -553,7 +553,10 @@ fn apply_all(
                     apply_grant(&mut replica, db.who(), &grant)
                 });
                 match merged {
-                    Ok(changed) => (rerun, reply, true, changed),
+                    // Answered after the commit even if the grant changed
+                    // nothing here (an earlier job of the batch, a sync,
+                    // may have merged it): it is durable when heard.
+                    Ok(_) => (rerun, reply, true, true),
                     Err(e) => {
                         let e = CommitError::from(e);
                         answer(reply, Err(e.clone()));

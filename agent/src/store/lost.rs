@@ -114,7 +114,12 @@ pub(crate) fn note_refused(
 /// When sale `id` was first refused for lack of rights (the agent's
 /// clock, Unix ms), if it was and its row is still kept.
 pub(crate) fn first_refused_at(txn: &ReadTxn, id: EventId) -> Result<Option<u64>, StoreError> {
-    let t = txn.raw().open_table(LOST_PENDING).map_err(storage)?;
+    // Made by the first refusal's write: none yet, no refusal.
+    let t = match txn.raw().open_table(LOST_PENDING) {
+        Ok(t) => t,
+        Err(tally_store::redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(storage(e)),
+    };
     let row = t.get(id.0.as_u128()).map_err(storage)?;
     row.map(|v| Pending::decode(v.value()).map(|p| p.at_ms))
         .transpose()

@@ -323,6 +323,15 @@ pub fn execute(url: &str, sql: &str) {
     run_sql(url, sql).unwrap();
 }
 
+/// The first column of the first row `sql` answers at `url`, as text
+/// (a test's own checks).
+pub fn query_text(url: &str, sql: &str) -> String {
+    with_client(url, async |c| {
+        Ok(c.query_one(sql, &[]).await?.get::<_, String>(0))
+    })
+    .unwrap()
+}
+
 /// The first column of the first row `sql` answers at `url`, as an
 /// integer (a test's own checks).
 pub fn query_i64(url: &str, sql: &str) -> i64 {

@@ -160,11 +160,15 @@ impl DatabaseUrl {
 }
 
 /// Whether the server answered a statement with an error of its own, the
-/// session going on (not a connection exception, class 08, nor the
-/// session ended by the server, class 57: then what happened is asked).
+/// session going on: severity ERROR (not FATAL or PANIC, which end the
+/// session, perhaps after the commit record), and not a connection
+/// exception (class 08) nor an operator's intervention (class 57). Else
+/// what happened is asked.
 fn refused_outright(e: &tokio_postgres::Error) -> bool {
-    e.as_db_error()
-        .is_some_and(|db| !matches!(&db.code().code()[..2], "08" | "57"))
+    e.as_db_error().is_some_and(|db| {
+        db.parsed_severity() == Some(tokio_postgres::error::Severity::Error)
+            && !matches!(&db.code().code()[..2], "08" | "57")
+    })
 }
 
 /// Maps a driver error: lost races are retriable, the rest are database

@@ -807,12 +807,14 @@ mod tests {
             }
         }
         let created: BTreeSet<&str> = created.iter().map(String::as_str).collect();
-        // PKI records (the data directory keeps its own) and sequences.
+        // PKI records (the data directory keeps its own), sequences, and
+        // the writers' commit marks (a process's own bookkeeping).
         let no_hub_data = BTreeSet::from([
             "hub_sequences",
             "hub_revocations",
             "hub_enroll_codes",
             "hub_issued",
+            "hub_commit_marks",
         ]);
         assert_eq!(
             created

@@ -13,8 +13,8 @@
 //!   one-time enrollment codes, live-link messages).
 //! - `tls.rs`: TLS to the server, set by libpq's `sslmode`,
 //!   `sslrootcert`, `sslcert` and `sslkey` in the URL.
-//! - [`unknown_commit`]: a COMMIT that got no answer, resolved by asking
-//!   the server (`txid_status`).
+//! - [`unknown_commit`]: a COMMIT that got no answer, resolved by looking
+//!   for the batch's mark on a new connection.
 //!
 //! # Design constraints
 //! - **Group commit, as the embedded hub.** [`HubStorage::write_batch`](super::HubStorage::write_batch)
@@ -101,6 +101,9 @@ pub struct PgHub {
     url: DatabaseUrl,
     rt: Option<tokio::runtime::Runtime>,
     writer: Mutex<Option<PgConn>>,
+    /// The token of this process's last committed writing batch, deleted
+    /// by the next ([`unknown_commit`]).
+    last_mark: Mutex<Option<uuid::Uuid>>,
     readers: ReadPool,
     settings: SyncSettings,
     routing: RoutingSettings,
@@ -123,6 +126,7 @@ impl PgHub {
             url: url.clone(),
             rt: Some(rt),
             writer: Mutex::new(Some(writer)),
+            last_mark: Mutex::new(None),
             readers: ReadPool::new(DEFAULT_READ_CONNECTIONS),
             settings,
             routing: RoutingSettings::default(),
@@ -341,6 +345,10 @@ impl PgHub {
         let conn = guard
             .as_ref()
             .ok_or_else(|| StorageError::Db("no writer connection".into()))?;
+        let mut last_mark = self
+            .last_mark
+            .lock()
+            .map_err(|_| StorageError::Db("the commit mark is poisoned".into()))?;
         let mut noted = None;
         let done = conn.in_transaction(|| {
             // A writer that waits this long for the lock gives up, and
@@ -357,18 +365,22 @@ impl PgHub {
             };
             batch(&mut write)?;
             write.txn.finish()?;
-            // Which transaction commits: if the COMMIT gets no answer,
-            // the server is asked what became of it.
-            noted = Some(unknown_commit::note(conn)?);
+            // Its mark: if the COMMIT gets no answer, the database is
+            // asked whether it is there.
+            noted = Some(unknown_commit::note(conn, *last_mark)?);
             Ok(())
         });
-        match (done, noted) {
+        let done = match (done, &noted) {
             (Err(StorageError::CommitUnknown(why)), Some(noted)) => {
                 drop(guard);
                 let handle = self.handle()?;
-                unknown_commit::resolve(&noted, why, || PgConn::connect(&self.url, handle))
+                unknown_commit::resolve(noted, why, || PgConn::connect(&self.url, handle))
             }
             (done, _) => done,
+        };
+        if let (Ok(()), Some(token)) = (&done, noted.and_then(|n| n.token)) {
+            *last_mark = Some(token);
         }
+        done
     }
 }

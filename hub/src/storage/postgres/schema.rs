@@ -39,6 +39,11 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "acknowledged exceptions",
         include_str!("migrations/0006_exceptions_acked.sql"),
     ),
+    (
+        7,
+        "commit marks",
+        include_str!("migrations/0007_commit_marks.sql"),
+    ),
 ];
 
 /// The advisory lock key migrations take turns on ("tally-mi" in ASCII).
