@@ -341,7 +341,7 @@ impl PgHub {
         &self,
         batch: &mut dyn FnMut(&mut dyn HubWrite) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
-        let guard = self.writer()?;
+        let mut guard = self.writer()?;
         let conn = guard
             .as_ref()
             .ok_or_else(|| StorageError::Db("no writer connection".into()))?;
@@ -370,6 +370,11 @@ impl PgHub {
             noted = Some(unknown_commit::note(conn, *last_mark)?);
             Ok(())
         });
+        if matches!(done, Err(StorageError::CommitUnknown(_))) || conn.is_closed() {
+            // The connection broke (its client may not know yet): the
+            // next batch opens a new one.
+            *guard = None;
+        }
         let done = match (done, &noted) {
             (Err(StorageError::CommitUnknown(why)), Some(noted)) => {
                 drop(guard);
