@@ -303,17 +303,25 @@ impl Rights {
             Overrides::Apply
         };
         let outcome = self.committer.command_as(cmd.clone(), overrides).await?;
-        let reach = match overrides {
-            Overrides::Hold => true,
-            Overrides::Apply => self.may_ask(&cmd, &outcome).await?,
-        };
-        self.resolve_as(cmd, outcome, overrides, reach).await
+        self.resolve_as(cmd, outcome, overrides).await
+    }
+
+    /// Whether the hub is reachable now, no probe spent ([`Reach`]; with
+    /// rights on demand off, the sync's word only): for the reason of a
+    /// refusal that does not ask.
+    fn reachable_now(&self) -> bool {
+        let s = self.status.snapshot();
+        match self.hub {
+            Some(_) => self.reach().reachable(&s, Instant::now()),
+            None => s.hub_reachable(),
+        }
     }
 
     /// Whether the hub may be asked for `cmd`, which came to `outcome`
     /// (for the refusal's reason too): a probe is spent only by a sale
-    /// refused for the rights to units on the shelf, which asks.
-    async fn may_ask(&self, cmd: &Command, outcome: &Outcome) -> Result<bool, CommitError> {
+    /// refused for the rights to units on the shelf, every line of its
+    /// basket on the shelf (`on_shelf`), which asks.
+    fn may_ask(&self, cmd: &Command, outcome: &Outcome, on_shelf: bool) -> bool {
         let askable = matches!(cmd, Command::Sale { .. })
             && matches!(
                 outcome,
@@ -322,47 +330,40 @@ impl Rights {
                     ..
                 } if on_hand >= requested
             );
-        let s = self.status.snapshot();
-        let reachable = self.reach().reachable(&s, Instant::now());
-        Ok(match (&self.hub, askable) {
-            (Some(_), true) if !reachable => {
-                // A probe only for a basket the hub can help: none of its
-                // lines short on the shelf.
-                self.line_lacking_units(cmd).await?.is_none()
-                    && self.reach().ask_or_probe(&s, Instant::now())
-            }
-            (Some(_), _) => reachable,
-            // Rights on demand off: the sync's word only.
-            (None, _) => s.hub_reachable(),
-        })
+        let reachable = self.reachable_now();
+        if !reachable && askable && on_shelf && self.hub.is_some() {
+            self.reach()
+                .ask_or_probe(&self.status.snapshot(), Instant::now())
+        } else {
+            reachable
+        }
     }
 
     /// Continues from `outcome`, what `cmd` came to: a refusal for rights
     /// the hub holds asks the hub and runs `cmd` again with the grant;
     /// anything else is returned as it is.
     pub async fn resolve(&self, cmd: Command, outcome: Outcome) -> Result<Ran, CommitError> {
-        let reach = self.may_ask(&cmd, &outcome).await?;
-        self.resolve_as(cmd, outcome, Overrides::Apply, reach).await
+        self.resolve_as(cmd, outcome, Overrides::Apply).await
     }
 
     /// [`Self::resolve`], for `cmd` run as `overrides` say: held, its
     /// rounds ask for the units on the shelf item by item, then its
-    /// approval takes as found what the hub did not give.
-    /// `reach`: whether the hub may be asked ([`Self::hub_if_reachable`],
-    /// asked once per command).
+    /// approval takes as found what the hub did not give. Whether the
+    /// hub may be asked is decided once per command ([`Self::may_ask`]:
+    /// a probe is one request's); a held override was decided reachable
+    /// before its first run.
     async fn resolve_as(
         &self,
         cmd: Command,
         mut outcome: Outcome,
         overrides: Overrides,
-        reach: bool,
     ) -> Result<Ran, CommitError> {
-        let mut hub_reachable = reach;
         // Only a customer's sale draws on the hub's reserve: a transfer
         // to another store (or any other command) never takes units the
         // hub holds for online orders.
         let sale = matches!(cmd, Command::Sale { .. });
         let held = overrides == Overrides::Hold;
+        let mut on_shelf = true;
         if sale && !held && is_short_of_rights(&outcome) {
             let refused = match &outcome {
                 Outcome::Refused {
@@ -373,7 +374,9 @@ impl Rights {
             };
             // (The item refused itself, short on the shelf, is already
             // answered so.)
-            let lacking = self.line_lacking_units(&cmd).await?.filter(
+            let lacking = self.line_lacking_units(&cmd).await?;
+            on_shelf = lacking.is_none();
+            let lacking = lacking.filter(
                 |r| !matches!(r, Refusal::InsufficientStock { gtin, .. } if Some(*gtin) == refused),
             );
             if let Some(refusal) = lacking {
@@ -387,10 +390,11 @@ impl Rights {
                         refusal,
                         demand: refused_demand(&outcome),
                     },
-                    hub_reachable,
+                    hub_reachable: self.reachable_now(),
                 });
             }
         }
+        let mut hub_reachable = held || self.may_ask(&cmd, &outcome, on_shelf);
         let hub = self.hub.as_deref().filter(|_| hub_reachable && sale);
         let Some(hub) = hub.filter(|_| !held) else {
             if held && is_short_of_rights(&outcome) {
@@ -468,12 +472,7 @@ impl Rights {
                 Boarded::Follower(mut landed) => {
                     // Another till is asking for this item and asks for
                     // this one's units too: wait for it, then try again.
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    let landed =
-                        match tokio::time::timeout(left, landed.wait_for(Option::is_some)).await {
-                            Ok(Ok(landed)) => *landed,
-                            _ => None,
-                        };
+                    let landed = landing(&mut landed, deadline).await;
                     // The leader's grant; or (its request failed or was
                     // dropped) try again while time is left, as leader
                     // perhaps: the leader may have had less time than
@@ -549,12 +548,7 @@ impl Rights {
                     step
                 }
                 Boarded::Follower(mut landed) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    let landed =
-                        match tokio::time::timeout(left, landed.wait_for(Option::is_some)).await {
-                            Ok(Ok(landed)) => *landed,
-                            _ => None,
-                        };
+                    let landed = landing(&mut landed, deadline).await;
                     if matches!(
                         landed,
                         Some(Landed::Failed | Landed::Abandoned | Landed::Granted(1..))
@@ -874,6 +868,19 @@ struct Asking<'a> {
 /// Whether `cmd` is a sale a manager approved (it may sell beyond rights).
 fn approved_sale(cmd: &Command) -> bool {
     matches!(cmd, Command::Sale { staff, .. } if staff.approval.is_some())
+}
+
+/// How the flight a follower boarded (`landed`) ended, waited for until
+/// `deadline` (none: not yet).
+async fn landing(
+    landed: &mut watch::Receiver<Option<Landed>>,
+    deadline: Instant,
+) -> Option<Landed> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    match tokio::time::timeout(left, landed.wait_for(Option::is_some)).await {
+        Ok(Ok(landed)) => *landed,
+        _ => None,
+    }
 }
 
 /// The demand `outcome`'s refusal added (none if recorded).
