@@ -52,11 +52,16 @@ async fn rights_requests(agent: &Api) -> u64 {
 }
 
 async fn sell_one(agent: &Api) -> (u16, Value, Duration) {
+    sell(agent, 1).await
+}
+
+/// A sale of `qty` units of A: its answer, and how long it took.
+async fn sell(agent: &Api, qty: u64) -> (u16, Value, Duration) {
     let started = Instant::now();
     let (status, body) = agent
         .post(
             "/v1/sales",
-            &json!({"lines": [{"gtin": A, "qty": 1, "unit_price_minor": 100}]}),
+            &json!({"lines": [{"gtin": A, "qty": qty, "unit_price_minor": 100}]}),
         )
         .await;
     (status, body, started.elapsed())
@@ -173,12 +178,7 @@ async fn an_online_store_sells_every_unit_on_its_shelf_and_an_offline_one_says_w
     // 7 in one sale, within the store's rights: recorded at once, and
     // answered so, although fewer units than that are left on the shelf
     // after it.
-    let (status, body) = agent
-        .post(
-            "/v1/sales",
-            &json!({"lines": [{"gtin": A, "qty": 7, "unit_price_minor": 100}]}),
-        )
-        .await;
+    let (status, body, _) = sell(&agent, 7).await;
     assert_eq!(status, 201, "{body}");
     hub_proc.terminate(LONG);
     eventually("the store to see the hub gone", LONG, || async {
@@ -332,12 +332,7 @@ async fn a_store_backing_off_asks_the_hub_as_soon_as_it_is_back() {
     let hub = Api::hub(&hub_url, &files);
     ten_on_the_shelf_two_in_the_hubs_reserve(&agent, &hub).await;
     // The store's own 8 units.
-    let (status, body) = agent
-        .post(
-            "/v1/sales",
-            &json!({"lines": [{"gtin": A, "qty": 8, "unit_price_minor": 100}]}),
-        )
-        .await;
+    let (status, body, _) = sell(&agent, 8).await;
     assert_eq!(status, 201, "{body}");
 
     // No request for rights so far (the sale was within the store's

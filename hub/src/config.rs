@@ -93,7 +93,7 @@ impl Config {
             )
         );
         let digest = Sha256::digest(shared.as_bytes());
-        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+        crate::pki::hex(&digest[..8])
     }
 
     /// Defaults for a data directory: a reserve covering 24 h of online

@@ -318,7 +318,8 @@ fn read(path: &Path) -> Result<String, PkiError> {
     fs::read_to_string(path).map_err(io(path))
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// `bytes` as lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

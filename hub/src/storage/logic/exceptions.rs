@@ -188,7 +188,7 @@ fn approved_exception(e: &Event, kind: Exception) -> serde_json::Value {
 mod tests {
     use tally_sync::event::{Approval, Line, Override, Shortfall, Staff};
     use tally_sync::exchange::Held;
-    use tally_sync::{EventId, Gtin, LocationId, ReplicaId};
+    use tally_sync::Gtin;
 
     use super::*;
 
@@ -197,25 +197,21 @@ mod tests {
     }
 
     fn override_sale(found: &[(u64, u64)]) -> Event {
+        let kind = EventKind::Sale {
+            tenders: Vec::new(),
+            override_: Some(Override {
+                approver: "ann".into(),
+                reason: "on the shelf".into(),
+                shortfall: found
+                    .iter()
+                    .map(|&(g, units)| Shortfall {
+                        gtin: gtin(g),
+                        units,
+                    })
+                    .collect(),
+            }),
+        };
         Event {
-            id: EventId::v7(1, [1; 10]),
-            location: LocationId::new("s1").unwrap(),
-            replica: ReplicaId::new("s1").unwrap(),
-            at_ms: 1,
-            kind: EventKind::Sale {
-                tenders: Vec::new(),
-                override_: Some(Override {
-                    approver: "ann".into(),
-                    reason: "on the shelf".into(),
-                    shortfall: found
-                        .iter()
-                        .map(|&(g, units)| Shortfall {
-                            gtin: gtin(g),
-                            units,
-                        })
-                        .collect(),
-                }),
-            },
             lines: found
                 .iter()
                 .map(|&(g, qty)| Line {
@@ -232,7 +228,7 @@ mod tests {
                 }),
                 ..Staff::default()
             },
-            price_overrides: Vec::new(),
+            ..super::super::test_support::event(1, "s1", kind, 0)
         }
     }
 

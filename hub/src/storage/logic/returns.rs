@@ -395,13 +395,9 @@ mod tests {
         LocationId::new(store).unwrap()
     }
 
-    /// Claims older than a week are deleted when their original is
-    /// checked again; younger ones stay.
-    #[test]
-    fn claims_past_keeping_are_forgotten_when_their_original_is_checked() {
-        let dir = tempfile::tempdir().unwrap();
-        let hub = super::super::test_support::hub(dir.path());
-        let sale = event(
+    /// Sale 1 at s1: 3 units of the test item.
+    fn sale_of_three() -> Event {
+        event(
             1,
             "s1",
             EventKind::Sale {
@@ -409,17 +405,32 @@ mod tests {
                 override_: None,
             },
             3,
-        );
-        let ask = |n: u8| ReturnCheckRequest {
-            return_id: EventId::v7(1, [n; 10]),
+        )
+    }
+
+    /// A check under `return_id` of `qty` units of the test item
+    /// against `sale`.
+    fn check_of(return_id: EventId, sale: &Event, qty: u64) -> ReturnCheckRequest {
+        ReturnCheckRequest {
+            return_id,
             original_sale: Some(sale.id),
             order_id: None,
             lines: vec![ReturnLineCheck {
                 gtin: sale.lines[0].gtin,
-                qty: 1,
+                qty,
                 epc: None,
             }],
-        };
+        }
+    }
+
+    /// Claims older than a week are deleted when their original is
+    /// checked again; younger ones stay.
+    #[test]
+    fn claims_past_keeping_are_forgotten_when_their_original_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = super::super::test_support::hub(dir.path());
+        let sale = sale_of_three();
+        let ask = |n: u8| check_of(EventId::v7(1, [n; 10]), &sale, 1);
         let txn = hub.db().begin_write().unwrap();
         {
             let mut t = RedbTxn::new(&txn);
@@ -472,29 +483,12 @@ mod tests {
     fn returns_are_bounded_by_their_original_chain_wide() {
         let dir = tempfile::tempdir().unwrap();
         let hub = super::super::test_support::hub(dir.path());
-        let sale = event(
-            1,
-            "s1",
-            EventKind::Sale {
-                tenders: Vec::new(),
-                override_: None,
-            },
-            3,
-        );
+        let sale = sale_of_three();
         let back = EventKind::Return {
             original_sale: Some(sale.id),
         };
         let (checked, unchecked) = (event(2, "s2", back.clone(), 2), event(3, "s1", back, 2));
-        let ask = |r: &Event| ReturnCheckRequest {
-            return_id: r.id,
-            original_sale: Some(sale.id),
-            order_id: None,
-            lines: vec![ReturnLineCheck {
-                gtin: r.lines[0].gtin,
-                qty: 2,
-                epc: None,
-            }],
-        };
+        let ask = |r: &Event| check_of(r.id, &sale, 2);
         let txn = hub.db().begin_write().unwrap();
         {
             let mut t = RedbTxn::new(&txn);
@@ -553,15 +547,7 @@ mod tests {
     fn a_claim_is_redeemed_only_by_its_stores_return() {
         let dir = tempfile::tempdir().unwrap();
         let hub = super::super::test_support::hub(dir.path());
-        let sale = event(
-            1,
-            "s1",
-            EventKind::Sale {
-                tenders: Vec::new(),
-                override_: None,
-            },
-            3,
-        );
+        let sale = sale_of_three();
         let back = EventKind::Return {
             original_sale: Some(sale.id),
         };
@@ -570,16 +556,7 @@ mod tests {
             location: at("s3"),
             ..mine.clone()
         };
-        let req = ReturnCheckRequest {
-            return_id: mine.id,
-            original_sale: Some(sale.id),
-            order_id: None,
-            lines: vec![ReturnLineCheck {
-                gtin: mine.lines[0].gtin,
-                qty: 1,
-                epc: None,
-            }],
-        };
+        let req = check_of(mine.id, &sale, 1);
         let txn = hub.db().begin_write().unwrap();
         {
             let mut t = RedbTxn::new(&txn);
