@@ -16,12 +16,13 @@
 mod support;
 
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::chain::{init_hub, start_agent, start_agent_with, start_hub, Api, LONG};
-use support::procs::{bin, eventually};
+use support::procs::{bin, eventually, Proc};
 
 const A: &str = "04006381333931";
 const B: &str = "09780201379624";
@@ -251,38 +252,19 @@ async fn an_override_takes_the_hubs_reserve_before_it_finds_stock() {
     let tmp = tempfile::tempdir().unwrap();
     let files = init_hub(tmp.path(), &["s1"]);
     let (_hub_proc, hub_url) = start_hub(&files, "127.0.0.1:0", tmp.path().join("hub.log"));
-    // A manager, as the store's configuration gets one.
-    let mut pin = Command::new(bin("tally-agent"))
-        .args(["manager-pin", "--manager", "ann"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    pin.stdin.take().unwrap().write_all(b"4711\n").unwrap();
-    let out = pin.wait_with_output().unwrap();
-    assert!(out.status.success(), "manager-pin failed");
-    let config = tmp.path().join("s1.toml");
-    std::fs::write(&config, &out.stdout).unwrap();
-    let config = config.to_str().unwrap();
+    let config = manager_ann(tmp.path());
     let (_agent_proc, agent_url) = start_agent_with(
         tmp.path(),
         "s1",
         &hub_url,
-        &["--sync-interval", "1", "--config", config],
+        &["--sync-interval", "1", "--config", &config],
     );
     let agent = Api::agent(&agent_url);
     let hub = Api::hub(&hub_url, &files);
     ten_on_the_shelf_two_in_the_hubs_reserve(&agent, &hub).await;
 
     let asked = rights_requests(&agent).await;
-    let (status, body) = agent
-        .post(
-            "/v1/sales",
-            &json!({"lines": [{"gtin": A, "qty": 12, "unit_price_minor": 100}],
-                    "override": {"approver": "ann", "reason": "on the shelf", "pin": "4711"}}),
-        )
-        .await;
+    let (status, body) = override_sale(&agent, 12).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["overridden"], true, "{body}");
     assert_eq!(
@@ -312,6 +294,35 @@ async fn an_override_takes_the_hubs_reserve_before_it_finds_stock() {
     assert_eq!(status, 409, "nothing left for an online order: {body}");
 }
 
+/// The configuration of a store whose manager `ann` has PIN 4711, as
+/// `tally-agent manager-pin` makes it, written under `dir`: its path.
+fn manager_ann(dir: &Path) -> String {
+    let mut pin = Command::new(bin("tally-agent"))
+        .args(["manager-pin", "--manager", "ann"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    pin.stdin.take().unwrap().write_all(b"4711\n").unwrap();
+    let out = pin.wait_with_output().unwrap();
+    assert!(out.status.success(), "manager-pin failed");
+    let config = dir.join("s1.toml");
+    std::fs::write(&config, &out.stdout).unwrap();
+    config.to_str().unwrap().to_string()
+}
+
+/// A sale of `qty` units of A that manager ann approved.
+async fn override_sale(agent: &Api, qty: u64) -> (u16, Value) {
+    agent
+        .post(
+            "/v1/sales",
+            &json!({"lines": [{"gtin": A, "qty": qty, "unit_price_minor": 100}],
+                    "override": {"approver": "ann", "reason": "on the shelf", "pin": "4711"}}),
+        )
+        .await
+}
+
 /// The hub goes away long enough for the store's sync (and live link) to
 /// back off several times, its backoff capped at 10 minutes, and comes
 /// back: the first sale short of the store's rights asks the hub anyway
@@ -320,13 +331,66 @@ async fn an_override_takes_the_hubs_reserve_before_it_finds_stock() {
 #[tokio::test]
 async fn a_store_backing_off_asks_the_hub_as_soon_as_it_is_back() {
     let tmp = tempfile::tempdir().unwrap();
-    let files = init_hub(tmp.path(), &["s1"]);
-    let (hub_proc, hub_url) = start_hub(&files, "127.0.0.1:0", tmp.path().join("hub.log"));
-    let (_agent_proc, agent_url) = start_agent_with(
-        tmp.path(),
+    let (agent, _hub, _procs) = back_after_backing_off(tmp.path()).await;
+    let (status, body, took) = sell_one(&agent).await;
+    assert_eq!(status, 201, "the hub is back: {body}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert_eq!(
+        metric(&agent, "tally_agent_shortages_total{reason=\"offline\"}").await,
+        0,
+        "no sale refused offline"
+    );
+}
+
+/// The same, for a manager's override of 3 units with 2 on the shelf
+/// whose rights the hub holds: it asks the hub (a probe) before it finds
+/// stock, so it finds 1, and the hub keeps nothing for an online order on
+/// the empty shelf. Without the probe the approval applied at once and
+/// found 3, the hub's 2 still promised online.
+#[tokio::test]
+async fn an_override_asks_a_hub_believed_out_of_reach_before_it_finds_stock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (agent, hub, _procs) = back_after_backing_off(tmp.path()).await;
+    let asked = rights_requests(&agent).await;
+    let (status, body) = override_sale(&agent, 3).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        rights_requests(&agent).await,
+        asked + 1,
+        "the hub was asked"
+    );
+    let id = body["sale_id"].as_str().unwrap();
+    let (_, sale) = agent.get(&format!("/v1/sales/{id}")).await.unwrap();
+    assert_eq!(
+        sale["override"]["shortfall"],
+        json!([{"gtin": A, "units": 1}]),
+        "found only what the shelf did not show: {sale}"
+    );
+    settled(&agent, &hub, 0).await;
+}
+
+/// A store (manager ann) with 10 units of A, 2 of whose rights the hub
+/// holds, sells its own 8; the hub goes away until the store's sync has
+/// backed off four times (cap 10 minutes) and comes back on the same
+/// address. The store has made no request for rights: nothing tells it
+/// the hub is back. Answers the store's and the hub's APIs and the
+/// processes to keep.
+async fn back_after_backing_off(dir: &Path) -> (Api, Api, Vec<Proc>) {
+    let files = init_hub(dir, &["s1"]);
+    let (hub_proc, hub_url) = start_hub(&files, "127.0.0.1:0", dir.join("hub.log"));
+    let config = manager_ann(dir);
+    let (agent_proc, agent_url) = start_agent_with(
+        dir,
         "s1",
         &hub_url,
-        &["--sync-interval", "1", "--sync-backoff-cap", "600"],
+        &[
+            "--sync-interval",
+            "1",
+            "--sync-backoff-cap",
+            "600",
+            "--config",
+            &config,
+        ],
     );
     let agent = Api::agent(&agent_url);
     let hub = Api::hub(&hub_url, &files);
@@ -341,7 +405,7 @@ async fn a_store_backing_off_asks_the_hub_as_soon_as_it_is_back() {
     hub_proc.terminate(LONG);
     // Four failed syncs: the next is up to 8 s away, and each after up
     // to twice as far.
-    let log = tmp.path().join("s1.log");
+    let log = dir.join("s1.log");
     eventually("the sync to back off four times", LONG, || async {
         let text = std::fs::read_to_string(&log).map_err(|e| e.to_string())?;
         if text.contains("attempt=4") {
@@ -352,16 +416,9 @@ async fn a_store_backing_off_asks_the_hub_as_soon_as_it_is_back() {
     })
     .await;
     let hub_addr = hub_url.trim_start_matches("https://").to_string();
-    let (_hub_proc, again) = start_hub(&files, &hub_addr, tmp.path().join("hub2.log"));
+    let (hub_proc, again) = start_hub(&files, &hub_addr, dir.join("hub2.log"));
     assert_eq!(again, hub_url);
-    let (status, body, took) = sell_one(&agent).await;
-    assert_eq!(status, 201, "the hub is back: {body}");
-    assert!(took < Duration::from_secs(2), "took {took:?}");
-    assert_eq!(
-        metric(&agent, "tally_agent_shortages_total{reason=\"offline\"}").await,
-        0,
-        "no sale refused offline"
-    );
+    (agent, hub, vec![agent_proc, hub_proc])
 }
 
 /// The value of the agent's metric `series` (name and labels), 0 if it

@@ -44,7 +44,7 @@ use tally_sync::rights::{RightsGrant, RightsRequest, MAX_UNITS_PER_REQUEST};
 use tally_sync::{BoundedCounter, EventId, Gtin, Refusal, ReplicaId, Shortage};
 use tokio::sync::watch;
 
-use crate::commit::{CommitError, Committer, Rerun};
+use crate::commit::{CommitError, Committer, RefusedSale, Rerun};
 use crate::metrics::{Metrics, OutcomeLabel};
 use crate::status::{SyncSnapshot, SyncStatus};
 use crate::store::AgentDb;
@@ -60,6 +60,20 @@ pub struct Ran {
     pub outcome: Outcome,
     /// Whether the hub was reachable (for the reason of a refusal).
     pub hub_reachable: bool,
+    /// When the command's first run was answered (the agent's clock,
+    /// Unix ms): for a refusal, when its demand was added
+    /// ([`Self::lost`]).
+    pub answered_at_ms: u64,
+}
+
+impl Ran {
+    /// The refused sale `id` as its lost-sale row keeps it.
+    pub fn lost(&self, id: EventId) -> RefusedSale {
+        RefusedSale {
+            id,
+            at_ms: self.answered_at_ms,
+        }
+    }
 }
 
 /// Runs commands with rights on demand (see the module docs).
@@ -188,16 +202,22 @@ impl Reach {
                 .is_some_and(|t| now.saturating_duration_since(t) < ANSWERED_FOR)
     }
 
+    /// Whether a probe is due at `now` (none spent): believed out of
+    /// reach and none sent in the last [`PROBE_EVERY`]. Reachable: `false`.
+    fn probe_due(&self, s: &SyncSnapshot, now: Instant) -> bool {
+        !self.reachable(s, now)
+            && self
+                .probed
+                .is_none_or(|t| now.saturating_duration_since(t) >= PROBE_EVERY)
+    }
+
     /// Whether a sale short of rights may ask the hub at `now`: reachable,
     /// or a probe is due (then spent).
     fn ask_or_probe(&mut self, s: &SyncSnapshot, now: Instant) -> bool {
         if self.reachable(s, now) {
             return true;
         }
-        if self
-            .probed
-            .is_some_and(|t| now.saturating_duration_since(t) < PROBE_EVERY)
-        {
+        if !self.probe_due(s, now) {
             return false;
         }
         self.probed = Some(now);
@@ -295,15 +315,30 @@ impl Rights {
     /// units the hub holds for online orders are sold once: by the till
     /// with the hub's grant, or by the online order.
     pub async fn run(&self, cmd: Command) -> Result<Ran, CommitError> {
-        // An approved sale is held while the hub is reachable (no probe:
-        // out of reach, the approval applies at once, as offline).
-        let overrides = if approved_sale(&cmd) && self.hub_if_reachable().is_some() {
+        // An approved sale is held while the hub is reachable or a probe
+        // is due (out of reach otherwise, the approval applies at once,
+        // as offline).
+        let overrides = if approved_sale(&cmd) && self.may_hold_override() {
             Overrides::Hold
         } else {
             Overrides::Apply
         };
         let outcome = self.committer.command_as(cmd.clone(), overrides).await?;
-        self.resolve_as(cmd, outcome, overrides).await
+        let answered_at_ms = self.clock.now_ms();
+        self.resolve_as(cmd, outcome, overrides, answered_at_ms)
+            .await
+    }
+
+    /// Whether an approved sale is to be held ([`Overrides::Hold`]): the
+    /// hub is reachable, or believed out of reach with a probe due ([`Reach`]:
+    /// then spent only if the sale is short of rights to units on its
+    /// shelf).
+    fn may_hold_override(&self) -> bool {
+        self.hub.is_some()
+            && (self.reachable_now()
+                || self
+                    .reach()
+                    .probe_due(&self.status.snapshot(), Instant::now()))
     }
 
     /// Whether the hub is reachable now, no probe spent ([`Reach`]; with
@@ -343,7 +378,9 @@ impl Rights {
     /// the hub holds asks the hub and runs `cmd` again with the grant;
     /// anything else is returned as it is.
     pub async fn resolve(&self, cmd: Command, outcome: Outcome) -> Result<Ran, CommitError> {
-        self.resolve_as(cmd, outcome, Overrides::Apply).await
+        let answered_at_ms = self.clock.now_ms();
+        self.resolve_as(cmd, outcome, Overrides::Apply, answered_at_ms)
+            .await
     }
 
     /// [`Self::resolve`], for `cmd` run as `overrides` say: held, its
@@ -351,12 +388,14 @@ impl Rights {
     /// approval takes as found what the hub did not give. Whether the
     /// hub may be asked is decided once per command ([`Self::may_ask`]:
     /// a probe is one request's); a held override was decided reachable
-    /// before its first run.
+    /// (or a probe due) before its first run. `answered_at_ms`: when
+    /// `outcome` was answered.
     async fn resolve_as(
         &self,
         cmd: Command,
         mut outcome: Outcome,
         overrides: Overrides,
+        answered_at_ms: u64,
     ) -> Result<Ran, CommitError> {
         // Only a customer's sale draws on the hub's reserve: a transfer
         // to another store (or any other command) never takes units the
@@ -391,6 +430,7 @@ impl Rights {
                         demand: refused_demand(&outcome),
                     },
                     hub_reachable: self.reachable_now(),
+                    answered_at_ms,
                 });
             }
         }
@@ -398,20 +438,26 @@ impl Rights {
         let hub = self.hub.as_deref().filter(|_| hub_reachable && sale);
         let Some(hub) = hub.filter(|_| !held) else {
             if held && is_short_of_rights(&outcome) {
-                // The hub was reachable when the sale ran; the approval
-                // waits no longer than the hub answers.
+                // The hub was reachable when the sale ran, or a probe was
+                // due (spent if the sale asks); the approval waits no
+                // longer than the hub answers.
+                let probe = !self.reachable_now();
                 let cmd = cmd.with_id_or(self.fresh_id());
                 let first_demand = refused_demand(&outcome);
+                let first_at = self.first_refused_at(&cmd, answered_at_ms).await?;
                 let asking = Asking {
                     cmd: &cmd,
-                    first: (first_demand.as_slice(), self.first_refused_at(&cmd).await?),
+                    first: (first_demand.as_slice(), first_at),
                     overrides,
                 };
-                outcome = self.ask_before_override(hub, asking, outcome).await?;
+                outcome = self
+                    .ask_before_override(hub, probe, asking, outcome)
+                    .await?;
             }
             return Ok(Ran {
                 outcome,
                 hub_reachable,
+                answered_at_ms,
             });
         };
         if !is_short_of_rights(&outcome) {
@@ -419,6 +465,7 @@ impl Rights {
             return Ok(Ran {
                 outcome,
                 hub_reachable,
+                answered_at_ms,
             });
         }
         // From here `cmd` may run more than once (with a grant, again for
@@ -429,7 +476,8 @@ impl Rights {
         // What the first refusal added to the store's demand: taken back
         // if a rerun records the sale (unless a sync reported it since).
         let first_demand = refused_demand(&outcome);
-        let first = (first_demand.as_slice(), self.first_refused_at(&cmd).await?);
+        let first_at = self.first_refused_at(&cmd, answered_at_ms).await?;
+        let first = (first_demand.as_slice(), first_at);
         let asking = Asking {
             cmd: &cmd,
             first,
@@ -504,6 +552,7 @@ impl Rights {
         Ok(Ran {
             outcome,
             hub_reachable,
+            answered_at_ms,
         })
     }
 
@@ -514,9 +563,13 @@ impl Rights {
     /// approval, which records what it lacks as found.
     ///
     /// With no `hub` (out of reach since), the approval applies at once.
+    /// With `probe` (the hub believed out of reach), its first request is
+    /// a probe ([`Reach`]): if another till's took it, the approval
+    /// applies at once.
     async fn ask_before_override(
         &self,
         hub: Option<&HubClient>,
+        mut probe: bool,
         asking: Asking<'_>,
         mut outcome: Outcome,
     ) -> Result<Outcome, CommitError> {
@@ -532,6 +585,14 @@ impl Rights {
             let Some((gtin, units)) = self.next_on_shelf(asking.cmd, &asked).await? else {
                 break;
             };
+            let probing = std::mem::take(&mut probe);
+            if probing
+                && !self
+                    .reach()
+                    .ask_or_probe(&self.status.snapshot(), Instant::now())
+            {
+                break;
+            }
             asked.push(gtin);
             let step = match self.flights.board(gtin, units) {
                 Boarded::Leader(flight) => {
@@ -568,8 +629,12 @@ impl Rights {
                 }
             };
             // An item the hub did not answer for does not stop the
-            // asking for the next: the deadline does.
+            // asking for the next: the deadline does, or a probe the hub
+            // did not answer.
             outcome = step.outcome;
+            if probing && !step.reached {
+                break;
+            }
         }
         if !is_short_of_rights(&outcome) {
             return Ok(outcome);
@@ -630,8 +695,7 @@ impl Rights {
     /// When `cmd` was first refused (now, unless a till's earlier post
     /// under its id was refused for rights): its demand was counted
     /// then, and a sync since has reported it ([`Self::unmet`]).
-    async fn first_refused_at(&self, cmd: &Command) -> Result<u64, CommitError> {
-        let now = self.clock.now_ms();
+    async fn first_refused_at(&self, cmd: &Command, now: u64) -> Result<u64, CommitError> {
         let Some(id) = cmd.id() else {
             return Ok(now);
         };
@@ -666,12 +730,7 @@ impl Rights {
     /// and taking it back again would take other customers' demand.
     fn unmet(&self, first: (&[Shortfall], u64)) -> Vec<Shortfall> {
         let (demand, since_ms) = first;
-        let reported = self
-            .status
-            .snapshot()
-            .last_sync_at_ms
-            .is_some_and(|t| t >= since_ms);
-        if reported {
+        if reported(&self.status.snapshot(), since_ms) {
             Vec::new()
         } else {
             demand.to_vec()
@@ -865,6 +924,16 @@ struct Asking<'a> {
     overrides: Overrides,
 }
 
+/// Whether the demand a refusal answered at `answered_at_ms` (the agent's
+/// clock, taken once the answer was heard) added has been reported to
+/// the hub, the sync's status being `s`: a sync that succeeded read the
+/// store after it. (One read at the same millisecond may or may not have
+/// seen it: not reported, the rarer mistake being a customer's demand
+/// taken back twice rather than kept after the sale.)
+fn reported(s: &SyncSnapshot, answered_at_ms: u64) -> bool {
+    s.last_sync_read_at_ms.is_some_and(|t| t > answered_at_ms)
+}
+
 /// Whether `cmd` is a sale a manager approved (it may sell beyond rights).
 fn approved_sale(cmd: &Command) -> bool {
     matches!(cmd, Command::Sale { staff, .. } if staff.approval.is_some())
@@ -1039,7 +1108,12 @@ pub fn sale_units(cmd: &Command) -> Option<(u64, Option<EventId>)> {
 /// recorded soon after (a retry, an override). Queued to the committer
 /// without waiting for its commit, so the refusal's answer does not wait
 /// for a disk write.
-pub async fn count_lost(committer: &Committer, why: Shortage, units: u64, sale: Option<EventId>) {
+pub async fn count_lost(
+    committer: &Committer,
+    why: Shortage,
+    units: u64,
+    sale: Option<RefusedSale>,
+) {
     if let Err(e) = committer.lost_sale(why, units, sale).await {
         tracing::warn!(error = %e, reason = why.name(), "Lost sale not counted.");
     }
@@ -1131,8 +1205,11 @@ mod tests {
         let offline = SyncSnapshot::default();
         let mut r = Reach::default();
         assert!(!r.reachable(&offline, t0));
+        assert!(r.probe_due(&offline, t0), "due, not spent by looking");
+        assert_eq!(r.probed, None);
         assert!(r.ask_or_probe(&offline, t0), "the first probes");
         let soon = t0 + PROBE_EVERY - Duration::from_millis(1);
+        assert!(!r.probe_due(&offline, soon));
         assert!(!r.ask_or_probe(&offline, soon), "the next does not");
         let later = t0 + PROBE_EVERY;
         assert!(r.ask_or_probe(&offline, later), "then one probes again");
@@ -1148,6 +1225,7 @@ mod tests {
             },
         ];
         for s in synced {
+            assert!(!r.probe_due(&s, later + PROBE_EVERY), "reachable: {s:?}");
             assert!(r.ask_or_probe(&s, later), "{s:?}");
             assert_eq!(r.probed, Some(later), "no probe spent: {s:?}");
         }
@@ -1162,6 +1240,27 @@ mod tests {
         // A request it did not answer: out of reach at once.
         r.heard(false, within);
         assert!(!r.reachable(&offline, within));
+    }
+
+    /// A refusal's demand counts as reported by a sync that read the
+    /// store after the refusal was answered, not by one that read it
+    /// before and was answered after (nor one read at the same
+    /// millisecond).
+    #[test]
+    fn a_refusals_demand_is_reported_by_a_sync_that_read_the_store_after_it() {
+        let synced = |read_at_ms| SyncSnapshot {
+            online: true,
+            last_sync_at_ms: Some(2_000),
+            last_sync_read_at_ms: Some(read_at_ms),
+            ..SyncSnapshot::default()
+        };
+        assert!(!reported(&SyncSnapshot::default(), 1_000), "no sync yet");
+        assert!(
+            !reported(&synced(999), 1_000),
+            "read before, answered after"
+        );
+        assert!(!reported(&synced(1_000), 1_000), "the same millisecond");
+        assert!(reported(&synced(1_001), 1_000));
     }
 
     /// A till's retry of a sale still running (a double press, a

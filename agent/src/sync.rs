@@ -302,6 +302,10 @@ pub async fn sync_once(
 ) -> Result<Round, Failure> {
     // The delta is read from the counters table: write the held-back
     // counters first so it carries every committed change.
+    // Every command answered before now (refusals are answered before
+    // their batch commits) was run before the flush, queued next, so it
+    // is committed once the flush is: the page read after reports it.
+    let read_at_ms = ctx.clock.now_ms();
     ctx.committer.flush().await.map_err(local_failure)?;
     let db = ctx.db.clone();
     let page = tokio::task::spawn_blocking(move || db.sync_page(max_events))
@@ -334,7 +338,7 @@ pub async fn sync_once(
         .apply_sync(SyncJob { request, response })
         .await
         .map_err(local_failure)?;
-    ctx.status.synced(ctx.clock.now_ms());
+    ctx.status.synced(ctx.clock.now_ms(), read_at_ms);
     let allocations_left = fetch_allocations(ctx, client).await;
     let depth = ctx.metrics.outbox_depth();
     tracing::info!(

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tally_agent::commit::{Committer, Limits, Rerun};
+use tally_agent::commit::{Committer, Limits, RefusedSale, Rerun};
 use tally_agent::metrics::Metrics;
 use tally_agent::store::AgentDb;
 use tally_store::SystemClock;
@@ -260,7 +260,9 @@ fn lost_sales_are_counted_durably_and_every_sync_request_carries_the_totals() {
         // grace before it counts, and counts once: not in these totals.
         let id = tally_sync::EventId(uuid::Uuid::from_u128(7));
         for _ in 0..3 {
-            let retried = committer.lost_sale(Shortage::NoStock, 4, Some(id)).await;
+            let at_ms = tally_sync::clock::Clock::now_ms(&SystemClock);
+            let sale = Some(RefusedSale { id, at_ms });
+            let retried = committer.lost_sale(Shortage::NoStock, 4, sale).await;
             retried.unwrap().wait().await.unwrap();
         }
     });
@@ -345,12 +347,18 @@ fn a_refused_sale_counts_as_lost_once_after_its_grace_unless_it_went_through() {
     };
     rt.block_on(async {
         for _ in 0..3 {
-            let t = committer.lost_sale(Shortage::NoStock, 2, Some(lost)).await;
+            let refused = Some(RefusedSale {
+                id: lost,
+                at_ms: tally_sync::clock::Clock::now_ms(&*clock),
+            });
+            let t = committer.lost_sale(Shortage::NoStock, 2, refused).await;
             t.unwrap().wait().await.unwrap();
         }
-        let t = committer
-            .lost_sale(Shortage::Offline, 1, Some(overridden))
-            .await;
+        let refused = Some(RefusedSale {
+            id: overridden,
+            at_ms: tally_sync::clock::Clock::now_ms(&*clock),
+        });
+        let t = committer.lost_sale(Shortage::Offline, 1, refused).await;
         t.unwrap().wait().await.unwrap();
         assert!(recorded(&committer.command(receipt(1)).await.unwrap()));
         let Command::Sale {
@@ -481,10 +489,18 @@ fn a_rerun_of_a_refused_sale_does_not_count_its_demand_again() {
             panic!("refused")
         };
         assert!(!first_demand.is_empty());
+        // Noted after the hub was asked, the row keeps when the refusal
+        // was answered (a sync in between reported its demand).
+        let answered_at_ms = 1_780_000_000_000;
+        let sale = Some(RefusedSale {
+            id,
+            at_ms: answered_at_ms,
+        });
         let noted = committer
-            .lost_sale(tally_sync::Shortage::HeldElsewhere, 3, Some(id))
+            .lost_sale(tally_sync::Shortage::HeldElsewhere, 3, sale)
             .await;
         noted.unwrap().wait().await.unwrap();
+        assert_eq!(db.first_refused_at(id).unwrap(), Some(answered_at_ms));
         committer.command(settled()).await.unwrap();
         assert_eq!(db.demand().unwrap().get(&item()), Some(&6));
         for _ in 0..2 {

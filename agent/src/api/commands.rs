@@ -104,10 +104,13 @@ pub(super) async fn submit(state: &AppState, cmd: Command) -> Result<Response, E
 async fn run_to_answer(state: &AppState, cmd: Command) -> Result<Response, ErrorAnswer> {
     let _turn = state.rights.turn(cmd.id()).await;
     let sale_units = crate::rights::sale_units(&cmd);
+    let ran = state.rights.run(cmd).await?;
+    let lost = sale_units.map(|(units, sale)| (units, sale.map(|id| ran.lost(id))));
     let Ran {
         outcome,
         hub_reachable,
-    } = state.rights.run(cmd).await?;
+        ..
+    } = ran;
     match outcome {
         Outcome::Recorded { event, new } => {
             let status = if new {
@@ -119,7 +122,7 @@ async fn run_to_answer(state: &AppState, cmd: Command) -> Result<Response, Error
         }
         Outcome::Refused { refusal, .. } => {
             if let (Some(why), Some((units, sale))) =
-                (state.metrics.shortage(&refusal, hub_reachable), sale_units)
+                (state.metrics.shortage(&refusal, hub_reachable), lost)
             {
                 crate::rights::count_lost(&state.committer, why, units, sale).await;
             }

@@ -123,9 +123,9 @@ enum Job {
         reason: Shortage,
         /// Units the sale asked for.
         units: u64,
-        /// The sale's id, when the caller gave one (a till's retries and
-        /// overrides keep it).
-        sale: Option<EventId>,
+        /// The sale's id and refusal, when the caller gave it an id (a
+        /// till's retries and overrides keep it).
+        sale: Option<RefusedSale>,
         /// Answered once the batch committed (no caller need wait).
         reply: Reply<()>,
     },
@@ -150,6 +150,19 @@ enum Job {
         /// What was given, and the store's own entries after.
         reply: Reply<Released>,
     },
+}
+
+/// A sale refused for lack of rights under its id (a till may post it
+/// again): its lost-sale row ([`Committer::lost_sale`]) keeps when it was
+/// first refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefusedSale {
+    /// The sale's id.
+    pub id: EventId,
+    /// When the committer answered the refusal (the agent's clock, Unix
+    /// ms; taken after the answer, so a sync that read the store later
+    /// reported its demand).
+    pub at_ms: u64,
 }
 
 /// A command run again after its first run was refused for rights
@@ -462,7 +475,7 @@ impl Committer {
         &self,
         reason: Shortage,
         units: u64,
-        sale: Option<EventId>,
+        sale: Option<RefusedSale>,
     ) -> Result<Ticket<()>, CommitError> {
         self.enqueue(|reply| Job::LostSale {
             reason,

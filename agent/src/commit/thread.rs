@@ -507,8 +507,8 @@ fn apply_all(
                 reply,
             } => {
                 let reply = match sale {
-                    Some(id) => {
-                        let noted = note_refused(txn, id, reason, units, stamps.clock.now_ms());
+                    Some(sale) => {
+                        let noted = note_refused(txn, sale.id, reason, units, sale.at_ms);
                         settle(noted, reply)?.0
                     }
                     None => {
