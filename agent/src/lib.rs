@@ -55,6 +55,7 @@ pub mod enroll;
 pub mod event_ids;
 pub mod hub_client;
 pub mod link;
+pub mod lockouts;
 pub mod managers;
 pub mod metrics;
 pub mod outbox;
@@ -109,6 +110,9 @@ pub enum AgentError {
     /// The API's HTTPS could not be set up.
     #[error("the API's TLS: {0}")]
     ApiTls(#[from] api_tls::ApiTlsError),
+    /// The wrong-PIN streaks could not be opened or read.
+    #[error(transparent)]
+    Lockouts(#[from] lockouts::LockoutError),
 }
 
 /// How long shutdown waits for open requests to finish.
@@ -202,12 +206,10 @@ pub async fn run(
         cashiers,
         ..
     } = config;
-    let managers = Arc::new(
-        managers::Managers::new(&managers).map_err(|e| AgentError::Config(e.to_string()))?,
-    );
-    let cashiers = Arc::new(
-        managers::Managers::new(&cashiers).map_err(|e| AgentError::Config(e.to_string()))?,
-    );
+    let managers =
+        managers::Managers::new(&managers).map_err(|e| AgentError::Config(e.to_string()))?;
+    let cashiers =
+        managers::Managers::new(&cashiers).map_err(|e| AgentError::Config(e.to_string()))?;
     if cashiers.any() {
         tracing::info!("Cashiers sign in: sales and returns are recorded under a signed-in cashier ([[cashiers]]).");
     }
@@ -221,6 +223,21 @@ pub async fn run(
             .map_err(|_| AgentError::Panicked("opening the database"))??
     };
     let db = Arc::new(db);
+    // The wrong-PIN streaks, once the data directory is ours.
+    let (managers, cashiers) = {
+        let data_dir = data_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let store = Arc::new(lockouts::LockoutStore::open(&data_dir)?);
+            let (now, wall) = (std::time::Instant::now(), std::time::SystemTime::now());
+            Ok::<_, lockouts::LockoutError>((
+                managers.keeping(store.clone(), "manager", now, wall)?,
+                cashiers.keeping(store, "cashier", now, wall)?,
+            ))
+        })
+        .await
+        .map_err(|_| AgentError::Panicked("opening the PIN lockouts"))??
+    };
+    let (managers, cashiers) = (Arc::new(managers), Arc::new(cashiers));
     // The API's TLS, once the database is ours (one agent per directory).
     let addr = listener.local_addr().map_err(|source| AgentError::Io {
         what: "reading the listen address",

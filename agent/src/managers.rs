@@ -10,20 +10,25 @@
 //! approvals are refused for a lockout that doubles with each further
 //! failure (from 30 s up to 15 min), whatever the PIN; a right PIN ends
 //! the streak. An attempt counts as wrong from its start, so attempts in
-//! parallel get no more guesses than attempts in turn. An unknown manager costs the same hash as a known one, so
+//! parallel get no more guesses than attempts in turn. With a
+//! [`LockoutStore`] ([`Managers::keeping`]) each count is on disk before
+//! the PIN is checked, and a restart keeps the streaks and lockouts
+//! (else whoever can restart the agent gets fresh guesses); an attempt
+//! whose count cannot be written is refused. An unknown manager costs the same hash as a known one, so
 //! timing does not tell which ids exist.
 //!
 //! [`Managers::verify`] is CPU work (tens of milliseconds with the
 //! default parameters): call it on the blocking pool.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 
 use crate::config::ManagerConfig;
+use crate::lockouts::{Kept, LockoutStore};
 
 /// Wrong PINs in a row allowed before a manager is locked out.
 pub const FREE_FAILURES: u32 = 5;
@@ -47,6 +52,9 @@ pub enum ApprovalError {
     /// Too many wrong PINs for this manager: try again after the lockout.
     #[error("too many wrong PINs for this manager; try again in {0} s")]
     Locked(u64),
+    /// The attempt could not be counted on disk: refused unchecked.
+    #[error("the attempt could not be counted ({0}); try again")]
+    NotCounted(String),
 }
 
 /// A configuration entry that is not a usable hash.
@@ -65,6 +73,8 @@ pub struct Managers {
     hashes: HashMap<String, String>,
     dummy: String,
     failures: Mutex<HashMap<String, Streak>>,
+    /// Where the streaks are kept, and under which kind.
+    kept: Option<(Arc<LockoutStore>, &'static str)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -94,6 +104,44 @@ impl Managers {
             hashes,
             dummy,
             failures: Mutex::new(HashMap::new()),
+            kept: None,
+        })
+    }
+
+    /// The same, its streaks kept in `store` as `kind` (`manager`,
+    /// `cashier`): those kept there for its configured ids are read back
+    /// now (at `now`, the wall clock being `wall`; a lockout never
+    /// outlasts the longest lockout (15 min) from now, whatever the clock
+    /// did).
+    pub fn keeping(
+        self,
+        store: Arc<LockoutStore>,
+        kind: &'static str,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Result<Self, crate::lockouts::LockoutError> {
+        let wall_ms = unix_ms(wall);
+        let mut failures = HashMap::new();
+        for (id, kept) in store.load(kind)? {
+            if !self.hashes.contains_key(&id) {
+                continue;
+            }
+            let locked_until = kept.locked_until_ms.and_then(|until| {
+                let left = Duration::from_millis(until.saturating_sub(wall_ms)).min(MAX_LOCKOUT);
+                (!left.is_zero()).then(|| now + left)
+            });
+            failures.insert(
+                id,
+                Streak {
+                    wrong: kept.wrong,
+                    locked_until,
+                },
+            );
+        }
+        Ok(Self {
+            failures: Mutex::new(failures),
+            kept: Some((store, kind)),
+            ..self
         })
     }
 
@@ -131,11 +179,15 @@ impl Managers {
             })
             .unwrap_or(false);
         if matches && known {
-            // A right PIN ends the streak.
-            self.failures
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(manager);
+            // A right PIN ends the streak (kept or not: a streak left on
+            // disk only counts on from where it was).
+            let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            failures.remove(manager);
+            if let Some((store, kind)) = &self.kept {
+                if let Err(e) = store.put(kind, manager, None) {
+                    tracing::warn!(error = %e, kind, "A right PIN's end of a streak was not kept.");
+                }
+            }
             return Ok(());
         }
         Err(ApprovalError::Refused)
@@ -166,8 +218,32 @@ impl Managers {
                 .min(MAX_LOCKOUT);
             streak.locked_until = Some(at + lockout);
         }
+        if let Some((store, kind)) = &self.kept {
+            // On disk before the PIN is checked (the lock held: attempts
+            // are kept in the order they are counted).
+            let kept = Kept {
+                wrong: streak.wrong,
+                locked_until_ms: streak.locked_until.map(|until| {
+                    unix_ms(SystemTime::now())
+                        .saturating_add(millis(until.saturating_duration_since(at)))
+                }),
+            };
+            store
+                .put(kind, manager, Some(kept))
+                .map_err(|e| ApprovalError::NotCounted(e.to_string()))?;
+        }
         Ok(())
     }
+}
+
+/// `t` as Unix milliseconds (0 before 1970).
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, millis)
+}
+
+/// `d` in whole milliseconds, saturating.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// An Argon2id hash of `pin` with the default parameters (19 MiB, 2
@@ -261,6 +337,66 @@ mod tests {
         assert_eq!(m.verify("ann", Some("4711"), t2), Ok(()));
         assert_eq!(m.verify("ann", Some("1"), t2), Err(ApprovalError::Refused));
         assert_eq!(m.verify("ann", Some("4711"), t2), Ok(()));
+    }
+
+    /// With a store, the streak and the lockout outlast the process: a
+    /// restart gives no fresh guesses. Read back, a lockout keeps the
+    /// time it had left by the wall clock, never more than the longest
+    /// lockout (a clock set back); a right PIN's end of the streak is
+    /// kept too; another kind's streaks are its own.
+    #[test]
+    fn a_restart_keeps_the_streak_and_the_lockout() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = || Arc::new(LockoutStore::open(dir.path()).unwrap_or_else(|e| panic!("{e}")));
+        let wall = SystemTime::now();
+        let t0 = Instant::now();
+        let kept = |store, now, wall| {
+            managers()
+                .keeping(store, "manager", now, wall)
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let m = kept(store(), t0, wall);
+        for _ in 0..FREE_FAILURES - 1 {
+            assert_eq!(m.verify("ann", Some("1"), t0), Err(ApprovalError::Refused));
+        }
+        drop(m);
+        // Restarted: one guess left before the lockout, not five.
+        let m = kept(store(), t0, wall);
+        assert_eq!(m.verify("ann", Some("1"), t0), Err(ApprovalError::Refused));
+        assert!(matches!(
+            m.verify("ann", Some("4711"), t0),
+            Err(ApprovalError::Locked(29 | 30))
+        ));
+        drop(m);
+        // Restarted 10 s later by the wall clock: 20 s left.
+        let later = SystemTime::now() + Duration::from_secs(10);
+        let m = kept(store(), t0, later);
+        assert!(matches!(
+            m.verify("ann", Some("4711"), t0),
+            Err(ApprovalError::Locked(19 | 20))
+        ));
+        drop(m);
+        // The clock set back a day: no more than the longest lockout.
+        let back = SystemTime::now() - Duration::from_secs(86_400);
+        let m = kept(store(), t0, back);
+        assert_eq!(
+            m.verify("ann", Some("4711"), t0),
+            Err(ApprovalError::Locked(MAX_LOCKOUT.as_secs()))
+        );
+        // Once over, the right PIN ends the streak, kept ended.
+        let over = t0 + MAX_LOCKOUT;
+        assert_eq!(m.verify("ann", Some("4711"), over), Ok(()));
+        drop(m);
+        let m = kept(store(), t0, SystemTime::now());
+        for _ in 0..FREE_FAILURES - 1 {
+            assert_eq!(m.verify("ann", Some("1"), t0), Err(ApprovalError::Refused));
+        }
+        drop(m);
+        // A cashier of the same id has a streak of its own.
+        let cashiers = managers()
+            .keeping(store(), "cashier", t0, SystemTime::now())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cashiers.verify("ann", Some("4711"), t0), Ok(()));
     }
 
     /// Attempts still being hashed count against the lockout: a cashier

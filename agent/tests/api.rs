@@ -479,7 +479,8 @@ async fn override_sells_beyond_rights_and_is_flagged() {
 /// a PIN, with a wrong one or an unknown manager it is refused (403
 /// `approval_refused`) and nothing is recorded; wrong PINs in a row lock
 /// that manager out (429 `approval_locked` with `Retry-After`), even with
-/// the right PIN, while another manager still approves.
+/// the right PIN and after a restart, while another manager still
+/// approves.
 #[tokio::test]
 async fn an_override_needs_a_managers_pin() {
     let sale = |approval: Value| json!({"lines": [{"gtin": PEN, "qty": 3, "unit_price_minor": 100}], "override": approval});
@@ -565,6 +566,21 @@ async fn an_override_needs_a_managers_pin() {
     assert!(
         metrics.contains("tally_agent_approvals_total{outcome=\"refused\"} 8"),
         "{metrics}"
+    );
+    a.stop().await.unwrap();
+    // A restart does not end the lockout (nor give fresh guesses).
+    let a =
+        TestAgent::start_with_managers(dir.path(), "s1", &[("ann", "4711"), ("bo", "0042")]).await;
+    let (s, v) = a
+        .post(
+            "/v1/sales",
+            sale(json!({"approver": "ann", "reason": "r", "pin": "4711"})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (429, Some("approval_locked")),
+        "{v}"
     );
     a.stop().await.unwrap();
 }

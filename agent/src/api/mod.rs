@@ -207,6 +207,11 @@ impl IntoResponse for ErrorAnswer {
                     secs,
                 )
             }
+            ErrorAnswer::Approval(e @ ApprovalError::NotCounted(_))
+            | ErrorAnswer::SignIn(e @ ApprovalError::NotCounted(_)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorBody::new("unavailable", e.to_string()),
+            ),
             ErrorAnswer::Approval(e) => (
                 StatusCode::FORBIDDEN,
                 ErrorBody::new("approval_refused", e.to_string()),
