@@ -343,10 +343,11 @@ async fn a_store_backing_off_asks_the_hub_as_soon_as_it_is_back() {
 }
 
 /// The same, for a manager's override of 3 units with 2 on the shelf
-/// whose rights the hub holds: it asks the hub (a probe) before it finds
-/// stock, so it finds 1, and the hub keeps nothing for an online order on
-/// the empty shelf. Without the probe the approval applied at once and
-/// found 3, the hub's 2 still promised online.
+/// whose rights the hub holds: it asks the hub, believed out of reach,
+/// before it finds stock, so it finds 1, and the hub keeps nothing for an
+/// online order on the empty shelf. Before, the approval applied at once
+/// and found 3, the hub's 2 still promised online (unless a sync got
+/// through first).
 #[tokio::test]
 async fn an_override_asks_a_hub_believed_out_of_reach_before_it_finds_stock() {
     let tmp = tempfile::tempdir().unwrap();

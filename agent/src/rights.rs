@@ -315,10 +315,12 @@ impl Rights {
     /// units the hub holds for online orders are sold once: by the till
     /// with the hub's grant, or by the online order.
     pub async fn run(&self, cmd: Command) -> Result<Ran, CommitError> {
-        // An approved sale is held while the hub is reachable or a probe
-        // is due (out of reach otherwise, the approval applies at once,
-        // as offline).
-        let overrides = if approved_sale(&cmd) && self.may_hold_override() {
+        // An approved sale is held whenever there is a hub to ask, even
+        // one believed out of reach: overrides are few, a manager is
+        // there, and a hub that does not answer within the wait lets the
+        // approval apply. (Held only while a probe is due, a second
+        // till's override during the first's probe applied at once.)
+        let overrides = if approved_sale(&cmd) && self.hub.is_some() {
             Overrides::Hold
         } else {
             Overrides::Apply
@@ -327,18 +329,6 @@ impl Rights {
         let answered_at_ms = self.clock.now_ms();
         self.resolve_as(cmd, outcome, overrides, answered_at_ms)
             .await
-    }
-
-    /// Whether an approved sale is to be held ([`Overrides::Hold`]): the
-    /// hub is reachable, or believed out of reach with a probe due ([`Reach`]:
-    /// then spent only if the sale is short of rights to units on its
-    /// shelf).
-    fn may_hold_override(&self) -> bool {
-        self.hub.is_some()
-            && (self.reachable_now()
-                || self
-                    .reach()
-                    .probe_due(&self.status.snapshot(), Instant::now()))
     }
 
     /// Whether the hub is reachable now, no probe spent ([`Reach`]; with
@@ -438,10 +428,9 @@ impl Rights {
         let hub = self.hub.as_deref().filter(|_| hub_reachable && sale);
         let Some(hub) = hub.filter(|_| !held) else {
             if held && is_short_of_rights(&outcome) {
-                // The hub was reachable when the sale ran, or a probe was
-                // due (spent if the sale asks); the approval waits no
-                // longer than the hub answers.
-                let probe = !self.reachable_now();
+                // The approval waits no longer than the hub answers; one
+                // believed out of reach is asked once.
+                let out_of_reach = !self.reachable_now();
                 let cmd = cmd.with_id_or(self.fresh_id());
                 let first_demand = refused_demand(&outcome);
                 let first_at = self.first_refused_at(&cmd, answered_at_ms).await?;
@@ -451,7 +440,7 @@ impl Rights {
                     overrides,
                 };
                 outcome = self
-                    .ask_before_override(hub, probe, asking, outcome)
+                    .ask_before_override(hub, out_of_reach, asking, outcome)
                     .await?;
             }
             return Ok(Ran {
@@ -562,14 +551,12 @@ impl Rights {
     /// each run again with its grant; then, still short, runs it with its
     /// approval, which records what it lacks as found.
     ///
-    /// With no `hub` (out of reach since), the approval applies at once.
-    /// With `probe` (the hub believed out of reach), its first request is
-    /// a probe ([`Reach`]): if another till's took it, the approval
-    /// applies at once.
+    /// With no `hub`, the approval applies at once; `out_of_reach` (the
+    /// hub believed so), after the first item the hub does not answer.
     async fn ask_before_override(
         &self,
         hub: Option<&HubClient>,
-        mut probe: bool,
+        out_of_reach: bool,
         asking: Asking<'_>,
         mut outcome: Outcome,
     ) -> Result<Outcome, CommitError> {
@@ -585,14 +572,6 @@ impl Rights {
             let Some((gtin, units)) = self.next_on_shelf(asking.cmd, &asked).await? else {
                 break;
             };
-            let probing = std::mem::take(&mut probe);
-            if probing
-                && !self
-                    .reach()
-                    .ask_or_probe(&self.status.snapshot(), Instant::now())
-            {
-                break;
-            }
             asked.push(gtin);
             let step = match self.flights.board(gtin, units) {
                 Boarded::Leader(flight) => {
@@ -624,15 +603,15 @@ impl Rights {
                     Step {
                         outcome: self.committer.rerun(self.rerun(asking)).await?,
                         granted: 0,
-                        reached: true,
+                        reached: !matches!(landed, Some(Landed::Failed) | None),
                     }
                 }
             };
             // An item the hub did not answer for does not stop the
-            // asking for the next: the deadline does, or a probe the hub
-            // did not answer.
+            // asking for the next: the deadline does, or (a hub believed
+            // out of reach) its first unanswered request.
             outcome = step.outcome;
-            if probing && !step.reached {
+            if out_of_reach && !step.reached {
                 break;
             }
         }
@@ -926,10 +905,15 @@ struct Asking<'a> {
 
 /// Whether the demand a refusal answered at `answered_at_ms` (the agent's
 /// clock, taken once the answer was heard) added has been reported to
-/// the hub, the sync's status being `s`: a sync that succeeded read the
-/// store after it. (One read at the same millisecond may or may not have
-/// seen it: not reported, the rarer mistake being a customer's demand
-/// taken back twice rather than kept after the sale.)
+/// the hub, the sync's status being `s`: a sync began to read the store
+/// after it (its exchange perhaps still under way: see
+/// [`SyncSnapshot::last_sync_read_at_ms`]). One read at the same
+/// millisecond may or may not have seen it: not reported.
+///
+/// Still approximate: a rerun decided just before a sync's read and
+/// committed just after it takes back demand the page carries. Exact
+/// would be for the committer to decide, against the flush that
+/// preceded the read.
 fn reported(s: &SyncSnapshot, answered_at_ms: u64) -> bool {
     s.last_sync_read_at_ms.is_some_and(|t| t > answered_at_ms)
 }

@@ -15,9 +15,11 @@ pub struct SyncSnapshot {
     pub online: bool,
     /// When the last sync succeeded, Unix milliseconds.
     pub last_sync_at_ms: Option<u64>,
-    /// When the store's state that sync sent was read (Unix ms, after
-    /// every command answered before it was committed): what was answered
-    /// before this was reported to the hub by it.
+    /// When a sync last began to read the store to report it (Unix ms;
+    /// every command answered before then is in what it reads), whether
+    /// or not its exchange got through since: a refusal's demand answered
+    /// before then is taken as reported (had the exchange failed, the
+    /// next sync reports it).
     pub last_sync_read_at_ms: Option<u64>,
     /// Why syncing is stuck (revoked certificate, unsupported protocol…),
     /// until the next successful sync.
@@ -52,17 +54,18 @@ impl SyncStatus {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// A sync succeeded at `at_ms`, having read the state it sent at
-    /// `read_at_ms`.
-    pub fn synced(&self, at_ms: u64, read_at_ms: u64) {
+    /// A sync begins, at `at_ms`, to read the store it reports.
+    pub fn reading(&self, at_ms: u64) {
+        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        s.last_sync_read_at_ms = Some(s.last_sync_read_at_ms.map_or(at_ms, |t| t.max(at_ms)));
+    }
+
+    /// A sync succeeded at `at_ms`.
+    pub fn synced(&self, at_ms: u64) {
         let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         s.online = true;
         s.error = None;
         s.last_sync_at_ms = Some(s.last_sync_at_ms.map_or(at_ms, |t| t.max(at_ms)));
-        s.last_sync_read_at_ms = Some(
-            s.last_sync_read_at_ms
-                .map_or(read_at_ms, |t| t.max(read_at_ms)),
-        );
         drop(s);
         self.rounds.send_modify(|n| *n = n.wrapping_add(1));
     }
@@ -113,9 +116,13 @@ mod tests {
         let s = SyncStatus::default();
         assert_eq!(s.snapshot(), SyncSnapshot::default());
         let rounds = s.rounds();
-        s.synced(10, 8);
+        s.reading(8);
+        assert_eq!(s.snapshot().last_sync_read_at_ms, Some(8));
+        assert!(!s.snapshot().online, "read, not yet synced");
+        s.synced(10);
         assert!(rounds.has_changed().unwrap(), "a waiter hears of the sync");
-        s.synced(5, 4);
+        s.reading(4);
+        s.synced(5);
         assert_eq!(
             s.snapshot(),
             SyncSnapshot {
@@ -139,7 +146,7 @@ mod tests {
         s.unreachable();
         assert_eq!(s.snapshot().error, None);
         s.failed("certificate_revoked".into());
-        s.synced(11, 9);
+        s.synced(11);
         assert_eq!(s.snapshot().error, None);
         s.unreachable();
         s.link(Some(12));

@@ -305,7 +305,10 @@ pub async fn sync_once(
     // Every command answered before now (refusals are answered before
     // their batch commits) was run before the flush, queued next, so it
     // is committed once the flush is: the page read after reports it.
-    let read_at_ms = ctx.clock.now_ms();
+    // Noted now, not once the exchange succeeds: a rerun meanwhile would
+    // take back demand this page already carries, and the answer's
+    // apply would take it again from other customers' demand.
+    ctx.status.reading(ctx.clock.now_ms());
     ctx.committer.flush().await.map_err(local_failure)?;
     let db = ctx.db.clone();
     let page = tokio::task::spawn_blocking(move || db.sync_page(max_events))
@@ -338,7 +341,7 @@ pub async fn sync_once(
         .apply_sync(SyncJob { request, response })
         .await
         .map_err(local_failure)?;
-    ctx.status.synced(ctx.clock.now_ms(), read_at_ms);
+    ctx.status.synced(ctx.clock.now_ms());
     let allocations_left = fetch_allocations(ctx, client).await;
     let depth = ctx.metrics.outbox_depth();
     tracing::info!(
