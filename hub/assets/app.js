@@ -56,6 +56,12 @@ function lostCell(lost) {
     `${lost[r].sales === 1 ? "sale" : "sales"}, ${text(lost[r].units)} ${lost[r].units === 1 ? "unit" : "units"}</span>`);
   return rows.join("") || `<span class="muted">none</span>`;
 }
+// The totals since a store's first sync, as a cell's tooltip.
+function sinceFirstSync(lost, refused) {
+  const sales = REASONS.reduce((a, [r]) => a + (((lost || {})[r] || {}).sales || 0), 0);
+  const orders = REASONS.reduce((a, [r]) => a + ((refused || {})[r] || 0), 0);
+  return `since its first sync: ${sales} ${sales === 1 ? "sale" : "sales"} lost, ${orders} online ${orders === 1 ? "order" : "orders"} refused`;
+}
 function refusedCell(refused) {
   const rows = REASONS.filter(([r]) => refused && refused[r] > 0).map(([r, label, why]) =>
     `<span class="reason ${r}" data-reason="${r}" title="${text(why)}">${text(label)}: <b>${text(refused[r])}</b></span>`);
@@ -74,18 +80,20 @@ function renderStores(body) {
       // The lag is the hub's own count: the viewer's clock may be off.
       `<td class="nowrap">${timeTag(s.last_sync_at)}</td><td class="nowrap">${text(duration(s.seconds_since_last_sync || 0))} ago</td>` +
       `<td class="num">${text(s.events_received ?? 0)}</td>` +
-      `<td class="lost" data-testid="lost-sales">${lostCell(s.lost_sales)}</td>` +
-      `<td class="lost" data-testid="refused-orders">${refusedCell(s.refused_orders)}</td></tr>`;
+      // The last 24 hours (what HQ acts on today); the totals since the
+      // store's first sync in the tooltip.
+      `<td class="lost" data-testid="lost-sales" title="${text(sinceFirstSync(s.lost_sales, s.refused_orders))}">${lostCell((s.last_24h || {}).lost_sales)}</td>` +
+      `<td class="lost" data-testid="refused-orders" title="${text(sinceFirstSync(s.lost_sales, s.refused_orders))}">${refusedCell((s.last_24h || {}).refused_orders)}</td></tr>`;
   }).join("") || `<tr><td colspan="7" class="muted">No store has synced yet.</td></tr>`;
   const online = stores.filter((s) => s.online).length;
   const events = stores.reduce((a, s) => a + (s.events_received || 0), 0);
   $("sum-stores").innerHTML = `<b>${online}</b>/${stores.length} stores online`;
   $("sum-stores").classList.toggle("warn", online < stores.length);
   $("sum-events").innerHTML = `<b>${events}</b> events received`;
-  // Sales lost at every store, for every reason.
-  const lostAt = (s) => REASONS.reduce((b, [r]) => b + ((((s.lost_sales || {})[r]) || {}).sales || 0), 0);
+  // Sales lost at every store, for every reason, in the last 24 hours.
+  const lostAt = (s) => REASONS.reduce((b, [r]) => b + (((((s.last_24h || {}).lost_sales || {})[r]) || {}).sales || 0), 0);
   const lost = stores.reduce((a, s) => a + lostAt(s), 0);
-  $("sum-lost").innerHTML = `<b>${text(lost)}</b> sales lost`;
+  $("sum-lost").innerHTML = `<b>${text(lost)}</b> sales lost in 24 h`;
   $("sum-lost").classList.toggle("warn", lost > 0);
 }
 

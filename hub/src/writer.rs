@@ -170,15 +170,17 @@ impl Writer {
         .await
     }
 
-    /// Counts an online order refused for `reason` in `store`'s record;
-    /// answers whether the store is known (it synced), after the commit.
+    /// Counts an online order refused for `reason` at `now_ms` (hub
+    /// clock) in `store`'s record; answers whether the store is known (it
+    /// synced), after the commit.
     pub async fn order_refused(
         &self,
         store: LocationId,
         reason: Shortage,
+        now_ms: u64,
     ) -> Result<bool, WriteError> {
-        self.submit((store, reason), |txn, (store, reason)| {
-            txn.order_refused(store, *reason)
+        self.submit((store, reason, now_ms), |txn, (store, reason, now_ms)| {
+            txn.order_refused(store, *reason, *now_ms)
         })
         .await
     }
@@ -510,6 +512,7 @@ mod tests {
             &mut self,
             _: &tally_sync::LocationId,
             _: tally_sync::Shortage,
+            _: u64,
         ) -> Result<bool, StorageError> {
             Ok(false)
         }

@@ -300,7 +300,7 @@ const STORES_TABLE: &str = r#"() => Object.fromEntries(
       last_sync: time ? time.getAttribute('datetime') : td[2].innerText.trim(),
       lag: td[3].innerText.trim(), events: td[4].innerText.trim(),
       lost: Object.fromEntries([...td[5].querySelectorAll('[data-reason]')].map((r) => [r.dataset.reason, r.innerText.trim()])),
-      lost_text: td[5].innerText.trim(),
+      lost_text: td[5].innerText.trim(), lost_title: td[5].title,
       refused: Object.fromEntries([...td[6].querySelectorAll('[data-reason]')].map((r) => [r.dataset.reason, r.innerText.trim()])),
       refused_text: td[6].innerText.trim(),
       visible: tr.checkVisibility(),
@@ -495,6 +495,10 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
     )
     .unwrap();
     let mut east = SimStore::new("store-east", 3);
+    // A sale it lost a day and a half ago, reported then: in its totals,
+    // not in the last 24 hours the page shows.
+    east.mem.lost.get_mut(Shortage::Offline).add_sale(5);
+    sync_in_the_past(tmp.path(), &data, &mut east, now - 36 * 60 * MINUTE_MS);
     east.set_clock(now - 30 * MINUTE_MS);
     east.receive(pencil, 40);
     east.receive(notebook, 12);
@@ -826,7 +830,7 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
             ("held_elsewhere", "held elsewhere"),
             ("offline", "offline"),
         ] {
-            let l = &s["lost_sales"][reason];
+            let l = &s["last_24h"]["lost_sales"][reason];
             let (sales, units) = (l["sales"].as_u64().unwrap(), l["units"].as_u64().unwrap());
             if sales > 0 {
                 let plural =
@@ -838,7 +842,7 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
                 );
                 lost.insert(reason.into(), json!(shown));
             }
-            let n = s["refused_orders"][reason].as_u64().unwrap();
+            let n = s["last_24h"]["refused_orders"][reason].as_u64().unwrap();
             if n > 0 {
                 refused.insert(reason.into(), json!(format!("{label}: {n}")));
             }
@@ -864,7 +868,18 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
     );
     assert_eq!(
         rendered["store-east"]["lost"],
-        json!({"no_stock": "no stock: 1 sale, 2 units"})
+        json!({"no_stock": "no stock: 1 sale, 2 units"}),
+        "the sale lost 36 hours ago is not in the last day"
+    );
+    let east_api = list.iter().find(|s| s["store"] == "store-east").unwrap();
+    assert_eq!(
+        east_api["lost_sales"]["offline"],
+        json!({"sales": 1, "units": 5}),
+        "but in the totals: {east_api}"
+    );
+    assert_eq!(
+        rendered["store-east"]["lost_title"],
+        "since its first sync: 2 sales lost, 0 online orders refused"
     );
     assert_eq!(
         rendered["store-north"]["refused"],
@@ -893,7 +908,7 @@ async fn the_dashboard_shows_what_the_api_says_in_headless_chromium() {
         "{summary}"
     );
     assert!(
-        summary.as_str().unwrap().contains("4 sales lost"),
+        summary.as_str().unwrap().contains("4 sales lost in 24 h"),
         "{summary}"
     );
 

@@ -2,7 +2,8 @@
 //! reason, in `GET /v1/stores`: stores report cumulative totals in their
 //! syncs and the hub keeps the largest (a repeated or older request
 //! changes nothing; a hostile total overflows nothing and touches no other
-//! store); the hub counts its own refused orders in the store's record.
+//! store); the hub counts its own refused orders in the store's record,
+//! and both in the last 24 hours' (`last_24h`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -118,6 +119,17 @@ async fn stores_show_lost_sales_and_refused_orders_by_reason() {
         json!({"no_stock": 0, "held_elsewhere": 0, "offline": 0})
     );
 
+    // All of it within the last 24 hours: counted there once too (the
+    // repeated and late requests added nothing).
+    for id in ["s1", "s2"] {
+        let rec = store(&stores, id);
+        assert_eq!(rec["last_24h"]["lost_sales"], rec["lost_sales"], "{rec}");
+        assert_eq!(
+            rec["last_24h"]["refused_orders"], rec["refused_orders"],
+            "{rec}"
+        );
+    }
+
     // Durable: the same after a restart.
     let (dir, data) = hub.stop().await;
     let hub = TestHub::serve(dir, data, |_| {}).await;
@@ -126,6 +138,7 @@ async fn stores_show_lost_sales_and_refused_orders_by_reason() {
         let (before, now) = (store(&stores, id), store(&after, id));
         assert_eq!(before["lost_sales"], now["lost_sales"]);
         assert_eq!(before["refused_orders"], now["refused_orders"]);
+        assert_eq!(before["last_24h"], now["last_24h"]);
     }
     hub.stop().await;
 }

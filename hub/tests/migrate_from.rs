@@ -179,8 +179,11 @@ fn history(hub: &RedbHub, bulk: usize) -> (Stores, Lagging) {
         txn.order(&order("w-1", "s2", &[(a, 1)], 3, true))
     });
     assert!(matches!(w1, OrderResult::Accepted(_)), "{w1:?}");
-    assert!(write(hub, |txn| txn
-        .order_refused(&loc("s1"), Shortage::HeldElsewhere)));
+    assert!(write(hub, |txn| txn.order_refused(
+        &loc("s1"),
+        Shortage::HeldElsewhere,
+        NOW
+    )));
 
     // Routed orders: shipped from s1, a pickup at s2, one cancelled.
     for (id, store, fulfilment, qty) in [

@@ -586,10 +586,17 @@ fn store_named_orders_take_the_hubs_rights_once_per_id() {
         // answer, and no new demand (the reserve below follows one).
         let again = place(&*st, &order("w0", "s1", &[(a, 15)], 1, true));
         assert_eq!(again, short, "{backend}");
-        assert!(write(&*st, |txn| txn
-            .order_refused(&loc("s1"), Shortage::HeldElsewhere)));
+        assert!(write(&*st, |txn| txn.order_refused(
+            &loc("s1"),
+            Shortage::HeldElsewhere,
+            NOW
+        )));
         assert!(
-            !write(&*st, |txn| txn.order_refused(&loc("s9"), Shortage::NoStock)),
+            !write(&*st, |txn| txn.order_refused(
+                &loc("s9"),
+                Shortage::NoStock,
+                NOW
+            )),
             "{backend}: a store that never synced has no record"
         );
         assert_eq!(st.stores().unwrap().len(), 1, "{backend}");
@@ -615,6 +622,16 @@ fn store_named_orders_take_the_hubs_rights_once_per_id() {
             (
                 rec.refused_orders.held_elsewhere,
                 rec.refused_orders.no_stock
+            ),
+            (1, 0),
+            "{backend}"
+        );
+        // In the last day's counts too, kept by both engines.
+        let day = rec.recent.last_day(NOW);
+        assert_eq!(
+            (
+                day.refused_orders.held_elsewhere,
+                day.refused_orders.no_stock
             ),
             (1, 0),
             "{backend}"
@@ -1824,7 +1841,7 @@ fn a_failed_batch_keeps_nothing_of_any_write_in_it() {
             ));
             answered.push(format!(
                 "{}",
-                txn.order_refused(&loc("s1"), Shortage::NoStock)?
+                txn.order_refused(&loc("s1"), Shortage::NoStock, NOW)?
             ));
             Err(StorageError::Db("injected failure".into()))
         });

@@ -39,12 +39,15 @@ impl Lost {
         self.units = self.units.saturating_add(other.units);
     }
 
-    /// Raises each field to `other`'s if larger; true if anything rose.
-    pub fn raise_to(&mut self, other: Lost) -> bool {
-        let before = *self;
+    /// Raises each field to `other`'s if larger; what each rose by.
+    pub fn raise_to(&mut self, other: Lost) -> Lost {
+        let rise = Lost {
+            sales: other.sales.saturating_sub(self.sales),
+            units: other.units.saturating_sub(self.units),
+        };
         self.sales = self.sales.max(other.sales);
         self.units = self.units.max(other.units);
-        *self != before
+        rise
     }
 }
 
@@ -116,16 +119,23 @@ impl ByReason<Lost> {
     /// Merges a store's reported totals: each field rises to the largest
     /// value reported (a reason listed twice counts once, at its largest).
     /// Idempotent, commutative: a repeated or older report changes
-    /// nothing. True if anything rose.
-    pub fn merge(&mut self, reported: &[LostSales]) -> bool {
-        let mut rose = false;
+    /// nothing. Answers what each reason rose by (the sales newly lost
+    /// this report told of: summed over every merge, the totals).
+    pub fn merge(&mut self, reported: &[LostSales]) -> ByReason<Lost> {
+        let mut rose = ByReason::<Lost>::default();
         for r in reported {
-            rose |= self.get_mut(r.reason).raise_to(Lost {
+            let rise = self.get_mut(r.reason).raise_to(Lost {
                 sales: r.sales,
                 units: r.units,
             });
+            rose.get_mut(r.reason).add(rise);
         }
         rose
+    }
+
+    /// Whether no reason counts any sale or unit.
+    pub fn is_none(&self) -> bool {
+        *self == Self::default()
     }
 }
 
@@ -162,11 +172,20 @@ mod tests {
     fn the_merge_keeps_the_largest_total_so_a_repeat_counts_once() {
         let mut hub = ByReason::<Lost>::default();
         let first = [lost(Shortage::Offline, 2, 3)];
-        assert!(hub.merge(&first));
-        assert!(!hub.merge(&first), "a repeated request changes nothing");
-        // Later totals raise it; an older, reordered one does not lower it.
-        assert!(hub.merge(&[lost(Shortage::Offline, 3, 4), lost(Shortage::NoStock, 1, 1)]));
-        assert!(!hub.merge(&first));
+        assert_eq!(
+            *hub.merge(&first).get(Shortage::Offline),
+            Lost { sales: 2, units: 3 }
+        );
+        assert!(
+            hub.merge(&first).is_none(),
+            "a repeated request changes nothing"
+        );
+        // Later totals raise it, by what is new; an older, reordered one
+        // does not lower it.
+        let rose = hub.merge(&[lost(Shortage::Offline, 3, 4), lost(Shortage::NoStock, 1, 1)]);
+        assert_eq!(*rose.get(Shortage::Offline), Lost { sales: 1, units: 1 });
+        assert_eq!(*rose.get(Shortage::NoStock), Lost { sales: 1, units: 1 });
+        assert!(hub.merge(&first).is_none());
         assert_eq!(*hub.get(Shortage::Offline), Lost { sales: 3, units: 4 });
         assert_eq!(*hub.get(Shortage::NoStock), Lost { sales: 1, units: 1 });
         assert_eq!(*hub.get(Shortage::HeldElsewhere), Lost::default());
@@ -182,6 +201,30 @@ mod tests {
                 units: u64::MAX
             }
         );
+    }
+
+    proptest::proptest! {
+        /// Whatever reports arrive, repeated, reordered or hostile, the
+        /// rises each merge answers add up to the totals kept: a count of
+        /// sales lost per period never counts a sale twice nor drops one.
+        #[test]
+        fn the_rises_add_up_to_the_totals(
+            reports in proptest::collection::vec(
+                proptest::collection::vec((0usize..3, 0u64..1_000, 0u64..1_000), 0..4),
+                0..12,
+            ),
+        ) {
+            let mut totals = ByReason::<Lost>::default();
+            let mut summed = ByReason::<Lost>::default();
+            for report in reports {
+                let wire: Vec<LostSales> = report
+                    .into_iter()
+                    .map(|(r, sales, units)| lost(REASONS[r], sales, units))
+                    .collect();
+                summed.add(&totals.merge(&wire));
+            }
+            proptest::prop_assert_eq!(summed, totals);
+        }
     }
 
     #[test]

@@ -150,6 +150,7 @@ pub(super) async fn stores(
         .into_iter()
         .map(|r| {
             let live_since = live.get(&r.store).copied();
+            let last_day = r.recent.last_day(now);
             json!({
                 "store": r.store,
                 "online": live_since.is_some() || is_online(r.last_sync_ms, now, window),
@@ -164,6 +165,7 @@ pub(super) async fn stores(
                 "acked_events_upto": r.acked_events_upto,
                 "lost_sales": r.lost_sales,
                 "refused_orders": r.refused_orders,
+                "last_24h": last_day,
                 "dates_allowed": r
                     .dates_allowed
                     .filter(|a| a.until_ms >= now)

@@ -407,7 +407,8 @@ pub(super) async fn orders(
             if let Some(why) = refusal.shortage(store_reachable) {
                 // Durable before the answer, like every count the hub shows;
                 // a failure here does not change the refusal.
-                if let Err(e) = st.writer.order_refused(store.clone(), why).await {
+                let now_ms = st.clock.now_ms();
+                if let Err(e) = st.writer.order_refused(store.clone(), why, now_ms).await {
                     warn!(store = %store, error = %e, "Refused order not counted in the store's record.");
                 }
             }

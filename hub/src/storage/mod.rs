@@ -29,6 +29,7 @@
 
 mod logic;
 pub mod postgres;
+pub mod recent;
 pub mod redb;
 mod status_counts;
 mod txn;
@@ -287,6 +288,10 @@ pub struct StoreRecord {
     /// (`logic::returns::MAX_CLAIMS_PER_DAY` bounds them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claims_today: Option<DayCount>,
+    /// Its lost sales and refused orders by the hour, the last 24 hours
+    /// (records from before the field read as none).
+    #[serde(default, skip_serializing_if = "recent::Recent::is_empty")]
+    pub recent: recent::Recent,
 }
 
 /// A count within one day of the hub's clock (UTC days since the epoch).
@@ -313,6 +318,7 @@ impl StoreRecord {
             refused_orders: ByReason::default(),
             dates_allowed: None,
             claims_today: None,
+            recent: recent::Recent::default(),
         }
     }
 }
@@ -485,10 +491,15 @@ pub trait HubWrite {
     ) -> Result<SyncResult, StorageError>;
     /// An online order.
     fn order(&mut self, order: &OrderRequest) -> Result<OrderResult, StorageError>;
-    /// Counts an online order for `store` refused for `reason` in the
-    /// store's record; false (nothing written) if the store never synced.
-    fn order_refused(&mut self, store: &LocationId, reason: Shortage)
-        -> Result<bool, StorageError>;
+    /// Counts an online order for `store` refused for `reason` at
+    /// `now_ms` (hub clock) in the store's record; false (nothing
+    /// written) if the store never synced.
+    fn order_refused(
+        &mut self,
+        store: &LocationId,
+        reason: Shortage,
+        now_ms: u64,
+    ) -> Result<bool, StorageError>;
     /// Catalog items to add or change.
     fn catalog(&mut self, items: &[CatalogItem]) -> Result<CatalogResult, StorageError>;
     /// A store's request for the hub's rights at its location (`who`

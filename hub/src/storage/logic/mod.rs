@@ -59,8 +59,9 @@ impl<T: HubTxn> HubWrite for BatchWrite<'_, T> {
         &mut self,
         store: &LocationId,
         reason: Shortage,
+        now_ms: u64,
     ) -> Result<bool, StorageError> {
-        orders::order_refused(&mut self.txn, store, reason)
+        orders::order_refused(&mut self.txn, store, reason, now_ms)
     }
 
     fn route_order(&mut self, o: &RoutedOrderRequest) -> Result<RoutedResult, StorageError> {

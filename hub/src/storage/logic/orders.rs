@@ -196,17 +196,20 @@ pub(crate) fn order<T: HubTxn>(
 }
 
 /// Counts a refused online order in its store's record (none if the
-/// store never synced: an order may name any store).
+/// store never synced: an order may name any store), at `now_ms` in the
+/// last day's too.
 pub(crate) fn order_refused<T: HubTxn>(
     txn: &mut T,
     store: &LocationId,
     reason: Shortage,
+    now_ms: u64,
 ) -> Result<bool, StorageError> {
     let Some(mut record) = txn.store_record(store.as_str())? else {
         return Ok(false);
     };
     let n = record.refused_orders.get_mut(reason);
     *n = n.saturating_add(1);
+    record.recent.add_refused_order(now_ms, reason);
     txn.put_store_record(&record)?;
     Ok(true)
 }
@@ -295,7 +298,7 @@ mod tests {
             OrderResult::IdConflict { .. }
         ));
         // No record to count a refusal in for a store that never synced.
-        assert!(!order_refused(&mut t, &at, Shortage::NoStock).unwrap());
+        assert!(!order_refused(&mut t, &at, Shortage::NoStock, 0).unwrap());
     }
 
     /// A client retrying a refused order (a new request, the same id and

@@ -128,7 +128,8 @@ pub(crate) fn sync<T: HubTxn>(
     record.syncs += 1;
     record.events_received += new_count;
     record.acked_events_upto = record.acked_events_upto.max(req.events_upto);
-    record.lost_sales.merge(&req.lost);
+    let newly_lost = record.lost_sales.merge(&req.lost);
+    record.recent.add_lost(now_ms, &newly_lost);
     txn.put_store_record(&record)?;
     let keep_from = minute.saturating_sub(SALES_WINDOW_MINUTES);
     for (at, units) in sold_per_minute(&new_events, now_ms) {
