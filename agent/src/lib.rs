@@ -227,11 +227,17 @@ pub async fn run(
     let (managers, cashiers) = {
         let data_dir = data_dir.clone();
         tokio::task::spawn_blocking(move || {
-            let store = Arc::new(lockouts::LockoutStore::open(&data_dir)?);
+            let (store, mut loaded) =
+                lockouts::LockoutStore::open_and_load(&data_dir, &["manager", "cashier"])?;
+            let store = Arc::new(store);
+            let (cashiers_kept, managers_kept) = (
+                loaded.pop().unwrap_or_default(),
+                loaded.pop().unwrap_or_default(),
+            );
             let (now, wall) = (std::time::Instant::now(), std::time::SystemTime::now());
             Ok::<_, lockouts::LockoutError>((
-                managers.keeping(store.clone(), "manager", now, wall)?,
-                cashiers.keeping(store, "cashier", now, wall)?,
+                managers.keeping(store.clone(), "manager", managers_kept, now, wall),
+                cashiers.keeping(store, "cashier", cashiers_kept, now, wall),
             ))
         })
         .await

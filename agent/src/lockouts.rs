@@ -12,7 +12,14 @@
 //! A file of its own, not a table of the store's database: that one has a
 //! single writer (the committer), and a PIN check must not wait for a
 //! batch of sales. redb locks it like the store's database: one agent per
-//! data directory.
+//! data directory. Owner-only (0600), like the database.
+//!
+//! Never in the way of selling: a write that fails (redb then refuses
+//! every later one) drops the open file, and the next attempt opens it
+//! again; a file that cannot be opened or read at start is moved aside
+//! (`lockouts.redb.unreadable-MS`) and the agent starts with no streak,
+//! logged as an error. (Whoever can damage the file can do worse on the
+//! box.)
 //!
 //! Row: key `kind/id` (kind `manager` or `cashier`) → wrong (4 bytes,
 //! little-endian), locked until (8, Unix ms; 0: not locked).
@@ -20,6 +27,7 @@
 //! [`FREE_FAILURES`]: crate::managers::FREE_FAILURES
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use tally_store::redb::{self, ReadableDatabase, TableDefinition};
 
@@ -29,7 +37,7 @@ pub const LOCKOUTS_FILE: &str = "lockouts.redb";
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("pin_streaks");
 
 /// One streak as kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Kept {
     /// Wrong PINs in a row.
     pub wrong: u32,
@@ -59,6 +67,9 @@ impl Kept {
     }
 }
 
+/// One kind's streaks as kept: id and streak.
+pub type Streaks = Vec<(String, Kept)>;
+
 /// Why the streaks cannot be read or kept.
 #[derive(Debug, thiserror::Error)]
 #[error("the PIN lockouts file {path}: {source}")]
@@ -70,33 +81,72 @@ pub struct LockoutError {
     pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
-/// The open file (locked while this value lives).
+/// The file (locked while this value lives).
 #[derive(Debug)]
 pub struct LockoutStore {
     path: PathBuf,
-    db: redb::Database,
+    /// Open, or dropped after a failed write (opened again when next
+    /// needed).
+    db: Mutex<Option<redb::Database>>,
 }
 
 impl LockoutStore {
     /// Opens (or creates) the file in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, LockoutError> {
         let path = data_dir.join(LOCKOUTS_FILE);
-        let existed = path.exists();
-        let db = redb::Database::create(&path).map_err(|e| error(&path, e))?;
-        if !existed {
-            // The new file's name is durable too.
-            tally_store::sync_parent_dir(&path).map_err(|e| LockoutError {
-                path: path.clone(),
-                source: Box::new(e),
-            })?;
+        let db = open_file(&path)?;
+        Ok(Self {
+            path,
+            db: Mutex::new(Some(db)),
+        })
+    }
+
+    /// [`Self::open`], then [`Self::load`] each of `kinds`; a file that
+    /// cannot be opened or read is moved aside (logged) and a new one
+    /// made, once. Answers the store and each kind's streaks.
+    pub fn open_and_load(
+        data_dir: &Path,
+        kinds: &[&str],
+    ) -> Result<(Self, Vec<Streaks>), LockoutError> {
+        let attempt = || -> Result<_, LockoutError> {
+            let store = Self::open(data_dir)?;
+            let loaded = kinds
+                .iter()
+                .map(|k| store.load(k))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((store, loaded))
+        };
+        match attempt() {
+            Ok(done) => Ok(done),
+            Err(e)
+                if e.path.exists()
+                    && !matches!(e.redb(), Some(redb::Error::DatabaseAlreadyOpen)) =>
+            {
+                let aside = e.path.with_extension(format!(
+                    "redb.unreadable-{}",
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis())
+                ));
+                tracing::error!(error = %e, aside = %aside.display(), "The PIN lockouts file cannot be read: moved aside; every wrong-PIN streak starts afresh.");
+                std::fs::rename(&e.path, &aside).map_err(|io| LockoutError {
+                    path: e.path.clone(),
+                    source: Box::new(io),
+                })?;
+                attempt()
+            }
+            Err(e) => Err(e),
         }
-        Ok(Self { path, db })
     }
 
     /// The streaks kept for `kind` (`manager`, `cashier`), by id. A row
     /// that cannot be read is left out (its owner starts afresh).
-    pub fn load(&self, kind: &str) -> Result<Vec<(String, Kept)>, LockoutError> {
-        let txn = self.db.begin_read().map_err(|e| error(&self.path, e))?;
+    pub fn load(&self, kind: &str) -> Result<Streaks, LockoutError> {
+        let guard = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(db) = guard.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let txn = db.begin_read().map_err(|e| error(&self.path, e))?;
         let table = match txn.open_table(TABLE) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -121,10 +171,33 @@ impl LockoutStore {
     }
 
     /// Keeps `kept` as the streak of `kind` `id` (none: it ended),
-    /// committed before this returns.
+    /// committed before this returns. On failure the file is dropped, to
+    /// be opened again by the next call.
     pub fn put(&self, kind: &str, id: &str, kept: Option<Kept>) -> Result<(), LockoutError> {
+        let mut guard = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = Some(open_file(&self.path)?);
+        }
+        let Some(db) = guard.as_ref() else {
+            return Ok(());
+        };
+        let written = self.write(db, kind, id, kept);
+        if written.is_err() {
+            // redb refuses every write after a failed one: start anew.
+            *guard = None;
+        }
+        written
+    }
+
+    fn write(
+        &self,
+        db: &redb::Database,
+        kind: &str,
+        id: &str,
+        kept: Option<Kept>,
+    ) -> Result<(), LockoutError> {
         let key = format!("{kind}/{id}");
-        let txn = self.db.begin_write().map_err(|e| error(&self.path, e))?;
+        let txn = db.begin_write().map_err(|e| error(&self.path, e))?;
         {
             let mut table = txn.open_table(TABLE).map_err(|e| error(&self.path, e))?;
             match kept {
@@ -141,6 +214,28 @@ impl LockoutStore {
             }
         }
         txn.commit().map_err(|e| error(&self.path, e))
+    }
+}
+
+/// Opens or creates the file at `path`, owner-only, its name durable.
+fn open_file(path: &Path) -> Result<redb::Database, LockoutError> {
+    let existed = path.exists();
+    let db = redb::Database::create(path).map_err(|e| error(path, e))?;
+    let io = |e: Box<dyn std::error::Error + Send + Sync>| LockoutError {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    tally_service::files::make_private(path).map_err(|e| io(Box::new(e)))?;
+    if !existed {
+        tally_store::sync_parent_dir(path).map_err(|e| io(Box::new(e)))?;
+    }
+    Ok(db)
+}
+
+impl LockoutError {
+    /// redb's error, if it is one.
+    fn redb(&self) -> Option<&redb::Error> {
+        self.source.downcast_ref::<redb::Error>()
     }
 }
 
@@ -193,5 +288,39 @@ mod tests {
         );
         // One agent per data directory.
         assert!(LockoutStore::open(dir.path()).is_err());
+    }
+
+    /// A file that cannot be read at start is moved aside and the agent
+    /// starts with no streak; one another process holds is an error.
+    #[test]
+    fn an_unreadable_file_is_moved_aside_at_start() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join(LOCKOUTS_FILE), b"not a redb file")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (store, loaded) = LockoutStore::open_and_load(dir.path(), &["manager", "cashier"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(loaded, vec![Vec::new(), Vec::new()]);
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        assert!(
+            names
+                .iter()
+                .any(|n| n.starts_with("lockouts.redb.unreadable-")),
+            "{names:?}"
+        );
+        store
+            .put("manager", "ann", Some(Kept::default()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(LOCKOUTS_FILE))
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or_default();
+            assert_eq!(mode, 0o600);
+        }
+        assert!(LockoutStore::open_and_load(dir.path(), &["manager"]).is_err());
     }
 }

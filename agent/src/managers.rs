@@ -53,8 +53,8 @@ pub enum ApprovalError {
     #[error("too many wrong PINs for this manager; try again in {0} s")]
     Locked(u64),
     /// The attempt could not be counted on disk: refused unchecked.
-    #[error("the attempt could not be counted ({0}); try again")]
-    NotCounted(String),
+    #[error("the attempt could not be counted on the store's disk; try again (the agent's log says why)")]
+    NotCounted,
 }
 
 /// A configuration entry that is not a usable hash.
@@ -77,7 +77,7 @@ pub struct Managers {
     kept: Option<(Arc<LockoutStore>, &'static str)>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Streak {
     wrong: u32,
     locked_until: Option<Instant>,
@@ -109,20 +109,21 @@ impl Managers {
     }
 
     /// The same, its streaks kept in `store` as `kind` (`manager`,
-    /// `cashier`): those kept there for its configured ids are read back
-    /// now (at `now`, the wall clock being `wall`; a lockout never
-    /// outlasts the longest lockout (15 min) from now, whatever the clock
-    /// did).
+    /// `cashier`), starting from `loaded` (what the store held for that
+    /// kind: those of its configured ids are taken, at `now`, the wall
+    /// clock being `wall`; a lockout never outlasts the longest lockout,
+    /// 15 min, from now, whatever the clock did).
     pub fn keeping(
         self,
         store: Arc<LockoutStore>,
         kind: &'static str,
+        loaded: crate::lockouts::Streaks,
         now: Instant,
         wall: SystemTime,
-    ) -> Result<Self, crate::lockouts::LockoutError> {
+    ) -> Self {
         let wall_ms = unix_ms(wall);
         let mut failures = HashMap::new();
-        for (id, kept) in store.load(kind)? {
+        for (id, kept) in loaded {
             if !self.hashes.contains_key(&id) {
                 continue;
             }
@@ -138,11 +139,11 @@ impl Managers {
                 },
             );
         }
-        Ok(Self {
+        Self {
             failures: Mutex::new(failures),
             kept: Some((store, kind)),
             ..self
-        })
+        }
     }
 
     /// Whether any manager is configured.
@@ -170,6 +171,13 @@ impl Managers {
         };
         if known {
             self.begin(manager, now)?;
+        } else if let Some((store, kind)) = &self.kept {
+            // An unknown id costs the same durable write as a known one's
+            // wrong PIN (a row no configured id has), so neither timing
+            // nor a failure tells which ids exist.
+            store
+                .put(kind, "", Some(Kept::default()))
+                .map_err(not_counted)?;
         }
         let matches = PasswordHash::new(hash)
             .map(|h| {
@@ -210,6 +218,7 @@ impl Managers {
                 until.saturating_duration_since(at).as_secs().max(1),
             ));
         }
+        let before = *streak;
         streak.wrong = streak.wrong.saturating_add(1);
         if streak.wrong >= FREE_FAILURES {
             let doublings = (streak.wrong - FREE_FAILURES).min(16);
@@ -228,12 +237,21 @@ impl Managers {
                         .saturating_add(millis(until.saturating_duration_since(at)))
                 }),
             };
-            store
-                .put(kind, manager, Some(kept))
-                .map_err(|e| ApprovalError::NotCounted(e.to_string()))?;
+            if let Err(e) = store.put(kind, manager, Some(kept)) {
+                // No PIN is checked: no guess to count.
+                *streak = before;
+                return Err(not_counted(e));
+            }
         }
         Ok(())
     }
+}
+
+/// An attempt refused because it could not be counted on disk (the
+/// details logged, not told to the till).
+fn not_counted(e: crate::lockouts::LockoutError) -> ApprovalError {
+    tracing::error!(error = %e, "A PIN attempt could not be counted on disk; refused unchecked.");
+    ApprovalError::NotCounted
 }
 
 /// `t` as Unix milliseconds (0 before 1970).
@@ -350,10 +368,9 @@ mod tests {
         let store = || Arc::new(LockoutStore::open(dir.path()).unwrap_or_else(|e| panic!("{e}")));
         let wall = SystemTime::now();
         let t0 = Instant::now();
-        let kept = |store, now, wall| {
-            managers()
-                .keeping(store, "manager", now, wall)
-                .unwrap_or_else(|e| panic!("{e}"))
+        let kept = |store: Arc<LockoutStore>, now, wall| {
+            let loaded = store.load("manager").unwrap_or_else(|e| panic!("{e}"));
+            managers().keeping(store, "manager", loaded, now, wall)
         };
         let m = kept(store(), t0, wall);
         for _ in 0..FREE_FAILURES - 1 {
@@ -393,10 +410,21 @@ mod tests {
         }
         drop(m);
         // A cashier of the same id has a streak of its own.
-        let cashiers = managers()
-            .keeping(store(), "cashier", t0, SystemTime::now())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let cashiers = managers().keeping(store(), "cashier", Vec::new(), t0, SystemTime::now());
         assert_eq!(cashiers.verify("ann", Some("4711"), t0), Ok(()));
+        drop(cashiers);
+        // An unknown id costs a durable write too (a row no configured
+        // id has, ignored when read back), and counts nothing.
+        let s = store();
+        let m = managers().keeping(s.clone(), "manager", Vec::new(), t0, SystemTime::now());
+        assert_eq!(m.verify("eve", Some("1"), t0), Err(ApprovalError::Refused));
+        let rows = s.load("manager").unwrap_or_default();
+        assert!(
+            rows.iter()
+                .any(|(id, k)| id.is_empty() && *k == Kept::default()),
+            "{rows:?}"
+        );
+        assert!(!rows.iter().any(|(id, _)| id == "eve"), "{rows:?}");
     }
 
     /// Attempts still being hashed count against the lockout: a cashier

@@ -13,7 +13,10 @@
 //!   not get through, no live link, no answer to a request for rights in
 //!   the last 30 s: [`Reach`]) asks it once every few seconds only (a
 //!   probe: the hub may be back while the sync backs off), so offline
-//!   tills answer at once (reason `offline`) but for that one.
+//!   tills answer at once (reason `offline`) but for that one. A
+//!   manager's override is the exception: it asks whenever a hub is
+//!   configured (one request to a hub believed out of reach, within the
+//!   wait), since units it would record as found may be the hub's.
 //! - Safe whatever happens: a grant is a CRDT transfer the store merges;
 //!   a repeated one changes nothing, and the command is re-run under its
 //!   own id, so it is recorded once. A lost answer may hide a grant the
@@ -377,8 +380,8 @@ impl Rights {
     /// rounds ask for the units on the shelf item by item, then its
     /// approval takes as found what the hub did not give. Whether the
     /// hub may be asked is decided once per command ([`Self::may_ask`]:
-    /// a probe is one request's); a held override was decided reachable
-    /// (or a probe due) before its first run. `answered_at_ms`: when
+    /// a probe is one request's); an override is held whenever a hub is
+    /// configured ([`Self::run`]). `answered_at_ms`: when
     /// `outcome` was answered.
     async fn resolve_as(
         &self,
@@ -905,17 +908,24 @@ struct Asking<'a> {
 
 /// Whether the demand a refusal answered at `answered_at_ms` (the agent's
 /// clock, taken once the answer was heard) added has been reported to
-/// the hub, the sync's status being `s`: a sync began to read the store
-/// after it (its exchange perhaps still under way: see
-/// [`SyncSnapshot::last_sync_read_at_ms`]). One read at the same
-/// millisecond may or may not have seen it: not reported.
+/// the hub, the sync's status being `s`: a sync that succeeded, or one
+/// under way, began to read the store after it
+/// ([`SyncSnapshot::last_sync_read_at_ms`],
+/// [`SyncSnapshot::sync_read_in_flight_ms`]: taken back too, the sync's
+/// answer would clear it again from other customers' demand; should that
+/// sync then fail, the demand stays counted until the next reports it).
+/// One read at the same millisecond may or may not have seen it: not
+/// reported.
 ///
 /// Still approximate: a rerun decided just before a sync's read and
 /// committed just after it takes back demand the page carries. Exact
 /// would be for the committer to decide, against the flush that
 /// preceded the read.
 fn reported(s: &SyncSnapshot, answered_at_ms: u64) -> bool {
-    s.last_sync_read_at_ms.is_some_and(|t| t > answered_at_ms)
+    [s.last_sync_read_at_ms, s.sync_read_in_flight_ms]
+        .into_iter()
+        .flatten()
+        .any(|t| t > answered_at_ms)
 }
 
 /// Whether `cmd` is a sale a manager approved (it may sell beyond rights).
@@ -1245,6 +1255,12 @@ mod tests {
         );
         assert!(!reported(&synced(1_000), 1_000), "the same millisecond");
         assert!(reported(&synced(1_001), 1_000));
+        // A sync under way that read after it: its answer clears it.
+        let under_way = SyncSnapshot {
+            sync_read_in_flight_ms: Some(1_001),
+            ..SyncSnapshot::default()
+        };
+        assert!(reported(&under_way, 1_000));
     }
 
     /// A till's retry of a sale still running (a double press, a

@@ -15,12 +15,13 @@ pub struct SyncSnapshot {
     pub online: bool,
     /// When the last sync succeeded, Unix milliseconds.
     pub last_sync_at_ms: Option<u64>,
-    /// When a sync last began to read the store to report it (Unix ms;
-    /// every command answered before then is in what it reads), whether
-    /// or not its exchange got through since: a refusal's demand answered
-    /// before then is taken as reported (had the exchange failed, the
-    /// next sync reports it).
+    /// When the last sync that succeeded began to read the store it
+    /// reported (Unix ms; every command answered before then is in what
+    /// it read).
     pub last_sync_read_at_ms: Option<u64>,
+    /// The same, for a sync under way (read, its answer not yet applied):
+    /// its answer will clear the demand it carries.
+    pub sync_read_in_flight_ms: Option<u64>,
     /// Why syncing is stuck (revoked certificate, unsupported protocol…),
     /// until the next successful sync.
     pub error: Option<String>,
@@ -56,15 +57,29 @@ impl SyncStatus {
 
     /// A sync begins, at `at_ms`, to read the store it reports.
     pub fn reading(&self, at_ms: u64) {
-        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        s.last_sync_read_at_ms = Some(s.last_sync_read_at_ms.map_or(at_ms, |t| t.max(at_ms)));
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sync_read_in_flight_ms = Some(at_ms);
     }
 
-    /// A sync succeeded at `at_ms`.
+    /// The sync under way failed (or stopped): what it read is not
+    /// reported.
+    pub fn read_abandoned(&self) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sync_read_in_flight_ms = None;
+    }
+
+    /// A sync succeeded at `at_ms` (what it read is reported).
     pub fn synced(&self, at_ms: u64) {
         let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         s.online = true;
         s.error = None;
+        if let Some(read) = s.sync_read_in_flight_ms.take() {
+            s.last_sync_read_at_ms = Some(s.last_sync_read_at_ms.map_or(read, |t| t.max(read)));
+        }
         s.last_sync_at_ms = Some(s.last_sync_at_ms.map_or(at_ms, |t| t.max(at_ms)));
         drop(s);
         self.rounds.send_modify(|n| *n = n.wrapping_add(1));
@@ -116,9 +131,12 @@ mod tests {
         let s = SyncStatus::default();
         assert_eq!(s.snapshot(), SyncSnapshot::default());
         let rounds = s.rounds();
+        s.reading(7);
+        assert_eq!(s.snapshot().sync_read_in_flight_ms, Some(7));
+        s.read_abandoned();
+        assert_eq!(s.snapshot().sync_read_in_flight_ms, None);
         s.reading(8);
-        assert_eq!(s.snapshot().last_sync_read_at_ms, Some(8));
-        assert!(!s.snapshot().online, "read, not yet synced");
+        assert_eq!(s.snapshot().last_sync_read_at_ms, None, "read, not synced");
         s.synced(10);
         assert!(rounds.has_changed().unwrap(), "a waiter hears of the sync");
         s.reading(4);
@@ -129,6 +147,7 @@ mod tests {
                 online: true,
                 last_sync_at_ms: Some(10),
                 last_sync_read_at_ms: Some(8),
+                sync_read_in_flight_ms: None,
                 error: None,
                 live_since_ms: None,
                 hub_clock_offset_ms: None,

@@ -476,6 +476,9 @@ pub async fn run(
             r = sync_once(&ctx, &client, max_events) => r,
             _ = stop.changed() => return,
         };
+        if outcome.is_err() {
+            ctx.status.read_abandoned();
+        }
         match outcome {
             Ok(round) => {
                 failures = 0;

@@ -207,8 +207,8 @@ impl IntoResponse for ErrorAnswer {
                     secs,
                 )
             }
-            ErrorAnswer::Approval(e @ ApprovalError::NotCounted(_))
-            | ErrorAnswer::SignIn(e @ ApprovalError::NotCounted(_)) => (
+            ErrorAnswer::Approval(e @ ApprovalError::NotCounted)
+            | ErrorAnswer::SignIn(e @ ApprovalError::NotCounted) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorBody::new("unavailable", e.to_string()),
             ),

@@ -31,7 +31,8 @@ fn token(headers: &HeaderMap) -> Option<&str> {
 
 /// `POST /v1/cashiers/sign-in`: 201 with the session, 403
 /// `sign_in_refused`, 429 `sign_in_locked` (the cashier's wrong PINs, as
-/// managers'), 422 when no cashier is configured here.
+/// managers'), 503 when the attempt could not be counted on disk
+/// (`lockouts.redb`), 422 when no cashier is configured here.
 pub(super) async fn sign_in(
     State(state): State<AppState>,
     till: Option<Extension<Till>>,
