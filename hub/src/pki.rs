@@ -650,10 +650,22 @@ pub fn renew_for_csr(
     csr: &CsrRequest,
     clock: &dyn Clock,
 ) -> Result<IssuedIdentity, PkiError> {
-    let since_ms = clock.now_ms().saturating_sub(DAY_MS);
-    let recent = issued_since(revocations.data_dir(), store, since_ms)?;
+    let now_ms = clock.now_ms();
+    let since_ms = now_ms.saturating_sub(DAY_MS);
+    // This host's certificates, and those every host recorded in the
+    // shared list's source (hub processes on other hosts keep their own
+    // data directories): each counted once, by serial.
+    let mut recent: std::collections::HashMap<String, u64> =
+        issued_since(revocations.data_dir(), store, since_ms)?
+            .into_iter()
+            .collect();
+    for (serial, age_ms) in revocations.issued_last_day(store)? {
+        recent
+            .entry(serial.to_ascii_lowercase())
+            .or_insert(now_ms.saturating_sub(age_ms));
+    }
     if recent.len() >= MAX_ISSUED_PER_DAY {
-        let oldest = recent.iter().min().copied().unwrap_or(since_ms);
+        let oldest = recent.values().min().copied().unwrap_or(since_ms);
         return Err(PkiError::TooManyRenewals {
             store: store.to_string(),
             retry_after_s: (oldest.saturating_sub(since_ms) / 1000).max(1),
@@ -677,11 +689,15 @@ pub const MAX_ISSUED_PER_DAY: usize = 8;
 
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
-/// When (Unix ms, its `notBefore` plus the five minutes it is backdated)
-/// each certificate issued to `store` from `dir` since `since_ms` was
-/// issued. Reads the store's certificates, which the limit keeps to a few
-/// a day.
-fn issued_since(dir: &DataDir, store: &ReplicaId, since_ms: u64) -> Result<Vec<u64>, PkiError> {
+/// Each certificate issued to `store` from `dir` since `since_ms`: its
+/// serial (lowercase hex, from its file name) and when (Unix ms, its
+/// `notBefore` plus the five minutes it is backdated). Reads the store's
+/// certificates, which the limit keeps to a few a day.
+fn issued_since(
+    dir: &DataDir,
+    store: &ReplicaId,
+    since_ms: u64,
+) -> Result<Vec<(String, u64)>, PkiError> {
     let issued = dir.issued().join(store.as_str());
     let entries = match fs::read_dir(&issued) {
         Ok(e) => e,
@@ -708,7 +724,12 @@ fn issued_since(dir: &DataDir, store: &ReplicaId, since_ms: u64) -> Result<Vec<u
             .saturating_add(5 * 60);
         let from_ms = u64::try_from(from_s).unwrap_or(0).saturating_mul(1000);
         if from_ms > since_ms {
-            times.push(from_ms);
+            let serial = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            times.push((serial, from_ms));
         }
     }
     Ok(times)
@@ -1260,6 +1281,12 @@ pub trait RevocationList: Send + Sync + std::fmt::Debug {
     fn is_revoked_now(&self, serial: &str) -> Result<bool, String> {
         self.is_revoked(serial)
     }
+    /// The certificates recorded as issued to `store` in the last 24
+    /// hours by the source's own clock: each serial and how long ago
+    /// (ms). None recorded there: empty. Blocking.
+    fn issued_last_day(&self, _store: &str) -> Result<Vec<(String, u64)>, String> {
+        Ok(Vec::new())
+    }
 }
 
 /// The revocation list as the running hub sees it: re-read whenever the
@@ -1347,6 +1374,18 @@ impl Revocations {
                 .record_issued(store.as_str(), serial)
                 .map_err(PkiError::RevocationsUnavailable),
             None => Ok(()),
+        }
+    }
+
+    /// The certificates of `store` the shared list's source recorded in
+    /// its last 24 hours, each serial with how long ago (ms); empty
+    /// without a shared list. Blocking.
+    pub fn issued_last_day(&self, store: &ReplicaId) -> Result<Vec<(String, u64)>, PkiError> {
+        match &self.shared {
+            Some(list) => list
+                .issued_last_day(store.as_str())
+                .map_err(PkiError::RevocationsUnavailable),
+            None => Ok(Vec::new()),
         }
     }
 

@@ -186,6 +186,39 @@ async fn a_revocation_in_the_database_reaches_every_hub_process_at_once() {
     b.stop();
 }
 
+/// The limit of certificates a store is issued a day holds across hosts:
+/// renewals at a hub on another host (its own copy of the data
+/// directory, which never sees the first's certificates) count against
+/// the same limit, read from the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_renewal_limit_counts_every_hosts_certificates() {
+    use tally_service::identity::RenewRequest;
+    support::crypto();
+    let url = pg::database("renewals");
+    let args = ["--database", url.as_str()];
+    let a = ChildHub::start(&args);
+    let bundle = a.enroll("s1");
+    let b = a.on_a_copy(&args);
+    let (ca, cb) = (client(&a, &bundle), client(&b, &bundle));
+    // The enrollment counts: the store may renew MAX - 1 times a day,
+    // here at either host in turn.
+    let request = || RenewRequest {
+        csr: support::csr("s1").1,
+    };
+    for i in 1..tally_hub::pki::MAX_ISSUED_PER_DAY {
+        let c = if i % 2 == 0 { &cb } else { &ca };
+        let (status, body) = c.post_json("/v1/renew", &request()).await;
+        assert_eq!(status, StatusCode::OK, "renewal {i}: {body}");
+    }
+    for (c, name) in [(&ca, "a"), (&cb, "b")] {
+        let (status, body) = c.post_json("/v1/renew", &request()).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "at {name}: {body}");
+        assert_eq!(body["error"], "renewals_limited", "at {name}: {body}");
+    }
+    a.stop();
+    b.stop();
+}
+
 /// Polls hub `admin`'s `GET /v1/stores` until store `s` is live there.
 async fn wait_live(admin: &support::Admin, s: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

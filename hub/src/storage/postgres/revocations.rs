@@ -7,7 +7,8 @@
 //!
 //! The certificates hub processes issue are recorded here too
 //! ([`record_issued`]), so a revocation at any host covers every
-//! certificate of the store ([`issued_serials`]), and a renewal checks
+//! certificate of the store ([`issued_serials`]), the renewal limit
+//! counts every host's ([`issued_last_day`]), and a renewal checks
 //! the database itself ([`is_revoked_at`]) after recording, so it cannot
 //! slip past a revocation running at the same time (`crate::pki`'s
 //! revocation order).
@@ -88,6 +89,32 @@ pub fn issued_serials(url: &DatabaseUrl, store: &str) -> Result<Vec<String>, Sto
     })
 }
 
+/// The certificates recorded at `url` as issued to `store` in the
+/// database's last 24 hours: each serial and how long ago (ms, by the
+/// database's clock, so hosts' clocks do not matter). Blocking.
+pub fn issued_last_day(url: &DatabaseUrl, store: &str) -> Result<Vec<(String, u64)>, StorageError> {
+    with_connection(url, |conn| {
+        conn.query(
+            "SELECT serial,
+                    greatest(0, (extract(epoch FROM now() - issued_at) * 1000))::bigint
+             FROM hub_issued
+             WHERE store = $1 AND issued_at > now() - interval '24 hours'",
+            &[&store],
+        )?
+        .iter()
+        .map(|r| {
+            let serial: String = r
+                .try_get(0)
+                .map_err(|e| StorageError::corrupt("hub_issued", e))?;
+            let age: i64 = r
+                .try_get(1)
+                .map_err(|e| StorageError::corrupt("hub_issued", e))?;
+            Ok((serial, u64::try_from(age).unwrap_or(0)))
+        })
+        .collect()
+    })
+}
+
 /// Whether `serial` is revoked at `url`, read now (not a process's copy
 /// of the list). Blocking.
 pub fn is_revoked_at(url: &DatabaseUrl, serial: &str) -> Result<bool, StorageError> {
@@ -163,6 +190,10 @@ impl RevocationList for DbRevocations {
 
     fn is_revoked_now(&self, serial: &str) -> Result<bool, String> {
         is_revoked_at(&self.url, serial).map_err(|e| e.to_string())
+    }
+
+    fn issued_last_day(&self, store: &str) -> Result<Vec<(String, u64)>, String> {
+        issued_last_day(&self.url, store).map_err(|e| e.to_string())
     }
 }
 
