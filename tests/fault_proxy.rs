@@ -1,5 +1,5 @@
 //! Self-test of the fault-injecting proxy the end-to-end tests rely on:
-//! it must forward, black-hole and refuse exactly as it says.
+//! it must forward, black-hole, refuse and mute exactly as it says.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -98,4 +98,43 @@ async fn moves_clients_to_another_upstream_and_cuts_the_open_connections() {
     // The connection open before the move was cut: it reads its end.
     let ended = tokio::time::timeout(Duration::from_secs(5), open.read(&mut buf)).await;
     assert!(matches!(ended, Ok(Ok(0)) | Ok(Err(_))), "{ended:?}");
+}
+
+/// Muted, an open connection still carries the client's bytes to the
+/// server (counted forwarded) but none of the answer back; a new one is
+/// refused; unmuted (and cut), it all passes again.
+#[tokio::test]
+async fn mute_forwards_requests_and_drops_their_answers() {
+    let proxy = FaultProxy::start(echo_server().await).await.unwrap();
+    let mut open = TcpStream::connect(proxy.addr()).await.unwrap();
+    open.write_all(b"ping").await.unwrap();
+    let mut buf = [0u8; 4];
+    open.read_exact(&mut buf).await.unwrap();
+    let before = support::procs::eventually("the echo counted", Duration::from_secs(5), || async {
+        (proxy.bytes() == (4, 4))
+            .then_some(proxy.bytes())
+            .ok_or(format!("{:?}", proxy.bytes()))
+    })
+    .await;
+
+    proxy.mute();
+    assert_eq!(proxy.mode(), Mode::Mute);
+    open.write_all(b"pong").await.unwrap();
+    // The request reaches the server (its echo is read and dropped).
+    support::procs::eventually("the request forwarded", Duration::from_secs(5), || async {
+        (proxy.bytes().0 == before.0 + 4)
+            .then_some(())
+            .ok_or(format!("{:?}", proxy.bytes()))
+    })
+    .await;
+    let answer = tokio::time::timeout(Duration::from_millis(300), open.read(&mut buf)).await;
+    assert!(answer.is_err(), "no answer while muted: {answer:?}");
+    assert_eq!(proxy.bytes().1, before.1, "nothing came back");
+    assert!(
+        round_trip(proxy.addr()).await.is_err(),
+        "new connections refused"
+    );
+
+    proxy.set(Mode::Pass);
+    assert_eq!(round_trip(proxy.addr()).await.unwrap(), b"ping");
 }

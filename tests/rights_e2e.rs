@@ -9,7 +9,8 @@
 //! when the hub is back, its `GET /v1/stores` shows the store's lost
 //! sales by reason (the offline one too) and its refused online orders.
 //! A manager's override asks the hub for its reserve too, before it
-//! records any unit as found.
+//! records any unit as found. A grant whose answer was lost is asked for
+//! again, not granted twice.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use support::chain::{init_hub, start_agent, start_agent_with, start_hub, Api, LONG};
 use support::procs::{bin, eventually, Proc};
+use tally::demo::proxy::{FaultProxy, Mode};
 
 const A: &str = "04006381333931";
 const B: &str = "09780201379624";
@@ -420,6 +422,62 @@ async fn back_after_backing_off(dir: &Path) -> (Api, Api, Vec<Proc>) {
     let (hub_proc, again) = start_hub(&files, &hub_addr, dir.join("hub2.log"));
     assert_eq!(again, hub_url);
     (agent, hub, vec![agent_proc, hub_proc])
+}
+
+/// The hub grants a request for rights but its answer is lost on the
+/// way (a proxy mutes the store's connection after the request left):
+/// the sale is refused, and the hub holds one unit less for the store.
+/// The next sale short of that item asks again under the same request
+/// id, and the hub answers with the grant it made instead of granting a
+/// second unit: its reserve for online orders loses one unit, not two.
+#[tokio::test]
+async fn a_grant_whose_answer_was_lost_is_asked_again_not_granted_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = init_hub(tmp.path(), &["s1"]);
+    let (_hub_proc, hub_url) = start_hub(&files, "127.0.0.1:0", tmp.path().join("hub.log"));
+    let hub_addr: std::net::SocketAddr = hub_url.trim_start_matches("https://").parse().unwrap();
+    let proxy = FaultProxy::start(hub_addr).await.unwrap();
+    // Syncs only when something changed (no periodic one to bring the
+    // grant before the sale asks again).
+    let (_agent_proc, agent_url) = start_agent_with(
+        tmp.path(),
+        "s1",
+        &format!("https://{}", proxy.addr()),
+        &["--sync-interval", "600"],
+    );
+    let agent = Api::agent(&agent_url);
+    let hub = Api::hub(&hub_url, &files);
+    ten_on_the_shelf_two_in_the_hubs_reserve(&agent, &hub).await;
+    let (status, body, _) = sell(&agent, 8).await;
+    assert_eq!(status, 201, "{body}");
+    settled(&agent, &hub, 2).await;
+
+    proxy.mute();
+    let (status, body, _) = sell_one(&agent).await;
+    assert_eq!(status, 409, "the grant's answer was lost: {body}");
+    let hub_rights = || async {
+        let (_, at_hub) = hub.get(&format!("/v1/stock/{A}")).await.unwrap();
+        at_hub["stores"]["s1"]["hub_rights"].as_u64()
+    };
+    eventually("the hub to grant one unit", LONG, || async {
+        match hub_rights().await {
+            Some(1) => Ok(()),
+            other => Err(format!("hub_rights {other:?}")),
+        }
+    })
+    .await;
+
+    proxy.set(Mode::Pass);
+    let (status, body, _) = sell_one(&agent).await;
+    assert_eq!(status, 201, "asked again, granted: {body}");
+    assert_eq!(hub_rights().await, Some(1), "the same grant, not another");
+    settled(&agent, &hub, 1).await;
+    // The unit left: its rights still the hub's, for the next sale or
+    // an online order.
+    let (status, body, _) = sell_one(&agent).await;
+    assert_eq!(status, 201, "{body}");
+    let here = settled(&agent, &hub, 0).await;
+    assert_eq!(here["on_hand"].as_u64(), Some(0), "{here}");
 }
 
 /// The value of the agent's metric `series` (name and labels), 0 if it

@@ -2,7 +2,9 @@
 //! loopback: it passes traffic, black-holes it (a partition: connections
 //! hang, bytes vanish) or refuses it (connections closed at once).
 //! Switching mode also cuts every open connection, as a real outage does to
-//! requests in flight. TLS runs end to end through it (the agent talks to
+//! requests in flight. Muted ([`FaultProxy::mute`]), the open connections
+//! carry requests to the hub but lose its answers: the hub acts on a
+//! request whose client never hears of it. TLS runs end to end through it (the agent talks to
 //! the hub, the proxy only moves bytes). It can also be pointed at
 //! another upstream, as a TCP load balancer moves clients off a hub
 //! process that died. The end-to-end tests and the reconcile benchmark
@@ -25,6 +27,10 @@ pub enum Mode {
     Blackhole = 1,
     /// Close every connection at once: requests fail fast.
     Refuse = 2,
+    /// On the open connections, forward what the client sends, drop what
+    /// the upstream answers; new connections are refused
+    /// ([`FaultProxy::mute`]).
+    Mute = 3,
 }
 
 /// A running proxy; dropping it stops it.
@@ -66,8 +72,9 @@ impl FaultProxy {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let counters = b.clone();
+                let m2 = m.clone();
                 tokio::spawn(async move {
-                    if mode == Mode::Refuse as u8 {
+                    if mode == Mode::Refuse as u8 || mode == Mode::Mute as u8 {
                         drop(client);
                         return;
                     }
@@ -88,11 +95,11 @@ impl FaultProxy {
                     let (mut cr, mut cw) = client.into_split();
                     let (mut sr, mut sw) = server.into_split();
                     let up = async {
-                        pump(&mut cr, &mut sw, &counters[0]).await;
+                        pump(&mut cr, &mut sw, &counters[0], None).await;
                         sw.shutdown().await.ok();
                     };
                     let down = async {
-                        pump(&mut sr, &mut cw, &counters[1]).await;
+                        pump(&mut sr, &mut cw, &counters[1], Some(&m2)).await;
                         cw.shutdown().await.ok();
                     };
                     tokio::select! {
@@ -128,6 +135,14 @@ impl FaultProxy {
         self.generation.send_modify(|g| *g += 1);
     }
 
+    /// Mutes the open connections without cutting them (their TLS
+    /// sessions stand): what their clients send still reaches the
+    /// upstream, which answers into the void; new connections are
+    /// refused. [`Self::set`] ends it (and cuts them).
+    pub fn mute(&self) {
+        self.mode.store(Mode::Mute as u8, Ordering::SeqCst);
+    }
+
     /// Switches mode and cuts every open connection.
     pub fn set(&self, mode: Mode) {
         self.mode.store(mode as u8, Ordering::SeqCst);
@@ -147,7 +162,8 @@ impl FaultProxy {
         match self.mode.load(Ordering::SeqCst) {
             0 => Mode::Pass,
             1 => Mode::Blackhole,
-            _ => Mode::Refuse,
+            2 => Mode::Refuse,
+            _ => Mode::Mute,
         }
     }
 
@@ -158,16 +174,19 @@ impl FaultProxy {
 }
 
 /// Copies until EOF or error, counting bytes as they pass (so a cut
-/// connection's bytes are counted too).
+/// connection's bytes are counted too); while `mode` says
+/// [`Mode::Mute`], what is read is dropped (and not counted).
 async fn pump(
     from: &mut (impl tokio::io::AsyncRead + Unpin),
     to: &mut (impl tokio::io::AsyncWrite + Unpin),
     counter: &AtomicU64,
+    mode: Option<&AtomicU8>,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         match from.read(&mut buf).await {
             Ok(0) | Err(_) => return,
+            Ok(_) if mode.is_some_and(|m| m.load(Ordering::SeqCst) == Mode::Mute as u8) => {}
             Ok(n) => {
                 if to.write_all(&buf[..n]).await.is_err() {
                     return;
