@@ -58,6 +58,29 @@ pub struct LiveStore {
     pub location: LocationId,
     /// When its link opened (hub clock, Unix ms).
     pub since_ms: u64,
+    /// Where its opening falls among every hub process's link openings
+    /// (the database's sequence; none for the embedded hub, one process,
+    /// or a process too old to say).
+    pub order: Option<u64>,
+}
+
+impl LiveStore {
+    /// Whether this link opened after `other` (a link of the same
+    /// store): by their [`Self::order`] when both have one (the hosts'
+    /// clocks may disagree by more than a reconnection takes), else by
+    /// their hosts' clocks.
+    fn newer_than(&self, other: &LiveStore) -> bool {
+        match (self.order, other.order) {
+            (Some(a), Some(b)) => a > b,
+            _ => self.since_ms > other.since_ms,
+        }
+    }
+
+    /// Whether this is the link `other` names (its opening's time and
+    /// order).
+    fn same_link(&self, other: &LiveStore) -> bool {
+        self.since_ms == other.since_ms && self.order == other.order
+    }
 }
 
 struct Live {
@@ -159,6 +182,10 @@ pub enum BusMessage {
         location: LocationId,
         /// When its link opened (the sender's clock, Unix ms).
         since_ms: u64,
+        /// Its opening's place among every process's (the database's
+        /// sequence), if the sender has one: [`LiveStore::order`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        order: Option<u64>,
         /// Whether it is live.
         live: bool,
     },
@@ -399,6 +426,7 @@ impl Links {
             replica: store.replica.clone(),
             location: store.location.clone(),
             since_ms: store.since_ms,
+            order: store.order,
             live,
         });
     }
@@ -502,8 +530,15 @@ impl Links {
                 replica,
                 location,
                 since_ms,
+                order,
                 live,
             } => {
+                let announced = LiveStore {
+                    replica,
+                    location: location.clone(),
+                    since_ms,
+                    order,
+                };
                 let mut inner = self.lock();
                 if live {
                     // The newest link wins: a store connects anew when its
@@ -514,7 +549,7 @@ impl Links {
                     if inner
                         .live
                         .get(&location)
-                        .is_some_and(|l| l.store.since_ms < since_ms)
+                        .is_some_and(|l| announced.newer_than(&l.store))
                     {
                         inner.live.remove(&location);
                     }
@@ -525,17 +560,12 @@ impl Links {
                     let newer_known = inner
                         .remote
                         .get(&location)
-                        .is_some_and(|r| r.store.since_ms > since_ms && r.heard.elapsed() < ttl);
+                        .is_some_and(|r| r.store.newer_than(&announced) && r.heard.elapsed() < ttl);
                     if !newer_known {
-                        let store = LiveStore {
-                            replica,
-                            location: location.clone(),
-                            since_ms,
-                        };
                         inner.remote.insert(
                             location,
                             Remote {
-                                store,
+                                store: announced,
                                 heard: Instant::now(),
                             },
                         );
@@ -543,7 +573,7 @@ impl Links {
                 } else if inner
                     .remote
                     .get(&location)
-                    .is_some_and(|r| r.store.since_ms == since_ms)
+                    .is_some_and(|r| r.store.same_link(&announced))
                 {
                     inner.remote.remove(&location);
                 }
@@ -627,6 +657,17 @@ impl Links {
         who: &Identity,
         now_ms: u64,
     ) -> Option<(LinkGuard, mpsc::Receiver<Notice>)> {
+        self.connect_ordered(who, now_ms, None)
+    }
+
+    /// [`Self::connect`], the opening being `order`th among every hub
+    /// process's ([`LiveStore::order`]).
+    pub fn connect_ordered(
+        self: &Arc<Self>,
+        who: &Identity,
+        now_ms: u64,
+        order: Option<u64>,
+    ) -> Option<(LinkGuard, mpsc::Receiver<Notice>)> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(NOTICE_QUEUE);
         let mut inner = self.lock();
@@ -639,6 +680,7 @@ impl Links {
                 replica: who.replica.clone(),
                 location: who.location.clone(),
                 since_ms: now_ms,
+                order,
             },
             notices: tx,
         };
@@ -1376,6 +1418,7 @@ mod tests {
             replica: who.replica.clone(),
             location: who.location.clone(),
             since_ms,
+            order: None,
             live,
         }
     }
@@ -1582,6 +1625,47 @@ mod tests {
     /// every other: announced as the store is asked (on the bus ahead of
     /// the request, when that goes on the bus too: so before its
     /// release can reach any process), and their end announced too.
+    /// With the database's order of openings, the newest link wins
+    /// whatever the hosts' clocks say: a store reconnecting to a process
+    /// whose clock is a minute behind replaces its old link here, and the
+    /// old link's announcements (repeated until its pings time out) do
+    /// not take it back. An announcement without an order (a process too
+    /// old to give one) is judged by the clocks, as before.
+    #[tokio::test]
+    async fn the_newest_link_by_the_databases_order_wins_whatever_the_clocks() {
+        let (links, bus) = shared();
+        let s1 = who("s1");
+        let ordered = |since_ms, order, live| BusMessage::Live {
+            replica: s1.replica.clone(),
+            location: s1.location.clone(),
+            since_ms,
+            order: Some(order),
+            live,
+        };
+        // Opened here at 60,000 (this host's clock), 5th of all links.
+        let (g, mut rx) = links.connect_ordered(&s1, 60_000, Some(5)).unwrap();
+        bus.take();
+        // The store reconnected at a host a minute behind: 6th.
+        heard(&links, &ordered(1_000, 6, true));
+        let ended = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert_eq!(ended, Ok(None), "the old link here ended");
+        assert_eq!(links.live()[0].order, Some(6));
+        // This process's old link, announced again (its guard not yet
+        // gone): the newer stands.
+        heard(&links, &ordered(60_000, 5, true));
+        assert_eq!(links.live()[0].order, Some(6));
+        drop(g);
+        // The old link's end names its own opening: the newer stays.
+        heard(&links, &ordered(60_000, 5, false));
+        assert!(links.is_live(&s1.location));
+        // Without an order, the clocks decide.
+        heard(&links, &announced(&s1, 2_000, true));
+        assert_eq!(links.live()[0].since_ms, 2_000);
+        // The newer link ends: the store is not live.
+        heard(&links, &announced(&s1, 2_000, false));
+        assert!(!links.is_live(&s1.location));
+    }
+
     #[tokio::test]
     async fn units_held_for_an_order_are_held_at_every_process() {
         let (here, there) = (Links::new(), Links::new());
@@ -1596,6 +1680,7 @@ mod tests {
                 replica: s1.replica.clone(),
                 location: s1.location.clone(),
                 since_ms: 1,
+                order: None,
                 live: true,
             },
         );

@@ -42,6 +42,23 @@ fn the_schema_is_migrated_once_and_a_newer_one_is_refused() {
     assert!(err.contains("newer than this hub"), "{err}");
 }
 
+/// Every hub process over one database takes its links' places in one
+/// order (the database's sequence), rising whichever process asks.
+#[test]
+fn link_openings_are_ordered_across_hub_processes() {
+    let url = pg::database("link_order");
+    let db: DatabaseUrl = url.parse().unwrap();
+    let (a, b) = (
+        PgHub::connect(&db, settings()).unwrap(),
+        PgHub::connect(&db, settings()).unwrap(),
+    );
+    let mut seen = Vec::new();
+    for hub in [&a, &b, &a, &b] {
+        seen.push(hub.next_link_order().unwrap().unwrap());
+    }
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+}
+
 /// A hub process already running when a newer hub migrates the database
 /// (a rolling upgrade) writes nothing more: each batch checks the schema
 /// version under the write lock.

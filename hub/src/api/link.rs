@@ -48,7 +48,20 @@ pub(super) async fn link(State(st): State<AppState>, Extension(peer): Extension<
         Ok(who) => who,
         Err((_, response)) => return response,
     };
-    let Some((guard, notices)) = st.links.connect(&who, st.clock.now_ms()) else {
+    // Its place among every hub process's links (several processes over
+    // one database): a store reconnecting to another process replaces its
+    // old link there, whatever the hosts' clocks say. Without it (the
+    // database unreachable) the clocks decide, as before.
+    let storage = st.storage.clone();
+    let order = match tokio::task::spawn_blocking(move || storage.next_link_order()).await {
+        Ok(Ok(order)) => order,
+        Ok(Err(e)) => {
+            warn!(store = %who.replica, error = %e, "No link order from the database; the hosts' clocks order this link.");
+            None
+        }
+        Err(_) => None,
+    };
+    let Some((guard, notices)) = st.links.connect_ordered(&who, st.clock.now_ms(), order) else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",

@@ -658,6 +658,14 @@ pub trait HubStorage: Send + Sync + 'static {
     /// snapshot. Reads every event (time O(events)), one at a time
     /// (memory O(items × stores + sold EPCs)).
     fn audit(&self) -> Result<AuditReport, StorageError>;
+    /// The next place in the order of live links opened at every hub
+    /// process over this storage (`crate::link::LiveStore::order`): a
+    /// shared sequence, so which link of a store is the newest does not
+    /// hang on the hosts' clocks. `None` where one process is all there
+    /// is (the embedded hub).
+    fn next_link_order(&self) -> Result<Option<u64>, StorageError> {
+        Ok(None)
+    }
 }
 
 #[cfg(test)]

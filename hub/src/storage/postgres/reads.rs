@@ -285,6 +285,13 @@ impl HubStorage for PgHub {
         })
     }
 
+    fn next_link_order(&self) -> Result<Option<u64>, StorageError> {
+        self.read(|c| {
+            let row = c.query_one("SELECT nextval('hub_link_order')", &[])?;
+            int(&row, 0, "hub_link_order").map(Some)
+        })
+    }
+
     fn audit(&self) -> Result<AuditReport, StorageError> {
         self.read(|c| {
             snapshot(c, || {

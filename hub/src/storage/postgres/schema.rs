@@ -44,6 +44,11 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "commit marks",
         include_str!("migrations/0007_commit_marks.sql"),
     ),
+    (
+        8,
+        "link order",
+        include_str!("migrations/0008_link_order.sql"),
+    ),
 ];
 
 /// The advisory lock key migrations take turns on ("tally-mi" in ASCII).
