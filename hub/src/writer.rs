@@ -66,6 +66,9 @@ pub enum WriteError {
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Box<dyn Job>>,
+    /// Whether the writer thread still runs (a write queued as it stopped
+    /// is never answered: `tally_service::vital::answered`).
+    alive: tally_service::vital::Alive,
 }
 
 impl std::fmt::Debug for Writer {
@@ -88,7 +91,8 @@ impl Writer {
         let thread = tally_service::vital::spawn_checked("tally-hub-writer", move || {
             run(storage, metrics, rx, max_batch.max(1))
         })?;
-        Ok((Writer { tx }, thread))
+        let alive = thread.alive();
+        Ok((Writer { tx, alive }, thread))
     }
 
     /// Submits a store's sync (`who` from its certificate, `holds_at` the
@@ -262,7 +266,9 @@ impl Writer {
     {
         let (job, answer) = queued(input, write);
         self.tx.send(job).await.map_err(|_| WriteError::Stopped)?;
-        answer.await.map_err(|_| WriteError::Stopped)?
+        tally_service::vital::answered(answer, &self.alive)
+            .await
+            .ok_or(WriteError::Stopped)?
     }
 }
 

@@ -63,7 +63,7 @@ mod thread;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tally_service::vital::Vital;
+use tally_service::vital::{answered, Alive, Vital};
 
 use tally_store::StoreError;
 use tally_sync::clock::Clock;
@@ -338,6 +338,9 @@ impl Default for FlushBound {
 pub struct Committer {
     tx: mpsc::Sender<Request>,
     recorded: watch::Receiver<u64>,
+    /// Whether the committer thread still runs (its tickets stop waiting
+    /// once it is gone).
+    alive: Alive,
 }
 
 impl Committer {
@@ -352,7 +355,15 @@ impl Committer {
         let (tx, rx) = mpsc::channel(limits.queue.max(1));
         let (recorded_tx, recorded) = watch::channel(0u64);
         let handle = thread::spawn(db, metrics, limits, clock, rx, recorded_tx)?;
-        Ok((Committer { tx, recorded }, handle))
+        let alive = handle.alive();
+        Ok((
+            Committer {
+                tx,
+                recorded,
+                alive,
+            },
+            handle,
+        ))
     }
 
     /// Rises after every commit that appended events to the outbox: the
@@ -527,18 +538,31 @@ impl Committer {
             })
             .await
             .map_err(|_| CommitError::Closed)?;
-        Ok(Ticket(rx))
+        Ok(Ticket {
+            answer: rx,
+            committer: self.alive.clone(),
+        })
     }
 }
 
 /// The pending outcome of a queued job.
 #[derive(Debug)]
-pub struct Ticket<T>(oneshot::Receiver<Result<T, CommitError>>);
+pub struct Ticket<T> {
+    answer: oneshot::Receiver<Result<T, CommitError>>,
+    /// Whether the committer thread still runs.
+    committer: Alive,
+}
 
 impl<T> Ticket<T> {
-    /// Waits for the outcome (durable if recorded).
+    /// Waits for the outcome (durable if recorded), or
+    /// [`CommitError::Closed`] once the committer thread is gone without
+    /// answering (`tally_service::vital::answered`: a job queued just as
+    /// it stopped is never answered, nor dropped; seen once in CI, where
+    /// the power-cut model test hung on it).
     pub async fn wait(self) -> Result<T, CommitError> {
-        self.0.await.map_err(|_| CommitError::Closed)?
+        answered(self.answer, &self.committer)
+            .await
+            .ok_or(CommitError::Closed)?
     }
 }
 
@@ -564,5 +588,26 @@ mod tests {
     #[test]
     fn no_hold_never_waits() {
         assert!(!keep_holding(1, 1024, Duration::ZERO, Duration::ZERO));
+    }
+
+    /// A ticket whose job's reply channel outlives the committer thread
+    /// (a job put in the queue after the stopping thread emptied it) is
+    /// answered `Closed` once the thread is gone, not waited on for ever.
+    #[tokio::test]
+    async fn a_ticket_is_answered_once_the_committer_is_gone() {
+        let (go, stop) = std::sync::mpsc::channel::<()>();
+        let thread = tally_service::vital::spawn("committer", move || {
+            let _ = stop.recv();
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (kept_reply, answer) = oneshot::channel::<Result<u64, CommitError>>();
+        let ticket = Ticket {
+            answer,
+            committer: thread.alive(),
+        };
+        drop(go);
+        let waited = tokio::time::timeout(Duration::from_secs(5), ticket.wait()).await;
+        assert_eq!(waited, Ok(Err(CommitError::Closed)));
+        drop(kept_reply);
     }
 }
