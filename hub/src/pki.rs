@@ -650,6 +650,14 @@ pub fn renew_for_csr(
     csr: &CsrRequest,
     clock: &dyn Clock,
 ) -> Result<IssuedIdentity, PkiError> {
+    // One renewal at a time in this process, from the count to the
+    // record: a burst of renewals in parallel (a stolen key) cannot all
+    // pass the count before any is recorded. (Two hosts may each let one
+    // through at the same moment.)
+    let _one_at_a_time = revocations
+        .renewing
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let now_ms = clock.now_ms();
     let since_ms = now_ms.saturating_sub(DAY_MS);
     // This host's certificates, and those every host recorded in the
@@ -1300,6 +1308,10 @@ pub struct Revocations {
     path: PathBuf,
     cache: Mutex<(Option<FileStamp>, HashSet<String>)>,
     shared: Option<Arc<dyn RevocationList>>,
+    /// Held by a renewal from its count to its record
+    /// ([`renew_for_csr`]): renewals in parallel get no more than the
+    /// limit.
+    renewing: Mutex<()>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1317,6 +1329,7 @@ impl Revocations {
             path: dir.revoked(),
             cache: Mutex::new((None, HashSet::new())),
             shared: None,
+            renewing: Mutex::new(()),
         }
     }
 

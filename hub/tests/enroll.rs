@@ -188,6 +188,47 @@ async fn renewals_are_limited_per_store_and_day() {
     renew(&hub, &bundle).await.unwrap();
 }
 
+/// A burst of renewals sent at once (a stolen key) gets no more than
+/// the limit: each is counted after the one before it is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewals_sent_at_once_get_no_more_than_the_limit() {
+    let hub = TestHub::start(|_| {}).await;
+    let bundle = std::fs::read_to_string(hub.enroll("s1")).unwrap();
+    let burst = 4 * pki::MAX_ISSUED_PER_DAY;
+    // Each on a connection of its own, already open (its TLS handshake
+    // done), so the renewals arrive together.
+    let clients: Vec<HubClient> = (0..burst)
+        .map(|_| HubClient::new(&hub.base(), bundle.as_bytes(), true))
+        .collect();
+    for c in &clients {
+        let warm = c
+            .http
+            .get(format!("{}/v1/allocations", c.base))
+            .send()
+            .await;
+        assert!(warm.is_ok(), "{warm:?}");
+    }
+    let requests: Vec<RenewRequest> = (0..burst)
+        .map(|_| RenewRequest { csr: csr("s1").1 })
+        .collect();
+    let answers = futures_util::future::join_all(
+        clients
+            .iter()
+            .zip(&requests)
+            .map(|(c, r)| c.post_json("/v1/renew", r)),
+    )
+    .await;
+    let issued = answers.iter().filter(|a| a.0 == StatusCode::OK).count();
+    assert_eq!(issued, pki::MAX_ISSUED_PER_DAY - 1, "the enrollment counts");
+    for refused in answers.iter().filter(|a| a.0 != StatusCode::OK) {
+        assert_eq!(refused.0, StatusCode::TOO_MANY_REQUESTS, "{refused:?}");
+    }
+    assert_eq!(
+        pki::issued_serials(&hub.data, "s1").unwrap().len(),
+        pki::MAX_ISSUED_PER_DAY
+    );
+}
+
 /// A renewal that passed the certificate check, its body still on the
 /// way when the store is revoked (a stolen key keeping a renewal open to
 /// outlive its revocation): refused, and no certificate leaves the hub.

@@ -34,6 +34,10 @@ use crate::link::{Delivered, LinkGuard};
 use crate::storage::ReleaseResult;
 use crate::tls::Peer;
 
+/// How long a link's opening waits for its place in the database's
+/// order of links (`crate::link::LiveStore::order`).
+const LINK_ORDER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Largest report body (an id, an item, a count and one counter's own
 /// entries).
 const MAX_REPORT_BODY: usize = 64 * 1024;
@@ -51,15 +55,20 @@ pub(super) async fn link(State(st): State<AppState>, Extension(peer): Extension<
     // Its place among every hub process's links (several processes over
     // one database): a store reconnecting to another process replaces its
     // old link there, whatever the hosts' clocks say. Without it (the
-    // database unreachable) the clocks decide, as before.
+    // database slow or unreachable) the clocks decide, as before: the
+    // store is not kept from being live.
     let storage = st.storage.clone();
-    let order = match tokio::task::spawn_blocking(move || storage.next_link_order()).await {
-        Ok(Ok(order)) => order,
-        Ok(Err(e)) => {
+    let asked = tokio::task::spawn_blocking(move || storage.next_link_order());
+    let order = match tokio::time::timeout(LINK_ORDER_WAIT, asked).await {
+        Ok(Ok(Ok(order))) => order,
+        Ok(Ok(Err(e))) => {
             warn!(store = %who.replica, error = %e, "No link order from the database; the hosts' clocks order this link.");
             None
         }
-        Err(_) => None,
+        Ok(Err(_)) | Err(_) => {
+            warn!(store = %who.replica, "No link order from the database in time; the hosts' clocks order this link.");
+            None
+        }
     };
     let Some((guard, notices)) = st.links.connect_ordered(&who, st.clock.now_ms(), order) else {
         return error(

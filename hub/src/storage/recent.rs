@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tally_sync::lost::{ByReason, Lost, REASONS};
 use tally_sync::Shortage;
 
-/// Hours kept (and summed by [`Recent::last_day`]).
+/// Hours kept and summed by [`Recent::last_day`].
 pub const HOURS: u64 = 24;
 
 const HOUR_MS: u64 = 60 * 60 * 1000;
@@ -56,20 +56,17 @@ impl Recent {
         if lost.is_none() {
             return;
         }
-        if let Some(h) = self.hour_at(now_ms) {
-            h.lost.add(lost);
-        }
+        self.hour_at(now_ms).lost.add(lost);
     }
 
     /// Counts one online order refused for `reason` at `now_ms`.
     pub fn add_refused_order(&mut self, now_ms: u64, reason: Shortage) {
-        if let Some(h) = self.hour_at(now_ms) {
-            let n = h.refused_orders.get_mut(reason);
-            *n = n.saturating_add(1);
-        }
+        let n = self.hour_at(now_ms).refused_orders.get_mut(reason);
+        *n = n.saturating_add(1);
     }
 
-    /// The counts of the [`HOURS`] hours up to `now_ms`'s.
+    /// The counts of the [`HOURS`] hours up to `now_ms`'s (and the next
+    /// one: another hub process's clock may be a little ahead).
     pub fn last_day(&self, now_ms: u64) -> LastDay {
         let now = now_ms / HOUR_MS;
         let mut day = LastDay::default();
@@ -83,16 +80,14 @@ impl Recent {
         day
     }
 
-    /// The hour of `now_ms`, made if need be; the hours that left the
-    /// window go. `None` for an hour already out of it (the hub's clock
-    /// set back a day): not counted here, the totals have it.
-    fn hour_at(&mut self, now_ms: u64) -> Option<&mut Hour> {
+    /// The hour of `now_ms`, made if need be; the hours out of the window
+    /// around it go (at most [`HOURS`] + 1 are kept). A clock that ran
+    /// ahead hides nothing once the next count comes from a right one;
+    /// the price of a clock a day or more wrong is the day's counts it
+    /// drops when it counts (the totals keep them).
+    fn hour_at(&mut self, now_ms: u64) -> &mut Hour {
         let now = now_ms / HOUR_MS;
-        let newest = self.0.iter().map(|h| h.hour).max().unwrap_or(now).max(now);
-        self.0.retain(|h| in_window(h.hour, newest));
-        if !in_window(now, newest) {
-            return None;
-        }
+        self.0.retain(|h| in_window(h.hour, now));
         let at = match self.0.binary_search_by_key(&now, |h| h.hour) {
             Ok(i) => i,
             Err(i) => {
@@ -106,13 +101,14 @@ impl Recent {
                 i
             }
         };
-        self.0.get_mut(at)
+        &mut self.0[at]
     }
 }
 
-/// Whether `hour` is one of the [`HOURS`] hours up to `newest`'s.
-fn in_window(hour: u64, newest: u64) -> bool {
-    hour <= newest && newest - hour < HOURS
+/// Whether `hour` is one of the [`HOURS`] hours up to `now`'s, or the
+/// next (a clock a little ahead).
+fn in_window(hour: u64, now: u64) -> bool {
+    hour <= now.saturating_add(1) && now.saturating_sub(hour) < HOURS
 }
 
 #[cfg(test)]
@@ -155,19 +151,33 @@ mod tests {
         let mut r = Recent::default();
         let t0 = 1_000 * H;
         r.add_lost(t0, &lost(1, 1));
-        // An hour back: counted in its hour, kept in order.
+        // An hour back (another process's clock a little behind):
+        // counted in its hour, kept in order, the later hour still seen.
         r.add_lost(t0 - H, &lost(1, 2));
         assert_eq!(r.0.iter().map(|h| h.hour).collect::<Vec<_>>(), [999, 1_000]);
         assert_eq!(r.last_day(t0).lost_sales, lost(2, 3));
-        // A day back: not counted here.
-        r.add_lost(t0 - HOURS * H, &lost(5, 5));
-        assert_eq!(r.last_day(t0).lost_sales, lost(2, 3));
+        assert_eq!(r.last_day(t0 - H).lost_sales, lost(2, 3));
+
         // However many hours pass, at most a day of them is kept.
         for i in 0..100 {
             r.add_refused_order(t0 + i * H, Shortage::Offline);
         }
         assert_eq!(r.0.len(), HOURS as usize);
         assert_eq!(r.last_day(t0 + 99 * H).refused_orders.offline, HOURS);
+    }
+
+    /// A count made while a clock ran days ahead does not hide the
+    /// counts made once it is right again.
+    #[test]
+    fn a_clock_that_ran_ahead_does_not_blank_the_day() {
+        let mut r = Recent::default();
+        let t0 = 1_000 * H;
+        r.add_lost(t0 + 100 * H, &lost(9, 9));
+        r.add_lost(t0, &lost(1, 1));
+        assert_eq!(r.last_day(t0).lost_sales, lost(1, 1));
+        assert_eq!(r.0.len(), 1, "the hour ahead went");
+        r.add_lost(t0 + H, &lost(1, 1));
+        assert_eq!(r.last_day(t0 + H).lost_sales, lost(2, 2));
     }
 
     #[test]
@@ -178,5 +188,11 @@ mod tests {
         let json = serde_json::to_string(&r).unwrap_or_default();
         let back: Recent = serde_json::from_str(&json).unwrap_or_default();
         assert_eq!(back, r);
+        // A store record from before the field has none.
+        let old = serde_json::json!({"store": "s1", "first_sync_ms": 1, "last_sync_ms": 2,
+            "syncs": 1, "events_received": 0, "acked_events_upto": 0});
+        let record: super::super::StoreRecord =
+            serde_json::from_value(old).unwrap_or_else(|e| panic!("{e}"));
+        assert!(record.recent.is_empty());
     }
 }
