@@ -16,10 +16,10 @@
 //!
 //! Never in the way of selling: a write that fails (redb then refuses
 //! every later one) drops the open file, and the next attempt opens it
-//! again; a file that cannot be opened or read at start is moved aside
-//! (`lockouts.redb.unreadable-MS`) and the agent starts with no streak,
-//! logged as an error. (Whoever can damage the file can do worse on the
-//! box.)
+//! again; a file redb finds damaged or not its own at start is moved
+//! aside (`lockouts.redb.unreadable-MS`) and the agent starts with no
+//! streak, logged as an error (whoever can damage the file can do worse
+//! on the box); an I/O error stops the start, streaks kept.
 //!
 //! Row: key `kind/id` (kind `manager` or `cashier`) → wrong (4 bytes,
 //! little-endian), locked until (8, Unix ms; 0: not locked).
@@ -118,9 +118,17 @@ impl LockoutStore {
         };
         match attempt() {
             Ok(done) => Ok(done),
+            // Only a file redb finds damaged or cannot read as its own:
+            // an I/O error (permissions, a full disk) is the operator's
+            // to fix, the streaks kept.
             Err(e)
                 if e.path.exists()
-                    && !matches!(e.redb(), Some(redb::Error::DatabaseAlreadyOpen)) =>
+                    && e.redb().is_some_and(|r| match r {
+                        redb::Error::Corrupted(_) | redb::Error::UpgradeRequired(_) => true,
+                        // "Not a redb database".
+                        redb::Error::Io(io) => io.kind() == std::io::ErrorKind::InvalidData,
+                        _ => false,
+                    }) =>
             {
                 let aside = e.path.with_extension(format!(
                     "redb.unreadable-{}",

@@ -14,8 +14,10 @@
 //! [`LockoutStore`] ([`Managers::keeping`]) each count is on disk before
 //! the PIN is checked, and a restart keeps the streaks and lockouts
 //! (else whoever can restart the agent gets fresh guesses); an attempt
-//! whose count cannot be written is refused. An unknown manager costs the same hash as a known one, so
-//! timing does not tell which ids exist.
+//! whose count cannot be written is refused. An unknown manager costs
+//! the same hash as a known one. Which ids exist is no secret kept here
+//! (a known id's wrong PIN costs a disk write, and five lock it out);
+//! the PINs are.
 //!
 //! [`Managers::verify`] is CPU work (tens of milliseconds with the
 //! default parameters): call it on the blocking pool.
@@ -171,13 +173,6 @@ impl Managers {
         };
         if known {
             self.begin(manager, now)?;
-        } else if let Some((store, kind)) = &self.kept {
-            // An unknown id costs the same durable write as a known one's
-            // wrong PIN (a row no configured id has), so neither timing
-            // nor a failure tells which ids exist.
-            store
-                .put(kind, "", Some(Kept::default()))
-                .map_err(not_counted)?;
         }
         let matches = PasswordHash::new(hash)
             .map(|h| {
@@ -413,17 +408,11 @@ mod tests {
         let cashiers = managers().keeping(store(), "cashier", Vec::new(), t0, SystemTime::now());
         assert_eq!(cashiers.verify("ann", Some("4711"), t0), Ok(()));
         drop(cashiers);
-        // An unknown id costs a durable write too (a row no configured
-        // id has, ignored when read back), and counts nothing.
+        // An unknown id is kept nowhere.
         let s = store();
         let m = managers().keeping(s.clone(), "manager", Vec::new(), t0, SystemTime::now());
         assert_eq!(m.verify("eve", Some("1"), t0), Err(ApprovalError::Refused));
         let rows = s.load("manager").unwrap_or_default();
-        assert!(
-            rows.iter()
-                .any(|(id, k)| id.is_empty() && *k == Kept::default()),
-            "{rows:?}"
-        );
         assert!(!rows.iter().any(|(id, _)| id == "eve"), "{rows:?}");
     }
 

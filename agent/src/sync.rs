@@ -474,7 +474,10 @@ pub async fn run(
         recorded.mark_unchanged();
         let outcome = tokio::select! {
             r = sync_once(&ctx, &client, max_events) => r,
-            _ = stop.changed() => return,
+            _ = stop.changed() => {
+                ctx.status.read_abandoned();
+                return;
+            }
         };
         if outcome.is_err() {
             ctx.status.read_abandoned();

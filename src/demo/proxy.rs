@@ -143,7 +143,9 @@ impl FaultProxy {
         self.mode.store(Mode::Mute as u8, Ordering::SeqCst);
     }
 
-    /// Switches mode and cuts every open connection.
+    /// Switches mode and cuts every open connection ([`Mode::Mute`]
+    /// through it is [`Mode::Refuse`] in effect: no connection is left to
+    /// mute; use [`Self::mute`]).
     pub fn set(&self, mode: Mode) {
         self.mode.store(mode as u8, Ordering::SeqCst);
         self.generation.send_modify(|g| *g += 1);
