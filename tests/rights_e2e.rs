@@ -265,22 +265,7 @@ async fn an_override_takes_the_hubs_reserve_before_it_finds_stock() {
     let hub = Api::hub(&hub_url, &files);
     ten_on_the_shelf_two_in_the_hubs_reserve(&agent, &hub).await;
 
-    let asked = rights_requests(&agent).await;
-    let (status, body) = override_sale(&agent, 12).await;
-    assert_eq!(status, 201, "{body}");
-    assert_eq!(body["overridden"], true, "{body}");
-    assert_eq!(
-        rights_requests(&agent).await,
-        asked + 1,
-        "the hub was asked"
-    );
-    let id = body["sale_id"].as_str().unwrap();
-    let (_, sale) = agent.get(&format!("/v1/sales/{id}")).await.unwrap();
-    assert_eq!(
-        sale["override"]["shortfall"],
-        json!([{"gtin": A, "units": 2}]),
-        "found only what the shelf did not show: {sale}"
-    );
+    overrides_after_asking_once(&agent, 12, 2).await;
     let here = settled(&agent, &hub, 0).await;
     assert_eq!(
         (here["on_hand"].as_u64(), here["rights"].as_u64()),
@@ -312,6 +297,23 @@ fn manager_ann(dir: &Path) -> String {
     let config = dir.join("s1.toml");
     std::fs::write(&config, &out.stdout).unwrap();
     config.to_str().unwrap().to_string()
+}
+
+/// Manager ann's override of `qty` units of A is recorded after one
+/// request to the hub, finding `found` units beyond the shelf's.
+async fn overrides_after_asking_once(agent: &Api, qty: u64, found: u64) {
+    let asked = rights_requests(agent).await;
+    let (status, body) = override_sale(agent, qty).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["overridden"], true, "{body}");
+    assert_eq!(rights_requests(agent).await, asked + 1, "the hub was asked");
+    let id = body["sale_id"].as_str().unwrap();
+    let (_, sale) = agent.get(&format!("/v1/sales/{id}")).await.unwrap();
+    assert_eq!(
+        sale["override"]["shortfall"],
+        json!([{"gtin": A, "units": found}]),
+        "found only what the shelf did not show: {sale}"
+    );
 }
 
 /// A sale of `qty` units of A that manager ann approved.
@@ -354,21 +356,7 @@ async fn a_store_backing_off_asks_the_hub_as_soon_as_it_is_back() {
 async fn an_override_asks_a_hub_believed_out_of_reach_before_it_finds_stock() {
     let tmp = tempfile::tempdir().unwrap();
     let (agent, hub, _procs) = back_after_backing_off(tmp.path()).await;
-    let asked = rights_requests(&agent).await;
-    let (status, body) = override_sale(&agent, 3).await;
-    assert_eq!(status, 201, "{body}");
-    assert_eq!(
-        rights_requests(&agent).await,
-        asked + 1,
-        "the hub was asked"
-    );
-    let id = body["sale_id"].as_str().unwrap();
-    let (_, sale) = agent.get(&format!("/v1/sales/{id}")).await.unwrap();
-    assert_eq!(
-        sale["override"]["shortfall"],
-        json!([{"gtin": A, "units": 1}]),
-        "found only what the shelf did not show: {sale}"
-    );
+    overrides_after_asking_once(&agent, 3, 1).await;
     settled(&agent, &hub, 0).await;
 }
 
