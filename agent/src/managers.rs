@@ -59,11 +59,13 @@ pub enum ApprovalError {
     NotCounted,
 }
 
-/// A configuration entry that is not a usable hash.
+/// A configuration entry that cannot be used: an id no request could
+/// name as written (empty, padded, control characters, longer than the
+/// API takes, twice), or a `pin_argon2` that is not an Argon2 hash.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("manager {id}: pin_argon2 is not an Argon2 hash (PHC string): {why}")]
-pub struct BadHash {
-    /// The manager.
+#[error("id {id:?}: {why}")]
+pub struct BadEntry {
+    /// The entry's id.
     pub id: String,
     /// Why.
     pub why: String,
@@ -86,15 +88,34 @@ struct Streak {
 }
 
 impl Managers {
-    /// From the configuration's entries (each hash checked).
-    pub fn new(entries: &[ManagerConfig]) -> Result<Self, BadHash> {
+    /// From the configuration's entries (each id and hash checked).
+    pub fn new(entries: &[ManagerConfig]) -> Result<Self, BadEntry> {
         let mut hashes = HashMap::new();
         for m in entries {
-            PasswordHash::new(&m.pin_argon2).map_err(|e| BadHash {
+            let bad = |why: String| BadEntry {
                 id: m.id.clone(),
-                why: e.to_string(),
+                why,
+            };
+            if m.id.trim().is_empty() || m.id.trim() != m.id {
+                return Err(bad("empty, or spaces around it".into()));
+            }
+            if m.id.chars().any(char::is_control) {
+                return Err(bad("control characters".into()));
+            }
+            if m.id.len() > tally_sync::limits::MAX_STAFF_ID_BYTES {
+                return Err(bad(format!(
+                    "longer than {} bytes",
+                    tally_sync::limits::MAX_STAFF_ID_BYTES
+                )));
+            }
+            PasswordHash::new(&m.pin_argon2).map_err(|e| {
+                bad(format!(
+                    "pin_argon2 is not an Argon2 hash (PHC string): {e}"
+                ))
             })?;
-            hashes.insert(m.id.clone(), m.pin_argon2.clone());
+            if hashes.insert(m.id.clone(), m.pin_argon2.clone()).is_some() {
+                return Err(bad("listed twice".into()));
+            }
         }
         // What an unknown id is checked against: the same cost as the
         // first manager's hash (or the defaults).
@@ -460,5 +481,17 @@ mod tests {
             pin_argon2: "4711".into(),
         };
         assert!(Managers::new(&[bad]).is_err());
+        // Ids a request could not name as written, or twice.
+        let entry = |id: &str| ManagerConfig {
+            id: id.into(),
+            pin_argon2: hash_pin_cheap("4711").unwrap_or_default(),
+        };
+        for id in ["", " ", " ann", "ann ", "a\u{7}n", &"a".repeat(129)] {
+            let refused = Managers::new(&[entry(id)]);
+            assert!(refused.is_err(), "{id:?}");
+        }
+        let twice = Managers::new(&[entry("ann"), entry("ann")]).unwrap_err();
+        assert!(twice.to_string().contains("twice"), "{twice}");
+        assert!(Managers::new(&[entry("Ann O'Neil")]).is_ok());
     }
 }
