@@ -684,20 +684,33 @@ impl Links {
             },
             notices: tx,
         };
-        // A replaced link's sender is dropped here: its stream ends.
         let store = live.store.clone();
+        let guard = LinkGuard {
+            links: self.clone(),
+            location: who.location.clone(),
+            id,
+        };
+        // Another process announced a later link of the store while this
+        // one took its place in the database's order: this is the store's
+        // old connection. It ends at once (its sender dropped, its stream
+        // finishes) and the later one stands. (Judged by the order only:
+        // by the hosts' clocks, the link opening here is the newest.)
+        let ttl = self.remote_ttl.get().copied().unwrap_or_default();
+        let later_elsewhere = inner.remote.get(&who.location).is_some_and(|r| {
+            matches!((r.store.order, order), (Some(there), Some(here)) if there > here)
+                && r.heard.elapsed() < ttl
+        });
+        if later_elsewhere {
+            drop(inner);
+            drop(live);
+            return Some((guard, rx));
+        }
+        // A replaced link's sender is dropped here: its stream ends.
         inner.live.insert(who.location.clone(), live);
         inner.remote.remove(&who.location);
         drop(inner);
         self.announce(&store, true);
-        Some((
-            LinkGuard {
-                links: self.clone(),
-                location: who.location.clone(),
-                id,
-            },
-            rx,
-        ))
+        Some((guard, rx))
     }
 
     /// Ends every link (their streams finish) and refuses new ones: the
@@ -1664,6 +1677,17 @@ mod tests {
         // The newer link ends: the store is not live.
         heard(&links, &announced(&s1, 2_000, false));
         assert!(!links.is_live(&s1.location));
+
+        // A link whose place came before a later one another process
+        // announced meanwhile is the store's old connection: it ends at
+        // once, and the later one stands.
+        heard(&links, &ordered(3_000, 9, true));
+        bus.take();
+        let (_old, mut rx) = links.connect_ordered(&s1, 3_001, Some(8)).unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert_eq!(ended, Ok(None), "the old connection's stream ends");
+        assert_eq!(links.live()[0].order, Some(9));
+        assert!(bus.take().is_empty(), "nothing announced for it");
     }
 
     #[tokio::test]
