@@ -234,7 +234,10 @@ pub async fn run(
                 loaded.pop().unwrap_or_default(),
                 loaded.pop().unwrap_or_default(),
             );
-            let (now, wall) = (std::time::Instant::now(), std::time::SystemTime::now());
+            let (now, wall) = (
+                std::time::Instant::now(),
+                tally_sync::clock::Clock::now_ms(&tally_store::SystemClock),
+            );
             Ok::<_, lockouts::LockoutError>((
                 managers.keeping(store.clone(), "manager", managers_kept, now, wall),
                 cashiers.keeping(store, "cashier", cashiers_kept, now, wall),

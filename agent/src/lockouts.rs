@@ -132,9 +132,7 @@ impl LockoutStore {
             {
                 let aside = e.path.with_extension(format!(
                     "redb.unreadable-{}",
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::SystemTime::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis())
+                    tally_sync::clock::Clock::now_ms(&tally_store::SystemClock)
                 ));
                 tracing::error!(error = %e, aside = %aside.display(), "The PIN lockouts file cannot be read: moved aside; every wrong-PIN streak starts afresh.");
                 std::fs::rename(&e.path, &aside).map_err(|io| LockoutError {

@@ -24,7 +24,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
+
+use tally_store::SystemClock;
+use tally_sync::clock::Clock;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -134,7 +137,7 @@ impl Managers {
     /// The same, its streaks kept in `store` as `kind` (`manager`,
     /// `cashier`), starting from `loaded` (what the store held for that
     /// kind: those of its configured ids are taken, at `now`, the wall
-    /// clock being `wall`; a lockout never outlasts the longest lockout,
+    /// clock being `wall_ms`, Unix ms; a lockout never outlasts the longest lockout,
     /// 15 min, from now, whatever the clock did).
     pub fn keeping(
         self,
@@ -142,9 +145,8 @@ impl Managers {
         kind: &'static str,
         loaded: crate::lockouts::Streaks,
         now: Instant,
-        wall: SystemTime,
+        wall_ms: u64,
     ) -> Self {
-        let wall_ms = unix_ms(wall);
         let mut failures = HashMap::new();
         for (id, kept) in loaded {
             if !self.hashes.contains_key(&id) {
@@ -249,7 +251,8 @@ impl Managers {
             let kept = Kept {
                 wrong: streak.wrong,
                 locked_until_ms: streak.locked_until.map(|until| {
-                    unix_ms(SystemTime::now())
+                    SystemClock
+                        .now_ms()
                         .saturating_add(millis(until.saturating_duration_since(at)))
                 }),
             };
@@ -268,11 +271,6 @@ impl Managers {
 fn not_counted(e: crate::lockouts::LockoutError) -> ApprovalError {
     tracing::error!(error = %e, "A PIN attempt could not be counted on disk; refused unchecked.");
     ApprovalError::NotCounted
-}
-
-/// `t` as Unix milliseconds (0 before 1970).
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, millis)
 }
 
 /// `d` in whole milliseconds, saturating.
@@ -382,7 +380,7 @@ mod tests {
     fn a_restart_keeps_the_streak_and_the_lockout() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let store = || Arc::new(LockoutStore::open(dir.path()).unwrap_or_else(|e| panic!("{e}")));
-        let wall = SystemTime::now();
+        let wall = SystemClock.now_ms();
         let t0 = Instant::now();
         let kept = |store: Arc<LockoutStore>, now, wall| {
             let loaded = store.load("manager").unwrap_or_else(|e| panic!("{e}"));
@@ -402,7 +400,7 @@ mod tests {
         ));
         drop(m);
         // Restarted 10 s later by the wall clock: 20 s left.
-        let later = SystemTime::now() + Duration::from_secs(10);
+        let later = SystemClock.now_ms() + 10_000;
         let m = kept(store(), t0, later);
         assert!(matches!(
             m.verify("ann", Some("4711"), t0),
@@ -410,7 +408,7 @@ mod tests {
         ));
         drop(m);
         // The clock set back a day: no more than the longest lockout.
-        let back = SystemTime::now() - Duration::from_secs(86_400);
+        let back = SystemClock.now_ms() - 86_400_000;
         let m = kept(store(), t0, back);
         assert_eq!(
             m.verify("ann", Some("4711"), t0),
@@ -420,18 +418,18 @@ mod tests {
         let over = t0 + MAX_LOCKOUT;
         assert_eq!(m.verify("ann", Some("4711"), over), Ok(()));
         drop(m);
-        let m = kept(store(), t0, SystemTime::now());
+        let m = kept(store(), t0, SystemClock.now_ms());
         for _ in 0..FREE_FAILURES - 1 {
             assert_eq!(m.verify("ann", Some("1"), t0), Err(ApprovalError::Refused));
         }
         drop(m);
         // A cashier of the same id has a streak of its own.
-        let cashiers = managers().keeping(store(), "cashier", Vec::new(), t0, SystemTime::now());
+        let cashiers = managers().keeping(store(), "cashier", Vec::new(), t0, SystemClock.now_ms());
         assert_eq!(cashiers.verify("ann", Some("4711"), t0), Ok(()));
         drop(cashiers);
         // An unknown id is kept nowhere.
         let s = store();
-        let m = managers().keeping(s.clone(), "manager", Vec::new(), t0, SystemTime::now());
+        let m = managers().keeping(s.clone(), "manager", Vec::new(), t0, SystemClock.now_ms());
         assert_eq!(m.verify("eve", Some("1"), t0), Err(ApprovalError::Refused));
         let rows = s.load("manager").unwrap_or_default();
         assert!(!rows.iter().any(|(id, _)| id == "eve"), "{rows:?}");
