@@ -93,6 +93,22 @@ impl<T> ByReason<T> {
     }
 }
 
+impl ByReason<u64> {
+    /// Counts one more for `reason` (saturating).
+    pub fn count_one(&mut self, reason: Shortage) {
+        let n = self.get_mut(reason);
+        *n = n.saturating_add(1);
+    }
+
+    /// Adds `other`'s counts, reason by reason (saturating).
+    pub fn add(&mut self, other: &ByReason<u64>) {
+        for reason in REASONS {
+            let n = self.get_mut(reason);
+            *n = n.saturating_add(*other.get(reason));
+        }
+    }
+}
+
 impl ByReason<Lost> {
     /// Adds `other`'s counts, reason by reason (saturating).
     pub fn add(&mut self, other: &ByReason<Lost>) {

@@ -10,7 +10,7 @@
 //! the record stays small whatever the store's past. Pure.
 
 use serde::{Deserialize, Serialize};
-use tally_sync::lost::{ByReason, Lost, REASONS};
+use tally_sync::lost::{ByReason, Lost};
 use tally_sync::Shortage;
 
 /// Hours kept and summed by [`Recent::last_day`].
@@ -61,8 +61,7 @@ impl Recent {
 
     /// Counts one online order refused for `reason` at `now_ms`.
     pub fn add_refused_order(&mut self, now_ms: u64, reason: Shortage) {
-        let n = self.hour_at(now_ms).refused_orders.get_mut(reason);
-        *n = n.saturating_add(1);
+        self.hour_at(now_ms).refused_orders.count_one(reason);
     }
 
     /// The counts of the [`HOURS`] hours up to `now_ms`'s (and the next
@@ -72,10 +71,7 @@ impl Recent {
         let mut day = LastDay::default();
         for h in self.0.iter().filter(|h| in_window(h.hour, now)) {
             day.lost_sales.add(&h.lost);
-            for reason in REASONS {
-                let n = day.refused_orders.get_mut(reason);
-                *n = n.saturating_add(*h.refused_orders.get(reason));
-            }
+            day.refused_orders.add(&h.refused_orders);
         }
         day
     }

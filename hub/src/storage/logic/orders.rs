@@ -207,8 +207,7 @@ pub(crate) fn order_refused<T: HubTxn>(
     let Some(mut record) = txn.store_record(store.as_str())? else {
         return Ok(false);
     };
-    let n = record.refused_orders.get_mut(reason);
-    *n = n.saturating_add(1);
+    record.refused_orders.count_one(reason);
     record.recent.add_refused_order(now_ms, reason);
     txn.put_store_record(&record)?;
     Ok(true)
