@@ -695,11 +695,9 @@ impl Links {
         // old connection. It ends at once (its sender dropped, its stream
         // finishes) and the later one stands. (Judged by the order only:
         // by the hosts' clocks, the link opening here is the newest.)
-        let ttl = self.remote_ttl.get().copied().unwrap_or_default();
-        let later_elsewhere = inner.remote.get(&who.location).is_some_and(|r| {
-            matches!((r.store.order, order), (Some(there), Some(here)) if there > here)
-                && r.heard.elapsed() < ttl
-        });
+        let later_elsewhere = self
+            .remote(&inner, &who.location)
+            .is_some_and(|r| matches!((r.order, order), (Some(there), Some(here)) if there > here));
         if later_elsewhere {
             drop(inner);
             drop(live);
