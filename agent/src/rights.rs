@@ -436,7 +436,7 @@ impl Rights {
                 let out_of_reach = !self.reachable_now();
                 let cmd = cmd.with_id_or(self.fresh_id());
                 let first_demand = refused_demand(&outcome);
-                let first_at = self.first_refused_at(&cmd, answered_at_ms).await?;
+                let first_at = self.first_refused_at(&cmd, answered_at_ms).await;
                 let asking = Asking {
                     cmd: &cmd,
                     first: (first_demand.as_slice(), first_at),
@@ -468,11 +468,10 @@ impl Rights {
         // What the first refusal added to the store's demand: taken back
         // if a rerun records the sale (unless a sync reported it since).
         let first_demand = refused_demand(&outcome);
-        let first_at = self.first_refused_at(&cmd, answered_at_ms).await?;
-        let first = (first_demand.as_slice(), first_at);
+        let first_at = self.first_refused_at(&cmd, answered_at_ms).await;
         let asking = Asking {
             cmd: &cmd,
-            first,
+            first: (first_demand.as_slice(), first_at),
             overrides,
         };
         let deadline = Instant::now() + self.wait;
@@ -674,12 +673,12 @@ impl Rights {
             .await?)
     }
 
-    /// When `cmd` was first refused (now, unless a till's earlier post
+    /// When `cmd` was first refused (`now`, unless a till's earlier post
     /// under its id was refused for rights): its demand was counted
     /// then, and a sync since has reported it ([`Self::unmet`]).
-    async fn first_refused_at(&self, cmd: &Command, now: u64) -> Result<u64, CommitError> {
+    async fn first_refused_at(&self, cmd: &Command, now: u64) -> u64 {
         let Some(id) = cmd.id() else {
-            return Ok(now);
+            return now;
         };
         // Only the demand taken back depends on it: a read that fails
         // takes now (as if the first refusal were this one).
@@ -694,7 +693,7 @@ impl Rights {
                 None
             }
         };
-        Ok(at.map_or(now, |t| t.min(now)))
+        at.map_or(now, |t| t.min(now))
     }
 
     /// How `asking`'s command runs again after its first refusal.
